@@ -1,0 +1,241 @@
+"""msgpack encoding of typed messages: the only place that knows the wire format.
+
+Every message, log command and control request is a frozen dataclass registered
+here under a short, stable tag. On the wire a message is
+
+    msgpack([PROTOCOL_VERSION, tag, [field values in declaration order]])
+
+with nested registered dataclasses carried as msgpack ext type 1 holding
+``[tag, [fields]]``. Decoding checks the version, the tag, the field count and
+every field's type against the dataclass annotations, so garbage from a socket
+becomes a ``ProtocolError`` (invariant 6) and never a half-built object.
+
+Why positional fields: frames stay small and decoding fast; adding a field at
+the end with a default keeps old frames readable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import types
+import typing
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import msgpack
+
+from swarmcompute.errors import ProtocolError
+
+PROTOCOL_VERSION = 1
+_EXT_MESSAGE = 1
+
+T = TypeVar("T")
+
+_BY_TAG: dict[str, type] = {}
+_TAG_OF: dict[type, str] = {}
+_FIELDS: dict[type, tuple[tuple[str, Callable[[Any], Any]], ...]] = {}
+_REQUIRED: dict[type, int] = {}
+
+
+def message(tag: str) -> Callable[[type[T]], type[T]]:
+    """Class decorator: register a frozen dataclass under ``tag`` (unique, stable)."""
+
+    def register(cls: type[T]) -> type[T]:
+        if not dataclasses.is_dataclass(cls):
+            raise TypeError(f"{cls.__name__} must be a dataclass to be a message")
+        if tag in _BY_TAG and _BY_TAG[tag] is not cls:
+            raise TypeError(f"message tag {tag!r} is used by {_BY_TAG[tag].__name__} already")
+        _BY_TAG[tag] = cls
+        _TAG_OF[cls] = tag
+        return cls
+
+    return register
+
+
+def tag_of(obj: object) -> str:
+    return _TAG_OF[type(obj)]
+
+
+def to_msgpack_obj(obj: object) -> list[Any]:
+    """``[tag, [fields]]`` for a registered message (nested ones become ext types)."""
+    cls = type(obj)
+    tag = _TAG_OF.get(cls)
+    if tag is None:
+        raise TypeError(f"{cls.__name__} is not a registered message")
+    return [tag, [getattr(obj, f.name) for f in dataclasses.fields(obj)]]  # type: ignore[arg-type]
+
+
+def _default(obj: object) -> Any:
+    if type(obj) in _TAG_OF:
+        return msgpack.ExtType(_EXT_MESSAGE, _packb(to_msgpack_obj(obj)))
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    raise TypeError(f"cannot encode {type(obj).__name__}")
+
+
+def _packb(obj: Any) -> bytes:
+    return msgpack.packb(obj, default=_default, use_bin_type=True)
+
+
+def encode(msg: object) -> bytes:
+    """Serialize a registered message with the protocol version."""
+    tag, values = to_msgpack_obj(msg)
+    return _packb([PROTOCOL_VERSION, tag, values])
+
+
+def _ext_hook(code: int, data: bytes) -> Any:
+    if code != _EXT_MESSAGE:
+        raise ProtocolError(f"unknown msgpack ext type {code}")
+    raw = msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False)
+    if not (isinstance(raw, list) and len(raw) == 2):
+        raise ProtocolError("malformed nested message")
+    return build(raw[0], raw[1])
+
+
+def decode(data: bytes, *, max_bytes: int = 64 * 1024 * 1024) -> Any:
+    """Parse and type-check one message; any problem is a ``ProtocolError``."""
+    if len(data) > max_bytes:
+        raise ProtocolError(f"message of {len(data)} bytes exceeds the {max_bytes}-byte limit")
+    try:
+        raw = msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False)
+    except ProtocolError:
+        raise
+    except Exception as exc:  # msgpack raises several unrelated types on garbage
+        raise ProtocolError(f"undecodable msgpack: {type(exc).__name__}") from None
+    if not (isinstance(raw, list) and len(raw) == 3):
+        raise ProtocolError("a message must be [version, tag, fields]")
+    version, tag, values = raw
+    if version != PROTOCOL_VERSION:
+        raise ProtocolError(f"protocol version {version!r} is not supported (this node speaks {PROTOCOL_VERSION})")
+    return build(tag, values)
+
+
+def build(tag: Any, values: Any) -> Any:
+    """Construct the message ``tag`` from positional ``values``, checking types."""
+    cls = _BY_TAG.get(tag) if isinstance(tag, str) else None
+    if cls is None:
+        raise ProtocolError(f"unknown message type {tag!r}")
+    if not isinstance(values, list):
+        raise ProtocolError(f"{tag}: fields must be a list")
+    fields = _fields_of(cls)
+    if not (_REQUIRED[cls] <= len(values) <= len(fields)):
+        raise ProtocolError(f"{tag}: expected {len(fields)} fields, got {len(values)}")
+    kwargs = {}
+    for (name, coerce), value in zip(fields, values):
+        try:
+            kwargs[name] = coerce(value)
+        except (TypeError, ValueError) as exc:
+            raise ProtocolError(f"{tag}.{name}: {exc}") from None
+    return cls(**kwargs)
+
+
+def _fields_of(cls: type) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
+    cached = _FIELDS.get(cls)
+    if cached is None:
+        hints = typing.get_type_hints(cls)
+        dc_fields = [f for f in dataclasses.fields(cls) if f.init]
+        cached = tuple((f.name, _coercer(hints[f.name])) for f in dc_fields)
+        _REQUIRED[cls] = sum(
+            1
+            for f in dc_fields
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        )
+        _FIELDS[cls] = cached
+    return cached
+
+
+def _coercer(hint: Any) -> Callable[[Any], Any]:
+    """Build a function that checks (and, for tuples and enums, converts) one value."""
+    if hint is Any:
+        return lambda v: v
+    if hint is type(None):
+        return _exact(type(None))
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [_coercer(a) for a in typing.get_args(hint)]
+
+        def union(v: Any) -> Any:
+            for option in options:
+                try:
+                    return option(v)
+                except (TypeError, ValueError):
+                    continue
+            raise TypeError(f"{v!r} matches none of {hint}")
+
+        return union
+    if origin in (list, tuple, dict, frozenset, set) or hint in (list, tuple, dict):
+        return _container_coercer(hint, origin or hint)
+    if origin is typing.Literal:
+        allowed = typing.get_args(hint)
+
+        def literal(v: Any) -> Any:
+            if v not in allowed:
+                raise ValueError(f"{v!r} is not one of {allowed}")
+            return v
+
+        return literal
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return lambda v: hint(v)
+    if isinstance(hint, type) and hint in _TAG_OF:
+        return _exact(hint)
+    if hint is float:
+        def as_float(v: Any) -> float:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise TypeError(f"expected a number, got {type(v).__name__}")
+            return float(v)
+
+        return as_float
+    if hint is int:
+        def as_int(v: Any) -> int:
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise TypeError(f"expected an int, got {type(v).__name__}")
+            return v
+
+        return as_int
+    if hint in (str, bytes, bool):
+        return _exact(hint)
+    raise TypeError(f"codec cannot handle the annotation {hint!r}")
+
+
+def _exact(t: type) -> Callable[[Any], Any]:
+    def check(v: Any) -> Any:
+        if type(v) is not t:
+            raise TypeError(f"expected {t.__name__}, got {type(v).__name__}")
+        return v
+
+    return check
+
+
+def _container_coercer(hint: Any, origin: Any) -> Callable[[Any], Any]:
+    args = typing.get_args(hint)
+    if origin is dict:
+        key = _coercer(args[0]) if args else (lambda v: v)
+        val = _coercer(args[1]) if args else (lambda v: v)
+
+        def as_dict(v: Any) -> dict[Any, Any]:
+            if not isinstance(v, dict):
+                raise TypeError(f"expected a map, got {type(v).__name__}")
+            return {key(k): val(x) for k, x in v.items()}
+
+        return as_dict
+    if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
+        items = [_coercer(a) for a in args]
+
+        def as_fixed_tuple(v: Any) -> tuple[Any, ...]:
+            if not isinstance(v, (list, tuple)) or len(v) != len(items):
+                raise TypeError(f"expected {len(items)} items")
+            return tuple(c(x) for c, x in zip(items, v))
+
+        return as_fixed_tuple
+    item = _coercer(args[0]) if args else (lambda v: v)
+    build_container: Callable[[Any], Any] = {list: list, tuple: tuple, frozenset: frozenset, set: frozenset}[origin]
+
+    def as_seq(v: Any) -> Any:
+        if not isinstance(v, (list, tuple)):
+            raise TypeError(f"expected an array, got {type(v).__name__}")
+        return build_container(item(x) for x in v)
+
+    return as_seq

@@ -1,0 +1,123 @@
+"""The one exception tree of swarmcompute.
+
+Expected conditions are specific classes so callers (the CLI above all) can say
+exactly what happened and what to do. A broken invariant is an
+``InvariantViolation``: the node stops loudly rather than limp on.
+
+    SwarmError
+    ├── ConfigError                  bad option or state-dir problem
+    ├── DaemonNotRunningError        no daemon answers in the state dir
+    ├── DaemonAlreadyRunningError    `swarm join` twice on one state dir
+    ├── ProtocolError                a frame or message that cannot be decoded
+    │   └── FrameTooLargeError
+    ├── JobError
+    │   ├── JobNotFoundError
+    │   ├── AmbiguousJobIdError
+    │   ├── JobAlreadyExistsError    idempotent submit with a different spec
+    │   └── InvalidJobSpecError
+    ├── ClusterError
+    │   ├── NotLeaderError           carries the leader hint for forwarding
+    │   └── NoQuorumError
+    ├── StorageError
+    │   └── CorruptRecordError
+    ├── ExecutorError
+    └── InvariantViolation
+"""
+
+from __future__ import annotations
+
+
+class SwarmError(Exception):
+    """Base of every error swarmcompute raises on purpose."""
+
+
+class ConfigError(SwarmError):
+    """An option, environment variable or state directory is unusable."""
+
+
+class DaemonNotRunningError(SwarmError):
+    """No daemon answers on the control socket of a state directory."""
+
+    def __init__(self, state_dir: str) -> None:
+        self.state_dir = state_dir
+        super().__init__(f"no swarm daemon in {state_dir}: run `swarm join` first")
+
+
+class DaemonAlreadyRunningError(SwarmError):
+    """A daemon already owns this state directory."""
+
+    def __init__(self, state_dir: str, pid: int | None) -> None:
+        self.state_dir = state_dir
+        self.pid = pid
+        who = f" (pid {pid})" if pid else ""
+        super().__init__(
+            f"a swarm daemon is already running in {state_dir}{who}: "
+            "use `swarm leave` to stop it or pass another --state-dir"
+        )
+
+
+class ProtocolError(SwarmError):
+    """Bytes on a socket that are not a valid message."""
+
+
+class FrameTooLargeError(ProtocolError):
+    """A frame announced a length above the configured limit."""
+
+
+class JobError(SwarmError):
+    """Base for errors about one job."""
+
+
+class JobNotFoundError(JobError):
+    def __init__(self, job_ref: str) -> None:
+        self.job_ref = job_ref
+        super().__init__(f"no job matches {job_ref!r}: see `swarm jobs`")
+
+
+class AmbiguousJobIdError(JobError):
+    def __init__(self, job_ref: str, matches: list[str]) -> None:
+        self.job_ref = job_ref
+        self.matches = matches
+        shown = ", ".join(matches[:5])
+        super().__init__(f"job id prefix {job_ref!r} is ambiguous ({shown}): give more characters")
+
+
+class JobAlreadyExistsError(JobError):
+    """A client-chosen job id was reused for a different job spec."""
+
+
+class InvalidJobSpecError(JobError):
+    """A submitted job spec is malformed (wrong types, empty command, bad values)."""
+
+
+class ClusterError(SwarmError):
+    """Base for consensus and membership conditions."""
+
+
+class NotLeaderError(ClusterError):
+    """A proposal reached a node that is not the leader."""
+
+    def __init__(self, leader_hint: str | None) -> None:
+        self.leader_hint = leader_hint
+        where = f"; the leader is {leader_hint}" if leader_hint else "; no leader is known yet"
+        super().__init__(f"this node is not the leader{where}")
+
+
+class NoQuorumError(ClusterError):
+    """A majority of voters cannot be reached."""
+
+
+class StorageError(SwarmError):
+    """The durable log or a snapshot cannot be read or written."""
+
+
+class CorruptRecordError(StorageError):
+    """A record failed its CRC or length check somewhere other than the tail."""
+
+
+class ExecutorError(SwarmError):
+    """A job process could not be started or controlled."""
+
+
+class InvariantViolation(SwarmError):
+    """A broken internal invariant: the node must stop rather than continue."""
