@@ -1,0 +1,185 @@
+"""The per-attempt output log on local disk: format, bounded writer and readers.
+
+Format
+------
+A log file is a sequence of frames, nothing else (no header)::
+
+    u8 stream (1 = stdout, 2 = stderr) | u32 little-endian length | <length> bytes
+
+Frames are appended in the order the daemon read them from the job's pipes, so stdout and stderr
+stay apart and interleaved in order (as far as two pipes allow: data written to both within the
+same instant may be read in either order). A frame is written with one ``write`` call and flushed
+immediately, so a reader that polls by offset (``read_chunks``) sees complete frames; a partial
+trailing frame (a write in progress) is left for the next poll.
+
+Bound
+-----
+A log holds at most ``max_log_bytes`` bytes of job output (64 MiB by default, configurable in
+``ProcessExecutor``), plus frame headers. Once the bound is reached the writer appends one final
+stderr frame ``[swarm: output truncated after N bytes; the last 4 KiB are kept in the job
+record]`` and drops further output; the in-memory tail (the last ``TAIL_BYTES``, stored with the
+result) keeps following the output to the end. A write error (disk full) stops writing to the
+file the same way, without disturbing the job.
+
+Location: ``<logs_dir>/<job_id>/attempt-<n>.log`` (see ``ProcessExecutor.log_path``).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+
+import structlog
+
+from swarmcompute.errors import ExecutorError
+from swarmcompute.executor.spec import TAIL_BYTES
+
+STDOUT = 1
+STDERR = 2
+
+_HEADER = struct.Struct("<BI")
+HEADER_BYTES = _HEADER.size
+
+DEFAULT_MAX_LOG_BYTES = 64 * 1024 * 1024
+DEFAULT_READ_LIMIT_BYTES = 4 * 1024 * 1024
+
+_log = structlog.get_logger(__name__)
+
+
+def truncation_marker(max_log_bytes: int) -> bytes:
+    """The stderr line written once when a log reaches its bound."""
+    return (
+        f"[swarm: output truncated after {max_log_bytes} bytes; "
+        "the last 4 KiB are kept in the job record]\n"
+    ).encode()
+
+
+class LogWriter:
+    """Appends framed output to one attempt's log file and keeps the last ``TAIL_BYTES`` in memory.
+
+    Writes go straight to the file descriptor (no user-space buffer) so a follower reading the
+    file sees every chunk as soon as ``write`` returns.
+    """
+
+    def __init__(self, path: Path, max_log_bytes: int = DEFAULT_MAX_LOG_BYTES) -> None:
+        if max_log_bytes < 0:
+            raise ValueError(f"max_log_bytes must be >= 0, got {max_log_bytes}")
+        self.path = path
+        self.max_log_bytes = max_log_bytes
+        self.output_bytes = 0  # all output seen, written or not
+        self.written_bytes = 0  # output bytes that went into the file
+        self.truncated = False
+        self._tail = bytearray()
+        self._fd: int | None = os.open(
+            path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644
+        )
+
+    @property
+    def tail(self) -> bytes:
+        """The last ``TAIL_BYTES`` of output, both streams interleaved."""
+        return bytes(self._tail[-TAIL_BYTES:])
+
+    @property
+    def closed(self) -> bool:
+        return self._fd is None
+
+    def write(self, stream: int, data: bytes) -> None:
+        """Record one chunk read from the job's ``stream``; never raises for disk trouble."""
+        if stream not in (STDOUT, STDERR):
+            raise ValueError(f"unknown stream {stream}")
+        if not data:
+            return
+        self.output_bytes += len(data)
+        self._tail += data
+        if len(self._tail) > 2 * TAIL_BYTES:
+            del self._tail[:-TAIL_BYTES]
+        if self._fd is None or self.truncated:
+            return
+        room = self.max_log_bytes - self.written_bytes
+        if len(data) <= room:
+            self._append(stream, data)
+            return
+        if room > 0:
+            self._append(stream, data[:room])
+        self._append(STDERR, truncation_marker(self.max_log_bytes), counts=False)
+        self.truncated = True
+
+    def note(self, text: bytes) -> None:
+        """Append a line from swarm itself (spawn error, timeout) as stderr, outside the bound.
+
+        Notes go to the file only: they are not job output, so the tail does not carry them.
+        """
+        if not self.truncated:
+            self._append(STDERR, text, counts=False)
+
+    def close(self) -> None:
+        """Close the file; later writes only update the tail."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+    def _append(self, stream: int, data: bytes, *, counts: bool = True) -> None:
+        if self._fd is None:
+            return
+        frame = _HEADER.pack(stream, len(data)) + data
+        try:
+            view = memoryview(frame)
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+        except OSError as exc:
+            # Disk full or similar: the job keeps running, its tail is still kept in memory.
+            _log.warning("job_log_write_failed", path=str(self.path), error=str(exc))
+            self.truncated = True
+            self.close()
+            return
+        if counts:
+            self.written_bytes += len(data)
+
+
+def read_chunks(
+    path: Path | str, offset: int = 0, *, limit_bytes: int = DEFAULT_READ_LIMIT_BYTES
+) -> tuple[list[tuple[int, bytes]], int]:
+    """Read the complete frames of a log from ``offset``; return them and the offset after them.
+
+    A partial trailing frame (still being written) is not returned, so a follower polls with the
+    returned offset. ``limit_bytes`` bounds one call; at least one frame is returned if one is
+    complete. A frame with an unknown stream byte means the offset is not on a frame boundary or
+    the file is not a log: that raises ``ExecutorError`` rather than returning garbage.
+    """
+    chunks: list[tuple[int, bytes]] = []
+    with open(path, "rb") as f:
+        f.seek(offset)
+        data = f.read(max(limit_bytes, HEADER_BYTES))
+        pos = 0
+        while len(data) - pos >= HEADER_BYTES:
+            stream, length = _HEADER.unpack_from(data, pos)
+            if stream not in (STDOUT, STDERR):
+                raise ExecutorError(f"{path}: not a log frame at offset {offset + pos}")
+            end = pos + HEADER_BYTES + length
+            if end > len(data):
+                if chunks:
+                    break
+                # A first frame larger than the read limit: read the rest of it.
+                rest = f.read(end - len(data))
+                data += rest
+                if end > len(data):
+                    break  # partial trailing frame
+            chunks.append((stream, bytes(data[pos + HEADER_BYTES : end])))
+            pos = end
+    return chunks, offset + pos
+
+
+def read_streams(path: Path | str) -> tuple[bytes, bytes]:
+    """The whole of a log as (stdout, stderr); for tests and small logs."""
+    out: list[bytes] = []
+    err: list[bytes] = []
+    offset = 0
+    while True:
+        chunks, offset = read_chunks(path, offset)
+        if not chunks:
+            break
+        for stream, data in chunks:
+            (out if stream == STDOUT else err).append(data)
+    return b"".join(out), b"".join(err)

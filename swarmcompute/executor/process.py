@@ -1,0 +1,435 @@
+"""Runs job attempts as local subprocesses, one process group each, on the daemon's asyncio loop.
+
+Lifecycle of one attempt (all on the loop thread, no task per job):
+
+1. ``start`` forks the job with ``start_new_session=True`` (it leads its own session and process
+   group, detached from the daemon's terminal), stdin ``/dev/null``, stdout and stderr on two
+   pipes, ``SWARM_JOB_ID``/``SWARM_ATTEMPT`` in its environment, and a ``preexec`` that sets
+   ``PR_SET_PDEATHSIG=SIGKILL`` so the leader dies with the daemon. The attempt is recorded in the
+   registry file (see ``registry``) so a later daemon life can kill what the leader left behind.
+2. The pipes are read by loop readers into the per-attempt log (``logfile``) and a 4 KiB tail.
+3. The leader's exit is watched with a pidfd (a waiter thread where pidfds are unavailable). When
+   it exits, the rest of its group is SIGKILLed *before* the leader is reaped, while the zombie
+   leader still pins the group id (like Slurm's proctrack: nothing outlives the job).
+4. Timeout, ``cancel`` and ``shutdown`` send SIGTERM to the group and SIGKILL after
+   ``kill_grace_s``.
+5. Once the leader is reaped and both pipes reached EOF, ``on_exit`` gets one ``AttemptResult``.
+   A process that left the group (``setsid``) but keeps a pipe open cannot hold the result back
+   for more than ``_DRAIN_TIMEOUT_S``.
+
+Known limit: a job process that calls ``setsid`` escapes its group and therefore the kill on
+exit; a cgroup per job would catch it and is left for the resource-limits work.
+
+The PDEATHSIG is tied to the thread that forks, so ``start`` must run on a thread that lives as
+long as the daemon (the loop thread).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import structlog
+
+from swarmcompute.errors import ExecutorError
+from swarmcompute.executor.logfile import DEFAULT_MAX_LOG_BYTES, STDERR, STDOUT, LogWriter
+from swarmcompute.executor.registry import (
+    RegistryEntry,
+    kill_stale_group,
+    process_create_time,
+    read_registry,
+    write_registry,
+)
+from swarmcompute.executor.spawn import DeathSigVia, SpawnFailed, spawn_job
+from swarmcompute.executor.spec import AttemptResult, AttemptSpec, EndReason
+
+_log = structlog.get_logger(__name__)
+
+_READ_BYTES = 64 * 1024
+_DRAIN_TIMEOUT_S = 2.0  # after the group is killed, how long an escaped pipe holder may delay us
+_SHUTDOWN_SLACK_S = 5.0
+_JOB_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+Key = tuple[str, int]
+
+
+class _Attempt:
+    """The executor's live record of one running attempt."""
+
+    __slots__ = (
+        "spec", "key", "proc", "pid", "pgid", "create_time", "writer", "log_path", "started_at",
+        "reason", "streams", "pidfd", "reaped", "timeout_handle", "kill_handle", "drain_handle",
+        "done",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        spec: AttemptSpec,
+        proc: subprocess.Popen[bytes],
+        writer: LogWriter,
+        started_at: float,
+        done: asyncio.Future[AttemptResult],
+    ) -> None:
+        self.spec = spec
+        self.key: Key = (spec.job_id, spec.attempt)
+        self.proc = proc
+        self.pid = proc.pid
+        self.pgid = proc.pid  # start_new_session: the leader's pid is the group id
+        self.create_time = 0.0
+        self.writer = writer
+        self.log_path = writer.path
+        self.started_at = started_at
+        self.reason: EndReason | None = None
+        self.streams: dict[int, int] = {}  # read fd -> STDOUT/STDERR, while open
+        self.pidfd: int | None = None
+        self.reaped = False
+        self.timeout_handle: asyncio.TimerHandle | None = None
+        self.kill_handle: asyncio.TimerHandle | None = None
+        self.drain_handle: asyncio.TimerHandle | None = None
+        self.done = done
+
+
+class ProcessExecutor:
+    """Runs attempts as process groups and reports each exactly once through ``on_exit``.
+
+    All methods are called on the daemon's loop thread; callbacks run there too. ``on_output``
+    is called with ``(job_id, attempt)`` after a chunk was written to the log file, so a follower
+    can read it with ``logfile.read_chunks``.
+    """
+
+    def __init__(
+        self,
+        logs_dir: Path,
+        registry_path: Path,
+        *,
+        on_exit: Callable[[AttemptResult], None],
+        on_output: Callable[[str, int], None] | None = None,
+        kill_grace_s: float = 5.0,
+        max_log_bytes: int = DEFAULT_MAX_LOG_BYTES,
+        deathsig_via: DeathSigVia = "auto",
+    ) -> None:
+        self._logs_dir = Path(logs_dir)
+        self._registry_path = Path(registry_path)
+        self._on_exit = on_exit
+        self._on_output = on_output
+        self._kill_grace_s = kill_grace_s
+        self._max_log_bytes = max_log_bytes
+        self._attempts: dict[Key, _Attempt] = {}
+        self._deathsig_via: DeathSigVia = deathsig_via
+        self._stopping = False
+
+    # -- public API ---------------------------------------------------------------------------
+
+    def log_path(self, job_id: str, attempt: int) -> Path:
+        """Where the log of one attempt lives: ``<logs_dir>/<job_id>/attempt-<n>.log``."""
+        if not _JOB_ID_RE.fullmatch(job_id) or ".." in job_id:
+            raise ExecutorError(f"job id {job_id!r} cannot name a log file")
+        if attempt < 0:
+            raise ExecutorError(f"attempt must be >= 0, got {attempt}")
+        return self._logs_dir / job_id / f"attempt-{attempt}.log"
+
+    async def start(self, spec: AttemptSpec) -> None:
+        """Spawn one attempt; a spawn failure is reported through ``on_exit``, never raised.
+
+        Raises ``ExecutorError`` only for a caller bug: starting an attempt that is running.
+        """
+        key = (spec.job_id, spec.attempt)
+        if key in self._attempts:
+            raise ExecutorError(f"attempt {spec.attempt} of job {spec.job_id} is already running")
+        loop = asyncio.get_running_loop()
+        started_at = time.time()
+        if self._stopping:
+            self._report_unstarted(spec, started_at, "", EndReason.STOPPED, None,
+                                   "the daemon is shutting down")  # fmt: skip
+            return
+        try:
+            log_path = self.log_path(spec.job_id, spec.attempt)
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            writer = LogWriter(log_path, self._max_log_bytes)
+        except (OSError, ExecutorError) as exc:
+            self._report_unstarted(spec, started_at, "", EndReason.SPAWN_FAILED, None,
+                                   f"cannot open the job log: {exc}")  # fmt: skip
+            return
+        try:
+            att = self._spawn(spec, writer, started_at, loop)
+        except SpawnFailed as exc:
+            writer.note(f"[swarm: {exc.error}]\n".encode())
+            writer.close()
+            self._report_unstarted(spec, started_at, str(log_path), EndReason.SPAWN_FAILED,
+                                   exc.exit_code, exc.error)  # fmt: skip
+            return
+        self._attempts[key] = att
+        self._watch(att, loop)
+        self._write_registry()
+        _log.info(
+            "job_process_started", job_id=spec.job_id, attempt=spec.attempt, pid=att.pid,
+            timeout_s=spec.timeout_s,
+        )  # fmt: skip
+
+    def cancel(self, job_id: str, attempt: int) -> bool:
+        """SIGTERM the attempt's group, SIGKILL after the grace period; False if not running here."""
+        att = self._attempts.get((job_id, attempt))
+        if att is None:
+            return False
+        self._terminate(att, EndReason.CANCELLED)
+        return True
+
+    def is_running(self, job_id: str, attempt: int) -> bool:
+        """True from ``start`` until ``on_exit`` has been called for that attempt."""
+        return (job_id, attempt) in self._attempts
+
+    def running(self) -> list[tuple[str, int]]:
+        """The attempts not yet reported, as ``(job_id, attempt)``."""
+        return list(self._attempts)
+
+    def pid(self, job_id: str, attempt: int) -> int | None:
+        """The leader pid (also the process group id) of a running attempt."""
+        att = self._attempts.get((job_id, attempt))
+        return None if att is None else att.pid
+
+    async def shutdown(self) -> None:
+        """Stop every attempt (reason STOPPED) and wait, bounded, until each is reported."""
+        self._stopping = True
+        pending = list(self._attempts.values())
+        for att in pending:
+            self._terminate(att, EndReason.STOPPED)
+        if not pending:
+            return
+        bound_s = self._kill_grace_s + _DRAIN_TIMEOUT_S + _SHUTDOWN_SLACK_S
+        _, not_done = await asyncio.wait([a.done for a in pending], timeout=bound_s)
+        if not_done:
+            # Only a process stuck in the kernel (D state) survives SIGKILL this long.
+            _log.error(
+                "job_process_stuck",
+                attempts=[f"{a.spec.job_id}.{a.spec.attempt}" for a in pending if not a.done.done()],
+            )
+
+    def reap_stale(self) -> int:
+        """Kill the process groups a previous daemon life left running; return how many.
+
+        Reads the registry file, kills each recorded group that is still there (PID-reuse safe,
+        see ``registry``), then rewrites the registry with this executor's own attempts.
+        """
+        killed = 0
+        for entry in read_registry(self._registry_path):
+            att = self._attempts.get((entry.job_id, entry.attempt))
+            if att is not None and att.pid == entry.pid:
+                continue
+            if kill_stale_group(entry):
+                killed += 1
+        self._write_registry()
+        return killed
+
+    # -- spawning -----------------------------------------------------------------------------
+
+    def _spawn(
+        self,
+        spec: AttemptSpec,
+        writer: LogWriter,
+        started_at: float,
+        loop: asyncio.AbstractEventLoop,
+    ) -> _Attempt:
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        try:
+            proc = spawn_job(spec, out_w, err_w, via=self._deathsig_via)
+        except BaseException:
+            os.close(out_r)
+            os.close(err_r)
+            raise
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        att = _Attempt(spec, proc, writer, started_at, loop.create_future())
+        att.streams = {out_r: STDOUT, err_r: STDERR}
+        # The child is not reaped until we say so, so its create_time is always readable here.
+        att.create_time = process_create_time(proc.pid) or 0.0
+        return att
+
+    def _watch(self, att: _Attempt, loop: asyncio.AbstractEventLoop) -> None:
+        for fd, stream in att.streams.items():
+            os.set_blocking(fd, False)
+            loop.add_reader(fd, self._on_readable, att, fd, stream)
+        try:
+            att.pidfd = os.pidfd_open(att.pid)
+        except OSError:
+            att.pidfd = None
+        if att.pidfd is not None:
+            loop.add_reader(att.pidfd, self._on_leader_exit, att)
+        else:
+            threading.Thread(
+                target=_wait_exit_thread, args=(att.pid, loop, self._on_leader_exit, att),
+                name=f"swarm-wait-{att.pid}", daemon=True,
+            ).start()  # fmt: skip
+        if att.spec.timeout_s is not None:
+            att.timeout_handle = loop.call_later(
+                max(att.spec.timeout_s, 0.0), self._terminate, att, EndReason.TIMEOUT
+            )
+
+    # -- loop callbacks -----------------------------------------------------------------------
+
+    def _on_readable(self, att: _Attempt, fd: int, stream: int) -> None:
+        try:
+            data = os.read(fd, _READ_BYTES)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            _log.warning("job_output_read_failed", job_id=att.spec.job_id, error=str(exc))
+            data = b""
+        if not data:
+            self._close_stream(att, fd)
+            self._maybe_finish(att)
+            return
+        att.writer.write(stream, data)
+        if self._on_output is not None:
+            try:
+                self._on_output(att.spec.job_id, att.spec.attempt)
+            except Exception:
+                _log.exception("on_output_callback_failed", job_id=att.spec.job_id)
+
+    def _on_leader_exit(self, att: _Attempt) -> None:
+        loop = asyncio.get_running_loop()
+        if att.pidfd is not None:
+            loop.remove_reader(att.pidfd)
+            os.close(att.pidfd)
+            att.pidfd = None
+        # The zombie leader still pins the group id: kill what it left behind, then reap it.
+        _signal_group(att.pgid, signal.SIGKILL)
+        att.proc.wait()
+        att.reaped = True
+        for handle in (att.timeout_handle, att.kill_handle):
+            if handle is not None:
+                handle.cancel()
+        if att.streams:
+            att.drain_handle = loop.call_later(_DRAIN_TIMEOUT_S, self._abandon_streams, att)
+        self._maybe_finish(att)
+
+    def _terminate(self, att: _Attempt, reason: EndReason) -> None:
+        if att.reaped:
+            return
+        if att.reason is None:
+            att.reason = reason
+            att.writer.note(f"[swarm: {reason.value}: sending SIGTERM to the job]\n".encode())
+        if att.kill_handle is None:
+            _signal_group(att.pgid, signal.SIGTERM)
+            att.kill_handle = asyncio.get_running_loop().call_later(
+                self._kill_grace_s, self._kill_after_grace, att
+            )
+
+    def _kill_after_grace(self, att: _Attempt) -> None:
+        if not att.reaped:
+            att.writer.note(b"[swarm: grace period over: sending SIGKILL to the job]\n")
+            _signal_group(att.pgid, signal.SIGKILL)
+
+    def _abandon_streams(self, att: _Attempt) -> None:
+        _log.warning(
+            "job_output_left_open", job_id=att.spec.job_id, attempt=att.spec.attempt,
+            hint="a process that left the job's process group still holds its output pipe",
+        )  # fmt: skip
+        for fd in list(att.streams):
+            self._close_stream(att, fd)
+        self._maybe_finish(att)
+
+    def _close_stream(self, att: _Attempt, fd: int) -> None:
+        if att.streams.pop(fd, None) is not None:
+            asyncio.get_running_loop().remove_reader(fd)
+            os.close(fd)
+
+    def _maybe_finish(self, att: _Attempt) -> None:
+        if not att.reaped or att.streams or att.done.done():
+            return
+        if att.drain_handle is not None:
+            att.drain_handle.cancel()
+        att.writer.close()
+        self._attempts.pop(att.key, None)
+        self._write_registry()
+        code = att.proc.returncode
+        exit_code = 128 - code if code < 0 else code
+        result = AttemptResult(
+            job_id=att.spec.job_id,
+            attempt=att.spec.attempt,
+            exit_code=exit_code,
+            reason=att.reason or EndReason.EXITED,
+            error=None,
+            started_at=att.started_at,
+            finished_at=time.time(),
+            output_tail=att.writer.tail,
+            log_path=str(att.log_path),
+        )
+        _log.info(
+            "job_process_exited", job_id=result.job_id, attempt=result.attempt, pid=att.pid,
+            exit_code=exit_code, reason=result.reason.value,
+        )  # fmt: skip
+        att.done.set_result(result)
+        self._deliver(result)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _report_unstarted(
+        self,
+        spec: AttemptSpec,
+        started_at: float,
+        log_path: str,
+        reason: EndReason,
+        exit_code: int | None,
+        error: str,
+    ) -> None:
+        _log.warning(
+            "job_process_spawn_failed", job_id=spec.job_id, attempt=spec.attempt, error=error
+        )
+        self._deliver(
+            AttemptResult(
+                job_id=spec.job_id, attempt=spec.attempt, exit_code=exit_code, reason=reason,
+                error=error, started_at=started_at, finished_at=time.time(), output_tail=b"",
+                log_path=log_path,
+            )  # fmt: skip
+        )
+
+    def _deliver(self, result: AttemptResult) -> None:
+        try:
+            self._on_exit(result)
+        except Exception:
+            _log.exception("on_exit_callback_failed", job_id=result.job_id, attempt=result.attempt)
+
+    def _write_registry(self) -> None:
+        entries = [
+            RegistryEntry(a.spec.job_id, a.spec.attempt, a.pid, a.pgid, a.create_time)
+            for a in self._attempts.values()
+        ]
+        try:
+            self._registry_path.parent.mkdir(parents=True, exist_ok=True)
+            write_registry(self._registry_path, entries)
+        except OSError as exc:
+            # Jobs still run; only cleanup after a daemon crash is weakened. Say so loudly.
+            _log.error("job_registry_write_failed", path=str(self._registry_path), error=str(exc))
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _wait_exit_thread(
+    pid: int,
+    loop: asyncio.AbstractEventLoop,
+    callback: Callable[[_Attempt], None],
+    att: _Attempt,
+) -> None:
+    """Fallback without pidfds: wait for the exit without reaping, then hand over to the loop."""
+    try:
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+    except ChildProcessError:
+        pass
+    try:
+        loop.call_soon_threadsafe(callback, att)
+    except RuntimeError:
+        pass  # the loop is closed: nobody is left to report to

@@ -1,0 +1,70 @@
+"""What the executor is asked to run (``AttemptSpec``) and what it reports back (``AttemptResult``).
+
+These are plain frozen values so the daemon can hand them across its own layers and the
+replicated job table can keep the result (exit code, reason, bounded output tail) without
+holding anything that points at a live process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+TAIL_BYTES = 4096
+"""How much of the most recent output (stdout and stderr interleaved) a result carries.
+
+Small on purpose: the tail goes into the replicated job table, so it outlives the node that ran
+the job (``docker service logs`` failing when a node is down is what we do not repeat)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptSpec:
+    """One attempt of one job on this node.
+
+    ``argv`` is exec'd directly; a shell string arrives as ``("/bin/sh", "-c", cmd)``. ``env`` is
+    added on top of the daemon's environment; ``SWARM_JOB_ID`` and ``SWARM_ATTEMPT`` are always
+    set by the executor and cannot be overridden (stale-process cleanup relies on them).
+    """
+
+    job_id: str
+    attempt: int
+    argv: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+    timeout_s: float | None = None
+
+
+class EndReason(str, Enum):
+    """Why an attempt ended; the daemon maps this onto the job lifecycle."""
+
+    EXITED = "exited"  # the job's own process ended (any exit code, or a signal nobody here sent)
+    TIMEOUT = "timeout"  # timeout_s passed: SIGTERM to the group, SIGKILL after the grace period
+    CANCELLED = "cancelled"  # cancel() was called
+    SPAWN_FAILED = "spawn_failed"  # the process never ran (command not found, bad cwd, ...)
+    STOPPED = "stopped"  # killed because the daemon shut down
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    """The outcome of one attempt, reported once through ``on_exit``.
+
+    ``exit_code`` follows the shell: the job's exit status, 128+N when signal N ended it, 127 for
+    command not found and 126 for not executable; ``None`` only for a spawn failure without a
+    shell equivalent (e.g. a missing working directory). ``started_at``/``finished_at`` are
+    wall-clock ``time.time()`` values for display only.
+    """
+
+    job_id: str
+    attempt: int
+    exit_code: int | None
+    reason: EndReason
+    error: str | None
+    started_at: float
+    finished_at: float
+    output_tail: bytes
+    log_path: str
+
+    @property
+    def succeeded(self) -> bool:
+        """True when the job ran to completion with exit code 0."""
+        return self.reason is EndReason.EXITED and self.exit_code == 0
