@@ -1,0 +1,107 @@
+"""The log format, its bound and the follower-friendly reader (no processes involved)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from swarmcompute.errors import ExecutorError
+from swarmcompute.executor import TAIL_BYTES
+from swarmcompute.executor.logfile import (
+    HEADER_BYTES,
+    STDERR,
+    STDOUT,
+    LogWriter,
+    read_chunks,
+    read_streams,
+    truncation_marker,
+)
+
+
+def test_frames_round_trip_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "a.log"
+    writer = LogWriter(path)
+    writer.write(STDOUT, b"one")
+    writer.write(STDERR, b"two")
+    writer.write(STDOUT, b"")
+    writer.write(STDOUT, b"three")
+    writer.close()
+    chunks, offset = read_chunks(path)
+    assert chunks == [(STDOUT, b"one"), (STDERR, b"two"), (STDOUT, b"three")]
+    assert offset == path.stat().st_size == 3 * HEADER_BYTES + 11
+    assert read_chunks(path, offset) == ([], offset)
+    assert read_streams(path) == (b"onethree", b"two")
+    assert writer.tail == b"onetwothree"
+
+
+def test_partial_trailing_frame_is_left_for_the_next_poll(tmp_path: Path) -> None:
+    path = tmp_path / "a.log"
+    writer = LogWriter(path)
+    writer.write(STDOUT, b"complete")
+    writer.close()
+    whole = path.read_bytes()
+    with open(path, "ab") as f:
+        f.write(bytes([STDERR]) + (10).to_bytes(4, "little") + b"half")
+    chunks, offset = read_chunks(path)
+    assert chunks == [(STDOUT, b"complete")]
+    assert offset == len(whole)
+    with open(path, "ab") as f:
+        f.write(b"-done!")
+        f.write(b"\x01")  # a header fragment
+    chunks, offset2 = read_chunks(path, offset)
+    assert chunks == [(STDERR, b"half-done!")]
+    assert offset2 == path.stat().st_size - 1
+
+
+def test_read_limit_still_returns_a_large_first_frame(tmp_path: Path) -> None:
+    path = tmp_path / "a.log"
+    writer = LogWriter(path)
+    writer.write(STDOUT, b"x" * 1000)
+    writer.write(STDOUT, b"y" * 10)
+    writer.close()
+    chunks, offset = read_chunks(path, limit_bytes=100)
+    assert chunks == [(STDOUT, b"x" * 1000)]
+    chunks, _ = read_chunks(path, offset, limit_bytes=100)
+    assert chunks == [(STDOUT, b"y" * 10)]
+
+
+def test_misaligned_offset_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "a.log"
+    writer = LogWriter(path)
+    writer.write(STDOUT, b"abcdefgh")
+    writer.close()
+    with pytest.raises(ExecutorError):
+        read_chunks(path, HEADER_BYTES + 1)
+
+
+def test_bound_writes_up_to_the_limit_then_one_marker(tmp_path: Path) -> None:
+    path = tmp_path / "a.log"
+    writer = LogWriter(path, max_log_bytes=10)
+    writer.write(STDOUT, b"123456")
+    writer.write(STDERR, b"789abc")  # crosses the bound: 4 bytes kept
+    writer.write(STDOUT, b"dropped")
+    writer.note(b"[swarm: also dropped]\n")
+    writer.close()
+    writer.write(STDOUT, b"after close")
+    chunks, _ = read_chunks(path)
+    assert chunks == [
+        (STDOUT, b"123456"),
+        (STDERR, b"789a"),
+        (STDERR, truncation_marker(10)),
+    ]
+    assert truncation_marker(10) == (
+        b"[swarm: output truncated after 10 bytes; the last 4 KiB are kept in the job record]\n"
+    )
+    assert writer.truncated
+    assert writer.output_bytes == 6 + 6 + 7 + 11
+    assert writer.tail == b"123456789abcdroppedafter close"
+
+
+def test_tail_keeps_the_last_bytes(tmp_path: Path) -> None:
+    writer = LogWriter(tmp_path / "a.log")
+    data = bytes(range(256)) * 100
+    for i in range(0, len(data), 1000):
+        writer.write(STDOUT, data[i : i + 1000])
+    writer.close()
+    assert writer.tail == data[-TAIL_BYTES:]

@@ -1,0 +1,260 @@
+"""ProcessExecutor against real processes: exit codes, streams, env, timeouts, groups, bounds."""
+
+from __future__ import annotations
+
+import os
+import stat
+import statistics
+import time
+from pathlib import Path
+
+import pytest
+
+from swarmcompute.executor import TAIL_BYTES, AttemptSpec, EndReason, read_chunks, read_streams
+from swarmcompute.executor.logfile import STDERR, STDOUT, truncation_marker
+from swarmcompute.executor.spawn import setpriv_path
+
+from .helpers import Harness, ProcessTracker, is_gone, sh, wait_until
+
+DEATHSIG_WAYS = [
+    pytest.param(
+        "setpriv",
+        marks=pytest.mark.skipif(setpriv_path() is None, reason="setpriv --pdeathsig missing"),
+    ),
+    "preexec",
+]
+
+
+def test_exit_code_and_success(harness: Harness) -> None:
+    async def body(h: Harness) -> None:
+        ok = await h.run(AttemptSpec("ok", 1, ("true",)))
+        bad = await h.run(sh("bad", "exit 7"))
+        assert (ok.exit_code, ok.reason, ok.error, ok.succeeded) == (0, EndReason.EXITED, None, True)
+        assert (bad.exit_code, bad.reason, bad.succeeded) == (7, EndReason.EXITED, False)
+        assert ok.started_at <= ok.finished_at
+        assert h.executor.running() == []
+
+    harness.run_async(body)
+
+
+def test_signal_exit_code_is_128_plus_n(harness: Harness) -> None:
+    async def body(h: Harness) -> None:
+        result = await h.run(sh("sig", "kill -USR1 $$"))
+        assert result.exit_code == 128 + 10
+        assert result.reason is EndReason.EXITED
+
+    harness.run_async(body)
+
+
+def test_stdout_and_stderr_kept_apart_and_in_order(harness: Harness, tmp_path: Path) -> None:
+    # The job waits for a line on a FIFO before each next write and the test writes that line
+    # after each chunk reached the log, so the interleaving is fixed, not timing-dependent.
+    fifo = tmp_path / "step"
+    os.mkfifo(fifo)
+    step_fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
+    harness.on_output_hook = lambda job_id, attempt: os.write(step_fd, b"\n")
+    script = (
+        f"printf o1; read x < {fifo}; printf e1 >&2; read x < {fifo}; "
+        f"printf o2; read x < {fifo}; printf e2 >&2"
+    )
+
+    async def body(h: Harness) -> None:
+        result = await h.run(sh("order", script))
+        assert result.exit_code == 0
+        chunks, _ = read_chunks(result.log_path)
+        assert chunks == [(STDOUT, b"o1"), (STDERR, b"e1"), (STDOUT, b"o2"), (STDERR, b"e2")]
+        assert result.output_tail == b"o1e1o2e2"
+
+    try:
+        harness.run_async(body)
+    finally:
+        os.close(step_fd)
+
+
+def test_env_has_job_identity_and_extra_vars(harness: Harness) -> None:
+    spec = sh(
+        "envjob",
+        'echo "$SWARM_JOB_ID $SWARM_ATTEMPT $FOO $HOME_SEEN"',
+        env={"FOO": "bar baz", "SWARM_JOB_ID": "spoofed", "HOME_SEEN": os.environ.get("HOME", "")},
+    )
+
+    async def body(h: Harness) -> None:
+        result = await h.run(spec)
+        out, err = read_streams(result.log_path)
+        assert out == f"envjob 1 bar baz {os.environ.get('HOME', '')}\n".encode()
+        assert err == b""
+
+    harness.run_async(body)
+
+
+def test_cwd(harness: Harness, tmp_path: Path) -> None:
+    work = tmp_path / "work dir"
+    work.mkdir()
+
+    async def body(h: Harness) -> None:
+        result = await h.run(AttemptSpec("cwd", 1, ("pwd",), cwd=str(work)))
+        assert read_streams(result.log_path)[0] == f"{work}\n".encode()
+
+    harness.run_async(body)
+
+
+@pytest.mark.parametrize("via", DEATHSIG_WAYS)
+def test_command_not_found_is_127_spawn_failed(
+    via: str, tmp_path: Path, tracker: ProcessTracker
+) -> None:
+    async def body(h: Harness) -> None:
+        result = await h.run(AttemptSpec("nf", 1, ("no-such-command-swarm",)))
+        assert result.reason is EndReason.SPAWN_FAILED
+        assert result.exit_code == 127
+        assert result.error == "command not found: no-such-command-swarm"
+        assert not h.executor.is_running("nf", 1)
+        relative = await h.run(AttemptSpec("nf2", 1, ("./nope/nothing",)))
+        assert (relative.exit_code, relative.reason) == (127, EndReason.SPAWN_FAILED)
+
+    Harness(tmp_path, tracker, deathsig_via=via).run_async(body)
+
+
+@pytest.mark.parametrize("via", DEATHSIG_WAYS)
+def test_not_executable_is_126(via: str, tmp_path: Path, tracker: ProcessTracker) -> None:
+    script = tmp_path / "script.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    script.chmod(stat.S_IRUSR | stat.S_IWUSR)
+
+    async def body(h: Harness) -> None:
+        result = await h.run(AttemptSpec("nx", 1, (str(script),)))
+        assert result.reason is EndReason.SPAWN_FAILED
+        assert result.exit_code == 126
+        assert result.error is not None and result.error.startswith(f"not executable: {script}")
+        directory = await h.run(AttemptSpec("dir", 1, (str(tmp_path),)))
+        assert (directory.exit_code, directory.reason) == (126, EndReason.SPAWN_FAILED)
+
+    Harness(tmp_path, tracker, deathsig_via=via).run_async(body)
+
+
+def test_missing_cwd_is_a_spawn_failure(harness: Harness, tmp_path: Path) -> None:
+    async def body(h: Harness) -> None:
+        result = await h.run(AttemptSpec("nocwd", 1, ("true",), cwd=str(tmp_path / "missing")))
+        assert result.reason is EndReason.SPAWN_FAILED
+        assert result.exit_code is None
+        assert result.error == f"cannot use working directory {tmp_path / 'missing'}: no such directory"
+        assert b"no such directory" in read_streams(result.log_path)[1]
+
+    harness.run_async(body)
+
+
+def test_timeout_sigterm(harness: Harness) -> None:
+    async def body(h: Harness) -> None:
+        result = await h.run(AttemptSpec("slow", 1, ("sleep", "1000"), timeout_s=0.1))
+        assert result.reason is EndReason.TIMEOUT
+        assert result.exit_code == 128 + 15
+
+    harness.run_async(body)
+
+
+def test_timeout_escalates_to_sigkill_when_sigterm_is_trapped(harness: Harness) -> None:
+    # The trap is set within a millisecond of start; the 1 s timeout leaves it ample margin.
+    spec = sh("stubborn", 'trap "" TERM; echo trapped; sleep 1000', timeout_s=1.0)
+
+    async def body(h: Harness) -> None:
+        result = await h.run(spec)
+        assert result.reason is EndReason.TIMEOUT
+        assert result.exit_code == 128 + 9
+        out, err = read_streams(result.log_path)
+        assert out == b"trapped\n"
+        assert b"[swarm: timeout: sending SIGTERM to the job]\n" in err
+        assert b"[swarm: grace period over: sending SIGKILL to the job]\n" in err
+        assert result.output_tail == b"trapped\n"  # swarm's own notes are not job output
+
+    harness.run_async(body)
+
+
+def test_cancel_kills_the_whole_group_including_a_grandchild(
+    harness: Harness, tracker: ProcessTracker
+) -> None:
+    spec = sh("tree", 'trap "" TERM; sleep 1000 & echo $!; wait')
+
+    async def body(h: Harness) -> None:
+        fut = await h.start(spec)
+        assert h.executor.is_running("tree", 1)
+        assert h.executor.running() == [("tree", 1)]
+        out, _ = await h.wait_output(spec, lambda out, err: out.endswith(b"\n"))
+        grandchild = int(out)
+        tracker.add(grandchild)
+        assert h.executor.cancel("tree", 1)
+        result = await fut
+        assert result.reason is EndReason.CANCELLED
+        assert result.exit_code == 128 + 9  # the shell ignores SIGTERM: killed after the grace
+        assert wait_until(lambda: is_gone(grandchild)), f"grandchild {grandchild} survived"
+        assert not h.executor.is_running("tree", 1)
+        assert not h.executor.cancel("tree", 1)
+
+    harness.run_async(body)
+
+
+def test_leftover_background_child_is_killed_when_the_leader_exits(
+    harness: Harness, tracker: ProcessTracker
+) -> None:
+    async def body(h: Harness) -> None:
+        # The background sleep keeps stdout open, so the result also waits for the group kill.
+        result = await h.run(sh("bg", "sleep 1000 & echo $!"))
+        assert (result.exit_code, result.reason) == (0, EndReason.EXITED)
+        child = int(read_streams(result.log_path)[0])
+        tracker.add(child)
+        assert wait_until(lambda: is_gone(child)), f"background child {child} survived"
+
+    harness.run_async(body)
+
+
+def test_log_bound_and_truncation_marker(tmp_path: Path, tracker: ProcessTracker) -> None:
+    async def body(h: Harness) -> None:
+        result = await h.run(sh("big", "head -c 20000 /dev/zero | tr '\\0' a; echo END"))
+        out, err = read_streams(result.log_path)
+        assert out == b"a" * 1000
+        assert err == truncation_marker(1000)
+        assert result.output_tail == (b"a" * 20000 + b"END\n")[-TAIL_BYTES:]
+        chunks, _ = read_chunks(result.log_path)
+        assert chunks[-1] == (STDERR, truncation_marker(1000))
+
+    Harness(tmp_path, tracker, max_log_bytes=1000).run_async(body)
+
+
+def test_output_tail_is_the_last_4_kib(harness: Harness) -> None:
+    async def body(h: Harness) -> None:
+        result = await h.run(sh("seq", "seq 1 5000; echo last >&2"))
+        expected = "".join(f"{i}\n" for i in range(1, 5001)).encode() + b"last\n"
+        assert len(result.output_tail) == TAIL_BYTES
+        assert result.output_tail == expected[-TAIL_BYTES:]
+        assert result.log_path == str(h.executor.log_path("seq", 1))
+
+    harness.run_async(body)
+
+
+def test_shutdown_stops_running_jobs(harness: Harness) -> None:
+    async def body(h: Harness) -> None:
+        fut = await h.start(AttemptSpec("long", 1, ("sleep", "1000")))
+        await h.executor.shutdown()
+        result = fut.result()
+        assert (result.reason, result.exit_code) == (EndReason.STOPPED, 128 + 15)
+        late = await h.run(AttemptSpec("late", 1, ("true",)))
+        assert late.reason is EndReason.STOPPED and late.error is not None
+        assert h.executor.running() == []
+
+    harness.run_async(body)
+
+
+def test_spawn_latency_of_true(harness: Harness) -> None:
+    """Start-to-result of `true`; the daemon's whole `swarm run -- true` budget is 50 ms p50."""
+
+    async def body(h: Harness) -> list[float]:
+        samples = []
+        for i in range(50):
+            t0 = time.perf_counter()
+            result = await h.run(AttemptSpec(f"lat{i}", 1, ("true",)))
+            samples.append((time.perf_counter() - t0) * 1000)
+            assert result.exit_code == 0
+        return samples
+
+    samples = harness.run_async(body)
+    p50 = statistics.median(samples)
+    print(f"\nspawn-to-exit of `true`: p50 {p50:.2f} ms, max {max(samples):.2f} ms")
+    assert p50 < 25.0
