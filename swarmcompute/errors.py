@@ -8,6 +8,7 @@ exactly what happened and what to do. A broken invariant is an
     ├── ConfigError                  bad option or state-dir problem
     ├── DaemonNotRunningError        no daemon answers in the state dir
     ├── DaemonAlreadyRunningError    `swarm join` twice on one state dir
+    ├── WaitTimeoutError             `Client.wait` ran out of time
     ├── ProtocolError                a frame or message that cannot be decoded
     │   └── FrameTooLargeError
     ├── JobError
@@ -17,7 +18,8 @@ exactly what happened and what to do. A broken invariant is an
     │   └── InvalidJobSpecError
     ├── ClusterError
     │   ├── NotLeaderError           carries the leader hint for forwarding
-    │   └── NoQuorumError
+    │   ├── NoQuorumError
+    │   └── MembershipChangeError    one change at a time, the voter cap, unknown node
     ├── StorageError
     │   └── CorruptRecordError
     ├── ExecutorError
@@ -54,6 +56,10 @@ class DaemonAlreadyRunningError(SwarmError):
             f"a swarm daemon is already running in {state_dir}{who}: "
             "use `swarm leave` to stop it or pass another --state-dir"
         )
+
+
+class WaitTimeoutError(SwarmError, TimeoutError):
+    """A wait for jobs ran out of time before every job ended."""
 
 
 class ProtocolError(SwarmError):
@@ -121,3 +127,8 @@ class ExecutorError(SwarmError):
 
 class InvariantViolation(SwarmError):
     """A broken internal invariant: the node must stop rather than continue."""
+
+
+class MembershipChangeError(ClusterError):
+    """A membership change the leader refuses: another one is in flight, the voter cap,
+    an unknown node, or removing the last voter."""

@@ -1,0 +1,123 @@
+"""Requests and replies on the local control socket (CLI and Python API <-> daemon).
+
+One request per round trip, except the streaming ones (``Submit`` with
+``attach``, ``Logs`` with ``follow``), which answer with ``Submitted`` or
+nothing, then ``OutputChunk`` frames, then one ``StreamEnd`` carrying the job.
+Any request may be answered by ``ErrorReply`` instead; ``kind`` names the
+exception class from ``swarmcompute.errors`` so the client re-raises the same
+type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from swarmcompute import codec
+from swarmcompute.state.job import JobSpec
+
+STDOUT = 1
+STDERR = 2
+
+
+# -- requests ------------------------------------------------------------------
+
+
+@codec.message("api.submit")
+@dataclass(frozen=True, slots=True)
+class Submit:
+    jobs: tuple[JobSpec, ...]
+    attach: bool = False
+    """Stream the (single) job's output and end with its final state."""
+
+
+@codec.message("api.wait")
+@dataclass(frozen=True, slots=True)
+class Wait:
+    job_ids: tuple[str, ...]
+    timeout_s: float | None = None
+
+
+@codec.message("api.get_job")
+@dataclass(frozen=True, slots=True)
+class GetJob:
+    ref: str
+    with_output: bool = True
+
+
+@codec.message("api.list_jobs")
+@dataclass(frozen=True, slots=True)
+class ListJobs:
+    limit: int = 50
+    states: tuple[str, ...] = ()
+
+
+@codec.message("api.logs")
+@dataclass(frozen=True, slots=True)
+class Logs:
+    ref: str
+    follow: bool = False
+    attempt: int | None = None
+
+
+@codec.message("api.cancel")
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    refs: tuple[str, ...]
+
+
+@codec.message("api.status")
+@dataclass(frozen=True, slots=True)
+class Status:
+    pass
+
+
+@codec.message("api.shutdown")
+@dataclass(frozen=True, slots=True)
+class Shutdown:
+    pass
+
+
+# -- replies -------------------------------------------------------------------
+
+
+@codec.message("api.reply")
+@dataclass(frozen=True, slots=True)
+class Reply:
+    value: Any
+
+
+@codec.message("api.error")
+@dataclass(frozen=True, slots=True)
+class ErrorReply:
+    kind: str
+    message: str
+
+
+@codec.message("api.submitted")
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    job_ids: tuple[str, ...]
+
+
+@codec.message("api.output")
+@dataclass(frozen=True, slots=True)
+class OutputChunk:
+    job_id: str
+    attempt: int
+    stream: int
+    data: bytes
+
+
+@codec.message("api.notice")
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A line for the user's stderr while streaming (a retry started, a node was lost)."""
+
+    text: str
+
+
+@codec.message("api.end")
+@dataclass(frozen=True, slots=True)
+class StreamEnd:
+    job: dict[str, Any]

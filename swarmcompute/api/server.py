@@ -1,0 +1,191 @@
+"""The daemon's side of the control socket: decode a request, ask the daemon, reply.
+
+Robustness rule (DESIGN invariant 6): a frame that cannot be decoded is
+answered with an ``ErrorReply`` when possible, logged as
+``control_message_dropped``, and the connection is closed. The daemon and
+every other connection carry on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from swarmcompute import codec
+from swarmcompute.api import messages as m
+from swarmcompute.api.protocol import LENGTH_PREFIX, MAX_FRAME_BYTES, frame, socket_address
+from swarmcompute.errors import FrameTooLargeError, ProtocolError, SwarmError, WaitTimeoutError
+from swarmcompute.executor.logfile import read_chunks
+from swarmcompute.state.job import JobState
+
+if TYPE_CHECKING:
+    from swarmcompute.node.daemon import Daemon
+
+log = structlog.get_logger(__name__)
+
+MAX_LIST_LIMIT = 10_000
+
+
+async def read_message(reader: asyncio.StreamReader) -> Any | None:
+    """The next message, or None at a clean end of stream. Raises ProtocolError."""
+    try:
+        header = await reader.readexactly(LENGTH_PREFIX.size)
+    except asyncio.IncompleteReadError as exc:
+        if exc.partial:
+            raise ProtocolError("connection closed inside a frame header") from None
+        return None
+    (length,) = LENGTH_PREFIX.unpack(header)
+    if length > MAX_FRAME_BYTES:
+        raise FrameTooLargeError(f"frame of {length} bytes exceeds {MAX_FRAME_BYTES}")
+    try:
+        data = await reader.readexactly(length)
+    except asyncio.IncompleteReadError:
+        raise ProtocolError("connection closed inside a frame") from None
+    return codec.decode(data)
+
+
+class ControlServer:
+    def __init__(self, daemon: Daemon, path: Path) -> None:
+        self._daemon = daemon
+        self._path = path
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self._path.unlink(missing_ok=True)  # we hold the state-dir lock: any socket here is stale
+        address, dir_fd = socket_address(self._path)
+        old_umask = os.umask(0o077)
+        try:
+            self._server = await asyncio.start_unix_server(self._handle, address, limit=MAX_FRAME_BYTES)
+        finally:
+            os.umask(old_umask)
+            if dir_fd is not None:
+                os.close(dir_fd)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._path.unlink(missing_ok=True)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                try:
+                    request = await read_message(reader)
+                except ProtocolError as exc:
+                    log.warning("control_message_dropped", error=str(exc))
+                    await _send(writer, m.ErrorReply("ProtocolError", str(exc)))
+                    return
+                if request is None:
+                    return
+                try:
+                    await self._dispatch(request, writer)
+                except SwarmError as exc:
+                    await _send(writer, m.ErrorReply(type(exc).__name__, str(exc)))
+                if isinstance(request, m.Shutdown):
+                    self._daemon.stop()
+                    return
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        except Exception:
+            log.exception("control_handler_failed")
+        finally:
+            writer.close()
+
+    async def _dispatch(self, request: Any, writer: asyncio.StreamWriter) -> None:
+        daemon = self._daemon
+        match request:
+            case m.Submit(jobs=jobs, attach=attach):
+                ids = await daemon.submit(jobs)
+                if not attach:
+                    await _send(writer, m.Reply(ids))
+                    return
+                await _send(writer, m.Submitted(tuple(ids)))
+                await self._stream(ids[0], writer, follow=True, attempt=None)
+            case m.Wait(job_ids=refs, timeout_s=timeout_s):
+                await _send(writer, m.Reply(await self._wait(refs, timeout_s)))
+            case m.GetJob(ref=ref, with_output=with_output):
+                await _send(writer, m.Reply(daemon.job_view(daemon.table.resolve(ref), with_output=with_output)))
+            case m.ListJobs(limit=limit, states=states):
+                wanted = [JobState(s) for s in states if s in JobState._value2member_map_]
+                jobs = daemon.table.recent(max(0, min(limit, MAX_LIST_LIMIT)), wanted or None)
+                await _send(writer, m.Reply([daemon.job_view(j) for j in jobs]))
+            case m.Logs(ref=ref, follow=follow, attempt=attempt):
+                job = daemon.table.resolve(ref)
+                await self._stream(job.id, writer, follow=follow, attempt=attempt)
+            case m.Cancel(refs=refs):
+                ids = [daemon.table.resolve(r).id for r in refs]
+                await daemon.cancel(ids)
+                await _send(writer, m.Reply([daemon.job_view(daemon.table.resolve(i)) for i in ids]))
+            case m.Status():
+                await _send(writer, m.Reply(daemon.status()))
+            case m.Shutdown():
+                await _send(writer, m.Reply(None))
+            case _:
+                log.warning("control_message_dropped", error=f"unexpected {type(request).__name__}")
+                raise ProtocolError(f"{type(request).__name__} is not a request")
+
+    async def _wait(self, refs: tuple[str, ...], timeout_s: float | None) -> list[dict[str, Any]]:
+        daemon = self._daemon
+        ids = [daemon.table.resolve(r).id for r in refs]
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        remaining = list(ids)
+        while True:
+            remaining = [i for i in remaining if not daemon.table.resolve(i).state.is_terminal]
+            if not remaining:
+                return [daemon.job_view(daemon.table.resolve(i), with_output=False) for i in ids]
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise WaitTimeoutError(f"{len(remaining)} of {len(ids)} jobs still running after {timeout_s:g}s")
+            await daemon.wait_changed(left)
+
+    async def _stream(self, job_id: str, writer: asyncio.StreamWriter, *, follow: bool, attempt: int | None) -> None:
+        """Send the job's output (following it across attempts), then its final record."""
+        daemon = self._daemon
+        event = daemon.job_event(job_id)
+        current = 0
+        offset = 0
+        try:
+            while True:
+                event.clear()
+                job = daemon.table.resolve(job_id)
+                target = attempt or job.attempt
+                if target != current:
+                    if current:
+                        offset = await self._send_output(job_id, current, offset, writer)
+                    if current and follow:
+                        await _send(writer, m.Notice(f"job {job_id}: {job.message}; following attempt {target}"))
+                    current, offset = target, 0
+                if current:
+                    offset = await self._send_output(job_id, current, offset, writer)
+                    if offset == 0 and not follow and job.output_tail:
+                        # The log file is gone (another node ran it, or it was cleaned): the tail remains.
+                        await _send(writer, m.OutputChunk(job_id, current, m.STDOUT, job.output_tail))
+                done = job.state.is_terminal or (attempt is not None and attempt < job.attempt)
+                if done or not follow:
+                    await _send(writer, m.StreamEnd(daemon.job_view(job, with_output=False)))
+                    return
+                await event.wait()
+        finally:
+            daemon.release_job_event(job_id, event)
+
+    async def _send_output(self, job_id: str, attempt: int, offset: int, writer: asyncio.StreamWriter) -> int:
+        path = self._daemon.executor.log_path(job_id, attempt)
+        try:
+            chunks, new_offset = read_chunks(path, offset)
+        except FileNotFoundError:
+            return offset
+        for stream, data in chunks:
+            writer.write(frame(m.OutputChunk(job_id, attempt, stream, data)))
+        if chunks:
+            await writer.drain()
+        return new_offset
+
+
+async def _send(writer: asyncio.StreamWriter, msg: object) -> None:
+    writer.write(frame(msg))
+    await writer.drain()

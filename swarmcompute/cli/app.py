@@ -1,0 +1,281 @@
+"""The `swarm` commands (typer). Each one is a thin layer over ``Client``.
+
+Errors: every ``SwarmError`` is printed as one line, ``swarm: <what to do>``,
+and the command exits 2. `swarm run` is parsed in ``run_cmd`` (fast path).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from swarmcompute.client import Client
+from swarmcompute.errors import DaemonAlreadyRunningError, DaemonNotRunningError, SwarmError
+from swarmcompute.paths import DEFAULT_PORT, StatePaths
+
+app = typer.Typer(
+    name="swarm",
+    help="A peer-to-peer compute cluster for home labs: `swarm join` on each machine, then `swarm run -- CMD`.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+StateDir = Annotated[
+    str | None,
+    typer.Option("--state-dir", envvar="SWARM_STATE_DIR", help="The node's state directory.", show_default=False),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output (keys in the README).")]
+
+F = TypeVar("F", bound=Callable[..., Any])
+JOIN_READY_TIMEOUT_S = 15.0
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"swarm: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _client(state_dir: str | None) -> Client:
+    return Client(state_dir)
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, sort_keys=True))
+
+
+@app.command()
+def join(
+    state_dir: StateDir = None,
+    name: Annotated[str | None, typer.Option(help="This node's name (default: the hostname).")] = None,
+    port: Annotated[int, typer.Option(help="Peer port.")] = DEFAULT_PORT,
+    bind: Annotated[str, typer.Option(help="Address to bind for peer traffic.")] = "127.0.0.1",
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background.")] = False,
+    log_format: Annotated[str, typer.Option(help="console or json.")] = "console",
+) -> None:
+    """Start this machine's daemon (in the foreground unless --detach)."""
+    paths = StatePaths.resolve(state_dir)
+    if not detach:
+        from swarmcompute.node.__main__ import run_daemon
+
+        raise typer.Exit(
+            run_daemon(paths, name=name, bind=bind, port=port, json_logs=log_format == "json")
+        )
+    client = Client(paths.root)
+    if client.ping():
+        raise _fail(str(DaemonAlreadyRunningError(str(paths.root), _pid_of(paths))))
+    paths.root.mkdir(parents=True, exist_ok=True)
+    args = [
+        sys.executable, "-m", "swarmcompute.node", "--state-dir", str(paths.root),
+        "--bind", bind, "--port", str(port), "--log-format", log_format,
+    ]
+    if name:
+        args += ["--name", name]
+    with open(paths.daemon_log, "ab") as logfile:
+        proc = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    deadline = time.monotonic() + JOIN_READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise _fail(
+                f"the daemon exited with status {proc.returncode} before it was ready; "
+                f"its log is {paths.daemon_log}:\n{_log_tail(paths.daemon_log)}"
+            )
+        if client.ping(timeout_s=0.5):
+            status = client.status()
+            node = status["nodes"][0]
+            typer.echo(
+                f"node {node['name']} ({node['id']}) is up, pid {proc.pid}; "
+                f"cluster {status['cluster_id']}; state in {paths.root}"
+            )
+            return
+        time.sleep(0.05)
+    raise _fail(f"the daemon (pid {proc.pid}) did not answer within {JOIN_READY_TIMEOUT_S:g}s; see {paths.daemon_log}")
+
+
+@app.command()
+def leave(
+    state_dir: StateDir = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the daemon to stop.")] = 30.0,
+) -> None:
+    """Stop this machine's daemon gracefully (running jobs are stopped and re-run later)."""
+    paths = StatePaths.resolve(state_dir)
+    client = Client(paths.root)
+    pid = _pid_of(paths)
+    try:
+        client.shutdown()
+    except SwarmError as exc:
+        raise _fail(str(exc)) from None
+    deadline = time.monotonic() + timeout
+    while not _lock_free(paths) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not _lock_free(paths):
+        raise _fail(f"the daemon (pid {pid}) is still stopping after {timeout:g}s; check {paths.daemon_log}")
+    typer.echo(f"left: the daemon in {paths.root} has stopped")
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+    add_help_option=False,
+)
+def run(ctx: typer.Context) -> None:
+    """Run a command on the cluster and stream its output: swarm run [OPTIONS] -- CMD [ARGS]..."""
+    from swarmcompute.cli.run_cmd import main as run_main
+
+    raise typer.Exit(run_main(ctx.args))
+
+
+@app.command()
+def status(state_dir: StateDir = None, as_json: JsonFlag = False) -> None:
+    """The cluster: nodes, leader, resources and job counts."""
+    from swarmcompute.cli.format import status_text
+
+    result = _call(lambda: _client(state_dir).status())
+    if as_json:
+        _print_json(result)
+    else:
+        typer.echo(status_text(result))
+
+
+def _jobs(state_dir: str | None, as_json: bool, limit: int, state: list[str] | None) -> None:
+    from swarmcompute.cli.format import jobs_table
+
+    jobs = _call(lambda: _client(state_dir).jobs(limit, state or ()))
+    if as_json:
+        _print_json(jobs)
+    else:
+        typer.echo(jobs_table(jobs))
+
+
+LimitOpt = Annotated[int, typer.Option("--limit", "-n", help="How many of the newest jobs.")]
+StateOpt = Annotated[list[str] | None, typer.Option("--state", help="Only jobs in this state (repeatable).")]
+
+
+@app.command()
+def jobs(state_dir: StateDir = None, as_json: JsonFlag = False, limit: LimitOpt = 50, state: StateOpt = None) -> None:
+    """Recent jobs, newest first."""
+    _jobs(state_dir, as_json, limit, state)
+
+
+@app.command("ps")
+def ps(state_dir: StateDir = None, as_json: JsonFlag = False, limit: LimitOpt = 50, state: StateOpt = None) -> None:
+    """Alias of `swarm jobs`."""
+    _jobs(state_dir, as_json, limit, state)
+
+
+@app.command()
+def show(job: str, state_dir: StateDir = None, as_json: JsonFlag = False) -> None:
+    """One job, with the reason it is in its state. JOB: an id, a unique prefix or a name."""
+    from swarmcompute.cli.format import job_text
+
+    record = _call(lambda: _client(state_dir).job(job))
+    if as_json:
+        _print_json(record)
+    else:
+        typer.echo(job_text(record))
+
+
+@app.command()
+def logs(
+    job: str,
+    state_dir: StateDir = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the job ends.")] = False,
+    attempt: Annotated[int | None, typer.Option(help="Show this attempt (default: the latest).")] = None,
+) -> None:
+    """Print a job's output (stdout to stdout, stderr to stderr)."""
+    from swarmcompute.api import messages as m
+
+    client = _client(state_dir)
+
+    def stream() -> None:
+        out, err = sys.stdout.buffer, sys.stderr.buffer
+        for event in client.stream_logs(job, follow=follow, attempt=attempt):
+            if isinstance(event, m.OutputChunk):
+                target = out if event.stream == m.STDOUT else err
+                target.write(event.data)
+                target.flush()
+            elif isinstance(event, m.Notice):
+                typer.echo(f"swarm: {event.text}", err=True)
+
+    try:
+        _call(stream)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+@app.command()
+def cancel(jobs: Annotated[list[str], typer.Argument(help="Job ids, prefixes or names.")], state_dir: StateDir = None) -> None:
+    """Cancel jobs; their processes are stopped (SIGTERM, then SIGKILL)."""
+    client = _client(state_dir)
+    for ref in jobs:
+        record = _call(lambda ref=ref: client.cancel(ref))
+        if record["state"] == "cancelled":
+            typer.echo(f"{record['id']} cancelled")
+        else:
+            typer.echo(f"{record['id']} had already ended: {record['state']}")
+
+
+@app.command()
+def wait(
+    jobs: Annotated[list[str], typer.Argument(help="Job ids, prefixes or names.")],
+    state_dir: StateDir = None,
+    timeout: Annotated[str | None, typer.Option(help="Give up after this long (e.g. 10m).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Wait for jobs to end; exit 0 only if all succeeded."""
+    records = _call(lambda: _client(state_dir).wait(list(jobs), timeout=timeout))
+    if as_json:
+        _print_json(records)
+    else:
+        for r in records:
+            typer.echo(f"{r['id']} {r['state']} ({r['message']})")
+    raise typer.Exit(0 if all(r["state"] == "succeeded" for r in records) else 1)
+
+
+def _call(fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except DaemonNotRunningError as exc:
+        raise _fail(str(exc)) from None
+    except SwarmError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _pid_of(paths: StatePaths) -> int | None:
+    try:
+        return int(paths.pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _lock_free(paths: StatePaths) -> bool:
+    """True once no daemon holds the state-dir lock (it is released when the process ends)."""
+    import fcntl
+
+    try:
+        fd = os.open(paths.lock_file, os.O_RDWR)
+    except FileNotFoundError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def _log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

@@ -1,0 +1,110 @@
+"""Plain-text tables and records for the terminal (JSON output bypasses this)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from swarmcompute.units import format_duration, format_size
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[str(h) for h in headers]] + [["-" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def ago(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return format_duration(max(0.0, time.time() - ts)) + " ago"
+
+
+def runtime(job: dict[str, Any]) -> str:
+    start, end = job.get("started_at"), job.get("finished_at")
+    if start is None:
+        return "-"
+    return format_duration((end or time.time()) - start)
+
+
+def jobs_table(jobs: Sequence[dict[str, Any]]) -> str:
+    rows = [
+        (
+            j["id"],
+            j["name"] or "",
+            j["state"],
+            j["exit_code"],
+            j["attempt"],
+            (j["node"] or "")[:12],
+            ago(j["submitted_at"]),
+            runtime(j),
+            _short(j["command"], 40),
+        )
+        for j in jobs
+    ]
+    return table(["ID", "NAME", "STATE", "EXIT", "TRY", "NODE", "SUBMITTED", "RUNTIME", "COMMAND"], rows)
+
+
+def status_text(status: dict[str, Any]) -> str:
+    quorum = status.get("quorum", {})
+    lines = [
+        f"cluster  {status['cluster_id']}",
+        f"leader   {status['leader'] or '(none)'}   term {status['term']}",
+        "quorum   "
+        + ("healthy" if quorum.get("healthy") else f"LOST: missing voters {', '.join(quorum.get('missing', []))}"),
+        "",
+    ]
+    rows = [
+        (
+            n["name"],
+            n["id"],
+            n["address"],
+            n["role"],
+            n["state"],
+            n["cpus"],
+            f"{n['cpu_percent']:.0f}%",
+            f"{format_size(n['mem_available'])} / {format_size(n['mem_total'])}",
+            format_size(n["disk_free"]),
+            n["running_jobs"],
+        )
+        for n in status["nodes"]
+    ]
+    lines.append(
+        table(["NAME", "ID", "ADDRESS", "ROLE", "STATE", "CPUS", "CPU", "MEM FREE", "DISK FREE", "RUNNING"], rows)
+    )
+    counts = status["jobs"]
+    lines.append("")
+    lines.append("jobs     " + "  ".join(f"{k} {v}" for k, v in counts.items()))
+    return "\n".join(lines)
+
+
+def job_text(job: dict[str, Any]) -> str:
+    fields = [
+        ("id", job["id"]),
+        ("name", job["name"] or "-"),
+        ("state", job["state"]),
+        ("reason", f"{job['reason']}: {job['message']}"),
+        ("command", job["command"]),
+        ("node", job["node"] or "-"),
+        ("attempt", f"{job['attempt']} (failures {job['failures']} of {job['retries']} retries)"),
+        ("exit code", job["exit_code"] if job["exit_code"] is not None else "-"),
+        ("submitted", ago(job["submitted_at"])),
+        ("started", ago(job["started_at"])),
+        ("finished", ago(job["finished_at"])),
+        ("runtime", runtime(job)),
+        ("timeout", format_duration(job["timeout_s"]) if job["timeout_s"] else "-"),
+        ("priority", job["priority"]),
+        ("cwd", job["cwd"] or "-"),
+    ]
+    width = max(len(k) for k, _ in fields)
+    text = "\n".join(f"{k.ljust(width)}  {v}" for k, v in fields)
+    tail = job.get("output_tail")
+    if tail:
+        text += "\n\noutput (last lines):\n" + "\n".join(tail.splitlines()[-10:])
+    return text
+
+
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"

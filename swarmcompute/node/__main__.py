@@ -1,0 +1,64 @@
+"""``python -m swarmcompute.node``: run a daemon in the foreground (what `swarm join` starts)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+from swarmcompute.errors import SwarmError
+from swarmcompute.paths import DEFAULT_PORT, StatePaths
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m swarmcompute.node")
+    parser.add_argument("--state-dir")
+    parser.add_argument("--name")
+    parser.add_argument("--bind", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--log-format", choices=["console", "json"], default="console")
+    parser.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+    return run_daemon(
+        StatePaths.resolve(args.state_dir),
+        name=args.name,
+        bind=args.bind,
+        port=args.port,
+        json_logs=args.log_format == "json",
+        log_level=args.log_level,
+    )
+
+
+def run_daemon(
+    paths: StatePaths,
+    *,
+    name: str | None,
+    bind: str,
+    port: int,
+    json_logs: bool = False,
+    log_level: str = "info",
+) -> int:
+    """Run one daemon until SIGTERM/SIGINT or `swarm leave`; return the exit status."""
+    from swarmcompute.node.daemon import Daemon, DaemonConfig
+    from swarmcompute.node.logging_setup import configure
+
+    configure(json=json_logs, level=log_level)
+    daemon = Daemon(DaemonConfig(paths=paths, name=name, bind=bind, port=port))
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, daemon.stop)
+        await daemon.run()
+
+    try:
+        asyncio.run(serve())
+    except SwarmError as exc:
+        print(f"swarm: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

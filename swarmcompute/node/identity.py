@@ -1,0 +1,49 @@
+"""A node's identity: its id (never its address) and the cluster it belongs to.
+
+The id is created once and kept in the state directory, so a node that comes
+back on a new IP address is still the same node (unlike a Docker Swarm).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from swarmcompute.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    node_id: str
+    cluster_id: str
+    name: str
+
+
+def load_or_create(path: Path, name: str | None) -> Identity:
+    """Read the identity file, creating it on first start; ``name`` renames the node."""
+    if path.exists():
+        try:
+            raw = json.loads(path.read_text())
+            identity = Identity(str(raw["node_id"]), str(raw["cluster_id"]), str(raw["name"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{path} is unreadable ({exc}): move it away to start as a new node") from None
+        if name and name != identity.name:
+            identity = Identity(identity.node_id, identity.cluster_id, name)
+            _write(path, identity)
+        return identity
+    identity = Identity(
+        node_id=os.urandom(8).hex(),
+        cluster_id=os.urandom(8).hex(),
+        name=name or socket.gethostname(),
+    )
+    _write(path, identity)
+    return identity
+
+
+def _write(path: Path, identity: Identity) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(asdict(identity), indent=2) + "\n")
+    os.replace(tmp, path)

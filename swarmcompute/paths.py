@@ -1,0 +1,68 @@
+"""Where a node keeps its state, and how every command finds its daemon.
+
+One state directory is one node: several nodes can share a machine by using
+different directories (and ports). ``SWARM_STATE_DIR`` overrides the default,
+and ``--state-dir`` overrides both.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_PORT = 7340
+"""The peer port a node binds unless told otherwise (documented in the README)."""
+
+
+def default_state_dir() -> Path:
+    """``$SWARM_STATE_DIR``, else ``$XDG_DATA_HOME/swarmcompute``, else ``~/.local/share/swarmcompute``."""
+    env = os.environ.get("SWARM_STATE_DIR")
+    if env:
+        return Path(env).expanduser()
+    data_home = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(data_home) / "swarmcompute"
+
+
+@dataclass(frozen=True, slots=True)
+class StatePaths:
+    """Every file a node keeps, named in one place."""
+
+    root: Path
+
+    @classmethod
+    def resolve(cls, state_dir: str | os.PathLike[str] | None) -> StatePaths:
+        root = Path(state_dir).expanduser() if state_dir else default_state_dir()
+        return cls(root.absolute())
+
+    @property
+    def control_socket(self) -> Path:
+        return self.root / "control.sock"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.root / "daemon.pid"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / "daemon.lock"
+
+    @property
+    def daemon_log(self) -> Path:
+        return self.root / "daemon.log"
+
+    @property
+    def identity(self) -> Path:
+        return self.root / "identity.json"
+
+    @property
+    def job_log(self) -> Path:
+        return self.root / "jobs.log"
+
+    @property
+    def job_output_dir(self) -> Path:
+        return self.root / "output"
+
+    @property
+    def process_registry(self) -> Path:
+        return self.root / "processes.json"

@@ -1,0 +1,90 @@
+"""Commands: the only way the job table changes.
+
+Each command is a log entry (the local log today, the Raft log in a cluster),
+so everything the state machine needs is inside it: timestamps are chosen by
+the proposer and carried along, which keeps ``apply`` deterministic on every
+replica. Commands are validated on apply, never trusted: a stale or duplicate
+command is a no-op, not an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from swarmcompute import codec
+from swarmcompute.state.job import JobSpec
+
+
+@codec.message("cmd.submit")
+@dataclass(frozen=True, slots=True)
+class SubmitJobs:
+    """Add jobs. A job id already in the table is skipped (idempotent resubmission)."""
+
+    jobs: tuple[JobSpec, ...]
+    at: float
+
+
+@codec.message("cmd.assignment")
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    job_id: str
+    attempt: int
+    node_id: str
+
+
+@codec.message("cmd.assign")
+@dataclass(frozen=True, slots=True)
+class AssignJobs:
+    """Placements decided by the scheduler; each must name the job's next attempt."""
+
+    assignments: tuple[Assignment, ...]
+    at: float
+
+
+@codec.message("cmd.start")
+@dataclass(frozen=True, slots=True)
+class StartAttempt:
+    """The assigned node has started the attempt's process."""
+
+    job_id: str
+    attempt: int
+    node_id: str
+    at: float
+
+
+@codec.message("cmd.finish")
+@dataclass(frozen=True, slots=True)
+class FinishAttempt:
+    """An attempt ended on its node. ``end`` is the executor's EndReason value."""
+
+    job_id: str
+    attempt: int
+    node_id: str
+    exit_code: int | None
+    end: str
+    error: str | None
+    output_tail: bytes
+    started_at: float
+    finished_at: float
+
+
+@codec.message("cmd.lost")
+@dataclass(frozen=True, slots=True)
+class RequeueLost:
+    """An attempt was lost with its node or daemon: run the job again, no failure counted."""
+
+    job_id: str
+    attempt: int
+    why: str
+    at: float
+
+
+@codec.message("cmd.cancel")
+@dataclass(frozen=True, slots=True)
+class CancelJobs:
+    job_ids: tuple[str, ...]
+    why: str
+    at: float
+
+
+Command = SubmitJobs | AssignJobs | StartAttempt | FinishAttempt | RequeueLost | CancelJobs

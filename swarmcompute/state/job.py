@@ -1,0 +1,141 @@
+"""The job vocabulary: what a job asks for (``JobSpec``) and where it stands (``Job``).
+
+Lifecycle (the only transitions ``JobTable`` allows):
+
+    pending ──assign──▶ assigned ──start──▶ running ──finish──▶ succeeded | failed
+       ▲                   │                   │
+       └───── lost / retry (new attempt) ──────┘
+    any non-terminal ──cancel──▶ cancelled
+
+An attempt that is lost (its node or daemon died) goes back to pending without
+counting as a failure; a failed attempt goes back to pending only while
+``failures <= retries``. Every assignment carries an attempt number, and a
+result for any other attempt is ignored (fencing, DESIGN invariant 4).
+
+``reason`` is a short stable code (documented in the README), ``message`` the
+one human line that explains it.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from swarmcompute import codec
+
+
+class JobState(str, Enum):
+    PENDING = "pending"
+    ASSIGNED = "assigned"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
+ACTIVE_STATES = (JobState.ASSIGNED, JobState.RUNNING)
+
+
+class Reason(str, Enum):
+    """Why a job is in its state: stable codes for scripts, see ``Job.message`` for humans."""
+
+    SUBMITTED = "submitted"
+    WAITING_RESOURCES = "waiting_resources"
+    RETRY_BACKOFF = "retry_backoff"
+    ASSIGNED = "assigned"
+    RUNNING = "running"
+    EXITED = "exited"
+    EXIT_CODE = "exit_code"
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
+    SPAWN_FAILED = "spawn_failed"
+    LOST = "lost"
+
+
+@codec.message("job.spec")
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """Everything a submitter asks for. Immutable once submitted; the id is client-chosen
+    so that a retried submission is idempotent."""
+
+    id: str
+    argv: tuple[str, ...]
+    name: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+    timeout_s: float | None = None
+    retries: int = 0
+    priority: int = 0
+    cpus: float = 1.0
+    mem_bytes: int = 0
+    gpus: int = 0
+    after: tuple[str, ...] = ()
+    after_any: tuple[str, ...] = ()
+    node: str | None = None
+    image: str | None = None
+
+    @property
+    def command(self) -> str:
+        """The command as a user would type it (shell strings shown unwrapped)."""
+        if len(self.argv) == 3 and self.argv[:2] == ("/bin/sh", "-c"):
+            return self.argv[2]
+        return shlex.join(self.argv)
+
+
+@dataclass(slots=True)
+class Job:
+    """One row of the replicated job table. Mutated only by ``JobTable.apply``."""
+
+    spec: JobSpec
+    submitted_at: float
+    state: JobState = JobState.PENDING
+    reason: Reason = Reason.SUBMITTED
+    message: str = "waiting to be scheduled"
+    attempt: int = 0
+    node: str | None = None
+    failures: int = 0
+    exit_code: int | None = None
+    assigned_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    not_before: float = 0.0
+    output_tail: bytes = b""
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    def view(self, *, with_output: bool = False) -> dict[str, Any]:
+        """The stable JSON shape of a job (keys documented in the README)."""
+        spec = self.spec
+        out: dict[str, Any] = {
+            "id": spec.id,
+            "name": spec.name,
+            "state": self.state.value,
+            "node": self.node,
+            "attempt": self.attempt,
+            "exit_code": self.exit_code,
+            "reason": self.reason.value,
+            "message": self.message,
+            "command": spec.command,
+            "argv": list(spec.argv),
+            "submitted_at": self.submitted_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "failures": self.failures,
+            "retries": spec.retries,
+            "timeout_s": spec.timeout_s,
+            "priority": spec.priority,
+            "cwd": spec.cwd,
+            "env": dict(spec.env),
+        }
+        if with_output:
+            out["output_tail"] = self.output_tail.decode("utf-8", "replace")
+        return out

@@ -1,0 +1,249 @@
+"""The job table: a pure, deterministic state machine applied from commands.
+
+Every replica that applies the same commands in the same order holds the same
+table, which is what lets the Raft log replicate it unchanged. Nothing here
+reads a clock or does I/O; timestamps come inside the commands.
+
+``apply`` returns the ids of the jobs it changed so the shell can wake waiters,
+start or stop processes, and stream output.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import Counter
+from collections.abc import Iterable, Iterator
+
+from swarmcompute.errors import AmbiguousJobIdError, InvalidJobSpecError, JobNotFoundError
+from swarmcompute.state.commands import (
+    AssignJobs,
+    CancelJobs,
+    Command,
+    FinishAttempt,
+    RequeueLost,
+    StartAttempt,
+    SubmitJobs,
+)
+from swarmcompute.state.job import ACTIVE_STATES, Job, JobSpec, JobState, Reason
+
+RETRY_BACKOFF_BASE_S = 0.5
+RETRY_BACKOFF_MAX_S = 60.0
+
+
+def retry_backoff_s(failures: int) -> float:
+    """Delay before retry number ``failures`` (0.5 s, 1 s, 2 s ... capped at 60 s)."""
+    return min(RETRY_BACKOFF_BASE_S * 2 ** max(failures - 1, 0), RETRY_BACKOFF_MAX_S)
+
+
+def validate_spec(spec: JobSpec) -> None:
+    """Reject specs no node could run; raised to the submitter before anything is logged."""
+    if not spec.id or len(spec.id) > 64 or not spec.id.replace("-", "").isalnum():
+        raise InvalidJobSpecError(f"job id {spec.id!r} must be 1-64 letters, digits or '-'")
+    if not spec.argv:
+        raise InvalidJobSpecError("a job needs a command: `swarm run -- CMD ARGS...`")
+    if not spec.argv[0]:
+        raise InvalidJobSpecError("the command name is empty")
+    if spec.timeout_s is not None and spec.timeout_s <= 0:
+        raise InvalidJobSpecError(f"timeout must be positive, got {spec.timeout_s}")
+    if spec.retries < 0:
+        raise InvalidJobSpecError(f"retries must be 0 or more, got {spec.retries}")
+    if spec.cpus < 0 or spec.mem_bytes < 0 or spec.gpus < 0:
+        raise InvalidJobSpecError("resource requests must not be negative")
+
+
+class JobTable:
+    """All jobs, by id, with the indexes the scheduler and the CLI need."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, Job] = {}
+        self._open: dict[str, Job] = {}  # non-terminal jobs, in submission order
+        self._ids: list[str] = []  # sorted, for prefix lookup
+
+    # -- reading ---------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def __contains__(self, job_id: object) -> bool:
+        return job_id in self._jobs
+
+    def get(self, job_id: str) -> Job | None:
+        return self._jobs.get(job_id)
+
+    def resolve(self, ref: str) -> Job:
+        """Find a job by full id, unique id prefix, or exact name (newest wins)."""
+        job = self._jobs.get(ref)
+        if job is not None:
+            return job
+        start = bisect.bisect_left(self._ids, ref)
+        matches: list[str] = []
+        for job_id in self._ids[start:]:
+            if not job_id.startswith(ref):
+                break
+            matches.append(job_id)
+            if len(matches) > 5:
+                break
+        if len(matches) == 1:
+            return self._jobs[matches[0]]
+        if matches:
+            raise AmbiguousJobIdError(ref, matches)
+        named = [j for j in self._jobs.values() if j.spec.name == ref]
+        if named:
+            return max(named, key=lambda j: j.submitted_at)
+        raise JobNotFoundError(ref)
+
+    def jobs(self) -> Iterator[Job]:
+        return iter(self._jobs.values())
+
+    def open_jobs(self) -> Iterator[Job]:
+        """Non-terminal jobs in submission order."""
+        return iter(self._open.values())
+
+    def recent(self, limit: int, states: Iterable[JobState] | None = None) -> list[Job]:
+        wanted = set(states) if states else None
+        picked = [j for j in self._jobs.values() if wanted is None or j.state in wanted]
+        picked.sort(key=lambda j: j.submitted_at, reverse=True)
+        return picked[:limit]
+
+    def active_on(self, node_id: str) -> list[Job]:
+        """Jobs assigned to or running on ``node_id``."""
+        return [j for j in self._open.values() if j.state in ACTIVE_STATES and j.node == node_id]
+
+    def counts(self) -> dict[str, int]:
+        counted = Counter(j.state.value for j in self._jobs.values())
+        return {s.value: counted.get(s.value, 0) for s in JobState}
+
+    # -- applying --------------------------------------------------------------
+
+    def apply(self, cmd: Command) -> list[str]:
+        """Apply one committed command; return the ids of jobs it changed."""
+        match cmd:
+            case SubmitJobs():
+                return self._submit(cmd)
+            case AssignJobs():
+                return self._assign(cmd)
+            case StartAttempt():
+                return self._start(cmd)
+            case FinishAttempt():
+                return self._finish(cmd)
+            case RequeueLost():
+                return self._requeue(cmd)
+            case CancelJobs():
+                return self._cancel(cmd)
+        return []
+
+    def _submit(self, cmd: SubmitJobs) -> list[str]:
+        changed = []
+        for spec in cmd.jobs:
+            if spec.id in self._jobs:
+                continue  # idempotent: the first submission wins
+            job = Job(spec=spec, submitted_at=cmd.at)
+            self._jobs[spec.id] = job
+            self._open[spec.id] = job
+            bisect.insort(self._ids, spec.id)
+            changed.append(spec.id)
+        return changed
+
+    def _assign(self, cmd: AssignJobs) -> list[str]:
+        changed = []
+        for a in cmd.assignments:
+            job = self._open.get(a.job_id)
+            if job is None or job.state is not JobState.PENDING or a.attempt != job.attempt + 1:
+                continue  # a stale scheduling decision
+            job.state = JobState.ASSIGNED
+            job.attempt = a.attempt
+            job.node = a.node_id
+            job.assigned_at = cmd.at
+            job.started_at = None
+            job.reason = Reason.ASSIGNED
+            job.message = f"attempt {a.attempt} assigned to node {a.node_id}"
+            changed.append(job.id)
+        return changed
+
+    def _start(self, cmd: StartAttempt) -> list[str]:
+        job = self._open.get(cmd.job_id)
+        if job is None or job.attempt != cmd.attempt or job.state is not JobState.ASSIGNED:
+            return []
+        job.state = JobState.RUNNING
+        job.started_at = cmd.at
+        job.reason = Reason.RUNNING
+        job.message = f"attempt {cmd.attempt} running on node {cmd.node_id}"
+        return [job.id]
+
+    def _finish(self, cmd: FinishAttempt) -> list[str]:
+        job = self._jobs.get(cmd.job_id)
+        if job is None or job.attempt != cmd.attempt:
+            return []  # fencing: a result from a stale attempt
+        if job.state is JobState.CANCELLED:
+            if job.exit_code is None:  # keep what the killed process left behind
+                job.exit_code = cmd.exit_code
+                job.output_tail = cmd.output_tail
+                return [job.id]
+            return []
+        if job.state not in ACTIVE_STATES:
+            return []
+        job.exit_code = cmd.exit_code
+        job.output_tail = cmd.output_tail
+        job.started_at = job.started_at or cmd.started_at
+        job.finished_at = cmd.finished_at
+        if cmd.end == "stopped":
+            self._to_pending(job, Reason.LOST, f"attempt {job.attempt} stopped with its daemon; re-queued")
+            return [job.id]
+        if cmd.end == "exited" and cmd.exit_code == 0:
+            self._close(job, JobState.SUCCEEDED, Reason.EXITED, "exited with code 0")
+            return [job.id]
+        reason, message = _failure(cmd, job)
+        job.failures += 1
+        if job.failures <= job.spec.retries:
+            job.not_before = cmd.finished_at + retry_backoff_s(job.failures)
+            self._to_pending(
+                job,
+                Reason.RETRY_BACKOFF,
+                f"attempt {job.attempt} failed ({message}); retry {job.failures} of {job.spec.retries}",
+            )
+        else:
+            self._close(job, JobState.FAILED, reason, message)
+        return [job.id]
+
+    def _requeue(self, cmd: RequeueLost) -> list[str]:
+        job = self._open.get(cmd.job_id)
+        if job is None or job.attempt != cmd.attempt or job.state not in ACTIVE_STATES:
+            return []
+        self._to_pending(job, Reason.LOST, f"attempt {job.attempt} lost: {cmd.why}; re-queued")
+        return [job.id]
+
+    def _cancel(self, cmd: CancelJobs) -> list[str]:
+        changed = []
+        for job_id in cmd.job_ids:
+            job = self._open.get(job_id)
+            if job is None:
+                continue
+            was_active = job.state in ACTIVE_STATES
+            job.finished_at = cmd.at
+            self._close(job, JobState.CANCELLED, Reason.CANCELLED, cmd.why)
+            if not was_active:
+                job.node = None
+            changed.append(job_id)
+        return changed
+
+    def _to_pending(self, job: Job, reason: Reason, message: str) -> None:
+        job.state = JobState.PENDING
+        job.node = None
+        job.reason = reason
+        job.message = message
+
+    def _close(self, job: Job, state: JobState, reason: Reason, message: str) -> None:
+        job.state = state
+        job.reason = reason
+        job.message = message
+        self._open.pop(job.id, None)
+
+
+def _failure(cmd: FinishAttempt, job: Job) -> tuple[Reason, str]:
+    if cmd.end == "timeout":
+        return Reason.TIMEOUT, f"timed out after {job.spec.timeout_s:g}s and was killed"
+    if cmd.end == "spawn_failed":
+        return Reason.SPAWN_FAILED, cmd.error or "the command could not be started"
+    if cmd.end == "cancelled":
+        return Reason.CANCELLED, "its process was cancelled"
+    return Reason.EXIT_CODE, f"exited with code {cmd.exit_code}"
