@@ -113,7 +113,7 @@ def spawn_job(
     via: DeathSigVia = "auto",
 ) -> subprocess.Popen[bytes]:
     """Start one attempt as the leader of a new session; raise ``SpawnFailed`` on failure."""
-    if not spec.argv or not all(isinstance(a, str) and a for a in spec.argv[:1]):
+    if not spec.argv or not spec.argv[0]:
         raise SpawnFailed(None, "empty or malformed command")
     if spec.cwd is not None and not os.path.isdir(spec.cwd):
         why = "not a directory" if os.path.exists(spec.cwd) else "no such directory"

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from swarmcompute.errors import ExecutorError
 from swarmcompute.executor import TAIL_BYTES, AttemptSpec, EndReason, read_chunks, read_streams
 from swarmcompute.executor.logfile import STDERR, STDOUT, truncation_marker
+from swarmcompute.executor.registry import read_registry
 from swarmcompute.executor.spawn import setpriv_path
 
 from .helpers import Harness, ProcessTracker, is_gone, sh, wait_until
@@ -33,6 +35,33 @@ def test_exit_code_and_success(harness: Harness) -> None:
         assert (bad.exit_code, bad.reason, bad.succeeded) == (7, EndReason.EXITED, False)
         assert ok.started_at <= ok.finished_at
         assert h.executor.running() == []
+
+    harness.run_async(body)
+
+
+def test_exit_is_seen_without_pidfds(harness: Harness, tracker: ProcessTracker) -> None:
+    harness.executor.use_pidfd = False  # the waiter-thread path for kernels without pidfd_open
+
+    async def body(h: Harness) -> None:
+        result = await h.run(sh("thread", "sleep 1000 & echo $!; exit 3"))
+        assert (result.exit_code, result.reason) == (3, EndReason.EXITED)
+        child = int(read_streams(result.log_path)[0])
+        tracker.add(child)
+        assert wait_until(lambda: is_gone(child))
+        timed = await h.run(AttemptSpec("thread-timeout", 1, ("sleep", "1000"), timeout_s=0.05))
+        assert (timed.exit_code, timed.reason) == (128 + 15, EndReason.TIMEOUT)
+
+    harness.run_async(body)
+
+
+def test_empty_command_is_a_spawn_failure(harness: Harness) -> None:
+    async def body(h: Harness) -> None:
+        result = await h.run(AttemptSpec("empty", 1, ()))
+        assert (result.reason, result.exit_code) == (EndReason.SPAWN_FAILED, None)
+        assert result.error == "empty or malformed command"
+        bad_env = await h.run(AttemptSpec("badenv", 1, ("true",), env={"A=B": "x"}))
+        assert bad_env.reason is EndReason.SPAWN_FAILED
+        assert bad_env.error is not None and bad_env.error.startswith("cannot start true")
 
     harness.run_async(body)
 
@@ -258,3 +287,36 @@ def test_spawn_latency_of_true(harness: Harness) -> None:
     p50 = statistics.median(samples)
     print(f"\nspawn-to-exit of `true`: p50 {p50:.2f} ms, max {max(samples):.2f} ms")
     assert p50 < 25.0
+
+
+def test_registry_lists_running_attempts(harness: Harness) -> None:
+    async def body(h: Harness) -> None:
+        fut = await h.start(AttemptSpec("reg", 2, ("sleep", "1000")))
+        (entry,) = read_registry(h.registry_path)
+        assert (entry.job_id, entry.attempt, entry.pid, entry.pgid) == (
+            "reg", 2, h.executor.pid("reg", 2), h.executor.pid("reg", 2),
+        )  # fmt: skip
+        with pytest.raises(ExecutorError):
+            await h.executor.start(AttemptSpec("reg", 2, ("true",)))
+        assert h.executor.cancel("reg", 2)
+        assert (await fut).reason is EndReason.CANCELLED
+        assert read_registry(h.registry_path) == []
+
+    harness.run_async(body)
+
+
+def test_unusable_job_id_and_failing_callback(harness: Harness) -> None:
+    async def body(h: Harness) -> None:
+        result = await h.run(AttemptSpec("../escape", 1, ("true",)))
+        assert result.reason is EndReason.SPAWN_FAILED
+        assert result.error is not None and "cannot name a log file" in result.error
+        assert not (h.tmp_path / "escape").exists()
+
+        def boom(job_id: str, attempt: int) -> None:
+            raise RuntimeError("callback bug")
+
+        h.on_output_hook = boom  # logged, and the attempt still completes
+        echoed = await h.run(sh("cb", "echo hi"))
+        assert echoed.output_tail == b"hi\n"
+
+    harness.run_async(body)
