@@ -286,7 +286,9 @@ def test_spawn_latency_of_true(harness: Harness) -> None:
     samples = harness.run_async(body)
     p50 = statistics.median(samples)
     print(f"\nspawn-to-exit of `true`: p50 {p50:.2f} ms, max {max(samples):.2f} ms")
-    assert p50 < 25.0
+    # About 4 ms on an idle 2-core machine; the bound only catches gross regressions (a stray
+    # sleep or poll interval), so it holds with the CPUs saturated too.
+    assert p50 < 100.0
 
 
 def test_registry_lists_running_attempts(harness: Harness) -> None:
