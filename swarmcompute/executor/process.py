@@ -181,7 +181,7 @@ class ProcessExecutor:
         )  # fmt: skip
 
     def cancel(self, job_id: str, attempt: int) -> bool:
-        """SIGTERM the attempt's group, SIGKILL after the grace period; False if not running here."""
+        """SIGTERM the attempt's group, SIGKILL after the grace; False if not running here."""
         att = self._attempts.get((job_id, attempt))
         if att is None:
             return False
@@ -213,10 +213,8 @@ class ProcessExecutor:
         _, not_done = await asyncio.wait([a.done for a in pending], timeout=bound_s)
         if not_done:
             # Only a process stuck in the kernel (D state) survives SIGKILL this long.
-            _log.error(
-                "job_process_stuck",
-                attempts=[f"{a.spec.job_id}.{a.spec.attempt}" for a in pending if not a.done.done()],
-            )
+            stuck = [f"{a.spec.job_id}.{a.spec.attempt}" for a in pending if not a.done.done()]
+            _log.error("job_process_stuck", attempts=stuck)
 
     def reap_stale(self) -> int:
         """Kill the process groups a previous daemon life left running; return how many.

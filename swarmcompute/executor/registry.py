@@ -60,7 +60,7 @@ def write_registry(path: Path, entries: list[RegistryEntry]) -> None:
 
 
 def read_registry(path: Path) -> list[RegistryEntry]:
-    """The entries in the registry; a missing file is empty, an unreadable one is logged and empty."""
+    """The entries in the registry; a missing file is empty, an unreadable one logged and empty."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:

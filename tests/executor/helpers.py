@@ -21,7 +21,7 @@ WAIT_S = 20.0  # bound on any single wait in these tests; a hang fails instead o
 
 
 class ProcessTracker:
-    """Remembers processes and registry files; ``kill_all`` SIGKILLs what is left (PID-reuse safe)."""
+    """Remembers processes and registry files; ``kill_all`` SIGKILLs what is left (PID-safe)."""
 
     def __init__(self) -> None:
         self.procs: list[psutil.Process] = []

@@ -66,7 +66,9 @@ def test_job_dies_when_the_daemon_is_killed(
     assert wait_until(lambda: is_gone(sleep_pid)), f"job {sleep_pid} outlived its daemon"
 
 
-def test_reap_stale_kills_what_a_killed_daemon_left(tmp_path: Path, tracker: ProcessTracker) -> None:
+def test_reap_stale_kills_what_a_killed_daemon_left(
+    tmp_path: Path, tracker: ProcessTracker
+) -> None:
     # The leader dies with the daemon (PDEATHSIG); its background child does not.
     standin, ready = run_standin(tmp_path, tracker, "auto", "sleep 1000 & echo $!; wait")
     orphan = int(ready["first_line"])
