@@ -11,17 +11,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from swarmcompute.state_dir import CONTROL_SOCKET_NAME, state_dir_path
+
 DEFAULT_PORT = 7340
 """The peer port a node binds unless told otherwise (documented in the README)."""
 
 
 def default_state_dir() -> Path:
     """``$SWARM_STATE_DIR``, else ``$XDG_DATA_HOME/swarmcompute``, else ``~/.local/share/swarmcompute``."""
-    env = os.environ.get("SWARM_STATE_DIR")
-    if env:
-        return Path(env).expanduser()
-    data_home = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(data_home) / "swarmcompute"
+    return Path(state_dir_path())
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,12 +30,11 @@ class StatePaths:
 
     @classmethod
     def resolve(cls, state_dir: str | os.PathLike[str] | None) -> StatePaths:
-        root = Path(state_dir).expanduser() if state_dir else default_state_dir()
-        return cls(root.absolute())
+        return cls(Path(state_dir_path(os.fspath(state_dir) if state_dir else None)))
 
     @property
     def control_socket(self) -> Path:
-        return self.root / "control.sock"
+        return self.root / CONTROL_SOCKET_NAME
 
     @property
     def pid_file(self) -> Path:

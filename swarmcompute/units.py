@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-import re
-
 from swarmcompute.errors import ConfigError
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
+# No regular expressions: `swarm run` imports this module and `re` costs start-up time.
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "": 1.0}
 _SIZE_UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+_SIZE_SUFFIXES = {"", "b", "k", "kb", "kib", "m", "mb", "mib", "g", "gb", "gib", "t", "tb", "tib"}
+
+
+def _split_number(text: str) -> tuple[float, str] | None:
+    """``"1.5h"`` -> ``(1.5, "h")``; None when there is no leading number."""
+    text = text.strip()
+    end = 0
+    while end < len(text) and (text[end].isdigit() or text[end] == "."):
+        end += 1
+    try:
+        number = float(text[:end])
+    except ValueError:
+        return None
+    return number, text[end:].strip().lower()
 
 
 def parse_duration(value: str | float | int | None) -> float | None:
@@ -19,10 +30,10 @@ def parse_duration(value: str | float | int | None) -> float | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         seconds = float(value)
     else:
-        match = _DURATION.match(str(value))
-        if not match:
+        parts = _split_number(str(value))
+        if parts is None or parts[1] not in _DURATION_UNITS:
             raise ConfigError(f"cannot read {value!r} as a duration: use e.g. 30s, 10m, 2h")
-        seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        seconds = parts[0] * _DURATION_UNITS[parts[1]]
     if seconds <= 0:
         raise ConfigError(f"a duration must be positive, got {value!r}")
     return seconds
@@ -34,11 +45,10 @@ def parse_size(value: str | int | None) -> int:
         return 0
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    match = _SIZE.match(str(value))
-    if not match:
+    parts = _split_number(str(value))
+    if parts is None or parts[1] not in _SIZE_SUFFIXES:
         raise ConfigError(f"cannot read {value!r} as a size: use e.g. 512M, 2G")
-    unit = (match.group(2) or "").lower()[:1]
-    return int(float(match.group(1)) * _SIZE_UNITS[unit])
+    return int(parts[0] * _SIZE_UNITS[parts[1][:1]])
 
 
 def format_duration(seconds: float | None) -> str:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs start-up time on this path; annotations stay strings
+    from collections.abc import Sequence
+    from typing import Any
 
 USAGE = """\
 Usage: swarm run [OPTIONS] [--] CMD [ARGS]...
@@ -69,12 +71,14 @@ class UsageError(Exception):
     pass
 
 
-@dataclass
 class RunArgs:
-    argv: list[str]
-    detach: bool = False
-    state_dir: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
+    """Parsed `swarm run` arguments (a plain class: no dataclasses import on this path)."""
+
+    def __init__(self, argv: list[str], detach: bool, state_dir: str | None, options: dict[str, Any]) -> None:
+        self.argv = argv
+        self.detach = detach
+        self.state_dir = state_dir
+        self.options = options
 
 
 def parse(args: Sequence[str]) -> RunArgs | None:
@@ -140,54 +144,97 @@ def main(args: Sequence[str]) -> int:
     """Run `swarm run` and return the process exit status."""
     try:
         parsed = parse(args)
-    except UsageError as exc:
+        if parsed is None:
+            sys.stdout.write(USAGE)
+            return 0
+        spec = _spec(parsed)
+    except (UsageError, ValueError) as exc:
         print(f"swarm run: {exc}", file=sys.stderr)
         return 2
-    if parsed is None:
-        sys.stdout.write(USAGE)
-        return 0
-    from swarmcompute.client import Client
-    from swarmcompute.errors import SwarmError
+    from swarmcompute.api import lean
+    from swarmcompute.state_dir import CONTROL_SOCKET_NAME, state_dir_path
 
-    client = Client(parsed.state_dir)
+    state_dir = state_dir_path(parsed.state_dir)
     try:
-        if parsed.detach:
-            print(client.submit(parsed.argv, **parsed.options))
-            return 0
-        return _attached(client, parsed)
-    except SwarmError as exc:
+        sock = lean.connect(os.path.join(state_dir, CONTROL_SOCKET_NAME))
+    except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
+        print(f"swarm: no swarm daemon in {state_dir}: run `swarm join` first", file=sys.stderr)
+        return 2
+    try:
+        sock.sendall(lean.submit_frame(spec, attach=not parsed.detach))
+        return _follow(sock, lean, state_dir, parsed.detach)
+    except lean.LeanError as exc:
         print(f"swarm: {exc}", file=sys.stderr)
         return 2
+    finally:
+        sock.close()
 
 
-def _attached(client: Any, parsed: RunArgs) -> int:
-    from swarmcompute.api import messages as m
+def _spec(parsed: RunArgs) -> dict[str, Any]:
+    """The JobSpec fields for the lean encoder (same rules as ``client.job_spec``)."""
+    from swarmcompute.errors import SwarmError
+    from swarmcompute.units import parse_duration, parse_size
 
+    opts = parsed.options
+    try:
+        timeout_s = parse_duration(opts.get("timeout"))
+        mem_bytes = parse_size(opts.get("mem"))
+    except SwarmError as exc:
+        raise UsageError(str(exc)) from None
+    spec: dict[str, Any] = {
+        "id": opts.get("job_id") or os.urandom(6).hex(),
+        "argv": list(parsed.argv),
+        "name": opts.get("name") or "",
+        "env": opts.get("env") or {},
+        "cwd": opts.get("cwd"),
+        "timeout_s": timeout_s,
+        "retries": opts.get("retries", 0),
+        "priority": opts.get("priority", 0),
+        "cpus": float(opts.get("cpus", 1.0)),
+        "mem_bytes": mem_bytes,
+        "gpus": opts.get("gpus", 0),
+        "after": opts.get("after", []),
+        "after_any": opts.get("after_any", []),
+        "node": opts.get("node"),
+    }
+    return spec
+
+
+def _follow(sock: Any, lean: Any, state_dir: str, detach: bool) -> int:
+    reader = lean.FrameReader(sock)
     job_id: str | None = None
     out, err = sys.stdout.buffer, sys.stderr.buffer
     try:
-        for event in client.run(parsed.argv, **parsed.options):
-            if isinstance(event, m.OutputChunk):
-                stream = out if event.stream == m.STDOUT else err
-                stream.write(event.data)
+        while True:
+            tag, fields = reader.next()
+            if tag == "api.output":
+                stream = out if fields[2] == 1 else err
+                stream.write(fields[3])
                 stream.flush()
-            elif isinstance(event, m.Submitted):
-                job_id = event.job_ids[0]
-            elif isinstance(event, m.Notice):
-                print(f"swarm: {event.text}", file=sys.stderr)
-            elif isinstance(event, m.StreamEnd):
-                return exit_status(event.job)
+            elif tag == "api.submitted":
+                job_id = fields[0][0]
+            elif tag == "api.reply":  # detached submit: the ids
+                print(fields[0][0])
+                return 0
+            elif tag == "api.notice":
+                print(f"swarm: {fields[0]}", file=sys.stderr)
+            elif tag == "api.end":
+                return exit_status(fields[0])
+            elif tag == "api.error":
+                print(f"swarm: {fields[1]}", file=sys.stderr)
+                return 2
     except KeyboardInterrupt:
         if job_id is None:
             return 130
         try:
-            client.cancel(job_id)
+            cancel = lean.connect(os.path.join(state_dir, "control.sock"))
+            with cancel:
+                cancel.sendall(lean.request_frame("api.cancel", [[job_id]]))
+                lean.FrameReader(cancel).next()
             print(f"\nswarm: cancelled job {job_id}", file=sys.stderr)
-        except KeyboardInterrupt:
-            pass
+        except (KeyboardInterrupt, OSError, lean.LeanError):
+            print(f"\nswarm: could not cancel job {job_id}: run `swarm cancel {job_id}`", file=sys.stderr)
         return 130
-    print("swarm: the daemon ended the stream early; see `swarm show`", file=sys.stderr)
-    return 2
 
 
 def exit_status(job: dict[str, Any]) -> int:

@@ -241,7 +241,8 @@ class JobTable:
 
 def _failure(cmd: FinishAttempt, job: Job) -> tuple[Reason, str]:
     if cmd.end == "timeout":
-        return Reason.TIMEOUT, f"timed out after {job.spec.timeout_s:g}s and was killed"
+        limit = f" after {job.spec.timeout_s:g}s" if job.spec.timeout_s is not None else ""
+        return Reason.TIMEOUT, f"timed out{limit} and was killed"
     if cmd.end == "spawn_failed":
         return Reason.SPAWN_FAILED, cmd.error or "the command could not be started"
     if cmd.end == "cancelled":

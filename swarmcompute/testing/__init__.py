@@ -1,0 +1,1 @@
+"""Public test helpers: real daemons as real processes, stopped by PID."""

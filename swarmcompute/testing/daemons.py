@@ -1,0 +1,117 @@
+"""Start real swarm daemons as subprocesses in their own state dirs, and always stop them.
+
+Every process is tracked by PID and stopped (SIGTERM, then SIGKILL) by
+``stop()``/``kill()``; ``DaemonSet.close`` stops all of them even when a test
+failed. Nothing is ever killed by name.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from swarmcompute.client import Client
+
+READY_TIMEOUT_S = 20.0
+
+
+def swarm_executable() -> str:
+    """The `swarm` script next to this interpreter (the one the package was installed with)."""
+    candidate = Path(sys.executable).parent / "swarm"
+    if candidate.exists():
+        return str(candidate)
+    raise RuntimeError(f"no `swarm` next to {sys.executable}: install the package (pip install -e .)")
+
+
+def wait_until(predicate: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.02) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail loudly with ``what`` after the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
+        time.sleep(interval_s)
+
+
+class DaemonProcess:
+    """One daemon, run as ``python -m swarmcompute.node`` with its output in ``daemon.log``."""
+
+    def __init__(self, state_dir: Path, *, name: str | None = None, port: int = 0, extra_env: dict[str, str] | None = None) -> None:
+        self.state_dir = state_dir
+        self.name = name
+        self.port = port
+        self.extra_env = extra_env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.client = Client(state_dir)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, "daemon not started"
+        return self.proc.pid
+
+    @property
+    def log_path(self) -> Path:
+        return self.state_dir / "daemon.log"
+
+    def start(self, *, wait: bool = True) -> DaemonProcess:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        args = [sys.executable, "-m", "swarmcompute.node", "--state-dir", str(self.state_dir), "--log-level", "debug"]
+        if self.name:
+            args += ["--name", self.name]
+        if self.port:
+            args += ["--port", str(self.port)]
+        env = {**os.environ, **self.extra_env}
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self) -> None:
+        def ready() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited with {self.proc.returncode}:\n{self.log_tail()}")
+            return self.client.ping(timeout_s=0.5)
+
+        wait_until(ready, READY_TIMEOUT_S, f"the daemon in {self.state_dir} to answer")
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """kill -9, as if the machine lost power (the job processes die by PDEATHSIG)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """SIGTERM (a graceful stop), then SIGKILL if it does not exit in time."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def swarm(self, *args: str, timeout_s: float = 60.0, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        """Run the `swarm` CLI against this daemon and capture its output."""
+        env = {**os.environ, "SWARM_STATE_DIR": str(self.state_dir)}
+        return subprocess.run(
+            [swarm_executable(), *args], capture_output=True, text=True, timeout=timeout_s, env=env, **kwargs
+        )

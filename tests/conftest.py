@@ -1,0 +1,54 @@
+"""Shared fixtures: real daemons in temp state dirs, always stopped by PID."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from swarmcompute.testing.daemons import DaemonProcess
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Path:
+    return tmp_path / "node"
+
+
+@pytest.fixture
+def daemon_factory(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[callable]:
+    """Make daemons; every one is stopped at the end, and its log shown if the test failed."""
+    started: list[DaemonProcess] = []
+
+    def make(name: str = "node", **kwargs: object) -> DaemonProcess:
+        d = DaemonProcess(tmp_path / name, name=name, **kwargs)  # type: ignore[arg-type]
+        started.append(d)
+        return d
+
+    yield make
+    for d in started:
+        d.stop()
+        d.kill()
+    failed = getattr(request.node, "rep_call", None)
+    if failed is not None and failed.failed:
+        for d in started:
+            print(f"--- daemon log of {d.state_dir} ---\n{d.log_tail(80)}")
+
+
+@pytest.fixture
+def daemon(daemon_factory) -> DaemonProcess:  # type: ignore[no-untyped-def]
+    """One running daemon."""
+    return daemon_factory("node").start()
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, "rep_" + report.when, report)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Job processes started by tests must not inherit a pytest-specific cwd surprise.
+    os.environ.setdefault("SWARM_TEST", "1")

@@ -1,0 +1,210 @@
+"""The `swarm` CLI against a real daemon process: what a user types, what they see."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import psutil
+import pytest
+
+from swarmcompute.testing.daemons import DaemonProcess, swarm_executable, wait_until
+
+JOB_KEYS = {"id", "name", "state", "node", "attempt", "exit_code", "reason", "command", "submitted_at", "started_at", "finished_at"}
+NODE_KEYS = {"id", "name", "address", "role", "state", "cpus", "cpu_percent", "mem_total", "mem_available", "disk_free", "running_jobs"}
+
+
+def test_run_streams_stdout_and_stderr_apart_and_keeps_the_exit_code(daemon: DaemonProcess) -> None:
+    result = daemon.swarm("run", "--", "sh", "-c", "echo out1; echo err1 >&2; echo out2; exit 7")
+    assert result.returncode == 7
+    assert result.stdout == "out1\nout2\n"
+    assert result.stderr == "err1\n"
+
+
+def test_run_exit_code_for_a_signal_is_128_plus_n(daemon: DaemonProcess) -> None:
+    result = daemon.swarm("run", "--", "sh", "-c", "kill -USR1 $$")
+    assert result.returncode == 128 + signal.SIGUSR1
+
+
+def test_run_without_double_dash_and_with_options(daemon: DaemonProcess, tmp_path: Path) -> None:
+    result = daemon.swarm(
+        "run", "--name", "greeter", "--env", "WHO=world", "-e", "X=1", "--cwd", str(tmp_path),
+        "sh", "-c", 'echo "hello $WHO $X $(pwd) $SWARM_ATTEMPT ${#SWARM_JOB_ID}"',
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"hello world 1 {tmp_path} 1 12\n"
+    shown = json.loads(daemon.swarm("show", "greeter", "--json").stdout)
+    assert shown["name"] == "greeter" and shown["state"] == "succeeded"
+
+
+def test_default_cwd_is_the_callers(daemon: DaemonProcess, tmp_path: Path) -> None:
+    result = daemon.swarm("run", "--", "pwd", cwd=tmp_path)
+    assert result.stdout.strip() == str(tmp_path)
+
+
+def test_detach_prints_the_id_and_wait_show_logs_follow(daemon: DaemonProcess) -> None:
+    detached = daemon.swarm("run", "-d", "--", "sh", "-c", "echo start; sleep 0.5; echo done")
+    assert detached.returncode == 0
+    job_id = detached.stdout.strip()
+    assert len(job_id) == 12
+    followed = daemon.swarm("logs", "-f", job_id[:6])
+    assert followed.returncode == 0 and followed.stdout == "start\ndone\n"
+    assert daemon.swarm("logs", job_id).stdout == "start\ndone\n"
+    shown = json.loads(daemon.swarm("show", job_id, "--json").stdout)
+    assert JOB_KEYS <= set(shown)
+    assert shown["state"] == "succeeded" and shown["exit_code"] == 0 and shown["attempt"] == 1
+    assert shown["output_tail"] == "start\ndone\n"
+    assert shown["started_at"] <= shown["finished_at"]
+    text = daemon.swarm("show", job_id).stdout
+    assert "reason" in text and "exited with code 0" in text
+
+
+def test_timeout_kills_and_fails_with_reason_timeout(daemon: DaemonProcess) -> None:
+    result = daemon.swarm("run", "--timeout", "1s", "--", "sleep", "30")
+    assert result.returncode == 128 + signal.SIGTERM
+    assert "timed out after 1s" in result.stderr
+    job = json.loads(daemon.swarm("jobs", "--json", "-n", "1").stdout)[0]
+    assert job["state"] == "failed" and job["reason"] == "timeout"
+
+
+def test_retries_rerun_a_failing_job(daemon: DaemonProcess, tmp_path: Path) -> None:
+    counter = tmp_path / "count"
+    script = f'n=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {counter}; [ $n -ge 3 ]'
+    result = daemon.swarm("run", "--retries", "3", "--", "sh", "-c", script)
+    assert result.returncode == 0, result.stderr
+    assert counter.read_text().strip() == "3"
+    job = json.loads(daemon.swarm("jobs", "--json", "-n", "1").stdout)[0]
+    assert job["state"] == "succeeded" and job["attempt"] == 3 and job["failures"] == 2
+
+
+def test_retries_exhausted_ends_failed(daemon: DaemonProcess) -> None:
+    result = daemon.swarm("run", "--retries", "1", "--", "sh", "-c", "exit 4")
+    assert result.returncode == 4
+    job = json.loads(daemon.swarm("jobs", "--json", "-n", "1").stdout)[0]
+    assert job["state"] == "failed" and job["attempt"] == 2 and job["failures"] == 2
+
+
+def test_command_not_found_is_127_with_a_clear_error(daemon: DaemonProcess) -> None:
+    result = daemon.swarm("run", "--", "definitely-not-a-command")
+    assert result.returncode == 127
+    assert "command not found: definitely-not-a-command" in result.stderr
+
+
+def test_cancel_by_prefix_stops_the_whole_process_group(daemon: DaemonProcess, tmp_path: Path) -> None:
+    pidfile = tmp_path / "child.pid"
+    job_id = daemon.swarm("run", "-d", "--", "sh", "-c", f"sleep 300 & echo $! > {pidfile}; wait").stdout.strip()
+    wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), 10, "the job to start its child")
+    child = int(pidfile.read_text())
+    cancelled = daemon.swarm("cancel", job_id[:8])
+    assert cancelled.returncode == 0 and "cancelled" in cancelled.stdout
+    wait_until(lambda: not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE, 10, "the grandchild to die")
+    job = json.loads(daemon.swarm("show", job_id, "--json").stdout)
+    assert job["state"] == "cancelled" and job["reason"] == "cancelled"
+    again = daemon.swarm("cancel", job_id)
+    assert "already ended" in again.stdout or "cancelled" in again.stdout
+
+
+def test_ctrl_c_cancels_the_job_and_exits_130(daemon: DaemonProcess, tmp_path: Path) -> None:
+    marker = tmp_path / "started"
+    env = {**os.environ, "SWARM_STATE_DIR": str(daemon.state_dir)}
+    proc = subprocess.Popen(
+        [swarm_executable(), "run", "--", "sh", "-c", f"touch {marker}; sleep 300"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )
+    try:
+        wait_until(marker.exists, 10, "the job to start")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130
+    assert b"cancelled job" in err
+    job = json.loads(daemon.swarm("jobs", "--json", "-n", "1").stdout)[0]
+    assert job["state"] == "cancelled"
+
+
+def test_status_json_has_the_documented_keys(daemon: DaemonProcess) -> None:
+    daemon.swarm("run", "--", "true")
+    status = json.loads(daemon.swarm("status", "--json").stdout)
+    assert {"cluster_id", "leader", "term", "nodes", "jobs"} <= set(status)
+    (node,) = status["nodes"]
+    assert NODE_KEYS <= set(node)
+    assert node["name"] == "node" and node["role"] == "leader" and node["cpus"] >= 1
+    assert status["leader"] == node["id"]
+    assert status["jobs"]["succeeded"] >= 1 and set(status["jobs"]) == {
+        "pending", "assigned", "running", "succeeded", "failed", "cancelled"
+    }
+    text = daemon.swarm("status").stdout
+    assert "leader" in text and node["id"] in text
+
+
+def test_jobs_list_and_ps_alias(daemon: DaemonProcess) -> None:
+    for i in range(3):
+        daemon.swarm("run", "--name", f"j{i}", "--", "true")
+    listed = json.loads(daemon.swarm("jobs", "--json").stdout)
+    assert [j["name"] for j in listed[:3]] == ["j2", "j1", "j0"]
+    assert all(JOB_KEYS <= set(j) for j in listed)
+    table = daemon.swarm("ps").stdout
+    assert "STATE" in table and "j1" in table
+    only_failed = json.loads(daemon.swarm("jobs", "--json", "--state", "failed").stdout)
+    assert only_failed == []
+
+
+def test_unknown_job_is_a_clear_error(daemon: DaemonProcess) -> None:
+    result = daemon.swarm("show", "zzzz")
+    assert result.returncode == 2
+    assert "no job matches 'zzzz'" in result.stderr
+
+
+def test_no_daemon_says_run_join_first(tmp_path: Path) -> None:
+    env = {**os.environ, "SWARM_STATE_DIR": str(tmp_path / "none")}
+    for args in (["run", "--", "true"], ["status"], ["jobs"]):
+        result = subprocess.run([swarm_executable(), *args], capture_output=True, text=True, env=env, timeout=30)
+        assert result.returncode == 2
+        assert result.stderr.strip() == f"swarm: no swarm daemon in {tmp_path / 'none'}: run `swarm join` first"
+
+
+def test_bad_run_options_are_usage_errors(daemon: DaemonProcess) -> None:
+    for args, message in [
+        (["run", "--bogus", "--", "true"], "no such option: --bogus"),
+        (["run", "--timeout", "soon", "--", "true"], "cannot read 'soon' as a duration"),
+        (["run", "--retries", "x", "--", "true"], "needs a whole number"),
+        (["run", "--env", "NOEQUALS", "--", "true"], "--env needs KEY=VALUE"),
+        (["run"], "nothing to run"),
+    ]:
+        result = daemon.swarm(*args)
+        assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
+    assert "Usage: swarm run" in daemon.swarm("run", "--help").stdout
+
+
+def test_join_detach_then_leave(tmp_path: Path) -> None:
+    state = tmp_path / "detached"
+    env = {**os.environ, "SWARM_STATE_DIR": str(state)}
+    joined = subprocess.run([swarm_executable(), "join", "--detach", "--name", "bg"], capture_output=True, text=True, env=env, timeout=60)
+    pid = int((state / "daemon.pid").read_text()) if (state / "daemon.pid").exists() else None
+    try:
+        assert joined.returncode == 0, joined.stderr
+        assert "node bg" in joined.stdout and pid is not None
+        again = subprocess.run([swarm_executable(), "join", "--detach"], capture_output=True, text=True, env=env, timeout=60)
+        assert again.returncode == 2 and "already running" in again.stderr
+        ran = subprocess.run([swarm_executable(), "run", "--", "echo", "hi"], capture_output=True, text=True, env=env, timeout=60)
+        assert ran.stdout == "hi\n"
+        left = subprocess.run([swarm_executable(), "leave"], capture_output=True, text=True, env=env, timeout=60)
+        assert left.returncode == 0, left.stderr
+        wait_until(lambda: not psutil.pid_exists(pid), 10, "the daemon process to exit")
+        assert not (state / "control.sock").exists()
+    finally:
+        if pid is not None and psutil.pid_exists(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("lines", [5000])
+def test_large_output_streams_completely(daemon: DaemonProcess, lines: int) -> None:
+    result = daemon.swarm("run", "--", "seq", str(lines))
+    assert result.returncode == 0
+    assert result.stdout.splitlines() == [str(i) for i in range(1, lines + 1)]

@@ -1,0 +1,79 @@
+"""Placement is a pure function: priorities, capacity, pins, image locality, reasons."""
+
+from __future__ import annotations
+
+from swarmcompute.scheduler.placement import NodeCapacity, place
+from swarmcompute.state.commands import Assignment, AssignJobs, SubmitJobs
+from swarmcompute.state.job import JobSpec
+from swarmcompute.state.table import JobTable
+
+GIB = 2**30
+
+
+def table_with(*specs: JobSpec, at: float = 1.0) -> JobTable:
+    table = JobTable()
+    for i, s in enumerate(specs):
+        table.apply(SubmitJobs((s,), at + i))
+    return table
+
+
+def job(job_id: str, **kw: object) -> JobSpec:
+    return JobSpec(id=job_id, argv=("true",), **kw)  # type: ignore[arg-type]
+
+
+def test_higher_priority_first_then_fifo() -> None:
+    table = table_with(job("low1"), job("high", priority=5), job("low2"))
+    node = NodeCapacity("n1", "one", cpus=2, mem_bytes=GIB)
+    result = place(table, [node], now=10.0)
+    assert [a.job_id for a in result.assignments] == ["high", "low1"]
+    assert result.waiting == {"low2": "waiting for free resources (all fitting nodes are busy)"}
+
+
+def test_reservations_of_running_jobs_count() -> None:
+    table = table_with(job("a", cpus=2), job("b", cpus=1))
+    table.apply(AssignJobs((Assignment("a", 1, "n1"),), 2.0))
+    result = place(table, [NodeCapacity("n1", "one", cpus=2, mem_bytes=GIB)], now=10.0)
+    assert result.assignments == []
+    result = place(table, [NodeCapacity("n1", "one", cpus=3, mem_bytes=GIB)], now=10.0)
+    assert result.assignments == [Assignment("b", 1, "n1")]
+
+
+def test_too_big_for_any_node_says_why() -> None:
+    table = table_with(job("big", cpus=8), job("fat", mem_bytes=64 * GIB), job("gpu", gpus=1))
+    result = place(table, [NodeCapacity("n1", "one", cpus=4, mem_bytes=16 * GIB)], now=10.0)
+    assert result.assignments == []
+    assert result.waiting["big"] == "needs 8 cpus; the largest node has 4"
+    assert result.waiting["fat"] == "needs 64.0 GiB of memory; the largest node has 16.0 GiB"
+    assert result.waiting["gpu"] == "needs 1 gpus; the largest node has 0"
+
+
+def test_spread_by_free_cpu_share_and_pins() -> None:
+    table = table_with(job("a"), job("b"), job("pinned", node="small"))
+    nodes = [NodeCapacity("n1", "big", cpus=8, mem_bytes=GIB), NodeCapacity("n2", "small", cpus=2, mem_bytes=GIB)]
+    result = place(table, nodes, now=10.0)
+    placed = {a.job_id: a.node_id for a in result.assignments}
+    # a takes n1 (8 free of 8 beats 2 of 2 by id), then n2 has the larger free share.
+    assert placed == {"a": "n1", "b": "n2", "pinned": "n2"}
+    gone = place(table_with(job("p", node="nowhere")), nodes, now=10.0)
+    assert gone.waiting == {"p": "pinned to node 'nowhere', which is not live"}
+
+
+def test_image_locality_bonus() -> None:
+    table = table_with(job("img", image="busybox:latest"))
+    nodes = [
+        NodeCapacity("n1", "a", cpus=8, mem_bytes=GIB),
+        NodeCapacity("n2", "b", cpus=2, mem_bytes=GIB, images=frozenset({"busybox:latest"})),
+    ]
+    assert place(table, nodes, now=10.0).assignments == [Assignment("img", 1, "n2")]
+
+
+def test_retry_backoff_is_respected() -> None:
+    table = table_with(job("a"))
+    table.get("a").not_before = 50.0  # type: ignore[union-attr]
+    node = NodeCapacity("n1", "one", cpus=2, mem_bytes=GIB)
+    assert place(table, [node], now=10.0).assignments == []
+    assert place(table, [node], now=50.0).assignments == [Assignment("a", 1, "n1")]
+
+
+def test_no_live_node() -> None:
+    assert place(table_with(job("a")), [], now=1.0).waiting == {"a": "no live node to run it"}

@@ -1,0 +1,223 @@
+"""The job table is a pure state machine: exact transitions, fencing, determinism."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from swarmcompute import codec
+from swarmcompute.errors import AmbiguousJobIdError, InvalidJobSpecError, JobNotFoundError
+from swarmcompute.state.commands import (
+    Assignment,
+    AssignJobs,
+    CancelJobs,
+    FinishAttempt,
+    RequeueLost,
+    StartAttempt,
+    SubmitJobs,
+)
+from swarmcompute.state.job import JobSpec, JobState, Reason
+from swarmcompute.state.table import JobTable, retry_backoff_s, validate_spec
+
+
+def spec(job_id: str = "a1", **kw: object) -> JobSpec:
+    return JobSpec(id=job_id, argv=("true",), **kw)  # type: ignore[arg-type]
+
+
+def finish(job_id: str, attempt: int, exit_code: int | None = 0, end: str = "exited", at: float = 10.0) -> FinishAttempt:
+    return FinishAttempt(job_id, attempt, "n1", exit_code, end, None, b"tail", 5.0, at)
+
+
+def running(table: JobTable, job_id: str = "a1", attempt: int = 1) -> None:
+    table.apply(AssignJobs((Assignment(job_id, attempt, "n1"),), 2.0))
+    table.apply(StartAttempt(job_id, attempt, "n1", 3.0))
+
+
+def test_submit_is_idempotent_by_id() -> None:
+    table = JobTable()
+    assert table.apply(SubmitJobs((spec(),), 1.0)) == ["a1"]
+    assert table.apply(SubmitJobs((spec(name="other"),), 2.0)) == []
+    job = table.get("a1")
+    assert job is not None and job.spec.name == "" and job.submitted_at == 1.0
+    assert job.state is JobState.PENDING and job.attempt == 0
+
+
+def test_happy_path_pending_assigned_running_succeeded() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec(),), 1.0))
+    table.apply(AssignJobs((Assignment("a1", 1, "n1"),), 2.0))
+    job = table.get("a1")
+    assert job is not None
+    assert (job.state, job.attempt, job.node) == (JobState.ASSIGNED, 1, "n1")
+    table.apply(StartAttempt("a1", 1, "n1", 3.0))
+    assert job.state is JobState.RUNNING and job.started_at == 3.0
+    assert table.apply(finish("a1", 1)) == ["a1"]
+    assert job.state is JobState.SUCCEEDED and job.exit_code == 0 and job.output_tail == b"tail"
+    assert job.finished_at == 10.0
+    assert list(table.open_jobs()) == []
+
+
+def test_assignment_must_name_the_next_attempt() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec(),), 1.0))
+    assert table.apply(AssignJobs((Assignment("a1", 2, "n1"),), 2.0)) == []
+    assert table.apply(AssignJobs((Assignment("a1", 1, "n1"),), 2.0)) == ["a1"]
+    # The same decision again (a duplicate entry) changes nothing.
+    assert table.apply(AssignJobs((Assignment("a1", 1, "n2"),), 2.0)) == []
+    job = table.get("a1")
+    assert job is not None and job.node == "n1"
+
+
+def test_result_of_a_stale_attempt_is_ignored() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec(),), 1.0))
+    running(table)
+    table.apply(RequeueLost("a1", 1, "node died", 4.0))
+    running(table, attempt=2)
+    assert table.apply(finish("a1", 1, exit_code=1)) == []
+    job = table.get("a1")
+    assert job is not None and job.state is JobState.RUNNING and job.attempt == 2
+    table.apply(finish("a1", 2))
+    assert job.state is JobState.SUCCEEDED
+
+
+def test_lost_attempt_is_requeued_without_counting_a_failure() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec(),), 1.0))
+    running(table)
+    table.apply(RequeueLost("a1", 1, "the daemon running it stopped", 4.0))
+    job = table.get("a1")
+    assert job is not None
+    assert job.state is JobState.PENDING and job.failures == 0 and job.node is None
+    assert job.reason is Reason.LOST and "daemon" in job.message
+    # A requeue for an attempt that is not current is stale.
+    assert table.apply(RequeueLost("a1", 1, "again", 5.0)) == []
+
+
+def test_stopped_with_the_daemon_counts_as_lost() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec(retries=0),), 1.0))
+    running(table)
+    table.apply(finish("a1", 1, exit_code=143, end="stopped"))
+    job = table.get("a1")
+    assert job is not None and job.state is JobState.PENDING and job.failures == 0 and job.reason is Reason.LOST
+
+
+def test_retries_with_backoff_then_failure() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec(retries=2),), 1.0))
+    job = table.get("a1")
+    assert job is not None
+    for attempt in (1, 2):
+        running(table, attempt=attempt)
+        table.apply(finish("a1", attempt, exit_code=3, at=100.0))
+        assert job.state is JobState.PENDING and job.reason is Reason.RETRY_BACKOFF
+        assert job.not_before == 100.0 + retry_backoff_s(attempt)
+    running(table, attempt=3)
+    table.apply(finish("a1", 3, exit_code=3))
+    assert job.state is JobState.FAILED and job.failures == 3 and job.exit_code == 3
+    assert job.reason is Reason.EXIT_CODE and job.message == "exited with code 3"
+
+
+def test_timeout_and_spawn_failure_reasons() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec("t1", timeout_s=30.0), spec("s1")), 1.0))
+    running(table, "t1")
+    running(table, "s1")
+    table.apply(finish("t1", 1, exit_code=143, end="timeout"))
+    table.apply(FinishAttempt("s1", 1, "n1", 127, "spawn_failed", "command not found: nope", b"", 2.0, 2.0))
+    t1, s1 = table.get("t1"), table.get("s1")
+    assert t1 is not None and s1 is not None
+    assert t1.state is JobState.FAILED and t1.reason is Reason.TIMEOUT and "30s" in t1.message
+    assert s1.state is JobState.FAILED and s1.reason is Reason.SPAWN_FAILED
+    assert s1.message == "command not found: nope"
+
+
+def test_cancel_is_terminal_and_keeps_the_killed_process_result() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec("p1"), spec("r1")), 1.0))
+    running(table, "r1")
+    assert sorted(table.apply(CancelJobs(("p1", "r1"), "cancelled by user", 5.0))) == ["p1", "r1"]
+    p1, r1 = table.get("p1"), table.get("r1")
+    assert p1 is not None and r1 is not None
+    assert p1.state is r1.state is JobState.CANCELLED
+    assert r1.node == "n1" and p1.node is None
+    assert table.apply(finish("r1", 1, exit_code=143, end="cancelled")) == ["r1"]
+    assert r1.state is JobState.CANCELLED and r1.exit_code == 143
+    assert table.apply(CancelJobs(("r1",), "again", 6.0)) == []
+
+
+def test_resolve_by_id_prefix_and_name() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec("abc123"), spec("abd456"), spec("ff0000", name="train")), 1.0))
+    assert table.resolve("abc").id == "abc123"
+    assert table.resolve("train").id == "ff0000"
+    with pytest.raises(AmbiguousJobIdError):
+        table.resolve("ab")
+    with pytest.raises(JobNotFoundError):
+        table.resolve("zz")
+
+
+def test_counts_and_recent() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec("a"),), 1.0))
+    table.apply(SubmitJobs((spec("b"),), 2.0))
+    running(table, "a")
+    assert table.counts()["running"] == 1 and table.counts()["pending"] == 1
+    assert [j.id for j in table.recent(10)] == ["b", "a"]
+    assert [j.id for j in table.recent(10, [JobState.RUNNING])] == ["a"]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        JobSpec(id="", argv=("true",)),
+        JobSpec(id="a b", argv=("true",)),
+        JobSpec(id="x", argv=()),
+        JobSpec(id="x", argv=("",)),
+        JobSpec(id="x", argv=("true",), timeout_s=0.0),
+        JobSpec(id="x", argv=("true",), retries=-1),
+        JobSpec(id="x", argv=("true",), cpus=-1.0),
+    ],
+)
+def test_validate_spec_rejects_unrunnable_jobs(bad: JobSpec) -> None:
+    with pytest.raises(InvalidJobSpecError):
+        validate_spec(bad)
+
+
+def _random_commands(rng: random.Random, n: int) -> list[object]:
+    ids = [f"j{i}" for i in range(8)]
+    out: list[object] = []
+    for step in range(n):
+        job_id = rng.choice(ids)
+        attempt = rng.randint(1, 3)
+        out.append(
+            rng.choice(
+                [
+                    SubmitJobs((JobSpec(id=job_id, argv=("true",), retries=rng.randint(0, 2)),), float(step)),
+                    AssignJobs((Assignment(job_id, attempt, rng.choice(["n1", "n2"])),), float(step)),
+                    StartAttempt(job_id, attempt, "n1", float(step)),
+                    FinishAttempt(job_id, attempt, "n1", rng.choice([0, 1, 137]), rng.choice(["exited", "timeout", "stopped"]), None, b"x", 0.0, float(step)),
+                    RequeueLost(job_id, attempt, "gone", float(step)),
+                    CancelJobs((job_id,), "cancelled by user", float(step)),
+                ]
+            )
+        )
+    return out
+
+
+@pytest.mark.parametrize("seed", range(50))
+def test_replaying_the_same_commands_gives_the_same_table(seed: int) -> None:
+    """Determinism: what the Raft log relies on. Commands also go through the codec, as on disk."""
+    commands = _random_commands(random.Random(seed), 200)
+    first, second = JobTable(), JobTable()
+    for cmd in commands:
+        first.apply(cmd)  # type: ignore[arg-type]
+        second.apply(codec.decode(codec.encode(cmd)))
+    assert [j.view(with_output=True) for j in first.jobs()] == [j.view(with_output=True) for j in second.jobs()]
+    for job in first.jobs():
+        # No job is active without a node, and terminal jobs are not "open".
+        if job.state in (JobState.ASSIGNED, JobState.RUNNING):
+            assert job.node is not None and job.attempt >= 1
+        assert (job.id in {j.id for j in first.open_jobs()}) == (not job.state.is_terminal)
