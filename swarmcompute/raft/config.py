@@ -1,0 +1,73 @@
+"""Tunables of the Raft core (in ticks) and the cluster membership it replicates.
+
+The daemon ticks the core every ``tick_interval`` (100 ms is the intended
+default), so the defaults below mean: heartbeat every 200 ms, election after
+1–2 s of silence. That is slow for a datacenter and right for Wi-Fi and
+Raspberry Pis, where elections that flap on a busy second cost more than a
+second of extra failover.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from swarmcompute.errors import ConfigError
+from swarmcompute.raft.messages import ConfigState, Snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class RaftConfig:
+    election_timeout_ticks: int = 10
+    """Base election timeout; each node draws its timeout from [T, 2T) with its own RNG."""
+    heartbeat_interval_ticks: int = 2
+    max_voters: int = 5
+    """Learners beyond this stay non-voting workers."""
+    max_entries_per_append: int = 64
+    """Bound on one AppendRequest; a lagging follower catches up over several."""
+    auto_promote: bool = True
+    """The leader promotes a caught-up, live learner while voters are below ``max_voters``."""
+    pre_vote: bool = True
+    check_quorum: bool = True
+
+    def __post_init__(self) -> None:
+        if self.election_timeout_ticks < 2:
+            raise ConfigError("election_timeout_ticks must be at least 2")
+        if not 1 <= self.heartbeat_interval_ticks < self.election_timeout_ticks:
+            raise ConfigError("heartbeat_interval_ticks must be at least 1 and below election_timeout_ticks")
+        if self.max_voters < 1:
+            raise ConfigError("max_voters must be at least 1")
+        if self.max_entries_per_append < 1:
+            raise ConfigError("max_entries_per_append must be at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """Who votes and who only receives the log. A node is in at most one of the two sets."""
+
+    voters: frozenset[str] = frozenset()
+    learners: frozenset[str] = frozenset()
+
+    @property
+    def quorum(self) -> int:
+        """Votes needed for a majority of the voters."""
+        return len(self.voters) // 2 + 1
+
+    @property
+    def members(self) -> frozenset[str]:
+        return self.voters | self.learners
+
+    def with_learner(self, node_id: str) -> Membership:
+        return Membership(self.voters - {node_id}, self.learners | {node_id})
+
+    def with_voter(self, node_id: str) -> Membership:
+        return Membership(self.voters | {node_id}, self.learners - {node_id})
+
+    def without(self, node_id: str) -> Membership:
+        return Membership(self.voters - {node_id}, self.learners - {node_id})
+
+    def has_quorum(self, nodes: set[str] | frozenset[str]) -> bool:
+        return len(self.voters & nodes) >= self.quorum
+
+    @classmethod
+    def from_state(cls, state: ConfigState | Snapshot) -> Membership:
+        return cls(frozenset(state.voters), frozenset(state.learners))

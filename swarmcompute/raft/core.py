@@ -1,0 +1,444 @@
+"""The Raft-lite core: a pure state machine, fed ticks and messages, returning a ``Ready``.
+
+No asyncio, sockets, files, clocks or global random: time is ``tick()``, the
+network is ``step(msg)`` in and ``Ready.messages`` out, the disk is
+``Ready.hard_state`` / ``Ready.entries`` / ``Ready.snapshot``, and election
+jitter comes from the ``random.Random`` handed in. "Lite" means small, never
+unsafe. The rules it enforces:
+
+Terms and roles
+  * A message with a higher term turns the receiver into a follower of that term
+    (except pre-vote traffic, and vote requests a node in its leader lease ignores);
+    a message with a lower term is dropped, but a stale leader's AppendRequest and
+    a stale pre-vote are answered with the current term so the sender catches up.
+  * At most one vote per term, persisted (in the Ready) before the reply is sent.
+
+Elections
+  * Only voters campaign. A follower that hears no leader for its randomized
+    timeout (drawn from [T, 2T) ticks) first runs a *pre-vote* at term+1 without
+    bumping its term; only a majority of pre-votes starts the real election. A node
+    back from a partition therefore cannot depose a healthy leader.
+  * A vote (or pre-vote) is granted only to a candidate whose log is at least as
+    up to date: higher last term, or equal last term and last index >= ours.
+  * Leader lease (with check-quorum): a node that heard from a leader within the
+    election timeout ignores vote requests of higher terms, unless the candidate
+    campaigns on the leader's TimeoutNow (leadership transfer).
+  * Check-quorum: a leader that has not heard from a majority of voters within an
+    election timeout steps down.
+  * A new leader appends a NOOP entry of its term: it can only commit by
+    counting replicas of an entry of its own term.
+
+Replication
+  * AppendRequest carries (prev_index, prev_term); a follower accepts only when its
+    log holds that pair, deletes a conflicting suffix (never a committed entry) and
+    appends. A rejection carries the conflicting term and its first index so the
+    leader skips a whole term at once (fast back-up).
+  * The leader commits index N once a majority of the *current* voters have it
+    durably (the leader counts its own log only after ``advance``) and the entry at
+    N is of the current term. Followers commit up to min(leader commit, last entry
+    the request proved to match).
+
+Membership
+  * The configuration is the last CONFIG entry in the log (or the snapshot's), in
+    force as soon as it is appended. The leader changes one server at a time and
+    only when the previous change is committed and it has committed an entry of its
+    own term. Learners receive the log but do not vote or count for quorum;
+    voters are capped at ``max_voters``; with ``auto_promote`` the leader promotes a
+    caught-up, live learner while below the cap.
+  * A leader removed by a committed configuration steps down, after telling its
+    most up-to-date voter to campaign (TimeoutNow).
+  * ``force_config`` is the operator's escape hatch for a lost quorum: UNSAFE BY
+    DESIGN, see its docstring.
+
+Leadership transfer and snapshots
+  * ``transfer_leadership(to)`` stops new proposals, brings ``to`` up to date and
+    sends it TimeoutNow; it is abandoned after an election timeout.
+  * ``compact(index, data)`` folds applied entries into a snapshot; a follower
+    whose next entry is compacted away receives InstallSnapshot.
+
+A proposal to a non-leader raises ``NotLeaderError(leader_hint)``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+
+from swarmcompute.errors import InvariantViolation, MembershipChangeError, NotLeaderError
+from swarmcompute.raft.config import Membership, RaftConfig
+from swarmcompute.raft.durable import PersistedState
+from swarmcompute.raft.log import RaftLog
+from swarmcompute.raft.messages import (
+    AppendRequest,
+    AppendResponse,
+    Entry,
+    EntryKind,
+    HardState,
+    InstallSnapshot,
+    Message,
+    Snapshot,
+    TimeoutNow,
+    VoteRequest,
+    VoteResponse,
+    decode_config,
+    encode_config,
+)
+from swarmcompute.raft.membership_ops import MembershipOps
+from swarmcompute.raft.ready import PeerStatus, RaftEvent, Ready, Role, Status
+from swarmcompute.raft.replication import Progress, Replication
+
+
+class RaftNode(Replication, MembershipOps):
+    """One Raft participant. See the module docstring for the rules.
+
+    Replication (``replication.py``) and membership, transfer and compaction
+    (``membership_ops.py``) live in mixins to keep each module readable; they
+    share this object's state.
+    """
+
+    def __init__(
+        self,
+        node_id: str,
+        config: RaftConfig,
+        rng: random.Random,
+        state: PersistedState | None = None,
+    ) -> None:
+        """Start from persisted state (a restart) or from nothing (a node waiting to be added)."""
+        state = state or PersistedState()
+        self.id = node_id
+        self.cfg = config
+        self._rng = rng
+        snap = state.snapshot
+        self.log = RaftLog(snap.index, snap.term, state.entries) if snap else RaftLog(0, 0, state.entries)
+        self.term = state.hard_state.term
+        self.vote = state.hard_state.vote
+        self.commit = state.hard_state.commit
+        self.applied = snap.index if snap else 0
+        self.snapshot = snap
+        self.role = Role.FOLLOWER
+        self.leader_id: str | None = None
+        self.ticks = 0
+        self._persisted = state.hard_state
+        self._stable_index = self.log.last_index
+        self._unstable_from = self._stable_index + 1
+        self._pending_snapshot: Snapshot | None = None
+        self._msgs: list[Message] = []
+        self._events: list[RaftEvent] = []
+        self._election_elapsed = 0
+        self._heartbeat_elapsed = 0
+        self._randomized_timeout = self._draw_timeout()
+        self._votes: dict[str, bool] = {}
+        self.progress: dict[str, Progress] = {}
+        self._transferee: str | None = None
+        self._transfer_elapsed = 0
+        self._leaving = False
+        self._snapshot_membership = Membership.from_state(snap) if snap else Membership()
+        self._config_indexes = [e.index for e in state.entries if e.kind is EntryKind.CONFIG]
+        self._forced: Membership | None = None
+        self.membership = Membership()
+        self.membership_index = 0
+        self._refresh_membership()
+
+    @classmethod
+    def bootstrap(
+        cls, node_id: str, voters: Iterable[str], config: RaftConfig, rng: random.Random
+    ) -> RaftNode:
+        """A brand-new cluster: entry 1 (term 0) holds the initial voters, committed by fiat.
+
+        Every initial voter must bootstrap with the same set. The daemon's first
+        node bootstraps alone (``voters=[self]``) and elects itself on its first
+        tick; later nodes start empty and are added as learners by the leader.
+        """
+        node = cls(node_id, config, rng)
+        entry = Entry(0, 1, EntryKind.CONFIG, encode_config(frozenset(voters), frozenset()))
+        node._append([entry])
+        node.commit = 1
+        return node
+
+    # ------------------------------------------------------------------ inputs
+
+    def tick(self) -> None:
+        """Advance logical time by one tick."""
+        self.ticks += 1
+        if self.role is Role.LEADER:
+            self._tick_leader()
+            return
+        self._election_elapsed += 1
+        if self.id not in self.membership.voters:
+            return
+        if self.membership.voters == {self.id} or self._election_elapsed >= self._randomized_timeout:
+            self._campaign(pre_vote=self.cfg.pre_vote)
+
+    def step(self, msg: Message) -> None:
+        """Handle one message from a peer (duplicates and stale messages are safe)."""
+        if msg.dst != self.id or msg.src == self.id:
+            return
+        if msg.term > self.term:
+            if isinstance(msg, VoteRequest):
+                in_lease = (
+                    self.cfg.check_quorum
+                    and self.leader_id is not None
+                    and self._election_elapsed < self.cfg.election_timeout_ticks
+                )
+                if in_lease and not msg.transfer:
+                    return
+                if not msg.pre_vote:
+                    self._become_follower(msg.term, None)
+            elif isinstance(msg, VoteResponse) and msg.pre_vote and msg.granted:
+                pass  # a pre-vote grant carries the term we are about to campaign in
+            else:
+                leader = msg.src if isinstance(msg, (AppendRequest, InstallSnapshot)) else None
+                self._become_follower(msg.term, leader)
+        elif msg.term < self.term:
+            if isinstance(msg, (AppendRequest, InstallSnapshot)):
+                self._send(AppendResponse(self.term, self.id, msg.src, False, 0))
+            elif isinstance(msg, VoteRequest) and msg.pre_vote:
+                self._send(VoteResponse(self.term, self.id, msg.src, False, True))
+            return
+        if isinstance(msg, VoteRequest):
+            self._on_vote_request(msg)
+        elif isinstance(msg, VoteResponse):
+            self._on_vote_response(msg)
+        elif isinstance(msg, AppendRequest):
+            self._follow(msg.src)
+            self._on_append(msg)
+        elif isinstance(msg, AppendResponse):
+            if self.role is Role.LEADER:
+                self._on_append_response(msg)
+        elif isinstance(msg, InstallSnapshot):
+            self._follow(msg.src)
+            self._on_install_snapshot(msg)
+        elif isinstance(msg, TimeoutNow):
+            if self.id in self.membership.voters and self.role is not Role.LEADER:
+                self._event("transfer_campaign", f"asked by {msg.src}")
+                self._campaign(pre_vote=False, transfer=True)
+
+    def propose(self, data: bytes) -> int:
+        """Append a command; returns its index. Raises ``NotLeaderError`` with the leader hint."""
+        self._require_leader()
+        return self._append_as_leader(EntryKind.NORMAL, data)
+
+    def campaign(self) -> None:
+        """Start an election now (tests, and a daemon that knows the leader is gone)."""
+        if self.role is not Role.LEADER and self.id in self.membership.voters:
+            self._campaign(pre_vote=self.cfg.pre_vote)
+
+    # ------------------------------------------------------------------ outputs
+
+    def _hard_state(self) -> HardState:
+        return HardState(self.term, self.vote, self.commit)
+
+    def has_ready(self) -> bool:
+        return bool(
+            self._msgs
+            or self._events
+            or self._pending_snapshot is not None
+            or self._unstable_from <= self.log.last_index
+            or self._hard_state() != self._persisted
+            or self.applied < min(self.commit, self.log.last_index)
+        )
+
+    def ready(self) -> Ready:
+        """The work for the shell: persist, then send, then apply, then ``advance``."""
+        hard = self._hard_state()
+        return Ready(
+            hard_state=hard if hard != self._persisted else None,
+            entries=self.log.slice(self._unstable_from, self.log.last_index),
+            snapshot=self._pending_snapshot,
+            messages=tuple(self._msgs),
+            committed=self.log.slice(self.applied + 1, min(self.commit, self.log.last_index)),
+            events=tuple(self._events),
+        )
+
+    def advance(self, rd: Ready) -> None:
+        """The shell has persisted, sent and applied ``rd``."""
+        if rd.hard_state is not None:
+            self._persisted = rd.hard_state
+        if rd.snapshot is not None:
+            self._pending_snapshot = None
+        if rd.entries:
+            self._stable_index = rd.entries[-1].index
+            self._unstable_from = self._stable_index + 1
+        if rd.committed:
+            self.applied = rd.committed[-1].index
+        del self._msgs[: len(rd.messages)]
+        del self._events[: len(rd.events)]
+        if self.role is Role.LEADER:
+            self._maybe_commit()
+
+    # ------------------------------------------------------------------ elections
+
+    def _draw_timeout(self) -> int:
+        timeout = self.cfg.election_timeout_ticks
+        return timeout + self._rng.randrange(timeout)
+
+    def _become_follower(self, term: int, leader: str | None) -> None:
+        was_leader = self.role is Role.LEADER
+        if term != self.term:
+            self.term, self.vote = term, None
+        self.role = Role.FOLLOWER
+        self.leader_id = leader
+        self._election_elapsed = 0
+        self._randomized_timeout = self._draw_timeout()
+        self._votes.clear()
+        self.progress.clear()
+        self._transferee = None
+        self._leaving = False
+        if was_leader:
+            self._event("stepped_down", f"leader now {leader}")
+
+    def _follow(self, leader: str) -> None:
+        if self.role is Role.LEADER:
+            raise InvariantViolation(f"two leaders in term {self.term}: {self.id} and {leader}")
+        if self.role is not Role.FOLLOWER:
+            self._become_follower(self.term, leader)
+        if self._forced is not None:
+            self._forced = None  # a leader is alive after all: the forced configuration is void
+            self._refresh_membership()
+        self.leader_id = leader
+        self._election_elapsed = 0
+
+    def _campaign(self, *, pre_vote: bool, transfer: bool = False) -> None:
+        self._election_elapsed = 0
+        self._randomized_timeout = self._draw_timeout()
+        self.leader_id = None
+        self._votes = {self.id: True}
+        if pre_vote:
+            self.role = Role.PRE_CANDIDATE
+            term = self.term + 1
+        else:
+            self.role = Role.CANDIDATE
+            self.term += 1
+            self.vote = self.id
+            term = self.term
+        self._event("campaign", "pre-vote" if pre_vote else "vote")
+        for voter in sorted(self.membership.voters - {self.id}):
+            self._send(VoteRequest(term, self.id, voter, self.log.last_index, self.log.last_term, pre_vote, transfer))
+        self._tally()
+
+    def _on_vote_request(self, msg: VoteRequest) -> None:
+        can_vote = (
+            self.vote == msg.src
+            or (self.vote is None and self.leader_id is None)
+            or (msg.pre_vote and msg.term > self.term)
+        )
+        up_to_date = (msg.last_log_term, msg.last_log_index) >= (self.log.last_term, self.log.last_index)
+        if can_vote and up_to_date:
+            self._send(VoteResponse(msg.term, self.id, msg.src, True, msg.pre_vote))
+            if not msg.pre_vote:
+                self.vote = msg.src
+                self._election_elapsed = 0
+        else:
+            self._send(VoteResponse(self.term, self.id, msg.src, False, msg.pre_vote))
+
+    def _on_vote_response(self, msg: VoteResponse) -> None:
+        if msg.pre_vote:
+            if self.role is not Role.PRE_CANDIDATE or (msg.granted and msg.term != self.term + 1):
+                return
+        elif self.role is not Role.CANDIDATE or msg.term != self.term:
+            return
+        if msg.src in self.membership.voters:
+            self._votes[msg.src] = msg.granted
+        self._tally()
+
+    def _tally(self) -> None:
+        granted = sum(1 for voter, yes in self._votes.items() if yes and voter in self.membership.voters)
+        rejected = sum(1 for voter, yes in self._votes.items() if not yes and voter in self.membership.voters)
+        if granted >= self.membership.quorum:
+            if self.role is Role.PRE_CANDIDATE:
+                self._campaign(pre_vote=False)
+            else:
+                self._become_leader()
+        elif rejected > len(self.membership.voters) - self.membership.quorum:
+            self._become_follower(self.term, None)
+
+    def _become_leader(self) -> None:
+        self.role = Role.LEADER
+        self.leader_id = self.id
+        self._election_elapsed = 0
+        self._heartbeat_elapsed = 0
+        self._transferee = None
+        self.progress = {}
+        self._sync_progress()
+        self._event("became_leader", f"log {self.log.last_index}")
+        self._append_as_leader(EntryKind.NOOP, b"")
+        self._write_forced_config()
+
+    def _tick_leader(self) -> None:
+        self._election_elapsed += 1
+        self._heartbeat_elapsed += 1
+        if self._transferee is not None:
+            self._transfer_elapsed += 1
+            if self._transfer_elapsed >= self.cfg.election_timeout_ticks:
+                self._event("transfer_abandoned", f"to {self._transferee}")
+                self._transferee = None
+                if self._leaving:
+                    self._become_follower(self.term, None)
+                    return
+        if self._election_elapsed >= self.cfg.election_timeout_ticks:
+            self._election_elapsed = 0
+            if self.cfg.check_quorum and not self._quorum_active():
+                self._event("stepped_down_no_quorum")
+                self._become_follower(self.term, None)
+                return
+            for pr in self.progress.values():
+                pr.recent_active = False
+        if self._heartbeat_elapsed >= self.cfg.heartbeat_interval_ticks:
+            self._heartbeat_elapsed = 0
+            for peer, pr in self.progress.items():
+                pr.paused = False
+                self._send_append(peer)
+            self._maybe_promote()
+
+    def _quorum_active(self) -> bool:
+        active = {p for p, pr in self.progress.items() if pr.recent_active} | {self.id}
+        return self.membership.has_quorum(active)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _require_leader(self) -> None:
+        if self.role is not Role.LEADER:
+            raise NotLeaderError(self.leader_id)
+        if self._transferee is not None:
+            raise NotLeaderError(self._transferee)
+
+    def _send(self, msg: Message) -> None:
+        self._msgs.append(msg)
+
+    def _event(self, name: str, detail: str = "") -> None:
+        self._events.append(RaftEvent(name, self.term, detail))
+
+    def status(self) -> Status:
+        """A consistent view for ``swarm status``."""
+        peers = tuple(
+            PeerStatus(p, p in self.membership.voters, pr.match, pr.next, pr.last_heard_tick, pr.recent_active)
+            for p, pr in sorted(self.progress.items())
+        )
+        is_leader = self.role is Role.LEADER
+        horizon = self.ticks - self.cfg.election_timeout_ticks
+        missing = tuple(
+            sorted(
+                v
+                for v in self.membership.voters - {self.id}
+                if is_leader and ((h := self.progress[v].last_heard_tick) is None or h < horizon)
+            )
+        )
+        quorum_ok = len(self.membership.voters) - len(missing) >= self.membership.quorum if is_leader else None
+        return Status(
+            node_id=self.id,
+            role=self.role,
+            term=self.term,
+            leader_id=self.leader_id,
+            commit=self.commit,
+            applied=self.applied,
+            last_index=self.log.last_index,
+            voters=tuple(sorted(self.membership.voters)),
+            learners=tuple(sorted(self.membership.learners)),
+            peers=peers,
+            quorum_active=quorum_ok,
+            missing_voters=missing,
+            ticks=self.ticks,
+        )
+
+
+__all__ = ["RaftNode", "Progress", "decode_config"]

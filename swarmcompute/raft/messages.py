@@ -1,0 +1,170 @@
+"""The vocabulary of the Raft core: log entries, snapshots and the messages peers exchange.
+
+Every type is a frozen, slotted dataclass registered with the codec, so the
+transport can carry it without knowing anything about Raft. Every message
+starts with ``term``, ``src`` and ``dst``: the core routes on ``dst`` and
+answers ``src``, the transport only moves bytes.
+
+Entries carry opaque ``data``: the caller (the job table) encodes its own
+commands; the core only looks inside ``CONFIG`` entries, whose data is an
+encoded ``ConfigState``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Union
+
+from swarmcompute import codec
+
+
+class EntryKind(str, enum.Enum):
+    """What a log entry means to the core."""
+
+    NORMAL = "normal"
+    """A command for the replicated state machine; opaque to the core."""
+    CONFIG = "config"
+    """A new cluster configuration (voters and learners); takes effect when appended."""
+    NOOP = "noop"
+    """Appended by every new leader so that it can commit entries of earlier terms."""
+
+
+@codec.message("raft.entry")
+@dataclass(frozen=True, slots=True)
+class Entry:
+    term: int
+    index: int
+    kind: EntryKind
+    data: bytes
+
+
+@codec.message("raft.config")
+@dataclass(frozen=True, slots=True)
+class ConfigState:
+    """The data of a CONFIG entry: the complete configuration, sorted for determinism."""
+
+    voters: tuple[str, ...]
+    learners: tuple[str, ...]
+
+
+@codec.message("raft.snapshot")
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """State machine bytes as of ``index`` plus what the log knew there (term, configuration)."""
+
+    index: int
+    term: int
+    voters: tuple[str, ...]
+    learners: tuple[str, ...]
+    data: bytes
+
+
+@codec.message("raft.hard_state")
+@dataclass(frozen=True, slots=True)
+class HardState:
+    """What must be on disk before any message that depends on it is sent."""
+
+    term: int
+    vote: str | None
+    commit: int
+
+
+@codec.message("raft.vote")
+@dataclass(frozen=True, slots=True)
+class VoteRequest:
+    """RequestVote, or its pre-vote probe (``pre_vote``: the sender's term is not bumped yet)."""
+
+    term: int
+    src: str
+    dst: str
+    last_log_index: int
+    last_log_term: int
+    pre_vote: bool = False
+    transfer: bool = False
+    """Sent on a leader's request (TimeoutNow): voters skip the leader-lease check."""
+
+
+@codec.message("raft.vote_resp")
+@dataclass(frozen=True, slots=True)
+class VoteResponse:
+    term: int
+    src: str
+    dst: str
+    granted: bool
+    pre_vote: bool = False
+
+
+@codec.message("raft.append")
+@dataclass(frozen=True, slots=True)
+class AppendRequest:
+    """AppendEntries; with no entries it is the heartbeat."""
+
+    term: int
+    src: str
+    dst: str
+    prev_index: int
+    prev_term: int
+    entries: tuple[Entry, ...]
+    commit: int
+
+
+@codec.message("raft.append_resp")
+@dataclass(frozen=True, slots=True)
+class AppendResponse:
+    """Answer to AppendRequest and InstallSnapshot.
+
+    On success ``index`` is the follower's matching index. On rejection it is
+    the ``prev_index`` that did not match, and ``conflict_term`` /
+    ``conflict_index`` let the leader skip a whole term at once (fast back-up).
+    """
+
+    term: int
+    src: str
+    dst: str
+    success: bool
+    index: int
+    conflict_index: int = 0
+    conflict_term: int = 0
+
+
+@codec.message("raft.install_snapshot")
+@dataclass(frozen=True, slots=True)
+class InstallSnapshot:
+    term: int
+    src: str
+    dst: str
+    snapshot: Snapshot
+
+
+@codec.message("raft.timeout_now")
+@dataclass(frozen=True, slots=True)
+class TimeoutNow:
+    """Leadership transfer: the leader asks an up-to-date voter to campaign at once."""
+
+    term: int
+    src: str
+    dst: str
+
+
+Message = Union[VoteRequest, VoteResponse, AppendRequest, AppendResponse, InstallSnapshot, TimeoutNow]
+MESSAGE_TYPES: tuple[type, ...] = (
+    VoteRequest,
+    VoteResponse,
+    AppendRequest,
+    AppendResponse,
+    InstallSnapshot,
+    TimeoutNow,
+)
+
+
+def encode_config(voters: frozenset[str] | set[str], learners: frozenset[str] | set[str]) -> bytes:
+    """The data of a CONFIG entry."""
+    return codec.encode(ConfigState(tuple(sorted(voters)), tuple(sorted(learners))))
+
+
+def decode_config(data: bytes) -> ConfigState:
+    state = codec.decode(data)
+    if not isinstance(state, ConfigState):
+        raise TypeError(f"a CONFIG entry holds {type(state).__name__}, not ConfigState")
+    return state

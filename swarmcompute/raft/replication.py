@@ -1,0 +1,223 @@
+"""Log replication for ``RaftNode``: AppendEntries on both sides, commit, InstallSnapshot.
+
+A mixin so that ``core.py`` stays about elections; the rules are stated in the
+``core`` module docstring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from swarmcompute.errors import InvariantViolation
+from swarmcompute.raft.config import Membership, RaftConfig
+from swarmcompute.raft.log import RaftLog
+from swarmcompute.raft.messages import (
+    AppendRequest,
+    AppendResponse,
+    Entry,
+    EntryKind,
+    InstallSnapshot,
+    Message,
+    Snapshot,
+    TimeoutNow,
+)
+from swarmcompute.raft.ready import Role
+
+
+@dataclass(slots=True)
+class Progress:
+    """The leader's view of one peer's log."""
+
+    match: int = 0
+    next: int = 1
+    probing: bool = True
+    """Until the peer's position is known, one AppendRequest in flight at a time."""
+    paused: bool = False
+    recent_active: bool = False
+    last_heard_tick: int | None = None
+
+
+class Replication:
+    if TYPE_CHECKING:  # state owned by RaftNode
+        id: str
+        cfg: RaftConfig
+        term: int
+        commit: int
+        applied: int
+        role: Role
+        log: RaftLog
+        snapshot: Snapshot | None
+        ticks: int
+        membership: Membership
+        progress: dict[str, Progress]
+        _stable_index: int
+        _unstable_from: int
+        _pending_snapshot: Snapshot | None
+        _snapshot_membership: Membership
+        _config_indexes: list[int]
+        _transferee: str | None
+        _leaving: bool
+
+        def _send(self, msg: Message) -> None: ...
+        def _event(self, name: str, detail: str = "") -> None: ...
+        def _refresh_membership(self) -> None: ...
+        def _sync_progress(self) -> None: ...
+        def _on_config_committed(self) -> None: ...
+        def _maybe_promote(self) -> None: ...
+        def _become_follower(self, term: int, leader: str | None) -> None: ...
+
+    # ------------------------------------------------------------------ the local log
+
+    def _append(self, entries: Sequence[Entry]) -> None:
+        self.log.append(entries)
+        configs = [e.index for e in entries if e.kind is EntryKind.CONFIG]
+        if configs:
+            self._config_indexes.extend(configs)
+            self._refresh_membership()
+
+    def _truncate(self, index: int) -> None:
+        if index <= self.commit:
+            raise InvariantViolation(f"{self.id} asked to truncate committed entry {index} (commit {self.commit})")
+        self.log.truncate_from(index)
+        self._unstable_from = min(self._unstable_from, index)
+        self._stable_index = min(self._stable_index, index - 1)
+        if self._config_indexes and self._config_indexes[-1] >= index:
+            while self._config_indexes and self._config_indexes[-1] >= index:
+                self._config_indexes.pop()
+            self._refresh_membership()
+
+    # ------------------------------------------------------------------ leader side
+
+    def _append_as_leader(self, kind: EntryKind, data: bytes) -> int:
+        entry = Entry(self.term, self.log.last_index + 1, kind, data)
+        self._append([entry])
+        for peer in self.progress:
+            self._send_append(peer)
+        return entry.index
+
+    def _send_append(self, peer: str) -> None:
+        pr = self.progress[peer]
+        if pr.paused:
+            return
+        prev_index = pr.next - 1
+        prev_term = self.log.term_at(prev_index)
+        if prev_term is None:
+            if prev_index > self.log.last_index:
+                raise InvariantViolation(f"progress of {peer} points past the log ({pr.next} > {self.log.last_index + 1})")
+            if self.snapshot is None:
+                raise InvariantViolation(f"entry {pr.next} is compacted but {self.id} holds no snapshot")
+            self._send(InstallSnapshot(self.term, self.id, peer, self.snapshot))
+            pr.probing = pr.paused = True
+            return
+        last = min(self.log.last_index, pr.next + self.cfg.max_entries_per_append - 1)
+        entries = self.log.slice(pr.next, last)
+        self._send(AppendRequest(self.term, self.id, peer, prev_index, prev_term, entries, self.commit))
+        if pr.probing:
+            pr.paused = True
+        elif entries:
+            pr.next = entries[-1].index + 1
+
+    def _on_append_response(self, msg: AppendResponse) -> None:
+        pr = self.progress.get(msg.src)
+        if pr is None:
+            return
+        pr.recent_active = True
+        pr.last_heard_tick = self.ticks
+        if msg.success:
+            if msg.index > self.log.last_index:
+                raise InvariantViolation(f"{msg.src} claims to match {msg.index} beyond the leader's {self.log.last_index}")
+            if msg.index > pr.match:
+                pr.match = msg.index
+            pr.next = max(pr.next, pr.match + 1)
+            pr.probing = pr.paused = False
+            self._maybe_commit()
+            if self.role is not Role.LEADER:
+                return  # the commit removed this leader from the configuration
+            if self._transferee == msg.src and pr.match == self.log.last_index:
+                self._send(TimeoutNow(self.term, self.id, msg.src))
+                if self._leaving:
+                    self._become_follower(self.term, None)
+                    return
+            if pr.next <= self.log.last_index:
+                self._send_append(msg.src)
+            self._maybe_promote()
+            return
+        if msg.index < pr.match:
+            return  # a stale rejection, overtaken by a later success
+        if msg.conflict_term:
+            found = self.log.last_index_with_term(msg.conflict_term, msg.index)
+            next_index = found + 1 if found is not None else msg.conflict_index
+        else:
+            next_index = msg.conflict_index
+        pr.next = max(pr.match + 1, min(next_index, msg.index))
+        pr.probing, pr.paused = True, False
+        self._send_append(msg.src)
+
+    def _maybe_commit(self) -> None:
+        voters = self.membership.voters
+        if not voters:
+            return
+        matches = sorted(
+            (self._stable_index if v == self.id else (self.progress[v].match if v in self.progress else 0))
+            for v in voters
+        )
+        candidate = matches[len(matches) - self.membership.quorum]
+        if candidate > self.commit and self.log.term_at(candidate) == self.term:
+            before = self.commit
+            self.commit = candidate
+            if any(before < i <= candidate for i in self._config_indexes):
+                self._on_config_committed()
+
+    # ------------------------------------------------------------------ follower side
+
+    def _on_append(self, msg: AppendRequest) -> None:
+        prev_index, prev_term, entries = msg.prev_index, msg.prev_term, msg.entries
+        if prev_index < self.log.snapshot_index:
+            # Everything up to the snapshot is committed, so it matches: skip it.
+            skip = self.log.snapshot_index - prev_index
+            if skip >= len(entries):
+                self._send(AppendResponse(self.term, self.id, msg.src, True, self.log.snapshot_index))
+                return
+            prev_index, prev_term, entries = self.log.snapshot_index, entries[skip - 1].term, entries[skip:]
+        local_term = self.log.term_at(prev_index)
+        if local_term != prev_term:
+            if local_term is None:
+                hint_index, hint_term = self.log.last_index + 1, 0
+            else:
+                hint_index, hint_term = self.log.first_index_of_term_at(prev_index), local_term
+            self._send(AppendResponse(self.term, self.id, msg.src, False, msg.prev_index, hint_index, hint_term))
+            return
+        for offset, entry in enumerate(entries):
+            existing = self.log.term_at(entry.index)
+            if existing == entry.term:
+                continue
+            if existing is not None:
+                self._truncate(entry.index)
+            self._append(entries[offset:])
+            break
+        last_new = prev_index + len(entries)
+        if msg.commit > self.commit:
+            self.commit = max(self.commit, min(msg.commit, last_new))
+        self._send(AppendResponse(self.term, self.id, msg.src, True, last_new))
+
+    def _on_install_snapshot(self, msg: InstallSnapshot) -> None:
+        snap = msg.snapshot
+        if snap.index <= self.commit:
+            self._send(AppendResponse(self.term, self.id, msg.src, True, self.commit))
+            return
+        if self.log.term_at(snap.index) == snap.term:
+            self.log.compact_to(snap.index)
+        else:
+            self.log.reset(snap.index, snap.term)
+        self._config_indexes = [i for i in self._config_indexes if snap.index < i <= self.log.last_index]
+        self._snapshot_membership = Membership.from_state(snap)
+        self._refresh_membership()
+        self.snapshot = self._pending_snapshot = snap
+        self.commit = self.applied = snap.index
+        # The shell rewrites the stored log from the snapshot: hand it every entry after it.
+        self._stable_index = snap.index
+        self._unstable_from = snap.index + 1
+        self._event("snapshot_installed", f"index {snap.index} from {msg.src}")
+        self._send(AppendResponse(self.term, self.id, msg.src, True, snap.index))

@@ -1,0 +1,113 @@
+"""Safety checkers for a simulated Raft cluster, run after every simulator event.
+
+Each check is incremental (it looks only at what just changed), so running
+them on every step stays cheap:
+
+* election safety — at most one leader per term;
+* log matching — an (index, term) pair names one entry everywhere, with one
+  predecessor term, so equal pairs imply equal prefixes;
+* committed entries are never lost or changed — every commit index ever reached
+  names the same entries, and every new leader holds all of them (leader
+  completeness);
+* applied prefixes are identical — every node applies index i+1 after i, the
+  committed entry, and a snapshot restores exactly the state at its index.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+from swarmcompute.raft.core import RaftNode
+from swarmcompute.raft.messages import Entry
+from swarmcompute.raft.ready import Role
+
+
+def digest_after(previous: int, entry: Entry) -> int:
+    """Rolling digest of an applied prefix: the simulated state machine's whole state."""
+    return zlib.crc32(entry.data, zlib.crc32(b"%d:%d:" % (entry.index, entry.term), previous))
+
+
+@dataclass(slots=True)
+class RaftChecker:
+    violations: list[str] = field(default_factory=list)
+    leaders: dict[int, str] = field(default_factory=dict)
+    """Term -> the node that led it."""
+    entries: dict[tuple[int, int], tuple[str, bytes, int | None]] = field(default_factory=dict)
+    """(index, term) -> (kind, data, predecessor term) for every entry ever written."""
+    committed: list[Entry] = field(default_factory=list)
+    """committed[i - 1] is the entry committed at index i."""
+    digests: list[int] = field(default_factory=lambda: [0])
+    """digests[i]: state machine digest after applying 1..i."""
+    elections: int = 0
+
+    def fail(self, what: str) -> None:
+        self.violations.append(what)
+
+    # ------------------------------------------------------------ roles and logs
+
+    def on_leader(self, node: RaftNode) -> None:
+        """A node is leader now: unique in its term, and holds every committed entry."""
+        holder = self.leaders.setdefault(node.term, node.id)
+        if holder != node.id:
+            self.fail(f"election safety: {holder} and {node.id} both lead term {node.term}")
+            return
+        self.elections += 1
+        for entry in self.committed[node.log.snapshot_index :]:
+            if node.log.term_at(entry.index) != entry.term:
+                self.fail(
+                    f"leader completeness: {node.id} leads term {node.term} without committed entry "
+                    f"{entry.index} (term {entry.term}); it has term {node.log.term_at(entry.index)}"
+                )
+                return
+
+    def on_written(self, node: RaftNode, entries: tuple[Entry, ...]) -> None:
+        """Entries a node is about to persist: the same (index, term) must be the same entry."""
+        for entry in entries:
+            key = (entry.index, entry.term)
+            seen = (entry.kind.value, entry.data, node.log.term_at(entry.index - 1))
+            known = self.entries.setdefault(key, seen)
+            if known != seen:
+                self.fail(f"log matching: {node.id} holds entry {key} as {seen}, another node as {known}")
+
+    # ------------------------------------------------------------ commit and apply
+
+    def on_commit(self, node: RaftNode, previous_commit: int) -> None:
+        """Entries (previous_commit, commit] of ``node`` are committed: they must never change."""
+        first = max(previous_commit, node.log.snapshot_index) + 1
+        for index in range(first, min(node.commit, node.log.last_index) + 1):
+            entry = node.log.entry(index)
+            if index <= len(self.committed):
+                known = self.committed[index - 1]
+                if known != entry:
+                    self.fail(f"committed entry changed: index {index} was {known}, {node.id} committed {entry}")
+                    return
+            elif index == len(self.committed) + 1:
+                self.committed.append(entry)
+            else:
+                self.fail(f"{node.id} committed {index} but only {len(self.committed)} entries are known committed")
+                return
+
+    def on_applied(self, node_id: str, last_applied: int, digest: int, entry: Entry) -> int:
+        """One node applies ``entry`` after ``last_applied``; returns its new digest."""
+        if entry.index != last_applied + 1:
+            self.fail(f"{node_id} applied {entry.index} right after {last_applied}")
+        if entry.index > len(self.committed) or self.committed[entry.index - 1] != entry:
+            self.fail(f"{node_id} applied {entry} which is not the committed entry at {entry.index}")
+            return digest
+        new = digest_after(digest, entry)
+        if entry.index < len(self.digests):
+            if self.digests[entry.index] != new:
+                self.fail(f"applied prefixes differ: {node_id} at {entry.index}")
+        else:
+            self.digests.append(new)
+        return new
+
+    def on_restored(self, node_id: str, index: int, digest: int) -> None:
+        """A node restored its state machine from a snapshot at ``index``."""
+        if index >= len(self.digests) or self.digests[index] != digest:
+            self.fail(f"{node_id} restored a snapshot at {index} that matches no applied prefix")
+
+    def check_role(self, node: RaftNode, was_leader_in_term: int | None) -> None:
+        if node.role is Role.LEADER and was_leader_in_term != node.term:
+            self.on_leader(node)
