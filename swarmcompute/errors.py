@@ -6,6 +6,7 @@ exactly what happened and what to do. A broken invariant is an
 
     SwarmError
     ├── ConfigError                  bad option or state-dir problem
+    │   └── InvalidTokenError        a join token or cluster key file that does not parse
     ├── DaemonNotRunningError        no daemon answers in the state dir
     ├── DaemonAlreadyRunningError    `swarm join` twice on one state dir
     ├── WaitTimeoutError             `Client.wait` ran out of time
@@ -132,3 +133,11 @@ class InvariantViolation(SwarmError):
 class MembershipChangeError(ClusterError):
     """A membership change the leader refuses: another one is in flight, the voter cap,
     an unknown node, or removing the last voter."""
+
+
+class InvalidTokenError(ConfigError):
+    """A join token (or the cluster key file holding one) is malformed or fails its checksum."""
+
+    def __init__(self, detail: str | None = None) -> None:
+        self.detail = detail
+        super().__init__("the join token is malformed: copy it again from `swarm token`")
