@@ -13,7 +13,6 @@ starts a fresh Python process every time and must be quick.
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -174,7 +173,7 @@ class Client:
             channel.send(request)
             try:
                 reply = channel.receive()
-            except socket.timeout:
+            except TimeoutError:
                 raise errors.SwarmError(
                     f"the daemon in {self.paths.root} did not answer within {timeout:g}s"
                 ) from None

@@ -124,7 +124,7 @@ def build(tag: Any, values: Any) -> Any:
     if not (_REQUIRED[cls] <= len(values) <= len(fields)):
         raise ProtocolError(f"{tag}: expected {len(fields)} fields, got {len(values)}")
     kwargs = {}
-    for (name, coerce), value in zip(fields, values):
+    for (name, coerce), value in zip(fields, values, strict=False):
         try:
             kwargs[name] = coerce(value)
         except (TypeError, ValueError) as exc:
@@ -227,7 +227,7 @@ def _container_coercer(hint: Any, origin: Any) -> Callable[[Any], Any]:
         def as_fixed_tuple(v: Any) -> tuple[Any, ...]:
             if not isinstance(v, (list, tuple)) or len(v) != len(items):
                 raise TypeError(f"expected {len(items)} items")
-            return tuple(c(x) for c, x in zip(items, v))
+            return tuple(c(x) for c, x in zip(items, v, strict=False))
 
         return as_fixed_tuple
     item = _coercer(args[0]) if args else (lambda v: v)

@@ -134,8 +134,9 @@ class ControlServer:
         ids = [daemon.table.resolve(r).id for r in refs]
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         remaining = list(ids)
+        table = daemon.table
         while True:
-            remaining = [i for i in remaining if not daemon.table.resolve(i).state.is_terminal]
+            remaining = [i for i in remaining if i in table.open_ids]
             if not remaining:
                 return [daemon.job_view(daemon.table.resolve(i), with_output=False) for i in ids]
             left = None if deadline is None else deadline - time.monotonic()

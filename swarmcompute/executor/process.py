@@ -59,6 +59,7 @@ _log = structlog.get_logger(__name__)
 _READ_BYTES = 64 * 1024
 _DRAIN_TIMEOUT_S = 2.0  # after the group is killed, how long an escaped pipe holder may delay us
 _SHUTDOWN_SLACK_S = 5.0
+_REGISTRY_DEBOUNCE_S = 0.05
 _JOB_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 Key = tuple[str, int]
@@ -131,6 +132,7 @@ class ProcessExecutor:
         self._attempts: dict[Key, _Attempt] = {}
         self._deathsig_via: DeathSigVia = deathsig_via
         self._stopping = False
+        self._registry_handle: asyncio.TimerHandle | None = None
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -174,7 +176,7 @@ class ProcessExecutor:
             return
         self._attempts[key] = att
         self._watch(att, loop)
-        self._write_registry()
+        self._registry_soon(loop)
         _log.info(
             "job_process_started", job_id=spec.job_id, attempt=spec.attempt, pid=att.pid,
             timeout_s=spec.timeout_s,
@@ -208,6 +210,7 @@ class ProcessExecutor:
         for att in pending:
             self._terminate(att, EndReason.STOPPED)
         if not pending:
+            self._write_registry()
             return
         bound_s = self._kill_grace_s + _DRAIN_TIMEOUT_S + _SHUTDOWN_SLACK_S
         _, not_done = await asyncio.wait([a.done for a in pending], timeout=bound_s)
@@ -215,6 +218,7 @@ class ProcessExecutor:
             # Only a process stuck in the kernel (D state) survives SIGKILL this long.
             stuck = [f"{a.spec.job_id}.{a.spec.attempt}" for a in pending if not a.done.done()]
             _log.error("job_process_stuck", attempts=stuck)
+        self._write_registry()
 
     def reap_stale(self) -> int:
         """Kill the process groups a previous daemon life left running; return how many.
@@ -358,7 +362,7 @@ class ProcessExecutor:
             att.drain_handle.cancel()
         att.writer.close()
         self._attempts.pop(att.key, None)
-        self._write_registry()
+        self._registry_soon(asyncio.get_running_loop())
         code = att.proc.returncode
         exit_code = 128 - code if code < 0 else code
         result = AttemptResult(
@@ -407,7 +411,24 @@ class ProcessExecutor:
         except Exception:
             _log.exception("on_exit_callback_failed", job_id=result.job_id, attempt=result.attempt)
 
+    def _registry_soon(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Coalesce registry rewrites: a burst of starts and ends costs one write.
+
+        The window this opens (up to ``_REGISTRY_DEBOUNCE_S`` before a new group is
+        recorded) only matters if the daemon dies inside it, and then PDEATHSIG
+        still takes the job leader down with it.
+        """
+        if self._registry_handle is None:
+            self._registry_handle = loop.call_later(_REGISTRY_DEBOUNCE_S, self._write_registry)
+
+    def flush_registry(self) -> None:
+        """Write the registry now rather than after the debounce (tests, shutdown)."""
+        self._write_registry()
+
     def _write_registry(self) -> None:
+        if self._registry_handle is not None:
+            self._registry_handle.cancel()
+            self._registry_handle = None
         entries = [
             RegistryEntry(a.spec.job_id, a.spec.attempt, a.pid, a.pgid, a.create_time)
             for a in self._attempts.values()

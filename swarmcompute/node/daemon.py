@@ -244,9 +244,7 @@ class Daemon:
 
     async def _wait_for_schedule(self) -> None:
         now = time.time()
-        backoffs = [
-            j.not_before for j in self.table.open_jobs() if j.state is JobState.PENDING and j.not_before > now
-        ]
+        backoffs = [j.not_before for j in self.table.pending_jobs() if j.not_before > now]
         timeout = min(backoffs) - now if backoffs else None
         try:
             await asyncio.wait_for(self._schedule.wait(), timeout)

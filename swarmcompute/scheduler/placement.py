@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from swarmcompute.state.commands import Assignment
-from swarmcompute.state.job import ACTIVE_STATES, Job, JobState
+from swarmcompute.state.job import ACTIVE_STATES, Job
 from swarmcompute.state.table import JobTable
 
 
@@ -58,18 +58,25 @@ def place(table: JobTable, nodes: Iterable[NodeCapacity], now: float, *, limit: 
     for job in table.open_jobs():
         if job.state in ACTIVE_STATES and job.node in free:
             _reserve(free[job.node], job)
-    runnable = [
-        j for j in table.open_jobs() if j.state is JobState.PENDING and j.not_before <= now
-    ]
+    runnable = [j for j in table.pending_jobs() if j.not_before <= now]
     runnable.sort(key=lambda j: (-j.spec.priority, j.submitted_at))
     assignments: list[Assignment] = []
     waiting: dict[str, str] = {}
+    # Free capacity only shrinks within a round, so once a requirement shape fits
+    # nowhere, every later job of that shape fits nowhere either: 10,000 queued
+    # identical jobs cost one failed search, not 10,000.
+    unplaceable: dict[tuple[float, int, int, str | None], str] = {}
     for job in runnable:
         if len(assignments) >= limit:
             break
+        shape = (job.spec.cpus, job.spec.mem_bytes, job.spec.gpus, job.spec.node)
+        known = unplaceable.get(shape)
+        if known is not None:
+            waiting[job.id] = known
+            continue
         best = _best_node(job, free.values())
         if best is None:
-            waiting[job.id] = _why_not(job, free.values())
+            waiting[job.id] = unplaceable[shape] = _why_not(job, free.values())
             continue
         _reserve(best, job)
         assignments.append(Assignment(job.id, job.attempt + 1, best.node.node_id))

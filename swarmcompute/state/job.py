@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from swarmcompute import codec
 
 
-class JobState(str, Enum):
+class JobState(StrEnum):
     PENDING = "pending"
     ASSIGNED = "assigned"
     RUNNING = "running"
@@ -43,7 +43,7 @@ _TERMINAL = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
 ACTIVE_STATES = (JobState.ASSIGNED, JobState.RUNNING)
 
 
-class Reason(str, Enum):
+class Reason(StrEnum):
     """Why a job is in its state: stable codes for scripts, see ``Job.message`` for humans."""
 
     SUBMITTED = "submitted"

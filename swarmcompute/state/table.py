@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 from swarmcompute.errors import AmbiguousJobIdError, InvalidJobSpecError, JobNotFoundError
 from swarmcompute.state.commands import (
@@ -57,6 +57,7 @@ class JobTable:
     def __init__(self) -> None:
         self._jobs: dict[str, Job] = {}
         self._open: dict[str, Job] = {}  # non-terminal jobs, in submission order
+        self._pending: dict[str, Job] = {}  # the pending subset, for the scheduler
         self._ids: list[str] = []  # sorted, for prefix lookup
 
     # -- reading ---------------------------------------------------------------
@@ -99,6 +100,15 @@ class JobTable:
         """Non-terminal jobs in submission order."""
         return iter(self._open.values())
 
+    @property
+    def open_ids(self) -> Mapping[str, Job]:
+        """Non-terminal jobs by id (read-only view, O(1) membership)."""
+        return self._open
+
+    def pending_jobs(self) -> Iterator[Job]:
+        """Jobs waiting for a node, in submission order."""
+        return iter(self._pending.values())
+
     def recent(self, limit: int, states: Iterable[JobState] | None = None) -> list[Job]:
         wanted = set(states) if states else None
         picked = [j for j in self._jobs.values() if wanted is None or j.state in wanted]
@@ -140,6 +150,7 @@ class JobTable:
             job = Job(spec=spec, submitted_at=cmd.at)
             self._jobs[spec.id] = job
             self._open[spec.id] = job
+            self._pending[spec.id] = job
             bisect.insort(self._ids, spec.id)
             changed.append(spec.id)
         return changed
@@ -151,6 +162,7 @@ class JobTable:
             if job is None or job.state is not JobState.PENDING or a.attempt != job.attempt + 1:
                 continue  # a stale scheduling decision
             job.state = JobState.ASSIGNED
+            del self._pending[job.id]
             job.attempt = a.attempt
             job.node = a.node_id
             job.assigned_at = cmd.at
@@ -228,6 +240,7 @@ class JobTable:
 
     def _to_pending(self, job: Job, reason: Reason, message: str) -> None:
         job.state = JobState.PENDING
+        self._pending[job.id] = job
         job.node = None
         job.reason = reason
         job.message = message
@@ -237,6 +250,7 @@ class JobTable:
         job.reason = reason
         job.message = message
         self._open.pop(job.id, None)
+        self._pending.pop(job.id, None)
 
 
 def _failure(cmd: FinishAttempt, job: Job) -> tuple[Reason, str]:

@@ -32,6 +32,7 @@ async def main(logs_dir: str, registry_path: str, via: str, script: str) -> None
         while b"\n" not in (out := read_streams(path)[0]):
             output.clear()
             await output.wait()
+    executor.flush_registry()  # the debounced write must be on disk before we may be killed
     ready = {"leader": executor.pid("standin", 1), "first_line": out.split(b"\n")[0].decode()}
     print("READY " + json.dumps(ready), flush=True)
     await asyncio.Event().wait()

@@ -296,6 +296,7 @@ def test_spawn_latency_of_true(harness: Harness) -> None:
 def test_registry_lists_running_attempts(harness: Harness) -> None:
     async def body(h: Harness) -> None:
         fut = await h.start(AttemptSpec("reg", 2, ("sleep", "1000")))
+        h.executor.flush_registry()  # writes are debounced; flush to read them back now
         (entry,) = read_registry(h.registry_path)
         assert (entry.job_id, entry.attempt, entry.pid, entry.pgid) == (
             "reg", 2, h.executor.pid("reg", 2), h.executor.pid("reg", 2),
@@ -304,6 +305,7 @@ def test_registry_lists_running_attempts(harness: Harness) -> None:
             await h.executor.start(AttemptSpec("reg", 2, ("true",)))
         assert h.executor.cancel("reg", 2)
         assert (await fut).reason is EndReason.CANCELLED
+        h.executor.flush_registry()
         assert read_registry(h.registry_path) == []
 
     harness.run_async(body)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from swarmcompute.scheduler.placement import NodeCapacity, place
-from swarmcompute.state.commands import Assignment, AssignJobs, SubmitJobs
+from swarmcompute.state.commands import AssignJobs, Assignment, SubmitJobs
 from swarmcompute.state.job import JobSpec
 from swarmcompute.state.table import JobTable
 

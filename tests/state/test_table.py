@@ -9,8 +9,8 @@ import pytest
 from swarmcompute import codec
 from swarmcompute.errors import AmbiguousJobIdError, InvalidJobSpecError, JobNotFoundError
 from swarmcompute.state.commands import (
-    Assignment,
     AssignJobs,
+    Assignment,
     CancelJobs,
     FinishAttempt,
     RequeueLost,
@@ -221,3 +221,4 @@ def test_replaying_the_same_commands_gives_the_same_table(seed: int) -> None:
         if job.state in (JobState.ASSIGNED, JobState.RUNNING):
             assert job.node is not None and job.attempt >= 1
         assert (job.id in {j.id for j in first.open_jobs()}) == (not job.state.is_terminal)
+        assert (job.id in {j.id for j in first.pending_jobs()}) == (job.state is JobState.PENDING)
