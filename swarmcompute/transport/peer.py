@@ -1,0 +1,376 @@
+"""Peer traffic: one encrypted ZeroMQ endpoint per node, bounded everywhere.
+
+Shape (why each part is there):
+
+- One ROUTER, bound on ``tcp://{bind}:{port}``, is the only listening socket. It
+  is a CURVE server with the cluster keypair; the ZAP handler (``zap.py``) lets a
+  client in only if it holds the cluster key, and the socket monitor
+  (``handshake.py``) logs everyone else. The ROUTER only receives.
+- Per peer *address*, one DEALER (a CURVE client with the same keypair), made on
+  the first send. Its routing id is this node's id, so the receiving ROUTER
+  learns the sender's node id from the frame, never from an address: a node
+  that comes back on a new IP is the same node (``ROUTER_HANDOVER`` lets the new
+  connection take the id over from a half-dead old one).
+- ``send`` never blocks: ``IMMEDIATE`` means nothing is queued for a peer that is
+  not connected and authenticated, ``SNDHWM`` bounds what is queued for a slow
+  one, and the send is ``NOBLOCK``; a full or absent queue is a ``False`` return
+  and a ``dropped_full`` count. Callers (Raft, gossip) resend on their own
+  timers, so a drop costs a retry, never a stuck loop. ZMTP heartbeats drop the
+  connection to a dead peer, so its sends fail fast instead of filling the HWM.
+- Every received frame goes through ``codec.decode``; anything bad (garbage,
+  truncated msgpack, another protocol version, unknown tag, wrong types,
+  multipart frames, no node id) is counted and logged as ``peer_message_dropped``
+  with the reason, rate-limited, and the loop goes on. ``MAXMSGSIZE`` makes
+  libzmq drop the connection of a peer that announces an oversized frame
+  before any of it is buffered.
+
+The transport owns its zmq context (the ZAP handler is per context), and closes
+exactly what it created.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+import zmq
+import zmq.asyncio
+
+from swarmcompute import codec
+from swarmcompute.errors import ConfigError, FrameTooLargeError, ProtocolError
+from swarmcompute.paths import DEFAULT_PORT
+from swarmcompute.transport.handshake import HandshakeWatch
+from swarmcompute.transport.keys import ClusterKey
+from swarmcompute.transport.ratelimit import LogLimiter
+from swarmcompute.transport.zap import ZAP_DOMAIN, ZapHandler
+
+log = structlog.get_logger(__name__)
+
+OnMessage = Callable[[str, Any], None]
+"""``on_message(sender_node_id, msg)``: called on the loop for each good frame; must not block."""
+
+DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+_CURVE_OVERHEAD_BYTES = 64  # a CURVE MESSAGE command adds 33 bytes to the frame on the wire
+_YIELD_EVERY = 64  # frames handled back to back before letting other tasks run
+
+
+@dataclass(frozen=True, slots=True)
+class TransportStats:
+    """Counters since start, for `swarm status` and /metrics."""
+
+    sent: int
+    received: int
+    dropped_full: int
+    """Sends refused because the peer is not connected or its queue is at the high-water mark."""
+    dropped_bad: int
+    """Received frames dropped as undecodable, of another version, or otherwise malformed."""
+    auth_refused: int
+    """Connections refused for not holding the cluster key (or not speaking CurveZMQ)."""
+    handshake_failed: int
+    """Connections that failed the ZMTP handshake otherwise (garbage, truncated greeting)."""
+    peers: int
+    """Open outgoing connections (DEALERs)."""
+
+
+class PeerTransport:
+    """The node's peer endpoint: ``start()``, then ``send()`` freely; ``close()`` at the end."""
+
+    def __init__(
+        self,
+        key: ClusterKey,
+        node_id: str,
+        on_message: OnMessage,
+        *,
+        bind: str = "0.0.0.0",
+        port: int = DEFAULT_PORT,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        send_hwm: int = 1000,
+        recv_hwm: int = 10_000,
+        max_peers: int = 256,
+        heartbeat_ivl_ms: int = 2000,
+        heartbeat_timeout_ms: int = 6000,
+    ) -> None:
+        raw_id = node_id.encode("utf-8")
+        if not raw_id or len(raw_id) > 255 or raw_id.startswith(b"\x00"):
+            raise ConfigError(f"node id {node_id!r} cannot be a ZeroMQ routing id (1-255 bytes, no leading NUL)")
+        self.key = key
+        self.node_id = node_id
+        self._routing_id = raw_id
+        self._on_message = on_message
+        self._bind = bind
+        self._requested_port = port
+        self._max_message_bytes = max_message_bytes
+        self._send_hwm = send_hwm
+        self._recv_hwm = recv_hwm
+        self._max_peers = max_peers
+        self._heartbeat_ivl_ms = heartbeat_ivl_ms
+        self._heartbeat_timeout_ms = heartbeat_timeout_ms
+        self._limiter = LogLimiter()
+        self._context: zmq.asyncio.Context | None = None
+        self._sync_context: zmq.Context[zmq.Socket[bytes]] | None = None
+        self._router: zmq.asyncio.Socket | None = None
+        self._zap: ZapHandler | None = None
+        self._watch: HandshakeWatch | None = None
+        self._receiver: asyncio.Task[None] | None = None
+        self._dealers: collections.OrderedDict[str, zmq.Socket[bytes]] = collections.OrderedDict()
+        self._port: int | None = None
+        self._sent = 0
+        self._received = 0
+        self._dropped_full = 0
+        self._dropped_bad = 0
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the ZAP handler, then bind the ROUTER and start receiving.
+
+        Raises ``ConfigError`` if the address cannot be bound (port in use, bad --bind).
+        """
+        if self._context is not None:
+            raise RuntimeError("PeerTransport.start() called twice")
+        self._context = zmq.asyncio.Context()
+        # DEALERs are only ever sent on, without waiting: plain sockets on a shadow of the
+        # same context avoid a Future per send.
+        self._sync_context = zmq.Context.shadow(self._context.underlying)
+        try:
+            self._zap = ZapHandler(self._context, self.key.curve_public_key, self._limiter)
+            self._zap.start()
+            self._router = self._make_router()
+            self._watch = HandshakeWatch(self._router, self._limiter)
+            self._watch.start()
+            self._bind_router()
+        except BaseException:
+            await self.close()
+            raise
+        self._receiver = asyncio.get_running_loop().create_task(self._receive(), name="swarm-peer-receive")
+        log.info("peer_transport_started", endpoint=self.endpoint, node_id=self.node_id, cluster_id=self.key.cluster_id)
+
+    async def close(self) -> None:
+        """Close every socket and the context this transport created. Idempotent."""
+        if self._receiver is not None:
+            self._receiver.cancel()
+            try:
+                await self._receiver
+            except asyncio.CancelledError:
+                pass
+            self._receiver = None
+        if self._watch is not None:
+            await self._watch.close()
+        for sock in self._dealers.values():
+            sock.close(linger=0)
+        self._dealers.clear()
+        if self._router is not None:
+            self._router.close(linger=0)
+            self._router = None
+        if self._zap is not None:
+            await self._zap.close()
+            self._zap = None
+        if self._context is not None:
+            self._context.term()
+            self._context = None
+            self._sync_context = None
+
+    async def __aenter__(self) -> PeerTransport:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port (the one the OS picked when constructed with ``port=0``)."""
+        if self._port is None:
+            raise RuntimeError("the transport is not started")
+        return self._port
+
+    @property
+    def endpoint(self) -> str:
+        host = self._bind if ":" not in self._bind else f"[{self._bind}]"
+        return f"tcp://{host}:{self.port}"
+
+    @property
+    def stats(self) -> TransportStats:
+        return TransportStats(
+            sent=self._sent,
+            received=self._received,
+            dropped_full=self._dropped_full,
+            dropped_bad=self._dropped_bad,
+            auth_refused=(self._zap.refused if self._zap else 0) + (self._watch.refused if self._watch else 0),
+            handshake_failed=self._watch.failed if self._watch else 0,
+            peers=len(self._dealers),
+        )
+
+    # --- sending -------------------------------------------------------------------
+
+    def send(self, address: str, msg: object) -> bool:
+        """Queue ``msg`` for the node at ``address`` ("host:port" or "tcp://host:port").
+
+        Never blocks. ``False`` means it was dropped: the peer is not connected yet
+        (the first sends to a new address always are, until the handshake is done),
+        its queue is full, or the address is unusable. Raises only for programming
+        errors: an unregistered message type, or one above ``max_message_bytes``.
+        """
+        data = codec.encode(msg)
+        if len(data) > self._max_message_bytes:
+            raise FrameTooLargeError(
+                f"{codec.tag_of(msg)} is {len(data)} bytes, above the {self._max_message_bytes}-byte limit"
+            )
+        sock = self._dealer(address)
+        if sock is None:
+            self._dropped_full += 1
+            return False
+        try:
+            sock.send(data, flags=zmq.NOBLOCK, copy=len(data) < 65536)
+        except zmq.Again:
+            self._dropped_full += 1
+            return False
+        except zmq.ZMQError as exc:
+            self._dropped_full += 1
+            self._limiter.warning(log, "peer_send_failed", "send", address=address, error=str(exc))
+            return False
+        self._sent += 1
+        return True
+
+    def forget(self, address: str) -> None:
+        """Close the connection to ``address`` (a peer that left, or moved to another address)."""
+        sock = self._dealers.pop(_normalize(address), None)
+        if sock is not None:
+            sock.close(linger=0)
+
+    def _dealer(self, address: str) -> zmq.Socket[bytes] | None:
+        endpoint = _normalize(address)
+        sock = self._dealers.get(endpoint)
+        if sock is not None:
+            self._dealers.move_to_end(endpoint)
+            return sock
+        if self._sync_context is None:
+            raise RuntimeError("the transport is not started")
+        while len(self._dealers) >= self._max_peers:
+            old_endpoint, old = self._dealers.popitem(last=False)
+            old.close(linger=0)
+            log.debug("peer_connection_evicted", address=old_endpoint)
+        sock = self._sync_context.socket(zmq.DEALER)
+        try:
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.ROUTING_ID, self._routing_id)
+            sock.setsockopt(zmq.IMMEDIATE, 1)
+            sock.setsockopt(zmq.SNDHWM, self._send_hwm)
+            sock.setsockopt(zmq.RCVHWM, 1)  # the peer's ROUTER never sends back
+            sock.setsockopt(zmq.MAXMSGSIZE, 1024)
+            sock.setsockopt(zmq.IPV6, 1)
+            sock.setsockopt(zmq.RECONNECT_IVL, 200)
+            sock.setsockopt(zmq.RECONNECT_IVL_MAX, 5000)
+            self._set_heartbeat(sock)
+            sock.setsockopt(zmq.CURVE_SERVERKEY, self.key.curve_public_key)
+            sock.setsockopt(zmq.CURVE_PUBLICKEY, self.key.curve_public_key)
+            sock.setsockopt(zmq.CURVE_SECRETKEY, self.key.curve_secret_key)
+            sock.connect(endpoint)
+        except zmq.ZMQError as exc:
+            sock.close(linger=0)
+            self._limiter.warning(log, "peer_address_invalid", "address", address=address, error=str(exc))
+            return None
+        self._dealers[endpoint] = sock
+        return sock
+
+    # --- receiving -----------------------------------------------------------------
+
+    def _make_router(self) -> zmq.asyncio.Socket:
+        assert self._context is not None
+        sock = self._context.socket(zmq.ROUTER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.CURVE_SERVER, 1)
+        sock.setsockopt(zmq.CURVE_SECRETKEY, self.key.curve_secret_key)
+        sock.setsockopt(zmq.CURVE_PUBLICKEY, self.key.curve_public_key)
+        sock.setsockopt(zmq.ZAP_DOMAIN, ZAP_DOMAIN)
+        sock.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)  # no ZAP handler means refuse, never accept
+        sock.setsockopt(zmq.MAXMSGSIZE, self._max_message_bytes + _CURVE_OVERHEAD_BYTES)
+        sock.setsockopt(zmq.RCVHWM, self._recv_hwm)
+        sock.setsockopt(zmq.SNDHWM, 1)
+        sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        sock.setsockopt(zmq.HANDSHAKE_IVL, 5000)
+        sock.setsockopt(zmq.IPV6, 1)
+        self._set_heartbeat(sock)
+        return sock
+
+    def _set_heartbeat(self, sock: zmq.Socket[Any]) -> None:
+        sock.setsockopt(zmq.HEARTBEAT_IVL, self._heartbeat_ivl_ms)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, self._heartbeat_timeout_ms)
+
+    def _bind_router(self) -> None:
+        assert self._router is not None
+        host = self._bind if ":" not in self._bind else f"[{self._bind}]"
+        port = "*" if self._requested_port == 0 else str(self._requested_port)
+        try:
+            self._router.bind(f"tcp://{host}:{port}")
+        except zmq.ZMQError as exc:
+            raise ConfigError(
+                f"cannot listen for peers on {host}:{port}: {exc.strerror}; pass another --port or --bind"
+            ) from None
+        last = self._router.getsockopt(zmq.LAST_ENDPOINT)
+        assert isinstance(last, bytes)
+        self._port = int(last.rsplit(b":", 1)[1])
+
+    async def _receive(self) -> None:
+        assert self._router is not None
+        handled = 0
+        while True:
+            try:
+                frames = await self._router.recv_multipart()
+            except zmq.ZMQError as exc:
+                log.error("peer_receive_stopped", error=str(exc))
+                return
+            self._handle(frames)
+            handled += 1
+            if handled % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # a flood of ready frames must not starve the rest of the loop
+
+    def _handle(self, frames: list[bytes]) -> None:
+        routing_id = frames[0]
+        if len(frames) != 2:
+            self._drop(routing_id, f"expected one frame, got {len(frames) - 1}", sum(map(len, frames[1:])))
+            return
+        data = frames[1]
+        if routing_id.startswith(b"\x00"):
+            self._drop(routing_id, "the peer did not send its node id", len(data))
+            return
+        try:
+            sender = routing_id.decode("utf-8")
+        except UnicodeDecodeError:
+            self._drop(routing_id, "the node id is not UTF-8", len(data))
+            return
+        try:
+            msg = codec.decode(data, max_bytes=self._max_message_bytes)
+        except ProtocolError as exc:
+            self._drop(routing_id, str(exc), len(data))
+            return
+        except Exception as exc:  # a codec bug must not end the receive loop
+            self._drop(routing_id, f"decoder failed: {type(exc).__name__}", len(data))
+            return
+        self._received += 1
+        try:
+            self._on_message(sender, msg)
+        except Exception:  # a task boundary: the handler's bug is logged, the loop goes on
+            if self._limiter.allow("handler") is not None:
+                log.exception("peer_handler_failed", sender=sender, message=codec.tag_of(msg))
+
+    def _drop(self, routing_id: bytes, reason: str, size: int) -> None:
+        self._dropped_bad += 1
+        self._limiter.warning(
+            log,
+            "peer_message_dropped",
+            "drop",
+            sender=routing_id[:64].decode("utf-8", "replace"),
+            reason=reason,
+            size=size,
+        )
+
+
+def _normalize(address: str) -> str:
+    """``host:port`` or ``tcp://host:port`` -> ``tcp://host:port``."""
+    address = address.strip()
+    return address if "://" in address else f"tcp://{address}"
