@@ -1,0 +1,413 @@
+"""The SWIM/memberlist gossip core: a pure state machine driven by ticks and messages.
+
+Inputs: ``tick()``, ``step(from_node_id, msg)``, ``join(seeds)``, ``set_meta(meta)``,
+``leave()``. Output of each: a list of effects (``Send`` and member events).
+No clock, no sockets, no global RNG: the shell ticks it every ``config.tick_ms``
+and injects a ``random.Random``.
+
+Failure detection, per probe interval: ping the next member (round-robin over a
+shuffled order); no ack within ``probe_timeout_ticks`` -> ask ``indirect_checks``
+random peers to ping it for us; still no ack when the interval ends -> suspect
+it. A suspect that does not refute (bump its incarnation) within the suspicion
+timeout is declared dead. One missed ack never kills a node: that is the point
+of indirect probes and suspicion (a Wi-Fi blip must not move work around).
+
+Dissemination: every accepted change is queued and piggy-backed on pings, acks
+and periodic gossip to a few random peers, ``retransmit_limit(N)`` times.
+Anti-entropy: a chunked full-state push-pull with one random peer at a low rate,
+on join, and (Serf's reconnect) with a random dead member, so partitions heal
+and a node that was declared dead can refute and come back at a new address.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, replace
+
+from swarmcompute.membership.broadcasts import BroadcastQueue
+from swarmcompute.membership.config import GossipConfig
+from swarmcompute.membership.effects import Effect, MemberEvent, Send
+from swarmcompute.membership.members import ALIVE, DEAD, LEFT, SUSPECT, Member, MemberTable
+from swarmcompute.membership.messages import (
+    Ack,
+    Gossip,
+    GossipMessage,
+    MemberUpdate,
+    Ping,
+    PingReq,
+    PushPull,
+)
+from swarmcompute.membership.meta import NodeMeta
+
+
+@dataclass(slots=True)
+class _Probe:
+    target_id: str
+    target_addr: str
+    incarnation: int
+    seq: int
+    sent_tick: int
+    acked: bool = False
+
+
+class Membership:
+    """One node's view of the cluster. Not thread-safe; the shell owns it."""
+
+    def __init__(
+        self,
+        node_id: str,
+        address: str,
+        config: GossipConfig,
+        rng: random.Random,
+        *,
+        meta: NodeMeta | None = None,
+        incarnation: int = 0,
+    ) -> None:
+        self.node_id = node_id
+        self.config = config
+        self._rng = rng
+        self._table = MemberTable(Member(node_id, address, incarnation, ALIVE, meta.capped() if meta else None, 0))
+        self._queue = BroadcastQueue()
+        self._tick = 0
+        self._seq = 0
+        self._probe: _Probe | None = None
+        self._probe_order: list[str] = []
+        self._forwards: dict[int, tuple[str, int, int]] = {}
+        """Relayed ping seq -> (requester address, requester's seq, expiry tick)."""
+        self._suspicions: dict[str, int] = {}
+        self._dead: dict[str, int] = {}
+        """Dead (not left) node_id -> tick it died: targets of gossip-to-the-dead and reconnects."""
+        """Suspect node_id -> tick at which it is declared dead."""
+        self._seeds: list[str] = []
+        self._joined = False
+        self._leaving = False
+        c = config
+        self._next_probe = rng.randrange(c.probe_interval_ticks) + 1
+        self._next_gossip = rng.randrange(c.gossip_interval_ticks) + 1
+        self._next_push_pull = rng.randrange(c.push_pull_interval_ticks) + 1
+        self._next_reconnect = rng.randrange(c.reconnect_interval_ticks) + 1
+        self._next_join = c.join_retry_ticks
+        self.counters: dict[str, int] = dict.fromkeys(
+            ("probes", "indirect_probes", "suspected", "refuted", "declared_dead", "dropped_spoofed",
+             "dropped_wrong_target", "push_pulls"), 0)
+        self._enqueue_self()
+
+    # ---------------------------------------------------------------- queries
+
+    @property
+    def address(self) -> str:
+        return self.local.address
+
+    @property
+    def local(self) -> Member:
+        return self._table.by_id[self.node_id]
+
+    @property
+    def incarnation(self) -> int:
+        return self.local.incarnation
+
+    @property
+    def now_tick(self) -> int:
+        return self._tick
+
+    @property
+    def num_alive(self) -> int:
+        """Alive members in this view, the local node included."""
+        return self._table.alive_count
+
+    @property
+    def num_live(self) -> int:
+        """Alive plus suspect members, the local node included (the N of the log(N) scalings)."""
+        return len(self._table.live) + 1
+
+    @property
+    def leaving(self) -> bool:
+        return self._leaving
+
+    def member(self, node_id: str) -> Member | None:
+        return self._table.get(node_id)
+
+    def members(self) -> list[Member]:
+        """Every known member (tombstones of dead and left ones included), sorted by id."""
+        return sorted(self._table.by_id.values(), key=lambda m: m.node_id)
+
+    def alive_members(self) -> list[Member]:
+        return [m for m in self.members() if m.state is ALIVE]
+
+    def pending_broadcasts(self) -> int:
+        return len(self._queue)
+
+    # ---------------------------------------------------------------- inputs
+
+    def join(self, seeds: list[str]) -> list[Effect]:
+        """Push-pull our state to each seed address; retried until some peer answers."""
+        self._seeds = [s for s in seeds if s != self.address]
+        self._joined = not self._seeds
+        self._next_join = self._tick + self.config.join_retry_ticks
+        out: list[Effect] = []
+        for addr in self._seeds:
+            self._send_state(addr, None, out, want_reply=True, join=True)
+        return out
+
+    def set_meta(self, meta: NodeMeta) -> list[Effect]:
+        """Advertise new resources/images; a new incarnation makes the newer meta win."""
+        meta = meta.capped()
+        if meta == self.local.meta:
+            return []
+        self._table.set_local(replace(self.local, meta=meta, incarnation=self.incarnation + 1))
+        self._enqueue_self()
+        return []
+
+    def leave(self) -> list[Effect]:
+        """Graceful leave: others mark us ``left`` (no suspicion, no grace period to wait out).
+
+        The shell should keep ticking for a few gossip intervals so the news spreads."""
+        out: list[Effect] = []
+        if self._leaving:
+            return out
+        self._leaving = True
+        local = replace(self.local, incarnation=self.incarnation + 1, state=LEFT)
+        self._table.set_local(local)
+        update = local.as_update(with_meta=False)
+        self._queue.enqueue(update)
+        for node_id in self._table.live.sample(self._rng, self.config.gossip_nodes):
+            m = self._table.by_id[node_id]
+            out.append(Send(m.address, Gossip(self.node_id, self.address, (update,)), node_id))
+        return out
+
+    def tick(self) -> list[Effect]:
+        """Advance one tick: probes, suspicion timeouts, gossip, push-pull, reconnects."""
+        self._tick += 1
+        t = self._tick
+        c = self.config
+        out: list[Effect] = []
+        if not self._leaving:
+            for node_id, deadline in list(self._suspicions.items()):
+                if deadline <= t:
+                    self._declare_dead(node_id, out)
+            self._advance_probe(out)
+            if t >= self._next_push_pull:
+                self._next_push_pull = t + c.push_pull_interval_ticks
+                peer = self._table.live.sample(self._rng, 1)
+                if peer:
+                    m = self._table.by_id[peer[0]]
+                    self._send_state(m.address, m.node_id, out, want_reply=True)
+            if t >= self._next_reconnect:
+                self._next_reconnect = t + c.reconnect_interval_ticks
+                self._reconnect(out)
+            if not self._joined and t >= self._next_join:
+                self._next_join = t + c.join_retry_ticks
+                for addr in self._seeds:
+                    self._send_state(addr, None, out, want_reply=True, join=True)
+            if t % 100 == 0:
+                self._reap()
+        if t >= self._next_gossip:
+            self._next_gossip = t + c.gossip_interval_ticks
+            self._gossip(out)
+        return out
+
+    def step(self, from_node_id: str | None, msg: GossipMessage) -> list[Effect]:
+        """Handle one message. ``from_node_id`` is who the transport says sent it (or None)."""
+        out: list[Effect] = []
+        sender = msg.sender
+        if sender == self.node_id or (from_node_id is not None and from_node_id != sender):
+            self.counters["dropped_spoofed"] += 1
+            return out
+        self._joined = True
+        self._note_sender(sender, msg.sender_addr, out)
+        if isinstance(msg, PushPull):
+            self.counters["push_pulls"] += 1
+            for u in msg.states:
+                self._merge(u, out, from_full_state=True)
+            if msg.want_reply:
+                self._send_state(msg.sender_addr, sender, out, want_reply=False)
+            return out
+        for u in msg.updates:
+            self._merge(u, out)
+        if self._leaving:
+            return out
+        if isinstance(msg, Ping):
+            if msg.target_id != self.node_id:
+                self.counters["dropped_wrong_target"] += 1
+            else:
+                out.append(Send(msg.sender_addr, Ack(self.node_id, self.address, msg.seq, self._piggyback()), sender))
+        elif isinstance(msg, Ack):
+            probe = self._probe
+            if probe is not None and probe.seq == msg.seq:
+                probe.acked = True
+            fwd = self._forwards.pop(msg.seq, None)
+            if fwd is not None:
+                out.append(Send(fwd[0], Ack(self.node_id, self.address, fwd[1], self._piggyback())))
+        elif isinstance(msg, PingReq):
+            self._seq += 1
+            self._forwards[self._seq] = (msg.sender_addr, msg.seq, self._tick + self.config.probe_interval_ticks)
+            ping = Ping(self.node_id, self.address, self._seq, msg.target_id, self._piggyback())
+            out.append(Send(msg.target_addr, ping, msg.target_id))
+        return out
+
+    # ---------------------------------------------------------------- probing
+
+    def _advance_probe(self, out: list[Effect]) -> None:
+        c = self.config
+        t = self._tick
+        probe = self._probe
+        if probe is not None and not probe.acked:
+            waited = t - probe.sent_tick
+            if waited == c.probe_timeout_ticks:
+                self.counters["indirect_probes"] += 1
+                for node_id in self._table.live.sample(self._rng, c.indirect_checks, exclude=probe.target_id):
+                    m = self._table.by_id[node_id]
+                    req = PingReq(self.node_id, self.address, probe.seq, probe.target_id, probe.target_addr,
+                                  self._piggyback())
+                    out.append(Send(m.address, req, node_id))
+            elif waited >= c.probe_interval_ticks:
+                self._probe = None
+                m = self._table.get(probe.target_id)
+                if m is not None and m.state is ALIVE and m.incarnation == probe.incarnation:
+                    self._suspect(m, out)
+        if t >= self._next_probe:
+            self._next_probe = t + c.probe_interval_ticks
+            if self._probe is not None and not self._probe.acked:
+                return  # the previous probe ends at this very tick above; never overlap
+            target = self._next_probe_target()
+            if target is None:
+                self._probe = None
+                return
+            self._seq += 1
+            self.counters["probes"] += 1
+            self._probe = _Probe(target.node_id, target.address, target.incarnation, self._seq, t)
+            out.append(Send(target.address, Ping(self.node_id, self.address, self._seq, target.node_id,
+                                                 self._piggyback()), target.node_id))
+
+    def _next_probe_target(self) -> Member | None:
+        for _ in range(2):
+            while self._probe_order:
+                m = self._table.get(self._probe_order.pop())
+                if m is not None and (m.state is ALIVE or m.state is SUSPECT):
+                    return m
+            self._probe_order = list(self._table.live.items)
+            self._rng.shuffle(self._probe_order)
+        return None
+
+    def _suspect(self, m: Member, out: list[Effect]) -> None:
+        self.counters["suspected"] += 1
+        update = MemberUpdate(m.node_id, m.address, m.incarnation, SUSPECT)
+        self._merge(update, out)
+        # Tell the suspect straight away: it refutes faster than the rumour reaches it.
+        out.append(Send(m.address, Gossip(self.node_id, self.address, (update,)), m.node_id))
+
+    def _declare_dead(self, node_id: str, out: list[Effect]) -> None:
+        self._suspicions.pop(node_id, None)
+        m = self._table.get(node_id)
+        if m is None or m.state is not SUSPECT:
+            return
+        self.counters["declared_dead"] += 1
+        self._merge(MemberUpdate(node_id, m.address, m.incarnation, DEAD), out)
+
+    # ---------------------------------------------------------------- dissemination
+
+    def _merge(self, u: MemberUpdate, out: list[Effect], *, from_full_state: bool = False) -> None:
+        if u.node_id == self.node_id:
+            self._maybe_refute(u)
+            return
+        if from_full_state and u.state is DEAD:
+            u = replace(u, state=SUSPECT)  # a peer's stale "dead" must not kill without our own timeout
+        result = self._table.apply(u, self._tick)
+        if result is False:
+            return
+        m = self._table.by_id[u.node_id]
+        if m.state is SUSPECT:
+            if u.node_id not in self._suspicions:
+                self._suspicions[u.node_id] = self._tick + self.config.suspicion_timeout_ticks(self.num_live)
+        else:
+            self._suspicions.pop(u.node_id, None)
+        if m.state is DEAD:
+            self._dead[u.node_id] = self._tick
+        else:
+            self._dead.pop(u.node_id, None)
+        self._queue.enqueue(m.as_update(with_meta=m.state is ALIVE))
+        if result is not None:
+            out.append(result)  # type: ignore[arg-type]
+
+    def _maybe_refute(self, u: MemberUpdate) -> None:
+        local = self.local
+        if self._leaving or u.incarnation < local.incarnation:
+            return
+        if u.state is ALIVE and u.incarnation == local.incarnation and u.address == local.address and (
+            u.meta is None or u.meta == local.meta
+        ):
+            return
+        self.counters["refuted"] += 1
+        self._table.set_local(replace(local, incarnation=u.incarnation + 1))
+        self._enqueue_self()
+
+    def _enqueue_self(self) -> None:
+        self._queue.enqueue(self.local.as_update())
+
+    def _note_sender(self, sender: str, address: str, out: list[Effect]) -> None:
+        """Learn a live member's new address; tell a node we hold as not alive what we think."""
+        updated = self._table.set_address(sender, address)
+        if updated is not None:
+            out.append(updated)
+        m = self._table.get(sender)
+        if m is not None and m.state is not ALIVE and not self._leaving:
+            claim = m.as_update(with_meta=False)
+            out.append(Send(address, Gossip(self.node_id, self.address, (claim,)), sender))
+
+    def _piggyback(self) -> tuple[MemberUpdate, ...]:
+        c = self.config
+        return self._queue.take(c.retransmit_limit(self.num_live), c.max_piggyback, c.max_message_bytes)
+
+    def _gossip(self, out: list[Effect]) -> None:
+        if not len(self._queue):
+            return
+        c = self.config
+        targets = self._table.live.sample(self._rng, c.gossip_nodes)
+        if self._dead and (len(targets) < c.gossip_nodes or self._rng.random() < 0.1):
+            recent = [i for i, since in self._dead.items() if self._tick - since < c.gossip_to_the_dead_ticks]
+            if recent:
+                targets.append(self._rng.choice(sorted(recent)))
+        for node_id in targets:
+            updates = self._piggyback()
+            if not updates:
+                break
+            m = self._table.by_id[node_id]
+            out.append(Send(m.address, Gossip(self.node_id, self.address, updates), node_id))
+
+    def _send_state(self, address: str, node_id: str | None, out: list[Effect], *, want_reply: bool,
+                    join: bool = False) -> None:
+        """A full state in chunks of at most ``max_push_pull_bytes`` (estimated)."""
+        limit = self.config.max_push_pull_bytes
+        chunk: list[MemberUpdate] = []
+        used = 0
+        first = True
+        records = [self.local.as_update()]
+        records += [m.as_update() for m in self._table.by_id.values() if m.node_id != self.node_id]
+        for u in records:
+            size = u.approx_size()
+            if chunk and used + size > limit:
+                out.append(Send(address, PushPull(self.node_id, self.address, tuple(chunk), want_reply and first,
+                                                  join), node_id))
+                first, chunk, used = False, [], 0
+            chunk.append(u)
+            used += size
+        out.append(Send(address, PushPull(self.node_id, self.address, tuple(chunk), want_reply and first, join),
+                        node_id))
+
+    def _reconnect(self, out: list[Effect]) -> None:
+        c = self.config
+        dead = sorted(i for i, since in self._dead.items() if self._tick - since < c.reconnect_timeout_ticks)
+        if dead:
+            m = self._table.by_id[self._rng.choice(dead)]
+            self._send_state(m.address, m.node_id, out, want_reply=True)
+
+    def _reap(self) -> None:
+        t = self._tick
+        for seq, (_, _, expiry) in list(self._forwards.items()):
+            if expiry <= t:
+                del self._forwards[seq]
+        reap = self.config.reap_ticks
+        for m in list(self._table.by_id.values()):
+            if (m.state is DEAD or m.state is LEFT) and t - m.state_changed_tick >= reap:
+                self._table.remove(m.node_id)
+                self._dead.pop(m.node_id, None)

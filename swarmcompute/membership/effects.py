@@ -1,0 +1,68 @@
+"""What the core asks its shell to do: send messages, and report membership events.
+
+The shell carries out ``Send`` with its transport and logs the events; the
+Raft layer watches ``MemberDead`` (plus its own grace period) to replace voters
+and ``MemberUp`` to add or restore them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from swarmcompute.membership.messages import GossipMessage, MemberState
+from swarmcompute.membership.meta import NodeMeta
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    address: str
+    msg: GossipMessage
+    node_id: str | None = None
+    """The intended receiver when known (a join seed is only an address)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MemberUp:
+    """A node became alive in this view: new, back from dead/left, or a suspect refuted."""
+
+    node_id: str
+    address: str
+    incarnation: int
+    meta: NodeMeta | None
+    previous: MemberState | None
+
+
+@dataclass(frozen=True, slots=True)
+class MemberSuspect:
+    node_id: str
+    address: str
+    incarnation: int
+
+
+@dataclass(frozen=True, slots=True)
+class MemberDead:
+    node_id: str
+    address: str
+    incarnation: int
+
+
+@dataclass(frozen=True, slots=True)
+class MemberLeft:
+    node_id: str
+    address: str
+    incarnation: int
+
+
+@dataclass(frozen=True, slots=True)
+class MemberUpdated:
+    """An alive node changed its address and/or meta; ``changed`` names which."""
+
+    node_id: str
+    address: str
+    incarnation: int
+    meta: NodeMeta | None
+    changed: tuple[str, ...]
+
+
+MemberEvent = MemberUp | MemberSuspect | MemberDead | MemberLeft | MemberUpdated
+Effect = Send | MemberEvent

@@ -1,0 +1,95 @@
+"""Gossip wire messages (tags ``gossip.*``) and the member states they carry.
+
+Every message names its sender's id and current address: identity is the id,
+the address is only where to reach it now. Updates ride piggy-back on pings,
+acks and gossip; ``PushPull`` carries a (chunked) full state.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from swarmcompute import codec
+from swarmcompute.membership.meta import NodeMeta
+
+
+class MemberState(str, enum.Enum):
+    ALIVE = "alive"
+    SUSPECT = "suspect"
+    DEAD = "dead"
+    LEFT = "left"
+    """Gone on purpose (graceful leave): no suspicion, no reconnect attempts."""
+
+
+@codec.message("gossip.update")
+@dataclass(frozen=True, slots=True)
+class MemberUpdate:
+    """One claim about one member; a higher incarnation wins (SWIM precedence rules)."""
+
+    node_id: str
+    address: str
+    incarnation: int
+    state: MemberState
+    meta: NodeMeta | None = None
+    """Only in alive updates and full-state records; meta is versioned by incarnation."""
+
+    def approx_size(self) -> int:
+        base = 40 + len(self.node_id.encode()) + len(self.address.encode())
+        return base + (self.meta.approx_size() if self.meta is not None else 0)
+
+
+@codec.message("gossip.ping")
+@dataclass(frozen=True, slots=True)
+class Ping:
+    sender: str
+    sender_addr: str
+    seq: int
+    target_id: str
+    """A ping for another id (the address now belongs to someone else) is not acked."""
+    updates: tuple[MemberUpdate, ...] = ()
+
+
+@codec.message("gossip.ack")
+@dataclass(frozen=True, slots=True)
+class Ack:
+    sender: str
+    sender_addr: str
+    seq: int
+    updates: tuple[MemberUpdate, ...] = ()
+
+
+@codec.message("gossip.ping_req")
+@dataclass(frozen=True, slots=True)
+class PingReq:
+    """Ask the receiver to ping ``target_id`` for us and forward its ack (indirect probe)."""
+
+    sender: str
+    sender_addr: str
+    seq: int
+    target_id: str
+    target_addr: str
+    updates: tuple[MemberUpdate, ...] = ()
+
+
+@codec.message("gossip.gossip")
+@dataclass(frozen=True, slots=True)
+class Gossip:
+    sender: str
+    sender_addr: str
+    updates: tuple[MemberUpdate, ...] = ()
+
+
+@codec.message("gossip.push_pull")
+@dataclass(frozen=True, slots=True)
+class PushPull:
+    """One chunk of a full state; the first chunk of a request has ``want_reply``."""
+
+    sender: str
+    sender_addr: str
+    states: tuple[MemberUpdate, ...]
+    want_reply: bool = False
+    join: bool = False
+
+
+GossipMessage = Ping | Ack | PingReq | Gossip | PushPull

@@ -1,0 +1,68 @@
+"""What a node advertises about itself: resources, GPUs and cached Docker images.
+
+``NodeMeta`` travels inside every ``alive`` update, so it is bounded
+(``MAX_IMAGES``, ``MAX_STR``) and has a cheap conservative size estimate the
+core uses to keep gossip messages under their byte budget without encoding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from swarmcompute import codec
+
+MAX_IMAGES = 64
+"""Image refs advertised per node; the scheduler only needs the likely-hot ones."""
+MAX_GPUS = 16
+MAX_STR = 200
+
+
+@codec.message("gossip.gpu")
+@dataclass(frozen=True, slots=True)
+class GpuInfo:
+    index: int
+    name: str
+    mem_total: int
+    """Bytes."""
+
+
+@codec.message("gossip.meta")
+@dataclass(frozen=True, slots=True)
+class NodeMeta:
+    name: str
+    cpus: int = 0
+    cpu_percent: float = 0.0
+    load_1m: float = 0.0
+    mem_total: int = 0
+    mem_available: int = 0
+    disk_free: int = 0
+    gpus: tuple[GpuInfo, ...] = ()
+    images: tuple[str, ...] = ()
+    version: str = ""
+    roles: tuple[str, ...] = ()
+    """Hints for the Raft layer, e.g. ``("voter",)`` for a node that may vote."""
+
+    def capped(self) -> NodeMeta:
+        """The same meta within the advertised bounds (long lists and strings cut)."""
+        if (
+            len(self.images) <= MAX_IMAGES
+            and len(self.gpus) <= MAX_GPUS
+            and len(self.roles) <= 8
+            and all(len(s) <= MAX_STR for s in (self.name, self.version, *self.images, *self.roles))
+            and all(len(g.name) <= MAX_STR for g in self.gpus)
+        ):
+            return self
+        return replace(
+            self,
+            name=self.name[:MAX_STR],
+            version=self.version[:MAX_STR],
+            images=tuple(i[:MAX_STR] for i in self.images[:MAX_IMAGES]),
+            gpus=tuple(replace(g, name=g.name[:MAX_STR]) for g in self.gpus[:MAX_GPUS]),
+            roles=tuple(r[:MAX_STR] for r in self.roles[:8]),
+        )
+
+    def approx_size(self) -> int:
+        """An upper bound on the encoded bytes (msgpack ext header, tag, 11 fields)."""
+        strings = (self.name, self.version, *self.images, *self.roles)
+        gpu = sum(40 + len(g.name.encode()) for g in self.gpus)
+        return 90 + sum(5 + len(s.encode()) for s in strings) + gpu
