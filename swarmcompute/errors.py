@@ -24,7 +24,8 @@ exactly what happened and what to do. A broken invariant is an
     ├── StorageError
     │   └── CorruptRecordError
     ├── ExecutorError
-    └── InvariantViolation
+    ├── InvariantViolation
+    └── DiscoveryError               mDNS cannot start on the chosen interface
 """
 
 from __future__ import annotations
@@ -141,3 +142,7 @@ class InvalidTokenError(ConfigError):
     def __init__(self, detail: str | None = None) -> None:
         self.detail = detail
         super().__init__("the join token is malformed: copy it again from `swarm token`")
+
+
+class DiscoveryError(SwarmError):
+    """mDNS cannot run where asked (no such address here, port 5353 refused): use --peer."""
