@@ -75,7 +75,7 @@ def join(
     paths.root.mkdir(parents=True, exist_ok=True)
     args = [
         sys.executable, "-m", "swarmcompute.node", "--state-dir", str(paths.root),
-        "--bind", bind, "--port", str(port), "--log-format", log_format,
+        "--bind", bind, "--port", str(port), "--log-format", log_format, "--log-file", str(paths.daemon_log),
     ]
     if name:
         args += ["--name", name]

@@ -65,6 +65,7 @@ def status_text(status: dict[str, Any]) -> str:
             n["state"],
             n["cpus"],
             f"{n['cpu_percent']:.0f}%",
+            f"{n.get('load_1m', 0.0):.2f}",
             f"{format_size(n['mem_available'])} / {format_size(n['mem_total'])}",
             format_size(n["disk_free"]),
             n["running_jobs"],
@@ -72,7 +73,7 @@ def status_text(status: dict[str, Any]) -> str:
         for n in status["nodes"]
     ]
     lines.append(
-        table(["NAME", "ID", "ADDRESS", "ROLE", "STATE", "CPUS", "CPU", "MEM FREE", "DISK FREE", "RUNNING"], rows)
+        table(["NAME", "ID", "ADDRESS", "ROLE", "STATE", "CPUS", "CPU", "LOAD", "MEM FREE", "DISK FREE", "RUNNING"], rows)
     )
     counts = status["jobs"]
     lines.append("")

@@ -19,6 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--log-format", choices=["console", "json"], default="console")
     parser.add_argument("--log-level", default="info")
+    parser.add_argument("--log-file", help="the file fds 1 and 2 point at, rotated past 10 MiB (detached mode)")
     args = parser.parse_args(argv)
     return run_daemon(
         StatePaths.resolve(args.state_dir),
@@ -27,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         json_logs=args.log_format == "json",
         log_level=args.log_level,
+        log_file=args.log_file,
     )
 
 
@@ -38,12 +40,15 @@ def run_daemon(
     port: int,
     json_logs: bool = False,
     log_level: str = "info",
+    log_file: str | None = None,
 ) -> int:
     """Run one daemon until SIGTERM/SIGINT or `swarm leave`; return the exit status."""
-    from swarmcompute.node.daemon import Daemon, DaemonConfig
-    from swarmcompute.node.logging_setup import configure
+    from pathlib import Path
 
-    configure(json=json_logs, level=log_level)
+    from swarmcompute.node.daemon import Daemon, DaemonConfig
+    from swarmcompute.node.logging_setup import RotatingStdio, configure
+
+    configure(RotatingStdio(Path(log_file)) if log_file else None, json=json_logs, level=log_level)
     daemon = Daemon(DaemonConfig(paths=paths, name=name, bind=bind, port=port))
 
     async def serve() -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import structlog
 
 from swarmcompute import codec
+from swarmcompute.errors import InvariantViolation
 from swarmcompute.state.commands import Command
 from swarmcompute.state.table import JobTable
 from swarmcompute.storage.records import RecordFile
@@ -80,7 +81,8 @@ class LocalCommitter:
             await asyncio.sleep(0)  # let the batch's waiters run before the next write
 
     def _flush(self) -> None:
-        assert self._file is not None, "open_and_replay first"
+        if self._file is None:
+            raise InvariantViolation("the job log is written before open_and_replay() opened it")
         batch = self._queue[:MAX_BATCH_COMMANDS]
         del self._queue[:MAX_BATCH_COMMANDS]
         self._file.append(codec.encode(cmd) for cmd, _ in batch)

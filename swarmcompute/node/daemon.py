@@ -27,7 +27,7 @@ from typing import Any
 
 import structlog
 
-from swarmcompute.errors import DaemonAlreadyRunningError, JobAlreadyExistsError
+from swarmcompute.errors import DaemonAlreadyRunningError, InvariantViolation, JobAlreadyExistsError
 from swarmcompute.executor.process import ProcessExecutor
 from swarmcompute.executor.spec import AttemptResult, AttemptSpec
 from swarmcompute.node.committer import LocalCommitter
@@ -91,8 +91,17 @@ class Daemon:
 
     @property
     def node_id(self) -> str:
-        assert self.identity is not None
-        return self.identity.node_id
+        return self._identity().node_id
+
+    def _identity(self) -> Identity:
+        if self.identity is None:
+            raise InvariantViolation("the daemon's identity is used before run() loaded it")
+        return self.identity
+
+    def _resources(self) -> ResourceMonitor:
+        if self.resources is None:
+            raise InvariantViolation("resources are read before run() started the monitor")
+        return self.resources
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -252,17 +261,17 @@ class Daemon:
             pass
 
     async def _resource_loop(self) -> None:
-        assert self.resources is not None
+        resources = self._resources()
         while True:
             await asyncio.sleep(RESOURCE_SAMPLE_INTERVAL_S)
-            self.resources.sample()
+            resources.sample()
 
     def capacity(self) -> NodeCapacity:
-        assert self.resources is not None and self.identity is not None
-        last = self.resources.last
+        last = self._resources().last
+        identity = self._identity()
         return NodeCapacity(
-            node_id=self.identity.node_id,
-            name=self.identity.name,
+            node_id=identity.node_id,
+            name=identity.name,
             cpus=float(last.cpus),
             mem_bytes=last.mem_total,
         )
@@ -313,11 +322,11 @@ class Daemon:
                 del self._job_events[job_id]
 
     def status(self) -> dict[str, Any]:
-        assert self.identity is not None and self.resources is not None
-        last = self.resources.last
+        identity = self._identity()
+        last = self._resources().last
         node = {
-            "id": self.identity.node_id,
-            "name": self.identity.name,
+            "id": identity.node_id,
+            "name": identity.name,
             "address": f"{self.config.bind}:{self.config.port}",
             "role": "leader",
             "state": "alive",
@@ -331,10 +340,10 @@ class Daemon:
             "images": [],
         }
         return {
-            "cluster_id": self.identity.cluster_id,
-            "leader": self.identity.node_id,
+            "cluster_id": identity.cluster_id,
+            "leader": identity.node_id,
             "term": 0,
-            "quorum": {"healthy": True, "voters": [self.identity.node_id], "missing": []},
+            "quorum": {"healthy": True, "voters": [identity.node_id], "missing": []},
             "nodes": [node],
             "jobs": self.table.counts(),
             "state_dir": str(self.paths.root),
