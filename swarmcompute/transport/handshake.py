@@ -79,8 +79,8 @@ class HandshakeWatch:
         reason = _AUTH_REASONS.get(value) if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL else None
         if reason is not None:
             self.refused += 1
-            self._limiter.warning(log, "peer_auth_refused", f"handshake:{value}", endpoint=endpoint, reason=reason)
+            self._limiter.warning(log, "peer_auth_refused", f"handshake:{value}", local_endpoint=endpoint, reason=reason)
             return
         self.failed += 1
         detail = f"protocol error {value:#x}" if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL else "malformed or truncated greeting"
-        self._limiter.warning(log, "peer_handshake_failed", f"handshake:{event}:{value}", endpoint=endpoint, reason=detail)
+        self._limiter.warning(log, "peer_handshake_failed", f"handshake:{event}:{value}", local_endpoint=endpoint, reason=detail)

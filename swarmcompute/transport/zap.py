@@ -103,11 +103,13 @@ class ZapHandler:
             log,
             "peer_auth_refused",
             "zap",
-            remote=_text(address),
+            remote=_address(address),
             reason=reason,
         )
         return [requester, b"", b"1.0", request_id, b"400", b"not a member of this cluster", b"", b""]
 
 
-def _text(raw: Any) -> str:
-    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+def _address(raw: Any) -> str:
+    """The remote IP as people write it (an IPv4 peer of a dual-stack socket is ``::ffff:a.b.c.d``)."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    return text.removeprefix("::ffff:") if "." in text else text
