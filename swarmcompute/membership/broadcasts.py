@@ -13,8 +13,8 @@ from swarmcompute.membership.messages import MemberUpdate
 
 class BroadcastQueue:
     def __init__(self) -> None:
-        self._entries: dict[str, tuple[int, MemberUpdate, int]] = {}
-        """node_id -> (transmits, update, estimated size)."""
+        self._entries: dict[str, list] = {}  # type: ignore[type-arg]
+        """node_id -> [transmits, update, estimated size] (mutable: updated in place)."""
         self._buckets: list[dict[str, None]] = [{}]
 
     def __len__(self) -> int:
@@ -25,7 +25,7 @@ class BroadcastQueue:
         old = self._entries.get(update.node_id)
         if old is not None:
             self._buckets[old[0]].pop(update.node_id, None)
-        self._entries[update.node_id] = (0, update, update.approx_size())
+        self._entries[update.node_id] = [0, update, update.approx_size()]
         self._buckets[0][update.node_id] = None
 
     def pending(self, node_id: str) -> MemberUpdate | None:
@@ -35,29 +35,32 @@ class BroadcastQueue:
     def take(self, limit: int, max_count: int, max_bytes: int) -> tuple[MemberUpdate, ...]:
         """Up to ``max_count`` updates within ``max_bytes``; each counts one transmission."""
         out: list[MemberUpdate] = []
-        taken: list[tuple[str, int]] = []
+        taken: list[list[object]] = []
         used = 0
-        full = False
-        for transmits, bucket in enumerate(self._buckets):
+        entries = self._entries
+        for bucket in self._buckets:
             while bucket and len(out) < max_count:
-                node_id, _ = bucket.popitem()
-                _, update, size = self._entries[node_id]
+                node_id = bucket.popitem()[0]
+                entry = entries[node_id]
+                size = entry[2]
                 if out and used + size > max_bytes:
                     bucket[node_id] = None
-                    full = True
+                    max_count = 0
                     break
-                out.append(update)
+                out.append(entry[1])
                 used += size
-                taken.append((node_id, transmits + 1))
-            if full or len(out) >= max_count:
+                taken.append(entry)
+            if len(out) >= max_count:
                 break
-        for node_id, transmits in taken:
-            _, update, size = self._entries[node_id]
+        buckets = self._buckets
+        for entry in taken:
+            transmits = entry[0] + 1
+            update: MemberUpdate = entry[1]
             if transmits >= limit:
-                del self._entries[node_id]
+                del entries[update.node_id]
                 continue
-            self._entries[node_id] = (transmits, update, size)
-            while len(self._buckets) <= transmits:
-                self._buckets.append({})
-            self._buckets[transmits][node_id] = None
+            entry[0] = transmits
+            if len(buckets) <= transmits:
+                buckets.append({})
+            buckets[transmits][update.node_id] = None
         return tuple(out)
