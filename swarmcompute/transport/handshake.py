@@ -26,9 +26,9 @@ WATCHED_EVENTS = (
     zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
 )
 
-_AUTH_REASONS = {
-    zmq.PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC: "the peer does not have this cluster's key",
-    zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH: "the peer does not use CurveZMQ",
+_AUTH_REASONS: dict[int, str] = {
+    int(zmq.PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC): "the peer does not have this cluster's key",
+    int(zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH): "the peer does not use CurveZMQ",
 }
 
 
@@ -79,8 +79,16 @@ class HandshakeWatch:
         reason = _AUTH_REASONS.get(value) if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL else None
         if reason is not None:
             self.refused += 1
-            self._limiter.warning(log, "peer_auth_refused", f"handshake:{value}", local_endpoint=endpoint, reason=reason)
+            self._limiter.warning(
+                log, "peer_auth_refused", f"handshake:{value}", local_endpoint=endpoint, reason=reason
+            )
             return
         self.failed += 1
-        detail = f"protocol error {value:#x}" if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL else "malformed or truncated greeting"
-        self._limiter.warning(log, "peer_handshake_failed", f"handshake:{event}:{value}", local_endpoint=endpoint, reason=detail)
+        detail = (
+            f"protocol error {value:#x}"
+            if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+            else "malformed or truncated greeting"
+        )
+        self._limiter.warning(
+            log, "peer_handshake_failed", f"handshake:{event}:{value}", local_endpoint=endpoint, reason=detail
+        )

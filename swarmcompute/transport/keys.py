@@ -131,8 +131,7 @@ class ClusterKey:
             raise ConfigError(f"cannot read the cluster key {target}: {exc}") from None
         if mode & 0o077:
             raise ConfigError(
-                f"the cluster key {target} is readable by other users (mode {mode:04o}): "
-                f"run `chmod 600 {target}`"
+                f"the cluster key {target} is readable by other users (mode {mode:04o}): run `chmod 600 {target}`"
             )
         return cls.from_token(text)
 

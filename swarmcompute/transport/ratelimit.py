@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-
-import structlog
+from typing import Any
 
 MAX_KEYS = 64
 """How many distinct event kinds are tracked; more are folded into one shared bucket."""
@@ -49,7 +48,7 @@ class LogLimiter:
         bucket[2] = 0
         return suppressed
 
-    def warning(self, log: structlog.typing.FilteringBoundLogger, event: str, key: str, **kw: object) -> None:
+    def warning(self, log: Any, event: str, key: str, **kw: object) -> None:
         """Log ``event`` as a warning if ``key`` has budget left."""
         suppressed = self.allow(key)
         if suppressed is None:

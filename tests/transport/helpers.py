@@ -51,7 +51,9 @@ async def until(predicate: Callable[[], bool], timeout_s: float = 5.0) -> bool:
     return True
 
 
-async def deliver(sender: PeerTransport, receiver: PeerTransport, inbox: Inbox, msg: Any, timeout_s: float = 5.0) -> None:
+async def deliver(
+    sender: PeerTransport, receiver: PeerTransport, inbox: Inbox, msg: Any, timeout_s: float = 5.0
+) -> None:
     """Send ``msg`` (resending while the connection comes up) until ``inbox`` has it from ``sender``."""
     deadline = time.monotonic() + timeout_s
     address = f"127.0.0.1:{receiver.port}"
@@ -88,7 +90,9 @@ def raw_dealer(
     return sock
 
 
-def member_dealer(ctx: zmq.Context[zmq.Socket[bytes]], key: ClusterKey, port: int, routing_id: bytes = b"raw") -> zmq.Socket[bytes]:
+def member_dealer(
+    ctx: zmq.Context[zmq.Socket[bytes]], key: ClusterKey, port: int, routing_id: bytes = b"raw"
+) -> zmq.Socket[bytes]:
     """A DEALER holding the cluster key: what a buggy or hostile *member* could send with."""
     return raw_dealer(
         ctx,

@@ -27,7 +27,11 @@ def test_token_round_trip() -> None:
 def test_everything_is_derived_from_the_secret() -> None:
     secret = bytes(range(32))
     a, b = ClusterKey(secret), ClusterKey(secret)
-    assert (a.cluster_id, a.curve_public_key, a.curve_secret_key) == (b.cluster_id, b.curve_public_key, b.curve_secret_key)
+    assert (a.cluster_id, a.curve_public_key, a.curve_secret_key) == (
+        b.cluster_id,
+        b.curve_public_key,
+        b.curve_secret_key,
+    )
     assert len(a.cluster_id) == 16 and int(a.cluster_id, 16) >= 0
     assert zmq.curve_public(a.curve_secret_key) == a.curve_public_key
     other = new_cluster_key()

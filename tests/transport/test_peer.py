@@ -80,7 +80,12 @@ def test_zap_refuses_a_client_that_knows_the_server_key_but_not_the_secret() -> 
             with capture_logs() as logs:
                 async with transport(key, "node-a", inbox) as a, transport(key, "node-good", good_inbox) as good:
                     intruder = raw_dealer(
-                        ctx, a.port, routing_id=b"node-x", server_key=key.curve_public_key, public_key=public, secret_key=secret
+                        ctx,
+                        a.port,
+                        routing_id=b"node-x",
+                        server_key=key.curve_public_key,
+                        public_key=public,
+                        secret_key=secret,
                     )
                     for _ in range(5):
                         try:
@@ -140,7 +145,7 @@ async def _blast(port: int, payload: bytes) -> None:
         writer.write(payload)
         await asyncio.wait_for(writer.drain(), timeout=10)
         await asyncio.wait_for(reader.read(1024), timeout=10)  # the server's greeting, or its hang-up
-    except (ConnectionError, asyncio.TimeoutError):
+    except (TimeoutError, ConnectionError):
         pass
     finally:
         writer.close()
@@ -215,7 +220,9 @@ def test_a_100_mb_frame_from_a_member_leaves_the_transport_running() -> None:
                 assert await _send_until_delivered(member, ok, lambda: inbox.of("node-m") != [])
                 monitor = member.get_monitor_socket(zmq.EVENT_DISCONNECTED)
                 member.send(b"\x00" * (100 * 1024 * 1024), flags=zmq.NOBLOCK, copy=False)
-                assert await until(lambda: monitor.poll(0) != 0, timeout_s=20), "the 100 MB frame did not cut the connection"
+                assert await until(lambda: monitor.poll(0) != 0, timeout_s=20), (
+                    "the 100 MB frame did not cut the connection"
+                )
                 member.disable_monitor()
                 monitor.close()
                 await deliver(good, a, inbox, Ping(1, "still alive"))
