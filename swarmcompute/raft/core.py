@@ -229,13 +229,16 @@ class RaftNode(Replication, MembershipOps):
         return HardState(self.term, self.vote, self.commit)
 
     def has_ready(self) -> bool:
+        persisted = self._persisted
         return bool(
             self._msgs
             or self._events
             or self._pending_snapshot is not None
             or self._unstable_from <= self.log.last_index
-            or self._hard_state() != self._persisted
-            or self.applied < min(self.commit, self.log.last_index)
+            or self.term != persisted.term
+            or self.vote != persisted.vote
+            or self.commit != persisted.commit
+            or (self.applied < self.commit and self.applied < self.log.last_index)
         )
 
     def ready(self) -> Ready:
@@ -399,7 +402,7 @@ class RaftNode(Replication, MembershipOps):
     def _require_leader(self) -> None:
         if self.role is not Role.LEADER:
             raise NotLeaderError(self.leader_id)
-        if self._transferee is not None:
+        if self._transferee is not None or self._leaving:
             raise NotLeaderError(self._transferee)
 
     def _send(self, msg: Message) -> None:

@@ -131,7 +131,10 @@ class MembershipOps:
             raise MembershipChangeError(f"{node_id} is not a member")
         if self.membership.voters == {node_id}:
             raise MembershipChangeError(f"{node_id} is the last voter")
-        return self._propose_config(self.membership.without(node_id))
+        index = self._propose_config(self.membership.without(node_id))
+        if node_id == self.id:
+            self._leaving = True  # no more proposals: the log stops growing so a successor catches up fast
+        return index
 
     def _maybe_promote(self) -> None:
         if not (self.cfg.auto_promote and self.role is Role.LEADER and self._transferee is None):

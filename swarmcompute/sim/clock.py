@@ -9,16 +9,10 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-
-@dataclass(order=True, slots=True)
-class _Scheduled:
-    at_ms: int
-    seq: int
-    action: Callable[..., None] = field(compare=False)
-    args: tuple[Any, ...] = field(compare=False)
+# (at_ms, seq, action, args): a plain tuple, since the heap compares millions of them.
+_Scheduled = tuple[int, int, Callable[..., None], tuple[Any, ...]]
 
 
 class SimClock:
@@ -33,19 +27,19 @@ class SimClock:
         if at_ms < self.now_ms:
             raise ValueError(f"cannot schedule in the past ({at_ms} < {self.now_ms})")
         self._seq += 1
-        heapq.heappush(self._queue, _Scheduled(at_ms, self._seq, action, args))
+        heapq.heappush(self._queue, (at_ms, self._seq, action, args))
 
     def call_later(self, delay_ms: int, action: Callable[..., None], *args: Any) -> None:
         self.call_at(self.now_ms + delay_ms, action, *args)
 
     def run_next(self, until_ms: int) -> bool:
         """Run the next event due at or before ``until_ms``; False when there is none."""
-        if not self._queue or self._queue[0].at_ms > until_ms:
+        if not self._queue or self._queue[0][0] > until_ms:
             self.now_ms = max(self.now_ms, until_ms)
             return False
-        item = heapq.heappop(self._queue)
-        self.now_ms = item.at_ms
-        item.action(*item.args)
+        at_ms, _, action, args = heapq.heappop(self._queue)
+        self.now_ms = at_ms
+        action(*args)
         return True
 
     def __len__(self) -> int:

@@ -137,14 +137,11 @@ class RaftSim:
             self.clock.call_at(self.rng.randrange(tick), self._tick, node_id)
         self.clock.call_at(0, self._world_tick)
         safety_end = self.opts.safety_ticks * tick
-        while not self.checker.violations and self.clock.run_next(safety_end):
-            pass
+        self._run_until(safety_end)
         liveness_ticks: int | None = None
         if not self.checker.violations:
             self._begin_liveness()
-            deadline = safety_end + self.opts.liveness_ticks * tick
-            while not self.checker.violations and not self._liveness_met and self.clock.run_next(deadline):
-                pass
+            self._run_until(safety_end + self.opts.liveness_ticks * tick)
             if self._liveness_met:
                 liveness_ticks = (self.clock.now_ms - safety_end) // tick
             elif not self.checker.violations:
@@ -161,6 +158,18 @@ class RaftSim:
             liveness_ticks=liveness_ticks,
             trace=self.trace,
         )
+
+    def _run_until(self, end_ms: int) -> None:
+        """Run events until ``end_ms``, a violation, or (in the liveness phase) success.
+
+        An exception from a core (``InvariantViolation`` above all) is a failed seed,
+        reported with its trace like any checker violation.
+        """
+        try:
+            while not self.checker.violations and not self._liveness_met and self.clock.run_next(end_ms):
+                pass
+        except Exception as exc:  # noqa: BLE001 - the seed and trace are the report
+            self.checker.fail(f"exception at {self.clock.now_ms} ms: {type(exc).__name__}: {exc}")
 
     def _begin_liveness(self) -> None:
         self._t("LIVENESS: heal the network, restart every crashed member")
