@@ -31,7 +31,10 @@ class GossipConfig:
     gossip_nodes: int = 3
     """Random peers that get queued updates every gossip interval."""
     retransmit_mult: int = 4
-    """Each update is piggy-backed ``retransmit_mult * ceil(log10(N + 1))`` times."""
+    """Each update is piggy-backed ``retransmit_mult * ceil(log10(N + 1))`` times..."""
+    min_retransmits: int = 12
+    """...but at least this often: while a cluster forms, N is small and views are partial, and
+    memberlist's 4 copies per rumour left 8-node clusters waiting for the next push-pull."""
     suspicion_mult: int = 5
     """Suspicion timeout = ``suspicion_mult * max(1, log10(N)) * probe_interval_ticks``."""
     push_pull_interval_ticks: int = 300
@@ -84,7 +87,7 @@ class GossipConfig:
         return cls(reconnect_timeout_ticks=6000, reap_ticks=6000)
 
     def retransmit_limit(self, n_members: int) -> int:
-        return self.retransmit_mult * math.ceil(math.log10(n_members + 1))
+        return max(self.min_retransmits, self.retransmit_mult * math.ceil(math.log10(n_members + 1)))
 
     def suspicion_timeout_ticks(self, n_members: int) -> int:
         scale = max(1.0, math.log10(max(1, n_members)))

@@ -140,7 +140,10 @@ class Membership:
     # ---------------------------------------------------------------- inputs
 
     def join(self, seeds: list[str]) -> list[Effect]:
-        """Push-pull our state to each seed address; retried until some peer answers."""
+        """Push-pull our state to each seed address; retried until a seed answers with its state.
+
+        Hearing from others is not enough: nodes that joined through us could
+        form an island with us if our own join was lost."""
         self._seeds = [s for s in seeds if s != self.address]
         self._joined = not self._seeds
         self._next_join = self._tick + self.config.join_retry_ticks
@@ -213,10 +216,11 @@ class Membership:
         if sender == self.node_id or (from_node_id is not None and from_node_id != sender):
             self.counters["dropped_spoofed"] += 1
             return out
-        self._joined = True
         self._note_sender(sender, msg.sender_addr, out)
         if isinstance(msg, PushPull):
             self.counters["push_pulls"] += 1
+            if not msg.want_reply and msg.sender_addr in self._seeds:
+                self._joined = True  # only a seed's full state proves we reached the cluster
             for u in msg.states:
                 self._merge(u, out, from_full_state=True)
             if msg.want_reply:
