@@ -67,7 +67,10 @@ class HandshakeWatch:
     async def _serve(self) -> None:
         assert self._monitor is not None
         while True:
-            frames = await self._monitor.recv_multipart()
+            try:
+                frames = await self._monitor.recv_multipart()
+            except zmq.ZMQError:  # the monitored socket is closing
+                return
             if len(frames) != 2 or len(frames[0]) != 6:
                 continue
             event, value = struct.unpack("=HI", frames[0])

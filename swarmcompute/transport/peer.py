@@ -7,10 +7,13 @@ Shape (why each part is there):
   client in only if it holds the cluster key, and the socket monitor
   (``handshake.py``) logs everyone else. The ROUTER only receives.
 - Per peer *address*, one DEALER (a CURVE client with the same keypair), made on
-  the first send. Its routing id is this node's id, so the receiving ROUTER
-  learns the sender's node id from the frame, never from an address: a node
-  that comes back on a new IP is the same node (``ROUTER_HANDOVER`` lets the new
-  connection take the id over from a half-dead old one).
+  the first send. Every message is two frames, ``[sender node id, payload]``:
+  the receiver learns who sent it from the frame, never from an address, so a
+  node that comes back on a new IP is the same node. Why not the DEALER's
+  routing id (the obvious place): the ROUTER refuses or hands over duplicate
+  routing ids, so two live connections from one node (an old and a new address,
+  IPv4 and IPv6, a static --peer and an mDNS address) would knock each other
+  off or be silently refused. With libzmq-generated routing ids they coexist.
 - ``send`` never blocks: ``IMMEDIATE`` means nothing is queued for a peer that is
   not connected and authenticated, ``SNDHWM`` bounds what is queued for a slow
   one, and the send is ``NOBLOCK``; a full or absent queue is a ``False`` return
@@ -19,7 +22,7 @@ Shape (why each part is there):
   connection to a dead peer, so its sends fail fast instead of filling the HWM.
 - Every received frame goes through ``codec.decode``; anything bad (garbage,
   truncated msgpack, another protocol version, unknown tag, wrong types,
-  multipart frames, no node id) is counted and logged as ``peer_message_dropped``
+  a wrong frame count, no node id) is counted and logged as ``peer_message_dropped``
   with the reason, rate-limited, and the loop goes on. ``MAXMSGSIZE`` makes
   libzmq drop the connection of a peer that announces an oversized frame
   before any of it is buffered.
@@ -55,6 +58,7 @@ OnMessage = Callable[[str, Any], None]
 
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 _CURVE_OVERHEAD_BYTES = 64  # a CURVE MESSAGE command adds 33 bytes to the frame on the wire
+MAX_NODE_ID_BYTES = 255
 _YIELD_EVERY = 64  # frames handled back to back before letting other tasks run
 
 
@@ -95,11 +99,11 @@ class PeerTransport:
         heartbeat_timeout_ms: int = 6000,
     ) -> None:
         raw_id = node_id.encode("utf-8")
-        if not raw_id or len(raw_id) > 255 or raw_id.startswith(b"\x00"):
-            raise ConfigError(f"node id {node_id!r} cannot be a ZeroMQ routing id (1-255 bytes, no leading NUL)")
+        if not 1 <= len(raw_id) <= MAX_NODE_ID_BYTES:
+            raise ConfigError(f"a node id is 1 to {MAX_NODE_ID_BYTES} bytes of UTF-8, not {node_id!r}")
         self.key = key
         self.node_id = node_id
-        self._routing_id = raw_id
+        self._sender_frame = raw_id
         self._on_message = on_message
         self._bind = bind
         self._requested_port = port
@@ -168,9 +172,8 @@ class PeerTransport:
             self._router = None
         if self._zap is not None:
             await self._zap.close()
-            self._zap = None
         if self._context is not None:
-            self._context.term()
+            self._context.destroy(linger=0)  # every socket is closed by now; this is the safety net
             self._context = None
             self._sync_context = None
 
@@ -225,6 +228,8 @@ class PeerTransport:
             self._dropped_full += 1
             return False
         try:
+            # all frames of a message are queued together or not at all, so NOBLOCK holds for both
+            sock.send(self._sender_frame, flags=zmq.NOBLOCK | zmq.SNDMORE)
             sock.send(data, flags=zmq.NOBLOCK, copy=len(data) < 65536)
         except zmq.Again:
             self._dropped_full += 1
@@ -257,7 +262,6 @@ class PeerTransport:
         sock = self._sync_context.socket(zmq.DEALER)
         try:
             sock.setsockopt(zmq.LINGER, 0)
-            sock.setsockopt(zmq.ROUTING_ID, self._routing_id)
             sock.setsockopt(zmq.IMMEDIATE, 1)
             sock.setsockopt(zmq.SNDHWM, self._send_hwm)
             sock.setsockopt(zmq.RCVHWM, 1)  # the peer's ROUTER never sends back
@@ -291,7 +295,6 @@ class PeerTransport:
         sock.setsockopt(zmq.MAXMSGSIZE, self._max_message_bytes + _CURVE_OVERHEAD_BYTES)
         sock.setsockopt(zmq.RCVHWM, self._recv_hwm)
         sock.setsockopt(zmq.SNDHWM, 1)
-        sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
         sock.setsockopt(zmq.HANDSHAKE_IVL, 5000)
         sock.setsockopt(zmq.IPV6, 1)
         self._set_heartbeat(sock)
@@ -330,26 +333,27 @@ class PeerTransport:
                 await asyncio.sleep(0)  # a flood of ready frames must not starve the rest of the loop
 
     def _handle(self, frames: list[bytes]) -> None:
-        routing_id = frames[0]
-        if len(frames) != 2:
-            self._drop(routing_id, f"expected one frame, got {len(frames) - 1}", sum(map(len, frames[1:])))
+        # frames[0] is the connection's libzmq routing id; then [sender node id, payload]
+        if len(frames) != 3:
+            claimed = frames[1] if len(frames) > 1 else b""
+            self._drop(claimed, f"expected [node id, message], got {len(frames) - 1} frames", sum(map(len, frames[1:])))
             return
-        data = frames[1]
-        if routing_id.startswith(b"\x00"):
-            self._drop(routing_id, "the peer did not send its node id", len(data))
+        _, raw_sender, data = frames
+        if not 1 <= len(raw_sender) <= MAX_NODE_ID_BYTES:
+            self._drop(raw_sender, "the sender node id is empty or too long", len(data))
             return
         try:
-            sender = routing_id.decode("utf-8")
+            sender = raw_sender.decode("utf-8")
         except UnicodeDecodeError:
-            self._drop(routing_id, "the node id is not UTF-8", len(data))
+            self._drop(raw_sender, "the sender node id is not UTF-8", len(data))
             return
         try:
             msg = codec.decode(data, max_bytes=self._max_message_bytes)
         except ProtocolError as exc:
-            self._drop(routing_id, str(exc), len(data))
+            self._drop(raw_sender, str(exc), len(data))
             return
         except Exception as exc:  # a codec bug must not end the receive loop
-            self._drop(routing_id, f"decoder failed: {type(exc).__name__}", len(data))
+            self._drop(raw_sender, f"decoder failed: {type(exc).__name__}", len(data))
             return
         self._received += 1
         try:
@@ -358,13 +362,13 @@ class PeerTransport:
             if self._limiter.allow("handler") is not None:
                 log.exception("peer_handler_failed", sender=sender, message=codec.tag_of(msg))
 
-    def _drop(self, routing_id: bytes, reason: str, size: int) -> None:
+    def _drop(self, raw_sender: bytes, reason: str, size: int) -> None:
         self._dropped_bad += 1
         self._limiter.warning(
             log,
             "peer_message_dropped",
             "drop",
-            sender=routing_id[:64].decode("utf-8", "replace"),
+            sender=raw_sender[:64].decode("utf-8", "replace"),
             reason=reason,
             size=size,
         )

@@ -71,7 +71,11 @@ class ZapHandler:
     async def _serve(self) -> None:
         assert self._socket is not None
         while True:
-            frames = await self._socket.recv_multipart()
+            try:
+                frames = await self._socket.recv_multipart()
+            except zmq.ZMQError as exc:  # the context is going away: nothing left to authenticate
+                log.warning("zap_handler_stopped", error=str(exc))
+                return
             try:
                 reply = self._answer(frames)
             except Exception:  # a task boundary: never let one odd request end authentication

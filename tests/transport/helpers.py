@@ -71,7 +71,6 @@ def raw_dealer(
     ctx: zmq.Context[zmq.Socket[bytes]],
     port: int,
     *,
-    routing_id: bytes | None = b"raw",
     server_key: bytes | None = None,
     public_key: bytes | None = None,
     secret_key: bytes | None = None,
@@ -79,8 +78,6 @@ def raw_dealer(
     """A bare DEALER, with CURVE credentials if given, connected to the transport on ``port``."""
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
-    if routing_id is not None:
-        sock.setsockopt(zmq.ROUTING_ID, routing_id)
     if server_key is not None:
         assert public_key is not None and secret_key is not None
         sock.setsockopt(zmq.CURVE_SERVERKEY, server_key)
@@ -90,14 +87,11 @@ def raw_dealer(
     return sock
 
 
-def member_dealer(
-    ctx: zmq.Context[zmq.Socket[bytes]], key: ClusterKey, port: int, routing_id: bytes = b"raw"
-) -> zmq.Socket[bytes]:
+def member_dealer(ctx: zmq.Context[zmq.Socket[bytes]], key: ClusterKey, port: int) -> zmq.Socket[bytes]:
     """A DEALER holding the cluster key: what a buggy or hostile *member* could send with."""
     return raw_dealer(
         ctx,
         port,
-        routing_id=routing_id,
         server_key=key.curve_public_key,
         public_key=key.curve_public_key,
         secret_key=key.curve_secret_key,

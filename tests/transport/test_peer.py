@@ -82,14 +82,13 @@ def test_zap_refuses_a_client_that_knows_the_server_key_but_not_the_secret() -> 
                     intruder = raw_dealer(
                         ctx,
                         a.port,
-                        routing_id=b"node-x",
                         server_key=key.curve_public_key,
                         public_key=public,
                         secret_key=secret,
                     )
                     for _ in range(5):
                         try:
-                            intruder.send(codec.encode(Ping(666)), flags=zmq.NOBLOCK)
+                            intruder.send_multipart([b"node-x", codec.encode(Ping(666))], flags=zmq.NOBLOCK)
                         except zmq.Again:
                             pass
                     assert await until(lambda: events(logs, "peer_auth_refused") != [])
@@ -114,8 +113,8 @@ def test_plaintext_clients_and_raw_garbage_leave_the_transport_running() -> None
             with capture_logs() as logs:
                 async with transport(key, "node-a", inbox) as a, transport(key, "node-good", good_inbox) as good:
                     # a ZeroMQ client without CurveZMQ
-                    plain = raw_dealer(ctx, a.port, routing_id=b"node-plain")
-                    plain.send(codec.encode(Ping(666)), flags=zmq.NOBLOCK)
+                    plain = raw_dealer(ctx, a.port)
+                    plain.send_multipart([b"node-plain", codec.encode(Ping(666))], flags=zmq.NOBLOCK)
                     # raw TCP: garbage, a truncated msgpack message, a 100 MB stream
                     payloads = [
                         b"\x00\x01garbage\xff" * 100,
@@ -168,26 +167,31 @@ def test_bad_frames_from_a_member_are_dropped_and_logged() -> None:
                     transport(key, "node-a", inbox, max_message_bytes=1024 * 1024) as a,
                     transport(key, "node-good", good_inbox) as good,
                 ):
-                    member = member_dealer(ctx, key, a.port, routing_id=b"node-m")
+                    member = member_dealer(ctx, key, a.port)
                     good_frame = codec.encode(Ping(5, "ok"))
                     bad_frames: list[list[bytes]] = [
-                        [b"\x00\x01garbage\xff"],  # not msgpack
-                        [good_frame[:-2]],  # truncated msgpack
-                        [b"\x93\x02" + good_frame[2:]],  # protocol version 2
-                        [codec.encode(Ping(5)).replace(b"test.ping", b"test.nope")],  # unknown tag
-                        [b"\x93\x01\xa9test.ping\x92\xa3one\xa3two"],  # seq is a str
-                        [b"\x91\x01"],  # not [version, tag, fields]
-                        [good_frame, good_frame],  # multipart
+                        [b"node-m", b"\x00\x01garbage\xff"],  # not msgpack
+                        [b"node-m", good_frame[:-2]],  # truncated msgpack
+                        [b"node-m", b"\x93\x02" + good_frame[2:]],  # protocol version 2
+                        [b"node-m", codec.encode(Ping(5)).replace(b"test.ping", b"test.nope")],  # unknown tag
+                        [b"node-m", b"\x93\x01\xa9test.ping\x92\xa3one\xa3two"],  # seq is a str
+                        [b"node-m", b"\x91\x01"],  # not [version, tag, fields]
+                        [b"node-m", good_frame, good_frame],  # too many frames
+                        [good_frame],  # no sender frame
+                        [b"", good_frame],  # empty sender
+                        [b"\xff\xfe", good_frame],  # sender not UTF-8
                     ]
                     # wait for the handshake with a good frame first (IMMEDIATE drops before it)
-                    assert await _send_until_delivered(member, good_frame, lambda: inbox.of("node-m") != [])
+                    assert await _send_until_delivered(
+                        member, [b"node-m", good_frame], lambda: inbox.of("node-m") != []
+                    )
                     for frames in bad_frames:
                         member.send_multipart(frames, flags=zmq.NOBLOCK)
                     assert await until(lambda: a.stats.dropped_bad >= len(bad_frames))
                     # an oversized frame: libzmq drops the connection before buffering it
                     big = Blob(b"\x00" * (2 * 1024 * 1024))
                     monitor = member.get_monitor_socket(zmq.EVENT_DISCONNECTED)
-                    member.send(codec.encode(big), flags=zmq.NOBLOCK)
+                    member.send_multipart([b"node-m", codec.encode(big)], flags=zmq.NOBLOCK)
                     assert await until(lambda: monitor.poll(0) != 0), "the oversized frame did not cut the connection"
                     member.disable_monitor()
                     monitor.close()
@@ -200,8 +204,11 @@ def test_bad_frames_from_a_member_are_dropped_and_logged() -> None:
             assert any("protocol version 2 is not supported" in r for r in reasons)
             assert any("unknown message type 'test.nope'" in r for r in reasons)
             assert any("test.ping.seq" in r for r in reasons)
-            assert any("expected one frame, got 2" in r for r in reasons)
-            assert all(e["sender"] == "node-m" for e in events(logs, "peer_message_dropped"))
+            assert any("got 3 frames" in r for r in reasons)
+            assert any("got 1 frames" in r for r in reasons)
+            assert any("empty" in r for r in reasons)
+            assert any("not UTF-8" in r for r in reasons)
+            assert [e["sender"] for e in events(logs, "peer_message_dropped")][:7] == ["node-m"] * 7
         finally:
             ctx.destroy(linger=0)
 
@@ -215,11 +222,11 @@ def test_a_100_mb_frame_from_a_member_leaves_the_transport_running() -> None:
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         try:
             async with transport(key, "node-a", inbox) as a, transport(key, "node-good", good_inbox) as good:
-                member = member_dealer(ctx, key, a.port, routing_id=b"node-m")
+                member = member_dealer(ctx, key, a.port)
                 ok = codec.encode(Ping(5, "ok"))
-                assert await _send_until_delivered(member, ok, lambda: inbox.of("node-m") != [])
+                assert await _send_until_delivered(member, [b"node-m", ok], lambda: inbox.of("node-m") != [])
                 monitor = member.get_monitor_socket(zmq.EVENT_DISCONNECTED)
-                member.send(b"\x00" * (100 * 1024 * 1024), flags=zmq.NOBLOCK, copy=False)
+                member.send_multipart([b"node-m", b"\x00" * (100 * 1024 * 1024)], flags=zmq.NOBLOCK, copy=False)
                 assert await until(lambda: monitor.poll(0) != 0, timeout_s=20), (
                     "the 100 MB frame did not cut the connection"
                 )
@@ -234,13 +241,13 @@ def test_a_100_mb_frame_from_a_member_leaves_the_transport_running() -> None:
     asyncio.run(main())
 
 
-async def _send_until_delivered(sock: zmq.Socket[bytes], frame: bytes, arrived, timeout_s: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
+async def _send_until_delivered(sock: zmq.Socket[bytes], frames: list[bytes], arrived, timeout_s: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout_s
     while not arrived():
         if time.monotonic() > deadline:
             return False
         try:
-            sock.send(frame, flags=zmq.NOBLOCK)
+            sock.send_multipart(frames, flags=zmq.NOBLOCK)
         except zmq.Again:
             pass
         await asyncio.sleep(0.02)
@@ -353,3 +360,35 @@ def test_port_in_use_is_a_config_error() -> None:
             PeerTransport(key, "", Inbox())
 
     asyncio.run(main())
+
+
+def test_one_node_over_two_addresses_is_one_sender_and_nothing_flaps() -> None:
+    """Node identity is the node id, not the address: two live connections from one node coexist."""
+
+    async def main() -> None:
+        key = new_cluster_key()
+        inbox = Inbox()
+        async with (
+            transport(key, "node-a", Inbox()) as a,
+            PeerTransport(key, "node-b", inbox, bind="0.0.0.0", port=0) as b,
+        ):
+            first, second = f"127.0.0.1:{b.port}", f"127.0.0.2:{b.port}"
+            await deliver_via(a, first, inbox, Ping(1))
+            await deliver_via(a, second, inbox, Ping(2))
+            for i in range(10, 60):
+                assert a.send(first if i % 2 else second, Ping(i))
+                await asyncio.sleep(0.002)
+            assert await until(lambda: len(inbox.items) >= 52)
+            assert sorted(m.seq for m in inbox.of("node-a") if m.seq >= 10) == list(range(10, 60))
+            assert {s for s, _ in inbox.items} == {"node-a"}
+            assert a.stats.peers == 2
+
+    asyncio.run(main())
+
+
+async def deliver_via(sender: PeerTransport, address: str, inbox: Inbox, msg: Ping) -> None:
+    deadline = time.monotonic() + 5
+    while msg not in inbox.of(sender.node_id):
+        assert time.monotonic() < deadline, f"{msg!r} never arrived via {address}"
+        sender.send(address, msg)
+        await asyncio.sleep(0.01)
