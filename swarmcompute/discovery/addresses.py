@@ -1,0 +1,97 @@
+"""The machine's own addresses, as mDNS sees them: what to listen on and what to advertise.
+
+Kept apart from the zeroconf code so the choices (which interfaces, which address a peer
+should dial) are plain functions with plain tests. ``ifaddr`` comes with zeroconf.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import ifaddr
+from zeroconf import InterfaceChoice, IPVersion
+
+_IFF_MULTICAST = 0x1000
+_WILDCARDS = {"", "0.0.0.0", "::"}
+
+
+def is_wildcard(bind: str | None) -> bool:
+    """True when ``bind`` means "every interface" (no address given, 0.0.0.0 or ::)."""
+    return bind is None or bind in _WILDCARDS
+
+
+def interfaces_for(bind: str | None) -> tuple[InterfaceChoice | list[str], IPVersion]:
+    """The zeroconf interface choice for a bind address.
+
+    A specific address restricts mDNS to that address's interface, so a node bound to
+    127.0.0.1 or to one namespace's address never multicasts anywhere else.
+    """
+    if bind is None or bind in _WILDCARDS:
+        return InterfaceChoice.All, IPVersion.V4Only
+    version = ipaddress.ip_address(bind).version
+    return [bind], IPVersion.V4Only if version == 4 else IPVersion.V6Only
+
+
+def local_ipv4_addresses() -> list[str]:
+    """Every IPv4 address on this machine's interfaces, in interface order, loopback last."""
+    addresses: list[str] = []
+    for adapter in ifaddr.get_adapters():
+        for ip in adapter.ips:
+            if ip.is_IPv4 and isinstance(ip.ip, str) and ip.ip not in addresses:
+                addresses.append(ip.ip)
+    return sorted(addresses, key=lambda a: ipaddress.IPv4Address(a).is_loopback)
+
+
+def local_ipv4_networks() -> list[ipaddress.IPv4Network]:
+    """The IPv4 subnets this machine is directly on, to pick the address a peer can reach."""
+    networks: list[ipaddress.IPv4Network] = []
+    for adapter in ifaddr.get_adapters():
+        for ip in adapter.ips:
+            if ip.is_IPv4 and isinstance(ip.ip, str):
+                networks.append(ipaddress.IPv4Network(f"{ip.ip}/{ip.network_prefix}", strict=False))
+    return networks
+
+
+def advertised_addresses(bind: str | None) -> list[str]:
+    """The addresses to put in our mDNS answer.
+
+    A specific bind address is advertised alone. With a wildcard bind every non-loopback
+    IPv4 address is advertised (a peer picks the one on its own subnet); a machine with no
+    network at all advertises 127.0.0.1 so nodes on it still find each other.
+    """
+    if bind is not None and bind not in _WILDCARDS:
+        return [bind]
+    found = [a for a in local_ipv4_addresses() if not ipaddress.IPv4Address(a).is_loopback]
+    return found or ["127.0.0.1"]
+
+
+def pick_host(addresses: list[str], networks: list[ipaddress.IPv4Network]) -> str | None:
+    """The address of a peer to dial: the first one on a subnet we share, else the first.
+
+    zeroconf lists the newest addresses first, so after a peer's address changes the new
+    one wins while the old record is still being flushed.
+    """
+    if not addresses:
+        return None
+    for address in addresses:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            continue
+        if any(ip in net for net in networks if net.version == ip.version):
+            return address
+    return addresses[0]
+
+
+def loopback_has_multicast_flag() -> bool | None:
+    """Whether ``lo`` carries the MULTICAST flag (None when it cannot be read).
+
+    Linux delivers multicast on ``lo`` even without the flag when the sender picks the
+    interface by address (zeroconf does), so this only explains a failure, it predicts none.
+    """
+    try:
+        flags = int(Path("/sys/class/net/lo/flags").read_text().strip(), 16)
+    except (OSError, ValueError):
+        return None
+    return bool(flags & _IFF_MULTICAST)
