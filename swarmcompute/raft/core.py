@@ -20,9 +20,12 @@ Elections
     back from a partition therefore cannot depose a healthy leader.
   * A vote (or pre-vote) is granted only to a candidate whose log is at least as
     up to date: higher last term, or equal last term and last index >= ours.
-  * Leader lease (with check-quorum): a node that heard from a leader within the
-    election timeout ignores vote requests of higher terms, unless the candidate
-    campaigns on the leader's TimeoutNow (leadership transfer).
+  * Leader lease (with check-quorum): a leader, and a node that heard from a leader
+    within the election timeout less one heartbeat interval, ignore vote requests
+    of higher terms, unless the candidate campaigns on the leader's TimeoutNow
+    (leadership transfer). One heartbeat shorter than the shortest election
+    timeout, so that the first follower to time out after a leader crash is not
+    ignored by peers that heard the leader a moment later than it did.
   * Check-quorum: a leader that has not heard from a majority of voters within an
     election timeout steps down.
   * A new leader appends a NOOP entry of its term: it can only commit by
@@ -126,6 +129,7 @@ class RaftNode(Replication, MembershipOps):
         self._events: list[RaftEvent] = []
         self._election_elapsed = 0
         self._heartbeat_elapsed = 0
+        self._lease_ticks = config.election_timeout_ticks - config.heartbeat_interval_ticks
         self._randomized_timeout = self._draw_timeout()
         self._votes: dict[str, bool] = {}
         self.progress: dict[str, Progress] = {}
@@ -175,10 +179,9 @@ class RaftNode(Replication, MembershipOps):
             return
         if msg.term > self.term:
             if isinstance(msg, VoteRequest):
-                in_lease = (
-                    self.cfg.check_quorum
-                    and self.leader_id is not None
-                    and self._election_elapsed < self.cfg.election_timeout_ticks
+                in_lease = self.cfg.check_quorum and (
+                    self.role is Role.LEADER
+                    or (self.leader_id is not None and self._election_elapsed < self._lease_ticks)
                 )
                 if in_lease and not msg.transfer:
                     return
@@ -331,6 +334,13 @@ class RaftNode(Replication, MembershipOps):
             if not msg.pre_vote:
                 self.vote = msg.src
                 self._election_elapsed = 0
+            elif self.role is Role.PRE_CANDIDATE and msg.term == self.term + 1:
+                # Two pre-votes crossed: the one with the better (log, id) goes on, the other
+                # waits, so the real elections do not split (fatal with two live voters of three).
+                ours = (self.log.last_term, self.log.last_index)
+                if (msg.last_log_term, msg.last_log_index) > ours or msg.src < self.id:
+                    self._event("pre_vote_yielded", f"to {msg.src}")
+                    self._become_follower(self.term, None)
         else:
             self._send(VoteResponse(self.term, self.id, msg.src, False, msg.pre_vote))
 

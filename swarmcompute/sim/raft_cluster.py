@@ -159,6 +159,25 @@ class RaftSim:
             trace=self.trace,
         )
 
+    def run_failover(self, warmup_ticks: int, bound_ticks: int) -> float | None:
+        tick = self.opts.tick_ms
+        for node_id in sorted(self.nodes):
+            self.clock.call_at(self.rng.randrange(tick), self._tick, node_id)
+        self.clock.call_at(0, self._world_tick)
+        self._run_until(warmup_ticks * tick)
+        old = self._leader()
+        if old is None or old.core is None or self.checker.violations:
+            return None
+        old_term = old.core.term
+        self._crash(old)
+        crashed_at = self.clock.now_ms
+        deadline = crashed_at + bound_ticks * tick
+        while self.clock.run_next(deadline):
+            leader = self._leader()
+            if leader is not None and leader.core is not None and leader.core.term > old_term:
+                return (self.clock.now_ms - crashed_at) / tick
+        return None
+
     def _run_until(self, end_ms: int) -> None:
         """Run events until ``end_ms``, a violation, or (in the liveness phase) success.
 
@@ -422,6 +441,17 @@ class RaftSim:
         if all(m.core is not None and m.app_index >= index for m in members if not m.decommissioned):
             self._t(f"LIVENESS met: {node_id} committed {index} in term {term}, applied everywhere")
             self._liveness_met = True
+
+
+def failover_ticks(seed: int, nodes: int = 3, raft: RaftConfig | None = None, warmup_ticks: int = 40, bound_ticks: int = 200) -> float | None:
+    """Ticks from a leader's crash until another node leads, on a clean network (None: never).
+
+    The figure behind "a new leader within two election timeouts": the cluster
+    runs without faults for ``warmup_ticks`` under client load, then the leader
+    dies for good and the clock runs until a survivor wins an election.
+    """
+    sim = RaftSim(seed, SimOptions(nodes=nodes, raft=raft or RaftConfig(), faults=False, membership_changes=False))
+    return sim.run_failover(warmup_ticks, bound_ticks)
 
 
 def _show(msg: Message) -> str:

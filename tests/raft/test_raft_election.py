@@ -175,3 +175,29 @@ def test_learners_never_campaign() -> None:
     assert c.nodes["l"].membership.learners == {"l"}
     c.tick("l", 100)
     assert c.nodes["l"].role is Role.FOLLOWER and c.nodes["l"].term == 1
+
+
+def test_crossed_pre_votes_leave_only_the_better_candidate_running() -> None:
+    b = RaftNode.bootstrap("b", ["a", "b", "c"], CFG, random.Random(1))
+    b.campaign()
+    assert b.role is Role.PRE_CANDIDATE
+    b.step(VoteRequest(1, "a", "b", 1, 0, pre_vote=True))  # same log, "a" sorts first
+    assert b.role is Role.FOLLOWER and b.term == 0
+    assert VoteResponse(1, "b", "a", True, True) in b.ready().messages
+    c = RaftNode.bootstrap("a", ["a", "b", "c"], CFG, random.Random(1))
+    c.campaign()
+    c.step(VoteRequest(1, "b", "a", 1, 0, pre_vote=True))  # "a" has priority: grants, keeps going
+    assert c.role is Role.PRE_CANDIDATE
+
+
+def test_after_a_leader_crash_the_first_follower_to_time_out_is_not_ignored() -> None:
+    # The lease is one heartbeat shorter than the shortest election timeout.
+    c = LockstepCluster("abc", CFG)
+    c.elect("a")
+    c.run(2)
+    c.crash("a")
+    c.tick("c", CFG.election_timeout_ticks - CFG.heartbeat_interval_ticks)
+    c.nodes["b"].campaign()
+    c.process("b")
+    c.deliver()
+    assert c.leaders() == ["b"]
