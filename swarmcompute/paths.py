@@ -53,8 +53,9 @@ class StatePaths:
         return self.root / "identity.json"
 
     @property
-    def job_log(self) -> Path:
-        return self.root / "jobs.log"
+    def raft_dir(self) -> Path:
+        """The durable Raft log and snapshot: the job table is rebuilt from them."""
+        return self.root / "raft"
 
     @property
     def job_output_dir(self) -> Path:

@@ -1,61 +1,92 @@
-"""The single-node commit path: a stand-in for Raft with the same contract.
+"""Job commands through the Raft log: durable, ordered, replicated application.
 
-``propose`` resolves once the commands are durable (fsync'd) and applied to
-the job table, in log order. Proposals that arrive while a write is under way
-share the next write (group commit), so a burst of submissions costs one fsync.
-The Raft issue replaces this class with one backed by the replicated log; the
-daemon only sees ``propose``/``enqueue`` and the ``on_applied`` callback.
+``propose`` resolves once the commands are committed and applied to the job
+table here, in log order. Commands proposed in the same loop turn travel in
+one entry (``CommandBatch``), so a burst of submissions costs one fsync. A
+single node is a one-voter cluster that elects itself at once; a cluster runs
+the very same path.
+
+Entries the durable state already calls committed are applied during
+``open`` with ``on_applied`` silenced: a restart rebuilds the table without
+re-reacting to history.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import structlog
 
 from swarmcompute import codec
-from swarmcompute.errors import InvariantViolation
-from swarmcompute.state.commands import Command
+from swarmcompute.errors import NoQuorumError, NotLeaderError
+from swarmcompute.node.raft_host import COMPACT_AFTER_ENTRIES, RaftHost
+from swarmcompute.raft.config import RaftConfig
+from swarmcompute.raft.messages import Entry, EntryKind, Message, Snapshot
+from swarmcompute.state.commands import Command, CommandBatch
+from swarmcompute.state.snapshot import restore_table, snapshot_table
 from swarmcompute.state.table import JobTable
-from swarmcompute.storage.records import RecordFile
 
 log = structlog.get_logger(__name__)
 
 MAX_BATCH_COMMANDS = 4096
+LEADER_WAIT_S = 10.0
+"""How long queued commands wait for a leader before their proposers hear NoQuorumError."""
+CLOSE_FLUSH_S = 5.0
 
 
-class LocalCommitter:
-    """Durable, ordered application of commands to one ``JobTable``."""
+class ReplicatedJobLog:
+    """The job table's commit path. The daemon sees ``propose``/``enqueue`` and ``on_applied``."""
 
-    def __init__(self, path: Path, table: JobTable, on_applied: Callable[[list[str]], None]) -> None:
-        self._path = path
+    def __init__(
+        self,
+        node_id: str,
+        directory: Path,
+        table: JobTable,
+        on_applied: Callable[[list[str]], None],
+        *,
+        send: Callable[[Message], None] | None = None,
+        config: RaftConfig | None = None,
+        tick_interval_s: float = 0.1,
+        rng: random.Random | None = None,
+        compact_after_entries: int = COMPACT_AFTER_ENTRIES,
+    ) -> None:
         self._table = table
+        self._compact_after_entries = compact_after_entries
         self._on_applied = on_applied
-        self._file: RecordFile | None = None
+        self.raft = RaftHost(
+            node_id,
+            directory,
+            send=send or self._drop,
+            apply=self._apply_entry,
+            restore=self._restore,
+            config=config,
+            tick_interval_s=tick_interval_s,
+            rng=rng,
+        )
         self._queue: list[tuple[Command, asyncio.Future[None] | None]] = []
+        self._waiting: dict[int, tuple[int, list[asyncio.Future[None]]]] = {}
         self._wakeup = asyncio.Event()
+        self._replaying = True
         self._closed = False
+        self._last_proposed = 0
+        self._compact_scheduled = False
 
-    def open_and_replay(self) -> int:
-        """Open the log, apply every record in it, return how many were applied."""
-        self._file, recovery = RecordFile.open(self._path)
-        if recovery.truncated_bytes:
-            log.warning("job_log_torn_tail_truncated", path=str(self._path), bytes=recovery.truncated_bytes)
-        skipped = 0
-        for record in recovery.records:
-            try:
-                cmd = codec.decode(record)
-            except Exception as exc:  # a record from a newer version, say: keep going, loudly
-                skipped += 1
-                log.error("job_log_record_unreadable", error=str(exc))
-                continue
-            self._table.apply(cmd)
-        return len(recovery.records) - skipped
+    def open(self, bootstrap_voters: Iterable[str] | None = None) -> int:
+        """Load the Raft state and rebuild the table; return how many entries were applied."""
+        self._replaying = True
+        try:
+            self.raft.open(bootstrap_voters)
+            self.raft.elect_self_if_alone()
+        finally:
+            self._replaying = False
+        return self.raft.applied_index
 
     async def propose(self, commands: Sequence[Command]) -> None:
-        """Return once ``commands`` are durable and applied."""
+        """Return once ``commands`` are committed and applied here."""
         loop = asyncio.get_running_loop()
         futures = []
         for cmd in commands:
@@ -66,50 +97,126 @@ class LocalCommitter:
         await asyncio.gather(*futures)
 
     def enqueue(self, commands: Sequence[Command]) -> None:
-        """Propose without waiting (from executor callbacks and the scheduler)."""
+        """Propose without waiting (executor callbacks, the scheduler)."""
         self._queue.extend((cmd, None) for cmd in commands)
         self._wakeup.set()
 
     async def run(self) -> None:
-        """Write, fsync and apply batches until ``close``."""
-        while not self._closed or self._queue:
-            if not self._queue:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
-            self._flush()
-            await asyncio.sleep(0)  # let the batch's waiters run before the next write
-
-    def _flush(self) -> None:
-        if self._file is None:
-            raise InvariantViolation("the job log is written before open_and_replay() opened it")
-        batch = self._queue[:MAX_BATCH_COMMANDS]
-        del self._queue[:MAX_BATCH_COMMANDS]
-        self._file.append(codec.encode(cmd) for cmd, _ in batch)
+        """Tick Raft and turn queued commands into entries until ``close``."""
+        ticker = asyncio.create_task(self.raft.run(), name="raft-ticker")
         try:
-            self._file.sync()
-        except Exception as exc:
-            for _, fut in batch:
-                if fut is not None and not fut.done():
-                    fut.set_exception(exc)
-            raise
-        changed: list[str] = []
-        for cmd, fut in batch:
-            changed.extend(self._table.apply(cmd))
-            if fut is not None and not fut.done():
-                fut.set_result(None)
-        if changed:
-            self._on_applied(changed)
+            await self._proposal_loop()
+        finally:
+            ticker.cancel()
+            try:
+                await ticker
+            except asyncio.CancelledError:
+                pass
 
     def close(self) -> None:
-        """Stop after the queued commands are written."""
+        """Finish: commit what is queued (bounded), then stop."""
         self._closed = True
         self._wakeup.set()
 
-    def flush_now(self) -> None:
-        """Write whatever is queued, synchronously (used at shutdown)."""
-        while self._queue:
-            self._flush()
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+    def shutdown(self) -> None:
+        """Release the durable log (after ``run`` returned)."""
+        self.raft.close()
+
+    # -- proposals -----------------------------------------------------------------
+
+    async def _proposal_loop(self) -> None:
+        while True:
+            if not self._queue:
+                if self._closed:
+                    await self._wait_applied(self._last_proposed, CLOSE_FLUSH_S)
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            if not self.raft.is_leader:
+                await self._wait_for_leader()
+                continue
+            batch = self._queue[:MAX_BATCH_COMMANDS]
+            del self._queue[:MAX_BATCH_COMMANDS]
+            data = codec.encode(CommandBatch(tuple(cmd for cmd, _ in batch)))
+            try:
+                index, term = self.raft.propose(data)
+            except NotLeaderError:
+                self._queue[:0] = batch  # lost leadership in between: try again
+                continue
+            self._last_proposed = index
+            futures = [fut for _, fut in batch if fut is not None]
+            if futures:
+                self._waiting[index] = (term, futures)
+            await asyncio.sleep(0)  # let this turn's other proposals join the next batch
+
+    async def _wait_for_leader(self) -> None:
+        """A one-voter cluster elects itself at once; otherwise wait, bounded, then fail the waiters."""
+        if self.raft.elect_self_if_alone():
+            return
+        deadline = time.monotonic() + LEADER_WAIT_S
+        while not self.raft.is_leader and time.monotonic() < deadline:
+            await self.raft.wait_leader_change(deadline - time.monotonic())
+        if not self.raft.is_leader:
+            error = NoQuorumError("no leader could be elected: a majority of voters is unreachable")
+            for _, fut in self._queue:
+                if fut is not None and not fut.done():
+                    fut.set_exception(error)
+            dropped = sum(1 for _, fut in self._queue if fut is None)
+            if dropped:
+                log.error("commands_dropped_no_leader", count=dropped)
+            self._queue.clear()
+
+    async def _wait_applied(self, index: int, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.raft.applied_index < index and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
+    # -- applying --------------------------------------------------------------------
+
+    def _apply_entry(self, entry: Entry) -> None:
+        changed: list[str] = []
+        if entry.kind is EntryKind.NORMAL:
+            try:
+                batch = codec.decode(entry.data)
+            except Exception as exc:  # an entry from a newer version, say: skip it loudly, everywhere alike
+                log.error("raft_entry_unreadable", index=entry.index, error=str(exc))
+                batch = None
+            if isinstance(batch, CommandBatch):
+                for cmd in batch.commands:
+                    changed.extend(self._table.apply(cmd))
+        waiting = self._waiting.pop(entry.index, None)
+        if waiting is not None:
+            term, futures = waiting
+            for fut in futures:
+                if fut.done():
+                    continue
+                if term == entry.term:
+                    fut.set_result(None)
+                else:
+                    fut.set_exception(NotLeaderError(self.raft.leader_id))
+        if changed and not self._replaying:
+            self._on_applied(changed)
+        if not self._compact_scheduled and self.raft.applied_index + 1 - self._snapshot_base() > self._compact_after_entries:
+            self._compact_scheduled = True
+            asyncio.get_running_loop().call_soon(self._compact)
+
+    def _snapshot_base(self) -> int:
+        snapshot = self.raft.node.snapshot
+        return snapshot.index if snapshot is not None else 0
+
+    def _compact(self) -> None:
+        """Runs outside the Ready loop: compaction must not happen between ready() and advance()."""
+        self._compact_scheduled = False
+        self.raft.compact(self.raft.applied_index, snapshot_table(self._table))
+
+    def _restore(self, snapshot: Snapshot) -> None:
+        if snapshot.data:
+            restore_table(snapshot.data, into=self._table)
+            if not self._replaying:
+                self._on_applied([j.id for j in self._table.jobs()])
+
+    @staticmethod
+    def _drop(msg: Message) -> None:
+        """A one-node cluster has nobody to send to; the transport replaces this in a cluster."""
+        log.warning("raft_message_unsent", to=msg.dst, type=type(msg).__name__)

@@ -2,15 +2,15 @@
 
 What it wires together:
 
-* ``JobTable`` (the state core), changed only through ``LocalCommitter``
-  (durable, ordered commands; the Raft log takes its place in a cluster);
+* ``JobTable`` (the state core), changed only through ``ReplicatedJobLog``
+  (commands committed through Raft; one node is a one-voter cluster);
 * ``place`` (the scheduler core), run whenever the table changes or a retry
   backoff ends;
 * ``ProcessExecutor``, which runs the attempts assigned to this node and
   reports their ends back as commands;
 * ``ControlServer``, the unix socket the CLI and the Python API use.
 
-Start-up order matters: take the state-dir lock, replay the job log, kill job
+Start-up order matters: take the state-dir lock, rebuild the table from the Raft log, kill job
 processes a previous life left behind, re-queue the attempts that were in
 flight (lost, not failed), and only then accept clients.
 """
@@ -30,7 +30,7 @@ import structlog
 from swarmcompute.errors import DaemonAlreadyRunningError, InvariantViolation, JobAlreadyExistsError
 from swarmcompute.executor.process import ProcessExecutor
 from swarmcompute.executor.spec import AttemptResult, AttemptSpec
-from swarmcompute.node.committer import LocalCommitter
+from swarmcompute.node.committer import ReplicatedJobLog
 from swarmcompute.node.identity import Identity, load_or_create
 from swarmcompute.node.resources import ResourceMonitor
 from swarmcompute.paths import DEFAULT_PORT, StatePaths
@@ -78,7 +78,7 @@ class Daemon:
         self._to_start: list[Job] = []
         self._start_wakeup = asyncio.Event()
         self.waiting_reasons: dict[str, str] = {}
-        self.committer = LocalCommitter(self.paths.job_log, self.table, self._on_applied)
+        self._committer: ReplicatedJobLog | None = None
         self.executor = ProcessExecutor(
             self.paths.job_output_dir,
             self.paths.process_registry,
@@ -92,6 +92,12 @@ class Daemon:
     @property
     def node_id(self) -> str:
         return self._identity().node_id
+
+    @property
+    def committer(self) -> ReplicatedJobLog:
+        if self._committer is None:
+            raise InvariantViolation("the job log is used before run() opened it")
+        return self._committer
 
     def _identity(self) -> Identity:
         if self.identity is None:
@@ -113,7 +119,8 @@ class Daemon:
         try:
             self.identity = load_or_create(self.paths.identity, self.config.name)
             structlog.contextvars.bind_contextvars(node_id=self.identity.node_id)
-            applied = self.committer.open_and_replay()
+            self._committer = ReplicatedJobLog(self.identity.node_id, self.paths.raft_dir, self.table, self._on_applied)
+            applied = self.committer.open(bootstrap_voters=[self.identity.node_id])
             reaped = self.executor.reap_stale()
             self.resources = ResourceMonitor(self.paths.root)
             lost = self._requeue_in_flight()
@@ -125,7 +132,7 @@ class Daemon:
                 name=self.identity.name,
                 state_dir=str(self.paths.root),
                 jobs=len(self.table),
-                log_records=applied,
+                raft_applied_index=applied,
                 stale_groups_killed=reaped,
                 requeued=lost,
             )
@@ -146,7 +153,8 @@ class Daemon:
                 self.committer.close()
                 await committer
         finally:
-            self.committer.flush_now()
+            if self._committer is not None:
+                self._committer.shutdown()
             self._release_lock()
             log.info("node_stopped")
 

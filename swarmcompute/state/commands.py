@@ -10,6 +10,7 @@ command is a no-op, not an error.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from swarmcompute import codec
 from swarmcompute.state.job import JobSpec
@@ -88,3 +89,15 @@ class CancelJobs:
 
 
 Command = SubmitJobs | AssignJobs | StartAttempt | FinishAttempt | RequeueLost | CancelJobs
+
+
+@codec.message("cmd.batch")
+@dataclass(frozen=True, slots=True)
+class CommandBatch:
+    """The data of one Raft entry: commands proposed together (group commit).
+
+    Elements are checked on apply (``JobTable.apply`` ignores anything that is
+    not a command), so a batch from a newer version cannot crash a replica.
+    """
+
+    commands: tuple[Any, ...]

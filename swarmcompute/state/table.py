@@ -123,6 +123,22 @@ class JobTable:
         counted = Counter(j.state.value for j in self._jobs.values())
         return {s.value: counted.get(s.value, 0) for s in JobState}
 
+    def clear(self) -> None:
+        """Forget every job (before restoring a snapshot)."""
+        self._jobs.clear()
+        self._open.clear()
+        self._pending.clear()
+        self._ids.clear()
+
+    def load(self, job: Job) -> None:
+        """Insert a job exactly as it is (restoring a snapshot); not a command."""
+        self._jobs[job.id] = job
+        bisect.insort(self._ids, job.id)
+        if not job.state.is_terminal:
+            self._open[job.id] = job
+        if job.state is JobState.PENDING:
+            self._pending[job.id] = job
+
     # -- applying --------------------------------------------------------------
 
     def apply(self, cmd: Command) -> list[str]:

@@ -61,13 +61,13 @@ def test_jobs_submitted_but_not_started_survive_kill_9(daemon_factory, tmp_path:
     assert sorted(p.name for p in out.iterdir()) == sorted(str(i) for i in range(20))
 
 
-def test_a_torn_tail_of_the_job_log_is_recovered(daemon_factory) -> None:  # type: ignore[no-untyped-def]
+def test_a_torn_tail_of_the_raft_log_is_recovered(daemon_factory) -> None:  # type: ignore[no-untyped-def]
     node: DaemonProcess = daemon_factory("node").start()
     job_id = node.client.submit(["true"])
     node.client.wait(job_id, timeout=30)
     node.stop()
-    with open(node.state_dir / "jobs.log", "ab") as f:
+    with open(node.state_dir / "raft" / "raft.log", "ab") as f:
         f.write(b"\x10\x00\x00\x00garbage")  # half a record, as a crash mid-write leaves
     node.start()
     assert node.client.job(job_id)["state"] == "succeeded"
-    assert "job_log_torn_tail_truncated" in node.log_path.read_text()
+    assert "raft_log_torn_tail_truncated" in node.log_path.read_text()

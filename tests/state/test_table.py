@@ -222,3 +222,20 @@ def test_replaying_the_same_commands_gives_the_same_table(seed: int) -> None:
             assert job.node is not None and job.attempt >= 1
         assert (job.id in {j.id for j in first.open_jobs()}) == (not job.state.is_terminal)
         assert (job.id in {j.id for j in first.pending_jobs()}) == (job.state is JobState.PENDING)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_snapshot_restores_the_same_table(seed: int) -> None:
+    from swarmcompute.state.snapshot import restore_table, snapshot_table
+
+    commands = _random_commands(random.Random(seed), 200)
+    table = JobTable()
+    for cmd in commands[:150]:
+        table.apply(cmd)  # type: ignore[arg-type]
+    restored = restore_table(snapshot_table(table))
+    for cmd in commands[150:]:  # the restored table keeps applying identically
+        assert table.apply(cmd) == restored.apply(cmd)  # type: ignore[arg-type]
+    views = sorted((j.view(with_output=True) for j in table.jobs()), key=lambda v: v["id"])
+    assert views == sorted((j.view(with_output=True) for j in restored.jobs()), key=lambda v: v["id"])
+    assert {j.id for j in table.pending_jobs()} == {j.id for j in restored.pending_jobs()}
+    assert [j.id for j in table.open_jobs()] == [j.id for j in restored.open_jobs()]

@@ -1,0 +1,230 @@
+"""The Raft shell: runs the pure ``RaftNode`` inside the daemon's asyncio loop.
+
+The core decides; this class only carries out its ``Ready`` in the order that
+keeps Raft safe (etcd-io/raft's contract):
+
+1. persist the snapshot, hard state and entries (``RaftStorage.save``: one fsync),
+2. then send the messages,
+3. then apply the committed entries,
+4. then ``advance``.
+
+Time is a timer that calls ``tick()`` every ``tick_interval_s`` (monotonic,
+owned by the loop); messages from peers arrive through ``step``. Everything
+that changes the core schedules one ``_process_ready`` on the next loop turn,
+so a burst of proposals and messages shares a single fsync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from pathlib import Path
+
+import structlog
+
+from swarmcompute.raft.config import RaftConfig
+from swarmcompute.raft.core import RaftNode
+from swarmcompute.raft.messages import Entry, HardState, Message, Snapshot
+from swarmcompute.raft.ready import Ready, Role, Status
+from swarmcompute.storage.raft_log import RaftStorage
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_TICK_INTERVAL_S = 0.1
+COMPACT_AFTER_ENTRIES = 10_000
+"""Fold applied entries into a snapshot once this many accumulate (bounds disk and restart time)."""
+
+
+class RaftHost:
+    def __init__(
+        self,
+        node_id: str,
+        directory: Path,
+        *,
+        send: Callable[[Message], None],
+        apply: Callable[[Entry], None],
+        restore: Callable[[Snapshot], None],
+        config: RaftConfig | None = None,
+        tick_interval_s: float = DEFAULT_TICK_INTERVAL_S,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.node_id = node_id
+        self._directory = directory
+        self._send = send
+        self._apply = apply
+        self._restore = restore
+        self._config = config or RaftConfig()
+        self._tick_interval_s = tick_interval_s
+        self._rng = rng or random.Random()
+        self._storage: RaftStorage | None = None
+        self._node: RaftNode | None = None
+        self._scheduled = False
+        self._applied_changed = asyncio.Event()
+        self._leader_changed = asyncio.Event()
+        self._last_role: Role | None = None
+        self._saved_hard: HardState | None = None
+        self._unsaved_commit: HardState | None = None
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def open(self, bootstrap_voters: Iterable[str] | None = None) -> None:
+        """Load the durable state and apply what it says is committed.
+
+        ``bootstrap_voters`` starts a brand-new cluster when there is no state
+        yet; an existing state always wins (a restart never re-bootstraps).
+        """
+        storage, state = RaftStorage.open(self._directory)
+        self._storage = storage
+        self._saved_hard = state.hard_state
+        fresh = state.snapshot is None and not state.entries and state.hard_state.term == 0
+        if fresh and bootstrap_voters is not None:
+            self._node = RaftNode.bootstrap(self.node_id, bootstrap_voters, self._config, self._rng)
+            log.info("raft_bootstrapped", voters=sorted(bootstrap_voters))
+        else:
+            self._node = RaftNode(self.node_id, self._config, self._rng, state)
+            if state.snapshot is not None:
+                self._restore(state.snapshot)
+        self._process_ready()
+
+    def close(self) -> None:
+        if self._storage is not None:
+            if self._unsaved_commit is not None:
+                self._storage.save(Ready(self._unsaved_commit, (), None, (), ()))
+            self._storage.close()
+            self._storage = None
+
+    async def run(self) -> None:
+        """Tick the core until cancelled."""
+        while True:
+            await asyncio.sleep(self._tick_interval_s)
+            self.node.tick()
+            self._process_ready()
+
+    # -- inputs ------------------------------------------------------------------
+
+    @property
+    def node(self) -> RaftNode:
+        if self._node is None:
+            raise RuntimeError("RaftHost.open() first")
+        return self._node
+
+    def step(self, msg: Message) -> None:
+        self.node.step(msg)
+        self._kick()
+
+    def propose(self, data: bytes) -> tuple[int, int]:
+        """Append ``data`` to the log; returns (index, term). Raises ``NotLeaderError``."""
+        index = self.node.propose(data)
+        self._kick()
+        return index, self.node.term
+
+    def campaign(self) -> None:
+        self.node.campaign()
+        self._kick()
+
+    def elect_self_if_alone(self) -> bool:
+        """A one-voter cluster elects itself and applies its whole log right now.
+
+        Done during start-up so the table is complete before any client is
+        served (the commit index is persisted lazily, so the log may hold
+        entries the saved commit index does not cover yet).
+        """
+        node = self.node
+        if node.membership.voters != {self.node_id}:
+            return False
+        node.campaign()
+        self._process_ready()
+        return node.role is Role.LEADER
+
+    # -- state -------------------------------------------------------------------
+
+    @property
+    def is_leader(self) -> bool:
+        return self._node is not None and self._node.role is Role.LEADER
+
+    @property
+    def leader_id(self) -> str | None:
+        return None if self._node is None else self._node.leader_id
+
+    @property
+    def applied_index(self) -> int:
+        return 0 if self._node is None else self._node.applied
+
+    def status(self) -> Status:
+        return self.node.status()
+
+    async def wait_leader_change(self, timeout_s: float | None) -> None:
+        try:
+            await asyncio.wait_for(self._leader_changed.wait(), timeout_s)
+        except TimeoutError:
+            pass
+
+    def compact(self, index: int, data: bytes) -> None:
+        """Fold the log up to ``index`` (already applied) into a snapshot holding ``data``."""
+        snapshot = self.node.compact(index, data)
+        if self._storage is not None:
+            self._storage.compact(snapshot)
+        log.info("raft_log_compacted", index=index, bytes=len(data))
+
+    def entries_since_snapshot(self) -> int:
+        node = self.node
+        base = node.snapshot.index if node.snapshot is not None else 0
+        return node.applied - base
+
+    # -- the Ready loop ----------------------------------------------------------
+
+    def _kick(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._scheduled_process)
+
+    def _scheduled_process(self) -> None:
+        self._scheduled = False
+        self._process_ready()
+
+    def _persist(self, storage: RaftStorage, rd: Ready) -> None:
+        """Save what Raft needs durable; a hard state that only moved ``commit`` rides along later.
+
+        The commit index is volatile in Raft (a restarted node learns it again),
+        so fsyncing it alone would double the fsyncs per proposal for nothing.
+        It is written with the next batch that has to be synced anyway.
+        """
+        hard = rd.hard_state
+        if hard is not None and rd.snapshot is None and not rd.entries and self._saved_hard is not None:
+            if (hard.term, hard.vote) == (self._saved_hard.term, self._saved_hard.vote):
+                self._unsaved_commit = hard
+                return
+        if hard is None and self._unsaved_commit is not None and (rd.entries or rd.snapshot is not None):
+            rd = replace(rd, hard_state=self._unsaved_commit)
+        if rd.must_sync:
+            storage.save(rd)
+            if rd.hard_state is not None:
+                self._saved_hard = rd.hard_state
+                self._unsaved_commit = None
+
+    def _process_ready(self) -> None:
+        node = self.node
+        storage = self._storage
+        if storage is None:
+            return
+        while node.has_ready():
+            rd = node.ready()
+            if rd.snapshot is not None:
+                self._restore(rd.snapshot)
+            self._persist(storage, rd)
+            for msg in rd.messages:
+                self._send(msg)
+            for entry in rd.committed:
+                self._apply(entry)
+            for event in rd.events:
+                log.info("raft_" + event.name, term=event.term, detail=event.detail)
+            node.advance(rd)
+            if rd.committed:
+                self._applied_changed.set()
+                self._applied_changed = asyncio.Event()
+        if node.role is not self._last_role:
+            self._last_role = node.role
+            self._leader_changed.set()
+            self._leader_changed = asyncio.Event()
