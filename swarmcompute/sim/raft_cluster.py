@@ -18,7 +18,7 @@ trace; a failing seed is replayed with ``trace=True`` to print what happened.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from swarmcompute.errors import MembershipChangeError, NotLeaderError
 from swarmcompute.raft.config import RaftConfig
@@ -89,6 +89,9 @@ class RaftSim:
         self.compact_every = master.choice((8, 30, 200))
         self.proposals_per_tick = master.choice((0.3, 1.0, 3.0))
         self.crash_rate = master.choice((0.005, 0.02, 0.06))
+        # Small append batches exercise back-off and old-term entries reaching a majority alone.
+        batch = master.choice((1, 3, self.opts.raft.max_entries_per_append))
+        self.raft = replace(self.opts.raft, max_entries_per_append=batch) if self.opts.faults else self.opts.raft
         self.partition_rate = master.choice((0.005, 0.02, 0.05))
         self.trace: list[str] = []
         self.nodes: dict[str, SimNode] = {}
@@ -99,7 +102,7 @@ class RaftSim:
         initial = [self._new_id() for _ in range(self.opts.nodes)]
         for node_id in initial:
             node = SimNode(node_id)
-            node.core = RaftNode.bootstrap(node_id, initial, self.opts.raft, self._node_rng(node))
+            node.core = RaftNode.bootstrap(node_id, initial, self.raft, self._node_rng(node))
             self.nodes[node_id] = node
 
     # ------------------------------------------------------------------ setup
@@ -132,7 +135,7 @@ class RaftSim:
     def run(self) -> SimResult:
         tick = self.opts.tick_ms
         self._t(f"seed {self.seed} nodes {self.opts.nodes} faults {self.faults} compact_every {self.compact_every} "
-            f"crash_rate {self.crash_rate} partition_rate {self.partition_rate} proposals_per_tick {self.proposals_per_tick}")
+            f"batch {self.raft.max_entries_per_append} crash_rate {self.crash_rate} partition_rate {self.partition_rate} proposals_per_tick {self.proposals_per_tick}")
         for node_id in sorted(self.nodes):
             self.clock.call_at(self.rng.randrange(tick), self._tick, node_id)
         self.clock.call_at(0, self._world_tick)
@@ -330,7 +333,7 @@ class RaftSim:
         if node.core is not None or node.decommissioned:
             return
         state = node.disk.load()
-        node.core = RaftNode(node.id, self.opts.raft, self._node_rng(node), state)
+        node.core = RaftNode(node.id, self.raft, self._node_rng(node), state)
         node.commit_seen = node.core.log.snapshot_index
         if state.snapshot is not None:
             self._restore_app(node, state.snapshot)
@@ -378,7 +381,7 @@ class RaftSim:
             elif len(self.nodes) < self.opts.nodes + 4:
                 # A removed node never comes back under its old id: a wiped node could vote twice in a term.
                 node = SimNode(self._new_id())
-                node.core = RaftNode(node.id, self.opts.raft, self._node_rng(node))
+                node.core = RaftNode(node.id, self.raft, self._node_rng(node))
                 self.nodes[node.id] = node
                 self.clock.call_later(self.rng.randrange(self.opts.tick_ms), self._tick, node.id)
                 core.add_learner(node.id)

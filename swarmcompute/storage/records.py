@@ -104,9 +104,31 @@ def _only_zeros_or_short(data: bytes, offset: int, end: int, max_record_bytes: i
         body_end = probe + _HEADER.size + length
         if 0 < length <= max_record_bytes and body_end <= end:
             payload = data[probe + _HEADER.size : body_end]
-            if _crc(data[probe : probe + 4], payload) == crc:
+            if _crc(data[probe : probe + 4], payload) == crc and _chain_reaches_end(data, body_end, end, max_record_bytes):
                 return False
         probe += 1
+    return True
+
+
+def _chain_reaches_end(data: bytes, offset: int, end: int, max_record_bytes: int) -> bool:
+    """True when intact records follow back to back from ``offset`` up to the end (or zeros).
+
+    Real records after a corrupt length form such a chain. A torn record whose
+    payload merely *contains* bytes that look like a record (user data can) does
+    not: the cut leaves the rest of its payload dangling after the look-alike.
+    """
+    while offset < end:
+        if not any(data[offset:end]):
+            return True
+        if end - offset < _HEADER.size:
+            return False
+        length, crc = _HEADER.unpack_from(data, offset)
+        body_end = offset + _HEADER.size + length
+        if length > max_record_bytes or body_end > end:
+            return False
+        if _crc(data[offset : offset + 4], data[offset + _HEADER.size : body_end]) != crc:
+            return False
+        offset = body_end
     return True
 
 

@@ -140,3 +140,23 @@ def test_write_atomically_replaces_the_file_and_leaves_no_temp(tmp_path: Path) -
     write_atomically(path, [b"new", b"state"])
     assert _reopen(path) == ([b"new", b"state"], 0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["snap"]
+
+
+def test_a_torn_record_whose_payload_looks_like_records_is_still_a_torn_tail(tmp_path: Path) -> None:
+    # User data (a job's command) can contain bytes that form a valid record. Cutting the
+    # record that carries it must not read as corruption in the middle of the file.
+    path = tmp_path / "log"
+    look_alike = encode_record(b"looks like a record")
+    payload = b"user data: " + look_alike + b" more user data"
+    _write(path, [b"ok", payload])
+    whole = path.read_bytes()
+    last_start = len(whole) - len(encode_record(payload))
+    ambiguous = last_start + 8 + len(b"user data: ") + len(look_alike)
+    for cut in range(last_start, len(whole)):
+        if cut == ambiguous:
+            # Cut exactly where the look-alike ends: byte for byte the same as a corrupt
+            # length followed by one intact record, so it is refused. Unavoidable without
+            # a per-file salt in the CRC (a format change).
+            continue
+        path.write_bytes(whole[:cut])
+        assert _reopen(path) == ([b"ok"], cut - last_start), f"cut at {cut}"
