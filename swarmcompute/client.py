@@ -145,6 +145,10 @@ class Client:
         """Cluster id, leader, term, the nodes and job counts by state."""
         return self._call(m.Status())
 
+    def recover(self) -> list[str]:
+        """Force the live voters to be the whole configuration (`swarm recover`; unsafe by design)."""
+        return self._call(m.Recover())
+
     def shutdown(self) -> None:
         """Ask the daemon to stop gracefully (what `swarm leave` does)."""
         self._call(m.Shutdown())

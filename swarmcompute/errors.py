@@ -18,6 +18,7 @@ exactly what happened and what to do. A broken invariant is an
     │   ├── JobAlreadyExistsError    idempotent submit with a different spec
     │   └── InvalidJobSpecError
     ├── ClusterError
+    │   ├── ClusterFoundError        a cluster answers on the LAN and no token was given
     │   ├── NotLeaderError           carries the leader hint for forwarding
     │   ├── NoQuorumError
     │   └── MembershipChangeError    one change at a time, the voter cap, unknown node
@@ -142,6 +143,10 @@ class InvalidTokenError(ConfigError):
     def __init__(self, detail: str | None = None) -> None:
         self.detail = detail
         super().__init__("the join token is malformed: copy it again from `swarm token`")
+
+
+class ClusterFoundError(ClusterError):
+    """`swarm join` without a token found another cluster on the LAN: never make a second one silently."""
 
 
 class DiscoveryError(SwarmError):

@@ -53,6 +53,21 @@ class StatePaths:
         return self.root / "identity.json"
 
     @property
+    def cluster_key(self) -> Path:
+        """The cluster's secret (0600): whoever holds it can join and run jobs."""
+        return self.root / "cluster.key"
+
+    @property
+    def cluster_created(self) -> Path:
+        """Marks the node that created the cluster: only it bootstraps the first configuration."""
+        return self.root / "cluster.created"
+
+    @property
+    def peers_file(self) -> Path:
+        """The address book: node id -> last known peer address."""
+        return self.root / "peers.json"
+
+    @property
     def raft_dir(self) -> Path:
         """The durable Raft log and snapshot: the job table is rebuilt from them."""
         return self.root / "raft"

@@ -72,6 +72,12 @@ class Status:
     pass
 
 
+@codec.message("api.recover")
+@dataclass(frozen=True, slots=True)
+class Recover:
+    pass
+
+
 @codec.message("api.shutdown")
 @dataclass(frozen=True, slots=True)
 class Shutdown:

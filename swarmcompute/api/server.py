@@ -123,6 +123,8 @@ class ControlServer:
                 await _send(writer, m.Reply([daemon.job_view(daemon.table.resolve(i)) for i in ids]))
             case m.Status():
                 await _send(writer, m.Reply(daemon.status()))
+            case m.Recover():
+                await _send(writer, m.Reply(daemon.recover()))
             case m.Shutdown():
                 await _send(writer, m.Reply(None))
             case _:

@@ -55,19 +55,28 @@ def _print_json(value: Any) -> None:
 @app.command()
 def join(
     state_dir: StateDir = None,
+    token: Annotated[str | None, typer.Option(envvar="SWARM_TOKEN", help="Join the cluster this token names (`swarm token` prints it on a member).")] = None,
+    peer: Annotated[list[str] | None, typer.Option("--peer", help="HOST:PORT of a member, where mDNS does not reach (repeatable).")] = None,
+    new_cluster: Annotated[bool, typer.Option("--new-cluster", help="Create a new cluster even if one answers on this LAN.")] = False,
+    mdns: Annotated[bool, typer.Option("--mdns/--no-mdns", help="Find and announce nodes with mDNS.")] = True,
     name: Annotated[str | None, typer.Option(help="This node's name (default: the hostname).")] = None,
-    port: Annotated[int, typer.Option(help="Peer port.")] = DEFAULT_PORT,
-    bind: Annotated[str, typer.Option(help="Address to bind for peer traffic.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Peer port (0: any free port).")] = DEFAULT_PORT,
+    bind: Annotated[str, typer.Option(help="Address to bind for peer traffic.")] = "0.0.0.0",
+    voter_grace: Annotated[float, typer.Option(help="Seconds a voter may be dead before a live node replaces it.")] = 30.0,
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background.")] = False,
     log_format: Annotated[str, typer.Option(help="console or json.")] = "console",
 ) -> None:
-    """Start this machine's daemon (in the foreground unless --detach)."""
+    """Start this machine's daemon: create a cluster, or join one with --token (in the foreground unless --detach)."""
     paths = StatePaths.resolve(state_dir)
+    peers = tuple(peer or ())
     if not detach:
         from swarmcompute.node.__main__ import run_daemon
 
         raise typer.Exit(
-            run_daemon(paths, name=name, bind=bind, port=port, json_logs=log_format == "json")
+            run_daemon(
+                paths, name=name, bind=bind, port=port, token=token, peers=peers, new_cluster=new_cluster,
+                mdns=mdns, voter_grace_s=voter_grace, json_logs=log_format == "json",
+            )
         )
     client = Client(paths.root)
     if client.ping():
@@ -76,9 +85,18 @@ def join(
     args = [
         sys.executable, "-m", "swarmcompute.node", "--state-dir", str(paths.root),
         "--bind", bind, "--port", str(port), "--log-format", log_format, "--log-file", str(paths.daemon_log),
+        "--voter-grace", str(voter_grace),
     ]
     if name:
         args += ["--name", name]
+    if token:
+        args += ["--token", token]
+    for address in peers:
+        args += ["--peer", address]
+    if new_cluster:
+        args += ["--new-cluster"]
+    if not mdns:
+        args += ["--no-mdns"]
     with open(paths.daemon_log, "ab") as logfile:
         proc = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True
@@ -86,20 +104,55 @@ def join(
     deadline = time.monotonic() + JOIN_READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise _fail(
-                f"the daemon exited with status {proc.returncode} before it was ready; "
-                f"its log is {paths.daemon_log}:\n{_log_tail(paths.daemon_log)}"
-            )
+            raise _fail(_startup_failure(paths, proc.returncode))
         if client.ping(timeout_s=0.5):
             status = client.status()
-            node = status["nodes"][0]
+            me = next(n for n in status["nodes"] if n["id"] == status["node_id"])
             typer.echo(
-                f"node {node['name']} ({node['id']}) is up, pid {proc.pid}; "
+                f"node {me['name']} ({me['id']}) is up at {me['address']}, pid {proc.pid}; "
                 f"cluster {status['cluster_id']}; state in {paths.root}"
             )
+            if paths.cluster_created.exists() and not token:
+                from swarmcompute.transport.keys import ClusterKey
+
+                typer.echo(f"join other machines with:  swarm join --token {ClusterKey.load(paths.cluster_key).token}")
             return
         time.sleep(0.05)
     raise _fail(f"the daemon (pid {proc.pid}) did not answer within {JOIN_READY_TIMEOUT_S:g}s; see {paths.daemon_log}")
+
+
+@app.command()
+def token(state_dir: StateDir = None) -> None:
+    """Print the join token of this node's cluster (treat it like a password)."""
+    from swarmcompute.transport.keys import ClusterKey
+
+    paths = StatePaths.resolve(state_dir)
+    if not paths.cluster_key.exists():
+        raise _fail(f"no cluster key in {paths.root}: run `swarm join` first")
+    typer.echo(_call(lambda: ClusterKey.load(paths.cluster_key)).token)
+
+
+@app.command()
+def recover(
+    state_dir: StateDir = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation (scripts).")] = False,
+) -> None:
+    """Lost quorum for good? Make the live voters the whole cluster. Unsafe if the missing ones come back."""
+    client = _client(state_dir)
+    status = _call(client.status)
+    quorum = status["quorum"]
+    if quorum["healthy"]:
+        raise _fail("quorum is healthy: nothing to recover (see `swarm status`)")
+    missing = ", ".join(quorum["missing"]) or "(none)"
+    typer.echo(
+        f"voters missing: {missing}. Recovering makes the live voters the whole configuration.\n"
+        "If a missing voter is in fact alive and reachable by others, two leaders could commit "
+        "different jobs: only do this when the missing machines are gone for good."
+    )
+    if not yes and not typer.confirm("recover now?", default=False):
+        raise typer.Exit(1)
+    voters = _call(client.recover)
+    typer.echo(f"recovered: voters are now {', '.join(voters)}")
 
 
 @app.command()
@@ -272,6 +325,15 @@ def _lock_free(paths: StatePaths) -> bool:
     finally:
         os.close(fd)
     return True
+
+
+def _startup_failure(paths: StatePaths, status: int) -> str:
+    """The daemon's own one-line error when it printed one, else the tail of its log."""
+    tail = _log_tail(paths.daemon_log)
+    errors = [line for line in tail.splitlines() if line.startswith("swarm: ")]
+    if errors:
+        return errors[-1][len("swarm: ") :]
+    return f"the daemon exited with status {status} before it was ready; its log is {paths.daemon_log}:\n{tail}"
 
 
 def _log_tail(path: Path, lines: int = 15) -> str:

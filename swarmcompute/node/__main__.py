@@ -15,8 +15,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m swarmcompute.node")
     parser.add_argument("--state-dir")
     parser.add_argument("--name")
-    parser.add_argument("--bind", default="127.0.0.1")
+    parser.add_argument("--bind", default="0.0.0.0")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--token")
+    parser.add_argument("--peer", action="append", default=[])
+    parser.add_argument("--new-cluster", action="store_true")
+    parser.add_argument("--no-mdns", action="store_true")
+    parser.add_argument("--voter-grace", type=float, default=30.0)
     parser.add_argument("--log-format", choices=["console", "json"], default="console")
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--log-file", help="the file fds 1 and 2 point at, rotated past 10 MiB (detached mode)")
@@ -26,6 +31,11 @@ def main(argv: list[str] | None = None) -> int:
         name=args.name,
         bind=args.bind,
         port=args.port,
+        token=args.token,
+        peers=tuple(args.peer),
+        new_cluster=args.new_cluster,
+        mdns=not args.no_mdns,
+        voter_grace_s=args.voter_grace,
         json_logs=args.log_format == "json",
         log_level=args.log_level,
         log_file=args.log_file,
@@ -38,6 +48,11 @@ def run_daemon(
     name: str | None,
     bind: str,
     port: int,
+    token: str | None = None,
+    peers: tuple[str, ...] = (),
+    new_cluster: bool = False,
+    mdns: bool = True,
+    voter_grace_s: float = 30.0,
     json_logs: bool = False,
     log_level: str = "info",
     log_file: str | None = None,
@@ -49,7 +64,12 @@ def run_daemon(
     from swarmcompute.node.logging_setup import RotatingStdio, configure
 
     configure(RotatingStdio(Path(log_file)) if log_file else None, json=json_logs, level=log_level)
-    daemon = Daemon(DaemonConfig(paths=paths, name=name, bind=bind, port=port))
+    daemon = Daemon(
+        DaemonConfig(
+            paths=paths, name=name, bind=bind, port=port, token=token, peers=peers,
+            new_cluster=new_cluster, mdns=mdns, voter_grace_s=voter_grace_s,
+        )
+    )
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()
@@ -61,6 +81,15 @@ def run_daemon(
         asyncio.run(serve())
     except SwarmError as exc:
         print(f"swarm: {exc}", file=sys.stderr)
+        return 2
+    except BaseExceptionGroup as group:  # an error inside the daemon's task group
+        expected = group.subgroup(SwarmError)
+        if expected is None:
+            raise
+        first = expected.exceptions[0]
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        print(f"swarm: {first}", file=sys.stderr)
         return 2
     return 0
 

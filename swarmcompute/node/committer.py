@@ -14,15 +14,18 @@ re-reacting to history.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
 from swarmcompute import codec
-from swarmcompute.errors import NoQuorumError, NotLeaderError
+from swarmcompute.errors import NoQuorumError, NotLeaderError, SwarmError
+from swarmcompute.node.cluster_messages import ForwardCommands, ForwardReply
 from swarmcompute.node.raft_host import COMPACT_AFTER_ENTRIES, RaftHost
 from swarmcompute.raft.config import RaftConfig
 from swarmcompute.raft.messages import Entry, EntryKind, Message, Snapshot
@@ -36,6 +39,8 @@ MAX_BATCH_COMMANDS = 4096
 LEADER_WAIT_S = 10.0
 """How long queued commands wait for a leader before their proposers hear NoQuorumError."""
 CLOSE_FLUSH_S = 5.0
+FORWARD_RESEND_S = 1.0
+"""A forward with no reply after this long is sent again, to whoever leads now."""
 
 
 class ReplicatedJobLog:
@@ -48,7 +53,7 @@ class ReplicatedJobLog:
         table: JobTable,
         on_applied: Callable[[list[str]], None],
         *,
-        send: Callable[[Message], None] | None = None,
+        send_to: Callable[[str, object], bool] | None = None,
         config: RaftConfig | None = None,
         tick_interval_s: float = 0.1,
         rng: random.Random | None = None,
@@ -57,10 +62,11 @@ class ReplicatedJobLog:
         self._table = table
         self._compact_after_entries = compact_after_entries
         self._on_applied = on_applied
+        self._send_to = send_to
         self.raft = RaftHost(
             node_id,
             directory,
-            send=send or self._drop,
+            send=self._send_raft,
             apply=self._apply_entry,
             restore=self._restore,
             config=config,
@@ -74,6 +80,9 @@ class ReplicatedJobLog:
         self._closed = False
         self._last_proposed = 0
         self._compact_scheduled = False
+        self._forwarded: dict[str, _Forward] = {}
+        self._until_applied: list[tuple[int, list[asyncio.Future[None]]]] = []
+        self._serving: set[asyncio.Task[None]] = set()
 
     def open(self, bootstrap_voters: Iterable[str] | None = None) -> int:
         """Load the Raft state and rebuild the table; return how many entries were applied."""
@@ -126,14 +135,23 @@ class ReplicatedJobLog:
 
     async def _proposal_loop(self) -> None:
         while True:
+            if self._forwarded:
+                self.check_forwards()
             if not self._queue:
                 if self._closed:
                     await self._wait_applied(self._last_proposed, CLOSE_FLUSH_S)
                     return
                 self._wakeup.clear()
-                await self._wakeup.wait()
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), FORWARD_RESEND_S / 2 if self._forwarded else None)
+                except TimeoutError:
+                    pass
                 continue
             if not self.raft.is_leader:
+                leader = self.raft.leader_id
+                if leader is not None and leader != self.raft.node_id and self._send_to is not None:
+                    self._forward(leader)
+                    continue
                 await self._wait_for_leader()
                 continue
             batch = self._queue[:MAX_BATCH_COMMANDS]
@@ -149,6 +167,83 @@ class ReplicatedJobLog:
             if futures:
                 self._waiting[index] = (term, futures)
             await asyncio.sleep(0)  # let this turn's other proposals join the next batch
+
+    # -- forwarding to the leader ---------------------------------------------------
+
+    def _forward(self, leader: str) -> None:
+        """Hand the queued commands to the leader; ``forward_reply`` resolves them."""
+        batch = self._queue[:MAX_BATCH_COMMANDS]
+        del self._queue[:MAX_BATCH_COMMANDS]
+        forward = _Forward(
+            ForwardCommands(os.urandom(8).hex(), tuple(cmd for cmd, _ in batch)),
+            [fut for _, fut in batch if fut is not None],
+            time.monotonic() + LEADER_WAIT_S,
+        )
+        self._forwarded[forward.msg.request_id] = forward
+        self._resend(forward, leader)
+
+    def _resend(self, forward: _Forward, leader: str) -> None:
+        forward.sent_at = time.monotonic()
+        if self._send_to is not None:
+            self._send_to(leader, forward.msg)
+
+    def check_forwards(self) -> None:
+        """Resend forwards whose reply is late (to the current leader); fail the expired ones."""
+        now = time.monotonic()
+        for request_id, forward in list(self._forwarded.items()):
+            if now > forward.deadline:
+                del self._forwarded[request_id]
+                _fail(forward.futures, NoQuorumError("the leader did not confirm the commands in time: try again"))
+            elif now - forward.sent_at > FORWARD_RESEND_S:
+                leader = self.raft.leader_id
+                if leader is not None and leader != self.raft.node_id:
+                    self._resend(forward, leader)
+                elif self.raft.is_leader:  # we lead now ourselves: propose them locally
+                    del self._forwarded[request_id]
+                    self._requeue_locally(forward)
+
+    def _requeue_locally(self, forward: _Forward) -> None:
+        """Queue a forward's commands here; the last one's commit settles the forward's waiters."""
+        *head, last = forward.msg.commands
+        marker: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.extend((cmd, None) for cmd in head)
+        self._queue.append((last, marker))
+        marker.add_done_callback(lambda done: _settle(forward.futures, done))
+        self._wakeup.set()
+
+    def forward_reply(self, reply: ForwardReply) -> None:
+        forward = self._forwarded.pop(reply.request_id, None)
+        if forward is None:
+            return  # a duplicate reply, or one for a forward that already expired
+        if reply.error_kind:
+            from swarmcompute.api.messages import ErrorReply
+            from swarmcompute.client import error_from_reply  # the same rebuild the CLI uses
+
+            _fail(forward.futures, error_from_reply(ErrorReply(reply.error_kind, reply.error)))
+            return
+        if self.raft.applied_index >= reply.applied_index:
+            _fail(forward.futures, None)
+        else:
+            self._until_applied.append((reply.applied_index, forward.futures))
+
+    def serve_forward(self, sender: str, msg: ForwardCommands) -> None:
+        """On the leader: commit a follower's commands, then tell it the index to wait for."""
+        task = asyncio.get_running_loop().create_task(self._serve_forward(sender, msg))
+        self._serving.add(task)
+        task.add_done_callback(self._serving.discard)
+
+    async def _serve_forward(self, sender: str, msg: ForwardCommands) -> None:
+        try:
+            if not self.raft.is_leader:
+                raise NotLeaderError(self.raft.leader_id)
+            await self.propose(list(msg.commands))
+            reply = ForwardReply(msg.request_id, self.raft.applied_index)
+        except NotLeaderError:
+            return  # the follower resends to whoever leads next
+        except SwarmError as exc:
+            reply = ForwardReply(msg.request_id, 0, type(exc).__name__, str(exc))
+        if self._send_to is not None:
+            self._send_to(sender, reply)
 
     async def _wait_for_leader(self) -> None:
         """A one-voter cluster elects itself at once; otherwise wait, bounded, then fail the waiters."""
@@ -195,6 +290,15 @@ class ReplicatedJobLog:
                     fut.set_result(None)
                 else:
                     fut.set_exception(NotLeaderError(self.raft.leader_id))
+        if self._until_applied:
+            applied = entry.index
+            still = []
+            for index, futures in self._until_applied:
+                if index <= applied:
+                    _fail(futures, None)
+                else:
+                    still.append((index, futures))
+            self._until_applied = still
         if changed and not self._replaying:
             self._on_applied(changed)
         if not self._compact_scheduled and self.raft.applied_index + 1 - self._snapshot_base() > self._compact_after_entries:
@@ -216,7 +320,30 @@ class ReplicatedJobLog:
             if not self._replaying:
                 self._on_applied([j.id for j in self._table.jobs()])
 
-    @staticmethod
-    def _drop(msg: Message) -> None:
-        """A one-node cluster has nobody to send to; the transport replaces this in a cluster."""
-        log.warning("raft_message_unsent", to=msg.dst, type=type(msg).__name__)
+    def _send_raft(self, msg: Message) -> None:
+        if self._send_to is None:
+            log.warning("raft_message_unsent", to=msg.dst, type=type(msg).__name__)
+            return
+        self._send_to(msg.dst, msg)
+
+
+@dataclass(slots=True)
+class _Forward:
+    msg: ForwardCommands
+    futures: list[asyncio.Future[None]]
+    deadline: float
+    sent_at: float = 0.0
+
+
+def _fail(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    """Resolve futures: with ``error`` as their exception, or successfully when it is None."""
+    for fut in futures:
+        if not fut.done():
+            if error is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(error)
+
+
+def _settle(futures: list[asyncio.Future[None]], done: asyncio.Future[None]) -> None:
+    _fail(futures, None if done.cancelled() or done.exception() is None else done.exception())

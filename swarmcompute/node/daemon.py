@@ -4,15 +4,18 @@ What it wires together:
 
 * ``JobTable`` (the state core), changed only through ``ReplicatedJobLog``
   (commands committed through Raft; one node is a one-voter cluster);
-* ``place`` (the scheduler core), run whenever the table changes or a retry
-  backoff ends;
+* ``ClusterLink`` (the encrypted peer transport, the address book, joining)
+  and ``GossipHost`` (liveness and advertised resources of every node);
+* ``place`` (the scheduler core), run by the leader whenever the table or
+  the membership changes, or a retry backoff ends;
 * ``ProcessExecutor``, which runs the attempts assigned to this node and
   reports their ends back as commands;
 * ``ControlServer``, the unix socket the CLI and the Python API use.
 
-Start-up order matters: take the state-dir lock, rebuild the table from the Raft log, kill job
-processes a previous life left behind, re-queue the attempts that were in
-flight (lost, not failed), and only then accept clients.
+Start-up order matters: take the state-dir lock, decide the cluster (restart,
+join or create), rebuild the table from the Raft log, kill job processes a
+previous life left behind, re-queue the attempts that were in flight here
+(lost, not failed), and only then accept clients.
 """
 
 from __future__ import annotations
@@ -27,12 +30,27 @@ from typing import Any
 
 import structlog
 
-from swarmcompute.errors import DaemonAlreadyRunningError, InvariantViolation, JobAlreadyExistsError
+from swarmcompute.errors import (
+    DaemonAlreadyRunningError,
+    InvariantViolation,
+    JobAlreadyExistsError,
+    MembershipChangeError,
+    NoQuorumError,
+    NotLeaderError,
+)
 from swarmcompute.executor.process import ProcessExecutor
 from swarmcompute.executor.spec import AttemptResult, AttemptSpec
+from swarmcompute.membership.config import GossipConfig
+from swarmcompute.membership.effects import MemberDead, MemberEvent, MemberLeft, MemberUp, MemberUpdated
+from swarmcompute.membership.members import ALIVE
+from swarmcompute.membership.resources import sample_meta
+from swarmcompute.node.cluster import ClusterLink
 from swarmcompute.node.committer import ReplicatedJobLog
+from swarmcompute.node.gossip_host import GossipHost
 from swarmcompute.node.identity import Identity, load_or_create
+from swarmcompute.node.joining import ClusterPlan, plan_cluster
 from swarmcompute.node.resources import ResourceMonitor
+from swarmcompute.node.status import node_view, quorum_view
 from swarmcompute.paths import DEFAULT_PORT, StatePaths
 from swarmcompute.scheduler.placement import NodeCapacity, place
 from swarmcompute.state.commands import (
@@ -49,14 +67,23 @@ from swarmcompute.state.table import JobTable, validate_spec
 log = structlog.get_logger(__name__)
 
 RESOURCE_SAMPLE_INTERVAL_S = 2.0
+MAINTENANCE_INTERVAL_S = 1.0
+LEAVE_TRANSFER_TIMEOUT_S = 3.0
 
 
 @dataclass(frozen=True, slots=True)
 class DaemonConfig:
     paths: StatePaths
     name: str | None = None
-    bind: str = "127.0.0.1"
+    bind: str = "0.0.0.0"
     port: int = DEFAULT_PORT
+    token: str | None = None
+    peers: tuple[str, ...] = ()
+    new_cluster: bool = False
+    mdns: bool = True
+    voter_grace_s: float = 30.0
+    """A voter dead this long is replaced by a live learner, while quorum holds."""
+    gossip: GossipConfig | None = None
     kill_grace_s: float = 5.0
     max_log_bytes: int = 64 * 1024 * 1024
 
@@ -69,6 +96,7 @@ class Daemon:
         self.paths = config.paths
         self.table = JobTable()
         self.identity: Identity | None = None
+        self.plan: ClusterPlan | None = None
         self.started_monotonic = time.monotonic()
         self._lock_fd: int | None = None
         self._stop = asyncio.Event()
@@ -77,8 +105,11 @@ class Daemon:
         self._job_events: dict[str, set[asyncio.Event]] = {}
         self._to_start: list[Job] = []
         self._start_wakeup = asyncio.Event()
+        self._dead_since: dict[str, float] = {}
         self.waiting_reasons: dict[str, str] = {}
         self._committer: ReplicatedJobLog | None = None
+        self._link: ClusterLink | None = None
+        self._gossip: GossipHost | None = None
         self.executor = ProcessExecutor(
             self.paths.job_output_dir,
             self.paths.process_registry,
@@ -89,6 +120,8 @@ class Daemon:
         )
         self.resources: ResourceMonitor | None = None
 
+    # -- the parts, once run() made them ------------------------------------------
+
     @property
     def node_id(self) -> str:
         return self._identity().node_id
@@ -98,6 +131,18 @@ class Daemon:
         if self._committer is None:
             raise InvariantViolation("the job log is used before run() opened it")
         return self._committer
+
+    @property
+    def link(self) -> ClusterLink:
+        if self._link is None:
+            raise InvariantViolation("the peer link is used before run() started it")
+        return self._link
+
+    @property
+    def gossip(self) -> GossipHost:
+        if self._gossip is None:
+            raise InvariantViolation("gossip is used before run() started it")
+        return self._gossip
 
     def _identity(self) -> Identity:
         if self.identity is None:
@@ -116,43 +161,89 @@ class Daemon:
         from swarmcompute.api.server import ControlServer
 
         self._take_lock()
+        discovery = None
         try:
-            self.identity = load_or_create(self.paths.identity, self.config.name)
-            structlog.contextvars.bind_contextvars(node_id=self.identity.node_id)
-            self._committer = ReplicatedJobLog(self.identity.node_id, self.paths.raft_dir, self.table, self._on_applied)
-            applied = self.committer.open(bootstrap_voters=[self.identity.node_id])
-            reaped = self.executor.reap_stale()
+            identity = self.identity = load_or_create(self.paths.identity, self.config.name)
+            structlog.contextvars.bind_contextvars(node_id=identity.node_id)
+            plan = self.plan = await plan_cluster(
+                self.paths,
+                token=self.config.token,
+                peers=self.config.peers,
+                new_cluster=self.config.new_cluster,
+                mdns=self.config.mdns,
+                bind=self.config.bind,
+            )
             self.resources = ResourceMonitor(self.paths.root)
+            link = self._link = ClusterLink(
+                identity.node_id,
+                identity.name,
+                plan.key,
+                bind=self.config.bind,
+                port=self.config.port,
+                advertise_host=_advertise_host(self.config.bind),
+                book_path=self.paths.peers_file,
+            )
+            await link.start()
+            self._committer = ReplicatedJobLog(
+                identity.node_id, self.paths.raft_dir, self.table, self._on_applied, send_to=link.send_to
+            )
+            applied = self.committer.open(bootstrap_voters=[identity.node_id] if plan.bootstrap else None)
+            self._gossip = GossipHost(
+                identity.node_id,
+                link.address,
+                send=link.send_to_address,
+                on_event=self._on_member_event,
+                sample_meta=lambda: sample_meta(identity.name, str(self.paths.root), None),
+                config=self.config.gossip,
+            )
+            link.attach(self.committer, self.gossip)
+            link.add_seeds(list(plan.seeds) + list(link.book.items().values()))
+            if self.config.mdns:
+                discovery = await self._start_discovery(plan)
+            reaped = self.executor.reap_stale()
             lost = self._requeue_in_flight()
             server = ControlServer(self, self.paths.control_socket)
             await server.start()
             self.paths.pid_file.write_text(f"{os.getpid()}\n")
             log.info(
                 "node_ready",
-                name=self.identity.name,
+                name=identity.name,
+                cluster_id=plan.key.cluster_id,
+                address=link.address,
                 state_dir=str(self.paths.root),
                 jobs=len(self.table),
                 raft_applied_index=applied,
                 stale_groups_killed=reaped,
                 requeued=lost,
             )
+            if plan.created_now:
+                log.info("cluster_token", hint="join other machines with: swarm join --token TOKEN", token=plan.key.token)
             async with asyncio.TaskGroup() as tasks:
                 committer = tasks.create_task(self.committer.run())
                 workers = [
+                    tasks.create_task(self.gossip.run()),
+                    tasks.create_task(link.join_loop(self._is_member)),
                     tasks.create_task(self._schedule_loop()),
                     tasks.create_task(self._start_loop()),
                     tasks.create_task(self._resource_loop()),
+                    tasks.create_task(self._maintenance_loop()),
                 ]
                 self._schedule.set()
                 await self._stop.wait()
                 log.info("node_stopping", running=len(self.executor.running()))
                 await server.close()
+                await self._hand_over_leadership()
+                self.gossip.leave()
                 await self.executor.shutdown()  # ends report STOPPED: re-queued as lost
-                for task in workers:
-                    task.cancel()
                 self.committer.close()
                 await committer
+                for task in workers:
+                    task.cancel()
         finally:
+            if discovery is not None:
+                await discovery.close()
+            if self._link is not None:
+                await self._link.close()
             if self._committer is not None:
                 self._committer.shutdown()
             self._release_lock()
@@ -160,6 +251,49 @@ class Daemon:
 
     def stop(self) -> None:
         self._stop.set()
+
+    async def _start_discovery(self, plan: ClusterPlan) -> Any:
+        from swarmcompute.discovery.browse import PeerAd
+        from swarmcompute.discovery.mdns import Discovery
+        from swarmcompute.errors import DiscoveryError
+
+        def on_peer(ad: PeerAd) -> None:
+            if ad.cluster_id == plan.key.cluster_id and ad.node_id != self.node_id:
+                address = f"{ad.host}:{ad.port}"
+                self.link.learn(ad.node_id, address)
+                self.link.add_seeds([address])
+
+        discovery = Discovery(
+            self.node_id,
+            plan.key.cluster_id,
+            self.link.transport.port,
+            bind=None if self.config.bind == "0.0.0.0" else self.config.bind,
+            on_peer=on_peer,
+        )
+        try:
+            await discovery.start()
+        except DiscoveryError as exc:
+            log.warning("mdns_unavailable", error=str(exc), hint="use --peer HOST:PORT to join by address")
+            return None
+        return discovery
+
+    async def _hand_over_leadership(self) -> None:
+        """A leaving leader hands over first, so the cluster does not wait out an election."""
+        raft = self.committer.raft
+        if not raft.is_leader:
+            return
+        others = [v for v in raft.node.membership.voters if v != self.node_id and self._is_alive(v)]
+        if not others:
+            return
+        try:
+            raft.transfer_leadership(others[0])
+        except (MembershipChangeError, NotLeaderError) as exc:
+            log.info("leadership_transfer_skipped", reason=str(exc))
+            return
+        deadline = time.monotonic() + LEAVE_TRANSFER_TIMEOUT_S
+        while raft.is_leader and time.monotonic() < deadline:
+            await raft.wait_leader_change(deadline - time.monotonic())
+        log.info("leadership_transferred" if not raft.is_leader else "leadership_transfer_timed_out", to=others[0])
 
     def _take_lock(self) -> None:
         self.paths.root.mkdir(parents=True, exist_ok=True)
@@ -178,13 +312,22 @@ class Daemon:
             os.close(self._lock_fd)
             self._lock_fd = None
 
+    def _is_member(self) -> bool:
+        return self.node_id in self.committer.raft.node.membership.members
+
+    def _is_alive(self, node_id: str) -> bool:
+        if node_id == self.node_id:
+            return True
+        member = self.gossip.member(node_id)
+        return member is not None and member.state is ALIVE
+
     def _requeue_in_flight(self) -> int:
-        """Attempts the log says were in flight died with the previous daemon: run them again."""
+        """Attempts the log says were running here died with the previous daemon: run them again."""
         now = time.time()
         lost = [
             RequeueLost(j.id, j.attempt, "the daemon running it stopped", now)
             for j in self.table.open_jobs()
-            if j.state in ACTIVE_STATES
+            if j.state in ACTIVE_STATES and j.node == self.node_id
         ]
         if lost:
             self.committer.enqueue(lost)
@@ -201,12 +344,20 @@ class Daemon:
                 if not self.executor.is_running(job.id, job.attempt):
                     self._to_start.append(job)
                     self._start_wakeup.set()
-            elif job.state is JobState.CANCELLED and self.executor.is_running(job.id, job.attempt):
-                self.executor.cancel(job.id, job.attempt)
+            self._stop_stale_attempts(job)
             self._notify_followers(job_id)
         self._schedule.set()
         self._changed.set()
         self._changed = asyncio.Event()
+
+    def _stop_stale_attempts(self, job: Job) -> None:
+        """Fencing: an attempt here that the table no longer gives to us is stopped at once."""
+        for job_id, attempt in self.executor.running():
+            if job_id != job.id:
+                continue
+            current = attempt == job.attempt and job.node == self.node_id and job.state in ACTIVE_STATES
+            if not current:
+                self.executor.cancel(job_id, attempt)
 
     def _on_output(self, job_id: str, attempt: int) -> None:
         self._notify_followers(job_id)
@@ -239,7 +390,9 @@ class Daemon:
             self._start_wakeup.clear()
             batch, self._to_start = self._to_start, []
             for job in batch:
-                if job.state is not JobState.ASSIGNED or self.executor.is_running(job.id, job.attempt):
+                if job.state is not JobState.ASSIGNED or job.node != self.node_id:
+                    continue
+                if self.executor.is_running(job.id, job.attempt):
                     continue
                 spec = job.spec
                 await self.executor.start(
@@ -248,41 +401,110 @@ class Daemon:
                 if self.executor.is_running(job.id, job.attempt):
                     self.committer.enqueue([StartAttempt(job.id, job.attempt, self.node_id, time.time())])
 
+    # -- the leader's duties ---------------------------------------------------------
+
     async def _schedule_loop(self) -> None:
-        """Place runnable jobs whenever something changed, or when a retry backoff ends."""
+        """On the leader: place runnable jobs whenever something changed, or a backoff ended."""
         while True:
             await self._wait_for_schedule()
             self._schedule.clear()
+            if not self.committer.raft.is_leader:
+                self.waiting_reasons = {}
+                continue
             now = time.time()
-            placement = place(self.table, [self.capacity()], now)
+            placement = place(self.table, self.capacities(), now)
             self.waiting_reasons = placement.waiting
             if placement.assignments:
-                await self.committer.propose([AssignJobs(tuple(placement.assignments), now)])
+                try:
+                    await self.committer.propose([AssignJobs(tuple(placement.assignments), now)])
+                except (NotLeaderError, NoQuorumError) as exc:
+                    log.info("placement_not_committed", reason=str(exc))
 
     async def _wait_for_schedule(self) -> None:
         now = time.time()
         backoffs = [j.not_before for j in self.table.pending_jobs() if j.not_before > now]
-        timeout = min(backoffs) - now if backoffs else None
+        timeout = min(backoffs) - now if backoffs else MAINTENANCE_INTERVAL_S
         try:
             await asyncio.wait_for(self._schedule.wait(), timeout)
         except TimeoutError:
             pass
+
+    def capacities(self) -> list[NodeCapacity]:
+        """What every live node offers (ours measured here, the others' from gossip)."""
+        identity = self._identity()
+        last = self._resources().last
+        nodes = [NodeCapacity(identity.node_id, identity.name, float(last.cpus), last.mem_total)]
+        for member in self.gossip.members():
+            if member.node_id == identity.node_id or member.state is not ALIVE or member.meta is None:
+                continue
+            meta = member.meta
+            nodes.append(
+                NodeCapacity(
+                    member.node_id, meta.name, float(meta.cpus), meta.mem_total, len(meta.gpus), frozenset(meta.images)
+                )
+            )
+        return nodes
+
+    def _on_member_event(self, event: MemberEvent) -> None:
+        if isinstance(event, (MemberUp, MemberUpdated)):
+            self.link.learn(event.node_id, event.address)
+            self._dead_since.pop(event.node_id, None)
+            if isinstance(event, MemberUp):
+                log.info("member_up", member=event.node_id, address=event.address)
+        elif isinstance(event, (MemberDead, MemberLeft)):
+            log.info("member_dead" if isinstance(event, MemberDead) else "member_left", member=event.node_id)
+            self._dead_since.setdefault(event.node_id, time.monotonic())
+            self._requeue_attempts_of(event.node_id, "its node stopped answering")
+        self._schedule.set()
+
+    def _requeue_attempts_of(self, node_id: str, why: str) -> None:
+        """On the leader: the attempts of a dead node run again elsewhere (fenced by attempt number)."""
+        if not self.committer.raft.is_leader:
+            return
+        now = time.time()
+        lost = [
+            RequeueLost(j.id, j.attempt, f"{why} (node {node_id})", now)
+            for j in self.table.open_jobs()
+            if j.state in ACTIVE_STATES and j.node == node_id
+        ]
+        if lost:
+            self.committer.enqueue(lost)
+
+    async def _maintenance_loop(self) -> None:
+        """On the leader: re-queue work of dead nodes and replace voters dead past the grace period."""
+        while True:
+            await asyncio.sleep(MAINTENANCE_INTERVAL_S)
+            raft = self.committer.raft
+            if not raft.is_leader:
+                continue
+            for node_id in {j.node for j in self.table.open_jobs() if j.state in ACTIVE_STATES}:
+                if node_id is not None and not self._is_alive(node_id) and node_id in self._dead_since:
+                    self._requeue_attempts_of(node_id, "its node is dead")
+            self._replace_dead_voters()
+
+    def _replace_dead_voters(self) -> None:
+        raft = self.committer.raft
+        membership = raft.node.membership
+        now = time.monotonic()
+        for voter in sorted(membership.voters - {self.node_id}):
+            since = self._dead_since.get(voter)
+            if since is None or now - since < self.config.voter_grace_s:
+                continue
+            alive_voters = sum(1 for v in membership.voters if self._is_alive(v))
+            if alive_voters < membership.quorum:
+                return  # never shrink without a quorum: that is `swarm recover`'s decision
+            try:
+                raft.remove(voter)
+                log.info("dead_voter_removed", voter=voter, dead_for_s=round(now - since, 1))
+            except (MembershipChangeError, NotLeaderError) as exc:
+                log.info("dead_voter_removal_deferred", voter=voter, reason=str(exc))
+            return  # one change at a time
 
     async def _resource_loop(self) -> None:
         resources = self._resources()
         while True:
             await asyncio.sleep(RESOURCE_SAMPLE_INTERVAL_S)
             resources.sample()
-
-    def capacity(self) -> NodeCapacity:
-        last = self._resources().last
-        identity = self._identity()
-        return NodeCapacity(
-            node_id=identity.node_id,
-            name=identity.name,
-            cpus=float(last.cpus),
-            mem_bytes=last.mem_total,
-        )
 
     # -- what the control server asks for -------------------------------------
 
@@ -300,6 +522,14 @@ class Daemon:
         open_ids = tuple(j for j in job_ids if (job := self.table.get(j)) and not job.state.is_terminal)
         if open_ids:
             await self.committer.propose([CancelJobs(open_ids, "cancelled by user", time.time())])
+
+    def recover(self) -> list[str]:
+        """`swarm recover`: make the live voters the whole configuration (unsafe by design)."""
+        raft = self.committer.raft
+        voters = sorted(v for v in raft.node.membership.voters if self._is_alive(v))
+        raft.force_config(voters)
+        log.warning("configuration_forced", voters=voters)
+        return voters
 
     def job_view(self, job: Job, *, with_output: bool = False) -> dict[str, Any]:
         view = job.view(with_output=with_output)
@@ -331,33 +561,46 @@ class Daemon:
 
     def status(self) -> dict[str, Any]:
         identity = self._identity()
-        last = self._resources().last
-        node = {
-            "id": identity.node_id,
-            "name": identity.name,
-            "address": f"{self.config.bind}:{self.config.port}",
-            "role": "leader",
-            "state": "alive",
-            "cpus": last.cpus,
-            "cpu_percent": last.cpu_percent,
-            "load_1m": last.load_1m,
-            "mem_total": last.mem_total,
-            "mem_available": last.mem_available,
-            "disk_free": last.disk_free,
-            "running_jobs": len(self.executor.running()),
-            "images": [],
-        }
+        raft = self.committer.raft.status()
+        members = {m.node_id: m for m in self.gossip.members() if m.state.value != "left"}
+        node_ids = sorted(set(members) | set(raft.voters) | set(raft.learners) | {identity.node_id})
+        alive = {n for n in node_ids if self._is_alive(n)}
+        nodes = [
+            node_view(
+                n,
+                member=members.get(n),
+                raft=raft,
+                table=self.table,
+                local=self._resources().last if n == identity.node_id else None,
+                local_name=identity.name,
+                local_address=self.link.address,
+                images=[],
+            )
+            for n in node_ids
+        ]
+        nodes.sort(key=lambda v: (v["role"] != "leader", v["name"], v["id"]))
         return {
-            "cluster_id": identity.cluster_id,
-            "leader": identity.node_id,
-            "term": 0,
-            "quorum": {"healthy": True, "voters": [identity.node_id], "missing": []},
-            "nodes": [node],
+            "cluster_id": self.plan.key.cluster_id if self.plan else "",
+            "node_id": identity.node_id,
+            "leader": raft.leader_id,
+            "term": raft.term,
+            "quorum": quorum_view(raft, alive),
+            "nodes": nodes,
             "jobs": self.table.counts(),
             "state_dir": str(self.paths.root),
             "pid": os.getpid(),
             "uptime_s": time.monotonic() - self.started_monotonic,
         }
+
+
+def _advertise_host(bind: str) -> str:
+    """The address peers should dial: the bind address, or this machine's LAN address for 0.0.0.0."""
+    if bind not in ("0.0.0.0", "", "*"):
+        return bind
+    from swarmcompute.discovery.addresses import advertised_addresses
+
+    addresses = advertised_addresses(None)
+    return addresses[0] if addresses else "127.0.0.1"
 
 
 def _read_pid(path: Path) -> int | None:

@@ -1,4 +1,4 @@
-"""A node's identity: its id (never its address) and the cluster it belongs to.
+"""A node's identity: its id (never its address) and its name.
 
 The id is created once and kept in the state directory, so a node that comes
 back on a new IP address is still the same node (unlike a Docker Swarm).
@@ -18,7 +18,6 @@ from swarmcompute.errors import ConfigError
 @dataclass(frozen=True, slots=True)
 class Identity:
     node_id: str
-    cluster_id: str
     name: str
 
 
@@ -27,18 +26,14 @@ def load_or_create(path: Path, name: str | None) -> Identity:
     if path.exists():
         try:
             raw = json.loads(path.read_text())
-            identity = Identity(str(raw["node_id"]), str(raw["cluster_id"]), str(raw["name"]))
+            identity = Identity(str(raw["node_id"]), str(raw["name"]))
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"{path} is unreadable ({exc}): move it away to start as a new node") from None
         if name and name != identity.name:
-            identity = Identity(identity.node_id, identity.cluster_id, name)
+            identity = Identity(identity.node_id, name)
             _write(path, identity)
         return identity
-    identity = Identity(
-        node_id=os.urandom(8).hex(),
-        cluster_id=os.urandom(8).hex(),
-        name=name or socket.gethostname(),
-    )
+    identity = Identity(node_id=os.urandom(8).hex(), name=name or socket.gethostname())
     _write(path, identity)
     return identity
 

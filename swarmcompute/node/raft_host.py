@@ -124,6 +124,27 @@ class RaftHost:
         self.node.campaign()
         self._kick()
 
+    def add_learner(self, node_id: str) -> bool:
+        """Leader only: add ``node_id`` as a learner; False when it is already a member."""
+        if node_id in self.node.membership.members:
+            return False
+        self.node.add_learner(node_id)
+        self._kick()
+        return True
+
+    def remove(self, node_id: str) -> None:
+        self.node.remove(node_id)
+        self._kick()
+
+    def transfer_leadership(self, to: str) -> None:
+        self.node.transfer_leadership(to)
+        self._kick()
+
+    def force_config(self, voters: Iterable[str]) -> None:
+        """``swarm recover``: unsafe by design, see ``RaftNode.force_config``."""
+        self.node.force_config(voters)
+        self._kick()
+
     def elect_self_if_alone(self) -> bool:
         """A one-voter cluster elects itself and applies its whole log right now.
 

@@ -21,6 +21,15 @@ from swarmcompute.client import Client
 READY_TIMEOUT_S = 20.0
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free right now (the OS picks; a tiny race is acceptable in tests)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
 def swarm_executable() -> str:
     """The `swarm` script next to this interpreter (the one the package was installed with)."""
     candidate = Path(sys.executable).parent / "swarm"
@@ -44,11 +53,31 @@ def wait_until(predicate: Callable[[], Any], timeout_s: float, what: str, interv
 class DaemonProcess:
     """One daemon, run as ``python -m swarmcompute.node`` with its output in ``daemon.log``."""
 
-    def __init__(self, state_dir: Path, *, name: str | None = None, port: int = 0, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        name: str | None = None,
+        bind: str = "127.0.0.1",
+        port: int = 0,
+        token: str | None = None,
+        peers: tuple[str, ...] = (),
+        mdns: bool = False,
+        extra_args: tuple[str, ...] = (),
+        extra_env: dict[str, str] | None = None,
+        wrap: tuple[str, ...] = (),
+    ) -> None:
         self.state_dir = state_dir
         self.name = name
+        self.bind = bind
         self.port = port
+        self.token = token
+        self.peers = peers
+        self.mdns = mdns
+        self.extra_args = extra_args
         self.extra_env = extra_env or {}
+        self.wrap = wrap
+        """A command prefix, e.g. ("ip", "netns", "exec", "ns1") to run inside a network namespace."""
         self.proc: subprocess.Popen[bytes] | None = None
         self.client = Client(state_dir)
 
@@ -63,11 +92,18 @@ class DaemonProcess:
 
     def start(self, *, wait: bool = True) -> DaemonProcess:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        args = [sys.executable, "-m", "swarmcompute.node", "--state-dir", str(self.state_dir), "--log-level", "debug"]
+        args = [
+            *self.wrap, sys.executable, "-m", "swarmcompute.node", "--state-dir", str(self.state_dir),
+            "--log-level", "debug", "--bind", self.bind, "--port", str(self.port), *self.extra_args,
+        ]
         if self.name:
             args += ["--name", self.name]
-        if self.port:
-            args += ["--port", str(self.port)]
+        if self.token:
+            args += ["--token", self.token]
+        for peer in self.peers:
+            args += ["--peer", peer]
+        if not self.mdns:
+            args += ["--no-mdns"]
         env = {**os.environ, **self.extra_env}
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -108,6 +144,15 @@ class DaemonProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+    def token_from_disk(self) -> str:
+        """The cluster's join token, read from this node's key file (what `swarm token` prints)."""
+        from swarmcompute.transport.keys import ClusterKey
+
+        return ClusterKey.load(self.state_dir / "cluster.key").token
+
+    def status(self) -> dict[str, Any]:
+        return self.client.status()
 
     def swarm(self, *args: str, timeout_s: float = 60.0, **kwargs: Any) -> subprocess.CompletedProcess[str]:
         """Run the `swarm` CLI against this daemon and capture its output."""

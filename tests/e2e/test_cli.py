@@ -185,12 +185,16 @@ def test_bad_run_options_are_usage_errors(daemon: DaemonProcess) -> None:
 def test_join_detach_then_leave(tmp_path: Path) -> None:
     state = tmp_path / "detached"
     env = {**os.environ, "SWARM_STATE_DIR": str(state)}
-    joined = subprocess.run([swarm_executable(), "join", "--detach", "--name", "bg"], capture_output=True, text=True, env=env, timeout=60)
+    local = ["--bind", "127.0.0.1", "--port", "0", "--no-mdns"]
+    joined = subprocess.run([swarm_executable(), "join", "--detach", "--name", "bg", *local], capture_output=True, text=True, env=env, timeout=60)
     pid = int((state / "daemon.pid").read_text()) if (state / "daemon.pid").exists() else None
     try:
         assert joined.returncode == 0, joined.stderr
         assert "node bg" in joined.stdout and pid is not None
-        again = subprocess.run([swarm_executable(), "join", "--detach"], capture_output=True, text=True, env=env, timeout=60)
+        assert "join other machines with:  swarm join --token swarm1-" in joined.stdout
+        token = subprocess.run([swarm_executable(), "token"], capture_output=True, text=True, env=env, timeout=60)
+        assert token.stdout.strip() in joined.stdout
+        again = subprocess.run([swarm_executable(), "join", "--detach", *local], capture_output=True, text=True, env=env, timeout=60)
         assert again.returncode == 2 and "already running" in again.stderr
         ran = subprocess.run([swarm_executable(), "run", "--", "echo", "hi"], capture_output=True, text=True, env=env, timeout=60)
         assert ran.stdout == "hi\n"

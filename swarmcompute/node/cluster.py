@@ -1,0 +1,217 @@
+"""The daemon's link to its peers: transport, address book, message routing, joining.
+
+Who is where: a node is known by its id, never its address. The address book
+maps ids to the peer address they were last seen at (from join requests,
+join replies, gossip and mDNS) and is saved in the state directory, so a
+restarted node can find its cluster again without mDNS.
+
+Routing: Raft messages go to ``ReplicatedJobLog.raft``; gossip to the gossip
+shell; join and forwarding messages are handled here or by the job log.
+
+Joining: a node with the cluster key but no place in the Raft configuration
+sends ``JoinRequest`` to its seeds (``--peer`` addresses and mDNS ads) every
+``JOIN_RETRY_S`` until the leader's log lists it. A non-leader answers with
+the leader's id and the addresses it knows, so the next try goes to the leader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from swarmcompute.errors import MembershipChangeError, NotLeaderError
+from swarmcompute.membership.messages import Ack, Gossip, Ping, PingReq, PushPull
+from swarmcompute.node.cluster_messages import ForwardCommands, ForwardReply, JoinReply, JoinRequest
+from swarmcompute.node.committer import ReplicatedJobLog
+from swarmcompute.node.gossip_host import GossipHost
+from swarmcompute.raft.messages import (
+    AppendRequest,
+    AppendResponse,
+    InstallSnapshot,
+    TimeoutNow,
+    VoteRequest,
+    VoteResponse,
+)
+from swarmcompute.transport.keys import ClusterKey
+from swarmcompute.transport.peer import PeerTransport
+
+log = structlog.get_logger(__name__)
+
+JOIN_RETRY_S = 1.0
+RAFT_TYPES = (AppendRequest, AppendResponse, VoteRequest, VoteResponse, InstallSnapshot, TimeoutNow)
+GOSSIP_TYPES = (Ping, Ack, PingReq, Gossip, PushPull)
+
+
+class AddressBook:
+    """node id -> peer address, persisted (small JSON, atomic replace) for restarts."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._addresses: dict[str, str] = {}
+        try:
+            raw = json.loads(path.read_text())
+            self._addresses = {str(k): str(v) for k, v in raw.items()}
+        except (OSError, ValueError, AttributeError):
+            pass
+        self._dirty = False
+
+    def get(self, node_id: str) -> str | None:
+        return self._addresses.get(node_id)
+
+    def set(self, node_id: str, address: str) -> None:
+        if self._addresses.get(node_id) != address:
+            self._addresses[node_id] = address
+            self._dirty = True
+
+    def items(self) -> dict[str, str]:
+        return dict(self._addresses)
+
+    def save(self) -> None:
+        if not self._dirty:
+            return
+        tmp = self._path.with_name(self._path.name + ".tmp")
+        tmp.write_text(json.dumps(self._addresses, indent=1, sort_keys=True))
+        os.replace(tmp, self._path)
+        self._dirty = False
+
+
+class ClusterLink:
+    def __init__(
+        self,
+        node_id: str,
+        name: str,
+        key: ClusterKey,
+        *,
+        bind: str,
+        port: int,
+        advertise_host: str,
+        book_path: Path,
+    ) -> None:
+        self.node_id = node_id
+        self.name = name
+        self.key = key
+        self.book = AddressBook(book_path)
+        self.transport = PeerTransport(key, node_id, self._on_message, bind=bind, port=port)
+        self._advertise_host = advertise_host
+        self.seeds: list[str] = []
+        self.job_log: ReplicatedJobLog | None = None
+        self.gossip: GossipHost | None = None
+        self.on_join_handled: Callable[[str], None] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self._advertise_host}:{self.transport.port}"
+
+    async def start(self) -> None:
+        await self.transport.start()
+
+    async def close(self) -> None:
+        self.book.save()
+        await self.transport.close()
+
+    def attach(self, job_log: ReplicatedJobLog, gossip: GossipHost) -> None:
+        self.job_log = job_log
+        self.gossip = gossip
+
+    # -- sending -----------------------------------------------------------------
+
+    def send_to(self, node_id: str, msg: object) -> bool:
+        """Send to a node by id (its address from gossip, else the address book)."""
+        address = None
+        if self.gossip is not None:
+            member = self.gossip.member(node_id)
+            if member is not None:
+                address = member.address
+        address = address or self.book.get(node_id)
+        if address is None:
+            return False
+        return self.transport.send(address, msg)
+
+    def send_to_address(self, address: str, msg: object) -> bool:
+        return self.transport.send(address, msg)
+
+    def learn(self, node_id: str, address: str) -> None:
+        if node_id != self.node_id:
+            self.book.set(node_id, address)
+
+    # -- joining -----------------------------------------------------------------
+
+    def add_seeds(self, addresses: Iterable[str]) -> None:
+        for address in addresses:
+            if address != self.address and address not in self.seeds:
+                self.seeds.append(address)
+                if self.gossip is not None:
+                    self.gossip.join([address])
+
+    async def join_loop(self, is_member: Callable[[], bool]) -> None:
+        """Ask seeds (then the leader) to add us, until the Raft configuration lists us."""
+        while True:
+            if not is_member():
+                request = JoinRequest(self.node_id, self.name, self.address)
+                targets = list(self.seeds)
+                leader = self.job_log.raft.leader_id if self.job_log is not None else None
+                if leader is not None and self.book.get(leader):
+                    targets.insert(0, self.book.get(leader))  # type: ignore[arg-type]
+                for address in targets:
+                    self.transport.send(address, request)
+            self.book.save()
+            await asyncio.sleep(JOIN_RETRY_S)
+
+    def _on_join(self, sender: str, req: JoinRequest) -> None:
+        self.learn(req.node_id, req.address)
+        if self.gossip is not None:
+            self.gossip.join([req.address])
+        job_log = self.job_log
+        if job_log is None:
+            return
+        raft = job_log.raft
+        addresses = {**self.book.items(), self.node_id: self.address}
+        if not raft.is_leader:
+            self.send_to(req.node_id, JoinReply(False, raft.leader_id, addresses, "not the leader"))
+            return
+        try:
+            added = raft.add_learner(req.node_id)
+        except (MembershipChangeError, NotLeaderError) as exc:
+            self.send_to(req.node_id, JoinReply(False, raft.leader_id, addresses, str(exc)))
+            return
+        if added:
+            log.info("node_joining", joiner=req.node_id, name=req.name, address=req.address)
+        self.send_to(req.node_id, JoinReply(True, self.node_id, addresses))
+        if self.on_join_handled is not None:
+            self.on_join_handled(req.node_id)
+
+    def _on_join_reply(self, sender: str, reply: JoinReply) -> None:
+        for node_id, address in reply.addresses.items():
+            self.learn(node_id, address)
+        if not reply.accepted and reply.reason and reply.reason != "not the leader":
+            log.info("join_deferred", reason=reply.reason)
+
+    # -- receiving ---------------------------------------------------------------
+
+    def _on_message(self, sender: str, msg: Any) -> None:
+        job_log, gossip = self.job_log, self.gossip
+        if isinstance(msg, RAFT_TYPES):
+            if job_log is not None and msg.src == sender:
+                job_log.raft.step(msg)
+        elif isinstance(msg, GOSSIP_TYPES):
+            if gossip is not None:
+                gossip.step(sender, msg)
+        elif isinstance(msg, ForwardCommands):
+            if job_log is not None:
+                job_log.serve_forward(sender, msg)
+        elif isinstance(msg, ForwardReply):
+            if job_log is not None:
+                job_log.forward_reply(msg)
+        elif isinstance(msg, JoinRequest):
+            if msg.node_id == sender:
+                self._on_join(sender, msg)
+        elif isinstance(msg, JoinReply):
+            self._on_join_reply(sender, msg)
+        else:
+            log.warning("peer_message_unexpected", sender=sender, type=type(msg).__name__)

@@ -1,0 +1,53 @@
+"""Messages between daemons that are neither Raft nor gossip: joining and forwarding.
+
+Every daemon accepts client requests; the ones that change the job table must
+be committed by the leader, so a follower forwards its commands
+(``ForwardCommands``) and waits until its own replica has applied the
+leader's answer index. Commands are idempotent (client-chosen job ids,
+attempt-fenced results), so a forward that is resent after a lost reply or a
+leader change never does anything twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from swarmcompute import codec
+
+
+@codec.message("cluster.join")
+@dataclass(frozen=True, slots=True)
+class JoinRequest:
+    """A node with the cluster key asks to be added (as a learner; the leader promotes it)."""
+
+    node_id: str
+    name: str
+    address: str
+
+
+@codec.message("cluster.join_reply")
+@dataclass(frozen=True, slots=True)
+class JoinReply:
+    accepted: bool
+    leader_id: str | None
+    addresses: dict[str, str] = field(default_factory=dict)
+    """Known node id -> peer address, so the joiner can reach the leader and its peers."""
+    reason: str = ""
+
+
+@codec.message("cluster.forward")
+@dataclass(frozen=True, slots=True)
+class ForwardCommands:
+    request_id: str
+    commands: tuple[Any, ...]
+
+
+@codec.message("cluster.forward_reply")
+@dataclass(frozen=True, slots=True)
+class ForwardReply:
+    request_id: str
+    applied_index: int
+    """The leader's applied index once the commands were applied there: wait for it locally."""
+    error_kind: str = ""
+    error: str = ""

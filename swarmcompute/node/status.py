@@ -1,0 +1,86 @@
+"""`swarm status` as data: the nodes as this daemon sees them, the leader, quorum health.
+
+Sources: the Raft status (roles, term, which voters the leader hears from),
+the gossip view (liveness, addresses, advertised resources) and the job table
+(running jobs per node). On a follower, a voter counts as missing when gossip
+does not see it alive; on the leader, when Raft has not heard from it within
+an election timeout.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from swarmcompute.membership.members import Member
+from swarmcompute.membership.meta import NodeMeta
+from swarmcompute.node.resources import ResourceSample
+from swarmcompute.raft.ready import Role, Status
+from swarmcompute.state.job import ACTIVE_STATES
+from swarmcompute.state.table import JobTable
+
+
+def role_of(node_id: str, raft: Status) -> str:
+    if node_id == raft.leader_id:
+        return "leader"
+    if node_id in raft.voters:
+        return "follower"
+    if node_id in raft.learners:
+        return "learner"
+    return "joining"
+
+
+def quorum_view(raft: Status, alive: set[str]) -> dict[str, Any]:
+    voters = list(raft.voters)
+    if raft.role is Role.LEADER:
+        missing = sorted(raft.missing_voters)
+    else:
+        missing = sorted(v for v in voters if v not in alive)
+    needed = len(voters) // 2 + 1
+    healthy = bool(voters) and len(voters) - len(missing) >= needed and raft.leader_id is not None
+    return {"healthy": healthy, "voters": voters, "missing": missing, "needed": needed}
+
+
+def node_view(
+    node_id: str,
+    *,
+    member: Member | None,
+    raft: Status,
+    table: JobTable,
+    local: ResourceSample | None,
+    local_name: str,
+    local_address: str,
+    images: list[str],
+) -> dict[str, Any]:
+    meta: NodeMeta | None = member.meta if member is not None else None
+    running = sum(1 for j in table.open_jobs() if j.state in ACTIVE_STATES and j.node == node_id)
+    view: dict[str, Any] = {
+        "id": node_id,
+        "name": meta.name if meta else (local_name if local else ""),
+        "address": member.address if member is not None else (local_address if local else ""),
+        "role": role_of(node_id, raft),
+        "voter": node_id in raft.voters,
+        "state": (member.state.value if member is not None else ("alive" if local else "unknown")),
+        "cpus": meta.cpus if meta else 0,
+        "cpu_percent": meta.cpu_percent if meta else 0.0,
+        "load_1m": meta.load_1m if meta else 0.0,
+        "mem_total": meta.mem_total if meta else 0,
+        "mem_available": meta.mem_available if meta else 0,
+        "disk_free": meta.disk_free if meta else 0,
+        "gpus": [{"index": g.index, "name": g.name, "mem_total": g.mem_total} for g in meta.gpus] if meta else [],
+        "images": list(meta.images) if meta else [],
+        "running_jobs": running,
+    }
+    if local is not None:  # our own numbers are fresher than what we gossip
+        view.update(
+            name=local_name,
+            address=local_address,
+            state="alive",
+            cpus=local.cpus,
+            cpu_percent=local.cpu_percent,
+            load_1m=local.load_1m,
+            mem_total=local.mem_total,
+            mem_available=local.mem_available,
+            disk_free=local.disk_free,
+            images=images,
+        )
+    return view
