@@ -67,10 +67,11 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 
-from swarmcompute.errors import InvariantViolation, MembershipChangeError, NotLeaderError
+from swarmcompute.errors import InvariantViolation, NotLeaderError
 from swarmcompute.raft.config import Membership, RaftConfig
 from swarmcompute.raft.durable import PersistedState
 from swarmcompute.raft.log import RaftLog
+from swarmcompute.raft.membership_ops import MembershipOps
 from swarmcompute.raft.messages import (
     AppendRequest,
     AppendResponse,
@@ -86,7 +87,6 @@ from swarmcompute.raft.messages import (
     decode_config,
     encode_config,
 )
-from swarmcompute.raft.membership_ops import MembershipOps
 from swarmcompute.raft.ready import PeerStatus, RaftEvent, Ready, Role, Status
 from swarmcompute.raft.replication import Progress, Replication
 
@@ -144,9 +144,7 @@ class RaftNode(Replication, MembershipOps):
         self._refresh_membership()
 
     @classmethod
-    def bootstrap(
-        cls, node_id: str, voters: Iterable[str], config: RaftConfig, rng: random.Random
-    ) -> RaftNode:
+    def bootstrap(cls, node_id: str, voters: Iterable[str], config: RaftConfig, rng: random.Random) -> RaftNode:
         """A brand-new cluster: entry 1 (term 0) holds the initial voters, committed by fiat.
 
         Every initial voter must bootstrap with the same set. The daemon's first

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Union
 
 from swarmcompute import codec
 from swarmcompute.errors import StorageError
@@ -47,7 +46,7 @@ class LogTruncate:
     from_index: int
 
 
-LogRecord = Union[HardState, Entry, LogTruncate, LogBase]
+LogRecord = HardState | Entry | LogTruncate | LogBase
 LOG_RECORD_TYPES: tuple[type, ...] = (HardState, Entry, LogTruncate, LogBase)
 
 
@@ -87,7 +86,9 @@ def replay(snapshot: Snapshot | None, records: Iterable[LogRecord]) -> Persisted
             hard = record
         elif isinstance(record, Entry):
             if record.index != base_index + len(entries) + 1:
-                raise StorageError(f"raft log record for index {record.index} follows index {base_index + len(entries)}")
+                raise StorageError(
+                    f"raft log record for index {record.index} follows index {base_index + len(entries)}"
+                )
             entries.append(record)
         elif isinstance(record, LogTruncate):
             if record.from_index <= base_index:

@@ -45,7 +45,9 @@ class RaftLog:
     def entry(self, index: int) -> Entry:
         offset = index - self.snapshot_index - 1
         if not 0 <= offset < len(self._entries):
-            raise InvariantViolation(f"log entry {index} is not held (log covers {self.snapshot_index + 1}..{self.last_index})")
+            raise InvariantViolation(
+                f"log entry {index} is not held (log covers {self.snapshot_index + 1}..{self.last_index})"
+            )
         return self._entries[offset]
 
     def slice(self, first: int, last: int) -> tuple[Entry, ...]:

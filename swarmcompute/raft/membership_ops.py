@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from swarmcompute.errors import MembershipChangeError, NotLeaderError
+from swarmcompute.errors import MembershipChangeError
 from swarmcompute.raft.config import Membership, RaftConfig
 from swarmcompute.raft.log import RaftLog
 from swarmcompute.raft.messages import EntryKind, Message, Snapshot, TimeoutNow, decode_config, encode_config
@@ -121,7 +121,9 @@ class MembershipOps:
         if node_id not in self.membership.learners:
             raise MembershipChangeError(f"{node_id} is not a learner")
         if len(self.membership.voters) >= self.cfg.max_voters:
-            raise MembershipChangeError(f"already {len(self.membership.voters)} voters (max_voters {self.cfg.max_voters})")
+            raise MembershipChangeError(
+                f"already {len(self.membership.voters)} voters (max_voters {self.cfg.max_voters})"
+            )
         return self._propose_config(self.membership.with_voter(node_id))
 
     def remove(self, node_id: str) -> int:
@@ -168,7 +170,9 @@ class MembershipOps:
         """Fold applied entries up to ``index`` into a snapshot whose state machine bytes are
         ``data``; the shell persists the returned snapshot and compacts its stored log."""
         if not self.log.snapshot_index < index <= self.applied:
-            raise ValueError(f"can only compact to an applied index in ({self.log.snapshot_index}, {self.applied}], not {index}")
+            raise ValueError(
+                f"can only compact to an applied index in ({self.log.snapshot_index}, {self.applied}], not {index}"
+            )
         older = [i for i in self._config_indexes if i <= index]
         membership = (
             Membership.from_state(decode_config(self.log.entry(older[-1]).data)) if older else self._snapshot_membership
@@ -176,7 +180,9 @@ class MembershipOps:
         term = self.log.term_at(index)
         assert term is not None  # held: snapshot_index < index <= applied <= last_index
         self.log.compact_to(index)
-        self.snapshot = Snapshot(index, term, tuple(sorted(membership.voters)), tuple(sorted(membership.learners)), data)
+        self.snapshot = Snapshot(
+            index, term, tuple(sorted(membership.voters)), tuple(sorted(membership.learners)), data
+        )
         self._snapshot_membership = membership
         self._config_indexes = [i for i in self._config_indexes if i > index]
         self._refresh_membership()
@@ -209,4 +215,3 @@ class MembershipOps:
             return
         forced, self._forced = self._forced, None
         self._append_as_leader(EntryKind.CONFIG, encode_config(forced.voters, forced.learners))
-

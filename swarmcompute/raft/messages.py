@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Union
 
 from swarmcompute import codec
 
 
-class EntryKind(str, enum.Enum):
+class EntryKind(enum.StrEnum):
     """What a log entry means to the core."""
 
     NORMAL = "normal"
@@ -147,7 +146,7 @@ class TimeoutNow:
     dst: str
 
 
-Message = Union[VoteRequest, VoteResponse, AppendRequest, AppendResponse, InstallSnapshot, TimeoutNow]
+Message = VoteRequest | VoteResponse | AppendRequest | AppendResponse | InstallSnapshot | TimeoutNow
 MESSAGE_TYPES: tuple[type, ...] = (
     VoteRequest,
     VoteResponse,

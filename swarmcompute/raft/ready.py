@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from swarmcompute.raft.messages import Entry, HardState, Message, Snapshot
 
 
-class Role(str, enum.Enum):
+class Role(enum.StrEnum):
     FOLLOWER = "follower"
     PRE_CANDIDATE = "pre_candidate"
     CANDIDATE = "candidate"

@@ -105,7 +105,9 @@ class Replication:
         prev_term = self.log.term_at(prev_index)
         if prev_term is None:
             if prev_index > self.log.last_index:
-                raise InvariantViolation(f"progress of {peer} points past the log ({pr.next} > {self.log.last_index + 1})")
+                raise InvariantViolation(
+                    f"progress of {peer} points past the log ({pr.next} > {self.log.last_index + 1})"
+                )
             if self.snapshot is None:
                 raise InvariantViolation(f"entry {pr.next} is compacted but {self.id} holds no snapshot")
             self._send(InstallSnapshot(self.term, self.id, peer, self.snapshot))
@@ -127,7 +129,9 @@ class Replication:
         pr.last_heard_tick = self.ticks
         if msg.success:
             if msg.index > self.log.last_index:
-                raise InvariantViolation(f"{msg.src} claims to match {msg.index} beyond the leader's {self.log.last_index}")
+                raise InvariantViolation(
+                    f"{msg.src} claims to match {msg.index} beyond the leader's {self.log.last_index}"
+                )
             if msg.index > pr.match:
                 pr.match = msg.index
             pr.next = max(pr.next, pr.match + 1)

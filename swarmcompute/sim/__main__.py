@@ -21,14 +21,18 @@ TRACE_TAIL_LINES = 400
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m swarmcompute.sim", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="python -m swarmcompute.sim", description=__doc__.splitlines()[0] if __doc__ else None
+    )
     parser.add_argument("--seeds", type=int, default=100, help="how many seeds to run")
     parser.add_argument("--start", type=int, default=0, help="first seed")
     parser.add_argument("--nodes", type=int, default=None, help="cluster size (default: 3 to 5, chosen by the seed)")
     defaults = SimOptions()
     parser.add_argument("--safety-ticks", type=int, default=defaults.safety_ticks)
     parser.add_argument("--liveness-ticks", type=int, default=defaults.liveness_ticks)
-    parser.add_argument("--trace", type=int, metavar="SEED", default=None, help="run one seed and print its whole trace")
+    parser.add_argument(
+        "--trace", type=int, metavar="SEED", default=None, help="run one seed and print its whole trace"
+    )
     args = parser.parse_args(argv)
     options = replace(defaults, safety_ticks=args.safety_ticks, liveness_ticks=args.liveness_ticks)
 
@@ -50,8 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     first = summary.failures[0]
     replayed = replay_with_trace(first.seed, first.nodes, options)
     tail = replayed.trace[-TRACE_TAIL_LINES:]
-    print(f"--- trace of SWARM_SEED={first.seed} (last {len(tail)} of {len(replayed.trace)} lines; "
-          f"all of it: python -m swarmcompute.sim --trace {first.seed} --nodes {first.nodes}) ---")
+    print(
+        f"--- trace of SWARM_SEED={first.seed} (last {len(tail)} of {len(replayed.trace)} lines; "
+        f"all of it: python -m swarmcompute.sim --trace {first.seed} --nodes {first.nodes}) ---"
+    )
     print("\n".join(tail))
     return 1
 

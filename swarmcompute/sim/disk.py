@@ -8,7 +8,7 @@ random prefix of its records, like a torn write that recovery truncates.
 
 from __future__ import annotations
 
-from swarmcompute.raft.durable import LogBase, LogTruncate, LogRecord, PersistedState, entry_records, replay
+from swarmcompute.raft.durable import LogBase, LogRecord, LogTruncate, PersistedState, entry_records, replay
 from swarmcompute.raft.messages import Entry, HardState, Snapshot
 from swarmcompute.raft.ready import Ready
 

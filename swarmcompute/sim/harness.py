@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 
 from swarmcompute.raft.config import RaftConfig
 from swarmcompute.raft.core import RaftNode
-from swarmcompute.raft.messages import Entry, EntryKind, Message
+from swarmcompute.raft.messages import Entry, EntryKind, Message, Snapshot
 from swarmcompute.raft.ready import Ready, Role
 from swarmcompute.sim.disk import SimRaftDisk
 
@@ -129,7 +129,9 @@ class LockstepCluster:
         self.down.discard(node_id)
         self._restarts += 1
         state = self.disks[node_id].load()
-        self.nodes[node_id] = RaftNode(node_id, self.config, random.Random(f"{self.seed}/{node_id}/{self._restarts}"), state)
+        self.nodes[node_id] = RaftNode(
+            node_id, self.config, random.Random(f"{self.seed}/{node_id}/{self._restarts}"), state
+        )
         self.applied[node_id] = []
         self.process(node_id)
 
@@ -151,6 +153,25 @@ class LockstepCluster:
             raise AssertionError(f"expected one leader, found {leaders}")
         return leaders[0]
 
+    def transcript(self) -> list[str]:
+        """Every delivered message, one line each (etcd-io/raft style transcripts)."""
+        return [f"{m.src}->{m.dst} {describe_message(m)}" for m in self.delivered]
+
     def commands(self, node_id: str) -> list[bytes]:
         """The NORMAL commands a node has applied, in order."""
         return [e.data for e in self.applied[node_id] if e.kind is EntryKind.NORMAL]
+
+
+def describe_message(msg: Message) -> str:
+    """One readable line per message, for traces and transcript tests."""
+    name = type(msg).__name__
+    fields = {k: getattr(msg, k) for k in msg.__slots__ if k not in ("src", "dst")}
+    if "entries" in fields:
+        entries: tuple[Entry, ...] = fields["entries"]
+        fields["entries"] = [
+            f"{e.index}/{e.term}{'' if e.kind is EntryKind.NORMAL else e.kind.value[0]}" for e in entries
+        ]
+    if "snapshot" in fields:
+        snap: Snapshot = fields["snapshot"]
+        fields["snapshot"] = f"{snap.index}/{snap.term}"
+    return name + " " + " ".join(f"{k}={v}" for k, v in fields.items())

@@ -36,7 +36,9 @@ Deliver = Callable[[str, str, Any], None]
 
 
 class SimNetwork:
-    def __init__(self, clock: SimClock, rng: random.Random, deliver: Deliver, faults: NetworkFaults | None = None) -> None:
+    def __init__(
+        self, clock: SimClock, rng: random.Random, deliver: Deliver, faults: NetworkFaults | None = None
+    ) -> None:
         self._clock = clock
         self._rng = rng
         self._deliver = deliver

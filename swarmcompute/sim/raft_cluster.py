@@ -23,11 +23,12 @@ from dataclasses import dataclass, field, replace
 from swarmcompute.errors import MembershipChangeError, NotLeaderError
 from swarmcompute.raft.config import RaftConfig
 from swarmcompute.raft.core import RaftNode
-from swarmcompute.raft.messages import Entry, EntryKind, Message, Snapshot
+from swarmcompute.raft.messages import Message, Snapshot
 from swarmcompute.raft.ready import Role
 from swarmcompute.sim.checkers import RaftChecker
 from swarmcompute.sim.clock import SimClock
 from swarmcompute.sim.disk import SimRaftDisk
+from swarmcompute.sim.harness import describe_message
 from swarmcompute.sim.network import NetworkFaults, SimNetwork
 
 
@@ -134,8 +135,10 @@ class RaftSim:
 
     def run(self) -> SimResult:
         tick = self.opts.tick_ms
-        self._t(f"seed {self.seed} nodes {self.opts.nodes} faults {self.faults} compact_every {self.compact_every} "
-            f"batch {self.raft.max_entries_per_append} crash_rate {self.crash_rate} partition_rate {self.partition_rate} proposals_per_tick {self.proposals_per_tick}")
+        self._t(
+            f"seed {self.seed} nodes {self.opts.nodes} faults {self.faults} compact_every {self.compact_every} "
+            f"batch {self.raft.max_entries_per_append} crash_rate {self.crash_rate} partition_rate {self.partition_rate} proposals_per_tick {self.proposals_per_tick}"
+        )
         for node_id in sorted(self.nodes):
             self.clock.call_at(self.rng.randrange(tick), self._tick, node_id)
         self.clock.call_at(0, self._world_tick)
@@ -148,7 +151,9 @@ class RaftSim:
             if self._liveness_met:
                 liveness_ticks = (self.clock.now_ms - safety_end) // tick
             elif not self.checker.violations:
-                self.checker.fail(f"liveness: no leader committed a new command within {self.opts.liveness_ticks} ticks of healing")
+                self.checker.fail(
+                    f"liveness: no leader committed a new command within {self.opts.liveness_ticks} ticks of healing"
+                )
         for violation in self.checker.violations:
             self._t(f"VIOLATION {violation}")
         return SimResult(
@@ -219,7 +224,7 @@ class RaftSim:
         if node is None or node.core is None:
             return
         if self.opts.trace:
-            self._t(f"{src}->{dst} {_show(msg)}")
+            self._t(f"{src}->{dst} {describe_message(msg)}")
         node.core.step(msg)
         self._process(node)
 
@@ -339,7 +344,9 @@ class RaftSim:
             self._restore_app(node, state.snapshot)
         else:
             node.app_index, node.app_digest = 0, 0
-        self._t(f"{node.id} RESTART term {state.hard_state.term} last {state.last_index} commit {state.hard_state.commit}")
+        self._t(
+            f"{node.id} RESTART term {state.hard_state.term} last {state.last_index} commit {state.hard_state.commit}"
+        )
         self._process(node)
 
     def _partition_random(self) -> None:
@@ -446,7 +453,9 @@ class RaftSim:
             self._liveness_met = True
 
 
-def failover_ticks(seed: int, nodes: int = 3, raft: RaftConfig | None = None, warmup_ticks: int = 40, bound_ticks: int = 200) -> float | None:
+def failover_ticks(
+    seed: int, nodes: int = 3, raft: RaftConfig | None = None, warmup_ticks: int = 40, bound_ticks: int = 200
+) -> float | None:
     """Ticks from a leader's crash until another node leads, on a clean network (None: never).
 
     The figure behind "a new leader within two election timeouts": the cluster
@@ -455,18 +464,6 @@ def failover_ticks(seed: int, nodes: int = 3, raft: RaftConfig | None = None, wa
     """
     sim = RaftSim(seed, SimOptions(nodes=nodes, raft=raft or RaftConfig(), faults=False, membership_changes=False))
     return sim.run_failover(warmup_ticks, bound_ticks)
-
-
-def _show(msg: Message) -> str:
-    name = type(msg).__name__
-    fields = {k: getattr(msg, k) for k in msg.__slots__ if k not in ("src", "dst")}  # type: ignore[union-attr]
-    if "entries" in fields:
-        entries: tuple[Entry, ...] = fields["entries"]
-        fields["entries"] = [f"{e.index}/{e.term}{'' if e.kind is EntryKind.NORMAL else e.kind.value[0]}" for e in entries]
-    if "snapshot" in fields:
-        snap: Snapshot = fields["snapshot"]
-        fields["snapshot"] = f"{snap.index}/{snap.term}"
-    return name + " " + " ".join(f"{k}={v}" for k, v in fields.items())
 
 
 def run_seed(seed: int, options: SimOptions | None = None) -> SimResult:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import cast
 
 import structlog
 
@@ -105,7 +106,9 @@ class RaftStorage:
     def compact(self, snapshot: Snapshot) -> None:
         """Keep ``snapshot`` (from ``RaftNode.compact``) and drop the log entries it covers."""
         if snapshot.index < self._base_index or snapshot.index > self.last_index:
-            raise StorageError(f"cannot compact to {snapshot.index}: the log covers {self._base_index}..{self.last_index}")
+            raise StorageError(
+                f"cannot compact to {snapshot.index}: the log covers {self._base_index}..{self.last_index}"
+            )
         kept = self._entries[snapshot.index - self._base_index :]
         self._install(snapshot, self._hard, kept)
 
@@ -138,7 +141,7 @@ def _decode(payload: bytes, where: Path, allowed: tuple[type, ...] = LOG_RECORD_
         raise CorruptRecordError(f"{where}: a record passed its CRC but is not a raft record ({exc})") from None
     if not isinstance(record, allowed):
         raise CorruptRecordError(f"{where}: unexpected {type(record).__name__} record")
-    return record  # type: ignore[no-any-return]
+    return cast(LogRecord, record)
 
 
 def _read_snapshot(path: Path) -> Snapshot | None:
@@ -155,4 +158,4 @@ def _read_snapshot(path: Path) -> Snapshot | None:
     if len(records) != 1 or clean != len(data) - len(MAGIC):
         raise CorruptRecordError(f"{path} is damaged: expected exactly one intact snapshot record")
     snapshot = _decode(records[0], path, (Snapshot,))
-    return snapshot  # type: ignore[return-value]  # _decode checked the type
+    return cast(Snapshot, snapshot)  # _decode checked the type

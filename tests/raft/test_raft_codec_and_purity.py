@@ -66,7 +66,22 @@ def test_config_data_round_trip() -> None:
 
 ROOT = Path(__file__).resolve().parents[2] / "swarmcompute"
 PURE = [ROOT / "raft", ROOT / "sim"]
-FORBIDDEN = {"asyncio", "socket", "time", "os", "threading", "subprocess", "io", "pathlib", "shutil", "selectors", "zmq", "structlog", "datetime", "tempfile"}
+FORBIDDEN = {
+    "asyncio",
+    "socket",
+    "time",
+    "os",
+    "threading",
+    "subprocess",
+    "io",
+    "pathlib",
+    "shutil",
+    "selectors",
+    "zmq",
+    "structlog",
+    "datetime",
+    "tempfile",
+}
 
 
 def _imports(path: Path) -> set[str]:
@@ -82,7 +97,9 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("path", [p for d in PURE for p in sorted(d.glob("*.py"))], ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize(
+    "path", [p for d in PURE for p in sorted(d.glob("*.py"))], ids=lambda p: f"{p.parent.name}/{p.name}"
+)
 def test_pure_cores_import_no_io_clock_or_global_random(path: Path) -> None:
     if path.name == "__main__.py":
         return  # the simulator's command line is a shell: it may read the clock

@@ -32,7 +32,9 @@ def _log(voters: str, terms: list[int]) -> tuple[Entry, ...]:
 def _cluster_with_logs(logs: dict[str, tuple[Entry, ...]], term: int, config: RaftConfig = CFG) -> LockstepCluster:
     c = LockstepCluster(sorted(logs), config)
     for node_id, entries in logs.items():
-        c.nodes[node_id] = RaftNode(node_id, config, random.Random(node_id), PersistedState(HardState(term, None, 1), None, entries))
+        c.nodes[node_id] = RaftNode(
+            node_id, config, random.Random(node_id), PersistedState(HardState(term, None, 1), None, entries)
+        )
     return c
 
 
@@ -86,9 +88,7 @@ def test_conflicting_suffix_is_replaced_with_fast_back_up_by_term() -> None:
 
 
 def test_a_lagging_follower_is_told_where_its_log_ends() -> None:
-    node = RaftNode(
-        "b", CFG, random.Random(0), PersistedState(HardState(1, None, 1), None, _log("ab", [1, 1]))
-    )
+    node = RaftNode("b", CFG, random.Random(0), PersistedState(HardState(1, None, 1), None, _log("ab", [1, 1])))
     node.step(AppendRequest(1, "a", "b", 9, 1, (), 1))
     (reply,) = node.ready().messages
     assert isinstance(reply, AppendResponse) and not reply.success

@@ -80,7 +80,12 @@ def test_a_seed_replays_exactly_across_processes_and_hash_seeds() -> None:
         env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(root)}
         proc = subprocess.run(
             [sys.executable, "-m", "swarmcompute.sim", "--trace", "3", "--nodes", "4", "--safety-ticks", "80"],
-            capture_output=True, text=True, env=env, cwd=root, timeout=120, check=False,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=root,
+            timeout=120,
+            check=False,
         )
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
         outputs.append(proc.stdout)
@@ -93,7 +98,9 @@ def test_cli_prints_a_summary_and_exits_zero(capsys: pytest.CaptureFixture[str])
     assert out.startswith("seeds=4 violations=0 failed_seeds=0 elections=") and "commits_per_s=" in out
 
 
-def test_cli_reports_the_failing_seed_and_its_trace(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_reports_the_failing_seed_and_its_trace(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Break the log up-to-date check on purpose: the sweep must notice and say which seed."""
 
     def vote_without_log_check(self: RaftNode, msg: VoteRequest) -> None:

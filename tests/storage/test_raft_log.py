@@ -169,7 +169,12 @@ def test_a_node_restarts_from_real_files(tmp_path: Path) -> None:
     storage, state = RaftStorage.open(tmp_path)
     storage.close()
     again = RaftNode("a", cfg, random.Random(1), state)
-    assert (again.term, again.vote, again.commit, again.log.last_index) == (node.term, node.vote, node.commit, node.log.last_index)
+    assert (again.term, again.vote, again.commit, again.log.last_index) == (
+        node.term,
+        node.vote,
+        node.commit,
+        node.log.last_index,
+    )
     assert again.snapshot is not None and again.snapshot.data.startswith(b"state-at-")
     again.tick()
     assert again.role.value == "leader" and again.term == node.term + 1
