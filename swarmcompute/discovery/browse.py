@@ -14,8 +14,8 @@ besides the browser's events (the fast path, for announcements and goodbyes),
 - a known peer whose SRV/TXT/A records have all expired (TTL ``ttl_s`` of ``Discovery``)
   is reported removed; a service in the cache that resolves again is reported found.
 
-That bounds "gone" by TTL + one refresh and "back" by one refresh, at the cost of one
-small query per node per refresh and one answer per peer per half TTL.
+That bounds "gone" by TTL + one refresh and "back" by one refresh (+0.3 s), at the cost
+of one small query per node per refresh and one answer per peer per half TTL.
 """
 
 from __future__ import annotations
@@ -43,6 +43,11 @@ SERVICE_TYPE = "_swarmcompute._tcp.local."
 PROTO_VERSION = "1"
 RESOLVE_TIMEOUT_MS = 1000
 MAX_RESOLVES_IN_FLIGHT = 64
+RECONCILE_DELAY_S = 0.3
+# After a goodbye, records of that service created within this window are the dying
+# node's stragglers (an answer it had queued before leaving), not a comeback.
+GOODBYE_QUIET_MS = 1000
+GOODBYE_MEMORY_MS = 300_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +104,8 @@ class PeerBrowser:
         self._resolving: dict[str, asyncio.Task[None]] = {}
         self._dirty: set[str] = set()
         self._browser: AsyncServiceBrowser | None = None
+        self._later: asyncio.TimerHandle | None = None
+        self._goodbyes: dict[str, float] = {}
 
     def start(self) -> None:
         """Start zeroconf's browser; events arrive on the running loop."""
@@ -106,6 +113,9 @@ class PeerBrowser:
 
     async def close(self) -> None:
         """Stop browsing and cancel resolutions in flight (awaited, so none outlives us)."""
+        if self._later is not None:
+            self._later.cancel()
+            self._later = None
         if self._browser is not None:
             await self._browser.async_cancel()
             self._browser = None
@@ -116,21 +126,39 @@ class PeerBrowser:
         self._resolving.clear()
 
     def refresh(self) -> None:
-        """Ask the LAN once more and reconcile the table with the cache (see module doc)."""
+        """Ask the LAN once more and reconcile the table with the cache (see module doc).
+
+        Reconciles now and once more ``RECONCILE_DELAY_S`` later, when the answers to
+        this query are in: answers that only refresh an expired record raise no event.
+        """
         now = current_time_millis()
         self._networks = local_ipv4_networks()
-        pointers = [
-            record
-            for record in self._zc.cache.async_all_by_details(SERVICE_TYPE, _TYPE_PTR, _CLASS_IN)
-            if isinstance(record, DNSPointer) and not record.is_expired(now)
-        ]
+        pointers = self._pointers(now)
         query = DNSOutgoing(_FLAGS_QR_QUERY, True)
         query.add_question(DNSQuestion(SERVICE_TYPE, _TYPE_PTR, _CLASS_IN))
         for pointer in pointers:
             srv = self._zc.cache.get_by_details(pointer.alias, _TYPE_SRV, _CLASS_IN)
-            if srv is not None and srv.get_remaining_ttl(now) * 2 > srv.ttl:
-                query.add_answer_at_time(pointer, now)
+            if srv is not None and srv.get_remaining_ttl(now) * 2 > srv.ttl and pointer.alias not in self._goodbyes:
+                query.add_answer_at_time(pointer, now)  # a node back after a goodbye must answer again
         self._zc.async_send(query)
+        self._reconcile(pointers, now)
+        if self._later is not None:
+            self._later.cancel()
+        self._later = asyncio.get_running_loop().call_later(RECONCILE_DELAY_S, self._reconcile_now)
+
+    def _pointers(self, now: float) -> list[DNSPointer]:
+        return [
+            record
+            for record in self._zc.cache.async_all_by_details(SERVICE_TYPE, _TYPE_PTR, _CLASS_IN)
+            if isinstance(record, DNSPointer) and not record.is_expired(now)
+        ]
+
+    def _reconcile_now(self) -> None:
+        self._later = None
+        now = current_time_millis()
+        self._reconcile(self._pointers(now), now)
+
+    def _reconcile(self, pointers: list[DNSPointer], now: float) -> None:
         for pointer in pointers:
             name = pointer.alias
             info = AsyncServiceInfo(SERVICE_TYPE, name)
@@ -142,11 +170,25 @@ class PeerBrowser:
         live = {p.alias for p in pointers}
         for name in [n for n in self.peers if n not in live]:
             self._drop(name, reason="expired")
+        for name in [n for n, at in self._goodbyes.items() if now - at > GOODBYE_MEMORY_MS]:
+            del self._goodbyes[name]
+
+    def _back_after_goodbye(self, name: str) -> bool:
+        """False while the only records of a service that said goodbye are its stragglers."""
+        said_goodbye_at = self._goodbyes.get(name)
+        if said_goodbye_at is None:
+            return True
+        srv = self._zc.cache.get_by_details(name, _TYPE_SRV, _CLASS_IN)
+        if srv is None or srv.created <= said_goodbye_at + GOODBYE_QUIET_MS:
+            return False
+        del self._goodbyes[name]
+        return True
 
     def _on_state_change(
         self, zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange
     ) -> None:
         if state_change is ServiceStateChange.Removed:
+            self._goodbyes[name] = current_time_millis()
             self._drop(name, reason="goodbye")
         else:
             self._schedule_resolve(name)
@@ -178,6 +220,8 @@ class PeerBrowser:
     def _upsert(self, name: str, ad: PeerAd) -> None:
         if ad.node_id == self._self_node_id:
             self.heard_self.set()
+            return
+        if not self._back_after_goodbye(name):
             return
         old = self.peers.get(name)
         if old == ad:

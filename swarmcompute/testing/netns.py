@@ -227,10 +227,15 @@ class Host:
         self.cut_mode = None
 
     def set_ip(self, ip: str) -> None:
-        """Move ``eth0`` to a new address on the LAN (as a DHCP renumbering would)."""
+        """Move ``eth0`` to a new address on the LAN, as a DHCP renumbering would.
+
+        The old address goes first: deleting a primary address would take a new
+        secondary one in the same subnet with it.
+        """
         prefix = self.lan.subnet.prefixlen
-        sh(["ip", "-n", self.netns, "addr", "add", f"{ip}/{prefix}", "dev", "eth0"])
         sh(["ip", "-n", self.netns, "addr", "del", f"{self.ip}/{prefix}", "dev", "eth0"])
+        sh(["ip", "-n", self.netns, "addr", "add", f"{ip}/{prefix}", "dev", "eth0"])
+        sh(["ip", "-n", self.netns, "route", "replace", "224.0.0.0/4", "dev", "eth0"])
         self.ip = ip
 
 
@@ -315,6 +320,10 @@ class Lan:
             _signal_group(proc.pid, signal.SIGKILL)  # the leader if it lingers, and stragglers
             proc.wait(timeout=CMD_TIMEOUT_S)
         return proc.returncode
+
+    def stderr_path(self, proc: subprocess.Popen[str]) -> Path | None:
+        """Where a process started here writes its stderr (None if the caller redirected it)."""
+        return next((path for p, path in self._procs if p is proc), None)
 
     def leftovers(self) -> list[str]:
         """Namespaces of this LAN that still exist."""

@@ -1,0 +1,39 @@
+"""Which interfaces mDNS uses and which advertised address a peer dials: plain functions."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+from zeroconf import InterfaceChoice, IPVersion
+
+from swarmcompute.discovery.addresses import advertised_addresses, interfaces_for, is_wildcard, pick_host
+
+
+@pytest.mark.parametrize("bind", [None, "", "0.0.0.0", "::"])
+def test_wildcard_bind_uses_every_ipv4_interface(bind: str | None) -> None:
+    assert is_wildcard(bind)
+    assert interfaces_for(bind) == (InterfaceChoice.All, IPVersion.V4Only)
+
+
+def test_specific_bind_restricts_to_that_address() -> None:
+    assert interfaces_for("127.0.0.1") == (["127.0.0.1"], IPVersion.V4Only)
+    assert interfaces_for("fd00::5") == (["fd00::5"], IPVersion.V6Only)
+    assert advertised_addresses("10.1.2.3") == ["10.1.2.3"]
+
+
+def test_wildcard_advertises_no_loopback_unless_alone() -> None:
+    found = advertised_addresses(None)
+    assert found
+    non_loopback = [a for a in found if not ipaddress.IPv4Address(a).is_loopback]
+    assert non_loopback == found or found == ["127.0.0.1"]
+
+
+NETS = [ipaddress.IPv4Network("10.9.8.0/24"), ipaddress.IPv4Network("127.0.0.0/8")]
+
+
+def test_pick_host_prefers_a_shared_subnet_in_the_given_order() -> None:
+    assert pick_host(["192.168.5.5", "10.9.8.7", "10.9.8.9"], NETS) == "10.9.8.7"
+    assert pick_host(["172.16.0.1", "192.168.5.5"], NETS) == "172.16.0.1"
+    assert pick_host(["fe80::1", "10.9.8.7"], NETS) == "10.9.8.7"
+    assert pick_host([], NETS) is None
