@@ -19,9 +19,9 @@ import structlog
 from swarmcompute import codec
 from swarmcompute.api import messages as m
 from swarmcompute.api.protocol import LENGTH_PREFIX, MAX_FRAME_BYTES, frame, socket_address
-from swarmcompute.errors import FrameTooLargeError, ProtocolError, SwarmError, WaitTimeoutError
+from swarmcompute.errors import FrameTooLargeError, JobNotFoundError, ProtocolError, SwarmError, WaitTimeoutError
 from swarmcompute.executor.logfile import read_chunks
-from swarmcompute.state.job import JobState
+from swarmcompute.state.job import Job, JobState
 
 if TYPE_CHECKING:
     from swarmcompute.node.daemon import Daemon
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 MAX_LIST_LIMIT = 10_000
+CATCH_UP_S = 2.0
 
 
 async def read_message(reader: asyncio.StreamReader) -> Any | None:
@@ -109,16 +110,16 @@ class ControlServer:
             case m.Wait(job_ids=refs, timeout_s=timeout_s):
                 await _send(writer, m.Reply(await self._wait(refs, timeout_s)))
             case m.GetJob(ref=ref, with_output=with_output):
-                await _send(writer, m.Reply(daemon.job_view(daemon.table.resolve(ref), with_output=with_output)))
+                await _send(writer, m.Reply(daemon.job_view(await self._resolve(ref), with_output=with_output)))
             case m.ListJobs(limit=limit, states=states):
                 wanted = [JobState(s) for s in states if s in JobState._value2member_map_]
                 jobs = daemon.table.recent(max(0, min(limit, MAX_LIST_LIMIT)), wanted or None)
                 await _send(writer, m.Reply([daemon.job_view(j) for j in jobs]))
             case m.Logs(ref=ref, follow=follow, attempt=attempt):
-                job = daemon.table.resolve(ref)
+                job = await self._resolve(ref)
                 await self._stream(job.id, writer, follow=follow, attempt=attempt)
             case m.Cancel(refs=refs):
-                ids = [daemon.table.resolve(r).id for r in refs]
+                ids = [(await self._resolve(r)).id for r in refs]
                 await daemon.cancel(ids)
                 await _send(writer, m.Reply([daemon.job_view(daemon.table.resolve(i)) for i in ids]))
             case m.Status():
@@ -131,9 +132,26 @@ class ControlServer:
                 log.warning("control_message_dropped", error=f"unexpected {type(request).__name__}")
                 raise ProtocolError(f"{type(request).__name__} is not a request")
 
+    async def _resolve(self, ref: str) -> Job:
+        """Find a job; on a follower give the replica a moment to catch up first.
+
+        A job submitted through another node is committed before that node
+        answers, but this replica may apply it a few milliseconds later.
+        """
+        daemon = self._daemon
+        deadline = time.monotonic() + CATCH_UP_S
+        while True:
+            try:
+                return daemon.table.resolve(ref)
+            except JobNotFoundError:
+                left = deadline - time.monotonic()
+                if daemon.committer.raft.is_leader or left <= 0:
+                    raise
+                await daemon.wait_changed(left)
+
     async def _wait(self, refs: tuple[str, ...], timeout_s: float | None) -> list[dict[str, Any]]:
         daemon = self._daemon
-        ids = [daemon.table.resolve(r).id for r in refs]
+        ids = [(await self._resolve(r)).id for r in refs]
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         remaining = list(ids)
         table = daemon.table

@@ -22,6 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--new-cluster", action="store_true")
     parser.add_argument("--no-mdns", action="store_true")
     parser.add_argument("--voter-grace", type=float, default=30.0)
+    parser.add_argument("--max-voters", type=int, default=5)
+    parser.add_argument("--gossip", choices=["lan", "local"], default="lan",
+                        help="gossip timings: lan (default) or local (one machine: faster failure detection)")
     parser.add_argument("--log-format", choices=["console", "json"], default="console")
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--log-file", help="the file fds 1 and 2 point at, rotated past 10 MiB (detached mode)")
@@ -36,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         new_cluster=args.new_cluster,
         mdns=not args.no_mdns,
         voter_grace_s=args.voter_grace,
+        max_voters=args.max_voters,
+        gossip=args.gossip,
         json_logs=args.log_format == "json",
         log_level=args.log_level,
         log_file=args.log_file,
@@ -53,6 +58,8 @@ def run_daemon(
     new_cluster: bool = False,
     mdns: bool = True,
     voter_grace_s: float = 30.0,
+    max_voters: int = 5,
+    gossip: str = "lan",
     json_logs: bool = False,
     log_level: str = "info",
     log_file: str | None = None,
@@ -60,6 +67,7 @@ def run_daemon(
     """Run one daemon until SIGTERM/SIGINT or `swarm leave`; return the exit status."""
     from pathlib import Path
 
+    from swarmcompute.membership.config import GossipConfig
     from swarmcompute.node.daemon import Daemon, DaemonConfig
     from swarmcompute.node.logging_setup import RotatingStdio, configure
 
@@ -67,7 +75,8 @@ def run_daemon(
     daemon = Daemon(
         DaemonConfig(
             paths=paths, name=name, bind=bind, port=port, token=token, peers=peers,
-            new_cluster=new_cluster, mdns=mdns, voter_grace_s=voter_grace_s,
+            new_cluster=new_cluster, mdns=mdns, voter_grace_s=voter_grace_s, max_voters=max_voters,
+            gossip=GossipConfig.local() if gossip == "local" else GossipConfig.lan(),
         )
     )
 
