@@ -242,8 +242,11 @@ class Host:
 class Lan:
     """A bridge and its hosts; a context manager, ``close()`` is safe to call twice."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, show_logs: bool = True) -> None:
+        """``show_logs``: print each process's stderr tail at ``close()`` (pytest shows
+        it only for failed tests); a benchmark turns it off."""
         self.id = f"{PREFIX}{os.getpid()}x{next(_counter)}"
+        self.show_logs = show_logs
         self.switch_netns = f"{self.id}-sw"
         self.bridge = self.id[:15]
         self.subnet = _pick_subnet()
@@ -346,7 +349,8 @@ class Lan:
                     stream.close()
         for name in [h.netns for h in self.hosts.values()] + [self.switch_netns]:
             sh(["ip", "netns", "delete", name], check=False)
-        self._print_logs()
+        if self.show_logs:
+            self._print_logs()
         left = self.leftovers()
         if left:
             raise LanError(f"namespaces left after close: {left}")
