@@ -10,12 +10,13 @@ Timing, chosen for ``swarm join`` to see its peers within about a second on a LA
 - The instance name is the node id, unique by construction (a state dir holds one node
   id and one daemon), so the three 250 ms RFC 6762 probes are skipped
   (``cooperating_responders``): the first announcement goes out at once.
-- Records carry a short TTL (``ttl_s``, 20 s), and every ``refresh_interval_s`` (5 s)
-  the node sends one known-answer query (see ``browse``): a peer that vanished without a
-  goodbye is reported gone after at most TTL + one refresh, one that comes back is found
-  within one refresh. This is a hint for the membership layer, which decides liveness.
-- Every refresh also re-reads the interface addresses (``ifaddr``; microseconds) and
-  re-advertises when they changed.
+- SRV/TXT/A records carry a short TTL (``ttl_s``, 30 s), and every
+  ``refresh_interval_s`` (5 s) the node sends one known-answer query (see ``browse``):
+  a peer that vanished without a goodbye is reported gone after at most TTL + one
+  refresh, one that comes back is found within one refresh. A clean stop sends a
+  goodbye, seen at once. This is a hint for the membership layer, which decides liveness.
+- Every refresh also re-reads the interface addresses (``ifaddr``, about half a
+  millisecond) and re-advertises when they changed; ``update_address`` does it at once.
 
 Interfaces: a specific ``bind`` restricts mDNS to that address's interface; no bind (or
 0.0.0.0) uses every IPv4 interface and advertises every non-loopback address.
