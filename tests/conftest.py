@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 from swarmcompute.testing.daemons import DaemonProcess
+from swarmcompute.testing.netns import lan_fixture
+
+__all__ = ["lan_fixture"]  # the `lan` fixture: a LAN of network namespaces (skips where impossible)
 
 
 @pytest.fixture

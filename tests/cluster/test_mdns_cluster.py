@@ -1,0 +1,78 @@
+"""Clusters found by mDNS alone: on loopback, and on a LAN of network namespaces (cut and healed)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from swarmcompute.testing.daemons import DaemonProcess, free_port, wait_until
+from swarmcompute.testing.netns import Lan
+
+FAST = ("--gossip", "local")
+
+
+def formed(nodes: list[DaemonProcess], n: int) -> bool:
+    statuses = [d.status() for d in nodes]
+    return (
+        len({s["leader"] for s in statuses}) == 1
+        and statuses[0]["leader"] is not None
+        and all(len(s["nodes"]) == n and all(v["state"] == "alive" for v in s["nodes"]) for s in statuses)
+        and all(s["quorum"]["healthy"] for s in statuses)
+    )
+
+
+def test_loopback_nodes_join_by_mdns_alone(daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    first = daemon_factory("m0", port=free_port(), mdns=True, extra_args=(*FAST, "--new-cluster")).start()
+    token = first.token_from_disk()
+    others = [daemon_factory(f"m{i}", port=free_port(), mdns=True, token=token, extra_args=FAST).start() for i in (1, 2)]
+    nodes = [first, *others]
+    wait_until(lambda: formed(nodes, 3), 30, "3 loopback nodes to find each other by mDNS")
+
+
+def test_join_without_token_refuses_when_a_cluster_answers(daemon_factory, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    daemon_factory("r0", port=free_port(), mdns=True, extra_args=(*FAST, "--new-cluster")).start()
+    result = subprocess.run(
+        [sys.executable, "-m", "swarmcompute.node", "--state-dir", str(tmp_path / "second"), "--bind", "127.0.0.1",
+         "--port", str(free_port())],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert "found swarm cluster" in result.stderr and "swarm join --token" in result.stderr
+    assert "--new-cluster" in result.stderr
+    assert not (tmp_path / "second" / "cluster.key").exists()
+
+
+def test_lan_of_three_hosts_by_mdns_survives_a_cut(lan: Lan, daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    hosts = [lan.add_host(f"h{i}") for i in range(3)]
+
+    def node(i: int, token: str | None) -> DaemonProcess:
+        host = hosts[i]
+        return daemon_factory(
+            f"h{i}", bind=host.ip, port=7340, mdns=True, token=token, extra_args=FAST,
+            wrap=("ip", "netns", "exec", host.netns),
+        ).start()
+
+    first = node(0, None)
+    token = first.token_from_disk()
+    nodes = [first, node(1, token), node(2, token)]
+    wait_until(lambda: formed(nodes, 3), 30, "3 hosts to form a cluster with no address given")
+    addresses = sorted(v["address"] for v in first.status()["nodes"])
+    assert addresses == sorted(f"{h.ip}:7340" for h in hosts)
+
+    cut_id = nodes[2].status()["node_id"]
+    hosts[2].cut()
+    rest = nodes[:2]
+
+    def cut_seen() -> bool:
+        statuses = [d.status() for d in rest]
+        return all(
+            next(v for v in s["nodes"] if v["id"] == cut_id)["state"] == "dead" and s["quorum"]["healthy"]
+            for s in statuses
+        )
+
+    wait_until(cut_seen, 30, "the others to mark the cut host dead while keeping quorum")
+    job = nodes[1].client.submit(["echo", "during the cut"])
+    assert nodes[0].client.wait(job, timeout=30)["state"] == "succeeded"
+
+    hosts[2].heal()
+    wait_until(lambda: formed(nodes, 3), 45, "the healed host to be alive again everywhere")
