@@ -43,6 +43,15 @@ def local_ipv4_addresses() -> list[str]:
     return sorted(addresses, key=lambda a: ipaddress.IPv4Address(a).is_loopback)
 
 
+def local_addresses() -> set[str]:
+    """Every IPv4 and IPv6 address on this machine's interfaces (IPv6 without scope)."""
+    found: set[str] = set()
+    for adapter in ifaddr.get_adapters():
+        for ip in adapter.ips:
+            found.add(ip.ip if isinstance(ip.ip, str) else ip.ip[0])
+    return found
+
+
 def local_ipv4_networks() -> list[ipaddress.IPv4Network]:
     """The IPv4 subnets this machine is directly on, to pick the address a peer can reach."""
     networks: list[ipaddress.IPv4Network] = []

@@ -47,6 +47,7 @@ from swarmcompute.discovery.addresses import (
     advertised_addresses,
     interfaces_for,
     is_wildcard,
+    local_addresses,
     loopback_has_multicast_flag,
 )
 from swarmcompute.discovery.browse import PROTO_VERSION, SERVICE_TYPE, PeerAd, PeerBrowser
@@ -275,6 +276,9 @@ async def find_clusters(
 
 
 def _open_zeroconf(bind: str | None) -> AsyncZeroconf:
+    if not is_wildcard(bind) and bind not in local_addresses():
+        # zeroconf would only log a warning and then listen nowhere
+        raise DiscoveryError(f"mDNS cannot start on {bind}: no interface here has that address; check --bind")
     interfaces, ip_version = interfaces_for(bind)
     try:
         return AsyncZeroconf(interfaces=interfaces, ip_version=ip_version)
