@@ -86,7 +86,7 @@ def connect(docker_host: str | None = None, *, timeout_s: float | None) -> docke
     and a ``wait`` should use.
     """
     probe_timeout_s = PROBE_TIMEOUT_S if timeout_s is None else min(timeout_s, 10.0)
-    _check_unix_socket(docker_host, probe_timeout_s)
+    check_engine_socket(docker_host, probe_timeout_s)
     probe = _client(docker_host, version=PROBE_API_VERSION, timeout_s=probe_timeout_s)
     try:
         probe.ping()
@@ -95,11 +95,12 @@ def connect(docker_host: str | None = None, *, timeout_s: float | None) -> docke
     return _client(docker_host, version="auto", timeout_s=timeout_s)
 
 
-def _check_unix_socket(docker_host: str | None, timeout_s: float) -> None:
+def check_engine_socket(docker_host: str | None, timeout_s: float = PROBE_TIMEOUT_S) -> None:
     """Raise ``ConnectionError`` when a ``unix://`` engine socket does not accept a connection.
 
-    Done with our own socket because the SDK's unix transport leaks the socket of a failed
-    connect (it is only closed, with a ResourceWarning, by the garbage collector).
+    Call it before an SDK call that may meet a vanished engine: the SDK's unix transport leaks
+    the socket of a failed connect (only the garbage collector closes it, with a
+    ResourceWarning). Other transports are left to the SDK.
     """
     address = engine_address(docker_host)
     if not address.startswith("unix://"):
@@ -125,7 +126,7 @@ def docker_available(docker_host: str | None = None, timeout_s: float = PROBE_TI
     For the daemon to decide whether to gossip images and accept ``--image`` jobs at all.
     """
     try:
-        _check_unix_socket(docker_host, timeout_s)
+        check_engine_socket(docker_host, timeout_s)
         probe = _client(docker_host, version=PROBE_API_VERSION, timeout_s=timeout_s)
     except ENGINE_ERRORS:
         return False

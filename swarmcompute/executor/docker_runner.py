@@ -54,6 +54,7 @@ from swarmcompute.executor.docker_engine import (
     LABEL_JOB_ID,
     LABEL_NODE,
     ContainerSpec,
+    check_engine_socket,
     connect,
     engine_address,
     list_images,
@@ -424,6 +425,7 @@ class DockerExecutor:
 
     def _remove_quietly(self, container_id: str) -> bool:
         try:
+            check_engine_socket(self._docker_host)
             self._connect().api.remove_container(container_id, force=True)
             return True
         except docker.errors.NotFound:
@@ -471,11 +473,13 @@ class DockerExecutor:
         finally:
             _close_stream(stream)
         try:
+            check_engine_socket(self._docker_host)
             status = self._streams().api.wait(container_id)
             exit_code = int(status.get("StatusCode", -1))
             if status.get("Error"):
                 error = f"the engine reports: {status['Error']}"
         except (SpawnFailed, *ENGINE_ERRORS) as exc:
+            self._forget_client_if_lost(exc)
             error = f"lost the Docker engine at {engine_address(self._docker_host)}: {_explain(exc)}"
         removed = self._remove_quietly(container_id)
         _post(loop, self._on_container_end, att, exit_code, error, removed)
@@ -633,7 +637,7 @@ def _log_stop_failure(future: asyncio.Future[None], att: _Attempt) -> None:
     if future.cancelled():
         return
     exc = future.exception()
-    if exc is not None:
+    if exc is not None and not isinstance(exc, docker.errors.NotFound):  # NotFound: it just ended
         _log.warning(
             "container_stop_failed", job_id=att.spec.job_id, attempt=att.spec.attempt, error=_explain(exc)
         )

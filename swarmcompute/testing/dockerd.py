@@ -124,10 +124,15 @@ class PrivateDockerd:
         """A client for this engine; the caller closes it."""
         return docker.DockerClient(base_url=self.host, timeout=timeout_s)  # type: ignore[arg-type]
 
-    def stop(self) -> None:
-        """Remove every container, stop dockerd by PID (SIGTERM, then SIGKILL), remove its dirs."""
+    def stop(self, *, remove_containers: bool = True) -> None:
+        """Remove every container, stop dockerd by PID (SIGTERM, then SIGKILL), remove its dirs.
+
+        ``remove_containers=False`` is an engine going away under running jobs (``systemctl stop
+        docker``): dockerd itself then stops its containers on the way out.
+        """
         if self.proc is not None and self.proc.poll() is None:
-            self._remove_all_containers()
+            if remove_containers:
+                self._remove_all_containers()
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=STOP_TIMEOUT_S)

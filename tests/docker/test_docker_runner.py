@@ -3,6 +3,7 @@ spawn failures, stale containers, the log bound, and the image inventory."""
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import time
 
@@ -19,6 +20,7 @@ from swarmcompute.executor.docker_engine import (
     list_images,
 )
 from swarmcompute.executor.logfile import STDERR, STDOUT, truncation_marker
+from swarmcompute.testing.dockerd import PrivateDockerd, build_busybox_image
 
 from docker_helpers import BUSYBOX_TAG, Engine, Harness, bounded, wait_for
 
@@ -322,3 +324,61 @@ def test_wait_for_helper_is_bounded() -> None:
 
     with pytest.raises(AssertionError):
         asyncio.run(wait_for(lambda: False, 0.05, "nothing"))
+
+
+def test_docker_host_from_the_environment(harness: Harness, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", engine.dockerd.host)
+    assert docker_available()
+
+    async def body(h: Harness) -> None:
+        ex = h.executor(docker_host=None)
+        result = await h.run(ex, h.spec("fromenv", ("echo", "env")))
+        assert result.output_tail == b"env\n"
+
+    harness.run_async(body)
+    monkeypatch.setenv("DOCKER_HOST", UNREACHABLE)
+    assert not docker_available()
+
+
+def test_cancel_while_the_container_is_being_created(harness: Harness, engine: Engine) -> None:
+    async def body(h: Harness) -> None:
+        ex = h.executor()
+        starting = asyncio.ensure_future(ex.start(h.spec("early", ("sleep", "60"))))
+        await asyncio.sleep(0)
+        assert ex.is_running("early", 1)
+        assert ex.cancel("early", 1)
+        await bounded(starting, 60, "the start")
+        result = await h.result("early")
+        assert result.reason is EndReason.CANCELLED
+        assert engine.client.containers.list(all=True, filters={"label": f"{LABEL_NODE}={h.node_id}"}) == []
+
+    harness.run_async(body)
+
+
+def test_losing_the_engine_ends_the_attempt(harness: Harness) -> None:
+    """A dockerd that goes away mid-job: the attempt is reported (not hung), with the reason."""
+    second = PrivateDockerd()
+    try:
+        second.start()
+        client = second.client()
+        try:
+            build_busybox_image(client, BUSYBOX_TAG)
+        finally:
+            client.close()
+
+        async def body(h: Harness) -> None:
+            ex = h.executor(docker_host=second.host)
+            await bounded(ex.start(h.spec("orphaned", ("sleep", "60"))), 60, "start")
+            await asyncio.to_thread(second.stop, remove_containers=False)
+            result = await h.result("orphaned")
+            assert result.reason is EndReason.EXITED
+            assert not result.succeeded
+            # dockerd stops its containers on the way out; whether the exit code still reaches
+            # us depends on the race with its socket going away, the end itself does not.
+            if result.exit_code is None:
+                assert result.error is not None
+                assert result.error.startswith(f"lost the Docker engine at {second.host}: ")
+
+        harness.run_async(body)
+    finally:
+        second.stop()
