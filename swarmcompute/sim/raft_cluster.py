@@ -7,8 +7,9 @@ partition, every election timeout. The run has two phases:
   partitions; crashes (some in the middle of a disk write) and restarts from the
   fake disk only; client proposals sent to random nodes and forwarded on
   ``NotLeaderError``; compaction; membership changes and leadership transfers.
-* **liveness** — the network heals and every crashed member restarts; within a
-  bound a leader must commit a new client command that every live member of its
+* **liveness** — the network heals and crashed members restart, then a random
+  minority of the voters (possibly the leader) stays down; within a bound a
+  leader must commit a new client command that every live member of its
   configuration has applied.
 
 The checkers (``checkers.py``) run after every event. A run is cheap without a
@@ -99,6 +100,7 @@ class RaftSim:
         self._next_id = 0
         self._liveness_entry: tuple[str, int, int] | None = None
         self._liveness_met = False
+        self._kept_down: set[str] = set()
         self._commands = 0
         initial = [self._new_id() for _ in range(self.opts.nodes)]
         for node_id in initial:
@@ -199,6 +201,7 @@ class RaftSim:
             self.checker.fail(f"exception at {self.clock.now_ms} ms: {type(exc).__name__}: {exc}")
 
     def _begin_liveness(self) -> None:
+        """Heal the network and restart everyone, then keep a random minority of voters down."""
         self._t("LIVENESS: heal the network, restart every crashed member")
         self.in_liveness = True
         self.net.heal()
@@ -207,6 +210,20 @@ class RaftSim:
             node.crash_mid_write = False
             if node.core is None and not node.decommissioned:
                 self._restart(node.id)
+        cores = [n.core for n in self._alive() if n.core is not None]
+        if not cores:
+            return
+        # Killing k nodes leaves a majority of every configuration in use alive when k is at
+        # most (smallest voter set - 1) // 2: single-server changes keep the sizes close.
+        smallest = min((len(c.membership.voters) for c in cores if c.membership.voters), default=1)
+        latest = max(cores, key=lambda c: (c.membership_index, c.id))
+        k = self.rng.randint(0, max(0, (smallest - 1) // 2))
+        for victim in self.rng.sample(sorted(latest.membership.voters), min(k, len(latest.membership.voters))):
+            node = self.nodes.get(victim)
+            if node is not None and node.core is not None:
+                self._t(f"LIVENESS: {victim} stays down")
+                self._kept_down.add(victim)
+                self._crash(node)
 
     in_liveness = False
 
@@ -335,7 +352,7 @@ class RaftSim:
 
     def _restart(self, node_id: str) -> None:
         node = self.nodes[node_id]
-        if node.core is not None or node.decommissioned:
+        if node.core is not None or node.decommissioned or node_id in self._kept_down:
             return
         state = node.disk.load()
         node.core = RaftNode(node.id, self.raft, self._node_rng(node), state)
@@ -448,7 +465,7 @@ class RaftSim:
         if leader.commit < index:
             return
         members = [self.nodes[m] for m in sorted(leader.membership.members) if m in self.nodes]
-        if all(m.core is not None and m.app_index >= index for m in members if not m.decommissioned):
+        if all(m.app_index >= index for m in members if m.core is not None):
             self._t(f"LIVENESS met: {node_id} committed {index} in term {term}, applied everywhere")
             self._liveness_met = True
 

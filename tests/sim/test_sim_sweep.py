@@ -22,7 +22,7 @@ from swarmcompute.sim.raft_cluster import SimOptions, run_seed
 from swarmcompute.sim.sweep import SweepSummary, replay_with_trace, sweep
 
 SEEDS = int(os.environ.get("SWARM_SIM_SEEDS", "2000"))
-SWEEP_OPTIONS = SimOptions(safety_ticks=120)
+SWEEP_OPTIONS = SimOptions(safety_ticks=100)
 SLOW = os.environ.get("SWARM_SLOW") == "1"
 
 # Seeds that once showed a problem; each stays as a regression test: (seed, nodes, what it found).
