@@ -219,11 +219,11 @@ class RaftSim:
         latest = max(cores, key=lambda c: (c.membership_index, c.id))
         k = self.rng.randint(0, max(0, (smallest - 1) // 2))
         for victim in self.rng.sample(sorted(latest.membership.voters), min(k, len(latest.membership.voters))):
-            node = self.nodes.get(victim)
-            if node is not None and node.core is not None:
+            down = self.nodes.get(victim)
+            if down is not None and down.core is not None:
                 self._t(f"LIVENESS: {victim} stays down")
                 self._kept_down.add(victim)
-                self._crash(node)
+                self._crash(down)
 
     in_liveness = False
 
