@@ -179,3 +179,20 @@ def test_a_node_restarts_from_real_files(tmp_path: Path) -> None:
     again.tick()
     assert again.role.value == "leader" and again.term == node.term + 1
     assert MAGIC == (tmp_path / LOG_FILE).read_bytes()[: len(MAGIC)]
+
+
+def test_a_torn_tail_is_logged_when_it_is_cut(tmp_path: Path) -> None:
+    from structlog.testing import capture_logs
+
+    with RaftStorage.open(tmp_path)[0] as storage:
+        storage.save(_ready(HardState(1, "a", 0), (_e(1, 1), _e(2, 1))))
+    path = tmp_path / LOG_FILE
+    path.write_bytes(path.read_bytes()[:-5])
+    with capture_logs() as logs:
+        storage, state = RaftStorage.open(tmp_path)
+        storage.close()
+    torn = [e for e in logs if e["event"] == "raft_log_torn_tail_truncated"]
+    assert len(torn) == 1 and torn[0]["truncated_bytes"] > 0 and torn[0]["log_level"] == "warning"
+    # The batch was entries then hard state; the torn hard state was never acknowledged
+    # (messages go out only after the sync returns), so falling back to the old one is safe.
+    assert [e.index for e in state.entries] == [1, 2] and state.hard_state == HardState(0, None, 0)
