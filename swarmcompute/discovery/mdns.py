@@ -71,7 +71,9 @@ class Discovery:
 
     ``on_peer`` runs on the event loop when a peer appears or its ad changes (e.g. a new
     address); ``on_peer_removed`` with its node id when it says goodbye or its ad
-    expires. Callbacks must be quick and must not raise (errors are logged).
+    expires. Callbacks must be quick and must not raise (errors are logged). Nodes of
+    every cluster on the LAN are reported, each with its ``cluster_id``: the caller
+    keeps its own and may tell the user about the others.
     """
 
     def __init__(
