@@ -39,6 +39,9 @@ class GossipConfig:
     """Suspicion timeout = ``suspicion_mult * max(1, log10(N)) * probe_interval_ticks``."""
     push_pull_interval_ticks: int = 300
     """Full-state exchange with one random live peer (anti-entropy, partition healing)."""
+    early_push_pull_ticks: int = 20
+    """After a join the push-pull gap starts here and doubles up to the interval above: a
+    view formed during a join burst (every box boots after a power cut) misses rumours."""
     gossip_to_the_dead_ticks: int = 300
     """Keep gossiping to a node this long after it is declared dead, so it can hear and refute."""
     reconnect_interval_ticks: int = 300
@@ -58,7 +61,7 @@ class GossipConfig:
     def __post_init__(self) -> None:
         positive = (
             "tick_ms", "probe_interval_ticks", "probe_timeout_ticks", "gossip_interval_ticks",
-            "retransmit_mult", "suspicion_mult", "push_pull_interval_ticks", "reconnect_interval_ticks",
+            "retransmit_mult", "suspicion_mult", "push_pull_interval_ticks", "early_push_pull_ticks", "reconnect_interval_ticks",
             "join_retry_ticks", "max_piggyback", "max_message_bytes", "max_push_pull_bytes",
         )
         for name in positive:

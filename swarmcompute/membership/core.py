@@ -85,6 +85,8 @@ class Membership:
         self._next_probe = rng.randrange(c.probe_interval_ticks) + 1
         self._next_gossip = rng.randrange(c.gossip_interval_ticks) + 1
         self._next_push_pull = rng.randrange(c.push_pull_interval_ticks) + 1
+        self._push_pull_gap = c.push_pull_interval_ticks
+        """Grows from ``join_retry_ticks`` to the full interval after a join (see ``join``)."""
         self._next_reconnect = rng.randrange(c.reconnect_interval_ticks) + 1
         self._next_join = c.join_retry_ticks
         self.counters: dict[str, int] = dict.fromkeys(
@@ -142,11 +144,17 @@ class Membership:
     def join(self, seeds: list[str]) -> list[Effect]:
         """Push-pull our state to each seed address; retried until a seed answers with its state.
 
+        Also brings the periodic push-pull forward for a while: see below.
+
         Hearing from others is not enough: nodes that joined through us could
         form an island with us if our own join was lost."""
         self._seeds = [s for s in seeds if s != self.address]
         self._joined = not self._seeds
         self._next_join = self._tick + self.config.join_retry_ticks
+        # A young view is partial, and rumours it missed while it was forming have died out:
+        # sync with random peers after 2, 4, 8, 16 s, then settle at the normal push-pull rate.
+        self._push_pull_gap = min(self.config.early_push_pull_ticks, self.config.push_pull_interval_ticks)
+        self._next_push_pull = self._tick + self._push_pull_gap
         out: list[Effect] = []
         for addr in self._seeds:
             self._send_state(addr, None, out, want_reply=True, join=True)
@@ -190,7 +198,8 @@ class Membership:
                     self._declare_dead(node_id, out)
             self._advance_probe(out)
             if t >= self._next_push_pull:
-                self._next_push_pull = t + c.push_pull_interval_ticks
+                self._push_pull_gap = min(c.push_pull_interval_ticks, self._push_pull_gap * 2)
+                self._next_push_pull = t + self._push_pull_gap
                 peer = self._table.live.sample(self._rng, 1)
                 if peer:
                     m = self._table.by_id[peer[0]]

@@ -40,6 +40,7 @@ class GossipSim:
         faults: NetworkFaults | None = None,
         *,
         wire: bool = False,
+        measure_bytes: bool = False,
         record_events: bool = True,
     ) -> None:
         self.seed = seed
@@ -48,6 +49,8 @@ class GossipSim:
         self.clock = SimClock()
         self.net = SimNetwork(self.clock, random.Random(f"{seed}/net"), self._deliver, faults)
         self.wire = wire
+        self.measure_bytes = measure_bytes or wire
+        """Encode every message to count bytes (``wire`` also decodes on arrival)."""
         self.nodes: dict[str, Membership] = {}
         self.up: set[str] = set()
         self._order: list[str] = []
@@ -140,9 +143,11 @@ class GossipSim:
                 dst = self._owner.get(e.address)
                 self.messages_sent += 1
                 payload: Any = e.msg
-                if self.wire:
-                    payload = codec.encode(e.msg)
-                    self.bytes_sent += len(payload)
+                if self.measure_bytes:
+                    data = codec.encode(e.msg)
+                    self.bytes_sent += len(data)
+                    if self.wire:
+                        payload = data
                 if dst is None:
                     self.unroutable += 1
                     continue
