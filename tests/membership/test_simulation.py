@@ -154,7 +154,11 @@ def check_partition_heals(seed: int) -> None:
     cut = rng.randint(1, n // 2)
     side_a, side_b = ids[:cut], ids[cut:]
     sim.partition([side_a, side_b])
-    sim.run(rng.choice([30, 400]))  # shorter than a suspicion timeout, or long enough for "dead"
+    # shorter than a suspicion timeout; long enough for "dead"; past gossip-to-the-dead (reconnect heals)
+    cut_ticks = rng.choice([30, 400, 1000])
+    sim.run(cut_ticks)
+    if cut_ticks == 1000:
+        assert sim.all_see(side_b[0], DEAD, side_a) and sim.all_see(side_a[0], DEAD, side_b)
     sim.heal()
     took = sim.run(1200, until=sim.converged, check_every=5)
     assert took is not None, f"partition {len(side_a)}/{len(side_b)} did not heal within 1200 ticks"
