@@ -110,8 +110,11 @@ class ReplicatedJobLog:
         self._queue.extend((cmd, None) for cmd in commands)
         self._wakeup.set()
 
-    async def run(self) -> None:
-        """Tick Raft and turn queued commands into entries until ``close``."""
+    async def run(self, *, tick: bool = True) -> None:
+        """Turn queued commands into entries until ``close``; also tick Raft unless the caller does."""
+        if not tick:
+            await self._proposal_loop()
+            return
         ticker = asyncio.create_task(self.raft.run(), name="raft-ticker")
         try:
             await self._proposal_loop()
@@ -160,7 +163,8 @@ class ReplicatedJobLog:
             try:
                 index, term = self.raft.propose(data)
             except NotLeaderError:
-                self._queue[:0] = batch  # lost leadership in between: try again
+                self._queue[:0] = batch  # leadership is moving (a transfer, a step-down): retry shortly
+                await self.raft.wait_leader_change(FORWARD_RESEND_S / 4)
                 continue
             self._last_proposed = index
             futures = [fut for _, fut in batch if fut is not None]
@@ -250,9 +254,9 @@ class ReplicatedJobLog:
         if self.raft.elect_self_if_alone():
             return
         deadline = time.monotonic() + LEADER_WAIT_S
-        while not self.raft.is_leader and time.monotonic() < deadline:
+        while self.raft.leader_id is None and time.monotonic() < deadline:
             await self.raft.wait_leader_change(deadline - time.monotonic())
-        if not self.raft.is_leader:
+        if self.raft.leader_id is None:
             error = NoQuorumError("no leader could be elected: a majority of voters is unreachable")
             for _, fut in self._queue:
                 if fut is not None and not fut.done():

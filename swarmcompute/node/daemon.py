@@ -68,10 +68,12 @@ from swarmcompute.state.table import JobTable, validate_spec
 log = structlog.get_logger(__name__)
 
 RESOURCE_SAMPLE_INTERVAL_S = 2.0
-RAFT_TICK_S = 0.05
-RAFT_ELECTION_TIMEOUT_TICKS = 12
+TICK_S = 0.1
+"""One clock for Raft and gossip: every wakeup costs CPU on a small board, so they share it."""
+RAFT_ELECTION_TIMEOUT_TICKS = 6
 """Elections after 0.6-1.2 s of silence: a new leader within about a second of a crash, yet
-heartbeats (every 100 ms) have six chances to arrive on a busy board or a Wi-Fi hiccup."""
+heartbeats (every 200 ms) have three chances to arrive on a busy board or a Wi-Fi hiccup;
+pre-vote and check-quorum keep a slow node from disrupting a healthy leader."""
 RAFT_HEARTBEAT_TICKS = 2
 MAINTENANCE_INTERVAL_S = 1.0
 LEAVE_TRANSFER_TIMEOUT_S = 3.0
@@ -91,7 +93,6 @@ class DaemonConfig:
     """A voter dead this long is replaced by a live learner, while quorum holds."""
     max_voters: int = 5
     gossip: GossipConfig | None = None
-    raft_tick_s: float = RAFT_TICK_S
     kill_grace_s: float = 5.0
     max_log_bytes: int = 64 * 1024 * 1024
 
@@ -203,7 +204,7 @@ class Daemon:
                     heartbeat_interval_ticks=RAFT_HEARTBEAT_TICKS,
                     max_voters=self.config.max_voters,
                 ),
-                tick_interval_s=self.config.raft_tick_s,
+                tick_interval_s=TICK_S,
             )
             applied = self.committer.open(bootstrap_voters=[identity.node_id] if plan.bootstrap else None)
             self._gossip = GossipHost(
@@ -237,9 +238,9 @@ class Daemon:
             if plan.created_now:
                 log.info("cluster_token", hint="join other machines with: swarm join --token TOKEN", token=plan.key.token)
             async with asyncio.TaskGroup() as tasks:
-                committer = tasks.create_task(self.committer.run())
+                committer = tasks.create_task(self.committer.run(tick=False))
                 workers = [
-                    tasks.create_task(self.gossip.run()),
+                    tasks.create_task(self._clock_loop()),
                     tasks.create_task(link.join_loop(self._is_member)),
                     tasks.create_task(self._schedule_loop()),
                     tasks.create_task(self._start_loop()),
@@ -517,6 +518,14 @@ class Daemon:
             except (MembershipChangeError, NotLeaderError) as exc:
                 log.info("dead_voter_removal_deferred", voter=voter, reason=str(exc))
             return  # one change at a time
+
+    async def _clock_loop(self) -> None:
+        """Tick Raft and gossip together (both count 100 ms ticks)."""
+        raft, gossip = self.committer.raft, self.gossip
+        while True:
+            await asyncio.sleep(TICK_S)
+            raft.tick()
+            gossip.tick()
 
     async def _resource_loop(self) -> None:
         resources = self._resources()

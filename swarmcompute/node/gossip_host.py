@@ -43,18 +43,21 @@ class GossipHost:
         self._on_event = on_event
         self._sample_meta = sample_meta
         self.core = Membership(node_id, address, self.config, rng or random.Random(), meta=sample_meta())
+        self._ticks = 0
+        self._ticks_per_meta = max(1, round(META_INTERVAL_S * 1000.0 / self.config.tick_ms))
 
     async def run(self) -> None:
-        """Tick until cancelled; refresh our advertised resources now and then."""
-        tick_s = self.config.tick_ms / 1000.0
-        ticks_per_meta = max(1, round(META_INTERVAL_S / tick_s))
-        count = 0
+        """Tick until cancelled (the daemon ticks through its shared clock instead)."""
         while True:
-            await asyncio.sleep(tick_s)
-            self._carry(self.core.tick())
-            count += 1
-            if count % ticks_per_meta == 0:
-                self._carry(self.core.set_meta(self._sample_meta()))
+            await asyncio.sleep(self.config.tick_ms / 1000.0)
+            self.tick()
+
+    def tick(self) -> None:
+        """One gossip tick; every ``META_INTERVAL_S`` also re-advertise our resources."""
+        self._carry(self.core.tick())
+        self._ticks += 1
+        if self._ticks % self._ticks_per_meta == 0:
+            self._carry(self.core.set_meta(self._sample_meta()))
 
     def step(self, sender: str, msg: object) -> None:
         self._carry(self.core.step(sender, msg))  # type: ignore[arg-type]

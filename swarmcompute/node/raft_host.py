@@ -63,7 +63,7 @@ class RaftHost:
         self._scheduled = False
         self._applied_changed = asyncio.Event()
         self._leader_changed = asyncio.Event()
-        self._last_role: Role | None = None
+        self._last_role: tuple[Role, str | None] | None = None
         self._saved_hard: HardState | None = None
         self._unsaved_commit: HardState | None = None
 
@@ -96,11 +96,15 @@ class RaftHost:
             self._storage = None
 
     async def run(self) -> None:
-        """Tick the core until cancelled."""
+        """Tick the core until cancelled (the daemon ticks through its shared clock instead)."""
         while True:
             await asyncio.sleep(self._tick_interval_s)
-            self.node.tick()
-            self._process_ready()
+            self.tick()
+
+    def tick(self) -> None:
+        """One tick of logical time, and whatever work it produced."""
+        self.node.tick()
+        self._process_ready()
 
     # -- inputs ------------------------------------------------------------------
 
@@ -177,6 +181,7 @@ class RaftHost:
         return self.node.status()
 
     async def wait_leader_change(self, timeout_s: float | None) -> None:
+        """Return when this node's role or the leader it knows changes (or the timeout)."""
         try:
             await asyncio.wait_for(self._leader_changed.wait(), timeout_s)
         except TimeoutError:
@@ -245,7 +250,7 @@ class RaftHost:
             if rd.committed:
                 self._applied_changed.set()
                 self._applied_changed = asyncio.Event()
-        if node.role is not self._last_role:
-            self._last_role = node.role
+        if (node.role, node.leader_id) != self._last_role:
+            self._last_role = (node.role, node.leader_id)
             self._leader_changed.set()
             self._leader_changed = asyncio.Event()

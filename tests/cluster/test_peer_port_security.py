@@ -18,7 +18,9 @@ def two_node_cluster(daemon_factory) -> tuple[DaemonProcess, DaemonProcess, int]
     a = daemon_factory("a", port=port, extra_args=("--gossip", "local")).start()
     b = daemon_factory("b", port=free_port(), token=a.token_from_disk(), peers=(f"127.0.0.1:{port}",),
                        extra_args=("--gossip", "local")).start()
-    wait_until(lambda: len(a.status()["nodes"]) == 2 and a.status()["quorum"]["healthy"], 30, "a 2-node cluster")
+    wait_until(
+        lambda: len(a.status()["quorum"]["voters"]) == 2 and a.status()["quorum"]["healthy"], 30, "a 2-voter cluster"
+    )
     return a, b, port
 
 
