@@ -85,7 +85,10 @@ def discovery(root: Path, runs: int) -> list[float]:
             wait_until(cluster.formed, 30, "two nodes")
             start = time.monotonic()
             cluster.add(wait=False)
-            wait_until(lambda: all(len(n.status()["nodes"]) == 3 for n in cluster.live() if n.client.ping()) and cluster.formed(), 30, "the third node everywhere", interval_s=0.01)
+            def everywhere(c: Cluster = cluster) -> bool:
+                return all(len(n.status()["nodes"]) == 3 for n in c.live() if n.client.ping()) and c.formed()
+
+            wait_until(everywhere, 30, "the third node everywhere", interval_s=0.01)
             times.append(time.monotonic() - start)
         finally:
             cluster.close()
@@ -105,7 +108,7 @@ def failover(root: Path, runs: int) -> list[float]:
             victim = next(n for n in cluster.live() if n.status()["node_id"] == old)
             start = time.monotonic()
             victim.kill()
-            wait_until(lambda: cluster.leader() not in (None, old), 30, "a new leader", interval_s=0.005)
+            wait_until(lambda old=old: cluster.leader() not in (None, old), 30, "a new leader", interval_s=0.005)
             times.append(time.monotonic() - start)
             victim.start()  # back as a follower, same identity
     finally:
@@ -144,7 +147,7 @@ def idle(root: Path, n: int, seconds: float) -> tuple[float, float, float]:
         before = [p.cpu_times() for p in procs]
         time.sleep(seconds)
         after = [p.cpu_times() for p in procs]
-        cpu = [100.0 * ((a.user - b.user) + (a.system - b.system)) / seconds for a, b in zip(after, before)]
+        cpu = [100.0 * ((a.user - b.user) + (a.system - b.system)) / seconds for a, b in zip(after, before, strict=True)]
         rss = [p.memory_info().rss / 2**20 for p in procs]
         return statistics.mean(rss), max(rss), statistics.mean(cpu)
     finally:
