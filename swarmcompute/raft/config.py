@@ -24,6 +24,8 @@ class RaftConfig:
     """Learners beyond this stay non-voting workers."""
     max_entries_per_append: int = 64
     """Bound on one AppendRequest; a lagging follower catches up over several."""
+    max_inflight_appends: int = 8
+    """AppendRequests the leader pipelines to a follower on each acknowledgement while it catches up."""
     auto_promote: bool = True
     """The leader promotes a caught-up, live learner while voters are below ``max_voters``."""
     pre_vote: bool = True
@@ -36,8 +38,8 @@ class RaftConfig:
             raise ConfigError("heartbeat_interval_ticks must be at least 1 and below election_timeout_ticks")
         if self.max_voters < 1:
             raise ConfigError("max_voters must be at least 1")
-        if self.max_entries_per_append < 1:
-            raise ConfigError("max_entries_per_append must be at least 1")
+        if self.max_entries_per_append < 1 or self.max_inflight_appends < 1:
+            raise ConfigError("max_entries_per_append and max_inflight_appends must be at least 1")
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,10 @@ Terms and roles
   * At most one vote per term, persisted (in the Ready) before the reply is sent.
 
 Elections
-  * Only voters campaign. A follower that hears no leader for its randomized
+  * Only voters campaign, and a server that an uncommitted configuration removes:
+    until that entry commits it may be the only one whose log can win, so it
+    campaigns among the new voters without counting itself (Ongaro's thesis,
+    4.2.2), commits the entry, and then hands over. A follower that hears no leader for its randomized
     timeout (drawn from [T, 2T) ticks) first runs a *pre-vote* at term+1 without
     bumping its term; only a majority of pre-votes starts the real election. A node
     back from a partition therefore cannot depose a healthy leader.
@@ -166,7 +169,7 @@ class RaftNode(Replication, MembershipOps):
             self._tick_leader()
             return
         self._election_elapsed += 1
-        if self.id not in self.membership.voters:
+        if not self._promotable():
             return
         if self.membership.voters == {self.id} or self._election_elapsed >= self._randomized_timeout:
             self._campaign(pre_vote=self.cfg.pre_vote)
@@ -210,7 +213,7 @@ class RaftNode(Replication, MembershipOps):
             self._follow(msg.src)
             self._on_install_snapshot(msg)
         elif isinstance(msg, TimeoutNow):
-            if self.id in self.membership.voters and self.role is not Role.LEADER:
+            if self._promotable() and self.role is not Role.LEADER:
                 self._event("transfer_campaign", f"asked by {msg.src}")
                 self._campaign(pre_vote=False, transfer=True)
 
@@ -221,7 +224,7 @@ class RaftNode(Replication, MembershipOps):
 
     def campaign(self) -> None:
         """Start an election now (tests, and a daemon that knows the leader is gone)."""
-        if self.role is not Role.LEADER and self.id in self.membership.voters:
+        if self.role is not Role.LEADER and self._promotable():
             self._campaign(pre_vote=self.cfg.pre_vote)
 
     # ------------------------------------------------------------------ outputs

@@ -64,6 +64,21 @@ class MembershipOps:
         if self.role is Role.LEADER:
             self._sync_progress()
 
+    def _promotable(self) -> bool:
+        """Whether this node may start an election (see "Elections" in the core docstring)."""
+        if self.id in self.membership.voters:
+            return True
+        if self._forced is not None or self.membership_index <= self.commit:
+            return False
+        return self.id in self._voters_before(self.membership_index)
+
+    def _voters_before(self, index: int) -> frozenset[str]:
+        """The voters of the configuration in force just before the CONFIG entry at ``index``."""
+        older = [i for i in self._config_indexes if i < index]
+        if older:
+            return frozenset(decode_config(self.log.entry(older[-1]).data).voters)
+        return self._snapshot_membership.voters
+
     def _sync_progress(self) -> None:
         """The leader tracks exactly the other members of the configuration in force."""
         members = self.membership.members - {self.id}

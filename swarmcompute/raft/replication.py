@@ -144,7 +144,10 @@ class Replication:
                 if self._leaving:
                     self._become_follower(self.term, None)
                     return
-            if pr.next <= self.log.last_index:
+            # Catch a follower up with a window of pipelined requests, not one per round trip.
+            for _ in range(self.cfg.max_inflight_appends):
+                if pr.next > self.log.last_index or pr.paused:
+                    break
                 self._send_append(msg.src)
             self._maybe_promote()
             return

@@ -195,3 +195,25 @@ def test_status_names_missing_voters_and_quorum() -> None:
     assert {p.node_id: p.match_index for p in st.peers}["b"] == st.last_index
     follower = c.nodes["b"].status()
     assert follower.leader_id == "a" and follower.quorum_active is None
+
+
+def test_a_server_removed_by_an_uncommitted_config_still_campaigns_when_it_is_needed() -> None:
+    # Found by SWARM_SEED=1000387 (5 nodes, 600 safety ticks): c, the leader, appended its own
+    # removal and lost contact before anyone else had it. Its log is the longest, so b and d
+    # (whose configuration still needs c's vote, a being down) can never win, and c, out of
+    # its own latest configuration, never campaigned: no leader, ever.
+    c = LockstepCluster("abcd", MANUAL)
+    c.elect("c")
+    c.run(2)
+    c.crash("a")
+    c.isolate("c")
+    c.nodes["c"].remove("c")
+    c.process("c")
+    c.run(MANUAL.election_timeout_ticks * 3)  # c steps down (check-quorum); b and d cannot win alone
+    assert not c.leaders()
+    c.heal()
+    c.run(80)
+    leader = c.leader()
+    assert leader in ("b", "d")
+    assert c.nodes[leader].membership.voters == {"a", "b", "d"}
+    assert c.nodes[leader].commit >= c.nodes[leader].membership_index

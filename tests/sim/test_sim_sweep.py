@@ -25,11 +25,21 @@ SEEDS = int(os.environ.get("SWARM_SIM_SEEDS", "2000"))
 SWEEP_OPTIONS = SimOptions(safety_ticks=100)
 SLOW = os.environ.get("SWARM_SLOW") == "1"
 
-# Seeds that once showed a problem; each stays as a regression test: (seed, nodes, what it found).
+# Seeds that once showed a problem; each stays as a regression test:
+# (seed, nodes, safety ticks, liveness bound in ticks, what it found).
 # A seed names a scenario only for this version of the simulator's fault generator.
 REGRESSION_SEEDS = [
-    (69, 3, "a leader removing itself stepped down without TimeoutNow, leaving the cluster leaderless for an election"),
-    (21, 3, "a leaving leader kept accepting proposals, so its successor never caught up before the handover gave up"),
+    (69, 3, 250, 120, "a leader removing itself stepped down without TimeoutNow: leaderless for an election"),
+    (21, 3, 250, 120, "a leaving leader kept accepting proposals, so its successor never caught up for the handover"),
+    (
+        1000387,
+        5,
+        600,
+        120,
+        "no leader ever: the only log that could win was on a server its own uncommitted config removed",
+    ),
+    (1000268, 3, 600, 30, "118 ticks to recover: after reordering, a follower caught up one entry per round trip"),
+    (1000068, 3, 600, 40, "102 ticks to recover: the same catch-up starvation (now a window of pipelined appends)"),
 ]
 
 
@@ -53,10 +63,13 @@ def test_long_seed_sweep() -> None:
     assert not summary.failures, _report(summary)
 
 
-@pytest.mark.parametrize(("seed", "nodes", "found"), REGRESSION_SEEDS, ids=[str(s[0]) for s in REGRESSION_SEEDS])
-def test_regression_seeds(seed: int, nodes: int, found: str) -> None:
-    result = run_seed(seed, SimOptions(nodes=nodes))
+@pytest.mark.parametrize(
+    ("seed", "nodes", "safety_ticks", "bound", "found"), REGRESSION_SEEDS, ids=[str(s[0]) for s in REGRESSION_SEEDS]
+)
+def test_regression_seeds(seed: int, nodes: int, safety_ticks: int, bound: int, found: str) -> None:
+    result = run_seed(seed, SimOptions(nodes=nodes, safety_ticks=safety_ticks))
     assert result.ok, f"SWARM_SEED={seed} ({found}): {result.violations}"
+    assert result.liveness_ticks is not None and result.liveness_ticks <= bound, f"SWARM_SEED={seed}: {found}"
 
 
 def test_regression_seed_69_hands_over_within_a_tick_when_the_leader_removes_itself() -> None:
