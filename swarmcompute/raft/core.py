@@ -400,6 +400,9 @@ class RaftNode(Replication, MembershipOps):
         if self._heartbeat_elapsed >= self.cfg.heartbeat_interval_ticks:
             self._heartbeat_elapsed = 0
             for peer, pr in self.progress.items():
+                sent = pr.snapshot_sent_tick
+                if sent is not None and self.ticks - sent < self.cfg.election_timeout_ticks:
+                    continue  # a snapshot may be large: give it time rather than resend it
                 pr.paused = False
                 self._send_append(peer)
             self._maybe_promote()

@@ -37,6 +37,8 @@ class Progress:
     paused: bool = False
     recent_active: bool = False
     last_heard_tick: int | None = None
+    snapshot_sent_tick: int | None = None
+    """When an InstallSnapshot went out; it is not resent each heartbeat, only after an election timeout."""
 
 
 class Replication:
@@ -112,6 +114,7 @@ class Replication:
                 raise InvariantViolation(f"entry {pr.next} is compacted but {self.id} holds no snapshot")
             self._send(InstallSnapshot(self.term, self.id, peer, self.snapshot))
             pr.probing = pr.paused = True
+            pr.snapshot_sent_tick = self.ticks
             return
         last = min(self.log.last_index, pr.next + self.cfg.max_entries_per_append - 1)
         entries = self.log.slice(pr.next, last)
@@ -127,6 +130,7 @@ class Replication:
             return
         pr.recent_active = True
         pr.last_heard_tick = self.ticks
+        pr.snapshot_sent_tick = None
         if msg.success:
             if msg.index > self.log.last_index:
                 raise InvariantViolation(

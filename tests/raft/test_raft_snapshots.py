@@ -84,3 +84,23 @@ def test_install_snapshot_is_ignored_below_commit_and_resets_an_empty_node() -> 
     fresh.step(InstallSnapshot(a.term, "a", "z", snap))
     rd = fresh.ready()
     assert rd.snapshot == snap and fresh.commit == 3 and fresh.membership.voters == {"a", "b"}
+
+
+def test_a_lost_snapshot_is_resent_after_an_election_timeout_not_every_heartbeat() -> None:
+    c = LockstepCluster("abc", CFG)
+    c.elect("a")
+    c.crash("c")
+    for i in range(10):
+        c.propose("a", b"%d" % i)
+    c.run(2)
+    a = c.nodes["a"]
+    a.compact(a.applied, b"s")
+    c.restart("c")
+    c.drop = lambda m: isinstance(m, InstallSnapshot)
+    c.run(CFG.election_timeout_ticks * 2)
+    attempts = [m for m in c.delivered if isinstance(m, InstallSnapshot)]
+    sent = sum(1 for rd in c.readies["a"] for m in rd.messages if isinstance(m, InstallSnapshot))
+    assert attempts == [] and 2 <= sent <= 4  # ~one per election timeout, not one per heartbeat
+    c.drop = None
+    c.run(CFG.election_timeout_ticks + 2)
+    assert c.nodes["c"].log.snapshot_index == a.log.snapshot_index
