@@ -31,6 +31,7 @@ from typing import Any
 import structlog
 
 from swarmcompute.errors import (
+    ClusterError,
     DaemonAlreadyRunningError,
     InvariantViolation,
     JobAlreadyExistsError,
@@ -77,6 +78,7 @@ pre-vote and check-quorum keep a slow node from disrupting a healthy leader."""
 RAFT_HEARTBEAT_TICKS = 2
 MAINTENANCE_INTERVAL_S = 1.0
 LEAVE_TRANSFER_TIMEOUT_S = 3.0
+LEAVE_BROADCAST_S = 0.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +255,7 @@ class Daemon:
                 await server.close()
                 await self._hand_over_leadership()
                 self.gossip.leave()
+                await asyncio.sleep(LEAVE_BROADCAST_S)  # let the goodbye leave before the sockets close
                 await self.executor.shutdown()  # ends report STOPPED: re-queued as lost
                 self.committer.close()
                 await committer
@@ -550,11 +553,20 @@ class Daemon:
         if open_ids:
             await self.committer.propose([CancelJobs(open_ids, "cancelled by user", time.time())])
 
+    def quorum(self) -> dict[str, Any]:
+        """Voters, the missing ones, and whether a quorum holds (what `swarm status` shows)."""
+        raft = self.committer.raft.status()
+        alive = {v for v in raft.voters if self._is_alive(v)}
+        return quorum_view(raft, alive)
+
     def recover(self) -> list[str]:
-        """`swarm recover`: make the live voters the whole configuration (unsafe by design)."""
-        raft = self.committer.raft
-        voters = sorted(v for v in raft.node.membership.voters if self._is_alive(v))
-        raft.force_config(voters)
+        """`swarm recover`: make the voters `swarm status` does not call missing the whole
+        configuration (unsafe by design: see ``RaftNode.force_config``)."""
+        quorum = self.quorum()
+        if quorum["healthy"]:
+            raise ClusterError("quorum is healthy: nothing to recover (see `swarm status`)")
+        voters = sorted(set(quorum["voters"]) - set(quorum["missing"]) | {self.node_id})
+        self.committer.raft.force_config(voters)
         log.warning("configuration_forced", voters=voters)
         return voters
 
@@ -589,9 +601,8 @@ class Daemon:
     def status(self) -> dict[str, Any]:
         identity = self._identity()
         raft = self.committer.raft.status()
-        members = {m.node_id: m for m in self.gossip.members() if m.state.value != "left"}
+        members = {m.node_id: m for m in self.gossip.members()}
         node_ids = sorted(set(members) | set(raft.voters) | set(raft.learners) | {identity.node_id})
-        alive = {n for n in node_ids if self._is_alive(n)}
         nodes = [
             node_view(
                 n,
@@ -611,7 +622,7 @@ class Daemon:
             "node_id": identity.node_id,
             "leader": raft.leader_id,
             "term": raft.term,
-            "quorum": quorum_view(raft, alive),
+            "quorum": self.quorum(),
             "nodes": nodes,
             "jobs": self.table.counts(),
             "state_dir": str(self.paths.root),

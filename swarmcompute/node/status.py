@@ -30,14 +30,17 @@ def role_of(node_id: str, raft: Status) -> str:
 
 
 def quorum_view(raft: Status, alive: set[str]) -> dict[str, Any]:
+    """A voter is missing when gossip does not see it alive, or, on the leader, when Raft has
+    not heard from it within an election timeout (the faster of the two signals)."""
     voters = list(raft.voters)
+    missing = {v for v in voters if v not in alive}
     if raft.role is Role.LEADER:
-        missing = sorted(raft.missing_voters)
-    else:
-        missing = sorted(v for v in voters if v not in alive)
+        missing |= set(raft.missing_voters)
+    missing.discard(raft.node_id)
+    missing_sorted = sorted(missing)
     needed = len(voters) // 2 + 1
-    healthy = bool(voters) and len(voters) - len(missing) >= needed and raft.leader_id is not None
-    return {"healthy": healthy, "voters": voters, "missing": missing, "needed": needed}
+    healthy = bool(voters) and len(voters) - len(missing_sorted) >= needed and raft.leader_id is not None
+    return {"healthy": healthy, "voters": voters, "missing": missing_sorted, "needed": needed}
 
 
 def node_view(

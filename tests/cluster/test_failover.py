@@ -3,34 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
-from swarmcompute.testing.daemons import DaemonProcess, free_port, wait_until
-
-FAST = ("--gossip", "local")
-
-
-def start_cluster(daemon_factory: Callable[..., DaemonProcess], n: int, *extra: str) -> list[DaemonProcess]:
-    first_port = free_port()
-    first = daemon_factory("n0", port=first_port, extra_args=(*FAST, *extra)).start()
-    token = first.token_from_disk()
-    nodes = [first]
-    for i in range(1, n):
-        nodes.append(
-            daemon_factory(
-                f"n{i}", port=free_port(), token=token, peers=(f"127.0.0.1:{first_port}",), extra_args=(*FAST, *extra)
-            ).start()
-        )
-    return nodes
-
-
-def leader_of(nodes: list[DaemonProcess]) -> str | None:
-    leaders = {n.status()["leader"] for n in nodes if n.alive()}
-    return leaders.pop() if len(leaders) == 1 else None
-
-
-def voters(node: DaemonProcess) -> list[str]:
-    return list(node.status()["quorum"]["voters"])
+from swarmcompute.testing.clusters import leader_of, start_cluster, voters
+from swarmcompute.testing.daemons import wait_until
 
 
 def test_kill_9_of_the_leader_elects_a_new_one_and_jobs_still_run(daemon_factory) -> None:  # type: ignore[no-untyped-def]
