@@ -27,7 +27,14 @@ import structlog
 
 from swarmcompute.errors import MembershipChangeError, NotLeaderError
 from swarmcompute.membership.messages import Ack, Gossip, Ping, PingReq, PushPull
-from swarmcompute.node.cluster_messages import ForwardCommands, ForwardReply, JoinReply, JoinRequest
+from swarmcompute.node.cluster_messages import (
+    ForwardCommands,
+    ForwardReply,
+    JoinReply,
+    JoinRequest,
+    LogData,
+    LogFetch,
+)
 from swarmcompute.node.committer import ReplicatedJobLog
 from swarmcompute.node.gossip_host import GossipHost
 from swarmcompute.raft.messages import (
@@ -103,6 +110,8 @@ class ClusterLink:
         self.job_log: ReplicatedJobLog | None = None
         self.gossip: GossipHost | None = None
         self.on_join_handled: Callable[[str], None] | None = None
+        self.on_log_fetch: Callable[[str, LogFetch], None] | None = None
+        self._log_waiters: dict[str, asyncio.Future[LogData]] = {}
 
     @property
     def address(self) -> str:
@@ -139,6 +148,27 @@ class ClusterLink:
     def learn(self, node_id: str, address: str) -> None:
         if node_id != self.node_id:
             self.book.set(node_id, address)
+
+    # -- output of attempts that ran elsewhere --------------------------------------
+
+    async def fetch_log(self, node_id: str, job_id: str, attempt: int, offset: int, timeout_s: float = 2.0) -> LogData | None:
+        """Output of an attempt from the node that ran it; None when it does not answer in time."""
+        request = LogFetch(os.urandom(8).hex(), job_id, attempt, offset)
+        future: asyncio.Future[LogData] = asyncio.get_running_loop().create_future()
+        self._log_waiters[request.request_id] = future
+        try:
+            deadline = asyncio.get_running_loop().time() + timeout_s
+            while True:  # the first send to a new peer can be dropped while it connects
+                self.send_to(node_id, request)
+                try:
+                    return await asyncio.wait_for(asyncio.shield(future), min(0.25, timeout_s))
+                except TimeoutError:
+                    if asyncio.get_running_loop().time() >= deadline:
+                        return None
+        finally:
+            self._log_waiters.pop(request.request_id, None)
+            if not future.done():
+                future.cancel()
 
     # -- joining -----------------------------------------------------------------
 
@@ -213,5 +243,12 @@ class ClusterLink:
                 self._on_join(sender, msg)
         elif isinstance(msg, JoinReply):
             self._on_join_reply(sender, msg)
+        elif isinstance(msg, LogFetch):
+            if self.on_log_fetch is not None:
+                self.on_log_fetch(sender, msg)
+        elif isinstance(msg, LogData):
+            waiter = self._log_waiters.get(msg.request_id)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(msg)
         else:
             log.warning("peer_message_unexpected", sender=sender, type=type(msg).__name__)

@@ -51,3 +51,25 @@ class ForwardReply:
     """The leader's applied index once the commands were applied there: wait for it locally."""
     error_kind: str = ""
     error: str = ""
+
+
+@codec.message("cluster.log_fetch")
+@dataclass(frozen=True, slots=True)
+class LogFetch:
+    """Ask the node that ran an attempt for its output from ``offset`` (streaming from any node)."""
+
+    request_id: str
+    job_id: str
+    attempt: int
+    offset: int
+    max_bytes: int = 256 * 1024
+
+
+@codec.message("cluster.log_data")
+@dataclass(frozen=True, slots=True)
+class LogData:
+    request_id: str
+    chunks: tuple[tuple[int, bytes], ...]
+    """(stream, bytes) in order: stream 1 is stdout, 2 is stderr."""
+    next_offset: int
+    found: bool = True

@@ -33,12 +33,14 @@ import structlog
 from swarmcompute.errors import (
     ClusterError,
     DaemonAlreadyRunningError,
+    ExecutorError,
     InvariantViolation,
     JobAlreadyExistsError,
     MembershipChangeError,
     NoQuorumError,
     NotLeaderError,
 )
+from swarmcompute.executor.logfile import read_chunks
 from swarmcompute.executor.process import ProcessExecutor
 from swarmcompute.executor.spec import AttemptResult, AttemptSpec
 from swarmcompute.membership.config import GossipConfig
@@ -46,6 +48,7 @@ from swarmcompute.membership.effects import MemberDead, MemberEvent, MemberLeft,
 from swarmcompute.membership.members import ALIVE
 from swarmcompute.membership.resources import sample_meta
 from swarmcompute.node.cluster import ClusterLink
+from swarmcompute.node.cluster_messages import LogData, LogFetch
 from swarmcompute.node.committer import ReplicatedJobLog
 from swarmcompute.node.gossip_host import GossipHost
 from swarmcompute.node.identity import Identity, load_or_create
@@ -218,6 +221,7 @@ class Daemon:
                 config=self.config.gossip,
             )
             link.attach(self.committer, self.gossip)
+            link.on_log_fetch = self._serve_log_fetch
             link.add_seeds(list(plan.seeds) + list(link.book.items().values()))
             if self.config.mdns:
                 discovery = await self._start_discovery(plan)
@@ -569,6 +573,16 @@ class Daemon:
         self.committer.raft.force_config(voters)
         log.warning("configuration_forced", voters=voters)
         return voters
+
+    def _serve_log_fetch(self, sender: str, msg: LogFetch) -> None:
+        """Another node streams an attempt that ran here: send the next chunks of its log."""
+        try:
+            path = self.executor.log_path(msg.job_id, msg.attempt)
+            chunks, offset = read_chunks(path, msg.offset, limit_bytes=min(msg.max_bytes, 1024 * 1024))
+            reply = LogData(msg.request_id, tuple((s, d) for s, d in chunks), offset)
+        except (FileNotFoundError, ExecutorError, ValueError):
+            reply = LogData(msg.request_id, (), msg.offset, found=False)
+        self.link.send_to(sender, reply)
 
     def job_view(self, job: Job, *, with_output: bool = False) -> dict[str, Any]:
         view = job.view(with_output=with_output)
