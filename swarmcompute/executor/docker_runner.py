@@ -72,6 +72,10 @@ _SHUTDOWN_SLACK_S = 10.0
 
 Key = tuple[str, int]
 
+_LAUNCH_ERRORS: tuple[type[BaseException], ...] = (SpawnFailed, *ENGINE_ERRORS)
+"""An engine error, or our own one-line verdict on one (``_connect`` raises ``SpawnFailed``)."""
+_STREAM_ERRORS: tuple[type[BaseException], ...] = (*ENGINE_ERRORS, OSError)
+
 
 class _Attempt:
     """The executor's live record of one attempt, from ``start`` until ``on_exit``."""
@@ -186,15 +190,37 @@ class DockerExecutor:
         loop = asyncio.get_running_loop()
         att = _Attempt(spec, writer, started_at, loop.create_future())
         self._attempts[key] = att
+        launch = loop.run_in_executor(self._pool, self._launch, spec)
         try:
-            container_id, stream = await loop.run_in_executor(self._pool, self._launch, spec)
-        except SpawnFailed as exc:
-            self._fail_launch(att, exc.exit_code, exc.error)
+            await asyncio.shield(launch)
+        except asyncio.CancelledError:
+            # Our caller went away, the engine call did not: adopt its outcome when it lands,
+            # so a container created anyway is stopped, removed and reported, not orphaned.
+            if att.reason is None:
+                att.reason = EndReason.STOPPED
+            launch.add_done_callback(lambda _: self._launched(att, launch, loop))
+            raise
+        except Exception:
+            pass  # _launched reads the outcome from the future
+        self._launched(att, launch, loop)
+
+    def _launched(
+        self,
+        att: _Attempt,
+        launch: asyncio.Future[tuple[str, Iterator[tuple[bytes | None, bytes | None]]]],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        """Carry on with a launch that has finished: watch the container, or report the failure."""
+        spec = att.spec
+        exc = None if launch.cancelled() else launch.exception()
+        if launch.cancelled() or exc is not None:
+            if isinstance(exc, SpawnFailed):
+                self._fail_launch(att, exc.exit_code, exc.error)
+            else:  # task boundary: start never raises for the job's sake
+                _log.error("container_launch_crashed", job_id=spec.job_id, attempt=spec.attempt, error=repr(exc))
+                self._fail_launch(att, None, f"cannot start the container: {exc or 'cancelled'}")
             return
-        except Exception as exc:  # task boundary: start never raises for the job's sake
-            _log.exception("container_launch_crashed", job_id=spec.job_id, attempt=spec.attempt)
-            self._fail_launch(att, None, f"cannot start the container: {exc}")
-            return
+        container_id, stream = launch.result()
         att.container_id = container_id
         reader = threading.Thread(
             target=self._read_container, args=(att, stream, loop),
@@ -208,7 +234,7 @@ class DockerExecutor:
         if att.reason is not None:  # cancelled or shut down while the container was created
             self._send_stop(att)
         elif spec.timeout_s is not None:
-            elapsed_s = time.time() - started_at
+            elapsed_s = time.time() - att.started_at
             att.timeout_handle = loop.call_later(
                 max(spec.timeout_s - elapsed_s, 0.0), self._terminate, att, EndReason.TIMEOUT
             )
@@ -253,6 +279,7 @@ class DockerExecutor:
 
         Only for an executor that runs nothing (or whose loop is gone): it stops nothing.
         """
+        self._stopping = True
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._close_clients()
 
@@ -267,7 +294,7 @@ class DockerExecutor:
         try:
             client = self._connect()
             stale = client.containers.list(all=True, filters={"label": f"{LABEL_NODE}={self._node_id}"})
-        except (SpawnFailed, *ENGINE_ERRORS) as exc:
+        except _LAUNCH_ERRORS as exc:
             _log.info("docker_reap_skipped", engine=engine_address(self._docker_host), error=str(exc))
             return 0
         removed = 0
@@ -295,7 +322,7 @@ class DockerExecutor:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._pool, lambda: list_images(self._connect()))
-        except (SpawnFailed, *ENGINE_ERRORS):
+        except _LAUNCH_ERRORS:
             return []
 
     # -- launching (worker pool) --------------------------------------------------------------
@@ -337,7 +364,7 @@ class DockerExecutor:
             raise SpawnFailed(None, f"cannot create the container: {_explain(exc)}") from exc
         try:
             stream = self._streams().api.attach(container.id, stdout=True, stderr=True, stream=True, demux=True)
-        except (SpawnFailed, *ENGINE_ERRORS) as exc:
+        except _LAUNCH_ERRORS as exc:
             self._remove_quietly(container.id)
             raise SpawnFailed(None, f"cannot attach to the container: {_explain(exc)}") from exc
         try:
@@ -403,13 +430,15 @@ class DockerExecutor:
             _log.info("container_image_pulled", image=image)
             return
         except docker.errors.NotFound as exc:
-            why = f"the registry does not have it ({_explain(exc)})"
+            why, detail = "the registry does not have it", _explain(exc)
         except ENGINE_ERRORS as exc:
-            why = f"no registry is reachable (pull failed: {_explain(exc)})"
+            why, detail = "no registry is reachable", _explain(exc)
         finally:
             puller.close()
         raise SpawnFailed(
-            None, f"image {image} is not on node {self._node_name} and {why}: docker pull or docker load it there"
+            None,
+            f"image {image} is not on node {self._node_name} and {why}: docker pull or docker load it there"
+            f" (pull failed: {detail})",
         )
 
     def _remove_name_clash(self, client: docker.DockerClient, name: str) -> None:
@@ -430,7 +459,7 @@ class DockerExecutor:
             return True
         except docker.errors.NotFound:
             return True
-        except (SpawnFailed, *ENGINE_ERRORS) as exc:
+        except _LAUNCH_ERRORS as exc:
             _log.warning("container_remove_failed", container_id=container_id[:12], error=str(exc))
             return False
 
@@ -468,7 +497,7 @@ class DockerExecutor:
                         att.credits.acquire()
                         if not _post(loop, self._on_chunk, att, fd, data):
                             return
-        except ENGINE_ERRORS + (OSError,) as exc:
+        except _STREAM_ERRORS as exc:
             error = f"lost the container's output: {_explain(exc)}"
         finally:
             _close_stream(stream)
@@ -478,7 +507,7 @@ class DockerExecutor:
             exit_code = int(status.get("StatusCode", -1))
             if status.get("Error"):
                 error = f"the engine reports: {status['Error']}"
-        except (SpawnFailed, *ENGINE_ERRORS) as exc:
+        except _LAUNCH_ERRORS as exc:
             self._forget_client_if_lost(exc)
             error = f"lost the Docker engine at {engine_address(self._docker_host)}: {_explain(exc)}"
         removed = self._remove_quietly(container_id)
@@ -638,6 +667,4 @@ def _log_stop_failure(future: asyncio.Future[None], att: _Attempt) -> None:
         return
     exc = future.exception()
     if exc is not None and not isinstance(exc, docker.errors.NotFound):  # NotFound: it just ended
-        _log.warning(
-            "container_stop_failed", job_id=att.spec.job_id, attempt=att.spec.attempt, error=_explain(exc)
-        )
+        _log.warning("container_stop_failed", job_id=att.spec.job_id, attempt=att.spec.attempt, error=_explain(exc))

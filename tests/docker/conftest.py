@@ -7,11 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from docker_helpers import BUSYBOX_TAG, Engine, Harness
 
 from swarmcompute.executor.docker_engine import LABEL_NODE
 from swarmcompute.testing.dockerd import DockerdUnavailable, PrivateDockerd, build_busybox_image, missing_tools
-
-from docker_helpers import BUSYBOX_TAG, Engine, Harness
 
 
 @pytest.fixture(scope="session")

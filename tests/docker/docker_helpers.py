@@ -43,14 +43,13 @@ class Harness:
         self.node_ids.add(nid)
         kwargs.setdefault("docker_host", self.engine.dockerd.host)
         kwargs.setdefault("kill_grace_s", 1.0)
-        ex = DockerExecutor(
-            self.tmp_path / "logs", nid, on_exit=self._on_exit, on_output=self._on_output, **kwargs
-        )
+        ex = DockerExecutor(self.tmp_path / "logs", nid, on_exit=self._on_exit, on_output=self._on_output, **kwargs)
         self.executors.append(ex)
         return ex
 
-    def spec(self, job_id: str, argv: tuple[str, ...], *, attempt: int = 1, image: str = BUSYBOX_TAG,
-             **kwargs: Any) -> ContainerSpec:
+    def spec(
+        self, job_id: str, argv: tuple[str, ...], *, attempt: int = 1, image: str = BUSYBOX_TAG, **kwargs: Any
+    ) -> ContainerSpec:
         return ContainerSpec(job_id=job_id, attempt=attempt, argv=argv, image=image, **kwargs)
 
     def _event(self, key: tuple[str, int]) -> asyncio.Event:
