@@ -66,6 +66,7 @@ from swarmcompute.executor.spec import AttemptResult, AttemptSpec, EndReason
 _log = structlog.get_logger(__name__)
 
 _JOB_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_NAME_UNSAFE_RE = re.compile(r"[^A-Za-z0-9_.-]")  # what a container name may not hold
 _API_THREADS = 4
 _CHUNKS_IN_FLIGHT = 64  # reader thread -> loop; each chunk is one engine frame (<= 32 KiB or so)
 _SHUTDOWN_SLACK_S = 10.0
@@ -401,7 +402,7 @@ class DockerExecutor:
                 LABEL_NODE: self._node_id,
             },
             # Readable in `docker ps`; the node id keeps two nodes on one engine apart.
-            "name": f"swarm-{self._node_id[:12]}-{spec.job_id}-{spec.attempt}",
+            "name": f"swarm-{_NAME_UNSAFE_RE.sub('-', self._node_id[:12])}-{spec.job_id}-{spec.attempt}",
             "stop_signal": "SIGTERM",
             "auto_remove": False,  # removed by us after the exit code and logs are collected
             "init": self._use_init,

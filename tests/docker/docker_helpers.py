@@ -43,7 +43,8 @@ class Harness:
         self.node_ids.add(nid)
         kwargs.setdefault("docker_host", self.engine.dockerd.host)
         kwargs.setdefault("kill_grace_s", 1.0)
-        ex = DockerExecutor(self.tmp_path / "logs", nid, on_exit=self._on_exit, on_output=self._on_output, **kwargs)
+        kwargs.setdefault("on_exit", self._on_exit)
+        ex = DockerExecutor(self.tmp_path / "logs", nid, on_output=self._on_output, **kwargs)
         self.executors.append(ex)
         return ex
 

@@ -11,7 +11,7 @@ import docker.errors
 import pytest
 from docker_helpers import BUSYBOX_TAG, Engine, Harness, bounded, wait_for
 
-from swarmcompute.executor import TAIL_BYTES, AttemptSpec, EndReason, read_chunks, read_streams
+from swarmcompute.executor import TAIL_BYTES, AttemptResult, AttemptSpec, EndReason, read_chunks, read_streams
 from swarmcompute.executor.docker_engine import (
     LABEL_ATTEMPT,
     LABEL_JOB_ID,
@@ -396,5 +396,22 @@ def test_a_cancelled_start_call_leaves_no_container(harness: Harness, engine: En
         result = await h.result("abandoned")
         assert result.reason is EndReason.STOPPED
         assert engine.client.containers.list(all=True, filters={"label": f"{LABEL_NODE}={h.node_id}"}) == []
+
+    harness.run_async(body)
+
+
+def test_a_leftover_with_the_same_name_is_replaced(harness: Harness, engine: Engine) -> None:
+    """Same node, same attempt, no reap_stale in between: the old container gives way."""
+
+    async def body(h: Harness) -> None:
+        earlier_results: list[AttemptResult] = []
+        earlier = h.executor(on_exit=earlier_results.append)
+        await bounded(earlier.start(h.spec("again", ("sleep", "60"))), 60, "start")
+        old_id = earlier.container_id("again", 1)
+        earlier.close()
+        later = h.executor()
+        result = await h.run(later, h.spec("again", ("echo", "second life")))
+        assert result.output_tail == b"second life\n"
+        assert old_id is not None and _gone(engine, old_id)
 
     harness.run_async(body)
