@@ -24,7 +24,7 @@ import asyncio
 import fcntl
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +120,8 @@ class Daemon:
         self._to_start: list[Job] = []
         self._start_wakeup = asyncio.Event()
         self._dead_since: dict[str, float] = {}
-        self.waiting_reasons: dict[str, str] = {}
+        self.waiting_reasons: dict[str, tuple[str, str]] = {}
+        """job id -> (reason code, message) for pending jobs, from the leader's last placement round."""
         self._committer: ReplicatedJobLog | None = None
         self._link: ClusterLink | None = None
         self._gossip: GossipHost | None = None
@@ -439,7 +440,10 @@ class Daemon:
                 continue
             now = time.time()
             placement = place(self.table, self.capacities(), now)
-            self.waiting_reasons = placement.waiting
+            self.waiting_reasons = {
+                **{k: ("waiting_resources", v) for k, v in placement.waiting.items()},
+                **{k: ("waiting_dependencies", v) for k, v in placement.blocked.items()},
+            }
             if placement.assignments:
                 try:
                     await self.committer.propose([AssignJobs(tuple(placement.assignments), now)])
@@ -544,11 +548,23 @@ class Daemon:
 
     async def submit(self, specs: tuple[JobSpec, ...]) -> list[str]:
         """Durably record new jobs (idempotent by id); return their ids."""
+        batch_ids = {s.id for s in specs}
+
+        def parent(ref: str) -> str:  # an id, a unique prefix or a name, as everywhere else
+            return ref if ref in batch_ids else self.table.resolve(ref).id
+
+        resolved = []
         for spec in specs:
+            if spec.after or spec.after_any:
+                spec = replace(
+                    spec, after=tuple(parent(r) for r in spec.after), after_any=tuple(parent(r) for r in spec.after_any)
+                )
             validate_spec(spec)
             existing = self.table.get(spec.id)
             if existing is not None and existing.spec != spec:
                 raise JobAlreadyExistsError(f"job id {spec.id} is taken by a different job")
+            resolved.append(spec)
+        specs = tuple(resolved)
         await self.committer.propose([SubmitJobs(specs, time.time())])
         return [s.id for s in specs]
 
@@ -588,8 +604,7 @@ class Daemon:
         view = job.view(with_output=with_output)
         waiting = self.waiting_reasons.get(job.id)
         if waiting and job.state is JobState.PENDING:
-            view["reason"] = "waiting_resources"
-            view["message"] = waiting
+            view["reason"], view["message"] = waiting
         return view
 
     async def wait_changed(self, timeout_s: float | None) -> None:

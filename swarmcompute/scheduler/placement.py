@@ -2,7 +2,8 @@
 
 Rules, in order:
 
-1. Runnable jobs only: pending and past their retry backoff.
+1. Runnable jobs only: pending, past their retry backoff, and with every
+   ``after`` parent succeeded and every ``after_any`` parent ended.
 2. Higher ``priority`` first, first-submitted first within a level.
 3. A node fits when its free capacity (total minus what jobs already assigned
    or running there reserve, minus what earlier placements in this same round
@@ -41,7 +42,9 @@ class NodeCapacity:
 class Placement:
     assignments: list[Assignment]
     waiting: dict[str, str]
-    """job id -> why it cannot run yet (for pending jobs that were considered)."""
+    """job id -> why no node can take it now (resources, pins)."""
+    blocked: dict[str, str] = field(default_factory=dict)
+    """job id -> the parent jobs it still waits for."""
 
 
 @dataclass(slots=True)
@@ -58,10 +61,20 @@ def place(table: JobTable, nodes: Iterable[NodeCapacity], now: float, *, limit: 
     for job in table.open_jobs():
         if job.state in ACTIVE_STATES and job.node in free:
             _reserve(free[job.node], job)
-    runnable = [j for j in table.pending_jobs() if j.not_before <= now]
+    runnable = []
+    blocked: dict[str, str] = {}
+    waiting: dict[str, str] = {}
+    for j in table.pending_jobs():
+        if j.not_before > now:
+            continue
+        if j.spec.after or j.spec.after_any:
+            parents = table.waiting_on(j)
+            if parents:
+                blocked[j.id] = "waiting for parent jobs: " + ", ".join(parents)
+                continue
+        runnable.append(j)
     runnable.sort(key=lambda j: (-j.spec.priority, j.submitted_at))
     assignments: list[Assignment] = []
-    waiting: dict[str, str] = {}
     # Free capacity only shrinks within a round, so once a requirement shape fits
     # nowhere, every later job of that shape fits nowhere either: 10,000 queued
     # identical jobs cost one failed search, not 10,000.
@@ -80,7 +93,7 @@ def place(table: JobTable, nodes: Iterable[NodeCapacity], now: float, *, limit: 
             continue
         _reserve(best, job)
         assignments.append(Assignment(job.id, job.attempt + 1, best.node.node_id))
-    return Placement(assignments, waiting)
+    return Placement(assignments, waiting, blocked)
 
 
 def _reserve(slot: _Free, job: Job) -> None:

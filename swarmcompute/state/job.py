@@ -47,6 +47,7 @@ class Reason(StrEnum):
     """Why a job is in its state: stable codes for scripts, see ``Job.message`` for humans."""
 
     SUBMITTED = "submitted"
+    WAITING_DEPENDENCIES = "waiting_dependencies"
     WAITING_RESOURCES = "waiting_resources"
     RETRY_BACKOFF = "retry_backoff"
     ASSIGNED = "assigned"
@@ -57,6 +58,7 @@ class Reason(StrEnum):
     CANCELLED = "cancelled"
     SPAWN_FAILED = "spawn_failed"
     LOST = "lost"
+    DEPENDENCY_FAILED = "dependency_failed"
 
 
 @codec.message("job.spec")
@@ -135,6 +137,13 @@ class Job:
             "priority": spec.priority,
             "cwd": spec.cwd,
             "env": dict(spec.env),
+            "after": list(spec.after),
+            "after_any": list(spec.after_any),
+            "cpus": spec.cpus,
+            "mem_bytes": spec.mem_bytes,
+            "gpus": spec.gpus,
+            "pinned_node": spec.node,
+            "image": spec.image,
         }
         if with_output:
             out["output_tail"] = self.output_tail.decode("utf-8", "replace")

@@ -49,6 +49,8 @@ def validate_spec(spec: JobSpec) -> None:
         raise InvalidJobSpecError(f"retries must be 0 or more, got {spec.retries}")
     if spec.cpus < 0 or spec.mem_bytes < 0 or spec.gpus < 0:
         raise InvalidJobSpecError("resource requests must not be negative")
+    if spec.id in spec.after or spec.id in spec.after_any:
+        raise InvalidJobSpecError(f"job {spec.id} cannot run after itself")
 
 
 class JobTable:
@@ -59,6 +61,7 @@ class JobTable:
         self._open: dict[str, Job] = {}  # non-terminal jobs, in submission order
         self._pending: dict[str, Job] = {}  # the pending subset, for the scheduler
         self._ids: list[str] = []  # sorted, for prefix lookup
+        self._children: dict[str, list[str]] = {}  # parent id -> ids of jobs that depend on it
 
     # -- reading ---------------------------------------------------------------
 
@@ -119,6 +122,19 @@ class JobTable:
         """Jobs assigned to or running on ``node_id``."""
         return [j for j in self._open.values() if j.state in ACTIVE_STATES and j.node == node_id]
 
+    def waiting_on(self, job: Job) -> list[str]:
+        """Parents that still hold ``job`` back: `after` ones not yet succeeded, `after_any` ones not ended."""
+        waiting = []
+        for parent_id in job.spec.after:
+            parent = self._jobs.get(parent_id)
+            if parent is None or parent.state is not JobState.SUCCEEDED:
+                waiting.append(parent_id)
+        for parent_id in job.spec.after_any:
+            parent = self._jobs.get(parent_id)
+            if parent is None or not parent.state.is_terminal:
+                waiting.append(parent_id)
+        return waiting
+
     def counts(self) -> dict[str, int]:
         counted = Counter(j.state.value for j in self._jobs.values())
         return {s.value: counted.get(s.value, 0) for s in JobState}
@@ -129,11 +145,13 @@ class JobTable:
         self._open.clear()
         self._pending.clear()
         self._ids.clear()
+        self._children.clear()
 
     def load(self, job: Job) -> None:
         """Insert a job exactly as it is (restoring a snapshot); not a command."""
         self._jobs[job.id] = job
         bisect.insort(self._ids, job.id)
+        self._link_parents(job)
         if not job.state.is_terminal:
             self._open[job.id] = job
         if job.state is JobState.PENDING:
@@ -168,7 +186,40 @@ class JobTable:
             self._open[spec.id] = job
             self._pending[spec.id] = job
             bisect.insort(self._ids, spec.id)
+            self._link_parents(job)
             changed.append(spec.id)
+            if spec.after or spec.after_any:
+                job.reason = Reason.WAITING_DEPENDENCIES
+                job.message = "waiting for " + ", ".join(spec.after + spec.after_any)
+                for parent_id in spec.after:  # a parent that already failed dooms the child now
+                    parent = self._jobs.get(parent_id)
+                    if parent is not None and parent.state in (JobState.FAILED, JobState.CANCELLED):
+                        changed.extend(self._cancel_for_parent(job, parent, cmd.at))
+                        break
+        return changed
+
+    def _link_parents(self, job: Job) -> None:
+        for parent_id in (*job.spec.after, *job.spec.after_any):
+            self._children.setdefault(parent_id, []).append(job.id)
+
+    def _cancel_for_parent(self, child: Job, parent: Job, at: float) -> list[str]:
+        """A failed or cancelled `after` parent cancels the child, and so on down the DAG."""
+        if child.state.is_terminal:
+            return []
+        child.finished_at = at
+        self._close(
+            child, JobState.CANCELLED, Reason.DEPENDENCY_FAILED, f"parent job {parent.id} {parent.state.value}"
+        )
+        return [child.id, *self._cascade(child, at)]
+
+    def _cascade(self, parent: Job, at: float) -> list[str]:
+        changed: list[str] = []
+        if parent.state not in (JobState.FAILED, JobState.CANCELLED):
+            return changed
+        for child_id in self._children.get(parent.id, ()):
+            child = self._jobs.get(child_id)
+            if child is not None and parent.id in child.spec.after:
+                changed.extend(self._cancel_for_parent(child, parent, at))
         return changed
 
     def _assign(self, cmd: AssignJobs) -> list[str]:
@@ -231,6 +282,7 @@ class JobTable:
             )
         else:
             self._close(job, JobState.FAILED, reason, message)
+            return [job.id, *self._cascade(job, cmd.finished_at)]
         return [job.id]
 
     def _requeue(self, cmd: RequeueLost) -> list[str]:
@@ -252,6 +304,7 @@ class JobTable:
             if not was_active:
                 job.node = None
             changed.append(job_id)
+            changed.extend(self._cascade(job, cmd.at))
         return changed
 
     def _to_pending(self, job: Job, reason: Reason, message: str) -> None:

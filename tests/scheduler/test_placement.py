@@ -77,3 +77,11 @@ def test_retry_backoff_is_respected() -> None:
 
 def test_no_live_node() -> None:
     assert place(table_with(job("a")), [], now=1.0).waiting == {"a": "no live node to run it"}
+
+
+def test_dependencies_block_placement_until_parents_are_done() -> None:
+    table = table_with(job("parent"), job("child", after=("parent",)))
+    node = NodeCapacity("n1", "one", cpus=8, mem_bytes=GIB)
+    result = place(table, [node], now=10.0)
+    assert [a.job_id for a in result.assignments] == ["parent"]
+    assert result.blocked == {"child": "waiting for parent jobs: parent"}

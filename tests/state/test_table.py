@@ -195,7 +195,16 @@ def _random_commands(rng: random.Random, n: int) -> list[object]:
         out.append(
             rng.choice(
                 [
-                    SubmitJobs((JobSpec(id=job_id, argv=("true",), retries=rng.randint(0, 2)),), float(step)),
+                    SubmitJobs(
+                        (
+                            JobSpec(
+                                id=job_id, argv=("true",), retries=rng.randint(0, 2),
+                                after=(rng.choice(ids),) if rng.random() < 0.3 else (),
+                                after_any=(rng.choice(ids),) if rng.random() < 0.2 else (),
+                            ),
+                        ),
+                        float(step),
+                    ),
                     AssignJobs((Assignment(job_id, attempt, rng.choice(["n1", "n2"])),), float(step)),
                     StartAttempt(job_id, attempt, "n1", float(step)),
                     FinishAttempt(job_id, attempt, "n1", rng.choice([0, 1, 137]), rng.choice(["exited", "timeout", "stopped"]), None, b"x", 0.0, float(step)),
@@ -239,3 +248,37 @@ def test_snapshot_restores_the_same_table(seed: int) -> None:
     assert views == sorted((j.view(with_output=True) for j in restored.jobs()), key=lambda v: v["id"])
     assert {j.id for j in table.pending_jobs()} == {j.id for j in restored.pending_jobs()}
     assert [j.id for j in table.open_jobs()] == [j.id for j in restored.open_jobs()]
+
+
+def test_after_parents_gate_and_failure_cascades_down_the_dag() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec("p"), spec("c", after=("p",)), spec("g", after=("c",)), spec("any", after_any=("p",))), 1.0))
+    assert table.waiting_on(table.get("c")) == ["p"]  # type: ignore[arg-type]
+    child = table.get("c")
+    assert child is not None and child.reason is Reason.WAITING_DEPENDENCIES
+    running(table, "p")
+    changed = table.apply(finish("p", 1, exit_code=2))
+    assert set(changed) == {"p", "c", "g"}
+    c, g, any_ = table.get("c"), table.get("g"), table.get("any")
+    assert c is not None and g is not None and any_ is not None
+    assert c.state is g.state is JobState.CANCELLED
+    assert c.reason is Reason.DEPENDENCY_FAILED and c.message == "parent job p failed"
+    assert g.message == "parent job c cancelled"
+    assert any_.state is JobState.PENDING and table.waiting_on(any_) == []
+
+
+def test_child_of_an_already_failed_parent_is_cancelled_on_submit() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec("p"),), 1.0))
+    table.apply(CancelJobs(("p",), "cancelled by user", 2.0))
+    table.apply(SubmitJobs((spec("late", after=("p",)),), 3.0))
+    late = table.get("late")
+    assert late is not None and late.state is JobState.CANCELLED and late.reason is Reason.DEPENDENCY_FAILED
+
+
+def test_succeeded_parent_releases_the_child() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec("p"), spec("c", after=("p",))), 1.0))
+    running(table, "p")
+    table.apply(finish("p", 1))
+    assert table.waiting_on(table.get("c")) == []  # type: ignore[arg-type]
