@@ -431,20 +431,21 @@ class Daemon:
     # -- the leader's duties ---------------------------------------------------------
 
     async def _schedule_loop(self) -> None:
-        """On the leader: place runnable jobs whenever something changed, or a backoff ended."""
+        """Place runnable jobs whenever something changed, or a backoff ended.
+
+        Every node runs the placement so `swarm show` anywhere can say why a job
+        waits; only the leader proposes the assignments.
+        """
         while True:
             await self._wait_for_schedule()
             self._schedule.clear()
-            if not self.committer.raft.is_leader:
-                self.waiting_reasons = {}
-                continue
             now = time.time()
             placement = place(self.table, self.capacities(), now)
             self.waiting_reasons = {
                 **{k: ("waiting_resources", v) for k, v in placement.waiting.items()},
                 **{k: ("waiting_dependencies", v) for k, v in placement.blocked.items()},
             }
-            if placement.assignments:
+            if placement.assignments and self.committer.raft.is_leader:
                 try:
                     await self.committer.propose([AssignJobs(tuple(placement.assignments), now)])
                 except (NotLeaderError, NoQuorumError) as exc:

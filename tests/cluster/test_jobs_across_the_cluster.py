@@ -1,0 +1,191 @@
+"""Jobs across a real 3-node loopback cluster: failover that loses nothing, DAGs, priorities,
+placement, idempotent resubmission and a full restart."""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+from pathlib import Path
+
+import psutil
+
+from swarmcompute.errors import SwarmError
+from swarmcompute.testing.clusters import formed, leader_of, node_by_id, start_cluster
+from swarmcompute.testing.daemons import DaemonProcess, wait_until
+
+
+def kill_machine(node: DaemonProcess) -> None:
+    """kill -9 the daemon and every process it started, as if the machine lost power."""
+    try:
+        tree = psutil.Process(node.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        tree = []
+    node.kill()
+    for proc in tree:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+def running_per_node(node: DaemonProcess) -> collections.Counter[str]:
+    return collections.Counter(j["node"] for j in node.client.jobs(limit=200) if j["state"] == "running")
+
+
+def test_fifty_jobs_survive_the_loss_of_their_busiest_node_and_then_the_leader(daemon_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    nodes = start_cluster(daemon_factory, 3)
+    wait_until(lambda: formed(nodes, 3), 30, "the cluster to form")
+    record = tmp_path / "record"
+    script = (
+        f'echo "start $SWARM_JOB_ID $SWARM_ATTEMPT" >> {record}; sleep 3; '
+        f'echo "end $SWARM_JOB_ID $SWARM_ATTEMPT" >> {record}'
+    )
+    ids = nodes[1].client.submit_many([{"argv": script, "cpus": 0.25, "retries": 0} for _ in range(50)])
+    wait_until(lambda: sum(running_per_node(nodes[0]).values()) >= 10, 30, "jobs running on several nodes")
+
+    busiest_id, _ = running_per_node(nodes[0]).most_common(1)[0]
+    busiest = node_by_id(nodes, busiest_id)
+    kill_machine(busiest)
+    survivors = [n for n in nodes if n is not busiest]
+    wait_until(
+        lambda: running_per_node(survivors[0]).get(busiest_id, 0) == 0 and leader_of(survivors) is not None,
+        60, "the dead node's attempts to be re-queued",
+    )
+    busiest.start()  # the machine reboots: same identity, it rejoins
+    wait_until(lambda: formed(nodes, 3), 60, "the rebooted node to rejoin")
+
+    leader = node_by_id(nodes, leader_of(nodes))  # type: ignore[arg-type]
+    kill_machine(leader)
+    rest = [n for n in nodes if n is not leader]
+    jobs = rest[0].client.wait(ids, timeout=240)
+    assert [j["state"] for j in jobs] == ["succeeded"] * 50
+
+    ends = collections.defaultdict(list)
+    for line in record.read_text().splitlines():
+        kind, job_id, attempt = line.split()
+        if kind == "end":
+            ends[job_id].append(int(attempt))
+    for job in jobs:
+        assert ends[job["id"]] == [job["attempt"]], f"{job['id']} finished {ends[job['id']]}, final attempt {job['attempt']}"
+    assert sum(1 for j in jobs if j["attempt"] > 1) >= 1  # some really were re-run
+
+
+def test_a_dag_of_ten_jobs_with_a_failing_branch(daemon_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    nodes = start_cluster(daemon_factory, 3)
+    wait_until(lambda: formed(nodes, 3), 30, "the cluster to form")
+    order = tmp_path / "order"
+    client = nodes[2].client
+
+    def job(name: str, after: tuple[str, ...] = (), after_any: tuple[str, ...] = (), fail: bool = False) -> str:
+        cmd = f"echo {name} >> {order}" + ("; exit 1" if fail else "")
+        return client.submit(cmd, name=name, after=list(after), after_any=list(after_any), cpus=0)
+
+    root = job("root")
+    left = job("left", (root,))
+    bad = job("bad", (root,), fail=True)
+    left2 = job("left2", (left,))
+    after_bad = job("after-bad", (bad,))
+    deeper = job("deeper", (after_bad,))
+    cleanup = job("cleanup", after_any=(bad,))
+    join = job("join", (left2, cleanup))
+    never = job("never", (join, deeper))
+    solo = job("solo")
+    final = {j["name"]: j for j in client.wait([root, left, bad, left2, after_bad, deeper, cleanup, join, never, solo], timeout=120)}
+    assert {k: v["state"] for k, v in final.items()} == {
+        "root": "succeeded", "left": "succeeded", "bad": "failed", "left2": "succeeded",
+        "after-bad": "cancelled", "deeper": "cancelled", "cleanup": "succeeded", "join": "succeeded",
+        "never": "cancelled", "solo": "succeeded",
+    }
+    assert final["after-bad"]["reason"] == "dependency_failed"
+    assert final["after-bad"]["message"] == f"parent job {bad} failed"
+    ran = order.read_text().split()
+    assert ran.index("root") < ran.index("left") < ran.index("left2") < ran.index("join")
+    assert ran.index("bad") < ran.index("cleanup") < ran.index("join")
+    assert "after-bad" not in ran and "never" not in ran
+
+
+def test_priorities_on_a_full_cluster(daemon_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    nodes = start_cluster(daemon_factory, 3)
+    wait_until(lambda: formed(nodes, 3), 30, "the cluster to form")
+    status = nodes[0].status()
+    total_cpus = sum(n["cpus"] for n in status["nodes"])
+    client = nodes[0].client
+    gate = tmp_path / "gate"
+    blockers = client.submit_many(
+        [{"argv": f"while [ ! -e {gate} ]; do sleep 0.05; done", "cpus": 1} for _ in range(total_cpus)]
+    )
+    wait_until(lambda: all(client.job(b)["state"] == "running" for b in blockers), 30, "the cluster to be full")
+    order = tmp_path / "order"
+    low = client.submit_many([{"argv": f"echo low{i} >> {order}", "cpus": 1, "priority": 0} for i in range(3)])
+    high = client.submit_many([{"argv": f"echo high{i} >> {order}", "cpus": 1, "priority": 10} for i in range(3)])
+    waiting = client.job(high[0])
+    assert waiting["state"] == "pending" and waiting["reason"] == "waiting_resources"
+    gate.touch()
+    client.wait(blockers + low + high, timeout=60)
+    ran = order.read_text().split()
+    assert max(ran.index(f"high{i}") for i in range(3)) < min(ran.index(f"low{i}") for i in range(3))
+
+
+def test_placement_respects_cpus_and_memory(daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    nodes = start_cluster(daemon_factory, 3)
+    wait_until(lambda: formed(nodes, 3), 30, "the cluster to form")
+    client = nodes[1].client
+    status = nodes[1].status()
+    cpus = min(n["cpus"] for n in status["nodes"])
+    wide = client.submit_many([{"argv": ["sleep", "1"], "cpus": cpus} for _ in range(3)])
+    wait_until(lambda: sum(client.job(j)["state"] == "running" for j in wide) == 3, 30, "3 whole-node jobs")
+    assert len({client.job(j)["node"] for j in wide}) == 3  # one per node: they cannot share
+    too_big = client.submit(["true"], cpus=cpus * 100)
+    huge_mem = client.submit(["true"], mem="100T", cpus=0)
+    for job_id, text in ((too_big, "cpus; the largest node has"), (huge_mem, "of memory; the largest node has")):
+        wait_until(lambda job_id=job_id: client.job(job_id)["reason"] == "waiting_resources", 10, "a waiting reason")
+        assert text in client.job(job_id)["message"]
+    client.wait(wide, timeout=30)
+    client.cancel(too_big)
+    client.cancel(huge_mem)
+
+
+def test_idempotent_resubmission_across_a_leader_change(daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    nodes = start_cluster(daemon_factory, 3)
+    wait_until(lambda: formed(nodes, 3), 30, "the cluster to form")
+    leader = node_by_id(nodes, leader_of(nodes))  # type: ignore[arg-type]
+    follower = next(n for n in nodes if n is not leader)
+    specs = [{"argv": ["echo", str(i)], "job_id": f"fixed-{i}", "cpus": 0} for i in range(5)]
+    first = follower.client.submit_many(specs)
+    kill_machine(leader)
+    try:
+        again = follower.client.submit_many(specs)  # a client retrying after it lost the reply
+    except SwarmError:
+        wait_until(lambda: leader_of([n for n in nodes if n is not leader]) is not None, 30, "a new leader")
+        again = follower.client.submit_many(specs)
+    assert again == first
+    follower.client.wait(first, timeout=60)
+    listed = [j["id"] for j in follower.client.jobs(limit=100) if j["id"].startswith("fixed-")]
+    assert sorted(listed) == sorted(first)
+
+
+def test_a_full_cluster_restart_keeps_history_and_reruns_what_was_in_flight(daemon_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    nodes = start_cluster(daemon_factory, 3)
+    wait_until(lambda: formed(nodes, 3), 30, "the cluster to form")
+    client = nodes[0].client
+    done = client.submit_many([{"argv": ["echo", f"done {i}"], "cpus": 0} for i in range(6)])
+    client.wait(done, timeout=60)
+    marker = tmp_path / "runs"
+    in_flight = client.submit(f'echo $SWARM_ATTEMPT >> {marker}; [ "$SWARM_ATTEMPT" -gt 1 ] || sleep 300', cpus=0)
+    wait_until(lambda: marker.exists(), 30, "the long job to start")
+    for node in nodes:
+        kill_machine(node)
+    for node in nodes:
+        node.start(wait=False)
+    for node in nodes:
+        node.wait_ready()
+    wait_until(lambda: formed(nodes, 3), 60, "the cluster to come back")
+    assert [j["state"] for j in nodes[2].client.wait(done, timeout=30)] == ["succeeded"] * 6
+    job = nodes[1].client.wait(in_flight, timeout=60)
+    assert job["state"] == "succeeded" and job["attempt"] >= 2
+    assert marker.read_text().split()[-1] == str(job["attempt"])
