@@ -27,8 +27,9 @@ Registry: the labels are the registry. ``reap_stale`` removes every container la
 node id that is not one of this executor's live attempts, running or exited, which is what a
 previous daemon life left behind.
 
-Cost: on a 2-core machine ``start`` to ``on_exit`` of ``echo`` is a few hundred ms (container
-create, attach, start, wait and remove are five engine round trips, and runc is the most of it).
+Cost: on a 2-core machine ``start`` to ``on_exit`` of ``echo`` is about 170 ms (p50; about
+480 ms with both cores busy), against 4 ms for a local process: create, attach, start, wait and
+remove are five engine round trips, and runc setting up the namespaces is most of it.
 """
 
 from __future__ import annotations
