@@ -36,6 +36,8 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from swarmcompute.executor.spawn import setpriv_path
+
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
 BUSYBOX_PATH = Path("/bin/busybox")
@@ -106,6 +108,10 @@ class PrivateDockerd:
             "--pidfile", str(self.pid_file),
             "-H", self.host,
         ]  # fmt: skip
+        setpriv = setpriv_path()
+        if setpriv is not None:
+            # A test run killed outright (CI timeout) takes its engine with it.
+            args = [setpriv, "--pdeathsig", "KILL", "--", *args]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
