@@ -46,12 +46,12 @@ from swarmcompute.executor.spec import AttemptResult, AttemptSpec
 from swarmcompute.membership.config import GossipConfig
 from swarmcompute.membership.effects import MemberDead, MemberEvent, MemberLeft, MemberUp, MemberUpdated
 from swarmcompute.membership.members import ALIVE
-from swarmcompute.membership.resources import sample_meta
 from swarmcompute.node.cluster import ClusterLink
 from swarmcompute.node.cluster_messages import LogData, LogFetch
 from swarmcompute.node.committer import ReplicatedJobLog
 from swarmcompute.node.gossip_host import GossipHost
 from swarmcompute.node.identity import Identity, load_or_create
+from swarmcompute.node.inventory import Inventory
 from swarmcompute.node.joining import ClusterPlan, plan_cluster
 from swarmcompute.node.resources import ResourceMonitor
 from swarmcompute.node.status import node_view, quorum_view
@@ -134,6 +134,7 @@ class Daemon:
             max_log_bytes=config.max_log_bytes,
         )
         self.resources: ResourceMonitor | None = None
+        self.inventory: Inventory | None = None
 
     # -- the parts, once run() made them ------------------------------------------
 
@@ -213,12 +214,13 @@ class Daemon:
                 tick_interval_s=TICK_S,
             )
             applied = self.committer.open(bootstrap_voters=[identity.node_id] if plan.bootstrap else None)
+            self.inventory = Inventory(identity.name, self.resources)
             self._gossip = GossipHost(
                 identity.node_id,
                 link.address,
                 send=link.send_to_address,
                 on_event=self._on_member_event,
-                sample_meta=lambda: sample_meta(identity.name, str(self.paths.root), None),
+                sample_meta=self.inventory.meta,
                 config=self.config.gossip,
             )
             link.attach(self.committer, self.gossip)
@@ -252,6 +254,7 @@ class Daemon:
                     tasks.create_task(self._schedule_loop()),
                     tasks.create_task(self._start_loop()),
                     tasks.create_task(self._resource_loop()),
+                    tasks.create_task(self.inventory.run()),
                     tasks.create_task(self._maintenance_loop()),
                 ]
                 self._schedule.set()
@@ -642,7 +645,7 @@ class Daemon:
                 local=self._resources().last if n == identity.node_id else None,
                 local_name=identity.name,
                 local_address=self.link.address,
-                images=[],
+                images=list(self.inventory.images) if self.inventory else [],
             )
             for n in node_ids
         ]
