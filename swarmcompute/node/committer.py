@@ -182,6 +182,7 @@ class ReplicatedJobLog:
             ForwardCommands(os.urandom(8).hex(), tuple(cmd for cmd, _ in batch)),
             [fut for _, fut in batch if fut is not None],
             time.monotonic() + LEADER_WAIT_S,
+            [cmd for cmd, fut in batch if fut is None],
         )
         self._forwarded[forward.msg.request_id] = forward
         self._resend(forward, leader)
@@ -198,6 +199,7 @@ class ReplicatedJobLog:
             if now > forward.deadline:
                 del self._forwarded[request_id]
                 _fail(forward.futures, NoQuorumError("the leader did not confirm the commands in time: try again"))
+                self._keep(forward.internal)
             elif now - forward.sent_at > FORWARD_RESEND_S:
                 leader = self.raft.leader_id
                 if leader is not None and leader != self.raft.node_id:
@@ -253,18 +255,32 @@ class ReplicatedJobLog:
         """A one-voter cluster elects itself at once; otherwise wait, bounded, then fail the waiters."""
         if self.raft.elect_self_if_alone():
             return
-        deadline = time.monotonic() + LEADER_WAIT_S
+        deadline = time.monotonic() + (CLOSE_FLUSH_S if self._closed else LEADER_WAIT_S)
         while self.raft.leader_id is None and time.monotonic() < deadline:
-            await self.raft.wait_leader_change(deadline - time.monotonic())
+            await self.raft.wait_leader_change(min(deadline - time.monotonic(), 0.5))
+        if self.raft.leader_id is None and self._closed:
+            lost = [cmd for cmd, _ in self._queue]
+            _fail([fut for _, fut in self._queue if fut is not None], NoQuorumError("the node is stopping"))
+            self._queue.clear()
+            log.error("commands_not_committed_at_shutdown", count=len(lost))
+            return
         if self.raft.leader_id is None:
             error = NoQuorumError("no leader could be elected: a majority of voters is unreachable")
             for _, fut in self._queue:
                 if fut is not None and not fut.done():
                     fut.set_exception(error)
-            dropped = sum(1 for _, fut in self._queue if fut is None)
-            if dropped:
-                log.error("commands_dropped_no_leader", count=dropped)
+            internal = [cmd for cmd, fut in self._queue if fut is None]
             self._queue.clear()
+            self._keep(internal)
+
+    def _keep(self, commands: list[Command]) -> None:
+        """Commands the node itself produced (results of attempts, lost attempts, placements)
+        are never dropped: a job whose result is lost would stay "running" forever. They
+        wait, in order, for the next leader. Client requests fail instead, so the client
+        can decide (and retry idempotently)."""
+        if commands:
+            log.warning("commands_waiting_for_leader", count=len(commands))
+            self._queue[:0] = [(cmd, None) for cmd in commands]
 
     async def _wait_applied(self, index: int, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -336,6 +352,8 @@ class _Forward:
     msg: ForwardCommands
     futures: list[asyncio.Future[None]]
     deadline: float
+    internal: list[Command]
+    """Commands without a waiting client: kept and retried if the forward expires."""
     sent_at: float = 0.0
 
 
