@@ -82,6 +82,7 @@ RAFT_HEARTBEAT_TICKS = 2
 MAINTENANCE_INTERVAL_S = 1.0
 LEAVE_TRANSFER_TIMEOUT_S = 3.0
 LEAVE_BROADCAST_S = 0.3
+EXPLAIN_INTERVAL_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +121,7 @@ class Daemon:
         self._to_start: list[Job] = []
         self._start_wakeup = asyncio.Event()
         self._dead_since: dict[str, float] = {}
+        self._explained_at = 0.0
         self.waiting_reasons: dict[str, tuple[str, str]] = {}
         """job id -> (reason code, message) for pending jobs, from the leader's last placement round."""
         self._committer: ReplicatedJobLog | None = None
@@ -366,6 +368,7 @@ class Daemon:
     # -- reacting to committed changes ----------------------------------------
 
     def _on_applied(self, changed: list[str]) -> None:
+        reschedule = False
         for job_id in changed:
             job = self.table.get(job_id)
             if job is None:
@@ -374,9 +377,12 @@ class Daemon:
                 if not self.executor.is_running(job.id, job.attempt):
                     self._to_start.append(job)
                     self._start_wakeup.set()
+            # Only a new or re-queued job, or freed capacity, can change the placement.
+            reschedule = reschedule or job.state is JobState.PENDING or job.state.is_terminal
             self._stop_stale_attempts(job)
             self._notify_followers(job_id)
-        self._schedule.set()
+        if reschedule:
+            self._schedule.set()
         self._changed.set()
         self._changed = asyncio.Event()
 
@@ -436,19 +442,21 @@ class Daemon:
     async def _schedule_loop(self) -> None:
         """Place runnable jobs whenever something changed, or a backoff ended.
 
-        Every node runs the placement so `swarm show` anywhere can say why a job
-        waits; only the leader proposes the assignments.
+        Only the leader places; other nodes work out why a job waits when asked
+        (``waiting_reason``).
         """
         while True:
             await self._wait_for_schedule()
             self._schedule.clear()
+            if not self.committer.raft.is_leader:
+                continue
             now = time.time()
             placement = place(self.table, self.capacities(), now)
             self.waiting_reasons = {
                 **{k: ("waiting_resources", v) for k, v in placement.waiting.items()},
                 **{k: ("waiting_dependencies", v) for k, v in placement.blocked.items()},
             }
-            if placement.assignments and self.committer.raft.is_leader:
+            if placement.assignments:
                 try:
                     await self.committer.propose([AssignJobs(tuple(placement.assignments), now)])
                 except (NotLeaderError, NoQuorumError) as exc:
@@ -606,10 +614,25 @@ class Daemon:
 
     def job_view(self, job: Job, *, with_output: bool = False) -> dict[str, Any]:
         view = job.view(with_output=with_output)
-        waiting = self.waiting_reasons.get(job.id)
-        if waiting and job.state is JobState.PENDING:
-            view["reason"], view["message"] = waiting
+        if job.state is JobState.PENDING:
+            waiting = self._waiting_reason(job.id)
+            if waiting:
+                view["reason"], view["message"] = waiting
         return view
+
+    def _waiting_reason(self, job_id: str) -> tuple[str, str] | None:
+        """Why a pending job waits: the leader's last placement round, or (on another node)
+        a placement worked out here for the asking, at most every ``EXPLAIN_INTERVAL_S``."""
+        if not self.committer.raft.is_leader:
+            now = time.monotonic()
+            if now - self._explained_at > EXPLAIN_INTERVAL_S:
+                self._explained_at = now
+                placement = place(self.table, self.capacities(), time.time())
+                self.waiting_reasons = {
+                    **{k: ("waiting_resources", v) for k, v in placement.waiting.items()},
+                    **{k: ("waiting_dependencies", v) for k, v in placement.blocked.items()},
+                }
+        return self.waiting_reasons.get(job_id)
 
     async def wait_changed(self, timeout_s: float | None) -> None:
         """Return after the next committed change (or the timeout)."""

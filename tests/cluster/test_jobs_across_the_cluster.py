@@ -110,25 +110,25 @@ def test_a_dag_of_ten_jobs_with_a_failing_branch(daemon_factory, tmp_path: Path)
 
 
 def test_priorities_on_a_full_cluster(daemon_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Every node is full; then one slot at a time frees up on n1: higher priority goes first."""
     nodes = start_cluster(daemon_factory, 3)
     wait_until(lambda: formed(nodes, 3), 30, "the cluster to form")
-    status = nodes[0].status()
-    total_cpus = sum(n["cpus"] for n in status["nodes"])
     client = nodes[0].client
+    cpus = {v["name"]: v["cpus"] for v in nodes[0].status()["nodes"]}
     gate = tmp_path / "gate"
-    blockers = client.submit_many(
-        [{"argv": f"while [ ! -e {gate} ]; do sleep 0.05; done", "cpus": 1} for _ in range(total_cpus)]
-    )
-    wait_until(lambda: all(client.job(b)["state"] == "running" for b in blockers), 30, "the cluster to be full")
+    hold = f"while [ ! -e {gate} ]; do sleep 0.05; done"
+    blockers = client.submit_many([{"argv": hold, "cpus": c, "node": name} for name, c in cpus.items()])
+    wait_until(lambda: all(client.job(b)["state"] == "running" for b in blockers), 30, "every node to be full")
     order = tmp_path / "order"
-    low = client.submit_many([{"argv": f"echo low{i} >> {order}", "cpus": 1, "priority": 0} for i in range(3)])
-    high = client.submit_many([{"argv": f"echo high{i} >> {order}", "cpus": 1, "priority": 10} for i in range(3)])
+    # Each job takes all of n1, so they run one after another, in the order the scheduler picks.
+    one = {"cpus": cpus["n1"], "node": "n1"}
+    low = client.submit_many([{"argv": f"echo low{i} >> {order}", "priority": 0, **one} for i in range(3)])
+    high = client.submit_many([{"argv": f"echo high{i} >> {order}", "priority": 10, **one} for i in range(3)])
     waiting = client.job(high[0])
     assert waiting["state"] == "pending" and waiting["reason"] == "waiting_resources"
     gate.touch()
     client.wait(blockers + low + high, timeout=60)
-    ran = order.read_text().split()
-    assert max(ran.index(f"high{i}") for i in range(3)) < min(ran.index(f"low{i}") for i in range(3))
+    assert order.read_text().split() == ["high0", "high1", "high2", "low0", "low1", "low2"]
 
 
 def test_placement_respects_cpus_and_memory(daemon_factory) -> None:  # type: ignore[no-untyped-def]
