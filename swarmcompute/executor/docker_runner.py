@@ -23,6 +23,9 @@ Lifecycle of one attempt:
 4. Timeout, ``cancel`` and ``shutdown`` call ``container.stop(timeout=kill_grace_s)``: SIGTERM,
    SIGKILL after the grace; the exit code is Docker's (128+N for signal N).
 
+The engine calls themselves (connection, create, pull, attach, wait, remove, and the wording of
+their failures) are in ``docker_session``; this module keeps the lifecycle on the loop.
+
 Registry: the labels are the registry. ``reap_stale`` removes every container labelled with this
 node id that is not one of this executor's live attempts, running or exited, which is what a
 previous daemon life left behind.
@@ -39,7 +42,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -55,10 +58,14 @@ from swarmcompute.executor.docker_engine import (
     LABEL_JOB_ID,
     LABEL_NODE,
     ContainerSpec,
-    check_engine_socket,
-    connect,
-    engine_address,
     list_images,
+)
+from swarmcompute.executor.docker_session import (
+    LAUNCH_ERRORS,
+    EngineSession,
+    OutputStream,
+    close_stream,
+    explain,
 )
 from swarmcompute.executor.logfile import DEFAULT_MAX_LOG_BYTES, STDERR, STDOUT, LogWriter
 from swarmcompute.executor.spawn import SpawnFailed
@@ -67,15 +74,12 @@ from swarmcompute.executor.spec import AttemptResult, AttemptSpec, EndReason
 _log = structlog.get_logger(__name__)
 
 _JOB_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-_NAME_UNSAFE_RE = re.compile(r"[^A-Za-z0-9_.-]")  # what a container name may not hold
 _API_THREADS = 4
 _CHUNKS_IN_FLIGHT = 64  # reader thread -> loop; each chunk is one engine frame (<= 32 KiB or so)
 _SHUTDOWN_SLACK_S = 10.0
 
 Key = tuple[str, int]
 
-_LAUNCH_ERRORS: tuple[type[BaseException], ...] = (SpawnFailed, *ENGINE_ERRORS)
-"""An engine error, or our own one-line verdict on one (``_connect`` raises ``SpawnFailed``)."""
 _STREAM_ERRORS: tuple[type[BaseException], ...] = (*ENGINE_ERRORS, OSError)
 
 
@@ -135,23 +139,19 @@ class DockerExecutor:
         if not node_id:
             raise ExecutorError("the Docker executor needs a node id to label its containers")
         self._logs_dir = Path(logs_dir)
-        self._node_id = node_id
-        self._node_name = node_name or node_id
         self._on_exit = on_exit
         self._on_output = on_output
         self._kill_grace_s = kill_grace_s
         self._max_log_bytes = max_log_bytes
-        self._docker_host = docker_host
+        self._engine = EngineSession(
+            docker_host, node_id=node_id, node_name=node_name or node_id, api_timeout_s=api_timeout_s,
+            pull_timeout_s=pull_timeout_s, use_init=use_init, network_mode=network_mode,
+        )  # fmt: skip
+        self._node_id = node_id
         self._api_timeout_s = api_timeout_s
-        self._pull_timeout_s = pull_timeout_s
-        self._use_init = use_init
-        self._network_mode = network_mode
         self._attempts: dict[Key, _Attempt] = {}
         self._stopping = False
         self._pool = ThreadPoolExecutor(max_workers=_API_THREADS, thread_name_prefix="swarm-docker")
-        self._client_lock = threading.Lock()
-        self._client: docker.DockerClient | None = None  # bounded timeouts: every short call
-        self._stream_client: docker.DockerClient | None = None  # no read timeout: attach, wait
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -192,7 +192,7 @@ class DockerExecutor:
         loop = asyncio.get_running_loop()
         att = _Attempt(spec, writer, started_at, loop.create_future())
         self._attempts[key] = att
-        launch = loop.run_in_executor(self._pool, self._launch, spec)
+        launch = loop.run_in_executor(self._pool, self._engine.launch, spec)
         try:
             await asyncio.shield(launch)
         except asyncio.CancelledError:
@@ -209,7 +209,7 @@ class DockerExecutor:
     def _launched(
         self,
         att: _Attempt,
-        launch: asyncio.Future[tuple[str, Iterator[tuple[bytes | None, bytes | None]]]],
+        launch: asyncio.Future[tuple[str, OutputStream]],
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         """Carry on with a launch that has finished: watch the container, or report the failure."""
@@ -273,7 +273,7 @@ class DockerExecutor:
             _, not_done = await asyncio.wait([a.done for a in pending], timeout=bound_s)
             if not_done:
                 stuck = [f"{a.spec.job_id}.{a.spec.attempt}" for a in pending if not a.done.done()]
-                _log.error("container_stuck", attempts=stuck, engine=engine_address(self._docker_host))
+                _log.error("container_stuck", attempts=stuck, engine=self._engine.address)
         self.close()
 
     def close(self) -> None:
@@ -283,7 +283,7 @@ class DockerExecutor:
         """
         self._stopping = True
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self._close_clients()
+        self._engine.close()
 
     def reap_stale(self) -> int:
         """Remove the containers an earlier life of this node left, running or exited; count them.
@@ -294,10 +294,10 @@ class DockerExecutor:
         """
         mine = {a.container_id for a in self._attempts.values()}
         try:
-            client = self._connect()
+            client = self._engine.client()
             stale = client.containers.list(all=True, filters={"label": f"{LABEL_NODE}={self._node_id}"})
-        except _LAUNCH_ERRORS as exc:
-            _log.info("docker_reap_skipped", engine=engine_address(self._docker_host), error=str(exc))
+        except LAUNCH_ERRORS as exc:
+            _log.info("docker_reap_skipped", engine=self._engine.address, error=str(exc))
             return 0
         removed = 0
         for container in stale:
@@ -323,169 +323,18 @@ class DockerExecutor:
         """The image refs the engine holds (for gossip); empty when no engine answers."""
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._pool, lambda: list_images(self._connect()))
-        except _LAUNCH_ERRORS:
+            return await loop.run_in_executor(self._pool, lambda: list_images(self._engine.client()))
+        except LAUNCH_ERRORS:
             return []
 
     # -- launching (worker pool) --------------------------------------------------------------
-
-    def _connect(self) -> docker.DockerClient:
-        """The shared short-call client, connected on first use and after the engine was lost."""
-        with self._client_lock:
-            if self._client is None:
-                try:
-                    self._client = connect(self._docker_host, timeout_s=self._api_timeout_s)
-                    self._stream_client = connect(self._docker_host, timeout_s=None)
-                except ENGINE_ERRORS as exc:
-                    self._close_clients_locked()
-                    raise SpawnFailed(None, self._unreachable_line()) from exc
-            return self._client
-
-    def _streams(self) -> docker.DockerClient:
-        self._connect()
-        client = self._stream_client
-        if client is None:
-            raise SpawnFailed(None, self._unreachable_line())
-        return client
-
-    def _unreachable_line(self) -> str:
-        return (
-            f"no Docker engine reachable at {engine_address(self._docker_host)}: "
-            "start dockerd or run the job without --image"
-        )
-
-    def _launch(self, spec: ContainerSpec) -> tuple[str, Iterator[tuple[bytes | None, bytes | None]]]:
-        """Create, attach to and start the container; raise ``SpawnFailed`` with one clear line."""
-        try:
-            client = self._connect()
-            container = self._create(client, spec)
-        except SpawnFailed:
-            raise
-        except ENGINE_ERRORS as exc:
-            self._forget_client_if_lost(exc)
-            raise SpawnFailed(None, f"cannot create the container: {_explain(exc)}") from exc
-        try:
-            stream = self._streams().api.attach(container.id, stdout=True, stderr=True, stream=True, demux=True)
-        except _LAUNCH_ERRORS as exc:
-            self._remove_quietly(container.id)
-            raise SpawnFailed(None, f"cannot attach to the container: {_explain(exc)}") from exc
-        try:
-            container.start()
-        except ENGINE_ERRORS as exc:
-            _close_stream(stream)
-            self._remove_quietly(container.id)
-            raise SpawnFailed(*_start_error(exc)) from exc
-        return str(container.id), stream
-
-    def _create(self, client: docker.DockerClient, spec: ContainerSpec) -> Any:
-        kwargs = self._container_kwargs(spec)
-        try:
-            return client.containers.create(**kwargs)
-        except docker.errors.ImageNotFound:
-            pass
-        except docker.errors.APIError as exc:
-            if exc.status_code != 409:
-                raise
-            self._remove_name_clash(client, kwargs["name"])
-            return client.containers.create(**kwargs)
-        self._pull(spec.image)
-        return client.containers.create(**kwargs)
-
-    def _container_kwargs(self, spec: ContainerSpec) -> dict[str, Any]:
-        env = {**spec.env, "SWARM_JOB_ID": spec.job_id, "SWARM_ATTEMPT": str(spec.attempt)}
-        kwargs: dict[str, Any] = {
-            "image": spec.image,
-            "command": list(spec.argv),
-            "environment": env,
-            "labels": {
-                LABEL_JOB_ID: spec.job_id,
-                LABEL_ATTEMPT: str(spec.attempt),
-                LABEL_NODE: self._node_id,
-            },
-            # Readable in `docker ps`; the node id keeps two nodes on one engine apart.
-            "name": f"swarm-{_NAME_UNSAFE_RE.sub('-', self._node_id[:12])}-{spec.job_id}-{spec.attempt}",
-            "stop_signal": "SIGTERM",
-            "auto_remove": False,  # removed by us after the exit code and logs are collected
-            "init": self._use_init,
-            "stdin_open": False,
-            "tty": False,
-        }
-        if spec.cwd:
-            kwargs["working_dir"] = spec.cwd
-        if spec.cpus:
-            kwargs["nano_cpus"] = int(spec.cpus * 1e9)
-        if spec.mem_bytes:
-            kwargs["mem_limit"] = int(spec.mem_bytes)
-        if self._network_mode:
-            kwargs["network_mode"] = self._network_mode
-        return kwargs
-
-    def _pull(self, image: str) -> None:
-        """Try to pull a missing image once, bounded; raise ``SpawnFailed`` saying what to do."""
-        repo, tag = docker.utils.parse_repository_tag(image)
-        try:
-            puller = connect(self._docker_host, timeout_s=self._pull_timeout_s)
-        except ENGINE_ERRORS as exc:
-            raise SpawnFailed(None, self._unreachable_line()) from exc
-        try:
-            puller.images.pull(repo, tag=tag or "latest")
-            _log.info("container_image_pulled", image=image)
-            return
-        except docker.errors.NotFound as exc:
-            why, detail = "the registry does not have it", _explain(exc)
-        except ENGINE_ERRORS as exc:
-            why, detail = "no registry is reachable", _explain(exc)
-        finally:
-            puller.close()
-        raise SpawnFailed(
-            None,
-            f"image {image} is not on node {self._node_name} and {why}: docker pull or docker load it there"
-            f" (pull failed: {detail})",
-        )
-
-    def _remove_name_clash(self, client: docker.DockerClient, name: str) -> None:
-        """A container of ours with this name is a leftover of an earlier life (no reap_stale yet)."""
-        try:
-            old = client.containers.get(name)
-        except docker.errors.NotFound:
-            return
-        if old.labels.get(LABEL_NODE) != self._node_id:
-            raise SpawnFailed(None, f"a container named {name} that is not this node's exists on the engine")
-        old.remove(force=True)
-        _log.warning("stale_container_removed", container_id=old.short_id, name=name)
-
-    def _remove_quietly(self, container_id: str) -> bool:
-        try:
-            check_engine_socket(self._docker_host)
-            self._connect().api.remove_container(container_id, force=True)
-            return True
-        except docker.errors.NotFound:
-            return True
-        except _LAUNCH_ERRORS as exc:
-            _log.warning("container_remove_failed", container_id=container_id[:12], error=str(exc))
-            return False
-
-    def _forget_client_if_lost(self, exc: BaseException) -> None:
-        if not isinstance(exc, docker.errors.APIError):
-            with self._client_lock:
-                self._close_clients_locked()
-
-    def _close_clients(self) -> None:
-        with self._client_lock:
-            self._close_clients_locked()
-
-    def _close_clients_locked(self) -> None:
-        for client in (self._client, self._stream_client):
-            if client is not None:
-                client.close()
-        self._client = self._stream_client = None
 
     # -- one reader thread per attempt --------------------------------------------------------
 
     def _read_container(
         self,
         att: _Attempt,
-        stream: Iterator[tuple[bytes | None, bytes | None]],
+        stream: OutputStream,
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         """Pump output to the loop until the container ends; then collect its code and remove it."""
@@ -500,19 +349,12 @@ class DockerExecutor:
                         if not _post(loop, self._on_chunk, att, fd, data):
                             return
         except _STREAM_ERRORS as exc:
-            error = f"lost the container's output: {_explain(exc)}"
+            error = f"lost the container's output: {explain(exc)}"
         finally:
-            _close_stream(stream)
-        try:
-            check_engine_socket(self._docker_host)
-            status = self._streams().api.wait(container_id)
-            exit_code = int(status.get("StatusCode", -1))
-            if status.get("Error"):
-                error = f"the engine reports: {status['Error']}"
-        except _LAUNCH_ERRORS as exc:
-            self._forget_client_if_lost(exc)
-            error = f"lost the Docker engine at {engine_address(self._docker_host)}: {_explain(exc)}"
-        removed = self._remove_quietly(container_id)
+            close_stream(stream)
+        exit_code, wait_error = self._engine.wait(container_id)
+        error = error or wait_error
+        removed = self._engine.remove_quietly(container_id)
         _post(loop, self._on_container_end, att, exit_code, error, removed)
 
     # -- loop callbacks -----------------------------------------------------------------------
@@ -545,10 +387,7 @@ class DockerExecutor:
         grace_s = max(math.ceil(self._kill_grace_s), 0)
         container_id = att.container_id
 
-        def stop() -> None:
-            self._connect().api.stop(container_id, timeout=grace_s)
-
-        future = asyncio.get_running_loop().run_in_executor(self._pool, stop)
+        future = asyncio.get_running_loop().run_in_executor(self._pool, self._engine.stop, container_id, grace_s)
         future.add_done_callback(lambda f: _log_stop_failure(f, att))
 
     def _on_container_end(self, att: _Attempt, exit_code: int | None, error: str | None, removed: bool) -> None:
@@ -631,42 +470,9 @@ def _post(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args:
         return False  # the loop is closed: nobody is left to report to
 
 
-def _close_stream(stream: Any) -> None:
-    """Close an attach stream for good.
-
-    ``CancellableStream.close`` shuts the socket down, but the HTTP response still holds the
-    socket's file object, so the descriptor would only be released (with a ResourceWarning) by the
-    garbage collector; closing the response releases it now.
-    """
-    try:
-        stream.close()
-    except ENGINE_ERRORS + (OSError,):
-        pass
-    response = getattr(stream, "_response", None)
-    if response is not None:
-        response.close()
-
-
-def _explain(exc: BaseException) -> str:
-    """The engine's own words for an error, on one line."""
-    text = getattr(exc, "explanation", None) or str(exc) or type(exc).__name__
-    return " ".join(str(text).split())
-
-
-def _start_error(exc: BaseException) -> tuple[int | None, str]:
-    """A start failure as the shell would say it: 127 not found, 126 not executable."""
-    text = _explain(exc)
-    lowered = text.lower()
-    if "executable file not found" in lowered or "no such file or directory" in lowered:
-        return 127, f"command not found in the image: {text}"
-    if "permission denied" in lowered:
-        return 126, f"command not executable in the image: {text}"
-    return None, f"cannot start the container: {text}"
-
-
 def _log_stop_failure(future: asyncio.Future[None], att: _Attempt) -> None:
     if future.cancelled():
         return
     exc = future.exception()
     if exc is not None and not isinstance(exc, docker.errors.NotFound):  # NotFound: it just ended
-        _log.warning("container_stop_failed", job_id=att.spec.job_id, attempt=att.spec.attempt, error=_explain(exc))
+        _log.warning("container_stop_failed", job_id=att.spec.job_id, attempt=att.spec.attempt, error=explain(exc))

@@ -419,5 +419,11 @@ def test_a_leftover_with_the_same_name_is_replaced(harness: Harness, engine: Eng
         result = await h.run(later, h.spec("again", ("echo", "second life")))
         assert result.output_tail == b"second life\n"
         assert old_id is not None and _gone(engine, old_id)
+        await wait_for(lambda: earlier_results, 60, "the earlier life's report")
+        # Killed by the removal: its wait sees either the SIGKILL or the container gone.
+        earlier_end = earlier_results[0]
+        assert earlier_end.exit_code == 128 + 9 or (
+            earlier_end.error == "the container was removed by someone else before it ended"
+        )
 
     harness.run_async(body)

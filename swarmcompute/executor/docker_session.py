@@ -1,0 +1,278 @@
+"""One node's connection to its Docker engine, and the engine calls an attempt is made of.
+
+Why apart from ``docker_runner``: that module keeps the attempt lifecycle on the event loop; this
+one holds everything that blocks (the ``docker`` SDK does), is called from worker threads only,
+and turns what the engine says into the one clear line a job result carries.
+
+Two clients share the connection settings: one with ``api_timeout_s`` for every short call, and
+one without a read timeout for the calls that last as long as the job (the attach stream and
+``wait``); the SDK's own timeout would cut a job that is silent for a minute.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import docker
+import docker.errors
+import docker.utils
+import structlog
+
+from swarmcompute.executor.docker_engine import (
+    ENGINE_ERRORS,
+    LABEL_ATTEMPT,
+    LABEL_JOB_ID,
+    LABEL_NODE,
+    ContainerSpec,
+    check_engine_socket,
+    connect,
+    engine_address,
+)
+from swarmcompute.executor.spawn import SpawnFailed
+
+_log = structlog.get_logger(__name__)
+
+_NAME_UNSAFE_RE = re.compile(r"[^A-Za-z0-9_.-]")  # what a container name may not hold
+
+OutputStream = Iterator[tuple[bytes | None, bytes | None]]
+"""A demultiplexed attach stream: ``(stdout_chunk, None)`` or ``(None, stderr_chunk)``."""
+
+LAUNCH_ERRORS: tuple[type[BaseException], ...] = (SpawnFailed, *ENGINE_ERRORS)
+"""An engine error, or our own one-line verdict on one (``client`` raises ``SpawnFailed``)."""
+
+
+class EngineSession:
+    """The engine connection of one executor: lazily connected, reconnected after a loss."""
+
+    def __init__(
+        self,
+        docker_host: str | None,
+        *,
+        node_id: str,
+        node_name: str,
+        api_timeout_s: float,
+        pull_timeout_s: float,
+        use_init: bool,
+        network_mode: str | None,
+    ) -> None:
+        self.docker_host = docker_host
+        self._node_id = node_id
+        self._node_name = node_name
+        self._api_timeout_s = api_timeout_s
+        self._pull_timeout_s = pull_timeout_s
+        self._use_init = use_init
+        self._network_mode = network_mode
+        self._client_lock = threading.Lock()
+        self._client: docker.DockerClient | None = None
+        self._stream_client: docker.DockerClient | None = None
+
+    @property
+    def address(self) -> str:
+        return engine_address(self.docker_host)
+
+    def client(self) -> docker.DockerClient:
+        """The shared short-call client, connected on first use and after the engine was lost."""
+        with self._client_lock:
+            if self._client is None:
+                try:
+                    self._client = connect(self.docker_host, timeout_s=self._api_timeout_s)
+                    self._stream_client = connect(self.docker_host, timeout_s=None)
+                except ENGINE_ERRORS as exc:
+                    self._close_clients_locked()
+                    raise SpawnFailed(None, self.unreachable_line()) from exc
+            return self._client
+
+    def stream_client(self) -> docker.DockerClient:
+        """The client without a read timeout, for a streaming attach and a ``wait``."""
+        self.client()
+        client = self._stream_client
+        if client is None:
+            raise SpawnFailed(None, self.unreachable_line())
+        return client
+
+    def unreachable_line(self) -> str:
+        """The one line a job gets when no engine answers."""
+        return f"no Docker engine reachable at {self.address}: start dockerd or run the job without --image"
+
+    def launch(self, spec: ContainerSpec) -> tuple[str, OutputStream]:
+        """Create, attach to and start the container; raise ``SpawnFailed`` with one clear line."""
+        try:
+            client = self.client()
+            container = self._create(client, spec)
+        except SpawnFailed:
+            raise
+        except ENGINE_ERRORS as exc:
+            self.forget_if_lost(exc)
+            raise SpawnFailed(None, f"cannot create the container: {explain(exc)}") from exc
+        try:
+            stream = self.stream_client().api.attach(container.id, stdout=True, stderr=True, stream=True, demux=True)
+        except LAUNCH_ERRORS as exc:
+            self.remove_quietly(container.id)
+            raise SpawnFailed(None, f"cannot attach to the container: {explain(exc)}") from exc
+        try:
+            container.start()
+        except ENGINE_ERRORS as exc:
+            close_stream(stream)
+            self.remove_quietly(container.id)
+            raise SpawnFailed(*start_error(exc)) from exc
+        return str(container.id), stream
+
+    def _create(self, client: docker.DockerClient, spec: ContainerSpec) -> Any:
+        kwargs = self._container_kwargs(spec)
+        try:
+            return client.containers.create(**kwargs)
+        except docker.errors.ImageNotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:
+                raise
+            self._remove_name_clash(client, kwargs["name"])
+            return client.containers.create(**kwargs)
+        self._pull(spec.image)
+        return client.containers.create(**kwargs)
+
+    def _container_kwargs(self, spec: ContainerSpec) -> dict[str, Any]:
+        env = {**spec.env, "SWARM_JOB_ID": spec.job_id, "SWARM_ATTEMPT": str(spec.attempt)}
+        kwargs: dict[str, Any] = {
+            "image": spec.image,
+            "command": list(spec.argv),
+            "environment": env,
+            "labels": {
+                LABEL_JOB_ID: spec.job_id,
+                LABEL_ATTEMPT: str(spec.attempt),
+                LABEL_NODE: self._node_id,
+            },
+            # Readable in `docker ps`; the node id keeps two nodes on one engine apart.
+            "name": f"swarm-{_NAME_UNSAFE_RE.sub('-', self._node_id[:12])}-{spec.job_id}-{spec.attempt}",
+            "stop_signal": "SIGTERM",
+            "auto_remove": False,  # removed by us after the exit code and logs are collected
+            "init": self._use_init,
+            "stdin_open": False,
+            "tty": False,
+        }
+        if spec.cwd:
+            kwargs["working_dir"] = spec.cwd
+        if spec.cpus:
+            kwargs["nano_cpus"] = int(spec.cpus * 1e9)
+        if spec.mem_bytes:
+            kwargs["mem_limit"] = int(spec.mem_bytes)
+        if self._network_mode:
+            kwargs["network_mode"] = self._network_mode
+        return kwargs
+
+    def _pull(self, image: str) -> None:
+        """Try to pull a missing image once, bounded; raise ``SpawnFailed`` saying what to do."""
+        repo, tag = docker.utils.parse_repository_tag(image)
+        try:
+            puller = connect(self.docker_host, timeout_s=self._pull_timeout_s)
+        except ENGINE_ERRORS as exc:
+            raise SpawnFailed(None, self.unreachable_line()) from exc
+        try:
+            puller.images.pull(repo, tag=tag or "latest")
+            _log.info("container_image_pulled", image=image)
+            return
+        except docker.errors.NotFound as exc:
+            why, detail = "the registry does not have it", explain(exc)
+        except ENGINE_ERRORS as exc:
+            why, detail = "no registry is reachable", explain(exc)
+        finally:
+            puller.close()
+        raise SpawnFailed(
+            None,
+            f"image {image} is not on node {self._node_name} and {why}: docker pull or docker load it there"
+            f" (pull failed: {detail})",
+        )
+
+    def _remove_name_clash(self, client: docker.DockerClient, name: str) -> None:
+        """A container of ours with this name is a leftover of an earlier life (no reap_stale yet)."""
+        try:
+            old = client.containers.get(name)
+        except docker.errors.NotFound:
+            return
+        if old.labels.get(LABEL_NODE) != self._node_id:
+            raise SpawnFailed(None, f"a container named {name} that is not this node's exists on the engine")
+        old.remove(force=True)
+        _log.warning("stale_container_removed", container_id=old.short_id, name=name)
+
+    def remove_quietly(self, container_id: str) -> bool:
+        """Force-remove a container; False (logged) when the engine cannot be asked."""
+        try:
+            check_engine_socket(self.docker_host)
+            self.client().api.remove_container(container_id, force=True)
+            return True
+        except docker.errors.NotFound:
+            return True
+        except LAUNCH_ERRORS as exc:
+            _log.warning("container_remove_failed", container_id=container_id[:12], error=str(exc))
+            return False
+
+    def forget_if_lost(self, exc: BaseException) -> None:
+        """Drop the clients after a transport error, so the next call connects afresh."""
+        if not isinstance(exc, docker.errors.APIError):
+            with self._client_lock:
+                self._close_clients_locked()
+
+    def close(self) -> None:
+        """Close both clients; a later call connects again."""
+        with self._client_lock:
+            self._close_clients_locked()
+
+    def _close_clients_locked(self) -> None:
+        for client in (self._client, self._stream_client):
+            if client is not None:
+                client.close()
+        self._client = self._stream_client = None
+
+    def wait(self, container_id: str) -> tuple[int | None, str | None]:
+        """Block until the container has ended; its exit code, or None and why it is unknown."""
+        try:
+            check_engine_socket(self.docker_host)
+            status = self.stream_client().api.wait(container_id)
+        except docker.errors.NotFound:
+            return None, "the container was removed by someone else before it ended"
+        except LAUNCH_ERRORS as exc:
+            self.forget_if_lost(exc)
+            return None, f"lost the Docker engine at {self.address}: {explain(exc)}"
+        error = status.get("Error")
+        return int(status.get("StatusCode", -1)), (f"the engine reports: {error}" if error else None)
+
+    def stop(self, container_id: str, grace_s: int) -> None:
+        """SIGTERM (the container's stop signal), SIGKILL after ``grace_s`` whole seconds."""
+        check_engine_socket(self.docker_host)
+        self.client().api.stop(container_id, timeout=grace_s)
+
+
+def close_stream(stream: Any) -> None:
+    """Close an attach stream for good.
+
+    ``CancellableStream.close`` shuts the socket down, but the HTTP response still holds the
+    socket's file object, so the descriptor would only be released (with a ResourceWarning) by the
+    garbage collector; closing the response releases it now.
+    """
+    try:
+        stream.close()
+    except ENGINE_ERRORS + (OSError,):
+        pass
+    response = getattr(stream, "_response", None)
+    if response is not None:
+        response.close()
+
+
+def explain(exc: BaseException) -> str:
+    """The engine's own words for an error, on one line."""
+    text = getattr(exc, "explanation", None) or str(exc) or type(exc).__name__
+    return " ".join(str(text).split())
+
+
+def start_error(exc: BaseException) -> tuple[int | None, str]:
+    """A start failure as the shell would say it: 127 not found, 126 not executable."""
+    text = explain(exc)
+    lowered = text.lower()
+    if "executable file not found" in lowered or "no such file or directory" in lowered:
+        return 127, f"command not found in the image: {text}"
+    if "permission denied" in lowered:
+        return 126, f"command not executable in the image: {text}"
+    return None, f"cannot start the container: {text}"
