@@ -15,9 +15,9 @@ import os
 import socket
 from dataclasses import dataclass, fields
 
-import docker
-import docker.errors
-import docker.models.images
+import docker  # type: ignore[import-untyped]
+import docker.errors  # type: ignore[import-untyped]
+import docker.models.images  # type: ignore[import-untyped]
 import requests.exceptions
 
 from swarmcompute.executor.spec import AttemptSpec

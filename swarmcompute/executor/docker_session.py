@@ -16,9 +16,9 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-import docker
-import docker.errors
-import docker.utils
+import docker  # type: ignore[import-untyped]
+import docker.errors  # type: ignore[import-untyped]
+import docker.utils  # type: ignore[import-untyped]
 import structlog
 
 from swarmcompute.executor.docker_engine import (

@@ -32,8 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import docker
-import docker.errors
+import docker  # type: ignore[import-untyped]
+import docker.errors  # type: ignore[import-untyped]
 import requests.exceptions
 
 from swarmcompute.executor.spawn import setpriv_path
