@@ -139,6 +139,7 @@ class Replication:
             if msg.index > pr.match:
                 pr.match = msg.index
             pr.next = max(pr.next, pr.match + 1)
+            was_probing = pr.probing
             pr.probing = pr.paused = False
             self._maybe_commit()
             if self.role is not Role.LEADER:
@@ -148,8 +149,9 @@ class Replication:
                 if self._leaving:
                     self._become_follower(self.term, None)
                     return
-            # Catch a follower up with a window of pipelined requests, not one per round trip.
-            for _ in range(self.cfg.max_inflight_appends):
+            # A follower whose position was just found catches up with a window of pipelined
+            # requests, not one per round trip; in steady state one request per answer is plenty.
+            for _ in range(self.cfg.max_inflight_appends if was_probing else 1):
                 if pr.next > self.log.last_index or pr.paused:
                     break
                 self._send_append(msg.src)
