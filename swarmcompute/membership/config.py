@@ -38,7 +38,8 @@ class GossipConfig:
     suspicion_mult: int = 5
     """Suspicion timeout = ``suspicion_mult * max(1, log10(N)) * probe_interval_ticks``."""
     push_pull_interval_ticks: int = 300
-    """Full-state exchange with one random live peer (anti-entropy, partition healing)."""
+    """Full-state exchange with one random live peer (anti-entropy, partition healing);
+    scaled up past 32 members by ``push_pull_gap_ticks``."""
     early_push_pull_ticks: int = 20
     """After a join the push-pull gap starts here and doubles up to the interval above: a
     view formed during a join burst (every box boots after a power cut) misses rumours."""
@@ -95,6 +96,13 @@ class GossipConfig:
     def suspicion_timeout_ticks(self, n_members: int) -> int:
         scale = max(1.0, math.log10(max(1, n_members)))
         return math.ceil(self.suspicion_mult * scale * self.probe_interval_ticks)
+
+    def push_pull_gap_ticks(self, n_members: int) -> int:
+        """memberlist's ``pushPullScale``: the full-state sync slows down past 32 members
+        (x2 at 33-64, ..., x6 at 1000), since each one carries every member."""
+        if n_members <= 32:
+            return self.push_pull_interval_ticks
+        return self.push_pull_interval_ticks * (math.ceil(math.log2(n_members) - 5) + 1)
 
     def seconds(self, ticks: float) -> float:
         """Ticks as seconds of shell time, for reports."""

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 
 from swarmcompute.membership.broadcasts import BroadcastQueue
 from swarmcompute.membership.config import GossipConfig
-from swarmcompute.membership.effects import Effect, MemberEvent, Send
+from swarmcompute.membership.effects import Effect, Send
 from swarmcompute.membership.members import ALIVE, DEAD, LEFT, SUSPECT, Member, MemberTable
 from swarmcompute.membership.messages import (
     Ack,
@@ -198,7 +198,7 @@ class Membership:
                     self._declare_dead(node_id, out)
             self._advance_probe(out)
             if t >= self._next_push_pull:
-                self._push_pull_gap = min(c.push_pull_interval_ticks, self._push_pull_gap * 2)
+                self._push_pull_gap = min(c.push_pull_gap_ticks(self.num_live), self._push_pull_gap * 2)
                 self._next_push_pull = t + self._push_pull_gap
                 peer = self._table.live.sample(self._rng, 1)
                 if peer:

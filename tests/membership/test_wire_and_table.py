@@ -62,6 +62,8 @@ def test_presets_in_ticks() -> None:
     assert lan.indirect_checks == 3 and lan.seconds(lan.push_pull_interval_ticks) == 30.0
     assert lan.suspicion_timeout_ticks(3) == 50 and lan.suspicion_timeout_ticks(1000) == 150
     assert lan.retransmit_limit(9) == 12 and lan.retransmit_limit(1000) == 16
+    assert lan.push_pull_gap_ticks(32) == 300 and lan.push_pull_gap_ticks(33) == 600
+    assert lan.push_pull_gap_ticks(1000) == 1800
     local = GossipConfig.local()
     assert local.probe_timeout_ticks < lan.probe_timeout_ticks and local.suspicion_timeout_ticks(3) == 30
     assert GossipConfig.simulation().reap_ticks < lan.reap_ticks
