@@ -354,6 +354,10 @@ class DockerExecutor:
             close_stream(stream)
         exit_code, wait_error = self._engine.wait(container_id)
         error = error or wait_error
+        if att.spec.mem_bytes and exit_code not in (0, None) and self._engine.oom_killed(container_id):
+            error = error or (
+                f"out of memory: the kernel killed a process of the job at its limit of {att.spec.mem_bytes} bytes"
+            )
         removed = self._engine.remove_quietly(container_id)
         _post(loop, self._on_container_end, att, exit_code, error, removed)
 

@@ -158,7 +158,8 @@ class EngineSession:
         if spec.cpus:
             kwargs["nano_cpus"] = int(spec.cpus * 1e9)
         if spec.mem_bytes:
-            kwargs["mem_limit"] = int(spec.mem_bytes)
+            # A hard limit, as with Slurm or Kubernetes: no swap on top (Docker's default doubles it).
+            kwargs["mem_limit"] = kwargs["memswap_limit"] = int(spec.mem_bytes)
         if self._network_mode:
             kwargs["network_mode"] = self._network_mode
         return kwargs
@@ -238,6 +239,15 @@ class EngineSession:
             return None, f"lost the Docker engine at {self.address}: {explain(exc)}"
         error = status.get("Error")
         return int(status.get("StatusCode", -1)), (f"the engine reports: {error}" if error else None)
+
+    def oom_killed(self, container_id: str) -> bool:
+        """Whether the kernel killed a process of the container at its memory limit."""
+        try:
+            check_engine_socket(self.docker_host)
+            state = self.client().api.inspect_container(container_id).get("State", {})
+        except LAUNCH_ERRORS:
+            return False
+        return bool(state.get("OOMKilled"))
 
     def stop(self, container_id: str, grace_s: int) -> None:
         """SIGTERM (the container's stop signal), SIGKILL after ``grace_s`` whole seconds."""

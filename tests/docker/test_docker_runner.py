@@ -92,8 +92,23 @@ def test_cpu_and_memory_limits_reach_the_engine(harness: Harness, engine: Engine
         assert container_id is not None
         host_config = engine.client.api.inspect_container(container_id)["HostConfig"]
         assert (host_config["NanoCpus"], host_config["Memory"]) == (500_000_000, 64 * 1024 * 1024)
+        assert host_config["MemorySwap"] == 64 * 1024 * 1024
         ex.cancel("limits", 1)
         await h.result("limits")
+
+    harness.run_async(body)
+
+
+def test_memory_limit_is_hard_and_an_oom_kill_says_so(harness: Harness) -> None:
+    async def body(h: Harness) -> None:
+        ex = h.executor()
+        hog = "head -c 200000000 /dev/zero | tr '\\0' a | sort >/dev/null"
+        result = await h.run(ex, _sh(h, "hog", hog, mem_bytes=32 * 1024 * 1024))
+        assert (result.reason, result.exit_code) == (EndReason.EXITED, 128 + 9)
+        assert result.error == (
+            f"out of memory: the kernel killed a process of the job at its limit of {32 * 1024 * 1024} bytes"
+        )
+        assert b"out of memory" in read_streams(result.log_path)[1]
 
     harness.run_async(body)
 
