@@ -77,6 +77,7 @@ def test_env_cwd_and_labels(harness: Harness, engine: Engine) -> None:
         assert container_id is not None
         labels = engine.client.containers.get(container_id).labels
         assert (labels[LABEL_JOB_ID], labels[LABEL_ATTEMPT], labels[LABEL_NODE]) == ("envjob", "3", h.node_id)
+        await wait_for(lambda: ("envjob", 3) in h.outputs, 60, "the job's line")
         assert ex.cancel("envjob", 3)
         result = await h.result("envjob", 3)
         assert read_streams(result.log_path)[0] == b"envjob 3 hello /tmp/work\n"
@@ -149,7 +150,9 @@ def test_cancel_removes_the_container(harness: Harness, engine: Engine) -> None:
         assert not ex.cancel("nosuchjob", 1)
         result = await h.result("cancelme")
         assert result.reason is EndReason.CANCELLED
-        assert result.exit_code == 128 + 15  # Docker's init passes SIGTERM on to sleep
+        # Docker's init passes SIGTERM on to sleep (143); SIGKILL after the grace only if the
+        # signal came before init was ready for it, on a very loaded machine.
+        assert result.exit_code in (128 + 15, 128 + 9)
         assert _gone(engine, container_id)
         assert not ex.is_running("cancelme", 1)
 
@@ -335,8 +338,6 @@ def test_echo_latency(harness: Harness) -> None:
 
 
 def test_wait_for_helper_is_bounded() -> None:
-    import asyncio
-
     with pytest.raises(AssertionError):
         asyncio.run(wait_for(lambda: False, 0.05, "nothing"))
 
