@@ -131,10 +131,13 @@ def test_timeout_stops_the_container(harness: Harness, engine: Engine) -> None:
 def test_sigterm_ignored_means_sigkill_after_grace(harness: Harness) -> None:
     async def body(h: Harness) -> None:
         ex = h.executor(kill_grace_s=1.0)
-        spec = _sh(h, "stubborn", "trap '' TERM; echo ready; while true; do sleep 0.1; done", timeout_s=0.5)
+        spec = _sh(h, "stubborn", "trap '' TERM; echo ready; while true; do sleep 0.1; done")
+        await bounded(ex.start(spec), 60, "start")
+        await wait_for(lambda: ("stubborn", 1) in h.outputs, 60, "the trap to be set")
         t0 = time.monotonic()
-        result = await h.run(ex, spec)
-        assert (result.reason, result.exit_code) == (EndReason.TIMEOUT, 128 + 9)
+        ex.cancel("stubborn", 1)
+        result = await h.result("stubborn")
+        assert (result.reason, result.exit_code) == (EndReason.CANCELLED, 128 + 9)
         assert time.monotonic() - t0 >= 1.0
 
     harness.run_async(body)
