@@ -160,3 +160,16 @@ def list_images(client: docker.DockerClient, limit: int | None = None) -> list[s
 def _created(image: docker.models.images.Image) -> float:
     value = image.attrs.get("Created")
     return float(value) if isinstance(value, int | float) else 0.0
+
+
+def local_images(docker_host: str | None = None, limit: int | None = None) -> list[str]:
+    """``list_images`` of the local engine in one call, for a periodic inventory in a thread.
+
+    Connects, lists and closes, so nothing is held between refreshes; raises one of
+    ``ENGINE_ERRORS`` when no engine answers (the caller knows then that no images are known).
+    """
+    client = connect(docker_host, timeout_s=PROBE_TIMEOUT_S * 10)
+    try:
+        return list_images(client, limit)
+    finally:
+        client.close()

@@ -14,12 +14,14 @@ from docker_helpers import BUSYBOX_TAG, Engine, Harness, bounded, wait_for
 
 from swarmcompute.executor import TAIL_BYTES, AttemptResult, AttemptSpec, EndReason, read_chunks, read_streams
 from swarmcompute.executor.docker_engine import (
+    ENGINE_ERRORS,
     LABEL_ATTEMPT,
     LABEL_JOB_ID,
     LABEL_NODE,
     ContainerSpec,
     docker_available,
     list_images,
+    local_images,
 )
 from swarmcompute.executor.logfile import STDERR, STDOUT, truncation_marker
 from swarmcompute.testing.dockerd import PrivateDockerd, build_busybox_image
@@ -305,6 +307,9 @@ def test_starting_twice_is_a_caller_bug(harness: Harness) -> None:
 def test_image_inventory_and_probe(harness: Harness, engine: Engine) -> None:
     assert BUSYBOX_TAG in list_images(engine.client)
     assert docker_available(engine.dockerd.host)
+    assert BUSYBOX_TAG in local_images(engine.dockerd.host, limit=64)
+    with pytest.raises(ENGINE_ERRORS):
+        local_images(UNREACHABLE)
 
     async def body(h: Harness) -> None:
         assert BUSYBOX_TAG in await h.executor().list_images()
