@@ -9,7 +9,7 @@ Lifecycle of one attempt:
 1. ``start`` creates the container in a bounded worker pool (the ``docker`` SDK blocks): the
    image, ``command=argv``, the env plus ``SWARM_JOB_ID``/``SWARM_ATTEMPT``, labels
    ``swarm.job_id``/``swarm.attempt``/``swarm.node``, ``stop_signal=SIGTERM``, optional
-   ``nano_cpus``/``mem_limit``, and (by default) Docker's init so SIGTERM reaches the job rather
+   ``nano_cpus``/``mem_limit`` (hard: no swap on top), and (by default) Docker's init so SIGTERM reaches the job rather
    than a pid 1 that ignores it. A missing image is pulled once (``pull_timeout_s``); no engine,
    no image or a command the image lacks is a ``SPAWN_FAILED`` result with one clear line.
 2. It attaches to the container *before* starting it, so no output is lost, and hands the
@@ -21,7 +21,8 @@ Lifecycle of one attempt:
    hands the end to the loop: once ``on_exit`` has run, nothing of the attempt is left on the
    engine.
 4. Timeout, ``cancel`` and ``shutdown`` call ``container.stop(timeout=kill_grace_s)``: SIGTERM,
-   SIGKILL after the grace; the exit code is Docker's (128+N for signal N).
+   SIGKILL after the grace (rounded up to whole seconds, the engine's unit); the exit code is
+   Docker's (128+N for signal N). An out-of-memory kill is named in the result's ``error``.
 
 The engine calls themselves (connection, create, pull, attach, wait, remove, and the wording of
 their failures) are in ``docker_session``; this module keeps the lifecycle on the loop.
