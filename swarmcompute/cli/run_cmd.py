@@ -38,6 +38,7 @@ Options:
   --after JOB           Run after JOB succeeded (repeatable).
   --after-any JOB       Run after JOB ended, however (repeatable).
   --node NAME           Run only on this node (name or id).
+  --image IMAGE         Run in a Docker container of IMAGE (nodes holding it are preferred).
   --id ID               Choose the job id (resubmitting the same id is a no-op).
   --state-dir DIR       The node to talk to (default: $SWARM_STATE_DIR or
                         ~/.local/share/swarmcompute).
@@ -61,6 +62,7 @@ _OPTIONS: dict[str, tuple[str, bool, bool]] = {
     "--after": ("after", True, True),
     "--after-any": ("after_any", True, True),
     "--node": ("node", True, False),
+    "--image": ("image", True, False),
     "--id": ("job_id", True, False),
     "--state-dir": ("state_dir", True, False),
 }
@@ -196,6 +198,7 @@ def _spec(parsed: RunArgs) -> dict[str, Any]:
         "after": opts.get("after", []),
         "after_any": opts.get("after_any", []),
         "node": opts.get("node"),
+        "image": opts.get("image"),
     }
     return spec
 

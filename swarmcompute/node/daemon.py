@@ -41,8 +41,7 @@ from swarmcompute.errors import (
     NotLeaderError,
 )
 from swarmcompute.executor.logfile import read_chunks
-from swarmcompute.executor.process import ProcessExecutor
-from swarmcompute.executor.spec import AttemptResult, AttemptSpec
+from swarmcompute.executor.spec import AttemptResult
 from swarmcompute.membership.config import GossipConfig
 from swarmcompute.membership.effects import MemberDead, MemberEvent, MemberLeft, MemberUp, MemberUpdated
 from swarmcompute.membership.members import ALIVE
@@ -54,6 +53,7 @@ from swarmcompute.node.identity import Identity, load_or_create
 from swarmcompute.node.inventory import Inventory
 from swarmcompute.node.joining import ClusterPlan, plan_cluster
 from swarmcompute.node.resources import ResourceMonitor
+from swarmcompute.node.runners import JobRunners
 from swarmcompute.node.status import node_view, quorum_view
 from swarmcompute.paths import DEFAULT_PORT, StatePaths
 from swarmcompute.raft.config import RaftConfig
@@ -127,7 +127,7 @@ class Daemon:
         self._committer: ReplicatedJobLog | None = None
         self._link: ClusterLink | None = None
         self._gossip: GossipHost | None = None
-        self.executor = ProcessExecutor(
+        self.executor = JobRunners(
             self.paths.job_output_dir,
             self.paths.process_registry,
             on_exit=self._on_attempt_exit,
@@ -183,6 +183,7 @@ class Daemon:
         try:
             identity = self.identity = load_or_create(self.paths.identity, self.config.name)
             structlog.contextvars.bind_contextvars(node_id=identity.node_id)
+            self.executor.bind_node(identity.node_id, identity.name)
             plan = self.plan = await plan_cluster(
                 self.paths,
                 token=self.config.token,
@@ -216,7 +217,7 @@ class Daemon:
                 tick_interval_s=TICK_S,
             )
             applied = self.committer.open(bootstrap_voters=[identity.node_id] if plan.bootstrap else None)
-            self.inventory = Inventory(identity.name, self.resources)
+            self.inventory = Inventory(identity.name, self.resources, list_images=_docker_images)
             self._gossip = GossipHost(
                 identity.node_id,
                 link.address,
@@ -257,6 +258,7 @@ class Daemon:
                     tasks.create_task(self._start_loop()),
                     tasks.create_task(self._resource_loop()),
                     tasks.create_task(self.inventory.run()),
+                    tasks.create_task(self._reap_stale_containers()),
                     tasks.create_task(self._maintenance_loop()),
                 ]
                 self._schedule.set()
@@ -430,10 +432,7 @@ class Daemon:
                     continue
                 if self.executor.is_running(job.id, job.attempt):
                     continue
-                spec = job.spec
-                await self.executor.start(
-                    AttemptSpec(job.id, job.attempt, spec.argv, dict(spec.env), spec.cwd, spec.timeout_s)
-                )
+                await self.executor.start(job.id, job.attempt, job.spec)
                 if self.executor.is_running(job.id, job.attempt):
                     self.committer.enqueue([StartAttempt(job.id, job.attempt, self.node_id, time.time())])
 
@@ -541,6 +540,11 @@ class Daemon:
             except (MembershipChangeError, NotLeaderError) as exc:
                 log.info("dead_voter_removal_deferred", voter=voter, reason=str(exc))
             return  # one change at a time
+
+    async def _reap_stale_containers(self) -> None:
+        removed = await self.executor.reap_stale_containers()
+        if removed:
+            log.info("stale_containers_removed", count=removed)
 
     async def _clock_loop(self) -> None:
         """Tick Raft and gossip together (both count 100 ms ticks)."""
@@ -685,6 +689,16 @@ class Daemon:
             "pid": os.getpid(),
             "uptime_s": time.monotonic() - self.started_monotonic,
         }
+
+
+def _docker_images() -> list[str]:
+    """Images the local Docker engine holds (empty without an engine); runs in a thread."""
+    from swarmcompute.executor.docker_engine import docker_available, local_images
+    from swarmcompute.membership.meta import MAX_IMAGES
+
+    if not docker_available():
+        return []
+    return local_images(limit=MAX_IMAGES)
 
 
 def _advertise_host(bind: str) -> str:

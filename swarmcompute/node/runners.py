@@ -1,0 +1,102 @@
+"""The node's job runners behind one face: plain processes, or Docker containers for jobs
+with an image.
+
+The daemon asks "is this attempt running here?", "stop it", "stop them all"
+without caring where an attempt went; this class remembers. Both runners write
+the same per-attempt log files, so output streaming is the same for both. The
+Docker runner is made on first use: a node without Docker never touches the
+engine unless a job asks for an image (and then says so plainly).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+from swarmcompute.executor.docker_engine import ContainerSpec
+from swarmcompute.executor.docker_runner import DockerExecutor
+from swarmcompute.executor.process import ProcessExecutor
+from swarmcompute.executor.spec import AttemptResult, AttemptSpec
+from swarmcompute.state.job import JobSpec
+
+
+class JobRunners:
+    def __init__(
+        self,
+        logs_dir: Path,
+        registry_path: Path,
+        *,
+        on_exit: Callable[[AttemptResult], None],
+        on_output: Callable[[str, int], None],
+        kill_grace_s: float,
+        max_log_bytes: int,
+    ) -> None:
+        self._logs_dir = logs_dir
+        self._on_exit = on_exit
+        self._on_output = on_output
+        self._kill_grace_s = kill_grace_s
+        self._max_log_bytes = max_log_bytes
+        self.processes = ProcessExecutor(
+            logs_dir, registry_path, on_exit=on_exit, on_output=on_output,
+            kill_grace_s=kill_grace_s, max_log_bytes=max_log_bytes,
+        )  # fmt: skip
+        self._docker: DockerExecutor | None = None
+        self._node_id = ""
+        self._node_name = ""
+
+    def bind_node(self, node_id: str, name: str) -> None:
+        """Containers are labelled with the node id, known once the daemon loaded its identity."""
+        self._node_id, self._node_name = node_id, name
+
+    def docker(self) -> DockerExecutor:
+        if self._docker is None:
+            self._docker = DockerExecutor(
+                self._logs_dir, self._node_id, node_name=self._node_name, on_exit=self._on_exit,
+                on_output=self._on_output, kill_grace_s=self._kill_grace_s, max_log_bytes=self._max_log_bytes,
+            )  # fmt: skip
+        return self._docker
+
+    async def start(self, job_id: str, attempt: int, spec: JobSpec) -> None:
+        plain = AttemptSpec(job_id, attempt, spec.argv, dict(spec.env), spec.cwd, spec.timeout_s)
+        if spec.image is None:
+            await self.processes.start(plain)
+            return
+        container = ContainerSpec.of(
+            plain, image=spec.image, cpus=spec.cpus or None, mem_bytes=spec.mem_bytes or None
+        )
+        await self.docker().start(container)
+
+    def is_running(self, job_id: str, attempt: int) -> bool:
+        return self.processes.is_running(job_id, attempt) or (
+            self._docker is not None and self._docker.is_running(job_id, attempt)
+        )
+
+    def running(self) -> list[tuple[str, int]]:
+        return self.processes.running() + (self._docker.running() if self._docker is not None else [])
+
+    def cancel(self, job_id: str, attempt: int) -> bool:
+        if self.processes.cancel(job_id, attempt):
+            return True
+        return self._docker is not None and self._docker.cancel(job_id, attempt)
+
+    def log_path(self, job_id: str, attempt: int) -> Path:
+        return self.processes.log_path(job_id, attempt)
+
+    def reap_stale(self) -> int:
+        """Processes a previous daemon life left behind (containers: ``reap_stale_containers``)."""
+        return self.processes.reap_stale()
+
+    async def reap_stale_containers(self) -> int:
+        """Containers labelled with this node that a previous life left, when an engine answers."""
+        from swarmcompute.executor.docker_engine import docker_available
+
+        if not await asyncio.to_thread(docker_available):
+            return 0
+        return await asyncio.to_thread(self.docker().reap_stale)
+
+    async def shutdown(self) -> None:
+        await self.processes.shutdown()
+        if self._docker is not None:
+            await self._docker.shutdown()
+            self._docker.close()
