@@ -11,7 +11,26 @@ from swarmcompute.errors import SwarmError
 from swarmcompute.paths import DEFAULT_PORT, StatePaths
 
 
+def _without_rich() -> None:
+    """structlog imports rich (which typer installs) just to pretty-print tracebacks: ~10 MiB
+    and 80 ms a daemon does not need. Marking it absent makes structlog use plain tracebacks."""
+    sys.modules.setdefault("rich", None)  # type: ignore[arg-type]
+
+
+def _few_malloc_arenas() -> None:
+    """glibc gives each thread that allocates its own malloc arena; the daemon's few helper
+    threads (zmq, asyncio.to_thread) would each pin megabytes of RSS. Two arenas are plenty."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-8, 2)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to tune
+
+
 def main(argv: list[str] | None = None) -> int:
+    _without_rich()
+    _few_malloc_arenas()
     parser = argparse.ArgumentParser(prog="python -m swarmcompute.node")
     parser.add_argument("--state-dir")
     parser.add_argument("--name")

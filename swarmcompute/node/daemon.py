@@ -693,8 +693,12 @@ class Daemon:
 
 def _docker_images() -> list[str]:
     """Images the local Docker engine holds (empty without an engine); runs in a thread."""
-    from swarmcompute.executor.docker_engine import docker_available, local_images
     from swarmcompute.membership.meta import MAX_IMAGES
+    from swarmcompute.node.runners import engine_socket_answers
+
+    if not engine_socket_answers():
+        return []  # no engine: never load the Docker SDK
+    from swarmcompute.executor.docker_engine import docker_available, local_images
 
     if not docker_available():
         return []

@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from swarmcompute.executor.docker_engine import ContainerSpec
-from swarmcompute.executor.docker_runner import DockerExecutor
 from swarmcompute.executor.process import ProcessExecutor
 from swarmcompute.executor.spec import AttemptResult, AttemptSpec
 from swarmcompute.state.job import JobSpec
+
+if TYPE_CHECKING:  # the Docker SDK costs ~15 MiB and 150 ms: loaded only when a job needs it
+    from swarmcompute.executor.docker_runner import DockerExecutor
 
 
 class JobRunners:
@@ -51,6 +53,8 @@ class JobRunners:
 
     def docker(self) -> DockerExecutor:
         if self._docker is None:
+            from swarmcompute.executor.docker_runner import DockerExecutor
+
             self._docker = DockerExecutor(
                 self._logs_dir, self._node_id, node_name=self._node_name, on_exit=self._on_exit,
                 on_output=self._on_output, kill_grace_s=self._kill_grace_s, max_log_bytes=self._max_log_bytes,
@@ -62,6 +66,8 @@ class JobRunners:
         if spec.image is None:
             await self.processes.start(plain)
             return
+        from swarmcompute.executor.docker_engine import ContainerSpec
+
         container = ContainerSpec.of(
             plain, image=spec.image, cpus=spec.cpus or None, mem_bytes=spec.mem_bytes or None
         )
@@ -89,9 +95,7 @@ class JobRunners:
 
     async def reap_stale_containers(self) -> int:
         """Containers labelled with this node that a previous life left, when an engine answers."""
-        from swarmcompute.executor.docker_engine import docker_available
-
-        if not await asyncio.to_thread(docker_available):
+        if not await asyncio.to_thread(engine_socket_answers):
             return 0
         return await asyncio.to_thread(self.docker().reap_stale)
 
@@ -100,3 +104,27 @@ class JobRunners:
         if self._docker is not None:
             await self._docker.shutdown()
             self._docker.close()
+
+
+def engine_socket_answers(timeout_s: float = 0.5) -> bool:
+    """Whether a Docker engine seems to be there, checked without importing the Docker SDK.
+
+    A unix socket (``DOCKER_HOST=unix://...`` or the default ``/var/run/docker.sock``) must
+    accept a connection; any other ``DOCKER_HOST`` (tcp, ssh) is assumed to be there and the
+    SDK's own probe decides.
+    """
+    import os
+    import socket
+
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if not host.startswith("unix://"):
+        return True
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout_s)
+    try:
+        sock.connect(host[len("unix://") :])
+    except OSError:
+        return False
+    finally:
+        sock.close()
+    return True
