@@ -61,11 +61,15 @@ class Cluster:
         return leaders.pop() if len(leaders) == 1 else None
 
     def formed(self) -> bool:
+        """A leader, every live node alive everywhere, and (up to 5) every node a voter: killing
+        the leader of a cluster whose third node is still a learner would rightly stall it."""
         live = self.live()
         statuses = [n.status() for n in live]
+        voters = min(len(self.nodes), 5)
         return (
             self.leader() is not None
             and all(sum(v["state"] == "alive" for v in s["nodes"]) == len(live) for s in statuses)
+            and all(len(s["quorum"]["voters"]) == voters for s in statuses)
         )
 
     def close(self) -> None:

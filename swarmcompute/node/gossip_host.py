@@ -24,6 +24,8 @@ from swarmcompute.membership.meta import NodeMeta
 log = structlog.get_logger(__name__)
 
 META_INTERVAL_S = 5.0
+META_REFRESH_S = 60.0
+"""Resources are re-advertised when they changed noticeably, and at least this often."""
 
 
 class GossipHost:
@@ -42,9 +44,12 @@ class GossipHost:
         self._send = send
         self._on_event = on_event
         self._sample_meta = sample_meta
-        self.core = Membership(node_id, address, self.config, rng or random.Random(), meta=sample_meta())
+        self._advertised = sample_meta()
+        self.core = Membership(node_id, address, self.config, rng or random.Random(), meta=self._advertised)
         self._ticks = 0
         self._ticks_per_meta = max(1, round(META_INTERVAL_S * 1000.0 / self.config.tick_ms))
+        self._ticks_per_refresh = max(1, round(META_REFRESH_S * 1000.0 / self.config.tick_ms))
+        self._advertised_tick = 0
 
     async def run(self) -> None:
         """Tick until cancelled (the daemon ticks through its shared clock instead)."""
@@ -53,11 +58,17 @@ class GossipHost:
             self.tick()
 
     def tick(self) -> None:
-        """One gossip tick; every ``META_INTERVAL_S`` also re-advertise our resources."""
+        """One gossip tick; every ``META_INTERVAL_S`` look whether our resources changed enough
+        to be worth a round of gossip (every update costs a dozen retransmissions)."""
         self._carry(self.core.tick())
         self._ticks += 1
-        if self._ticks % self._ticks_per_meta == 0:
-            self._carry(self.core.set_meta(self._sample_meta()))
+        if self._ticks % self._ticks_per_meta:
+            return
+        meta = self._sample_meta()
+        stale = self._ticks - self._advertised_tick >= self._ticks_per_refresh
+        if stale or changed_noticeably(self._advertised, meta):
+            self._advertised, self._advertised_tick = meta, self._ticks
+            self._carry(self.core.set_meta(meta))
 
     def step(self, sender: str, msg: object) -> None:
         self._carry(self.core.step(sender, msg))  # type: ignore[arg-type]
@@ -84,3 +95,18 @@ class GossipHost:
                     self._on_event(effect)
                 except Exception:
                     log.exception("member_event_handler_failed", event=type(effect).__name__)
+
+
+def changed_noticeably(old: NodeMeta, new: NodeMeta) -> bool:
+    """What the scheduler and `swarm status` would care about: inventory, or a real swing in use."""
+    if (old.name, old.cpus, old.mem_total, old.gpus, old.images, old.version) != (
+        new.name, new.cpus, new.mem_total, new.gpus, new.images, new.version,
+    ):
+        return True
+    total = max(new.mem_total, 1)
+    return (
+        abs(old.cpu_percent - new.cpu_percent) >= 20.0
+        or abs(old.mem_available - new.mem_available) / total >= 0.05
+        or abs(old.load_1m - new.load_1m) >= 1.0
+        or abs(old.disk_free - new.disk_free) >= max(old.disk_free, 1) * 0.05
+    )
