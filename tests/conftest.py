@@ -52,6 +52,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     setattr(item, "rep_" + report.when, report)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Long seed sweeps (marker ``slow``) run only with SWARM_SLOW=1; otherwise they are
+    deselected, not skipped: the normal run has nothing it could not do."""
+    if os.environ.get("SWARM_SLOW") == "1":
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # Job processes started by tests must not inherit a pytest-specific cwd surprise.
     os.environ.setdefault("SWARM_TEST", "1")

@@ -19,7 +19,6 @@ from swarmcompute.membership import MemberDead, MemberLeft, MemberState, MemberS
 from swarmcompute.membership.simulation import GossipSim
 from swarmcompute.sim.network import NetworkFaults
 
-SLOW = os.environ.get("SWARM_SLOW") == "1"
 LOSSY = NetworkFaults(drop_rate=0.05, duplicate_rate=0.01, min_delay_ms=1, max_delay_ms=30,
                       spike_rate=0.01, spike_delay_ms=400)
 DEAD, ALIVE, LEFT = (MemberState.DEAD,), (MemberState.ALIVE,), (MemberState.LEFT,)
@@ -32,8 +31,7 @@ def seeds(normal: int) -> list[int]:
 
 
 def slow_seeds(start: int, stop: int) -> list[int]:
-    if not SLOW:
-        pytest.skip(f"seeds {start}..{stop - 1}: set SWARM_SLOW=1 to run the long sweep")
+    """The long sweeps carry the ``slow`` marker: deselected unless ``SWARM_SLOW=1`` (root conftest)."""
     return list(range(start, stop))
 
 
@@ -75,6 +73,7 @@ def test_every_live_node_sees_every_other_alive_soon_after_start(seed: int) -> N
         check_join(seed)
 
 
+@pytest.mark.slow
 def test_join_slow_sweep() -> None:
     for seed in slow_seeds(60, 400):
         with seeded(seed):
@@ -106,6 +105,7 @@ def test_a_crashed_node_is_marked_dead_by_all_within_a_bound(seed: int) -> None:
         check_crash(seed)
 
 
+@pytest.mark.slow
 def test_crash_slow_sweep() -> None:
     for seed in slow_seeds(50, 300):
         with seeded(seed):
@@ -138,6 +138,7 @@ def test_loss_and_blips_never_kill_a_healthy_node(seed: int) -> None:
         check_no_false_positives(seed, ticks=3000)
 
 
+@pytest.mark.slow
 def test_false_positive_slow_sweep() -> None:
     for seed in slow_seeds(25, 100):
         with seeded(seed):

@@ -23,7 +23,6 @@ from swarmcompute.sim.sweep import SweepSummary, replay_with_trace, sweep
 
 SEEDS = int(os.environ.get("SWARM_SIM_SEEDS", "2000"))
 SWEEP_OPTIONS = SimOptions(safety_ticks=100)
-SLOW = os.environ.get("SWARM_SLOW") == "1"
 
 # Seeds that once showed a problem; each stays as a regression test:
 # (seed, nodes, safety ticks, liveness bound in ticks, what it found).
@@ -56,8 +55,7 @@ def test_seed_sweep() -> None:
     assert len(summary.liveness_ticks) == SEEDS
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not SLOW, reason="long seed sweep: run with SWARM_SLOW=1 (SWARM_SIM_SEEDS scales it)")
+@pytest.mark.slow  # deselected unless SWARM_SLOW=1 (root conftest); SWARM_SIM_SEEDS scales it
 def test_long_seed_sweep() -> None:
     summary = sweep(SEEDS * 5, 1_000_000, None, SimOptions(safety_ticks=600))  # 10,000 seeds by default
     assert not summary.failures, _report(summary)
