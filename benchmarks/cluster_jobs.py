@@ -61,7 +61,7 @@ def _one_failover(nodes: list[DaemonProcess]) -> float:
     wait_until(lambda: formed(nodes, 3), 60, "a full cluster")
     leader = nodes[0].status()["leader"]
     observer = next(n for n in nodes if n.status()["node_id"] == leader)
-    ids = observer.client.submit_many([{"argv": ["sleep", "120"], "cpus": 0.5} for _ in range(9)])
+    ids = observer.client.submit_many([{"argv": ["sleep", "120"], "cpus": 0.25} for _ in range(9)])
     wait_until(lambda: all(observer.client.job(j)["state"] == "running" for j in ids), 30, "9 running jobs")
     by_node: dict[str, list[str]] = {}
     for j in ids:

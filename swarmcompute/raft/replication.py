@@ -182,6 +182,11 @@ class Replication:
             self.commit = candidate
             if any(before < i <= candidate for i in self._config_indexes):
                 self._on_config_committed()
+            if self.role is Role.LEADER:
+                # Tell followers now rather than at the next heartbeat: a client waiting on a
+                # follower for its own replica to apply would otherwise wait up to a heartbeat.
+                for peer in self.progress:
+                    self._send_append(peer)
 
     # ------------------------------------------------------------------ follower side
 

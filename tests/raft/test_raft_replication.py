@@ -126,12 +126,26 @@ def test_only_entries_of_the_current_term_are_committed_by_counting_figure_8() -
     assert s1.commit == 3
 
 
-def test_heartbeats_carry_the_commit_index_to_followers() -> None:
+def test_followers_hear_of_a_commit_at_once() -> None:
+    """The leader sends the new commit index when it advances, not at the next heartbeat:
+    a client waiting on a follower for its replica would otherwise wait a heartbeat."""
     c = LockstepCluster("abc", CFG)
     c.elect("a")
     index = c.propose("a", b"x")
     c.deliver()
+    assert c.nodes["a"].commit == index
+    assert c.nodes["b"].commit == index and c.commands("b") == [b"x"]
+
+
+def test_heartbeats_carry_the_commit_index_when_the_notice_is_lost() -> None:
+    c = LockstepCluster("abc", CFG)
+    c.elect("a")
+    index = c.propose("a", b"x")
+    # Drop every message to b that carries the new commit index without new entries.
+    c.drop = lambda m: m.dst == "b" and isinstance(m, AppendRequest) and not m.entries
+    c.deliver()
     assert c.nodes["a"].commit == index and c.nodes["b"].commit < index
+    c.drop = None
     c.tick("a", CFG.heartbeat_interval_ticks)
     c.deliver()
     assert c.nodes["b"].commit == index and c.commands("b") == [b"x"]
