@@ -179,19 +179,18 @@ class ClusterLink:
                 if self.gossip is not None:
                     self.gossip.join([address])
 
-    async def join_loop(self, is_member: Callable[[], bool]) -> None:
-        """Ask seeds (then the leader) to add us, until the Raft configuration lists us."""
-        while True:
-            if not is_member():
-                request = JoinRequest(self.node_id, self.name, self.address)
-                targets = list(self.seeds)
-                leader = self.job_log.raft.leader_id if self.job_log is not None else None
-                if leader is not None and self.book.get(leader):
-                    targets.insert(0, self.book.get(leader))  # type: ignore[arg-type]
-                for address in targets:
-                    self.transport.send(address, request)
-            self.book.save()
-            await asyncio.sleep(JOIN_RETRY_S)
+    def join_step(self, is_member: bool) -> None:
+        """Called every ``JOIN_RETRY_S``: ask seeds (then the leader) to add us until the Raft
+        configuration lists us; keep the address book on disk."""
+        if not is_member:
+            request = JoinRequest(self.node_id, self.name, self.address)
+            targets = list(self.seeds)
+            leader = self.job_log.raft.leader_id if self.job_log is not None else None
+            if leader is not None and self.book.get(leader):
+                targets.insert(0, self.book.get(leader))  # type: ignore[arg-type]
+            for address in targets:
+                self.transport.send(address, request)
+        self.book.save()
 
     def _on_join(self, sender: str, req: JoinRequest) -> None:
         self.learn(req.node_id, req.address)

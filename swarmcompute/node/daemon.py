@@ -253,13 +253,10 @@ class Daemon:
                 committer = tasks.create_task(self.committer.run(tick=False))
                 workers = [
                     tasks.create_task(self._clock_loop()),
-                    tasks.create_task(link.join_loop(self._is_member)),
                     tasks.create_task(self._schedule_loop()),
                     tasks.create_task(self._start_loop()),
-                    tasks.create_task(self._resource_loop()),
                     tasks.create_task(self.inventory.run()),
                     tasks.create_task(self._reap_stale_containers()),
-                    tasks.create_task(self._maintenance_loop()),
                 ]
                 self._schedule.set()
                 await self._stop.wait()
@@ -462,11 +459,14 @@ class Daemon:
                     log.info("placement_not_committed", reason=str(exc))
 
     async def _wait_for_schedule(self) -> None:
+        """Until something changed, or the nearest retry backoff ends (the clock also checks)."""
         now = time.time()
         backoffs = [j.not_before for j in self.table.pending_jobs() if j.not_before > now]
-        timeout = min(backoffs) - now if backoffs else MAINTENANCE_INTERVAL_S
+        if not backoffs:
+            await self._schedule.wait()
+            return
         try:
-            await asyncio.wait_for(self._schedule.wait(), timeout)
+            await asyncio.wait_for(self._schedule.wait(), min(backoffs) - now)
         except TimeoutError:
             pass
 
@@ -511,17 +511,20 @@ class Daemon:
         if lost:
             self.committer.enqueue(lost)
 
-    async def _maintenance_loop(self) -> None:
-        """On the leader: re-queue work of dead nodes and replace voters dead past the grace period."""
-        while True:
-            await asyncio.sleep(MAINTENANCE_INTERVAL_S)
-            raft = self.committer.raft
-            if not raft.is_leader:
-                continue
-            for node_id in {j.node for j in self.table.open_jobs() if j.state in ACTIVE_STATES}:
-                if node_id is not None and not self._is_alive(node_id) and node_id in self._dead_since:
-                    self._requeue_attempts_of(node_id, "its node is dead")
-            self._replace_dead_voters()
+    def _maintenance(self) -> None:
+        """Once a second: join retries; retry backoffs that ended; and on the leader, re-queue
+        the work of dead nodes and replace voters dead past the grace period."""
+        self.link.join_step(self._is_member())
+        now = time.time()
+        if any(0 < j.not_before <= now for j in self.table.pending_jobs()):
+            self._schedule.set()
+        raft = self.committer.raft
+        if not raft.is_leader:
+            return
+        for node_id in {j.node for j in self.table.open_jobs() if j.state in ACTIVE_STATES}:
+            if node_id is not None and not self._is_alive(node_id) and node_id in self._dead_since:
+                self._requeue_attempts_of(node_id, "its node is dead")
+        self._replace_dead_voters()
 
     def _replace_dead_voters(self) -> None:
         raft = self.committer.raft
@@ -547,18 +550,25 @@ class Daemon:
             log.info("stale_containers_removed", count=removed)
 
     async def _clock_loop(self) -> None:
-        """Tick Raft and gossip together (both count 100 ms ticks)."""
-        raft, gossip = self.committer.raft, self.gossip
+        """The daemon's one periodic wakeup: Raft and gossip ticks (both count 100 ms ticks),
+        maintenance every second, a resource sample every two. Each wakeup of the loop costs
+        CPU an idle small board should not spend, so nothing else runs on a timer."""
+        raft, gossip, resources = self.committer.raft, self.gossip, self._resources()
+        per_maintenance = round(MAINTENANCE_INTERVAL_S / TICK_S)
+        per_sample = round(RESOURCE_SAMPLE_INTERVAL_S / TICK_S)
+        ticks = 0
         while True:
             await asyncio.sleep(TICK_S)
+            ticks += 1
             raft.tick()
             gossip.tick()
-
-    async def _resource_loop(self) -> None:
-        resources = self._resources()
-        while True:
-            await asyncio.sleep(RESOURCE_SAMPLE_INTERVAL_S)
-            resources.sample()
+            if ticks % per_maintenance == 0:
+                try:
+                    self._maintenance()
+                except Exception:  # the clock must keep ticking: log, and try again next second
+                    log.exception("maintenance_failed")
+            if ticks % per_sample == 0:
+                resources.sample()
 
     # -- what the control server asks for -------------------------------------
 
