@@ -57,8 +57,12 @@ def request_frame(tag: str, fields: list[object]) -> bytes:
     return _LEN.pack(len(body)) + body
 
 
-def connect(path: str) -> socket.socket:
-    """Connect to a control socket; ``FileNotFoundError``/``ConnectionRefusedError`` mean no daemon."""
+def connect(path: str, timeout_s: float | None = None) -> socket.socket:
+    """Connect to a control socket; ``FileNotFoundError``/``ConnectionRefusedError`` mean no daemon.
+
+    Paths longer than a unix socket address allows (deep temp dirs) go through
+    ``/proc/self/fd/N/name`` of the open parent directory.
+    """
     dir_fd = None
     address = path
     if len(path) > _MAX_UNIX_PATH:
@@ -67,6 +71,7 @@ def connect(path: str) -> socket.socket:
         address = f"/proc/self/fd/{dir_fd}/{name}"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
+        sock.settimeout(timeout_s)
         sock.connect(address)
     except BaseException:
         sock.close()

@@ -50,18 +50,9 @@ class BlockingChannel:
 
     @classmethod
     def connect(cls, path: Path, timeout_s: float | None = None) -> BlockingChannel:
-        address, dir_fd = socket_address(path)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(timeout_s)
-            sock.connect(address)
-        except BaseException:
-            sock.close()
-            raise
-        finally:
-            if dir_fd is not None:
-                os.close(dir_fd)
-        return cls(sock)
+        from swarmcompute.api.lean import connect
+
+        return cls(connect(str(path), timeout_s))
 
     def send(self, msg: object) -> None:
         self._sock.sendall(frame(msg))
