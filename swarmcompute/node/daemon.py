@@ -83,6 +83,9 @@ MAINTENANCE_INTERVAL_S = 1.0
 LEAVE_TRANSFER_TIMEOUT_S = 3.0
 LEAVE_BROADCAST_S = 0.3
 EXPLAIN_INTERVAL_S = 0.5
+FAILURE_CHECK_INTERVAL_S = 0.5
+SILENT_NODE_S = 2.0
+"""A node suspected by gossip and silent to Raft this long loses its running attempts."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -526,6 +529,30 @@ class Daemon:
                 self._requeue_attempts_of(node_id, "its node is dead")
         self._replace_dead_voters()
 
+    def _requeue_from_silent_nodes(self) -> None:
+        """On the leader: move the work of a node that both gossip suspects and Raft has not
+        heard from for ``SILENT_NODE_S``, without waiting out gossip's suspicion timeout.
+
+        Two independent signals, and seconds of silence rather than one missed heartbeat, so a
+        short blip does not move work; if the node was alive after all, fencing stops its old
+        attempt as soon as it hears of the new one.
+        """
+        raft = self.committer.raft
+        if not raft.is_leader:
+            return
+        status = raft.status()
+        silent_ticks = round(SILENT_NODE_S / TICK_S)
+        busy = {j.node for j in self.table.open_jobs() if j.state in ACTIVE_STATES}
+        for peer in status.peers:
+            if peer.node_id not in busy or peer.node_id == self.node_id:
+                continue
+            heard = peer.last_heard_tick
+            if heard is not None and status.ticks - heard < silent_ticks:
+                continue
+            member = self.gossip.member(peer.node_id)
+            if member is not None and member.state is not ALIVE:
+                self._requeue_attempts_of(peer.node_id, "its node stopped answering")
+
     def _replace_dead_voters(self) -> None:
         raft = self.committer.raft
         membership = raft.node.membership
@@ -556,12 +583,15 @@ class Daemon:
         raft, gossip, resources = self.committer.raft, self.gossip, self._resources()
         per_maintenance = round(MAINTENANCE_INTERVAL_S / TICK_S)
         per_sample = round(RESOURCE_SAMPLE_INTERVAL_S / TICK_S)
+        per_failure_check = round(FAILURE_CHECK_INTERVAL_S / TICK_S)
         ticks = 0
         while True:
             await asyncio.sleep(TICK_S)
             ticks += 1
             raft.tick()
             gossip.tick()
+            if ticks % per_failure_check == 0:
+                self._requeue_from_silent_nodes()
             if ticks % per_maintenance == 0:
                 try:
                     self._maintenance()
