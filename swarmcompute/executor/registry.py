@@ -82,8 +82,31 @@ def read_registry(path: Path) -> list[RegistryEntry]:
         return []
 
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_boot_time: float | None = None
+
+
 def process_create_time(pid: int) -> float | None:
-    """psutil's create_time for ``pid``, or None when no such process exists."""
+    """psutil's create_time for ``pid``, or None when no such process exists.
+
+    On Linux it is read straight from ``/proc/<pid>/stat`` with psutil's own formula
+    (start ticks / CLK_TCK + boot time): building a ``psutil.Process`` cost a third of
+    every job spawn. Elsewhere psutil answers.
+    """
+    global _boot_time
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        stat = b""
+    if stat:
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) > 19:
+            if _boot_time is None:
+                _boot_time = psutil.boot_time()
+            return int(fields[19]) / _CLOCK_TICKS + _boot_time
     try:
         return psutil.Process(pid).create_time()
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
