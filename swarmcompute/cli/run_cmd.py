@@ -231,9 +231,11 @@ def _follow(sock: Any, lean: Any, state_dir: str, detach: bool) -> int:
             return 130
         try:
             cancel = lean.connect(os.path.join(state_dir, "control.sock"))
-            with cancel:
+            try:
                 cancel.sendall(lean.request_frame("api.cancel", [[job_id]]))
                 lean.FrameReader(cancel).next()
+            finally:
+                cancel.close()
             print(f"\nswarm: cancelled job {job_id}", file=sys.stderr)
         except (KeyboardInterrupt, OSError, lean.LeanError):
             print(f"\nswarm: could not cancel job {job_id}: run `swarm cancel {job_id}`", file=sys.stderr)
