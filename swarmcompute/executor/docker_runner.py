@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -68,13 +67,12 @@ from swarmcompute.executor.docker_session import (
     close_stream,
     explain,
 )
-from swarmcompute.executor.logfile import DEFAULT_MAX_LOG_BYTES, STDERR, STDOUT, LogWriter
+from swarmcompute.executor.logfile import DEFAULT_MAX_LOG_BYTES, STDERR, STDOUT, LogWriter, attempt_log_path
 from swarmcompute.executor.spawn import SpawnFailed
 from swarmcompute.executor.spec import AttemptResult, AttemptSpec, EndReason
 
 _log = structlog.get_logger(__name__)
 
-_JOB_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _API_THREADS = 4
 _CHUNKS_IN_FLIGHT = 64  # reader thread -> loop; each chunk is one engine frame (<= 32 KiB or so)
 _SHUTDOWN_SLACK_S = 10.0
@@ -158,11 +156,7 @@ class DockerExecutor:
 
     def log_path(self, job_id: str, attempt: int) -> Path:
         """Where the log of one attempt lives: ``<logs_dir>/<job_id>/attempt-<n>.log``."""
-        if not _JOB_ID_RE.fullmatch(job_id) or ".." in job_id:
-            raise ExecutorError(f"job id {job_id!r} cannot name a log file")
-        if attempt < 0:
-            raise ExecutorError(f"attempt must be >= 0, got {attempt}")
-        return self._logs_dir / job_id / f"attempt-{attempt}.log"
+        return attempt_log_path(self._logs_dir, job_id, attempt)
 
     async def start(self, spec: AttemptSpec) -> None:
         """Create and start the attempt's container; any failure is reported through ``on_exit``.

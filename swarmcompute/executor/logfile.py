@@ -27,6 +27,7 @@ Location: ``<logs_dir>/<job_id>/attempt-<n>.log`` (see ``ProcessExecutor.log_pat
 from __future__ import annotations
 
 import os
+import re
 import struct
 from pathlib import Path
 
@@ -45,6 +46,22 @@ DEFAULT_MAX_LOG_BYTES = 64 * 1024 * 1024
 DEFAULT_READ_LIMIT_BYTES = 4 * 1024 * 1024
 
 _log = structlog.get_logger(__name__)
+
+
+_JOB_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def attempt_log_path(logs_dir: Path, job_id: str, attempt: int) -> Path:
+    """Where the log of one attempt lives, for every runner: ``<logs_dir>/<job_id>/attempt-<n>.log``.
+
+    The job id becomes a directory name, so anything that could climb out of
+    ``logs_dir`` is refused with ``ExecutorError``.
+    """
+    if not _JOB_ID_RE.fullmatch(job_id) or ".." in job_id:
+        raise ExecutorError(f"job id {job_id!r} cannot name a log file")
+    if attempt < 0:
+        raise ExecutorError(f"attempt must be >= 0, got {attempt}")
+    return logs_dir / job_id / f"attempt-{attempt}.log"
 
 
 def truncation_marker(max_log_bytes: int) -> bytes:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 import subprocess
 import threading
@@ -43,7 +42,7 @@ from pathlib import Path
 import structlog
 
 from swarmcompute.errors import ExecutorError
-from swarmcompute.executor.logfile import DEFAULT_MAX_LOG_BYTES, STDERR, STDOUT, LogWriter
+from swarmcompute.executor.logfile import DEFAULT_MAX_LOG_BYTES, STDERR, STDOUT, LogWriter, attempt_log_path
 from swarmcompute.executor.registry import (
     RegistryEntry,
     kill_stale_group,
@@ -60,7 +59,6 @@ _READ_BYTES = 64 * 1024
 _DRAIN_TIMEOUT_S = 2.0  # after the group is killed, how long an escaped pipe holder may delay us
 _SHUTDOWN_SLACK_S = 5.0
 _REGISTRY_DEBOUNCE_S = 0.05
-_JOB_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 Key = tuple[str, int]
 
@@ -138,11 +136,7 @@ class ProcessExecutor:
 
     def log_path(self, job_id: str, attempt: int) -> Path:
         """Where the log of one attempt lives: ``<logs_dir>/<job_id>/attempt-<n>.log``."""
-        if not _JOB_ID_RE.fullmatch(job_id) or ".." in job_id:
-            raise ExecutorError(f"job id {job_id!r} cannot name a log file")
-        if attempt < 0:
-            raise ExecutorError(f"attempt must be >= 0, got {attempt}")
-        return self._logs_dir / job_id / f"attempt-{attempt}.log"
+        return attempt_log_path(self._logs_dir, job_id, attempt)
 
     async def start(self, spec: AttemptSpec) -> None:
         """Spawn one attempt; a spawn failure is reported through ``on_exit``, never raised.
