@@ -40,6 +40,13 @@ class StatePaths:
     def pid_file(self) -> Path:
         return self.root / "daemon.pid"
 
+    def read_pid(self) -> int | None:
+        """The pid the running daemon wrote, or None (no daemon, or a file being written)."""
+        try:
+            return int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
     @property
     def lock_file(self) -> Path:
         return self.root / "daemon.lock"

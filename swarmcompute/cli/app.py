@@ -18,7 +18,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from swarmcompute.client import Client
-from swarmcompute.errors import DaemonAlreadyRunningError, DaemonNotRunningError, SwarmError
+from swarmcompute.errors import DaemonAlreadyRunningError, SwarmError
 from swarmcompute.paths import DEFAULT_PORT, StatePaths
 
 app = typer.Typer(
@@ -80,7 +80,7 @@ def join(
         )
     client = Client(paths.root)
     if client.ping():
-        raise _fail(str(DaemonAlreadyRunningError(str(paths.root), _pid_of(paths))))
+        raise _fail(str(DaemonAlreadyRunningError(str(paths.root), paths.read_pid())))
     paths.root.mkdir(parents=True, exist_ok=True)
     args = [
         sys.executable, "-m", "swarmcompute.node", "--state-dir", str(paths.root),
@@ -163,7 +163,7 @@ def leave(
     """Stop this machine's daemon gracefully (running jobs are stopped and re-run later)."""
     paths = StatePaths.resolve(state_dir)
     client = Client(paths.root)
-    pid = _pid_of(paths)
+    pid = paths.read_pid()  # read now: the daemon removes the file as it stops
     try:
         client.shutdown()
     except SwarmError as exc:
@@ -297,17 +297,8 @@ def wait(
 def _call(fn: Callable[[], Any]) -> Any:
     try:
         return fn()
-    except DaemonNotRunningError as exc:
+    except SwarmError as exc:  # DaemonNotRunningError included: its message says what to do
         raise _fail(str(exc)) from None
-    except SwarmError as exc:
-        raise _fail(str(exc)) from None
-
-
-def _pid_of(paths: StatePaths) -> int | None:
-    try:
-        return int(paths.pid_file.read_text().strip())
-    except (OSError, ValueError):
-        return None
 
 
 def _lock_free(paths: StatePaths) -> bool:

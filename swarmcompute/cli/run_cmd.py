@@ -183,23 +183,11 @@ def _spec(parsed: RunArgs) -> dict[str, Any]:
         mem_bytes = parse_size(opts.get("mem"))
     except SwarmError as exc:
         raise UsageError(str(exc)) from None
-    spec: dict[str, Any] = {
-        "id": opts.get("job_id") or os.urandom(6).hex(),
-        "argv": list(parsed.argv),
-        "name": opts.get("name") or "",
-        "env": opts.get("env") or {},
-        "cwd": opts.get("cwd"),
-        "timeout_s": timeout_s,
-        "retries": opts.get("retries", 0),
-        "priority": opts.get("priority", 0),
-        "cpus": float(opts.get("cpus", 1.0)),
-        "mem_bytes": mem_bytes,
-        "gpus": opts.get("gpus", 0),
-        "after": opts.get("after", []),
-        "after_any": opts.get("after_any", []),
-        "node": opts.get("node"),
-        "image": opts.get("image"),
-    }
+    # Options map onto JobSpec fields of the same name; lean.spec_fields fills the defaults.
+    spec: dict[str, Any] = {k: v for k, v in opts.items() if k not in ("job_id", "timeout", "mem")}
+    spec.update(
+        id=opts.get("job_id") or os.urandom(6).hex(), argv=list(parsed.argv), timeout_s=timeout_s, mem_bytes=mem_bytes
+    )
     return spec
 
 

@@ -25,7 +25,6 @@ import fcntl
 import os
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -336,7 +335,7 @@ class Daemon:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise DaemonAlreadyRunningError(str(self.paths.root), _read_pid(self.paths.pid_file)) from None
+            raise DaemonAlreadyRunningError(str(self.paths.root), self.paths.read_pid()) from None
         self._lock_fd = fd
 
     def _release_lock(self) -> None:
@@ -371,6 +370,9 @@ class Daemon:
 
     def _on_applied(self, changed: list[str]) -> None:
         reschedule = False
+        running_here: dict[str, list[int]] = {}
+        for job_id, attempt in self.executor.running():  # once per batch, not once per job
+            running_here.setdefault(job_id, []).append(attempt)
         for job_id in changed:
             job = self.table.get(job_id)
             if job is None:
@@ -381,21 +383,20 @@ class Daemon:
                     self._start_wakeup.set()
             # Only a new or re-queued job, or freed capacity, can change the placement.
             reschedule = reschedule or job.state is JobState.PENDING or job.state.is_terminal
-            self._stop_stale_attempts(job)
+            if job_id in running_here:
+                self._stop_stale_attempts(job, running_here[job_id])
             self._notify_followers(job_id)
         if reschedule:
             self._schedule.set()
         self._changed.set()
         self._changed = asyncio.Event()
 
-    def _stop_stale_attempts(self, job: Job) -> None:
+    def _stop_stale_attempts(self, job: Job, attempts: list[int]) -> None:
         """Fencing: an attempt here that the table no longer gives to us is stopped at once."""
-        for job_id, attempt in self.executor.running():
-            if job_id != job.id:
-                continue
+        for attempt in attempts:
             current = attempt == job.attempt and job.node == self.node_id and job.state in ACTIVE_STATES
             if not current:
-                self.executor.cancel(job_id, attempt)
+                self.executor.cancel(job.id, attempt)
 
     def _on_output(self, job_id: str, attempt: int) -> None:
         self._notify_followers(job_id)
@@ -754,9 +755,3 @@ def _advertise_host(bind: str) -> str:
     addresses = advertised_addresses(None)
     return addresses[0] if addresses else "127.0.0.1"
 
-
-def _read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None

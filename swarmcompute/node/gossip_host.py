@@ -1,4 +1,4 @@
-"""The gossip shell: ticks the pure ``Membership`` core and carries out its effects.
+"""The gossip shell: the pure ``Membership`` core, ticked by the daemon's clock, and its effects.
 
 ``Send`` effects go out through the peer transport (by address); member events
 go to the daemon, which logs them, updates its address book and, on the
@@ -9,7 +9,6 @@ advertised as its ``NodeMeta``.
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import Callable
 
@@ -50,12 +49,6 @@ class GossipHost:
         self._ticks_per_meta = max(1, round(META_INTERVAL_S * 1000.0 / self.config.tick_ms))
         self._ticks_per_refresh = max(1, round(META_REFRESH_S * 1000.0 / self.config.tick_ms))
         self._advertised_tick = 0
-
-    async def run(self) -> None:
-        """Tick until cancelled (the daemon ticks through its shared clock instead)."""
-        while True:
-            await asyncio.sleep(self.config.tick_ms / 1000.0)
-            self.tick()
 
     def tick(self) -> None:
         """One gossip tick; every ``META_INTERVAL_S`` look whether our resources changed enough
