@@ -178,12 +178,11 @@ class DockerExecutor:
             return
         try:
             log_path = self.log_path(spec.job_id, spec.attempt)
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-            writer = LogWriter(log_path, self._max_log_bytes)
-        except (OSError, ExecutorError) as exc:
+        except ExecutorError as exc:
             self._report_unstarted(spec, started_at, "", EndReason.SPAWN_FAILED, None,
                                    f"cannot open the job log: {exc}")  # fmt: skip
             return
+        writer = LogWriter(log_path, self._max_log_bytes)  # creates the file on the first output
         loop = asyncio.get_running_loop()
         att = _Attempt(spec, writer, started_at, loop.create_future())
         self._attempts[key] = att

@@ -105,3 +105,33 @@ def test_tail_keeps_the_last_bytes(tmp_path: Path) -> None:
         writer.write(STDOUT, data[i : i + 1000])
     writer.close()
     assert writer.tail == data[-TAIL_BYTES:]
+
+
+def test_the_file_and_its_directory_appear_with_the_first_write(tmp_path: Path) -> None:
+    path = tmp_path / "job" / "attempt-1.log"
+    silent = LogWriter(path)
+    silent.close()
+    assert not path.parent.exists()  # no output: no mkdir, no file
+    assert read_streams(path) == (b"", b"")
+    with pytest.raises(FileNotFoundError):  # "not here" stays distinguishable for callers
+        read_chunks(path)
+
+    writer = LogWriter(path)
+    assert not path.parent.exists()
+    writer.note(b"[swarm: a note opens it too]\n")
+    writer.write(STDOUT, b"out")
+    writer.close()
+    assert read_streams(path) == (b"out", b"[swarm: a note opens it too]\n")
+
+
+def test_a_log_that_cannot_be_created_keeps_the_tail(tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_bytes(b"")
+    writer = LogWriter(not_a_dir / "job" / "attempt-1.log")
+    writer.write(STDOUT, b"first")  # the open fails here: logged, never raised
+    writer.write(STDOUT, b" second")
+    writer.note(b"[swarm: dropped]\n")
+    writer.close()
+    assert writer.tail == b"first second"
+    assert writer.truncated and writer.closed
+    assert writer.written_bytes == 0

@@ -326,3 +326,30 @@ def test_unusable_job_id_and_failing_callback(harness: Harness) -> None:
         assert echoed.output_tail == b"hi\n"
 
     harness.run_async(body)
+
+
+def test_a_job_without_output_leaves_no_log_file(harness: Harness) -> None:
+    async def body(h: Harness) -> None:
+        result = await h.run(AttemptSpec("quiet", 1, ("true",)))
+        assert result.exit_code == 0
+        assert result.log_path == str(h.executor.log_path("quiet", 1))  # where it would be
+        assert not Path(result.log_path).parent.exists()
+        assert read_streams(result.log_path) == (b"", b"")
+        loud = await h.run(sh("loud", "echo hi"))
+        assert read_streams(loud.log_path) == (b"hi\n", b"")
+
+    harness.run_async(body)
+
+
+def test_an_unwritable_log_does_not_fail_the_job(tmp_path: Path, tracker: ProcessTracker) -> None:
+    logs = tmp_path / "logs"
+    logs.write_bytes(b"")  # a file where the logs directory should be: every open fails
+
+    async def body(h: Harness) -> None:
+        result = await h.run(sh("nolog", "echo still runs; exit 3"))
+        assert (result.exit_code, result.reason, result.error) == (3, EndReason.EXITED, None)
+        assert result.output_tail == b"still runs\n"
+        timed = await h.run(AttemptSpec("nolog-timeout", 1, ("sleep", "1000"), timeout_s=0.05))
+        assert timed.reason is EndReason.TIMEOUT  # the note's failed open is not raised either
+
+    Harness(tmp_path, tracker).run_async(body)
