@@ -5,11 +5,26 @@ Rules, in order:
 1. Runnable jobs only: pending, past their retry backoff, and with every
    ``after`` parent succeeded and every ``after_any`` parent ended.
 2. Higher ``priority`` first, first-submitted first within a level.
-3. A node fits when its free capacity (total minus what jobs already assigned
-   or running there reserve, minus what earlier placements in this same round
-   took) covers the job's cpus, memory and gpus, and it matches a ``node`` pin.
+3. A node fits when the job fits its capacity at all, and its *budget* (its
+   capacity times ``1 + queue_ahead``) minus what jobs already there reserve,
+   minus what earlier placements in this same round took, covers the job's
+   cpus, memory and gpus; and it matches a ``node`` pin.
 4. Among fitting nodes: a bonus for holding the job's image, then the most free
-   cpu share (spread by load), then the node id (so the result is deterministic).
+   budget share (spread by load), then the fewest jobs (so zero-cpu jobs spread
+   too), then the node id (so the result is deterministic).
+
+Queue-ahead (why the budget exceeds the capacity): a node is given a little more
+work than it can run at once, and starts the next queued attempt itself the
+moment one ends (``node.local_queue``). Without it every slot sits idle for two
+Raft round trips per job (the result, then the next assignment), which caps a
+3-node cluster at a few hundred short jobs per second; Ray's lease pipelining
+exists for the same reason. What keeps priorities right: an assigned attempt
+that has not started reserves budget only against jobs of its own priority or
+lower, so a higher-priority job is placed on a node in front of queued
+lower-priority work (the node starts its queue highest priority first), and a
+node holds its queued work back while a higher-priority job that could run
+there is still pending. A queued attempt that a busy node cannot start while
+another node is free is handed back by that node and placed again.
 
 A job that fits nowhere now stays pending with a message saying why, e.g.
 "needs 8 cpus; the largest node has 4". Many placements come out of one call,
@@ -22,8 +37,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from swarmcompute.state.commands import Assignment
-from swarmcompute.state.job import ACTIVE_STATES, Job
+from swarmcompute.state.job import Job, JobState
 from swarmcompute.state.table import JobTable
+
+QUEUE_AHEAD = 1.0
+"""How much work, as a share of its capacity, a node may hold queued beyond what it runs."""
+
+_EPSILON = 1e-9
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,18 +69,43 @@ class Placement:
 
 @dataclass(slots=True)
 class _Free:
+    """A node's budget left, for the priority level being placed."""
+
     node: NodeCapacity
+    budget_cpus: float
     cpus: float
     mem_bytes: int
     gpus: int
+    jobs: int = 0
+    queued: list[Job] = field(default_factory=list)
+    """Assigned, not yet started attempts, highest priority first: they reserve budget only
+    once the round reaches their priority level."""
 
 
-def place(table: JobTable, nodes: Iterable[NodeCapacity], now: float, *, limit: int = 1000) -> Placement:
+def place(
+    table: JobTable,
+    nodes: Iterable[NodeCapacity],
+    now: float,
+    *,
+    limit: int = 1000,
+    queue_ahead: float = QUEUE_AHEAD,
+) -> Placement:
     """Decide up to ``limit`` assignments for the pending jobs of ``table``."""
-    free = {n.node_id: _Free(n, n.cpus, n.mem_bytes, n.gpus) for n in nodes}
+    scale = 1.0 + max(queue_ahead, 0.0)
+    free = {
+        n.node_id: _Free(n, n.cpus * scale, n.cpus * scale, int(n.mem_bytes * scale), int(n.gpus * scale))
+        for n in nodes
+    }
     for job in table.open_jobs():
-        if job.state in ACTIVE_STATES and job.node in free:
-            _reserve(free[job.node], job)
+        slot = free.get(job.node) if job.node is not None else None
+        if slot is None:
+            continue
+        if job.state is JobState.RUNNING:
+            _reserve(slot, job)
+        elif job.state is JobState.ASSIGNED:
+            slot.queued.append(job)
+    for slot in free.values():
+        slot.queued.sort(key=lambda j: j.spec.priority)  # highest last: popped first
     runnable = []
     blocked: dict[str, str] = {}
     waiting: dict[str, str] = {}
@@ -75,13 +120,19 @@ def place(table: JobTable, nodes: Iterable[NodeCapacity], now: float, *, limit: 
         runnable.append(j)
     runnable.sort(key=lambda j: (-j.spec.priority, j.submitted_at))
     assignments: list[Assignment] = []
-    # Free capacity only shrinks within a round, so once a requirement shape fits
+    # Free budget only shrinks within a round, so once a requirement shape fits
     # nowhere, every later job of that shape fits nowhere either: 10,000 queued
     # identical jobs cost one failed search, not 10,000.
     unplaceable: dict[tuple[float, int, int, str | None], str] = {}
+    level: int | None = None
     for job in runnable:
         if len(assignments) >= limit:
             break
+        if job.spec.priority != level:
+            level = job.spec.priority
+            for slot in free.values():
+                while slot.queued and slot.queued[-1].spec.priority >= level:
+                    _reserve(slot, slot.queued.pop())
         shape = (job.spec.cpus, job.spec.mem_bytes, job.spec.gpus, job.spec.node)
         known = unplaceable.get(shape)
         if known is not None:
@@ -100,16 +151,18 @@ def _reserve(slot: _Free, job: Job) -> None:
     slot.cpus -= job.spec.cpus
     slot.mem_bytes -= job.spec.mem_bytes
     slot.gpus -= job.spec.gpus
+    slot.jobs += 1
 
 
 def _fits(job: Job, slot: _Free) -> bool:
     spec = job.spec
-    if spec.node is not None and spec.node not in (slot.node.node_id, slot.node.name):
+    node = slot.node
+    if spec.node is not None and spec.node not in (node.node_id, node.name):
         return False
     return (
-        spec.cpus <= slot.cpus + 1e-9
-        and spec.mem_bytes <= slot.mem_bytes
-        and spec.gpus <= slot.gpus
+        spec.cpus <= min(slot.cpus, node.cpus) + _EPSILON
+        and spec.mem_bytes <= min(slot.mem_bytes, node.mem_bytes)
+        and spec.gpus <= min(slot.gpus, node.gpus)
     )
 
 
@@ -119,10 +172,10 @@ def _best_node(job: Job, slots: Iterable[_Free]) -> _Free | None:
         return None
     image = job.spec.image
 
-    def score(s: _Free) -> tuple[int, float, str]:
+    def score(s: _Free) -> tuple[int, float, int, str]:
         has_image = 1 if image is not None and image in s.node.images else 0
-        share = s.cpus / s.node.cpus if s.node.cpus > 0 else 0.0
-        return (-has_image, -share, s.node.node_id)
+        share = s.cpus / s.budget_cpus if s.budget_cpus > 0 else 0.0
+        return (-has_image, -share, s.jobs, s.node.node_id)
 
     return min(fitting, key=score)
 

@@ -80,6 +80,20 @@ class RequeueLost:
     at: float
 
 
+@codec.message("cmd.release")
+@dataclass(frozen=True, slots=True)
+class ReleaseQueued:
+    """A node hands back an attempt it was given but has not started (it is busy and another
+    node is free): the job is placed again, no failure counted. Only the node itself may
+    release, so an attempt is never taken away after its process started."""
+
+    job_id: str
+    attempt: int
+    node_id: str
+    why: str
+    at: float
+
+
 @codec.message("cmd.cancel")
 @dataclass(frozen=True, slots=True)
 class CancelJobs:
@@ -88,7 +102,7 @@ class CancelJobs:
     at: float
 
 
-Command = SubmitJobs | AssignJobs | StartAttempt | FinishAttempt | RequeueLost | CancelJobs
+Command = SubmitJobs | AssignJobs | StartAttempt | FinishAttempt | RequeueLost | ReleaseQueued | CancelJobs
 
 
 @codec.message("cmd.batch")

@@ -20,6 +20,7 @@ from swarmcompute.state.commands import (
     CancelJobs,
     Command,
     FinishAttempt,
+    ReleaseQueued,
     RequeueLost,
     StartAttempt,
     SubmitJobs,
@@ -60,6 +61,7 @@ class JobTable:
         self._jobs: dict[str, Job] = {}
         self._open: dict[str, Job] = {}  # non-terminal jobs, in submission order
         self._pending: dict[str, Job] = {}  # the pending subset, for the scheduler
+        self._pending_priorities: Counter[int] = Counter()  # priority -> how many pending jobs have it
         self._ids: list[str] = []  # sorted, for prefix lookup
         self._children: dict[str, list[str]] = {}  # parent id -> ids of jobs that depend on it
 
@@ -112,6 +114,10 @@ class JobTable:
         """Jobs waiting for a node, in submission order."""
         return iter(self._pending.values())
 
+    def highest_pending_priority(self) -> int | None:
+        """The highest priority among pending jobs (None when none is pending), in O(levels)."""
+        return max(self._pending_priorities) if self._pending_priorities else None
+
     def recent(self, limit: int, states: Iterable[JobState] | None = None) -> list[Job]:
         wanted = set(states) if states else None
         picked = [j for j in self._jobs.values() if wanted is None or j.state in wanted]
@@ -144,6 +150,7 @@ class JobTable:
         self._jobs.clear()
         self._open.clear()
         self._pending.clear()
+        self._pending_priorities.clear()
         self._ids.clear()
         self._children.clear()
 
@@ -155,7 +162,7 @@ class JobTable:
         if not job.state.is_terminal:
             self._open[job.id] = job
         if job.state is JobState.PENDING:
-            self._pending[job.id] = job
+            self._add_pending(job)
 
     # -- applying --------------------------------------------------------------
 
@@ -172,6 +179,8 @@ class JobTable:
                 return self._finish(cmd)
             case RequeueLost():
                 return self._requeue(cmd)
+            case ReleaseQueued():
+                return self._release(cmd)
             case CancelJobs():
                 return self._cancel(cmd)
         return []
@@ -184,7 +193,7 @@ class JobTable:
             job = Job(spec=spec, submitted_at=cmd.at)
             self._jobs[spec.id] = job
             self._open[spec.id] = job
-            self._pending[spec.id] = job
+            self._add_pending(job)
             bisect.insort(self._ids, spec.id)
             self._link_parents(job)
             changed.append(spec.id)
@@ -229,7 +238,7 @@ class JobTable:
             if job is None or job.state is not JobState.PENDING or a.attempt != job.attempt + 1:
                 continue  # a stale scheduling decision
             job.state = JobState.ASSIGNED
-            del self._pending[job.id]
+            self._drop_pending(job)
             job.attempt = a.attempt
             job.node = a.node_id
             job.assigned_at = cmd.at
@@ -292,6 +301,13 @@ class JobTable:
         self._to_pending(job, Reason.LOST, f"attempt {job.attempt} lost: {cmd.why}; re-queued")
         return [job.id]
 
+    def _release(self, cmd: ReleaseQueued) -> list[str]:
+        job = self._open.get(cmd.job_id)
+        if job is None or job.attempt != cmd.attempt or job.state is not JobState.ASSIGNED or job.node != cmd.node_id:
+            return []
+        self._to_pending(job, Reason.WAITING_RESOURCES, f"attempt {job.attempt} handed back by node {cmd.node_id}: {cmd.why}")
+        return [job.id]
+
     def _cancel(self, cmd: CancelJobs) -> list[str]:
         changed = []
         for job_id in cmd.job_ids:
@@ -309,7 +325,7 @@ class JobTable:
 
     def _to_pending(self, job: Job, reason: Reason, message: str) -> None:
         job.state = JobState.PENDING
-        self._pending[job.id] = job
+        self._add_pending(job)
         job.node = None
         job.reason = reason
         job.message = message
@@ -319,7 +335,20 @@ class JobTable:
         job.reason = reason
         job.message = message
         self._open.pop(job.id, None)
-        self._pending.pop(job.id, None)
+        self._drop_pending(job)
+
+    def _add_pending(self, job: Job) -> None:
+        if job.id not in self._pending:
+            self._pending[job.id] = job
+            self._pending_priorities[job.spec.priority] += 1
+
+    def _drop_pending(self, job: Job) -> None:
+        if self._pending.pop(job.id, None) is not None:
+            left = self._pending_priorities[job.spec.priority] - 1
+            if left:
+                self._pending_priorities[job.spec.priority] = left
+            else:
+                del self._pending_priorities[job.spec.priority]
 
 
 def _failure(cmd: FinishAttempt, job: Job) -> tuple[Reason, str]:

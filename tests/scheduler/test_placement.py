@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from swarmcompute.scheduler.placement import NodeCapacity, place
-from swarmcompute.state.commands import AssignJobs, Assignment, SubmitJobs
+from swarmcompute.state.commands import AssignJobs, Assignment, StartAttempt, SubmitJobs
 from swarmcompute.state.job import JobSpec
 from swarmcompute.state.table import JobTable
 
@@ -24,7 +24,7 @@ def job(job_id: str, **kw: object) -> JobSpec:
 def test_higher_priority_first_then_fifo() -> None:
     table = table_with(job("low1"), job("high", priority=5), job("low2"))
     node = NodeCapacity("n1", "one", cpus=2, mem_bytes=GIB)
-    result = place(table, [node], now=10.0)
+    result = place(table, [node], now=10.0, queue_ahead=0)
     assert [a.job_id for a in result.assignments] == ["high", "low1"]
     assert result.waiting == {"low2": "waiting for free resources (all fitting nodes are busy)"}
 
@@ -32,9 +32,9 @@ def test_higher_priority_first_then_fifo() -> None:
 def test_reservations_of_running_jobs_count() -> None:
     table = table_with(job("a", cpus=2), job("b", cpus=1))
     table.apply(AssignJobs((Assignment("a", 1, "n1"),), 2.0))
-    result = place(table, [NodeCapacity("n1", "one", cpus=2, mem_bytes=GIB)], now=10.0)
+    result = place(table, [NodeCapacity("n1", "one", cpus=2, mem_bytes=GIB)], now=10.0, queue_ahead=0)
     assert result.assignments == []
-    result = place(table, [NodeCapacity("n1", "one", cpus=3, mem_bytes=GIB)], now=10.0)
+    result = place(table, [NodeCapacity("n1", "one", cpus=3, mem_bytes=GIB)], now=10.0, queue_ahead=0)
     assert result.assignments == [Assignment("b", 1, "n1")]
 
 
@@ -85,3 +85,48 @@ def test_dependencies_block_placement_until_parents_are_done() -> None:
     result = place(table, [node], now=10.0)
     assert [a.job_id for a in result.assignments] == ["parent"]
     assert result.blocked == {"child": "waiting for parent jobs: parent"}
+
+
+def start(table: JobTable, job_id: str, node: str, attempt: int = 1) -> None:
+    table.apply(AssignJobs((Assignment(job_id, attempt, node),), 2.0))
+    table.apply(StartAttempt(job_id, attempt, node, 2.5))
+
+
+def test_queue_ahead_gives_a_node_one_capacity_more_than_it_runs() -> None:
+    table = table_with(*(job(f"j{i}") for i in range(6)))
+    node = NodeCapacity("n1", "one", cpus=2, mem_bytes=GIB)
+    result = place(table, [node], now=10.0)  # 2 to run now, 2 queued to start as those end
+    assert [a.job_id for a in result.assignments] == ["j0", "j1", "j2", "j3"]
+    assert set(result.waiting) == {"j4", "j5"}
+    # a job larger than the node never fits, however much budget is left
+    assert place(table_with(job("wide", cpus=3)), [node], now=10.0).waiting == {
+        "wide": "needs 3 cpus; the largest node has 2"
+    }
+
+
+def test_queued_lower_priority_work_does_not_hold_back_a_higher_priority_job() -> None:
+    table = table_with(job("run1"), job("run2"), job("low1"), job("low2"), job("high", priority=5), job("low3"))
+    for name in ("run1", "run2"):
+        start(table, name, "n1")
+    for name in ("low1", "low2"):  # queued on n1, not started
+        table.apply(AssignJobs((Assignment(name, 1, "n1"),), 3.0))
+    node = NodeCapacity("n1", "one", cpus=2, mem_bytes=GIB)
+    result = place(table, [node], now=10.0)
+    # n1's budget (4) holds 2 running + 2 queued low jobs, yet the high one goes in front of them
+    assert result.assignments == [Assignment("high", 1, "n1")]
+    assert set(result.waiting) == {"low3"}
+
+
+def test_running_work_of_any_priority_holds_its_budget() -> None:
+    table = table_with(*(job(f"r{i}", priority=0) for i in range(4)), job("high", priority=9))
+    for i in range(4):
+        start(table, f"r{i}", "n1")
+    result = place(table, [NodeCapacity("n1", "one", cpus=2, mem_bytes=GIB)], now=10.0)
+    assert result.assignments == [] and set(result.waiting) == {"high"}
+
+
+def test_zero_cpu_jobs_spread_by_count() -> None:
+    table = table_with(*(job(f"z{i}", cpus=0) for i in range(6)))
+    nodes = [NodeCapacity(f"n{i}", f"node{i}", cpus=2, mem_bytes=GIB) for i in range(3)]
+    placed = [a.node_id for a in place(table, nodes, now=10.0).assignments]
+    assert sorted(placed) == ["n0", "n0", "n1", "n1", "n2", "n2"]

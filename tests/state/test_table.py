@@ -13,6 +13,7 @@ from swarmcompute.state.commands import (
     Assignment,
     CancelJobs,
     FinishAttempt,
+    ReleaseQueued,
     RequeueLost,
     StartAttempt,
     SubmitJobs,
@@ -102,6 +103,21 @@ def test_stopped_with_the_daemon_counts_as_lost() -> None:
     table.apply(finish("a1", 1, exit_code=143, end="stopped"))
     job = table.get("a1")
     assert job is not None and job.state is JobState.PENDING and job.failures == 0 and job.reason is Reason.LOST
+
+
+def test_a_node_hands_back_only_a_queued_attempt_of_its_own() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec(priority=3),), 1.0))
+    table.apply(AssignJobs((Assignment("a1", 1, "n1"),), 2.0))
+    assert table.apply(ReleaseQueued("a1", 1, "n2", "busy", 3.0)) == []  # not n2's to give back
+    assert table.apply(ReleaseQueued("a1", 1, "n1", "busy; node n2 is free", 3.0)) == ["a1"]
+    job = table.get("a1")
+    assert job is not None and job.state is JobState.PENDING and job.node is None and job.failures == 0
+    assert job.reason is Reason.WAITING_RESOURCES and "handed back by node n1" in job.message
+    assert table.highest_pending_priority() == 3
+    running(table, "a1", attempt=2)
+    assert table.highest_pending_priority() is None
+    assert table.apply(ReleaseQueued("a1", 2, "n1", "busy", 4.0)) == []  # started: too late to hand back
 
 
 def test_retries_with_backoff_then_failure() -> None:
@@ -209,6 +225,7 @@ def _random_commands(rng: random.Random, n: int) -> list[object]:
                     StartAttempt(job_id, attempt, "n1", float(step)),
                     FinishAttempt(job_id, attempt, "n1", rng.choice([0, 1, 137]), rng.choice(["exited", "timeout", "stopped"]), None, b"x", 0.0, float(step)),
                     RequeueLost(job_id, attempt, "gone", float(step)),
+                    ReleaseQueued(job_id, attempt, rng.choice(["n1", "n2"]), "busy", float(step)),
                     CancelJobs((job_id,), "cancelled by user", float(step)),
                 ]
             )
@@ -231,6 +248,8 @@ def test_replaying_the_same_commands_gives_the_same_table(seed: int) -> None:
             assert job.node is not None and job.attempt >= 1
         assert (job.id in {j.id for j in first.open_jobs()}) == (not job.state.is_terminal)
         assert (job.id in {j.id for j in first.pending_jobs()}) == (job.state is JobState.PENDING)
+    pending = [j.spec.priority for j in first.pending_jobs()]
+    assert first.highest_pending_priority() == (max(pending) if pending else None)
 
 
 @pytest.mark.parametrize("seed", range(20))
