@@ -83,12 +83,18 @@ class ReplicatedJobLog:
         self._forwarded: dict[str, _Forward] = {}
         self._until_applied: list[tuple[int, list[asyncio.Future[None]]]] = []
         self._serving: set[asyncio.Task[None]] = set()
+        self.boot_index = 0
+        """The last log index when this life opened the log: an entry at or below it may have been
+        acted on by an earlier life of this daemon, so it must not start processes again."""
+        self.applying_index = 0
+        """The index of the entry being applied, while ``on_applied`` runs."""
 
     def open(self, bootstrap_voters: Iterable[str] | None = None) -> int:
         """Load the Raft state and rebuild the table; return how many entries were applied."""
         self._replaying = True
         try:
             self.raft.open(bootstrap_voters)
+            self.boot_index = self.raft.status().last_index
             self.raft.elect_self_if_alone()
         finally:
             self._replaying = False
@@ -320,6 +326,7 @@ class ReplicatedJobLog:
                     still.append((index, futures))
             self._until_applied = still
         if changed and not self._replaying:
+            self.applying_index = entry.index
             self._on_applied(changed)
         if not self._compact_scheduled and self.raft.applied_index + 1 - self._snapshot_base() > self._compact_after_entries:
             self._compact_scheduled = True

@@ -8,8 +8,9 @@ What it wires together:
   and ``GossipHost`` (liveness and advertised resources of every node);
 * ``place`` (the scheduler core), run by the leader whenever the table or
   the membership changes, or a retry backoff ends;
-* ``ProcessExecutor``, which runs the attempts assigned to this node and
-  reports their ends back as commands;
+* ``LocalQueue``, which decides when this node starts the attempts assigned to
+  it (queue-ahead: the next one starts as soon as one ends), and ``JobRunners``,
+  which run them and report their ends back as commands;
 * ``ControlServer``, the unix socket the CLI and the Python API use.
 
 Start-up order matters: take the state-dir lock, decide the cluster (restart,
@@ -51,6 +52,7 @@ from swarmcompute.node.gossip_host import GossipHost
 from swarmcompute.node.identity import Identity, load_or_create
 from swarmcompute.node.inventory import Inventory
 from swarmcompute.node.joining import ClusterPlan, plan_cluster
+from swarmcompute.node.local_queue import LocalQueue
 from swarmcompute.node.resources import ResourceMonitor
 from swarmcompute.node.runners import JobRunners
 from swarmcompute.node.status import node_view, quorum_view
@@ -61,6 +63,7 @@ from swarmcompute.state.commands import (
     AssignJobs,
     CancelJobs,
     FinishAttempt,
+    ReleaseQueued,
     RequeueLost,
     StartAttempt,
     SubmitJobs,
@@ -85,6 +88,9 @@ EXPLAIN_INTERVAL_S = 0.5
 FAILURE_CHECK_INTERVAL_S = 0.5
 SILENT_NODE_S = 2.0
 """A node suspected by gossip and silent to Raft this long loses its running attempts."""
+START_NOTICE_DELAY_S = 0.02
+""""Started" notices wait this long to share a log entry; an attempt that ends sooner needs
+none (its result says when it started), which spares short jobs a third of their commands."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +126,10 @@ class Daemon:
         self._schedule = asyncio.Event()
         self._changed = asyncio.Event()
         self._job_events: dict[str, set[asyncio.Event]] = {}
-        self._to_start: list[Job] = []
+        self._queue: LocalQueue | None = None
         self._start_wakeup = asyncio.Event()
+        self._start_notices: dict[tuple[str, int], StartAttempt] = {}
+        self._notices_handle: asyncio.TimerHandle | None = None
         self._dead_since: dict[str, float] = {}
         self._explained_at = 0.0
         self.waiting_reasons: dict[str, tuple[str, str]] = {}
@@ -164,6 +172,12 @@ class Daemon:
             raise InvariantViolation("gossip is used before run() started it")
         return self._gossip
 
+    @property
+    def queue(self) -> LocalQueue:
+        if self._queue is None:
+            raise InvariantViolation("the local queue is used before run() loaded the identity")
+        return self._queue
+
     def _identity(self) -> Identity:
         if self.identity is None:
             raise InvariantViolation("the daemon's identity is used before run() loaded it")
@@ -185,6 +199,7 @@ class Daemon:
         try:
             identity = self.identity = load_or_create(self.paths.identity, self.config.name)
             structlog.contextvars.bind_contextvars(node_id=identity.node_id)
+            self._queue = LocalQueue(identity.node_id)
             self.executor.bind_node(identity.node_id, identity.name)
             plan = self.plan = await plan_cluster(
                 self.paths,
@@ -373,14 +388,19 @@ class Daemon:
         running_here: dict[str, list[int]] = {}
         for job_id, attempt in self.executor.running():  # once per batch, not once per job
             running_here.setdefault(job_id, []).append(attempt)
+        queue, node_id, now = self.queue, self.node_id, time.monotonic()
+        from_earlier_life = self.committer.applying_index <= self.committer.boot_index
         for job_id in changed:
             job = self.table.get(job_id)
             if job is None:
                 continue
-            if job.state is JobState.ASSIGNED and job.node == self.node_id:
-                if not self.executor.is_running(job.id, job.attempt):
-                    self._to_start.append(job)
+            if from_earlier_life and job.state in ACTIVE_STATES and job.node == node_id:
+                self._requeue_from_earlier_life(job)
+            elif job.state is JobState.ASSIGNED and job.node == node_id:
+                if queue.offer(job, now):
                     self._start_wakeup.set()
+            else:
+                queue.forget(job_id)
             # Only a new or re-queued job, or freed capacity, can change the placement.
             reschedule = reschedule or job.state is JobState.PENDING or job.state.is_terminal
             if job_id in running_here:
@@ -390,6 +410,15 @@ class Daemon:
             self._schedule.set()
         self._changed.set()
         self._changed = asyncio.Event()
+
+    def _requeue_from_earlier_life(self, job: Job) -> None:
+        """An attempt given to this node before the daemon restarted (its entry was in our log
+        but is only now known committed): the earlier life may have run part of it, so it runs
+        again as a new attempt rather than starting twice under one attempt number."""
+        self.queue.forget(job.id)
+        if self.executor.is_running(job.id, job.attempt):
+            return
+        self.committer.enqueue([RequeueLost(job.id, job.attempt, "the daemon running it restarted", time.time())])
 
     def _stop_stale_attempts(self, job: Job, attempts: list[int]) -> None:
         """Fencing: an attempt here that the table no longer gives to us is stopped at once."""
@@ -406,6 +435,9 @@ class Daemon:
             event.set()
 
     def _on_attempt_exit(self, result: AttemptResult) -> None:
+        self.queue.ended(result.job_id, result.attempt)
+        self._start_notices.pop((result.job_id, result.attempt), None)  # the result says it all
+        self._start_wakeup.set()
         self.committer.enqueue(
             [
                 FinishAttempt(
@@ -423,19 +455,33 @@ class Daemon:
         )
 
     async def _start_loop(self) -> None:
-        """Start the processes of attempts committed to this node, in commit order."""
+        """Start the attempts committed to this node as its capacity frees (see ``LocalQueue``)."""
         while True:
             await self._start_wakeup.wait()
             self._start_wakeup.clear()
-            batch, self._to_start = self._to_start, []
-            for job in batch:
+            for job in self.queue.to_start(self.table, self.own_capacity(), time.time()):
+                attempt = job.attempt
                 if job.state is not JobState.ASSIGNED or job.node != self.node_id:
+                    self.queue.ended(job.id, attempt)  # moved on while earlier ones started
                     continue
-                if self.executor.is_running(job.id, job.attempt):
+                await self.executor.start(job.id, attempt, job.spec)
+                if not self.executor.is_running(job.id, attempt):
                     continue
-                await self.executor.start(job.id, job.attempt, job.spec)
-                if self.executor.is_running(job.id, job.attempt):
-                    self.committer.enqueue([StartAttempt(job.id, job.attempt, self.node_id, time.time())])
+                if job.attempt != attempt or job.node != self.node_id or job.state not in ACTIVE_STATES:
+                    self.executor.cancel(job.id, attempt)  # cancelled or moved while a container started
+                    continue
+                self._notice_start(StartAttempt(job.id, attempt, self.node_id, time.time()))
+
+    def _notice_start(self, notice: StartAttempt) -> None:
+        self._start_notices[(notice.job_id, notice.attempt)] = notice
+        if self._notices_handle is None:
+            self._notices_handle = asyncio.get_running_loop().call_later(START_NOTICE_DELAY_S, self._send_start_notices)
+
+    def _send_start_notices(self) -> None:
+        self._notices_handle = None
+        notices, self._start_notices = list(self._start_notices.values()), {}
+        if notices:
+            self.committer.enqueue(notices)
 
     # -- the leader's duties ---------------------------------------------------------
 
@@ -474,11 +520,21 @@ class Daemon:
         except TimeoutError:
             pass
 
+    def own_capacity(self) -> NodeCapacity:
+        """What this node offers, measured here (the same figures it gossips)."""
+        identity = self._identity()
+        if self.inventory is None:
+            last = self._resources().last
+            return NodeCapacity(identity.node_id, identity.name, float(last.cpus), last.mem_total)
+        meta = self.inventory.meta()
+        return NodeCapacity(
+            identity.node_id, identity.name, float(meta.cpus), meta.mem_total, len(meta.gpus), frozenset(meta.images)
+        )
+
     def capacities(self) -> list[NodeCapacity]:
         """What every live node offers (ours measured here, the others' from gossip)."""
         identity = self._identity()
-        last = self._resources().last
-        nodes = [NodeCapacity(identity.node_id, identity.name, float(last.cpus), last.mem_total)]
+        nodes = [self.own_capacity()]
         for member in self.gossip.members():
             if member.node_id == identity.node_id or member.state is not ALIVE or member.meta is None:
                 continue
@@ -522,6 +578,7 @@ class Daemon:
         now = time.time()
         if any(0 < j.not_before <= now for j in self.table.pending_jobs()):
             self._schedule.set()
+        self._hand_back_queued()
         raft = self.committer.raft
         if not raft.is_leader:
             return
@@ -529,6 +586,19 @@ class Daemon:
             if node_id is not None and not self._is_alive(node_id) and node_id in self._dead_since:
                 self._requeue_attempts_of(node_id, "its node is dead")
         self._replace_dead_voters()
+
+    def _hand_back_queued(self) -> None:
+        """Attempts queued here too long while another node is free go back to be placed again."""
+        queue = self.queue
+        if not len(queue):
+            return
+        now = time.time()
+        moved = queue.to_hand_back(self.table, self.capacities(), time.monotonic())
+        if moved:
+            log.info("queued_attempts_handed_back", count=len(moved))
+            self.committer.enqueue(
+                [ReleaseQueued(j.id, j.attempt, self.node_id, "it was busy while another node was free", now) for j in moved]
+            )
 
     def _requeue_from_silent_nodes(self) -> None:
         """On the leader: move the work of a node that both gossip suspects and Raft has not

@@ -1,0 +1,165 @@
+"""The attempts committed to this node that it has not started yet, and when to start them.
+
+The leader gives a node a little more work than it can run at once (queue-ahead,
+see ``scheduler.placement``), so the node starts its next attempt the moment one
+ends instead of waiting two Raft round trips for a new assignment. This module
+holds the node's side of that bargain, as plain rules with no I/O:
+
+- Start in priority order, then submission order, while the node's own capacity
+  (cpus, memory, gpus) has room for the attempt. A job the node cannot fit at all
+  still starts when nothing else runs here: it was committed to this node, and
+  waiting would only strand it.
+- Hold queued work back while a higher-priority job that could run here is still
+  pending: the leader is about to place it in front of the queue.
+- Hand an attempt back (``ReleaseQueued``) when it has waited here for
+  ``HAND_BACK_AFTER_S`` and another live node could run it now. Only the node
+  itself hands back, and never after starting the process, so no attempt is ever
+  taken away from under a running process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from swarmcompute.scheduler.placement import NodeCapacity
+from swarmcompute.state.job import ACTIVE_STATES, Job, JobSpec, JobState
+from swarmcompute.state.table import JobTable
+
+HAND_BACK_AFTER_S = 1.0
+"""How long a queued attempt waits on a busy node before it may move to a free one."""
+
+_EPSILON = 1e-9
+
+Key = tuple[str, int]
+
+
+class LocalQueue:
+    def __init__(self, node_id: str) -> None:
+        self.node_id = node_id
+        self._queued: dict[str, Job] = {}  # job id -> job, assigned here and not started
+        self._queued_since: dict[str, float] = {}  # job id -> monotonic time it was first queued
+        self._in_use: dict[Key, JobSpec] = {}  # attempts started here that have not ended
+        self._handed_back: dict[str, int] = {}  # job id -> the attempt handed back, until the table moves on
+
+    def __len__(self) -> int:
+        return len(self._queued)
+
+    # -- following the table -----------------------------------------------------------
+
+    def offer(self, job: Job, now: float) -> bool:
+        """Queue ``job`` if it is an attempt committed to this node and not started; True if queued."""
+        key = (job.id, job.attempt)
+        if job.state is not JobState.ASSIGNED or job.node != self.node_id or key in self._in_use:
+            self.forget(job.id)
+            return False
+        if self._handed_back.get(job.id) == job.attempt:
+            return False
+        if job.id not in self._queued:
+            self._queued[job.id] = job
+            self._queued_since[job.id] = now
+        return True
+
+    def forget(self, job_id: str) -> None:
+        """The job is no longer queued here (started, cancelled, re-queued, finished)."""
+        self._queued.pop(job_id, None)
+        self._queued_since.pop(job_id, None)
+        self._handed_back.pop(job_id, None)
+
+    # -- starting ------------------------------------------------------------------------
+
+    def to_start(self, table: JobTable, capacity: NodeCapacity, now_wall: float) -> list[Job]:
+        """The queued attempts to start now, in order; each is moved to "in use"."""
+        if not self._queued:
+            return []
+        free_cpus = capacity.cpus - sum(s.cpus for s in self._in_use.values())
+        free_mem = capacity.mem_bytes - sum(s.mem_bytes for s in self._in_use.values())
+        free_gpus = capacity.gpus - sum(s.gpus for s in self._in_use.values())
+        highest_pending = table.highest_pending_priority()
+        picked: list[Job] = []
+        cleared: int | None = None  # a priority level no runnable pending job outranks here
+        for job in sorted(self._queued.values(), key=lambda j: (-j.spec.priority, j.submitted_at)):
+            spec = job.spec
+            if highest_pending is not None and highest_pending > spec.priority and cleared != spec.priority:
+                if _higher_priority_waits(table, spec.priority, capacity, now_wall):
+                    break  # everything after this one has the same or a lower priority
+                cleared = spec.priority
+            fits = spec.cpus <= free_cpus + _EPSILON and spec.mem_bytes <= free_mem and spec.gpus <= free_gpus
+            if not fits and (self._in_use or picked):
+                continue
+            free_cpus -= spec.cpus
+            free_mem -= spec.mem_bytes
+            free_gpus -= spec.gpus
+            picked.append(job)
+        for job in picked:
+            self.started(job)
+        return picked
+
+    def started(self, job: Job) -> None:
+        self.forget(job.id)
+        self._in_use[(job.id, job.attempt)] = job.spec
+
+    def ended(self, job_id: str, attempt: int) -> None:
+        self._in_use.pop((job_id, attempt), None)
+
+    # -- handing back --------------------------------------------------------------------
+
+    def to_hand_back(self, table: JobTable, others: Iterable[NodeCapacity], now: float) -> list[Job]:
+        """Queued attempts that waited ``HAND_BACK_AFTER_S`` here while another node could run them now."""
+        overdue = [
+            j for j in self._queued.values()
+            if now - self._queued_since.get(j.id, now) >= HAND_BACK_AFTER_S
+        ]  # fmt: skip
+        if not overdue:
+            return []
+        rooms = {n.node_id: _Room(n) for n in others if n.node_id != self.node_id}
+        for job in table.open_jobs():
+            room = rooms.get(job.node) if job.node is not None else None
+            if room is not None and job.state in ACTIVE_STATES:
+                room.take(job.spec)
+        moved = []
+        for job in sorted(overdue, key=lambda j: (-j.spec.priority, j.submitted_at)):
+            room = next((r for r in rooms.values() if r.fits(job.spec)), None)
+            if room is not None:
+                room.take(job.spec)
+                moved.append(job)
+        for job in moved:
+            self._queued.pop(job.id, None)
+            self._queued_since.pop(job.id, None)
+            self._handed_back[job.id] = job.attempt
+        return moved
+
+
+class _Room:
+    """What another node has free right now: its capacity minus everything active there."""
+
+    __slots__ = ("node", "cpus", "mem_bytes", "gpus")
+
+    def __init__(self, node: NodeCapacity) -> None:
+        self.node = node
+        self.cpus, self.mem_bytes, self.gpus = node.cpus, node.mem_bytes, node.gpus
+
+    def fits(self, spec: JobSpec) -> bool:
+        if spec.node is not None and spec.node not in (self.node.node_id, self.node.name):
+            return False
+        return spec.cpus <= self.cpus + _EPSILON and spec.mem_bytes <= self.mem_bytes and spec.gpus <= self.gpus
+
+    def take(self, spec: JobSpec) -> None:
+        self.cpus -= spec.cpus
+        self.mem_bytes -= spec.mem_bytes
+        self.gpus -= spec.gpus
+
+
+def _higher_priority_waits(table: JobTable, priority: int, capacity: NodeCapacity, now: float) -> bool:
+    """Whether a pending, runnable job of a higher priority could run on this node."""
+    for job in table.pending_jobs():
+        spec = job.spec
+        if spec.priority <= priority or job.not_before > now:
+            continue
+        if spec.node is not None and spec.node not in (capacity.node_id, capacity.name):
+            continue
+        if spec.cpus > capacity.cpus + _EPSILON or spec.mem_bytes > capacity.mem_bytes or spec.gpus > capacity.gpus:
+            continue
+        if (spec.after or spec.after_any) and table.waiting_on(job):
+            continue
+        return True
+    return False
