@@ -1,0 +1,257 @@
+"""The guardian: one small process per daemon that kills the daemon's job groups when it dies.
+
+Why: a job must not outlive its daemon (``kill -9``, OOM killer, crash). ``PR_SET_PDEATHSIG``
+did that per job, but arming it costs a second exec per job (``setpriv``) or a ``fork()`` with
+Python in the child, about doubling the cost of a short job, and it reached only the group
+leader. Instead the daemon keeps one guardian, started on the first job, and tells it over a pipe
+which process groups are live. When the pipe reaches end of file, the daemon is gone (however it
+ended: the kernel closes its descriptors), and the guardian SIGKILLs every group it still holds,
+whole groups, then exits.
+
+Protocol, one ASCII line per message on the guardian's stdin, from the daemon's loop thread:
+
+* ``+<pgid> <ticks>``: an attempt's process group started; ``ticks`` is its leader's start time
+  (field 22 of ``/proc/<pgid>/stat``, clock ticks since boot), omitted when unreadable.
+* ``-<pgid>``: the daemon is about to reap that group's leader. It is sent *before* the reap: the
+  daemon keeps the exited leader a zombie until then, and a zombie pins its pid and so the group
+  id, so the guardian never holds a pgid that the kernel could hand to an unrelated process.
+
+At end of file, for each group still held: if the leader exists with other start ticks, the pid
+now belongs to someone else and the group is left alone; otherwise the group is SIGKILLed. That
+includes a leader that is gone with members left: when the daemon dies, its zombie leaders are
+reaped by init at once, and the group id stays pinned for as long as any member lives (the kernel
+frees a pid only once no process uses it as pid, group or session id), so a group that still has
+members under that id is still the job's. The only way to be wrong is for the whole group to die,
+the pid space to wrap around to that id, and a new group with it to lose its own leader, all
+between the daemon's death and the guardian reading end of file; that is accepted.
+
+The guardian runs in its own session (``setsid``): Ctrl-C on the daemon's terminal and signals to
+the daemon's process group do not reach it, and it ignores SIGINT, SIGTERM and SIGHUP anyway, so
+that it lives until it has cleaned up. End of file (or SIGKILL) is the only way to stop it. It is
+this file run as a script, ``python -I -S guardian.py``, importing only ``os``, ``signal`` and
+``sys``: about 9 MiB resident, most of it the interpreter's shared pages (3.5 MiB anonymous).
+
+The daemon's side is ``GuardianLink``: writes are non-blocking (a line is far below
+``PIPE_BUF``, so it is written whole or not at all), and a failed write (the guardian died, or
+stopped reading and filled the 64 KiB pipe) says so, so the caller can start a new guardian,
+which gets every group held. What the guardian does not cover: a job process that left its
+group (``setsid``), and a daemon killed between spawning a job and writing its ``+`` line (a few
+microseconds); the registry (``registry``, ``ProcessExecutor.reap_stale``) is the second line.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+_READ_BYTES = 64 * 1024
+
+
+def start_ticks(pid: int) -> int | None:
+    """The start time of ``pid`` in clock ticks since boot (``/proc/<pid>/stat`` field 22).
+
+    None when the process does not exist or its stat is unreadable. A zombie still has it.
+    """
+    try:
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        stat = os.read(fd, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    fields = stat[stat.rfind(b")") + 2 :].split()  # the name (field 2) may hold spaces
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+# -- the guardian process ---------------------------------------------------------------------
+
+
+def serve(stdin_fd: int = 0) -> None:
+    """The guardian's whole life: hold groups as told until end of file, then kill the rest."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    _close_leaked_fds()
+    held: dict[int, int | None] = {}
+    partial = b""
+    while True:
+        try:
+            data = os.read(stdin_fd, _READ_BYTES)
+        except OSError:
+            data = b""
+        if not data:
+            break
+        lines = (partial + data).split(b"\n")
+        partial = lines.pop()
+        for line in lines:
+            apply_line(held, line)
+    kill_held(held)
+
+
+def _close_leaked_fds() -> None:
+    """Only stdin, stdout and stderr are meant to be inherited: close anything that leaked (a job
+    pipe's write end kept here would hold that job's output open until the daemon dies)."""
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return
+    for name in names:
+        fd = int(name)
+        if fd > 2:
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # the descriptor listdir itself used, closed by now
+
+
+def apply_line(held: dict[int, int | None], line: bytes) -> None:
+    """Apply one protocol line to the set of held groups; ignore a malformed one."""
+    try:
+        if line[:1] == b"+":
+            pgid_text, _, ticks_text = line[1:].partition(b" ")
+            pgid = int(pgid_text)
+            if pgid > 1:  # never 0 (our own group) or 1 (init's)
+                held[pgid] = int(ticks_text) if ticks_text else None
+        elif line[:1] == b"-":
+            held.pop(int(line[1:]), None)
+    except ValueError:
+        pass
+
+
+def kill_held(held: dict[int, int | None]) -> None:
+    """SIGKILL each held group unless its leader's pid now belongs to another process."""
+    for pgid, ticks in held.items():
+        if ticks is not None:
+            now = start_ticks(pgid)
+            if now is not None and now != ticks:
+                continue
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except OSError:
+            pass  # no such group any more, or not ours to signal
+
+
+# -- the daemon's side ------------------------------------------------------------------------
+
+
+class GuardianLink:
+    """The daemon's end of the pipe to its guardian, and the set of groups the guardian holds.
+
+    ``held`` outlives any one guardian process: ``spawn`` starts a new one holding all of it.
+    Call from one thread (the daemon's loop). ``hold`` and ``release`` return False when the
+    running guardian could not be told; the caller then ``discard``s it and may ``spawn`` again.
+    With no guardian running they only update ``held``.
+    """
+
+    def __init__(self, python: str | None = None) -> None:
+        self.python = python or sys.executable
+        self.held: dict[int, int | None] = {}
+        self.pid: int | None = None  # the running guardian, not yet reaped
+        self._fd: int | None = None  # write end of its stdin; None once closed
+
+    def spawn(self) -> int:
+        """Start a guardian holding every group in ``held``; return its pid. Raises ``OSError``."""
+        if self.pid is not None:
+            raise RuntimeError("a guardian is already running")
+        read_fd, write_fd = os.pipe()  # both close-on-exec; dup2 makes the child's stdin inheritable
+        try:
+            pid = os.posix_spawn(
+                self.python,
+                [self.python, "-I", "-S", os.path.abspath(__file__)],
+                os.environ,
+                file_actions=[
+                    (os.POSIX_SPAWN_DUP2, read_fd, 0),
+                    (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                ],
+                setsid=True,
+            )
+        except BaseException:
+            os.close(write_fd)
+            raise
+        finally:
+            os.close(read_fd)
+        self.pid, self._fd = pid, write_fd
+        # The first batch may exceed the pipe (thousands of groups): a blocking write, which a new
+        # guardian drains as soon as it runs. Single lines later never block. Should it fail (the
+        # guardian died at once), the caller hears of it at the next write or the exit notice.
+        if self.held:
+            self._send(b"".join(_hold_line(p, t) for p, t in self.held.items()))
+        os.set_blocking(write_fd, False)
+        return pid
+
+    def hold(self, pgid: int, ticks: int | None) -> bool:
+        """Tell the guardian a group started (call right after spawning its leader)."""
+        self.held[pgid] = ticks
+        return self._send(_hold_line(pgid, ticks))
+
+    def release(self, pgid: int) -> bool:
+        """Tell the guardian to forget a group (call before reaping its leader)."""
+        if pgid not in self.held:
+            return True
+        del self.held[pgid]
+        return self._send(b"-%d\n" % pgid)
+
+    def close(self) -> None:
+        """Close the pipe: the guardian kills what it still holds and exits; ``poll`` reaps it."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+    def poll(self) -> int | None:
+        """Reap the guardian if it has exited; return its wait status, else None."""
+        if self.pid is None:
+            return None
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            pid, status = self.pid, 0  # reaped by someone else: gone all the same
+        if pid == 0:
+            return None
+        self.pid = None
+        self.close()
+        return status
+
+    def discard(self) -> int | None:
+        """Close the pipe, SIGKILL the guardian if it still runs, reap it; return its status.
+
+        Safe by pid: our unreaped child cannot have handed its pid to another process.
+        """
+        self.close()
+        if self.pid is None:
+            return None
+        pid, self.pid = self.pid, None
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            return os.waitpid(pid, 0)[1]
+        except ChildProcessError:
+            return None
+
+    def _send(self, data: bytes) -> bool:
+        if self._fd is None:
+            return self.pid is None  # no guardian: nothing to tell; a closed one: failure
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError:  # BrokenPipeError: it died; BlockingIOError: it stopped reading
+            return False
+        return True
+
+
+def _hold_line(pgid: int, ticks: int | None) -> bytes:
+    return b"+%d\n" % pgid if ticks is None else b"+%d %d\n" % (pgid, ticks)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1:
+        sys.exit("usage: python -I -S guardian.py  (protocol lines on stdin; see the docstring)")
+    serve()

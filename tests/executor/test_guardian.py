@@ -1,0 +1,172 @@
+"""The guardian: job groups die with the daemon (kill -9 included), whole groups, and nothing else.
+
+Real processes throughout: the guardian program driven through ``GuardianLink`` from the test,
+which plays the daemon.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from swarmcompute.executor.guardian import GuardianLink, start_ticks
+
+from .helpers import ProcessTracker, is_gone, wait_until
+
+PROMPT_S = 5.0  # "promptly": the guardian acts within milliseconds; this only bounds a failure
+NO_SUCH_GROUP = 1 << 30  # above any pid_max: a pgid no process can have
+
+
+@pytest.fixture
+def guardian(tracker: ProcessTracker) -> Iterator[GuardianLink]:
+    """A guardian run by the test itself (the test plays the daemon); reaped at the end."""
+    link = GuardianLink()
+    link.spawn()
+    assert link.pid is not None
+    tracker.add(link.pid)
+    try:
+        yield link
+    finally:
+        link.discard()
+
+
+@pytest.fixture
+def group(tracker: ProcessTracker, tmp_path: Path) -> Iterator[Callable[[str], tuple[int, int]]]:
+    """Factory: start ``sh -c SCRIPT`` as a session leader whose first output line is a member's
+    pid; return (leader pid = pgid, member pid). Everything is killed by pid and reaped after."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(script: str) -> tuple[int, int]:
+        proc = subprocess.Popen(
+            ["/bin/sh", "-c", script], start_new_session=True, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+        )  # fmt: skip
+        started.append(proc)
+        tracker.add(proc.pid)
+        assert proc.stdout is not None
+        member = int(proc.stdout.readline())  # bounded by pytest's timeout
+        tracker.add(member)
+        return proc.pid, member
+
+    yield start
+    tracker.kill_all()
+    for proc in started:
+        proc.wait()
+        assert proc.stdout is not None
+        proc.stdout.close()
+
+
+def _exited(link: GuardianLink) -> bool:
+    return link.poll() is not None
+
+
+def _ignored_signals(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1], 16) for line in f if line.startswith("SigIgn:"))
+
+
+def test_end_of_file_kills_held_groups_whole_then_the_guardian_exits(
+    guardian: GuardianLink, group: Callable[[str], tuple[int, int]]
+) -> None:
+    # The member is the leader's grandchild: sh -> sh -> sleep.
+    leader, grandchild = group("sh -c 'sleep 1000 & echo $!; wait' & wait")
+    assert guardian.hold(leader, start_ticks(leader))
+    guardian.close()  # what the kernel does when the daemon dies
+    assert wait_until(lambda: is_gone(leader) and is_gone(grandchild), PROMPT_S)
+    assert wait_until(lambda: _exited(guardian), PROMPT_S)
+
+
+def test_released_groups_and_reused_pids_are_left_alone(
+    guardian: GuardianLink, group: Callable[[str], tuple[int, int]]
+) -> None:
+    ended, ended_child = group("sleep 1000 & echo $!; wait")
+    reused, reused_child = group("sleep 1000 & echo $!; wait")
+    assert guardian.hold(ended, start_ticks(ended))
+    assert guardian.release(ended)  # "-": the daemon reaped it; the pgid may be anyone's now
+    ticks = start_ticks(reused)
+    assert ticks is not None
+    assert guardian.hold(reused, ticks + 1)  # as if this pid were a new process with the old id
+    guardian.close()
+    assert wait_until(lambda: _exited(guardian), PROMPT_S)
+    assert not any(is_gone(pid) for pid in (ended, ended_child, reused, reused_child))
+
+
+def test_a_group_whose_leader_was_reaped_is_still_killed(
+    guardian: GuardianLink, group: Callable[[str], tuple[int, int]], tracker: ProcessTracker
+) -> None:
+    # After the daemon dies, init reaps its zombie leaders; the members still pin the group id,
+    # so a group that still has members under it is the job's (see the guardian's docstring).
+    leader, member = group("sleep 1000 & echo $!; read x")
+    assert guardian.hold(leader, start_ticks(leader))
+    os.kill(leader, signal.SIGKILL)
+    assert wait_until(lambda: start_ticks(leader) is None or is_gone(leader))
+    os.waitpid(leader, 0)  # reaped, as init would: /proc/<leader> is gone, the group is not
+    assert start_ticks(leader) is None and not is_gone(member)
+    assert os.getpgid(member) == leader
+    guardian.close()
+    assert wait_until(lambda: is_gone(member), PROMPT_S)
+    assert wait_until(lambda: _exited(guardian), PROMPT_S)
+
+
+def test_the_guardian_is_alone_small_and_deaf_to_terminal_signals(
+    guardian: GuardianLink, group: Callable[[str], tuple[int, int]]
+) -> None:
+    pid = guardian.pid
+    assert pid is not None
+    wanted = (1 << (signal.SIGINT - 1)) | (1 << (signal.SIGTERM - 1)) | (1 << (signal.SIGHUP - 1))
+    assert wait_until(lambda: _ignored_signals(pid) & wanted == wanted)  # it is up and running
+    assert wait_until(lambda: sorted(os.listdir(f"/proc/{pid}/fd")) == ["0", "1", "2"])
+    assert os.getsid(pid) == pid  # its own session: no Ctrl-C from the daemon's terminal
+    with open(f"/proc/{pid}/status") as f:
+        rss_kib = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    print(f"\nguardian RSS: {rss_kib} KiB")
+    assert rss_kib < 32 * 1024
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        os.kill(pid, sig)
+    leader, member = group("sleep 1000 & echo $!; wait")
+    assert guardian.hold(leader, start_ticks(leader))
+    guardian.close()
+    # Only a guardian that survived the signals can have killed the group.
+    assert wait_until(lambda: is_gone(leader) and is_gone(member), PROMPT_S)
+    assert wait_until(lambda: _exited(guardian), PROMPT_S)
+
+
+def test_a_guardian_that_stops_reading_never_blocks_the_writer(guardian: GuardianLink) -> None:
+    assert guardian.pid is not None
+    os.kill(guardian.pid, signal.SIGSTOP)
+    t0 = time.monotonic()
+    refused_at = None
+    for i in range(100_000):  # the 64 KiB pipe holds a few thousand lines
+        if not guardian.hold(NO_SUCH_GROUP + i, None):
+            refused_at = i
+            break
+    assert refused_at is not None and refused_at > 1000
+    assert time.monotonic() - t0 < 2.0
+    status = guardian.discard()  # SIGKILLed before it could act on anything it was told
+    assert status is not None and os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+
+
+def test_a_new_guardian_gets_every_held_group(
+    tracker: ProcessTracker, group: Callable[[str], tuple[int, int]]
+) -> None:
+    link = GuardianLink()
+    leader, member = group("sleep 1000 & echo $!; wait")
+    assert link.hold(leader, start_ticks(leader))  # none runs yet: only remembered
+    assert link.hold(NO_SUCH_GROUP, None)
+    assert link.release(NO_SUCH_GROUP)
+    try:
+        link.spawn()
+        assert link.pid is not None
+        tracker.add(link.pid)
+        link.close()
+        assert wait_until(lambda: is_gone(leader) and is_gone(member), PROMPT_S)
+        assert wait_until(lambda: _exited(link), PROMPT_S)
+    finally:
+        link.discard()
