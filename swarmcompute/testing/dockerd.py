@@ -22,6 +22,7 @@ Debian packages: ``docker.io`` (dockerd, containerd, runc, docker-init) and ``bu
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import shutil
@@ -35,8 +36,6 @@ from pathlib import Path
 import docker  # type: ignore[import-untyped]
 import docker.errors  # type: ignore[import-untyped]
 import requests.exceptions
-
-from swarmcompute.executor.spawn import setpriv_path
 
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
@@ -108,7 +107,7 @@ class PrivateDockerd:
             "--pidfile", str(self.pid_file),
             "-H", self.host,
         ]  # fmt: skip
-        setpriv = setpriv_path()
+        setpriv = _setpriv_path()
         if setpriv is not None:
             # A test run killed outright (CI timeout) takes its engine with it.
             args = [setpriv, "--pdeathsig", "KILL", "--", *args]
@@ -227,3 +226,18 @@ def build_busybox_image(client: docker.DockerClient, tag: str, busybox: Path = B
         fileobj=context, custom_context=True, tag=tag, rm=True, forcerm=True, network_mode="none"
     )
     return str(image.id)
+
+
+@functools.cache
+def _setpriv_path() -> str | None:
+    """The setpriv binary if it supports ``--pdeathsig`` (util-linux >= 2.33), else None."""
+    path = shutil.which("setpriv")
+    if path is None:
+        return None
+    try:
+        out = subprocess.run(
+            [path, "--help"], capture_output=True, timeout=5, check=False, stdin=subprocess.DEVNULL
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return path if b"--pdeathsig" in out.stdout + out.stderr else None

@@ -1,15 +1,20 @@
-"""Test helpers for the executor: a harness that turns callbacks into awaitables, and a process
-tracker that kills, by pid, everything a test started, also when the test fails."""
+"""Test helpers for the executor: a harness that turns callbacks into awaitables, a stand-in
+daemon to kill, and a process tracker that kills, by pid, everything a test started, also when
+the test fails."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import select
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psutil
 
@@ -28,6 +33,8 @@ class ProcessTracker:
         self.registries: list[Path] = []
 
     def add(self, pid: int) -> None:
+        if any(proc.pid == pid for proc in self.procs):
+            return
         try:
             self.procs.append(psutil.Process(pid))
         except psutil.NoSuchProcess:
@@ -66,6 +73,18 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float = WAIT_S) -> bool
         if time.monotonic() >= deadline:
             return False
         time.sleep(delay_s)
+        delay_s = min(delay_s * 2, 0.05)
+    return True
+
+
+async def wait_until_async(predicate: Callable[[], bool], timeout_s: float = WAIT_S) -> bool:
+    """``wait_until`` for test bodies on the loop: the executor's callbacks keep running."""
+    deadline = time.monotonic() + timeout_s
+    delay_s = 0.001
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(delay_s)
         delay_s = min(delay_s * 2, 0.05)
     return True
 
@@ -109,9 +128,9 @@ class Harness:
         fut = asyncio.get_running_loop().create_future()
         self.results[key] = fut
         await self.executor.start(spec)
-        pid = self.executor.pid(*key)
-        if pid is not None:
-            self.tracker.add(pid)
+        for pid in (self.executor.pid(*key), self.executor.guardian_pid):
+            if pid is not None:
+                self.tracker.add(pid)
         return fut
 
     async def run(self, spec: AttemptSpec) -> AttemptResult:
@@ -149,3 +168,57 @@ class Harness:
 def sh(job_id: str, script: str, **kwargs: object) -> AttemptSpec:
     """A spec running ``script`` with /bin/sh, attempt 1."""
     return AttemptSpec(job_id, 1, ("/bin/sh", "-c", script), **kwargs)  # type: ignore[arg-type]
+
+
+STANDIN = Path(__file__).with_name("standin_daemon.py")
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+class Standin:
+    """A stand-in daemon process (``standin_daemon.py``) running one job; see its docstring."""
+
+    def __init__(self, tmp_path: Path, tracker: ProcessTracker, script: str) -> None:
+        registry = tmp_path / "run" / "jobs.json"
+        tracker.registries.append(registry)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(STANDIN), str(tmp_path / "logs"), str(registry), script],
+            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, bufsize=0,
+            env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
+        )  # fmt: skip
+        tracker.add(self.proc.pid)
+        self._buffer = b""
+        try:
+            line = self.next_line()
+            if line is None or not line.startswith(b"READY "):
+                raise AssertionError(f"stand-in daemon did not start its job: {line!r}")
+        except BaseException:
+            self.kill()
+            raise
+        self.ready: dict[str, Any] = json.loads(line[len(b"READY ") :])
+        for key in ("leader", "guardian"):
+            if self.ready.get(key):
+                tracker.add(self.ready[key])
+
+    def next_line(self, timeout_s: float = WAIT_S) -> bytes | None:
+        """The next line it prints, waiting at most ``timeout_s``; None at end of file."""
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout_s
+        while b"\n" not in self._buffer:
+            left_s = deadline - time.monotonic()
+            if left_s <= 0:
+                raise AssertionError(f"no line from the stand-in daemon within {timeout_s:g}s")
+            if select.select([fd], [], [], left_s)[0]:
+                data = os.read(fd, 4096)
+                if not data:
+                    return None
+                self._buffer += data
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line
+
+    def kill(self) -> None:
+        """SIGKILL it (by pid, it is our child) and reap it."""
+        self.proc.kill()
+        self.proc.wait()
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()

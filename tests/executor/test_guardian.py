@@ -1,7 +1,7 @@
 """The guardian: job groups die with the daemon (kill -9 included), whole groups, and nothing else.
 
 Real processes throughout: the guardian program driven through ``GuardianLink`` from the test,
-which plays the daemon.
+and a stand-in daemon (``standin_daemon.py``) killed with SIGKILL.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from swarmcompute.executor import AttemptSpec, EndReason
 from swarmcompute.executor.guardian import GuardianLink, start_ticks
 
-from .helpers import ProcessTracker, is_gone, wait_until
+from .helpers import Harness, ProcessTracker, Standin, is_gone, sh, wait_until, wait_until_async
 
 PROMPT_S = 5.0  # "promptly": the guardian acts within milliseconds; this only bounds a failure
 NO_SUCH_GROUP = 1 << 30  # above any pid_max: a pgid no process can have
@@ -170,3 +171,78 @@ def test_a_new_guardian_gets_every_held_group(
         assert wait_until(lambda: _exited(link), PROMPT_S)
     finally:
         link.discard()
+
+
+# -- with the executor ----------------------------------------------------------------------------
+
+
+def test_the_job_group_dies_with_a_killed_daemon(tmp_path: Path, tracker: ProcessTracker) -> None:
+    standin = Standin(tmp_path, tracker, "sh -c 'sleep 1000 & echo $!; wait' & wait")
+    leader, grandchild = standin.ready["leader"], int(standin.ready["first_line"])
+    guardian = standin.ready["guardian"]
+    tracker.add(grandchild)
+    assert guardian and os.getpgid(grandchild) == leader
+    standin.kill()
+    assert wait_until(lambda: is_gone(leader), PROMPT_S), f"job leader {leader} outlived its daemon"
+    assert wait_until(lambda: is_gone(grandchild), PROMPT_S), f"grandchild {grandchild} outlived it"
+    assert wait_until(lambda: is_gone(guardian), PROMPT_S), "the guardian did not exit"
+
+
+def test_a_killed_guardian_is_replaced_and_the_new_one_covers_running_jobs(
+    tmp_path: Path, tracker: ProcessTracker
+) -> None:
+    standin = Standin(tmp_path, tracker, "sleep 1000 & echo $!; wait")
+    leader, child, first = standin.ready["leader"], int(standin.ready["first_line"]), standin.ready["guardian"]
+    tracker.add(child)
+    os.kill(first, signal.SIGKILL)
+    line = standin.next_line()
+    assert line is not None and line.startswith(b"GUARDIAN ")
+    second = int(line.split()[1])
+    tracker.add(second)
+    assert second not in (0, first)
+    assert not is_gone(leader) and not is_gone(child)
+    standin.kill()
+    assert wait_until(lambda: is_gone(leader) and is_gone(child), PROMPT_S)
+    assert wait_until(lambda: is_gone(second), PROMPT_S)
+
+
+@pytest.mark.parametrize("use_pidfd", [True, False], ids=["pidfd", "broken-pipe"])
+def test_the_executor_replaces_a_dead_guardian(
+    use_pidfd: bool, harness: Harness, tracker: ProcessTracker
+) -> None:
+    harness.executor.use_pidfd = use_pidfd  # without pidfds, the next write finds out
+
+    async def body(h: Harness) -> None:
+        first_job = await h.start(AttemptSpec("g1", 1, ("sleep", "1000")))
+        first = h.executor.guardian_pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        if use_pidfd:
+            assert await wait_until_async(lambda: h.executor.guardian_pid not in (None, first))
+        else:
+            assert await wait_until_async(lambda: is_gone(first))
+        second_job = await h.start(sh("g2", "exit 0"))
+        second = h.executor.guardian_pid
+        assert second not in (None, first)
+        tracker.add(second)  # type: ignore[arg-type]
+        assert (await second_job).exit_code == 0  # its "-" went to the new guardian
+        assert h.executor.cancel("g1", 1)
+        assert (await first_job).reason is EndReason.CANCELLED
+        await h.executor.shutdown()
+        assert h.executor.guardian_pid is None
+        assert is_gone(second)  # type: ignore[arg-type]
+
+    harness.run_async(body)
+
+
+def test_shutdown_stops_the_guardian_and_a_quiet_executor_never_starts_one(harness: Harness) -> None:
+    async def body(h: Harness) -> None:
+        assert h.executor.guardian_pid is None  # started by the first job, not before
+        await h.run(AttemptSpec("one", 1, ("true",)))
+        pid = h.executor.guardian_pid
+        assert pid is not None
+        await h.executor.shutdown()
+        assert h.executor.guardian_pid is None
+        assert is_gone(pid)
+
+    harness.run_async(body)

@@ -1,11 +1,10 @@
-"""What survives the daemon: PR_SET_PDEATHSIG on the leader, reap_stale for the rest."""
+"""What the guardian misses (it was killed too) is left to reap_stale on the next start."""
 
 from __future__ import annotations
 
-import json
 import os
+import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,73 +12,27 @@ from typing import Any
 import psutil
 import pytest
 
-import swarmcompute
 from swarmcompute.executor.registry import RegistryEntry, read_registry, write_registry
 
-from .helpers import Harness, ProcessTracker, is_gone, wait_until
-from .test_process import DEATHSIG_WAYS
-
-STANDIN = Path(__file__).with_name("standin_daemon.py")
-REPO_ROOT = Path(swarmcompute.__file__).resolve().parent.parent
+from .helpers import Harness, ProcessTracker, Standin, is_gone, wait_until
 
 
-def run_standin(
-    tmp_path: Path, tracker: ProcessTracker, via: str, script: str
-) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
-    """Start a stand-in daemon running ``script`` as a job; return it and its READY line."""
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    registry = tmp_path / "run" / "jobs.json"
-    tracker.registries.append(registry)
-    proc = subprocess.Popen(
-        [sys.executable, str(STANDIN), str(tmp_path / "logs"), str(registry), via, script],
-        stdout=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        env=env,
-    )
-    tracker.add(proc.pid)
-    assert proc.stdout is not None
-    for raw in proc.stdout:  # bounded by the stand-in's own 20 s timeout and pytest's
-        if raw.startswith(b"READY "):
-            return proc, json.loads(raw[len(b"READY ") :])
-    proc.wait()
-    proc.stdout.close()
-    pytest.fail(f"stand-in daemon exited with {proc.returncode} before starting its job")
-
-
-def kill_standin(proc: subprocess.Popen[bytes]) -> None:
-    proc.kill()
-    proc.wait()
-    assert proc.stdout is not None
-    proc.stdout.close()
-
-
-@pytest.mark.parametrize("via", DEATHSIG_WAYS)
-def test_job_dies_when_the_daemon_is_killed(
-    via: str, tmp_path: Path, tracker: ProcessTracker
-) -> None:
-    standin, ready = run_standin(tmp_path, tracker, via, "echo $$; exec sleep 1000")
-    sleep_pid = int(ready["first_line"])
-    assert sleep_pid == ready["leader"]
-    tracker.add(sleep_pid)
-    assert psutil.Process(sleep_pid).name() == "sleep"
-    kill_standin(standin)
-    assert wait_until(lambda: is_gone(sleep_pid)), f"job {sleep_pid} outlived its daemon"
-
-
-def test_reap_stale_kills_what_a_killed_daemon_left(
+def test_reap_stale_kills_what_a_killed_daemon_and_guardian_left(
     tmp_path: Path, tracker: ProcessTracker
 ) -> None:
-    # The leader dies with the daemon (PDEATHSIG); its background child does not.
-    standin, ready = run_standin(tmp_path, tracker, "auto", "sleep 1000 & echo $!; wait")
-    orphan = int(ready["first_line"])
+    standin = Standin(tmp_path, tracker, "sleep 1000 & echo $!; wait")
+    leader, orphan, guardian = standin.ready["leader"], int(standin.ready["first_line"]), standin.ready["guardian"]
     tracker.add(orphan)
-    kill_standin(standin)
-    assert wait_until(lambda: is_gone(ready["leader"]))
-    assert not is_gone(orphan)
+    # Stopped, the stand-in cannot replace its guardian before it dies too.
+    os.kill(standin.proc.pid, signal.SIGSTOP)
+    os.kill(guardian, signal.SIGKILL)
+    assert wait_until(lambda: is_gone(guardian))
+    standin.kill()
+    assert not is_gone(leader) and not is_gone(orphan)
 
     harness = Harness(tmp_path, tracker)  # the next daemon life, same registry
     assert harness.executor.reap_stale() == 1
-    assert is_gone(orphan)
+    assert is_gone(leader) and is_gone(orphan)
     assert read_registry(harness.registry_path) == []
     assert harness.executor.reap_stale() == 0
 
