@@ -46,6 +46,7 @@ import signal
 import sys
 
 _READ_BYTES = 64 * 1024
+_MAX_LINE_BYTES = 64  # "+<pgid> <ticks>" is at most about 30
 
 
 def start_ticks(pid: int) -> int | None:
@@ -89,6 +90,8 @@ def serve(stdin_fd: int = 0) -> None:
             break
         lines = (partial + data).split(b"\n")
         partial = lines.pop()
+        if len(partial) > _MAX_LINE_BYTES:
+            partial = b""  # not a protocol line; do not let it grow
         for line in lines:
             apply_line(held, line)
     kill_held(held)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from swarmcompute.executor import AttemptSpec, EndReason
-from swarmcompute.executor.guardian import GuardianLink, start_ticks
+from swarmcompute.executor.guardian import GuardianLink, apply_line, start_ticks
 
 from .helpers import Harness, ProcessTracker, Standin, is_gone, sh, wait_until, wait_until_async
 
@@ -70,6 +70,13 @@ def _exited(link: GuardianLink) -> bool:
 def _ignored_signals(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         return next(int(line.split()[1], 16) for line in f if line.startswith("SigIgn:"))
+
+
+def test_protocol_lines() -> None:
+    held: dict[int, int | None] = {}
+    for line in (b"+100 5", b"+200", b"+0 1", b"+1 1", b"+-7 1", b"+x 1", b"bogus", b"", b"-300", b"-100"):
+        apply_line(held, line)
+    assert held == {200: None}  # never group 0 (the guardian's own) or 1; junk is ignored
 
 
 def test_end_of_file_kills_held_groups_whole_then_the_guardian_exits(
