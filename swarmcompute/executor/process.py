@@ -30,11 +30,11 @@ that keeps dying is restarted at most every ``_GUARDIAN_RESTART_S``. ``shutdown`
 Known limit: a job process that calls ``setsid`` escapes its group and therefore the kill on
 exit and the guardian; a cgroup per job would catch it and is left for the resource-limits work.
 
-Cost: on a 2-core machine, 500 ``true`` attempts two at a time run at about 1,000 per second
-with 1.5 ms of CPU each (daemon 0.75, job 0.75, guardian 0.06), against 550 per second and 3.0 ms
-when ``setpriv`` armed PDEATHSIG per job (same machine, runs alternated): one exec per job instead
-of two, and no log file for a job without output. ``start`` to ``on_exit`` of ``true`` is about
-1.7 ms (p50; 4 ms before).
+Cost: on a 2-core machine, ``true`` attempts two at a time run at about 1,100 per second with
+1.4 ms of CPU each (daemon 0.7, job 0.7, guardian 0.06), against 550 per second and 2.9 ms when
+``setpriv`` armed PDEATHSIG per job (same machine, runs alternated; ``xargs -P2 true`` did 1,400
+per second then): one exec per job instead of two, and no log file for a job without output.
+``start`` to ``on_exit`` of ``true`` is about 1.7 ms (p50; 4 ms before).
 """
 
 from __future__ import annotations
