@@ -36,6 +36,7 @@ _BY_TAG: dict[str, type] = {}
 _TAG_OF: dict[type, str] = {}
 _FIELDS: dict[type, tuple[tuple[str, Callable[[Any], Any]], ...]] = {}
 _REQUIRED: dict[type, int] = {}
+_FAST: dict[type, Callable[[list[Any]], Any]] = {}
 
 
 def message(tag: str) -> Callable[[type[T]], type[T]]:
@@ -120,6 +121,17 @@ def build(tag: Any, values: Any) -> Any:
         raise ProtocolError(f"unknown message type {tag!r}")
     if not isinstance(values, list):
         raise ProtocolError(f"{tag}: fields must be a list")
+    fast = _FAST.get(cls)
+    if fast is None:
+        fast = _FAST[cls] = _fast_builder(cls)
+    try:
+        return fast(values)
+    except (TypeError, ValueError, IndexError):
+        return _checked_build(tag, cls, values)  # raises the precise ProtocolError
+
+
+def _checked_build(tag: str, cls: type, values: list[Any]) -> Any:
+    """The reference path: field by field, naming the field that is wrong."""
     fields = _fields_of(cls)
     if not (_REQUIRED[cls] <= len(values) <= len(fields)):
         raise ProtocolError(f"{tag}: expected {len(fields)} fields, got {len(values)}")
@@ -130,6 +142,54 @@ def build(tag: Any, values: Any) -> Any:
         except (TypeError, ValueError) as exc:
             raise ProtocolError(f"{tag}.{name}: {exc}") from None
     return cls(**kwargs)
+
+
+def _fast_builder(cls: type) -> Callable[[list[Any]], Any]:
+    """A decoder for ``cls`` generated once, with each field's type check written inline.
+
+    Decoding is on every node's hot path (each Raft entry is decoded by every replica), and a
+    call per field through the generic coercers cost ~25 us per JobSpec. The generated function
+    accepts exactly what ``_checked_build`` accepts for a full-length field list and raises
+    TypeError or ValueError otherwise, so ``build`` can fall back to the reference path for
+    the precise message (and for short lists that rely on defaults).
+    """
+    fields = _fields_of(cls)
+    hints = typing.get_type_hints(cls)
+    env: dict[str, Any] = {"cls": cls, "_bad": _bad}
+    lines = ["def fast(v):", f"    if len(v) != {len(fields)}: raise ValueError('length')"]
+    for i, (name, coerce) in enumerate(fields):
+        env[f"c{i}"] = coerce
+        lines.append(f"    x = v[{i}]")
+        lines.extend("    " + line for line in _inline_check(hints[name], f"c{i}"))
+        lines.append(f"    a{i} = x")
+    lines.append(f"    return cls({', '.join(f'a{i}' for i in range(len(fields)))})")
+    exec("\n".join(lines), env)  # noqa: S102 - the source is built above from annotations only
+    return env["fast"]  # type: ignore[no-any-return]
+
+
+def _inline_check(hint: Any, coerce: str) -> list[str]:
+    """Statements that leave ``x`` checked (and converted) for ``hint``, or raise."""
+    simple = _simple_check(hint)
+    if simple is not None:
+        return simple
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else ()
+    if len(options) == 2 and type(None) in options:
+        inner = _simple_check(next(o for o in options if o is not type(None)))
+        if inner is not None:
+            return ["if x is not None:", *("    " + line for line in inner)]
+    return [f"x = {coerce}(x)"]
+
+
+def _simple_check(hint: Any) -> list[str] | None:
+    if hint in (str, bytes, bool, int):
+        return [f"if type(x) is not {hint.__name__}: _bad()"]
+    if hint is float:
+        return ["if type(x) is not float:", "    x = float(x) if type(x) is int else _bad()"]
+    return None
+
+
+def _bad() -> Any:
+    raise TypeError("wrong type")
 
 
 def _fields_of(cls: type) -> tuple[tuple[str, Callable[[Any], Any]], ...]:

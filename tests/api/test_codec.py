@@ -47,3 +47,30 @@ def test_size_limit() -> None:
 def test_version_mismatch_says_so() -> None:
     with pytest.raises(ProtocolError, match="protocol version 2"):
         codec.decode(msgpack.packb([2, "api.status", []]))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_generated_decoders_accept_exactly_what_the_field_by_field_path_accepts(seed: int) -> None:
+    """``build`` runs a generated decoder per class; it must agree with the reference path on
+    every input, valid or not (wrong types, bools for numbers, ints for floats, None)."""
+    import random
+
+    from swarmcompute.api import messages  # noqa: F401 - registers the control messages
+    from swarmcompute.node import cluster_messages  # noqa: F401
+    from swarmcompute.state import commands  # noqa: F401
+
+    rng = random.Random(seed)
+    pool: list[object] = ["x", "", 0, 7, -1, 2.5, True, False, None, b"b", [], ["a"], {}, {"k": "v"}, [1, 2]]
+    for tag, cls in sorted(codec._BY_TAG.items()):
+        width = len(codec._fields_of(cls))
+        for _ in range(30):
+            values = [rng.choice(pool) for _ in range(width)]
+            try:
+                expected: object = codec._checked_build(tag, cls, values)
+            except ProtocolError:
+                expected = ProtocolError
+            try:
+                got: object = codec.build(tag, values)
+            except ProtocolError:
+                got = ProtocolError
+            assert got == expected, (tag, values)
