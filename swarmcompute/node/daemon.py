@@ -58,7 +58,7 @@ from swarmcompute.node.runners import JobRunners
 from swarmcompute.node.status import node_view, quorum_view
 from swarmcompute.paths import DEFAULT_PORT, StatePaths
 from swarmcompute.raft.config import RaftConfig
-from swarmcompute.scheduler.placement import NodeCapacity, place
+from swarmcompute.scheduler.placement import NodeCapacity, Placement, place
 from swarmcompute.state.commands import (
     AssignJobs,
     CancelJobs,
@@ -132,8 +132,8 @@ class Daemon:
         self._notices_handle: asyncio.TimerHandle | None = None
         self._dead_since: dict[str, float] = {}
         self._explained_at = 0.0
-        self.waiting_reasons: dict[str, tuple[str, str]] = {}
-        """job id -> (reason code, message) for pending jobs, from the leader's last placement round."""
+        self._placement = Placement([], {})
+        """The last placement round (the leader's own, or one worked out here to explain a wait)."""
         self._committer: ReplicatedJobLog | None = None
         self._link: ClusterLink | None = None
         self._gossip: GossipHost | None = None
@@ -497,11 +497,7 @@ class Daemon:
             if not self.committer.raft.is_leader:
                 continue
             now = time.time()
-            placement = place(self.table, self.capacities(), now)
-            self.waiting_reasons = {
-                **{k: ("waiting_resources", v) for k, v in placement.waiting.items()},
-                **{k: ("waiting_dependencies", v) for k, v in placement.blocked.items()},
-            }
+            placement = self._placement = place(self.table, self.capacities(), now)
             if placement.assignments:
                 try:
                     await self.committer.propose([AssignJobs(tuple(placement.assignments), now)])
@@ -742,12 +738,13 @@ class Daemon:
             now = time.monotonic()
             if now - self._explained_at > EXPLAIN_INTERVAL_S:
                 self._explained_at = now
-                placement = place(self.table, self.capacities(), time.time())
-                self.waiting_reasons = {
-                    **{k: ("waiting_resources", v) for k, v in placement.waiting.items()},
-                    **{k: ("waiting_dependencies", v) for k, v in placement.blocked.items()},
-                }
-        return self.waiting_reasons.get(job_id)
+                self._placement = place(self.table, self.capacities(), time.time())
+        placement = self._placement
+        if job_id in placement.waiting:
+            return "waiting_resources", placement.waiting[job_id]
+        if job_id in placement.blocked:
+            return "waiting_dependencies", placement.blocked[job_id]
+        return None
 
     async def wait_changed(self, timeout_s: float | None) -> None:
         """Return after the next committed change (or the timeout)."""
