@@ -244,7 +244,7 @@ class JobTable:
             job.assigned_at = cmd.at
             job.started_at = None
             job.reason = Reason.ASSIGNED
-            job.message = f"attempt {a.attempt} assigned to node {a.node_id}"
+            job.message = f"attempt {a.attempt} given to node {a.node_id}; it starts as soon as that node has room"
             changed.append(job.id)
         return changed
 

@@ -95,9 +95,10 @@ def start(table: JobTable, job_id: str, node: str, attempt: int = 1) -> None:
 def test_queue_ahead_gives_a_node_one_capacity_more_than_it_runs() -> None:
     table = table_with(*(job(f"j{i}") for i in range(6)))
     node = NodeCapacity("n1", "one", cpus=2, mem_bytes=GIB)
-    result = place(table, [node], now=10.0)  # 2 to run now, 2 queued to start as those end
+    result = place(table, [node], now=10.0, queue_ahead=1)  # 2 to run now, 2 queued to start as those end
     assert [a.job_id for a in result.assignments] == ["j0", "j1", "j2", "j3"]
     assert set(result.waiting) == {"j4", "j5"}
+    assert len(place(table, [node], now=10.0).assignments) == 6  # the default queues deeper
     # a job larger than the node never fits, however much budget is left
     assert place(table_with(job("wide", cpus=3)), [node], now=10.0).waiting == {
         "wide": "needs 3 cpus; the largest node has 2"
@@ -111,7 +112,7 @@ def test_queued_lower_priority_work_does_not_hold_back_a_higher_priority_job() -
     for name in ("low1", "low2"):  # queued on n1, not started
         table.apply(AssignJobs((Assignment(name, 1, "n1"),), 3.0))
     node = NodeCapacity("n1", "one", cpus=2, mem_bytes=GIB)
-    result = place(table, [node], now=10.0)
+    result = place(table, [node], now=10.0, queue_ahead=1)
     # n1's budget (4) holds 2 running + 2 queued low jobs, yet the high one goes in front of them
     assert result.assignments == [Assignment("high", 1, "n1")]
     assert set(result.waiting) == {"low3"}
@@ -121,7 +122,7 @@ def test_running_work_of_any_priority_holds_its_budget() -> None:
     table = table_with(*(job(f"r{i}", priority=0) for i in range(4)), job("high", priority=9))
     for i in range(4):
         start(table, f"r{i}", "n1")
-    result = place(table, [NodeCapacity("n1", "one", cpus=2, mem_bytes=GIB)], now=10.0)
+    result = place(table, [NodeCapacity("n1", "one", cpus=2, mem_bytes=GIB)], now=10.0, queue_ahead=1)
     assert result.assignments == [] and set(result.waiting) == {"high"}
 
 
