@@ -40,12 +40,12 @@ class Cluster:
         if i == 0:
             self.first_port = port
             extra = (*self.extra, "--new-cluster")
-            node = DaemonProcess(self.root / f"n{i}", name=f"n{i}", port=port, mdns=self.mdns, extra_args=extra)
+            node = DaemonProcess(self.root / f"n{i}", name=f"n{i}", port=port, mdns=self.mdns, extra_args=extra, log_level="info")
         else:
             peers = () if self.mdns else (f"127.0.0.1:{self.first_port}",)
             node = DaemonProcess(
                 self.root / f"n{i}", name=f"n{i}", port=port, mdns=self.mdns, token=self.token, peers=peers,
-                extra_args=self.extra,
+                extra_args=self.extra, log_level="info",
             )
         self.nodes.append(node)
         node.start(wait=wait)

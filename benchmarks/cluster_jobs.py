@@ -24,7 +24,7 @@ from swarmcompute.testing.daemons import DaemonProcess, swarm_executable, wait_u
 
 def factory_in(root: Path, made: list[DaemonProcess]):  # type: ignore[no-untyped-def]
     def make(name: str, **kwargs: object) -> DaemonProcess:
-        node = DaemonProcess(root / name, name=name, **kwargs)  # type: ignore[arg-type]
+        node = DaemonProcess(root / name, name=name, log_level="info", **kwargs)  # type: ignore[arg-type]
         made.append(node)
         return node
 

@@ -76,7 +76,7 @@ def main() -> None:
         stdout=subprocess.DEVNULL,
     )
     with tempfile.TemporaryDirectory(prefix="swarm-bench-") as tmp:
-        daemon = DaemonProcess(Path(tmp) / "node", name="bench")
+        daemon = DaemonProcess(Path(tmp) / "node", name="bench", log_level="info")
         daemon.start()
         try:
             times = sorted(run_latency(daemon, args.runs))

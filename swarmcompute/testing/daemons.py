@@ -66,8 +66,11 @@ class DaemonProcess:
         extra_args: tuple[str, ...] = (),
         extra_env: dict[str, str] | None = None,
         wrap: tuple[str, ...] = (),
+        log_level: str = "debug",
     ) -> None:
         self.state_dir = state_dir
+        self.log_level = log_level
+        """Tests keep debug lines for diagnosis; benchmarks pass "info", what users run."""
         self.name = name
         self.bind = bind
         self.port = port
@@ -94,7 +97,7 @@ class DaemonProcess:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         args = [
             *self.wrap, sys.executable, "-m", "swarmcompute.node", "--state-dir", str(self.state_dir),
-            "--log-level", "debug", "--bind", self.bind, "--port", str(self.port), *self.extra_args,
+            "--log-level", self.log_level, "--bind", self.bind, "--port", str(self.port), *self.extra_args,
         ]
         if self.name:
             args += ["--name", self.name]
