@@ -1,8 +1,9 @@
 """The on-disk list of job process groups this node is running, and the cleanup it enables.
 
-Why: when the daemon is killed (-9, OOM killer, power-cycled service manager) the job leaders die
-with it through ``PR_SET_PDEATHSIG``, but their children in the job's process group do not. The
-next daemon life reads this file and kills what a previous life left behind (``reap_stale``).
+Why: when the daemon is killed (-9, OOM killer, power-cycled service manager) the guardian
+(``guardian``) kills its job groups, unless the guardian died too or a job started in the moment
+before it was told. The next daemon life reads this file and kills what a previous life left
+behind (``reap_stale``): the second line of defence.
 
 The file is small JSON, rewritten atomically (temp file + rename) on every start and end of an
 attempt. It is not fsync'd: a power loss kills every job process too, and a torn file is treated

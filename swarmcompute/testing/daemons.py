@@ -126,7 +126,7 @@ class DaemonProcess:
         return self.proc is not None and self.proc.poll() is None
 
     def kill(self) -> None:
-        """kill -9, as if the machine lost power (the job processes die by PDEATHSIG)."""
+        """kill -9 the daemon (its guardian then kills the job groups; see ``executor.guardian``)."""
         if self.proc is not None and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
