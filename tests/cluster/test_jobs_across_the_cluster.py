@@ -190,3 +190,32 @@ def test_a_full_cluster_restart_keeps_history_and_reruns_what_was_in_flight(daem
     job = nodes[1].client.wait(in_flight, timeout=60)
     assert job["state"] == "succeeded" and job["attempt"] >= 2
     assert marker.read_text().split()[-1] == str(job["attempt"])
+
+
+def test_work_queued_on_busy_nodes_moves_to_a_node_that_frees_up(daemon_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Queue-ahead gives each node more than it runs; what waits behind long jobs is handed back."""
+    nodes = start_cluster(daemon_factory, 3)
+    wait_until(lambda: formed(nodes, 3), 30, "the cluster to form")
+    client = nodes[0].client
+    cpus = {v["name"]: v["cpus"] for v in nodes[0].status()["nodes"]}
+    gates = {name: tmp_path / f"gate-{name}" for name in cpus}
+    blockers = {
+        name: client.submit(f"while [ ! -e {gates[name]} ]; do sleep 0.05; done", cpus=c, node=name)
+        for name, c in cpus.items()
+    }
+    wait_until(lambda: all(client.job(b)["state"] == "running" for b in blockers.values()), 30, "every node to be full")
+    width = min(cpus.values())
+    queued = client.submit_many([{"argv": ["true"], "cpus": width} for _ in range(12)])
+    wait_until(lambda: all(client.job(j)["state"] == "assigned" for j in queued), 30, "the jobs to be queued on nodes")
+    first_nodes = {client.job(j)["node"] for j in queued}
+    assert len(first_nodes) == 3  # spread over every node's queue
+    gates["n2"].touch()  # only n2 frees up; n0 and n1 stay busy
+    done = client.wait(queued, timeout=60)
+    assert all(j["state"] == "succeeded" for j in done)
+    freed = next(v["id"] for v in nodes[0].status()["nodes"] if v["name"] == "n2")
+    assert {j["node"] for j in done} == {freed}
+    assert any(j["attempt"] >= 2 for j in done)  # handed back by n0 or n1, then placed on n2
+    assert all(client.job(blockers[name])["state"] == "running" for name in ("n0", "n1"))
+    for gate in gates.values():
+        gate.touch()
+    client.wait(list(blockers.values()), timeout=30)

@@ -1,0 +1,88 @@
+"""The node's side of queue-ahead: what to start now, what to hold, what to hand back."""
+
+from __future__ import annotations
+
+from swarmcompute.node.local_queue import HAND_BACK_AFTER_S, LocalQueue
+from swarmcompute.scheduler.placement import NodeCapacity
+from swarmcompute.state.commands import AssignJobs, Assignment, SubmitJobs
+from swarmcompute.state.job import JobSpec
+from swarmcompute.state.table import JobTable
+
+GIB = 2**30
+ME = NodeCapacity("n1", "one", cpus=2, mem_bytes=4 * GIB)
+OTHER = NodeCapacity("n2", "two", cpus=2, mem_bytes=4 * GIB)
+
+
+def table_with(*specs: JobSpec) -> JobTable:
+    table = JobTable()
+    for i, spec in enumerate(specs):
+        table.apply(SubmitJobs((spec,), 1.0 + i))
+    return table
+
+
+def give(table: JobTable, queue: LocalQueue, *job_ids: str, now: float = 0.0, node: str = "n1") -> None:
+    table.apply(AssignJobs(tuple(Assignment(j, 1, node) for j in job_ids), 2.0))
+    for job_id in job_ids:
+        job = table.get(job_id)
+        assert job is not None
+        queue.offer(job, now)
+
+
+def spec(job_id: str, **kw: object) -> JobSpec:
+    return JobSpec(id=job_id, argv=("true",), **kw)  # type: ignore[arg-type]
+
+
+def test_starts_in_priority_order_while_there_is_room() -> None:
+    table = table_with(spec("a"), spec("b"), spec("urgent", priority=5), spec("c"))
+    queue = LocalQueue("n1")
+    give(table, queue, "a", "b", "urgent", "c")
+    assert [j.id for j in queue.to_start(table, ME, now_wall=10.0)] == ["urgent", "a"]
+    assert queue.to_start(table, ME, now_wall=10.0) == []  # both cpus in use
+    queue.ended("urgent", 1)
+    assert [j.id for j in queue.to_start(table, ME, now_wall=10.0)] == ["b"]
+    assert len(queue) == 1
+
+
+def test_memory_counts_and_a_job_too_big_for_the_node_still_starts_when_it_is_idle() -> None:
+    table = table_with(spec("fat", cpus=0, mem_bytes=3 * GIB), spec("fat2", cpus=0, mem_bytes=3 * GIB), spec("huge", cpus=8))
+    queue = LocalQueue("n1")
+    give(table, queue, "fat", "fat2")
+    assert [j.id for j in queue.to_start(table, ME, now_wall=10.0)] == ["fat"]
+    queue.ended("fat", 1)
+    assert [j.id for j in queue.to_start(table, ME, now_wall=10.0)] == ["fat2"]
+    queue.ended("fat2", 1)
+    give(table, queue, "huge")  # committed here, though the leader's view of us was wrong: run it
+    assert [j.id for j in queue.to_start(table, ME, now_wall=10.0)] == ["huge"]
+
+
+def test_holds_queued_work_while_a_higher_priority_job_that_fits_here_is_pending() -> None:
+    table = table_with(spec("low"), spec("high", priority=9), spec("elsewhere", priority=9, node="two"))
+    queue = LocalQueue("n1")
+    give(table, queue, "low")
+    assert queue.to_start(table, ME, now_wall=10.0) == []  # "high" is about to be placed in front
+    table.apply(AssignJobs((Assignment("high", 1, "n2"),), 3.0))  # it went elsewhere after all
+    # a pending higher-priority job pinned to another node holds nothing back here
+    assert [j.id for j in queue.to_start(table, ME, now_wall=10.0)] == ["low"]
+
+
+def test_a_higher_priority_job_waiting_on_parents_or_a_backoff_holds_nothing() -> None:
+    table = table_with(spec("parent"), spec("child", priority=9, after=("parent",)), spec("low"))
+    queue = LocalQueue("n1")
+    give(table, queue, "low")
+    assert [j.id for j in queue.to_start(table, ME, now_wall=10.0)] == ["low"]
+
+
+def test_hands_back_overdue_work_only_when_another_node_has_room() -> None:
+    table = table_with(spec("run1"), spec("run2"), spec("q1"), spec("q2"), spec("q3"))
+    queue = LocalQueue("n1")
+    give(table, queue, "run1", "run2", "q1", "q2", "q3")
+    assert [j.id for j in queue.to_start(table, ME, now_wall=10.0)] == ["run1", "run2"]
+    assert queue.to_hand_back(table, [ME, OTHER], now=HAND_BACK_AFTER_S / 2) == []  # not overdue yet
+    busy = NodeCapacity("n2", "two", cpus=0, mem_bytes=4 * GIB)
+    assert queue.to_hand_back(table, [ME, busy], now=HAND_BACK_AFTER_S) == []  # nowhere better
+    moved = queue.to_hand_back(table, [ME, OTHER], now=HAND_BACK_AFTER_S)
+    assert [j.id for j in moved] == ["q1", "q2"]  # n2 has room for two
+    assert [j.id for j in queue.to_start(table, ME, now_wall=10.0)] == []  # q3 still waits here
+    job = table.get("q1")
+    assert job is not None
+    assert not queue.offer(job, now=5.0)  # handed back: never started here, even if offered again
