@@ -42,9 +42,10 @@ CLOSE_FLUSH_S = 5.0
 FORWARD_RESEND_S = 1.0
 """A forward with no reply after this long is sent again, to whoever leads now."""
 BATCH_PACE_S = 0.005
-"""Batches leave at most this often. The first one after a quiet spell goes at once (no added
-latency for a lone `swarm run`); under load, commands gather for up to this long and share one
-entry, one fsync per node and one message per peer, instead of each paying for its own."""
+"""While an earlier batch is still in flight, the next one waits until this long after it (Nagle's
+rule): under load, commands gather and share one entry, one fsync per node and one message per
+peer instead of each paying for its own, while a lone `swarm run`, whose steps each wait for the
+one before, never waits at all."""
 
 
 class ReplicatedJobLog:
@@ -92,6 +93,12 @@ class ReplicatedJobLog:
         """The last log index when this life opened the log: an entry at or below it may have been
         acted on by an earlier life of this daemon, so it must not start processes again."""
         self.applying_index = 0
+        self.plan: Callable[[Sequence[Command]], list[Command]] | None = None
+        """On the leader, called with each batch about to be proposed; what it returns rides in the
+        same entry (the scheduler's placements, computed with the capacity the batch frees)."""
+        self.last_planned_index = 0
+        """The index of the last entry that carried commands from ``plan``."""
+        self._plan_wanted = False
         self._own_batches: dict[int, tuple[bytes, CommandBatch]] = {}
         """index -> what this node proposed there, so the leader applies its own entries without
         decoding them again (valid only while the entry still holds those very bytes)."""
@@ -118,6 +125,11 @@ class ReplicatedJobLog:
             futures.append(fut)
         self._wakeup.set()
         await asyncio.gather(*futures)
+
+    def request_plan(self) -> None:
+        """Run ``plan`` at the next batch, even if nothing else is queued (the leader only)."""
+        self._plan_wanted = True
+        self._wakeup.set()
 
     def enqueue(self, commands: Sequence[Command]) -> None:
         """Propose without waiting (executor callbacks, the scheduler)."""
@@ -154,7 +166,7 @@ class ReplicatedJobLog:
         while True:
             if self._forwarded:
                 self.check_forwards()
-            if not self._queue:
+            if not self._queue and not (self._plan_wanted and self.raft.is_leader):
                 if self._closed:
                     await self._wait_applied(self._last_proposed, CLOSE_FLUSH_S)
                     return
@@ -165,10 +177,13 @@ class ReplicatedJobLog:
                     pass
                 continue
             since = time.monotonic() - self._last_batch_at
-            if since < BATCH_PACE_S and not self._closed:
+            if since < BATCH_PACE_S and not self._closed and self._in_flight():
                 await asyncio.sleep(BATCH_PACE_S - since)
             self._last_batch_at = time.monotonic()
             if not self.raft.is_leader:
+                self._plan_wanted = False
+                if not self._queue:
+                    continue
                 leader = self.raft.leader_id
                 if leader is not None and leader != self.raft.node_id and self._send_to is not None:
                     self._forward(leader)
@@ -177,7 +192,12 @@ class ReplicatedJobLog:
                 continue
             batch = self._queue[:MAX_BATCH_COMMANDS]
             del self._queue[:MAX_BATCH_COMMANDS]
-            proposed = CommandBatch(tuple(cmd for cmd, _ in batch))
+            commands = [cmd for cmd, _ in batch]
+            self._plan_wanted = False
+            planned = self.plan(commands) if self.plan is not None else []
+            if not commands and not planned:
+                continue
+            proposed = CommandBatch(tuple(commands + planned))
             data = codec.encode(proposed)
             try:
                 index, term = self.raft.propose(data)
@@ -187,10 +207,18 @@ class ReplicatedJobLog:
                 continue
             self._last_proposed = index
             self._own_batches[index] = (data, proposed)
+            if planned:
+                self.last_planned_index = index
             futures = [fut for _, fut in batch if fut is not None]
             if futures:
                 self._waiting[index] = (term, futures)
             await asyncio.sleep(0)  # let this turn's other proposals join the next batch
+
+    def _in_flight(self) -> bool:
+        """Whether an earlier batch is still on its way (not applied here, or not answered)."""
+        if self.raft.is_leader:
+            return self.raft.applied_index < self._last_proposed
+        return bool(self._forwarded)
 
     # -- forwarding to the leader ---------------------------------------------------
 

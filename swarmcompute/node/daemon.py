@@ -25,6 +25,7 @@ import asyncio
 import fcntl
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -37,7 +38,6 @@ from swarmcompute.errors import (
     InvariantViolation,
     JobAlreadyExistsError,
     MembershipChangeError,
-    NoQuorumError,
     NotLeaderError,
 )
 from swarmcompute.executor.logfile import read_chunks
@@ -62,6 +62,7 @@ from swarmcompute.scheduler.placement import NodeCapacity, Placement, place
 from swarmcompute.state.commands import (
     AssignJobs,
     CancelJobs,
+    Command,
     FinishAttempt,
     ReleaseQueued,
     RequeueLost,
@@ -133,6 +134,7 @@ class Daemon:
         self._dead_since: dict[str, float] = {}
         self._explained_at = 0.0
         self._placement = Placement([], {})
+        self._placement_wanted = False
         """The last placement round (the leader's own, or one worked out here to explain a wait)."""
         self._committer: ReplicatedJobLog | None = None
         self._link: ClusterLink | None = None
@@ -233,6 +235,7 @@ class Daemon:
                 ),
                 tick_interval_s=TICK_S,
             )
+            self.committer.plan = self._plan
             applied = self.committer.open(bootstrap_voters=[identity.node_id] if plan.bootstrap else None)
             self.inventory = Inventory(identity.name, self.resources, list_images=_docker_images)
             self._gossip = GossipHost(
@@ -406,7 +409,7 @@ class Daemon:
             if job_id in running_here:
                 self._stop_stale_attempts(job, running_here[job_id])
             self._notify_followers(job_id)
-        if reschedule:
+        if reschedule or (self._placement_wanted and self.committer.applying_index >= self.committer.last_planned_index):
             self._schedule.set()
         self._changed.set()
         self._changed = asyncio.Event()
@@ -486,23 +489,49 @@ class Daemon:
     # -- the leader's duties ---------------------------------------------------------
 
     async def _schedule_loop(self) -> None:
-        """Place runnable jobs whenever something changed, or a backoff ended.
+        """Ask for a placement round whenever something changed, or a backoff ended.
 
-        Only the leader places; other nodes work out why a job waits when asked
-        (``waiting_reason``).
+        Only the leader places, inside its next batch (``_plan``); other nodes work out why a
+        job waits when asked (``waiting_reason``).
         """
         while True:
             await self._wait_for_schedule()
             self._schedule.clear()
-            if not self.committer.raft.is_leader:
-                continue
-            now = time.time()
-            placement = self._placement = place(self.table, self.capacities(), now)
-            if placement.assignments:
-                try:
-                    await self.committer.propose([AssignJobs(tuple(placement.assignments), now)])
-                except (NotLeaderError, NoQuorumError) as exc:
-                    log.info("placement_not_committed", reason=str(exc))
+            if self.committer.raft.is_leader:
+                self._placement_wanted = True
+                self.committer.request_plan()
+
+    def _plan(self, commands: Sequence[Command]) -> list[Command]:
+        """On the leader, for each batch it proposes: the placements that ride in the same entry.
+
+        Results, losses and cancels in the batch free their room before the placements are
+        applied, so a slot that ends is refilled in the same log entry that reports it: one Raft
+        round per refill instead of two. A round waits while the previous round's entry is not
+        applied yet, so no job is placed twice from a stale table.
+        """
+        ending = self._ending_in(commands)
+        if not (self._placement_wanted or ending):
+            return []
+        if self.committer.raft.applied_index < self.committer.last_planned_index:
+            self._placement_wanted = True  # picked up when that entry applies (``_on_applied``)
+            return []
+        self._placement_wanted = False
+        now = time.time()
+        placement = self._placement = place(self.table, self.capacities(), now, ending=ending)
+        return [AssignJobs(tuple(placement.assignments), now)] if placement.assignments else []
+
+    def _ending_in(self, commands: Sequence[Command]) -> set[str]:
+        """Jobs whose current attempt (by the applied table) ends with these commands."""
+        ending: set[str] = set()
+        table = self.table
+        for cmd in commands:
+            if isinstance(cmd, (FinishAttempt, RequeueLost, ReleaseQueued)):
+                job = table.get(cmd.job_id)
+                if job is not None and job.attempt == cmd.attempt and job.state in ACTIVE_STATES:
+                    ending.add(job.id)
+            elif isinstance(cmd, CancelJobs):
+                ending.update(j for j in cmd.job_ids if (job := table.get(j)) is not None and job.state in ACTIVE_STATES)
+        return ending
 
     async def _wait_for_schedule(self) -> None:
         """Until something changed, or the nearest retry backoff ends (the clock also checks)."""
@@ -572,7 +601,9 @@ class Daemon:
         the work of dead nodes and replace voters dead past the grace period."""
         self.link.join_step(self._is_member())
         now = time.time()
-        if any(0 < j.not_before <= now for j in self.table.pending_jobs()):
+        if self.committer.raft.is_leader and self.table.highest_pending_priority() is not None:
+            self._schedule.set()  # also covers a round lost with a leader change
+        elif any(0 < j.not_before <= now for j in self.table.pending_jobs()):
             self._schedule.set()
         self._hand_back_queued()
         raft = self.committer.raft

@@ -33,7 +33,7 @@ so one log entry can carry a whole round.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from swarmcompute.state.commands import Assignment
@@ -94,8 +94,13 @@ def place(
     *,
     limit: int = 1000,
     queue_ahead: float = QUEUE_AHEAD,
+    ending: Collection[str] = (),
 ) -> Placement:
-    """Decide up to ``limit`` assignments for the pending jobs of ``table``."""
+    """Decide up to ``limit`` assignments for the pending jobs of ``table``.
+
+    ``ending``: active jobs whose attempts end in the same log entry these assignments will
+    ride in (results, losses, cancels applied just before them), so their room counts as free.
+    """
     scale = 1.0 + max(queue_ahead, 0.0)
     free = {
         n.node_id: _Free(n, n.cpus * scale, n.cpus * scale, int(n.mem_bytes * scale), int(n.gpus * scale))
@@ -103,7 +108,7 @@ def place(
     }
     for job in table.open_jobs():
         slot = free.get(job.node) if job.node is not None else None
-        if slot is None:
+        if slot is None or job.id in ending:
             continue
         if job.state is JobState.RUNNING:
             _reserve(slot, job)

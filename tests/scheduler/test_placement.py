@@ -131,3 +131,12 @@ def test_zero_cpu_jobs_spread_by_count() -> None:
     nodes = [NodeCapacity(f"n{i}", f"node{i}", cpus=2, mem_bytes=GIB) for i in range(3)]
     placed = [a.node_id for a in place(table, nodes, now=10.0).assignments]
     assert sorted(placed) == ["n0", "n0", "n1", "n1", "n2", "n2"]
+
+
+def test_room_of_jobs_ending_in_the_same_entry_counts_as_free() -> None:
+    table = table_with(job("done", cpus=2), job("next", cpus=2))
+    start(table, "done", "n1")
+    node = NodeCapacity("n1", "one", cpus=2, mem_bytes=GIB)
+    assert place(table, [node], now=10.0, queue_ahead=0).assignments == []
+    # the result of "done" rides in the same entry as the placement: its room is free by then
+    assert place(table, [node], now=10.0, queue_ahead=0, ending={"done"}).assignments == [Assignment("next", 1, "n1")]
