@@ -88,6 +88,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--jobs", type=int, default=500)
     parser.add_argument("--kills", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5, help="throughput rounds per cpus setting (this VM is noisy)")
     args = parser.parse_args()
     subprocess.run(
         [sys.executable, "-m", "compileall", "-q", str(Path(__file__).resolve().parents[1] / "swarmcompute")],
@@ -103,8 +104,11 @@ def main() -> None:
             p95 = t[min(len(t) - 1, round(0.95 * (len(t) - 1)))]
             print(f"3 nodes: swarm run -- true from a shell: p50 {statistics.median(t) * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms (target p50 <= 50 ms)")
             for cpus in (1.0, 0.0):
-                rate = throughput(nodes[0], args.jobs, cpus)
-                print(f"3 nodes: {args.jobs} x `true` via submit_many + wait, cpus={cpus:g}: {rate:.0f} jobs/s (target >= 900)")
+                rates = sorted(throughput(nodes[0], args.jobs, cpus) for _ in range(args.rounds))
+                print(
+                    f"3 nodes: {args.jobs} x `true` via submit_many + wait, cpus={cpus:g}: median {statistics.median(rates):.0f} jobs/s "
+                    f"of {args.rounds} rounds ({', '.join(f'{r:.0f}' for r in rates)}) (target >= 900)"
+                )
             if args.kills:
                 k = sorted(failover_of_jobs(nodes, args.kills))
                 if k:

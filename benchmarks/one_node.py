@@ -88,6 +88,9 @@ def main() -> None:
                 print(f"{args.jobs} x `true` via submit_many + wait, cpus={cpus:g} per job: {rate:.0f} jobs/s")
             rss, cpu = idle_cost(daemon.pid, args.idle_seconds)
             print(f"idle daemon over {args.idle_seconds:g}s: RSS {rss:.1f} MiB (target <= 40), CPU {cpu:.2f} % of a core")
+            for child in psutil.Process(daemon.pid).children():  # the job guardian, started with the first job
+                mem = child.memory_full_info()
+                print(f"its guardian (pid {child.pid}): RSS {mem.rss / 2**20:.1f} MiB, of which {mem.uss / 2**20:.1f} MiB its own")
         finally:
             daemon.stop()
             daemon.kill()
