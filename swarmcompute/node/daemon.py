@@ -506,19 +506,31 @@ class Daemon:
 
         Results, losses and cancels in the batch free their room before the placements are
         applied, so a slot that ends is refilled in the same log entry that reports it: one Raft
-        round per refill instead of two. A round waits while the previous round's entry is not
+        round per refill instead of two. Jobs submitted in the batch are placed in it too. A round waits while the previous round's entry is not
         applied yet, so no job is placed twice from a stale table.
         """
         ending = self._ending_in(commands)
-        if not (self._placement_wanted or ending):
+        incoming = self._submitted_in(commands)
+        if not (self._placement_wanted or ending or incoming):
             return []
         if self.committer.raft.applied_index < self.committer.last_planned_index:
             self._placement_wanted = True  # picked up when that entry applies (``_on_applied``)
             return []
         self._placement_wanted = False
         now = time.time()
-        placement = self._placement = place(self.table, self.capacities(), now, ending=ending)
+        placement = self._placement = place(self.table, self.capacities(), now, ending=ending, incoming=incoming)
         return [AssignJobs(tuple(placement.assignments), now)] if placement.assignments else []
+
+    def _submitted_in(self, commands: Sequence[Command]) -> list[Job]:
+        """New jobs these commands submit, as the table will hold them: placed in the same entry,
+        so a `swarm run` costs one Raft round less."""
+        incoming: dict[str, Job] = {}
+        for cmd in commands:
+            if isinstance(cmd, SubmitJobs):
+                for spec in cmd.jobs:
+                    if spec.id not in self.table and spec.id not in incoming:
+                        incoming[spec.id] = Job(spec=spec, submitted_at=cmd.at)
+        return list(incoming.values())
 
     def _ending_in(self, commands: Sequence[Command]) -> set[str]:
         """Jobs whose current attempt (by the applied table) ends with these commands."""

@@ -33,6 +33,7 @@ so one log entry can carry a whole round.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
@@ -95,11 +96,13 @@ def place(
     limit: int = 1000,
     queue_ahead: float = QUEUE_AHEAD,
     ending: Collection[str] = (),
+    incoming: Iterable[Job] = (),
 ) -> Placement:
     """Decide up to ``limit`` assignments for the pending jobs of ``table``.
 
     ``ending``: active jobs whose attempts end in the same log entry these assignments will
     ride in (results, losses, cancels applied just before them), so their room counts as free.
+    ``incoming``: jobs submitted in that same entry, pending by the time the assignments apply.
     """
     scale = 1.0 + max(queue_ahead, 0.0)
     free = {
@@ -119,7 +122,7 @@ def place(
     runnable = []
     blocked: dict[str, str] = {}
     waiting: dict[str, str] = {}
-    for j in table.pending_jobs():
+    for j in itertools.chain(table.pending_jobs(), incoming):
         if j.not_before > now:
             continue
         if j.spec.after or j.spec.after_any:

@@ -140,3 +140,14 @@ def test_room_of_jobs_ending_in_the_same_entry_counts_as_free() -> None:
     assert place(table, [node], now=10.0, queue_ahead=0).assignments == []
     # the result of "done" rides in the same entry as the placement: its room is free by then
     assert place(table, [node], now=10.0, queue_ahead=0, ending={"done"}).assignments == [Assignment("next", 1, "n1")]
+
+
+def test_jobs_submitted_in_the_same_entry_are_placed_with_it() -> None:
+    from swarmcompute.state.job import Job
+
+    table = table_with(job("old"))
+    node = NodeCapacity("n1", "one", cpus=2, mem_bytes=GIB)
+    fresh = [Job(spec=job("new"), submitted_at=5.0), Job(spec=job("child", after=("new",)), submitted_at=5.0)]
+    result = place(table, [node], now=10.0, queue_ahead=0, incoming=fresh)
+    assert result.assignments == [Assignment("old", 1, "n1"), Assignment("new", 1, "n1")]
+    assert result.blocked == {"child": "waiting for parent jobs: new"}  # its parent is not even applied yet
