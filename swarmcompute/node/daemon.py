@@ -6,8 +6,9 @@ What it wires together:
   (commands committed through Raft; one node is a one-voter cluster);
 * ``ClusterLink`` (the encrypted peer transport, the address book, joining)
   and ``GossipHost`` (liveness and advertised resources of every node);
-* ``place`` (the scheduler core), run by the leader whenever the table or
-  the membership changes, or a retry backoff ends;
+* ``PlacementRounds``, which runs ``place`` (the scheduler core) on the leader
+  inside its next batch whenever the table or the membership changes, or a
+  retry backoff ends;
 * ``LocalQueue``, which decides when this node starts the attempts assigned to
   it (queue-ahead: the next one starts as soon as one ends), and ``JobRunners``,
   which run them and report their ends back as commands;
@@ -25,7 +26,6 @@ import asyncio
 import fcntl
 import os
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -53,16 +53,15 @@ from swarmcompute.node.identity import Identity, load_or_create
 from swarmcompute.node.inventory import Inventory
 from swarmcompute.node.joining import ClusterPlan, plan_cluster
 from swarmcompute.node.local_queue import LocalQueue
+from swarmcompute.node.placement_rounds import PlacementRounds
 from swarmcompute.node.resources import ResourceMonitor
 from swarmcompute.node.runners import JobRunners
 from swarmcompute.node.status import node_view, quorum_view
 from swarmcompute.paths import DEFAULT_PORT, StatePaths
 from swarmcompute.raft.config import RaftConfig
-from swarmcompute.scheduler.placement import NodeCapacity, Placement, place
+from swarmcompute.scheduler.placement import NodeCapacity
 from swarmcompute.state.commands import (
-    AssignJobs,
     CancelJobs,
-    Command,
     FinishAttempt,
     ReleaseQueued,
     RequeueLost,
@@ -85,7 +84,6 @@ RAFT_HEARTBEAT_TICKS = 2
 MAINTENANCE_INTERVAL_S = 1.0
 LEAVE_TRANSFER_TIMEOUT_S = 3.0
 LEAVE_BROADCAST_S = 0.3
-EXPLAIN_INTERVAL_S = 0.5
 FAILURE_CHECK_INTERVAL_S = 0.5
 SILENT_NODE_S = 2.0
 """A node suspected by gossip and silent to Raft this long loses its running attempts."""
@@ -124,7 +122,6 @@ class Daemon:
         self.started_monotonic = time.monotonic()
         self._lock_fd: int | None = None
         self._stop = asyncio.Event()
-        self._schedule = asyncio.Event()
         self._changed = asyncio.Event()
         self._job_events: dict[str, set[asyncio.Event]] = {}
         self._queue: LocalQueue | None = None
@@ -132,10 +129,7 @@ class Daemon:
         self._start_notices: dict[tuple[str, int], StartAttempt] = {}
         self._notices_handle: asyncio.TimerHandle | None = None
         self._dead_since: dict[str, float] = {}
-        self._explained_at = 0.0
-        self._placement = Placement([], {})
-        self._placement_wanted = False
-        """The last placement round (the leader's own, or one worked out here to explain a wait)."""
+        self._rounds: PlacementRounds | None = None
         self._committer: ReplicatedJobLog | None = None
         self._link: ClusterLink | None = None
         self._gossip: GossipHost | None = None
@@ -173,6 +167,12 @@ class Daemon:
         if self._gossip is None:
             raise InvariantViolation("gossip is used before run() started it")
         return self._gossip
+
+    @property
+    def rounds(self) -> PlacementRounds:
+        if self._rounds is None:
+            raise InvariantViolation("placement rounds are used before run() opened the job log")
+        return self._rounds
 
     @property
     def queue(self) -> LocalQueue:
@@ -235,7 +235,7 @@ class Daemon:
                 ),
                 tick_interval_s=TICK_S,
             )
-            self.committer.plan = self._plan
+            self._rounds = PlacementRounds(self.table, self.committer, self.capacities)
             applied = self.committer.open(bootstrap_voters=[identity.node_id] if plan.bootstrap else None)
             self.inventory = Inventory(identity.name, self.resources, list_images=_docker_images)
             self._gossip = GossipHost(
@@ -273,12 +273,12 @@ class Daemon:
                 committer = tasks.create_task(self.committer.run(tick=False))
                 workers = [
                     tasks.create_task(self._clock_loop()),
-                    tasks.create_task(self._schedule_loop()),
+                    tasks.create_task(self.rounds.run()),
                     tasks.create_task(self._start_loop()),
                     tasks.create_task(self.inventory.run()),
                     tasks.create_task(self._reap_stale_containers()),
                 ]
-                self._schedule.set()
+                self.rounds.request()
                 await self._stop.wait()
                 log.info("node_stopping", running=len(self.executor.running()))
                 await server.close()
@@ -409,8 +409,7 @@ class Daemon:
             if job_id in running_here:
                 self._stop_stale_attempts(job, running_here[job_id])
             self._notify_followers(job_id)
-        if reschedule or (self._placement_wanted and self.committer.applying_index >= self.committer.last_planned_index):
-            self._schedule.set()
+        self.rounds.applied(reschedule)
         self._changed.set()
         self._changed = asyncio.Event()
 
@@ -488,75 +487,6 @@ class Daemon:
 
     # -- the leader's duties ---------------------------------------------------------
 
-    async def _schedule_loop(self) -> None:
-        """Ask for a placement round whenever something changed, or a backoff ended.
-
-        Only the leader places, inside its next batch (``_plan``); other nodes work out why a
-        job waits when asked (``waiting_reason``).
-        """
-        while True:
-            await self._wait_for_schedule()
-            self._schedule.clear()
-            if self.committer.raft.is_leader:
-                self._placement_wanted = True
-                self.committer.request_plan()
-
-    def _plan(self, commands: Sequence[Command]) -> list[Command]:
-        """On the leader, for each batch it proposes: the placements that ride in the same entry.
-
-        Results, losses and cancels in the batch free their room before the placements are
-        applied, so a slot that ends is refilled in the same log entry that reports it: one Raft
-        round per refill instead of two. Jobs submitted in the batch are placed in it too. A round waits while the previous round's entry is not
-        applied yet, so no job is placed twice from a stale table.
-        """
-        ending = self._ending_in(commands)
-        incoming = self._submitted_in(commands)
-        if not (self._placement_wanted or ending or incoming):
-            return []
-        if self.committer.raft.applied_index < self.committer.last_planned_index:
-            self._placement_wanted = True  # picked up when that entry applies (``_on_applied``)
-            return []
-        self._placement_wanted = False
-        now = time.time()
-        placement = self._placement = place(self.table, self.capacities(), now, ending=ending, incoming=incoming)
-        return [AssignJobs(tuple(placement.assignments), now)] if placement.assignments else []
-
-    def _submitted_in(self, commands: Sequence[Command]) -> list[Job]:
-        """New jobs these commands submit, as the table will hold them: placed in the same entry,
-        so a `swarm run` costs one Raft round less."""
-        incoming: dict[str, Job] = {}
-        for cmd in commands:
-            if isinstance(cmd, SubmitJobs):
-                for spec in cmd.jobs:
-                    if spec.id not in self.table and spec.id not in incoming:
-                        incoming[spec.id] = Job(spec=spec, submitted_at=cmd.at)
-        return list(incoming.values())
-
-    def _ending_in(self, commands: Sequence[Command]) -> set[str]:
-        """Jobs whose current attempt (by the applied table) ends with these commands."""
-        ending: set[str] = set()
-        table = self.table
-        for cmd in commands:
-            if isinstance(cmd, (FinishAttempt, RequeueLost, ReleaseQueued)):
-                job = table.get(cmd.job_id)
-                if job is not None and job.attempt == cmd.attempt and job.state in ACTIVE_STATES:
-                    ending.add(job.id)
-            elif isinstance(cmd, CancelJobs):
-                ending.update(j for j in cmd.job_ids if (job := table.get(j)) is not None and job.state in ACTIVE_STATES)
-        return ending
-
-    async def _wait_for_schedule(self) -> None:
-        """Until something changed, or the nearest retry backoff ends (the clock also checks)."""
-        now = time.time()
-        backoffs = [j.not_before for j in self.table.pending_jobs() if j.not_before > now]
-        if not backoffs:
-            await self._schedule.wait()
-            return
-        try:
-            await asyncio.wait_for(self._schedule.wait(), min(backoffs) - now)
-        except TimeoutError:
-            pass
-
     def own_capacity(self) -> NodeCapacity:
         """What this node offers, measured here (the same figures it gossips)."""
         identity = self._identity()
@@ -593,7 +523,7 @@ class Daemon:
             log.info("member_dead" if isinstance(event, MemberDead) else "member_left", member=event.node_id)
             self._dead_since.setdefault(event.node_id, time.monotonic())
             self._requeue_attempts_of(event.node_id, "its node stopped answering")
-        self._schedule.set()
+        self.rounds.request()
 
     def _requeue_attempts_of(self, node_id: str, why: str) -> None:
         """On the leader: the attempts of a dead node run again elsewhere (fenced by attempt number)."""
@@ -614,9 +544,9 @@ class Daemon:
         self.link.join_step(self._is_member())
         now = time.time()
         if self.committer.raft.is_leader and self.table.highest_pending_priority() is not None:
-            self._schedule.set()  # also covers a round lost with a leader change
+            self.rounds.request()  # also covers a round lost with a leader change
         elif any(0 < j.not_before <= now for j in self.table.pending_jobs()):
-            self._schedule.set()
+            self.rounds.request()
         self._hand_back_queued()
         raft = self.committer.raft
         if not raft.is_leader:
@@ -769,25 +699,10 @@ class Daemon:
     def job_view(self, job: Job, *, with_output: bool = False) -> dict[str, Any]:
         view = job.view(with_output=with_output)
         if job.state is JobState.PENDING:
-            waiting = self._waiting_reason(job.id)
+            waiting = self.rounds.waiting_reason(job.id)
             if waiting:
                 view["reason"], view["message"] = waiting
         return view
-
-    def _waiting_reason(self, job_id: str) -> tuple[str, str] | None:
-        """Why a pending job waits: the leader's last placement round, or (on another node)
-        a placement worked out here for the asking, at most every ``EXPLAIN_INTERVAL_S``."""
-        if not self.committer.raft.is_leader:
-            now = time.monotonic()
-            if now - self._explained_at > EXPLAIN_INTERVAL_S:
-                self._explained_at = now
-                self._placement = place(self.table, self.capacities(), time.time())
-        placement = self._placement
-        if job_id in placement.waiting:
-            return "waiting_resources", placement.waiting[job_id]
-        if job_id in placement.blocked:
-            return "waiting_dependencies", placement.blocked[job_id]
-        return None
 
     async def wait_changed(self, timeout_s: float | None) -> None:
         """Return after the next committed change (or the timeout)."""

@@ -1,0 +1,136 @@
+"""The leader's placement rounds: when to run the scheduler core, and with what it rides.
+
+Placement (``scheduler.placement.place``) is a pure function; this module decides when it runs
+and where its result goes. A round runs inside the leader's next batch (``plan``, the
+committer's hook), so its assignments share the log entry with the commands that made room:
+
+- results, losses and cancels in the batch free their room first (``ending``), so a slot that
+  ends is refilled in the same entry that reports it: one Raft round per refill, not two;
+- jobs submitted in the batch are placed in it too (``incoming``): a `swarm run` waits one
+  Raft round less.
+
+A round waits while the previous round's entry is not applied yet, so no job is placed twice
+from a stale table. Other nodes never place; they work a round out only to explain why a job
+waits (``waiting_reason``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+
+from swarmcompute.node.committer import ReplicatedJobLog
+from swarmcompute.scheduler.placement import NodeCapacity, Placement, place
+from swarmcompute.state.commands import (
+    AssignJobs,
+    CancelJobs,
+    Command,
+    FinishAttempt,
+    ReleaseQueued,
+    RequeueLost,
+    SubmitJobs,
+)
+from swarmcompute.state.job import ACTIVE_STATES, Job
+from swarmcompute.state.table import JobTable
+
+EXPLAIN_INTERVAL_S = 0.5
+"""A node that does not lead works out a placement to explain a wait at most this often."""
+
+
+class PlacementRounds:
+    def __init__(
+        self, table: JobTable, committer: ReplicatedJobLog, capacities: Callable[[], list[NodeCapacity]]
+    ) -> None:
+        self._table = table
+        self._committer = committer
+        self._capacities = capacities
+        self._changed = asyncio.Event()
+        self._wanted = False
+        """Something changed that may let a job be placed: the leader's next batch runs a round."""
+        self._last = Placement([], {})
+        """The last round (the leader's own, or one worked out here to explain a wait)."""
+        self._explained_at = 0.0
+        committer.plan = self.plan
+
+    def request(self) -> None:
+        """Something changed (a job pending or ended, a node came or went, a backoff ended)."""
+        self._changed.set()
+
+    def applied(self, reschedule: bool) -> None:
+        """After an entry applied: ``reschedule`` when it made a job pending or ended one."""
+        if reschedule or (self._wanted and self._committer.applying_index >= self._committer.last_planned_index):
+            self._changed.set()
+
+    async def run(self) -> None:
+        """Ask for a round whenever something changed, or a retry backoff ended."""
+        while True:
+            await self._wait_for_change()
+            self._changed.clear()
+            if self._committer.raft.is_leader:
+                self._wanted = True
+                self._committer.request_plan()
+
+    def plan(self, commands: Sequence[Command]) -> list[Command]:
+        """On the leader, for each batch it proposes: the placements that ride in the same entry."""
+        ending = self._ending_in(commands)
+        incoming = self._submitted_in(commands)
+        if not (self._wanted or ending or incoming):
+            return []
+        if self._committer.raft.applied_index < self._committer.last_planned_index:
+            self._wanted = True  # picked up when that entry applies (``applied``)
+            return []
+        self._wanted = False
+        now = time.time()
+        placement = self._last = place(self._table, self._capacities(), now, ending=ending, incoming=incoming)
+        return [AssignJobs(tuple(placement.assignments), now)] if placement.assignments else []
+
+    def waiting_reason(self, job_id: str) -> tuple[str, str] | None:
+        """Why a pending job waits: the leader's last round, or (on another node) a round worked
+        out here for the asking, at most every ``EXPLAIN_INTERVAL_S``."""
+        if not self._committer.raft.is_leader:
+            now = time.monotonic()
+            if now - self._explained_at > EXPLAIN_INTERVAL_S:
+                self._explained_at = now
+                self._last = place(self._table, self._capacities(), time.time())
+        placement = self._last
+        if job_id in placement.waiting:
+            return "waiting_resources", placement.waiting[job_id]
+        if job_id in placement.blocked:
+            return "waiting_dependencies", placement.blocked[job_id]
+        return None
+
+    def _submitted_in(self, commands: Sequence[Command]) -> list[Job]:
+        """New jobs these commands submit, as the table will hold them once applied."""
+        incoming: dict[str, Job] = {}
+        for cmd in commands:
+            if isinstance(cmd, SubmitJobs):
+                for spec in cmd.jobs:
+                    if spec.id not in self._table and spec.id not in incoming:
+                        incoming[spec.id] = Job(spec=spec, submitted_at=cmd.at)
+        return list(incoming.values())
+
+    def _ending_in(self, commands: Sequence[Command]) -> set[str]:
+        """Jobs whose current attempt (by the applied table) ends with these commands."""
+        ending: set[str] = set()
+        table = self._table
+        for cmd in commands:
+            if isinstance(cmd, (FinishAttempt, RequeueLost, ReleaseQueued)):
+                job = table.get(cmd.job_id)
+                if job is not None and job.attempt == cmd.attempt and job.state in ACTIVE_STATES:
+                    ending.add(job.id)
+            elif isinstance(cmd, CancelJobs):
+                ending.update(j for j in cmd.job_ids if (job := table.get(j)) is not None and job.state in ACTIVE_STATES)
+        return ending
+
+    async def _wait_for_change(self) -> None:
+        """Until something changed, or the nearest retry backoff ends (the clock also checks)."""
+        now = time.time()
+        backoffs = [j.not_before for j in self._table.pending_jobs() if j.not_before > now]
+        if not backoffs:
+            await self._changed.wait()
+            return
+        try:
+            await asyncio.wait_for(self._changed.wait(), min(backoffs) - now)
+        except TimeoutError:
+            pass
