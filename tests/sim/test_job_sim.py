@@ -1,0 +1,41 @@
+"""Jobs across a simulated cluster: placement, queue-ahead, hand-back and fencing under crashes
+and partitions, over many seeds (see ``swarmcompute.sim.jobs``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from swarmcompute.node.local_queue import LocalQueue
+from swarmcompute.scheduler.placement import NodeCapacity
+from swarmcompute.sim.jobs import InvariantBroken, JobSim
+from swarmcompute.state.job import Job
+from swarmcompute.state.table import JobTable
+
+SEEDS_PER_CHUNK = 25
+
+
+@pytest.mark.parametrize("chunk", range(8))
+def test_invariants_hold_over_many_seeds(chunk: int) -> None:
+    for seed in range(chunk * SEEDS_PER_CHUNK, (chunk + 1) * SEEDS_PER_CHUNK):
+        JobSim(seed).run()
+
+
+def test_a_seed_replays_exactly() -> None:
+    first, second = JobSim(1234), JobSim(1234)
+    first.run()
+    second.run()
+    assert first.now == second.now
+    assert [j.view(with_output=True) for j in first.table.jobs()] == [j.view(with_output=True) for j in second.table.jobs()]
+
+
+class _Greedy(LocalQueue):
+    """A broken node queue that starts everything at once, to show the checker bites."""
+
+    def to_start(self, table: JobTable, capacity: NodeCapacity, now_wall: float) -> list[Job]:
+        return super().to_start(table, NodeCapacity(capacity.node_id, capacity.name, 1e9, 2**62), now_wall)
+
+
+def test_the_capacity_check_catches_a_node_that_overcommits() -> None:
+    with pytest.raises(InvariantBroken, match="runs .* cpus on"):
+        for seed in range(20):
+            JobSim(seed, queue_type=_Greedy).run()
