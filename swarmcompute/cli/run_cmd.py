@@ -228,6 +228,10 @@ def _follow(sock: Any, lean: Any, state_dir: str, detach: bool) -> int:
         except (KeyboardInterrupt, OSError, lean.LeanError):
             print(f"\nswarm: could not cancel job {job_id}: run `swarm cancel {job_id}`", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Whoever read our output went away (`swarm run ... | head`): stop following quietly,
+        # as `cat` would. The job keeps running; its whole output stays in `swarm logs`.
+        return 141
 
 
 def exit_status(job: dict[str, Any]) -> int:

@@ -24,6 +24,16 @@ def test_run_streams_stdout_and_stderr_apart_and_keeps_the_exit_code(daemon: Dae
     assert result.stderr == "err1\n"
 
 
+def test_run_into_a_pipe_that_closes_early_exits_quietly_and_the_job_goes_on(daemon: DaemonProcess) -> None:
+    env = {**os.environ, "SWARM_STATE_DIR": str(daemon.state_dir)}
+    script = f"{swarm_executable()} run --name piped -- seq 300000 | head -2; echo status ${{PIPESTATUS[0]}}"
+    result = subprocess.run(script, shell=True, executable="/bin/bash", capture_output=True, text=True, env=env, timeout=60)
+    assert result.stdout == "1\n2\nstatus 141\n"
+    assert result.stderr == ""  # no traceback, as `cat` would be
+    job = daemon.client.wait([daemon.client.job("piped")["id"]], timeout=60)[0]
+    assert job["state"] == "succeeded"
+
+
 def test_run_exit_code_for_a_signal_is_128_plus_n(daemon: DaemonProcess) -> None:
     result = daemon.swarm("run", "--", "sh", "-c", "kill -USR1 $$")
     assert result.returncode == 128 + signal.SIGUSR1
