@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs start-up time on this path; annotations stay strings
@@ -82,6 +83,9 @@ class RunArgs:
         self.state_dir = state_dir
         self.options = options
 
+
+CANCEL_RETRY_S = 5.0
+"""How long Ctrl-C keeps asking to cancel a job whose submission is not committed yet."""
 
 def parse(args: Sequence[str]) -> RunArgs | None:
     """Parse `swarm run` arguments; None means help was asked for."""
@@ -164,7 +168,7 @@ def main(args: Sequence[str]) -> int:
         return 2
     try:
         sock.sendall(lean.submit_frame(spec, attach=not parsed.detach))
-        return _follow(sock, lean, state_dir, parsed.detach)
+        return _follow(sock, lean, state_dir, spec["id"])
     except lean.LeanError as exc:
         print(f"swarm: {exc}", file=sys.stderr)
         return 2
@@ -191,9 +195,10 @@ def _spec(parsed: RunArgs) -> dict[str, Any]:
     return spec
 
 
-def _follow(sock: Any, lean: Any, state_dir: str, detach: bool) -> int:
+def _follow(sock: Any, lean: Any, state_dir: str, job_id: str) -> int:
+    """Print the job's output as it comes and return its exit status. ``job_id`` is ours (the
+    client chooses it), so Ctrl-C can cancel the job even before the daemon confirmed it."""
     reader = lean.FrameReader(sock)
-    job_id: str | None = None
     out, err = sys.stdout.buffer, sys.stderr.buffer
     try:
         while True:
@@ -203,7 +208,7 @@ def _follow(sock: Any, lean: Any, state_dir: str, detach: bool) -> int:
                 stream.write(fields[3])
                 stream.flush()
             elif tag == "api.submitted":
-                job_id = fields[0][0]
+                pass  # it names our own job id
             elif tag == "api.reply":  # detached submit: the ids
                 print(fields[0][0])
                 return 0
@@ -215,23 +220,37 @@ def _follow(sock: Any, lean: Any, state_dir: str, detach: bool) -> int:
                 print(f"swarm: {fields[1]}", file=sys.stderr)
                 return 2
     except KeyboardInterrupt:
-        if job_id is None:
-            return 130
         try:
-            cancel = lean.connect(os.path.join(state_dir, "control.sock"))
-            try:
-                cancel.sendall(lean.request_frame("api.cancel", [[job_id]]))
-                lean.FrameReader(cancel).next()
-            finally:
-                cancel.close()
-            print(f"\nswarm: cancelled job {job_id}", file=sys.stderr)
+            cancelled = _cancel(lean, state_dir, job_id)
         except (KeyboardInterrupt, OSError, lean.LeanError):
+            cancelled = False
+        if cancelled:
+            print(f"\nswarm: cancelled job {job_id}", file=sys.stderr)
+        else:
             print(f"\nswarm: could not cancel job {job_id}: run `swarm cancel {job_id}`", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # Whoever read our output went away (`swarm run ... | head`): stop following quietly,
         # as `cat` would. The job keeps running; its whole output stays in `swarm logs`.
         return 141
+
+
+def _cancel(lean: Any, state_dir: str, job_id: str) -> bool:
+    """Cancel our job. Ctrl-C may come before its submission is committed (the job can even start
+    first): a job the daemon does not know yet is asked for again, for up to ``CANCEL_RETRY_S``."""
+    deadline = time.monotonic() + CANCEL_RETRY_S
+    while True:
+        conn = lean.connect(os.path.join(state_dir, "control.sock"))
+        try:
+            conn.sendall(lean.request_frame("api.cancel", [[job_id]]))
+            tag, fields = lean.FrameReader(conn).next()
+        finally:
+            conn.close()
+        if tag != "api.error":
+            return True
+        if fields[0] != "JobNotFoundError" or time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
 
 
 def exit_status(job: dict[str, Any]) -> int:
