@@ -661,7 +661,7 @@ class Daemon:
                 raise JobAlreadyExistsError(f"job id {spec.id} is taken by a different job")
             resolved.append(spec)
         specs = tuple(resolved)
-        await self.committer.propose([SubmitJobs(specs, time.time())])
+        await self.committer.propose([SubmitJobs(specs, time.time(), self.node_id)])
         return [s.id for s in specs]
 
     async def cancel(self, job_ids: list[str]) -> None:

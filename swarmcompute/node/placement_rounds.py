@@ -74,7 +74,7 @@ class PlacementRounds:
     def plan(self, commands: Sequence[Command]) -> list[Command]:
         """On the leader, for each batch it proposes: the placements that ride in the same entry."""
         ending = self._ending_in(commands)
-        incoming = self._submitted_in(commands)
+        incoming, preferred = self._submitted_in(commands)
         if not (self._wanted or ending or incoming):
             return []
         if self._committer.raft.applied_index < self._committer.last_planned_index:
@@ -82,7 +82,9 @@ class PlacementRounds:
             return []
         self._wanted = False
         now = time.time()
-        placement = self._last = place(self._table, self._capacities(), now, ending=ending, incoming=incoming)
+        placement = self._last = place(
+            self._table, self._capacities(), now, ending=ending, incoming=incoming, preferred=preferred
+        )
         return [AssignJobs(tuple(placement.assignments), now)] if placement.assignments else []
 
     def waiting_reason(self, job_id: str) -> tuple[str, str] | None:
@@ -100,15 +102,19 @@ class PlacementRounds:
             return "waiting_dependencies", placement.blocked[job_id]
         return None
 
-    def _submitted_in(self, commands: Sequence[Command]) -> list[Job]:
-        """New jobs these commands submit, as the table will hold them once applied."""
+    def _submitted_in(self, commands: Sequence[Command]) -> tuple[list[Job], dict[str, str]]:
+        """New jobs these commands submit, as the table will hold them once applied, and the
+        node each was submitted through."""
         incoming: dict[str, Job] = {}
+        origin: dict[str, str] = {}
         for cmd in commands:
             if isinstance(cmd, SubmitJobs):
                 for spec in cmd.jobs:
                     if spec.id not in self._table and spec.id not in incoming:
                         incoming[spec.id] = Job(spec=spec, submitted_at=cmd.at)
-        return list(incoming.values())
+                        if cmd.origin:
+                            origin[spec.id] = cmd.origin
+        return list(incoming.values()), origin
 
     def _ending_in(self, commands: Sequence[Command]) -> set[str]:
         """Jobs whose current attempt (by the applied table) ends with these commands."""

@@ -34,7 +34,7 @@ so one log entry can carry a whole round.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from swarmcompute.state.commands import Assignment
@@ -97,12 +97,14 @@ def place(
     queue_ahead: float = QUEUE_AHEAD,
     ending: Collection[str] = (),
     incoming: Iterable[Job] = (),
+    preferred: Mapping[str, str] | None = None,
 ) -> Placement:
     """Decide up to ``limit`` assignments for the pending jobs of ``table``.
 
     ``ending``: active jobs whose attempts end in the same log entry these assignments will
     ride in (results, losses, cancels applied just before them), so their room counts as free.
     ``incoming``: jobs submitted in that same entry, pending by the time the assignments apply.
+    ``preferred``: job id -> the node to choose among equals (where its submitter waits).
     """
     scale = 1.0 + max(queue_ahead, 0.0)
     free = {
@@ -151,7 +153,7 @@ def place(
         if known is not None:
             waiting[job.id] = known
             continue
-        best = _best_node(job, free.values())
+        best = _best_node(job, free.values(), preferred.get(job.id) if preferred else None)
         if best is None:
             waiting[job.id] = unplaceable[shape] = _why_not(job, free.values())
             continue
@@ -179,16 +181,16 @@ def _fits(job: Job, slot: _Free) -> bool:
     )
 
 
-def _best_node(job: Job, slots: Iterable[_Free]) -> _Free | None:
+def _best_node(job: Job, slots: Iterable[_Free], preferred: str | None = None) -> _Free | None:
     fitting = [s for s in slots if _fits(job, s)]
     if not fitting:
         return None
     image = job.spec.image
 
-    def score(s: _Free) -> tuple[int, float, int, str]:
+    def score(s: _Free) -> tuple[int, float, int, bool, str]:
         has_image = 1 if image is not None and image in s.node.images else 0
         share = s.cpus / s.budget_cpus if s.budget_cpus > 0 else 0.0
-        return (-has_image, -share, s.jobs, s.node.node_id)
+        return (-has_image, -share, s.jobs, s.node.node_id != preferred, s.node.node_id)
 
     return min(fitting, key=score)
 

@@ -23,6 +23,9 @@ class SubmitJobs:
 
     jobs: tuple[JobSpec, ...]
     at: float
+    origin: str = ""
+    """The node the client submitted through: placed there when it is as good as any other
+    (its output then streams without a hop). Not part of the table."""
 
 
 @codec.message("cmd.assignment")

@@ -151,3 +151,17 @@ def test_jobs_submitted_in_the_same_entry_are_placed_with_it() -> None:
     result = place(table, [node], now=10.0, queue_ahead=0, incoming=fresh)
     assert result.assignments == [Assignment("old", 1, "n1"), Assignment("new", 1, "n1")]
     assert result.blocked == {"child": "waiting for parent jobs: new"}  # its parent is not even applied yet
+
+
+def test_among_equal_nodes_the_one_the_job_was_submitted_through_wins() -> None:
+    nodes = [NodeCapacity(f"n{i}", f"node{i}", cpus=2, mem_bytes=GIB) for i in range(3)]
+    table = table_with(job("busy"))
+    start(table, "busy", "n0")
+    result = place(table, nodes, now=10.0, preferred={"a": "n2", "b": "n0"}, incoming=[])
+    assert result.assignments == []  # nothing pending yet
+    from swarmcompute.state.job import Job
+
+    fresh = [Job(spec=job("a"), submitted_at=5.0), Job(spec=job("b"), submitted_at=5.0)]
+    placed = {a.job_id: a.node_id for a in place(table, nodes, now=10.0, incoming=fresh, preferred={"a": "n2", "b": "n0"}).assignments}
+    assert placed["a"] == "n2"  # n1 and n2 are equal: the submitter's node wins the tie
+    assert placed["b"] == "n1"  # n0 is busier: spreading comes before the preference
