@@ -21,17 +21,8 @@ import time
 from collections.abc import Callable, Sequence
 
 from swarmcompute.node.committer import ReplicatedJobLog
-from swarmcompute.scheduler.placement import NodeCapacity, Placement, place
-from swarmcompute.state.commands import (
-    AssignJobs,
-    CancelJobs,
-    Command,
-    FinishAttempt,
-    ReleaseQueued,
-    RequeueLost,
-    SubmitJobs,
-)
-from swarmcompute.state.job import ACTIVE_STATES, Job
+from swarmcompute.scheduler.placement import NodeCapacity, Placement, ending_in, place, submitted_in
+from swarmcompute.state.commands import AssignJobs, Command
 from swarmcompute.state.table import JobTable
 
 EXPLAIN_INTERVAL_S = 0.5
@@ -73,8 +64,8 @@ class PlacementRounds:
 
     def plan(self, commands: Sequence[Command]) -> list[Command]:
         """On the leader, for each batch it proposes: the placements that ride in the same entry."""
-        ending = self._ending_in(commands)
-        incoming, preferred = self._submitted_in(commands)
+        ending = ending_in(self._table, commands)
+        incoming, preferred = submitted_in(self._table, commands)
         if not (self._wanted or ending or incoming):
             return []
         if self._committer.raft.applied_index < self._committer.last_planned_index:
@@ -101,33 +92,6 @@ class PlacementRounds:
         if job_id in placement.blocked:
             return "waiting_dependencies", placement.blocked[job_id]
         return None
-
-    def _submitted_in(self, commands: Sequence[Command]) -> tuple[list[Job], dict[str, str]]:
-        """New jobs these commands submit, as the table will hold them once applied, and the
-        node each was submitted through."""
-        incoming: dict[str, Job] = {}
-        origin: dict[str, str] = {}
-        for cmd in commands:
-            if isinstance(cmd, SubmitJobs):
-                for spec in cmd.jobs:
-                    if spec.id not in self._table and spec.id not in incoming:
-                        incoming[spec.id] = Job(spec=spec, submitted_at=cmd.at)
-                        if cmd.origin:
-                            origin[spec.id] = cmd.origin
-        return list(incoming.values()), origin
-
-    def _ending_in(self, commands: Sequence[Command]) -> set[str]:
-        """Jobs whose current attempt (by the applied table) ends with these commands."""
-        ending: set[str] = set()
-        table = self._table
-        for cmd in commands:
-            if isinstance(cmd, (FinishAttempt, RequeueLost, ReleaseQueued)):
-                job = table.get(cmd.job_id)
-                if job is not None and job.attempt == cmd.attempt and job.state in ACTIVE_STATES:
-                    ending.add(job.id)
-            elif isinstance(cmd, CancelJobs):
-                ending.update(j for j in cmd.job_ids if (job := table.get(j)) is not None and job.state in ACTIVE_STATES)
-        return ending
 
     async def _wait_for_change(self) -> None:
         """Until something changed, or the nearest retry backoff ends (the clock also checks)."""

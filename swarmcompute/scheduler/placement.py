@@ -37,8 +37,15 @@ import itertools
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from swarmcompute.state.commands import Assignment
-from swarmcompute.state.job import Job, JobState
+from swarmcompute.state.commands import (
+    Assignment,
+    CancelJobs,
+    FinishAttempt,
+    ReleaseQueued,
+    RequeueLost,
+    SubmitJobs,
+)
+from swarmcompute.state.job import ACTIVE_STATES, Job, JobState
 from swarmcompute.state.table import JobTable
 
 QUEUE_AHEAD = 4.0
@@ -160,6 +167,35 @@ def place(
         _reserve(best, job)
         assignments.append(Assignment(job.id, job.attempt + 1, best.node.node_id))
     return Placement(assignments, waiting, blocked)
+
+
+def ending_in(table: JobTable, commands: Iterable[object]) -> set[str]:
+    """Active jobs whose current attempt ends with ``commands`` (results, losses, hand-backs,
+    cancels): their room is free for placements applied after them (``place(ending=...)``)."""
+    ending: set[str] = set()
+    for cmd in commands:
+        if isinstance(cmd, (FinishAttempt, RequeueLost, ReleaseQueued)):
+            job = table.get(cmd.job_id)
+            if job is not None and job.attempt == cmd.attempt and job.state in ACTIVE_STATES:
+                ending.add(job.id)
+        elif isinstance(cmd, CancelJobs):
+            ending.update(j for j in cmd.job_ids if (job := table.get(j)) is not None and job.state in ACTIVE_STATES)
+    return ending
+
+
+def submitted_in(table: JobTable, commands: Iterable[object]) -> tuple[list[Job], dict[str, str]]:
+    """New jobs ``commands`` submit, as the table will hold them once applied
+    (``place(incoming=...)``), and the node each was submitted through (``preferred``)."""
+    incoming: dict[str, Job] = {}
+    origin: dict[str, str] = {}
+    for cmd in commands:
+        if isinstance(cmd, SubmitJobs):
+            for spec in cmd.jobs:
+                if spec.id not in table and spec.id not in incoming:
+                    incoming[spec.id] = Job(spec=spec, submitted_at=cmd.at)
+                    if cmd.origin:
+                        origin[spec.id] = cmd.origin
+    return list(incoming.values()), origin
 
 
 def _reserve(slot: _Free, job: Job) -> None:

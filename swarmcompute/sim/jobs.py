@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from swarmcompute.node.local_queue import LocalQueue
-from swarmcompute.scheduler.placement import NodeCapacity, place
+from swarmcompute.scheduler.placement import NodeCapacity, ending_in, place, submitted_in
 from swarmcompute.state.commands import (
     AssignJobs,
     CancelJobs,
@@ -40,7 +40,7 @@ from swarmcompute.state.commands import (
     StartAttempt,
     SubmitJobs,
 )
-from swarmcompute.state.job import ACTIVE_STATES, Job, JobSpec, JobState
+from swarmcompute.state.job import ACTIVE_STATES, JobSpec, JobState
 from swarmcompute.state.table import JobTable
 
 BATCH_S = 0.005
@@ -131,7 +131,7 @@ class JobSim:
     # -- events ----------------------------------------------------------------------
 
     def _on_submit(self, spec: JobSpec) -> None:
-        self._batch.append(SubmitJobs((spec,), self.now))
+        self._batch.append(SubmitJobs((spec,), self.now, self.rng.choice(sorted(self.nodes))))
 
     def _on_cancel(self, job_id: str) -> None:
         self._batch.append(CancelJobs((job_id,), "cancelled by user", self.now))
@@ -139,17 +139,11 @@ class JobSim:
     def _on_batch(self, _: Any) -> None:
         """The leader's batch: the commands that arrived, plus the placements riding with them."""
         commands, self._batch = self._batch, []
-        ending = {
-            c.job_id for c in commands
-            if isinstance(c, (FinishAttempt, RequeueLost, ReleaseQueued))
-            and (j := self.table.get(c.job_id)) is not None and j.attempt == c.attempt and j.state in ACTIVE_STATES
-        }  # fmt: skip
-        incoming = [
-            Job(spec=s, submitted_at=c.at) for c in commands if isinstance(c, SubmitJobs) for s in c.jobs
-            if s.id not in self.table
-        ]  # fmt: skip
+        incoming, preferred = submitted_in(self.table, commands)
         live = [n.capacity for n in self.nodes.values() if n.alive and not n.declared_dead]
-        placement = place(self.table, live, self.now, ending=ending, incoming=incoming)
+        placement = place(
+            self.table, live, self.now, ending=ending_in(self.table, commands), incoming=incoming, preferred=preferred
+        )
         if placement.assignments:
             commands.append(AssignJobs(tuple(placement.assignments), self.now))
         for cmd in commands:
