@@ -52,6 +52,7 @@ import docker.errors  # type: ignore[import-untyped]
 import structlog
 
 from swarmcompute.errors import ExecutorError
+from swarmcompute.executor.attempts import AttemptRunner, Key
 from swarmcompute.executor.docker_engine import (
     ENGINE_ERRORS,
     LABEL_ATTEMPT,
@@ -67,7 +68,7 @@ from swarmcompute.executor.docker_session import (
     close_stream,
     explain,
 )
-from swarmcompute.executor.logfile import DEFAULT_MAX_LOG_BYTES, STDERR, STDOUT, LogWriter, attempt_log_path
+from swarmcompute.executor.logfile import DEFAULT_MAX_LOG_BYTES, STDERR, STDOUT, LogWriter
 from swarmcompute.executor.spawn import SpawnFailed
 from swarmcompute.executor.spec import AttemptResult, AttemptSpec, EndReason
 
@@ -77,7 +78,6 @@ _API_THREADS = 4
 _CHUNKS_IN_FLIGHT = 64  # reader thread -> loop; each chunk is one engine frame (<= 32 KiB or so)
 _SHUTDOWN_SLACK_S = 10.0
 
-Key = tuple[str, int]
 
 _STREAM_ERRORS: tuple[type[BaseException], ...] = (*ENGINE_ERRORS, OSError)
 
@@ -109,7 +109,7 @@ class _Attempt:
         self.credits = threading.BoundedSemaphore(_CHUNKS_IN_FLIGHT)
 
 
-class DockerExecutor:
+class DockerExecutor(AttemptRunner["_Attempt"]):
     """Runs attempts as containers and reports each exactly once through ``on_exit``.
 
     Public methods are called on the daemon's loop thread and callbacks run there, as with
@@ -137,8 +137,7 @@ class DockerExecutor:
     ) -> None:
         if not node_id:
             raise ExecutorError("the Docker executor needs a node id to label its containers")
-        self._logs_dir = Path(logs_dir)
-        self._on_exit = on_exit
+        super().__init__(logs_dir, on_exit)
         self._on_output = on_output
         self._kill_grace_s = kill_grace_s
         self._max_log_bytes = max_log_bytes
@@ -148,15 +147,10 @@ class DockerExecutor:
         )  # fmt: skip
         self._node_id = node_id
         self._api_timeout_s = api_timeout_s
-        self._attempts: dict[Key, _Attempt] = {}
         self._stopping = False
         self._pool = ThreadPoolExecutor(max_workers=_API_THREADS, thread_name_prefix="swarm-docker")
 
     # -- public API ---------------------------------------------------------------------------
-
-    def log_path(self, job_id: str, attempt: int) -> Path:
-        """Where the log of one attempt lives: ``<logs_dir>/<job_id>/attempt-<n>.log``."""
-        return attempt_log_path(self._logs_dir, job_id, attempt)
 
     async def start(self, spec: AttemptSpec) -> None:
         """Create and start the attempt's container; any failure is reported through ``on_exit``.
@@ -234,22 +228,6 @@ class DockerExecutor:
             att.timeout_handle = loop.call_later(
                 max(spec.timeout_s - elapsed_s, 0.0), self._terminate, att, EndReason.TIMEOUT
             )
-
-    def cancel(self, job_id: str, attempt: int) -> bool:
-        """Stop the attempt's container (SIGTERM, SIGKILL after the grace); False if not here."""
-        att = self._attempts.get((job_id, attempt))
-        if att is None:
-            return False
-        self._terminate(att, EndReason.CANCELLED)
-        return True
-
-    def is_running(self, job_id: str, attempt: int) -> bool:
-        """True from ``start`` until ``on_exit`` has been called for that attempt."""
-        return (job_id, attempt) in self._attempts
-
-    def running(self) -> list[tuple[str, int]]:
-        """The attempts not yet reported, as ``(job_id, attempt)``."""
-        return list(self._attempts)
 
     def container_id(self, job_id: str, attempt: int) -> str | None:
         """The container of a running attempt (None while it is still being created)."""
@@ -421,6 +399,7 @@ class DockerExecutor:
         att.writer.close()
         self._attempts.pop(att.key, None)
         reason = EndReason.SPAWN_FAILED if att.reason is None else att.reason
+        _log.warning("container_start_failed", job_id=att.spec.job_id, attempt=att.spec.attempt, error=error)
         result = self._unstarted_result(att.spec, att.started_at, str(att.writer.path), reason, exit_code, error)
         att.done.set_result(result)
         self._deliver(result)
@@ -434,29 +413,8 @@ class DockerExecutor:
         exit_code: int | None,
         error: str,
     ) -> None:
-        self._deliver(self._unstarted_result(spec, started_at, log_path, reason, exit_code, error))
-
-    def _unstarted_result(
-        self,
-        spec: AttemptSpec,
-        started_at: float,
-        log_path: str,
-        reason: EndReason,
-        exit_code: int | None,
-        error: str,
-    ) -> AttemptResult:
         _log.warning("container_start_failed", job_id=spec.job_id, attempt=spec.attempt, error=error)
-        return AttemptResult(
-            job_id=spec.job_id, attempt=spec.attempt, exit_code=exit_code, reason=reason,
-            error=error, started_at=started_at, finished_at=time.time(), output_tail=b"",
-            log_path=log_path,
-        )  # fmt: skip
-
-    def _deliver(self, result: AttemptResult) -> None:
-        try:
-            self._on_exit(result)
-        except Exception:
-            _log.exception("on_exit_callback_failed", job_id=result.job_id, attempt=result.attempt)
+        self._deliver(self._unstarted_result(spec, started_at, log_path, reason, exit_code, error))
 
 
 def _post(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> bool:

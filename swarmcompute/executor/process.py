@@ -51,8 +51,9 @@ from pathlib import Path
 import structlog
 
 from swarmcompute.errors import ExecutorError
+from swarmcompute.executor.attempts import AttemptRunner, Key
 from swarmcompute.executor.guardian import GuardianLink, start_ticks
-from swarmcompute.executor.logfile import DEFAULT_MAX_LOG_BYTES, STDERR, STDOUT, LogWriter, attempt_log_path
+from swarmcompute.executor.logfile import DEFAULT_MAX_LOG_BYTES, STDERR, STDOUT, LogWriter
 from swarmcompute.executor.registry import (
     RegistryEntry,
     kill_stale_group,
@@ -72,7 +73,6 @@ _REGISTRY_DEBOUNCE_S = 0.05
 _GUARDIAN_RESTART_S = 5.0  # a guardian lost again within this is restarted only after it
 _GUARDIAN_EXIT_WAIT_S = 2.0  # at shutdown, how long the closed guardian may take to exit
 
-Key = tuple[str, int]
 
 
 class _Attempt:
@@ -112,7 +112,7 @@ class _Attempt:
         self.done = done
 
 
-class ProcessExecutor:
+class ProcessExecutor(AttemptRunner["_Attempt"]):
     """Runs attempts as process groups and reports each exactly once through ``on_exit``.
 
     All methods are called on the daemon's loop thread; callbacks run there too. ``on_output``
@@ -133,13 +133,11 @@ class ProcessExecutor:
         kill_grace_s: float = 5.0,
         max_log_bytes: int = DEFAULT_MAX_LOG_BYTES,
     ) -> None:
-        self._logs_dir = Path(logs_dir)
+        super().__init__(logs_dir, on_exit)
         self._registry_path = Path(registry_path)
-        self._on_exit = on_exit
         self._on_output = on_output
         self._kill_grace_s = kill_grace_s
         self._max_log_bytes = max_log_bytes
-        self._attempts: dict[Key, _Attempt] = {}
         self._stopping = False
         self._registry_handle: asyncio.TimerHandle | None = None
         self._guardian = GuardianLink()
@@ -149,10 +147,6 @@ class ProcessExecutor:
         self._guardian_retry: asyncio.TimerHandle | None = None
 
     # -- public API ---------------------------------------------------------------------------
-
-    def log_path(self, job_id: str, attempt: int) -> Path:
-        """Where the log of one attempt lives: ``<logs_dir>/<job_id>/attempt-<n>.log``."""
-        return attempt_log_path(self._logs_dir, job_id, attempt)
 
     async def start(self, spec: AttemptSpec) -> None:
         """Spawn one attempt; a spawn failure is reported through ``on_exit``, never raised.
@@ -193,22 +187,6 @@ class ProcessExecutor:
             "job_process_started", job_id=spec.job_id, attempt=spec.attempt, pid=att.pid,
             timeout_s=spec.timeout_s,
         )  # fmt: skip
-
-    def cancel(self, job_id: str, attempt: int) -> bool:
-        """SIGTERM the attempt's group, SIGKILL after the grace; False if not running here."""
-        att = self._attempts.get((job_id, attempt))
-        if att is None:
-            return False
-        self._terminate(att, EndReason.CANCELLED)
-        return True
-
-    def is_running(self, job_id: str, attempt: int) -> bool:
-        """True from ``start`` until ``on_exit`` has been called for that attempt."""
-        return (job_id, attempt) in self._attempts
-
-    def running(self) -> list[tuple[str, int]]:
-        """The attempts not yet reported, as ``(job_id, attempt)``."""
-        return list(self._attempts)
 
     def pid(self, job_id: str, attempt: int) -> int | None:
         """The leader pid (also the process group id) of a running attempt."""
@@ -414,22 +392,8 @@ class ProcessExecutor:
         exit_code: int | None,
         error: str,
     ) -> None:
-        _log.warning(
-            "job_process_spawn_failed", job_id=spec.job_id, attempt=spec.attempt, error=error
-        )
-        self._deliver(
-            AttemptResult(
-                job_id=spec.job_id, attempt=spec.attempt, exit_code=exit_code, reason=reason,
-                error=error, started_at=started_at, finished_at=time.time(), output_tail=b"",
-                log_path=log_path,
-            )  # fmt: skip
-        )
-
-    def _deliver(self, result: AttemptResult) -> None:
-        try:
-            self._on_exit(result)
-        except Exception:
-            _log.exception("on_exit_callback_failed", job_id=result.job_id, attempt=result.attempt)
+        _log.warning("job_process_spawn_failed", job_id=spec.job_id, attempt=spec.attempt, error=error)
+        self._deliver(self._unstarted_result(spec, started_at, log_path, reason, exit_code, error))
 
     def _registry_soon(self, loop: asyncio.AbstractEventLoop) -> None:
         """Coalesce registry rewrites: a burst of starts and ends costs one write.

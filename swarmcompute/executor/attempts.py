@@ -1,0 +1,73 @@
+"""What both job runners share: the attempts they hold, where logs go, and how an end is reported.
+
+``ProcessExecutor`` and ``DockerExecutor`` start and stop attempts very differently, but the
+bookkeeping around them is the same: attempts keyed by ``(job_id, attempt)`` until their one
+``on_exit``, a per-attempt log path, cancel as "terminate with reason CANCELLED", and results for
+attempts that never started. Each runner supplies ``_terminate``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Generic, TypeVar
+
+import structlog
+
+from swarmcompute.executor.logfile import attempt_log_path
+from swarmcompute.executor.spec import AttemptResult, AttemptSpec, EndReason
+
+_log = structlog.get_logger(__name__)
+
+Key = tuple[str, int]
+A = TypeVar("A")
+
+
+class AttemptRunner(Generic[A]):
+    """The shared half of a runner; ``A`` is the runner's own record of a live attempt."""
+
+    def __init__(self, logs_dir: Path, on_exit: Callable[[AttemptResult], None]) -> None:
+        self._logs_dir = Path(logs_dir)
+        self._on_exit = on_exit
+        self._attempts: dict[Key, A] = {}
+
+    def log_path(self, job_id: str, attempt: int) -> Path:
+        """Where the log of one attempt lives: ``<logs_dir>/<job_id>/attempt-<n>.log``."""
+        return attempt_log_path(self._logs_dir, job_id, attempt)
+
+    def cancel(self, job_id: str, attempt: int) -> bool:
+        """Stop the attempt (SIGTERM, SIGKILL after the grace); False if it is not running here."""
+        att = self._attempts.get((job_id, attempt))
+        if att is None:
+            return False
+        self._terminate(att, EndReason.CANCELLED)
+        return True
+
+    def is_running(self, job_id: str, attempt: int) -> bool:
+        """True from ``start`` until ``on_exit`` has been called for that attempt."""
+        return (job_id, attempt) in self._attempts
+
+    def running(self) -> list[Key]:
+        """The attempts not yet reported, as ``(job_id, attempt)``."""
+        return list(self._attempts)
+
+    def _terminate(self, att: A, reason: EndReason) -> None:
+        raise NotImplementedError
+
+    def _deliver(self, result: AttemptResult) -> None:
+        try:
+            self._on_exit(result)
+        except Exception:
+            _log.exception("on_exit_callback_failed", job_id=result.job_id, attempt=result.attempt)
+
+    @staticmethod
+    def _unstarted_result(
+        spec: AttemptSpec, started_at: float, log_path: str, reason: EndReason, exit_code: int | None, error: str
+    ) -> AttemptResult:
+        """The result of an attempt that never ran (spawn failure, shutting down)."""
+        return AttemptResult(
+            job_id=spec.job_id, attempt=spec.attempt, exit_code=exit_code, reason=reason,
+            error=error, started_at=started_at, finished_at=time.time(), output_tail=b"",
+            log_path=log_path,
+        )  # fmt: skip
