@@ -87,6 +87,8 @@ LEAVE_BROADCAST_S = 0.3
 FAILURE_CHECK_INTERVAL_S = 0.5
 SILENT_NODE_S = 2.0
 """A node suspected by gossip and silent to Raft this long loses its running attempts."""
+LOST_WITH_THE_DAEMON = "the daemon running it stopped"
+"""Why an attempt an earlier life of this daemon held runs again, whenever the restart learns of it."""
 START_NOTICE_DELAY_S = 0.02
 """"Started" notices wait this long to share a log entry; an attempt that ends sooner needs
 none (its result says when it started), which spares short jobs a third of their commands."""
@@ -376,7 +378,7 @@ class Daemon:
         """Attempts the log says were running here died with the previous daemon: run them again."""
         now = time.time()
         lost = [
-            RequeueLost(j.id, j.attempt, "the daemon running it stopped", now)
+            RequeueLost(j.id, j.attempt, LOST_WITH_THE_DAEMON, now)
             for j in self.table.open_jobs()
             if j.state in ACTIVE_STATES and j.node == self.node_id
         ]
@@ -420,7 +422,7 @@ class Daemon:
         self.queue.forget(job.id)
         if self.executor.is_running(job.id, job.attempt):
             return
-        self.committer.enqueue([RequeueLost(job.id, job.attempt, "the daemon running it restarted", time.time())])
+        self.committer.enqueue([RequeueLost(job.id, job.attempt, LOST_WITH_THE_DAEMON, time.time())])
 
     def _stop_stale_attempts(self, job: Job, attempts: list[int]) -> None:
         """Fencing: an attempt here that the table no longer gives to us is stopped at once."""
