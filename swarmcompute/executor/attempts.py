@@ -27,6 +27,9 @@ A = TypeVar("A")
 class AttemptRunner(Generic[A]):
     """The shared half of a runner; ``A`` is the runner's own record of a live attempt."""
 
+    start_failed_event = "job_start_failed"
+    """The log event for an attempt that could not start (each runner names its own)."""
+
     def __init__(self, logs_dir: Path, on_exit: Callable[[AttemptResult], None]) -> None:
         self._logs_dir = Path(logs_dir)
         self._on_exit = on_exit
@@ -60,6 +63,13 @@ class AttemptRunner(Generic[A]):
             self._on_exit(result)
         except Exception:
             _log.exception("on_exit_callback_failed", job_id=result.job_id, attempt=result.attempt)
+
+    def _report_unstarted(
+        self, spec: AttemptSpec, started_at: float, log_path: str, reason: EndReason, exit_code: int | None, error: str
+    ) -> None:
+        """Report an attempt that never ran (spawn failure, shutting down) through ``on_exit``."""
+        _log.warning(self.start_failed_event, job_id=spec.job_id, attempt=spec.attempt, error=error)
+        self._deliver(self._unstarted_result(spec, started_at, log_path, reason, exit_code, error))
 
     @staticmethod
     def _unstarted_result(

@@ -119,6 +119,8 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
     the job gets SIGTERM like a process would; turn it off for an engine without ``docker-init``.
     """
 
+    start_failed_event = "container_start_failed"
+
     def __init__(
         self,
         logs_dir: Path,
@@ -399,22 +401,10 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
         att.writer.close()
         self._attempts.pop(att.key, None)
         reason = EndReason.SPAWN_FAILED if att.reason is None else att.reason
-        _log.warning("container_start_failed", job_id=att.spec.job_id, attempt=att.spec.attempt, error=error)
+        _log.warning(self.start_failed_event, job_id=att.spec.job_id, attempt=att.spec.attempt, error=error)
         result = self._unstarted_result(att.spec, att.started_at, str(att.writer.path), reason, exit_code, error)
         att.done.set_result(result)
         self._deliver(result)
-
-    def _report_unstarted(
-        self,
-        spec: AttemptSpec,
-        started_at: float,
-        log_path: str,
-        reason: EndReason,
-        exit_code: int | None,
-        error: str,
-    ) -> None:
-        _log.warning("container_start_failed", job_id=spec.job_id, attempt=spec.attempt, error=error)
-        self._deliver(self._unstarted_result(spec, started_at, log_path, reason, exit_code, error))
 
 
 def _post(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> bool:

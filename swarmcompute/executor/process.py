@@ -121,6 +121,7 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
     ``start`` (so on the loop thread) and stopped by ``shutdown``.
     """
 
+    start_failed_event = "job_process_spawn_failed"
     use_pidfd = True  # False forces the waiter-thread fallback (kernels before 5.3; tests)
 
     def __init__(
@@ -382,18 +383,6 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
         self._deliver(result)
 
     # -- helpers ------------------------------------------------------------------------------
-
-    def _report_unstarted(
-        self,
-        spec: AttemptSpec,
-        started_at: float,
-        log_path: str,
-        reason: EndReason,
-        exit_code: int | None,
-        error: str,
-    ) -> None:
-        _log.warning("job_process_spawn_failed", job_id=spec.job_id, attempt=spec.attempt, error=error)
-        self._deliver(self._unstarted_result(spec, started_at, log_path, reason, exit_code, error))
 
     def _registry_soon(self, loop: asyncio.AbstractEventLoop) -> None:
         """Coalesce registry rewrites: a burst of starts and ends costs one write.
