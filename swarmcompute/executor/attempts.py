@@ -15,7 +15,8 @@ from typing import Generic, TypeVar
 
 import structlog
 
-from swarmcompute.executor.logfile import attempt_log_path
+from swarmcompute.errors import ExecutorError
+from swarmcompute.executor.logfile import LogWriter, attempt_log_path
 from swarmcompute.executor.spec import AttemptResult, AttemptSpec, EndReason
 
 _log = structlog.get_logger(__name__)
@@ -30,10 +31,12 @@ class AttemptRunner(Generic[A]):
     start_failed_event = "job_start_failed"
     """The log event for an attempt that could not start (each runner names its own)."""
 
-    def __init__(self, logs_dir: Path, on_exit: Callable[[AttemptResult], None]) -> None:
+    def __init__(self, logs_dir: Path, on_exit: Callable[[AttemptResult], None], max_log_bytes: int) -> None:
         self._logs_dir = Path(logs_dir)
         self._on_exit = on_exit
+        self._max_log_bytes = max_log_bytes
         self._attempts: dict[Key, A] = {}
+        self._stopping = False
 
     def log_path(self, job_id: str, attempt: int) -> Path:
         """Where the log of one attempt lives: ``<logs_dir>/<job_id>/attempt-<n>.log``."""
@@ -54,6 +57,23 @@ class AttemptRunner(Generic[A]):
     def running(self) -> list[Key]:
         """The attempts not yet reported, as ``(job_id, attempt)``."""
         return list(self._attempts)
+
+    def _admit(self, spec: AttemptSpec) -> tuple[float, LogWriter] | None:
+        """The opening of every ``start``: the start time and the attempt's log writer, or None
+        after reporting an attempt that cannot start (shutting down; a job id that cannot name
+        a log file). Raises ``ExecutorError`` only for a caller bug: the attempt already runs."""
+        if (spec.job_id, spec.attempt) in self._attempts:
+            raise ExecutorError(f"attempt {spec.attempt} of job {spec.job_id} is already running")
+        started_at = time.time()
+        if self._stopping:
+            self._report_unstarted(spec, started_at, "", EndReason.STOPPED, None, "the daemon is shutting down")
+            return None
+        try:
+            log_path = self.log_path(spec.job_id, spec.attempt)
+        except ExecutorError as exc:
+            self._report_unstarted(spec, started_at, "", EndReason.SPAWN_FAILED, None, f"cannot open the job log: {exc}")
+            return None
+        return started_at, LogWriter(log_path, self._max_log_bytes)  # creates the file on the first output
 
     def _terminate(self, att: A, reason: EndReason) -> None:
         raise NotImplementedError

@@ -139,17 +139,15 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
     ) -> None:
         if not node_id:
             raise ExecutorError("the Docker executor needs a node id to label its containers")
-        super().__init__(logs_dir, on_exit)
+        super().__init__(logs_dir, on_exit, max_log_bytes)
         self._on_output = on_output
         self._kill_grace_s = kill_grace_s
-        self._max_log_bytes = max_log_bytes
         self._engine = EngineSession(
             docker_host, node_id=node_id, node_name=node_name or node_id, api_timeout_s=api_timeout_s,
             pull_timeout_s=pull_timeout_s, use_init=use_init, network_mode=network_mode,
         )  # fmt: skip
         self._node_id = node_id
         self._api_timeout_s = api_timeout_s
-        self._stopping = False
         self._pool = ThreadPoolExecutor(max_workers=_API_THREADS, thread_name_prefix="swarm-docker")
 
     # -- public API ---------------------------------------------------------------------------
@@ -160,25 +158,15 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
         Returns once the container runs (or the attempt was reported): ``is_running`` is true from
         the call on. Raises ``ExecutorError`` only for a caller bug: an attempt already running.
         """
-        key = (spec.job_id, spec.attempt)
-        if key in self._attempts:
-            raise ExecutorError(f"attempt {spec.attempt} of job {spec.job_id} is already running")
-        started_at = time.time()
-        if self._stopping:
-            self._report_unstarted(spec, started_at, "", EndReason.STOPPED, None,
-                                   "the daemon is shutting down")  # fmt: skip
+        admitted = self._admit(spec)
+        if admitted is None:
             return
+        started_at, writer = admitted
         if not isinstance(spec, ContainerSpec):
             self._report_unstarted(spec, started_at, "", EndReason.SPAWN_FAILED, None,
                                    "the Docker executor was given a job without an image")  # fmt: skip
             return
-        try:
-            log_path = self.log_path(spec.job_id, spec.attempt)
-        except ExecutorError as exc:
-            self._report_unstarted(spec, started_at, "", EndReason.SPAWN_FAILED, None,
-                                   f"cannot open the job log: {exc}")  # fmt: skip
-            return
-        writer = LogWriter(log_path, self._max_log_bytes)  # creates the file on the first output
+        key = (spec.job_id, spec.attempt)
         loop = asyncio.get_running_loop()
         att = _Attempt(spec, writer, started_at, loop.create_future())
         self._attempts[key] = att

@@ -50,7 +50,6 @@ from pathlib import Path
 
 import structlog
 
-from swarmcompute.errors import ExecutorError
 from swarmcompute.executor.attempts import AttemptRunner, Key
 from swarmcompute.executor.guardian import GuardianLink, start_ticks
 from swarmcompute.executor.logfile import DEFAULT_MAX_LOG_BYTES, STDERR, STDOUT, LogWriter
@@ -134,12 +133,10 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
         kill_grace_s: float = 5.0,
         max_log_bytes: int = DEFAULT_MAX_LOG_BYTES,
     ) -> None:
-        super().__init__(logs_dir, on_exit)
+        super().__init__(logs_dir, on_exit, max_log_bytes)
         self._registry_path = Path(registry_path)
         self._on_output = on_output
         self._kill_grace_s = kill_grace_s
-        self._max_log_bytes = max_log_bytes
-        self._stopping = False
         self._registry_handle: asyncio.TimerHandle | None = None
         self._guardian = GuardianLink()
         self._guardian_pidfd: int | None = None
@@ -154,22 +151,12 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
 
         Raises ``ExecutorError`` only for a caller bug: starting an attempt that is running.
         """
-        key = (spec.job_id, spec.attempt)
-        if key in self._attempts:
-            raise ExecutorError(f"attempt {spec.attempt} of job {spec.job_id} is already running")
+        admitted = self._admit(spec)
+        if admitted is None:
+            return
+        started_at, writer = admitted
+        key, log_path = (spec.job_id, spec.attempt), writer.path
         loop = asyncio.get_running_loop()
-        started_at = time.time()
-        if self._stopping:
-            self._report_unstarted(spec, started_at, "", EndReason.STOPPED, None,
-                                   "the daemon is shutting down")  # fmt: skip
-            return
-        try:
-            log_path = self.log_path(spec.job_id, spec.attempt)
-        except ExecutorError as exc:
-            self._report_unstarted(spec, started_at, "", EndReason.SPAWN_FAILED, None,
-                                   f"cannot open the job log: {exc}")  # fmt: skip
-            return
-        writer = LogWriter(log_path, self._max_log_bytes)  # creates the file on the first output
         try:
             att = self._spawn(spec, writer, started_at, loop)
         except SpawnFailed as exc:
