@@ -40,12 +40,20 @@ class Cluster:
         if i == 0:
             self.first_port = port
             extra = (*self.extra, "--new-cluster")
-            node = DaemonProcess(self.root / f"n{i}", name=f"n{i}", port=port, mdns=self.mdns, extra_args=extra, log_level="info")
+            node = DaemonProcess(
+                self.root / f"n{i}", name=f"n{i}", port=port, mdns=self.mdns, extra_args=extra, log_level="info"
+            )
         else:
             peers = () if self.mdns else (f"127.0.0.1:{self.first_port}",)
             node = DaemonProcess(
-                self.root / f"n{i}", name=f"n{i}", port=port, mdns=self.mdns, token=self.token, peers=peers,
-                extra_args=self.extra, log_level="info",
+                self.root / f"n{i}",
+                name=f"n{i}",
+                port=port,
+                mdns=self.mdns,
+                token=self.token,
+                peers=peers,
+                extra_args=self.extra,
+                log_level="info",
             )
         self.nodes.append(node)
         node.start(wait=wait)
@@ -89,6 +97,7 @@ def discovery(root: Path, runs: int) -> list[float]:
             wait_until(cluster.formed, 30, "two nodes")
             start = time.monotonic()
             cluster.add(wait=False)
+
             def everywhere(c: Cluster = cluster) -> bool:
                 return all(len(n.status()["nodes"]) == 3 for n in c.live() if n.client.ping()) and c.formed()
 
@@ -151,7 +160,9 @@ def idle(root: Path, n: int, seconds: float) -> tuple[float, float, float]:
         before = [p.cpu_times() for p in procs]
         time.sleep(seconds)
         after = [p.cpu_times() for p in procs]
-        cpu = [100.0 * ((a.user - b.user) + (a.system - b.system)) / seconds for a, b in zip(after, before, strict=True)]
+        cpu = [
+            100.0 * ((a.user - b.user) + (a.system - b.system)) / seconds for a, b in zip(after, before, strict=True)
+        ]
         rss = [p.memory_info().rss / 2**20 for p in procs]
         return statistics.mean(rss), max(rss), statistics.mean(cpu)
     finally:
@@ -170,16 +181,22 @@ def main() -> None:
         root = Path(tmp)
         if args.discoveries:
             t = sorted(discovery(root, args.discoveries))
-            print(f"discovery by mDNS (start of a node to alive on all 3): p50 {statistics.median(t):.2f} s, max {t[-1]:.2f} s (target <= 2 s)")
+            print(
+                f"discovery by mDNS (start of a node to alive on all 3): p50 {statistics.median(t):.2f} s, max {t[-1]:.2f} s (target <= 2 s)"
+            )
         if args.failovers:
             t = sorted(failover(root, args.failovers))
-            print(f"leader failover after kill -9 ({len(t)} runs): p50 {statistics.median(t):.2f} s, max {t[-1]:.2f} s (target p50 <= 1 s)")
+            print(
+                f"leader failover after kill -9 ({len(t)} runs): p50 {statistics.median(t):.2f} s, max {t[-1]:.2f} s (target p50 <= 1 s)"
+            )
         if args.busy_seconds:
             n = spurious_elections(root, args.busy_seconds)
             print(f"elections in {args.busy_seconds:g} s of a healthy cluster with both cores busy: {n} (target 0)")
         for n in args.idle_nodes:
             mean_rss, max_rss, cpu = idle(root, n, args.idle_seconds)
-            print(f"idle cluster of {n}: RSS mean {mean_rss:.1f} MiB, max {max_rss:.1f} MiB; CPU {cpu:.2f} % of a core per daemon (targets 40 MiB, 0.5 %)")
+            print(
+                f"idle cluster of {n}: RSS mean {mean_rss:.1f} MiB, max {max_rss:.1f} MiB; CPU {cpu:.2f} % of a core per daemon (targets 40 MiB, 0.5 %)"
+            )
 
 
 if __name__ == "__main__":

@@ -92,7 +92,8 @@ def main() -> None:
     args = parser.parse_args()
     subprocess.run(
         [sys.executable, "-m", "compileall", "-q", str(Path(__file__).resolve().parents[1] / "swarmcompute")],
-        env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}, check=True,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+        check=True,
         stdout=subprocess.DEVNULL,
     )
     made: list[DaemonProcess] = []
@@ -102,7 +103,9 @@ def main() -> None:
             wait_until(lambda: formed(nodes, 3), 60, "the cluster to form")
             t = run_latency(nodes[0], args.runs)
             p95 = t[min(len(t) - 1, round(0.95 * (len(t) - 1)))]
-            print(f"3 nodes: swarm run -- true from a shell: p50 {statistics.median(t) * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms (target p50 <= 50 ms)")
+            print(
+                f"3 nodes: swarm run -- true from a shell: p50 {statistics.median(t) * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms (target p50 <= 50 ms)"
+            )
             for cpus in (1.0, 0.0):
                 rates = sorted(throughput(nodes[0], args.jobs, cpus) for _ in range(args.rounds))
                 print(
@@ -112,7 +115,9 @@ def main() -> None:
             if args.kills:
                 k = sorted(failover_of_jobs(nodes, args.kills))
                 if k:
-                    print(f"3 nodes: kill -9 of a node to its job running elsewhere ({len(k)} runs): p50 {statistics.median(k):.2f} s, max {k[-1]:.2f} s (target <= 3 s)")
+                    print(
+                        f"3 nodes: kill -9 of a node to its job running elsewhere ({len(k)} runs): p50 {statistics.median(k):.2f} s, max {k[-1]:.2f} s (target <= 3 s)"
+                    )
         finally:
             for node in made:
                 node.stop()

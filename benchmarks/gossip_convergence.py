@@ -52,20 +52,27 @@ def main() -> None:
     ids = sim.start(n, seeds_per_node=2)
     join_ticks = sim.run(3000, until=sim.converged, check_every=5)
     say(f"nodes: {n}, seed {args.seed}, loss {args.loss:.0%}, tick = {cfg.tick_ms} ms (lan preset)")
-    say(f"cold-start convergence (all see all alive): {_fmt(cfg, join_ticks)}"
-          f"  [{sim.messages_sent / n:.0f} msgs, {sim.bytes_sent / n / 1024:.0f} KiB per node to get there]")
+    say(
+        f"cold-start convergence (all see all alive): {_fmt(cfg, join_ticks)}"
+        f"  [{sim.messages_sent / n:.0f} msgs, {sim.bytes_sent / n / 1024:.0f} KiB per node to get there]"
+    )
 
     sim.run(600)  # past the early push-pulls of the join burst (2, 4, 8, 16, 32 s)
     msgs0, bytes0, t0 = sim.messages_sent, sim.bytes_sent, sim.tick_no
     sim.run(600)
     secs = cfg.seconds(sim.tick_no - t0)
-    say(f"steady state: {(sim.messages_sent - msgs0) / n / secs:.1f} msgs/s and "
-          f"{(sim.bytes_sent - bytes0) / n / secs / 1024:.2f} KiB/s sent per node")
+    say(
+        f"steady state: {(sim.messages_sent - msgs0) / n / secs:.1f} msgs/s and "
+        f"{(sim.bytes_sent - bytes0) / n / secs / 1024:.2f} KiB/s sent per node"
+    )
 
     newcomer = node_name(n)
     sim.add_node(newcomer, seeds=[sim.nodes[ids[0]].address])
-    t = sim.run(1000, until=lambda: sim.all_see(newcomer, (MemberState.ALIVE,)) and
-                sim.nodes[newcomer].num_alive == len(sim.up), check_every=1)
+    t = sim.run(
+        1000,
+        until=lambda: sim.all_see(newcomer, (MemberState.ALIVE,)) and sim.nodes[newcomer].num_alive == len(sim.up),
+        check_every=1,
+    )
     say(f"one node joins the converged cluster, known by all and knowing all: {_fmt(cfg, t)}")
 
     who = ids[n // 2]
@@ -77,8 +84,10 @@ def main() -> None:
     victim = ids[n // 3]
     sim.crash(victim)
     t = sim.run(3000, until=lambda: sim.all_see(victim, (MemberState.DEAD,)), check_every=1)
-    say(f"crash known dead by all: {_fmt(cfg, t)}"
-          f"  (suspicion timeout at N={n}: {_fmt(cfg, cfg.suspicion_timeout_ticks(n))})")
+    say(
+        f"crash known dead by all: {_fmt(cfg, t)}"
+        f"  (suspicion timeout at N={n}: {_fmt(cfg, cfg.suspicion_timeout_ticks(n))})"
+    )
     suspected = sum(m.counters["suspected"] for m in sim.nodes.values())
     dead = sum(m.counters["declared_dead"] for m in sim.nodes.values())
     say(f"suspicions raised: {suspected}, dead declarations: {dead} (all about the crashed node when 0 loss)")

@@ -81,16 +81,22 @@ def main() -> None:
         try:
             times = sorted(run_latency(daemon, args.runs))
             p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
-            print(f"swarm run -- true ({args.runs} runs, fresh process each): p50 {_ms(statistics.median(times))}, p95 {_ms(p95)}  (target p50 <= 50 ms)")
+            print(
+                f"swarm run -- true ({args.runs} runs, fresh process each): p50 {_ms(statistics.median(times))}, p95 {_ms(p95)}  (target p50 <= 50 ms)"
+            )
             client = Client(daemon.state_dir)
             for cpus in (1.0, 0.0):
                 rate = throughput(client, args.jobs, cpus)
                 print(f"{args.jobs} x `true` via submit_many + wait, cpus={cpus:g} per job: {rate:.0f} jobs/s")
             rss, cpu = idle_cost(daemon.pid, args.idle_seconds)
-            print(f"idle daemon over {args.idle_seconds:g}s: RSS {rss:.1f} MiB (target <= 40), CPU {cpu:.2f} % of a core")
+            print(
+                f"idle daemon over {args.idle_seconds:g}s: RSS {rss:.1f} MiB (target <= 40), CPU {cpu:.2f} % of a core"
+            )
             for child in psutil.Process(daemon.pid).children():  # the job guardian, started with the first job
                 mem = child.memory_full_info()
-                print(f"its guardian (pid {child.pid}): RSS {mem.rss / 2**20:.1f} MiB, of which {mem.uss / 2**20:.1f} MiB its own")
+                print(
+                    f"its guardian (pid {child.pid}): RSS {mem.rss / 2**20:.1f} MiB, of which {mem.uss / 2**20:.1f} MiB its own"
+                )
         finally:
             daemon.stop()
             daemon.kill()

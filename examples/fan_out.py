@@ -1,7 +1,7 @@
 """Fan out 20 small jobs with the Python API, wait for all, and combine their output.
 
-    swarm join --detach
-    python examples/fan_out.py
+swarm join --detach
+python examples/fan_out.py
 """
 
 from __future__ import annotations

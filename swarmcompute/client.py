@@ -24,8 +24,22 @@ from swarmcompute.state.job import JobSpec
 from swarmcompute.units import parse_duration, parse_size
 
 _SPEC_OPTIONS = frozenset(
-    {"name", "env", "cwd", "timeout", "retries", "priority", "cpus", "mem", "gpus",
-     "after", "after_any", "node", "image", "job_id"}
+    {
+        "name",
+        "env",
+        "cwd",
+        "timeout",
+        "retries",
+        "priority",
+        "cpus",
+        "mem",
+        "gpus",
+        "after",
+        "after_any",
+        "node",
+        "image",
+        "job_id",
+    }
 )
 
 
@@ -121,9 +135,7 @@ class Client:
     def logs(self, job_id: str, attempt: int | None = None) -> str:
         """The job's output so far (stdout and stderr interleaved) as text."""
         parts = [
-            ev.data
-            for ev in self.stream_logs(job_id, follow=False, attempt=attempt)
-            if isinstance(ev, m.OutputChunk)
+            ev.data for ev in self.stream_logs(job_id, follow=False, attempt=attempt) if isinstance(ev, m.OutputChunk)
         ]
         return b"".join(parts).decode("utf-8", "replace")
 
@@ -178,9 +190,7 @@ class Client:
             try:
                 reply = channel.receive()
             except TimeoutError:
-                raise errors.SwarmError(
-                    f"the daemon in {self.paths.root} did not answer within {timeout:g}s"
-                ) from None
+                raise errors.SwarmError(f"the daemon in {self.paths.root} did not answer within {timeout:g}s") from None
         return _unwrap(reply)
 
     def _stream(self, request: object) -> Iterator[Any]:

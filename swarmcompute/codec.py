@@ -199,9 +199,7 @@ def _fields_of(cls: type) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
         dc_fields = [f for f in dataclasses.fields(cls) if f.init]
         cached = tuple((f.name, _coercer(hints[f.name])) for f in dc_fields)
         _REQUIRED[cls] = sum(
-            1
-            for f in dc_fields
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            1 for f in dc_fields if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         )
         _FIELDS[cls] = cached
     return cached
@@ -242,6 +240,7 @@ def _coercer(hint: Any) -> Callable[[Any], Any]:
     if isinstance(hint, type) and hint in _TAG_OF:
         return _exact(hint)
     if hint is float:
+
         def as_float(v: Any) -> float:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise TypeError(f"expected a number, got {type(v).__name__}")
@@ -249,6 +248,7 @@ def _coercer(hint: Any) -> Callable[[Any], Any]:
 
         return as_float
     if hint is int:
+
         def as_int(v: Any) -> int:
             if isinstance(v, bool) or not isinstance(v, int):
                 raise TypeError(f"expected an int, got {type(v).__name__}")

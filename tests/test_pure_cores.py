@@ -18,9 +18,28 @@ PURE_CORES = ["state", "scheduler", "raft", "membership"]
 # Shell-side helpers that live beside a core on purpose (documented in each module).
 SHELL_MODULES = {"membership/resources.py"}
 FORBIDDEN = {
-    "asyncio", "socket", "time", "os", "threading", "subprocess", "selectors", "signal", "io",
-    "pathlib", "shutil", "tempfile", "zmq", "psutil", "docker", "zeroconf", "structlog", "logging",
-    "datetime", "uuid", "secrets", "multiprocessing",
+    "asyncio",
+    "socket",
+    "time",
+    "os",
+    "threading",
+    "subprocess",
+    "selectors",
+    "signal",
+    "io",
+    "pathlib",
+    "shutil",
+    "tempfile",
+    "zmq",
+    "psutil",
+    "docker",
+    "zeroconf",
+    "structlog",
+    "logging",
+    "datetime",
+    "uuid",
+    "secrets",
+    "multiprocessing",
 }
 FORBIDDEN_SWARM = {"node", "executor", "transport", "discovery", "storage", "api", "cli", "client"}
 

@@ -27,12 +27,36 @@ _MAX_UNIX_PATH = 100
 
 # JobSpec fields in declaration order (swarmcompute.state.job.JobSpec).
 SPEC_FIELDS = (
-    "id", "argv", "name", "env", "cwd", "timeout_s", "retries", "priority",
-    "cpus", "mem_bytes", "gpus", "after", "after_any", "node", "image",
+    "id",
+    "argv",
+    "name",
+    "env",
+    "cwd",
+    "timeout_s",
+    "retries",
+    "priority",
+    "cpus",
+    "mem_bytes",
+    "gpus",
+    "after",
+    "after_any",
+    "node",
+    "image",
 )
 SPEC_DEFAULTS = {
-    "name": "", "env": {}, "cwd": None, "timeout_s": None, "retries": 0, "priority": 0,
-    "cpus": 1.0, "mem_bytes": 0, "gpus": 0, "after": [], "after_any": [], "node": None, "image": None,
+    "name": "",
+    "env": {},
+    "cwd": None,
+    "timeout_s": None,
+    "retries": 0,
+    "priority": 0,
+    "cpus": 1.0,
+    "mem_bytes": 0,
+    "gpus": 0,
+    "after": [],
+    "after_any": [],
+    "node": None,
+    "image": None,
 }
 
 

@@ -55,14 +55,25 @@ def _print_json(value: Any) -> None:
 @app.command()
 def join(
     state_dir: StateDir = None,
-    token: Annotated[str | None, typer.Option(envvar="SWARM_TOKEN", help="Join the cluster this token names (`swarm token` prints it on a member).")] = None,
-    peer: Annotated[list[str] | None, typer.Option("--peer", help="HOST:PORT of a member, where mDNS does not reach (repeatable).")] = None,
-    new_cluster: Annotated[bool, typer.Option("--new-cluster", help="Create a new cluster even if one answers on this LAN.")] = False,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SWARM_TOKEN", help="Join the cluster this token names (`swarm token` prints it on a member)."
+        ),
+    ] = None,
+    peer: Annotated[
+        list[str] | None, typer.Option("--peer", help="HOST:PORT of a member, where mDNS does not reach (repeatable).")
+    ] = None,
+    new_cluster: Annotated[
+        bool, typer.Option("--new-cluster", help="Create a new cluster even if one answers on this LAN.")
+    ] = False,
     mdns: Annotated[bool, typer.Option("--mdns/--no-mdns", help="Find and announce nodes with mDNS.")] = True,
     name: Annotated[str | None, typer.Option(help="This node's name (default: the hostname).")] = None,
     port: Annotated[int, typer.Option(help="Peer port (0: any free port).")] = DEFAULT_PORT,
     bind: Annotated[str, typer.Option(help="Address to bind for peer traffic.")] = "0.0.0.0",
-    voter_grace: Annotated[float, typer.Option(help="Seconds a voter may be dead before a live node replaces it.")] = 30.0,
+    voter_grace: Annotated[
+        float, typer.Option(help="Seconds a voter may be dead before a live node replaces it.")
+    ] = 30.0,
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background.")] = False,
     log_format: Annotated[str, typer.Option(help="console or json.")] = "console",
 ) -> None:
@@ -74,8 +85,16 @@ def join(
 
         raise typer.Exit(
             run_daemon(
-                paths, name=name, bind=bind, port=port, token=token, peers=peers, new_cluster=new_cluster,
-                mdns=mdns, voter_grace_s=voter_grace, json_logs=log_format == "json",
+                paths,
+                name=name,
+                bind=bind,
+                port=port,
+                token=token,
+                peers=peers,
+                new_cluster=new_cluster,
+                mdns=mdns,
+                voter_grace_s=voter_grace,
+                json_logs=log_format == "json",
             )
         )
     client = Client(paths.root)
@@ -83,9 +102,21 @@ def join(
         raise _fail(str(DaemonAlreadyRunningError(str(paths.root), paths.read_pid())))
     paths.root.mkdir(parents=True, exist_ok=True)
     args = [
-        sys.executable, "-m", "swarmcompute.node", "--state-dir", str(paths.root),
-        "--bind", bind, "--port", str(port), "--log-format", log_format, "--log-file", str(paths.daemon_log),
-        "--voter-grace", str(voter_grace),
+        sys.executable,
+        "-m",
+        "swarmcompute.node",
+        "--state-dir",
+        str(paths.root),
+        "--bind",
+        bind,
+        "--port",
+        str(port),
+        "--log-format",
+        log_format,
+        "--log-file",
+        str(paths.daemon_log),
+        "--voter-grace",
+        str(voter_grace),
     ]
     if name:
         args += ["--name", name]
@@ -266,7 +297,9 @@ def logs(
 
 
 @app.command()
-def cancel(jobs: Annotated[list[str], typer.Argument(help="Job ids, prefixes or names.")], state_dir: StateDir = None) -> None:
+def cancel(
+    jobs: Annotated[list[str], typer.Argument(help="Job ids, prefixes or names.")], state_dir: StateDir = None
+) -> None:
     """Cancel jobs; their processes are stopped (SIGTERM, then SIGKILL)."""
     client = _client(state_dir)
     for ref in jobs:

@@ -73,7 +73,9 @@ def status_text(status: dict[str, Any]) -> str:
         for n in status["nodes"]
     ]
     lines.append(
-        table(["NAME", "ID", "ADDRESS", "ROLE", "STATE", "CPUS", "CPU", "LOAD", "MEM FREE", "DISK FREE", "RUNNING"], rows)
+        table(
+            ["NAME", "ID", "ADDRESS", "ROLE", "STATE", "CPUS", "CPU", "LOAD", "MEM FREE", "DISK FREE", "RUNNING"], rows
+        )
     )
     counts = status["jobs"]
     lines.append("")

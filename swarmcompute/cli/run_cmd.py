@@ -87,6 +87,7 @@ class RunArgs:
 CANCEL_RETRY_S = 5.0
 """How long Ctrl-C keeps asking to cancel a job whose submission is not committed yet."""
 
+
 def parse(args: Sequence[str]) -> RunArgs | None:
     """Parse `swarm run` arguments; None means help was asked for."""
     options: dict[str, Any] = {}

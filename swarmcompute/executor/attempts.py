@@ -71,7 +71,9 @@ class AttemptRunner(Generic[A]):
         try:
             log_path = self.log_path(spec.job_id, spec.attempt)
         except ExecutorError as exc:
-            self._report_unstarted(spec, started_at, "", EndReason.SPAWN_FAILED, None, f"cannot open the job log: {exc}")
+            self._report_unstarted(
+                spec, started_at, "", EndReason.SPAWN_FAILED, None, f"cannot open the job log: {exc}"
+            )
             return None
         return started_at, LogWriter(log_path, self._max_log_bytes)  # creates the file on the first output
 

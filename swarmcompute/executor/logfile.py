@@ -74,8 +74,7 @@ def attempt_log_path(logs_dir: Path, job_id: str, attempt: int) -> Path:
 def truncation_marker(max_log_bytes: int) -> bytes:
     """The stderr line written once when a log reaches its bound."""
     return (
-        f"[swarm: output truncated after {max_log_bytes} bytes; "
-        "the last 4 KiB are kept in the job record]\n"
+        f"[swarm: output truncated after {max_log_bytes} bytes; the last 4 KiB are kept in the job record]\n"
     ).encode()
 
 

@@ -73,7 +73,6 @@ _GUARDIAN_RESTART_S = 5.0  # a guardian lost again within this is restarted only
 _GUARDIAN_EXIT_WAIT_S = 2.0  # at shutdown, how long the closed guardian may take to exit
 
 
-
 class _Attempt:
     """The executor's live record of one running attempt."""
 
@@ -264,9 +263,7 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
                 name=f"swarm-wait-{att.pid}", daemon=True,
             ).start()  # fmt: skip
         if att.spec.timeout_s is not None:
-            att.timeout_handle = loop.call_later(
-                max(att.spec.timeout_s, 0.0), self._terminate, att, EndReason.TIMEOUT
-            )
+            att.timeout_handle = loop.call_later(max(att.spec.timeout_s, 0.0), self._terminate, att, EndReason.TIMEOUT)
 
     # -- loop callbacks -----------------------------------------------------------------------
 
@@ -317,9 +314,7 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
             att.writer.note(f"[swarm: {reason.value}: sending SIGTERM to the job]\n".encode())
         if att.kill_handle is None:
             _signal_group(att.pgid, signal.SIGTERM)
-            att.kill_handle = asyncio.get_running_loop().call_later(
-                self._kill_grace_s, self._kill_after_grace, att
-            )
+            att.kill_handle = asyncio.get_running_loop().call_later(self._kill_grace_s, self._kill_after_grace, att)
 
     def _kill_after_grace(self, att: _Attempt) -> None:
         if not att.reaped:

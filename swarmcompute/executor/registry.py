@@ -117,15 +117,8 @@ def process_create_time(pid: int) -> float | None:
 def kill_stale_group(entry: RegistryEntry) -> bool:
     """SIGKILL what is left of a recorded group; return True when a live process was killed."""
     leader_time = process_create_time(entry.pid)
-    group_is_ours = (
-        leader_time is not None
-        and abs(leader_time - entry.create_time) <= _CREATE_TIME_TOLERANCE_S
-    )
-    victims = [
-        proc
-        for proc in _live_group_members(entry.pgid)
-        if group_is_ours or _tagged_with(proc, entry.job_id)
-    ]
+    group_is_ours = leader_time is not None and abs(leader_time - entry.create_time) <= _CREATE_TIME_TOLERANCE_S
+    victims = [proc for proc in _live_group_members(entry.pgid) if group_is_ours or _tagged_with(proc, entry.job_id)]
     if not victims:
         return False
     if group_is_ours:

@@ -35,7 +35,25 @@ from swarmcompute.membership.messages import (
 from swarmcompute.membership.meta import GpuInfo, NodeMeta
 
 __all__ = [
-    "Ack", "Effect", "GpuInfo", "Gossip", "GossipConfig", "GossipMessage", "Member", "MemberDead",
-    "MemberEvent", "MemberLeft", "MemberState", "MemberSuspect", "MemberUp", "MemberUpdate",
-    "MemberUpdated", "Membership", "NodeMeta", "Ping", "PingReq", "PushPull", "Send",
+    "Ack",
+    "Effect",
+    "GpuInfo",
+    "Gossip",
+    "GossipConfig",
+    "GossipMessage",
+    "Member",
+    "MemberDead",
+    "MemberEvent",
+    "MemberLeft",
+    "MemberState",
+    "MemberSuspect",
+    "MemberUp",
+    "MemberUpdate",
+    "MemberUpdated",
+    "Membership",
+    "NodeMeta",
+    "Ping",
+    "PingReq",
+    "PushPull",
+    "Send",
 ]

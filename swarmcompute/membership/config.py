@@ -61,9 +61,19 @@ class GossipConfig:
 
     def __post_init__(self) -> None:
         positive = (
-            "tick_ms", "probe_interval_ticks", "probe_timeout_ticks", "gossip_interval_ticks",
-            "retransmit_mult", "suspicion_mult", "push_pull_interval_ticks", "early_push_pull_ticks", "reconnect_interval_ticks",
-            "join_retry_ticks", "max_piggyback", "max_message_bytes", "max_push_pull_bytes",
+            "tick_ms",
+            "probe_interval_ticks",
+            "probe_timeout_ticks",
+            "gossip_interval_ticks",
+            "retransmit_mult",
+            "suspicion_mult",
+            "push_pull_interval_ticks",
+            "early_push_pull_ticks",
+            "reconnect_interval_ticks",
+            "join_retry_ticks",
+            "max_piggyback",
+            "max_message_bytes",
+            "max_push_pull_bytes",
         )
         for name in positive:
             if getattr(self, name) < 1:
@@ -82,8 +92,14 @@ class GossipConfig:
     @classmethod
     def local(cls) -> GossipConfig:
         """Loopback / one machine at 100 ms ticks: faster acks and suspicion, push-pull 15 s."""
-        return cls(probe_timeout_ticks=2, gossip_interval_ticks=1, suspicion_mult=3,
-                   push_pull_interval_ticks=150, gossip_to_the_dead_ticks=150, reconnect_interval_ticks=150)
+        return cls(
+            probe_timeout_ticks=2,
+            gossip_interval_ticks=1,
+            suspicion_mult=3,
+            push_pull_interval_ticks=150,
+            gossip_to_the_dead_ticks=150,
+            reconnect_interval_ticks=150,
+        )
 
     @classmethod
     def simulation(cls) -> GossipConfig:

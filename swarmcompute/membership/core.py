@@ -90,8 +90,18 @@ class Membership:
         self._next_reconnect = rng.randrange(c.reconnect_interval_ticks) + 1
         self._next_join = c.join_retry_ticks
         self.counters: dict[str, int] = dict.fromkeys(
-            ("probes", "indirect_probes", "suspected", "refuted", "declared_dead", "dropped_spoofed",
-             "dropped_wrong_target", "push_pulls"), 0)
+            (
+                "probes",
+                "indirect_probes",
+                "suspected",
+                "refuted",
+                "declared_dead",
+                "dropped_spoofed",
+                "dropped_wrong_target",
+                "push_pulls",
+            ),
+            0,
+        )
         self._enqueue_self()
 
     # ---------------------------------------------------------------- queries
@@ -270,8 +280,9 @@ class Membership:
                 self.counters["indirect_probes"] += 1
                 for node_id in self._table.live.sample(self._rng, c.indirect_checks, exclude=probe.target_id):
                     m = self._table.by_id[node_id]
-                    req = PingReq(self.node_id, self.address, probe.seq, probe.target_id, probe.target_addr,
-                                  self._piggyback())
+                    req = PingReq(
+                        self.node_id, self.address, probe.seq, probe.target_id, probe.target_addr, self._piggyback()
+                    )
                     out.append(Send(m.address, req, node_id))
             elif waited >= c.probe_interval_ticks:
                 self._probe = None
@@ -289,8 +300,13 @@ class Membership:
             self._seq += 1
             self.counters["probes"] += 1
             self._probe = _Probe(target.node_id, target.address, target.incarnation, self._seq, t)
-            out.append(Send(target.address, Ping(self.node_id, self.address, self._seq, target.node_id,
-                                                 self._piggyback()), target.node_id))
+            out.append(
+                Send(
+                    target.address,
+                    Ping(self.node_id, self.address, self._seq, target.node_id, self._piggyback()),
+                    target.node_id,
+                )
+            )
 
     def _next_probe_target(self) -> Member | None:
         for _ in range(2):
@@ -346,8 +362,11 @@ class Membership:
         local = self.local
         if self._leaving or u.incarnation < local.incarnation:
             return
-        if u.state is ALIVE and u.incarnation == local.incarnation and u.address == local.address and (
-            u.meta is None or u.meta == local.meta
+        if (
+            u.state is ALIVE
+            and u.incarnation == local.incarnation
+            and u.address == local.address
+            and (u.meta is None or u.meta == local.meta)
         ):
             return
         self.counters["refuted"] += 1
@@ -387,8 +406,9 @@ class Membership:
             m = self._table.by_id[node_id]
             out.append(Send(m.address, Gossip(self.node_id, self.address, updates), node_id))
 
-    def _send_state(self, address: str, node_id: str | None, out: list[Effect], *, want_reply: bool,
-                    join: bool = False) -> None:
+    def _send_state(
+        self, address: str, node_id: str | None, out: list[Effect], *, want_reply: bool, join: bool = False
+    ) -> None:
         """A full state in chunks of at most ``max_push_pull_bytes`` (estimated)."""
         limit = self.config.max_push_pull_bytes
         chunk: list[MemberUpdate] = []
@@ -399,13 +419,17 @@ class Membership:
         for u in records:
             size = u.approx_size()
             if chunk and used + size > limit:
-                out.append(Send(address, PushPull(self.node_id, self.address, tuple(chunk), want_reply and first,
-                                                  join), node_id))
+                out.append(
+                    Send(
+                        address, PushPull(self.node_id, self.address, tuple(chunk), want_reply and first, join), node_id
+                    )
+                )
                 first, chunk, used = False, [], 0
             chunk.append(u)
             used += size
-        out.append(Send(address, PushPull(self.node_id, self.address, tuple(chunk), want_reply and first, join),
-                        node_id))
+        out.append(
+            Send(address, PushPull(self.node_id, self.address, tuple(chunk), want_reply and first, join), node_id)
+        )
 
     def _reconnect(self, out: list[Effect]) -> None:
         c = self.config

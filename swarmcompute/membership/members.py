@@ -138,8 +138,9 @@ class MemberTable:
             if u.incarnation <= m.incarnation:
                 return False
             meta = u.meta if u.meta is not None else m.meta
-            new = Member(u.node_id, u.address, u.incarnation, ALIVE, meta,
-                         tick if m.state is not ALIVE else m.state_changed_tick)
+            new = Member(
+                u.node_id, u.address, u.incarnation, ALIVE, meta, tick if m.state is not ALIVE else m.state_changed_tick
+            )
             self._put(new, m)
             if m.state is not ALIVE:
                 return MemberUp(u.node_id, u.address, u.incarnation, meta, m.state)
@@ -153,8 +154,15 @@ class MemberTable:
             if m.state is ALIVE and u.incarnation < m.incarnation:
                 return False
             was = m.state
-            self._put(replace(m, incarnation=u.incarnation, state=SUSPECT,
-                              state_changed_tick=tick if was is ALIVE else m.state_changed_tick), m)
+            self._put(
+                replace(
+                    m,
+                    incarnation=u.incarnation,
+                    state=SUSPECT,
+                    state_changed_tick=tick if was is ALIVE else m.state_changed_tick,
+                ),
+                m,
+            )
             return MemberSuspect(u.node_id, m.address, u.incarnation) if was is ALIVE else None
         # dead or left
         if u.incarnation < m.incarnation or m.state is LEFT or (m.state is DEAD and state is DEAD):

@@ -42,8 +42,9 @@ def sample_gpus(nvidia_smi: str | None = None) -> tuple[GpuInfo, ...]:
     if exe is None:
         return ()
     try:
-        done = subprocess.run([exe, *_NVIDIA_QUERY], capture_output=True, text=True,
-                              timeout=NVIDIA_SMI_TIMEOUT_S, check=False)
+        done = subprocess.run(
+            [exe, *_NVIDIA_QUERY], capture_output=True, text=True, timeout=NVIDIA_SMI_TIMEOUT_S, check=False
+        )
     except (OSError, subprocess.SubprocessError):
         return ()
     return parse_nvidia_smi(done.stdout) if done.returncode == 0 else ()

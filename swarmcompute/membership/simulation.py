@@ -67,8 +67,9 @@ class GossipSim:
 
     # ---------------------------------------------------------------- cluster control
 
-    def add_node(self, node_id: str, *, address: str | None = None, seeds: Iterable[str] = (),
-                 meta: NodeMeta | None = None) -> Membership:
+    def add_node(
+        self, node_id: str, *, address: str | None = None, seeds: Iterable[str] = (), meta: NodeMeta | None = None
+    ) -> Membership:
         """Start a fresh node (all state new) and join it through ``seeds`` (addresses)."""
         restarts = self._restarts.get(node_id, -1) + 1
         self._restarts[node_id] = restarts

@@ -42,8 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-mdns", action="store_true")
     parser.add_argument("--voter-grace", type=float, default=30.0)
     parser.add_argument("--max-voters", type=int, default=5)
-    parser.add_argument("--gossip", choices=["lan", "local"], default="lan",
-                        help="gossip timings: lan (default) or local (one machine: faster failure detection)")
+    parser.add_argument(
+        "--gossip",
+        choices=["lan", "local"],
+        default="lan",
+        help="gossip timings: lan (default) or local (one machine: faster failure detection)",
+    )
     parser.add_argument("--log-format", choices=["console", "json"], default="console")
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--log-file", help="the file fds 1 and 2 point at, rotated past 10 MiB (detached mode)")
@@ -93,8 +97,16 @@ def run_daemon(
     configure(RotatingStdio(Path(log_file)) if log_file else None, json=json_logs, level=log_level)
     daemon = Daemon(
         DaemonConfig(
-            paths=paths, name=name, bind=bind, port=port, token=token, peers=peers,
-            new_cluster=new_cluster, mdns=mdns, voter_grace_s=voter_grace_s, max_voters=max_voters,
+            paths=paths,
+            name=name,
+            bind=bind,
+            port=port,
+            token=token,
+            peers=peers,
+            new_cluster=new_cluster,
+            mdns=mdns,
+            voter_grace_s=voter_grace_s,
+            max_voters=max_voters,
             gossip=GossipConfig.local() if gossip == "local" else GossipConfig.lan(),
         )
     )

@@ -151,7 +151,9 @@ class ClusterLink:
 
     # -- output of attempts that ran elsewhere --------------------------------------
 
-    async def fetch_log(self, node_id: str, job_id: str, attempt: int, offset: int, timeout_s: float = 2.0) -> LogData | None:
+    async def fetch_log(
+        self, node_id: str, job_id: str, attempt: int, offset: int, timeout_s: float = 2.0
+    ) -> LogData | None:
         """Output of an attempt from the node that ran it; None when it does not answer in time."""
         request = LogFetch(os.urandom(8).hex(), job_id, attempt, offset)
         future: asyncio.Future[LogData] = asyncio.get_running_loop().create_future()

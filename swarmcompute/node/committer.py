@@ -371,7 +371,10 @@ class ReplicatedJobLog:
         if changed and not self._replaying:
             self.applying_index = entry.index
             self._on_applied(changed)
-        if not self._compact_scheduled and self.raft.applied_index + 1 - self._snapshot_base() > self._compact_after_entries:
+        if (
+            not self._compact_scheduled
+            and self.raft.applied_index + 1 - self._snapshot_base() > self._compact_after_entries
+        ):
             self._compact_scheduled = True
             asyncio.get_running_loop().call_soon(self._compact)
 

@@ -270,7 +270,9 @@ class Daemon:
                 requeued=lost,
             )
             if plan.created_now:
-                log.info("cluster_token", hint="join other machines with: swarm join --token TOKEN", token=plan.key.token)
+                log.info(
+                    "cluster_token", hint="join other machines with: swarm join --token TOKEN", token=plan.key.token
+                )
             async with asyncio.TaskGroup() as tasks:
                 committer = tasks.create_task(self.committer.run(tick=False))
                 workers = [
@@ -568,7 +570,10 @@ class Daemon:
         if moved:
             log.info("queued_attempts_handed_back", count=len(moved))
             self.committer.enqueue(
-                [ReleaseQueued(j.id, j.attempt, self.node_id, "it was busy while another node was free", now) for j in moved]
+                [
+                    ReleaseQueued(j.id, j.attempt, self.node_id, "it was busy while another node was free", now)
+                    for j in moved
+                ]
             )
 
     def _requeue_from_silent_nodes(self) -> None:
@@ -781,4 +786,3 @@ def _advertise_host(bind: str) -> str:
 
     addresses = advertised_addresses(None)
     return addresses[0] if addresses else "127.0.0.1"
-

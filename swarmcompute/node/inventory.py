@@ -26,7 +26,9 @@ IMAGES_INTERVAL_S = 30.0
 
 
 class Inventory:
-    def __init__(self, name: str, resources: ResourceMonitor, *, list_images: Callable[[], list[str]] | None = None) -> None:
+    def __init__(
+        self, name: str, resources: ResourceMonitor, *, list_images: Callable[[], list[str]] | None = None
+    ) -> None:
         self._name = name
         self._resources = resources
         self._list_images = list_images

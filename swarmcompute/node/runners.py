@@ -68,9 +68,7 @@ class JobRunners:
             return
         from swarmcompute.executor.docker_engine import ContainerSpec
 
-        container = ContainerSpec.of(
-            plain, image=spec.image, cpus=spec.cpus or None, mem_bytes=spec.mem_bytes or None
-        )
+        container = ContainerSpec.of(plain, image=spec.image, cpus=spec.cpus or None, mem_bytes=spec.mem_bytes or None)
         await self.docker().start(container)
 
     def is_running(self, job_id: str, attempt: int) -> bool:

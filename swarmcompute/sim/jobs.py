@@ -67,7 +67,13 @@ class _Node:
 
 class JobSim:
     def __init__(
-        self, seed: int, *, nodes: int = 3, jobs: int = 60, crashes: int = 2, cuts: int = 3,
+        self,
+        seed: int,
+        *,
+        nodes: int = 3,
+        jobs: int = 60,
+        crashes: int = 2,
+        cuts: int = 3,
         queue_type: type[LocalQueue] = LocalQueue,
     ) -> None:
         self.seed = seed
@@ -76,7 +82,9 @@ class JobSim:
         self.now = 0.0
         self.table = JobTable()
         self.nodes = {
-            f"n{i}": _Node(NodeCapacity(f"n{i}", f"n{i}", float(self.rng.choice((1, 2, 4))), 8 * 2**30), queue_type(f"n{i}"))
+            f"n{i}": _Node(
+                NodeCapacity(f"n{i}", f"n{i}", float(self.rng.choice((1, 2, 4))), 8 * 2**30), queue_type(f"n{i}")
+            )
             for i in range(nodes)
         }
         self.nodes["n0"].capacity = NodeCapacity("n0", "n0", 4.0, 8 * 2**30)  # every job fits somewhere
@@ -268,7 +276,9 @@ class JobSim:
                 running_jobs[job_id] = node_id
                 job = self.table.get(job_id)
                 fresh = any(isinstance(c, FinishAttempt) and c.job_id == job_id for c in self._batch)
-                current = job is not None and job.attempt == attempt and job.node == node_id and job.state in ACTIVE_STATES
+                current = (
+                    job is not None and job.attempt == attempt and job.node == node_id and job.state in ACTIVE_STATES
+                )
                 if not current and not fresh:
                     self._fail(f"stale attempt {job_id}.{attempt} still runs on {node_id}")
 

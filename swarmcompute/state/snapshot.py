@@ -42,8 +42,20 @@ class TableSnapshot:
 def snapshot_table(table: JobTable) -> bytes:
     records = tuple(
         JobRecord(
-            j.spec, j.submitted_at, j.state, j.reason, j.message, j.attempt, j.node, j.failures,
-            j.exit_code, j.assigned_at, j.started_at, j.finished_at, j.not_before, j.output_tail,
+            j.spec,
+            j.submitted_at,
+            j.state,
+            j.reason,
+            j.message,
+            j.attempt,
+            j.node,
+            j.failures,
+            j.exit_code,
+            j.assigned_at,
+            j.started_at,
+            j.finished_at,
+            j.not_before,
+            j.output_tail,
         )
         for j in sorted(table.jobs(), key=lambda j: (j.submitted_at, j.id))
     )
@@ -60,10 +72,20 @@ def restore_table(data: bytes, into: JobTable | None = None) -> JobTable:
     for r in snap.jobs:
         table.load(
             Job(
-                spec=r.spec, submitted_at=r.submitted_at, state=r.state, reason=r.reason, message=r.message,
-                attempt=r.attempt, node=r.node, failures=r.failures, exit_code=r.exit_code,
-                assigned_at=r.assigned_at, started_at=r.started_at, finished_at=r.finished_at,
-                not_before=r.not_before, output_tail=r.output_tail,
+                spec=r.spec,
+                submitted_at=r.submitted_at,
+                state=r.state,
+                reason=r.reason,
+                message=r.message,
+                attempt=r.attempt,
+                node=r.node,
+                failures=r.failures,
+                exit_code=r.exit_code,
+                assigned_at=r.assigned_at,
+                started_at=r.started_at,
+                finished_at=r.finished_at,
+                not_before=r.not_before,
+                output_tail=r.output_tail,
             )
         )
     return table

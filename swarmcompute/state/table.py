@@ -216,9 +216,7 @@ class JobTable:
         if child.state.is_terminal:
             return []
         child.finished_at = at
-        self._close(
-            child, JobState.CANCELLED, Reason.DEPENDENCY_FAILED, f"parent job {parent.id} {parent.state.value}"
-        )
+        self._close(child, JobState.CANCELLED, Reason.DEPENDENCY_FAILED, f"parent job {parent.id} {parent.state.value}")
         return [child.id, *self._cascade(child, at)]
 
     def _cascade(self, parent: Job, at: float) -> list[str]:
@@ -305,7 +303,9 @@ class JobTable:
         job = self._open.get(cmd.job_id)
         if job is None or job.attempt != cmd.attempt or job.state is not JobState.ASSIGNED or job.node != cmd.node_id:
             return []
-        self._to_pending(job, Reason.WAITING_RESOURCES, f"attempt {job.attempt} handed back by node {cmd.node_id}: {cmd.why}")
+        self._to_pending(
+            job, Reason.WAITING_RESOURCES, f"attempt {job.attempt} handed back by node {cmd.node_id}: {cmd.why}"
+        )
         return [job.id]
 
     def _cancel(self, cmd: CancelJobs) -> list[str]:

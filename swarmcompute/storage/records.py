@@ -104,7 +104,9 @@ def _only_zeros_or_short(data: bytes, offset: int, end: int, max_record_bytes: i
         body_end = probe + _HEADER.size + length
         if 0 < length <= max_record_bytes and body_end <= end:
             payload = data[probe + _HEADER.size : body_end]
-            if _crc(data[probe : probe + 4], payload) == crc and _chain_reaches_end(data, body_end, end, max_record_bytes):
+            if _crc(data[probe : probe + 4], payload) == crc and _chain_reaches_end(
+                data, body_end, end, max_record_bytes
+            ):
                 return False
         probe += 1
     return True

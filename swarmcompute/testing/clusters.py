@@ -19,7 +19,10 @@ def start_cluster(factory: Callable[..., DaemonProcess], n: int, *extra: str) ->
     for i in range(1, n):
         nodes.append(
             factory(
-                f"n{i}", port=free_port(), token=token, peers=(f"127.0.0.1:{first_port}",),
+                f"n{i}",
+                port=free_port(),
+                token=token,
+                peers=(f"127.0.0.1:{first_port}",),
                 extra_args=(*FAST_GOSSIP, *extra),
             ).start()
         )

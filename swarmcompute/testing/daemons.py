@@ -96,8 +96,19 @@ class DaemonProcess:
     def start(self, *, wait: bool = True) -> DaemonProcess:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         args = [
-            *self.wrap, sys.executable, "-m", "swarmcompute.node", "--state-dir", str(self.state_dir),
-            "--log-level", self.log_level, "--bind", self.bind, "--port", str(self.port), *self.extra_args,
+            *self.wrap,
+            sys.executable,
+            "-m",
+            "swarmcompute.node",
+            "--state-dir",
+            str(self.state_dir),
+            "--log-level",
+            self.log_level,
+            "--bind",
+            self.bind,
+            "--port",
+            str(self.port),
+            *self.extra_args,
         ]
         if self.name:
             args += ["--name", self.name]

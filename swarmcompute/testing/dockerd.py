@@ -235,9 +235,7 @@ def _setpriv_path() -> str | None:
     if path is None:
         return None
     try:
-        out = subprocess.run(
-            [path, "--help"], capture_output=True, timeout=5, check=False, stdin=subprocess.DEVNULL
-        )
+        out = subprocess.run([path, "--help"], capture_output=True, timeout=5, check=False, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.SubprocessError):
         return None
     return path if b"--pdeathsig" in out.stdout + out.stderr else None

@@ -24,7 +24,8 @@ def test_kill_9_of_the_leader_elects_a_new_one_and_jobs_still_run(daemon_factory
     assert survivors[0].client.wait(job, timeout=30)["state"] == "succeeded"
     wait_until(
         lambda: next(v for v in survivors[0].status()["nodes"] if v["id"] == old)["state"] in ("suspect", "dead"),
-        20, "the old leader to be suspected by gossip",
+        20,
+        "the old leader to be suspected by gossip",
     )
 
 

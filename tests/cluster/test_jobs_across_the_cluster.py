@@ -54,7 +54,8 @@ def test_fifty_jobs_survive_the_loss_of_their_busiest_node_and_then_the_leader(d
     survivors = [n for n in nodes if n is not busiest]
     wait_until(
         lambda: running_per_node(survivors[0]).get(busiest_id, 0) == 0 and leader_of(survivors) is not None,
-        60, "the dead node's attempts to be re-queued",
+        60,
+        "the dead node's attempts to be re-queued",
     )
     busiest.start()  # the machine reboots: same identity, it rejoins
     wait_until(lambda: formed(nodes, 3), 60, "the rebooted node to rejoin")
@@ -71,7 +72,9 @@ def test_fifty_jobs_survive_the_loss_of_their_busiest_node_and_then_the_leader(d
         if kind == "end":
             ends[job_id].append(int(attempt))
     for job in jobs:
-        assert ends[job["id"]] == [job["attempt"]], f"{job['id']} finished {ends[job['id']]}, final attempt {job['attempt']}"
+        assert ends[job["id"]] == [job["attempt"]], (
+            f"{job['id']} finished {ends[job['id']]}, final attempt {job['attempt']}"
+        )
     assert sum(1 for j in jobs if j["attempt"] > 1) >= 1  # some really were re-run
 
 
@@ -95,11 +98,21 @@ def test_a_dag_of_ten_jobs_with_a_failing_branch(daemon_factory, tmp_path: Path)
     join = job("join", (left2, cleanup))
     never = job("never", (join, deeper))
     solo = job("solo")
-    final = {j["name"]: j for j in client.wait([root, left, bad, left2, after_bad, deeper, cleanup, join, never, solo], timeout=120)}
+    final = {
+        j["name"]: j
+        for j in client.wait([root, left, bad, left2, after_bad, deeper, cleanup, join, never, solo], timeout=120)
+    }
     assert {k: v["state"] for k, v in final.items()} == {
-        "root": "succeeded", "left": "succeeded", "bad": "failed", "left2": "succeeded",
-        "after-bad": "cancelled", "deeper": "cancelled", "cleanup": "succeeded", "join": "succeeded",
-        "never": "cancelled", "solo": "succeeded",
+        "root": "succeeded",
+        "left": "succeeded",
+        "bad": "failed",
+        "left2": "succeeded",
+        "after-bad": "cancelled",
+        "deeper": "cancelled",
+        "cleanup": "succeeded",
+        "join": "succeeded",
+        "never": "cancelled",
+        "solo": "succeeded",
     }
     assert final["after-bad"]["reason"] == "dependency_failed"
     assert final["after-bad"]["message"] == f"parent job {bad} failed"

@@ -24,7 +24,9 @@ def formed(nodes: list[DaemonProcess], n: int) -> bool:
 def test_loopback_nodes_join_by_mdns_alone(daemon_factory) -> None:  # type: ignore[no-untyped-def]
     first = daemon_factory("m0", port=free_port(), mdns=True, extra_args=(*FAST, "--new-cluster")).start()
     token = first.token_from_disk()
-    others = [daemon_factory(f"m{i}", port=free_port(), mdns=True, token=token, extra_args=FAST).start() for i in (1, 2)]
+    others = [
+        daemon_factory(f"m{i}", port=free_port(), mdns=True, token=token, extra_args=FAST).start() for i in (1, 2)
+    ]
     nodes = [first, *others]
     wait_until(lambda: formed(nodes, 3), 30, "3 loopback nodes to find each other by mDNS")
 
@@ -32,9 +34,20 @@ def test_loopback_nodes_join_by_mdns_alone(daemon_factory) -> None:  # type: ign
 def test_join_without_token_refuses_when_a_cluster_answers(daemon_factory, tmp_path) -> None:  # type: ignore[no-untyped-def]
     daemon_factory("r0", port=free_port(), mdns=True, extra_args=(*FAST, "--new-cluster")).start()
     result = subprocess.run(
-        [sys.executable, "-m", "swarmcompute.node", "--state-dir", str(tmp_path / "second"), "--bind", "127.0.0.1",
-         "--port", str(free_port())],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "swarmcompute.node",
+            "--state-dir",
+            str(tmp_path / "second"),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(free_port()),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert "found swarm cluster" in result.stderr and "swarm join --token" in result.stderr
@@ -48,7 +61,12 @@ def test_lan_of_three_hosts_by_mdns_survives_a_cut(lan: Lan, daemon_factory) -> 
     def node(i: int, token: str | None) -> DaemonProcess:
         host = hosts[i]
         return daemon_factory(
-            f"h{i}", bind=host.ip, port=7340, mdns=True, token=token, extra_args=FAST,
+            f"h{i}",
+            bind=host.ip,
+            port=7340,
+            mdns=True,
+            token=token,
+            extra_args=FAST,
             wrap=("ip", "netns", "exec", host.netns),
         ).start()
 

@@ -16,8 +16,9 @@ from swarmcompute.transport.keys import new_cluster_key
 def two_node_cluster(daemon_factory) -> tuple[DaemonProcess, DaemonProcess, int]:  # type: ignore[no-untyped-def]
     port = free_port()
     a = daemon_factory("a", port=port, extra_args=("--gossip", "local")).start()
-    b = daemon_factory("b", port=free_port(), token=a.token_from_disk(), peers=(f"127.0.0.1:{port}",),
-                       extra_args=("--gossip", "local")).start()
+    b = daemon_factory(
+        "b", port=free_port(), token=a.token_from_disk(), peers=(f"127.0.0.1:{port}",), extra_args=("--gossip", "local")
+    ).start()
     wait_until(
         lambda: len(a.status()["quorum"]["voters"]) == 2 and a.status()["quorum"]["healthy"], 30, "a 2-voter cluster"
     )
@@ -26,8 +27,13 @@ def two_node_cluster(daemon_factory) -> tuple[DaemonProcess, DaemonProcess, int]
 
 def test_a_node_with_the_wrong_token_is_never_listed(daemon_factory) -> None:  # type: ignore[no-untyped-def]
     a, b, port = two_node_cluster(daemon_factory)
-    stranger = daemon_factory("stranger", port=free_port(), token=new_cluster_key().token,
-                              peers=(f"127.0.0.1:{port}",), extra_args=("--gossip", "local")).start()
+    stranger = daemon_factory(
+        "stranger",
+        port=free_port(),
+        token=new_cluster_key().token,
+        peers=(f"127.0.0.1:{port}",),
+        extra_args=("--gossip", "local"),
+    ).start()
     # The stranger keeps knocking (join retries every second); give it several tries while a good
     # job proves the cluster itself keeps working.
     job = b.client.submit(["sleep", "2"])

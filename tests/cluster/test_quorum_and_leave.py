@@ -24,9 +24,7 @@ def test_lost_quorum_names_the_missing_voters_and_recover_brings_the_survivor_ba
         states = {v["id"]: v["state"] for v in status["nodes"]}
         quorum = status["quorum"]
         return (
-            not quorum["healthy"]
-            and quorum["missing"] == doomed_ids
-            and all(states[i] == "dead" for i in doomed_ids)
+            not quorum["healthy"] and quorum["missing"] == doomed_ids and all(states[i] == "dead" for i in doomed_ids)
         )
 
     wait_until(lost, 30, "the survivor to report lost quorum naming both dead voters")
@@ -67,6 +65,7 @@ def test_leave_on_the_leader_transfers_leadership_first(daemon_factory) -> None:
     states = {v["id"]: v["state"] for v in json.loads(rest[0].swarm("status", "--json").stdout)["nodes"]}
     wait_until(
         lambda: {v["id"]: v["state"] for v in rest[0].status()["nodes"]}.get(old) in ("left", "dead"),
-        15, "the leaver to be shown as left",
+        15,
+        "the leaver to be shown as left",
     )
     assert states.get(new) == "alive"

@@ -20,7 +20,10 @@ def test_run_keeps_streaming_across_a_leader_change(daemon_factory, tmp_path) ->
     script = f"touch {started}; for i in 1 2 3 4 5 6; do echo line $i; sleep 0.5; done; exit 4"
     proc = subprocess.Popen(
         [swarm_executable(), "run", "--node", runner.name or "", "--", "sh", "-c", script],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
     )
     try:
         wait_until(started.exists, 20, "the job to start")

@@ -44,5 +44,6 @@ def test_cancel_stops_the_container(daemon_factory, engine: Engine) -> None:  # 
     assert node.client.wait(job_id, timeout=60)["state"] == "cancelled"
     wait_until(
         lambda: not engine.client.containers.list(all=True, filters={"label": f"swarm.job_id={job_id}"}),
-        30, "the container to be removed",
+        30,
+        "the container to be removed",
     )

@@ -13,8 +13,32 @@ import pytest
 
 from swarmcompute.testing.daemons import DaemonProcess, swarm_executable, wait_until
 
-JOB_KEYS = {"id", "name", "state", "node", "attempt", "exit_code", "reason", "command", "submitted_at", "started_at", "finished_at"}
-NODE_KEYS = {"id", "name", "address", "role", "state", "cpus", "cpu_percent", "mem_total", "mem_available", "disk_free", "running_jobs"}
+JOB_KEYS = {
+    "id",
+    "name",
+    "state",
+    "node",
+    "attempt",
+    "exit_code",
+    "reason",
+    "command",
+    "submitted_at",
+    "started_at",
+    "finished_at",
+}
+NODE_KEYS = {
+    "id",
+    "name",
+    "address",
+    "role",
+    "state",
+    "cpus",
+    "cpu_percent",
+    "mem_total",
+    "mem_available",
+    "disk_free",
+    "running_jobs",
+}
 
 
 def test_run_streams_stdout_and_stderr_apart_and_keeps_the_exit_code(daemon: DaemonProcess) -> None:
@@ -27,7 +51,9 @@ def test_run_streams_stdout_and_stderr_apart_and_keeps_the_exit_code(daemon: Dae
 def test_run_into_a_pipe_that_closes_early_exits_quietly_and_the_job_goes_on(daemon: DaemonProcess) -> None:
     env = {**os.environ, "SWARM_STATE_DIR": str(daemon.state_dir)}
     script = f"{swarm_executable()} run --name piped -- seq 300000 | head -2; echo status ${{PIPESTATUS[0]}}"
-    result = subprocess.run(script, shell=True, executable="/bin/bash", capture_output=True, text=True, env=env, timeout=60)
+    result = subprocess.run(
+        script, shell=True, executable="/bin/bash", capture_output=True, text=True, env=env, timeout=60
+    )
     assert result.stdout == "1\n2\nstatus 141\n"
     assert result.stderr == ""  # no traceback, as `cat` would be
     job = daemon.client.wait([daemon.client.job("piped")["id"]], timeout=60)[0]
@@ -41,8 +67,18 @@ def test_run_exit_code_for_a_signal_is_128_plus_n(daemon: DaemonProcess) -> None
 
 def test_run_without_double_dash_and_with_options(daemon: DaemonProcess, tmp_path: Path) -> None:
     result = daemon.swarm(
-        "run", "--name", "greeter", "--env", "WHO=world", "-e", "X=1", "--cwd", str(tmp_path),
-        "sh", "-c", 'echo "hello $WHO $X $(pwd) $SWARM_ATTEMPT ${#SWARM_JOB_ID}"',
+        "run",
+        "--name",
+        "greeter",
+        "--env",
+        "WHO=world",
+        "-e",
+        "X=1",
+        "--cwd",
+        str(tmp_path),
+        "sh",
+        "-c",
+        'echo "hello $WHO $X $(pwd) $SWARM_ATTEMPT ${#SWARM_JOB_ID}"',
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"hello world 1 {tmp_path} 1 12\n"
@@ -82,7 +118,7 @@ def test_timeout_kills_and_fails_with_reason_timeout(daemon: DaemonProcess) -> N
 
 def test_retries_rerun_a_failing_job(daemon: DaemonProcess, tmp_path: Path) -> None:
     counter = tmp_path / "count"
-    script = f'n=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {counter}; [ $n -ge 3 ]'
+    script = f"n=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {counter}; [ $n -ge 3 ]"
     result = daemon.swarm("run", "--retries", "3", "--", "sh", "-c", script)
     assert result.returncode == 0, result.stderr
     assert counter.read_text().strip() == "3"
@@ -110,7 +146,11 @@ def test_cancel_by_prefix_stops_the_whole_process_group(daemon: DaemonProcess, t
     child = int(pidfile.read_text())
     cancelled = daemon.swarm("cancel", job_id[:8])
     assert cancelled.returncode == 0 and "cancelled" in cancelled.stdout
-    wait_until(lambda: not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE, 10, "the grandchild to die")
+    wait_until(
+        lambda: not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE,
+        10,
+        "the grandchild to die",
+    )
     job = json.loads(daemon.swarm("show", job_id, "--json").stdout)
     assert job["state"] == "cancelled" and job["reason"] == "cancelled"
     again = daemon.swarm("cancel", job_id)
@@ -122,7 +162,9 @@ def test_ctrl_c_cancels_the_job_and_exits_130(daemon: DaemonProcess, tmp_path: P
     env = {**os.environ, "SWARM_STATE_DIR": str(daemon.state_dir)}
     proc = subprocess.Popen(
         [swarm_executable(), "run", "--", "sh", "-c", f"touch {marker}; sleep 300"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
     )
     try:
         wait_until(marker.exists, 10, "the job to start")
@@ -147,7 +189,12 @@ def test_status_json_has_the_documented_keys(daemon: DaemonProcess) -> None:
     assert node["name"] == "node" and node["role"] == "leader" and node["cpus"] >= 1
     assert status["leader"] == node["id"]
     assert status["jobs"]["succeeded"] >= 1 and set(status["jobs"]) == {
-        "pending", "assigned", "running", "succeeded", "failed", "cancelled"
+        "pending",
+        "assigned",
+        "running",
+        "succeeded",
+        "failed",
+        "cancelled",
     }
     text = daemon.swarm("status").stdout
     assert "leader" in text and node["id"] in text
@@ -196,7 +243,13 @@ def test_join_detach_then_leave(tmp_path: Path) -> None:
     state = tmp_path / "detached"
     env = {**os.environ, "SWARM_STATE_DIR": str(state)}
     local = ["--bind", "127.0.0.1", "--port", "0", "--no-mdns"]
-    joined = subprocess.run([swarm_executable(), "join", "--detach", "--name", "bg", *local], capture_output=True, text=True, env=env, timeout=60)
+    joined = subprocess.run(
+        [swarm_executable(), "join", "--detach", "--name", "bg", *local],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     pid = int((state / "daemon.pid").read_text()) if (state / "daemon.pid").exists() else None
     try:
         assert joined.returncode == 0, joined.stderr
@@ -204,9 +257,13 @@ def test_join_detach_then_leave(tmp_path: Path) -> None:
         assert "join other machines with:  swarm join --token swarm1-" in joined.stdout
         token = subprocess.run([swarm_executable(), "token"], capture_output=True, text=True, env=env, timeout=60)
         assert token.stdout.strip() in joined.stdout
-        again = subprocess.run([swarm_executable(), "join", "--detach", *local], capture_output=True, text=True, env=env, timeout=60)
+        again = subprocess.run(
+            [swarm_executable(), "join", "--detach", *local], capture_output=True, text=True, env=env, timeout=60
+        )
         assert again.returncode == 2 and "already running" in again.stderr
-        ran = subprocess.run([swarm_executable(), "run", "--", "echo", "hi"], capture_output=True, text=True, env=env, timeout=60)
+        ran = subprocess.run(
+            [swarm_executable(), "run", "--", "echo", "hi"], capture_output=True, text=True, env=env, timeout=60
+        )
         assert ran.stdout == "hi\n"
         left = subprocess.run([swarm_executable(), "leave"], capture_output=True, text=True, env=env, timeout=60)
         assert left.returncode == 0, left.stderr

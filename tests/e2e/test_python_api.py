@@ -77,7 +77,9 @@ def test_pending_job_shows_why_it_waits(daemon: DaemonProcess) -> None:
 def test_the_example_runs(daemon: DaemonProcess) -> None:
     result = subprocess.run(
         [sys.executable, str(EXAMPLES / "fan_out.py"), "--state-dir", str(daemon.state_dir)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert "sum of squares 0..19 = 2470" in result.stdout

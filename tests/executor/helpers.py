@@ -138,9 +138,7 @@ class Harness:
         async with asyncio.timeout(WAIT_S):
             return await fut
 
-    async def wait_output(
-        self, spec: AttemptSpec, predicate: Callable[[bytes, bytes], bool]
-    ) -> tuple[bytes, bytes]:
+    async def wait_output(self, spec: AttemptSpec, predicate: Callable[[bytes, bytes], bool]) -> tuple[bytes, bytes]:
         """Wait until the attempt's log satisfies ``predicate(stdout, stderr)``."""
         path = self.executor.log_path(spec.job_id, spec.attempt)
         if self._output_event is None:

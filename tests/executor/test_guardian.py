@@ -161,9 +161,7 @@ def test_a_guardian_that_stops_reading_never_blocks_the_writer(guardian: Guardia
     assert status is not None and os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
 
 
-def test_a_new_guardian_gets_every_held_group(
-    tracker: ProcessTracker, group: Callable[[str], tuple[int, int]]
-) -> None:
+def test_a_new_guardian_gets_every_held_group(tracker: ProcessTracker, group: Callable[[str], tuple[int, int]]) -> None:
     link = GuardianLink()
     leader, member = group("sleep 1000 & echo $!; wait")
     assert link.hold(leader, start_ticks(leader))  # none runs yet: only remembered
@@ -214,9 +212,7 @@ def test_a_killed_guardian_is_replaced_and_the_new_one_covers_running_jobs(
 
 
 @pytest.mark.parametrize("use_pidfd", [True, False], ids=["pidfd", "broken-pipe"])
-def test_the_executor_replaces_a_dead_guardian(
-    use_pidfd: bool, harness: Harness, tracker: ProcessTracker
-) -> None:
+def test_the_executor_replaces_a_dead_guardian(use_pidfd: bool, harness: Harness, tracker: ProcessTracker) -> None:
     harness.executor.use_pidfd = use_pidfd  # without pidfds, the next write finds out
 
     async def body(h: Harness) -> None:

@@ -74,10 +74,7 @@ def test_stdout_and_stderr_kept_apart_and_in_order(harness: Harness, tmp_path: P
     os.mkfifo(fifo)
     step_fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
     harness.on_output_hook = lambda job_id, attempt: os.write(step_fd, b"\n")
-    script = (
-        f"printf o1; read x < {fifo}; printf e1 >&2; read x < {fifo}; "
-        f"printf o2; read x < {fifo}; printf e2 >&2"
-    )
+    script = f"printf o1; read x < {fifo}; printf e1 >&2; read x < {fifo}; printf o2; read x < {fifo}; printf e2 >&2"
 
     async def body(h: Harness) -> None:
         result = await h.run(sh("order", script))
@@ -211,9 +208,7 @@ def test_timeout_escalates_to_sigkill_when_sigterm_is_trapped(harness: Harness) 
     harness.run_async(body)
 
 
-def test_cancel_kills_the_whole_group_including_a_grandchild(
-    harness: Harness, tracker: ProcessTracker
-) -> None:
+def test_cancel_kills_the_whole_group_including_a_grandchild(harness: Harness, tracker: ProcessTracker) -> None:
     spec = sh("tree", 'trap "" TERM; sleep 1000 & echo $!; wait')
 
     async def body(h: Harness) -> None:
@@ -234,9 +229,7 @@ def test_cancel_kills_the_whole_group_including_a_grandchild(
     harness.run_async(body)
 
 
-def test_leftover_background_child_is_killed_when_the_leader_exits(
-    harness: Harness, tracker: ProcessTracker
-) -> None:
+def test_leftover_background_child_is_killed_when_the_leader_exits(harness: Harness, tracker: ProcessTracker) -> None:
     async def body(h: Harness) -> None:
         # The background sleep keeps stdout open, so the result also waits for the group kill.
         result = await h.run(sh("bg", "sleep 1000 & echo $!"))

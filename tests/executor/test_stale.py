@@ -17,9 +17,7 @@ from swarmcompute.executor.registry import RegistryEntry, read_registry, write_r
 from .helpers import Harness, ProcessTracker, Standin, is_gone, wait_until
 
 
-def test_reap_stale_kills_what_a_killed_daemon_and_guardian_left(
-    tmp_path: Path, tracker: ProcessTracker
-) -> None:
+def test_reap_stale_kills_what_a_killed_daemon_and_guardian_left(tmp_path: Path, tracker: ProcessTracker) -> None:
     standin = Standin(tmp_path, tracker, "sleep 1000 & echo $!; wait")
     leader, orphan, guardian = standin.ready["leader"], int(standin.ready["first_line"]), standin.ready["guardian"]
     tracker.add(orphan)
@@ -42,9 +40,7 @@ def session_leader(tracker: ProcessTracker) -> Iterator[Any]:
     """Factory: start ``argv`` as a session leader outside any executor; reaped at the end."""
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(
-        argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
-    ) -> subprocess.Popen[bytes]:
+    def start(argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(
             argv, start_new_session=True, stdin=subprocess.DEVNULL, cwd=cwd,
             env=dict(os.environ, **(env or {})),
@@ -67,9 +63,7 @@ def record(registry: Path, job_id: str, pid: int, create_time: float) -> None:
 def test_reap_stale_kills_a_group_whose_leader_matches(
     tmp_path: Path, tracker: ProcessTracker, session_leader: Any
 ) -> None:
-    leader = session_leader(
-        ["/bin/sh", "-c", "sleep 1000 & echo $! > child.pid; wait"], cwd=tmp_path
-    )
+    leader = session_leader(["/bin/sh", "-c", "sleep 1000 & echo $! > child.pid; wait"], cwd=tmp_path)
     harness = Harness(tmp_path, tracker)
     record(harness.registry_path, "old", leader.pid, psutil.Process(leader.pid).create_time())
     child_file = tmp_path / "child.pid"
@@ -82,9 +76,7 @@ def test_reap_stale_kills_a_group_whose_leader_matches(
     assert wait_until(lambda: is_gone(child))
 
 
-def test_reap_stale_ignores_a_reused_pid(
-    tmp_path: Path, tracker: ProcessTracker, session_leader: Any
-) -> None:
+def test_reap_stale_ignores_a_reused_pid(tmp_path: Path, tracker: ProcessTracker, session_leader: Any) -> None:
     # An unrelated process now has the recorded pid: its create_time differs, no SWARM_JOB_ID.
     unrelated = session_leader(["sleep", "1000"])
     harness = Harness(tmp_path, tracker)

@@ -18,13 +18,20 @@ CFG = GossipConfig.lan()
 
 
 def node(node_id: str, seed: int = 0, config: GossipConfig = CFG, incarnation: int = 0) -> Membership:
-    return Membership(node_id, f"{node_id}:7946", config, random.Random(f"{seed}/{node_id}"),
-                      meta=NodeMeta(name=node_id), incarnation=incarnation)
+    return Membership(
+        node_id,
+        f"{node_id}:7946",
+        config,
+        random.Random(f"{seed}/{node_id}"),
+        meta=NodeMeta(name=node_id),
+        incarnation=incarnation,
+    )
 
 
 def alive(node_id: str, incarnation: int = 0, address: str | None = None, meta: NodeMeta | None = None) -> MemberUpdate:
-    return MemberUpdate(node_id, address or f"{node_id}:7946", incarnation, MemberState.ALIVE,
-                        meta or NodeMeta(name=node_id))
+    return MemberUpdate(
+        node_id, address or f"{node_id}:7946", incarnation, MemberState.ALIVE, meta or NodeMeta(name=node_id)
+    )
 
 
 def know(n: Membership, *ids: str) -> None:

@@ -14,9 +14,25 @@ from swarmcompute.membership.resources import parse_nvidia_smi, sample_gpus, sam
 
 PKG = Path(membership_pkg.__file__).parent
 SHELL_SIDE = {"resources.py"}
-FORBIDDEN = {"asyncio", "socket", "time", "os", "threading", "subprocess", "psutil", "shutil", "select",
-             "signal", "datetime", "docker", "zmq", "multiprocessing", "concurrent", "selectors",
-             "swarmcompute.membership.resources"}
+FORBIDDEN = {
+    "asyncio",
+    "socket",
+    "time",
+    "os",
+    "threading",
+    "subprocess",
+    "psutil",
+    "shutil",
+    "select",
+    "signal",
+    "datetime",
+    "docker",
+    "zmq",
+    "multiprocessing",
+    "concurrent",
+    "selectors",
+    "swarmcompute.membership.resources",
+}
 
 
 def _problems(path: Path) -> list[str]:
@@ -91,6 +107,7 @@ def test_sample_meta_without_docker_or_with_a_broken_engine(tmp_path: Path, imag
     def broken() -> list[str]:
         raise ConnectionError("docker engine not reachable")
 
-    meta = sample_meta("box", str(tmp_path / "no-such-dir"), None if images is None else broken,
-                       nvidia_smi=str(tmp_path / "none"))
+    meta = sample_meta(
+        "box", str(tmp_path / "no-such-dir"), None if images is None else broken, nvidia_smi=str(tmp_path / "none")
+    )
     assert meta.images == () and meta.disk_free == 0

@@ -136,7 +136,21 @@ def test_dead_node_rejoining_on_a_new_address_comes_back_alive_there() -> None:
         assert s.address == "10.0.0.9:7946"
         b2.step("a", s.msg)
     assert b2.incarnation == 3  # heard it is dead at 2: refutes above it
-    out = a.step("b", sends(tick_until(b2, lambda o: bool(sends(o, Gossip, ))), Gossip)[0].msg)
+    out = a.step(
+        "b",
+        sends(
+            tick_until(
+                b2,
+                lambda o: bool(
+                    sends(
+                        o,
+                        Gossip,
+                    )
+                ),
+            ),
+            Gossip,
+        )[0].msg,
+    )
     up = events(out, MemberUp)
     assert up == [MemberUp("b", "10.0.0.9:7946", 3, NodeMeta(name="b"), MemberState.DEAD)]
     assert a.member("b").address == "10.0.0.9:7946" and a.member("b").state is MemberState.ALIVE

@@ -19,8 +19,9 @@ from swarmcompute.membership import MemberDead, MemberLeft, MemberState, MemberS
 from swarmcompute.membership.simulation import GossipSim
 from swarmcompute.sim.network import NetworkFaults
 
-LOSSY = NetworkFaults(drop_rate=0.05, duplicate_rate=0.01, min_delay_ms=1, max_delay_ms=30,
-                      spike_rate=0.01, spike_delay_ms=400)
+LOSSY = NetworkFaults(
+    drop_rate=0.05, duplicate_rate=0.01, min_delay_ms=1, max_delay_ms=30, spike_rate=0.01, spike_delay_ms=400
+)
 DEAD, ALIVE, LEFT = (MemberState.DEAD,), (MemberState.ALIVE,), (MemberState.LEFT,)
 
 
@@ -96,7 +97,9 @@ def check_crash(seed: int, max_n: int = 12) -> None:
     assert took is not None, f"crash of {victim} in {n} nodes not known dead by all within {bound} ticks"
     assert took >= cfg.suspicion_timeout_ticks(n), "declared dead before anyone could have timed out"
     dead = [(obs, e.node_id) for _, obs, e in sim.events if isinstance(e, MemberDead)]
-    assert sorted(dead) == sorted((obs, victim) for obs in sim.up), "exactly one MemberDead per observer, only the victim"
+    assert sorted(dead) == sorted((obs, victim) for obs in sim.up), (
+        "exactly one MemberDead per observer, only the victim"
+    )
 
 
 @pytest.mark.parametrize("seed", seeds(50))
@@ -189,12 +192,16 @@ def test_a_dead_node_restarting_on_a_new_address_is_alive_there_for_all(seed: in
         sim.events.clear()
         new_addr = f"10.9.{seed % 250}.1:7946"
         sim.restart(victim, address=new_addr)
-        back = sim.run(200, until=lambda: sim.converged() and all(
-            sim.nodes[o].member(victim).address == new_addr for o in sim.up))
+        back = sim.run(
+            200, until=lambda: sim.converged() and all(sim.nodes[o].member(victim).address == new_addr for o in sim.up)
+        )
         assert back is not None, f"{victim} not alive at {new_addr} for all within 200 ticks"
         if wait_dead:
-            ups = {obs for _, obs, e in sim.events if isinstance(e, MemberUp) and e.node_id == victim
-                   and e.previous is MemberState.DEAD}
+            ups = {
+                obs
+                for _, obs, e in sim.events
+                if isinstance(e, MemberUp) and e.node_id == victim and e.previous is MemberState.DEAD
+            }
             assert ups == set(sim.up) - {victim}
 
 

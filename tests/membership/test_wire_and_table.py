@@ -34,10 +34,25 @@ A, S, D, L = MemberState.ALIVE, MemberState.SUSPECT, MemberState.DEAD, MemberSta
 @pytest.mark.parametrize(
     ("held", "held_inc", "incoming", "inc", "result"),
     [
-        (A, 1, A, 1, A), (A, 1, A, 2, A), (A, 1, S, 0, A), (A, 1, S, 1, S), (A, 1, D, 0, A), (A, 1, D, 1, D),
-        (S, 1, A, 1, S), (S, 1, A, 2, A), (S, 1, S, 2, S), (S, 1, D, 1, D), (S, 1, L, 1, L),
-        (D, 1, A, 1, D), (D, 1, A, 2, A), (D, 1, S, 5, D), (D, 1, L, 1, L),
-        (L, 1, A, 1, L), (L, 1, A, 2, A), (L, 1, D, 3, L), (L, 1, S, 3, L),
+        (A, 1, A, 1, A),
+        (A, 1, A, 2, A),
+        (A, 1, S, 0, A),
+        (A, 1, S, 1, S),
+        (A, 1, D, 0, A),
+        (A, 1, D, 1, D),
+        (S, 1, A, 1, S),
+        (S, 1, A, 2, A),
+        (S, 1, S, 2, S),
+        (S, 1, D, 1, D),
+        (S, 1, L, 1, L),
+        (D, 1, A, 1, D),
+        (D, 1, A, 2, A),
+        (D, 1, S, 5, D),
+        (D, 1, L, 1, L),
+        (L, 1, A, 1, L),
+        (L, 1, A, 2, A),
+        (L, 1, D, 3, L),
+        (L, 1, S, 3, L),
     ],
 )
 def test_precedence(held: MemberState, held_inc: int, incoming: MemberState, inc: int, result: MemberState) -> None:
@@ -75,18 +90,30 @@ def test_presets_in_ticks() -> None:
 
 def _big_meta(name: str) -> NodeMeta:
     return NodeMeta(
-        name=name * 40, cpus=64, cpu_percent=99.5, load_1m=31.25, mem_total=1 << 40, mem_available=1 << 39,
-        disk_free=1 << 42, gpus=tuple(GpuInfo(i, "NVIDIA H100 80GB HBM3" * 3, 80 << 30) for i in range(8)),
+        name=name * 40,
+        cpus=64,
+        cpu_percent=99.5,
+        load_1m=31.25,
+        mem_total=1 << 40,
+        mem_available=1 << 39,
+        disk_free=1 << 42,
+        gpus=tuple(GpuInfo(i, "NVIDIA H100 80GB HBM3" * 3, 80 << 30) for i in range(8)),
         images=tuple(f"registry.example.com/team/{name}-image-{i}:" + "v" * 150 for i in range(100)),
-        version="0.1.0", roles=("voter",),
+        version="0.1.0",
+        roles=("voter",),
     )
 
 
 def test_round_trip_every_message() -> None:
     u = MemberUpdate("b", "b:1", 3, S, None)
     full = MemberUpdate("c", "c:1", 4, A, NodeMeta("c", gpus=(GpuInfo(0, "RTX", 8 << 30),), images=("x:1",)))
-    for msg in (Ping("a", "a:1", 1, "b", (u, full)), Ack("a", "a:1", 2, (u,)), PingReq("a", "a:1", 3, "b", "b:1"),
-                Gossip("a", "a:1", (full,)), PushPull("a", "a:1", (u, full), True, True)):
+    for msg in (
+        Ping("a", "a:1", 1, "b", (u, full)),
+        Ack("a", "a:1", 2, (u,)),
+        PingReq("a", "a:1", 3, "b", "b:1"),
+        Gossip("a", "a:1", (full,)),
+        PushPull("a", "a:1", (u, full), True, True),
+    ):
         assert codec.decode(codec.encode(msg)) == msg
 
 
@@ -114,8 +141,9 @@ def test_piggyback_and_push_pull_stay_within_their_byte_budgets() -> None:
     for s in seen:
         if not isinstance(s.msg, PushPull):
             assert len(s.msg.updates) <= cfg.max_piggyback
-            assert len(codec.encode(s.msg)) <= max(cfg.max_message_bytes + overhead,
-                                                   max(u.approx_size() for u in s.msg.updates) + overhead)
+            assert len(codec.encode(s.msg)) <= max(
+                cfg.max_message_bytes + overhead, max(u.approx_size() for u in s.msg.updates) + overhead
+            )
     chunks = [e for e in a.step("b", PushPull("b", "b:1", (), want_reply=True)) if isinstance(e, Send)]
     assert len(chunks) > 1 and [c.msg.want_reply for c in chunks] == [False] * len(chunks)
     assert all(len(codec.encode(c.msg)) <= cfg.max_push_pull_bytes + overhead for c in chunks)

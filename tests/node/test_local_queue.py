@@ -44,7 +44,9 @@ def test_starts_in_priority_order_while_there_is_room() -> None:
 
 
 def test_memory_counts_and_a_job_too_big_for_the_node_still_starts_when_it_is_idle() -> None:
-    table = table_with(spec("fat", cpus=0, mem_bytes=3 * GIB), spec("fat2", cpus=0, mem_bytes=3 * GIB), spec("huge", cpus=8))
+    table = table_with(
+        spec("fat", cpus=0, mem_bytes=3 * GIB), spec("fat2", cpus=0, mem_bytes=3 * GIB), spec("huge", cpus=8)
+    )
     queue = LocalQueue("n1")
     give(table, queue, "fat", "fat2")
     assert [j.id for j in queue.to_start(table, ME, now_wall=10.0)] == ["fat"]

@@ -162,6 +162,9 @@ def test_among_equal_nodes_the_one_the_job_was_submitted_through_wins() -> None:
     from swarmcompute.state.job import Job
 
     fresh = [Job(spec=job("a"), submitted_at=5.0), Job(spec=job("b"), submitted_at=5.0)]
-    placed = {a.job_id: a.node_id for a in place(table, nodes, now=10.0, incoming=fresh, preferred={"a": "n2", "b": "n0"}).assignments}
+    placed = {
+        a.job_id: a.node_id
+        for a in place(table, nodes, now=10.0, incoming=fresh, preferred={"a": "n2", "b": "n0"}).assignments
+    }
     assert placed["a"] == "n2"  # n1 and n2 are equal: the submitter's node wins the tie
     assert placed["b"] == "n1"  # n0 is busier: spreading comes before the preference

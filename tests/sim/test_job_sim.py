@@ -25,7 +25,9 @@ def test_a_seed_replays_exactly() -> None:
     first.run()
     second.run()
     assert first.now == second.now
-    assert [j.view(with_output=True) for j in first.table.jobs()] == [j.view(with_output=True) for j in second.table.jobs()]
+    assert [j.view(with_output=True) for j in first.table.jobs()] == [
+        j.view(with_output=True) for j in second.table.jobs()
+    ]
 
 
 class _Greedy(LocalQueue):

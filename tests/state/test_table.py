@@ -26,7 +26,9 @@ def spec(job_id: str = "a1", **kw: object) -> JobSpec:
     return JobSpec(id=job_id, argv=("true",), **kw)  # type: ignore[arg-type]
 
 
-def finish(job_id: str, attempt: int, exit_code: int | None = 0, end: str = "exited", at: float = 10.0) -> FinishAttempt:
+def finish(
+    job_id: str, attempt: int, exit_code: int | None = 0, end: str = "exited", at: float = 10.0
+) -> FinishAttempt:
     return FinishAttempt(job_id, attempt, "n1", exit_code, end, None, b"tail", 5.0, at)
 
 
@@ -214,7 +216,9 @@ def _random_commands(rng: random.Random, n: int) -> list[object]:
                     SubmitJobs(
                         (
                             JobSpec(
-                                id=job_id, argv=("true",), retries=rng.randint(0, 2),
+                                id=job_id,
+                                argv=("true",),
+                                retries=rng.randint(0, 2),
                                 after=(rng.choice(ids),) if rng.random() < 0.3 else (),
                                 after_any=(rng.choice(ids),) if rng.random() < 0.2 else (),
                             ),
@@ -223,7 +227,17 @@ def _random_commands(rng: random.Random, n: int) -> list[object]:
                     ),
                     AssignJobs((Assignment(job_id, attempt, rng.choice(["n1", "n2"])),), float(step)),
                     StartAttempt(job_id, attempt, "n1", float(step)),
-                    FinishAttempt(job_id, attempt, "n1", rng.choice([0, 1, 137]), rng.choice(["exited", "timeout", "stopped"]), None, b"x", 0.0, float(step)),
+                    FinishAttempt(
+                        job_id,
+                        attempt,
+                        "n1",
+                        rng.choice([0, 1, 137]),
+                        rng.choice(["exited", "timeout", "stopped"]),
+                        None,
+                        b"x",
+                        0.0,
+                        float(step),
+                    ),
                     RequeueLost(job_id, attempt, "gone", float(step)),
                     ReleaseQueued(job_id, attempt, rng.choice(["n1", "n2"]), "busy", float(step)),
                     CancelJobs((job_id,), "cancelled by user", float(step)),
@@ -271,7 +285,9 @@ def test_snapshot_restores_the_same_table(seed: int) -> None:
 
 def test_after_parents_gate_and_failure_cascades_down_the_dag() -> None:
     table = JobTable()
-    table.apply(SubmitJobs((spec("p"), spec("c", after=("p",)), spec("g", after=("c",)), spec("any", after_any=("p",))), 1.0))
+    table.apply(
+        SubmitJobs((spec("p"), spec("c", after=("p",)), spec("g", after=("c",)), spec("any", after_any=("p",))), 1.0)
+    )
     assert table.waiting_on(table.get("c")) == ["p"]  # type: ignore[arg-type]
     child = table.get("c")
     assert child is not None and child.reason is Reason.WAITING_DEPENDENCIES
