@@ -286,9 +286,9 @@ class Membership:
                     out.append(Send(m.address, req, node_id))
             elif waited >= c.probe_interval_ticks:
                 self._probe = None
-                m = self._table.get(probe.target_id)
-                if m is not None and m.state is ALIVE and m.incarnation == probe.incarnation:
-                    self._suspect(m, out)
+                target = self._table.get(probe.target_id)
+                if target is not None and target.state is ALIVE and target.incarnation == probe.incarnation:
+                    self._suspect(target, out)
         if t >= self._next_probe:
             self._next_probe = t + c.probe_interval_ticks
             if self._probe is not None and not self._probe.acked:
@@ -356,7 +356,7 @@ class Membership:
             self._dead.pop(u.node_id, None)
         self._queue.enqueue(m.as_update(with_meta=m.state is ALIVE))
         if result is not None:
-            out.append(result)  # type: ignore[arg-type]
+            out.append(result)
 
     def _maybe_refute(self, u: MemberUpdate) -> None:
         local = self.local

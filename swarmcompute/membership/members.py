@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from swarmcompute.membership.effects import (
     MemberDead,
@@ -121,7 +122,7 @@ class MemberTable:
         self.by_id[node_id] = replace(m, address=address)
         return MemberUpdated(node_id, address, m.incarnation, m.meta, ("address",))
 
-    def apply(self, u: MemberUpdate, tick: int) -> MemberEvent | None | bool:
+    def apply(self, u: MemberUpdate, tick: int) -> MemberEvent | None | Literal[False]:
         """Merge one claim about another node.
 
         Returns False if it was stale or redundant (do not gossip it further),

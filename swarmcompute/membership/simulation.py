@@ -140,7 +140,7 @@ class GossipSim:
 
     def _handle(self, src: str, effects: list[Effect]) -> None:
         for e in effects:
-            if type(e) is Send:
+            if isinstance(e, Send):
                 dst = self._owner.get(e.address)
                 self.messages_sent += 1
                 payload: Any = e.msg
@@ -155,9 +155,9 @@ class GossipSim:
                 self.net.send(src, dst, payload)
             else:
                 if self.record_events:
-                    self.events.append((self.tick_no, src, e))  # type: ignore[arg-type]
+                    self.events.append((self.tick_no, src, e))
                 for obs in self.observers:
-                    obs(self.tick_no, src, e)  # type: ignore[arg-type]
+                    obs(self.tick_no, src, e)
 
     def _deliver(self, src: str, dst: str, payload: Any) -> None:
         if dst not in self.up or src not in self.up:
