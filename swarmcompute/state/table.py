@@ -33,7 +33,8 @@ RETRY_BACKOFF_MAX_S = 60.0
 
 def retry_backoff_s(failures: int) -> float:
     """Delay before retry number ``failures`` (0.5 s, 1 s, 2 s ... capped at 60 s)."""
-    return min(RETRY_BACKOFF_BASE_S * 2 ** max(failures - 1, 0), RETRY_BACKOFF_MAX_S)
+    # The exponent is bounded (2**64 is far past the cap) so that thousands of retries never overflow a float.
+    return min(RETRY_BACKOFF_BASE_S * 2.0 ** min(max(failures - 1, 0), 64), RETRY_BACKOFF_MAX_S)
 
 
 def validate_spec(spec: JobSpec) -> None:

@@ -138,6 +138,11 @@ def test_retries_with_backoff_then_failure() -> None:
     assert job.reason is Reason.EXIT_CODE and job.message == "exited with code 3"
 
 
+def test_retry_backoff_doubles_up_to_its_cap_and_never_overflows() -> None:
+    assert [retry_backoff_s(n) for n in range(1, 10)] == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
+    assert retry_backoff_s(0) == 0.5 and retry_backoff_s(5000) == 60.0
+
+
 def test_timeout_and_spawn_failure_reasons() -> None:
     table = JobTable()
     table.apply(SubmitJobs((spec("t1", timeout_s=30.0), spec("s1")), 1.0))
