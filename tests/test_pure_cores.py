@@ -1,6 +1,6 @@
 """The pure cores never touch a clock, a socket, a file, a thread or the global RNG.
 
-DESIGN: "A core never imports a shell." This scans the source of every pure
+docs/architecture.md: "A core never imports a shell." This scans the source of every pure
 core package so a stray ``import time`` fails CI, not a code review.
 """
 

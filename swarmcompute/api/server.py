@@ -1,6 +1,6 @@
 """The daemon's side of the control socket: decode a request, ask the daemon, reply.
 
-Robustness rule (DESIGN invariant 6): a frame that cannot be decoded is
+Robustness rule (invariant 6 in docs/architecture.md): a frame that cannot be decoded is
 answered with an ``ErrorReply`` when possible, logged as
 ``control_message_dropped``, and the connection is closed. The daemon and
 every other connection carry on.

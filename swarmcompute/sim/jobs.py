@@ -6,7 +6,7 @@ with random job lengths and exit codes, retries, cancels, node crashes and resta
 left out on purpose: it is simulated on its own (``raft_cluster``), and here the log is one
 ordered list applied everywhere at once, which is what Raft guarantees the table.
 
-Checked after every step (DESIGN.md invariants 3-5, plus capacity):
+Checked after every step (invariants 3-5 in docs/architecture.md, plus capacity):
 
 - a node never runs more than its capacity, except one job larger than the node alone;
 - at most one process per job runs at any time, and only for the table's current attempt on

@@ -10,7 +10,7 @@ Lifecycle (the only transitions ``JobTable`` allows):
 An attempt that is lost (its node or daemon died) goes back to pending without
 counting as a failure; a failed attempt goes back to pending only while
 ``failures <= retries``. Every assignment carries an attempt number, and a
-result for any other attempt is ignored (fencing, DESIGN invariant 4).
+result for any other attempt is ignored (fencing: invariant 4 in docs/architecture.md).
 
 ``reason`` is a short stable code (documented in the README), ``message`` the
 one human line that explains it.
