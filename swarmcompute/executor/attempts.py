@@ -50,6 +50,15 @@ class AttemptRunner(Generic[A]):
         self._terminate(att, EndReason.CANCELLED)
         return True
 
+    def stop(self, job_id: str, attempt: int, grace_s: float) -> bool:
+        """Stop the attempt as lost, not failed (SIGTERM, SIGKILL after ``grace_s``): its node
+        lost its lease. False if it is not running here."""
+        att = self._attempts.get((job_id, attempt))
+        if att is None:
+            return False
+        self._terminate(att, EndReason.STOPPED, grace_s)
+        return True
+
     def is_running(self, job_id: str, attempt: int) -> bool:
         """True from ``start`` until ``on_exit`` has been called for that attempt."""
         return (job_id, attempt) in self._attempts
@@ -77,7 +86,8 @@ class AttemptRunner(Generic[A]):
             return None
         return started_at, LogWriter(log_path, self._max_log_bytes)  # creates the file on the first output
 
-    def _terminate(self, att: A, reason: EndReason) -> None:
+    def _terminate(self, att: A, reason: EndReason, grace_s: float | None = None) -> None:
+        """SIGTERM (or the engine's stop), then SIGKILL after ``grace_s`` (default: the runner's)."""
         raise NotImplementedError
 
     def _deliver(self, result: AttemptResult) -> None:

@@ -86,7 +86,7 @@ class _Attempt:
     """The executor's live record of one attempt, from ``start`` until ``on_exit``."""
 
     __slots__ = (
-        "spec", "key", "writer", "started_at", "reason", "container_id", "stop_sent",
+        "spec", "key", "writer", "started_at", "reason", "container_id", "stop_sent", "grace_s",
         "timeout_handle", "done", "credits",
     )  # fmt: skip
 
@@ -104,6 +104,7 @@ class _Attempt:
         self.reason: EndReason | None = None
         self.container_id: str | None = None  # None while the container is being created
         self.stop_sent = False
+        self.grace_s: float | None = None
         self.timeout_handle: asyncio.TimerHandle | None = None
         self.done = done
         self.credits = threading.BoundedSemaphore(_CHUNKS_IN_FLIGHT)
@@ -334,14 +335,14 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
             except Exception:
                 _log.exception("on_output_callback_failed", job_id=att.spec.job_id)
 
-    def _terminate(self, att: _Attempt, reason: EndReason) -> None:
+    def _terminate(self, att: _Attempt, reason: EndReason, grace_s: float | None = None) -> None:
         if att.done.done():
             return
         if att.reason is None:
             att.reason = reason
+            att.grace_s = self._kill_grace_s if grace_s is None else grace_s
             att.writer.note(
-                f"[swarm: {reason.value}: stopping the container (SIGTERM, SIGKILL after "
-                f"{self._kill_grace_s:g}s)]\n".encode()
+                f"[swarm: {reason.value}: stopping the container (SIGTERM, SIGKILL after {att.grace_s:g}s)]\n".encode()
             )
         if att.container_id is not None:
             self._send_stop(att)
@@ -350,7 +351,7 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
         if att.stop_sent or att.container_id is None:
             return
         att.stop_sent = True
-        grace_s = max(math.ceil(self._kill_grace_s), 0)
+        grace_s = max(math.ceil(self._kill_grace_s if att.grace_s is None else att.grace_s), 0)
         container_id = att.container_id
 
         future = asyncio.get_running_loop().run_in_executor(self._pool, self._engine.stop, container_id, grace_s)

@@ -15,6 +15,12 @@ Protocol, one ASCII line per message on the guardian's stdin, from the daemon's 
 * ``-<pgid>``: the daemon is about to reap that group's leader. It is sent *before* the reap: the
   daemon keeps the exited leader a zombie until then, and a zombie pins its pid and so the group
   id, so the guardian never holds a pgid that the kernel could hand to an unrelated process.
+* ``~<pgid>``: that held group runs under the node's lease (``swarmcompute.rules.lease``).
+* ``L<ns>``: the lease deadline, ``CLOCK_BOOTTIME`` nanoseconds; ``L0``: none (the node keeps its
+  attempts past its lease). When the clock passes the deadline before a later ``L`` line moves it,
+  the guardian SIGKILLs every group held under the lease (as at end of file) and forgets them.
+  This is what stops a cut-off node's attempts on time even when the daemon itself is frozen
+  (SIGSTOP, a stuck disk): the guardian is a separate process that only waits on a timer.
 
 At end of file, for each group still held: if the leader exists with other start ticks, the pid
 now belongs to someone else and the group is left alone; otherwise the group is SIGKILLed. That
@@ -42,8 +48,10 @@ microseconds); the registry (``registry``, ``ProcessExecutor.reap_stale``) is th
 from __future__ import annotations
 
 import os
+import select
 import signal
 import sys
+import time
 
 _READ_BYTES = 64 * 1024
 _MAX_LINE_BYTES = 64  # "+<pgid> <ticks>" is at most about 30
@@ -80,8 +88,18 @@ def serve(stdin_fd: int = 0) -> None:
         signal.signal(sig, signal.SIG_IGN)
     _close_leaked_fds()
     held: dict[int, int | None] = {}
+    lease = Lease()
     partial = b""
     while True:
+        timeout = lease.timeout_s(boottime_ns())
+        if timeout is not None:
+            try:
+                readable, _, _ = select.select([stdin_fd], [], [], timeout)
+            except InterruptedError:
+                continue
+            if not readable:
+                lease.expire(held)
+                continue
         try:
             data = os.read(stdin_fd, _READ_BYTES)
         except OSError:
@@ -93,8 +111,52 @@ def serve(stdin_fd: int = 0) -> None:
         if len(partial) > _MAX_LINE_BYTES:
             partial = b""  # not a protocol line; do not let it grow
         for line in lines:
-            apply_line(held, line)
+            if not lease.apply_line(line):
+                apply_line(held, line)
     kill_held(held)
+
+
+def boottime_ns() -> int:
+    """The lease clock: monotonic, and counting through suspend (a sleeping laptop's lease ends)."""
+    return time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+
+
+class Lease:
+    """The guardian's view of the node's lease: a deadline and the groups that stop with it."""
+
+    def __init__(self) -> None:
+        self.deadline_ns = 0  # 0: none
+        self.groups: set[int] = set()
+
+    def apply_line(self, line: bytes) -> bool:
+        """Apply a ``~`` or ``L`` line and return True; note a ``-`` line and return False (the
+        caller applies that one, and any other line, to the held groups)."""
+        try:
+            if line[:1] == b"~":
+                self.groups.add(int(line[1:]))
+            elif line[:1] == b"L":
+                self.deadline_ns = max(int(line[1:]), 0)
+            else:
+                if line[:1] == b"-":
+                    self.groups.discard(int(line[1:]))
+                return False
+        except ValueError:
+            pass
+        return True
+
+    def timeout_s(self, now_ns: int) -> float | None:
+        """How long to wait for input before the deadline; None: no deadline applies."""
+        if not self.deadline_ns or not self.groups:
+            return None
+        return max(self.deadline_ns - now_ns, 0) / 1e9
+
+    def expire(self, held: dict[int, int | None]) -> None:
+        """The deadline passed: kill the leased groups and forget them."""
+        kill_held({g: held[g] for g in self.groups if g in held})
+        for g in self.groups:
+            held.pop(g, None)
+        self.groups.clear()
+        self.deadline_ns = 0
 
 
 def _close_leaked_fds() -> None:
@@ -155,6 +217,8 @@ class GuardianLink:
     def __init__(self, python: str | None = None) -> None:
         self.python = python or sys.executable
         self.held: dict[int, int | None] = {}
+        self.leased: set[int] = set()
+        self.deadline_ns = 0
         self.pid: int | None = None  # the running guardian, not yet reaped
         self._fd: int | None = None  # write end of its stdin; None once closed
 
@@ -184,21 +248,39 @@ class GuardianLink:
         # guardian drains as soon as it runs. Single lines later never block. Should it fail (the
         # guardian died at once), the caller hears of it at the next write or the exit notice.
         if self.held:
-            self._send(b"".join(_hold_line(p, t) for p, t in self.held.items()))
+            self._send(
+                b"L%d\n" % self.deadline_ns
+                + b"".join(_hold_line(p, t) for p, t in self.held.items())
+                + b"".join(b"~%d\n" % p for p in self.leased)
+            )
         os.set_blocking(write_fd, False)
         return pid
 
-    def hold(self, pgid: int, ticks: int | None) -> bool:
-        """Tell the guardian a group started (call right after spawning its leader)."""
+    def hold(self, pgid: int, ticks: int | None, *, leased: bool = False) -> bool:
+        """Tell the guardian a group started (call right after spawning its leader); a ``leased``
+        group is also killed when the lease deadline passes."""
         self.held[pgid] = ticks
-        return self._send(_hold_line(pgid, ticks))
+        if not leased:
+            return self._send(_hold_line(pgid, ticks))
+        self.leased.add(pgid)
+        return self._send(b"L%d\n" % self.deadline_ns + _hold_line(pgid, ticks) + b"~%d\n" % pgid)
 
     def release(self, pgid: int) -> bool:
         """Tell the guardian to forget a group (call before reaping its leader)."""
         if pgid not in self.held:
             return True
         del self.held[pgid]
+        self.leased.discard(pgid)
         return self._send(b"-%d\n" % pgid)
+
+    def set_deadline(self, deadline_ns: int) -> bool:
+        """Move the lease deadline (``CLOCK_BOOTTIME`` ns; 0: none)."""
+        if deadline_ns == self.deadline_ns:
+            return True
+        self.deadline_ns = deadline_ns
+        if not self.leased:
+            return True  # sent along with the next leased group
+        return self._send(b"L%d\n" % deadline_ns)
 
     def close(self) -> None:
         """Close the pipe: the guardian kills what it still holds and exits; ``poll`` reaps it."""

@@ -306,7 +306,7 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
             att.drain_handle = loop.call_later(_DRAIN_TIMEOUT_S, self._abandon_streams, att)
         self._maybe_finish(att)
 
-    def _terminate(self, att: _Attempt, reason: EndReason) -> None:
+    def _terminate(self, att: _Attempt, reason: EndReason, grace_s: float | None = None) -> None:
         if att.reaped:
             return
         if att.reason is None:
@@ -314,7 +314,8 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
             att.writer.note(f"[swarm: {reason.value}: sending SIGTERM to the job]\n".encode())
         if att.kill_handle is None:
             _signal_group(att.pgid, signal.SIGTERM)
-            att.kill_handle = asyncio.get_running_loop().call_later(self._kill_grace_s, self._kill_after_grace, att)
+            grace = self._kill_grace_s if grace_s is None else grace_s
+            att.kill_handle = asyncio.get_running_loop().call_later(grace, self._kill_after_grace, att)
 
     def _kill_after_grace(self, att: _Attempt) -> None:
         if not att.reaped:
@@ -403,9 +404,15 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
 
     def _guard(self, att: _Attempt) -> None:
         """Hand a new attempt's group to the guardian, starting one if none runs."""
-        if not self._guardian.hold(att.pgid, att.start_ticks):
+        if not self._guardian.hold(att.pgid, att.start_ticks, leased=att.spec.leased):
             self._guardian_lost("its pipe is broken")
         self._ensure_guardian()
+
+    def set_lease_deadline(self, deadline_ns: int) -> None:
+        """The node's lease deadline for the guardian (``CLOCK_BOOTTIME`` ns; 0: none): past it,
+        the guardian SIGKILLs every leased attempt's group, even if this daemon is frozen."""
+        if not self._guardian.set_deadline(deadline_ns):
+            self._guardian_lost("its pipe is broken")
 
     def _ensure_guardian(self) -> None:
         """Start a guardian (holding every running group) unless one runs or a retry waits."""

@@ -32,6 +32,8 @@ class AttemptSpec:
     env: dict[str, str] = field(default_factory=dict)
     cwd: str | None = None
     timeout_s: float | None = None
+    leased: bool = False
+    """It runs under the node's lease: the guardian kills it when the lease deadline passes."""
 
 
 class EndReason(str, Enum):
@@ -41,7 +43,7 @@ class EndReason(str, Enum):
     TIMEOUT = "timeout"  # timeout_s passed: SIGTERM to the group, SIGKILL after the grace period
     CANCELLED = "cancelled"  # cancel() was called
     SPAWN_FAILED = "spawn_failed"  # the process never ran (command not found, bad cwd, ...)
-    STOPPED = "stopped"  # killed because the daemon shut down
+    STOPPED = "stopped"  # killed because the daemon shut down, or its node lost its lease
 
 
 @dataclass(frozen=True, slots=True)

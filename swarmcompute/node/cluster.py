@@ -45,6 +45,7 @@ from swarmcompute.raft.messages import (
     VoteRequest,
     VoteResponse,
 )
+from swarmcompute.rules.lease import LeaseAsk, LeaseGrant
 from swarmcompute.transport.keys import ClusterKey
 from swarmcompute.transport.peer import PeerTransport
 
@@ -111,6 +112,7 @@ class ClusterLink:
         self.gossip: GossipHost | None = None
         self.on_join_handled: Callable[[str], None] | None = None
         self.on_log_fetch: Callable[[str, LogFetch], None] | None = None
+        self.on_lease: Callable[[str, LeaseAsk | LeaseGrant], None] | None = None
         self._log_waiters: dict[str, asyncio.Future[LogData]] = {}
 
     @property
@@ -244,6 +246,9 @@ class ClusterLink:
                 self._on_join(sender, msg)
         elif isinstance(msg, JoinReply):
             self._on_join_reply(sender, msg)
+        elif isinstance(msg, (LeaseAsk, LeaseGrant)):
+            if self.on_lease is not None:
+                self.on_lease(sender, msg)
         elif isinstance(msg, LogFetch):
             if self.on_log_fetch is not None:
                 self.on_log_fetch(sender, msg)

@@ -61,8 +61,8 @@ class JobRunners:
             )  # fmt: skip
         return self._docker
 
-    async def start(self, job_id: str, attempt: int, spec: JobSpec) -> None:
-        plain = AttemptSpec(job_id, attempt, spec.argv, dict(spec.env), spec.cwd, spec.timeout_s)
+    async def start(self, job_id: str, attempt: int, spec: JobSpec, *, leased: bool = False) -> None:
+        plain = AttemptSpec(job_id, attempt, spec.argv, dict(spec.env), spec.cwd, spec.timeout_s, leased)
         if spec.image is None:
             await self.processes.start(plain)
             return
@@ -83,6 +83,16 @@ class JobRunners:
         if self.processes.cancel(job_id, attempt):
             return True
         return self._docker is not None and self._docker.cancel(job_id, attempt)
+
+    def stop(self, job_id: str, attempt: int, grace_s: float) -> bool:
+        """Stop an attempt as lost (its node lost its lease): SIGTERM, SIGKILL after ``grace_s``."""
+        if self.processes.stop(job_id, attempt, grace_s):
+            return True
+        return self._docker is not None and self._docker.stop(job_id, attempt, grace_s)
+
+    def set_lease_deadline(self, deadline_ns: int) -> None:
+        """Tell the guardian when the node's lease ends (0: never); see ``ProcessExecutor``."""
+        self.processes.set_lease_deadline(deadline_ns)
 
     def log_path(self, job_id: str, attempt: int) -> Path:
         return self.processes.log_path(job_id, attempt)

@@ -1,0 +1,116 @@
+"""The shell around the lease rules (``swarmcompute.rules.lease``): clocks, messages, the guardian.
+
+It asks the leader for a lease every ``ASK_INTERVAL_S`` (and answers asks when this node leads),
+tells the guardian the deadline after which it must kill leased attempts on its own, and says
+when this node starts or stops holding a lease so the daemon can stop its attempts or start its
+queue. Every decision is the rules module's; this class only reads the clock and sends.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import structlog
+
+from swarmcompute.node.raft_host import RaftHost
+from swarmcompute.rules.lease import (
+    KILL_GRACE_S,
+    LeaseAsk,
+    LeaseGrant,
+    LeaseGrantor,
+    NodeLease,
+    keeps_past_lease,
+)
+
+log = structlog.get_logger(__name__)
+
+
+def lease_clock() -> float:
+    """Seconds on ``CLOCK_BOOTTIME``: monotonic, and counting through suspend, unlike
+    ``time.monotonic`` (a laptop that slept must not wake up still holding its lease)."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+class LeaseHost:
+    def __init__(
+        self,
+        node_id: str,
+        raft: RaftHost,
+        *,
+        send_to: Callable[[str, object], bool],
+        set_deadline: Callable[[int], None],
+        on_change: Callable[[bool], None],
+    ) -> None:
+        self.node_id = node_id
+        self.raft = raft
+        self.lease = NodeLease()
+        self.grantor: LeaseGrantor | None = None
+        self._send_to = send_to
+        self._set_deadline = set_deadline
+        self._on_change = on_change
+        self._held = False
+        self._deadline_ns = -1
+
+    def voters(self) -> frozenset[str]:
+        return frozenset(self.raft.node.membership.voters)
+
+    def holds(self, now: float | None = None) -> bool:
+        """Whether this node may start and keep leased attempts now."""
+        if keeps_past_lease(self.node_id, self.voters()):
+            return True
+        return self.lease.valid(lease_clock() if now is None else now)
+
+    def tick(self) -> None:
+        """Every ask interval: lead or ask, then say what changed."""
+        now = lease_clock()
+        node = self.raft.node
+        if self.raft.is_leader:
+            if self.grantor is None or self.grantor.term != node.term:
+                self.grantor = LeaseGrantor(self.node_id, node.term, now)
+            self.lease.grant_self(self.grantor.quorum_lease_until(self.voters(), now))
+        else:
+            self.grantor = None
+            leader = node.leader_id
+            if leader is not None and leader != self.node_id:
+                self._send_to(leader, self.lease.ask(node.term, now))
+        self.check(now)
+
+    def on_message(self, sender: str, msg: LeaseAsk | LeaseGrant) -> None:
+        now = lease_clock()
+        if isinstance(msg, LeaseAsk):
+            grantor = self.grantor
+            if grantor is None or not self.raft.is_leader:
+                return
+            voters = self.voters()
+            grant = grantor.on_ask(sender, msg, voters, now)
+            if grant is not None:
+                self._send_to(sender, grant)
+                self.lease.grant_self(grantor.quorum_lease_until(voters, now))
+        elif self.lease.on_grant(msg, now):
+            self.check(now)
+
+    def may_rerun(self, node_id: str, now: float | None = None) -> bool:
+        """On the leader: whether ``node_id``'s leased attempts may run elsewhere now."""
+        if self.grantor is None or keeps_past_lease(node_id, self.voters()):
+            return False
+        return self.grantor.may_rerun(node_id, lease_clock() if now is None else now)
+
+    def check(self, now: float | None = None) -> None:
+        """Push the deadline to the guardian, and report a gained or lost lease."""
+        now = lease_clock() if now is None else now
+        keeps = keeps_past_lease(self.node_id, self.voters())
+        if keeps:
+            deadline_ns = 0
+        elif self.lease.until == float("-inf"):
+            deadline_ns = 1  # no lease yet: any leased group dies at once (none should exist)
+        else:
+            deadline_ns = max(int((self.lease.until + KILL_GRACE_S) * 1e9), 1)
+        if deadline_ns != self._deadline_ns:
+            self._deadline_ns = deadline_ns
+            self._set_deadline(deadline_ns)
+        held = keeps or self.lease.valid(now)
+        if held != self._held:
+            self._held = held
+            log.info("lease_gained" if held else "lease_lost", keeps_past_lease=keeps)
+            self._on_change(held)
