@@ -38,6 +38,7 @@ _SPEC_OPTIONS = frozenset(
         "after_any",
         "node",
         "image",
+        "on_disconnect",
         "job_id",
     }
 )
@@ -54,8 +55,8 @@ def job_spec(argv: Sequence[str] | str, **options: Any) -> JobSpec:
     ``argv`` is a list of arguments, or one string run by ``/bin/sh -c``.
     Options: name, env (mapping), cwd, timeout ("30s", "10m" or seconds),
     retries, priority, cpus, mem ("512M", "2G" or bytes), gpus, after, after_any
-    (job ids), node (name or id to pin to), image, job_id (client-chosen id,
-    for idempotent resubmission).
+    (job ids), node (name or id to pin to), image, on_disconnect ("stop", the
+    default, or "keep"), job_id (client-chosen id, for idempotent resubmission).
     """
     unknown = set(options) - _SPEC_OPTIONS
     if unknown:
@@ -83,6 +84,7 @@ def job_spec(argv: Sequence[str] | str, **options: Any) -> JobSpec:
         after_any=tuple(options.get("after_any") or ()),
         node=options.get("node"),
         image=options.get("image"),
+        on_disconnect=options.get("on_disconnect") or "stop",
     )
 
 

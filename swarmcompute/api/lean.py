@@ -42,6 +42,7 @@ SPEC_FIELDS = (
     "after_any",
     "node",
     "image",
+    "on_disconnect",
 )
 SPEC_DEFAULTS = {
     "name": "",
@@ -57,6 +58,7 @@ SPEC_DEFAULTS = {
     "after_any": [],
     "node": None,
     "image": None,
+    "on_disconnect": "stop",
 }
 
 

@@ -40,6 +40,9 @@ Options:
   --after-any JOB       Run after JOB ended, however (repeatable).
   --node NAME           Run only on this node (name or id).
   --image IMAGE         Run in a Docker container of IMAGE (nodes holding it are preferred).
+  --on-disconnect WHAT  stop (default): if its node is cut off from the cluster,
+                        stop it there (~1 s) and run it elsewhere: never two at
+                        once. keep: let it run on; it may then run twice.
   --id ID               Choose the job id (resubmitting the same id is a no-op).
   --state-dir DIR       The node to talk to (default: $SWARM_STATE_DIR or
                         ~/.local/share/swarmcompute).
@@ -64,6 +67,7 @@ _OPTIONS: dict[str, tuple[str, bool, bool]] = {
     "--after-any": ("after_any", True, True),
     "--node": ("node", True, False),
     "--image": ("image", True, False),
+    "--on-disconnect": ("on_disconnect", True, False),
     "--id": ("job_id", True, False),
     "--state-dir": ("state_dir", True, False),
 }

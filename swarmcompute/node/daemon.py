@@ -41,7 +41,7 @@ from swarmcompute.errors import (
     NotLeaderError,
 )
 from swarmcompute.executor.logfile import read_chunks
-from swarmcompute.executor.spec import AttemptResult
+from swarmcompute.executor.spec import AttemptResult, EndReason
 from swarmcompute.membership.config import GossipConfig
 from swarmcompute.membership.effects import MemberDead, MemberEvent, MemberLeft, MemberUp, MemberUpdated
 from swarmcompute.membership.members import ALIVE
@@ -52,6 +52,7 @@ from swarmcompute.node.gossip_host import GossipHost
 from swarmcompute.node.identity import Identity, load_or_create
 from swarmcompute.node.inventory import Inventory
 from swarmcompute.node.joining import ClusterPlan, plan_cluster
+from swarmcompute.node.lease_host import LeaseHost, lease_clock
 from swarmcompute.node.local_queue import LocalQueue
 from swarmcompute.node.placement_rounds import PlacementRounds
 from swarmcompute.node.resources import ResourceMonitor
@@ -59,6 +60,7 @@ from swarmcompute.node.runners import JobRunners
 from swarmcompute.node.status import node_view, quorum_view
 from swarmcompute.paths import DEFAULT_PORT, StatePaths
 from swarmcompute.raft.config import RaftConfig
+from swarmcompute.rules.lease import ASK_INTERVAL_S, KILL_GRACE_S
 from swarmcompute.scheduler.placement import NodeCapacity
 from swarmcompute.state.commands import (
     CancelJobs,
@@ -135,6 +137,7 @@ class Daemon:
         self._committer: ReplicatedJobLog | None = None
         self._link: ClusterLink | None = None
         self._gossip: GossipHost | None = None
+        self._lease: LeaseHost | None = None
         self.executor = JobRunners(
             self.paths.job_output_dir,
             self.paths.process_registry,
@@ -169,6 +172,12 @@ class Daemon:
         if self._gossip is None:
             raise InvariantViolation("gossip is used before run() started it")
         return self._gossip
+
+    @property
+    def lease(self) -> LeaseHost:
+        if self._lease is None:
+            raise InvariantViolation("the lease is used before run() opened the job log")
+        return self._lease
 
     @property
     def rounds(self) -> PlacementRounds:
@@ -238,6 +247,14 @@ class Daemon:
                 tick_interval_s=TICK_S,
             )
             self._rounds = PlacementRounds(self.table, self.committer, self.capacities)
+            self._lease = LeaseHost(
+                identity.node_id,
+                self.committer.raft,
+                send_to=link.send_to,
+                set_deadline=self.executor.set_lease_deadline,
+                on_change=self._on_lease_change,
+            )
+            link.on_lease = self.lease.on_message
             applied = self.committer.open(bootstrap_voters=[identity.node_id] if plan.bootstrap else None)
             self.inventory = Inventory(identity.name, self.resources, list_images=_docker_images)
             self._gossip = GossipHost(
@@ -441,6 +458,15 @@ class Daemon:
             event.set()
 
     def _on_attempt_exit(self, result: AttemptResult) -> None:
+        job = self.table.get(result.job_id)
+        if (
+            result.reason is EndReason.EXITED
+            and job is not None
+            and job.spec.on_disconnect == "stop"
+            and not self.lease.holds()
+        ):
+            # Killed by the guardian at the lease deadline while this daemon was frozen: lost, not failed.
+            result = replace(result, reason=EndReason.STOPPED, error="its node lost its lease")
         self.queue.ended(result.job_id, result.attempt)
         self._start_notices.pop((result.job_id, result.attempt), None)  # the result says it all
         self._start_wakeup.set()
@@ -465,16 +491,25 @@ class Daemon:
         while True:
             await self._start_wakeup.wait()
             self._start_wakeup.clear()
+            if not self.lease.holds():
+                continue  # no attempt starts without a lease; gaining one wakes this loop
             for job in self.queue.to_start(self.table, self.own_capacity(), time.time()):
                 attempt = job.attempt
                 if job.state is not JobState.ASSIGNED or job.node != self.node_id:
                     self.queue.ended(job.id, attempt)  # moved on while earlier ones started
                     continue
-                await self.executor.start(job.id, attempt, job.spec)
+                leased = job.spec.on_disconnect == "stop"
+                if leased and not self.lease.holds():
+                    self._start_wakeup.set()  # lost it while earlier ones started: wait for it again
+                    break
+                await self.executor.start(job.id, attempt, job.spec, leased=leased)
                 if not self.executor.is_running(job.id, attempt):
                     continue
                 if job.attempt != attempt or job.node != self.node_id or job.state not in ACTIVE_STATES:
                     self.executor.cancel(job.id, attempt)  # cancelled or moved while a container started
+                    continue
+                if leased and not self.lease.holds():
+                    self.executor.stop(job.id, attempt, KILL_GRACE_S)  # the lease lapsed while it started
                     continue
                 self._notice_start(StartAttempt(job.id, attempt, self.node_id, time.time()))
 
@@ -530,17 +565,57 @@ class Daemon:
         self.rounds.request()
 
     def _requeue_attempts_of(self, node_id: str, why: str) -> None:
-        """On the leader: the attempts of a dead node run again elsewhere (fenced by attempt number)."""
+        """On the leader: the attempts of a dead node run again elsewhere (fenced by attempt number).
+
+        Leased attempts (``on_disconnect="stop"``) only once the node's lease has surely expired
+        there (``LeaseHost.may_rerun``); until then they wait for the lease check that follows."""
         if not self.committer.raft.is_leader:
             return
         now = time.time()
+        lease_over = self.lease.may_rerun(node_id)
         lost = [
-            RequeueLost(j.id, j.attempt, f"{why} (node {node_id})", now)
+            RequeueLost(j.id, j.attempt, f"{why} (node {self._name_of(node_id)})", now)
             for j in self.table.open_jobs()
-            if j.state in ACTIVE_STATES and j.node == node_id
+            if j.state in ACTIVE_STATES and j.node == node_id and (lease_over or j.spec.on_disconnect == "keep")
         ]
         if lost:
             self.committer.enqueue(lost)
+
+    def _name_of(self, node_id: str) -> str:
+        member = self.gossip.member(node_id) if self._gossip is not None else None
+        return member.meta.name if member is not None and member.meta is not None else node_id
+
+    def _on_lease_change(self, held: bool) -> None:
+        """Gained: start the queue. Lost: stop every leased attempt here (SIGTERM now; the
+        guardian SIGKILLs at the deadline even if this loop is frozen). They run again
+        elsewhere as lost attempts, not failures, once the leader may re-run them."""
+        if held:
+            self._start_wakeup.set()
+            return
+        stopped = 0
+        for job_id, attempt in self.executor.running():
+            job = self.table.get(job_id)
+            if job is None or job.spec.on_disconnect == "stop":
+                stopped += self.executor.stop(job_id, attempt, KILL_GRACE_S)
+        if stopped:
+            log.warning(
+                "attempts_stopped_lease_lost",
+                count=stopped,
+                hint="this node lost contact with a leader that has a quorum; the jobs run again elsewhere",
+            )
+
+    def _rerun_leased_attempts(self) -> None:
+        """On the leader: the leased attempts of nodes whose lease has surely expired run again."""
+        if not self.committer.raft.is_leader:
+            return
+        now = lease_clock()
+        known = set(self.committer.raft.node.membership.members) | {m.node_id for m in self.gossip.members()}
+        if not any(self.lease.may_rerun(n, now) for n in known if n != self.node_id):
+            return  # the usual case, without a scan of the table
+        nodes = {j.node for j in self.table.open_jobs() if j.state in ACTIVE_STATES and j.spec.on_disconnect == "stop"}
+        for node_id in nodes:
+            if node_id is not None and node_id != self.node_id and self.lease.may_rerun(node_id, now):
+                self._requeue_attempts_of(node_id, "its node lost its lease")
 
     def _maintenance(self) -> None:
         """Once a second: join retries; retry backoffs that ended; and on the leader, re-queue
@@ -631,12 +706,19 @@ class Daemon:
         per_maintenance = round(MAINTENANCE_INTERVAL_S / TICK_S)
         per_sample = round(RESOURCE_SAMPLE_INTERVAL_S / TICK_S)
         per_failure_check = round(FAILURE_CHECK_INTERVAL_S / TICK_S)
+        per_ask = max(round(ASK_INTERVAL_S / TICK_S), 1)
+        lease = self.lease
         ticks = 0
         while True:
             await asyncio.sleep(TICK_S)
             ticks += 1
             raft.tick()
             gossip.tick()
+            if ticks % per_ask == 0:
+                lease.tick()
+                self._rerun_leased_attempts()
+            else:
+                lease.check()
             if ticks % per_failure_check == 0:
                 self._requeue_from_silent_nodes()
             if ticks % per_maintenance == 0:

@@ -82,6 +82,10 @@ class JobSpec:
     after_any: tuple[str, ...] = ()
     node: str | None = None
     image: str | None = None
+    on_disconnect: str = "stop"
+    """``stop`` (default): at most one attempt runs at any instant; a node cut off from the
+    cluster stops it when its lease lapses. ``keep``: it keeps running there, and may also run
+    elsewhere meanwhile (see ``swarmcompute.rules.lease``)."""
 
     @property
     def command(self) -> str:
@@ -144,6 +148,7 @@ class Job:
             "gpus": spec.gpus,
             "pinned_node": spec.node,
             "image": spec.image,
+            "on_disconnect": spec.on_disconnect,
         }
         if with_output:
             out["output_tail"] = self.output_tail.decode("utf-8", "replace")

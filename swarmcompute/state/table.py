@@ -27,6 +27,7 @@ from swarmcompute.state.commands import (
 )
 from swarmcompute.state.job import ACTIVE_STATES, Job, JobSpec, JobState, Reason
 
+ON_DISCONNECT = ("stop", "keep")
 RETRY_BACKOFF_BASE_S = 0.5
 RETRY_BACKOFF_MAX_S = 60.0
 
@@ -51,6 +52,8 @@ def validate_spec(spec: JobSpec) -> None:
         raise InvalidJobSpecError(f"retries must be 0 or more, got {spec.retries}")
     if spec.cpus < 0 or spec.mem_bytes < 0 or spec.gpus < 0:
         raise InvalidJobSpecError("resource requests must not be negative")
+    if spec.on_disconnect not in ON_DISCONNECT:
+        raise InvalidJobSpecError(f"--on-disconnect must be stop or keep, got {spec.on_disconnect!r}")
     if spec.id in spec.after or spec.id in spec.after_any:
         raise InvalidJobSpecError(f"job {spec.id} cannot run after itself")
 
