@@ -4,7 +4,7 @@ Format
 ------
 A log file is a sequence of frames, nothing else (no header)::
 
-    u8 stream (1 = stdout, 2 = stderr) | u32 little-endian length | <length> bytes
+    u8 stream (1 = stdout, 2 = stderr, 3 = the truncation marker) | u32 little-endian length | <length> bytes
 
 Frames are appended in the order the daemon read them from the job's pipes, so stdout and stderr
 stay apart and interleaved in order (as far as two pipes allow: data written to both within the
@@ -16,8 +16,9 @@ Bound
 -----
 A log holds at most ``max_log_bytes`` bytes of job output (64 MiB by default, configurable in
 ``ProcessExecutor``), plus frame headers. Once the bound is reached the writer appends one final
-stderr frame ``[swarm: output truncated after N bytes; the last 4 KiB are kept in the job
-record]`` and drops further output; the in-memory tail (the last ``TAIL_BYTES``, stored with the
+frame of stream 3 (``TRUNCATED``) ``[swarm: output truncated after N bytes; the last 4 KiB are
+kept in the job record]`` and drops further output; readers show it as stderr, and a streaming
+reader knows from its stream number, not its text, that the output was cut; the in-memory tail (the last ``TAIL_BYTES``, stored with the
 result) keeps following the output to the end. A write error (disk full), or a file that cannot
 be created, stops writing to the file the same way, without disturbing the job.
 
@@ -43,6 +44,9 @@ from swarmcompute.executor.spec import TAIL_BYTES
 
 STDOUT = 1
 STDERR = 2
+TRUNCATED = 3
+"""The marker frame written once when the bound cut the output (shown as stderr)."""
+_STREAMS = (STDOUT, STDERR, TRUNCATED)
 
 _HEADER = struct.Struct("<BI")
 HEADER_BYTES = _HEADER.size
@@ -95,6 +99,7 @@ class LogWriter:
         self.output_bytes = 0  # all output seen, written or not
         self.written_bytes = 0  # output bytes that went into the file
         self.truncated = False
+        self.truncation_reported = False  # for the owner: whether it told the cluster yet
         self._tail = bytearray()
         self._fd: int | None = None
         self._closed = False  # closed, or the file could not be opened: no more file writes
@@ -126,7 +131,7 @@ class LogWriter:
             return
         if room > 0:
             self._append(stream, data[:room])
-        self._append(STDERR, truncation_marker(self.max_log_bytes), counts=False)
+        self._append(TRUNCATED, truncation_marker(self.max_log_bytes), counts=False)
         self.truncated = True
 
     def note(self, text: bytes) -> None:
@@ -200,7 +205,7 @@ def read_chunks(
         pos = 0
         while len(data) - pos >= HEADER_BYTES:
             stream, length = _HEADER.unpack_from(data, pos)
-            if stream not in (STDOUT, STDERR):
+            if stream not in _STREAMS:
                 raise ExecutorError(f"{path}: not a log frame at offset {offset + pos}")
             end = pos + HEADER_BYTES + length
             if end > len(data):
@@ -231,5 +236,5 @@ def read_streams(path: Path | str) -> tuple[bytes, bytes]:
         if not chunks:
             break
         for stream, data in chunks:
-            (out if stream == STDOUT else err).append(data)
+            (out if stream == STDOUT else err).append(data)  # the truncation marker reads as stderr
     return b"".join(out), b"".join(err)

@@ -105,7 +105,20 @@ class CancelJobs:
     at: float
 
 
-Command = SubmitJobs | AssignJobs | StartAttempt | FinishAttempt | RequeueLost | ReleaseQueued | CancelJobs
+@codec.message("cmd.truncated")
+@dataclass(frozen=True, slots=True)
+class OutputTruncated:
+    """The node running an attempt could not keep all of its output (the log's bound, or a
+    disk error): whoever reads it later is told, on every node."""
+
+    job_id: str
+    attempt: int
+    node_id: str
+
+
+Command = (
+    SubmitJobs | AssignJobs | StartAttempt | FinishAttempt | RequeueLost | ReleaseQueued | CancelJobs | OutputTruncated
+)
 
 
 @codec.message("cmd.batch")

@@ -113,6 +113,13 @@ class Job:
     finished_at: float | None = None
     not_before: float = 0.0
     output_tail: bytes = b""
+    attempt_nodes: tuple[str, ...] = ()
+    """The node each attempt was given to: attempt n's is ``attempt_nodes[n - 1]`` (where its log is)."""
+    attempt_ends: tuple[str, ...] = ()
+    """How each attempt ended, in a few words (``exit 1``, ``lost``), indexed as ``attempt_nodes``;
+    "" while it runs."""
+    truncated_attempts: tuple[int, ...] = ()
+    """Attempts whose output was not all kept (the log's bound): ``output_truncated`` in the view."""
 
     @property
     def id(self) -> str:
@@ -149,7 +156,17 @@ class Job:
             "pinned_node": spec.node,
             "image": spec.image,
             "on_disconnect": spec.on_disconnect,
+            "output_truncated": self.attempt in self.truncated_attempts,
+            "attempts": [
+                {"attempt": n, "node": node or None, "ended": how or None}
+                for n, (node, how) in enumerate(_padded(self.attempt_nodes, self.attempt_ends), start=1)
+            ],
         }
         if with_output:
             out["output_tail"] = self.output_tail.decode("utf-8", "replace")
         return out
+
+
+def _padded(nodes: tuple[str, ...], ends: tuple[str, ...]) -> list[tuple[str, str]]:
+    n = max(len(nodes), len(ends))
+    return [(nodes[i] if i < len(nodes) else "", ends[i] if i < len(ends) else "") for i in range(n)]

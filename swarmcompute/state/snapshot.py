@@ -31,6 +31,9 @@ class JobRecord:
     finished_at: float | None
     not_before: float
     output_tail: bytes
+    attempt_nodes: tuple[str, ...] = ()
+    attempt_ends: tuple[str, ...] = ()
+    truncated_attempts: tuple[int, ...] = ()
 
 
 @codec.message("state.table_snapshot")
@@ -56,6 +59,9 @@ def snapshot_table(table: JobTable) -> bytes:
             j.finished_at,
             j.not_before,
             j.output_tail,
+            j.attempt_nodes,
+            j.attempt_ends,
+            j.truncated_attempts,
         )
         for j in sorted(table.jobs(), key=lambda j: (j.submitted_at, j.id))
     )
@@ -86,6 +92,9 @@ def restore_table(data: bytes, into: JobTable | None = None) -> JobTable:
                 finished_at=r.finished_at,
                 not_before=r.not_before,
                 output_tail=r.output_tail,
+                attempt_nodes=r.attempt_nodes,
+                attempt_ends=r.attempt_ends,
+                truncated_attempts=r.truncated_attempts,
             )
         )
     return table

@@ -20,6 +20,7 @@ from swarmcompute.state.commands import (
     CancelJobs,
     Command,
     FinishAttempt,
+    OutputTruncated,
     ReleaseQueued,
     RequeueLost,
     StartAttempt,
@@ -187,6 +188,8 @@ class JobTable:
                 return self._release(cmd)
             case CancelJobs():
                 return self._cancel(cmd)
+            case OutputTruncated():
+                return self._truncated(cmd)
         return []
 
     def _submit(self, cmd: SubmitJobs) -> list[str]:
@@ -243,6 +246,7 @@ class JobTable:
             self._drop_pending(job)
             job.attempt = a.attempt
             job.node = a.node_id
+            job.attempt_nodes = _set_at(job.attempt_nodes, a.attempt, a.node_id)
             job.assigned_at = cmd.at
             job.started_at = None
             job.reason = Reason.ASSIGNED
@@ -277,12 +281,15 @@ class JobTable:
         job.started_at = job.started_at or cmd.started_at
         job.finished_at = cmd.finished_at
         if cmd.end == "stopped":
+            _ended(job, "its daemon stopped")
             self._to_pending(job, Reason.LOST, f"attempt {job.attempt} stopped with its daemon; re-queued")
             return [job.id]
         if cmd.end == "exited" and cmd.exit_code == 0:
+            _ended(job, "exit 0")
             self._close(job, JobState.SUCCEEDED, Reason.EXITED, "exited with code 0")
             return [job.id]
         reason, message = _failure(cmd, job)
+        _ended(job, _END_WORDS.get(reason, f"exit {cmd.exit_code}"))
         job.failures += 1
         if job.failures <= job.spec.retries:
             job.not_before = cmd.finished_at + retry_backoff_s(job.failures)
@@ -300,6 +307,7 @@ class JobTable:
         job = self._open.get(cmd.job_id)
         if job is None or job.attempt != cmd.attempt or job.state not in ACTIVE_STATES:
             return []
+        _ended(job, "lost")
         self._to_pending(job, Reason.LOST, f"attempt {job.attempt} lost: {cmd.why}; re-queued")
         return [job.id]
 
@@ -307,9 +315,17 @@ class JobTable:
         job = self._open.get(cmd.job_id)
         if job is None or job.attempt != cmd.attempt or job.state is not JobState.ASSIGNED or job.node != cmd.node_id:
             return []
+        _ended(job, "handed back")
         self._to_pending(
             job, Reason.WAITING_RESOURCES, f"attempt {job.attempt} handed back by node {cmd.node_id}: {cmd.why}"
         )
+        return [job.id]
+
+    def _truncated(self, cmd: OutputTruncated) -> list[str]:
+        job = self._jobs.get(cmd.job_id)
+        if job is None or cmd.attempt in job.truncated_attempts or not 1 <= cmd.attempt <= job.attempt:
+            return []
+        job.truncated_attempts = (*job.truncated_attempts, cmd.attempt)
         return [job.id]
 
     def _cancel(self, cmd: CancelJobs) -> list[str]:
@@ -319,6 +335,8 @@ class JobTable:
             if job is None:
                 continue
             was_active = job.state in ACTIVE_STATES
+            if was_active:
+                _ended(job, "cancelled")
             job.finished_at = cmd.at
             self._close(job, JobState.CANCELLED, Reason.CANCELLED, cmd.why)
             if not was_active:
@@ -353,6 +371,21 @@ class JobTable:
                 self._pending_priorities[job.spec.priority] = left
             else:
                 del self._pending_priorities[job.spec.priority]
+
+
+_END_WORDS = {Reason.TIMEOUT: "timeout", Reason.SPAWN_FAILED: "could not start", Reason.CANCELLED: "cancelled"}
+
+
+def _set_at(items: tuple[str, ...], attempt: int, value: str) -> tuple[str, ...]:
+    """``items`` with attempt ``attempt``'s entry (index attempt - 1) set, padded with "" as needed."""
+    padded = items + ("",) * max(0, attempt - len(items))
+    return (*padded[: attempt - 1], value, *padded[attempt:])
+
+
+def _ended(job: Job, how: str) -> None:
+    """Record how the job's current attempt ended (shown between attempts' output)."""
+    if job.attempt >= 1:
+        job.attempt_ends = _set_at(job.attempt_ends, job.attempt, how)
 
 
 def _failure(cmd: FinishAttempt, job: Job) -> tuple[Reason, str]:

@@ -12,6 +12,7 @@ from swarmcompute.executor.logfile import (
     HEADER_BYTES,
     STDERR,
     STDOUT,
+    TRUNCATED,
     LogWriter,
     read_chunks,
     read_streams,
@@ -75,7 +76,7 @@ def test_misaligned_offset_is_an_error(tmp_path: Path) -> None:
         read_chunks(path, HEADER_BYTES + 1)
 
 
-def test_bound_writes_up_to_the_limit_then_one_marker(tmp_path: Path) -> None:
+def test_bound_writes_up_to_the_limit_then_one_marker_frame_of_its_own_stream(tmp_path: Path) -> None:
     path = tmp_path / "a.log"
     writer = LogWriter(path, max_log_bytes=10)
     writer.write(STDOUT, b"123456")
@@ -88,8 +89,9 @@ def test_bound_writes_up_to_the_limit_then_one_marker(tmp_path: Path) -> None:
     assert chunks == [
         (STDOUT, b"123456"),
         (STDERR, b"789a"),
-        (STDERR, truncation_marker(10)),
+        (TRUNCATED, truncation_marker(10)),
     ]
+    assert read_streams(path) == (b"123456", b"789a" + truncation_marker(10))  # the marker reads as stderr
     assert truncation_marker(10) == (
         b"[swarm: output truncated after 10 bytes; the last 4 KiB are kept in the job record]\n"
     )
