@@ -142,7 +142,7 @@ class Client:
         return b"".join(parts).decode("utf-8", "replace")
 
     def stream_logs(self, job_id: str, *, follow: bool = False, attempt: int | None = None) -> Iterator[Any]:
-        """Yield ``OutputChunk`` and ``Notice`` events, ending with a ``StreamEnd``."""
+        """Yield ``OutputChunk``, ``Notice`` and ``AttemptStart`` events, ending with a ``StreamEnd``."""
         yield from self._stream(m.Logs(job_id, follow, attempt))
 
     def run(self, argv: Sequence[str] | str, **options: Any) -> Iterator[Any]:

@@ -14,6 +14,7 @@ exactly what happened and what to do. A broken invariant is an
     │   └── FrameTooLargeError
     ├── JobError
     │   ├── JobNotFoundError
+    │   ├── AttemptNotFoundError     `swarm logs --attempt N` for an attempt that never was
     │   ├── AmbiguousJobIdError
     │   ├── JobAlreadyExistsError    idempotent submit with a different spec
     │   └── InvalidJobSpecError
@@ -81,6 +82,10 @@ class JobNotFoundError(JobError):
     def __init__(self, job_ref: str) -> None:
         self.job_ref = job_ref
         super().__init__(f"no job matches {job_ref!r}: see `swarm jobs`")
+
+
+class AttemptNotFoundError(JobError):
+    """A job has no attempt of that number (attempts count from 1 up to the job's ``attempt``)."""
 
 
 class AmbiguousJobIdError(JobError):

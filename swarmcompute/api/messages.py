@@ -123,6 +123,18 @@ class Notice:
     text: str
 
 
+@codec.message("api.attempt")
+@dataclass(frozen=True, slots=True)
+class AttemptStart:
+    """Between attempts' output: the next attempt begins (``text`` is the line for stderr,
+    ``--- attempt 2 on n3 (after exit 1) ---``)."""
+
+    job_id: str
+    attempt: int
+    node: str
+    text: str
+
+
 @codec.message("api.end")
 @dataclass(frozen=True, slots=True)
 class StreamEnd:

@@ -19,8 +19,8 @@ import structlog
 from swarmcompute import codec
 from swarmcompute.api import messages as m
 from swarmcompute.api.protocol import LENGTH_PREFIX, MAX_FRAME_BYTES, frame, socket_address
+from swarmcompute.api.streaming import OutputStream
 from swarmcompute.errors import FrameTooLargeError, JobNotFoundError, ProtocolError, SwarmError, WaitTimeoutError
-from swarmcompute.executor.logfile import read_chunks
 from swarmcompute.state.job import Job, JobState
 
 if TYPE_CHECKING:
@@ -30,8 +30,6 @@ log = structlog.get_logger(__name__)
 
 MAX_LIST_LIMIT = 10_000
 CATCH_UP_S = 2.0
-REMOTE_POLL_S = 0.2
-"""How often a follower of an attempt running on another node asks it for new output."""
 
 
 async def read_message(reader: asyncio.StreamReader) -> Any | None:
@@ -108,7 +106,7 @@ class ControlServer:
                     await _send(writer, m.Reply(ids))
                     return
                 await _send(writer, m.Submitted(tuple(ids)))
-                await self._stream(ids[0], writer, follow=True, attempt=None)
+                await OutputStream(daemon, writer, ids[0]).run(follow=True, from_first=True)
             case m.Wait(job_ids=refs, timeout_s=timeout_s):
                 await _send(writer, m.Reply(await self._wait(refs, timeout_s)))
             case m.GetJob(ref=ref, with_output=with_output):
@@ -119,7 +117,7 @@ class ControlServer:
                 await _send(writer, m.Reply([daemon.job_view(j) for j in jobs]))
             case m.Logs(ref=ref, follow=follow, attempt=attempt):
                 job = await self._resolve(ref)
-                await self._stream(job.id, writer, follow=follow, attempt=attempt)
+                await OutputStream(daemon, writer, job.id).run(follow=follow, attempt=attempt)
             case m.Cancel(refs=refs):
                 ids = [(await self._resolve(r)).id for r in refs]
                 await daemon.cancel(ids)
@@ -165,70 +163,6 @@ class ControlServer:
             if left is not None and left <= 0:
                 raise WaitTimeoutError(f"{len(remaining)} of {len(ids)} jobs still running after {timeout_s:g}s")
             await daemon.wait_changed(left)
-
-    async def _stream(self, job_id: str, writer: asyncio.StreamWriter, *, follow: bool, attempt: int | None) -> None:
-        """Send the job's output (following it across attempts and nodes), then its final record.
-
-        Output of an attempt that runs here is read from its log file as it
-        grows; output of one that runs elsewhere is fetched from that node
-        (polled while it runs). When neither is available any more (the node
-        is gone), the tail kept in the job record is sent instead.
-        """
-        daemon = self._daemon
-        event = daemon.job_event(job_id)
-        current = 0
-        offset = 0
-        sent_any = False
-        try:
-            while True:
-                event.clear()
-                job = daemon.table.resolve(job_id)
-                target = attempt or job.attempt
-                if target != current:
-                    if current:
-                        offset, _ = await self._send_output(job, current, offset, writer)
-                    if current and follow:
-                        await _send(writer, m.Notice(f"job {job_id}: {job.message}; following attempt {target}"))
-                    current, offset, sent_any = target, 0, False
-                remote = False
-                if current:
-                    new_offset, remote = await self._send_output(job, current, offset, writer)
-                    sent_any = sent_any or new_offset > offset
-                    offset = new_offset
-                done = job.state.is_terminal or (attempt is not None and attempt < job.attempt)
-                if done or not follow:
-                    if current and not sent_any and job.output_tail and (done or not follow):
-                        # The log is out of reach (its node is gone): the replicated tail remains.
-                        await _send(writer, m.OutputChunk(job_id, current, m.STDOUT, job.output_tail))
-                    await _send(writer, m.StreamEnd(daemon.job_view(job, with_output=False)))
-                    return
-                try:
-                    await asyncio.wait_for(event.wait(), REMOTE_POLL_S if remote else None)
-                except TimeoutError:
-                    pass
-        finally:
-            daemon.release_job_event(job_id, event)
-
-    async def _send_output(self, job: Job, attempt: int, offset: int, writer: asyncio.StreamWriter) -> tuple[int, bool]:
-        """Send what is new from ``offset``; return the new offset and whether it came from another node."""
-        daemon = self._daemon
-        path = daemon.executor.log_path(job.id, attempt)
-        remote = False
-        try:
-            chunks, new_offset = read_chunks(path, offset)
-        except FileNotFoundError:
-            node = job.node if job.attempt == attempt else None
-            if node is None or node == daemon.node_id:
-                return offset, False
-            data = await daemon.link.fetch_log(node, job.id, attempt, offset)
-            if data is None or not data.found:
-                return offset, True
-            chunks, new_offset, remote = list(data.chunks), data.next_offset, True
-        for stream, payload in chunks:
-            writer.write(frame(m.OutputChunk(job.id, attempt, stream, payload)))
-        if chunks:
-            await writer.drain()
-        return new_offset, remote
 
 
 async def _send(writer: asyncio.StreamWriter, msg: object) -> None:

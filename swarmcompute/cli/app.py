@@ -37,6 +37,8 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output 
 
 F = TypeVar("F", bound=Callable[..., Any])
 JOIN_READY_TIMEOUT_S = 15.0
+OUTPUT_INCOMPLETE = 3
+"""`swarm logs` (and `swarm run` of a job that succeeded) when some output could not be delivered."""
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -275,12 +277,12 @@ def logs(
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the job ends.")] = False,
     attempt: Annotated[int | None, typer.Option(help="Show this attempt (default: the latest).")] = None,
 ) -> None:
-    """Print a job's output (stdout to stdout, stderr to stderr)."""
+    """Print a job's output (stdout to stdout, stderr to stderr); exit 3 if some of it is missing."""
     from swarmcompute.api import messages as m
 
     client = _client(state_dir)
 
-    def stream() -> None:
+    def stream() -> bool:
         out, err = sys.stdout.buffer, sys.stderr.buffer
         for event in client.stream_logs(job, follow=follow, attempt=attempt):
             if isinstance(event, m.OutputChunk):
@@ -289,11 +291,20 @@ def logs(
                 target.flush()
             elif isinstance(event, m.Notice):
                 typer.echo(f"swarm: {event.text}", err=True)
+            elif isinstance(event, m.AttemptStart):
+                typer.echo(event.text, err=True)
+            elif isinstance(event, m.StreamEnd):
+                return bool(event.job.get("output_truncated"))
+        return False
 
     try:
-        _call(stream)
+        incomplete = _call(stream)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+    except BrokenPipeError:
+        raise typer.Exit(141) from None
+    if incomplete:
+        raise typer.Exit(OUTPUT_INCOMPLETE)
 
 
 @app.command()

@@ -88,6 +88,8 @@ class RunArgs:
         self.options = options
 
 
+OUTPUT_INCOMPLETE = 3
+"""The job succeeded but some of its output could not be delivered (the stream said what)."""
 CANCEL_RETRY_S = 5.0
 """How long Ctrl-C keeps asking to cancel a job whose submission is not committed yet."""
 
@@ -218,7 +220,11 @@ def _follow(sock: Any, lean: Any, state_dir: str, job_id: str) -> int:
                 print(fields[0][0])
                 return 0
             elif tag == "api.notice":
+                out.flush()
                 print(f"swarm: {fields[0]}", file=sys.stderr)
+            elif tag == "api.attempt":  # the next attempt's output follows
+                out.flush()
+                print(fields[3], file=sys.stderr)
             elif tag == "api.end":
                 return exit_status(fields[0])
             elif tag == "api.error":
@@ -263,7 +269,8 @@ def exit_status(job: dict[str, Any]) -> int:
     state, reason = job["state"], job["reason"]
     code = job.get("exit_code")
     if state == "succeeded":
-        return 0
+        # The stream already said what is missing; a script learns it from the status.
+        return OUTPUT_INCOMPLETE if job.get("output_truncated") else 0
     if state == "cancelled":
         print(f"swarm: job {job['id']} was cancelled: {job['message']}", file=sys.stderr)
         return 130

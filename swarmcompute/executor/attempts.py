@@ -59,6 +59,11 @@ class AttemptRunner(Generic[A]):
         self._terminate(att, EndReason.STOPPED, grace_s)
         return True
 
+    def log_writer(self, job_id: str, attempt: int) -> LogWriter | None:
+        """The log writer of a running attempt (whether its output was truncated), or None."""
+        att = self._attempts.get((job_id, attempt))
+        return None if att is None else att.writer  # type: ignore[attr-defined]
+
     def is_running(self, job_id: str, attempt: int) -> bool:
         """True from ``start`` until ``on_exit`` has been called for that attempt."""
         return (job_id, attempt) in self._attempts

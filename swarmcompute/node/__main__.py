@@ -48,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
         default="lan",
         help="gossip timings: lan (default) or local (one machine: faster failure detection)",
     )
+    parser.add_argument(
+        "--max-log-bytes",
+        type=int,
+        default=64 * 1024 * 1024,
+        help="the bound on one attempt's log file (default 64 MiB); output beyond it is dropped and said",
+    )
     parser.add_argument("--log-format", choices=["console", "json"], default="console")
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--log-file", help="the file fds 1 and 2 point at, rotated past 10 MiB (detached mode)")
@@ -67,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         json_logs=args.log_format == "json",
         log_level=args.log_level,
         log_file=args.log_file,
+        max_log_bytes=args.max_log_bytes,
     )
 
 
@@ -86,6 +93,7 @@ def run_daemon(
     json_logs: bool = False,
     log_level: str = "info",
     log_file: str | None = None,
+    max_log_bytes: int = 64 * 1024 * 1024,
 ) -> int:
     """Run one daemon until SIGTERM/SIGINT or `swarm leave`; return the exit status."""
     from pathlib import Path
@@ -107,6 +115,7 @@ def run_daemon(
             mdns=mdns,
             voter_grace_s=voter_grace_s,
             max_voters=max_voters,
+            max_log_bytes=max_log_bytes,
             gossip=GossipConfig.local() if gossip == "local" else GossipConfig.lan(),
         )
     )

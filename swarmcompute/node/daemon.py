@@ -452,6 +452,13 @@ class Daemon:
 
     def _on_output(self, job_id: str, attempt: int) -> None:
         self._notify_followers(job_id)
+        writer = self.executor.log_writer(job_id, attempt)
+        if writer is not None and writer.truncated and not writer.truncation_reported:
+            # The log stopped keeping this attempt's output: every node's view of the job says so.
+            from swarmcompute.state.commands import OutputTruncated
+
+            writer.truncation_reported = True
+            self.committer.enqueue([OutputTruncated(job_id, attempt, self.node_id)])
 
     def _notify_followers(self, job_id: str) -> None:
         for event in self._job_events.get(job_id, ()):

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from swarmcompute.executor.logfile import LogWriter
 from swarmcompute.executor.process import ProcessExecutor
 from swarmcompute.executor.spec import AttemptResult, AttemptSpec
 from swarmcompute.state.job import JobSpec
@@ -93,6 +94,13 @@ class JobRunners:
     def set_lease_deadline(self, deadline_ns: int) -> None:
         """Tell the guardian when the node's lease ends (0: never); see ``ProcessExecutor``."""
         self.processes.set_lease_deadline(deadline_ns)
+
+    def log_writer(self, job_id: str, attempt: int) -> LogWriter | None:
+        """The log writer of an attempt running here, or None."""
+        writer = self.processes.log_writer(job_id, attempt)
+        if writer is None and self._docker is not None:
+            writer = self._docker.log_writer(job_id, attempt)
+        return writer
 
     def log_path(self, job_id: str, attempt: int) -> Path:
         return self.processes.log_path(job_id, attempt)

@@ -1,0 +1,208 @@
+"""Sending a job's output to one client of the control socket: every byte, at the client's pace.
+
+An attempt's output is read from its log file (``executor.logfile``) on the node that ran it:
+here, straight from disk; elsewhere, by offset with the ``LogFetch``/``LogData`` peer messages.
+Nothing is buffered beyond one read: the next read waits until the client's socket took the last
+one (``drain``), so a slow reader slows the stream down and never loses any of it.
+
+What cannot be delivered whole is said, once, as a ``Notice`` naming what is missing, and the
+final job record then carries ``output_truncated: true``:
+
+- the bound on an attempt's log cut its output (the log's ``TRUNCATED`` marker frame);
+- the node holding the only copy of an attempt's log cannot be reached (the job record's 4 KiB
+  tail is sent instead when nothing else was; a tail shorter than that is the whole output).
+
+Which attempts: one (``attempt=N``); the latest (``swarm logs``); the latest and every later one
+(``swarm logs -f``); or all of them from the first (``swarm run``). Between two attempts'
+output an ``AttemptStart`` carries the line ``--- attempt 2 on n3 (after exit 1) ---``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from swarmcompute.api import messages as m
+from swarmcompute.api.protocol import frame
+from swarmcompute.errors import AttemptNotFoundError, ExecutorError
+from swarmcompute.executor.logfile import TRUNCATED, read_chunks
+from swarmcompute.executor.spec import TAIL_BYTES
+from swarmcompute.membership.members import ALIVE
+from swarmcompute.state.job import ACTIVE_STATES, Job
+
+if TYPE_CHECKING:
+    from swarmcompute.node.daemon import Daemon
+
+READ_BYTES = 1024 * 1024
+"""One local read; the next one waits until the client took this one."""
+REMOTE_POLL_S = 0.2
+"""How often a follower of an attempt running on another node asks it for new output."""
+UNREACHABLE_TRIES = 3
+"""Fetches (of up to 2 s each) before the log of an ended attempt on a live node counts as missing."""
+
+
+class OutputStream:
+    """One client's stream of one job's output, ended by a ``StreamEnd`` with the job record."""
+
+    def __init__(self, daemon: Daemon, writer: asyncio.StreamWriter, job_id: str) -> None:
+        self._daemon = daemon
+        self._writer = writer
+        self._job_id = job_id
+        self.incomplete = False
+        """Something was not delivered whole (and was said)."""
+
+    async def run(self, *, follow: bool, attempt: int | None = None, from_first: bool = False) -> None:
+        daemon = self._daemon
+        job = daemon.table.resolve(self._job_id)
+        if attempt is not None and not 1 <= attempt <= job.attempt:
+            had = f"it has had {job.attempt}" if job.attempt else "it has not started yet"
+            raise AttemptNotFoundError(f"job {job.id} has no attempt {attempt}: {had} (see `swarm show {job.id}`)")
+        event = daemon.job_event(self._job_id)
+        try:
+            first = attempt if attempt is not None else 1 if from_first else max(job.attempt, 1)
+            n = first
+            while True:
+                begun = await self._begun(n, event, follow)
+                if begun is None:
+                    break
+                if n > first:
+                    await self._send(self._attempt_start(begun, n))
+                await self._send_attempt(n, event, follow)
+                job = daemon.table.resolve(self._job_id)
+                if attempt is not None or (n >= job.attempt and (not follow or job.state.is_terminal)):
+                    break
+                n += 1
+            job = daemon.table.resolve(self._job_id)
+            view = daemon.job_view(job, with_output=False)
+            if self.incomplete:
+                view["output_truncated"] = True
+            await self._send(m.StreamEnd(view))
+        finally:
+            daemon.release_job_event(self._job_id, event)
+
+    async def _begun(self, n: int, event: asyncio.Event, follow: bool) -> Job | None:
+        """The job once attempt ``n`` exists; None if it never will (the job ended) or we do not wait."""
+        while True:
+            event.clear()
+            job = self._daemon.table.resolve(self._job_id)
+            if job.attempt >= n:
+                return job
+            if job.state.is_terminal or not follow:
+                return None
+            await event.wait()
+
+    async def _send_attempt(self, n: int, event: asyncio.Event, follow: bool) -> None:
+        """Send attempt ``n``'s output; following, until the attempt ended and all of it was sent."""
+        daemon = self._daemon
+        offset = 0
+        delivered = 0
+        misses = 0
+        while True:
+            event.clear()
+            job = daemon.table.resolve(self._job_id)
+            # Read after deciding whether the attempt still runs: an ended attempt whose read
+            # found nothing new has been sent whole.
+            running = n == job.attempt and job.state in ACTIVE_STATES
+            node = _node_of(job, n)
+            local = node is None or node == daemon.node_id
+            if local:
+                chunks, new_offset = self._read_local(n, offset)
+                reached = True
+            elif not self._alive(node):
+                chunks, new_offset, reached = [], offset, False
+            else:
+                data = await daemon.link.fetch_log(node, self._job_id, n, offset)
+                reached = data is not None
+                if data is not None and data.found:
+                    chunks, new_offset = list(data.chunks), data.next_offset
+                else:
+                    chunks, new_offset = [], offset
+            if chunks:
+                delivered += await self._send_chunks(n, chunks)
+                offset, misses = new_offset, 0
+                continue
+            if not reached:
+                misses += 1
+                if not (running and follow) and (misses >= UNREACHABLE_TRIES or not self._alive(node)):
+                    await self._missing(job, n, node or "", offset, delivered)
+                    return
+            elif not (running and follow):
+                return
+            try:
+                await asyncio.wait_for(event.wait(), None if local else REMOTE_POLL_S)
+            except TimeoutError:
+                pass
+
+    def _read_local(self, n: int, offset: int) -> tuple[list[tuple[int, bytes]], int]:
+        try:
+            path = self._daemon.executor.log_path(self._job_id, n)
+            return read_chunks(path, offset, limit_bytes=READ_BYTES)
+        except FileNotFoundError:
+            return [], offset  # no output (yet)
+        except ExecutorError:
+            return [], offset  # not a log: nothing we can send
+
+    async def _send_chunks(self, n: int, chunks: list[tuple[int, bytes]]) -> int:
+        """Write the chunks, then wait until the client's socket took them; return the bytes sent."""
+        sent = 0
+        for stream, data in chunks:
+            if stream == TRUNCATED:
+                self.incomplete = True
+                text = data.decode("utf-8", "replace").strip().strip("[]").removeprefix("swarm: ")
+                self._writer.write(frame(m.Notice(f"attempt {n}: {text}")))
+                continue
+            self._writer.write(frame(m.OutputChunk(self._job_id, n, stream, data)))
+            sent += len(data)
+        await self._writer.drain()
+        return sent
+
+    async def _missing(self, job: Job, n: int, node: str, offset: int, delivered: int) -> None:
+        """The log of attempt ``n`` is out of reach: send what the job record kept, and say what is missing."""
+        name = self._node_name(node)
+        tail = job.output_tail
+        ended_here = job.state.is_terminal and n == job.attempt and job.exit_code is not None
+        if offset == 0 and ended_here and tail:
+            await self._send_chunks(n, [(m.STDOUT, tail)])
+            if len(tail) < TAIL_BYTES:
+                return  # a tail shorter than its bound is the whole output
+            what = f"only its last {len(tail)} bytes, kept in the job record, are shown"
+        else:
+            what = f"{delivered} bytes were sent; the rest is missing"
+        self.incomplete = True
+        await self._send(
+            m.Notice(f"output of attempt {n} is incomplete: node {name}, which holds it, cannot be reached; {what}")
+        )
+
+    def _attempt_start(self, job: Job, n: int) -> m.AttemptStart:
+        node = _node_of(job, n) or ""
+        name = self._node_name(node) if node else "?"
+        ends = job.attempt_ends
+        how = ends[n - 2] if 2 <= n <= len(ends) + 1 else ""
+        after = f" (after {how})" if how else ""
+        return m.AttemptStart(self._job_id, n, name, f"--- attempt {n} on {name}{after} ---")
+
+    def _alive(self, node_id: str | None) -> bool:
+        if node_id is None or node_id == self._daemon.node_id:
+            return True
+        member = self._daemon.gossip.member(node_id)
+        return member is not None and member.state is ALIVE
+
+    def _node_name(self, node_id: str) -> str:
+        daemon = self._daemon
+        if node_id == daemon.node_id and daemon.identity is not None:
+            return daemon.identity.name
+        member = daemon.gossip.member(node_id)
+        return member.meta.name if member is not None and member.meta is not None else node_id
+
+    async def _send(self, msg: object) -> None:
+        self._writer.write(frame(msg))
+        await self._writer.drain()
+
+
+def _node_of(job: Job, n: int) -> str | None:
+    """The node attempt ``n`` was given to, if the job record knows it."""
+    if n == job.attempt and job.node:
+        return job.node
+    if n <= len(job.attempt_nodes) and job.attempt_nodes[n - 1]:
+        return job.attempt_nodes[n - 1]
+    return None
