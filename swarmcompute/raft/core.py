@@ -53,8 +53,42 @@ Membership
     caught-up, live learner while below the cap.
   * A leader removed by a committed configuration steps down, after telling its
     most up-to-date voter to campaign (TimeoutNow).
+  * A leader tells the nodes its log shows were once members and are not any more
+    (``NotMember``, every heartbeat), and any node whose committed configuration
+    leaves out the sender of a vote request answers it the same way: a removed
+    node that comes back with its old state stops campaigning (see Elections) and
+    its daemon asks to rejoin as a learner. It is told again until it is a member
+    again; an AppendRequest or InstallSnapshot from a leader clears the mark.
   * ``force_config`` is the operator's escape hatch for a lost quorum: UNSAFE BY
     DESIGN, see its docstring.
+
+Configuration epochs (`swarm recover`)
+  * A term is ``epoch * EPOCH_STRIDE + n`` (``messages.epoch_of``). ``force_config``
+    moves its node to the first term of the next epoch and appends the forced
+    CONFIG entry there, before campaigning; so in every log the first entry of an
+    epoch above 0 is that epoch's forced configuration, and the configuration in
+    force is of the epoch of the log's last entry.
+  * The epoch rule: a node campaigns only while its current term and its log's
+    last entry are of the same epoch. A node that hears any term of a newer epoch
+    (a rejected pre-vote, a NotMember, an AppendRequest) adopts it like any higher
+    term and, its log being of an older epoch, cannot campaign again until a
+    leader of the new epoch has replicated that epoch's configuration to it. So
+    once the two sides of a recover can talk, the old configuration elects no
+    leader: its voters learn the new epoch from the first message of the new side
+    and the leader of the new side tells the replaced voters every heartbeat.
+    A leader of the old epoch that is still in office steps down on the first
+    message of the new side (a higher term) and cannot be elected again.
+  * Because epochs order terms, the usual rules order them too: a vote goes to a
+    candidate of a newer epoch whatever the length of the voter's log of an older
+    one, an old-epoch leader's messages are stale terms, and an (index, term) pair
+    never names entries of two epochs. What two sides disconnected from each other
+    do is not prevented: a recover while the "missing" voters are alive and form
+    a majority elsewhere gives two leaders until they meet (that is what makes
+    `swarm recover` the operator's explicit, unsafe act).
+  * A follower that a leader of a newer epoch asks to replace entries it had
+    committed in the older epoch (they were on the voters `swarm recover` gave
+    up) drops its whole log and state machine (an empty snapshot at index 0, a
+    ``history_replaced`` event) and receives the new epoch's log from the start.
 
 Leadership transfer and snapshots
   * ``transfer_leadership(to)`` stops new proposals, brings ``to`` up to date and
@@ -83,12 +117,14 @@ from swarmcompute.raft.messages import (
     HardState,
     InstallSnapshot,
     Message,
+    NotMember,
     Snapshot,
     TimeoutNow,
     VoteRequest,
     VoteResponse,
     decode_config,
     encode_config,
+    epoch_of,
 )
 from swarmcompute.raft.ready import PeerStatus, RaftEvent, Ready, Role, Status
 from swarmcompute.raft.replication import Progress, Replication
@@ -141,7 +177,8 @@ class RaftNode(Replication, MembershipOps):
         self._leaving = False
         self._snapshot_membership = Membership.from_state(snap) if snap else Membership()
         self._config_indexes = [e.index for e in state.entries if e.kind is EntryKind.CONFIG]
-        self._forced: Membership | None = None
+        self._departed: frozenset[str] = frozenset()
+        self._told_not_member: str | None = None
         self.membership = Membership()
         self.membership_index = 0
         self._refresh_membership()
@@ -178,6 +215,9 @@ class RaftNode(Replication, MembershipOps):
         """Handle one message from a peer (duplicates and stale messages are safe)."""
         if msg.dst != self.id or msg.src == self.id:
             return
+        if isinstance(msg, VoteRequest) and self._outside_committed_config(msg.src):
+            self._send(NotMember(self.term, self.id, msg.src))
+            return
         if msg.term > self.term:
             if isinstance(msg, VoteRequest):
                 in_lease = self.cfg.check_quorum and (
@@ -196,8 +236,8 @@ class RaftNode(Replication, MembershipOps):
         elif msg.term < self.term:
             if isinstance(msg, (AppendRequest, InstallSnapshot)):
                 self._send(AppendResponse(self.term, self.id, msg.src, False, 0))
-            elif isinstance(msg, VoteRequest) and msg.pre_vote:
-                self._send(VoteResponse(self.term, self.id, msg.src, False, True))
+            elif isinstance(msg, VoteRequest):  # the candidate learns the term (and any newer epoch)
+                self._send(VoteResponse(self.term, self.id, msg.src, False, msg.pre_vote))
             return
         if isinstance(msg, VoteRequest):
             self._on_vote_request(msg)
@@ -216,6 +256,8 @@ class RaftNode(Replication, MembershipOps):
             if self._promotable() and self.role is not Role.LEADER:
                 self._event("transfer_campaign", f"asked by {msg.src}")
                 self._campaign(pre_vote=False, transfer=True)
+        elif isinstance(msg, NotMember):
+            self._on_not_member(msg)
 
     def propose(self, data: bytes) -> int:
         """Append a command; returns its index. Raises ``NotLeaderError`` with the leader hint."""
@@ -299,9 +341,7 @@ class RaftNode(Replication, MembershipOps):
             raise InvariantViolation(f"two leaders in term {self.term}: {self.id} and {leader}")
         if self.role is not Role.FOLLOWER:
             self._become_follower(self.term, leader)
-        if self._forced is not None:
-            self._forced = None  # a leader is alive after all: the forced configuration is void
-            self._refresh_membership()
+        self._told_not_member = None  # a leader replicates to us: we are a member (again)
         self.leader_id = leader
         self._election_elapsed = 0
 
@@ -376,7 +416,6 @@ class RaftNode(Replication, MembershipOps):
         self._sync_progress()
         self._event("became_leader", f"log {self.log.last_index}")
         self._append_as_leader(EntryKind.NOOP, b"")
-        self._write_forced_config()
 
     def _tick_leader(self) -> None:
         self._election_elapsed += 1
@@ -405,7 +444,40 @@ class RaftNode(Replication, MembershipOps):
                     continue  # a snapshot may be large: give it time rather than resend it
                 pr.paused = False
                 self._send_append(peer)
+            for departed in sorted(self._departed):
+                self._send(NotMember(self.term, self.id, departed))
             self._maybe_promote()
+
+    def _outside_committed_config(self, node_id: str) -> bool:
+        """Whether ``node_id`` is known not to be a member: this node's configuration leaves it
+        out and is committed (an uncommitted one may still be replaced by a leader)."""
+        return (
+            node_id not in self.membership.members
+            and self.id in self.membership.members
+            and self.membership_index <= self.commit
+        )
+
+    def _on_not_member(self, msg: NotMember) -> None:
+        if self.id not in self.membership.members or self.role is Role.LEADER:
+            return  # not a member by our own log either (the daemon is already joining), or stale
+        if self._told_not_member is None:
+            self._event("not_a_member", f"told by {msg.src}")
+        self._told_not_member = msg.src
+        if self.role is not Role.FOLLOWER:
+            self._become_follower(self.term, None)
+
+    @property
+    def exclusion(self) -> str:
+        """Why this node, whose own configuration names it, is in fact outside the cluster's
+        configuration; empty when it is not known to be."""
+        if self.log.last_index and epoch_of(self.term) > epoch_of(self.log.last_term):
+            return (
+                f"`swarm recover` replaced this node's configuration: the cluster is in configuration "
+                f"epoch {epoch_of(self.term)}, this node's log in epoch {epoch_of(self.log.last_term)}"
+            )
+        if self._told_not_member is not None:
+            return f"removed from the cluster's configuration (told by {self._told_not_member})"
+        return ""
 
     def _quorum_active(self) -> bool:
         active = {p for p, pr in self.progress.items() if pr.recent_active} | {self.id}
@@ -455,6 +527,8 @@ class RaftNode(Replication, MembershipOps):
             quorum_active=quorum_ok,
             missing_voters=missing,
             ticks=self.ticks,
+            epoch=epoch_of(self.term),
+            excluded=self.exclusion,
         )
 
 

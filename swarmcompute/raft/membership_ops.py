@@ -8,13 +8,23 @@ share a majority and no two leaders can be elected from them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from swarmcompute.errors import MembershipChangeError
 from swarmcompute.raft.config import Membership, RaftConfig
 from swarmcompute.raft.log import RaftLog
-from swarmcompute.raft.messages import EntryKind, Message, Snapshot, TimeoutNow, decode_config, encode_config
+from swarmcompute.raft.messages import (
+    Entry,
+    EntryKind,
+    Message,
+    Snapshot,
+    TimeoutNow,
+    decode_config,
+    encode_config,
+    epoch_of,
+    first_term_of,
+)
 from swarmcompute.raft.ready import Role
 from swarmcompute.raft.replication import Progress
 
@@ -35,7 +45,8 @@ class MembershipOps:
         progress: dict[str, Progress]
         _snapshot_membership: Membership
         _config_indexes: list[int]
-        _forced: Membership | None
+        _departed: frozenset[str]
+        _told_not_member: str | None
         _transferee: str | None
         _transfer_elapsed: int
         _leaving: bool
@@ -47,28 +58,33 @@ class MembershipOps:
         def _send_append(self, peer: str) -> None: ...
         def _become_follower(self, term: int, leader: str | None) -> None: ...
         def _campaign(self, *, pre_vote: bool, transfer: bool = False) -> None: ...
+        def _append(self, entries: Sequence[Entry]) -> None: ...
 
     # ------------------------------------------------------------------ the configuration in force
 
     def _refresh_membership(self) -> None:
-        """The configuration is the last CONFIG entry in the log, else the snapshot's."""
-        if self._forced is not None:
-            self.membership = self._forced
-        elif self._config_indexes:
-            index = self._config_indexes[-1]
-            self.membership = Membership.from_state(decode_config(self.log.entry(index).data))
-            self.membership_index = index
+        """The configuration is the last CONFIG entry in the log, else the snapshot's; the
+        departed are the other nodes any configuration held here named and this one does not."""
+        configs = [Membership.from_state(decode_config(self.log.entry(i).data)) for i in self._config_indexes]
+        if configs:
+            self.membership = configs[-1]
+            self.membership_index = self._config_indexes[-1]
         else:
             self.membership = self._snapshot_membership
             self.membership_index = self.log.snapshot_index
+        ever = self._snapshot_membership.members.union(*(c.members for c in configs))
+        self._departed = ever - self.membership.members - {self.id}
         if self.role is Role.LEADER:
             self._sync_progress()
 
     def _promotable(self) -> bool:
-        """Whether this node may start an election (see "Elections" in the core docstring)."""
+        """Whether this node may start an election (see "Elections" and "Configuration epochs"
+        in the core docstring)."""
+        if self._told_not_member is not None or epoch_of(self.term) != epoch_of(self.log.last_term):
+            return False  # removed, or the configuration it holds was replaced by `swarm recover`
         if self.id in self.membership.voters:
             return True
-        if self._forced is not None or self.membership_index <= self.commit:
+        if self.membership_index <= self.commit:
             return False
         return self.id in self._voters_before(self.membership_index)
 
@@ -209,24 +225,28 @@ class MembershipOps:
         """UNSAFE BY DESIGN: replace the configuration without the old quorum (``swarm recover``).
 
         For an operator whose cluster lost a majority of voters for good. This
-        node adopts ``voters`` at once, campaigns among them, and as leader
-        writes them to the log as a CONFIG entry. If the "lost" voters were in
-        fact alive and still a majority, two leaders can now commit different
-        entries: committed data may be lost. Never call it automatically.
+        node starts the next configuration epoch: it moves to the epoch's first
+        term, appends ``voters`` as a CONFIG entry of that term (durable with
+        the next Ready, so a crash cannot lose it) and campaigns among them.
+        Its log, including entries it never learned were committed, becomes the
+        new epoch's history; a voter of the old configuration that committed
+        entries this node lacks drops them when it follows the new epoch.
+
+        Once the sides can talk, the old configuration can no longer elect a
+        leader (see "Configuration epochs" in the core docstring). But if the
+        "lost" voters were in fact alive, a majority, and cut off from this
+        node, they go on electing and committing until the two sides meet, and
+        what they committed meanwhile is lost then. Never call it automatically.
         """
         forced = Membership(frozenset(voters), frozenset(learners) - frozenset(voters))
         if self.id not in forced.voters:
             raise MembershipChangeError("force_config must keep this node as a voter")
-        self._forced = forced
-        self._refresh_membership()
-        self._event("forced_config", f"voters {sorted(forced.voters)} learners {sorted(forced.learners)}")
-        if self.role is Role.LEADER:
-            self._become_follower(self.term, None)
+        epoch = epoch_of(self.term) + 1
+        self._become_follower(first_term_of(epoch), None)
+        self._told_not_member = None
+        entry = Entry(
+            self.term, self.log.last_index + 1, EntryKind.CONFIG, encode_config(forced.voters, forced.learners)
+        )
+        self._append([entry])
+        self._event("forced_config", f"epoch {epoch} voters {sorted(forced.voters)} learners {sorted(forced.learners)}")
         self._campaign(pre_vote=False)
-
-    def _write_forced_config(self) -> None:
-        """Called by a new leader: make a forced configuration durable and replicated."""
-        if self._forced is None:
-            return
-        forced, self._forced = self._forced, None
-        self._append_as_leader(EntryKind.CONFIG, encode_config(forced.voters, forced.learners))

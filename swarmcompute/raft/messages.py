@@ -8,6 +8,13 @@ answers ``src``, the transport only moves bytes.
 Entries carry opaque ``data``: the caller (the job table) encodes its own
 commands; the core only looks inside ``CONFIG`` entries, whose data is an
 encoded ``ConfigState``.
+
+Terms carry the *configuration epoch*: ``term = epoch * EPOCH_STRIDE + n``.
+Epoch 0 is the cluster as bootstrapped; ``force_config`` (`swarm recover`)
+starts the next epoch. Because the epoch is the high part of the term, every
+message, entry, snapshot and hard state carries it, and every term comparison
+Raft makes (who steps down, whose log is more up to date, which (index, term)
+names an entry) orders epochs first: see the core docstring.
 """
 
 from __future__ import annotations
@@ -16,6 +23,24 @@ import enum
 from dataclasses import dataclass
 
 from swarmcompute import codec
+
+EPOCH_STRIDE = 1_000_000_000
+"""Terms per configuration epoch: a billion elections (decades at one a second) before a term
+could reach the next epoch, which only ``force_config`` may enter."""
+
+
+def epoch_of(term: int) -> int:
+    """The configuration epoch a term belongs to."""
+    return term // EPOCH_STRIDE
+
+
+def first_term_of(epoch: int) -> int:
+    return epoch * EPOCH_STRIDE
+
+
+def term_in_epoch(term: int) -> int:
+    """The term counted within its epoch (what `swarm status` shows next to the epoch)."""
+    return term % EPOCH_STRIDE
 
 
 class EntryKind(enum.StrEnum):
@@ -146,7 +171,19 @@ class TimeoutNow:
     dst: str
 
 
-Message = VoteRequest | VoteResponse | AppendRequest | AppendResponse | InstallSnapshot | TimeoutNow
+@codec.message("raft.not_member")
+@dataclass(frozen=True, slots=True)
+class NotMember:
+    """To a node that acts as a member but is outside the sender's (committed) configuration: a
+    voter or learner that was removed, or replaced by `swarm recover`, and came back with its old
+    state. It stops campaigning; its daemon asks to rejoin as a learner."""
+
+    term: int
+    src: str
+    dst: str
+
+
+Message = VoteRequest | VoteResponse | AppendRequest | AppendResponse | InstallSnapshot | TimeoutNow | NotMember
 MESSAGE_TYPES: tuple[type, ...] = (
     VoteRequest,
     VoteResponse,
@@ -154,6 +191,7 @@ MESSAGE_TYPES: tuple[type, ...] = (
     AppendResponse,
     InstallSnapshot,
     TimeoutNow,
+    NotMember,
 )
 
 

@@ -87,3 +87,8 @@ class Status:
     missing_voters: tuple[str, ...]
     """Leader only: voters that did not answer within the last election timeout."""
     ticks: int
+    epoch: int = 0
+    """The configuration epoch of the current term (bumped by each `swarm recover`)."""
+    excluded: str = ""
+    """Why this node is outside the cluster's configuration although its own log names it (it
+    was removed, or `swarm recover` replaced its configuration); empty when it is not."""

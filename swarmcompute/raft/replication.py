@@ -22,6 +22,7 @@ from swarmcompute.raft.messages import (
     Message,
     Snapshot,
     TimeoutNow,
+    epoch_of,
 )
 from swarmcompute.raft.ready import Role
 
@@ -190,11 +191,42 @@ class Replication:
 
     # ------------------------------------------------------------------ follower side
 
+    def _replaces_history(self, leader_term: int, index: int, term: int | None) -> bool:
+        """Whether a leader of ``leader_term`` holding ``term`` at our committed ``index`` asks us to
+        give up our history there: it is of a newer epoch than ours and disagrees with it."""
+        ours = self.log.term_at(index)
+        return epoch_of(leader_term) > epoch_of(self.log.last_term) and ours != term
+
+    def _discard_replaced_history(self, leader: str, index: int) -> None:
+        """The history this node committed up to ``index`` belongs to a configuration `swarm
+        recover` replaced, and the new epoch's differs: drop the log and the state machine (an
+        empty snapshot at 0 tells the shell) and take the new epoch's log from its start."""
+        self._event(
+            "history_replaced",
+            f"entries from {index} to {self.commit} committed in epoch "
+            f"{epoch_of(self.log.last_term)} are not in {leader}'s epoch {epoch_of(self.term)}",
+        )
+        self.log.reset(0, 0)
+        self._config_indexes = []
+        self._snapshot_membership = Membership()
+        self._refresh_membership()
+        self.snapshot = self._pending_snapshot = Snapshot(0, 0, (), (), b"")
+        self.commit = self.applied = 0
+        self._stable_index = 0
+        self._unstable_from = 1
+
     def _on_append(self, msg: AppendRequest) -> None:
         prev_index, prev_term, entries = msg.prev_index, msg.prev_term, msg.entries
         if prev_index < self.log.snapshot_index:
-            # Everything up to the snapshot is committed, so it matches: skip it.
+            # Everything up to the snapshot is committed, so it matches: skip it (unless a leader
+            # of a newer epoch holds another entry there, see "Configuration epochs").
             skip = self.log.snapshot_index - prev_index
+            if skip <= len(entries) and self._replaces_history(
+                msg.term, self.log.snapshot_index, entries[skip - 1].term
+            ):
+                self._discard_replaced_history(msg.src, self.log.snapshot_index)
+                self._send(AppendResponse(self.term, self.id, msg.src, False, msg.prev_index, 1, 0))
+                return
             if skip >= len(entries):
                 self._send(AppendResponse(self.term, self.id, msg.src, True, self.log.snapshot_index))
                 return
@@ -211,6 +243,11 @@ class Replication:
             existing = self.log.term_at(entry.index)
             if existing == entry.term:
                 continue
+            if existing is not None and entry.index <= self.commit:
+                if self._replaces_history(msg.term, entry.index, entry.term):
+                    self._discard_replaced_history(msg.src, entry.index)
+                    self._send(AppendResponse(self.term, self.id, msg.src, False, msg.prev_index, 1, 0))
+                    return
             if existing is not None:
                 self._truncate(entry.index)
             self._append(entries[offset:])
@@ -222,7 +259,7 @@ class Replication:
 
     def _on_install_snapshot(self, msg: InstallSnapshot) -> None:
         snap = msg.snapshot
-        if snap.index <= self.commit:
+        if snap.index <= self.commit and not self._replaces_history(msg.term, snap.index, snap.term):
             self._send(AppendResponse(self.term, self.id, msg.src, True, self.commit))
             return
         if self.log.term_at(snap.index) == snap.term:

@@ -18,6 +18,7 @@ from swarmcompute.raft.messages import (
     EntryKind,
     HardState,
     InstallSnapshot,
+    NotMember,
     Snapshot,
     TimeoutNow,
     VoteRequest,
@@ -41,6 +42,7 @@ SAMPLES = [
     AppendResponse(4, "b", "a", False, 6, 3, 2),
     InstallSnapshot(4, "a", "b", SNAP),
     TimeoutNow(4, "a", "b"),
+    NotMember(1_000_000_002, "a", "b"),
     LogBase(7, 3),
     LogTruncate(8),
 ]
