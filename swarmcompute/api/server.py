@@ -55,6 +55,8 @@ class ControlServer:
         self._daemon = daemon
         self._path = path
         self._server: asyncio.Server | None = None
+        self.leave_requested = False
+        """`swarm leave` asked the daemon to stop (a signal stops it without leaving the configuration)."""
 
     async def start(self) -> None:
         self._path.unlink(missing_ok=True)  # we hold the state-dir lock: any socket here is stale
@@ -88,6 +90,7 @@ class ControlServer:
                 except SwarmError as exc:
                     await _send(writer, m.ErrorReply(type(exc).__name__, str(exc)))
                 if isinstance(request, m.Shutdown):
+                    self.leave_requested = True
                     self._daemon.stop()
                     return
         except (ConnectionError, asyncio.CancelledError):

@@ -170,17 +170,21 @@ def recover(
     state_dir: StateDir = None,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation (scripts).")] = False,
 ) -> None:
-    """Lost quorum for good? Make the live voters the whole cluster. Unsafe if the missing ones come back."""
+    """Lost quorum for good? Make the live voters the whole cluster. Unsafe if the missing ones are alive."""
     client = _client(state_dir)
     status = _call(client.status)
     quorum = status["quorum"]
     if quorum["healthy"]:
         raise _fail("quorum is healthy: nothing to recover (see `swarm status`)")
-    missing = ", ".join(quorum["missing"]) or "(none)"
+    if not quorum["missing"]:
+        raise _fail(f"nothing to recover: {quorum.get('reason') or 'no voter is missing'} (see `swarm status`)")
     typer.echo(
-        f"voters missing: {missing}. Recovering makes the live voters the whole configuration.\n"
-        "If a missing voter is in fact alive and reachable by others, two leaders could commit "
-        "different jobs: only do this when the missing machines are gone for good."
+        f"voters missing: {', '.join(quorum['missing'])}. Recovering makes the live voters the whole "
+        "configuration, in a new configuration epoch.\n"
+        "Once the missing voters can reach this node again they cannot elect a leader any more: they "
+        "rejoin as learners and drop whatever they committed that this node does not have. But if they "
+        "are alive now, cut off from this node, and still a majority, they go on running jobs on their "
+        "own until then: only do this when the missing machines are gone for good."
     )
     if not yes and not typer.confirm("recover now?", default=False):
         raise typer.Exit(1)

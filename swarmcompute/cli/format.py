@@ -47,13 +47,27 @@ def jobs_table(jobs: Sequence[dict[str, Any]]) -> str:
     return table(["ID", "NAME", "STATE", "EXIT", "TRY", "NODE", "SUBMITTED", "RUNTIME", "COMMAND"], rows)
 
 
+def _term(term: int) -> str:
+    """A term within its configuration epoch (epoch 0 until a `swarm recover`)."""
+    from swarmcompute.raft.messages import epoch_of, term_in_epoch
+
+    epoch = epoch_of(term)
+    return f"{term_in_epoch(term)} (configuration epoch {epoch})" if epoch else str(term)
+
+
+def _quorum_reason(quorum: dict[str, Any]) -> str:
+    if quorum.get("reason"):
+        return str(quorum["reason"])
+    missing = quorum.get("missing") or []
+    return f"missing voters {', '.join(missing)}" if missing else "no leader yet"
+
+
 def status_text(status: dict[str, Any]) -> str:
     quorum = status.get("quorum", {})
     lines = [
         f"cluster  {status['cluster_id']}",
-        f"leader   {status['leader'] or '(none)'}   term {status['term']}",
-        "quorum   "
-        + ("healthy" if quorum.get("healthy") else f"LOST: missing voters {', '.join(quorum.get('missing', []))}"),
+        f"leader   {status['leader'] or '(none)'}   term {_term(status['term'])}",
+        "quorum   " + ("healthy" if quorum.get("healthy") else f"LOST: {_quorum_reason(quorum)}"),
         "",
     ]
     rows = [

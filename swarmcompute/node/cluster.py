@@ -12,6 +12,21 @@ Joining: a node with the cluster key but no place in the Raft configuration
 sends ``JoinRequest`` to its seeds (``--peer`` addresses and mDNS ads) every
 ``JOIN_RETRY_S`` until the leader's log lists it. A non-leader answers with
 the leader's id and the addresses it knows, so the next try goes to the leader.
+A node whose own log still names it but that the cluster removed, or whose
+configuration `swarm recover` replaced (Raft tells it: ``RaftNode.exclusion``),
+joins the same way and comes back as a learner.
+
+Leaving: ``leave_configuration`` takes this node out of the Raft configuration
+before its daemon stops, so the voters left can still form a majority (a
+2-node cluster becomes a healthy 1-node one). A leader removes itself through
+the log (it hands over once that commits); any other member asks the leader
+(``LeaveRequest``) until the leader's committed configuration leaves it out.
+
+Reaching a peer that came back: zmq retries a connection to a dead peer with a
+backoff of up to 5 s. When a message arrives from a node whose address our
+sends have been failing to reach for a while, its connection is made afresh, so
+the answer (a rejected vote, the news of a newer configuration epoch) reaches
+it in milliseconds, before it could start an election on stale information.
 """
 
 from __future__ import annotations
@@ -19,12 +34,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import structlog
 
+from swarmcompute import codec
 from swarmcompute.errors import MembershipChangeError, NotLeaderError
 from swarmcompute.membership.messages import Ack, Gossip, Ping, PingReq, PushPull
 from swarmcompute.node.cluster_messages import (
@@ -41,6 +59,7 @@ from swarmcompute.raft.messages import (
     AppendRequest,
     AppendResponse,
     InstallSnapshot,
+    NotMember,
     TimeoutNow,
     VoteRequest,
     VoteResponse,
@@ -52,8 +71,29 @@ from swarmcompute.transport.peer import PeerTransport
 log = structlog.get_logger(__name__)
 
 JOIN_RETRY_S = 1.0
-RAFT_TYPES = (AppendRequest, AppendResponse, VoteRequest, VoteResponse, InstallSnapshot, TimeoutNow)
+LEAVE_RETRY_S = 0.2
+UNREACHABLE_RESET_S = 1.0
+"""Sends to an address failing this long, then a message from its node: reconnect at once (and at
+most once per this interval per address)."""
+RAFT_TYPES = (AppendRequest, AppendResponse, VoteRequest, VoteResponse, InstallSnapshot, TimeoutNow, NotMember)
 GOSSIP_TYPES = (Ping, Ack, PingReq, Gossip, PushPull)
+
+
+@codec.message("cluster.leave")
+@dataclass(frozen=True, slots=True)
+class LeaveRequest:
+    """A member about to stop asks the leader to remove it from the Raft configuration."""
+
+    node_id: str
+
+
+@codec.message("cluster.leave_reply")
+@dataclass(frozen=True, slots=True)
+class LeaveReply:
+    done: bool
+    """The leader's committed configuration leaves the node out."""
+    leader_id: str | None
+    reason: str = ""
 
 
 class AddressBook:
@@ -114,6 +154,11 @@ class ClusterLink:
         self.on_log_fetch: Callable[[str, LogFetch], None] | None = None
         self.on_lease: Callable[[str, LeaseAsk | LeaseGrant], None] | None = None
         self._log_waiters: dict[str, asyncio.Future[LogData]] = {}
+        self._failing_since: dict[str, float] = {}
+        self._reset_at: dict[str, float] = {}
+        self._leave_reply: LeaveReply | None = None
+        self._leave_wakeup = asyncio.Event()
+        self._exclusion_logged = ""
 
     @property
     def address(self) -> str:
@@ -142,10 +187,42 @@ class ClusterLink:
         address = address or self.book.get(node_id)
         if address is None:
             return False
-        return self.transport.send(address, msg)
+        return self.send_to_address(address, msg)
 
     def send_to_address(self, address: str, msg: object) -> bool:
-        return self.transport.send(address, msg)
+        sent = self.transport.send(address, msg)
+        if sent:
+            self._failing_since.pop(address, None)
+        else:
+            self._failing_since.setdefault(address, time.monotonic())
+        return sent
+
+    def _address_of(self, node_id: str) -> str | None:
+        if self.gossip is not None:
+            member = self.gossip.member(node_id)
+            if member is not None:
+                return member.address
+        return self.book.get(node_id)
+
+    def _heard_from(self, node_id: str) -> None:
+        """A node we could not reach speaks: connect to it afresh rather than wait out zmq's backoff."""
+        if not self._failing_since:
+            return
+        address = self._address_of(node_id)
+        if address is None:
+            return
+        since = self._failing_since.get(address)
+        now = time.monotonic()
+        if (
+            since is None
+            or now - since < UNREACHABLE_RESET_S
+            or now - self._reset_at.get(address, 0.0) < UNREACHABLE_RESET_S
+        ):
+            return
+        del self._failing_since[address]
+        self._reset_at[address] = now
+        self.transport.forget(address)
+        log.debug("peer_reconnect", peer=node_id, address=address)
 
     def learn(self, node_id: str, address: str) -> None:
         if node_id != self.node_id:
@@ -185,8 +262,16 @@ class ClusterLink:
 
     def join_step(self, is_member: bool) -> None:
         """Called every ``JOIN_RETRY_S``: ask seeds (then the leader) to add us until the Raft
-        configuration lists us; keep the address book on disk."""
-        if not is_member:
+        configuration lists us (or, when Raft says the cluster left us out although our own log
+        lists us, until a leader replicates to us again); keep the address book on disk."""
+        exclusion = self.job_log.raft.node.exclusion if self.job_log is not None else ""
+        if exclusion != self._exclusion_logged:
+            self._exclusion_logged = exclusion
+            if exclusion:
+                log.warning("not_in_configuration", reason=exclusion, action="asking to rejoin as a learner")
+            else:
+                log.info("back_in_configuration")
+        if not is_member or exclusion:
             request = JoinRequest(self.node_id, self.name, self.address)
             targets = list(self.seeds)
             leader = self.job_log.raft.leader_id if self.job_log is not None else None
@@ -219,6 +304,70 @@ class ClusterLink:
         if self.on_join_handled is not None:
             self.on_join_handled(req.node_id)
 
+    # -- leaving -----------------------------------------------------------------
+
+    async def leave_configuration(self, timeout_s: float) -> str:
+        """Take this node out of the Raft configuration before the daemon stops; returns what
+        happened, for the log. Never raises: a node that cannot leave cleanly still stops."""
+        job_log = self.job_log
+        if job_log is None:
+            return "no job log"
+        raft = job_log.raft
+        node = raft.node
+        membership = node.membership
+        if self.node_id not in membership.members or node.exclusion:
+            return "not a member"
+        if membership.members == {self.node_id}:
+            return "the only member"
+        if membership.voters == {self.node_id}:
+            return "the only voter: it stays in the configuration"
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if raft.is_leader:
+                if self.node_id in node.membership.members:
+                    try:
+                        raft.remove(self.node_id)  # Raft hands over to a voter once this commits
+                    except (MembershipChangeError, NotLeaderError) as exc:
+                        log.debug("leave_deferred", reason=str(exc))
+                await raft.wait_leader_change(LEAVE_RETRY_S)
+                continue
+            if self.node_id not in node.membership.members and node.membership_index <= node.commit:
+                return "removed"  # the old leader saw its own removal commit, then handed over
+            leader = raft.leader_id or (self._leave_reply.leader_id if self._leave_reply else None)
+            self._leave_reply = None
+            self._leave_wakeup.clear()
+            if leader is not None and leader != self.node_id:
+                self.send_to(leader, LeaveRequest(self.node_id))
+            try:
+                await asyncio.wait_for(self._leave_wakeup.wait(), LEAVE_RETRY_S)
+            except TimeoutError:
+                pass
+            reply = self._leave_reply
+            if reply is not None and reply.done:
+                return "removed"
+        return "timed out: it may still be listed until a leader removes it"
+
+    def _on_leave(self, sender: str, req: LeaveRequest) -> None:
+        job_log = self.job_log
+        if job_log is None:
+            return
+        raft = job_log.raft
+        node = raft.node
+        if not raft.is_leader:
+            self.send_to(sender, LeaveReply(False, raft.leader_id, "not the leader"))
+            return
+        if req.node_id not in node.membership.members:
+            committed = node.membership_index <= node.commit
+            self.send_to(sender, LeaveReply(committed, self.node_id, "" if committed else "removal not committed yet"))
+            return
+        try:
+            raft.remove(req.node_id)
+        except (MembershipChangeError, NotLeaderError) as exc:
+            self.send_to(sender, LeaveReply(False, self.node_id, str(exc)))
+            return
+        log.info("node_leaving", leaver=req.node_id)
+        self.send_to(sender, LeaveReply(False, self.node_id, "removing"))
+
     def _on_join_reply(self, sender: str, reply: JoinReply) -> None:
         for node_id, address in reply.addresses.items():
             self.learn(node_id, address)
@@ -229,6 +378,7 @@ class ClusterLink:
 
     def _on_message(self, sender: str, msg: Any) -> None:
         job_log, gossip = self.job_log, self.gossip
+        self._heard_from(sender)
         if isinstance(msg, RAFT_TYPES):
             if job_log is not None and msg.src == sender:
                 job_log.raft.step(msg)
@@ -246,6 +396,12 @@ class ClusterLink:
                 self._on_join(sender, msg)
         elif isinstance(msg, JoinReply):
             self._on_join_reply(sender, msg)
+        elif isinstance(msg, LeaveRequest):
+            if msg.node_id == sender:
+                self._on_leave(sender, msg)
+        elif isinstance(msg, LeaveReply):
+            self._leave_reply = msg
+            self._leave_wakeup.set()
         elif isinstance(msg, (LeaseAsk, LeaseGrant)):
             if self.on_lease is not None:
                 self.on_lease(sender, msg)

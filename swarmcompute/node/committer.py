@@ -330,6 +330,17 @@ class ReplicatedJobLog:
             log.warning("commands_waiting_for_leader", count=len(commands))
             self._queue[:0] = [(cmd, None) for cmd in commands]
 
+    async def drain(self, timeout_s: float) -> bool:
+        """Wait (bounded) until every queued and forwarded command is committed and applied here,
+        e.g. the ends of the attempts a stopping node just stopped; True if it got there."""
+        deadline = time.monotonic() + timeout_s
+        while self._queue or self._forwarded or self._until_applied or self.raft.applied_index < self._last_proposed:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            await asyncio.sleep(min(0.02, left))
+        return True
+
     async def _wait_applied(self, index: int, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         while self.raft.applied_index < index and time.monotonic() < deadline:
@@ -393,6 +404,14 @@ class ReplicatedJobLog:
             restore_table(snapshot.data, into=self._table)
             if not self._replaying:
                 self._on_applied([j.id for j in self._table.jobs()])
+        elif snapshot.index == 0 and len(self._table):
+            # Raft dropped a history that `swarm recover` replaced: the table starts over from the
+            # new epoch's log (see "Configuration epochs" in raft/core.py).
+            gone = [j.id for j in self._table.jobs()]
+            self._table.clear()
+            log.warning("job_table_replaced", jobs_dropped=len(gone))
+            if not self._replaying:
+                self._on_applied(gone)
 
     def _send_raft(self, msg: Message) -> None:
         if self._send_to is None:

@@ -303,10 +303,15 @@ class Daemon:
                 await self._stop.wait()
                 log.info("node_stopping", running=len(self.executor.running()))
                 await server.close()
-                await self._hand_over_leadership()
+                leave = server.leave_requested  # `swarm leave`, not a signal: out of the configuration too
+                if leave:  # the ends of its attempts are committed while it is still a member
+                    await self.executor.shutdown()  # ends report STOPPED: re-queued as lost
+                    await self.committer.drain(LEAVE_TRANSFER_TIMEOUT_S)
+                await self._hand_over_leadership(leave=leave)
                 self.gossip.leave()
                 await asyncio.sleep(LEAVE_BROADCAST_S)  # let the goodbye leave before the sockets close
-                await self.executor.shutdown()  # ends report STOPPED: re-queued as lost
+                if not leave:
+                    await self.executor.shutdown()  # ends report STOPPED: re-queued as lost
                 self.committer.close()
                 await committer
                 for task in workers:
@@ -349,9 +354,22 @@ class Daemon:
             return None
         return discovery
 
-    async def _hand_over_leadership(self) -> None:
-        """A leaving leader hands over first, so the cluster does not wait out an election."""
+    async def _hand_over_leadership(self, *, leave: bool = False) -> None:
+        """A stopping leader hands over first, so the cluster does not wait out an election.
+
+        With ``leave`` (`swarm leave`) the node also leaves the Raft configuration, so the
+        voters that stay can form a majority without it (``ClusterLink.leave_configuration``:
+        a leader removes itself through the log and Raft hands over once that commits; another
+        member asks the leader to remove it)."""
         raft = self.committer.raft
+        if leave:
+            was_leader = raft.is_leader
+            outcome = await self.link.leave_configuration(LEAVE_TRANSFER_TIMEOUT_S)
+            log.info("left_configuration", outcome=outcome, leader=raft.leader_id)
+            if was_leader and not raft.is_leader:
+                log.info("leadership_transferred", to=raft.leader_id)
+            if outcome != "the only voter: it stays in the configuration":
+                return
         if not raft.is_leader:
             return
         others = [v for v in raft.node.membership.voters if v != self.node_id and self._is_alive(v)]
@@ -775,11 +793,18 @@ class Daemon:
         """`swarm recover`: make the voters `swarm status` does not call missing the whole
         configuration (unsafe by design: see ``RaftNode.force_config``)."""
         quorum = self.quorum()
+        excluded = self.committer.raft.status().excluded
+        if excluded:
+            raise ClusterError(
+                f"this node is not in the cluster's configuration ({excluded}): it is rejoining as a "
+                "learner; run `swarm recover` on a node of the cluster if that one lost its quorum"
+            )
         if quorum["healthy"]:
             raise ClusterError("quorum is healthy: nothing to recover (see `swarm status`)")
         voters = sorted(set(quorum["voters"]) - set(quorum["missing"]) | {self.node_id})
         self.committer.raft.force_config(voters)
-        log.warning("configuration_forced", voters=voters)
+        status = self.committer.raft.status()
+        log.warning("configuration_forced", voters=voters, epoch=status.epoch)
         return voters
 
     def _serve_log_fetch(self, sender: str, msg: LogFetch) -> None:

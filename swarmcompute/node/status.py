@@ -4,7 +4,10 @@ Sources: the Raft status (roles, term, which voters the leader hears from),
 the gossip view (liveness, addresses, advertised resources) and the job table
 (running jobs per node). On a follower, a voter counts as missing when gossip
 does not see it alive; on the leader, when Raft has not heard from it within
-an election timeout.
+an election timeout. ``quorum["reason"]`` says in one line why quorum is not
+healthy: missing voters, an election under way, or this node being outside the
+cluster's configuration (removed, or replaced by `swarm recover`) while it asks
+to rejoin.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from swarmcompute.state.table import JobTable
 
 
 def role_of(node_id: str, raft: Status) -> str:
+    if node_id == raft.node_id and raft.excluded:
+        return "joining"  # our own log still lists us, but the cluster does not
     if node_id == raft.leader_id:
         return "leader"
     if node_id in raft.voters:
@@ -39,8 +44,19 @@ def quorum_view(raft: Status, alive: set[str]) -> dict[str, Any]:
     missing.discard(raft.node_id)
     missing_sorted = sorted(missing)
     needed = len(voters) // 2 + 1
+    if raft.excluded:
+        reason = f"this node is not in the cluster's configuration: {raft.excluded}; it asks to rejoin as a learner"
+        return {"healthy": False, "voters": voters, "missing": [], "needed": needed, "reason": reason}
     healthy = bool(voters) and len(voters) - len(missing_sorted) >= needed and raft.leader_id is not None
-    return {"healthy": healthy, "voters": voters, "missing": missing_sorted, "needed": needed}
+    if healthy:
+        reason = ""
+    elif not voters:
+        reason = "this node is not in a configuration yet: it is joining"
+    elif len(voters) - len(missing_sorted) < needed:
+        reason = f"missing voters {', '.join(missing_sorted)} ({needed} of {len(voters)} needed)"
+    else:
+        reason = "no leader yet: an election is under way"
+    return {"healthy": healthy, "voters": voters, "missing": missing_sorted, "needed": needed, "reason": reason}
 
 
 def node_view(
