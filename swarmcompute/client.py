@@ -39,6 +39,7 @@ _SPEC_OPTIONS = frozenset(
         "node",
         "image",
         "on_disconnect",
+        "keep_on_exit",
         "job_id",
     }
 )
@@ -56,7 +57,9 @@ def job_spec(argv: Sequence[str] | str, **options: Any) -> JobSpec:
     Options: name, env (mapping), cwd, timeout ("30s", "10m" or seconds),
     retries, priority, cpus, mem ("512M", "2G" or bytes), gpus, after, after_any
     (job ids), node (name or id to pin to), image, on_disconnect ("stop", the
-    default, or "keep"), job_id (client-chosen id, for idempotent resubmission).
+    default, or "keep"), keep_on_exit (``run`` only: keep the job running if
+    the caller stops reading its stream; by default that cancels it), job_id
+    (client-chosen id, for idempotent resubmission).
     """
     unknown = set(options) - _SPEC_OPTIONS
     if unknown:
@@ -85,6 +88,7 @@ def job_spec(argv: Sequence[str] | str, **options: Any) -> JobSpec:
         node=options.get("node"),
         image=options.get("image"),
         on_disconnect=options.get("on_disconnect") or "stop",
+        keep_on_exit=bool(options.get("keep_on_exit")),
     )
 
 

@@ -43,6 +43,7 @@ SPEC_FIELDS = (
     "node",
     "image",
     "on_disconnect",
+    "keep_on_exit",
 )
 SPEC_DEFAULTS = {
     "name": "",
@@ -59,6 +60,7 @@ SPEC_DEFAULTS = {
     "node": None,
     "image": None,
     "on_disconnect": "stop",
+    "keep_on_exit": False,
 }
 
 

@@ -18,6 +18,7 @@ import structlog
 
 from swarmcompute import codec
 from swarmcompute.api import messages as m
+from swarmcompute.api.lifeline import Lifelines
 from swarmcompute.api.protocol import LENGTH_PREFIX, MAX_FRAME_BYTES, frame, socket_address
 from swarmcompute.api.streaming import OutputStream
 from swarmcompute.errors import FrameTooLargeError, JobNotFoundError, ProtocolError, SwarmError, WaitTimeoutError
@@ -57,6 +58,7 @@ class ControlServer:
         self._server: asyncio.Server | None = None
         self.leave_requested = False
         """`swarm leave` asked the daemon to stop (a signal stops it without leaving the configuration)."""
+        self._lifelines = Lifelines(daemon)
 
     async def start(self) -> None:
         self._path.unlink(missing_ok=True)  # we hold the state-dir lock: any socket here is stale
@@ -86,7 +88,7 @@ class ControlServer:
                 if request is None:
                     return
                 try:
-                    await self._dispatch(request, writer)
+                    await self._dispatch(request, writer, reader)
                 except SwarmError as exc:
                     await _send(writer, m.ErrorReply(type(exc).__name__, str(exc)))
                 if isinstance(request, m.Shutdown):
@@ -100,7 +102,7 @@ class ControlServer:
         finally:
             writer.close()
 
-    async def _dispatch(self, request: Any, writer: asyncio.StreamWriter) -> None:
+    async def _dispatch(self, request: Any, writer: asyncio.StreamWriter, reader: asyncio.StreamReader) -> None:
         daemon = self._daemon
         match request:
             case m.Submit(jobs=jobs, attach=attach):
@@ -108,8 +110,8 @@ class ControlServer:
                 if not attach:
                     await _send(writer, m.Reply(ids))
                     return
-                await _send(writer, m.Submitted(tuple(ids)))
-                await OutputStream(daemon, writer, ids[0]).run(follow=True, from_first=True)
+                await self._lifelines.attach(jobs[0], reader, writer)
+                return
             case m.Wait(job_ids=refs, timeout_s=timeout_s):
                 await _send(writer, m.Reply(await self._wait(refs, timeout_s)))
             case m.GetJob(ref=ref, with_output=with_output):

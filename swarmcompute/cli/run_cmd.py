@@ -8,6 +8,7 @@ routes `swarm run` here too, so there is one parser and one behaviour.
 
 from __future__ import annotations
 
+import _signal
 import os
 import sys
 import time
@@ -43,6 +44,9 @@ Options:
   --on-disconnect WHAT  stop (default): if its node is cut off from the cluster,
                         stop it there (~1 s) and run it elsewhere: never two at
                         once. keep: let it run on; it may then run twice.
+  --keep-on-exit        Keep the job running when this command ends without it
+                        (closed pipe, SIGTERM, SIGHUP, kill); by default that
+                        cancels the job, as Ctrl-C does.
   --id ID               Choose the job id (resubmitting the same id is a no-op).
   --state-dir DIR       The node to talk to (default: $SWARM_STATE_DIR or
                         ~/.local/share/swarmcompute).
@@ -68,6 +72,7 @@ _OPTIONS: dict[str, tuple[str, bool, bool]] = {
     "--node": ("node", True, False),
     "--image": ("image", True, False),
     "--on-disconnect": ("on_disconnect", True, False),
+    "--keep-on-exit": ("keep_on_exit", False, False),
     "--id": ("job_id", True, False),
     "--state-dir": ("state_dir", True, False),
 }
@@ -174,8 +179,11 @@ def main(args: Sequence[str]) -> int:
         print(f"swarm: no swarm daemon in {state_dir}: run `swarm join` first", file=sys.stderr)
         return 2
     try:
+        if not parsed.detach:
+            _signal.signal(_signal.SIGTERM, _ended_by_signal)
+            _signal.signal(_signal.SIGHUP, _ended_by_signal)
         sock.sendall(lean.submit_frame(spec, attach=not parsed.detach))
-        return _follow(sock, lean, state_dir, spec["id"])
+        return _follow(sock, lean, state_dir, spec["id"], keep=bool(spec.get("keep_on_exit")))
     except lean.LeanError as exc:
         print(f"swarm: {exc}", file=sys.stderr)
         return 2
@@ -202,9 +210,23 @@ def _spec(parsed: RunArgs) -> dict[str, Any]:
     return spec
 
 
-def _follow(sock: Any, lean: Any, state_dir: str, job_id: str) -> int:
+class _EndedBySignal(BaseException):
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+
+
+def _ended_by_signal(signum: int, frame: object) -> None:
+    raise _EndedBySignal(signum)
+
+
+def _follow(sock: Any, lean: Any, state_dir: str, job_id: str, keep: bool = False) -> int:
     """Print the job's output as it comes and return its exit status. ``job_id`` is ours (the
-    client chooses it), so Ctrl-C can cancel the job even before the daemon confirmed it."""
+    client chooses it), so Ctrl-C can cancel the job even before the daemon confirmed it.
+
+    This process is the job's lifeline (as srun is): if it ends before the job, however (Ctrl-C,
+    a closed pipe, SIGTERM, SIGHUP, a crash), it cancels the job, unless ``keep``
+    (``--keep-on-exit``; Ctrl-C cancels even then). The daemon cancels it too, a few seconds after
+    our connection closed, for the ends we cannot see (``kill -9``)."""
     reader = lean.FrameReader(sock)
     out, err = sys.stdout.buffer, sys.stderr.buffer
     try:
@@ -241,9 +263,37 @@ def _follow(sock: Any, lean: Any, state_dir: str, job_id: str) -> int:
             print(f"\nswarm: could not cancel job {job_id}: run `swarm cancel {job_id}`", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        # Whoever read our output went away (`swarm run ... | head`): stop following quietly,
-        # as `cat` would. The job keeps running; its whole output stays in `swarm logs`.
+        # Whoever read our output went away (`swarm run ... | head`): no traceback, as `cat`.
+        _lifeline_cut(lean, state_dir, job_id, "the output pipe closed", keep)
         return 141
+    except _EndedBySignal as exc:
+        _lifeline_cut(lean, state_dir, job_id, f"ended by signal {exc.signum}", keep)
+        return 128 + exc.signum
+    except Exception:
+        if not keep:
+            _lifeline_cut(lean, state_dir, job_id, "swarm run failed", keep)
+        raise
+
+
+def _lifeline_cut(lean: Any, state_dir: str, job_id: str, why: str, keep: bool) -> None:
+    """We stop following before the job ended: cancel it (unless kept) and say so in one line."""
+    for signum in (_signal.SIGTERM, _signal.SIGHUP, _signal.SIGINT):
+        _signal.signal(signum, _signal.SIG_IGN)  # a second signal must not cut the cancel short
+    if keep:
+        line = f"swarm: {why}; job {job_id} keeps running (--keep-on-exit)"
+    else:
+        try:
+            cancelled = _cancel(lean, state_dir, job_id)
+        except (OSError, lean.LeanError):
+            cancelled = False
+        if cancelled:
+            line = f"swarm: {why}: cancelled job {job_id} (--keep-on-exit keeps it running)"
+        else:
+            line = f"swarm: {why}; could not cancel job {job_id}: run `swarm cancel {job_id}`"
+    try:
+        print(line, file=sys.stderr)
+    except OSError:
+        pass  # stderr went with the pipe
 
 
 def _cancel(lean: Any, state_dir: str, job_id: str) -> bool:

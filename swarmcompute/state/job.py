@@ -86,6 +86,9 @@ class JobSpec:
     """``stop`` (default): at most one attempt runs at any instant; a node cut off from the
     cluster stops it when its lease lapses. ``keep``: it keeps running there, and may also run
     elsewhere meanwhile (see ``swarmcompute.rules.lease``)."""
+    keep_on_exit: bool = False
+    """Keep running when the `swarm run` attached to it ends (closed pipe, signal, crash); by
+    default that client is the job's lifeline and its end cancels the job."""
 
     @property
     def command(self) -> str:
@@ -156,6 +159,7 @@ class Job:
             "pinned_node": spec.node,
             "image": spec.image,
             "on_disconnect": spec.on_disconnect,
+            "keep_on_exit": spec.keep_on_exit,
             "output_truncated": self.attempt in self.truncated_attempts,
             "attempts": [
                 {"attempt": n, "node": node or None, "ended": how or None}
