@@ -12,7 +12,7 @@ import pytest
 
 from swarmcompute.errors import ExecutorError
 from swarmcompute.executor import TAIL_BYTES, AttemptSpec, EndReason, read_chunks, read_streams
-from swarmcompute.executor.logfile import STDERR, STDOUT, truncation_marker
+from swarmcompute.executor.logfile import STDERR, STDOUT, TRUNCATED, truncation_marker
 from swarmcompute.executor.registry import read_registry
 
 from .helpers import Harness, ProcessTracker, is_gone, sh, wait_until
@@ -241,7 +241,7 @@ def test_leftover_background_child_is_killed_when_the_leader_exits(harness: Harn
     harness.run_async(body)
 
 
-def test_log_bound_and_truncation_marker(tmp_path: Path, tracker: ProcessTracker) -> None:
+def test_log_bound_and_a_truncation_marker_frame_that_reads_as_stderr(tmp_path: Path, tracker: ProcessTracker) -> None:
     async def body(h: Harness) -> None:
         result = await h.run(sh("big", "head -c 20000 /dev/zero | tr '\\0' a; echo END"))
         out, err = read_streams(result.log_path)
@@ -249,7 +249,7 @@ def test_log_bound_and_truncation_marker(tmp_path: Path, tracker: ProcessTracker
         assert err == truncation_marker(1000)
         assert result.output_tail == (b"a" * 20000 + b"END\n")[-TAIL_BYTES:]
         chunks, _ = read_chunks(result.log_path)
-        assert chunks[-1] == (STDERR, truncation_marker(1000))
+        assert chunks[-1] == (TRUNCATED, truncation_marker(1000))  # a frame of its own: readers know it is a cut
 
     Harness(tmp_path, tracker, max_log_bytes=1000).run_async(body)
 
