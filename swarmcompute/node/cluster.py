@@ -159,6 +159,7 @@ class ClusterLink:
         self._leave_reply: LeaveReply | None = None
         self._leave_wakeup = asyncio.Event()
         self._exclusion_logged = ""
+        self._leaving = False
 
     @property
     def address(self) -> str:
@@ -271,7 +272,7 @@ class ClusterLink:
                 log.warning("not_in_configuration", reason=exclusion, action="asking to rejoin as a learner")
             else:
                 log.info("back_in_configuration")
-        if not is_member or exclusion:
+        if (not is_member or exclusion) and not self._leaving:
             request = JoinRequest(self.node_id, self.name, self.address)
             targets = list(self.seeds)
             leader = self.job_log.raft.leader_id if self.job_log is not None else None
@@ -312,6 +313,7 @@ class ClusterLink:
         job_log = self.job_log
         if job_log is None:
             return "no job log"
+        self._leaving = True  # from now on, never ask to be added back
         raft = job_log.raft
         node = raft.node
         membership = node.membership
