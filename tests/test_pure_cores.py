@@ -14,7 +14,7 @@ import pytest
 import swarmcompute
 
 PACKAGE = Path(swarmcompute.__file__).resolve().parent
-PURE_CORES = ["state", "scheduler", "raft", "membership"]
+PURE_CORES = ["state", "scheduler", "raft", "membership", "rules"]
 # Shell-side helpers that live beside a core on purpose (documented in each module).
 SHELL_MODULES = {"membership/resources.py"}
 FORBIDDEN = {

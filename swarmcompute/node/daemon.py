@@ -138,6 +138,8 @@ class Daemon:
         self._link: ClusterLink | None = None
         self._gossip: GossipHost | None = None
         self._lease: LeaseHost | None = None
+        self._reruns: dict[str, set[tuple[str, int]]] = {}  # node -> its attempts this leader re-queued
+        self._start_fenced = False
         self.executor = JobRunners(
             self.paths.job_output_dir,
             self.paths.process_registry,
@@ -449,6 +451,9 @@ class Daemon:
                 self._stop_stale_attempts(job, running_here[job_id])
             self._notify_followers(job_id)
         self.rounds.applied(reschedule)
+        if self._start_fenced and self.lease.may_start():
+            self._start_fenced = False
+            self._start_wakeup.set()
         self._changed.set()
         self._changed = asyncio.Event()
 
@@ -516,15 +521,18 @@ class Daemon:
         while True:
             await self._start_wakeup.wait()
             self._start_wakeup.clear()
-            if not self.lease.holds():
-                continue  # no attempt starts without a lease; gaining one wakes this loop
+            if not self.lease.may_start():
+                # No attempt starts without a lease and past its fence: gaining one, or applying
+                # the log up to the fence, wakes this loop.
+                self._start_fenced = True
+                continue
             for job in self.queue.to_start(self.table, self.own_capacity(), time.time()):
                 attempt = job.attempt
                 if job.state is not JobState.ASSIGNED or job.node != self.node_id:
                     self.queue.ended(job.id, attempt)  # moved on while earlier ones started
                     continue
                 leased = job.spec.on_disconnect == "stop"
-                if leased and not self.lease.holds():
+                if leased and not self.lease.may_start():
                     self._start_wakeup.set()  # lost it while earlier ones started: wait for it again
                     break
                 await self.executor.start(job.id, attempt, job.spec, leased=leased)
@@ -604,6 +612,9 @@ class Daemon:
             if j.state in ACTIVE_STATES and j.node == node_id and (lease_over or j.spec.on_disconnect == "keep")
         ]
         if lost:
+            if lease_over:  # rule 4: no lease for that node until these are applied here
+                self.lease.rerunning(node_id)
+                self._reruns.setdefault(node_id, set()).update((c.job_id, c.attempt) for c in lost)
             self.committer.enqueue(lost)
 
     def _name_of(self, node_id: str) -> str:
@@ -630,9 +641,18 @@ class Daemon:
             )
 
     def _rerun_leased_attempts(self) -> None:
-        """On the leader: the leased attempts of nodes whose lease has surely expired run again."""
+        """On the leader: the leased attempts of nodes whose lease has surely expired run again;
+        once a node's re-runs are applied here, it may have a lease again (fenced past them)."""
         if not self.committer.raft.is_leader:
+            self._reruns.clear()
             return
+        for node_id, keys in list(self._reruns.items()):
+            if not any(
+                (job := self.table.get(j)) and job.attempt == a and job.node == node_id and job.state in ACTIVE_STATES
+                for j, a in keys
+            ):
+                del self._reruns[node_id]
+                self.lease.rerun_applied(node_id)
         now = lease_clock()
         known = set(self.committer.raft.node.membership.members) | {m.node_id for m in self.gossip.members()}
         if not any(self.lease.may_rerun(n, now) for n in known if n != self.node_id):
@@ -640,6 +660,7 @@ class Daemon:
         nodes = {j.node for j in self.table.open_jobs() if j.state in ACTIVE_STATES and j.spec.on_disconnect == "stop"}
         for node_id in nodes:
             if node_id is not None and node_id != self.node_id and self.lease.may_rerun(node_id, now):
+                log.info("leased_attempts_rerun", node=self._name_of(node_id), **self.lease.explain(node_id, now))
                 self._requeue_attempts_of(node_id, "its node lost its lease")
 
     def _maintenance(self) -> None:
@@ -739,11 +760,8 @@ class Daemon:
             ticks += 1
             raft.tick()
             gossip.tick()
-            if ticks % per_ask == 0:
-                lease.tick()
-                self._rerun_leased_attempts()
-            else:
-                lease.check()
+            lease.tick(ask=ticks % per_ask == 0)
+            self._rerun_leased_attempts()
             if ticks % per_failure_check == 0:
                 self._requeue_from_silent_nodes()
             if ticks % per_maintenance == 0:

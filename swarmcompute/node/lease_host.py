@@ -44,8 +44,9 @@ class LeaseHost:
     ) -> None:
         self.node_id = node_id
         self.raft = raft
-        self.lease = NodeLease()
+        self.lease = NodeLease(lease_clock())
         self.grantor: LeaseGrantor | None = None
+        self._asked: tuple[str, int] | None = None  # the leader and term asked last
         self._send_to = send_to
         self._set_deadline = set_deadline
         self._on_change = on_change
@@ -56,23 +57,43 @@ class LeaseHost:
         return frozenset(self.raft.node.membership.voters)
 
     def holds(self, now: float | None = None) -> bool:
-        """Whether this node may start and keep leased attempts now."""
+        """Whether this node may keep its leased attempts running now."""
         if keeps_past_lease(self.node_id, self.voters()):
             return True
         return self.lease.valid(lease_clock() if now is None else now)
 
-    def tick(self) -> None:
-        """Every ask interval: lead or ask, then say what changed."""
+    def may_start(self) -> bool:
+        """Whether this node may start a leased attempt now (the lease and its fence)."""
+        if keeps_past_lease(self.node_id, self.voters()):
+            return True
+        return self.lease.may_start(lease_clock(), self.raft.applied_index)
+
+    def rerunning(self, node_id: str) -> None:
+        """This leader re-runs ``node_id``'s leased attempts: no lease for it until ``rerun_applied``."""
+        if self.grantor is not None:
+            self.grantor.rerunning(node_id)
+
+    def rerun_applied(self, node_id: str) -> None:
+        if self.grantor is not None:
+            self.grantor.rerun_applied(node_id, self.raft.applied_index)
+
+    def tick(self, *, ask: bool = True) -> None:
+        """Every Raft tick: lead, or ask (every ask interval, and at once for a new leader);
+        then say what changed."""
         now = lease_clock()
         node = self.raft.node
         if self.raft.is_leader:
             if self.grantor is None or self.grantor.term != node.term:
-                self.grantor = LeaseGrantor(self.node_id, node.term, now)
-            self.lease.grant_self(self.grantor.quorum_lease_until(self.voters(), now))
+                self.grantor = LeaseGrantor(
+                    self.node_id, node.term, now, self.lease.prior_receipt(node.term), node.log.last_index
+                )
+            self.lease.grant_self(self.grantor.quorum_lease_until(self.voters(), now), self.grantor.term_index)
+            self._asked = None
         else:
             self.grantor = None
             leader = node.leader_id
-            if leader is not None and leader != self.node_id:
+            if leader is not None and leader != self.node_id and (ask or (leader, node.term) != self._asked):
+                self._asked = (leader, node.term)
                 self._send_to(leader, self.lease.ask(node.term, now))
         self.check(now)
 
@@ -83,18 +104,32 @@ class LeaseHost:
             if grantor is None or not self.raft.is_leader:
                 return
             voters = self.voters()
-            grant = grantor.on_ask(sender, msg, voters, now)
-            if grant is not None:
-                self._send_to(sender, grant)
-                self.lease.grant_self(grantor.quorum_lease_until(voters, now))
-        elif self.lease.on_grant(msg, now):
-            self.check(now)
+            for node, grant in grantor.on_ask(sender, msg, voters, now):
+                self._send_to(node, grant)
+            self.lease.grant_self(grantor.quorum_lease_until(voters, now), grantor.term_index)
+        else:
+            if self.lease.on_grant(msg, now):
+                self.check(now)
+            if self.lease.ask_again and msg.term == self.raft.node.term and not self.raft.is_leader:
+                self._send_to(sender, self.lease.ask(msg.term, now))  # echo the new stamp at once
 
     def may_rerun(self, node_id: str, now: float | None = None) -> bool:
         """On the leader: whether ``node_id``'s leased attempts may run elsewhere now."""
-        if self.grantor is None or keeps_past_lease(node_id, self.voters()):
+        voters = self.voters()
+        if self.grantor is None or keeps_past_lease(node_id, voters):
             return False
-        return self.grantor.may_rerun(node_id, lease_clock() if now is None else now)
+        return self.grantor.may_rerun(node_id, voters, lease_clock() if now is None else now)
+
+    def explain(self, node_id: str, now: float) -> dict[str, float]:
+        """Why ``node_id``'s attempts may run elsewhere: the bounds, in seconds before ``now``."""
+        grantor, voters = self.grantor, self.voters()
+        if grantor is None:
+            return {}
+        return {
+            "term_start_s_ago": round(now - grantor.term_start, 3),
+            "earlier_leases_ended_s_ago": round(now - grantor.earlier_leases_end(voters), 3),
+            "rerun_allowed_s_ago": round(now - grantor.rerun_at(node_id, voters), 3),
+        }
 
     def check(self, now: float | None = None) -> None:
         """Push the deadline to the guardian, and report a gained or lost lease."""
