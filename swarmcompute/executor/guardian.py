@@ -98,7 +98,8 @@ def serve(stdin_fd: int = 0) -> None:
             except InterruptedError:
                 continue
             if not readable:
-                lease.expire(held)
+                killed = lease.expire(held)
+                _say(f"swarm guardian: the node's lease ran out; killed {killed} job process group(s)")
                 continue
         try:
             data = os.read(stdin_fd, _READ_BYTES)
@@ -150,13 +151,23 @@ class Lease:
             return None
         return max(self.deadline_ns - now_ns, 0) / 1e9
 
-    def expire(self, held: dict[int, int | None]) -> None:
-        """The deadline passed: kill the leased groups and forget them."""
-        kill_held({g: held[g] for g in self.groups if g in held})
+    def expire(self, held: dict[int, int | None]) -> int:
+        """The deadline passed: kill the leased groups and forget them; return how many."""
+        groups = {g: held[g] for g in self.groups if g in held}
+        kill_held(groups)
         for g in self.groups:
             held.pop(g, None)
         self.groups.clear()
         self.deadline_ns = 0
+        return len(groups)
+
+
+def _say(line: str) -> None:
+    """One line on stderr (the daemon's log): the guardian acts rarely, and each act matters."""
+    try:
+        os.write(2, (line + "\n").encode())
+    except OSError:
+        pass
 
 
 def _close_leaked_fds() -> None:

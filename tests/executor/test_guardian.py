@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from swarmcompute.executor import AttemptSpec, EndReason
-from swarmcompute.executor.guardian import GuardianLink, apply_line, start_ticks
+from swarmcompute.executor.guardian import GuardianLink, Lease, apply_line, boottime_ns, start_ticks
 
 from .helpers import Harness, ProcessTracker, Standin, is_gone, sh, wait_until, wait_until_async
 
@@ -120,6 +120,58 @@ def test_a_group_whose_leader_was_reaped_is_still_killed(
     guardian.close()
     assert wait_until(lambda: is_gone(member), PROMPT_S)
     assert wait_until(lambda: _exited(guardian), PROMPT_S)
+
+
+def test_lease_lines_track_leased_groups_and_the_deadline() -> None:
+    lease = Lease()
+    held: dict[int, int | None] = {}
+    for line in (b"L5000", b"+100 5", b"~100", b"+200", b"~x", b"L-3"):
+        if not lease.apply_line(line):
+            apply_line(held, line)
+    assert held == {100: 5, 200: None} and lease.groups == {100} and lease.deadline_ns == 0
+    lease.apply_line(b"L5000")
+    assert lease.timeout_s(4000) == pytest.approx(1e-6) and lease.timeout_s(6000) == 0
+    assert not lease.apply_line(b"-100")  # a release is the held table's line, and the lease's too
+    apply_line(held, b"-100")
+    assert lease.groups == set() and lease.timeout_s(0) is None  # no leased group: no deadline
+
+
+def test_past_the_lease_deadline_the_guardian_kills_leased_groups_only_while_the_daemon_is_silent(
+    guardian: GuardianLink, group: Callable[[str], tuple[int, int]]
+) -> None:
+    # The daemon (the test) renews twice, then goes silent as a SIGSTOPped daemon would: the
+    # guardian kills the leased group on its own timer, leaves the unleased one, and keeps serving.
+    leased, leased_child = group("sleep 1000 & echo $!; wait")
+    free, free_child = group("sleep 1000 & echo $!; wait")
+    assert guardian.hold(free, start_ticks(free))
+    assert guardian.set_deadline(boottime_ns() + 60 * 10**9)
+    assert guardian.hold(leased, start_ticks(leased), leased=True)
+    for _ in range(2):
+        assert guardian.set_deadline(boottime_ns() + 300 * 10**6)
+    silent_at = time.monotonic()
+    assert wait_until(lambda: is_gone(leased) and is_gone(leased_child), PROMPT_S)
+    waited = time.monotonic() - silent_at
+    assert 0.25 < waited  # not before the deadline (0.3 s)
+    assert not any(is_gone(pid) for pid in (free, free_child))
+    assert guardian.poll() is None  # it is still there for the daemon
+    guardian.close()
+    assert wait_until(lambda: is_gone(free) and is_gone(free_child), PROMPT_S)
+
+
+def test_a_renewed_lease_keeps_leased_groups_alive(
+    guardian: GuardianLink, group: Callable[[str], tuple[int, int]]
+) -> None:
+    leased, leased_child = group("sleep 1000 & echo $!; wait")
+    # Renewals every 50 ms, each 1.5 s ahead, for 2 s: the first deadline would have passed.
+    assert guardian.set_deadline(boottime_ns() + 1500 * 10**6)
+    assert guardian.hold(leased, start_ticks(leased), leased=True)
+    until = time.monotonic() + 2.0
+    while time.monotonic() < until:
+        assert guardian.set_deadline(boottime_ns() + 1500 * 10**6)
+        time.sleep(0.05)
+    assert not is_gone(leased) and not is_gone(leased_child)
+    assert guardian.set_deadline(0)  # "no deadline": the node keeps its attempts past its lease
+    assert guardian.poll() is None and not is_gone(leased)
 
 
 def test_the_guardian_is_alone_small_and_deaf_to_terminal_signals(
