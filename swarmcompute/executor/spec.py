@@ -8,7 +8,8 @@ holding anything that points at a live process.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+
+from swarmcompute.state.job import AttemptEnd
 
 TAIL_BYTES = 4096
 """How much of the most recent output (stdout and stderr interleaved) a result carries.
@@ -36,14 +37,8 @@ class AttemptSpec:
     """It runs under the node's lease: the guardian kills it when the lease deadline passes."""
 
 
-class EndReason(str, Enum):
-    """Why an attempt ended; the daemon maps this onto the job lifecycle."""
-
-    EXITED = "exited"  # the job's own process ended (any exit code, or a signal nobody here sent)
-    TIMEOUT = "timeout"  # timeout_s passed: SIGTERM to the group, SIGKILL after the grace period
-    CANCELLED = "cancelled"  # cancel() was called
-    SPAWN_FAILED = "spawn_failed"  # the process never ran (command not found, bad cwd, ...)
-    STOPPED = "stopped"  # killed because the daemon shut down, or its node lost its lease
+EndReason = AttemptEnd
+"""Why an attempt ended: the job table's own vocabulary (``state.job.AttemptEnd``), one enum."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -507,7 +507,7 @@ class Daemon:
                     attempt=result.attempt,
                     node_id=self.node_id,
                     exit_code=result.exit_code,
-                    end=result.reason.value,
+                    end=result.reason,
                     error=result.error,
                     output_tail=result.output_tail,
                     started_at=result.started_at,

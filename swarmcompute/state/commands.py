@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from swarmcompute import codec
-from swarmcompute.state.job import JobSpec
+from swarmcompute.state.job import AttemptEnd, JobSpec
 
 
 @codec.message("cmd.submit")
@@ -59,13 +59,13 @@ class StartAttempt:
 @codec.message("cmd.finish")
 @dataclass(frozen=True, slots=True)
 class FinishAttempt:
-    """An attempt ended on its node. ``end`` is the executor's EndReason value."""
+    """An attempt ended on its node, as ``end`` says."""
 
     job_id: str
     attempt: int
     node_id: str
     exit_code: int | None
-    end: str
+    end: AttemptEnd
     error: str | None
     output_tail: bytes
     started_at: float

@@ -1,10 +1,10 @@
 """The job vocabulary: what a job asks for (``JobSpec``) and where it stands (``Job``).
 
-Lifecycle (the only transitions ``JobTable`` allows):
+Lifecycle: ``TRANSITIONS`` below is the whole of it, and ``JobTable`` moves a job only through it.
 
-    pending ──assign──▶ assigned ──start──▶ running ──finish──▶ succeeded | failed
+    pending ──assign──▶ assigned ──start──▶ running ──succeed / fail──▶ succeeded | failed
        ▲                   │                   │
-       └───── lost / retry (new attempt) ──────┘
+       └─ lose / retry (new attempt); release (assigned only) ─┘
     any non-terminal ──cancel──▶ cancelled
 
 An attempt that is lost (its node or daemon died) goes back to pending without
@@ -41,6 +41,43 @@ class JobState(StrEnum):
 
 _TERMINAL = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
 ACTIVE_STATES = (JobState.ASSIGNED, JobState.RUNNING)
+
+
+class Move(StrEnum):
+    """What can happen to a job: the events of its lifecycle."""
+
+    ASSIGN = "assign"  # the scheduler gave its next attempt to a node
+    START = "start"  # that node started the attempt's process
+    SUCCEED = "succeed"  # the attempt exited 0
+    FAIL = "fail"  # the attempt failed with no retry left
+    RETRY = "retry"  # the attempt failed; a retry is left (after a backoff)
+    LOSE = "lose"  # the attempt was lost with its node, daemon or lease: no failure counted
+    RELEASE = "release"  # the node handed back an attempt it had not started
+    CANCEL = "cancel"  # a user, or a failed parent, cancelled the job
+
+
+TRANSITIONS: dict[tuple[JobState, Move], JobState] = {
+    (JobState.PENDING, Move.ASSIGN): JobState.ASSIGNED,
+    (JobState.ASSIGNED, Move.START): JobState.RUNNING,
+    (JobState.ASSIGNED, Move.RELEASE): JobState.PENDING,
+    **{(s, Move.SUCCEED): JobState.SUCCEEDED for s in ACTIVE_STATES},  # a result may beat its start notice
+    **{(s, Move.FAIL): JobState.FAILED for s in ACTIVE_STATES},
+    **{(s, Move.RETRY): JobState.PENDING for s in ACTIVE_STATES},
+    **{(s, Move.LOSE): JobState.PENDING for s in ACTIVE_STATES},
+    **{(s, Move.CANCEL): JobState.CANCELLED for s in (JobState.PENDING, *ACTIVE_STATES)},
+}
+"""(state, move) -> the next state; a pair not here is a move the table never makes (h11's way:
+every transition in one place, checked)."""
+
+
+class AttemptEnd(StrEnum):
+    """How an attempt ended on its node (``FinishAttempt.end``; the executor reports these)."""
+
+    EXITED = "exited"  # the job's own process ended (any exit code, or a signal nobody here sent)
+    TIMEOUT = "timeout"  # its timeout passed: SIGTERM to the group, SIGKILL after the grace period
+    CANCELLED = "cancelled"  # cancelled
+    SPAWN_FAILED = "spawn_failed"  # the process never ran (command not found, bad cwd, ...)
+    STOPPED = "stopped"  # killed because the daemon shut down, or its node lost its lease
 
 
 class Reason(StrEnum):

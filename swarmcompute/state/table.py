@@ -14,7 +14,7 @@ import bisect
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 
-from swarmcompute.errors import AmbiguousJobIdError, InvalidJobSpecError, JobNotFoundError
+from swarmcompute.errors import AmbiguousJobIdError, InvalidJobSpecError, InvariantViolation, JobNotFoundError
 from swarmcompute.state.commands import (
     AssignJobs,
     CancelJobs,
@@ -26,7 +26,7 @@ from swarmcompute.state.commands import (
     StartAttempt,
     SubmitJobs,
 )
-from swarmcompute.state.job import ACTIVE_STATES, Job, JobSpec, JobState, Reason
+from swarmcompute.state.job import ACTIVE_STATES, TRANSITIONS, AttemptEnd, Job, JobSpec, JobState, Move, Reason
 
 ON_DISCONNECT = ("stop", "keep")
 RETRY_BACKOFF_BASE_S = 0.5
@@ -223,7 +223,7 @@ class JobTable:
         if child.state.is_terminal:
             return []
         child.finished_at = at
-        self._close(child, JobState.CANCELLED, Reason.DEPENDENCY_FAILED, f"parent job {parent.id} {parent.state.value}")
+        self._move(child, Move.CANCEL, Reason.DEPENDENCY_FAILED, f"parent job {parent.id} {parent.state.value}")
         return [child.id, *self._cascade(child, at)]
 
     def _cascade(self, parent: Job, at: float) -> list[str]:
@@ -242,15 +242,17 @@ class JobTable:
             job = self._open.get(a.job_id)
             if job is None or job.state is not JobState.PENDING or a.attempt != job.attempt + 1:
                 continue  # a stale scheduling decision
-            job.state = JobState.ASSIGNED
-            self._drop_pending(job)
             job.attempt = a.attempt
             job.node = a.node_id
             job.attempt_nodes = _set_at(job.attempt_nodes, a.attempt, a.node_id)
             job.assigned_at = cmd.at
             job.started_at = None
-            job.reason = Reason.ASSIGNED
-            job.message = f"attempt {a.attempt} given to node {a.node_id}; it starts as soon as that node has room"
+            self._move(
+                job,
+                Move.ASSIGN,
+                Reason.ASSIGNED,
+                f"attempt {a.attempt} given to node {a.node_id}; it starts as soon as that node has room",
+            )
             changed.append(job.id)
         return changed
 
@@ -258,10 +260,8 @@ class JobTable:
         job = self._open.get(cmd.job_id)
         if job is None or job.attempt != cmd.attempt or job.state is not JobState.ASSIGNED:
             return []
-        job.state = JobState.RUNNING
         job.started_at = cmd.at
-        job.reason = Reason.RUNNING
-        job.message = f"attempt {cmd.attempt} running on node {cmd.node_id}"
+        self._move(job, Move.START, Reason.RUNNING, f"attempt {cmd.attempt} running on node {cmd.node_id}")
         return [job.id]
 
     def _finish(self, cmd: FinishAttempt) -> list[str]:
@@ -280,26 +280,28 @@ class JobTable:
         job.output_tail = cmd.output_tail
         job.started_at = job.started_at or cmd.started_at
         job.finished_at = cmd.finished_at
-        if cmd.end == "stopped":
-            _ended(job, "its daemon stopped")
-            self._to_pending(job, Reason.LOST, f"attempt {job.attempt} stopped with its daemon; re-queued")
+        if cmd.end == AttemptEnd.STOPPED:
+            why = cmd.error or "its daemon stopped"
+            _ended(job, why)
+            self._move(job, Move.LOSE, Reason.LOST, f"attempt {job.attempt} stopped: {why}; re-queued")
             return [job.id]
-        if cmd.end == "exited" and cmd.exit_code == 0:
+        if cmd.end == AttemptEnd.EXITED and cmd.exit_code == 0:
             _ended(job, "exit 0")
-            self._close(job, JobState.SUCCEEDED, Reason.EXITED, "exited with code 0")
+            self._move(job, Move.SUCCEED, Reason.EXITED, "exited with code 0")
             return [job.id]
         reason, message = _failure(cmd, job)
         _ended(job, _END_WORDS.get(reason, f"exit {cmd.exit_code}"))
         job.failures += 1
         if job.failures <= job.spec.retries:
             job.not_before = cmd.finished_at + retry_backoff_s(job.failures)
-            self._to_pending(
+            self._move(
                 job,
+                Move.RETRY,
                 Reason.RETRY_BACKOFF,
                 f"attempt {job.attempt} failed ({message}); retry {job.failures} of {job.spec.retries}",
             )
         else:
-            self._close(job, JobState.FAILED, reason, message)
+            self._move(job, Move.FAIL, reason, message)
             return [job.id, *self._cascade(job, cmd.finished_at)]
         return [job.id]
 
@@ -308,7 +310,7 @@ class JobTable:
         if job is None or job.attempt != cmd.attempt or job.state not in ACTIVE_STATES:
             return []
         _ended(job, "lost")
-        self._to_pending(job, Reason.LOST, f"attempt {job.attempt} lost: {cmd.why}; re-queued")
+        self._move(job, Move.LOSE, Reason.LOST, f"attempt {job.attempt} lost: {cmd.why}; re-queued")
         return [job.id]
 
     def _release(self, cmd: ReleaseQueued) -> list[str]:
@@ -316,8 +318,11 @@ class JobTable:
         if job is None or job.attempt != cmd.attempt or job.state is not JobState.ASSIGNED or job.node != cmd.node_id:
             return []
         _ended(job, "handed back")
-        self._to_pending(
-            job, Reason.WAITING_RESOURCES, f"attempt {job.attempt} handed back by node {cmd.node_id}: {cmd.why}"
+        self._move(
+            job,
+            Move.RELEASE,
+            Reason.WAITING_RESOURCES,
+            f"attempt {job.attempt} handed back by node {cmd.node_id}: {cmd.why}",
         )
         return [job.id]
 
@@ -338,26 +343,26 @@ class JobTable:
             if was_active:
                 _ended(job, "cancelled")
             job.finished_at = cmd.at
-            self._close(job, JobState.CANCELLED, Reason.CANCELLED, cmd.why)
+            self._move(job, Move.CANCEL, Reason.CANCELLED, cmd.why)
             if not was_active:
                 job.node = None
             changed.append(job_id)
             changed.extend(self._cascade(job, cmd.at))
         return changed
 
-    def _to_pending(self, job: Job, reason: Reason, message: str) -> None:
-        job.state = JobState.PENDING
-        self._add_pending(job)
-        job.node = None
-        job.reason = reason
-        job.message = message
-
-    def _close(self, job: Job, state: JobState, reason: Reason, message: str) -> None:
-        job.state = state
-        job.reason = reason
-        job.message = message
-        self._open.pop(job.id, None)
-        self._drop_pending(job)
+    def _move(self, job: Job, move: Move, reason: Reason, message: str) -> None:
+        """The one way a job changes state: by ``TRANSITIONS``, keeping the indexes in step."""
+        state = TRANSITIONS.get((job.state, move))
+        if state is None:
+            raise InvariantViolation(f"job {job.id}: no move {move.value} from {job.state.value}")
+        job.state, job.reason, job.message = state, reason, message
+        if state is JobState.PENDING:
+            self._add_pending(job)
+            job.node = None
+        else:
+            self._drop_pending(job)
+        if state.is_terminal:
+            self._open.pop(job.id, None)
 
     def _add_pending(self, job: Job) -> None:
         if job.id not in self._pending:
@@ -389,11 +394,11 @@ def _ended(job: Job, how: str) -> None:
 
 
 def _failure(cmd: FinishAttempt, job: Job) -> tuple[Reason, str]:
-    if cmd.end == "timeout":
+    if cmd.end == AttemptEnd.TIMEOUT:
         limit = f" after {job.spec.timeout_s:g}s" if job.spec.timeout_s is not None else ""
         return Reason.TIMEOUT, f"timed out{limit} and was killed"
-    if cmd.end == "spawn_failed":
+    if cmd.end == AttemptEnd.SPAWN_FAILED:
         return Reason.SPAWN_FAILED, cmd.error or "the command could not be started"
-    if cmd.end == "cancelled":
+    if cmd.end == AttemptEnd.CANCELLED:
         return Reason.CANCELLED, "its process was cancelled"
     return Reason.EXIT_CODE, f"exited with code {cmd.exit_code}"

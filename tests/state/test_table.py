@@ -322,3 +322,38 @@ def test_succeeded_parent_releases_the_child() -> None:
     running(table, "p")
     table.apply(finish("p", 1))
     assert table.waiting_on(table.get("c")) == []  # type: ignore[arg-type]
+
+
+def test_every_state_change_goes_through_the_transitions_table() -> None:
+    import ast
+    import inspect
+
+    import swarmcompute.state.table as table_module
+
+    tree = ast.parse(inspect.getsource(table_module))
+    setters = {
+        func.name
+        for func in ast.walk(tree)
+        if isinstance(func, ast.FunctionDef)
+        for node in ast.walk(func)
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        for t in (target.elts if isinstance(target, ast.Tuple) else [target])
+        if isinstance(t, ast.Attribute) and t.attr == "state"
+    }
+    assert setters == {"_move"}
+
+
+def test_a_move_the_transitions_table_does_not_hold_is_refused() -> None:
+    from swarmcompute.errors import InvariantViolation
+    from swarmcompute.state.job import TRANSITIONS, Move
+
+    table = JobTable()
+    table.apply(SubmitJobs((JobSpec(id="m1", argv=("true",)),), at=1.0))
+    job = table.get("m1")
+    assert job is not None
+    assert (JobState.PENDING, Move.START) not in TRANSITIONS
+    with pytest.raises(InvariantViolation, match="no move start from pending"):
+        table._move(job, Move.START, Reason.RUNNING, "")
+    terminal = {s for s in JobState if s.is_terminal}
+    assert not any(state in terminal for state, _ in TRANSITIONS)  # nothing leaves a terminal state
