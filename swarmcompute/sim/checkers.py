@@ -11,6 +11,10 @@ them on every step stays cheap:
   completeness);
 * applied prefixes are identical — every node applies index i+1 after i, the
   committed entry, and a snapshot restores exactly the state at its index.
+
+`swarm recover` (``force_config``) is the one sanctioned exception: a newer
+configuration epoch may replace entries committed in an older one (they were on
+the voters the operator gave up). Within an epoch every rule above holds.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import zlib
 from dataclasses import dataclass, field
 
 from swarmcompute.raft.core import RaftNode
-from swarmcompute.raft.messages import Entry
+from swarmcompute.raft.messages import Entry, epoch_of
 from swarmcompute.raft.ready import Role
 
 
@@ -40,6 +44,8 @@ class RaftChecker:
     digests: list[int] = field(default_factory=lambda: [0])
     """digests[i]: state machine digest after applying 1..i."""
     elections: int = 0
+    replaced: int = 0
+    """Committed entries a newer configuration epoch replaced (only `swarm recover` does that)."""
 
     def fail(self, what: str) -> None:
         self.violations.append(what)
@@ -54,6 +60,8 @@ class RaftChecker:
             return
         self.elections += 1
         for entry in self.committed[node.log.snapshot_index :]:
+            if epoch_of(entry.term) < epoch_of(node.term):
+                continue  # history of an older configuration epoch: a recover may have replaced it
             if node.log.term_at(entry.index) != entry.term:
                 self.fail(
                     f"leader completeness: {node.id} leads term {node.term} without committed entry "
@@ -77,9 +85,16 @@ class RaftChecker:
         first = max(previous_commit, node.log.snapshot_index) + 1
         for index in range(first, min(node.commit, node.log.last_index) + 1):
             entry = node.log.entry(index)
+            if self._replaced_history(entry):
+                continue  # a node that has not heard of the newer epoch yet
             if index <= len(self.committed):
                 known = self.committed[index - 1]
-                if known != entry:
+                if known != entry and epoch_of(entry.term) > epoch_of(known.term):
+                    del self.committed[index - 1 :]  # a recover replaced an older epoch's history
+                    del self.digests[index:]
+                    self.committed.append(entry)
+                    self.replaced += 1
+                elif known != entry:
                     self.fail(f"committed entry changed: index {index} was {known}, {node.id} committed {entry}")
                     return
             elif index == len(self.committed) + 1:
@@ -88,10 +103,19 @@ class RaftChecker:
                 self.fail(f"{node.id} committed {index} but only {len(self.committed)} entries are known committed")
                 return
 
+    def _replaced_history(self, entry: Entry) -> bool:
+        """An entry of an older configuration epoch than the latest committed one, other than
+        the one committed at its index: history that a recover replaced."""
+        if not self.committed or epoch_of(entry.term) >= epoch_of(self.committed[-1].term):
+            return False
+        return entry.index > len(self.committed) or self.committed[entry.index - 1] != entry
+
     def on_applied(self, node_id: str, last_applied: int, digest: int, entry: Entry) -> int:
         """One node applies ``entry`` after ``last_applied``; returns its new digest."""
         if entry.index != last_applied + 1:
             self.fail(f"{node_id} applied {entry.index} right after {last_applied}")
+        if self._replaced_history(entry):
+            return digest  # a node of a replaced history catching up before it hears of the new epoch
         if entry.index > len(self.committed) or self.committed[entry.index - 1] != entry:
             self.fail(f"{node_id} applied {entry} which is not the committed entry at {entry.index}")
             return digest
@@ -103,8 +127,11 @@ class RaftChecker:
             self.digests.append(new)
         return new
 
-    def on_restored(self, node_id: str, index: int, digest: int) -> None:
-        """A node restored its state machine from a snapshot at ``index``."""
+    def on_restored(self, node_id: str, index: int, digest: int, term: int | None = None) -> None:
+        """A node restored its state machine from a snapshot at ``index`` (of ``term``, if known)."""
+        if term is not None and self.committed and epoch_of(term) < epoch_of(self.committed[-1].term):
+            if index > len(self.committed) or self.committed[index - 1].term != term:
+                return  # its own snapshot of a history a recover replaced, on its restart
         if index >= len(self.digests) or self.digests[index] != digest:
             self.fail(f"{node_id} restored a snapshot at {index} that matches no applied prefix")
 

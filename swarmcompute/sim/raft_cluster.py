@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from swarmcompute.errors import MembershipChangeError, NotLeaderError
 from swarmcompute.raft.config import RaftConfig
 from swarmcompute.raft.core import RaftNode
-from swarmcompute.raft.messages import Message, Snapshot
+from swarmcompute.raft.messages import Message, Snapshot, epoch_of
 from swarmcompute.raft.ready import Role
 from swarmcompute.sim.checkers import RaftChecker
 from swarmcompute.sim.clock import SimClock
@@ -102,6 +102,9 @@ class RaftSim:
         self._liveness_met = False
         self._kept_down: set[str] = set()
         self._commands = 0
+        self._current_epoch: int | None = None
+        """Set by ``run_recover`` once the replaced voters restart: a leader of an older epoch after
+        that is a violation (they can hear the new epoch)."""
         initial = [self._new_id() for _ in range(self.opts.nodes)]
         for node_id in initial:
             node = SimNode(node_id)
@@ -186,6 +189,71 @@ class RaftSim:
             leader = self._leader()
             if leader is not None and leader.core is not None and leader.core.term > old_term:
                 return (self.clock.now_ms - crashed_at) / tick
+        return None
+
+    def run_recover(self, warmup_ticks: int = 40, bound_ticks: int = 200) -> int | None:
+        """`swarm recover` and the voters it gave up coming back with their old state.
+
+        A clean network; after ``warmup_ticks`` under client load (and, for half the seeds,
+        a few ticks in which the survivors-to-be are cut off, so the others commit entries
+        they never see) a majority of the voters dies, the survivors wait out a few election
+        timeouts, one of them forces the survivors as the configuration, and then the dead
+        restart from their disks while client traffic goes on. Every checker runs, plus: no
+        leader of the replaced epoch ever again. Each ``JOIN_EVERY_TICKS``, a node Raft calls
+        excluded (or that is not a member) asks the leader to add it, as the daemon's join
+        step does once a second. Returns the ticks from the restart until every node is a
+        voter of the new epoch (auto-promotion) and none is excluded, or None (a violation
+        in ``self.checker`` or the bound passed).
+        """
+        tick = self.opts.tick_ms
+        for node_id in sorted(self.nodes):
+            self.clock.call_at(self.rng.randrange(tick), self._tick, node_id)
+        self.clock.call_at(0, self._world_tick)
+        self._run_until(warmup_ticks * tick)
+        ids = sorted(self.nodes)
+        survivors = self.rng.sample(ids, self.rng.randint(1, (len(ids) - 1) // 2))
+        lost = [i for i in ids if i not in survivors]
+        if self.rng.random() < 0.5:  # the survivors miss the last commits: the recover replaces them
+            self.net.partition([set(survivors), set(lost)])
+            self._t(f"PARTITION {sorted(survivors)} | {sorted(lost)}")
+            self._run_until(self.clock.now_ms + self.rng.randint(2, 8) * tick)
+        for node_id in lost:
+            self._kept_down.add(node_id)
+            self._crash(self.nodes[node_id])
+        self.net.heal()
+        self._run_until(self.clock.now_ms + 3 * self.raft.election_timeout_ticks * tick)
+        forcer = self.nodes[survivors[0]]
+        if forcer.core is None or self.checker.violations:
+            return None
+        forcer.core.force_config(survivors)
+        self._t(f"{forcer.id} RECOVER voters {sorted(survivors)}")
+        self._process(forcer)
+        self._run_until(self.clock.now_ms + 5 * tick)
+        self._current_epoch = epoch_of(forcer.core.term) if forcer.core is not None else None
+        for node_id in lost:
+            self._kept_down.discard(node_id)
+            self._restart(node_id)
+        restarted_at = self.clock.now_ms
+        while not self.checker.violations and self.clock.now_ms - restarted_at < bound_ticks * tick:
+            self._run_until(self.clock.now_ms + tick)
+            leader = self._leader()
+            if leader is None or leader.core is None:
+                continue
+            members = leader.core.membership
+            cores = [n.core for n in self._alive() if n.core is not None]
+            if members.voters == set(ids) and not any(c.exclusion for c in cores):
+                return (self.clock.now_ms - restarted_at) // tick
+            if (self.clock.now_ms - restarted_at) // tick % JOIN_EVERY_TICKS:
+                continue
+            for core in cores:
+                if core.exclusion or core.id not in members.members:
+                    try:
+                        leader.core.add_learner(core.id)
+                        self._t(f"{leader.id} ADD_LEARNER {core.id} (rejoining)")
+                    except (MembershipChangeError, NotLeaderError):
+                        pass
+                    self._process(leader)
+                    break
         return None
 
     def _run_until(self, end_ms: int) -> None:
@@ -282,6 +350,9 @@ class RaftSim:
                 node.leader_term = core.term
                 self._t(f"{node.id} LEADER term {core.term} last {core.log.last_index} commit {core.commit}")
                 checker.on_leader(core)
+                config_epoch = epoch_of(core.log.term_at(core.membership_index) or 0)
+                if self._current_epoch is not None and min(epoch_of(core.term), config_epoch) < self._current_epoch:
+                    checker.fail(f"{node.id} leads term {core.term} with a configuration `recover` replaced")
             if not core.has_ready():
                 break
             rd = core.ready()
@@ -314,7 +385,7 @@ class RaftSim:
         index, digest = (int(x) for x in snap.data.split(b":")) if snap.data else (0, 0)
         if index != snap.index:
             self.checker.fail(f"{node.id}: snapshot at {snap.index} holds state of {index}")
-        self.checker.on_restored(node.id, index, digest)
+        self.checker.on_restored(node.id, index, digest, snap.term)
         node.app_index, node.app_digest = index, digest
 
     # ------------------------------------------------------------------ faults
@@ -481,6 +552,17 @@ def failover_ticks(
     """
     sim = RaftSim(seed, SimOptions(nodes=nodes, raft=raft or RaftConfig(), faults=False, membership_changes=False))
     return sim.run_failover(warmup_ticks, bound_ticks)
+
+
+JOIN_EVERY_TICKS = 10
+"""The daemon's join step runs once a second, as slow as an election: rejoining must not be
+what keeps the replaced voters from electing a leader."""
+
+
+def recover_ticks(seed: int, nodes: int = 3, trace: bool = False) -> tuple[int | None, RaftSim]:
+    """Run ``RaftSim.run_recover`` for one seed; (ticks until everyone rejoined or None, the sim)."""
+    sim = RaftSim(seed, SimOptions(nodes=nodes, faults=False, membership_changes=False, trace=trace))
+    return sim.run_recover(), sim
 
 
 def run_seed(seed: int, options: SimOptions | None = None) -> SimResult:
