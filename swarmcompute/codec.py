@@ -12,16 +12,27 @@ becomes a ``ProtocolError`` (invariant 6) and never a half-built object.
 
 Why positional fields: frames stay small and decoding fast; adding a field at
 the end with a default keeps old frames readable.
+
+Bounds (hostile input): everything is limited before anything is built. msgpack
+itself refuses strings over ``MAX_STR_BYTES``, arrays over ``MAX_ARRAY_LEN`` and
+maps over ``MAX_MAP_LEN`` items, and messages nest at most ``MAX_DEPTH`` deep
+(each level of nesting costs a C stack frame of tens of KiB in msgpack: 200
+levels used to overflow the stack and crash the process). Every ``int`` field is
+within ``±MAX_INT`` and every ``float`` field finite. Fields annotated ``Count``
+(Raft terms and indexes, gossip incarnations) are within ``0..MAX_COUNT``, half of
+``MAX_INT``: a peer can push our counters that far, and what we then add by
+ourselves (one per election, per entry) still reads back and still encodes.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import types
 import typing
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgpack
 
@@ -30,6 +41,28 @@ from swarmcompute.errors import ProtocolError
 PROTOCOL_VERSION = 1
 _EXT_MESSAGE = 1
 
+MAX_DEPTH = 8
+"""Messages nested inside one message (a JobSpec in a SubmitJobs in a ForwardCommands is 2)."""
+MAX_INT = 2**53 - 1
+"""Every int field, both signs: exact in every JSON reader, and far from what msgpack can encode."""
+MAX_COUNT = 2**52
+"""The bound of ``Count`` fields (terms, log indexes, incarnations): half of ``MAX_INT``."""
+MAX_STR_BYTES = 4 * 1024 * 1024
+MAX_ARRAY_LEN = 1_000_000
+MAX_MAP_LEN = 100_000
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Range:
+    """``Annotated[int, Range(lo, hi)]``: an int field the decoder keeps within ``lo..hi``."""
+
+    lo: int
+    hi: int
+
+
+Count = Annotated[int, Range(0, MAX_COUNT)]
+"""A counter a peer sends (a Raft term or index, a gossip incarnation or sequence number)."""
+
 T = TypeVar("T")
 
 _BY_TAG: dict[str, type] = {}
@@ -37,10 +70,15 @@ _TAG_OF: dict[type, str] = {}
 _FIELDS: dict[type, tuple[tuple[str, Callable[[Any], Any]], ...]] = {}
 _REQUIRED: dict[type, int] = {}
 _FAST: dict[type, Callable[[list[Any]], Any]] = {}
+_CHECKS: dict[type, Callable[[Any], None]] = {}
 
 
-def message(tag: str) -> Callable[[type[T]], type[T]]:
-    """Class decorator: register a frozen dataclass under ``tag`` (unique, stable)."""
+def message(tag: str, *, check: Callable[[Any], None] | None = None) -> Callable[[type[T]], type[T]]:
+    """Class decorator: register a frozen dataclass under ``tag`` (unique, stable).
+
+    ``check(msg)`` runs on every decoded ``msg`` of the class (never on ones built locally) and
+    raises ``ValueError`` for a message whose fields are each fine but do not fit together.
+    """
 
     def register(cls: type[T]) -> type[T]:
         if not dataclasses.is_dataclass(cls):
@@ -49,6 +87,8 @@ def message(tag: str) -> Callable[[type[T]], type[T]]:
             raise TypeError(f"message tag {tag!r} is used by {_BY_TAG[tag].__name__} already")
         _BY_TAG[tag] = cls
         _TAG_OF[cls] = tag
+        if check is not None:
+            _CHECKS[cls] = check
         return cls
 
     return register
@@ -87,13 +127,30 @@ def encode(msg: object) -> bytes:
     return _packb([PROTOCOL_VERSION, tag, values])
 
 
-def _ext_hook(code: int, data: bytes) -> Any:
-    if code != _EXT_MESSAGE:
-        raise ProtocolError(f"unknown msgpack ext type {code}")
-    raw = msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False)
-    if not (isinstance(raw, list) and len(raw) == 2):
-        raise ProtocolError("malformed nested message")
-    return build(raw[0], raw[1])
+def _unpack(data: bytes, depth: int) -> Any:
+    """msgpack with every bound, nested messages built by ``_ext_hook`` one level deeper."""
+
+    def ext_hook(code: int, nested: bytes) -> Any:
+        if code != _EXT_MESSAGE:
+            raise ProtocolError(f"unknown msgpack ext type {code}")
+        if depth >= MAX_DEPTH:  # checked before unpacking: each level costs C stack
+            raise ProtocolError(f"messages nested more than {MAX_DEPTH} deep")
+        raw = _unpack(nested, depth + 1)
+        if not (isinstance(raw, list) and len(raw) == 2):
+            raise ProtocolError("malformed nested message")
+        return build(raw[0], raw[1])
+
+    return msgpack.unpackb(
+        data,
+        ext_hook=ext_hook,
+        raw=False,
+        strict_map_key=False,
+        max_str_len=MAX_STR_BYTES,
+        max_bin_len=len(data),
+        max_array_len=MAX_ARRAY_LEN,
+        max_map_len=MAX_MAP_LEN,
+        max_ext_len=len(data),
+    )
 
 
 def decode(data: bytes, *, max_bytes: int = 64 * 1024 * 1024) -> Any:
@@ -101,7 +158,7 @@ def decode(data: bytes, *, max_bytes: int = 64 * 1024 * 1024) -> Any:
     if len(data) > max_bytes:
         raise ProtocolError(f"message of {len(data)} bytes exceeds the {max_bytes}-byte limit")
     try:
-        raw = msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False)
+        raw = _unpack(data, 0)
     except ProtocolError:
         raise
     except Exception as exc:  # msgpack raises several unrelated types on garbage
@@ -110,24 +167,41 @@ def decode(data: bytes, *, max_bytes: int = 64 * 1024 * 1024) -> Any:
         raise ProtocolError("a message must be [version, tag, fields]")
     version, tag, values = raw
     if version != PROTOCOL_VERSION:
-        raise ProtocolError(f"protocol version {version!r} is not supported (this node speaks {PROTOCOL_VERSION})")
+        raise ProtocolError(
+            f"protocol version {_short(version)} is not supported (this node speaks {PROTOCOL_VERSION})"
+        )
     return build(tag, values)
+
+
+def _short(value: Any) -> str:
+    """A bounded repr for error messages (a hostile value can be megabytes, or nested deep)."""
+    if isinstance(value, (str, bytes, int, float, bool)) or value is None:
+        text = repr(value)
+        return text if len(text) <= 60 else text[:57] + "..."
+    return type(value).__name__
 
 
 def build(tag: Any, values: Any) -> Any:
     """Construct the message ``tag`` from positional ``values``, checking types."""
     cls = _BY_TAG.get(tag) if isinstance(tag, str) else None
     if cls is None:
-        raise ProtocolError(f"unknown message type {tag!r}")
+        raise ProtocolError(f"unknown message type {_short(tag)}")
     if not isinstance(values, list):
         raise ProtocolError(f"{tag}: fields must be a list")
     fast = _FAST.get(cls)
     if fast is None:
         fast = _FAST[cls] = _fast_builder(cls)
     try:
-        return fast(values)
-    except (TypeError, ValueError, IndexError):
-        return _checked_build(tag, cls, values)  # raises the precise ProtocolError
+        msg = fast(values)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        msg = _checked_build(tag, cls, values)  # raises the precise ProtocolError
+    check = _CHECKS.get(cls) if _CHECKS else None
+    if check is not None:
+        try:
+            check(msg)
+        except ValueError as exc:
+            raise ProtocolError(f"{tag}: {exc}") from None
+    return msg
 
 
 def _checked_build(tag: str, cls: type, values: list[Any]) -> Any:
@@ -139,7 +213,7 @@ def _checked_build(tag: str, cls: type, values: list[Any]) -> Any:
     for (name, coerce), value in zip(fields, values, strict=False):
         try:
             kwargs[name] = coerce(value)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise ProtocolError(f"{tag}.{name}: {exc}") from None
     return cls(**kwargs)
 
@@ -154,7 +228,7 @@ def _fast_builder(cls: type) -> Callable[[list[Any]], Any]:
     the precise message (and for short lists that rely on defaults).
     """
     fields = _fields_of(cls)
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     env: dict[str, Any] = {"cls": cls, "_bad": _bad}
     lines = ["def fast(v):", f"    if len(v) != {len(fields)}: raise ValueError('length')"]
     for i, (name, coerce) in enumerate(fields):
@@ -181,10 +255,30 @@ def _inline_check(hint: Any, coerce: str) -> list[str]:
 
 
 def _simple_check(hint: Any) -> list[str] | None:
-    if hint in (str, bytes, bool, int):
+    if hint in (str, bytes, bool):
         return [f"if type(x) is not {hint.__name__}: _bad()"]
+    bounds = _int_bounds(hint)
+    if bounds is not None:
+        return [f"if type(x) is not int or not {bounds[0]} <= x <= {bounds[1]}: _bad()"]
     if hint is float:
-        return ["if type(x) is not float:", "    x = float(x) if type(x) is int else _bad()"]
+        # x - x is 0.0 for every finite float and nan for inf and nan
+        return [
+            "if type(x) is not float:",
+            f"    x = float(x) if type(x) is int and -{MAX_INT} <= x <= {MAX_INT} else _bad()",
+            "elif x - x != 0.0: _bad()",
+        ]
+    return None
+
+
+def _int_bounds(hint: Any) -> tuple[int, int] | None:
+    """``(lo, hi)`` for ``int`` and ``Annotated[int, Range(lo, hi)]``, else None."""
+    if hint is int:
+        return (-MAX_INT, MAX_INT)
+    if typing.get_origin(hint) is Annotated:
+        base, *extras = typing.get_args(hint)
+        ranges = [e for e in extras if isinstance(e, Range)]
+        if base is int and ranges:
+            return (max(-MAX_INT, ranges[0].lo), min(MAX_INT, ranges[0].hi))
     return None
 
 
@@ -195,7 +289,7 @@ def _bad() -> Any:
 def _fields_of(cls: type) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
     cached = _FIELDS.get(cls)
     if cached is None:
-        hints = typing.get_type_hints(cls)
+        hints = typing.get_type_hints(cls, include_extras=True)
         dc_fields = [f for f in dataclasses.fields(cls) if f.init]
         cached = tuple((f.name, _coercer(hints[f.name])) for f in dc_fields)
         _REQUIRED[cls] = sum(
@@ -209,6 +303,20 @@ def _coercer(hint: Any) -> Callable[[Any], Any]:
     """Build a function that checks (and, for tuples and enums, converts) one value."""
     if hint is Any:
         return lambda v: v
+    bounds = _int_bounds(hint)
+    if bounds is not None:
+        lo, hi = bounds
+
+        def as_int(v: Any) -> int:
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise TypeError(f"expected an int, got {type(v).__name__}")
+            if not lo <= v <= hi:
+                raise ValueError(f"{_short(v)} is outside {lo}..{hi}")
+            return v
+
+        return as_int
+    if typing.get_origin(hint) is Annotated:
+        return _coercer(typing.get_args(hint)[0])
     if hint is type(None):
         return _exact(type(None))
     origin = typing.get_origin(hint)
@@ -221,7 +329,7 @@ def _coercer(hint: Any) -> Callable[[Any], Any]:
                     return option(v)
                 except (TypeError, ValueError):
                     continue
-            raise TypeError(f"{v!r} matches none of {hint}")
+            raise TypeError(f"{_short(v)} matches none of {hint}")
 
         return union
     if origin in (list, tuple, dict, frozenset, set) or hint in (list, tuple, dict):
@@ -231,7 +339,7 @@ def _coercer(hint: Any) -> Callable[[Any], Any]:
 
         def literal(v: Any) -> Any:
             if v not in allowed:
-                raise ValueError(f"{v!r} is not one of {allowed}")
+                raise ValueError(f"{_short(v)} is not one of {allowed}")
             return v
 
         return literal
@@ -244,17 +352,13 @@ def _coercer(hint: Any) -> Callable[[Any], Any]:
         def as_float(v: Any) -> float:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise TypeError(f"expected a number, got {type(v).__name__}")
+            if isinstance(v, int) and not -MAX_INT <= v <= MAX_INT:
+                raise ValueError(f"{_short(v)} is outside -{MAX_INT}..{MAX_INT}")
+            if not math.isfinite(v):
+                raise ValueError(f"{v} is not a finite number")
             return float(v)
 
         return as_float
-    if hint is int:
-
-        def as_int(v: Any) -> int:
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise TypeError(f"expected an int, got {type(v).__name__}")
-            return v
-
-        return as_int
     if hint in (str, bytes, bool):
         return _exact(hint)
     raise TypeError(f"codec cannot handle the annotation {hint!r}")

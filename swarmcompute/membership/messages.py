@@ -29,7 +29,7 @@ class MemberUpdate:
 
     node_id: str
     address: str
-    incarnation: int
+    incarnation: codec.Count
     state: MemberState
     meta: NodeMeta | None = None
     """Only in alive updates and full-state records; meta is versioned by incarnation."""
@@ -44,7 +44,7 @@ class MemberUpdate:
 class Ping:
     sender: str
     sender_addr: str
-    seq: int
+    seq: codec.Count
     target_id: str
     """A ping for another id (the address now belongs to someone else) is not acked."""
     updates: tuple[MemberUpdate, ...] = ()
@@ -55,7 +55,7 @@ class Ping:
 class Ack:
     sender: str
     sender_addr: str
-    seq: int
+    seq: codec.Count
     updates: tuple[MemberUpdate, ...] = ()
 
 
@@ -66,7 +66,7 @@ class PingReq:
 
     sender: str
     sender_addr: str
-    seq: int
+    seq: codec.Count
     target_id: str
     target_addr: str
     updates: tuple[MemberUpdate, ...] = ()

@@ -15,6 +15,11 @@ starts the next epoch. Because the epoch is the high part of the term, every
 message, entry, snapshot and hard state carries it, and every term comparison
 Raft makes (who steps down, whose log is more up to date, which (index, term)
 names an entry) orders epochs first: see the core docstring.
+
+The terms and indexes of peer messages are ``codec.Count``: a term of 2**64-1 from a
+peer is refused when decoded, rather than adopted and then, one election later, a
+term no node can encode or read back. ``Entry``, ``Snapshot`` and ``HardState`` are
+also read back from disk, so they keep the wider ``int`` bound.
 """
 
 from __future__ import annotations
@@ -99,11 +104,11 @@ class HardState:
 class VoteRequest:
     """RequestVote, or its pre-vote probe (``pre_vote``: the sender's term is not bumped yet)."""
 
-    term: int
+    term: codec.Count
     src: str
     dst: str
-    last_log_index: int
-    last_log_term: int
+    last_log_index: codec.Count
+    last_log_term: codec.Count
     pre_vote: bool = False
     transfer: bool = False
     """Sent on a leader's request (TimeoutNow): voters skip the leader-lease check."""
@@ -112,25 +117,36 @@ class VoteRequest:
 @codec.message("raft.vote_resp")
 @dataclass(frozen=True, slots=True)
 class VoteResponse:
-    term: int
+    term: codec.Count
     src: str
     dst: str
     granted: bool
     pre_vote: bool = False
 
 
-@codec.message("raft.append")
+def _check_append(msg: AppendRequest) -> None:
+    """What the log would otherwise find out by stopping the node (``InvariantViolation``)."""
+    index, term = msg.prev_index, msg.prev_term
+    for entry in msg.entries:
+        if entry.index != index + 1 or not term <= entry.term <= msg.term:
+            raise ValueError(
+                f"entry {entry.index} (term {entry.term}) does not follow {index} (term {term}) in term {msg.term}"
+            )
+        index, term = entry.index, entry.term
+
+
+@codec.message("raft.append", check=_check_append)
 @dataclass(frozen=True, slots=True)
 class AppendRequest:
     """AppendEntries; with no entries it is the heartbeat."""
 
-    term: int
+    term: codec.Count
     src: str
     dst: str
-    prev_index: int
-    prev_term: int
+    prev_index: codec.Count
+    prev_term: codec.Count
     entries: tuple[Entry, ...]
-    commit: int
+    commit: codec.Count
 
 
 @codec.message("raft.append_resp")
@@ -143,19 +159,24 @@ class AppendResponse:
     ``conflict_index`` let the leader skip a whole term at once (fast back-up).
     """
 
-    term: int
+    term: codec.Count
     src: str
     dst: str
     success: bool
-    index: int
-    conflict_index: int = 0
-    conflict_term: int = 0
+    index: codec.Count
+    conflict_index: codec.Count = 0
+    conflict_term: codec.Count = 0
 
 
-@codec.message("raft.install_snapshot")
+def _check_install(msg: InstallSnapshot) -> None:
+    if not (0 <= msg.snapshot.index <= codec.MAX_COUNT and 0 <= msg.snapshot.term <= msg.term):
+        raise ValueError(f"snapshot at {msg.snapshot.index} (term {msg.snapshot.term}) in term {msg.term}")
+
+
+@codec.message("raft.install_snapshot", check=_check_install)
 @dataclass(frozen=True, slots=True)
 class InstallSnapshot:
-    term: int
+    term: codec.Count
     src: str
     dst: str
     snapshot: Snapshot
@@ -166,7 +187,7 @@ class InstallSnapshot:
 class TimeoutNow:
     """Leadership transfer: the leader asks an up-to-date voter to campaign at once."""
 
-    term: int
+    term: codec.Count
     src: str
     dst: str
 
@@ -178,7 +199,7 @@ class NotMember:
     voter or learner that was removed, or replaced by `swarm recover`, and came back with its old
     state. It stops campaigning; its daemon asks to rejoin as a learner."""
 
-    term: int
+    term: codec.Count
     src: str
     dst: str
 

@@ -61,6 +61,7 @@ def test_generated_decoders_accept_exactly_what_the_field_by_field_path_accepts(
 
     rng = random.Random(seed)
     pool: list[object] = ["x", "", 0, 7, -1, 2.5, True, False, None, b"b", [], ["a"], {}, {"k": "v"}, [1, 2]]
+    pool += [2**52, 2**52 + 1, 2**53 - 1, 2**53, -(2**53), 2**64 - 1, float("nan"), float("inf"), -float("inf")]
     for tag, cls in sorted(codec._BY_TAG.items()):
         width = len(codec._fields_of(cls))
         for _ in range(30):
@@ -74,3 +75,47 @@ def test_generated_decoders_accept_exactly_what_the_field_by_field_path_accepts(
             except ProtocolError:
                 got = ProtocolError
             assert got == expected, (tag, values)
+
+
+def _nested_ext(levels: int) -> bytes:
+    inner = msgpack.packb(["api.status", []])
+    for _ in range(levels):
+        inner = msgpack.packb(["api.reply", [msgpack.ExtType(1, inner)]])
+    return msgpack.packb([1, "api.reply", [msgpack.ExtType(1, inner)]])
+
+
+def test_deeply_nested_messages_are_refused_before_they_are_unpacked() -> None:
+    """200 nested ext types (731 bytes) used to overflow the C stack and kill the process."""
+    assert isinstance(codec.decode(_nested_ext(codec.MAX_DEPTH - 1)), m.Reply)
+    for levels in (codec.MAX_DEPTH, 200, 5000):
+        with pytest.raises(ProtocolError, match="nested"):
+            codec.decode(_nested_ext(levels))
+    with pytest.raises(ProtocolError):
+        codec.decode(b"\x91" * 100_000 + b"\xc0")  # plain arrays: msgpack's own stack bound
+
+
+@pytest.mark.parametrize("value", [2**53, -(2**53), 2**63, 2**64 - 1, -(2**63)])
+def test_ints_out_of_range_are_refused(value: int) -> None:
+    with pytest.raises(ProtocolError, match="outside"):
+        codec.decode(msgpack.packb([1, "api.list_jobs", [value, []]]))
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), 2**60])
+def test_floats_are_finite_and_in_range(value: float) -> None:
+    with pytest.raises(ProtocolError):
+        codec.decode(msgpack.packb([1, "api.wait", [[], value]]))
+
+
+def test_collection_and_string_sizes_are_bounded() -> None:
+    with pytest.raises(ProtocolError):
+        codec.decode(msgpack.packb([1, "api.wait", [["x"] * (codec.MAX_ARRAY_LEN + 1), None]]))
+    with pytest.raises(ProtocolError):
+        codec.decode(msgpack.packb([1, "api.reply", [{i: 0 for i in range(codec.MAX_MAP_LEN + 1)}]]))
+    with pytest.raises(ProtocolError):
+        codec.decode(msgpack.packb([1, "api.get_job", ["x" * (codec.MAX_STR_BYTES + 1), True]]))
+
+
+def test_error_messages_stay_short_for_huge_values() -> None:
+    with pytest.raises(ProtocolError) as info:
+        codec.decode(msgpack.packb([1, "t" * 100_000, []]))
+    assert len(str(info.value)) < 200
