@@ -3,14 +3,22 @@
 One state directory is one node: several nodes can share a machine by using
 different directories (and ports). ``SWARM_STATE_DIR`` overrides the default,
 and ``--state-dir`` overrides both.
+
+The directory holds the cluster key and every job's output, so it is private:
+``ensure_private_dir`` makes it (and any parent it has to create) 0700, and the
+daemon runs with umask 077, so everything it writes there is 0600 (directories
+0700). ``secure_state_dir`` brings a directory an older version left readable
+back to those modes.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from swarmcompute.errors import ConfigError
 from swarmcompute.state_dir import CONTROL_SOCKET_NAME, state_dir_path
 
 DEFAULT_PORT = 7340
@@ -86,3 +94,57 @@ class StatePaths:
     @property
     def process_registry(self) -> Path:
         return self.root / "processes.json"
+
+
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
+
+def ensure_private_dir(path: Path) -> None:
+    """Create ``path`` (and missing parents) 0700, or make an existing one 0700.
+
+    Parents it creates are 0700 too (``~/.local/share`` as XDG asks); parents that exist are
+    left alone. Raises ``ConfigError`` when the directory cannot be made private.
+    """
+    missing = []
+    here = path
+    while not here.exists():
+        missing.append(here)
+        if here.parent == here:
+            break
+        here = here.parent
+    try:
+        for directory in reversed(missing):
+            try:
+                os.mkdir(directory, PRIVATE_DIR_MODE)
+            except FileExistsError:
+                pass
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        if mode & 0o077 or not mode & stat.S_IRWXU == stat.S_IRWXU:
+            os.chmod(path, PRIVATE_DIR_MODE)
+    except OSError as exc:
+        raise ConfigError(f"cannot make the state directory {path} private (mode 0700): {exc}") from None
+
+
+def secure_state_dir(root: Path) -> int:
+    """Make every directory under ``root`` 0700 and every other file 0600; return how many changed.
+
+    For state dirs written before these modes (job output used to be 0644); symlinks are skipped.
+    A file that disappears meanwhile (a job's log being rotated away) is not an error.
+    """
+    ensure_private_dir(root)
+    changed = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            full = os.path.join(dirpath, name)
+            try:
+                st = os.lstat(full)
+                if stat.S_ISLNK(st.st_mode):
+                    continue
+                wanted = PRIVATE_DIR_MODE if stat.S_ISDIR(st.st_mode) else PRIVATE_FILE_MODE
+                if stat.S_IMODE(st.st_mode) & 0o077:
+                    os.chmod(full, stat.S_IMODE(st.st_mode) & wanted)
+                    changed += 1
+            except FileNotFoundError:
+                continue
+    return changed

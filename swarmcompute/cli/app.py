@@ -60,8 +60,14 @@ def join(
     token: Annotated[
         str | None,
         typer.Option(
-            envvar="SWARM_TOKEN", help="Join the cluster this token names (`swarm token` prints it on a member)."
+            envvar="SWARM_TOKEN",
+            help="Join the cluster this token names (`swarm token` prints it on a member). "
+            "Visible in `ps` while this command runs: prefer --token-file or $SWARM_TOKEN.",
         ),
+    ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option("--token-file", help="Read the join token from this file (- for stdin)."),
     ] = None,
     peer: Annotated[
         list[str] | None, typer.Option("--peer", help="HOST:PORT of a member, where mDNS does not reach (repeatable).")
@@ -79,10 +85,47 @@ def join(
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background.")] = False,
     log_format: Annotated[str, typer.Option(help="console or json.")] = "console",
 ) -> None:
-    """Start this machine's daemon: create a cluster, or join one with --token (in the foreground unless --detach)."""
+    """Start this machine's daemon: create a cluster, or join one with --token (in the foreground unless --detach).
+
+    The token reaches the daemon through an inherited pipe (``--token-fd``), never its command
+    line, environment or a file: ``ps`` and ``/proc/PID/environ`` of the daemon and its jobs
+    never show it. In the foreground with a token the CLI execs the daemon that way, so its
+    own command line (``--token T``) is gone too.
+    """
     paths = StatePaths.resolve(state_dir)
     peers = tuple(peer or ())
+    if token_file is not None:
+        if token:
+            raise _fail("give the token either with --token (or $SWARM_TOKEN) or with --token-file, not both")
+        token = _read_token_file(token_file)
+    if token is not None:
+        from swarmcompute.transport.keys import ClusterKey
+
+        token = token.strip()
+        _call(lambda: ClusterKey.from_token(token))  # a typo is said here, not in the daemon's log
+    args = [
+        "--state-dir",
+        str(paths.root),
+        "--bind",
+        bind,
+        "--port",
+        str(port),
+        "--log-format",
+        log_format,
+        "--voter-grace",
+        str(voter_grace),
+    ]
+    if name:
+        args += ["--name", name]
+    for address in peers:
+        args += ["--peer", address]
+    if new_cluster:
+        args += ["--new-cluster"]
+    if not mdns:
+        args += ["--no-mdns"]
     if not detach:
+        if token is not None:
+            _exec_foreground(args, token)  # does not return
         from swarmcompute.node.__main__ import run_daemon
 
         raise typer.Exit(
@@ -91,7 +134,6 @@ def join(
                 name=name,
                 bind=bind,
                 port=port,
-                token=token,
                 peers=peers,
                 new_cluster=new_cluster,
                 mdns=mdns,
@@ -102,38 +144,32 @@ def join(
     client = Client(paths.root)
     if client.ping():
         raise _fail(str(DaemonAlreadyRunningError(str(paths.root), paths.read_pid())))
-    paths.root.mkdir(parents=True, exist_ok=True)
-    args = [
-        sys.executable,
-        "-m",
-        "swarmcompute.node",
-        "--state-dir",
-        str(paths.root),
-        "--bind",
-        bind,
-        "--port",
-        str(port),
-        "--log-format",
-        log_format,
-        "--log-file",
-        str(paths.daemon_log),
-        "--voter-grace",
-        str(voter_grace),
-    ]
-    if name:
-        args += ["--name", name]
-    if token:
-        args += ["--token", token]
-    for address in peers:
-        args += ["--peer", address]
-    if new_cluster:
-        args += ["--new-cluster"]
-    if not mdns:
-        args += ["--no-mdns"]
-    with open(paths.daemon_log, "ab") as logfile:
-        proc = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True
-        )
+    from swarmcompute.paths import ensure_private_dir
+
+    _call(lambda: ensure_private_dir(paths.root))
+    args = [sys.executable, "-m", "swarmcompute.node", *args, "--log-file", str(paths.daemon_log)]
+    token_fd = None
+    if token is not None:
+        token_fd = _token_pipe(token)
+        args += ["--token-fd", str(token_fd)]
+    try:
+        logfd = os.open(paths.daemon_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        try:
+            os.fchmod(logfd, 0o600)  # a log an older version created 0644
+            proc = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=logfd,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                pass_fds=() if token_fd is None else (token_fd,),
+                env=_daemon_environment(),
+            )
+        finally:
+            os.close(logfd)
+    finally:
+        if token_fd is not None:
+            os.close(token_fd)
     deadline = time.monotonic() + JOIN_READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -152,6 +188,59 @@ def join(
             return
         time.sleep(0.05)
     raise _fail(f"the daemon (pid {proc.pid}) did not answer within {JOIN_READY_TIMEOUT_S:g}s; see {paths.daemon_log}")
+
+
+def _read_token_file(path: Path) -> str:
+    """The token in ``path`` (``-``: stdin); a file other users can read gets a warning."""
+    import stat
+
+    if str(path) == "-":
+        return sys.stdin.readline().strip()
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        text = path.read_text(encoding="ascii", errors="replace")
+    except OSError as exc:
+        raise _fail(f"cannot read the token file {path}: {exc.strerror}") from None
+    if mode & 0o077:
+        typer.echo(f"swarm: warning: the token file {path} is readable by other users: `chmod 600 {path}`", err=True)
+    return text.strip()
+
+
+def _token_pipe(token: str) -> int:
+    """A pipe holding the token, writer closed: return its read end, inheritable by the daemon.
+
+    Why a pipe (and not a 0600 file the daemon deletes): nothing reaches the disk, nothing is
+    left behind if the daemon dies before reading it, and no other process can open it: only
+    the child that inherits the fd can read it (the token is far below the pipe's 64 KiB, so
+    the write never blocks).
+    """
+    read_fd, write_fd = os.pipe()
+    try:
+        os.write(write_fd, token.encode("ascii") + b"\n")
+    finally:
+        os.close(write_fd)
+    os.set_inheritable(read_fd, True)
+    return read_fd
+
+
+def _daemon_environment() -> dict[str, str]:
+    """This environment without the secrets the daemon must not carry (``SWARM_TOKEN``)."""
+    from swarmcompute.executor.spawn import SECRET_ENV
+
+    return {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
+
+
+def _exec_foreground(args: list[str], token: str) -> None:
+    """Become the daemon (same pid, same terminal), with the token on a pipe, not in argv/env."""
+    token_fd = _token_pipe(token)
+    argv = [sys.executable, "-m", "swarmcompute.node", *args, "--token-fd", str(token_fd)]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execve(sys.executable, argv, _daemon_environment())
+    except OSError as exc:
+        os.close(token_fd)
+        raise _fail(f"cannot start the daemon ({sys.executable}): {exc.strerror}") from None
 
 
 @app.command()

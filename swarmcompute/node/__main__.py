@@ -1,14 +1,33 @@
-"""``python -m swarmcompute.node``: run a daemon in the foreground (what `swarm join` starts)."""
+"""``python -m swarmcompute.node``: run a daemon in the foreground (what `swarm join` starts).
+
+The join token never travels on this command line or in this environment when `swarm join`
+starts the daemon: the CLI writes it into a pipe and passes the read end as ``--token-fd N``
+(see ``cli.app``). ``--token`` is still accepted for tests and scripts, with the warning that
+``ps`` shows it.
+
+Before anything else the daemon makes its state private and itself robust (``harden_process``):
+umask 077 (its files 0600, directories 0700; jobs get the umask it was started with), the state
+dir made 0700 and older 0644 files brought to 0600, the soft fd limit raised to the hard one,
+and ``SWARM_TOKEN`` removed from its environment so that no job inherits it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import resource
 import signal
 import sys
 
-from swarmcompute.errors import SwarmError
+from swarmcompute.errors import ConfigError, SwarmError
 from swarmcompute.paths import DEFAULT_PORT, StatePaths
+
+SECRET_ENV = ("SWARM_TOKEN",)
+"""Environment variables that carry secrets: read by the CLI, never passed on to a job."""
+MAX_NOFILE = 1 << 20
+"""The soft fd limit the daemon raises itself to: the hard limit, at most this."""
+TOKEN_READ_MAX = 4096
 
 
 def _without_rich() -> None:
@@ -36,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name")
     parser.add_argument("--bind", default="0.0.0.0")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    parser.add_argument("--token")
+    parser.add_argument("--token", help="the join token (visible in ps: `swarm join` uses --token-fd)")
+    parser.add_argument("--token-fd", type=int, help="read the join token from this inherited fd, then close it")
     parser.add_argument("--peer", action="append", default=[])
     parser.add_argument("--new-cluster", action="store_true")
     parser.add_argument("--no-mdns", action="store_true")
@@ -58,12 +78,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--log-file", help="the file fds 1 and 2 point at, rotated past 10 MiB (detached mode)")
     args = parser.parse_args(argv)
+    token = args.token
+    if args.token_fd is not None:
+        try:
+            token = read_token_fd(args.token_fd)
+        except ConfigError as exc:
+            print(f"swarm: {exc}", file=sys.stderr)
+            return 2
     return run_daemon(
         StatePaths.resolve(args.state_dir),
         name=args.name,
         bind=args.bind,
         port=args.port,
-        token=args.token,
+        token=token,
         peers=tuple(args.peer),
         new_cluster=args.new_cluster,
         mdns=not args.no_mdns,
@@ -75,6 +102,53 @@ def main(argv: list[str] | None = None) -> int:
         log_file=args.log_file,
         max_log_bytes=args.max_log_bytes,
     )
+
+
+def read_token_fd(fd: int) -> str:
+    """Read the token the CLI wrote into a pipe (to EOF, bounded) and close the fd."""
+    chunks: list[bytes] = []
+    try:
+        while sum(map(len, chunks)) <= TOKEN_READ_MAX:
+            chunk = os.read(fd, TOKEN_READ_MAX)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the join token from fd {fd}: {exc.strerror}") from None
+    finally:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    token = b"".join(chunks).decode("ascii", "replace").strip()
+    if not token:
+        raise ConfigError(f"no join token on fd {fd}")
+    return token
+
+
+def harden_process(paths: StatePaths) -> dict[str, object]:
+    """Private state, no secrets in the environment, all the fds the system allows.
+
+    Returns what it did, for the daemon's first log line. Raises ``ConfigError`` if the
+    state directory cannot be made private.
+    """
+    from swarmcompute.executor import spawn
+    from swarmcompute.paths import secure_state_dir
+
+    job_umask = os.umask(0o077)
+    spawn.set_job_umask(job_umask)
+    for name in SECRET_ENV:
+        os.environ.pop(name, None)
+    changed = secure_state_dir(paths.root)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = MAX_NOFILE if hard == resource.RLIM_INFINITY else min(hard, MAX_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError):
+            pass
+    return {"fd_limit": soft, "fd_limit_hard": hard, "modes_fixed": changed, "job_umask": f"{job_umask:03o}"}
 
 
 def run_daemon(
@@ -98,11 +172,19 @@ def run_daemon(
     """Run one daemon until SIGTERM/SIGINT or `swarm leave`; return the exit status."""
     from pathlib import Path
 
+    import structlog
+
     from swarmcompute.membership.config import GossipConfig
     from swarmcompute.node.daemon import Daemon, DaemonConfig
     from swarmcompute.node.logging_setup import RotatingStdio, configure
 
     configure(RotatingStdio(Path(log_file)) if log_file else None, json=json_logs, level=log_level)
+    try:
+        hardened = harden_process(paths)
+    except SwarmError as exc:
+        print(f"swarm: {exc}", file=sys.stderr)
+        return 2
+    structlog.get_logger(__name__).info("process_hardened", **hardened)
     daemon = Daemon(
         DaemonConfig(
             paths=paths,

@@ -1,17 +1,39 @@
-"""structlog configuration for the daemon: readable on a terminal, plain in a file."""
+"""structlog configuration for the daemon: readable on a terminal, plain in a file.
+
+No log line ever carries a join token: ``redact_secrets`` replaces the value of a ``token``
+key, and any join token found in a line's text, with ``TOKEN_HIDDEN``. The token is printed
+only on the terminal that asked for it (`swarm join`'s first output, `swarm token`).
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
+from collections.abc import MutableMapping
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import structlog
 
 MAX_LOG_FILE_BYTES = 10 * 1024 * 1024
 """daemon.log is rotated to daemon.log.1 past this size: at most 2 x 10 MiB on disk."""
+
+
+TOKEN_HIDDEN = "(hidden: `swarm token` prints it)"
+_TOKEN_RE = re.compile(r"swarm1-[0-9a-f]{16}-[a-z2-7]{52}", re.IGNORECASE)
+_SECRET_KEYS = frozenset({"token", "secret", "cluster_secret"})
+
+
+def redact_secrets(_logger: object, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """A structlog processor: no join token (a secret) reaches a log line, whoever logs it."""
+    for key, value in event_dict.items():
+        if key in _SECRET_KEYS and value is not None:
+            event_dict[key] = TOKEN_HIDDEN
+        elif isinstance(value, str) and "swarm1-" in value.lower():
+            event_dict[key] = _TOKEN_RE.sub(TOKEN_HIDDEN, value)
+    return event_dict
 
 
 class RotatingStdio:
@@ -25,6 +47,7 @@ class RotatingStdio:
     def __init__(self, path: Path, max_bytes: int = MAX_LOG_FILE_BYTES) -> None:
         self._path = path
         self._max_bytes = max_bytes
+        self.dropped = 0
         try:
             self._size = path.stat().st_size
         except OSError:
@@ -34,7 +57,12 @@ class RotatingStdio:
         data = text.encode("utf-8", "replace")
         if self._size + len(data) > self._max_bytes:
             self._rotate()
-        os.write(1, data)
+        try:
+            os.write(1, data)
+        except OSError:
+            # Disk full or the like: drop the line; a log must never take the daemon down.
+            self.dropped += 1
+            return len(text)
         self._size += len(data)
         return len(text)
 
@@ -71,6 +99,7 @@ def configure(stream: TextIO | RotatingStdio | None = None, *, level: str = "inf
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            redact_secrets,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
