@@ -28,6 +28,9 @@ no output (the common short job) costs no ``mkdir`` and no ``O_CREAT`` (about 80
 machine). So a missing log file means "no output (yet)": ``read_streams`` reads it as empty, and
 ``read_chunks`` raises ``FileNotFoundError`` so that a caller can tell "not here" from "empty" (the
 control server then asks the node that ran the attempt) and treat it as empty itself.
+
+Modes: a log file is 0600 and its job directory 0700, whatever the umask: output is readable
+only by the daemon's user (`swarm logs` reads it through the daemon).
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ DEFAULT_MAX_LOG_BYTES = 64 * 1024 * 1024
 DEFAULT_READ_LIMIT_BYTES = 4 * 1024 * 1024
 
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+LOG_FILE_MODE = 0o600
+LOG_DIR_MODE = 0o700
 
 _log = structlog.get_logger(__name__)
 
@@ -73,6 +78,22 @@ def attempt_log_path(logs_dir: Path, job_id: str, attempt: int) -> Path:
     if attempt < 0:
         raise ExecutorError(f"attempt must be >= 0, got {attempt}")
     return logs_dir / job_id / f"attempt-{attempt}.log"
+
+
+def _make_private_dirs(path: Path) -> None:
+    """``mkdir -p`` with every directory it creates 0700 (``Path.mkdir`` gives parents 0777 - umask)."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        if path.parent == path:
+            break
+        path = path.parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, LOG_DIR_MODE)
+        except FileExistsError:
+            continue
+        os.chmod(directory, LOG_DIR_MODE)  # mkdir's mode is cut by the umask, never widened
 
 
 def truncation_marker(max_log_bytes: int) -> bytes:
@@ -152,10 +173,10 @@ class LogWriter:
     def _open(self) -> int | None:
         try:
             try:
-                return os.open(self.path, _OPEN_FLAGS, 0o644)
+                return os.open(self.path, _OPEN_FLAGS, LOG_FILE_MODE)
             except FileNotFoundError:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                return os.open(self.path, _OPEN_FLAGS, 0o644)
+                _make_private_dirs(self.path.parent)
+                return os.open(self.path, _OPEN_FLAGS, LOG_FILE_MODE)
         except OSError as exc:
             # Disk full, read-only or permissions: the job runs on, its tail is still kept.
             _log.warning("job_log_open_failed", path=str(self.path), error=str(exc))

@@ -228,8 +228,16 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
         started_at: float,
         loop: asyncio.AbstractEventLoop,
     ) -> _Attempt:
-        out_r, out_w = os.pipe2(os.O_CLOEXEC)
-        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        try:
+            out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        except OSError as exc:  # EMFILE: the job fails to start, the daemon serves on
+            raise SpawnFailed(None, f"cannot create the job's output pipes: {exc.strerror}") from None
+        try:
+            err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        except OSError as exc:
+            os.close(out_r)
+            os.close(out_w)
+            raise SpawnFailed(None, f"cannot create the job's output pipes: {exc.strerror}") from None
         try:
             proc = spawn_job(spec, out_w, err_w)
         except BaseException:

@@ -15,6 +15,11 @@ Spawn errors read like a shell's: ``command not found: X`` (exit code 127), ``no
 ``chdir``/``execve``, which ``Popen`` reports as an exception, so the happy path stats nothing. As
 ``execvp`` and shells do, a file that is executable but has no ``#!`` line (``ENOEXEC``) is run
 with ``/bin/sh``.
+
+What a job inherits: the daemon's environment without its secrets (``SECRET_ENV``: the join
+token, should one be there), plus the job's own ``env`` and ``SWARM_JOB_ID``/``SWARM_ATTEMPT``;
+and the umask the daemon was started with (``set_job_umask``), not the daemon's own 077, so a
+job's files get the modes its user expects. ``Popen``'s ``umask`` keeps the ``vfork`` path.
 """
 
 from __future__ import annotations
@@ -27,6 +32,25 @@ import subprocess
 from swarmcompute.executor.spec import AttemptSpec
 
 _SHELL = "/bin/sh"
+
+SECRET_ENV = frozenset({"SWARM_TOKEN"})
+"""Never passed from the daemon's environment to a job."""
+
+_job_umask = -1  # -1: the job inherits the daemon's umask
+
+
+def set_job_umask(umask: int) -> None:
+    """The umask every job starts with (the daemon sets its own to 077 and gives jobs the old one)."""
+    global _job_umask
+    _job_umask = umask
+
+
+def job_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The daemon's environment minus its secrets, plus ``extra`` (the job's own variables)."""
+    env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
+    if extra:
+        env.update(extra)
+    return env
 
 
 class SpawnFailed(Exception):
@@ -42,8 +66,7 @@ def spawn_job(spec: AttemptSpec, stdout_fd: int, stderr_fd: int) -> subprocess.P
     """Start one attempt as the leader of a new session; raise ``SpawnFailed`` on failure."""
     if not spec.argv or not spec.argv[0]:
         raise SpawnFailed(None, "empty or malformed command")
-    env = dict(os.environ)
-    env.update(spec.env)
+    env = job_environment(spec.env)
     env["SWARM_JOB_ID"] = spec.job_id
     env["SWARM_ATTEMPT"] = str(spec.attempt)
     try:
@@ -74,6 +97,7 @@ def _popen(
         cwd=spec.cwd,
         start_new_session=True,
         close_fds=True,
+        umask=_job_umask,
     )
 
 

@@ -1,12 +1,22 @@
-"""What this machine offers, read with psutil (cpus, load, memory, disk)."""
+"""What this machine offers, read with psutil (cpus, load, memory, disk).
+
+Sampling never raises: psutil opens ``/proc`` files, and when the process is out of file
+descriptors (``EMFILE``: a flood of connections) or ``/proc`` misbehaves, the sample keeps the
+last values it could read and says so in a rate-limited ``resources_sample_failed`` line.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import psutil
+import structlog
+
+from swarmcompute.transport.ratelimit import LogLimiter
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,22 +34,43 @@ class ResourceMonitor:
 
     def __init__(self, disk_path: Path) -> None:
         self._disk_path = disk_path
-        self.cpus = psutil.cpu_count(logical=True) or 1
-        psutil.cpu_percent(interval=None)  # prime the counter
+        self._limiter = LogLimiter(burst=1, window_s=60.0)
+        self.failures = 0
+        try:
+            self.cpus = psutil.cpu_count(logical=True) or 1
+        except OSError:
+            self.cpus = os.cpu_count() or 1
+        self.last = ResourceSample(self.cpus, 0.0, 0.0, 0, 0, 0)
+        try:
+            psutil.cpu_percent(interval=None)  # prime the counter
+        except OSError as exc:
+            self._failed("cpu_percent", exc)
         self.last = self.sample()
 
     def sample(self) -> ResourceSample:
-        mem = psutil.virtual_memory()
+        """A fresh sample; whatever cannot be read now keeps its last value."""
+        last = self.last
+        updates: dict[str, float | int] = {}
         try:
-            disk_free = psutil.disk_usage(str(self._disk_path)).free
+            mem = psutil.virtual_memory()
+            updates.update(mem_total=mem.total, mem_available=mem.available)
+        except OSError as exc:
+            self._failed("memory", exc)
+        try:
+            updates["disk_free"] = psutil.disk_usage(str(self._disk_path)).free
         except OSError:
-            disk_free = 0
-        self.last = ResourceSample(
-            cpus=self.cpus,
-            cpu_percent=psutil.cpu_percent(interval=None),
-            load_1m=os.getloadavg()[0],
-            mem_total=mem.total,
-            mem_available=mem.available,
-            disk_free=disk_free,
-        )
+            updates["disk_free"] = 0  # no state dir disk: nothing to offer
+        try:
+            updates["cpu_percent"] = psutil.cpu_percent(interval=None)
+        except OSError as exc:
+            self._failed("cpu_percent", exc)
+        try:
+            updates["load_1m"] = os.getloadavg()[0]
+        except OSError as exc:
+            self._failed("load", exc)
+        self.last = replace(last, **updates)  # type: ignore[arg-type]
         return self.last
+
+    def _failed(self, what: str, exc: OSError) -> None:
+        self.failures += 1
+        self._limiter.warning(log, "resources_sample_failed", what, what=what, error=str(exc))
