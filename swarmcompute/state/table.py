@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from swarmcompute.errors import AmbiguousJobIdError, InvalidJobSpecError, InvariantViolation, JobNotFoundError
+from swarmcompute.limits import MAX_BATCH, check_job, printable
 from swarmcompute.state.commands import (
     AssignJobs,
     CancelJobs,
@@ -40,23 +41,62 @@ def retry_backoff_s(failures: int) -> float:
 
 
 def validate_spec(spec: JobSpec) -> None:
-    """Reject specs no node could run; raised to the submitter before anything is logged."""
-    if not spec.id or len(spec.id) > 64 or not spec.id.replace("-", "").isalnum():
-        raise InvalidJobSpecError(f"job id {spec.id!r} must be 1-64 letters, digits or '-'")
-    if not spec.argv:
-        raise InvalidJobSpecError("a job needs a command: `swarm run -- CMD ARGS...`")
-    if not spec.argv[0]:
-        raise InvalidJobSpecError("the command name is empty")
-    if spec.timeout_s is not None and spec.timeout_s <= 0:
-        raise InvalidJobSpecError(f"timeout must be positive, got {spec.timeout_s}")
-    if spec.retries < 0:
-        raise InvalidJobSpecError(f"retries must be 0 or more, got {spec.retries}")
-    if spec.cpus < 0 or spec.mem_bytes < 0 or spec.gpus < 0:
-        raise InvalidJobSpecError("resource requests must not be negative")
+    """Reject specs no node could run; raised to the submitter before anything is logged.
+
+    The daemon's own check of every bound in ``swarmcompute.limits`` (the CLI and the Client
+    check them too, but a client is never trusted): ids, finite numbers in range, no NUL bytes."""
+    try:
+        check_job(
+            {
+                "id": spec.id,
+                "argv": spec.argv,
+                "name": spec.name,
+                "env": spec.env,
+                "cwd": spec.cwd,
+                "timeout_s": spec.timeout_s,
+                "retries": spec.retries,
+                "priority": spec.priority,
+                "cpus": spec.cpus,
+                "mem_bytes": spec.mem_bytes,
+                "gpus": spec.gpus,
+                "after": spec.after,
+                "after_any": spec.after_any,
+                "node": spec.node,
+                "image": spec.image,
+            }
+        )
+    except ValueError as exc:
+        raise InvalidJobSpecError(str(exc)) from None
     if spec.on_disconnect not in ON_DISCONNECT:
-        raise InvalidJobSpecError(f"--on-disconnect must be stop or keep, got {spec.on_disconnect!r}")
+        raise InvalidJobSpecError(f"--on-disconnect must be stop or keep, got {printable(spec.on_disconnect)!r}")
     if spec.id in spec.after or spec.id in spec.after_any:
         raise InvalidJobSpecError(f"job {spec.id} cannot run after itself")
+
+
+def validate_batch(specs: Sequence[JobSpec]) -> None:
+    """Reject a batch (one ``submit_many``) whose jobs wait on each other in a cycle: none of
+    them could ever start. Dependencies outside the batch cannot close a cycle (a job already
+    submitted never waits on a later one). Call it after resolving references to ids."""
+    if len(specs) > MAX_BATCH:
+        raise InvalidJobSpecError(f"{len(specs)} jobs in one submission, over the limit of {MAX_BATCH}")
+    batch = {s.id: s for s in specs}
+    waiting = {job_id: {p for p in (*s.after, *s.after_any) if p in batch} for job_id, s in batch.items()}
+    children: dict[str, list[str]] = {}
+    for job_id, parents in waiting.items():
+        for parent_id in parents:
+            children.setdefault(parent_id, []).append(job_id)
+    ready = [job_id for job_id, parents in waiting.items() if not parents]
+    left = {job_id: len(parents) for job_id, parents in waiting.items()}
+    while ready:  # Kahn's algorithm: whatever is never ready sits on or behind a cycle
+        job_id = ready.pop()
+        for child in children.get(job_id, ()):
+            left[child] -= 1
+            if left[child] == 0:
+                ready.append(child)
+    stuck = sorted(job_id for job_id, n in left.items() if n > 0)
+    if stuck:
+        shown = ", ".join(stuck[:5]) + (" ..." if len(stuck) > 5 else "")
+        raise InvalidJobSpecError(f"jobs wait on each other in a cycle and could never start: {shown}")
 
 
 class JobTable:

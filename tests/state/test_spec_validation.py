@@ -1,0 +1,75 @@
+"""The daemon's own check of a job spec (never trust the client): ids, numbers, text, batch cycles."""
+
+from __future__ import annotations
+
+import pytest
+
+from swarmcompute.errors import InvalidJobSpecError
+from swarmcompute.state.job import JobSpec
+from swarmcompute.state.table import validate_batch, validate_spec
+
+
+def spec(job_id: str = "a1", **kw: object) -> JobSpec:
+    return JobSpec(id=job_id, argv=("true",), **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        spec("é1"),
+        spec("ＡＢＣ"),
+        spec(".."),
+        spec(".hidden"),
+        spec("-rf"),
+        spec("a/b"),
+        spec("x" * 65),
+        spec(cpus=float("nan")),
+        spec(cpus=float("inf")),
+        spec(cpus=1e300),
+        spec(timeout_s=float("nan")),
+        spec(timeout_s=float("inf")),
+        spec(priority=2**64),
+        spec(priority=-(2**40)),
+        spec(retries=2**64),
+        spec(mem_bytes=2**64),
+        spec(gpus=-1),
+        spec(name="evil\x1b]0;owned\x07"),
+        spec(name="two\nlines"),
+        spec(name="n" * 300),
+        spec(env={"K": "a\0b"}),
+        spec(env={"": "v"}),
+        spec(env={"A=B": "v"}),
+        spec(cwd="/tmp\0x"),
+        JobSpec(id="x", argv=("tr\0ue",)),
+        spec(node="n\n1"),
+        spec(after=("",)),
+    ],
+)
+def test_the_daemon_refuses_what_no_node_could_run(bad: JobSpec) -> None:
+    with pytest.raises(InvalidJobSpecError):
+        validate_spec(bad)
+
+
+@pytest.mark.parametrize(
+    "good",
+    [
+        spec("a"),
+        spec("Job_1.retry-2"),
+        spec("x" * 64),
+        spec(cpus=0.0, priority=-5, retries=3, mem_bytes=2**40, gpus=1, timeout_s=0.5),
+        spec(name="nightly build — résumé ✓"),
+    ],
+)
+def test_ordinary_specs_pass(good: JobSpec) -> None:
+    validate_spec(good)
+
+
+def test_a_cycle_inside_one_batch_is_refused() -> None:
+    with pytest.raises(InvalidJobSpecError, match="cycle.*a, b"):
+        validate_batch([spec("a", after=("b",)), spec("b", after_any=("a",))])
+    with pytest.raises(InvalidJobSpecError, match="cycle"):
+        validate_batch([spec("a", after=("c",)), spec("b", after=("a",)), spec("c", after=("b",)), spec("d")])
+
+
+def test_a_dag_inside_one_batch_passes() -> None:
+    validate_batch([spec("a"), spec("b", after=("a",)), spec("c", after=("a", "b")), spec("d", after=("outside", "c"))])
