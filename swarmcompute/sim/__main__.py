@@ -1,6 +1,7 @@
-"""``python -m swarmcompute.sim --seeds N [--start S] [--nodes K] [--trace SEED]``
+"""``python -m swarmcompute.sim [--jobs] --seeds N [--start S] [--nodes K] [--trace SEED]``
 
-Runs the Raft cluster simulator over many seeds and prints one summary line.
+Runs the Raft cluster simulator (with ``--jobs``: the job simulation, leases included, on 5 nodes
+unless ``--nodes`` says otherwise) over many seeds and prints one summary line.
 Exits 1 on any violation, after printing ``SWARM_SEED=<n>`` for every failing
 seed and the event trace of the first one (replayed from its seed alone).
 This is a shell: it may read the wall clock to report throughput.
@@ -14,8 +15,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 
+from swarmcompute.sim.jobs import run_job_seed
 from swarmcompute.sim.raft_cluster import SimOptions
-from swarmcompute.sim.sweep import replay_with_trace, sweep
+from swarmcompute.sim.sweep import job_sweep, replay_with_trace, sweep
 
 TRACE_TAIL_LINES = 400
 
@@ -33,7 +35,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--trace", type=int, metavar="SEED", default=None, help="run one seed and print its whole trace"
     )
+    parser.add_argument("--jobs", action="store_true", help="sweep the job simulation instead of Raft")
     args = parser.parse_args(argv)
+    if args.jobs:
+        return _jobs(args.seeds, args.start, args.nodes or 5, args.trace)
     options = replace(defaults, safety_ticks=args.safety_ticks, liveness_ticks=args.liveness_ticks)
 
     if args.trace is not None:
@@ -57,6 +62,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"--- trace of SWARM_SEED={first.seed} (last {len(tail)} of {len(replayed.trace)} lines; "
         f"all of it: python -m swarmcompute.sim --trace {first.seed} --nodes {first.nodes}) ---"
+    )
+    print("\n".join(tail))
+    return 1
+
+
+def _jobs(seeds: int, start: int, nodes: int, trace: int | None) -> int:
+    if trace is not None:
+        result = run_job_seed(trace, nodes, trace=True)
+        print("\n".join(result.trace))
+        print(f"SWARM_SEED={result.seed} nodes={result.nodes} violations={0 if result.ok else 1}")
+        return 0 if result.ok else 1
+    started = time.monotonic()
+    summary = job_sweep(seeds, start, nodes)
+    wall_s = time.monotonic() - started
+    rate = summary.seeds / wall_s if wall_s > 0 else 0.0
+    print(f"{summary.line()} wall_s={wall_s:.1f} seeds_per_s={rate:.1f}")
+    if not summary.failures:
+        return 0
+    for failure in summary.failures:
+        print(f"SWARM_SEED={failure.seed} nodes={failure.nodes}: {failure.violation}")
+    first = summary.failures[0]
+    replayed = run_job_seed(first.seed, first.nodes, trace=True)
+    tail = replayed.trace[-TRACE_TAIL_LINES:]
+    print(
+        f"--- trace of SWARM_SEED={first.seed} (last {len(tail)} of {len(replayed.trace)} lines; "
+        f"all of it: python -m swarmcompute.sim --jobs --trace {first.seed} --nodes {first.nodes}) ---"
     )
     print("\n".join(tail))
     return 1

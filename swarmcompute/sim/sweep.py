@@ -1,10 +1,12 @@
-"""Run many seeds and summarise: the engine behind ``python -m swarmcompute.sim`` and the test sweep."""
+"""Run many seeds and summarise: the engine behind ``python -m swarmcompute.sim`` and the test sweeps
+(the Raft cluster by default, the job simulation with ``--jobs``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from swarmcompute.sim.jobs import JobResult, run_job_seed
 from swarmcompute.sim.raft_cluster import RaftSim, SimOptions, SimResult
 
 
@@ -66,3 +68,43 @@ def replay_with_trace(seed: int, nodes: int | None = None, options: SimOptions |
     """Run one seed again with the trace on: same seed, same events, now written down."""
     base = options or SimOptions()
     return RaftSim(seed, replace(base, nodes=nodes or nodes_for_seed(seed), trace=True)).run()
+
+
+@dataclass(slots=True)
+class JobSweepSummary:
+    """Seeds of the job simulation (``swarmcompute.sim.jobs``): leases, placement and fencing."""
+
+    seeds: int = 0
+    starts: int = 0
+    reruns: int = 0
+    elections: int = 0
+    lease_kills: int = 0
+    sim_s: float = 0.0
+    failures: list[JobResult] = field(default_factory=list)
+
+    def line(self) -> str:
+        return (
+            f"seeds={self.seeds} violations={len(self.failures)} failed_seeds={len(self.failures)} "
+            f"starts={self.starts} reruns={self.reruns} elections={self.elections} "
+            f"lease_kills={self.lease_kills} simulated_s={self.sim_s:.0f}"
+        )
+
+
+def job_sweep(
+    seeds: int, start: int = 0, nodes: int = 5, on_result: Callable[[JobResult], None] | None = None
+) -> JobSweepSummary:
+    """Run job-simulation seeds ``start .. start+seeds-1`` with every fault kind; never stops early."""
+    summary = JobSweepSummary()
+    for seed in range(start, start + seeds):
+        result = run_job_seed(seed, nodes)
+        summary.seeds += 1
+        summary.starts += result.starts
+        summary.reruns += result.reruns
+        summary.elections += result.elections
+        summary.lease_kills += result.lease_kills
+        summary.sim_s += result.sim_s
+        if not result.ok:
+            summary.failures.append(result)
+        if on_result is not None:
+            on_result(result)
+    return summary
