@@ -85,9 +85,34 @@ class RotatingStdio:
         self._size = 0
 
 
+class _RateLimitFilter(logging.Filter):
+    """Bounds stdlib records per message template: asyncio logs every failed ``accept()`` (with
+    a traceback) while descriptors run out, thousands of lines a second."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from swarmcompute.transport.ratelimit import LogLimiter
+
+        self._limiter = LogLimiter(burst=5, window_s=60.0)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        suppressed = self._limiter.allow(f"{record.name}:{record.msg}")
+        if suppressed is None:
+            return False
+        if suppressed:
+            record.msg = f"{record.msg} ({suppressed} like it suppressed)"
+        return True
+
+
+_stdlib_filter = _RateLimitFilter()
+
+
 def configure(stream: TextIO | RotatingStdio | None = None, *, level: str = "info", json: bool = False) -> None:
     """Send structured events to ``stream`` (stderr by default)."""
     out = stream or sys.stderr
+    asyncio_logger = logging.getLogger("asyncio")
+    if _stdlib_filter not in asyncio_logger.filters:
+        asyncio_logger.addFilter(_stdlib_filter)
     renderer: structlog.typing.Processor
     if json:
         renderer = structlog.processors.JSONRenderer()

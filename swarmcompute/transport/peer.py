@@ -14,6 +14,12 @@ Shape (why each part is there):
   routing ids, so two live connections from one node (an old and a new address,
   IPv4 and IPv6, a static --peer and an mDNS address) would knock each other
   off or be silently refused. With libzmq-generated routing ids they coexist.
+- Strangers cannot hold many descriptors: a connection that has not finished its
+  handshake is dropped after ``HANDSHAKE_IVL`` (5 s), and the socket monitor cuts
+  young (unauthenticated) connections over ``max_pending_per_address`` (32) from one
+  address or ``max_pending_total`` (512) in all (``handshake.py``). The daemon also
+  raises its fd limit to the hard one, and creating a DEALER when descriptors run out
+  is a dropped send, not an exception.
 - ``send`` never blocks: ``IMMEDIATE`` means nothing is queued for a peer that is
   not connected and authenticated, ``SNDHWM`` bounds what is queued for a slow
   one, and the send is ``NOBLOCK``; a full or absent queue is a ``False`` return
@@ -46,7 +52,11 @@ import zmq.asyncio
 from swarmcompute import codec
 from swarmcompute.errors import ConfigError, FrameTooLargeError, ProtocolError
 from swarmcompute.paths import DEFAULT_PORT
-from swarmcompute.transport.handshake import HandshakeWatch
+from swarmcompute.transport.handshake import (
+    DEFAULT_MAX_PENDING_PER_ADDRESS,
+    DEFAULT_MAX_PENDING_TOTAL,
+    HandshakeWatch,
+)
 from swarmcompute.transport.keys import ClusterKey
 from swarmcompute.transport.ratelimit import LogLimiter
 from swarmcompute.transport.zap import ZAP_DOMAIN, ZapHandler
@@ -80,6 +90,10 @@ class TransportStats:
     """Connections that failed the ZMTP handshake otherwise (garbage, truncated greeting)."""
     peers: int
     """Open outgoing connections (DEALERs)."""
+    connections_refused: int = 0
+    """Unauthenticated connections cut for being over a per-address or total cap."""
+    connections_pending: int = 0
+    """Incoming connections younger than the handshake timeout (not yet members)."""
 
 
 class PeerTransport:
@@ -99,6 +113,9 @@ class PeerTransport:
         max_peers: int = 256,
         heartbeat_ivl_ms: int = 2000,
         heartbeat_timeout_ms: int = 6000,
+        handshake_ivl_ms: int = 5000,
+        max_pending_per_address: int = DEFAULT_MAX_PENDING_PER_ADDRESS,
+        max_pending_total: int = DEFAULT_MAX_PENDING_TOTAL,
     ) -> None:
         raw_id = node_id.encode("utf-8")
         if not 1 <= len(raw_id) <= MAX_NODE_ID_BYTES:
@@ -115,6 +132,9 @@ class PeerTransport:
         self._max_peers = max_peers
         self._heartbeat_ivl_ms = heartbeat_ivl_ms
         self._heartbeat_timeout_ms = heartbeat_timeout_ms
+        self._handshake_ivl_ms = handshake_ivl_ms
+        self._max_pending_per_address = max_pending_per_address
+        self._max_pending_total = max_pending_total
         self._limiter = LogLimiter()
         self._context: zmq.asyncio.Context | None = None
         self._sync_context: zmq.Context[zmq.Socket[bytes]] | None = None
@@ -146,9 +166,16 @@ class PeerTransport:
             self._zap = ZapHandler(self._context, self.key.curve_public_key, self._limiter)
             self._zap.start()
             self._router = self._make_router()
-            self._watch = HandshakeWatch(self._router, self._limiter)
+            self._watch = HandshakeWatch(
+                self._router,
+                self._limiter,
+                handshake_timeout_s=self._handshake_ivl_ms / 1000,
+                max_pending_per_address=self._max_pending_per_address,
+                max_pending_total=self._max_pending_total,
+            )
             self._watch.start()
             self._bind_router()
+            self._watch.local_port = self._port
         except BaseException:
             await self.close()
             raise
@@ -208,6 +235,8 @@ class PeerTransport:
             auth_refused=(self._zap.refused if self._zap else 0) + (self._watch.refused if self._watch else 0),
             handshake_failed=self._watch.failed if self._watch else 0,
             peers=len(self._dealers),
+            connections_refused=self._watch.refused_connections if self._watch else 0,
+            connections_pending=self._watch.pending if self._watch else 0,
         )
 
     # --- sending -------------------------------------------------------------------
@@ -261,7 +290,11 @@ class PeerTransport:
             old_endpoint, old = self._dealers.popitem(last=False)
             old.close(linger=0)
             log.debug("peer_connection_evicted", address=old_endpoint)
-        sock = self._sync_context.socket(zmq.DEALER)
+        try:
+            sock = self._sync_context.socket(zmq.DEALER)
+        except zmq.ZMQError as exc:  # EMFILE, or ZMQ_MAX_SOCKETS: a dropped send, retried by the caller
+            self._limiter.warning(log, "peer_socket_failed", "socket", address=address, error=str(exc))
+            return None
         try:
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.IMMEDIATE, 1)
@@ -297,7 +330,7 @@ class PeerTransport:
         sock.setsockopt(zmq.MAXMSGSIZE, self._max_message_bytes + _CURVE_OVERHEAD_BYTES)
         sock.setsockopt(zmq.RCVHWM, self._recv_hwm)
         sock.setsockopt(zmq.SNDHWM, 1)
-        sock.setsockopt(zmq.HANDSHAKE_IVL, 5000)
+        sock.setsockopt(zmq.HANDSHAKE_IVL, self._handshake_ivl_ms)
         sock.setsockopt(zmq.IPV6, 1)
         self._set_heartbeat(sock)
         return sock
