@@ -87,7 +87,9 @@ class LeaseHost:
                 self.grantor = LeaseGrantor(
                     self.node_id, node.term, now, self.lease.prior_receipt(node.term), node.log.last_index
                 )
-            self.lease.grant_self(self.grantor.quorum_lease_until(self.voters(), now), self.grantor.term_index)
+            self.lease.grant_self(
+                self.grantor.quorum_lease_until(self.voters(), now), self.grantor.term_index, term=node.term, now=now
+            )
             self._asked = None
         else:
             self.grantor = None
@@ -106,7 +108,9 @@ class LeaseHost:
             voters = self.voters()
             for node, grant in grantor.on_ask(sender, msg, voters, now):
                 self._send_to(node, grant)
-            self.lease.grant_self(grantor.quorum_lease_until(voters, now), grantor.term_index)
+            self.lease.grant_self(
+                grantor.quorum_lease_until(voters, now), grantor.term_index, term=grantor.term, now=now
+            )
         else:
             if self.lease.on_grant(msg, now):
                 self.check(now)
@@ -119,17 +123,6 @@ class LeaseHost:
         if self.grantor is None or keeps_past_lease(node_id, voters):
             return False
         return self.grantor.may_rerun(node_id, voters, lease_clock() if now is None else now)
-
-    def explain(self, node_id: str, now: float) -> dict[str, float]:
-        """Why ``node_id``'s attempts may run elsewhere: the bounds, in seconds before ``now``."""
-        grantor, voters = self.grantor, self.voters()
-        if grantor is None:
-            return {}
-        return {
-            "term_start_s_ago": round(now - grantor.term_start, 3),
-            "earlier_leases_ended_s_ago": round(now - grantor.earlier_leases_end(voters), 3),
-            "rerun_allowed_s_ago": round(now - grantor.rerun_at(node_id, voters), 3),
-        }
 
     def check(self, now: float | None = None) -> None:
         """Push the deadline to the guardian, and report a gained or lost lease."""

@@ -43,10 +43,12 @@ The rules, with ``LEASE`` = ``LEASE_S`` and all times on the named machine's clo
    LEASE'. Every lease an earlier leader granted ends with that leader's quorum lease, which
    ``earlier_end`` bounds in two ways, the earlier of which counts: this leader's term start +
    LEASE' (rule 2); and, once a majority of voters has asked in this term, the quorum-th earliest
-   of their last receipts of an earlier-term grant + LEASE'. (Proof of the second: the old leader's
-   quorum lease rests on echoes from a majority; any majority that has moved to this term shares
-   a voter W with it; W's echo was received before W's last earlier-term grant; so the old
-   quorum lease ends by that receipt + LEASE.) The second bound is what makes a cut-off leader's
+   of their last receipts of an earlier-term grant + LEASE', where leading an earlier term
+   counts as receiving its grants for as long as it led. (Proof of the second: the old leader's
+   quorum lease rests on echoes from a majority, its own counting as "now"; any majority that has
+   moved to this term shares a voter W with it; W's echo was received, or W itself was leading,
+   no later than W's last earlier-term receipt; so the old quorum lease ends by that receipt +
+   LEASE. The seeded job simulator found the case where W is the old leader itself.) The second bound is what makes a cut-off leader's
    work run elsewhere about ``RERUN_AFTER_S`` after the cut rather than after the election.
 7. **The exception.** A node that is a voter in a configuration of at most two voters keeps its
    attempts past its lease: no quorum can exist without it, so nobody can re-run them (in a
@@ -157,9 +159,7 @@ class NodeLease:
         """Take a grant; return True when it extended the lease."""
         if grant.asked_at > now or grant.asked_at > self._last_ask:
             return False  # echoes a reading this node never took: not an answer to our ask
-        self._receipts[grant.term] = now
-        if len(self._receipts) > 2:
-            del self._receipts[min(self._receipts)]
+        self._note_receipt(grant.term, now)
         if grant.term == self._term and grant.stamp > self._echo:
             # The first stamp of a term, without a lease yet: echo it at once (a new leader has
             # its quorum lease one round trip later, not one ask interval later). Only the first,
@@ -179,12 +179,22 @@ class NodeLease:
         """Rule 4: whether an attempt may start now (the lease holds and the fence is passed)."""
         return self.valid(now) and applied_index >= self.fence
 
+    def _note_receipt(self, term: int, now: float) -> None:
+        self._receipts[term] = max(now, self._receipts.get(term, float("-inf")))
+        if len(self._receipts) > 2:
+            del self._receipts[min(self._receipts)]
+
     def prior_receipt(self, term: int) -> float:
         """When this node last received a grant of a term before ``term``, or started if later."""
         return max([self._started_at, *(at for t, at in self._receipts.items() if t < term)])
 
-    def grant_self(self, until: float, fence: int) -> None:
-        """The leader holds its own lease as far as its quorum lease goes."""
+    def grant_self(self, until: float, fence: int, *, term: int, now: float) -> None:
+        """The leader holds its own lease as far as its quorum lease goes.
+
+        Its quorum lease counts itself as ``now``, so for the receipts bound (rule 6) leading a
+        term at ``now`` is as good as receiving a grant of it then: a later leader must learn
+        that this node led until ``now``, not only when it last heard another leader."""
+        self._note_receipt(term, now)
         self.fence = max(self.fence, fence)
         if until > self.until:
             self.until = until
@@ -237,7 +247,7 @@ class LeaseGrantor:
         if remaining <= 0 or self._fences.get(sender, 0) is None:
             if remaining <= 0:
                 self._unanswered[sender] = ask.asked_at
-            return [(sender, LeaseGrant(self.term, ask.asked_at, now, min(remaining, 0.0)))]
+            return [(sender, LeaseGrant(self.term, ask.asked_at, now, 0.0))]  # a stamp, no lease
         self._unanswered.pop(sender, None)
         asks = [(sender, ask.asked_at)] + [
             (n, at) for n, at in self._unanswered.items() if self._fences.get(n, 0) is not None
