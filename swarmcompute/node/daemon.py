@@ -41,7 +41,7 @@ from swarmcompute.errors import (
     NotLeaderError,
 )
 from swarmcompute.executor.logfile import read_chunks
-from swarmcompute.executor.spec import AttemptResult, EndReason
+from swarmcompute.executor.spec import AttemptResult
 from swarmcompute.membership.config import GossipConfig
 from swarmcompute.membership.effects import MemberDead, MemberEvent, MemberLeft, MemberUp, MemberUpdated
 from swarmcompute.membership.members import ALIVE
@@ -53,7 +53,6 @@ from swarmcompute.node.identity import Identity, load_or_create
 from swarmcompute.node.inventory import Inventory
 from swarmcompute.node.joining import ClusterPlan, plan_cluster
 from swarmcompute.node.lease_host import LeaseHost, lease_clock
-from swarmcompute.node.local_queue import LocalQueue
 from swarmcompute.node.placement_rounds import PlacementRounds
 from swarmcompute.node.resources import ResourceMonitor
 from swarmcompute.node.runners import JobRunners
@@ -61,16 +60,26 @@ from swarmcompute.node.status import node_view, quorum_view
 from swarmcompute.paths import DEFAULT_PORT, StatePaths
 from swarmcompute.raft.config import RaftConfig
 from swarmcompute.rules.lease import ASK_INTERVAL_S, KILL_GRACE_S
+from swarmcompute.rules.node_state import (
+    SILENT_NODE_S,
+    ClusterView,
+    Instruction,
+    NodeState,
+    Notify,
+    Propose,
+    Reschedule,
+    Say,
+    Stop,
+    WakeStarts,
+)
 from swarmcompute.scheduler.placement import NodeCapacity
 from swarmcompute.state.commands import (
     CancelJobs,
     FinishAttempt,
-    ReleaseQueued,
-    RequeueLost,
     StartAttempt,
     SubmitJobs,
 )
-from swarmcompute.state.job import ACTIVE_STATES, Job, JobSpec, JobState
+from swarmcompute.state.job import Job, JobSpec, JobState
 from swarmcompute.state.table import JobTable, validate_spec
 
 log = structlog.get_logger(__name__)
@@ -87,10 +96,6 @@ MAINTENANCE_INTERVAL_S = 1.0
 LEAVE_TRANSFER_TIMEOUT_S = 3.0
 LEAVE_BROADCAST_S = 0.3
 FAILURE_CHECK_INTERVAL_S = 0.5
-SILENT_NODE_S = 2.0
-"""A node suspected by gossip and silent to Raft this long loses its running attempts."""
-LOST_WITH_THE_DAEMON = "the daemon running it stopped"
-"""Why an attempt an earlier life of this daemon held runs again, whenever the restart learns of it."""
 START_NOTICE_DELAY_S = 0.02
 """"Started" notices wait this long to share a log entry; an attempt that ends sooner needs
 none (its result says when it started), which spares short jobs a third of their commands."""
@@ -128,18 +133,15 @@ class Daemon:
         self._stop = asyncio.Event()
         self._changed = asyncio.Event()
         self._job_events: dict[str, set[asyncio.Event]] = {}
-        self._queue: LocalQueue | None = None
+        self._state: NodeState | None = None
         self._start_wakeup = asyncio.Event()
         self._start_notices: dict[tuple[str, int], StartAttempt] = {}
         self._notices_handle: asyncio.TimerHandle | None = None
-        self._dead_since: dict[str, float] = {}
         self._rounds: PlacementRounds | None = None
         self._committer: ReplicatedJobLog | None = None
         self._link: ClusterLink | None = None
         self._gossip: GossipHost | None = None
         self._lease: LeaseHost | None = None
-        self._reruns: dict[str, set[tuple[str, int]]] = {}  # node -> its attempts this leader re-queued
-        self._start_fenced = False
         self.executor = JobRunners(
             self.paths.job_output_dir,
             self.paths.process_registry,
@@ -188,10 +190,12 @@ class Daemon:
         return self._rounds
 
     @property
-    def queue(self) -> LocalQueue:
-        if self._queue is None:
-            raise InvariantViolation("the local queue is used before run() loaded the identity")
-        return self._queue
+    def state(self) -> NodeState:
+        """The node's rules (``rules.node_state``): this daemon feeds it events and carries out
+        the instructions it returns."""
+        if self._state is None:
+            raise InvariantViolation("the node's rules are used before run() loaded the identity")
+        return self._state
 
     def _identity(self) -> Identity:
         if self.identity is None:
@@ -214,7 +218,7 @@ class Daemon:
         try:
             identity = self.identity = load_or_create(self.paths.identity, self.config.name)
             structlog.contextvars.bind_contextvars(node_id=identity.node_id)
-            self._queue = LocalQueue(identity.node_id)
+            self._state = NodeState(identity.node_id, self.table)
             self.executor.bind_node(identity.node_id, identity.name)
             plan = self.plan = await plan_cluster(
                 self.paths,
@@ -273,7 +277,9 @@ class Daemon:
             if self.config.mdns:
                 discovery = await self._start_discovery(plan)
             reaped = self.executor.reap_stale()
-            lost = self._requeue_in_flight()
+            restarted = self.state.restarted(time.time())
+            self._carry(restarted)
+            lost = sum(len(i.commands) for i in restarted if isinstance(i, Propose))
             server = ControlServer(self, self.paths.control_socket)
             await server.start()
             self.paths.pid_file.write_text(f"{os.getpid()}\n")
@@ -413,65 +419,84 @@ class Daemon:
         member = self.gossip.member(node_id)
         return member is not None and member.state is ALIVE
 
-    def _requeue_in_flight(self) -> int:
-        """Attempts the log says were running here died with the previous daemon: run them again."""
-        now = time.time()
-        lost = [
-            RequeueLost(j.id, j.attempt, LOST_WITH_THE_DAEMON, now)
-            for j in self.table.open_jobs()
-            if j.state in ACTIVE_STATES and j.node == self.node_id
-        ]
-        if lost:
-            self.committer.enqueue(lost)
-        return len(lost)
+    # -- carrying out the node's rules -------------------------------------------
+
+    def _view(self, *, silent: bool = False) -> ClusterView:
+        """What the rules need to know of the cluster right now (from Raft and gossip);
+        ``silent``: also which peers Raft has not heard from (costs a Raft status)."""
+        raft = self.committer.raft
+        node = raft.node
+        members = {m.node_id: m for m in self.gossip.members()}
+        alive = frozenset({self.node_id} | {n for n, m in members.items() if m.state is ALIVE})
+        silent: frozenset[str] = frozenset()
+        if raft.is_leader and silent:
+            status = raft.status()
+            silent_ticks = round(SILENT_NODE_S / TICK_S)
+            silent = frozenset(
+                p.node_id
+                for p in status.peers
+                if p.node_id != self.node_id
+                and (p.last_heard_tick is None or status.ticks - p.last_heard_tick >= silent_ticks)
+                and p.node_id in members
+                and p.node_id not in alive
+            )
+        return ClusterView(
+            is_leader=raft.is_leader,
+            voters=frozenset(node.membership.voters),
+            members=frozenset(node.membership.members) | frozenset(members),
+            alive=alive,
+            raft_silent=silent,
+            names={n: m.meta.name for n, m in members.items() if m.meta is not None},
+        )
+
+    def _carry(self, instructions: list[Instruction]) -> None:
+        """Carry out what the rules decided; decide nothing."""
+        proposals: list[Any] = []
+        for ins in instructions:
+            if isinstance(ins, Notify):
+                self._notify_followers(ins.job_id)
+            elif isinstance(ins, Propose):
+                for cmd in ins.commands:
+                    if isinstance(cmd, StartAttempt):
+                        self._notice_start(cmd)
+                    else:
+                        proposals.append(cmd)
+            elif isinstance(ins, Stop):
+                if ins.lost:
+                    self.executor.stop(ins.job_id, ins.attempt, KILL_GRACE_S)
+                else:
+                    self.executor.cancel(ins.job_id, ins.attempt)
+            elif isinstance(ins, WakeStarts):
+                self._start_wakeup.set()
+            elif isinstance(ins, Reschedule):
+                self.rounds.request()
+            elif isinstance(ins, Say):
+                log.warning(ins.event, **dict(ins.fields))
+        if proposals:
+            self.committer.enqueue(proposals)
+
+    def _running_here(self) -> dict[str, list[int]]:
+        running: dict[str, list[int]] = {}
+        for job_id, attempt in self.executor.running():  # once per batch, not once per job
+            running.setdefault(job_id, []).append(attempt)
+        return running
 
     # -- reacting to committed changes ----------------------------------------
 
     def _on_applied(self, changed: list[str]) -> None:
-        reschedule = False
-        running_here: dict[str, list[int]] = {}
-        for job_id, attempt in self.executor.running():  # once per batch, not once per job
-            running_here.setdefault(job_id, []).append(attempt)
-        queue, node_id, now = self.queue, self.node_id, time.monotonic()
-        from_earlier_life = self.committer.applying_index <= self.committer.boot_index
-        for job_id in changed:
-            job = self.table.get(job_id)
-            if job is None:
-                continue
-            if from_earlier_life and job.state in ACTIVE_STATES and job.node == node_id:
-                self._requeue_from_earlier_life(job)
-            elif job.state is JobState.ASSIGNED and job.node == node_id:
-                if queue.offer(job, now):
-                    self._start_wakeup.set()
-            else:
-                queue.forget(job_id)
-            # Only a new or re-queued job, or freed capacity, can change the placement.
-            reschedule = reschedule or job.state is JobState.PENDING or job.state.is_terminal
-            if job_id in running_here:
-                self._stop_stale_attempts(job, running_here[job_id])
-            self._notify_followers(job_id)
+        instructions = self.state.applied(
+            changed,
+            self._running_here(),
+            from_earlier_life=self.committer.applying_index <= self.committer.boot_index,
+            now_mono=time.monotonic(),
+            now_wall=time.time(),
+            may_start=self.lease.may_start(),
+        )
+        reschedule = any(isinstance(i, Reschedule) for i in instructions)
+        self._carry([i for i in instructions if not isinstance(i, Reschedule)])
         self.rounds.applied(reschedule)
-        if self._start_fenced and self.lease.may_start():
-            self._start_fenced = False
-            self._start_wakeup.set()
         self._changed.set()
         self._changed = asyncio.Event()
-
-    def _requeue_from_earlier_life(self, job: Job) -> None:
-        """An attempt given to this node before the daemon restarted (its entry was in our log
-        but is only now known committed): the earlier life may have run part of it, so it runs
-        again as a new attempt rather than starting twice under one attempt number."""
-        self.queue.forget(job.id)
-        if self.executor.is_running(job.id, job.attempt):
-            return
-        self.committer.enqueue([RequeueLost(job.id, job.attempt, LOST_WITH_THE_DAEMON, time.time())])
-
-    def _stop_stale_attempts(self, job: Job, attempts: list[int]) -> None:
-        """Fencing: an attempt here that the table no longer gives to us is stopped at once."""
-        for attempt in attempts:
-            current = attempt == job.attempt and job.node == self.node_id and job.state in ACTIVE_STATES
-            if not current:
-                self.executor.cancel(job.id, attempt)
 
     def _on_output(self, job_id: str, attempt: int) -> None:
         self._notify_followers(job_id)
@@ -488,65 +513,37 @@ class Daemon:
             event.set()
 
     def _on_attempt_exit(self, result: AttemptResult) -> None:
-        job = self.table.get(result.job_id)
-        if (
-            result.reason is EndReason.EXITED
-            and job is not None
-            and job.spec.on_disconnect == "stop"
-            and not self.lease.holds()
-        ):
-            # Killed by the guardian at the lease deadline while this daemon was frozen: lost, not failed.
-            result = replace(result, reason=EndReason.STOPPED, error="its node lost its lease")
-        self.queue.ended(result.job_id, result.attempt)
         self._start_notices.pop((result.job_id, result.attempt), None)  # the result says it all
-        self._start_wakeup.set()
-        self.committer.enqueue(
-            [
-                FinishAttempt(
-                    job_id=result.job_id,
-                    attempt=result.attempt,
-                    node_id=self.node_id,
-                    exit_code=result.exit_code,
-                    end=result.reason,
-                    error=result.error,
-                    output_tail=result.output_tail,
-                    started_at=result.started_at,
-                    finished_at=result.finished_at,
-                )
-            ]
+        finish = FinishAttempt(
+            job_id=result.job_id,
+            attempt=result.attempt,
+            node_id=self.node_id,
+            exit_code=result.exit_code,
+            end=result.reason,
+            error=result.error,
+            output_tail=result.output_tail,
+            started_at=result.started_at,
+            finished_at=result.finished_at,
         )
+        self._carry(self.state.attempt_exited(finish, holds=self.lease.holds()))
 
     async def _start_loop(self) -> None:
-        """Start the attempts committed to this node as its capacity frees (see ``LocalQueue``)."""
+        """Start the attempts the rules say to start, one by one (a container start awaits)."""
+        state = self.state
         while True:
             await self._start_wakeup.wait()
             self._start_wakeup.clear()
-            if not self.lease.may_start():
-                # No attempt starts without a lease and past its fence: gaining one, or applying
-                # the log up to the fence, wakes this loop.
-                self._start_fenced = True
-                continue
-            for job in self.queue.to_start(self.table, self.own_capacity(), time.time()):
-                attempt = job.attempt
-                if job.state is not JobState.ASSIGNED or job.node != self.node_id:
-                    self.queue.ended(job.id, attempt)  # moved on while earlier ones started
+            for start in state.to_start(self.own_capacity(), time.time(), may_start=self.lease.may_start()):
+                if not state.still_to_start(start, may_start=self.lease.may_start(), now_mono=time.monotonic()):
                     continue
-                leased = job.spec.on_disconnect == "stop"
-                if leased and not self.lease.may_start():
-                    self._start_wakeup.set()  # lost it while earlier ones started: wait for it again
-                    break
-                await self.executor.start(job.id, attempt, job.spec, leased=leased)
-                if not self.executor.is_running(job.id, attempt):
-                    continue
-                if job.attempt != attempt or job.node != self.node_id or job.state not in ACTIVE_STATES:
-                    self.executor.cancel(job.id, attempt)  # cancelled or moved while a container started
-                    continue
-                if leased and not self.lease.holds():
-                    self.executor.stop(job.id, attempt, KILL_GRACE_S)  # the lease lapsed while it started
-                    continue
-                self._notice_start(StartAttempt(job.id, attempt, self.node_id, time.time()))
+                job = start.job
+                await self.executor.start(job.id, start.attempt, job.spec, leased=start.leased)
+                running = self.executor.is_running(job.id, start.attempt)
+                self._carry(state.started(start, running=running, holds=self.lease.holds(), now_wall=time.time()))
 
     def _notice_start(self, notice: StartAttempt) -> None:
+        """ "Started" notices wait ``START_NOTICE_DELAY_S`` to share a log entry, and are dropped
+        when the result comes first."""
         self._start_notices[(notice.job_id, notice.attempt)] = notice
         if self._notices_handle is None:
             self._notices_handle = asyncio.get_running_loop().call_later(START_NOTICE_DELAY_S, self._send_start_notices)
@@ -586,158 +583,60 @@ class Daemon:
         return nodes
 
     def _on_member_event(self, event: MemberEvent) -> None:
-        if isinstance(event, (MemberUp, MemberUpdated)):
+        alive = isinstance(event, (MemberUp, MemberUpdated))
+        if alive:
             self.link.learn(event.node_id, event.address)
-            self._dead_since.pop(event.node_id, None)
             if isinstance(event, MemberUp):
                 log.info("member_up", member=event.node_id, address=event.address)
         elif isinstance(event, (MemberDead, MemberLeft)):
             log.info("member_dead" if isinstance(event, MemberDead) else "member_left", member=event.node_id)
-            self._dead_since.setdefault(event.node_id, time.monotonic())
-            self._requeue_attempts_of(event.node_id, "its node stopped answering")
-        self.rounds.request()
-
-    def _requeue_attempts_of(self, node_id: str, why: str) -> None:
-        """On the leader: the attempts of a dead node run again elsewhere (fenced by attempt number).
-
-        Leased attempts (``on_disconnect="stop"``) only once the node's lease has surely expired
-        there (``LeaseHost.may_rerun``); until then they wait for the lease check that follows."""
-        if not self.committer.raft.is_leader:
+        else:
             return
-        now = time.time()
-        lease_over = self.lease.may_rerun(node_id)
-        lost = [
-            RequeueLost(j.id, j.attempt, f"{why} (node {self._name_of(node_id)})", now)
-            for j in self.table.open_jobs()
-            if j.state in ACTIVE_STATES and j.node == node_id and (lease_over or j.spec.on_disconnect == "keep")
-        ]
-        if lost:
-            if lease_over:  # rule 4: no lease for that node until these are applied here
-                self.lease.rerunning(node_id)
-                self._reruns.setdefault(node_id, set()).update((c.job_id, c.attempt) for c in lost)
-            self.committer.enqueue(lost)
-
-    def _name_of(self, node_id: str) -> str:
-        member = self.gossip.member(node_id) if self._gossip is not None else None
-        return member.meta.name if member is not None and member.meta is not None else node_id
+        self._carry(
+            self.state.member_changed(
+                event.node_id,
+                alive,
+                self._view(),
+                self.lease.grantor,
+                time.monotonic(),
+                lease_clock(),
+                time.time(),
+            )
+        )
 
     def _on_lease_change(self, held: bool) -> None:
-        """Gained: start the queue. Lost: stop every leased attempt here (SIGTERM now; the
-        guardian SIGKILLs at the deadline even if this loop is frozen). They run again
-        elsewhere as lost attempts, not failures, once the leader may re-run them."""
-        if held:
-            self._start_wakeup.set()
-            return
-        stopped = 0
-        for job_id, attempt in self.executor.running():
-            job = self.table.get(job_id)
-            if job is None or job.spec.on_disconnect == "stop":
-                stopped += self.executor.stop(job_id, attempt, KILL_GRACE_S)
-        if stopped:
-            log.warning(
-                "attempts_stopped_lease_lost",
-                count=stopped,
-                hint="this node lost contact with a leader that has a quorum; the jobs run again elsewhere",
-            )
-
-    def _rerun_leased_attempts(self) -> None:
-        """On the leader: the leased attempts of nodes whose lease has surely expired run again;
-        once a node's re-runs are applied here, it may have a lease again (fenced past them)."""
-        if not self.committer.raft.is_leader:
-            self._reruns.clear()
-            return
-        for node_id, keys in list(self._reruns.items()):
-            if not any(
-                (job := self.table.get(j)) and job.attempt == a and job.node == node_id and job.state in ACTIVE_STATES
-                for j, a in keys
-            ):
-                del self._reruns[node_id]
-                self.lease.rerun_applied(node_id)
-        now = lease_clock()
-        known = set(self.committer.raft.node.membership.members) | {m.node_id for m in self.gossip.members()}
-        if not any(self.lease.may_rerun(n, now) for n in known if n != self.node_id):
-            return  # the usual case, without a scan of the table
-        nodes = {j.node for j in self.table.open_jobs() if j.state in ACTIVE_STATES and j.spec.on_disconnect == "stop"}
-        for node_id in nodes:
-            if node_id is not None and node_id != self.node_id and self.lease.may_rerun(node_id, now):
-                log.info("leased_attempts_rerun", node=self._name_of(node_id), **self.lease.explain(node_id, now))
-                self._requeue_attempts_of(node_id, "its node lost its lease")
+        self._carry(self.state.lease_changed(held, self.executor.running()))
 
     def _maintenance(self) -> None:
-        """Once a second: join retries; retry backoffs that ended; and on the leader, re-queue
-        the work of dead nodes and replace voters dead past the grace period."""
+        """Once a second: join retries; retry backoffs that ended; the rules' maintenance (hand
+        back, dead nodes' work); and on the leader, replace voters dead past the grace period."""
         self.link.join_step(self._is_member())
         now = time.time()
         if self.committer.raft.is_leader and self.table.highest_pending_priority() is not None:
             self.rounds.request()  # also covers a round lost with a leader change
         elif any(0 < j.not_before <= now for j in self.table.pending_jobs()):
             self.rounds.request()
-        self._hand_back_queued()
-        raft = self.committer.raft
-        if not raft.is_leader:
-            return
-        for node_id in {j.node for j in self.table.open_jobs() if j.state in ACTIVE_STATES}:
-            if node_id is not None and not self._is_alive(node_id) and node_id in self._dead_since:
-                self._requeue_attempts_of(node_id, "its node is dead")
-        self._replace_dead_voters()
-
-    def _hand_back_queued(self) -> None:
-        """Attempts queued here too long while another node is free go back to be placed again."""
-        queue = self.queue
-        if not len(queue):
-            return
-        now = time.time()
-        moved = queue.to_hand_back(self.table, self.capacities(), time.monotonic())
-        if moved:
-            log.info("queued_attempts_handed_back", count=len(moved))
-            self.committer.enqueue(
-                [
-                    ReleaseQueued(j.id, j.attempt, self.node_id, "it was busy while another node was free", now)
-                    for j in moved
-                ]
+        view = self._view()
+        self._carry(
+            self.state.maintenance(
+                view, self.lease.grantor, self.capacities, time.monotonic(), lease_clock(), time.time()
             )
+        )
+        if view.is_leader:
+            self._replace_dead_voters(view)
 
-    def _requeue_from_silent_nodes(self) -> None:
-        """On the leader: move the work of a node that both gossip suspects and Raft has not
-        heard from for ``SILENT_NODE_S``, without waiting out gossip's suspicion timeout.
-
-        Two independent signals, and seconds of silence rather than one missed heartbeat, so a
-        short blip does not move work; if the node was alive after all, fencing stops its old
-        attempt as soon as it hears of the new one.
-        """
+    def _replace_dead_voters(self, view: ClusterView) -> None:
         raft = self.committer.raft
-        if not raft.is_leader:
+        voter = self.state.dead_voter_to_replace(
+            view, raft.node.membership.quorum, time.monotonic(), self.config.voter_grace_s
+        )
+        if voter is None:
             return
-        status = raft.status()
-        silent_ticks = round(SILENT_NODE_S / TICK_S)
-        busy = {j.node for j in self.table.open_jobs() if j.state in ACTIVE_STATES}
-        for peer in status.peers:
-            if peer.node_id not in busy or peer.node_id == self.node_id:
-                continue
-            heard = peer.last_heard_tick
-            if heard is not None and status.ticks - heard < silent_ticks:
-                continue
-            member = self.gossip.member(peer.node_id)
-            if member is not None and member.state is not ALIVE:
-                self._requeue_attempts_of(peer.node_id, "its node stopped answering")
-
-    def _replace_dead_voters(self) -> None:
-        raft = self.committer.raft
-        membership = raft.node.membership
-        now = time.monotonic()
-        for voter in sorted(membership.voters - {self.node_id}):
-            since = self._dead_since.get(voter)
-            if since is None or now - since < self.config.voter_grace_s:
-                continue
-            alive_voters = sum(1 for v in membership.voters if self._is_alive(v))
-            if alive_voters < membership.quorum:
-                return  # never shrink without a quorum: that is `swarm recover`'s decision
-            try:
-                raft.remove(voter)
-                log.info("dead_voter_removed", voter=voter, dead_for_s=round(now - since, 1))
-            except (MembershipChangeError, NotLeaderError) as exc:
-                log.info("dead_voter_removal_deferred", voter=voter, reason=str(exc))
-            return  # one change at a time
+        try:
+            raft.remove(voter)
+            log.info("dead_voter_removed", voter=voter)
+        except (MembershipChangeError, NotLeaderError) as exc:
+            log.info("dead_voter_removal_deferred", voter=voter, reason=str(exc))
 
     async def _reap_stale_containers(self) -> None:
         removed = await self.executor.reap_stale_containers()
@@ -753,7 +652,7 @@ class Daemon:
         per_sample = round(RESOURCE_SAMPLE_INTERVAL_S / TICK_S)
         per_failure_check = round(FAILURE_CHECK_INTERVAL_S / TICK_S)
         per_ask = max(round(ASK_INTERVAL_S / TICK_S), 1)
-        lease = self.lease
+        lease, state = self.lease, self.state
         ticks = 0
         while True:
             await asyncio.sleep(TICK_S)
@@ -761,9 +660,13 @@ class Daemon:
             raft.tick()
             gossip.tick()
             lease.tick(ask=ticks % per_ask == 0)
-            self._rerun_leased_attempts()
-            if ticks % per_failure_check == 0:
-                self._requeue_from_silent_nodes()
+            if raft.is_leader:
+                view = self._view()
+                grantor = self.lease.grantor
+                self._carry(state.leader_tick(view, grantor, raft.applied_index, lease_clock(), time.time()))
+                if ticks % per_failure_check == 0:
+                    view = self._view(silent=True)
+                    self._carry(state.failure_check(view, grantor, lease_clock(), time.time()))
             if ticks % per_maintenance == 0:
                 try:
                     self._maintenance()

@@ -15,7 +15,7 @@ Rules, in order:
 
 Queue-ahead (why the budget exceeds the capacity): a node is given a little more
 work than it can run at once, and starts the next queued attempt itself the
-moment one ends (``node.local_queue``). Without it every slot sits idle for two
+moment one ends (``rules.local_queue``). Without it every slot sits idle for two
 Raft round trips per job (the result, then the next assignment), which caps a
 3-node cluster at a few hundred short jobs per second; Ray's lease pipelining
 exists for the same reason. What keeps priorities right: an assigned attempt
@@ -53,7 +53,7 @@ QUEUE_AHEAD = 4.0
 
 Deeper queues ride out longer refill round trips: 500 one-millisecond jobs on the 3-node
 benchmark ran at about 350 jobs/s with 1, 480 with 4 and 570 with 8. Work queued on a node that
-stays busy moves to a free one after ``node.local_queue.HAND_BACK_AFTER_S``, so depth costs long
+stays busy moves to a free one after ``rules.local_queue.HAND_BACK_AFTER_S``, so depth costs long
 jobs at most that delay, never a slot."""
 
 _EPSILON = 1e-9

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from swarmcompute.node.local_queue import HAND_BACK_AFTER_S, LocalQueue
+from swarmcompute.rules.local_queue import HAND_BACK_AFTER_S, LocalQueue
 from swarmcompute.scheduler.placement import NodeCapacity
 from swarmcompute.state.commands import AssignJobs, Assignment, SubmitJobs
 from swarmcompute.state.job import JobSpec

@@ -1,0 +1,415 @@
+"""``NodeState``: what one node does about the job table, its peers and its lease. Events in,
+instructions out, no I/O.
+
+The shape of dask's ``worker_state_machine`` and of etcd's raft ``Ready``: the daemon feeds events
+(committed entries applied, an attempt that ended, a membership change, a lease gained or lost, a
+clock tick) and carries out the instructions that come back (start or stop an attempt, propose
+commands, wake followers, ask for a placement round). It decides nothing itself, so the seeded
+simulator can run these exact rules on every simulated node.
+
+The rules, each in the method that applies it:
+
+* **Queue ahead** (``applied``, ``to_start``): attempts the table gives this node wait in its
+  ``LocalQueue`` and start as capacity frees, highest priority first (see ``local_queue``).
+* **Fencing** (``applied``): an attempt running here that the table no longer gives to this node
+  is stopped at once; a result for any other attempt is ignored by the table itself.
+* **Earlier lives** (``restarted``, ``applied``): an attempt the log gives to this node from
+  before the daemon restarted may have run in part, so it runs again as a new attempt, lost, not
+  failed, rather than starting twice under one number.
+* **Leases** (``to_start``, ``started``, ``lease_changed``, ``attempt_exited``): no leased attempt
+  starts without a lease past its fence, a lapsed lease stops every leased attempt (lost, not
+  failed), and one the guardian killed while the daemon was frozen is reported lost too. See
+  ``swarmcompute.rules.lease``.
+* **The leader's duties** (``member_changed``, ``leader_tick``, ``maintenance``): a dead or
+  silent node's attempts run again elsewhere: leased ones only once that node's lease has surely
+  expired, and then with a fence; ``--on-disconnect keep`` ones once gossip and Raft agree the
+  node is gone.
+* **Hand back** (``maintenance``): attempts queued here too long while another node is free go
+  back to be placed again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+
+from swarmcompute.rules.lease import LeaseGrantor, keeps_past_lease
+from swarmcompute.rules.local_queue import LocalQueue
+from swarmcompute.scheduler.placement import NodeCapacity
+from swarmcompute.state.commands import Command, FinishAttempt, ReleaseQueued, RequeueLost, StartAttempt
+from swarmcompute.state.job import ACTIVE_STATES, AttemptEnd, Job, JobState
+from swarmcompute.state.table import JobTable
+
+LOST_WITH_THE_DAEMON = "the daemon running it stopped"
+"""Why an attempt an earlier life of this daemon held runs again, whenever the restart learns of it."""
+LOST_WITH_THE_LEASE = "its node lost its lease"
+SILENT_NODE_S = 2.0
+"""A node suspected by gossip and silent to Raft this long loses its ``keep`` attempts."""
+
+Key = tuple[str, int]
+
+
+# -- instructions ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """Start this attempt's process (``leased``: under the lease; the guardian holds it to it)."""
+
+    job: Job
+    attempt: int
+    leased: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Stop an attempt running here: ``lost`` (its lease lapsed: SIGTERM, SIGKILL after the lease's
+    kill grace, reported lost) or not (fenced: the table moved on; cancel as usual)."""
+
+    job_id: str
+    attempt: int
+    lost: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Propose:
+    commands: tuple[Command, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """Wake whoever follows this job (its state or output changed)."""
+
+    job_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reschedule:
+    """A placement round may now place more."""
+
+
+@dataclass(frozen=True, slots=True)
+class WakeStarts:
+    """Run ``to_start`` again soon: capacity, the lease or the fence changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Say:
+    """A log line worth a person's attention (``event`` plus fields)."""
+
+    event: str
+    fields: tuple[tuple[str, object], ...] = ()
+
+
+Instruction = Start | Stop | Propose | Notify | Reschedule | WakeStarts | Say
+
+
+# -- what the node knows of its cluster, per call ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterView:
+    """The node's view of its cluster at one instant (from Raft and gossip)."""
+
+    is_leader: bool
+    voters: frozenset[str]
+    members: frozenset[str] = frozenset()
+    """Every node Raft or gossip knows of."""
+    alive: frozenset[str] = frozenset()
+    """Nodes gossip calls alive (this node always is)."""
+    raft_silent: frozenset[str] = frozenset()
+    """Peers the leader's Raft has not heard from for ``SILENT_NODE_S`` that gossip also doubts
+    (known, not alive); empty unless leading."""
+    names: dict[str, str] = field(default_factory=dict)
+    """Node id -> name, for messages people read."""
+
+    def name(self, node_id: str) -> str:
+        return self.names.get(node_id, node_id)
+
+
+# -- the rules ---------------------------------------------------------------------------------
+
+
+class NodeState:
+    def __init__(self, node_id: str, table: JobTable) -> None:
+        self.node_id = node_id
+        self.table = table
+        self.queue = LocalQueue(node_id)
+        self.dead_since: dict[str, float] = {}
+        self.reruns: dict[str, set[Key]] = {}
+        """Node -> its leased attempts this leader re-queued, until applied here (lease rule 4)."""
+        self.blocked_on_fence = False
+
+    # -- committed changes --------------------------------------------------------------
+
+    def restarted(self, now_wall: float) -> list[Instruction]:
+        """At start: attempts the log says ran here died with the previous daemon."""
+        lost = tuple(
+            RequeueLost(j.id, j.attempt, LOST_WITH_THE_DAEMON, now_wall)
+            for j in self.table.open_jobs()
+            if j.state in ACTIVE_STATES and j.node == self.node_id
+        )
+        return [Propose(lost)] if lost else []
+
+    def applied(
+        self,
+        changed: Iterable[str],
+        running: dict[str, list[int]],
+        *,
+        from_earlier_life: bool,
+        now_mono: float,
+        now_wall: float,
+        may_start: bool,
+    ) -> list[Instruction]:
+        """Entries were applied to the table, changing ``changed``; ``running``: the attempts
+        running here by job id."""
+        out: list[Instruction] = []
+        queue, node_id = self.queue, self.node_id
+        reschedule = wake = False
+        earlier: list[Command] = []
+        for job_id in changed:
+            job = self.table.get(job_id)
+            if job is None:
+                continue
+            if from_earlier_life and job.state in ACTIVE_STATES and job.node == node_id:
+                queue.forget(job.id)
+                if job.attempt not in running.get(job.id, ()):
+                    earlier.append(RequeueLost(job.id, job.attempt, LOST_WITH_THE_DAEMON, now_wall))
+            elif job.state is JobState.ASSIGNED and job.node == node_id:
+                wake = queue.offer(job, now_mono) or wake
+            else:
+                queue.forget(job_id)
+            # Only a new or re-queued job, or freed capacity, can change the placement.
+            reschedule = reschedule or job.state is JobState.PENDING or job.state.is_terminal
+            for attempt in running.get(job_id, ()):
+                if not (attempt == job.attempt and job.node == node_id and job.state in ACTIVE_STATES):
+                    out.append(Stop(job_id, attempt, lost=False))
+            out.append(Notify(job_id))
+        if earlier:
+            out.append(Propose(tuple(earlier)))
+        if reschedule:
+            out.append(Reschedule())
+        if self.blocked_on_fence and may_start:
+            self.blocked_on_fence = False
+            wake = True
+        if wake:
+            out.append(WakeStarts())
+        return out
+
+    # -- starting and ending attempts ----------------------------------------------------------
+
+    def to_start(self, capacity: NodeCapacity, now_wall: float, *, may_start: bool) -> list[Start]:
+        """The queued attempts to start now, in order. ``may_start``: the lease holds past its fence."""
+        if not may_start:
+            self.blocked_on_fence = True  # gaining the lease, or applying up to the fence, wakes us
+            return []
+        starts = []
+        for job in self.queue.to_start(self.table, capacity, now_wall):
+            if job.state is not JobState.ASSIGNED or job.node != self.node_id:
+                self.queue.ended(job.id, job.attempt)  # moved on while earlier ones started
+                continue
+            starts.append(Start(job, job.attempt, leased=job.spec.on_disconnect == "stop"))
+        return starts
+
+    def still_to_start(self, start: Start, *, may_start: bool, now_mono: float) -> bool:
+        """Right before starting (earlier starts may have awaited): is it still ours to start?"""
+        job = start.job
+        if job.state is not JobState.ASSIGNED or job.node != self.node_id or job.attempt != start.attempt:
+            self.queue.ended(job.id, start.attempt)
+            return False
+        if start.leased and not may_start:
+            self.queue.ended(job.id, start.attempt)
+            self.queue.offer(job, now_mono)  # back in the queue: it starts once the lease is back
+            self.blocked_on_fence = True
+            return False
+        return True
+
+    def started(self, start: Start, *, running: bool, holds: bool, now_wall: float) -> list[Instruction]:
+        """The process was started (``running``: it is still running now)."""
+        job, attempt = start.job, start.attempt
+        if not running:
+            return []
+        if job.attempt != attempt or job.node != self.node_id or job.state not in ACTIVE_STATES:
+            return [Stop(job.id, attempt, lost=False)]  # cancelled or moved while a container started
+        if start.leased and not holds:
+            return [Stop(job.id, attempt, lost=True)]  # the lease lapsed while it started
+        return [Propose((StartAttempt(job.id, attempt, self.node_id, now_wall),))]
+
+    def attempt_exited(self, finish: FinishAttempt, *, holds: bool) -> list[Instruction]:
+        """An attempt here ended; ``holds``: this node holds its lease right now."""
+        job = self.table.get(finish.job_id)
+        if finish.end == AttemptEnd.EXITED and job is not None and job.spec.on_disconnect == "stop" and not holds:
+            # Killed by the guardian at the lease deadline while this daemon was frozen: lost, not failed.
+            finish = replace(finish, end=AttemptEnd.STOPPED, error=LOST_WITH_THE_LEASE)
+        self.queue.ended(finish.job_id, finish.attempt)
+        return [Propose((finish,)), WakeStarts()]
+
+    def lease_changed(self, held: bool, running: Iterable[Key]) -> list[Instruction]:
+        """Gained: start the queue. Lost: stop every leased attempt here; they run again elsewhere
+        as lost attempts once the leader may re-run them."""
+        if held:
+            return [WakeStarts()]
+        stops: list[Instruction] = []
+        for job_id, attempt in running:
+            job = self.table.get(job_id)
+            if job is None or job.spec.on_disconnect == "stop":
+                stops.append(Stop(job_id, attempt, lost=True))
+        if stops:
+            stops.append(
+                Say(
+                    "attempts_stopped_lease_lost",
+                    (
+                        ("count", len(stops)),
+                        (
+                            "hint",
+                            "this node lost contact with a leader that has a quorum; the jobs run again elsewhere",
+                        ),
+                    ),
+                )
+            )
+        return stops
+
+    # -- the leader's duties -------------------------------------------------------------------
+
+    def requeue_attempts_of(
+        self, node_id: str, why: str, view: ClusterView, grantor: LeaseGrantor | None, now_lease: float, now_wall: float
+    ) -> list[Instruction]:
+        """On the leader: the attempts of a dead or silent node run again elsewhere (fenced by
+        attempt number). Leased ones only once the node's lease has surely expired there, and
+        then that node gets no lease until the re-queue is applied (lease rule 4)."""
+        if not view.is_leader or node_id == self.node_id:
+            return []
+        lease_over = (
+            grantor is not None
+            and not keeps_past_lease(node_id, view.voters)
+            and grantor.may_rerun(node_id, view.voters, now_lease)
+        )
+        lost = tuple(
+            RequeueLost(j.id, j.attempt, f"{why} (node {view.name(node_id)})", now_wall)
+            for j in self.table.open_jobs()
+            if j.state in ACTIVE_STATES and j.node == node_id and (lease_over or j.spec.on_disconnect == "keep")
+        )
+        if not lost:
+            return []
+        if lease_over and grantor is not None:
+            grantor.rerunning(node_id)
+            self.reruns.setdefault(node_id, set()).update((c.job_id, c.attempt) for c in lost)
+        return [Propose(lost)]
+
+    def member_changed(
+        self,
+        node_id: str,
+        alive: bool,
+        view: ClusterView,
+        grantor: LeaseGrantor | None,
+        now_mono: float,
+        now_lease: float,
+        now_wall: float,
+    ) -> list[Instruction]:
+        """Gossip says ``node_id`` is up (``alive``) or dead or gone."""
+        if alive:
+            self.dead_since.pop(node_id, None)
+            return [Reschedule()]
+        self.dead_since.setdefault(node_id, now_mono)
+        out = self.requeue_attempts_of(node_id, "its node stopped answering", view, grantor, now_lease, now_wall)
+        return [*out, Reschedule()]
+
+    def leader_tick(
+        self,
+        view: ClusterView,
+        grantor: LeaseGrantor | None,
+        applied_index: int,
+        now_lease: float,
+        now_wall: float,
+    ) -> list[Instruction]:
+        """Every tick on the leader: re-queues applied here lift their fence (lease rule 4); the
+        leased attempts of nodes whose lease has surely expired run again elsewhere."""
+        if not view.is_leader or grantor is None:
+            self.reruns.clear()
+            return []
+        for node_id, keys in list(self.reruns.items()):
+            if not any(
+                (job := self.table.get(j)) is not None
+                and job.attempt == a
+                and job.node == node_id
+                and job.state in ACTIVE_STATES
+                for j, a in keys
+            ):
+                del self.reruns[node_id]
+                grantor.rerun_applied(node_id, applied_index)
+        candidates = [
+            n
+            for n in view.members
+            if n != self.node_id
+            and not keeps_past_lease(n, view.voters)
+            and grantor.may_rerun(n, view.voters, now_lease)
+        ]
+        if not candidates:
+            return []  # the usual case, without a scan of the table
+        busy = {
+            j.node
+            for j in self.table.open_jobs()
+            if j.node is not None and j.state in ACTIVE_STATES and j.spec.on_disconnect == "stop"
+        }
+        out: list[Instruction] = []
+        for node_id in sorted(busy & set(candidates) - set(self.reruns)):  # not again while one is applied
+            requeued = self.requeue_attempts_of(node_id, LOST_WITH_THE_LEASE, view, grantor, now_lease, now_wall)
+            if requeued:
+                out.append(Say("leased_attempts_rerun", (("node", view.name(node_id)),)))
+                out += requeued
+        return out
+
+    def failure_check(
+        self, view: ClusterView, grantor: LeaseGrantor | None, now_lease: float, now_wall: float
+    ) -> list[Instruction]:
+        """On the leader: a node both gossip suspects and Raft has not heard from for
+        ``SILENT_NODE_S`` loses its attempts, without waiting out gossip's suspicion timeout (two
+        independent signals, seconds of silence: a short blip moves nothing)."""
+        if not view.is_leader:
+            return []
+        if not view.raft_silent:
+            return []
+        busy = {j.node for j in self.table.open_jobs() if j.node is not None and j.state in ACTIVE_STATES}
+        out: list[Instruction] = []
+        for node_id in sorted(view.raft_silent & busy):
+            out += self.requeue_attempts_of(node_id, "its node stopped answering", view, grantor, now_lease, now_wall)
+        return out
+
+    def dead_voter_to_replace(self, view: ClusterView, quorum: int, now_mono: float, grace_s: float) -> str | None:
+        """On the leader: a voter dead past ``grace_s`` to remove (a live learner then takes its
+        place), one at a time, and never without a live quorum (that is `swarm recover`'s call)."""
+        if not view.is_leader:
+            return None
+        for voter in sorted(view.voters - {self.node_id}):
+            since = self.dead_since.get(voter)
+            if since is None or now_mono - since < grace_s:
+                continue
+            if len(view.voters & view.alive) < quorum:
+                return None
+            return voter
+        return None
+
+    def maintenance(
+        self,
+        view: ClusterView,
+        grantor: LeaseGrantor | None,
+        capacities: Callable[[], list[NodeCapacity]],
+        now_mono: float,
+        now_lease: float,
+        now_wall: float,
+    ) -> list[Instruction]:
+        """Once a second: hand back attempts queued here too long while another node is free; on
+        the leader, re-queue the work of nodes gossip declared dead."""
+        out: list[Instruction] = []
+        if len(self.queue):
+            moved = self.queue.to_hand_back(self.table, capacities(), now_mono)
+            if moved:
+                why = "it was busy while another node was free"
+                out.append(Say("queued_attempts_handed_back", (("count", len(moved)),)))
+                out.append(Propose(tuple(ReleaseQueued(j.id, j.attempt, self.node_id, why, now_wall) for j in moved)))
+        if view.is_leader:
+            busy = {j.node for j in self.table.open_jobs() if j.node is not None and j.state in ACTIVE_STATES}
+            for node_id in sorted(busy):
+                if node_id not in view.alive and node_id in self.dead_since:
+                    out += self.requeue_attempts_of(node_id, "its node is dead", view, grantor, now_lease, now_wall)
+        return out

@@ -1,0 +1,124 @@
+"""``NodeState``: the node's rules, fed events by the test, checked by the instructions they return."""
+
+from __future__ import annotations
+
+from swarmcompute.rules.lease import RERUN_AFTER_S, LeaseGrantor
+from swarmcompute.rules.node_state import (
+    LOST_WITH_THE_DAEMON,
+    LOST_WITH_THE_LEASE,
+    ClusterView,
+    NodeState,
+    Notify,
+    Propose,
+    Start,
+    Stop,
+    WakeStarts,
+)
+from swarmcompute.scheduler.placement import NodeCapacity
+from swarmcompute.state.commands import AssignJobs, Assignment, FinishAttempt, RequeueLost, SubmitJobs
+from swarmcompute.state.job import AttemptEnd, JobSpec
+from swarmcompute.state.table import JobTable
+
+ME = "me"
+VIEW = ClusterView(is_leader=True, voters=frozenset({ME, "b", "c"}), members=frozenset({ME, "b", "c"}))
+ROOM = NodeCapacity(ME, "me", 4.0, 1 << 30)
+
+
+def table_with(*jobs: tuple[str, str, str]) -> JobTable:
+    """Jobs (id, node, on_disconnect), each assigned as attempt 1 to its node."""
+    table = JobTable()
+    specs = tuple(JobSpec(id=j, argv=("true",), on_disconnect=how) for j, _, how in jobs)
+    table.apply(SubmitJobs(specs, at=1.0))
+    table.apply(AssignJobs(tuple(Assignment(j, 1, node) for j, node, _ in jobs), at=2.0))
+    return table
+
+
+def finish(job_id: str, end: AttemptEnd = AttemptEnd.EXITED, code: int = 0) -> FinishAttempt:
+    return FinishAttempt(job_id, 1, ME, code, end, None, b"", 2.0, 3.0)
+
+
+def proposed(instructions: list[object]) -> list[object]:
+    return [c for i in instructions if isinstance(i, Propose) for c in i.commands]
+
+
+def test_an_attempt_given_to_this_node_is_queued_and_started_once_it_may_start() -> None:
+    table = table_with(("j1", ME, "stop"))
+    state = NodeState(ME, table)
+    out = state.applied(["j1"], {}, from_earlier_life=False, now_mono=0.0, now_wall=0.0, may_start=False)
+    assert WakeStarts() in out and Notify("j1") in out
+    assert state.to_start(ROOM, 0.0, may_start=False) == []  # no lease yet
+    out = state.applied([], {}, from_earlier_life=False, now_mono=0.1, now_wall=0.1, may_start=True)
+    assert out == [WakeStarts()]  # the lease (or the fence) came: try again
+    [start] = state.to_start(ROOM, 0.2, may_start=True)
+    assert start.job.id == "j1" and start.attempt == 1 and start.leased
+
+
+def test_an_attempt_running_here_that_the_table_moved_elsewhere_is_stopped() -> None:
+    table = table_with(("j1", ME, "stop"))
+    state = NodeState(ME, table)
+    table.apply(RequeueLost("j1", 1, "test", 3.0))
+    table.apply(AssignJobs((Assignment("j1", 2, "b"),), at=4.0))
+    out = state.applied(["j1"], {"j1": [1]}, from_earlier_life=False, now_mono=0.0, now_wall=0.0, may_start=True)
+    assert Stop("j1", 1, lost=False) in out
+
+
+def test_an_attempt_from_an_earlier_life_runs_again_as_a_new_attempt() -> None:
+    table = table_with(("j1", ME, "stop"), ("j2", "b", "stop"))
+    state = NodeState(ME, table)
+    out = state.applied(["j1", "j2"], {}, from_earlier_life=True, now_mono=0.0, now_wall=5.0, may_start=True)
+    assert proposed(out) == [RequeueLost("j1", 1, LOST_WITH_THE_DAEMON, 5.0)]
+    assert [p.commands for p in state.restarted(6.0) if isinstance(p, Propose)] == [
+        (RequeueLost("j1", 1, LOST_WITH_THE_DAEMON, 6.0),)
+    ]
+
+
+def test_a_lapsed_lease_stops_leased_attempts_only_and_an_exit_without_a_lease_is_lost_not_failed() -> None:
+    table = table_with(("stop1", ME, "stop"), ("keep1", ME, "keep"))
+    state = NodeState(ME, table)
+    stops = [i for i in state.lease_changed(False, [("stop1", 1), ("keep1", 1)]) if isinstance(i, Stop)]
+    assert stops == [Stop("stop1", 1, lost=True)]
+    [lost] = proposed(state.attempt_exited(finish("stop1", code=137), holds=False))
+    assert isinstance(lost, FinishAttempt) and lost.end == AttemptEnd.STOPPED and lost.error == LOST_WITH_THE_LEASE
+    [kept] = proposed(state.attempt_exited(finish("keep1", code=0), holds=False))
+    assert isinstance(kept, FinishAttempt) and kept.end == AttemptEnd.EXITED
+
+
+def test_a_start_that_lost_the_lease_meanwhile_goes_back_to_the_queue() -> None:
+    table = table_with(("j1", ME, "stop"))
+    state = NodeState(ME, table)
+    state.applied(["j1"], {}, from_earlier_life=False, now_mono=0.0, now_wall=0.0, may_start=True)
+    [start] = state.to_start(ROOM, 0.0, may_start=True)
+    assert not state.still_to_start(start, may_start=False, now_mono=0.5)
+    [again] = state.to_start(ROOM, 1.0, may_start=True)  # it was not lost, nor left "in use"
+    assert again == Start(start.job, 1, True)
+
+
+def test_the_leader_reruns_a_silent_nodes_keep_jobs_at_once_and_its_leased_jobs_only_after_its_lease() -> None:
+    table = table_with(("stop1", "b", "stop"), ("keep1", "b", "keep"))
+    state = NodeState(ME, table)
+    grantor = LeaseGrantor(ME, term=2, now=100.0, prior_receipt=100.0, term_index=0)
+    early = proposed(state.requeue_attempts_of("b", "gone", VIEW, grantor, now_lease=100.5, now_wall=1.0))
+    assert [c.job_id for c in early if isinstance(c, RequeueLost)] == ["keep1"]
+    table.apply(RequeueLost("keep1", 1, "gone", 1.0))
+    late = state.leader_tick(VIEW, grantor, applied_index=5, now_lease=100.0 + 2 * RERUN_AFTER_S, now_wall=2.0)
+    assert [c.job_id for c in proposed(late) if isinstance(c, RequeueLost)] == ["stop1"]
+    assert grantor.fenced() == ["b"]  # no lease for b until the re-queue is applied here
+    again = state.leader_tick(VIEW, grantor, applied_index=6, now_lease=100.0 + 2 * RERUN_AFTER_S, now_wall=2.1)
+    assert proposed(again) == []  # not proposed twice while it is applied
+    table.apply(RequeueLost("stop1", 1, LOST_WITH_THE_LEASE, 2.0))
+    state.leader_tick(VIEW, grantor, applied_index=7, now_lease=100.0 + 2 * RERUN_AFTER_S, now_wall=2.2)
+    assert grantor.fenced() == []
+
+
+def test_a_voter_of_at_most_two_is_never_rerun_and_a_dead_voter_is_replaced_only_with_a_live_quorum() -> None:
+    table = table_with(("stop1", "b", "stop"))
+    state = NodeState(ME, table)
+    two = ClusterView(is_leader=True, voters=frozenset({ME, "b"}), members=frozenset({ME, "b"}))
+    grantor = LeaseGrantor(ME, term=2, now=0.0, prior_receipt=0.0, term_index=0)
+    assert state.leader_tick(two, grantor, applied_index=1, now_lease=1e6, now_wall=1.0) == []
+    five = ClusterView(is_leader=True, voters=frozenset({ME, "b", "c", "d", "e"}), alive=frozenset({ME, "c", "d"}))
+    state.dead_since["b"] = 0.0
+    assert state.dead_voter_to_replace(five, quorum=3, now_mono=100.0, grace_s=30.0) == "b"
+    assert state.dead_voter_to_replace(five, quorum=3, now_mono=10.0, grace_s=30.0) is None  # within the grace
+    fewer = ClusterView(is_leader=True, voters=five.voters, alive=frozenset({ME, "c"}))
+    assert state.dead_voter_to_replace(fewer, quorum=3, now_mono=100.0, grace_s=30.0) is None
