@@ -17,8 +17,9 @@ timeout, so not yet authenticated: libzmq drops a connection that has not finish
 handshake by then), counts it against its address and against the total. A young connection
 over ``max_pending_per_address`` or ``max_pending_total`` is shut down at once (libzmq then
 closes it; ``refused_connections`` counts them, ``peer_connection_refused`` logs them,
-rate-limited). Connections that lived past the handshake timeout (members) are never cut and
-never counted. If the fd was already closed and reused when the event is read, the check acts
+rate-limited). A connection stops counting once the ZAP handler lets a member in from its
+address (``authenticated``; the oldest young one of that address, since ZAP names the address,
+not the fd), or once it lived past the handshake timeout. Members' connections are never cut. If the fd was already closed and reused when the event is read, the check acts
 on what the fd is *now*, and only if it is a TCP connection to this port: at worst it cuts
 another young connection from an address that is over its cap.
 """
@@ -49,6 +50,7 @@ WATCHED_EVENTS = (
     | zmq.EVENT_DISCONNECTED
 )
 _BATCH = 256
+_MAX_CREDIT_ADDRESSES = 1024
 DEFAULT_MAX_PENDING_PER_ADDRESS = 32
 """Unauthenticated (young) connections one remote address may hold at once."""
 DEFAULT_MAX_PENDING_TOTAL = 512
@@ -89,6 +91,7 @@ class HandshakeWatch:
         self._clock = clock
         self._pending: dict[int, tuple[str, float]] = {}  # fd -> (remote address, accepted at); oldest first
         self._per_address: collections.Counter[str] = collections.Counter()
+        self._credit: dict[str, list[float]] = {}  # address -> times ZAP let one in before we saw it accepted
 
     @property
     def pending(self) -> int:
@@ -147,6 +150,15 @@ class HandshakeWatch:
 
     # -- the connection gate ------------------------------------------------------------
 
+    def authenticated(self, remote: str) -> None:
+        """ZAP let a member in from ``remote``: its oldest young connection stops counting."""
+        for fd, (address, _) in self._pending.items():
+            if address == remote:
+                self._forget(fd)
+                return
+        if len(self._credit) < _MAX_CREDIT_ADDRESSES:  # ZAP answered before the monitor told us
+            self._credit.setdefault(remote, []).append(self._clock())
+
     def _accepted(self, fd: int) -> None:
         self._forget(fd)  # a number reused before its DISCONNECTED was read
         self._expire()
@@ -155,6 +167,12 @@ class HandshakeWatch:
         remote = _remote_address(fd, self.local_port)
         if remote is None:
             return  # already closed (or no longer a connection to this port)
+        credit = self._credit.get(remote)
+        if credit:
+            credit.pop(0)
+            if not credit:
+                del self._credit[remote]
+            return
         self._pending[fd] = (remote, self._clock())
         self._per_address[remote] += 1
         if self._per_address[remote] > self._max_per_address:
@@ -179,6 +197,8 @@ class HandshakeWatch:
     def _expire(self) -> None:
         """Drop connections past the handshake timeout: authenticated by now, or closed."""
         horizon = self._clock() - self._young_s
+        for remote in [r for r, times in self._credit.items() if times[-1] <= horizon]:
+            del self._credit[remote]
         while self._pending:
             fd, (_, accepted_at) = next(iter(self._pending.items()))
             if accepted_at > horizon:

@@ -163,8 +163,6 @@ class PeerTransport:
         # same context avoid a Future per send.
         self._sync_context = zmq.Context.shadow(self._context.underlying)
         try:
-            self._zap = ZapHandler(self._context, self.key.curve_public_key, self._limiter)
-            self._zap.start()
             self._router = self._make_router()
             self._watch = HandshakeWatch(
                 self._router,
@@ -173,6 +171,10 @@ class PeerTransport:
                 max_pending_per_address=self._max_pending_per_address,
                 max_pending_total=self._max_pending_total,
             )
+            self._zap = ZapHandler(
+                self._context, self.key.curve_public_key, self._limiter, on_accepted=self._watch.authenticated
+            )
+            self._zap.start()  # before the ROUTER binds: no client is ever asked about without it
             self._watch.start()
             self._bind_router()
             self._watch.local_port = self._port

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -39,8 +40,16 @@ log = structlog.get_logger(__name__)
 class ZapHandler:
     """Answers ZAP requests on ``context``: CURVE clients with the cluster key only."""
 
-    def __init__(self, context: zmq.asyncio.Context, curve_public_key: bytes, limiter: LogLimiter) -> None:
+    def __init__(
+        self,
+        context: zmq.asyncio.Context,
+        curve_public_key: bytes,
+        limiter: LogLimiter,
+        on_accepted: Callable[[str], None] | None = None,
+    ) -> None:
         self._context = context
+        self._on_accepted = on_accepted
+        """Told the remote address of each client let in (the connection gate stops counting it)."""
         self._allowed = z85.decode(curve_public_key)
         self._limiter = limiter
         self._socket: zmq.asyncio.Socket | None = None
@@ -100,6 +109,8 @@ class ZapHandler:
         )
         if ok:
             self.accepted += 1
+            if self._on_accepted is not None:
+                self._on_accepted(_address(address))
             return [requester, b"", b"1.0", request_id, b"200", b"OK", b"swarm", b""]
         self.refused += 1
         reason = "the peer does not use CurveZMQ" if mechanism != b"CURVE" else "the peer's key is not the cluster key"
