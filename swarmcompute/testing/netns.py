@@ -46,7 +46,7 @@ PREFIX = "swl"
 CMD_TIMEOUT_S = 30.0
 STOP_GRACE_S = 3.0
 MAX_HOSTS = 200
-CutMode = Literal["link", "nft"]
+CutMode = Literal["link", "nft", "nft-in"]
 
 _counter = itertools.count(1)
 _NAME_RE = re.compile(rf"^{PREFIX}(\d+)x(\d+)-")
@@ -200,17 +200,19 @@ class Host:
     def cut(self, mode: CutMode = "link") -> None:
         """Cut this host off the LAN: ``link`` sets its switch port down (the peer sees
         no carrier), ``nft`` drops its frames in the bridge (the link stays up, like a
-        dead Wi-Fi). ``heal()`` undoes either."""
+        dead Wi-Fi), ``nft-in`` drops only the frames on their way to it (it still sends:
+        a one-way cut). ``heal()`` undoes any of them."""
         if self.cut_mode is not None:
             raise LanError(f"{self} is already cut ({self.cut_mode})")
         sw = self.lan.switch_netns
         if mode == "link":
             sh(["ip", "-n", sw, "link", "set", self.veth, "down"])
-        elif mode == "nft":
+        elif mode in ("nft", "nft-in"):
+            outgoing = f'  iifname "{self.veth}" drop\n' if mode == "nft" else ""
             rules = (
                 f"table bridge cut_{self.veth} {{\n chain drop_port {{\n"
                 "  type filter hook forward priority 0; policy accept;\n"
-                f'  iifname "{self.veth}" drop\n  oifname "{self.veth}" drop\n }}\n}}\n'
+                f'{outgoing}  oifname "{self.veth}" drop\n }}\n}}\n'
             )
             sh(["ip", "netns", "exec", sw, "nft", "-f", "-"], input_text=rules)
         else:
@@ -222,7 +224,7 @@ class Host:
         sw = self.lan.switch_netns
         if self.cut_mode == "link":
             sh(["ip", "-n", sw, "link", "set", self.veth, "up"])
-        elif self.cut_mode == "nft":
+        elif self.cut_mode in ("nft", "nft-in"):
             sh(["ip", "netns", "exec", sw, "nft", "delete", "table", "bridge", f"cut_{self.veth}"])
         self.cut_mode = None
 
