@@ -19,9 +19,14 @@ from typing import Any
 from swarmcompute import errors
 from swarmcompute.api import messages as m
 from swarmcompute.api.protocol import BlockingChannel
+from swarmcompute.limits import MAX_BATCH, MAX_CPUS, check_job, printable
 from swarmcompute.paths import StatePaths
 from swarmcompute.state.job import JobSpec
+from swarmcompute.state.table import validate_batch
 from swarmcompute.units import parse_duration, parse_size
+
+MAX_LIST = 10_000
+"""The most jobs ``Client.jobs`` returns at once (the daemon's bound)."""
 
 _SPEC_OPTIONS = frozenset(
     {
@@ -63,41 +68,137 @@ def job_spec(argv: Sequence[str] | str, **options: Any) -> JobSpec:
     """
     unknown = set(options) - _SPEC_OPTIONS
     if unknown:
-        raise errors.InvalidJobSpecError(f"unknown job option(s): {', '.join(sorted(unknown))}")
+        shown = ", ".join(sorted(printable(str(k))[:40] for k in unknown)[:5])
+        raise errors.InvalidJobSpecError(f"unknown job option(s): {shown}")
+    try:
+        return _job_spec(argv, options)
+    except (ValueError, errors.ConfigError) as exc:  # ConfigError: a duration or size that does not parse
+        raise errors.InvalidJobSpecError(str(exc)) from None
+
+
+def _job_spec(argv: Sequence[str] | str, options: Mapping[str, Any]) -> JobSpec:
+    """``job_spec`` proper: every bad value is a ``ValueError`` (or a ``SwarmError`` from the units)."""
     if isinstance(argv, str):
         args: tuple[str, ...] = ("/bin/sh", "-c", argv)
+    elif isinstance(argv, (list, tuple)):
+        args = tuple(_arg(a) for a in argv)
     else:
-        args = tuple(str(a) for a in argv)
+        raise ValueError(f"argv must be a list of arguments or one shell string, not {type(argv).__name__}")
     env = options.get("env") or {}
     if not isinstance(env, Mapping):
-        raise errors.InvalidJobSpecError("env must be a mapping of names to values")
-    return JobSpec(
-        id=options.get("job_id") or new_job_id(),
-        argv=args,
-        name=options.get("name") or "",
-        env={str(k): str(v) for k, v in env.items()},
-        cwd=options.get("cwd"),
-        timeout_s=parse_duration(options.get("timeout")),
-        retries=int(options.get("retries") or 0),
-        priority=int(options.get("priority") or 0),
-        cpus=float(options["cpus"]) if options.get("cpus") is not None else 1.0,
-        mem_bytes=parse_size(options.get("mem")),
-        gpus=int(options.get("gpus") or 0),
-        after=tuple(options.get("after") or ()),
-        after_any=tuple(options.get("after_any") or ()),
-        node=options.get("node"),
-        image=options.get("image"),
-        on_disconnect=options.get("on_disconnect") or "stop",
-        keep_on_exit=bool(options.get("keep_on_exit")),
-    )
+        raise ValueError("env must be a mapping of names to values")
+    fields: dict[str, Any] = {
+        "id": _text("job_id", options.get("job_id")) or new_job_id(),
+        "argv": args,
+        "name": _text("name", options.get("name")) or "",
+        "env": {_arg(k): _arg(v) for k, v in env.items()},
+        "cwd": _text("cwd", options.get("cwd")),
+        "timeout_s": parse_duration(options.get("timeout")),
+        "retries": _whole("retries", options.get("retries")),
+        "priority": _whole("priority", options.get("priority")),
+        "cpus": _number("cpus", options.get("cpus"), 1.0),
+        "mem_bytes": _size(options.get("mem")),
+        "gpus": _whole("gpus", options.get("gpus")),
+        "after": _refs("after", options.get("after")),
+        "after_any": _refs("after_any", options.get("after_any")),
+        "node": _text("node", options.get("node")),
+        "image": _text("image", options.get("image")),
+        "on_disconnect": _text("on_disconnect", options.get("on_disconnect")) or "stop",
+        "keep_on_exit": bool(options.get("keep_on_exit")),
+    }
+    check_job(fields)
+    if fields["on_disconnect"] not in ("stop", "keep"):
+        raise ValueError(f"on_disconnect must be stop or keep, got {printable(fields['on_disconnect'])[:40]!r}")
+    return JobSpec(**fields)
+
+
+def _arg(value: object) -> str:
+    """A command argument or env entry: text, or something that is text by ``str`` (a number, a path)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray)) or value is None:
+        raise ValueError(f"command arguments and env entries must be text, not {type(value).__name__}")
+    if isinstance(value, os.PathLike):
+        return str(os.fspath(value))
+    if isinstance(value, (int, float)):
+        return str(value)
+    raise ValueError(f"command arguments and env entries must be text, not {type(value).__name__}")
+
+
+def _text(name: str, value: object) -> Any:
+    if value is None or isinstance(value, str):
+        return value
+    if name == "cwd" and isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise ValueError(f"{name} must be text, not {type(value).__name__}")
+
+
+def _whole(name: str, value: object) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    raise ValueError(f"{name} must be a whole number, got {_shown(value)}")
+
+
+def _number(name: str, value: object, default: float) -> float:
+    if value is None:
+        return default
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, int) and value.bit_length() > 64:
+            raise ValueError(f"{name} must be at most {MAX_CPUS:g}, got {_shown(value)}")
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            pass
+    raise ValueError(f"{name} must be a number, got {_shown(value)}")
+
+
+def _size(value: object) -> int:
+    if isinstance(value, bool) or not (value is None or isinstance(value, (int, str, float))):
+        raise ValueError(f"mem must be a size such as 512M or 2G, got {_shown(value)}")
+    return parse_size(value)  # type: ignore[arg-type]
+
+
+def _refs(name: str, value: object) -> tuple[str, ...]:
+    if not value:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ValueError(f"{name} must be a job id or a list of job ids")
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"a {value.bit_length()}-bit number"
+    text = repr(value) if isinstance(value, (int, float, str)) else type(value).__name__
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 class Client:
     """A connection to the daemon of one state directory."""
 
     def __init__(self, state_dir: str | os.PathLike[str] | None = None, *, timeout_s: float = 30.0) -> None:
-        self.paths = StatePaths.resolve(state_dir)
-        self.timeout_s = timeout_s
+        if state_dir is not None and not isinstance(state_dir, (str, os.PathLike)):
+            raise errors.ConfigError(f"state_dir must be a path, not {type(state_dir).__name__}")
+        try:
+            self.paths = StatePaths.resolve(state_dir)
+        except (TypeError, ValueError) as exc:  # a NUL byte, bytes for str, ...
+            raise errors.ConfigError(f"unusable state_dir: {exc}") from None
+        if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not 0 < timeout_s < 1e9:
+            raise errors.ConfigError(f"timeout_s must be a positive number of seconds, got {_shown(timeout_s)}")
+        self.timeout_s = float(timeout_s)
 
     # -- jobs ------------------------------------------------------------------
 
@@ -107,14 +208,23 @@ class Client:
 
     def submit_many(self, specs: Iterable[Mapping[str, Any]]) -> list[str]:
         """Submit many jobs in one round trip; each spec is ``{"argv": ..., **options}``."""
+        if isinstance(specs, (str, bytes, Mapping)) or not isinstance(specs, Iterable):
+            raise errors.InvalidJobSpecError("submit_many takes a list of specs, each {'argv': ..., **options}")
         built = []
         for spec in specs:
-            options = dict(spec)
+            if not isinstance(spec, Mapping):
+                raise errors.InvalidJobSpecError(
+                    f"each spec is a mapping {{'argv': ..., **options}}, not {type(spec).__name__}"
+                )
+            options = {str(k): v for k, v in spec.items()}
             if "argv" not in options:
                 raise errors.InvalidJobSpecError("each spec needs an 'argv' (list or shell string)")
             built.append(job_spec(options.pop("argv"), **options))
+            if len(built) > MAX_BATCH:
+                raise errors.InvalidJobSpecError(f"more than {MAX_BATCH} jobs in one submission: split them up")
         if not built:
             return []
+        validate_batch(built)  # the daemon checks again; this says it before the round trip
         reply = self._call(m.Submit(tuple(built)))
         return list(reply)
 
@@ -124,7 +234,7 @@ class Client:
         Raises ``errors.WaitTimeoutError`` when ``timeout`` passes first.
         """
         single = isinstance(job_ids, str)
-        ids = (job_ids,) if isinstance(job_ids, str) else tuple(job_ids)
+        ids = (job_ids,) if isinstance(job_ids, str) else _job_refs(job_ids)
         timeout_s = parse_duration(timeout)
         io_timeout = None if timeout_s is None else timeout_s + self.timeout_s
         views = self._call(m.Wait(ids, timeout_s), io_timeout_s=io_timeout, wait_forever=timeout_s is None)
@@ -132,10 +242,14 @@ class Client:
 
     def job(self, job_id: str) -> dict[str, Any]:
         """One job's record (id, a unique prefix, or a name)."""
-        return self._call(m.GetJob(job_id))
+        return self._call(m.GetJob(_job_ref(job_id)))
 
     def jobs(self, limit: int = 50, states: Sequence[str] = ()) -> list[dict[str, Any]]:
         """The most recent jobs, newest first, optionally only in ``states``."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= MAX_LIST:
+            raise errors.ConfigError(f"limit must be a whole number from 0 to {MAX_LIST}, got {_shown(limit)}")
+        if isinstance(states, str) or not all(isinstance(s, str) for s in states):
+            raise errors.ConfigError("states must be a list of job states, e.g. ['running', 'pending']")
         return self._call(m.ListJobs(limit, tuple(states)))
 
     def logs(self, job_id: str, attempt: int | None = None) -> str:
@@ -147,7 +261,11 @@ class Client:
 
     def stream_logs(self, job_id: str, *, follow: bool = False, attempt: int | None = None) -> Iterator[Any]:
         """Yield ``OutputChunk``, ``Notice`` and ``AttemptStart`` events, ending with a ``StreamEnd``."""
-        yield from self._stream(m.Logs(job_id, follow, attempt))
+        if attempt is not None and (
+            isinstance(attempt, bool) or not isinstance(attempt, int) or not 0 < attempt < 2**53
+        ):
+            raise errors.ConfigError(f"attempt must be a positive whole number, got {_shown(attempt)}")
+        yield from self._stream(m.Logs(_job_ref(job_id), bool(follow), attempt))
 
     def run(self, argv: Sequence[str] | str, **options: Any) -> Iterator[Any]:
         """Submit one job and stream it: ``Submitted``, then output, then ``StreamEnd``."""
@@ -155,7 +273,7 @@ class Client:
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         """Cancel a job (its processes are stopped); return its record."""
-        return self._call(m.Cancel((job_id,)))[0]
+        return self._call(m.Cancel((_job_ref(job_id),)))[0]
 
     # -- the node --------------------------------------------------------------
 
@@ -187,29 +305,60 @@ class Client:
             return BlockingChannel.connect(self.paths.control_socket, timeout_s)
         except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
             raise errors.DaemonNotRunningError(str(self.paths.root)) from None
+        except TimeoutError:
+            raise errors.SwarmError(f"the daemon in {self.paths.root} did not accept a connection in time") from None
+        except OSError as exc:  # a socket we may not open, a path too long, ...
+            raise errors.ConfigError(f"cannot reach the daemon in {self.paths.root}: {exc.strerror or exc}") from None
+
+    def _send(self, channel: BlockingChannel, request: object) -> None:
+        try:
+            channel.send(request)
+        except (TypeError, ValueError, OverflowError) as exc:  # a value the codec cannot encode
+            raise errors.ConfigError(f"cannot send this request: {str(exc)[:200]}") from None
 
     def _call(self, request: object, *, io_timeout_s: float | None = None, wait_forever: bool = False) -> Any:
         timeout = None if wait_forever else (io_timeout_s or self.timeout_s)
         with self._connect(self.timeout_s) as channel:
-            channel.settimeout(timeout)
-            channel.send(request)
             try:
+                channel.settimeout(timeout)
+                self._send(channel, request)
                 reply = channel.receive()
             except TimeoutError:
                 raise errors.SwarmError(f"the daemon in {self.paths.root} did not answer within {timeout:g}s") from None
+            except OSError as exc:
+                raise errors.ProtocolError(f"lost the connection to the daemon in {self.paths.root}: {exc}") from None
         return _unwrap(reply)
 
     def _stream(self, request: object) -> Iterator[Any]:
         with self._connect(self.timeout_s) as channel:
-            channel.settimeout(None)
-            channel.send(request)
-            while True:
-                event = channel.receive()
-                if isinstance(event, m.ErrorReply):
-                    _unwrap(event)
-                yield event
-                if isinstance(event, m.StreamEnd):
-                    return
+            try:
+                channel.settimeout(None)
+                self._send(channel, request)
+                while True:
+                    event = channel.receive()
+                    if isinstance(event, m.ErrorReply):
+                        _unwrap(event)
+                    yield event
+                    if isinstance(event, m.StreamEnd):
+                        return
+            except OSError as exc:
+                raise errors.ProtocolError(f"lost the connection to the daemon in {self.paths.root}: {exc}") from None
+
+
+def _job_ref(ref: object) -> str:
+    if not isinstance(ref, str) or not ref:
+        raise (
+            errors.JobNotFoundError(str(ref)[:80])
+            if isinstance(ref, str)
+            else errors.ConfigError(f"a job reference is a job id, prefix or name, not {type(ref).__name__}")
+        )
+    return ref
+
+
+def _job_refs(refs: object) -> tuple[str, ...]:
+    if not isinstance(refs, (list, tuple)):
+        raise errors.ConfigError(f"job ids must be a list of job ids, not {type(refs).__name__}")
+    return tuple(_job_ref(r) for r in refs)
 
 
 def _unwrap(reply: Any) -> Any:

@@ -28,14 +28,19 @@ def parse_duration(value: str | float | int | None) -> float | None:
     if value is None:
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:
+            seconds = float("inf")
     else:
         parts = _split_number(str(value))
         if parts is None or parts[1] not in _DURATION_UNITS:
-            raise ConfigError(f"cannot read {value!r} as a duration: use e.g. 30s, 10m, 2h")
+            raise ConfigError(f"cannot read {_shown(value)} as a duration: use e.g. 30s, 10m, 2h")
         seconds = parts[0] * _DURATION_UNITS[parts[1]]
+    if seconds != seconds or seconds == float("inf"):
+        raise ConfigError(f"a duration must be a finite number of seconds, got {_shown(value)}")
     if seconds <= 0:
-        raise ConfigError(f"a duration must be positive, got {value!r}")
+        raise ConfigError(f"a duration must be positive, got {_shown(value)}")
     return seconds
 
 
@@ -47,8 +52,19 @@ def parse_size(value: str | int | None) -> int:
         return value
     parts = _split_number(str(value))
     if parts is None or parts[1] not in _SIZE_SUFFIXES:
-        raise ConfigError(f"cannot read {value!r} as a size: use e.g. 512M, 2G")
-    return int(parts[0] * _SIZE_UNITS[parts[1][:1]])
+        raise ConfigError(f"cannot read {_shown(value)} as a size: use e.g. 512M, 2G")
+    size = parts[0] * _SIZE_UNITS[parts[1][:1]]
+    if size != size or size == float("inf"):
+        raise ConfigError(f"the size {_shown(value)} is too large")
+    return int(size)
+
+
+def _shown(value: object) -> str:
+    """A short repr for error lines (a hostile value can be megabytes)."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"a {value.bit_length()}-bit number"  # repr of a huge int can itself raise
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def format_duration(seconds: float | None) -> str:

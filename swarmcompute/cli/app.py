@@ -41,13 +41,18 @@ OUTPUT_INCOMPLETE = 3
 """`swarm logs` (and `swarm run` of a job that succeeded) when some output could not be delivered."""
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"swarm: {message}", err=True)
+def _fail(message: str, code: int = 2, *, lines: bool = False) -> typer.Exit:
+    """One line on stderr (whatever a name or a daemon's message held) and exit ``code``;
+    ``lines``: several lines (a log tail), each made safe for the terminal."""
+    from swarmcompute.limits import printable
+
+    text = "\n".join(printable(line) for line in message.split("\n")) if lines else printable(message)
+    typer.echo(f"swarm: {text}", err=True)
     return typer.Exit(code)
 
 
 def _client(state_dir: str | None) -> Client:
-    return Client(state_dir)
+    return _call(lambda: Client(state_dir))  # type: ignore[no-any-return]
 
 
 def _print_json(value: Any) -> None:
@@ -92,7 +97,13 @@ def join(
     never show it. In the foreground with a token the CLI execs the daemon that way, so its
     own command line (``--token T``) is gone too.
     """
-    paths = StatePaths.resolve(state_dir)
+    if not 0 <= port <= 65535:
+        raise _fail(f"--port must be 0 to 65535, got {port}")
+    if not 0 < voter_grace <= 1e6:  # also false for nan
+        raise _fail(f"--voter-grace must be a positive number of seconds, got {voter_grace}")
+    if log_format not in ("console", "json"):
+        raise _fail(f"--log-format must be console or json, got {log_format[:40]!r}")
+    paths = _call(lambda: StatePaths.resolve(state_dir))
     peers = tuple(peer or ())
     if token_file is not None:
         if token:
@@ -173,7 +184,7 @@ def join(
     deadline = time.monotonic() + JOIN_READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise _fail(_startup_failure(paths, proc.returncode))
+            raise _fail(_startup_failure(paths, proc.returncode), lines=True)
         if client.ping(timeout_s=0.5):
             status = client.status()
             me = next(n for n in status["nodes"] if n["id"] == status["node_id"])
@@ -287,6 +298,8 @@ def leave(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the daemon to stop.")] = 30.0,
 ) -> None:
     """Stop this machine's daemon gracefully (running jobs are stopped and re-run later)."""
+    if not 0 < timeout <= 1e6:  # also false for nan
+        raise _fail(f"--timeout must be a positive number of seconds, got {timeout}")
     paths = StatePaths.resolve(state_dir)
     client = Client(paths.root)
     pid = paths.read_pid()  # read now: the daemon removes the file as it stops
@@ -372,6 +385,7 @@ def logs(
 ) -> None:
     """Print a job's output (stdout to stdout, stderr to stderr); exit 3 if some of it is missing."""
     from swarmcompute.api import messages as m
+    from swarmcompute.limits import printable
 
     client = _client(state_dir)
 
@@ -383,9 +397,9 @@ def logs(
                 target.write(event.data)
                 target.flush()
             elif isinstance(event, m.Notice):
-                typer.echo(f"swarm: {event.text}", err=True)
+                typer.echo(f"swarm: {printable(event.text)}", err=True)
             elif isinstance(event, m.AttemptStart):
-                typer.echo(event.text, err=True)
+                typer.echo(printable(event.text), err=True)
             elif isinstance(event, m.StreamEnd):
                 return bool(event.job.get("output_truncated"))
         return False
@@ -411,7 +425,7 @@ def cancel(
         if record["state"] == "cancelled":
             typer.echo(f"{record['id']} cancelled")
         else:
-            typer.echo(f"{record['id']} had already ended: {record['state']}")
+            typer.echo(f"{record['id']} had already ended: {record['state']}")  # ids are ASCII by rule
 
 
 @app.command()
@@ -426,8 +440,10 @@ def wait(
     if as_json:
         _print_json(records)
     else:
+        from swarmcompute.limits import printable
+
         for r in records:
-            typer.echo(f"{r['id']} {r['state']} ({r['message']})")
+            typer.echo(printable(f"{r['id']} {r['state']} ({r['message']})"))
     raise typer.Exit(0 if all(r["state"] == "succeeded" for r in records) else 1)
 
 

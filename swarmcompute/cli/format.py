@@ -1,4 +1,8 @@
-"""Plain-text tables and records for the terminal (JSON output bypasses this)."""
+"""Plain-text tables and records for the terminal (JSON output bypasses this).
+
+Everything a user or a peer chose (job names, commands, messages, node names) goes through
+``printable`` on its way to the terminal: a name holding a newline or an escape sequence
+is shown as ``\n`` or ``\x1b``, never acted on by the terminal."""
 
 from __future__ import annotations
 
@@ -6,11 +10,12 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from swarmcompute.limits import printable
 from swarmcompute.units import format_duration, format_size
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    cells = [[str(h) for h in headers]] + [["-" if c is None else str(c) for c in row] for row in rows]
+    cells = [[str(h) for h in headers]] + [["-" if c is None else printable(str(c)) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip() for row in cells]
     return "\n".join(lines)
@@ -57,16 +62,16 @@ def _term(term: int) -> str:
 
 def _quorum_reason(quorum: dict[str, Any]) -> str:
     if quorum.get("reason"):
-        return str(quorum["reason"])
+        return printable(str(quorum["reason"]))
     missing = quorum.get("missing") or []
-    return f"missing voters {', '.join(missing)}" if missing else "no leader yet"
+    return printable(f"missing voters {', '.join(missing)}") if missing else "no leader yet"
 
 
 def status_text(status: dict[str, Any]) -> str:
     quorum = status.get("quorum", {})
     lines = [
-        f"cluster  {status['cluster_id']}",
-        f"leader   {status['leader'] or '(none)'}   term {_term(status['term'])}",
+        f"cluster  {printable(str(status['cluster_id']))}",
+        f"leader   {printable(str(status['leader'] or '(none)'))}   term {_term(status['term'])}",
         "quorum   " + ("healthy" if quorum.get("healthy") else f"LOST: {_quorum_reason(quorum)}"),
         "",
     ]
@@ -116,10 +121,11 @@ def job_text(job: dict[str, Any]) -> str:
         ("cwd", job["cwd"] or "-"),
     ]
     width = max(len(k) for k, _ in fields)
-    text = "\n".join(f"{k.ljust(width)}  {v}" for k, v in fields)
+    text = "\n".join(f"{k.ljust(width)}  {printable(str(v))}" for k, v in fields)
     tail = job.get("output_tail")
     if tail:
-        text += "\n\noutput (last lines):\n" + "\n".join(tail.splitlines()[-10:])
+        # the job's own output, as `swarm logs` prints it; only escape sequences are defused
+        text += "\n\noutput (last lines):\n" + "\n".join(printable(line) for line in tail.splitlines()[-10:])
     return text
 
 

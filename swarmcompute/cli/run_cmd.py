@@ -114,7 +114,7 @@ def parse(args: Sequence[str]) -> RunArgs | None:
             break
         name, eq, inline = arg.partition("=")
         if name not in _OPTIONS:
-            raise UsageError(f"no such option: {name} (see `swarm run --help`)")
+            raise UsageError(f"no such option: {_safe(name)[:60]} (see `swarm run --help`)")
         dest, takes_value, repeatable = _OPTIONS[name]
         if takes_value:
             if eq:
@@ -127,13 +127,13 @@ def parse(args: Sequence[str]) -> RunArgs | None:
             if dest in _INTS:
                 try:
                     value = int(value)
-                except ValueError:
-                    raise UsageError(f"option {name} needs a whole number, got {value!r}") from None
+                except ValueError:  # also for 5000-digit numbers
+                    raise UsageError(f"option {name} needs a whole number, got {_shown(value)}") from None
             elif dest == "cpus":
                 try:
                     value = float(value)
                 except ValueError:
-                    raise UsageError(f"option {name} needs a number, got {value!r}") from None
+                    raise UsageError(f"option {name} needs a number, got {_shown(value)}") from None
         else:
             value = True
         if repeatable:
@@ -148,7 +148,7 @@ def parse(args: Sequence[str]) -> RunArgs | None:
     for item in options.pop("env", []):
         key, eq, val = item.partition("=")
         if not eq or not key:
-            raise UsageError(f"--env needs KEY=VALUE, got {item!r}")
+            raise UsageError(f"--env needs KEY=VALUE, got {_shown(item)}")
         env[key] = val
     if env:
         options["env"] = env
@@ -167,7 +167,7 @@ def main(args: Sequence[str]) -> int:
             return 0
         spec = _spec(parsed)
     except (UsageError, ValueError) as exc:
-        print(f"swarm run: {exc}", file=sys.stderr)
+        print(f"swarm run: {_safe(str(exc))}", file=sys.stderr)
         return 2
     from swarmcompute.api import lean
     from swarmcompute.state_dir import CONTROL_SOCKET_NAME, state_dir_path
@@ -185,15 +185,32 @@ def main(args: Sequence[str]) -> int:
         sock.sendall(lean.submit_frame(spec, attach=not parsed.detach))
         return _follow(sock, lean, state_dir, spec["id"], keep=bool(spec.get("keep_on_exit")))
     except lean.LeanError as exc:
-        print(f"swarm: {exc}", file=sys.stderr)
+        print(f"swarm: {_safe(str(exc))}", file=sys.stderr)
         return 2
     finally:
         sock.close()
 
 
+def _safe(text: object) -> str:
+    """A daemon's or a job's text, safe for the terminal (escape sequences and newlines shown)."""
+    from swarmcompute.limits import printable
+
+    return printable(str(text))
+
+
+def _shown(value: str) -> str:
+    """A user's text in an error line: one line, escapes shown, at most 40 characters."""
+    from swarmcompute.limits import printable
+
+    text = repr(printable(value))
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _spec(parsed: RunArgs) -> dict[str, Any]:
-    """The JobSpec fields for the lean encoder (same rules as ``client.job_spec``)."""
+    """The JobSpec fields for the lean encoder (same rules as ``client.job_spec``), checked
+    against the bounds of ``swarmcompute.limits`` before anything is sent."""
     from swarmcompute.errors import SwarmError
+    from swarmcompute.limits import check_job
     from swarmcompute.units import parse_duration, parse_size
 
     opts = parsed.options
@@ -207,6 +224,9 @@ def _spec(parsed: RunArgs) -> dict[str, Any]:
     spec.update(
         id=opts.get("job_id") or os.urandom(6).hex(), argv=list(parsed.argv), timeout_s=timeout_s, mem_bytes=mem_bytes
     )
+    check_job(spec)
+    if spec.get("on_disconnect", "stop") not in ("stop", "keep"):
+        raise UsageError(f"--on-disconnect must be stop or keep, got {_shown(spec['on_disconnect'])}")
     return spec
 
 
@@ -243,14 +263,14 @@ def _follow(sock: Any, lean: Any, state_dir: str, job_id: str, keep: bool = Fals
                 return 0
             elif tag == "api.notice":
                 out.flush()
-                print(f"swarm: {fields[0]}", file=sys.stderr)
+                print(f"swarm: {_safe(fields[0])}", file=sys.stderr)
             elif tag == "api.attempt":  # the next attempt's output follows
                 out.flush()
-                print(fields[3], file=sys.stderr)
+                print(_safe(fields[3]), file=sys.stderr)
             elif tag == "api.end":
                 return exit_status(fields[0])
             elif tag == "api.error":
-                print(f"swarm: {fields[1]}", file=sys.stderr)
+                print(f"swarm: {_safe(fields[1])}", file=sys.stderr)
                 return 2
     except KeyboardInterrupt:
         try:
@@ -322,10 +342,10 @@ def exit_status(job: dict[str, Any]) -> int:
         # The stream already said what is missing; a script learns it from the status.
         return OUTPUT_INCOMPLETE if job.get("output_truncated") else 0
     if state == "cancelled":
-        print(f"swarm: job {job['id']} was cancelled: {job['message']}", file=sys.stderr)
+        print(f"swarm: job {job['id']} was cancelled: {_safe(job['message'])}", file=sys.stderr)
         return 130
     if reason != "exit_code":
-        print(f"swarm: job {job['id']} failed: {job['message']}", file=sys.stderr)
+        print(f"swarm: job {job['id']} failed: {_safe(job['message'])}", file=sys.stderr)
     if code is None:
         return 1
     return code
