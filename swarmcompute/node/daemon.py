@@ -295,9 +295,8 @@ class Daemon:
                 requeued=lost,
             )
             if plan.created_now:
-                log.info(
-                    "cluster_token", hint="join other machines with: swarm join --token TOKEN", token=plan.key.token
-                )
+                # The token never goes to a log (a log is a file others may read): `swarm token` prints it.
+                log.info("cluster_created", hint="`swarm token` prints the join token for other machines")
             async with asyncio.TaskGroup() as tasks:
                 committer = tasks.create_task(self.committer.run(tick=False))
                 workers = [
@@ -421,15 +420,15 @@ class Daemon:
 
     # -- carrying out the node's rules -------------------------------------------
 
-    def _view(self, *, silent: bool = False) -> ClusterView:
+    def _view(self, *, with_silent: bool = False) -> ClusterView:
         """What the rules need to know of the cluster right now (from Raft and gossip);
-        ``silent``: also which peers Raft has not heard from (costs a Raft status)."""
+        ``with_silent``: also which peers Raft has not heard from (costs a Raft status)."""
         raft = self.committer.raft
         node = raft.node
         members = {m.node_id: m for m in self.gossip.members()}
         alive = frozenset({self.node_id} | {n for n, m in members.items() if m.state is ALIVE})
         silent: frozenset[str] = frozenset()
-        if raft.is_leader and silent:
+        if raft.is_leader and with_silent:
             status = raft.status()
             silent_ticks = round(SILENT_NODE_S / TICK_S)
             silent = frozenset(
@@ -665,7 +664,7 @@ class Daemon:
                 grantor = self.lease.grantor
                 self._carry(state.leader_tick(view, grantor, raft.applied_index, lease_clock(), time.time()))
                 if ticks % per_failure_check == 0:
-                    view = self._view(silent=True)
+                    view = self._view(with_silent=True)
                     self._carry(state.failure_check(view, grantor, lease_clock(), time.time()))
             if ticks % per_maintenance == 0:
                 try:
