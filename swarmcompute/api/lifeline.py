@@ -11,7 +11,6 @@ was submitted with ``keep_on_exit``.
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import TYPE_CHECKING
 
 import structlog
@@ -20,10 +19,9 @@ from swarmcompute.api import messages as m
 from swarmcompute.api.protocol import frame
 from swarmcompute.api.streaming import OutputStream
 from swarmcompute.errors import SwarmError
-from swarmcompute.state.commands import CancelJobs
 
 if TYPE_CHECKING:
-    from swarmcompute.node.daemon import Daemon
+    from swarmcompute.api.node_api import NodeAPI
     from swarmcompute.state.job import JobSpec
 
 log = structlog.get_logger(__name__)
@@ -36,7 +34,7 @@ WHY = "its swarm run went away (submit with --keep-on-exit to keep it running)"
 class Lifelines:
     """The attached clients of each job on this node, and the cancels their ends call for."""
 
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: NodeAPI) -> None:
         self._daemon = daemon
         self._attached: dict[str, int] = {}
         self._pending: set[asyncio.Task[None]] = set()
@@ -82,6 +80,6 @@ class Lifelines:
             return
         log.info("job_client_gone", job_id=job_id, grace_s=GRACE_S)
         try:
-            await self._daemon.committer.propose([CancelJobs((job_id,), WHY, time.time())])
+            await self._daemon.cancel([job_id], WHY)
         except SwarmError as exc:  # no quorum, shutting down: the client's own cancel may still come
             log.warning("job_client_gone_cancel_failed", job_id=job_id, error=str(exc))

@@ -25,7 +25,7 @@ from swarmcompute.errors import FrameTooLargeError, JobNotFoundError, ProtocolEr
 from swarmcompute.state.job import Job, JobState
 
 if TYPE_CHECKING:
-    from swarmcompute.node.daemon import Daemon
+    from swarmcompute.api.node_api import NodeAPI
 
 log = structlog.get_logger(__name__)
 
@@ -52,7 +52,7 @@ async def read_message(reader: asyncio.StreamReader) -> Any | None:
 
 
 class ControlServer:
-    def __init__(self, daemon: Daemon, path: Path) -> None:
+    def __init__(self, daemon: NodeAPI, path: Path) -> None:
         self._daemon = daemon
         self._path = path
         self._server: asyncio.Server | None = None
@@ -150,7 +150,7 @@ class ControlServer:
                 return daemon.table.resolve(ref)
             except JobNotFoundError:
                 left = deadline - time.monotonic()
-                if daemon.committer.raft.is_leader or left <= 0:
+                if daemon.is_leader() or left <= 0:
                     raise
                 await daemon.wait_changed(left)
 

@@ -27,11 +27,10 @@ from swarmcompute.api.protocol import frame
 from swarmcompute.errors import AttemptNotFoundError, ExecutorError
 from swarmcompute.executor.logfile import TRUNCATED, read_chunks
 from swarmcompute.executor.spec import TAIL_BYTES
-from swarmcompute.membership.members import ALIVE
 from swarmcompute.state.job import ACTIVE_STATES, Job
 
 if TYPE_CHECKING:
-    from swarmcompute.node.daemon import Daemon
+    from swarmcompute.api.node_api import NodeAPI
 
 READ_BYTES = 1024 * 1024
 """One local read; the next one waits until the client took this one."""
@@ -44,7 +43,7 @@ UNREACHABLE_TRIES = 3
 class OutputStream:
     """One client's stream of one job's output, ended by a ``StreamEnd`` with the job record."""
 
-    def __init__(self, daemon: Daemon, writer: asyncio.StreamWriter, job_id: str) -> None:
+    def __init__(self, daemon: NodeAPI, writer: asyncio.StreamWriter, job_id: str) -> None:
         self._daemon = daemon
         self._writer = writer
         self._job_id = job_id
@@ -111,7 +110,7 @@ class OutputStream:
             elif not self._alive(node):
                 chunks, new_offset, reached = [], offset, False
             else:
-                data = await daemon.link.fetch_log(node, self._job_id, n, offset)
+                data = await daemon.fetch_log(node, self._job_id, n, offset)
                 reached = data is not None
                 if data is not None and data.found:
                     chunks, new_offset = list(data.chunks), data.next_offset
@@ -135,7 +134,7 @@ class OutputStream:
 
     def _read_local(self, n: int, offset: int) -> tuple[list[tuple[int, bytes]], int]:
         try:
-            path = self._daemon.executor.log_path(self._job_id, n)
+            path = self._daemon.log_path(self._job_id, n)
             return read_chunks(path, offset, limit_bytes=READ_BYTES)
         except FileNotFoundError:
             return [], offset  # no output (yet)
@@ -182,17 +181,10 @@ class OutputStream:
         return m.AttemptStart(self._job_id, n, name, f"--- attempt {n} on {name}{after} ---")
 
     def _alive(self, node_id: str | None) -> bool:
-        if node_id is None or node_id == self._daemon.node_id:
-            return True
-        member = self._daemon.gossip.member(node_id)
-        return member is not None and member.state is ALIVE
+        return node_id is None or self._daemon.node_alive(node_id)
 
     def _node_name(self, node_id: str) -> str:
-        daemon = self._daemon
-        if node_id == daemon.node_id and daemon.identity is not None:
-            return daemon.identity.name
-        member = daemon.gossip.member(node_id)
-        return member.meta.name if member is not None and member.meta is not None else node_id
+        return self._daemon.node_name(node_id)
 
     async def _send(self, msg: object) -> None:
         self._writer.write(frame(msg))

@@ -27,6 +27,7 @@ import fcntl
 import os
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -698,10 +699,31 @@ class Daemon:
         await self.committer.propose([SubmitJobs(specs, time.time(), self.node_id)])
         return [s.id for s in specs]
 
-    async def cancel(self, job_ids: list[str]) -> None:
+    async def cancel(self, job_ids: list[str], why: str = "cancelled by user") -> None:
         open_ids = tuple(j for j in job_ids if (job := self.table.get(j)) and not job.state.is_terminal)
         if open_ids:
-            await self.committer.propose([CancelJobs(open_ids, "cancelled by user", time.time())])
+            await self.committer.propose([CancelJobs(open_ids, why, time.time())])
+
+    def is_leader(self) -> bool:
+        return self.committer.raft.is_leader
+
+    def node_name(self, node_id: str) -> str:
+        """A node's name for people (its id while nobody has said its name)."""
+        if node_id == self.node_id and self.identity is not None:
+            return self.identity.name
+        member = self.gossip.member(node_id)
+        return member.meta.name if member is not None and member.meta is not None else node_id
+
+    def node_alive(self, node_id: str) -> bool:
+        return self._is_alive(node_id)
+
+    def log_path(self, job_id: str, attempt: int) -> Path:
+        """Where an attempt that ran here keeps its output."""
+        return self.executor.log_path(job_id, attempt)
+
+    async def fetch_log(self, node_id: str, job_id: str, attempt: int, offset: int) -> LogData | None:
+        """Output of an attempt from the node that ran it, from ``offset``; None if it does not answer."""
+        return await self.link.fetch_log(node_id, job_id, attempt, offset)
 
     def quorum(self) -> dict[str, Any]:
         """Voters, the missing ones, and whether a quorum holds (what `swarm status` shows)."""
