@@ -116,8 +116,8 @@ def check_engine_socket(docker_host: str | None, timeout_s: float = PROBE_TIMEOU
 
 def _client(docker_host: str | None, *, version: str, timeout_s: float | None) -> docker.DockerClient:
     if docker_host is None:
-        return docker.from_env(version=version, timeout=timeout_s)  # type: ignore[arg-type]
-    return docker.DockerClient(base_url=docker_host, version=version, timeout=timeout_s)  # type: ignore[arg-type]
+        return docker.from_env(version=version, timeout=timeout_s)
+    return docker.DockerClient(base_url=docker_host, version=version, timeout=timeout_s)
 
 
 def docker_available(docker_host: str | None = None, timeout_s: float = PROBE_TIMEOUT_S) -> bool:
