@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
+import struct
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +25,7 @@ from swarmcompute.api.protocol import LENGTH_PREFIX, MAX_FRAME_BYTES, frame, soc
 from swarmcompute.api.streaming import OutputStream
 from swarmcompute.errors import FrameTooLargeError, JobNotFoundError, ProtocolError, SwarmError, WaitTimeoutError
 from swarmcompute.state.job import Job, JobState
+from swarmcompute.transport.ratelimit import LogLimiter
 
 if TYPE_CHECKING:
     from swarmcompute.api.node_api import NodeAPI
@@ -59,6 +62,8 @@ class ControlServer:
         self.leave_requested = False
         """`swarm leave` asked the daemon to stop (a signal stops it without leaving the configuration)."""
         self._lifelines = Lifelines(daemon)
+        self._limiter = LogLimiter()
+        """Bad frames are logged at most 10 per 10 s (each local process can send them at will)."""
 
     async def start(self) -> None:
         self._path.unlink(missing_ok=True)  # we hold the state-dir lock: any socket here is stale
@@ -82,8 +87,10 @@ class ControlServer:
                 try:
                     request = await read_message(reader)
                 except ProtocolError as exc:
-                    log.warning("control_message_dropped", error=str(exc))
-                    await _send(writer, m.ErrorReply("ProtocolError", str(exc)))
+                    self._limiter.warning(
+                        log, "control_message_dropped", "dropped", error=str(exc)[:300], client=_client_of(writer)
+                    )
+                    await _send(writer, m.ErrorReply("ProtocolError", str(exc)[:300]))
                     return
                 if request is None:
                     return
@@ -98,7 +105,8 @@ class ControlServer:
         except (ConnectionError, asyncio.CancelledError):
             pass
         except Exception:
-            log.exception("control_handler_failed")
+            if self._limiter.allow("failed") is not None:  # a bug a client can trigger at will: bounded too
+                log.exception("control_handler_failed", client=_client_of(writer))
         finally:
             writer.close()
 
@@ -134,7 +142,13 @@ class ControlServer:
             case m.Shutdown():
                 await _send(writer, m.Reply(None))
             case _:
-                log.warning("control_message_dropped", error=f"unexpected {type(request).__name__}")
+                self._limiter.warning(
+                    log,
+                    "control_message_dropped",
+                    "dropped",
+                    error=f"unexpected {type(request).__name__}",
+                    client=_client_of(writer),
+                )
                 raise ProtocolError(f"{type(request).__name__} is not a request")
 
     async def _resolve(self, ref: str) -> Job:
@@ -168,6 +182,16 @@ class ControlServer:
             if left is not None and left <= 0:
                 raise WaitTimeoutError(f"{len(remaining)} of {len(ids)} jobs still running after {timeout_s:g}s")
             await daemon.wait_changed(left)
+
+
+def _client_of(writer: asyncio.StreamWriter) -> str:
+    """Who is on the other end of a control connection: ``pid N uid N`` (SO_PEERCRED)."""
+    sock = writer.get_extra_info("socket")
+    try:
+        pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+    except (AttributeError, OSError, struct.error):
+        return "unknown"
+    return f"pid {pid} uid {uid}"
 
 
 async def _send(writer: asyncio.StreamWriter, msg: object) -> None:

@@ -67,6 +67,7 @@ from swarmcompute.raft.messages import (
 from swarmcompute.rules.lease import LeaseAsk, LeaseGrant
 from swarmcompute.transport.keys import ClusterKey
 from swarmcompute.transport.peer import PeerTransport
+from swarmcompute.transport.ratelimit import LogLimiter
 
 log = structlog.get_logger(__name__)
 
@@ -160,6 +161,7 @@ class ClusterLink:
         self._leave_wakeup = asyncio.Event()
         self._exclusion_logged = ""
         self._leaving = False
+        self._limiter = LogLimiter()
 
     @property
     def address(self) -> str:
@@ -414,5 +416,16 @@ class ClusterLink:
             waiter = self._log_waiters.get(msg.request_id)
             if waiter is not None and not waiter.done():
                 waiter.set_result(msg)
-        else:
-            log.warning("peer_message_unexpected", sender=sender, type=type(msg).__name__)
+        else:  # a key holder can send these as fast as it likes: bounded, with where it came from
+            self._limiter.warning(
+                log,
+                "peer_message_unexpected",
+                "unexpected",
+                sender=sender[:64],
+                address=self._address_for_log(sender),
+                type=type(msg).__name__,
+            )
+
+    def _address_for_log(self, node_id: str) -> str:
+        """Where ``node_id`` was last seen (gossip, else the address book), for log lines."""
+        return self._address_of(node_id) or "unknown"

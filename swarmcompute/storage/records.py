@@ -170,7 +170,10 @@ class RecordFile:
                 return cls(p, fd, len(MAGIC)), Recovery([], len(data))
             if not data.startswith(MAGIC):
                 raise CorruptRecordError(f"{p} is not a swarmcompute record file (bad magic)")
-            records, clean = scan(data[len(MAGIC) :], max_record_bytes=max_record_bytes)
+            try:
+                records, clean = scan(data[len(MAGIC) :], max_record_bytes=max_record_bytes)
+            except CorruptRecordError as exc:  # name the file: a node has several
+                raise CorruptRecordError(f"{p}: {exc}") from None
             clean_size = len(MAGIC) + clean
             truncated = len(data) - clean_size
             if truncated:
