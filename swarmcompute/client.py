@@ -248,7 +248,8 @@ class Client:
         """The most recent jobs, newest first, optionally only in ``states``."""
         if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= MAX_LIST:
             raise errors.ConfigError(f"limit must be a whole number from 0 to {MAX_LIST}, got {_shown(limit)}")
-        if isinstance(states, str) or not all(isinstance(s, str) for s in states):
+        states = () if states is None else states
+        if not isinstance(states, (list, tuple, set, frozenset)) or not all(isinstance(s, str) for s in states):
             raise errors.ConfigError("states must be a list of job states, e.g. ['running', 'pending']")
         return self._call(m.ListJobs(limit, tuple(states)))
 

@@ -147,5 +147,7 @@ def printable(text: str) -> str:
 
 
 def _show(value: object) -> str:
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"a {value.bit_length()}-bit number"  # repr of a huge int can itself raise
     text = repr(value) if isinstance(value, (int, float, str)) else type(value).__name__
     return text if len(text) <= 40 else text[:37] + "..."
