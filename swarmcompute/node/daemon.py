@@ -568,11 +568,21 @@ class Daemon:
         )
 
     def capacities(self) -> list[NodeCapacity]:
-        """What every live node offers (ours measured here, the others' from gossip)."""
+        """What every live node offers (ours measured here, the others' from gossip), less the
+        nodes whose lease has run out (``LeaseGrantor.unplaceable``)."""
         identity = self._identity()
         nodes = [self.own_capacity()]
-        for member in self.gossip.members():
+        members = self.gossip.members()
+        grantor = self.lease.grantor if self._lease is not None else None
+        barred = (
+            grantor.unplaceable((m.node_id for m in members), self.lease.voters(), lease_clock())
+            if grantor is not None
+            else set()
+        )
+        for member in members:
             if member.node_id == identity.node_id or member.state is not ALIVE or member.meta is None:
+                continue
+            if member.node_id in barred:
                 continue
             meta = member.meta
             nodes.append(

@@ -67,6 +67,7 @@ answers say. ``NodeLease`` is the node's half, ``LeaseGrantor`` the leader's.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from swarmcompute import codec
@@ -273,6 +274,18 @@ class LeaseGrantor:
     def fenced(self) -> list[str]:
         """Nodes waiting for ``rerun_applied``."""
         return [n for n, f in self._fences.items() if f is None]
+
+    def unplaceable(self, nodes: Iterable[str], voters: frozenset[str] | set[str], now: float) -> set[str]:
+        """Nodes that must not be given work now: their lease has surely expired (this leader
+        would re-run what it gives them at once) or a re-run of theirs is not applied yet. A node
+        that keeps its attempts past its lease (rule 7) is never among them."""
+        return {
+            n
+            for n in nodes
+            if n != self.node_id
+            and not keeps_past_lease(n, voters)
+            and (self._fences.get(n, 0) is None or self.may_rerun(n, voters, now))
+        }
 
     def earlier_leases_end(self, voters: frozenset[str] | set[str]) -> float:
         """Rule 5: by when every lease granted by an earlier term's leader has ended."""

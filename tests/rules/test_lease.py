@@ -141,3 +141,19 @@ def test_only_a_voter_of_at_most_two_keeps_its_attempts_past_its_lease(
     node: str, voters: set[str], keeps: bool
 ) -> None:
     assert keeps_past_lease(node, voters) is keeps
+
+
+def test_no_work_is_placed_on_a_node_whose_lease_ran_out_or_whose_rerun_is_not_applied() -> None:
+    g = grantor(now=0.0, prior=-100.0)
+    nodes = {n: NodeLease(started_at=-100.0) for n in ("a", "b", "c", "d")}
+    establish(g, nodes, 1.0)
+    for name in ("a", "b", "c"):  # d goes silent after the first round
+        for to, grant in g.on_ask(name, nodes[name].ask(3, 2.0), VOTERS, 2.0):
+            nodes[to].on_grant(grant, 2.0)
+    later = 1.0 + RERUN_AFTER_S + 0.1
+    assert g.unplaceable(VOTERS, VOTERS, 2.5) == set()
+    assert g.unplaceable(VOTERS, VOTERS, later) == {"d"}
+    g.rerunning("b")
+    assert g.unplaceable(VOTERS, VOTERS, later) == {"b", "d"}
+    two = frozenset({"L", "d"})
+    assert g.unplaceable(two, two, later) == set()  # d keeps its attempts: nothing would re-run them
