@@ -1,0 +1,77 @@
+"""Each bad input to the CLI is exit 2 and one line on stderr saying what is wrong (no daemon
+needed: the options are checked before anything is sent)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from swarmcompute.cli import run_cmd
+from swarmcompute.cli.app import app
+from swarmcompute.testing.daemons import swarm_executable
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--cpus", "nan"], "cpus must be a finite number"),
+        (["--cpus", "inf"], "cpus must be a finite number"),
+        (["--cpus", "1e999"], "cpus must be a finite number"),
+        (["--cpus", "-1"], "cpus must be at least 0"),
+        (["--mem", "18446744073709551616"], "mem must be between 0 and"),
+        (["--mem", "1" * 400], "too large"),
+        (["--priority", str(2**64)], "priority must be between"),
+        (["--retries", str(2**64)], "retries must be between"),
+        (["--retries", "9" * 5000], "needs a whole number"),
+        (["--gpus", "-1"], "gpus must be between"),
+        (["--timeout", "nan"], "cannot read 'nan' as a duration"),
+        (["--timeout", "1" * 400], "finite number of seconds"),
+        (["--id", "é1"], "must be ASCII letters"),
+        (["--id", "ＡＢＣ"], "must be ASCII letters"),
+        (["--id", "x" * 65], "must be 1-64 characters"),
+        (["--id", ".."], "starting with a letter or digit"),
+        (["--name", "a\nb"], "control or other unprintable"),
+        (["--name", "\x1b]0;owned\x07"], "control or other unprintable"),
+        (["--on-disconnect", "maybe"], "must be stop or keep"),
+        (["--after", ""], "is empty"),
+        (["--bogus\x1b[2J"], "no such option: --bogus\\x1b[2J"),
+    ],
+)
+def test_bad_run_options(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cmd.main([*args, "--", "true"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and message in err and err.strip().isprintable(), err
+
+
+def test_from_a_fresh_process_too(tmp_path: Path) -> None:
+    env = {**os.environ, "SWARM_STATE_DIR": str(tmp_path / "none")}
+    result = subprocess.run(
+        [swarm_executable(), "run", "--cpus", "nan", "--priority", "100", "--", "true"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert result.stderr == "swarm run: cpus must be a finite number, got nan\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["jobs", "-n", str(10**30)], "limit must be a whole number"),
+        (["logs", "x", "--attempt", "0"], "attempt must be a positive whole number"),
+        (["join", "--port", "70000"], "--port must be 0 to 65535"),
+        (["join", "--voter-grace", "nan"], "--voter-grace must be a positive number"),
+        (["leave", "--timeout", "nan"], "--timeout must be a positive number"),
+        (["wait", "x", "--timeout", "nan"], "cannot read 'nan' as a duration"),
+    ],
+)
+def test_bad_options_of_the_other_commands(args: list[str], message: str, tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, [*args, "--state-dir", str(tmp_path / "none")])
+    assert result.exit_code == 2, result.output
+    assert len(result.stderr.splitlines()) == 1 and message in result.stderr, result.stderr
