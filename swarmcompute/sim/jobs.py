@@ -424,7 +424,12 @@ class JobSim:
             return
         now = node.clock(self.now)
         if node.grantor is not None and node.leader == node.id:
-            node.lease.grant_self(node.grantor.quorum_lease_until(self.voters, now), node.grantor.term_index)
+            node.lease.grant_self(
+                node.grantor.quorum_lease_until(self.voters, now),
+                node.grantor.term_index,
+                term=node.grantor.term,
+                now=now,
+            )
             self._lease_check(node)
         else:
             self._ask(node)
@@ -469,7 +474,9 @@ class JobSim:
                         f"remaining {grant.remaining:.4f}, fence {grant.fence}"
                     )
                 self._send(node.id, dst, grant)
-            node.lease.grant_self(grantor.quorum_lease_until(self.voters, now), grantor.term_index)
+            node.lease.grant_self(
+                grantor.quorum_lease_until(self.voters, now), grantor.term_index, term=grantor.term, now=now
+            )
             self._lease_check(node)
         else:
             before = node.lease.until
@@ -618,7 +625,9 @@ class JobSim:
         now = node.clock(self.now)
         node.grantor = LeaseGrantor(chosen, self.term, now, node.lease.prior_receipt(self.term), self.index)
         self._log(f"{chosen} LEADER term {self.term}, elected by {voted}")
-        node.lease.grant_self(node.grantor.quorum_lease_until(self.voters, now), node.grantor.term_index)
+        node.lease.grant_self(
+            node.grantor.quorum_lease_until(self.voters, now), node.grantor.term_index, term=node.grantor.term, now=now
+        )
         self._lease_check(node)
         for v in voted:
             if v != chosen:

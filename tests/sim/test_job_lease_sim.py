@@ -106,18 +106,11 @@ def test_cli_job_sweep_prints_a_summary_and_exits_zero(capsys: pytest.CaptureFix
     assert out.startswith("seeds=3 violations=0 failed_seeds=0 starts=") and "seeds_per_s=" in out
 
 
-@pytest.mark.xfail(
-    reason=(
-        "rule 6's receipts bound counts the old leader's own prior receipt, but its quorum lease rests on "
-        "'now' for itself, not on an echo: the new leader re-runs the old leader's attempts while its "
-        "self-granted lease still holds (found by this simulator; see swarmcompute.rules.lease)"
-    ),
-    strict=False,
-)
-def test_regression_seed_402_old_leaders_own_lease_outlasts_the_receipts_bound() -> None:
+def test_regression_seed_402_a_leader_that_voted_for_its_successor_reports_its_own_lease_as_a_receipt() -> None:
     """n2 leads term 2 and pauses; n4 leads term 3 and loses its majority; n3 is elected in term 4
     with n4's vote. n4's lease, self-granted in term 3, holds until ~4.99 s, but n4's ``prior_age``
     only counts grants it *received* (the last from n2 at ~1.61 s), so n3's ``earlier_leases_end``
-    is ~4.04 s and it re-runs n4's j001.2 at 4.52 s, which n1 starts at 4.55 s while n4 runs it."""
+    is ~4.04 s and it re-runs n4's j001.2 at 4.52 s, which n1 starts at 4.55 s while n4 runs it.
+    Fixed by counting a leader's own grants (``grant_self``) as receipts of its term."""
     result = run_job_seed(402, 5)
     assert result.ok, f"SWARM_SEED=402: {result.violation}"
