@@ -41,12 +41,9 @@ _ID_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234
 def job_id_problem(job_id: object) -> str | None:
     """Why ``job_id`` is not a valid job id, or None."""
     if not isinstance(job_id, str) or not 1 <= len(job_id) <= MAX_JOB_ID:
-        return f"job id {printable(str(job_id))!r} must be 1-{MAX_JOB_ID} characters"
+        return f"job id {_show(job_id)} must be 1-{MAX_JOB_ID} characters"
     if job_id[0] not in _ID_FIRST or not _ID_CHARS.issuperset(job_id):
-        return (
-            f"job id {printable(job_id)!r} must be ASCII letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
-        )
+        return f"job id {_show(job_id)} must be ASCII letters, digits, '.', '_' or '-', starting with a letter or digit"
     return None
 
 
@@ -75,7 +72,7 @@ def _text(name: str, value: object, *, limit: int = MAX_NAME, printable_only: bo
     if len(value) > limit:
         raise ValueError(f"{name} is {len(value)} characters, over the limit of {limit}")
     if printable_only and not value.isprintable():
-        raise ValueError(f"{name} {printable(value)!r} has control or other unprintable characters")
+        raise ValueError(f"{name} {_show(value)} has control or other unprintable characters")
 
 
 def _no_nul(name: str, value: object) -> None:
@@ -108,9 +105,9 @@ def check_job(fields: Mapping[str, Any]) -> None:
             raise ValueError("env must be a mapping of names to values")
         for key, val in env.items():
             _no_nul("an environment variable name", key)
-            _no_nul(f"environment variable {printable(str(key))}", val)
+            _no_nul(f"environment variable {_show(key)}", val)
             if not key or "=" in key:
-                raise ValueError(f"environment variable name {printable(key)!r} must be non-empty, without '='")
+                raise ValueError(f"environment variable name {_show(key)} must be non-empty, without '='")
     if fields.get("cwd") is not None:
         _no_nul("cwd", fields["cwd"])
     if fields.get("timeout_s") is not None:
@@ -133,6 +130,9 @@ def check_job(fields: Mapping[str, Any]) -> None:
             _text(f"a job reference in {key}", ref)
             if not ref:
                 raise ValueError(f"a job reference in {key} is empty")
+    job_id = fields.get("id")
+    if job_id and (job_id in (fields.get("after") or ()) or job_id in (fields.get("after_any") or ())):
+        raise ValueError(f"job {_show(job_id)} cannot run after itself")
     for key, what in (("node", "the node pin"), ("image", "the image name")):
         if fields.get(key) is not None:
             _text(what, fields[key])
@@ -149,5 +149,5 @@ def printable(text: str) -> str:
 def _show(value: object) -> str:
     if isinstance(value, int) and value.bit_length() > 64:
         return f"a {value.bit_length()}-bit number"  # repr of a huge int can itself raise
-    text = repr(value) if isinstance(value, (int, float, str)) else type(value).__name__
+    text = repr(value) if isinstance(value, (int, float, str)) else type(value).__name__  # repr escapes
     return text if len(text) <= 40 else text[:37] + "..."
