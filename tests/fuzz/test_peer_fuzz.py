@@ -41,6 +41,8 @@ def test_the_receive_path_never_raises_and_hands_on_only_bounded_messages(frames
     TRANSPORT._handle(frames)
     for _sender, msg in received:
         assert type(msg) in codec._TAG_OF
+        if not codec._TAG_OF[type(msg)].startswith(("raft.", "gossip.")):
+            continue  # e.g. lease terms: only compared, never incremented, so the plain int bound holds
         for name in ("term", "prev_index", "commit", "last_log_index", "incarnation"):
             value = getattr(msg, name, None)
             if isinstance(value, int):
