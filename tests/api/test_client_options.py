@@ -1,0 +1,86 @@
+"""The Client raises only ``SwarmError`` subclasses for bad options, before any round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from swarmcompute.client import Client, job_spec
+from swarmcompute.errors import ConfigError, DaemonNotRunningError, InvalidJobSpecError, SwarmError
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"cpus": "x"},
+        {"cpus": float("nan")},
+        {"cpus": float("inf")},
+        {"cpus": 10**400},
+        {"retries": 2**64},
+        {"retries": "many"},
+        {"retries": 1.5},
+        {"priority": float("nan")},
+        {"priority": 2**64},
+        {"mem": 2**64},
+        {"mem": "1" * 400},
+        {"mem": object()},
+        {"gpus": -1},
+        {"timeout": float("nan")},
+        {"timeout": 10**400},
+        {"job_id": "é1"},
+        {"job_id": "ＡＢＣ"},
+        {"job_id": 5},
+        {"name": "a\nb"},
+        {"env": ["K=V"]},
+        {"env": {"K": b"v"}},
+        {"after": 5},
+        {"on_disconnect": "maybe"},
+        {"bogus": 1},
+    ],
+)
+def test_bad_options_are_invalid_job_spec_errors(options: dict[str, Any]) -> None:
+    with pytest.raises(InvalidJobSpecError) as info:
+        job_spec(["true"], **options)
+    assert "\n" not in str(info.value) and len(str(info.value)) < 200
+
+
+@pytest.mark.parametrize("argv", [5, None, b"true", [b"x"], [], [""], ["a\0b"]])
+def test_bad_commands_are_invalid_job_spec_errors(argv: Any) -> None:
+    with pytest.raises(InvalidJobSpecError):
+        job_spec(argv)
+
+
+def test_submit_many_refuses_a_cycle_before_sending(tmp_path: Path) -> None:
+    client = Client(tmp_path / "none")
+    with pytest.raises(InvalidJobSpecError, match="cycle"):
+        client.submit_many(
+            [{"argv": "true", "job_id": "a", "after": "b"}, {"argv": "true", "job_id": "b", "after": "a"}]
+        )
+    with pytest.raises(InvalidJobSpecError):
+        client.submit_many("true")  # type: ignore[arg-type]
+    with pytest.raises(DaemonNotRunningError):
+        client.submit_many([{"argv": "true", "job_id": "a"}, {"argv": "true", "job_id": "b", "after": "a"}])
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.jobs(2**70),
+        lambda c: c.jobs(-1),
+        lambda c: c.jobs(10, None),
+        lambda c: c.jobs(10, 5),
+        lambda c: c.job(5),
+        lambda c: c.wait(5),
+        lambda c: c.wait("a", timeout="nan"),
+        lambda c: c.logs("a", attempt=0),
+        lambda c: c.logs("a", attempt=2**64),
+        lambda c: Client(5),
+        lambda c: Client(timeout_s=float("nan")),
+    ],
+)
+def test_every_other_call_raises_only_swarm_errors(call: Any, tmp_path: Path) -> None:
+    with pytest.raises(SwarmError) as info:
+        call(Client(tmp_path / "none"))
+    assert isinstance(info.value, (ConfigError, InvalidJobSpecError, DaemonNotRunningError))
