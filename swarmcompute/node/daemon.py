@@ -81,7 +81,7 @@ from swarmcompute.state.commands import (
     SubmitJobs,
 )
 from swarmcompute.state.job import Job, JobSpec, JobState
-from swarmcompute.state.table import JobTable, validate_spec
+from swarmcompute.state.table import JobTable, validate_batch, validate_spec
 
 log = structlog.get_logger(__name__)
 
@@ -706,6 +706,7 @@ class Daemon:
                 raise JobAlreadyExistsError(f"job id {spec.id} is taken by a different job")
             resolved.append(spec)
         specs = tuple(resolved)
+        validate_batch(specs)  # a dependency cycle inside one submission would pend forever
         await self.committer.propose([SubmitJobs(specs, time.time(), self.node_id)])
         return [s.id for s in specs]
 
