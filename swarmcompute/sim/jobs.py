@@ -1,15 +1,44 @@
-"""A seeded simulation of jobs across a cluster: placement, queue-ahead, leases and fencing together.
+"""A seeded simulation of jobs across a cluster: the node's own rules, under faults.
 
-The pure pieces that decide where and when jobs run (``JobTable``, ``place`` with the room a
-batch frees and the jobs it submits, each node's ``LocalQueue``) and the lease rule
-(``swarmcompute.rules.lease``: ``NodeLease``, ``LeaseGrantor``, ``keeps_past_lease``) run here
-against simulated time, with random job lengths and exit codes, retries, cancels, and faults:
-crashes and restarts, nodes cut off from everyone, one-way cuts between two nodes, paused
-(SIGSTOPped) daemons, a lossy network for the lease messages, and leader changes. Raft itself is
-simulated on its own (``raft_cluster``); here the log is one ordered list, committed by the
-current leader while it reaches a majority, which is what Raft guarantees the table.
+Every simulated node runs the production rules and nothing else: a ``NodeState``
+(``swarmcompute.rules.node_state``: queue ahead, fencing, earlier lives, the start gate, exit
+classification, hand back, the leader's re-run decisions) over that node's own ``JobTable``, and
+the lease rule (``swarmcompute.rules.lease``: ``NodeLease``, ``LeaseGrantor``). The simulator is
+only the daemon's shell around them (``node/daemon.py`` and ``node/lease_host.py``): it feeds
+``NodeState`` the events the daemon feeds it, at the moments the daemon does, and carries out the
+instructions it returns in a simulated world. It decides nothing about jobs itself.
 
-The model, all of it seeded (one seed replays exactly):
+What the shell does, as the daemon does it:
+
+- **Ticks** (``Daemon._clock_loop``): every ``TICK_S`` on the node's clock: ``LeaseHost.tick``
+  (a leader makes its ``LeaseGrantor`` for a new term and grants itself; a follower asks every
+  ``ASK_INTERVAL_S``, and at once for a new leader or term), then ``LeaseHost.check`` (the
+  guardian's deadline; a gained or lost lease goes to ``NodeState.lease_changed``); on the
+  leader ``leader_tick``, and ``failure_check`` every ``FAILURE_CHECK_INTERVAL_S``; on every node
+  ``maintenance`` every ``MAINTENANCE_INTERVAL_S``.
+- **Entries** (``Daemon._on_applied``): each committed entry is applied to the node's table and
+  its changed jobs go to ``NodeState.applied``; entries this life's log held when it started
+  (``boot_index``) count as an earlier life's.
+- **Starting** (``Daemon._start_loop``): a ``WakeStarts`` runs the start loop right after the
+  current event: ``to_start``, ``still_to_start``, spawn, ``started``. The gate it passes is
+  ``LeaseHost.may_start`` (``_may_start`` here).
+- **Ends** (``Daemon._on_attempt_exit``): a process that ends is reported with the reason the
+  executor gives it (``CANCELLED`` or ``STOPPED`` once it was told to stop, else ``EXITED``) to
+  ``NodeState.attempt_exited``. "Started" notices wait ``START_NOTICE_DELAY_S`` and are dropped
+  when the result comes first.
+- **Instructions** (``Daemon._carry``): ``Start`` spawns a simulated process (a leased one is held
+  by the guardian); ``Stop(lost=True)`` SIGTERMs it and SIGKILLs it ``KILL_GRACE_S`` later;
+  ``Stop(lost=False)`` cancels it, SIGKILL after the runner's ``CANCEL_GRACE_S``; a second stop
+  changes neither the reason nor the SIGKILL's time (``ProcessRunner._terminate``); ``Propose``
+  sends the commands towards the leader; ``WakeStarts`` runs the start loop; ``Say`` goes to the
+  trace.
+- **Placement** (``PlacementRounds`` on the leader): ``place`` over ``Daemon.capacities``: the
+  live nodes less those ``LeaseGrantor.unplaceable`` bars.
+- **Gossip** (``Daemon._on_member_event``): a node is declared dead after ``DETECT_DEAD_S``
+  unreachable from the leader, and alive again once reachable; every running node hears it
+  (``NodeState.member_changed``).
+
+The world, all of it seeded (one seed replays exactly):
 
 - **Clocks.** Each node's lease clock runs at its own rate, within ``DRIFT / 2`` of real time,
   from its own origin (a reboot starts a new one). Every lease time is on one node's clock and
@@ -18,27 +47,24 @@ The model, all of it seeded (one seed replays exactly):
   working links (both ways) with a majority of the voters. When it does not for a seeded
   election timeout, a node that does is elected in a new term: the majority that elected it
   moves to the new term at once (they voted), the others when they next hear the new leader.
-  The old leader believes it leads until it hears the new one, and keeps its ``LeaseGrantor``:
-  it answers asks of its term, and grants only while its quorum lease holds.
-- **Asking.** Every ``ASK_INTERVAL_S`` (its clock) a node that does not lead sends its term's
-  leader a ``LeaseAsk``; the leader answers with ``LeaseGrantor.on_ask`` and the node takes the
-  grant with ``NodeLease.on_grant``. A leader holds its own lease with ``grant_self``. Asks and
-  grants cross the network: delayed (sometimes by over a second), dropped, duplicated, lost on a
-  cut link, and held in a paused daemon's socket until it resumes.
-- **The node's half.** No attempt starts without a lease. When the daemon notices a lapse (at
-  its next tick) it SIGTERMs its leased attempts; in the worst case they run on until the
-  SIGKILL ``KILL_GRACE_S`` later. Its guardian, which a paused daemon does not stop, SIGKILLs
-  every leased attempt once the node's clock reaches ``lease.until + KILL_GRACE_S`` (the
-  deadline the daemon last gave it), also one that starts after it. ``on_disconnect="keep"``
-  jobs are not leased. A crash ends the node's processes with it; the restarted daemon runs none
-  of the attempts its earlier life was given (they run again as new attempts).
-- **The leader's half.** A stop-job's attempt on another node runs again (``RequeueLost``) only
-  once ``LeaseGrantor.may_rerun`` holds for that node. Gossip declares a node dead after
-  ``DETECT_DEAD_S`` unreachable: placement skips it and its keep-jobs run again elsewhere.
-- **Views.** A node acts on the table as it last heard it: a node that cannot hear the leader
-  (cut, paused) queues and starts the attempts it knew of, not newer ones. When it hears again
-  it catches up, and fencing cancels its stale attempts at once: SIGTERM, and in the worst case
-  they run on until the SIGKILL ``CANCEL_GRACE_S`` later (nothing may rely on fencing).
+  The old leader believes it leads until it hears the new one, and keeps its ``LeaseGrantor``
+  and its leader's duties; what it proposes goes into its own log, lost when it hears the new
+  leader (Raft overwrites it) unless it is elected again. Raft itself is simulated on its own
+  (``raft_cluster``); here the log is one ordered list, which is what Raft guarantees the table.
+- **Messages.** Asks and grants cross the network: delayed (sometimes by over a second),
+  dropped, duplicated, lost on a cut link, and held in a paused daemon's socket until it
+  resumes. Appends arrive in order, late at times, and are lost on a cut link (the node catches
+  up when it hears the leader again).
+- **Processes.** A process runs from its start until it exits (a seeded length and exit code),
+  is SIGKILLed, or its node crashes; once SIGTERMed it may run on until the SIGKILL. The
+  guardian, which a paused daemon does not stop, SIGKILLs every leased process once the node's
+  clock reaches the deadline the daemon last gave it, also one that starts after it; then it
+  forgets that deadline (``guardian.Lease.expire``). The SIGKILL after a SIGTERM's grace is a
+  timer in the daemon's loop: a paused daemon sends it when it resumes.
+- **Faults.** Crashes and restarts (a crash ends the node's processes; the restarted daemon
+  replays its log up to its durable commit index without reacting, and its log's tail counts as
+  an earlier life's), nodes cut off from everyone, one-way cuts between two nodes, paused
+  (SIGSTOPped) daemons, a lossy network, and leader changes.
 
 Checked as it goes (invariants 3-5 in docs/architecture.md, plus capacity):
 
@@ -46,7 +72,7 @@ Checked as it goes (invariants 3-5 in docs/architecture.md, plus capacity):
   the whole cluster, cut-off and paused nodes included: every process's life is an interval on
   the real timeline, and an attempt that starts while another of its job runs breaks this;
 - a node never runs more than its capacity, except one job larger than the node alone;
-- a node that has heard every committed change has stopped (SIGTERMed) every attempt the table
+- a node that has applied every committed entry has stopped (SIGTERMed) every attempt the table
   no longer gives it (fencing);
 - at the end every job is terminal, and a succeeded job succeeded in its final attempt once.
 
@@ -61,6 +87,13 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from swarmcompute.node.daemon import (
+    FAILURE_CHECK_INTERVAL_S,
+    MAINTENANCE_INTERVAL_S,
+    START_NOTICE_DELAY_S,
+    TICK_S,
+    DaemonConfig,
+)
 from swarmcompute.rules.lease import (
     ASK_INTERVAL_S,
     DRIFT,
@@ -72,31 +105,48 @@ from swarmcompute.rules.lease import (
     keeps_past_lease,
 )
 from swarmcompute.rules.local_queue import LocalQueue
+from swarmcompute.rules.node_state import (
+    SILENT_NODE_S,
+    ClusterView,
+    Instruction,
+    NodeState,
+    Propose,
+    Say,
+    Stop,
+    WakeStarts,
+)
 from swarmcompute.scheduler.placement import NodeCapacity, ending_in, place, submitted_in
 from swarmcompute.state.commands import (
     AssignJobs,
     CancelJobs,
     Command,
     FinishAttempt,
-    ReleaseQueued,
     RequeueLost,
     StartAttempt,
     SubmitJobs,
 )
-from swarmcompute.state.job import ACTIVE_STATES, AttemptEnd, Job, JobSpec, JobState
+from swarmcompute.state.job import ACTIVE_STATES, AttemptEnd, JobSpec, JobState
 from swarmcompute.state.table import JobTable
 
 BATCH_S = 0.005
-HAND_BACK_CHECK_S = 1.0
 DETECT_DEAD_S = 0.5
 """Gossip: how long a node is unreachable before it is declared dead."""
-DAEMON_TICK_S = 0.1
-"""The daemon looks at its lease once a tick (``LeaseHost.check``): a lapse is noticed this late at most."""
 ELECTION_TIMEOUT_S = (0.15, 1.0)
 """How long a leader without a working majority stays unreplaced (seeded within this range)."""
-CANCEL_GRACE_S = 5.0
-"""Fencing cancels a stale attempt: SIGTERM, then SIGKILL after the runner's grace (``ProcessRunner``'s
-default). Nothing relies on it for a stop-job: by the time the table moves on, its lease killed it."""
+CANCEL_GRACE_S: float = DaemonConfig.__dataclass_fields__["kill_grace_s"].default  # type: ignore[assignment]
+"""A cancelled (fenced) attempt: SIGTERM, then SIGKILL after the runner's grace. Nothing relies on
+it for a stop-job: by the time the table moves on, its lease killed it."""
+PER_ASK = max(round(ASK_INTERVAL_S / TICK_S), 1)
+PER_FAILURE_CHECK = round(FAILURE_CHECK_INTERVAL_S / TICK_S)
+PER_MAINTENANCE = round(MAINTENANCE_INTERVAL_S / TICK_S)
+SIGKILL_EXIT = 128 + 9
+DEPOSED_LOG = "requeue"
+"""What becomes of the commands a deposed leader proposed into its own log, which Raft overwrites:
+``"lost"`` is what ``ReplicatedJobLog`` does today (nothing re-queues them, so an attempt whose end
+it reported that way stays active in the table for good: see ``tests/sim/test_job_lease_sim.py``);
+``"requeue"`` keeps the promise of ``ReplicatedJobLog._keep`` (what the node itself produced waits
+for the next leader) except the leader's own decisions, which only held under its term's leases;
+``"requeue_all"`` re-queues those too."""
 MAX_TRACE_LINES = 200_000
 _EPS = 1e-9
 
@@ -114,51 +164,70 @@ class _Proc:
     cpus: float
     leased: bool
     started: float
-    stopping: bool = False
-    """SIGTERMed (a noticed lapse, or fencing): it may ignore that and run until the SIGKILL."""
+    reason: AttemptEnd | None = None
+    """Set by the first stop (``ProcessRunner._terminate``): what its end is reported as."""
+    kill_at: float | None = None
+    """When the SIGKILL after a SIGTERM's grace is due (real time), once one was sent."""
+    code: int | None = None
+    """Its exit status, once it ended."""
 
 
 @dataclass(slots=True)
 class _Node:
     id: str
     capacity: NodeCapacity
-    queue: LocalQueue
+    state: NodeState
+    table: JobTable
+    """This node's own table: the committed entries it has applied, in order."""
     rate: float
     """Its clock's rate against real time, within DRIFT / 2 of 1."""
     origin: float
     """Its clock's reading at real time zero (a reboot picks a new one)."""
     lease: NodeLease = field(default_factory=lambda: NodeLease(float("-inf")))
-    """Replaced at once by one that started on this node's clock (``_boot``)."""
+    """Replaced at once by one that started on this node's clock."""
     grantor: LeaseGrantor | None = None
     term: int = 0
     leader: str | None = None
+    asked: tuple[str, int] | None = None
+    """The leader and term asked last (``LeaseHost._asked``)."""
+    held: bool = False
+    """Whether the daemon last saw itself holding a lease (``LeaseHost.check``)."""
+    deadline_sent: float | None = float("nan")
+    """The guardian deadline the daemon last sent (its clock; None: none; nan: none sent yet)."""
+    guardian: float | None = None
+    """The guardian's deadline (its clock; None: none): it SIGKILLs every leased process then."""
+    guardian_armed: bool = False
     alive: bool = True
     paused: bool = False
     """The daemon is frozen (SIGSTOP): its processes and its guardian run on, its clock counts."""
     life: int = 0
-    held: bool = False
-    """Whether the daemon last saw itself holding a lease (``LeaseHost.check``)."""
+    ticks: int = 0
     running: dict[Key, _Proc] = field(default_factory=dict)
-    outbox: list[Command] = field(default_factory=list)
-    """What the daemon said that has not reached a leader yet."""
+    """Processes alive now."""
+    exited: dict[Key, _Proc] = field(default_factory=dict)
+    """Processes that ended while the daemon was paused: it hears of them when it resumes."""
+    kills_due: list[tuple[Key, float]] = field(default_factory=list)
+    """SIGKILL timers that came due while the daemon was paused."""
+    outbox: list[tuple[Command, int | None, bool]] = field(default_factory=list)
+    """What the daemon proposed that has not reached a leader yet: each command, the term it led
+    when it proposed it (in its own log) or None (forwarded to the leader), and whether it is a
+    leader's decision to re-run attempts (``leader_tick``, ``failure_check``, ``maintenance``,
+    ``member_changed``)."""
+    notices: dict[Key, StartAttempt] = field(default_factory=dict)
+    notices_armed: bool = False
+    starts_armed: bool = False
+    tick_due: bool = False
+    """A tick came due while the daemon was paused: its clock loop runs it as soon as it resumes."""
     applied: int = 0
     """The last log index this node has applied."""
-    pending: list[Entry] = field(default_factory=list)
-    """Committed entries not applied here yet: in flight, or lost to a cut."""
-    views: dict[str, Job] = field(default_factory=dict)
-    """This node's table: its rows change in place as it applies entries (its queue holds them)."""
+    boot_index: int = 0
+    """The last index of its log when this life started: entries up to it are an earlier life's."""
     append_at: float = 0.0
     """When the last append sent to it arrives (appends arrive in order)."""
     inbox: list[tuple[str, LeaseAsk | LeaseGrant]] = field(default_factory=list)
     """Lease messages that arrived while the daemon was paused."""
-    unseen_exits: list[tuple[Key, str, int | None]] = field(default_factory=list)
-    """Processes that ended while the daemon was paused: it reports them when it resumes."""
-    earlier_life: set[Key] = field(default_factory=set)
-    """Attempts given to this node before it restarted: they run again as new attempts, never here."""
     unreachable_since: float | None = None
     declared_dead: bool = False
-    guardian_armed: bool = False
-    lapse_armed: bool = False
 
     def clock(self, real: float) -> float:
         return self.origin + self.rate * real
@@ -166,15 +235,9 @@ class _Node:
     def real(self, local: float) -> float:
         return (local - self.origin) / self.rate
 
-
-_Row = tuple[JobState, int, str | None, float]
-"""What a node's queue and fencing read of a job, as one log entry left it: state, attempt, node, not_before."""
-Entry = tuple[int, dict[str, _Row]]
-"""One committed log entry: its index, and the rows it changed as they were right after it."""
-
-
-def _row(job: Job) -> _Row:
-    return (job.state, job.attempt, job.node, job.not_before)
+    def leads(self) -> bool:
+        """Whether it believes it leads (Raft's ``is_leader``)."""
+        return self.leader == self.id
 
 
 class JobSim:
@@ -190,24 +253,32 @@ class JobSim:
         one_way: int = 2,
         keep_share: float = 0.15,
         queue_type: type[LocalQueue] = LocalQueue,
+        deposed_log: str = DEPOSED_LOG,
         trace: bool = False,
     ) -> None:
         self.seed = seed
+        self.deposed_log = deposed_log
         self._queue_type = queue_type
         self.rng = random.Random(seed)
         self.trace: list[str] | None = [] if trace else None
         self.now = 0.0
         self.table = JobTable()
+        """The committed table (what the leader applies at once): the checks read it."""
+        self.log: list[tuple[Command, ...]] = []
+        """The committed log: ``log[i - 1]`` is entry ``i``."""
         self.voters = frozenset(f"n{i}" for i in range(nodes))
+        self.members = self.voters
         self.quorum = nodes // 2 + 1
         self.nodes: dict[str, _Node] = {}
         for i in range(nodes):
             cpus = 4.0 if i == 0 else float(self.rng.choice((1, 2, 4)))  # n0: every job fits somewhere
             node_id = f"n{i}"
+            table = JobTable()
             self.nodes[node_id] = _Node(
                 node_id,
                 NodeCapacity(node_id, node_id, cpus, 8 * 2**30),
-                queue_type(node_id),
+                self._node_state(node_id, table),
+                table,
                 self._rate(),
                 self._origin(),
             )
@@ -218,24 +289,21 @@ class JobSim:
         self._cut: dict[tuple[str, str], int] = {}
         self._running_attempts: dict[str, dict[tuple[str, int], float]] = {}
         """job id -> (node, attempt) -> real start, for every process alive anywhere."""
+        self._alive_view = self.members
+        """Who gossip calls alive (not declared dead)."""
         self.starts = 0
         self.reruns = 0
         self.elections = 0
         self.messages = 0
         self.lease_kills = 0
-        self._not_before: dict[str, float] = {}
-        """node -> the current leader's ``rerun_at`` for it, cached until the grantor hears its next ask."""
         self._drop = self.rng.choice((0.0, 0.02, 0.1))
         self._spike = self.rng.choice((0.0, 0.02, 0.05))
-        # The first leader, elected before anything else happens.
+        # The first leader, elected before anything else happens; it makes its grantor at its first tick.
         self.term = 1
         self.leader: str | None = "n0"
         for node in self.nodes.values():
             node.term, node.leader = 1, "n0"
-        for node in self.nodes.values():
             node.lease = NodeLease(node.clock(0.0))
-        first = self.nodes["n0"]
-        first.grantor = LeaseGrantor("n0", 1, first.clock(0.0), first.lease.prior_receipt(1), 0)
         self.index = 0
         """The last committed log index: one entry per batch that commits anything."""
         self._unhealthy_since: float | None = None
@@ -243,9 +311,13 @@ class JobSim:
         self._schedule_jobs(jobs, keep_share)
         self._schedule_faults(crashes, cuts, pauses, one_way)
         for node in self.nodes.values():
-            self._at(self.rng.uniform(0.0, ASK_INTERVAL_S) / node.rate, "tick", (node.id, node.life))
+            self._at(self.rng.uniform(0.0, TICK_S) / node.rate, "tick", (node.id, node.life))
         self._at(BATCH_S, "batch", None)
-        self._at(HAND_BACK_CHECK_S, "hand_back", None)
+
+    def _node_state(self, node_id: str, table: JobTable) -> NodeState:
+        state = NodeState(node_id, table)
+        state.queue = self._queue_type(node_id)
+        return state
 
     def _rate(self) -> float:
         """A clock rate within DRIFT / 2 of real time, often at the very edge."""
@@ -335,32 +407,39 @@ class JobSim:
         node.alive = False
         node.life += 1
         for key in list(node.running):
-            self._end_process(node, key, "crash", None)
-        node.outbox.clear()
+            self._end_process(node, key, None)
+        node.exited.clear()
+        node.kills_due.clear()
+        node.outbox.clear()  # proposals in memory die with the daemon (its restart re-queues its attempts)
+        node.notices.clear()
         node.inbox.clear()
-        node.unseen_exits.clear()
-        node.grantor, node.leader, node.held = None, None, False
-        node.paused = False
+        node.grantor, node.leader, node.held, node.asked = None, None, False, None
+        node.guardian, node.guardian_armed = None, False  # the guardian kills its groups and exits
+        node.paused = node.notices_armed = node.starts_armed = node.tick_due = False
         if self.leader == node.id:
             self.leader = None  # it comes back a follower: the others elect a leader in a new term
 
     def _on_restart(self, node_id: str) -> None:
+        """A new boot: new lease clock, no lease; the log is replayed up to its durable commit index
+        without reacting (``ReplicatedJobLog.open``), then ``NodeState.restarted``."""
         node = self.nodes[node_id]
         if node.alive:
             return
-        self._log(f"{node_id} restarts (a new boot: new lease clock, no lease)")
-        node.alive, node.queue = True, self._queue_type(node_id)
+        node.alive = True
         node.origin, node.rate = self._origin(), self._rate()
         node.lease = NodeLease(node.clock(self.now))
-        node.guardian_armed = node.lapse_armed = False
-        node.applied, node.views = 0, {}
-        node.pending = [(self.index, {job.id: _row(job) for job in self.table.jobs()})]  # it replays the log
-        node.earlier_life = set()
-        for job in self.table.open_jobs():  # what an earlier life held runs again, as a new attempt
-            if job.state in ACTIVE_STATES and job.node == node_id:
-                node.earlier_life.add((job.id, job.attempt))
-                node.outbox.append(RequeueLost(job.id, job.attempt, "the daemon running it restarted", self.now))
-        self._at(self.now + self.rng.uniform(0.0, ASK_INTERVAL_S) / node.rate, "tick", (node_id, node.life))
+        node.deadline_sent = float("nan")
+        node.boot_index = node.applied  # its log holds what it received; the commit index may lag it
+        node.applied = max(0, node.applied - self.rng.choice((0, 0, 1, 2)))
+        node.table = JobTable()
+        for entry in self.log[: node.applied]:
+            for cmd in entry:
+                node.table.apply(cmd)
+        node.state = self._node_state(node_id, node.table)
+        self._log(f"{node_id} restarts (log to {node.boot_index}, committed to {node.applied}; new lease clock)")
+        self._carry(node, node.state.restarted(self.now))
+        node.ticks = 0
+        self._at(self.now + self.rng.uniform(0.0, TICK_S) / node.rate, "tick", (node_id, node.life))
         self._sync(node)
 
     def _isolate(self, node: _Node) -> None:
@@ -393,6 +472,8 @@ class JobSim:
         node.paused = True
 
     def _on_resume(self, node_id: str) -> None:
+        """The daemon's loop runs again: what waited in its sockets, its children's exits and its
+        timers, in that order, then it hears the leader."""
         node = self.nodes[node_id]
         if not node.alive or not node.paused:
             return
@@ -401,42 +482,79 @@ class JobSim:
         inbox, node.inbox = node.inbox, []
         for src, msg in inbox:
             self._handle(node, src, msg)
-        exits, node.unseen_exits = node.unseen_exits, []
-        for key, how, code in exits:
-            self._saw_exit(node, key, how, code)
-        self._lease_check(node)
+        exited, node.exited = node.exited, {}
+        for key, proc in exited.items():
+            self._report_exit(node, key, proc)
+        kills, node.kills_due = node.kills_due, []
+        for key, started in kills:
+            self._sigkill(node, key, started)
+        if node.notices_armed:
+            self._on_notices((node.id, node.life))
         self._sync(node)
-        self._start(node)
+        if node.tick_due:
+            node.tick_due = False
+            self._on_tick((node.id, node.life))
+        if node.starts_armed:
+            self._on_starts((node.id, node.life))
 
     def linked(self, src: str, dst: str) -> bool:
         return (src, dst) not in self._cut
 
-    # -- the lease -------------------------------------------------------------------
+    # -- the daemon's clock loop and its lease host ----------------------------------------------
 
     def _on_tick(self, arg: tuple[str, int]) -> None:
-        """Every ask interval on the node's clock (``LeaseHost.tick``)."""
+        """``Daemon._clock_loop``: every ``TICK_S`` on the node's clock."""
         node_id, life = arg
         node = self.nodes[node_id]
         if not node.alive or node.life != life:
             return
-        self._at(self.now + ASK_INTERVAL_S / node.rate, "tick", arg)
         if node.paused:
+            node.tick_due = True  # its sleep ends while it is stopped: the tick runs when it resumes
             return
+        self._at(self.now + TICK_S / node.rate, "tick", arg)
+        node.ticks += 1
+        self._lease_tick(node, ask=node.ticks % PER_ASK == 0)
+        state, now = node.state, self.now
+        if node.leads():
+            view = self._view(node)
+            lease_now = node.clock(now)
+            self._carry(node, state.leader_tick(view, node.grantor, node.applied, lease_now, now), duty=True)
+            if node.ticks % PER_FAILURE_CHECK == 0:
+                view = self._view(node, with_silent=True)
+                self._carry(node, state.failure_check(view, node.grantor, lease_now, now), duty=True)
+        if node.ticks % PER_MAINTENANCE == 0:
+            view = self._view(node)
+            self._carry(
+                node,
+                state.maintenance(view, node.grantor, lambda: self._capacities(node), now, node.clock(now), now),
+                duty=True,
+            )
+
+    def _lease_tick(self, node: _Node, *, ask: bool) -> None:
+        """``LeaseHost.tick``: lead (a grantor per term, and its own lease), or ask."""
         now = node.clock(self.now)
-        if node.grantor is not None and node.leader == node.id:
+        if node.leads():
+            if node.grantor is None or node.grantor.term != node.term:
+                node.grantor = self._grantor(node, now)
+                self._log(f"{node.id} grants in term {node.term} (from index {node.grantor.term_index})")
             node.lease.grant_self(
                 node.grantor.quorum_lease_until(self.voters, now),
                 node.grantor.term_index,
-                term=node.grantor.term,
+                term=node.term,
                 now=now,
             )
-            self._lease_check(node)
+            node.asked = None
         else:
-            self._ask(node)
+            node.grantor = None
+            leader = node.leader
+            if leader is not None and leader != node.id and (ask or (leader, node.term) != node.asked):
+                node.asked = (leader, node.term)
+                self._send(node.id, leader, node.lease.ask(node.term, now))
+        self._lease_check(node)
 
-    def _ask(self, node: _Node) -> None:
-        if node.leader is not None and node.leader != node.id and node.grantor is None:
-            self._send(node.id, node.leader, node.lease.ask(node.term, node.clock(self.now)))
+    def _grantor(self, node: _Node, now: float) -> LeaseGrantor:
+        """A new term's ``LeaseGrantor`` (its least fence: the last index of the leader's log)."""
+        return LeaseGrantor(node.id, node.term, now, node.lease.prior_receipt(node.term), self.index)
 
     def _send(self, src: str, dst: str, msg: LeaseAsk | LeaseGrant) -> None:
         self.messages += 1
@@ -464,9 +582,8 @@ class JobSim:
         now = node.clock(self.now)
         if isinstance(msg, LeaseAsk):
             grantor = node.grantor
-            if grantor is None or node.leader != node.id:
+            if grantor is None or not node.leads():
                 return
-            self._not_before.clear()
             for dst, grant in grantor.on_ask(src, msg, self.voters, now):
                 if self.trace is not None:
                     self._log(
@@ -477,118 +594,266 @@ class JobSim:
             node.lease.grant_self(
                 grantor.quorum_lease_until(self.voters, now), grantor.term_index, term=grantor.term, now=now
             )
-            self._lease_check(node)
         else:
             before = node.lease.until
-            extended = node.lease.on_grant(msg, now)
-            if node.lease.ask_again and msg.term == node.term and node.grantor is None:
-                self._send(node.id, src, node.lease.ask(msg.term, now))  # echo the new stamp at once
-            if extended:
+            if node.lease.on_grant(msg, now):
                 self._log(
                     f"{node.id} <- grant term {msg.term} from {src}: lease until {node.lease.until:.4f} "
-                    f"(real {node.real(node.lease.until):.4f}; was real {node.real(before):.4f})"
+                    f"(real {node.real(node.lease.until):.4f}; was real {node.real(before):.4f}), "
+                    f"fence {node.lease.fence}"
                 )
                 self._lease_check(node)
+            if node.lease.ask_again and msg.term == node.term and not node.leads():
+                self._send(node.id, src, node.lease.ask(msg.term, now))  # echo the new stamp at once
 
     def _holds(self, node: _Node) -> bool:
-        """``LeaseHost.holds``: whether this node may start and keep leased attempts now."""
+        """``LeaseHost.holds``: whether this node may keep its leased attempts running now."""
         return keeps_past_lease(node.id, self.voters) or node.lease.valid(node.clock(self.now))
 
     def _may_start(self, node: _Node) -> bool:
-        """The start loop's gate: no attempt starts without a lease, nor before the grant's fence."""
+        """``LeaseHost.may_start``, the start loop's gate: the lease and its fence."""
         if keeps_past_lease(node.id, self.voters):
             return True
         return node.lease.may_start(node.clock(self.now), node.applied)
 
-    def _guardian_deadline(self, node: _Node) -> float | None:
-        """The deadline the daemon gives its guardian, on its clock (None: it keeps past its lease)."""
-        if keeps_past_lease(node.id, self.voters):
-            return None
-        return node.lease.until + KILL_GRACE_S
-
-    def _may_rerun(self, grantor: LeaseGrantor, node_id: str, now: float) -> bool:
-        """``LeaseHost.may_rerun`` on the leader, with the leader's clock reading ``now``."""
-        if keeps_past_lease(node_id, self.voters) or now < self._not_before.get(node_id, float("-inf")):
-            return False  # the cache only saves asking again: rerun_at moves only when the grantor hears an ask
-        if grantor.may_rerun(node_id, self.voters, now):
-            return True
-        self._not_before[node_id] = grantor.rerun_at(node_id, self.voters)
-        return False
-
     def _lease_check(self, node: _Node) -> None:
-        """``LeaseHost.check`` and ``_on_lease_change``: start on a gain, SIGTERM on a loss."""
-        held = self._holds(node)
+        """``LeaseHost.check``: push the deadline to the guardian, report a gained or lost lease."""
+        now = node.clock(self.now)
+        keeps = keeps_past_lease(node.id, self.voters)
+        if keeps:
+            deadline = None
+        elif node.lease.until == float("-inf"):
+            deadline = float("-inf")  # no lease yet: any leased group dies at once (none should exist)
+        else:
+            deadline = node.lease.until + KILL_GRACE_S
+        if deadline != node.deadline_sent:
+            node.deadline_sent = node.guardian = deadline
+            self._arm_guardian(node)
+        held = keeps or node.lease.valid(now)
         if held != node.held:
             node.held = held
-            now = node.clock(self.now)
-            if held:
-                self._log(f"{node.id} gains its lease (until {node.lease.until:.4f}, clock {now:.4f})")
-                self._start(node)
-            else:
-                doomed = [k for k, p in node.running.items() if p.leased]
-                self._log(f"{node.id} lost its lease (clock {now:.4f}): stops {doomed}")
-                for key in doomed:
-                    self._terminate(node, key, KILL_GRACE_S, "lease")
-        if held and not node.lapse_armed and node.lease.until != float("inf"):
-            if not keeps_past_lease(node.id, self.voters):
-                node.lapse_armed = True
-                notice = node.real(node.lease.until + self.rng.uniform(0.0, DAEMON_TICK_S))
-                self._at(notice, "lapse", (node.id, node.life))
-        self._arm_guardian(node)
+            self._log(
+                f"{node.id} {'gains' if held else 'lost'} its lease (until {node.lease.until:.4f}, clock {now:.4f})"
+            )
+            self._carry(node, node.state.lease_changed(held, self._running_keys(node)))
 
-    def _on_lapse(self, arg: tuple[str, int]) -> None:
-        node_id, life = arg
-        node = self.nodes[node_id]
-        if not node.alive or node.life != life:
-            return
-        node.lapse_armed = False
-        if not node.paused:  # a paused daemon notices nothing: only its guardian acts
-            self._lease_check(node)
+    # -- the guardian ----------------------------------------------------------------
 
     def _arm_guardian(self, node: _Node) -> None:
-        if node.guardian_armed or not any(p.leased for p in node.running.values()):
-            return
-        deadline = self._guardian_deadline(node)
-        if deadline is None:
+        if node.guardian_armed or node.guardian is None or not any(p.leased for p in node.running.values()):
             return
         node.guardian_armed = True
-        self._at(node.real(deadline), "guardian", (node.id, node.life))
+        self._at(
+            node.real(node.guardian) if node.guardian > float("-inf") else self.now, "guardian", (node.id, node.life)
+        )
 
     def _on_guardian(self, arg: tuple[str, int]) -> None:
-        """The guardian's deadline passed (it is not paused with the daemon): SIGKILL leased groups."""
+        """The guardian's deadline passed (it is not paused with the daemon): SIGKILL the leased
+        groups, then forget the deadline (``Lease.expire``)."""
         node_id, life = arg
         node = self.nodes[node_id]
         if not node.alive or node.life != life:
             return
         node.guardian_armed = False
-        deadline = self._guardian_deadline(node)
+        deadline = node.guardian
         if deadline is None:
             return
-        if node.clock(self.now) >= deadline - _EPS:
-            for key in [k for k, p in node.running.items() if p.leased]:
-                self._log(f"{node_id} guardian SIGKILLs {key[0]}.{key[1]} (deadline {deadline:.4f} on its clock)")
-                self.lease_kills += 1
-                self._end_process(node, key, "lease", None)
-        else:
+        if node.clock(self.now) < deadline - _EPS:
             self._arm_guardian(node)  # the daemon moved the deadline on
+            return
+        leased = [k for k, p in node.running.items() if p.leased]
+        if not leased:
+            return
+        for key in leased:
+            self._log(f"{node_id} guardian SIGKILLs {key[0]}.{key[1]} (deadline {deadline:.4f} on its clock)")
+            self.lease_kills += 1
+            self._end_process(node, key, SIGKILL_EXIT)
+        node.guardian = None
 
-    def _terminate(self, node: _Node, key: Key, grace_s: float, how: str) -> None:
-        """SIGTERM now; in the worst case the process ignores it until the SIGKILL ``grace_s`` later."""
-        proc = node.running[key]
-        proc.stopping = True
-        kill_at = node.real(node.clock(self.now) + grace_s)
-        self._log(f"{node.id} SIGTERM {key[0]}.{key[1]} ({how}); SIGKILL at {kill_at:.4f}")
-        self._at(kill_at, "kill", (node.id, node.life, key, proc.started, how))
+    # -- processes -------------------------------------------------------------------
 
-    def _on_kill(self, arg: tuple[str, int, Key, float, str]) -> None:
-        """The SIGKILL after a SIGTERM's grace."""
-        node_id, life, key, started, how = arg
+    def _spawn(self, node: _Node, key: Key, cpus: float, leased: bool) -> None:
+        self.starts += 1
+        others = self._running_attempts.setdefault(key[0], {})
+        self._log(
+            f"{node.id} starts {key[0]}.{key[1]} ({'stop' if leased else 'keep'}; lease until "
+            f"{node.lease.until:.4f}, clock {node.clock(self.now):.4f}, applied {node.applied}, fence "
+            f"{node.lease.fence}; also running: {sorted(others) or 'none'})"
+        )
+        if leased and others:
+            where = ", ".join(f"{n}.{a} since {s:.4f}" for (n, a), s in sorted(others.items()))
+            self._fail(f"job {key[0]} attempt {key[1]} starts on {node.id} while it runs as {where}")
+        others[(node.id, key[1])] = self.now
+        node.running[key] = _Proc(cpus, leased, self.now)
+        length = self.rng.expovariate(1 / 0.1) if self.rng.random() < 0.7 else self.rng.uniform(0.5, 3.0)
+        self._at(self.now + length, "exit", (node.id, node.life, key, self.now, 1 if self.rng.random() < 0.2 else 0))
+        self._arm_guardian(node)
+
+    def _on_exit(self, arg: tuple[str, int, Key, float, int]) -> None:
+        node_id, life, key, started, code = arg
         node = self.nodes[node_id]
         proc = node.running.get(key)
         if node.alive and node.life == life and proc is not None and proc.started == started:
-            self._log(f"{node_id} SIGKILL {key[0]}.{key[1]} after its SIGTERM ({how})")
-            self.lease_kills += how == "lease"
-            self._end_process(node, key, how, None)
+            self._end_process(node, key, code)
+
+    def _terminate(self, node: _Node, key: Key, reason: AttemptEnd, grace_s: float) -> None:
+        """``ProcessRunner._terminate``: the first stop sets the reason and the SIGKILL's time; in the
+        worst case the process ignores the SIGTERM until then."""
+        proc = node.running.get(key) or node.exited.get(key)
+        if proc is None:
+            return  # not running here (``executor.stop`` answers False)
+        if proc.reason is None:
+            proc.reason = reason
+        if key not in node.running or proc.kill_at is not None:
+            return
+        proc.kill_at = self.now + grace_s
+        self._log(f"{node.id} SIGTERM {key[0]}.{key[1]} ({reason.value}); SIGKILL at {proc.kill_at:.4f}")
+        self._at(proc.kill_at, "kill", (node.id, node.life, key, proc.started))
+
+    def _on_kill(self, arg: tuple[str, int, Key, float]) -> None:
+        """The SIGKILL timer after a SIGTERM's grace: in the daemon's loop, so a paused one is late."""
+        node_id, life, key, started = arg
+        node = self.nodes[node_id]
+        if not node.alive or node.life != life:
+            return
+        if node.paused:
+            node.kills_due.append((key, started))
+            return
+        self._sigkill(node, key, started)
+
+    def _sigkill(self, node: _Node, key: Key, started: float) -> None:
+        proc = node.running.get(key)
+        if proc is not None and proc.started == started:
+            self._log(f"{node.id} SIGKILL {key[0]}.{key[1]} after its SIGTERM ({proc.reason})")
+            self.lease_kills += proc.reason is AttemptEnd.STOPPED
+            self._end_process(node, key, SIGKILL_EXIT)
+
+    def _end_process(self, node: _Node, key: Key, code: int | None) -> None:
+        """The process is gone from this instant (``code`` None: with its node): its interval on
+        the timeline ends; the daemon hears of it now, or when it resumes."""
+        proc = node.running.pop(key)
+        runs = self._running_attempts.get(key[0], {})
+        runs.pop((node.id, key[1]), None)
+        if not runs:
+            self._running_attempts.pop(key[0], None)
+        if code is None:
+            return
+        proc.code = code
+        self._log(f"{node.id} process {key[0]}.{key[1]} ends ({code}; {proc.reason or 'exited'})")
+        if node.paused:
+            node.exited[key] = proc
+        else:
+            self._report_exit(node, key, proc)
+
+    def _report_exit(self, node: _Node, key: Key, proc: _Proc) -> None:
+        """``Daemon._on_attempt_exit``."""
+        node.notices.pop(key, None)  # the result says it all
+        finish = FinishAttempt(
+            key[0], key[1], node.id, proc.code, proc.reason or AttemptEnd.EXITED, None, b"", proc.started, self.now
+        )
+        self._carry(node, node.state.attempt_exited(finish, holds=self._holds(node)))
+
+    def _running_keys(self, node: _Node) -> list[Key]:
+        """``executor.running()``: the attempts whose end the daemon has not heard yet."""
+        return [*node.running, *node.exited]
+
+    def _running_here(self, node: _Node) -> dict[str, list[int]]:
+        running: dict[str, list[int]] = {}
+        for job_id, attempt in self._running_keys(node):
+            running.setdefault(job_id, []).append(attempt)
+        return running
+
+    # -- carrying out the rules --------------------------------------------------------
+
+    def _carry(self, node: _Node, instructions: list[Instruction], *, duty: bool = False) -> None:
+        """``Daemon._carry``: do what the rules decided; decide nothing."""
+        for ins in instructions:
+            if isinstance(ins, Propose):
+                for cmd in ins.commands:
+                    if isinstance(cmd, StartAttempt):
+                        self._notice_start(node, cmd)
+                        continue
+                    if duty and isinstance(cmd, RequeueLost):
+                        self.reruns += 1
+                        self._log(
+                            f"{node.id} re-runs {cmd.job_id}.{cmd.attempt} ({cmd.why}; term {node.term}, clock "
+                            f"{node.clock(self.now):.4f})"
+                        )
+                    node.outbox.append(
+                        (cmd, node.term if node.leads() else None, duty and isinstance(cmd, RequeueLost))
+                    )
+            elif isinstance(ins, Stop):
+                if ins.lost:
+                    self._terminate(node, (ins.job_id, ins.attempt), AttemptEnd.STOPPED, KILL_GRACE_S)
+                else:
+                    self._terminate(node, (ins.job_id, ins.attempt), AttemptEnd.CANCELLED, CANCEL_GRACE_S)
+            elif isinstance(ins, WakeStarts):
+                self._wake_starts(node)
+            elif isinstance(ins, Say):
+                self._log(f"{node.id} says {ins.event} {dict(ins.fields)}")
+
+    def _notice_start(self, node: _Node, notice: StartAttempt) -> None:
+        node.notices[(notice.job_id, notice.attempt)] = notice
+        if not node.notices_armed:
+            node.notices_armed = True
+            self._at(self.now + START_NOTICE_DELAY_S, "notices", (node.id, node.life))
+
+    def _on_notices(self, arg: tuple[str, int]) -> None:
+        node = self.nodes[arg[0]]
+        if not node.alive or node.life != arg[1] or node.paused:
+            return  # a paused daemon's timer fires when it resumes
+        node.notices_armed = False
+        notices, node.notices = list(node.notices.values()), {}
+        for notice in notices:
+            node.outbox.append((notice, node.term if node.leads() else None, False))
+
+    def _wake_starts(self, node: _Node) -> None:
+        if not node.starts_armed:
+            node.starts_armed = True
+            self._at(self.now, "starts", (node.id, node.life))
+
+    def _on_starts(self, arg: tuple[str, int]) -> None:
+        """``Daemon._start_loop``, woken by ``WakeStarts``."""
+        node = self.nodes[arg[0]]
+        if not node.alive or node.life != arg[1] or node.paused:
+            return  # a paused daemon's loop runs it when it resumes
+        node.starts_armed = False
+        state = node.state
+        for start in state.to_start(node.capacity, self.now, may_start=self._may_start(node)):
+            if not state.still_to_start(start, may_start=self._may_start(node), now_mono=self.now):
+                continue
+            key = (start.job.id, start.attempt)
+            self._spawn(node, key, start.job.spec.cpus, start.leased)
+            self._carry(node, state.started(start, running=True, holds=self._holds(node), now_wall=self.now))
+
+    def _view(self, node: _Node, *, with_silent: bool = False) -> ClusterView:
+        """``Daemon._view``: Raft's and gossip's picture, as this node has it."""
+        silent: frozenset[str] = frozenset()
+        if with_silent and node.leads():
+            silent = frozenset(
+                n.id
+                for n in self.nodes.values()
+                if n is not node
+                and n.declared_dead
+                and n.unreachable_since is not None
+                and self.now - n.unreachable_since >= SILENT_NODE_S
+            )
+        return ClusterView(
+            is_leader=node.leads(),
+            voters=self.voters,
+            members=self.members,
+            alive=self._alive_view | {node.id},
+            raft_silent=silent,
+        )
+
+    def _capacities(self, node: _Node) -> list[NodeCapacity]:
+        """``Daemon.capacities``: this node, and every node gossip calls alive, less the nodes its
+        grantor bars (``LeaseGrantor.unplaceable``)."""
+        grantor = node.grantor
+        barred = grantor.unplaceable(self.members, self.voters, node.clock(self.now)) if grantor is not None else set()
+        return [node.capacity] + [
+            n.capacity for n in self.nodes.values() if n is not node and n.id in self._alive_view and n.id not in barred
+        ]
 
     # -- the leader and the log ------------------------------------------------------
 
@@ -615,23 +880,33 @@ class JobSim:
         self.leader = chosen
         self.elections += 1
         self._unhealthy_since = None
-        self._not_before.clear()
-        for v in voted:
-            voter = self.nodes[v]
-            if voter.grantor is not None and v != chosen:
-                self._log(f"{v} steps down from term {voter.grantor.term}")
-            voter.term, voter.leader, voter.grantor = self.term, chosen, None
-        node = self.nodes[chosen]
-        now = node.clock(self.now)
-        node.grantor = LeaseGrantor(chosen, self.term, now, node.lease.prior_receipt(self.term), self.index)
         self._log(f"{chosen} LEADER term {self.term}, elected by {voted}")
-        node.lease.grant_self(
-            node.grantor.quorum_lease_until(self.voters, now), node.grantor.term_index, term=node.grantor.term, now=now
-        )
-        self._lease_check(node)
         for v in voted:
-            if v != chosen:
-                self._ask(self.nodes[v])  # at once for a new leader (``LeaseHost.tick``)
+            self._follow(self.nodes[v])
+
+    def _follow(self, node: _Node) -> None:
+        """``node`` learns the current term and leader: a deposed leader's uncommitted entries are
+        overwritten (what it proposed as leader is lost), and it grants no more."""
+        if any(led is not None and led != self.term for _, led, _ in node.outbox):
+            # The simulated election ignores how up to date logs are, so whatever a leader of an
+            # earlier term left uncommitted is taken as overwritten, also when it leads again.
+            kept: list[tuple[Command, int | None, bool]] = []
+            lost = 0
+            for cmd, led, duty in node.outbox:
+                if led is None or led == self.term:
+                    kept.append((cmd, led, duty))
+                elif self.deposed_log == "requeue_all" or (self.deposed_log == "requeue" and not duty):
+                    kept.append((cmd, None, duty))  # waits for the next leader (``ReplicatedJobLog._keep``)
+                else:
+                    lost += 1
+            self._log(
+                f"{node.id} hears term {self.term}: its log's uncommitted tail is overwritten; "
+                f"{len(kept)} commands wait for the leader, {lost} are lost"
+            )
+            node.outbox = kept
+        if node.grantor is not None and node.id != self.leader:
+            node.grantor = None
+        node.term, node.leader = self.term, self.leader
 
     def _hears(self, node: _Node) -> bool:
         """Whether ``node`` hears the current leader's log now."""
@@ -646,32 +921,52 @@ class JobSim:
     def _sync(self, node: _Node, *, catch_up: bool = True) -> None:
         """A node that hears the leader learns its term (heartbeats) and, with ``catch_up``, applies
         what it missed (a healed link, a resumed daemon, a restart, a new leader's first append)."""
-        if node.term == self.term and node.leader == self.leader and not (catch_up and node.pending):
+        if node.term == self.term and node.leader == self.leader and not (catch_up and node.applied < self.index):
             return
         if not self._hears(node):
             return
         if node.term != self.term or node.leader != self.leader:
-            if node.grantor is not None and node.grantor.term != self.term:
-                self._log(f"{node.id} hears term {self.term} and steps down from term {node.grantor.term}")
-                node.grantor = None
-            node.term, node.leader = self.term, self.leader
-            self._ask(node)  # at once for a new leader
-        if catch_up and node.pending:
-            self._apply_up_to(node, node.pending[-1][0])
+            self._follow(node)
+        if catch_up and node.applied < self.index:
+            self._apply_up_to(node, self.index)
 
     def _sync_all(self, *, catch_up: bool = True) -> None:
         for node in self.nodes.values():
             self._sync(node, catch_up=catch_up)
 
     def _apply_up_to(self, node: _Node, index: int) -> None:
-        changed: dict[str, _Row] = {}
-        while node.pending and node.pending[0][0] <= index:
-            changed.update(node.pending.pop(0)[1])
+        """``ReplicatedJobLog._apply_entry`` and ``Daemon._on_applied`` for each entry in turn. Raft's
+        applied index moves on after the whole batch, so the gate sees the one before it."""
+        may_start = self._may_start(node)
+        state, table = node.state, node.table
+        for i in range(node.applied + 1, index + 1):
+            changed: list[str] = []
+            for cmd in self.log[i - 1]:
+                changed.extend(table.apply(cmd))
+            if changed:
+                running = self._running_here(node)
+                self._carry(
+                    node,
+                    state.applied(
+                        changed,
+                        running,
+                        from_earlier_life=i <= node.boot_index,
+                        now_mono=self.now,
+                        now_wall=self.now,
+                        may_start=may_start,
+                    ),
+                )
+                self._log_fences(node, changed, running)
         node.applied = max(node.applied, index)
-        if changed:
-            self._hear(node, changed)
-        else:
-            self._start(node)  # a fence may have been all it waited for
+
+    def _log_fences(self, node: _Node, changed: list[str], running: dict[str, list[int]]) -> None:
+        if self.trace is None:
+            return
+        for job_id in changed:
+            job = node.table.get(job_id)
+            for attempt in running.get(job_id, ()):
+                if job is None or job.attempt != attempt or job.node != node.id or job.state not in ACTIVE_STATES:
+                    self._log(f"{node.id} fences {job_id}.{attempt} (its table has {job_id}.{job and job.attempt})")
 
     def _on_append(self, arg: tuple[str, int, int]) -> None:
         """Committed entries up to ``index`` arrive at a node (lost if it cannot hear the leader now)."""
@@ -685,7 +980,7 @@ class JobSim:
         return self.leader is not None and self._can_lead(self.leader)
 
     def _on_batch(self, _: Any) -> None:
-        """The leader's batch: what reached it, its own decisions, and the placements riding with them."""
+        """The leader's batch: what reached it, and the placements riding with them."""
         self._at(self.now + BATCH_S, "batch", None)
         self._gossip()
         if not self._healthy():
@@ -701,45 +996,37 @@ class JobSim:
         leader = self.nodes[self.leader]
         for node in self.nodes.values():
             if node.outbox and node.alive and not node.paused and (node is leader or self.linked(node.id, leader.id)):
-                self._batch.extend(node.outbox)
+                if node is not leader and any(led is not None for _, led, _ in node.outbox):
+                    continue  # it still leads in its own mind: its proposals sit in its own log
+                self._batch.extend(cmd for cmd, _, _ in node.outbox)
                 node.outbox.clear()
         commands, self._batch = self._batch, []
-        rerun = self._leader_requeues(leader, commands)
-        incoming, preferred = submitted_in(self.table, commands)
-        if incoming or self.table.highest_pending_priority() is not None:
-            live = [n.capacity for n in self.nodes.values() if n.alive and not n.declared_dead]
-            placement = place(
-                self.table,
-                live,
-                self.now,
-                ending=ending_in(self.table, commands),
-                incoming=incoming,
-                preferred=preferred,
-            )
-            if placement.assignments:
-                commands.append(AssignJobs(tuple(placement.assignments), self.now))
+        if leader.applied == self.index and (commands or self.table.highest_pending_priority() is not None):
+            incoming, preferred = submitted_in(leader.table, commands)
+            if incoming or leader.table.highest_pending_priority() is not None:
+                placement = place(
+                    leader.table,
+                    self._capacities(leader),
+                    self.now,
+                    ending=ending_in(leader.table, commands),
+                    incoming=incoming,
+                    preferred=preferred,
+                )
+                if placement.assignments:
+                    commands.append(AssignJobs(tuple(placement.assignments), self.now))
         if commands:
             self._commit(commands, leader)
-            grantor = leader.grantor
-            assert grantor is not None
-            for node_id in rerun:
-                grantor.rerun_applied(node_id, self.index)  # the leader applies at once
         self._sync_all(catch_up=False)
 
     def _commit(self, commands: list[Command], leader: _Node) -> None:
         """One log entry: applied at once on the leader, on the others when its append arrives."""
         self.index += 1
-        changed: set[str] = set()
+        self.log.append(tuple(commands))
         for cmd in commands:
-            changed.update(self._apply(cmd))
-        rows = {job_id: _row(self._job(job_id)) for job_id in sorted(changed)}
-        entry = (self.index, rows)
+            self._apply(cmd)
+        self._apply_up_to(leader, self.index)
         for node in self.nodes.values():
-            if not node.alive:
-                continue
-            node.pending.append(entry)
-            if node is leader:
-                self._apply_up_to(node, self.index)
+            if not node.alive or node is leader:
                 continue
             delay = self.rng.uniform(0.001, 0.010)
             if self.rng.random() < self._spike:
@@ -747,151 +1034,44 @@ class JobSim:
             node.append_at = max(node.append_at, self.now + delay)
             self._at(node.append_at, "append", (node.id, node.life, self.index))
 
-    def _leader_requeues(self, leader: _Node, lost: list[Command]) -> set[str]:
-        """Stop-jobs of nodes whose every lease has surely expired, keep-jobs of dead nodes, added
-        to ``lost``; returns the nodes whose attempts re-run (``LeaseGrantor.rerunning``)."""
-        grantor = leader.grantor
-        assert grantor is not None and grantor.term == self.term
-        now = leader.clock(self.now)
-        over = {n for n in self.nodes if n != leader.id and self._may_rerun(grantor, n, now)}
-        dead = {n for n, node in self.nodes.items() if node.declared_dead and n != leader.id}
-        rerun: set[str] = set()
-        if not over and not dead:
-            return rerun
-        for job in self.table.open_jobs():
-            if job.state not in ACTIVE_STATES or job.node is None:
-                continue
-            if job.spec.on_disconnect == "stop" and job.node in over:
-                self.reruns += 1
-                self._log(
-                    f"{leader.id} re-runs {job.id}.{job.attempt} of {job.node} "
-                    f"(may_rerun from {grantor.rerun_at(job.node, self.voters):.4f}, its clock {now:.4f}; "
-                    f"earlier leases end {grantor.earlier_leases_end(self.voters):.4f}, term start {grantor.term_start:.4f})"
-                )
-                lost.append(RequeueLost(job.id, job.attempt, "its node lost its lease", self.now))
-                if job.node not in rerun:
-                    rerun.add(job.node)
-                    grantor.rerunning(job.node)
-            elif job.spec.on_disconnect == "keep" and job.node in dead:
-                lost.append(RequeueLost(job.id, job.attempt, "its node is dead", self.now))
-        return rerun
-
     def _gossip(self) -> None:
-        """Declare a node dead after ``DETECT_DEAD_S`` unreachable (crashed, paused, or unheard by the leader)."""
+        """Declare a node dead after ``DETECT_DEAD_S`` unreachable (crashed, paused, or unheard by
+        the leader), alive once reachable again; every running daemon hears it."""
         leader = self.leader
         for node in self.nodes.values():
             reachable = node.alive and not node.paused and (leader is None or self.linked(node.id, leader))
             if reachable:
+                node.unreachable_since = None
                 if node.declared_dead:
-                    self._log(f"{node.id} is alive again (gossip)")
-                node.unreachable_since, node.declared_dead = None, False
+                    node.declared_dead = False
+                    self._member_event(node.id, alive=True)
             elif node.unreachable_since is None:
                 node.unreachable_since = self.now
             elif not node.declared_dead and self.now - node.unreachable_since >= DETECT_DEAD_S:
-                self._log(f"{node.id} declared dead (gossip)")
                 node.declared_dead = True
+                self._member_event(node.id, alive=False)
 
-    def _apply(self, cmd: Command) -> list[str]:
+    def _member_event(self, node_id: str, *, alive: bool) -> None:
+        self._log(f"{node_id} {'is alive again' if alive else 'declared dead'} (gossip)")
+        self._alive_view = frozenset(n.id for n in self.nodes.values() if not n.declared_dead)
+        for node in self.nodes.values():
+            if node.alive and not node.paused and node.id != node_id:
+                now = self.now
+                self._carry(
+                    node,
+                    node.state.member_changed(
+                        node_id, alive, self._view(node), node.grantor, now, node.clock(now), now
+                    ),
+                    duty=True,
+                )
+
+    def _apply(self, cmd: Command) -> None:
         if isinstance(cmd, FinishAttempt):
             job = self.table.get(cmd.job_id)
             ok = cmd.end == AttemptEnd.EXITED and cmd.exit_code == 0
             if job is not None and job.attempt == cmd.attempt and job.state in ACTIVE_STATES and ok:
                 self._successes[cmd.job_id] = self._successes.get(cmd.job_id, 0) + 1
-        return self.table.apply(cmd)
-
-    # -- a node and its processes ----------------------------------------------------
-
-    def _hear(self, node: _Node, changed: dict[str, _Row]) -> None:
-        """A node applies changed rows to its table: queue what is its own, then fence what is no
-        longer (whose end may start queued work: the queue must already be up to date)."""
-        for job_id, (state, attempt, where, not_before) in changed.items():
-            job = node.views.get(job_id)
-            if job is None:
-                row = self._job(job_id)
-                job = node.views[job_id] = Job(row.spec, row.submitted_at)
-            job.state, job.attempt, job.node, job.not_before = state, attempt, where, not_before
-            if (job_id, attempt) in node.earlier_life:
-                node.queue.forget(job_id)  # never started twice under one attempt number
-            else:
-                node.queue.offer(job, self.now)  # it offers only what is ASSIGNED here
-        for job_id in changed:
-            job = node.views[job_id]
-            for key in [k for k in node.running if k[0] == job_id]:
-                if not self._current(job, key[1], node.id) and not node.running[key].stopping:
-                    # Fencing: the table moved on, so the attempt is cancelled (``executor.cancel``).
-                    self._log(f"{node.id} fences {job_id}.{key[1]} (the table has {job_id}.{job.attempt})")
-                    self._terminate(node, key, CANCEL_GRACE_S, "fenced")
-        self._start(node)
-
-    def _job(self, job_id: str) -> Job:
-        job = self.table.get(job_id)
-        assert job is not None
-        return job
-
-    @staticmethod
-    def _current(job: Job, attempt: int, node_id: str) -> bool:
-        return job.attempt == attempt and job.node == node_id and job.state in ACTIVE_STATES
-
-    def _start(self, node: _Node) -> None:
-        if not node.alive or node.paused or not self._may_start(node):
-            return
-        for job in node.queue.to_start(self.table, node.capacity, self.now):
-            key = (job.id, job.attempt)
-            leased = job.spec.on_disconnect == "stop"
-            self._begin_process(node, key, job.spec.cpus, leased)
-            node.outbox.append(StartAttempt(job.id, job.attempt, node.id, self.now))
-            length = self.rng.expovariate(1 / 0.1) if self.rng.random() < 0.7 else self.rng.uniform(0.5, 3.0)
-            self._at(self.now + length, "exit", (node.id, node.life, key, self.now, self.rng.random() < 0.2))
-        self._arm_guardian(node)
-
-    def _begin_process(self, node: _Node, key: Key, cpus: float, leased: bool) -> None:
-        self.starts += 1
-        others = self._running_attempts.setdefault(key[0], {})
-        self._log(
-            f"{node.id} starts {key[0]}.{key[1]} ({'stop' if leased else 'keep'}; lease until "
-            f"{node.lease.until:.4f}, clock {node.clock(self.now):.4f}; also running: {sorted(others) or 'none'})"
-        )
-        if leased and others:
-            where = ", ".join(f"{n}.{a} since {s:.4f}" for (n, a), s in sorted(others.items()))
-            self._fail(f"job {key[0]} attempt {key[1]} starts on {node.id} while it runs as {where}")
-        others[(node.id, key[1])] = self.now
-        node.running[key] = _Proc(cpus, leased, self.now)
-
-    def _on_exit(self, arg: tuple[str, int, Key, float, bool]) -> None:
-        node_id, life, key, started, fails = arg
-        node = self.nodes[node_id]
-        proc = node.running.get(key)
-        if not node.alive or node.life != life or proc is None or proc.started != started:
-            return  # died with its node, or stopped already
-        self._end_process(node, key, "exited", 1 if fails else 0)
-
-    def _end_process(self, node: _Node, key: Key, how: str, code: int | None) -> None:
-        """The process is gone from this instant: its interval on the timeline ends."""
-        del node.running[key]
-        runs = self._running_attempts.get(key[0], {})
-        runs.pop((node.id, key[1]), None)
-        if not runs:
-            self._running_attempts.pop(key[0], None)
-        if how == "crash":
-            return
-        self._log(f"{node.id} process {key[0]}.{key[1]} ends ({how}{'' if code is None else f' {code}'})")
-        if node.paused:
-            node.unseen_exits.append((key, how, code))
-        else:
-            self._saw_exit(node, key, how, code)
-
-    def _saw_exit(self, node: _Node, key: Key, how: str, code: int | None) -> None:
-        """``_on_attempt_exit``: the daemon reports the end and starts what it has room for now."""
-        node.queue.ended(*key)
-        job = self.table.get(key[0])
-        end = AttemptEnd.EXITED
-        if how == "lease" or (how == "exited" and job is not None and job.spec.on_disconnect == "stop"):
-            if how == "lease" or not self._holds(node):
-                end = AttemptEnd.STOPPED  # killed at the lease deadline: lost, not failed
-        if how == "fenced":
-            end, code = AttemptEnd.CANCELLED, 143
-        node.outbox.append(FinishAttempt(key[0], key[1], node.id, code, end, None, b"", self.now, self.now))
-        self._start(node)
+        self.table.apply(cmd)
 
     def _on_submit(self, spec: JobSpec) -> None:
         self._batch.append(SubmitJobs((spec,), self.now, self.rng.choice(sorted(self.nodes))))
@@ -899,19 +1079,16 @@ class JobSim:
     def _on_cancel(self, job_id: str) -> None:
         self._batch.append(CancelJobs((job_id,), "cancelled by user", self.now))
 
-    def _on_hand_back(self, _: Any) -> None:
-        live = [n.capacity for n in self.nodes.values() if n.alive and not n.declared_dead]
-        for node_id, node in self.nodes.items():
-            if node.alive and not node.paused:
-                for job in node.queue.to_hand_back(self.table, live, self.now):
-                    node.outbox.append(ReleaseQueued(job.id, job.attempt, node_id, "busy", self.now))
-        self._at(self.now + HAND_BACK_CHECK_S, "hand_back", None)
-
     # -- checks ----------------------------------------------------------------------
 
     def _fail(self, what: str) -> None:
         self._log(f"VIOLATION {what}")
         raise InvariantBroken(f"seed {self.seed}, t={self.now:.6f}s: {what}")
+
+    @staticmethod
+    def _current(table: JobTable, job_id: str, attempt: int, node_id: str) -> bool:
+        job = table.get(job_id)
+        return job is not None and job.attempt == attempt and job.node == node_id and job.state in ACTIVE_STATES
 
     def _check(self) -> None:
         for node_id, node in self.nodes.items():
@@ -920,11 +1097,10 @@ class JobSim:
             used = sum(p.cpus for p in node.running.values())
             if used > node.capacity.cpus + _EPS and len(node.running) > 1:
                 self._fail(f"node {node_id} runs {used:g} cpus on {node.capacity.cpus:g}: {sorted(node.running)}")
-            if not node.alive or node.paused or node.pending:
-                continue  # fencing speaks of a node that has heard every committed change
+            if not node.alive or node.paused or node.applied < self.index:
+                continue  # fencing speaks of a node that has applied every committed entry
             for (job_id, attempt), proc in node.running.items():
-                job = self.table.get(job_id)
-                if not proc.stopping and (job is None or not self._current(job, attempt, node_id)):
+                if proc.reason is None and not self._current(self.table, job_id, attempt, node_id):
                     self._fail(
                         f"stale attempt {job_id}.{attempt} runs on {node_id}, unstopped, though it heard it moved on"
                     )
