@@ -45,13 +45,16 @@ def test_logs_of_a_finished_job_prints_all_of_its_output(daemon: DaemonProcess) 
 def test_logs_of_an_attempt_that_does_not_exist_is_an_error_in_one_line(daemon: DaemonProcess) -> None:
     job_id = daemon.client.submit(["echo", "hi"])
     daemon.client.wait(job_id, timeout=30)
-    for attempt in ("99", "0", "2"):
+    for attempt in ("99", "2"):
         result = daemon.swarm("logs", job_id, "--attempt", attempt)
         assert result.returncode == 2
         assert result.stdout == ""
         assert (
             result.stderr == f"swarm: job {job_id} has no attempt {attempt}: it has had 1 (see `swarm show {job_id}`)\n"
         )
+    zero = daemon.swarm("logs", job_id, "--attempt", "0")  # not a number an attempt can have: a usage error
+    assert (zero.returncode, zero.stdout) == (2, "")
+    assert zero.stderr == "swarm: attempt must be a positive whole number, got 0\n"
     assert daemon.swarm("logs", job_id, "--attempt", "1").stdout == "hi\n"
 
 
