@@ -48,9 +48,11 @@ The world, all of it seeded (one seed replays exactly):
   election timeout, a node that does is elected in a new term: the majority that elected it
   moves to the new term at once (they voted), the others when they next hear the new leader.
   The old leader believes it leads until it hears the new one, and keeps its ``LeaseGrantor``
-  and its leader's duties; what it proposes goes into its own log, lost when it hears the new
-  leader (Raft overwrites it) unless it is elected again. Raft itself is simulated on its own
-  (``raft_cluster``); here the log is one ordered list, which is what Raft guarantees the table.
+  and its leader's duties; what it proposes goes into its own log, whose uncommitted tail Raft
+  overwrites when it hears the new leader: then what the node itself produced waits for the next
+  leader and its decisions to re-run attempts are lost (``DEPOSED_LOG``). Raft itself is
+  simulated on its own (``raft_cluster``); here the log is one ordered list, which is what Raft
+  guarantees the table.
 - **Messages.** Asks and grants cross the network: delayed (sometimes by over a second),
   dropped, duplicated, lost on a cut link, and held in a paused daemon's socket until it
   resumes. Appends arrive in order, late at times, and are lost on a cut link (the node catches
