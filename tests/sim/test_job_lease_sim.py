@@ -115,8 +115,8 @@ class _RerunsWhenGossipSaysDead(JobSim):
 
 
 FIRST_CAUGHT_WITHOUT_A_LEASE = 134
-"""The first seed that catches a node starting without a lease, at the time of writing (then 5 in
-the first 242 seeds). Rarer than it sounds: ``NodeState.started`` stops an attempt at once when
+"""The first seed that catches a node starting without a lease, at the time of writing (the slow
+test checks no later seed is needed). Rarer than it sounds: ``NodeState.started`` stops an attempt at once when
 the lease is gone, so only a start that races its own lease's end, or one past the fence, or one
 whose process outlives the guardian's (already spent) deadline, overlaps a re-run."""
 
