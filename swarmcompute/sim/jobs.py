@@ -906,7 +906,9 @@ class JobSim:
                 f"{len(kept)} commands wait for the leader, {lost} are lost"
             )
             node.outbox = kept
-        if node.grantor is not None and node.id != self.leader:
+        if node.grantor is not None and (node.id != self.leader or node.grantor.term != self.term):
+            # Also a leader of an earlier term elected again: in Raft it was a candidate first, for
+            # at least an election timeout, and ``LeaseHost.tick`` dropped its grantor meanwhile.
             node.grantor = None
         node.term, node.leader = self.term, self.leader
 

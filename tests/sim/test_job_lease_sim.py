@@ -221,3 +221,15 @@ def test_a_deposed_leaders_re_run_decisions_must_not_be_requeued() -> None:
     rejoins, while n0, granted a lease by n3, has started j033.1: j033.2 starts beside it."""
     violation = _deposed(1, "requeue_all") or ""
     assert "job j033 attempt 2 starts on n3 while it runs as n0.1" in violation
+
+
+def test_regression_seed_100704_a_leader_elected_again_does_not_decide_with_its_old_terms_grantor() -> None:
+    """n2 leads term 2, is cut off and believes it still leads while n4 leads term 3 and grants n0
+    a lease, under which n0 starts j018.1. n2 is elected in term 4 straight away, and gossip
+    declares n0 dead before n2's first lease tick: ``member_changed`` got n2's term-2 grantor,
+    which never granted n0 anything, so ``may_rerun`` said yes and j018.2 started beside j018.1.
+    The simulator's election was at fault (in Raft n2 is a candidate first, for an election
+    timeout, and ``LeaseHost.tick`` drops the grantor meanwhile); the rules trust the grantor they
+    are given, so the daemon must never hand them one of an earlier term."""
+    result = run_job_seed(100704, 5)
+    assert result.ok, f"SWARM_SEED=100704: {result.violation}"
