@@ -29,7 +29,7 @@ from swarmcompute.node.cluster_messages import ForwardCommands, ForwardReply
 from swarmcompute.node.raft_host import COMPACT_AFTER_ENTRIES, RaftHost
 from swarmcompute.raft.config import RaftConfig
 from swarmcompute.raft.messages import Entry, EntryKind, Message, Snapshot
-from swarmcompute.state.commands import Command, CommandBatch
+from swarmcompute.state.commands import Command, CommandBatch, own_results
 from swarmcompute.state.snapshot import restore_table, snapshot_table
 from swarmcompute.state.table import JobTable
 
@@ -64,6 +64,7 @@ class ReplicatedJobLog:
         rng: random.Random | None = None,
         compact_after_entries: int = COMPACT_AFTER_ENTRIES,
     ) -> None:
+        self.node_id = node_id
         self._table = table
         self._compact_after_entries = compact_after_entries
         self._on_applied = on_applied
@@ -351,6 +352,11 @@ class ReplicatedJobLog:
     def _apply_entry(self, entry: Entry) -> None:
         changed: list[str] = []
         own = self._own_batches.pop(entry.index, None) if self._own_batches else None
+        if own is not None and own[0] is not entry.data:
+            # This node proposed another entry here as leader, and a later leader's entry replaced
+            # it: the results of its own attempts in it must not vanish with it.
+            self._keep(own_results(own[1], self.node_id))
+            self._wakeup.set()
         if entry.kind is EntryKind.NORMAL:
             try:
                 batch = own[1] if own is not None and own[0] is entry.data else codec.decode(entry.data)
@@ -399,7 +405,10 @@ class ReplicatedJobLog:
         self.raft.compact(self.raft.applied_index, snapshot_table(self._table))
 
     def _restore(self, snapshot: Snapshot) -> None:
+        for _data, batch in self._own_batches.values():  # committed or replaced: sending again is harmless
+            self._keep(own_results(batch, self.node_id))
         self._own_batches.clear()
+        self._wakeup.set()
         if snapshot.data:
             restore_table(snapshot.data, into=self._table)
             if not self._replaying:

@@ -357,3 +357,31 @@ def test_a_move_the_transitions_table_does_not_hold_is_refused() -> None:
         table._move(job, Move.START, Reason.RUNNING, "")
     terminal = {s for s in JobState if s.is_terminal}
     assert not any(state in terminal for state, _ in TRANSITIONS)  # nothing leaves a terminal state
+
+
+def test_a_lost_entry_gives_back_only_the_results_of_the_nodes_own_attempts() -> None:
+    from swarmcompute.state.commands import (
+        AssignJobs,
+        Assignment,
+        CommandBatch,
+        OutputTruncated,
+        ReleaseQueued,
+        RequeueLost,
+        StartAttempt,
+        own_results,
+    )
+    from swarmcompute.state.job import AttemptEnd
+
+    mine = [
+        StartAttempt("a", 1, "n1", 1.0),
+        FinishAttempt("a", 1, "n1", 0, AttemptEnd.EXITED, None, b"", 1.0, 2.0),
+        ReleaseQueued("b", 1, "n1", "busy", 2.0),
+        OutputTruncated("a", 1, "n1"),
+    ]
+    others = [
+        FinishAttempt("c", 1, "n2", 0, AttemptEnd.EXITED, None, b"", 1.0, 2.0),
+        AssignJobs((Assignment("d", 1, "n1"),), 2.0),  # a leader's decision: the next leader decides anew
+        RequeueLost("e", 1, "its node lost its lease", 2.0),
+        SubmitJobs((JobSpec(id="f", argv=("true",)),), 2.0),
+    ]
+    assert own_results(CommandBatch(tuple(others[:2] + mine + others[2:])), "n1") == mine
