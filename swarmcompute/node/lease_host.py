@@ -45,13 +45,23 @@ class LeaseHost:
         self.node_id = node_id
         self.raft = raft
         self.lease = NodeLease(lease_clock())
-        self.grantor: LeaseGrantor | None = None
+        self._grantor: LeaseGrantor | None = None  # this node's, while it leads; see ``grantor``
         self._asked: tuple[str, int] | None = None  # the leader and term asked last
         self._send_to = send_to
         self._set_deadline = set_deadline
         self._on_change = on_change
         self._held = False
         self._deadline_ns = -1
+
+    @property
+    def grantor(self) -> LeaseGrantor | None:
+        """The leader's half of the rule, only for the term this node leads now: between two ticks
+        a node can lose and win leadership again, and an earlier term's grantor must then decide
+        nothing (its grants and bounds are not this term's)."""
+        grantor = self._grantor
+        if grantor is None or not self.raft.is_leader or grantor.term != self.raft.node.term:
+            return None
+        return grantor
 
     def voters(self) -> frozenset[str]:
         return frozenset(self.raft.node.membership.voters)
@@ -70,12 +80,12 @@ class LeaseHost:
 
     def rerunning(self, node_id: str) -> None:
         """This leader re-runs ``node_id``'s leased attempts: no lease for it until ``rerun_applied``."""
-        if self.grantor is not None:
-            self.grantor.rerunning(node_id)
+        if (grantor := self.grantor) is not None:
+            grantor.rerunning(node_id)
 
     def rerun_applied(self, node_id: str) -> None:
-        if self.grantor is not None:
-            self.grantor.rerun_applied(node_id, self.raft.applied_index)
+        if (grantor := self.grantor) is not None:
+            grantor.rerun_applied(node_id, self.raft.applied_index)
 
     def tick(self, *, ask: bool = True) -> None:
         """Every Raft tick: lead, or ask (every ask interval, and at once for a new leader);
@@ -83,16 +93,16 @@ class LeaseHost:
         now = lease_clock()
         node = self.raft.node
         if self.raft.is_leader:
-            if self.grantor is None or self.grantor.term != node.term:
-                self.grantor = LeaseGrantor(
+            if self._grantor is None or self._grantor.term != node.term:
+                self._grantor = LeaseGrantor(
                     self.node_id, node.term, now, self.lease.prior_receipt(node.term), node.log.last_index
                 )
             self.lease.grant_self(
-                self.grantor.quorum_lease_until(self.voters(), now), self.grantor.term_index, term=node.term, now=now
+                self._grantor.quorum_lease_until(self.voters(), now), self._grantor.term_index, term=node.term, now=now
             )
             self._asked = None
         else:
-            self.grantor = None
+            self._grantor = None
             leader = node.leader_id
             if leader is not None and leader != self.node_id and (ask or (leader, node.term) != self._asked):
                 self._asked = (leader, node.term)
@@ -103,7 +113,7 @@ class LeaseHost:
         now = lease_clock()
         if isinstance(msg, LeaseAsk):
             grantor = self.grantor
-            if grantor is None or not self.raft.is_leader:
+            if grantor is None:
                 return
             voters = self.voters()
             for node, grant in grantor.on_ask(sender, msg, voters, now):
@@ -120,9 +130,10 @@ class LeaseHost:
     def may_rerun(self, node_id: str, now: float | None = None) -> bool:
         """On the leader: whether ``node_id``'s leased attempts may run elsewhere now."""
         voters = self.voters()
-        if self.grantor is None or keeps_past_lease(node_id, voters):
+        grantor = self.grantor
+        if grantor is None or keeps_past_lease(node_id, voters):
             return False
-        return self.grantor.may_rerun(node_id, voters, lease_clock() if now is None else now)
+        return grantor.may_rerun(node_id, voters, lease_clock() if now is None else now)
 
     def check(self, now: float | None = None) -> None:
         """Push the deadline to the guardian, and report a gained or lost lease."""
