@@ -103,7 +103,7 @@ class LeaseAsk:
     """The newest leader stamp of ``term`` the asker has received (``NO_STAMP``: none yet)."""
     prior_age: float = -1.0
     """Seconds since the asker last received a grant of an earlier term, or started if later
-    (negative: unknown). Bounds the earlier leaders' quorum leases (rule 5)."""
+    (negative: unknown). Bounds the earlier leaders' quorum leases (rule 6)."""
 
 
 @codec.message("lease.grant")
@@ -122,7 +122,7 @@ class LeaseGrant:
 
 
 def keeps_past_lease(node_id: str, voters: frozenset[str] | set[str]) -> bool:
-    """Rule 6: True where no quorum can exist without ``node_id``."""
+    """Rule 7: True where no quorum can exist without ``node_id``."""
     return node_id in voters and len(voters) <= 2
 
 
@@ -288,7 +288,7 @@ class LeaseGrantor:
         }
 
     def earlier_leases_end(self, voters: frozenset[str] | set[str]) -> float:
-        """Rule 5: by when every lease granted by an earlier term's leader has ended."""
+        """Rule 6: by when every lease granted by an earlier term's leader has ended."""
         by_term = self.term_start + _LEASE_BOUND_S
         if not voters:
             return by_term
@@ -297,10 +297,10 @@ class LeaseGrantor:
         return min(by_term, by_receipts)
 
     def rerun_at(self, node_id: str, voters: frozenset[str] | set[str]) -> float:
-        """Rule 5: from when ``node_id``'s attempts may run elsewhere (this leader's clock)."""
+        """Rule 6: from when ``node_id``'s attempts may run elsewhere (this leader's clock)."""
         own = self._last_grant.get(node_id, float("-inf")) + _LEASE_BOUND_S
         return max(self.earlier_leases_end(voters), own) + KILL_GRACE_S + MARGIN_S
 
     def may_rerun(self, node_id: str, voters: frozenset[str] | set[str], now: float) -> bool:
-        """Rule 5: whether every lease ``node_id`` could hold has surely expired there."""
+        """Rule 6: whether every lease ``node_id`` could hold has surely expired there."""
         return now >= self.rerun_at(node_id, voters)
