@@ -29,7 +29,7 @@ from swarmcompute.node.cluster_messages import ForwardCommands, ForwardReply
 from swarmcompute.node.raft_host import COMPACT_AFTER_ENTRIES, RaftHost
 from swarmcompute.raft.config import RaftConfig
 from swarmcompute.raft.messages import Entry, EntryKind, Message, Snapshot
-from swarmcompute.state.commands import Command, CommandBatch, own_results
+from swarmcompute.state.commands import Command, CommandBatch, decided_in, own_results
 from swarmcompute.state.snapshot import restore_table, snapshot_table
 from swarmcompute.state.table import JobTable
 
@@ -193,6 +193,7 @@ class ReplicatedJobLog:
                 continue
             batch = self._queue[:MAX_BATCH_COMMANDS]
             del self._queue[:MAX_BATCH_COMMANDS]
+            batch = self._decided_here(batch, self.raft.node.term)
             commands = [cmd for cmd, _ in batch]
             self._plan_wanted = False
             planned = self.plan(commands) if self.plan is not None else []
@@ -223,10 +224,22 @@ class ReplicatedJobLog:
 
     # -- forwarding to the leader ---------------------------------------------------
 
+    def _decided_here(
+        self, batch: list[tuple[Command, asyncio.Future[None] | None]], term: int
+    ) -> list[tuple[Command, asyncio.Future[None] | None]]:
+        """``batch`` less a leader's decisions of another term (never proposed by, or forwarded
+        to, a later leader: see ``RequeueLost.leader_term``)."""
+        kept = [(cmd, fut) for cmd, fut in batch if decided_in(cmd, term)]
+        if len(kept) < len(batch):
+            log.info("stale_leader_decisions_dropped", count=len(batch) - len(kept), term=term)
+        return kept
+
     def _forward(self, leader: str) -> None:
         """Hand the queued commands to the leader; ``forward_reply`` resolves them."""
-        batch = self._queue[:MAX_BATCH_COMMANDS]
+        batch = self._decided_here(self._queue[:MAX_BATCH_COMMANDS], -1)
         del self._queue[:MAX_BATCH_COMMANDS]
+        if not batch:
+            return
         forward = _Forward(
             ForwardCommands(os.urandom(8).hex(), tuple(cmd for cmd, _ in batch)),
             [fut for _, fut in batch if fut is not None],

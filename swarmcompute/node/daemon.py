@@ -447,6 +447,7 @@ class Daemon:
             alive=alive,
             raft_silent=silent,
             names={n: m.meta.name for n, m in members.items() if m.meta is not None},
+            term=node.term,
         )
 
     def _carry(self, instructions: list[Instruction]) -> None:

@@ -302,5 +302,7 @@ class LeaseGrantor:
         return max(self.earlier_leases_end(voters), own) + KILL_GRACE_S + MARGIN_S
 
     def may_rerun(self, node_id: str, voters: frozenset[str] | set[str], now: float) -> bool:
-        """Rule 6: whether every lease ``node_id`` could hold has surely expired there."""
-        return now >= self.rerun_at(node_id, voters)
+        """Rule 6: whether every lease ``node_id`` could hold has surely expired there, asked of a
+        leader that holds its quorum lease now. Without a quorum lease it may have been deposed
+        without knowing it (a frozen leader that resumes sees everyone silent): it decides nothing."""
+        return now >= self.rerun_at(node_id, voters) and self.quorum_lease_until(voters, now) > now

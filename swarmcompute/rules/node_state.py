@@ -122,6 +122,8 @@ class ClusterView:
     (known, not alive); empty unless leading."""
     names: dict[str, str] = field(default_factory=dict)
     """Node id -> name, for messages people read."""
+    term: int = 0
+    """The Raft term this view is of (a leader's decisions carry it)."""
 
     def name(self, node_id: str) -> str:
         return self.names.get(node_id, node_id)
@@ -285,7 +287,7 @@ class NodeState:
             and grantor.may_rerun(node_id, view.voters, now_lease)
         )
         lost = tuple(
-            RequeueLost(j.id, j.attempt, f"{why} (node {view.name(node_id)})", now_wall)
+            RequeueLost(j.id, j.attempt, f"{why} (node {view.name(node_id)})", now_wall, view.term)
             for j in self.table.open_jobs()
             if j.state in ACTIVE_STATES and j.node == node_id and (lease_over or j.spec.on_disconnect == "keep")
         )

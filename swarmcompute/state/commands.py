@@ -81,6 +81,15 @@ class RequeueLost:
     attempt: int
     why: str
     at: float
+    leader_term: int = 0
+    """The term whose leader decided it (0: the node that ran the attempt says so itself). A
+    leader's decision holds only in its own term: it is never forwarded to, or proposed by, a
+    later leader (which decides anew with its own lease bookkeeping)."""
+
+
+def decided_in(cmd: object, term: int) -> bool:
+    """Whether ``cmd`` may be proposed by the leader of ``term`` (or forwarded, ``term`` None=-1)."""
+    return not isinstance(cmd, RequeueLost) or cmd.leader_term in (0, term)
 
 
 @codec.message("cmd.release")

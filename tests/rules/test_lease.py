@@ -35,6 +35,16 @@ def establish(g: LeaseGrantor, nodes: dict[str, NodeLease], now: float) -> None:
                 nodes[to].on_grant(grant, now)
 
 
+def keep_asking(g: LeaseGrantor, nodes: dict[str, NodeLease], names: str, start: float, end: float) -> None:
+    """``names`` ask every 0.2 s from ``start`` to ``end`` (the others are silent)."""
+    now = start
+    while now <= end:
+        for name in names:
+            for to, grant in g.on_ask(name, nodes[name].ask(3, now), VOTERS, now):
+                nodes[to].on_grant(grant, now)
+        now = round(now + 0.2, 6)
+
+
 def test_a_leader_holds_no_quorum_lease_until_a_majority_echoed_its_stamp() -> None:
     g = grantor()
     assert g.quorum_lease_until(VOTERS, 100.0) == float("-inf")
@@ -104,11 +114,22 @@ def test_a_silent_node_is_rerun_only_after_its_last_grant_plus_the_lease_the_kil
     for name, lease in nodes.items():
         for to, grant in g.on_ask(name, lease.ask(3, 2.0), VOTERS, 2.0):
             nodes[to].on_grant(grant, 2.0)
-    rerun_at = g.rerun_at("a", VOTERS)  # a is silent from here on
+    rerun_at = g.rerun_at("a", VOTERS)  # a is silent from here on; b, c and d keep asking
+    keep_asking(g, nodes, "bcd", 2.2, rerun_at)
     assert rerun_at == pytest.approx(2.0 + LEASE_S * 1.02 + KILL_GRACE_S + MARGIN_S)
     assert rerun_at - 2.0 == pytest.approx(RERUN_AFTER_S)
     assert not g.may_rerun("a", VOTERS, rerun_at - 0.01) and g.may_rerun("a", VOTERS, rerun_at)
     assert nodes["a"].until <= 2.0 + LEASE_S < rerun_at - KILL_GRACE_S  # what a holds ends before
+
+
+def test_a_leader_without_a_quorum_lease_reruns_nothing_a_frozen_leader_that_resumes_sees_everyone_silent() -> None:
+    g = grantor(now=0.0, prior=-100.0)
+    nodes = {n: NodeLease(started_at=-100.0) for n in ("a", "b", "c", "d")}
+    establish(g, nodes, 1.0)
+    resumed = 1.0 + 10.0  # frozen for ten seconds: no ask arrived meanwhile
+    assert g.rerun_at("a", VOTERS) < resumed
+    assert not any(g.may_rerun(n, VOTERS, resumed) for n in "abcd")
+    assert g.unplaceable(VOTERS, VOTERS, resumed) == set()
 
 
 def test_a_node_whose_attempts_are_being_rerun_gets_no_lease_until_the_rerun_is_applied_then_a_fence() -> None:
@@ -151,6 +172,7 @@ def test_no_work_is_placed_on_a_node_whose_lease_ran_out_or_whose_rerun_is_not_a
         for to, grant in g.on_ask(name, nodes[name].ask(3, 2.0), VOTERS, 2.0):
             nodes[to].on_grant(grant, 2.0)
     later = 1.0 + RERUN_AFTER_S + 0.1
+    keep_asking(g, nodes, "abc", 2.2, later)
     assert g.unplaceable(VOTERS, VOTERS, 2.5) == set()
     assert g.unplaceable(VOTERS, VOTERS, later) == {"d"}
     g.rerunning("b")

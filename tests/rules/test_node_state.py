@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from swarmcompute.rules.lease import RERUN_AFTER_S, LeaseGrantor
+from swarmcompute.rules.lease import NO_STAMP, RERUN_AFTER_S, LeaseAsk, LeaseGrantor
 from swarmcompute.rules.node_state import (
     LOST_WITH_THE_DAEMON,
     LOST_WITH_THE_LEASE,
@@ -100,13 +100,18 @@ def test_the_leader_reruns_a_silent_nodes_keep_jobs_at_once_and_its_leased_jobs_
     early = proposed(state.requeue_attempts_of("b", "gone", VIEW, grantor, now_lease=100.5, now_wall=1.0))
     assert [c.job_id for c in early if isinstance(c, RequeueLost)] == ["keep1"]
     table.apply(RequeueLost("keep1", 1, "gone", 1.0))
-    late = state.leader_tick(VIEW, grantor, applied_index=5, now_lease=100.0 + 2 * RERUN_AFTER_S, now_wall=2.0)
+    late_s = 100.0 + 2 * RERUN_AFTER_S
+    for step in range(2):  # c keeps asking, so this leader holds its quorum lease (itself and c)
+        grantor.on_ask(
+            "c", LeaseAsk(2, late_s - 0.1, late_s - 0.2 if step else NO_STAMP, 1.0), VIEW.voters, late_s - 0.1
+        )
+    late = state.leader_tick(VIEW, grantor, applied_index=5, now_lease=late_s, now_wall=2.0)
     assert [c.job_id for c in proposed(late) if isinstance(c, RequeueLost)] == ["stop1"]
     assert grantor.fenced() == ["b"]  # no lease for b until the re-queue is applied here
-    again = state.leader_tick(VIEW, grantor, applied_index=6, now_lease=100.0 + 2 * RERUN_AFTER_S, now_wall=2.1)
+    again = state.leader_tick(VIEW, grantor, applied_index=6, now_lease=late_s, now_wall=2.1)
     assert proposed(again) == []  # not proposed twice while it is applied
     table.apply(RequeueLost("stop1", 1, LOST_WITH_THE_LEASE, 2.0))
-    state.leader_tick(VIEW, grantor, applied_index=7, now_lease=100.0 + 2 * RERUN_AFTER_S, now_wall=2.2)
+    state.leader_tick(VIEW, grantor, applied_index=7, now_lease=late_s, now_wall=2.2)
     assert grantor.fenced() == []
 
 

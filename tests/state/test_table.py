@@ -385,3 +385,14 @@ def test_a_lost_entry_gives_back_only_the_results_of_the_nodes_own_attempts() ->
         SubmitJobs((JobSpec(id="f", argv=("true",)),), 2.0),
     ]
     assert own_results(CommandBatch(tuple(others[:2] + mine + others[2:])), "n1") == mine
+
+
+def test_a_leaders_rerun_decision_is_proposed_only_in_its_own_term_and_never_forwarded() -> None:
+    from swarmcompute.state.commands import RequeueLost, decided_in
+
+    own = RequeueLost("a", 1, "the daemon running it stopped", 1.0)  # the node's own word: any leader
+    decided = RequeueLost("b", 1, "its node lost its lease", 1.0, leader_term=4)
+    assert decided_in(own, 4) and decided_in(own, 5) and decided_in(own, -1)
+    assert decided_in(decided, 4)
+    assert not decided_in(decided, 5) and not decided_in(decided, -1)  # -1: forwarding to a leader
+    assert decided_in(SubmitJobs((), 1.0), -1)
