@@ -50,8 +50,9 @@ The rules, with ``LEASE`` = ``LEASE_S`` and all times on the named machine's clo
    no later than W's last earlier-term receipt; so the old quorum lease ends by that receipt +
    LEASE. The seeded job simulator found the case where W is the old leader itself.) A leader
    decides a re-run only while its own quorum lease holds (a frozen leader that resumes sees every
-   node silent), and only in its own term: the decision carries the term and is never forwarded. The second bound is what makes a cut-off leader's
-   work run elsewhere about ``RERUN_AFTER_S`` after the cut rather than after the election.
+   node silent), and only in its own term: the decision carries the term and is never forwarded.
+   The second bound is what makes a cut-off leader's work run elsewhere about ``RERUN_AFTER_S``
+   after the cut rather than after the election.
 7. **The exception.** A node that is a voter in a configuration of at most two voters keeps its
    attempts past its lease: no quorum can exist without it, so nobody can re-run them (in a
    one-node cluster the node is its own quorum anyway). Jobs submitted with
