@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -174,3 +176,25 @@ class DaemonProcess:
         return subprocess.run(
             [swarm_executable(), *args], capture_output=True, text=True, timeout=timeout_s, env=env, **kwargs
         )
+
+
+def send_raw_control(daemon: DaemonProcess, payload: bytes) -> bytes:
+    """Send raw bytes to a daemon's control socket; return whatever it answers before closing
+    (for tests of what a hostile or broken local client can send)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(10)
+    sock.connect(str(daemon.state_dir / "control.sock"))
+    try:
+        sock.sendall(payload)
+        sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        sock.close()
+
+
+def length_prefixed(body: bytes) -> bytes:
+    """``body`` framed as the control socket frames messages (a 4-byte big-endian length)."""
+    return struct.pack(">I", len(body)) + body

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import struct
 
 import msgpack
@@ -10,45 +9,25 @@ import pytest
 
 from swarmcompute.api import messages as m
 from swarmcompute.api.protocol import BlockingChannel, frame
-from swarmcompute.testing.daemons import DaemonProcess
-
-
-def _raw(daemon: DaemonProcess, payload: bytes) -> bytes:
-    """Send raw bytes, return whatever the daemon answers before closing."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(10)
-    sock.connect(str(daemon.state_dir / "control.sock"))
-    try:
-        sock.sendall(payload)
-        sock.shutdown(socket.SHUT_WR)
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        sock.close()
-
-
-def _framed(body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + body
+from swarmcompute.testing.daemons import DaemonProcess, length_prefixed, send_raw_control
 
 
 @pytest.mark.parametrize(
     "payload",
     [
         b"GET / HTTP/1.1\r\n\r\n",
-        _framed(b"\xc1\xc1\xc1"),
-        _framed(msgpack.packb([1, "api.submit", [[1, 2, 3], True]])),
-        _framed(msgpack.packb([1, "api.no_such_request", []])),
-        _framed(msgpack.packb([99, "api.status", []])),
-        _framed(msgpack.packb([1, "api.reply", [None]])),
+        length_prefixed(b"\xc1\xc1\xc1"),
+        length_prefixed(msgpack.packb([1, "api.submit", [[1, 2, 3], True]])),
+        length_prefixed(msgpack.packb([1, "api.no_such_request", []])),
+        length_prefixed(msgpack.packb([99, "api.status", []])),
+        length_prefixed(msgpack.packb([1, "api.reply", [None]])),
         struct.pack(">I", 2**31) + b"x" * 100,
         frame(m.Status())[:7],
     ],
     ids=["http", "garbage", "wrong-types", "unknown-type", "other-version", "a-reply", "huge-frame", "truncated"],
 )
 def test_bad_frames_are_dropped_and_the_daemon_keeps_serving(daemon: DaemonProcess, payload: bytes) -> None:
-    _raw(daemon, payload)
+    send_raw_control(daemon, payload)
     assert daemon.alive()
     job_id = daemon.client.submit(["echo", "still here"])
     assert daemon.client.wait(job_id, timeout=30)["state"] == "succeeded"
@@ -56,7 +35,7 @@ def test_bad_frames_are_dropped_and_the_daemon_keeps_serving(daemon: DaemonProce
 
 
 def test_a_bad_request_gets_an_error_reply(daemon: DaemonProcess) -> None:
-    answer = _raw(daemon, _framed(msgpack.packb([1, "api.no_such_request", []])))
+    answer = send_raw_control(daemon, length_prefixed(msgpack.packb([1, "api.no_such_request", []])))
     (length,) = struct.unpack(">I", answer[:4])
     reply = msgpack.unpackb(answer[4 : 4 + length])
     assert reply[1] == "api.error" and reply[2][0] == "ProtocolError"
@@ -64,6 +43,6 @@ def test_a_bad_request_gets_an_error_reply(daemon: DaemonProcess) -> None:
 
 def test_other_connections_are_unaffected(daemon: DaemonProcess) -> None:
     with BlockingChannel.connect(daemon.state_dir / "control.sock", 10) as good:
-        _raw(daemon, _framed(b"\xff" * 64))
+        send_raw_control(daemon, length_prefixed(b"\xff" * 64))
         good.send(m.Status())
         assert isinstance(good.receive(), m.Reply)
