@@ -829,6 +829,7 @@ class Daemon:
             "state_dir": str(self.paths.root),
             "pid": os.getpid(),
             "uptime_s": time.monotonic() - self.started_monotonic,
+            "lease": self.lease.may_start(),
         }
 
 

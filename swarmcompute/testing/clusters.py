@@ -40,7 +40,8 @@ def voters(node: DaemonProcess) -> list[str]:
 
 
 def formed(nodes: list[DaemonProcess], voter_count: int | None = None) -> bool:
-    """One agreed leader, every node sees every node alive, quorum healthy everywhere."""
+    """One agreed leader, every node sees every node alive, quorum healthy everywhere, and every
+    node holds a lease (it may start jobs, so it is given work)."""
     statuses = [n.status() for n in nodes]
     if leader_of(nodes) is None:
         return False
@@ -48,6 +49,8 @@ def formed(nodes: list[DaemonProcess], voter_count: int | None = None) -> bool:
         if sum(v["state"] == "alive" for v in s["nodes"]) != len(nodes) or not s["quorum"]["healthy"]:
             return False
         if voter_count is not None and len(s["quorum"]["voters"]) != voter_count:
+            return False
+        if not s.get("lease", True):
             return False
     return True
 
