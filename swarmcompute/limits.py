@@ -28,6 +28,10 @@ MAX_GPUS = 1_000_000
 MAX_MEM_BYTES = MAX_INT
 MAX_TIMEOUT_S = 100 * 365 * 86400.0
 """A century: longer is a typo, and asyncio timers are floats of seconds."""
+MAX_PROCS = 4_194_304
+"""``--max-procs``: the kernel's own ceiling on process ids (``pid_max``)."""
+MAX_FILE_SIZE = MAX_INT
+"""``--max-file-size`` in bytes."""
 MAX_NAME = 256
 """Names, node pins and image names."""
 MAX_DEPENDENCIES = 10_000
@@ -133,6 +137,12 @@ def check_job(fields: Mapping[str, Any]) -> None:
     job_id = fields.get("id")
     if job_id and (job_id in (fields.get("after") or ()) or job_id in (fields.get("after_any") or ())):
         raise ValueError(f"job {_show(job_id)} cannot run after itself")
+    if "max_procs" in fields:
+        _int("max-procs", fields["max_procs"], 0, MAX_PROCS)
+    if "max_file_size" in fields:
+        _int("max-file-size", fields["max_file_size"], 0, MAX_FILE_SIZE)
+    if fields.get("user"):
+        _text("the user name", fields["user"])
     for key, what in (("node", "the node pin"), ("image", "the image name")):
         if fields.get(key) is not None:
             _text(what, fields[key])

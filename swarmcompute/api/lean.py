@@ -44,6 +44,9 @@ SPEC_FIELDS = (
     "image",
     "on_disconnect",
     "keep_on_exit",
+    "user",
+    "max_procs",
+    "max_file_size",
 )
 SPEC_DEFAULTS = {
     "name": "",
@@ -61,6 +64,9 @@ SPEC_DEFAULTS = {
     "image": None,
     "on_disconnect": "stop",
     "keep_on_exit": False,
+    "user": "",
+    "max_procs": 0,
+    "max_file_size": 0,
 }
 
 

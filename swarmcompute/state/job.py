@@ -126,6 +126,14 @@ class JobSpec:
     keep_on_exit: bool = False
     """Keep running when the `swarm run` attached to it ends (closed pipe, signal, crash); by
     default that client is the job's lifeline and its end cancels the job."""
+    user: str = ""
+    """The local user who submitted it, as the kernel said (``SO_PEERCRED``) on the node it was
+    submitted through; set by that daemon, never by the client. A root daemon runs the job as this
+    user, on a node where the name exists (``users``); "" runs it as the daemon's own user."""
+    max_procs: int = 0
+    """At most this many processes (``RLIMIT_NPROC``; a cgroup's ``pids.max`` where cgroups work); 0: no limit."""
+    max_file_size: int = 0
+    """No file written larger than this many bytes (``RLIMIT_FSIZE``); 0: no limit."""
 
     @property
     def command(self) -> str:
@@ -197,6 +205,9 @@ class Job:
             "image": spec.image,
             "on_disconnect": spec.on_disconnect,
             "keep_on_exit": spec.keep_on_exit,
+            "user": spec.user or None,
+            "max_procs": spec.max_procs,
+            "max_file_size": spec.max_file_size,
             "output_truncated": self.attempt in self.truncated_attempts,
             "attempts": [
                 {"attempt": n, "node": node or None, "ended": how or None}
