@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+import operator
 import types
 import typing
 from collections.abc import Callable
@@ -71,6 +72,9 @@ _FIELDS: dict[type, tuple[tuple[str, Callable[[Any], Any]], ...]] = {}
 _REQUIRED: dict[type, int] = {}
 _FAST: dict[type, Callable[[list[Any]], Any]] = {}
 _CHECKS: dict[type, Callable[[Any], None]] = {}
+_VALUES: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
+"""Per class, its field values in declaration order: ``dataclasses.fields`` once at registration,
+not per message (it was 14 % of encoding a 200-node gossip run's push-pulls)."""
 
 
 def message(tag: str, *, check: Callable[[Any], None] | None = None) -> Callable[[type[T]], type[T]]:
@@ -87,11 +91,21 @@ def message(tag: str, *, check: Callable[[Any], None] | None = None) -> Callable
             raise TypeError(f"message tag {tag!r} is used by {_BY_TAG[tag].__name__} already")
         _BY_TAG[tag] = cls
         _TAG_OF[cls] = tag
+        _VALUES[cls] = _values_getter(tuple(f.name for f in dataclasses.fields(cls)))
         if check is not None:
             _CHECKS[cls] = check
         return cls
 
     return register
+
+
+def _values_getter(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    if len(names) == 1:
+        one = operator.attrgetter(names[0])
+        return lambda obj: (one(obj),)
+    if not names:
+        return lambda obj: ()
+    return operator.attrgetter(*names)
 
 
 def tag_of(obj: object) -> str:
@@ -101,14 +115,14 @@ def tag_of(obj: object) -> str:
 def to_msgpack_obj(obj: object) -> list[Any]:
     """``[tag, [fields]]`` for a registered message (nested ones become ext types)."""
     cls = type(obj)
-    tag = _TAG_OF.get(cls)
-    if tag is None:
+    values = _VALUES.get(cls)
+    if values is None:
         raise TypeError(f"{cls.__name__} is not a registered message")
-    return [tag, [getattr(obj, f.name) for f in dataclasses.fields(obj)]]  # type: ignore[arg-type]
+    return [_TAG_OF[cls], values(obj)]
 
 
 def _default(obj: object) -> Any:
-    if type(obj) in _TAG_OF:
+    if type(obj) in _VALUES:
         return msgpack.ExtType(_EXT_MESSAGE, _packb(to_msgpack_obj(obj)))
     if isinstance(obj, enum.Enum):
         return obj.value
@@ -119,6 +133,11 @@ def _default(obj: object) -> Any:
 
 def _packb(obj: Any) -> bytes:
     return msgpack.packb(obj, default=_default, use_bin_type=True)
+
+
+def encode_nested(msg: object) -> bytes:
+    """A registered message as it is encoded inside another one (ext type 1)."""
+    return _packb(msg)
 
 
 def encode(msg: object) -> bytes:
