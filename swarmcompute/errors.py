@@ -24,7 +24,8 @@ exactly what happened and what to do. A broken invariant is an
     │   ├── NoQuorumError
     │   └── MembershipChangeError    one change at a time, the voter cap, unknown node
     ├── StorageError
-    │   └── CorruptRecordError
+    │   ├── CorruptRecordError
+    │   └── DiskFullError            the state dir cannot be written (full, read-only): new jobs refused
     ├── ExecutorError
     ├── InvariantViolation
     └── DiscoveryError               mDNS cannot start on the chosen interface
@@ -131,6 +132,11 @@ class CorruptRecordError(StorageError):
 
 class ExecutorError(SwarmError):
     """A job process could not be started or controlled."""
+class DiskFullError(StorageError):
+    """The state directory cannot be written (no space, a quota, read-only): the node keeps running
+    its jobs and retries, and refuses new submissions until it can write again."""
+
+
 
 
 class InvariantViolation(SwarmError):

@@ -82,6 +82,11 @@ class RaftStorage:
     def last_index(self) -> int:
         return self._base_index + len(self._entries)
 
+    def holds(self, index: int, term: int) -> bool:
+        """Whether the synced log holds the entry ``(index, term)`` (after the snapshot base)."""
+        offset = index - self._base_index - 1
+        return 0 <= offset < len(self._entries) and self._entries[offset].term == term
+
     def save(self, rd: Ready) -> None:
         """Persist a Ready's snapshot, entries and hard state; durable when this returns."""
         if rd.snapshot is not None:
@@ -154,7 +159,10 @@ def _read_snapshot(path: Path) -> Snapshot | None:
         raise StorageError(f"cannot read {path}: {exc.strerror}") from exc
     if not data.startswith(MAGIC):
         raise CorruptRecordError(f"{path} is not a swarmcompute record file (bad magic)")
-    records, clean = scan(data[len(MAGIC) :])
+    try:
+        records, clean = scan(data[len(MAGIC) :])
+    except CorruptRecordError as exc:  # name the file: a node has several
+        raise CorruptRecordError(f"{path}: {exc}") from None
     if len(records) != 1 or clean != len(data) - len(MAGIC):
         raise CorruptRecordError(f"{path} is damaged: expected exactly one intact snapshot record")
     snapshot = _decode(records[0], path, (Snapshot,))

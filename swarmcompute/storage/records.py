@@ -21,10 +21,17 @@ Recovery rules (what ``RecordFile.open`` does):
 
 Durability: ``append`` only buffers; ``sync`` writes and fsyncs once for the
 whole batch (group commit). Callers persist before they acknowledge.
+
+A failed ``sync`` (disk full, a quota, a read-only remount, EIO) cuts the file back to
+where the batch began, so a half-written batch never survives to be replayed, and raises
+``DiskFullError`` (no space, quota, read-only) or ``StorageError``; the file stays usable and
+the next ``sync`` may succeed once space is freed. ``write_atomically`` removes its temp file
+when it fails. Corruption messages name the file and the byte offset of the bad record.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 import zlib
@@ -32,12 +39,24 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from swarmcompute.errors import CorruptRecordError, StorageError
+from swarmcompute.errors import CorruptRecordError, DiskFullError, StorageError
 
 MAGIC = b"SWRMREC1"
 _HEADER = struct.Struct("<II")
 DEFAULT_MAX_RECORD_BYTES = 64 * 1024 * 1024
 _PROBE_WINDOW_BYTES = 1024 * 1024
+
+
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
+
+def write_error(path: str | os.PathLike[str], exc: OSError) -> StorageError:
+    """The error for a failed write of ``path``: ``DiskFullError`` when the disk is full, over a
+    quota or read-only (the daemon waits that out), else ``StorageError``."""
+    what = exc.strerror or str(exc)
+    if exc.errno in _FULL_ERRNOS:
+        return DiskFullError(f"cannot write {os.fspath(path)}: {what}")
+    return StorageError(f"cannot write {os.fspath(path)}: {what}")
 
 
 def _crc(length_bytes: bytes, payload: bytes) -> int:
@@ -157,9 +176,13 @@ class RecordFile:
         try:
             data = _read_all(fd)
             if not data:
-                os.write(fd, MAGIC)
-                os.fsync(fd)
-                _fsync_dir(p.parent)
+                try:
+                    os.write(fd, MAGIC)
+                    os.fsync(fd)
+                    _fsync_dir(p.parent)
+                except OSError as exc:
+                    os.ftruncate(fd, 0)
+                    raise write_error(p, exc) from exc
                 return cls(p, fd, len(MAGIC)), Recovery([], 0)
             if len(data) < len(MAGIC) and MAGIC.startswith(data):
                 # Died while writing the magic of a brand-new file.
@@ -199,7 +222,12 @@ class RecordFile:
         self._pending.extend(encode_record(p) for p in payloads)
 
     def sync(self) -> None:
-        """Write every buffered record in one write and fsync once (group commit)."""
+        """Write every buffered record in one write and fsync once (group commit).
+
+        On failure the buffered records are dropped, the file is cut back to its last synced
+        size (a partial batch must not be replayed after a restart) and ``DiskFullError`` or
+        ``StorageError`` is raised; the file stays open and usable.
+        """
         if not self._pending:
             return
         blob = b"".join(self._pending)
@@ -211,7 +239,12 @@ class RecordFile:
                 view = view[written:]
             os.fsync(self._fd)
         except OSError as exc:
-            raise StorageError(f"cannot write {self.path}: {exc.strerror}") from exc
+            try:  # freeing what the partial batch took needs no space, even on a full disk
+                os.ftruncate(self._fd, self._size)
+                os.lseek(self._fd, self._size, os.SEEK_SET)
+            except OSError:
+                pass  # reopening finds the partial batch as a torn tail, or its records whole
+            raise write_error(self.path, exc) from exc
         self._size += len(blob)
 
     def close(self) -> None:
@@ -236,16 +269,20 @@ def write_atomically(path: str | os.PathLike[str], payloads: Iterable[bytes]) ->
     p = Path(path)
     tmp = p.with_name(p.name + ".tmp")
     blob = MAGIC + b"".join(encode_record(x) for x in payloads)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        view = memoryview(blob)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, p)
-    _fsync_dir(p.parent)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            view = memoryview(blob)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, p)
+        _fsync_dir(p.parent)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)  # a full disk gets its space back; the old file is untouched
+        raise write_error(p, exc) from exc
 
 
 def _read_all(fd: int) -> bytes:
