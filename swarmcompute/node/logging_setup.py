@@ -107,9 +107,41 @@ class _RateLimitFilter(logging.Filter):
 _stdlib_filter = _RateLimitFilter()
 
 
-def configure(stream: TextIO | RotatingStdio | None = None, *, level: str = "info", json: bool = False) -> None:
-    """Send structured events to ``stream`` (stderr by default)."""
+class DroppingStream:
+    """A text stream whose failed writes (a full disk behind a redirected stdout) drop the line
+    instead of raising into whoever logged: a log must never take the daemon down."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.dropped = 0
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except (OSError, ValueError):  # ENOSPC, EIO; a closed stream at exit
+            self.dropped += 1
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except (OSError, ValueError):
+            self.dropped += 1
+
+    def isatty(self) -> bool:
+        try:
+            return self._stream.isatty()
+        except (OSError, ValueError):
+            return False
+
+
+def configure(
+    stream: TextIO | RotatingStdio | DroppingStream | None = None, *, level: str = "info", json: bool = False
+) -> None:
+    """Send structured events to ``stream`` (stderr by default); a failed write drops the line."""
     out = stream or sys.stderr
+    if not isinstance(out, (RotatingStdio, DroppingStream)):
+        out = DroppingStream(out)
     asyncio_logger = logging.getLogger("asyncio")
     if _stdlib_filter not in asyncio_logger.filters:
         asyncio_logger.addFilter(_stdlib_filter)

@@ -144,8 +144,15 @@ class RaftNode(Replication, MembershipOps):
         config: RaftConfig,
         rng: random.Random,
         state: PersistedState | None = None,
+        *,
+        applied: int = 0,
     ) -> None:
-        """Start from persisted state (a restart) or from nothing (a node waiting to be added)."""
+        """Start from persisted state (a restart) or from nothing (a node waiting to be added).
+
+        ``applied``: the state machine already holds the entries up to there (a shell that lost
+        its in-memory node to a failed write starts it again from what it persisted, without
+        applying those entries twice); it must not exceed the persisted log.
+        """
         state = state or PersistedState()
         self.id = node_id
         self.cfg = config
@@ -154,8 +161,8 @@ class RaftNode(Replication, MembershipOps):
         self.log = RaftLog(snap.index, snap.term, state.entries) if snap else RaftLog(0, 0, state.entries)
         self.term = state.hard_state.term
         self.vote = state.hard_state.vote
-        self.commit = state.hard_state.commit
-        self.applied = snap.index if snap else 0
+        self.applied = max(snap.index if snap else 0, min(applied, self.log.last_index))
+        self.commit = max(state.hard_state.commit, self.applied)
         self.snapshot = snap
         self.role = Role.FOLLOWER
         self.leader_id: str | None = None
