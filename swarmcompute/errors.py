@@ -162,3 +162,12 @@ class ClusterFoundError(ClusterError):
 
 class DiscoveryError(SwarmError):
     """mDNS cannot run where asked (no such address here, port 5353 refused): use --peer."""
+
+
+class PermissionDeniedError(SwarmError):
+    """A local user asked for what only root or the job's own user may do (cancel or read another
+    user's job, stop the daemon, set the policy), or reached a daemon that serves only its own user."""
+
+
+class PolicyViolationError(JobError):
+    """The cluster's command policy refuses the command (``swarm policy show``); names the rule."""

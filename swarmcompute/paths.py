@@ -37,8 +37,9 @@ class StatePaths:
     root: Path
 
     @classmethod
-    def resolve(cls, state_dir: str | os.PathLike[str] | None) -> StatePaths:
-        return cls(Path(state_dir_path(os.fspath(state_dir) if state_dir else None)))
+    def resolve(cls, state_dir: str | os.PathLike[str] | None, *, client: bool = False) -> StatePaths:
+        """``client``: a command asking a daemon (it may fall back to root's: ``state_dir_path``)."""
+        return cls(Path(state_dir_path(os.fspath(state_dir) if state_dir else None, client=client)))
 
     @property
     def control_socket(self) -> Path:
@@ -95,9 +96,17 @@ class StatePaths:
     def process_registry(self) -> Path:
         return self.root / "processes.json"
 
+    @property
+    def policy_file(self) -> Path:
+        """This node's copy of the cluster's command policy (``state.policy``), rewritten when it changes."""
+        return self.root / "policy.toml"
+
 
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
+SHARED_DIR_MODE = 0o711
+"""A root daemon's state directory: other users may traverse it (to its 0666 control socket, where
+the kernel tells the daemon who they are), never list or read it."""
 
 
 def ensure_private_dir(path: Path) -> None:
@@ -147,4 +156,9 @@ def secure_state_dir(root: Path) -> int:
                     changed += 1
             except FileNotFoundError:
                 continue
+    if os.geteuid() == 0:
+        try:  # a root daemon serves every local user: they reach its control socket, nothing else
+            os.chmod(root, SHARED_DIR_MODE)
+        except OSError as exc:
+            raise ConfigError(f"cannot make the state directory {root} traversable (mode 0711): {exc}") from None
     return changed

@@ -31,7 +31,7 @@ from swarmcompute.executor.docker_engine import (
     connect,
     engine_address,
 )
-from swarmcompute.executor.spawn import SpawnFailed
+from swarmcompute.executor.spawn import SpawnFailed, run_as_of
 
 _log = structlog.get_logger(__name__)
 
@@ -155,6 +155,8 @@ class EngineSession:
         }
         if spec.cwd:
             kwargs["working_dir"] = spec.cwd
+        if spec.binds:
+            kwargs["volumes"] = {host: {"bind": inside, "mode": "rw"} for host, inside in spec.binds}
         if spec.cpus:
             kwargs["nano_cpus"] = int(spec.cpus * 1e9)
         if spec.mem_bytes:
@@ -162,6 +164,14 @@ class EngineSession:
             kwargs["mem_limit"] = kwargs["memswap_limit"] = int(spec.mem_bytes)
         if self._network_mode:
             kwargs["network_mode"] = self._network_mode
+        run_as = run_as_of(spec)  # a root daemon: a non-root submitter's job runs as uid:gid
+        if run_as is not None and run_as.uid != 0:
+            kwargs["user"] = f"{run_as.uid}:{run_as.gid}"
+            kwargs["group_add"] = [str(g) for g in run_as.groups if g != run_as.gid]
+        if spec.max_procs:
+            kwargs["pids_limit"] = spec.max_procs
+        if spec.max_file_size:
+            kwargs["ulimits"] = [docker.types.Ulimit(name="fsize", soft=spec.max_file_size, hard=spec.max_file_size)]
         return kwargs
 
     def _pull(self, image: str) -> None:

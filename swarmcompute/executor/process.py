@@ -51,6 +51,7 @@ from pathlib import Path
 import structlog
 
 from swarmcompute.executor.attempts import AttemptRunner, Key
+from swarmcompute.executor.cgroups import JobCgroups
 from swarmcompute.executor.guardian import GuardianLink, start_ticks
 from swarmcompute.executor.logfile import DEFAULT_MAX_LOG_BYTES, STDERR, STDOUT, LogWriter
 from swarmcompute.executor.registry import (
@@ -79,7 +80,7 @@ class _Attempt:
     __slots__ = (
         "spec", "key", "proc", "pid", "pgid", "start_ticks", "create_time", "writer", "log_path",
         "started_at", "reason", "streams", "pidfd", "reaped", "timeout_handle", "kill_handle",
-        "drain_handle", "done",
+        "drain_handle", "done", "cgroup",
     )  # fmt: skip
 
     def __init__(
@@ -108,6 +109,7 @@ class _Attempt:
         self.kill_handle: asyncio.TimerHandle | None = None
         self.drain_handle: asyncio.TimerHandle | None = None
         self.done = done
+        self.cgroup: str | None = None  # its own cgroup v2 directory (``cgroups``), removed at its end
 
 
 class ProcessExecutor(AttemptRunner["_Attempt"]):
@@ -142,6 +144,9 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
         self._guardian_lost_at = -_GUARDIAN_RESTART_S
         self._guardian_next_try = 0.0  # monotonic; no (re)start before it
         self._guardian_retry: asyncio.TimerHandle | None = None
+        self.cgroups = JobCgroups.unavailable("the daemon has not set up cgroups")
+        """Where ``limit_cpus``, ``limit_mem_bytes`` and ``max_procs`` are enforced (the daemon
+        sets it up at start: ``JobCgroups.set_up``)."""
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -174,6 +179,11 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
             "job_process_started", job_id=spec.job_id, attempt=spec.attempt, pid=att.pid,
             timeout_s=spec.timeout_s,
         )  # fmt: skip
+
+    def refuse(self, spec: AttemptSpec, error: str) -> None:
+        """Report an attempt this node will not start (its command policy refuses it) as a spawn
+        failure, through ``on_exit`` like any other."""
+        self._report_unstarted(spec, time.time(), "", EndReason.SPAWN_FAILED, None, error)
 
     def pid(self, job_id: str, attempt: int) -> int | None:
         """The leader pid (also the process group id) of a running attempt."""
@@ -238,16 +248,27 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
             os.close(out_r)
             os.close(out_w)
             raise SpawnFailed(None, f"cannot create the job's output pipes: {exc.strerror}") from None
+        cgroup = None
         try:
-            proc = spawn_job(spec, out_w, err_w)
+            try:
+                cgroup = self.cgroups.create(
+                    spec.job_id, spec.attempt, cpus=spec.limit_cpus, mem_bytes=spec.limit_mem_bytes,
+                    max_procs=spec.max_procs,
+                )  # fmt: skip
+            except OSError as exc:
+                raise SpawnFailed(None, f"cannot make the job's cgroup: {exc.strerror or exc}") from None
+            proc = spawn_job(spec, out_w, err_w, cgroup)
         except BaseException:
             os.close(out_r)
             os.close(err_r)
+            if cgroup is not None:
+                self.cgroups.remove(cgroup)
             raise
         finally:
             os.close(out_w)
             os.close(err_w)
         att = _Attempt(spec, proc, writer, started_at, loop.create_future())
+        att.cgroup = cgroup
         att.streams = {out_r: STDOUT, err_r: STDERR}
         # The child is not reaped until we say so, so its start time is always readable here.
         att.start_ticks = start_ticks(proc.pid)
@@ -307,6 +328,11 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
             self._guardian_lost("its pipe is broken")
         att.proc.wait()
         att.reaped = True
+        if att.cgroup is not None:
+            if self.cgroups.oom_killed(att.cgroup):
+                att.writer.note(b"[swarm: the kernel killed a process of the job: over its --mem]\n")
+            self.cgroups.remove(att.cgroup)  # also kills what left the process group (setsid)
+            att.cgroup = None
         for handle in (att.timeout_handle, att.kill_handle):
             if handle is not None:
                 handle.cancel()

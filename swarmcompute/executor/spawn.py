@@ -16,25 +16,33 @@ Spawn errors read like a shell's: ``command not found: X`` (exit code 127), ``no
 ``execvp`` and shells do, a file that is executable but has no ``#!`` line (``ENOEXEC``) is run
 with ``/bin/sh``.
 
-What a job inherits: the daemon's environment without its secrets (``SECRET_ENV``: the join
-token, should one be there), plus the job's own ``env`` and ``SWARM_JOB_ID``/``SWARM_ATTEMPT``;
-and the umask the daemon was started with (``set_job_umask``), not the daemon's own 077, so a
-job's files get the modes its user expects. ``Popen``'s ``umask`` keeps the ``vfork`` path.
+What a job inherits: its environment from ``users.job_environment`` (a clean one when it runs
+as its submitter, else the daemon's without its secrets), and the umask the daemon was started
+with (``set_job_umask``), not the daemon's own 077, so a job's files get the modes its user
+expects. ``Popen``'s ``umask`` keeps the ``vfork`` path.
+
+The slow path: a job that runs as another user (a root daemon), has limits (``RLIMIT_NPROC``,
+``RLIMIT_FSIZE``) or joins a cgroup is forked with a ``preexec_fn`` that, in the child and in this
+order, joins the cgroup (as root, before anything runs, so every process the job makes is in it),
+sets the limits, then drops to the user (groups, gid, uid), then execs. ``fork`` plus Python in
+the child instead of ``vfork``: a few milliseconds more per job, paid only by those jobs.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import resource
 import shutil
 import subprocess
+from collections.abc import Callable
 
 from swarmcompute.executor.spec import AttemptSpec
+from swarmcompute.users import SECRET_ENV, RunAs, job_environment, serves_every_user
+
+__all__ = ["SECRET_ENV", "SpawnFailed", "job_environment", "set_job_umask", "spawn_job"]
 
 _SHELL = "/bin/sh"
-
-SECRET_ENV = frozenset({"SWARM_TOKEN"})
-"""Never passed from the daemon's environment to a job."""
 
 _job_umask = -1  # -1: the job inherits the daemon's umask
 
@@ -43,14 +51,6 @@ def set_job_umask(umask: int) -> None:
     """The umask every job starts with (the daemon sets its own to 077 and gives jobs the old one)."""
     global _job_umask
     _job_umask = umask
-
-
-def job_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The daemon's environment minus its secrets, plus ``extra`` (the job's own variables)."""
-    env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
-    if extra:
-        env.update(extra)
-    return env
 
 
 class SpawnFailed(Exception):
@@ -62,15 +62,27 @@ class SpawnFailed(Exception):
         self.error = error
 
 
-def spawn_job(spec: AttemptSpec, stdout_fd: int, stderr_fd: int) -> subprocess.Popen[bytes]:
-    """Start one attempt as the leader of a new session; raise ``SpawnFailed`` on failure."""
+def run_as_of(spec: AttemptSpec) -> RunAs | None:
+    """The user a root daemon runs ``spec`` as (None: the daemon's own, as any other daemon does);
+    ``SpawnFailed`` when that user does not exist on this node."""
+    if not spec.user or not serves_every_user():
+        return None
+    run_as = RunAs.lookup(spec.user)
+    if run_as is None:
+        raise SpawnFailed(None, f"no user {spec.user} on this node")
+    return run_as
+
+
+def spawn_job(spec: AttemptSpec, stdout_fd: int, stderr_fd: int, cgroup: str | None = None) -> subprocess.Popen[bytes]:
+    """Start one attempt as the leader of a new session, in ``cgroup`` when given (which then
+    enforces ``max_procs``); raise ``SpawnFailed`` on failure."""
     if not spec.argv or not spec.argv[0]:
         raise SpawnFailed(None, "empty or malformed command")
-    env = job_environment(spec.env)
-    env["SWARM_JOB_ID"] = spec.job_id
-    env["SWARM_ATTEMPT"] = str(spec.attempt)
+    run_as = run_as_of(spec)
+    env = job_environment(spec.env, spec.job_id, spec.attempt, run_as)
+    child = _in_child(spec, run_as, cgroup)
     try:
-        return _popen(list(spec.argv), spec, env, stdout_fd, stderr_fd)
+        return _popen(list(spec.argv), spec, env, stdout_fd, stderr_fd, child)
     except OSError as exc:
         if exc.errno != errno.ENOEXEC or _chdir_failed(exc, spec):
             raise _from_exception(exc, spec) from None
@@ -78,7 +90,7 @@ def spawn_job(spec: AttemptSpec, stdout_fd: int, stderr_fd: int) -> subprocess.P
         if script is None:
             raise _from_exception(exc, spec) from None
         try:
-            return _popen([_SHELL, script, *spec.argv[1:]], spec, env, stdout_fd, stderr_fd)
+            return _popen([_SHELL, script, *spec.argv[1:]], spec, env, stdout_fd, stderr_fd, child)
         except (OSError, ValueError, TypeError, subprocess.SubprocessError) as retry_exc:
             raise _from_exception(retry_exc, spec) from None
     except (ValueError, TypeError, subprocess.SubprocessError) as exc:
@@ -86,7 +98,12 @@ def spawn_job(spec: AttemptSpec, stdout_fd: int, stderr_fd: int) -> subprocess.P
 
 
 def _popen(
-    argv: list[str], spec: AttemptSpec, env: dict[str, str], stdout_fd: int, stderr_fd: int
+    argv: list[str],
+    spec: AttemptSpec,
+    env: dict[str, str],
+    stdout_fd: int,
+    stderr_fd: int,
+    child: Callable[[], None] | None,
 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         argv,
@@ -98,7 +115,35 @@ def _popen(
         start_new_session=True,
         close_fds=True,
         umask=_job_umask,
+        preexec_fn=child,
     )
+
+
+def _in_child(spec: AttemptSpec, run_as: RunAs | None, cgroup: str | None) -> Callable[[], None] | None:
+    """What the forked child does before exec (module docstring); None keeps the ``vfork`` path."""
+    if run_as is not None and not run_as.switches:
+        run_as = None
+    cgroup_procs = os.path.join(cgroup, "cgroup.procs") if cgroup else None
+    nproc = 0 if cgroup else spec.max_procs  # the cgroup's pids.max counts this job's processes only
+    limits = [
+        (res, n) for res, n in ((resource.RLIMIT_NPROC, nproc), (resource.RLIMIT_FSIZE, spec.max_file_size)) if n > 0
+    ]
+    if run_as is None and cgroup_procs is None and not limits:
+        return None
+
+    def child() -> None:
+        if cgroup_procs is not None:
+            fd = os.open(cgroup_procs, os.O_WRONLY)
+            try:
+                os.write(fd, b"0")  # "0": the writing process itself
+            finally:
+                os.close(fd)
+        for res, n in limits:
+            resource.setrlimit(res, (n, n))
+        if run_as is not None:
+            run_as.become()
+
+    return child
 
 
 def _chdir_failed(exc: OSError, spec: AttemptSpec) -> bool:

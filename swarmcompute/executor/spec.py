@@ -23,8 +23,9 @@ class AttemptSpec:
     """One attempt of one job on this node.
 
     ``argv`` is exec'd directly; a shell string arrives as ``("/bin/sh", "-c", cmd)``. ``env`` is
-    added on top of the daemon's environment; ``SWARM_JOB_ID`` and ``SWARM_ATTEMPT`` are always
-    set by the executor and cannot be overridden (stale-process cleanup relies on them).
+    added on top of the daemon's environment (a clean one with ``user``); ``SWARM_JOB_ID`` and
+    ``SWARM_ATTEMPT`` are always set by the executor and cannot be overridden (stale-process
+    cleanup relies on them).
     """
 
     job_id: str
@@ -35,6 +36,19 @@ class AttemptSpec:
     timeout_s: float | None = None
     leased: bool = False
     """It runs under the node's lease: the guardian kills it when the lease deadline passes."""
+    user: str = ""
+    """On a root daemon: run as this local user, with a clean environment (``swarmcompute.users``);
+    "" (or any other daemon): as the daemon's user, with its environment less its secrets."""
+    max_procs: int = 0
+    """At most this many processes: the cgroup's ``pids.max``, else ``RLIMIT_NPROC`` (0: none)."""
+    max_file_size: int = 0
+    """``RLIMIT_FSIZE`` of the job in bytes (0: none)."""
+    limit_cpus: float = 0.0
+    """``cpu.max`` of the attempt's cgroup where cgroups are usable (0: none; ``executor.cgroups``)."""
+    limit_mem_bytes: int = 0
+    """``memory.max`` of the attempt's cgroup where cgroups are usable (0: none)."""
+    max_output_bytes: int = 0
+    """The bound on the attempt's log (``swarm run --max-output``); 0: the runner's default."""
 
 
 EndReason = AttemptEnd

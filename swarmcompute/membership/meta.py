@@ -15,6 +15,8 @@ MAX_IMAGES = 64
 """Image refs advertised per node; the scheduler only needs the likely-hot ones."""
 MAX_GPUS = 16
 MAX_STR = 200
+MAX_USERS = 256
+"""User names a root node advertises (``swarmcompute.users.MAX_USERS``)."""
 
 
 @codec.message("gossip.gpu")
@@ -41,6 +43,9 @@ class NodeMeta:
     version: str = ""
     roles: tuple[str, ...] = ()
     """Hints for the Raft layer, e.g. ``("voter",)`` for a node that may vote."""
+    users: tuple[str, ...] | None = None
+    """The local users a root node runs jobs as (``swarmcompute.users``: at most ``MAX_USERS``);
+    None: a node run by a normal user, which runs every job as itself."""
 
     def capped(self) -> NodeMeta:
         """The same meta within the advertised bounds (long lists and strings cut)."""
@@ -48,7 +53,10 @@ class NodeMeta:
             len(self.images) <= MAX_IMAGES
             and len(self.gpus) <= MAX_GPUS
             and len(self.roles) <= 8
-            and all(len(s) <= MAX_STR for s in (self.name, self.version, *self.images, *self.roles))
+            and len(self.users or ()) <= MAX_USERS
+            and all(
+                len(s) <= MAX_STR for s in (self.name, self.version, *self.images, *self.roles, *(self.users or ()))
+            )
             and all(len(g.name) <= MAX_STR for g in self.gpus)
         ):
             return self
@@ -59,10 +67,11 @@ class NodeMeta:
             images=tuple(i[:MAX_STR] for i in self.images[:MAX_IMAGES]),
             gpus=tuple(replace(g, name=g.name[:MAX_STR]) for g in self.gpus[:MAX_GPUS]),
             roles=tuple(r[:MAX_STR] for r in self.roles[:8]),
+            users=None if self.users is None else tuple(u for u in self.users[:MAX_USERS] if len(u) <= MAX_STR),
         )
 
     def approx_size(self) -> int:
         """An upper bound on the encoded bytes (msgpack ext header, tag, 11 fields)."""
-        strings = (self.name, self.version, *self.images, *self.roles)
+        strings = (self.name, self.version, *self.images, *self.roles, *(self.users or ()))
         gpu = sum(40 + len(g.name.encode()) for g in self.gpus)
         return 90 + sum(5 + len(s.encode()) for s in strings) + gpu

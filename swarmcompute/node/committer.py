@@ -24,7 +24,7 @@ from pathlib import Path
 import structlog
 
 from swarmcompute import codec
-from swarmcompute.errors import NoQuorumError, NotLeaderError, SwarmError
+from swarmcompute.errors import DiskFullError, NoQuorumError, NotLeaderError, StorageError, SwarmError
 from swarmcompute.node.cluster_messages import ForwardCommands, ForwardReply
 from swarmcompute.node.raft_host import COMPACT_AFTER_ENTRIES, RaftHost
 from swarmcompute.raft.config import RaftConfig
@@ -84,6 +84,9 @@ class ReplicatedJobLog:
         self._wakeup = asyncio.Event()
         self._replaying = True
         self._closed = False
+        self.raft.on_stall = self._raft_stalled
+        self.on_stall: Callable[[StorageError | None], None] | None = None
+        """Told when the Raft log cannot be written (the error), and when it can again (None)."""
         self._last_proposed = 0
         self._last_batch_at = 0.0
         self._compact_scheduled = False
@@ -333,8 +336,42 @@ class ReplicatedJobLog:
                     fut.set_exception(error)
             internal = [cmd for cmd, fut in self._queue if fut is None]
             self._queue.clear()
+    def _raft_stalled(self, error: StorageError | None, synced_last: int) -> None:
+        """The Raft log could not be written: entries past ``synced_last`` are gone for good (they
+        were never sent, and a later entry there has a later term), so their proposers hear
+        ``DiskFullError`` and this node's own results in them are queued again."""
+        if error is not None:
+            refusal = DiskFullError(str(error))
+            for index in [i for i in self._waiting if i > synced_last]:
+                _fail(self._waiting.pop(index)[1], refusal)
+            for index in [i for i in self._own_batches if i > synced_last]:
+                self._keep(own_results(self._own_batches.pop(index)[1], self.node_id))
+        self._wakeup.set()
+        if self.on_stall is not None:
+            self.on_stall(error)
+
+    async def _wait_for_stalled_log(self) -> None:
+        """While this node cannot write its log and knows no other leader: client commands fail
+        with ``DiskFullError`` at once, the node's own results wait for the disk."""
+        stalled = self.raft.stalled
+        if stalled is None:
+            return
+        refusal = DiskFullError(str(stalled))
+        _fail([fut for _, fut in self._queue if fut is not None], refusal)
+        internal = [cmd for cmd, fut in self._queue if fut is None]
+        self._queue.clear()
+        if self._closed:  # stopping: a restart re-queues what ran here as lost
+            if internal:
+                log.error("commands_not_committed_at_shutdown", count=len(internal), reason=str(stalled))
+            return
+        self._queue.extend((cmd, None) for cmd in internal)
+        await self.raft.wait_leader_change(0.5)
+
             self._keep(internal)
 
+        if self.raft.stalled is not None:
+            await self._wait_for_stalled_log()
+            return
     def _keep(self, commands: list[Command]) -> None:
         """Commands the node itself produced (results of attempts, lost attempts, placements)
         are never dropped: a job whose result is lost would stay "running" forever. They

@@ -19,6 +19,7 @@ from swarmcompute import __version__
 from swarmcompute.membership.meta import GpuInfo, NodeMeta
 from swarmcompute.membership.resources import sample_gpus
 from swarmcompute.node.resources import ResourceMonitor
+from swarmcompute.users import LocalUsers
 
 log = structlog.get_logger(__name__)
 
@@ -34,6 +35,7 @@ class Inventory:
         self._list_images = list_images
         self.gpus: tuple[GpuInfo, ...] = ()
         self.images: tuple[str, ...] = ()
+        self._users = LocalUsers()
 
     def meta(self) -> NodeMeta:
         last = self._resources.last
@@ -48,6 +50,7 @@ class Inventory:
             gpus=self.gpus,
             images=self.images,
             version=__version__,
+            users=self._users.names(),
         ).capped()
 
     async def run(self) -> None:

@@ -19,6 +19,7 @@ from swarmcompute.executor.logfile import LogWriter
 from swarmcompute.executor.process import ProcessExecutor
 from swarmcompute.executor.spec import AttemptResult, AttemptSpec
 from swarmcompute.state.job import JobSpec
+from swarmcompute.state.policy import CommandPolicy
 
 if TYPE_CHECKING:  # the Docker SDK costs ~15 MiB and 150 ms: loaded only when a job needs it
     from swarmcompute.executor.docker_runner import DockerExecutor
@@ -34,12 +35,15 @@ class JobRunners:
         on_output: Callable[[str, int], None],
         kill_grace_s: float,
         max_log_bytes: int,
+        policy: Callable[[], CommandPolicy] | None = None,
     ) -> None:
         self._logs_dir = logs_dir
         self._on_exit = on_exit
         self._on_output = on_output
         self._kill_grace_s = kill_grace_s
         self._max_log_bytes = max_log_bytes
+        self._policy = policy
+        """The command policy this node holds now: checked again before every start."""
         self.processes = ProcessExecutor(
             logs_dir, registry_path, on_exit=on_exit, on_output=on_output,
             kill_grace_s=kill_grace_s, max_log_bytes=max_log_bytes,
@@ -63,7 +67,15 @@ class JobRunners:
         return self._docker
 
     async def start(self, job_id: str, attempt: int, spec: JobSpec, *, leased: bool = False) -> None:
-        plain = AttemptSpec(job_id, attempt, spec.argv, dict(spec.env), spec.cwd, spec.timeout_s, leased)
+        plain = AttemptSpec(
+            job_id, attempt, spec.argv, dict(spec.env), spec.cwd, spec.timeout_s, leased,
+            user=spec.user, max_procs=spec.max_procs, max_file_size=spec.max_file_size,
+            limit_cpus=spec.cpus, limit_mem_bytes=spec.mem_bytes,
+        )  # fmt: skip
+        problem = self._policy().problem(spec.command) if self._policy is not None else None
+        if problem is not None:
+            self.processes.refuse(plain, f"refused on this node: {problem}")
+            return
         if spec.image is None:
             await self.processes.start(plain)
             return

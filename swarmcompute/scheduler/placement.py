@@ -8,7 +8,9 @@ Rules, in order:
 3. A node fits when the job fits its capacity at all, and its *budget* (its
    capacity times ``1 + queue_ahead``) minus what jobs already there reserve,
    minus what earlier placements in this same round took, covers the job's
-   cpus, memory and gpus; and it matches a ``node`` pin.
+   cpus, memory and gpus; it matches a ``node`` pin; and it has the job's user (a root node
+   runs each job as its submitter, so the name must exist there; a node run by a normal user
+   runs every job as itself: ``users`` None).
 4. Among fitting nodes: a bonus for holding the job's image, then the most free
    budget share (spread by load), then the fewest jobs (so zero-cpu jobs spread
    too), then the node id (so the result is deterministic).
@@ -69,6 +71,8 @@ class NodeCapacity:
     mem_bytes: int
     gpus: int = 0
     images: frozenset[str] = field(default_factory=frozenset)
+    users: frozenset[str] | None = None
+    """The local users it can run jobs as (a root node); None: it runs every job as its own user."""
 
 
 @dataclass(slots=True)
@@ -145,7 +149,7 @@ def place(
     # Free budget only shrinks within a round, so once a requirement shape fits
     # nowhere, every later job of that shape fits nowhere either: 10,000 queued
     # identical jobs cost one failed search, not 10,000.
-    unplaceable: dict[tuple[float, int, int, str | None], str] = {}
+    unplaceable: dict[tuple[float, int, int, str | None, str], str] = {}
     level: int | None = None
     for job in runnable:
         if len(assignments) >= limit:
@@ -155,7 +159,7 @@ def place(
             for slot in free.values():
                 while slot.queued and slot.queued[-1].spec.priority >= level:
                     _reserve(slot, slot.queued.pop())
-        shape = (job.spec.cpus, job.spec.mem_bytes, job.spec.gpus, job.spec.node)
+        shape = (job.spec.cpus, job.spec.mem_bytes, job.spec.gpus, job.spec.node, job.spec.user)
         known = unplaceable.get(shape)
         if known is not None:
             waiting[job.id] = known
@@ -210,11 +214,18 @@ def _fits(job: Job, slot: _Free) -> bool:
     node = slot.node
     if spec.node is not None and spec.node not in (node.node_id, node.name):
         return False
+    if not _has_user(node, spec.user):
+        return False
     return (
         spec.cpus <= min(slot.cpus, node.cpus) + _EPSILON
         and spec.mem_bytes <= min(slot.mem_bytes, node.mem_bytes)
         and spec.gpus <= min(slot.gpus, node.gpus)
     )
+
+
+def _has_user(node: NodeCapacity, user: str) -> bool:
+    """Whether ``node`` can run a job of ``user`` ("" : the node's own user, anywhere)."""
+    return node.users is None or not user or user in node.users
 
 
 def _best_node(job: Job, slots: Iterable[_Free], preferred: str | None = None) -> _Free | None:
@@ -241,6 +252,11 @@ def _why_not(job: Job, slots: Iterable[_Free]) -> str:
         if not pinned:
             return f"pinned to node {spec.node!r}, which is not live"
         nodes = pinned
+    with_user = [s for s in nodes if _has_user(s.node, spec.user)]
+    if not with_user:
+        where = f"node {spec.node!r}" if spec.node is not None else "any live node"
+        return f"user {spec.user} does not exist on {where}: it runs only where its submitter has an account"
+    nodes = with_user
     largest_cpus = max(s.node.cpus for s in nodes)
     if spec.cpus > largest_cpus:
         return f"needs {spec.cpus:g} cpus; the largest node has {largest_cpus:g}"

@@ -14,6 +14,7 @@ from typing import Any
 
 from swarmcompute import codec
 from swarmcompute.state.job import AttemptEnd, JobSpec
+from swarmcompute.state.policy import SetPolicy
 
 
 @codec.message("cmd.submit")
@@ -126,7 +127,15 @@ class OutputTruncated:
 
 
 Command = (
-    SubmitJobs | AssignJobs | StartAttempt | FinishAttempt | RequeueLost | ReleaseQueued | CancelJobs | OutputTruncated
+    SubmitJobs
+    | AssignJobs
+    | StartAttempt
+    | FinishAttempt
+    | RequeueLost
+    | ReleaseQueued
+    | CancelJobs
+    | OutputTruncated
+    | SetPolicy
 )
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from swarmcompute import codec
 from swarmcompute.state.job import Job, JobSpec, JobState, Reason
+from swarmcompute.state.policy import CommandPolicy
 from swarmcompute.state.table import JobTable
 
 
@@ -40,6 +41,7 @@ class JobRecord:
 @dataclass(frozen=True, slots=True)
 class TableSnapshot:
     jobs: tuple[JobRecord, ...]
+    policy: CommandPolicy | None = None
 
 
 def snapshot_table(table: JobTable) -> bytes:
@@ -65,7 +67,7 @@ def snapshot_table(table: JobTable) -> bytes:
         )
         for j in sorted(table.jobs(), key=lambda j: (j.submitted_at, j.id))
     )
-    return codec.encode(TableSnapshot(records))
+    return codec.encode(TableSnapshot(records, table.policy))
 
 
 def restore_table(data: bytes, into: JobTable | None = None) -> JobTable:
@@ -97,4 +99,6 @@ def restore_table(data: bytes, into: JobTable | None = None) -> JobTable:
                 truncated_attempts=r.truncated_attempts,
             )
         )
+    if snap.policy is not None:
+        table.policy = snap.policy
     return table

