@@ -186,6 +186,28 @@ def _shown(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def job_specs(specs: Iterable[Mapping[str, Any]]) -> list[JobSpec]:
+    """The ``JobSpec``s of ``submit_many``'s argument (each ``{"argv": ..., **options}``), checked
+    as one batch: what ``Client.submit_many`` and the HTTP API's ``POST /api/v1/jobs`` take."""
+    if isinstance(specs, (str, bytes, Mapping)) or not isinstance(specs, Iterable):
+        raise errors.InvalidJobSpecError("submit_many takes a list of specs, each {'argv': ..., **options}")
+    built = []
+    for spec in specs:
+        if not isinstance(spec, Mapping):
+            raise errors.InvalidJobSpecError(
+                f"each spec is a mapping {{'argv': ..., **options}}, not {type(spec).__name__}"
+            )
+        options = {str(k): v for k, v in spec.items()}
+        if "argv" not in options:
+            raise errors.InvalidJobSpecError("each spec needs an 'argv' (list or shell string)")
+        built.append(job_spec(options.pop("argv"), **options))
+        if len(built) > MAX_BATCH:
+            raise errors.InvalidJobSpecError(f"more than {MAX_BATCH} jobs in one submission: split them up")
+    if built:
+        validate_batch(built)  # the daemon checks again; this says it before the round trip
+    return built
+
+
 class Client:
     """A connection to the daemon of one state directory."""
 
@@ -208,23 +230,9 @@ class Client:
 
     def submit_many(self, specs: Iterable[Mapping[str, Any]]) -> list[str]:
         """Submit many jobs in one round trip; each spec is ``{"argv": ..., **options}``."""
-        if isinstance(specs, (str, bytes, Mapping)) or not isinstance(specs, Iterable):
-            raise errors.InvalidJobSpecError("submit_many takes a list of specs, each {'argv': ..., **options}")
-        built = []
-        for spec in specs:
-            if not isinstance(spec, Mapping):
-                raise errors.InvalidJobSpecError(
-                    f"each spec is a mapping {{'argv': ..., **options}}, not {type(spec).__name__}"
-                )
-            options = {str(k): v for k, v in spec.items()}
-            if "argv" not in options:
-                raise errors.InvalidJobSpecError("each spec needs an 'argv' (list or shell string)")
-            built.append(job_spec(options.pop("argv"), **options))
-            if len(built) > MAX_BATCH:
-                raise errors.InvalidJobSpecError(f"more than {MAX_BATCH} jobs in one submission: split them up")
+        built = job_specs(specs)
         if not built:
             return []
-        validate_batch(built)  # the daemon checks again; this says it before the round trip
         reply = self._call(m.Submit(tuple(built)))
         return list(reply)
 
@@ -275,6 +283,24 @@ class Client:
     def cancel(self, job_id: str) -> dict[str, Any]:
         """Cancel a job (its processes are stopped); return its record."""
         return self._call(m.Cancel((_job_ref(job_id),)))[0]
+
+    # -- API tokens (the HTTP API's; they act as the user calling these) ---------
+
+    def create_api_token(
+        self, name: str, *, read_only: bool = False, expires: float | str | None = None
+    ) -> dict[str, Any]:
+        """Make an HTTP API token named ``name``; the answer's ``token`` is its secret, shown only now."""
+        if not isinstance(name, str):
+            raise errors.ConfigError(f"a token name is text, not {type(name).__name__}")
+        return self._call(m.ApiTokenCreate(name, bool(read_only), parse_duration(expires)))
+
+    def api_tokens(self) -> list[dict[str, Any]]:
+        """The cluster's API tokens (never their secrets)."""
+        return self._call(m.ApiTokenList())
+
+    def revoke_api_token(self, name: str) -> None:
+        """Revoke a token on every node."""
+        self._call(m.ApiTokenRevoke(name if isinstance(name, str) else str(name)))
 
     # -- the node --------------------------------------------------------------
 

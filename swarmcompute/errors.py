@@ -24,11 +24,12 @@ exactly what happened and what to do. A broken invariant is an
     │   ├── NoQuorumError
     │   └── MembershipChangeError    one change at a time, the voter cap, unknown node
     ├── StorageError
-    │   ├── CorruptRecordError
-    │   └── DiskFullError            the state dir cannot be written (full, read-only): new jobs refused
+    │   └── CorruptRecordError
     ├── ExecutorError
     ├── InvariantViolation
-    └── DiscoveryError               mDNS cannot start on the chosen interface
+    ├── DiscoveryError               mDNS cannot start on the chosen interface
+    └── ApiAuthError                 the HTTP API: no valid token (401)
+        └── ApiForbiddenError        a read-only token asked for a change (403)
 """
 
 from __future__ import annotations
@@ -132,11 +133,6 @@ class CorruptRecordError(StorageError):
 
 class ExecutorError(SwarmError):
     """A job process could not be started or controlled."""
-class DiskFullError(StorageError):
-    """The state directory cannot be written (no space, a quota, read-only): the node keeps running
-    its jobs and retries, and refuses new submissions until it can write again."""
-
-
 
 
 class InvariantViolation(SwarmError):
@@ -164,10 +160,9 @@ class DiscoveryError(SwarmError):
     """mDNS cannot run where asked (no such address here, port 5353 refused): use --peer."""
 
 
-class PermissionDeniedError(SwarmError):
-    """A local user asked for what only root or the job's own user may do (cancel or read another
-    user's job, stop the daemon, set the policy), or reached a daemon that serves only its own user."""
+class ApiAuthError(SwarmError):
+    """An HTTP API request without a valid token (missing, unknown, revoked or expired): HTTP 401."""
 
 
-class PolicyViolationError(JobError):
-    """The cluster's command policy refuses the command (``swarm policy show``); names the rule."""
+class ApiForbiddenError(ApiAuthError):
+    """A read-only API token asked for a change: HTTP 403."""

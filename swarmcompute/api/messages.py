@@ -84,6 +84,28 @@ class Shutdown:
     pass
 
 
+@codec.message("api.token_create")
+@dataclass(frozen=True, slots=True)
+class ApiTokenCreate:
+    """`swarm api-token create`: the token acts as the user on the other end of the socket."""
+
+    name: str
+    read_only: bool = False
+    expires_s: float | None = None
+
+
+@codec.message("api.token_list")
+@dataclass(frozen=True, slots=True)
+class ApiTokenList:
+    pass
+
+
+@codec.message("api.token_revoke")
+@dataclass(frozen=True, slots=True)
+class ApiTokenRevoke:
+    name: str
+
+
 # -- replies -------------------------------------------------------------------
 
 

@@ -34,6 +34,19 @@ log = structlog.get_logger(__name__)
 
 MAX_LIST_LIMIT = 10_000
 CATCH_UP_S = 2.0
+ANSWERED = (
+    m.Submit,
+    m.Wait,
+    m.GetJob,
+    m.ListJobs,
+    m.Cancel,
+    m.Status,
+    m.Recover,
+    m.ApiTokenCreate,
+    m.ApiTokenList,
+    m.ApiTokenRevoke,
+)
+"""Requests answered with one value, by ``ControlServer.answer`` (``Submit`` when not attached)."""
 
 
 async def read_message(reader: asyncio.StreamReader) -> Any | None:
@@ -113,34 +126,16 @@ class ControlServer:
     async def _dispatch(self, request: Any, writer: asyncio.StreamWriter, reader: asyncio.StreamReader) -> None:
         daemon = self._daemon
         match request:
-            case m.Submit(jobs=jobs, attach=attach):
-                ids = await daemon.submit(jobs)
-                if not attach:
-                    await _send(writer, m.Reply(ids))
-                    return
+            case m.Submit(jobs=jobs, attach=True):
+                await daemon.submit(jobs)
                 await self._lifelines.attach(jobs[0], reader, writer)
-                return
-            case m.Wait(job_ids=refs, timeout_s=timeout_s):
-                await _send(writer, m.Reply(await self._wait(refs, timeout_s)))
-            case m.GetJob(ref=ref, with_output=with_output):
-                await _send(writer, m.Reply(daemon.job_view(await self._resolve(ref), with_output=with_output)))
-            case m.ListJobs(limit=limit, states=states):
-                wanted = [JobState(s) for s in states if s in JobState._value2member_map_]
-                jobs = daemon.table.recent(max(0, min(limit, MAX_LIST_LIMIT)), wanted or None)
-                await _send(writer, m.Reply([daemon.job_view(j) for j in jobs]))
             case m.Logs(ref=ref, follow=follow, attempt=attempt):
-                job = await self._resolve(ref)
+                job = await self.resolve(ref)
                 await OutputStream(daemon, writer, job.id).run(follow=follow, attempt=attempt)
-            case m.Cancel(refs=refs):
-                ids = [(await self._resolve(r)).id for r in refs]
-                await daemon.cancel(ids)
-                await _send(writer, m.Reply([daemon.job_view(daemon.table.resolve(i)) for i in ids]))
-            case m.Status():
-                await _send(writer, m.Reply(daemon.status()))
-            case m.Recover():
-                await _send(writer, m.Reply(daemon.recover()))
             case m.Shutdown():
                 await _send(writer, m.Reply(None))
+            case _ if type(request) in ANSWERED:
+                await _send(writer, m.Reply(await self.answer(request, uid=_peer_uid(writer))))
             case _:
                 self._limiter.warning(
                     log,
@@ -151,7 +146,39 @@ class ControlServer:
                 )
                 raise ProtocolError(f"{type(request).__name__} is not a request")
 
-    async def _resolve(self, ref: str) -> Job:
+    async def answer(self, request: Any, *, uid: int) -> Any:
+        """The reply to a request answered with one value (``ANSWERED``), asked by local user ``uid``:
+        the control socket's and the HTTP API's one way to serve them. Raises ``SwarmError``."""
+        daemon = self._daemon
+        match request:
+            case m.Submit(jobs=jobs):
+                return await daemon.submit(jobs)
+            case m.Wait(job_ids=refs, timeout_s=timeout_s):
+                return await self._wait(refs, timeout_s)
+            case m.GetJob(ref=ref, with_output=with_output):
+                return daemon.job_view(await self.resolve(ref), with_output=with_output)
+            case m.ListJobs(limit=limit, states=states):
+                wanted = [JobState(s) for s in states if s in JobState._value2member_map_]
+                jobs = daemon.table.recent(max(0, min(limit, MAX_LIST_LIMIT)), wanted or None)
+                return [daemon.job_view(j) for j in jobs]
+            case m.Cancel(refs=refs):
+                ids = [(await self.resolve(r)).id for r in refs]
+                await daemon.cancel(ids)
+                return [daemon.job_view(daemon.table.resolve(i)) for i in ids]
+            case m.Status():
+                return daemon.status()
+            case m.Recover():
+                return daemon.recover()
+            case m.ApiTokenCreate(name=name, read_only=read_only, expires_s=expires_s):
+                return await daemon.create_api_token(name, read_only=read_only, expires_s=expires_s, uid=uid)
+            case m.ApiTokenList():
+                return [t.view() for t in daemon.table.api_tokens]
+            case m.ApiTokenRevoke(name=name):
+                await daemon.revoke_api_token(name)
+                return None
+        raise ProtocolError(f"{type(request).__name__} is not a request")
+
+    async def resolve(self, ref: str) -> Job:
         """Find a job; on a follower give the replica a moment to catch up first.
 
         A job submitted through another node is committed before that node
@@ -170,7 +197,7 @@ class ControlServer:
 
     async def _wait(self, refs: tuple[str, ...], timeout_s: float | None) -> list[dict[str, Any]]:
         daemon = self._daemon
-        ids = [(await self._resolve(r)).id for r in refs]
+        ids = [(await self.resolve(r)).id for r in refs]
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         remaining = list(ids)
         table = daemon.table
@@ -182,6 +209,16 @@ class ControlServer:
             if left is not None and left <= 0:
                 raise WaitTimeoutError(f"{len(remaining)} of {len(ids)} jobs still running after {timeout_s:g}s")
             await daemon.wait_changed(left)
+
+
+def _peer_uid(writer: asyncio.StreamWriter) -> int:
+    """The uid of the process on the other end of a control connection (``SO_PEERCRED``); -1 if unknown."""
+    sock = writer.get_extra_info("socket")
+    try:
+        _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+    except (AttributeError, OSError, struct.error):
+        return -1
+    return int(uid)
 
 
 def _client_of(writer: asyncio.StreamWriter) -> str:

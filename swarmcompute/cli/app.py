@@ -447,6 +447,88 @@ def wait(
     raise typer.Exit(0 if all(r["state"] == "succeeded" for r in records) else 1)
 
 
+api_token_app = typer.Typer(
+    help="HTTP API tokens: each acts as the user who created it (`Authorization: Bearer TOKEN`).",
+    no_args_is_help=True,
+)
+app.add_typer(api_token_app, name="api-token")
+
+
+@api_token_app.command("create")
+def api_token_create(
+    name: Annotated[str, typer.Argument(help="A name for the token (letters, digits, . _ -).")],
+    state_dir: StateDir = None,
+    read_only: Annotated[bool, typer.Option("--read-only", help="May read, never submit or cancel.")] = False,
+    expires: Annotated[str | None, typer.Option(help="Expire after this long (e.g. 30d, 12h).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Make a token for the HTTP API; it is printed once, as the last line, and stored only hashed."""
+    record = _call(lambda: _client(state_dir).create_api_token(name, read_only=read_only, expires=expires))
+    if as_json:
+        _print_json(record)
+        return
+    scope = "read-only" if record["read_only"] else "read-write"
+    until = "never expires" if record["expires_at"] is None else f"expires {_when(record['expires_at'])}"
+    typer.echo(f"API token {record['name']} ({scope}, acts as {record['user']}, {until}); keep it secret:", err=True)
+    typer.echo(record["token"])
+
+
+@api_token_app.command("list")
+def api_token_list(state_dir: StateDir = None, as_json: JsonFlag = False) -> None:
+    """The cluster's API tokens (names and scopes; never the tokens)."""
+    records = _call(lambda: _client(state_dir).api_tokens())
+    if as_json:
+        _print_json(records)
+        return
+    from swarmcompute.limits import printable
+
+    for r in records:
+        scope = "read-only" if r["read_only"] else "read-write"
+        until = "-" if r["expires_at"] is None else _when(r["expires_at"])
+        typer.echo(
+            printable(f"{r['name']:<24} {scope:<10} {r['user']:<12} created {_when(r['created_at'])}  expires {until}")
+        )
+
+
+@api_token_app.command("revoke")
+def api_token_revoke(
+    name: Annotated[str, typer.Argument(help="The token's name.")], state_dir: StateDir = None
+) -> None:
+    """Revoke a token on every node."""
+    _call(lambda: _client(state_dir).revoke_api_token(name))
+    typer.echo(f"API token {name} revoked")
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+
+
+policy_app = typer.Typer(
+    help="The cluster's command policy: which commands jobs may run (checked at submission and on the node).",
+    no_args_is_help=True,
+)
+app.add_typer(policy_app, name="policy")
+
+
+@policy_app.command("show")
+def policy_show(state_dir: StateDir = None) -> None:
+    """Print the command policy as TOML: save it, edit it, `swarm policy set` it."""
+    typer.echo(_call(lambda: _client(state_dir).policy()), nl=False)
+
+
+@policy_app.command("set")
+def policy_set(
+    file: Annotated[str, typer.Argument(help="A policy file (TOML, as `swarm policy show` prints it).")],
+    state_dir: StateDir = None,
+) -> None:
+    """Replace the command policy on the whole cluster (only root, on a node shared by every user)."""
+    from swarmcompute.policy import read_policy_file
+
+    text = _call(lambda: read_policy_file(file))
+    _call(lambda: _client(state_dir).set_policy(text))
+    typer.echo("swarm: command policy set on the whole cluster (`swarm policy show` prints it)", err=True)
+
+
 def _call(fn: Callable[[], Any]) -> Any:
     try:
         return fn()

@@ -74,10 +74,24 @@ def main(argv: list[str] | None = None) -> int:
         default=64 * 1024 * 1024,
         help="the bound on one attempt's log file (default 64 MiB); output beyond it is dropped and said",
     )
+    parser.add_argument(
+        "--http-port",
+        help="serve the HTTP API, dashboard and /metrics on this port (default 7341; off: none)",
+    )
+    parser.add_argument("--metrics-token", help="require this Bearer token for /metrics and /health")
+    parser.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM), with --tls-key")
+    parser.add_argument("--tls-key", help="the private key (PEM) of --tls-cert")
     parser.add_argument("--log-format", choices=["console", "json"], default="console")
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--log-file", help="the file fds 1 and 2 point at, rotated past 10 MiB (detached mode)")
     args = parser.parse_args(argv)
+    try:
+        http_port = parse_http_port(args.http_port)
+        if bool(args.tls_cert) != bool(args.tls_key):
+            raise ConfigError("give --tls-cert and --tls-key together")
+    except ConfigError as exc:
+        print(f"swarm: {exc}", file=sys.stderr)
+        return 2
     token = args.token
     if args.token_fd is not None:
         try:
@@ -101,7 +115,30 @@ def main(argv: list[str] | None = None) -> int:
         log_level=args.log_level,
         log_file=args.log_file,
         max_log_bytes=args.max_log_bytes,
+        http_port=http_port,
+        http_optional=args.http_port is None,
+        metrics_token=args.metrics_token,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
     )
+
+
+DEFAULT_HTTP_PORT = 7341
+
+
+def parse_http_port(value: str | None) -> int | None:
+    """``--http-port``: a port (0: any free one), ``off`` for none; unset is the default 7341."""
+    if value is None:
+        return DEFAULT_HTTP_PORT
+    if value.strip().lower() in ("off", "none", "no", "false"):
+        return None
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--http-port must be 0 to 65535 or off, got {value[:40]!r}")
+    return port
 
 
 def read_token_fd(fd: int) -> str:
@@ -168,6 +205,11 @@ def run_daemon(
     log_level: str = "info",
     log_file: str | None = None,
     max_log_bytes: int = 64 * 1024 * 1024,
+    http_port: int | None = None,
+    http_optional: bool = False,
+    metrics_token: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
 ) -> int:
     """Run one daemon until SIGTERM/SIGINT or `swarm leave`; return the exit status."""
     from pathlib import Path
@@ -198,6 +240,11 @@ def run_daemon(
             voter_grace_s=voter_grace_s,
             max_voters=max_voters,
             max_log_bytes=max_log_bytes,
+            http_port=http_port,
+            http_optional=http_optional,
+            metrics_token=metrics_token,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
             gossip=GossipConfig.local() if gossip == "local" else GossipConfig.lan(),
         )
     )

@@ -79,14 +79,14 @@ class ReplicatedJobLog:
             tick_interval_s=tick_interval_s,
             rng=rng,
         )
+        self.raft.on_stall = self._raft_stalled
+        self.on_stall: Callable[[StorageError | None], None] | None = None
+        """Told when the Raft log cannot be written (the error), and when it can again (None)."""
         self._queue: list[tuple[Command, asyncio.Future[None] | None]] = []
         self._waiting: dict[int, tuple[int, list[asyncio.Future[None]]]] = {}
         self._wakeup = asyncio.Event()
         self._replaying = True
         self._closed = False
-        self.raft.on_stall = self._raft_stalled
-        self.on_stall: Callable[[StorageError | None], None] | None = None
-        """Told when the Raft log cannot be written (the error), and when it can again (None)."""
         self._last_proposed = 0
         self._last_batch_at = 0.0
         self._compact_scheduled = False
@@ -316,26 +316,6 @@ class ReplicatedJobLog:
         if self._send_to is not None:
             self._send_to(sender, reply)
 
-    async def _wait_for_leader(self) -> None:
-        """A one-voter cluster elects itself at once; otherwise wait, bounded, then fail the waiters."""
-        if self.raft.elect_self_if_alone():
-            return
-        deadline = time.monotonic() + (CLOSE_FLUSH_S if self._closed else LEADER_WAIT_S)
-        while self.raft.leader_id is None and time.monotonic() < deadline:
-            await self.raft.wait_leader_change(min(deadline - time.monotonic(), 0.5))
-        if self.raft.leader_id is None and self._closed:
-            lost = [cmd for cmd, _ in self._queue]
-            _fail([fut for _, fut in self._queue if fut is not None], NoQuorumError("the node is stopping"))
-            self._queue.clear()
-            log.error("commands_not_committed_at_shutdown", count=len(lost))
-            return
-        if self.raft.leader_id is None:
-            error = NoQuorumError("no leader could be elected: a majority of voters is unreachable")
-            for _, fut in self._queue:
-                if fut is not None and not fut.done():
-                    fut.set_exception(error)
-            internal = [cmd for cmd, fut in self._queue if fut is None]
-            self._queue.clear()
     def _raft_stalled(self, error: StorageError | None, synced_last: int) -> None:
         """The Raft log could not be written: entries past ``synced_last`` are gone for good (they
         were never sent, and a later entry there has a later term), so their proposers hear
@@ -367,11 +347,31 @@ class ReplicatedJobLog:
         self._queue.extend((cmd, None) for cmd in internal)
         await self.raft.wait_leader_change(0.5)
 
-            self._keep(internal)
-
+    async def _wait_for_leader(self) -> None:
+        """A one-voter cluster elects itself at once; otherwise wait, bounded, then fail the waiters."""
         if self.raft.stalled is not None:
             await self._wait_for_stalled_log()
             return
+        if self.raft.elect_self_if_alone():
+            return
+        deadline = time.monotonic() + (CLOSE_FLUSH_S if self._closed else LEADER_WAIT_S)
+        while self.raft.leader_id is None and time.monotonic() < deadline:
+            await self.raft.wait_leader_change(min(deadline - time.monotonic(), 0.5))
+        if self.raft.leader_id is None and self._closed:
+            lost = [cmd for cmd, _ in self._queue]
+            _fail([fut for _, fut in self._queue if fut is not None], NoQuorumError("the node is stopping"))
+            self._queue.clear()
+            log.error("commands_not_committed_at_shutdown", count=len(lost))
+            return
+        if self.raft.leader_id is None:
+            error = NoQuorumError("no leader could be elected: a majority of voters is unreachable")
+            for _, fut in self._queue:
+                if fut is not None and not fut.done():
+                    fut.set_exception(error)
+            internal = [cmd for cmd, fut in self._queue if fut is None]
+            self._queue.clear()
+            self._keep(internal)
+
     def _keep(self, commands: list[Command]) -> None:
         """Commands the node itself produced (results of attempts, lost attempts, placements)
         are never dropped: a job whose result is lost would stay "running" forever. They

@@ -34,6 +34,7 @@ import structlog
 
 from swarmcompute.errors import (
     ClusterError,
+    ConfigError,
     DaemonAlreadyRunningError,
     ExecutorError,
     InvariantViolation,
@@ -42,12 +43,10 @@ from swarmcompute.errors import (
     NotLeaderError,
 )
 from swarmcompute.executor.logfile import read_chunks
-from swarmcompute.executor.cgroups import JobCgroups
 from swarmcompute.executor.spec import AttemptResult
 from swarmcompute.membership.config import GossipConfig
 from swarmcompute.membership.effects import MemberDead, MemberEvent, MemberLeft, MemberUp, MemberUpdated
 from swarmcompute.membership.members import ALIVE
-from swarmcompute.membership.meta import NodeMeta
 from swarmcompute.node.cluster import ClusterLink
 from swarmcompute.node.cluster_messages import LogData, LogFetch
 from swarmcompute.node.committer import ReplicatedJobLog
@@ -83,9 +82,7 @@ from swarmcompute.state.commands import (
     SubmitJobs,
 )
 from swarmcompute.state.job import Job, JobSpec, JobState
-from swarmcompute.state.policy import CommandPolicy, SetPolicy, check_policy, policy_problem, policy_toml
 from swarmcompute.state.table import JobTable, validate_batch, validate_spec
-from swarmcompute.users import daemon_user, serves_every_user
 
 log = structlog.get_logger(__name__)
 
@@ -122,6 +119,13 @@ class DaemonConfig:
     gossip: GossipConfig | None = None
     kill_grace_s: float = 5.0
     max_log_bytes: int = 64 * 1024 * 1024
+    http_port: int | None = None
+    """Serve the HTTP API, dashboard and /metrics on this port (bound like ``bind``); None: no HTTP."""
+    http_optional: bool = False
+    """A busy ``http_port`` is a warning, not an error (the default port, on a machine running two nodes)."""
+    metrics_token: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
 
 class Daemon:
@@ -154,11 +158,13 @@ class Daemon:
             on_output=self._on_output,
             kill_grace_s=config.kill_grace_s,
             max_log_bytes=config.max_log_bytes,
-            policy=lambda: self.table.policy,
         )
         self.resources: ResourceMonitor | None = None
         self.inventory: Inventory | None = None
-        self._policy_written: CommandPolicy | None = None
+        self._leader_changes = 0
+        self._last_leader: str | None = None
+        self.http_address = ""
+        """``http://HOST:PORT`` of this node's HTTP API and dashboard; "" when it serves none."""
 
     # -- the parts, once run() made them ------------------------------------------
 
@@ -283,13 +289,15 @@ class Daemon:
             link.add_seeds(list(plan.seeds) + list(link.book.items().values()))
             if self.config.mdns:
                 discovery = await self._start_discovery(plan)
-            self.executor.processes.cgroups = JobCgroups.set_up(self.paths.root)
             reaped = self.executor.reap_stale()
             restarted = self.state.restarted(time.time())
             self._carry(restarted)
             lost = sum(len(i.commands) for i in restarted if isinstance(i, Propose))
             server = ControlServer(self, self.paths.control_socket)
+            web = self._web_server(server)
             await server.start()
+            if web is not None:
+                web.start()
             self.paths.pid_file.write_text(f"{os.getpid()}\n")
             log.info(
                 "node_ready",
@@ -317,6 +325,8 @@ class Daemon:
                 self.rounds.request()
                 await self._stop.wait()
                 log.info("node_stopping", running=len(self.executor.running()))
+                if web is not None:
+                    await web.close()
                 await server.close()
                 leave = server.leave_requested  # `swarm leave`, not a signal: out of the configuration too
                 if leave:  # the ends of its attempts are committed while it is still a member
@@ -343,6 +353,33 @@ class Daemon:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def _web_server(self, control: Any) -> Any:
+        """The HTTP server, its socket bound (``web``, imported only here: the HTTP stack costs
+        about 7 MiB and 0.2 s of imports); None with ``--http-port off`` or a busy default port."""
+        config = self.config
+        if config.http_port is None:
+            return None
+        from swarmcompute.web.server import WebServer
+
+        web = WebServer(
+            self,
+            control,
+            bind=config.bind,
+            port=config.http_port,
+            tls_cert=config.tls_cert,
+            tls_key=config.tls_key,
+            metrics_token=config.metrics_token,
+        )
+        try:
+            self.http_address = web.bind()
+        except ConfigError as exc:
+            if not config.http_optional:
+                raise
+            log.warning("http_unavailable", error=str(exc))
+            return None
+        log.info("http_serving", url=self.http_address)
+        return web
 
     async def _start_discovery(self, plan: ClusterPlan) -> Any:
         from swarmcompute.discovery.browse import PeerAd
@@ -570,7 +607,10 @@ class Daemon:
         if self.inventory is None:
             last = self._resources().last
             return NodeCapacity(identity.node_id, identity.name, float(last.cpus), last.mem_total)
-        return _capacity(identity.node_id, self.inventory.meta())
+        meta = self.inventory.meta()
+        return NodeCapacity(
+            identity.node_id, identity.name, float(meta.cpus), meta.mem_total, len(meta.gpus), frozenset(meta.images)
+        )
 
     def capacities(self) -> list[NodeCapacity]:
         """What every live node offers (ours measured here, the others' from gossip), less the
@@ -589,7 +629,12 @@ class Daemon:
                 continue
             if member.node_id in barred:
                 continue
-            nodes.append(_capacity(member.node_id, member.meta))
+            meta = member.meta
+            nodes.append(
+                NodeCapacity(
+                    member.node_id, meta.name, float(meta.cpus), meta.mem_total, len(meta.gpus), frozenset(meta.images)
+                )
+            )
         return nodes
 
     def _on_member_event(self, event: MemberEvent) -> None:
@@ -621,7 +666,6 @@ class Daemon:
         """Once a second: join retries; retry backoffs that ended; the rules' maintenance (hand
         back, dead nodes' work); and on the leader, replace voters dead past the grace period."""
         self.link.join_step(self._is_member())
-        self._write_policy_copy()
         now = time.time()
         if self.committer.raft.is_leader and self.table.highest_pending_priority() is not None:
             self.rounds.request()  # also covers a round lost with a leader change
@@ -669,6 +713,9 @@ class Daemon:
             await asyncio.sleep(TICK_S)
             ticks += 1
             raft.tick()
+            if raft.leader_id != self._last_leader:  # counted for /metrics
+                self._last_leader = raft.leader_id
+                self._leader_changes += raft.leader_id is not None
             gossip.tick()
             lease.tick(ask=ticks % per_ask == 0)
             if raft.is_leader:
@@ -688,10 +735,8 @@ class Daemon:
 
     # -- what the control server asks for -------------------------------------
 
-    async def submit(self, specs: tuple[JobSpec, ...], user: str = "") -> list[str]:
-        """Durably record new jobs (idempotent by id); return their ids. ``user``: the local user
-        who submitted them, as the kernel said (``users.Peer``): recorded in each job, whatever
-        the client put there, and checked against the command policy."""
+    async def submit(self, specs: tuple[JobSpec, ...]) -> list[str]:
+        """Durably record new jobs (idempotent by id); return their ids."""
         batch_ids = {s.id for s in specs}
 
         def parent(ref: str) -> str:  # an id, a unique prefix or a name, as everywhere else
@@ -703,10 +748,7 @@ class Daemon:
                 spec = replace(
                     spec, after=tuple(parent(r) for r in spec.after), after_any=tuple(parent(r) for r in spec.after_any)
                 )
-            if spec.user != user:
-                spec = replace(spec, user=user)
             validate_spec(spec)
-            check_policy(self.table.policy, spec)
             existing = self.table.get(spec.id)
             if existing is not None and existing.spec != spec:
                 raise JobAlreadyExistsError(f"job id {spec.id} is taken by a different job")
@@ -716,30 +758,44 @@ class Daemon:
         await self.committer.propose([SubmitJobs(specs, time.time(), self.node_id)])
         return [s.id for s in specs]
 
-    async def set_policy(self, policy: CommandPolicy, *, by: str) -> str:
-        """Replace the cluster's command policy (committed before this returns); the new one as TOML."""
-        from swarmcompute.errors import ConfigError
+    async def create_api_token(
+        self, name: str, *, read_only: bool, expires_s: float | None, uid: int
+    ) -> dict[str, Any]:
+        """Make an HTTP API token acting as local user ``uid``; return its record with the secret
+        (``token``), which is shown this once: only its digest is committed."""
+        from swarmcompute.api import tokens
+        from swarmcompute.state.api_tokens import MAX_TOKENS, ApiToken, CreateApiToken
 
-        problem = policy_problem(policy)
-        if problem is not None:
-            raise ConfigError(f"invalid policy: {problem}")
-        await self.committer.propose([SetPolicy(policy, time.time(), by)])
-        log.info("policy_set", by=by, **policy.summary())
-        self._write_policy_copy()
-        return policy_toml(self.table.policy)
+        name = tokens.check_name(name)
+        if expires_s is not None and not 0 < expires_s <= 100 * 365 * 86400:
+            raise ConfigError("--expires must be a positive duration of at most a century, e.g. 30d")
+        if self.table.api_tokens.get(name) is not None:
+            raise ConfigError(f"an API token named {name} exists: revoke it first (`swarm api-token revoke {name}`)")
+        if len(self.table.api_tokens) >= MAX_TOKENS:
+            raise ConfigError(f"the cluster holds {MAX_TOKENS} API tokens: revoke some first")
+        secret = tokens.new_secret()
+        now = time.time()
+        token = ApiToken(
+            name,
+            tokens.digest(secret),
+            read_only,
+            uid,
+            tokens.user_name(uid),
+            now,
+            None if expires_s is None else now + expires_s,
+        )
+        await self.committer.propose([CreateApiToken(token)])
+        if self.table.api_tokens.get(name) != token:
+            raise ConfigError(f"an API token named {name} was created meanwhile: pick another name")
+        return {**token.view(), "token": secret}
 
-    def _write_policy_copy(self) -> None:
-        """Keep ``policy.toml`` in the state dir the policy this node holds (a copy to read and edit)."""
-        policy = self.table.policy
-        if policy is self._policy_written:
-            return
-        self._policy_written = policy
-        try:
-            tmp = self.paths.policy_file.with_suffix(".tmp")
-            tmp.write_text(policy_toml(policy))
-            tmp.replace(self.paths.policy_file)
-        except OSError as exc:
-            log.warning("policy_copy_not_written", path=str(self.paths.policy_file), error=str(exc))
+    async def revoke_api_token(self, name: str) -> None:
+        """Revoke a token on every node (committed before this returns)."""
+        from swarmcompute.state.api_tokens import RevokeApiToken
+
+        if self.table.api_tokens.get(name) is None:
+            raise ConfigError(f"no API token named {name[:64]!r}: see `swarm api-token list`")
+        await self.committer.propose([RevokeApiToken(name, time.time())])
 
     async def cancel(self, job_ids: list[str], why: str = "cancelled by user") -> None:
         open_ids = tuple(j for j in job_ids if (job := self.table.get(j)) and not job.state.is_terminal)
@@ -829,6 +885,26 @@ class Daemon:
             if not followers:
                 del self._job_events[job_id]
 
+    def metrics(self) -> dict[str, Any]:
+        """What /metrics adds to ``status()``: Raft's counters, gossip states, peer messages."""
+        raft = self.committer.raft.status()
+        states: dict[str, int] = {}
+        for member in self.gossip.members():
+            states[member.state.name.lower()] = states.get(member.state.name.lower(), 0) + 1
+        stats = self.link.transport.stats
+        return {
+            "raft_term": raft.term,
+            "raft_commit_index": raft.commit,
+            "raft_applied_index": raft.applied,
+            "raft_last_index": raft.last_index,
+            "raft_leader_changes": self._leader_changes,
+            "members": states,
+            "peer_messages_sent": stats.sent,
+            "peer_messages_received": stats.received,
+            "peer_messages_dropped": stats.dropped_full + stats.dropped_bad,
+            "peer_connections": stats.peers,
+        }
+
     def status(self) -> dict[str, Any]:
         identity = self._identity()
         raft = self.committer.raft.status()
@@ -860,24 +936,8 @@ class Daemon:
             "pid": os.getpid(),
             "uptime_s": time.monotonic() - self.started_monotonic,
             "lease": self.lease.may_start(),
-            "cgroups": self.executor.processes.cgroups.view(),
-            "run_as": "their submitters" if serves_every_user() else daemon_user(),
-            "policy": self.table.policy.summary(),
+            "http": self.http_address or None,
         }
-
-
-def _capacity(node_id: str, meta: NodeMeta) -> NodeCapacity:
-    """What a node offers the scheduler, from what it advertises (``users``: None for a node that
-    runs every job as its own user)."""
-    return NodeCapacity(
-        node_id,
-        meta.name,
-        float(meta.cpus),
-        meta.mem_total,
-        len(meta.gpus),
-        frozenset(meta.images),
-        users=None if meta.users is None else frozenset(meta.users),
-    )
 
 
 def _docker_images() -> list[str]:

@@ -36,8 +36,8 @@ from pathlib import Path
 
 import structlog
 
-from swarmcompute.raft.config import RaftConfig
 from swarmcompute.errors import DiskFullError, NotLeaderError, StorageError
+from swarmcompute.raft.config import RaftConfig
 from swarmcompute.raft.core import RaftNode
 from swarmcompute.raft.messages import Entry, HardState, Message, Snapshot
 from swarmcompute.raft.ready import Ready, Role, Status
@@ -79,6 +79,13 @@ class RaftHost:
         self._last_role: tuple[Role, str | None] | None = None
         self._saved_hard: HardState | None = None
         self._unsaved_commit: HardState | None = None
+        self._stalled: StorageError | None = None
+        self._sm_applied = 0
+        """The last index the state machine holds (entries applied, or a snapshot restored)."""
+        self._synced_last = 0
+        """The last index of the log as synced (what a restart would find)."""
+        self.on_stall: Callable[[StorageError | None, int], None] | None = None
+        """Told ``(error, synced last index)`` when writes start failing, ``(None, index)`` on resume."""
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -91,13 +98,7 @@ class RaftHost:
         storage, state = RaftStorage.open(self._directory)
         self._storage = storage
         self._saved_hard = state.hard_state
-        self._stalled: StorageError | None = None
-        self._sm_applied = 0
-        """The last index the state machine holds (entries applied, or a snapshot restored)."""
-        self._synced_last = 0
-        """The last index of the log as synced (what a restart would find)."""
-        self.on_stall: Callable[[StorageError | None, int], None] | None = None
-        """Told ``(error, synced last index)`` when writes start failing, ``(None, index)`` on resume."""
+        self._synced_last = state.last_index
         fresh = state.snapshot is None and not state.entries and state.hard_state.term == 0
         if fresh and bootstrap_voters is not None:
             self._node = RaftNode.bootstrap(self.node_id, bootstrap_voters, self._config, self._rng)
@@ -106,11 +107,11 @@ class RaftHost:
             self._node = RaftNode(self.node_id, self._config, self._rng, state)
             if state.snapshot is not None:
                 self._restore(state.snapshot)
+                self._sm_applied = state.snapshot.index
         self._process_ready()
 
     def close(self) -> None:
         if self._storage is not None:
-        self._synced_last = state.last_index
             try:
                 if self._unsaved_commit is not None and self._stalled is None:
                     self._storage.save(Ready(self._unsaved_commit, (), None, (), ()))
@@ -119,21 +120,6 @@ class RaftHost:
                 log.warning("raft_close_unsaved", error=str(exc))
             self._storage = None
 
-    async def run(self) -> None:
-        """Tick the core until cancelled (the daemon ticks through its shared clock instead)."""
-        while True:
-                self._sm_applied = state.snapshot.index
-            await asyncio.sleep(self._tick_interval_s)
-            self.tick()
-
-    def tick(self) -> None:
-        """One tick of logical time, and whatever work it produced (none while stalled)."""
-        if self._stalled is not None:
-            return
-        self.node.tick()
-        self._process_ready()
-
-    # -- inputs ------------------------------------------------------------------
     # -- a failed write: stall, then resume --------------------------------------------
 
     @property
@@ -208,6 +194,20 @@ class RaftHost:
             self.on_stall(None, self._synced_last)
         return True
 
+    async def run(self) -> None:
+        """Tick the core until cancelled (the daemon ticks through its shared clock instead)."""
+        while True:
+            await asyncio.sleep(self._tick_interval_s)
+            self.tick()
+
+    def tick(self) -> None:
+        """One tick of logical time, and whatever work it produced (none while stalled)."""
+        if self._stalled is not None:
+            return
+        self.node.tick()
+        self._process_ready()
+
+    # -- inputs ------------------------------------------------------------------
 
     @property
     def node(self) -> RaftNode:
@@ -216,8 +216,14 @@ class RaftHost:
         return self._node
 
     def step(self, msg: Message) -> None:
+        if self._stalled is not None:
+            return  # no vote, no acknowledgement: the node could not persist what they promise
         self.node.step(msg)
         self._kick()
+
+    def _writable(self) -> None:
+        if self._stalled is not None:
+            raise DiskFullError(f"this node cannot write its raft log ({self._stalled})")
 
     def propose(self, data: bytes) -> tuple[int, int]:
         """Append ``data`` to the log; returns (index, term). Raises ``NotLeaderError``, or
@@ -228,54 +234,48 @@ class RaftHost:
         return index, self.node.term
 
     def campaign(self) -> None:
+        if self._stalled is not None:
+            return
         self.node.campaign()
         self._kick()
-        if self._stalled is not None:
-            return  # no vote, no acknowledgement: the node could not persist what they promise
 
     def add_learner(self, node_id: str) -> bool:
         """Leader only: add ``node_id`` as a learner; False when it is already a member."""
-    def _writable(self) -> None:
-        if self._stalled is not None:
-            raise DiskFullError(f"this node cannot write its raft log ({self._stalled})")
-
         if node_id in self.node.membership.members:
             return False
+        if self._stalled is not None:
+            raise NotLeaderError(None)
         self.node.add_learner(node_id)
         self._kick()
         return True
 
     def remove(self, node_id: str) -> None:
         if self._stalled is not None:
-            return
+            raise NotLeaderError(None)
         self.node.remove(node_id)
         self._kick()
 
     def transfer_leadership(self, to: str) -> None:
+        if self._stalled is not None:
+            raise NotLeaderError(None)
         self.node.transfer_leadership(to)
         self._kick()
 
-        if self._stalled is not None:
-            raise NotLeaderError(None)
     def force_config(self, voters: Iterable[str]) -> None:
         """``swarm recover``: unsafe by design, see ``RaftNode.force_config``."""
+        self._writable()
         self.node.force_config(voters)
         self._kick()
 
-        if self._stalled is not None:
-            raise NotLeaderError(None)
     def elect_self_if_alone(self) -> bool:
         """A one-voter cluster elects itself and applies its whole log right now.
 
         Done during start-up so the table is complete before any client is
-        if self._stalled is not None:
-            raise NotLeaderError(None)
         served (the commit index is persisted lazily, so the log may hold
         entries the saved commit index does not cover yet).
         """
         node = self.node
         if node.membership.voters != {self.node_id} or self._stalled is not None:
-        self._writable()
             return False
         node.campaign()
         self._process_ready()
@@ -313,6 +313,8 @@ class RaftHost:
 
     def compact(self, index: int, data: bytes) -> None:
         """Fold the log up to ``index`` (already applied) into a snapshot holding ``data``."""
+        if self._stalled is not None:
+            return
         snapshot = self.node.compact(index, data)
         if self._storage is not None:
             try:
@@ -331,8 +333,10 @@ class RaftHost:
 
     # -- the Ready loop ----------------------------------------------------------
 
-        if self._stalled is not None:
-            return
+    def _apply_one(self, entry: Entry) -> None:
+        self._apply(entry)
+        self._sm_applied = entry.index
+
     def _kick(self) -> None:
         if not self._scheduled:
             self._scheduled = True
@@ -344,10 +348,6 @@ class RaftHost:
 
     def _persist(self, storage: RaftStorage, rd: Ready) -> None:
         """Save what Raft needs durable; a hard state that only moved ``commit`` rides along later.
-
-    def _apply_one(self, entry: Entry) -> None:
-        self._apply(entry)
-        self._sm_applied = entry.index
 
         The commit index is volatile in Raft (a restarted node learns it again),
         so fsyncing it alone would double the fsyncs per proposal for nothing.

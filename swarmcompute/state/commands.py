@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from swarmcompute import codec
+from swarmcompute.state.api_tokens import CreateApiToken, RevokeApiToken
 from swarmcompute.state.job import AttemptEnd, JobSpec
-from swarmcompute.state.policy import SetPolicy
 
 
 @codec.message("cmd.submit")
@@ -135,7 +135,8 @@ Command = (
     | ReleaseQueued
     | CancelJobs
     | OutputTruncated
-    | SetPolicy
+    | CreateApiToken
+    | RevokeApiToken
 )
 
 

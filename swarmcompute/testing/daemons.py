@@ -69,8 +69,11 @@ class DaemonProcess:
         extra_env: dict[str, str] | None = None,
         wrap: tuple[str, ...] = (),
         log_level: str = "debug",
+        http_port: int | str = "off",
     ) -> None:
         self.state_dir = state_dir
+        self.http_port = http_port
+        """``--http-port``: off unless a test serves HTTP (0: any free port; ``http_url`` says which)."""
         self.log_level = log_level
         """Tests keep debug lines for diagnosis; benchmarks pass "info", what users run."""
         self.name = name
@@ -110,6 +113,8 @@ class DaemonProcess:
             self.bind,
             "--port",
             str(self.port),
+            "--http-port",
+            str(self.http_port),
             *self.extra_args,
         ]
         if self.name:
@@ -169,6 +174,13 @@ class DaemonProcess:
 
     def status(self) -> dict[str, Any]:
         return self.client.status()
+
+    @property
+    def http_url(self) -> str:
+        """``http://HOST:PORT`` of the node's HTTP API (started with ``http_port``)."""
+        url = self.status().get("http")
+        assert url, f"the daemon in {self.state_dir} serves no HTTP (start it with http_port=0)"
+        return str(url)
 
     def swarm(self, *args: str, timeout_s: float = 60.0, **kwargs: Any) -> subprocess.CompletedProcess[str]:
         """Run the `swarm` CLI against this daemon and capture its output."""

@@ -1,0 +1,437 @@
+"""The routes: REST under ``/api/v1`` (OpenAPI in ``openapi.py``), ``/health``, ``/ready``,
+``/metrics``, the dashboard at ``/`` and the docs at ``/api/docs``.
+
+Every ``/api`` request needs ``Authorization: Bearer TOKEN`` (``swarm api-token create``), from
+loopback too; a read-only token may only read. Only the API's description (``/api/docs``,
+``/api/v1/openapi.json``) and the dashboard's static files are open: they hold nothing of the
+cluster. ``/health`` and ``/metrics`` are open unless the daemon was given ``--metrics-token``.
+
+Requests are answered by ``ControlServer.answer`` (what the control socket answers) and streams
+by ``OutputStream`` (what `swarm logs -f` reads), through ``FrameQueue``: one mechanism for both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import hmac
+import json
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from importlib import resources
+from typing import TYPE_CHECKING, Any, cast
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from swarmcompute import codec, errors
+from swarmcompute.api import messages as m
+from swarmcompute.api import tokens
+from swarmcompute.api.streaming import OutputStream
+from swarmcompute.state.api_tokens import ApiToken
+from swarmcompute.state.job import JobState
+from swarmcompute.web import problems
+from swarmcompute.web.metrics import Metrics
+from swarmcompute.web.openapi import openapi_document
+
+if TYPE_CHECKING:
+    from swarmcompute.api.node_api import NodeAPI
+    from swarmcompute.api.server import ControlServer
+
+MAX_BODY_BYTES = 16 * 1024 * 1024
+MAX_PAGE = 1000
+EVENTS_MIN_INTERVAL_S = 0.5
+"""The dashboard's stream sends at most two updates a second, however busy the cluster."""
+EVENTS_MAX_INTERVAL_S = 2.0
+"""... and one at least every two seconds (load and memory change without a commit)."""
+SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+ASSETS = {
+    "dashboard.js": "text/javascript; charset=utf-8",
+    "dashboard.css": "text/css; charset=utf-8",
+    "docs.js": "text/javascript; charset=utf-8",
+}
+
+_STREAMS = {m.STDOUT: "stdout", m.STDERR: "stderr"}
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class FrameQueue:
+    """What ``OutputStream`` writes to in place of a socket: each frame is decoded back into its
+    message and queued; ``drain`` returns once the HTTP side has taken everything, so a slow HTTP
+    reader slows the stream down exactly as a slow socket reader does."""
+
+    def __init__(self) -> None:
+        self.items: deque[Any] = deque()
+        self.ready = asyncio.Event()
+        self.taken = asyncio.Event()
+
+    def write(self, data: bytes) -> None:
+        self.items.append(codec.decode(data[4:]))
+        self.ready.set()
+
+    async def drain(self) -> None:
+        while self.items:
+            self.taken.clear()
+            await self.taken.wait()
+
+
+class Api:
+    def __init__(self, daemon: NodeAPI, control: ControlServer, metrics_token: str | None) -> None:
+        self.daemon = daemon
+        self.control = control
+        self.metrics_token = metrics_token
+        self.metrics = Metrics(daemon)
+        self.openapi = json.dumps(openapi_document()).encode()
+        self.assets = {name: _asset(name) for name in ASSETS}
+        self.index = _asset("index.html")
+        self.docs = _asset("docs.html")
+
+    # -- authentication ---------------------------------------------------------------
+
+    def auth(self, request: Request, *, write: bool = False) -> ApiToken:
+        return tokens.authenticate(
+            self.daemon.table.api_tokens, request.headers.get("authorization"), time.time(), write=write
+        )
+
+    def open_check(self, request: Request) -> None:
+        """``/health`` and ``/metrics``: open, unless ``--metrics-token`` was given."""
+        if self.metrics_token is None:
+            return
+        header = request.headers.get("authorization", "")
+        if not hmac.compare_digest(header.encode(), f"Bearer {self.metrics_token}".encode()):
+            raise errors.ApiAuthError("this node's /metrics and /health need its --metrics-token as a Bearer token")
+
+    async def ask(self, request: object, token: ApiToken) -> Any:
+        return await self.control.answer(request, uid=token.uid)
+
+    # -- open endpoints -----------------------------------------------------------------
+
+    async def health(self, request: Request) -> Response:
+        self.open_check(request)
+        status = self.daemon.status()
+        me: dict[str, Any] = next((n for n in status["nodes"] if n["id"] == status["node_id"]), {})
+        quorum = status["quorum"]
+        body = {
+            "status": "ok" if quorum["healthy"] else "no_quorum",
+            "node_id": status["node_id"],
+            "role": me.get("role"),
+            "leader": status["leader"],
+            "term": status["term"],
+            "quorum": quorum,
+        }
+        return JSONResponse(body, status_code=200 if quorum["healthy"] else 503)
+
+    async def ready(self, request: Request) -> Response:
+        self.open_check(request)
+        status = self.daemon.status()
+        ok = status["leader"] is not None and status["quorum"]["healthy"]
+        body = {"ready": ok, "leader": status["leader"], "reason": status["quorum"]["reason"]}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    async def metrics_text(self, request: Request) -> Response:
+        self.open_check(request)
+        body, media_type = self.metrics.render()
+        return Response(body, media_type=media_type)
+
+    async def dashboard(self, request: Request) -> Response:
+        return Response(self.index, media_type="text/html; charset=utf-8", headers=_NO_STORE)
+
+    async def asset(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in self.assets:
+            raise HTTPException(404, f"no asset {name[:64]!r}")
+        return Response(self.assets[name], media_type=ASSETS[name], headers=_NO_STORE)
+
+    async def docs_page(self, request: Request) -> Response:
+        return Response(self.docs, media_type="text/html; charset=utf-8", headers=_NO_STORE)
+
+    async def openapi_json(self, request: Request) -> Response:
+        return Response(self.openapi, media_type="application/json")
+
+    # -- jobs ---------------------------------------------------------------------------
+
+    async def submit(self, request: Request) -> Response:
+        token = self.auth(request, write=True)
+        body = await _read_json(request)
+        many = isinstance(body, list) or (isinstance(body, dict) and "jobs" in body and "argv" not in body)
+        items = body if isinstance(body, list) else body.get("jobs") if many and isinstance(body, dict) else [body]
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items) or not items:
+            raise errors.InvalidJobSpecError(
+                'the body is one job {"argv": [...], ...options} or {"jobs": [one or more of those]}'
+            )
+        from swarmcompute.client import job_specs
+
+        specs = job_specs(items)
+        ids = await self.ask(m.Submit(tuple(specs)), token)  # as the token's user, as the control socket does
+        body_out: dict[str, Any] = {"ids": ids}
+        if not many:
+            body_out["id"] = ids[0]
+        return JSONResponse(body_out, status_code=201, headers={"Location": f"/api/v1/jobs/{ids[0]}"})
+
+    async def list_jobs(self, request: Request) -> Response:
+        self.auth(request)
+        q = request.query_params
+        states = [s for v in q.getlist("state") for s in v.split(",") if s]
+        bad = [s for s in states if s not in JobState._value2member_map_]
+        if bad:
+            raise errors.ConfigError(f"unknown state {bad[0][:40]!r}: one of {', '.join(s.value for s in JobState)}")
+        limit = _int_param(q.get("limit"), "limit", 50, 0, MAX_PAGE)
+        offset = _int_param(q.get("offset"), "offset", 0, 0, 2**53)
+        node, name = q.get("node"), q.get("name")
+        daemon = self.daemon
+        jobs = daemon.table.recent(len(daemon.table), [JobState(s) for s in states] or None)
+        if node:
+            jobs = [j for j in jobs if j.node == node or (j.node and daemon.node_name(j.node) == node)]
+        if name:
+            jobs = [j for j in jobs if name in j.spec.name]
+        page = jobs[offset : offset + limit]
+        return JSONResponse(
+            {"jobs": [daemon.job_view(j) for j in page], "total": len(jobs), "offset": offset, "limit": limit}
+        )
+
+    async def get_job(self, request: Request) -> Response:
+        token = self.auth(request)
+        return JSONResponse(await self.ask(m.GetJob(request.path_params["ref"]), token))
+
+    async def cancel(self, request: Request) -> Response:
+        token = self.auth(request, write=True)
+        views = await self.ask(m.Cancel((request.path_params["ref"],)), token)
+        return JSONResponse(views[0])
+
+    async def wait(self, request: Request) -> Response:
+        token = self.auth(request)
+        body = await _read_json(request)
+        ids = body.get("ids") if isinstance(body, dict) else None
+        timeout = body.get("timeout") if isinstance(body, dict) else None
+        if not isinstance(ids, list) or not ids or not all(isinstance(i, str) and i for i in ids):
+            raise errors.ConfigError('the body is {"ids": [job ids], "timeout": seconds or null}')
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout <= 1e9
+        ):
+            raise errors.ConfigError("timeout must be a number of seconds or null")
+        views = await self.ask(m.Wait(tuple(ids), None if timeout is None else float(timeout)), token)
+        return JSONResponse({"jobs": views})
+
+    async def logs(self, request: Request) -> Response:
+        self.auth(request)
+        q = request.query_params
+        attempt = _int_param(q.get("attempt"), "attempt", 0, 1, 2**53) or None
+        follow = q.get("follow", "") in ("1", "true", "yes")
+        from_first = q.get("from") == "first"
+        sse = "text/event-stream" in request.headers.get("accept", "") or q.get("format") == "sse"
+        job = await self.control.resolve(request.path_params["ref"])
+        events = self._output(job.id, follow=follow, attempt=attempt, from_first=from_first)
+        first = await anext(events)  # an error (no such attempt) is still a problem response here
+        if sse:
+            return StreamingResponse(_sse_output(first, events), media_type="text/event-stream", headers=SSE_HEADERS)
+        return StreamingResponse(_plain_output(first, events), media_type="text/plain; charset=utf-8")
+
+    async def _output(self, job_id: str, *, follow: bool, attempt: int | None, from_first: bool) -> AsyncIterator[Any]:
+        queue = FrameQueue()
+        stream = OutputStream(self.daemon, cast(asyncio.StreamWriter, queue), job_id)
+        task = asyncio.ensure_future(stream.run(follow=follow, attempt=attempt, from_first=from_first))
+        try:
+            while True:
+                if queue.items:
+                    item = queue.items.popleft()
+                    if not queue.items:
+                        queue.taken.set()
+                    yield item
+                    continue
+                if task.done():
+                    task.result()
+                    return
+                queue.ready.clear()
+                waiter = asyncio.ensure_future(queue.ready.wait())
+                await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+        finally:
+            task.cancel()
+
+    # -- nodes and the cluster -------------------------------------------------------------
+
+    async def nodes(self, request: Request) -> Response:
+        self.auth(request)
+        return JSONResponse({"nodes": self.daemon.status()["nodes"]})
+
+    async def node(self, request: Request) -> Response:
+        self.auth(request)
+        ref = request.path_params["ref"]
+        for node in self.daemon.status()["nodes"]:
+            if ref in (node["id"], node["name"]):
+                return JSONResponse(node)
+        raise HTTPException(404, f"no node {ref[:64]!r}: see GET /api/v1/nodes")
+
+    async def cluster(self, request: Request) -> Response:
+        self.auth(request)
+        return JSONResponse(self.daemon.status())
+
+    async def sd(self, request: Request) -> Response:
+        """Prometheus ``http_sd_configs``: every node's host with this node's HTTP port."""
+        self.auth(request)
+        status = self.daemon.status()
+        port = (status.get("http") or "").rpartition(":")[2]
+        groups = []
+        for node in status["nodes"]:
+            host = node["address"].rpartition(":")[0]
+            if host and port and node["state"] != "left":
+                groups.append({"targets": [f"{host}:{port}"], "labels": {"swarm_node": node["name"] or node["id"]}})
+        return JSONResponse(groups)
+
+    async def events(self, request: Request) -> Response:
+        """The dashboard's stream: ``status`` events (the cluster status and the newest jobs)."""
+        self.auth(request)
+        limit = _int_param(request.query_params.get("jobs"), "jobs", 100, 0, MAX_PAGE)
+        return StreamingResponse(self._status_events(limit), media_type="text/event-stream", headers=SSE_HEADERS)
+
+    async def _status_events(self, limit: int) -> AsyncIterator[str]:
+        daemon = self.daemon
+        while True:
+            status = daemon.status()
+            status["recent_jobs"] = [daemon.job_view(j) for j in daemon.table.recent(limit)]
+            status["load_history"] = self.metrics.load_history()
+            yield f"event: status\ndata: {json.dumps(status)}\n\n"
+            sent = time.monotonic()
+            await daemon.wait_changed(EVENTS_MAX_INTERVAL_S)
+            pause = EVENTS_MIN_INTERVAL_S - (time.monotonic() - sent)
+            if pause > 0:
+                await asyncio.sleep(pause)
+
+
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _asset(name: str) -> bytes:
+    return resources.files("swarmcompute.web").joinpath("assets", name).read_bytes()
+
+
+async def _read_json(request: Request) -> Any:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise errors.ConfigError(f"the body is over {MAX_BODY_BYTES} bytes: split the submission up")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise errors.ConfigError(f"the body is over {MAX_BODY_BYTES} bytes: split the submission up")
+        chunks.append(chunk)
+    try:
+        return json.loads(b"".join(chunks) or b"null")
+    except (ValueError, RecursionError):
+        raise errors.ConfigError("the body is not JSON") from None
+
+
+def _int_param(value: str | None, name: str, default: int, lo: int, hi: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise errors.ConfigError(f"{name} must be a whole number, got {value[:40]!r}") from None
+    if not lo <= number <= hi:
+        raise errors.ConfigError(f"{name} must be from {lo} to {hi}, got {number}")
+    return number
+
+
+async def _plain_output(first: Any, events: AsyncIterator[Any]) -> AsyncIterator[bytes]:
+    """Only the output's bytes, stdout and stderr interleaved (``Client.logs``)."""
+    item: Any = first
+    while True:
+        if isinstance(item, m.OutputChunk):
+            yield item.data
+        try:
+            item = await anext(events)
+        except StopAsyncIteration:
+            return
+
+
+async def _sse_output(first: Any, events: AsyncIterator[Any]) -> AsyncIterator[str]:
+    """``output`` (``attempt``, ``stream``, ``text``), ``attempt``, ``notice`` and, last, ``end``
+    (the job, as ``GET /api/v1/jobs/{id}``). Text is decoded per stream, split characters kept."""
+    decoders: dict[tuple[int, int], codecs.IncrementalDecoder] = {}
+    item: Any = first
+    while True:
+        match item:
+            case m.OutputChunk(attempt=attempt, stream=stream, data=data):
+                decoder = decoders.setdefault((attempt, stream), codecs.getincrementaldecoder("utf-8")("replace"))
+                text = decoder.decode(data)
+                if text:
+                    body = {"attempt": attempt, "stream": _STREAMS.get(stream, str(stream)), "text": text}
+                    yield f"event: output\ndata: {json.dumps(body)}\n\n"
+            case m.AttemptStart():
+                body = {"attempt": item.attempt, "node": item.node, "text": item.text}
+                yield f"event: attempt\ndata: {json.dumps(body)}\n\n"
+            case m.Notice(text=text):
+                yield f"event: notice\ndata: {json.dumps({'text': text})}\n\n"
+            case m.StreamEnd(job=job):
+                yield f"event: end\ndata: {json.dumps(job)}\n\n"
+        try:
+            item = await anext(events)
+        except StopAsyncIteration:
+            return
+        except errors.SwarmError as exc:
+            yield f"event: error\ndata: {json.dumps({'code': type(exc).__name__, 'detail': str(exc)})}\n\n"
+            return
+
+
+def _handle(endpoint: Endpoint) -> Endpoint:
+    async def handler(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except errors.SwarmError as exc:
+            return problems.from_error(exc)
+
+    return handler
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "HTTPError")
+    return problems.problem(exc.status_code, code, str(exc.detail))
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    return problems.problem(500, "InternalError", "the node failed to answer: see its log")
+
+
+def build_app(daemon: NodeAPI, control: ControlServer, *, metrics_token: str | None = None) -> Starlette:
+    api = Api(daemon, control, metrics_token)
+
+    def route(path: str, endpoint: Endpoint, methods: list[str] | None = None) -> Route:
+        return Route(path, _handle(endpoint), methods=methods or ["GET"])
+
+    routes = [
+        route("/", api.dashboard),
+        route("/assets/{name}", api.asset),
+        route("/health", api.health),
+        route("/ready", api.ready),
+        route("/metrics", api.metrics_text),
+        route("/api/docs", api.docs_page),
+        route("/api/v1/openapi.json", api.openapi_json),
+        route("/api/v1/jobs", api.list_jobs),
+        route("/api/v1/jobs", api.submit, ["POST"]),
+        route("/api/v1/jobs/wait", api.wait, ["POST"]),
+        route("/api/v1/jobs/{ref}", api.get_job),
+        route("/api/v1/jobs/{ref}", api.cancel, ["DELETE"]),
+        route("/api/v1/jobs/{ref}/cancel", api.cancel, ["POST"]),
+        route("/api/v1/jobs/{ref}/logs", api.logs),
+        route("/api/v1/nodes", api.nodes),
+        route("/api/v1/nodes/{ref}", api.node),
+        route("/api/v1/cluster", api.cluster),
+        route("/api/v1/sd", api.sd),
+        route("/api/v1/events", api.events),
+        # The seeds' shapes: the same handlers.
+        route("/jobs", api.submit, ["POST"]),
+        route("/jobs/{ref}", api.get_job),
+    ]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+    )
+    app.state.api = api
+    return app

@@ -1,0 +1,223 @@
+// The swarm dashboard: no build step, no dependencies. It reads /api/v1/events (Server-Sent Events,
+// read with fetch so that the token goes in the Authorization header, never in a URL) and renders
+// the cluster, its nodes and jobs; one job's log follows /api/v1/jobs/{id}/logs the same way.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+let token = localStorage.getItem("swarmToken") || "";
+let lastStatus = null;
+let eventsAbort = null;
+let logAbort = null;
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") node.className = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(c == null ? "" : String(c)));
+  return node;
+}
+
+function bytes(n) {
+  if (typeof n !== "number") return "";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
+}
+
+function ago(ts) {
+  if (!ts) return "";
+  const s = Math.max(0, Date.now() / 1000 - ts);
+  if (s < 60) return `${s.toFixed(0)}s ago`;
+  if (s < 3600) return `${(s / 60).toFixed(0)}m ago`;
+  return `${(s / 3600).toFixed(1)}h ago`;
+}
+
+function took(job) {
+  if (!job.started_at) return "";
+  const end = job.finished_at || Date.now() / 1000;
+  return `${(end - job.started_at).toFixed(1)}s`;
+}
+
+async function api(method, path, body) {
+  const res = await fetch(path, {
+    method,
+    headers: { "Authorization": `Bearer ${token}`, ...(body ? { "Content-Type": "application/json" } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const data = res.headers.get("content-type", "").includes("json") ? await res.json() : await res.text();
+  if (!res.ok) throw Object.assign(new Error(data.detail || res.statusText), { status: res.status });
+  return data;
+}
+
+// Server-Sent Events over fetch: calls onEvent(name, data) for each event until the stream ends.
+async function sse(path, onEvent, signal) {
+  const res = await fetch(path, { headers: { "Authorization": `Bearer ${token}`, "Accept": "text/event-stream" }, signal });
+  if (!res.ok) {
+    let detail = res.statusText;
+    try { detail = (await res.json()).detail; } catch (e) { /* not JSON */ }
+    throw Object.assign(new Error(detail), { status: res.status });
+  }
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      let name = "message", data = "";
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event: ")) name = line.slice(7);
+        else if (line.startsWith("data: ")) data += line.slice(6);
+      }
+      onEvent(name, data ? JSON.parse(data) : null);
+    }
+  }
+}
+
+function showLogin(message) {
+  $("login").hidden = false;
+  $("main").hidden = true;
+  $("login-error").textContent = message || "";
+}
+
+async function connect() {
+  if (!token) { showLogin(""); return; }
+  if (eventsAbort) eventsAbort.abort();
+  const abort = eventsAbort = new AbortController();
+  for (;;) {
+    try {
+      await sse("/api/v1/events?jobs=200", (name, data) => { if (name === "status") render(data); }, abort.signal);
+    } catch (err) {
+      if (abort.signal.aborted) return;
+      if (err.status === 401 || err.status === 403) { showLogin(err.message); return; }
+      $("health").textContent = "disconnected";
+      $("health").className = "badge bad";
+    }
+    if (abort.signal.aborted) return;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+function render(status) {
+  lastStatus = status;
+  $("login").hidden = true;
+  $("main").hidden = false;
+  const q = status.quorum;
+  $("health").textContent = q.healthy ? "healthy" : `quorum LOST: ${q.reason}`;
+  $("health").className = "badge " + (q.healthy ? "ok" : "bad");
+  const leader = status.nodes.find((n) => n.id === status.leader);
+  $("leader").textContent = `leader ${leader ? leader.name : status.leader || "none"} · term ${status.term}`;
+  const nodes = $("nodes").tBodies[0];
+  nodes.replaceChildren(...status.nodes.map((n) => el("tr", { "data-node": n.id },
+    el("td", {}, n.name || n.id), el("td", {}, n.role), el("td", {}, n.state),
+    el("td", {}, n.cpu_percent == null ? "" : `${n.cpu_percent.toFixed(0)}% of ${n.cpus}`),
+    el("td", {}, n.load_1m == null ? "" : n.load_1m.toFixed(2)),
+    el("td", {}, `${bytes(n.mem_available)} / ${bytes(n.mem_total)}`),
+    el("td", {}, bytes(n.disk_free)),
+    el("td", {}, (n.gpus || []).length),
+    el("td", {}, n.running_jobs),
+    el("td", { class: "wide" }, (n.images || []).slice(0, 3).join(", ")),
+  )));
+  const counts = Object.entries(status.jobs).filter(([, c]) => c).map(([s, c]) => `${c} ${s}`).join(" · ");
+  $("counts").textContent = counts ? `(${counts})` : "";
+  renderJobs();
+  renderChart(status.load_history || []);
+}
+
+function renderJobs() {
+  if (!lastStatus) return;
+  const names = Object.fromEntries(lastStatus.nodes.map((n) => [n.id, n.name || n.id]));
+  const state = $("filter-state").value, node = $("filter-node").value.trim(), name = $("filter-name").value.trim();
+  const jobs = lastStatus.recent_jobs.filter((j) =>
+    (!state || j.state === state) &&
+    (!node || names[j.node] === node || j.node === node) &&
+    (!name || (j.name || "").includes(name)));
+  $("jobs").tBodies[0].replaceChildren(...jobs.map((j) => {
+    const open = !["succeeded", "failed", "cancelled"].includes(j.state);
+    const cancel = open ? el("button", { type: "button", class: "cancel", onclick: (e) => { e.stopPropagation(); cancelJob(j.id); } }, "cancel") : "";
+    return el("tr", { class: "clickable", "data-job": j.id, "data-state": j.state, onclick: () => openLog(j.id) },
+      el("td", {}, j.id), el("td", {}, j.name || ""), el("td", { class: `state state-${j.state}` }, j.state),
+      el("td", {}, names[j.node] || j.node || ""), el("td", {}, ago(j.submitted_at)), el("td", {}, took(j)),
+      el("td", { class: "reason" }, j.message || j.reason), el("td", {}, cancel));
+  }));
+}
+
+const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"];
+
+function renderChart(history) {
+  const svg = $("chart");
+  const names = [...new Set(history.flatMap((p) => Object.keys(p.cpu)))];
+  const now = Date.now() / 1000;
+  const x = (t) => 600 - (now - t) / 3600 * 600;
+  const y = (v) => 118 - Math.min(100, v) * 1.16;
+  svg.replaceChildren(...names.map((name, i) => {
+    const points = history.filter((p) => name in p.cpu).map((p) => `${x(p.t).toFixed(1)},${y(p.cpu[name]).toFixed(1)}`);
+    const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+    line.setAttribute("points", points.join(" "));
+    line.setAttribute("fill", "none");
+    line.setAttribute("stroke", COLORS[i % COLORS.length]);
+    line.setAttribute("stroke-width", "2");
+    line.setAttribute("vector-effect", "non-scaling-stroke");
+    return line;
+  }));
+  $("chart-legend").replaceChildren(...names.map((name, i) => el("span", { style: `color:${COLORS[i % COLORS.length]}` }, `■ ${name}`)));
+}
+
+async function cancelJob(id) {
+  try { await api("DELETE", `/api/v1/jobs/${encodeURIComponent(id)}`); }
+  catch (err) { alert(`cancel ${id}: ${err.message}`); }
+}
+
+async function openLog(id) {
+  if (logAbort) logAbort.abort();
+  const abort = logAbort = new AbortController();
+  const pre = $("log");
+  pre.replaceChildren();
+  $("log-job").textContent = id;
+  $("log-section").hidden = false;
+  const add = (cls, text) => pre.append(el("span", { class: cls }, text));
+  try {
+    await sse(`/api/v1/jobs/${encodeURIComponent(id)}/logs?format=sse&follow=1&from=first`, (name, data) => {
+      if (name === "output") add(data.stream, data.text);
+      else if (name === "attempt") add("meta", data.text + "\n");
+      else if (name === "notice") add("meta", `swarm: ${data.text}\n`);
+      else if (name === "end") add("meta", `--- ${data.state}${data.exit_code == null ? "" : ` (exit ${data.exit_code})`} ---\n`);
+      else if (name === "error") add("stderr", `swarm: ${data.detail}\n`);
+    }, abort.signal);
+  } catch (err) {
+    if (!abort.signal.aborted) add("stderr", `swarm: ${err.message}\n`);
+  }
+}
+
+$("login-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  token = $("token").value.trim();
+  localStorage.setItem("swarmToken", token);
+  connect();
+});
+
+$("submit-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const body = { argv: $("submit-cmd").value };
+  if ($("submit-name").value.trim()) body.name = $("submit-name").value.trim();
+  try {
+    const res = await api("POST", "/api/v1/jobs", body);
+    $("submit-result").textContent = `submitted ${res.id}`;
+    $("submit-cmd").value = "";
+  } catch (err) {
+    $("submit-result").textContent = err.message;
+  }
+});
+
+$("log-close").addEventListener("click", () => { if (logAbort) logAbort.abort(); $("log-section").hidden = true; });
+for (const id of ["filter-state", "filter-node", "filter-name"]) $(id).addEventListener("input", renderJobs);
+
+connect();

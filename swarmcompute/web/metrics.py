@@ -1,0 +1,173 @@
+"""Prometheus ``/metrics`` (prometheus_client): read from the daemon at each scrape, nothing kept
+between scrapes except the dashboard's load history.
+
+Per node (label ``node``, the node's name; every node reports every node, as gossip sees it):
+``swarm_node_up``, ``swarm_node_cpus``, ``swarm_node_cpu_percent``, ``swarm_node_load1``,
+``swarm_node_memory_total_bytes``, ``swarm_node_memory_available_bytes``,
+``swarm_node_disk_free_bytes``, ``swarm_node_gpus``, ``swarm_node_running_jobs``.
+
+The cluster (from the replicated job table, so every node says the same): ``swarm_jobs{state}``,
+``swarm_queue_depth``, ``swarm_jobs_submitted_total``, ``swarm_jobs_finished_total``,
+``swarm_jobs_failed_total``, the histograms ``swarm_job_placement_seconds`` (submitted to given
+to a node) and ``swarm_job_run_seconds`` (started to ended). This node's view: ``swarm_raft_term``,
+``swarm_raft_commit_index``, ``swarm_raft_applied_index``, ``swarm_raft_leader_changes_total``,
+``swarm_raft_is_leader``, ``swarm_quorum_healthy``, ``swarm_members{state}``,
+``swarm_peer_messages_sent_total``, ``swarm_peer_messages_received_total``,
+``swarm_peer_messages_dropped_total``, ``swarm_peer_connections``; and the process's own
+(``process_resident_memory_bytes``, ...).
+
+A scrape walks the job table once: about 30 ms per 10,000 jobs on a small VM.
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_left
+from collections import deque
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+from swarmcompute.state.job import JobState
+
+if TYPE_CHECKING:
+    from swarmcompute.api.node_api import NodeAPI
+
+PLACEMENT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+RUN_BUCKETS = (0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 24 * 3600.0)
+LOAD_HISTORY_S = 3600.0
+LOAD_SAMPLE_S = 30.0
+"""The dashboard's chart: each node's CPU use, one point every 30 s for the last hour."""
+
+NODE_GAUGES = (
+    ("swarm_node_cpus", "CPUs the node offers", "cpus"),
+    ("swarm_node_cpu_percent", "CPU use of the whole machine, percent", "cpu_percent"),
+    ("swarm_node_load1", "1-minute load average", "load_1m"),
+    ("swarm_node_memory_total_bytes", "memory of the machine", "mem_total"),
+    ("swarm_node_memory_available_bytes", "memory available", "mem_available"),
+    ("swarm_node_disk_free_bytes", "free space where the state directory is", "disk_free"),
+    ("swarm_node_running_jobs", "jobs assigned to or running on the node", "running_jobs"),
+)
+
+
+class Metrics:
+    def __init__(self, daemon: NodeAPI) -> None:
+        self._daemon = daemon
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(_Collector(daemon))
+        ProcessCollector(registry=self.registry)
+        self._history: deque[tuple[float, dict[str, float]]] = deque()
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    def load_history(self) -> list[dict[str, Any]]:
+        """``[{"t": unix seconds, "cpu": {node name: percent}}]``, oldest first; sampled when read
+        (the dashboard's stream reads it every few seconds while someone watches)."""
+        now = time.time()
+        if not self._history or now - self._history[-1][0] >= LOAD_SAMPLE_S:
+            nodes = self._daemon.status()["nodes"]
+            self._history.append((now, {n["name"] or n["id"]: float(n.get("cpu_percent") or 0) for n in nodes}))
+        while self._history and now - self._history[0][0] > LOAD_HISTORY_S:
+            self._history.popleft()
+        return [{"t": t, "cpu": cpu} for t, cpu in self._history]
+
+
+class _Collector(Collector):
+    def __init__(self, daemon: NodeAPI) -> None:
+        self._daemon = daemon
+
+    def collect(self) -> Iterator[Metric]:
+        daemon = self._daemon
+        status = daemon.status()
+        yield from _nodes(status["nodes"])
+        yield from _jobs(daemon)
+        yield from _node_view(status, daemon.metrics())
+
+
+def _nodes(nodes: Sequence[dict[str, Any]]) -> Iterator[Metric]:
+    up = GaugeMetricFamily("swarm_node_up", "1 while gossip sees the node alive", labels=["node", "id"])
+    gpus = GaugeMetricFamily("swarm_node_gpus", "GPUs the node advertises", labels=["node", "id"])
+    gauges = [(GaugeMetricFamily(name, text, labels=["node", "id"]), key) for name, text, key in NODE_GAUGES]
+    for node in nodes:
+        labels = [node["name"] or node["id"], node["id"]]
+        up.add_metric(labels, 1.0 if node["state"] == "alive" else 0.0)
+        gpus.add_metric(labels, float(len(node.get("gpus") or ())))
+        for family, key in gauges:
+            value = node.get(key)
+            if isinstance(value, (int, float)):
+                family.add_metric(labels, float(value))
+    yield up
+    yield gpus
+    for family, _ in gauges:
+        yield family
+
+
+def _jobs(daemon: NodeAPI) -> Iterator[Metric]:
+    counts = daemon.table.counts()
+    by_state = GaugeMetricFamily("swarm_jobs", "jobs by state", labels=["state"])
+    for state, count in counts.items():
+        by_state.add_metric([state], float(count))
+    yield by_state
+    yield GaugeMetricFamily("swarm_queue_depth", "jobs waiting for a node", value=counts.get("pending", 0))
+    finished = sum(counts.get(s.value, 0) for s in JobState if s.is_terminal)
+    yield CounterMetricFamily("swarm_jobs_submitted", "jobs submitted", value=len(daemon.table))
+    yield CounterMetricFamily("swarm_jobs_finished", "jobs ended (succeeded, failed, cancelled)", value=finished)
+    yield CounterMetricFamily("swarm_jobs_failed", "jobs failed", value=counts.get("failed", 0))
+    placement: list[float] = []
+    run: list[float] = []
+    for job in daemon.table.jobs():
+        placed = job.assigned_at if job.assigned_at is not None else job.started_at
+        if placed is not None and job.attempt <= 1:
+            placement.append(max(0.0, placed - job.submitted_at))
+        if job.state.is_terminal and job.started_at is not None and job.finished_at is not None:
+            run.append(max(0.0, job.finished_at - job.started_at))
+    yield _histogram(
+        "swarm_job_placement_seconds", "from submission to a node (first attempts)", placement, PLACEMENT_BUCKETS
+    )
+    yield _histogram("swarm_job_run_seconds", "run time of ended jobs (their last attempt)", run, RUN_BUCKETS)
+
+
+def _histogram(name: str, text: str, values: list[float], bounds: Sequence[float]) -> Metric:
+    values.sort()
+    buckets = [(f"{b:g}", float(bisect_left(values, b + 1e-12))) for b in bounds]
+    buckets.append(("+Inf", float(len(values))))
+    return HistogramMetricFamily(name, text, buckets=buckets, sum_value=sum(values))
+
+
+def _node_view(status: dict[str, Any], view: dict[str, Any]) -> Iterator[Metric]:
+    yield GaugeMetricFamily("swarm_raft_term", "the current Raft term", value=view["raft_term"])
+    yield GaugeMetricFamily(
+        "swarm_raft_commit_index", "the highest committed log index", value=view["raft_commit_index"]
+    )
+    yield GaugeMetricFamily(
+        "swarm_raft_applied_index", "the highest applied log index", value=view["raft_applied_index"]
+    )
+    yield CounterMetricFamily(
+        "swarm_raft_leader_changes", "leaders this node has seen elected", value=view["raft_leader_changes"]
+    )
+    yield GaugeMetricFamily(
+        "swarm_raft_is_leader", "1 on the leader", value=1.0 if status["leader"] == status["node_id"] else 0.0
+    )
+    yield GaugeMetricFamily(
+        "swarm_quorum_healthy", "1 while a quorum of voters holds", value=float(status["quorum"]["healthy"])
+    )
+    members = GaugeMetricFamily("swarm_members", "nodes by gossip state, as this node sees them", labels=["state"])
+    for state in ("alive", "suspect", "dead", "left"):
+        members.add_metric([state], float(view["members"].get(state, 0)))
+    yield members
+    yield CounterMetricFamily("swarm_peer_messages_sent", "peer messages sent", value=view["peer_messages_sent"])
+    yield CounterMetricFamily(
+        "swarm_peer_messages_received", "peer messages received", value=view["peer_messages_received"]
+    )
+    yield CounterMetricFamily(
+        "swarm_peer_messages_dropped",
+        "peer messages dropped (queue full or malformed)",
+        value=view["peer_messages_dropped"],
+    )
+    yield GaugeMetricFamily("swarm_peer_connections", "open connections to peers", value=view["peer_connections"])

@@ -1,0 +1,316 @@
+"""The OpenAPI 3.1 description of the HTTP API, served at ``/api/v1/openapi.json``.
+
+Hand-written next to the routes (``app.build_app``); ``tests/web`` checks it with
+openapi-spec-validator and calls every route it declares.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from swarmcompute.state.job import JobState
+
+JOB_OPTIONS: dict[str, Any] = {
+    "argv": {
+        "description": "the command: a list of arguments, or one string run by /bin/sh -c",
+        "oneOf": [{"type": "array", "items": {"type": "string"}, "minItems": 1}, {"type": "string"}],
+    },
+    "name": {"type": "string"},
+    "env": {"type": "object", "additionalProperties": {"type": "string"}},
+    "cwd": {"type": "string"},
+    "timeout": {"description": "30s, 10m, 2h or seconds", "oneOf": [{"type": "string"}, {"type": "number"}]},
+    "retries": {"type": "integer", "minimum": 0},
+    "priority": {"type": "integer"},
+    "cpus": {"type": "number", "minimum": 0},
+    "mem": {"description": "512M, 2G or bytes", "oneOf": [{"type": "string"}, {"type": "integer"}]},
+    "gpus": {"type": "integer", "minimum": 0},
+    "after": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+    "after_any": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+    "node": {"type": "string", "description": "pin to a node (name or id)"},
+    "image": {"type": "string", "description": "run in a Docker container of this image"},
+    "on_disconnect": {"type": "string", "enum": ["stop", "keep"]},
+    "job_id": {"type": "string", "description": "choose the id: resubmitting the same id is a no-op"},
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+PROBLEM = {"$ref": "#/components/responses/Problem"}
+
+
+def _op(
+    summary: str, responses: dict[str, Any], *, params: list[dict[str, Any]] | None = None, **extra: Any
+) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "responses": {**responses, "default": PROBLEM}}
+    if params:
+        op["parameters"] = params
+    op.update(extra)
+    return op
+
+
+def _path_param(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "description": description, "schema": {"type": "string"}}
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+
+
+def openapi_document() -> dict[str, Any]:
+    job_ref = _path_param("ref", "a job id, a unique prefix of one, or a job name (the newest wins)")
+    node_ref = _path_param("ref", "a node id or name")
+    open_: dict[str, Any] = {"security": []}
+    submit_body = {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        _ref("JobSubmission"),
+                        {
+                            "type": "object",
+                            "required": ["jobs"],
+                            "properties": {"jobs": {"type": "array", "items": _ref("JobSubmission")}},
+                        },
+                        {"type": "array", "items": _ref("JobSubmission")},
+                    ]
+                }
+            }
+        },
+    }
+    submitted = _json(
+        {
+            "type": "object",
+            "properties": {"id": {"type": "string"}, "ids": {"type": "array", "items": {"type": "string"}}},
+        },
+        "committed: the ids (and `id` for one job)",
+    )
+    paths: dict[str, Any] = {
+        "/health": {
+            "get": _op(
+                "200 with role and quorum; 503 when quorum is lost",
+                {"200": _json(_ref("Health")), "503": _json(_ref("Health"), "quorum lost")},
+                **open_,
+            )
+        },
+        "/ready": {
+            "get": _op(
+                "200 once the node knows a leader and a quorum holds",
+                {"200": _json({"type": "object"}), "503": _json({"type": "object"}, "not ready")},
+                **open_,
+            )
+        },
+        "/metrics": {
+            "get": _op(
+                "Prometheus metrics",
+                {
+                    "200": {
+                        "description": "text exposition format",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+                **open_,
+            )
+        },
+        "/api/v1/jobs": {
+            "get": _op(
+                "jobs, newest first, filtered and paged",
+                {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "jobs": {"type": "array", "items": _ref("Job")},
+                                "total": {"type": "integer"},
+                                "offset": {"type": "integer"},
+                                "limit": {"type": "integer"},
+                            },
+                        }
+                    )
+                },
+                params=[
+                    _query(
+                        "state",
+                        {"type": "string"},
+                        "only jobs in these states (comma-separated or repeated): "
+                        + ", ".join(s.value for s in JobState),
+                    ),
+                    _query("node", {"type": "string"}, "only jobs whose current attempt is on this node (id or name)"),
+                    _query("name", {"type": "string"}, "only jobs whose name contains this"),
+                    _query("limit", {"type": "integer", "minimum": 0, "maximum": 1000, "default": 50}, "page size"),
+                    _query("offset", {"type": "integer", "minimum": 0, "default": 0}, "jobs to skip"),
+                ],
+            ),
+            "post": _op(
+                "submit one job or many (the dicts Client.submit_many takes)",
+                {"201": submitted},
+                requestBody=submit_body,
+            ),
+        },
+        "/api/v1/jobs/wait": {
+            "post": _op(
+                "wait until the jobs end",
+                {"200": _json({"type": "object", "properties": {"jobs": {"type": "array", "items": _ref("Job")}}})},
+                requestBody={
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["ids"],
+                                "properties": {
+                                    "ids": {"type": "array", "items": {"type": "string"}},
+                                    "timeout": {"type": ["number", "null"]},
+                                },
+                            }
+                        }
+                    },
+                },
+            )
+        },
+        "/api/v1/jobs/{ref}": {
+            "get": _op("one job, with the tail of its output", {"200": _json(_ref("Job"))}, params=[job_ref]),
+            "delete": _op("cancel the job", {"200": _json(_ref("Job"))}, params=[job_ref]),
+        },
+        "/api/v1/jobs/{ref}/cancel": {"post": _op("cancel the job", {"200": _json(_ref("Job"))}, params=[job_ref])},
+        "/api/v1/jobs/{ref}/logs": {
+            "get": _op(
+                "the job's output: plain text, or Server-Sent Events (Accept: text/event-stream or format=sse): "
+                "`output` {attempt, stream, text}, `attempt` {attempt, node, text}, `notice` {text}, `end` (the job)",
+                {
+                    "200": {
+                        "description": "the output",
+                        "content": {
+                            "text/plain": {"schema": {"type": "string"}},
+                            "text/event-stream": {"schema": {"type": "string"}},
+                        },
+                    }
+                },
+                params=[
+                    job_ref,
+                    _query("attempt", {"type": "integer", "minimum": 1}, "this attempt only (default: the latest)"),
+                    _query(
+                        "follow",
+                        {"type": "string", "enum": ["0", "1", "true", "false"]},
+                        "follow on into later attempts until the job ends",
+                    ),
+                    _query("from", {"type": "string", "enum": ["first", "latest"]}, "start at the first attempt"),
+                    _query("format", {"type": "string", "enum": ["text", "sse"]}, "sse: Server-Sent Events"),
+                ],
+            )
+        },
+        "/api/v1/nodes": {
+            "get": _op(
+                "the nodes",
+                {"200": _json({"type": "object", "properties": {"nodes": {"type": "array", "items": _ref("Node")}}})},
+            )
+        },
+        "/api/v1/nodes/{ref}": {"get": _op("one node", {"200": _json(_ref("Node"))}, params=[node_ref])},
+        "/api/v1/cluster": {"get": _op("the cluster's status (`swarm status --json`)", {"200": _json(_ref("Status"))})},
+        "/api/v1/sd": {
+            "get": _op(
+                "Prometheus http_sd targets: every node's host with this node's HTTP port",
+                {"200": _json({"type": "array", "items": {"type": "object"}})},
+            )
+        },
+        "/api/v1/events": {
+            "get": _op(
+                "Server-Sent Events for dashboards: `status` (the cluster status, `recent_jobs`, `load_history`) on every change",
+                {
+                    "200": {
+                        "description": "event stream",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    }
+                },
+                params=[
+                    _query(
+                        "jobs",
+                        {"type": "integer", "minimum": 0, "maximum": 1000},
+                        "how many recent jobs each event carries",
+                    )
+                ],
+            )
+        },
+        "/jobs": {"post": _op("the seeds' shape of POST /api/v1/jobs", {"201": submitted}, requestBody=submit_body)},
+        "/jobs/{ref}": {
+            "get": _op("the seeds' shape of GET /api/v1/jobs/{ref}", {"200": _json(_ref("Job"))}, params=[job_ref])
+        },
+    }
+    job_props: dict[str, Any] = {
+        k: {}
+        for k in (
+            "id name state reason message node attempt failures retries exit_code command argv cwd env timeout_s "
+            "priority cpus mem_bytes gpus after after_any pinned_node image on_disconnect keep_on_exit submitted_at "
+            "started_at finished_at output_truncated attempts output_tail"
+        ).split()
+    }
+    job_props["state"] = {"type": "string", "enum": [s.value for s in JobState]}
+    job_props["id"] = {"type": "string"}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "swarmcompute",
+            "version": "1",
+            "description": "Every node answers for the whole cluster; changes go through the leader. "
+            "Every /api request needs `Authorization: Bearer TOKEN` (`swarm api-token create NAME`). "
+            "Errors are RFC 9457 problem details whose `code` is the CLI's error class.",
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "responses": {
+                "Problem": {
+                    "description": "an error (RFC 9457)",
+                    "content": {"application/problem+json": {"schema": _ref("Problem")}},
+                }
+            },
+            "schemas": {
+                "JobSubmission": {"type": "object", "required": ["argv"], "properties": JOB_OPTIONS},
+                "Job": {"type": "object", "required": ["id", "state"], "properties": job_props},
+                "Node": {
+                    "type": "object",
+                    "required": ["id"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "name": {"type": "string"},
+                        "role": {"type": "string"},
+                        "state": {"type": "string"},
+                    },
+                },
+                "Status": {
+                    "type": "object",
+                    "required": ["cluster_id", "node_id", "nodes"],
+                    "properties": {"nodes": {"type": "array", "items": _ref("Node")}},
+                },
+                "Health": {
+                    "type": "object",
+                    "required": ["status", "quorum"],
+                    "properties": {
+                        "status": {"type": "string"},
+                        "role": {"type": ["string", "null"]},
+                        "leader": {"type": ["string", "null"]},
+                        "quorum": {"type": "object"},
+                    },
+                },
+                "Problem": {
+                    "type": "object",
+                    "required": ["type", "title", "status", "detail", "code"],
+                    "properties": {
+                        "type": {"type": "string"},
+                        "title": {"type": "string"},
+                        "status": {"type": "integer"},
+                        "detail": {"type": "string"},
+                        "code": {"type": "string", "description": "the error class, as the CLI and Client raise it"},
+                    },
+                },
+            },
+        },
+    }

@@ -1,0 +1,54 @@
+"""Errors as RFC 9457 problem details (``application/problem+json``).
+
+``code`` is the name of the ``SwarmError`` class, the same reason code the control socket sends
+(``ErrorReply.kind``) and the Python client raises again; ``detail`` is its one line saying what to
+do. ``type`` is ``urn:swarmcompute:error:<code>``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from starlette.responses import Response
+
+from swarmcompute import errors
+
+MEDIA_TYPE = "application/problem+json"
+
+_STATUS: tuple[tuple[type[errors.SwarmError], int], ...] = (
+    (errors.ApiForbiddenError, 403),
+    (errors.ApiAuthError, 401),
+    (errors.JobNotFoundError, 404),
+    (errors.AttemptNotFoundError, 404),
+    (errors.JobAlreadyExistsError, 409),
+    (errors.AmbiguousJobIdError, 400),
+    (errors.InvalidJobSpecError, 400),
+    (errors.ConfigError, 400),
+    (errors.ProtocolError, 400),
+    (errors.WaitTimeoutError, 504),
+    (errors.ClusterError, 503),
+)
+
+
+def status_of(exc: errors.SwarmError) -> int:
+    for cls, status in _STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+def problem(status: int, code: str, detail: str, **extra: object) -> Response:
+    body = {
+        "type": f"urn:swarmcompute:error:{code}",
+        "title": code,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **extra,
+    }
+    headers = {"WWW-Authenticate": 'Bearer realm="swarm"'} if status == 401 else None
+    return Response(json.dumps(body), status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def from_error(exc: errors.SwarmError) -> Response:
+    return problem(status_of(exc), type(exc).__name__, str(exc))

@@ -1,0 +1,302 @@
+"""The HTTP API against a real 3-node cluster on loopback, with real HTTP requests.
+
+One cluster for the module (about 5 s to form); the test that takes quorum away runs last.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from swarmcompute.testing.clusters import formed, start_cluster
+from swarmcompute.testing.daemons import DaemonProcess, wait_until
+from swarmcompute.web.openapi import openapi_document
+
+ROOT = Path(__file__).resolve().parents[2]
+HTTP_TIMEOUT_S = 15
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[DaemonProcess]]:
+    base = tmp_path_factory.mktemp("web")
+    started: list[DaemonProcess] = []
+
+    def make(name: str, **kwargs: Any) -> DaemonProcess:
+        node = DaemonProcess(base / name, name=name, http_port=0, **kwargs)
+        started.append(node)
+        return node
+
+    try:
+        nodes = start_cluster(make, 3)
+        wait_until(lambda: formed(nodes, 3), 30, "a formed 3-node cluster")
+        yield nodes
+    finally:
+        for node in started:
+            node.stop()
+            node.kill()
+
+
+@pytest.fixture(scope="module")
+def tokens(cluster: list[DaemonProcess]) -> dict[str, str]:
+    """A read-write and a read-only token, made with the CLI on the first node."""
+    made = {}
+    for name, extra in (("rw", ()), ("ro", ("--read-only",))):
+        out = cluster[0].swarm("api-token", "create", name, *extra)
+        assert out.returncode == 0, out.stderr
+        made[name] = out.stdout.strip().splitlines()[-1]
+    return made
+
+
+def _h(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _get(node: DaemonProcess, path: str, token: str | None = None, **kw: Any) -> requests.Response:
+    return requests.get(node.http_url + path, headers=_h(token) if token else {}, timeout=HTTP_TIMEOUT_S, **kw)
+
+
+def _post(node: DaemonProcess, path: str, token: str | None, body: Any) -> requests.Response:
+    return requests.post(node.http_url + path, headers=_h(token) if token else {}, json=body, timeout=HTTP_TIMEOUT_S)
+
+
+def _sse(response: requests.Response) -> Iterator[tuple[str, Any]]:
+    name, data = "message", ""
+    for line in response.iter_lines(decode_unicode=True):
+        if line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: "):
+            data += line[6:]
+        elif line == "" and data:
+            yield name, json.loads(data)
+            name, data = "message", ""
+
+
+def test_the_openapi_document_is_valid_openapi_3_1() -> None:
+    from openapi_spec_validator import validate
+
+    document = openapi_document()
+    assert document["openapi"].startswith("3.1")
+    validate(document)
+
+
+def test_the_openapi_document_declares_every_route_the_server_has_except_its_pages() -> None:
+    from typing import cast
+
+    from swarmcompute.web.app import build_app
+
+    app = build_app(cast(Any, None), cast(Any, None))
+    served = {(r.path, method.lower()) for r in app.routes for method in r.methods or () if method != "HEAD"}
+    pages = {("/", "get"), ("/assets/{name}", "get"), ("/api/docs", "get"), ("/api/v1/openapi.json", "get")}
+    declared = {(path, method) for path, item in openapi_document()["paths"].items() for method in item}
+    assert served - pages == declared
+
+
+def test_a_job_submitted_through_one_node_is_read_followed_and_cancelled_through_others(
+    cluster: list[DaemonProcess], tokens: dict[str, str]
+) -> None:
+    a, b, c = cluster
+    rw = tokens["rw"]
+    made = _post(a, "/api/v1/jobs", rw, {"argv": "echo one; sleep 0.3; echo two >&2; sleep 60", "name": "follow-me"})
+    assert made.status_code == 201, made.text
+    job_id = made.json()["id"]
+    seen = _get(b, f"/api/v1/jobs/{job_id}", rw)
+    assert seen.status_code == 200 and seen.json()["id"] == job_id and seen.json()["name"] == "follow-me"
+    texts: list[tuple[str, str]] = []
+    ended: dict[str, Any] = {}
+    assert _get(c, f"/api/v1/jobs/{job_id}/logs?follow=1").status_code == 401
+    with requests.get(
+        c.http_url + f"/api/v1/jobs/{job_id}/logs?follow=1",
+        headers={**_h(rw), "Accept": "text/event-stream"},
+        stream=True,
+        timeout=HTTP_TIMEOUT_S,
+    ) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        for name, data in _sse(stream):
+            if name == "output":
+                texts.append((data["stream"], data["text"]))
+                if "".join(t for _, t in texts).count("\n") == 2:
+                    cancelled = requests.delete(
+                        b.http_url + f"/api/v1/jobs/{job_id}", headers=_h(rw), timeout=HTTP_TIMEOUT_S
+                    )
+                    assert cancelled.status_code == 200, cancelled.text
+            elif name == "end":
+                ended = data
+                break
+    assert ("stdout", "one\n") in texts and ("stderr", "two\n") in texts
+    assert ended["state"] == "cancelled" and ended["id"] == job_id
+    plain = _get(a, f"/api/v1/jobs/{job_id}/logs", rw)
+    assert plain.status_code == 200 and plain.text.startswith("one\ntwo\n")
+
+
+def test_many_jobs_go_in_one_submission_and_the_list_filters_and_pages(
+    cluster: list[DaemonProcess], tokens: dict[str, str]
+) -> None:
+    a, b, _ = cluster
+    rw = tokens["rw"]
+    made = _post(a, "/jobs", rw, {"jobs": [{"argv": ["true"], "name": f"batch-{i}"} for i in range(5)]})
+    assert made.status_code == 201, made.text
+    ids = made.json()["ids"]
+    assert len(ids) == 5
+    waited = _post(b, "/api/v1/jobs/wait", rw, {"ids": ids, "timeout": 30})
+    assert waited.status_code == 200, waited.text
+    assert {j["state"] for j in waited.json()["jobs"]} == {"succeeded"}
+    page1 = _get(b, "/api/v1/jobs?state=succeeded&name=batch-&limit=3", rw).json()
+    page2 = _get(b, "/api/v1/jobs?state=succeeded&name=batch-&limit=3&offset=3", rw).json()
+    assert page1["total"] == 5 and len(page1["jobs"]) == 3 and len(page2["jobs"]) == 2
+    assert {j["id"] for j in page1["jobs"] + page2["jobs"]} == set(ids)
+    seed_shape = _get(a, f"/jobs/{ids[0]}", rw)
+    assert seed_shape.status_code == 200 and seed_shape.json()["state"] == "succeeded"
+
+
+def test_every_api_request_needs_a_token_and_a_read_only_token_may_only_read(
+    cluster: list[DaemonProcess], tokens: dict[str, str]
+) -> None:
+    a, b, _ = cluster
+    for path in ("/api/v1/jobs", "/api/v1/nodes", "/api/v1/cluster", "/api/v1/sd"):
+        refused = _get(b, path)
+        assert refused.status_code == 401, path
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["code"] == "ApiAuthError"
+        assert _get(b, path, "swarmapi1-not-a-real-token").status_code == 401
+        assert _get(b, path, tokens["ro"]).status_code == 200, path
+    forbidden = _post(a, "/api/v1/jobs", tokens["ro"], {"argv": ["true"]})
+    assert forbidden.status_code == 403 and forbidden.json()["code"] == "ApiForbiddenError"
+    missing = _get(a, "/api/v1/jobs/no-such-job", tokens["ro"])
+    assert missing.status_code == 404 and missing.json()["code"] == "JobNotFoundError"
+    bad = _post(a, "/api/v1/jobs", tokens["rw"], {"argv": ["true"], "cpus": "many"})
+    assert bad.status_code == 400 and bad.json()["code"] == "InvalidJobSpecError"
+
+
+def test_a_revoked_token_is_refused_by_every_node(cluster: list[DaemonProcess]) -> None:
+    out = cluster[0].swarm("api-token", "create", "short-lived")
+    secret = out.stdout.strip().splitlines()[-1]
+    assert all(_get(n, "/api/v1/nodes", secret).status_code == 200 for n in cluster)
+    listed = cluster[1].swarm("api-token", "list", "--json")
+    assert "short-lived" in {t["name"] for t in json.loads(listed.stdout)}
+    assert secret not in listed.stdout
+    assert cluster[2].swarm("api-token", "revoke", "short-lived").returncode == 0
+    for node in cluster:
+        wait_until(lambda node=node: _get(node, "/api/v1/nodes", secret).status_code == 401, 10, "the revocation")
+
+
+def test_nodes_cluster_and_service_discovery_list_every_node(
+    cluster: list[DaemonProcess], tokens: dict[str, str]
+) -> None:
+    ro = tokens["ro"]
+    nodes = _get(cluster[1], "/api/v1/nodes", ro).json()["nodes"]
+    assert {n["name"] for n in nodes} == {"n0", "n1", "n2"}
+    one = _get(cluster[1], "/api/v1/nodes/n2", ro)
+    assert one.status_code == 200 and one.json()["name"] == "n2"
+    assert _get(cluster[1], "/api/v1/nodes/nope", ro).status_code == 404
+    status = _get(cluster[2], "/api/v1/cluster", ro).json()
+    assert status["quorum"]["healthy"] and status["leader"]
+    sd = _get(cluster[0], "/api/v1/sd", ro).json()
+    assert len(sd) == 3 and all(len(group["targets"]) == 1 for group in sd)
+
+
+def test_metrics_parse_as_prometheus_text_and_every_grafana_query_names_an_exported_metric(
+    cluster: list[DaemonProcess],
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = _get(cluster[1], "/metrics")
+    assert response.status_code == 200
+    samples = {s.name: s for family in text_string_to_metric_families(response.text) for s in family.samples}
+    for name in ("swarm_node_up", "swarm_jobs", "swarm_raft_term", "swarm_members", "swarm_job_run_seconds_bucket"):
+        assert name in samples, name
+    assert samples["swarm_jobs_submitted_total"].value >= 1
+    up = [s for f in text_string_to_metric_families(response.text) for s in f.samples if s.name == "swarm_node_up"]
+    assert {s.labels["node"] for s in up} == {"n0", "n1", "n2"}
+    dashboard = json.loads((ROOT / "examples" / "grafana-dashboard.json").read_text())
+    queries = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    assert queries
+    for query in queries:
+        names = set(re.findall(r"\b(?:swarm|process)_[a-z0-9_]+", query))
+        assert names, query
+        assert names <= set(samples), f"{query}: {names - set(samples)} not exported"
+    prometheus = (ROOT / "examples" / "prometheus.yml").read_text()
+    assert "/api/v1/sd" in prometheus
+
+
+def test_every_route_the_openapi_document_declares_answers_without_a_server_error(
+    cluster: list[DaemonProcess], tokens: dict[str, str]
+) -> None:
+    a = cluster[0]
+    job_id = _post(a, "/api/v1/jobs", tokens["rw"], {"argv": ["true"], "name": "walker"}).json()["id"]
+    _post(a, "/api/v1/jobs/wait", tokens["rw"], {"ids": [job_id], "timeout": 30})
+    bodies = {"/api/v1/jobs/wait": {"ids": [job_id], "timeout": 5}}
+    document = openapi_document()
+    walked = 0
+    for path, item in document["paths"].items():
+        for method, _op in item.items():
+            url = path.replace("{ref}", "n1" if "/nodes/" in path else job_id)
+            for token in (tokens["rw"], None):
+                response = requests.request(
+                    method.upper(),
+                    a.http_url + url,
+                    headers=_h(token) if token else {},
+                    json=bodies.get(path, {"argv": ["true"]}) if method == "post" else None,
+                    timeout=HTTP_TIMEOUT_S,
+                    stream=True,
+                )
+                with response:
+                    assert response.status_code < 500, f"{method} {url}: {response.status_code}"
+                walked += 1
+    assert walked == 2 * sum(len(item) for item in document["paths"].values())
+    for garbage in (b"{", b"[1,2]", b'{"argv": []}', b'{"jobs": "x"}', b"\xff" * 10):
+        response = requests.post(
+            a.http_url + "/api/v1/jobs", data=garbage, headers=_h(tokens["rw"]), timeout=HTTP_TIMEOUT_S
+        )
+        assert response.status_code == 400, garbage
+        assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_the_docs_page_and_dashboard_are_served_from_the_package(cluster: list[DaemonProcess]) -> None:
+    docs = _get(cluster[0], "/api/docs")
+    assert docs.status_code == 200 and "openapi.json" in docs.text and "http" not in docs.text.split("<body>")[0]
+    page = _get(cluster[0], "/")
+    assert page.status_code == 200 and "/assets/dashboard.js" in page.text
+    assert _get(cluster[0], "/assets/dashboard.js").status_code == 200
+    assert _get(cluster[0], "/assets/../../etc/passwd").status_code == 404
+
+
+def test_an_explicit_http_port_that_is_taken_stops_the_daemon_with_one_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        args = [sys.executable, "-m", "swarmcompute.node", "--state-dir", str(tmp_path / "s"), "--bind", "127.0.0.1"]
+        out = subprocess.run(
+            [*args, "--port", "0", "--no-mdns", "--http-port", str(port)], capture_output=True, text=True, timeout=60
+        )
+    assert out.returncode == 2
+    assert f"cannot serve HTTP on 127.0.0.1:{port}" in out.stderr and "--http-port" in out.stderr
+
+
+def test_health_answers_503_once_quorum_is_lost(cluster: list[DaemonProcess]) -> None:
+    """Runs last: it takes two of the three nodes away."""
+    survivor = cluster[0]
+    healthy = _get(survivor, "/health")
+    assert healthy.status_code == 200 and healthy.json()["quorum"]["healthy"]
+    assert _get(survivor, "/ready").status_code == 200
+    url = survivor.http_url
+    for node in cluster[1:]:
+        node.kill()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        lost = requests.get(url + "/health", timeout=HTTP_TIMEOUT_S)
+        if lost.status_code == 503:
+            break
+        time.sleep(0.1)
+    assert lost.status_code == 503 and lost.json()["status"] == "no_quorum"
+    assert lost.json()["quorum"]["missing"]
