@@ -52,6 +52,9 @@ class GossipConfig:
     reap_ticks: int = _DAY_MS // 100
     join_retry_ticks: int = 50
     """Re-send the join push-pull to the seeds while no peer has answered."""
+    announce_ticks: int = 20
+    """After this node's address changed, tell every live member directly, every gossip interval
+    for this long (the first sends on new connections can be lost while they connect)."""
     max_piggyback: int = 32
     """Updates per gossip, ping or ack message..."""
     max_message_bytes: int = 8 * 1024
@@ -71,6 +74,7 @@ class GossipConfig:
             "early_push_pull_ticks",
             "reconnect_interval_ticks",
             "join_retry_ticks",
+            "announce_ticks",
             "max_piggyback",
             "max_message_bytes",
             "max_push_pull_bytes",

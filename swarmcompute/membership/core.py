@@ -89,6 +89,8 @@ class Membership:
         """Grows from ``join_retry_ticks`` to the full interval after a join (see ``join``)."""
         self._next_reconnect = rng.randrange(c.reconnect_interval_ticks) + 1
         self._next_join = c.join_retry_ticks
+        self._announce_until = -1
+        """Re-announce our address to every live member until this tick (see ``set_address``)."""
         self.counters: dict[str, int] = dict.fromkeys(
             (
                 "probes",
@@ -179,6 +181,31 @@ class Membership:
         self._enqueue_self()
         return []
 
+    def set_address(self, address: str) -> list[Effect]:
+        """This node now answers at ``address`` (its IP changed while it ran).
+
+        A new incarnation carries the address, and every live member is told directly (a
+        ``Gossip`` from us names our address as its sender's: each receiver switches to it on
+        reading it, see ``_note_sender``), again every ``gossip_interval_ticks`` for
+        ``announce_ticks``, as the shell's first sends on fresh connections may be dropped.
+        A probe we had under way says nothing about its target: our acks went to an address
+        that no longer exists here, so it is abandoned rather than turned into a suspicion."""
+        if address == self.address or self._leaving:
+            return []
+        self._table.set_local(replace(self.local, address=address, incarnation=self.incarnation + 1))
+        self._enqueue_self()
+        self._probe = None
+        self._announce_until = self._tick + self.config.announce_ticks
+        out: list[Effect] = []
+        self._announce(out)
+        return out
+
+    def _announce(self, out: list[Effect]) -> None:
+        update = self.local.as_update()
+        for node_id in list(self._table.live.items):
+            m = self._table.by_id[node_id]
+            out.append(Send(m.address, Gossip(self.node_id, self.address, (update,)), node_id))
+
     def leave(self) -> list[Effect]:
         """Graceful leave: others mark us ``left`` (no suspicion, no grace period to wait out).
 
@@ -226,6 +253,8 @@ class Membership:
         if t >= self._next_gossip:
             self._next_gossip = t + c.gossip_interval_ticks
             self._gossip(out)
+            if t <= self._announce_until and not self._leaving:
+                self._announce(out)
         return out
 
     def step(self, from_node_id: str | None, msg: GossipMessage) -> list[Effect]:
@@ -357,6 +386,8 @@ class Membership:
         self._queue.enqueue(m.as_update(with_meta=m.state is ALIVE))
         if result is not None:
             out.append(result)
+        if m.state is ALIVE:
+            self._retarget_probe(m.node_id, m.address, out)
 
     def _maybe_refute(self, u: MemberUpdate) -> None:
         local = self.local
@@ -381,10 +412,20 @@ class Membership:
         updated = self._table.set_address(sender, address)
         if updated is not None:
             out.append(updated)
+            self._retarget_probe(sender, address, out)
         m = self._table.get(sender)
         if m is not None and m.state is not ALIVE and not self._leaving:
             claim = m.as_update(with_meta=False)
             out.append(Send(address, Gossip(self.node_id, self.address, (claim,)), sender))
+
+    def _retarget_probe(self, node_id: str, address: str, out: list[Effect]) -> None:
+        """The node we are probing moved: its ack to the ping at the old address may never come,
+        so ping it again at the new one (the probe's deadlines stay as they were)."""
+        probe = self._probe
+        if probe is None or probe.acked or probe.target_id != node_id or probe.target_addr == address:
+            return
+        probe.target_addr = address
+        out.append(Send(address, Ping(self.node_id, self.address, probe.seq, node_id, self._piggyback()), node_id))
 
     def _piggyback(self) -> tuple[MemberUpdate, ...]:
         c = self.config

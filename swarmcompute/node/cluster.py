@@ -227,9 +227,36 @@ class ClusterLink:
         self.transport.forget(address)
         log.debug("peer_reconnect", peer=node_id, address=address)
 
-    def learn(self, node_id: str, address: str) -> None:
-        if node_id != self.node_id:
-            self.book.set(node_id, address)
+    def learn(self, node_id: str, address: str, *, verified: bool = False) -> None:
+        """Note where ``node_id`` is. ``verified``: said by the node itself in a message that
+        passed the handshake (gossip), not by an mDNS ad or a third party: then a connection to
+        the address it left is closed, so nothing keeps dialling it."""
+        if node_id == self.node_id:
+            return
+        old = self.book.get(node_id)
+        self.book.set(node_id, address)
+        if verified and old is not None and old != address:
+            self.transport.forget(old)
+            self._failing_since.pop(old, None)
+            log.info("peer_address_changed", peer=node_id, old=old, new=address)
+
+    @property
+    def advertise_host(self) -> str:
+        return self._advertise_host
+
+    def change_address(self, host: str) -> None:
+        """This machine now answers at ``host`` (its address changed while the node ran): every
+        outgoing connection, made from the old address, is closed, and gossip announces the new
+        address to every member in a new incarnation. Peers switch when they read it from us
+        (``learn(verified=True)``), never from an mDNS ad alone."""
+        old = self.address
+        self._advertise_host = host
+        closed = self.transport.forget_all()
+        self._failing_since.clear()
+        self._reset_at.clear()
+        if self.gossip is not None:
+            self.gossip.set_address(self.address)
+        log.warning("address_changed", old=old, new=self.address, connections_closed=closed)
 
     # -- output of attempts that ran elsewhere --------------------------------------
 

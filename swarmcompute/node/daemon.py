@@ -161,6 +161,10 @@ class Daemon:
         )
         self.resources: ResourceMonitor | None = None
         self.inventory: Inventory | None = None
+        self._discovery: Any = None
+        self._address_watch: Any = None
+        """Watches this machine's addresses (wildcard bind only; see ``_check_own_address``)."""
+        self._readvertise: asyncio.Task[None] | None = None
         self._leader_changes = 0
         self._last_leader: str | None = None
         self.http_address = ""
@@ -288,7 +292,8 @@ class Daemon:
             link.on_log_fetch = self._serve_log_fetch
             link.add_seeds(list(plan.seeds) + list(link.book.items().values()))
             if self.config.mdns:
-                discovery = await self._start_discovery(plan)
+                discovery = self._discovery = await self._start_discovery(plan)
+            self._watch_own_address()
             reaped = self.executor.reap_stale()
             restarted = self.state.restarted(time.time())
             self._carry(restarted)
@@ -342,6 +347,8 @@ class Daemon:
                 for task in workers:
                     task.cancel()
         finally:
+            if self._address_watch:
+                self._address_watch.close()
             if discovery is not None:
                 await discovery.close()
             if self._link is not None:
@@ -405,6 +412,31 @@ class Daemon:
             log.warning("mdns_unavailable", error=str(exc), hint="use --peer HOST:PORT to join by address")
             return None
         return discovery
+
+    def _watch_own_address(self) -> None:
+        """A node bound to every interface (the default) follows its machine's address when it
+        changes while it runs: netlink says when (``AddressWatch``), else maintenance looks
+        once a second. A node bound to one address stays there (its socket is bound to it)."""
+        from swarmcompute.discovery.address_watch import AddressWatch
+        from swarmcompute.discovery.addresses import is_wildcard
+
+        if not is_wildcard(self.config.bind):
+            return
+        watch = AddressWatch(self._check_own_address)
+        self._address_watch = watch if watch.start() else False
+
+    def _check_own_address(self) -> None:
+        """Move to this machine's new address if it lost the one we advertise (see
+        ``address_watch.new_own_address``): peers learn it from our gossip, mDNS re-advertises."""
+        from swarmcompute.discovery.address_watch import new_own_address
+        from swarmcompute.discovery.addresses import advertised_addresses
+
+        new = new_own_address(self.link.advertise_host, advertised_addresses(None))
+        if new is None:
+            return
+        self.link.change_address(new)
+        if self._discovery is not None:
+            self._readvertise = asyncio.get_running_loop().create_task(self._discovery.update_address(new))
 
     async def _hand_over_leadership(self, *, leave: bool = False) -> None:
         """A stopping leader hands over first, so the cluster does not wait out an election.
@@ -640,7 +672,7 @@ class Daemon:
     def _on_member_event(self, event: MemberEvent) -> None:
         alive = isinstance(event, (MemberUp, MemberUpdated))
         if alive:
-            self.link.learn(event.node_id, event.address)
+            self.link.learn(event.node_id, event.address, verified=True)
             if isinstance(event, MemberUp):
                 log.info("member_up", member=event.node_id, address=event.address)
         elif isinstance(event, (MemberDead, MemberLeft)):
@@ -666,6 +698,8 @@ class Daemon:
         """Once a second: join retries; retry backoffs that ended; the rules' maintenance (hand
         back, dead nodes' work); and on the leader, replace voters dead past the grace period."""
         self.link.join_step(self._is_member())
+        if self._address_watch is False:
+            self._check_own_address()
         now = time.time()
         if self.committer.raft.is_leader and self.table.highest_pending_priority() is not None:
             self.rounds.request()  # also covers a round lost with a leader change

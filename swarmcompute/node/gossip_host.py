@@ -70,6 +70,10 @@ class GossipHost:
         if seeds:
             self._carry(self.core.join(seeds))
 
+    def set_address(self, address: str) -> None:
+        """This node's own address changed: a new incarnation, announced to every live member."""
+        self._carry(self.core.set_address(address))
+
     def leave(self) -> None:
         self._carry(self.core.leave())
 

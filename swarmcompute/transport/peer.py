@@ -280,6 +280,16 @@ class PeerTransport:
         if sock is not None:
             sock.close(linger=0)
 
+    def forget_all(self) -> int:
+        """Close every outgoing connection (this node's own address changed: connections made
+        from the old one are dead, though the kernel does not say so until heartbeats time out);
+        the next send to each peer connects afresh, from the new address. Returns how many."""
+        count = len(self._dealers)
+        for sock in self._dealers.values():
+            sock.close(linger=0)
+        self._dealers.clear()
+        return count
+
     def _dealer(self, address: str) -> zmq.Socket[bytes] | None:
         endpoint = _normalize(address)
         sock = self._dealers.get(endpoint)
