@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from swarmcompute import codec
 from swarmcompute.state.api_tokens import ApiToken
 from swarmcompute.state.job import Job, JobSpec, JobState, Reason
+from swarmcompute.state.policy import CommandPolicy
 from swarmcompute.state.table import JobTable
 
 
@@ -41,6 +42,7 @@ class JobRecord:
 @dataclass(frozen=True, slots=True)
 class TableSnapshot:
     jobs: tuple[JobRecord, ...]
+    policy: CommandPolicy | None = None
     api_tokens: tuple[ApiToken, ...] = ()
 
 
@@ -67,7 +69,7 @@ def snapshot_table(table: JobTable) -> bytes:
         )
         for j in sorted(table.jobs(), key=lambda j: (j.submitted_at, j.id))
     )
-    return codec.encode(TableSnapshot(records, tuple(table.api_tokens)))
+    return codec.encode(TableSnapshot(records, table.policy, tuple(table.api_tokens)))
 
 
 def restore_table(data: bytes, into: JobTable | None = None) -> JobTable:
@@ -99,6 +101,8 @@ def restore_table(data: bytes, into: JobTable | None = None) -> JobTable:
                 truncated_attempts=r.truncated_attempts,
             )
         )
+    if snap.policy is not None:
+        table.policy = snap.policy
     for token in snap.api_tokens:
         table.api_tokens.load(token)
     return table
