@@ -45,6 +45,7 @@ _SPEC_OPTIONS = frozenset(
         "image",
         "on_disconnect",
         "keep_on_exit",
+        "max_output",
         "job_id",
     }
 )
@@ -62,7 +63,8 @@ def job_spec(argv: Sequence[str] | str, **options: Any) -> JobSpec:
     Options: name, env (mapping), cwd, timeout ("30s", "10m" or seconds),
     retries, priority, cpus, mem ("512M", "2G" or bytes), gpus, after, after_any
     (job ids), node (name or id to pin to), image, on_disconnect ("stop", the
-    default, or "keep"), keep_on_exit (``run`` only: keep the job running if
+    default, or "keep"), max_output (bytes of output kept per attempt, "1G" or bytes;
+    default 64 MiB), keep_on_exit (``run`` only: keep the job running if
     the caller stops reading its stream; by default that cancels it), job_id
     (client-chosen id, for idempotent resubmission).
     """
@@ -105,6 +107,7 @@ def _job_spec(argv: Sequence[str] | str, options: Mapping[str, Any]) -> JobSpec:
         "image": _text("image", options.get("image")),
         "on_disconnect": _text("on_disconnect", options.get("on_disconnect")) or "stop",
         "keep_on_exit": bool(options.get("keep_on_exit")),
+        "max_output_bytes": _size(options.get("max_output"), "max_output"),
     }
     check_job(fields)
     if fields["on_disconnect"] not in ("stop", "keep"):
@@ -163,9 +166,9 @@ def _number(name: str, value: object, default: float) -> float:
     raise ValueError(f"{name} must be a number, got {_shown(value)}")
 
 
-def _size(value: object) -> int:
+def _size(value: object, name: str = "mem") -> int:
     if isinstance(value, bool) or not (value is None or isinstance(value, (int, str, float))):
-        raise ValueError(f"mem must be a size such as 512M or 2G, got {_shown(value)}")
+        raise ValueError(f"{name} must be a size such as 512M or 2G, got {_shown(value)}")
     return parse_size(value)  # type: ignore[arg-type]
 
 

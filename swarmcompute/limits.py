@@ -26,6 +26,8 @@ MAX_PRIORITY = 1_000_000_000
 MAX_CPUS = 1_000_000.0
 MAX_GPUS = 1_000_000
 MAX_MEM_BYTES = MAX_INT
+MAX_OUTPUT_BYTES = MAX_INT
+"""``--max-output``: bytes of output kept per attempt (0 means the node's default, 64 MiB)."""
 MAX_TIMEOUT_S = 100 * 365 * 86400.0
 """A century: longer is a typo, and asyncio timers are floats of seconds."""
 MAX_PROCS = 4_194_304
@@ -126,6 +128,8 @@ def check_job(fields: Mapping[str, Any]) -> None:
         _int("mem", fields["mem_bytes"], 0, MAX_MEM_BYTES)
     if "gpus" in fields:
         _int("gpus", fields["gpus"], 0, MAX_GPUS)
+    if "max_output_bytes" in fields:
+        _int("max output", fields["max_output_bytes"], 0, MAX_OUTPUT_BYTES)
     for key in ("after", "after_any"):
         refs = fields.get(key) or ()
         if not isinstance(refs, (list, tuple)) or len(refs) > MAX_DEPENDENCIES:

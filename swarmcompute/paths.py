@@ -93,6 +93,11 @@ class StatePaths:
         return self.root / "output"
 
     @property
+    def job_copies_dir(self) -> Path:
+        """Copies of the output of attempts that ran on other nodes (``node.log_copies``)."""
+        return self.root / "output-copies"
+
+    @property
     def process_registry(self) -> Path:
         return self.root / "processes.json"
 

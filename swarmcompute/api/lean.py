@@ -47,6 +47,7 @@ SPEC_FIELDS = (
     "user",
     "max_procs",
     "max_file_size",
+    "max_output_bytes",
 )
 SPEC_DEFAULTS = {
     "name": "",
@@ -67,6 +68,7 @@ SPEC_DEFAULTS = {
     "user": "",
     "max_procs": 0,
     "max_file_size": 0,
+    "max_output_bytes": 0,
 }
 
 

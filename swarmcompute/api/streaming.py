@@ -1,7 +1,8 @@
 """Sending a job's output to one client of the control socket: every byte, at the client's pace.
 
-An attempt's output is read from its log file (``executor.logfile``) on the node that ran it:
-here, straight from disk; elsewhere, by offset with the ``LogFetch``/``LogData`` peer messages.
+An attempt's output is read from its log (``executor.logfile``) on the node that ran it: here,
+straight from disk; elsewhere, by offset with the ``LogFetch``/``LogData`` peer messages; once
+that node is gone, from a copy of the log another node kept (``node.log_copies``).
 Nothing is buffered beyond one read: the next read waits until the client's socket took the last
 one (``drain``), so a slow reader slows the stream down and never loses any of it.
 
@@ -9,8 +10,10 @@ What cannot be delivered whole is said, once, as a ``Notice`` naming what is mis
 final job record then carries ``output_truncated: true``:
 
 - the bound on an attempt's log cut its output (the log's ``TRUNCATED`` marker frame);
-- the node holding the only copy of an attempt's log cannot be reached (the job record's 4 KiB
-  tail is sent instead when nothing else was; a tail shorter than that is the whole output).
+- the node that ran an attempt cannot be reached and no live node holds a whole copy of its log
+  (``node.log_copies``): the longest copy is sent, and said to be incomplete; with no copy at all,
+  the job record's 4 KiB tail is sent instead when nothing else was (a tail shorter than that is
+  the whole output).
 
 Which attempts: one (``attempt=N``); the latest (``swarm logs``); the latest and every later one
 (``swarm logs -f``); or all of them from the first (``swarm run``). Between two attempts'
@@ -20,12 +23,13 @@ output an ``AttemptStart`` carries the line ``--- attempt 2 on n3 (after exit 1)
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from swarmcompute.api import messages as m
 from swarmcompute.api.protocol import frame
 from swarmcompute.errors import AttemptNotFoundError, ExecutorError
-from swarmcompute.executor.logfile import TRUNCATED, read_chunks
+from swarmcompute.executor.logfile import END, TRUNCATED, read_chunks
 from swarmcompute.executor.spec import TAIL_BYTES
 from swarmcompute.state.job import ACTIVE_STATES, Job
 
@@ -91,11 +95,17 @@ class OutputStream:
             await event.wait()
 
     async def _send_attempt(self, n: int, event: asyncio.Event, follow: bool) -> None:
-        """Send attempt ``n``'s output; following, until the attempt ended and all of it was sent."""
+        """Send attempt ``n``'s output; following, until the attempt ended and all of it was sent.
+
+        From the node that ran it (here, from disk) while it is alive; once it is gone, from the
+        best copy of its log (``node.log_copies``), here or on a live node."""
         daemon = self._daemon
+        me = daemon.node_id
         offset = 0
         delivered = 0
         misses = 0
+        copy: str | None = None  # once the node that ran it is gone: the node whose copy we read
+        ended = False  # the log's end record was read: all of it was sent
         while True:
             event.clear()
             job = daemon.table.resolve(self._job_id)
@@ -103,23 +113,39 @@ class OutputStream:
             # found nothing new has been sent whole.
             running = n == job.attempt and job.state in ACTIVE_STATES
             node = _node_of(job, n)
-            local = node is None or node == daemon.node_id
+            local = node is None or node == me
             if local:
-                chunks, new_offset = self._read_local(n, offset)
+                chunks, new_offset = self._read_local(daemon.log_path(self._job_id, n), offset)
                 reached = True
-            elif not self._alive(node):
-                chunks, new_offset, reached = [], offset, False
+            elif self._alive(node) and copy is None:
+                chunks, new_offset, reached = await self._fetch(node, n, offset)
+                if not reached:  # gone (before gossip says so, or since), or slow: a whole copy will do
+                    found = await daemon.find_copy(job, n)
+                    gone = not self._alive(node) or misses + 1 >= UNREACHABLE_TRIES
+                    if found is not None and (found[1] or gone):
+                        copy = found[0]
+                        continue
+                    if not self._alive(node):
+                        continue  # no copy: the next round says what is missing
             else:
-                data = await daemon.fetch_log(node, self._job_id, n, offset)
-                reached = data is not None
-                if data is not None and data.found:
-                    chunks, new_offset = list(data.chunks), data.next_offset
+                if copy is None or not self._alive(copy):
+                    found = await daemon.find_copy(job, n)
+                    copy = None if found is None else found[0]
+                if copy is None:
+                    chunks, new_offset, reached = [], offset, False
+                elif copy == me:
+                    chunks, new_offset = self._read_local(daemon.copy_path(self._job_id, n), offset)
+                    reached = True
                 else:
-                    chunks, new_offset = [], offset
+                    chunks, new_offset, reached = await self._fetch(copy, n, offset)
             if chunks:
+                ended = ended or any(stream == END for stream, _ in chunks)
                 delivered += await self._send_chunks(n, chunks)
                 offset, misses = new_offset, 0
                 continue
+            if copy is not None and reached and not ended and not (running and follow):
+                await self._partial_copy(n, node or "", copy, delivered)
+                return
             if not reached:
                 misses += 1
                 if not (running and follow) and (misses >= UNREACHABLE_TRIES or not self._alive(node)):
@@ -132,19 +158,41 @@ class OutputStream:
             except TimeoutError:
                 pass
 
-    def _read_local(self, n: int, offset: int) -> tuple[list[tuple[int, bytes]], int]:
+    async def _fetch(self, node: str, n: int, offset: int) -> tuple[list[tuple[int, bytes]], int, bool]:
+        """The next chunks from ``node``'s log (or copy) of attempt ``n``, the offset after them,
+        and whether the node answered."""
+        data = await self._daemon.fetch_log(node, self._job_id, n, offset)
+        if data is None:
+            return [], offset, False
+        if not data.found:
+            return [], offset, True
+        return list(data.chunks), data.next_offset, True
+
+    def _read_local(self, path: Path, offset: int) -> tuple[list[tuple[int, bytes]], int]:
         try:
-            path = self._daemon.log_path(self._job_id, n)
             return read_chunks(path, offset, limit_bytes=READ_BYTES)
         except FileNotFoundError:
             return [], offset  # no output (yet)
         except ExecutorError:
             return [], offset  # not a log: nothing we can send
 
+    async def _partial_copy(self, n: int, node: str, copy: str, delivered: int) -> None:
+        """Only an incomplete copy of attempt ``n``'s log is left: say so, once."""
+        self.incomplete = True
+        held = "this node" if copy == self._daemon.node_id else f"node {self._node_name(copy)}"
+        await self._send(
+            m.Notice(
+                f"output of attempt {n} is incomplete: node {self._node_name(node)}, which ran it, cannot be "
+                f"reached, and the copy on {held} ends after {delivered} bytes; the rest is missing"
+            )
+        )
+
     async def _send_chunks(self, n: int, chunks: list[tuple[int, bytes]]) -> int:
         """Write the chunks, then wait until the client's socket took them; return the bytes sent."""
         sent = 0
         for stream, data in chunks:
+            if stream == END:
+                continue
             if stream == TRUNCATED:
                 self.incomplete = True
                 text = data.decode("utf-8", "replace").strip().strip("[]").removeprefix("swarm: ")

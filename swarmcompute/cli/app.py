@@ -382,12 +382,19 @@ def logs(
     state_dir: StateDir = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the job ends.")] = False,
     attempt: Annotated[int | None, typer.Option(help="Show this attempt (default: the latest).")] = None,
+    raw_path: Annotated[
+        bool, typer.Option("--raw-path", help="Print where this node keeps the attempt's output files (cat, less).")
+    ] = False,
 ) -> None:
     """Print a job's output (stdout to stdout, stderr to stderr); exit 3 if some of it is missing."""
     from swarmcompute.api import messages as m
     from swarmcompute.limits import printable
 
     client = _client(state_dir)
+    if raw_path:
+        for path in _raw_paths(client, state_dir, job, attempt):
+            typer.echo(path)
+        return
 
     def stream() -> bool:
         out, err = sys.stdout.buffer, sys.stderr.buffer
@@ -412,6 +419,30 @@ def logs(
         raise typer.Exit(141) from None
     if incomplete:
         raise typer.Exit(OUTPUT_INCOMPLETE)
+
+
+def _raw_paths(client: Client, state_dir: str | None, ref: str, attempt: int | None) -> list[str]:
+    """`swarm logs --raw-path`: the attempt's output files on this node (stdout, stderr, index),
+    its own if it ran here, else the copy it keeps; exit 2 when this node has neither."""
+    from swarmcompute.executor.logfile import attempt_log_path, log_files
+
+    record = _call(lambda: client.job(ref))
+    job_id, had = record["id"], record["attempt"]
+    n = had if attempt is None else attempt
+    if not 1 <= n <= had:
+        raise _fail(
+            f"job {job_id} has no attempt {n}: it has had {had}" if had else f"job {job_id} has not started yet"
+        )
+    paths = StatePaths.resolve(state_dir)
+    for root in (paths.job_output_dir, paths.job_copies_dir):
+        index = attempt_log_path(root, job_id, n)
+        if index.exists():
+            return [str(p) for p in log_files(index) if p.exists()]
+    node = record["attempts"][n - 1]["node"] if n <= len(record["attempts"]) else None
+    raise _fail(
+        f"this node has no output files of attempt {n} of job {job_id}: it ran on node {node} (ask there),"
+        " or it wrote nothing"
+    )
 
 
 @app.command()

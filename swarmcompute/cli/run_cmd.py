@@ -47,6 +47,8 @@ Options:
   --keep-on-exit        Keep the job running when this command ends without it
                         (closed pipe, SIGTERM, SIGHUP, kill); by default that
                         cancels the job, as Ctrl-C does.
+  --max-output SIZE     Output kept per attempt, e.g. 1G (default 64M); past it
+                        the rest is dropped and said (exit 3).
   --id ID               Choose the job id (resubmitting the same id is a no-op).
   --state-dir DIR       The node to talk to (default: $SWARM_STATE_DIR or
                         ~/.local/share/swarmcompute).
@@ -73,6 +75,7 @@ _OPTIONS: dict[str, tuple[str, bool, bool]] = {
     "--image": ("image", True, False),
     "--on-disconnect": ("on_disconnect", True, False),
     "--keep-on-exit": ("keep_on_exit", False, False),
+    "--max-output": ("max_output", True, False),
     "--id": ("job_id", True, False),
     "--state-dir": ("state_dir", True, False),
 }
@@ -217,13 +220,16 @@ def _spec(parsed: RunArgs) -> dict[str, Any]:
     try:
         timeout_s = parse_duration(opts.get("timeout"))
         mem_bytes = parse_size(opts.get("mem"))
+        max_output_bytes = parse_size(opts.get("max_output"))
     except SwarmError as exc:
         raise UsageError(str(exc)) from None
     # Options map onto JobSpec fields of the same name; lean.spec_fields fills the defaults.
-    spec: dict[str, Any] = {k: v for k, v in opts.items() if k not in ("job_id", "timeout", "mem")}
+    spec: dict[str, Any] = {k: v for k, v in opts.items() if k not in ("job_id", "timeout", "mem", "max_output")}
     spec.update(
         id=opts.get("job_id") or os.urandom(6).hex(), argv=list(parsed.argv), timeout_s=timeout_s, mem_bytes=mem_bytes
     )
+    if max_output_bytes:
+        spec["max_output_bytes"] = max_output_bytes
     check_job(spec)
     if spec.get("on_disconnect", "stop") not in ("stop", "keep"):
         raise UsageError(f"--on-disconnect must be stop or keep, got {_shown(spec['on_disconnect'])}")

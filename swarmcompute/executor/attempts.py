@@ -89,7 +89,8 @@ class AttemptRunner(Generic[A]):
                 spec, started_at, "", EndReason.SPAWN_FAILED, None, f"cannot open the job log: {exc}"
             )
             return None
-        return started_at, LogWriter(log_path, self._max_log_bytes)  # creates the file on the first output
+        bound = spec.max_output_bytes or self._max_log_bytes
+        return started_at, LogWriter(log_path, bound)  # creates the files on the first output
 
     def _terminate(self, att: A, reason: EndReason, grace_s: float | None = None) -> None:
         """SIGTERM (or the engine's stop), then SIGKILL after ``grace_s`` (default: the runner's)."""

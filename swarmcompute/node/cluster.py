@@ -261,21 +261,34 @@ class ClusterLink:
     # -- output of attempts that ran elsewhere --------------------------------------
 
     async def fetch_log(
-        self, node_id: str, job_id: str, attempt: int, offset: int, timeout_s: float = 2.0
+        self,
+        node_id: str,
+        job_id: str,
+        attempt: int,
+        offset: int,
+        timeout_s: float = 2.0,
+        *,
+        wait_s: float = 0.0,
+        max_bytes: int = 256 * 1024,
     ) -> LogData | None:
-        """Output of an attempt from the node that ran it; None when it does not answer in time."""
-        request = LogFetch(os.urandom(8).hex(), job_id, attempt, offset)
+        """Output of an attempt from a node that holds it (the one that ran it, or a copy); None
+        when it does not answer in time. ``wait_s``: a long poll (see ``LogFetch``); the answer
+        may then take that long, on top of ``timeout_s``."""
+        request = LogFetch(os.urandom(8).hex(), job_id, attempt, offset, max_bytes, wait_s)
         future: asyncio.Future[LogData] = asyncio.get_running_loop().create_future()
         self._log_waiters[request.request_id] = future
         try:
-            deadline = asyncio.get_running_loop().time() + timeout_s
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout_s + wait_s
+            resend = min(0.25, timeout_s)
             while True:  # the first send to a new peer can be dropped while it connects
-                self.send_to(node_id, request)
+                self.send_to(node_id, request)  # a resent long poll is not parked twice
                 try:
-                    return await asyncio.wait_for(asyncio.shield(future), min(0.25, timeout_s))
+                    return await asyncio.wait_for(asyncio.shield(future), min(resend, deadline - loop.time()))
                 except TimeoutError:
-                    if asyncio.get_running_loop().time() >= deadline:
+                    if loop.time() >= deadline:
                         return None
+                    resend = min(resend * 2, 2.0)
         finally:
             self._log_waiters.pop(request.request_id, None)
             if not future.done():

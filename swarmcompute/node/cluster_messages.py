@@ -56,13 +56,17 @@ class ForwardReply:
 @codec.message("cluster.log_fetch")
 @dataclass(frozen=True, slots=True)
 class LogFetch:
-    """Ask the node that ran an attempt for its output from ``offset`` (streaming from any node)."""
+    """Ask a node for an attempt's output from index offset ``offset``: the node that ran it
+    (streaming from any node, and copiers), or one holding a copy (``node.log_copies``)."""
 
     request_id: str
     job_id: str
     attempt: int
     offset: int
     max_bytes: int = 256 * 1024
+    wait_s: float = 0.0
+    """With nothing new to send yet, for an attempt running on the asked node: answer as soon as
+    there is, or after this long (a copier's long poll; at most ``log_copies.MAX_WAIT_S``)."""
 
 
 @codec.message("cluster.log_data")
@@ -70,6 +74,11 @@ class LogFetch:
 class LogData:
     request_id: str
     chunks: tuple[tuple[int, bytes], ...]
-    """(stream, bytes) in order: stream 1 is stdout, 2 is stderr."""
+    """(stream, bytes) in order: 1 stdout, 2 stderr, 3 the truncation marker, 4 the end of the log
+    (``executor.logfile``)."""
     next_offset: int
     found: bool = True
+    size: int = 0
+    """The size of the log's index on the answering node (how far its log, or copy, goes)."""
+    complete: bool = False
+    """That log ends with its end record: it holds the attempt's whole output."""

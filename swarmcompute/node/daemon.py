@@ -36,27 +36,24 @@ from swarmcompute.errors import (
     ClusterError,
     ConfigError,
     DaemonAlreadyRunningError,
-    ExecutorError,
     InvariantViolation,
     JobAlreadyExistsError,
     MembershipChangeError,
     NotLeaderError,
 )
-from swarmcompute.executor.cgroups import JobCgroups
-from swarmcompute.executor.logfile import read_chunks
 from swarmcompute.executor.spec import AttemptResult
 from swarmcompute.membership.config import GossipConfig
 from swarmcompute.membership.effects import MemberDead, MemberEvent, MemberLeft, MemberUp, MemberUpdated
 from swarmcompute.membership.members import ALIVE
-from swarmcompute.membership.meta import NodeMeta
 from swarmcompute.node.cluster import ClusterLink
-from swarmcompute.node.cluster_messages import LogData, LogFetch
+from swarmcompute.node.cluster_messages import LogData
 from swarmcompute.node.committer import ReplicatedJobLog
 from swarmcompute.node.gossip_host import GossipHost
 from swarmcompute.node.identity import Identity, load_or_create
 from swarmcompute.node.inventory import Inventory
 from swarmcompute.node.joining import ClusterPlan, plan_cluster
 from swarmcompute.node.lease_host import LeaseHost, lease_clock
+from swarmcompute.node.log_copies import LogCopies
 from swarmcompute.node.placement_rounds import PlacementRounds
 from swarmcompute.node.resources import ResourceMonitor
 from swarmcompute.node.runners import JobRunners
@@ -84,9 +81,7 @@ from swarmcompute.state.commands import (
     SubmitJobs,
 )
 from swarmcompute.state.job import Job, JobSpec, JobState
-from swarmcompute.state.policy import CommandPolicy, SetPolicy, check_policy, policy_problem, policy_toml
 from swarmcompute.state.table import JobTable, validate_batch, validate_spec
-from swarmcompute.users import daemon_user, serves_every_user
 
 log = structlog.get_logger(__name__)
 
@@ -155,6 +150,7 @@ class Daemon:
         self._link: ClusterLink | None = None
         self._gossip: GossipHost | None = None
         self._lease: LeaseHost | None = None
+        self._copies: LogCopies | None = None
         self.executor = JobRunners(
             self.paths.job_output_dir,
             self.paths.process_registry,
@@ -162,11 +158,9 @@ class Daemon:
             on_output=self._on_output,
             kill_grace_s=config.kill_grace_s,
             max_log_bytes=config.max_log_bytes,
-            policy=lambda: self.table.policy,
         )
         self.resources: ResourceMonitor | None = None
         self.inventory: Inventory | None = None
-        self._policy_written: CommandPolicy | None = None
         self._discovery: Any = None
         self._address_watch: Any = None
         """Watches this machine's addresses (wildcard bind only; see ``_check_own_address``)."""
@@ -199,6 +193,12 @@ class Daemon:
         if self._gossip is None:
             raise InvariantViolation("gossip is used before run() started it")
         return self._gossip
+
+    @property
+    def copies(self) -> LogCopies:
+        if self._copies is None:
+            raise InvariantViolation("log copies are used before run() started the peer link")
+        return self._copies
 
     @property
     def lease(self) -> LeaseHost:
@@ -295,12 +295,12 @@ class Daemon:
                 config=self.config.gossip,
             )
             link.attach(self.committer, self.gossip)
-            link.on_log_fetch = self._serve_log_fetch
+            copies = self._copies = LogCopies(self)
+            link.on_log_fetch = copies.serve
             link.add_seeds(list(plan.seeds) + list(link.book.items().values()))
             if self.config.mdns:
                 discovery = self._discovery = await self._start_discovery(plan)
             self._watch_own_address()
-            self.executor.processes.cgroups = JobCgroups.set_up(self.paths.root)
             reaped = self.executor.reap_stale()
             restarted = self.state.restarted(time.time())
             self._carry(restarted)
@@ -358,6 +358,8 @@ class Daemon:
                 self._address_watch.close()
             if discovery is not None:
                 await discovery.close()
+            if self._copies is not None:
+                self._copies.close()
             if self._link is not None:
                 await self._link.close()
             if self._committer is not None:
@@ -579,6 +581,8 @@ class Daemon:
         reschedule = any(isinstance(i, Reschedule) for i in instructions)
         self._carry([i for i in instructions if not isinstance(i, Reschedule)])
         self.rounds.applied(reschedule)
+        if self._copies is not None:
+            self._copies.applied(changed)
         self._changed.set()
         self._changed = asyncio.Event()
 
@@ -646,7 +650,10 @@ class Daemon:
         if self.inventory is None:
             last = self._resources().last
             return NodeCapacity(identity.node_id, identity.name, float(last.cpus), last.mem_total)
-        return _capacity(identity.node_id, self.inventory.meta())
+        meta = self.inventory.meta()
+        return NodeCapacity(
+            identity.node_id, identity.name, float(meta.cpus), meta.mem_total, len(meta.gpus), frozenset(meta.images)
+        )
 
     def capacities(self) -> list[NodeCapacity]:
         """What every live node offers (ours measured here, the others' from gossip), less the
@@ -665,7 +672,12 @@ class Daemon:
                 continue
             if member.node_id in barred:
                 continue
-            nodes.append(_capacity(member.node_id, member.meta))
+            meta = member.meta
+            nodes.append(
+                NodeCapacity(
+                    member.node_id, meta.name, float(meta.cpus), meta.mem_total, len(meta.gpus), frozenset(meta.images)
+                )
+            )
         return nodes
 
     def _on_member_event(self, event: MemberEvent) -> None:
@@ -678,6 +690,8 @@ class Daemon:
             log.info("member_dead" if isinstance(event, MemberDead) else "member_left", member=event.node_id)
         else:
             return
+        if self._copies is not None:
+            self._copies.members_changed()
         self._carry(
             self.state.member_changed(
                 event.node_id,
@@ -697,7 +711,6 @@ class Daemon:
         """Once a second: join retries; retry backoffs that ended; the rules' maintenance (hand
         back, dead nodes' work); and on the leader, replace voters dead past the grace period."""
         self.link.join_step(self._is_member())
-        self._write_policy_copy()
         if self._address_watch is False:
             self._check_own_address()
         now = time.time()
@@ -713,6 +726,8 @@ class Daemon:
         )
         if view.is_leader:
             self._replace_dead_voters(view)
+        if self._copies is not None:
+            self._copies.maintenance()
 
     def _replace_dead_voters(self, view: ClusterView) -> None:
         raft = self.committer.raft
@@ -769,10 +784,8 @@ class Daemon:
 
     # -- what the control server asks for -------------------------------------
 
-    async def submit(self, specs: tuple[JobSpec, ...], user: str = "") -> list[str]:
-        """Durably record new jobs (idempotent by id); return their ids. ``user``: the local user
-        who submitted them, as the kernel said (``users.Peer``): recorded in each job, whatever
-        the client put there, and checked against the command policy."""
+    async def submit(self, specs: tuple[JobSpec, ...]) -> list[str]:
+        """Durably record new jobs (idempotent by id); return their ids."""
         batch_ids = {s.id for s in specs}
 
         def parent(ref: str) -> str:  # an id, a unique prefix or a name, as everywhere else
@@ -784,10 +797,7 @@ class Daemon:
                 spec = replace(
                     spec, after=tuple(parent(r) for r in spec.after), after_any=tuple(parent(r) for r in spec.after_any)
                 )
-            if spec.user != user:
-                spec = replace(spec, user=user)
             validate_spec(spec)
-            check_policy(self.table.policy, spec)
             existing = self.table.get(spec.id)
             if existing is not None and existing.spec != spec:
                 raise JobAlreadyExistsError(f"job id {spec.id} is taken by a different job")
@@ -836,31 +846,6 @@ class Daemon:
             raise ConfigError(f"no API token named {name[:64]!r}: see `swarm api-token list`")
         await self.committer.propose([RevokeApiToken(name, time.time())])
 
-    async def set_policy(self, policy: CommandPolicy, *, by: str) -> str:
-        """Replace the cluster's command policy (committed before this returns); the new one as TOML."""
-        from swarmcompute.errors import ConfigError
-
-        problem = policy_problem(policy)
-        if problem is not None:
-            raise ConfigError(f"invalid policy: {problem}")
-        await self.committer.propose([SetPolicy(policy, time.time(), by)])
-        log.info("policy_set", by=by, **policy.summary())
-        self._write_policy_copy()
-        return policy_toml(self.table.policy)
-
-    def _write_policy_copy(self) -> None:
-        """Keep ``policy.toml`` in the state dir the policy this node holds (a copy to read and edit)."""
-        policy = self.table.policy
-        if policy is self._policy_written:
-            return
-        self._policy_written = policy
-        try:
-            tmp = self.paths.policy_file.with_suffix(".tmp")
-            tmp.write_text(policy_toml(policy))
-            tmp.replace(self.paths.policy_file)
-        except OSError as exc:
-            log.warning("policy_copy_not_written", path=str(self.paths.policy_file), error=str(exc))
-
     async def cancel(self, job_ids: list[str], why: str = "cancelled by user") -> None:
         open_ids = tuple(j for j in job_ids if (job := self.table.get(j)) and not job.state.is_terminal)
         if open_ids:
@@ -884,8 +869,17 @@ class Daemon:
         return self.executor.log_path(job_id, attempt)
 
     async def fetch_log(self, node_id: str, job_id: str, attempt: int, offset: int) -> LogData | None:
-        """Output of an attempt from the node that ran it, from ``offset``; None if it does not answer."""
+        """Output of an attempt from a node that holds it (the one that ran it, or one with a
+        copy), from ``offset``; None if it does not answer."""
         return await self.link.fetch_log(node_id, job_id, attempt, offset)
+
+    def copy_path(self, job_id: str, attempt: int) -> Path:
+        """Where this node keeps its copy of an attempt that ran elsewhere (``node.log_copies``)."""
+        return self.copies.copy_path(job_id, attempt)
+
+    async def find_copy(self, job: Job, attempt: int) -> tuple[str, bool] | None:
+        """The node with the best copy of an attempt whose node is gone (``LogCopies.find_copy``)."""
+        return await self.copies.find_copy(job, attempt)
 
     def quorum(self) -> dict[str, Any]:
         """Voters, the missing ones, and whether a quorum holds (what `swarm status` shows)."""
@@ -910,16 +904,6 @@ class Daemon:
         status = self.committer.raft.status()
         log.warning("configuration_forced", voters=voters, epoch=status.epoch)
         return voters
-
-    def _serve_log_fetch(self, sender: str, msg: LogFetch) -> None:
-        """Another node streams an attempt that ran here: send the next chunks of its log."""
-        try:
-            path = self.executor.log_path(msg.job_id, msg.attempt)
-            chunks, offset = read_chunks(path, msg.offset, limit_bytes=min(msg.max_bytes, 1024 * 1024))
-            reply = LogData(msg.request_id, tuple((s, d) for s, d in chunks), offset)
-        except (FileNotFoundError, ExecutorError, ValueError):
-            reply = LogData(msg.request_id, (), msg.offset, found=False)
-        self.link.send_to(sender, reply)
 
     def job_view(self, job: Job, *, with_output: bool = False) -> dict[str, Any]:
         view = job.view(with_output=with_output)
@@ -1000,25 +984,8 @@ class Daemon:
             "pid": os.getpid(),
             "uptime_s": time.monotonic() - self.started_monotonic,
             "lease": self.lease.may_start(),
-            "cgroups": self.executor.processes.cgroups.view(),
-            "run_as": "their submitters" if serves_every_user() else daemon_user(),
-            "policy": self.table.policy.summary(),
             "http": self.http_address or None,
         }
-
-
-def _capacity(node_id: str, meta: NodeMeta) -> NodeCapacity:
-    """What a node offers the scheduler, from what it advertises (``users``: None for a node that
-    runs every job as its own user)."""
-    return NodeCapacity(
-        node_id,
-        meta.name,
-        float(meta.cpus),
-        meta.mem_total,
-        len(meta.gpus),
-        frozenset(meta.images),
-        users=None if meta.users is None else frozenset(meta.users),
-    )
 
 
 def _docker_images() -> list[str]:

@@ -69,6 +69,7 @@ class JobRunners:
     async def start(self, job_id: str, attempt: int, spec: JobSpec, *, leased: bool = False) -> None:
         plain = AttemptSpec(
             job_id, attempt, spec.argv, dict(spec.env), spec.cwd, spec.timeout_s, leased,
+            max_output_bytes=spec.max_output_bytes,
             user=spec.user, max_procs=spec.max_procs, max_file_size=spec.max_file_size,
             limit_cpus=spec.cpus, limit_mem_bytes=spec.mem_bytes,
         )  # fmt: skip

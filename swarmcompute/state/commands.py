@@ -15,7 +15,6 @@ from typing import Any
 from swarmcompute import codec
 from swarmcompute.state.api_tokens import CreateApiToken, RevokeApiToken
 from swarmcompute.state.job import AttemptEnd, JobSpec
-from swarmcompute.state.policy import SetPolicy
 
 
 @codec.message("cmd.submit")
@@ -27,7 +26,8 @@ class SubmitJobs:
     at: float
     origin: str = ""
     """The node the client submitted through: placed there when it is as good as any other
-    (its output then streams without a hop). Not part of the table."""
+    (its output then streams without a hop); kept as ``Job.origin``, where copies of the output of
+    attempts that run elsewhere go."""
 
 
 @codec.message("cmd.assignment")
@@ -136,7 +136,6 @@ Command = (
     | ReleaseQueued
     | CancelJobs
     | OutputTruncated
-    | SetPolicy
     | CreateApiToken
     | RevokeApiToken
 )

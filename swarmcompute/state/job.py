@@ -134,6 +134,8 @@ class JobSpec:
     """At most this many processes (``RLIMIT_NPROC``; a cgroup's ``pids.max`` where cgroups work); 0: no limit."""
     max_file_size: int = 0
     """No file written larger than this many bytes (``RLIMIT_FSIZE``); 0: no limit."""
+    max_output_bytes: int = 0
+    """The bound on each attempt's kept output (``--max-output``); 0: the node's default, 64 MiB."""
 
     @property
     def command(self) -> str:
@@ -168,6 +170,9 @@ class Job:
     "" while it runs."""
     truncated_attempts: tuple[int, ...] = ()
     """Attempts whose output was not all kept (the log's bound): ``output_truncated`` in the view."""
+    origin: str = ""
+    """The node the job was submitted through: it keeps a copy of the output of attempts that run
+    elsewhere (``node.log_copies``)."""
 
     @property
     def id(self) -> str:
@@ -205,6 +210,7 @@ class Job:
             "image": spec.image,
             "on_disconnect": spec.on_disconnect,
             "keep_on_exit": spec.keep_on_exit,
+            "max_output_bytes": spec.max_output_bytes,
             "user": spec.user or None,
             "max_procs": spec.max_procs,
             "max_file_size": spec.max_file_size,

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from swarmcompute import codec
 from swarmcompute.state.api_tokens import ApiToken
 from swarmcompute.state.job import Job, JobSpec, JobState, Reason
-from swarmcompute.state.policy import CommandPolicy
 from swarmcompute.state.table import JobTable
 
 
@@ -36,13 +35,13 @@ class JobRecord:
     attempt_nodes: tuple[str, ...] = ()
     attempt_ends: tuple[str, ...] = ()
     truncated_attempts: tuple[int, ...] = ()
+    origin: str = ""
 
 
 @codec.message("state.table_snapshot")
 @dataclass(frozen=True, slots=True)
 class TableSnapshot:
     jobs: tuple[JobRecord, ...]
-    policy: CommandPolicy | None = None
     api_tokens: tuple[ApiToken, ...] = ()
 
 
@@ -66,10 +65,11 @@ def snapshot_table(table: JobTable) -> bytes:
             j.attempt_nodes,
             j.attempt_ends,
             j.truncated_attempts,
+            j.origin,
         )
         for j in sorted(table.jobs(), key=lambda j: (j.submitted_at, j.id))
     )
-    return codec.encode(TableSnapshot(records, table.policy, tuple(table.api_tokens)))
+    return codec.encode(TableSnapshot(records, tuple(table.api_tokens)))
 
 
 def restore_table(data: bytes, into: JobTable | None = None) -> JobTable:
@@ -99,10 +99,9 @@ def restore_table(data: bytes, into: JobTable | None = None) -> JobTable:
                 attempt_nodes=r.attempt_nodes,
                 attempt_ends=r.attempt_ends,
                 truncated_attempts=r.truncated_attempts,
+                origin=r.origin,
             )
         )
-    if snap.policy is not None:
-        table.policy = snap.policy
     for token in snap.api_tokens:
         table.api_tokens.load(token)
     return table

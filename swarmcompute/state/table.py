@@ -29,7 +29,6 @@ from swarmcompute.state.commands import (
     SubmitJobs,
 )
 from swarmcompute.state.job import ACTIVE_STATES, TRANSITIONS, AttemptEnd, Job, JobSpec, JobState, Move, Reason
-from swarmcompute.state.policy import CommandPolicy, SetPolicy, policy_problem
 
 ON_DISCONNECT = ("stop", "keep")
 RETRY_BACKOFF_BASE_S = 0.5
@@ -65,6 +64,7 @@ def validate_spec(spec: JobSpec) -> None:
                 "after_any": spec.after_any,
                 "node": spec.node,
                 "image": spec.image,
+                "max_output_bytes": spec.max_output_bytes,
             }
         )
     except ValueError as exc:
@@ -111,8 +111,6 @@ class JobTable:
         self._pending_priorities: Counter[int] = Counter()  # priority -> how many pending jobs have it
         self._ids: list[str] = []  # sorted, for prefix lookup
         self._children: dict[str, list[str]] = {}  # parent id -> ids of jobs that depend on it
-        self.policy = CommandPolicy()
-        """The cluster's command policy (``state.policy``): the shipped one until ``SetPolicy``."""
         self.api_tokens = ApiTokens()
         """The HTTP API's tokens (``state.api_tokens``), replicated with the jobs."""
 
@@ -204,7 +202,6 @@ class JobTable:
         self._pending_priorities.clear()
         self._ids.clear()
         self._children.clear()
-        self.policy = CommandPolicy()
         self.api_tokens.clear()
 
     def load(self, job: Job) -> None:
@@ -238,9 +235,6 @@ class JobTable:
                 return self._cancel(cmd)
             case OutputTruncated():
                 return self._truncated(cmd)
-            case SetPolicy():
-                if policy_problem(cmd.policy) is None:  # checked on apply, never trusted
-                    self.policy = cmd.policy
             case CreateApiToken():
                 self.api_tokens.create(cmd)
             case RevokeApiToken():
@@ -252,7 +246,7 @@ class JobTable:
         for spec in cmd.jobs:
             if spec.id in self._jobs:
                 continue  # idempotent: the first submission wins
-            job = Job(spec=spec, submitted_at=cmd.at)
+            job = Job(spec=spec, submitted_at=cmd.at, origin=cmd.origin)
             self._jobs[spec.id] = job
             self._open[spec.id] = job
             self._add_pending(job)

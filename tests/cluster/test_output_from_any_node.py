@@ -47,11 +47,12 @@ def test_every_attempt_streams_through_another_node_and_logs_attempt_n_comes_fro
     assert "has no attempt 4: it has had 3" in missing.stderr
 
 
-def test_output_kept_only_on_a_node_that_is_gone_is_said_missing_and_logs_exits_3(daemon_factory) -> None:  # type: ignore[no-untyped-def]
+def test_output_kept_only_on_nodes_that_are_gone_is_said_missing_and_logs_exits_3(daemon_factory) -> None:  # type: ignore[no-untyped-def]
     nodes = _cluster(daemon_factory)
     job_id = nodes[0].client.submit(["sh", "-c", "seq 1 3000"], node="n2")  # 13893 bytes: more than the 4 KiB tail
     assert nodes[0].client.wait(job_id, timeout=30)["state"] == "succeeded"
     nodes[2].kill()
+    nodes[0].kill()  # where it was submitted: the node that kept the copy (tests/cluster/test_log_copies.py)
     result = nodes[1].swarm("logs", job_id)
     assert result.returncode == 3
     assert result.stdout.endswith("\n2999\n3000\n") and len(result.stdout) == 4096  # the job record's tail

@@ -23,7 +23,7 @@ from swarmcompute.executor.docker_engine import (
     list_images,
     local_images,
 )
-from swarmcompute.executor.logfile import STDERR, STDOUT, truncation_marker
+from swarmcompute.executor.logfile import END, STDERR, STDOUT, truncation_marker
 from swarmcompute.testing.dockerd import PrivateDockerd, build_busybox_image
 
 UNREACHABLE = "unix:///nonexistent/swarm-test/docker.sock"
@@ -50,7 +50,13 @@ def test_streams_stay_apart_and_in_order(harness: Harness) -> None:
         assert (result.exit_code, result.reason, result.error) == (0, EndReason.EXITED, None)
         assert result.succeeded
         chunks, _ = read_chunks(result.log_path)
-        assert chunks == [(STDOUT, b"out1\n"), (STDERR, b"err1\n"), (STDOUT, b"out2\n"), (STDERR, b"err2\n")]
+        assert chunks == [
+            (STDOUT, b"out1\n"),
+            (STDERR, b"err1\n"),
+            (STDOUT, b"out2\n"),
+            (STDERR, b"err2\n"),
+            (END, b""),
+        ]
         assert result.output_tail == b"out1\nerr1\nout2\nerr2\n"
         assert ("streams", 1) in h.outputs
         assert ex.running() == []

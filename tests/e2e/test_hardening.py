@@ -182,7 +182,7 @@ def test_state_dirs_are_0700_and_their_files_0600_the_parent_it_made_included(cl
                 assert (mode == 0o666) if shared else (mode & 0o077 == 0), (path, oct(mode))
             else:
                 assert mode == 0o600, (path, oct(mode))
-        logs += list(state.glob("output/*/attempt-*.log"))
+        logs += list(state.glob("output/*/attempt-*.stdout"))
     assert logs, "no job output file was written"
 
 

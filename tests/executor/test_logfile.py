@@ -9,54 +9,61 @@ import pytest
 from swarmcompute.errors import ExecutorError
 from swarmcompute.executor import TAIL_BYTES
 from swarmcompute.executor.logfile import (
-    HEADER_BYTES,
+    END,
+    RECORD_BYTES,
     STDERR,
     STDOUT,
     TRUNCATED,
     LogWriter,
+    log_state,
     read_chunks,
     read_streams,
+    stream_paths,
     truncation_marker,
 )
 
 
-def test_frames_round_trip_in_order(tmp_path: Path) -> None:
-    path = tmp_path / "a.log"
+def test_chunks_round_trip_in_order_and_the_streams_are_plain_files(tmp_path: Path) -> None:
+    path = tmp_path / "attempt-1.index"
     writer = LogWriter(path)
     writer.write(STDOUT, b"one")
     writer.write(STDERR, b"two")
     writer.write(STDOUT, b"")
     writer.write(STDOUT, b"three")
+    assert log_state(path) == (3 * RECORD_BYTES, False)  # still being written: no end record
     writer.close()
     chunks, offset = read_chunks(path)
-    assert chunks == [(STDOUT, b"one"), (STDERR, b"two"), (STDOUT, b"three")]
-    assert offset == path.stat().st_size == 3 * HEADER_BYTES + 11
+    assert chunks == [(STDOUT, b"one"), (STDERR, b"two"), (STDOUT, b"three"), (END, b"")]
+    assert offset == path.stat().st_size == 4 * RECORD_BYTES
+    assert log_state(path) == (offset, True)
     assert read_chunks(path, offset) == ([], offset)
     assert read_streams(path) == (b"onethree", b"two")
+    out, err = stream_paths(path)
+    assert (out.name, err.name) == ("attempt-1.stdout", "attempt-1.stderr")
+    assert out.read_bytes() == b"onethree"  # what `cat` shows: the job's bytes, nothing else
+    assert err.read_bytes() == b"two"
     assert writer.tail == b"onetwothree"
 
 
-def test_partial_trailing_frame_is_left_for_the_next_poll(tmp_path: Path) -> None:
-    path = tmp_path / "a.log"
+def test_a_partial_trailing_record_is_left_for_the_next_poll(tmp_path: Path) -> None:
+    path = tmp_path / "a.index"
     writer = LogWriter(path)
     writer.write(STDOUT, b"complete")
-    writer.close()
+    writer.write(STDERR, b"half-done!")
     whole = path.read_bytes()
-    with open(path, "ab") as f:
-        f.write(bytes([STDERR]) + (10).to_bytes(4, "little") + b"half")
+    path.write_bytes(whole[: RECORD_BYTES + 5])  # the second record is being written
     chunks, offset = read_chunks(path)
     assert chunks == [(STDOUT, b"complete")]
-    assert offset == len(whole)
-    with open(path, "ab") as f:
-        f.write(b"-done!")
-        f.write(b"\x01")  # a header fragment
+    assert offset == RECORD_BYTES
+    path.write_bytes(whole)
     chunks, offset2 = read_chunks(path, offset)
     assert chunks == [(STDERR, b"half-done!")]
-    assert offset2 == path.stat().st_size - 1
+    assert offset2 == 2 * RECORD_BYTES
+    writer.close()
 
 
-def test_read_limit_still_returns_a_large_first_frame(tmp_path: Path) -> None:
-    path = tmp_path / "a.log"
+def test_read_limit_still_returns_a_large_first_chunk(tmp_path: Path) -> None:
+    path = tmp_path / "a.index"
     writer = LogWriter(path)
     writer.write(STDOUT, b"x" * 1000)
     writer.write(STDOUT, b"y" * 10)
@@ -64,20 +71,23 @@ def test_read_limit_still_returns_a_large_first_frame(tmp_path: Path) -> None:
     chunks, offset = read_chunks(path, limit_bytes=100)
     assert chunks == [(STDOUT, b"x" * 1000)]
     chunks, _ = read_chunks(path, offset, limit_bytes=100)
-    assert chunks == [(STDOUT, b"y" * 10)]
+    assert chunks == [(STDOUT, b"y" * 10), (END, b"")]
 
 
-def test_misaligned_offset_is_an_error(tmp_path: Path) -> None:
-    path = tmp_path / "a.log"
+def test_misaligned_offset_or_a_record_past_its_file_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "a.index"
     writer = LogWriter(path)
     writer.write(STDOUT, b"abcdefgh")
     writer.close()
     with pytest.raises(ExecutorError):
-        read_chunks(path, HEADER_BYTES + 1)
+        read_chunks(path, 1)
+    stream_paths(path)[0].write_bytes(b"abc")  # cut behind the index's back
+    with pytest.raises(ExecutorError):
+        read_chunks(path)
 
 
 def test_bound_writes_up_to_the_limit_then_one_marker_frame_of_its_own_stream(tmp_path: Path) -> None:
-    path = tmp_path / "a.log"
+    path = tmp_path / "a.index"
     writer = LogWriter(path, max_log_bytes=10)
     writer.write(STDOUT, b"123456")
     writer.write(STDERR, b"789abc")  # crosses the bound: 4 bytes kept
@@ -90,7 +100,9 @@ def test_bound_writes_up_to_the_limit_then_one_marker_frame_of_its_own_stream(tm
         (STDOUT, b"123456"),
         (STDERR, b"789a"),
         (TRUNCATED, truncation_marker(10)),
+        (END, b""),
     ]
+    assert stream_paths(path)[1].read_bytes() == b"789a" + truncation_marker(10)  # `cat` says it too
     assert read_streams(path) == (b"123456", b"789a" + truncation_marker(10))  # the marker reads as stderr
     assert truncation_marker(10) == (
         b"[swarm: output truncated after 10 bytes; the last 4 KiB are kept in the job record]\n"
@@ -101,7 +113,7 @@ def test_bound_writes_up_to_the_limit_then_one_marker_frame_of_its_own_stream(tm
 
 
 def test_tail_keeps_the_last_bytes(tmp_path: Path) -> None:
-    writer = LogWriter(tmp_path / "a.log")
+    writer = LogWriter(tmp_path / "a.index")
     data = bytes(range(256)) * 100
     for i in range(0, len(data), 1000):
         writer.write(STDOUT, data[i : i + 1000])
@@ -110,7 +122,7 @@ def test_tail_keeps_the_last_bytes(tmp_path: Path) -> None:
 
 
 def test_the_file_and_its_directory_appear_with_the_first_write(tmp_path: Path) -> None:
-    path = tmp_path / "job" / "attempt-1.log"
+    path = tmp_path / "job" / "attempt-1.index"
     silent = LogWriter(path)
     silent.close()
     assert not path.parent.exists()  # no output: no mkdir, no file
@@ -129,7 +141,7 @@ def test_the_file_and_its_directory_appear_with_the_first_write(tmp_path: Path) 
 def test_a_log_that_cannot_be_created_keeps_the_tail(tmp_path: Path) -> None:
     not_a_dir = tmp_path / "file"
     not_a_dir.write_bytes(b"")
-    writer = LogWriter(not_a_dir / "job" / "attempt-1.log")
+    writer = LogWriter(not_a_dir / "job" / "attempt-1.index")
     writer.write(STDOUT, b"first")  # the open fails here: logged, never raised
     writer.write(STDOUT, b" second")
     writer.note(b"[swarm: dropped]\n")

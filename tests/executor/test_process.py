@@ -12,7 +12,7 @@ import pytest
 
 from swarmcompute.errors import ExecutorError
 from swarmcompute.executor import TAIL_BYTES, AttemptSpec, EndReason, read_chunks, read_streams
-from swarmcompute.executor.logfile import STDERR, STDOUT, TRUNCATED, truncation_marker
+from swarmcompute.executor.logfile import END, STDERR, STDOUT, TRUNCATED, truncation_marker
 from swarmcompute.executor.registry import read_registry
 
 from .helpers import Harness, ProcessTracker, is_gone, sh, wait_until
@@ -80,7 +80,7 @@ def test_stdout_and_stderr_kept_apart_and_in_order(harness: Harness, tmp_path: P
         result = await h.run(sh("order", script))
         assert result.exit_code == 0
         chunks, _ = read_chunks(result.log_path)
-        assert chunks == [(STDOUT, b"o1"), (STDERR, b"e1"), (STDOUT, b"o2"), (STDERR, b"e2")]
+        assert chunks == [(STDOUT, b"o1"), (STDERR, b"e1"), (STDOUT, b"o2"), (STDERR, b"e2"), (END, b"")]
         assert result.output_tail == b"o1e1o2e2"
 
     try:
@@ -249,7 +249,7 @@ def test_log_bound_and_a_truncation_marker_frame_that_reads_as_stderr(tmp_path: 
         assert err == truncation_marker(1000)
         assert result.output_tail == (b"a" * 20000 + b"END\n")[-TAIL_BYTES:]
         chunks, _ = read_chunks(result.log_path)
-        assert chunks[-1] == (TRUNCATED, truncation_marker(1000))  # a frame of its own: readers know it is a cut
+        assert chunks[-2:] == [(TRUNCATED, truncation_marker(1000)), (END, b"")]  # a record of its own: a cut
 
     Harness(tmp_path, tracker, max_log_bytes=1000).run_async(body)
 
