@@ -24,7 +24,8 @@ exactly what happened and what to do. A broken invariant is an
     │   ├── NoQuorumError
     │   └── MembershipChangeError    one change at a time, the voter cap, unknown node
     ├── StorageError
-    │   └── CorruptRecordError
+    │   ├── CorruptRecordError
+    │   └── DiskFullError            the state dir cannot be written (full, read-only): new jobs refused
     ├── ExecutorError
     ├── InvariantViolation
     ├── DiscoveryError               mDNS cannot start on the chosen interface
@@ -135,6 +136,11 @@ class ExecutorError(SwarmError):
     """A job process could not be started or controlled."""
 
 
+class DiskFullError(StorageError):
+    """The state directory cannot be written (no space, a quota, read-only): the node keeps running
+    its jobs and retries, and refuses new submissions until it can write again."""
+
+
 class InvariantViolation(SwarmError):
     """A broken internal invariant: the node must stop rather than continue."""
 
@@ -158,6 +164,15 @@ class ClusterFoundError(ClusterError):
 
 class DiscoveryError(SwarmError):
     """mDNS cannot run where asked (no such address here, port 5353 refused): use --peer."""
+
+
+class PermissionDeniedError(SwarmError):
+    """A local user asked for what only root or the job's own user may do (cancel or read another
+    user's job, stop the daemon, set the policy), or reached a daemon that serves only its own user."""
+
+
+class PolicyViolationError(JobError):
+    """The cluster's command policy refuses the command (``swarm policy show``); names the rule."""
 
 
 class ApiAuthError(SwarmError):

@@ -41,10 +41,12 @@ from swarmcompute.errors import (
     MembershipChangeError,
     NotLeaderError,
 )
+from swarmcompute.executor.cgroups import JobCgroups
 from swarmcompute.executor.spec import AttemptResult
 from swarmcompute.membership.config import GossipConfig
 from swarmcompute.membership.effects import MemberDead, MemberEvent, MemberLeft, MemberUp, MemberUpdated
 from swarmcompute.membership.members import ALIVE
+from swarmcompute.membership.meta import NodeMeta
 from swarmcompute.node.cluster import ClusterLink
 from swarmcompute.node.cluster_messages import LogData
 from swarmcompute.node.committer import ReplicatedJobLog
@@ -81,7 +83,9 @@ from swarmcompute.state.commands import (
     SubmitJobs,
 )
 from swarmcompute.state.job import Job, JobSpec, JobState
+from swarmcompute.state.policy import CommandPolicy, SetPolicy, check_policy, policy_problem, policy_toml
 from swarmcompute.state.table import JobTable, validate_batch, validate_spec
+from swarmcompute.users import daemon_user, serves_every_user
 
 log = structlog.get_logger(__name__)
 
@@ -158,9 +162,11 @@ class Daemon:
             on_output=self._on_output,
             kill_grace_s=config.kill_grace_s,
             max_log_bytes=config.max_log_bytes,
+            policy=lambda: self.table.policy,
         )
         self.resources: ResourceMonitor | None = None
         self.inventory: Inventory | None = None
+        self._policy_written: CommandPolicy | None = None
         self._discovery: Any = None
         self._address_watch: Any = None
         """Watches this machine's addresses (wildcard bind only; see ``_check_own_address``)."""
@@ -301,6 +307,7 @@ class Daemon:
             if self.config.mdns:
                 discovery = self._discovery = await self._start_discovery(plan)
             self._watch_own_address()
+            self.executor.processes.cgroups = JobCgroups.set_up(self.paths.root)
             reaped = self.executor.reap_stale()
             restarted = self.state.restarted(time.time())
             self._carry(restarted)
@@ -650,10 +657,7 @@ class Daemon:
         if self.inventory is None:
             last = self._resources().last
             return NodeCapacity(identity.node_id, identity.name, float(last.cpus), last.mem_total)
-        meta = self.inventory.meta()
-        return NodeCapacity(
-            identity.node_id, identity.name, float(meta.cpus), meta.mem_total, len(meta.gpus), frozenset(meta.images)
-        )
+        return _capacity(identity.node_id, self.inventory.meta())
 
     def capacities(self) -> list[NodeCapacity]:
         """What every live node offers (ours measured here, the others' from gossip), less the
@@ -672,12 +676,7 @@ class Daemon:
                 continue
             if member.node_id in barred:
                 continue
-            meta = member.meta
-            nodes.append(
-                NodeCapacity(
-                    member.node_id, meta.name, float(meta.cpus), meta.mem_total, len(meta.gpus), frozenset(meta.images)
-                )
-            )
+            nodes.append(_capacity(member.node_id, member.meta))
         return nodes
 
     def _on_member_event(self, event: MemberEvent) -> None:
@@ -711,6 +710,7 @@ class Daemon:
         """Once a second: join retries; retry backoffs that ended; the rules' maintenance (hand
         back, dead nodes' work); and on the leader, replace voters dead past the grace period."""
         self.link.join_step(self._is_member())
+        self._write_policy_copy()
         if self._address_watch is False:
             self._check_own_address()
         now = time.time()
@@ -784,8 +784,10 @@ class Daemon:
 
     # -- what the control server asks for -------------------------------------
 
-    async def submit(self, specs: tuple[JobSpec, ...]) -> list[str]:
-        """Durably record new jobs (idempotent by id); return their ids."""
+    async def submit(self, specs: tuple[JobSpec, ...], user: str = "") -> list[str]:
+        """Durably record new jobs (idempotent by id); return their ids. ``user``: the local user
+        who submitted them, as the kernel said (``users.Peer``): recorded in each job, whatever
+        the client put there, and checked against the command policy."""
         batch_ids = {s.id for s in specs}
 
         def parent(ref: str) -> str:  # an id, a unique prefix or a name, as everywhere else
@@ -797,7 +799,10 @@ class Daemon:
                 spec = replace(
                     spec, after=tuple(parent(r) for r in spec.after), after_any=tuple(parent(r) for r in spec.after_any)
                 )
+            if spec.user != user:
+                spec = replace(spec, user=user)
             validate_spec(spec)
+            check_policy(self.table.policy, spec)
             existing = self.table.get(spec.id)
             if existing is not None and existing.spec != spec:
                 raise JobAlreadyExistsError(f"job id {spec.id} is taken by a different job")
@@ -845,6 +850,31 @@ class Daemon:
         if self.table.api_tokens.get(name) is None:
             raise ConfigError(f"no API token named {name[:64]!r}: see `swarm api-token list`")
         await self.committer.propose([RevokeApiToken(name, time.time())])
+
+    async def set_policy(self, policy: CommandPolicy, *, by: str) -> str:
+        """Replace the cluster's command policy (committed before this returns); the new one as TOML."""
+        from swarmcompute.errors import ConfigError
+
+        problem = policy_problem(policy)
+        if problem is not None:
+            raise ConfigError(f"invalid policy: {problem}")
+        await self.committer.propose([SetPolicy(policy, time.time(), by)])
+        log.info("policy_set", by=by, **policy.summary())
+        self._write_policy_copy()
+        return policy_toml(self.table.policy)
+
+    def _write_policy_copy(self) -> None:
+        """Keep ``policy.toml`` in the state dir the policy this node holds (a copy to read and edit)."""
+        policy = self.table.policy
+        if policy is self._policy_written:
+            return
+        self._policy_written = policy
+        try:
+            tmp = self.paths.policy_file.with_suffix(".tmp")
+            tmp.write_text(policy_toml(policy))
+            tmp.replace(self.paths.policy_file)
+        except OSError as exc:
+            log.warning("policy_copy_not_written", path=str(self.paths.policy_file), error=str(exc))
 
     async def cancel(self, job_ids: list[str], why: str = "cancelled by user") -> None:
         open_ids = tuple(j for j in job_ids if (job := self.table.get(j)) and not job.state.is_terminal)
@@ -984,8 +1014,25 @@ class Daemon:
             "pid": os.getpid(),
             "uptime_s": time.monotonic() - self.started_monotonic,
             "lease": self.lease.may_start(),
+            "cgroups": self.executor.processes.cgroups.view(),
+            "run_as": "their submitters" if serves_every_user() else daemon_user(),
+            "policy": self.table.policy.summary(),
             "http": self.http_address or None,
         }
+
+
+def _capacity(node_id: str, meta: NodeMeta) -> NodeCapacity:
+    """What a node offers the scheduler, from what it advertises (``users``: None for a node that
+    runs every job as its own user)."""
+    return NodeCapacity(
+        node_id,
+        meta.name,
+        float(meta.cpus),
+        meta.mem_total,
+        len(meta.gpus),
+        frozenset(meta.images),
+        users=None if meta.users is None else frozenset(meta.users),
+    )
 
 
 def _docker_images() -> list[str]:

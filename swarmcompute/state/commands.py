@@ -15,6 +15,7 @@ from typing import Any
 from swarmcompute import codec
 from swarmcompute.state.api_tokens import CreateApiToken, RevokeApiToken
 from swarmcompute.state.job import AttemptEnd, JobSpec
+from swarmcompute.state.policy import SetPolicy
 
 
 @codec.message("cmd.submit")
@@ -136,6 +137,7 @@ Command = (
     | ReleaseQueued
     | CancelJobs
     | OutputTruncated
+    | SetPolicy
     | CreateApiToken
     | RevokeApiToken
 )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from swarmcompute import codec
 from swarmcompute.state.api_tokens import ApiToken
 from swarmcompute.state.job import Job, JobSpec, JobState, Reason
+from swarmcompute.state.policy import CommandPolicy
 from swarmcompute.state.table import JobTable
 
 
@@ -42,6 +43,7 @@ class JobRecord:
 @dataclass(frozen=True, slots=True)
 class TableSnapshot:
     jobs: tuple[JobRecord, ...]
+    policy: CommandPolicy | None = None
     api_tokens: tuple[ApiToken, ...] = ()
 
 
@@ -69,7 +71,7 @@ def snapshot_table(table: JobTable) -> bytes:
         )
         for j in sorted(table.jobs(), key=lambda j: (j.submitted_at, j.id))
     )
-    return codec.encode(TableSnapshot(records, tuple(table.api_tokens)))
+    return codec.encode(TableSnapshot(records, table.policy, tuple(table.api_tokens)))
 
 
 def restore_table(data: bytes, into: JobTable | None = None) -> JobTable:
@@ -102,6 +104,8 @@ def restore_table(data: bytes, into: JobTable | None = None) -> JobTable:
                 origin=r.origin,
             )
         )
+    if snap.policy is not None:
+        table.policy = snap.policy
     for token in snap.api_tokens:
         table.api_tokens.load(token)
     return table

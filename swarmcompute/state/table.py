@@ -29,6 +29,7 @@ from swarmcompute.state.commands import (
     SubmitJobs,
 )
 from swarmcompute.state.job import ACTIVE_STATES, TRANSITIONS, AttemptEnd, Job, JobSpec, JobState, Move, Reason
+from swarmcompute.state.policy import CommandPolicy, SetPolicy, policy_problem
 
 ON_DISCONNECT = ("stop", "keep")
 RETRY_BACKOFF_BASE_S = 0.5
@@ -111,6 +112,8 @@ class JobTable:
         self._pending_priorities: Counter[int] = Counter()  # priority -> how many pending jobs have it
         self._ids: list[str] = []  # sorted, for prefix lookup
         self._children: dict[str, list[str]] = {}  # parent id -> ids of jobs that depend on it
+        self.policy = CommandPolicy()
+        """The cluster's command policy (``state.policy``): the shipped one until ``SetPolicy``."""
         self.api_tokens = ApiTokens()
         """The HTTP API's tokens (``state.api_tokens``), replicated with the jobs."""
 
@@ -202,6 +205,7 @@ class JobTable:
         self._pending_priorities.clear()
         self._ids.clear()
         self._children.clear()
+        self.policy = CommandPolicy()
         self.api_tokens.clear()
 
     def load(self, job: Job) -> None:
@@ -235,6 +239,9 @@ class JobTable:
                 return self._cancel(cmd)
             case OutputTruncated():
                 return self._truncated(cmd)
+            case SetPolicy():
+                if policy_problem(cmd.policy) is None:  # checked on apply, never trusted
+                    self.policy = cmd.policy
             case CreateApiToken():
                 self.api_tokens.create(cmd)
             case RevokeApiToken():
