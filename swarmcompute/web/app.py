@@ -35,8 +35,6 @@ from swarmcompute.api.streaming import OutputStream
 from swarmcompute.state.api_tokens import ApiToken
 from swarmcompute.state.job import JobState
 from swarmcompute.web import problems
-from swarmcompute.web.metrics import Metrics
-from swarmcompute.web.openapi import openapi_document
 
 if TYPE_CHECKING:
     from swarmcompute.api.node_api import NodeAPI
@@ -85,8 +83,9 @@ class Api:
         self.daemon = daemon
         self.control = control
         self.metrics_token = metrics_token
-        self.metrics = Metrics(daemon)
-        self.openapi = json.dumps(openapi_document()).encode()
+        self._metrics: Any = None
+        self.load = LoadHistory(daemon)
+        self._openapi: bytes | None = None
         self.assets = {name: _asset(name) for name in ASSETS}
         self.index = _asset("index.html")
         self.docs = _asset("docs.html")
@@ -135,7 +134,11 @@ class Api:
 
     async def metrics_text(self, request: Request) -> Response:
         self.open_check(request)
-        body, media_type = self.metrics.render()
+        if self._metrics is None:
+            from swarmcompute.web.metrics import Metrics
+
+            self._metrics = Metrics(self.daemon)
+        body, media_type = self._metrics.render()
         return Response(body, media_type=media_type)
 
     async def dashboard(self, request: Request) -> Response:
@@ -151,7 +154,11 @@ class Api:
         return Response(self.docs, media_type="text/html; charset=utf-8", headers=_NO_STORE)
 
     async def openapi_json(self, request: Request) -> Response:
-        return Response(self.openapi, media_type="application/json")
+        if self._openapi is None:
+            from swarmcompute.web.openapi import openapi_document
+
+            self._openapi = json.dumps(openapi_document()).encode()
+        return Response(self._openapi, media_type="application/json")
 
     # -- jobs ---------------------------------------------------------------------------
 
@@ -294,7 +301,7 @@ class Api:
         while True:
             status = daemon.status()
             status["recent_jobs"] = [daemon.job_view(j) for j in daemon.table.recent(limit)]
-            status["load_history"] = self.metrics.load_history()
+            status["load_history"] = self.load.history()
             yield f"event: status\ndata: {json.dumps(status)}\n\n"
             sent = time.monotonic()
             await daemon.wait_changed(EVENTS_MAX_INTERVAL_S)
@@ -304,6 +311,27 @@ class Api:
 
 
 _NO_STORE = {"Cache-Control": "no-store"}
+LOAD_HISTORY_S = 3600.0
+LOAD_SAMPLE_S = 30.0
+
+
+class LoadHistory:
+    """The dashboard's chart: each node's CPU use, one point every 30 s for the last hour, sampled
+    when read (the dashboard's stream reads it every few seconds while someone watches)."""
+
+    def __init__(self, daemon: NodeAPI) -> None:
+        self._daemon = daemon
+        self._points: deque[tuple[float, dict[str, float]]] = deque()
+
+    def history(self) -> list[dict[str, Any]]:
+        """``[{"t": unix seconds, "cpu": {node name: percent}}]``, oldest first."""
+        now = time.time()
+        if not self._points or now - self._points[-1][0] >= LOAD_SAMPLE_S:
+            nodes = self._daemon.status()["nodes"]
+            self._points.append((now, {n["name"] or n["id"]: float(n.get("cpu_percent") or 0) for n in nodes}))
+        while self._points and now - self._points[0][0] > LOAD_HISTORY_S:
+            self._points.popleft()
+        return [{"t": t, "cpu": cpu} for t, cpu in self._points]
 
 
 def _asset(name: str) -> bytes:

@@ -1,0 +1,79 @@
+"""The dashboard in a real headless browser (Playwright driving Debian's chromium) against a real
+two-node cluster: it loads, lists the nodes, shows a job finishing without a reload, follows its
+log, and cancels a job. On a phone-sized screen."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from swarmcompute.testing.clusters import formed, start_cluster
+from swarmcompute.testing.daemons import DaemonProcess, wait_until
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+if not Path(CHROMIUM).exists():
+    pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
+
+UI_TIMEOUT_MS = 20_000
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[list[DaemonProcess]]:
+    started: list[DaemonProcess] = []
+
+    def make(name: str, **kwargs: Any) -> DaemonProcess:
+        node = DaemonProcess(tmp_path / name, name=name, http_port=0, **kwargs)
+        started.append(node)
+        return node
+
+    try:
+        nodes = start_cluster(make, 2)
+        wait_until(lambda: formed(nodes, 2), 30, "a formed 2-node cluster")
+        yield nodes
+    finally:
+        for node in started:
+            node.stop()
+            node.kill()
+
+
+def test_the_dashboard_lists_nodes_shows_a_job_finish_live_and_cancels_a_job(cluster: list[DaemonProcess]) -> None:
+    a, b = cluster
+    token = a.swarm("api-token", "create", "browser").stdout.strip().splitlines()[-1]
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+            page.set_default_timeout(UI_TIMEOUT_MS)
+            page.goto(b.http_url + "/")
+            page.fill("#token", token)
+            page.click("#login-form button")
+            page.wait_for_selector("#nodes tbody tr >> nth=1")
+            names = page.locator("#nodes tbody tr td:first-child").all_inner_texts()
+            assert sorted(names) == ["n0", "n1"]
+            assert "healthy" in page.inner_text("#health")
+
+            # A job submitted elsewhere (the CLI on the other node) appears, then finishes, without a reload.
+            job_id = a.client.submit("sleep 1; echo done", name="live")
+            row = page.locator(f'#jobs tr[data-job="{job_id}"]')
+            row.wait_for()
+            page.wait_for_selector(f'#jobs tr[data-job="{job_id}"][data-state="succeeded"]')
+            row.click()
+            page.wait_for_function("document.getElementById('log').textContent.includes('done')")
+
+            # Submit from the page, then cancel it from the page.
+            page.fill("#submit-cmd", "sleep 300")
+            page.fill("#submit-name", "to-cancel")
+            page.click("#submit-form button")
+            page.wait_for_function("document.getElementById('submit-result').textContent.startsWith('submitted')")
+            long_id = page.inner_text("#submit-result").split()[-1]
+            page.wait_for_selector(f'#jobs tr[data-job="{long_id}"] button.cancel').click()
+            page.wait_for_selector(f'#jobs tr[data-job="{long_id}"][data-state="cancelled"]')
+            assert a.client.job(long_id)["state"] == "cancelled"
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390 + 1  # no sideways page scroll
+        finally:
+            browser.close()
