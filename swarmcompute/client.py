@@ -45,6 +45,8 @@ _SPEC_OPTIONS = frozenset(
         "image",
         "on_disconnect",
         "keep_on_exit",
+        "max_procs",
+        "max_file_size",
         "max_output",
         "job_id",
     }
@@ -107,6 +109,8 @@ def _job_spec(argv: Sequence[str] | str, options: Mapping[str, Any]) -> JobSpec:
         "image": _text("image", options.get("image")),
         "on_disconnect": _text("on_disconnect", options.get("on_disconnect")) or "stop",
         "keep_on_exit": bool(options.get("keep_on_exit")),
+        "max_procs": _whole("max_procs", options.get("max_procs")),
+        "max_file_size": _size(options.get("max_file_size"), "max_file_size"),
         "max_output_bytes": _size(options.get("max_output"), "max_output"),
     }
     check_job(fields)
@@ -218,7 +222,7 @@ class Client:
         if state_dir is not None and not isinstance(state_dir, (str, os.PathLike)):
             raise errors.ConfigError(f"state_dir must be a path, not {type(state_dir).__name__}")
         try:
-            self.paths = StatePaths.resolve(state_dir)
+            self.paths = StatePaths.resolve(state_dir, client=True)
         except (TypeError, ValueError) as exc:  # a NUL byte, bytes for str, ...
             raise errors.ConfigError(f"unusable state_dir: {exc}") from None
         if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not 0 < timeout_s < 1e9:
@@ -314,6 +318,18 @@ class Client:
     def recover(self) -> list[str]:
         """Force the live voters to be the whole configuration (`swarm recover`; unsafe by design)."""
         return self._call(m.Recover())
+
+    def policy(self) -> str:
+        """The cluster's command policy, as the TOML text `swarm policy show` prints."""
+        return str(self._call(m.PolicyGet()))
+
+    def set_policy(self, text: str) -> str:
+        """Replace the cluster's command policy with the one in ``text`` (TOML, as
+        `swarm policy show` prints); returns the policy now in force. ``ConfigError`` for a bad
+        one, ``PermissionDeniedError`` unless root (on a node shared by every local user)."""
+        from swarmcompute.policy import parse_policy
+
+        return str(self._call(m.PolicySet(parse_policy(text))))
 
     def shutdown(self) -> None:
         """Ask the daemon to stop gracefully (what `swarm leave` does)."""

@@ -15,6 +15,7 @@ from typing import Any
 
 from swarmcompute import codec
 from swarmcompute.state.job import JobSpec
+from swarmcompute.state.policy import CommandPolicy
 
 STDOUT = 1
 STDERR = 2
@@ -82,6 +83,20 @@ class Recover:
 @dataclass(frozen=True, slots=True)
 class Shutdown:
     pass
+
+
+@codec.message("api.policy_get")
+@dataclass(frozen=True, slots=True)
+class PolicyGet:
+    """`swarm policy show`: the cluster's command policy as TOML text."""
+
+
+@codec.message("api.policy_set")
+@dataclass(frozen=True, slots=True)
+class PolicySet:
+    """`swarm policy set FILE`: replace the cluster's command policy (root on a shared node)."""
+
+    policy: CommandPolicy
 
 
 @codec.message("api.token_create")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from swarmcompute.node.cluster_messages import LogData
     from swarmcompute.state.job import Job, JobSpec
+    from swarmcompute.state.policy import CommandPolicy
     from swarmcompute.state.table import JobTable
 
 
@@ -28,7 +29,8 @@ class NodeAPI(Protocol):
         ...
 
     # -- asking for changes: committed through the leader ---------------------------------
-    async def submit(self, specs: tuple[JobSpec, ...]) -> list[str]: ...
+    async def submit(self, specs: tuple[JobSpec, ...], user: str = ...) -> list[str]: ...
+    async def set_policy(self, policy: CommandPolicy, *, by: str) -> str: ...
     async def cancel(self, job_ids: list[str], why: str = ...) -> None: ...
     async def create_api_token(
         self, name: str, *, read_only: bool, expires_s: float | None, uid: int

@@ -25,7 +25,18 @@ from swarmcompute.api.protocol import LENGTH_PREFIX, MAX_FRAME_BYTES, frame, soc
 from swarmcompute.api.streaming import OutputStream
 from swarmcompute.errors import FrameTooLargeError, JobNotFoundError, ProtocolError, SwarmError, WaitTimeoutError
 from swarmcompute.state.job import Job, JobState
+from swarmcompute.state.policy import policy_toml
 from swarmcompute.transport.ratelimit import LogLimiter
+from swarmcompute.users import (
+    admits,
+    check_admin,
+    check_owner,
+    daemon_user,
+    owns,
+    peer_of,
+    serves_every_user,
+    submitter,
+)
 
 if TYPE_CHECKING:
     from swarmcompute.api.node_api import NodeAPI
@@ -33,6 +44,10 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 MAX_LIST_LIMIT = 10_000
+_NOT_SERVED = (
+    "this daemon serves only its own user ({}): start your own with `swarm join`, or ask for a "
+    "daemon run as root, which serves every local user"
+)
 CATCH_UP_S = 2.0
 ANSWERED = (
     m.Submit,
@@ -42,6 +57,8 @@ ANSWERED = (
     m.Cancel,
     m.Status,
     m.Recover,
+    m.PolicyGet,
+    m.PolicySet,
     m.ApiTokenCreate,
     m.ApiTokenList,
     m.ApiTokenRevoke,
@@ -84,6 +101,8 @@ class ControlServer:
         old_umask = os.umask(0o077)
         try:
             self._server = await asyncio.start_unix_server(self._handle, address, limit=MAX_FRAME_BYTES)
+            if serves_every_user():  # every local user may connect; SO_PEERCRED says who they are
+                os.chmod(self._path, 0o666)
         finally:
             os.umask(old_umask)
             if dir_fd is not None:
@@ -96,6 +115,7 @@ class ControlServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
+            admitted = admits(peer_of(writer.get_extra_info("socket")))
             while True:
                 try:
                     request = await read_message(reader)
@@ -107,10 +127,14 @@ class ControlServer:
                     return
                 if request is None:
                     return
+                if not admitted:  # answered, not just closed: the client is writing its request
+                    await _send(writer, m.ErrorReply("PermissionDeniedError", _NOT_SERVED.format(daemon_user())))
+                    return
                 try:
                     await self._dispatch(request, writer, reader)
                 except SwarmError as exc:
                     await _send(writer, m.ErrorReply(type(exc).__name__, str(exc)))
+                    continue
                 if isinstance(request, m.Shutdown):
                     self.leave_requested = True
                     self._daemon.stop()
@@ -127,12 +151,14 @@ class ControlServer:
         daemon = self._daemon
         match request:
             case m.Submit(jobs=jobs, attach=True):
-                await daemon.submit(jobs)
+                await daemon.submit(jobs, user=submitter(_peer_uid(writer)))
                 await self._lifelines.attach(jobs[0], reader, writer)
             case m.Logs(ref=ref, follow=follow, attempt=attempt):
                 job = await self.resolve(ref)
+                check_owner(_peer_uid(writer), job.spec.user, "read the output of", job.id)
                 await OutputStream(daemon, writer, job.id).run(follow=follow, attempt=attempt)
             case m.Shutdown():
+                check_admin(_peer_uid(writer), "stop the daemon")
                 await _send(writer, m.Reply(None))
             case _ if type(request) in ANSWERED:
                 await _send(writer, m.Reply(await self.answer(request, uid=_peer_uid(writer))))
@@ -152,23 +178,33 @@ class ControlServer:
         daemon = self._daemon
         match request:
             case m.Submit(jobs=jobs):
-                return await daemon.submit(jobs)
+                return await daemon.submit(jobs, user=submitter(uid))
             case m.Wait(job_ids=refs, timeout_s=timeout_s):
                 return await self._wait(refs, timeout_s)
             case m.GetJob(ref=ref, with_output=with_output):
-                return daemon.job_view(await self.resolve(ref), with_output=with_output)
+                job = await self.resolve(ref)
+                return daemon.job_view(job, with_output=with_output and owns(uid, job.spec.user))
             case m.ListJobs(limit=limit, states=states):
                 wanted = [JobState(s) for s in states if s in JobState._value2member_map_]
                 jobs = daemon.table.recent(max(0, min(limit, MAX_LIST_LIMIT)), wanted or None)
                 return [daemon.job_view(j) for j in jobs]
             case m.Cancel(refs=refs):
-                ids = [(await self.resolve(r)).id for r in refs]
+                jobs = [await self.resolve(r) for r in refs]
+                for job in jobs:
+                    check_owner(uid, job.spec.user, "cancel", job.id)
+                ids = [job.id for job in jobs]
                 await daemon.cancel(ids)
                 return [daemon.job_view(daemon.table.resolve(i)) for i in ids]
             case m.Status():
                 return daemon.status()
             case m.Recover():
+                check_admin(uid, "recover the cluster")
                 return daemon.recover()
+            case m.PolicyGet():
+                return policy_toml(daemon.table.policy)
+            case m.PolicySet(policy=policy):
+                check_admin(uid, "set the command policy")
+                return await daemon.set_policy(policy, by=submitter(uid))
             case m.ApiTokenCreate(name=name, read_only=read_only, expires_s=expires_s):
                 return await daemon.create_api_token(name, read_only=read_only, expires_s=expires_s, uid=uid)
             case m.ApiTokenList():

@@ -73,8 +73,13 @@ def status_text(status: dict[str, Any]) -> str:
         f"cluster  {printable(str(status['cluster_id']))}",
         f"leader   {printable(str(status['leader'] or '(none)'))}   term {_term(status['term'])}",
         "quorum   " + ("healthy" if quorum.get("healthy") else f"LOST: {_quorum_reason(quorum)}"),
-        "",
     ]
+    cgroups = status.get("cgroups") or {}
+    if cgroups and not cgroups.get("enforced"):  # --cpus and --mem are reservations only here
+        lines.append(f"limits   cgroups not usable: {printable(str(cgroups.get('problem')))}")
+    if status.get("run_as"):
+        lines.append(f"users    jobs here run as {printable(str(status['run_as']))}")
+    lines.append("")
     rows = [
         (
             n["name"],

@@ -37,6 +37,9 @@ Options:
   --cpus N              CPUs to reserve (default 1; 0 reserves none).
   --mem SIZE            Memory to reserve, e.g. 512M, 2G.
   --gpus N              GPUs to reserve.
+  --max-procs N         At most N processes (a cgroup's pids.max; else the
+                        user's RLIMIT_NPROC, which root ignores).
+  --max-file-size SIZE  No file written larger than SIZE (RLIMIT_FSIZE).
   --after JOB           Run after JOB succeeded (repeatable).
   --after-any JOB       Run after JOB ended, however (repeatable).
   --node NAME           Run only on this node (name or id).
@@ -69,6 +72,8 @@ _OPTIONS: dict[str, tuple[str, bool, bool]] = {
     "--cpus": ("cpus", True, False),
     "--mem": ("mem", True, False),
     "--gpus": ("gpus", True, False),
+    "--max-procs": ("max_procs", True, False),
+    "--max-file-size": ("max_file_size", True, False),
     "--after": ("after", True, True),
     "--after-any": ("after_any", True, True),
     "--node": ("node", True, False),
@@ -79,7 +84,7 @@ _OPTIONS: dict[str, tuple[str, bool, bool]] = {
     "--id": ("job_id", True, False),
     "--state-dir": ("state_dir", True, False),
 }
-_INTS = {"retries", "priority", "gpus"}
+_INTS = {"retries", "priority", "gpus", "max_procs"}
 
 
 class UsageError(Exception):
@@ -175,7 +180,7 @@ def main(args: Sequence[str]) -> int:
     from swarmcompute.api import lean
     from swarmcompute.state_dir import CONTROL_SOCKET_NAME, state_dir_path
 
-    state_dir = state_dir_path(parsed.state_dir)
+    state_dir = state_dir_path(parsed.state_dir, client=True)
     try:
         sock = lean.connect(os.path.join(state_dir, CONTROL_SOCKET_NAME))
     except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
@@ -220,6 +225,7 @@ def _spec(parsed: RunArgs) -> dict[str, Any]:
     try:
         timeout_s = parse_duration(opts.get("timeout"))
         mem_bytes = parse_size(opts.get("mem"))
+        max_file_size = parse_size(opts.get("max_file_size"))
         max_output_bytes = parse_size(opts.get("max_output"))
     except SwarmError as exc:
         raise UsageError(str(exc)) from None
@@ -230,6 +236,8 @@ def _spec(parsed: RunArgs) -> dict[str, Any]:
     )
     if max_output_bytes:
         spec["max_output_bytes"] = max_output_bytes
+    if "max_file_size" in opts:
+        spec["max_file_size"] = max_file_size
     check_job(spec)
     if spec.get("on_disconnect", "stop") not in ("stop", "keep"):
         raise UsageError(f"--on-disconnect must be stop or keep, got {_shown(spec['on_disconnect'])}")

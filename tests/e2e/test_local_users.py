@@ -1,0 +1,165 @@
+"""Users, as Slurm does it (issue 10): a root daemon runs each local user's jobs as that user, who
+cannot read the daemon's state, cancel or read others' jobs, or stop the daemon; a daemon run by
+a normal user serves only that user. Real daemons, real users (made with useradd, removed after)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from swarmcompute.testing.daemons import DaemonProcess, wait_until
+from swarmcompute.testing.local_users import LocalUser, unavailable
+
+pytestmark = pytest.mark.skipif(unavailable() is not None, reason=unavailable() or "")
+
+DAEMON_ONLY = "SWARM_TEST_DAEMON_ONLY"
+
+
+class Shared:
+    def __init__(self, root: Path, daemon: DaemonProcess, user: LocalUser, other: LocalUser) -> None:
+        self.root = root
+        self.daemon = daemon
+        self.state = daemon.state_dir
+        self.user = user
+        self.other = other
+
+
+@pytest.fixture(scope="module")
+def shared() -> Iterator[Shared]:
+    root = Path(tempfile.mkdtemp(prefix="swarm-users-", dir="/tmp"))
+    root.chmod(0o711)  # other users must reach the state dir inside (its own mode is the daemon's)
+    user = LocalUser.create()
+    other = LocalUser.create()
+    daemon = DaemonProcess(root / "state", extra_env={DAEMON_ONLY: "secret"})
+    try:
+        daemon.start()
+        user.python()  # fail here, once, if no interpreter suits the user
+        yield Shared(root, daemon, user, other)
+    finally:
+        daemon.stop()
+        user.remove()
+        other.remove()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_another_users_swarm_run_runs_as_that_user(shared: Shared) -> None:
+    out = shared.user.swarm("run", "--state-dir", str(shared.state), "--", "id", "-un")
+    assert (out.returncode, out.stdout, out.stderr) == (0, f"{shared.user.name}\n", "")
+
+
+def test_that_users_job_cannot_read_the_cluster_key_or_list_the_state_dir(shared: Shared) -> None:
+    key = shared.state / "cluster.key"
+    token = key.read_text()
+    out = shared.user.swarm("run", "--state-dir", str(shared.state), "--", "cat", str(key))
+    assert out.returncode == 1 and "Permission denied" in out.stderr and token.strip() not in out.stdout
+    out = shared.user.swarm("run", "--state-dir", str(shared.state), "--", "ls", str(shared.state))
+    assert out.returncode == 2 and "Permission denied" in out.stderr
+    assert stat.S_IMODE(shared.state.stat().st_mode) == 0o711
+    assert stat.S_IMODE((shared.state / "control.sock").stat().st_mode) == 0o666
+    for path in shared.state.rglob("*"):  # everything else: the daemon's alone
+        if path.name != "control.sock":
+            assert stat.S_IMODE(path.lstat().st_mode) & 0o077 == 0, path
+
+
+def test_that_users_job_gets_a_clean_environment_and_its_own_identity(shared: Shared) -> None:
+    work = Path(tempfile.mkdtemp(dir=shared.root))
+    os.chown(work, shared.user.uid, shared.user.gid)
+    out = shared.user.swarm(
+        "run", "--state-dir", str(shared.state), "--cwd", str(work), "-e", "MINE=1", "--",
+        "sh", "-c", "touch made-by-job; env",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    env = dict(line.split("=", 1) for line in out.stdout.splitlines())
+    assert env["USER"] == env["LOGNAME"] == shared.user.name
+    assert env["HOME"] == shared.user.home and env["MINE"] == "1"
+    assert set(env) <= {
+        "PATH",
+        "LANG",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "SHELL",
+        "PWD",
+        "MINE",
+        "SWARM_JOB_ID",
+        "SWARM_ATTEMPT",
+    }
+    assert DAEMON_ONLY not in env  # nothing of the daemon's own environment
+    made = (work / "made-by-job").stat()
+    assert (made.st_uid, made.st_gid) == (shared.user.uid, shared.user.gid)
+
+
+def test_a_user_without_a_daemon_of_their_own_falls_back_to_the_shared_one(shared: Shared) -> None:
+    env = {"SWARM_SYSTEM_STATE_DIR": str(shared.state)}  # stands in for /var/lib/swarmcompute
+    out = shared.user.swarm("run", "--", "id", "-un", env=env)
+    assert (out.returncode, out.stdout) == (0, f"{shared.user.name}\n"), out.stderr
+    listed = shared.user.swarm("jobs", "--json", env=env)
+    mine = [j for j in json.loads(listed.stdout) if j["user"] == shared.user.name]
+    assert mine, listed.stdout
+
+
+def test_users_act_only_on_their_own_jobs_and_only_root_stops_the_daemon(shared: Shared) -> None:
+    roots = shared.daemon.swarm("run", "-d", "--name", "roots-sleeper", "--", "sleep", "60")
+    assert roots.returncode == 0, roots.stderr
+    root_job = roots.stdout.strip()
+    try:
+        s = str(shared.state)
+        denied = shared.other.swarm("cancel", "--state-dir", s, root_job)
+        assert denied.returncode == 2
+        assert (
+            denied.stderr == f"swarm: cannot cancel job {root_job}: it belongs to user root (only they and root may)\n"
+        )
+        assert shared.other.swarm("logs", "--state-dir", s, root_job).returncode == 2
+        shown = json.loads(shared.other.swarm("show", "--state-dir", s, "--json", root_job).stdout)
+        assert shown["user"] == "root" and "output_tail" not in shown  # its record, never its output
+        leave = shared.other.swarm("leave", "--state-dir", s)
+        assert leave.returncode == 2 and "only root may stop the daemon" in leave.stderr
+        setting = shared.other.swarm("policy", "set", "--state-dir", s, "/dev/null")
+        assert setting.returncode == 2 and "only root may set the command policy" in setting.stderr
+        assert shared.daemon.alive()
+        mine = shared.other.swarm("run", "-d", "--state-dir", s, "--", "sleep", "60")
+        assert mine.returncode == 0, mine.stderr
+        cancelled = shared.other.swarm("cancel", "--state-dir", s, mine.stdout.strip())
+        assert cancelled.returncode == 0, cancelled.stderr
+        assert shared.daemon.client.job(root_job)["state"] == "running"
+    finally:
+        shared.daemon.client.cancel(root_job)
+
+
+def test_a_daemon_run_by_a_normal_user_serves_only_that_user_and_root(shared: Shared) -> None:
+    state = shared.root / "user-daemon"
+    state.mkdir(mode=0o700)
+    os.chown(state, shared.user.uid, shared.user.gid)
+    daemon = DaemonProcess(state / "s")
+    argv = [
+        shared.user.python(), "-m", "swarmcompute.node", "--state-dir", str(state / "s"), "--bind", "127.0.0.1",
+        "--port", "0", "--no-mdns", "--http-port", "off",
+    ]  # fmt: skip
+    with open(shared.root / "user-daemon.log", "ab") as log:
+        proc = subprocess.Popen(shared.user.command(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd="/tmp")
+    daemon.proc = proc
+    try:
+        wait_until(lambda: (state / "s" / "control.sock").exists() and daemon.client.ping(0.5), 30, "the user's daemon")
+        own = shared.user.swarm("run", "--state-dir", str(state / "s"), "--", "id", "-un")
+        assert (own.returncode, own.stdout) == (0, f"{shared.user.name}\n"), own.stderr
+        by_root = daemon.client.status()  # root may talk to any daemon
+        assert by_root["run_as"] == shared.user.name
+        assert daemon.client.job(daemon.client.submit(["id", "-un"]))["user"] == shared.user.name
+        stranger = shared.other.swarm("status", "--state-dir", str(state / "s"))
+        assert stranger.returncode == 2  # its state dir is 0700: the socket is out of reach
+        state.chmod(0o711)  # even when it is not (a mistake), the daemon itself refuses
+        (state / "s").chmod(0o711)
+        (state / "s" / "control.sock").chmod(0o666)
+        stranger = shared.other.swarm("status", "--state-dir", str(state / "s"))
+        assert stranger.returncode == 2
+        assert stranger.stderr.startswith(f"swarm: this daemon serves only its own user ({shared.user.name})")
+    finally:
+        daemon.stop()

@@ -1,0 +1,162 @@
+"""The command policy and per-job limits (issue 10 part 3), on a real two-node cluster: a refused
+command is one line naming the rule at submission, the policy set on one node holds on every node
+(and in each state dir's policy.toml), the node that runs a job checks it again, and
+--max-file-size, --max-procs and (where cgroups work) --mem stop real jobs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from swarmcompute.errors import PolicyViolationError
+from swarmcompute.state.policy import CommandPolicy, policy_toml
+from swarmcompute.testing.clusters import formed, start_cluster
+from swarmcompute.testing.daemons import DaemonProcess, wait_until
+from swarmcompute.testing.local_users import LocalUser, unavailable
+
+
+class Pair:
+    def __init__(self, root: Path, nodes: list[DaemonProcess]) -> None:
+        self.root = root
+        self.a, self.b = nodes
+
+    def set_policy(self, text: str) -> None:
+        path = self.root / "policy.toml"
+        path.write_text(text)
+        out = self.b.swarm("policy", "set", str(path))
+        assert out.returncode == 0, out.stderr
+
+
+@pytest.fixture(scope="module")
+def pair() -> Iterator[Pair]:
+    root = Path(tempfile.mkdtemp(prefix="swarm-policy-", dir="/tmp"))
+    root.chmod(0o711)  # a local user reaches node a's socket in the --max-procs test
+    made: list[DaemonProcess] = []
+
+    def make(name: str, **kw: object) -> DaemonProcess:
+        made.append(DaemonProcess(root / name, name=name, **kw))  # type: ignore[arg-type]
+        return made[-1]
+
+    try:
+        nodes = start_cluster(make, 2)
+        wait_until(lambda: formed(nodes), 30, "a formed two-node cluster")
+        yield Pair(root, nodes)
+    finally:
+        for daemon in made:
+            daemon.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_dangerous_command_is_refused_at_submission_in_one_line_naming_the_rule(pair: Pair) -> None:
+    before = len(pair.a.client.jobs(limit=1000))
+    out = pair.a.swarm("run", "--", "rm", "-rf", "/")
+    assert out.returncode == 2
+    assert out.stderr == (
+        "swarm: job refused: the command policy's deny rule 'rm-root' matches this command (see `swarm policy show`)\n"
+    )
+    with pytest.raises(PolicyViolationError, match="'fork-bomb'"):
+        pair.b.client.submit(":(){ :|:& };:")
+    assert len(pair.a.client.jobs(limit=1000)) == before  # nothing was recorded
+    shown = pair.b.swarm("policy", "show")
+    assert shown.returncode == 0 and shown.stdout == policy_toml(CommandPolicy())
+
+
+def test_a_policy_set_on_one_node_holds_on_every_node_and_in_each_state_dir(pair: Pair) -> None:
+    pair.set_policy("mode = 'allow'\n[allow]\necho = 'echo .*'\n")
+    try:
+        for node in (pair.a, pair.b):
+            wait_until(lambda n=node: "echo = 'echo .*'" in n.swarm("policy", "show").stdout, 10, "the policy")
+            wait_until(lambda n=node: "mode = 'allow'" in (n.state_dir / "policy.toml").read_text(), 10, "its copy")
+        refused = pair.a.swarm("run", "--", "ls", "/")
+        assert refused.returncode == 2 and "only commands an allow rule matches" in refused.stderr
+        assert pair.a.swarm("run", "--", "echo", "allowed").stdout == "allowed\n"
+        assert pair.a.status()["policy"] == {
+            "mode": "allow",
+            "deny": [r.name for r in CommandPolicy().deny],
+            "allow": ["echo"],
+        }
+    finally:
+        pair.set_policy(policy_toml(CommandPolicy()))
+
+
+def test_the_node_that_runs_a_job_checks_the_policy_again(pair: Pair) -> None:
+    marker, go = pair.root / "touched", pair.root / "go"
+    parent = pair.a.client.submit(f"while [ ! -e {go} ]; do sleep 0.05; done")  # ends once the policy is set
+    child = pair.a.client.submit(["touch", str(marker)], after=[parent])
+    pair.set_policy(policy_toml(CommandPolicy()).replace("[deny]\n", "[deny]\nno-touch = '^touch '\n"))
+    go.touch()
+    try:
+        job = pair.a.client.wait(child, timeout=30)
+        assert (job["state"], job["reason"]) == ("failed", "spawn_failed")
+        assert "refused on this node" in job["message"] and "'no-touch'" in job["message"]
+        assert not marker.exists()
+    finally:
+        pair.set_policy(policy_toml(CommandPolicy()))
+
+
+def test_max_file_size_stops_a_write_at_the_limit(pair: Pair) -> None:
+    work = pair.root / "fsize"
+    work.mkdir()
+    out = pair.a.swarm(
+        "run", "--max-file-size", "64K", "--cwd", str(work), "--", "sh", "-c", "exec head -c 1000000 /dev/zero > big"
+    )
+    assert out.returncode == 128 + 25  # SIGXFSZ
+    assert (work / "big").stat().st_size == 64 * 1024
+
+
+def test_a_bad_limit_is_one_line_at_the_cli(pair: Pair) -> None:
+    out = pair.a.swarm("run", "--max-procs", "-1", "--", "true")
+    assert (out.returncode, out.stderr) == (2, "swarm run: max-procs must be between 0 and 4194304, got -1\n")
+    out = pair.a.swarm("run", "--max-file-size", "lots", "--", "true")
+    assert out.returncode == 2 and out.stderr.startswith("swarm run: cannot read 'lots' as a size")
+
+
+@pytest.mark.skipif(unavailable() is not None, reason=unavailable() or "")
+def test_max_procs_stops_a_fork_loop(pair: Pair) -> None:
+    user = LocalUser.create()
+    try:
+        state = str(pair.a.state_dir)
+        loop = "i=0; while [ $i -lt 40 ]; do sleep 5 & i=$((i+1)); done; wait"
+        out = user.swarm("run", "--state-dir", state, "--max-procs", "6", "--", "sh", "-c", loop)
+        assert out.returncode != 0 and "fork" in out.stderr.lower(), (out.returncode, out.stderr)
+        # RLIMIT_NPROC counts every process of the user: wait until the killed loop's are gone
+        wait_until(lambda: not _processes_of(user.uid), 15, "the loop's processes to be gone")
+        ok = user.swarm("run", "--state-dir", state, "--max-procs", "6", "--", "sh", "-c", "sleep 0 & wait; echo ok")
+        assert (ok.returncode, ok.stdout) == (0, "ok\n"), ok.stderr
+    finally:
+        user.remove()
+
+
+def test_status_says_whether_cgroups_enforce_cpus_and_mem(pair: Pair) -> None:
+    cgroups = pair.a.status()["cgroups"]
+    assert set(cgroups) == {"enforced", "problem", "path"}
+    text = pair.a.swarm("status").stdout
+    if cgroups["enforced"]:
+        assert cgroups["problem"] is None and "cgroups not usable" not in text
+    else:
+        assert cgroups["problem"] and f"limits   cgroups not usable: {cgroups['problem']}" in text
+        assert json.loads(pair.a.swarm("status", "--json").stdout)["cgroups"] == cgroups
+
+
+def test_memory_max_kills_a_job_that_allocates_over_its_mem(pair: Pair) -> None:
+    cgroups = pair.a.status()["cgroups"]
+    if not cgroups["enforced"]:
+        pytest.skip(f"cgroup v2 limits are not usable here: {cgroups['problem']}")
+    script = "import sys; b = bytearray(256 << 20); sys.exit(0)"
+    python = shutil.which("python3") or "python3"
+    out = pair.a.swarm("run", "--mem", "64M", "--node", "n0", "--", python, "-c", script)
+    assert out.returncode == 128 + 9, out.stderr  # the kernel's OOM killer: SIGKILL
+    fits = pair.a.swarm("run", "--mem", "512M", "--node", "n0", "--", python, "-c", script)
+    assert fits.returncode == 0, fits.stderr
+
+
+def _processes_of(uid: int) -> list[int]:
+    return [
+        p.info["pid"] for p in psutil.process_iter(["pid", "uids"]) if p.info["uids"] and p.info["uids"].real == uid
+    ]
