@@ -14,6 +14,7 @@ before. It advertises no user list (``None``: it takes any job).
 
 from __future__ import annotations
 
+import functools
 import os
 import pwd
 import socket
@@ -107,9 +108,23 @@ def check_admin(uid: int, what: str) -> None:
         raise PermissionDeniedError(f"only root may {what} on a node shared by every local user")
 
 
+@functools.cache
 def daemon_user() -> str:
     """The name the daemon's own user has (what a non-root daemon records as every job's user)."""
     return _name_of(os.getuid()) or str(os.getuid())
+
+
+_PASSWD = "/etc/passwd"
+_GROUP = "/etc/group"
+_LOOKUPS: dict[str, tuple[tuple[int, ...], RunAs | None]] = {}
+
+
+def _stamp(path: str) -> tuple[int, ...]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (0, 0, 0)
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +140,20 @@ class RunAs:
 
     @classmethod
     def lookup(cls, name: str) -> RunAs | None:
-        """The user called ``name`` here, or None."""
+        """The user called ``name`` here, or None; remembered until ``/etc/passwd`` or
+        ``/etc/group`` change (a lookup with its group list costs about 0.2 ms, a job 1 ms)."""
+        stamp = _stamp(_PASSWD) + _stamp(_GROUP)
+        cached = _LOOKUPS.get(name)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        if len(_LOOKUPS) > 4 * MAX_USERS:
+            _LOOKUPS.clear()
+        found = cls._read(name)
+        _LOOKUPS[name] = (stamp, found)
+        return found
+
+    @classmethod
+    def _read(cls, name: str) -> RunAs | None:
         try:
             entry = pwd.getpwnam(name)
         except (KeyError, ValueError):
@@ -138,8 +166,9 @@ class RunAs:
 
     @property
     def switches(self) -> bool:
-        """Whether running as this user means changing the daemon's uid, gid or groups."""
-        return (self.uid, self.gid) != (os.geteuid(), os.getegid()) or set(self.groups) != set(os.getgroups())
+        """Whether running as this user means changing the daemon's uid or gid (then its groups
+        too); the daemon's own user keeps the fast spawn path."""
+        return (self.uid, self.gid) != (os.geteuid(), os.getegid())
 
     def become(self) -> None:
         """Drop to this user (in a forked child, before exec): groups, then gid, then uid."""

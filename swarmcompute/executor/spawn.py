@@ -38,7 +38,7 @@ import subprocess
 from collections.abc import Callable
 
 from swarmcompute.executor.spec import AttemptSpec
-from swarmcompute.users import SECRET_ENV, RunAs, job_environment, serves_every_user
+from swarmcompute.users import SECRET_ENV, RunAs, daemon_user, job_environment, serves_every_user
 
 __all__ = ["SECRET_ENV", "SpawnFailed", "job_environment", "set_job_umask", "spawn_job"]
 
@@ -65,8 +65,8 @@ class SpawnFailed(Exception):
 def run_as_of(spec: AttemptSpec) -> RunAs | None:
     """The user a root daemon runs ``spec`` as (None: the daemon's own, as any other daemon does);
     ``SpawnFailed`` when that user does not exist on this node."""
-    if not spec.user or not serves_every_user():
-        return None
+    if not spec.user or not serves_every_user() or spec.user == daemon_user():
+        return None  # the daemon's own user (root's jobs on a root daemon): as before, the fast path
     run_as = RunAs.lookup(spec.user)
     if run_as is None:
         raise SpawnFailed(None, f"no user {spec.user} on this node")
