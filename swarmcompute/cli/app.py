@@ -157,6 +157,10 @@ def join(
         raise _fail(str(DaemonAlreadyRunningError(str(paths.root), paths.read_pid())))
     from swarmcompute.paths import ensure_private_dir
 
+    from swarmcompute.storage.disk import check_writable
+
+    if paths.root.is_dir():
+        _call(lambda: check_writable(paths.root))  # read-only or unwritable: one line, exit 2
     _call(lambda: ensure_private_dir(paths.root))
     args = [sys.executable, "-m", "swarmcompute.node", *args, "--log-file", str(paths.daemon_log)]
     token_fd = None

@@ -176,6 +176,10 @@ def harden_process(paths: StatePaths) -> dict[str, object]:
     spawn.set_job_umask(job_umask)
     for name in SECRET_ENV:
         os.environ.pop(name, None)
+    from swarmcompute.storage.disk import check_writable
+
+    if paths.root.is_dir():
+        check_writable(paths.root)  # read-only or unwritable: one line and exit 2, not a traceback
     changed = secure_state_dir(paths.root)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = MAX_NOFILE if hard == resource.RLIM_INFINITY else min(hard, MAX_NOFILE)

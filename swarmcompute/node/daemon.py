@@ -166,6 +166,10 @@ class Daemon:
         )
         self.resources: ResourceMonitor | None = None
         self.inventory: Inventory | None = None
+        from swarmcompute.storage.disk import DiskWatch
+
+        self.disk = DiskWatch(self.paths.root)
+        """Whether the state dir takes writes (`swarm status`'s ``disk_problem``; new jobs refused)."""
         self._policy_written: CommandPolicy | None = None
         self._discovery: Any = None
         self._address_watch: Any = None
@@ -281,6 +285,8 @@ class Daemon:
                 ),
                 tick_interval_s=TICK_S,
             )
+            self.committer.on_stall = self._on_raft_stall
+            self.disk.on_recovery(self.committer.raft.resume)
             self._rounds = PlacementRounds(self.table, self.committer, self.capacities)
             self._lease = LeaseHost(
                 identity.node_id,
@@ -317,7 +323,10 @@ class Daemon:
             await server.start()
             if web is not None:
                 web.start()
-            self.paths.pid_file.write_text(f"{os.getpid()}\n")
+            try:
+                self.paths.pid_file.write_text(f"{os.getpid()}\n")
+            except OSError as exc:  # a full disk: `swarm leave` still finds the daemon by its socket
+                self.disk.failed(exc)
             log.info(
                 "node_ready",
                 name=identity.name,
@@ -411,9 +420,9 @@ class Daemon:
 
         def on_peer(ad: PeerAd) -> None:
             if ad.cluster_id == plan.key.cluster_id and ad.node_id != self.node_id:
-                address = f"{ad.host}:{ad.port}"
-                self.link.learn(ad.node_id, address)
-                self.link.add_seeds([address])
+                # Anyone on the LAN can send an ad with our public cluster id: a place to ask to
+                # join, never an address book entry (see ``ClusterLink.candidate``).
+                self.link.candidate(f"{ad.host}:{ad.port}")
 
         discovery = Discovery(
             self.node_id,
@@ -602,6 +611,17 @@ class Daemon:
 
             writer.truncation_reported = True
             self.committer.enqueue([OutputTruncated(job_id, attempt, self.node_id)])
+            if writer.write_failure is not None:  # a full disk, not the bound: say so, retry the line
+                self.disk.failed(writer.write_failure, writer.path)
+                if writer.marker_owed is not None:
+                    from swarmcompute.executor.logfile import append_marker
+
+                    path, marker = writer.path, writer.marker_owed
+                    self.disk.owe(path, lambda: append_marker(path, marker))
+
+    def _on_raft_stall(self, error: Exception | None) -> None:
+        if error is not None:
+            self.disk.failed(error, raft=True)
 
     def _notify_followers(self, job_id: str) -> None:
         for event in self._job_events.get(job_id, ()):
@@ -779,6 +799,10 @@ class Daemon:
                     self._maintenance()
                 except Exception:  # the clock must keep ticking: log, and try again next second
                     log.exception("maintenance_failed")
+                try:
+                    self.disk.check()  # a full state dir: retry what failed once space is back
+                except Exception:
+                    log.exception("disk_check_failed")
             if ticks % per_sample == 0:
                 resources.sample()
 
@@ -788,6 +812,10 @@ class Daemon:
         """Durably record new jobs (idempotent by id); return their ids. ``user``: the local user
         who submitted them, as the kernel said (``users.Peer``): recorded in each job, whatever
         the client put there, and checked against the command policy."""
+        if self.disk.problem is not None:
+            from swarmcompute.errors import DiskFullError
+
+            raise DiskFullError(f"{self.disk.problem}: this node takes no new jobs until space is freed there")
         batch_ids = {s.id for s in specs}
 
         def parent(ref: str) -> str:  # an id, a unique prefix or a name, as everywhere else
@@ -1014,6 +1042,7 @@ class Daemon:
             "pid": os.getpid(),
             "uptime_s": time.monotonic() - self.started_monotonic,
             "lease": self.lease.may_start(),
+            "disk_problem": self.disk.problem,
             "cgroups": self.executor.processes.cgroups.view(),
             "run_as": "their submitters" if serves_every_user() else daemon_user(),
             "policy": self.table.policy.summary(),
