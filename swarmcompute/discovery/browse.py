@@ -16,6 +16,11 @@ besides the browser's events (the fast path, for announcements and goodbyes),
 
 That bounds "gone" by TTL + one refresh and "back" by one refresh (+0.3 s), at the cost
 of one small query per node per refresh and one answer per peer per half TTL.
+
+Anyone on the LAN can advertise (an ad proves nothing; the handshake does), so the table
+holds at most ``MAX_PEERS`` ads (later ones are dropped until some leave), and the lines
+about ads found, changed or gone are rate-limited (``LogLimiter``: 10 per 10 s each, with
+the advertised address and a count of those left out).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo
 from zeroconf.const import _CLASS_IN, _FLAGS_QR_QUERY, _TYPE_PTR, _TYPE_SRV
 
 from swarmcompute.discovery.addresses import local_ipv4_networks, pick_host
+from swarmcompute.transport.ratelimit import LogLimiter
 
 log = structlog.get_logger(__name__)
 
@@ -48,6 +54,8 @@ RECONCILE_DELAY_S = 0.3
 # node's stragglers (an answer it had queued before leaving), not a comeback.
 GOODBYE_QUIET_MS = 1000
 GOODBYE_MEMORY_MS = 300_000
+MAX_PEERS = 4096
+"""Ads kept at once; a flood beyond it is dropped (and said, rate-limited)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +114,9 @@ class PeerBrowser:
         self._browser: AsyncServiceBrowser | None = None
         self._later: asyncio.TimerHandle | None = None
         self._goodbyes: dict[str, float] = {}
+        self._limiter = LogLimiter()
+        self.dropped = 0
+        """Ads left out because the table was full."""
 
     def start(self) -> None:
         """Start zeroconf's browser; events arrive on the running loop."""
@@ -226,22 +237,30 @@ class PeerBrowser:
         old = self.peers.get(name)
         if old == ad:
             return
+        if old is None and len(self.peers) >= MAX_PEERS:
+            self.dropped += 1
+            self._log("mdns_peers_full", "full", peer=ad.node_id[:64], host=ad.host, port=ad.port, kept=MAX_PEERS)
+            return
         self.peers[name] = ad
-        log.info(
-            "mdns_peer_updated" if old else "mdns_peer_found",
-            peer=ad.node_id,
-            cluster=ad.cluster_id,
-            host=ad.host,
-            port=ad.port,
-        )
+        event = "mdns_peer_updated" if old else "mdns_peer_found"
+        self._log(event, event, peer=ad.node_id[:64], cluster=ad.cluster_id[:64], host=ad.host, port=ad.port)
         _call_safely(self._on_peer, ad)
+
+    def _log(self, event: str, key: str, **fields: object) -> None:
+        """An info line, at most 10 per 10 s per kind (ads are anyone's to send)."""
+        suppressed = self._limiter.allow(key)
+        if suppressed is None:
+            return
+        if suppressed:
+            fields["suppressed"] = suppressed
+        log.info(event, **fields)
 
     def _drop(self, name: str, *, reason: str) -> None:
         self._dirty.discard(name)
         ad = self.peers.pop(name, None)
         if ad is None:
             return
-        log.info("mdns_peer_removed", peer=ad.node_id, reason=reason)
+        self._log("mdns_peer_removed", "removed", peer=ad.node_id[:64], host=ad.host, reason=reason)
         if self._on_removed is not None:
             _call_safely(self._on_removed, ad.node_id)
 

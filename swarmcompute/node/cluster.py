@@ -2,8 +2,17 @@
 
 Who is where: a node is known by its id, never its address. The address book
 maps ids to the peer address they were last seen at (from join requests,
-join replies, gossip and mDNS) and is saved in the state directory, so a
-restarted node can find its cluster again without mDNS.
+join replies and gossip) and is saved in the state directory, so a
+restarted node can find its cluster again without mDNS. Only addresses that gossip
+confirmed (a node that answered through the authenticated transport) reach the file,
+at most ``MAX_BOOK_ENTRIES``, each dropped ``BOOK_AGE_OUT_S`` after it was last confirmed;
+what others merely claimed stays in memory (bounded too). mDNS ads, which anyone on the
+LAN can send with the public cluster id, are only *candidates* to ask to join, never written
+down: at most ``MAX_CANDIDATES``, ``JOIN_FANOUT`` new ones asked per join step (in the order
+they came), each asked again the step after, when one that still has no connection is dropped
+(a real node's is up within milliseconds of the first ask). 2,000 fake ads then
+delay a joining node by at most 2000 / ``JOIN_FANOUT`` steps, about 31 s, and cost a member
+nothing: members never ask candidates.
 
 Routing: Raft messages go to ``ReplicatedJobLog.raft``; gossip to the gossip
 shell; join and forwarding messages are handled here or by the job log.
@@ -32,6 +41,7 @@ it in milliseconds, before it could start an election on stale information.
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import os
 import time
@@ -72,6 +82,19 @@ from swarmcompute.transport.ratelimit import LogLimiter
 log = structlog.get_logger(__name__)
 
 JOIN_RETRY_S = 1.0
+MAX_BOOK_ENTRIES = 256
+"""Addresses kept in peers.json (and confirmed ones in memory): the most recently confirmed."""
+MAX_UNCONFIRMED = 256
+"""Addresses held in memory that gossip has not confirmed (join replies, join requests)."""
+BOOK_AGE_OUT_S = 7 * 86400.0
+"""A node not confirmed for this long is dropped from peers.json (it left, or moved for good)."""
+_BOOK_TOUCH_S = 3600.0
+JOIN_REPLY_ADDRESSES = 64
+"""Addresses a join reply carries at most (the members' first)."""
+MAX_CANDIDATES = 4096
+"""mDNS ads kept as addresses to ask to join (as many as the browser keeps; later ones wait)."""
+JOIN_FANOUT = 64
+"""mDNS candidates asked per join step (explicit --peer seeds are always asked)."""
 LEAVE_RETRY_S = 0.2
 UNREACHABLE_RESET_S = 1.0
 """Sends to an address failing this long, then a message from its node: reconnect at once (and at
@@ -98,36 +121,105 @@ class LeaveReply:
 
 
 class AddressBook:
-    """node id -> peer address, persisted (small JSON, atomic replace) for restarts."""
+    """node id -> peer address; the confirmed ones persisted (small JSON, atomic replace).
 
-    def __init__(self, path: Path) -> None:
+    File format: ``{node_id: {"address": "host:port", "seen": unix time}}``. An older file
+    (``{node_id: "host:port"}``) is read as unconfirmed: used to find the cluster after the
+    upgrade, and gone from the file at the next save unless gossip confirms it.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_entries: int = MAX_BOOK_ENTRIES,
+        max_unconfirmed: int = MAX_UNCONFIRMED,
+        age_out_s: float = BOOK_AGE_OUT_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._path = path
-        self._addresses: dict[str, str] = {}
+        self._max = max_entries
+        self._max_unconfirmed = max_unconfirmed
+        self._age_out_s = age_out_s
+        self._clock = clock
+        self._confirmed: dict[str, tuple[str, float]] = {}  # id -> (address, last confirmed)
+        self._claimed: collections.OrderedDict[str, str] = collections.OrderedDict()  # oldest first
+        self._dirty = False
         try:
             raw = json.loads(path.read_text())
-            self._addresses = {str(k): str(v) for k, v in raw.items()}
-        except (OSError, ValueError, AttributeError):
-            pass
-        self._dirty = False
+        except (OSError, ValueError):
+            raw = {}
+        now = clock()
+        for node_id, entry in raw.items() if isinstance(raw, dict) else ():
+            if isinstance(entry, dict) and isinstance(entry.get("address"), str):
+                seen = entry.get("seen")
+                if isinstance(seen, (int, float)) and now - seen < age_out_s:
+                    self._confirmed[str(node_id)[:255]] = (entry["address"][:300], float(seen))
+                else:
+                    self._dirty = True  # aged out: the next save drops it
+            elif isinstance(entry, str):
+                self._claim(str(node_id)[:255], entry[:300])
+                self._dirty = True
+        self._trim()
 
     def get(self, node_id: str) -> str | None:
-        return self._addresses.get(node_id)
+        confirmed = self._confirmed.get(node_id)
+        return confirmed[0] if confirmed is not None else self._claimed.get(node_id)
 
-    def set(self, node_id: str, address: str) -> None:
-        if self._addresses.get(node_id) != address:
-            self._addresses[node_id] = address
+    def set(self, node_id: str, address: str, *, verified: bool = False) -> None:
+        """Note ``address`` for ``node_id``; ``verified``: gossip confirmed it (then it is kept
+        in the file), else it is only a claim (memory, bounded)."""
+        if not verified:
+            confirmed = self._confirmed.get(node_id)
+            if confirmed is None or confirmed[0] != address:
+                self._claim(node_id, address)
+            return
+        now = self._clock()
+        old = self._confirmed.get(node_id)
+        self._claimed.pop(node_id, None)
+        if old is None or old[0] != address or now - old[1] > _BOOK_TOUCH_S:
+            self._confirmed[node_id] = (address, now)
             self._dirty = True
+            self._trim()
 
-    def items(self) -> dict[str, str]:
-        return dict(self._addresses)
+    def items(self, *, confirmed_only: bool = False) -> dict[str, str]:
+        """Every address known (confirmed ones win), or only the confirmed ones."""
+        found = {} if confirmed_only else dict(self._claimed)
+        found.update({node_id: address for node_id, (address, _) in self._confirmed.items()})
+        return found
 
     def save(self) -> None:
+        """Write the confirmed addresses; a failed write (a full disk) is retried next time."""
         if not self._dirty:
             return
+        now = self._clock()
+        kept = {n: e for n, e in self._confirmed.items() if now - e[1] < self._age_out_s}
+        self._confirmed = kept
+        body = {n: {"address": a, "seen": round(seen, 3)} for n, (a, seen) in kept.items()}
         tmp = self._path.with_name(self._path.name + ".tmp")
-        tmp.write_text(json.dumps(self._addresses, indent=1, sort_keys=True))
-        os.replace(tmp, self._path)
+        try:
+            tmp.write_text(json.dumps(body, indent=1, sort_keys=True))
+            os.replace(tmp, self._path)
+        except OSError as exc:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+            log.warning("peers_file_not_saved", path=str(self._path), error=exc.strerror or str(exc))
+            return
         self._dirty = False
+
+    def _claim(self, node_id: str, address: str) -> None:
+        self._claimed.pop(node_id, None)
+        self._claimed[node_id] = address
+        while len(self._claimed) > self._max_unconfirmed:
+            self._claimed.popitem(last=False)
+
+    def _trim(self) -> None:
+        if len(self._confirmed) > self._max:
+            newest = sorted(self._confirmed.items(), key=lambda kv: kv[1][1], reverse=True)[: self._max]
+            self._confirmed = dict(newest)
+            self._dirty = True
 
 
 class ClusterLink:
@@ -149,6 +241,9 @@ class ClusterLink:
         self.transport = PeerTransport(key, node_id, self._on_message, bind=bind, port=port)
         self._advertise_host = advertise_host
         self.seeds: list[str] = []
+        """Addresses asked to join every step: --peer and the address book at start."""
+        self.candidates: collections.OrderedDict[str, int] = collections.OrderedDict()
+        """mDNS ads of this cluster (anyone can send one) -> how often asked; ``JOIN_FANOUT`` a step."""
         self.job_log: ReplicatedJobLog | None = None
         self.gossip: GossipHost | None = None
         self.on_join_handled: Callable[[str], None] | None = None
@@ -234,7 +329,7 @@ class ClusterLink:
         if node_id == self.node_id:
             return
         old = self.book.get(node_id)
-        self.book.set(node_id, address)
+        self.book.set(node_id, address, verified=verified)
         if verified and old is not None and old != address:
             self.transport.forget(old)
             self._failing_since.pop(old, None)
@@ -303,6 +398,37 @@ class ClusterLink:
                 if self.gossip is not None:
                     self.gossip.join([address])
 
+    def candidate(self, address: str) -> None:
+        """An mDNS ad of this cluster says a node is at ``address``: a place to ask to join,
+        nothing more (never the address book: anyone on the LAN can send such an ad)."""
+        if address == self.address or address in self.seeds or address in self.candidates:
+            return
+        if len(self.candidates) >= MAX_CANDIDATES:
+            return  # full of unanswered ads: this one waits for the browser's next report
+        self.candidates[address] = 0
+
+    def _next_candidates(self) -> list[str]:
+        """Who to ask this step: those first asked last step (asked again while their connection
+        is fresh: the verdict), up to ``JOIN_FANOUT`` never asked (in the order they came), and,
+        if room is left, those that answered before, least recently asked first."""
+        chosen = [a for a, asked in self.candidates.items() if asked == 1]
+        fresh = [a for a, asked in self.candidates.items() if not asked][:JOIN_FANOUT]
+        chosen += fresh
+        if len(fresh) < JOIN_FANOUT:
+            chosen += [a for a, asked in self.candidates.items() if asked > 1][: JOIN_FANOUT - len(fresh)]
+        for address in chosen:
+            self.candidates[address] += 1
+            self.candidates.move_to_end(address)
+        return chosen
+
+    def _ask_candidates(self, request: JoinRequest) -> None:
+        """Ask the next candidates to add us; one whose connection is still not up when asked
+        again is dropped, and its connection closed (an ad pointing nowhere)."""
+        for address in self._next_candidates():
+            if not self.transport.send(address, request) and self.candidates.get(address, 0) >= 2:
+                del self.candidates[address]
+                self.transport.forget(address)
+
     def join_step(self, is_member: bool) -> None:
         """Called every ``JOIN_RETRY_S``: ask seeds (then the leader) to add us until the Raft
         configuration lists us (or, when Raft says the cluster left us out although our own log
@@ -316,6 +442,7 @@ class ClusterLink:
                 log.info("back_in_configuration")
         if (not is_member or exclusion) and not self._leaving:
             request = JoinRequest(self.node_id, self.name, self.address)
+            self._ask_candidates(request)
             targets = list(self.seeds)
             leader = self.job_log.raft.leader_id if self.job_log is not None else None
             if leader is not None and self.book.get(leader):
@@ -332,7 +459,7 @@ class ClusterLink:
         if job_log is None:
             return
         raft = job_log.raft
-        addresses = {**self.book.items(), self.node_id: self.address}
+        addresses = {**self._known_addresses(), self.node_id: self.address}
         if not raft.is_leader:
             self.send_to(req.node_id, JoinReply(False, raft.leader_id, addresses, "not the leader"))
             return
@@ -411,6 +538,17 @@ class ClusterLink:
             return
         log.info("node_leaving", leaver=req.node_id)
         self.send_to(sender, LeaveReply(False, self.node_id, "removing"))
+
+    def _known_addresses(self) -> dict[str, str]:
+        """What a join reply tells the joiner: members and addresses gossip confirmed, bounded."""
+        members = set(self.job_log.raft.node.membership.members) if self.job_log is not None else set()
+        confirmed = self.book.items(confirmed_only=True)
+        chosen = {n: a for n, a in confirmed.items() if n in members}
+        for node_id, address in confirmed.items():
+            if len(chosen) >= JOIN_REPLY_ADDRESSES:
+                break
+            chosen.setdefault(node_id, address)
+        return dict(list(chosen.items())[:JOIN_REPLY_ADDRESSES])
 
     def _on_join_reply(self, sender: str, reply: JoinReply) -> None:
         for node_id, address in reply.addresses.items():

@@ -5,8 +5,12 @@ message (it cannot encrypt to the cluster public key), and a plaintext ZMTP
 client or a random TCP client fails the greeting; libzmq drops those
 connections without asking ZAP. The socket monitor is the only place they show
 up, so this turns its events into rate-limited ``peer_auth_refused`` /
-``peer_handshake_failed`` lines. The monitor API available (v1) names the local
-endpoint only, not the remote address.
+``peer_handshake_failed`` lines (10 per 10 s per reason, with a count of those left out).
+The monitor API available (v1) names the local endpoint only, not the remote address, but
+libzmq reports a failed handshake and then, at once and from the same I/O thread, the
+``DISCONNECTED`` event of that connection with its fd: the line is written then, naming the
+remote address the gate read from that fd when it was accepted (``remote="unknown"`` when
+the gate never saw it).
 
 It is also the transport's connection gate: libzmq accepts every TCP connection and has no
 limit of its own (``ZMQ_MAX_SOCKETS`` counts zmq sockets, not connections), so a stranger
@@ -92,6 +96,7 @@ class HandshakeWatch:
         self._pending: dict[int, tuple[str, float]] = {}  # fd -> (remote address, accepted at); oldest first
         self._per_address: collections.Counter[str] = collections.Counter()
         self._credit: dict[str, list[float]] = {}  # address -> times ZAP let one in before we saw it accepted
+        self._failure: tuple[int, int, str] | None = None  # a failed handshake whose fd comes next
 
     @property
     def pending(self) -> int:
@@ -144,9 +149,16 @@ class HandshakeWatch:
         if event == zmq.EVENT_ACCEPTED:
             self._accepted(value)
         elif event == zmq.EVENT_DISCONNECTED:
+            failure, self._failure = self._failure, None
+            if failure is not None:
+                entry = self._pending.get(value)
+                self._report(*failure, remote=entry[0] if entry is not None else "unknown")
             self._forget(value)
         else:
-            self._report(event, value, frames[1].decode("utf-8", "replace"))
+            if self._failure is not None:  # its DISCONNECTED never came: say it without the address
+                self._report(*self._failure, remote="unknown")
+            self._failure = (event, value, frames[1].decode("utf-8", "replace"))
+            self._count(event, value)
 
     # -- the connection gate ------------------------------------------------------------
 
@@ -205,24 +217,35 @@ class HandshakeWatch:
                 break
             self._forget(fd)
 
-    def _report(self, event: int, value: int, endpoint: str) -> None:
+    def _count(self, event: int, value: int) -> None:
+        if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            return
+        if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL and value in _AUTH_REASONS:
+            self.refused += 1
+        else:
+            self.failed += 1
+
+    def _report(self, event: int, value: int, endpoint: str, *, remote: str) -> None:
         if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
             return  # ZAP said no, and the ZAP handler logged it with the remote address
         reason = _AUTH_REASONS.get(value) if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL else None
         if reason is not None:
-            self.refused += 1
             self._limiter.warning(
-                log, "peer_auth_refused", f"handshake:{value}", local_endpoint=endpoint, reason=reason
+                log, "peer_auth_refused", f"handshake:{value}", remote=remote, local_endpoint=endpoint, reason=reason
             )
             return
-        self.failed += 1
         detail = (
             f"protocol error {value:#x}"
             if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
             else "malformed or truncated greeting"
         )
         self._limiter.warning(
-            log, "peer_handshake_failed", f"handshake:{event}:{value}", local_endpoint=endpoint, reason=detail
+            log,
+            "peer_handshake_failed",
+            f"handshake:{event}:{value}",
+            remote=remote,
+            local_endpoint=endpoint,
+            reason=detail,
         )
 
 
