@@ -30,7 +30,11 @@ holds, once a minute, so that a retention policy that removes records removes th
 ``SWARM_LOG_COPIES=off`` in a daemon's environment turns its copiers off (it still serves its logs
 to others): for measuring what copies cost, not for use.
 
-Measured (3 daemons on loopback, a 2-core machine): see ``benchmarks/log_copies.py``.
+Measured (``benchmarks/log_copies.py``: a 50 MB job on two 3-node loopback clusters, one without
+copies, 10 alternate rounds on a 2-core machine shared with other work): the job ran 2.89 s with
+copies and 2.83 s without (medians; ranges 0.52-4.83 s and 0.79-4.86 s, the machine's noise), and
+the copy was complete 0.0-0.5 s after the job ended. Before the long poll waited ``FLUSH_S`` and a
+lagging copier ``PACE_S``, five rounds gave 3.0 s against 0.7 s: one answer per 64 KiB chunk.
 """
 
 from __future__ import annotations
