@@ -14,6 +14,7 @@ from swarmcompute.executor.logfile import (
     STDERR,
     STDOUT,
     TRUNCATED,
+    LogFiles,
     LogWriter,
     log_state,
     read_chunks,
@@ -149,3 +150,22 @@ def test_a_log_that_cannot_be_created_keeps_the_tail(tmp_path: Path) -> None:
     assert writer.tail == b"first second"
     assert writer.truncated and writer.closed
     assert writer.written_bytes == 0
+
+
+def test_a_copy_picked_up_after_a_crash_drops_a_cut_record_and_appends_after_what_it_has(tmp_path: Path) -> None:
+    path = tmp_path / "copy" / "attempt-1.index"
+    files = LogFiles(path)
+    files.append(STDOUT, b"first ")
+    files.append(STDERR, b"warn\n")
+    files.close()
+    with open(path, "ab") as f:
+        f.write(b"\x01\x05")  # a record cut by a crash
+    with open(stream_paths(path)[0], "ab") as f:
+        f.write(b"junk")  # bytes written before their record was
+    resumed = LogFiles(path, resume=True)
+    assert log_state(path) == (2 * RECORD_BYTES, False)
+    resumed.append(STDOUT, b"second")
+    resumed.append(END, b"")
+    resumed.close()
+    assert read_streams(path) == (b"first second", b"warn\n")
+    assert log_state(path) == (4 * RECORD_BYTES, True)

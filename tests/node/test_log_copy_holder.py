@@ -1,0 +1,32 @@
+"""Who keeps the copy of an attempt's output (``node.log_copies.copy_holder``): every node must
+compute the same answer from the same view, never the runner, the submitter's node first."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from swarmcompute.node.log_copies import copy_holder
+
+NODES = ["a", "b", "c", "d"]
+
+
+def test_the_submitters_node_keeps_the_copy_when_it_is_alive_and_not_the_runner() -> None:
+    assert copy_holder("job", 1, runner="b", origin="c", alive=NODES) == "c"
+    assert copy_holder("job", 1, runner="b", origin="c", alive=["a", "b", "d"]) in ("a", "d")  # c is gone
+    assert copy_holder("job", 1, runner="b", origin="b", alive=NODES) in ("a", "c", "d")  # it runs there
+
+
+def test_the_holder_is_never_the_runner_and_none_when_no_other_node_is_alive() -> None:
+    assert copy_holder("job", 1, runner="a", origin="", alive=["a"]) is None
+    assert copy_holder("job", 1, runner="a", origin="a", alive=[]) is None
+    for n in range(1, 50):
+        assert copy_holder(f"j{n}", n, runner="a", origin="", alive=NODES) != "a"
+
+
+def test_the_choice_depends_on_the_view_not_its_order_and_spreads_over_the_nodes() -> None:
+    picks = Counter()
+    for n in range(300):
+        holder = copy_holder(f"job-{n}", 1, runner="a", origin="", alive=NODES)
+        assert holder == copy_holder(f"job-{n}", 1, runner="a", origin="", alive=list(reversed(NODES)))
+        picks[holder] += 1
+    assert set(picks) == {"b", "c", "d"} and min(picks.values()) > 60
