@@ -49,8 +49,12 @@ _SPEC_OPTIONS = frozenset(
         "max_file_size",
         "max_output",
         "job_id",
+        "files",
+        "keep",
     }
 )
+_SHIP_OPTIONS = ("upload", "workdir", "max_upload")
+"""``Client.submit`` options that read local files (``files.manifest``): not part of ``job_spec``."""
 
 
 def new_job_id() -> str:
@@ -112,6 +116,8 @@ def _job_spec(argv: Sequence[str] | str, options: Mapping[str, Any]) -> JobSpec:
         "max_procs": _whole("max_procs", options.get("max_procs")),
         "max_file_size": _size(options.get("max_file_size"), "max_file_size"),
         "max_output_bytes": _size(options.get("max_output"), "max_output"),
+        "files": _manifest(options.get("files")),
+        "keep": _patterns(options.get("keep")),
     }
     check_job(fields)
     if fields["on_disconnect"] not in ("stop", "keep"):
@@ -186,6 +192,25 @@ def _refs(name: str, value: object) -> tuple[str, ...]:
     raise ValueError(f"{name} must be a job id or a list of job ids")
 
 
+def _manifest(value: object) -> tuple[tuple[str, str, int, int], ...]:
+    """``files=``: (path, sha256, size, mode) entries, as ``Client.upload`` returns them."""
+    if not value:
+        return ()
+    if not isinstance(value, (list, tuple)) or not all(isinstance(f, (list, tuple)) and len(f) == 4 for f in value):
+        raise ValueError("files must be a list of (path, sha256, size, mode), as Client.upload returns")
+    return tuple((f[0], f[1], f[2], f[3]) for f in value)
+
+
+def _patterns(value: object) -> tuple[str, ...]:
+    if not value:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ValueError("keep must be a pattern or a list of patterns (gitignore syntax)")
+
+
 def _shown(value: object) -> str:
     if isinstance(value, int) and value.bit_length() > 64:
         return f"a {value.bit_length()}-bit number"
@@ -236,8 +261,13 @@ class Client:
         return self.submit_many([{"argv": argv, **options}])[0]
 
     def submit_many(self, specs: Iterable[Mapping[str, Any]]) -> list[str]:
-        """Submit many jobs in one round trip; each spec is ``{"argv": ..., **options}``."""
-        built = job_specs(specs)
+        """Submit many jobs in one round trip; each spec is ``{"argv": ..., **options}``.
+
+        ``upload`` (paths, each a file or directory, shipped under the same relative name),
+        ``workdir`` (a directory shipped as the job's working directory, less what its
+        ``.gitignore``/``.swarmignore`` exclude) and ``max_upload`` (the cap, default 256 MiB) ship
+        files with a job: the job then runs in a directory of its own on its node (README, *Files*)."""
+        built = job_specs(self._ship(spec) for spec in specs)
         if not built:
             return []
         reply = self._call(m.Submit(tuple(built)))
@@ -285,7 +315,71 @@ class Client:
 
     def run(self, argv: Sequence[str] | str, **options: Any) -> Iterator[Any]:
         """Submit one job and stream it: ``Submitted``, then output, then ``StreamEnd``."""
-        yield from self._stream(m.Submit((job_spec(argv, **options),), attach=True))
+        shipped = self._ship({"argv": argv, **options})
+        yield from self._stream(m.Submit((job_spec(shipped.pop("argv"), **shipped),), attach=True))
+
+    # -- files -----------------------------------------------------------------
+
+    def _ship(self, spec: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``spec`` with its ``upload``/``workdir`` turned into a ``files`` manifest, whose blobs
+        the daemon then holds."""
+        if not isinstance(spec, Mapping) or not any(k in spec for k in _SHIP_OPTIONS):
+            return spec
+        from swarmcompute.files import manifest, transfer
+
+        options = dict(spec)
+        uploads = options.pop("upload", None) or ()
+        workdir = options.pop("workdir", None)
+        cap = options.pop("max_upload", None)
+        if isinstance(uploads, (str, os.PathLike)):
+            uploads = [uploads]
+        if not isinstance(uploads, (list, tuple)) or not all(isinstance(u, (str, os.PathLike)) for u in uploads):
+            raise errors.InvalidJobSpecError("upload must be a path or a list of paths")
+        if workdir is not None and not isinstance(workdir, (str, os.PathLike)):
+            raise errors.InvalidJobSpecError("workdir must be a path")
+        try:
+            max_bytes = manifest.DEFAULT_MAX_UPLOAD if cap is None else _size(cap, "max_upload")
+        except (ValueError, errors.ConfigError) as exc:
+            raise errors.InvalidJobSpecError(str(exc)) from None
+        shipment = manifest.build(
+            [os.fspath(u) for u in uploads], None if workdir is None else os.fspath(workdir), max_bytes=max_bytes
+        )
+        transfer.upload(self, shipment)
+        options["files"] = [*shipment.entries, *(options.get("files") or ())]
+        return options
+
+    def upload(self, paths: Sequence[str], *, workdir: str | None = None) -> list[tuple[str, str, int, int]]:
+        """Send these files to the daemon (only the contents it lacks) and return their manifest,
+        to pass as ``files=`` to ``submit``; ``submit(upload=..., workdir=...)`` does both."""
+        from swarmcompute.files import manifest, transfer
+
+        shipment = manifest.build(list(paths), workdir)
+        transfer.upload(self, shipment)
+        return shipment.entries
+
+    def files(self, job_id: str, attempt: int | None = None) -> dict[str, Any]:
+        """What the job's latest attempt that ran (or ``attempt``) left in its staged directory:
+        ``job_id``, ``attempt``, ``node``, ``files`` (each ``path``, ``size``, ``mode``, ``sha256``)
+        and ``dropped`` (each ``path``, ``size``, ``why``). ``FilesError`` when nothing is kept."""
+        from swarmcompute.files import transfer
+
+        return transfer.files(self, _job_ref(job_id), attempt)
+
+    def fetch(self, job_id: str, path: str, dest: str | os.PathLike[str], attempt: int | None = None) -> list[str]:
+        """Copy a file (or directory; "." for all) the job left to ``dest``, as `swarm cp`
+        does; returns the local paths written."""
+        from swarmcompute.files import transfer
+
+        if not isinstance(path, str):
+            raise errors.ConfigError(f"path must be text, not {type(path).__name__}")
+        return transfer.fetch(self, _job_ref(job_id), path, dest, attempt)
+
+    def download(self, job_id: str, patterns: Sequence[str], dest: str = ".") -> list[str]:
+        """Copy the files the job left that match ``patterns`` (gitignore syntax) into ``dest``
+        under their own paths (`swarm run --download`); returns the paths written."""
+        from swarmcompute.files import transfer
+
+        return transfer.download(self, _job_ref(job_id), list(patterns), dest)
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         """Cancel a job (its processes are stopped); return its record."""

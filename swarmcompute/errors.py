@@ -27,6 +27,8 @@ exactly what happened and what to do. A broken invariant is an
     │   ├── CorruptRecordError
     │   └── DiskFullError            the state dir cannot be written (full, read-only): new jobs refused
     ├── ExecutorError
+    ├── FilesError                   shipping files with a job, or fetching what it left
+    │   └── FilesTooLargeError       over the --max-upload cap: names what to exclude
     ├── InvariantViolation
     ├── DiscoveryError               mDNS cannot start on the chosen interface
     └── ApiAuthError                 the HTTP API: no valid token (401)
@@ -181,3 +183,12 @@ class ApiAuthError(SwarmError):
 
 class ApiForbiddenError(ApiAuthError):
     """A read-only API token asked for a change: HTTP 403."""
+
+
+class FilesError(SwarmError):
+    """Shipping files with a job, or fetching what it left (``swarmcompute.files``): too big, a file
+    missing or unreadable, a blob no live node holds, no such kept file."""
+
+
+class FilesTooLargeError(FilesError):
+    """What ``--workdir``/``--upload`` would ship is over the cap; the message names what to exclude."""

@@ -36,6 +36,17 @@ MAX_FILE_SIZE = MAX_INT
 """``--max-file-size`` in bytes."""
 MAX_NAME = 256
 """Names, node pins and image names."""
+MAX_FILES = 10_000
+"""Files shipped with one job (``--upload``, ``--workdir``): each is a line of its replicated manifest."""
+MAX_FILES_BYTES = 16 * 1024**3
+"""The most bytes shipped with one job, whatever the client's own cap (``--max-upload``, 256 MiB by default)."""
+MAX_FILE_PATH = 1024
+"""Characters of a shipped file's relative path (each part at most 255 bytes of UTF-8)."""
+MAX_MANIFEST_PATH_CHARS = 1024 * 1024
+"""All paths of one manifest together: bounds what one job adds to the Raft log."""
+MAX_KEEP_PATTERNS = 64
+"""``--keep`` patterns of one job."""
+_HEX = frozenset("0123456789abcdef")
 MAX_DEPENDENCIES = 10_000
 MAX_BATCH = 100_000
 """Jobs in one ``submit_many``."""
@@ -150,6 +161,69 @@ def check_job(fields: Mapping[str, Any]) -> None:
     for key, what in (("node", "the node pin"), ("image", "the image name")):
         if fields.get(key) is not None:
             _text(what, fields[key])
+    if fields.get("files"):
+        check_files(fields["files"])
+    keep = fields.get("keep")
+    if keep:
+        if not isinstance(keep, (list, tuple)) or len(keep) > MAX_KEEP_PATTERNS:
+            raise ValueError(f"keep must be a list of at most {MAX_KEEP_PATTERNS} patterns")
+        for pattern in keep:
+            _text("a --keep pattern", pattern)
+            if not pattern.strip():
+                raise ValueError("a --keep pattern is empty")
+
+
+def file_path_problem(path: object) -> str | None:
+    """Why ``path`` is not a safe relative path for a shipped or kept file, or None: relative,
+    '/'-separated, no '', '.' or '..' part, printable, within ``MAX_FILE_PATH`` characters."""
+    if not isinstance(path, str) or not 1 <= len(path) <= MAX_FILE_PATH:
+        return f"a file path must be 1-{MAX_FILE_PATH} characters, got {_show(path)}"
+    if not path.isprintable() or "\\" in path:
+        return f"file path {_show(path)} has control, unprintable or backslash characters"
+    if path.startswith("/"):
+        return f"file path {_show(path)} is absolute: shipped files are named relative to the job's directory"
+    for part in path.split("/"):
+        if part in ("", ".", ".."):
+            return f"file path {_show(path)} has an empty, '.' or '..' part"
+        if len(part.encode("utf-8", "replace")) > 255:
+            return f"file path {_show(path)} has a part longer than 255 bytes"
+    return None
+
+
+def check_files(files: object) -> None:
+    """Check a job's file manifest: (path, sha256, size, mode) entries, each path safe and unique,
+    none inside another's path, within ``MAX_FILES``, ``MAX_FILES_BYTES`` and
+    ``MAX_MANIFEST_PATH_CHARS``. Raises ``ValueError`` (the daemon trusts no client or peer)."""
+    if not isinstance(files, (list, tuple)) or len(files) > MAX_FILES:
+        raise ValueError(f"a job ships at most {MAX_FILES} files: ship a directory as an archive instead")
+    paths: set[str] = set()
+    total = chars = 0
+    for entry in files:
+        if not isinstance(entry, (list, tuple)) or len(entry) != 4:
+            raise ValueError("each shipped file is (path, sha256, size, mode)")
+        path, sha, size, mode = entry
+        problem = file_path_problem(path)
+        if problem:
+            raise ValueError(problem)
+        if not isinstance(sha, str) or len(sha) != 64 or not _HEX.issuperset(sha):
+            raise ValueError(f"shipped file {_show(path)}: the sha256 must be 64 lowercase hex digits")
+        _int(f"the size of {_show(path)}", size, 0, MAX_FILES_BYTES)
+        _int(f"the mode of {_show(path)}", mode, 0, 0o777)
+        if path in paths:
+            raise ValueError(f"file {_show(path)} is shipped twice")
+        paths.add(path)
+        total += size
+        chars += len(path)
+    if total > MAX_FILES_BYTES:
+        raise ValueError(f"the shipped files hold {total} bytes, over the limit of {MAX_FILES_BYTES}")
+    if chars > MAX_MANIFEST_PATH_CHARS:
+        raise ValueError(f"the shipped files' paths hold {chars} characters, over {MAX_MANIFEST_PATH_CHARS}")
+    for path in paths:
+        head = path
+        while "/" in head:
+            head = head.rpartition("/")[0]
+            if head in paths:
+                raise ValueError(f"file {_show(head)} is shipped and is also the directory of {_show(path)}")
 
 
 def printable(text: str) -> str:

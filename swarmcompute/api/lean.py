@@ -48,6 +48,8 @@ SPEC_FIELDS = (
     "max_procs",
     "max_file_size",
     "max_output_bytes",
+    "files",
+    "keep",
 )
 SPEC_DEFAULTS = {
     "name": "",
@@ -69,6 +71,8 @@ SPEC_DEFAULTS = {
     "max_procs": 0,
     "max_file_size": 0,
     "max_output_bytes": 0,
+    "files": [],
+    "keep": [],
 }
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from swarmcompute.files.host import FilesHost
     from swarmcompute.node.cluster_messages import LogData
     from swarmcompute.state.job import Job, JobSpec
     from swarmcompute.state.policy import CommandPolicy
@@ -26,6 +27,11 @@ class NodeAPI(Protocol):
     @property
     def table(self) -> JobTable:
         """The replicated job table, to read (it changes only through committed commands)."""
+        ...
+
+    @property
+    def files(self) -> FilesHost:
+        """Files shipped with jobs and what they left (``files.host``)."""
         ...
 
     # -- asking for changes: committed through the leader ---------------------------------

@@ -24,6 +24,7 @@ from swarmcompute.api.lifeline import Lifelines
 from swarmcompute.api.protocol import LENGTH_PREFIX, MAX_FRAME_BYTES, frame, socket_address
 from swarmcompute.api.streaming import OutputStream
 from swarmcompute.errors import FrameTooLargeError, JobNotFoundError, ProtocolError, SwarmError, WaitTimeoutError
+from swarmcompute.files.messages import CONTROL_REQUESTS as FILE_REQUESTS
 from swarmcompute.state.job import Job, JobState
 from swarmcompute.state.policy import policy_toml
 from swarmcompute.transport.ratelimit import LogLimiter
@@ -62,6 +63,7 @@ ANSWERED = (
     m.ApiTokenCreate,
     m.ApiTokenList,
     m.ApiTokenRevoke,
+    *FILE_REQUESTS,
 )
 """Requests answered with one value, by ``ControlServer.answer`` (``Submit`` when not attached)."""
 
@@ -212,6 +214,8 @@ class ControlServer:
             case m.ApiTokenRevoke(name=name):
                 await daemon.revoke_api_token(name)
                 return None
+            case _ if type(request) in FILE_REQUESTS:
+                return await daemon.files.answer(request, uid, self.resolve)
         raise ProtocolError(f"{type(request).__name__} is not a request")
 
     async def resolve(self, ref: str) -> Job:

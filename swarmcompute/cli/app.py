@@ -564,6 +564,39 @@ def policy_set(
     typer.echo("swarm: command policy set on the whole cluster (`swarm policy show` prints it)", err=True)
 
 
+@app.command("cp")
+def cp(
+    source: Annotated[str, typer.Argument(help="JOB:PATH: a file or directory the job left ('JOB:' for all).")],
+    dest: Annotated[str | None, typer.Argument(help="Where to copy it (without it: list what the job left).")] = None,
+    attempt: Annotated[
+        int | None, typer.Option("--attempt", min=1, help="That attempt's files (default: the latest that ran).")
+    ] = None,
+    state_dir: StateDir = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Copy a file the job left in its staged directory (jobs run with --upload, --workdir or a
+    shipped script) to DEST, as docker cp does; asked on any node, also after the job ended."""
+    from swarmcompute.units import format_size
+
+    job, colon, path = source.partition(":")
+    if not colon or not job:
+        raise _fail(f"swarm cp takes JOB:PATH, got {source[:80]!r} (e.g. `swarm cp myjob:out.txt .`)")
+    client = _client(state_dir)
+    if dest is None:
+        listing = _call(lambda: client.files(job, attempt))
+        if as_json:
+            _print_json(listing)
+            return
+        for f in listing["files"]:
+            typer.echo(f"{format_size(f['size']):>8}  {f['path']}")
+        for f in listing["dropped"]:
+            typer.echo(f"swarm: not kept: {f['path']}: {f['why']}", err=True)
+        return
+    written = _call(lambda: client.fetch(job, path, dest, attempt))
+    if as_json:
+        _print_json({"written": written})
+
+
 def _call(fn: Callable[[], Any]) -> Any:
     try:
         return fn()

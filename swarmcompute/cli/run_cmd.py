@@ -29,7 +29,21 @@ Options:
   -d, --detach          Print the job id and return at once.
   --name TEXT           A name to find the job by.
   -e, --env K=V         Set an environment variable (repeatable).
-  --cwd DIR             Working directory (default: the current one).
+  --cwd DIR             Working directory (default: the current one; a Docker
+                        job keeps its image's WORKDIR, a job that ships files
+                        runs in its own staged directory).
+  --upload PATH         Ship a file or directory with the job, under the same
+                        relative name in its staged directory (repeatable).
+  --workdir DIR         Ship DIR as the job's working directory (less what its
+                        .gitignore and .swarmignore exclude).
+  --max-upload SIZE     Refuse to ship more than SIZE (default 256M).
+  --no-upload           Do not ship the script the command names (./run.sh,
+                        python3 x.py): for a filesystem every node shares.
+  --keep PATTERN        Keep only the files matching PATTERN (gitignore syntax)
+                        that the job leaves in its staged directory (repeatable;
+                        default: every new or changed file, up to 256 MiB).
+  --download PATTERN    When the job ends, copy the kept files matching PATTERN
+                        into the current directory (repeatable).
   --timeout DURATION    e.g. 30s, 10m, 2h: SIGTERM then SIGKILL; the job fails
                         with reason `timeout`.
   --retries N           Run again up to N times after a failure (with backoff).
@@ -66,6 +80,12 @@ _OPTIONS: dict[str, tuple[str, bool, bool]] = {
     "-e": ("env", True, True),
     "--env": ("env", True, True),
     "--cwd": ("cwd", True, False),
+    "--upload": ("upload", True, True),
+    "--workdir": ("workdir", True, False),
+    "--max-upload": ("max_upload", True, False),
+    "--no-upload": ("no_upload", False, False),
+    "--keep": ("keep", True, True),
+    "--download": ("download", True, True),
     "--timeout": ("timeout", True, False),
     "--retries": ("retries", True, False),
     "--priority": ("priority", True, False),
@@ -85,6 +105,7 @@ _OPTIONS: dict[str, tuple[str, bool, bool]] = {
     "--state-dir": ("state_dir", True, False),
 }
 _INTS = {"retries", "priority", "gpus", "max_procs"}
+_SHIPPING = ("upload", "workdir", "max_upload", "no_upload", "download")
 
 
 class UsageError(Exception):
@@ -98,6 +119,8 @@ class RunArgs:
         self.argv = argv
         self.detach = detach
         self.state_dir = state_dir
+        self.ship = {k: options.pop(k) for k in _SHIPPING if k in options}
+        """--upload, --workdir, --max-upload, --no-upload, --download: read here, not JobSpec fields."""
         self.options = options
 
 
@@ -160,7 +183,9 @@ def parse(args: Sequence[str]) -> RunArgs | None:
         env[key] = val
     if env:
         options["env"] = env
-    options.setdefault("cwd", os.getcwd())
+    if "cwd" not in options and "image" not in options:  # a container keeps its image's WORKDIR
+        options["cwd"] = os.getcwd()
+        options["cwd_default"] = True
     detach = bool(options.pop("detach", False))
     state_dir = options.pop("state_dir", None)
     return RunArgs(command, detach, state_dir, options)
@@ -190,13 +215,37 @@ def main(args: Sequence[str]) -> int:
         if not parsed.detach:
             _signal.signal(_signal.SIGTERM, _ended_by_signal)
             _signal.signal(_signal.SIGHUP, _ended_by_signal)
+        if parsed.ship or _may_ship(parsed.argv):
+            from swarmcompute.files.cli import ship
+
+            ship(parsed, spec, state_dir)
         sock.sendall(lean.submit_frame(spec, attach=not parsed.detach))
-        return _follow(sock, lean, state_dir, spec["id"], keep=bool(spec.get("keep_on_exit")))
+        status = _follow(sock, lean, state_dir, spec["id"], keep=bool(spec.get("keep_on_exit")))
     except lean.LeanError as exc:
+        print(f"swarm: {_safe(str(exc))}", file=sys.stderr)
+        return 2
+    except _ShipError as exc:
         print(f"swarm: {_safe(str(exc))}", file=sys.stderr)
         return 2
     finally:
         sock.close()
+    if parsed.ship.get("download") and not parsed.detach:
+        from swarmcompute.files.cli import download
+
+        return download(parsed, spec["id"], state_dir, status)
+    return status
+
+
+class _ShipError(Exception):
+    """Files could not be shipped (``files.cli.ship``): one line, exit 2."""
+
+
+def _may_ship(argv: list[str]) -> bool:
+    """Cheaply: may ``argv`` name a local script to ship (``files.manifest.auto_upload``)?"""
+    first = argv[0]
+    if "/" in first:
+        return not first.startswith("/") or os.path.basename(first).startswith(("python", "bash", "sh"))
+    return first.startswith(("python", "bash", "sh", "dash", "zsh"))
 
 
 def _safe(text: object) -> str:
@@ -230,7 +279,9 @@ def _spec(parsed: RunArgs) -> dict[str, Any]:
     except SwarmError as exc:
         raise UsageError(str(exc)) from None
     # Options map onto JobSpec fields of the same name; lean.spec_fields fills the defaults.
-    spec: dict[str, Any] = {k: v for k, v in opts.items() if k not in ("job_id", "timeout", "mem", "max_output")}
+    spec: dict[str, Any] = {
+        k: v for k, v in opts.items() if k not in ("job_id", "timeout", "mem", "max_output", "cwd_default")
+    }
     spec.update(
         id=opts.get("job_id") or os.urandom(6).hex(), argv=list(parsed.argv), timeout_s=timeout_s, mem_bytes=mem_bytes
     )

@@ -56,6 +56,8 @@ class ContainerSpec(AttemptSpec):
     image: str
     cpus: float | None = None
     mem_bytes: int | None = None
+    binds: tuple[tuple[str, str], ...] = ()
+    """(host directory, container path) pairs mounted read-write: a job's staged working directory."""
 
     @classmethod
     def of(

@@ -155,6 +155,8 @@ class EngineSession:
         }
         if spec.cwd:
             kwargs["working_dir"] = spec.cwd
+        if spec.binds:
+            kwargs["volumes"] = {host: {"bind": inside, "mode": "rw"} for host, inside in spec.binds}
         if spec.cpus:
             kwargs["nano_cpus"] = int(spec.cpus * 1e9)
         if spec.mem_bytes:

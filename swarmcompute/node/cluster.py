@@ -54,6 +54,7 @@ import structlog
 
 from swarmcompute import codec
 from swarmcompute.errors import MembershipChangeError, NotLeaderError
+from swarmcompute.files.messages import PEER_MESSAGES as FILE_MESSAGES
 from swarmcompute.membership.messages import Ack, Gossip, Ping, PingReq, PushPull
 from swarmcompute.node.cluster_messages import (
     ForwardCommands,
@@ -248,6 +249,8 @@ class ClusterLink:
         self.gossip: GossipHost | None = None
         self.on_join_handled: Callable[[str], None] | None = None
         self.on_log_fetch: Callable[[str, LogFetch], None] | None = None
+        self.on_files: Callable[[str, Any], None] | None = None
+        """Messages of file shipping (``files.messages.PEER_MESSAGES``), for ``files.host.FilesHost``."""
         self.on_lease: Callable[[str, LeaseAsk | LeaseGrant], None] | None = None
         self._log_waiters: dict[str, asyncio.Future[LogData]] = {}
         self._failing_since: dict[str, float] = {}
@@ -594,6 +597,9 @@ class ClusterLink:
             waiter = self._log_waiters.get(msg.request_id)
             if waiter is not None and not waiter.done():
                 waiter.set_result(msg)
+        elif isinstance(msg, FILE_MESSAGES):
+            if self.on_files is not None:
+                self.on_files(sender, msg)
         else:  # a key holder can send these as fast as it likes: bounded, with where it came from
             self._limiter.warning(
                 log,

@@ -43,6 +43,7 @@ from swarmcompute.errors import (
 )
 from swarmcompute.executor.cgroups import JobCgroups
 from swarmcompute.executor.spec import AttemptResult
+from swarmcompute.files.host import FilesHost
 from swarmcompute.membership.config import GossipConfig
 from swarmcompute.membership.effects import MemberDead, MemberEvent, MemberLeft, MemberUp, MemberUpdated
 from swarmcompute.membership.members import ALIVE
@@ -155,6 +156,7 @@ class Daemon:
         self._gossip: GossipHost | None = None
         self._lease: LeaseHost | None = None
         self._copies: LogCopies | None = None
+        self._files: FilesHost | None = None
         self.executor = JobRunners(
             self.paths.job_output_dir,
             self.paths.process_registry,
@@ -203,6 +205,13 @@ class Daemon:
         if self._gossip is None:
             raise InvariantViolation("gossip is used before run() started it")
         return self._gossip
+
+    @property
+    def files(self) -> FilesHost:
+        """Files shipped with jobs and what they left (``files.host``)."""
+        if self._files is None:
+            raise InvariantViolation("files are used before run() started the peer link")
+        return self._files
 
     @property
     def copies(self) -> LogCopies:
@@ -309,6 +318,8 @@ class Daemon:
             link.attach(self.committer, self.gossip)
             copies = self._copies = LogCopies(self)
             link.on_log_fetch = copies.serve
+            files = self._files = self.executor.files = FilesHost(self)
+            link.on_files = files.on_peer
             link.add_seeds(list(plan.seeds) + list(link.book.items().values()))
             if self.config.mdns:
                 discovery = self._discovery = await self._start_discovery(plan)
@@ -376,6 +387,8 @@ class Daemon:
                 await discovery.close()
             if self._copies is not None:
                 self._copies.close()
+            if self._files is not None:
+                self._files.close()
             if self._link is not None:
                 await self._link.close()
             if self._committer is not None:
@@ -599,6 +612,8 @@ class Daemon:
         self.rounds.applied(reschedule)
         if self._copies is not None:
             self._copies.applied(changed)
+        if self._files is not None:
+            self._files.applied(changed)
         self._changed.set()
         self._changed = asyncio.Event()
 
@@ -837,6 +852,7 @@ class Daemon:
             resolved.append(spec)
         specs = tuple(resolved)
         validate_batch(specs)  # a dependency cycle inside one submission would pend forever
+        self.files.check_submit(specs)  # shipped files must be here before the job is
         await self.committer.propose([SubmitJobs(specs, time.time(), self.node_id)])
         return [s.id for s in specs]
 

@@ -12,17 +12,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from swarmcompute.errors import SwarmError
 from swarmcompute.executor.logfile import LogWriter
 from swarmcompute.executor.process import ProcessExecutor
+from swarmcompute.executor.spawn import SpawnFailed
 from swarmcompute.executor.spec import AttemptResult, AttemptSpec
+from swarmcompute.files.host import CONTAINER_WORKDIR
 from swarmcompute.state.job import JobSpec
 from swarmcompute.state.policy import CommandPolicy
 
 if TYPE_CHECKING:  # the Docker SDK costs ~15 MiB and 150 ms: loaded only when a job needs it
     from swarmcompute.executor.docker_runner import DockerExecutor
+    from swarmcompute.files.host import FilesHost
 
 
 class JobRunners:
@@ -44,8 +49,11 @@ class JobRunners:
         self._max_log_bytes = max_log_bytes
         self._policy = policy
         """The command policy this node holds now: checked again before every start."""
+        self.files: FilesHost | None = None
+        """Stages the working directory of jobs that ship files, and keeps what they leave (the
+        daemon sets it once its peer link runs)."""
         self.processes = ProcessExecutor(
-            logs_dir, registry_path, on_exit=on_exit, on_output=on_output,
+            logs_dir, registry_path, on_exit=self._exited, on_output=on_output,
             kill_grace_s=kill_grace_s, max_log_bytes=max_log_bytes,
         )  # fmt: skip
         self._docker: DockerExecutor | None = None
@@ -61,7 +69,7 @@ class JobRunners:
             from swarmcompute.executor.docker_runner import DockerExecutor
 
             self._docker = DockerExecutor(
-                self._logs_dir, self._node_id, node_name=self._node_name, on_exit=self._on_exit,
+                self._logs_dir, self._node_id, node_name=self._node_name, on_exit=self._exited,
                 on_output=self._on_output, kill_grace_s=self._kill_grace_s, max_log_bytes=self._max_log_bytes,
             )  # fmt: skip
         return self._docker
@@ -77,13 +85,27 @@ class JobRunners:
         if problem is not None:
             self.processes.refuse(plain, f"refused on this node: {problem}")
             return
+        work = None
+        if spec.files and self.files is not None:
+            try:
+                work, plain = await self.files.staged(plain, spec)
+            except (SwarmError, SpawnFailed, OSError) as exc:
+                self.processes.refuse(plain, f"cannot stage its files here: {exc}")
+                return
         if spec.image is None:
             await self.processes.start(plain)
             return
         from swarmcompute.executor.docker_engine import ContainerSpec
 
         container = ContainerSpec.of(plain, image=spec.image, cpus=spec.cpus or None, mem_bytes=spec.mem_bytes or None)
+        if work is not None:  # the staged directory, mounted where the job expects it
+            container = replace(container, binds=((str(work), CONTAINER_WORKDIR),))
         await self.docker().start(container)
+
+    def _exited(self, result: AttemptResult) -> None:
+        if self.files is not None:
+            self.files.attempt_ended(result.job_id, result.attempt)  # keep what it left, then report
+        self._on_exit(result)
 
     def is_running(self, job_id: str, attempt: int) -> bool:
         return self.processes.is_running(job_id, attempt) or (

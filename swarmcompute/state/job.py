@@ -136,6 +136,13 @@ class JobSpec:
     """No file written larger than this many bytes (``RLIMIT_FSIZE``); 0: no limit."""
     max_output_bytes: int = 0
     """The bound on each attempt's kept output (``--max-output``); 0: the node's default, 64 MiB."""
+    files: tuple[tuple[str, str, int, int], ...] = ()
+    """Files shipped with the job (``swarmcompute.files``): (relative path, sha256, size, mode) each.
+    Only this manifest is replicated, never the bytes; non-empty: the job runs in a staged working
+    directory of its own on its node, holding these files."""
+    keep: tuple[str, ...] = ()
+    """Patterns (gitignore syntax) of the files kept from its staged directory when an attempt
+    ends (``--keep``); empty: every new or changed file, up to ``files.KEEP_MAX_BYTES``."""
 
     @property
     def command(self) -> str:
@@ -214,6 +221,9 @@ class Job:
             "user": spec.user or None,
             "max_procs": spec.max_procs,
             "max_file_size": spec.max_file_size,
+            "files": len(spec.files),
+            "files_bytes": sum(f[2] for f in spec.files),
+            "keep": list(spec.keep),
             "output_truncated": self.attempt in self.truncated_attempts,
             "attempts": [
                 {"attempt": n, "node": node or None, "ended": how or None}

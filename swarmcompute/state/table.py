@@ -66,6 +66,8 @@ def validate_spec(spec: JobSpec) -> None:
                 "node": spec.node,
                 "image": spec.image,
                 "max_output_bytes": spec.max_output_bytes,
+                "files": spec.files,
+                "keep": spec.keep,
             }
         )
     except ValueError as exc:

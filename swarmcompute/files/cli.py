@@ -1,0 +1,66 @@
+"""`swarm run`'s file options: shipping before the submit, ``--download`` after the job ended.
+
+Kept apart from ``cli.run_cmd`` so that a `swarm run` that ships nothing imports none of this
+(the fast path's start-up budget); a run that ships files pays for the Client's imports.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+from swarmcompute.errors import SwarmError
+
+if TYPE_CHECKING:
+    from swarmcompute.cli.run_cmd import RunArgs
+
+
+def ship(parsed: RunArgs, spec: dict[str, Any], state_dir: str) -> None:
+    """Hash and upload what the job ships (``--upload``, ``--workdir``, the script its command
+    names unless ``--no-upload``) and put the manifest in ``spec``; the job then runs in its own
+    staged directory unless ``--cwd`` was given. Raises ``run_cmd._ShipError`` with one line."""
+    from swarmcompute.cli.run_cmd import _ShipError
+    from swarmcompute.client import Client
+    from swarmcompute.files import manifest, transfer
+    from swarmcompute.units import parse_size
+
+    options = parsed.ship
+    if options.get("download") and parsed.detach:
+        raise _ShipError("--download waits for the job to end: drop -d/--detach, or use `swarm cp JOB:PATH .` later")
+    cwd = os.getcwd()
+    uploads = list(options.get("upload", []))
+    if not options.get("no_upload"):
+        uploads += [p for p in manifest.auto_upload(parsed.argv, cwd) if p not in uploads]
+    workdir = options.get("workdir")
+    if not uploads and workdir is None:
+        return
+    try:
+        cap = parse_size(options["max_upload"]) if "max_upload" in options else manifest.DEFAULT_MAX_UPLOAD
+        shipment = manifest.build(uploads, workdir, cwd=cwd, max_bytes=cap)
+        client = Client(state_dir)
+        transfer.upload(client, shipment)
+    except SwarmError as exc:
+        raise _ShipError(str(exc)) from None
+    spec["files"] = [list(e) for e in shipment.entries]
+    if parsed.options.get("cwd_default"):
+        spec.pop("cwd", None)  # it runs in its staged directory
+
+
+def download(parsed: RunArgs, job_id: str, state_dir: str, status: int) -> int:
+    """After the job ended: copy the kept files matching ``--download`` into the current
+    directory; returns ``status``, or 2 with one line when they cannot be copied."""
+    from swarmcompute.client import Client
+    from swarmcompute.limits import printable
+
+    try:
+        client = Client(state_dir)
+        if client.job(job_id)["state"] not in ("succeeded", "failed", "cancelled"):
+            return status  # the job runs on (`swarm run` was cut off): nothing to copy yet
+        written = client.download(job_id, parsed.ship["download"], ".")
+    except SwarmError as exc:
+        print(f"swarm: --download: {printable(str(exc))}", file=sys.stderr)
+        return 2
+    if not written:
+        print(f"swarm: --download: job {job_id} left no file matching {parsed.ship['download']}", file=sys.stderr)
+    return status

@@ -1,0 +1,222 @@
+"""The submitter's side of shipping files: which local files go with a job, under which names.
+
+``--workdir DIR`` ships DIR's files as the job's working directory (``a/b.txt`` in DIR is
+``a/b.txt`` there); ``--upload PATH`` (a file or a directory) ships PATH under the name it has
+relative to the current directory (``data/x.csv`` stays ``data/x.csv``), or under its last part
+when it lies outside it (``../in/x.csv`` and ``/tmp/x.csv`` become ``x.csv``). The script of
+``swarm run ./hello.py`` or ``swarm run python3 hello.py`` is shipped without being asked
+(``auto_upload``).
+
+Ignored: ``.git/`` always, and what the ``.gitignore`` and ``.swarmignore`` at the top of a shipped
+directory say (gitignore syntax through ``pathspec``, the two files' patterns read as one list, so
+a ``!pattern`` in ``.swarmignore`` can take back a ``.gitignore`` line; ignore files deeper in the
+tree are not read). Links to files ship the file they point to; links to directories are not
+followed. Empty directories are not shipped.
+
+Each file is named by its sha256 (``Shipment.entries``: path, sha256, size, mode); the bytes go to
+the local daemon once per distinct content (``Client.upload``), and the job's spec carries only
+the entries.
+
+Measured (this 2-core machine, warm page cache): hashing runs at about 1 GB/s, so a 256 MiB
+workdir costs about a quarter of a second before it is sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from swarmcompute.errors import FilesError, FilesTooLargeError
+from swarmcompute.limits import MAX_FILES, file_path_problem
+from swarmcompute.units import format_size
+
+DEFAULT_MAX_UPLOAD = 256 * 1024 * 1024
+"""What ``--workdir`` and ``--upload`` may ship together unless ``--max-upload`` says otherwise."""
+IGNORE_FILES = (".gitignore", ".swarmignore")
+ALWAYS_IGNORED = (".git/",)
+INTERPRETERS = ("python", "python2", "python3", "bash", "sh", "dash", "zsh")
+"""Commands whose first non-option argument is a script (``python3.12`` counts as python3)."""
+_HASH_CHUNK = 1024 * 1024
+
+
+@dataclass(slots=True)
+class Shipment:
+    """What goes with one job: ``entries`` for its spec, ``sources`` (sha256 -> a local path
+    holding those bytes) for the upload."""
+
+    entries: list[tuple[str, str, int, int]] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(e[2] for e in self.entries)
+
+
+def sha256_file(path: str) -> tuple[str, int]:
+    """The sha256 (hex) and size of the file at ``path``."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(_HASH_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def auto_upload(argv: Sequence[str], cwd: str) -> list[str]:
+    """The local script a command names, to ship without being asked: ``argv[0]`` when it is a
+    relative path with a '/' to a regular file (``./hello.py``), or the script argument of an
+    interpreter (``python3 -u hello.py``, ``bash run.sh``) when that is a relative path to a regular
+    file. Absolute paths are never shipped: they name the same program on every node."""
+    if not argv:
+        return []
+    first = argv[0]
+    if "/" in first and _local_file(first, cwd):
+        return [first]
+    base = os.path.basename(first)
+    if base not in INTERPRETERS and not (base.startswith("python") and base[6:].replace(".", "").isdigit()):
+        return []
+    for arg in argv[1:]:
+        if arg in ("-c", "-m", "-") or arg.startswith("-c") or arg.startswith("-m"):
+            return []  # code on the command line, a module, or stdin: no script file
+        if arg.startswith("-"):
+            continue
+        return [arg] if _local_file(arg, cwd) else []
+    return []
+
+
+def _local_file(path: str, cwd: str) -> bool:
+    if os.path.isabs(path) or path.startswith("../") or "/../" in path:
+        return False
+    return os.path.isfile(os.path.join(cwd, path))
+
+
+def build(
+    uploads: Sequence[str] = (),
+    workdir: str | None = None,
+    *,
+    cwd: str | None = None,
+    max_bytes: int = DEFAULT_MAX_UPLOAD,
+) -> Shipment:
+    """The files of ``--workdir`` and ``--upload`` (relative names resolved against ``cwd``),
+    hashed. Raises ``FilesTooLargeError`` past ``max_bytes`` or ``limits.MAX_FILES`` files,
+    naming the biggest parts to exclude, and ``FilesError`` for a path that cannot be read."""
+    cwd = cwd or os.getcwd()
+    found: dict[str, str] = {}  # relative name -> local path
+    if workdir is not None:
+        root = os.path.join(cwd, workdir)
+        if not os.path.isdir(root):
+            raise FilesError(f"--workdir {workdir}: not a directory")
+        _walk(root, "", found)
+    for upload in uploads:
+        local = os.path.join(cwd, upload)
+        name = _upload_name(upload, cwd)
+        if os.path.isdir(local):
+            _walk(local, name + "/", found)
+        elif os.path.isfile(local):
+            found[name] = local
+        else:
+            raise FilesError(f"--upload {upload}: no such file or directory")
+        if len(found) > MAX_FILES:
+            break
+    shipment = Shipment()
+    sizes = {name: _size_of(path) for name, path in found.items()}
+    total = sum(sizes.values())
+    if total > max_bytes or len(found) > MAX_FILES:
+        raise FilesTooLargeError(_too_large(sizes, total, max_bytes))
+    for name in sorted(found):
+        path = found[name]
+        problem = file_path_problem(name)
+        if problem:
+            raise FilesError(f"cannot ship {path!r}: {problem}")
+        try:
+            sha, size = sha256_file(path)
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        except OSError as exc:
+            raise FilesError(f"cannot read {path}: {exc.strerror or exc}") from None
+        shipment.entries.append((name, sha, size, mode))
+        shipment.sources.setdefault(sha, path)
+    if shipment.total_bytes > max_bytes:  # a file grew while we read it
+        raise FilesTooLargeError(_too_large(sizes, shipment.total_bytes, max_bytes))
+    return shipment
+
+
+def _upload_name(upload: str, cwd: str) -> str:
+    """The name ``--upload PATH`` gets in the job's directory."""
+    absolute = os.path.normpath(os.path.join(cwd, upload))
+    rel = os.path.relpath(absolute, os.path.normpath(cwd))
+    if rel == "." or rel.startswith("..") or os.path.isabs(upload):
+        rel = os.path.basename(absolute)
+    if not rel or rel in (".", "/"):
+        raise FilesError(f"--upload {upload}: ship a directory's contents with --workdir instead")
+    return rel.replace(os.sep, "/")
+
+
+def _ignore_spec(root: str) -> object | None:
+    """The ignore patterns at the top of ``root`` (``.gitignore`` then ``.swarmignore``)."""
+    import pathspec
+
+    lines: list[str] = list(ALWAYS_IGNORED)
+    for name in IGNORE_FILES:
+        try:
+            with open(os.path.join(root, name), encoding="utf-8", errors="replace") as f:
+                lines.extend(f.read().splitlines())
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise FilesError(f"cannot read {os.path.join(root, name)}: {exc.strerror or exc}") from None
+    return pathspec.GitIgnoreSpec.from_lines(lines)
+
+
+def _walk(root: str, prefix: str, found: dict[str, str]) -> None:
+    """Add the files under ``root`` that the ignore rules keep, named ``prefix + relative path``."""
+    spec = _ignore_spec(root)
+    for dirpath, dirnames, filenames in os.walk(root, onerror=_walk_error):
+        rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
+        rel_dir = "" if rel_dir == "." else rel_dir + "/"
+        kept_dirs = []
+        for d in sorted(dirnames):
+            if not os.path.islink(os.path.join(dirpath, d)) and not spec.match_file(rel_dir + d + "/"):  # type: ignore[attr-defined]
+                kept_dirs.append(d)
+        dirnames[:] = kept_dirs
+        for name in filenames:
+            rel = rel_dir + name
+            path = os.path.join(dirpath, name)
+            if spec.match_file(rel) or not os.path.isfile(path):  # type: ignore[attr-defined]
+                continue  # ignored, or a socket, fifo or dangling link
+            found[prefix + rel] = path
+            if len(found) > MAX_FILES:
+                return
+
+
+def _walk_error(exc: OSError) -> None:
+    raise FilesError(f"cannot read {exc.filename}: {exc.strerror or exc}")
+
+
+def _size_of(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError as exc:
+        raise FilesError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _too_large(sizes: dict[str, int], total: int, max_bytes: int) -> str:
+    """One line: how much, over what, and the biggest top-level parts to exclude."""
+    parts: dict[str, int] = {}
+    for name, size in sizes.items():
+        head, slash, _ = name.partition("/")
+        key = head + slash
+        parts[key] = parts.get(key, 0) + size
+    biggest = sorted(parts.items(), key=lambda kv: -kv[1])[:3]
+    shown = ", ".join(f"{k} ({format_size(v)})" for k, v in biggest)
+    if len(sizes) > MAX_FILES:
+        what = f"more than {MAX_FILES} files"
+    else:
+        what = f"{format_size(total)} in {len(sizes)} files, over the {format_size(max_bytes)} cap"
+    return (
+        f"the files to ship hold {what}; biggest: {shown}: exclude them in .swarmignore "
+        "(gitignore syntax), or raise --max-upload"
+    )

@@ -1,0 +1,131 @@
+"""The client's side of moving files: uploading a shipment's blobs to its daemon, listing and
+fetching what a job left (``Client.upload``, ``files``, ``fetch``, ``download``).
+
+Everything goes over one control-socket connection per call, in ``CHUNK_BYTES`` chunks, so a big
+file never sits whole in a message; a fetched file is written under a temporary name and renamed
+once complete.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from swarmcompute.errors import FilesError
+from swarmcompute.files.manifest import Shipment
+from swarmcompute.files.messages import CHUNK_BYTES, BlobPut, BlobsMissing, FileRead, JobFiles
+from swarmcompute.limits import file_path_problem
+
+if TYPE_CHECKING:
+    from swarmcompute.client import Client
+
+
+def _call(client: Client, channel: Any, request: object) -> Any:
+    from swarmcompute.client import _unwrap
+
+    client._send(channel, request)
+    return _unwrap(channel.receive())
+
+
+def upload(client: Client, shipment: Shipment) -> int:
+    """Send the daemon the blobs of ``shipment`` it lacks; returns how many bytes went."""
+    shas = sorted(shipment.sources)
+    if not shas:
+        return 0
+    sent = 0
+    with client._connect(client.timeout_s) as channel:
+        channel.settimeout(client.timeout_s)
+        missing = _call(client, channel, BlobsMissing(tuple(shas)))
+        for sha in missing:
+            path = shipment.sources[sha]
+            upload_id = os.urandom(8).hex()
+            try:
+                with open(path, "rb") as f:
+                    offset = 0
+                    while True:
+                        data = f.read(CHUNK_BYTES)
+                        final = len(data) < CHUNK_BYTES
+                        _call(client, channel, BlobPut(upload_id, sha, offset, data, final))
+                        offset += len(data)
+                        sent += len(data)
+                        if final:
+                            break
+            except OSError as exc:
+                raise FilesError(f"cannot read {path}: {exc.strerror or exc}") from None
+            except FilesError as exc:
+                raise FilesError(f"{path}: {exc} (did it change while it was sent?)") from None
+    return sent
+
+
+def files(client: Client, ref: str, attempt: int | None = None) -> dict[str, Any]:
+    """What the job's latest attempt (or ``attempt``) left: ``job_id``, ``attempt``, ``node``,
+    ``files`` (path, size, mode, sha256) and ``dropped`` (path, size, why)."""
+    return client._call(JobFiles(ref, attempt), io_timeout_s=max(client.timeout_s, 60.0))  # type: ignore[no-any-return]
+
+
+def fetch(client: Client, ref: str, path: str, dest: str | os.PathLike[str], attempt: int | None = None) -> list[str]:
+    """Copy ``path`` (a file, or a directory of files; "" or "." for all) that the job left to
+    ``dest``, as ``docker cp`` does: into ``dest`` when it is a directory, else as ``dest``.
+    Returns the local paths written."""
+    listing = files(client, ref, attempt)
+    want = path.strip("/")
+    want = "" if want == "." else want
+    entries = [f for f in listing["files"] if not want or f["path"] == want or f["path"].startswith(want + "/")]
+    if not entries:
+        raise FilesError(
+            f"job {listing['job_id']} attempt {listing['attempt']} left no {path!r}: `swarm cp {ref}:` lists what it left"
+        )
+    dest = os.fspath(dest)
+    single = len(entries) == 1 and entries[0]["path"] == want
+    if single:
+        target = os.path.join(dest, os.path.basename(want)) if os.path.isdir(dest) else dest
+        plan = [(entries[0], target)]
+    else:
+        base = os.path.join(dest, os.path.basename(want)) if want and os.path.isdir(dest) else dest
+        cut = len(want) + 1 if want else 0
+        plan = [(f, os.path.join(base, f["path"][cut:])) for f in entries]
+    return _write_all(client, ref, listing["attempt"], plan)
+
+
+def download(client: Client, ref: str, patterns: Sequence[str], dest: str = ".") -> list[str]:
+    """Copy the files the job left that match ``patterns`` (gitignore syntax) into ``dest`` under
+    their own relative paths (`swarm run --download`)."""
+    import pathspec
+
+    listing = files(client, ref)
+    spec = pathspec.GitIgnoreSpec.from_lines(list(patterns))
+    plan = [(f, os.path.join(dest, f["path"])) for f in listing["files"] if spec.match_file(f["path"])]
+    return _write_all(client, ref, listing["attempt"], plan)
+
+
+def _write_all(client: Client, ref: str, attempt: int, plan: list[tuple[dict[str, Any], str]]) -> list[str]:
+    written = []
+    with client._connect(client.timeout_s) as channel:
+        channel.settimeout(max(client.timeout_s, 60.0))
+        for entry, target in plan:
+            if file_path_problem(entry["path"]):  # the daemon checks; a peer's list is never trusted
+                raise FilesError(f"refusing a kept file named {entry['path'][:80]!r}")
+            parent = os.path.dirname(target)
+            if parent:
+                os.makedirs(parent, exist_ok=True)
+            tmp = f"{target}.swarm-{os.urandom(4).hex()}"
+            try:
+                with open(tmp, "wb") as out:
+                    offset = 0
+                    while True:
+                        chunk = _call(client, channel, FileRead(ref, entry["path"], offset, attempt))
+                        out.write(chunk["data"])
+                        offset += len(chunk["data"])
+                        if offset >= chunk["size"] or not chunk["data"]:
+                            break
+                os.chmod(tmp, entry["mode"] & 0o777)
+                os.replace(tmp, target)
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise
+            written.append(target)
+    return written

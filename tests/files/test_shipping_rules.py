@@ -1,0 +1,176 @@
+"""What is shipped with a job and under which name, what a manifest may hold (peers and clients
+are untrusted), and what a node keeps of what a job left: the rules, without daemons."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from swarmcompute import codec
+from swarmcompute.client import job_spec
+from swarmcompute.errors import FilesError, FilesTooLargeError, InvalidJobSpecError
+from swarmcompute.files.manifest import auto_upload, build
+from swarmcompute.files.store import BlobStore
+from swarmcompute.limits import MAX_FILES, check_files
+from swarmcompute.state.job import JobSpec
+from swarmcompute.state.table import validate_spec
+
+SHA = "a" * 64
+
+
+def test_the_script_a_command_names_is_shipped_but_never_an_absolute_path_or_inline_code(tmp_path: Path) -> None:
+    (tmp_path / "hello.py").write_text("print(1)")
+    (tmp_path / "run.sh").write_text("true")
+    cwd = str(tmp_path)
+    assert auto_upload(["./hello.py", "Alice"], cwd) == ["./hello.py"]
+    assert auto_upload(["python3", "hello.py", "Alice"], cwd) == ["hello.py"]
+    assert auto_upload(["python3.12", "-u", "hello.py"], cwd) == ["hello.py"]
+    assert auto_upload(["/usr/bin/python3", "hello.py"], cwd) == ["hello.py"]
+    assert auto_upload(["bash", "run.sh"], cwd) == ["run.sh"]
+    assert auto_upload(["python3", "-c", "print(1)", "hello.py"], cwd) == []
+    assert auto_upload(["python3", "-m", "http.server"], cwd) == []
+    assert auto_upload(["python3", "missing.py"], cwd) == []
+    assert auto_upload(["hello.py"], cwd) == []  # looked up on PATH, as the shell would
+    assert auto_upload(["/bin/true"], cwd) == []
+    assert auto_upload(["python3", str(tmp_path / "hello.py")], cwd) == []
+
+
+def test_uploads_keep_their_relative_names_and_a_workdir_honours_its_ignore_files(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "x.csv").write_text("1,2\n")
+    (tmp_path / "data" / "cache.tmp").write_text("junk")
+    (tmp_path / "data" / ".gitignore").write_text("*.tmp\n")  # the top of an uploaded directory: read
+    (tmp_path / "proj" / ".git").mkdir(parents=True)
+    (tmp_path / "proj" / ".git" / "HEAD").write_text("ref")
+    (tmp_path / "proj" / "build").mkdir()
+    (tmp_path / "proj" / "build" / "out.o").write_text("o")
+    (tmp_path / "proj" / "main.py").write_text("main")
+    (tmp_path / "proj" / "sub").mkdir()
+    (tmp_path / "proj" / "sub" / ".gitignore").write_text("*.txt\n")  # deeper ignore files: not read
+    (tmp_path / "proj" / "sub" / "t.txt").write_text("t")
+    (tmp_path / "proj" / "keep.log").write_text("log")
+    (tmp_path / "proj" / ".gitignore").write_text("build/\n*.log\n")
+    (tmp_path / "proj" / ".swarmignore").write_text("!keep.log\n")
+    (tmp_path / "proj" / "main.py").chmod(0o750)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("o")
+    shipment = build(["../data", "../outside.txt"], ".", cwd=str(tmp_path / "proj"), max_bytes=10_000)
+    names = {e[0]: e for e in shipment.entries}
+    assert set(names) == {
+        ".gitignore", ".swarmignore", "main.py", "keep.log", "sub/.gitignore", "sub/t.txt",
+        "data/x.csv", "data/.gitignore", "outside.txt",
+    }  # fmt: skip
+    assert names["main.py"][1] == hashlib.sha256(b"main").hexdigest()
+    assert names["main.py"][2:] == (4, 0o750)
+    assert os.path.samefile(shipment.sources[names["data/x.csv"][1]], tmp_path / "data" / "x.csv")
+
+
+def test_a_shipment_over_the_cap_names_the_biggest_parts_to_exclude(tmp_path: Path) -> None:
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "w.bin").write_bytes(b"\0" * 5000)
+    (tmp_path / "a.py").write_text("x")
+    with pytest.raises(FilesTooLargeError) as caught:
+        build([], ".", cwd=str(tmp_path), max_bytes=4096)
+    message = str(caught.value)
+    assert "over the 4.0 KiB cap" in message and message.index("models/") < message.index("a.py")
+    assert ".swarmignore" in message and "--max-upload" in message and "\n" not in message
+    with pytest.raises(FilesError, match="no such file"):
+        build(["nope.txt"], cwd=str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("entry", "why"),
+    [
+        (("../etc/passwd", SHA, 1, 0o644), "'..' part"),
+        (("/etc/passwd", SHA, 1, 0o644), "absolute"),
+        (("a//b", SHA, 1, 0o644), "empty"),
+        (("./a", SHA, 1, 0o644), "'.'"),
+        (("a\nb", SHA, 1, 0o644), "control"),
+        (("a\\b", SHA, 1, 0o644), "backslash"),
+        (("x" * 300, SHA, 1, 0o644), "255 bytes"),
+        (("a", "A" * 64, 1, 0o644), "sha256"),
+        (("a", SHA[:-1], 1, 0o644), "sha256"),
+        (("a", SHA, -1, 0o644), "size"),
+        (("a", SHA, 1, 0o4755), "mode"),
+        (("a", SHA, True, 0o644), "whole number"),
+        (("a", SHA, 1), "(path, sha256, size, mode)"),
+    ],
+)
+def test_the_daemon_refuses_a_manifest_entry_that_could_escape_or_lie(entry: tuple[object, ...], why: str) -> None:
+    with pytest.raises(ValueError, match=__import__("re").escape(why)):
+        check_files([entry])
+    if len(entry) == 4 and isinstance(entry[0], str) and isinstance(entry[2], int):
+        spec = JobSpec("j1", ("true",), files=(entry,))  # type: ignore[arg-type]
+        with pytest.raises(InvalidJobSpecError):
+            validate_spec(spec)
+
+
+def test_a_manifest_is_bounded_in_files_and_refuses_duplicates_and_files_used_as_directories() -> None:
+    with pytest.raises(ValueError, match=f"at most {MAX_FILES} files"):
+        check_files([(f"f{i}", SHA, 1, 0o644) for i in range(MAX_FILES + 1)])
+    with pytest.raises(ValueError, match="shipped twice"):
+        check_files([("a", SHA, 1, 0o644), ("a", SHA, 1, 0o644)])
+    with pytest.raises(ValueError, match="also the directory of"):
+        check_files([("a", SHA, 1, 0o644), ("a/b", SHA, 1, 0o644)])
+    check_files([("é/ü.txt", SHA, 1, 0o755), ("a/b", SHA, 0, 0o600)])
+
+
+def test_the_spec_carries_only_the_manifest_and_survives_the_codec() -> None:
+    spec = job_spec(["./x"], files=[("x", SHA, 3, 0o755)], keep=["*.out"])
+    assert spec.files == (("x", SHA, 3, 0o755),) and spec.keep == ("*.out",)
+    assert codec.decode(codec.encode(spec)) == spec
+    with pytest.raises(InvalidJobSpecError):
+        job_spec(["x"], files="x")
+    with pytest.raises(InvalidJobSpecError):
+        job_spec(["x"], keep=[""])
+
+
+def test_a_node_keeps_new_and_changed_files_within_the_cap_and_never_follows_links(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path / "files")
+    src = tmp_path / "in.txt"
+    src.write_text("input")
+    sha, size = store.put_file(src)
+    inputs = (("in.txt", sha, size, 0o644), ("sub/same.txt", sha, size, 0o600))
+    work = store.stage("job1", 1, inputs)
+    assert (work / "sub" / "same.txt").read_text() == "input" and (
+        work / "sub" / "same.txt"
+    ).stat().st_mode & 0o777 == 0o600
+    (work / "sub" / "same.txt").write_text("changed!")  # a copy, never the blob itself
+    assert store.path(sha).read_text() == "input"
+    (work / "new.bin").write_bytes(b"n" * 100)
+    (work / "big.bin").write_bytes(b"b" * 300)
+    (work / "secret").symlink_to("/etc/hostname")
+    os.mkfifo(work / "fifo")
+    kept = store.collect("job1", 1, "node-a", inputs, max_bytes=200)
+    names = {e[0] for e in kept.entries}
+    assert names == {"in.txt", "sub/same.txt", "new.bin"}
+    assert [d[0] for d in kept.dropped] == ["big.bin"] and "cap of kept files" in kept.dropped[0][2]
+    assert not work.exists()
+    assert store.load_kept("job1", 1) == kept
+    only = store.stage("job2", 1, inputs)
+    (only / "a.out").write_text("a")
+    kept = store.collect("job2", 1, "node-a", inputs, keep=("*.out",))
+    assert [e[0] for e in kept.entries] == ["a.out"]
+
+
+def test_a_received_blob_is_kept_only_when_its_bytes_hash_to_its_name(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path / "files")
+    data = b"hello"
+    sha = hashlib.sha256(data).hexdigest()
+    store.append_part(sha, "t1", 0, data[:2])
+    store.append_part(sha, "t1", 0, data[:2])  # a resend is skipped
+    with pytest.raises(FilesError, match="expected 2"):
+        store.append_part(sha, "t1", 4, b"o")
+    store.append_part(sha, "t1", 2, data[2:])
+    store.finish_part(sha, "t1")
+    assert store.has(sha) and store.read(sha, 1, 3) == b"ell"
+    wrong = hashlib.sha256(b"other").hexdigest()
+    store.append_part(wrong, "t2", 0, data)
+    with pytest.raises(FilesError, match="hash to"):
+        store.finish_part(wrong, "t2")
+    assert not store.has(wrong) and not store.part_path(wrong, "t2").exists()
+    with pytest.raises(FilesError):
+        store.path("../../etc/passwd")
