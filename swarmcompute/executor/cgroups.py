@@ -6,11 +6,12 @@ and ``pids`` controllers available to the daemon's own cgroup, which it can writ
 systemd unit with ``Delegate=yes``). The daemon takes that subtree the way cgroup v2 asks: a
 cgroup with processes cannot hand controllers to its children, so it moves itself into a leaf
 (``<its cgroup>/daemon``), enables the controllers for the children, and puts each attempt in its
-own ``<its cgroup>/jobs/<job>.<attempt>``. In the root cgroup (a container with its own cgroup
-namespace, a machine without systemd) it uses ``/sys/fs/cgroup/swarmcompute.<hash of its state
-dir>`` instead. When anything else shares its cgroup (it was started from a login shell), the
-kernel refuses (``EBUSY``): the daemon goes back where it was and says why. ``JobCgroups.problem``
-is that one line (``swarm status`` shows it); without cgroups, ``--cpus`` and ``--mem`` stay
+own ``<its cgroup>/jobs/<job>.<attempt>``. When anything else shares its cgroup (it was started
+from a login shell) the kernel refuses (``EBUSY``) and the daemon goes back where it was; a root
+daemon then (and one in the root cgroup: a machine without systemd) makes a subtree of its own at
+the top instead, ``/sys/fs/cgroup/swarmcompute.<hash of its state dir>/jobs``, beside systemd's
+slices; in a container's private cgroup namespace that fails too (``EBUSY`` again). ``JobCgroups.problem``
+is why, in one line (``swarm status`` shows it); without cgroups, ``--cpus`` and ``--mem`` stay
 reservations for the scheduler and ``--max-procs`` falls back to ``RLIMIT_NPROC``.
 
 The job's process joins its cgroup before it execs (``spawn``), so everything it starts is in it;
@@ -131,24 +132,43 @@ def _delegate(state_dir: Path, root: Path, proc_cgroup: str) -> Path:
     missing = [c for c in CONTROLLERS if c not in available]
     if missing:
         raise _Unusable(f"the {', '.join(missing)} cgroup controllers are not delegated to {own_dir}")
-    if own in ("", "/"):
-        base = root / f"swarmcompute.{hashlib.sha256(str(state_dir).encode()).hexdigest()[:12]}"
-        _enable(root)
-        base.mkdir(exist_ok=True)
-    else:
-        base = own_dir
-        leaf = base / "daemon"
-        leaf.mkdir(exist_ok=True)
-        (leaf / "cgroup.procs").write_text(str(os.getpid()))
+    shared_why = None
+    if own not in ("", "/"):
         try:
-            _enable(base)
+            return _take_own(own_dir)
         except OSError as exc:
-            (base / "cgroup.procs").write_text(str(os.getpid()))  # back where it was
-            _rmdir_quietly(leaf)
-            raise _Unusable(
-                f"cannot take the cgroup {own_dir} for jobs ({exc.strerror}): other processes share it; "
-                "run the daemon as a service with its own cgroup (systemd: Delegate=yes)"
-            ) from None
+            shared_why = f"cannot take the cgroup {own_dir} for jobs ({exc.strerror or exc}): other processes share it"
+            if os.geteuid() != 0:
+                raise _Unusable(
+                    f"{shared_why}; run the daemon as a service with its own cgroup (systemd: Delegate=yes)"
+                ) from None
+    # Root: a subtree of its own at the top of the hierarchy, beside systemd's slices.
+    try:
+        _enable(root)
+        base = root / f"swarmcompute.{hashlib.sha256(str(state_dir).encode()).hexdigest()[:12]}"
+        base.mkdir(exist_ok=True)
+        return _jobs_below(base)
+    except OSError as exc:
+        why = f"cannot enable the {', '.join(CONTROLLERS)} controllers under {root} ({exc.strerror or exc})"
+        raise _Unusable(f"{shared_why}; {why}" if shared_why else why) from None
+
+
+def _take_own(own_dir: Path) -> Path:
+    """Move the daemon into a leaf of its own cgroup and delegate the controllers to ``jobs``
+    beside it; on failure put the daemon back and raise ``OSError``."""
+    leaf = own_dir / "daemon"
+    leaf.mkdir(exist_ok=True)
+    (leaf / "cgroup.procs").write_text(str(os.getpid()))
+    try:
+        _enable(own_dir)
+        return _jobs_below(own_dir)
+    except OSError:
+        (own_dir / "cgroup.procs").write_text(str(os.getpid()))  # back where it was
+        _rmdir_quietly(leaf)
+        raise
+
+
+def _jobs_below(base: Path) -> Path:
     _enable(base)
     jobs = base / "jobs"
     jobs.mkdir(exist_ok=True)

@@ -76,3 +76,17 @@ def test_an_attempts_cgroup_carries_its_cpus_mem_and_procs(tmp_path: Path) -> No
     files = {name: (Path(path) / name).read_text() for name in ("cpu.max", "memory.max", "pids.max")}
     assert files == {"cpu.max": "150000 100000", "memory.max": str(64 << 20), "pids.max": "10"}
     assert base.create("job2", 1, cpus=0, mem_bytes=0, max_procs=0) is None  # nothing to limit: no cgroup
+
+
+def test_a_root_daemon_sharing_its_cgroup_makes_a_subtree_of_its_own_at_the_top(tmp_path: Path) -> None:
+    root, proc = fake_hierarchy(tmp_path, "/user.slice/session-1.scope")
+    own = root / "user.slice/session-1.scope"
+    (own / "cgroup.subtree_control").unlink()
+    (own / "cgroup.subtree_control").mkdir()  # writing it fails, as EBUSY does with a shell in there
+    state = tmp_path / "state"
+    subtree = root / f"swarmcompute.{hashlib.sha256(str(state).encode()).hexdigest()[:12]}"
+    (subtree / "jobs").mkdir(parents=True)
+    make_children_like_the_kernel(root)
+    cgroups = JobCgroups.set_up(state, root=root, proc_cgroup=str(proc))
+    assert cgroups.jobs_dir == subtree / "jobs", cgroups.problem
+    assert (own / "cgroup.procs").read_text() == str(os.getpid())  # it went back where it was
