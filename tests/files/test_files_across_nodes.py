@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from swarmcompute.errors import FilesError
 from swarmcompute.testing.clusters import formed, start_cluster
 from swarmcompute.testing.daemons import DaemonProcess, swarm_executable, wait_until
 
@@ -120,6 +121,29 @@ def test_workdir_honours_swarmignore_and_download_copies_results_back(
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == [".", "..", ".gitignore", ".swarmignore", "data"]
     assert (back / "answer.out").read_text() == "42\n"
+
+
+def test_the_python_client_ships_lists_and_fetches_files(cluster: list[DaemonProcess], tmp_path: Path) -> None:
+    n0, n1, _n2 = cluster
+    here = script_dir(tmp_path)
+    (here / "lib").mkdir()
+    (here / "lib" / "words.txt").write_text("Erin\n")
+    job = n0.client.submit(
+        ["sh", "-c", "./hello.py $(cat lib/words.txt)"],
+        upload=[here / "hello.py"],
+        workdir=here,
+        node="n1",
+        keep=["*.txt"],
+    )
+    done = n1.client.wait(job, timeout=60)
+    assert done["state"] == "succeeded" and done["files"] == 2 and done["keep"] == ["*.txt"], done
+    listing = n1.client.files(job)
+    assert [f["path"] for f in listing["files"]] == ["lib/words.txt", "out.txt"]  # --keep *.txt only
+    assert listing["attempt"] == 1 and listing["dropped"] == []
+    assert n0.client.fetch(job, "out.txt", tmp_path) == [str(tmp_path / "out.txt")]
+    assert (tmp_path / "out.txt").read_text() == "result Erin\n"
+    with pytest.raises(FilesError, match="ran in its submitter's directory"):
+        n0.client.files(n0.client.submit(["true"]))
 
 
 def test_a_job_over_the_upload_cap_is_refused_saying_what_to_exclude(
