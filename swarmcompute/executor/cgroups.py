@@ -57,7 +57,7 @@ class JobCgroups:
     def set_up(cls, state_dir: Path, root: Path = CGROUP_ROOT, proc_cgroup: str = "/proc/self/cgroup") -> JobCgroups:
         """Delegate a subtree for jobs (module docstring); never raises."""
         try:
-            return cls(_delegate(state_dir, root, proc_cgroup), None)
+            made = cls(_delegate(state_dir, root, proc_cgroup), None)
         except _Unusable as exc:
             _log.info("cgroups_unavailable", why=str(exc))
             return cls(None, str(exc))
@@ -65,6 +65,18 @@ class JobCgroups:
             why = f"cgroup v2 limits unavailable: {exc.strerror or exc} ({exc.filename or root})"
             _log.info("cgroups_unavailable", why=why)
             return cls(None, why)
+        made.sweep()
+        return made
+
+    def sweep(self) -> int:
+        """Kill and remove the attempts' cgroups a previous daemon life left (at start, before any
+        job runs here); return how many."""
+        if self.jobs_dir is None:
+            return 0
+        left = [p for p in self.jobs_dir.iterdir() if p.is_dir()]
+        for path in left:
+            self.remove(str(path))
+        return len(left)
 
     def create(self, job_id: str, attempt: int, *, cpus: float, mem_bytes: int, max_procs: int) -> str | None:
         """Make the attempt's cgroup with its limits; its path, or None when nothing is to be
@@ -100,8 +112,12 @@ class JobCgroups:
     def remove(self, path: str) -> None:
         """Kill whatever is left in the attempt's cgroup and remove it (best effort, logged)."""
         cg = Path(path)
-        try:
-            (cg / "cgroup.kill").write_text("1")
+        try:  # (no O_CREAT: a kernel without cgroup.kill, before 5.14, has no such file)
+            fd = os.open(cg / "cgroup.kill", os.O_WRONLY)
+            try:
+                os.write(fd, b"1")
+            finally:
+                os.close(fd)
         except OSError:
             pass
         for _ in range(100):

@@ -67,9 +67,12 @@ def test_an_attempts_cgroup_carries_its_cpus_mem_and_procs(tmp_path: Path) -> No
     root, proc = fake_hierarchy(tmp_path, "/")
     state = tmp_path / "state"
     subtree = root / f"swarmcompute.{hashlib.sha256(str(state).encode()).hexdigest()[:12]}"
-    (subtree / "jobs").mkdir(parents=True)
+    (subtree / "jobs" / "stale.1").mkdir(parents=True)  # a previous life's attempt
     make_children_like_the_kernel(root)
+    for name in ("cgroup.controllers", "cgroup.subtree_control", "cgroup.procs"):
+        (subtree / "jobs" / "stale.1" / name).unlink()  # (the kernel's own files go with rmdir)
     base = JobCgroups.set_up(state, root=root, proc_cgroup=str(proc))
+    assert not (subtree / "jobs" / "stale.1").exists()
     assert base.jobs_dir is not None and base.jobs_dir.parent.parent == root  # the root cgroup: its own subtree
     path = base.create("job1", 2, cpus=1.5, mem_bytes=64 << 20, max_procs=10)
     assert path == str(base.jobs_dir / "job1.2")
