@@ -241,9 +241,25 @@ def job_specs(specs: Iterable[Mapping[str, Any]]) -> list[JobSpec]:
 
 
 class Client:
-    """A connection to the daemon of one state directory."""
+    """A connection to the daemon of one state directory; with ``url`` (or ``$SWARM_URL`` when no
+    ``state_dir`` is given), to a cluster through a node's HTTP API (``web.remote.RemoteClient``,
+    with ``token`` or ``$SWARM_API_TOKEN``)."""
 
-    def __init__(self, state_dir: str | os.PathLike[str] | None = None, *, timeout_s: float = 30.0) -> None:
+    def __new__(cls, state_dir: object = None, *, url: str | None = None, **_options: Any) -> Client:
+        if cls is Client and (url is not None or (state_dir is None and os.environ.get("SWARM_URL"))):
+            from swarmcompute.web.remote import RemoteClient
+
+            return super().__new__(RemoteClient)
+        return super().__new__(cls)
+
+    def __init__(
+        self,
+        state_dir: str | os.PathLike[str] | None = None,
+        *,
+        timeout_s: float = 30.0,
+        url: str | None = None,
+        token: str | None = None,
+    ) -> None:
         if state_dir is not None and not isinstance(state_dir, (str, os.PathLike)):
             raise errors.ConfigError(f"state_dir must be a path, not {type(state_dir).__name__}")
         try:

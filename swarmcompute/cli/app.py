@@ -51,6 +51,29 @@ def _fail(message: str, code: int = 2, *, lines: bool = False) -> typer.Exit:
     return typer.Exit(code)
 
 
+@app.callback()
+def _remote(
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            envvar="SWARM_URL",
+            help="Talk to the cluster through this node's HTTP API (http://NODE:7341) instead of a local daemon.",
+            show_default=False,
+        ),
+    ] = None,
+    api_token: Annotated[
+        str | None,
+        typer.Option("--api-token", envvar="SWARM_API_TOKEN", help="The API token for --url.", show_default=False),
+    ] = None,
+) -> None:
+    """Global options: --url and --api-token reach every command through the Client (``Client(url=...)``)."""
+    if url:
+        os.environ["SWARM_URL"] = url
+    if api_token:
+        os.environ["SWARM_API_TOKEN"] = api_token
+
+
 def _client(state_dir: str | None) -> Client:
     return _call(lambda: Client(state_dir))  # type: ignore[no-any-return]
 

@@ -202,6 +202,10 @@ def main(args: Sequence[str]) -> int:
     except (UsageError, ValueError) as exc:
         print(f"swarm run: {_safe(str(exc))}", file=sys.stderr)
         return 2
+    if parsed.state_dir is None and os.environ.get("SWARM_URL"):  # `swarm --url URL run ...`: over HTTP
+        from swarmcompute.web.remote import run_main as run_remote
+
+        return run_remote(parsed)
     from swarmcompute.api import lean
     from swarmcompute.state_dir import CONTROL_SOCKET_NAME, state_dir_path
 

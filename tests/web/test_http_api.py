@@ -283,6 +283,54 @@ def test_an_explicit_http_port_that_is_taken_stops_the_daemon_with_one_line(tmp_
     assert f"cannot serve HTTP on 127.0.0.1:{port}" in out.stderr and "--http-port" in out.stderr
 
 
+def test_swarm_with_url_runs_commands_from_a_host_without_a_daemon(
+    cluster: list[DaemonProcess], tokens: dict[str, str], tmp_path: Path
+) -> None:
+    from swarmcompute.testing.daemons import swarm_executable
+
+    url = cluster[1].http_url
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": ":".join(sys.path)}
+
+    def swarm(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [swarm_executable(), *args], capture_output=True, text=True, timeout=60, env={**env, **extra}, cwd=tmp_path
+        )
+
+    hi = swarm("--url", url, "--api-token", tokens["rw"], "run", "--", "echo", "hi")
+    assert (hi.returncode, hi.stdout) == (0, "hi\n"), hi.stderr
+    failed = swarm(
+        "run", "--", "sh", "-c", "echo out; echo err >&2; exit 4", SWARM_URL=url, SWARM_API_TOKEN=tokens["rw"]
+    )
+    assert (failed.returncode, failed.stdout, failed.stderr) == (4, "out\n", "err\n")
+    listed = swarm("--url", url, "--api-token", tokens["ro"], "jobs", "--json", "-n", "3")
+    assert listed.returncode == 0 and json.loads(listed.stdout)[0]["exit_code"] == 4
+    refused = swarm("--url", url, "run", "--", "true")
+    assert refused.returncode == 2 and refused.stderr.startswith("swarm: ") and len(refused.stderr.splitlines()) == 1
+    read_only = swarm("--url", url, "--api-token", tokens["ro"], "run", "--", "true")
+    assert read_only.returncode == 2 and "read-only" in read_only.stderr
+
+
+def test_client_with_url_submits_waits_reads_and_cancels_like_the_local_client(
+    cluster: list[DaemonProcess], tokens: dict[str, str]
+) -> None:
+    from swarmcompute import Client, errors
+    from swarmcompute.web.remote import RemoteClient
+
+    client = Client(url=cluster[2].http_url, token=tokens["rw"])
+    assert isinstance(client, RemoteClient)
+    ids = client.submit_many([{"argv": f"echo {i}", "name": f"remote-{i}"} for i in range(3)])
+    jobs = client.wait(ids, timeout=30)
+    assert [j["state"] for j in jobs] == ["succeeded"] * 3
+    assert client.logs(ids[1]) == "1\n"
+    long = client.submit(["sleep", "60"])
+    assert client.cancel(long)["id"] == long
+    assert client.wait(long, timeout=30)["state"] == "cancelled"
+    with pytest.raises(errors.JobNotFoundError):
+        client.job("no-such-job-here")
+    with pytest.raises(errors.ApiAuthError):
+        Client(url=cluster[2].http_url, token="swarmapi1-wrong").status()
+
+
 def test_health_answers_503_once_quorum_is_lost(cluster: list[DaemonProcess]) -> None:
     """Runs last: it takes two of the three nodes away."""
     survivor = cluster[0]

@@ -1,0 +1,292 @@
+"""The Python API and `swarm` over the HTTP API, from a machine that runs no daemon.
+
+    client = Client(url="http://node1.lan:7341", token="swarmapi1-...")   # or $SWARM_URL, $SWARM_API_TOKEN
+    print(client.wait(client.submit("hostname"))["state"])
+
+``RemoteClient`` is what ``Client(url=...)`` returns: the same methods, answered by any node's
+``/api/v1`` (errors come back as the same ``SwarmError`` classes, from the problem's ``code``).
+Plain ``http.client`` and ``json``: nothing of the server side is imported. What only a node's
+owner may do (``recover``, ``shutdown``, API tokens) is refused: run it on a node.
+
+Differences from the control socket: output arrives as text (decoded as UTF-8 on the node, so
+bytes that are not UTF-8 become U+FFFD), and a `swarm run` over HTTP that is killed outright
+(``kill -9``) leaves its job running, as ``--keep-on-exit`` would; Ctrl-C still cancels it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import sys
+import urllib.parse
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from typing import Any, cast
+
+from swarmcompute import errors
+from swarmcompute.api import messages as m
+from swarmcompute.client import Client, error_from_reply, job_spec, job_specs
+from swarmcompute.units import parse_duration
+
+PAGE = 1000
+"""The server's largest page of ``GET /api/v1/jobs``."""
+_STREAMS = {"stdout": m.STDOUT, "stderr": m.STDERR}
+
+
+class RemoteClient(Client):
+    """A connection to a cluster through one node's HTTP API."""
+
+    def __init__(
+        self,
+        state_dir: object = None,
+        *,
+        url: str | None = None,
+        token: str | None = None,
+        timeout_s: float = 30.0,
+    ) -> None:
+        url = url or os.environ.get("SWARM_URL") or ""
+        parsed = urllib.parse.urlsplit(url.strip())
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise errors.ConfigError(f"--url must be http://HOST:PORT or https://HOST:PORT, got {url[:80]!r}")
+        if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not 0 < timeout_s < 1e9:
+            raise errors.ConfigError("timeout_s must be a positive number of seconds")
+        self.url = f"{parsed.scheme}://{parsed.netloc}"
+        self._https = parsed.scheme == "https"
+        self._host = parsed.hostname
+        self._port = parsed.port
+        self.token = token if token is not None else os.environ.get("SWARM_API_TOKEN")
+        self.timeout_s = float(timeout_s)
+
+    # -- jobs ---------------------------------------------------------------------------
+
+    def submit_many(self, specs: Iterable[Mapping[str, Any]]) -> list[str]:
+        specs = list(specs) if not isinstance(specs, (str, bytes, Mapping)) else specs
+        built = job_specs(specs)  # every check the local client makes, before the round trip
+        if not built:
+            return []
+        bodies = [{**dict(s), "job_id": b.id} for s, b in zip(specs, built, strict=True)]
+        return list(self._json("POST", "/api/v1/jobs", {"jobs": bodies})["ids"])
+
+    def wait(self, job_ids: str | Sequence[str], timeout: float | str | None = None) -> Any:
+        single = isinstance(job_ids, str)
+        ids = [job_ids] if isinstance(job_ids, str) else list(job_ids)
+        timeout_s = parse_duration(timeout)
+        io = None if timeout_s is None else timeout_s + self.timeout_s
+        jobs = self._json(
+            "POST", "/api/v1/jobs/wait", {"ids": ids, "timeout": timeout_s}, timeout_s=io, forever=io is None
+        )
+        return jobs["jobs"][0] if single else jobs["jobs"]
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return dict(self._json("GET", f"/api/v1/jobs/{_quote(job_id)}"))
+
+    def jobs(self, limit: int = 50, states: Sequence[str] = ()) -> list[dict[str, Any]]:
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit:
+            raise errors.ConfigError(f"limit must be a whole number, got {limit!r}"[:120])
+        found: list[dict[str, Any]] = []
+        state = ",".join(states or ())
+        while len(found) < limit:
+            size = min(PAGE, limit - len(found))
+            query: dict[str, Any] = {"limit": size, "offset": len(found), **({"state": state} if state else {})}
+            page = self._json("GET", "/api/v1/jobs?" + urllib.parse.urlencode(query))
+            found.extend(page["jobs"])
+            if len(page["jobs"]) < size:
+                break
+        return found
+
+    def stream_logs(self, job_id: str, *, follow: bool = False, attempt: int | None = None) -> Iterator[Any]:
+        query: dict[str, Any] = {"format": "sse", "follow": "1" if follow else "0"}
+        if attempt is not None:
+            query["attempt"] = attempt
+        yield from self._events(f"/api/v1/jobs/{_quote(job_id)}/logs?" + urllib.parse.urlencode(query))
+
+    def run(self, argv: Sequence[str] | str, **options: Any) -> Iterator[Any]:
+        spec = job_spec(argv, **options)
+        body = {"argv": argv if isinstance(argv, str) else list(argv), **options, "job_id": spec.id}
+        self._json("POST", "/api/v1/jobs", body)
+        yield m.Submitted((spec.id,))
+        ended = False
+        try:
+            for event in self._events(f"/api/v1/jobs/{_quote(spec.id)}/logs?format=sse&follow=1&from=first"):
+                ended = isinstance(event, m.StreamEnd)
+                yield event
+        finally:
+            if not ended and not spec.keep_on_exit:  # the caller stopped reading: the job goes too
+                try:
+                    self.cancel(spec.id)
+                except errors.SwarmError:
+                    pass
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        return dict(self._json("DELETE", f"/api/v1/jobs/{_quote(job_id)}"))
+
+    # -- the cluster --------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        return dict(self._json("GET", "/api/v1/cluster"))
+
+    def ping(self, timeout_s: float = 1.0) -> bool:
+        try:
+            self._json("GET", "/api/v1/cluster", timeout_s=timeout_s)
+            return True
+        except errors.SwarmError:
+            return False
+
+    def recover(self) -> list[str]:
+        raise errors.ConfigError("`swarm recover` runs on a node of the cluster, not over --url")
+
+    def shutdown(self) -> None:
+        raise errors.ConfigError("`swarm leave` runs on the node that leaves, not over --url")
+
+    def create_api_token(
+        self, name: str, *, read_only: bool = False, expires: float | str | None = None
+    ) -> dict[str, Any]:
+        raise errors.ConfigError("API tokens are made on a node (`swarm api-token create`), not over --url")
+
+    def api_tokens(self) -> list[dict[str, Any]]:
+        raise errors.ConfigError("API tokens are listed on a node (`swarm api-token list`), not over --url")
+
+    def revoke_api_token(self, name: str) -> None:
+        raise errors.ConfigError("API tokens are revoked on a node (`swarm api-token revoke`), not over --url")
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def _connection(self, timeout_s: float | None) -> http.client.HTTPConnection:
+        cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+        return cls(self._host or "", self._port, timeout=timeout_s)
+
+    def _http(self, method: str, path: str, body: Any, timeout_s: float | None, accept: str) -> tuple[Any, Any]:
+        headers = {"Accept": accept}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        conn = self._connection(timeout_s)
+        try:
+            conn.request(method, path, body=data, headers=headers)
+            response = conn.getresponse()
+        except TimeoutError:
+            conn.close()
+            raise errors.SwarmError(f"{self.url} did not answer within {timeout_s:g}s") from None
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            raise errors.SwarmError(f"cannot reach {self.url}: {exc}; check --url or $SWARM_URL") from None
+        if response.status >= 400:
+            raw = response.read()
+            conn.close()
+            raise _problem(response.status, raw)
+        return conn, response
+
+    def _json(
+        self, method: str, path: str, body: Any = None, *, timeout_s: float | None = None, forever: bool = False
+    ) -> Any:
+        conn, response = self._http(
+            method, path, body, None if forever else timeout_s or self.timeout_s, "application/json"
+        )
+        try:
+            return json.loads(response.read())
+        except (ValueError, OSError) as exc:
+            raise errors.ProtocolError(
+                f"{self.url} answered {method} {path} with something that is not JSON: {exc}"
+            ) from None
+        finally:
+            conn.close()
+
+    def _events(self, path: str) -> Iterator[Any]:
+        conn, response = self._http("GET", path, None, self.timeout_s, "text/event-stream")
+        try:
+            if conn.sock is not None:
+                conn.sock.settimeout(None)  # a follow waits as long as the job runs
+            name, data = "message", ""
+            while True:
+                line = response.readline()
+                if not line:
+                    raise errors.ProtocolError(f"{self.url} closed the stream before the job's end")
+                text = line.decode("utf-8", "replace").rstrip("\r\n")
+                if text.startswith("event: "):
+                    name = text[7:]
+                elif text.startswith("data: "):
+                    data += text[6:]
+                elif not text and data:
+                    event = _event(name, json.loads(data))
+                    name, data = "message", ""
+                    yield event
+                    if isinstance(event, m.StreamEnd):
+                        return
+        except OSError as exc:
+            raise errors.ProtocolError(f"lost the stream from {self.url}: {exc}") from None
+        finally:
+            conn.close()
+
+
+def _event(name: str, data: dict[str, Any]) -> Any:
+    if name == "output":
+        return m.OutputChunk("", int(data["attempt"]), _STREAMS.get(data["stream"], m.STDOUT), data["text"].encode())
+    if name == "attempt":
+        return m.AttemptStart("", int(data["attempt"]), str(data["node"]), str(data["text"]))
+    if name == "notice":
+        return m.Notice(str(data["text"]))
+    if name == "end":
+        return m.StreamEnd(data)
+    if name == "error":
+        raise error_from_reply(m.ErrorReply(str(data.get("code")), str(data.get("detail"))))
+    return m.Notice(f"unexpected event {name[:40]!r}")
+
+
+def _problem(status: int, raw: bytes) -> errors.SwarmError:
+    try:
+        problem = json.loads(raw)
+        return error_from_reply(m.ErrorReply(str(problem["code"]), str(problem["detail"])))
+    except (ValueError, KeyError, TypeError):
+        return errors.SwarmError(f"HTTP {status}: {raw[:200].decode('utf-8', 'replace')}")
+
+
+def _quote(ref: object) -> str:
+    if not isinstance(ref, str) or not ref:
+        raise errors.ConfigError("a job reference is a job id, prefix or name")
+    return urllib.parse.quote(ref, safe="")
+
+
+def run_main(parsed: Any) -> int:
+    """`swarm run` over the HTTP API (``parsed``: ``run_cmd.RunArgs``): stream the job's output,
+    exit with its status; Ctrl-C cancels it."""
+    import importlib
+
+    run_cmd = importlib.import_module("swarmcompute.cli.run_cmd")  # typed loosely: the CLI is outside mypy's files
+    _safe, exit_status = run_cmd._safe, run_cmd.exit_status
+
+    options = {k: v for k, v in parsed.options.items() if k != "cwd_default"}
+    if getattr(parsed, "ship", None):  # files to ship (--upload, --download, ...)
+        print("swarm: shipping files (--upload, --download, ...) needs a local daemon, not --url", file=sys.stderr)
+        return 2
+    try:
+        client = RemoteClient()
+        if parsed.detach:
+            print(client.submit(parsed.argv, **options))
+            return 0
+        events = cast(Generator[Any, None, None], client.run(parsed.argv, **options))
+        status = 1
+        try:
+            for event in events:
+                if isinstance(event, m.OutputChunk):
+                    out = sys.stdout if event.stream == m.STDOUT else sys.stderr
+                    out.buffer.write(event.data)
+                    out.flush()
+                elif isinstance(event, (m.AttemptStart, m.Notice)):
+                    text = event.text if isinstance(event, m.AttemptStart) else f"swarm: {event.text}"
+                    print(_safe(text), file=sys.stderr)
+                elif isinstance(event, m.StreamEnd):
+                    status = exit_status(event.job)
+        except KeyboardInterrupt:
+            events.close()  # cancels the job
+            print("swarm: interrupted: cancelled the job", file=sys.stderr)
+            return 130
+        except BrokenPipeError:
+            events.close()
+            return 141
+        return status
+    except errors.SwarmError as exc:
+        print(f"swarm: {_safe(str(exc))}", file=sys.stderr)
+        return 2
