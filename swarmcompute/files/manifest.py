@@ -17,8 +17,9 @@ Each file is named by its sha256 (``Shipment.entries``: path, sha256, size, mode
 the local daemon once per distinct content (``Client.upload``), and the job's spec carries only
 the entries.
 
-Measured (this 2-core machine, warm page cache): hashing runs at about 1 GB/s, so a 256 MiB
-workdir costs about a quarter of a second before it is sent.
+Measured (``benchmarks/ship_files.py``, a loaded 2-core machine, warm page cache): sha256 at
+340-570 MiB/s, so a 256 MiB workdir costs 0.5-0.8 s of hashing before it is sent; hashing,
+uploading and submitting 64 MiB of new bytes took 0.7-1.5 s, the same bytes again 0.4 s.
 """
 
 from __future__ import annotations

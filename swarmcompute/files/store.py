@@ -31,6 +31,9 @@ KEEP_MAX_BYTES = 256 * 1024 * 1024
 listed as dropped). Unchanged shipped files are kept too, at no cost: their blobs are stored already."""
 INCOMING_STALE_S = 3600.0
 """A partial blob untouched this long is deleted (an upload or fetch that died)."""
+QUIET_S = 3600.0
+"""``sweep`` never deletes a blob, working directory or kept list touched more recently than this:
+a blob uploaded for a submission still on its way, a job new to this replica."""
 _CHUNK = 1024 * 1024
 _HEX = frozenset("0123456789abcdef")
 
@@ -307,6 +310,48 @@ class BlobStore:
             return KeptFiles.from_json(self.kept_path(job_id, attempt).read_text())
         except (OSError, ValueError, KeyError, TypeError):
             return None
+
+    def sweep(self, jobs: dict[str, set[str]], busy: set[tuple[str, int]], now: float | None = None) -> dict[str, int]:
+        """Delete what no job needs any more: kept lists and working directories of jobs not in
+        ``jobs`` (job id -> the sha256s of its shipped files: the table's records) or, for working
+        directories, not in ``busy`` (attempts staged here that have not ended), and the blobs
+        neither those jobs nor any remaining kept list names; only what was not touched in the
+        last ``QUIET_S``, and partial blobs past ``INCOMING_STALE_S``. Returns counts removed."""
+        now = time.time() if now is None else now
+        removed = {"incoming": self.sweep_incoming(now), "work": 0, "kept": 0, "blobs": 0}
+
+        def quiet(path: str) -> bool:
+            try:
+                return now - os.stat(path, follow_symlinks=False).st_mtime > QUIET_S
+            except OSError:
+                return False
+
+        for job_dir in os.scandir(self.work):
+            for attempt_dir in os.scandir(job_dir.path) if job_dir.is_dir(follow_symlinks=False) else ():
+                key = (job_dir.name, int(attempt_dir.name) if attempt_dir.name.isdigit() else -1)
+                if key not in busy and quiet(attempt_dir.path):
+                    shutil.rmtree(attempt_dir.path, ignore_errors=True)
+                    removed["work"] += 1
+            try:
+                os.rmdir(job_dir.path)
+            except OSError:
+                pass
+        referenced = set().union(*jobs.values()) if jobs else set()
+        for job_dir in os.scandir(self.kept):
+            if job_dir.name not in jobs and quiet(job_dir.path):
+                shutil.rmtree(job_dir.path, ignore_errors=True)
+                removed["kept"] += 1
+                continue
+            for entry in os.scandir(job_dir.path):
+                kept = self.load_kept(job_dir.name, int(entry.name[:-5])) if entry.name[:-5].isdigit() else None
+                if kept is not None:
+                    referenced.update(sha for _p, sha, _n, _m in kept.entries)
+        for prefix in os.scandir(self.blobs):
+            for blob in os.scandir(prefix.path) if prefix.is_dir(follow_symlinks=False) else ():
+                if blob.name not in referenced and quiet(blob.path):
+                    os.unlink(blob.path)
+                    removed["blobs"] += 1
+        return removed
 
 
 def _hash(path: Path) -> tuple[str, int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from swarmcompute import codec
 from swarmcompute.client import job_spec
 from swarmcompute.errors import FilesError, FilesTooLargeError, InvalidJobSpecError
 from swarmcompute.files.manifest import auto_upload, build
-from swarmcompute.files.store import BlobStore
+from swarmcompute.files.store import QUIET_S, BlobStore, KeptFiles
 from swarmcompute.limits import MAX_FILES, check_files
 from swarmcompute.state.job import JobSpec
 from swarmcompute.state.table import validate_spec
@@ -174,3 +175,24 @@ def test_a_received_blob_is_kept_only_when_its_bytes_hash_to_its_name(tmp_path: 
     assert not store.has(wrong) and not store.part_path(wrong, "t2").exists()
     with pytest.raises(FilesError):
         store.path("../../etc/passwd")
+
+
+def test_a_sweep_deletes_only_what_no_job_in_the_table_needs_and_nothing_recent(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path / "files")
+    src = tmp_path / "f"
+    shas = []
+    for text in ("input of a", "input of gone", "left by a", "stray"):
+        src.write_text(text)
+        shas.append(store.put_file(src)[0])
+    in_a, in_gone, left_by_a, stray = shas
+    store.save_kept(KeptFiles("a", 1, "n", [("out", left_by_a, 9, 0o644)]))
+    store.save_kept(KeptFiles("gone", 1, "n", [("out", stray, 5, 0o644)]))
+    store.stage("gone", 1, ())
+    store.stage("a", 2, ())
+    later = time.time() + QUIET_S + 1
+    assert store.sweep({"a": {in_a}}, busy=set())["blobs"] == 0  # nothing is old enough yet
+    removed = store.sweep({"a": {in_a}}, busy={("a", 2)}, now=later)
+    assert removed == {"incoming": 0, "work": 1, "kept": 1, "blobs": 2}
+    assert store.has(in_a) and store.has(left_by_a) and not store.has(in_gone) and not store.has(stray)
+    assert store.load_kept("a", 1) is not None and store.load_kept("gone", 1) is None
+    assert store.work_dir("a", 2).exists() and not store.work_dir("gone", 1).exists()
