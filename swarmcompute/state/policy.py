@@ -15,8 +15,9 @@ again on the node that runs it, against the policy that node holds then.
 What it is not: a sandbox. A deny list stops the mistakes it names (``rm -rf /`` typed into the
 wrong window), not a user set on harm, who can spell a command in endless ways
 (``sh -c "$(base64 -d ...)"``); jobs run as their submitter (``swarmcompute.users``) for that.
-The shipped patterns run in linear time (possessive quantifiers, no ambiguous repetition): a
-1 MiB command is checked in milliseconds.
+The shipped patterns run in linear time (possessive quantifiers, no ambiguous repetition): 140-480
+ms per MiB of the worst shapes measured (``rm -a rm -a ...``, ``> > > ...``), 4 times that for 4 times
+the size; an ordinary command takes microseconds.
 """
 
 from __future__ import annotations

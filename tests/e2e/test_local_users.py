@@ -106,30 +106,51 @@ def test_a_user_without_a_daemon_of_their_own_falls_back_to_the_shared_one(share
     assert mine, listed.stdout
 
 
+AS_OTHER = """
+import json, sys
+from swarmcompute import Client
+c, root_job, seen = Client(sys.argv[1]), sys.argv[2], {}
+def attempt(name, call):
+    try:
+        seen[name] = ["ok", call()]
+    except Exception as exc:
+        seen[name] = [type(exc).__name__, str(exc)]
+attempt("logs", lambda: c.logs(root_job))
+attempt("show", lambda: sorted(c.job(root_job)))
+attempt("leave", c.shutdown)
+attempt("policy", lambda: c.set_policy("[deny]"))
+attempt("recover", c.recover)
+mine = c.submit(["sleep", "60"])
+attempt("cancel_mine", lambda: c.cancel(mine)["state"])
+print(json.dumps(seen))
+"""
+
+
 def test_users_act_only_on_their_own_jobs_and_only_root_stops_the_daemon(shared: Shared) -> None:
     roots = shared.daemon.swarm("run", "-d", "--name", "roots-sleeper", "--", "sleep", "60")
     assert roots.returncode == 0, roots.stderr
     root_job = roots.stdout.strip()
     try:
-        s = str(shared.state)
-        denied = shared.other.swarm("cancel", "--state-dir", s, root_job)
+        denied = shared.other.swarm("cancel", "--state-dir", str(shared.state), root_job)
         assert denied.returncode == 2
         assert (
             denied.stderr == f"swarm: cannot cancel job {root_job}: it belongs to user root (only they and root may)\n"
         )
-        assert shared.other.swarm("logs", "--state-dir", s, root_job).returncode == 2
-        shown = json.loads(shared.other.swarm("show", "--state-dir", s, "--json", root_job).stdout)
-        assert shown["user"] == "root" and "output_tail" not in shown  # its record, never its output
-        leave = shared.other.swarm("leave", "--state-dir", s)
-        assert leave.returncode == 2 and "only root may stop the daemon" in leave.stderr
-        setting = shared.other.swarm("policy", "set", "--state-dir", s, "/dev/null")
-        assert setting.returncode == 2 and "only root may set the command policy" in setting.stderr
-        assert shared.daemon.alive()
-        mine = shared.other.swarm("run", "-d", "--state-dir", s, "--", "sleep", "60")
-        assert mine.returncode == 0, mine.stderr
-        cancelled = shared.other.swarm("cancel", "--state-dir", s, mine.stdout.strip())
-        assert cancelled.returncode == 0, cancelled.stderr
-        assert shared.daemon.client.job(root_job)["state"] == "running"
+        out = shared.other.run([shared.other.python(), "-c", AS_OTHER, str(shared.state), root_job])
+        seen = json.loads(out.stdout)
+        assert seen["logs"] == [
+            "PermissionDeniedError",
+            f"cannot read the output of job {root_job}: it belongs to user root (only they and root may)",
+        ]
+        assert seen["show"][0] == "ok" and "user" in seen["show"][1] and "output_tail" not in seen["show"][1]
+        for name, what in (
+            ("leave", "stop the daemon"),
+            ("policy", "set the command policy"),
+            ("recover", "recover the cluster"),
+        ):
+            assert seen[name] == ["PermissionDeniedError", f"only root may {what} on a node shared by every local user"]
+        assert seen["cancel_mine"] == ["ok", "cancelled"]
+        assert shared.daemon.alive() and shared.daemon.client.job(root_job)["state"] == "running"
     finally:
         shared.daemon.client.cancel(root_job)
 

@@ -71,7 +71,7 @@ def test_a_policy_set_on_one_node_holds_on_every_node_and_in_each_state_dir(pair
     pair.set_policy("mode = 'allow'\n[allow]\necho = 'echo .*'\n")
     try:
         for node in (pair.a, pair.b):
-            wait_until(lambda n=node: "echo = 'echo .*'" in n.swarm("policy", "show").stdout, 10, "the policy")
+            wait_until(lambda n=node: "echo = 'echo .*'" in n.client.policy(), 10, "the policy")
             wait_until(lambda n=node: "mode = 'allow'" in (n.state_dir / "policy.toml").read_text(), 10, "its copy")
         refused = pair.a.swarm("run", "--", "ls", "/")
         assert refused.returncode == 2 and "only commands an allow rule matches" in refused.stderr
