@@ -80,7 +80,8 @@ class FilesHost:
         self._fetching: dict[str, asyncio.Task[None]] = {}
         self._pulled: dict[tuple[str, int], None] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._inputs: dict[tuple[str, int], JobSpec] = {}
+        self._inputs: dict[tuple[str, int], tuple[JobSpec, Path]] = {}
+        """Attempts staged here that have not ended: their spec and working directory."""
         hooks = getattr(daemon, "on_jobs_removed", None)  # history retention, where the daemon has it
         if hooks is not None:
             hooks.append(self.jobs_removed)
@@ -289,18 +290,19 @@ class FilesHost:
                     f"shipped file {path[:200]!r} ({sha[:12]}) is held by no live node: submit the job again"
                 ) from None
         work = await asyncio.to_thread(self.store.stage, job_id, attempt, spec.files, owner)
-        self._inputs[(job_id, attempt)] = spec
+        self._inputs[(job_id, attempt)] = (spec, work)
         return work
 
     def attempt_ended(self, job_id: str, attempt: int) -> None:
         """An attempt with a staged directory ended here: keep what it left (in a worker thread)."""
-        spec = self._inputs.pop((job_id, attempt), None)
-        if spec is None:
+        staged = self._inputs.pop((job_id, attempt), None)
+        if staged is None:
             return
+        spec, work = staged
         key = (job_id, attempt)
         me = self._daemon.node_id
         task = asyncio.get_running_loop().create_task(
-            asyncio.to_thread(self.store.collect, job_id, attempt, me, spec.files, spec.keep)
+            asyncio.to_thread(self.store.collect, job_id, attempt, me, spec.files, spec.keep, work=work)
         )
         self._collecting[key] = task
 

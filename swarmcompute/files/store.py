@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import stat
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,10 +164,13 @@ class BlobStore:
     def put_file(self, src: str | Path) -> tuple[str, int]:
         """Store a copy of the regular file ``src`` as a blob (hashed while copied); returns its
         sha256 and size."""
+        return self.put_fd(os.open(src, os.O_RDONLY | os.O_NOFOLLOW))
+
+    def put_fd(self, fd: int) -> tuple[str, int]:
+        """``put_file`` of an open file (closed here)."""
         tmp = self.incoming / f"put-{os.getpid()}-{os.urandom(6).hex()}"
         digest = hashlib.sha256()
         size = 0
-        fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW)
         try:
             with os.fdopen(fd, "rb") as f, open(tmp, "wb") as out:
                 while chunk := f.read(_CHUNK):
@@ -217,11 +221,16 @@ class BlobStore:
         owner: tuple[int, int] | None = None,
     ) -> Path:
         """Make attempt ``attempt``'s working directory afresh with ``files`` (every blob must be
-        here), owned by ``owner`` (uid, gid) when given; returns it."""
-        work = self.work_dir(job_id, attempt)
-        if work.exists():
-            shutil.rmtree(work)
-        work.mkdir(parents=True, mode=0o700)
+        here); returns it. With ``owner`` (uid, gid: a root daemon running the job as a user, who
+        cannot enter the 0700 state directory) it is a new private directory in the system's
+        temporary directory, given to that user once filled."""
+        if owner is not None:
+            work = Path(tempfile.mkdtemp(prefix=f"swarm-{job_id}-{attempt}-"))
+        else:
+            work = self.work_dir(job_id, attempt)
+            if work.exists():
+                shutil.rmtree(work)
+            work.mkdir(parents=True, mode=0o700)
         for path, sha, _size, mode in files:
             if file_path_problem(path):  # checked at submit too; a peer is never trusted
                 raise FilesError(f"refusing to stage {path[:80]!r}")
@@ -235,8 +244,8 @@ class BlobStore:
                     os.chown(os.path.join(dirpath, name), *owner, follow_symlinks=False)
         return work
 
-    def remove_work(self, job_id: str, attempt: int) -> None:
-        shutil.rmtree(self.work_dir(job_id, attempt), ignore_errors=True)
+    def remove_work(self, job_id: str, attempt: int, work: Path | None = None) -> None:
+        shutil.rmtree(work or self.work_dir(job_id, attempt), ignore_errors=True)
         try:
             (self.work / job_id).rmdir()
         except OSError:
@@ -250,12 +259,15 @@ class BlobStore:
         inputs: tuple[tuple[str, str, int, int], ...],
         keep: tuple[str, ...] = (),
         max_bytes: int = KEEP_MAX_BYTES,
+        work: Path | None = None,
     ) -> KeptFiles:
         """What attempt ``attempt`` left in its working directory: every regular file (links and
         special files are skipped, never followed) that matches ``keep`` (gitignore syntax; empty:
         all), stored as blobs, new or changed ones up to ``max_bytes`` in path order; recorded in
-        ``kept/`` and returned. The working directory is removed afterwards."""
-        work = self.work_dir(job_id, attempt)
+        ``kept/`` and returned. The working directory (``work``, else ``work_dir``) is removed
+        afterwards. Files are opened one path part at a time without following links, so a job
+        that swaps a directory for a link meanwhile cannot make the daemon read outside it."""
+        work = work or self.work_dir(job_id, attempt)
         kept = KeptFiles(job_id, attempt, node)
         shipped = {p: (s, n, m) for p, s, n, m in inputs}
         spec = None
@@ -264,7 +276,7 @@ class BlobStore:
 
             spec = pathspec.GitIgnoreSpec.from_lines(keep)
         used = 0
-        for rel, full in _regular_files(work):
+        for rel, _full in _regular_files(work):
             if spec is not None and not spec.match_file(rel):
                 continue
             if file_path_problem(rel) is not None:
@@ -274,12 +286,15 @@ class BlobStore:
                 kept.dropped.append((rel, 0, f"more than {MAX_FILES} files"))
                 continue
             try:
-                st = os.lstat(full)
+                fd = _open_beneath(work, rel)
+                st = os.fstat(fd)
                 size = st.st_size
-                if used + size > max_bytes and shipped.get(rel, ("", -1))[1] != size:
-                    kept.dropped.append((rel, size, f"over the {max_bytes // (1024 * 1024)} MiB cap of kept files"))
+                if not stat.S_ISREG(st.st_mode) or (used + size > max_bytes and shipped.get(rel, ("", -1))[1] != size):
+                    os.close(fd)
+                    if stat.S_ISREG(st.st_mode):
+                        kept.dropped.append((rel, size, f"over the {max_bytes // (1024 * 1024)} MiB cap of kept files"))
                     continue
-                sha, size = self.put_file(full)
+                sha, size = self.put_fd(fd)
             except OSError as exc:
                 kept.dropped.append((rel, 0, f"unreadable: {exc.strerror or exc}"))
                 continue
@@ -290,7 +305,7 @@ class BlobStore:
                 used += size
             kept.entries.append((rel, sha, size, stat.S_IMODE(st.st_mode)))
         self.save_kept(kept)
-        self.remove_work(job_id, attempt)
+        self.remove_work(job_id, attempt, work)
         return kept
 
     # -- kept lists --------------------------------------------------------------------
@@ -362,6 +377,21 @@ def _hash(path: Path) -> tuple[str, int]:
             digest.update(chunk)
             size += len(chunk)
     return digest.hexdigest(), size
+
+
+def _open_beneath(root: Path, rel: str) -> int:
+    """Open ``root/rel`` for reading, never following a link on the way (``O_NOFOLLOW`` at each
+    part) nor blocking on a FIFO; ``OSError`` otherwise."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        *dirs, name = rel.split("/")
+        for part in dirs:
+            inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        return os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)
+    finally:
+        os.close(fd)
 
 
 def _regular_files(root: Path) -> list[tuple[str, str]]:
