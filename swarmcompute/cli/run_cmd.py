@@ -245,11 +245,14 @@ class _ShipError(Exception):
 
 
 def _may_ship(argv: list[str]) -> bool:
-    """Cheaply: may ``argv`` name a local script to ship (``files.manifest.auto_upload``)?"""
+    """Cheaply (no imports): may ``argv`` name a local script to ship (``files.manifest.auto_upload``
+    decides)? ``./x.py``, or an interpreter followed by an argument that is a local file."""
     first = argv[0]
-    if "/" in first:
-        return not first.startswith("/") or os.path.basename(first).startswith(("python", "bash", "sh"))
-    return first.startswith(("python", "bash", "sh", "dash", "zsh"))
+    if "/" in first and not first.startswith("/") and os.path.isfile(first):
+        return True
+    if os.path.basename(first).startswith(("python", "bash", "sh", "dash", "zsh")):
+        return any(not a.startswith("-") and not a.startswith("/") and os.path.isfile(a) for a in argv[1:])
+    return False
 
 
 def _safe(text: object) -> str:

@@ -21,9 +21,7 @@ def ship(parsed: RunArgs, spec: dict[str, Any], state_dir: str) -> None:
     names unless ``--no-upload``) and put the manifest in ``spec``; the job then runs in its own
     staged directory unless ``--cwd`` was given. Raises ``run_cmd._ShipError`` with one line."""
     from swarmcompute.cli.run_cmd import _ShipError
-    from swarmcompute.client import Client
-    from swarmcompute.files import manifest, transfer
-    from swarmcompute.units import parse_size
+    from swarmcompute.files import manifest
 
     options = parsed.ship
     if options.get("download") and parsed.detach:
@@ -34,7 +32,11 @@ def ship(parsed: RunArgs, spec: dict[str, Any], state_dir: str) -> None:
         uploads += [p for p in manifest.auto_upload(parsed.argv, cwd) if p not in uploads]
     workdir = options.get("workdir")
     if not uploads and workdir is None:
-        return
+        return  # `python3 -c ...`, a script given by absolute path: nothing to ship
+    from swarmcompute.client import Client
+    from swarmcompute.files import transfer
+    from swarmcompute.units import parse_size
+
     try:
         cap = parse_size(options["max_upload"]) if "max_upload" in options else manifest.DEFAULT_MAX_UPLOAD
         shipment = manifest.build(uploads, workdir, cwd=cwd, max_bytes=cap)
