@@ -429,6 +429,11 @@ class Client:
         """Force the live voters to be the whole configuration (`swarm recover`; unsafe by design)."""
         return self._call(m.Recover())
 
+    def rotate_key(self) -> str:
+        """`swarm token --rotate`: give the cluster a new key; returns the new join token. Every
+        member switches without a restart; the old token is refused from then on."""
+        return str(self._call(m.RotateKey()))
+
     def policy(self) -> str:
         """The cluster's command policy, as the TOML text `swarm policy show` prints."""
         return str(self._call(m.PolicyGet()))

@@ -85,6 +85,12 @@ class Shutdown:
     pass
 
 
+@codec.message("api.rotate_key")
+@dataclass(frozen=True, slots=True)
+class RotateKey:
+    """`swarm token --rotate`: a new cluster key; the reply is its join token (root on a shared node)."""
+
+
 @codec.message("api.policy_get")
 @dataclass(frozen=True, slots=True)
 class PolicyGet:

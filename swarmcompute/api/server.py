@@ -58,6 +58,7 @@ ANSWERED = (
     m.Cancel,
     m.Status,
     m.Recover,
+    m.RotateKey,
     m.PolicyGet,
     m.PolicySet,
     m.ApiTokenCreate,
@@ -202,6 +203,9 @@ class ControlServer:
             case m.Recover():
                 check_admin(uid, "recover the cluster")
                 return daemon.recover()
+            case m.RotateKey():
+                check_admin(uid, "rotate the cluster key")
+                return await daemon.rotate_key()
             case m.PolicyGet():
                 return policy_toml(daemon.table.policy)
             case m.PolicySet(policy=policy):

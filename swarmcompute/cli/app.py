@@ -282,10 +282,22 @@ def _exec_foreground(args: list[str], token: str) -> None:
 
 
 @app.command()
-def token(state_dir: StateDir = None) -> None:
+def token(
+    state_dir: StateDir = None,
+    rotate: Annotated[
+        bool,
+        typer.Option(
+            "--rotate",
+            help="Give the cluster a new key (a leaked token): every member switches, the old token is refused.",
+        ),
+    ] = False,
+) -> None:
     """Print the join token of this node's cluster (treat it like a password)."""
     from swarmcompute.transport.keys import ClusterKey
 
+    if rotate:  # printed here only: it never goes to a log
+        typer.echo(_call(lambda: _client(state_dir).rotate_key()))
+        return
     paths = StatePaths.resolve(state_dir)
     if not paths.cluster_key.exists():
         raise _fail(f"no cluster key in {paths.root}: run `swarm join` first")

@@ -169,6 +169,12 @@ class Discovery:
             await azc.async_close()
             self._log.info("mdns_stopped")
 
+    async def update_cluster_id(self, cluster_id: str) -> None:
+        """Advertise under a new cluster id at once (the cluster key was rotated)."""
+        self.cluster_id = cluster_id
+        self._log = log.bind(node_id=self.node_id, cluster=cluster_id)
+        await self._readvertise(force=True)
+
     async def update_address(self, host: str) -> None:
         """Re-advertise after this node's address changed to ``host``.
 

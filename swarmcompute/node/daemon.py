@@ -171,6 +171,8 @@ class Daemon:
         from swarmcompute.storage.disk import DiskWatch
 
         self.disk = DiskWatch(self.paths.root)
+        self._keys: Any = None
+        """``KeyRotation``, once run() opened the job log (`swarm token --rotate`)."""
         """Whether the state dir takes writes (`swarm status`'s ``disk_problem``; new jobs refused)."""
         self._policy_written: CommandPolicy | None = None
         self._discovery: Any = None
@@ -306,6 +308,15 @@ class Daemon:
             )
             link.on_lease = self.lease.on_message
             applied = self.committer.open(bootstrap_voters=[identity.node_id] if plan.bootstrap else None)
+            from swarmcompute.node.key_rotation import KeyRotation
+
+            self._keys = KeyRotation(
+                self.paths,
+                self.table,
+                link,
+                discovery=lambda: self._discovery,
+                on_save_failed=lambda exc: self.disk.failed(exc, self.paths.cluster_key),
+            )
             self.inventory = Inventory(identity.name, self.resources, list_images=_docker_images)
             self._gossip = GossipHost(
                 identity.node_id,
@@ -432,7 +443,7 @@ class Daemon:
         from swarmcompute.errors import DiscoveryError
 
         def on_peer(ad: PeerAd) -> None:
-            if ad.cluster_id == plan.key.cluster_id and ad.node_id != self.node_id:
+            if ad.cluster_id == self.link.key.cluster_id and ad.node_id != self.node_id:
                 # Anyone on the LAN can send an ad with our public cluster id: a place to ask to
                 # join, never an address book entry (see ``ClusterLink.candidate``).
                 self.link.candidate(f"{ad.host}:{ad.port}")
@@ -745,6 +756,8 @@ class Daemon:
         """Once a second: join retries; retry backoffs that ended; the rules' maintenance (hand
         back, dead nodes' work); and on the leader, replace voters dead past the grace period."""
         self.link.join_step(self._is_member())
+        if self._keys is not None:
+            self._keys.expire()
         self._write_policy_copy()
         if self._address_watch is False:
             self._check_own_address()
@@ -797,6 +810,8 @@ class Daemon:
             await asyncio.sleep(TICK_S)
             ticks += 1
             raft.tick()
+            if self._keys is not None:
+                self._keys.check()  # a rotated key: switch within a tick of applying it
             if raft.leader_id != self._last_leader:  # counted for /metrics
                 self._last_leader = raft.leader_id
                 self._leader_changes += raft.leader_id is not None
@@ -919,6 +934,12 @@ class Daemon:
             tmp.replace(self.paths.policy_file)
         except OSError as exc:
             log.warning("policy_copy_not_written", path=str(self.paths.policy_file), error=str(exc))
+
+    async def rotate_key(self) -> str:
+        """`swarm token --rotate`: commit a new cluster key; return its join token."""
+        if self._keys is None:
+            raise InvariantViolation("the key is rotated before run() opened the job log")
+        return str(await self._keys.rotate(self.committer.propose))
 
     async def cancel(self, job_ids: list[str], why: str = "cancelled by user") -> None:
         open_ids = tuple(j for j in job_ids if (job := self.table.get(j)) and not job.state.is_terminal)
@@ -1047,7 +1068,7 @@ class Daemon:
         ]
         nodes.sort(key=lambda v: (v["role"] != "leader", v["name"], v["id"]))
         return {
-            "cluster_id": self.plan.key.cluster_id if self.plan else "",
+            "cluster_id": self.link.key.cluster_id if self._link is not None else "",
             "node_id": identity.node_id,
             "leader": raft.leader_id,
             "term": raft.term,

@@ -14,6 +14,7 @@ from typing import Any
 
 from swarmcompute import codec
 from swarmcompute.state.api_tokens import CreateApiToken, RevokeApiToken
+from swarmcompute.state.cluster_key import RotateClusterKey
 from swarmcompute.state.job import AttemptEnd, JobSpec
 from swarmcompute.state.policy import SetPolicy
 
@@ -140,6 +141,7 @@ Command = (
     | SetPolicy
     | CreateApiToken
     | RevokeApiToken
+    | RotateClusterKey
 )
 
 

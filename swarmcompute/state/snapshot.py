@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from swarmcompute import codec
 from swarmcompute.state.api_tokens import ApiToken
+from swarmcompute.state.cluster_key import ClusterKeyState
 from swarmcompute.state.job import Job, JobSpec, JobState, Reason
 from swarmcompute.state.policy import CommandPolicy
 from swarmcompute.state.table import JobTable
@@ -45,6 +46,7 @@ class TableSnapshot:
     jobs: tuple[JobRecord, ...]
     policy: CommandPolicy | None = None
     api_tokens: tuple[ApiToken, ...] = ()
+    cluster_key: ClusterKeyState | None = None
 
 
 def snapshot_table(table: JobTable) -> bytes:
@@ -71,7 +73,8 @@ def snapshot_table(table: JobTable) -> bytes:
         )
         for j in sorted(table.jobs(), key=lambda j: (j.submitted_at, j.id))
     )
-    return codec.encode(TableSnapshot(records, table.policy, tuple(table.api_tokens)))
+    key = table.cluster_key if table.cluster_key.generation else None
+    return codec.encode(TableSnapshot(records, table.policy, tuple(table.api_tokens), cluster_key=key))
 
 
 def restore_table(data: bytes, into: JobTable | None = None) -> JobTable:
@@ -106,6 +109,8 @@ def restore_table(data: bytes, into: JobTable | None = None) -> JobTable:
         )
     if snap.policy is not None:
         table.policy = snap.policy
+    if snap.cluster_key is not None:
+        table.cluster_key = snap.cluster_key
     for token in snap.api_tokens:
         table.api_tokens.load(token)
     return table

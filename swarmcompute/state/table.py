@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from swarmcompute.errors import AmbiguousJobIdError, InvalidJobSpecError, InvariantViolation, JobNotFoundError
 from swarmcompute.limits import MAX_BATCH, check_job, printable
 from swarmcompute.state.api_tokens import ApiTokens, CreateApiToken, RevokeApiToken
+from swarmcompute.state.cluster_key import ClusterKeyState, RotateClusterKey, rotated
 from swarmcompute.state.commands import (
     AssignJobs,
     CancelJobs,
@@ -118,6 +119,8 @@ class JobTable:
         """The cluster's command policy (``state.policy``): the shipped one until ``SetPolicy``."""
         self.api_tokens = ApiTokens()
         """The HTTP API's tokens (``state.api_tokens``), replicated with the jobs."""
+        self.cluster_key = ClusterKeyState()
+        """The cluster key now (``state.cluster_key``): changed by `swarm token --rotate`."""
 
     # -- reading ---------------------------------------------------------------
 
@@ -209,6 +212,7 @@ class JobTable:
         self._children.clear()
         self.policy = CommandPolicy()
         self.api_tokens.clear()
+        self.cluster_key = ClusterKeyState()
 
     def load(self, job: Job) -> None:
         """Insert a job exactly as it is (restoring a snapshot); not a command."""
@@ -248,6 +252,8 @@ class JobTable:
                 self.api_tokens.create(cmd)
             case RevokeApiToken():
                 self.api_tokens.revoke(cmd)
+            case RotateClusterKey():
+                self.cluster_key = rotated(self.cluster_key, cmd)
         return []
 
     def _submit(self, cmd: SubmitJobs) -> list[str]:

@@ -26,6 +26,12 @@ Shape (why each part is there):
   and a ``dropped_full`` count. Callers (Raft, gossip) resend on their own
   timers, so a drop costs a retry, never a stuck loop. ZMTP heartbeats drop the
   connection to a dead peer, so its sends fail fast instead of filling the HWM.
+- ``rotate`` switches to a new cluster key in place (`swarm token --rotate`): the ROUTER is
+  bound again on the same port with the new keypair and ZAP lets in only the new key, so the
+  old token is refused at once; connections out keep a second DEALER per peer with the old
+  key for ``grace_s``, used while the new one is not connected, so peers that have not
+  switched yet (they switch when they apply the same log entry, within a heartbeat) are
+  still reached. New DEALERs then retry every 0.5 s at most, to find a peer that switched.
 - Every received frame goes through ``codec.decode``; anything bad (garbage,
   truncated msgpack, another protocol version, unknown tag, wrong types,
   a wrong frame count, no node id) is counted and logged as ``peer_message_dropped``
@@ -41,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -143,6 +150,10 @@ class PeerTransport:
         self._watch: HandshakeWatch | None = None
         self._receiver: asyncio.Task[None] | None = None
         self._dealers: collections.OrderedDict[str, zmq.Socket[bytes]] = collections.OrderedDict()
+        self._old_key: ClusterKey | None = None
+        """The key before the last rotation, still used to reach peers until ``_old_until``."""
+        self._old_dealers: collections.OrderedDict[str, zmq.Socket[bytes]] = collections.OrderedDict()
+        self._old_until = 0.0
         self._port: int | None = None
         self._sent = 0
         self._received = 0
@@ -198,6 +209,7 @@ class PeerTransport:
         for sock in self._dealers.values():
             sock.close(linger=0)
         self._dealers.clear()
+        self._drop_old_key()
         if self._router is not None:
             self._router.close(linger=0)
             self._router = None
@@ -256,51 +268,122 @@ class PeerTransport:
             raise FrameTooLargeError(
                 f"{codec.tag_of(msg)} is {len(data)} bytes, above the {self._max_message_bytes}-byte limit"
             )
-        sock = self._dealer(address)
-        if sock is None:
+        sent = self._push(self._dealer(address), data, address)
+        if not sent and self._old_key is not None:
+            if time.monotonic() < self._old_until:  # a peer that has not switched keys yet
+                sent = self._push(self._dealer(address, old=True), data, address)
+            else:
+                self._drop_old_key()
+        if not sent:
             self._dropped_full += 1
+            return False
+        self._sent += 1
+        return True
+
+    def _push(self, sock: zmq.Socket[bytes] | None, data: bytes, address: str) -> bool:
+        if sock is None:
             return False
         try:
             # all frames of a message are queued together or not at all, so NOBLOCK holds for both
             sock.send(self._sender_frame, flags=_NOBLOCK_MORE)
             sock.send(data, flags=_NOBLOCK, copy=len(data) < 65536)
         except zmq.Again:
-            self._dropped_full += 1
             return False
         except zmq.ZMQError as exc:
-            self._dropped_full += 1
             self._limiter.warning(log, "peer_send_failed", "send", address=address, error=str(exc))
             return False
-        self._sent += 1
         return True
+
+    async def rotate(self, key: ClusterKey, grace_s: float) -> None:
+        """Use ``key`` from now on, without a restart (see the module doc); the old key only
+        reaches peers that have not switched yet, for ``grace_s``. Raises ``ConfigError`` if
+        the port cannot be bound again."""
+        if key.curve_public_key == self.key.curve_public_key:
+            return
+        if self._router is None or self._zap is None or self._watch is None:
+            raise RuntimeError("the transport is not started")
+        self._drop_old_key()  # one generation back at most
+        self._old_key, self._old_dealers = self.key, self._dealers
+        self._old_until = time.monotonic() + grace_s
+        self.key, self._dealers = key, collections.OrderedDict()
+        if self._receiver is not None:
+            self._receiver.cancel()
+            try:
+                await self._receiver
+            except asyncio.CancelledError:
+                pass
+            self._receiver = None
+        await self._watch.close()
+        self._router.close(linger=0)
+        self._router = self._make_router()
+        self._watch = HandshakeWatch(
+            self._router,
+            self._limiter,
+            handshake_timeout_s=self._handshake_ivl_ms / 1000,
+            max_pending_per_address=self._max_pending_per_address,
+            max_pending_total=self._max_pending_total,
+        )
+        self._zap.rekey(key.curve_public_key, self._watch.authenticated)
+        self._watch.start()
+        deadline = time.monotonic() + 5.0
+        while True:  # libzmq closes the old listener on its I/O thread, a moment after close()
+            try:
+                self._bind_router(port=self._port)
+                break
+            except ConfigError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.02)
+        self._watch.local_port = self._port
+        self._receiver = asyncio.get_running_loop().create_task(self._receive(), name="swarm-peer-receive")
+        log.info("peer_transport_rekeyed", cluster_id=key.cluster_id, old_key_until_s=grace_s)
+
+    def expire_old_key(self) -> None:
+        """Close the old key's connections once its grace period is over (called now and then)."""
+        if self._old_key is not None and time.monotonic() >= self._old_until:
+            self._drop_old_key()
+
+    def _drop_old_key(self) -> None:
+        if self._old_key is None:
+            return
+        for sock in self._old_dealers.values():
+            sock.close(linger=0)
+        self._old_dealers.clear()
+        self._old_key = None
+        log.info("peer_transport_old_key_dropped")
 
     def forget(self, address: str) -> None:
         """Close the connection to ``address`` (a peer that left, or moved to another address)."""
-        sock = self._dealers.pop(_normalize(address), None)
-        if sock is not None:
-            sock.close(linger=0)
+        for pool in (self._dealers, self._old_dealers):
+            sock = pool.pop(_normalize(address), None)
+            if sock is not None:
+                sock.close(linger=0)
 
     def forget_all(self) -> int:
         """Close every outgoing connection (this node's own address changed: connections made
         from the old one are dead, though the kernel does not say so until heartbeats time out);
         the next send to each peer connects afresh, from the new address. Returns how many."""
         count = len(self._dealers)
-        for sock in self._dealers.values():
-            sock.close(linger=0)
-        self._dealers.clear()
+        for pool in (self._dealers, self._old_dealers):
+            for sock in pool.values():
+                sock.close(linger=0)
+            pool.clear()
         return count
 
-    def _dealer(self, address: str) -> zmq.Socket[bytes] | None:
+    def _dealer(self, address: str, *, old: bool = False) -> zmq.Socket[bytes] | None:
+        pool, key = (self._old_dealers, self._old_key) if old else (self._dealers, self.key)
+        if key is None:
+            return None
         endpoint = _normalize(address)
-        sock = self._dealers.get(endpoint)
+        sock = pool.get(endpoint)
         if sock is not None:
-            self._dealers.move_to_end(endpoint)
+            pool.move_to_end(endpoint)
             return sock
         if self._sync_context is None:
             raise RuntimeError("the transport is not started")
-        while len(self._dealers) >= self._max_peers:
-            old_endpoint, old = self._dealers.popitem(last=False)
-            old.close(linger=0)
+        while len(pool) >= self._max_peers:
+            old_endpoint, evicted = pool.popitem(last=False)
+            evicted.close(linger=0)
             log.debug("peer_connection_evicted", address=old_endpoint)
         try:
             sock = self._sync_context.socket(zmq.DEALER)
@@ -315,17 +398,18 @@ class PeerTransport:
             sock.setsockopt(zmq.MAXMSGSIZE, 1024)
             sock.setsockopt(zmq.IPV6, 1)
             sock.setsockopt(zmq.RECONNECT_IVL, 200)
-            sock.setsockopt(zmq.RECONNECT_IVL_MAX, 5000)
+            # while a rotation's grace lasts, a peer that switches must be found again quickly
+            sock.setsockopt(zmq.RECONNECT_IVL_MAX, 5000 if self._old_key is None else 500)
             self._set_heartbeat(sock)
-            sock.setsockopt(zmq.CURVE_SERVERKEY, self.key.curve_public_key)
-            sock.setsockopt(zmq.CURVE_PUBLICKEY, self.key.curve_public_key)
-            sock.setsockopt(zmq.CURVE_SECRETKEY, self.key.curve_secret_key)
+            sock.setsockopt(zmq.CURVE_SERVERKEY, key.curve_public_key)
+            sock.setsockopt(zmq.CURVE_PUBLICKEY, key.curve_public_key)
+            sock.setsockopt(zmq.CURVE_SECRETKEY, key.curve_secret_key)
             sock.connect(endpoint)
         except zmq.ZMQError as exc:
             sock.close(linger=0)
             self._limiter.warning(log, "peer_address_invalid", "address", address=address, error=str(exc))
             return None
-        self._dealers[endpoint] = sock
+        pool[endpoint] = sock
         return sock
 
     # --- receiving -----------------------------------------------------------------
@@ -351,15 +435,16 @@ class PeerTransport:
         sock.setsockopt(zmq.HEARTBEAT_IVL, self._heartbeat_ivl_ms)
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, self._heartbeat_timeout_ms)
 
-    def _bind_router(self) -> None:
+    def _bind_router(self, port: int | None = None) -> None:
         assert self._router is not None
         host = self._bind if ":" not in self._bind else f"[{self._bind}]"
-        port = "*" if self._requested_port == 0 else str(self._requested_port)
+        wanted = self._requested_port if port is None else port
+        port_text = "*" if wanted == 0 else str(wanted)
         try:
-            self._router.bind(f"tcp://{host}:{port}")
+            self._router.bind(f"tcp://{host}:{port_text}")
         except zmq.ZMQError as exc:
             raise ConfigError(
-                f"cannot listen for peers on {host}:{port}: {exc.strerror}; pass another --port or --bind"
+                f"cannot listen for peers on {host}:{port_text}: {exc.strerror}; pass another --port or --bind"
             ) from None
         last = self._router.getsockopt(zmq.LAST_ENDPOINT)
         assert isinstance(last, bytes)

@@ -57,6 +57,11 @@ class ZapHandler:
         self.refused = 0
         self.accepted = 0
 
+    def rekey(self, curve_public_key: bytes, on_accepted: Callable[[str], None] | None) -> None:
+        """From now on let in only clients of this key (the cluster key was rotated)."""
+        self._allowed = z85.decode(curve_public_key)
+        self._on_accepted = on_accepted
+
     def start(self) -> None:
         """Bind the ZAP endpoint now (before any server socket binds) and serve it in a task."""
         sock = self._context.socket(zmq.ROUTER)

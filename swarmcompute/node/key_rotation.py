@@ -1,0 +1,140 @@
+"""`swarm token --rotate`: a new cluster key for a running cluster, no member restarted.
+
+How it goes (the why of each step is in ``state.cluster_key`` and ``transport.peer``):
+
+1. The node asked makes a new key and commits ``RotateClusterKey`` (its token, the next
+   generation) through the Raft log; it answers with the new token only once that is
+   committed, and only if its rotation won (two at once: one wins, the other is told).
+2. Every member, on applying it (checked every tick, 0.1 s), saves the new key to
+   ``cluster.key`` (0600, atomically), rebinds its peer port with the new keypair (the old
+   token is refused from then on: a stranger holding it cannot even finish a handshake),
+   re-advertises on mDNS under the new cluster id, and keeps reaching the members that have
+   not switched yet with the old key for ``KEY_GRACE_S``.
+3. The leader switches first (it applies first); its followers switch within a heartbeat
+   and a tick. Messages from a follower not yet switched to one that has are lost for that
+   moment, as on a short network blip: far below the election timeout and the lease.
+
+A member that was down for the whole grace period holds only the old key: it cannot reach
+the cluster any more and must join again with the new token (a fresh state dir).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from swarmcompute.errors import ClusterError, InvalidTokenError
+from swarmcompute.paths import StatePaths
+from swarmcompute.state.cluster_key import RotateClusterKey
+from swarmcompute.state.table import JobTable
+from swarmcompute.transport.keys import ClusterKey, new_cluster_key
+
+log = structlog.get_logger(__name__)
+
+KEY_GRACE_S = 600.0
+"""How long a member keeps reaching members that have not switched, with the old key."""
+
+
+class KeyRotation:
+    """The daemon's half of key rotation: propose one, and follow the table's key."""
+
+    def __init__(
+        self,
+        paths: StatePaths,
+        table: JobTable,
+        link: Any,
+        *,
+        discovery: Callable[[], Any],
+        on_save_failed: Callable[[OSError], None],
+    ) -> None:
+        self._paths = paths
+        self._table = table
+        self._link = link
+        self._discovery = discovery
+        self._on_save_failed = on_save_failed
+        self._generation = table.cluster_key.generation
+        self._unsaved: ClusterKey | None = None
+        self._switching: asyncio.Task[None] | None = None
+        if self._generation:  # a restart after a rotation: the key file may lag the log
+            self._generation = -1
+
+    async def rotate(self, propose: Callable[[list[Any]], Any]) -> str:
+        """Commit a new key; return its join token (for the terminal that asked, only)."""
+        key = new_cluster_key()
+        generation = self._table.cluster_key.generation + 1
+        await propose([RotateClusterKey(generation, key.token, time.time())])
+        if self._table.cluster_key.token != key.token:
+            raise ClusterError(
+                "another key rotation was committed at the same time and won: `swarm token` prints the key now"
+            )
+        self.check()
+        return key.token
+
+    def check(self) -> None:
+        """Every tick: switch to the table's key once it changed (cheap when it did not)."""
+        state = self._table.cluster_key
+        if self._unsaved is not None:
+            self._save(self._unsaved)
+        if state.generation == self._generation or (self._switching is not None and not self._switching.done()):
+            return
+        self._generation = state.generation
+        if not state.token:
+            return
+        try:
+            key = ClusterKey.from_token(state.token)
+        except InvalidTokenError:
+            log.error("cluster_key_unusable", generation=state.generation)
+            return
+        self._save(key)
+        if key.curve_public_key == self._link.key.curve_public_key:
+            return
+        self._switching = asyncio.get_running_loop().create_task(self._switch(key, state.generation))
+
+    async def _switch(self, key: ClusterKey, generation: int) -> None:
+        old_id = self._link.key.cluster_id
+        try:
+            await self._link.transport.rotate(key, KEY_GRACE_S)
+        except Exception:  # a task boundary: the node keeps its old key, and says so
+            log.exception("cluster_key_switch_failed", generation=generation)
+            self._generation = -1  # try again next tick
+            return
+        self._link.key = key
+        discovery = self._discovery()
+        if discovery is not None:
+            try:
+                await discovery.update_cluster_id(key.cluster_id)
+            except Exception:
+                log.exception("mdns_readvertise_failed")
+        log.warning(
+            "cluster_key_rotated",
+            generation=generation,
+            old_cluster_id=old_id,
+            cluster_id=key.cluster_id,
+            old_key_kept_s=KEY_GRACE_S,
+        )
+
+    def expire(self) -> None:
+        """Once a second: close the old key's connections once the grace period is over."""
+        self._link.transport.expire_old_key()
+
+    def _save(self, key: ClusterKey) -> None:
+        try:
+            current = ClusterKey.load(self._paths.cluster_key)
+        except Exception:
+            current = None
+        if current is not None and current.secret == key.secret:
+            self._unsaved = None
+            return
+        try:
+            key.save(self._paths.cluster_key)
+        except OSError as exc:  # a full disk: kept in memory, saved at a later tick
+            if self._unsaved is None:
+                log.error("cluster_key_not_saved", error=exc.strerror or str(exc), action="retried every tick")
+                self._on_save_failed(exc)
+            self._unsaved = key
+            return
+        self._unsaved = None
