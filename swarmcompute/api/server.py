@@ -183,14 +183,15 @@ class ControlServer:
             case m.Submit(jobs=jobs):
                 return await daemon.submit(jobs, user=submitter(uid))
             case m.Wait(job_ids=refs, timeout_s=timeout_s):
-                return await self._wait(refs, timeout_s)
+                views = await self._wait(refs, timeout_s)
+                return [_shown_to(uid, daemon.table.resolve(v["id"]), v) for v in views]
             case m.GetJob(ref=ref, with_output=with_output):
                 job = await self.resolve(ref)
-                return daemon.job_view(job, with_output=with_output and owns(uid, job.spec.user))
+                return _shown_to(uid, job, daemon.job_view(job, with_output=with_output))
             case m.ListJobs(limit=limit, states=states):
                 wanted = [JobState(s) for s in states if s in JobState._value2member_map_]
                 jobs = daemon.table.recent(max(0, min(limit, MAX_LIST_LIMIT)), wanted or None)
-                return [daemon.job_view(j) for j in jobs]
+                return [_shown_to(uid, j, daemon.job_view(j)) for j in jobs]
             case m.Cancel(refs=refs):
                 jobs = [await self.resolve(r) for r in refs]
                 for job in jobs:
@@ -253,6 +254,16 @@ class ControlServer:
             if left is not None and left <= 0:
                 raise WaitTimeoutError(f"{len(remaining)} of {len(ids)} jobs still running after {timeout_s:g}s")
             await daemon.wait_changed(left)
+
+
+def _shown_to(uid: int, job: Job, view: dict[str, Any]) -> dict[str, Any]:
+    """A job's record as local user ``uid`` may see it: another user's job without its output and
+    with its environment's values hidden (``-e`` may carry a password); its command stays, as ``ps``
+    shows it on the node anyway."""
+    if not owns(uid, job.spec.user):
+        view["env"] = dict.fromkeys(view.get("env") or {}, "(hidden)")
+        view.pop("output_tail", None)
+    return view
 
 
 def _peer_uid(writer: asyncio.StreamWriter) -> int:

@@ -116,7 +116,8 @@ def attempt(name, call):
     except Exception as exc:
         seen[name] = [type(exc).__name__, str(exc)]
 attempt("logs", lambda: c.logs(root_job))
-attempt("show", lambda: sorted(c.job(root_job)))
+attempt("show", lambda: c.job(root_job))
+attempt("listed", lambda: [j["env"] for j in c.jobs(limit=100) if j["id"] == root_job])
 attempt("leave", c.shutdown)
 attempt("policy", lambda: c.set_policy("[deny]"))
 attempt("recover", c.recover)
@@ -127,7 +128,7 @@ print(json.dumps(seen))
 
 
 def test_users_act_only_on_their_own_jobs_and_only_root_stops_the_daemon(shared: Shared) -> None:
-    roots = shared.daemon.swarm("run", "-d", "--name", "roots-sleeper", "--", "sleep", "60")
+    roots = shared.daemon.swarm("run", "-d", "--name", "roots-sleeper", "-e", "PASSWORD=hunter2", "--", "sleep", "60")
     assert roots.returncode == 0, roots.stderr
     root_job = roots.stdout.strip()
     try:
@@ -142,7 +143,10 @@ def test_users_act_only_on_their_own_jobs_and_only_root_stops_the_daemon(shared:
             "PermissionDeniedError",
             f"cannot read the output of job {root_job}: it belongs to user root (only they and root may)",
         ]
-        assert seen["show"][0] == "ok" and "user" in seen["show"][1] and "output_tail" not in seen["show"][1]
+        shown = seen["show"][1]  # another user's record: never its output, nor its environment's values
+        assert shown["user"] == "root" and "output_tail" not in shown and shown["env"] == {"PASSWORD": "(hidden)"}
+        assert seen["listed"] == ["ok", [{"PASSWORD": "(hidden)"}]]
+        assert shared.daemon.client.job(root_job)["env"] == {"PASSWORD": "hunter2"}  # root sees it
         for name, what in (
             ("leave", "stop the daemon"),
             ("policy", "set the command policy"),
