@@ -19,6 +19,7 @@ import os
 import pwd
 import socket
 import struct
+import time
 from dataclasses import dataclass
 
 from swarmcompute.errors import PermissionDeniedError
@@ -205,22 +206,26 @@ def job_environment(job_env: dict[str, str], job_id: str, attempt: int, run_as: 
 
 
 class LocalUsers:
-    """The user names a root node advertises, re-read when ``/etc/passwd`` changes."""
+    """The user names a root node advertises, re-read when ``/etc/passwd`` changes (looked at
+    at most once a second: the inventory is read for every placement round and start)."""
+
+    CHECK_EVERY_S = 1.0
 
     def __init__(self, passwd: str = "/etc/passwd") -> None:
         self._passwd = passwd
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, ...] | None = None
+        self._checked = -self.CHECK_EVERY_S
         self._names: tuple[str, ...] = ()
 
     def names(self) -> tuple[str, ...] | None:
         """Names by uid (at most ``MAX_USERS``), or None for a daemon that is not root."""
         if not serves_every_user():
             return None
-        try:
-            st = os.stat(self._passwd)
-            stamp = (st.st_mtime_ns, st.st_size)
-        except OSError:
-            stamp = (0, 0)
+        now = time.monotonic()
+        if now - self._checked < self.CHECK_EVERY_S:
+            return self._names
+        self._checked = now
+        stamp = _stamp(self._passwd)
         if stamp != self._stamp:
             self._stamp = stamp
             entries = sorted(pwd.getpwall(), key=lambda e: e.pw_uid)
