@@ -264,6 +264,14 @@ def run_daemon(
     except SwarmError as exc:
         print(f"swarm: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a write while starting (identity, key) on a full or broken disk
+        from swarmcompute.storage.disk import describe
+
+        print(
+            f"swarm: cannot start: {describe(paths.root, exc, Path(exc.filename) if exc.filename else None)}",
+            file=sys.stderr,
+        )
+        return 2
     except BaseExceptionGroup as group:  # an error inside the daemon's task group
         expected = group.subgroup(SwarmError)
         if expected is None:

@@ -6,6 +6,7 @@ one line and exit 2 at `swarm join`."""
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,33 @@ def test_a_read_only_state_dir_is_one_line_and_exit_2_at_join(tmp_path: Path) ->
                 )
     except TmpfsUnavailable as exc:
         pytest.skip(str(exc))
+
+
+def test_a_first_start_on_a_full_disk_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    try:
+        with mounted(tmp_path / "full", "1m") as disk:
+            fill(disk)
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "swarmcompute.node",
+                    "--state-dir",
+                    str(disk / "node"),
+                    "--bind",
+                    "127.0.0.1",
+                    "--port",
+                    "0",
+                    "--no-mdns",
+                    "--new-cluster",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+    except TmpfsUnavailable as exc:
+        pytest.skip(str(exc))
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if line.startswith("swarm: ")]
+    assert errors == [f"swarm: cannot start: disk full in {disk / 'node'} (No space left on device)"]
+    assert "Traceback" not in done.stderr
