@@ -112,6 +112,20 @@ def join(
     ] = 30.0,
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background.")] = False,
     log_format: Annotated[str, typer.Option(help="console or json.")] = "console",
+    http_port: Annotated[
+        str | None,
+        typer.Option(
+            help="Port of the HTTP API, dashboard and /metrics (default 7341; off: none).", show_default=False
+        ),
+    ] = None,
+    tls_cert: Annotated[
+        str | None, typer.Option(help="Serve HTTPS with this certificate (PEM); with --tls-key.")
+    ] = None,
+    tls_key: Annotated[str | None, typer.Option(help="The private key (PEM) of --tls-cert.")] = None,
+    metrics_token: Annotated[
+        str | None,
+        typer.Option(help="Require this Bearer token for /metrics and /health (visible in ps).", show_default=False),
+    ] = None,
 ) -> None:
     """Start this machine's daemon: create a cluster, or join one with --token (in the foreground unless --detach).
 
@@ -157,6 +171,16 @@ def join(
         args += ["--new-cluster"]
     if not mdns:
         args += ["--no-mdns"]
+    from swarmcompute.node.__main__ import parse_http_port
+
+    http = _call(lambda: parse_http_port(http_port))
+    if http_port is not None:
+        args += ["--http-port", "off" if http is None else str(http)]
+    for flag, value in (("--tls-cert", tls_cert), ("--tls-key", tls_key), ("--metrics-token", metrics_token)):
+        if value:
+            args += [flag, value]
+    if bool(tls_cert) != bool(tls_key):
+        raise _fail("give --tls-cert and --tls-key together")
     if not detach:
         if token is not None:
             _exec_foreground(args, token)  # does not return
@@ -173,6 +197,11 @@ def join(
                 mdns=mdns,
                 voter_grace_s=voter_grace,
                 json_logs=log_format == "json",
+                http_port=http,
+                http_optional=http_port is None,
+                metrics_token=metrics_token,
+                tls_cert=tls_cert,
+                tls_key=tls_key,
             )
         )
     client = Client(paths.root)

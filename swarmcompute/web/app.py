@@ -34,6 +34,7 @@ from swarmcompute.api import tokens
 from swarmcompute.api.streaming import OutputStream
 from swarmcompute.state.api_tokens import ApiToken
 from swarmcompute.state.job import JobState
+from swarmcompute.users import check_owner
 from swarmcompute.web import problems
 
 if TYPE_CHECKING:
@@ -225,13 +226,14 @@ class Api:
         return JSONResponse({"jobs": views})
 
     async def logs(self, request: Request) -> Response:
-        self.auth(request)
+        token = self.auth(request)
         q = request.query_params
         attempt = _int_param(q.get("attempt"), "attempt", 0, 1, 2**53) or None
         follow = q.get("follow", "") in ("1", "true", "yes")
         from_first = q.get("from") == "first"
         sse = "text/event-stream" in request.headers.get("accept", "") or q.get("format") == "sse"
         job = await self.control.resolve(request.path_params["ref"])
+        check_owner(token.uid, job.spec.user, "read the output of", job.id)  # as `swarm logs` is checked
         events = self._output(job.id, follow=follow, attempt=attempt, from_first=from_first)
         first = await anext(events)  # an error (no such attempt) is still a problem response here
         if sse:

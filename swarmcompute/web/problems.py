@@ -18,6 +18,7 @@ MEDIA_TYPE = "application/problem+json"
 _STATUS: tuple[tuple[type[errors.SwarmError], int], ...] = (
     (errors.ApiForbiddenError, 403),
     (errors.ApiAuthError, 401),
+    (errors.PermissionDeniedError, 403),
     (errors.JobNotFoundError, 404),
     (errors.AttemptNotFoundError, 404),
     (errors.JobAlreadyExistsError, 409),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -329,6 +330,33 @@ def test_client_with_url_submits_waits_reads_and_cancels_like_the_local_client(
         client.job("no-such-job-here")
     with pytest.raises(errors.ApiAuthError):
         Client(url=cluster[2].http_url, token="swarmapi1-wrong").status()
+
+
+def test_a_node_given_a_certificate_serves_https_and_metrics_behind_its_metrics_token(
+    daemon_factory: Any, tmp_path: Path
+) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed: it makes the test's certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
+        + ["-addext", "subjectAltName=IP:127.0.0.1"]
+        + ["-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    node = daemon_factory(
+        "tls",
+        http_port=0,
+        extra_args=("--tls-cert", str(cert), "--tls-key", str(key), "--metrics-token", "scrape-me"),
+    ).start()
+    url = node.http_url
+    assert url.startswith("https://")
+    assert requests.get(url + "/metrics", verify=str(cert), timeout=HTTP_TIMEOUT_S).status_code == 401
+    scraped = requests.get(url + "/metrics", verify=str(cert), headers=_h("scrape-me"), timeout=HTTP_TIMEOUT_S)
+    assert scraped.status_code == 200 and "swarm_raft_term" in scraped.text
+    with pytest.raises(requests.exceptions.ConnectionError):
+        requests.get(url.replace("https://", "http://") + "/health", timeout=HTTP_TIMEOUT_S)
 
 
 def test_health_answers_503_once_quorum_is_lost(cluster: list[DaemonProcess]) -> None:
