@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from pathlib import Path
 
 import structlog
@@ -109,8 +110,11 @@ class JobCgroups:
             return False
         return any(line.split()[:1] == ["oom_kill"] and line.split()[1] != "0" for line in text.splitlines())
 
-    def remove(self, path: str) -> None:
-        """Kill whatever is left in the attempt's cgroup and remove it (best effort, logged)."""
+    def remove(self, path: str, *, tries: int = 100) -> bool:
+        """Kill whatever is left in the attempt's cgroup and remove it; True once it is gone.
+
+        ``tries`` > 1 waits for the killed processes to exit (10 ms a try: at start, and after a
+        failed spawn); the executor passes 1 and tries again later from its loop, never blocking it."""
         cg = Path(path)
         try:  # (no O_CREAT: a kernel without cgroup.kill, before 5.14, has no such file)
             fd = os.open(cg / "cgroup.kill", os.O_WRONLY)
@@ -120,17 +124,18 @@ class JobCgroups:
                 os.close(fd)
         except OSError:
             pass
-        for _ in range(100):
+        for n in range(tries):
             try:
                 cg.rmdir()
-                return
+                return True
             except FileNotFoundError:
-                return
+                return True
             except OSError:
-                import time
-
-                time.sleep(0.01)  # the killed processes are still exiting
-        _log.warning("cgroup_not_removed", path=path)
+                if n + 1 < tries:
+                    time.sleep(0.01)  # the killed processes are still exiting
+        if tries > 1:
+            _log.warning("cgroup_not_removed", path=path)
+        return False
 
 
 class _Unusable(Exception):

@@ -72,6 +72,8 @@ _SHUTDOWN_SLACK_S = 5.0
 _REGISTRY_DEBOUNCE_S = 0.05
 _GUARDIAN_RESTART_S = 5.0  # a guardian lost again within this is restarted only after it
 _GUARDIAN_EXIT_WAIT_S = 2.0  # at shutdown, how long the closed guardian may take to exit
+_CGROUP_RETRY_S = 0.02  # an ended attempt's cgroup is removed once its killed processes exited
+_CGROUP_REMOVE_TRIES = 250  # 5 s of tries
 
 
 class _Attempt:
@@ -331,7 +333,7 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
         if att.cgroup is not None:
             if self.cgroups.oom_killed(att.cgroup):
                 att.writer.note(b"[swarm: the kernel killed a process of the job: over its --mem]\n")
-            self.cgroups.remove(att.cgroup)  # also kills what left the process group (setsid)
+            self._remove_cgroup(att.cgroup)  # also kills what left the process group (setsid)
             att.cgroup = None
         for handle in (att.timeout_handle, att.kill_handle):
             if handle is not None:
@@ -339,6 +341,16 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
         if att.streams:
             att.drain_handle = loop.call_later(_DRAIN_TIMEOUT_S, self._abandon_streams, att)
         self._maybe_finish(att)
+
+    def _remove_cgroup(self, path: str, tries_left: int = _CGROUP_REMOVE_TRIES) -> None:
+        """Remove an ended attempt's cgroup without blocking the loop: once now, then every
+        ``_CGROUP_RETRY_S`` while its killed processes exit (a few ms), logged if it never goes."""
+        if self.cgroups.remove(path, tries=1):
+            return
+        if tries_left <= 1:
+            _log.warning("cgroup_not_removed", path=path)
+            return
+        asyncio.get_running_loop().call_later(_CGROUP_RETRY_S, self._remove_cgroup, path, tries_left - 1)
 
     def _terminate(self, att: _Attempt, reason: EndReason, grace_s: float | None = None) -> None:
         if att.reaped:
