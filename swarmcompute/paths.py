@@ -26,7 +26,8 @@ DEFAULT_PORT = 7340
 
 
 def default_state_dir() -> Path:
-    """``$SWARM_STATE_DIR``, else ``$XDG_DATA_HOME/swarmcompute``, else ``~/.local/share/swarmcompute``."""
+    """``$SWARM_STATE_DIR``, else root's ``/var/lib/swarmcompute``, else ``$XDG_DATA_HOME/swarmcompute``,
+    else ``~/.local/share/swarmcompute`` (``state_dir.state_dir_path``)."""
     return Path(state_dir_path())
 
 

@@ -67,8 +67,9 @@ Options:
   --max-output SIZE     Output kept per attempt, e.g. 1G (default 64M); past it
                         the rest is dropped and said (exit 3).
   --id ID               Choose the job id (resubmitting the same id is a no-op).
-  --state-dir DIR       The node to talk to (default: $SWARM_STATE_DIR or
-                        ~/.local/share/swarmcompute).
+  --state-dir DIR       The node to talk to (default: $SWARM_STATE_DIR, else
+                        ~/.local/share/swarmcompute, or root's
+                        /var/lib/swarmcompute when only that one runs).
   -h, --help            Show this message.
 """
 
