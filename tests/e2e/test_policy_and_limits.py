@@ -160,3 +160,15 @@ def _processes_of(uid: int) -> list[int]:
     return [
         p.info["pid"] for p in psutil.process_iter(["pid", "uids"]) if p.info["uids"] and p.info["uids"].real == uid
     ]
+
+
+@pytest.mark.skipif(unavailable() is not None, reason=unavailable() or "")
+def test_a_submission_through_either_node_runs_as_its_submitter_on_either_node(pair: Pair) -> None:
+    user = LocalUser.create()
+    try:
+        # one hop each way: the user travels with the job (pending until the nodes' gossip lists the new user)
+        for through, on in ((pair.b, "n0"), (pair.a, "n1")):
+            out = user.swarm("run", "--state-dir", str(through.state_dir), "--node", on, "--", "id", "-un")
+            assert (out.returncode, out.stdout) == (0, f"{user.name}\n"), out.stderr
+    finally:
+        user.remove()
