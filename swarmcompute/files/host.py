@@ -67,6 +67,9 @@ FETCH_TIMEOUT_S = 5.0
 KEPT_WAIT_S = 30.0
 """How long a node asked for an attempt's list waits for that attempt's collection to finish."""
 ORIGIN_PULL_TRIES = 20
+FETCHES_AT_ONCE = 8
+"""Blobs an attempt's node fetches at once while staging (one chunk in flight each)."""
+LISTS_CACHED = 256
 SWEEP_INTERVAL_S = 600.0
 """How often a node deletes the files no job in its table needs (``sweep``)."""
 
@@ -80,6 +83,8 @@ class FilesHost:
         self._fetching: dict[str, asyncio.Task[None]] = {}
         self._pulled: dict[tuple[str, int], None] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._lists: dict[tuple[str, int], KeptFiles] = {}
+        """Kept lists read from other nodes (a list never changes once written), newest last."""
         self._inputs: dict[tuple[str, int], tuple[JobSpec, Path]] = {}
         """Attempts staged here that have not ended: their spec and working directory."""
         hooks = getattr(daemon, "on_jobs_removed", None)  # history retention, where the daemon has it
@@ -140,8 +145,10 @@ class FilesHost:
                 f"job {job.id} ran in its submitter's directory (no --upload or --workdir): swarm keeps no files of it"
             )
         n = attempt or job.attempt
-        if not 1 <= n <= max(job.attempt, 1):
-            raise FilesError(f"job {job.id} has no attempt {n}")
+        if job.attempt == 0:
+            raise FilesError(f"job {job.id} has not run yet: its files are kept when an attempt ends")
+        if not 1 <= n <= job.attempt:
+            raise FilesError(f"job {job.id} has no attempt {n} (its latest is {job.attempt})")
         if job.state in (JobState.PENDING, JobState.ASSIGNED) and n == job.attempt and attempt is None and n > 1:
             n -= 1  # a retry waits: show what the last attempt that ran left
         if n == job.attempt and job.state is JobState.RUNNING:
@@ -149,10 +156,17 @@ class FilesHost:
         local = await self._local_kept(job.id, n)
         if local is not None:
             return local
+        cached = self._lists.get((job.id, n))
+        if cached is not None:
+            return cached
         for node in self._holders(job, n):
             reply = await self._request(node, KeptFetch(_rid(), job.id, n), KEPT_WAIT_S + FETCH_TIMEOUT_S)
             if isinstance(reply, KeptList) and reply.found:
-                return KeptFiles(job.id, n, reply.node or node, list(reply.entries), list(reply.dropped))
+                kept = KeptFiles(job.id, n, reply.node or node, list(reply.entries), list(reply.dropped))
+                self._lists[(job.id, n)] = kept  # `swarm cp` asks once per chunk
+                while len(self._lists) > LISTS_CACHED:
+                    del self._lists[next(iter(self._lists))]
+                return kept
         raise FilesError(f"no live node holds the files of job {job.id} attempt {n} (did it start?)")
 
     def _holders(self, job: Job, n: int) -> list[str]:
@@ -282,13 +296,19 @@ class FilesHost:
     ) -> Path:
         """The attempt's staged working directory, with every shipped file in it; ``FilesError``
         naming a file whose bytes no live node holds."""
-        for path, sha, _size, _mode in spec.files:
-            try:
-                await self.ensure_blob(sha, [origin])
-            except FilesError:
-                raise FilesError(
-                    f"shipped file {path[:200]!r} ({sha[:12]}) is held by no live node: submit the job again"
-                ) from None
+        wanted = {sha: path for path, sha, _size, _mode in spec.files if not self.store.has(sha)}
+        gate = asyncio.Semaphore(FETCHES_AT_ONCE)
+
+        async def fetch(sha: str, path: str) -> None:
+            async with gate:
+                try:
+                    await self.ensure_blob(sha, [origin])
+                except FilesError:
+                    raise FilesError(
+                        f"shipped file {path[:200]!r} ({sha[:12]}) is held by no live node: submit the job again"
+                    ) from None
+
+        await asyncio.gather(*(fetch(sha, path) for sha, path in wanted.items()))
         work = await asyncio.to_thread(self.store.stage, job_id, attempt, spec.files, owner)
         self._inputs[(job_id, attempt)] = (spec, work)
         return work
