@@ -240,6 +240,7 @@ class ClusterLink:
         self.key = key
         self.book = AddressBook(book_path)
         self.transport = PeerTransport(key, node_id, self._on_message, bind=bind, port=port)
+        self.transport.describe_sender = self._address_for_log
         self._advertise_host = advertise_host
         self.seeds: list[str] = []
         """Addresses asked to join every step: --peer and the address book at start."""

@@ -172,6 +172,7 @@ def test_bad_frames_from_a_member_are_dropped_and_logged() -> None:
                     transport(key, "node-good", good_inbox) as good,
                 ):
                     member = member_dealer(ctx, key, a.port)
+                    a.describe_sender = {"node-m": "10.9.9.9:7340"}.get  # what the owner knows of it
                     good_frame = codec.encode(Ping(5, "ok"))
                     bad_frames: list[list[bytes]] = [
                         [b"node-m", b"\x00\x01garbage\xff"],  # not msgpack
@@ -213,6 +214,7 @@ def test_bad_frames_from_a_member_are_dropped_and_logged() -> None:
             assert any("empty" in r for r in reasons)
             assert any("not UTF-8" in r for r in reasons)
             assert [e["sender"] for e in events(logs, "peer_message_dropped")][:7] == ["node-m"] * 7
+            assert [e["address"] for e in events(logs, "peer_message_dropped")][:7] == ["10.9.9.9:7340"] * 7
         finally:
             ctx.destroy(linger=0)
 
@@ -396,3 +398,26 @@ async def deliver_via(sender: PeerTransport, address: str, inbox: Inbox, msg: Pi
         assert time.monotonic() < deadline, f"{msg!r} never arrived via {address}"
         sender.send(address, msg)
         await asyncio.sleep(0.01)
+
+
+def test_a_flood_of_bad_frames_is_logged_ten_lines_per_ten_seconds() -> None:
+    async def main() -> None:
+        key = new_cluster_key()
+        inbox = Inbox()
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        try:
+            with capture_logs() as logs:
+                async with transport(key, "node-a", inbox) as a:
+                    member = member_dealer(ctx, key, a.port)
+                    good = codec.encode(Ping(1))
+                    assert await _send_until_delivered(member, [b"node-m", good], lambda: inbox.of("node-m") != [])
+                    for _ in range(500):
+                        member.send_multipart([b"node-m", b"\x00garbage"], flags=zmq.NOBLOCK)
+                    assert await until(lambda: a.stats.dropped_bad == 500)
+                    member.close()
+            lines = events(logs, "peer_message_dropped")
+            assert len(lines) == 10  # the rest counted, and said on the next line let through
+        finally:
+            ctx.destroy(linger=0)
+
+    asyncio.run(main())
