@@ -18,7 +18,7 @@ import hmac
 import json
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from importlib import resources
 from typing import TYPE_CHECKING, Any, cast
 
@@ -47,6 +47,11 @@ EVENTS_MIN_INTERVAL_S = 0.5
 """The dashboard's stream sends at most two updates a second, however busy the cluster."""
 EVENTS_MAX_INTERVAL_S = 2.0
 """... and one at least every two seconds (load and memory change without a commit)."""
+FIRST_EVENT_S = 0.2
+"""How long a log request waits for its stream's first event before answering 200 and streaming:
+errors at the start (no such attempt) come within it, as a problem response."""
+KEEPALIVE_S = 15.0
+"""A comment line on an event stream after this long without events (proxies and NAT keep it open)."""
 SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 ASSETS = {
     "dashboard.js": "text/javascript; charset=utf-8",
@@ -86,6 +91,8 @@ class Api:
         self.metrics_token = metrics_token
         self._metrics: Any = None
         self.load = LoadHistory(daemon)
+        self.closing = asyncio.Event()
+        """Set when the server stops: open streams end at once instead of being cut."""
         self._openapi: bytes | None = None
         self.assets = {name: _asset(name) for name in ASSETS}
         self.index = _asset("index.html")
@@ -235,12 +242,45 @@ class Api:
         job = await self.control.resolve(request.path_params["ref"])
         check_owner(token.uid, job.spec.user, "read the output of", job.id)  # as `swarm logs` is checked
         events = self._output(job.id, follow=follow, attempt=attempt, from_first=from_first)
-        first = await anext(events)  # an error (no such attempt) is still a problem response here
+        first = asyncio.ensure_future(anext(events))
+        await asyncio.wait({first}, timeout=FIRST_EVENT_S)
+        if first.done() and first.exception() is not None:
+            await events.aclose()
+            first.result()  # an error at the start (no such attempt) is still a problem response
+        items = self._paced(first, events)
         if sse:
-            return StreamingResponse(_sse_output(first, events), media_type="text/event-stream", headers=SSE_HEADERS)
-        return StreamingResponse(_plain_output(first, events), media_type="text/plain; charset=utf-8")
+            return StreamingResponse(_sse_output(items), media_type="text/event-stream", headers=SSE_HEADERS)
+        return StreamingResponse(_plain_output(items), media_type="text/plain; charset=utf-8")
 
-    async def _output(self, job_id: str, *, follow: bool, attempt: int | None, from_first: bool) -> AsyncIterator[Any]:
+    async def _paced(self, pending: asyncio.Future[Any], events: AsyncGenerator[Any, None]) -> AsyncIterator[Any]:
+        """The items of ``events`` (the first already asked for in ``pending``), with None after
+        every ``KEEPALIVE_S`` of silence; it ends early when the server closes."""
+        closing = asyncio.ensure_future(self.closing.wait())
+        try:
+            while True:
+                await asyncio.wait({pending, closing}, timeout=KEEPALIVE_S, return_when=asyncio.FIRST_COMPLETED)
+                if closing.done():
+                    return
+                if not pending.done():
+                    yield None
+                    continue
+                try:
+                    item = pending.result()
+                except StopAsyncIteration:
+                    return
+                yield item
+                pending = asyncio.ensure_future(anext(events))
+        finally:
+            closing.cancel()
+            pending.cancel()
+            try:
+                await events.aclose()
+            except (RuntimeError, errors.SwarmError):  # closed while its anext was being cancelled
+                pass
+
+    async def _output(
+        self, job_id: str, *, follow: bool, attempt: int | None, from_first: bool
+    ) -> AsyncGenerator[Any, None]:
         queue = FrameQueue()
         stream = OutputStream(self.daemon, cast(asyncio.StreamWriter, queue), job_id)
         task = asyncio.ensure_future(stream.run(follow=follow, attempt=attempt, from_first=from_first))
@@ -300,16 +340,22 @@ class Api:
 
     async def _status_events(self, limit: int) -> AsyncIterator[str]:
         daemon = self.daemon
-        while True:
-            status = daemon.status()
-            status["recent_jobs"] = [daemon.job_view(j) for j in daemon.table.recent(limit)]
-            status["load_history"] = self.load.history()
-            yield f"event: status\ndata: {json.dumps(status)}\n\n"
-            sent = time.monotonic()
-            await daemon.wait_changed(EVENTS_MAX_INTERVAL_S)
-            pause = EVENTS_MIN_INTERVAL_S - (time.monotonic() - sent)
-            if pause > 0:
-                await asyncio.sleep(pause)
+        closing = asyncio.ensure_future(self.closing.wait())
+        try:
+            while not closing.done():
+                status = daemon.status()
+                status["recent_jobs"] = [daemon.job_view(j) for j in daemon.table.recent(limit)]
+                status["load_history"] = self.load.history()
+                yield f"event: status\ndata: {json.dumps(status)}\n\n"
+                sent = time.monotonic()
+                changed = asyncio.ensure_future(daemon.wait_changed(EVENTS_MAX_INTERVAL_S))
+                await asyncio.wait({changed, closing}, return_when=asyncio.FIRST_COMPLETED)
+                changed.cancel()
+                pause = EVENTS_MIN_INTERVAL_S - (time.monotonic() - sent)
+                if pause > 0 and not closing.done():
+                    await asyncio.wait({closing}, timeout=pause)
+        finally:
+            closing.cancel()
 
 
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -368,25 +414,33 @@ def _int_param(value: str | None, name: str, default: int, lo: int, hi: int) -> 
     return number
 
 
-async def _plain_output(first: Any, events: AsyncIterator[Any]) -> AsyncIterator[bytes]:
+async def _plain_output(items: AsyncIterator[Any]) -> AsyncIterator[bytes]:
     """Only the output's bytes, stdout and stderr interleaved (``Client.logs``)."""
-    item: Any = first
+    try:
+        async for item in items:
+            if isinstance(item, m.OutputChunk):
+                yield item.data
+    except errors.SwarmError:
+        return  # a plain body cannot say more: it ends (SSE readers get an `error` event)
+
+
+async def _sse_output(items: AsyncIterator[Any]) -> AsyncIterator[str]:
+    """``output`` (``attempt``, ``stream``, ``text``), ``attempt``, ``notice`` and, last, ``end``
+    (the job, as ``GET /api/v1/jobs/{id}``); a comment line after each silence of ``KEEPALIVE_S``.
+    Text is decoded per stream, split characters kept."""
+    decoders: dict[tuple[int, int], codecs.IncrementalDecoder] = {}
+    yield ": stream\n\n"
     while True:
-        if isinstance(item, m.OutputChunk):
-            yield item.data
         try:
-            item = await anext(events)
+            item = await anext(items)
         except StopAsyncIteration:
             return
-
-
-async def _sse_output(first: Any, events: AsyncIterator[Any]) -> AsyncIterator[str]:
-    """``output`` (``attempt``, ``stream``, ``text``), ``attempt``, ``notice`` and, last, ``end``
-    (the job, as ``GET /api/v1/jobs/{id}``). Text is decoded per stream, split characters kept."""
-    decoders: dict[tuple[int, int], codecs.IncrementalDecoder] = {}
-    item: Any = first
-    while True:
+        except errors.SwarmError as exc:
+            yield f"event: error\ndata: {json.dumps({'code': type(exc).__name__, 'detail': str(exc)})}\n\n"
+            return
         match item:
+            case None:
+                yield ": keep-alive\n\n"
             case m.OutputChunk(attempt=attempt, stream=stream, data=data):
                 decoder = decoders.setdefault((attempt, stream), codecs.getincrementaldecoder("utf-8")("replace"))
                 text = decoder.decode(data)
@@ -400,13 +454,6 @@ async def _sse_output(first: Any, events: AsyncIterator[Any]) -> AsyncIterator[s
                 yield f"event: notice\ndata: {json.dumps({'text': text})}\n\n"
             case m.StreamEnd(job=job):
                 yield f"event: end\ndata: {json.dumps(job)}\n\n"
-        try:
-            item = await anext(events)
-        except StopAsyncIteration:
-            return
-        except errors.SwarmError as exc:
-            yield f"event: error\ndata: {json.dumps({'code': type(exc).__name__, 'detail': str(exc)})}\n\n"
-            return
 
 
 def _handle(endpoint: Endpoint) -> Endpoint:

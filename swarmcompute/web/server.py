@@ -53,7 +53,7 @@ class WebServer:
         self._port = port
         self._tls = (tls_cert, tls_key) if tls_cert else None
         self._sock: socket.socket | None = None
-        app = build_app(daemon, control, metrics_token=metrics_token)
+        app = self._app = build_app(daemon, control, metrics_token=metrics_token)
         self._config = uvicorn.Config(
             app,
             log_config=None,
@@ -109,6 +109,7 @@ class WebServer:
             log.exception("http_server_failed")
 
     async def close(self) -> None:
+        self._app.state.api.closing.set()  # open streams end now, rather than at the grace's end
         self._server.should_exit = True
         if self._task is not None:
             try:

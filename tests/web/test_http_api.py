@@ -139,6 +139,21 @@ def test_a_job_submitted_through_one_node_is_read_followed_and_cancelled_through
     assert plain.status_code == 200 and plain.text.startswith("one\ntwo\n")
 
 
+def test_following_a_job_that_prints_nothing_yet_answers_at_once_and_ends_with_the_job(
+    cluster: list[DaemonProcess], tokens: dict[str, str]
+) -> None:
+    a, b, _ = cluster
+    job_id = _post(a, "/api/v1/jobs", tokens["rw"], {"argv": ["sleep", "60"]}).json()["id"]
+    started = time.monotonic()
+    with requests.get(
+        b.http_url + f"/api/v1/jobs/{job_id}/logs?follow=1&format=sse", headers=_h(tokens["rw"]), stream=True, timeout=5
+    ) as stream:
+        assert stream.status_code == 200 and time.monotonic() - started < 5
+        assert requests.delete(a.http_url + f"/api/v1/jobs/{job_id}", headers=_h(tokens["rw"]), timeout=5).ok
+        events = dict(_sse(stream))
+    assert events["end"]["state"] == "cancelled"
+
+
 def test_many_jobs_go_in_one_submission_and_the_list_filters_and_pages(
     cluster: list[DaemonProcess], tokens: dict[str, str]
 ) -> None:
