@@ -54,6 +54,7 @@ class WireSizes:
         ``NodeMeta`` objects, and hashing it by value cost a third of the time this saves."""
 
     def size(self, msg: Any) -> int:
+        shell: PushPull | Gossip
         if isinstance(msg, PushPull):
             records, shell = msg.states, replace(msg, states=())
         elif isinstance(msg, Gossip):
