@@ -269,6 +269,15 @@ def test_every_route_the_openapi_document_declares_answers_without_a_server_erro
                     assert response.status_code < 500, f"{method} {url}: {response.status_code}"
                 walked += 1
     assert walked == 2 * sum(len(item) for item in document["paths"].values())
+    for path, item in document["paths"].items():
+        for method, op in item.items():
+            for param in (p for p in op.get("parameters", ()) if p["in"] == "query"):
+                for bad in ("", "-1", "abc", "9" * 30, "%00", "first,latest"):
+                    url = path.replace("{ref}", "n1" if "/nodes/" in path else job_id) + f"?{param['name']}={bad}"
+                    with requests.request(
+                        method.upper(), a.http_url + url, headers=_h(tokens["rw"]), timeout=HTTP_TIMEOUT_S, stream=True
+                    ) as response:
+                        assert response.status_code < 500, f"{method} {url}: {response.status_code}"
     for garbage in (b"{", b"[1,2]", b'{"argv": []}', b'{"jobs": "x"}', b"\xff" * 10):
         response = requests.post(
             a.http_url + "/api/v1/jobs", data=garbage, headers=_h(tokens["rw"]), timeout=HTTP_TIMEOUT_S
