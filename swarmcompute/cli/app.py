@@ -126,6 +126,12 @@ def join(
         str | None,
         typer.Option(help="Require this Bearer token for /metrics and /health (visible in ps).", show_default=False),
     ] = None,
+    keep_jobs: Annotated[
+        str, typer.Option("--keep-jobs", help="Finished jobs kept, oldest removed first (the leader's applies).")
+    ] = "10000",
+    keep_history: Annotated[
+        str, typer.Option("--keep-history", help="Finished jobs are removed this long after they ended.")
+    ] = "7d",
 ) -> None:
     """Start this machine's daemon: create a cluster, or join one with --token (in the foreground unless --detach).
 
@@ -140,6 +146,9 @@ def join(
         raise _fail(f"--voter-grace must be a positive number of seconds, got {voter_grace}")
     if log_format not in ("console", "json"):
         raise _fail(f"--log-format must be console or json, got {log_format[:40]!r}")
+    from swarmcompute.node.__main__ import parse_retention
+
+    keep_jobs_n, keep_s = _call(lambda: parse_retention(keep_jobs, keep_history))
     paths = _call(lambda: StatePaths.resolve(state_dir))
     peers = tuple(peer or ())
     if token_file is not None:
@@ -162,6 +171,10 @@ def join(
         log_format,
         "--voter-grace",
         str(voter_grace),
+        "--keep-jobs",
+        str(keep_jobs_n),
+        "--keep-history",
+        f"{keep_s}s",
     ]
     if name:
         args += ["--name", name]
@@ -196,6 +209,8 @@ def join(
                 new_cluster=new_cluster,
                 mdns=mdns,
                 voter_grace_s=voter_grace,
+                keep_jobs=keep_jobs_n,
+                keep_s=keep_s,
                 json_logs=log_format == "json",
                 http_port=http,
                 http_optional=http_port is None,

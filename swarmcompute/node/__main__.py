@@ -63,6 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--voter-grace", type=float, default=30.0)
     parser.add_argument("--max-voters", type=int, default=5)
     parser.add_argument(
+        "--keep-jobs", default="10000", help="finished jobs the cluster keeps, oldest removed first (default 10000)"
+    )
+    parser.add_argument(
+        "--keep-history", default="7d", help="finished jobs are removed this long after they ended (default 7d)"
+    )
+    parser.add_argument(
         "--gossip",
         choices=["lan", "local"],
         default="lan",
@@ -86,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-file", help="the file fds 1 and 2 point at, rotated past 10 MiB (detached mode)")
     args = parser.parse_args(argv)
     try:
+        keep_jobs, keep_s = parse_retention(args.keep_jobs, args.keep_history)
         http_port = parse_http_port(args.http_port)
         if bool(args.tls_cert) != bool(args.tls_key):
             raise ConfigError("give --tls-cert and --tls-key together")
@@ -110,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         mdns=not args.no_mdns,
         voter_grace_s=args.voter_grace,
         max_voters=args.max_voters,
+        keep_jobs=keep_jobs,
+        keep_s=keep_s,
         gossip=args.gossip,
         json_logs=args.log_format == "json",
         log_level=args.log_level,
@@ -139,6 +148,26 @@ def parse_http_port(value: str | None) -> int | None:
     if not 0 <= port <= 65535:
         raise ConfigError(f"--http-port must be 0 to 65535 or off, got {value[:40]!r}")
     return port
+
+
+def parse_retention(keep_jobs: str, keep_history: str) -> tuple[int, float]:
+    """``--keep-jobs N`` (0 to a billion) and ``--keep-history 7d`` (see ``state.history``)."""
+    from swarmcompute.units import parse_duration
+
+    try:
+        jobs = int(keep_jobs)
+    except ValueError:
+        jobs = -1
+    if not 0 <= jobs <= 10**9:
+        raise ConfigError(f"--keep-jobs must be a number of jobs from 0 to 1000000000, got {keep_jobs[:40]!r}")
+    try:
+        seconds = parse_duration(keep_history)
+    except ConfigError as exc:
+        raise ConfigError(f"--keep-history: {exc}") from None
+    assert seconds is not None
+    if seconds > 100 * 365 * 86400:
+        raise ConfigError(f"--keep-history must be at most a century, got {keep_history[:40]!r}")
+    return jobs, seconds
 
 
 def read_token_fd(fd: int) -> str:
@@ -204,6 +233,8 @@ def run_daemon(
     mdns: bool = True,
     voter_grace_s: float = 30.0,
     max_voters: int = 5,
+    keep_jobs: int = 10_000,
+    keep_s: float = 7 * 86400.0,
     gossip: str = "lan",
     json_logs: bool = False,
     log_level: str = "info",
@@ -243,6 +274,8 @@ def run_daemon(
             mdns=mdns,
             voter_grace_s=voter_grace_s,
             max_voters=max_voters,
+            keep_jobs=keep_jobs,
+            keep_s=keep_s,
             max_log_bytes=max_log_bytes,
             http_port=http_port,
             http_optional=http_optional,

@@ -460,9 +460,11 @@ class ReplicatedJobLog:
         self._own_batches.clear()
         self._wakeup.set()
         if snapshot.data:
+            before = set() if self._replaying else {j.id for j in self._table.jobs()}
             restore_table(snapshot.data, into=self._table)
             if not self._replaying:
-                self._on_applied([j.id for j in self._table.jobs()])
+                kept = [j.id for j in self._table.jobs()]
+                self._on_applied(kept + sorted(before.difference(kept)))  # the gone ones too
         elif snapshot.index == 0 and len(self._table):
             # Raft dropped a history that `swarm recover` replaced: the table starts over from the
             # new epoch's log (see "Configuration epochs" in raft/core.py).

@@ -26,6 +26,7 @@ import asyncio
 import fcntl
 import os
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,7 @@ from swarmcompute.state.commands import (
     StartAttempt,
     SubmitJobs,
 )
+from swarmcompute.state.history import DEFAULT_KEEP_JOBS, DEFAULT_KEEP_S, PruneJobs, to_prune
 from swarmcompute.state.job import Job, JobSpec, JobState
 from swarmcompute.state.policy import CommandPolicy, SetPolicy, check_policy, policy_problem, policy_toml
 from swarmcompute.state.table import JobTable, validate_batch, validate_spec
@@ -102,6 +104,10 @@ MAINTENANCE_INTERVAL_S = 1.0
 LEAVE_TRANSFER_TIMEOUT_S = 3.0
 LEAVE_BROADCAST_S = 0.3
 FAILURE_CHECK_INTERVAL_S = 0.5
+TRIM_AFTER_REMOVED = 1000
+TRIM_DELAY_S = 2.0
+"""Once this many jobs left the table, this long after the last removal, memory is given back
+(``Daemon._give_memory_back``); a steady trickle of prunes costs a collection per thousand jobs."""
 START_NOTICE_DELAY_S = 0.02
 """"Started" notices wait this long to share a log entry; an attempt that ends sooner needs
 none (its result says when it started), which spares short jobs a third of their commands."""
@@ -120,6 +126,10 @@ class DaemonConfig:
     voter_grace_s: float = 30.0
     """A voter dead this long is replaced by a live learner, while quorum holds."""
     max_voters: int = 5
+    keep_jobs: int = DEFAULT_KEEP_JOBS
+    """Finished jobs the cluster keeps (``state.history``); the leader's setting applies."""
+    keep_s: float = DEFAULT_KEEP_S
+    """Finished jobs are removed this long after they ended."""
     gossip: GossipConfig | None = None
     kill_grace_s: float = 5.0
     max_log_bytes: int = 64 * 1024 * 1024
@@ -177,6 +187,14 @@ class Daemon:
         self._policy_written: CommandPolicy | None = None
         self._discovery: Any = None
         self._address_watch: Any = None
+        self.on_jobs_removed: list[Callable[[list[str]], None]] = []
+        """Called with the ids of jobs that left the table (pruned by the history bound, or dropped
+        with a replaced history), after this node deleted their ``output/`` files: whoever keeps
+        more of a job's files hooks here."""
+        self._pruning: asyncio.Task[None] | None = None
+        self._removed_since_trim = 0
+        self._trim_handle: asyncio.TimerHandle | None = None
+        self._removing: set[asyncio.Task[None]] = set()
         """Watches this machine's addresses (wildcard bind only; see ``_check_own_address``)."""
         self._readvertise: asyncio.Task[None] | None = None
         self._leader_changes = 0
@@ -337,6 +355,7 @@ class Daemon:
             self._watch_own_address()
             self.executor.processes.cgroups = JobCgroups.set_up(self.paths.root)
             reaped = self.executor.reap_stale()
+            self._removing.add(asyncio.get_running_loop().create_task(self._sweep_outputs()))
             restarted = self.state.restarted(time.time())
             self._carry(restarted)
             lost = sum(len(i.commands) for i in restarted if isinstance(i, Propose))
@@ -610,6 +629,9 @@ class Daemon:
     # -- reacting to committed changes ----------------------------------------
 
     def _on_applied(self, changed: list[str]) -> None:
+        removed = [j for j in changed if j not in self.table]
+        if removed:
+            self._jobs_removed(removed)
         instructions = self.state.applied(
             changed,
             self._running_here(),
@@ -774,8 +796,103 @@ class Daemon:
         )
         if view.is_leader:
             self._replace_dead_voters(view)
+            self._prune_history()
         if self._copies is not None:
             self._copies.maintenance()
+
+    def _prune_history(self) -> None:
+        """On the leader, once a second: propose removing the finished jobs past the history bound
+        (``state.history``), one batch at a time. Costs nothing while under both bounds."""
+        if self._pruning is not None and not self._pruning.done():
+            return
+        ids = self.prunable()
+        if ids:
+            self._pruning = asyncio.get_running_loop().create_task(self._prune_quietly(ids))
+
+    async def _prune_quietly(self, ids: list[str]) -> None:
+        await self._propose_prune(ids, "history bound")
+
+    def prunable(self, keep_jobs: int | None = None, keep_s: float | None = None) -> list[str]:
+        """The finished jobs to remove now (oldest first, one batch at most)."""
+        table, now = self.table, time.time()
+        keep_jobs = self.config.keep_jobs if keep_jobs is None else keep_jobs
+        keep_s = self.config.keep_s if keep_s is None else keep_s
+        oldest = next(table.finished_jobs(), None)
+        if oldest is None:
+            return []
+        if table.finished_count <= keep_jobs and (oldest.finished_at or oldest.submitted_at) >= now - keep_s:
+            return []
+        return to_prune(
+            table.finished_jobs(),
+            table.finished_count,
+            keep_jobs=keep_jobs,
+            keep_s=keep_s,
+            now=now,
+            held=table.held_parents(),
+        )
+
+    async def _propose_prune(self, ids: list[str], why: str) -> int:
+        """Propose removing ``ids``, then the next batch, until nothing is left to remove (or this
+        node stops leading); returns how many were removed."""
+        removed = 0
+        while ids:
+            before = len(self.table)
+            try:
+                await self.committer.propose([PruneJobs(tuple(ids), time.time(), why)])
+            except (NotLeaderError, ClusterError) as exc:
+                log.info("prune_deferred", jobs=len(ids), reason=str(exc))
+                break
+            removed += before - len(self.table)
+            ids = self.prunable() if self.committer.raft.is_leader else []
+        if removed:
+            log.info("jobs_pruned", jobs=removed, why=why, finished_kept=self.table.finished_count)
+        return removed
+
+    def _jobs_removed(self, job_ids: list[str]) -> None:
+        """Jobs left the table: delete the output this node holds of them (in a thread: thousands
+        of directories), then tell ``on_jobs_removed``."""
+        task = asyncio.get_running_loop().create_task(self._delete_outputs(job_ids))
+        self._removing.add(task)
+        task.add_done_callback(self._removing.discard)
+
+    async def _sweep_outputs(self) -> None:
+        """At start: output of jobs no longer in the table (removed while this node was down, or
+        applied again from the log at start, which runs no hooks) is deleted now."""
+        output_dir = self.paths.job_output_dir
+        names = await asyncio.to_thread(lambda: [p.name for p in output_dir.iterdir()] if output_dir.is_dir() else [])
+        gone = [n for n in names if n not in self.table]
+        if gone:
+            await self._delete_outputs(gone)
+            log.info("removed_jobs_output_deleted", jobs=len(gone))
+
+    async def _delete_outputs(self, job_ids: list[str]) -> None:
+        self._removed_since_trim += len(job_ids)
+        if self._removed_since_trim >= max(TRIM_AFTER_REMOVED, self.config.keep_jobs // 2):
+            if self._trim_handle is not None:
+                self._trim_handle.cancel()  # a burst of removals: give memory back after its last one
+            self._trim_handle = asyncio.get_running_loop().call_later(TRIM_DELAY_S, self._give_memory_back)
+        await asyncio.to_thread(delete_job_outputs, self.paths.job_output_dir, job_ids)
+        for hook in self.on_jobs_removed:
+            try:
+                hook(job_ids)
+            except Exception:  # one hook's bug must not keep the others from running
+                log.exception("jobs_removed_hook_failed")
+
+    def _give_memory_back(self) -> None:
+        """After many jobs left the table: fold the log into a snapshot of what is kept (the log
+        held every removed job's submission), collect, and hand freed heap back to the system.
+        See the README's *Bounded history* for what it measured."""
+        self._trim_handle = None
+        self._removed_since_trim = 0
+        raft = self.committer.raft
+        if raft.entries_since_snapshot() > 0:
+            from swarmcompute.state.snapshot import snapshot_table
+
+            raft.compact(raft.applied_index, snapshot_table(self.table))
+        import gc
+
+        gc.collect()
+        _malloc_trim()
 
     def _replace_dead_voters(self, view: ClusterView) -> None:
         raft = self.committer.raft
@@ -1099,6 +1216,32 @@ def _capacity(node_id: str, meta: NodeMeta) -> NodeCapacity:
         frozenset(meta.images),
         users=None if meta.users is None else frozenset(meta.users),
     )
+
+
+def delete_job_outputs(output_dir: Path, job_ids: Iterable[str]) -> int:
+    """Remove ``output_dir/<id>`` of each job (what this node kept of its attempts); returns how
+    many it removed. An id that is not a plain name is skipped (never a path outside the dir)."""
+    import shutil
+
+    removed = 0
+    for job_id in job_ids:
+        if not job_id or "/" in job_id or job_id in (".", ".."):
+            continue
+        path = output_dir / job_id
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def _malloc_trim() -> None:
+    """Return the free heap at the top and in the middle of glibc's arenas to the system."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc
 
 
 def _docker_images() -> list[str]:

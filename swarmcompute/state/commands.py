@@ -15,6 +15,7 @@ from typing import Any
 from swarmcompute import codec
 from swarmcompute.state.api_tokens import CreateApiToken, RevokeApiToken
 from swarmcompute.state.cluster_key import RotateClusterKey
+from swarmcompute.state.history import PruneJobs
 from swarmcompute.state.job import AttemptEnd, JobSpec
 from swarmcompute.state.policy import SetPolicy
 
@@ -138,6 +139,7 @@ Command = (
     | ReleaseQueued
     | CancelJobs
     | OutputTruncated
+    | PruneJobs
     | SetPolicy
     | CreateApiToken
     | RevokeApiToken

@@ -111,6 +111,7 @@ def restore_table(data: bytes, into: JobTable | None = None) -> JobTable:
         table.policy = snap.policy
     if snap.cluster_key is not None:
         table.cluster_key = snap.cluster_key
+    table.order_finished()
     for token in snap.api_tokens:
         table.api_tokens.load(token)
     return table

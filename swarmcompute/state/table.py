@@ -29,6 +29,7 @@ from swarmcompute.state.commands import (
     StartAttempt,
     SubmitJobs,
 )
+from swarmcompute.state.history import PruneJobs, finished_at
 from swarmcompute.state.job import ACTIVE_STATES, TRANSITIONS, AttemptEnd, Job, JobSpec, JobState, Move, Reason
 from swarmcompute.state.policy import CommandPolicy, SetPolicy, policy_problem
 
@@ -115,6 +116,7 @@ class JobTable:
         self._pending_priorities: Counter[int] = Counter()  # priority -> how many pending jobs have it
         self._ids: list[str] = []  # sorted, for prefix lookup
         self._children: dict[str, list[str]] = {}  # parent id -> ids of jobs that depend on it
+        self._finished: dict[str, Job] = {}  # finished jobs, oldest first (``state.history``)
         self.policy = CommandPolicy()
         """The cluster's command policy (``state.policy``): the shipped one until ``SetPolicy``."""
         self.api_tokens = ApiTokens()
@@ -198,6 +200,24 @@ class JobTable:
                 waiting.append(parent_id)
         return waiting
 
+    def finished_jobs(self) -> Iterator[Job]:
+        """Finished jobs, oldest first (in the order they ended)."""
+        return iter(self._finished.values())
+
+    @property
+    def finished_count(self) -> int:
+        return len(self._finished)
+
+    def held_parents(self) -> set[str]:
+        """Ids that some unfinished job still waits on (``--after``/``--after-any``)."""
+        return {p for j in self._open.values() for p in (*j.spec.after, *j.spec.after_any)}
+
+    def order_finished(self) -> None:
+        """Put the finished-jobs index in ending order (after a snapshot loaded jobs in submission
+        order); live applies keep it in order by themselves."""
+        ordered = sorted(self._finished.values(), key=lambda j: (finished_at(j), j.id))
+        self._finished = {j.id: j for j in ordered}
+
     def counts(self) -> dict[str, int]:
         counted = Counter(j.state.value for j in self._jobs.values())
         return {s.value: counted.get(s.value, 0) for s in JobState}
@@ -210,6 +230,7 @@ class JobTable:
         self._pending_priorities.clear()
         self._ids.clear()
         self._children.clear()
+        self._finished.clear()
         self.policy = CommandPolicy()
         self.api_tokens.clear()
         self.cluster_key = ClusterKeyState()
@@ -221,6 +242,8 @@ class JobTable:
         self._link_parents(job)
         if not job.state.is_terminal:
             self._open[job.id] = job
+        else:
+            self._finished[job.id] = job
         if job.state is JobState.PENDING:
             self._add_pending(job)
 
@@ -245,6 +268,8 @@ class JobTable:
                 return self._cancel(cmd)
             case OutputTruncated():
                 return self._truncated(cmd)
+            case PruneJobs():
+                return self._prune(cmd)
             case SetPolicy():
                 if policy_problem(cmd.policy) is None:  # checked on apply, never trusted
                     self.policy = cmd.policy
@@ -397,6 +422,31 @@ class JobTable:
         job.truncated_attempts = (*job.truncated_attempts, cmd.attempt)
         return [job.id]
 
+    def _prune(self, cmd: PruneJobs) -> list[str]:
+        """Remove the named jobs that are finished and that no unfinished job waits on (see
+        ``state.history``); return the ids removed (gone from the table: the shell deletes their
+        output)."""
+        held = self.held_parents()
+        removed: list[str] = []
+        for job_id in cmd.job_ids:
+            job = self._jobs.get(job_id)
+            if job is None or not job.state.is_terminal or job_id in held:
+                continue
+            del self._jobs[job_id]
+            self._finished.pop(job_id, None)
+            self._children.pop(job_id, None)
+            for parent_id in (*job.spec.after, *job.spec.after_any):
+                siblings = self._children.get(parent_id)
+                if siblings is not None and job_id in siblings:
+                    siblings.remove(job_id)
+                    if not siblings:
+                        del self._children[parent_id]
+            removed.append(job_id)
+        if removed:
+            gone = set(removed)
+            self._ids = [i for i in self._ids if i not in gone]
+        return removed
+
     def _cancel(self, cmd: CancelJobs) -> list[str]:
         changed = []
         for job_id in cmd.job_ids:
@@ -427,6 +477,7 @@ class JobTable:
             self._drop_pending(job)
         if state.is_terminal:
             self._open.pop(job.id, None)
+            self._finished[job.id] = job
 
     def _add_pending(self, job: Job) -> None:
         if job.id not in self._pending:

@@ -1,0 +1,106 @@
+"""Bounded history (``state.history``): which finished jobs go, and how the table removes them."""
+
+from __future__ import annotations
+
+import pytest
+
+from swarmcompute import codec
+from swarmcompute.errors import JobNotFoundError
+from swarmcompute.state.commands import AssignJobs, Assignment, CancelJobs, CommandBatch, FinishAttempt, SubmitJobs
+from swarmcompute.state.history import PruneJobs, to_prune
+from swarmcompute.state.job import JobSpec, JobState
+from swarmcompute.state.snapshot import restore_table, snapshot_table
+from swarmcompute.state.table import JobTable
+
+DAY = 86400.0
+
+
+def spec(job_id: str, **kw: object) -> JobSpec:
+    return JobSpec(id=job_id, argv=("true",), **kw)  # type: ignore[arg-type]
+
+
+def finished_table(n: int, *, start: float = 1000.0) -> JobTable:
+    """``n`` jobs j000.. that succeeded one second apart (j000 first)."""
+    table = JobTable()
+    for i in range(n):
+        job_id = f"j{i:03d}"
+        table.apply(SubmitJobs((spec(job_id),), start + i))
+        table.apply(AssignJobs((Assignment(job_id, 1, "n1"),), start + i))
+        table.apply(FinishAttempt(job_id, 1, "n1", 0, "exited", None, b"", start + i, start + i + 0.5))
+    return table
+
+
+def choose(table: JobTable, *, keep_jobs: int = 10_000, keep_s: float = 7 * DAY, now: float = 2000.0) -> list[str]:
+    return to_prune(
+        table.finished_jobs(),
+        table.finished_count,
+        keep_jobs=keep_jobs,
+        keep_s=keep_s,
+        now=now,
+        held=table.held_parents(),
+    )
+
+
+def test_beyond_keep_jobs_the_oldest_finished_jobs_go_first() -> None:
+    table = finished_table(10)
+    assert choose(table, keep_jobs=7) == ["j000", "j001", "j002"]
+
+
+def test_finished_jobs_older_than_the_retention_go_whatever_their_count() -> None:
+    table = finished_table(10, start=1000.0)
+    assert choose(table, keep_s=1000.0, now=2004.0) == ["j000", "j001", "j002", "j003"]
+
+
+def test_nothing_goes_while_under_both_bounds() -> None:
+    assert choose(finished_table(5), keep_jobs=5) == []
+
+
+def test_unfinished_jobs_and_parents_an_unfinished_job_waits_on_never_go() -> None:
+    table = finished_table(4)
+    table.apply(SubmitJobs((spec("child", after=("j000",), after_any=("j001",)),), 1100.0))
+    table.apply(SubmitJobs((spec("open"),), 1101.0))
+    chosen = choose(table, keep_jobs=0)
+    assert chosen == ["j002", "j003"]
+    # the table checks again on apply: a command naming them removes nothing
+    assert table.apply(PruneJobs(("j000", "j001", "open", "child", "nosuch"), 1200.0)) == []
+    assert {"j000", "j001", "open", "child"} <= {j.id for j in table.jobs()}
+
+
+def test_pruning_removes_the_jobs_from_every_index_and_returns_their_ids() -> None:
+    table = finished_table(6)
+    table.apply(SubmitJobs((spec("late", after=("j000",)),), 1100.0))
+    table.apply(CancelJobs(("late",), "no", 1101.0))
+    removed = table.apply(PruneJobs(("j000", "late", "j001"), 1200.0))
+    assert removed == ["j000", "late", "j001"]
+    assert table.get("j000") is None and len(table) == 4 and table.finished_count == 4
+    assert [j.id for j in table.finished_jobs()] == ["j002", "j003", "j004", "j005"]
+    with pytest.raises(JobNotFoundError):
+        table.resolve("j000")  # nor found by prefix: the sorted id index lost it too
+    assert table.counts()["succeeded"] == 4 and table.counts()["cancelled"] == 0
+    assert table.held_parents() == set()
+
+
+def test_a_prune_is_deterministic_and_a_snapshot_afterwards_carries_only_what_is_kept() -> None:
+    a, b = finished_table(20), finished_table(20)
+    cmd = PruneJobs(tuple(choose(a, keep_jobs=5)), 1300.0)
+    wire = codec.decode(codec.encode(CommandBatch((cmd,))))
+    assert a.apply(cmd) == b.apply(wire.commands[0])
+    assert snapshot_table(a) == snapshot_table(b)
+    restored = restore_table(snapshot_table(a))
+    assert sorted(j.id for j in restored.jobs()) == [f"j{i:03d}" for i in range(15, 20)]
+    assert [j.id for j in restored.finished_jobs()] == [f"j{i:03d}" for i in range(15, 20)]
+
+
+def test_a_restored_table_lists_finished_jobs_in_ending_order_not_submission_order() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec("first"), spec("second")), 1.0))
+    table.apply(CancelJobs(("second",), "x", 5.0))
+    table.apply(CancelJobs(("first",), "x", 9.0))
+    restored = restore_table(snapshot_table(table))
+    assert [j.id for j in restored.finished_jobs()] == ["second", "first"]
+    assert restored.get("first").state is JobState.CANCELLED  # type: ignore[union-attr]
+
+
+def test_one_command_names_at_most_the_batch_limit() -> None:
+    table = finished_table(30)
+    assert len(to_prune(table.finished_jobs(), 30, keep_jobs=0, keep_s=DAY, now=0.0, held=set(), limit=7)) == 7
