@@ -364,17 +364,22 @@ LOAD_SAMPLE_S = 30.0
 
 
 class LoadHistory:
-    """The dashboard's chart: each node's CPU use, one point every 30 s for the last hour, sampled
-    when read (the dashboard's stream reads it every few seconds while someone watches)."""
+    """The dashboard's chart: each node's CPU use, one point every 30 s for the last hour (``run``
+    samples it: one wakeup every 30 s; the stream also samples when a point is due)."""
 
     def __init__(self, daemon: NodeAPI) -> None:
         self._daemon = daemon
         self._points: deque[tuple[float, dict[str, float]]] = deque()
 
+    async def run(self) -> None:
+        while True:
+            self.history()
+            await asyncio.sleep(LOAD_SAMPLE_S)
+
     def history(self) -> list[dict[str, Any]]:
         """``[{"t": unix seconds, "cpu": {node name: percent}}]``, oldest first."""
         now = time.time()
-        if not self._points or now - self._points[-1][0] >= LOAD_SAMPLE_S:
+        if not self._points or now - self._points[-1][0] >= LOAD_SAMPLE_S - 1:
             nodes = self._daemon.status()["nodes"]
             self._points.append((now, {n["name"] or n["id"]: float(n.get("cpu_percent") or 0) for n in nodes}))
         while self._points and now - self._points[0][0] > LOAD_HISTORY_S:

@@ -74,6 +74,7 @@ class WebServer:
         )
         self._server = _Server(self._config)
         self._task: asyncio.Task[None] | None = None
+        self._sampler: asyncio.Task[None] | None = None
 
     def bind(self) -> str:
         """Bind the listening socket; return ``http(s)://HOST:PORT``. Raises ``ConfigError``."""
@@ -104,7 +105,9 @@ class WebServer:
         if self._sock is None:
             raise ConfigError("WebServer.start before bind")
         self._config.load()  # builds the TLS context: a bad certificate is said here
-        self._task = asyncio.get_running_loop().create_task(self._serve(self._sock), name="http")
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._serve(self._sock), name="http")
+        self._sampler = loop.create_task(self._app.state.api.load.run(), name="http-load-history")
 
     async def _serve(self, sock: socket.socket) -> None:
         try:
@@ -114,6 +117,8 @@ class WebServer:
 
     async def close(self) -> None:
         self._app.state.api.closing.set()  # open streams end now, rather than at the grace's end
+        if self._sampler is not None:
+            self._sampler.cancel()
         self._server.should_exit = True
         if self._task is not None:
             try:

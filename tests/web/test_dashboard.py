@@ -56,6 +56,7 @@ def test_the_dashboard_lists_nodes_shows_a_job_finish_live_and_cancels_a_job(clu
             names = page.locator("#nodes tbody tr td:first-child").all_inner_texts()
             assert sorted(names) == ["n0", "n1"]
             assert "healthy" in page.inner_text("#health")
+            assert page.locator("#chart polyline").count() == 2  # one CPU line per node
 
             # A job submitted elsewhere (the CLI on the other node) appears, then finishes, without a reload.
             job_id = a.client.submit("sleep 1; echo done", name="live")
