@@ -208,10 +208,11 @@ class OutputStream:
         name = self._node_name(node)
         tail = job.output_tail
         ended_here = job.state.is_terminal and n == job.attempt and job.exit_code is not None
-        if offset == 0 and ended_here and tail:
-            await self._send_chunks(n, [(m.STDOUT, tail)])
+        if offset == 0 and ended_here:
+            if tail:
+                await self._send_chunks(n, [(m.STDOUT, tail)])
             if len(tail) < TAIL_BYTES:
-                return  # a tail shorter than its bound is the whole output
+                return  # a tail shorter than its bound is the whole output (none: there was none)
             what = f"only its last {len(tail)} bytes, kept in the job record, are shown"
         else:
             what = f"{delivered} bytes were sent; the rest is missing"

@@ -30,11 +30,15 @@ holds, once a minute, so that a retention policy that removes records removes th
 ``SWARM_LOG_COPIES=off`` in a daemon's environment turns its copiers off (it still serves its logs
 to others): for measuring what copies cost, not for use.
 
-Measured (``benchmarks/log_copies.py``: a 50 MB job on two 3-node loopback clusters, one without
-copies, 10 alternate rounds on a 2-core machine shared with other work): the job ran 2.89 s with
-copies and 2.83 s without (medians; ranges 0.52-4.83 s and 0.79-4.86 s, the machine's noise), and
-the copy was complete 0.0-0.5 s after the job ended. Before the long poll waited ``FLUSH_S`` and a
-lagging copier ``PACE_S``, five rounds gave 3.0 s against 0.7 s: one answer per 64 KiB chunk.
+Measured. CPU, in one process on the 2-core machine (three runs): serving a 50 MB copy in 1 MiB
+answers costs 54-71 ms (reading the log, encoding), receiving and writing it 38-54 ms, against
+37-46 ms for writing the log itself; CurveZMQ's encryption in zmq's I/O threads comes on top.
+Wall time (``benchmarks/log_copies.py``: a 50 MB job on two 3-node loopback clusters, one without
+copies, alternate rounds, on that machine under a load average of 8 from other work): the job ran
+2.89 s with copies and 2.83 s without (medians of 10; ranges 0.52-4.83 and 0.79-4.86 s), and in a
+second series 1.75 s and 2.89 s (medians of 8): no difference shows through the noise. The copy
+was complete 0.0-0.7 s after the job ended. Before the long poll waited ``FLUSH_S`` and a lagging
+copier ``PACE_S`` (one answer per 64 KiB chunk), five rounds gave 3.0 s against 0.7 s.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ from swarmcompute.executor.logfile import (
     log_state,
     read_chunks,
 )
+from swarmcompute.executor.spec import TAIL_BYTES
 from swarmcompute.node.cluster_messages import LogData, LogFetch
 from swarmcompute.state.job import Job, JobState
 
@@ -233,11 +238,15 @@ class LogCopies:
         return [daemon.node_id] + [m.node_id for m in daemon.gossip.members() if daemon.node_alive(m.node_id)]
 
     def _consider(self, job: Job, alive: list[str]) -> None:
+        """Copy the job's running attempt; an ended one only if the job record does not hold all of
+        its output (a tail shorter than ``TAIL_BYTES`` is the whole output: a short job that ended
+        before its start was even committed costs no copy); and the attempt before it, whose tail
+        the record no longer holds."""
         me = self._daemon.node_id
         n = job.attempt
-        if job.state is JobState.RUNNING or (job.state is not JobState.ASSIGNED and job.output_tail):
+        if job.state is JobState.RUNNING or (job.state is not JobState.ASSIGNED and len(job.output_tail) >= TAIL_BYTES):
             self._maybe_copy(job, n, alive, me)
-        if n >= 2:  # the attempt before: it may have ended and been retried within one batch
+        if n >= 2:
             self._maybe_copy(job, n - 1, alive, me)
 
     def _maybe_copy(self, job: Job, n: int, alive: list[str], me: str) -> None:
