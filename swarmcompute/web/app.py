@@ -377,14 +377,18 @@ class LoadHistory:
             await asyncio.sleep(LOAD_SAMPLE_S)
 
     def history(self) -> list[dict[str, Any]]:
-        """``[{"t": unix seconds, "cpu": {node name: percent}}]``, oldest first."""
+        """``[{"t": unix seconds, "cpu": {node name: percent}}]``, oldest first, ending with now."""
         now = time.time()
+        nodes = self._daemon.status()["nodes"]
+        current = {n["name"] or n["id"]: float(n.get("cpu_percent") or 0) for n in nodes}
         if not self._points or now - self._points[-1][0] >= LOAD_SAMPLE_S - 1:
-            nodes = self._daemon.status()["nodes"]
-            self._points.append((now, {n["name"] or n["id"]: float(n.get("cpu_percent") or 0) for n in nodes}))
+            self._points.append((now, current))
         while self._points and now - self._points[0][0] > LOAD_HISTORY_S:
             self._points.popleft()
-        return [{"t": t, "cpu": cpu} for t, cpu in self._points]
+        points = [{"t": t, "cpu": cpu} for t, cpu in self._points]
+        if self._points[-1][0] < now:
+            points.append({"t": now, "cpu": current})
+        return points
 
 
 def _asset(name: str) -> bytes:
