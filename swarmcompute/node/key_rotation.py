@@ -37,6 +37,7 @@ log = structlog.get_logger(__name__)
 
 KEY_GRACE_S = 600.0
 """How long a member keeps reaching members that have not switched, with the old key."""
+SWITCH_RETRY_S = 5.0
 
 
 class KeyRotation:
@@ -59,6 +60,7 @@ class KeyRotation:
         self._generation = table.cluster_key.generation
         self._unsaved: ClusterKey | None = None
         self._switching: asyncio.Task[None] | None = None
+        self._retry_at = 0.0
         if self._generation:  # a restart after a rotation: the key file may lag the log
             self._generation = -1
 
@@ -81,6 +83,8 @@ class KeyRotation:
             self._save(self._unsaved)
         if state.generation == self._generation or (self._switching is not None and not self._switching.done()):
             return
+        if time.monotonic() < self._retry_at:
+            return
         self._generation = state.generation
         if not state.token:
             return
@@ -99,8 +103,9 @@ class KeyRotation:
         try:
             await self._link.transport.rotate(key, KEY_GRACE_S)
         except Exception:  # a task boundary: the node keeps its old key, and says so
-            log.exception("cluster_key_switch_failed", generation=generation)
-            self._generation = -1  # try again next tick
+            log.exception("cluster_key_switch_failed", generation=generation, action="retried in 5 s")
+            self._generation = -1
+            self._retry_at = time.monotonic() + SWITCH_RETRY_S
             return
         self._link.key = key
         discovery = self._discovery()
