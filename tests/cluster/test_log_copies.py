@@ -84,6 +84,23 @@ def test_a_copy_cut_short_by_the_death_of_its_node_is_shown_and_said_incomplete(
 
 
 @pytest.mark.slow
+def test_when_the_copy_s_node_dies_mid_job_another_live_node_copies_it_from_the_start(daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    nodes = _cluster(daemon_factory)
+    n0, n1, n2 = nodes
+    slow = "for i in $(seq 1 40); do seq $((i * 5000 - 4999)) $((i * 5000)); sleep 0.1; done"
+    job_id = n0.client.submit(["sh", "-c", slow], node="n2")
+    first = stream_paths(_copy_index(n0, job_id))[0]
+    wait_until(lambda: first.exists() and first.stat().st_size > 0, 20, "n0 to start copying")
+    n0.kill()  # the submitter's node, which held the copy
+    assert n1.client.wait(job_id, timeout=60)["state"] == "succeeded"
+    wait_until(lambda: log_state(_copy_index(n1, job_id))[1], 30, "n1's copy to be complete")
+    n2.kill()
+    result = n1.swarm("logs", job_id, timeout_s=60)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.encode() == subprocess.run(["seq", "1", "200000"], capture_output=True, check=True).stdout
+
+
+@pytest.mark.slow
 def test_a_50_mb_job_s_logs_come_whole_from_every_surviving_node_after_kill_9(daemon_factory) -> None:  # type: ignore[no-untyped-def]
     nodes = _cluster(daemon_factory)
     n0, n1, n2 = nodes
