@@ -89,6 +89,8 @@ SLACK_BYTES = 1024 * 1024
 """What a copy may hold beyond the job's output bound: swarm's own lines, the index."""
 RETRY_S = 0.5
 """After a fetch that got no answer (the running node is busy, or going)."""
+GIVE_UP_TRIES = 10
+"""Fetches without an answer (of up to 2 s each) before a copier of an ended attempt stops."""
 SWEEP_INTERVAL_S = 60.0
 SWEEP_QUIET_S = 600.0
 """A copy written to this recently is never swept (its job may be new to this replica)."""
@@ -261,10 +263,14 @@ class LogCopies:
     # -- copying ---------------------------------------------------------------------------
 
     async def _copy(self, job_id: str, n: int, runner: str) -> None:
+        """Run one copier; once it has all there is to copy, the attempt is never looked at again
+        (a copier that stopped short, its runner seemingly gone, may be started again later: it
+        goes on from what the copy holds)."""
         key = (job_id, n)
         files: LogFiles | None = None
+        finished = False
         try:
-            files = await self._copy_from(job_id, n, runner)
+            files, finished = await self._copy_from(job_id, n, runner)
         except asyncio.CancelledError:
             raise
         except OSError as exc:  # disk trouble here: the copy stays incomplete, and says so when read
@@ -275,34 +281,43 @@ class LogCopies:
             if files is not None:
                 files.close()
             self._tasks.pop(key, None)
-            self._done[key] = None
-            while len(self._done) > 10_000:
-                del self._done[next(iter(self._done))]
+            if finished:
+                self._done[key] = None
+                while len(self._done) > 10_000:
+                    del self._done[next(iter(self._done))]
 
-    async def _copy_from(self, job_id: str, n: int, runner: str) -> LogFiles | None:
+    async def _copy_from(self, job_id: str, n: int, runner: str) -> tuple[LogFiles | None, bool]:
         """Pull attempt ``n``'s log from ``runner`` until the copy is complete, the runner is gone
-        or the job record is; returns the open files to close."""
+        or the job record is; returns the open files to close, and whether there is nothing more
+        to copy (complete, or an ended attempt's whole log, end record or not)."""
         daemon = self._daemon
         path = self.copy_path(job_id, n)
         offset, complete = log_state(path)
         if complete:
-            return None
+            return None, True
         files: LogFiles | None = None
         held = sum(p.stat().st_size for p in path.parent.glob(f"attempt-{n}.std*")) if offset else 0
+        misses = 0
         while not self._closed:
             job = daemon.table.get(job_id)
-            if job is None or not daemon.node_alive(runner):
-                return files  # the record is gone, or the runner: keep what we have
+            if job is None:
+                return files, True  # the record is gone: so will the copy be (``sweep``)
+            if not daemon.node_alive(runner):
+                return files, False  # keep what we have; go on if it comes back while the job runs
             bound = (job.spec.max_output_bytes or DEFAULT_MAX_LOG_BYTES) + SLACK_BYTES
             ended = n < job.attempt or job.state not in (JobState.ASSIGNED, JobState.RUNNING)
             data = await daemon.link.fetch_log(
                 runner, job_id, n, offset, wait_s=0.0 if ended else COPY_WAIT_S, max_bytes=FETCH_BYTES
             )
             if data is None:
+                misses += 1
+                if ended and misses >= GIVE_UP_TRIES:
+                    return files, False
                 await asyncio.sleep(RETRY_S)
                 continue
+            misses = 0
             if not data.found and ended:
-                return files  # the attempt wrote nothing
+                return files, True  # the attempt wrote nothing
             got = 0
             for stream, chunk in data.chunks:
                 if files is None:
@@ -310,20 +325,20 @@ class LogCopies:
                 files.append(stream, chunk)
                 got += len(chunk)
                 if stream == END:
-                    return files
+                    return files, True
             held += got
             if held > bound:
                 log.warning("log_copy_over_bound", job_id=job_id, attempt=n, bytes=held, bound=bound)
-                return files
+                return files, True
             offset = data.next_offset
             if not ended and got >= FETCH_BYTES // 2:
                 await asyncio.sleep(PACE_S)
             if not data.chunks:
                 if ended:
-                    return files  # an ended attempt's log with no end record: nothing more will come
+                    return files, True  # an ended attempt's log without its end record: that is all
                 if not data.found:
                     await asyncio.sleep(RETRY_S)  # running, no output yet, and it did not park us
-        return files
+        return files, False
 
     # -- reading copies ----------------------------------------------------------------------
 
