@@ -1162,6 +1162,8 @@ class Daemon:
             "peer_messages_sent": stats.sent,
             "peer_messages_received": stats.received,
             "peer_messages_dropped": stats.dropped_full + stats.dropped_bad,
+            "peer_bytes_sent": stats.sent_bytes,
+            "peer_bytes_received": stats.received_bytes,
             "peer_connections": stats.peers,
         }
 

@@ -102,6 +102,10 @@ class TransportStats:
     connections_refused: int = 0
     """Unauthenticated connections cut for being over a per-address or total cap."""
     connections_pending: int = 0
+    sent_bytes: int = 0
+    """Bytes of the messages counted in ``sent`` (encoded, before encryption and framing)."""
+    received_bytes: int = 0
+    """Bytes of the messages counted in ``received``."""
     """Incoming connections younger than the handshake timeout (not yet members)."""
 
 
@@ -161,6 +165,8 @@ class PeerTransport:
         self._port: int | None = None
         self._sent = 0
         self._received = 0
+        self._sent_bytes = 0
+        self._received_bytes = 0
         self._dropped_full = 0
         self._dropped_bad = 0
 
@@ -255,6 +261,8 @@ class PeerTransport:
             peers=len(self._dealers),
             connections_refused=self._watch.refused_connections if self._watch else 0,
             connections_pending=self._watch.pending if self._watch else 0,
+            sent_bytes=self._sent_bytes,
+            received_bytes=self._received_bytes,
         )
 
     # --- sending -------------------------------------------------------------------
@@ -282,6 +290,7 @@ class PeerTransport:
             self._dropped_full += 1
             return False
         self._sent += 1
+        self._sent_bytes += len(data)
         return True
 
     def _push(self, sock: zmq.Socket[bytes] | None, data: bytes, address: str) -> bool:
@@ -498,6 +507,7 @@ class PeerTransport:
             self._drop(raw_sender, f"decoder failed: {type(exc).__name__}", len(data))
             return
         self._received += 1
+        self._received_bytes += len(data)
         try:
             self._on_message(sender, msg)
         except Exception:  # a task boundary: the handler's bug is logged, the loop goes on

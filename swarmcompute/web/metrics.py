@@ -13,7 +13,8 @@ to a node) and ``swarm_job_run_seconds`` (started to ended). This node's view: `
 ``swarm_raft_commit_index``, ``swarm_raft_applied_index``, ``swarm_raft_leader_changes_total``,
 ``swarm_raft_is_leader``, ``swarm_quorum_healthy``, ``swarm_members{state}``,
 ``swarm_peer_messages_sent_total``, ``swarm_peer_messages_received_total``,
-``swarm_peer_messages_dropped_total``, ``swarm_peer_connections``; and the process's own
+``swarm_peer_messages_dropped_total``, ``swarm_peer_bytes_sent_total``, ``swarm_peer_bytes_received_total``,
+``swarm_peer_connections``; and the process's own
 (``process_resident_memory_bytes``, ...).
 
 A scrape walks the job table once. Imported at the first scrape: prometheus_client costs an idle
@@ -153,5 +154,9 @@ def _node_view(status: dict[str, Any], view: dict[str, Any]) -> Iterator[Metric]
         "swarm_peer_messages_dropped",
         "peer messages dropped (queue full or malformed)",
         value=view["peer_messages_dropped"],
+    )
+    yield CounterMetricFamily("swarm_peer_bytes_sent", "bytes of peer messages sent", value=view["peer_bytes_sent"])
+    yield CounterMetricFamily(
+        "swarm_peer_bytes_received", "bytes of peer messages received", value=view["peer_bytes_received"]
     )
     yield GaugeMetricFamily("swarm_peer_connections", "open connections to peers", value=view["peer_connections"])

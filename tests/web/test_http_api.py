@@ -225,12 +225,14 @@ def test_metrics_parse_as_prometheus_text_and_every_grafana_query_names_an_expor
 ) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
+    cluster[0].client.wait(cluster[0].client.submit(["true"]), timeout=30)
     response = _get(cluster[1], "/metrics")
     assert response.status_code == 200
     samples = {s.name: s for family in text_string_to_metric_families(response.text) for s in family.samples}
     for name in ("swarm_node_up", "swarm_jobs", "swarm_raft_term", "swarm_members", "swarm_job_run_seconds_bucket"):
         assert name in samples, name
     assert samples["swarm_jobs_submitted_total"].value >= 1
+    assert samples["swarm_peer_bytes_sent_total"].value > samples["swarm_peer_messages_sent_total"].value > 0
     up = [s for f in text_string_to_metric_families(response.text) for s in f.samples if s.name == "swarm_node_up"]
     assert {s.labels["node"] for s in up} == {"n0", "n1", "n2"}
     dashboard = json.loads((ROOT / "examples" / "grafana-dashboard.json").read_text())
