@@ -151,6 +151,13 @@ class RemoteClient(Client):
 
     # -- plumbing -----------------------------------------------------------------------
 
+    def _call(self, request: object, *, io_timeout_s: float | None = None, wait_forever: bool = False) -> Any:
+        """What the HTTP API does not serve (files, the policy, ...): said, never a traceback."""
+        raise errors.ConfigError(f"{_what(request)} needs a local daemon: run it on a node, not with --url")
+
+    def _stream(self, request: object) -> Iterator[Any]:
+        raise errors.ConfigError(f"{_what(request)} needs a local daemon: run it on a node, not with --url")
+
     def _connection(self, timeout_s: float | None) -> http.client.HTTPConnection:
         cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
         return cls(self._host or "", self._port, timeout=timeout_s)
@@ -241,6 +248,11 @@ def _problem(status: int, raw: bytes) -> errors.SwarmError:
         return error_from_reply(m.ErrorReply(str(problem["code"]), str(problem["detail"])))
     except (ValueError, KeyError, TypeError):
         return errors.SwarmError(f"HTTP {status}: {raw[:200].decode('utf-8', 'replace')}")
+
+
+def _what(request: object) -> str:
+    name = type(request).__name__
+    return "".join(f" {c.lower()}" if c.isupper() else c for c in name).strip()
 
 
 def _quote(ref: object) -> str:

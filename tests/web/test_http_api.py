@@ -335,6 +335,11 @@ def test_swarm_with_url_runs_commands_from_a_host_without_a_daemon(
     assert refused.returncode == 2 and refused.stderr.startswith("swarm: ") and len(refused.stderr.splitlines()) == 1
     read_only = swarm("--url", url, "--api-token", tokens["ro"], "run", "--", "true")
     assert read_only.returncode == 2 and "read-only" in read_only.stderr
+    local_only = swarm("--url", url, "--api-token", tokens["rw"], "policy", "show")
+    assert (
+        local_only.returncode == 2
+        and local_only.stderr == "swarm: policy get needs a local daemon: run it on a node, not with --url\n"
+    )
 
 
 def test_client_with_url_submits_waits_reads_and_cancels_like_the_local_client(
@@ -356,6 +361,8 @@ def test_client_with_url_submits_waits_reads_and_cancels_like_the_local_client(
         client.job("no-such-job-here")
     with pytest.raises(errors.ApiAuthError):
         Client(url=cluster[2].http_url, token="swarmapi1-wrong").status()
+    with pytest.raises(errors.ConfigError):
+        client.recover()
 
 
 def test_a_node_given_a_certificate_serves_https_and_metrics_behind_its_metrics_token(
