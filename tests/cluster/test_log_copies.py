@@ -52,6 +52,9 @@ def test_logs_of_a_job_whose_node_was_killed_come_whole_from_every_surviving_nod
     out, err = stream_paths(_copy_index(other, via_n2))
     assert out.read_bytes() == EXPECTED and err.read_bytes() == b"to-stderr\n"  # a copy is plain files too
 
+    raw = n0.swarm("logs", via_n0, "--raw-path")  # a copy's files are where --raw-path says
+    assert raw.returncode == 0 and raw.stdout.split("\n")[0].endswith(f"/output-copies/{via_n0}/attempt-1.stdout")
+
     n2.kill()  # kill -9 of the node that ran both
     for job_id in (via_n0, via_n2):
         for survivor in (n0, n1):
