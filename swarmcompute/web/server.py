@@ -89,6 +89,11 @@ class WebServer:
                 f"cannot serve HTTP on {self._bind}:{self._port}: {exc.strerror}; "
                 "pass --http-port with a free port, or --http-port off"
             ) from None
+        try:
+            self._config.load()  # builds the TLS context: a certificate that does not load is said here
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            sock.close()
+            raise ConfigError(f"cannot use --tls-cert/--tls-key: {exc}") from None
         sock.listen(128)
         sock.setblocking(False)
         self._sock = sock
@@ -104,7 +109,6 @@ class WebServer:
     def start(self) -> None:
         if self._sock is None:
             raise ConfigError("WebServer.start before bind")
-        self._config.load()  # builds the TLS context: a bad certificate is said here
         loop = asyncio.get_running_loop()
         self._task = loop.create_task(self._serve(self._sock), name="http")
         self._sampler = loop.create_task(self._app.state.api.load.run(), name="http-load-history")

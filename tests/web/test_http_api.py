@@ -297,7 +297,7 @@ def test_the_docs_page_and_dashboard_are_served_from_the_package(cluster: list[D
     assert _get(cluster[0], "/assets/../../etc/passwd").status_code == 404
 
 
-def test_an_explicit_http_port_that_is_taken_stops_the_daemon_with_one_line(tmp_path: Path) -> None:
+def test_a_taken_http_port_or_an_unusable_certificate_stops_the_daemon_with_one_line(tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -308,6 +308,14 @@ def test_an_explicit_http_port_that_is_taken_stops_the_daemon_with_one_line(tmp_
         )
     assert out.returncode == 2
     assert f"cannot serve HTTP on 127.0.0.1:{port}" in out.stderr and "--http-port" in out.stderr
+    missing = tmp_path / "missing.pem"
+    out = subprocess.run(
+        [*args, "--port", "0", "--no-mdns", "--http-port", "0", "--tls-cert", str(missing), "--tls-key", str(missing)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2 and "cannot use --tls-cert/--tls-key" in out.stderr, out.stderr[-2000:]
 
 
 def test_swarm_with_url_runs_commands_from_a_host_without_a_daemon(
