@@ -51,6 +51,8 @@ _SPEC_OPTIONS = frozenset(
         "job_id",
         "files",
         "keep",
+        "gpu_mem",
+        "constraints",
     }
 )
 _SHIP_OPTIONS = ("upload", "workdir", "max_upload")
@@ -72,7 +74,9 @@ def job_spec(argv: Sequence[str] | str, **options: Any) -> JobSpec:
     default, or "keep"), max_output (bytes of output kept per attempt, "1G" or bytes;
     default 64 MiB), keep_on_exit (``run`` only: keep the job running if
     the caller stops reading its stream; by default that cancels it), job_id
-    (client-chosen id, for idempotent resubmission).
+    (client-chosen id, for idempotent resubmission), gpu_mem (each GPU has at least this
+    much memory, "10G" or bytes; implies gpus=1 when gpus is not given), constraints
+    ("K=V" or "K!=V", or a list of them: node labels to match).
     """
     unknown = set(options) - _SPEC_OPTIONS
     if unknown:
@@ -118,7 +122,11 @@ def _job_spec(argv: Sequence[str] | str, options: Mapping[str, Any]) -> JobSpec:
         "max_output_bytes": _size(options.get("max_output"), "max_output"),
         "files": _manifest(options.get("files")),
         "keep": _patterns(options.get("keep")),
+        "gpu_mem": _size(options.get("gpu_mem"), "gpu_mem"),
+        "constraints": _constraints(options.get("constraints")),
     }
+    if fields["gpu_mem"] and not fields["gpus"]:
+        fields["gpus"] = 1
     check_job(fields)
     if fields["on_disconnect"] not in ("stop", "keep"):
         raise ValueError(f"on_disconnect must be stop or keep, got {printable(fields['on_disconnect'])[:40]!r}")
@@ -209,6 +217,16 @@ def _patterns(value: object) -> tuple[str, ...]:
     if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         return tuple(value)
     raise ValueError("keep must be a pattern or a list of patterns (gitignore syntax)")
+
+
+def _constraints(value: object) -> tuple[str, ...]:
+    if not value:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ValueError("constraints must be KEY=VALUE (or KEY!=VALUE) or a list of them")
 
 
 def _shown(value: object) -> str:

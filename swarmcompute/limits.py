@@ -139,6 +139,18 @@ def check_job(fields: Mapping[str, Any]) -> None:
         _int("mem", fields["mem_bytes"], 0, MAX_MEM_BYTES)
     if "gpus" in fields:
         _int("gpus", fields["gpus"], 0, MAX_GPUS)
+    if "gpu_mem" in fields:
+        _int("gpu-mem", fields["gpu_mem"], 0, MAX_MEM_BYTES)
+    constraints = fields.get("constraints")
+    if constraints:
+        from swarmcompute.scheduler.constraints import MAX_CONSTRAINTS, constraint_problem
+
+        if not isinstance(constraints, (list, tuple)) or len(constraints) > MAX_CONSTRAINTS:
+            raise ValueError(f"constraints must be a list of at most {MAX_CONSTRAINTS} KEY=VALUE or KEY!=VALUE")
+        for text in constraints:
+            problem = constraint_problem(text)
+            if problem:
+                raise ValueError(problem)
     if "max_output_bytes" in fields:
         _int("max output", fields["max_output_bytes"], 0, MAX_OUTPUT_BYTES)
     for key in ("after", "after_any"):

@@ -50,6 +50,8 @@ SPEC_FIELDS = (
     "max_output_bytes",
     "files",
     "keep",
+    "gpu_mem",
+    "constraints",
 )
 SPEC_DEFAULTS = {
     "name": "",
@@ -73,6 +75,8 @@ SPEC_DEFAULTS = {
     "max_output_bytes": 0,
     "files": [],
     "keep": [],
+    "gpu_mem": 0,
+    "constraints": [],
 }
 
 

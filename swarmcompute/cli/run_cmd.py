@@ -50,7 +50,12 @@ Options:
   --priority N          Higher runs first (default 0).
   --cpus N              CPUs to reserve (default 1; 0 reserves none).
   --mem SIZE            Memory to reserve, e.g. 512M, 2G.
-  --gpus N              GPUs to reserve.
+  --gpus N              GPUs to reserve: N cards of the node, its own for the
+                        job (CUDA_VISIBLE_DEVICES names them).
+  --gpu-mem SIZE        Each card has at least SIZE of memory, e.g. 40G
+                        (implies --gpus 1).
+  --constraint K=V      Run only on a node labelled K=V (K!=V: not so labelled;
+                        repeatable; see swarm join --label, swarm label).
   --max-procs N         At most N processes (a cgroup's pids.max; else the
                         user's RLIMIT_NPROC, which root ignores).
   --max-file-size SIZE  No file written larger than SIZE (RLIMIT_FSIZE).
@@ -93,6 +98,8 @@ _OPTIONS: dict[str, tuple[str, bool, bool]] = {
     "--cpus": ("cpus", True, False),
     "--mem": ("mem", True, False),
     "--gpus": ("gpus", True, False),
+    "--gpu-mem": ("gpu_mem", True, False),
+    "--constraint": ("constraints", True, True),
     "--max-procs": ("max_procs", True, False),
     "--max-file-size": ("max_file_size", True, False),
     "--after": ("after", True, True),
@@ -284,6 +291,7 @@ def _spec(parsed: RunArgs) -> dict[str, Any]:
         mem_bytes = parse_size(opts.get("mem"))
         max_file_size = parse_size(opts.get("max_file_size"))
         max_output_bytes = parse_size(opts.get("max_output"))
+        gpu_mem = parse_size(opts.get("gpu_mem"))
     except SwarmError as exc:
         raise UsageError(str(exc)) from None
     # Options map onto JobSpec fields of the same name; lean.spec_fields fills the defaults.
@@ -297,6 +305,11 @@ def _spec(parsed: RunArgs) -> dict[str, Any]:
         spec["max_output_bytes"] = max_output_bytes
     if "max_file_size" in opts:
         spec["max_file_size"] = max_file_size
+    if gpu_mem:
+        spec["gpu_mem"] = gpu_mem
+        spec["gpus"] = spec.get("gpus") or 1
+    else:
+        spec.pop("gpu_mem", None)
     check_job(spec)
     if spec.get("on_disconnect", "stop") not in ("stop", "keep"):
         raise UsageError(f"--on-disconnect must be stop or keep, got {_shown(spec['on_disconnect'])}")

@@ -58,6 +58,8 @@ class ContainerSpec(AttemptSpec):
     mem_bytes: int | None = None
     binds: tuple[tuple[str, str], ...] = ()
     """(host directory, container path) pairs mounted read-write: a job's staged working directory."""
+    gpus: tuple[str, ...] = ()
+    """Host GPU indices given to it: one device request for exactly these (``--gpus device=...``)."""
 
     @classmethod
     def of(

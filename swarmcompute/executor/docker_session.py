@@ -162,6 +162,8 @@ class EngineSession:
         if spec.mem_bytes:
             # A hard limit, as with Slurm or Kubernetes: no swap on top (Docker's default doubles it).
             kwargs["mem_limit"] = kwargs["memswap_limit"] = int(spec.mem_bytes)
+        if spec.gpus:
+            kwargs["device_requests"] = [gpu_request(spec.gpus)]
         if self._network_mode:
             kwargs["network_mode"] = self._network_mode
         run_as = run_as_of(spec)  # a root daemon: a non-root submitter's job runs as uid:gid
@@ -263,6 +265,11 @@ class EngineSession:
         """SIGTERM (the container's stop signal), SIGKILL after ``grace_s`` whole seconds."""
         check_engine_socket(self.docker_host)
         self.client().api.stop(container_id, timeout=grace_s)
+
+
+def gpu_request(indices: tuple[str, ...]) -> Any:
+    """The device request for exactly these host GPUs (``docker run --gpus '"device=0,1"'``)."""
+    return docker.types.DeviceRequest(driver="nvidia", device_ids=list(indices), capabilities=[["gpu"]])
 
 
 def close_stream(stream: Any) -> None:

@@ -15,6 +15,7 @@ MAX_IMAGES = 64
 """Image refs advertised per node; the scheduler only needs the likely-hot ones."""
 MAX_GPUS = 16
 MAX_STR = 200
+MAX_LABELS = 32
 MAX_USERS = 256
 """User names a root node advertises (``swarmcompute.users.MAX_USERS``)."""
 
@@ -26,6 +27,8 @@ class GpuInfo:
     name: str
     mem_total: int
     """Bytes."""
+    uuid: str = ""
+    """``GPU-...`` as nvidia-smi names it ("" from an older node)."""
 
 
 @codec.message("gossip.meta")
@@ -46,6 +49,11 @@ class NodeMeta:
     users: tuple[str, ...] | None = None
     """The local users a root node runs jobs as (``swarmcompute.users``: at most ``MAX_USERS``);
     None: a node run by a normal user, which runs every job as itself."""
+    labels: tuple[tuple[str, str], ...] = ()
+    """(key, value) pairs sorted by key (``swarm join --label``, ``swarm label``): what
+    ``swarm run --constraint`` matches; at most ``MAX_LABELS``."""
+    docker: bool = False
+    """Its Docker engine answered the last probe: only such a node is given image jobs."""
 
     def capped(self) -> NodeMeta:
         """The same meta within the advertised bounds (long lists and strings cut)."""
@@ -54,10 +62,12 @@ class NodeMeta:
             and len(self.gpus) <= MAX_GPUS
             and len(self.roles) <= 8
             and len(self.users or ()) <= MAX_USERS
+            and len(self.labels) <= MAX_LABELS
             and all(
                 len(s) <= MAX_STR for s in (self.name, self.version, *self.images, *self.roles, *(self.users or ()))
             )
-            and all(len(g.name) <= MAX_STR for g in self.gpus)
+            and all(len(g.name) <= MAX_STR and len(g.uuid) <= MAX_STR for g in self.gpus)
+            and all(len(k) <= MAX_STR and len(v) <= MAX_STR for k, v in self.labels)
         ):
             return self
         return replace(
@@ -65,13 +75,15 @@ class NodeMeta:
             name=self.name[:MAX_STR],
             version=self.version[:MAX_STR],
             images=tuple(i[:MAX_STR] for i in self.images[:MAX_IMAGES]),
-            gpus=tuple(replace(g, name=g.name[:MAX_STR]) for g in self.gpus[:MAX_GPUS]),
+            gpus=tuple(replace(g, name=g.name[:MAX_STR], uuid=g.uuid[:MAX_STR]) for g in self.gpus[:MAX_GPUS]),
             roles=tuple(r[:MAX_STR] for r in self.roles[:8]),
             users=None if self.users is None else tuple(u for u in self.users[:MAX_USERS] if len(u) <= MAX_STR),
+            labels=tuple((k, v) for k, v in self.labels[:MAX_LABELS] if len(k) <= MAX_STR and len(v) <= MAX_STR),
         )
 
     def approx_size(self) -> int:
-        """An upper bound on the encoded bytes (msgpack ext header, tag, 11 fields)."""
+        """An upper bound on the encoded bytes (msgpack ext header, tag, 13 fields)."""
         strings = (self.name, self.version, *self.images, *self.roles, *(self.users or ()))
-        gpu = sum(40 + len(g.name.encode()) for g in self.gpus)
-        return 90 + sum(5 + len(s.encode()) for s in strings) + gpu
+        gpu = sum(45 + len(g.name.encode()) + len(g.uuid.encode()) for g in self.gpus)
+        labels = sum(12 + len(k.encode()) + len(v.encode()) for k, v in self.labels)
+        return 100 + sum(5 + len(s.encode()) for s in strings) + gpu + labels

@@ -18,19 +18,25 @@ from swarmcompute import __version__
 from swarmcompute.membership.meta import MAX_IMAGES, GpuInfo, NodeMeta
 
 NVIDIA_SMI_TIMEOUT_S = 2.0
-_NVIDIA_QUERY = ["--query-gpu=index,name,memory.total", "--format=csv,noheader,nounits"]
+_NVIDIA_QUERY = ["--query-gpu=index,uuid,name,memory.total", "--format=csv,noheader,nounits"]
 
 
 def parse_nvidia_smi(text: str) -> tuple[GpuInfo, ...]:
-    """Parse ``index, name, memory.total [MiB]`` lines; malformed lines are skipped."""
+    """Parse ``index, uuid, name, memory.total [MiB]`` lines (the query above), e.g.
+    ``0, GPU-5f1c..., NVIDIA H200, 143771``; the older ``index, name, memory.total`` shape too
+    (no uuid). Malformed lines (``[N/A]`` memory, no index) are skipped."""
     gpus: list[GpuInfo] = []
     for line in text.splitlines():
         parts = [p.strip() for p in line.split(",")]
         if len(parts) < 3:
             continue
+        uuid = ""
+        if len(parts) >= 4 and parts[1].startswith(("GPU-", "MIG-")):
+            uuid = parts[1]
+            parts = [parts[0], *parts[2:]]
         index, name, mem = parts[0], ",".join(parts[1:-1]), parts[-1]
         try:
-            gpus.append(GpuInfo(int(index), name, int(float(mem)) * 1024 * 1024))
+            gpus.append(GpuInfo(int(index), name, int(float(mem)) * 1024 * 1024, uuid))
         except ValueError:
             continue
     return tuple(gpus)

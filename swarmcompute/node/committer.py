@@ -63,13 +63,8 @@ class ReplicatedJobLog:
         tick_interval_s: float = 0.1,
         rng: random.Random | None = None,
         compact_after_entries: int = COMPACT_AFTER_ENTRIES,
-        clock: Callable[[], float] = time.monotonic,
-        request_id: Callable[[], str] = lambda: os.urandom(8).hex(),
     ) -> None:
         self.node_id = node_id
-        self._clock = clock
-        """Times forwards (``time.monotonic``; the simulator's own clock there)."""
-        self._request_id = request_id
         self._table = table
         self._compact_after_entries = compact_after_entries
         self._on_applied = on_applied
@@ -199,41 +194,30 @@ class ReplicatedJobLog:
                     continue
                 await self._wait_for_leader()
                 continue
-            proposed = self.propose_batch()
-            if proposed is None:
+            batch = self._queue[:MAX_BATCH_COMMANDS]
+            del self._queue[:MAX_BATCH_COMMANDS]
+            batch = self._decided_here(batch, self.raft.node.term)
+            commands = [cmd for cmd, _ in batch]
+            self._plan_wanted = False
+            planned = self.plan(commands) if self.plan is not None else []
+            if not commands and not planned:
                 continue
-            if not proposed:
+            proposed = CommandBatch(tuple(commands + planned))
+            data = codec.encode(proposed)
+            try:
+                index, term = self.raft.propose(data)
+            except NotLeaderError:
+                self._queue[:0] = batch  # leadership is moving (a transfer, a step-down): retry shortly
                 await self.raft.wait_leader_change(FORWARD_RESEND_S / 4)
                 continue
+            self._last_proposed = index
+            self._own_batches[index] = (data, proposed)
+            if planned:
+                self.last_planned_index = index
+            futures = [fut for _, fut in batch if fut is not None]
+            if futures:
+                self._waiting[index] = (term, futures)
             await asyncio.sleep(0)  # let this turn's other proposals join the next batch
-
-    def propose_batch(self) -> bool | None:
-        """On the leader: the queued commands (and the placements that ride with them) as one
-        entry. True: proposed; None: nothing to propose; False: not the leader after all (the
-        commands wait in the queue: leadership is moving, a transfer or a step-down)."""
-        batch = self._queue[:MAX_BATCH_COMMANDS]
-        del self._queue[:MAX_BATCH_COMMANDS]
-        batch = self._decided_here(batch, self.raft.node.term)
-        commands = [cmd for cmd, _ in batch]
-        self._plan_wanted = False
-        planned = self.plan(commands) if self.plan is not None else []
-        if not commands and not planned:
-            return None
-        proposed = CommandBatch(tuple(commands + planned))
-        data = codec.encode(proposed)
-        try:
-            index, term = self.raft.propose(data)
-        except NotLeaderError:
-            self._queue[:0] = batch
-            return False
-        self._last_proposed = index
-        self._own_batches[index] = (data, proposed)
-        if planned:
-            self.last_planned_index = index
-        futures = [fut for _, fut in batch if fut is not None]
-        if futures:
-            self._waiting[index] = (term, futures)
-        return True
 
     def _in_flight(self) -> bool:
         """Whether an earlier batch is still on its way (not applied here, or not answered)."""
@@ -260,22 +244,22 @@ class ReplicatedJobLog:
         if not batch:
             return
         forward = _Forward(
-            ForwardCommands(self._request_id(), tuple(cmd for cmd, _ in batch)),
+            ForwardCommands(os.urandom(8).hex(), tuple(cmd for cmd, _ in batch)),
             [fut for _, fut in batch if fut is not None],
-            self._clock() + LEADER_WAIT_S,
+            time.monotonic() + LEADER_WAIT_S,
             [cmd for cmd, fut in batch if fut is None],
         )
         self._forwarded[forward.msg.request_id] = forward
         self._resend(forward, leader)
 
     def _resend(self, forward: _Forward, leader: str) -> None:
-        forward.sent_at = self._clock()
+        forward.sent_at = time.monotonic()
         if self._send_to is not None:
             self._send_to(leader, forward.msg)
 
     def check_forwards(self) -> None:
         """Resend forwards whose reply is late (to the current leader); fail the expired ones."""
-        now = self._clock()
+        now = time.monotonic()
         for request_id, forward in list(self._forwarded.items()):
             if now > forward.deadline:
                 del self._forwarded[request_id]
@@ -291,10 +275,6 @@ class ReplicatedJobLog:
 
     def _requeue_locally(self, forward: _Forward) -> None:
         """Queue a forward's commands here; the last one's commit settles the forward's waiters."""
-        if not forward.futures:  # nobody waits: no marker (nor a running loop) needed
-            self._queue.extend((cmd, None) for cmd in forward.msg.commands)
-            self._wakeup.set()
-            return
         *head, last = forward.msg.commands
         marker: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.extend((cmd, None) for cmd in head)

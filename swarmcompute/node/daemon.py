@@ -347,7 +347,6 @@ class Daemon:
             link.attach(self.committer, self.gossip)
             copies = self._copies = LogCopies(self)
             link.on_log_fetch = copies.serve
-            self.on_jobs_removed.append(copies.jobs_removed)
             files = self._files = self.executor.files = FilesHost(self)
             link.on_files = files.on_peer
             link.add_seeds(list(plan.seeds) + list(link.book.items().values()))
@@ -701,7 +700,7 @@ class Daemon:
                 if not state.still_to_start(start, may_start=self.lease.may_start(), now_mono=time.monotonic()):
                     continue
                 job = start.job
-                await self.executor.start(job.id, start.attempt, job.spec, leased=start.leased)
+                await self.executor.start(job.id, start.attempt, job.spec, leased=start.leased, gpus=start.gpus)
                 running = self.executor.is_running(job.id, start.attempt)
                 self._carry(state.started(start, running=running, holds=self.lease.holds(), now_wall=time.time()))
 
@@ -1183,6 +1182,7 @@ class Daemon:
                 local_name=identity.name,
                 local_address=self.link.address,
                 images=list(self.inventory.images) if self.inventory else [],
+                own_meta=self.inventory.meta() if self.inventory else None,
             )
             for n in node_ids
         ]
@@ -1218,6 +1218,9 @@ def _capacity(node_id: str, meta: NodeMeta) -> NodeCapacity:
         len(meta.gpus),
         frozenset(meta.images),
         users=None if meta.users is None else frozenset(meta.users),
+        gpu_cards=tuple((g.index, g.mem_total) for g in meta.gpus),
+        labels=meta.labels,
+        docker=meta.docker,
     )
 
 
@@ -1247,17 +1250,17 @@ def _malloc_trim() -> None:
         pass  # not glibc
 
 
-def _docker_images() -> list[str]:
-    """Images the local Docker engine holds (empty without an engine); runs in a thread."""
+def _docker_images() -> list[str] | None:
+    """Images the local Docker engine holds (None without an engine); runs in a thread."""
     from swarmcompute.membership.meta import MAX_IMAGES
     from swarmcompute.node.runners import engine_socket_answers
 
     if not engine_socket_answers():
-        return []  # no engine: never load the Docker SDK
+        return None  # no engine: never load the Docker SDK
     from swarmcompute.executor.docker_engine import docker_available, local_images
 
     if not docker_available():
-        return []
+        return None
     return local_images(limit=MAX_IMAGES)
 
 

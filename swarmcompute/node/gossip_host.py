@@ -96,13 +96,15 @@ class GossipHost:
 
 def changed_noticeably(old: NodeMeta, new: NodeMeta) -> bool:
     """What the scheduler and `swarm status` would care about: inventory, or a real swing in use."""
-    if (old.name, old.cpus, old.mem_total, old.gpus, old.images, old.version) != (
+    if (old.name, old.cpus, old.mem_total, old.gpus, old.images, old.version, old.labels, old.docker) != (
         new.name,
         new.cpus,
         new.mem_total,
         new.gpus,
         new.images,
         new.version,
+        new.labels,
+        new.docker,
     ):
         return True
     total = max(new.mem_total, 1)

@@ -1,11 +1,12 @@
 """What this node advertises through gossip, gathered without ever blocking the loop.
 
 CPU, memory and disk come from the ``ResourceMonitor`` samples the daemon
-already takes. GPUs (``nvidia-smi``) are read once at start, in a thread: the
-inventory does not change while the daemon runs, and nvidia-smi can take a
-second. Docker images are re-listed in a thread every ``IMAGES_INTERVAL_S``
-when an engine is reachable, so the scheduler can prefer nodes that hold a
-job's image.
+already takes. GPUs (``nvidia-smi``: index, uuid, model, memory) and Docker
+images are read in a thread every ``IMAGES_INTERVAL_S`` (nvidia-smi can take a
+second; a card that falls off the bus or a driver installed later shows within
+that), so the scheduler can prefer nodes that hold a job's image and give image
+jobs only to nodes whose engine answered (``docker``). Labels are the node's own
+(``swarm join --label``, ``swarm label``), kept in its state dir by the daemon.
 """
 
 from __future__ import annotations
@@ -28,13 +29,22 @@ IMAGES_INTERVAL_S = 30.0
 
 class Inventory:
     def __init__(
-        self, name: str, resources: ResourceMonitor, *, list_images: Callable[[], list[str]] | None = None
+        self,
+        name: str,
+        resources: ResourceMonitor,
+        *,
+        list_images: Callable[[], list[str] | None] | None = None,
+        labels: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self._name = name
         self._resources = resources
         self._list_images = list_images
+        """Image refs of the local engine; None when no engine answers."""
         self.gpus: tuple[GpuInfo, ...] = ()
         self.images: tuple[str, ...] = ()
+        self.docker = False
+        """The engine answered the last look (``list_images`` did not return None nor raise)."""
+        self.labels = labels
         self._users = LocalUsers()
 
     def meta(self) -> NodeMeta:
@@ -51,19 +61,28 @@ class Inventory:
             images=self.images,
             version=__version__,
             users=self._users.names(),
+            labels=self.labels,
+            docker=self.docker,
         ).capped()
 
     async def run(self) -> None:
-        """Read the GPUs once, then keep the image list fresh until cancelled."""
-        self.gpus = await asyncio.to_thread(sample_gpus)
-        if self.gpus:
-            log.info("gpus_found", gpus=[g.name for g in self.gpus])
+        """Keep the GPU and image lists fresh until cancelled."""
+        while True:
+            await self.refresh()
+            await asyncio.sleep(IMAGES_INTERVAL_S)
+
+    async def refresh(self) -> None:
+        """Read the GPUs and the engine's images once (each in a thread)."""
+        gpus = await asyncio.to_thread(sample_gpus)
+        if gpus != self.gpus:
+            log.info("gpus_found", gpus=[f"{g.index}: {g.name}" for g in gpus])
+        self.gpus = gpus
         if self._list_images is None:
             return
-        while True:
-            try:
-                self.images = tuple(sorted(set(await asyncio.to_thread(self._list_images))))
-            except Exception as exc:  # an engine that went away just means "no images known"
-                log.debug("docker_images_unavailable", error=str(exc))
-                self.images = ()
-            await asyncio.sleep(IMAGES_INTERVAL_S)
+        try:
+            images = await asyncio.to_thread(self._list_images)
+        except Exception as exc:  # an engine that went away just means "no images known"
+            log.debug("docker_images_unavailable", error=str(exc))
+            images = None
+        self.docker = images is not None
+        self.images = tuple(sorted(set(images or ())))

@@ -74,9 +74,17 @@ class JobRunners:
             )  # fmt: skip
         return self._docker
 
-    async def start(self, job_id: str, attempt: int, spec: JobSpec, *, leased: bool = False) -> None:
+    async def start(
+        self, job_id: str, attempt: int, spec: JobSpec, *, leased: bool = False, gpus: tuple[int, ...] = ()
+    ) -> None:
+        """Start an attempt; ``gpus``: the card indices it was given here (``LocalQueue``), named in
+        ``CUDA_VISIBLE_DEVICES`` and ``NVIDIA_VISIBLE_DEVICES`` (a container gets exactly those
+        cards as a device request; inside it they are numbered from 0)."""
+        env = dict(spec.env)
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = env["NVIDIA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
         plain = AttemptSpec(
-            job_id, attempt, spec.argv, dict(spec.env), spec.cwd, spec.timeout_s, leased,
+            job_id, attempt, spec.argv, env, spec.cwd, spec.timeout_s, leased,
             max_output_bytes=spec.max_output_bytes,
             user=spec.user, max_procs=spec.max_procs, max_file_size=spec.max_file_size,
             limit_cpus=spec.cpus, limit_mem_bytes=spec.mem_bytes,
@@ -98,6 +106,9 @@ class JobRunners:
         from swarmcompute.executor.docker_engine import ContainerSpec
 
         container = ContainerSpec.of(plain, image=spec.image, cpus=spec.cpus or None, mem_bytes=spec.mem_bytes or None)
+        if gpus:  # the container sees only its cards, renumbered from 0
+            inside = {**container.env, "CUDA_VISIBLE_DEVICES": ",".join(str(n) for n in range(len(gpus)))}
+            container = replace(container, env=inside, gpus=tuple(str(i) for i in gpus))
         if work is not None:  # the staged directory, mounted where the job expects it
             container = replace(container, binds=((str(work), CONTAINER_WORKDIR),))
         await self.docker().start(container)

@@ -69,8 +69,13 @@ def node_view(
     local_name: str,
     local_address: str,
     images: list[str],
+    own_meta: NodeMeta | None = None,
 ) -> dict[str, Any]:
-    meta: NodeMeta | None = member.meta if member is not None else None
+    """One node as `swarm status` and `swarm nodes` show it (``own_meta``: this node's inventory
+    now, fresher than what it gossiped)."""
+    meta: NodeMeta | None = own_meta if local is not None and own_meta is not None else None
+    if meta is None and member is not None:
+        meta = member.meta
     running = sum(1 for j in table.open_jobs() if j.state in ACTIVE_STATES and j.node == node_id)
     view: dict[str, Any] = {
         "id": node_id,
@@ -85,7 +90,12 @@ def node_view(
         "mem_total": meta.mem_total if meta else 0,
         "mem_available": meta.mem_available if meta else 0,
         "disk_free": meta.disk_free if meta else 0,
-        "gpus": [{"index": g.index, "name": g.name, "mem_total": g.mem_total} for g in meta.gpus] if meta else [],
+        "gpus": [{"index": g.index, "uuid": g.uuid, "name": g.name, "mem_total": g.mem_total} for g in meta.gpus]
+        if meta
+        else [],
+        "labels": dict(meta.labels) if meta else {},
+        "docker": meta.docker if meta else False,
+        "drained": node_id in table.drained,
         "images": list(meta.images) if meta else [],
         "running_jobs": running,
     }

@@ -11,6 +11,11 @@ holds the node's side of that bargain, as plain rules with no I/O:
   waiting would only strand it.
 - Hold queued work back while a higher-priority job that could run here is still
   pending: the leader is about to place it in front of the queue.
+- Give each attempt that asks for GPUs its own cards: the lowest free indices
+  with at least the job's ``gpu_mem``, held until the attempt's process has
+  ended (``ended``), so two attempts never share a card. The daemon names them in
+  ``CUDA_VISIBLE_DEVICES`` (``gpus_of``). A restarted daemon starts with every
+  card free: the jobs of its earlier life were killed before it starts any.
 - Hand an attempt back (``ReleaseQueued``) when it has waited here for
   ``HAND_BACK_AFTER_S`` and another live node could run it now. Only the node
   itself hands back, and never after starting the process, so no attempt is ever
@@ -21,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from swarmcompute.scheduler.placement import NodeCapacity
+from swarmcompute.scheduler.placement import NodeCapacity, may_run_on
 from swarmcompute.state.job import ACTIVE_STATES, Job, JobSpec, JobState
 from swarmcompute.state.table import JobTable
 
@@ -40,6 +45,7 @@ class LocalQueue:
         self._queued_since: dict[str, float] = {}  # job id -> monotonic time it was first queued
         self._in_use: dict[Key, JobSpec] = {}  # attempts started here that have not ended
         self._handed_back: dict[str, int] = {}  # job id -> the attempt handed back, until the table moves on
+        self._cards: dict[Key, tuple[int, ...]] = {}  # GPU indices each started attempt holds
 
     def __len__(self) -> int:
         return len(self._queued)
@@ -74,6 +80,9 @@ class LocalQueue:
         free_cpus = capacity.cpus - sum(s.cpus for s in self._in_use.values())
         free_mem = capacity.mem_bytes - sum(s.mem_bytes for s in self._in_use.values())
         free_gpus = capacity.gpus - sum(s.gpus for s in self._in_use.values())
+        held = {i for cards in self._cards.values() for i in cards}
+        free_cards = [(i, mem) for i, mem in capacity.gpu_cards if i not in held]
+        chosen: dict[Key, tuple[int, ...]] = {}
         highest_pending = table.highest_pending_priority()
         picked: list[Job] = []
         cleared: int | None = None  # a priority level no runnable pending job outranks here
@@ -83,16 +92,28 @@ class LocalQueue:
                 if _higher_priority_waits(table, spec.priority, capacity, now_wall):
                     break  # everything after this one has the same or a lower priority
                 cleared = spec.priority
+            cards = [i for i, mem in free_cards if mem >= spec.gpu_mem][: spec.gpus]
             fits = spec.cpus <= free_cpus + _EPSILON and spec.mem_bytes <= free_mem and spec.gpus <= free_gpus
+            if capacity.gpu_cards and len(cards) < spec.gpus:
+                fits = False
             if not fits and (self._in_use or picked):
                 continue
             free_cpus -= spec.cpus
             free_mem -= spec.mem_bytes
             free_gpus -= spec.gpus
+            free_cards = [c for c in free_cards if c[0] not in cards]
+            chosen[(job.id, job.attempt)] = tuple(cards)
             picked.append(job)
         for job in picked:
             self.started(job)
+            key = (job.id, job.attempt)
+            if chosen[key]:
+                self._cards[key] = chosen[key]
         return picked
+
+    def gpus_of(self, job_id: str, attempt: int) -> tuple[int, ...]:
+        """The GPU indices an attempt started here holds (none: it asked for none)."""
+        return self._cards.get((job_id, attempt), ())
 
     def started(self, job: Job) -> None:
         self.forget(job.id)
@@ -100,6 +121,7 @@ class LocalQueue:
 
     def ended(self, job_id: str, attempt: int) -> None:
         self._in_use.pop((job_id, attempt), None)
+        self._cards.pop((job_id, attempt), None)
 
     # -- handing back --------------------------------------------------------------------
 
@@ -111,7 +133,7 @@ class LocalQueue:
         ]  # fmt: skip
         if not overdue:
             return []
-        rooms = {n.node_id: _Room(n) for n in others if n.node_id != self.node_id}
+        rooms = {n.node_id: _Room(n) for n in others if n.node_id != self.node_id and n.node_id not in table.drained}
         for job in table.open_jobs():
             room = rooms.get(job.node) if job.node is not None else None
             if room is not None and job.state in ACTIVE_STATES:
@@ -139,7 +161,7 @@ class _Room:
         self.cpus, self.mem_bytes, self.gpus = node.cpus, node.mem_bytes, node.gpus
 
     def fits(self, spec: JobSpec) -> bool:
-        if spec.node is not None and spec.node not in (self.node.node_id, self.node.name):
+        if not may_run_on(spec, self.node):
             return False
         return spec.cpus <= self.cpus + _EPSILON and spec.mem_bytes <= self.mem_bytes and spec.gpus <= self.gpus
 

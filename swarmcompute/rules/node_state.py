@@ -143,17 +143,13 @@ class NodeState:
         self.reruns: dict[str, set[Key]] = {}
         """Node -> its leased attempts this leader re-queued, until applied here (lease rule 4)."""
         self.blocked_on_fence = False
-        self.started_here: dict[str, int] = {}
-        """Job id -> the attempt of it this daemon started (in this life, in this history)."""
 
     # -- committed changes --------------------------------------------------------------
 
     def restarted(self, now_wall: float) -> list[Instruction]:
         """At start: attempts the log says ran here died with the previous daemon."""
         lost = tuple(
-            RequeueLost(
-                j.id, j.attempt, LOST_WITH_THE_DAEMON, now_wall, node_id=self.node_id, assigned_at=j.assigned_at
-            )
+            RequeueLost(j.id, j.attempt, LOST_WITH_THE_DAEMON, now_wall)
             for j in self.table.open_jobs()
             if j.state in ACTIVE_STATES and j.node == self.node_id
         )
@@ -178,47 +174,13 @@ class NodeState:
         for job_id in changed:
             job = self.table.get(job_id)
             if job is None:
-                # Gone from the table (`swarm recover` replaced the history that held it): nothing
-                # of it may start or keep running here (found by the whole-cluster simulator: a
-                # rejoining node started the queued attempts of jobs the new history never had).
-                queue.forget(job_id)
-                self.started_here.pop(job_id, None)
-                out.extend(Stop(job_id, attempt, lost=False) for attempt in running.get(job_id, ()))
-                out.append(Notify(job_id))
                 continue
-            mine = job.state in ACTIVE_STATES and job.node == node_id
-            if not mine or self.started_here.get(job_id, job.attempt) != job.attempt:
-                self.started_here.pop(job_id, None)
-            if from_earlier_life and mine:
+            if from_earlier_life and job.state in ACTIVE_STATES and job.node == node_id:
                 queue.forget(job.id)
                 if job.attempt not in running.get(job.id, ()):
-                    earlier.append(
-                        RequeueLost(
-                            job.id,
-                            job.attempt,
-                            LOST_WITH_THE_DAEMON,
-                            now_wall,
-                            node_id=node_id,
-                            assigned_at=job.assigned_at,
-                        )
-                    )
+                    earlier.append(RequeueLost(job.id, job.attempt, LOST_WITH_THE_DAEMON, now_wall))
             elif job.state is JobState.ASSIGNED and job.node == node_id:
                 wake = queue.offer(job, now_mono) or wake
-            elif mine and job_id not in self.started_here and job.attempt not in running.get(job_id, ()):
-                # Running here by the table, yet neither running nor started by this daemon: an
-                # earlier life's, or its end was in a history `swarm recover` replaced (found by
-                # the whole-cluster simulator: such a job stayed "running" for good).
-                queue.forget(job_id)
-                earlier.append(
-                    RequeueLost(
-                        job.id,
-                        job.attempt,
-                        LOST_WITH_THE_DAEMON,
-                        now_wall,
-                        node_id=node_id,
-                        assigned_at=job.assigned_at,
-                    )
-                )
             else:
                 queue.forget(job_id)
             # Only a new or re-queued job, or freed capacity, can change the placement.
@@ -274,7 +236,6 @@ class NodeState:
             return []
         if job.attempt != attempt or job.node != self.node_id or job.state not in ACTIVE_STATES:
             return [Stop(job.id, attempt, lost=False)]  # cancelled or moved while a container started
-        self.started_here[job.id] = attempt
         if start.leased and not holds:
             return [Stop(job.id, attempt, lost=True)]  # the lease lapsed while it started
         return [Propose((StartAttempt(job.id, attempt, self.node_id, now_wall),))]
@@ -329,9 +290,7 @@ class NodeState:
             and grantor.may_rerun(node_id, view.voters, now_lease)
         )
         lost = tuple(
-            RequeueLost(
-                j.id, j.attempt, f"{why} (node {view.name(node_id)})", now_wall, view.term, node_id, j.assigned_at
-            )
+            RequeueLost(j.id, j.attempt, f"{why} (node {view.name(node_id)})", now_wall, view.term)
             for j in self.table.open_jobs()
             if j.state in ACTIVE_STATES and j.node == node_id and (lease_over or j.spec.on_disconnect == "keep")
         )
@@ -455,14 +414,7 @@ class NodeState:
                 out.append(Propose(tuple(ReleaseQueued(j.id, j.attempt, self.node_id, why, now_wall) for j in moved)))
         if view.is_leader:
             busy = {j.node for j in self.table.open_jobs() if j.node is not None and j.state in ACTIVE_STATES}
-            for node_id in sorted(busy - view.alive):
-                if node_id in self.dead_since:
+            for node_id in sorted(busy):
+                if node_id not in view.alive and node_id in self.dead_since:
                     out += self.requeue_attempts_of(node_id, "its node is dead", view, grantor, now_lease, now_wall)
-                elif node_id not in view.members:
-                    # Neither Raft nor gossip knows it: it left, or died, before this daemon started
-                    # (found by the whole-cluster simulator: a leader restarted after a node's
-                    # `swarm leave` never heard of it, and the attempts the table gave it waited
-                    # forever).
-                    why = "its node is gone from the cluster"
-                    out += self.requeue_attempts_of(node_id, why, view, grantor, now_lease, now_wall)
         return out

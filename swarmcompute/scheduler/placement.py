@@ -8,12 +8,17 @@ Rules, in order:
 3. A node fits when the job fits its capacity at all, and its *budget* (its
    capacity times ``1 + queue_ahead``) minus what jobs already there reserve,
    minus what earlier placements in this same round took, covers the job's
-   cpus, memory and gpus; it matches a ``node`` pin; and it has the job's user (a root node
+   cpus, memory and gpus; it matches a ``node`` pin; it has the job's user (a root node
    runs each job as its submitter, so the name must exist there; a node run by a normal user
-   runs every job as itself: ``users`` None).
-4. Among fitting nodes: a bonus for holding the job's image, then the most free
-   budget share (spread by load), then the fewest jobs (so zero-cpu jobs spread
-   too), then the node id (so the result is deterministic).
+   runs every job as itself: ``users`` None); its labels meet the job's ``constraints``
+   (``scheduler.constraints``); it has enough cards of the job's ``gpu_mem``; its Docker
+   engine answers, for an image job; and it is not drained (``JobTable.drained``).
+4. Among fitting nodes: a bonus for holding the job's image, only while that node
+   could start it at once (room beyond its queue-ahead budget: a busy holder that
+   drew the job would hand it back after ``HAND_BACK_AFTER_S`` and draw it again,
+   a new attempt each time), then the most free budget share (spread by load),
+   then the fewest jobs (so zero-cpu jobs spread too), then the node id (so the
+   result is deterministic).
 
 Queue-ahead (why the budget exceeds the capacity): a node is given a little more
 work than it can run at once, and starts the next queued attempt itself the
@@ -39,6 +44,7 @@ import itertools
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from swarmcompute.scheduler.constraints import satisfies, unmet
 from swarmcompute.state.commands import (
     Assignment,
     CancelJobs,
@@ -47,7 +53,7 @@ from swarmcompute.state.commands import (
     RequeueLost,
     SubmitJobs,
 )
-from swarmcompute.state.job import ACTIVE_STATES, Job, JobState
+from swarmcompute.state.job import ACTIVE_STATES, Job, JobSpec, JobState
 from swarmcompute.state.table import JobTable
 
 QUEUE_AHEAD = 4.0
@@ -73,6 +79,12 @@ class NodeCapacity:
     images: frozenset[str] = field(default_factory=frozenset)
     users: frozenset[str] | None = None
     """The local users it can run jobs as (a root node); None: it runs every job as its own user."""
+    gpu_cards: tuple[tuple[int, int], ...] = ()
+    """(index, memory bytes) of each GPU, as nvidia-smi numbers them (empty: only ``gpus`` known)."""
+    labels: tuple[tuple[str, str], ...] = ()
+    """Its labels (``swarm join --label``): what ``--constraint`` matches."""
+    docker: bool = True
+    """Its Docker engine answered (from gossip; image jobs go only where it did)."""
 
 
 @dataclass(slots=True)
@@ -94,6 +106,7 @@ class _Free:
     mem_bytes: int
     gpus: int
     jobs: int = 0
+    drained: bool = False
     queued: list[Job] = field(default_factory=list)
     """Assigned, not yet started attempts, highest priority first: they reserve budget only
     once the round reaches their priority level."""
@@ -118,10 +131,14 @@ def place(
     ``preferred``: job id -> the node to choose among equals (where its submitter waits).
     """
     scale = 1.0 + max(queue_ahead, 0.0)
+    drained = table.drained
     free = {
         n.node_id: _Free(n, n.cpus * scale, n.cpus * scale, int(n.mem_bytes * scale), int(n.gpus * scale))
         for n in nodes
     }
+    for node_id in drained:
+        if node_id in free:
+            free[node_id].drained = True
     for job in table.open_jobs():
         slot = free.get(job.node) if job.node is not None else None
         if slot is None or job.id in ending:
@@ -149,7 +166,7 @@ def place(
     # Free budget only shrinks within a round, so once a requirement shape fits
     # nowhere, every later job of that shape fits nowhere either: 10,000 queued
     # identical jobs cost one failed search, not 10,000.
-    unplaceable: dict[tuple[float, int, int, str | None, str], str] = {}
+    unplaceable: dict[tuple[object, ...], str] = {}
     level: int | None = None
     for job in runnable:
         if len(assignments) >= limit:
@@ -159,7 +176,11 @@ def place(
             for slot in free.values():
                 while slot.queued and slot.queued[-1].spec.priority >= level:
                     _reserve(slot, slot.queued.pop())
-        shape = (job.spec.cpus, job.spec.mem_bytes, job.spec.gpus, job.spec.node, job.spec.user)
+        spec = job.spec
+        shape = (
+            spec.cpus, spec.mem_bytes, spec.gpus, spec.node, spec.user,
+            spec.gpu_mem, spec.constraints, spec.image is not None,
+        )  # fmt: skip
         known = unplaceable.get(shape)
         if known is not None:
             waiting[job.id] = known
@@ -212,15 +233,32 @@ def _reserve(slot: _Free, job: Job) -> None:
 def _fits(job: Job, slot: _Free) -> bool:
     spec = job.spec
     node = slot.node
-    if spec.node is not None and spec.node not in (node.node_id, node.name):
-        return False
-    if not _has_user(node, spec.user):
+    if slot.drained or not may_run_on(spec, node):
         return False
     return (
         spec.cpus <= min(slot.cpus, node.cpus) + _EPSILON
         and spec.mem_bytes <= min(slot.mem_bytes, node.mem_bytes)
         and spec.gpus <= min(slot.gpus, node.gpus)
     )
+
+
+def may_run_on(spec: JobSpec, node: NodeCapacity) -> bool:
+    """Whether ``node`` could ever run ``spec``, load aside: its pin, user, constraints, GPU
+    memory and Docker engine (the fit check's fixed half; ``rules.local_queue`` uses it too)."""
+    if spec.node is not None and spec.node not in (node.node_id, node.name):
+        return False
+    if not _has_user(node, spec.user):
+        return False
+    if spec.constraints and not satisfies(node.labels, spec.constraints):
+        return False
+    if spec.image is not None and not node.docker:
+        return False
+    return not spec.gpu_mem or _big_cards(node, spec.gpu_mem) >= spec.gpus
+
+
+def _big_cards(node: NodeCapacity, gpu_mem: int) -> int:
+    """How many of its cards have at least ``gpu_mem`` bytes (0 where only a count is known)."""
+    return sum(1 for _, mem in node.gpu_cards if mem >= gpu_mem)
 
 
 def _has_user(node: NodeCapacity, user: str) -> bool:
@@ -235,11 +273,17 @@ def _best_node(job: Job, slots: Iterable[_Free], preferred: str | None = None) -
     image = job.spec.image
 
     def score(s: _Free) -> tuple[int, float, int, bool, str]:
-        has_image = 1 if image is not None and image in s.node.images else 0
+        has_image = 1 if image is not None and image in s.node.images and _idle_for(job, s) else 0
         share = s.cpus / s.budget_cpus if s.budget_cpus > 0 else 0.0
         return (-has_image, -share, s.jobs, s.node.node_id != preferred, s.node.node_id)
 
     return min(fitting, key=score)
+
+
+def _idle_for(job: Job, slot: _Free) -> bool:
+    """Whether ``slot``'s node has room for ``job`` now, not only in its queue-ahead budget."""
+    queue_room = slot.budget_cpus - slot.node.cpus
+    return job.spec.cpus <= slot.cpus - queue_room + _EPSILON
 
 
 def _why_not(job: Job, slots: Iterable[_Free]) -> str:
@@ -252,11 +296,36 @@ def _why_not(job: Job, slots: Iterable[_Free]) -> str:
         if not pinned:
             return f"pinned to node {spec.node!r}, which is not live"
         nodes = pinned
+    where = f"node {spec.node!r}" if spec.node is not None else "any live node"
     with_user = [s for s in nodes if _has_user(s.node, spec.user)]
     if not with_user:
-        where = f"node {spec.node!r}" if spec.node is not None else "any live node"
         return f"user {spec.user} does not exist on {where}: it runs only where its submitter has an account"
     nodes = with_user
+    if spec.constraints:
+        matching = [s for s in nodes if satisfies(s.node.labels, spec.constraints)]
+        if not matching:
+            missed = sorted({c for s in nodes for c in unmet(s.node.labels, spec.constraints)})
+            return (
+                f"no live node matches its constraints ({', '.join(missed)} unmet on {where}):"
+                " label a node with `swarm label NODE K=V`"
+            )
+        nodes = matching
+    if spec.image is not None:
+        with_docker = [s for s in nodes if s.node.docker]
+        if not with_docker:
+            return f"image job: no Docker engine answers on {where}: start dockerd there"
+        nodes = with_docker
+    if spec.gpu_mem:
+        big = [s for s in nodes if _big_cards(s.node, spec.gpu_mem) >= spec.gpus]
+        if not big:
+            most = max((_big_cards(s.node, spec.gpu_mem) for s in nodes), default=0)
+            return f"needs {spec.gpus} gpu(s) with at least {_gib(spec.gpu_mem)} each; the most any node has is {most}"
+        nodes = big
+    open_nodes = [s for s in nodes if not s.drained]
+    if not open_nodes:
+        names = ", ".join(sorted(s.node.name for s in nodes))
+        return f"every node that could run it is drained ({names}): `swarm undrain NODE`"
+    nodes = open_nodes
     largest_cpus = max(s.node.cpus for s in nodes)
     if spec.cpus > largest_cpus:
         return f"needs {spec.cpus:g} cpus; the largest node has {largest_cpus:g}"

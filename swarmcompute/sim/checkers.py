@@ -89,9 +89,7 @@ class RaftChecker:
                 continue  # a node that has not heard of the newer epoch yet
             if index <= len(self.committed):
                 known = self.committed[index - 1]
-                if known != entry and max(epoch_of(entry.term), epoch_of(node.term)) > epoch_of(known.term):
-                    # A newer epoch's history: what its first leader's log held, older entries
-                    # included (``force_config``: the forcer's log becomes the new history).
+                if known != entry and epoch_of(entry.term) > epoch_of(known.term):
                     del self.committed[index - 1 :]  # a recover replaced an older epoch's history
                     del self.digests[index:]
                     self.committed.append(entry)

@@ -143,6 +143,10 @@ class JobSpec:
     keep: tuple[str, ...] = ()
     """Patterns (gitignore syntax) of the files kept from its staged directory when an attempt
     ends (``--keep``); empty: every new or changed file, up to ``files.KEEP_MAX_BYTES``."""
+    gpu_mem: int = 0
+    """Each of its ``gpus`` cards has at least this many bytes of memory (``--gpu-mem``); 0: any card."""
+    constraints: tuple[str, ...] = ()
+    """``K=V`` / ``K!=V``: it runs only on a node whose labels match each (``--constraint``)."""
 
     @property
     def command(self) -> str:
@@ -224,6 +228,8 @@ class Job:
             "files": len(spec.files),
             "files_bytes": sum(f[2] for f in spec.files),
             "keep": list(spec.keep),
+            "gpu_mem": spec.gpu_mem,
+            "constraints": list(spec.constraints),
             "output_truncated": self.attempt in self.truncated_attempts,
             "attempts": [
                 {"attempt": n, "node": node or None, "ended": how or None}

@@ -47,6 +47,8 @@ class TableSnapshot:
     policy: CommandPolicy | None = None
     api_tokens: tuple[ApiToken, ...] = ()
     cluster_key: ClusterKeyState | None = None
+    drained: tuple[str, ...] = ()
+    """Ids of drained nodes (``state.drain``)."""
 
 
 def snapshot_table(table: JobTable) -> bytes:
@@ -74,7 +76,8 @@ def snapshot_table(table: JobTable) -> bytes:
         for j in sorted(table.jobs(), key=lambda j: (j.submitted_at, j.id))
     )
     key = table.cluster_key if table.cluster_key.generation else None
-    return codec.encode(TableSnapshot(records, table.policy, tuple(table.api_tokens), cluster_key=key))
+    drained = tuple(sorted(table.drained))
+    return codec.encode(TableSnapshot(records, table.policy, tuple(table.api_tokens), cluster_key=key, drained=drained))
 
 
 def restore_table(data: bytes, into: JobTable | None = None) -> JobTable:
@@ -114,4 +117,5 @@ def restore_table(data: bytes, into: JobTable | None = None) -> JobTable:
     table.order_finished()
     for token in snap.api_tokens:
         table.api_tokens.load(token)
+    table.drained = frozenset(snap.drained)
     return table

@@ -29,6 +29,7 @@ from swarmcompute.state.commands import (
     StartAttempt,
     SubmitJobs,
 )
+from swarmcompute.state.drain import SetDrained, drained_after
 from swarmcompute.state.history import PruneJobs, finished_at
 from swarmcompute.state.job import ACTIVE_STATES, TRANSITIONS, AttemptEnd, Job, JobSpec, JobState, Move, Reason
 from swarmcompute.state.policy import CommandPolicy, SetPolicy, policy_problem
@@ -123,6 +124,8 @@ class JobTable:
         """The HTTP API's tokens (``state.api_tokens``), replicated with the jobs."""
         self.cluster_key = ClusterKeyState()
         """The cluster key now (``state.cluster_key``): changed by `swarm token --rotate`."""
+        self.drained: frozenset[str] = frozenset()
+        """Ids of the nodes given no new work (``state.drain``: `swarm drain`)."""
 
     # -- reading ---------------------------------------------------------------
 
@@ -234,6 +237,7 @@ class JobTable:
         self.policy = CommandPolicy()
         self.api_tokens.clear()
         self.cluster_key = ClusterKeyState()
+        self.drained = frozenset()
 
     def load(self, job: Job) -> None:
         """Insert a job exactly as it is (restoring a snapshot); not a command."""
@@ -279,6 +283,8 @@ class JobTable:
                 self.api_tokens.revoke(cmd)
             case RotateClusterKey():
                 self.cluster_key = rotated(self.cluster_key, cmd)
+            case SetDrained():
+                self.drained = drained_after(self.drained, cmd)
         return []
 
     def _submit(self, cmd: SubmitJobs) -> list[str]:
@@ -398,8 +404,6 @@ class JobTable:
         job = self._open.get(cmd.job_id)
         if job is None or job.attempt != cmd.attempt or job.state not in ACTIVE_STATES:
             return []
-        if (cmd.node_id and job.node != cmd.node_id) or cmd.assigned_at not in (None, job.assigned_at):
-            return []  # another attempt under the same number (``RequeueLost.node_id``, ``assigned_at``)
         _ended(job, "lost")
         self._move(job, Move.LOSE, Reason.LOST, f"attempt {job.attempt} lost: {cmd.why}; re-queued")
         return [job.id]

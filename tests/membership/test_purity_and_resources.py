@@ -76,6 +76,19 @@ def test_parse_nvidia_smi() -> None:
     )
 
 
+def test_parse_nvidia_smi_reads_the_uuid_of_each_card() -> None:
+    # What `nvidia-smi --query-gpu=index,uuid,name,memory.total --format=csv,noheader,nounits` prints.
+    text = (
+        "0, GPU-5f1c9a2e-1111-2222-3333-444455556666, NVIDIA H200, 143771\n"
+        "1, GPU-aaaa, NVIDIA A100-SXM4-80GB, 81920\n"
+        "2, GPU-bbbb, Broken, [N/A]\n"
+    )
+    assert parse_nvidia_smi(text) == (
+        GpuInfo(0, "NVIDIA H200", 143771 << 20, "GPU-5f1c9a2e-1111-2222-3333-444455556666"),
+        GpuInfo(1, "NVIDIA A100-SXM4-80GB", 81920 << 20, "GPU-aaaa"),
+    )
+
+
 def _script(tmp_path: Path, body: str) -> str:
     exe = tmp_path / "nvidia-smi"
     exe.write_text("#!/bin/sh\n" + body + "\n")
