@@ -6,6 +6,7 @@ One cluster for the module (about 5 s to form); the test that takes quorum away 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import socket
@@ -348,6 +349,25 @@ def test_swarm_with_url_runs_commands_from_a_host_without_a_daemon(
         local_only.returncode == 2
         and local_only.stderr == "swarm: policy get needs a local daemon: run it on a node, not with --url\n"
     )
+
+
+def test_swarm_run_on_a_node_imports_nothing_of_the_http_side(cluster: list[DaemonProcess]) -> None:
+    from swarmcompute.testing.daemons import swarm_executable
+
+    env = {**os.environ, "SWARM_STATE_DIR": str(cluster[0].state_dir)}
+    env.pop("SWARM_URL", None)
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", swarm_executable(), "run", "--", "true"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")}
+    assert "swarmcompute.cli.run_cmd" in imported
+    assert not {m for m in imported if m.split(".")[0] in ("starlette", "uvicorn", "prometheus_client", "http")}
+    assert not {m for m in imported if m.startswith("swarmcompute.web")}
 
 
 def test_client_with_url_submits_waits_reads_and_cancels_like_the_local_client(

@@ -117,13 +117,14 @@ function render(status) {
   $("leader").textContent = `leader ${leader ? leader.name : status.leader || "none"} · term ${status.term}`;
   const nodes = $("nodes").tBodies[0];
   nodes.replaceChildren(...status.nodes.map((n) => el("tr", { "data-node": n.id },
-    el("td", {}, n.name || n.id), el("td", {}, n.role), el("td", {}, n.state),
+    el("td", {}, n.name || n.id), el("td", {}, n.role), el("td", {}, n.drained ? `${n.state}, drained` : n.state),
     el("td", {}, n.cpu_percent == null ? "" : `${n.cpu_percent.toFixed(0)}% of ${n.cpus}`),
     el("td", {}, n.load_1m == null ? "" : n.load_1m.toFixed(2)),
     el("td", {}, `${bytes(n.mem_available)} / ${bytes(n.mem_total)}`),
     el("td", {}, bytes(n.disk_free)),
     el("td", {}, (n.gpus || []).length),
     el("td", {}, n.running_jobs),
+    el("td", { class: "wide" }, Object.entries(n.labels || {}).map(([k, v]) => `${k}=${v}`).join(" ")),
     el("td", { class: "wide" }, (n.images || []).slice(0, 3).join(", ")),
   )));
   const counts = Object.entries(status.jobs).filter(([, c]) => c).map(([s, c]) => `${c} ${s}`).join(" · ");
