@@ -63,8 +63,13 @@ class ReplicatedJobLog:
         tick_interval_s: float = 0.1,
         rng: random.Random | None = None,
         compact_after_entries: int = COMPACT_AFTER_ENTRIES,
+        clock: Callable[[], float] = time.monotonic,
+        request_id: Callable[[], str] = lambda: os.urandom(8).hex(),
     ) -> None:
         self.node_id = node_id
+        self._clock = clock
+        """Times forwards (``time.monotonic``; the simulator's own clock there)."""
+        self._request_id = request_id
         self._table = table
         self._compact_after_entries = compact_after_entries
         self._on_applied = on_applied
@@ -194,30 +199,41 @@ class ReplicatedJobLog:
                     continue
                 await self._wait_for_leader()
                 continue
-            batch = self._queue[:MAX_BATCH_COMMANDS]
-            del self._queue[:MAX_BATCH_COMMANDS]
-            batch = self._decided_here(batch, self.raft.node.term)
-            commands = [cmd for cmd, _ in batch]
-            self._plan_wanted = False
-            planned = self.plan(commands) if self.plan is not None else []
-            if not commands and not planned:
+            proposed = self.propose_batch()
+            if proposed is None:
                 continue
-            proposed = CommandBatch(tuple(commands + planned))
-            data = codec.encode(proposed)
-            try:
-                index, term = self.raft.propose(data)
-            except NotLeaderError:
-                self._queue[:0] = batch  # leadership is moving (a transfer, a step-down): retry shortly
+            if not proposed:
                 await self.raft.wait_leader_change(FORWARD_RESEND_S / 4)
                 continue
-            self._last_proposed = index
-            self._own_batches[index] = (data, proposed)
-            if planned:
-                self.last_planned_index = index
-            futures = [fut for _, fut in batch if fut is not None]
-            if futures:
-                self._waiting[index] = (term, futures)
             await asyncio.sleep(0)  # let this turn's other proposals join the next batch
+
+    def propose_batch(self) -> bool | None:
+        """On the leader: the queued commands (and the placements that ride with them) as one
+        entry. True: proposed; None: nothing to propose; False: not the leader after all (the
+        commands wait in the queue: leadership is moving, a transfer or a step-down)."""
+        batch = self._queue[:MAX_BATCH_COMMANDS]
+        del self._queue[:MAX_BATCH_COMMANDS]
+        batch = self._decided_here(batch, self.raft.node.term)
+        commands = [cmd for cmd, _ in batch]
+        self._plan_wanted = False
+        planned = self.plan(commands) if self.plan is not None else []
+        if not commands and not planned:
+            return None
+        proposed = CommandBatch(tuple(commands + planned))
+        data = codec.encode(proposed)
+        try:
+            index, term = self.raft.propose(data)
+        except NotLeaderError:
+            self._queue[:0] = batch
+            return False
+        self._last_proposed = index
+        self._own_batches[index] = (data, proposed)
+        if planned:
+            self.last_planned_index = index
+        futures = [fut for _, fut in batch if fut is not None]
+        if futures:
+            self._waiting[index] = (term, futures)
+        return True
 
     def _in_flight(self) -> bool:
         """Whether an earlier batch is still on its way (not applied here, or not answered)."""
@@ -244,22 +260,22 @@ class ReplicatedJobLog:
         if not batch:
             return
         forward = _Forward(
-            ForwardCommands(os.urandom(8).hex(), tuple(cmd for cmd, _ in batch)),
+            ForwardCommands(self._request_id(), tuple(cmd for cmd, _ in batch)),
             [fut for _, fut in batch if fut is not None],
-            time.monotonic() + LEADER_WAIT_S,
+            self._clock() + LEADER_WAIT_S,
             [cmd for cmd, fut in batch if fut is None],
         )
         self._forwarded[forward.msg.request_id] = forward
         self._resend(forward, leader)
 
     def _resend(self, forward: _Forward, leader: str) -> None:
-        forward.sent_at = time.monotonic()
+        forward.sent_at = self._clock()
         if self._send_to is not None:
             self._send_to(leader, forward.msg)
 
     def check_forwards(self) -> None:
         """Resend forwards whose reply is late (to the current leader); fail the expired ones."""
-        now = time.monotonic()
+        now = self._clock()
         for request_id, forward in list(self._forwarded.items()):
             if now > forward.deadline:
                 del self._forwarded[request_id]
@@ -275,6 +291,10 @@ class ReplicatedJobLog:
 
     def _requeue_locally(self, forward: _Forward) -> None:
         """Queue a forward's commands here; the last one's commit settles the forward's waiters."""
+        if not forward.futures:  # nobody waits: no marker (nor a running loop) needed
+            self._queue.extend((cmd, None) for cmd in forward.msg.commands)
+            self._wakeup.set()
+            return
         *head, last = forward.msg.commands
         marker: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.extend((cmd, None) for cmd in head)
@@ -470,6 +490,11 @@ class ReplicatedJobLog:
             # new epoch's log (see "Configuration epochs" in raft/core.py).
             gone = [j.id for j in self._table.jobs()]
             self._table.clear()
+            # The new history is applied again from its start: up to where this node had applied
+            # the old one, it may have acted on what it holds (started an attempt it assigns here),
+            # so that part counts as an earlier life's (found by the whole-cluster simulator: a
+            # node started attempt 1 a second time after `recover`, as attempt 2 was placed).
+            self.boot_index = max(self.boot_index, self.applying_index)
             log.warning("job_table_replaced", jobs_dropped=len(gone))
             if not self._replaying:
                 self._on_applied(gone)

@@ -76,6 +76,7 @@ from swarmcompute.rules.node_state import (
     Say,
     Stop,
     WakeStarts,
+    cluster_view,
 )
 from swarmcompute.scheduler.placement import NodeCapacity
 from swarmcompute.state.commands import (
@@ -570,28 +571,22 @@ class Daemon:
         ``with_silent``: also which peers Raft has not heard from (costs a Raft status)."""
         raft = self.committer.raft
         node = raft.node
-        members = {m.node_id: m for m in self.gossip.members()}
-        alive = frozenset({self.node_id} | {n for n, m in members.items() if m.state is ALIVE})
-        silent: frozenset[str] = frozenset()
+        heard = None
         if raft.is_leader and with_silent:
             status = raft.status()
-            silent_ticks = round(SILENT_NODE_S / TICK_S)
-            silent = frozenset(
-                p.node_id
-                for p in status.peers
-                if p.node_id != self.node_id
-                and (p.last_heard_tick is None or status.ticks - p.last_heard_tick >= silent_ticks)
-                and p.node_id in members
-                and p.node_id not in alive
-            )
-        return ClusterView(
+            heard = ({p.node_id: p.last_heard_tick for p in status.peers}, status.ticks)
+        return cluster_view(
+            self.node_id,
             is_leader=raft.is_leader,
-            voters=frozenset(node.membership.voters),
-            members=frozenset(node.membership.members) | frozenset(members),
-            alive=alive,
-            raft_silent=silent,
-            names={n: m.meta.name for n, m in members.items() if m.meta is not None},
+            voters=node.membership.voters,
+            raft_members=node.membership.members,
             term=node.term,
+            gossip=[
+                (m.node_id, m.state is ALIVE, m.meta.name if m.meta is not None else None)
+                for m in self.gossip.members()
+            ],
+            heard=heard,
+            silent_ticks=round(SILENT_NODE_S / TICK_S),
         )
 
     def _carry(self, instructions: list[Instruction]) -> None:

@@ -131,6 +131,42 @@ class ClusterView:
         return self.names.get(node_id, node_id)
 
 
+def cluster_view(
+    node_id: str,
+    *,
+    is_leader: bool,
+    voters: Iterable[str],
+    raft_members: Iterable[str],
+    term: int,
+    gossip: Iterable[tuple[str, bool, str | None]],
+    heard: tuple[dict[str, int | None], int] | None = None,
+    silent_ticks: int = 0,
+) -> ClusterView:
+    """The view from Raft and gossip: ``gossip`` holds (node id, alive, name) per member gossip
+    knows; ``heard`` (the leader's, when it asks who is silent): the Raft tick each peer was last
+    heard at, and the tick now. A peer is silent once Raft has not heard from it for
+    ``silent_ticks`` while gossip knows it and does not call it alive."""
+    known = {n: (up, name) for n, up, name in gossip}
+    alive = frozenset({node_id} | {n for n, (up, _) in known.items() if up})
+    silent: frozenset[str] = frozenset()
+    if is_leader and heard is not None:
+        last_heard, now = heard
+        silent = frozenset(
+            n
+            for n, tick in last_heard.items()
+            if n != node_id and (tick is None or now - tick >= silent_ticks) and n in known and n not in alive
+        )
+    return ClusterView(
+        is_leader=is_leader,
+        voters=frozenset(voters),
+        members=frozenset(raft_members) | frozenset(known),
+        alive=alive,
+        raft_silent=silent,
+        names={n: name for n, (_, name) in known.items() if name is not None},
+        term=term,
+    )
+
+
 # -- the rules ---------------------------------------------------------------------------------
 
 
@@ -143,13 +179,17 @@ class NodeState:
         self.reruns: dict[str, set[Key]] = {}
         """Node -> its leased attempts this leader re-queued, until applied here (lease rule 4)."""
         self.blocked_on_fence = False
+        self.started_here: dict[str, int] = {}
+        """Job id -> the attempt of it this daemon started (in this life, in this history)."""
 
     # -- committed changes --------------------------------------------------------------
 
     def restarted(self, now_wall: float) -> list[Instruction]:
         """At start: attempts the log says ran here died with the previous daemon."""
         lost = tuple(
-            RequeueLost(j.id, j.attempt, LOST_WITH_THE_DAEMON, now_wall)
+            RequeueLost(
+                j.id, j.attempt, LOST_WITH_THE_DAEMON, now_wall, node_id=self.node_id, assigned_at=j.assigned_at
+            )
             for j in self.table.open_jobs()
             if j.state in ACTIVE_STATES and j.node == self.node_id
         )
@@ -174,13 +214,47 @@ class NodeState:
         for job_id in changed:
             job = self.table.get(job_id)
             if job is None:
+                # Gone from the table (`swarm recover` replaced the history that held it): nothing
+                # of it may start or keep running here (found by the whole-cluster simulator: a
+                # rejoining node started the queued attempts of jobs the new history never had).
+                queue.forget(job_id)
+                self.started_here.pop(job_id, None)
+                out.extend(Stop(job_id, attempt, lost=False) for attempt in running.get(job_id, ()))
+                out.append(Notify(job_id))
                 continue
-            if from_earlier_life and job.state in ACTIVE_STATES and job.node == node_id:
+            mine = job.state in ACTIVE_STATES and job.node == node_id
+            if not mine or self.started_here.get(job_id, job.attempt) != job.attempt:
+                self.started_here.pop(job_id, None)
+            if from_earlier_life and mine:
                 queue.forget(job.id)
                 if job.attempt not in running.get(job.id, ()):
-                    earlier.append(RequeueLost(job.id, job.attempt, LOST_WITH_THE_DAEMON, now_wall))
+                    earlier.append(
+                        RequeueLost(
+                            job.id,
+                            job.attempt,
+                            LOST_WITH_THE_DAEMON,
+                            now_wall,
+                            node_id=node_id,
+                            assigned_at=job.assigned_at,
+                        )
+                    )
             elif job.state is JobState.ASSIGNED and job.node == node_id:
                 wake = queue.offer(job, now_mono) or wake
+            elif mine and job_id not in self.started_here and job.attempt not in running.get(job_id, ()):
+                # Running here by the table, yet neither running nor started by this daemon: an
+                # earlier life's, or its end was in a history `swarm recover` replaced (found by
+                # the whole-cluster simulator: such a job stayed "running" for good).
+                queue.forget(job_id)
+                earlier.append(
+                    RequeueLost(
+                        job.id,
+                        job.attempt,
+                        LOST_WITH_THE_DAEMON,
+                        now_wall,
+                        node_id=node_id,
+                        assigned_at=job.assigned_at,
+                    )
+                )
             else:
                 queue.forget(job_id)
             # Only a new or re-queued job, or freed capacity, can change the placement.
@@ -236,6 +310,7 @@ class NodeState:
             return []
         if job.attempt != attempt or job.node != self.node_id or job.state not in ACTIVE_STATES:
             return [Stop(job.id, attempt, lost=False)]  # cancelled or moved while a container started
+        self.started_here[job.id] = attempt
         if start.leased and not holds:
             return [Stop(job.id, attempt, lost=True)]  # the lease lapsed while it started
         return [Propose((StartAttempt(job.id, attempt, self.node_id, now_wall),))]
@@ -290,7 +365,9 @@ class NodeState:
             and grantor.may_rerun(node_id, view.voters, now_lease)
         )
         lost = tuple(
-            RequeueLost(j.id, j.attempt, f"{why} (node {view.name(node_id)})", now_wall, view.term)
+            RequeueLost(
+                j.id, j.attempt, f"{why} (node {view.name(node_id)})", now_wall, view.term, node_id, j.assigned_at
+            )
             for j in self.table.open_jobs()
             if j.state in ACTIVE_STATES and j.node == node_id and (lease_over or j.spec.on_disconnect == "keep")
         )
@@ -409,12 +486,20 @@ class NodeState:
         if len(self.queue):
             moved = self.queue.to_hand_back(self.table, capacities(), now_mono)
             if moved:
-                why = "it was busy while another node was free"
+                drained = self.node_id in self.table.drained
+                why = "its node is drained" if drained else "it was busy while another node was free"
                 out.append(Say("queued_attempts_handed_back", (("count", len(moved)),)))
                 out.append(Propose(tuple(ReleaseQueued(j.id, j.attempt, self.node_id, why, now_wall) for j in moved)))
         if view.is_leader:
             busy = {j.node for j in self.table.open_jobs() if j.node is not None and j.state in ACTIVE_STATES}
-            for node_id in sorted(busy):
-                if node_id not in view.alive and node_id in self.dead_since:
+            for node_id in sorted(busy - view.alive):
+                if node_id in self.dead_since:
                     out += self.requeue_attempts_of(node_id, "its node is dead", view, grantor, now_lease, now_wall)
+                elif node_id not in view.members:
+                    # Neither Raft nor gossip knows it: it left, or died, before this daemon started
+                    # (found by the whole-cluster simulator: a leader restarted after a node's
+                    # `swarm leave` never heard of it, and the attempts the table gave it waited
+                    # forever).
+                    why = "its node is gone from the cluster"
+                    out += self.requeue_attempts_of(node_id, why, view, grantor, now_lease, now_wall)
         return out

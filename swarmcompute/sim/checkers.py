@@ -60,6 +60,10 @@ class RaftChecker:
             return
         self.elections += 1
         for entry in self.committed[node.log.snapshot_index :]:
+            if entry.term > node.term:
+                break  # committed by a later term's leader: a leader of an earlier term (a vote
+                # that arrived late) need not hold it, and it never commits anything (found by
+                # the whole-cluster simulator: a lingering candidate won term 3 after term 4 committed)
             if epoch_of(entry.term) < epoch_of(node.term):
                 continue  # history of an older configuration epoch: a recover may have replaced it
             if node.log.term_at(entry.index) != entry.term:
@@ -89,7 +93,9 @@ class RaftChecker:
                 continue  # a node that has not heard of the newer epoch yet
             if index <= len(self.committed):
                 known = self.committed[index - 1]
-                if known != entry and epoch_of(entry.term) > epoch_of(known.term):
+                if known != entry and max(epoch_of(entry.term), epoch_of(node.term)) > epoch_of(known.term):
+                    # A newer epoch's history: what its first leader's log held, older entries
+                    # included (``force_config``: the forcer's log becomes the new history).
                     del self.committed[index - 1 :]  # a recover replaced an older epoch's history
                     del self.digests[index:]
                     self.committed.append(entry)

@@ -1,0 +1,1184 @@
+"""One seeded simulation of a whole cluster: Raft, gossip, every node's rules and the scheduler.
+
+Every simulated node runs the production code of a daemon's cores and of the shells that carry
+them, on one seeded timeline:
+
+- **Raft**: the real ``RaftNode`` inside the real ``RaftHost`` (its Ready loop: persist, send,
+  apply, advance; the commit index saved lazily), over a ``SimRaftDisk`` that survives crashes.
+- **The job log**: the real ``ReplicatedJobLog`` (``node/committer.py``): batches, the placements
+  that ride with them (the real ``PlacementRounds.plan``), forwarding to the leader and resending,
+  ``boot_index`` (entries an earlier life may have acted on), a deposed leader's own results
+  proposed again, the table replaced after `swarm recover`. Only its asyncio loop is replaced by
+  the simulator's batch events (``propose_batch``, ``_forward``, ``check_forwards``).
+- **Gossip**: the real ``Membership`` core (``membership/core.py``) per node, ticked with Raft as
+  ``Daemon._clock_loop`` ticks it; its member events go where ``Daemon._on_member_event`` sends
+  them (the address book, ``NodeState.member_changed``).
+- **Leases**: the real ``LeaseHost`` (``node/lease_host.py``) on the node's own drifting clock,
+  with its guardian deadline; the rules are ``rules/lease.py``.
+- **The node's rules**: the production ``NodeState`` over the node's own ``JobTable``, fed the
+  events ``node/daemon.py`` feeds it (``jobs.JobSim`` is the daemon's shell for processes, the
+  guardian, start notices, the start loop; this class replaces its abstract leader and log).
+
+The world (all seeded: one seed replays exactly): a lossy, delaying, duplicating network in which
+messages go to *addresses* (a node restarted on a new address is unreachable until its peers learn
+it from gossip); crashes and restarts from the fake disk (a third of them on a new address);
+nodes cut off from everyone; one-way cuts; paused daemons (SIGSTOP: the processes and the
+guardian run on); drifting clocks; `swarm recover` after a majority of the voters died (the dead
+come back later with their old state); `swarm leave` of a voter (the leader too).
+
+Checked after every event (``InvariantBroken`` names the seed and the instant):
+
+- at most one attempt of a stop-job (``on_disconnect="stop"``) runs at any simulated instant;
+- a node never runs more than its capacity; a node that has applied the committed log has
+  stopped every attempt its table no longer gives it (from ``JobSim``);
+- Raft: never two leaders in one term, log matching, committed entries never change, every
+  leader holds them, applied prefixes agree (``RaftChecker``);
+- a removed voter never counts in a quorum: every leader was elected by a majority of the voters
+  of its own configuration, which is never older than a committed configuration of its epoch, and
+  after a `recover` no leader of the replaced configuration epoch is ever elected;
+
+and at the end: no acknowledged job lost (a submit is acknowledged once committed; only a
+`recover` may give up what the survivors never had, and that is counted, not hidden), every job
+terminal, no job succeeded twice.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from swarmcompute import codec
+from swarmcompute.errors import MembershipChangeError, NotLeaderError
+from swarmcompute.membership.config import GossipConfig
+from swarmcompute.membership.core import Membership
+from swarmcompute.membership.effects import MemberDead, MemberEvent, MemberLeft, MemberUp, MemberUpdated, Send
+from swarmcompute.membership.members import ALIVE
+from swarmcompute.membership.meta import NodeMeta
+from swarmcompute.node.cluster_messages import ForwardCommands, ForwardReply
+from swarmcompute.node.committer import ReplicatedJobLog
+from swarmcompute.node.daemon import RAFT_ELECTION_TIMEOUT_TICKS, RAFT_HEARTBEAT_TICKS, TICK_S
+from swarmcompute.node.lease_host import LeaseHost
+from swarmcompute.node.logging_setup import silenced
+from swarmcompute.node.placement_rounds import PlacementRounds
+from swarmcompute.node.raft_host import LogStorage, RaftHost
+from swarmcompute.node.status import quorum_view
+from swarmcompute.raft.config import RaftConfig
+from swarmcompute.raft.core import RaftNode
+from swarmcompute.raft.durable import PersistedState
+from swarmcompute.raft.messages import Entry, EntryKind, Message, Snapshot, VoteResponse, epoch_of
+from swarmcompute.raft.ready import Ready, Role
+from swarmcompute.rules.lease import KILL_GRACE_S, LeaseAsk, LeaseGrant
+from swarmcompute.rules.node_state import (
+    SILENT_NODE_S,
+    ClusterView,
+    Instruction,
+    Propose,
+    Reschedule,
+    Say,
+    Stop,
+    WakeStarts,
+    cluster_view,
+)
+from swarmcompute.scheduler.placement import NodeCapacity
+from swarmcompute.sim.checkers import RaftChecker
+from swarmcompute.sim.disk import SimRaftDisk
+from swarmcompute.sim.jobs import (
+    CANCEL_GRACE_S,
+    PER_ASK,
+    PER_FAILURE_CHECK,
+    PER_MAINTENANCE,
+    InvariantBroken,
+    JobSim,
+    _Node,
+)
+from swarmcompute.state.commands import CancelJobs, CommandBatch, RequeueLost, StartAttempt, SubmitJobs
+from swarmcompute.state.job import AttemptEnd, JobSpec
+from swarmcompute.state.table import JobTable
+
+RAFT_CONFIG = RaftConfig(
+    election_timeout_ticks=RAFT_ELECTION_TIMEOUT_TICKS, heartbeat_interval_ticks=RAFT_HEARTBEAT_TICKS, max_voters=5
+)
+"""What ``Daemon.run`` gives Raft."""
+GOSSIP_CONFIG = GossipConfig.lan()
+"""What ``GossipHost`` uses when the daemon names none."""
+VOTER_GRACE_S = 30.0
+"""``DaemonConfig.voter_grace_s``."""
+LEAVE_TIMEOUT_S = 3.0
+"""``LEAVE_TRANSFER_TIMEOUT_S``: how long `swarm leave` drains, then waits to be removed."""
+LEAVE_BROADCAST_S = 0.3
+CLIENT_RETRY_S = 3.0
+"""A client whose submit is not committed after this long submits again, to another node (a
+submit is idempotent by id)."""
+JOIN_RETRY_TICKS = PER_MAINTENANCE
+"""``ClusterLink.join_step`` runs with the daemon's maintenance, once a second."""
+
+
+_NO_DIRECTORY: Any = None
+"""The hosts' state directory: the fake disk stands in for it (``open_storage``)."""
+
+
+class _Store:
+    """``LogStorage`` over the fake disk."""
+
+    def __init__(self, disk: SimRaftDisk) -> None:
+        self.disk = disk
+
+    def save(self, rd: Ready) -> None:
+        self.disk.save(rd)
+
+    def compact(self, snapshot: Snapshot) -> None:
+        self.disk.compact(snapshot)
+
+    def close(self) -> None:
+        pass
+
+
+class _SimRaftHost(RaftHost):
+    """The real ``RaftHost``; only its "process on the next loop turn" is a simulated event."""
+
+    def __init__(self, sim: ClusterSim, node_id: str, disk: SimRaftDisk, log: ReplicatedJobLog, rng: random.Random):
+        def from_disk(_: Any) -> tuple[LogStorage, PersistedState]:
+            return _Store(disk), disk.load()
+
+        super().__init__(
+            node_id,
+            _NO_DIRECTORY,
+            send=log._send_raft,
+            apply=log._apply_entry,
+            restore=log._restore,
+            config=RAFT_CONFIG,
+            tick_interval_s=TICK_S,
+            rng=rng,
+            open_storage=from_disk,
+        )
+        self._sim = sim
+        self.kicked = False
+
+    def _kick(self) -> None:
+        if not self.kicked:
+            self.kicked = True
+            self._sim.ready_soon(self.node_id)
+
+    def _persist(self, storage: LogStorage, rd: Ready) -> None:
+        if rd.events and self._sim.trace is not None:
+            for event in rd.events:
+                self._sim._log(f"{self.node_id} raft {event.name} term {event.term} {event.detail}")
+        if rd.entries:
+            self._sim.checker.on_written(self.node, rd.entries)
+        super()._persist(storage, rd)
+
+    def _process_ready(self) -> None:
+        super()._process_ready()
+        self._sim.after_ready(self)
+
+
+class _Reply:
+    """A stand-in for the asyncio future a proposer waits on: the committer settles it by its own
+    rule (committed in the term it was proposed in, or not)."""
+
+    def __init__(self, on_result: Callable[[], None]) -> None:
+        self._on_result = on_result
+        self._done = False
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, _: None) -> None:
+        self._done = True
+        self._on_result()
+
+    def set_exception(self, _: BaseException) -> None:
+        self._done = True
+
+
+class _SimJobLog(ReplicatedJobLog):
+    """The real ``ReplicatedJobLog``: the simulator runs one pass of its proposal loop per batch
+    event (``step``) instead of its asyncio loop."""
+
+    raft: _SimRaftHost
+
+    def __init__(self, sim: ClusterSim, node_id: str, table: JobTable, disk: SimRaftDisk, rng: random.Random):
+        super().__init__(
+            node_id,
+            _NO_DIRECTORY,
+            table,
+            lambda changed: sim.on_applied(node_id, changed),
+            send_to=lambda dst, msg: sim.send_to(node_id, dst, msg),
+            config=RAFT_CONFIG,
+            tick_interval_s=TICK_S,
+            rng=rng,
+            compact_after_entries=10**9,
+            clock=lambda: sim.now,
+            request_id=sim.request_id,
+        )
+        self._sim = sim
+        self.raft = _SimRaftHost(sim, node_id, disk, self, rng)
+
+    def _apply_entry(self, entry: Entry) -> None:
+        self._sim.on_entry(self.node_id, entry)
+        super()._apply_entry(entry)
+
+    def _restore(self, snapshot: Snapshot) -> None:
+        self._sim.on_restore(self.node_id, snapshot)
+        super()._restore(snapshot)
+
+    def step(self) -> None:
+        """One pass of ``_proposal_loop``, without its waits (the batch events pace it)."""
+        if self._forwarded:
+            self.check_forwards()
+        if not self._queue and not (self._plan_wanted and self.raft.is_leader):
+            return
+        if not self.raft.is_leader:
+            self._plan_wanted = False
+            if not self._queue:
+                return
+            leader = self.raft.leader_id
+            if leader is not None and leader != self.node_id:
+                self._forward(leader)
+            else:
+                self.raft.elect_self_if_alone()  # otherwise the queue waits for a leader
+            return
+        self.propose_batch()
+
+    def _requeue_locally(self, forward: Any) -> None:
+        """As the committer does, with a ``_Reply`` as the marker instead of an asyncio future."""
+        *head, last = forward.msg.commands
+        waiting = list(forward.futures)
+
+        def settle() -> None:
+            for fut in waiting:
+                if not fut.done():
+                    fut.set_result(None)
+
+        self._queue.extend((cmd, None) for cmd in head)
+        self._queue.append((last, cast(Any, _Reply(settle))))
+
+    def has_work(self) -> bool:
+        """What wakes the proposal loop: queued commands (while some node leads: without one,
+        ``_wait_for_leader`` waits rather than spins), or a round the leader wants."""
+        raft = self.raft
+        if raft.is_leader:
+            return bool(self._queue or self._plan_wanted)
+        return bool(self._queue) and (raft.leader_id is not None or raft.node.membership.voters == {self.node_id})
+
+    def pending(self) -> bool:
+        return bool(self._queue or self._forwarded or (self._plan_wanted and self.raft.is_leader))
+
+    def serve(self, sender: str, msg: ForwardCommands) -> None:
+        """``serve_forward`` on the leader: commit a follower's commands, then reply."""
+        if not self.raft.is_leader or not msg.commands:
+            return  # the follower resends to whoever leads next
+        sim = self._sim
+
+        def reply() -> None:
+            sim.send_to(self.node_id, sender, ForwardReply(msg.request_id, self.raft.applied_index))
+
+        *head, last = msg.commands
+        self._queue.extend((cmd, None) for cmd in head)
+        self._queue.append((last, cast(Any, _Reply(reply))))
+
+    def submit(self, spec: JobSpec, now: float) -> None:
+        """``Daemon.submit``: proposed; the client learns of its commit from the table."""
+        self._queue.append((SubmitJobs((spec,), now, self.node_id), None))
+
+
+@dataclass(slots=True)
+class _Host:
+    """One daemon's parts (gone with a crash; the disk and address book are not)."""
+
+    log: _SimJobLog
+    lease: LeaseHost
+    rounds: PlacementRounds
+    gossip: Membership
+    ready_due: bool = False
+    leaving: float | None = None
+    """When `swarm leave` began (None: it does not leave)."""
+    left_config: bool = False
+    leader_term: int | None = None
+    commit_seen: int = 0
+    app_index: int = 0
+    app_digest: int = 0
+
+
+@dataclass(slots=True)
+class _Peer:
+    """What outlives a daemon: its disk, address and address book."""
+
+    disk: SimRaftDisk = field(default_factory=SimRaftDisk)
+    address: str = ""
+    book: dict[str, str] = field(default_factory=dict)
+    gone: bool = False
+    """It left the cluster (`swarm leave`) and never comes back."""
+    incarnation: int = 0
+
+
+class ClusterSim(JobSim):
+    def __init__(
+        self,
+        seed: int,
+        *,
+        nodes: int = 5,
+        jobs: int = 40,
+        recover_share: float = 0.2,
+        leave_share: float = 0.3,
+        readdress_share: float = 0.35,
+        trace: bool = False,
+    ) -> None:
+        self.checker = RaftChecker()
+        self._dirty: set[str] = set()
+        """Nodes whose processes or applied entries changed since the last check."""
+        self._kept_down: set[str] = set()
+        self.hosts: dict[str, _Host | None] = {}
+        self.peers: dict[str, _Peer] = {}
+        self._owner: dict[str, str] = {}
+        self._votes: dict[tuple[str, int], set[str]] = {}
+        self._requests = 0
+        self._global: list[Entry] = []
+        self._acked: set[str] = set()
+        self._given_up: set[str] = set()
+        self._submitted: dict[str, JobSpec] = {}
+        self._forced_epoch: int | None = None
+        self._config_index: dict[int, int] = {}
+        """Epoch -> the index of its latest committed CONFIG entry."""
+        self._readdress_share = readdress_share
+        self.recovers = 0
+        self.leaves = 0
+        self.readdresses = 0
+        self.raft_messages = 0
+        super().__init__(seed, nodes=nodes, jobs=jobs, trace=trace)
+        self.leader = None
+        self.term = 0
+        ids = sorted(self.nodes)
+        for node_id in ids:
+            self.peers[node_id] = _Peer(address=f"{node_id}@0", book={})
+        for node_id in ids:
+            self.peers[node_id].book = {p: self.peers[p].address for p in ids if p != node_id}
+            self._owner[self.peers[node_id].address] = node_id
+        for node_id in ids:
+            disk = self.peers[node_id].disk
+            # Every node of a formed cluster: the same first configuration, durable.
+            boot = RaftNode.bootstrap(node_id, ids, RAFT_CONFIG, random.Random(0))
+            rd = boot.ready()
+            disk.save(rd)
+            self._boot(self.nodes[node_id])
+        # At most one of them per seed: an operator does not run `swarm recover` on a cluster
+        # while one of its nodes is in the middle of `swarm leave`.
+        roll = self.rng.random()
+        if roll < recover_share:
+            self._at(self.rng.uniform(0.5, 3.0), "recover_begin", None)
+        elif roll < recover_share + leave_share:
+            self._at(self.rng.uniform(0.5, 5.0), "leave", None)
+
+    # -- one daemon's life -------------------------------------------------------------
+
+    def _boot(self, node: _Node) -> None:
+        """``Daemon.run``'s start-up: open the log (the table rebuilt silently), the lease host,
+        placement rounds, gossip joining through the address book; then ``restarted``."""
+        peer = self.peers[node.id]
+        peer.incarnation += 1
+        rng = random.Random(f"{self.seed}/{node.id}/{peer.incarnation}")
+        node.table = JobTable()
+        node.state = self._node_state(node.id, node.table)
+        log = _SimJobLog(self, node.id, node.table, peer.disk, rng)
+        lease = LeaseHost(
+            node.id,
+            log.raft,
+            send_to=lambda dst, msg: self.send_to(node.id, dst, msg),
+            set_deadline=lambda ns: self._set_deadline(node, ns),
+            on_change=lambda held: self._carry(node, node.state.lease_changed(held, self._running_keys(node))),
+            clock=lambda: node.clock(self.now),
+        )
+        node.lease = lease.lease
+        rounds = PlacementRounds(node.table, log, lambda: self._capacities(node), clock=lambda: self.now)
+        meta = NodeMeta(name=node.id, cpus=int(node.capacity.cpus), mem_total=node.capacity.mem_bytes)
+        gossip = Membership(node.id, peer.address, GOSSIP_CONFIG, rng, meta=meta)
+        host = _Host(log, lease, rounds, gossip)
+        self.hosts[node.id] = host
+        start_up = log.open  # replays the committed entries silently (``_replaying``)
+        start_up()
+        node.boot_index = log.boot_index
+        node.applied = log.raft.applied_index
+        self._gossip_carry(node, gossip.join(sorted(peer.book.values())))
+        self._carry(node, node.state.restarted(self.now))
+        rounds.request()
+        self._pump(node)
+
+    def _node_host(self, node: _Node) -> _Host:
+        host = self.hosts[node.id]
+        assert host is not None
+        return host
+
+    def ready_soon(self, node_id: str) -> None:
+        """``RaftHost._kick``: process the Ready right after the current event."""
+        self._at(self.now, "ready", (node_id, self.nodes[node_id].life))
+
+    def _on_ready(self, arg: tuple[str, int]) -> None:
+        node = self.nodes[arg[0]]
+        host = self.hosts.get(node.id)
+        if host is None or not node.alive or node.life != arg[1]:
+            return
+        host.log.raft.kicked = False
+        if node.paused:
+            host.ready_due = True
+            return
+        host.log.raft._process_ready()
+
+    def after_ready(self, raft: RaftHost) -> None:
+        """After each Ready loop: the Raft checks, and the node's view of who leads."""
+        node = self.nodes[raft.node_id]
+        host = self.hosts.get(node.id)
+        core = raft.node
+        checker = self.checker
+        if host is not None:
+            self._note_commit(host)
+            if core.role is Role.LEADER and host.leader_term != core.term:
+                host.leader_term = core.term
+                self._log(f"{node.id} LEADER term {core.term} (epoch {epoch_of(core.term)}) voters "
+                          f"{sorted(core.membership.voters)}")  # fmt: skip
+                checker.on_leader(core)
+                self._check_quorum(core)
+        if checker.violations:
+            self._fail(checker.violations[0])
+        node.term, node.leader = core.term, core.leader_id
+        node.applied = raft.applied_index
+        if core.role is Role.LEADER and (self.leader is None or self.term <= core.term):
+            self.leader, self.term = node.id, core.term
+        elif self.leader == node.id and core.role is not Role.LEADER:
+            self.leader = None
+
+    def _note_commit(self, host: _Host) -> None:
+        core = host.log.raft.node
+        if core.commit > host.commit_seen:
+            self.checker.on_commit(core, host.commit_seen)
+            host.commit_seen = core.commit
+            self._advance_global()
+
+    def _check_quorum(self, core: Any) -> None:
+        """A removed voter never counts: the leader's votes come from a majority of its own
+        configuration's voters, and that configuration is not older than a committed one."""
+        voters = core.membership.voters
+        votes = (self._votes.get((core.id, core.term), set()) | {core.id}) & voters
+        if len(votes) < core.membership.quorum:
+            self._fail(f"{core.id} leads term {core.term} with votes {sorted(votes)} of voters {sorted(voters)}")
+        epoch = epoch_of(core.term)
+        if core.membership_index < self._config_index.get(epoch, 0):
+            self._fail(
+                f"{core.id} leads term {core.term} with the configuration at {core.membership_index}, older than "
+                f"the committed one at {self._config_index[epoch]}"
+            )
+        if self._forced_epoch is not None and epoch < self._forced_epoch:
+            self._fail(f"{core.id} leads term {core.term} of a configuration epoch `recover` replaced")
+
+    def on_entry(self, node_id: str, entry: Entry) -> None:
+        """A node applies a committed entry (``RaftChecker.on_applied``)."""
+        host = self.hosts[node_id]
+        if host is None:
+            return
+        self._note_commit(host)
+        self._dirty.add(node_id)
+        host.app_digest = self.checker.on_applied(node_id, host.app_index, host.app_digest, entry)
+        host.app_index = entry.index
+        self._advance_global()
+
+    def on_restore(self, node_id: str, snapshot: Snapshot) -> None:
+        """A node's state machine restarts from a snapshot (after `recover`: from nothing)."""
+        host = self.hosts[node_id]
+        if host is None:
+            return
+        digest = 0 if not snapshot.data else -1
+        self.checker.on_restored(node_id, snapshot.index, digest, snapshot.term)
+        host.app_index, host.app_digest = snapshot.index, digest
+
+    def _advance_global(self) -> None:
+        """The committed history (``RaftChecker.committed``) as one table: the checks read it."""
+        committed = self.checker.committed
+        n = len(self._global)
+        if n and (len(committed) < n or committed[n - 1] is not self._global[n - 1]):
+            self._rebuild_global()
+            return
+        for entry in committed[n:]:
+            self._global.append(entry)
+            self._apply_global(entry)
+        self.index = len(self._global)
+
+    def _rebuild_global(self) -> None:
+        """`recover` replaced history: the table starts over from the new epoch's log."""
+        before = {j.id for j in self.table.jobs()}
+        self.table = JobTable()
+        self._successes = {}
+        self._global = []
+        self._config_index = {}
+        for entry in self.checker.committed:
+            self._global.append(entry)
+            self._apply_global(entry)
+        self.index = len(self._global)
+        gone = (before - {j.id for j in self.table.jobs()}) & self._acked
+        if gone:
+            self._log(f"recover gave up acknowledged jobs {sorted(gone)} (the survivors never had them)")
+            self._given_up |= gone
+            self._acked -= gone
+            for job_id in sorted(gone):  # their owner runs them again (the new table knows nothing of them)
+                self._at(self.now + CLIENT_RETRY_S, "submit", self._submitted[job_id])
+
+    def _apply_global(self, entry: Entry) -> None:
+        if entry.kind is EntryKind.CONFIG:
+            self._config_index[epoch_of(entry.term)] = entry.index
+            return
+        if entry.kind is not EntryKind.NORMAL:
+            return
+        batch = codec.decode(entry.data)
+        if not isinstance(batch, CommandBatch):
+            return
+        for cmd in batch.commands:
+            self._apply(cmd)
+            if isinstance(cmd, SubmitJobs):
+                for spec in cmd.jobs:
+                    self._acked.add(spec.id)
+
+    # -- what the daemon's shell does ---------------------------------------------------
+
+    def on_applied(self, node_id: str, changed: list[str]) -> None:
+        """``Daemon._on_applied``."""
+        node = self.nodes[node_id]
+        host = self._node_host(node)
+        log = host.log
+        running = self._running_here(node)
+        instructions = node.state.applied(
+            changed,
+            running,
+            from_earlier_life=log.applying_index <= log.boot_index,
+            now_mono=self.now,
+            now_wall=self.now,
+            may_start=self._may_start(node),
+        )
+        reschedule = any(isinstance(i, Reschedule) for i in instructions)
+        self._carry(node, [i for i in instructions if not isinstance(i, Reschedule)])
+        host.rounds.applied(reschedule)
+        self._log_fences(node, changed, running)
+        self._pump(node)
+
+    def _pump(self, node: _Node) -> None:
+        """``PlacementRounds.run``: a change seen asks the leader's next batch for a round."""
+        host = self.hosts.get(node.id)
+        if host is not None and host.rounds.change_pending:
+            host.rounds.take_change()
+
+    def _carry(self, node: _Node, instructions: list[Instruction], *, duty: bool = False) -> None:
+        """``Daemon._carry``: do what the rules decided; decide nothing."""
+        host = self.hosts.get(node.id)
+        if host is None:
+            return
+        proposals = []
+        for ins in instructions:
+            if isinstance(ins, Propose):
+                for cmd in ins.commands:
+                    if isinstance(cmd, StartAttempt):
+                        self._notice_start(node, cmd)
+                        continue
+                    if isinstance(cmd, RequeueLost) and cmd.leader_term:
+                        self.reruns += 1
+                        self._log(f"{node.id} re-runs {cmd.job_id}.{cmd.attempt} ({cmd.why}; term {cmd.leader_term})")
+                    proposals.append(cmd)
+            elif isinstance(ins, Stop):
+                if ins.lost:
+                    self._terminate(node, (ins.job_id, ins.attempt), AttemptEnd.STOPPED, KILL_GRACE_S)
+                else:
+                    self._terminate(node, (ins.job_id, ins.attempt), AttemptEnd.CANCELLED, CANCEL_GRACE_S)
+            elif isinstance(ins, WakeStarts):
+                self._wake_starts(node)
+            elif isinstance(ins, Reschedule):
+                host.rounds.request()
+                self._pump(node)
+            elif isinstance(ins, Say):
+                self._log(f"{node.id} says {ins.event} {dict(ins.fields)}")
+        if proposals:
+            host.log.enqueue(proposals)
+
+    def _on_notices(self, arg: tuple[str, int]) -> None:
+        """``Daemon._send_start_notices``."""
+        node = self.nodes[arg[0]]
+        if not node.alive or node.life != arg[1] or node.paused:
+            return
+        node.notices_armed = False
+        notices, node.notices = list(node.notices.values()), {}
+        if notices:
+            self._node_host(node).log.enqueue(notices)
+
+    def _on_starts(self, arg: tuple[str, int]) -> None:
+        node = self.nodes[arg[0]]
+        host = self.hosts.get(node.id)
+        if host is not None and host.leaving is not None:
+            node.starts_armed = False
+            return  # the executor is shut down: `swarm leave` starts nothing more
+        super()._on_starts(arg)
+
+    def _holds(self, node: _Node) -> bool:
+        return self._node_host(node).lease.holds()
+
+    def _may_start(self, node: _Node) -> bool:
+        return self._node_host(node).lease.may_start()
+
+    def _lease_check(self, node: _Node) -> None:
+        self._node_host(node).lease.check()
+
+    def _set_deadline(self, node: _Node, deadline_ns: int) -> None:
+        """``executor.set_lease_deadline``: 0 none, 1 at once, else the deadline on its clock."""
+        node.guardian = None if deadline_ns == 0 else float("-inf") if deadline_ns == 1 else deadline_ns / 1e9
+        self._arm_guardian(node)
+
+    def _view(self, node: _Node, *, with_silent: bool = False) -> ClusterView:
+        """``Daemon._view``: ``cluster_view`` over this node's Raft and gossip."""
+        raft = self._node_host(node).log.raft
+        core = raft.node
+        heard = None
+        if raft.is_leader and with_silent:
+            status = raft.status()
+            heard = ({p.node_id: p.last_heard_tick for p in status.peers}, status.ticks)
+        return cluster_view(
+            node.id,
+            is_leader=raft.is_leader,
+            voters=core.membership.voters,
+            raft_members=core.membership.members,
+            term=core.term,
+            gossip=[
+                (m.node_id, m.state is ALIVE, m.meta.name if m.meta is not None else None)
+                for m in self._node_host(node).gossip.members()
+            ],
+            heard=heard,
+            silent_ticks=round(SILENT_NODE_S / TICK_S),
+        )
+
+    def _capacities(self, node: _Node) -> list[NodeCapacity]:
+        """``Daemon.capacities``: this node, and every node its gossip calls alive, less the nodes
+        its grantor bars."""
+        host = self._node_host(node)
+        members = host.gossip.members()
+        grantor = host.lease.grantor
+        barred = (
+            grantor.unplaceable((m.node_id for m in members), host.lease.voters(), node.clock(self.now))
+            if grantor is not None
+            else set()
+        )
+        out = [node.capacity]
+        for member in members:
+            if member.node_id == node.id or member.state is not ALIVE or member.meta is None:
+                continue
+            if member.node_id in barred:
+                continue
+            meta = member.meta
+            out.append(NodeCapacity(member.node_id, meta.name, float(meta.cpus), meta.mem_total))
+        return out
+
+    # -- the daemon's clock loop ---------------------------------------------------------
+
+    def _on_tick(self, arg: tuple[str, int]) -> None:
+        """``Daemon._clock_loop``: Raft, gossip and the lease tick; the leader's duties;
+        maintenance every second."""
+        node_id, life = arg
+        node = self.nodes[node_id]
+        if not node.alive or node.life != life:
+            return
+        if node.paused:
+            node.tick_due = True
+            return
+        self._at(self.now + TICK_S / node.rate, "tick", arg)
+        host = self._node_host(node)
+        node.ticks += 1
+        raft = host.log.raft
+        raft.tick()
+        self._gossip_carry(node, host.gossip.tick())
+        if self.hosts.get(node_id) is not host:
+            return  # it left meanwhile
+        host.lease.tick(ask=node.ticks % PER_ASK == 0)
+        if host.log._forwarded:  # the proposal loop's wait times out every FORWARD_RESEND_S / 2
+            host.log.check_forwards()
+        state, now = node.state, self.now
+        if raft.is_leader:
+            view = self._view(node)
+            grantor = host.lease.grantor
+            lease_now = node.clock(now)
+            self._carry(node, state.leader_tick(view, grantor, raft.applied_index, lease_now, now))
+            if node.ticks % PER_FAILURE_CHECK == 0:
+                view = self._view(node, with_silent=True)
+                self._carry(node, state.failure_check(view, grantor, lease_now, now))
+        if node.ticks % PER_MAINTENANCE == 0:
+            self._maintenance(node, host)
+        if host.leaving is not None:
+            self._leave_step(node, host)
+
+    def _maintenance(self, node: _Node, host: _Host) -> None:
+        """``Daemon._maintenance``: join retries, placement rounds for waiting jobs, the rules'
+        maintenance, and on the leader the replacement of voters dead past the grace period."""
+        self._join_step(node, host)
+        raft = host.log.raft
+        if raft.is_leader and node.table.highest_pending_priority() is not None:
+            host.rounds.request()
+        elif any(0 < j.not_before <= self.now for j in node.table.pending_jobs()):
+            host.rounds.request()
+        self._pump(node)
+        view = self._view(node)
+        self._carry(
+            node,
+            node.state.maintenance(
+                view, host.lease.grantor, lambda: self._capacities(node), self.now, node.clock(self.now), self.now
+            ),
+        )
+        if view.is_leader:
+            voter = node.state.dead_voter_to_replace(view, raft.node.membership.quorum, self.now, VOTER_GRACE_S)
+            if voter is not None:
+                try:
+                    raft.remove(voter)
+                    self._log(f"{node.id} removes dead voter {voter}")
+                except (MembershipChangeError, NotLeaderError):
+                    pass
+
+    def _join_step(self, node: _Node, host: _Host) -> None:
+        """``ClusterLink.join_step``: a node outside the configuration asks to be added."""
+        core = host.log.raft.node
+        if (node.id in core.membership.members and not core.exclusion) or host.leaving is not None:
+            return
+        peer = self.peers[node.id]
+        leader = core.leader_id
+        targets = [leader] if leader is not None and leader in peer.book else sorted(peer.book)
+        for target in targets:
+            self.send_to(node.id, target, ("join", node.id, peer.address))
+
+    def _on_join(self, node: _Node, host: _Host, joiner: str, address: str) -> None:
+        """``ClusterLink._on_join``."""
+        self._learn(node.id, joiner, address)
+        self._gossip_carry(node, host.gossip.join([address]))
+        raft = host.log.raft
+        if raft.is_leader:
+            try:
+                if raft.add_learner(joiner):
+                    self._log(f"{node.id} adds {joiner} as a learner (rejoining)")
+            except (MembershipChangeError, NotLeaderError):
+                pass
+
+    # -- gossip ------------------------------------------------------------------------
+
+    def _gossip_carry(self, node: _Node, effects: list[Any]) -> None:
+        """``GossipHost._carry``: sends by address; member events to ``_on_member_event``."""
+        for effect in effects:
+            if isinstance(effect, Send):
+                self._send_address(node.id, effect.address, ("gossip", effect.msg))
+            else:
+                self._on_member_event(node, effect)
+
+    def _on_member_event(self, node: _Node, event: MemberEvent) -> None:
+        """``Daemon._on_member_event``."""
+        alive = isinstance(event, (MemberUp, MemberUpdated))
+        if alive:
+            self._learn(node.id, event.node_id, event.address)
+        elif not isinstance(event, (MemberDead, MemberLeft)):
+            return
+        host = self._node_host(node)
+        self._log(f"{node.id} hears {event.node_id} {type(event).__name__}")
+        now = self.now
+        self._carry(
+            node,
+            node.state.member_changed(
+                event.node_id, alive, self._view(node), host.lease.grantor, now, node.clock(now), now
+            ),
+        )
+
+    def _learn(self, node_id: str, peer: str, address: str) -> None:
+        if peer != node_id:
+            self.peers[node_id].book[peer] = address
+
+    # -- the network -------------------------------------------------------------------
+
+    def request_id(self) -> str:
+        self._requests += 1
+        return f"r{self._requests}"
+
+    def send_to(self, src: str, dst: str, msg: object) -> bool:
+        """``ClusterLink.send_to``: by the address this node's book has for ``dst``."""
+        address = self.peers[src].book.get(dst)
+        if address is None:
+            return False
+        self._send_address(src, address, msg)
+        return True
+
+    def _send(self, src: str, dst: str, msg: LeaseAsk | LeaseGrant) -> None:
+        self.send_to(src, dst, msg)
+
+    def _send_address(self, src: str, address: str, msg: object) -> None:
+        self.messages += 1
+        rng = self.rng
+        if rng.random() < self._drop:
+            return
+        for _ in range(2 if rng.random() < 0.01 else 1):
+            delay = rng.uniform(0.001, 0.010)
+            if rng.random() < self._spike:
+                delay += rng.uniform(0.0, 1.5)
+            self._at(self.now + delay, "deliver", (src, address, msg))
+
+    def _on_deliver(self, arg: tuple[str, str, object]) -> None:  # type: ignore[override]
+        src, address, msg = arg
+        dst = self._owner.get(address)
+        if dst is None:
+            return  # nobody listens there (any more)
+        node = self.nodes[dst]
+        if not node.alive or not self.linked(src, dst) or self.hosts.get(dst) is None:
+            return
+        if node.paused:
+            node.inbox.append((src, cast(Any, msg)))  # any message waits in the socket
+            return
+        self._handle(node, src, msg)
+
+    def _handle(self, node: _Node, src: str, msg: Any) -> None:
+        """``ClusterLink``'s dispatch: Raft, gossip, forwards, joins and leaves, leases."""
+        host = self.hosts.get(node.id)
+        if host is None:
+            return
+        if isinstance(msg, Message):
+            self.raft_messages += 1
+            if isinstance(msg, VoteResponse) and msg.granted and not msg.pre_vote:
+                self._votes.setdefault((msg.dst, msg.term), set()).add(msg.src)
+            host.log.raft.step(msg)
+        elif isinstance(msg, tuple):
+            kind = msg[0]
+            if kind == "gossip":
+                self._gossip_carry(node, host.gossip.step(src, msg[1]))
+            elif kind == "join":
+                self._on_join(node, host, msg[1], msg[2])
+            elif kind == "leave":
+                self._on_leave_request(node, host, msg[1])
+        elif isinstance(msg, ForwardCommands):
+            host.log.serve(src, msg)
+        elif isinstance(msg, ForwardReply):
+            host.log.forward_reply(msg)
+        else:
+            host.lease.on_message(src, msg)
+
+    # -- the proposal loops -------------------------------------------------------------
+
+    def _on_batch(self, _: Any) -> None:
+        """Every ``BATCH_S``: each running daemon's proposal loop takes one turn."""
+        self._at(self.now + 0.005, "batch", None)
+        for node in self.nodes.values():
+            host = self.hosts.get(node.id)
+            if host is not None and node.alive and not node.paused and host.log.has_work():
+                host.log.step()
+
+    def _sync(self, node: _Node, *, catch_up: bool = True) -> None:
+        """Raft catches up by itself."""
+
+    def _sync_all(self, *, catch_up: bool = True) -> None:
+        """Raft catches up by itself."""
+
+    # -- clients -----------------------------------------------------------------------
+
+    def _on_submit(self, spec: JobSpec) -> None:
+        """`swarm run` through a random node's daemon; again elsewhere until committed."""
+        self._submitted.setdefault(spec.id, spec)
+        if spec.id in self._acked:
+            return
+        up = [n for n in sorted(self.nodes) if self._serving(n)]
+        if up:
+            node_id = self.rng.choice(up)
+            self._node_host(self.nodes[node_id]).log.submit(spec, self.now)
+        self._at(self.now + CLIENT_RETRY_S, "submit", spec)
+
+    def _on_cancel(self, job_id: str) -> None:
+        up = [n for n in sorted(self.nodes) if self._serving(n)]
+        if up:
+            host = self._node_host(self.nodes[self.rng.choice(up)])
+            host.log.enqueue([CancelJobs((job_id,), "cancelled by user", self.now)])
+
+    def _serving(self, node_id: str) -> bool:
+        node, host = self.nodes[node_id], self.hosts.get(node_id)
+        return node.alive and not node.paused and host is not None and host.leaving is None
+
+    def _pending_submits(self) -> bool:
+        return any(s not in self._acked for s in self._submitted) or any(
+            kind == "submit" and arg.id not in self._submitted for _, _, kind, arg in self._events
+        )
+
+    # -- faults ------------------------------------------------------------------------
+
+    def _crash(self, node: _Node) -> None:
+        super()._crash(node)
+        self.hosts[node.id] = None
+        if self.leader == node.id:
+            self.leader = None
+
+    def _on_restart(self, node_id: str) -> None:
+        """A new boot from the disk; a third of them on a new address (DHCP)."""
+        node = self.nodes[node_id]
+        peer = self.peers[node_id]
+        if node.alive or peer.gone or node_id in self._kept_down:
+            return
+        node.alive = True
+        node.origin, node.rate = self._origin(), self._rate()
+        node.deadline_sent = float("nan")
+        node.ticks = 0
+        if self.rng.random() < self._readdress_share:
+            self._owner.pop(peer.address, None)
+            peer.address = f"{node_id}@{peer.incarnation + 1}"
+            self._owner[peer.address] = node_id
+            self.readdresses += 1
+            self._log(f"{node_id} restarts on a new address {peer.address}")
+        self._boot(node)
+        self._log(f"{node_id} restarts (log to {node.boot_index}, applied {node.applied}; new lease clock)")
+        self._at(self.now + self.rng.uniform(0.0, TICK_S) / node.rate, "tick", (node_id, node.life))
+
+    def _spawn(self, node: _Node, key: tuple[str, int], cpus: float, leased: bool) -> None:
+        super()._spawn(node, key, cpus, leased)
+        self._dirty.add(node.id)
+
+    def _on_resume(self, node_id: str) -> None:
+        self._dirty.add(node_id)
+        super()._on_resume(node_id)
+        host = self.hosts.get(node_id)
+        if host is not None and host.ready_due:
+            host.ready_due = False
+            host.log.raft._process_ready()
+
+    # `swarm recover`: a majority of the voters dies for good (for a while), a survivor forces.
+
+    def _on_recover_begin(self, _: Any) -> None:
+        leader = self.leader
+        host = self.hosts.get(leader) if leader is not None else None
+        if host is None:
+            self._at(self.now + 0.5, "recover_begin", None)
+            return
+        voters = sorted(host.log.raft.node.membership.voters)
+        quorum = len(voters) // 2 + 1
+        if len(voters) < 3:
+            return
+        victims = self.rng.sample(voters, len(voters) - quorum + 1)
+        self._kept_down = set(victims)
+        self._log(f"FAULT recover scenario: {victims} die")
+        for victim in victims:
+            node = self.nodes[victim]
+            if node.alive:
+                self._crash(node)
+        self._at(self.now + self.rng.uniform(1.0, 4.0), "recover", None)
+
+    def _on_recover(self, _: Any) -> None:
+        """``Daemon.recover`` on a live voter once `swarm status` says the quorum is lost.
+
+        The operator runs it where the dead are really dead: on a node that can talk to every
+        other running node, once `swarm status` there calls exactly the dead voters missing; and
+        brings the dead back once every survivor has heard of the new configuration epoch.
+        (Otherwise live voters the new configuration leaves out, or that have not heard of it,
+        can elect a leader of the old one with the dead until the sides meet: unsafe by design,
+        see ``RaftNode.force_config``, and not checked.)"""
+        running = [n for n in sorted(self.nodes) if self.nodes[n].alive]
+        for node_id in sorted(self.nodes):
+            host = self.hosts.get(node_id)
+            node = self.nodes[node_id]
+            if host is None or not node.alive or node.paused or host.leaving is not None:
+                continue
+            if any(
+                self.nodes[o].paused or not (self.linked(node_id, o) and self.linked(o, node_id))
+                for o in running
+                if o != node_id
+            ):
+                continue
+            raft = host.log.raft
+            status = raft.status()
+            if node_id not in status.voters or status.excluded:
+                continue
+            alive = {m.node_id for m in host.gossip.members() if m.state is ALIVE} | {node_id}
+            quorum = quorum_view(status, alive)
+            if len(quorum["voters"]) - len(quorum["missing"]) >= quorum["needed"]:
+                break  # the operator runs it once `swarm status` says voters are missing, not before
+            if set(quorum["missing"]) != {v for v in quorum["voters"] if not self.nodes[v].alive}:
+                break  # and only once those are the dead ones
+            voters = sorted(set(quorum["voters"]) - set(quorum["missing"]) | {node_id})
+            raft.force_config(voters)
+            self.recovers += 1
+            self._forced_epoch = status.epoch + 1
+            self._log(f"{node_id} RECOVER voters {voters} (epoch {self._forced_epoch})")
+            break
+        else:
+            self._at(self.now + 0.5, "recover", None)
+            return
+        if self._forced_epoch is None:
+            self._at(self.now + 0.5, "recover", None)
+            return
+        self._at(self.now + 0.5, "recovered", None)
+
+    def _on_recovered(self, _: Any) -> None:
+        """The dead come back (with their old state) once every running node heard of the new epoch."""
+        epoch = self._forced_epoch
+        behind = [
+            n
+            for n, host in sorted(self.hosts.items())
+            if host is not None and self.nodes[n].alive and epoch_of(host.log.raft.node.term) != epoch
+        ]
+        if behind:
+            self._at(self.now + 0.5, "recovered", None)
+            return
+        down, self._kept_down = sorted(self._kept_down), set()
+        for node_id in down:
+            self._at(self.now + self.rng.uniform(0.5, 3.0), "restart", node_id)
+
+    # `swarm leave` of a voter.
+    def _on_leave(self, _: Any) -> None:
+        candidates = [
+            n
+            for n in sorted(self.nodes)
+            if n != "n0"  # the node every job fits on stays (``JobSim``): the others can be too small
+            and self._serving(n)
+            and n not in self._kept_down
+            and len(self._node_host(self.nodes[n]).log.raft.node.membership.voters) >= 3
+        ]
+        if not candidates or self._forced_epoch is not None:
+            return
+        node = self.nodes[self.rng.choice(candidates)]
+        host = self._node_host(node)
+        host.leaving = self.now
+        self.leaves += 1
+        self._log(f"{node.id} LEAVE" + (" (the leader)" if host.log.raft.is_leader else ""))
+        for key in list(node.running):  # ``executor.shutdown``: ends report STOPPED
+            node.running[key].reason = AttemptEnd.STOPPED
+            self._end_process(node, key, 128 + 15)
+
+    def _leave_step(self, node: _Node, host: _Host) -> None:
+        """``Daemon.run``'s leave: drain the log, leave the configuration (``leave_configuration``),
+        say goodbye by gossip, stop."""
+        assert host.leaving is not None
+        since = self.now - host.leaving
+        raft = host.log.raft
+        core = raft.node
+        if not host.left_config:
+            drained = not host.log.pending() and raft.applied_index >= host.log._last_proposed
+            if not drained and since < LEAVE_TIMEOUT_S:
+                return
+            done = node.id not in core.membership.members and core.membership_index <= core.commit
+            if not done and since < 2 * LEAVE_TIMEOUT_S and core.membership.voters != {node.id}:
+                if raft.is_leader:
+                    if node.id in core.membership.members:
+                        try:
+                            raft.remove(node.id)
+                        except (MembershipChangeError, NotLeaderError):
+                            pass
+                elif core.leader_id is not None:
+                    self.send_to(node.id, core.leader_id, ("leave", node.id))
+                return
+            host.left_config = True
+            self._log(f"{node.id} left the configuration ({'removed' if done else 'timed out'})")
+            self._gossip_carry(node, host.gossip.leave())
+            self._at(self.now + LEAVE_BROADCAST_S, "gone", node.id)
+
+    def _on_leave_request(self, node: _Node, host: _Host, leaver: str) -> None:
+        raft = host.log.raft
+        if raft.is_leader and leaver in raft.node.membership.members:
+            try:
+                raft.remove(leaver)
+                self._log(f"{node.id} removes {leaver} (it leaves)")
+            except (MembershipChangeError, NotLeaderError):
+                pass
+
+    def _on_gone(self, node_id: str) -> None:
+        node = self.nodes[node_id]
+        self.peers[node_id].gone = True
+        if node.alive:
+            self._crash(node)
+        self._log(f"{node_id} has left")
+
+    # -- checks ------------------------------------------------------------------------
+
+    def _on_guardian(self, arg: tuple[str, int]) -> None:
+        """The guardian's deadline passed: it must not kill what its node may keep running."""
+        node = self.nodes[arg[0]]
+        host = self.hosts.get(node.id)
+        due = node.guardian is not None and node.clock(self.now) >= node.guardian - 1e-9
+        if host is not None and node.alive and node.life == arg[1] and due and host.lease.holds():
+            leased = sorted(k for k, p in node.running.items() if p.leased)
+            if leased:
+                self._fail(f"the guardian of {node.id} kills {leased} while its node holds the lease")
+        super()._on_guardian(arg)
+
+    def _check(self) -> None:
+        """``JobSim``'s checks, after every event: capacity, and fencing on every node whose
+        applied log is the committed one (``JobSim._check``, cheaper: only on the nodes whose
+        processes, applied entries or pause changed in the event, as nothing else changes them)."""
+        if not self._dirty:
+            return
+        last = self._global[-1] if self._global else None
+        dirty, self._dirty = self._dirty, set()
+        for node_id in sorted(dirty):
+            node = self.nodes[node_id]
+            running = node.running
+            if not running:
+                continue
+            if len(running) > 1:
+                used = sum(p.cpus for p in running.values())
+                if used > node.capacity.cpus + 1e-9:
+                    self._fail(f"node {node_id} runs {used:g} cpus on {node.capacity.cpus:g}: {sorted(running)}")
+            host = self.hosts.get(node_id)
+            if host is None or not node.alive or node.paused or host.app_index != self.index:
+                continue
+            if last is not None and host.log.raft.node.log.term_at(last.index) != last.term:
+                continue  # a history `recover` replaced, not caught up yet
+            for (job_id, attempt), proc in running.items():
+                if proc.reason is None and not self._current(self.table, job_id, attempt, node_id):
+                    self._fail(
+                        f"stale attempt {job_id}.{attempt} runs on {node_id}, unstopped, though it heard it moved on"
+                    )
+
+    def _check_end(self) -> None:
+        super()._check_end()
+        final = {j.id for j in self.table.jobs()}
+        lost = sorted(self._acked - final)
+        if lost:
+            self._fail(f"acknowledged jobs lost: {lost[:10]}")
+
+
+@dataclass(slots=True)
+class ClusterResult:
+    seed: int
+    nodes: int
+    violation: str | None
+    sim_s: float
+    starts: int
+    reruns: int
+    elections: int
+    lease_kills: int
+    recovers: int
+    leaves: int
+    readdresses: int
+    given_up: int
+    trace: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.violation is None
+
+
+def run_cluster_seed(
+    seed: int, nodes: int = 5, *, trace: bool = False, sim: type[ClusterSim] = ClusterSim
+) -> ClusterResult:
+    """One seed of the whole-cluster simulation with every fault kind; never raises on a violation."""
+    with silenced():
+        run = sim(seed, nodes=nodes, trace=trace)
+        violation = None
+        try:
+            run.run()
+        except InvariantBroken as exc:
+            violation = str(exc)
+        except Exception as exc:  # noqa: BLE001 - a core's exception is a failed seed, with its trace
+            violation = f"seed {seed}, t={run.now:.6f}s: {type(exc).__name__}: {exc}"
+            run._log(f"VIOLATION {violation}")
+    return ClusterResult(
+        seed,
+        nodes,
+        violation,
+        run.now,
+        run.starts,
+        run.reruns,
+        run.checker.elections,
+        run.lease_kills,
+        run.recovers,
+        run.leaves,
+        run.readdresses,
+        len(run._given_up),
+        run.trace or [],
+    )

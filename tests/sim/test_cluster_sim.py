@@ -1,0 +1,205 @@
+"""The whole-cluster simulator (``swarmcompute.sim.cluster``): every node runs the real Raft host,
+job log, gossip core, lease host, placement rounds and ``NodeState``, under crashes, restarts
+from disk, cuts (one-way too), paused daemons, address changes, `swarm recover` and `swarm leave`.
+
+The suite runs a small sweep (20 seeds, about 10 s on an idle core), the seeds that once found a
+bug, a replay, and a planted bug; the long sweep (10,000 seeds) runs only with ``SWARM_SLOW=1``
+(``SWARM_CLUSTER_SEEDS`` scales it). A failing seed prints ``SWARM_SEED=<n>``; replay it with
+``python -m swarmcompute.sim --trace <n>``. The rules the simulator found broken have their own
+regression tests below, on the pure cores.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from swarmcompute.node.lease_host import LeaseHost
+from swarmcompute.node.raft_host import RaftHost
+from swarmcompute.rules.node_state import LOST_WITH_THE_DAEMON, ClusterView, NodeState, Propose, Stop, cluster_view
+from swarmcompute.scheduler.placement import NodeCapacity
+from swarmcompute.sim.__main__ import main
+from swarmcompute.sim.cluster import ClusterSim, _Node, run_cluster_seed
+from swarmcompute.sim.sweep import ClusterSweepSummary, cluster_sweep
+from swarmcompute.state.commands import AssignJobs, Assignment, RequeueLost, StartAttempt, SubmitJobs
+from swarmcompute.state.job import JobSpec, JobState
+from swarmcompute.state.table import JobTable
+
+ME = "me"
+ROOM = NodeCapacity(ME, ME, 4.0, 1 << 30)
+
+REGRESSION_SEEDS = [
+    # (seed, what it found); a seed names a scenario only for this version of the simulator.
+    (0, "a new leader's first attempts died at once: its guardian still had the deadline of no lease"),
+    (188, "a leader frozen right after an ask extended its lease: the guardian killed on the old deadline"),
+    (36, "after `recover` a rejoining node started queued attempts of jobs the new history never had"),
+    (117, "a leader restarted after a node's `swarm leave` never re-ran what the table gave that node"),
+    (169, "a restarted node's claim about its earlier life re-queued the new history's attempt elsewhere"),
+    (2144, "...and the same node's new attempt 1, which it had started since: two attempts at once"),
+    (367, "a job whose end was in the history `recover` replaced stayed running for good"),
+    (239, "the checker: a forced configuration's older entries become the new epoch's history"),
+]
+PLANTED_WITHIN = 1000
+FIRST_CAUGHT_WITHOUT_A_LEASE = 34
+"""The first seed (from 0) at which the planted start-without-a-lease bug breaks at-most-one."""
+
+
+def _report(summary: ClusterSweepSummary) -> str:
+    lines = [summary.line()]
+    lines += [f"SWARM_SEED={r.seed} nodes={r.nodes}: {r.violation}" for r in summary.failures[:20]]
+    return "\n".join(lines)
+
+
+# -- sweeps ------------------------------------------------------------------------------------
+
+
+def test_twenty_seeds_of_five_node_clusters_hold_every_invariant_under_every_fault_kind() -> None:
+    summary = cluster_sweep(20, 0, 5)
+    assert not summary.failures, _report(summary)
+    assert summary.starts > 20 * 30 and summary.elections >= 20 and summary.reruns > 0, summary.line()
+    assert summary.recovers > 0 and summary.leaves > 0 and summary.readdresses > 0, summary.line()
+
+
+@pytest.mark.parametrize(("seed", "found"), REGRESSION_SEEDS, ids=[str(s) for s, _ in REGRESSION_SEEDS])
+def test_regression_seeds(seed: int, found: str) -> None:
+    result = run_cluster_seed(seed, 5)
+    assert result.ok, f"SWARM_SEED={seed} ({found}): {result.violation}"
+
+
+@pytest.mark.slow  # deselected unless SWARM_SLOW=1 (root conftest); SWARM_CLUSTER_SEEDS scales it
+def test_long_cluster_sweep() -> None:
+    seeds = int(os.environ.get("SWARM_CLUSTER_SEEDS", "10000"))
+    summary = cluster_sweep(seeds, 0, 5, workers=os.cpu_count() or 1)
+    assert not summary.failures, _report(summary)
+
+
+def test_a_cluster_seed_replays_exactly() -> None:
+    first, second = run_cluster_seed(21, 5, trace=True), run_cluster_seed(21, 5, trace=True)
+    assert first.trace == second.trace and len(first.trace) > 100
+    assert run_cluster_seed(21, 5).starts == first.starts  # tracing changes nothing
+
+
+# -- a planted bug is caught --------------------------------------------------------------------
+
+
+class _StartsWithoutLease(ClusterSim):
+    """The start gate lets everything through (the lease host still tells the guardian)."""
+
+    def _may_start(self, node: _Node) -> bool:
+        super()._may_start(node)
+        return True
+
+
+def test_a_planted_start_without_a_lease_breaks_at_most_one_and_is_caught() -> None:
+    result = run_cluster_seed(FIRST_CAUGHT_WITHOUT_A_LEASE, 5, sim=_StartsWithoutLease)
+    assert result.violation is not None and "while it runs as" in result.violation, result.violation
+    assert run_cluster_seed(FIRST_CAUGHT_WITHOUT_A_LEASE, 5).ok  # the seed itself is fine
+
+
+@pytest.mark.slow
+def test_the_planted_bug_is_caught_within_the_first_thousand_seeds() -> None:
+    for seed in range(PLANTED_WITHIN):
+        result = run_cluster_seed(seed, 5, sim=_StartsWithoutLease)
+        if not result.ok:
+            assert result.violation is not None and "while it runs as" in result.violation, result.violation
+            assert seed == FIRST_CAUGHT_WITHOUT_A_LEASE
+            return
+    raise AssertionError(f"the planted bug went unnoticed for {PLANTED_WITHIN} seeds")
+
+
+def test_the_command_line_sweeps_and_reports_a_failing_seed_with_its_trace(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--seeds", "2", "--start", "40"]) == 0
+    assert capsys.readouterr().out.startswith("seeds=2 violations=0 failed_seeds=0 starts=")
+    monkeypatch.setattr(ClusterSim, "_may_start", _StartsWithoutLease._may_start)
+    assert main(["--seeds", "1", "--start", str(FIRST_CAUGHT_WITHOUT_A_LEASE)]) == 1
+    out = capsys.readouterr().out
+    assert f"SWARM_SEED={FIRST_CAUGHT_WITHOUT_A_LEASE} nodes=5: " in out and "VIOLATION" in out
+    assert out.splitlines()[0].startswith("seeds=1 violations=1 ")
+
+
+# -- what the simulator found, on the pure cores ---------------------------------------------------
+
+
+def _assigned(*jobs: tuple[str, str]) -> JobTable:
+    """Stop-jobs (id, node), each assigned as attempt 1 at time 2.0."""
+    table = JobTable()
+    table.apply(SubmitJobs(tuple(JobSpec(id=j, argv=("true",)) for j, _ in jobs), at=1.0))
+    table.apply(AssignJobs(tuple(Assignment(j, 1, node) for j, node in jobs), at=2.0))
+    return table
+
+
+def _applied(state: NodeState, changed: list[str], running: dict[str, list[int]]) -> list[object]:
+    return state.applied(changed, running, from_earlier_life=False, now_mono=5.0, now_wall=5.0, may_start=True)
+
+
+def test_a_job_gone_from_the_table_neither_starts_nor_keeps_running_here() -> None:
+    table = _assigned(("j1", ME), ("j2", ME))
+    state = NodeState(ME, table)
+    _applied(state, ["j1", "j2"], {})
+    table.clear()  # `swarm recover` replaced the history that held them
+    out = _applied(state, ["j1", "j2"], {"j2": [1]})
+    assert Stop("j2", 1, lost=False) in out
+    assert state.to_start(ROOM, 5.0, may_start=True) == []
+
+
+def test_an_attempt_running_here_by_the_table_but_not_started_by_this_daemon_runs_again() -> None:
+    table = _assigned(("mine", ME), ("started", ME))
+    state = NodeState(ME, table)
+    _applied(state, ["mine", "started"], {})
+    (start,) = [s for s in state.to_start(ROOM, 3.0, may_start=True) if s.job.id == "started"]
+    state.started(start, running=True, holds=True, now_wall=3.0)
+    table.apply(StartAttempt("mine", 1, ME, 3.0))  # its end was in a history `recover` replaced
+    table.apply(StartAttempt("started", 1, ME, 3.0))
+    out = _applied(state, ["mine", "started"], {})  # neither runs now; only one was started here
+    lost = [c for i in out if isinstance(i, Propose) for c in i.commands]
+    assert lost == [RequeueLost("mine", 1, LOST_WITH_THE_DAEMON, 5.0, node_id=ME, assigned_at=2.0)]
+
+
+def test_the_leader_reruns_what_the_table_gave_a_node_that_raft_and_gossip_no_longer_know() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((JobSpec(id="k", argv=("true",), on_disconnect="keep"),), at=1.0))
+    table.apply(AssignJobs((Assignment("k", 1, "gone"),), at=2.0))
+    state = NodeState(ME, table)
+    view = ClusterView(is_leader=True, voters=frozenset({ME, "b"}), members=frozenset({ME, "b"}))
+    out = state.maintenance(view, None, lambda: [ROOM], 5.0, 5.0, 5.0)
+    assert [c.job_id for i in out if isinstance(i, Propose) for c in i.commands] == ["k"]
+
+
+def test_a_lost_attempt_claim_moves_only_the_attempt_it_names() -> None:
+    table = _assigned(("j1", "a"))
+    assert table.apply(RequeueLost("j1", 1, "lost", 3.0, node_id="b")) == []  # another node's
+    assert table.apply(RequeueLost("j1", 1, "lost", 3.0, node_id="a", assigned_at=1.5)) == []  # an older one
+    assert table.apply(RequeueLost("j1", 1, "lost", 3.0, node_id="a", assigned_at=2.0)) == ["j1"]
+    job = table.get("j1")
+    assert job is not None and job.state is JobState.PENDING
+
+
+def test_may_start_tells_the_guardian_the_deadline_its_answer_rests_on(tmp_path: Path) -> None:
+    """A one-voter node keeps its attempts past its lease (no deadline): the guardian must know so
+    before the first attempt starts, not at the next tick."""
+    raft = RaftHost(ME, tmp_path, send=lambda _: None, apply=lambda _: None, restore=lambda _: None)
+    raft.open(bootstrap_voters=[ME])
+    assert raft.elect_self_if_alone()
+    deadlines: list[int] = []
+    lease = LeaseHost(
+        ME, raft, send_to=lambda *_: True, set_deadline=deadlines.append, on_change=lambda _: None, clock=lambda: 1.0
+    )
+    assert lease.may_start() and deadlines == [0]
+    raft.close()
+
+
+def test_the_view_counts_a_peer_silent_only_when_raft_has_not_heard_it_and_gossip_doubts_it() -> None:
+    gossip = [("a", True, "alpha"), ("b", False, None), ("c", False, "gamma")]
+    heard: tuple[dict[str, int | None], int] = ({"a": 0, "b": 95, "c": None}, 100)
+    view = cluster_view(
+        ME, is_leader=True, voters={ME, "a"}, raft_members={ME, "a", "d"}, term=7, gossip=gossip, heard=heard,
+        silent_ticks=20,
+    )  # fmt: skip
+    assert view.alive == {ME, "a"} and view.members == {ME, "a", "b", "c", "d"} and view.raft_silent == {"c"}
+    assert view.names == {"a": "alpha", "c": "gamma"} and view.term == 7
+    follower = cluster_view(ME, is_leader=False, voters={ME}, raft_members={ME}, term=7, gossip=gossip, heard=heard)
+    assert follower.raft_silent == frozenset()
