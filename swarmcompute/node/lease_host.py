@@ -41,10 +41,13 @@ class LeaseHost:
         send_to: Callable[[str, object], bool],
         set_deadline: Callable[[int], None],
         on_change: Callable[[bool], None],
+        clock: Callable[[], float] = lease_clock,
     ) -> None:
         self.node_id = node_id
         self.raft = raft
-        self.lease = NodeLease(lease_clock())
+        self._clock = clock
+        """``lease_clock``; the simulator gives each node its own drifting clock."""
+        self.lease = NodeLease(clock())
         self._grantor: LeaseGrantor | None = None  # this node's, while it leads; see ``grantor``
         self._asked: tuple[str, int] | None = None  # the leader and term asked last
         self._send_to = send_to
@@ -70,13 +73,21 @@ class LeaseHost:
         """Whether this node may keep its leased attempts running now."""
         if keeps_past_lease(self.node_id, self.voters()):
             return True
-        return self.lease.valid(lease_clock() if now is None else now)
+        return self.lease.valid(self._clock() if now is None else now)
 
     def may_start(self) -> bool:
-        """Whether this node may start a leased attempt now (the lease and its fence)."""
+        """Whether this node may start a leased attempt now (the lease and its fence).
+
+        The guardian is told the deadline this answer rests on first: a lease extended since the
+        last ``check`` (the leader's own, by an ask) or a configuration that now keeps attempts past
+        the lease would otherwise start an attempt under the older deadline, and the guardian would
+        SIGKILL it at once (found by the whole-cluster simulator: a new leader's first attempts, and
+        the first ones after `swarm recover`, died at once and counted as failures)."""
+        now = self._clock()
+        self.check(now)
         if keeps_past_lease(self.node_id, self.voters()):
             return True
-        return self.lease.may_start(lease_clock(), self.raft.applied_index)
+        return self.lease.may_start(now, self.raft.applied_index)
 
     def rerunning(self, node_id: str) -> None:
         """This leader re-runs ``node_id``'s leased attempts: no lease for it until ``rerun_applied``."""
@@ -90,7 +101,7 @@ class LeaseHost:
     def tick(self, *, ask: bool = True) -> None:
         """Every Raft tick: lead, or ask (every ask interval, and at once for a new leader);
         then say what changed."""
-        now = lease_clock()
+        now = self._clock()
         node = self.raft.node
         if self.raft.is_leader:
             if self._grantor is None or self._grantor.term != node.term:
@@ -110,7 +121,7 @@ class LeaseHost:
         self.check(now)
 
     def on_message(self, sender: str, msg: LeaseAsk | LeaseGrant) -> None:
-        now = lease_clock()
+        now = self._clock()
         if isinstance(msg, LeaseAsk):
             grantor = self.grantor
             if grantor is None:
@@ -121,6 +132,7 @@ class LeaseHost:
             self.lease.grant_self(
                 grantor.quorum_lease_until(voters, now), grantor.term_index, term=grantor.term, now=now
             )
+            self.check(now)  # the guardian follows the leader's own lease too, even if we freeze now
         else:
             if self.lease.on_grant(msg, now):
                 self.check(now)
@@ -133,11 +145,11 @@ class LeaseHost:
         grantor = self.grantor
         if grantor is None or keeps_past_lease(node_id, voters):
             return False
-        return grantor.may_rerun(node_id, voters, lease_clock() if now is None else now)
+        return grantor.may_rerun(node_id, voters, self._clock() if now is None else now)
 
     def check(self, now: float | None = None) -> None:
         """Push the deadline to the guardian, and report a gained or lost lease."""
-        now = lease_clock() if now is None else now
+        now = self._clock() if now is None else now
         keeps = keeps_past_lease(self.node_id, self.voters())
         if keeps:
             deadline_ns = 0

@@ -11,7 +11,8 @@ import logging
 import os
 import re
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -163,3 +164,15 @@ def configure(
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=True,
     )
+
+
+@contextmanager
+def silenced() -> Iterator[None]:
+    """Drop every log line below CRITICAL meanwhile, then restore the configuration: the
+    whole-cluster simulator runs the daemon's shells, thousands of times a second."""
+    config = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
+    try:
+        yield
+    finally:
+        structlog.configure(**config)

@@ -31,9 +31,15 @@ EXPLAIN_INTERVAL_S = 0.5
 
 class PlacementRounds:
     def __init__(
-        self, table: JobTable, committer: ReplicatedJobLog, capacities: Callable[[], list[NodeCapacity]]
+        self,
+        table: JobTable,
+        committer: ReplicatedJobLog,
+        capacities: Callable[[], list[NodeCapacity]],
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._table = table
+        self._clock = clock
+        """Wall-clock time (``time.time``; the simulator's own clock there)."""
         self._committer = committer
         self._capacities = capacities
         self._changed = asyncio.Event()
@@ -57,10 +63,19 @@ class PlacementRounds:
         """Ask for a round whenever something changed, or a retry backoff ended."""
         while True:
             await self._wait_for_change()
-            self._changed.clear()
-            if self._committer.raft.is_leader:
-                self._wanted = True
-                self._committer.request_plan()
+            self.take_change()
+
+    def take_change(self) -> None:
+        """A change was seen: on the leader, the next batch runs a round."""
+        self._changed.clear()
+        if self._committer.raft.is_leader:
+            self._wanted = True
+            self._committer.request_plan()
+
+    @property
+    def change_pending(self) -> bool:
+        """Whether a change waits to be taken (what ``run`` waits for)."""
+        return self._changed.is_set()
 
     def plan(self, commands: Sequence[Command]) -> list[Command]:
         """On the leader, for each batch it proposes: the placements that ride in the same entry."""
@@ -72,7 +87,7 @@ class PlacementRounds:
             self._wanted = True  # picked up when that entry applies (``applied``)
             return []
         self._wanted = False
-        now = time.time()
+        now = self._clock()
         placement = self._last = place(
             self._table, self._capacities(), now, ending=ending, incoming=incoming, preferred=preferred
         )
@@ -85,7 +100,7 @@ class PlacementRounds:
             now = time.monotonic()
             if now - self._explained_at > EXPLAIN_INTERVAL_S:
                 self._explained_at = now
-                self._last = place(self._table, self._capacities(), time.time())
+                self._last = place(self._table, self._capacities(), self._clock())
         placement = self._last
         if job_id in placement.waiting:
             return "waiting_resources", placement.waiting[job_id]
@@ -95,7 +110,7 @@ class PlacementRounds:
 
     async def _wait_for_change(self) -> None:
         """Until something changed, or the nearest retry backoff ends (the clock also checks)."""
-        now = time.time()
+        now = self._clock()
         backoffs = [j.not_before for j in self._table.pending_jobs() if j.not_before > now]
         if not backoffs:
             await self._changed.wait()

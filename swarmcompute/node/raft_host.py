@@ -33,12 +33,14 @@ import random
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
+from typing import Protocol
 
 import structlog
 
 from swarmcompute.errors import DiskFullError, NotLeaderError, StorageError
 from swarmcompute.raft.config import RaftConfig
 from swarmcompute.raft.core import RaftNode
+from swarmcompute.raft.durable import PersistedState
 from swarmcompute.raft.messages import Entry, HardState, Message, Snapshot
 from swarmcompute.raft.ready import Ready, Role, Status
 from swarmcompute.storage.raft_log import RaftStorage
@@ -48,6 +50,14 @@ log = structlog.get_logger(__name__)
 DEFAULT_TICK_INTERVAL_S = 0.1
 COMPACT_AFTER_ENTRIES = 10_000
 """Fold applied entries into a snapshot once this many accumulate (bounds disk and restart time)."""
+
+
+class LogStorage(Protocol):
+    """Where the host persists Raft's state: ``RaftStorage`` on disk (the simulator's fake disk too)."""
+
+    def save(self, rd: Ready) -> None: ...
+    def compact(self, snapshot: Snapshot) -> None: ...
+    def close(self) -> None: ...
 
 
 class RaftHost:
@@ -62,16 +72,18 @@ class RaftHost:
         config: RaftConfig | None = None,
         tick_interval_s: float = DEFAULT_TICK_INTERVAL_S,
         rng: random.Random | None = None,
+        open_storage: Callable[[Path], tuple[LogStorage, PersistedState]] = RaftStorage.open,
     ) -> None:
         self.node_id = node_id
         self._directory = directory
+        self._open_storage = open_storage
         self._send = send
         self._apply = apply
         self._restore = restore
         self._config = config or RaftConfig()
         self._tick_interval_s = tick_interval_s
         self._rng = rng or random.Random()
-        self._storage: RaftStorage | None = None
+        self._storage: LogStorage | None = None
         self._node: RaftNode | None = None
         self._scheduled = False
         self._applied_changed = asyncio.Event()
@@ -95,7 +107,7 @@ class RaftHost:
         ``bootstrap_voters`` starts a brand-new cluster when there is no state
         yet; an existing state always wins (a restart never re-bootstraps).
         """
-        storage, state = RaftStorage.open(self._directory)
+        storage, state = self._open_storage(self._directory)
         self._storage = storage
         self._saved_hard = state.hard_state
         self._synced_last = state.last_index
@@ -172,7 +184,7 @@ class RaftHost:
                 pass
             self._storage = None
         try:
-            storage, state = RaftStorage.open(self._directory)
+            storage, state = self._open_storage(self._directory)
         except StorageError as exc:
             self._stalled = exc
             return False
@@ -346,7 +358,7 @@ class RaftHost:
         self._scheduled = False
         self._process_ready()
 
-    def _persist(self, storage: RaftStorage, rd: Ready) -> None:
+    def _persist(self, storage: LogStorage, rd: Ready) -> None:
         """Save what Raft needs durable; a hard state that only moved ``commit`` rides along later.
 
         The commit index is volatile in Raft (a restarted node learns it again),

@@ -1,9 +1,10 @@
-"""``python -m swarmcompute.sim [--jobs] --seeds N [--start S] [--nodes K] [--trace SEED]``
+"""``python -m swarmcompute.sim --seeds N [--start S] [--nodes K] [--workers W] [--trace SEED]``
 
-Runs the Raft cluster simulator (with ``--jobs``: the job simulation, leases included, on 5 nodes
-unless ``--nodes`` says otherwise) over many seeds and prints one summary line.
-Exits 1 on any violation, after printing ``SWARM_SEED=<n>`` for every failing
-seed and the event trace of the first one (replayed from its seed alone).
+Runs the whole-cluster simulator (``swarmcompute.sim.cluster``: Raft, gossip, leases, every
+node's rules and the scheduler, on 5 nodes unless ``--nodes`` says otherwise) over many seeds and
+prints one summary line; ``--raft`` runs the Raft cluster alone, ``--jobs`` the job simulation
+over an abstract log. Exits 1 on any violation, after printing ``SWARM_SEED=<n>`` for every
+failing seed and the event trace of the first one (replayed from its seed alone).
 This is a shell: it may read the wall clock to report throughput.
 """
 
@@ -15,11 +16,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 
+from swarmcompute.sim.cluster import ClusterResult, run_cluster_seed
 from swarmcompute.sim.jobs import run_job_seed
 from swarmcompute.sim.raft_cluster import SimOptions
-from swarmcompute.sim.sweep import job_sweep, replay_with_trace, sweep
+from swarmcompute.sim.sweep import cluster_sweep, job_sweep, replay_with_trace, sweep
 
 TRACE_TAIL_LINES = 400
+PROGRESS_EVERY = 500
+"""A long whole-cluster sweep says how far it got (on stderr) every this many seeds."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -28,25 +32,63 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--seeds", type=int, default=100, help="how many seeds to run")
     parser.add_argument("--start", type=int, default=0, help="first seed")
-    parser.add_argument("--nodes", type=int, default=None, help="cluster size (default: 3 to 5, chosen by the seed)")
-    defaults = SimOptions()
-    parser.add_argument("--safety-ticks", type=int, default=defaults.safety_ticks)
-    parser.add_argument("--liveness-ticks", type=int, default=defaults.liveness_ticks)
+    parser.add_argument(
+        "--nodes", type=int, default=None, help="cluster size (default 5; with --raft: 3 to 5, chosen by the seed)"
+    )
     parser.add_argument(
         "--trace", type=int, metavar="SEED", default=None, help="run one seed and print its whole trace"
     )
-    parser.add_argument("--jobs", action="store_true", help="sweep the job simulation instead of Raft")
+    parser.add_argument("--workers", type=int, default=1, help="processes sharing the seeds (default 1)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--raft", action="store_true", help="sweep the Raft cluster alone")
+    mode.add_argument("--jobs", action="store_true", help="sweep the job simulation over an abstract log")
+    defaults = SimOptions()
+    parser.add_argument("--safety-ticks", type=int, default=defaults.safety_ticks, help="with --raft")
+    parser.add_argument("--liveness-ticks", type=int, default=defaults.liveness_ticks, help="with --raft")
     args = parser.parse_args(argv)
     if args.jobs:
         return _jobs(args.seeds, args.start, args.nodes or 5, args.trace)
-    options = replace(defaults, safety_ticks=args.safety_ticks, liveness_ticks=args.liveness_ticks)
+    if args.raft:
+        return _raft(args, replace(defaults, safety_ticks=args.safety_ticks, liveness_ticks=args.liveness_ticks))
+    return _cluster(args.seeds, args.start, args.nodes or 5, args.trace, args.workers)
 
+
+def _cluster(seeds: int, start: int, nodes: int, trace: int | None, workers: int) -> int:
+    if trace is not None:
+        result = run_cluster_seed(trace, nodes, trace=True)
+        print("\n".join(result.trace))
+        print(f"SWARM_SEED={result.seed} nodes={result.nodes} violations={0 if result.ok else 1}")
+        return 0 if result.ok else 1
+    started = time.monotonic()
+
+    def progress(result: ClusterResult) -> None:
+        if not result.ok:
+            print(f"SWARM_SEED={result.seed} nodes={result.nodes}: {result.violation}", file=sys.stderr, flush=True)
+        done = result.seed - start + 1
+        if done % PROGRESS_EVERY == 0:
+            took = time.monotonic() - started
+            print(f"progress: {done} seeds in {took:.0f} s", file=sys.stderr, flush=True)
+
+    summary = cluster_sweep(seeds, start, nodes, on_result=progress, workers=workers)
+    wall_s = time.monotonic() - started
+    rate = summary.seeds / wall_s if wall_s > 0 else 0.0
+    print(f"{summary.line()} wall_s={wall_s:.1f} seeds_per_s={rate:.2f}")
+    if not summary.failures:
+        return 0
+    for failure in summary.failures:
+        print(f"SWARM_SEED={failure.seed} nodes={failure.nodes}: {failure.violation}")
+    first = summary.failures[0]
+    replayed = run_cluster_seed(first.seed, first.nodes, trace=True)
+    _print_tail(replayed.trace, first.seed, f"--trace {first.seed} --nodes {first.nodes}")
+    return 1
+
+
+def _raft(args: argparse.Namespace, options: SimOptions) -> int:
     if args.trace is not None:
         result = replay_with_trace(args.trace, args.nodes, options)
         print("\n".join(result.trace))
         print(f"SWARM_SEED={result.seed} nodes={result.nodes} violations={len(result.violations)}")
         return 0 if result.ok else 1
-
     started = time.monotonic()
     summary = sweep(args.seeds, args.start, args.nodes, options)
     wall_s = time.monotonic() - started
@@ -58,12 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"SWARM_SEED={failure.seed} nodes={failure.nodes}: {failure.violations[0]}")
     first = summary.failures[0]
     replayed = replay_with_trace(first.seed, first.nodes, options)
-    tail = replayed.trace[-TRACE_TAIL_LINES:]
-    print(
-        f"--- trace of SWARM_SEED={first.seed} (last {len(tail)} of {len(replayed.trace)} lines; "
-        f"all of it: python -m swarmcompute.sim --trace {first.seed} --nodes {first.nodes}) ---"
-    )
-    print("\n".join(tail))
+    _print_tail(replayed.trace, first.seed, f"--raft --trace {first.seed} --nodes {first.nodes}")
     return 1
 
 
@@ -84,13 +121,17 @@ def _jobs(seeds: int, start: int, nodes: int, trace: int | None) -> int:
         print(f"SWARM_SEED={failure.seed} nodes={failure.nodes}: {failure.violation}")
     first = summary.failures[0]
     replayed = run_job_seed(first.seed, first.nodes, trace=True)
-    tail = replayed.trace[-TRACE_TAIL_LINES:]
+    _print_tail(replayed.trace, first.seed, f"--jobs --trace {first.seed} --nodes {first.nodes}")
+    return 1
+
+
+def _print_tail(trace: list[str], seed: int, replay: str) -> None:
+    tail = trace[-TRACE_TAIL_LINES:]
     print(
-        f"--- trace of SWARM_SEED={first.seed} (last {len(tail)} of {len(replayed.trace)} lines; "
-        f"all of it: python -m swarmcompute.sim --jobs --trace {first.seed} --nodes {first.nodes}) ---"
+        f"--- trace of SWARM_SEED={seed} (last {len(tail)} of {len(trace)} lines; "
+        f"all of it: python -m swarmcompute.sim {replay}) ---"
     )
     print("\n".join(tail))
-    return 1
 
 
 if __name__ == "__main__":

@@ -1,11 +1,14 @@
 """Run many seeds and summarise: the engine behind ``python -m swarmcompute.sim`` and the test sweeps
-(the Raft cluster by default, the job simulation with ``--jobs``)."""
+(the whole-cluster simulation by default, the Raft cluster alone with ``--raft``, the job
+simulation over an abstract log with ``--jobs``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from multiprocessing import get_context
 
+from swarmcompute.sim.cluster import ClusterResult, run_cluster_seed
 from swarmcompute.sim.jobs import JobResult, run_job_seed
 from swarmcompute.sim.raft_cluster import RaftSim, SimOptions, SimResult
 
@@ -105,6 +108,75 @@ def job_sweep(
         summary.sim_s += result.sim_s
         if not result.ok:
             summary.failures.append(result)
+        if on_result is not None:
+            on_result(result)
+    return summary
+
+
+@dataclass(slots=True)
+class ClusterSweepSummary:
+    """Seeds of the whole-cluster simulation (``swarmcompute.sim.cluster``)."""
+
+    seeds: int = 0
+    starts: int = 0
+    reruns: int = 0
+    elections: int = 0
+    lease_kills: int = 0
+    recovers: int = 0
+    leaves: int = 0
+    readdresses: int = 0
+    given_up: int = 0
+    sim_s: float = 0.0
+    failures: list[ClusterResult] = field(default_factory=list)
+
+    def add(self, result: ClusterResult) -> None:
+        self.seeds += 1
+        self.starts += result.starts
+        self.reruns += result.reruns
+        self.elections += result.elections
+        self.lease_kills += result.lease_kills
+        self.recovers += result.recovers
+        self.leaves += result.leaves
+        self.readdresses += result.readdresses
+        self.given_up += result.given_up
+        self.sim_s += result.sim_s
+        if not result.ok:
+            self.failures.append(result)
+
+    def line(self) -> str:
+        return (
+            f"seeds={self.seeds} violations={len(self.failures)} failed_seeds={len(self.failures)} "
+            f"starts={self.starts} reruns={self.reruns} elections={self.elections} "
+            f"lease_kills={self.lease_kills} recovers={self.recovers} leaves={self.leaves} "
+            f"readdresses={self.readdresses} given_up_by_recover={self.given_up} simulated_s={self.sim_s:.0f}"
+        )
+
+
+def _cluster_seed(args: tuple[int, int]) -> ClusterResult:
+    return run_cluster_seed(*args)
+
+
+def _cluster_results(seeds: int, start: int, nodes: int, workers: int) -> Iterator[ClusterResult]:
+    jobs = ((seed, nodes) for seed in range(start, start + seeds))
+    if workers <= 1:
+        yield from map(_cluster_seed, jobs)
+        return
+    with get_context("spawn").Pool(workers) as pool:  # each seed is independent and deterministic
+        yield from pool.imap(_cluster_seed, jobs, chunksize=4)
+
+
+def cluster_sweep(
+    seeds: int,
+    start: int = 0,
+    nodes: int = 5,
+    on_result: Callable[[ClusterResult], None] | None = None,
+    workers: int = 1,
+) -> ClusterSweepSummary:
+    """Run whole-cluster seeds ``start .. start+seeds-1`` with every fault kind; never stops early.
+    ``workers`` processes share the seeds (the results, in seed order, are the same)."""
+    summary = ClusterSweepSummary()
+    for result in _cluster_results(seeds, start, nodes, workers):
+        summary.add(result)
         if on_result is not None:
             on_result(result)
     return summary

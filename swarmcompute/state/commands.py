@@ -91,6 +91,16 @@ class RequeueLost:
     """The term whose leader decided it (0: the node that ran the attempt says so itself). A
     leader's decision holds only in its own term: it is never forwarded to, or proposed by, a
     later leader (which decides anew with its own lease bookkeeping)."""
+    node_id: str = ""
+    """The node whose attempt was lost ("": any, as in older logs). The table re-queues the job
+    only while that node holds the attempt: after `swarm recover` replaced the history, the same
+    attempt number can name another node's running attempt (found by the whole-cluster simulator:
+    a restarted node's claim about its earlier life re-queued an attempt running elsewhere)."""
+    assigned_at: float | None = None
+    """When that attempt was assigned (None: any). With ``node_id`` it names the attempt itself,
+    not only its number, which a newer history can give to the same node again (found by the
+    whole-cluster simulator: a claim made before `swarm recover` re-queued the new attempt 1 the
+    same node had started since)."""
 
 
 def decided_in(cmd: object, term: int) -> bool:

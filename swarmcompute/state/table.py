@@ -404,6 +404,8 @@ class JobTable:
         job = self._open.get(cmd.job_id)
         if job is None or job.attempt != cmd.attempt or job.state not in ACTIVE_STATES:
             return []
+        if (cmd.node_id and job.node != cmd.node_id) or cmd.assigned_at not in (None, job.assigned_at):
+            return []  # another attempt under the same number (``RequeueLost.node_id``, ``assigned_at``)
         _ended(job, "lost")
         self._move(job, Move.LOSE, Reason.LOST, f"attempt {job.attempt} lost: {cmd.why}; re-queued")
         return [job.id]

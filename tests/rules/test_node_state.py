@@ -66,9 +66,9 @@ def test_an_attempt_from_an_earlier_life_runs_again_as_a_new_attempt() -> None:
     table = table_with(("j1", ME, "stop"), ("j2", "b", "stop"))
     state = NodeState(ME, table)
     out = state.applied(["j1", "j2"], {}, from_earlier_life=True, now_mono=0.0, now_wall=5.0, may_start=True)
-    assert proposed(out) == [RequeueLost("j1", 1, LOST_WITH_THE_DAEMON, 5.0)]
+    assert proposed(out) == [RequeueLost("j1", 1, LOST_WITH_THE_DAEMON, 5.0, node_id=ME, assigned_at=2.0)]
     assert [p.commands for p in state.restarted(6.0) if isinstance(p, Propose)] == [
-        (RequeueLost("j1", 1, LOST_WITH_THE_DAEMON, 6.0),)
+        (RequeueLost("j1", 1, LOST_WITH_THE_DAEMON, 6.0, node_id=ME, assigned_at=2.0),)
     ]
 
 

@@ -1,9 +1,10 @@
-"""Seed sweeps of the whole-cluster simulator, determinism, and the command line.
+"""Seed sweeps of the Raft cluster simulator (``swarmcompute.sim.raft_cluster``: Raft alone, with
+mid-write crashes, compaction and membership churn that the whole-cluster simulator leaves out),
+determinism, and ``--raft`` on the command line.
 
-``SWARM_SIM_SEEDS`` scales the normal sweep (default 2000 seeds, well under a
-minute on one core). The long sweep runs only with ``SWARM_SLOW=1``.
-A failing seed prints ``SWARM_SEED=<n>``; replay it with
-``python -m swarmcompute.sim --trace <n> --nodes <k>``.
+``SWARM_SIM_SEEDS`` scales the normal sweep (default 500 seeds, about 15 s on one idle core). The
+long sweep runs only with ``SWARM_SLOW=1``. A failing seed prints ``SWARM_SEED=<n>``; replay it
+with ``python -m swarmcompute.sim --raft --trace <n> --nodes <k>``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from swarmcompute.sim.__main__ import main
 from swarmcompute.sim.raft_cluster import SimOptions, run_seed
 from swarmcompute.sim.sweep import SweepSummary, replay_with_trace, sweep
 
-SEEDS = int(os.environ.get("SWARM_SIM_SEEDS", "2000"))
+SEEDS = int(os.environ.get("SWARM_SIM_SEEDS", "500"))
 SWEEP_OPTIONS = SimOptions(safety_ticks=100)
 
 # Seeds that once showed a problem; each stays as a regression test:
@@ -57,7 +58,7 @@ def test_seed_sweep() -> None:
 
 @pytest.mark.slow  # deselected unless SWARM_SLOW=1 (root conftest); SWARM_SIM_SEEDS scales it
 def test_long_seed_sweep() -> None:
-    summary = sweep(SEEDS * 5, 1_000_000, None, SimOptions(safety_ticks=600))  # 10,000 seeds by default
+    summary = sweep(SEEDS * 20, 1_000_000, None, SimOptions(safety_ticks=600))  # 10,000 seeds by default
     assert not summary.failures, _report(summary)
 
 
@@ -90,7 +91,18 @@ def test_a_seed_replays_exactly_across_processes_and_hash_seeds() -> None:
     for hash_seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(root)}
         proc = subprocess.run(
-            [sys.executable, "-m", "swarmcompute.sim", "--trace", "3", "--nodes", "4", "--safety-ticks", "80"],
+            [
+                sys.executable,
+                "-m",
+                "swarmcompute.sim",
+                "--raft",
+                "--trace",
+                "3",
+                "--nodes",
+                "4",
+                "--safety-ticks",
+                "80",
+            ],
             capture_output=True,
             text=True,
             env=env,
@@ -104,7 +116,7 @@ def test_a_seed_replays_exactly_across_processes_and_hash_seeds() -> None:
 
 
 def test_cli_prints_a_summary_and_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--seeds", "4", "--start", "50"]) == 0
+    assert main(["--raft", "--seeds", "4", "--start", "50"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("seeds=4 violations=0 failed_seeds=0 elections=") and "commits_per_s=" in out
 
@@ -123,7 +135,7 @@ def test_cli_reports_the_failing_seed_and_its_trace(
             self._send(VoteResponse(self.term, self.id, msg.src, False, msg.pre_vote))
 
     monkeypatch.setattr(RaftNode, "_on_vote_request", vote_without_log_check)
-    assert main(["--seeds", "60", "--nodes", "3"]) == 1
+    assert main(["--raft", "--seeds", "60", "--nodes", "3"]) == 1
     out = capsys.readouterr().out
     assert "SWARM_SEED=" in out and "--- trace of SWARM_SEED=" in out and "VIOLATION" in out
     assert out.splitlines()[0].startswith("seeds=60 violations=") and " violations=0 " not in out.splitlines()[0]
