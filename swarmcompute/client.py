@@ -13,6 +13,7 @@ starts a fresh Python process every time and must be quick.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -442,6 +443,37 @@ class Client:
     def status(self) -> dict[str, Any]:
         """Cluster id, leader, term, the nodes and job counts by state."""
         return self._call(m.Status())
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """The nodes as `swarm nodes` lists them (the ``nodes`` of ``status``): names, labels,
+        GPUs, whether drained, running jobs."""
+        return list(self.status()["nodes"])
+
+    def drain(self, node: str, *, wait: float | str | None = None) -> dict[str, Any]:
+        """Give ``node`` (a name or id) no new work; what runs there finishes. ``wait``: return only
+        once it runs nothing (seconds or "10m"; ``WaitTimeoutError`` past it). Returns its row."""
+        row = self._call(m.DrainNode(str(node), True))
+        if wait is None:
+            return dict(row)
+        return self._wait_empty(row["id"], parse_duration(wait))
+
+    def undrain(self, node: str) -> dict[str, Any]:
+        """Put a drained node back in service; returns its row."""
+        return dict(self._call(m.DrainNode(str(node), False)))
+
+    def label(self, node: str, *labels: str) -> dict[str, Any]:
+        """Set labels on ``node`` ("K=V"; "K=" removes K), on every later leader too; returns its row."""
+        return dict(self._call(m.LabelNode(str(node), tuple(str(x) for x in labels))))
+
+    def _wait_empty(self, node_id: str, timeout_s: float | None) -> dict[str, Any]:
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            row = next((n for n in self.nodes() if n["id"] == node_id), None)
+            if row is None or not row.get("running_jobs"):
+                return row or {"id": node_id}
+            if deadline is not None and time.monotonic() > deadline:
+                raise errors.WaitTimeoutError(f"node {row['name']} still runs {row['running_jobs']} job(s)")
+            time.sleep(0.2)
 
     def recover(self) -> list[str]:
         """Force the live voters to be the whole configuration (`swarm recover`; unsafe by design)."""

@@ -22,6 +22,7 @@ exactly what happened and what to do. A broken invariant is an
     │   ├── ClusterFoundError        a cluster answers on the LAN and no token was given
     │   ├── NotLeaderError           carries the leader hint for forwarding
     │   ├── NoQuorumError
+    │   ├── NodeNotFoundError        swarm drain/label named no known node (or an ambiguous one)
     │   └── MembershipChangeError    one change at a time, the voter cap, unknown node
     ├── StorageError
     │   ├── CorruptRecordError
@@ -124,6 +125,10 @@ class NotLeaderError(ClusterError):
 
 class NoQuorumError(ClusterError):
     """A majority of voters cannot be reached."""
+
+
+class NodeNotFoundError(ClusterError):
+    """`swarm drain`, `undrain` or `label` named a node the cluster does not know (or two)."""
 
 
 class StorageError(SwarmError):

@@ -107,6 +107,11 @@ class StatePaths:
         """This node's copy of the cluster's command policy (``state.policy``), rewritten when it changes."""
         return self.root / "policy.toml"
 
+    @property
+    def labels_file(self) -> Path:
+        """This node's labels (``swarm join --label``, ``swarm label``), as JSON (``node.labels``)."""
+        return self.root / "labels.json"
+
 
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600

@@ -105,6 +105,24 @@ class PolicySet:
     policy: CommandPolicy
 
 
+@codec.message("api.drain")
+@dataclass(frozen=True, slots=True)
+class DrainNode:
+    """`swarm drain NODE` (``drained``) or `swarm undrain NODE`: the reply is the node's row."""
+
+    node: str
+    drained: bool
+
+
+@codec.message("api.label")
+@dataclass(frozen=True, slots=True)
+class LabelNode:
+    """`swarm label NODE K=V...` (``K=`` removes K): the reply is the node's row."""
+
+    node: str
+    labels: tuple[str, ...]
+
+
 @codec.message("api.token_create")
 @dataclass(frozen=True, slots=True)
 class ApiTokenCreate:

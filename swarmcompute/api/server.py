@@ -64,6 +64,8 @@ ANSWERED = (
     m.ApiTokenCreate,
     m.ApiTokenList,
     m.ApiTokenRevoke,
+    m.DrainNode,
+    m.LabelNode,
     *FILE_REQUESTS,
 )
 """Requests answered with one value, by ``ControlServer.answer`` (``Submit`` when not attached)."""
@@ -216,6 +218,12 @@ class ControlServer:
                 return await daemon.create_api_token(name, read_only=read_only, expires_s=expires_s, uid=uid)
             case m.ApiTokenList():
                 return [t.view() for t in daemon.table.api_tokens]
+            case m.DrainNode(node=node, drained=drained):
+                check_admin(uid, "drain or undrain a node")
+                return await daemon.set_drained(node, drained)
+            case m.LabelNode(node=node, labels=labels):
+                check_admin(uid, "label a node")
+                return await daemon.label_node(node, labels)
             case m.ApiTokenRevoke(name=name):
                 await daemon.revoke_api_token(name)
                 return None

@@ -105,6 +105,12 @@ def join(
     ] = False,
     mdns: Annotated[bool, typer.Option("--mdns/--no-mdns", help="Find and announce nodes with mDNS.")] = True,
     name: Annotated[str | None, typer.Option(help="This node's name (default: the hostname).")] = None,
+    label: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--label", help="K=V: a label `swarm run --constraint` matches (repeatable; replaces the node's)."
+        ),
+    ] = None,
     port: Annotated[int, typer.Option(help="Peer port (0: any free port).")] = DEFAULT_PORT,
     bind: Annotated[str, typer.Option(help="Address to bind for peer traffic.")] = "0.0.0.0",
     voter_grace: Annotated[
@@ -194,6 +200,8 @@ def join(
             args += [flag, value]
     if bool(tls_cert) != bool(tls_key):
         raise _fail("give --tls-cert and --tls-key together")
+    if label:
+        _call(lambda: _save_join_labels(paths, label))
     if not detach:
         if token is not None:
             _exec_foreground(args, token)  # does not return
@@ -270,6 +278,16 @@ def join(
             return
         time.sleep(0.05)
     raise _fail(f"the daemon (pid {proc.pid}) did not answer within {JOIN_READY_TIMEOUT_S:g}s; see {paths.daemon_log}")
+
+
+def _save_join_labels(paths: StatePaths, texts: list[str]) -> None:
+    """`swarm join --label`: the node's labels, in its state dir before its daemon starts."""
+    from swarmcompute.node.labels import parse_labels, write_labels
+    from swarmcompute.paths import ensure_private_dir
+
+    labels = parse_labels(texts, removals=False)
+    ensure_private_dir(paths.root)
+    write_labels(paths.labels_file, labels, time.time())
 
 
 def _read_token_file(path: Path) -> str:
@@ -419,6 +437,71 @@ def status(state_dir: StateDir = None, as_json: JsonFlag = False) -> None:
         _print_json(result)
     else:
         typer.echo(status_text(result))
+
+
+@app.command()
+def nodes(state_dir: StateDir = None, as_json: JsonFlag = False) -> None:
+    """The nodes by name: role, state (drained?), CPUs, memory, GPUs, Docker, labels, running jobs."""
+    from swarmcompute.cli.format import nodes_table
+
+    result = _call(lambda: _client(state_dir).nodes())
+    if as_json:
+        _print_json(result)
+    else:
+        typer.echo(nodes_table(result))
+
+
+NodeArg = Annotated[str, typer.Argument(help="The node: its name, id or a unique id prefix.")]
+
+
+@app.command()
+def label(
+    node: NodeArg,
+    labels: Annotated[list[str], typer.Argument(help="K=V to set, K= to remove (one or more).")],
+    state_dir: StateDir = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Set or remove a node's labels (what `swarm run --constraint` matches); the node keeps them."""
+    row = _call(lambda: _client(state_dir).label(node, *labels))
+    if as_json:
+        _print_json(row)
+    else:
+        typer.echo(f"{_node_shown(row)}: labels change committed; the node applies them")
+
+
+@app.command()
+def drain(
+    node: NodeArg,
+    wait: Annotated[bool, typer.Option("--wait", help="Return once the node runs nothing.")] = False,
+    timeout: Annotated[str | None, typer.Option(help="With --wait: give up after this long (e.g. 10m).")] = None,
+    state_dir: StateDir = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Give a node no new work; what runs there finishes, what it had queued goes elsewhere."""
+    client = _client(state_dir)
+    row = _call(lambda: client.drain(node, wait=(timeout or "100y") if wait else None))
+    if as_json:
+        _print_json(row)
+    elif wait:
+        typer.echo(f"{_node_shown(row)}: drained, nothing runs there")
+    else:
+        typer.echo(f"{_node_shown(row)}: drained, {row.get('running_jobs', 0)} job(s) still there")
+
+
+@app.command()
+def undrain(node: NodeArg, state_dir: StateDir = None, as_json: JsonFlag = False) -> None:
+    """Put a drained node back in service."""
+    row = _call(lambda: _client(state_dir).undrain(node))
+    if as_json:
+        _print_json(row)
+    else:
+        typer.echo(f"{_node_shown(row)}: back in service")
+
+
+def _node_shown(row: dict[str, Any]) -> str:
+    from swarmcompute.limits import printable
+
+    return printable(str(row.get("name") or row.get("id")))
 
 
 def _jobs(state_dir: str | None, as_json: bool, limit: int, state: list[str] | None) -> None:

@@ -104,6 +104,35 @@ def status_text(status: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def nodes_table(nodes: Sequence[dict[str, Any]]) -> str:
+    """`swarm nodes`: one line per node, by name."""
+    rows = [
+        (
+            n["name"],
+            n["role"],
+            n["state"] + (" (drained)" if n.get("drained") else ""),
+            n["cpus"],
+            f"{format_size(n['mem_available'])} / {format_size(n['mem_total'])}",
+            _gpus(n.get("gpus") or []),
+            "yes" if n.get("docker") else "no",
+            ",".join(f"{k}={v}" for k, v in sorted((n.get("labels") or {}).items())) or "-",
+            n["running_jobs"],
+        )
+        for n in sorted(nodes, key=lambda n: (n["name"], n["id"]))
+    ]
+    return table(["NAME", "ROLE", "STATE", "CPUS", "MEM FREE", "GPUS", "DOCKER", "LABELS", "RUNNING"], rows)
+
+
+def _gpus(gpus: Sequence[dict[str, Any]]) -> str:
+    if not gpus:
+        return "-"
+    models: dict[str, int] = {}
+    for g in gpus:
+        label = f"{g.get('name', '?')} {format_size(int(g.get('mem_total', 0)))}"
+        models[label] = models.get(label, 0) + 1
+    return ", ".join(f"{n}x {label}" for label, n in models.items())
+
+
 def job_text(job: dict[str, Any]) -> str:
     fields = [
         ("id", job["id"]),

@@ -168,6 +168,9 @@ class Daemon:
         self._lease: LeaseHost | None = None
         self._copies: LogCopies | None = None
         self._files: FilesHost | None = None
+        self._labels: Any = None
+        """``LabelsHost`` (``node.labels``), once run() loaded the identity."""
+        self._drained_seen: frozenset[str] = frozenset()
         self.executor = JobRunners(
             self.paths.job_output_dir,
             self.paths.process_registry,
@@ -336,7 +339,12 @@ class Daemon:
                 discovery=lambda: self._discovery,
                 on_save_failed=lambda exc: self.disk.failed(exc, self.paths.cluster_key),
             )
-            self.inventory = Inventory(identity.name, self.resources, list_images=_docker_images)
+            from swarmcompute.node.labels import LabelsHost
+
+            self._labels = LabelsHost(self)
+            self.inventory = Inventory(
+                identity.name, self.resources, list_images=_docker_images, labels=self._labels.labels
+            )
             self._gossip = GossipHost(
                 identity.node_id,
                 link.address,
@@ -642,6 +650,7 @@ class Daemon:
             self._copies.applied(changed)
         if self._files is not None:
             self._files.applied(changed)
+        self._node_settings_applied()
         self._changed.set()
         self._changed = asyncio.Event()
 
@@ -776,6 +785,7 @@ class Daemon:
         if self._keys is not None:
             self._keys.expire()
         self._write_policy_copy()
+        self._node_settings_applied()  # drains and label changes commit in entries that change no job
         if self._address_watch is False:
             self._check_own_address()
         now = time.time()
@@ -1057,6 +1067,29 @@ class Daemon:
         open_ids = tuple(j for j in job_ids if (job := self.table.get(j)) and not job.state.is_terminal)
         if open_ids:
             await self.committer.propose([CancelJobs(open_ids, why, time.time())])
+
+    async def set_drained(self, ref: str, drained: bool) -> dict[str, Any]:
+        """`swarm drain` / `swarm undrain` (``node.labels``): the node's row once committed."""
+        from swarmcompute.node.labels import set_drained
+
+        return await set_drained(self, ref, drained)
+
+    async def label_node(self, ref: str, labels: tuple[str, ...]) -> dict[str, Any]:
+        """`swarm label NODE K=V...` (``node.labels``): committed; the node applies it when it holds it."""
+        from swarmcompute.node.labels import label_node
+
+        return await label_node(self, ref, labels)
+
+    def _node_settings_applied(self) -> None:
+        """After applied entries: this node's labels from `swarm label`; a drain or undrain asks
+        for a placement round and wakes this node's starts (its queue waits while drained)."""
+        if self._labels is not None and self.inventory is not None and self._labels.sync():
+            self.inventory.labels = self._labels.labels
+            self.rounds.request()  # a leader places with its own labels as they are now
+        if self.table.drained != self._drained_seen:
+            self._drained_seen = self.table.drained
+            self.rounds.request()
+            self._start_wakeup.set()
 
     def is_leader(self) -> bool:
         return self.committer.raft.is_leader

@@ -16,6 +16,8 @@ holds the node's side of that bargain, as plain rules with no I/O:
   ended (``ended``), so two attempts never share a card. The daemon names them in
   ``CUDA_VISIBLE_DEVICES`` (``gpus_of``). A restarted daemon starts with every
   card free: the jobs of its earlier life were killed before it starts any.
+- A drained node (``JobTable.drained``) starts nothing more and hands back
+  everything queued as soon as another node can run it.
 - Hand an attempt back (``ReleaseQueued``) when it has waited here for
   ``HAND_BACK_AFTER_S`` and another live node could run it now. Only the node
   itself hands back, and never after starting the process, so no attempt is ever
@@ -74,8 +76,9 @@ class LocalQueue:
     # -- starting ------------------------------------------------------------------------
 
     def to_start(self, table: JobTable, capacity: NodeCapacity, now_wall: float) -> list[Job]:
-        """The queued attempts to start now, in order; each is moved to "in use"."""
-        if not self._queued:
+        """The queued attempts to start now, in order; each is moved to "in use". None while this
+        node is drained (`swarm drain`): what it had queued waits to be handed back."""
+        if not self._queued or self.node_id in table.drained:
             return []
         free_cpus = capacity.cpus - sum(s.cpus for s in self._in_use.values())
         free_mem = capacity.mem_bytes - sum(s.mem_bytes for s in self._in_use.values())
@@ -127,9 +130,10 @@ class LocalQueue:
 
     def to_hand_back(self, table: JobTable, others: Iterable[NodeCapacity], now: float) -> list[Job]:
         """Queued attempts that waited ``HAND_BACK_AFTER_S`` here while another node could run them now."""
+        drained = self.node_id in table.drained  # all of it goes, at once
         overdue = [
             j for j in self._queued.values()
-            if now - self._queued_since.get(j.id, now) >= HAND_BACK_AFTER_S
+            if drained or now - self._queued_since.get(j.id, now) >= HAND_BACK_AFTER_S
         ]  # fmt: skip
         if not overdue:
             return []

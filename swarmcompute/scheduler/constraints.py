@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-MAX_KEY = 63
-MAX_VALUE = 200
+from swarmcompute.state.drain import key_problem, value_problem
+
 MAX_CONSTRAINTS = 16
-_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-/")
 
 
 def split_constraint(text: str) -> tuple[str, bool, str]:
@@ -23,19 +22,6 @@ def split_constraint(text: str) -> tuple[str, bool, str]:
     if key.endswith("!"):
         return key[:-1], False, value
     return key, True, value
-
-
-def key_problem(key: object) -> str | None:
-    if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY or not set(key) <= _KEY_CHARS:
-        shown = repr(key)[:40]
-        return f"label key {shown} must be 1-{MAX_KEY} letters, digits or . _ - /"
-    return None
-
-
-def value_problem(value: object) -> str | None:
-    if not isinstance(value, str) or len(value) > MAX_VALUE or not value.isprintable() or "," in value:
-        return f"label value {repr(value)[:40]} must be printable, without ',', at most {MAX_VALUE} characters"
-    return None
 
 
 def label_problem(text: object) -> str | None:

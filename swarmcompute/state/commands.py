@@ -15,7 +15,7 @@ from typing import Any
 from swarmcompute import codec
 from swarmcompute.state.api_tokens import CreateApiToken, RevokeApiToken
 from swarmcompute.state.cluster_key import RotateClusterKey
-from swarmcompute.state.drain import SetDrained
+from swarmcompute.state.drain import LabelNode, SetDrained
 from swarmcompute.state.history import PruneJobs
 from swarmcompute.state.job import AttemptEnd, JobSpec
 from swarmcompute.state.policy import SetPolicy
@@ -156,6 +156,7 @@ Command = (
     | RevokeApiToken
     | RotateClusterKey
     | SetDrained
+    | LabelNode
 )
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from swarmcompute import codec
 from swarmcompute.state.api_tokens import ApiToken
 from swarmcompute.state.cluster_key import ClusterKeyState
+from swarmcompute.state.drain import LabelNode, label_changes_after
 from swarmcompute.state.job import Job, JobSpec, JobState, Reason
 from swarmcompute.state.policy import CommandPolicy
 from swarmcompute.state.table import JobTable
@@ -49,6 +50,8 @@ class TableSnapshot:
     cluster_key: ClusterKeyState | None = None
     drained: tuple[str, ...] = ()
     """Ids of drained nodes (``state.drain``)."""
+    label_changes: tuple[LabelNode, ...] = ()
+    """The label changes kept for nodes to apply (``state.drain``), oldest first per node."""
 
 
 def snapshot_table(table: JobTable) -> bytes:
@@ -77,7 +80,12 @@ def snapshot_table(table: JobTable) -> bytes:
     )
     key = table.cluster_key if table.cluster_key.generation else None
     drained = tuple(sorted(table.drained))
-    return codec.encode(TableSnapshot(records, table.policy, tuple(table.api_tokens), cluster_key=key, drained=drained))
+    labels = tuple(c for node in sorted(table.label_changes) for c in table.label_changes[node])
+    return codec.encode(
+        TableSnapshot(
+            records, table.policy, tuple(table.api_tokens), cluster_key=key, drained=drained, label_changes=labels
+        )
+    )
 
 
 def restore_table(data: bytes, into: JobTable | None = None) -> JobTable:
@@ -118,4 +126,6 @@ def restore_table(data: bytes, into: JobTable | None = None) -> JobTable:
     for token in snap.api_tokens:
         table.api_tokens.load(token)
     table.drained = frozenset(snap.drained)
+    for change in snap.label_changes:
+        table.label_changes = label_changes_after(table.label_changes, change)
     return table

@@ -29,7 +29,7 @@ from swarmcompute.state.commands import (
     StartAttempt,
     SubmitJobs,
 )
-from swarmcompute.state.drain import SetDrained, drained_after
+from swarmcompute.state.drain import LabelNode, SetDrained, drained_after, label_changes_after
 from swarmcompute.state.history import PruneJobs, finished_at
 from swarmcompute.state.job import ACTIVE_STATES, TRANSITIONS, AttemptEnd, Job, JobSpec, JobState, Move, Reason
 from swarmcompute.state.policy import CommandPolicy, SetPolicy, policy_problem
@@ -126,6 +126,8 @@ class JobTable:
         """The cluster key now (``state.cluster_key``): changed by `swarm token --rotate`."""
         self.drained: frozenset[str] = frozenset()
         """Ids of the nodes given no new work (``state.drain``: `swarm drain`)."""
+        self.label_changes: dict[str, tuple[LabelNode, ...]] = {}
+        """Node id -> its last label changes (``state.drain``: `swarm label`), for it to apply."""
 
     # -- reading ---------------------------------------------------------------
 
@@ -238,6 +240,7 @@ class JobTable:
         self.api_tokens.clear()
         self.cluster_key = ClusterKeyState()
         self.drained = frozenset()
+        self.label_changes = {}
 
     def load(self, job: Job) -> None:
         """Insert a job exactly as it is (restoring a snapshot); not a command."""
@@ -285,6 +288,8 @@ class JobTable:
                 self.cluster_key = rotated(self.cluster_key, cmd)
             case SetDrained():
                 self.drained = drained_after(self.drained, cmd)
+            case LabelNode():
+                self.label_changes = label_changes_after(self.label_changes, cmd)
         return []
 
     def _submit(self, cmd: SubmitJobs) -> list[str]:
