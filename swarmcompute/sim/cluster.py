@@ -111,8 +111,8 @@ LEAVE_BROADCAST_S = 0.3
 CLIENT_RETRY_S = 3.0
 """A client whose submit is not committed after this long submits again, to another node (a
 submit is idempotent by id)."""
-JOIN_RETRY_TICKS = PER_MAINTENANCE
-"""``ClusterLink.join_step`` runs with the daemon's maintenance, once a second."""
+RECOVER_WAIT_S = 15.0
+"""How long the simulated operator waits for `swarm status` to show a `recover` it may run."""
 
 
 _NO_DIRECTORY: Any = None
@@ -330,6 +330,7 @@ class ClusterSim(JobSim):
         self._dirty: set[str] = set()
         """Nodes whose processes or applied entries changed since the last check."""
         self._kept_down: set[str] = set()
+        self._recover_by = 0.0
         self.hosts: dict[str, _Host | None] = {}
         self.peers: dict[str, _Peer] = {}
         self._owner: dict[str, str] = {}
@@ -952,6 +953,7 @@ class ClusterSim(JobSim):
             return
         victims = self.rng.sample(voters, len(voters) - quorum + 1)
         self._kept_down = set(victims)
+        self._recover_by = self.now + RECOVER_WAIT_S
         self._log(f"FAULT recover scenario: {victims} die")
         for victim in victims:
             node = self.nodes[victim]
@@ -997,12 +999,24 @@ class ClusterSim(JobSim):
             self._log(f"{node_id} RECOVER voters {voters} (epoch {self._forced_epoch})")
             break
         else:
-            self._at(self.now + 0.5, "recover", None)
+            self._recover_later()
             return
         if self._forced_epoch is None:
-            self._at(self.now + 0.5, "recover", None)
+            self._recover_later()
             return
         self._at(self.now + 0.5, "recovered", None)
+
+    def _recover_later(self) -> None:
+        """Look again soon; past ``RECOVER_WAIT_S`` the operator gives up and brings the dead
+        back instead (the survivors may never see each other: no mDNS here, and gossip forgets a
+        peer it only knew at an address that died)."""
+        if self.now < self._recover_by:
+            self._at(self.now + 0.5, "recover", None)
+            return
+        down, self._kept_down = sorted(self._kept_down), set()
+        self._log(f"the operator gives up on `recover` and restarts {down}")
+        for node_id in down:
+            self._at(self.now + self.rng.uniform(0.5, 3.0), "restart", node_id)
 
     def _on_recovered(self, _: Any) -> None:
         """The dead come back (with their old state) once every running node heard of the new epoch."""

@@ -12,6 +12,8 @@ regression tests below, on the pure cores.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -40,6 +42,10 @@ REGRESSION_SEEDS = [
     (2144, "...and the same node's new attempt 1, which it had started since: two attempts at once"),
     (367, "a job whose end was in the history `recover` replaced stayed running for good"),
     (239, "the checker: a forced configuration's older entries become the new epoch's history"),
+    (413, "the checker: a lingering candidate may win an earlier term after a later one committed"),
+    (771, "after `recover` a node started attempt 1 a second time (its replayed history was not its life)"),
+    (774, "the simulated operator recovered on a node that did not see a live voter (documented unsafe)"),
+    (302, "the survivors never saw each other, so no `recover` could run: the operator restarts the dead"),
 ]
 PLANTED_WITHIN = 1000
 FIRST_CAUGHT_WITHOUT_A_LEASE = 34
@@ -79,6 +85,25 @@ def test_a_cluster_seed_replays_exactly() -> None:
     first, second = run_cluster_seed(21, 5, trace=True), run_cluster_seed(21, 5, trace=True)
     assert first.trace == second.trace and len(first.trace) > 100
     assert run_cluster_seed(21, 5).starts == first.starts  # tracing changes nothing
+
+
+def test_a_cluster_seed_replays_exactly_across_processes_and_hash_seeds() -> None:
+    root = Path(__file__).resolve().parents[2]
+    outputs = []
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(root)}
+        proc = subprocess.run(
+            [sys.executable, "-m", "swarmcompute.sim", "--trace", "7"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=root,
+            timeout=120,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        outputs.append(proc.stdout)
+    assert outputs[0] == outputs[1] and "RECOVER" in outputs[0] and outputs[0].count("\n") > 100
 
 
 # -- a planted bug is caught --------------------------------------------------------------------
