@@ -356,6 +356,7 @@ class Daemon:
             link.attach(self.committer, self.gossip)
             copies = self._copies = LogCopies(self)
             link.on_log_fetch = copies.serve
+            self.on_jobs_removed.append(copies.jobs_removed)
             files = self._files = self.executor.files = FilesHost(self)
             link.on_files = files.on_peer
             link.add_seeds(list(plan.seeds) + list(link.book.items().values()))

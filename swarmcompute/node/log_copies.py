@@ -23,9 +23,10 @@ node is alive; once it is gone, from the best copy (``find_copy``: a complete on
 the longest), its own or another live node's. A copy without its end record is said to be
 incomplete (``api.streaming``).
 
-Disk: copies follow the job records. Job records are not removed yet (there is no history
-retention), so neither are copies; ``sweep`` deletes the copies of jobs the table no longer
-holds, once a minute, so that a retention policy that removes records removes their copies too.
+Disk: copies follow the job records (the bounded history, ``--keep-jobs``/``--keep-history``):
+when jobs leave the table, ``jobs_removed`` stops their copiers and deletes their copies, as the
+daemon deletes its own output of them; ``sweep`` deletes, once a minute, the copies of jobs the
+table no longer holds that were missed (removed while this node was down).
 
 ``SWARM_LOG_COPIES=off`` in a daemon's environment turns its copiers off (it still serves its logs
 to others): for measuring what copies cost, not for use.
@@ -394,11 +395,26 @@ class LogCopies:
             log.info("log_copies_swept", removed=removed)
         return removed
 
+    def jobs_removed(self, job_ids: list[str]) -> None:
+        """Jobs left the table (``Daemon.on_jobs_removed``): stop their copiers, delete their copies
+        (in a thread: there may be thousands)."""
+        gone = set(job_ids)
+        for key, task in list(self._tasks.items()):
+            if key[0] in gone:
+                task.cancel()
+        asyncio.get_running_loop().run_in_executor(None, _delete_copies, self._copies_dir, sorted(gone))
+
     def close(self) -> None:
         """Stop every copier (the daemon stops); copies on disk stay, and resume after a restart."""
         self._closed = True
         for task in list(self._tasks.values()):
             task.cancel()
+
+
+def _delete_copies(copies_dir: Path, job_ids: list[str]) -> None:
+    for job_id in job_ids:
+        if job_id and "/" not in job_id and job_id not in (".", ".."):
+            shutil.rmtree(copies_dir / job_id, ignore_errors=True)
 
 
 def _node_of(job: Job, n: int) -> str | None:

@@ -19,8 +19,8 @@ JOB = "seq 1 300000; echo to-stderr >&2; seq 300001 400000"
 EXPECTED = subprocess.run(["sh", "-c", "seq 1 400000"], capture_output=True, check=True).stdout
 
 
-def _cluster(daemon_factory) -> list[DaemonProcess]:  # type: ignore[no-untyped-def]
-    nodes = start_cluster(daemon_factory, 3)
+def _cluster(daemon_factory, *extra: str) -> list[DaemonProcess]:  # type: ignore[no-untyped-def]
+    nodes = start_cluster(daemon_factory, 3, *extra)
     wait_until(lambda: formed(nodes, 3), 30, "the cluster to form")
     return nodes
 
@@ -40,7 +40,7 @@ def _holder(nodes: list[DaemonProcess], job_id: str) -> DaemonProcess:
 
 
 def test_logs_of_a_job_whose_node_was_killed_come_whole_from_every_surviving_node(daemon_factory) -> None:  # type: ignore[no-untyped-def]
-    nodes = _cluster(daemon_factory)
+    nodes = _cluster(daemon_factory, "--keep-jobs", "2")
     n0, n1, n2 = nodes
     via_n0 = n0.client.submit(["sh", "-c", JOB], node="n2")  # its copy goes to n0, where it was submitted
     via_n2 = n2.client.submit(["sh", "-c", JOB], node="n2")  # submitted where it runs: another node copies
@@ -61,6 +61,12 @@ def test_logs_of_a_job_whose_node_was_killed_come_whole_from_every_surviving_nod
             result = survivor.swarm("logs", job_id, timeout_s=60)
             assert (result.returncode, result.stderr) == (0, "to-stderr\n"), (survivor.name, job_id)
             assert result.stdout.encode() == EXPECTED, (survivor.name, job_id, len(result.stdout))
+
+    # copies follow the history: once the two jobs are removed (--keep-jobs 2), so are their copies
+    newer = n0.client.submit_many([{"argv": ["true"], "cpus": 0} for _ in range(2)])
+    assert {j["state"] for j in n0.client.wait(newer, timeout=60)} == {"succeeded"}
+    copies = [n.state_dir / "output-copies" / j for n in (n0, n1) for j in (via_n0, via_n2)]
+    wait_until(lambda: not any(c.exists() for c in copies), 30, "the copies of the removed jobs to be deleted")
 
 
 def test_a_copy_cut_short_by_the_death_of_its_node_is_shown_and_said_incomplete(daemon_factory) -> None:  # type: ignore[no-untyped-def]
