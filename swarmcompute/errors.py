@@ -22,6 +22,7 @@ exactly what happened and what to do. A broken invariant is an
     │   ├── ClusterFoundError        a cluster answers on the LAN and no token was given
     │   ├── NotLeaderError           carries the leader hint for forwarding
     │   ├── NoQuorumError
+    │   ├── TokenRefusedError        the peers a joining node dials refuse its cluster key
     │   ├── NodeNotFoundError        swarm drain/label named no known node (or an ambiguous one)
     │   └── MembershipChangeError    one change at a time, the voter cap, unknown node
     ├── StorageError
@@ -125,6 +126,10 @@ class NotLeaderError(ClusterError):
 
 class NoQuorumError(ClusterError):
     """A majority of voters cannot be reached."""
+
+
+class TokenRefusedError(ClusterError):
+    """A joining node's peers refuse its handshake: its token is not their cluster's."""
 
 
 class NodeNotFoundError(ClusterError):

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 READ_BYTES = 1024 * 1024
 """One local read; the next one waits until the client took this one."""
 REMOTE_POLL_S = 0.2
+PENDING_NOTICE_S = 1.0
+"""A first attempt not started after this long: `swarm run` is told why the job waits."""
 """How often a follower of an attempt running on another node asks it for new output."""
 UNREACHABLE_TRIES = 3
 """Fetches (of up to 2 s each) before the log of an ended attempt on a live node counts as missing."""
@@ -84,7 +86,13 @@ class OutputStream:
             daemon.release_job_event(self._job_id, event)
 
     async def _begun(self, n: int, event: asyncio.Event, follow: bool) -> Job | None:
-        """The job once attempt ``n`` exists; None if it never will (the job ended) or we do not wait."""
+        """The job once attempt ``n`` exists; None if it never will (the job ended) or we do not wait.
+
+        A first attempt that does not start within ``PENDING_NOTICE_S`` is explained: a ``Notice``
+        with why the job waits (``pending: needs 64 cpus; the largest node has 2``), again
+        whenever that reason changes."""
+        loop = asyncio.get_running_loop()
+        waiting_since, said = loop.time(), ""
         while True:
             event.clear()
             job = self._daemon.table.resolve(self._job_id)
@@ -92,7 +100,15 @@ class OutputStream:
                 return job
             if job.state.is_terminal or not follow:
                 return None
-            await event.wait()
+            if n == 1 and loop.time() - waiting_since >= PENDING_NOTICE_S:
+                message = str(self._daemon.job_view(job).get("message") or "")
+                if message and message != said:
+                    said = message
+                    await self._send(m.Notice(f"pending: {message}"))
+            try:
+                await asyncio.wait_for(event.wait(), PENDING_NOTICE_S)
+            except TimeoutError:
+                pass
 
     async def _send_attempt(self, n: int, event: asyncio.Event, follow: bool) -> None:
         """Send attempt ``n``'s output; following, until the attempt ended and all of it was sent.

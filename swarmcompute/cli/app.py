@@ -37,6 +37,9 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output 
 
 F = TypeVar("F", bound=Callable[..., Any])
 JOIN_READY_TIMEOUT_S = 15.0
+JOIN_MEMBER_WAIT_S = 10.0
+"""`swarm join --token` waits this long for the cluster to take the node in (a refused token stops
+the daemon within a second, and that is said instead)."""
 OUTPUT_INCOMPLETE = 3
 """`swarm logs` (and `swarm run` of a job that succeeded) when some output could not be delivered."""
 
@@ -261,16 +264,28 @@ def join(
         if token_fd is not None:
             os.close(token_fd)
     deadline = time.monotonic() + JOIN_READY_TIMEOUT_S
+    joined_by = 0.0
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise _fail(_startup_failure(paths, proc.returncode), lines=True)
         if client.ping(timeout_s=0.5):
             status = client.status()
             me = next(n for n in status["nodes"] if n["id"] == status["node_id"])
+            if token and me["role"] == "joining":  # not in the cluster yet: "up" would be a promise
+                joined_by = joined_by or time.monotonic() + JOIN_MEMBER_WAIT_S
+                if time.monotonic() < joined_by:
+                    time.sleep(0.1)
+                    continue
             typer.echo(
                 f"node {me['name']} ({me['id']}) is up at {me['address']}, pid {proc.pid}; "
                 f"cluster {status['cluster_id']}; state in {paths.root}"
             )
+            if token and me["role"] == "joining":
+                typer.echo(
+                    f"not in the cluster yet: no member answered within {JOIN_MEMBER_WAIT_S:g}s; it keeps "
+                    "looking (`swarm status` shows when it joined)",
+                    err=True,
+                )
             if paths.cluster_created.exists() and not token:
                 from swarmcompute.transport.keys import ClusterKey
 
@@ -379,8 +394,9 @@ def recover(
         raise _fail("quorum is healthy: nothing to recover (see `swarm status`)")
     if not quorum["missing"]:
         raise _fail(f"nothing to recover: {quorum.get('reason') or 'no voter is missing'} (see `swarm status`)")
+    names = {n["id"]: n.get("name") or n["id"] for n in status["nodes"]}
     typer.echo(
-        f"voters missing: {', '.join(quorum['missing'])}. Recovering makes the live voters the whole "
+        f"voters missing: {', '.join(names.get(v, v) for v in quorum['missing'])}. Recovering makes the live voters the whole "
         "configuration, in a new configuration epoch.\n"
         "Once the missing voters can reach this node again they cannot elect a leader any more: they "
         "rejoin as learners and drop whatever they committed that this node does not have. But if they "
@@ -390,7 +406,7 @@ def recover(
     if not yes and not typer.confirm("recover now?", default=False):
         raise typer.Exit(1)
     voters = _call(client.recover)
-    typer.echo(f"recovered: voters are now {', '.join(voters)}")
+    typer.echo(f"recovered: voters are now {', '.join(names.get(v, v) for v in voters)}")
 
 
 @app.command()

@@ -42,7 +42,7 @@ def jobs_table(jobs: Sequence[dict[str, Any]]) -> str:
             j["state"],
             j["exit_code"],
             j["attempt"],
-            (j["node"] or "")[:12],
+            j.get("node_name") or (j["node"] or "")[:12],
             ago(j["submitted_at"]),
             runtime(j),
             _short(j["command"], 40),
@@ -67,11 +67,19 @@ def _quorum_reason(quorum: dict[str, Any]) -> str:
     return printable(f"missing voters {', '.join(missing)}") if missing else "no leader yet"
 
 
+def _leader_name(status: dict[str, Any]) -> str:
+    leader = status.get("leader")
+    if not leader:
+        return "(none)"
+    name = next((n.get("name") for n in status.get("nodes", ()) if n.get("id") == leader), None)
+    return f"{name} ({leader})" if name else str(leader)
+
+
 def status_text(status: dict[str, Any]) -> str:
     quorum = status.get("quorum", {})
     lines = [
         f"cluster  {printable(str(status['cluster_id']))}",
-        f"leader   {printable(str(status['leader'] or '(none)'))}   term {_term(status['term'])}",
+        f"leader   {printable(_leader_name(status))}   term {_term(status['term'])}",
         "quorum   " + ("healthy" if quorum.get("healthy") else f"LOST: {_quorum_reason(quorum)}"),
     ]
     if status.get("disk_problem"):  # this node's state dir takes no writes: new jobs are refused
@@ -140,7 +148,7 @@ def job_text(job: dict[str, Any]) -> str:
         ("state", job["state"]),
         ("reason", f"{job['reason']}: {job['message']}"),
         ("command", job["command"]),
-        ("node", job["node"] or "-"),
+        ("node", f"{job.get('node_name') or job['node']} ({job['node']})" if job["node"] else "-"),
         ("attempt", f"{job['attempt']} (failures {job['failures']} of {job['retries']} retries)"),
         ("exit code", job["exit_code"] if job["exit_code"] is not None else "-"),
         ("submitted", ago(job["submitted_at"])),

@@ -40,7 +40,9 @@ from swarmcompute.errors import (
     InvariantViolation,
     JobAlreadyExistsError,
     MembershipChangeError,
+    NoQuorumError,
     NotLeaderError,
+    SwarmError,
 )
 from swarmcompute.executor.cgroups import JobCgroups
 from swarmcompute.executor.spec import AttemptResult
@@ -105,6 +107,10 @@ MAINTENANCE_INTERVAL_S = 1.0
 LEAVE_TRANSFER_TIMEOUT_S = 3.0
 LEAVE_BROADCAST_S = 0.3
 FAILURE_CHECK_INTERVAL_S = 0.5
+JOIN_PROBE_INTERVAL_S = 1.0
+"""A joining node asks its seeds whether they accept its token this often until it is in."""
+QUORUM_WAIT_S = 3.0
+"""A submission waits this long for quorum (an election is 0.6-1.2 s), then is refused."""
 TRIM_AFTER_REMOVED = 1000
 TRIM_DELAY_S = 2.0
 """Once this many jobs left the table, this long after the last removal, memory is given back
@@ -191,6 +197,9 @@ class Daemon:
         self._policy_written: CommandPolicy | None = None
         self._discovery: Any = None
         self._address_watch: Any = None
+        self._fatal: SwarmError | None = None
+        """Why the daemon stopped itself (raised by ``run`` once it closed everything)."""
+        self._refusals: Any = None
         self.on_jobs_removed: list[Callable[[list[str]], None]] = []
         """Called with the ids of jobs that left the table (pruned by the history bound, or dropped
         with a replaced history), after this node deleted their ``output/`` files: whoever keeps
@@ -359,6 +368,7 @@ class Daemon:
             self.on_jobs_removed.append(copies.jobs_removed)
             files = self._files = self.executor.files = FilesHost(self)
             link.on_files = files.on_peer
+            self._watch_join_refusals()
             link.add_seeds(list(plan.seeds) + list(link.book.items().values()))
             if self.config.mdns:
                 discovery = self._discovery = await self._start_discovery(plan)
@@ -423,6 +433,8 @@ class Daemon:
         finally:
             if self._address_watch:
                 self._address_watch.close()
+            if self._refusals is not None:
+                self._refusals.cancel()
             if discovery is not None:
                 await discovery.close()
             if self._copies is not None:
@@ -435,6 +447,8 @@ class Daemon:
                 self._committer.shutdown()
             self._release_lock()
             log.info("node_stopped")
+        if self._fatal is not None:
+            raise self._fatal
 
     def stop(self) -> None:
         self._stop.set()
@@ -490,6 +504,36 @@ class Daemon:
             log.warning("mdns_unavailable", error=str(exc), hint="use --peer HOST:PORT to join by address")
             return None
         return discovery
+
+    def _watch_join_refusals(self) -> None:
+        """A node joining with a token, in no configuration yet, learns at once when the peers it
+        dials refuse that token (``transport.refusals``): it stops with ``TokenRefusedError`` (its
+        user reads `token refused by ADDRESS: ...`, exit 2) and drops the key it saved, so that
+        `swarm join` with the right token starts clean. The first peer that accepts ends the watch."""
+        if self.config.token is None or self.plan is None or self.plan.bootstrap or self._is_member():
+            return
+        self._refusals = asyncio.get_running_loop().create_task(self._probe_join_seeds())
+
+    async def _probe_join_seeds(self) -> None:
+        from swarmcompute.errors import TokenRefusedError
+        from swarmcompute.transport.refusals import probe_handshake
+
+        while not self._is_member() and not self._stop.is_set():
+            for address in list(self.link.seeds):
+                accepted = await probe_handshake(self.link.key, address)
+                if accepted:
+                    return
+                if accepted is False and not self._is_member():
+                    self._fatal = TokenRefusedError(
+                        f"token refused by {address}: the node there does not hold this token's cluster key "
+                        "(a wrong or rotated token, another cluster's node, or not a swarm node); print the "
+                        "token on a member with `swarm token`"
+                    )
+                    log.error("token_refused", address=address)
+                    self.paths.cluster_key.unlink(missing_ok=True)
+                    self.stop()
+                    return
+            await asyncio.sleep(JOIN_PROBE_INTERVAL_S)
 
     def _watch_own_address(self) -> None:
         """A node bound to every interface (the default) follows its machine's address when it
@@ -969,6 +1013,7 @@ class Daemon:
             from swarmcompute.errors import DiskFullError
 
             raise DiskFullError(f"{self.disk.problem}: this node takes no new jobs until space is freed there")
+        await self._require_quorum()
         batch_ids = {s.id for s in specs}
 
         def parent(ref: str) -> str:  # an id, a unique prefix or a name, as everywhere else
@@ -1064,6 +1109,21 @@ class Daemon:
             raise InvariantViolation("the key is rotated before run() opened the job log")
         return str(await self._keys.rotate(self.committer.propose))
 
+    async def _require_quorum(self) -> None:
+        """Refuse at once what cannot be committed: quorum lost for ``QUORUM_WAIT_S`` (long enough
+        for an election) is a ``NoQuorumError`` naming the missing voters, not a wait."""
+        if self.committer.raft.node.membership.voters == {self.node_id}:
+            return  # its own quorum: the committer elects it at once if need be
+        deadline = time.monotonic() + QUORUM_WAIT_S
+        while True:
+            quorum = self.quorum()
+            if quorum["healthy"]:
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise NoQuorumError(f"no quorum, so nothing can be submitted: {quorum['reason']}")
+            await self.committer.raft.wait_leader_change(min(left, 0.2))
+
     async def cancel(self, job_ids: list[str], why: str = "cancelled by user") -> None:
         open_ids = tuple(j for j in job_ids if (job := self.table.get(j)) and not job.state.is_terminal)
         if open_ids:
@@ -1126,7 +1186,7 @@ class Daemon:
         """Voters, the missing ones, and whether a quorum holds (what `swarm status` shows)."""
         raft = self.committer.raft.status()
         alive = {v for v in raft.voters if self._is_alive(v)}
-        return quorum_view(raft, alive)
+        return quorum_view(raft, alive, {v: self.node_name(v) for v in raft.voters})
 
     def recover(self) -> list[str]:
         """`swarm recover`: make the voters `swarm status` does not call missing the whole
@@ -1147,11 +1207,19 @@ class Daemon:
         return voters
 
     def job_view(self, job: Job, *, with_output: bool = False) -> dict[str, Any]:
+        """A job as clients see it: node names for people next to the ids (``node_name``, and in
+        ``message`` the names replace the ids the table wrote there)."""
         view = job.view(with_output=with_output)
         if job.state is JobState.PENDING:
             waiting = self.rounds.waiting_reason(job.id)
             if waiting:
                 view["reason"], view["message"] = waiting
+        view["node_name"] = self.node_name(job.node) if job.node else None
+        message = view.get("message") or ""
+        for node_id in {n for n in (job.node, *job.attempt_nodes) if n}:
+            if node_id in message:
+                message = message.replace(f"node {node_id}", f"node {self.node_name(node_id)}")
+        view["message"] = message
         return view
 
     async def wait_changed(self, timeout_s: float | None) -> None:

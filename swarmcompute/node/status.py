@@ -34,9 +34,13 @@ def role_of(node_id: str, raft: Status) -> str:
     return "joining"
 
 
-def quorum_view(raft: Status, alive: set[str]) -> dict[str, Any]:
+RECOVER_HINT = "if they are gone for good: swarm recover"
+
+
+def quorum_view(raft: Status, alive: set[str], names: dict[str, str] | None = None) -> dict[str, Any]:
     """A voter is missing when gossip does not see it alive, or, on the leader, when Raft has
-    not heard from it within an election timeout (the faster of the two signals)."""
+    not heard from it within an election timeout (the faster of the two signals). ``names``: node
+    id -> name, for the ``reason`` a person reads (``missing`` keeps the ids)."""
     voters = list(raft.voters)
     missing = {v for v in voters if v not in alive}
     if raft.role is Role.LEADER:
@@ -53,7 +57,8 @@ def quorum_view(raft: Status, alive: set[str]) -> dict[str, Any]:
     elif not voters:
         reason = "this node is not in a configuration yet: it is joining"
     elif len(voters) - len(missing_sorted) < needed:
-        reason = f"missing voters {', '.join(missing_sorted)} ({needed} of {len(voters)} needed)"
+        shown = ", ".join(sorted((names or {}).get(v) or v for v in missing_sorted))
+        reason = f"missing voters {shown} ({needed} of {len(voters)} needed); {RECOVER_HINT}"
     else:
         reason = "no leader yet: an election is under way"
     return {"healthy": healthy, "voters": voters, "missing": missing_sorted, "needed": needed, "reason": reason}

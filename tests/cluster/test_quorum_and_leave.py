@@ -30,7 +30,14 @@ def test_lost_quorum_names_the_missing_voters_and_recover_brings_the_survivor_ba
     wait_until(lost, 30, "the survivor to report lost quorum naming both dead voters")
     text = survivor.swarm("status").stdout
     assert "LOST" in text and all(i in text for i in doomed_ids)
+    names = ", ".join(sorted(n.name for n in doomed))  # names for people, and the way out
+    assert f"LOST: missing voters {names} (2 of 3 needed); if they are gone for good: swarm recover" in text
     assert survivor.client.job(running)["state"] == "running"  # running jobs keep running
+    started = time.monotonic()
+    refused_run = survivor.swarm("run", "-d", "--", "true")  # fails fast, one line, no phantom job id
+    assert time.monotonic() - started < 5.0
+    assert refused_run.returncode == 2 and refused_run.stdout == ""
+    assert refused_run.stderr.count("\n") == 1 and "no quorum" in refused_run.stderr and names in refused_run.stderr
 
     refused = survivor.swarm("recover", input="n\n")
     assert refused.returncode == 1 and "voters missing" in refused.stdout

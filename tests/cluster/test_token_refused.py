@@ -1,0 +1,48 @@
+"""A node started with a wrong token is told so, with the address that refused it, instead of `is up`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from swarmcompute.testing.daemons import DaemonProcess, free_port, wait_until
+from swarmcompute.transport.keys import new_cluster_key
+
+
+def stop_detached(state_dir: Path) -> None:
+    """Stop a daemon `swarm join --detach` started, by the pid it wrote."""
+    pid_file = state_dir / "daemon.pid"
+    if not pid_file.exists():
+        return
+    pid = int(pid_file.read_text())
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    wait_until(lambda: not pid_file.exists(), 20, "the detached daemon to stop")
+
+
+def test_a_wrong_token_is_refused_by_the_peer_and_said_in_one_line_then_the_right_one_joins(
+    daemon_factory: Any, tmp_path: Path
+) -> None:
+    port = free_port()
+    member: DaemonProcess = daemon_factory("m", port=port, extra_args=("--new-cluster",)).start()
+    joiner = DaemonProcess(tmp_path / "joiner", name="j")  # its state dir; `swarm join` starts it
+    joiner.state_dir.mkdir()
+    common = ("join", "--detach", "--bind", "127.0.0.1", "--port", "0", "--no-mdns", "--peer", f"127.0.0.1:{port}")
+    started = time.monotonic()
+    wrong = joiner.swarm(*common, "--token", new_cluster_key().token)
+    try:
+        assert wrong.returncode == 2, wrong.stdout + wrong.stderr
+        assert wrong.stderr.startswith(f"swarm: token refused by 127.0.0.1:{port}: ")
+        assert wrong.stderr.count("\n") == 1 and "is up" not in wrong.stdout
+        assert time.monotonic() - started < 10.0
+        assert not (joiner.state_dir / "cluster.key").exists()  # the next join starts clean
+        right = joiner.swarm(*common, "--token", member.token_from_disk())
+        assert right.returncode == 0, right.stderr
+        assert "is up" in right.stdout and right.stderr == ""
+    finally:
+        stop_detached(joiner.state_dir)
