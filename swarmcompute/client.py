@@ -291,9 +291,24 @@ class Client:
 
     # -- jobs ------------------------------------------------------------------
 
-    def submit(self, argv: Sequence[str] | str, **options: Any) -> str:
-        """Submit one job; return its id once the daemon has durably recorded it."""
-        return self.submit_many([{"argv": argv, **options}])[0]
+    def submit(self, argv: Sequence[str] | str, *, array: str | None = None, **options: Any) -> str:
+        """Submit one job; return its id once the daemon has durably recorded it.
+
+        ``array="0-99%10"``: one job per index instead (``swarmcompute.arrays``), named
+        ``NAME[i]`` with ``SWARM_ARRAY_ID``/``SWARM_ARRAY_INDEX`` set; returns the array id, which
+        ``wait``, ``cancel`` and ``jobs`` take."""
+        if array is None:
+            return self.submit_many([{"argv": argv, **options}])[0]
+        from swarmcompute.arrays import elements
+
+        [spec] = job_specs(self._ship(s) for s in [{"argv": argv, **options}])
+        try:
+            specs = elements(spec, array)
+        except ValueError as exc:
+            raise errors.InvalidJobSpecError(str(exc)) from None
+        for start in range(0, len(specs), 10_000):
+            self._call(m.Submit(tuple(specs[start : start + 10_000])))
+        return spec.id
 
     def submit_many(self, specs: Iterable[Mapping[str, Any]]) -> list[str]:
         """Submit many jobs in one round trip; each spec is ``{"argv": ..., **options}``.
@@ -318,7 +333,7 @@ class Client:
         timeout_s = parse_duration(timeout)
         io_timeout = None if timeout_s is None else timeout_s + self.timeout_s
         views = self._call(m.Wait(ids, timeout_s), io_timeout_s=io_timeout, wait_forever=timeout_s is None)
-        return views[0] if single else views
+        return views[0] if single and len(views) == 1 else views  # an array id: all its elements
 
     def job(self, job_id: str) -> dict[str, Any]:
         """One job's record (id, a unique prefix, or a name)."""
@@ -416,9 +431,11 @@ class Client:
 
         return transfer.download(self, _job_ref(job_id), list(patterns), dest)
 
-    def cancel(self, job_id: str) -> dict[str, Any]:
-        """Cancel a job (its processes are stopped); return its record."""
-        return self._call(m.Cancel((_job_ref(job_id),)))[0]
+    def cancel(self, job_id: str) -> Any:
+        """Cancel a job (its processes are stopped); return its record (for an array id, the
+        list of its elements' records)."""
+        records = self._call(m.Cancel((_job_ref(job_id),)))
+        return records[0] if len(records) == 1 else records
 
     # -- API tokens (the HTTP API's; they act as the user calling these) ---------
 

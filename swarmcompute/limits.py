@@ -141,6 +141,12 @@ def check_job(fields: Mapping[str, Any]) -> None:
         _int("gpus", fields["gpus"], 0, MAX_GPUS)
     if "gpu_mem" in fields:
         _int("gpu-mem", fields["gpu_mem"], 0, MAX_MEM_BYTES)
+    if fields.get("array_id"):
+        _text("the array id", fields["array_id"])
+    if "array_index" in fields:
+        _int("array index", fields["array_index"], 0, MAX_INT)
+    if "array_limit" in fields:
+        _int("array limit", fields["array_limit"], 0, MAX_BATCH)
     constraints = fields.get("constraints")
     if constraints:
         from swarmcompute.scheduler.constraints import MAX_CONSTRAINTS, constraint_problem

@@ -52,6 +52,9 @@ SPEC_FIELDS = (
     "keep",
     "gpu_mem",
     "constraints",
+    "array_id",
+    "array_index",
+    "array_limit",
 )
 SPEC_DEFAULTS = {
     "name": "",
@@ -77,6 +80,9 @@ SPEC_DEFAULTS = {
     "keep": [],
     "gpu_mem": 0,
     "constraints": [],
+    "array_id": "",
+    "array_index": 0,
+    "array_limit": 0,
 }
 
 

@@ -195,7 +195,7 @@ class ControlServer:
                 jobs = daemon.table.recent(max(0, min(limit, MAX_LIST_LIMIT)), wanted or None)
                 return [_shown_to(uid, j, daemon.job_view(j)) for j in jobs]
             case m.Cancel(refs=refs):
-                jobs = [await self.resolve(r) for r in refs]
+                jobs = [await self.resolve(r) for r in self._arrays_expanded(refs)]
                 for job in jobs:
                     check_owner(uid, job.spec.user, "cancel", job.id)
                 ids = [job.id for job in jobs]
@@ -248,9 +248,26 @@ class ControlServer:
                     raise
                 await daemon.wait_changed(left)
 
+    def _arrays_expanded(self, refs: tuple[str, ...]) -> tuple[str, ...]:
+        """``refs`` with each array id (``swarm run --array``) replaced by its elements, in index order."""
+        table = self._daemon.table
+        out: list[str] = []
+        for ref in refs:
+            if ref in table:
+                out.append(ref)
+                continue
+            elements = sorted(
+                ((j.spec.array_index, j.id) for j in table.jobs() if j.spec.array_id == ref), key=lambda e: e[0]
+            )
+            if elements:
+                out.extend(job_id for _, job_id in elements)
+            else:
+                out.append(ref)
+        return tuple(out)
+
     async def _wait(self, refs: tuple[str, ...], timeout_s: float | None) -> list[dict[str, Any]]:
         daemon = self._daemon
-        ids = [(await self.resolve(r)).id for r in refs]
+        ids = [(await self.resolve(r)).id for r in self._arrays_expanded(refs)]
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         remaining = list(ids)
         table = daemon.table

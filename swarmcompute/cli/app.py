@@ -520,14 +520,19 @@ def _node_shown(row: dict[str, Any]) -> str:
     return printable(str(row.get("name") or row.get("id")))
 
 
-def _jobs(state_dir: str | None, as_json: bool, limit: int, state: list[str] | None) -> None:
+def _jobs(state_dir: str | None, as_json: bool, limit: int, state: list[str] | None, elements: bool = False) -> None:
     from swarmcompute.cli.format import jobs_table
 
     jobs = _call(lambda: _client(state_dir).jobs(limit, state or ()))
     if as_json:
         _print_json(jobs)
     else:
-        typer.echo(jobs_table(jobs))
+        typer.echo(jobs_table(jobs, elements=elements))
+
+
+ElementsOpt = Annotated[
+    bool, typer.Option("--elements", help="Each element of an array on its own line (else one line per array).")
+]
 
 
 LimitOpt = Annotated[int, typer.Option("--limit", "-n", help="How many of the newest jobs.")]
@@ -535,15 +540,27 @@ StateOpt = Annotated[list[str] | None, typer.Option("--state", help="Only jobs i
 
 
 @app.command()
-def jobs(state_dir: StateDir = None, as_json: JsonFlag = False, limit: LimitOpt = 50, state: StateOpt = None) -> None:
-    """Recent jobs, newest first."""
-    _jobs(state_dir, as_json, limit, state)
+def jobs(
+    state_dir: StateDir = None,
+    as_json: JsonFlag = False,
+    limit: LimitOpt = 50,
+    state: StateOpt = None,
+    elements: ElementsOpt = False,
+) -> None:
+    """Recent jobs, newest first (an array as one line with its counts)."""
+    _jobs(state_dir, as_json, limit, state, elements)
 
 
 @app.command("ps")
-def ps(state_dir: StateDir = None, as_json: JsonFlag = False, limit: LimitOpt = 50, state: StateOpt = None) -> None:
+def ps(
+    state_dir: StateDir = None,
+    as_json: JsonFlag = False,
+    limit: LimitOpt = 50,
+    state: StateOpt = None,
+    elements: ElementsOpt = False,
+) -> None:
     """Alias of `swarm jobs`."""
-    _jobs(state_dir, as_json, limit, state)
+    _jobs(state_dir, as_json, limit, state, elements)
 
 
 @app.command()
@@ -634,11 +651,12 @@ def cancel(
     """Cancel jobs; their processes are stopped (SIGTERM, then SIGKILL)."""
     client = _client(state_dir)
     for ref in jobs:
-        record = _call(lambda ref=ref: client.cancel(ref))
-        if record["state"] == "cancelled":
-            typer.echo(f"{record['id']} cancelled")
-        else:
-            typer.echo(f"{record['id']} had already ended: {record['state']}")  # ids are ASCII by rule
+        answer = _call(lambda ref=ref: client.cancel(ref))
+        for record in answer if isinstance(answer, list) else [answer]:  # an array id: its elements
+            if record["state"] == "cancelled":
+                typer.echo(f"{record['id']} cancelled")
+            else:
+                typer.echo(f"{record['id']} had already ended: {record['state']}")  # ids are ASCII by rule
 
 
 @app.command()

@@ -34,7 +34,11 @@ def runtime(job: dict[str, Any]) -> str:
     return format_duration((end or time.time()) - start)
 
 
-def jobs_table(jobs: Sequence[dict[str, Any]]) -> str:
+def jobs_table(jobs: Sequence[dict[str, Any]], *, elements: bool = False) -> str:
+    """One line per job; the elements of an array (``--array``) as one line with their counts by
+    state, unless ``elements``."""
+    if not elements and any(j.get("array_id") for j in jobs):
+        jobs = _arrays_folded(jobs)
     rows = [
         (
             j["id"],
@@ -50,6 +54,47 @@ def jobs_table(jobs: Sequence[dict[str, Any]]) -> str:
         for j in jobs
     ]
     return table(["ID", "NAME", "STATE", "EXIT", "TRY", "NODE", "SUBMITTED", "RUNTIME", "COMMAND"], rows)
+
+
+def _arrays_folded(jobs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    arrays: dict[str, list[dict[str, Any]]] = {}
+    for j in jobs:
+        array_id = j.get("array_id")
+        if not array_id:
+            out.append(j)
+            continue
+        if array_id not in arrays:
+            arrays[array_id] = []
+            out.append({"array": array_id})  # the array's line goes where its newest element was
+        arrays[array_id].append(j)
+    folded = []
+    for j in out:
+        if "array" not in j:
+            folded.append(j)
+            continue
+        members = arrays[j["array"]]
+        counts: dict[str, int] = {}
+        for m in members:
+            counts[m["state"]] = counts.get(m["state"], 0) + 1
+        first = min(members, key=lambda m: m["array_index"])
+        name = str(first["name"]).rsplit("[", 1)[0]
+        folded.append(
+            {
+                **first,
+                "id": j["array"],
+                "name": f"{name}[{len(members)}]",
+                "state": " ".join(f"{n} {s}" for s, n in sorted(counts.items())),
+                "exit_code": None,
+                "attempt": None,
+                "node": None,
+                "node_name": None,
+                "started_at": None,
+                "finished_at": None,
+                "submitted_at": min(m["submitted_at"] for m in members),
+            }
+        )
+    return folded
 
 
 def _term(term: int) -> str:

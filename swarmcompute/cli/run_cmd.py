@@ -56,6 +56,10 @@ Options:
                         (implies --gpus 1).
   --constraint K=V      Run only on a node labelled K=V (K!=V: not so labelled;
                         repeatable; see swarm join --label, swarm label).
+  --array SPEC          One job per index: 0-99, 1,3,5 or 0-99%10 (at most 10
+                        at once); each sees SWARM_ARRAY_ID and SWARM_ARRAY_INDEX.
+                        Prints the array id, waits for all (not with -d) and
+                        exits 0 if every one succeeded, else 1.
   --max-procs N         At most N processes (a cgroup's pids.max; else the
                         user's RLIMIT_NPROC, which root ignores).
   --max-file-size SIZE  No file written larger than SIZE (RLIMIT_FSIZE).
@@ -100,6 +104,7 @@ _OPTIONS: dict[str, tuple[str, bool, bool]] = {
     "--gpus": ("gpus", True, False),
     "--gpu-mem": ("gpu_mem", True, False),
     "--constraint": ("constraints", True, True),
+    "--array": ("array", True, False),
     "--max-procs": ("max_procs", True, False),
     "--max-file-size": ("max_file_size", True, False),
     "--after": ("after", True, True),
@@ -206,6 +211,7 @@ def main(args: Sequence[str]) -> int:
         if parsed is None:
             sys.stdout.write(USAGE)
             return 0
+        array = parsed.options.pop("array", None)
         spec = _spec(parsed)
     except (UsageError, ValueError) as exc:
         print(f"swarm run: {_safe(str(exc))}", file=sys.stderr)
@@ -231,6 +237,8 @@ def main(args: Sequence[str]) -> int:
             from swarmcompute.files.cli import ship
 
             ship(parsed, spec, state_dir)
+        if array is not None:
+            return _run_array(spec, array, state_dir, detach=parsed.detach)
         sock.sendall(lean.submit_frame(spec, attach=not parsed.detach))
         status = _follow(sock, lean, state_dir, spec["id"], keep=bool(spec.get("keep_on_exit")))
     except lean.LeanError as exc:
@@ -246,6 +254,42 @@ def main(args: Sequence[str]) -> int:
 
         return download(parsed, spec["id"], state_dir, status)
     return status
+
+
+def _run_array(spec: dict[str, Any], array: str, state_dir: str, *, detach: bool) -> int:
+    """`swarm run --array`: submit one job per index (``swarmcompute.arrays``), print the array id;
+    then, unless detached, wait for every element and say how they ended."""
+    from swarmcompute import Client
+    from swarmcompute.api import messages as m
+    from swarmcompute.arrays import elements
+    from swarmcompute.errors import SwarmError
+    from swarmcompute.state.job import JobSpec
+
+    fields = {k: v for k, v in spec.items() if k in JobSpec.__dataclass_fields__}
+    for key, value in fields.items():
+        if isinstance(value, list):
+            fields[key] = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+    try:
+        specs = elements(JobSpec(**fields), array)
+        client = Client(state_dir)
+        for start in range(0, len(specs), 10_000):
+            client._call(m.Submit(tuple(specs[start : start + 10_000])))
+        print(spec["id"], flush=True)
+        if detach:
+            return 0
+        jobs = client.wait(spec["id"])
+    except ValueError as exc:
+        print(f"swarm run: {_safe(str(exc))}", file=sys.stderr)
+        return 2
+    except SwarmError as exc:
+        print(f"swarm: {_safe(str(exc))}", file=sys.stderr)
+        return 2
+    jobs = jobs if isinstance(jobs, list) else [jobs]
+    counts: dict[str, int] = {}
+    for job in jobs:
+        counts[job["state"]] = counts.get(job["state"], 0) + 1
+    print(f"swarm: array {spec['id']}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())), file=sys.stderr)
+    return 0 if counts.get("succeeded", 0) == len(jobs) else 1
 
 
 class _ShipError(Exception):

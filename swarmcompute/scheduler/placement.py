@@ -12,7 +12,9 @@ Rules, in order:
    runs each job as its submitter, so the name must exist there; a node run by a normal user
    runs every job as itself: ``users`` None); its labels meet the job's ``constraints``
    (``scheduler.constraints``); it has enough cards of the job's ``gpu_mem``; its Docker
-   engine answers, for an image job; and it is not drained (``JobTable.drained``).
+   engine answers, for an image job; and it is not drained (``JobTable.drained``). An array
+   element (``--array 0-99%10``) waits while ``array_limit`` elements of its array are assigned
+   or running (counting this round's placements).
 4. Among fitting nodes: a bonus for holding the job's image, only while that node
    could start it at once (room beyond its queue-ahead budget: a busy holder that
    drew the job would hand it back after ``HAND_BACK_AFTER_S`` and draw it again,
@@ -149,6 +151,10 @@ def place(
             slot.queued.append(job)
     for slot in free.values():
         slot.queued.sort(key=lambda j: j.spec.priority)  # highest last: popped first
+    in_flight: dict[str, int] = {}  # array id -> its elements assigned or running (``array_limit``)
+    for job in table.open_jobs():
+        if job.spec.array_limit and job.state in ACTIVE_STATES:
+            in_flight[job.spec.array_id] = in_flight.get(job.spec.array_id, 0) + 1
     runnable = []
     blocked: dict[str, str] = {}
     waiting: dict[str, str] = {}
@@ -177,6 +183,9 @@ def place(
                 while slot.queued and slot.queued[-1].spec.priority >= level:
                     _reserve(slot, slot.queued.pop())
         spec = job.spec
+        if spec.array_limit and in_flight.get(spec.array_id, 0) >= spec.array_limit:
+            waiting[job.id] = f"array {spec.array_id}: {spec.array_limit} of its jobs run at once (%{spec.array_limit})"
+            continue
         shape = (
             spec.cpus, spec.mem_bytes, spec.gpus, spec.node, spec.user,
             spec.gpu_mem, spec.constraints, spec.image is not None,
@@ -191,6 +200,8 @@ def place(
             continue
         _reserve(best, job)
         assignments.append(Assignment(job.id, job.attempt + 1, best.node.node_id))
+        if spec.array_limit:
+            in_flight[spec.array_id] = in_flight.get(spec.array_id, 0) + 1
     return Placement(assignments, waiting, blocked)
 
 

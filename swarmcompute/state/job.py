@@ -147,6 +147,12 @@ class JobSpec:
     """Each of its ``gpus`` cards has at least this many bytes of memory (``--gpu-mem``); 0: any card."""
     constraints: tuple[str, ...] = ()
     """``K=V`` / ``K!=V``: it runs only on a node whose labels match each (``--constraint``)."""
+    array_id: str = ""
+    """The array it is an element of (``--array``; ``swarmcompute.arrays``), "" for none."""
+    array_index: int = 0
+    """Its index in that array (``SWARM_ARRAY_INDEX``)."""
+    array_limit: int = 0
+    """At most this many elements of its array are assigned or running at once (``%N``); 0: no limit."""
 
     @property
     def command(self) -> str:
@@ -230,6 +236,9 @@ class Job:
             "keep": list(spec.keep),
             "gpu_mem": spec.gpu_mem,
             "constraints": list(spec.constraints),
+            "array_id": spec.array_id or None,
+            "array_index": spec.array_index if spec.array_id else None,
+            "array_limit": spec.array_limit,
             "output_truncated": self.attempt in self.truncated_attempts,
             "attempts": [
                 {"attempt": n, "node": node or None, "ended": how or None}

@@ -1,0 +1,63 @@
+"""Job arrays (``swarm run --array 0-99%10``): one submission, one job per index.
+
+``0-99`` (a range, both ends in), ``1,3,5`` (a list), ``0-9,20-29`` (both), and ``%N`` after
+any of them: at most N elements assigned or running at once (Slurm's syntax). Each element is a
+job of its own, ``ARRAY.INDEX`` (its id), named ``NAME[INDEX]`` (``ARRAY[INDEX]`` without a
+name), with ``SWARM_ARRAY_ID`` and ``SWARM_ARRAY_INDEX`` in its environment; the scheduler keeps
+``%N`` (``JobSpec.array_limit``), and ``swarm wait``, ``cancel`` and ``jobs`` take the array id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from swarmcompute.limits import MAX_BATCH, MAX_JOB_ID
+from swarmcompute.state.job import JobSpec
+
+MAX_INDEX = 10_000_000
+
+
+def parse_array(text: str) -> tuple[list[int], int]:
+    """``"0-99%10"`` -> ([0, ..., 99], 10). Raises ``ValueError`` saying what is wrong."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("--array needs indices, e.g. 0-99, 1,3,5 or 0-99%10")
+    body, pct, limit_text = text.strip().partition("%")
+    limit = 0
+    if pct:
+        if not limit_text.isdigit() or int(limit_text) < 1:
+            raise ValueError(f"--array {text[:40]!r}: after % comes how many may run at once, e.g. 0-99%10")
+        limit = int(limit_text)
+    indices: list[int] = []
+    for part in body.split(","):
+        lo, dash, hi = part.strip().partition("-")
+        if not lo.isdigit() or (dash and not hi.isdigit()):
+            raise ValueError(f"--array {text[:40]!r}: {part[:20]!r} is not an index or a range such as 0-99")
+        first, last = int(lo), int(hi) if dash else int(lo)
+        if last < first or last > MAX_INDEX:
+            raise ValueError(f"--array {text[:40]!r}: {part[:20]!r} must go up, to at most {MAX_INDEX}")
+        if len(indices) + last - first + 1 > MAX_BATCH:
+            raise ValueError(f"--array: at most {MAX_BATCH} elements")
+        indices.extend(range(first, last + 1))
+    unique = sorted(set(indices))
+    return unique, min(limit, len(unique))
+
+
+def elements(spec: JobSpec, array: str) -> list[JobSpec]:
+    """The elements of an array of ``spec`` (whose id becomes the array id). Raises ``ValueError``."""
+    indices, limit = parse_array(array)
+    longest = len(spec.id) + 1 + len(str(indices[-1]))
+    if longest > MAX_JOB_ID:
+        raise ValueError(f"array id {spec.id[:20]!r} is too long for {len(indices)} elements: choose a shorter --id")
+    base = spec.name or spec.id
+    return [
+        replace(
+            spec,
+            id=f"{spec.id}.{i}",
+            name=f"{base}[{i}]",
+            env={**spec.env, "SWARM_ARRAY_ID": spec.id, "SWARM_ARRAY_INDEX": str(i)},
+            array_id=spec.id,
+            array_index=i,
+            array_limit=limit,
+        )
+        for i in indices
+    ]

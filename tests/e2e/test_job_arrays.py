@@ -1,0 +1,41 @@
+"""`swarm run --array` on a real daemon: one job per index, never more than %N at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from swarmcompute import Client
+from swarmcompute.testing.daemons import DaemonProcess
+
+
+def test_an_array_of_30_with_at_most_4_at_once(daemon: DaemonProcess, tmp_path: Path) -> None:
+    live = tmp_path / "live"
+    live.mkdir()
+    seen = tmp_path / "seen"
+    # Each element marks itself live, records how many are live, and unmarks itself 0.2 s later.
+    script = (
+        f'touch {live}/$SWARM_ARRAY_INDEX; echo "$SWARM_ARRAY_ID $SWARM_ARRAY_INDEX $(ls {live} | wc -l)" >> {seen};'
+        f" sleep 0.2; rm {live}/$SWARM_ARRAY_INDEX"
+    )
+    result = daemon.swarm("run", "--array", "0-29%4", "--cpus", "0", "--name", "sweep", "--", "sh", "-c", script)
+    assert result.returncode == 0, result.stderr
+    array_id = result.stdout.strip()
+    assert result.stderr.strip() == f"swarm: array {array_id}: 30 succeeded"
+    lines = [line.split() for line in seen.read_text().splitlines()]
+    assert sorted(int(i) for _, i, _ in lines) == list(range(30))
+    assert {a for a, _, _ in lines} == {array_id}
+    assert max(int(n) for _, _, n in lines) <= 4
+
+    client = Client(daemon.state_dir)
+    jobs = client.wait(array_id, timeout=10)  # the array id stands for all its elements
+    assert [j["name"] for j in jobs] == [f"sweep[{i}]" for i in range(30)]
+    assert {j["array_id"] for j in jobs} == {array_id}
+    table = daemon.swarm("jobs").stdout
+    assert f"{array_id}  sweep[30]  30 succeeded" in table  # one line per array
+    assert "sweep[7]" in daemon.swarm("jobs", "--elements").stdout
+
+    held = client.submit(["sleep", "30"], array="0-2", cpus=0)
+    cancelled = daemon.swarm("cancel", held)
+    assert cancelled.stdout.splitlines() == [f"{held}.{i} cancelled" for i in range(3)]
+    bad = daemon.swarm("run", "--array", "9-1", "--", "true")
+    assert bad.returncode == 2 and "must go up" in bad.stderr
