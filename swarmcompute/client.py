@@ -466,13 +466,14 @@ class Client:
         GPUs, whether drained, running jobs."""
         return list(self.status()["nodes"])
 
-    def drain(self, node: str, *, wait: float | str | None = None) -> dict[str, Any]:
+    def drain(self, node: str, *, wait: bool | float | str = False) -> dict[str, Any]:
         """Give ``node`` (a name or id) no new work; what runs there finishes. ``wait``: return only
-        once it runs nothing (seconds or "10m"; ``WaitTimeoutError`` past it). Returns its row."""
+        once it runs nothing (True: however long; seconds or "10m": ``WaitTimeoutError`` past it).
+        Returns its row."""
         row = self._call(m.DrainNode(str(node), True))
-        if wait is None:
+        if wait is False:
             return dict(row)
-        return self._wait_empty(row["id"], parse_duration(wait))
+        return self._wait_empty(row["id"], None if wait is True else parse_duration(wait))
 
     def undrain(self, node: str) -> dict[str, Any]:
         """Put a drained node back in service; returns its row."""

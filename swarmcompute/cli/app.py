@@ -495,7 +495,7 @@ def drain(
 ) -> None:
     """Give a node no new work; what runs there finishes, what it had queued goes elsewhere."""
     client = _client(state_dir)
-    row = _call(lambda: client.drain(node, wait=(timeout or "100y") if wait else None))
+    row = _call(lambda: client.drain(node, wait=(timeout or True) if wait else False))
     if as_json:
         _print_json(row)
     elif wait:

@@ -62,7 +62,7 @@ def test_constraints_labels_and_drain_place_work_only_where_they_allow(daemon_fa
     running = client.submit(["sleep", "2"], constraints=["gpu=a100"], cpus=0)
     wait_until(lambda: client.job(running)["state"] == "running", 20, "the job on n1 to run")
     waiter = subprocess.Popen(
-        [swarm_executable(), "drain", "n1", "--wait", "--timeout", "60s"],
+        [swarm_executable(), "drain", "n1", "--wait"],
         env={**os.environ, "SWARM_STATE_DIR": str(n0.state_dir)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
