@@ -27,6 +27,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 StateDir = Annotated[
@@ -54,6 +55,14 @@ def _fail(message: str, code: int = 2, *, lines: bool = False) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from swarmcompute import __version__
+
+        typer.echo(f"swarm {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _remote(
     url: Annotated[
@@ -69,6 +78,10 @@ def _remote(
         str | None,
         typer.Option("--api-token", envvar="SWARM_API_TOKEN", help="The API token for --url.", show_default=False),
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version."),
+    ] = False,
 ) -> None:
     """Global options: --url and --api-token reach every command through the Client (``Client(url=...)``)."""
     if url:
@@ -522,8 +535,14 @@ def _node_shown(row: dict[str, Any]) -> str:
 
 def _jobs(state_dir: str | None, as_json: bool, limit: int, state: list[str] | None, elements: bool = False) -> None:
     from swarmcompute.cli.format import jobs_table
+    from swarmcompute.state.job import JobState
 
-    jobs = _call(lambda: _client(state_dir).jobs(limit, state or ()))
+    states = [s.strip().lower() for s in state or ()]
+    known = [s.value for s in JobState]
+    for s in states:
+        if s not in known:
+            raise _fail(f"--state {s[:40]!r} is not a job state: use one of {', '.join(known)}")
+    jobs = _call(lambda: _client(state_dir).jobs(limit, states))
     if as_json:
         _print_json(jobs)
     else:

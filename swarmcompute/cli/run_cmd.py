@@ -199,6 +199,8 @@ def parse(args: Sequence[str]) -> RunArgs | None:
     if "cwd" not in options and "image" not in options:  # a container keeps its image's WORKDIR
         options["cwd"] = os.getcwd()
         options["cwd_default"] = True
+    elif "cwd" in options and "image" not in options:  # a relative --cwd is relative to here
+        options["cwd"] = os.path.abspath(options["cwd"])
     detach = bool(options.pop("detach", False))
     state_dir = options.pop("state_dir", None)
     return RunArgs(command, detach, state_dir, options)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from swarmcompute.scheduler.placement import NodeCapacity, may_run_on
+from swarmcompute.scheduler.placement import NodeCapacity, may_run_on, pin_matches
 from swarmcompute.state.job import ACTIVE_STATES, Job, JobSpec, JobState
 from swarmcompute.state.table import JobTable
 
@@ -181,7 +181,7 @@ def _higher_priority_waits(table: JobTable, priority: int, capacity: NodeCapacit
         spec = job.spec
         if spec.priority <= priority or job.not_before > now:
             continue
-        if spec.node is not None and spec.node not in (capacity.node_id, capacity.name):
+        if spec.node is not None and not pin_matches(spec.node, capacity.node_id, capacity.name):
             continue
         if spec.cpus > capacity.cpus + _EPSILON or spec.mem_bytes > capacity.mem_bytes or spec.gpus > capacity.gpus:
             continue

@@ -253,10 +253,20 @@ def _fits(job: Job, slot: _Free) -> bool:
     )
 
 
+PIN_PREFIX_MIN = 8
+"""`--node` may name a node by a prefix of its id this long or longer (`swarm jobs` shows 12)."""
+
+
+def pin_matches(pin: str, node_id: str, name: str) -> bool:
+    """Whether ``--node PIN`` names this node: its name, its id, or a prefix of its id of at least
+    ``PIN_PREFIX_MIN`` characters."""
+    return pin in (node_id, name) or (len(pin) >= PIN_PREFIX_MIN and node_id.startswith(pin))
+
+
 def may_run_on(spec: JobSpec, node: NodeCapacity) -> bool:
     """Whether ``node`` could ever run ``spec``, load aside: its pin, user, constraints, GPU
     memory and Docker engine (the fit check's fixed half; ``rules.local_queue`` uses it too)."""
-    if spec.node is not None and spec.node not in (node.node_id, node.name):
+    if spec.node is not None and not pin_matches(spec.node, node.node_id, node.name):
         return False
     if not _has_user(node, spec.user):
         return False
@@ -303,7 +313,7 @@ def _why_not(job: Job, slots: Iterable[_Free]) -> str:
     if not nodes:
         return "no live node to run it"
     if spec.node is not None:
-        pinned = [s for s in nodes if spec.node in (s.node.node_id, s.node.name)]
+        pinned = [s for s in nodes if pin_matches(spec.node, s.node.node_id, s.node.name)]
         if not pinned:
             return f"pinned to node {spec.node!r}, which is not live"
         nodes = pinned
