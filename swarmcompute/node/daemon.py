@@ -352,7 +352,11 @@ class Daemon:
 
             self._labels = LabelsHost(self)
             self.inventory = Inventory(
-                identity.name, self.resources, list_images=_docker_images, labels=self._labels.labels
+                identity.name,
+                self.resources,
+                list_images=_docker_images,
+                labels=self._labels.labels,
+                on_change=lambda: self.rounds.request(),
             )
             self._gossip = GossipHost(
                 identity.node_id,

@@ -35,6 +35,7 @@ class Inventory:
         *,
         list_images: Callable[[], list[str] | None] | None = None,
         labels: tuple[tuple[str, str], ...] = (),
+        on_change: Callable[[], None] | None = None,
     ) -> None:
         self._name = name
         self._resources = resources
@@ -45,6 +46,9 @@ class Inventory:
         self.docker = False
         """The engine answered the last look (``list_images`` did not return None nor raise)."""
         self.labels = labels
+        self._on_change = on_change
+        """Called when the GPUs, the engine's answer or its images changed (a leader then places
+        again: gossip tells the others, but nothing else tells this node about itself)."""
         self._users = LocalUsers()
 
     def meta(self) -> NodeMeta:
@@ -73,6 +77,14 @@ class Inventory:
 
     async def refresh(self) -> None:
         """Read the GPUs and the engine's images once (each in a thread)."""
+        before = (self.gpus, self.docker, self.images)
+        try:
+            await self._refresh()
+        finally:
+            if (self.gpus, self.docker, self.images) != before and self._on_change is not None:
+                self._on_change()
+
+    async def _refresh(self) -> None:
         gpus = await asyncio.to_thread(sample_gpus)
         if gpus != self.gpus:
             log.info("gpus_found", gpus=[f"{g.index}: {g.name}" for g in gpus])
