@@ -24,6 +24,14 @@ JOB_OPTIONS: dict[str, Any] = {
     "cpus": {"type": "number", "minimum": 0},
     "mem": {"description": "512M, 2G or bytes", "oneOf": [{"type": "string"}, {"type": "integer"}]},
     "gpus": {"type": "integer", "minimum": 0},
+    "gpu_mem": {
+        "description": "each GPU has at least this much memory: 40G or bytes (implies gpus 1)",
+        "oneOf": [{"type": "string"}, {"type": "integer"}],
+    },
+    "constraints": {
+        "description": "node labels to match: K=V or K!=V, or a list of them",
+        "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+    },
     "after": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
     "after_any": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
     "node": {"type": "string", "description": "pin to a node (name or id)"},
@@ -247,7 +255,8 @@ def openapi_document() -> dict[str, Any]:
         for k in (
             "id name state reason message node attempt failures retries exit_code command argv cwd env timeout_s "
             "priority cpus mem_bytes gpus after after_any pinned_node image on_disconnect keep_on_exit submitted_at "
-            "started_at finished_at output_truncated attempts output_tail"
+            "started_at finished_at output_truncated attempts output_tail gpu_mem constraints array_id array_index "
+            "array_limit"
         ).split()
     }
     job_props["state"] = {"type": "string", "enum": [s.value for s in JobState]}
