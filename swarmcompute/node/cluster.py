@@ -55,6 +55,7 @@ import structlog
 from swarmcompute import codec
 from swarmcompute.errors import MembershipChangeError, NotLeaderError
 from swarmcompute.files.messages import PEER_MESSAGES as FILE_MESSAGES
+from swarmcompute.membership.members import ALIVE
 from swarmcompute.membership.messages import Ack, Gossip, Ping, PingReq, PushPull
 from swarmcompute.node.cluster_messages import (
     ForwardCommands,
@@ -97,6 +98,8 @@ MAX_CANDIDATES = 4096
 JOIN_FANOUT = 64
 """mDNS candidates asked per join step (explicit --peer seeds are always asked)."""
 LEAVE_RETRY_S = 0.2
+NAME_TAKEN = "name taken:"
+"""How a ``JoinReply`` that refuses a node for its name begins (the joining node stops on it)."""
 UNREACHABLE_RESET_S = 1.0
 """Sends to an address failing this long, then a message from its node: reconnect at once (and at
 most once per this interval per address)."""
@@ -249,6 +252,8 @@ class ClusterLink:
         self.job_log: ReplicatedJobLog | None = None
         self.gossip: GossipHost | None = None
         self.on_join_handled: Callable[[str], None] | None = None
+        self.on_join_refused: Callable[[str], None] | None = None
+        """A member refused this node for good (its name is taken): the reason, for its user."""
         self.on_log_fetch: Callable[[str, LogFetch], None] | None = None
         self.on_files: Callable[[str, Any], None] | None = None
         """Messages of file shipping (``files.messages.PEER_MESSAGES``), for ``files.host.FilesHost``."""
@@ -455,7 +460,21 @@ class ClusterLink:
                 self.transport.send(address, request)
         self.book.save()
 
+    def name_taken(self, name: str, node_id: str) -> str:
+        """Who else answers to ``name`` now (a live node with another id), as ``id at address``; ""."""
+        if name == self.name and node_id != self.node_id:
+            return f"{self.node_id} at {self.address}"
+        for member in self.gossip.members() if self.gossip is not None else ():
+            if member.node_id != node_id and member.state is ALIVE and member.meta and member.meta.name == name:
+                return f"{member.node_id} at {member.address}"
+        return ""
+
     def _on_join(self, sender: str, req: JoinRequest) -> None:
+        taken = self.name_taken(req.name, req.node_id)
+        if taken:  # two live nodes of one name: every table a person reads would be ambiguous
+            reason = f"{NAME_TAKEN} {req.name!r} by node {taken}: start this node with --name ANOTHER"
+            self.transport.send(req.address, JoinReply(False, None, {}, reason))
+            return
         self.learn(req.node_id, req.address)
         if self.gossip is not None:
             self.gossip.join([req.address])
@@ -557,7 +576,9 @@ class ClusterLink:
     def _on_join_reply(self, sender: str, reply: JoinReply) -> None:
         for node_id, address in reply.addresses.items():
             self.learn(node_id, address)
-        if not reply.accepted and reply.reason and reply.reason != "not the leader":
+        if not reply.accepted and reply.reason.startswith(NAME_TAKEN) and self.on_join_refused is not None:
+            self.on_join_refused(reply.reason)
+        elif not reply.accepted and reply.reason and reply.reason != "not the leader":
             log.info("join_deferred", reason=reply.reason)
 
     # -- receiving ---------------------------------------------------------------

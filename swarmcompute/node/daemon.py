@@ -373,6 +373,7 @@ class Daemon:
             files = self._files = self.executor.files = FilesHost(self)
             link.on_files = files.on_peer
             self._watch_join_refusals()
+            link.on_join_refused = self._join_refused
             link.add_seeds(list(plan.seeds) + list(link.book.items().values()))
             if self.config.mdns:
                 discovery = self._discovery = await self._start_discovery(plan)
@@ -517,6 +518,14 @@ class Daemon:
         if self.config.token is None or self.plan is None or self.plan.bootstrap or self._is_member():
             return
         self._refusals = asyncio.get_running_loop().create_task(self._probe_join_seeds())
+
+    def _join_refused(self, reason: str) -> None:
+        """A member refused this node for good (``ClusterLink.on_join_refused``): say why, exit 2."""
+        if self._is_member() or self._fatal is not None:
+            return
+        self._fatal = ConfigError(reason)
+        log.error("join_refused", reason=reason)
+        self.stop()
 
     async def _probe_join_seeds(self) -> None:
         from swarmcompute.errors import TokenRefusedError

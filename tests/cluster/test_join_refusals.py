@@ -1,4 +1,5 @@
-"""A node started with a wrong token is told so, with the address that refused it, instead of `is up`."""
+"""A joining node the cluster refuses is told why in one line, instead of `is up`: a wrong token (with the
+address that refused it), or a name a live member holds (two would make every table ambiguous)."""
 
 from __future__ import annotations
 
@@ -46,3 +47,21 @@ def test_a_wrong_token_is_refused_by_the_peer_and_said_in_one_line_then_the_righ
         assert "is up" in right.stdout and right.stderr == ""
     finally:
         stop_detached(joiner.state_dir)
+
+
+def test_a_node_whose_name_a_live_member_holds_is_refused_in_one_line(daemon_factory: Any, tmp_path: Path) -> None:
+    port = free_port()
+    first: DaemonProcess = daemon_factory("pi", port=port, extra_args=("--new-cluster",)).start()
+    twin = DaemonProcess(tmp_path / "twin")  # its state dir; `swarm join` starts it
+    twin.state_dir.mkdir()
+    try:
+        joined = twin.swarm(
+            *("join", "--detach", "--name", "pi", "--bind", "127.0.0.1", "--port", "0", "--no-mdns"),
+            *("--peer", f"127.0.0.1:{port}", "--token", first.token_from_disk()),
+        )
+        assert joined.returncode == 2, joined.stdout + joined.stderr
+        assert joined.stderr.startswith("swarm: name taken: 'pi' by node ") and joined.stderr.count("\n") == 1
+        assert "--name" in joined.stderr
+        assert [n["name"] for n in first.status()["nodes"]] == ["pi"]
+    finally:
+        stop_detached(twin.state_dir)
