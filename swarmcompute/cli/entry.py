@@ -23,7 +23,35 @@ def main() -> None:
         os._exit(status)
     from swarmcompute.cli.app import app
 
-    app()
+    sys.exit(_one_line_errors(app))
+
+
+def _one_line_errors(app: object) -> int:
+    """Run the typer app; a usage error (missing argument, bad value, unknown command) is one line
+    on stderr and exit 2, as every other error, instead of click's boxed five."""
+    from typer import Abort
+
+    try:
+        from typer._click.exceptions import ClickException  # typer >= 0.16 carries its own click
+    except ImportError:
+        from click import ClickException
+    try:
+        status = app(standalone_mode=False)  # type: ignore[operator]
+    except ClickException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # plain `swarm`: the help, as ever
+            exc.show()
+            return 0
+        names, ctx = [], getattr(exc, "ctx", None)
+        while ctx is not None and ctx.parent is not None:  # the subcommands, not the program's path
+            names.append(ctx.info_name)
+            ctx = ctx.parent
+        where = " ".join(["swarm", *reversed(names)])
+        print(f"swarm: {exc.format_message().rstrip('.')} (see `{where} -h`)", file=sys.stderr)
+        return exc.exit_code
+    except Abort:
+        print("swarm: aborted", file=sys.stderr)
+        return 1
+    return status if isinstance(status, int) else 0
 
 
 if __name__ == "__main__":

@@ -32,3 +32,14 @@ def test_version_and_short_help_everywhere(daemon: DaemonProcess) -> None:
     for command in ("status", "jobs", "join", "show", "logs"):
         shown = daemon.swarm(command, "-h")
         assert shown.returncode == 0 and "Usage" in shown.stdout, command
+
+
+def test_usage_errors_are_one_line_that_says_where_the_help_is(daemon: DaemonProcess) -> None:
+    for args, said in (
+        (("show",), "swarm: Missing argument 'job' (see `swarm show -h`)"),
+        (("jobs", "--limit", "x"), "swarm: Invalid value for '--limit'"),
+        (("bogus",), "swarm: No such command 'bogus'"),
+    ):
+        result = daemon.swarm(*args)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+        assert result.stderr.startswith(said), result.stderr
