@@ -161,7 +161,7 @@ def configure(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(out),
+        logger_factory=structlog.PrintLoggerFactory(out),  # type: ignore[arg-type]  # a file-like: write, flush
         cache_logger_on_first_use=True,
     )
 

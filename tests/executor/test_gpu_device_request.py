@@ -17,7 +17,13 @@ def kwargs_of(spec: ContainerSpec) -> dict[str, object]:
 def test_a_container_given_cards_1_and_3_requests_exactly_those() -> None:
     spec = ContainerSpec("j", 1, ("nvidia-smi",), image="cuda:12", gpus=("1", "3"))
     [request] = kwargs_of(spec)["device_requests"]  # type: ignore[misc]
-    assert request == {"Driver": "nvidia", "Count": 0, "DeviceIDs": ["1", "3"], "Capabilities": [["gpu"]], "Options": {}}
+    assert request == {
+        "Driver": "nvidia",
+        "Count": 0,
+        "DeviceIDs": ["1", "3"],
+        "Capabilities": [["gpu"]],
+        "Options": {},
+    }
 
 
 def test_a_container_without_cards_requests_no_device() -> None:
