@@ -12,6 +12,7 @@ Measured: see the docstring of ``swarmcompute.discovery.address_watch``.
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from typing import Any
@@ -138,3 +139,6 @@ def test_a_follower_then_the_leader_change_address_and_are_reached_at_the_new_on
     bounced = {j["id"]: (j["state"], j["attempt"]) for j in jobs if j["attempt"] != 1 or j["state"] != "running"}
     assert not bounced, f"jobs were stopped or run again across the moves: {bounced}"
     assert follower_s < RECOVER_DEADLINE_S and leader_s < RECOVER_DEADLINE_S
+    for d in nodes:  # stopped together, not one by one (each would wait out the next election)
+        if d.proc is not None and d.proc.poll() is None:
+            d.proc.send_signal(signal.SIGTERM)
