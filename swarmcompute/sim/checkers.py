@@ -41,6 +41,9 @@ class RaftChecker:
     """(index, term) -> (kind, data, predecessor term) for every entry ever written."""
     committed: list[Entry] = field(default_factory=list)
     """committed[i - 1] is the entry committed at index i."""
+    commit_terms: list[int] = field(default_factory=list)
+    """commit_terms[i - 1]: the term in which index i was first seen committed (the term of the
+    node that committed it, a leader or a follower told by its leader)."""
     digests: list[int] = field(default_factory=lambda: [0])
     """digests[i]: state machine digest after applying 1..i."""
     elections: int = 0
@@ -59,11 +62,12 @@ class RaftChecker:
             self.fail(f"election safety: {holder} and {node.id} both lead term {node.term}")
             return
         self.elections += 1
-        for entry in self.committed[node.log.snapshot_index :]:
-            if entry.term > node.term:
-                break  # committed by a later term's leader: a leader of an earlier term (a vote
-                # that arrived late) need not hold it, and it never commits anything (found by
-                # the whole-cluster simulator: a lingering candidate won term 3 after term 4 committed)
+        first = node.log.snapshot_index
+        for entry, committed_in in zip(self.committed[first:], self.commit_terms[first:], strict=True):
+            if committed_in > node.term:
+                continue  # committed in a later term: a leader of an earlier term (its votes arrived
+                # late, or it was frozen with them) need not hold it, and it can commit nothing (found
+                # by the whole-cluster simulator: a paused candidate won term 2 after term 3 committed)
             if epoch_of(entry.term) < epoch_of(node.term):
                 continue  # history of an older configuration epoch: a recover may have replaced it
             if node.log.term_at(entry.index) != entry.term:
@@ -97,14 +101,17 @@ class RaftChecker:
                     # A newer epoch's history: what its first leader's log held, older entries
                     # included (``force_config``: the forcer's log becomes the new history).
                     del self.committed[index - 1 :]  # a recover replaced an older epoch's history
+                    del self.commit_terms[index - 1 :]
                     del self.digests[index:]
                     self.committed.append(entry)
+                    self.commit_terms.append(node.term)
                     self.replaced += 1
                 elif known != entry:
                     self.fail(f"committed entry changed: index {index} was {known}, {node.id} committed {entry}")
                     return
             elif index == len(self.committed) + 1:
                 self.committed.append(entry)
+                self.commit_terms.append(node.term)
             else:
                 self.fail(f"{node.id} committed {index} but only {len(self.committed)} entries are known committed")
                 return

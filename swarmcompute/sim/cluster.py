@@ -331,6 +331,7 @@ class ClusterSim(JobSim):
         """Nodes whose processes or applied entries changed since the last check."""
         self._kept_down: set[str] = set()
         self._recover_by = 0.0
+        self._keep_address: set[str] = set()
         self.hosts: dict[str, _Host | None] = {}
         self.peers: dict[str, _Peer] = {}
         self._owner: dict[str, str] = {}
@@ -917,7 +918,9 @@ class ClusterSim(JobSim):
         node.origin, node.rate = self._origin(), self._rate()
         node.deadline_sent = float("nan")
         node.ticks = 0
-        if self.rng.random() < self._readdress_share:
+        if node_id in self._keep_address:
+            self._keep_address.discard(node_id)
+        elif self.rng.random() < self._readdress_share:
             self._owner.pop(peer.address, None)
             peer.address = f"{node_id}@{peer.incarnation + 1}"
             self._owner[peer.address] = node_id
@@ -1014,7 +1017,8 @@ class ClusterSim(JobSim):
             self._at(self.now + 0.5, "recover", None)
             return
         down, self._kept_down = sorted(self._kept_down), set()
-        self._log(f"the operator gives up on `recover` and restarts {down}")
+        self._log(f"the operator gives up on `recover` and restarts {down} (on their old addresses)")
+        self._keep_address.update(down)
         for node_id in down:
             self._at(self.now + self.rng.uniform(0.5, 3.0), "restart", node_id)
 

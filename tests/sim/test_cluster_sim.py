@@ -46,6 +46,8 @@ REGRESSION_SEEDS = [
     (771, "after `recover` a node started attempt 1 a second time (its replayed history was not its life)"),
     (774, "the simulated operator recovered on a node that did not see a live voter (documented unsafe)"),
     (302, "the survivors never saw each other, so no `recover` could run: the operator restarts the dead"),
+    (3186, "...on their old addresses, or nobody knows anybody's address (no mDNS in the simulator)"),
+    (1720, "the checker: a frozen candidate may win term 2 after an older entry committed in term 3"),
 ]
 PLANTED_WITHIN = 1000
 FIRST_CAUGHT_WITHOUT_A_LEASE = 34
