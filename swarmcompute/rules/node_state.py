@@ -43,6 +43,7 @@ from swarmcompute.state.table import JobTable
 LOST_WITH_THE_DAEMON = "the daemon running it stopped"
 """Why an attempt an earlier life of this daemon held runs again, whenever the restart learns of it."""
 LOST_WITH_THE_LEASE = "its node lost its lease"
+LOST_WITH_THE_RECOVER = "its end may be in the history `swarm recover` gave up"
 SILENT_NODE_S = 2.0
 """A node suspected by gossip and silent to Raft this long loses its ``keep`` attempts."""
 
@@ -192,6 +193,22 @@ class NodeState:
             )
             for j in self.table.open_jobs()
             if j.state in ACTIVE_STATES and j.node == self.node_id
+        )
+        return [Propose(lost)] if lost else []
+
+    def recovered(self, running: Iterable[Key], now_wall: float) -> list[Instruction]:
+        """This node forced the configuration (`swarm recover`): its log becomes the history, and
+        what it reported to the old leader may have been committed only in the history it gave up.
+        An attempt that table gives to this node but that no longer runs here runs again (found by
+        the whole-cluster simulator: a job whose end the forcer had reported stayed running)."""
+        here = set(running)
+        self.started_here.clear()
+        lost = tuple(
+            RequeueLost(
+                j.id, j.attempt, LOST_WITH_THE_RECOVER, now_wall, node_id=self.node_id, assigned_at=j.assigned_at
+            )
+            for j in self.table.open_jobs()
+            if j.state is JobState.RUNNING and j.node == self.node_id and (j.id, j.attempt) not in here
         )
         return [Propose(lost)] if lost else []
 

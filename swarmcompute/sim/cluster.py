@@ -997,6 +997,7 @@ class ClusterSim(JobSim):
                 break  # and only once those are the dead ones
             voters = sorted(set(quorum["voters"]) - set(quorum["missing"]) | {node_id})
             raft.force_config(voters)
+            self._carry(node, node.state.recovered(self._running_keys(node), self.now))
             self.recovers += 1
             self._forced_epoch = status.epoch + 1
             self._log(f"{node_id} RECOVER voters {voters} (epoch {self._forced_epoch})")

@@ -20,7 +20,15 @@ import pytest
 
 from swarmcompute.node.lease_host import LeaseHost
 from swarmcompute.node.raft_host import RaftHost
-from swarmcompute.rules.node_state import LOST_WITH_THE_DAEMON, ClusterView, NodeState, Propose, Stop, cluster_view
+from swarmcompute.rules.node_state import (
+    LOST_WITH_THE_DAEMON,
+    LOST_WITH_THE_RECOVER,
+    ClusterView,
+    NodeState,
+    Propose,
+    Stop,
+    cluster_view,
+)
 from swarmcompute.scheduler.placement import NodeCapacity
 from swarmcompute.sim.__main__ import main
 from swarmcompute.sim.cluster import ClusterSim, _Node, run_cluster_seed
@@ -48,6 +56,7 @@ REGRESSION_SEEDS = [
     (302, "the survivors never saw each other, so no `recover` could run: the operator restarts the dead"),
     (3186, "...on their old addresses, or nobody knows anybody's address (no mDNS in the simulator)"),
     (1720, "the checker: a frozen candidate may win term 2 after an older entry committed in term 3"),
+    (3475, "the forcer of `recover` kept a job running whose end only the old history held"),
 ]
 PLANTED_WITHIN = 1000
 FIRST_CAUGHT_WITHOUT_A_LEASE = 34
@@ -230,3 +239,13 @@ def test_the_view_counts_a_peer_silent_only_when_raft_has_not_heard_it_and_gossi
     assert view.names == {"a": "alpha", "c": "gamma"} and view.term == 7
     follower = cluster_view(ME, is_leader=False, voters={ME}, raft_members={ME}, term=7, gossip=gossip, heard=heard)
     assert follower.raft_silent == frozenset()
+
+
+def test_after_recover_the_forcer_reruns_what_its_table_runs_here_but_no_longer_runs() -> None:
+    table = _assigned(("ended", ME), ("runs", ME), ("elsewhere", "b"))
+    for job_id, node in (("ended", ME), ("runs", ME), ("elsewhere", "b")):
+        table.apply(StartAttempt(job_id, 1, node, 3.0))
+    state = NodeState(ME, table)
+    out = state.recovered([("runs", 1)], 5.0)
+    lost = [c for i in out if isinstance(i, Propose) for c in i.commands]
+    assert lost == [RequeueLost("ended", 1, LOST_WITH_THE_RECOVER, 5.0, node_id=ME, assigned_at=2.0)]
