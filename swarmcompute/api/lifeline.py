@@ -56,6 +56,10 @@ class Lifelines:
                 gone.cancel()
                 if not stream.done():
                     stream.cancel()
+                # A cancelled read leaves the reader only when its task runs again: wait for that,
+                # or the next request's read finds it still there ("readexactly() called while
+                # another coroutine is already waiting", seen after `swarm run` in a recover test).
+                await asyncio.gather(gone, return_exceptions=True)
             if stream.done() and not stream.cancelled():
                 stream.result()  # a write to a closed connection raises here
                 finished = True

@@ -105,6 +105,9 @@ UNREACHABLE_RESET_S = 1.0
 most once per this interval per address)."""
 RAFT_TYPES = (AppendRequest, AppendResponse, VoteRequest, VoteResponse, InstallSnapshot, TimeoutNow, NotMember)
 GOSSIP_TYPES = (Ping, Ack, PingReq, Gossip, PushPull)
+JOIN_ALIVE_TARGETS = 3
+"""A node that is not (or no longer) in the configuration also asks this many members gossip
+says are alive, besides its seeds: one of them leads or knows who does."""
 
 
 @codec.message("cluster.leave")
@@ -456,6 +459,12 @@ class ClusterLink:
             leader = self.job_log.raft.leader_id if self.job_log is not None else None
             if leader is not None and self.book.get(leader):
                 targets.insert(0, self.book.get(leader))  # type: ignore[arg-type]
+            # Members gossip reaches, too: a node restarted after `swarm recover` left it out may
+            # have no seed that is still up (its peers.json keeps only confirmed addresses, and it
+            # may have died before confirming any), yet gossip finds the survivors at once.
+            members = self.gossip.members() if self.gossip is not None else ()
+            alive = [m.address for m in members if m.state is ALIVE and m.node_id != self.node_id]
+            targets += [a for a in alive[:JOIN_ALIVE_TARGETS] if a not in targets]
             for address in targets:
                 self.transport.send(address, request)
         self.book.save()
