@@ -96,16 +96,8 @@ class GossipHost:
 
 def changed_noticeably(old: NodeMeta, new: NodeMeta) -> bool:
     """What the scheduler and `swarm status` would care about: inventory, or a real swing in use."""
-    if (old.name, old.cpus, old.mem_total, old.gpus, old.images, old.version, old.labels, old.docker) != (
-        new.name,
-        new.cpus,
-        new.mem_total,
-        new.gpus,
-        new.images,
-        new.version,
-        new.labels,
-        new.docker,
-    ):
+    inventory = ("name", "cpus", "mem_total", "gpus", "images", "version", "labels", "docker", "users", "roles")
+    if any(getattr(old, key) != getattr(new, key) for key in inventory):  # users: a new account is placeable
         return True
     total = max(new.mem_total, 1)
     return (
