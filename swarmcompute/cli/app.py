@@ -247,7 +247,6 @@ def join(
     if client.ping():
         raise _fail(str(DaemonAlreadyRunningError(str(paths.root), paths.read_pid())))
     from swarmcompute.paths import ensure_private_dir
-
     from swarmcompute.storage.disk import check_writable
 
     if paths.root.is_dir():

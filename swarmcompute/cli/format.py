@@ -129,6 +129,11 @@ def status_text(status: dict[str, Any]) -> str:
     ]
     if status.get("disk_problem"):  # this node's state dir takes no writes: new jobs are refused
         lines.append(f"disk     {printable(str(status['disk_problem']))}; new jobs refused here")
+    cgroups = status.get("cgroups") or {}
+    if cgroups and not cgroups.get("enforced"):  # --cpus and --mem are reservations only here
+        lines.append(f"limits   cgroups not usable: {printable(str(cgroups.get('problem')))}")
+    if status.get("run_as"):
+        lines.append(f"users    jobs here run as {printable(str(status['run_as']))}")
     lines.append("")
     rows = [
         (
