@@ -202,13 +202,16 @@ class NodeState:
         An attempt that table gives to this node but that no longer runs here runs again (found by
         the whole-cluster simulator: a job whose end the forcer had reported stayed running)."""
         here = set(running)
-        self.started_here.clear()
+        started, self.started_here = self.started_here, {}
         lost = tuple(
             RequeueLost(
                 j.id, j.attempt, LOST_WITH_THE_RECOVER, now_wall, node_id=self.node_id, assigned_at=j.assigned_at
             )
             for j in self.table.open_jobs()
-            if j.state is JobState.RUNNING and j.node == self.node_id and (j.id, j.attempt) not in here
+            if j.state in ACTIVE_STATES
+            and j.node == self.node_id
+            and (j.id, j.attempt) not in here
+            and (j.state is JobState.RUNNING or started.get(j.id) == j.attempt)  # or started, and ended
         )
         return [Propose(lost)] if lost else []
 

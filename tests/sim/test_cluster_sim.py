@@ -57,6 +57,7 @@ REGRESSION_SEEDS = [
     (3186, "...on their old addresses, or nobody knows anybody's address (no mDNS in the simulator)"),
     (1720, "the checker: a frozen candidate may win term 2 after an older entry committed in term 3"),
     (3475, "the forcer of `recover` kept a job running whose end only the old history held"),
+    (4734, "...or assigned, when its result had come before the start notice went out"),
 ]
 PLANTED_WITHIN = 1000
 FIRST_CAUGHT_WITHOUT_A_LEASE = 34
