@@ -1215,6 +1215,7 @@ class Daemon:
             raise ClusterError("quorum is healthy: nothing to recover (see `swarm status`)")
         voters = sorted(set(quorum["voters"]) - set(quorum["missing"]) | {self.node_id})
         self.committer.raft.force_config(voters)
+        self._carry(self.state.recovered(self.executor.running(), time.time()))
         status = self.committer.raft.status()
         log.warning("configuration_forced", voters=voters, epoch=status.epoch)
         return voters
