@@ -191,9 +191,9 @@ class Daemon:
         from swarmcompute.storage.disk import DiskWatch
 
         self.disk = DiskWatch(self.paths.root)
+        """Whether the state dir takes writes (`swarm status`'s ``disk_problem``; new jobs refused)."""
         self._keys: Any = None
         """``KeyRotation``, once run() opened the job log (`swarm token --rotate`)."""
-        """Whether the state dir takes writes (`swarm status`'s ``disk_problem``; new jobs refused)."""
         self._policy_written: CommandPolicy | None = None
         self._discovery: Any = None
         self._address_watch: Any = None
