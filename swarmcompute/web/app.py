@@ -316,6 +316,22 @@ class Api:
                 return JSONResponse(node)
         raise HTTPException(404, f"no node {ref[:64]!r}: see GET /api/v1/nodes")
 
+    async def drain(self, request: Request) -> Response:
+        token = self.auth(request, write=True)
+        return JSONResponse(await self.ask(m.DrainNode(request.path_params["ref"], True), token))
+
+    async def undrain(self, request: Request) -> Response:
+        token = self.auth(request, write=True)
+        return JSONResponse(await self.ask(m.DrainNode(request.path_params["ref"], False), token))
+
+    async def label(self, request: Request) -> Response:
+        token = self.auth(request, write=True)
+        body = await _read_json(request)
+        labels = body.get("labels") if isinstance(body, dict) else None
+        if not isinstance(labels, list) or not all(isinstance(x, str) and "=" in x for x in labels):
+            raise errors.ConfigError('the body is {"labels": ["K=V", "K=", ...]} (K= removes K)')
+        return JSONResponse(await self.ask(m.LabelNode(request.path_params["ref"], tuple(labels)), token))
+
     async def cluster(self, request: Request) -> Response:
         self.auth(request)
         return JSONResponse(self.daemon.status())
@@ -508,6 +524,9 @@ def build_app(daemon: NodeAPI, control: ControlServer, *, metrics_token: str | N
         route("/api/v1/jobs/{ref}/logs", api.logs),
         route("/api/v1/nodes", api.nodes),
         route("/api/v1/nodes/{ref}", api.node),
+        route("/api/v1/nodes/{ref}/drain", api.drain, ["POST"]),
+        route("/api/v1/nodes/{ref}/undrain", api.undrain, ["POST"]),
+        route("/api/v1/nodes/{ref}/labels", api.label, ["POST"]),
         route("/api/v1/cluster", api.cluster),
         route("/api/v1/sd", api.sd),
         route("/api/v1/events", api.events),

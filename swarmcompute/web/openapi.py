@@ -73,6 +73,7 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
 def openapi_document() -> dict[str, Any]:
     job_ref = _path_param("ref", "a job id, a unique prefix of one, or a job name (the newest wins)")
     node_ref = _path_param("ref", "a node id or name")
+    node_row = {"200": _json(_ref("Node"))}
     open_: dict[str, Any] = {"security": []}
     submit_body = {
         "required": True,
@@ -220,6 +221,31 @@ def openapi_document() -> dict[str, Any]:
             )
         },
         "/api/v1/nodes/{ref}": {"get": _op("one node", {"200": _json(_ref("Node"))}, params=[node_ref])},
+        "/api/v1/nodes/{ref}/drain": {
+            "post": _op("drain the node (`swarm drain`): no new work, running jobs finish", node_row, params=[node_ref])
+        },
+        "/api/v1/nodes/{ref}/undrain": {
+            "post": _op("take new work on the node again (`swarm undrain`)", node_row, params=[node_ref])
+        },
+        "/api/v1/nodes/{ref}/labels": {
+            "post": _op(
+                "set the node's labels (`swarm label`): K=V sets K, K= removes it",
+                node_row,
+                params=[node_ref],
+                requestBody={
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["labels"],
+                                "properties": {"labels": {"type": "array", "items": {"type": "string"}}},
+                            }
+                        }
+                    },
+                },
+            )
+        },
         "/api/v1/cluster": {"get": _op("the cluster's status (`swarm status --json`)", {"200": _json(_ref("Status"))})},
         "/api/v1/sd": {
             "get": _op(

@@ -21,6 +21,7 @@ _STATUS: tuple[tuple[type[errors.SwarmError], int], ...] = (
     (errors.PermissionDeniedError, 403),
     (errors.JobNotFoundError, 404),
     (errors.AttemptNotFoundError, 404),
+    (errors.NodeNotFoundError, 404),
     (errors.JobAlreadyExistsError, 409),
     (errors.AmbiguousJobIdError, 400),
     (errors.InvalidJobSpecError, 400),

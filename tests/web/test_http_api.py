@@ -221,6 +221,22 @@ def test_nodes_cluster_and_service_discovery_list_every_node(
     assert len(sd) == 3 and all(len(group["targets"]) == 1 for group in sd)
 
 
+def test_a_node_is_drained_undrained_and_labelled_over_rest_with_a_token_that_may_write(
+    cluster: list[DaemonProcess], tokens: dict[str, str]
+) -> None:
+    rw, ro = tokens["rw"], tokens["ro"]
+    assert _post(cluster[0], "/api/v1/nodes/n2/drain", ro, None).status_code == 403
+    drained = _post(cluster[0], "/api/v1/nodes/n2/drain", rw, None)
+    assert drained.status_code == 200 and drained.json()["drained"] is True
+    wait_until(lambda: _get(cluster[1], "/api/v1/nodes/n2", ro).json()["drained"], 15, "n1 to see n2 drained")
+    undrained = _post(cluster[1], "/api/v1/nodes/n2/undrain", rw, None)
+    assert undrained.status_code == 200 and undrained.json()["drained"] is False
+    assert _post(cluster[0], "/api/v1/nodes/n2/labels", rw, {"labels": "rack=1"}).status_code == 400
+    assert _post(cluster[0], "/api/v1/nodes/n2/labels", rw, {"labels": ["rack=top"]}).status_code == 200
+    wait_until(lambda: _get(cluster[0], "/api/v1/nodes/n2", ro).json()["labels"].get("rack") == "top", 15, "the label")
+    assert _post(cluster[0], "/api/v1/nodes/nope/drain", rw, None).status_code == 404
+
+
 def test_metrics_parse_as_prometheus_text_and_every_grafana_query_names_an_exported_metric(
     cluster: list[DaemonProcess],
 ) -> None:
