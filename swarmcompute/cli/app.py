@@ -146,7 +146,10 @@ def join(
     tls_key: Annotated[str | None, typer.Option(help="The private key (PEM) of --tls-cert.")] = None,
     metrics_token: Annotated[
         str | None,
-        typer.Option(help="Require this Bearer token for /metrics and /health (visible in ps).", show_default=False),
+        typer.Option(
+            help="Require this Bearer token for /metrics and /health (kept in the state dir, 0600).",
+            show_default=False,
+        ),
     ] = None,
     keep_jobs: Annotated[
         str, typer.Option("--keep-jobs", help="Finished jobs kept, oldest removed first (the leader's applies).")
@@ -211,9 +214,11 @@ def join(
     http = _call(lambda: parse_http_port(http_port))
     if http_port is not None:
         args += ["--http-port", "off" if http is None else str(http)]
-    for flag, value in (("--tls-cert", tls_cert), ("--tls-key", tls_key), ("--metrics-token", metrics_token)):
+    for flag, value in (("--tls-cert", tls_cert), ("--tls-key", tls_key)):
         if value:
             args += [flag, value]
+    if metrics_token:  # to the daemon in a 0600 file of its state dir, never on its command line
+        args += ["--metrics-token-file", str(_call(lambda: _save_metrics_token(paths, metrics_token)))]
     if bool(tls_cert) != bool(tls_key):
         raise _fail("give --tls-cert and --tls-key together")
     if label:
@@ -305,6 +310,17 @@ def join(
             return
         time.sleep(0.05)
     raise _fail(f"the daemon (pid {proc.pid}) did not answer within {JOIN_READY_TIMEOUT_S:g}s; see {paths.daemon_log}")
+
+
+def _save_metrics_token(paths: StatePaths, token: str) -> Path:
+    from swarmcompute.paths import PRIVATE_FILE_MODE, ensure_private_dir
+
+    ensure_private_dir(paths.root)
+    path = paths.root / "metrics.token"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, PRIVATE_FILE_MODE)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return path
 
 
 def _save_join_labels(paths: StatePaths, texts: list[str]) -> None:

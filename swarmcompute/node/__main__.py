@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         help="serve the HTTP API, dashboard and /metrics on this port (default 7341; off: none)",
     )
     parser.add_argument("--metrics-token", help="require this Bearer token for /metrics and /health")
+    parser.add_argument("--metrics-token-file", help="--metrics-token, read from this file (not seen in ps)")
     parser.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM), with --tls-key")
     parser.add_argument("--tls-key", help="the private key (PEM) of --tls-cert")
     parser.add_argument("--log-format", choices=["console", "json"], default="console")
@@ -106,6 +107,17 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as exc:
             print(f"swarm: {exc}", file=sys.stderr)
             return 2
+    metrics_token = args.metrics_token
+    if args.metrics_token_file is not None:
+        try:
+            with open(args.metrics_token_file, encoding="utf-8") as f:
+                metrics_token = f.read().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"swarm: cannot read --metrics-token-file {args.metrics_token_file}: {exc}", file=sys.stderr)
+            return 2
+        if not metrics_token:
+            print(f"swarm: --metrics-token-file {args.metrics_token_file} is empty", file=sys.stderr)
+            return 2
     return run_daemon(
         StatePaths.resolve(args.state_dir),
         name=args.name,
@@ -126,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         max_log_bytes=args.max_log_bytes,
         http_port=http_port,
         http_optional=args.http_port is None,
-        metrics_token=args.metrics_token,
+        metrics_token=metrics_token,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
     )

@@ -18,10 +18,12 @@ from pathlib import Path
 
 import psutil
 import pytest
+import requests
 
-from swarmcompute.testing.daemons import DaemonProcess, swarm_executable, wait_until
+from swarmcompute.testing.daemons import DaemonProcess, free_port, swarm_executable, wait_until
 
 LOCAL = ["--bind", "127.0.0.1", "--port", "0", "--no-mdns"]
+METRICS_TOKEN = "scrape-me-7f3a"
 
 
 def _swarm(
@@ -53,6 +55,7 @@ class Cluster:
         self.pids: list[int] = []
         self.token = ""
         self.address = ""
+        self.http_port = 0
 
     def state(self, name: str) -> Path:
         return self.root / "private" / name
@@ -63,7 +66,19 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """Three detached nodes: `a` creates the cluster, `b` joins with $SWARM_TOKEN, `c` with --token-file."""
     c = Cluster(tmp_path_factory.mktemp("hardening"))
     try:
-        first = _swarm(c.state("a"), "join", "--detach", "--name", "a", *LOCAL)
+        c.http_port = free_port()
+        first = _swarm(
+            c.state("a"),
+            "join",
+            "--detach",
+            "--name",
+            "a",
+            "--http-port",
+            str(c.http_port),
+            "--metrics-token",
+            METRICS_TOKEN,
+            *LOCAL,
+        )
         if (c.state("a") / "daemon.pid").exists():
             c.pids.append(int((c.state("a") / "daemon.pid").read_text()))
         assert first.returncode == 0, first.stderr
@@ -160,6 +175,13 @@ def test_detached_daemons_keep_the_token_out_of_logs_argv_environments_and_other
             for line in (state / "daemon.log").read_text().splitlines():
                 if "cluster_token" in line:  # the line that used to print it says where to get it
                     assert "`swarm token` prints it" in line
+        for pid in cluster.pids:  # the metrics token too: in a 0600 file, not on the command line
+            assert METRICS_TOKEN not in " ".join(psutil.Process(pid).cmdline())
+        metrics = f"http://127.0.0.1:{cluster.http_port}/metrics"
+        assert requests.get(metrics, timeout=10).status_code == 401
+        auth = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+        assert requests.get(metrics, headers=auth, timeout=10).status_code == 200
+        assert stat.S_IMODE((cluster.state("a") / "metrics.token").stat().st_mode) == 0o600
     finally:
         for name in "bc":
             _swarm(cluster.state("a"), "cancel", f"sleeper-{name}")
