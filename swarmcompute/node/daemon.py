@@ -79,6 +79,7 @@ from swarmcompute.rules.node_state import (
     Stop,
     WakeStarts,
     cluster_view,
+    recovered_voters,
 )
 from swarmcompute.scheduler.placement import NodeCapacity
 from swarmcompute.state.commands import (
@@ -1213,7 +1214,7 @@ class Daemon:
             )
         if quorum["healthy"]:
             raise ClusterError("quorum is healthy: nothing to recover (see `swarm status`)")
-        voters = sorted(set(quorum["voters"]) - set(quorum["missing"]) | {self.node_id})
+        voters = recovered_voters(quorum["voters"], quorum["missing"], self.node_id)
         self.committer.raft.force_config(voters)
         self._carry(self.state.recovered(self.executor.running(), time.time()))
         status = self.committer.raft.status()

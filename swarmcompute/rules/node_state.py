@@ -132,6 +132,12 @@ class ClusterView:
         return self.names.get(node_id, node_id)
 
 
+def recovered_voters(voters: Iterable[str], missing: Iterable[str], me: str) -> list[str]:
+    """`swarm recover` on node ``me``: the new configuration is every voter `swarm status` does not
+    call missing, and ``me`` (the daemon and the simulator's operator both ask this)."""
+    return sorted(set(voters) - set(missing) | {me})
+
+
 def cluster_view(
     node_id: str,
     *,

@@ -80,6 +80,7 @@ from swarmcompute.rules.node_state import (
     Stop,
     WakeStarts,
     cluster_view,
+    recovered_voters,
 )
 from swarmcompute.scheduler.placement import NodeCapacity
 from swarmcompute.sim.checkers import RaftChecker
@@ -995,7 +996,7 @@ class ClusterSim(JobSim):
                 break  # the operator runs it once `swarm status` says voters are missing, not before
             if set(quorum["missing"]) != {v for v in quorum["voters"] if not self.nodes[v].alive}:
                 break  # and only once those are the dead ones
-            voters = sorted(set(quorum["voters"]) - set(quorum["missing"]) | {node_id})
+            voters = recovered_voters(quorum["voters"], quorum["missing"], node_id)
             raft.force_config(voters)
             self._carry(node, node.state.recovered(self._running_keys(node), self.now))
             self.recovers += 1

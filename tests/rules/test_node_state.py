@@ -127,3 +127,11 @@ def test_a_voter_of_at_most_two_is_never_rerun_and_a_dead_voter_is_replaced_only
     assert state.dead_voter_to_replace(five, quorum=3, now_mono=10.0, grace_s=30.0) is None  # within the grace
     fewer = ClusterView(is_leader=True, voters=five.voters, alive=frozenset({ME, "c"}))
     assert state.dead_voter_to_replace(fewer, quorum=3, now_mono=100.0, grace_s=30.0) is None
+
+
+def test_recover_keeps_the_voters_status_does_not_call_missing_and_the_node_that_runs_it() -> None:
+    from swarmcompute.rules.node_state import recovered_voters
+
+    assert recovered_voters(["a", "b", "c"], ["b", "c"], "a") == ["a"]
+    assert recovered_voters(["a", "b", "c", "d", "e"], ["d", "e"], "b") == ["a", "b", "c"]
+    assert recovered_voters(["a", "b"], ["a", "b"], "c") == ["c"]  # a learner that runs it becomes the voter
