@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from swarmcompute.sim.cluster import ClusterResult, run_cluster_seed
@@ -55,10 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _cluster(seeds: int, start: int, nodes: int, trace: int | None, workers: int) -> int:
     if trace is not None:
-        result = run_cluster_seed(trace, nodes, trace=True)
-        print("\n".join(result.trace))
-        print(f"SWARM_SEED={result.seed} nodes={result.nodes} violations={0 if result.ok else 1}")
-        return 0 if result.ok else 1
+        one = run_cluster_seed(trace, nodes, trace=True)
+        return _traced(one.trace, one.seed, one.nodes, 0 if one.ok else 1)
     started = time.monotonic()
 
     def progress(result: ClusterResult) -> None:
@@ -71,57 +69,62 @@ def _cluster(seeds: int, start: int, nodes: int, trace: int | None, workers: int
 
     summary = cluster_sweep(seeds, start, nodes, on_result=progress, workers=workers)
     wall_s = time.monotonic() - started
-    rate = summary.seeds / wall_s if wall_s > 0 else 0.0
-    print(f"{summary.line()} wall_s={wall_s:.1f} seeds_per_s={rate:.2f}")
-    if not summary.failures:
-        return 0
-    for failure in summary.failures:
-        print(f"SWARM_SEED={failure.seed} nodes={failure.nodes}: {failure.violation}")
-    first = summary.failures[0]
-    replayed = run_cluster_seed(first.seed, first.nodes, trace=True)
-    _print_tail(replayed.trace, first.seed, f"--trace {first.seed} --nodes {first.nodes}")
-    return 1
+    return _reported(
+        f"{summary.line()} wall_s={wall_s:.1f} seeds_per_s={summary.seeds / max(wall_s, 1e-9):.2f}",
+        [(f.seed, f.nodes, str(f.violation)) for f in summary.failures],
+        lambda seed, n: run_cluster_seed(seed, n, trace=True).trace,
+        "",
+    )
 
 
 def _raft(args: argparse.Namespace, options: SimOptions) -> int:
     if args.trace is not None:
-        result = replay_with_trace(args.trace, args.nodes, options)
-        print("\n".join(result.trace))
-        print(f"SWARM_SEED={result.seed} nodes={result.nodes} violations={len(result.violations)}")
-        return 0 if result.ok else 1
+        one = replay_with_trace(args.trace, args.nodes, options)
+        return _traced(one.trace, one.seed, one.nodes, len(one.violations))
     started = time.monotonic()
     summary = sweep(args.seeds, args.start, args.nodes, options)
     wall_s = time.monotonic() - started
-    rate = summary.commits / wall_s if wall_s > 0 else 0.0
-    print(f"{summary.line()} wall_s={wall_s:.1f} commits_per_s={rate:.0f}")
-    if not summary.failures:
-        return 0
-    for failure in summary.failures:
-        print(f"SWARM_SEED={failure.seed} nodes={failure.nodes}: {failure.violations[0]}")
-    first = summary.failures[0]
-    replayed = replay_with_trace(first.seed, first.nodes, options)
-    _print_tail(replayed.trace, first.seed, f"--raft --trace {first.seed} --nodes {first.nodes}")
-    return 1
+    return _reported(
+        f"{summary.line()} wall_s={wall_s:.1f} commits_per_s={summary.commits / max(wall_s, 1e-9):.0f}",
+        [(f.seed, f.nodes, f.violations[0]) for f in summary.failures],
+        lambda seed, n: replay_with_trace(seed, n, options).trace,
+        "--raft ",
+    )
 
 
 def _jobs(seeds: int, start: int, nodes: int, trace: int | None) -> int:
     if trace is not None:
-        result = run_job_seed(trace, nodes, trace=True)
-        print("\n".join(result.trace))
-        print(f"SWARM_SEED={result.seed} nodes={result.nodes} violations={0 if result.ok else 1}")
-        return 0 if result.ok else 1
+        one = run_job_seed(trace, nodes, trace=True)
+        return _traced(one.trace, one.seed, one.nodes, 0 if one.ok else 1)
     started = time.monotonic()
     summary = job_sweep(seeds, start, nodes)
     wall_s = time.monotonic() - started
-    rate = summary.seeds / wall_s if wall_s > 0 else 0.0
-    print(f"{summary.line()} wall_s={wall_s:.1f} seeds_per_s={rate:.1f}")
-    if not summary.failures:
+    return _reported(
+        f"{summary.line()} wall_s={wall_s:.1f} seeds_per_s={summary.seeds / max(wall_s, 1e-9):.1f}",
+        [(f.seed, f.nodes, str(f.violation)) for f in summary.failures],
+        lambda seed, n: run_job_seed(seed, n, trace=True).trace,
+        "--jobs ",
+    )
+
+
+def _traced(trace: list[str], seed: int, nodes: int, violations: int) -> int:
+    """``--trace SEED``: the whole trace, then one line; exits 1 when the seed broke a rule."""
+    print("\n".join(trace))
+    print(f"SWARM_SEED={seed} nodes={nodes} violations={violations}")
+    return 0 if violations == 0 else 1
+
+
+def _reported(
+    line: str, failures: list[tuple[int, int, str]], replay: Callable[[int, int], list[str]], mode: str
+) -> int:
+    """A sweep's summary line; on failures each failing seed and the first one's trace, exit 1."""
+    print(line)
+    if not failures:
         return 0
-    for failure in summary.failures:
-        print(f"SWARM_SEED={failure.seed} nodes={failure.nodes}: {failure.violation}")
-    first = summary.failures[0]
-    replayed = run_job_seed(first.seed, first.nodes, trace=True)
-    _print_tail(replayed.trace, first.seed, f"--jobs --trace {first.seed} --nodes {first.nodes}")
+    for seed, nodes, violation in failures:
+        print(f"SWARM_SEED={seed} nodes={nodes}: {violation}")
+    seed, nodes, _ = failures[0]
+    _print_tail(replay(seed, nodes), seed, f"{mode}--trace {seed} --nodes {nodes}")
     return 1
 
 
