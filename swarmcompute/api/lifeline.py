@@ -42,7 +42,7 @@ class Lifelines:
     async def attach(self, spec: JobSpec, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Stream the job to an attached client; cancel the job if the client goes first."""
         job_id = spec.id
-        self._attached[job_id] = self._attached.get(job_id, 0) + 1
+        self.hold(job_id)
         finished = False
         shutting_down = False
         try:
@@ -67,15 +67,24 @@ class Lifelines:
             shutting_down = True  # the daemon stops: its jobs are handed on, not cancelled
             raise
         finally:
-            left = self._attached[job_id] - 1
-            if left:
-                self._attached[job_id] = left
-            else:
-                del self._attached[job_id]
-            if not (finished or shutting_down or spec.keep_on_exit):
-                task = asyncio.ensure_future(self._cancel_later(job_id))
-                self._pending.add(task)
-                task.add_done_callback(self._pending.discard)
+            self.release(job_id, cancel=not (finished or shutting_down or spec.keep_on_exit))
+
+    def hold(self, job_id: str) -> None:
+        """A client is attached to ``job_id`` (a `swarm run` on the control socket, or over HTTP)."""
+        self._attached[job_id] = self._attached.get(job_id, 0) + 1
+
+    def release(self, job_id: str, *, cancel: bool) -> None:
+        """That client is gone; ``cancel``: it went before the job ended (and was not told to keep
+        it): the job is cancelled ``GRACE_S`` later unless another client holds it by then."""
+        left = self._attached.get(job_id, 1) - 1
+        if left:
+            self._attached[job_id] = left
+        else:
+            self._attached.pop(job_id, None)
+        if cancel:
+            task = asyncio.ensure_future(self._cancel_later(job_id))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
 
     async def _cancel_later(self, job_id: str) -> None:
         await asyncio.sleep(GRACE_S)

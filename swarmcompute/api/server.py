@@ -96,7 +96,7 @@ class ControlServer:
         self._server: asyncio.Server | None = None
         self.leave_requested = False
         """`swarm leave` asked the daemon to stop (a signal stops it without leaving the configuration)."""
-        self._lifelines = Lifelines(daemon)
+        self.lifelines = Lifelines(daemon)
         self._limiter = LogLimiter()
         """Bad frames are logged at most 10 per 10 s (each local process can send them at will)."""
 
@@ -157,7 +157,7 @@ class ControlServer:
         match request:
             case m.Submit(jobs=jobs, attach=True):
                 await daemon.submit(jobs, user=submitter(_peer_uid(writer)))
-                await self._lifelines.attach(jobs[0], reader, writer)
+                await self.lifelines.attach(jobs[0], reader, writer)
             case m.Logs(ref=ref, follow=follow, attempt=attempt):
                 job = await self.resolve(ref)
                 check_owner(_peer_uid(writer), job.spec.user, "read the output of", job.id)

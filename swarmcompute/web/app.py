@@ -248,9 +248,24 @@ class Api:
             await events.aclose()
             first.result()  # an error at the start (no such attempt) is still a problem response
         items = self._paced(first, events)
+        if q.get("attach") in ("1", "true"):  # a remote `swarm run`: its stream is the job's lifeline
+            items = self._lifeline(items, job.id, job.spec.keep_on_exit)
         if sse:
             return StreamingResponse(_sse_output(items), media_type="text/event-stream", headers=SSE_HEADERS)
         return StreamingResponse(_plain_output(items), media_type="text/plain; charset=utf-8")
+
+    async def _lifeline(self, items: AsyncIterator[Any], job_id: str, keep: bool) -> AsyncIterator[Any]:
+        """``items``, holding the job as an attached client does (``api.lifeline``): a stream that
+        ends before the job did (the client was killed, its host went away) cancels it."""
+        lifelines = self.control.lifelines
+        lifelines.hold(job_id)
+        ended = False
+        try:
+            async for item in items:
+                ended = ended or isinstance(item, m.StreamEnd)
+                yield item
+        finally:
+            lifelines.release(job_id, cancel=not (ended or keep or self.closing.is_set()))
 
     async def _paced(self, pending: asyncio.Future[Any], events: AsyncGenerator[Any, None]) -> AsyncIterator[Any]:
         """The items of ``events`` (the first already asked for in ``pending``), with None after

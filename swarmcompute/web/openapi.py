@@ -210,6 +210,12 @@ def openapi_document() -> dict[str, Any]:
                         "follow on into later attempts until the job ends",
                     ),
                     _query("from", {"type": "string", "enum": ["first", "latest"]}, "start at the first attempt"),
+                    _query(
+                        "attach",
+                        {"type": "string", "enum": ["0", "1", "true", "false"]},
+                        "this stream is the job's lifeline: if it closes before the job ends, the job is "
+                        "cancelled a few seconds later (unless it was submitted with keep_on_exit)",
+                    ),
                     _query("format", {"type": "string", "enum": ["text", "sse"]}, "sse: Server-Sent Events"),
                 ],
             )

@@ -9,8 +9,9 @@ Plain ``http.client`` and ``json``: nothing of the server side is imported. What
 owner may do (``recover``, ``shutdown``, API tokens) is refused: run it on a node.
 
 Differences from the control socket: output arrives as text (decoded as UTF-8 on the node, so
-bytes that are not UTF-8 become U+FFFD), and a `swarm run` over HTTP that is killed outright
-(``kill -9``) leaves its job running, as ``--keep-on-exit`` would; Ctrl-C still cancels it.
+bytes that are not UTF-8 become U+FFFD). A `swarm run` over HTTP is its job's lifeline as on a
+node: its log stream asks ``attach=1``, so the node cancels the job ``api.lifeline.GRACE_S``
+after the stream ends early (``kill -9`` of the client included), unless ``--keep-on-exit``.
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ class RemoteClient(Client):
         yield m.Submitted((spec.id,))
         ended = False
         try:
-            for event in self._events(f"/api/v1/jobs/{_quote(spec.id)}/logs?format=sse&follow=1&from=first"):
+            for event in self._events(f"/api/v1/jobs/{_quote(spec.id)}/logs?format=sse&follow=1&from=first&attach=1"):
                 ended = isinstance(event, m.StreamEnd)
                 yield event
         finally:

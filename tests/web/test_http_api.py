@@ -367,6 +367,41 @@ def test_swarm_with_url_runs_commands_from_a_host_without_a_daemon(
     )
 
 
+def test_a_remote_swarm_run_killed_outright_has_its_job_cancelled_unless_keep_on_exit(
+    cluster: list[DaemonProcess], tokens: dict[str, str], tmp_path: Path
+) -> None:
+    from swarmcompute.testing.daemons import swarm_executable
+
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": ":".join(sys.path)}
+    ids = {}
+    for name, extra in (("remote-lifeline", ()), ("remote-kept", ("--keep-on-exit",))):
+        run = subprocess.Popen(
+            [swarm_executable(), "--url", cluster[0].http_url, "--api-token", tokens["rw"], "run"]
+            + ["--name", name, *extra, "--", "sleep", "60"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            cwd=tmp_path,
+        )
+        try:
+
+            def running(name: str = name) -> str | None:
+                jobs = _get(cluster[1], f"/api/v1/jobs?name={name}", tokens["ro"]).json()["jobs"]
+                return jobs[0]["id"] if jobs and jobs[0]["state"] == "running" else None
+
+            ids[name] = wait_until(running, 30, f"{name} to run")
+        finally:
+            run.kill()  # SIGKILL: the client cannot cancel anything itself
+            run.wait()
+
+    def state(name: str) -> str:
+        return str(_get(cluster[1], f"/api/v1/jobs/{ids[name]}", tokens["ro"]).json()["state"])
+
+    wait_until(lambda: state("remote-lifeline") == "cancelled", 15, "the orphaned job to be cancelled")
+    assert state("remote-kept") == "running"
+    _post(cluster[0], f"/api/v1/jobs/{ids['remote-kept']}/cancel", tokens["rw"], None)
+
+
 def test_swarm_run_on_a_node_imports_nothing_of_the_http_side(cluster: list[DaemonProcess]) -> None:
     from swarmcompute.testing.daemons import swarm_executable
 
