@@ -49,7 +49,7 @@ from swarmcompute.executor.spec import AttemptResult
 from swarmcompute.files.host import FilesHost
 from swarmcompute.membership.config import GossipConfig
 from swarmcompute.membership.effects import MemberDead, MemberEvent, MemberLeft, MemberUp, MemberUpdated
-from swarmcompute.membership.members import ALIVE
+from swarmcompute.membership.members import ALIVE, Member
 from swarmcompute.membership.meta import NodeMeta
 from swarmcompute.node.cluster import ClusterLink
 from swarmcompute.node.cluster_messages import LogData
@@ -61,6 +61,7 @@ from swarmcompute.node.joining import ClusterPlan, plan_cluster
 from swarmcompute.node.lease_host import LeaseHost, lease_clock
 from swarmcompute.node.log_copies import LogCopies
 from swarmcompute.node.placement_rounds import PlacementRounds
+from swarmcompute.node.raft_host import RaftHost
 from swarmcompute.node.resources import ResourceMonitor
 from swarmcompute.node.runners import JobRunners
 from swarmcompute.node.status import node_view, quorum_view
@@ -148,6 +149,27 @@ class DaemonConfig:
     metrics_token: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
+
+
+def view_of(node_id: str, raft: RaftHost, members: Iterable[Member], *, with_silent: bool = False) -> ClusterView:
+    """``rules.node_state.cluster_view`` over a node's Raft host and gossip members (the daemon and the
+    simulator both ask it); ``with_silent``: also which peers Raft has not heard from (costs a
+    Raft status)."""
+    node = raft.node
+    heard = None
+    if raft.is_leader and with_silent:
+        status = raft.status()
+        heard = ({p.node_id: p.last_heard_tick for p in status.peers}, status.ticks)
+    return cluster_view(
+        node_id,
+        is_leader=raft.is_leader,
+        voters=node.membership.voters,
+        raft_members=node.membership.members,
+        term=node.term,
+        gossip=[(m.node_id, m.state is ALIVE, m.meta.name if m.meta is not None else None) for m in members],
+        heard=heard,
+        silent_ticks=round(SILENT_NODE_S / TICK_S),
+    )
 
 
 class Daemon:
@@ -634,27 +656,8 @@ class Daemon:
     # -- carrying out the node's rules -------------------------------------------
 
     def _view(self, *, with_silent: bool = False) -> ClusterView:
-        """What the rules need to know of the cluster right now (from Raft and gossip);
-        ``with_silent``: also which peers Raft has not heard from (costs a Raft status)."""
-        raft = self.committer.raft
-        node = raft.node
-        heard = None
-        if raft.is_leader and with_silent:
-            status = raft.status()
-            heard = ({p.node_id: p.last_heard_tick for p in status.peers}, status.ticks)
-        return cluster_view(
-            self.node_id,
-            is_leader=raft.is_leader,
-            voters=node.membership.voters,
-            raft_members=node.membership.members,
-            term=node.term,
-            gossip=[
-                (m.node_id, m.state is ALIVE, m.meta.name if m.meta is not None else None)
-                for m in self.gossip.members()
-            ],
-            heard=heard,
-            silent_ticks=round(SILENT_NODE_S / TICK_S),
-        )
+        """What the rules need to know of the cluster right now (``view_of``)."""
+        return view_of(self.node_id, self.committer.raft, self.gossip.members(), with_silent=with_silent)
 
     def _carry(self, instructions: list[Instruction]) -> None:
         """Carry out what the rules decided; decide nothing."""

@@ -58,7 +58,7 @@ from swarmcompute.membership.members import ALIVE
 from swarmcompute.membership.meta import NodeMeta
 from swarmcompute.node.cluster_messages import ForwardCommands, ForwardReply
 from swarmcompute.node.committer import ReplicatedJobLog
-from swarmcompute.node.daemon import RAFT_ELECTION_TIMEOUT_TICKS, RAFT_HEARTBEAT_TICKS, TICK_S
+from swarmcompute.node.daemon import RAFT_ELECTION_TIMEOUT_TICKS, RAFT_HEARTBEAT_TICKS, TICK_S, view_of
 from swarmcompute.node.lease_host import LeaseHost
 from swarmcompute.node.logging_setup import silenced
 from swarmcompute.node.placement_rounds import PlacementRounds
@@ -71,7 +71,6 @@ from swarmcompute.raft.messages import Entry, EntryKind, Message, Snapshot, Vote
 from swarmcompute.raft.ready import Ready, Role
 from swarmcompute.rules.lease import KILL_GRACE_S, LeaseAsk, LeaseGrant
 from swarmcompute.rules.node_state import (
-    SILENT_NODE_S,
     ClusterView,
     Instruction,
     Propose,
@@ -79,7 +78,6 @@ from swarmcompute.rules.node_state import (
     Say,
     Stop,
     WakeStarts,
-    cluster_view,
     recovered_voters,
 )
 from swarmcompute.scheduler.placement import NodeCapacity
@@ -632,26 +630,9 @@ class ClusterSim(JobSim):
         self._arm_guardian(node)
 
     def _view(self, node: _Node, *, with_silent: bool = False) -> ClusterView:
-        """``Daemon._view``: ``cluster_view`` over this node's Raft and gossip."""
-        raft = self._node_host(node).log.raft
-        core = raft.node
-        heard = None
-        if raft.is_leader and with_silent:
-            status = raft.status()
-            heard = ({p.node_id: p.last_heard_tick for p in status.peers}, status.ticks)
-        return cluster_view(
-            node.id,
-            is_leader=raft.is_leader,
-            voters=core.membership.voters,
-            raft_members=core.membership.members,
-            term=core.term,
-            gossip=[
-                (m.node_id, m.state is ALIVE, m.meta.name if m.meta is not None else None)
-                for m in self._node_host(node).gossip.members()
-            ],
-            heard=heard,
-            silent_ticks=round(SILENT_NODE_S / TICK_S),
-        )
+        """``Daemon._view``: ``view_of`` this node's Raft host and gossip."""
+        host = self._node_host(node)
+        return view_of(node.id, host.log.raft, host.gossip.members(), with_silent=with_silent)
 
     def _capacities(self, node: _Node) -> list[NodeCapacity]:
         """``Daemon.capacities``: this node, and every node its gossip calls alive, less the nodes
