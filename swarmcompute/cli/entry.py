@@ -30,11 +30,8 @@ def _one_line_errors(app: object) -> int:
     """Run the typer app; a usage error (missing argument, bad value, unknown command) is one line
     on stderr and exit 2, as every other error, instead of click's boxed five."""
     from typer import Abort
+    from typer._click.exceptions import ClickException  # typer >= 0.26 carries its own click
 
-    try:
-        from typer._click.exceptions import ClickException  # typer >= 0.16 carries its own click
-    except ImportError:
-        from click import ClickException
     try:
         status = app(standalone_mode=False)  # type: ignore[operator]
     except ClickException as exc:
