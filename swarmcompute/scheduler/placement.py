@@ -141,7 +141,10 @@ def place(
     for node_id in drained:
         if node_id in free:
             free[node_id].drained = True
+    in_flight: dict[str, int] = {}  # array id -> its elements assigned or running (``array_limit``)
     for job in table.open_jobs():
+        if job.spec.array_limit and job.state in ACTIVE_STATES:
+            in_flight[job.spec.array_id] = in_flight.get(job.spec.array_id, 0) + 1
         slot = free.get(job.node) if job.node is not None else None
         if slot is None or job.id in ending:
             continue
@@ -151,10 +154,6 @@ def place(
             slot.queued.append(job)
     for slot in free.values():
         slot.queued.sort(key=lambda j: j.spec.priority)  # highest last: popped first
-    in_flight: dict[str, int] = {}  # array id -> its elements assigned or running (``array_limit``)
-    for job in table.open_jobs():
-        if job.spec.array_limit and job.state in ACTIVE_STATES:
-            in_flight[job.spec.array_id] = in_flight.get(job.spec.array_id, 0) + 1
     runnable = []
     blocked: dict[str, str] = {}
     waiting: dict[str, str] = {}
