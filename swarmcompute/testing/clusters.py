@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
-from swarmcompute.testing.daemons import DaemonProcess, free_port
+from swarmcompute.testing.daemons import DaemonProcess, free_port, wait_until
 
 FAST_GOSSIP = ("--gossip", "local")
 """One machine: faster failure detection than the LAN preset."""
@@ -57,3 +60,24 @@ def formed(nodes: list[DaemonProcess], voter_count: int | None = None) -> bool:
 
 def node_by_id(nodes: list[DaemonProcess], node_id: str) -> DaemonProcess:
     return next(n for n in nodes if n.status()["node_id"] == node_id)
+
+
+@contextmanager
+def formed_cluster(base: Path, n: int, **daemon_kwargs: Any) -> Iterator[list[DaemonProcess]]:
+    """``n`` daemons under ``base`` (``start_cluster``), formed with ``n`` voters, each stopped by
+    PID on leaving; ``daemon_kwargs`` go to every ``DaemonProcess`` (``http_port=0``, ...)."""
+    started: list[DaemonProcess] = []
+
+    def make(name: str, **kwargs: Any) -> DaemonProcess:
+        node = DaemonProcess(base / name, name=name, **daemon_kwargs, **kwargs)
+        started.append(node)
+        return node
+
+    try:
+        nodes = start_cluster(make, n)
+        wait_until(lambda: formed(nodes, n), 30, f"a formed {n}-node cluster")
+        yield nodes
+    finally:
+        for node in started:
+            node.stop()
+            node.kill()

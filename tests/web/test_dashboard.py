@@ -7,12 +7,11 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from swarmcompute.testing.clusters import formed, start_cluster
-from swarmcompute.testing.daemons import DaemonProcess, wait_until
+from swarmcompute.testing.clusters import formed_cluster
+from swarmcompute.testing.daemons import DaemonProcess
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
@@ -24,21 +23,8 @@ UI_TIMEOUT_MS = 20_000
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[list[DaemonProcess]]:
-    started: list[DaemonProcess] = []
-
-    def make(name: str, **kwargs: Any) -> DaemonProcess:
-        node = DaemonProcess(tmp_path / name, name=name, http_port=0, **kwargs)
-        started.append(node)
-        return node
-
-    try:
-        nodes = start_cluster(make, 2)
-        wait_until(lambda: formed(nodes, 2), 30, "a formed 2-node cluster")
+    with formed_cluster(tmp_path, 2, http_port=0) as nodes:
         yield nodes
-    finally:
-        for node in started:
-            node.stop()
-            node.kill()
 
 
 def test_the_dashboard_lists_nodes_shows_a_job_finish_live_and_cancels_a_job(cluster: list[DaemonProcess]) -> None:

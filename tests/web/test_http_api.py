@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import requests
 
-from swarmcompute.testing.clusters import formed, start_cluster
+from swarmcompute.testing.clusters import formed_cluster
 from swarmcompute.testing.daemons import DaemonProcess, wait_until
 from swarmcompute.web.openapi import openapi_document
 
@@ -30,22 +30,8 @@ HTTP_TIMEOUT_S = 15
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[DaemonProcess]]:
-    base = tmp_path_factory.mktemp("web")
-    started: list[DaemonProcess] = []
-
-    def make(name: str, **kwargs: Any) -> DaemonProcess:
-        node = DaemonProcess(base / name, name=name, http_port=0, **kwargs)
-        started.append(node)
-        return node
-
-    try:
-        nodes = start_cluster(make, 3)
-        wait_until(lambda: formed(nodes, 3), 30, "a formed 3-node cluster")
+    with formed_cluster(tmp_path_factory.mktemp("web"), 3, http_port=0) as nodes:
         yield nodes
-    finally:
-        for node in started:
-            node.stop()
-            node.kill()
 
 
 @pytest.fixture(scope="module")
