@@ -89,7 +89,7 @@ from swarmcompute.state.commands import (
     StartAttempt,
     SubmitJobs,
 )
-from swarmcompute.state.history import DEFAULT_KEEP_JOBS, DEFAULT_KEEP_S, PruneJobs, to_prune
+from swarmcompute.state.history import DEFAULT_KEEP_JOBS, DEFAULT_KEEP_S, PruneJobs, prunable
 from swarmcompute.state.job import Job, JobSpec, JobState
 from swarmcompute.state.policy import CommandPolicy, SetPolicy, check_policy, policy_problem, policy_toml
 from swarmcompute.state.table import JobTable, validate_batch, validate_spec
@@ -881,21 +881,11 @@ class Daemon:
 
     def prunable(self, keep_jobs: int | None = None, keep_s: float | None = None) -> list[str]:
         """The finished jobs to remove now (oldest first, one batch at most)."""
-        table, now = self.table, time.time()
-        keep_jobs = self.config.keep_jobs if keep_jobs is None else keep_jobs
-        keep_s = self.config.keep_s if keep_s is None else keep_s
-        oldest = next(table.finished_jobs(), None)
-        if oldest is None:
-            return []
-        if table.finished_count <= keep_jobs and (oldest.finished_at or oldest.submitted_at) >= now - keep_s:
-            return []
-        return to_prune(
-            table.finished_jobs(),
-            table.finished_count,
-            keep_jobs=keep_jobs,
-            keep_s=keep_s,
-            now=now,
-            held=table.held_parents(),
+        return prunable(
+            self.table,
+            keep_jobs=self.config.keep_jobs if keep_jobs is None else keep_jobs,
+            keep_s=self.config.keep_s if keep_s is None else keep_s,
+            now=time.time(),
         )
 
     async def _propose_prune(self, ids: list[str], why: str) -> int:

@@ -16,9 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from swarmcompute import codec
 from swarmcompute.state.job import Job
+
+if TYPE_CHECKING:
+    from swarmcompute.state.table import JobTable
 
 DEFAULT_KEEP_JOBS = 10_000
 DEFAULT_KEEP_S = 7 * 24 * 3600.0
@@ -70,3 +74,20 @@ def to_prune(
         out.append(job.id)
         excess -= 1
     return out
+
+
+def prunable(table: JobTable, *, keep_jobs: int, keep_s: float, now: float, limit: int = MAX_PRUNE_BATCH) -> list[str]:
+    """``to_prune`` over ``table``'s finished jobs; nothing to scan while both bounds hold (the
+    leader asks this once a second)."""
+    oldest = next(table.finished_jobs(), None)
+    if oldest is None or (table.finished_count <= keep_jobs and finished_at(oldest) >= now - keep_s):
+        return []
+    return to_prune(
+        table.finished_jobs(),
+        table.finished_count,
+        keep_jobs=keep_jobs,
+        keep_s=keep_s,
+        now=now,
+        held=table.held_parents(),
+        limit=limit,
+    )

@@ -7,7 +7,7 @@ import pytest
 from swarmcompute import codec
 from swarmcompute.errors import JobNotFoundError
 from swarmcompute.state.commands import AssignJobs, Assignment, CancelJobs, CommandBatch, FinishAttempt, SubmitJobs
-from swarmcompute.state.history import PruneJobs, to_prune
+from swarmcompute.state.history import PruneJobs, prunable, to_prune
 from swarmcompute.state.job import JobSpec, JobState
 from swarmcompute.state.snapshot import restore_table, snapshot_table
 from swarmcompute.state.table import JobTable
@@ -31,14 +31,7 @@ def finished_table(n: int, *, start: float = 1000.0) -> JobTable:
 
 
 def choose(table: JobTable, *, keep_jobs: int = 10_000, keep_s: float = 7 * DAY, now: float = 2000.0) -> list[str]:
-    return to_prune(
-        table.finished_jobs(),
-        table.finished_count,
-        keep_jobs=keep_jobs,
-        keep_s=keep_s,
-        now=now,
-        held=table.held_parents(),
-    )
+    return prunable(table, keep_jobs=keep_jobs, keep_s=keep_s, now=now)
 
 
 def test_beyond_keep_jobs_the_oldest_finished_jobs_go_first() -> None:
