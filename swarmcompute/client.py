@@ -122,9 +122,11 @@ def _job_spec(argv: Sequence[str] | str, options: Mapping[str, Any]) -> JobSpec:
         "max_file_size": _size(options.get("max_file_size"), "max_file_size"),
         "max_output_bytes": _size(options.get("max_output"), "max_output"),
         "files": _manifest(options.get("files")),
-        "keep": _patterns(options.get("keep")),
+        "keep": _strings(options.get("keep"), "keep must be a pattern or a list of patterns (gitignore syntax)"),
         "gpu_mem": _size(options.get("gpu_mem"), "gpu_mem"),
-        "constraints": _constraints(options.get("constraints")),
+        "constraints": _strings(
+            options.get("constraints"), "constraints must be KEY=VALUE (or KEY!=VALUE) or a list of them"
+        ),
     }
     if fields["gpu_mem"] and not fields["gpus"]:
         fields["gpus"] = 1
@@ -210,24 +212,15 @@ def _manifest(value: object) -> tuple[tuple[str, str, int, int], ...]:
     return tuple((f[0], f[1], f[2], f[3]) for f in value)
 
 
-def _patterns(value: object) -> tuple[str, ...]:
+def _strings(value: object, refusal: str) -> tuple[str, ...]:
+    """An option that takes one string or a list of them (``keep``, ``constraints``)."""
     if not value:
         return ()
     if isinstance(value, str):
         return (value,)
     if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         return tuple(value)
-    raise ValueError("keep must be a pattern or a list of patterns (gitignore syntax)")
-
-
-def _constraints(value: object) -> tuple[str, ...]:
-    if not value:
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        return tuple(value)
-    raise ValueError("constraints must be KEY=VALUE (or KEY!=VALUE) or a list of them")
+    raise ValueError(refusal)
 
 
 def _shown(value: object) -> str:
