@@ -205,8 +205,7 @@ class PeerTransport:
         self._receiver = asyncio.get_running_loop().create_task(self._receive(), name="swarm-peer-receive")
         log.info("peer_transport_started", endpoint=self.endpoint, node_id=self.node_id, cluster_id=self.key.cluster_id)
 
-    async def close(self) -> None:
-        """Close every socket and the context this transport created. Idempotent."""
+    async def _stop_receiver(self) -> None:
         if self._receiver is not None:
             self._receiver.cancel()
             try:
@@ -214,6 +213,10 @@ class PeerTransport:
             except asyncio.CancelledError:
                 pass
             self._receiver = None
+
+    async def close(self) -> None:
+        """Close every socket and the context this transport created. Idempotent."""
+        await self._stop_receiver()
         if self._watch is not None:
             await self._watch.close()
         for sock in self._dealers.values():
@@ -319,13 +322,7 @@ class PeerTransport:
         self._old_key, self._old_dealers = self.key, self._dealers
         self._old_until = time.monotonic() + grace_s
         self.key, self._dealers = key, collections.OrderedDict()
-        if self._receiver is not None:
-            self._receiver.cancel()
-            try:
-                await self._receiver
-            except asyncio.CancelledError:
-                pass
-            self._receiver = None
+        await self._stop_receiver()
         await self._watch.close()
         self._router.close(linger=0)
         self._router = self._make_router()
