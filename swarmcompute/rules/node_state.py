@@ -132,6 +132,14 @@ class ClusterView:
         return self.names.get(node_id, node_id)
 
 
+def _lost_here(job: Job, node_id: str, now_wall: float) -> RequeueLost:
+    """This node's claim that ``job``'s current attempt here was lost with an earlier daemon (it
+    names the attempt: ``node_id`` and ``assigned_at``, so it re-queues no later one)."""
+    return RequeueLost(
+        job.id, job.attempt, LOST_WITH_THE_DAEMON, now_wall, node_id=node_id, assigned_at=job.assigned_at
+    )
+
+
 def recovered_voters(voters: Iterable[str], missing: Iterable[str], me: str) -> list[str]:
     """`swarm recover` on node ``me``: the new configuration is every voter `swarm status` does not
     call missing, and ``me`` (the daemon and the simulator's operator both ask this)."""
@@ -254,16 +262,7 @@ class NodeState:
             if from_earlier_life and mine:
                 queue.forget(job.id)
                 if job.attempt not in running.get(job.id, ()):
-                    earlier.append(
-                        RequeueLost(
-                            job.id,
-                            job.attempt,
-                            LOST_WITH_THE_DAEMON,
-                            now_wall,
-                            node_id=node_id,
-                            assigned_at=job.assigned_at,
-                        )
-                    )
+                    earlier.append(_lost_here(job, node_id, now_wall))
             elif job.state is JobState.ASSIGNED and job.node == node_id:
                 wake = queue.offer(job, now_mono) or wake
             elif mine and job_id not in self.started_here and job.attempt not in running.get(job_id, ()):
@@ -271,16 +270,7 @@ class NodeState:
                 # earlier life's, or its end was in a history `swarm recover` replaced (found by
                 # the whole-cluster simulator: such a job stayed "running" for good).
                 queue.forget(job_id)
-                earlier.append(
-                    RequeueLost(
-                        job.id,
-                        job.attempt,
-                        LOST_WITH_THE_DAEMON,
-                        now_wall,
-                        node_id=node_id,
-                        assigned_at=job.assigned_at,
-                    )
-                )
+                earlier.append(_lost_here(job, node_id, now_wall))
             else:
                 queue.forget(job_id)
             # Only a new or re-queued job, or freed capacity, can change the placement.
