@@ -55,6 +55,10 @@ SPEC_FIELDS = (
     "array_id",
     "array_index",
     "array_limit",
+    "gang_id",
+    "rank",
+    "ranks",
+    "ranks_per_node",
 )
 SPEC_DEFAULTS = {
     "name": "",
@@ -83,6 +87,10 @@ SPEC_DEFAULTS = {
     "array_id": "",
     "array_index": 0,
     "array_limit": 0,
+    "gang_id": "",
+    "rank": 0,
+    "ranks": 0,
+    "ranks_per_node": 0,
 }
 
 

@@ -47,6 +47,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from swarmcompute.scheduler.constraints import satisfies, unmet
+from swarmcompute.scheduler.gang import GangRound
 from swarmcompute.state.commands import (
     Assignment,
     CancelJobs,
@@ -168,6 +169,7 @@ def place(
         runnable.append(j)
     runnable.sort(key=lambda j: (-j.spec.priority, j.submitted_at))
     assignments: list[Assignment] = []
+    gangs = GangRound(table, [s.node for s in free.values()], now, may_run_on, ending=ending, incoming=runnable)
     # Free budget only shrinks within a round, so once a requirement shape fits
     # nowhere, every later job of that shape fits nowhere either: 10,000 queued
     # identical jobs cost one failed search, not 10,000.
@@ -182,6 +184,11 @@ def place(
                 while slot.queued and slot.queued[-1].spec.priority >= level:
                     _reserve(slot, slot.queued.pop())
         spec = job.spec
+        if spec.ranks:  # a gang rank: its whole gang at once, or none of it (``scheduler.gang``)
+            for a in gangs.place(job, assignments, waiting):
+                _reserve(free[a.node_id], job)
+                assignments.append(a)
+            continue
         if spec.array_limit and in_flight.get(spec.array_id, 0) >= spec.array_limit:
             waiting[job.id] = f"array {spec.array_id}: {spec.array_limit} of its jobs run at once (%{spec.array_limit})"
             continue

@@ -40,6 +40,8 @@ class Assignment:
     job_id: str
     attempt: int
     node_id: str
+    port: int = 0
+    """A gang rank's ``SWARM_MASTER_PORT`` (``scheduler.gang``), the same in each rank's; 0 otherwise."""
 
 
 @codec.message("cmd.assign")

@@ -54,6 +54,8 @@ class Move(StrEnum):
     LOSE = "lose"  # the attempt was lost with its node, daemon or lease: no failure counted
     RELEASE = "release"  # the node handed back an attempt it had not started
     CANCEL = "cancel"  # a user, or a failed parent, cancelled the job
+    RANK_DONE = "rank_done"  # a gang rank exited 0 while others of its attempt still run (``state.gangs``)
+    GANG_DONE = "gang_done"  # the last rank of a gang attempt exited 0: every rank succeeded
 
 
 TRANSITIONS: dict[tuple[JobState, Move], JobState] = {
@@ -65,6 +67,8 @@ TRANSITIONS: dict[tuple[JobState, Move], JobState] = {
     **{(s, Move.RETRY): JobState.PENDING for s in ACTIVE_STATES},
     **{(s, Move.LOSE): JobState.PENDING for s in ACTIVE_STATES},
     **{(s, Move.CANCEL): JobState.CANCELLED for s in (JobState.PENDING, *ACTIVE_STATES)},
+    **{(s, Move.RANK_DONE): JobState.PENDING for s in ACTIVE_STATES},
+    (JobState.PENDING, Move.GANG_DONE): JobState.SUCCEEDED,
 }
 """(state, move) -> the next state; a pair not here is a move the table never makes (h11's way:
 every transition in one place, checked)."""
@@ -96,6 +100,8 @@ class Reason(StrEnum):
     SPAWN_FAILED = "spawn_failed"
     LOST = "lost"
     DEPENDENCY_FAILED = "dependency_failed"
+    RANK_DONE = "rank_done"
+    RANK_FAILED = "rank_failed"
 
 
 @codec.message("job.spec")
@@ -153,6 +159,15 @@ class JobSpec:
     """Its index in that array (``SWARM_ARRAY_INDEX``)."""
     array_limit: int = 0
     """At most this many elements of its array are assigned or running at once (``%N``); 0: no limit."""
+    gang_id: str = ""
+    """The gang it is a rank of (``--ranks``; ``swarmcompute.state.gangs``), "" for none."""
+    rank: int = 0
+    """Its rank in that gang (``SWARM_RANK``)."""
+    ranks: int = 0
+    """How many ranks its gang has (``SWARM_WORLD_SIZE``); 0: not a gang rank."""
+    ranks_per_node: int = 0
+    """Exactly this many ranks of its gang on each node (the last one may hold fewer); 0: as many
+    as fit."""
 
     @property
     def command(self) -> str:
@@ -190,6 +205,13 @@ class Job:
     origin: str = ""
     """The node the job was submitted through: it keeps a copy of the output of attempts that run
     elsewhere (``node.log_copies``)."""
+    local_rank: int = 0
+    """A gang rank's index among its gang's ranks on its node, this attempt (``SWARM_LOCAL_RANK``)."""
+    gang_port: int = 0
+    """A gang rank's ``SWARM_MASTER_PORT`` this attempt: chosen with the placement."""
+    gang_stop: str = ""
+    """Why this gang rank's attempt must stop ("": it need not): another rank of the attempt ended
+    without success; its node stops or hands back the attempt, which is then re-queued."""
 
     @property
     def id(self) -> str:
@@ -239,6 +261,12 @@ class Job:
             "array_id": spec.array_id or None,
             "array_index": spec.array_index if spec.array_id else None,
             "array_limit": spec.array_limit,
+            "gang_id": spec.gang_id or None,
+            "rank": spec.rank if spec.ranks else None,
+            "ranks": spec.ranks,
+            "ranks_per_node": spec.ranks_per_node,
+            "local_rank": self.local_rank if spec.ranks and self.attempt else None,
+            "master_port": self.gang_port or None,
             "output_truncated": self.attempt in self.truncated_attempts,
             "attempts": [
                 {"attempt": n, "node": node or None, "ended": how or None}

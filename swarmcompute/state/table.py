@@ -20,6 +20,7 @@ from swarmcompute.state.api_tokens import ApiTokens, CreateApiToken, RevokeApiTo
 from swarmcompute.state.cluster_key import ClusterKeyState, RotateClusterKey, rotated
 from swarmcompute.state.commands import (
     AssignJobs,
+    Assignment,
     CancelJobs,
     Command,
     FinishAttempt,
@@ -30,6 +31,7 @@ from swarmcompute.state.commands import (
     SubmitJobs,
 )
 from swarmcompute.state.drain import LabelNode, SetDrained, drained_after, label_changes_after
+from swarmcompute.state.gangs import batch_problem
 from swarmcompute.state.history import PruneJobs, finished_at
 from swarmcompute.state.job import ACTIVE_STATES, TRANSITIONS, AttemptEnd, Job, JobSpec, JobState, Move, Reason
 from swarmcompute.state.policy import CommandPolicy, SetPolicy, policy_problem
@@ -105,6 +107,9 @@ def validate_batch(specs: Sequence[JobSpec]) -> None:
     if stuck:
         shown = ", ".join(stuck[:5]) + (" ..." if len(stuck) > 5 else "")
         raise InvalidJobSpecError(f"jobs wait on each other in a cycle and could never start: {shown}")
+    problem = batch_problem(specs)
+    if problem:
+        raise InvalidJobSpecError(problem)
 
 
 class JobTable:
@@ -118,6 +123,7 @@ class JobTable:
         self._ids: list[str] = []  # sorted, for prefix lookup
         self._children: dict[str, list[str]] = {}  # parent id -> ids of jobs that depend on it
         self._finished: dict[str, Job] = {}  # finished jobs, oldest first (``state.history``)
+        self._gangs: dict[str, list[str]] = {}  # gang id -> its ranks' job ids, by rank (``state.gangs``)
         self.policy = CommandPolicy()
         """The cluster's command policy (``state.policy``): the shipped one until ``SetPolicy``."""
         self.api_tokens = ApiTokens()
@@ -141,10 +147,13 @@ class JobTable:
         return self._jobs.get(job_id)
 
     def resolve(self, ref: str) -> Job:
-        """Find a job by full id, unique id prefix, or exact name (newest wins)."""
+        """Find a job by full id, unique id prefix, or exact name (newest wins); a gang's id
+        (``--ranks``) finds its rank 0."""
         job = self._jobs.get(ref)
         if job is not None:
             return job
+        if ref in self._gangs:
+            return self._jobs[self._gangs[ref][0]]
         start = bisect.bisect_left(self._ids, ref)
         matches: list[str] = []
         for job_id in self._ids[start:]:
@@ -205,6 +214,10 @@ class JobTable:
                 waiting.append(parent_id)
         return waiting
 
+    def gang(self, gang_id: str) -> list[Job]:
+        """The ranks of a gang (``--ranks``), by rank; [] for an unknown id."""
+        return [self._jobs[i] for i in self._gangs.get(gang_id, ())]
+
     def finished_jobs(self) -> Iterator[Job]:
         """Finished jobs, oldest first (in the order they ended)."""
         return iter(self._finished.values())
@@ -236,6 +249,7 @@ class JobTable:
         self._ids.clear()
         self._children.clear()
         self._finished.clear()
+        self._gangs.clear()
         self.policy = CommandPolicy()
         self.api_tokens.clear()
         self.cluster_key = ClusterKeyState()
@@ -247,6 +261,7 @@ class JobTable:
         self._jobs[job.id] = job
         bisect.insort(self._ids, job.id)
         self._link_parents(job)
+        self._index_rank(job)
         if not job.state.is_terminal:
             self._open[job.id] = job
         else:
@@ -303,6 +318,7 @@ class JobTable:
             self._add_pending(job)
             bisect.insort(self._ids, spec.id)
             self._link_parents(job)
+            self._index_rank(job)
             changed.append(spec.id)
             if spec.after or spec.after_any:
                 job.reason = Reason.WAITING_DEPENDENCIES
@@ -313,6 +329,12 @@ class JobTable:
                         changed.extend(self._cancel_for_parent(job, parent, cmd.at))
                         break
         return changed
+
+    def _index_rank(self, job: Job) -> None:
+        if job.spec.gang_id:
+            ids = self._gangs.setdefault(job.spec.gang_id, [])
+            ids.append(job.id)
+            ids.sort(key=lambda i: self._jobs[i].spec.rank)
 
     def _link_parents(self, job: Job) -> None:
         for parent_id in (*job.spec.after, *job.spec.after_any):
@@ -338,10 +360,14 @@ class JobTable:
 
     def _assign(self, cmd: AssignJobs) -> list[str]:
         changed = []
+        whole = self._whole_gangs(cmd.assignments)
         for a in cmd.assignments:
             job = self._open.get(a.job_id)
             if job is None or job.state is not JobState.PENDING or a.attempt != job.attempt + 1:
                 continue  # a stale scheduling decision
+            if job.spec.ranks and job.spec.gang_id not in whole:
+                continue  # a gang is placed whole or not at all
+            job.gang_port, job.gang_stop, job.local_rank = a.port, "", whole.get(job.spec.gang_id, {}).get(job.id, 0)
             job.attempt = a.attempt
             job.node = a.node_id
             job.attempt_nodes = _set_at(job.attempt_nodes, a.attempt, a.node_id)
@@ -355,6 +381,33 @@ class JobTable:
             )
             changed.append(job.id)
         return changed
+
+    def _whole_gangs(self, assignments: Iterable[Assignment]) -> dict[str, dict[str, int]]:
+        """The gangs ``assignments`` place whole: every rank pending, all at the same next attempt
+        (gang id -> each rank's local rank on its node)."""
+        placed: dict[str, dict[str, Assignment]] = {}
+        for a in assignments:
+            job = self._open.get(a.job_id)
+            if job is not None and job.spec.ranks:
+                placed.setdefault(job.spec.gang_id, {})[job.id] = a
+        whole: dict[str, dict[str, int]] = {}
+        for gang_id, chosen in placed.items():
+            ranks = self.gang(gang_id)
+            if len(ranks) != len(chosen) or any(
+                r.id not in chosen or r.state is not JobState.PENDING or chosen[r.id].attempt != r.attempt + 1
+                for r in ranks
+            ):
+                continue
+            if len({chosen[r.id].attempt for r in ranks}) != 1:
+                continue
+            on_node: Counter[str] = Counter()
+            local: dict[str, int] = {}
+            for r in ranks:
+                node = chosen[r.id].node_id
+                local[r.id] = on_node[node]
+                on_node[node] += 1
+            whole[gang_id] = local
+        return whole
 
     def _start(self, cmd: StartAttempt) -> list[str]:
         job = self._open.get(cmd.job_id)
@@ -380,6 +433,8 @@ class JobTable:
         job.output_tail = cmd.output_tail
         job.started_at = job.started_at or cmd.started_at
         job.finished_at = cmd.finished_at
+        if job.spec.ranks:
+            return self._rank_finished(job, cmd)
         if cmd.end == AttemptEnd.STOPPED:
             why = cmd.error or "its daemon stopped"
             _ended(job, why)
@@ -405,6 +460,62 @@ class JobTable:
             return [job.id, *self._cascade(job, cmd.finished_at)]
         return [job.id]
 
+    def _rank_finished(self, job: Job, cmd: FinishAttempt) -> list[str]:
+        """An attempt of a gang rank ended (``state.gangs``): the gang succeeds with its last rank
+        that exits 0; any other end breaks the attempt, or fails the gang."""
+        rank, n = job.spec.rank, job.attempt
+        if cmd.end == AttemptEnd.STOPPED:
+            why = cmd.error or job.gang_stop or "its daemon stopped"
+            _ended(job, why)
+            self._move(job, Move.LOSE, Reason.LOST, f"attempt {n} stopped: {why}; the gang runs again")
+            return [job.id, *self._break_gang(job, f"rank {rank} stopped")]
+        if cmd.end == AttemptEnd.EXITED and cmd.exit_code == 0:
+            _ended(job, "exit 0")
+            others = [r for r in self.gang(job.spec.gang_id) if r is not job]
+            running = [r.spec.rank for r in others if not (r.reason is Reason.RANK_DONE and r.attempt == n)]
+            if running:
+                shown = ", ".join(map(str, running[:8])) + (" ..." if len(running) > 8 else "")
+                self._move(job, Move.RANK_DONE, Reason.RANK_DONE, f"exited with code 0; waits for rank(s) {shown}")
+                return [job.id]
+            self._move(job, Move.SUCCEED, Reason.EXITED, "exited with code 0, as every rank of its gang did")
+            for r in others:
+                self._move(r, Move.GANG_DONE, Reason.EXITED, "exited with code 0, as every rank of its gang did")
+            return [job.id, *(r.id for r in others)]
+        reason, message = _failure(cmd, job)
+        _ended(job, _END_WORDS.get(reason, f"exit {cmd.exit_code}"))
+        job.failures += 1
+        failures = sum(r.failures for r in self.gang(job.spec.gang_id))
+        why = f"rank {rank} failed ({message})"
+        if failures <= job.spec.retries:
+            job.not_before = cmd.finished_at + retry_backoff_s(failures)
+            self._move(
+                job, Move.RETRY, Reason.RETRY_BACKOFF,
+                f"attempt {n} failed ({message}); the gang's retry {failures} of {job.spec.retries}",
+            )  # fmt: skip
+            return [job.id, *self._break_gang(job, why)]
+        self._move(job, Move.FAIL, reason, message)
+        changed = [job.id, *self._cascade(job, cmd.finished_at)]
+        for r in self.gang(job.spec.gang_id):
+            if r is not job and not r.state.is_terminal:
+                changed += self._cancel_one(r, Reason.RANK_FAILED, f"{why}: the gang failed", cmd.finished_at)
+        return changed
+
+    def _break_gang(self, job: Job, why: str) -> list[str]:
+        """``job``'s attempt ended without success: every other rank of that attempt stops (its
+        node is told by ``gang_stop``) or, already ended with 0, runs again with the gang."""
+        changed = []
+        for r in self.gang(job.spec.gang_id):
+            if r is job or r.attempt != job.attempt:
+                continue
+            if r.state in ACTIVE_STATES and not r.gang_stop:
+                r.gang_stop = why
+                r.message = f"attempt {r.attempt} stopping: {why}; the gang runs again"
+                changed.append(r.id)
+            elif r.state is JobState.PENDING and r.reason is Reason.RANK_DONE:
+                r.reason, r.message = Reason.LOST, f"exited with code 0, but {why}: the gang runs again"
+                changed.append(r.id)
+        return changed
+
     def _requeue(self, cmd: RequeueLost) -> list[str]:
         job = self._open.get(cmd.job_id)
         if job is None or job.attempt != cmd.attempt or job.state not in ACTIVE_STATES:
@@ -413,6 +524,8 @@ class JobTable:
             return []  # another attempt under the same number (``RequeueLost.node_id``, ``assigned_at``)
         _ended(job, "lost")
         self._move(job, Move.LOSE, Reason.LOST, f"attempt {job.attempt} lost: {cmd.why}; re-queued")
+        if job.spec.ranks:
+            return [job.id, *self._break_gang(job, f"rank {job.spec.rank} was lost ({cmd.why})")]
         return [job.id]
 
     def _release(self, cmd: ReleaseQueued) -> list[str]:
@@ -426,6 +539,8 @@ class JobTable:
             Reason.WAITING_RESOURCES,
             f"attempt {job.attempt} handed back by node {cmd.node_id}: {cmd.why}",
         )
+        if job.spec.ranks:
+            return [job.id, *self._break_gang(job, f"rank {job.spec.rank} was handed back")]
         return [job.id]
 
     def _truncated(self, cmd: OutputTruncated) -> list[str]:
@@ -447,6 +562,10 @@ class JobTable:
                 continue
             del self._jobs[job_id]
             self._finished.pop(job_id, None)
+            if job.spec.gang_id in self._gangs:
+                ranks = [i for i in self._gangs.pop(job.spec.gang_id) if i != job_id]
+                if ranks:
+                    self._gangs[job.spec.gang_id] = ranks
             self._children.pop(job_id, None)
             for parent_id in (*job.spec.after, *job.spec.after_any):
                 siblings = self._children.get(parent_id)
@@ -466,16 +585,21 @@ class JobTable:
             job = self._open.get(job_id)
             if job is None:
                 continue
-            was_active = job.state in ACTIVE_STATES
-            if was_active:
-                _ended(job, "cancelled")
-            job.finished_at = cmd.at
-            self._move(job, Move.CANCEL, Reason.CANCELLED, cmd.why)
-            if not was_active:
-                job.node = None
-            changed.append(job_id)
-            changed.extend(self._cascade(job, cmd.at))
+            changed += self._cancel_one(job, Reason.CANCELLED, cmd.why, cmd.at)
+            for rank in self.gang(job.spec.gang_id) if job.spec.ranks else ():  # a gang ends whole
+                if not rank.state.is_terminal:
+                    changed += self._cancel_one(rank, Reason.CANCELLED, f"rank {job.spec.rank}: {cmd.why}", cmd.at)
         return changed
+
+    def _cancel_one(self, job: Job, reason: Reason, why: str, at: float) -> list[str]:
+        was_active = job.state in ACTIVE_STATES
+        if was_active:
+            _ended(job, "cancelled")
+        job.finished_at = at
+        self._move(job, Move.CANCEL, reason, why)
+        if not was_active:
+            job.node = None
+        return [job.id, *self._cascade(job, at)]
 
     def _move(self, job: Job, move: Move, reason: Reason, message: str) -> None:
         """The one way a job changes state: by ``TRANSITIONS``, keeping the indexes in step."""

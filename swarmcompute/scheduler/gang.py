@@ -1,0 +1,228 @@
+"""Placing a gang (``swarm run --ranks N [--ranks-per-node K]``): every rank at once, or none.
+
+``fit`` is the decision, a pure function of the gang's shape and each node's free room: a node
+per rank, or None. Ranks go in blocks, rank 0 on the node with the most room: with
+``ranks_per_node`` K, exactly K ranks on each of ceil(N / K) distinct nodes (the last one holds the
+rest); without it, as many ranks on each node as fit there, fewest nodes first (so the ranks
+talk over loopback where they can). A node's room is what it has free *now* (its capacity less
+every attempt assigned to or running on it, and less what this round already placed there), not
+the queue-ahead budget of ``scheduler.placement``: every rank must start at once, or the others
+would wait on it in their first collective.
+
+``GangRound`` is the one pass of ``placement.place`` over a round's gangs: it finds each gang's
+ranks, holds the gang back while any rank of its last attempt still runs (or waits out a retry's
+backoff), asks ``fit``, and chooses the ``SWARM_MASTER_PORT`` of the attempt: from ``GANG_PORTS``,
+one no assigned or running gang attempt holds, starting at a point that moves with the attempt
+number (so an attempt that died with its port taken by a stranger tries another next time). Each
+rank's node then learns the port, its local rank and the other ranks' nodes from its own table.
+
+A gang that could not fit even on an empty cluster waits with a message saying so (``--ranks 8
+--ranks-per-node 2`` on three nodes: "at most 6 ranks fit"), as any job that fits nowhere does.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from swarmcompute.state.commands import Assignment
+from swarmcompute.state.job import ACTIVE_STATES, Job, JobSpec, JobState
+from swarmcompute.state.table import JobTable
+
+if TYPE_CHECKING:  # placement imports this module
+    from swarmcompute.scheduler.placement import NodeCapacity
+
+GANG_PORTS = range(29400, 29500)
+"""Where ``SWARM_MASTER_PORT`` is chosen: below Linux's ephemeral range (32768-60999), so no
+outgoing connection holds one by chance, and clear of torch's default 29500."""
+
+_EPSILON = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class GangShape:
+    """What a gang asks for: ``ranks`` ranks, ``per_node`` on each node (0: as many as fit), each
+    rank ``cpus``, ``mem_bytes`` and ``gpus``."""
+
+    ranks: int
+    per_node: int
+    cpus: float
+    mem_bytes: int
+    gpus: int
+
+    @staticmethod
+    def of(spec: JobSpec) -> GangShape:
+        return GangShape(spec.ranks, spec.ranks_per_node, spec.cpus, spec.mem_bytes, spec.gpus)
+
+
+@dataclass(frozen=True, slots=True)
+class Room:
+    """What one node that may run the gang has free now."""
+
+    node_id: str
+    cpus: float
+    mem_bytes: int
+    gpus: int
+
+
+def slots(shape: GangShape, room: Room) -> int:
+    """How many ranks of ``shape`` fit in ``room`` (at most ``per_node``, or ``ranks``)."""
+    most = shape.per_node or shape.ranks
+    for need, free in ((shape.cpus, room.cpus), (float(shape.mem_bytes), float(room.mem_bytes)),
+                       (float(shape.gpus), float(room.gpus))):  # fmt: skip
+        if need > 0:
+            most = min(most, int((max(free, 0.0) + _EPSILON) // need))
+    return max(most, 0)
+
+
+def fit(shape: GangShape, rooms: Iterable[Room]) -> tuple[str, ...] | None:
+    """The node of each rank (rank order), or None when the gang does not fit whole."""
+    counts = sorted(((slots(shape, r), r.cpus, r.node_id) for r in rooms), key=lambda c: (-c[0], -c[1], c[2]))
+    chosen: list[str] = []
+    left = shape.ranks
+    for room_for, _, node_id in counts:
+        if left == 0:
+            break
+        take = min(shape.per_node, left) if shape.per_node else min(room_for, left)
+        if take <= 0 or room_for < take:
+            continue
+        chosen += [node_id] * take
+        left -= take
+    return tuple(chosen) if left == 0 else None
+
+
+class GangRound:
+    """The gangs of one placement round (``placement.place`` asks ``place`` for each gang rank it
+    reaches, in priority order; the first rank of a gang places or holds all of it)."""
+
+    def __init__(
+        self,
+        table: JobTable,
+        nodes: Iterable[NodeCapacity],
+        now: float,
+        may_run_on: Callable[[JobSpec, NodeCapacity], bool],
+        *,
+        ending: Collection[str] = (),
+        incoming: Iterable[Job] = (),
+    ) -> None:
+        self.table = table
+        self.now = now
+        self.nodes = [n for n in nodes if n.node_id not in table.drained]
+        self.may_run_on = may_run_on
+        self.ending = ending
+        self.incoming = {j.id: j for j in incoming}
+        self.seen: set[str] = set()
+        self._used: dict[str, list[float]] | None = None  # node -> [cpus, mem, gpus] held now
+        self._ports: set[int] = set()
+        self._counted = 0  # how many of the round's assignments ``_used`` holds
+
+    def place(self, job: Job, assignments: Sequence[Assignment], waiting: dict[str, str]) -> list[Assignment]:
+        """The assignments of ``job``'s whole gang, or [] (then its ranks' ``waiting`` says why)."""
+        spec = job.spec
+        if spec.gang_id in self.seen:
+            return []
+        self.seen.add(spec.gang_id)
+        ranks = self._ranks(spec)
+        if len(ranks) != spec.ranks:
+            return []  # not all of it committed yet (a gang is submitted whole: never for long)
+        busy = [r.spec.rank for r in ranks if r.state is not JobState.PENDING]
+        if busy:
+            n = max(r.attempt for r in ranks)
+            shown = ", ".join(map(str, busy[:8])) + (" ..." if len(busy) > 8 else "")
+            self._wait(
+                ranks, waiting, f"attempt {n} of its gang still runs on rank(s) {shown}; it runs again once all ended"
+            )
+            return []
+        if any(r.not_before > self.now for r in ranks):
+            return []  # a retry's backoff
+        self._account(assignments)
+        assert self._used is not None
+        shape = GangShape.of(spec)
+        fitting = [n for n in self.nodes if self.may_run_on(spec, n)]
+        rooms = [self._room(n, spec) for n in fitting]
+        nodes = fit(shape, rooms)
+        if nodes is None:
+            self._wait(ranks, waiting, self._why_not(shape, fitting, rooms))
+            return []
+        attempt = max(r.attempt for r in ranks) + 1
+        port = self._port(spec.gang_id, attempt)
+        if port is None:
+            self._wait(ranks, waiting, f"every gang port ({GANG_PORTS.start}-{GANG_PORTS.stop - 1}) is in use")
+            return []
+        self._ports.add(port)
+        out = [Assignment(r.id, attempt, node, port) for r, node in zip(ranks, nodes, strict=True)]
+        for r, node in zip(ranks, nodes, strict=True):
+            self._take(node, r.spec)
+        self._counted += len(out)  # the caller appends them to ``assignments``
+        return out
+
+    def _ranks(self, spec: JobSpec) -> list[Job]:
+        ranks = {j.spec.rank: j for j in self.table.gang(spec.gang_id)}
+        for j in self.incoming.values():
+            if j.spec.gang_id == spec.gang_id and j.spec.ranks:
+                ranks.setdefault(j.spec.rank, j)
+        return [ranks[r] for r in sorted(ranks)]
+
+    @staticmethod
+    def _wait(ranks: list[Job], waiting: dict[str, str], why: str) -> None:
+        for r in ranks:
+            if r.state is JobState.PENDING:
+                waiting[r.id] = why
+
+    def _account(self, assignments: Sequence[Assignment]) -> None:
+        """What every node holds now: its active attempts (once per round), then the round's own
+        placements since the last call."""
+        if self._used is None:
+            self._used = {}
+            for j in self.table.open_jobs():
+                if j.state in ACTIVE_STATES and j.node is not None and j.id not in self.ending:
+                    self._take(j.node, j.spec)
+                    if j.gang_port:
+                        self._ports.add(j.gang_port)
+        for a in assignments[self._counted :]:
+            placed = self.table.get(a.job_id) or self.incoming.get(a.job_id)
+            if placed is not None:
+                self._take(a.node_id, placed.spec)
+        self._counted = len(assignments)
+
+    def _take(self, node_id: str, spec: JobSpec) -> None:
+        assert self._used is not None
+        used = self._used.setdefault(node_id, [0.0, 0.0, 0.0])
+        used[0] += spec.cpus
+        used[1] += spec.mem_bytes
+        used[2] += spec.gpus
+
+    def _room(self, node: NodeCapacity, spec: JobSpec) -> Room:
+        assert self._used is not None
+        cpus, mem, gpus = self._used.get(node.node_id, (0.0, 0.0, 0.0))
+        cards = node.gpus
+        if spec.gpu_mem:
+            cards = min(cards, sum(1 for _, m in node.gpu_cards if m >= spec.gpu_mem))
+        return Room(node.node_id, node.cpus - cpus, int(node.mem_bytes - mem), int(cards - gpus))
+
+    def _port(self, gang_id: str, attempt: int) -> int | None:
+        size = len(GANG_PORTS)
+        start = (zlib.crc32(gang_id.encode()) + attempt) % size
+        for i in range(size):
+            port = GANG_PORTS[(start + i) % size]
+            if port not in self._ports:
+                return port
+        return None
+
+    def _why_not(self, shape: GangShape, fitting: list[NodeCapacity], rooms: list[Room]) -> str:
+        per = f", {shape.per_node} per node" if shape.per_node else ""
+        what = f"{shape.ranks} ranks{per}"
+        if not fitting:
+            return f"gang of {what}: no live node can run its ranks (see its pins, users, constraints, image)"
+        empty = [Room(n.node_id, n.cpus, n.mem_bytes, n.gpus) for n in fitting]
+        if fit(shape, empty) is None:
+            most = _most(shape, empty)
+            return f"gang of {what}: the live nodes could hold at most {most} at once; it waits for more nodes"
+        return f"gang of {what}: waiting for room to start all of them at once ({_most(shape, rooms)} fit now)"
+
+
+def _most(shape: GangShape, rooms: Sequence[Room]) -> int:
+    """How many ranks of ``shape`` the rooms could hold, all told."""
+    return sum(slots(shape, r) for r in rooms)
