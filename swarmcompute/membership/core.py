@@ -245,7 +245,8 @@ class Membership:
                 self._next_reconnect = t + c.reconnect_interval_ticks
                 self._reconnect(out)
             if not self._joined and t >= self._next_join:
-                self._next_join = t + c.join_retry_ticks
+                self._join_gap = min(2 * self._join_gap, c.join_retry_ticks)
+                self._next_join = t + self._join_gap
                 for addr in self._seeds:
                     self._send_state(addr, None, out, want_reply=True, join=True)
             if t % 100 == 0:
