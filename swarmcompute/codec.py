@@ -11,7 +11,13 @@ every field's type against the dataclass annotations, so garbage from a socket
 becomes a ``ProtocolError`` (invariant 6) and never a half-built object.
 
 Why positional fields: frames stay small and decoding fast; adding a field at
-the end with a default keeps old frames readable.
+the end with a default keeps old frames readable, and a decoder ignores fields past
+the ones it knows, so a node of the next minor protocol version (``swarmcompute.versions``)
+may add fields at the end that this one reads past.
+
+The envelope's version is the protocol's *major* version: a message of another major is a
+``ProtocolVersionError``, except the few registered ``any_version`` (the join handshake and its
+refusal), whose first fields never change, so two majors can still tell each other why not.
 
 Bounds (hostile input): everything is limited before anything is built. msgpack
 itself refuses strings over ``MAX_STR_BYTES``, arrays over ``MAX_ARRAY_LEN`` and
@@ -37,7 +43,7 @@ from typing import Annotated, Any, TypeVar
 
 import msgpack
 
-from swarmcompute.errors import ProtocolError
+from swarmcompute.errors import ProtocolError, ProtocolVersionError
 
 PROTOCOL_VERSION = 1
 _EXT_MESSAGE = 1
@@ -72,16 +78,21 @@ _FIELDS: dict[type, tuple[tuple[str, Callable[[Any], Any]], ...]] = {}
 _REQUIRED: dict[type, int] = {}
 _FAST: dict[type, Callable[[list[Any]], Any]] = {}
 _CHECKS: dict[type, Callable[[Any], None]] = {}
+_ANY_VERSION: set[str] = set()
+"""Tags decoded whatever the envelope's major version (see the module doc)."""
 _VALUES: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
 """Per class, its field values in declaration order: ``dataclasses.fields`` once at registration,
 not per message (it was 14 % of encoding a 200-node gossip run's push-pulls)."""
 
 
-def message(tag: str, *, check: Callable[[Any], None] | None = None) -> Callable[[type[T]], type[T]]:
+def message(
+    tag: str, *, check: Callable[[Any], None] | None = None, any_version: bool = False
+) -> Callable[[type[T]], type[T]]:
     """Class decorator: register a frozen dataclass under ``tag`` (unique, stable).
 
     ``check(msg)`` runs on every decoded ``msg`` of the class (never on ones built locally) and
     raises ``ValueError`` for a message whose fields are each fine but do not fit together.
+    ``any_version``: decoded from any major protocol version; its fields may only ever be added to.
     """
 
     def register(cls: type[T]) -> type[T]:
@@ -94,6 +105,8 @@ def message(tag: str, *, check: Callable[[Any], None] | None = None) -> Callable
         _VALUES[cls] = _values_getter(tuple(f.name for f in dataclasses.fields(cls)))
         if check is not None:
             _CHECKS[cls] = check
+        if any_version:
+            _ANY_VERSION.add(tag)
         return cls
 
     return register
@@ -140,10 +153,11 @@ def encode_nested(msg: object) -> bytes:
     return _packb(msg)
 
 
-def encode(msg: object) -> bytes:
-    """Serialize a registered message with the protocol version."""
+def encode(msg: object, *, version: int = PROTOCOL_VERSION, padding: tuple[Any, ...] = ()) -> bytes:
+    """Serialize a registered message with the protocol (major) version; ``padding``: values
+    appended to its fields, as a newer minor version's additions (the test hook of ``versions``)."""
     tag, values = to_msgpack_obj(msg)
-    return _packb([PROTOCOL_VERSION, tag, values])
+    return _packb([version, tag, [*values, *padding] if padding else values])
 
 
 def _unpack(data: bytes, depth: int) -> Any:
@@ -172,8 +186,9 @@ def _unpack(data: bytes, depth: int) -> Any:
     )
 
 
-def decode(data: bytes, *, max_bytes: int = 64 * 1024 * 1024) -> Any:
-    """Parse and type-check one message; any problem is a ``ProtocolError``."""
+def decode(data: bytes, *, max_bytes: int = 64 * 1024 * 1024, version: int = PROTOCOL_VERSION) -> Any:
+    """Parse and type-check one message; any problem is a ``ProtocolError`` (of another major
+    ``version``: a ``ProtocolVersionError``, unless the message is ``any_version``)."""
     if len(data) > max_bytes:
         raise ProtocolError(f"message of {len(data)} bytes exceeds the {max_bytes}-byte limit")
     try:
@@ -184,10 +199,11 @@ def decode(data: bytes, *, max_bytes: int = 64 * 1024 * 1024) -> Any:
         raise ProtocolError(f"undecodable msgpack: {type(exc).__name__}") from None
     if not (isinstance(raw, list) and len(raw) == 3):
         raise ProtocolError("a message must be [version, tag, fields]")
-    version, tag, values = raw
-    if version != PROTOCOL_VERSION:
-        raise ProtocolError(
-            f"protocol version {_short(version)} is not supported (this node speaks {PROTOCOL_VERSION})"
+    theirs, tag, values = raw
+    if theirs != version and not (isinstance(tag, str) and tag in _ANY_VERSION):
+        raise ProtocolVersionError(
+            f"protocol version {_short(theirs)} is not supported (this node speaks {version})",
+            theirs if type(theirs) is int else None,
         )
     return build(tag, values)
 
@@ -224,9 +240,10 @@ def build(tag: Any, values: Any) -> Any:
 
 
 def _checked_build(tag: str, cls: type, values: list[Any]) -> Any:
-    """The reference path: field by field, naming the field that is wrong."""
+    """The reference path: field by field, naming the field that is wrong. Fields past the known
+    ones (a newer minor version's additions) are ignored."""
     fields = _fields_of(cls)
-    if not (_REQUIRED[cls] <= len(values) <= len(fields)):
+    if len(values) < _REQUIRED[cls]:
         raise ProtocolError(f"{tag}: expected {len(fields)} fields, got {len(values)}")
     kwargs = {}
     for (name, coerce), value in zip(fields, values, strict=False):
@@ -242,14 +259,14 @@ def _fast_builder(cls: type) -> Callable[[list[Any]], Any]:
 
     Decoding is on every node's hot path (each Raft entry is decoded by every replica), and a
     call per field through the generic coercers cost ~25 us per JobSpec. The generated function
-    accepts exactly what ``_checked_build`` accepts for a full-length field list and raises
+    accepts exactly what ``_checked_build`` accepts for a full-length (or longer) field list and raises
     TypeError or ValueError otherwise, so ``build`` can fall back to the reference path for
     the precise message (and for short lists that rely on defaults).
     """
     fields = _fields_of(cls)
     hints = typing.get_type_hints(cls, include_extras=True)
     env: dict[str, Any] = {"cls": cls, "_bad": _bad}
-    lines = ["def fast(v):", f"    if len(v) != {len(fields)}: raise ValueError('length')"]
+    lines = ["def fast(v):", f"    if len(v) < {len(fields)}: raise ValueError('length')"]
     for i, (name, coerce) in enumerate(fields):
         env[f"c{i}"] = coerce
         lines.append(f"    x = v[{i}]")

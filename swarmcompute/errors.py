@@ -11,7 +11,8 @@ exactly what happened and what to do. A broken invariant is an
     ├── DaemonAlreadyRunningError    `swarm join` twice on one state dir
     ├── WaitTimeoutError             `Client.wait` ran out of time
     ├── ProtocolError                a frame or message that cannot be decoded
-    │   └── FrameTooLargeError
+    │   ├── FrameTooLargeError
+    │   └── ProtocolVersionError     a peer message of another major protocol version
     ├── JobError
     │   ├── JobNotFoundError
     │   ├── AttemptNotFoundError     `swarm logs --attempt N` for an attempt that never was
@@ -23,6 +24,7 @@ exactly what happened and what to do. A broken invariant is an
     │   ├── NotLeaderError           carries the leader hint for forwarding
     │   ├── NoQuorumError
     │   ├── TokenRefusedError        the peers a joining node dials refuse its cluster key
+    │   ├── VersionRefusedError      the cluster speaks a protocol version this node's is not compatible with
     │   ├── NodeNotFoundError        swarm drain/label named no known node (or an ambiguous one)
     │   └── MembershipChangeError    one change at a time, the voter cap, unknown node
     ├── StorageError
@@ -81,6 +83,14 @@ class FrameTooLargeError(ProtocolError):
     """A frame announced a length above the configured limit."""
 
 
+class ProtocolVersionError(ProtocolError):
+    """A message of another major protocol version; ``version`` is its major (None if not an int)."""
+
+    def __init__(self, message: str, version: int | None = None) -> None:
+        super().__init__(message)
+        self.version = version
+
+
 class JobError(SwarmError):
     """Base for errors about one job."""
 
@@ -130,6 +140,10 @@ class NoQuorumError(ClusterError):
 
 class TokenRefusedError(ClusterError):
     """A joining node's peers refuse its handshake: its token is not their cluster's."""
+
+
+class VersionRefusedError(ClusterError):
+    """A member refused this node: their protocol versions are not compatible (``swarmcompute.versions``)."""
 
 
 class NodeNotFoundError(ClusterError):

@@ -54,6 +54,8 @@ class NodeMeta:
     ``swarm run --constraint`` matches; at most ``MAX_LABELS``."""
     docker: bool = False
     """Its Docker engine answered the last probe: only such a node is given image jobs."""
+    protocol: str = ""
+    """The peer protocol version it speaks, ``MAJOR.MINOR`` (``swarmcompute.versions``; "": 1.0)."""
 
     def capped(self) -> NodeMeta:
         """The same meta within the advertised bounds (long lists and strings cut)."""
@@ -64,7 +66,8 @@ class NodeMeta:
             and len(self.users or ()) <= MAX_USERS
             and len(self.labels) <= MAX_LABELS
             and all(
-                len(s) <= MAX_STR for s in (self.name, self.version, *self.images, *self.roles, *(self.users or ()))
+                len(s) <= MAX_STR
+                for s in (self.name, self.version, self.protocol, *self.images, *self.roles, *(self.users or ()))
             )
             and all(len(g.name) <= MAX_STR and len(g.uuid) <= MAX_STR for g in self.gpus)
             and all(len(k) <= MAX_STR and len(v) <= MAX_STR for k, v in self.labels)
@@ -74,6 +77,7 @@ class NodeMeta:
             self,
             name=self.name[:MAX_STR],
             version=self.version[:MAX_STR],
+            protocol=self.protocol[:MAX_STR],
             images=tuple(i[:MAX_STR] for i in self.images[:MAX_IMAGES]),
             gpus=tuple(replace(g, name=g.name[:MAX_STR], uuid=g.uuid[:MAX_STR]) for g in self.gpus[:MAX_GPUS]),
             roles=tuple(r[:MAX_STR] for r in self.roles[:8]),
@@ -82,8 +86,8 @@ class NodeMeta:
         )
 
     def approx_size(self) -> int:
-        """An upper bound on the encoded bytes (msgpack ext header, tag, 13 fields)."""
-        strings = (self.name, self.version, *self.images, *self.roles, *(self.users or ()))
+        """An upper bound on the encoded bytes (msgpack ext header, tag, 15 fields)."""
+        strings = (self.name, self.version, self.protocol, *self.images, *self.roles, *(self.users or ()))
         gpu = sum(45 + len(g.name.encode()) + len(g.uuid.encode()) for g in self.gpus)
         labels = sum(12 + len(k.encode()) + len(v.encode()) for k, v in self.labels)
         return 100 + sum(5 + len(s.encode()) for s in strings) + gpu + labels

@@ -64,6 +64,7 @@ from swarmcompute.node.cluster_messages import (
     JoinRequest,
     LogData,
     LogFetch,
+    VersionRefused,
 )
 from swarmcompute.node.committer import ReplicatedJobLog
 from swarmcompute.node.gossip_host import GossipHost
@@ -80,6 +81,7 @@ from swarmcompute.rules.lease import LeaseAsk, LeaseGrant
 from swarmcompute.transport.keys import ClusterKey
 from swarmcompute.transport.peer import PeerTransport
 from swarmcompute.transport.ratelimit import LogLimiter
+from swarmcompute.versions import CURRENT, Versions
 
 log = structlog.get_logger(__name__)
 
@@ -240,13 +242,29 @@ class ClusterLink:
         port: int,
         advertise_host: str,
         book_path: Path,
+        versions: Versions = CURRENT,
     ) -> None:
+        from swarmcompute.node.version_gate import VersionGate
+
         self.node_id = node_id
         self.name = name
         self.key = key
         self.book = AddressBook(book_path)
-        self.transport = PeerTransport(key, node_id, self._on_message, bind=bind, port=port)
+        self.transport = PeerTransport(
+            key, node_id, self._on_message, bind=bind, port=port, protocol_major=versions.protocol.major
+        )
         self.transport.describe_sender = self._address_for_log
+        self.versions = VersionGate(
+            versions,
+            name=lambda: self.name,
+            address=lambda: self.address,
+            is_member=self._in_configuration,
+            send=self.send_to_address,
+            address_of=self._address_of,
+        )
+        """The join handshake's version check (``node.version_gate``)."""
+        self.transport.on_foreign_version = self.versions.foreign
+        self.transport.padding = versions.padding()
         self._advertise_host = advertise_host
         self.seeds: list[str] = []
         """Addresses asked to join every step: --peer and the address book at start."""
@@ -453,7 +471,8 @@ class ClusterLink:
             else:
                 log.info("back_in_configuration")
         if (not is_member or exclusion) and not self._leaving:
-            request = JoinRequest(self.node_id, self.name, self.address)
+            mine = self.versions.versions
+            request = JoinRequest(self.node_id, self.name, self.address, str(mine.protocol), mine.package)
             self._ask_candidates(request)
             targets = list(self.seeds)
             leader = self.job_log.raft.leader_id if self.job_log is not None else None
@@ -479,6 +498,8 @@ class ClusterLink:
         return ""
 
     def _on_join(self, sender: str, req: JoinRequest) -> None:
+        if not self.versions.admits(req):
+            return
         taken = self.name_taken(req.name, req.node_id)
         if taken:  # two live nodes of one name: every table a person reads would be ambiguous
             reason = f"{NAME_TAKEN} {req.name!r} by node {taken}: start this node with --name ANOTHER"
@@ -612,6 +633,8 @@ class ClusterLink:
                 self._on_join(sender, msg)
         elif isinstance(msg, JoinReply):
             self._on_join_reply(sender, msg)
+        elif isinstance(msg, VersionRefused):
+            self.versions.refused(sender, msg)
         elif isinstance(msg, LeaveRequest):
             if msg.node_id == sender:
                 self._on_leave(sender, msg)
@@ -640,6 +663,13 @@ class ClusterLink:
                 address=self._address_for_log(sender),
                 type=type(msg).__name__,
             )
+
+    def _in_configuration(self) -> bool:
+        """This node is in the Raft configuration its log holds, and not left out by the cluster."""
+        if self.job_log is None:
+            return False
+        node = self.job_log.raft.node
+        return self.node_id in node.membership.members and not node.exclusion
 
     def _address_for_log(self, node_id: str) -> str:
         """Where ``node_id`` was last seen (gossip, else the address book), for log lines."""

@@ -16,14 +16,35 @@ from typing import Any
 from swarmcompute import codec
 
 
-@codec.message("cluster.join")
+@codec.message("cluster.join", any_version=True)
 @dataclass(frozen=True, slots=True)
 class JoinRequest:
-    """A node with the cluster key asks to be added (as a learner; the leader promotes it)."""
+    """A node with the cluster key asks to be added (as a learner; the leader promotes it).
+
+    Read from any major version (``codec``): its fields are only ever added to, so a member can
+    tell a node of another version why it is refused (``VersionRefused``)."""
 
     node_id: str
     name: str
     address: str
+    protocol: str = ""
+    """Its protocol version, ``MAJOR.MINOR`` (``swarmcompute.versions``; "" from before it was sent: 1.0)."""
+    version: str = ""
+    """Its package version, for the line a person reads."""
+
+
+@codec.message("cluster.version_refused", any_version=True)
+@dataclass(frozen=True, slots=True)
+class VersionRefused:
+    """A member's answer to a node whose protocol version it cannot work with (a join request, or
+    any message of another major version). Read from any major version; fields only added to."""
+
+    name: str
+    address: str
+    protocol: str
+    version: str
+    reason: str
+    """The rule that refuses it (``versions.refusal``)."""
 
 
 @codec.message("cluster.join_reply")

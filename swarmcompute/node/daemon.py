@@ -327,6 +327,9 @@ class Daemon:
                 bind=self.config.bind,
             )
             self.resources = ResourceMonitor(self.paths.root)
+            from swarmcompute.versions import local_versions
+
+            versions = local_versions()  # what this node speaks: `SWARM_TEST_VERSION` may claim another
             link = self._link = ClusterLink(
                 identity.node_id,
                 identity.name,
@@ -335,7 +338,9 @@ class Daemon:
                 port=self.config.port,
                 advertise_host=_advertise_host(self.config.bind),
                 book_path=self.paths.peers_file,
+                versions=versions,
             )
+            link.versions.on_refused = self._version_refused
             await link.start()
             self._committer = ReplicatedJobLog(
                 identity.node_id,
@@ -380,6 +385,7 @@ class Daemon:
                 list_images=_docker_images,
                 labels=self._labels.labels,
                 on_change=lambda: self.rounds.request(),
+                versions=versions,
             )
             self._gossip = GossipHost(
                 identity.node_id,
@@ -548,6 +554,15 @@ class Daemon:
             return
         self._fatal = ConfigError(reason)
         log.error("join_refused", reason=reason)
+        self.stop()
+
+    def _version_refused(self, error: SwarmError) -> None:
+        """A member refused this node's protocol version while it is in no configuration
+        (``node.version_gate``): the one line naming both versions, exit 2."""
+        if self._fatal is not None:
+            return
+        self._fatal = error
+        log.error("version_refused", reason=str(error))
         self.stop()
 
     async def _probe_join_seeds(self) -> None:
@@ -815,8 +830,11 @@ class Daemon:
 
     def _on_member_event(self, event: MemberEvent) -> None:
         alive = isinstance(event, (MemberUp, MemberUpdated))
-        if alive:
+        if isinstance(event, (MemberUp, MemberUpdated)):
             self.link.learn(event.node_id, event.address, verified=True)
+            meta = event.meta
+            if meta is not None:  # a member restarted on a release whose minor is too far from ours
+                self.link.versions.gossiped(event.node_id, meta.name, event.address, meta.protocol, meta.version)
             if isinstance(event, MemberUp):
                 log.info("member_up", member=event.node_id, address=event.address)
         elif isinstance(event, (MemberDead, MemberLeft)):
@@ -1309,6 +1327,7 @@ class Daemon:
             "run_as": "their submitters" if serves_every_user() else daemon_user(),
             "policy": self.table.policy.summary(),
             "http": self.http_address or None,
+            "versions": self.link.versions.view() if self._link is not None else {},
         }
 
 

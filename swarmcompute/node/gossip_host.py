@@ -94,10 +94,25 @@ class GossipHost:
                     log.exception("member_event_handler_failed", event=type(effect).__name__)
 
 
+_INVENTORY = (
+    "name",
+    "cpus",
+    "mem_total",
+    "gpus",
+    "images",
+    "version",
+    "protocol",
+    "labels",
+    "docker",
+    "users",
+    "roles",
+)
+"""What the scheduler and `swarm status` care about (``users``: a new account is placeable)."""
+
+
 def changed_noticeably(old: NodeMeta, new: NodeMeta) -> bool:
     """What the scheduler and `swarm status` would care about: inventory, or a real swing in use."""
-    inventory = ("name", "cpus", "mem_total", "gpus", "images", "version", "labels", "docker", "users", "roles")
-    if any(getattr(old, key) != getattr(new, key) for key in inventory):  # users: a new account is placeable
+    if any(getattr(old, key) != getattr(new, key) for key in _INVENTORY):
         return True
     total = max(new.mem_total, 1)
     return (

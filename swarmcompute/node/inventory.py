@@ -16,11 +16,11 @@ from collections.abc import Callable
 
 import structlog
 
-from swarmcompute import __version__
 from swarmcompute.membership.meta import GpuInfo, NodeMeta
 from swarmcompute.membership.resources import sample_gpus
 from swarmcompute.node.resources import ResourceMonitor
 from swarmcompute.users import LocalUsers
+from swarmcompute.versions import CURRENT, Versions
 
 log = structlog.get_logger(__name__)
 
@@ -36,8 +36,10 @@ class Inventory:
         list_images: Callable[[], list[str] | None] | None = None,
         labels: tuple[tuple[str, str], ...] = (),
         on_change: Callable[[], None] | None = None,
+        versions: Versions = CURRENT,
     ) -> None:
         self._name = name
+        self._versions = versions
         self._resources = resources
         self._list_images = list_images
         """Image refs of the local engine; None when no engine answers."""
@@ -63,7 +65,8 @@ class Inventory:
             disk_free=last.disk_free,
             gpus=self.gpus,
             images=self.images,
-            version=__version__,
+            version=self._versions.package,
+            protocol=str(self._versions.protocol),
             users=self._users.names(),
             labels=self.labels,
             docker=self.docker,

@@ -103,6 +103,8 @@ def node_view(
         "drained": node_id in table.drained,
         "images": list(meta.images) if meta else [],
         "running_jobs": running,
+        "version": meta.version if meta else "",
+        "protocol": (meta.protocol or "1.0") if meta else "",
     }
     if local is not None:  # our own numbers are fresher than what we gossip
         view.update(

@@ -33,11 +33,13 @@ Shape (why each part is there):
   switched yet (they switch when they apply the same log entry, within a heartbeat) are
   still reached. New DEALERs then retry every 0.5 s at most, to find a peer that switched.
 - Every received frame goes through ``codec.decode``; anything bad (garbage,
-  truncated msgpack, another protocol version, unknown tag, wrong types,
+  truncated msgpack, another major protocol version, unknown tag, wrong types,
   a wrong frame count, no node id) is counted and logged as ``peer_message_dropped``
   with the reason and the address known for the sender id it claims (``describe_sender``; the
   frames' own peer address would cost a Frame object per frame, about 2.5x the receive time),
-  rate-limited, and the loop goes on. ``MAXMSGSIZE`` makes
+  rate-limited, and the loop goes on; a message of another major version is also handed to
+  ``on_foreign_version``, so the owner can tell that node why (``swarmcompute.versions``),
+  except the ``any_version`` ones (the join handshake), which arrive as usual. ``MAXMSGSIZE`` makes
   libzmq drop the connection of a peer that announces an oversized frame
   before any of it is buffered.
 
@@ -59,7 +61,7 @@ import zmq
 import zmq.asyncio
 
 from swarmcompute import codec
-from swarmcompute.errors import ConfigError, FrameTooLargeError, ProtocolError
+from swarmcompute.errors import ConfigError, FrameTooLargeError, ProtocolError, ProtocolVersionError
 from swarmcompute.paths import DEFAULT_PORT
 from swarmcompute.transport.handshake import (
     DEFAULT_MAX_PENDING_PER_ADDRESS,
@@ -129,6 +131,7 @@ class PeerTransport:
         handshake_ivl_ms: int = 5000,
         max_pending_per_address: int = DEFAULT_MAX_PENDING_PER_ADDRESS,
         max_pending_total: int = DEFAULT_MAX_PENDING_TOTAL,
+        protocol_major: int = codec.PROTOCOL_VERSION,
     ) -> None:
         raw_id = node_id.encode("utf-8")
         if not 1 <= len(raw_id) <= MAX_NODE_ID_BYTES:
@@ -162,6 +165,12 @@ class PeerTransport:
         self._old_until = 0.0
         self.describe_sender: Callable[[str], str] | None = None
         """The address known for a node id, for log lines about what it sent (set by the owner)."""
+        self.protocol_major = protocol_major
+        """The envelope version sent and accepted (``swarmcompute.versions``; a test may claim another)."""
+        self.padding: tuple[Any, ...] = ()
+        """Values appended to every message sent (``versions``: a test's claim of a newer minor)."""
+        self.on_foreign_version: Callable[[str, int | None], None] | None = None
+        """Called with (sender id, its major) for each message dropped as another major version."""
         self._port: int | None = None
         self._sent = 0
         self._received = 0
@@ -278,7 +287,7 @@ class PeerTransport:
         its queue is full, or the address is unusable. Raises only for programming
         errors: an unregistered message type, or one above ``max_message_bytes``.
         """
-        data = codec.encode(msg)
+        data = codec.encode(msg, version=self.protocol_major, padding=self.padding)
         if len(data) > self._max_message_bytes:
             raise FrameTooLargeError(
                 f"{codec.tag_of(msg)} is {len(data)} bytes, above the {self._max_message_bytes}-byte limit"
@@ -496,9 +505,15 @@ class PeerTransport:
             self._drop(raw_sender, "the sender node id is not UTF-8", len(data))
             return
         try:
-            msg = codec.decode(data, max_bytes=self._max_message_bytes)
+            msg = codec.decode(data, max_bytes=self._max_message_bytes, version=self.protocol_major)
         except ProtocolError as exc:
             self._drop(raw_sender, str(exc), len(data))
+            if isinstance(exc, ProtocolVersionError) and self.on_foreign_version is not None:
+                try:
+                    self.on_foreign_version(sender, exc.version)
+                except Exception:  # a task boundary, as for on_message
+                    if self._limiter.allow("handler") is not None:
+                        log.exception("peer_handler_failed", sender=sender, message="foreign version")
             return
         except Exception as exc:  # a codec bug must not end the receive loop
             self._drop(raw_sender, f"decoder failed: {type(exc).__name__}", len(data))

@@ -7,7 +7,8 @@ import pytest
 
 from swarmcompute import codec
 from swarmcompute.api import messages as m
-from swarmcompute.errors import ProtocolError
+from swarmcompute.client import job_spec
+from swarmcompute.errors import ProtocolError, ProtocolVersionError
 from swarmcompute.state.job import JobSpec
 
 
@@ -28,7 +29,6 @@ def test_round_trip_with_nested_messages() -> None:
         msgpack.packb([1, "api.logs", [5, True, None]]),
         msgpack.packb([1, "api.logs", ["x", "yes", None]]),
         msgpack.packb([1, "api.logs", []]),
-        msgpack.packb([1, "api.logs", ["x", False, None, 1, 2]]),
         msgpack.packb({"a": 1}),
         msgpack.packb([1, "api.submit", [[msgpack.ExtType(9, b"x")], True]]),
         msgpack.packb([1, "api.submit", [[msgpack.ExtType(1, b"\xc1")], True]]),
@@ -45,8 +45,30 @@ def test_size_limit() -> None:
 
 
 def test_version_mismatch_says_so() -> None:
-    with pytest.raises(ProtocolError, match="protocol version 2"):
+    with pytest.raises(ProtocolVersionError, match="protocol version 2") as raised:
         codec.decode(msgpack.packb([2, "api.status", []]))
+    assert raised.value.version == 2
+
+
+def test_fields_a_newer_minor_version_added_at_the_end_are_read_past() -> None:
+    """A rolling upgrade: the next minor version adds fields at the end of a message (nested ones
+    too); this version decodes what it knows and ignores the rest, on both decoding paths."""
+    spec = job_spec(["echo", "hi"], name="n")
+    newer_spec = msgpack.ExtType(1, msgpack.packb(["job.spec", [*codec.to_msgpack_obj(spec)[1], "new", 7]]))
+    frame = msgpack.packb([1, "api.submit", [[newer_spec], True, {"a": "field"}, [1, 2]]])
+    assert codec.decode(frame) == m.Submit((spec,), attach=True)
+    assert codec.decode(msgpack.packb([1, "api.logs", ["x", False, None, 1, 2]])) == m.Logs("x", False, None)
+
+
+def test_only_the_handshake_messages_are_read_from_another_major_version() -> None:
+    from swarmcompute.node.cluster_messages import JoinRequest, VersionRefused
+
+    join = JoinRequest("id", "n3", "10.0.0.3:7340", "2.0", "2.0.0")
+    assert codec.decode(codec.encode(join, version=2)) == join
+    refused = VersionRefused("n1", "10.0.0.1:7340", "1.0", "0.1.0", "nodes of different major versions ...")
+    assert codec.decode(codec.encode(refused), version=2) == refused
+    with pytest.raises(ProtocolVersionError):
+        codec.decode(codec.encode(m.Status(), version=2))
 
 
 @pytest.mark.parametrize("seed", range(20))
