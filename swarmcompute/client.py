@@ -19,15 +19,16 @@ from typing import Any
 
 from swarmcompute import errors
 from swarmcompute.api import messages as m
+from swarmcompute.api.lean_client import check_attempt, error_from, list_request
+from swarmcompute.api.lean_client import job_ref as _job_ref
+from swarmcompute.api.lean_client import job_refs as _job_refs
+from swarmcompute.api.lean_client import shown as _shown
 from swarmcompute.api.protocol import BlockingChannel
 from swarmcompute.limits import MAX_BATCH, MAX_CPUS, check_job, printable
 from swarmcompute.paths import StatePaths
 from swarmcompute.state.job import JobSpec
 from swarmcompute.state.table import validate_batch
 from swarmcompute.units import parse_duration, parse_size
-
-MAX_LIST = 10_000
-"""The most jobs ``Client.jobs`` returns at once (the daemon's bound)."""
 
 _SPEC_OPTIONS = frozenset(
     {
@@ -223,13 +224,6 @@ def _strings(value: object, refusal: str) -> tuple[str, ...]:
     raise ValueError(refusal)
 
 
-def _shown(value: object) -> str:
-    if isinstance(value, int) and value.bit_length() > 64:
-        return f"a {value.bit_length()}-bit number"
-    text = repr(value) if isinstance(value, (int, float, str)) else type(value).__name__
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
 def job_specs(specs: Iterable[Mapping[str, Any]]) -> list[JobSpec]:
     """The ``JobSpec``s of ``submit_many``'s argument (each ``{"argv": ..., **options}``), checked
     as one batch: what ``Client.submit_many`` and the HTTP API's ``POST /api/v1/jobs`` take."""
@@ -334,12 +328,7 @@ class Client:
 
     def jobs(self, limit: int = 50, states: Sequence[str] = ()) -> list[dict[str, Any]]:
         """The most recent jobs, newest first, optionally only in ``states``."""
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= MAX_LIST:
-            raise errors.ConfigError(f"limit must be a whole number from 0 to {MAX_LIST}, got {_shown(limit)}")
-        states = () if states is None else states
-        if not isinstance(states, (list, tuple, set, frozenset)) or not all(isinstance(s, str) for s in states):
-            raise errors.ConfigError("states must be a list of job states, e.g. ['running', 'pending']")
-        return self._call(m.ListJobs(limit, tuple(states)))
+        return self._call(m.ListJobs(*list_request(limit, states)))
 
     def logs(self, job_id: str, attempt: int | None = None) -> str:
         """The job's output so far (stdout and stderr interleaved) as text."""
@@ -350,10 +339,7 @@ class Client:
 
     def stream_logs(self, job_id: str, *, follow: bool = False, attempt: int | None = None) -> Iterator[Any]:
         """Yield ``OutputChunk``, ``Notice`` and ``AttemptStart`` events, ending with a ``StreamEnd``."""
-        if attempt is not None and (
-            isinstance(attempt, bool) or not isinstance(attempt, int) or not 0 < attempt < 2**53
-        ):
-            raise errors.ConfigError(f"attempt must be a positive whole number, got {_shown(attempt)}")
+        check_attempt(attempt)
         yield from self._stream(m.Logs(_job_ref(job_id), bool(follow), attempt))
 
     def run(self, argv: Sequence[str] | str, **options: Any) -> Iterator[Any]:
@@ -567,22 +553,6 @@ class Client:
                 raise errors.ProtocolError(f"lost the connection to the daemon in {self.paths.root}: {exc}") from None
 
 
-def _job_ref(ref: object) -> str:
-    if not isinstance(ref, str) or not ref:
-        raise (
-            errors.JobNotFoundError(str(ref)[:80])
-            if isinstance(ref, str)
-            else errors.ConfigError(f"a job reference is a job id, prefix or name, not {type(ref).__name__}")
-        )
-    return ref
-
-
-def _job_refs(refs: object) -> tuple[str, ...]:
-    if not isinstance(refs, (list, tuple)):
-        raise errors.ConfigError(f"job ids must be a list of job ids, not {type(refs).__name__}")
-    return tuple(_job_ref(r) for r in refs)
-
-
 def _unwrap(reply: Any) -> Any:
     if isinstance(reply, m.Reply):
         return reply.value
@@ -593,9 +563,4 @@ def _unwrap(reply: Any) -> Any:
 
 def error_from_reply(reply: m.ErrorReply) -> errors.SwarmError:
     """Rebuild the daemon's exception as the same class, with its message."""
-    cls = getattr(errors, reply.kind, None)
-    if not (isinstance(cls, type) and issubclass(cls, errors.SwarmError)):
-        cls = errors.SwarmError
-    exc = cls.__new__(cls)
-    Exception.__init__(exc, reply.message)
-    return exc
+    return error_from(reply.kind, reply.message)

@@ -17,6 +17,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from swarmcompute.cli import read_cmds
 from swarmcompute.client import Client
 from swarmcompute.errors import DaemonAlreadyRunningError, SwarmError
 from swarmcompute.paths import DEFAULT_PORT, StatePaths
@@ -41,8 +42,6 @@ JOIN_READY_TIMEOUT_S = 15.0
 JOIN_MEMBER_WAIT_S = 10.0
 """`swarm join --token` waits this long for the cluster to take the node in (a refused token stops
 the daemon within a second, and that is said instead)."""
-OUTPUT_INCOMPLETE = 3
-"""`swarm logs` (and `swarm run` of a job that succeeded) when some output could not be delivered."""
 
 
 def _fail(message: str, code: int = 2, *, lines: bool = False) -> typer.Exit:
@@ -474,13 +473,7 @@ def run(ctx: typer.Context) -> None:
 @app.command()
 def status(state_dir: StateDir = None, as_json: JsonFlag = False) -> None:
     """The cluster: nodes, leader, resources and job counts."""
-    from swarmcompute.cli.format import status_text
-
-    result = _call(lambda: _client(state_dir).status())
-    if as_json:
-        _print_json(result)
-    else:
-        typer.echo(status_text(result))
+    _exit(read_cmds.status(state_dir, as_json))
 
 
 @app.command()
@@ -548,22 +541,6 @@ def _node_shown(row: dict[str, Any]) -> str:
     return printable(str(row.get("name") or row.get("id")))
 
 
-def _jobs(state_dir: str | None, as_json: bool, limit: int, state: list[str] | None, elements: bool = False) -> None:
-    from swarmcompute.cli.format import jobs_table
-    from swarmcompute.state.job import JobState
-
-    states = [s.strip().lower() for s in state or ()]
-    known = [s.value for s in JobState]
-    for s in states:
-        if s not in known:
-            raise _fail(f"--state {s[:40]!r} is not a job state: use one of {', '.join(known)}")
-    jobs = _call(lambda: _client(state_dir).jobs(limit, states))
-    if as_json:
-        _print_json(jobs)
-    else:
-        typer.echo(jobs_table(jobs, elements=elements))
-
-
 ElementsOpt = Annotated[
     bool, typer.Option("--elements", help="Each element of an array on its own line (else one line per array).")
 ]
@@ -582,7 +559,7 @@ def jobs(
     elements: ElementsOpt = False,
 ) -> None:
     """Recent jobs, newest first (an array as one line with its counts)."""
-    _jobs(state_dir, as_json, limit, state, elements)
+    _exit(read_cmds.jobs(state_dir, as_json, limit, state, elements))
 
 
 @app.command("ps")
@@ -594,19 +571,13 @@ def ps(
     elements: ElementsOpt = False,
 ) -> None:
     """Alias of `swarm jobs`."""
-    _jobs(state_dir, as_json, limit, state, elements)
+    _exit(read_cmds.jobs(state_dir, as_json, limit, state, elements))
 
 
 @app.command()
 def show(job: str, state_dir: StateDir = None, as_json: JsonFlag = False) -> None:
     """One job, with the reason it is in its state. JOB: an id, a unique prefix or a name."""
-    from swarmcompute.cli.format import job_text
-
-    record = _call(lambda: _client(state_dir).job(job))
-    if as_json:
-        _print_json(record)
-    else:
-        typer.echo(job_text(record))
+    _exit(read_cmds.show(state_dir, job, as_json))
 
 
 @app.command()
@@ -620,62 +591,7 @@ def logs(
     ] = False,
 ) -> None:
     """Print a job's output (stdout to stdout, stderr to stderr); exit 3 if some of it is missing."""
-    from swarmcompute.api import messages as m
-    from swarmcompute.limits import printable
-
-    client = _client(state_dir)
-    if raw_path:
-        for path in _raw_paths(client, state_dir, job, attempt):
-            typer.echo(path)
-        return
-
-    def stream() -> bool:
-        out, err = sys.stdout.buffer, sys.stderr.buffer
-        for event in client.stream_logs(job, follow=follow, attempt=attempt):
-            if isinstance(event, m.OutputChunk):
-                target = out if event.stream == m.STDOUT else err
-                target.write(event.data)
-                target.flush()
-            elif isinstance(event, m.Notice):
-                typer.echo(f"swarm: {printable(event.text)}", err=True)
-            elif isinstance(event, m.AttemptStart):
-                typer.echo(printable(event.text), err=True)
-            elif isinstance(event, m.StreamEnd):
-                return bool(event.job.get("output_truncated"))
-        return False
-
-    try:
-        incomplete = _call(stream)
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
-    except BrokenPipeError:
-        raise typer.Exit(141) from None
-    if incomplete:
-        raise typer.Exit(OUTPUT_INCOMPLETE)
-
-
-def _raw_paths(client: Client, state_dir: str | None, ref: str, attempt: int | None) -> list[str]:
-    """`swarm logs --raw-path`: the attempt's output files on this node (stdout, stderr, index),
-    its own if it ran here, else the copy it keeps; exit 2 when this node has neither."""
-    from swarmcompute.executor.logfile import attempt_log_path, log_files
-
-    record = _call(lambda: client.job(ref))
-    job_id, had = record["id"], record["attempt"]
-    n = had if attempt is None else attempt
-    if not 1 <= n <= had:
-        raise _fail(
-            f"job {job_id} has no attempt {n}: it has had {had}" if had else f"job {job_id} has not started yet"
-        )
-    paths = StatePaths.resolve(state_dir)
-    for root in (paths.job_output_dir, paths.job_copies_dir):
-        index = attempt_log_path(root, job_id, n)
-        if index.exists():
-            return [str(p) for p in log_files(index) if p.exists()]
-    node = record["attempts"][n - 1]["node"] if n <= len(record["attempts"]) else None
-    raise _fail(
-        f"this node has no output files of attempt {n} of job {job_id}: it ran on node {node} (ask there),"
-        " or it wrote nothing"
-    )
+    _exit(read_cmds.logs(state_dir, job, follow, attempt, raw_path))
 
 
 @app.command()
@@ -683,14 +599,7 @@ def cancel(
     jobs: Annotated[list[str], typer.Argument(help="Job ids, prefixes or names.")], state_dir: StateDir = None
 ) -> None:
     """Cancel jobs; their processes are stopped (SIGTERM, then SIGKILL)."""
-    client = _client(state_dir)
-    for ref in jobs:
-        answer = _call(lambda ref=ref: client.cancel(ref))
-        for record in answer if isinstance(answer, list) else [answer]:  # an array id: its elements
-            if record["state"] == "cancelled":
-                typer.echo(f"{record['id']} cancelled")
-            else:
-                typer.echo(f"{record['id']} had already ended: {record['state']}")  # ids are ASCII by rule
+    _exit(read_cmds.cancel(state_dir, jobs))
 
 
 @app.command()
@@ -701,15 +610,13 @@ def wait(
     as_json: JsonFlag = False,
 ) -> None:
     """Wait for jobs to end; exit 0 only if all succeeded."""
-    records = _call(lambda: _client(state_dir).wait(list(jobs), timeout=timeout))
-    if as_json:
-        _print_json(records)
-    else:
-        from swarmcompute.limits import printable
+    _exit(read_cmds.wait(state_dir, jobs, timeout, as_json))
 
-        for r in records:
-            typer.echo(printable(f"{r['id']} {r['state']} ({r['message']})"))
-    raise typer.Exit(0 if all(r["state"] == "succeeded" for r in records) else 1)
+
+def _exit(status: int) -> None:
+    """The end of a command whose body (``cli.read_cmds``) returned its exit status."""
+    if status:
+        raise typer.Exit(status)
 
 
 api_token_app = typer.Typer(

@@ -1,29 +1,43 @@
-"""The `swarm` executable. `swarm run` takes a lean path that never imports typer."""
+"""The `swarm` executable. `swarm run` and the read commands (`status`, `jobs`, `ps`, `show`,
+`logs`, `wait`, `cancel`) take a lean path that never imports typer; typer answers everything
+else, and their help and usage errors."""
 
 from __future__ import annotations
 
 import sys
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs start-up time on the lean paths
+    from typing import NoReturn
+
 
 def main() -> None:
     args = sys.argv[1:]
     if args and args[0] == "run":
-        import os
-
         from swarmcompute.cli.run_cmd import main as run_main
 
-        status = run_main(args[1:])
-        # The job has ended and everything is said: skip the interpreter's teardown (module and
-        # object finalisation), which cost `swarm run` 5-15 ms after the job had finished.
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):  # a reader that went away (`swarm run ... | head`)
-                pass
-        os._exit(status)
+        _exit_now(run_main(args[1:]))
+    from swarmcompute.cli.read_cmds import main as read_main
+
+    status = read_main(args)
+    if status is not None:
+        _exit_now(status)
     from swarmcompute.cli.app import app
 
     sys.exit(_one_line_errors(app))
+
+
+def _exit_now(status: int) -> NoReturn:
+    """Everything is said: skip the interpreter's teardown (module and object finalisation),
+    which cost `swarm run` 5-15 ms after the job had finished."""
+    import os
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader that went away (`swarm run ... | head`)
+            pass
+    os._exit(status)
 
 
 def _one_line_errors(app: object) -> int:

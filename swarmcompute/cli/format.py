@@ -11,6 +11,11 @@ import time
 from swarmcompute.limits import printable
 from swarmcompute.units import format_duration, format_size
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs `swarm status` 5 ms at start-up; annotations stay strings
+    from collections.abc import Sequence
+    from typing import Any
+
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     cells = [[str(h) for h in headers]] + [["-" if c is None else printable(str(c)) for c in row] for row in rows]
@@ -97,7 +102,7 @@ def _arrays_folded(jobs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _term(term: int) -> str:
     """A term within its configuration epoch (epoch 0 until a `swarm recover`)."""
-    from swarmcompute.raft.messages import epoch_of, term_in_epoch
+    from swarmcompute.raft.epochs import epoch_of, term_in_epoch
 
     epoch = epoch_of(term)
     return f"{term_in_epoch(term)} (configuration epoch {epoch})" if epoch else str(term)
@@ -132,7 +137,6 @@ def status_text(status: dict[str, Any]) -> str:
         lines.append(f"limits   cgroups not usable: {printable(str(cgroups.get('problem')))}")
     if status.get("run_as"):
         lines.append(f"users    jobs here run as {printable(str(status['run_as']))}")
-    lines += _incompatible(status.get("versions") or {})
     lines.append("")
     rows = [
         (
@@ -161,17 +165,6 @@ def status_text(status: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _incompatible(versions: dict[str, Any]) -> list[str]:
-    """One line per node whose protocol version this one cannot work with (``node.version_gate``)."""
-    ours = f"protocol {versions.get('protocol')} (swarmcompute {versions.get('version')})"
-    lines = []
-    for row in versions.get("incompatible") or ():
-        theirs = f"protocol {row['protocol']}" + (f" (swarmcompute {row['version']})" if row.get("version") else "")
-        text = f"{row.get('name') or row['id']} at {row['address']} speaks {theirs}, this node {ours}: {row['reason']}"
-        lines.append(f"refused  {printable(text)}")
-    return lines
-
-
 def nodes_table(nodes: Sequence[dict[str, Any]]) -> str:
     """`swarm nodes`: one line per node, by name."""
     rows = [
@@ -185,12 +178,10 @@ def nodes_table(nodes: Sequence[dict[str, Any]]) -> str:
             "yes" if n.get("docker") else "no",
             ",".join(f"{k}={v}" for k, v in sorted((n.get("labels") or {}).items())) or "-",
             n["running_jobs"],
-            n.get("version") or "-",
         )
         for n in sorted(nodes, key=lambda n: (n["name"], n["id"]))
     ]
-    headers = ["NAME", "ROLE", "STATE", "CPUS", "MEM FREE", "GPUS", "DOCKER", "LABELS", "RUNNING", "VERSION"]
-    return table(headers, rows)
+    return table(["NAME", "ROLE", "STATE", "CPUS", "MEM FREE", "GPUS", "DOCKER", "LABELS", "RUNNING"], rows)
 
 
 def _gpus(gpus: Sequence[dict[str, Any]]) -> str:

@@ -28,24 +28,10 @@ import enum
 from dataclasses import dataclass
 
 from swarmcompute import codec
-
-EPOCH_STRIDE = 1_000_000_000
-"""Terms per configuration epoch: a billion elections (decades at one a second) before a term
-could reach the next epoch, which only ``force_config`` may enter."""
-
-
-def epoch_of(term: int) -> int:
-    """The configuration epoch a term belongs to."""
-    return term // EPOCH_STRIDE
-
-
-def first_term_of(epoch: int) -> int:
-    return epoch * EPOCH_STRIDE
-
-
-def term_in_epoch(term: int) -> int:
-    """The term counted within its epoch (what `swarm status` shows next to the epoch)."""
-    return term % EPOCH_STRIDE
+from swarmcompute.raft.epochs import EPOCH_STRIDE as EPOCH_STRIDE  # their home: raft.epochs (no imports)
+from swarmcompute.raft.epochs import epoch_of as epoch_of
+from swarmcompute.raft.epochs import first_term_of as first_term_of
+from swarmcompute.raft.epochs import term_in_epoch as term_in_epoch
 
 
 class EntryKind(enum.StrEnum):

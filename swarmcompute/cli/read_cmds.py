@@ -1,0 +1,386 @@
+"""`swarm status`, `jobs` (and `ps`), `show`, `logs`, `wait` and `cancel`: one body each, run by
+the lean path here and by the typer commands of ``cli.app`` alike.
+
+The `swarm` entry point hands these commands to ``main`` before it imports typer (as it hands
+`swarm run` to ``run_cmd``): typer, click and pydantic cost about 100 ms of a 150-240 ms
+`swarm status`. ``main`` parses the commands' options as ``cli.app`` declares them (the click
+grammar: options anywhere, ``--opt=value``, ``-n5``, ``--`` ends options, the last of a repeated
+option wins, ``--state-dir`` from ``$SWARM_STATE_DIR``) and returns None for anything else: help,
+an unknown option, a missing argument, a value it does not read the way typer would. The typer
+app then runs, so help and usage errors read exactly as before. A local daemon is asked through
+``api.lean_client`` (msgpack frames, no codec); ``--url`` (or ``$SWARM_URL``) goes through
+``Client`` over HTTP as before. Output, errors and exit codes are the same on both paths
+(``tests/e2e/test_lean_read_commands.py`` runs both against a daemon and compares bytes).
+
+Measured on this 2-core machine (benchmarks/read_commands.py, interleaved rounds): `swarm status`
+p50 fell from about 150 ms to about that of `swarm run -- true`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs start-up time on this path; annotations stay strings
+    from collections.abc import Callable, Iterator, Sequence
+    from typing import Any
+
+    from swarmcompute.api.lean_client import LeanClient
+    from swarmcompute.client import Client
+
+OUTPUT_INCOMPLETE = 3
+"""`swarm logs` (and `swarm run` of a job that succeeded) when some output could not be delivered."""
+
+# option -> (destination, kind, repeatable); kind: "flag", "text" or "int". As cli.app declares them.
+_STATE_DIR = {"--state-dir": ("state_dir", "text", False)}
+_JSON = {"--json": ("as_json", "flag", False)}
+_LIST = {
+    "--limit": ("limit", "int", False),
+    "-n": ("limit", "int", False),
+    "--state": ("state", "text", True),
+    "--elements": ("elements", "flag", False),
+}
+_LOGS = {
+    "--follow": ("follow", "flag", False),
+    "-f": ("follow", "flag", False),
+    "--attempt": ("attempt", "int", False),
+    "--raw-path": ("raw_path", "flag", False),
+}
+GRAMMAR: dict[str, tuple[dict[str, tuple[str, str, bool]], str | None, bool]] = {
+    # command: (options, the argument's name or None, whether it takes one or more values)
+    "status": ({**_STATE_DIR, **_JSON}, None, False),
+    "jobs": ({**_STATE_DIR, **_JSON, **_LIST}, None, False),
+    "ps": ({**_STATE_DIR, **_JSON, **_LIST}, None, False),
+    "show": ({**_STATE_DIR, **_JSON}, "job", False),
+    "logs": ({**_STATE_DIR, **_LOGS}, "job", False),
+    "wait": ({**_STATE_DIR, "--timeout": ("timeout", "text", False), **_JSON}, "jobs", True),
+    "cancel": (_STATE_DIR, "jobs", True),
+}
+_GLOBAL = {"--url": "SWARM_URL", "--api-token": "SWARM_API_TOKEN"}
+"""The app's own options before the command (``cli.app._remote``): each sets its variable."""
+
+
+def main(args: Sequence[str]) -> int | None:
+    """Run a read command from the command line; None when it is not one, or when typer should
+    answer (help, a usage error)."""
+    args = list(args)
+    if os.environ.get("_SWARM_COMPLETE"):  # a shell asks typer to complete a word
+        return None
+    env: dict[str, str] = {}
+    i = 0
+    while i < len(args) and args[i].startswith("-"):
+        name, eq, value = args[i].partition("=")
+        if name not in _GLOBAL:
+            return None
+        if not eq:
+            if i + 1 >= len(args):
+                return None
+            i += 1
+            value = args[i]
+        env[_GLOBAL[name]] = value
+        i += 1
+    if i >= len(args) or args[i] not in GRAMMAR:
+        return None
+    command = args[i]
+    parsed = parse(command, args[i + 1 :])
+    if parsed is None:
+        return None
+    for variable, value in env.items():
+        if value:  # as the app's callback: an empty --url leaves $SWARM_URL as it is
+            os.environ[variable] = value
+    try:
+        return COMMANDS[command](**parsed)
+    except KeyboardInterrupt:  # as typer: exit 130, nothing said
+        return 130
+    except BrokenPipeError:  # the reader went away (`swarm jobs | head`): exit 1, as typer
+        return 1
+
+
+def parse(command: str, args: Sequence[str]) -> dict[str, Any] | None:
+    """``command``'s keyword arguments from ``args``; None for anything typer should answer."""
+    options, argument, many = GRAMMAR[command]
+    values: dict[str, Any] = {}
+    positional: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if arg == "--":
+            positional += args[i:]
+            break
+        if arg[:1] != "-" or len(arg) == 1:
+            positional.append(arg)
+            continue
+        if arg.startswith("--"):
+            name, eq, value = arg.partition("=")
+            attached = bool(eq)
+        else:  # -n5: the value attached; -fx and the like are typer's to read
+            name, value = arg[:2], arg[2:]
+            attached = bool(value)
+        if name not in options:
+            return None
+        dest, kind, repeatable = options[name]
+        if kind == "flag":
+            if attached:
+                return None
+            found: Any = True
+        else:
+            if not attached:
+                if i >= len(args):
+                    return None
+                value = args[i]
+                i += 1
+            found = value if kind == "text" else _whole(value)
+            if found is None:
+                return None
+        if repeatable:
+            values.setdefault(dest, []).append(found)
+        else:
+            values[dest] = found
+    if argument is None:
+        if positional:
+            return None
+    elif not positional or (len(positional) > 1 and not many):
+        return None
+    else:
+        values[argument] = positional if many else positional[0]
+    if "state_dir" not in values:
+        values["state_dir"] = os.environ.get("SWARM_STATE_DIR") or None  # as click: empty is unset
+    return values
+
+
+def _whole(text: str) -> int | None:
+    """An int option's value, when typer reads it the same way (plain digits, a sign); else None."""
+    digits = text[1:] if text[:1] in ("+", "-") else text
+    if not digits.isascii() or not digits.isdigit() or len(digits) > 1000:
+        return None
+    return int(text)
+
+
+# -- the commands ------------------------------------------------------------------------------
+
+
+def status(state_dir: str | None, as_json: bool = False) -> int:
+    """The cluster: nodes, leader, resources and job counts."""
+
+    def body() -> int:
+        result = _client(state_dir).status()
+        if as_json:
+            _print_json(result)
+        else:
+            from swarmcompute.cli.format import status_text
+
+            _echo(status_text(result))
+        return 0
+
+    return _guarded(body)
+
+
+def jobs(
+    state_dir: str | None,
+    as_json: bool = False,
+    limit: int = 50,
+    state: Sequence[str] | None = None,
+    elements: bool = False,
+) -> int:
+    """Recent jobs, newest first (an array as one line with its counts)."""
+    from swarmcompute.api.lean_client import JOB_STATES
+
+    def body() -> int:
+        states = [s.strip().lower() for s in state or ()]
+        for s in states:
+            if s not in JOB_STATES:
+                return _fail(f"--state {s[:40]!r} is not a job state: use one of {', '.join(JOB_STATES)}")
+        result = _client(state_dir).jobs(limit, states)
+        if as_json:
+            _print_json(result)
+        else:
+            from swarmcompute.cli.format import jobs_table
+
+            _echo(jobs_table(result, elements=elements))
+        return 0
+
+    return _guarded(body)
+
+
+def show(state_dir: str | None, job: str, as_json: bool = False) -> int:
+    """One job, with the reason it is in its state."""
+
+    def body() -> int:
+        record = _client(state_dir).job(job)
+        if as_json:
+            _print_json(record)
+        else:
+            from swarmcompute.cli.format import job_text
+
+            _echo(job_text(record))
+        return 0
+
+    return _guarded(body)
+
+
+def logs(
+    state_dir: str | None, job: str, follow: bool = False, attempt: int | None = None, raw_path: bool = False
+) -> int:
+    """A job's output, stdout to stdout and stderr to stderr; exit 3 if some of it is missing."""
+    from swarmcompute.limits import printable
+
+    def body() -> int:
+        client = _client(state_dir)
+        if raw_path:
+            for path in _raw_paths(client, state_dir, job, attempt):
+                _echo(path)
+            return 0
+        out, err = sys.stdout.buffer, sys.stderr.buffer
+        for tag, fields in _log_events(client, job, follow, attempt):
+            if tag == "api.output":
+                target = out if fields[2] == 1 else err  # api.messages.STDOUT
+                target.write(fields[3])
+                target.flush()
+            elif tag == "api.notice":
+                _echo(f"swarm: {printable(fields[0])}", err=True)
+            elif tag == "api.attempt":
+                _echo(printable(fields[3]), err=True)
+            elif tag == "api.end":
+                return OUTPUT_INCOMPLETE if fields[0].get("output_truncated") else 0
+        return 0
+
+    try:
+        return _guarded(body)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 141
+
+
+def wait(state_dir: str | None, jobs: Sequence[str], timeout: str | None = None, as_json: bool = False) -> int:
+    """Wait for jobs to end; exit 0 only if all succeeded, else 1."""
+
+    def body() -> int:
+        records = _client(state_dir).wait(list(jobs), timeout=timeout)
+        if as_json:
+            _print_json(records)
+        else:
+            from swarmcompute.limits import printable
+
+            for r in records:
+                _echo(printable(f"{r['id']} {r['state']} ({r['message']})"))
+        return 0 if all(r["state"] == "succeeded" for r in records) else 1
+
+    return _guarded(body)
+
+
+def cancel(state_dir: str | None, jobs: Sequence[str]) -> int:
+    """Cancel jobs (an array id: each of its elements); stops at the first that fails."""
+
+    def body() -> int:
+        client = _client(state_dir)
+        for ref in jobs:
+            answer = client.cancel(ref)
+            for record in answer if isinstance(answer, list) else [answer]:
+                if record["state"] == "cancelled":
+                    _echo(f"{record['id']} cancelled")
+                else:
+                    _echo(f"{record['id']} had already ended: {record['state']}")  # ids are ASCII by rule
+        return 0
+
+    return _guarded(body)
+
+
+COMMANDS: dict[str, Callable[..., int]] = {
+    "status": status,
+    "jobs": jobs,
+    "ps": jobs,
+    "show": show,
+    "logs": logs,
+    "wait": wait,
+    "cancel": cancel,
+}
+
+
+# -- plumbing ----------------------------------------------------------------------------------
+
+
+def _client(state_dir: str | None) -> LeanClient | Client:
+    """The local daemon's lean client; ``Client`` (over HTTP) when ``$SWARM_URL`` says so and no
+    state dir was named, as ``Client(state_dir)`` decides."""
+    if state_dir is None and os.environ.get("SWARM_URL"):
+        from swarmcompute.client import Client
+
+        return Client()
+    from swarmcompute.api.lean_client import LeanClient
+
+    return LeanClient(state_dir)
+
+
+def _log_events(
+    client: LeanClient | Client, job: str, follow: bool, attempt: int | None
+) -> Iterator[tuple[str, Sequence[Any]]]:
+    """``(tag, fields)`` of the log stream, from either client."""
+    from swarmcompute.api.lean_client import LeanClient
+
+    if isinstance(client, LeanClient):
+        yield from client.stream_logs(job, follow=follow, attempt=attempt)
+        return
+    from swarmcompute import codec
+
+    for event in client.stream_logs(job, follow=follow, attempt=attempt):
+        tag, fields = codec.to_msgpack_obj(event)
+        yield tag, fields
+
+
+def _raw_paths(client: LeanClient | Client, state_dir: str | None, ref: str, attempt: int | None) -> list[str]:
+    """`swarm logs --raw-path`: the attempt's output files on this node (stdout, stderr, index),
+    its own if it ran here, else the copy it keeps; exit 2 when this node has neither."""
+    from swarmcompute.errors import SwarmError
+    from swarmcompute.executor.logfile import attempt_log_path, log_files
+    from swarmcompute.paths import StatePaths
+
+    record = client.job(ref)
+    job_id, had = record["id"], record["attempt"]
+    n = had if attempt is None else attempt
+    if not 1 <= n <= had:
+        raise SwarmError(
+            f"job {job_id} has no attempt {n}: it has had {had}" if had else f"job {job_id} has not started yet"
+        )
+    paths = StatePaths.resolve(state_dir)
+    for root in (paths.job_output_dir, paths.job_copies_dir):
+        index = attempt_log_path(root, job_id, n)
+        if index.exists():
+            return [str(p) for p in log_files(index) if p.exists()]
+    node = record["attempts"][n - 1]["node"] if n <= len(record["attempts"]) else None
+    raise SwarmError(
+        f"this node has no output files of attempt {n} of job {job_id}: it ran on node {node} (ask there),"
+        " or it wrote nothing"
+    )
+
+
+def _guarded(body: Callable[[], int]) -> int:
+    """Run a command's body; a ``SwarmError`` is one line on stderr and exit 2."""
+    from swarmcompute.errors import SwarmError
+
+    try:
+        return body()
+    except SwarmError as exc:  # DaemonNotRunningError included: its message says what to do
+        return _fail(str(exc))
+
+
+def _fail(message: str) -> int:
+    from swarmcompute.limits import printable
+
+    _echo(f"swarm: {printable(message)}", err=True)
+    return 2
+
+
+def _echo(text: str, *, err: bool = False) -> None:
+    """A line, flushed at once (as ``typer.echo``: stdout and stderr keep their order in one pipe)."""
+    stream = sys.stderr if err else sys.stdout
+    stream.write(text + "\n")
+    stream.flush()
+
+
+def _print_json(value: Any) -> None:
+    import json
+
+    _echo(json.dumps(value, indent=2, sort_keys=True))
