@@ -137,6 +137,7 @@ def status_text(status: dict[str, Any]) -> str:
         lines.append(f"limits   cgroups not usable: {printable(str(cgroups.get('problem')))}")
     if status.get("run_as"):
         lines.append(f"users    jobs here run as {printable(str(status['run_as']))}")
+    lines += _incompatible(status.get("versions") or {})
     lines.append("")
     rows = [
         (
@@ -165,6 +166,17 @@ def status_text(status: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _incompatible(versions: dict[str, Any]) -> list[str]:
+    """One line per node whose protocol version this one cannot work with (``node.version_gate``)."""
+    ours = f"protocol {versions.get('protocol')} (swarmcompute {versions.get('version')})"
+    lines = []
+    for row in versions.get("incompatible") or ():
+        theirs = f"protocol {row['protocol']}" + (f" (swarmcompute {row['version']})" if row.get("version") else "")
+        text = f"{row.get('name') or row['id']} at {row['address']} speaks {theirs}, this node {ours}: {row['reason']}"
+        lines.append(f"refused  {printable(text)}")
+    return lines
+
+
 def nodes_table(nodes: Sequence[dict[str, Any]]) -> str:
     """`swarm nodes`: one line per node, by name."""
     rows = [
@@ -178,10 +190,12 @@ def nodes_table(nodes: Sequence[dict[str, Any]]) -> str:
             "yes" if n.get("docker") else "no",
             ",".join(f"{k}={v}" for k, v in sorted((n.get("labels") or {}).items())) or "-",
             n["running_jobs"],
+            n.get("version") or "-",
         )
         for n in sorted(nodes, key=lambda n: (n["name"], n["id"]))
     ]
-    return table(["NAME", "ROLE", "STATE", "CPUS", "MEM FREE", "GPUS", "DOCKER", "LABELS", "RUNNING"], rows)
+    headers = ["NAME", "ROLE", "STATE", "CPUS", "MEM FREE", "GPUS", "DOCKER", "LABELS", "RUNNING", "VERSION"]
+    return table(headers, rows)
 
 
 def _gpus(gpus: Sequence[dict[str, Any]]) -> str:
