@@ -17,6 +17,8 @@ import threading
 import time
 from typing import Any
 
+import pytest
+
 from swarmcompute.testing.clusters import formed, node_by_id
 from swarmcompute.testing.daemons import DaemonProcess, wait_until
 from swarmcompute.testing.netns import Host, Lan
@@ -140,5 +142,46 @@ def test_a_follower_then_the_leader_change_address_and_are_reached_at_the_new_on
     assert not bounced, f"jobs were stopped or run again across the moves: {bounced}"
     assert follower_s < RECOVER_DEADLINE_S and leader_s < RECOVER_DEADLINE_S
     for d in nodes:  # stopped together, not one by one (each would wait out the next election)
+        if d.proc is not None and d.proc.poll() is None:
+            d.proc.send_signal(signal.SIGTERM)
+
+
+@pytest.mark.slow  # about 30 s: deselected unless SWARM_SLOW=1 (root conftest)
+def test_a_node_asleep_long_enough_to_be_declared_dead_wakes_on_another_address_and_rejoins_without_a_restart(
+    lan: Lan, daemon_factory: Any
+) -> None:
+    """A laptop shut for a while and opened on another network: its daemon is frozen (SIGSTOP) long
+    enough for every other node to declare it dead, its host is renumbered meanwhile, and then it
+    runs on (SIGCONT). The same process, never restarted, must be listed alive at its new address
+    by every node and run a job pinned to it."""
+    hosts, nodes = start_wildcard_cluster(lan, daemon_factory, 3)
+    sleeper = next(d for d in nodes if d.status()["node_id"] != d.status()["leader"])
+    sleeper_id, pid = sleeper.status()["node_id"], sleeper.pid
+    awake = [d for d in nodes if d is not sleeper]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_until(
+            lambda: all(
+                next(v for v in d.status()["nodes"] if v["id"] == sleeper_id)["state"] == "dead" for d in awake
+            ),
+            60,
+            "the others to declare the sleeping node dead",
+        )
+        new_ip = str(lan.subnet.network_address + 210)
+        hosts[nodes.index(sleeper)].set_ip(new_ip)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    woke = time.monotonic()
+    wait_until(
+        lambda: moved_everywhere(nodes, sleeper_id, f"{new_ip}:7340"),
+        60,
+        "every node to list the woken node alive at its new address",
+    )
+    rejoined_s = time.monotonic() - woke
+    assert sleeper.pid == pid and sleeper.proc is not None and sleeper.proc.poll() is None  # never restarted
+    pinned = awake[0].client.submit(["echo", "here"], node=sleeper.name)
+    assert awake[0].client.wait(pinned, timeout=30)["state"] == "succeeded"
+    print(f"woken on a new address: alive there for every node after {rejoined_s:.2f}s")
+    for d in nodes:
         if d.proc is not None and d.proc.poll() is None:
             d.proc.send_signal(signal.SIGTERM)
