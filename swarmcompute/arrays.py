@@ -4,12 +4,14 @@
 any of them: at most N elements assigned or running at once (Slurm's syntax). Each element is a
 job of its own, ``ARRAY.INDEX`` (its id), named ``NAME[INDEX]`` (``ARRAY[INDEX]`` without a
 name), with ``SWARM_ARRAY_ID`` and ``SWARM_ARRAY_INDEX`` in its environment; the scheduler keeps
-``%N`` (``JobSpec.array_limit``), and ``swarm wait``, ``cancel`` and ``jobs`` take the array id.
+``%N`` (``JobSpec.array_limit``), and ``swarm wait``, ``cancel`` and ``jobs`` take the array id;
+``swarm show`` of an array id is ``array_view``.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from swarmcompute.limits import MAX_BATCH, MAX_JOB_ID
 from swarmcompute.state.job import JobSpec
@@ -61,3 +63,56 @@ def elements(spec: JobSpec, array: str) -> list[JobSpec]:
         )
         for i in indices
     ]
+
+
+def array_view(array_id: str, elements: list[dict[str, Any]]) -> dict[str, Any]:
+    """What `swarm show ARRAY` (``Client.job``, ``GET /api/v1/jobs/{id}``) answers for an array id:
+    its counts by state, the %limit, and each element's index, state, exit code and node;
+    ``elements`` are the elements' job records (``Job.view``, with ``node_name``), any order."""
+    members = sorted(elements, key=lambda j: j["array_index"])
+    counts: dict[str, int] = {}
+    for j in members:
+        counts[j["state"]] = counts.get(j["state"], 0) + 1
+    first = members[0]
+    ended = all(j["finished_at"] is not None and j["state"] in _ENDED for j in members)
+    if ended:
+        state = (
+            "succeeded" if counts.get("succeeded") == len(members) else "failed" if "failed" in counts else "cancelled"
+        )
+    else:
+        state = "running" if counts.get("running") or counts.get("assigned") else "pending"
+    limit = int(first["array_limit"] or 0)
+    said = ", ".join(f"{counts[s]} {s}" for s in _ORDER if s in counts)
+    return {
+        "id": array_id,
+        "kind": "array",
+        "name": str(first["name"]).rsplit("[", 1)[0],
+        "state": state,
+        "message": said + (f" (at most {limit} at once)" if limit else ""),
+        "size": len(members),
+        "array_limit": limit,
+        "counts": counts,
+        "command": first["command"],
+        "image": first.get("image"),
+        "user": first.get("user"),
+        "submitted_at": min(j["submitted_at"] for j in members),
+        "started_at": min((j["started_at"] for j in members if j["started_at"] is not None), default=None),
+        "finished_at": max(j["finished_at"] for j in members) if ended else None,
+        "elements": [
+            {
+                "index": j["array_index"],
+                "id": j["id"],
+                "state": j["state"],
+                "exit_code": j["exit_code"],
+                "attempt": j["attempt"],
+                "node": j["node"],
+                "node_name": j.get("node_name"),
+                "message": j["message"],
+            }
+            for j in members
+        ],
+    }
+
+
+_ENDED = frozenset({"succeeded", "failed", "cancelled"})
+_ORDER = ("running", "assigned", "pending", "succeeded", "failed", "cancelled")

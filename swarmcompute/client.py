@@ -323,7 +323,8 @@ class Client:
         return views[0] if single and len(views) == 1 else views  # an array id: all its elements
 
     def job(self, job_id: str) -> dict[str, Any]:
-        """One job's record (id, a unique prefix, or a name)."""
+        """One job's record (id, a unique prefix, or a name), with ``pull`` (how far its node has got
+        pulling its image, or None); for an array id, the array (``arrays.array_view``)."""
         return self._call(m.GetJob(_job_ref(job_id)))
 
     def jobs(self, limit: int = 50, states: Sequence[str] = ()) -> list[dict[str, Any]]:
@@ -338,7 +339,8 @@ class Client:
         return b"".join(parts).decode("utf-8", "replace")
 
     def stream_logs(self, job_id: str, *, follow: bool = False, attempt: int | None = None) -> Iterator[Any]:
-        """Yield ``OutputChunk``, ``Notice`` and ``AttemptStart`` events, ending with a ``StreamEnd``."""
+        """Yield ``OutputChunk``, ``Notice`` and ``AttemptStart`` events (following: ``Progress`` too,
+        while the node pulls the job's image), ending with a ``StreamEnd``."""
         check_attempt(attempt)
         yield from self._stream(m.Logs(_job_ref(job_id), bool(follow), attempt))
 

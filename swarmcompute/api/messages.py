@@ -196,6 +196,21 @@ class AttemptStart:
     text: str
 
 
+@codec.message("api.progress")
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Before an attempt's output: how far its node has got pulling its image (at most one a
+    second, the last one ``done``). ``text`` is the line to show, ``pulling busybox:1 on n2: 1 of 3
+    layers, 1.5 MiB of 4.0 MiB``; a terminal repaints it in place, a log gets one line each."""
+
+    job_id: str
+    attempt: int
+    text: str
+    done: bool = False
+    pull: dict[str, Any] | None = None
+    """``PullProgress.view()``: the same figures, for programs."""
+
+
 @codec.message("api.end")
 @dataclass(frozen=True, slots=True)
 class StreamEnd:

@@ -23,6 +23,7 @@ from swarmcompute.api import messages as m
 from swarmcompute.api.lifeline import Lifelines
 from swarmcompute.api.protocol import LENGTH_PREFIX, MAX_FRAME_BYTES, frame, socket_address
 from swarmcompute.api.streaming import OutputStream
+from swarmcompute.arrays import array_view
 from swarmcompute.errors import FrameTooLargeError, JobNotFoundError, ProtocolError, SwarmError, WaitTimeoutError
 from swarmcompute.files.messages import CONTROL_REQUESTS as FILE_REQUESTS
 from swarmcompute.state.job import Job, JobState
@@ -188,8 +189,16 @@ class ControlServer:
                 views = await self._wait(refs, timeout_s)
                 return [_shown_to(uid, daemon.table.resolve(v["id"]), v) for v in views]
             case m.GetJob(ref=ref, with_output=with_output):
+                elements = self._array_elements(ref)
+                if elements:  # an array id (`swarm show ARRAY`): the array, with its elements' states
+                    return array_view(ref, [daemon.job_view(j) for j in elements])
                 job = await self.resolve(ref)
-                return _shown_to(uid, job, daemon.job_view(job, with_output=with_output))
+                view = _shown_to(uid, job, daemon.job_view(job, with_output=with_output))
+                pull = await daemon.pull_progress(job)  # its image, being pulled for it now
+                view["pull"] = None if pull is None else pull.view()
+                if pull is not None and not pull.done:
+                    view["message"] = pull.text(daemon.node_name(job.node or ""))
+                return view
             case m.ListJobs(limit=limit, states=states):
                 wanted = [JobState(s) for s in states if s in JobState._value2member_map_]
                 jobs = daemon.table.recent(max(0, min(limit, MAX_LIST_LIMIT)), wanted or None)
@@ -250,20 +259,17 @@ class ControlServer:
 
     def _arrays_expanded(self, refs: tuple[str, ...]) -> tuple[str, ...]:
         """``refs`` with each array id (``swarm run --array``) replaced by its elements, in index order."""
-        table = self._daemon.table
         out: list[str] = []
         for ref in refs:
-            if ref in table:
-                out.append(ref)
-                continue
-            elements = sorted(
-                ((j.spec.array_index, j.id) for j in table.jobs() if j.spec.array_id == ref), key=lambda e: e[0]
-            )
-            if elements:
-                out.extend(job_id for _, job_id in elements)
-            else:
-                out.append(ref)
+            out.extend([j.id for j in self._array_elements(ref)] or [ref])
         return tuple(out)
+
+    def _array_elements(self, ref: str) -> list[Job]:
+        """The elements of array ``ref`` in index order; none when ``ref`` is a job id, or no array's."""
+        table = self._daemon.table
+        if ref in table:
+            return []
+        return sorted((j for j in table.jobs() if j.spec.array_id == ref), key=lambda j: j.spec.array_index)
 
     async def _wait(self, refs: tuple[str, ...], timeout_s: float | None) -> list[dict[str, Any]]:
         daemon = self._daemon

@@ -15,6 +15,9 @@ final job record then carries ``output_truncated: true``:
   the job record's 4 KiB tail is sent instead when nothing else was (a tail shorter than that is
   the whole output).
 
+While a followed attempt waits for its node to pull its image, a ``Progress`` says how far the
+pull has got whenever that changed (``executor.pull_progress``).
+
 Which attempts: one (``attempt=N``); the latest (``swarm logs``); the latest and every later one
 (``swarm logs -f``); or all of them from the first (``swarm run``). Between two attempts'
 output an ``AttemptStart`` carries the line ``--- attempt 2 on n3 (after exit 1) ---``.
@@ -30,8 +33,9 @@ from swarmcompute.api import messages as m
 from swarmcompute.api.protocol import frame
 from swarmcompute.errors import AttemptNotFoundError, ExecutorError
 from swarmcompute.executor.logfile import END, TRUNCATED, read_chunks
+from swarmcompute.executor.pull_progress import PROGRESS_INTERVAL_S, PullProgress
 from swarmcompute.executor.spec import TAIL_BYTES
-from swarmcompute.state.job import ACTIVE_STATES, Job
+from swarmcompute.state.job import ACTIVE_STATES, Job, JobState
 
 if TYPE_CHECKING:
     from swarmcompute.api.node_api import NodeAPI
@@ -55,6 +59,8 @@ class OutputStream:
         self._job_id = job_id
         self.incomplete = False
         """Something was not delivered whole (and was said)."""
+        self._pull_said: PullProgress | None = None
+        self._pull_said_at = -PROGRESS_INTERVAL_S
 
     async def run(self, *, follow: bool, attempt: int | None = None, from_first: bool = False) -> None:
         daemon = self._daemon
@@ -130,6 +136,8 @@ class OutputStream:
             running = n == job.attempt and job.state in ACTIVE_STATES
             node = _node_of(job, n)
             local = node is None or node == me
+            if running and follow and not delivered and job.state is JobState.ASSIGNED and job.spec.image:
+                await self._pull_news(job, n, local)
             if local:
                 chunks, new_offset = self._read_local(daemon.log_path(self._job_id, n), offset)
                 reached = True
@@ -173,6 +181,20 @@ class OutputStream:
                 await asyncio.wait_for(event.wait(), None if local else REMOTE_POLL_S)
             except TimeoutError:
                 pass
+
+    async def _pull_news(self, job: Job, n: int, local: bool) -> None:
+        """Say how far the pull of the attempt's image has got, when that changed (``Progress``):
+        here, the executor wakes us at most once per ``PROGRESS_INTERVAL_S``; from another node,
+        asked at every poll, at most one change per interval is said (and the last, ``done``)."""
+        progress = await self._daemon.pull_progress(job)
+        if progress is None or progress == self._pull_said:
+            return
+        now = asyncio.get_running_loop().time()
+        if not local and not progress.done and now - self._pull_said_at < PROGRESS_INTERVAL_S:
+            return  # a later poll says it
+        self._pull_said, self._pull_said_at = progress, now
+        where = self._node_name(job.node) if job.node else ""
+        await self._send(m.Progress(job.id, n, progress.text(where), progress.done, progress.view()))
 
     async def _fetch(self, node: str, n: int, offset: int) -> tuple[list[tuple[int, bytes]], int, bool]:
         """The next chunks from ``node``'s log (or copy) of attempt ``n``, the offset after them,

@@ -209,6 +209,8 @@ def _gpus(gpus: Sequence[dict[str, Any]]) -> str:
 
 
 def job_text(job: dict[str, Any]) -> str:
+    if job.get("kind") == "array":
+        return array_text(job)
     fields = [
         ("id", job["id"]),
         ("name", job["name"] or "-"),
@@ -232,6 +234,37 @@ def job_text(job: dict[str, Any]) -> str:
     if tail:
         # the job's own output, as `swarm logs` prints it; only escape sequences are defused
         text += "\n\noutput (last lines):\n" + "\n".join(printable(line) for line in tail.splitlines()[-10:])
+    return text
+
+
+SHOWN_ELEMENTS = 50
+"""`swarm show ARRAY` lists this many elements (all with --json, or `swarm jobs --elements`)."""
+
+
+def array_text(array: dict[str, Any]) -> str:
+    """`swarm show ARRAY`: the array (``arrays.array_view``), then one line per element."""
+    limit = array["array_limit"]
+    fields = [
+        ("id", array["id"]),
+        ("kind", f"array of {array['size']}" + (f", at most {limit} at once" if limit else "")),
+        ("name", array["name"] or "-"),
+        ("state", array["state"]),
+        ("counts", array["message"]),
+        ("command", array["command"]),
+        ("submitted", ago(array["submitted_at"])),
+        ("started", ago(array["started_at"])),
+        ("finished", ago(array["finished_at"])),
+    ]
+    width = max(len(k) for k, _ in fields)
+    text = "\n".join(f"{k.ljust(width)}  {printable(str(v))}" for k, v in fields)
+    elements = array["elements"]
+    rows = [
+        (e["index"], e["id"], e["state"], e["exit_code"], e["attempt"], e.get("node_name") or (e["node"] or "")[:12])
+        for e in elements[:SHOWN_ELEMENTS]
+    ]
+    text += "\n\n" + table(["INDEX", "ID", "STATE", "EXIT", "TRY", "NODE"], rows)
+    if len(elements) > SHOWN_ELEMENTS:
+        text += f"\n... and {len(elements) - SHOWN_ELEMENTS} more (`swarm show --json`, `swarm jobs --elements`)"
     return text
 
 

@@ -60,6 +60,12 @@ Options:
                         at once); each sees SWARM_ARRAY_ID and SWARM_ARRAY_INDEX.
                         Prints the array id, waits for all (not with -d) and
                         exits 0 if every one succeeded, else 1.
+  --ranks N             A gang: N ranks placed all at once or not at all, run
+                        again together when one is lost; each sees SWARM_RANK,
+                        SWARM_LOCAL_RANK, SWARM_WORLD_SIZE, SWARM_MASTER_ADDR,
+                        SWARM_MASTER_PORT and SWARM_HOSTFILE. Streams every
+                        rank's output tagged [R]; exits 0 if all exited 0.
+  --ranks-per-node K    Exactly K ranks on each node (the last gets the rest).
   --max-procs N         At most N processes (a cgroup's pids.max; else the
                         user's RLIMIT_NPROC, which root ignores).
   --max-file-size SIZE  No file written larger than SIZE (RLIMIT_FSIZE).
@@ -105,6 +111,8 @@ _OPTIONS: dict[str, tuple[str, bool, bool]] = {
     "--gpu-mem": ("gpu_mem", True, False),
     "--constraint": ("constraints", True, True),
     "--array": ("array", True, False),
+    "--ranks": ("ranks", True, False),
+    "--ranks-per-node": ("ranks_per_node", True, False),
     "--max-procs": ("max_procs", True, False),
     "--max-file-size": ("max_file_size", True, False),
     "--after": ("after", True, True),
@@ -117,7 +125,7 @@ _OPTIONS: dict[str, tuple[str, bool, bool]] = {
     "--id": ("job_id", True, False),
     "--state-dir": ("state_dir", True, False),
 }
-_INTS = {"retries", "priority", "gpus", "max_procs"}
+_INTS = {"retries", "priority", "gpus", "max_procs", "ranks", "ranks_per_node"}
 _SHIPPING = ("upload", "workdir", "max_upload", "no_upload", "download")
 
 
@@ -214,6 +222,7 @@ def main(args: Sequence[str]) -> int:
             sys.stdout.write(USAGE)
             return 0
         array = parsed.options.pop("array", None)
+        gang = parsed.options.pop("ranks", None), parsed.options.pop("ranks_per_node", None)
         spec = _spec(parsed)
     except (UsageError, ValueError) as exc:
         print(f"swarm run: {_safe(str(exc))}", file=sys.stderr)
@@ -221,7 +230,10 @@ def main(args: Sequence[str]) -> int:
     if parsed.state_dir is None and os.environ.get("SWARM_URL"):  # `swarm --url URL run ...`: over HTTP
         from swarmcompute.web.remote import run_main as run_remote
 
-        return run_remote(parsed)
+        if gang != (None, None):
+            print("swarm: --ranks needs a local daemon (--state-dir), not --url", file=sys.stderr)
+            return 2
+        return run_remote(parsed, array)
     from swarmcompute.api import lean
     from swarmcompute.state_dir import CONTROL_SOCKET_NAME, state_dir_path
 
@@ -239,8 +251,15 @@ def main(args: Sequence[str]) -> int:
             from swarmcompute.files.cli import ship
 
             ship(parsed, spec, state_dir)
+        if array is not None and gang != (None, None):
+            print("swarm run: a job is an array (--array) or a gang (--ranks), not both", file=sys.stderr)
+            return 2
         if array is not None:
             return _run_array(spec, array, state_dir, detach=parsed.detach)
+        if gang != (None, None):
+            from swarmcompute.cli.gang_run import run_gang
+
+            return run_gang(spec, gang, state_dir, detach=parsed.detach)
         sock.sendall(lean.submit_frame(spec, attach=not parsed.detach))
         status = _follow(sock, lean, state_dir, spec["id"], keep=bool(spec.get("keep_on_exit")))
     except lean.LeanError as exc:
@@ -286,11 +305,16 @@ def _run_array(spec: dict[str, Any], array: str, state_dir: str, *, detach: bool
     except SwarmError as exc:
         print(f"swarm: {_safe(str(exc))}", file=sys.stderr)
         return 2
+    return array_ended(spec["id"], jobs)
+
+
+def array_ended(array_id: str, jobs: Any) -> int:
+    """Say how an array's elements ended (``swarm: array ID: 3 failed, 97 succeeded``); 0 if all succeeded."""
     jobs = jobs if isinstance(jobs, list) else [jobs]
     counts: dict[str, int] = {}
     for job in jobs:
         counts[job["state"]] = counts.get(job["state"], 0) + 1
-    print(f"swarm: array {spec['id']}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())), file=sys.stderr)
+    print(f"swarm: array {array_id}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())), file=sys.stderr)
     return 0 if counts.get("succeeded", 0) == len(jobs) else 1
 
 
@@ -381,9 +405,19 @@ def _follow(sock: Any, lean: Any, state_dir: str, job_id: str, keep: bool = Fals
     our connection closed, for the ends we cannot see (``kill -9``)."""
     reader = lean.FrameReader(sock)
     out, err = sys.stdout.buffer, sys.stderr.buffer
+    pull = None  # the image pull's updating line, once one is reported
     try:
         while True:
             tag, fields = reader.next()
+            if tag == "api.progress":  # the node pulls the job's image: [job_id, attempt, text, done, pull]
+                if pull is None:
+                    from swarmcompute.cli.progress_line import ProgressLine
+
+                    pull = ProgressLine()
+                pull.show(fields[2], done=bool(fields[3]))
+                continue
+            if pull is not None:
+                pull.end()
             if tag == "api.output":
                 stream = out if fields[2] == 1 else err
                 stream.write(fields[3])

@@ -10,7 +10,8 @@ Lifecycle of one attempt:
    image, ``command=argv``, the env plus ``SWARM_JOB_ID``/``SWARM_ATTEMPT``, labels
    ``swarm.job_id``/``swarm.attempt``/``swarm.node``, ``stop_signal=SIGTERM``, optional
    ``nano_cpus``/``mem_limit`` (hard: no swap on top), and (by default) Docker's init so SIGTERM reaches the job rather
-   than a pid 1 that ignores it. A missing image is pulled once (``pull_timeout_s``); no engine,
+   than a pid 1 that ignores it. A missing image is pulled once (``pull_timeout_s`` bounds each
+   wait for the engine's next word), its progress kept for ``pull_progress``; no engine,
    no image or a command the image lacks is a ``SPAWN_FAILED`` result with one clear line.
 2. It attaches to the container *before* starting it, so no output is lost, and hands the
    attach stream to one reader thread per attempt (a silent job may hold it for hours; it must
@@ -69,6 +70,7 @@ from swarmcompute.executor.docker_session import (
     explain,
 )
 from swarmcompute.executor.logfile import DEFAULT_MAX_LOG_BYTES, STDERR, STDOUT, LogWriter
+from swarmcompute.executor.pull_progress import PROGRESS_INTERVAL_S, PullProgress
 from swarmcompute.executor.spawn import SpawnFailed
 from swarmcompute.executor.spec import AttemptResult, AttemptSpec, EndReason
 
@@ -87,7 +89,7 @@ class _Attempt:
 
     __slots__ = (
         "spec", "key", "writer", "started_at", "reason", "container_id", "stop_sent", "grace_s",
-        "timeout_handle", "done", "credits",
+        "timeout_handle", "done", "credits", "pull", "pull_told", "pull_timer",
     )  # fmt: skip
 
     def __init__(
@@ -108,6 +110,11 @@ class _Attempt:
         self.timeout_handle: asyncio.TimerHandle | None = None
         self.done = done
         self.credits = threading.BoundedSemaphore(_CHUNKS_IN_FLIGHT)
+        self.pull: PullProgress | None = None
+        """Its image's pull, while and once it was pulled for it (``pull_progress``)."""
+        self.pull_told = -PROGRESS_INTERVAL_S
+        """When followers were last told of a change of ``pull`` (monotonic)."""
+        self.pull_timer: asyncio.TimerHandle | None = None
 
 
 class DockerExecutor(AttemptRunner["_Attempt"]):
@@ -171,7 +178,11 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
         loop = asyncio.get_running_loop()
         att = _Attempt(spec, writer, started_at, loop.create_future())
         self._attempts[key] = att
-        launch = loop.run_in_executor(self._pool, self._engine.launch, spec)
+
+        def pulled(progress: PullProgress) -> None:  # in the worker thread
+            _post(loop, self._pulled, att, progress)
+
+        launch = loop.run_in_executor(self._pool, self._engine.launch, spec, pulled, lambda: att.reason is not None)
         try:
             await asyncio.shield(launch)
         except asyncio.CancelledError:
@@ -219,6 +230,12 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
             att.timeout_handle = loop.call_later(
                 max(spec.timeout_s - elapsed_s, 0.0), self._terminate, att, EndReason.TIMEOUT
             )
+
+    def pull_progress(self, job_id: str, attempt: int) -> PullProgress | None:
+        """How far the pull of a live attempt's image has got (None: no pull was needed, or the
+        attempt is not here); the last one (``done``) stays until the attempt ends."""
+        att = self._attempts.get((job_id, attempt))
+        return None if att is None else att.pull
 
     def container_id(self, job_id: str, attempt: int) -> str | None:
         """The container of a running attempt (None while it is still being created)."""
@@ -330,6 +347,33 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
         att.credits.release()
         att.writer.write(stream, data)
         if self._on_output is not None:
+            try:
+                self._on_output(att.spec.job_id, att.spec.attempt)
+            except Exception:
+                _log.exception("on_output_callback_failed", job_id=att.spec.job_id)
+
+    def _pulled(self, att: _Attempt, progress: PullProgress) -> None:
+        """A pull update for ``att``: kept at once; its followers are woken (as by new output) at
+        most once per ``PROGRESS_INTERVAL_S``, the last change of a burst included, and at once
+        when the pull is done."""
+        if att.done.done():
+            return
+        att.pull = progress
+        if progress.done and att.pull_timer is not None:
+            att.pull_timer.cancel()
+            att.pull_timer = None
+        if att.pull_timer is not None:
+            return  # a wakeup is due: it will show this one
+        wait_s = 0.0 if progress.done else att.pull_told + PROGRESS_INTERVAL_S - time.monotonic()
+        if wait_s <= 0:
+            self._pull_told(att)
+        else:
+            att.pull_timer = asyncio.get_running_loop().call_later(wait_s, self._pull_told, att)
+
+    def _pull_told(self, att: _Attempt) -> None:
+        att.pull_timer = None
+        att.pull_told = time.monotonic()
+        if self._on_output is not None and not att.done.done():
             try:
                 self._on_output(att.spec.job_id, att.spec.attempt)
             except Exception:

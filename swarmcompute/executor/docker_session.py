@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import docker  # type: ignore[import-untyped]
 import docker.errors  # type: ignore[import-untyped]
 import docker.utils  # type: ignore[import-untyped]
 import structlog
+import urllib3.exceptions
 
 from swarmcompute.executor.docker_engine import (
     ENGINE_ERRORS,
@@ -31,6 +33,7 @@ from swarmcompute.executor.docker_engine import (
     connect,
     engine_address,
 )
+from swarmcompute.executor.pull_progress import PullProgress, PullTracker
 from swarmcompute.executor.spawn import SpawnFailed, run_as_of
 
 _log = structlog.get_logger(__name__)
@@ -42,6 +45,10 @@ OutputStream = Iterator[tuple[bytes | None, bytes | None]]
 
 LAUNCH_ERRORS: tuple[type[BaseException], ...] = (SpawnFailed, *ENGINE_ERRORS)
 """An engine error, or our own one-line verdict on one (``client`` raises ``SpawnFailed``)."""
+
+OnPull = Callable[[PullProgress], None]
+"""Called (in the worker thread) with each change of a pull's progress, and with the last one
+(``done``) once the image is there; the engine says a few dozen a second at most."""
 
 
 class EngineSession:
@@ -97,11 +104,17 @@ class EngineSession:
         """The one line a job gets when no engine answers."""
         return f"no Docker engine reachable at {self.address}: start dockerd or run the job without --image"
 
-    def launch(self, spec: ContainerSpec) -> tuple[str, OutputStream]:
-        """Create, attach to and start the container; raise ``SpawnFailed`` with one clear line."""
+    def launch(
+        self, spec: ContainerSpec, on_pull: OnPull | None = None, stopped: Callable[[], bool] | None = None
+    ) -> tuple[str, OutputStream]:
+        """Create, attach to and start the container; raise ``SpawnFailed`` with one clear line.
+
+        A missing image is pulled first, its progress handed to ``on_pull``; ``stopped`` is asked
+        between the pull's events: once it says yes the pull is abandoned (a job cancelled while
+        its image downloads does not wait for the download)."""
         try:
             client = self.client()
-            container = self._create(client, spec)
+            container = self._create(client, spec, on_pull, stopped)
         except SpawnFailed:
             raise
         except ENGINE_ERRORS as exc:
@@ -120,7 +133,13 @@ class EngineSession:
             raise SpawnFailed(*start_error(exc)) from exc
         return str(container.id), stream
 
-    def _create(self, client: docker.DockerClient, spec: ContainerSpec) -> Any:
+    def _create(
+        self,
+        client: docker.DockerClient,
+        spec: ContainerSpec,
+        on_pull: OnPull | None,
+        stopped: Callable[[], bool] | None,
+    ) -> Any:
         kwargs = self._container_kwargs(spec)
         try:
             return client.containers.create(**kwargs)
@@ -131,7 +150,7 @@ class EngineSession:
                 raise
             self._remove_name_clash(client, kwargs["name"])
             return client.containers.create(**kwargs)
-        self._pull(spec.image)
+        self._pull(spec.image, on_pull, stopped)
         return client.containers.create(**kwargs)
 
     def _container_kwargs(self, spec: ContainerSpec) -> dict[str, Any]:
@@ -176,21 +195,41 @@ class EngineSession:
             kwargs["ulimits"] = [docker.types.Ulimit(name="fsize", soft=spec.max_file_size, hard=spec.max_file_size)]
         return kwargs
 
-    def _pull(self, image: str) -> None:
-        """Try to pull a missing image once, bounded; raise ``SpawnFailed`` saying what to do."""
+    def _pull(self, image: str, on_pull: OnPull | None, stopped: Callable[[], bool] | None) -> None:
+        """Pull a missing image once, reporting its progress; ``pull_timeout_s`` bounds each wait
+        for the engine's next word. Raise ``SpawnFailed`` saying what to do."""
         repo, tag = docker.utils.parse_repository_tag(image)
         try:
             puller = connect(self.docker_host, timeout_s=self._pull_timeout_s)
         except ENGINE_ERRORS as exc:
             raise SpawnFailed(None, self.unreachable_line()) from exc
+        tracker = PullTracker(image)
+        started = time.monotonic()
         try:
-            puller.images.pull(repo, tag=tag or "latest")
-            _log.info("container_image_pulled", image=image)
-            return
+            for event in puller.api.pull(repo, tag=tag or "latest", stream=True, decode=True):
+                if stopped is not None and stopped():
+                    raise SpawnFailed(None, f"stopped while pulling image {image}")
+                if not isinstance(event, dict):
+                    continue
+                if "error" in event:
+                    detail = " ".join(str(event.get("error")).split())[:500]
+                    lowered = detail.lower()
+                    gone = ("not found", "does not exist", "manifest unknown", "repository name not known")
+                    why = "the registry does not have it" if any(g in lowered for g in gone) else "pulling it failed"
+                    break
+                if tracker.feed(event) and on_pull is not None:
+                    on_pull(tracker.progress(time.monotonic() - started))
+            else:
+                _log.info("container_image_pulled", image=image, seconds=round(time.monotonic() - started, 3))
+                if on_pull is not None:
+                    on_pull(tracker.progress(time.monotonic() - started, done=True))
+                return
         except docker.errors.NotFound as exc:
             why, detail = "the registry does not have it", explain(exc)
         except ENGINE_ERRORS as exc:
             why, detail = "no registry is reachable", explain(exc)
+        except (OSError, urllib3.exceptions.HTTPError) as exc:  # a read timeout mid-stream
+            why, detail = f"the pull stalled ({self._pull_timeout_s:g}s without a word)", explain(exc)
         finally:
             puller.close()
         raise SpawnFailed(

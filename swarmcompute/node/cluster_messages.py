@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from swarmcompute import codec
+from swarmcompute.executor.pull_progress import PullProgress
 
 
 @codec.message("cluster.join", any_version=True)
@@ -103,3 +104,6 @@ class LogData:
     """The size of the log's index on the answering node (how far its log, or copy, goes)."""
     complete: bool = False
     """That log ends with its end record: it holds the attempt's whole output."""
+    pull: PullProgress | None = None
+    """The attempt's image pull on the answering node, while it is being started there (a
+    ``LogFetch`` of ``max_bytes`` 0 asks only for this: `swarm show` of a job whose image is pulled)."""

@@ -45,6 +45,7 @@ from swarmcompute.errors import (
     SwarmError,
 )
 from swarmcompute.executor.cgroups import JobCgroups
+from swarmcompute.executor.pull_progress import PullProgress
 from swarmcompute.executor.spec import AttemptResult
 from swarmcompute.files.host import FilesHost
 from swarmcompute.membership.config import GossipConfig
@@ -1198,6 +1199,17 @@ class Daemon:
         """Output of an attempt from a node that holds it (the one that ran it, or one with a
         copy), from ``offset``; None if it does not answer."""
         return await self.link.fetch_log(node_id, job_id, attempt, offset)
+
+    async def pull_progress(self, job: Job) -> PullProgress | None:
+        """While ``job`` is being started (assigned) with an image: how far its node has got
+        pulling it; asked of that node (a ``LogFetch`` of no bytes) when it is another one. None
+        when no pull runs for it, or its node does not answer within a second."""
+        if job.state is not JobState.ASSIGNED or not job.spec.image or not job.node:
+            return None
+        if job.node == self.node_id:
+            return self.executor.pull_progress(job.id, job.attempt)
+        data = await self.link.fetch_log(job.node, job.id, job.attempt, 0, timeout_s=1.0, max_bytes=0)
+        return None if data is None else data.pull
 
     def copy_path(self, job_id: str, attempt: int) -> Path:
         """Where this node keeps its copy of an attempt that ran elsewhere (``node.log_copies``)."""

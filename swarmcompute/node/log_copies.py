@@ -158,15 +158,18 @@ class LogCopies:
         asyncio.get_running_loop().create_task(self._park(sender, msg))
 
     def _reply(self, msg: LogFetch) -> LogData:
+        pull = self._daemon.executor.pull_progress(msg.job_id, msg.attempt)  # its image's pull, if any
         try:
             path = self._held_path(msg.job_id, msg.attempt)
             if path is None:
-                return LogData(msg.request_id, (), msg.offset, found=False)
+                return LogData(msg.request_id, (), msg.offset, found=False, pull=pull)
             size, complete = log_state(path)
+            if msg.max_bytes <= 0:  # asked only for the pull
+                return LogData(msg.request_id, (), msg.offset, size=size, complete=complete, pull=pull)
             chunks, offset = read_chunks(path, msg.offset, limit_bytes=min(msg.max_bytes, FETCH_BYTES))
         except (FileNotFoundError, ExecutorError, ValueError):
-            return LogData(msg.request_id, (), msg.offset, found=False)
-        return LogData(msg.request_id, tuple(chunks), offset, size=size, complete=complete)
+            return LogData(msg.request_id, (), msg.offset, found=False, pull=pull)
+        return LogData(msg.request_id, tuple(chunks), offset, size=size, complete=complete, pull=pull)
 
     async def _park(self, sender: str, msg: LogFetch) -> None:
         """Answer a long poll ``FLUSH_S`` after the attempt wrote more (so that one answer carries

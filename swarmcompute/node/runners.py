@@ -27,6 +27,7 @@ from swarmcompute.state.policy import CommandPolicy
 
 if TYPE_CHECKING:  # the Docker SDK costs ~15 MiB and 150 ms: loaded only when a job needs it
     from swarmcompute.executor.docker_runner import DockerExecutor
+    from swarmcompute.executor.pull_progress import PullProgress
     from swarmcompute.files.host import FilesHost
 
 
@@ -140,6 +141,10 @@ class JobRunners:
     def set_lease_deadline(self, deadline_ns: int) -> None:
         """Tell the guardian when the node's lease ends (0: never); see ``ProcessExecutor``."""
         self.processes.set_lease_deadline(deadline_ns)
+
+    def pull_progress(self, job_id: str, attempt: int) -> PullProgress | None:
+        """How far the pull of the image of an attempt being started here has got (None: none)."""
+        return None if self._docker is None else self._docker.pull_progress(job_id, attempt)
 
     def log_writer(self, job_id: str, attempt: int) -> LogWriter | None:
         """The log writer of an attempt running here, or None."""

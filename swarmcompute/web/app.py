@@ -32,6 +32,7 @@ from swarmcompute import codec, errors
 from swarmcompute.api import messages as m
 from swarmcompute.api import tokens
 from swarmcompute.api.streaming import OutputStream
+from swarmcompute.limits import MAX_BATCH
 from swarmcompute.state.api_tokens import ApiToken
 from swarmcompute.state.job import JobState
 from swarmcompute.users import check_owner
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 MAX_PAGE = 1000
+SUBMIT_CHUNK = 10_000
+"""Jobs per committed batch, as ``Client.submit`` sends a large array."""
 EVENTS_MIN_INTERVAL_S = 0.5
 """The dashboard's stream sends at most two updates a second, however busy the cluster."""
 EVENTS_MAX_INTERVAL_S = 2.0
@@ -179,10 +182,9 @@ class Api:
             raise errors.InvalidJobSpecError(
                 'the body is one job {"argv": [...], ...options} or {"jobs": [one or more of those]}'
             )
-        from swarmcompute.client import job_specs
-
-        specs = job_specs(items)
-        ids = await self.ask(m.Submit(tuple(specs)), token)  # as the token's user, as the control socket does
+        specs, ids = _expanded(items)
+        for start in range(0, len(specs), SUBMIT_CHUNK):  # as the token's user, as the control socket does
+            await self.ask(m.Submit(tuple(specs[start : start + SUBMIT_CHUNK])), token)
         body_out: dict[str, Any] = {"ids": ids}
         if not many:
             body_out["id"] = ids[0]
@@ -214,9 +216,10 @@ class Api:
         return JSONResponse(await self.ask(m.GetJob(request.path_params["ref"]), token))
 
     async def cancel(self, request: Request) -> Response:
+        """One job's record; for an array id, the list of its elements' records."""
         token = self.auth(request, write=True)
         views = await self.ask(m.Cancel((request.path_params["ref"],)), token)
-        return JSONResponse(views[0])
+        return JSONResponse(views[0] if len(views) == 1 else views)
 
     async def wait(self, request: Request) -> Response:
         token = self.auth(request)
@@ -422,6 +425,28 @@ class LoadHistory:
         return points
 
 
+def _expanded(items: list[dict[str, Any]]) -> tuple[list[Any], list[str]]:
+    """The job specs of a submission's items and one id per item: an item with ``"array": "0-99%10"``
+    stands for its elements (``swarmcompute.arrays``), and its id is the array id."""
+    from swarmcompute.arrays import elements
+    from swarmcompute.client import job_specs
+
+    built = job_specs([{k: v for k, v in item.items() if k != "array"} for item in items])
+    specs: list[Any] = []
+    for item, spec in zip(items, built, strict=True):
+        array = item.get("array")
+        if array is None:
+            specs.append(spec)
+            continue
+        try:
+            specs.extend(elements(spec, array))
+        except ValueError as exc:
+            raise errors.InvalidJobSpecError(str(exc)) from None
+        if len(specs) > MAX_BATCH:
+            raise errors.InvalidJobSpecError(f"more than {MAX_BATCH} jobs in one submission: split them up")
+    return specs, [spec.id for spec in built]
+
+
 def _asset(name: str) -> bytes:
     return resources.files("swarmcompute.web").joinpath("assets", name).read_bytes()
 
@@ -492,6 +517,9 @@ async def _sse_output(items: AsyncIterator[Any]) -> AsyncIterator[str]:
                 yield f"event: attempt\ndata: {json.dumps(body)}\n\n"
             case m.Notice(text=text):
                 yield f"event: notice\ndata: {json.dumps({'text': text})}\n\n"
+            case m.Progress():
+                body = {"attempt": item.attempt, "text": item.text, "done": item.done, "pull": item.pull}
+                yield f"event: progress\ndata: {json.dumps(body)}\n\n"
             case m.StreamEnd(job=job):
                 yield f"event: end\ndata: {json.dumps(job)}\n\n"
 

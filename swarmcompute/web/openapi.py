@@ -38,6 +38,22 @@ JOB_OPTIONS: dict[str, Any] = {
     "image": {"type": "string", "description": "run in a Docker container of this image"},
     "on_disconnect": {"type": "string", "enum": ["stop", "keep"]},
     "job_id": {"type": "string", "description": "choose the id: resubmitting the same id is a no-op"},
+    "array": {
+        "type": "string",
+        "description": "one job per index: 0-99, 1,3,5 or 0-99%10 (at most 10 at once); the id answered is the "
+        "array's, which GET, DELETE and wait take",
+    },
+    "keep": {
+        "description": "keep only the files matching these patterns (gitignore syntax) that the job leaves",
+        "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+    },
+    "keep_on_exit": {"type": "boolean", "description": "an attached stream that ends early does not cancel it"},
+    "max_procs": {"type": "integer", "minimum": 0},
+    "max_file_size": {"description": "64M or bytes", "oneOf": [{"type": "string"}, {"type": "integer"}]},
+    "max_output": {
+        "description": "output kept per attempt: 1G or bytes",
+        "oneOf": [{"type": "string"}, {"type": "integer"}],
+    },
 }
 
 
@@ -71,7 +87,13 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
 
 
 def openapi_document() -> dict[str, Any]:
-    job_ref = _path_param("ref", "a job id, a unique prefix of one, or a job name (the newest wins)")
+    job_ref = _path_param(
+        "ref", "a job id, a unique prefix of one, a job name (the newest wins), or an array id (`array`)"
+    )
+    job_or_array = _json({"oneOf": [_ref("Job"), _ref("Array")]}, "the job; for an array id, the array")
+    cancelled = _json(
+        {"oneOf": [_ref("Job"), {"type": "array", "items": _ref("Job")}]}, "the job; for an array id, its elements"
+    )
     node_ref = _path_param("ref", "a node id or name")
     node_row = {"200": _json(_ref("Node"))}
     open_: dict[str, Any] = {"security": []}
@@ -184,14 +206,22 @@ def openapi_document() -> dict[str, Any]:
             )
         },
         "/api/v1/jobs/{ref}": {
-            "get": _op("one job, with the tail of its output", {"200": _json(_ref("Job"))}, params=[job_ref]),
-            "delete": _op("cancel the job", {"200": _json(_ref("Job"))}, params=[job_ref]),
+            "get": _op(
+                "one job, with the tail of its output and, while its image is pulled, `pull`; or an array",
+                {"200": job_or_array},
+                params=[job_ref],
+            ),
+            "delete": _op("cancel the job (an array: every element)", {"200": cancelled}, params=[job_ref]),
         },
-        "/api/v1/jobs/{ref}/cancel": {"post": _op("cancel the job", {"200": _json(_ref("Job"))}, params=[job_ref])},
+        "/api/v1/jobs/{ref}/cancel": {
+            "post": _op("cancel the job (an array: every element)", {"200": cancelled}, params=[job_ref])
+        },
         "/api/v1/jobs/{ref}/logs": {
             "get": _op(
                 "the job's output: plain text, or Server-Sent Events (Accept: text/event-stream or format=sse): "
-                "`output` {attempt, stream, text}, `attempt` {attempt, node, text}, `notice` {text}, `end` (the job)",
+                "`output` {attempt, stream, text}, `attempt` {attempt, node, text}, `notice` {text}, "
+                "`progress` {attempt, text, done, pull} (the node pulls the job's image: at most one a second), "
+                "`end` (the job)",
                 {
                     "200": {
                         "description": "the output",
@@ -288,8 +318,14 @@ def openapi_document() -> dict[str, Any]:
             "id name state reason message node attempt failures retries exit_code command argv cwd env timeout_s "
             "priority cpus mem_bytes gpus after after_any pinned_node image on_disconnect keep_on_exit submitted_at "
             "started_at finished_at output_truncated attempts output_tail gpu_mem constraints array_id array_index "
-            "array_limit"
+            "array_limit user max_procs max_file_size max_output_bytes files files_bytes keep node_name pull"
         ).split()
+    }
+    job_props["pull"] = {
+        "description": "GET of one job: while its node pulls its image, how far (else null)",
+        "type": ["object", "null"],
+        "properties": {k: {"type": "integer"} for k in ("layers_done", "layers_total", "bytes_done", "bytes_total")}
+        | {"image": {"type": "string"}, "done": {"type": "boolean"}, "elapsed_s": {"type": "number"}},
     }
     job_props["state"] = {"type": "string", "enum": [s.value for s in JobState]}
     job_props["id"] = {"type": "string"}
@@ -316,6 +352,30 @@ def openapi_document() -> dict[str, Any]:
             "schemas": {
                 "JobSubmission": {"type": "object", "required": ["argv"], "properties": JOB_OPTIONS},
                 "Job": {"type": "object", "required": ["id", "state"], "properties": job_props},
+                "Array": {
+                    "type": "object",
+                    "description": "an array (`swarm show ARRAY`): counts by state, the %limit, each element",
+                    "required": ["id", "kind", "state", "counts", "elements"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "kind": {"const": "array"},
+                        "name": {"type": "string"},
+                        "state": {"type": "string"},
+                        "message": {"type": "string"},
+                        "size": {"type": "integer"},
+                        "array_limit": {"type": "integer", "description": "at most this many at once (0: no limit)"},
+                        "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+                        "elements": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    k: {} for k in "index id state exit_code attempt node node_name message".split()
+                                },
+                            },
+                        },
+                    },
+                },
                 "Node": {
                     "type": "object",
                     "required": ["id"],

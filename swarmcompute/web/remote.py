@@ -60,6 +60,19 @@ class RemoteClient(Client):
 
     # -- jobs ---------------------------------------------------------------------------
 
+    def submit(self, argv: Sequence[str] | str, *, array: str | None = None, **options: Any) -> str:
+        if array is None:
+            return self.submit_many([{"argv": argv, **options}])[0]
+        from swarmcompute.arrays import parse_array
+
+        spec = job_spec(argv, **options)  # every check the local client makes, before the round trip
+        try:
+            parse_array(array)
+        except ValueError as exc:
+            raise errors.InvalidJobSpecError(str(exc)) from None
+        body = {"argv": argv if isinstance(argv, str) else list(argv), **options, "job_id": spec.id, "array": array}
+        return str(self._json("POST", "/api/v1/jobs", body)["id"])
+
     def submit_many(self, specs: Iterable[Mapping[str, Any]]) -> list[str]:
         specs = list(specs) if not isinstance(specs, (str, bytes, Mapping)) else specs
         built = job_specs(specs)  # every check the local client makes, before the round trip
@@ -76,7 +89,7 @@ class RemoteClient(Client):
         jobs = self._json(
             "POST", "/api/v1/jobs/wait", {"ids": ids, "timeout": timeout_s}, timeout_s=io, forever=io is None
         )
-        return jobs["jobs"][0] if single else jobs["jobs"]
+        return jobs["jobs"][0] if single and len(jobs["jobs"]) == 1 else jobs["jobs"]  # an array id: all of it
 
     def job(self, job_id: str) -> dict[str, Any]:
         return dict(self._json("GET", f"/api/v1/jobs/{_quote(job_id)}"))
@@ -118,8 +131,24 @@ class RemoteClient(Client):
                 except errors.SwarmError:
                     pass
 
-    def cancel(self, job_id: str) -> dict[str, Any]:
-        return dict(self._json("DELETE", f"/api/v1/jobs/{_quote(job_id)}"))
+    def cancel(self, job_id: str) -> Any:
+        answer = self._json("DELETE", f"/api/v1/jobs/{_quote(job_id)}")
+        return answer if isinstance(answer, list) else dict(answer)  # an array id: its elements
+
+    # -- nodes --------------------------------------------------------------------------
+
+    def drain(self, node: str, *, wait: bool | float | str = False) -> dict[str, Any]:
+        row = dict(self._json("POST", f"/api/v1/nodes/{_node(node)}/drain"))
+        if wait is False:
+            return row
+        return self._wait_empty(row["id"], None if wait is True else parse_duration(wait))
+
+    def undrain(self, node: str) -> dict[str, Any]:
+        return dict(self._json("POST", f"/api/v1/nodes/{_node(node)}/undrain"))
+
+    def label(self, node: str, *labels: str) -> dict[str, Any]:
+        body = {"labels": [str(x) for x in labels]}
+        return dict(self._json("POST", f"/api/v1/nodes/{_node(node)}/labels", body))
 
     # -- the cluster --------------------------------------------------------------------
 
@@ -236,6 +265,9 @@ def _event(name: str, data: dict[str, Any]) -> Any:
         return m.AttemptStart("", int(data["attempt"]), str(data["node"]), str(data["text"]))
     if name == "notice":
         return m.Notice(str(data["text"]))
+    if name == "progress":
+        pull = data.get("pull")
+        return m.Progress("", int(data["attempt"]), str(data["text"]), bool(data.get("done")), pull)
     if name == "end":
         return m.StreamEnd(data)
     if name == "error":
@@ -262,13 +294,21 @@ def _quote(ref: object) -> str:
     return urllib.parse.quote(ref, safe="")
 
 
-def run_main(parsed: Any) -> int:
+def _node(ref: object) -> str:
+    if not isinstance(ref, str) or not ref:
+        raise errors.ConfigError("a node is named by its name, id or a unique id prefix")
+    return urllib.parse.quote(ref, safe="")
+
+
+def run_main(parsed: Any, array: str | None = None) -> int:
     """`swarm run` over the HTTP API (``parsed``: ``run_cmd.RunArgs``): stream the job's output,
-    exit with its status; Ctrl-C cancels it."""
+    exit with its status; Ctrl-C cancels it. ``array`` (``--array``): submit the array, print its
+    id, then (unless detached) wait for every element as `swarm run --array` on a node does."""
     import importlib
 
     run_cmd = importlib.import_module("swarmcompute.cli.run_cmd")  # typed loosely: the CLI is outside mypy's files
     _safe, exit_status = run_cmd._safe, run_cmd.exit_status
+    from swarmcompute.cli.progress_line import ProgressLine
 
     options = {k: v for k, v in parsed.options.items() if k != "cwd_default"}
     if getattr(parsed, "ship", None):  # files to ship (--upload, --download, ...)
@@ -276,13 +316,22 @@ def run_main(parsed: Any) -> int:
         return 2
     try:
         client = RemoteClient()
+        if array is not None:
+            array_id = client.submit(parsed.argv, array=array, **options)
+            print(array_id, flush=True)
+            return 0 if parsed.detach else run_cmd.array_ended(array_id, client.wait(array_id))
         if parsed.detach:
             print(client.submit(parsed.argv, **options))
             return 0
         events = cast(Generator[Any, None, None], client.run(parsed.argv, **options))
         status = 1
+        pull = ProgressLine()
         try:
             for event in events:
+                if isinstance(event, m.Progress):
+                    pull.show(event.text, done=event.done)
+                    continue
+                pull.end()
                 if isinstance(event, m.OutputChunk):
                     out = sys.stdout if event.stream == m.STDOUT else sys.stderr
                     out.buffer.write(event.data)

@@ -1,0 +1,116 @@
+"""Arrays and node commands from a host without a daemon (`swarm --url`, ``Client(url=...)``),
+against a real 2-node cluster on loopback: what works on a node works over HTTP too."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from swarmcompute import Client
+from swarmcompute.testing.clusters import formed_cluster
+from swarmcompute.testing.daemons import DaemonProcess, swarm_executable, wait_until
+
+Swarm = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[DaemonProcess]]:
+    with formed_cluster(tmp_path_factory.mktemp("url"), 2, http_port=0) as nodes:
+        yield nodes
+
+
+@pytest.fixture(scope="module")
+def token(cluster: list[DaemonProcess]) -> str:
+    made = cluster[0].swarm("api-token", "create", "remote")
+    assert made.returncode == 0, made.stderr
+    return made.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def swarm(cluster: list[DaemonProcess], token: str, tmp_path: Path) -> Swarm:
+    """`swarm` on a host with no daemon: only $SWARM_URL and $SWARM_API_TOKEN lead to the cluster."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "PYTHONPATH": ":".join(sys.path),
+        "SWARM_URL": cluster[1].http_url,
+        "SWARM_API_TOKEN": token,
+    }
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [swarm_executable(), *args], capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path
+        )
+
+    return run
+
+
+def test_an_array_is_run_shown_listed_waited_for_and_cancelled_over_url(
+    cluster: list[DaemonProcess], token: str, swarm: Swarm
+) -> None:
+    ran = swarm(
+        "run", "--array", "0-5%2", "--name", "sweep", "--cpus", "0", "--", "sh", "-c", "echo $SWARM_ARRAY_INDEX"
+    )
+    assert ran.returncode == 0, ran.stderr
+    array_id = ran.stdout.strip()
+    assert ran.stderr == f"swarm: array {array_id}: 6 succeeded\n"
+
+    shown = swarm("show", array_id)
+    assert shown.returncode == 0, shown.stderr
+    assert "array of 6, at most 2 at once" in shown.stdout and "6 succeeded (at most 2 at once)" in shown.stdout
+    assert f"5      {array_id}.5  succeeded  0" in shown.stdout
+    record = json.loads(swarm("show", "--json", array_id).stdout)
+    assert (record["kind"], record["state"], record["size"], record["array_limit"]) == ("array", "succeeded", 6, 2)
+    assert [e["index"] for e in record["elements"]] == list(range(6))
+    assert {e["node_name"] for e in record["elements"]} <= {"n0", "n1"}
+
+    waited = swarm("wait", "--json", array_id)
+    assert waited.returncode == 0 and [j["name"] for j in json.loads(waited.stdout)] == [
+        f"sweep[{i}]" for i in range(6)
+    ]
+    assert f"{array_id}  sweep[6]  6 succeeded" in swarm("jobs").stdout  # one line per array
+    assert "sweep[3]" in swarm("jobs", "--elements").stdout
+
+    held = swarm("run", "-d", "--array", "0-2", "--cpus", "0", "--", "sleep", "30")
+    assert held.returncode == 0, held.stderr
+    held_id = held.stdout.strip()
+    cancelled = swarm("cancel", held_id)
+    assert cancelled.stdout.splitlines() == [f"{held_id}.{i} cancelled" for i in range(3)], cancelled.stderr
+    bad = swarm("run", "--array", "9-1", "--", "true")
+    assert bad.returncode == 2 and "must go up" in bad.stderr
+
+    client = Client(url=cluster[0].http_url, token=token)  # the same from Python
+    sweep = client.submit(["true"], array="1,3,5", cpus=0)
+    assert [j["array_index"] for j in client.wait(sweep, timeout=30)] == [1, 3, 5]
+    assert client.job(sweep)["counts"] == {"succeeded": 3}
+    assert [r["id"] for r in client.cancel(sweep)] == [f"{sweep}.{i}" for i in (1, 3, 5)]
+
+
+def test_nodes_are_listed_drained_labelled_and_undrained_over_url(
+    cluster: list[DaemonProcess], token: str, swarm: Swarm
+) -> None:
+    nodes = json.loads(swarm("nodes", "--json").stdout)
+    assert sorted(n["name"] for n in nodes) == ["n0", "n1"]
+    labelled = swarm("label", "n1", "rack=2")
+    assert labelled.returncode == 0 and labelled.stdout == "n1: labels change committed; the node applies them\n"
+    # (that the node applies and gossips its labels is `tests/e2e/test_node_labels_and_drain.py`'s)
+
+    client = Client(url=cluster[0].http_url, token=token)
+    running = client.submit(["sleep", "1"], node="n1", cpus=0)
+    wait_until(lambda: client.job(running)["state"] == "running", 20, "the job on n1 to run")
+    row = client.drain("n1", wait="30s")  # returns once n1 runs nothing
+    assert row["name"] == "n1" and row["drained"] and not row["running_jobs"]
+    assert client.job(running)["state"] == "succeeded"
+    later = client.submit(["true"], node="n1", cpus=0)
+    why = wait_until(lambda: "drained" in (m := client.job(later)["message"]) and m, 20, "why it waits")
+    assert "drained" in why
+    undrained = swarm("undrain", "n1")
+    assert undrained.stdout == "n1: back in service\n", undrained.stderr
+    assert client.wait(later, timeout=30)["state"] == "succeeded"
+    assert swarm("drain", "nope").stderr.startswith("swarm: no node 'nope'")
+    assert client.label("n1", "rack=")["name"] == "n1"
