@@ -13,11 +13,11 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 
-from swarmcompute.cli import read_cmds
+from swarmcompute.cli import complete, read_cmds
 from swarmcompute.client import Client
 from swarmcompute.errors import DaemonAlreadyRunningError, SwarmError
 from swarmcompute.paths import DEFAULT_PORT, StatePaths
@@ -26,7 +26,7 @@ app = typer.Typer(
     name="swarm",
     help="A peer-to-peer compute cluster for home labs: `swarm join` on each machine, then `swarm run -- CMD`.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -99,7 +99,20 @@ def _print_json(value: Any) -> None:
 
 @app.command()
 def join(
+    ctx: typer.Context,
     state_dir: StateDir = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            envvar="SWARM_CONFIG",
+            is_eager=True,
+            callback=_load_config,
+            help="Read settings from this TOML file (default: ~/.config/swarmcompute/config.toml; "
+            "root: /etc/swarmcompute/config.toml); flags and $SWARM_* win over it. `swarm config` shows them.",
+            show_default=False,
+        ),
+    ] = None,
     token: Annotated[
         str | None,
         typer.Option(
@@ -133,6 +146,10 @@ def join(
     ] = 30.0,
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background.")] = False,
     log_format: Annotated[str, typer.Option(help="console or json.")] = "console",
+    log_level: Annotated[
+        Literal["debug", "info", "warning", "error"],
+        typer.Option("--log-level", envvar="SWARM_LOG_LEVEL", help="The daemon's least important log events."),
+    ] = "info",
     http_port: Annotated[
         str | None,
         typer.Option(
@@ -140,15 +157,18 @@ def join(
         ),
     ] = None,
     tls_cert: Annotated[
-        str | None, typer.Option(help="Serve HTTPS with this certificate (PEM); with --tls-key.")
+        Path | None, typer.Option(help="Serve HTTPS with this certificate (PEM); with --tls-key.")
     ] = None,
-    tls_key: Annotated[str | None, typer.Option(help="The private key (PEM) of --tls-cert.")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="The private key (PEM) of --tls-cert.")] = None,
     metrics_token: Annotated[
         str | None,
         typer.Option(
             help="Require this Bearer token for /metrics and /health (kept in the state dir, 0600).",
             show_default=False,
         ),
+    ] = None,
+    metrics_token_file: Annotated[
+        Path | None, typer.Option("--metrics-token-file", help="Read --metrics-token from this file.")
     ] = None,
     keep_jobs: Annotated[
         str, typer.Option("--keep-jobs", help="Finished jobs kept, oldest removed first (the leader's applies).")
@@ -175,6 +195,8 @@ def join(
     keep_jobs_n, keep_s = _call(lambda: parse_retention(keep_jobs, keep_history))
     paths = _call(lambda: StatePaths.resolve(state_dir))
     peers = tuple(peer or ())
+    if token and token_file is not None and _from_config(ctx, "token_file"):
+        token_file = None  # --token or $SWARM_TOKEN wins over the config file's token-file
     if token_file is not None:
         if token:
             raise _fail("give the token either with --token (or $SWARM_TOKEN) or with --token-file, not both")
@@ -193,6 +215,8 @@ def join(
         str(port),
         "--log-format",
         log_format,
+        "--log-level",
+        log_level,
         "--voter-grace",
         str(voter_grace),
         "--keep-jobs",
@@ -215,7 +239,11 @@ def join(
         args += ["--http-port", "off" if http is None else str(http)]
     for flag, value in (("--tls-cert", tls_cert), ("--tls-key", tls_key)):
         if value:
-            args += [flag, value]
+            args += [flag, str(value)]
+    if metrics_token_file is not None and not (metrics_token and _from_config(ctx, "metrics_token_file")):
+        if metrics_token:
+            raise _fail("give the metrics token either with --metrics-token or with --metrics-token-file, not both")
+        metrics_token = _read_token_file(metrics_token_file)
     if metrics_token:  # to the daemon in a 0600 file of its state dir, never on its command line
         args += ["--metrics-token-file", str(_call(lambda: _save_metrics_token(paths, metrics_token)))]
     if bool(tls_cert) != bool(tls_key):
@@ -240,11 +268,12 @@ def join(
                 keep_jobs=keep_jobs_n,
                 keep_s=keep_s,
                 json_logs=log_format == "json",
+                log_level=log_level,
                 http_port=http,
                 http_optional=http_port is None,
                 metrics_token=metrics_token,
-                tls_cert=tls_cert,
-                tls_key=tls_key,
+                tls_cert=str(tls_cert) if tls_cert else None,
+                tls_key=str(tls_key) if tls_key else None,
             )
         )
     client = Client(paths.root)
@@ -309,6 +338,26 @@ def join(
             return
         time.sleep(0.05)
     raise _fail(f"the daemon (pid {proc.pid}) did not answer within {JOIN_READY_TIMEOUT_S:g}s; see {paths.daemon_log}")
+
+
+def _load_config(ctx: typer.Context, value: Path | None) -> Path | None:
+    from swarmcompute.cli.config_cmd import load_config
+
+    return load_config(ctx, value)
+
+
+def _from_config(ctx: typer.Context, param: str) -> bool:
+    source = ctx.get_parameter_source(param)
+    return source is not None and source.name == "DEFAULT_MAP"
+
+
+@app.command("config", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def config_(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """The settings `swarm join` would use (with the options given here) and where each came from:
+    default, the config file, $SWARM_*, a flag."""
+    from swarmcompute.cli.config_cmd import show_config
+
+    show_config(ctx, as_json)
 
 
 def _save_metrics_token(paths: StatePaths, token: str) -> Path:
@@ -462,6 +511,7 @@ def leave(
 @app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
     add_help_option=False,
+    cls=complete.RunCompletion,
 )
 def run(ctx: typer.Context) -> None:
     """Run a command on the cluster and stream its output: swarm run [OPTIONS] -- CMD [ARGS]..."""
@@ -488,7 +538,9 @@ def nodes(state_dir: StateDir = None, as_json: JsonFlag = False) -> None:
         typer.echo(nodes_table(result))
 
 
-NodeArg = Annotated[str, typer.Argument(help="The node: its name, id or a unique id prefix.")]
+NodeArg = Annotated[
+    str, typer.Argument(help="The node: its name, id or a unique id prefix.", autocompletion=complete.nodes)
+]
 
 
 @app.command()
@@ -575,14 +627,18 @@ def ps(
 
 
 @app.command()
-def show(job: str, state_dir: StateDir = None, as_json: JsonFlag = False) -> None:
+def show(
+    job: Annotated[str, typer.Argument(autocompletion=complete.jobs)],
+    state_dir: StateDir = None,
+    as_json: JsonFlag = False,
+) -> None:
     """One job, with the reason it is in its state. JOB: an id, a unique prefix or a name."""
     _exit(read_cmds.show(state_dir, job, as_json))
 
 
 @app.command()
 def logs(
-    job: str,
+    job: Annotated[str, typer.Argument(autocompletion=complete.jobs)],
     state_dir: StateDir = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the job ends.")] = False,
     attempt: Annotated[int | None, typer.Option(help="Show this attempt (default: the latest).")] = None,
@@ -596,7 +652,8 @@ def logs(
 
 @app.command()
 def cancel(
-    jobs: Annotated[list[str], typer.Argument(help="Job ids, prefixes or names.")], state_dir: StateDir = None
+    jobs: Annotated[list[str], typer.Argument(help="Job ids, prefixes or names.", autocompletion=complete.open_jobs)],
+    state_dir: StateDir = None,
 ) -> None:
     """Cancel jobs; their processes are stopped (SIGTERM, then SIGKILL)."""
     _exit(read_cmds.cancel(state_dir, jobs))
@@ -604,7 +661,7 @@ def cancel(
 
 @app.command()
 def wait(
-    jobs: Annotated[list[str], typer.Argument(help="Job ids, prefixes or names.")],
+    jobs: Annotated[list[str], typer.Argument(help="Job ids, prefixes or names.", autocompletion=complete.jobs)],
     state_dir: StateDir = None,
     timeout: Annotated[str | None, typer.Option(help="Give up after this long (e.g. 10m).")] = None,
     as_json: JsonFlag = False,
@@ -680,8 +737,6 @@ policy_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(policy_app, name="policy")
-
-
 @policy_app.command("show")
 def policy_show(state_dir: StateDir = None) -> None:
     """Print the command policy as TOML: save it, edit it, `swarm policy set` it."""
