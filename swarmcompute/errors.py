@@ -35,6 +35,7 @@ exactly what happened and what to do. A broken invariant is an
     │   └── FilesTooLargeError       over the --max-upload cap: names what to exclude
     ├── InvariantViolation
     ├── DiscoveryError               mDNS cannot start on the chosen interface
+    ├── LocalClusterError            a loopback cluster (`swarm demo`) did not start or behave in time
     └── ApiAuthError                 the HTTP API: no valid token (401)
         └── ApiForbiddenError        a read-only token asked for a change (403)
 """
@@ -190,6 +191,11 @@ class ClusterFoundError(ClusterError):
 
 class DiscoveryError(SwarmError):
     """mDNS cannot run where asked (no such address here, port 5353 refused): use --peer."""
+
+
+class LocalClusterError(SwarmError):
+    """A throwaway cluster on loopback (``local_cluster``: `swarm demo`, the tests) did not start,
+    form or do what was asked in time; the message says what and where its logs are."""
 
 
 class PermissionDeniedError(SwarmError):

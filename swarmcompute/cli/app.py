@@ -737,6 +737,12 @@ policy_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(policy_app, name="policy")
+
+from swarmcompute.cli import demo as _demo  # noqa: E402  (registration: `swarm demo`, `swarm service`)
+from swarmcompute.cli import service as _service  # noqa: E402
+
+app.command("demo")(_demo.demo)
+app.add_typer(_service.service_app, name="service")
 @policy_app.command("show")
 def policy_show(state_dir: StateDir = None) -> None:
     """Print the command policy as TOML: save it, edit it, `swarm policy set` it."""
