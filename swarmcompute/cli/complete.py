@@ -73,11 +73,30 @@ def nodes(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
 
 class RunCompletion(TyperCommand):
     """`swarm run` parses its own options (``run_cmd``); completion still offers node names after
-    ``--node`` and job ids and names after ``--after``/``--after-any``."""
+    ``--node`` and job ids and names after ``--after``/``--after-any``, never in the job's command."""
 
     def shell_complete(self, ctx: Any, incomplete: str) -> list[CompletionItem]:
         words = [w for w in ctx.args if w != "="]  # bash hands `--node=x` over as `--node`, `=`, `x`
-        if "--" in words or not words:
-            return []
-        answer = {"--node": nodes, "--after": jobs, "--after-any": jobs}.get(words[-1])
+        answer = {"--node": nodes, "--after": jobs, "--after-any": jobs}.get(_option_wanting_a_value(words) or "")
         return [CompletionItem(v, help=h) for v, h in answer(ctx, incomplete)] if answer else []
+
+
+def _option_wanting_a_value(words: list[str]) -> str | None:
+    """The `swarm run` option whose value is being typed after ``words``, read as ``run_cmd``
+    reads them: options end at the first word that is neither an option nor an option's value."""
+    from swarmcompute.cli.run_cmd import _OPTIONS
+
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word.partition("=")[0] in _OPTIONS and "=" in word:  # --cpus=2 (as zsh hands it over)
+            i += 1
+            continue
+        if not word.startswith("-") or word == "-" or word not in _OPTIONS:
+            return None  # the job's command has begun (click took the `--` before it), or a typo
+        if _OPTIONS[word][1]:  # takes a value: the next word
+            if i == len(words) - 1:
+                return word
+            i += 1
+        i += 1
+    return None
