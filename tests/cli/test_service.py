@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import signal
 import stat
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from swarmcompute.testing.daemons import swarm_executable
+from swarmcompute.testing.daemons import DaemonProcess, free_port, swarm_executable, wait_until
 from swarmcompute.transport.keys import new_cluster_key
 
 ANALYZE = "/usr/bin/systemd-analyze"
@@ -198,3 +201,54 @@ def test_a_system_unit_needs_root(tmp_path: Path) -> None:
     assert done.stderr == (
         "swarm: a system unit needs root: `sudo swarm service install`, or `swarm service install --user`\n"
     )
+
+
+def test_the_units_command_run_as_systemd_runs_it_joins_the_cluster_with_the_credential_and_stops_cleanly(
+    tmp_path: Path, token_file: tuple[str, Path], daemon_factory: Any
+) -> None:
+    """What systemd would do with the unit: copy the LoadCredential file into a private
+    credentials directory, run ExecStart with $CREDENTIALS_DIRECTORY set, stop it with SIGTERM.
+    The settings come from the config file `swarm join` reads (here named by $SWARM_CONFIG)."""
+    port = free_port()
+    member: DaemonProcess = daemon_factory("m", port=port, extra_args=("--new-cluster",)).start()
+    token_path = tmp_path / "member.token"
+    token_path.write_text(member.token_from_disk() + "\n")
+    token_path.chmod(0o600)
+    root = tmp_path / "root"
+    installed = swarm(
+        "service", "install", "--root", str(root), "--token-file", str(token_path), "--state-dir", str(tmp_path / "svc")
+    )
+    assert installed.returncode == 0, installed.stderr
+    text = (root / "etc/systemd/system/swarmcompute.service").read_text()
+
+    credentials = tmp_path / "credentials"
+    credentials.mkdir(mode=0o700)
+    source = next(line for line in text.splitlines() if line.startswith("LoadCredential=")).split(":", 1)[1]
+    (credentials / "swarm-token").write_bytes((root / source.lstrip("/")).read_bytes())
+    (credentials / "swarm-token").chmod(0o400)
+    exec_start = next(line for line in text.splitlines() if line.startswith("ExecStart="))[len("ExecStart=") :]
+    argv = [word.replace("${CREDENTIALS_DIRECTORY}", str(credentials)) for word in shlex.split(exec_start)]
+    conf = tmp_path / "config.toml"
+    conf.write_text(
+        f'name = "svc"\nbind = "127.0.0.1"\nport = 0\nmdns = false\npeers = ["127.0.0.1:{port}"]\nhttp-port = "off"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWARM_")}
+    with open(tmp_path / "journal", "wb") as journal:
+        proc = subprocess.Popen(argv, env={**env, "SWARM_CONFIG": str(conf)}, stdout=journal, stderr=subprocess.STDOUT)
+    try:
+
+        def joined() -> bool:
+            nodes = {n["name"]: n for n in member.status()["nodes"]}
+            return "svc" in nodes and nodes["svc"]["state"] == "alive" and nodes["svc"]["role"] != "joining"
+
+        wait_until(joined, 30, "the unit's node to join the cluster")
+        token = member.token_from_disk()
+        assert token.encode() not in Path(f"/proc/{proc.pid}/cmdline").read_bytes()
+        assert token.encode() not in Path(f"/proc/{proc.pid}/environ").read_bytes()
+        proc.send_signal(signal.SIGTERM)  # `systemctl stop`, KillMode=mixed: the daemon alone
+        assert proc.wait(timeout=30) == 0  # a clean stop: Restart=on-failure leaves it stopped
+        assert token not in (tmp_path / "journal").read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
