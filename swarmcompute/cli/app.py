@@ -351,10 +351,14 @@ def _from_config(ctx: typer.Context, param: str) -> bool:
     return source is not None and source.name == "DEFAULT_MAP"
 
 
-@app.command("config", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@app.command(
+    "config",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    options_metavar="[JOIN OPTIONS] [--json]",
+)
 def config_(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    """The settings `swarm join` would use (with the options given here) and where each came from:
-    default, the config file, $SWARM_*, a flag."""
+    """The settings `swarm join` would use and where each came from: default, the config file,
+    $SWARM_*, a flag. Takes every option of `swarm join` (`swarm join -h`), to show what it changes."""
     from swarmcompute.cli.config_cmd import show_config
 
     show_config(ctx, as_json)
