@@ -20,9 +20,9 @@ from pathlib import Path
 
 import psutil
 
+from swarmcompute.local_cluster import FAST_GOSSIP as FAST
+from swarmcompute.local_cluster import leader_of, stop_all
 from swarmcompute.testing.daemons import DaemonProcess, free_port, wait_until
-
-FAST = ("--gossip", "local")
 
 
 class Cluster:
@@ -65,8 +65,7 @@ class Cluster:
         return [n for n in self.nodes if n.alive()]
 
     def leader(self) -> str | None:
-        leaders = {n.status()["leader"] for n in self.live()}
-        return leaders.pop() if len(leaders) == 1 else None
+        return leader_of(self.live())
 
     def formed(self) -> bool:
         """A leader, every live node alive everywhere, and (up to 5) every node a voter: killing
@@ -81,9 +80,7 @@ class Cluster:
         )
 
     def close(self) -> None:
-        for node in self.nodes:
-            node.stop()
-            node.kill()
+        stop_all(self.nodes)
 
 
 def discovery(root: Path, runs: int) -> list[float]:

@@ -10,7 +10,7 @@ killed by name.
 
 Measured on a 2-core machine: a daemon answers 1.0-1.4 s after its start, and a 3-node cluster is
 formed (one leader, three voters, every node alive everywhere and holding a lease) 5-7 s after
-the first node started.
+the first node started (7-11 s while the machine is busy with other work).
 """
 
 from __future__ import annotations
