@@ -126,3 +126,27 @@ def test_progress_travels_in_a_log_answer_and_a_stream_frame() -> None:
     assert codec.decode(codec.encode(LogData("r", (), 0, pull=progress))).pull == progress
     frame = m.Progress("j", 1, progress.text(), False, progress.view())
     assert codec.decode(codec.encode(frame)) == frame
+
+
+def test_progress_crosses_the_http_api_as_a_progress_event_and_comes_back_the_same() -> None:
+    import asyncio
+    import json
+
+    from swarmcompute.api import messages as m
+    from swarmcompute.web.app import _sse_output
+    from swarmcompute.web.remote import _event
+
+    progress = PullProgress(IMAGE, 2, 3, 1 << 20, 2 << 20, elapsed_s=1.0)
+    sent = m.Progress("j", 1, progress.text("n2"), False, progress.view())
+
+    async def frames() -> list[str]:
+        async def items():  # type: ignore[no-untyped-def]
+            yield sent
+
+        return [f async for f in _sse_output(items())]
+
+    [_, event] = asyncio.run(frames())
+    name, data = event.split("\n")[:2]
+    assert name == "event: progress"
+    back = _event("progress", json.loads(data.removeprefix("data: ")))
+    assert (back.attempt, back.text, back.done, back.pull) == (1, sent.text, False, progress.view())
