@@ -121,7 +121,8 @@ def test_cleanup_stale_removes_only_namespaces_of_dead_runs(lan: Lan) -> None:
     try:
         lan.add_host("a")
         removed = cleanup_stale()
-        assert stale in removed
+        # A run beside this one (another xdist worker, another checkout's suite) may clean first.
+        assert stale in removed or stale not in list_netns()
         assert stale not in list_netns()
         assert lan.switch_netns in list_netns()  # ours: the pid is alive
     finally:
