@@ -120,9 +120,7 @@ def test_cleanup_stale_removes_only_namespaces_of_dead_runs(lan: Lan) -> None:
     sh(["ip", "netns", "add", stale])
     try:
         lan.add_host("a")
-        removed = cleanup_stale()
-        # A run beside this one (another xdist worker, another checkout's suite) may clean first.
-        assert stale in removed or stale not in list_netns()
+        cleanup_stale()  # a run beside this one (another xdist worker, another suite) may clean it first
         assert stale not in list_netns()
         assert lan.switch_netns in list_netns()  # ours: the pid is alive
     finally:
