@@ -89,6 +89,8 @@ class Membership:
         """Grows from ``join_retry_ticks`` to the full interval after a join (see ``join``)."""
         self._next_reconnect = rng.randrange(c.reconnect_interval_ticks) + 1
         self._next_join = c.join_retry_ticks
+        self._join_gap = c.join_retry_ticks
+        """Grows from 2 ticks to ``join_retry_ticks`` after a join (see ``join``)."""
         self._announce_until = -1
         """Re-announce our address to every live member until this tick (see ``set_address``)."""
         self.counters: dict[str, int] = dict.fromkeys(
@@ -159,10 +161,17 @@ class Membership:
         Also brings the periodic push-pull forward for a while: see below.
 
         Hearing from others is not enough: nodes that joined through us could
-        form an island with us if our own join was lost."""
+        form an island with us if our own join was lost.
+
+        The first retry comes after 2 ticks, doubling up to ``join_retry_ticks``: the shell's
+        transport drops what is sent on a connection not made yet (ZMQ_IMMEDIATE), so the first
+        push-pull to a seed is often lost, and a view that waited 5 s for the retry was still
+        partial when a 3-node cluster's leader left 1.4 s after the third node joined: the two
+        survivors knew no address of each other and never elected a leader."""
         self._seeds = [s for s in seeds if s != self.address]
         self._joined = not self._seeds
-        self._next_join = self._tick + self.config.join_retry_ticks
+        self._join_gap = min(2, self.config.join_retry_ticks)
+        self._next_join = self._tick + self._join_gap
         # A young view is partial, and rumours it missed while it was forming have died out:
         # sync with random peers after 2, 4, 8, 16 s, then settle at the normal push-pull rate.
         self._push_pull_gap = min(self.config.early_push_pull_ticks, self.config.push_pull_interval_ticks)
