@@ -52,9 +52,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     setattr(item, "rep_" + report.when, report)
 
 
+# Tests whose daemons announce themselves by mDNS on the host's own network (not in a namespace):
+# two of them at once would meet each other, so under pytest-xdist they share one worker.
+HOST_MDNS = (
+    "tests/cluster/test_mdns_cluster.py::test_loopback",
+    "tests/cluster/test_mdns_cluster.py::test_join_without",
+    "tests/cluster/test_no_second_cluster.py",
+)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Long seed sweeps (marker ``slow``) run only with SWARM_SLOW=1; otherwise they are
-    deselected, not skipped: the normal run has nothing it could not do."""
+    deselected, not skipped: the normal run has nothing it could not do. Tests that use the
+    host's mDNS run one after another in one xdist worker (``--dist loadgroup``)."""
+    for item in items:
+        if item.nodeid.startswith(HOST_MDNS):
+            item.add_marker(pytest.mark.xdist_group("host-mdns"))
     if os.environ.get("SWARM_SLOW") == "1":
         return
     slow = [item for item in items if item.get_closest_marker("slow")]
@@ -66,3 +79,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_configure(config: pytest.Config) -> None:
     # Job processes started by tests must not inherit a pytest-specific cwd surprise.
     os.environ.setdefault("SWARM_TEST", "1")
+    # `swarm join` reads ~/.config/swarmcompute/config.toml (/etc/... as root): the machine's own
+    # settings must not reach the daemons tests start. An empty file is no settings.
+    os.environ.setdefault("SWARM_CONFIG", os.devnull)

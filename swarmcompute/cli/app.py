@@ -17,13 +17,16 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 
-from swarmcompute.cli import complete, read_cmds
+from swarmcompute.cli import complete, help_style, read_cmds
 from swarmcompute.client import Client
 from swarmcompute.errors import DaemonAlreadyRunningError, SwarmError
 from swarmcompute.paths import DEFAULT_PORT, StatePaths
 
+help_style.apply()  # TEXT/INTEGER/PATH after options, nothing after flags (not typer's <str>, <bool>)
+
 app = typer.Typer(
     name="swarm",
+    rich_markup_mode="markdown",  # docstrings reflow into paragraphs instead of keeping source line breaks
     help="A peer-to-peer compute cluster for home labs: `swarm join` on each machine, then `swarm run -- CMD`.",
     no_args_is_help=True,
     add_completion=True,
@@ -681,6 +684,7 @@ def _exit(status: int) -> None:
 
 
 api_token_app = typer.Typer(
+    rich_markup_mode="markdown",
     help="HTTP API tokens: each acts as the user who created it (`Authorization: Bearer TOKEN`).",
     no_args_is_help=True,
 )
@@ -737,6 +741,7 @@ def _when(ts: float) -> str:
 
 
 policy_app = typer.Typer(
+    rich_markup_mode="markdown",
     help="The cluster's command policy: which commands jobs may run (checked at submission and on the node).",
     no_args_is_help=True,
 )

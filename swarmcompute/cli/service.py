@@ -62,6 +62,7 @@ TOKEN_FILE_NAME = "join.token"
 SYSTEMCTL_TIMEOUT_S = 60.0
 
 service_app = typer.Typer(
+    rich_markup_mode="markdown",
     help="Start the daemon at boot with systemd: `swarm service install [--user]`, `uninstall`, `status`.",
     no_args_is_help=True,
 )
