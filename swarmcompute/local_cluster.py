@@ -59,7 +59,13 @@ def poll_until(predicate: Callable[[], Any], timeout_s: float, what: str, interv
 
 def token_pipe(token: str) -> int:
     """A pipe holding ``token``, writer closed: its read end, inheritable, for ``--token-fd``
-    (the token is far below the pipe's 64 KiB, so the write never blocks)."""
+    (`swarm join` and the loopback clusters both hand the daemon its token so).
+
+    Why a pipe (and not a 0600 file the daemon deletes): nothing reaches the disk, nothing is
+    left behind if the daemon dies before reading it, and no other process can open it: only
+    the child that inherits the fd can read it (the token is far below the pipe's 64 KiB, so
+    the write never blocks).
+    """
     read_fd, write_fd = os.pipe()
     try:
         os.write(write_fd, token.encode("ascii") + b"\n")

@@ -20,6 +20,7 @@ import typer
 from swarmcompute.cli import complete, help_style, read_cmds
 from swarmcompute.client import Client
 from swarmcompute.errors import DaemonAlreadyRunningError, SwarmError
+from swarmcompute.local_cluster import token_pipe
 from swarmcompute.paths import DEFAULT_PORT, StatePaths
 
 help_style.apply()  # TEXT/INTEGER/PATH after options, nothing after flags (not typer's <str>, <bool>)
@@ -291,7 +292,7 @@ def join(
     args = [sys.executable, "-m", "swarmcompute.node", *args, "--log-file", str(paths.daemon_log)]
     token_fd = None
     if token is not None:
-        token_fd = _token_pipe(token)
+        token_fd = token_pipe(token)
         args += ["--token-fd", str(token_fd)]
     try:
         logfd = os.open(paths.daemon_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
@@ -404,23 +405,6 @@ def _read_token_file(path: Path) -> str:
     return text.strip()
 
 
-def _token_pipe(token: str) -> int:
-    """A pipe holding the token, writer closed: return its read end, inheritable by the daemon.
-
-    Why a pipe (and not a 0600 file the daemon deletes): nothing reaches the disk, nothing is
-    left behind if the daemon dies before reading it, and no other process can open it: only
-    the child that inherits the fd can read it (the token is far below the pipe's 64 KiB, so
-    the write never blocks).
-    """
-    read_fd, write_fd = os.pipe()
-    try:
-        os.write(write_fd, token.encode("ascii") + b"\n")
-    finally:
-        os.close(write_fd)
-    os.set_inheritable(read_fd, True)
-    return read_fd
-
-
 def _daemon_environment() -> dict[str, str]:
     """This environment without the secrets the daemon must not carry (``SWARM_TOKEN``)."""
     from swarmcompute.executor.spawn import SECRET_ENV
@@ -430,7 +414,7 @@ def _daemon_environment() -> dict[str, str]:
 
 def _exec_foreground(args: list[str], token: str) -> None:
     """Become the daemon (same pid, same terminal), with the token on a pipe, not in argv/env."""
-    token_fd = _token_pipe(token)
+    token_fd = token_pipe(token)
     argv = [sys.executable, "-m", "swarmcompute.node", *args, "--token-fd", str(token_fd)]
     sys.stdout.flush()
     sys.stderr.flush()
