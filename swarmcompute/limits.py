@@ -157,6 +157,15 @@ def check_job(fields: Mapping[str, Any]) -> None:
             problem = constraint_problem(text)
             if problem:
                 raise ValueError(problem)
+    mounts = fields.get("mounts")
+    if mounts:
+        from swarmcompute.mounts import check_mounts
+
+        check_mounts(mounts)
+        if not fields.get("image"):
+            raise ValueError(
+                "--mount is for Docker jobs (--image IMAGE): a plain job sees the node's files as they are"
+            )
     if "max_output_bytes" in fields:
         _int("max output", fields["max_output_bytes"], 0, MAX_OUTPUT_BYTES)
     for key in ("after", "after_any"):

@@ -59,6 +59,7 @@ SPEC_FIELDS = (
     "rank",
     "ranks",
     "ranks_per_node",
+    "mounts",
 )
 SPEC_DEFAULTS = {
     "name": "",
@@ -91,6 +92,7 @@ SPEC_DEFAULTS = {
     "rank": 0,
     "ranks": 0,
     "ranks_per_node": 0,
+    "mounts": [],
 }
 
 

@@ -168,6 +168,9 @@ class JobSpec:
     ranks_per_node: int = 0
     """Exactly this many ranks of its gang on each node (the last one may hold fewer); 0: as many
     as fit."""
+    mounts: tuple[str, ...] = ()
+    """``SRC:DST[:ro]`` each (``--mount``; ``swarmcompute.mounts``): host paths of the node that runs
+    this Docker job, bind-mounted into its container; checked there, as the job's user."""
 
     @property
     def command(self) -> str:
@@ -265,6 +268,7 @@ class Job:
             "rank": spec.rank if spec.ranks else None,
             "ranks": spec.ranks,
             "ranks_per_node": spec.ranks_per_node,
+            "mounts": list(spec.mounts),
             "local_rank": self.local_rank if spec.ranks and self.attempt else None,
             "master_port": self.gang_port or None,
             "output_truncated": self.attempt in self.truncated_attempts,
