@@ -275,16 +275,17 @@ class ControlServer:
         daemon = self._daemon
         ids = [(await self.resolve(r)).id for r in self._arrays_expanded(refs)]
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        remaining = list(ids)
-        table = daemon.table
-        while True:
-            remaining = [i for i in remaining if i in table.open_ids]
-            if not remaining:
-                return [daemon.job_view(daemon.table.resolve(i), with_output=False) for i in ids]
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                raise WaitTimeoutError(f"{len(remaining)} of {len(ids)} jobs still running after {timeout_s:g}s")
-            await daemon.wait_changed(left)
+        ends = daemon.ends.watch(ids)  # woken by the jobs that end: O(ids) once, not per entry
+        try:
+            while ends.remaining:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    left_n = len(ends.remaining)
+                    raise WaitTimeoutError(f"{left_n} of {len(ids)} jobs still running after {timeout_s:g}s")
+                await ends.wait(left)
+        finally:
+            daemon.ends.forget(ends)
+        return [daemon.job_view(daemon.table.resolve(i), with_output=False) for i in ids]
 
 
 def _shown_to(uid: int, job: Job, view: dict[str, Any]) -> dict[str, Any]:

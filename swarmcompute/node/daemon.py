@@ -55,6 +55,7 @@ from swarmcompute.membership.meta import NodeMeta
 from swarmcompute.node.cluster import ClusterLink
 from swarmcompute.node.cluster_messages import LogData
 from swarmcompute.node.committer import ReplicatedJobLog
+from swarmcompute.node.end_watch import EndWatch
 from swarmcompute.node.gossip_host import GossipHost
 from swarmcompute.node.identity import Identity, load_or_create
 from swarmcompute.node.inventory import Inventory
@@ -180,6 +181,8 @@ class Daemon:
         self.config = config
         self.paths = config.paths
         self.table = JobTable()
+        self.ends = EndWatch(self.table)
+        """Waits for jobs to end (`swarm wait`), woken by the ids each entry changes."""
         self.identity: Identity | None = None
         self.plan: ClusterPlan | None = None
         self.started_monotonic = time.monotonic()
@@ -729,6 +732,7 @@ class Daemon:
         if self._files is not None:
             self._files.applied(changed)
         self._node_settings_applied()
+        self.ends.applied(changed)
         self._changed.set()
         self._changed = asyncio.Event()
 

@@ -88,6 +88,7 @@ class PlacementRounds:
             return []
         self._wanted = False
         now = self._clock()
+        self._table.release_backoffs(now)
         placement = self._last = place(
             self._table, self._capacities(), now, ending=ending, incoming=incoming, preferred=preferred
         )
@@ -100,7 +101,9 @@ class PlacementRounds:
             now = time.monotonic()
             if now - self._explained_at > EXPLAIN_INTERVAL_S:
                 self._explained_at = now
-                self._last = place(self._table, self._capacities(), self._clock())
+                wall = self._clock()
+                self._table.release_backoffs(wall)
+                self._last = place(self._table, self._capacities(), wall)
         placement = self._last
         if job_id in placement.waiting:
             return "waiting_resources", placement.waiting[job_id]
@@ -111,11 +114,11 @@ class PlacementRounds:
     async def _wait_for_change(self) -> None:
         """Until something changed, or the nearest retry backoff ends (the clock also checks)."""
         now = self._clock()
-        backoffs = [j.not_before for j in self._table.pending_jobs() if j.not_before > now]
-        if not backoffs:
+        backoff_end = self._table.next_backoff_end(now)
+        if backoff_end is None:
             await self._changed.wait()
             return
         try:
-            await asyncio.wait_for(self._changed.wait(), min(backoffs) - now)
+            await asyncio.wait_for(self._changed.wait(), backoff_end - now)
         except TimeoutError:
             pass

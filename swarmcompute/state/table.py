@@ -34,6 +34,7 @@ from swarmcompute.state.drain import LabelNode, SetDrained, drained_after, label
 from swarmcompute.state.gangs import batch_problem
 from swarmcompute.state.history import PruneJobs, finished_at
 from swarmcompute.state.job import ACTIVE_STATES, TRANSITIONS, AttemptEnd, Job, JobSpec, JobState, Move, Reason
+from swarmcompute.state.pending import Key, PendingIndex
 from swarmcompute.state.policy import CommandPolicy, SetPolicy, policy_problem
 
 ON_DISCONNECT = ("stop", "keep")
@@ -120,6 +121,10 @@ class JobTable:
         self._open: dict[str, Job] = {}  # non-terminal jobs, in submission order
         self._pending: dict[str, Job] = {}  # the pending subset, for the scheduler
         self._pending_priorities: Counter[int] = Counter()  # priority -> how many pending jobs have it
+        self._index = PendingIndex()  # the pending jobs in placement order, by bucket (``state.pending``)
+        self._active: dict[str, Job] = {}  # the assigned or running subset of ``_open``
+        self._open_seq: dict[str, int] = {}  # an open job -> its place in ``_open`` (submission order)
+        self._next_open = 0
         self._ids: list[str] = []  # sorted, for prefix lookup
         self._children: dict[str, list[str]] = {}  # parent id -> ids of jobs that depend on it
         self._finished: dict[str, Job] = {}  # finished jobs, oldest first (``state.history``)
@@ -187,6 +192,29 @@ class JobTable:
         """Jobs waiting for a node, in submission order."""
         return iter(self._pending.values())
 
+    @property
+    def pending_index(self) -> PendingIndex:
+        """The ready pending jobs by bucket, in placement order (``state.pending``): read-only to
+        all but the table; ``release_backoffs`` is the one change a reader asks for."""
+        return self._index
+
+    def pending_key(self, job_id: str) -> Key | None:
+        """A pending job's place in line (``state.pending.Key``); None if it is not pending."""
+        return self._index.key(job_id)
+
+    def release_backoffs(self, now: float) -> None:
+        """Jobs whose retry backoff ended by ``now`` join their buckets (the shell asks, before a
+        placement round, with its clock: the table itself never reads one)."""
+        self._index.release(now)
+
+    def next_backoff_end(self, now: float) -> float | None:
+        """When the first retry backoff still running at ``now`` ends (None: none)."""
+        return self._index.next_backoff_end(now)
+
+    def active_jobs(self) -> list[Job]:
+        """Jobs assigned or running, in submission order, in O(active log active)."""
+        return sorted(self._active.values(), key=lambda j: self._open_seq[j.id])
+
     def highest_pending_priority(self) -> int | None:
         """The highest priority among pending jobs (None when none is pending), in O(levels)."""
         return max(self._pending_priorities) if self._pending_priorities else None
@@ -199,7 +227,7 @@ class JobTable:
 
     def active_on(self, node_id: str) -> list[Job]:
         """Jobs assigned to or running on ``node_id``."""
-        return [j for j in self._open.values() if j.state in ACTIVE_STATES and j.node == node_id]
+        return [j for j in self.active_jobs() if j.node == node_id]
 
     def waiting_on(self, job: Job) -> list[str]:
         """Parents that still hold ``job`` back: `after` ones not yet succeeded, `after_any` ones not ended."""
@@ -246,6 +274,9 @@ class JobTable:
         self._open.clear()
         self._pending.clear()
         self._pending_priorities.clear()
+        self._index.clear()
+        self._active.clear()
+        self._open_seq.clear()
         self._ids.clear()
         self._children.clear()
         self._finished.clear()
@@ -263,11 +294,14 @@ class JobTable:
         self._link_parents(job)
         self._index_rank(job)
         if not job.state.is_terminal:
-            self._open[job.id] = job
+            self._opened(job)
         else:
             self._finished[job.id] = job
+        if job.state in ACTIVE_STATES:
+            self._active[job.id] = job
         if job.state is JobState.PENDING:
             self._add_pending(job)
+        self._parent_moved(job)  # its children may have been loaded first
 
     # -- applying --------------------------------------------------------------
 
@@ -314,7 +348,7 @@ class JobTable:
                 continue  # idempotent: the first submission wins
             job = Job(spec=spec, submitted_at=cmd.at, origin=cmd.origin)
             self._jobs[spec.id] = job
-            self._open[spec.id] = job
+            self._opened(job)
             self._add_pending(job)
             bisect.insort(self._ids, spec.id)
             self._link_parents(job)
@@ -335,6 +369,22 @@ class JobTable:
             ids = self._gangs.setdefault(job.spec.gang_id, [])
             ids.append(job.id)
             ids.sort(key=lambda i: self._jobs[i].spec.rank)
+
+    def _opened(self, job: Job) -> None:
+        self._open[job.id] = job
+        self._open_seq[job.id] = self._next_open
+        self._next_open += 1
+
+    def _ready(self, job: Job) -> bool:
+        """No parent holds ``job`` back (``waiting_on`` is empty)."""
+        return not (job.spec.after or job.spec.after_any) or not self.waiting_on(job)
+
+    def _parent_moved(self, parent: Job) -> None:
+        """``parent`` ended (or was loaded): its pending children may be ready now."""
+        for child_id in self._children.get(parent.id, ()):
+            child = self._jobs.get(child_id)
+            if child is not None and child.state is JobState.PENDING:
+                self._index.set_ready(child, self._ready(child))
 
     def _link_parents(self, job: Job) -> None:
         for parent_id in (*job.spec.after, *job.spec.after_any):
@@ -612,17 +662,25 @@ class JobTable:
             job.node = None
         else:
             self._drop_pending(job)
+        if state in ACTIVE_STATES:
+            self._active[job.id] = job
+        else:
+            self._active.pop(job.id, None)
         if state.is_terminal:
             self._open.pop(job.id, None)
+            self._open_seq.pop(job.id, None)
             self._finished[job.id] = job
+            self._parent_moved(job)
 
     def _add_pending(self, job: Job) -> None:
         if job.id not in self._pending:
             self._pending[job.id] = job
             self._pending_priorities[job.spec.priority] += 1
+            self._index.add(job, ready=self._ready(job))
 
     def _drop_pending(self, job: Job) -> None:
         if self._pending.pop(job.id, None) is not None:
+            self._index.remove(job)
             left = self._pending_priorities[job.spec.priority] - 1
             if left:
                 self._pending_priorities[job.spec.priority] = left

@@ -1,0 +1,166 @@
+"""The pending jobs as the scheduler reads them: ready ones in buckets of one shape, each bucket
+in placement order, so that a round reads only the heads of its buckets.
+
+Placement order is higher ``priority`` first, then earlier ``submitted_at``, then the order in
+which the jobs became pending (``Key``): exactly the order of ``scheduler.reference``, which
+sorts every pending job each round. A job is *ready* when no ``after``/``after_any`` parent holds
+it back (``JobTable.waiting_on``); the table says when that changes (a parent ends, a job is
+loaded). A ready job waits in its bucket, or, while a retry's backoff may still run
+(``not_before`` set), in the backoff list ordered by ``not_before``: ``release(now)`` (the shell,
+before a round) moves the jobs whose backoff ended into their buckets, so that jobs still in
+backoff cost a round nothing.
+
+A bucket holds jobs that every placement rule treats alike (``bucket_of``): the same resources,
+pin, user, GPU memory, constraints and image (``shape_of`` is the part the fit check reads), the
+same array while the array has a ``%`` limit, the same gang. Once the head of a bucket cannot be
+placed in a round, no later job of that bucket can in that round either (free room only
+shrinks), so a round looks at one job per bucket that does not fit, and at each job it places.
+
+Pure: data in, data out, no clock; ``now`` comes from the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from sortedcontainers import SortedList
+
+from swarmcompute.state.job import Job, JobSpec
+
+Key = tuple[int, float, int]
+"""(-priority, submitted_at, sequence): a pending job's place in line (smaller first)."""
+
+Entry = tuple[int, float, int, Job]
+"""A bucket's item: the job's ``Key`` then the job (sequences are unique: the job is never compared)."""
+
+_LAST = 2**63
+"""A sequence after every job's (to bisect the backoff list by time alone)."""
+
+Shape = tuple[float, int, int, str | None, str, int, tuple[str, ...], bool]
+BucketKey = tuple[Shape, str | None, str, str]
+
+
+def shape_of(spec: JobSpec) -> Shape:
+    """What the fit check reads of a job: jobs of one shape fit exactly the same nodes."""
+    return (
+        spec.cpus, spec.mem_bytes, spec.gpus, spec.node, spec.user,
+        spec.gpu_mem, spec.constraints, spec.image is not None,
+    )  # fmt: skip
+
+
+def bucket_of(spec: JobSpec) -> BucketKey:
+    """The bucket of a job: its shape, its image (the locality bonus), its ``%``-limited array and
+    its gang: every job in one bucket is placed, or not, alike."""
+    return (shape_of(spec), spec.image, spec.array_id if spec.array_limit else "", spec.gang_id if spec.ranks else "")
+
+
+class PendingIndex:
+    """Every pending job's ``Key``; the ready ones in buckets or in the backoff list."""
+
+    def __init__(self) -> None:
+        self._seq = 0
+        self._entries: dict[str, Entry] = {}  # every pending job
+        self._where: dict[str, BucketKey | None] = {}  # a ready job -> its bucket (None: the backoff list)
+        self._buckets: dict[BucketKey, SortedList[Entry]] = {}
+        self._backoff: SortedList[tuple[float, int]] = SortedList()  # (not_before, sequence)
+        self._waits: dict[str, tuple[float, int]] = {}  # a job in the backoff list -> its item there
+        self._waiting: dict[int, Job] = {}  # sequence -> the job in the backoff list
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def key(self, job_id: str) -> Key | None:
+        """A pending job's place in line (None: not pending)."""
+        entry = self._entries.get(job_id)
+        return None if entry is None else (entry[0], entry[1], entry[2])
+
+    @property
+    def next_sequence(self) -> int:
+        """The sequence the next job to become pending gets (later than every pending one)."""
+        return self._seq
+
+    def add(self, job: Job, *, ready: bool) -> None:
+        """``job`` became pending: it goes to the end of its line (priority, submission time)."""
+        if job.id in self._entries:
+            return
+        self._entries[job.id] = (-job.spec.priority, job.submitted_at, self._seq, job)
+        self._seq += 1
+        if ready:
+            self._enter(job)
+
+    def remove(self, job: Job) -> None:
+        """``job`` is no longer pending."""
+        if self._entries.get(job.id) is not None:
+            self._leave(job)
+            del self._entries[job.id]
+
+    def set_ready(self, job: Job, ready: bool) -> None:
+        """Whether a pending job's parents still hold it back changed (or may have)."""
+        if job.id not in self._entries:
+            return
+        if ready and job.id not in self._where:
+            self._enter(job)
+        elif not ready and job.id in self._where:
+            self._leave(job)
+
+    def release(self, now: float) -> None:
+        """Move the jobs whose retry backoff ended by ``now`` into their buckets."""
+        while self._backoff and self._backoff[0][0] <= now:
+            _, seq = self._backoff.pop(0)
+            job = self._waiting.pop(seq)
+            del self._waits[job.id]
+            self._put(job)
+
+    def buckets(self) -> Iterator[SortedList[Entry]]:
+        """The buckets of ready jobs, each in placement order (none empty)."""
+        return iter(self._buckets.values())
+
+    def due(self, now: float) -> list[Job]:
+        """Ready jobs still in the backoff list whose backoff ended by ``now`` (not yet released)."""
+        end = self._backoff.bisect_right((now, _LAST))
+        return [self._waiting[seq] for _, seq in self._backoff.islice(0, end)]
+
+    def next_backoff_end(self, now: float) -> float | None:
+        """When the first backoff still running at ``now`` ends (None: none runs)."""
+        i = self._backoff.bisect_right((now, _LAST))
+        return self._backoff[i][0] if i < len(self._backoff) else None
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._where.clear()
+        self._buckets.clear()
+        self._backoff.clear()
+        self._waits.clear()
+        self._waiting.clear()
+
+    def _enter(self, job: Job) -> None:
+        if job.not_before > 0:
+            self._where[job.id] = None
+            seq = self._entries[job.id][2]
+            self._waits[job.id] = (job.not_before, seq)
+            self._waiting[seq] = job
+            self._backoff.add((job.not_before, seq))
+        else:
+            self._put(job)
+
+    def _put(self, job: Job) -> None:
+        bucket = bucket_of(job.spec)
+        self._where[job.id] = bucket
+        lane = self._buckets.get(bucket)
+        if lane is None:
+            lane = self._buckets[bucket] = SortedList()
+        lane.add(self._entries[job.id])
+
+    def _leave(self, job: Job) -> None:
+        if job.id not in self._where:
+            return
+        bucket = self._where.pop(job.id)
+        if bucket is None:
+            item = self._waits.pop(job.id)
+            self._backoff.remove(item)
+            del self._waiting[item[1]]
+            return
+        lane = self._buckets[bucket]
+        lane.remove(self._entries[job.id])
+        if not lane:
+            del self._buckets[bucket]
