@@ -55,7 +55,6 @@ _SPEC_OPTIONS = frozenset(
         "keep",
         "gpu_mem",
         "constraints",
-        "mounts",
     }
 )
 _SHIP_OPTIONS = ("upload", "workdir", "max_upload")
@@ -79,9 +78,7 @@ def job_spec(argv: Sequence[str] | str, **options: Any) -> JobSpec:
     the caller stops reading its stream; by default that cancels it), job_id
     (client-chosen id, for idempotent resubmission), gpu_mem (each GPU has at least this
     much memory, "10G" or bytes; implies gpus=1 when gpus is not given), constraints
-    ("K=V" or "K!=V", or a list of them: node labels to match), mounts ("SRC:DST" or "SRC:DST:ro",
-    or a list of them: absolute host paths of the node that runs an ``image`` job, bind-mounted
-    into its container where its user may read them, and write them unless ":ro").
+    ("K=V" or "K!=V", or a list of them: node labels to match).
     """
     unknown = set(options) - _SPEC_OPTIONS
     if unknown:
@@ -131,7 +128,6 @@ def _job_spec(argv: Sequence[str] | str, options: Mapping[str, Any]) -> JobSpec:
         "constraints": _strings(
             options.get("constraints"), "constraints must be KEY=VALUE (or KEY!=VALUE) or a list of them"
         ),
-        "mounts": _strings(options.get("mounts"), "mounts must be SRC:DST (or SRC:DST:ro) or a list of them"),
     }
     if fields["gpu_mem"] and not fields["gpus"]:
         fields["gpus"] = 1
@@ -226,6 +222,20 @@ def _strings(value: object, refusal: str) -> tuple[str, ...]:
     if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         return tuple(value)
     raise ValueError(refusal)
+
+
+def prune_bounds(older_than: object, keep: object) -> tuple[float | None, int | None]:
+    """``Client.prune``'s overrides, checked: a positive duration, and 0 or more jobs."""
+    seconds = parse_duration(older_than)  # type: ignore[arg-type]
+    if keep is None:
+        return seconds, None
+    try:
+        count = _whole("keep", keep)
+    except ValueError as exc:
+        raise errors.ConfigError(str(exc)) from None
+    if not 0 <= count <= 10**9:
+        raise errors.ConfigError(f"keep must be 0 to 1000000000 finished jobs, got {_shown(keep)}")
+    return seconds, count
 
 
 def job_specs(specs: Iterable[Mapping[str, Any]]) -> list[JobSpec]:
@@ -446,10 +456,12 @@ class Client:
         """Cluster id, leader, term, the nodes and job counts by state."""
         return self._call(m.Status())
 
-    def nodes(self) -> list[dict[str, Any]]:
+    def nodes(self, *, all: bool = False) -> list[dict[str, Any]]:
         """The nodes as `swarm nodes` lists them (the ``nodes`` of ``status``): names, labels,
-        GPUs, whether drained, running jobs."""
-        return list(self.status()["nodes"])
+        GPUs, whether drained, running jobs, version. ``all``: also those that left or have been
+        dead longer than ``--forget-after`` (``hidden_nodes``), as `swarm nodes --all`."""
+        status = self.status()
+        return list(status["nodes"]) + (list(status.get("hidden_nodes") or ()) if all else [])
 
     def drain(self, node: str, *, wait: bool | float | str = False) -> dict[str, Any]:
         """Give ``node`` (a name or id) no new work; what runs there finishes. ``wait``: return only
@@ -477,6 +489,20 @@ class Client:
             if deadline is not None and time.monotonic() > deadline:
                 raise errors.WaitTimeoutError(f"node {row['name']} still runs {row['running_jobs']} job(s)")
             time.sleep(0.2)
+
+    def prune(self, *, older_than: float | str | None = None, keep: int | None = None) -> dict[str, Any]:
+        """Remove finished jobs and their output now (`swarm prune`), under the cluster's
+        ``--keep-jobs``/``--keep-history`` or: ``older_than`` ("2d", seconds) finished longer ago
+        than this go, ``keep`` at most this many finished jobs stay. Never a job an unfinished
+        one waits on. Returns ``removed``, ``bytes`` (output deleted on this node),
+        ``finished_kept`` and ``held``."""
+        return dict(self._call(m.Prune(*prune_bounds(older_than, keep)), wait_forever=True))
+
+    def forget(self, node: str) -> dict[str, Any]:
+        """Drop a node gone for good (a name or id) from every node's view, peers.json and, if
+        quorum allows, the Raft configuration (`swarm forget`); a live node is refused. Returns
+        ``message`` (what happened), ``was_voter`` and ``voters``."""
+        return dict(self._call(m.Forget(str(node))))
 
     def recover(self) -> list[str]:
         """Force the live voters to be the whole configuration (`swarm recover`; unsafe by design)."""

@@ -26,6 +26,7 @@ exactly what happened and what to do. A broken invariant is an
     │   ├── TokenRefusedError        the peers a joining node dials refuse its cluster key
     │   ├── VersionRefusedError      the cluster speaks a protocol version this node's is not compatible with
     │   ├── NodeNotFoundError        swarm drain/label named no known node (or an ambiguous one)
+    │   ├── NodeAliveError           swarm forget named a node that is alive, suspect, or this one
     │   └── MembershipChangeError    one change at a time, the voter cap, unknown node
     ├── StorageError
     │   ├── CorruptRecordError
@@ -145,6 +146,10 @@ class TokenRefusedError(ClusterError):
 
 class VersionRefusedError(ClusterError):
     """A member refused this node: their protocol versions are not compatible (``swarmcompute.versions``)."""
+
+
+class NodeAliveError(ClusterError):
+    """`swarm forget` named a node that is not gone: alive, suspect, or the node asked."""
 
 
 class NodeNotFoundError(ClusterError):

@@ -123,6 +123,24 @@ class LabelNode:
     labels: tuple[str, ...]
 
 
+@codec.message("api.prune")
+@dataclass(frozen=True, slots=True)
+class Prune:
+    """`swarm prune`: remove finished jobs and their output now, under the history bounds (or
+    these overrides); the reply says what went (``node.housekeeping``)."""
+
+    older_than_s: float | None = None
+    keep: int | None = None
+
+
+@codec.message("api.forget")
+@dataclass(frozen=True, slots=True)
+class Forget:
+    """`swarm forget NODE`: a node gone for good leaves every node's view; the reply says how."""
+
+    node: str
+
+
 @codec.message("api.token_create")
 @dataclass(frozen=True, slots=True)
 class ApiTokenCreate:

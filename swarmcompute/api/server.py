@@ -67,6 +67,8 @@ ANSWERED = (
     m.ApiTokenRevoke,
     m.DrainNode,
     m.LabelNode,
+    m.Prune,
+    m.Forget,
     *FILE_REQUESTS,
 )
 """Requests answered with one value, by ``ControlServer.answer`` (``Submit`` when not attached)."""
@@ -233,6 +235,12 @@ class ControlServer:
             case m.LabelNode(node=node, labels=labels):
                 check_admin(uid, "label a node")
                 return await daemon.label_node(node, labels)
+            case m.Prune(older_than_s=older_than_s, keep=keep):
+                check_admin(uid, "prune finished jobs")
+                return await daemon.prune(older_than_s, keep)
+            case m.Forget(node=node):
+                check_admin(uid, "forget a node")
+                return await daemon.forget(node)
             case m.ApiTokenRevoke(name=name):
                 await daemon.revoke_api_token(name)
                 return None

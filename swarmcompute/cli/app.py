@@ -180,6 +180,10 @@ def join(
     keep_history: Annotated[
         str, typer.Option("--keep-history", help="Finished jobs are removed this long after they ended.")
     ] = "7d",
+    forget_after: Annotated[
+        str,
+        typer.Option("--forget-after", help="Dead nodes (not voters) leave `swarm status` after this long."),
+    ] = "1h",
 ) -> None:
     """Start this machine's daemon: create a cluster, or join one with --token (in the foreground unless --detach).
 
@@ -197,6 +201,9 @@ def join(
     from swarmcompute.node.__main__ import parse_retention
 
     keep_jobs_n, keep_s = _call(lambda: parse_retention(keep_jobs, keep_history))
+    from swarmcompute.node.__main__ import parse_forget_after
+
+    forget_after_s = _call(lambda: parse_forget_after(forget_after))
     paths = _call(lambda: StatePaths.resolve(state_dir))
     peers = tuple(peer or ())
     if token and token_file is not None and _from_config(ctx, "token_file"):
@@ -227,6 +234,8 @@ def join(
         str(keep_jobs_n),
         "--keep-history",
         f"{keep_s}s",
+        "--forget-after",
+        f"{forget_after_s}s",
     ]
     if name:
         args += ["--name", name]
@@ -271,6 +280,7 @@ def join(
                 voter_grace_s=voter_grace,
                 keep_jobs=keep_jobs_n,
                 keep_s=keep_s,
+                forget_after_s=forget_after_s,
                 json_logs=log_format == "json",
                 log_level=log_level,
                 http_port=http,
@@ -515,18 +525,6 @@ def run(ctx: typer.Context) -> None:
 def status(state_dir: StateDir = None, as_json: JsonFlag = False) -> None:
     """The cluster: nodes, leader, resources and job counts."""
     _exit(read_cmds.status(state_dir, as_json))
-
-
-@app.command()
-def nodes(state_dir: StateDir = None, as_json: JsonFlag = False) -> None:
-    """The nodes by name: role, state (drained?), CPUs, memory, GPUs, Docker, labels, running jobs."""
-    from swarmcompute.cli.format import nodes_table
-
-    result = _call(lambda: _client(state_dir).nodes())
-    if as_json:
-        _print_json(result)
-    else:
-        typer.echo(nodes_table(result))
 
 
 NodeArg = Annotated[
@@ -826,3 +824,10 @@ def _log_tail(path: Path, lines: int = 15) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
+
+
+from swarmcompute.cli import cluster_cmds as _cluster_cmds  # noqa: E402  (registration: nodes, forget, prune)
+
+app.command("nodes")(_cluster_cmds.nodes)
+app.command("forget")(_cluster_cmds.forget)
+app.command("prune")(_cluster_cmds.prune)

@@ -160,10 +160,22 @@ def status_text(status: dict[str, Any]) -> str:
             ["NAME", "ID", "ADDRESS", "ROLE", "STATE", "CPUS", "CPU", "LOAD", "MEM FREE", "DISK FREE", "RUNNING"], rows
         )
     )
+    if status.get("hidden_nodes"):
+        lines.append(hidden_line(status))
     counts = status["jobs"]
     lines.append("")
     lines.append("jobs     " + "  ".join(f"{k} {v}" for k, v in counts.items()))
     return "\n".join(lines)
+
+
+def hidden_line(status: dict[str, Any]) -> str:
+    """The one line that says how many nodes `swarm status` and `swarm nodes` leave out."""
+    count = len(status.get("hidden_nodes") or ())
+    seconds = float(status.get("forget_after_s") or 3600.0)
+    fade = next((f"{seconds / u:g}{n}" for u, n in ((86400, "d"), (3600, "h"), (60, "m")) if seconds % u == 0), "")
+    fade = fade or f"{seconds:g}s"
+    nodes = "node" if count == 1 else "nodes"
+    return f"{count} long-gone {nodes} hidden (left, or dead over {fade}): swarm nodes --all"
 
 
 def _incompatible(versions: dict[str, Any]) -> list[str]:

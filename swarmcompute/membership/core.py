@@ -232,6 +232,20 @@ class Membership:
             out.append(Send(m.address, Gossip(self.node_id, self.address, (update,)), node_id))
         return out
 
+    def forget(self, node_id: str) -> bool:
+        """Drop a dead or left member's record now (`swarm forget`), rather than at the reap; True
+        if it was dropped. An alive or suspect member is kept: only a node that is gone can be
+        forgotten. Nothing is sent: every node forgets it when it applies the same command, and a
+        peer's full state naming it is not an alive claim, so it cannot bring it back. The node
+        itself can, by coming back alive (an alive claim of an unknown node is taken in)."""
+        m = self._table.get(node_id)
+        if m is None or node_id == self.node_id or m.state is ALIVE or m.state is SUSPECT:
+            return False
+        self._table.remove(node_id)
+        self._dead.pop(node_id, None)
+        self._suspicions.pop(node_id, None)
+        return True
+
     def tick(self) -> list[Effect]:
         """Advance one tick: probes, suspicion timeouts, gossip, push-pull, reconnects."""
         self._tick += 1

@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         "--keep-history", default="7d", help="finished jobs are removed this long after they ended (default 7d)"
     )
     parser.add_argument(
+        "--forget-after", default="1h", help="dead nodes (not voters) leave `swarm status` after this long (default 1h)"
+    )
+    parser.add_argument(
         "--gossip",
         choices=["lan", "local"],
         default="lan",
@@ -94,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         keep_jobs, keep_s = parse_retention(args.keep_jobs, args.keep_history)
+        forget_after_s = parse_forget_after(args.forget_after)
         http_port = parse_http_port(args.http_port)
         if bool(args.tls_cert) != bool(args.tls_key):
             raise ConfigError("give --tls-cert and --tls-key together")
@@ -131,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         max_voters=args.max_voters,
         keep_jobs=keep_jobs,
         keep_s=keep_s,
+        forget_after_s=forget_after_s,
         gossip=args.gossip,
         json_logs=args.log_format == "json",
         log_level=args.log_level,
@@ -180,6 +185,19 @@ def parse_retention(keep_jobs: str, keep_history: str) -> tuple[int, float]:
     if seconds > 100 * 365 * 86400:
         raise ConfigError(f"--keep-history must be at most a century, got {keep_history[:40]!r}")
     return jobs, seconds
+
+
+def parse_forget_after(value: str) -> float:
+    """``--forget-after 1h``: how long a dead node stays in `swarm status` (``node.housekeeping``)."""
+    from swarmcompute.units import parse_duration
+
+    try:
+        seconds = parse_duration(value)
+    except ConfigError as exc:
+        raise ConfigError(f"--forget-after: {exc}") from None
+    if seconds is None or not 0 < seconds <= 100 * 365 * 86400:
+        raise ConfigError(f"--forget-after must be a positive duration (30m, 1h, 7d), got {value[:40]!r}")
+    return seconds
 
 
 def read_token_fd(fd: int) -> str:
@@ -247,6 +265,7 @@ def run_daemon(
     max_voters: int = 5,
     keep_jobs: int = 10_000,
     keep_s: float = 7 * 86400.0,
+    forget_after_s: float = 3600.0,
     gossip: str = "lan",
     json_logs: bool = False,
     log_level: str = "info",
@@ -288,6 +307,7 @@ def run_daemon(
             max_voters=max_voters,
             keep_jobs=keep_jobs,
             keep_s=keep_s,
+            forget_after_s=forget_after_s,
             max_log_bytes=max_log_bytes,
             http_port=http_port,
             http_optional=http_optional,

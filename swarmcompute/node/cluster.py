@@ -191,6 +191,14 @@ class AddressBook:
             self._dirty = True
             self._trim()
 
+    def drop(self, node_id: str) -> str | None:
+        """Forget where ``node_id`` is (`swarm forget`); the address it had, if any."""
+        confirmed = self._confirmed.pop(node_id, None)
+        claimed = self._claimed.pop(node_id, None)
+        if confirmed is not None:
+            self._dirty = True
+        return confirmed[0] if confirmed is not None else claimed
+
     def items(self, *, confirmed_only: bool = False) -> dict[str, str]:
         """Every address known (confirmed ones win), or only the confirmed ones."""
         found = {} if confirmed_only else dict(self._claimed)
@@ -368,6 +376,17 @@ class ClusterLink:
     @property
     def advertise_host(self) -> str:
         return self._advertise_host
+
+    def forget_node(self, node_id: str) -> None:
+        """``node_id`` is gone for good (`swarm forget`): out of the address book (and
+        peers.json, now), its connection closed, never asked to join again."""
+        address = self.book.drop(node_id)
+        if address is not None:
+            self.transport.forget(address)
+            self._failing_since.pop(address, None)
+            if address in self.seeds:
+                self.seeds.remove(address)
+        self.book.save()
 
     def change_address(self, host: str) -> None:
         """This machine now answers at ``host`` (its address changed while the node ran): every

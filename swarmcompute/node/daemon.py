@@ -141,6 +141,8 @@ class DaemonConfig:
     """Finished jobs the cluster keeps (``state.history``); the leader's setting applies."""
     keep_s: float = DEFAULT_KEEP_S
     """Finished jobs are removed this long after they ended."""
+    forget_after_s: float = 3600.0
+    """A node dead this long (and not a voter) is no longer listed (``node.housekeeping``)."""
     gossip: GossipConfig | None = None
     kill_grace_s: float = 5.0
     max_log_bytes: int = 64 * 1024 * 1024
@@ -202,6 +204,8 @@ class Daemon:
         self._copies: LogCopies | None = None
         self._files: FilesHost | None = None
         self._labels: Any = None
+        self._housekeeping: Any = None
+        """``Housekeeping`` (``node.housekeeping``: prune, forget, fading), once run() made the parts."""
         """``LabelsHost`` (``node.labels``), once run() loaded the identity."""
         self._drained_seen: frozenset[str] = frozenset()
         self.executor = JobRunners(
@@ -212,7 +216,6 @@ class Daemon:
             kill_grace_s=config.kill_grace_s,
             max_log_bytes=config.max_log_bytes,
             policy=lambda: self.table.policy,
-            state_dir=self.paths.root,
         )
         self.resources: ResourceMonitor | None = None
         self.inventory: Inventory | None = None
@@ -384,6 +387,9 @@ class Daemon:
             from swarmcompute.node.labels import LabelsHost
 
             self._labels = LabelsHost(self)
+            from swarmcompute.node.housekeeping import Housekeeping
+
+            self._housekeeping = Housekeeping(self)
             self.inventory = Inventory(
                 identity.name,
                 self.resources,
@@ -888,6 +894,8 @@ class Daemon:
         if view.is_leader:
             self._replace_dead_voters(view)
             self._prune_history()
+            if self._housekeeping is not None:
+                self._housekeeping.maintenance()  # forgotten members out of the configuration
         if self._copies is not None:
             self._copies.maintenance()
 
@@ -1166,6 +1174,14 @@ class Daemon:
 
         return await set_drained(self, ref, drained)
 
+    async def prune(self, older_than_s: float | None = None, keep: int | None = None) -> dict[str, Any]:
+        """`swarm prune` (``node.housekeeping``): finished jobs past the bounds, removed now."""
+        return await self._housekeeping.prune(older_than_s=older_than_s, keep=keep)  # type: ignore[no-any-return]
+
+    async def forget(self, ref: str) -> dict[str, Any]:
+        """`swarm forget NODE` (``node.housekeeping``): a node gone for good, dropped everywhere."""
+        return await self._housekeeping.forget(ref)  # type: ignore[no-any-return]
+
     async def label_node(self, ref: str, labels: tuple[str, ...]) -> dict[str, Any]:
         """`swarm label NODE K=V...` (``node.labels``): committed; the node applies it when it holds it."""
         from swarmcompute.node.labels import label_node
@@ -1182,6 +1198,8 @@ class Daemon:
             self._drained_seen = self.table.drained
             self.rounds.request()
             self._start_wakeup.set()
+        if self._housekeeping is not None and self._gossip is not None:
+            self._housekeeping.applied()  # `swarm forget`
 
     def is_leader(self) -> bool:
         return self.committer.raft.is_leader
@@ -1327,6 +1345,9 @@ class Daemon:
             for n in node_ids
         ]
         nodes.sort(key=lambda v: (v["role"] != "leader", v["name"], v["id"]))
+        hidden: list[dict[str, Any]] = []
+        if self._housekeeping is not None:
+            nodes, hidden = self._housekeeping.split(nodes, members)
         return {
             "cluster_id": self.link.key.cluster_id if self._link is not None else "",
             "node_id": identity.node_id,
@@ -1334,6 +1355,8 @@ class Daemon:
             "term": raft.term,
             "quorum": self.quorum(),
             "nodes": nodes,
+            "hidden_nodes": hidden,
+            "forget_after_s": self.config.forget_after_s,
             "jobs": self.table.counts(),
             "state_dir": str(self.paths.root),
             "pid": os.getpid(),

@@ -77,6 +77,10 @@ class GossipHost:
     def leave(self) -> None:
         self._carry(self.core.leave())
 
+    def forget(self, node_id: str) -> bool:
+        """Drop a dead or left member's record now (`swarm forget`); False for a live one."""
+        return self.core.forget(node_id)
+
     def members(self) -> list[Member]:
         return self.core.members()
 

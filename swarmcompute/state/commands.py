@@ -16,6 +16,7 @@ from swarmcompute import codec
 from swarmcompute.state.api_tokens import CreateApiToken, RevokeApiToken
 from swarmcompute.state.cluster_key import RotateClusterKey
 from swarmcompute.state.drain import LabelNode, SetDrained
+from swarmcompute.state.forgotten import ForgetNode
 from swarmcompute.state.history import PruneJobs
 from swarmcompute.state.job import AttemptEnd, JobSpec
 from swarmcompute.state.policy import SetPolicy
@@ -159,6 +160,7 @@ Command = (
     | RotateClusterKey
     | SetDrained
     | LabelNode
+    | ForgetNode
 )
 
 

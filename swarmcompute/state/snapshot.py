@@ -13,6 +13,7 @@ from swarmcompute import codec
 from swarmcompute.state.api_tokens import ApiToken
 from swarmcompute.state.cluster_key import ClusterKeyState
 from swarmcompute.state.drain import LabelNode, label_changes_after
+from swarmcompute.state.forgotten import ForgetNode, forgotten_after
 from swarmcompute.state.job import Job, JobSpec, JobState, Reason
 from swarmcompute.state.policy import CommandPolicy
 from swarmcompute.state.table import JobTable
@@ -52,6 +53,8 @@ class TableSnapshot:
     """Ids of drained nodes (``state.drain``)."""
     label_changes: tuple[LabelNode, ...] = ()
     """The label changes kept for nodes to apply (``state.drain``), oldest first per node."""
+    forgotten: tuple[ForgetNode, ...] = ()
+    """The nodes `swarm forget` named (``state.forgotten``), oldest first."""
 
 
 def snapshot_table(table: JobTable) -> bytes:
@@ -81,9 +84,16 @@ def snapshot_table(table: JobTable) -> bytes:
     key = table.cluster_key if table.cluster_key.generation else None
     drained = tuple(sorted(table.drained))
     labels = tuple(c for node in sorted(table.label_changes) for c in table.label_changes[node])
+    forgotten = tuple(ForgetNode(n, at) for n, at in table.forgotten.items())
     return codec.encode(
         TableSnapshot(
-            records, table.policy, tuple(table.api_tokens), cluster_key=key, drained=drained, label_changes=labels
+            records,
+            table.policy,
+            tuple(table.api_tokens),
+            cluster_key=key,
+            drained=drained,
+            label_changes=labels,
+            forgotten=forgotten,
         )
     )
 
@@ -128,4 +138,6 @@ def restore_table(data: bytes, into: JobTable | None = None) -> JobTable:
     table.drained = frozenset(snap.drained)
     for change in snap.label_changes:
         table.label_changes = label_changes_after(table.label_changes, change)
+    for forget in snap.forgotten:
+        table.forgotten = forgotten_after(table.forgotten, forget)
     return table

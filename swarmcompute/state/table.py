@@ -31,6 +31,7 @@ from swarmcompute.state.commands import (
     SubmitJobs,
 )
 from swarmcompute.state.drain import LabelNode, SetDrained, drained_after, label_changes_after
+from swarmcompute.state.forgotten import ForgetNode, forgotten_after
 from swarmcompute.state.gangs import batch_problem
 from swarmcompute.state.history import PruneJobs, finished_at
 from swarmcompute.state.job import ACTIVE_STATES, TRANSITIONS, AttemptEnd, Job, JobSpec, JobState, Move, Reason
@@ -74,7 +75,6 @@ def validate_spec(spec: JobSpec) -> None:
                 "max_output_bytes": spec.max_output_bytes,
                 "files": spec.files,
                 "keep": spec.keep,
-                "mounts": spec.mounts,
             }
         )
     except ValueError as exc:
@@ -140,6 +140,8 @@ class JobTable:
         """Ids of the nodes given no new work (``state.drain``: `swarm drain`)."""
         self.label_changes: dict[str, tuple[LabelNode, ...]] = {}
         """Node id -> its last label changes (``state.drain``: `swarm label`), for it to apply."""
+        self.forgotten: dict[str, float] = {}
+        """Node id -> when `swarm forget` named it (``state.forgotten``), oldest first."""
 
     # -- reading ---------------------------------------------------------------
 
@@ -287,6 +289,7 @@ class JobTable:
         self.cluster_key = ClusterKeyState()
         self.drained = frozenset()
         self.label_changes = {}
+        self.forgotten = {}
 
     def load(self, job: Job) -> None:
         """Insert a job exactly as it is (restoring a snapshot); not a command."""
@@ -340,6 +343,11 @@ class JobTable:
                 self.drained = drained_after(self.drained, cmd)
             case LabelNode():
                 self.label_changes = label_changes_after(self.label_changes, cmd)
+            case ForgetNode():
+                self.forgotten = forgotten_after(self.forgotten, cmd)
+                if cmd.node_id in self.forgotten:
+                    self.drained = self.drained - {cmd.node_id}
+                    self.label_changes = {n: c for n, c in self.label_changes.items() if n != cmd.node_id}
         return []
 
     def _submit(self, cmd: SubmitJobs) -> list[str]:

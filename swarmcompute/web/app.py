@@ -324,7 +324,9 @@ class Api:
 
     async def nodes(self, request: Request) -> Response:
         self.auth(request)
-        return JSONResponse({"nodes": self.daemon.status()["nodes"]})
+        status = self.daemon.status()
+        every = request.query_params.get("all", "") in ("1", "true", "yes")
+        return JSONResponse({"nodes": status["nodes"] + (status.get("hidden_nodes", []) if every else [])})
 
     async def node(self, request: Request) -> Response:
         self.auth(request)
@@ -349,6 +351,23 @@ class Api:
         if not isinstance(labels, list) or not all(isinstance(x, str) and "=" in x for x in labels):
             raise errors.ConfigError('the body is {"labels": ["K=V", "K=", ...]} (K= removes K)')
         return JSONResponse(await self.ask(m.LabelNode(request.path_params["ref"], tuple(labels)), token))
+
+    async def forget(self, request: Request) -> Response:
+        token = self.auth(request, write=True)
+        return JSONResponse(await self.ask(m.Forget(request.path_params["ref"]), token))
+
+    async def prune(self, request: Request) -> Response:
+        """``{"older_than": "2d" or seconds, "keep": N}``, both optional (the cluster's bounds)."""
+        from swarmcompute.client import prune_bounds
+
+        token = self.auth(request, write=True)
+        body = await _read_json(request)
+        if body is None:
+            body = {}
+        if not isinstance(body, dict) or set(body) - {"older_than", "keep"}:
+            raise errors.ConfigError('the body is {"older_than": "2d", "keep": 1000}, both optional')
+        older_than_s, keep = prune_bounds(body.get("older_than"), body.get("keep"))
+        return JSONResponse(await self.ask(m.Prune(older_than_s, keep), token))
 
     async def cluster(self, request: Request) -> Response:
         self.auth(request)
@@ -561,6 +580,7 @@ def build_app(daemon: NodeAPI, control: ControlServer, *, metrics_token: str | N
         route("/api/v1/jobs", api.list_jobs),
         route("/api/v1/jobs", api.submit, ["POST"]),
         route("/api/v1/jobs/wait", api.wait, ["POST"]),
+        route("/api/v1/jobs/prune", api.prune, ["POST"]),
         route("/api/v1/jobs/{ref}", api.get_job),
         route("/api/v1/jobs/{ref}", api.cancel, ["DELETE"]),
         route("/api/v1/jobs/{ref}/cancel", api.cancel, ["POST"]),
@@ -570,6 +590,7 @@ def build_app(daemon: NodeAPI, control: ControlServer, *, metrics_token: str | N
         route("/api/v1/nodes/{ref}/drain", api.drain, ["POST"]),
         route("/api/v1/nodes/{ref}/undrain", api.undrain, ["POST"]),
         route("/api/v1/nodes/{ref}/labels", api.label, ["POST"]),
+        route("/api/v1/nodes/{ref}/forget", api.forget, ["POST"]),
         route("/api/v1/cluster", api.cluster),
         route("/api/v1/sd", api.sd),
         route("/api/v1/events", api.events),

@@ -32,12 +32,6 @@ JOB_OPTIONS: dict[str, Any] = {
         "description": "node labels to match: K=V or K!=V, or a list of them",
         "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
     },
-    "mounts": {
-        "description": "SRC:DST or SRC:DST:ro, or a list of them: absolute host paths of the node that runs an image "
-        "job, bind-mounted at DST in its container; refused there unless its user may read SRC (and write it, "
-        "unless :ro)",
-        "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
-    },
     "after": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
     "after_any": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
     "node": {"type": "string", "description": "pin to a node (name or id)"},
@@ -211,6 +205,49 @@ def openapi_document() -> dict[str, Any]:
                 },
             )
         },
+        "/api/v1/jobs/prune": {
+            "post": _op(
+                "remove finished jobs and their output now (`swarm prune`), under the cluster's --keep-jobs "
+                "and --keep-history or these bounds; never a job an unfinished one waits on",
+                {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "removed": {"type": "integer", "description": "jobs that left the table"},
+                                "bytes": {"type": "integer", "description": "their output deleted on this node"},
+                                "finished_kept": {"type": "integer"},
+                                "held": {"type": "integer", "description": "kept: an unfinished job waits on it"},
+                                "keep_jobs": {"type": "integer"},
+                                "keep_s": {"type": "number"},
+                            },
+                        }
+                    )
+                },
+                requestBody={
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": ["object", "null"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "older_than": {
+                                        "description": "finished longer ago than this go: 2d, 12h or seconds",
+                                        "oneOf": [{"type": "string"}, {"type": "number"}, {"type": "null"}],
+                                    },
+                                    "keep": {
+                                        "description": "at most this many finished jobs stay",
+                                        "type": ["integer", "null"],
+                                        "minimum": 0,
+                                    },
+                                },
+                            }
+                        }
+                    },
+                },
+            )
+        },
         "/api/v1/jobs/{ref}": {
             "get": _op(
                 "one job, with the tail of its output and, while its image is pulled, `pull`; or an array",
@@ -258,8 +295,9 @@ def openapi_document() -> dict[str, Any]:
         },
         "/api/v1/nodes": {
             "get": _op(
-                "the nodes",
+                "the nodes (without those gone a while: `all=1` lists them too, as `swarm nodes --all`)",
                 {"200": _json({"type": "object", "properties": {"nodes": {"type": "array", "items": _ref("Node")}}})},
+                params=[_query("all", {"type": "string", "enum": ["0", "1"]}, "also the nodes left or long dead")],
             )
         },
         "/api/v1/nodes/{ref}": {"get": _op("one node", {"200": _json(_ref("Node"))}, params=[node_ref])},
@@ -268,6 +306,28 @@ def openapi_document() -> dict[str, Any]:
         },
         "/api/v1/nodes/{ref}/undrain": {
             "post": _op("take new work on the node again (`swarm undrain`)", node_row, params=[node_ref])
+        },
+        "/api/v1/nodes/{ref}/forget": {
+            "post": _op(
+                "forget a node gone for good (`swarm forget`): out of every node's view, peers.json and the "
+                "configuration (a voter only while quorum holds); a live node is refused",
+                {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "id": {"type": "string"},
+                                "name": {"type": "string"},
+                                "was_voter": {"type": "boolean"},
+                                "out_of_configuration": {"type": "boolean"},
+                                "voters": {"type": "array", "items": {"type": "string"}},
+                                "message": {"type": "string"},
+                            },
+                        }
+                    )
+                },
+                params=[node_ref],
+            )
         },
         "/api/v1/nodes/{ref}/labels": {
             "post": _op(
@@ -324,7 +384,7 @@ def openapi_document() -> dict[str, Any]:
             "id name state reason message node attempt failures retries exit_code command argv cwd env timeout_s "
             "priority cpus mem_bytes gpus after after_any pinned_node image on_disconnect keep_on_exit submitted_at "
             "started_at finished_at output_truncated attempts output_tail gpu_mem constraints array_id array_index "
-            "array_limit user max_procs max_file_size max_output_bytes files files_bytes keep node_name pull mounts"
+            "array_limit user max_procs max_file_size max_output_bytes files files_bytes keep node_name pull"
         ).split()
     }
     job_props["pull"] = {

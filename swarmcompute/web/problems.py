@@ -23,6 +23,7 @@ _STATUS: tuple[tuple[type[errors.SwarmError], int], ...] = (
     (errors.AttemptNotFoundError, 404),
     (errors.NodeNotFoundError, 404),
     (errors.JobAlreadyExistsError, 409),
+    (errors.NodeAliveError, 409),
     (errors.AmbiguousJobIdError, 400),
     (errors.InvalidJobSpecError, 400),
     (errors.ConfigError, 400),

@@ -26,7 +26,7 @@ from typing import Any, cast
 
 from swarmcompute import errors
 from swarmcompute.api import messages as m
-from swarmcompute.client import Client, error_from_reply, job_spec, job_specs
+from swarmcompute.client import Client, error_from_reply, job_spec, job_specs, prune_bounds
 from swarmcompute.units import parse_duration
 
 PAGE = 1000
@@ -149,6 +149,13 @@ class RemoteClient(Client):
     def label(self, node: str, *labels: str) -> dict[str, Any]:
         body = {"labels": [str(x) for x in labels]}
         return dict(self._json("POST", f"/api/v1/nodes/{_node(node)}/labels", body))
+
+    def forget(self, node: str) -> dict[str, Any]:
+        return dict(self._json("POST", f"/api/v1/nodes/{_node(node)}/forget"))
+
+    def prune(self, *, older_than: float | str | None = None, keep: int | None = None) -> dict[str, Any]:
+        older_than_s, count = prune_bounds(older_than, keep)
+        return dict(self._json("POST", "/api/v1/jobs/prune", {"older_than": older_than_s, "keep": count}, forever=True))
 
     # -- the cluster --------------------------------------------------------------------
 

@@ -70,8 +70,8 @@ def test_leave_on_the_leader_transfers_leadership_first(daemon_factory) -> None:
     assert "leadership_transferred" in leaving.log_path.read_text()
     print(f"\nleadership handed from {old} to {new}; leave took {handover_s:.2f}s")
     states = {v["id"]: v["state"] for v in json.loads(rest[0].swarm("status", "--json").stdout)["nodes"]}
-    wait_until(
-        lambda: {v["id"]: v["state"] for v in rest[0].status()["nodes"]}.get(old) in ("left", "dead"),
+    wait_until(  # a node that left is listed by `swarm nodes --all`, not `swarm status`
+        lambda: {v["id"]: v["state"] for v in rest[0].client.nodes(all=True)}.get(old) in ("left", "dead"),
         15,
         "the leaver to be shown as left",
     )

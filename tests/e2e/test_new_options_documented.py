@@ -33,7 +33,6 @@ RUN_OPTIONS: dict[str, tuple[str | None, str | None]] = {
     "--constraint": ("constraints", "constraints"),
     "--array": ("array", "array_id"),
     "--cwd": ("cwd", "cwd"),
-    "--mount": ("mounts", "mounts"),
 }
 COMMANDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # command: (its issue-11 options, the Client methods that do the same)

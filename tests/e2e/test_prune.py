@@ -1,0 +1,65 @@
+"""`swarm prune` on a real daemon: finished jobs and their output go now, oldest first, under the
+history bounds or ``--keep``/``--older-than``; a job an unfinished one waits on stays; what went
+is said (jobs, bytes). The same through ``Client.prune`` and the HTTP API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from swarmcompute.client import Client
+from swarmcompute.testing.daemons import DaemonProcess, wait_until
+
+
+def outputs(daemon: DaemonProcess) -> set[str]:
+    out = daemon.state_dir / "output"
+    return {p.name for p in out.iterdir()} if out.is_dir() else set()
+
+
+def test_prune_removes_the_oldest_finished_jobs_and_their_output_but_never_a_held_one(
+    daemon_factory: Any, tmp_path: Path
+) -> None:
+    daemon: DaemonProcess = daemon_factory("p", http_port=0).start()
+    client = daemon.client
+    gate = tmp_path / "gate"
+    parent = client.submit(["sh", "-c", "head -c 3000 /dev/zero"], cpus=0)  # the oldest: held by the child
+    blocker = client.submit(["sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.05; done"], cpus=0)
+    child = client.submit(["true"], cpus=0, after=[parent, blocker])
+    client.wait(parent, timeout=30)
+    older = client.submit_many([{"argv": ["echo", str(i)], "cpus": 0} for i in range(6)])
+    assert {j["state"] for j in client.wait(older, timeout=60)} == {"succeeded"}
+    assert parent in outputs(daemon)
+
+    nothing = client.prune(older_than="1h")  # everything ended just now, and far fewer than --keep-jobs
+    assert (nothing["removed"], nothing["bytes"], nothing["finished_kept"]) == (0, 0, 7)
+
+    cli = daemon.swarm("prune", "--keep", "3")
+    assert cli.returncode == 0, cli.stderr
+    # 7 finished, keep 3: the 4 oldest go, but the parent is held, so the 4 oldest of the others
+    kept = {j["id"] for j in client.jobs(limit=100) if j["state"] == "succeeded"}
+    assert parent in kept and kept - {parent} == set(older[4:])
+    assert cli.stdout.startswith("removed 4 finished job(s) and ")
+    assert cli.stdout.endswith(
+        "of their output on this node; 3 finished job(s) kept, 1 of them kept for jobs that wait on them\n"
+    )
+    wait_until(lambda: not set(older[:4]) & outputs(daemon), 10, "the removed jobs' output to be deleted")
+    assert set(older[4:]) <= outputs(daemon)
+
+    token = client.create_api_token("pruner")["token"]
+    remote = Client(url=daemon.http_url, token=token)
+    everything = remote.prune(keep=0)
+    assert (everything["removed"], everything["finished_kept"], everything["held"]) == (2, 1, 1)
+    assert everything["bytes"] > 0
+    gate.touch()
+    assert client.wait(child, timeout=30)["state"] == "succeeded"
+    last = client.prune(keep=0)  # nothing waits on the parent any more
+    assert (last["removed"], last["finished_kept"], last["held"]) == (3, 0, 0)
+    wait_until(lambda: outputs(daemon) == set(), 10, "every output to be deleted")
+
+
+def test_bad_prune_bounds_are_one_line_and_exit_2(tmp_path: Path) -> None:
+    daemon = DaemonProcess(tmp_path / "none")  # refused before any daemon is asked
+    for args in (("--keep", "-1"), ("--older-than", "soon")):
+        result = daemon.swarm("prune", *args)
+        assert result.returncode == 2, result.stdout
+        assert result.stderr.count("\n") == 1 and result.stderr.startswith("swarm: "), result.stderr
