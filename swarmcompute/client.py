@@ -292,19 +292,38 @@ class Client:
 
     # -- jobs ------------------------------------------------------------------
 
-    def submit(self, argv: Sequence[str] | str, *, array: str | None = None, **options: Any) -> str:
+    def submit(
+        self,
+        argv: Sequence[str] | str,
+        *,
+        array: str | None = None,
+        ranks: int | None = None,
+        ranks_per_node: int | None = None,
+        **options: Any,
+    ) -> str:
         """Submit one job; return its id once the daemon has durably recorded it.
 
         ``array="0-99%10"``: one job per index instead (``swarmcompute.arrays``), named
         ``NAME[i]`` with ``SWARM_ARRAY_ID``/``SWARM_ARRAY_INDEX`` set; returns the array id, which
-        ``wait``, ``cancel`` and ``jobs`` take."""
-        if array is None:
+        ``wait``, ``cancel`` and ``jobs`` take. ``ranks=N`` (``ranks_per_node=K``): a gang of N
+        ranks that run all at once or not at all (``swarmcompute.state.gangs``; README, *Gangs*);
+        returns the gang id, which ``wait``, ``cancel``, ``job`` and ``logs`` take (``job``/``logs``:
+        rank 0; each rank's id is ``GANG.R``)."""
+        if array is None and ranks is None and ranks_per_node is None:
             return self.submit_many([{"argv": argv, **options}])[0]
         from swarmcompute.arrays import elements
+        from swarmcompute.state.gangs import ranks_of
 
         [spec] = job_specs(self._ship(s) for s in [{"argv": argv, **options}])
         try:
-            specs = elements(spec, array)
+            if array is not None and ranks is not None:
+                raise ValueError("a job is an array (--array) or a gang (--ranks), not both")
+            if array is not None:
+                specs = elements(spec, array)
+            elif ranks is None:
+                raise ValueError("ranks_per_node needs ranks: how many ranks the gang has")
+            else:
+                specs = ranks_of(spec, ranks, ranks_per_node or 0)
         except ValueError as exc:
             raise errors.InvalidJobSpecError(str(exc)) from None
         for start in range(0, len(specs), 10_000):

@@ -55,6 +55,7 @@ from swarmcompute.membership.meta import NodeMeta
 from swarmcompute.node.cluster import ClusterLink
 from swarmcompute.node.cluster_messages import LogData
 from swarmcompute.node.committer import ReplicatedJobLog
+from swarmcompute.node.gang_env import GangEnv, gang_view
 from swarmcompute.node.end_watch import EndWatch
 from swarmcompute.node.gossip_host import GossipHost
 from swarmcompute.node.identity import Identity, load_or_create
@@ -195,6 +196,7 @@ class Daemon:
         self._state: NodeState | None = None
         self._start_wakeup = asyncio.Event()
         self._start_notices: dict[tuple[str, int], StartAttempt] = {}
+        self._gang_env: GangEnv | None = None  # gang ranks' variables and hostfiles (``node.gang_env``)
         self._notices_handle: asyncio.TimerHandle | None = None
         self._rounds: PlacementRounds | None = None
         self._committer: ReplicatedJobLog | None = None
@@ -768,7 +770,17 @@ class Daemon:
         for event in self._job_events.get(job_id, ()):
             event.set()
 
+    def _spec_to_start(self, job: Job, attempt: int) -> JobSpec:
+        """The spec an attempt starts with: a gang rank's with its rank's variables."""
+        if not job.spec.ranks:
+            return job.spec
+        if self._gang_env is None:
+            self._gang_env = GangEnv(lambda n: m.address if (m := self.gossip.member(n)) is not None else None)
+        return self._gang_env.spec_to_start(self.table, job, attempt)
+
     def _on_attempt_exit(self, result: AttemptResult) -> None:
+        if self._gang_env is not None:
+            self._gang_env.ended(result.job_id, result.attempt)
         self._start_notices.pop((result.job_id, result.attempt), None)  # the result says it all
         finish = FinishAttempt(
             job_id=result.job_id,
@@ -793,7 +805,8 @@ class Daemon:
                 if not state.still_to_start(start, may_start=self.lease.may_start(), now_mono=time.monotonic()):
                     continue
                 job = start.job
-                await self.executor.start(job.id, start.attempt, job.spec, leased=start.leased, gpus=start.gpus)
+                spec = self._spec_to_start(job, start.attempt)
+                await self.executor.start(job.id, start.attempt, spec, leased=start.leased, gpus=start.gpus)
                 running = self.executor.is_running(job.id, start.attempt)
                 self._carry(state.started(start, running=running, holds=self.lease.holds(), now_wall=time.time()))
 
@@ -1276,6 +1289,8 @@ class Daemon:
             if waiting:
                 view["reason"], view["message"] = waiting
         view["node_name"] = self.node_name(job.node) if job.node else None
+        if job.spec.ranks:
+            view["gang"] = gang_view(self.table, job, self.node_name)
         message = view.get("message") or ""
         for node_id in {n for n in (job.node, *job.attempt_nodes) if n}:
             if node_id in message:

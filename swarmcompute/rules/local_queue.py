@@ -16,10 +16,14 @@ holds the node's side of that bargain, as plain rules with no I/O:
   ended (``ended``), so two attempts never share a card. The daemon names them in
   ``CUDA_VISIBLE_DEVICES`` (``gpus_of``). A restarted daemon starts with every
   card free: the jobs of its earlier life were killed before it starts any.
+- Gang ranks (``--ranks``) come first and are never held back: the leader placed each one on
+  room to start at once, and the gang's other ranks wait on it. A pending gang holds nothing back
+  here (the leader places nothing behind a gang that waits for room: ``scheduler.gang``).
 - A drained node (``JobTable.drained``) starts nothing more and hands back
   everything queued as soon as another node can run it.
 - Hand an attempt back (``ReleaseQueued``) when it has waited here for
-  ``HAND_BACK_AFTER_S`` and another live node could run it now. Only the node
+  ``HAND_BACK_AFTER_S`` and another live node could run it now; a gang rank, whose gang
+  waits on it, whenever it has waited that long (its gang is then placed again, whole). Only the node
   itself hands back, and never after starting the process, so no attempt is ever
   taken away from under a running process.
 """
@@ -89,9 +93,11 @@ class LocalQueue:
         highest_pending = table.highest_pending_priority()
         picked: list[Job] = []
         cleared: int | None = None  # a priority level no runnable pending job outranks here
-        for job in sorted(self._queued.values(), key=lambda j: (-j.spec.priority, j.submitted_at)):
+        # Gang ranks first: the leader placed each on room to start at once, and the others wait on it.
+        for job in sorted(self._queued.values(), key=lambda j: (not j.spec.ranks, -j.spec.priority, j.submitted_at)):
             spec = job.spec
-            if highest_pending is not None and highest_pending > spec.priority and cleared != spec.priority:
+            outranked = highest_pending is not None and highest_pending > spec.priority and not spec.ranks
+            if outranked and cleared != spec.priority:
                 if _higher_priority_waits(table, spec.priority, capacity, now_wall):
                     break  # everything after this one has the same or a lower priority
                 cleared = spec.priority
@@ -113,6 +119,10 @@ class LocalQueue:
             if chosen[key]:
                 self._cards[key] = chosen[key]
         return picked
+
+    def is_started(self, job_id: str, attempt: int) -> bool:
+        """Whether that attempt was taken to start here (``to_start``) and has not ended."""
+        return (job_id, attempt) in self._in_use
 
     def gpus_of(self, job_id: str, attempt: int) -> tuple[int, ...]:
         """The GPU indices an attempt started here holds (none: it asked for none)."""
@@ -144,6 +154,9 @@ class LocalQueue:
                 room.take(job.spec)
         moved = []
         for job in sorted(overdue, key=lambda j: (-j.spec.priority, j.submitted_at)):
+            if job.spec.ranks:  # a gang rank that cannot start here holds its gang up: placed again, whole
+                moved.append(job)
+                continue
             room = next((r for r in rooms.values() if r.fits(job.spec)), None)
             if room is not None:
                 room.take(job.spec)
@@ -179,7 +192,7 @@ def _higher_priority_waits(table: JobTable, priority: int, capacity: NodeCapacit
     """Whether a pending, runnable job of a higher priority could run on this node."""
     for job in table.pending_jobs():
         spec = job.spec
-        if spec.priority <= priority or job.not_before > now:
+        if spec.priority <= priority or job.not_before > now or spec.ranks:  # the leader holds work back for a gang
             continue
         if spec.node is not None and not pin_matches(spec.node, capacity.node_id, capacity.name):
             continue

@@ -26,6 +26,9 @@ The rules, each in the method that applies it:
   node is gone.
 * **Hand back** (``maintenance``): attempts queued here too long while another node is free go
   back to be placed again.
+* **Gangs** (``applied``, ``to_start``, ``started``): a gang rank whose attempt the table marks
+  ``gang_stop`` (another rank of it ended without success, ``state.gangs``) is stopped here as
+  lost, or handed back if it has not started, never started.
 """
 
 from __future__ import annotations
@@ -196,6 +199,8 @@ class NodeState:
         self.blocked_on_fence = False
         self.started_here: dict[str, int] = {}
         """Job id -> the attempt of it this daemon started (in this life, in this history)."""
+        self.gang_unstarted: set[str] = set()
+        """Gang ranks the start loop dropped for their ``gang_stop``: to hand back (``_hand_back_gang``)."""
 
     # -- committed changes --------------------------------------------------------------
 
@@ -263,6 +268,9 @@ class NodeState:
                 queue.forget(job.id)
                 if job.attempt not in running.get(job.id, ()):
                     earlier.append(_lost_here(job, node_id, now_wall))
+            elif job.state is JobState.ASSIGNED and job.node == node_id and job.gang_stop:
+                if job.attempt not in running.get(job_id, ()):
+                    self.gang_unstarted.add(job_id)  # handed back below, unless it started after all
             elif job.state is JobState.ASSIGNED and job.node == node_id:
                 wake = queue.offer(job, now_mono) or wake
             elif mine and job_id not in self.started_here and job.attempt not in running.get(job_id, ()):
@@ -278,7 +286,10 @@ class NodeState:
             for attempt in running.get(job_id, ()):
                 if not (attempt == job.attempt and job.node == node_id and job.state in ACTIVE_STATES):
                     out.append(Stop(job_id, attempt, lost=False))
+                elif job.gang_stop:
+                    out.append(Stop(job_id, attempt, lost=True))  # another rank ended: lost, not failed
             out.append(Notify(job_id))
+        earlier += self._hand_back_gang(now_wall)
         if earlier:
             out.append(Propose(tuple(earlier)))
         if reschedule:
@@ -299,8 +310,10 @@ class NodeState:
             return []
         starts = []
         for job in self.queue.to_start(self.table, capacity, now_wall):
-            if job.state is not JobState.ASSIGNED or job.node != self.node_id:
+            if job.state is not JobState.ASSIGNED or job.node != self.node_id or job.gang_stop:
                 self.queue.ended(job.id, job.attempt)  # moved on while earlier ones started
+                if job.gang_stop:
+                    self.gang_unstarted.add(job.id)
                 continue
             leased = job.spec.on_disconnect == "stop"
             starts.append(Start(job, job.attempt, leased, self.queue.gpus_of(job.id, job.attempt)))
@@ -311,6 +324,10 @@ class NodeState:
         job = start.job
         if job.state is not JobState.ASSIGNED or job.node != self.node_id or job.attempt != start.attempt:
             self.queue.ended(job.id, start.attempt)
+            return False
+        if job.gang_stop:
+            self.queue.ended(job.id, start.attempt)
+            self.gang_unstarted.add(job.id)  # handed back by the next ``applied`` or ``maintenance``
             return False
         if start.leased and not may_start:
             self.queue.ended(job.id, start.attempt)
@@ -326,10 +343,32 @@ class NodeState:
             return []
         if job.attempt != attempt or job.node != self.node_id or job.state not in ACTIVE_STATES:
             return [Stop(job.id, attempt, lost=False)]  # cancelled or moved while a container started
+        if job.gang_stop:
+            self.started_here[job.id] = attempt
+            return [Stop(job.id, attempt, lost=True)]  # another rank ended while a container started
         self.started_here[job.id] = attempt
         if start.leased and not holds:
             return [Stop(job.id, attempt, lost=True)]  # the lease lapsed while it started
         return [Propose((StartAttempt(job.id, attempt, self.node_id, now_wall),))]
+
+    def _hand_back_gang(self, now_wall: float) -> list[Command]:
+        """Gang ranks assigned here, marked ``gang_stop``, that this daemon has not started: handed
+        back (the table then places the gang again). One that started reports its own end."""
+        out: list[Command] = []
+        for job_id in sorted(self.gang_unstarted):
+            job = self.table.get(job_id)
+            if (
+                job is not None
+                and job.state is JobState.ASSIGNED
+                and job.node == self.node_id
+                and job.gang_stop
+                and self.started_here.get(job_id) != job.attempt
+                and not self.queue.is_started(job_id, job.attempt)
+            ):
+                self.queue.forget(job_id)
+                out.append(ReleaseQueued(job_id, job.attempt, self.node_id, job.gang_stop, now_wall))
+        self.gang_unstarted.clear()
+        return out
 
     def attempt_exited(self, finish: FinishAttempt, *, holds: bool) -> list[Instruction]:
         """An attempt here ended; ``holds``: this node holds its lease right now."""
@@ -499,6 +538,9 @@ class NodeState:
         """Once a second: hand back attempts queued here too long while another node is free; on
         the leader, re-queue the work of nodes gossip declared dead."""
         out: list[Instruction] = []
+        gang = self._hand_back_gang(now_wall)
+        if gang:
+            out.append(Propose(tuple(gang)))
         if len(self.queue):
             moved = self.queue.to_hand_back(self.table, capacities(), now_mono)
             if moved:

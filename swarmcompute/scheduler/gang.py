@@ -5,9 +5,12 @@ per rank, or None. Ranks go in blocks, rank 0 on the node with the most room: wi
 ``ranks_per_node`` K, exactly K ranks on each of ceil(N / K) distinct nodes (the last one holds the
 rest); without it, as many ranks on each node as fit there, fewest nodes first (so the ranks
 talk over loopback where they can). A node's room is what it has free *now* (its capacity less
-every attempt assigned to or running on it, and less what this round already placed there), not
-the queue-ahead budget of ``scheduler.placement``: every rank must start at once, or the others
-would wait on it in their first collective.
+every attempt running on it or queued there at the gang's priority or higher, and less what this
+round already placed there), not the queue-ahead budget of ``scheduler.placement``: every rank
+must start at once, or the others would wait on it in their first collective. (Lower-priority
+work queued on a node does not count: the node starts gang ranks first, and nothing of a lower
+priority is placed while a gang waits. A rank that cannot start at once all the same is handed
+back after ``rules.local_queue.HAND_BACK_AFTER_S`` and the gang placed again.)
 
 ``GangRound`` is the one pass of ``placement.place`` over a round's gangs: it finds each gang's
 ranks, holds the gang back while any rank of its last attempt still runs (or waits out a retry's
@@ -16,8 +19,11 @@ one no assigned or running gang attempt holds, starting at a point that moves wi
 number (so an attempt that died with its port taken by a stranger tries another next time). Each
 rank's node then learns the port, its local rank and the other ranks' nodes from its own table.
 
-A gang that could not fit even on an empty cluster waits with a message saying so (``--ranks 8
---ranks-per-node 2`` on three nodes: "at most 6 ranks fit"), as any job that fits nowhere does.
+While a gang that would fit the live nodes waits for room, the round places nothing after it
+(nothing of its priority or lower submitted later): the nodes drain their queues, and the gang is
+not starved by work that came after it. A gang that could not fit even on an empty cluster holds
+nothing back and waits with a message saying so (``--ranks 8 --ranks-per-node 2`` on three
+nodes: "at most 6 ranks fit"), as any job that fits nowhere does.
 """
 
 from __future__ import annotations
@@ -113,8 +119,15 @@ class GangRound:
         self.may_run_on = may_run_on
         self.ending = ending
         self.incoming = {j.id: j for j in incoming}
+        """The round's jobs not yet in the table (a gang is submitted whole: all its ranks or none)."""
+        self.ahead = False
+        """A gang that fits the live nodes waits for room this round: nothing placed after it
+        (``placement.place`` stops there), so that room comes free for it."""
+        self.behind = ""
+        """Then: why every job after it in line waits (``placement.place`` says it for them)."""
         self.seen: set[str] = set()
         self._used: dict[str, list[float]] | None = None  # node -> [cpus, mem, gpus] held now
+        self._queued: dict[str, list[JobSpec]] = {}  # node -> attempts assigned there, not started
         self._ports: set[int] = set()
         self._counted = 0  # how many of the round's assignments ``_used`` holds
 
@@ -144,7 +157,13 @@ class GangRound:
         rooms = [self._room(n, spec) for n in fitting]
         nodes = fit(shape, rooms)
         if nodes is None:
-            self._wait(ranks, waiting, self._why_not(shape, fitting, rooms))
+            why = self._why_not(shape, fitting, rooms)
+            self._wait(ranks, waiting, why)
+            if why.endswith(_NO_ROOM_NOW):
+                self.ahead = True
+                self.behind = (
+                    f"waits behind gang {spec.gang_id}, which starts first once room for all its ranks is free"
+                )
             return []
         attempt = max(r.attempt for r in ranks) + 1
         port = self._port(spec.gang_id, attempt)
@@ -178,7 +197,10 @@ class GangRound:
             self._used = {}
             for j in self.table.open_jobs():
                 if j.state in ACTIVE_STATES and j.node is not None and j.id not in self.ending:
-                    self._take(j.node, j.spec)
+                    if j.state is JobState.ASSIGNED:  # queued there: it reserves only against its priority or lower
+                        self._queued.setdefault(j.node, []).append(j.spec)
+                    else:
+                        self._take(j.node, j.spec)
                     if j.gang_port:
                         self._ports.add(j.gang_port)
         for a in assignments[self._counted :]:
@@ -197,6 +219,9 @@ class GangRound:
     def _room(self, node: NodeCapacity, spec: JobSpec) -> Room:
         assert self._used is not None
         cpus, mem, gpus = self._used.get(node.node_id, (0.0, 0.0, 0.0))
+        for queued in self._queued.get(node.node_id, ()):
+            if queued.priority >= spec.priority:  # a node starts a gang rank before lower-priority work
+                cpus, mem, gpus = cpus + queued.cpus, mem + queued.mem_bytes, gpus + queued.gpus
         cards = node.gpus
         if spec.gpu_mem:
             cards = min(cards, sum(1 for _, m in node.gpu_cards if m >= spec.gpu_mem))
@@ -218,9 +243,19 @@ class GangRound:
             return f"gang of {what}: no live node can run its ranks (see its pins, users, constraints, image)"
         empty = [Room(n.node_id, n.cpus, n.mem_bytes, n.gpus) for n in fitting]
         if fit(shape, empty) is None:
+            if shape.per_node:
+                nodes = -(-shape.ranks // shape.per_node)
+                able = sum(1 for r in empty if slots(shape, r) >= shape.per_node)
+                return (
+                    f"gang of {what}: it needs {nodes} nodes with room for {shape.per_node} rank(s) each, and "
+                    f"{able} live node(s) have it; it waits for more nodes"
+                )
             most = _most(shape, empty)
             return f"gang of {what}: the live nodes could hold at most {most} at once; it waits for more nodes"
-        return f"gang of {what}: waiting for room to start all of them at once ({_most(shape, rooms)} fit now)"
+        return f"gang of {what}: {_most(shape, rooms)} fit now; {_NO_ROOM_NOW}"
+
+
+_NO_ROOM_NOW = "it waits for room to start all of them at once, and goes first"
 
 
 def _most(shape: GangShape, rooms: Sequence[Room]) -> int:

@@ -80,6 +80,7 @@ from swarmcompute.rules.node_state import (
     WakeStarts,
     recovered_voters,
 )
+from swarmcompute.scheduler.gang import GangShape, Room, fit
 from swarmcompute.scheduler.placement import NodeCapacity
 from swarmcompute.sim.checkers import RaftChecker
 from swarmcompute.sim.disk import SimRaftDisk
@@ -93,8 +94,11 @@ from swarmcompute.sim.jobs import (
     _Node,
 )
 from swarmcompute.state.commands import CancelJobs, CommandBatch, RequeueLost, StartAttempt, SubmitJobs
+from swarmcompute.state.gangs import ranks_of
 from swarmcompute.state.job import AttemptEnd, JobSpec
+from swarmcompute.state.snapshot import job_record
 from swarmcompute.state.table import JobTable
+from swarmcompute.storage.details import Details, MemoryDetails
 
 RAFT_CONFIG = RaftConfig(
     election_timeout_ticks=RAFT_ELECTION_TIMEOUT_TICKS, heartbeat_interval_ticks=RAFT_HEARTBEAT_TICKS, max_voters=5
@@ -111,7 +115,15 @@ CLIENT_RETRY_S = 3.0
 """A client whose submit is not committed after this long submits again, to another node (a
 submit is idempotent by id)."""
 RECOVER_WAIT_S = 15.0
+GANGS = 3
+"""Gangs (``--ranks``) per seed, besides the plain jobs: 2-4 ranks each, some of them with
+``ranks_per_node``; a rank fails as often as any job, and one gang in ten has a rank cancelled."""
 """How long the simulated operator waits for `swarm status` to show a `recover` it may run."""
+
+
+DETAILS_WINDOW = 4
+"""Finished jobs a node's table keeps whole (``Daemon``: ``state.compact.WINDOW``): few, so that
+compacting, and late results for compacted jobs, happen in every run."""
 
 
 _NO_DIRECTORY: Any = None
@@ -198,7 +210,9 @@ class _SimJobLog(ReplicatedJobLog):
 
     raft: _SimRaftHost
 
-    def __init__(self, sim: ClusterSim, node_id: str, table: JobTable, disk: SimRaftDisk, rng: random.Random):
+    def __init__(
+        self, sim: ClusterSim, node_id: str, table: JobTable, disk: SimRaftDisk, rng: random.Random, details: Details
+    ):
         super().__init__(
             node_id,
             _NO_DIRECTORY,
@@ -211,6 +225,9 @@ class _SimJobLog(ReplicatedJobLog):
             compact_after_entries=10**9,
             clock=lambda: sim.now,
             request_id=sim.request_id,
+            details=details,
+            whole_window=DETAILS_WINDOW,
+            compact_after_bytes=10**12,
         )
         self._sim = sim
         self.raft = _SimRaftHost(sim, node_id, disk, self, rng)
@@ -278,9 +295,9 @@ class _SimJobLog(ReplicatedJobLog):
         self._queue.extend((cmd, None) for cmd in head)
         self._queue.append((last, cast(Any, _Reply(reply))))
 
-    def submit(self, spec: JobSpec, now: float) -> None:
+    def submit(self, specs: tuple[JobSpec, ...], now: float) -> None:
         """``Daemon.submit``: proposed; the client learns of its commit from the table."""
-        self._queue.append((SubmitJobs((spec,), now, self.node_id), None))
+        self._queue.append((SubmitJobs(specs, now, self.node_id), None))
 
 
 @dataclass(slots=True)
@@ -306,6 +323,8 @@ class _Peer:
     """What outlives a daemon: its disk, address and address book."""
 
     disk: SimRaftDisk = field(default_factory=SimRaftDisk)
+    details: MemoryDetails = field(default_factory=MemoryDetails)
+    """Finished jobs' details (``storage.details``): what was synced survives a crash."""
     address: str = ""
     book: dict[str, str] = field(default_factory=dict)
     gone: bool = False
@@ -323,6 +342,7 @@ class ClusterSim(JobSim):
         recover_share: float = 0.2,
         leave_share: float = 0.3,
         readdress_share: float = 0.35,
+        gangs: int = GANGS,
         trace: bool = False,
     ) -> None:
         self.checker = RaftChecker()
@@ -344,6 +364,7 @@ class ClusterSim(JobSim):
         self._config_index: dict[int, int] = {}
         """Epoch -> the index of its latest committed CONFIG entry."""
         self._readdress_share = readdress_share
+        self._gangs = gangs
         self.recovers = 0
         self.leaves = 0
         self.readdresses = 0
@@ -382,7 +403,7 @@ class ClusterSim(JobSim):
         rng = random.Random(f"{self.seed}/{node.id}/{peer.incarnation}")
         node.table = JobTable()
         node.state = self._node_state(node.id, node.table)
-        log = _SimJobLog(self, node.id, node.table, peer.disk, rng)
+        log = _SimJobLog(self, node.id, node.table, peer.disk, rng, peer.details)
         lease = LeaseHost(
             node.id,
             log.raft,
@@ -520,8 +541,10 @@ class ClusterSim(JobSim):
             self._log(f"recover gave up acknowledged jobs {sorted(gone)} (the survivors never had them)")
             self._given_up |= gone
             self._acked -= gone
-            for job_id in sorted(gone):  # their owner runs them again (the new table knows nothing of them)
-                self._at(self.now + CLIENT_RETRY_S, "submit", self._submitted[job_id])
+            again = {self._submitted[j].gang_id or j for j in gone}
+            for ref in sorted(again):  # their owner runs them again (the new table knows nothing of them)
+                specs = tuple(s for s in self._submitted.values() if ref in (s.id, s.gang_id))
+                self._at(self.now + CLIENT_RETRY_S, "submit", specs)
 
     def _apply_global(self, entry: Entry) -> None:
         if entry.kind is EntryKind.CONFIG:
@@ -856,16 +879,43 @@ class ClusterSim(JobSim):
 
     # -- clients -----------------------------------------------------------------------
 
-    def _on_submit(self, spec: JobSpec) -> None:
-        """`swarm run` through a random node's daemon; again elsewhere until committed."""
-        self._submitted.setdefault(spec.id, spec)
-        if spec.id in self._acked:
+    def _schedule_jobs(self, count: int, keep_share: float) -> None:
+        """``JobSim``'s jobs, then the gangs (drawn from their own stream: the plain jobs of a seed
+        stay what they were)."""
+        super()._schedule_jobs(count, keep_share)
+        rng = random.Random(f"{self.seed}/gangs")
+        for i in range(self._gangs):
+            ranks = rng.choice((2, 3, 4))
+            spec = JobSpec(
+                id=f"g{i}", argv=("sim",), priority=rng.choice((0, 0, 5)), cpus=rng.choice((0.5, 1.0)),
+                retries=rng.choice((0, 1, 2)),
+            )  # fmt: skip
+            per_node = rng.choice((0, 1, 2))
+            if per_node and not self._fits_always(GangShape(ranks, min(per_node, ranks), spec.cpus, 0, 0)):
+                per_node = 0  # every gang fits on n0 alone: 4 cpus
+            specs = tuple(ranks_of(spec, ranks, min(per_node, ranks)))
+            self._at(rng.uniform(0.0, 3.0), "submit", specs)
+            if rng.random() < 0.1:
+                self._at(rng.uniform(0.0, 4.0), "cancel", rng.choice(specs).id)
+
+    def _fits_always(self, shape: GangShape) -> bool:
+        """Whether a gang fits the empty cluster whichever one node leaves it (``_on_leave``)."""
+        rooms = [Room(n.id, n.capacity.cpus, n.capacity.mem_bytes, 0) for n in self.nodes.values()]
+        return all(fit(shape, [r for r in rooms if r.node_id != gone]) is not None for gone in self.nodes)
+
+    def _on_submit(self, specs: JobSpec | tuple[JobSpec, ...]) -> None:
+        """`swarm run` through a random node's daemon; again elsewhere until committed (a gang:
+        all its ranks in one submission)."""
+        specs = specs if isinstance(specs, tuple) else (specs,)
+        for spec in specs:
+            self._submitted.setdefault(spec.id, spec)
+        if all(spec.id in self._acked for spec in specs):
             return
         up = [n for n in sorted(self.nodes) if self._serving(n)]
         if up:
             node_id = self.rng.choice(up)
-            self._node_host(self.nodes[node_id]).log.submit(spec, self.now)
-        self._at(self.now + CLIENT_RETRY_S, "submit", spec)
+            self._node_host(self.nodes[node_id]).log.submit(specs, self.now)
+        self._at(self.now + CLIENT_RETRY_S, "submit", specs)
 
     def _on_cancel(self, job_id: str) -> None:
         up = [n for n in sorted(self.nodes) if self._serving(n)]
@@ -879,13 +929,15 @@ class ClusterSim(JobSim):
 
     def _pending_submits(self) -> bool:
         return any(s not in self._acked for s in self._submitted) or any(
-            kind == "submit" and arg.id not in self._submitted for _, _, kind, arg in self._events
+            kind == "submit" and any(s.id not in self._submitted for s in (arg if isinstance(arg, tuple) else (arg,)))
+            for _, _, kind, arg in self._events
         )
 
     # -- faults ------------------------------------------------------------------------
 
     def _crash(self, node: _Node) -> None:
         super()._crash(node)
+        self.peers[node.id].details.crash()
         self.hosts[node.id] = None
         if self.leader == node.id:
             self.leader = None
@@ -1131,6 +1183,29 @@ class ClusterSim(JobSim):
         lost = sorted(self._acked - final)
         if lost:
             self._fail(f"acknowledged jobs lost: {lost[:10]}")
+        self._check_details()
+
+    def _check_details(self) -> None:
+        """Every live node holds the details of each finished job of its table (no node here ever
+        installs a snapshot that carries jobs), as they ended: the same bytes as the committed
+        history's job once the node applied all of it (``state.compact``, ``storage.details``)."""
+        for node_id, host in sorted(self.hosts.items()):
+            if host is None:
+                continue
+            node, details = self.nodes[node_id], self.peers[node_id].details
+            caught_up = host.log.raft.applied_index == self.index
+            for job in node.table.finished_jobs():
+                kept = details.get(job.id)
+                if kept is None:
+                    self._fail(f"{node_id} holds no details of finished job {job.id}")
+                    return
+                if (kept.state, kept.exit_code, kept.attempt) != (job.state, job.exit_code, job.attempt):
+                    self._fail(f"{node_id}: the details of {job.id} disagree with its table")
+                    return
+                whole = self.table.get(job.id)
+                if caught_up and whole is not None and job_record(kept) != job_record(whole):
+                    self._fail(f"{node_id}: the details of {job.id} are not the job as it ended")
+                    return
 
 
 @dataclass(slots=True)

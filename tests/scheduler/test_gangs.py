@@ -77,15 +77,35 @@ def test_a_gang_is_placed_whole_with_one_attempt_number_port_and_local_ranks() -
 
 def test_a_gang_that_does_not_fit_now_waits_whole_and_says_why() -> None:
     table = _gang_table()
-    placed = place(table, _nodes(2, 1), 10.0)  # room for 3 ranks, 2 per node: no
+    placed = place(table, _nodes(2, 1), 10.0)  # room for 3 ranks, but 2 per node: no
     assert placed.assignments == []
     assert set(placed.waiting) == {"g.0", "g.1", "g.2", "g.3"}
-    assert "could hold at most 3" in placed.waiting["g.0"]
+    assert "needs 2 nodes with room for 2 rank(s) each, and 1 live node(s) have it" in placed.waiting["g.0"]
     busy = _gang_table()
     busy.apply(SubmitJobs((JobSpec(id="other", argv=("x",), cpus=2),), 1.0))
     busy.apply(AssignJobs((Assignment("other", 1, "n0"),), 2.0))
-    waiting = place(busy, _nodes(2, 2), 10.0).waiting  # the queue-ahead budget is not room
-    assert "waiting for room to start all of them at once (2 fit now)" in waiting["g.0"]
+    busy.apply(SubmitJobs((JobSpec(id="later", argv=("x",), cpus=1),), 3.0))
+    placed = place(busy, _nodes(2, 2), 10.0)  # the queue-ahead budget is not room
+    assert "2 fit now; it waits for room to start all of them at once" in placed.waiting["g.0"]
+    assert placed.assignments == []  # what came after the gang does not take its room
+    assert "waits behind gang g" in placed.waiting["later"]
+
+
+def test_lower_priority_work_queued_on_a_node_leaves_a_gang_its_room() -> None:
+    table = _gang_table(ranks=2, per_node=1, priority=5)
+    table.apply(SubmitJobs((JobSpec(id="low", argv=("x",), cpus=2),), 1.0))
+    table.apply(AssignJobs((Assignment("low", 1, "n0"),), 2.0))  # queued on n0, not started
+    assert sorted(a.node_id for a in _place_and_apply(table, _nodes(2, 2))) == ["n0", "n1"]
+
+
+def test_a_gang_that_could_never_fit_holds_nothing_back() -> None:
+    packed = _gang_table(ranks=5, per_node=0)
+    assert "the live nodes could hold at most 4 at once" in place(packed, _nodes(2, 2), 10.0).waiting["g.0"]
+    table = _gang_table(ranks=4, per_node=1)
+    table.apply(SubmitJobs((JobSpec(id="later", argv=("x",), cpus=1),), 3.0))
+    placed = place(table, _nodes(2, 2), 10.0)
+    assert "needs 4 nodes with room for 1 rank(s) each, and 2 live node(s) have it" in placed.waiting["g.0"]
+    assert [a.job_id for a in placed.assignments] == ["later"]
 
 
 def test_an_assignment_of_part_of_a_gang_is_not_applied() -> None:
@@ -115,6 +135,7 @@ def test_the_gang_succeeds_with_its_last_rank_that_exits_0() -> None:
     changed = _finish(table, 2, 0)
     assert sorted(changed) == ["g.0", "g.1", "g.2"]
     assert [r.state for r in table.gang("g")] == [JobState.SUCCEEDED] * 3
+    assert [r.node for r in table.gang("g")] == ["n0"] * 3  # where each ran
 
 
 def test_a_lost_rank_stops_the_others_and_the_whole_gang_runs_again_as_a_new_attempt() -> None:

@@ -33,7 +33,15 @@ from swarmcompute.scheduler.placement import NodeCapacity
 from swarmcompute.sim.__main__ import main
 from swarmcompute.sim.cluster import ClusterSim, _Node, run_cluster_seed
 from swarmcompute.sim.sweep import ClusterSweepSummary, cluster_sweep
-from swarmcompute.state.commands import AssignJobs, Assignment, RequeueLost, StartAttempt, SubmitJobs
+from swarmcompute.state.commands import (
+    AssignJobs,
+    Assignment,
+    CommandBatch,
+    RequeueLost,
+    StartAttempt,
+    SubmitJobs,
+    own_results,
+)
 from swarmcompute.state.job import JobSpec, JobState
 from swarmcompute.state.table import JobTable
 
@@ -58,9 +66,10 @@ REGRESSION_SEEDS = [
     (1720, "the checker: a frozen candidate may win term 2 after an older entry committed in term 3"),
     (3475, "the forcer of `recover` kept a job running whose end only the old history held"),
     (4734, "...or assigned, when its result had come before the start notice went out"),
+    (263, "a restarted leader's claim about its earlier life was in the log tail its successor replaced"),
 ]
 PLANTED_WITHIN = 1000
-FIRST_CAUGHT_WITHOUT_A_LEASE = 34
+FIRST_CAUGHT_WITHOUT_A_LEASE = 7
 """The first seed (from 0) at which the planted start-without-a-lease bug breaks at-most-one."""
 
 
@@ -204,6 +213,13 @@ def test_the_leader_reruns_what_the_table_gave_a_node_that_raft_and_gossip_no_lo
     view = ClusterView(is_leader=True, voters=frozenset({ME, "b"}), members=frozenset({ME, "b"}))
     out = state.maintenance(view, None, lambda: [ROOM], 5.0, 5.0, 5.0)
     assert [c.job_id for i in out if isinstance(i, Propose) for c in i.commands] == ["k"]
+
+
+def test_a_nodes_claim_about_its_earlier_life_is_proposed_again_when_its_entry_is_replaced() -> None:
+    mine = RequeueLost("j", 1, LOST_WITH_THE_DAEMON, 1.0, node_id=ME, assigned_at=0.5)
+    decided = RequeueLost("k", 1, "its node stopped answering", 1.0, leader_term=3, node_id=ME)
+    others = RequeueLost("l", 1, LOST_WITH_THE_DAEMON, 1.0, node_id="other")
+    assert own_results(CommandBatch((mine, decided, others)), ME) == [mine]  # seed 263
 
 
 def test_a_lost_attempt_claim_moves_only_the_attempt_it_names() -> None:

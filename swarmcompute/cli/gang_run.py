@@ -1,0 +1,150 @@
+"""`swarm run --ranks N [--ranks-per-node K]`: submit a gang (``swarmcompute.state.gangs``), then
+stream every rank's output, each line tagged with its rank (``[2] ...``, as ``mpirun
+--tag-output`` does), and exit 0 when every rank exited 0, else with the failing rank's status.
+
+With ``-d`` it prints the gang id and returns. Ctrl-C, SIGTERM or SIGHUP cancels the gang (its
+ranks stop) and exits 130 or 128+N; unlike a plain job's, a gang's `swarm run` killed with -9 is
+no lifeline (the gang runs on: `swarm cancel GANG`).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Any
+
+MAX_STREAMED_RANKS = 64
+"""Ranks whose output `swarm run --ranks` streams (one connection each); the others' stays in
+`swarm logs GANG.R`."""
+
+
+def run_gang(spec: dict[str, Any], gang: tuple[int | None, int | None], state_dir: str, *, detach: bool) -> int:
+    """Submit the gang of ``spec`` (the JobSpec fields `swarm run` parsed; ``gang``: --ranks and
+    --ranks-per-node) and follow it."""
+    ranks, ranks_per_node = gang
+    if ranks is None:
+        print("swarm run: --ranks-per-node needs --ranks N", file=sys.stderr)
+        return 2
+    from swarmcompute import Client
+    from swarmcompute.api import messages as m
+    from swarmcompute.errors import SwarmError
+    from swarmcompute.state.gangs import ranks_of
+    from swarmcompute.state.job import JobSpec
+
+    fields = {k: v for k, v in spec.items() if k in JobSpec.__dataclass_fields__}
+    for key, value in fields.items():
+        if isinstance(value, list):
+            fields[key] = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+    gang_id = spec["id"]
+    try:
+        specs = ranks_of(JobSpec(**fields), ranks, ranks_per_node or 0)
+        client = Client(state_dir)
+        client._call(m.Submit(tuple(specs)))
+    except ValueError as exc:
+        print(f"swarm run: {_safe(exc)}", file=sys.stderr)
+        return 2
+    except SwarmError as exc:
+        print(f"swarm: {_safe(exc)}", file=sys.stderr)
+        return 2
+    if detach:
+        print(gang_id, flush=True)
+        return 0
+    print(f"swarm: gang {gang_id}: {ranks} ranks (swarm logs {gang_id}.R for rank R)", file=sys.stderr, flush=True)
+    try:
+        _stream_all(state_dir, [s.id for s in specs[:MAX_STREAMED_RANKS]])
+        record = client.job(gang_id)
+    except KeyboardInterrupt:
+        return _cancelled(client, gang_id, 130)
+    except SwarmError as exc:
+        print(f"swarm: {_safe(exc)}", file=sys.stderr)
+        return 2
+    except BaseException as exc:  # SIGTERM / SIGHUP (``run_cmd._EndedBySignal``)
+        signum = getattr(exc, "signum", None)
+        if signum is None:
+            raise
+        return _cancelled(client, gang_id, 128 + signum)
+    return gang_status(record)
+
+
+def gang_status(record: dict[str, Any]) -> int:
+    """The exit status of a gang that ended, from its rank 0's record (its ``gang`` list): 0 when
+    every rank succeeded, else the status of the rank that failed (said on stderr)."""
+    ranks = record.get("gang") or []
+    if ranks and all(r["state"] == "succeeded" for r in ranks):
+        return 0
+    failed = [r for r in ranks if r["state"] == "failed"]
+    if failed:
+        first = failed[0]
+        print(f"swarm: gang {record.get('gang_id')} failed: rank {first['rank']} exited {first['exit_code']}",
+              file=sys.stderr)  # fmt: skip
+        code = first["exit_code"]
+        return code if isinstance(code, int) and code > 0 else 1
+    print(f"swarm: gang {record.get('gang_id')} was {record['state']}: {_safe(record['message'])}", file=sys.stderr)
+    return 130 if record["state"] == "cancelled" else 1
+
+
+def _stream_all(state_dir: str, rank_ids: list[str]) -> None:
+    """Each rank's output, tagged, until every rank's stream ended (a stream follows its rank
+    across the gang's attempts)."""
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+    threads = [
+        threading.Thread(target=_stream_one, args=(state_dir, job_id, lock, errors), daemon=True) for job_id in rank_ids
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        while t.is_alive():
+            t.join(0.2)  # short waits: Ctrl-C and signals reach the main thread
+    if errors:
+        raise errors[0]
+
+
+def _stream_one(state_dir: str, job_id: str, lock: threading.Lock, errors: list[BaseException]) -> None:
+    from swarmcompute import Client
+    from swarmcompute.api import messages as m
+
+    rank = job_id.rpartition(".")[2]
+    tag = f"[{rank}] ".encode()
+    partial = {m.STDOUT: b"", m.STDERR: b""}
+    try:
+        for event in Client(state_dir).stream_logs(job_id, follow=True):
+            if isinstance(event, m.OutputChunk):
+                data = partial.get(event.stream, b"") + event.data
+                lines = data.split(b"\n")
+                partial[event.stream] = lines.pop()
+                if lines:
+                    _write(lock, event.stream, b"".join(tag + line + b"\n" for line in lines))
+            elif isinstance(event, (m.Notice, m.AttemptStart)):
+                _write(lock, m.STDERR, tag + _safe(event.text).encode() + b"\n")
+            elif isinstance(event, m.StreamEnd):
+                break
+        for stream, rest in partial.items():
+            if rest:
+                _write(lock, stream, tag + rest + b"\n")
+    except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which says it
+        errors.append(exc)
+
+
+def _write(lock: threading.Lock, stream: int, data: bytes) -> None:
+    from swarmcompute.api import messages as m
+
+    target = sys.stdout.buffer if stream == m.STDOUT else sys.stderr.buffer
+    with lock:
+        target.write(data)
+        target.flush()
+
+
+def _cancelled(client: Any, gang_id: str, status: int) -> int:
+    try:
+        client.cancel(gang_id)
+        print(f"\nswarm: cancelled gang {gang_id}", file=sys.stderr)
+    except Exception:  # noqa: BLE001 - one line, and how to do it by hand
+        print(f"\nswarm: could not cancel gang {gang_id}: run `swarm cancel {gang_id}`", file=sys.stderr)
+    return status
+
+
+def _safe(text: object) -> str:
+    from swarmcompute.limits import printable
+
+    return printable(str(text))
