@@ -188,6 +188,10 @@ def place(
             for a in gangs.place(job, assignments, waiting):
                 _reserve(free[a.node_id], job)
                 assignments.append(a)
+            if gangs.ahead:  # it waits for room that fits it: nothing after it goes first
+                for later in runnable[runnable.index(job) + 1 :]:
+                    waiting.setdefault(later.id, gangs.behind)
+                break
             continue
         if spec.array_limit and in_flight.get(spec.array_id, 0) >= spec.array_limit:
             waiting[job.id] = f"array {spec.array_id}: {spec.array_limit} of its jobs run at once (%{spec.array_limit})"

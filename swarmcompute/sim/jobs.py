@@ -75,7 +75,9 @@ Checked as it goes (invariants 3-5 in docs/architecture.md, plus capacity):
   the real timeline, and an attempt that starts while another of its job runs breaks this;
 - a node never runs more than its capacity, except one job larger than the node alone;
 - a node that has applied every committed entry has stopped (SIGTERMed) every attempt the table
-  no longer gives it (fencing);
+  no longer gives it (fencing), and every gang rank the table told to stop (``gang_stop``);
+- the gang checks of ``sim.gangs`` (one attempt of a gang at a time, distinct slots, no partial
+  run past the lease, success only when every rank exited 0), where the simulation has gangs;
 - at the end every job is terminal, and a succeeded job succeeded in its final attempt once.
 
 ``python -m swarmcompute.sim --jobs`` sweeps seeds and prints a failing seed's trace;
@@ -118,6 +120,7 @@ from swarmcompute.rules.node_state import (
     WakeStarts,
 )
 from swarmcompute.scheduler.placement import NodeCapacity, ending_in, place, submitted_in
+from swarmcompute.sim.gangs import GangWatch
 from swarmcompute.state.commands import (
     AssignJobs,
     CancelJobs,
@@ -288,6 +291,8 @@ class JobSim:
         self._seq = 0
         self._batch: list[Command] = []
         self._successes: dict[str, int] = {}
+        self.gangs = GangWatch()
+        """The gang checks (``sim.gangs``), on the processes' ground truth."""
         self._cut: dict[tuple[str, str], int] = {}
         self._running_attempts: dict[str, dict[tuple[str, int], float]] = {}
         """job id -> (node, attempt) -> real start, for every process alive anywhere."""
@@ -336,6 +341,7 @@ class JobSim:
             self.now, _, kind, arg = heapq.heappop(self._events)
             getattr(self, "_on_" + kind)(arg)
             self._check()
+            self._check_gangs()
             if kind == "batch" and self._all_done():
                 break
         self._check_end()
@@ -686,6 +692,11 @@ class JobSim:
             where = ", ".join(f"{n}.{a} since {s:.4f}" for (n, a), s in sorted(others.items()))
             self._fail(f"job {key[0]} attempt {key[1]} starts on {node.id} while it runs as {where}")
         others[(node.id, key[1])] = self.now
+        job = node.table.get(key[0])
+        if job is not None and job.spec.ranks:
+            broken = self.gangs.started(node.id, job, key[1], self.now)
+            if broken:
+                self._fail(broken)
         node.running[key] = _Proc(cpus, leased, self.now)
         length = self.rng.expovariate(1 / 0.1) if self.rng.random() < 0.7 else self.rng.uniform(0.5, 3.0)
         self._at(self.now + length, "exit", (node.id, node.life, key, self.now, 1 if self.rng.random() < 0.2 else 0))
@@ -738,6 +749,7 @@ class JobSim:
         runs.pop((node.id, key[1]), None)
         if not runs:
             self._running_attempts.pop(key[0], None)
+        self.gangs.ended(key[0], key[1], ok=code == 0 and proc.reason is None, now=self.now)
         if code is None:
             return
         proc.code = code
@@ -1074,8 +1086,12 @@ class JobSim:
             job = self.table.get(cmd.job_id)
             ok = cmd.end == AttemptEnd.EXITED and cmd.exit_code == 0
             if job is not None and job.attempt == cmd.attempt and job.state in ACTIVE_STATES and ok:
-                self._successes[cmd.job_id] = self._successes.get(cmd.job_id, 0) + 1
-        self.table.apply(cmd)
+                if not job.spec.ranks:  # a gang rank's exit 0 is a success only with its gang's
+                    self._successes[cmd.job_id] = self._successes.get(cmd.job_id, 0) + 1
+        for job_id in self.table.apply(cmd):
+            job = self.table.get(job_id)
+            if job is not None and job.spec.ranks and job.state is JobState.SUCCEEDED:
+                self._successes.setdefault(job_id, 1)
 
     def _on_submit(self, spec: JobSpec) -> None:
         self._batch.append(SubmitJobs((spec,), self.now, self.rng.choice(sorted(self.nodes))))
@@ -1091,8 +1107,24 @@ class JobSim:
 
     @staticmethod
     def _current(table: JobTable, job_id: str, attempt: int, node_id: str) -> bool:
+        """Whether that attempt may run on, by ``table`` (not a gang rank told to stop either)."""
         job = table.get(job_id)
-        return job is not None and job.attempt == attempt and job.node == node_id and job.state in ACTIVE_STATES
+        return (
+            job is not None
+            and job.attempt == attempt
+            and job.node == node_id
+            and job.state in ACTIVE_STATES
+            and not job.gang_stop
+        )
+
+    def _check_gangs(self) -> None:
+        def told(job_id: str, attempt: int, node_id: str) -> bool:
+            proc = self.nodes[node_id].running.get((job_id, attempt))
+            return proc is None or proc.reason is not None
+
+        broken = self.gangs.check(self.now, told)
+        if broken:
+            self._fail(broken)
 
     def _check(self) -> None:
         for node_id, node in self.nodes.items():
@@ -1119,6 +1151,9 @@ class JobSim:
         open_jobs = [j.id for j in self.table.open_jobs()]
         if open_jobs or self._pending_submits():
             self._fail(f"jobs never ended: {open_jobs[:10]}")
+        broken = self.gangs.check_end(self.table)
+        if broken:
+            self._fail(broken)
         for job in self.table.jobs():
             wins = self._successes.get(job.id, 0)
             if job.state is JobState.SUCCEEDED and wins != 1:

@@ -178,12 +178,16 @@ class CommandBatch:
 
 def own_results(batch: CommandBatch, node_id: str) -> list[Command]:
     """The commands of ``batch`` that report what ``node_id``'s own attempts did (started, ended,
-    handed back, output cut). If an entry that holds them is lost (a deposed leader's entry replaced
+    handed back, output cut, lost with an earlier life of its daemon: found by the whole-cluster
+    simulator, seed 263 once gangs joined it, a restarted leader whose claim about its earlier
+    life was in the tail its successor replaced, and whose job stayed assigned to it for good).
+    If an entry that holds them is lost (a deposed leader's entry replaced
     by its successor's), they are proposed again: each is checked on apply, so a second copy of one
     that was committed after all is a no-op, while losing one would leave its job running forever.
     A leader's decisions (placements, re-runs) are not among them: a later leader decides anew."""
     return [
         cmd
         for cmd in batch.commands
-        if isinstance(cmd, StartAttempt | FinishAttempt | ReleaseQueued | OutputTruncated) and cmd.node_id == node_id
+        if (isinstance(cmd, StartAttempt | FinishAttempt | ReleaseQueued | OutputTruncated) and cmd.node_id == node_id)
+        or (isinstance(cmd, RequeueLost) and not cmd.leader_term and cmd.node_id == node_id)
     ]

@@ -539,6 +539,7 @@ class JobTable:
             self._move(job, Move.SUCCEED, Reason.EXITED, "exited with code 0, as every rank of its gang did")
             for r in others:
                 self._move(r, Move.GANG_DONE, Reason.EXITED, "exited with code 0, as every rank of its gang did")
+                r.node = r.attempt_nodes[r.attempt - 1] if len(r.attempt_nodes) >= r.attempt else None  # where it ran
             return [job.id, *(r.id for r in others)]
         reason, message = _failure(cmd, job)
         _ended(job, _END_WORDS.get(reason, f"exit {cmd.exit_code}"))
