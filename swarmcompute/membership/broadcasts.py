@@ -12,32 +12,36 @@ from swarmcompute.membership.messages import MemberUpdate
 
 
 class _Entry:
-    """One pending update: how often it was sent, the update and its estimated size."""
+    """One pending update: how often it was sent, the update, its node and its estimated size."""
 
-    __slots__ = ("transmits", "update", "size")
+    __slots__ = ("transmits", "update", "node_id", "size")
 
-    def __init__(self, update: MemberUpdate) -> None:
+    def __init__(self, update: MemberUpdate, size: int) -> None:
         self.transmits = 0
         self.update = update
-        self.size = update.approx_size()
+        self.node_id = update.node_id
+        self.size = size
 
 
 class BroadcastQueue:
     def __init__(self) -> None:
         self._entries: dict[str, _Entry] = {}
         """node_id -> its pending entry (mutable: its transmit count is updated in place)."""
-        self._buckets: list[dict[str, None]] = [{}]
+        self._buckets: list[dict[str, _Entry]] = [{}]
+        """By transmit count: node_id -> entry, oldest first (``take`` pops the newest)."""
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def enqueue(self, update: MemberUpdate) -> None:
-        """Queue ``update``, replacing any pending update about the same node."""
-        old = self._entries.get(update.node_id)
+    def enqueue(self, update: MemberUpdate, size: int | None = None) -> None:
+        """Queue ``update``, replacing any pending update about the same node; ``size``: its
+        ``approx_size()`` when the caller knows it already."""
+        node_id = update.node_id
+        old = self._entries.get(node_id)
         if old is not None:
-            self._buckets[old.transmits].pop(update.node_id, None)
-        self._entries[update.node_id] = _Entry(update)
-        self._buckets[0][update.node_id] = None
+            self._buckets[old.transmits].pop(node_id, None)
+        entry = self._entries[node_id] = _Entry(update, update.approx_size() if size is None else size)
+        self._buckets[0][node_id] = entry
 
     def pending(self, node_id: str) -> MemberUpdate | None:
         entry = self._entries.get(node_id)
@@ -45,33 +49,33 @@ class BroadcastQueue:
 
     def take(self, limit: int, max_count: int, max_bytes: int) -> tuple[MemberUpdate, ...]:
         """Up to ``max_count`` updates within ``max_bytes``; each counts one transmission."""
-        out: list[MemberUpdate] = []
         taken: list[_Entry] = []
+        keep = taken.append
         used = 0
-        entries = self._entries
+        n = 0
         for bucket in self._buckets:
-            while bucket and len(out) < max_count:
-                node_id = bucket.popitem()[0]
-                entry = entries[node_id]
+            while bucket and n < max_count:
+                node_id, entry = bucket.popitem()
                 size = entry.size
-                if out and used + size > max_bytes:
-                    bucket[node_id] = None
+                if n and used + size > max_bytes:
+                    bucket[node_id] = entry
                     max_count = 0
                     break
-                out.append(entry.update)
+                keep(entry)
                 used += size
-                taken.append(entry)
-            if len(out) >= max_count:
+                n += 1
+            if n >= max_count:
                 break
+        out = tuple([entry.update for entry in taken])
         buckets = self._buckets
+        entries = self._entries
         for entry in taken:
             transmits = entry.transmits + 1
-            update = entry.update
             if transmits >= limit:
-                del entries[update.node_id]
+                del entries[entry.node_id]
                 continue
             entry.transmits = transmits
             if len(buckets) <= transmits:
                 buckets.append({})
-            buckets[transmits][update.node_id] = None
-        return tuple(out)
+            buckets[transmits][entry.node_id] = entry
+        return out

@@ -293,12 +293,22 @@ class Membership:
             self.counters["push_pulls"] += 1
             if not msg.want_reply and msg.sender_addr in self._seeds:
                 self._joined = True  # only a seed's full state proves we reached the cluster
+            by_id, me = self._table.by_id, self.node_id
             for u in msg.states:
+                # what ``MemberTable.apply`` refuses first, without the calls: most of a full
+                # state is alive records we hold already (a 1,000-node join merges millions)
+                m = by_id.get(u.node_id)
+                if m is not None and u.state is ALIVE and u.incarnation <= m.incarnation and u.node_id != me:
+                    continue
                 self._merge(u, out, from_full_state=True)
             if msg.want_reply:
                 self._send_state(msg.sender_addr, sender, out, want_reply=False)
             return out
+        by_id, me = self._table.by_id, self.node_id
         for u in msg.updates:
+            m = by_id.get(u.node_id)  # the stale-alive shortcut, as for full states above
+            if m is not None and u.state is ALIVE and u.incarnation <= m.incarnation and u.node_id != me:
+                continue
             self._merge(u, out)
         if self._leaving:
             return out
@@ -407,7 +417,10 @@ class Membership:
             self._dead[u.node_id] = self._tick
         else:
             self._dead.pop(u.node_id, None)
-        self._queue.enqueue(m.as_update(with_meta=m.state is ALIVE))
+        if m.state is ALIVE:
+            self._queue.enqueue(*self._table.record(m))
+        else:
+            self._queue.enqueue(m.as_update(with_meta=False))
         if result is not None:
             out.append(result)
         if m.state is ALIVE:
@@ -429,7 +442,7 @@ class Membership:
         self._enqueue_self()
 
     def _enqueue_self(self) -> None:
-        self._queue.enqueue(self.local.as_update())
+        self._queue.enqueue(*self._table.record(self.local))
 
     def _note_sender(self, sender: str, address: str, out: list[Effect]) -> None:
         """Learn a live member's new address; tell a node we hold as not alive what we think."""
@@ -479,10 +492,10 @@ class Membership:
         chunk: list[MemberUpdate] = []
         used = 0
         first = True
-        records = [self.local.as_update()]
-        records += [m.as_update() for m in self._table.by_id.values() if m.node_id != self.node_id]
-        for u in records:
-            size = u.approx_size()
+        table, local = self._table, self.local
+        records = [table.record(local)]
+        records += [table.record(m) for m in table.by_id.values() if m is not local]
+        for u, size in records:
             if chunk and used + size > limit:
                 out.append(
                     Send(

@@ -89,9 +89,31 @@ class MemberTable:
         """Alive and suspect members other than the local node."""
         self.alive_count = 1
         """Alive members, the local node included (it is always alive in its own view)."""
+        self._records: dict[str, tuple[Member, MemberUpdate, int]] = {}
+        """node_id -> (the member as held, its ``as_update()``, that update's ``approx_size``)."""
 
     def get(self, node_id: str) -> Member | None:
         return self.by_id.get(node_id)
+
+    def record(self, m: Member) -> tuple[MemberUpdate, int]:
+        """``m.as_update()`` and its estimated size, built once per version of a member.
+
+        A push-pull carries every member's record, and building and sizing them afresh was a
+        quarter of a 400-node simulated join (``benchmarks/gossip_convergence.py``). Held members
+        are immutable and replaced on every change, so the one held is the cache's key."""
+        hit = self._records.get(m.node_id)
+        if hit is not None and hit[0] is m:
+            return hit[1], hit[2]
+        update = m.as_update()
+        size = update.approx_size()
+        self._records[m.node_id] = (m, update, size)
+        return update, size
+
+    def _adopt(self, m: Member, u: MemberUpdate) -> None:
+        """The alive claim ``u`` that made ``m`` is ``m.as_update()`` when it carried meta: keep
+        it as ``m``'s record, so every node passes on the very object it received."""
+        if u.meta is not None:
+            self._records[m.node_id] = (m, u, u.approx_size())
 
     def set_local(self, member: Member) -> None:
         self.by_id[self.local_id] = member
@@ -110,6 +132,7 @@ class MemberTable:
 
     def remove(self, node_id: str) -> None:
         old = self.by_id.pop(node_id, None)
+        self._records.pop(node_id, None)
         if old is not None and old.state is ALIVE:
             self.alive_count -= 1
         self.live.discard(node_id)
@@ -133,7 +156,9 @@ class MemberTable:
         if m is None:
             if state is not ALIVE:
                 return False
-            self._put(Member(u.node_id, u.address, u.incarnation, ALIVE, u.meta, tick), None)
+            new = Member(u.node_id, u.address, u.incarnation, ALIVE, u.meta, tick)
+            self._put(new, None)
+            self._adopt(new, u)
             return MemberUp(u.node_id, u.address, u.incarnation, u.meta, None)
         if state is ALIVE:
             if u.incarnation <= m.incarnation:
@@ -143,6 +168,7 @@ class MemberTable:
                 u.node_id, u.address, u.incarnation, ALIVE, meta, tick if m.state is not ALIVE else m.state_changed_tick
             )
             self._put(new, m)
+            self._adopt(new, u)
             if m.state is not ALIVE:
                 return MemberUp(u.node_id, u.address, u.incarnation, meta, m.state)
             changed = tuple(n for n, a, b in (("address", m.address, u.address), ("meta", m.meta, meta)) if a != b)

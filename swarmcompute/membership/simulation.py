@@ -12,16 +12,16 @@ sizes are real and the codec is exercised.
 
 from __future__ import annotations
 
+import enum
 import random
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from typing import Any
 
 from swarmcompute import codec
 from swarmcompute.membership.config import GossipConfig
 from swarmcompute.membership.core import Membership
 from swarmcompute.membership.effects import Effect, MemberEvent, Send
-from swarmcompute.membership.messages import Gossip, MemberState, PushPull
+from swarmcompute.membership.messages import Ack, Gossip, MemberState, MemberUpdate, Ping, PingReq, PushPull
 from swarmcompute.membership.meta import NodeMeta
 from swarmcompute.sim.clock import SimClock
 from swarmcompute.sim.network import NetworkFaults, SimNetwork
@@ -33,45 +33,119 @@ def node_name(i: int) -> str:
     return f"n{i:04d}"
 
 
-def _array_header_bytes(n: int) -> int:
-    return 1 if n < 16 else 3 if n < 2**16 else 5
+def _str_size(n: int) -> int:
+    """A msgpack str (or, with ``use_bin_type``, bin) of ``n`` bytes: fixstr, str8, str16, str32."""
+    return n + (1 if n < 32 else 2 if n < 256 else 3 if n < 65536 else 5)
+
+
+def _bin_size(n: int) -> int:
+    return n + (2 if n < 256 else 3 if n < 65536 else 5)
+
+
+def _int_size(v: int) -> int:
+    if v >= 0:
+        return 1 if v < 128 else 2 if v < 256 else 3 if v < 65536 else 5 if v < 2**32 else 9
+    return 1 if v >= -32 else 2 if v >= -128 else 3 if v >= -32768 else 5 if v >= -(2**31) else 9
+
+
+def _header_size(n: int) -> int:
+    """An array's or a map's header: fix, 16-bit or 32-bit length."""
+    return 1 if n < 16 else 3 if n < 65536 else 5
+
+
+def _ext_size(n: int) -> int:
+    """An ext type holding ``n`` bytes: fixext 1/2/4/8/16, else ext8, ext16, ext32."""
+    if n in (1, 2, 4, 8, 16):
+        return 2 + n
+    return n + (3 if n < 256 else 4 if n < 65536 else 6)
+
+
+def packed_size(value: object) -> int:
+    """The bytes ``codec`` encodes ``value`` (a field value, or a registered message nested as
+    an ext type) into, computed without encoding: msgpack's size rules, in the order msgpack
+    tries the types (a ``str`` enum is packed as its string)."""
+    if value is None or value is True or value is False:
+        return 1
+    if isinstance(value, int):
+        return _int_size(value)
+    if isinstance(value, float):
+        return 9  # always a float 64 (the codec never packs single floats)
+    if isinstance(value, str):
+        return _str_size(len(value) if value.isascii() else len(value.encode()))
+    if isinstance(value, (bytes, bytearray)):
+        return _bin_size(len(value))
+    if isinstance(value, (tuple, list)):
+        return _header_size(len(value)) + sum(map(packed_size, value))
+    if isinstance(value, dict):
+        return _header_size(len(value)) + sum(packed_size(k) + packed_size(v) for k, v in value.items())
+    if isinstance(value, enum.Enum):
+        return packed_size(value.value)
+    if isinstance(value, (set, frozenset)):
+        return packed_size(sorted(value))
+    tag, values = codec.to_msgpack_obj(value)  # TypeError for anything the codec cannot encode
+    return _ext_size(_str_size(len(tag)) + packed_size(values) + 1)
 
 
 class WireSizes:
-    """Exact encoded sizes of gossip messages, each distinct member record encoded once.
+    """Exact encoded sizes of gossip messages, counted without encoding them.
 
     A push-pull carries every member's record, and counting its bytes by encoding it was 80 % of
-    a 200-node run's wall time (``benchmarks/gossip_convergence.py``; 88 s under cProfile): the
-    same records travel in thousands of messages. ``len(codec.encode(msg))`` is still the
-    definition (a test compares the two on every message of a run).
+    a 200-node run's wall time (``benchmarks/gossip_convergence.py``; 88 s under cProfile), and
+    still 30 % of a 400-node join with each distinct record encoded once. Now the message's own
+    fields are sized by msgpack's rules (``packed_size``), and each distinct member record once
+    (it travels in thousands of messages). ``len(codec.encode(msg))`` is still the definition: a
+    test compares the two on every message of a run, and a whole run against ``wire=True``.
     """
 
     MAX_CACHED = 200_000
 
     def __init__(self) -> None:
-        self._records: dict[tuple[str, str, int, str, int], tuple[object, int]] = {}
-        """(node id, address, incarnation, state, id(meta)) -> (meta, size): members share their
-        ``NodeMeta`` objects, and hashing it by value cost a third of the time this saves."""
+        self._sizes: dict[int, int] = {}
+        """id(record) -> its encoded size, for every record in ``_held``."""
+        self._held: list[MemberUpdate] = []
+        """The records sized: held, so no other object can take an id while it is cached.
+        Nodes pass on the very record objects they received (``MemberTable``), so a run holds
+        about one per member version."""
+        self._by_value: dict[tuple[str, str, int, str, int], tuple[object, int]] = {}
+        """(node id, address, incarnation, state, id(meta)) -> (meta, size): for equal records
+        that are distinct objects (hashing the meta by value would cost more than it saves)."""
 
     def size(self, msg: Any) -> int:
-        shell: PushPull | Gossip
-        if isinstance(msg, PushPull):
-            records, shell = msg.states, replace(msg, states=())
-        elif isinstance(msg, Gossip):
-            records, shell = msg.updates, replace(msg, updates=())
+        cls = type(msg)
+        if cls is PushPull:
+            records = msg.states
+        elif cls is Gossip or cls is Ping or cls is Ack or cls is PingReq:
+            records = msg.updates
         else:
             return len(codec.encode(msg))
-        total = len(codec.encode(shell)) - 1 + _array_header_bytes(len(records))
-        cache = self._records
-        for record in records:
-            key = (record.node_id, record.address, record.incarnation, record.state, id(record.meta))
-            hit = cache.get(key)
-            if hit is None or hit[0] is not record.meta:
-                if len(cache) >= self.MAX_CACHED:
-                    cache.clear()
-                hit = cache[key] = (record.meta, len(codec.encode_nested(record)))
-            total += hit[1]
-        return total
+        tag, values = codec.to_msgpack_obj(msg)
+        # [version, tag, [fields]]: one fixarray byte, the version, the tag, the fields' array
+        total = 1 + _int_size(codec.PROTOCOL_VERSION) + _str_size(len(tag)) + _header_size(len(values))
+        for value in values:
+            if value is not records:
+                total += packed_size(value)
+        total += _header_size(len(records))
+        try:
+            return total + sum(map(self._sizes.__getitem__, map(id, records)))
+        except KeyError:
+            return total + sum(map(self._record_size, records))
+
+    def _record_size(self, record: MemberUpdate) -> int:
+        sizes = self._sizes
+        size = sizes.get(id(record))
+        if size is not None:
+            return size
+        if len(self._held) >= self.MAX_CACHED:
+            sizes.clear()
+            self._held.clear()
+            self._by_value.clear()
+        key = (record.node_id, record.address, record.incarnation, record.state, id(record.meta))
+        cached = self._by_value.get(key)
+        if cached is None or cached[0] is not record.meta:
+            cached = self._by_value[key] = (record.meta, packed_size(record))
+        self._held.append(record)
+        sizes[id(record)] = cached[1]
+        return cached[1]
 
 
 class GossipSim:
