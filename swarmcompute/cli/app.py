@@ -634,9 +634,12 @@ def logs(
     raw_path: Annotated[
         bool, typer.Option("--raw-path", help="Print where this node keeps the attempt's output files (cat, less).")
     ] = False,
+    rank: Annotated[
+        int | None, typer.Option("--rank", help="Of a gang (swarm run --ranks): rank R's output (JOB: the gang).")
+    ] = None,
 ) -> None:
     """Print a job's output (stdout to stdout, stderr to stderr); exit 3 if some of it is missing."""
-    _exit(read_cmds.logs(state_dir, job, follow, attempt, raw_path))
+    _exit(read_cmds.logs(state_dir, job, follow, attempt, raw_path, rank))
 
 
 @app.command()

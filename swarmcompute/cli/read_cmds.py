@@ -46,6 +46,7 @@ _LOGS = {
     "-f": ("follow", "flag", False),
     "--attempt": ("attempt", "int", False),
     "--raw-path": ("raw_path", "flag", False),
+    "--rank": ("rank", "int", False),
 }
 GRAMMAR: dict[str, tuple[dict[str, tuple[str, str, bool]], str | None, bool]] = {
     # command: (options, the argument's name or None, whether it takes one or more values)
@@ -221,13 +222,27 @@ def show(state_dir: str | None, job: str, as_json: bool = False) -> int:
 
 
 def logs(
-    state_dir: str | None, job: str, follow: bool = False, attempt: int | None = None, raw_path: bool = False
+    state_dir: str | None,
+    job: str,
+    follow: bool = False,
+    attempt: int | None = None,
+    raw_path: bool = False,
+    rank: int | None = None,
 ) -> int:
-    """A job's output, stdout to stdout and stderr to stderr; exit 3 if some of it is missing."""
+    """A job's output, stdout to stdout and stderr to stderr; exit 3 if some of it is missing.
+    ``rank``: of the gang ``job`` is (or is a rank of), that rank's (``swarm run --ranks``)."""
     from swarmcompute.limits import printable
 
     def body() -> int:
+        nonlocal job
         client = _client(state_dir)
+        if rank is not None:
+            record = client.job(job)
+            if not record.get("gang_id"):
+                return _fail(f"job {record['id']} is not a gang: --rank is for jobs of `swarm run --ranks`")
+            if not 0 <= rank < record["ranks"]:
+                return _fail(f"gang {record['gang_id']} has ranks 0 to {record['ranks'] - 1}, not {rank}")
+            job = f"{record['gang_id']}.{rank}"
         if raw_path:
             for path in _raw_paths(client, state_dir, job, attempt):
                 _echo(path)

@@ -50,11 +50,14 @@ if rank == 0:
     for conn in peers:
         conn.sendall(f"{total}\n".encode())
 else:
-    for _ in range(200):
+    deadline = time.monotonic() + 60  # rank 0's process may start seconds later on a loaded host
+    while True:
         try:
             conn = socket.create_connection((addr, port), timeout=5)
             break
         except OSError:
+            if time.monotonic() > deadline:
+                raise
             time.sleep(0.05)
     conn.sendall(f"{rank}\n".encode())
     total = int(conn.makefile().readline())
@@ -96,7 +99,7 @@ def test_the_ranks_of_a_gang_meet_at_rank_0s_address_across_two_hosts(lan: Lan, 
     hosts, nodes = _lan_cluster(lan, daemon_factory, 2)
     done = nodes[1].swarm(
         "run", "--ranks", "4", "--ranks-per-node", "2", "--id", "rv1", "--cpus", "0.5",
-        "--", sys.executable, "-c", RENDEZVOUS, timeout_s=60,
+        "--", sys.executable, "-c", RENDEZVOUS, timeout_s=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     gang = nodes[0].client.job("rv1")["gang"]
@@ -109,6 +112,9 @@ def test_the_ranks_of_a_gang_meet_at_rank_0s_address_across_two_hosts(lan: Lan, 
         for r in range(4)
     ], done.stdout
     assert first != second
+    logs = nodes[0].swarm("logs", "rv1", "--rank", "3")  # one rank's output, from any node
+    assert logs.returncode == 0 and logs.stdout == lines[3][len("[3] ") :] + "\n"
+    assert "ranks 0 to 3, not 4" in nodes[0].swarm("logs", "rv1", "--rank", "4").stderr
 
 
 @pytest.mark.slow  # four torch imports and a gloo rendezvous: 30 s and more on two shared cores

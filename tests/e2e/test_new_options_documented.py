@@ -33,6 +33,8 @@ RUN_OPTIONS: dict[str, tuple[str | None, str | None]] = {
     "--constraint": ("constraints", "constraints"),
     "--array": ("array", "array_id"),
     "--cwd": ("cwd", "cwd"),
+    "--ranks": ("ranks", "ranks"),
+    "--ranks-per-node": ("ranks_per_node", "ranks_per_node"),
 }
 COMMANDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # command: (its issue-11 options, the Client methods that do the same)
@@ -44,6 +46,7 @@ COMMANDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "join": (("--label",), ()),
     "jobs": (("--elements", "--json"), ()),  # Client.jobs lists every element: --elements is the table's
     "show": (("--json",), ("job",)),
+    "logs": (("--rank",), ("logs",)),
 }
 
 
