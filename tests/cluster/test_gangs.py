@@ -4,7 +4,8 @@ examples/allreduce.py, a torch.distributed all_reduce), and a gang that loses a 
 again whole.
 
 The second test's ranks are marker jobs: each writes ``start``, a heartbeat every 0.1 s and
-``done``, with the time, into a file named by rank and attempt (one machine, so one clock).
+``done`` (or ``term`` when SIGTERMed), with the time, into a file named by rank and attempt (one
+machine, so one clock); one SIGKILLed counts as running until a heartbeat after its last line.
 Afterwards the files say that attempt 1 of every rank stopped before attempt 2 of any rank
 started (no partial double run), and that attempt 2 of every rank finished.
 """
@@ -27,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HEARTBEAT_S = 0.1
 MARKER_RANK = r"""
 f="$MARKS/$SWARM_RANK.$SWARM_ATTEMPT"
+trap 'echo "term $(date +%s.%N)" >> "$f"; exit 143' TERM
 echo "start $(date +%s.%N) $SWARM_LOCAL_RANK $SWARM_WORLD_SIZE $SWARM_MASTER_PORT" >> "$f"
 [ "$SWARM_ATTEMPT" = 1 ] && n=300 || n=5
 i=0
@@ -175,7 +177,8 @@ def test_losing_a_ranks_node_reruns_the_whole_gang_as_a_new_attempt(tmp_path: Pa
     assert ranks["state"] == "succeeded"
     got = _marks(marks)
     assert sorted(got) == [(0, 1), (0, 2), (1, 1), (1, 2)]
-    first_end = max(lines[-1][1] for (_, a), lines in got.items() if a == 1) + HEARTBEAT_S
+    first_end = max(lines[-1][1] + (HEARTBEAT_S if lines[-1][0] == "hb" else 0.0)
+                    for (_, a), lines in got.items() if a == 1)  # fmt: skip
     second_start = min(lines[0][1] for (_, a), lines in got.items() if a == 2)
     assert first_end < second_start, "attempt 2 of a rank started while attempt 1 of another still ran"
     assert all(got[(r, 1)][-1][0] != "done" for r in (0, 1)) and all(got[(r, 2)][-1][0] == "done" for r in (0, 1))
