@@ -240,13 +240,31 @@ def job_text(job: dict[str, Any]) -> str:
         ("priority", job["priority"]),
         ("cwd", job["cwd"] or "-"),
     ]
+    if job.get("gang"):
+        per_node = f", {job['ranks_per_node']} per node" if job["ranks_per_node"] else ""
+        fields.append(("gang", f"{job['gang_id']}: rank {job['rank']} of {job['ranks']}{per_node}"))
     width = max(len(k) for k, _ in fields)
     text = "\n".join(f"{k.ljust(width)}  {printable(str(v))}" for k, v in fields)
+    if job.get("gang"):
+        text += "\n\n" + gang_text(job["gang"])
     tail = job.get("output_tail")
     if tail:
         # the job's own output, as `swarm logs` prints it; only escape sequences are defused
         text += "\n\noutput (last lines):\n" + "\n".join(printable(line) for line in tail.splitlines()[-10:])
     return text
+
+
+def gang_text(ranks: list[dict[str, Any]]) -> str:
+    """The ranks of a gang (``swarm show GANG``): rank, id, state, node, local rank, exit code."""
+    rows = [("RANK", "ID", "STATE", "NODE", "LOCAL", "EXIT")]
+    for r in ranks[:SHOWN_ELEMENTS]:
+        exit_code = "-" if r["exit_code"] is None else str(r["exit_code"])
+        local = "-" if r["local_rank"] is None else str(r["local_rank"])
+        rows.append((str(r["rank"]), r["id"], r["state"], r["node_name"] or "-", local, exit_code))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    more = f"\n... {len(ranks) - SHOWN_ELEMENTS} more (--json)" if len(ranks) > SHOWN_ELEMENTS else ""
+    return "\n".join(printable(line) for line in lines) + more
 
 
 SHOWN_ELEMENTS = 50

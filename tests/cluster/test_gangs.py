@@ -114,6 +114,8 @@ def test_the_ranks_of_a_gang_meet_at_rank_0s_address_across_two_hosts(lan: Lan, 
         for r in range(4)
     ], done.stdout
     assert first != second
+    shown = nodes[0].swarm("show", "rv1").stdout  # rank 0, and a line per rank
+    assert "gang       rv1: rank 0 of 4, 2 per node" in shown and shown.count(" succeeded ") == 4, shown
     logs = nodes[0].swarm("logs", "rv1", "--rank", "3")  # one rank's output, from any node
     assert logs.returncode == 0 and logs.stdout == lines[3][len("[3] ") :] + "\n"
     assert "ranks 0 to 3, not 4" in nodes[0].swarm("logs", "rv1", "--rank", "4").stderr
