@@ -36,8 +36,11 @@ Checked after every event (``InvariantBroken`` names the seed and the instant):
 - a removed voter never counts in a quorum: every leader was elected by a majority of the voters
   of its own configuration, which is never older than a committed configuration of its epoch, and
   after a `recover` no leader of the replaced configuration epoch is ever elected;
+- for the ``GANGS`` gangs of each seed (``sim.gangs``): never two attempts of a gang at once,
+  distinct slots for an attempt's ranks, and once a rank of an attempt ended without exiting 0,
+  every other rank told to stop within ``PARTIAL_MAX_S``;
 
-and at the end: no acknowledged job lost (a submit is acknowledged once committed; only a
+and at the end: a gang succeeded only if every rank's last attempt exited 0, no acknowledged job lost (a submit is acknowledged once committed; only a
 `recover` may give up what the survivors never had, and that is counted, not hidden), every job
 terminal, no job succeeded twice.
 """
