@@ -32,7 +32,9 @@ SPIKE_MAX_S = 1.5
 """The longest extra delay the simulated network gives a message (``JobSim._send``)."""
 PARTIAL_MAX_S = RERUN_AFTER_S + KILL_GRACE_S + 2 * (SPIKE_MAX_S + FORWARD_RESEND_S)
 
-GangKey = tuple[str, int]  # (gang id, attempt)
+GangKey = tuple[str, int, float]
+"""An attempt of a gang: (gang id, attempt number, when it was assigned). The time tells apart two
+attempts of one number in two histories (`swarm recover` gives up one and numbers from 1 again)."""
 
 
 @dataclass(slots=True)
@@ -49,10 +51,10 @@ class _Attempt:
 class GangWatch:
     def __init__(self) -> None:
         self._attempts: dict[GangKey, _Attempt] = {}
-        self._gang_of: dict[str, str] = {}
-        self._live: dict[str, set[int]] = {}  # gang id -> attempts with a rank process alive
+        self._key_of: dict[tuple[str, int], GangKey] = {}  # (rank job id, attempt) -> its gang attempt
+        self._live: dict[str, set[GangKey]] = {}  # gang id -> attempts with a rank process alive
         self._broken: set[GangKey] = set()  # attempts with a bad end and ranks still alive
-        self._ok: set[tuple[str, int]] = set()  # (rank job id, attempt) whose process exited 0
+        self._ok: set[tuple[str, int, float]] = set()  # (rank job id, attempt, assigned) that exited 0
         self.partial_max_s = 0.0
         self.start_spread_max_s = 0.0
         self.gang_attempts = 0
@@ -62,15 +64,12 @@ class GangWatch:
         violation, or None."""
         spec = job.spec
         gang = spec.gang_id
-        self._gang_of[job.id] = gang
-        others = sorted(a for a in self._live.get(gang, ()) if a != attempt)
+        key = (gang, attempt, job.assigned_at or 0.0)
+        self._key_of[(job.id, attempt)] = key
+        others = sorted(k for k in self._live.get(gang, ()) if k != key)
         if others:
-            return f"gang {gang} starts attempt {attempt} (rank {spec.rank}) while attempt {others[0]} still runs"
-        key = (gang, attempt)
+            return f"gang {gang} starts attempt {attempt} (rank {spec.rank}) while attempt {others[0][1]} still runs"
         run = self._attempts.get(key)
-        if run is not None and job.id in run.started and not run.running:
-            run = None  # the same attempt number again: `swarm recover` replaced the history that had it
-            self._broken.discard(key)
         if run is None:
             run = self._attempts[key] = _Attempt(spec.ranks, spec.ranks_per_node)
             self.gang_attempts += 1
@@ -81,22 +80,21 @@ class GangWatch:
             return f"gang {gang} attempt {attempt} runs more than {run.per_node} ranks on {node_id}"
         run.running[job.id] = slot
         run.started[job.id] = now
-        self._live.setdefault(gang, set()).add(attempt)
+        self._live.setdefault(gang, set()).add(key)
         if len(run.started) == run.ranks:
             self.start_spread_max_s = max(self.start_spread_max_s, now - min(run.started.values()))
         return None
 
     def ended(self, job_id: str, attempt: int, *, ok: bool, now: float) -> None:
         """A rank's process is gone: it exited 0 (``ok``), or anything else (killed, with its node)."""
-        gang = self._gang_of.get(job_id)
-        if gang is None:
+        key = self._key_of.get((job_id, attempt))
+        if key is None:
             return
-        key = (gang, attempt)
         run = self._attempts.get(key)
         if run is None or run.running.pop(job_id, None) is None:
             return
         if ok:
-            self._ok.add((job_id, attempt))
+            self._ok.add((job_id, attempt, key[2]))
         elif run.bad_since is None:
             run.bad_since = now
         if run.running:
@@ -104,9 +102,9 @@ class GangWatch:
                 self._broken.add(key)
         else:
             self._broken.discard(key)
-            live = self._live.get(gang)
+            live = self._live.get(key[0])
             if live is not None:
-                live.discard(attempt)
+                live.discard(key)
 
     def check(self, now: float, told_to_stop: Callable[[str, int, str], bool]) -> str | None:
         """After every event: a broken attempt's other ranks are told to stop in time.
@@ -140,6 +138,6 @@ class GangWatch:
                 states = {r.id: (r.state.value, r.attempt) for r in ranks}
                 return f"gang {gang} partly succeeded: {states}"
             for r in won:
-                if (r.id, r.attempt) not in self._ok:
+                if (r.id, r.attempt, r.assigned_at or 0.0) not in self._ok:
                     return f"gang rank {r.id} succeeded, but its attempt {r.attempt} did not exit 0"
         return None
