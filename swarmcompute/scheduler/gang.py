@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from swarmcompute.state.commands import Assignment
-from swarmcompute.state.job import ACTIVE_STATES, Job, JobSpec, JobState
+from swarmcompute.state.job import Job, JobSpec, JobState
 from swarmcompute.state.table import JobTable
 
 if TYPE_CHECKING:  # placement imports this module
@@ -195,8 +195,8 @@ class GangRound:
         placements since the last call."""
         if self._used is None:
             self._used = {}
-            for j in self.table.open_jobs():
-                if j.state in ACTIVE_STATES and j.node is not None and j.id not in self.ending:
+            for j in self.table.active_jobs():  # assigned or running, in submission order: O(active)
+                if j.node is not None and j.id not in self.ending:
                     if j.state is JobState.ASSIGNED:  # queued there: it reserves only against its priority or lower
                         self._queued.setdefault(j.node, []).append(j.spec)
                     else:

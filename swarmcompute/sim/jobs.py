@@ -33,7 +33,8 @@ What the shell does, as the daemon does it:
   sends the commands towards the leader; ``WakeStarts`` runs the start loop; ``Say`` goes to the
   trace.
 - **Placement** (``PlacementRounds`` on the leader): ``place`` over ``Daemon.capacities``: the
-  live nodes less those ``LeaseGrantor.unplaceable`` bars.
+  live nodes less those ``LeaseGrantor.unplaceable`` bars; every round is checked against the
+  reference placement (``sim.placement_check``: the table's indexes against sorting every job).
 - **Gossip** (``Daemon._on_member_event``): a node is declared dead after ``DETECT_DEAD_S``
   unreachable from the leader, and alive again once reachable; every running node hears it
   (``NodeState.member_changed``).
@@ -119,8 +120,9 @@ from swarmcompute.rules.node_state import (
     Stop,
     WakeStarts,
 )
-from swarmcompute.scheduler.placement import NodeCapacity, ending_in, place, submitted_in
+from swarmcompute.scheduler.placement import NodeCapacity, ending_in, submitted_in
 from swarmcompute.sim.gangs import GangWatch
+from swarmcompute.sim.placement_check import checked_place
 from swarmcompute.state.commands import (
     AssignJobs,
     CancelJobs,
@@ -1020,7 +1022,7 @@ class JobSim:
         if leader.applied == self.index and (commands or self.table.highest_pending_priority() is not None):
             incoming, preferred = submitted_in(leader.table, commands)
             if incoming or leader.table.highest_pending_priority() is not None:
-                placement = place(
+                placement, differs = checked_place(
                     leader.table,
                     self._capacities(leader),
                     self.now,
@@ -1028,6 +1030,8 @@ class JobSim:
                     incoming=incoming,
                     preferred=preferred,
                 )
+                if differs:
+                    self._fail(differs)
                 if placement.assignments:
                     commands.append(AssignJobs(tuple(placement.assignments), self.now))
         if commands:
