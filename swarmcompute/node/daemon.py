@@ -55,8 +55,8 @@ from swarmcompute.membership.meta import NodeMeta
 from swarmcompute.node.cluster import ClusterLink
 from swarmcompute.node.cluster_messages import LogData
 from swarmcompute.node.committer import ReplicatedJobLog
-from swarmcompute.node.gang_env import GangEnv, gang_view
 from swarmcompute.node.end_watch import EndWatch
+from swarmcompute.node.gang_env import GangEnv, gang_view
 from swarmcompute.node.gossip_host import GossipHost
 from swarmcompute.node.identity import Identity, load_or_create
 from swarmcompute.node.inventory import Inventory
@@ -896,7 +896,7 @@ class Daemon:
         now = time.time()
         if self.committer.raft.is_leader and self.table.highest_pending_priority() is not None:
             self.rounds.request()  # also covers a round lost with a leader change
-        elif any(0 < j.not_before <= now for j in self.table.pending_jobs()):
+        elif self.table.pending_index.due(now):  # a retry's backoff ended: O(those), not O(pending)
             self.rounds.request()
         view = self._view()
         self._carry(

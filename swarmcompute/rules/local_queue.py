@@ -189,16 +189,26 @@ class _Room:
 
 
 def _higher_priority_waits(table: JobTable, priority: int, capacity: NodeCapacity, now: float) -> bool:
-    """Whether a pending, runnable job of a higher priority could run on this node."""
-    for job in table.pending_jobs():
-        spec = job.spec
-        if spec.priority <= priority or job.not_before > now or spec.ranks:  # the leader holds work back for a gang
-            continue
-        if spec.node is not None and not pin_matches(spec.node, capacity.node_id, capacity.name):
-            continue
-        if spec.cpus > capacity.cpus + _EPSILON or spec.mem_bytes > capacity.mem_bytes or spec.gpus > capacity.gpus:
-            continue
-        if (spec.after or spec.after_any) and table.waiting_on(job):
-            continue
-        return True
-    return False
+    """Whether a pending, runnable job of a higher priority could run on this node.
+
+    Reads the heads of the table's buckets of ready jobs (``state.pending``: one shape each,
+    highest priority first) and the jobs whose backoff ended since the last release, not every
+    pending job: a node starting its queue under a 100,000-job backlog of another priority
+    scanned it all for each start."""
+    for bucket in table.pending_index.buckets():
+        if -bucket[0][0] <= priority or not _could_run(bucket[0][3].spec, capacity):
+            continue  # nothing in it outranks, or its shape cannot run here
+        for neg_priority, _, _, job in bucket:
+            if -neg_priority <= priority:
+                break
+            if job.not_before <= now:
+                return True
+    return any(j.spec.priority > priority and _could_run(j.spec, capacity) for j in table.pending_index.due(now))
+
+
+def _could_run(spec: JobSpec, capacity: NodeCapacity) -> bool:
+    """Whether a job of ``spec`` could start on this node, room aside (gang ranks never count:
+    the leader holds work back for a gang itself)."""
+    if spec.ranks or (spec.node is not None and not pin_matches(spec.node, capacity.node_id, capacity.name)):
+        return False
+    return spec.cpus <= capacity.cpus + _EPSILON and spec.mem_bytes <= capacity.mem_bytes and spec.gpus <= capacity.gpus

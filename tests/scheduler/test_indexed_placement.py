@@ -5,7 +5,9 @@ resources, pins, users, constraints, images, GPU memory, arrays with ``%`` limit
 ``--after``/``--after-any``; assignments, starts, results with retries, losses, hand-backs,
 cancels, drains, prunes, snapshot restores, backoff releases) and, between them, asks both for a
 round with random nodes, clock, limit, queue-ahead, ending jobs, incoming jobs and preferences:
-the assignments, the waiting reasons and the blocked jobs must be equal.
+the assignments, the waiting reasons and the blocked jobs must be equal. A node's own question
+of the buckets (``rules.local_queue``: does a higher-priority job that could run here wait?) must
+answer as a scan of every pending job does.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from swarmcompute.arrays import elements
-from swarmcompute.scheduler.placement import NodeCapacity, Placement, place, submitted_in
+from swarmcompute.rules.local_queue import _higher_priority_waits
+from swarmcompute.scheduler.placement import NodeCapacity, Placement, pin_matches, place, submitted_in
 from swarmcompute.scheduler.reference import reference_place
 from swarmcompute.state.commands import (
     AssignJobs,
@@ -196,6 +199,26 @@ def _compare(rng: random.Random, world: _World) -> None:
         "preferred": preferred,
     }
     _same(place(table, nodes, now, **kwargs), reference_place(table, nodes, now, **kwargs))  # type: ignore[arg-type]
+    for node in nodes:
+        for priority in (-1, 0, 1):
+            assert _higher_priority_waits(table, priority, node, now) == _scanned(table, priority, node, now)
+
+
+def _scanned(table: JobTable, priority: int, capacity: NodeCapacity, now: float) -> bool:
+    """``rules.local_queue``'s question (does a runnable job of a higher priority that could run
+    on this node wait?) asked of every pending job, as it was before the buckets."""
+    for job in table.pending_jobs():
+        spec = job.spec
+        if spec.priority <= priority or job.not_before > now or spec.ranks:
+            continue
+        if spec.node is not None and not pin_matches(spec.node, capacity.node_id, capacity.name):
+            continue
+        if spec.cpus > capacity.cpus + 1e-9 or spec.mem_bytes > capacity.mem_bytes or spec.gpus > capacity.gpus:
+            continue
+        if (spec.after or spec.after_any) and table.waiting_on(job):
+            continue
+        return True
+    return False
 
 
 @settings(max_examples=200, deadline=None)
