@@ -32,6 +32,17 @@ FROZEN_NOW = 4_000_000_000.0
 TYPER_FAMILY = ("typer", "click", "pydantic", "pydantic_core", "rich")
 
 
+@pytest.fixture(autouse=True)
+def _environment_put_back() -> Iterator[None]:
+    """Both paths, run in this process, set $SWARM_URL and $SWARM_API_TOKEN from --url and
+    --api-token (as the app's callback does): later tests must not inherit them (a `swarm run`
+    of another test went over --url so)."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """One daemon (serving HTTP too) with jobs in every final state, an array, and one running."""
