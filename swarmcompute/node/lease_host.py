@@ -82,10 +82,16 @@ class LeaseHost:
         last ``check`` (the leader's own, by an ask) or a configuration that now keeps attempts past
         the lease would otherwise start an attempt under the older deadline, and the guardian would
         SIGKILL it at once (found by the whole-cluster simulator: a new leader's first attempts, and
-        the first ones after `swarm recover`, died at once and counted as failures)."""
+        the first ones after `swarm recover`, died at once and counted as failures).
+
+        Only the one voter of a one-voter configuration starts without a lease: its own log is
+        the whole history. Rule 7 keeps a node's running attempts past its lease in a two-voter
+        one too, but never lets it start one without a lease and its fence: after `swarm recover`
+        left two voters, one started an attempt its stale table held while the new history, which
+        it had acknowledged but not applied, ran the job again on the other (simulator seed 540)."""
         now = self._clock()
         self.check(now)
-        if keeps_past_lease(self.node_id, self.voters()):
+        if self.voters() == {self.node_id}:
             return True
         return self.lease.may_start(now, self.raft.applied_index)
 

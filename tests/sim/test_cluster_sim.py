@@ -67,6 +67,7 @@ REGRESSION_SEEDS = [
     (3475, "the forcer of `recover` kept a job running whose end only the old history held"),
     (4734, "...or assigned, when its result had come before the start notice went out"),
     (263, "a restarted leader's claim about its earlier life was in the log tail its successor replaced"),
+    (540, "after `recover` left two voters, one started an attempt without a lease while the other re-ran it"),
 ]
 PLANTED_WITHIN = 1000
 FIRST_CAUGHT_WITHOUT_A_LEASE = 7
