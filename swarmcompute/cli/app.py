@@ -737,6 +737,8 @@ from swarmcompute.cli import service as _service  # noqa: E402
 
 app.command("demo")(_demo.demo)
 app.add_typer(_service.service_app, name="service")
+
+
 @policy_app.command("show")
 def policy_show(state_dir: StateDir = None) -> None:
     """Print the command policy as TOML: save it, edit it, `swarm policy set` it."""
