@@ -1,6 +1,13 @@
 """Bounded history: the daemon's RSS with many finished jobs, and after the history bound removed them.
 
     .venv/bin/python benchmarks/history.py [--jobs 100000] [--keep-jobs 10000]
+    .venv/bin/python benchmarks/history.py --sweep 10000,50000,100000
+
+``--sweep``: one daemon holding every finished job (``--keep-jobs`` above the last step), which
+are submitted and cancelled a thousand at a time (so the queue never holds more); at each step
+its RSS and the RSS each finished job costs ((RSS - idle RSS) / finished jobs), the size of its
+Raft snapshot file, and the time `swarm show` takes for a finished job (its details are read
+from disk: ``swarmcompute.state.compact``).
 
 Starts one daemon (in a temporary state directory, stopped by PID at the end) with ``--keep-jobs``,
 submits ``--jobs`` jobs pinned to a node that does not exist (they stay pending, so nothing runs and
@@ -24,6 +31,7 @@ from swarmcompute.api import messages as m
 from swarmcompute.testing.daemons import DaemonProcess, wait_until
 
 BATCH = 10_000
+SWEEP_BATCH = 1_000
 
 
 def rss_mib(daemon: DaemonProcess) -> float:
@@ -67,11 +75,61 @@ def run(root: Path, jobs: int, keep_jobs: int) -> dict[str, float]:
         daemon.kill()
 
 
+def snapshot_bytes(root: Path) -> int:
+    """The size of the newest Raft snapshot file in a state directory (0: none yet)."""
+    return max((p.stat().st_size for p in root.rglob("raft.snapshot")), default=0)
+
+
+def show_ms(daemon: DaemonProcess, job_id: str, rounds: int = 20) -> float:
+    """The median time of ``Client.job`` for a finished job, in milliseconds."""
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        daemon.client.job(job_id)
+        times.append(time.perf_counter() - started)
+    return sorted(times)[len(times) // 2] * 1000
+
+
+def sweep(root: Path, steps: list[int]) -> None:
+    """RSS per finished job at each step of ``steps`` (cumulative finished jobs), one daemon."""
+    daemon = DaemonProcess(root, name="h", extra_args=("--keep-jobs", str(steps[-1] + 1)), log_level="info").start()
+    try:
+        time.sleep(3)  # the idle figure once start-up settled (a measurement, not a wait for a condition)
+        idle = rss_mib(daemon)
+        print(f"idle: {idle:.1f} MiB")
+        held = 0
+        oldest = ""
+        for step in steps:
+            while held < step:  # a thousand at a time: what is measured is finished jobs, not a queue
+                ids = fill(daemon, min(SWEEP_BATCH, step - held))
+                cancel(daemon, ids)
+                held += len(ids)
+                oldest = oldest or ids[0]
+            wait_until(lambda n=held: finished(daemon) == n, 600, f"{held} finished jobs", interval_s=0.5)
+            time.sleep(3)  # as above
+            rss = rss_mib(daemon)
+            per_job = (rss - idle) * 1024 / held
+            print(
+                f"{held:>7} finished jobs: RSS {rss:.1f} MiB, {per_job:.2f} KiB per finished job; "
+                f"snapshot {snapshot_bytes(root) / 1e6:.2f} MB; swarm show of a finished job "
+                f"{show_ms(daemon, oldest):.1f} ms (median)",
+                flush=True,
+            )
+    finally:
+        daemon.stop()
+        daemon.kill()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--keep-jobs", type=int, default=10_000)
+    parser.add_argument("--sweep", help="comma-separated finished-job counts, e.g. 10000,50000,100000")
     args = parser.parse_args()
+    if args.sweep:
+        with tempfile.TemporaryDirectory(prefix="swarm-history-") as tmp:
+            sweep(Path(tmp) / "sweep", sorted(int(n) for n in args.sweep.split(",")))
+        return
     with tempfile.TemporaryDirectory(prefix="swarm-history-") as tmp:
         bounded = run(Path(tmp) / "bounded", args.jobs, args.keep_jobs)
         print(

@@ -244,6 +244,7 @@ class OutputStream:
     async def _missing(self, job: Job, n: int, node: str, offset: int, delivered: int) -> None:
         """The log of attempt ``n`` is out of reach: send what the job record kept, and say what is missing."""
         name = self._node_name(node)
+        job = self._daemon.whole_job(job)  # a compacted job's tail is on disk (``state.compact``)
         tail = job.output_tail
         ended_here = job.state.is_terminal and n == job.attempt and job.exit_code is not None
         if offset == 0 and ended_here:
@@ -262,7 +263,7 @@ class OutputStream:
     def _attempt_start(self, job: Job, n: int) -> m.AttemptStart:
         node = _node_of(job, n) or ""
         name = self._node_name(node) if node else "?"
-        ends = job.attempt_ends
+        ends = self._daemon.whole_job(job).attempt_ends
         how = ends[n - 2] if 2 <= n <= len(ends) + 1 else ""
         after = f" (after {how})" if how else ""
         return m.AttemptStart(self._job_id, n, name, f"--- attempt {n} on {name}{after} ---")

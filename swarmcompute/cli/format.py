@@ -247,6 +247,8 @@ def job_text(job: dict[str, Any]) -> str:
     text = "\n".join(f"{k.ljust(width)}  {printable(str(v))}" for k, v in fields)
     if job.get("gang"):
         text += "\n\n" + gang_text(job["gang"])
+    if job.get("details_missing"):  # this node joined after the job ended (``state.compact``)
+        text += "\n\n" + printable(str(job["details_missing"]))
     tail = job.get("output_tail")
     if tail:
         # the job's own output, as `swarm logs` prints it; only escape sequences are defused

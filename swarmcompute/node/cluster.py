@@ -73,6 +73,7 @@ from swarmcompute.raft.messages import (
     AppendResponse,
     InstallSnapshot,
     NotMember,
+    SnapshotAck,
     TimeoutNow,
     VoteRequest,
     VoteResponse,
@@ -105,7 +106,16 @@ NAME_TAKEN = "name taken:"
 UNREACHABLE_RESET_S = 1.0
 """Sends to an address failing this long, then a message from its node: reconnect at once (and at
 most once per this interval per address)."""
-RAFT_TYPES = (AppendRequest, AppendResponse, VoteRequest, VoteResponse, InstallSnapshot, TimeoutNow, NotMember)
+RAFT_TYPES = (
+    AppendRequest,
+    AppendResponse,
+    VoteRequest,
+    VoteResponse,
+    InstallSnapshot,
+    SnapshotAck,
+    TimeoutNow,
+    NotMember,
+)
 GOSSIP_TYPES = (Ping, Ack, PingReq, Gossip, PushPull)
 JOIN_ALIVE_TARGETS = 3
 """A node that is not (or no longer) in the configuration also asks this many members gossip

@@ -30,12 +30,18 @@ from swarmcompute.node.raft_host import COMPACT_AFTER_ENTRIES, RaftHost
 from swarmcompute.raft.config import RaftConfig
 from swarmcompute.raft.messages import Entry, EntryKind, Message, Snapshot
 from swarmcompute.state.commands import Command, CommandBatch, decided_in, own_results
+from swarmcompute.state.compact import WINDOW
 from swarmcompute.state.snapshot import restore_table, snapshot_table
 from swarmcompute.state.table import JobTable
+from swarmcompute.storage.details import Details
 
 log = structlog.get_logger(__name__)
 
 MAX_BATCH_COMMANDS = 4096
+COMPACT_AFTER_BYTES = 4 * 1024 * 1024
+"""Also fold the log into a snapshot once the entries since the last one hold this many bytes, or
+as many as that snapshot, if more (big batches: 100,000 submissions are a few entries, and
+memory holds every entry since the last snapshot)."""
 LEADER_WAIT_S = 10.0
 """How long queued commands wait for a leader before their proposers hear NoQuorumError."""
 CLOSE_FLUSH_S = 5.0
@@ -65,6 +71,9 @@ class ReplicatedJobLog:
         compact_after_entries: int = COMPACT_AFTER_ENTRIES,
         clock: Callable[[], float] = time.monotonic,
         request_id: Callable[[], str] = lambda: os.urandom(8).hex(),
+        details: Details | None = None,
+        whole_window: int = WINDOW,
+        compact_after_bytes: int = COMPACT_AFTER_BYTES,
     ) -> None:
         self.node_id = node_id
         self._clock = clock
@@ -72,6 +81,14 @@ class ReplicatedJobLog:
         self._request_id = request_id
         self._table = table
         self._compact_after_entries = compact_after_entries
+        self._details = details
+        self._whole_window = whole_window
+        """Finished jobs the table keeps whole after their details were written (``state.compact``)."""
+        """Where finished jobs' details go (``storage.details``); None: the table keeps them whole."""
+        self._compact_after_bytes = compact_after_bytes
+        self._log_bytes = 0
+        """Bytes of the entries applied since the last snapshot (``COMPACT_AFTER_BYTES``)."""
+        self._snapshot_bytes = 0
         self._on_applied = on_applied
         self._send_to = send_to
         self.raft = RaftHost(
@@ -86,6 +103,8 @@ class ReplicatedJobLog:
         )
         self.raft.on_stall = self._raft_stalled
         self.on_stall: Callable[[StorageError | None], None] | None = None
+        self.on_compacted: Callable[[], None] | None = None
+        """Told after the log was folded into a snapshot (the daemon gives the freed heap back)."""
         """Told when the Raft log cannot be written (the error), and when it can again (None)."""
         self._queue: list[tuple[Command, asyncio.Future[None] | None]] = []
         self._waiting: dict[int, tuple[int, list[asyncio.Future[None]]]] = {}
@@ -436,6 +455,9 @@ class ReplicatedJobLog:
             if isinstance(batch, CommandBatch):
                 for cmd in batch.commands:
                     changed.extend(self._table.apply(cmd))
+                if self._details is not None:
+                    self._keep_details(self._details, changed)
+        self._log_bytes += len(entry.data)
         waiting = self._waiting.pop(entry.index, None)
         if waiting is not None:
             term, futures = waiting
@@ -458,9 +480,9 @@ class ReplicatedJobLog:
         if changed and not self._replaying:
             self.applying_index = entry.index
             self._on_applied(changed)
-        if (
-            not self._compact_scheduled
-            and self.raft.applied_index + 1 - self._snapshot_base() > self._compact_after_entries
+        if not self._compact_scheduled and (
+            self.raft.applied_index + 1 - self._snapshot_base() > self._compact_after_entries
+            or self._log_bytes > max(self._compact_after_bytes, self._snapshot_bytes)
         ):
             self._compact_scheduled = True
             asyncio.get_running_loop().call_soon(self._compact)
@@ -469,19 +491,43 @@ class ReplicatedJobLog:
         snapshot = self.raft.node.snapshot
         return snapshot.index if snapshot is not None else 0
 
+    def _keep_details(self, details: Details, changed: list[str]) -> None:
+        """After an entry: write the details of the jobs it finished (or changed once finished),
+        delete those of the jobs it removed (``state.compact``, ``storage.details``)."""
+        finished = self._table.take_finished(self._whole_window)
+        if finished:
+            details.write(finished)
+        gone = [job_id for job_id in changed if job_id not in self._table]
+        if gone:
+            details.delete(gone)
+
     def _compact(self) -> None:
         """Runs outside the Ready loop: compaction must not happen between ready() and advance()."""
         self._compact_scheduled = False
-        self.raft.compact(self.raft.applied_index, snapshot_table(self._table))
+        self.compact_now()
+
+    def compact_now(self) -> None:
+        """Fold the applied log into a snapshot of the table, once the details of the jobs it
+        finished are durable (the snapshot carries none, and the log that would replay them goes)."""
+        if self._details is not None and not self._details.sync():
+            return  # logged; the log keeps its entries, and the next compaction tries again
+        data = snapshot_table(self._table)
+        self.raft.compact(self.raft.applied_index, data)
+        self._log_bytes, self._snapshot_bytes = 0, len(data)
+        if self.on_compacted is not None:
+            self.on_compacted()
 
     def _restore(self, snapshot: Snapshot) -> None:
         for _data, batch in self._own_batches.values():  # committed or replaced: sending again is harmless
             self._keep(own_results(batch, self.node_id))
         self._own_batches.clear()
         self._wakeup.set()
+        self._log_bytes, self._snapshot_bytes = 0, len(snapshot.data)
         if snapshot.data:
             before = set() if self._replaying else {j.id for j in self._table.jobs()}
             restore_table(snapshot.data, into=self._table)
+            if self._details is not None:  # the gone ones' details go; an old snapshot's whole jobs' come
+                self._keep_details(self._details, sorted(before))
             if not self._replaying:
                 kept = [j.id for j in self._table.jobs()]
                 self._on_applied(kept + sorted(before.difference(kept)))  # the gone ones too
@@ -490,6 +536,8 @@ class ReplicatedJobLog:
             # new epoch's log (see "Configuration epochs" in raft/core.py).
             gone = [j.id for j in self._table.jobs()]
             self._table.clear()
+            if self._details is not None:
+                self._details.delete(gone)
             # The new history is applied again from its start: up to where this node had applied
             # the old one, it may have acted on what it holds (started an attempt it assigns here),
             # so that part counts as an earlier life's (found by the whole-cluster simulator: a

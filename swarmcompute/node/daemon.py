@@ -92,10 +92,13 @@ from swarmcompute.state.commands import (
     StartAttempt,
     SubmitJobs,
 )
+from swarmcompute.state.compact import is_stub
 from swarmcompute.state.history import DEFAULT_KEEP_JOBS, DEFAULT_KEEP_S, PruneJobs, prunable
 from swarmcompute.state.job import Job, JobSpec, JobState
 from swarmcompute.state.policy import CommandPolicy, SetPolicy, check_policy, policy_problem, policy_toml
 from swarmcompute.state.table import JobTable, validate_batch, validate_spec
+from swarmcompute.storage.details import FILE_NAME as DETAILS_FILE
+from swarmcompute.storage.details import DetailsStore, details_missing
 from swarmcompute.users import daemon_user, serves_every_user
 
 log = structlog.get_logger(__name__)
@@ -184,6 +187,8 @@ class Daemon:
         self.config = config
         self.paths = config.paths
         self.table = JobTable()
+        self.details: DetailsStore | None = None
+        """Finished jobs' details on this node's disk (``storage.details``), once run() opened it."""
         self.ends = EndWatch(self.table)
         """Waits for jobs to end (`swarm wait`), woken by the ids each entry changes."""
         self.identity: Identity | None = None
@@ -352,12 +357,14 @@ class Daemon:
             )
             link.versions.on_refused = self._version_refused
             await link.start()
+            self.details = DetailsStore(self.paths.root / DETAILS_FILE)
             self._committer = ReplicatedJobLog(
                 identity.node_id,
                 self.paths.raft_dir,
                 self.table,
                 self._on_applied,
                 send_to=link.send_to,
+                details=self.details,
                 config=RaftConfig(
                     election_timeout_ticks=RAFT_ELECTION_TIMEOUT_TICKS,
                     heartbeat_interval_ticks=RAFT_HEARTBEAT_TICKS,
@@ -366,6 +373,7 @@ class Daemon:
                 tick_interval_s=TICK_S,
             )
             self.committer.on_stall = self._on_raft_stall
+            self.committer.on_compacted = _malloc_trim  # the entries and the encoding just freed
             self.disk.on_recovery(self.committer.raft.resume)
             self._rounds = PlacementRounds(self.table, self.committer, self.capacities)
             self._lease = LeaseHost(
@@ -492,6 +500,8 @@ class Daemon:
                 await self._link.close()
             if self._committer is not None:
                 self._committer.shutdown()
+            if self.details is not None:
+                self.details.close()
             self._release_lock()
             log.info("node_stopped")
         if self._fatal is not None:
@@ -966,6 +976,8 @@ class Daemon:
         if gone:
             await self._delete_outputs(gone)
             log.info("removed_jobs_output_deleted", jobs=len(gone))
+        if self.details is not None:  # and the details of jobs no longer in the table
+            self.details.delete([i for i in self.details.ids() if i not in self.table])
 
     async def _delete_outputs(self, job_ids: list[str]) -> None:
         self._removed_since_trim += len(job_ids)
@@ -986,11 +998,8 @@ class Daemon:
         See the README's *Bounded history* for what it measured."""
         self._trim_handle = None
         self._removed_since_trim = 0
-        raft = self.committer.raft
-        if raft.entries_since_snapshot() > 0:
-            from swarmcompute.state.snapshot import snapshot_table
-
-            raft.compact(raft.applied_index, snapshot_table(self.table))
+        if self.committer.raft.entries_since_snapshot() > 0:
+            self.committer.compact_now()
         import gc
 
         gc.collect()
@@ -1283,7 +1292,9 @@ class Daemon:
     def job_view(self, job: Job, *, with_output: bool = False) -> dict[str, Any]:
         """A job as clients see it: node names for people next to the ids (``node_name``, and in
         ``message`` the names replace the ids the table wrote there)."""
+        job = self.whole_job(job)
         view = job.view(with_output=with_output)
+        view["details_missing"] = details_missing(job, self.node_name)
         if job.state is JobState.PENDING:
             waiting = self.rounds.waiting_reason(job.id)
             if waiting:
@@ -1297,6 +1308,13 @@ class Daemon:
                 message = message.replace(f"node {node_id}", f"node {self.node_name(node_id)}")
         view["message"] = message
         return view
+
+    def whole_job(self, job: Job) -> Job:
+        """``job`` with its details: a compacted finished one's from this node's disk (``state.compact``);
+        as it is where this node does not hold them (``is_stub`` then still says so)."""
+        if not is_stub(job) or self.details is None:
+            return job
+        return self.details.get(job.id) or job
 
     async def wait_changed(self, timeout_s: float | None) -> None:
         """Return after the next committed change (or the timeout)."""

@@ -30,6 +30,10 @@ class RaftConfig:
     """The leader promotes a caught-up, live learner while voters are below ``max_voters``."""
     pre_vote: bool = True
     check_quorum: bool = True
+    snapshot_chunk_bytes: int = 1024 * 1024
+    """InstallSnapshot sends a snapshot in chunks of this many bytes, the next when the follower
+    acknowledged the last (``SnapshotAck``): a 100,000-job table is a dozen messages, each under
+    the transport's bound, not one frame that stalls both ends (or that the bound refuses)."""
 
     def __post_init__(self) -> None:
         if self.election_timeout_ticks < 2:
@@ -40,6 +44,8 @@ class RaftConfig:
             raise ConfigError("max_voters must be at least 1")
         if self.max_entries_per_append < 1 or self.max_inflight_appends < 1:
             raise ConfigError("max_entries_per_append and max_inflight_appends must be at least 1")
+        if self.snapshot_chunk_bytes < 1:
+            raise ConfigError("snapshot_chunk_bytes must be at least 1")
 
 
 @dataclass(frozen=True, slots=True)

@@ -162,10 +162,28 @@ def _check_install(msg: InstallSnapshot) -> None:
 @codec.message("raft.install_snapshot", check=_check_install)
 @dataclass(frozen=True, slots=True)
 class InstallSnapshot:
+    """A snapshot, in chunks: ``snapshot.data`` is the part from ``offset``; ``done`` on the last.
+    (A whole snapshot is one chunk at 0, done: what a sender before chunking sent.)"""
+
     term: codec.Count
     src: str
     dst: str
     snapshot: Snapshot
+    offset: codec.Count = 0
+    done: bool = True
+
+
+@codec.message("raft.snapshot_ack")
+@dataclass(frozen=True, slots=True)
+class SnapshotAck:
+    """A follower holds the first ``offset`` bytes of the leader's snapshot at ``index``: the
+    leader sends the chunk from there."""
+
+    term: codec.Count
+    src: str
+    dst: str
+    index: codec.Count
+    offset: codec.Count
 
 
 @codec.message("raft.timeout_now")
@@ -183,20 +201,27 @@ class TimeoutNow:
 class NotMember:
     """To a node that acts as a member but is outside the sender's (committed) configuration: a
     voter or learner that was removed, or replaced by `swarm recover`, and came back with its old
-    state. It stops campaigning; its daemon asks to rejoin as a learner."""
+    state. It stops campaigning; its daemon asks to rejoin as a learner. A node whose log is newer
+    than the sender's ignores it (the sender's configuration may predate its joining); 0/0: the
+    sender did not say (before this field)."""
 
     term: codec.Count
     src: str
     dst: str
+    last_log_index: codec.Count = 0
+    last_log_term: codec.Count = 0
 
 
-Message = VoteRequest | VoteResponse | AppendRequest | AppendResponse | InstallSnapshot | TimeoutNow | NotMember
+Message = (
+    VoteRequest | VoteResponse | AppendRequest | AppendResponse | InstallSnapshot | SnapshotAck | TimeoutNow | NotMember
+)
 MESSAGE_TYPES: tuple[type, ...] = (
     VoteRequest,
     VoteResponse,
     AppendRequest,
     AppendResponse,
     InstallSnapshot,
+    SnapshotAck,
     TimeoutNow,
     NotMember,
 )

@@ -21,6 +21,7 @@ from swarmcompute.raft.messages import (
     InstallSnapshot,
     Message,
     Snapshot,
+    SnapshotAck,
     TimeoutNow,
     epoch_of,
 )
@@ -40,6 +41,20 @@ class Progress:
     last_heard_tick: int | None = None
     snapshot_sent_tick: int | None = None
     """When an InstallSnapshot went out; it is not resent each heartbeat, only after an election timeout."""
+    snapshot_index: int = 0
+    """The index of the snapshot being sent to the peer (its chunks: ``RaftConfig.snapshot_chunk_bytes``)."""
+    snapshot_offset: int = 0
+    """Where the chunk in flight to the peer starts."""
+
+
+@dataclass(slots=True)
+class IncomingSnapshot:
+    """A follower's chunks so far of a leader's snapshot."""
+
+    leader: str
+    index: int
+    term: int
+    data: bytearray
 
 
 class Replication:
@@ -62,6 +77,7 @@ class Replication:
         _config_indexes: list[int]
         _transferee: str | None
         _leaving: bool
+        _incoming_snapshot: IncomingSnapshot | None
 
         def _send(self, msg: Message) -> None: ...
         def _event(self, name: str, detail: str = "") -> None: ...
@@ -113,9 +129,10 @@ class Replication:
                 )
             if self.snapshot is None:
                 raise InvariantViolation(f"entry {pr.next} is compacted but {self.id} holds no snapshot")
-            self._send(InstallSnapshot(self.term, self.id, peer, self.snapshot))
+            if pr.snapshot_index != self.snapshot.index:  # a newer snapshot than the one being sent
+                pr.snapshot_index, pr.snapshot_offset = self.snapshot.index, 0
+            self._send_snapshot_chunk(peer, pr, self.snapshot)
             pr.probing = pr.paused = True
-            pr.snapshot_sent_tick = self.ticks
             return
         last = min(self.log.last_index, pr.next + self.cfg.max_entries_per_append - 1)
         entries = self.log.slice(pr.next, last)
@@ -124,6 +141,27 @@ class Replication:
             pr.paused = True
         elif entries:
             pr.next = entries[-1].index + 1
+
+    def _send_snapshot_chunk(self, peer: str, pr: Progress, snap: Snapshot) -> None:
+        start = min(pr.snapshot_offset, len(snap.data))
+        end = min(len(snap.data), start + self.cfg.snapshot_chunk_bytes)
+        chunk = Snapshot(snap.index, snap.term, snap.voters, snap.learners, snap.data[start:end])
+        self._send(InstallSnapshot(self.term, self.id, peer, chunk, start, end == len(snap.data)))
+        pr.snapshot_sent_tick = self.ticks
+
+    def _on_snapshot_ack(self, msg: SnapshotAck) -> None:
+        """The next chunk, from where the follower says it is; an ack of the chunk in flight's own
+        start (a duplicate, or a chunk lost on the way) waits for the resend."""
+        pr = self.progress.get(msg.src)
+        snap = self.snapshot
+        if pr is None or snap is None or msg.index != snap.index or pr.snapshot_index != snap.index:
+            return
+        pr.recent_active = True
+        pr.last_heard_tick = self.ticks
+        if msg.offset == pr.snapshot_offset or msg.offset > len(snap.data):
+            return
+        pr.snapshot_offset = msg.offset
+        self._send_snapshot_chunk(msg.src, pr, snap)
 
     def _on_append_response(self, msg: AppendResponse) -> None:
         pr = self.progress.get(msg.src)
@@ -260,8 +298,14 @@ class Replication:
     def _on_install_snapshot(self, msg: InstallSnapshot) -> None:
         snap = msg.snapshot
         if snap.index <= self.commit and not self._replaces_history(msg.term, snap.index, snap.term):
+            self._incoming_snapshot = None
             self._send(AppendResponse(self.term, self.id, msg.src, True, self.commit))
             return
+        if msg.offset or not msg.done:
+            whole = self._snapshot_chunk(msg)
+            if whole is None:
+                return
+            snap = whole
         if self.log.term_at(snap.index) == snap.term:
             self.log.compact_to(snap.index)
         else:
@@ -276,3 +320,21 @@ class Replication:
         self._unstable_from = snap.index + 1
         self._event("snapshot_installed", f"index {snap.index} from {msg.src}")
         self._send(AppendResponse(self.term, self.id, msg.src, True, snap.index))
+
+    def _snapshot_chunk(self, msg: InstallSnapshot) -> Snapshot | None:
+        """Keep one chunk of a snapshot; the whole snapshot once its last chunk came, else None
+        (and an ack that asks for the next chunk, or again for the one that is missing)."""
+        snap = msg.snapshot
+        incoming = self._incoming_snapshot
+        if msg.offset == 0:
+            incoming = self._incoming_snapshot = IncomingSnapshot(msg.src, snap.index, snap.term, bytearray())
+        elif incoming is None or (incoming.leader, incoming.index, incoming.term) != (msg.src, snap.index, snap.term):
+            self._send(SnapshotAck(self.term, self.id, msg.src, snap.index, 0))
+            return None
+        if msg.offset == len(incoming.data):
+            incoming.data += snap.data
+            if msg.done:
+                self._incoming_snapshot = None
+                return Snapshot(snap.index, snap.term, snap.voters, snap.learners, bytes(incoming.data))
+        self._send(SnapshotAck(self.term, self.id, msg.src, snap.index, len(incoming.data)))
+        return None

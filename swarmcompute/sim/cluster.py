@@ -99,7 +99,9 @@ from swarmcompute.sim.jobs import (
 from swarmcompute.state.commands import CancelJobs, CommandBatch, RequeueLost, StartAttempt, SubmitJobs
 from swarmcompute.state.gangs import ranks_of
 from swarmcompute.state.job import AttemptEnd, JobSpec
+from swarmcompute.state.snapshot import job_record
 from swarmcompute.state.table import JobTable
+from swarmcompute.storage.details import Details, MemoryDetails
 
 RAFT_CONFIG = RaftConfig(
     election_timeout_ticks=RAFT_ELECTION_TIMEOUT_TICKS, heartbeat_interval_ticks=RAFT_HEARTBEAT_TICKS, max_voters=5
@@ -120,6 +122,11 @@ RECOVER_WAIT_S = 15.0
 GANGS = 3
 """Gangs (``--ranks``) per seed, besides the plain jobs: 2-4 ranks each, some of them with
 ``ranks_per_node``; a rank fails as often as any job, and one gang in ten has a rank cancelled."""
+
+
+DETAILS_WINDOW = 4
+"""Finished jobs a node's table keeps whole (``Daemon``: ``state.compact.WINDOW``): few, so that
+compacting, and late results for compacted jobs, happen in every run."""
 
 
 _NO_DIRECTORY: Any = None
@@ -206,7 +213,9 @@ class _SimJobLog(ReplicatedJobLog):
 
     raft: _SimRaftHost
 
-    def __init__(self, sim: ClusterSim, node_id: str, table: JobTable, disk: SimRaftDisk, rng: random.Random):
+    def __init__(
+        self, sim: ClusterSim, node_id: str, table: JobTable, disk: SimRaftDisk, rng: random.Random, details: Details
+    ):
         super().__init__(
             node_id,
             _NO_DIRECTORY,
@@ -219,6 +228,9 @@ class _SimJobLog(ReplicatedJobLog):
             compact_after_entries=10**9,
             clock=lambda: sim.now,
             request_id=sim.request_id,
+            details=details,
+            whole_window=DETAILS_WINDOW,
+            compact_after_bytes=10**12,
         )
         self._sim = sim
         self.raft = _SimRaftHost(sim, node_id, disk, self, rng)
@@ -314,6 +326,8 @@ class _Peer:
     """What outlives a daemon: its disk, address and address book."""
 
     disk: SimRaftDisk = field(default_factory=SimRaftDisk)
+    details: MemoryDetails = field(default_factory=MemoryDetails)
+    """Finished jobs' details (``storage.details``): what was synced survives a crash."""
     address: str = ""
     book: dict[str, str] = field(default_factory=dict)
     gone: bool = False
@@ -392,7 +406,7 @@ class ClusterSim(JobSim):
         rng = random.Random(f"{self.seed}/{node.id}/{peer.incarnation}")
         node.table = JobTable()
         node.state = self._node_state(node.id, node.table)
-        log = _SimJobLog(self, node.id, node.table, peer.disk, rng)
+        log = _SimJobLog(self, node.id, node.table, peer.disk, rng, peer.details)
         lease = LeaseHost(
             node.id,
             log.raft,
@@ -926,6 +940,7 @@ class ClusterSim(JobSim):
 
     def _crash(self, node: _Node) -> None:
         super()._crash(node)
+        self.peers[node.id].details.crash()
         self.hosts[node.id] = None
         if self.leader == node.id:
             self.leader = None
@@ -1171,6 +1186,29 @@ class ClusterSim(JobSim):
         lost = sorted(self._acked - final)
         if lost:
             self._fail(f"acknowledged jobs lost: {lost[:10]}")
+        self._check_details()
+
+    def _check_details(self) -> None:
+        """Every live node holds the details of each finished job of its table (no node here ever
+        installs a snapshot that carries jobs), as they ended: the same bytes as the committed
+        history's job once the node applied all of it (``state.compact``, ``storage.details``)."""
+        for node_id, host in sorted(self.hosts.items()):
+            if host is None:
+                continue
+            node, details = self.nodes[node_id], self.peers[node_id].details
+            caught_up = host.log.raft.applied_index == self.index
+            for job in node.table.finished_jobs():
+                kept = details.get(job.id)
+                if kept is None:
+                    self._fail(f"{node_id} holds no details of finished job {job.id}")
+                    return
+                if (kept.state, kept.exit_code, kept.attempt) != (job.state, job.exit_code, job.attempt):
+                    self._fail(f"{node_id}: the details of {job.id} disagree with its table")
+                    return
+                whole = self.table.get(job.id)
+                if caught_up and whole is not None and job_record(kept) != job_record(whole):
+                    self._fail(f"{node_id}: the details of {job.id} are not the job as it ended")
+                    return
 
 
 @dataclass(slots=True)

@@ -40,7 +40,8 @@ class SimOptions:
     liveness_ticks: int = 120
     """Bound on the liveness phase: 12 election timeouts at the default config."""
     tick_ms: int = 100
-    raft: RaftConfig = RaftConfig()
+    raft: RaftConfig = RaftConfig(snapshot_chunk_bytes=8)
+    """Snapshots here hold a few bytes (`12:3456789`): chunks of 8 make every InstallSnapshot a chunked one."""
     faults: bool = True
     membership_changes: bool = True
     trace: bool = False

@@ -1,8 +1,10 @@
 """The job table as bytes, for Raft snapshots and log compaction.
 
 A snapshot must rebuild exactly the table that applying the compacted entries
-would have built, so every field of every ``Job`` is carried (one
-``JobRecord`` each, in submission order).
+would have built: every field of every open ``Job`` is carried (one ``JobRecord``
+each, in submission order), and each finished job in its compact form (one
+``FinishedSegment`` row, in the order they ended; ``state.compact``), never its details,
+which each node keeps on its own disk.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from swarmcompute import codec
 from swarmcompute.state.api_tokens import ApiToken
 from swarmcompute.state.cluster_key import ClusterKeyState
+from swarmcompute.state.compact import segments_of, stubs_of
 from swarmcompute.state.drain import LabelNode, label_changes_after
 from swarmcompute.state.forgotten import ForgetNode, forgotten_after
 from swarmcompute.state.job import Job, JobSpec, JobState, Reason
@@ -55,32 +58,62 @@ class TableSnapshot:
     """The label changes kept for nodes to apply (``state.drain``), oldest first per node."""
     forgotten: tuple[ForgetNode, ...] = ()
     """The nodes `swarm forget` named (``state.forgotten``), oldest first."""
+    finished: tuple[bytes, ...] = ()
+    """The finished jobs, compact, in the order they ended: encoded ``state.compact.FinishedSegment`` s
+    (older snapshots carry them in ``jobs``)."""
+
+
+def job_record(j: Job) -> JobRecord:
+    """Every field of ``j`` (a snapshot's open job; a finished job's details on disk)."""
+    return JobRecord(
+        j.spec,
+        j.submitted_at,
+        j.state,
+        j.reason,
+        j.message,
+        j.attempt,
+        j.node,
+        j.failures,
+        j.exit_code,
+        j.assigned_at,
+        j.started_at,
+        j.finished_at,
+        j.not_before,
+        j.output_tail,
+        j.attempt_nodes,
+        j.attempt_ends,
+        j.truncated_attempts,
+        j.origin,
+    )
+
+
+def job_of(r: JobRecord) -> Job:
+    """The ``Job`` a ``JobRecord`` holds."""
+    return Job(
+        spec=r.spec,
+        submitted_at=r.submitted_at,
+        state=r.state,
+        reason=r.reason,
+        message=r.message,
+        attempt=r.attempt,
+        node=r.node,
+        failures=r.failures,
+        exit_code=r.exit_code,
+        assigned_at=r.assigned_at,
+        started_at=r.started_at,
+        finished_at=r.finished_at,
+        not_before=r.not_before,
+        output_tail=r.output_tail,
+        attempt_nodes=r.attempt_nodes,
+        attempt_ends=r.attempt_ends,
+        truncated_attempts=r.truncated_attempts,
+        origin=r.origin,
+    )
 
 
 def snapshot_table(table: JobTable) -> bytes:
-    records = tuple(
-        JobRecord(
-            j.spec,
-            j.submitted_at,
-            j.state,
-            j.reason,
-            j.message,
-            j.attempt,
-            j.node,
-            j.failures,
-            j.exit_code,
-            j.assigned_at,
-            j.started_at,
-            j.finished_at,
-            j.not_before,
-            j.output_tail,
-            j.attempt_nodes,
-            j.attempt_ends,
-            j.truncated_attempts,
-            j.origin,
-        )
-        for j in sorted(table.jobs(), key=lambda j: (j.submitted_at, j.id))
-    )
+    records = tuple(job_record(j) for j in sorted(table.open_jobs(), key=lambda j: (j.submitted_at, j.id)))
+    finished = tuple(segments_of(table.finished_jobs()))
     key = table.cluster_key if table.cluster_key.generation else None
     drained = tuple(sorted(table.drained))
     labels = tuple(c for node in sorted(table.label_changes) for c in table.label_changes[node])
@@ -94,6 +127,7 @@ def snapshot_table(table: JobTable) -> bytes:
             drained=drained,
             label_changes=labels,
             forgotten=forgotten,
+            finished=finished,
         )
     )
 
@@ -106,33 +140,14 @@ def restore_table(data: bytes, into: JobTable | None = None) -> JobTable:
     table = into if into is not None else JobTable()
     table.clear()
     for r in snap.jobs:
-        table.load(
-            Job(
-                spec=r.spec,
-                submitted_at=r.submitted_at,
-                state=r.state,
-                reason=r.reason,
-                message=r.message,
-                attempt=r.attempt,
-                node=r.node,
-                failures=r.failures,
-                exit_code=r.exit_code,
-                assigned_at=r.assigned_at,
-                started_at=r.started_at,
-                finished_at=r.finished_at,
-                not_before=r.not_before,
-                output_tail=r.output_tail,
-                attempt_nodes=r.attempt_nodes,
-                attempt_ends=r.attempt_ends,
-                truncated_attempts=r.truncated_attempts,
-                origin=r.origin,
-            )
-        )
+        table.load(job_of(r))
+    table.load_finished(stubs_of(snap.finished))
     if snap.policy is not None:
         table.policy = snap.policy
     if snap.cluster_key is not None:
         table.cluster_key = snap.cluster_key
-    table.order_finished()
+    if any(r.state.is_terminal for r in snap.jobs):  # an older snapshot: finished jobs in submission order
+        table.order_finished()
     for token in snap.api_tokens:
         table.api_tokens.load(token)
     table.drained = frozenset(snap.drained)

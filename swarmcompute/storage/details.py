@@ -1,0 +1,193 @@
+"""Finished jobs' details on this node's disk (``state.compact``): argv, env, cwd, resources, the
+output tail, how each attempt ended — everything the table no longer holds in memory.
+
+Each node writes them when it applies the entry that finished the job (``ReplicatedJobLog`` takes
+them from the table after each entry), so every node that applied that entry holds the same bytes;
+a node that installed a Raft snapshot instead holds none for the jobs the snapshot carried.
+One SQLite database (``details.sqlite`` in the state directory, WAL): a row per job, the job's
+``JobRecord`` as the codec encodes it. Writes are not synced one by one: the entries they come
+from are in the Raft log, which replays them after a crash; ``sync`` makes them durable before a
+snapshot lets the log drop those entries. A row leaves with its job (pruned by the history bound,
+or gone with a replaced history), and rows of jobs the table no longer holds are deleted at start.
+
+A write that fails (a full disk) is logged and skipped: the table is unharmed, and `swarm show`
+says those details are not kept on this node.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Protocol
+
+import structlog
+
+from swarmcompute import codec
+from swarmcompute.state.compact import is_partial, is_stub
+from swarmcompute.state.job import Job
+from swarmcompute.state.snapshot import JobRecord, job_of, job_record
+
+log = structlog.get_logger(__name__)
+
+FILE_NAME = "details.sqlite"
+CACHE_KIB = 512
+"""SQLite's page cache (its default is 2,000 KiB): reads are by id, one page each."""
+_CHUNK = 500
+"""Ids per ``IN (...)`` query (SQLite's bound on host parameters is 999 on old builds)."""
+
+
+class Details(Protocol):
+    """Where a node keeps finished jobs' details (``DetailsStore``; ``MemoryDetails`` in tests and
+    the simulator)."""
+
+    def write(self, jobs: Sequence[Job]) -> None: ...
+    def get(self, job_id: str) -> Job | None: ...
+    def delete(self, job_ids: Iterable[str]) -> None: ...
+    def sync(self) -> bool: ...
+
+
+def merged(stored: Job, patch: Job) -> Job:
+    """``stored`` with what a late command changed on a compacted job (``FinishedJobs.before``)."""
+    stored.exit_code = patch.exit_code
+    stored.output_tail = patch.output_tail
+    stored.truncated_attempts = patch.truncated_attempts
+    return stored
+
+
+def details_missing(job: Job, node_name: Callable[[str], str]) -> str | None:
+    """What a view of ``job`` says when this node does not hold its details (None: it does)."""
+    if not is_stub(job):
+        return None
+    ran = [n for n in job.attempt_nodes if n]
+    where = f"node {node_name(ran[-1])}, which ran it, or " if ran else ""
+    return (
+        "its command, environment, resources and output tail are not kept on this node, which "
+        "joined the cluster (from a Raft snapshot) after the job ended: "
+        f"`swarm show` on {where}a node that was in the cluster then shows them"
+    )
+
+
+class DetailsStore:
+    """The SQLite store, one per daemon; used from the event loop's thread only."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.touch(mode=0o600, exist_ok=True)  # env values may be secrets: readable by the daemon's user only
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+        self._db.execute("CREATE TABLE IF NOT EXISTS details (id TEXT PRIMARY KEY, record BLOB NOT NULL) WITHOUT ROWID")
+        self.failures = 0
+        """Writes that failed (each logged): details some jobs lack on this node."""
+
+    def write(self, jobs: Sequence[Job]) -> None:
+        """Keep the details of these finished jobs: whole ones replace any row, thawed ones
+        (``is_partial``) patch theirs (none: nothing to patch, nothing written)."""
+        rows: list[tuple[str, bytes]] = []
+        for job in jobs:
+            if is_partial(job):
+                stored = self.get(job.id)
+                if stored is None:
+                    continue
+                job = merged(stored, job)
+            rows.append((job.id, codec.encode(job_record(job))))
+        if not rows:
+            return
+        try:
+            with self._transaction():
+                self._db.executemany("INSERT OR REPLACE INTO details (id, record) VALUES (?, ?)", rows)
+        except sqlite3.Error as exc:
+            self.failures += 1
+            log.warning("job_details_not_written", jobs=len(rows), error=str(exc))
+
+    def get(self, job_id: str) -> Job | None:
+        """A finished job whole, as it ended here; None if this node does not hold its details."""
+        try:
+            row = self._db.execute("SELECT record FROM details WHERE id = ?", (job_id,)).fetchone()
+        except sqlite3.Error as exc:
+            log.warning("job_details_unreadable", job_id=job_id, error=str(exc))
+            return None
+        return None if row is None else _decoded(job_id, row[0])
+
+    def delete(self, job_ids: Iterable[str]) -> None:
+        ids = list(job_ids)
+        if not ids:
+            return
+        try:
+            with self._transaction():
+                for start in range(0, len(ids), _CHUNK):
+                    chunk = ids[start : start + _CHUNK]
+                    self._db.execute(f"DELETE FROM details WHERE id IN ({','.join('?' * len(chunk))})", chunk)  # noqa: S608 - placeholders only
+        except sqlite3.Error as exc:
+            log.warning("job_details_not_deleted", jobs=len(ids), error=str(exc))
+
+    def ids(self) -> list[str]:
+        """Every job id with details here (the start's sweep)."""
+        return [row[0] for row in self._db.execute("SELECT id FROM details")]
+
+    def sync(self) -> bool:
+        """Make every write so far durable (a checkpoint of the WAL, synced); False if it failed."""
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(FULL)").fetchone()
+        except sqlite3.Error as exc:
+            log.warning("job_details_not_synced", error=str(exc))
+            return False
+        return True
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """COMMIT on success, ROLLBACK on an error (the connection is in autocommit mode)."""
+        self._db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+
+def _decoded(job_id: str, blob: bytes) -> Job | None:
+    try:
+        record = codec.decode(blob)
+    except Exception as exc:  # a row from another version, or a damaged file: said, not raised
+        log.warning("job_details_unreadable", job_id=job_id, error=str(exc))
+        return None
+    return job_of(record) if isinstance(record, JobRecord) else None
+
+
+class MemoryDetails:
+    """``Details`` in memory, for the simulator and tests: ``crash`` loses what was not synced."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, bytes] = {}
+        self._synced: dict[str, bytes] = {}
+
+    def write(self, jobs: Sequence[Job]) -> None:
+        for job in jobs:
+            if is_partial(job):
+                stored = self.get(job.id)
+                if stored is None:
+                    continue
+                job = merged(stored, job)
+            self.rows[job.id] = codec.encode(job_record(job))
+
+    def get(self, job_id: str) -> Job | None:
+        blob = self.rows.get(job_id)
+        return None if blob is None else _decoded(job_id, blob)
+
+    def delete(self, job_ids: Iterable[str]) -> None:
+        for job_id in job_ids:
+            self.rows.pop(job_id, None)
+
+    def sync(self) -> bool:
+        self._synced = dict(self.rows)
+        return True
+
+    def crash(self) -> None:
+        self.rows = dict(self._synced)
