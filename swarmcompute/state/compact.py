@@ -31,6 +31,7 @@ Measured (``benchmarks/history.py --sweep``; the README's *Compact history*): se
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -197,7 +198,9 @@ class StubSpec(JobSpec):
 
 
 class StubJob(Job):
-    """A compacted job read as a ``Job``: built on demand, read-only (writing raises)."""
+    """A compacted job read as a ``Job``: built on demand, read-only (writing raises). Its fields
+    read the ``CompactJob`` (properties set below, one C-level getter each: ``/metrics`` reads a
+    few fields of every job), the details' their defaults; ``spec`` is built when read."""
 
     __slots__ = ("_compact",)
 
@@ -213,22 +216,29 @@ class StubJob(Job):
         return c.id
 
     def __getattr__(self, name: str) -> Any:
-        if name == "_compact":
-            raise AttributeError(name)
-        c: CompactJob = self._compact
         if name == "spec":
-            return StubSpec.of(c)
-        if name in _SLOTS:
-            return getattr(c, name)
-        if name in _JOB_DEFAULTS:
-            return c.kept(name, _JOB_DEFAULTS[name])
+            return StubSpec.of(self._compact)
         raise AttributeError(name)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise InvariantViolation(f"job {self.id} is finished and compacted: its record is not changed in place")
 
 
-_SLOTS = frozenset(CompactJob.__slots__) - {"extra", "command", "name", "user"}
+def _constant(value: Any) -> property:
+    return property(lambda _job: value)
+
+
+def _kept(name: str, default: Any) -> property:
+    return property(lambda job: job._compact.kept(name, default))
+
+
+for _f in dataclasses.fields(Job):
+    if _f.name in CompactJob.__slots__:
+        setattr(StubJob, _f.name, property(operator.attrgetter(f"_compact.{_f.name}")))
+    elif _f.name in ("failures", "truncated_attempts", "local_rank", "gang_port"):
+        setattr(StubJob, _f.name, _kept(_f.name, _f.default))
+    elif _f.name != "spec":
+        setattr(StubJob, _f.name, _constant(_f.default))
 
 
 def is_stub(job: Job) -> bool:

@@ -1,0 +1,116 @@
+"""Compact history in the pure table (``state.compact``): what is compacted when, how a compacted
+job reads, a late result for one, and what a snapshot row may hold."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from swarmcompute.errors import InvariantViolation
+from swarmcompute.state.commands import AssignJobs, Assignment, CancelJobs, FinishAttempt, StartAttempt, SubmitJobs
+from swarmcompute.state.compact import (
+    KeptFields,
+    compact_of,
+    compact_of_row,
+    is_partial,
+    is_stub,
+    row_of,
+)
+from swarmcompute.state.job import AttemptEnd, Job, JobSpec, JobState
+from swarmcompute.state.table import JobTable
+from swarmcompute.storage.details import MemoryDetails
+
+
+def _cancelled(table: JobTable, n: int, *, start: int = 0) -> list[str]:
+    ids = [f"j{i:04d}" for i in range(start, start + n)]
+    table.apply(SubmitJobs(tuple(JobSpec(i, ("echo", i), env={"K": i}, node="nowhere") for i in ids), 1.0))
+    table.apply(CancelJobs(tuple(ids), "no longer wanted", 2.0))
+    return ids
+
+
+def test_a_table_nobody_takes_details_from_keeps_every_job_whole() -> None:
+    table = JobTable()
+    ids = _cancelled(table, 50)
+    assert not any(is_stub(j) for j in table.finished_jobs())
+    assert table.get(ids[0]).spec.env == {"K": ids[0]}  # type: ignore[union-attr]
+
+
+def test_taken_jobs_beyond_the_window_are_compact_and_read_as_jobs() -> None:
+    table = JobTable()
+    kept = MemoryDetails()
+    ids = _cancelled(table, 30)
+    kept.write(table.take_finished(window=10))
+    assert len(kept.rows) == 30  # every finished job's details, whole
+    kept.write(table.take_finished(window=10))  # the next entry: the oldest beyond the window go compact
+    stubs = [j for j in table.finished_jobs() if is_stub(j)]
+    assert [j.id for j in stubs] == ids[:20]
+    old = table.get(ids[0])
+    assert old is not None and is_stub(old)
+    assert (old.state, old.message, old.spec.name, old.spec.command) == (
+        JobState.CANCELLED,
+        "no longer wanted",
+        "",
+        f"echo {ids[0]}",
+    )
+    assert old.spec.env == {} and old.output_tail == b""  # details read as defaults ...
+    whole = kept.get(ids[0])
+    assert whole is not None and whole.spec.env == {"K": ids[0]}  # ... and are on "disk"
+    assert table.counts()["cancelled"] == 30 and table.resolve(ids[0]).id == ids[0]
+    with pytest.raises(InvariantViolation):
+        old.exit_code = 3
+
+
+def test_a_late_result_for_a_compacted_cancelled_job_patches_its_details() -> None:
+    table = JobTable()
+    kept = MemoryDetails()
+    table.apply(SubmitJobs((JobSpec("late", ("sleep", "9")),), 1.0))
+    table.apply(AssignJobs((Assignment("late", 1, "n1"),), 1.1))
+    table.apply(StartAttempt("late", 1, "n1", 1.2))
+    table.apply(CancelJobs(("late",), "stop it", 2.0))
+    kept.write(table.take_finished(window=0))
+    _cancelled(table, 5)
+    kept.write(table.take_finished(window=0))
+    assert is_stub(table.get("late"))  # type: ignore[arg-type]
+    table.apply(FinishAttempt("late", 1, "n1", 143, AttemptEnd.CANCELLED, None, b"bye\n", 1.2, 2.5))
+    taken = table.take_finished(window=0)
+    assert [j.id for j in taken] == ["late"] and is_partial(taken[0])
+    kept.write(taken)
+    whole = kept.get("late")
+    assert whole is not None and (whole.exit_code, whole.output_tail, whole.spec.argv) == (
+        143,
+        b"bye\n",
+        ("sleep", "9"),
+    )
+    assert table.get("late").exit_code == 143  # type: ignore[union-attr]
+
+
+def test_kept_fields_default_as_the_spec_and_the_job_do() -> None:
+    spec = {f.name: f for f in dataclasses.fields(JobSpec)}
+    job = {f.name: f for f in dataclasses.fields(Job)}
+    for f in dataclasses.fields(KeptFields):
+        origin = spec.get(f.name) or job[f.name]
+        assert f.default == origin.default, f.name
+
+
+def test_a_snapshot_row_round_trips_and_a_wrong_one_is_refused() -> None:
+    table = JobTable()
+    [job_id] = _cancelled(table, 1)
+    job = table.get(job_id)
+    assert job is not None
+    row = row_of(compact_of(job))
+    back = compact_of_row(list(row))
+    assert (back.id, back.state, back.command, back.message) == (
+        job_id,
+        JobState.CANCELLED,
+        f"echo {job_id}",
+        job.message,
+    )
+    for bad in (
+        [*row[:4], "running", *row[5:]],  # a finished job must have ended
+        [*row[:7], "1", *row[8:]],  # attempt
+        row[:10],  # too short
+        [*row[:11], None, *row[12:]],  # submitted_at
+    ):
+        with pytest.raises(ValueError):
+            compact_of_row(bad)
