@@ -55,6 +55,7 @@ _SPEC_OPTIONS = frozenset(
         "keep",
         "gpu_mem",
         "constraints",
+        "mounts",
     }
 )
 _SHIP_OPTIONS = ("upload", "workdir", "max_upload")
@@ -78,7 +79,9 @@ def job_spec(argv: Sequence[str] | str, **options: Any) -> JobSpec:
     the caller stops reading its stream; by default that cancels it), job_id
     (client-chosen id, for idempotent resubmission), gpu_mem (each GPU has at least this
     much memory, "10G" or bytes; implies gpus=1 when gpus is not given), constraints
-    ("K=V" or "K!=V", or a list of them: node labels to match).
+    ("K=V" or "K!=V", or a list of them: node labels to match), mounts ("SRC:DST" or "SRC:DST:ro",
+    or a list of them: absolute host paths of the node that runs an ``image`` job, bind-mounted
+    into its container where its user may read them, and write them unless ":ro").
     """
     unknown = set(options) - _SPEC_OPTIONS
     if unknown:
@@ -128,6 +131,7 @@ def _job_spec(argv: Sequence[str] | str, options: Mapping[str, Any]) -> JobSpec:
         "constraints": _strings(
             options.get("constraints"), "constraints must be KEY=VALUE (or KEY!=VALUE) or a list of them"
         ),
+        "mounts": _strings(options.get("mounts"), "mounts must be SRC:DST (or SRC:DST:ro) or a list of them"),
     }
     if fields["gpu_mem"] and not fields["gpus"]:
         fields["gpus"] = 1

@@ -73,6 +73,9 @@ Options:
   --after-any JOB       Run after JOB ended, however (repeatable).
   --node NAME           Run only on this node (name or id).
   --image IMAGE         Run in a Docker container of IMAGE (nodes holding it are preferred).
+  --mount SRC:DST[:ro]  Bind-mount SRC, a path of the node that runs the job, at
+                        DST in its container (with --image; repeatable): only
+                        a path you may read there (and write, unless :ro).
   --on-disconnect WHAT  stop (default): if its node is cut off from the cluster,
                         stop it there (~1 s) and run it elsewhere: never two at
                         once. keep: let it run on; it may then run twice.
@@ -119,6 +122,7 @@ _OPTIONS: dict[str, tuple[str, bool, bool]] = {
     "--after-any": ("after_any", True, True),
     "--node": ("node", True, False),
     "--image": ("image", True, False),
+    "--mount": ("mounts", True, True),
     "--on-disconnect": ("on_disconnect", True, False),
     "--keep-on-exit": ("keep_on_exit", False, False),
     "--max-output": ("max_output", True, False),
@@ -209,9 +213,17 @@ def parse(args: Sequence[str]) -> RunArgs | None:
         options["cwd_default"] = True
     elif "cwd" in options and "image" not in options:  # a relative --cwd is relative to here
         options["cwd"] = os.path.abspath(options["cwd"])
+    if "mounts" in options:  # a relative SRC is relative to here, as with `docker run -v`
+        options["mounts"] = [_absolute_source(text) for text in options["mounts"]]
     detach = bool(options.pop("detach", False))
     state_dir = options.pop("state_dir", None)
     return RunArgs(command, detach, state_dir, options)
+
+
+def _absolute_source(mount: str) -> str:
+    """``--mount data:/in`` as ``--mount $PWD/data:/in`` (``swarmcompute.mounts`` checks the rest)."""
+    src, colon, rest = mount.partition(":")
+    return f"{os.path.abspath(src)}:{rest}" if colon and src and not src.startswith("/") else mount
 
 
 def main(args: Sequence[str]) -> int:

@@ -60,6 +60,9 @@ class ContainerSpec(AttemptSpec):
     """(host directory, container path) pairs mounted read-write: a job's staged working directory."""
     gpus: tuple[str, ...] = ()
     """Host GPU indices given to it: one device request for exactly these (``--gpus device=...``)."""
+    mounts: tuple[tuple[str, str, bool], ...] = ()
+    """(host path, container path, read-only) bind mounts (``--mount``), the host paths resolved
+    and checked as the job's user (``executor.mount_check``)."""
 
     @classmethod
     def of(

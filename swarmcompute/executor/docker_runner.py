@@ -10,7 +10,8 @@ Lifecycle of one attempt:
    image, ``command=argv``, the env plus ``SWARM_JOB_ID``/``SWARM_ATTEMPT``, labels
    ``swarm.job_id``/``swarm.attempt``/``swarm.node``, ``stop_signal=SIGTERM``, optional
    ``nano_cpus``/``mem_limit`` (hard: no swap on top), and (by default) Docker's init so SIGTERM reaches the job rather
-   than a pid 1 that ignores it. A missing image is pulled once (``pull_timeout_s`` bounds each
+   than a pid 1 that ignores it; the job's staged directory and its ``--mount``s (checked by the
+   daemon first: ``mount_check``) as bind mounts. A missing image is pulled once (``pull_timeout_s`` bounds each
    wait for the engine's next word), its progress kept for ``pull_progress``; no engine,
    no image or a command the image lacks is a ``SPAWN_FAILED`` result with one clear line.
 2. It attaches to the container *before* starting it, so no output is lost, and hands the

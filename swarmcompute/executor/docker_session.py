@@ -176,6 +176,11 @@ class EngineSession:
             kwargs["working_dir"] = spec.cwd
         if spec.binds:
             kwargs["volumes"] = {host: {"bind": inside, "mode": "rw"} for host, inside in spec.binds}
+        if spec.mounts:  # structured (HostConfig.Mounts): a resolved path may hold a ':'
+            kwargs["mounts"] = [
+                docker.types.Mount(inside, host, type="bind", read_only=read_only)
+                for host, inside, read_only in spec.mounts
+            ]
         if spec.cpus:
             kwargs["nano_cpus"] = int(spec.cpus * 1e9)
         if spec.mem_bytes:

@@ -223,6 +223,7 @@ class Daemon:
             kill_grace_s=config.kill_grace_s,
             max_log_bytes=config.max_log_bytes,
             policy=lambda: self.table.policy,
+            state_dir=self.paths.root,
         )
         self.resources: ResourceMonitor | None = None
         self.inventory: Inventory | None = None

@@ -42,8 +42,11 @@ class JobRunners:
         kill_grace_s: float,
         max_log_bytes: int,
         policy: Callable[[], CommandPolicy] | None = None,
+        state_dir: Path | None = None,
     ) -> None:
         self._logs_dir = logs_dir
+        self._state_dir = state_dir or logs_dir.parent
+        """No ``--mount`` may hold it or lie in it (``mount_check``); by default the one holding the logs."""
         self._on_exit = on_exit
         self._on_output = on_output
         self._kill_grace_s = kill_grace_s
@@ -94,6 +97,13 @@ class JobRunners:
         if problem is not None:
             self.processes.refuse(plain, f"refused on this node: {problem}")
             return
+        mounts: tuple[tuple[str, str, bool], ...] = ()
+        if spec.mounts:
+            try:
+                mounts = await asyncio.to_thread(self._checked_mounts, plain, spec)
+            except SpawnFailed as exc:
+                self.processes.refuse(plain, exc.error)
+                return
         work = None
         if spec.files and self.files is not None:
             try:
@@ -112,7 +122,22 @@ class JobRunners:
             container = replace(container, env=inside, gpus=tuple(str(i) for i in gpus))
         if work is not None:  # the staged directory, mounted where the job expects it
             container = replace(container, binds=((str(work), CONTAINER_WORKDIR),))
+        if mounts:
+            container = replace(container, mounts=mounts)
         await self.docker().start(container)
+
+    def _checked_mounts(self, plain: AttemptSpec, spec: JobSpec) -> tuple[tuple[str, str, bool], ...]:
+        """The job's ``--mount``s, resolved and checked here as its user (``executor.mount_check``);
+        ``SpawnFailed`` with the line for its message. Blocking: a worker thread's."""
+        from swarmcompute.executor.mount_check import protected_paths, resolve_mounts
+        from swarmcompute.executor.spawn import run_as_of
+
+        if spec.image is None:
+            raise SpawnFailed(None, "--mount is for Docker jobs (--image IMAGE): a plain job sees the node's files")
+        return resolve_mounts(
+            spec.mounts, run_as_of(plain), node_name=self._node_name or self._node_id,
+            protected=protected_paths(self._state_dir), staged=bool(spec.files),
+        )  # fmt: skip
 
     def _exited(self, result: AttemptResult) -> None:
         if self.files is not None:

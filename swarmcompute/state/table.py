@@ -77,6 +77,7 @@ def validate_spec(spec: JobSpec) -> None:
                 "max_output_bytes": spec.max_output_bytes,
                 "files": spec.files,
                 "keep": spec.keep,
+                "mounts": spec.mounts,
             }
         )
     except ValueError as exc:

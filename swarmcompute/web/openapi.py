@@ -32,6 +32,12 @@ JOB_OPTIONS: dict[str, Any] = {
         "description": "node labels to match: K=V or K!=V, or a list of them",
         "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
     },
+    "mounts": {
+        "description": "SRC:DST or SRC:DST:ro, or a list of them: absolute host paths of the node that runs an image "
+        "job, bind-mounted at DST in its container; refused there unless its user may read SRC (and write it, "
+        "unless :ro)",
+        "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+    },
     "after": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
     "after_any": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
     "node": {"type": "string", "description": "pin to a node (name or id)"},
@@ -384,7 +390,7 @@ def openapi_document() -> dict[str, Any]:
             "id name state reason message node attempt failures retries exit_code command argv cwd env timeout_s "
             "priority cpus mem_bytes gpus after after_any pinned_node image on_disconnect keep_on_exit submitted_at "
             "started_at finished_at output_truncated attempts output_tail gpu_mem constraints array_id array_index "
-            "array_limit user max_procs max_file_size max_output_bytes files files_bytes keep node_name pull"
+            "array_limit user max_procs max_file_size max_output_bytes files files_bytes keep node_name pull mounts"
         ).split()
     }
     job_props["pull"] = {

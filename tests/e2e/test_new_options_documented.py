@@ -33,6 +33,7 @@ RUN_OPTIONS: dict[str, tuple[str | None, str | None]] = {
     "--constraint": ("constraints", "constraints"),
     "--array": ("array", "array_id"),
     "--cwd": ("cwd", "cwd"),
+    "--mount": ("mounts", "mounts"),
     "--ranks": ("ranks", "ranks"),
     "--ranks-per-node": ("ranks_per_node", "ranks_per_node"),
 }
