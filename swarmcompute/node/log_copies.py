@@ -231,9 +231,8 @@ class LogCopies:
             self._next_reconsider = now + RECONSIDER_INTERVAL_S
             table = self._daemon.table
             alive = self._alive()
-            for job_id in list(table.open_ids):
-                job = table.get(job_id)
-                if job is not None and job.state is JobState.RUNNING:
+            for job in table.active_jobs():  # O(assigned or running), not O(every open job)
+                if job.state is JobState.RUNNING:
                     self._consider(job, alive)
         if now >= self._next_sweep:
             self._next_sweep = now + SWEEP_INTERVAL_S

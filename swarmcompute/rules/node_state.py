@@ -210,8 +210,8 @@ class NodeState:
             RequeueLost(
                 j.id, j.attempt, LOST_WITH_THE_DAEMON, now_wall, node_id=self.node_id, assigned_at=j.assigned_at
             )
-            for j in self.table.open_jobs()
-            if j.state in ACTIVE_STATES and j.node == self.node_id
+            for j in self.table.active_jobs()
+            if j.node == self.node_id
         )
         return [Propose(lost)] if lost else []
 
@@ -226,9 +226,8 @@ class NodeState:
             RequeueLost(
                 j.id, j.attempt, LOST_WITH_THE_RECOVER, now_wall, node_id=self.node_id, assigned_at=j.assigned_at
             )
-            for j in self.table.open_jobs()
-            if j.state in ACTIVE_STATES
-            and j.node == self.node_id
+            for j in self.table.active_jobs()
+            if j.node == self.node_id
             and (j.id, j.attempt) not in here
             and (j.state is JobState.RUNNING or started.get(j.id) == j.attempt)  # or started, and ended
         )
@@ -423,8 +422,8 @@ class NodeState:
             RequeueLost(
                 j.id, j.attempt, f"{why} (node {view.name(node_id)})", now_wall, view.term, node_id, j.assigned_at
             )
-            for j in self.table.open_jobs()
-            if j.state in ACTIVE_STATES and j.node == node_id and (lease_over or j.spec.on_disconnect == "keep")
+            for j in self.table.active_jobs()
+            if j.node == node_id and (lease_over or j.spec.on_disconnect == "keep")
         )
         if not lost:
             return []
@@ -483,11 +482,7 @@ class NodeState:
         ]
         if not candidates:
             return []  # the usual case, without a scan of the table
-        busy = {
-            j.node
-            for j in self.table.open_jobs()
-            if j.node is not None and j.state in ACTIVE_STATES and j.spec.on_disconnect == "stop"
-        }
+        busy = {j.node for j in self.table.active_jobs() if j.node is not None and j.spec.on_disconnect == "stop"}
         out: list[Instruction] = []
         for node_id in sorted(busy & set(candidates) - set(self.reruns)):  # not again while one is applied
             requeued = self.requeue_attempts_of(node_id, LOST_WITH_THE_LEASE, view, grantor, now_lease, now_wall)
@@ -506,7 +501,7 @@ class NodeState:
             return []
         if not view.raft_silent:
             return []
-        busy = {j.node for j in self.table.open_jobs() if j.node is not None and j.state in ACTIVE_STATES}
+        busy = {j.node for j in self.table.active_jobs() if j.node is not None}
         out: list[Instruction] = []
         for node_id in sorted(view.raft_silent & busy):
             out += self.requeue_attempts_of(node_id, "its node stopped answering", view, grantor, now_lease, now_wall)
@@ -549,7 +544,7 @@ class NodeState:
                 out.append(Say("queued_attempts_handed_back", (("count", len(moved)),)))
                 out.append(Propose(tuple(ReleaseQueued(j.id, j.attempt, self.node_id, why, now_wall) for j in moved)))
         if view.is_leader:
-            busy = {j.node for j in self.table.open_jobs() if j.node is not None and j.state in ACTIVE_STATES}
+            busy = {j.node for j in self.table.active_jobs() if j.node is not None}
             for node_id in sorted(busy - view.alive):
                 if node_id in self.dead_since:
                     out += self.requeue_attempts_of(node_id, "its node is dead", view, grantor, now_lease, now_wall)
