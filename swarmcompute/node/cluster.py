@@ -272,6 +272,8 @@ class ClusterLink:
             key, node_id, self._on_message, bind=bind, port=port, protocol_major=versions.protocol.major
         )
         self.transport.describe_sender = self._address_for_log
+        self.transport.on_flushed = self._note_sent
+        self.transport.on_drained = self._drained
         self.versions = VersionGate(
             versions,
             name=lambda: self.name,
@@ -337,11 +339,40 @@ class ClusterLink:
 
     def send_to_address(self, address: str, msg: object) -> bool:
         sent = self.transport.send(address, msg)
+        self._note_sent(address, sent)
+        return sent
+
+    def post_to(self, node_id: str, msg: object, *, lazy: bool = False) -> bool:
+        """As ``send_to``, but at the end of this loop turn, in one frame with whatever else goes
+        to that node then (``PeerTransport.post``; ``lazy``: with the next such frame). Raft,
+        gossip and lease traffic go this way. False only when no address is known."""
+        address = self._address_of(node_id)
+        if address is None:
+            return False
+        self.transport.post(address, msg, lazy=lazy)
+        return True
+
+    def post_lazily(self, node_id: str, msg: object) -> bool:
+        return self.post_to(node_id, msg, lazy=True)
+
+    def post_to_address(self, address: str, msg: object, *, lazy: bool = False) -> bool:
+        self.transport.post(address, msg, lazy=lazy)
+        return True
+
+    def post_lazily_to_address(self, address: str, msg: object) -> bool:
+        return self.post_to_address(address, msg, lazy=True)
+
+    def _drained(self) -> None:
+        """Every waiting frame was read: Raft's answers to them are worked out now, and leave
+        with the transport's flush right after (one loop turn for the whole exchange)."""
+        if self.job_log is not None:
+            self.job_log.raft.process_pending()
+
+    def _note_sent(self, address: str, sent: bool) -> None:
         if sent:
             self._failing_since.pop(address, None)
         else:
             self._failing_since.setdefault(address, time.monotonic())
-        return sent
 
     def _address_of(self, node_id: str) -> str | None:
         if self.gossip is not None:

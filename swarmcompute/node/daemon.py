@@ -68,6 +68,7 @@ from swarmcompute.node.raft_host import RaftHost
 from swarmcompute.node.resources import ResourceMonitor
 from swarmcompute.node.runners import JobRunners
 from swarmcompute.node.status import node_view, quorum_view
+from swarmcompute.node.ticker import every
 from swarmcompute.paths import DEFAULT_PORT, StatePaths
 from swarmcompute.raft.config import RaftConfig
 from swarmcompute.rules.lease import ASK_INTERVAL_S, KILL_GRACE_S
@@ -364,7 +365,7 @@ class Daemon:
                 self.paths.raft_dir,
                 self.table,
                 self._on_applied,
-                send_to=link.send_to,
+                send_to=link.post_to,
                 details=self.details,
                 config=RaftConfig(
                     election_timeout_ticks=RAFT_ELECTION_TIMEOUT_TICKS,
@@ -380,7 +381,8 @@ class Daemon:
             self._lease = LeaseHost(
                 identity.node_id,
                 self.committer.raft,
-                send_to=link.send_to,
+                send_to=link.post_to,
+                send_lazily=link.post_lazily,
                 set_deadline=self.executor.set_lease_deadline,
                 on_change=self._on_lease_change,
             )
@@ -412,7 +414,8 @@ class Daemon:
             self._gossip = GossipHost(
                 identity.node_id,
                 link.address,
-                send=link.send_to_address,
+                send=link.post_to_address,
+                send_lazily=link.post_lazily_to_address,
                 on_event=self._on_member_event,
                 sample_meta=self.inventory.meta,
                 config=self.config.gossip,
@@ -1033,10 +1036,11 @@ class Daemon:
         per_sample = round(RESOURCE_SAMPLE_INTERVAL_S / TICK_S)
         per_failure_check = round(FAILURE_CHECK_INTERVAL_S / TICK_S)
         per_ask = max(round(ASK_INTERVAL_S / TICK_S), 1)
-        lease, state = self.lease, self.state
+        lease, state, transport = self.lease, self.state, self.link.transport
         ticks = 0
-        while True:
-            await asyncio.sleep(TICK_S)
+
+        def tick() -> None:
+            nonlocal ticks
             ticks += 1
             raft.tick()
             if self._keys is not None:
@@ -1064,6 +1068,9 @@ class Daemon:
                     log.exception("disk_check_failed")
             if ticks % per_sample == 0:
                 resources.sample()
+            transport.flush()  # this tick's heartbeats, probes and asks leave now, batched per peer
+
+        await every(TICK_S, tick)  # a timer, not a sleeping task: one turn of the loop per tick
 
     # -- what the control server asks for -------------------------------------
 
@@ -1352,6 +1359,7 @@ class Daemon:
             "raft_leader_changes": self._leader_changes,
             "members": states,
             "peer_messages_sent": stats.sent,
+            "peer_frames_posted": self.link.transport.frames_sent,
             "peer_messages_received": stats.received,
             "peer_messages_dropped": stats.dropped_full + stats.dropped_bad,
             "peer_bytes_sent": stats.sent_bytes,

@@ -4,6 +4,15 @@ It asks the leader for a lease every ``ASK_INTERVAL_S`` (and answers asks when t
 tells the guardian the deadline after which it must kill leased attempts on its own, and says
 when this node starts or stops holding a lease so the daemon can stop its attempts or start its
 queue. Every decision is the rules module's; this class only reads the clock and sends.
+
+Renewals go lazily (``send_lazily``: the daemon's transport holds them for the next message to
+the same node, ``transport.outbox``): an ask while this node holds more than half a lease from
+the leader it asked last, and a grant to a node that holds more than half of one from this
+leader. The ask then leaves with the next answer to a heartbeat, the grant with the next
+heartbeat, and an idle leader and follower trade one frame each way per heartbeat instead of
+two. A lease is measured from the asker's own clock reading, so a grant that arrives later is
+only a shorter lease (rule 3), never a wrong one. Everything else goes at once: a first ask to a
+new leader, the echo of a first stamp, grants that start a lease.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ import structlog
 from swarmcompute.node.raft_host import RaftHost
 from swarmcompute.rules.lease import (
     KILL_GRACE_S,
+    LEASE_S,
     LeaseAsk,
     LeaseGrant,
     LeaseGrantor,
@@ -42,6 +52,7 @@ class LeaseHost:
         set_deadline: Callable[[int], None],
         on_change: Callable[[bool], None],
         clock: Callable[[], float] = lease_clock,
+        send_lazily: Callable[[str, object], bool] | None = None,
     ) -> None:
         self.node_id = node_id
         self.raft = raft
@@ -51,6 +62,11 @@ class LeaseHost:
         self._grantor: LeaseGrantor | None = None  # this node's, while it leads; see ``grantor``
         self._asked: tuple[str, int] | None = None  # the leader and term asked last
         self._send_to = send_to
+        self._send_lazily = send_lazily or send_to
+        """For renewals (see the module doc); ``send_to`` when not given (the simulator)."""
+        self._granted: dict[str, float] = {}
+        """Node -> when this leader last granted it a lease, in ``_granted_term``."""
+        self._granted_term = -1
         self._set_deadline = set_deadline
         self._on_change = on_change
         self._held = False
@@ -122,8 +138,10 @@ class LeaseHost:
             self._grantor = None
             leader = node.leader_id
             if leader is not None and leader != self.node_id and (ask or (leader, node.term) != self._asked):
+                renewal = (leader, node.term) == self._asked and self.lease.until - now > LEASE_S / 2
                 self._asked = (leader, node.term)
-                self._send_to(leader, self.lease.ask(node.term, now))
+                send = self._send_lazily if renewal else self._send_to
+                send(leader, self.lease.ask(node.term, now))
         self.check(now)
 
     def on_message(self, sender: str, msg: LeaseAsk | LeaseGrant) -> None:
@@ -133,8 +151,13 @@ class LeaseHost:
             if grantor is None:
                 return
             voters = self.voters()
+            if self._granted_term != grantor.term:
+                self._granted, self._granted_term = {}, grantor.term
             for node, grant in grantor.on_ask(sender, msg, voters, now):
-                self._send_to(node, grant)
+                renewal = grant.remaining > LEASE_S / 2 and now - self._granted.get(node, float("-inf")) < LEASE_S / 2
+                if grant.remaining > 0:
+                    self._granted[node] = now
+                (self._send_lazily if renewal else self._send_to)(node, grant)
             self.lease.grant_self(
                 grantor.quorum_lease_until(voters, now), grantor.term_index, term=grantor.term, now=now
             )

@@ -85,7 +85,7 @@ class RaftHost:
         self._rng = rng or random.Random()
         self._storage: LogStorage | None = None
         self._node: RaftNode | None = None
-        self._scheduled = False
+        self._scheduled: asyncio.Handle | None = None
         self._applied_changed = asyncio.Event()
         self._leader_changed = asyncio.Event()
         self._last_role: tuple[Role, str | None] | None = None
@@ -350,13 +350,21 @@ class RaftHost:
         self._sm_applied = entry.index
 
     def _kick(self) -> None:
-        if not self._scheduled:
-            self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._scheduled_process)
+        if self._scheduled is None:
+            self._scheduled = asyncio.get_running_loop().call_soon(self._scheduled_process)
 
     def _scheduled_process(self) -> None:
-        self._scheduled = False
+        self._scheduled = None
         self._process_ready()
+
+    def process_pending(self) -> None:
+        """Process now what a ``_kick`` scheduled for the next loop turn: the transport calls it
+        once it has read every frame that was waiting, so a burst of messages still shares one
+        Ready (one fsync), and the answers leave in the same turn, without a wake-up of the loop
+        for the Ready and another for the sends."""
+        if self._scheduled is not None:
+            self._scheduled.cancel()
+            self._scheduled_process()
 
     def _persist(self, storage: LogStorage, rd: Ready) -> None:
         """Save what Raft needs durable; a hard state that only moved ``commit`` rides along later.

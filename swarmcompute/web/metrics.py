@@ -12,7 +12,8 @@ The cluster (from the replicated job table, so every node says the same): ``swar
 to a node) and ``swarm_job_run_seconds`` (started to ended). This node's view: ``swarm_raft_term``,
 ``swarm_raft_commit_index``, ``swarm_raft_applied_index``, ``swarm_raft_leader_changes_total``,
 ``swarm_raft_is_leader``, ``swarm_quorum_healthy``, ``swarm_members{state}``,
-``swarm_peer_messages_sent_total``, ``swarm_peer_messages_received_total``,
+``swarm_peer_messages_sent_total``, ``swarm_peer_frames_posted_total`` (the frames that carried the
+batched ones: ``transport.outbox``), ``swarm_peer_messages_received_total``,
 ``swarm_peer_messages_dropped_total``, ``swarm_peer_bytes_sent_total``, ``swarm_peer_bytes_received_total``,
 ``swarm_peer_connections``; and the process's own
 (``process_resident_memory_bytes``, ...).
@@ -147,6 +148,10 @@ def _node_view(status: dict[str, Any], view: dict[str, Any]) -> Iterator[Metric]
         members.add_metric([state], float(view["members"].get(state, 0)))
     yield members
     yield CounterMetricFamily("swarm_peer_messages_sent", "peer messages sent", value=view["peer_messages_sent"])
+    yield CounterMetricFamily(
+        "swarm_peer_frames_posted", "frames that carried this node's Raft, lease and gossip messages",
+        value=view["peer_frames_posted"],
+    )  # fmt: skip
     yield CounterMetricFamily(
         "swarm_peer_messages_received", "peer messages received", value=view["peer_messages_received"]
     )
