@@ -8,7 +8,9 @@ Each daemon is a real process bound to 127.0.0.1 in a temporary state directory,
 is formed, every node runs one `true` job (pinned to it), so each daemon has the guardian it keeps
 from its first job on; then, after a settling pause, CPU is read from ``/proc/<pid>/stat``
 (utime + stime of the daemon and its live children: its guardian) at the start and the end of a
-``--seconds`` window, and RSS from ``/proc/<pid>/status`` (daemon + guardian) at its end.
+``--seconds`` window, and RSS from ``/proc/<pid>/status`` (daemon + guardian) at its end, with
+PSS beside it (RSS counts the interpreter's shared pages once in the daemon and again in its
+guardian; PSS shares them out).
 
 ``--tree DIR`` runs this tree's daemons from a copy (a snapshot, while the tree is being edited);
 ``--base DIR`` measures another copy of the package too (a directory holding ``swarmcompute/``,
@@ -86,6 +88,18 @@ def _rss_mib(pid: int) -> float:
     return 0.0
 
 
+def _pss_mib(pid: int) -> float:
+    """The process's proportional set size: its own pages, and its share of those it shares (the
+    interpreter's, with the other daemons and its guardian), which RSS counts in full."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def _busy_ticks() -> tuple[int, int]:
     """(busy, total) clock ticks of the whole machine, from /proc/stat."""
     fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
@@ -102,6 +116,7 @@ class Window:
     leader_cpu: float
     rss: list[float]
     """MiB per daemon + guardian."""
+    pss: list[float]
     guardians: int
     load: float
     machine_busy: float
@@ -179,8 +194,9 @@ def measure(root: Path, variant: str, n: int, seconds: float, http: bool, env: d
         busy1, total1 = _busy_ticks()
         cpu = [100.0 * (a - b) / CLK_TCK / elapsed for a, b in zip(after, before, strict=True)]
         rss = [sum(_rss_mib(p) for p in fam) for fam in families]
+        pss = [sum(_pss_mib(p) for p in fam) for fam in families]
         return Window(
-            variant, n, cpu, cpu[leader_index], rss, sum(len(f) - 1 for f in families),
+            variant, n, cpu, cpu[leader_index], rss, pss, sum(len(f) - 1 for f in families),
             os.getloadavg()[0], 100.0 * (busy1 - busy0) / max(total1 - total0, 1),
         )  # fmt: skip
     finally:
@@ -228,7 +244,8 @@ def main() -> None:
                     print(
                         f"round {r + 1}, {n:2d} daemons, {variant:9s}: CPU per daemon mean {statistics.mean(w.cpu):.2f} %"
                         f" (max {max(w.cpu):.2f}, leader {w.leader_cpu:.2f}), all {sum(w.cpu):.1f} %;"
-                        f" RSS mean {statistics.mean(w.rss):.1f} MiB (max {max(w.rss):.1f}), {w.guardians} guardians;"
+                        f" RSS mean {statistics.mean(w.rss):.1f} MiB (max {max(w.rss):.1f}, PSS"
+                        f" {statistics.mean(w.pss):.1f}), {w.guardians} guardians;"
                         f" load {w.load:.1f}, machine {w.machine_busy:.0f} % busy",
                         flush=True,
                     )
@@ -239,7 +256,8 @@ def main() -> None:
             print(
                 f"  {n:2d} daemons, {variant:9s}: CPU per daemon {_range([statistics.mean(w.cpu) for w in ws])} %"
                 f" (leader {_range([w.leader_cpu for w in ws])} %); RSS per daemon+guardian"
-                f" {_range([statistics.mean(w.rss) for w in ws], '.1f')} MiB (max {_range([max(w.rss) for w in ws], '.1f')})"
+                f" {_range([statistics.mean(w.rss) for w in ws], '.1f')} MiB (max {_range([max(w.rss) for w in ws], '.1f')};"
+                f" PSS {_range([statistics.mean(w.pss) for w in ws], '.1f')} MiB)"
             )
         if len(variants) == 2:
             ours = [statistics.mean(w.cpu) for w in windows if w.nodes == n and w.variant == "this tree"]

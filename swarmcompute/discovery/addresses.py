@@ -1,16 +1,21 @@
 """The machine's own addresses, as mDNS sees them: what to listen on and what to advertise.
 
 Kept apart from the zeroconf code so the choices (which interfaces, which address a peer
-should dial) are plain functions with plain tests. ``ifaddr`` comes with zeroconf.
+should dial) are plain functions with plain tests. ``ifaddr`` comes with zeroconf. zeroconf
+itself is imported only by ``interfaces_for``: a daemon without mDNS asks for its addresses
+here, and zeroconf cost it 3.2 MiB of RSS.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import ifaddr
-from zeroconf import InterfaceChoice, IPVersion
+
+if TYPE_CHECKING:
+    from zeroconf import InterfaceChoice, IPVersion
 
 _IFF_MULTICAST = 0x1000
 _WILDCARDS = {"", "0.0.0.0", "::"}
@@ -27,6 +32,8 @@ def interfaces_for(bind: str | None) -> tuple[InterfaceChoice | list[str], IPVer
     A specific address restricts mDNS to that address's interface, so a node bound to
     127.0.0.1 or to one namespace's address never multicasts anywhere else.
     """
+    from zeroconf import InterfaceChoice, IPVersion
+
     if bind is None or bind in _WILDCARDS:
         return InterfaceChoice.All, IPVersion.V4Only
     version = ipaddress.ip_address(bind).version

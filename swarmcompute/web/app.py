@@ -37,6 +37,7 @@ from swarmcompute.state.api_tokens import ApiToken
 from swarmcompute.state.job import JobState
 from swarmcompute.users import check_owner
 from swarmcompute.web import problems
+from swarmcompute.web.load import LoadHistory
 
 if TYPE_CHECKING:
     from swarmcompute.api.node_api import NodeAPI
@@ -88,12 +89,14 @@ class FrameQueue:
 
 
 class Api:
-    def __init__(self, daemon: NodeAPI, control: ControlServer, metrics_token: str | None) -> None:
+    def __init__(
+        self, daemon: NodeAPI, control: ControlServer, metrics_token: str | None, load: LoadHistory | None = None
+    ) -> None:
         self.daemon = daemon
         self.control = control
         self.metrics_token = metrics_token
         self._metrics: Any = None
-        self.load = LoadHistory(daemon)
+        self.load = load or LoadHistory(daemon)
         self.closing = asyncio.Event()
         """Set when the server stops: open streams end at once instead of being cut."""
         self._openapi: bytes | None = None
@@ -412,36 +415,6 @@ class Api:
 
 
 _NO_STORE = {"Cache-Control": "no-store"}
-LOAD_HISTORY_S = 3600.0
-LOAD_SAMPLE_S = 30.0
-
-
-class LoadHistory:
-    """The dashboard's chart: each node's CPU use, one point every 30 s for the last hour (``run``
-    samples it: one wakeup every 30 s; the stream also samples when a point is due)."""
-
-    def __init__(self, daemon: NodeAPI) -> None:
-        self._daemon = daemon
-        self._points: deque[tuple[float, dict[str, float]]] = deque()
-
-    async def run(self) -> None:
-        while True:
-            self.history()
-            await asyncio.sleep(LOAD_SAMPLE_S)
-
-    def history(self) -> list[dict[str, Any]]:
-        """``[{"t": unix seconds, "cpu": {node name: percent}}]``, oldest first, ending with now."""
-        now = time.time()
-        nodes = self._daemon.status()["nodes"]
-        current = {n["name"] or n["id"]: float(n.get("cpu_percent") or 0) for n in nodes}
-        if not self._points or now - self._points[-1][0] >= LOAD_SAMPLE_S - 1:
-            self._points.append((now, current))
-        while self._points and now - self._points[0][0] > LOAD_HISTORY_S:
-            self._points.popleft()
-        points = [{"t": t, "cpu": cpu} for t, cpu in self._points]
-        if self._points[-1][0] < now:
-            points.append({"t": now, "cpu": current})
-        return points
 
 
 def _expanded(items: list[dict[str, Any]]) -> tuple[list[Any], list[str]]:
@@ -563,8 +536,11 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return problems.problem(500, "InternalError", "the node failed to answer: see its log")
 
 
-def build_app(daemon: NodeAPI, control: ControlServer, *, metrics_token: str | None = None) -> Starlette:
-    api = Api(daemon, control, metrics_token)
+def build_app(
+    daemon: NodeAPI, control: ControlServer, *, metrics_token: str | None = None, load: LoadHistory | None = None
+) -> Starlette:
+    """``load``: the CPU chart sampled so far (``WebServer`` samples it before the app is built)."""
+    api = Api(daemon, control, metrics_token, load)
 
     def route(path: str, endpoint: Endpoint, methods: list[str] | None = None) -> Route:
         return Route(path, _handle(endpoint), methods=methods or ["GET"])

@@ -1,9 +1,14 @@
-"""uvicorn inside the daemon's loop: bind first (so a busy port is a clear error, not uvicorn's
-``sys.exit``), then ``Server.serve`` as a task; no signal handlers of its own (the daemon's
-SIGTERM handler stays in charge), no logging configuration, no proxy headers trusted.
+"""uvicorn inside the daemon's loop, loaded at the first connection: bind first (so a busy port
+or a certificate that does not load is a clear error at start, not uvicorn's ``sys.exit``), then,
+once someone connects, import the HTTP stack and ``Server.serve`` that socket as a task; no
+signal handlers of its own (the daemon's SIGTERM handler stays in charge), no logging
+configuration, no proxy headers trusted.
 
-Measured (2-core VM, idle one-node daemon): RSS 43.6 MiB serving HTTP, 38.5 MiB with
-``--http-port off``; 1.4 MiB less than with uvicorn's command line (click) imported.
+Why at the first connection: most nodes serve HTTP (the default port) that nobody asks, and
+uvicorn, h11, Starlette and the routes cost an idle daemon 4.8 MiB of RSS (measured: 44.4 MiB
+with them, 39.6 without, a one-node daemon on a 2-core VM). The first request waits for them
+(about 0.2 s); the connection itself waits in the listening socket's backlog meanwhile. The
+dashboard's CPU chart (``load``) is sampled from the start all the same.
 """
 
 from __future__ import annotations
@@ -11,12 +16,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 import sys
 import types
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
+
+from swarmcompute.errors import ConfigError
+from swarmcompute.web.load import LoadHistory
+
+if TYPE_CHECKING:
+    from swarmcompute.api.node_api import NodeAPI
+    from swarmcompute.api.server import ControlServer
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_HTTP_PORT = 7341
+SHUTDOWN_GRACE_S = 1
+"""Open streams (SSE) get this long to end when the daemon stops."""
+MAX_CONNECTIONS = 256
+"""Open connections (each follower of a log or the dashboard holds one); beyond it, 503."""
 
 
 def _without_uvicorn_cli() -> None:
@@ -27,33 +48,6 @@ def _without_uvicorn_cli() -> None:
         stand_in = types.ModuleType("uvicorn.main", "stands in for uvicorn's command line: not loaded")
         stand_in.Server = stand_in.main = stand_in.run = None  # type: ignore[attr-defined]
         sys.modules.setdefault("uvicorn.main", stand_in)
-
-
-_without_uvicorn_cli()
-
-from uvicorn.config import Config  # noqa: E402
-from uvicorn.server import Server  # noqa: E402
-
-from swarmcompute.errors import ConfigError  # noqa: E402
-from swarmcompute.web.app import build_app  # noqa: E402
-
-if TYPE_CHECKING:
-    from swarmcompute.api.node_api import NodeAPI
-    from swarmcompute.api.server import ControlServer
-
-log = structlog.get_logger(__name__)
-
-DEFAULT_HTTP_PORT = 7341
-SHUTDOWN_GRACE_S = 1
-MAX_CONNECTIONS = 256
-"""Open connections (each follower of a log or the dashboard holds one); beyond it, 503."""
-"""Open streams (SSE) get this long to end when the daemon stops."""
-
-
-class _Server(Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield  # the daemon's own handlers stop it, and it stops this server
 
 
 class WebServer:
@@ -69,29 +63,25 @@ class WebServer:
         metrics_token: str | None = None,
     ) -> None:
         self._daemon = daemon
+        self._control = control
         self._bind = bind
         self._port = port
         self._tls = (tls_cert, tls_key) if tls_cert else None
+        self._metrics_token = metrics_token
         self._sock: socket.socket | None = None
-        app = self._app = build_app(daemon, control, metrics_token=metrics_token)
-        self._config = Config(
-            app,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            ws="none",
-            http="h11",
-            interface="asgi3",
-            proxy_headers=False,
-            server_header=False,
-            timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
-            limit_concurrency=MAX_CONNECTIONS,
-            ssl_certfile=tls_cert,
-            ssl_keyfile=tls_key,
-        )
-        self._server = _Server(self._config)
+        self.load = LoadHistory(daemon)
+        self._app: Any = None
+        self._server: Any = None
+        """uvicorn's ``Server``, once the first connection loaded it."""
+        self._waiting = False
+        """The listening socket is watched for the first connection."""
         self._task: asyncio.Task[None] | None = None
         self._sampler: asyncio.Task[None] | None = None
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the HTTP stack is imported and serving (someone connected)."""
+        return self._server is not None
 
     def bind(self) -> str:
         """Bind the listening socket; return ``http(s)://HOST:PORT``. Raises ``ConfigError``."""
@@ -106,11 +96,12 @@ class WebServer:
                 f"cannot serve HTTP on {self._bind}:{self._port}: {exc.strerror}; "
                 "pass --http-port with a free port, or --http-port off"
             ) from None
-        try:
-            self._config.load()  # builds the TLS context: a certificate that does not load is said here
-        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-            sock.close()
-            raise ConfigError(f"cannot use --tls-cert/--tls-key: {exc}") from None
+        if self._tls is not None:
+            try:  # what uvicorn loads at the first connection: a certificate that does not load is said now
+                ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(*self._tls)
+            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                sock.close()
+                raise ConfigError(f"cannot use --tls-cert/--tls-key: {exc}") from None
         sock.listen(128)
         sock.setblocking(False)
         self._sock = sock
@@ -127,8 +118,54 @@ class WebServer:
         if self._sock is None:
             raise ConfigError("WebServer.start before bind")
         loop = asyncio.get_running_loop()
+        self._sampler = loop.create_task(self.load.run(), name="http-load-history")
+        loop.add_reader(self._sock.fileno(), self._first_connection)
+        self._waiting = True
+
+    def _first_connection(self) -> None:
+        """Someone connects: load the HTTP stack and serve (uvicorn accepts that connection)."""
+        assert self._sock is not None
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(self._sock.fileno())
+        self._waiting = False
+        try:
+            self._server = self._load()
+        except Exception:
+            log.exception("http_server_failed")
+            return
+        log.info("http_stack_loaded")
         self._task = loop.create_task(self._serve(self._sock), name="http")
-        self._sampler = loop.create_task(self._app.state.api.load.run(), name="http-load-history")
+
+    def _load(self) -> Any:
+        _without_uvicorn_cli()
+        from uvicorn.config import Config
+        from uvicorn.server import Server
+
+        from swarmcompute.web.app import build_app
+
+        class _Server(Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                yield  # the daemon's own handlers stop it, and it stops this server
+
+        self._app = build_app(self._daemon, self._control, metrics_token=self._metrics_token, load=self.load)
+        tls_cert, tls_key = self._tls or (None, None)
+        config = Config(
+            self._app,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            ws="none",
+            http="h11",
+            interface="asgi3",
+            proxy_headers=False,
+            server_header=False,
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+            limit_concurrency=MAX_CONNECTIONS,
+            ssl_certfile=tls_cert,
+            ssl_keyfile=tls_key,
+        )
+        return _Server(config)
 
     async def _serve(self, sock: socket.socket) -> None:
         try:
@@ -137,10 +174,15 @@ class WebServer:
             log.exception("http_server_failed")
 
     async def close(self) -> None:
-        self._app.state.api.closing.set()  # open streams end now, rather than at the grace's end
+        if self._waiting and self._sock is not None:
+            asyncio.get_running_loop().remove_reader(self._sock.fileno())
+            self._waiting = False
+        if self._app is not None:
+            self._app.state.api.closing.set()  # open streams end now, rather than at the grace's end
         if self._sampler is not None:
             self._sampler.cancel()
-        self._server.should_exit = True
+        if self._server is not None:
+            self._server.should_exit = True
         if self._task is not None:
             try:
                 await asyncio.wait_for(self._task, SHUTDOWN_GRACE_S + 2)
