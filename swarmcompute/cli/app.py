@@ -328,7 +328,10 @@ def join(
         if proc.poll() is not None:
             raise _fail(_startup_failure(paths, proc.returncode), lines=True)
         if client.ping(timeout_s=0.5):
-            status = client.status()
+            try:
+                status = client.status()
+            except SwarmError:  # it stopped between the ping and the question (a refused name, a
+                continue  # refused token): the poll above then says why, in the daemon's own line
             me = next(n for n in status["nodes"] if n["id"] == status["node_id"])
             if token and me["role"] == "joining":  # not in the cluster yet: "up" would be a promise
                 joined_by = joined_by or time.monotonic() + JOIN_MEMBER_WAIT_S
