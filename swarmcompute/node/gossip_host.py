@@ -31,7 +31,14 @@ META_REFRESH_PER_NODE_S = 15.0
 that every node passes on a dozen times, so a refresh a minute from each of 20 idle nodes kept
 every node sending and reading 4 to 9 gossip messages a second, more than its Raft heartbeats
 (measured on a 20-node loopback cluster); scaled so, the whole cluster sends one refresh every
-15 s whatever its size. A noticeable change (``changed_noticeably``) still goes out at once."""
+15 s whatever its size. A change of inventory (what the scheduler places by) goes out at once."""
+SWING_GAP_PER_NODE_S = 3.0
+"""A noticeable swing of the figures only people read (CPU use, load, free memory and disk:
+``swarm status``, the dashboard, /metrics) goes out once this many seconds per live member have
+passed since the last advertisement, 10 s at least: on a busy machine they swing every few
+seconds, and 20 nodes on a shared machine re-advertised 91 times a minute, 6 to 8 gossip
+messages a second for every node; this bounds it to a swing every 3 s in the whole cluster."""
+SWING_GAP_MIN_S = 10.0
 
 
 class GossipHost:
@@ -61,6 +68,8 @@ class GossipHost:
         self._ticks_per_meta = max(1, round(META_INTERVAL_S * 1000.0 / self.config.tick_ms))
         self._ticks_per_refresh = max(1, round(META_REFRESH_S * 1000.0 / self.config.tick_ms))
         self._ticks_per_member_refresh = max(1, round(META_REFRESH_PER_NODE_S * 1000.0 / self.config.tick_ms))
+        self._ticks_per_swing = max(1, round(SWING_GAP_MIN_S * 1000.0 / self.config.tick_ms))
+        self._ticks_per_member_swing = max(1, round(SWING_GAP_PER_NODE_S * 1000.0 / self.config.tick_ms))
         self._advertised_tick = 0
 
     def tick(self) -> None:
@@ -71,9 +80,15 @@ class GossipHost:
         if self._ticks % self._ticks_per_meta:
             return
         meta = self._sample_meta()
-        refresh = max(self._ticks_per_refresh, self._ticks_per_member_refresh * self.core.num_live)
-        stale = self._ticks - self._advertised_tick >= refresh
-        if stale or changed_noticeably(self._advertised, meta):
+        live, since = self.core.num_live, self._ticks - self._advertised_tick
+        if (
+            inventory_changed(self._advertised, meta)
+            or since >= max(self._ticks_per_refresh, self._ticks_per_member_refresh * live)
+            or (
+                since >= max(self._ticks_per_swing, self._ticks_per_member_swing * live)
+                and changed_noticeably(self._advertised, meta)
+            )
+        ):
             self._advertised, self._advertised_tick = meta, self._ticks
             self._carry(self.core.set_meta(meta))
 
@@ -131,13 +146,18 @@ _INVENTORY = (
 """What the scheduler and `swarm status` care about (``users``: a new account is placeable)."""
 
 
+def inventory_changed(old: NodeMeta, new: NodeMeta) -> bool:
+    """What the scheduler places by (and joins and labels change): worth a rumour at once."""
+    return any(getattr(old, key) != getattr(new, key) for key in _INVENTORY)
+
+
 def changed_noticeably(old: NodeMeta, new: NodeMeta) -> bool:
     """What the scheduler and `swarm status` would care about: inventory, or a real swing in use.
 
     The load average moves by a quarter of itself at least (and by 1.0): on a busy machine it
     wanders by more than 1.0 every few seconds, and each such rumour cost every node of a
     20-node cluster a dozen gossip messages (a busy shared machine: 69 re-advertisements in 40 s)."""
-    if any(getattr(old, key) != getattr(new, key) for key in _INVENTORY):
+    if inventory_changed(old, new):
         return True
     total = max(new.mem_total, 1)
     return (

@@ -1,0 +1,56 @@
+"""When a node re-advertises its resources (``GossipHost``): every advertisement is a rumour
+each node passes on a dozen times, so only inventory goes out at once."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+from swarmcompute.membership import GossipConfig, NodeMeta
+from swarmcompute.node.gossip_host import GossipHost
+
+CFG = GossipConfig.lan()
+SECOND = 1000 // CFG.tick_ms
+
+
+class Machine:
+    def __init__(self) -> None:
+        self.meta = NodeMeta(name="n1", cpus=4, cpu_percent=1.0, mem_total=8 << 30, mem_available=6 << 30)
+
+    def __call__(self) -> NodeMeta:
+        return self.meta
+
+
+def host(machine: Machine) -> GossipHost:
+    return GossipHost(
+        "n1", "n1:7946", send=lambda a, m: True, on_event=lambda e: None, sample_meta=machine, config=CFG,
+        rng=random.Random(1),
+    )  # fmt: skip
+
+
+def ticks_until_advertised(gossip: GossipHost, limit_s: float) -> float | None:
+    start = gossip.core.incarnation
+    for i in range(1, round(limit_s * SECOND) + 1):
+        gossip.tick()
+        if gossip.core.incarnation != start:
+            return i / SECOND
+    return None
+
+
+def test_inventory_goes_out_at_the_next_sample() -> None:
+    machine = Machine()
+    gossip = host(machine)
+    machine.meta = replace(machine.meta, images=("python:3.12",))
+    took = ticks_until_advertised(gossip, 10)
+    assert took is not None and took <= 5.0
+
+
+def test_a_cpu_swing_waits_for_the_swing_gap_and_unchanged_figures_for_the_refresh() -> None:
+    machine = Machine()
+    gossip = host(machine)
+    machine.meta = replace(machine.meta, cpu_percent=95.0)
+    took = ticks_until_advertised(gossip, 30)
+    assert took is not None and 10.0 <= took <= 15.0  # alone: 10 s at least since the last
+    machine.meta = replace(machine.meta, cpu_percent=96.0)  # no swing: only the refresh carries it
+    took = ticks_until_advertised(gossip, 120)
+    assert took is not None and 60.0 <= took <= 65.0
