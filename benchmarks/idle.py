@@ -179,7 +179,14 @@ def measure(root: Path, variant: str, n: int, seconds: float, http: bool, env: d
     nodes: list[DaemonProcess] = []
     try:
         nodes = start_cluster(root, n, http, env)
-        wait_until(lambda: formed(nodes), 180, f"{n} nodes to form")
+        try:
+            wait_until(lambda: formed(nodes), 180, f"{n} nodes to form")
+        except AssertionError:
+            for node in nodes:
+                s = node.status()
+                alive = sum(v["state"] == "alive" for v in s["nodes"])
+                print(f"  {node.name}: leader {s['leader']}, {alive} alive, voters {len(s['quorum']['voters'])}")
+            raise
         one_job_each(nodes)
         time.sleep(SETTLE_S)
         leader = nodes[0].status()["leader"]
