@@ -13,13 +13,12 @@ import argparse
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from swarmcompute.testing.clusters import formed, start_cluster
-from swarmcompute.testing.daemons import DaemonProcess, swarm_executable, wait_until
+from swarmcompute.testing.daemons import DaemonProcess, compile_package, swarm_executable, wait_until
 
 
 def factory_in(root: Path, made: list[DaemonProcess]):  # type: ignore[no-untyped-def]
@@ -90,12 +89,7 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=5, help="throughput rounds per cpus setting (this VM is noisy)")
     args = parser.parse_args()
-    subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", str(Path(__file__).resolve().parents[1] / "swarmcompute")],
-        env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    compile_package()
     made: list[DaemonProcess] = []
     with tempfile.TemporaryDirectory(prefix="swarm-bench-") as tmp:
         try:

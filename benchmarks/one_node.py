@@ -14,7 +14,6 @@ import argparse
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 import psutil
 
 from swarmcompute import Client
-from swarmcompute.testing.daemons import DaemonProcess, swarm_executable
+from swarmcompute.testing.daemons import DaemonProcess, compile_package, swarm_executable
 
 
 def _ms(seconds: float) -> str:
@@ -71,14 +70,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    # Installed packages carry compiled bytecode; make sure a source checkout has it too,
-    # or every `swarm run` would pay for compiling the modules it imports.
-    subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", str(Path(__file__).resolve().parents[1] / "swarmcompute")],
-        env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    compile_package()
     with tempfile.TemporaryDirectory(prefix="swarm-bench-") as tmp:
         daemon = DaemonProcess(Path(tmp) / "node", name="bench", log_level="info", http_port=args.http_port)
         daemon.start()

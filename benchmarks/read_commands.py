@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from swarmcompute.testing.daemons import DaemonProcess, swarm_executable
+from swarmcompute.testing.daemons import DaemonProcess, compile_package, swarm_executable
 
 TYPER_APP = (
     "import sys; sys.argv[0] = 'swarm'; from swarmcompute.cli.entry import _one_line_errors;"
@@ -52,13 +52,7 @@ def main() -> None:
     parser.add_argument("--no-typer", action="store_true", help="leave out the typer app's `swarm status`")
     args = parser.parse_args()
 
-    # Installed packages carry compiled bytecode; make sure a source checkout has it too.
-    subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", str(Path(__file__).resolve().parents[1] / "swarmcompute")],
-        env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    compile_package()
     with tempfile.TemporaryDirectory(prefix="swarm-bench-") as tmp:
         daemon = DaemonProcess(Path(tmp) / "node", name="bench", log_level="info")
         daemon.start()
