@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import httpx
+import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from swarmcompute.testing.clusters import formed_cluster
@@ -22,7 +22,7 @@ WINDOW_S = 2.0
 
 
 def peer_counters(node: DaemonProcess) -> dict[str, float]:
-    text = httpx.get(f"{node.http_url}/metrics", timeout=10).text
+    text = requests.get(f"{node.http_url}/metrics", timeout=10).text
     return {
         s.name: s.value
         for family in text_string_to_metric_families(text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import requests
 
 from swarmcompute.testing.daemons import wait_until
 
@@ -15,7 +15,7 @@ def test_the_http_stack_waits_for_the_first_connection_and_then_answers_it(daemo
     url = node.http_url  # bound at start: the address is known before anyone connected
     assert "http_serving" in node.log_path.read_text()
     assert "http_stack_loaded" not in node.log_path.read_text()
-    response = httpx.get(f"{url}/health", timeout=30)
+    response = requests.get(f"{url}/health", timeout=30)
     assert response.status_code == 200
     wait_until(lambda: "http_stack_loaded" in node.log_path.read_text(), 10, "the load to be logged")
-    assert httpx.get(f"{url}/health", timeout=10).status_code == 200
+    assert requests.get(f"{url}/health", timeout=10).status_code == 200
