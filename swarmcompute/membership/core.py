@@ -78,7 +78,8 @@ class Membership:
         self._dead: dict[str, int] = {}
         """Dead (not left) node_id -> tick it died: targets of gossip-to-the-dead and reconnects."""
         """Suspect node_id -> tick at which it is declared dead."""
-        self._seeds: list[str] = []
+        self._seeds: dict[str, None] = {}
+        """Seeds that have not answered a join push-pull yet, in the order given (see ``join``)."""
         self._joined = False
         self._leaving = False
         c = config
@@ -156,20 +157,27 @@ class Membership:
     # ---------------------------------------------------------------- inputs
 
     def join(self, seeds: list[str]) -> list[Effect]:
-        """Push-pull our state to each seed address; retried until a seed answers with its state.
+        """Push-pull our state to each seed address (added to those given before); each is
+        retried until it answers with its own state, while no seed has answered and, after
+        that, until the gap between retries has grown to ``join_retry_ticks``.
 
         Also brings the periodic push-pull forward for a while: see below.
 
         Hearing from others is not enough: nodes that joined through us could
-        form an island with us if our own join was lost.
+        form an island with us if our own join was lost. Nor is one seed's answer: two voters
+        that `swarm recover` removed restarted together, each the other's seed, answered each
+        other first, never reached the survivor, and elected a leader of the old configuration
+        (the survivor's NotMember waited on its connection's 5 s reconnect backoff).
 
         The first retry comes after 2 ticks, doubling up to ``join_retry_ticks``: the shell's
         transport drops what is sent on a connection not made yet (ZMQ_IMMEDIATE), so the first
         push-pull to a seed is often lost, and a view that waited 5 s for the retry was still
         partial when a 3-node cluster's leader left 1.4 s after the third node joined: the two
         survivors knew no address of each other and never elected a leader."""
-        self._seeds = [s for s in seeds if s != self.address]
-        self._joined = not self._seeds
+        new = [s for s in dict.fromkeys(seeds) if s != self.address and s not in self._seeds]
+        if not new:
+            return []
+        self._seeds.update(dict.fromkeys(new))
         self._join_gap = min(2, self.config.join_retry_ticks)
         self._next_join = self._tick + self._join_gap
         # A young view is partial, and rumours it missed while it was forming have died out:
@@ -177,7 +185,7 @@ class Membership:
         self._push_pull_gap = min(self.config.early_push_pull_ticks, self.config.push_pull_interval_ticks)
         self._next_push_pull = self._tick + self._push_pull_gap
         out: list[Effect] = []
-        for addr in self._seeds:
+        for addr in new:
             self._send_state(addr, None, out, want_reply=True, join=True)
         return out
 
@@ -267,11 +275,14 @@ class Membership:
             if t >= self._next_reconnect:
                 self._next_reconnect = t + c.reconnect_interval_ticks
                 self._reconnect(out)
-            if not self._joined and t >= self._next_join:
-                self._join_gap = min(2 * self._join_gap, c.join_retry_ticks)
-                self._next_join = t + self._join_gap
-                for addr in self._seeds:
-                    self._send_state(addr, None, out, want_reply=True, join=True)
+            if self._seeds and t >= self._next_join:
+                if self._joined and self._join_gap >= c.join_retry_ticks:
+                    self._seeds.clear()  # joined: one that never answered is a dead address
+                else:
+                    self._join_gap = min(2 * self._join_gap, c.join_retry_ticks)
+                    self._next_join = t + self._join_gap
+                    for addr in self._seeds:
+                        self._send_state(addr, None, out, want_reply=True, join=True)
             if t % 100 == 0:
                 self._reap()
         if t >= self._next_gossip:
@@ -293,6 +304,7 @@ class Membership:
             self.counters["push_pulls"] += 1
             if not msg.want_reply and msg.sender_addr in self._seeds:
                 self._joined = True  # only a seed's full state proves we reached the cluster
+                del self._seeds[msg.sender_addr]
             by_id, me = self._table.by_id, self.node_id
             for u in msg.states:
                 # what ``MemberTable.apply`` refuses first, without the calls: most of a full

@@ -28,7 +28,7 @@ from swarmcompute.errors import DiskFullError, NoQuorumError, NotLeaderError, St
 from swarmcompute.node.cluster_messages import ForwardCommands, ForwardReply
 from swarmcompute.node.raft_host import COMPACT_AFTER_ENTRIES, RaftHost
 from swarmcompute.raft.config import RaftConfig
-from swarmcompute.raft.messages import Entry, EntryKind, Message, Snapshot
+from swarmcompute.raft.messages import Entry, EntryKind, Message, Snapshot, epoch_of
 from swarmcompute.state.commands import Command, CommandBatch, decided_in, own_results
 from swarmcompute.state.compact import WINDOW
 from swarmcompute.state.snapshot import restore_table, snapshot_table
@@ -104,6 +104,11 @@ class ReplicatedJobLog:
         self.raft.on_stall = self._raft_stalled
         self.on_stall: Callable[[StorageError | None], None] | None = None
         self.on_compacted: Callable[[], None] | None = None
+        self.on_new_epoch: Callable[[int], None] | None = None
+        """Called with the epoch when this node applies the configuration `swarm recover` forced
+        (the first entry of a newer epoch), outside the replay at start: what it reported to the
+        leader of the epoch before may have been committed only in the history that was given up."""
+        self._applied_epoch = 0
         """Told after the log was folded into a snapshot (the daemon gives the freed heap back)."""
         """Told when the Raft log cannot be written (the error), and when it can again (None)."""
         self._queue: list[tuple[Command, asyncio.Future[None] | None]] = []
@@ -446,6 +451,10 @@ class ReplicatedJobLog:
             # it: the results of its own attempts in it must not vanish with it.
             self._keep(own_results(own[1], self.node_id))
             self._wakeup.set()
+        if entry.kind is EntryKind.CONFIG and epoch_of(entry.term) > self._applied_epoch:
+            self._applied_epoch = epoch_of(entry.term)
+            if not self._replaying and self.on_new_epoch is not None:
+                self.on_new_epoch(self._applied_epoch)
         if entry.kind is EntryKind.NORMAL:
             try:
                 batch = own[1] if own is not None and own[0] is entry.data else codec.decode(entry.data)
@@ -523,6 +532,7 @@ class ReplicatedJobLog:
         self._own_batches.clear()
         self._wakeup.set()
         self._log_bytes, self._snapshot_bytes = 0, len(snapshot.data)
+        self._applied_epoch = epoch_of(snapshot.term)  # 0 where a replaced history was dropped
         if snapshot.data:
             before = set() if self._replaying else {j.id for j in self._table.jobs()}
             restore_table(snapshot.data, into=self._table)

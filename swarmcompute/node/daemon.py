@@ -376,6 +376,7 @@ class Daemon:
             )
             self.committer.on_stall = self._on_raft_stall
             self.committer.on_compacted = _malloc_trim  # the entries and the encoding just freed
+            self.committer.on_new_epoch = self._on_new_epoch
             self.disk.on_recovery(self.committer.raft.resume)
             self._rounds = PlacementRounds(self.table, self.committer, self.capacities)
             self._lease = LeaseHost(
@@ -894,6 +895,9 @@ class Daemon:
             )
         )
 
+    def _on_new_epoch(self, epoch: int) -> None:
+        self._carry(self.state.recovered(self.executor.running(), time.time(), epoch))
+
     def _on_lease_change(self, held: bool) -> None:
         self._carry(self.state.lease_changed(held, self.executor.running()))
 
@@ -1292,8 +1296,8 @@ class Daemon:
             raise ClusterError("quorum is healthy: nothing to recover (see `swarm status`)")
         voters = recovered_voters(quorum["voters"], quorum["missing"], self.node_id)
         self.committer.raft.force_config(voters)
-        self._carry(self.state.recovered(self.executor.running(), time.time()))
         status = self.committer.raft.status()
+        self._on_new_epoch(status.epoch)
         log.warning("configuration_forced", voters=voters, epoch=status.epoch)
         return voters
 

@@ -200,6 +200,8 @@ class NodeState:
         self.started_here: dict[str, int] = {}
         """Job id -> the attempt of it this daemon started (in this life, in this history)."""
         self.gang_unstarted: set[str] = set()
+        self.recovered_epoch = 0
+        """The newest configuration epoch ``recovered`` handled."""
         """Gang ranks the start loop dropped for their ``gang_stop``: to hand back (``_hand_back_gang``)."""
 
     # -- committed changes --------------------------------------------------------------
@@ -215,11 +217,17 @@ class NodeState:
         )
         return [Propose(lost)] if lost else []
 
-    def recovered(self, running: Iterable[Key], now_wall: float) -> list[Instruction]:
-        """This node forced the configuration (`swarm recover`): its log becomes the history, and
-        what it reported to the old leader may have been committed only in the history it gave up.
-        An attempt that table gives to this node but that no longer runs here runs again (found by
-        the whole-cluster simulator: a job whose end the forcer had reported stayed running)."""
+    def recovered(self, running: Iterable[Key], now_wall: float, epoch: int) -> list[Instruction]:
+        """`swarm recover` forced configuration ``epoch``: this node forced it, or applied it as one
+        of its voters or learners. What this node reported to the old leader may have been committed
+        only in the history the recover gave up, so an attempt the table gives to this node but
+        that no longer runs here runs again (found by the whole-cluster simulator: a job whose end
+        the forcer had reported stayed running; later, one whose end a voter that stayed in the
+        forced configuration had reported to the old leader, which committed it with the voters
+        the recover gave up). Once per epoch: the forcer is told at once and when it applies it."""
+        if epoch <= self.recovered_epoch:
+            return []
+        self.recovered_epoch = epoch
         here = set(running)
         started, self.started_here = self.started_here, {}
         lost = tuple(

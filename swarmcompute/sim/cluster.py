@@ -407,6 +407,7 @@ class ClusterSim(JobSim):
         node.table = JobTable()
         node.state = self._node_state(node.id, node.table)
         log = _SimJobLog(self, node.id, node.table, peer.disk, rng, peer.details)
+        log.on_new_epoch = lambda epoch: self._on_new_epoch(node.id, epoch)
         lease = LeaseHost(
             node.id,
             log.raft,
@@ -565,6 +566,11 @@ class ClusterSim(JobSim):
                     self._acked.add(spec.id)
 
     # -- what the daemon's shell does ---------------------------------------------------
+
+    def _on_new_epoch(self, node_id: str, epoch: int) -> None:
+        """``Daemon._on_new_epoch``."""
+        node = self.nodes[node_id]
+        self._carry(node, node.state.recovered(self._running_keys(node), self.now, epoch))
 
     def on_applied(self, node_id: str, changed: list[str]) -> None:
         """``Daemon._on_applied``."""
@@ -1034,7 +1040,7 @@ class ClusterSim(JobSim):
                 break  # and only once those are the dead ones
             voters = recovered_voters(quorum["voters"], quorum["missing"], node_id)
             raft.force_config(voters)
-            self._carry(node, node.state.recovered(self._running_keys(node), self.now))
+            self._on_new_epoch(node_id, raft.status().epoch)
             self.recovers += 1
             self._forced_epoch = status.epoch + 1
             self._log(f"{node_id} RECOVER voters {voters} (epoch {self._forced_epoch})")

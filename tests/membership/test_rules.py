@@ -234,3 +234,37 @@ def test_members_view_and_counts() -> None:
     assert [m.node_id for m in a.members()] == ["a", "b", "c"]
     assert [m.node_id for m in a.alive_members()] == ["a", "b"]
     assert a.num_alive == 2 and a.num_live == 2
+
+
+def _join_sends_until(n, ticks: int) -> list[str]:  # type: ignore[no-untyped-def]
+    """Addresses of the join push-pulls ``n`` sends over ``ticks`` ticks, in order."""
+    return [s.address for _ in range(ticks) for s in sends(n.tick(), PushPull) if s.msg.join]
+
+
+def test_every_seed_is_asked_until_it_answers_itself_not_only_until_one_seed_answers() -> None:
+    """Two removed voters restarted together were each other's seed: one answered the other, and
+    the seed that could tell them they were removed was never asked again."""
+    a, c = node("a"), node("c")
+    first = sends(a.join(["b:7946"]) + a.join(["c:7946", "b:7946"]), PushPull)
+    assert [s.address for s in first] == ["b:7946", "c:7946"]  # b lost: not connected yet
+    for s in sends(c.step("a", first[1].msg), PushPull):
+        a.step("c", s.msg)  # c answers: a has reached a cluster
+    retried = tick_until(a, lambda o: any(s.msg.join for s in sends(o, PushPull)))
+    assert [s.address for s in sends(retried, PushPull) if s.msg.join] == ["b:7946"]  # c is not asked again
+    b = node("b")  # b's connection is up now: it answers the retry
+    for s in sends(b.step("a", sends(retried, PushPull)[0].msg), PushPull):
+        a.step("b", s.msg)
+    assert a.member("b").state is MemberState.ALIVE
+    assert _join_sends_until(a, 4 * CFG.join_retry_ticks) == []  # every seed answered
+
+
+def test_a_seed_that_never_answers_is_retried_forever_alone_and_given_up_once_another_answered() -> None:
+    a, c = node("a"), node("c")
+    a.join(["b:7946"])
+    alone = _join_sends_until(a, 10 * CFG.join_retry_ticks)
+    assert len(alone) >= 10 and set(alone) == {"b:7946"}  # no seed answered: keep asking
+    for s in sends(c.step("a", sends(a.join(["c:7946"]), PushPull)[0].msg), PushPull):
+        a.step("c", s.msg)
+    later = _join_sends_until(a, 4 * CFG.join_retry_ticks)
+    assert set(later) <= {"b:7946"}
+    assert _join_sends_until(a, 4 * CFG.join_retry_ticks) == []  # joined: b is a dead address now

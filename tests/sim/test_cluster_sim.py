@@ -68,9 +68,10 @@ REGRESSION_SEEDS = [
     (4734, "...or assigned, when its result had come before the start notice went out"),
     (263, "a restarted leader's claim about its earlier life was in the log tail its successor replaced"),
     (540, "after `recover` left two voters, one started an attempt without a lease while the other re-ran it"),
+    (45, "a voter kept by `recover` reported an end the old leader committed only with the voters given up"),
 ]
 PLANTED_WITHIN = 1000
-FIRST_CAUGHT_WITHOUT_A_LEASE = 7
+FIRST_CAUGHT_WITHOUT_A_LEASE = 8
 """The first seed (from 0) at which the planted start-without-a-lease bug breaks at-most-one."""
 
 
@@ -259,11 +260,17 @@ def test_the_view_counts_a_peer_silent_only_when_raft_has_not_heard_it_and_gossi
     assert follower.raft_silent == frozenset()
 
 
-def test_after_recover_the_forcer_reruns_what_its_table_runs_here_but_no_longer_runs() -> None:
+def test_after_recover_a_node_reruns_what_its_table_runs_here_but_no_longer_runs_once_per_epoch() -> None:
+    """The forcer, and every node that applies the forced configuration (the daemon's and the
+    simulator's ``on_new_epoch``), once per epoch: the forcer is told twice."""
     table = _assigned(("ended", ME), ("runs", ME), ("elsewhere", "b"))
     for job_id, node in (("ended", ME), ("runs", ME), ("elsewhere", "b")):
         table.apply(StartAttempt(job_id, 1, node, 3.0))
     state = NodeState(ME, table)
-    out = state.recovered([("runs", 1)], 5.0)
+    out = state.recovered([("runs", 1)], 5.0, 1)
     lost = [c for i in out if isinstance(i, Propose) for c in i.commands]
     assert lost == [RequeueLost("ended", 1, LOST_WITH_THE_RECOVER, 5.0, node_id=ME, assigned_at=2.0)]
+    assert state.recovered([("runs", 1)], 6.0, 1) == []  # applied after it was forced here
+    assert [c for i in state.recovered([], 7.0, 2) if isinstance(i, Propose) for c in i.commands] == [
+        RequeueLost(j, 1, LOST_WITH_THE_RECOVER, 7.0, node_id=ME, assigned_at=2.0) for j in ("ended", "runs")
+    ]
