@@ -102,6 +102,7 @@ from swarmcompute.state.job import AttemptEnd, JobSpec
 from swarmcompute.state.snapshot import job_record
 from swarmcompute.state.table import JobTable
 from swarmcompute.storage.details import Details, MemoryDetails
+from swarmcompute.transport.outbox import LAZY_S
 
 RAFT_CONFIG = RaftConfig(
     election_timeout_ticks=RAFT_ELECTION_TIMEOUT_TICKS, heartbeat_interval_ticks=RAFT_HEARTBEAT_TICKS, max_voters=5
@@ -412,6 +413,7 @@ class ClusterSim(JobSim):
             node.id,
             log.raft,
             send_to=lambda dst, msg: self.send_to(node.id, dst, msg),
+            send_lazily=lambda dst, msg: self.send_to(node.id, dst, msg, lazy=True),
             set_deadline=lambda ns: self._set_deadline(node, ns),
             on_change=lambda held: self._carry(node, node.state.lease_changed(held, self._running_keys(node))),
             clock=lambda: node.clock(self.now),
@@ -810,24 +812,26 @@ class ClusterSim(JobSim):
         self._requests += 1
         return f"r{self._requests}"
 
-    def send_to(self, src: str, dst: str, msg: object) -> bool:
-        """``ClusterLink.send_to``: by the address this node's book has for ``dst``."""
+    def send_to(self, src: str, dst: str, msg: object, *, lazy: bool = False) -> bool:
+        """``ClusterLink.send_to``: by the address this node's book has for ``dst``. ``lazy``:
+        ``ClusterLink.post_lazily`` (the lease host's renewals), which the transport's outbox holds
+        for the next frame to that address, at most ``LAZY_S``: up to that much later."""
         address = self.peers[src].book.get(dst)
         if address is None:
             return False
-        self._send_address(src, address, msg)
+        self._send_address(src, address, msg, self.rng.uniform(0.0, LAZY_S) if lazy else 0.0)
         return True
 
     def _send(self, src: str, dst: str, msg: LeaseAsk | LeaseGrant) -> None:
         self.send_to(src, dst, msg)
 
-    def _send_address(self, src: str, address: str, msg: object) -> None:
+    def _send_address(self, src: str, address: str, msg: object, held: float = 0.0) -> None:
         self.messages += 1
         rng = self.rng
         if rng.random() < self._drop:
             return
         for _ in range(2 if rng.random() < 0.01 else 1):
-            delay = rng.uniform(0.001, 0.010)
+            delay = held + rng.uniform(0.001, 0.010)
             if rng.random() < self._spike:
                 delay += rng.uniform(0.0, 1.5)
             self._at(self.now + delay, "deliver", (src, address, msg))
