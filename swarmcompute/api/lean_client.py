@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 
 from swarmcompute import errors
+from swarmcompute.api.pages import in_pages
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs start-up time on this path; annotations stay strings
@@ -116,7 +117,11 @@ class LeanClient:
         ids = (job_ids,) if isinstance(job_ids, str) else job_refs(job_ids)
         timeout_s = parse_duration(timeout)
         io_timeout = None if timeout_s is None else timeout_s + self.timeout_s
-        views = self._call("api.wait", [ids, timeout_s], io_timeout_s=io_timeout, wait_forever=timeout_s is None)
+        views = in_pages(
+            lambda offset, limit: self._call(
+                "api.wait", [ids, timeout_s, offset, limit], io_timeout_s=io_timeout, wait_forever=timeout_s is None
+            )
+        )
         return views[0] if single and len(views) == 1 else views
 
     def stream_logs(

@@ -37,6 +37,10 @@ class Submit:
 class Wait:
     job_ids: tuple[str, ...]
     timeout_s: float | None = None
+    offset: int = 0
+    limit: int = 0
+    """Answer with records ``offset`` to ``offset + limit`` of the jobs waited for (0: all of
+    them): a client asks for pages (``api.pages``), as all of them may not fit in one frame."""
 
 
 @codec.message("api.get_job")

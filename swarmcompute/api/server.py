@@ -187,8 +187,8 @@ class ControlServer:
         match request:
             case m.Submit(jobs=jobs):
                 return await daemon.submit(jobs, user=submitter(uid))
-            case m.Wait(job_ids=refs, timeout_s=timeout_s):
-                views = await self._wait(refs, timeout_s)
+            case m.Wait(job_ids=refs, timeout_s=timeout_s, offset=offset, limit=limit):
+                views = await self._wait(refs, timeout_s, offset, limit)
                 return [_shown_to(uid, daemon.table.resolve(v["id"]), v) for v in views]
             case m.GetJob(ref=ref, with_output=with_output):
                 elements = self._array_elements(ref)
@@ -279,7 +279,9 @@ class ControlServer:
             return []
         return sorted((j for j in table.jobs() if j.spec.array_id == ref), key=lambda j: j.spec.array_index)
 
-    async def _wait(self, refs: tuple[str, ...], timeout_s: float | None) -> list[dict[str, Any]]:
+    async def _wait(
+        self, refs: tuple[str, ...], timeout_s: float | None, offset: int = 0, limit: int = 0
+    ) -> list[dict[str, Any]]:
         daemon = self._daemon
         ids = [(await self.resolve(r)).id for r in self._arrays_expanded(refs)]
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
@@ -293,7 +295,8 @@ class ControlServer:
                 await ends.wait(left)
         finally:
             daemon.ends.forget(ends)
-        return [daemon.job_view(daemon.table.resolve(i), with_output=False) for i in ids]
+        shown = ids[offset : offset + limit] if limit > 0 else ids[offset:]
+        return [daemon.job_view(daemon.table.resolve(i), with_output=False) for i in shown]
 
 
 def _shown_to(uid: int, job: Job, view: dict[str, Any]) -> dict[str, Any]:
