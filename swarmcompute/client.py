@@ -23,7 +23,7 @@ from swarmcompute.api.lean_client import check_attempt, error_from, list_request
 from swarmcompute.api.lean_client import job_ref as _job_ref
 from swarmcompute.api.lean_client import job_refs as _job_refs
 from swarmcompute.api.lean_client import shown as _shown
-from swarmcompute.api.pages import in_pages
+from swarmcompute.api.pages import in_pages, new_cursor
 from swarmcompute.api.protocol import BlockingChannel
 from swarmcompute.limits import MAX_BATCH, MAX_CPUS, check_job, printable
 from swarmcompute.paths import StatePaths
@@ -357,9 +357,12 @@ class Client:
         ids = (job_ids,) if isinstance(job_ids, str) else _job_refs(job_ids)
         timeout_s = parse_duration(timeout)
         io_timeout = None if timeout_s is None else timeout_s + self.timeout_s
+        cursor = new_cursor()
         views = in_pages(
             lambda offset, limit: self._call(
-                m.Wait(ids, timeout_s, offset, limit), io_timeout_s=io_timeout, wait_forever=timeout_s is None
+                m.Wait(() if offset else ids, timeout_s, offset, limit, cursor),
+                io_timeout_s=io_timeout,
+                wait_forever=timeout_s is None,
             )
         )
         return views[0] if single and len(views) == 1 else views  # an array id: all its elements

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 
 from swarmcompute import errors
-from swarmcompute.api.pages import in_pages
+from swarmcompute.api.pages import in_pages, new_cursor
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs start-up time on this path; annotations stay strings
@@ -117,9 +117,13 @@ class LeanClient:
         ids = (job_ids,) if isinstance(job_ids, str) else job_refs(job_ids)
         timeout_s = parse_duration(timeout)
         io_timeout = None if timeout_s is None else timeout_s + self.timeout_s
+        cursor = new_cursor()
         views = in_pages(
             lambda offset, limit: self._call(
-                "api.wait", [ids, timeout_s, offset, limit], io_timeout_s=io_timeout, wait_forever=timeout_s is None
+                "api.wait",
+                [() if offset else ids, timeout_s, offset, limit, cursor],
+                io_timeout_s=io_timeout,
+                wait_forever=timeout_s is None,
             )
         )
         return views[0] if single and len(views) == 1 else views

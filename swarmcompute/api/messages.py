@@ -41,6 +41,9 @@ class Wait:
     limit: int = 0
     """Answer with records ``offset`` to ``offset + limit`` of the jobs waited for (0: all of
     them): a client asks for pages (``api.pages``), as all of them may not fit in one frame."""
+    cursor: str = ""
+    """Chosen by the client for one wait: the daemon keeps the wait's jobs under it after the
+    first page, and later pages (``job_ids`` empty) are read from there."""
 
 
 @codec.message("api.get_job")

@@ -21,6 +21,7 @@ import structlog
 from swarmcompute import codec
 from swarmcompute.api import messages as m
 from swarmcompute.api.lifeline import Lifelines
+from swarmcompute.api.pages import KEEP_S, KeptPages
 from swarmcompute.api.protocol import LENGTH_PREFIX, MAX_FRAME_BYTES, frame, socket_address
 from swarmcompute.api.streaming import OutputStream
 from swarmcompute.arrays import array_view
@@ -102,6 +103,8 @@ class ControlServer:
         self.lifelines = Lifelines(daemon)
         self._limiter = LogLimiter()
         """Bad frames are logged at most 10 per 10 s (each local process can send them at will)."""
+        self._pages = KeptPages()
+        """Waits answered in pages: their jobs, by the client's cursor, for the later pages."""
 
     async def start(self) -> None:
         self._path.unlink(missing_ok=True)  # we hold the state-dir lock: any socket here is stale
@@ -187,9 +190,9 @@ class ControlServer:
         match request:
             case m.Submit(jobs=jobs):
                 return await daemon.submit(jobs, user=submitter(uid))
-            case m.Wait(job_ids=refs, timeout_s=timeout_s, offset=offset, limit=limit):
-                views = await self._wait(refs, timeout_s, offset, limit)
-                return [_shown_to(uid, daemon.table.resolve(v["id"]), v) for v in views]
+            case m.Wait(job_ids=refs, timeout_s=timeout_s, offset=offset, limit=limit, cursor=cursor):
+                jobs = await self._wait(refs, timeout_s, offset, limit, cursor)
+                return [_shown_to(uid, job, daemon.job_view(job, with_output=False)) for job in jobs]
             case m.GetJob(ref=ref, with_output=with_output):
                 elements = self._array_elements(ref)
                 if elements:  # an array id (`swarm show ARRAY`): the array, with its elements' states
@@ -280,8 +283,18 @@ class ControlServer:
         return sorted((j for j in table.jobs() if j.spec.array_id == ref), key=lambda j: j.spec.array_index)
 
     async def _wait(
-        self, refs: tuple[str, ...], timeout_s: float | None, offset: int = 0, limit: int = 0
-    ) -> list[dict[str, Any]]:
+        self, refs: tuple[str, ...], timeout_s: float | None, offset: int, limit: int, cursor: str
+    ) -> list[Job]:
+        """The jobs of ``refs`` once each has ended, records ``offset`` to ``offset + limit`` (0:
+        all). A later page of a wait with a ``cursor`` is read from what its first page kept."""
+        if offset and cursor:
+            kept = self._pages.get(cursor)
+            if kept is None:
+                raise SwarmError(f"this wait's later pages expired (kept {KEEP_S:g} s): wait for the jobs again")
+            page = kept[offset : offset + limit] if limit > 0 else kept[offset:]
+            if limit <= 0 or len(page) < limit:  # the last page: the client asks no more
+                del self._pages[cursor]
+            return page
         daemon = self._daemon
         ids = [(await self.resolve(r)).id for r in self._arrays_expanded(refs)]
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
@@ -295,8 +308,10 @@ class ControlServer:
                 await ends.wait(left)
         finally:
             daemon.ends.forget(ends)
-        shown = ids[offset : offset + limit] if limit > 0 else ids[offset:]
-        return [daemon.job_view(daemon.table.resolve(i), with_output=False) for i in shown]
+        jobs = [ends.ended.get(i) or daemon.table.resolve(i) for i in ids]  # ended: even if pruned since
+        if limit > 0 and cursor and len(jobs) >= offset + limit:  # a full page: the client asks again
+            self._pages.keep(cursor, jobs)
+        return jobs[offset : offset + limit] if limit > 0 else jobs[offset:]
 
 
 def _shown_to(uid: int, job: Job, view: dict[str, Any]) -> dict[str, Any]:

@@ -5,6 +5,11 @@ A wait on many ids used to rescan every id it still waited for after each applie
 daemon's CPU draining such a batch). Here each applied entry looks up only the ids it changed
 (``EndWatch.applied``, from ``Daemon._on_applied``), so a wait costs O(its ids) once and then
 O(1) per job that ends.
+
+Each wait keeps the record of every job it waits for as that job ends (``Ends.ended``): the
+table may drop a finished job before the wait answers (``--keep-jobs``: a 20,000-job batch
+against the default 10,000 kept failed its `wait` with "no job matches"), and the answer still
+says how it ended.
 """
 
 from __future__ import annotations
@@ -12,14 +17,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
+from swarmcompute.state.job import Job
 from swarmcompute.state.table import JobTable
 
 
 class Ends:
     """One wait: the ids it still waits for, and an event set when none is left."""
 
-    def __init__(self, remaining: set[str]) -> None:
+    def __init__(self, remaining: set[str], ended: dict[str, Job]) -> None:
         self.remaining = remaining
+        self.ended = ended
+        """The jobs that have ended, as they were when they did (or when the wait began)."""
         self.done = asyncio.Event()
         if not remaining:
             self.done.set()
@@ -44,7 +52,15 @@ class EndWatch:
 
     def watch(self, job_ids: Iterable[str]) -> Ends:
         """Start waiting for ``job_ids`` (those already ended or unknown count as ended): O(ids)."""
-        ends = Ends({i for i in job_ids if i in self._table.open_ids})
+        table, open_ids = self._table, self._table.open_ids
+        remaining: set[str] = set()
+        ended: dict[str, Job] = {}
+        for job_id in job_ids:
+            if job_id in open_ids:
+                remaining.add(job_id)
+            elif (job := table.get(job_id)) is not None:
+                ended[job_id] = job
+        ends = Ends(remaining, ended)
         for job_id in ends.remaining:
             self._by_id.setdefault(job_id, []).append(ends)
         return ends
@@ -65,7 +81,10 @@ class EndWatch:
             return
         for job_id in changed:
             if job_id in self._by_id and job_id not in self._table.open_ids:
+                job = self._table.get(job_id)
                 for ends in self._by_id.pop(job_id):
                     ends.remaining.discard(job_id)
+                    if job is not None:
+                        ends.ended[job_id] = job
                     if not ends.remaining:
                         ends.done.set()

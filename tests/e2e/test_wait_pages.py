@@ -1,14 +1,21 @@
 """`wait` answers in pages: 100,000 jobs' records (65 MB) are over a control frame's 16 MiB, and
-both clients ask for ``api.pages.WAIT_PAGE`` records at a time until a page comes back short."""
+both clients ask for ``api.pages.WAIT_PAGE`` records at a time until a page comes back short; the
+daemon keeps a wait's jobs for its later pages, and each job as it ended, so a job the table drops
+meanwhile (``--keep-jobs``) is still answered."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from swarmcompute.api import messages as m
 from swarmcompute.api import pages
 from swarmcompute.api.lean_client import LeanClient
+from swarmcompute.errors import JobNotFoundError, SwarmError
+from swarmcompute.testing.daemons import wait_until
 
 
 def test_pages_are_asked_for_until_one_comes_back_short_and_keep_their_order() -> None:
@@ -23,15 +30,49 @@ def test_pages_are_asked_for_until_one_comes_back_short_and_keep_their_order() -
     assert asked == [(0, 5), (5, 5), (10, 5)]  # a full last page: one more ask finds it empty
 
 
+@pytest.mark.parametrize("jobs", [12, 10])  # 10: the last page is full, and one more finds none
 def test_both_clients_wait_on_more_jobs_than_a_page_holds_and_get_every_record_in_order(
-    daemon: Any, monkeypatch: pytest.MonkeyPatch
+    daemon: Any, monkeypatch: pytest.MonkeyPatch, jobs: int
 ) -> None:
     monkeypatch.setattr(pages, "WAIT_PAGE", 5)
-    ids = daemon.client.submit_many([{"argv": ["echo", str(i)], "cpus": 0} for i in range(12)])
+    ids = daemon.client.submit_many([{"argv": ["echo", str(i)], "cpus": 0} for i in range(jobs)])
     for client in (daemon.client, LeanClient(str(daemon.state_dir))):
         records = client.wait(ids, timeout=60)
         assert [r["id"] for r in records] == ids and {r["state"] for r in records} == {"succeeded"}
-    array = daemon.client.submit(["sh", "-c", "echo $SWARM_ARRAY_INDEX"], array="0-11", cpus=0)
+    array = daemon.client.submit(["sh", "-c", "echo $SWARM_ARRAY_INDEX"], array=f"0-{jobs - 1}", cpus=0)
     elements = daemon.client.wait(array, timeout=60)
-    assert [r["id"] for r in elements] == [f"{array}.{i}" for i in range(12)]
+    assert [r["id"] for r in elements] == [f"{array}.{i}" for i in range(jobs)]
     assert {r["state"] for r in elements} == {"succeeded"}
+
+
+def test_a_later_page_the_daemon_no_longer_keeps_says_to_wait_again(daemon: Any) -> None:
+    with pytest.raises(SwarmError, match="later pages expired .* wait for the jobs again"):
+        daemon.client._call(m.Wait((), None, 5, 5, pages.new_cursor()))
+
+
+def test_a_wait_on_more_jobs_than_the_table_keeps_still_says_how_each_ended(
+    daemon_factory: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A 20,000-job batch against the default 10,000 kept failed its wait with "no job matches"."""
+    monkeypatch.setattr(pages, "WAIT_PAGE", 4)
+    daemon = daemon_factory("w", extra_args=("--keep-jobs", "3")).start()
+    go = tmp_path / "go"
+    first = daemon.client.submit_many([{"argv": ["true"], "cpus": 0} for _ in range(6)])
+    late = daemon.client.submit_many(
+        [{"argv": ["sh", "-c", f"while [ ! -e {go} ]; do sleep 0.05; done"], "cpus": 0} for _ in range(6)]
+    )
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(daemon.client.wait, first + late, 60)
+
+        def pruned() -> bool:
+            try:
+                daemon.client.job(first[0])
+            except JobNotFoundError:
+                return True
+            return False
+
+        wait_until(pruned, 30, "the first jobs to leave the table while the wait goes on")
+        assert not waiting.done()
+        go.touch()
+        records = waiting.result(60)
+    assert [r["id"] for r in records] == first + late and {r["state"] for r in records} == {"succeeded"}
