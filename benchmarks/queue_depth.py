@@ -14,6 +14,11 @@ shared: run several rounds and quote the range.
 Issue 15's target: CPU per job at 16,000 queued <= 1.25x that at 1,000; a 100,000-job backlog
 drains at >= 500 jobs/s on one node.
 
+On the same 2-core VM when it was quiet (load 1.5), 2 rounds: 1.16-1.57 ms of daemon CPU per job
+and 482-677 jobs/s at 1,000 queued, 1.22-1.33 ms and 600-643 jobs/s at 16,000 (16k / 1k:
+0.78-1.14); the 100,000-job backlog drained at 570 jobs/s (175.5 s, 10.8 s of it submitting; 1.38
+ms per job), and at 591 in a second run. The figures below were taken under a load of 4-13.
+
 Measured on the 2-core VM at a load average of 4-13 from other work, rounds of the placement
 that sorted every pending job (before) interleaved with the one that reads the buckets' heads:
 
@@ -54,9 +59,9 @@ def cpu_s(proc: psutil.Process) -> float:
 
 
 def batch(daemon: DaemonProcess, jobs: int) -> tuple[float, float, float]:
-    """Submit ``jobs`` `true` jobs, wait for them all: (daemon CPU seconds, wall seconds, of which
-    submitting). The wait goes 10,000 ids at a time: its answer carries each job's record, and
-    100,000 of them (65 MB) are over a control frame's 16 MiB."""
+    """Submit ``jobs`` `true` jobs, wait for them all with one ``wait`` (its answer comes in pages,
+    ``api.pages``: 100,000 records are 65 MB): (daemon CPU seconds, wall seconds, of which
+    submitting)."""
     proc = psutil.Process(daemon.pid)
     cpu_before = cpu_s(proc)
     started = time.perf_counter()
@@ -64,10 +69,8 @@ def batch(daemon: DaemonProcess, jobs: int) -> tuple[float, float, float]:
     for start in range(0, jobs, BATCH):
         ids += daemon.client.submit_many([{"argv": ["true"]} for _ in range(min(BATCH, jobs - start))])
     submitted = time.perf_counter() - started
-    bad = []
-    for start in range(0, jobs, BATCH):
-        results = daemon.client.wait(ids[start : start + BATCH], timeout=WAIT_TIMEOUT_S)
-        bad += [r for r in results if r["state"] != "succeeded"]
+    results = daemon.client.wait(ids, timeout=WAIT_TIMEOUT_S)
+    bad = [r for r in results if r["state"] != "succeeded"]
     wall = time.perf_counter() - started
     cpu = cpu_s(proc) - cpu_before
     if bad:
