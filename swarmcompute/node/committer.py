@@ -103,14 +103,14 @@ class ReplicatedJobLog:
         )
         self.raft.on_stall = self._raft_stalled
         self.on_stall: Callable[[StorageError | None], None] | None = None
+        """Told when the Raft log cannot be written (the error), and when it can again (None)."""
         self.on_compacted: Callable[[], None] | None = None
+        """Told after the log was folded into a snapshot (the daemon gives the freed heap back)."""
         self.on_new_epoch: Callable[[int], None] | None = None
         """Called with the epoch when this node applies the configuration `swarm recover` forced
         (the first entry of a newer epoch), outside the replay at start: what it reported to the
         leader of the epoch before may have been committed only in the history that was given up."""
         self._applied_epoch = 0
-        """Told after the log was folded into a snapshot (the daemon gives the freed heap back)."""
-        """Told when the Raft log cannot be written (the error), and when it can again (None)."""
         self._queue: list[tuple[Command, asyncio.Future[None] | None]] = []
         self._waiting: dict[int, tuple[int, list[asyncio.Future[None]]]] = {}
         self._wakeup = asyncio.Event()
