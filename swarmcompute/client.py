@@ -370,11 +370,13 @@ class Client:
     def job(self, job_id: str) -> dict[str, Any]:
         """One job's record (id, a unique prefix, or a name), with ``pull`` (how far its node has got
         pulling its image, or None); for an array id, the array (``arrays.array_view``)."""
-        return self._call(m.GetJob(_job_ref(job_id)))
+        record: dict[str, Any] = self._call(m.GetJob(_job_ref(job_id)))
+        return record
 
     def jobs(self, limit: int = 50, states: Sequence[str] = ()) -> list[dict[str, Any]]:
         """The most recent jobs, newest first, optionally only in ``states``."""
-        return self._call(m.ListJobs(*list_request(limit, states)))
+        records: list[dict[str, Any]] = self._call(m.ListJobs(*list_request(limit, states)))
+        return records
 
     def logs(self, job_id: str, attempt: int | None = None) -> str:
         """The job's output so far (stdout and stderr interleaved) as text."""
@@ -391,7 +393,7 @@ class Client:
 
     def run(self, argv: Sequence[str] | str, **options: Any) -> Iterator[Any]:
         """Submit one job and stream it: ``Submitted``, then output, then ``StreamEnd``."""
-        shipped = self._ship({"argv": argv, **options})
+        shipped = dict(self._ship({"argv": argv, **options}))
         yield from self._stream(m.Submit((job_spec(shipped.pop("argv"), **shipped),), attach=True))
 
     # -- files -----------------------------------------------------------------
@@ -471,11 +473,13 @@ class Client:
         """Make an HTTP API token named ``name``; the answer's ``token`` is its secret, shown only now."""
         if not isinstance(name, str):
             raise errors.ConfigError(f"a token name is text, not {type(name).__name__}")
-        return self._call(m.ApiTokenCreate(name, bool(read_only), parse_duration(expires)))
+        token: dict[str, Any] = self._call(m.ApiTokenCreate(name, bool(read_only), parse_duration(expires)))
+        return token
 
     def api_tokens(self) -> list[dict[str, Any]]:
         """The cluster's API tokens (never their secrets)."""
-        return self._call(m.ApiTokenList())
+        tokens: list[dict[str, Any]] = self._call(m.ApiTokenList())
+        return tokens
 
     def revoke_api_token(self, name: str) -> None:
         """Revoke a token on every node."""
@@ -485,7 +489,8 @@ class Client:
 
     def status(self) -> dict[str, Any]:
         """Cluster id, leader, term, the nodes and job counts by state."""
-        return self._call(m.Status())
+        status: dict[str, Any] = self._call(m.Status())
+        return status
 
     def nodes(self, *, all: bool = False) -> list[dict[str, Any]]:
         """The nodes as `swarm nodes` lists them (the ``nodes`` of ``status``): names, labels,
@@ -537,7 +542,8 @@ class Client:
 
     def recover(self) -> list[str]:
         """Force the live voters to be the whole configuration (`swarm recover`; unsafe by design)."""
-        return self._call(m.Recover())
+        voters: list[str] = self._call(m.Recover())
+        return voters
 
     def rotate_key(self) -> str:
         """`swarm token --rotate`: give the cluster a new key; returns the new join token. Every

@@ -61,7 +61,7 @@ SPEC_FIELDS = (
     "ranks_per_node",
     "mounts",
 )
-SPEC_DEFAULTS = {
+SPEC_DEFAULTS: dict[str, object] = {
     "name": "",
     "env": {},
     "cwd": None,

@@ -7,6 +7,7 @@ allocation, so a bad client cannot make the daemon swallow gigabytes.
 
 from __future__ import annotations
 
+import _socket
 import os
 import socket
 import struct
@@ -44,7 +45,7 @@ def socket_address(path: Path) -> tuple[str, int | None]:
 class BlockingChannel:
     """The client side: a blocking unix-socket connection speaking frames."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket | _socket.socket) -> None:
         self._sock = sock
         self._buf = bytearray()
 

@@ -191,8 +191,8 @@ class ControlServer:
             case m.Submit(jobs=jobs):
                 return await daemon.submit(jobs, user=submitter(uid))
             case m.Wait(job_ids=refs, timeout_s=timeout_s, offset=offset, limit=limit, cursor=cursor):
-                jobs = await self._wait(refs, timeout_s, offset, limit, cursor)
-                return [_shown_to(uid, job, daemon.job_view(job, with_output=False)) for job in jobs]
+                waited = await self._wait(refs, timeout_s, offset, limit, cursor)
+                return [_shown_to(uid, j, daemon.job_view(j, with_output=False)) for j in waited]
             case m.GetJob(ref=ref, with_output=with_output):
                 elements = self._array_elements(ref)
                 if elements:  # an array id (`swarm show ARRAY`): the array, with its elements' states
@@ -206,13 +206,13 @@ class ControlServer:
                 return view
             case m.ListJobs(limit=limit, states=states):
                 wanted = [JobState(s) for s in states if s in JobState._value2member_map_]
-                jobs = daemon.table.recent(max(0, min(limit, MAX_LIST_LIMIT)), wanted or None)
-                return [_shown_to(uid, j, daemon.job_view(j)) for j in jobs]
+                recent = daemon.table.recent(max(0, min(limit, MAX_LIST_LIMIT)), wanted or None)
+                return [_shown_to(uid, j, daemon.job_view(j)) for j in recent]
             case m.Cancel(refs=refs):
-                jobs = [await self.resolve(r) for r in self._arrays_expanded(refs)]
-                for job in jobs:
-                    check_owner(uid, job.spec.user, "cancel", job.id)
-                ids = [job.id for job in jobs]
+                cancelled = [await self.resolve(r) for r in self._arrays_expanded(refs)]
+                for j in cancelled:
+                    check_owner(uid, j.spec.user, "cancel", j.id)
+                ids = [j.id for j in cancelled]
                 await daemon.cancel(ids)
                 return [daemon.job_view(daemon.table.resolve(i)) for i in ids]
             case m.Status():

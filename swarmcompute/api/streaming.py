@@ -141,7 +141,7 @@ class OutputStream:
             if local:
                 chunks, new_offset = self._read_local(daemon.log_path(self._job_id, n), offset)
                 reached = True
-            elif self._alive(node) and copy is None:
+            elif node is not None and self._alive(node) and copy is None:
                 chunks, new_offset, reached = await self._fetch(node, n, offset)
                 if not reached:  # gone (before gossip says so, or since), or slow: a whole copy will do
                     found = await daemon.find_copy(job, n)

@@ -8,7 +8,7 @@ routes `swarm run` here too, so there is one parser and one behaviour.
 
 from __future__ import annotations
 
-import _signal
+import _signal  # type: ignore[import-not-found]  # no stub: the C module under `signal`, without its enum
 import os
 import sys
 import time
@@ -526,4 +526,4 @@ def exit_status(job: dict[str, Any]) -> int:
         print(f"swarm: job {job['id']} failed: {_safe(job['message'])}", file=sys.stderr)
     if code is None:
         return 1
-    return code
+    return int(code)

@@ -127,7 +127,7 @@ class PrivateDockerd:
 
     def client(self, timeout_s: float = 60.0) -> docker.DockerClient:
         """A client for this engine; the caller closes it."""
-        return docker.DockerClient(base_url=self.host, timeout=timeout_s)  # type: ignore[arg-type]
+        return docker.DockerClient(base_url=self.host, timeout=timeout_s)
 
     def stop(self, *, remove_containers: bool = True) -> None:
         """Remove every container, stop dockerd by PID (SIGTERM, then SIGKILL), remove its dirs.
@@ -158,7 +158,7 @@ class PrivateDockerd:
         if not self.socket_path.exists():
             return False
         try:
-            client = docker.DockerClient(base_url=self.host, timeout=2)  # type: ignore[arg-type]
+            client = docker.DockerClient(base_url=self.host, timeout=2)
         except (docker.errors.DockerException, requests.exceptions.RequestException):
             return False
         try:
