@@ -333,8 +333,10 @@ def test_the_lean_requests_are_the_codecs_frames_byte_for_byte() -> None:
     assert lean.request_frame("api.list_jobs", [50, ("running",)]) == frame(m.ListJobs(50, ("running",)))
     assert lean.request_frame("api.get_job", ["a1", True]) == frame(m.GetJob("a1"))
     assert lean.request_frame("api.cancel", [("a1",)]) == frame(m.Cancel(("a1",)))
-    assert lean.request_frame("api.wait", [("a", "b"), 2.5]) == frame(m.Wait(("a", "b"), 2.5))
-    assert lean.request_frame("api.wait", [("a",), None]) == frame(m.Wait(("a",)))
+    assert lean.request_frame("api.wait", [("a", "b"), 2.5, 0, 5000, "c1"]) == frame(
+        m.Wait(("a", "b"), 2.5, 0, 5000, "c1")
+    )
+    assert lean.request_frame("api.wait", [(), None, 5000, 5000, "c1"]) == frame(m.Wait((), None, 5000, 5000, "c1"))
     assert lean.request_frame("api.logs", ["a", True, None]) == frame(m.Logs("a", True))
     assert lean.request_frame("api.logs", ["a", False, 2]) == frame(m.Logs("a", False, 2))
 
