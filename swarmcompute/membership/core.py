@@ -221,7 +221,7 @@ class Membership:
         update = self.local.as_update()
         for node_id in list(self._table.live.items):
             m = self._table.by_id[node_id]
-            out.append(Send(m.address, Gossip(self.node_id, self.address, (update,)), node_id))
+            out.append(Send(m.address, Gossip(self.node_id, self.address, (update,)), node_id, urgent=True))
 
     def leave(self) -> list[Effect]:
         """Graceful leave: others mark us ``left`` (no suspicion, no grace period to wait out).
@@ -237,7 +237,7 @@ class Membership:
         self._queue.enqueue(update)
         for node_id in self._table.live.sample(self._rng, self.config.gossip_nodes):
             m = self._table.by_id[node_id]
-            out.append(Send(m.address, Gossip(self.node_id, self.address, (update,)), node_id))
+            out.append(Send(m.address, Gossip(self.node_id, self.address, (update,)), node_id, urgent=True))
         return out
 
     def forget(self, node_id: str) -> bool:
@@ -398,7 +398,7 @@ class Membership:
         update = MemberUpdate(m.node_id, m.address, m.incarnation, SUSPECT)
         self._merge(update, out)
         # Tell the suspect straight away: it refutes faster than the rumour reaches it.
-        out.append(Send(m.address, Gossip(self.node_id, self.address, (update,)), m.node_id))
+        out.append(Send(m.address, Gossip(self.node_id, self.address, (update,)), m.node_id, urgent=True))
 
     def _declare_dead(self, node_id: str, out: list[Effect]) -> None:
         self._suspicions.pop(node_id, None)
@@ -465,7 +465,7 @@ class Membership:
         m = self._table.get(sender)
         if m is not None and m.state is not ALIVE and not self._leaving:
             claim = m.as_update(with_meta=False)
-            out.append(Send(address, Gossip(self.node_id, self.address, (claim,)), sender))
+            out.append(Send(address, Gossip(self.node_id, self.address, (claim,)), sender, urgent=True))
 
     def _retarget_probe(self, node_id: str, address: str, out: list[Effect]) -> None:
         """The node we are probing moved: its ack to the ping at the old address may never come,

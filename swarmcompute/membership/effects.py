@@ -19,6 +19,10 @@ class Send:
     msg: GossipMessage
     node_id: str | None = None
     """The intended receiver when known (a join seed is only an address)."""
+    urgent: bool = False
+    """A ``Gossip`` told to one node directly (our new address, our leave, its suspicion, its
+    death), which the shell sends at once; the others are rumours, which it may hold a moment to
+    ride with other traffic (``GossipHost``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,6 +58,7 @@ from swarmcompute.membership.config import GossipConfig
 from swarmcompute.membership.core import Membership
 from swarmcompute.membership.effects import MemberDead, MemberEvent, MemberLeft, MemberUp, MemberUpdated, Send
 from swarmcompute.membership.members import ALIVE
+from swarmcompute.membership.messages import Gossip
 from swarmcompute.membership.meta import NodeMeta
 from swarmcompute.node.cluster_messages import ForwardCommands, ForwardReply
 from swarmcompute.node.committer import ReplicatedJobLog
@@ -778,10 +779,13 @@ class ClusterSim(JobSim):
     # -- gossip ------------------------------------------------------------------------
 
     def _gossip_carry(self, node: _Node, effects: list[Any]) -> None:
-        """``GossipHost._carry``: sends by address; member events to ``_on_member_event``."""
+        """``GossipHost._carry``: sends by address, a rumour (a ``Gossip`` not told directly) held
+        up to ``LAZY_S`` as the outbox holds it; member events to ``_on_member_event``."""
         for effect in effects:
             if isinstance(effect, Send):
-                self._send_address(node.id, effect.address, ("gossip", effect.msg))
+                lazy = isinstance(effect.msg, Gossip) and not effect.urgent
+                held = self.rng.uniform(0.0, LAZY_S) if lazy else 0.0
+                self._send_address(node.id, effect.address, ("gossip", effect.msg), held)
             else:
                 self._on_member_event(node, effect)
 
