@@ -12,8 +12,8 @@ without asking anyone:
   ``torch.distributed``'s ``env://`` wants as ``MASTER_ADDR``/``MASTER_PORT``;
 - ``SWARM_HOSTFILE``: an MPI hostfile, ``HOST slots=K`` per node in rank order (``mpirun
   --hostfile``), written 0644 in the system's temporary directory (a root daemon's jobs run as
-  their users, who cannot enter its state directory) and removed when the attempt ends. A
-  container does not see it (its path is the host's); the other variables reach it.
+  their users, who cannot enter its state directory) and removed when the attempt ends. A rank
+  in a container (``--image``) gets it bind-mounted read-only at the same path.
 """
 
 from __future__ import annotations
@@ -65,9 +65,11 @@ class GangEnv:
             "SWARM_MASTER_PORT": str(job.gang_port),
         }
         hostfile = self._hostfile(job.id, attempt, hosts)
-        if hostfile is not None:
-            env["SWARM_HOSTFILE"] = str(hostfile)
-        return replace(spec, env=env)
+        if hostfile is None:
+            return replace(spec, env=env)
+        env["SWARM_HOSTFILE"] = str(hostfile)
+        mounts = (*spec.mounts, f"{hostfile}:{hostfile}:ro") if spec.image else spec.mounts
+        return replace(spec, env=env, mounts=mounts)
 
     def ended(self, job_id: str, attempt: int) -> None:
         """The attempt's process ended here: its hostfile goes."""

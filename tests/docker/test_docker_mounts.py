@@ -76,3 +76,17 @@ def test_a_user_mounts_what_they_may_read_and_not_a_path_they_cannot_reach(node:
         ), refused.stderr
     finally:
         user.remove()
+
+
+def test_gang_ranks_in_containers_read_their_hostfile(node: DaemonProcess) -> None:
+    """``SWARM_HOSTFILE`` is a path on the node: each rank's container gets it mounted read-only
+    there, and the job's own mounts (what `swarm show` lists) stay as given."""
+    script = 'cat "$SWARM_HOSTFILE"; if echo x >> "$SWARM_HOSTFILE"; then echo writable; else echo read-only; fi'
+    ran = node.swarm(
+        "run", "--name", "ganged", "--image", BUSYBOX_TAG, "--ranks", "2", "--cpus", "0", "--", "sh", "-c", script,
+    )  # fmt: skip
+    assert ran.returncode == 0, (ran.stdout, ran.stderr)
+    lines = sorted(ran.stdout.splitlines())
+    assert lines == ["[0] 127.0.0.1 slots=2", "[0] read-only", "[1] 127.0.0.1 slots=2", "[1] read-only"], lines
+    ranks = [j for j in node.client.jobs(limit=10) if j["name"].startswith("ganged[")]
+    assert len(ranks) == 2 and all(j["mounts"] == [] for j in ranks)
