@@ -586,7 +586,10 @@ def _node_shown(row: dict[str, Any]) -> str:
 
 
 ElementsOpt = Annotated[
-    bool, typer.Option("--elements", help="Each element of an array on its own line (else one line per array).")
+    bool,
+    typer.Option(
+        "--elements", help="Each element of an array and rank of a gang on its own line (else one line for each)."
+    ),
 ]
 
 

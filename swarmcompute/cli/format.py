@@ -38,10 +38,10 @@ def runtime(job: dict[str, Any]) -> str:
 
 
 def jobs_table(jobs: Sequence[dict[str, Any]], *, elements: bool = False) -> str:
-    """One line per job; the elements of an array (``--array``) as one line with their counts by
-    state, unless ``elements``."""
-    if not elements and any(j.get("array_id") for j in jobs):
-        jobs = _arrays_folded(jobs)
+    """One line per job; the elements of an array (``--array``) and the ranks of a gang
+    (``--ranks``) as one line each with their counts by state, unless ``elements``."""
+    if not elements and any(j.get("array_id") or j.get("gang_id") for j in jobs):
+        jobs = _groups_folded(jobs)
     rows = [
         (
             j["id"],
@@ -59,44 +59,59 @@ def jobs_table(jobs: Sequence[dict[str, Any]], *, elements: bool = False) -> str
     return table(["ID", "NAME", "STATE", "EXIT", "TRY", "NODE", "SUBMITTED", "RUNTIME", "COMMAND"], rows)
 
 
-def _arrays_folded(jobs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    arrays: dict[str, list[dict[str, Any]]] = {}
+def _group_of(j: dict[str, Any]) -> tuple[str, str] | None:
+    if j.get("array_id"):
+        return ("array", j["array_id"])
+    if j.get("gang_id"):
+        return ("gang", j["gang_id"])
+    return None
+
+
+def _groups_folded(jobs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An array's elements as ``NAME[N]``, a gang's ranks as ``NAME[N ranks]`` (with the attempt
+    they share and how many nodes they run on): each line where its newest member was."""
+    out: list[dict[str, Any] | tuple[str, str]] = []
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for j in jobs:
-        array_id = j.get("array_id")
-        if not array_id:
+        group = _group_of(j)
+        if group is None:
             out.append(j)
             continue
-        if array_id not in arrays:
-            arrays[array_id] = []
-            out.append({"array": array_id})  # the array's line goes where its newest element was
-        arrays[array_id].append(j)
+        if group not in groups:
+            groups[group] = []
+            out.append(group)
+        groups[group].append(j)
     folded = []
-    for j in out:
-        if "array" not in j:
-            folded.append(j)
+    for item in out:
+        if isinstance(item, dict):
+            folded.append(item)
             continue
-        members = arrays[j["array"]]
+        kind, group_id = item
+        members = groups[item]
         counts: dict[str, int] = {}
         for m in members:
             counts[m["state"]] = counts.get(m["state"], 0) + 1
-        first = min(members, key=lambda m: m["array_index"])
+        index = "array_index" if kind == "array" else "rank"
+        first = min(members, key=lambda m: m[index])
         name = str(first["name"]).rsplit("[", 1)[0]
-        folded.append(
-            {
-                **first,
-                "id": j["array"],
-                "name": f"{name}[{len(members)}]",
-                "state": " ".join(f"{n} {s}" for s, n in sorted(counts.items())),
-                "exit_code": None,
-                "attempt": None,
-                "node": None,
-                "node_name": None,
-                "started_at": None,
-                "finished_at": None,
-                "submitted_at": min(m["submitted_at"] for m in members),
-            }
-        )
+        line = {
+            **first,
+            "id": group_id,
+            "name": f"{name}[{len(members)}]" if kind == "array" else f"{name}[{len(members)} ranks]",
+            "state": " ".join(f"{n} {s}" for s, n in sorted(counts.items())),
+            "exit_code": None,
+            "attempt": None,
+            "node": None,
+            "node_name": None,
+            "started_at": None,
+            "finished_at": None,
+            "submitted_at": min(m["submitted_at"] for m in members),
+        }
+        if kind == "gang":  # its ranks run together: one attempt, on these nodes
+            nodes = {m.get("node_name") or m.get("node") for m in members} - {None, ""}
+            line["attempt"] = max(m["attempt"] for m in members)
+            line["node_name"] = next(iter(nodes)) if len(nodes) == 1 else (f"{len(nodes)} nodes" if nodes else None)
+        folded.append(line)
     return folded
 
 

@@ -39,3 +39,18 @@ def test_an_array_of_30_with_at_most_4_at_once(daemon: DaemonProcess, tmp_path: 
     assert cancelled.stdout.splitlines() == [f"{held}.{i} cancelled" for i in range(3)]
     bad = daemon.swarm("run", "--array", "9-1", "--", "true")
     assert bad.returncode == 2 and "must go up" in bad.stderr
+
+
+def test_the_jobs_table_shows_a_gang_as_one_line_with_its_attempt_and_node_and_elements_shows_each_rank(
+    daemon: DaemonProcess,
+) -> None:
+    ran = daemon.swarm("run", "--ranks", "3", "--cpus", "0", "--name", "trio", "--", "true")
+    assert ran.returncode == 0, ran.stderr
+    gang_id = daemon.client.jobs(limit=3)[0]["gang_id"]
+    lines = [line.split() for line in daemon.swarm("jobs").stdout.splitlines()[1:]]
+    gang = [line for line in lines if line[0] == gang_id]
+    assert len(gang) == 1 and not [line for line in lines if line[1].startswith("trio[") and line[0] != gang_id]
+    assert gang[0][1:7] == ["trio[3", "ranks]", "3", "succeeded", "-", "1"]  # NAME, STATE, EXIT, TRY
+    assert gang[0][7] == daemon.status()["nodes"][0]["name"]  # every rank on this one node
+    ranks = [line for line in daemon.swarm("jobs", "--elements").stdout.splitlines() if "trio[" in line]
+    assert sorted(line.split()[1] for line in ranks) == ["trio[0]", "trio[1]", "trio[2]"]
