@@ -56,6 +56,20 @@ def merged(stored: Job, patch: Job) -> Job:
     return stored
 
 
+def rows_to_write(jobs: Sequence[Job], get: Callable[[str], Job | None]) -> list[tuple[str, bytes]]:
+    """What ``write`` stores, by both stores alike: a whole job's record, or a thawed one's
+    (``is_partial``) merged into the stored record (none stored: nothing to patch, nothing kept)."""
+    rows: list[tuple[str, bytes]] = []
+    for job in jobs:
+        if is_partial(job):
+            stored = get(job.id)
+            if stored is None:
+                continue
+            job = merged(stored, job)
+        rows.append((job.id, codec.encode(job_record(job))))
+    return rows
+
+
 def details_missing(job: Job, node_name: Callable[[str], str]) -> str | None:
     """What a view of ``job`` says when this node does not hold its details (None: it does)."""
     if not is_stub(job):
@@ -86,14 +100,7 @@ class DetailsStore:
     def write(self, jobs: Sequence[Job]) -> None:
         """Keep the details of these finished jobs: whole ones replace any row, thawed ones
         (``is_partial``) patch theirs (none: nothing to patch, nothing written)."""
-        rows: list[tuple[str, bytes]] = []
-        for job in jobs:
-            if is_partial(job):
-                stored = self.get(job.id)
-                if stored is None:
-                    continue
-                job = merged(stored, job)
-            rows.append((job.id, codec.encode(job_record(job))))
+        rows = rows_to_write(jobs, self.get)
         if not rows:
             return
         try:
@@ -169,13 +176,7 @@ class MemoryDetails:
         self._synced: dict[str, bytes] = {}
 
     def write(self, jobs: Sequence[Job]) -> None:
-        for job in jobs:
-            if is_partial(job):
-                stored = self.get(job.id)
-                if stored is None:
-                    continue
-                job = merged(stored, job)
-            self.rows[job.id] = codec.encode(job_record(job))
+        self.rows.update(rows_to_write(jobs, self.get))
 
     def get(self, job_id: str) -> Job | None:
         blob = self.rows.get(job_id)
