@@ -784,8 +784,7 @@ class ClusterSim(JobSim):
         for effect in effects:
             if isinstance(effect, Send):
                 lazy = isinstance(effect.msg, Gossip) and not effect.urgent
-                held = self.rng.uniform(0.0, LAZY_S) if lazy else 0.0
-                self._send_address(node.id, effect.address, ("gossip", effect.msg), held)
+                self._send_address(node.id, effect.address, ("gossip", effect.msg), lazy=lazy)
             else:
                 self._on_member_event(node, effect)
 
@@ -823,15 +822,17 @@ class ClusterSim(JobSim):
         address = self.peers[src].book.get(dst)
         if address is None:
             return False
-        self._send_address(src, address, msg, self.rng.uniform(0.0, LAZY_S) if lazy else 0.0)
+        self._send_address(src, address, msg, lazy=lazy)
         return True
 
     def _send(self, src: str, dst: str, msg: LeaseAsk | LeaseGrant) -> None:
         self.send_to(src, dst, msg)
 
-    def _send_address(self, src: str, address: str, msg: object, held: float = 0.0) -> None:
+    def _send_address(self, src: str, address: str, msg: object, *, lazy: bool = False) -> None:
+        """``lazy``: as the outbox holds a message that waits for company, up to ``LAZY_S`` later."""
         self.messages += 1
         rng = self.rng
+        held = rng.uniform(0.0, LAZY_S) if lazy else 0.0
         if rng.random() < self._drop:
             return
         for _ in range(2 if rng.random() < 0.01 else 1):
