@@ -7,6 +7,8 @@ connection comes up), then posts and counts what arrives and how many frames car
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 from swarmcompute import codec
 from swarmcompute.transport import PeerTransport, new_cluster_key
@@ -27,16 +29,23 @@ async def connected(a: PeerTransport, b: PeerTransport, inbox_a: Inbox, inbox_b:
     await deliver(b, a, inbox_a, Ping(-2))
 
 
+@contextlib.asynccontextmanager
+async def connected_pair() -> AsyncIterator[tuple[PeerTransport, PeerTransport, Inbox, Inbox]]:
+    """Two transports of one cluster, ``node-a`` and ``node-b``, connected both ways."""
+    key = new_cluster_key()
+    inbox_a, inbox_b = Inbox(), Inbox()
+    async with transport(key, "node-a", inbox_a) as a, transport(key, "node-b", inbox_b) as b:
+        await connected(a, b, inbox_a, inbox_b)
+        yield a, b, inbox_a, inbox_b
+
+
 def seqs(inbox: Inbox, sender: str) -> list[int]:
     return [m.seq for m in inbox.of(sender) if m.seq >= 0]
 
 
 def test_messages_posted_in_one_turn_arrive_in_order_in_one_frame_once_the_peer_reads_batches() -> None:
     async def main() -> None:
-        key = new_cluster_key()
-        inbox_a, inbox_b = Inbox(), Inbox()
-        async with transport(key, "node-a", inbox_a) as a, transport(key, "node-b", inbox_b) as b:
-            await connected(a, b, inbox_a, inbox_b)
+        async with connected_pair() as (a, b, inbox_a, inbox_b):
             to_b, to_a = f"127.0.0.1:{b.port}", f"127.0.0.1:{a.port}"
             # first round: b has never sent a-batch, so a sends one by one, then an empty probe
             for i in range(3):
@@ -62,10 +71,7 @@ def test_messages_posted_in_one_turn_arrive_in_order_in_one_frame_once_the_peer_
 
 def test_an_immediate_send_goes_after_what_was_posted_before_it() -> None:
     async def main() -> None:
-        key = new_cluster_key()
-        inbox_a, inbox_b = Inbox(), Inbox()
-        async with transport(key, "node-a", inbox_a) as a, transport(key, "node-b", inbox_b) as b:
-            await connected(a, b, inbox_a, inbox_b)
+        async with connected_pair() as (a, b, inbox_a, inbox_b):
             to_b = f"127.0.0.1:{b.port}"
             a.post(to_b, Ping(1))
             a.post(to_b, Ping(2), lazy=True)
@@ -78,10 +84,7 @@ def test_an_immediate_send_goes_after_what_was_posted_before_it() -> None:
 
 def test_a_lazy_message_rides_with_the_next_one_and_goes_alone_when_none_comes() -> None:
     async def main() -> None:
-        key = new_cluster_key()
-        inbox_a, inbox_b = Inbox(), Inbox()
-        async with transport(key, "node-a", inbox_a) as a, transport(key, "node-b", inbox_b) as b:
-            await connected(a, b, inbox_a, inbox_b)
+        async with connected_pair() as (a, b, inbox_a, inbox_b):
             to_b, to_a = f"127.0.0.1:{b.port}", f"127.0.0.1:{a.port}"
             a.post(to_b, Ping(0))
             a.post(to_b, Ping(1))  # the probe that teaches b
@@ -139,10 +142,7 @@ def test_a_node_that_never_sends_a_batch_gets_every_message_one_by_one() -> None
 
 def test_a_bad_message_in_a_batch_is_dropped_alone() -> None:
     async def main() -> None:
-        key = new_cluster_key()
-        inbox_a, inbox_b = Inbox(), Inbox()
-        async with transport(key, "node-a", inbox_a) as a, transport(key, "node-b", inbox_b) as b:
-            await connected(a, b, inbox_a, inbox_b)
+        async with connected_pair() as (a, b, inbox_a, inbox_b):
             batch = Batch((codec.encode(Ping(7)), b"\xc1garbage", codec.encode(Batch(())), codec.encode(Ping(8))))
             assert a.send(f"127.0.0.1:{b.port}", batch)
             assert await until(lambda: seqs(inbox_b, "node-a") == [7, 8])
