@@ -117,6 +117,20 @@ def validate_batch(specs: Sequence[JobSpec]) -> None:
         raise InvalidJobSpecError(problem)
 
 
+def submit_chunks(specs: Sequence[JobSpec], size: int) -> list[tuple[JobSpec, ...]]:
+    """A checked batch as the ``SubmitJobs`` commands to commit one after another, in order:
+    pieces of ``size`` jobs, or the whole batch as one where its jobs belong together (one waits
+    on another of the batch, or they are a gang's ranks, placed all or none): its pieces would
+    be in the table, and placed, before the rest of it."""
+    whole = tuple(specs)
+    if len(whole) <= size:
+        return [whole]
+    ids = {s.id for s in whole}
+    if any(s.gang_id or any(p in ids for p in (*s.after, *s.after_any)) for s in whole):
+        return [whole]
+    return [whole[i : i + size] for i in range(0, len(whole), size)]
+
+
 class JobTable:
     """All jobs, by id, with the indexes the scheduler and the CLI need."""
 
