@@ -97,6 +97,11 @@ SWEEP_QUIET_S = 600.0
 """A copy written to this recently is never swept (its job may be new to this replica)."""
 RECONSIDER_INTERVAL_S = 10.0
 """How often every running job is looked at again (a holder that died, a restart)."""
+MAX_COPYING = 128
+"""Copiers that fetch at once; the others wait their turn (and then read from the log what the
+attempt wrote meanwhile, or its whole log once it ended: one fetch). A node given 10,000 short
+jobs at once otherwise had thousands of long polls in flight, and their resends every 0.25-2 s
+while the busy nodes answered slowly were a fifth of the leader's CPU (py-spy)."""
 
 
 def copy_holder(job_id: str, attempt: int, runner: str, origin: str, alive: Iterable[str]) -> str | None:
@@ -120,6 +125,7 @@ class LogCopies:
         self._output_dir = daemon.paths.job_output_dir
         self._copies_dir = daemon.paths.job_copies_dir
         self._tasks: dict[tuple[str, int], asyncio.Task[None]] = {}
+        self._copying = asyncio.Semaphore(MAX_COPYING)
         self._done: dict[tuple[str, int], None] = {}  # recently finished copiers (bounded, oldest first)
         self._parked: set[str] = set()
         self._next_sweep = time.monotonic() + SWEEP_INTERVAL_S
@@ -273,7 +279,8 @@ class LogCopies:
         files: LogFiles | None = None
         finished = False
         try:
-            files, finished = await self._copy_from(job_id, n, runner)
+            async with self._copying:
+                files, finished = await self._copy_from(job_id, n, runner)
         except asyncio.CancelledError:
             raise
         except OSError as exc:  # disk trouble here: the copy stays incomplete, and says so when read

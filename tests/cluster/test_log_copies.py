@@ -11,6 +11,7 @@ import pytest
 
 from swarmcompute.api import messages as m
 from swarmcompute.executor.logfile import attempt_log_path, log_state, stream_paths
+from swarmcompute.node.log_copies import MAX_COPYING
 from swarmcompute.testing.clusters import formed, start_cluster
 from swarmcompute.testing.daemons import DaemonProcess, swarm_executable, wait_until
 
@@ -125,3 +126,17 @@ def test_a_50_mb_job_s_logs_come_whole_from_every_surviving_node_after_kill_9(da
             executable="/bin/bash",
         )  # fmt: skip
         assert result.stdout.split() == ["50000000"], (survivor.name, result.stderr)
+
+
+def test_more_attempts_running_at_once_than_copiers_may_fetch_are_each_copied_whole(daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    nodes = _cluster(daemon_factory)
+    n0 = nodes[0]
+    jobs = MAX_COPYING + 72  # copiers past MAX_COPYING wait their turn, then read the log
+    script = "seq 1 2000; sleep 1"  # 8.9 KB: past the record's 4 KiB tail, so each needs a copy
+    ids = n0.client.submit_many(
+        [{"argv": ["sh", "-c", script], "cpus": 0, "node": f"n{1 + i % 2}"} for i in range(jobs)]
+    )
+    assert {j["state"] for j in n0.client.wait(ids, timeout=120)} == {"succeeded"}
+    expected = subprocess.run(["seq", "1", "2000"], capture_output=True, check=True).stdout
+    wait_until(lambda: all(log_state(_copy_index(n0, j))[1] for j in ids), 60, "a complete copy of every job on n0")
+    assert all(stream_paths(_copy_index(n0, j))[0].read_bytes() == expected for j in ids)
