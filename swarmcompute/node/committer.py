@@ -31,7 +31,7 @@ from swarmcompute.raft.config import RaftConfig
 from swarmcompute.raft.messages import Entry, EntryKind, Message, Snapshot, epoch_of
 from swarmcompute.state.commands import Command, CommandBatch, decided_in, own_results
 from swarmcompute.state.compact import WINDOW
-from swarmcompute.state.snapshot import restore_table, snapshot_table
+from swarmcompute.state.snapshot import restore_table, snapshot_table, table_snapshot
 from swarmcompute.state.table import JobTable
 from swarmcompute.storage.details import Details
 
@@ -119,6 +119,7 @@ class ReplicatedJobLog:
         self._last_proposed = 0
         self._last_batch_at = 0.0
         self._compact_scheduled = False
+        self._restores = 0
         self._forwarded: dict[str, _Forward] = {}
         self._until_applied: list[tuple[int, list[asyncio.Future[None]]]] = []
         self._serving: set[asyncio.Task[None]] = set()
@@ -511,22 +512,48 @@ class ReplicatedJobLog:
             details.delete(gone)
 
     def _compact(self) -> None:
-        """Runs outside the Ready loop: compaction must not happen between ready() and advance()."""
-        self._compact_scheduled = False
-        self.compact_now()
+        """Runs outside the Ready loop: compaction must not happen between ready() and advance().
+
+        The table's records are taken here, at the applied index; encoding them, the larger part
+        (0.48 of 1.0 s for 50,000 open jobs, in-process), runs in a thread, and the log is folded
+        at that index once it is done, unless a snapshot replaced the table meanwhile. Encoded in
+        the loop, the whole of it stalled every node's loop for 1.8-2.1 s at once (3 nodes, a
+        50,000-job backlog), past the election timeout; a thread takes the GIL from the loop only
+        between its switch intervals (5 ms)."""
+        if self._closed or (self._details is not None and not self._details.sync()):
+            self._compact_scheduled = False
+            return  # a failed sync is logged; the log keeps its entries, and the next one tries again
+        task = asyncio.get_running_loop().create_task(self._compact_in_thread())
+        self._serving.add(task)
+        task.add_done_callback(self._serving.discard)
+
+    async def _compact_in_thread(self) -> None:
+        index, restores, log_bytes = self.raft.applied_index, self._restores, self._log_bytes
+        try:
+            data = await asyncio.to_thread(codec.encode, table_snapshot(self._table))
+            if self._closed or self._restores != restores or index <= self._snapshot_base():
+                return
+            self._fold(index, data, log_bytes)
+        finally:
+            self._compact_scheduled = False
 
     def compact_now(self) -> None:
         """Fold the applied log into a snapshot of the table, once the details of the jobs it
         finished are durable (the snapshot carries none, and the log that would replay them goes)."""
         if self._details is not None and not self._details.sync():
             return  # logged; the log keeps its entries, and the next compaction tries again
-        data = snapshot_table(self._table)
-        self.raft.compact(self.raft.applied_index, data)
-        self._log_bytes, self._snapshot_bytes = 0, len(data)
+        self._fold(self.raft.applied_index, snapshot_table(self._table), self._log_bytes)
+
+    def _fold(self, index: int, data: bytes, log_bytes: int) -> None:
+        """Fold the log up to ``index`` into ``data``, the table there (``log_bytes``: what the
+        log had grown by then since the last snapshot)."""
+        self.raft.compact(index, data)
+        self._log_bytes, self._snapshot_bytes = max(self._log_bytes - log_bytes, 0), len(data)
         if self.on_compacted is not None:
             self.on_compacted()
 
     def _restore(self, snapshot: Snapshot) -> None:
+        self._restores += 1  # a compaction under way was of the table this replaces
         for _data, batch in self._own_batches.values():  # committed or replaced: sending again is harmless
             self._keep(own_results(batch, self.node_id))
         self._own_batches.clear()

@@ -112,23 +112,27 @@ def job_of(r: JobRecord) -> Job:
 
 
 def snapshot_table(table: JobTable) -> bytes:
+    return codec.encode(table_snapshot(table))
+
+
+def table_snapshot(table: JobTable) -> TableSnapshot:
+    """The table as immutable records (every value in them is immutable too): what
+    ``snapshot_table`` encodes, safe to encode in another thread while the table moves on."""
     records = tuple(job_record(j) for j in sorted(table.open_jobs(), key=lambda j: (j.submitted_at, j.id)))
     finished = tuple(segments_of(table.finished_jobs()))
     key = table.cluster_key if table.cluster_key.generation else None
     drained = tuple(sorted(table.drained))
     labels = tuple(c for node in sorted(table.label_changes) for c in table.label_changes[node])
     forgotten = tuple(ForgetNode(n, at) for n, at in table.forgotten.items())
-    return codec.encode(
-        TableSnapshot(
-            records,
-            table.policy,
-            tuple(table.api_tokens),
-            cluster_key=key,
-            drained=drained,
-            label_changes=labels,
-            forgotten=forgotten,
-            finished=finished,
-        )
+    return TableSnapshot(
+        records,
+        table.policy,
+        tuple(table.api_tokens),
+        cluster_key=key,
+        drained=drained,
+        label_changes=labels,
+        forgotten=forgotten,
+        finished=finished,
     )
 
 

@@ -67,7 +67,10 @@ def test_compaction_keeps_the_table_and_restarts_from_the_snapshot(tmp_path: Pat
         async def body() -> None:
             for i in range(40):  # one entry each: sequential proposals
                 await log.propose([submit(i)])
-            await asyncio.sleep(0)
+            for _ in range(500):  # the snapshot is encoded in a thread, then the log folded
+                if log.raft.node.snapshot is not None:
+                    break
+                await asyncio.sleep(0.01)
             assert log.raft.node.snapshot is not None and log.raft.node.snapshot.index >= 10
 
         await _run(log, body)
