@@ -75,6 +75,11 @@ ANSWERED = (
 """Requests answered with one value, by ``ControlServer.answer`` (``Submit`` when not attached)."""
 
 
+DECODE_IN_THREAD_BYTES = 256 * 1024
+"""A bigger frame is decoded in a thread: a 10,000-job ``Submit`` (0.8 MB) took 0.28 s to decode,
+in one turn of the loop, while its heartbeats waited (``node.daemon.SLICE_S``)."""
+
+
 async def read_message(reader: asyncio.StreamReader) -> Any | None:
     """The next message, or None at a clean end of stream. Raises ProtocolError."""
     try:
@@ -90,6 +95,8 @@ async def read_message(reader: asyncio.StreamReader) -> Any | None:
         data = await reader.readexactly(length)
     except asyncio.IncompleteReadError:
         raise ProtocolError("connection closed inside a frame") from None
+    if length > DECODE_IN_THREAD_BYTES:
+        return await asyncio.to_thread(codec.decode, data)
     return codec.decode(data)
 
 

@@ -31,7 +31,7 @@ from swarmcompute.raft.config import RaftConfig
 from swarmcompute.raft.messages import Entry, EntryKind, Message, Snapshot, epoch_of
 from swarmcompute.state.commands import Command, CommandBatch, decided_in, own_results
 from swarmcompute.state.compact import WINDOW
-from swarmcompute.state.snapshot import restore_table, snapshot_table, table_snapshot
+from swarmcompute.state.snapshot import restore_table, table_snapshot
 from swarmcompute.state.table import JobTable
 from swarmcompute.storage.details import Details
 
@@ -512,37 +512,30 @@ class ReplicatedJobLog:
             details.delete(gone)
 
     def _compact(self) -> None:
-        """Runs outside the Ready loop: compaction must not happen between ready() and advance().
-
-        The table's records are taken here, at the applied index; encoding them, the larger part
-        (0.48 of 1.0 s for 50,000 open jobs, in-process), runs in a thread, and the log is folded
-        at that index once it is done, unless a snapshot replaced the table meanwhile. Encoded in
-        the loop, the whole of it stalled every node's loop for 1.8-2.1 s at once (3 nodes, a
-        50,000-job backlog), past the election timeout; a thread takes the GIL from the loop only
-        between its switch intervals (5 ms)."""
-        if self._closed or (self._details is not None and not self._details.sync()):
-            self._compact_scheduled = False
-            return  # a failed sync is logged; the log keeps its entries, and the next one tries again
-        task = asyncio.get_running_loop().create_task(self._compact_in_thread())
+        """Runs outside the Ready loop: compaction must not happen between ready() and advance()."""
+        task = asyncio.get_running_loop().create_task(self.compact())
         self._serving.add(task)
         task.add_done_callback(self._serving.discard)
 
-    async def _compact_in_thread(self) -> None:
-        index, restores, log_bytes = self.raft.applied_index, self._restores, self._log_bytes
+    async def compact(self) -> None:
+        """Fold the applied log into a snapshot of the table, once the details of the jobs it
+        finished are durable (the snapshot carries none, and the log that would replay them goes).
+
+        The table's records are taken in the loop, at the applied index; encoding them, the larger
+        part (0.48 of 1.0 s for 50,000 open jobs, in-process), runs in a thread, and the log is
+        folded at that index once it is done, unless a snapshot replaced the table meanwhile or a
+        later compaction got there first. Encoded in the loop, the whole of it stalled every
+        node's loop for 1.8-2.1 s at once (3 nodes, a 50,000-job backlog), past the election
+        timeout; a thread holds the GIL from the loop at most a switch interval (5 ms) at a time."""
         try:
+            if self._closed or (self._details is not None and not self._details.sync()):
+                return  # a failed sync is logged; the log keeps its entries, and the next one tries again
+            index, restores, log_bytes = self.raft.applied_index, self._restores, self._log_bytes
             data = await asyncio.to_thread(codec.encode, table_snapshot(self._table))
-            if self._closed or self._restores != restores or index <= self._snapshot_base():
-                return
-            self._fold(index, data, log_bytes)
+            if not self._closed and self._restores == restores and index > self._snapshot_base():
+                self._fold(index, data, log_bytes)
         finally:
             self._compact_scheduled = False
-
-    def compact_now(self) -> None:
-        """Fold the applied log into a snapshot of the table, once the details of the jobs it
-        finished are durable (the snapshot carries none, and the log that would replay them goes)."""
-        if self._details is not None and not self._details.sync():
-            return  # logged; the log keeps its entries, and the next compaction tries again
-        self._fold(self.raft.applied_index, snapshot_table(self._table), self._log_bytes)
 
     def _fold(self, index: int, data: bytes, log_bytes: int) -> None:
         """Fold the log up to ``index`` into ``data``, the table there (``log_bytes``: what the

@@ -1017,13 +1017,18 @@ class Daemon:
                 log.exception("jobs_removed_hook_failed")
 
     def _give_memory_back(self) -> None:
+        self._trim_handle = None
+        self._removed_since_trim = 0
+        task = asyncio.get_running_loop().create_task(self._fold_and_collect())
+        self._removing.add(task)
+        task.add_done_callback(self._removing.discard)
+
+    async def _fold_and_collect(self) -> None:
         """After many jobs left the table: fold the log into a snapshot of what is kept (the log
         held every removed job's submission), collect, and hand freed heap back to the system.
         See the README's *Bounded history* for what it measured."""
-        self._trim_handle = None
-        self._removed_since_trim = 0
         if self.committer.raft.entries_since_snapshot() > 0:
-            self.committer.compact_now()
+            await self.committer.compact()
         import gc
 
         gc.collect()

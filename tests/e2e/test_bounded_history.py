@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from swarmcompute.node.daemon import TRIM_AFTER_REMOVED
 from swarmcompute.testing.daemons import DaemonProcess, wait_until
 
 
@@ -62,3 +63,15 @@ def test_a_bad_retention_is_one_line_and_exit_2(daemon_factory: Any) -> None:
         result = daemon.swarm("join", "--bind", "127.0.0.1", "--port", "0", *args)
         assert result.returncode == 2, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and args[0] in result.stderr
+
+
+def test_after_a_thousand_removals_the_log_is_folded_into_a_snapshot_of_what_is_kept(daemon_factory: Any) -> None:
+    daemon = daemon_factory("h", extra_args=("--keep-jobs", "20")).start()
+    jobs = TRIM_AFTER_REMOVED + 100  # far below the entries and bytes that fold the log otherwise
+    ids = daemon.client.submit_many([{"argv": ["true"], "cpus": 0} for _ in range(jobs)])
+    daemon.client.wait(ids, timeout=120)
+    log = daemon.state_dir / "daemon.log"
+    wait_until(lambda: "raft_log_compacted" in log.read_text(), 30, "the log to be folded once the removals stop")
+    daemon.stop()
+    daemon.start()  # restarts from that snapshot: the kept jobs, and no more
+    assert finished(daemon) == 20
