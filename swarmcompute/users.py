@@ -35,6 +35,7 @@ PATH=...`` replaces it."""
 DEFAULT_LANG = "C.UTF-8"
 SECRET_ENV = frozenset({"SWARM_TOKEN"})
 """Never passed from the daemon's environment to a job."""
+_SECRET_ENVB = frozenset(os.fsencode(name) for name in SECRET_ENV)
 
 
 def serves_every_user() -> bool:
@@ -178,8 +179,12 @@ class RunAs:
         os.setuid(self.uid)
 
 
-def job_environment(job_env: dict[str, str], job_id: str, attempt: int, run_as: RunAs | None = None) -> dict[str, str]:
-    """A job's whole environment.
+def job_environment(
+    job_env: dict[str, str], job_id: str, attempt: int, run_as: RunAs | None = None
+) -> dict[bytes, bytes]:
+    """A job's whole environment, as the bytes ``execve`` takes (``Popen`` passes bytes through
+    where it encodes every str name and value once more: 50-55 µs of a `true` job's ~0.8 ms
+    spawn, measured).
 
     For a job that runs as another user than the daemon's (``run_as`` with another uid): a clean
     one, as a login gives, never the daemon's: ``PATH`` (``DEFAULT_PATH``), ``LANG`` (the
@@ -188,20 +193,22 @@ def job_environment(job_env: dict[str, str], job_id: str, attempt: int, run_as: 
     the daemon's own user (any job of a daemon that is not root; root's own on a root daemon): the
     daemon's environment less its secrets, then the job's, then the two ``SWARM_`` variables.
     """
+    fsencode = os.fsencode
     if run_as is None or run_as.uid == os.geteuid():
-        env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
+        env = {k: v for k, v in os.environb.items() if k not in _SECRET_ENVB}
     else:
         env = {
-            "PATH": DEFAULT_PATH,
-            "LANG": os.environ.get("LANG") or DEFAULT_LANG,
-            "HOME": run_as.home,
-            "USER": run_as.name,
-            "LOGNAME": run_as.name,
-            "SHELL": run_as.shell,
+            b"PATH": fsencode(DEFAULT_PATH),
+            b"LANG": fsencode(os.environ.get("LANG") or DEFAULT_LANG),
+            b"HOME": fsencode(run_as.home),
+            b"USER": fsencode(run_as.name),
+            b"LOGNAME": fsencode(run_as.name),
+            b"SHELL": fsencode(run_as.shell),
         }
-    env.update(job_env)
-    env["SWARM_JOB_ID"] = job_id
-    env["SWARM_ATTEMPT"] = str(attempt)
+    for name, value in job_env.items():
+        env[fsencode(name)] = fsencode(value)
+    env[b"SWARM_JOB_ID"] = fsencode(job_id)
+    env[b"SWARM_ATTEMPT"] = str(attempt).encode()
     return env
 
 

@@ -100,7 +100,7 @@ def spawn_job(spec: AttemptSpec, stdout_fd: int, stderr_fd: int, cgroup: str | N
 def _popen(
     argv: list[str],
     spec: AttemptSpec,
-    env: dict[str, str],
+    env: dict[bytes, bytes],
     stdout_fd: int,
     stderr_fd: int,
     child: Callable[[], None] | None,
@@ -151,11 +151,12 @@ def _chdir_failed(exc: OSError, spec: AttemptSpec) -> bool:
     return spec.cwd is not None and exc.filename == spec.cwd
 
 
-def _script_path(cmd: str, env: dict[str, str]) -> str | None:
+def _script_path(cmd: str, env: dict[bytes, bytes]) -> str | None:
     """The file ``execvp`` would have run for ``cmd`` (for the ``/bin/sh`` retry)."""
     if "/" in cmd:
         return cmd  # relative to the job's working directory, where the shell runs
-    return shutil.which(cmd, path=os.pathsep.join(os.get_exec_path(env)))
+    path = env.get(b"PATH")  # as ``os.get_exec_path``: the default path without one
+    return shutil.which(cmd, path=os.defpath if path is None else os.fsdecode(path))
 
 
 def _from_exception(exc: BaseException, spec: AttemptSpec) -> SpawnFailed:
