@@ -517,6 +517,8 @@ class Daemon:
                 self._copies.close()
             if self._files is not None:
                 self._files.close()
+            if self._gang_env is not None:
+                self._gang_env.close()  # the hostfiles of ranks that ran here (their ends may not come)
             if self._link is not None:
                 await self._link.close()
             if self._committer is not None:

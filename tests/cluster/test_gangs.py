@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +67,16 @@ else:
     total = int(conn.makefile().readline())
 print(f"rank {rank} local {env['SWARM_LOCAL_RANK']} of {world} at {addr}:{port} sum {total} hosts {hosts}")
 """
+
+
+@pytest.fixture(autouse=True)
+def _no_hostfile_left() -> Iterator[None]:
+    """A daemon stopped cleanly removes its ranks' hostfiles; one killed with -9 cannot: the
+    test removes what it left in the temporary directory."""
+    before = set(Path(tempfile.gettempdir()).glob("swarm-*.hosts"))
+    yield
+    for path in set(Path(tempfile.gettempdir()).glob("swarm-*.hosts")) - before:
+        path.unlink(missing_ok=True)
 
 
 def _lan_cluster(lan: Lan, daemon_factory: Any, n: int) -> tuple[list[Host], list[DaemonProcess]]:
