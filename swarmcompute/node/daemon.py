@@ -86,6 +86,7 @@ from swarmcompute.rules.node_state import (
     cluster_view,
     recovered_voters,
 )
+from swarmcompute.rules.start_notices import StartNotices
 from swarmcompute.scheduler.placement import NodeCapacity
 from swarmcompute.state.commands import (
     CancelJobs,
@@ -141,8 +142,9 @@ SUBMIT_CHUNK_JOBS = 1000
 """A submission of more jobs is committed in entries of this many, one after another: a 10,000-job
 entry cost every node 0.27 s to decode and 0.2 s to apply, in one turn of its loop."""
 START_NOTICE_DELAY_S = 0.02
-""""Started" notices wait this long to share a log entry; an attempt that ends sooner needs
-none (its result says when it started), which spares short jobs a third of their commands."""
+""""Started" notices wait one to two of these to share a log entry; an attempt that ends sooner
+needs none (its result says when it started), which spares short jobs a third of their commands
+(``rules.start_notices``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,9 +219,8 @@ class Daemon:
         self._job_events: dict[str, set[asyncio.Event]] = {}
         self._state: NodeState | None = None
         self._start_wakeup = asyncio.Event()
-        self._start_notices: dict[tuple[str, int], StartAttempt] = {}
+        self._start_notices = StartNotices(START_NOTICE_DELAY_S)
         self._gang_env: GangEnv | None = None  # gang ranks' variables and hostfiles (``node.gang_env``)
-        self._notices_handle: asyncio.TimerHandle | None = None
         self._rounds: PlacementRounds | None = None
         self._committer: ReplicatedJobLog | None = None
         self._link: ClusterLink | None = None
@@ -814,7 +815,7 @@ class Daemon:
     def _on_attempt_exit(self, result: AttemptResult) -> None:
         if self._gang_env is not None:
             self._gang_env.ended(result.job_id, result.attempt)
-        self._start_notices.pop((result.job_id, result.attempt), None)  # the result says it all
+        self._start_notices.drop((result.job_id, result.attempt))  # the result says it all
         finish = FinishAttempt(
             job_id=result.job_id,
             attempt=result.attempt,
@@ -849,15 +850,16 @@ class Daemon:
                 self._carry(state.started(start, running=running, holds=self.lease.holds(), now_wall=time.time()))
 
     def _notice_start(self, notice: StartAttempt) -> None:
-        """ "Started" notices wait ``START_NOTICE_DELAY_S`` to share a log entry, and are dropped
-        when the result comes first."""
-        self._start_notices[(notice.job_id, notice.attempt)] = notice
-        if self._notices_handle is None:
-            self._notices_handle = asyncio.get_running_loop().call_later(START_NOTICE_DELAY_S, self._send_start_notices)
+        """ "Started" notices are held to share a log entry, and dropped when the result comes
+        first (``rules.start_notices``)."""
+        delay = self._start_notices.hold(notice)
+        if delay is not None:
+            asyncio.get_running_loop().call_later(delay, self._send_start_notices)
 
     def _send_start_notices(self) -> None:
-        self._notices_handle = None
-        notices, self._start_notices = list(self._start_notices.values()), {}
+        notices, delay = self._start_notices.fire()
+        if delay is not None:
+            asyncio.get_running_loop().call_later(delay, self._send_start_notices)
         if notices:
             self.committer.enqueue(notices)
 

@@ -637,8 +637,7 @@ class ClusterSim(JobSim):
         node = self.nodes[arg[0]]
         if not node.alive or node.life != arg[1] or node.paused:
             return
-        node.notices_armed = False
-        notices, node.notices = list(node.notices.values()), {}
+        notices = self._fire_notices(node)
         if notices:
             self._node_host(node).log.enqueue(notices)
 

@@ -24,7 +24,7 @@ What the shell does, as the daemon does it:
   ``LeaseHost.may_start`` (``_may_start`` here).
 - **Ends** (``Daemon._on_attempt_exit``): a process that ends is reported with the reason the
   executor gives it (``CANCELLED`` or ``STOPPED`` once it was told to stop, else ``EXITED``) to
-  ``NodeState.attempt_exited``. "Started" notices wait ``START_NOTICE_DELAY_S`` and are dropped
+  ``NodeState.attempt_exited``. "Started" notices are held (``rules.start_notices``) and dropped
   when the result comes first.
 - **Instructions** (``Daemon._carry``): ``Start`` spawns a simulated process (a leased one is held
   by the guardian); ``Stop(lost=True)`` SIGTERMs it and SIGKILLs it ``KILL_GRACE_S`` later;
@@ -120,6 +120,7 @@ from swarmcompute.rules.node_state import (
     Stop,
     WakeStarts,
 )
+from swarmcompute.rules.start_notices import StartNotices
 from swarmcompute.scheduler.placement import NodeCapacity, ending_in, submitted_in
 from swarmcompute.sim.gangs import GangWatch
 from swarmcompute.sim.placement_check import checked_place
@@ -220,8 +221,7 @@ class _Node:
     when it proposed it (in its own log) or None (forwarded to the leader), and whether it is a
     leader's decision to re-run attempts (``leader_tick``, ``failure_check``, ``maintenance``,
     ``member_changed``)."""
-    notices: dict[Key, StartAttempt] = field(default_factory=dict)
-    notices_armed: bool = False
+    notices: StartNotices = field(default_factory=lambda: StartNotices(START_NOTICE_DELAY_S))
     starts_armed: bool = False
     tick_due: bool = False
     """A tick came due while the daemon was paused: its clock loop runs it as soon as it resumes."""
@@ -425,7 +425,7 @@ class JobSim:
         node.inbox.clear()
         node.grantor, node.leader, node.held, node.asked = None, None, False, None
         node.guardian, node.guardian_armed = None, False  # the guardian kills its groups and exits
-        node.paused = node.notices_armed = node.starts_armed = node.tick_due = False
+        node.paused = node.starts_armed = node.tick_due = False
         if self.leader == node.id:
             self.leader = None  # it comes back a follower: the others elect a leader in a new term
 
@@ -498,7 +498,7 @@ class JobSim:
         kills, node.kills_due = node.kills_due, []
         for key, started in kills:
             self._sigkill(node, key, started)
-        if node.notices_armed:
+        if node.notices.armed:
             self._on_notices((node.id, node.life))
         self._sync(node)
         if node.tick_due:
@@ -763,7 +763,7 @@ class JobSim:
 
     def _report_exit(self, node: _Node, key: Key, proc: _Proc) -> None:
         """``Daemon._on_attempt_exit``."""
-        node.notices.pop(key, None)  # the result says it all
+        node.notices.drop(key)  # the result says it all
         finish = FinishAttempt(
             key[0], key[1], node.id, proc.code, proc.reason or AttemptEnd.EXITED, None, b"", proc.started, self.now
         )
@@ -809,18 +809,22 @@ class JobSim:
                 self._log(f"{node.id} says {ins.event} {dict(ins.fields)}")
 
     def _notice_start(self, node: _Node, notice: StartAttempt) -> None:
-        node.notices[(notice.job_id, notice.attempt)] = notice
-        if not node.notices_armed:
-            node.notices_armed = True
-            self._at(self.now + START_NOTICE_DELAY_S, "notices", (node.id, node.life))
+        delay = node.notices.hold(notice)
+        if delay is not None:
+            self._at(self.now + delay / node.rate, "notices", (node.id, node.life))
+
+    def _fire_notices(self, node: _Node) -> list[StartAttempt]:
+        """``Daemon._send_start_notices``: what goes now; the timer armed again if any are left."""
+        notices, delay = node.notices.fire()
+        if delay is not None:
+            self._at(self.now + delay / node.rate, "notices", (node.id, node.life))
+        return notices
 
     def _on_notices(self, arg: tuple[str, int]) -> None:
         node = self.nodes[arg[0]]
         if not node.alive or node.life != arg[1] or node.paused:
             return  # a paused daemon's timer fires when it resumes
-        node.notices_armed = False
-        notices, node.notices = list(node.notices.values()), {}
-        for notice in notices:
+        for notice in self._fire_notices(node):
             node.outbox.append((notice, node.term if node.leads() else None, False))
 
     def _wake_starts(self, node: _Node) -> None:
