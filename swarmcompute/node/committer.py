@@ -14,10 +14,11 @@ re-reacting to history.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,9 @@ BATCH_PACE_S = 0.005
 rule): under load, commands gather and share one entry, one fsync per node and one message per
 peer instead of each paying for its own, while a lone `swarm run`, whose steps each wait for the
 one before, never waits at all."""
+HOLD_MAX_S = 0.25
+"""While the node works through a run of starts (``holding``), its own commands wait for the run's
+end, but never longer than this: each entry costs every node a write, a decode and an apply."""
 
 
 class ReplicatedJobLog:
@@ -118,6 +122,10 @@ class ReplicatedJobLog:
         self._closed = False
         self._last_proposed = 0
         self._last_batch_at = 0.0
+        self._holds = 0
+        self._held_since = 0.0
+        self._urgent = False
+        """A client waits on a queued command, or the leader wants a plan: ``holding`` does not apply."""
         self._compact_scheduled = False
         self._restores = 0
         self._forwarded: dict[str, _Forward] = {}
@@ -157,13 +165,39 @@ class ReplicatedJobLog:
             fut: asyncio.Future[None] = loop.create_future()
             self._queue.append((cmd, fut))
             futures.append(fut)
+        self._urgent = True
         self._wakeup.set()
         await asyncio.gather(*futures)
 
     def request_plan(self) -> None:
         """Run ``plan`` at the next batch, even if nothing else is queued (the leader only)."""
-        self._plan_wanted = True
+        self._plan_wanted = self._urgent = True
         self._wakeup.set()
+
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[None]:
+        """Keep this node's own commands (its attempts' results and notices) for one entry while
+        the node works through a run it breaks into slices (``Daemon._start_loop``), up to
+        ``HOLD_MAX_S``; what a client or the leader's plan waits for goes as always. Measured, 500
+        `true` jobs on 3 loopback nodes: each turn the start loop gave the event loop let a
+        follower forward the results so far, 6-8 forwards and 9-12 entries a batch against 2-3
+        and 4 when nothing gave turns; holding, 4 and 6-8."""
+        if not self._holds:
+            self._held_since = self._clock()
+        self._holds += 1
+        try:
+            yield
+        finally:
+            self._holds -= 1
+            if not self._holds:
+                self._wakeup.set()
+
+    def _held_for(self) -> float | None:
+        """How much longer the queued commands wait for ``holding``'s end; None: they go now."""
+        if not self._holds or self._urgent or self._closed:
+            return None
+        left = HOLD_MAX_S - (self._clock() - self._held_since)
+        return left if left > 0 else None
 
     def enqueue(self, commands: Sequence[Command]) -> None:
         """Propose without waiting (executor callbacks, the scheduler)."""
@@ -210,6 +244,14 @@ class ReplicatedJobLog:
                 except TimeoutError:
                     pass
                 continue
+            held = self._held_for()
+            if held is not None:
+                self._wakeup.clear()
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), held)
+                except TimeoutError:
+                    pass
+                continue
             since = time.monotonic() - self._last_batch_at
             if since < BATCH_PACE_S and not self._closed and self._in_flight():
                 await asyncio.sleep(BATCH_PACE_S - since)
@@ -238,6 +280,7 @@ class ReplicatedJobLog:
         commands wait in the queue: leadership is moving, a transfer or a step-down)."""
         batch = self._queue[:MAX_BATCH_COMMANDS]
         del self._queue[:MAX_BATCH_COMMANDS]
+        self._urgent = bool(self._queue) and self._urgent
         batch = self._decided_here(batch, self.raft.node.term)
         commands = [cmd for cmd, _ in batch]
         self._plan_wanted = False
@@ -282,6 +325,7 @@ class ReplicatedJobLog:
         """Hand the queued commands to the leader; ``forward_reply`` resolves them."""
         batch = self._decided_here(self._queue[:MAX_BATCH_COMMANDS], -1)
         del self._queue[:MAX_BATCH_COMMANDS]
+        self._urgent = bool(self._queue) and self._urgent
         if not batch:
             return
         forward = _Forward(
@@ -325,6 +369,7 @@ class ReplicatedJobLog:
         self._queue.extend((cmd, None) for cmd in head)
         self._queue.append((last, marker))
         marker.add_done_callback(lambda done: _settle(forward.futures, done))
+        self._urgent = True
         self._wakeup.set()
 
     def forward_reply(self, reply: ForwardReply) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from swarmcompute.node.committer import ReplicatedJobLog
+from swarmcompute.node.committer import HOLD_MAX_S, ReplicatedJobLog
 from swarmcompute.state.commands import AssignJobs, Assignment, SubmitJobs
 from swarmcompute.state.job import JobSpec, JobState
 from swarmcompute.state.table import JobTable
@@ -84,3 +84,54 @@ def test_compaction_keeps_the_table_and_restarts_from_the_snapshot(tmp_path: Pat
     asyncio.run(first())
     asyncio.run(second())
     assert (tmp_path / "raft.snapshot").exists()
+
+
+def test_a_run_of_starts_holds_the_nodes_own_commands_for_one_entry_but_never_a_clients(tmp_path: Path) -> None:
+    """``holding``: a run the start loop breaks into slices gives the event loop turns; the node's
+    own commands (results, notices) queued meanwhile wait for the run's end and go as one entry,
+    while a client's proposal goes at once. The clock is frozen: ``HOLD_MAX_S`` never runs out."""
+
+    async def main() -> None:
+        table = JobTable()
+        log = open_log(tmp_path, table, [], clock=lambda: 1000.0)
+
+        async def body() -> None:
+            await log.propose([submit(0)])
+            before = log.raft.applied_index
+            with log.holding():
+                for i in range(1, 6):
+                    log.enqueue([submit(i)])
+                    await asyncio.sleep(0.01)  # turns of the loop, as the start loop gives
+                assert log.raft.applied_index == before and len(table) == 1
+                await asyncio.wait_for(log.propose([submit(6)]), 5)  # a client does not wait
+                assert len(table) == 7  # and what was held rode along
+                after_client = log.raft.applied_index
+                log.enqueue([submit(7)])
+                log.enqueue([submit(8)])
+                await asyncio.sleep(0.01)
+                assert log.raft.applied_index == after_client
+            await log.drain(5)
+            assert len(table) == 9 and log.raft.applied_index == after_client + 1  # one entry
+
+        await _run(log, body)
+
+    asyncio.run(main())
+
+
+def test_held_commands_go_once_the_run_has_held_them_for_hold_max_s(tmp_path: Path) -> None:
+    async def main() -> None:
+        now = [1000.0]
+        table = JobTable()
+        log = open_log(tmp_path, table, [], clock=lambda: now[0])
+
+        async def body() -> None:
+            with log.holding():
+                log.enqueue([submit(1)])
+                await asyncio.sleep(0.01)
+                assert len(table) == 0
+                now[0] += HOLD_MAX_S  # a long run (10,000 starts): results still flow
+                assert await log.drain(5) and len(table) == 1
+
+        await _run(log, body)
+
+    asyncio.run(main())
