@@ -295,6 +295,13 @@ class ReplicatedJobLog:
             self._queue[:0] = batch
             return False
         self._last_proposed = index
+        replaced = self._own_batches.get(index)
+        if replaced is not None:
+            # This node proposed here before, in an earlier term, and that entry was cut from its
+            # log before it applied it (its results never reached the table). Overwritten here
+            # unseen, they were lost: found by the whole-cluster simulator, seed 5175 (a leader,
+            # cut off, proposed its job's end, led again later, and the job stayed "running").
+            self._keep(own_results(replaced[1], self.node_id))
         self._own_batches[index] = (data, proposed)
         if planned:
             self.last_planned_index = index
