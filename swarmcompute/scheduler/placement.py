@@ -126,6 +126,8 @@ class _Free:
     queued: list[Job] = field(default_factory=list)
     """Assigned, not yet started attempts, highest priority first: they reserve budget only
     once the round reaches their priority level."""
+    weightless_queued: dict[int, int] = field(default_factory=dict)
+    """The ``weightless`` ones among them, counted by priority (``JobTable.weightless_on``)."""
 
 
 def place(
@@ -152,7 +154,7 @@ def place(
     ``Placement.waiting``). The same decisions as ``scheduler.reference``, which sorts every
     pending job each round.
     """
-    free, in_flight = _budgets(table.active_jobs(), nodes, table.drained, queue_ahead, ending)
+    free, in_flight = _table_budgets(table, nodes, queue_ahead, ending)
     line = _Line(table, now, incoming)
     found = _Round(table, now, line.incoming, line.keys)
     assignments: list[Assignment] = []
@@ -168,9 +170,7 @@ def place(
         spec = job.spec
         if spec.priority != level:
             level = spec.priority
-            for slot in free.values():
-                while slot.queued and slot.queued[-1].spec.priority >= level:
-                    _reserve(slot, slot.queued.pop())
+            _reserve_queued(free.values(), level)
         if spec.ranks:  # a gang rank: its whole gang at once, or none of it (``scheduler.gang``)
             for a in gangs.place(job, assignments, found.explicit):
                 _reserve(free[a.node_id], job)
@@ -235,6 +235,39 @@ def _budgets(
     for slot in free.values():
         slot.queued.sort(key=lambda j: j.spec.priority)  # highest last: popped first
     return free, in_flight
+
+
+def _table_budgets(
+    table: JobTable, nodes: Iterable[NodeCapacity], queue_ahead: float, ending: Collection[str]
+) -> tuple[dict[str, _Free], dict[str, int]]:
+    """``_budgets`` of the table's active jobs, in O(the jobs that hold room + nodes x levels):
+    the ``weightless`` ones only count on their node (``_reserve`` would leave every budget as it
+    was, and add one to ``jobs``), so the table's counts of them stand in for walking them."""
+    free, in_flight = _budgets(table.sized_active_jobs(), nodes, table.drained, queue_ahead, ending)
+    for node_id, slot in free.items():
+        running, queued = table.weightless_on(node_id)
+        slot.jobs += running
+        slot.weightless_queued = dict(queued)
+    for job_id in set(ending):  # their room counts as free: ``_budgets`` leaves them out
+        counted = table.weightless_counted(job_id)
+        if counted is None or (ended := free.get(counted[0])) is None:
+            continue
+        if counted[1]:
+            ended.jobs -= 1
+        else:
+            ended.weightless_queued[counted[2]] -= 1
+    return free, in_flight
+
+
+def _reserve_queued(free: Iterable[_Free], level: int) -> None:
+    """The round reached priority ``level``: each node's queued attempts of it or higher hold
+    their room from now on."""
+    for slot in free:
+        while slot.queued and slot.queued[-1].spec.priority >= level:
+            _reserve(slot, slot.queued.pop())
+        if slot.weightless_queued:
+            for priority in [p for p in slot.weightless_queued if p >= level]:
+                slot.jobs += slot.weightless_queued.pop(priority)
 
 
 _BEFORE_ALL: Key = (-(2**63), float("-inf"), -1)

@@ -23,6 +23,7 @@ from swarmcompute.scheduler.placement import (
     _best_node,
     _budgets,
     _reserve,
+    _reserve_queued,
     _why_not,
     may_run_on,
 )
@@ -67,9 +68,7 @@ def reference_place(
             break
         if job.spec.priority != level:
             level = job.spec.priority
-            for slot in free.values():
-                while slot.queued and slot.queued[-1].spec.priority >= level:
-                    _reserve(slot, slot.queued.pop())
+            _reserve_queued(free.values(), level)
         spec = job.spec
         if spec.ranks:
             for a in gangs.place(job, assignments, waiting):

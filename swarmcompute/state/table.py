@@ -15,6 +15,8 @@ import heapq
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
+from sortedcontainers import SortedDict
+
 from swarmcompute.errors import AmbiguousJobIdError, InvalidJobSpecError, InvariantViolation, JobNotFoundError
 from swarmcompute.limits import MAX_BATCH, check_job, printable
 from swarmcompute.state.api_tokens import ApiTokens, CreateApiToken, RevokeApiToken
@@ -131,6 +133,14 @@ def submit_chunks(specs: Sequence[JobSpec], size: int) -> list[tuple[JobSpec, ..
     return [whole[i : i + size] for i in range(0, len(whole), size)]
 
 
+def weightless(spec: JobSpec) -> bool:
+    """A job that holds no room on its node (no cpus, memory or GPUs) and no place in an array's
+    ``%`` limit: a placement round counts it on its node, nothing more, so the table keeps counts
+    of these instead of a list to walk (20,000 `--cpus 0` jobs assigned at once: every round
+    walked them all, 14 % of the node's time in the batch)."""
+    return not (spec.cpus or spec.mem_bytes or spec.gpus or spec.array_limit)
+
+
 class JobTable:
     """All jobs, by id, with the indexes the scheduler and the CLI need."""
 
@@ -139,7 +149,11 @@ class JobTable:
         self._pending: dict[str, Job] = {}  # the pending subset, for the scheduler
         self._pending_priorities: Counter[int] = Counter()  # priority -> how many pending jobs have it
         self._index = PendingIndex()  # the pending jobs in placement order, by bucket (``state.pending``)
-        self._active: dict[str, Job] = {}  # the assigned or running subset of ``_open``
+        self._active: SortedDict[int, Job] = SortedDict()  # assigned or running, by ``_open_seq``
+        self._sized: SortedDict[int, Job] = SortedDict()  # the active jobs not ``weightless``, likewise
+        self._weightless: dict[str, tuple[str, bool, int]] = {}  # active weightless job -> (node, running, priority)
+        self._weightless_running: Counter[str] = Counter()  # node -> its running weightless jobs
+        self._weightless_queued: dict[str, Counter[int]] = {}  # node -> priority -> its assigned ones
         self._open_seq: dict[str, int] = {}  # an open job -> its place in ``_open`` (submission order)
         self._next_open = 0
         self._ids: list[str] = []  # sorted, for prefix lookup
@@ -232,8 +246,24 @@ class JobTable:
         return self._index.next_backoff_end(now)
 
     def active_jobs(self) -> list[Job]:
-        """Jobs assigned or running, in submission order, in O(active log active)."""
-        return sorted(self._active.values(), key=lambda j: self._open_seq[j.id])
+        """Jobs assigned or running, in submission order, in O(active): kept in that order, where
+        sorting them on each call cost 11 ms at 20,000 (a placement round's ``_budgets``, and
+        9.6 % of a node's time in a 20,000-job batch of `true`)."""
+        return list(self._active.values())
+
+    def sized_active_jobs(self) -> list[Job]:
+        """``active_jobs`` less the ``weightless`` ones that are on a node (``weightless_on``
+        counts those): what a placement round reserves room for, one by one."""
+        return list(self._sized.values())
+
+    def weightless_on(self, node_id: str) -> tuple[int, Mapping[int, int]]:
+        """How many ``weightless`` jobs run on ``node_id``, and how many are assigned there, by
+        priority, in O(levels)."""
+        return self._weightless_running.get(node_id, 0), self._weightless_queued.get(node_id, {})
+
+    def weightless_counted(self, job_id: str) -> tuple[str, bool, int] | None:
+        """Where ``weightless_on`` counts the job: its node, whether it runs, its priority."""
+        return self._weightless.get(job_id)
 
     def highest_pending_priority(self) -> int | None:
         """The highest priority among pending jobs (None when none is pending), in O(levels)."""
@@ -298,6 +328,10 @@ class JobTable:
         self._pending_priorities.clear()
         self._index.clear()
         self._active.clear()
+        self._sized.clear()
+        self._weightless.clear()
+        self._weightless_running.clear()
+        self._weightless_queued.clear()
         self._open_seq.clear()
         self._ids.clear()
         self._children.clear()
@@ -320,8 +354,7 @@ class JobTable:
             self._opened(job)
         else:
             self._finished[job.id] = job
-        if job.state in ACTIVE_STATES:
-            self._active[job.id] = job
+        self._track_active(job)
         if job.state is JobState.PENDING:
             self._add_pending(job)
         self._parent_moved(job)  # its children may have been loaded first
@@ -708,15 +741,48 @@ class JobTable:
             job.node = None
         else:
             self._drop_pending(job)
-        if state in ACTIVE_STATES:
-            self._active[job.id] = job
-        else:
-            self._active.pop(job.id, None)
+        self._track_active(job)
         if state.is_terminal:
             self._open.pop(job.id, None)
             self._open_seq.pop(job.id, None)
             self._finished[job.id] = job
             self._parent_moved(job)
+
+    def _track_active(self, job: Job) -> None:
+        """Keep the active indexes in step with ``job``'s state and node (every active job is
+        open: ``_open_seq`` has it)."""
+        counted = self._weightless.pop(job.id, None)
+        if counted is not None:
+            node, running, priority = counted
+            if running:
+                self._weightless_running[node] -= 1
+                if not self._weightless_running[node]:
+                    del self._weightless_running[node]
+            else:
+                queued = self._weightless_queued[node]
+                queued[priority] -= 1
+                if not queued[priority]:
+                    del queued[priority]
+                    if not queued:
+                        del self._weightless_queued[node]
+        seq = self._open_seq.get(job.id)
+        if seq is None:
+            return
+        if job.state not in ACTIVE_STATES:
+            self._active.pop(seq, None)
+            self._sized.pop(seq, None)
+            return
+        self._active[seq] = job
+        if job.node is None or not weightless(job.spec):
+            self._sized[seq] = job
+            return
+        self._sized.pop(seq, None)
+        running = job.state is JobState.RUNNING
+        self._weightless[job.id] = (job.node, running, job.spec.priority)
+        if running:
+            self._weightless_running[job.node] += 1
+        else:
+            self._weightless_queued.setdefault(job.node, Counter())[job.spec.priority] += 1
 
     def _add_pending(self, job: Job) -> None:
         if job.id not in self._pending:

@@ -13,6 +13,7 @@ answer as a scan of every pending job does.
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Callable, Iterator
 
 from hypothesis import given, settings
@@ -37,12 +38,12 @@ from swarmcompute.state.gangs import ranks_of
 from swarmcompute.state.history import PruneJobs
 from swarmcompute.state.job import ACTIVE_STATES, AttemptEnd, Job, JobSpec, JobState
 from swarmcompute.state.snapshot import restore_table, snapshot_table
-from swarmcompute.state.table import JobTable
+from swarmcompute.state.table import JobTable, weightless
 
 GIB = 2**30
 NODE_IDS = ("n0", "n1", "n2", "n3")
 
-CPUS = (0.0, 0.1, 0.2, 0.3, 0.5, 1.0, 1.0, 1.0, 1.5, 2.0, 3.0)
+CPUS = (0.0, 0.0, 0.1, 0.2, 0.3, 0.5, 1.0, 1.0, 1.0, 1.5, 2.0, 3.0)  # 0.0 twice: weightless jobs
 PRIORITIES = (0, 0, 0, 1, 5, -1)
 PINS = (None, None, None, "n0", "node1", "nowhere")
 IMAGES = (None, None, "img:a", "img:b")
@@ -199,9 +200,29 @@ def _compare(rng: random.Random, world: _World) -> None:
         "preferred": preferred,
     }
     _same(place(table, nodes, now, **kwargs), reference_place(table, nodes, now, **kwargs))  # type: ignore[arg-type]
+    _weightless_counts_match_a_scan(table)
     for node in nodes:
         for priority in (-1, 0, 1):
             assert _higher_priority_waits(table, priority, node, now) == _scanned(table, priority, node, now)
+
+
+def _weightless_counts_match_a_scan(table: JobTable) -> None:
+    """The table's counts of its active ``weightless`` jobs, kept as commands apply, are what a
+    scan of every job finds; the other active jobs are ``sized_active_jobs``, in order."""
+    running: Counter[str] = Counter()
+    queued: dict[str, Counter[int]] = {}
+    sized = []
+    for job in table.active_jobs():
+        if job.node is None or not weightless(job.spec):
+            sized.append(job.id)
+        elif job.state is JobState.RUNNING:
+            running[job.node] += 1
+        else:
+            queued.setdefault(job.node, Counter())[job.spec.priority] += 1
+    assert [j.id for j in table.sized_active_jobs()] == sized
+    for node in {*NODE_IDS, *running, *queued}:
+        counted_running, counted_queued = table.weightless_on(node)
+        assert (counted_running, dict(counted_queued)) == (running[node], dict(queued.get(node, {})))
 
 
 def _scanned(table: JobTable, priority: int, capacity: NodeCapacity, now: float) -> bool:
@@ -263,3 +284,39 @@ def test_a_round_over_a_deep_queue_reads_neither_every_pending_nor_every_open_jo
     assert "j1" not in got.waiting and "j0" not in got.waiting
     table.scans = True
     _same(got, reference_place(table, [node], 5.0))
+
+
+class _NoActiveScans(JobTable):
+    """A table that fails a test which walks every active job while ``scans`` is off."""
+
+    scans = True
+
+    def active_jobs(self) -> list[Job]:
+        assert self.scans, "the round walked every active job"
+        return super().active_jobs()
+
+    def open_jobs(self) -> Iterator[Job]:
+        assert self.scans, "the round read every open job"
+        return super().open_jobs()
+
+
+def test_a_round_counts_thousands_of_weightless_attempts_without_walking_them() -> None:
+    """20,000 `--cpus 0` jobs, most of them assigned to the one node (as a batch of them is, all at
+    once) and some running: a round places the next ones from counts, as the reference does by
+    walking every one (the ``jobs`` tie-break sends the next jobs to the emptier node)."""
+    table = _NoActiveScans()
+    table.apply(SubmitJobs(tuple(JobSpec(id=f"z{i}", argv=("true",), cpus=0) for i in range(20_000)), 1.0))
+    table.apply(SubmitJobs((JobSpec(id="sized", argv=("true",), cpus=1, priority=1),), 1.5))
+    table.apply(AssignJobs(tuple(Assignment(f"z{i}", 1, "n0") for i in range(15_000)), 2.0))
+    table.apply(AssignJobs((Assignment("sized", 1, "n0"),), 2.0))
+    for i in range(100):
+        table.apply(StartAttempt(f"z{i}", 1, "n0", 3.0))
+    nodes = [NodeCapacity("n0", "zero", cpus=2, mem_bytes=GIB), NodeCapacity("n1", "one", cpus=2, mem_bytes=GIB)]
+    ending = {"z0", "z5000"}
+    table.scans = False
+    got = place(table, nodes, 5.0, ending=ending, limit=50)
+    table.scans = True
+    assert got.assignments == reference_place(table, nodes, 5.0, ending=ending, limit=50).assignments
+    assert {a.node_id for a in got.assignments} == {"n1"} and len(got.assignments) == 50
+    assert [j.id for j in table.sized_active_jobs()] == ["sized"]
+    assert table.weightless_on("n0") == (100, {0: 14_900})
