@@ -272,9 +272,31 @@ def _fast_builder(cls: type) -> Callable[[list[Any]], Any]:
         lines.append(f"    x = v[{i}]")
         lines.extend("    " + line for line in _inline_check(hints[name], f"c{i}"))
         lines.append(f"    a{i} = x")
-    lines.append(f"    return cls({', '.join(f'a{i}' for i in range(len(fields)))})")
+    if _settable(cls, fields):
+        # What the frozen dataclass's __init__ does, without its call: each slot set in turn
+        # (``object.__setattr__``, the slot's descriptor). JobSpec decoded in half the time.
+        env["new"] = object.__new__
+        env.update({f"s{i}": getattr(cls, name).__set__ for i, (name, _) in enumerate(fields)})
+        lines.append("    o = new(cls)")
+        lines.extend(f"    s{i}(o, a{i})" for i in range(len(fields)))
+        lines.append("    return o")
+    else:
+        lines.append(f"    return cls({', '.join(f'a{i}' for i in range(len(fields)))})")
     exec("\n".join(lines), env)  # noqa: S102 - the source is built above from annotations only
     return env["fast"]  # type: ignore[no-any-return]
+
+
+def _settable(cls: type, fields: tuple[tuple[str, Callable[[Any], Any]], ...]) -> bool:
+    """Whether building ``cls`` is exactly setting its fields: a slots dataclass whose generated
+    __init__ takes every field and does nothing more (no __post_init__, no field left out)."""
+    if not dataclasses.is_dataclass(cls) or "__slots__" not in cls.__dict__ or hasattr(cls, "__post_init__"):
+        return False
+    if not cls.__dataclass_params__.frozen and cls.__setattr__ is not object.__setattr__:  # type: ignore[attr-defined]
+        return False  # __init__ would go through its own __setattr__
+    names = [f.name for f in dataclasses.fields(cls)]
+    return names == [name for name, _ in fields] and all(
+        type(getattr(cls, name, None)).__name__ == "member_descriptor" for name in names
+    )
 
 
 def _inline_check(hint: Any, coerce: str) -> list[str]:
