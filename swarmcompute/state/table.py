@@ -549,6 +549,12 @@ class JobTable:
         job = self._jobs.get(cmd.job_id)
         if job is None or job.attempt != cmd.attempt:
             return []  # fencing: a result from a stale attempt
+        if job.node is not None and cmd.node_id != job.node:
+            # An attempt of the same number on another node: after `swarm recover` numbers attempts
+            # from the kept history again, a node's end of the given-up history's attempt (resent
+            # to the new leader) must not end the new one (whole-cluster simulator, seed 158: a
+            # gang "succeeded" with one rank's end from before the recover, the other rank re-run).
+            return []
         if job.state is JobState.CANCELLED:
             if job.exit_code is None:  # keep what the killed process left behind
                 job.exit_code = cmd.exit_code

@@ -70,6 +70,7 @@ REGRESSION_SEEDS = [
     (540, "after `recover` left two voters, one started an attempt without a lease while the other re-ran it"),
     (45, "a voter kept by `recover` reported an end the old leader committed only with the voters given up"),
     (5175, "a cut-off leader's own result, cut from its log, was forgotten when it led again: running for good"),
+    (158, "after `recover` a node's end of the given-up history's attempt 1 ended the new attempt 1 elsewhere"),
 ]
 PLANTED_WITHIN = 1000
 FIRST_CAUGHT_WITHOUT_A_LEASE = 2

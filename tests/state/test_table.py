@@ -87,6 +87,19 @@ def test_result_of_a_stale_attempt_is_ignored() -> None:
     assert job.state is JobState.SUCCEEDED
 
 
+def test_a_result_from_another_node_than_the_attempts_is_ignored() -> None:
+    """After `swarm recover` the kept history numbers attempts again: attempt 1 may now be on n2,
+    while n1 resends the end of the given-up history's attempt 1, which ran on n1."""
+    table = JobTable()
+    table.apply(SubmitJobs((spec(),), 1.0))
+    table.apply(AssignJobs((Assignment("a1", 1, "n2"),), 2.0))
+    assert table.apply(finish("a1", 1)) == []  # finish() reports from n1
+    job = table.get("a1")
+    assert job is not None and job.state is JobState.ASSIGNED and job.node == "n2"
+    table.apply(FinishAttempt("a1", 1, "n2", 0, "exited", None, b"", 5.0, 6.0))
+    assert job.state is JobState.SUCCEEDED
+
+
 def test_lost_attempt_is_requeued_without_counting_a_failure() -> None:
     table = JobTable()
     table.apply(SubmitJobs((spec(),), 1.0))
