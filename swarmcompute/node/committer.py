@@ -238,19 +238,11 @@ class ReplicatedJobLog:
                 if self._closed:
                     await self._wait_applied(self._last_proposed, CLOSE_FLUSH_S)
                     return
-                self._wakeup.clear()
-                try:
-                    await asyncio.wait_for(self._wakeup.wait(), FORWARD_RESEND_S / 2 if self._forwarded else None)
-                except TimeoutError:
-                    pass
+                await self._woken(FORWARD_RESEND_S / 2 if self._forwarded else None)
                 continue
             held = self._held_for()
             if held is not None:
-                self._wakeup.clear()
-                try:
-                    await asyncio.wait_for(self._wakeup.wait(), held)
-                except TimeoutError:
-                    pass
+                await self._woken(held)
                 continue
             since = time.monotonic() - self._last_batch_at
             if since < BATCH_PACE_S and not self._closed and self._in_flight():
@@ -273,6 +265,14 @@ class ReplicatedJobLog:
                 await self.raft.wait_leader_change(FORWARD_RESEND_S / 4)
                 continue
             await asyncio.sleep(0)  # let this turn's other proposals join the next batch
+
+    async def _woken(self, timeout_s: float | None) -> None:
+        """Wait for the next ``_wakeup`` (a proposal, a plan wanted, a hold's end), or ``timeout_s``."""
+        self._wakeup.clear()
+        try:
+            await asyncio.wait_for(self._wakeup.wait(), timeout_s)
+        except TimeoutError:
+            pass
 
     def propose_batch(self) -> bool | None:
         """On the leader: the queued commands (and the placements that ride with them) as one

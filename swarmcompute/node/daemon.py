@@ -68,7 +68,7 @@ from swarmcompute.node.raft_host import RaftHost
 from swarmcompute.node.resources import ResourceMonitor
 from swarmcompute.node.runners import JobRunners
 from swarmcompute.node.status import node_view, quorum_view
-from swarmcompute.node.ticker import every
+from swarmcompute.node.ticker import every, sliced
 from swarmcompute.paths import DEFAULT_PORT, StatePaths
 from swarmcompute.raft.config import RaftConfig
 from swarmcompute.rules.lease import ASK_INTERVAL_S, KILL_GRACE_S
@@ -837,12 +837,9 @@ class Daemon:
         while True:
             await self._start_wakeup.wait()
             self._start_wakeup.clear()
-            slice_ends = time.monotonic() + SLICE_S
+            starts = state.to_start(self.own_capacity(), time.time(), may_start=self.lease.may_start())
             with self.committer.holding():  # the results of the run so far: one entry, not one a turn
-                for start in state.to_start(self.own_capacity(), time.time(), may_start=self.lease.may_start()):
-                    if time.monotonic() >= slice_ends:
-                        await asyncio.sleep(0)  # heartbeats, leases and clients go first
-                        slice_ends = time.monotonic() + SLICE_S
+                async for start in sliced(starts, SLICE_S):
                     if not state.still_to_start(start, may_start=self.lease.may_start(), now_mono=time.monotonic()):
                         continue
                     job = start.job
@@ -1125,11 +1122,7 @@ class Daemon:
             return ref if ref in batch_ids else self.table.resolve(ref).id
 
         resolved = []
-        slice_ends = time.monotonic() + SLICE_S
-        for spec in specs:
-            if time.monotonic() >= slice_ends:
-                await asyncio.sleep(0)  # heartbeats first (``SLICE_S``)
-                slice_ends = time.monotonic() + SLICE_S
+        async for spec in sliced(specs, SLICE_S):
             if spec.after or spec.after_any:
                 spec = replace(
                     spec, after=tuple(parent(r) for r in spec.after), after_any=tuple(parent(r) for r in spec.after_any)

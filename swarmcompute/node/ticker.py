@@ -1,4 +1,5 @@
-"""The daemon's clock: a function called every interval, from a timer of the event loop.
+"""The daemon's clock: a function called every interval, from a timer of the event loop; and
+``sliced``, the turns a long run of work gives the loop.
 
 Why not a task that sleeps: ``await asyncio.sleep`` costs two turns of the loop per tick (the
 timer sets a future, and the task wakes in the next turn), and the daemon ticks ten times a
@@ -9,7 +10,11 @@ follower's loop turned 33 times a second, 10 of them for the second half of its 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 async def every(interval_s: float, tick: Callable[[], None]) -> None:
@@ -34,3 +39,14 @@ async def every(interval_s: float, tick: Callable[[], None]) -> None:
         await failed
     finally:
         handle.cancel()
+
+
+async def sliced(items: Iterable[T], slice_s: float) -> AsyncIterator[T]:
+    """``items``, giving the event loop a turn after each ``slice_s`` of work (the consumer's
+    included) before the next one: heartbeats, leases and clients go first."""
+    ends = time.monotonic() + slice_s
+    for item in items:
+        if time.monotonic() >= ends:
+            await asyncio.sleep(0)
+            ends = time.monotonic() + slice_s
+        yield item
