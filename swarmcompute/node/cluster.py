@@ -299,6 +299,9 @@ class ClusterLink:
         self.on_files: Callable[[str, Any], None] | None = None
         """Messages of file shipping (``files.messages.PEER_MESSAGES``), for ``files.host.FilesHost``."""
         self.on_lease: Callable[[str, LeaseAsk | LeaseGrant], None] | None = None
+        self.drained_at = float("-inf")
+        """When a burst from peers was last read (``time.monotonic``)."""
+        self.after_drained: Callable[[], object] | None = None
         self._log_waiters: dict[str, asyncio.Future[LogData]] = {}
         self._failing_since: dict[str, float] = {}
         self._reset_at: dict[str, float] = {}
@@ -364,9 +367,13 @@ class ClusterLink:
 
     def _drained(self) -> None:
         """Every waiting frame was read: Raft's answers to them are worked out now, and leave
-        with the transport's flush right after (one loop turn for the whole exchange)."""
+        with the transport's flush right after (one loop turn for the whole exchange); then
+        ``after_drained`` (the daemon's clock runs the ticks that are due)."""
+        self.drained_at = time.monotonic()
         if self.job_log is not None:
             self.job_log.raft.process_pending()
+        if self.after_drained is not None:
+            self.after_drained()
 
     def _note_sent(self, address: str, sent: bool) -> None:
         if sent:

@@ -68,7 +68,7 @@ from swarmcompute.node.raft_host import RaftHost
 from swarmcompute.node.resources import ResourceMonitor
 from swarmcompute.node.runners import JobRunners
 from swarmcompute.node.status import node_view, quorum_view
-from swarmcompute.node.ticker import every, sliced
+from swarmcompute.node.ticker import Clock, sliced, tick_slack
 from swarmcompute.paths import DEFAULT_PORT, StatePaths
 from swarmcompute.raft.config import RaftConfig
 from swarmcompute.rules.lease import ASK_INTERVAL_S, KILL_GRACE_S
@@ -1063,7 +1063,9 @@ class Daemon:
     async def _clock_loop(self) -> None:
         """The daemon's one periodic wakeup: Raft and gossip ticks (both count 100 ms ticks),
         maintenance every second, a resource sample every two. Each wakeup of the loop costs
-        CPU an idle small board should not spend, so nothing else runs on a timer."""
+        CPU an idle small board should not spend, so nothing else runs on a timer, and ticks run
+        late within ``tick_slack`` (``node.ticker.Clock``): on a follower they ride on the
+        heartbeats' wake-ups, on a leader two share one."""
         raft, gossip, resources = self.committer.raft, self.gossip, self._resources()
         per_maintenance = round(MAINTENANCE_INTERVAL_S / TICK_S)
         per_sample = round(RESOURCE_SAMPLE_INTERVAL_S / TICK_S)
@@ -1103,7 +1105,25 @@ class Daemon:
                 resources.sample()
             transport.flush()  # this tick's heartbeats, probes and asks leave now, batched per peer
 
-        await every(TICK_S, tick)  # a timer, not a sleeping task: one turn of the loop per tick
+        link = self.link
+
+        def slack() -> float:
+            now = time.monotonic()
+            return tick_slack(
+                TICK_S,
+                leads_peers=bool(raft.node.progress),
+                is_leader=raft.is_leader,
+                heard_ago_s=now - link.drained_at,
+                heartbeat_ticks=RAFT_HEARTBEAT_TICKS,
+                lease_left_s=lease.left(lease_clock()),
+            )
+
+        clock = Clock(TICK_S, tick, slack)
+        link.after_drained = clock.catch_up  # ticks due run in the wake-up that read a peer's burst
+        try:
+            await clock.run()
+        finally:
+            link.after_drained = None
 
     # -- what the control server asks for -------------------------------------
 

@@ -168,6 +168,12 @@ class LeaseHost:
             if self.lease.ask_again and msg.term == self.raft.node.term and not self.raft.is_leader:
                 self._send_to(sender, self.lease.ask(msg.term, now))  # echo the new stamp at once
 
+    def left(self, now: float) -> float:
+        """How long this node's lease still holds (``inf`` where it keeps its attempts anyway)."""
+        if keeps_past_lease(self.node_id, self.voters()):
+            return float("inf")
+        return self.lease.until - now
+
     def may_rerun(self, node_id: str, now: float | None = None) -> bool:
         """On the leader: whether ``node_id``'s leased attempts may run elsewhere now."""
         voters = self.voters()
