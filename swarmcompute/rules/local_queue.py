@@ -50,6 +50,7 @@ class LocalQueue:
         self._queued: dict[str, Job] = {}  # job id -> job, assigned here and not started
         self._queued_since: dict[str, float] = {}  # job id -> monotonic time it was first queued
         self._in_use: dict[Key, JobSpec] = {}  # attempts started here that have not ended
+        self._assigned_at: dict[Key, float | None] = {}  # when each of those was assigned
         self._handed_back: dict[str, int] = {}  # job id -> the attempt handed back, until the table moves on
         self._cards: dict[Key, tuple[int, ...]] = {}  # GPU indices each started attempt holds
 
@@ -131,9 +132,16 @@ class LocalQueue:
     def started(self, job: Job) -> None:
         self.forget(job.id)
         self._in_use[(job.id, job.attempt)] = job.spec
+        self._assigned_at[(job.id, job.attempt)] = job.assigned_at
+
+    def assigned_at(self, job_id: str, attempt: int) -> float | None:
+        """When an attempt started here was assigned, as the table said when it started (None:
+        not started here in this daemon's life)."""
+        return self._assigned_at.get((job_id, attempt))
 
     def ended(self, job_id: str, attempt: int) -> None:
         self._in_use.pop((job_id, attempt), None)
+        self._assigned_at.pop((job_id, attempt), None)
         self._cards.pop((job_id, attempt), None)
 
     # -- handing back --------------------------------------------------------------------

@@ -135,12 +135,10 @@ class ClusterView:
         return self.names.get(node_id, node_id)
 
 
-def _lost_here(job: Job, node_id: str, now_wall: float) -> RequeueLost:
-    """This node's claim that ``job``'s current attempt here was lost with an earlier daemon (it
-    names the attempt: ``node_id`` and ``assigned_at``, so it re-queues no later one)."""
-    return RequeueLost(
-        job.id, job.attempt, LOST_WITH_THE_DAEMON, now_wall, node_id=node_id, assigned_at=job.assigned_at
-    )
+def _lost_here(job: Job, node_id: str, now_wall: float, why: str = LOST_WITH_THE_DAEMON) -> RequeueLost:
+    """This node's claim that ``job``'s current attempt here was lost (with an earlier daemon, by
+    default; it names the attempt: ``node_id`` and ``assigned_at``, so it re-queues no later one)."""
+    return RequeueLost(job.id, job.attempt, why, now_wall, node_id=node_id, assigned_at=job.assigned_at)
 
 
 def recovered_voters(voters: Iterable[str], missing: Iterable[str], me: str) -> list[str]:
@@ -295,6 +293,13 @@ class NodeState:
                     out.append(Stop(job_id, attempt, lost=False))
                 elif job.gang_stop:
                     out.append(Stop(job_id, attempt, lost=True))  # another rank ended: lost, not failed
+                elif job.spec.ranks and queue.assigned_at(job_id, attempt) not in (None, job.assigned_at):
+                    # A kept history (`swarm recover`) gave this node a gang rank's attempt number
+                    # again: what runs here is the given-up history's rank, with other ranks. It
+                    # stops, its end does not count (``FinishAttempt.assigned_at``), and the gang
+                    # runs anew. (A plain job's attempt runs on: its end counts, it runs once.)
+                    out.append(Stop(job_id, attempt, lost=False))
+                    earlier.append(_lost_here(job, node_id, now_wall, LOST_WITH_THE_RECOVER))
             out.append(Notify(job_id))
         earlier += self._hand_back_gang(now_wall)
         if earlier:
@@ -378,8 +383,11 @@ class NodeState:
         return out
 
     def attempt_exited(self, finish: FinishAttempt, *, holds: bool) -> list[Instruction]:
-        """An attempt here ended; ``holds``: this node holds its lease right now."""
+        """An attempt here ended; ``holds``: this node holds its lease right now. The result names
+        the assignment it ran under (``FinishAttempt.assigned_at``), as it was when it started."""
         job = self.table.get(finish.job_id)
+        if finish.assigned_at is None and (at := self.queue.assigned_at(finish.job_id, finish.attempt)) is not None:
+            finish = replace(finish, assigned_at=at)
         if finish.end == AttemptEnd.EXITED and job is not None and job.spec.on_disconnect == "stop" and not holds:
             # Killed by the guardian at the lease deadline while this daemon was frozen: lost, not failed.
             finish = replace(finish, end=AttemptEnd.STOPPED, error=LOST_WITH_THE_LEASE)

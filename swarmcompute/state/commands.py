@@ -79,6 +79,12 @@ class FinishAttempt:
     output_tail: bytes
     started_at: float
     finished_at: float
+    assigned_at: float | None = None
+    """When the attempt that ended was assigned (None: not said, as in older logs). With
+    ``node_id`` it names the attempt itself, not only its number: after `swarm recover` the kept
+    history can give the same attempt number to the same node again. A gang rank's end from the
+    given-up history must not end the new attempt, whose other ranks it never ran with; a plain
+    job's still does (it ran once: running it again would run it twice)."""
 
 
 @codec.message("cmd.lost")

@@ -555,6 +555,11 @@ class JobTable:
             # to the new leader) must not end the new one (whole-cluster simulator, seed 158: a
             # gang "succeeded" with one rank's end from before the recover, the other rank re-run).
             return []
+        if job.spec.ranks and None not in (cmd.assigned_at, job.assigned_at) and cmd.assigned_at != job.assigned_at:
+            # A gang rank's attempt number given to this node again by a kept history: the end of
+            # the given-up history's rank ran with other ranks than this attempt's (``assigned_at``).
+            # A plain job's end counts: that job ran once, and running it again would be twice.
+            return []
         if job.state is JobState.CANCELLED:
             if job.exit_code is None:  # keep what the killed process left behind
                 job.exit_code = cmd.exit_code

@@ -5,7 +5,7 @@ first, and is handed back rather than left waiting."""
 from __future__ import annotations
 
 from swarmcompute.rules.local_queue import HAND_BACK_AFTER_S
-from swarmcompute.rules.node_state import ClusterView, NodeState, Propose, Stop
+from swarmcompute.rules.node_state import LOST_WITH_THE_RECOVER, ClusterView, NodeState, Propose, Stop
 from swarmcompute.scheduler.placement import NodeCapacity
 from swarmcompute.state.commands import AssignJobs, Assignment, ReleaseQueued, RequeueLost, SubmitJobs
 from swarmcompute.state.gangs import ranks_of
@@ -85,3 +85,26 @@ def test_gang_ranks_start_first_and_are_handed_back_when_they_wait() -> None:
     assert waits.to_start(busy, 3.0, may_start=False) == []
     moved = waits.queue.to_hand_back(later, [], 5.0 + HAND_BACK_AFTER_S)  # no other node: still
     assert [j.id for j in moved] == ["g.0"]
+
+
+def test_a_rank_running_here_under_an_assignment_a_kept_history_replaced_stops_and_its_gang_runs_anew() -> None:
+    """`swarm recover` kept a history that gives this node rank 0's attempt 1 again, assigned at
+    another time, while the given-up history's rank 0 still runs here with other ranks: it stops,
+    and the table's attempt is re-queued, which breaks the gang (it would otherwise wait for an
+    end that does not count: ``FinishAttempt.assigned_at``)."""
+    table = JobTable()
+    _gang(table)
+    state = NodeState(ME, table)
+    _applied(state, ["g.0", "g.1"])
+    [start] = state.to_start(ROOM, 3.0, may_start=True)
+    state.started(start, running=True, holds=True, now_wall=3.0)
+    table.clear()  # the kept history: the same gang, attempt 1 given at 4.0, rank 0 here again
+    specs = ranks_of(JobSpec(id="g", argv=("x",)), 2, 1)
+    table.apply(SubmitJobs(tuple(specs), 1.0))
+    table.apply(AssignJobs((Assignment("g.0", 1, ME, 29400), Assignment("g.1", 1, "c", 29400)), 4.0))
+    out = _applied(state, ["g.0", "g.1"], {"g.0": [1]})
+    assert Stop("g.0", 1, lost=False) in out
+    assert proposed(out) == [RequeueLost("g.0", 1, LOST_WITH_THE_RECOVER, 5.0, node_id=ME, assigned_at=4.0)]
+    changed = table.apply(proposed(out)[0])
+    assert set(changed) == {"g.0", "g.1"}  # the gang runs again, whole
+    assert table.get("g.0").state is JobState.PENDING  # type: ignore[union-attr]

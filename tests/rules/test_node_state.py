@@ -83,6 +83,32 @@ def test_a_lapsed_lease_stops_leased_attempts_only_and_an_exit_without_a_lease_i
     assert isinstance(kept, FinishAttempt) and kept.end == AttemptEnd.EXITED
 
 
+def test_a_result_names_the_assignment_its_attempt_started_under() -> None:
+    """As the table said when the attempt started, though the table moved on since (``swarm recover``)."""
+    table = table_with(("j1", ME, "stop"))
+    state = NodeState(ME, table)
+    state.applied(["j1"], {}, from_earlier_life=False, now_mono=0.0, now_wall=0.0, may_start=True)
+    state.to_start(ROOM, 0.0, may_start=True)
+    table.clear()  # the kept history replaces the table: attempt 1 again, here, assigned at 4.0
+    table.apply(SubmitJobs((JobSpec(id="j1", argv=("true",)),), at=1.0))
+    table.apply(AssignJobs((Assignment("j1", 1, ME),), at=4.0))
+    [end] = proposed(state.attempt_exited(finish("j1"), holds=True))
+    assert isinstance(end, FinishAttempt) and end.assigned_at == 2.0
+
+
+def test_a_plain_attempt_running_here_under_an_assignment_a_kept_history_replaced_runs_on() -> None:
+    """Its end counts (``JobTable``): the job runs once. Stopping it would run it twice."""
+    table = table_with(("j1", ME, "stop"))
+    state = NodeState(ME, table)
+    state.applied(["j1"], {}, from_earlier_life=False, now_mono=0.0, now_wall=0.0, may_start=True)
+    state.to_start(ROOM, 0.0, may_start=True)
+    table.clear()
+    table.apply(SubmitJobs((JobSpec(id="j1", argv=("true",)),), at=1.0))
+    table.apply(AssignJobs((Assignment("j1", 1, ME),), at=4.0))
+    out = state.applied(["j1"], {"j1": [1]}, from_earlier_life=False, now_mono=1.0, now_wall=5.0, may_start=True)
+    assert not [i for i in out if isinstance(i, Stop)] and proposed(out) == []
+
+
 def test_a_start_that_lost_the_lease_meanwhile_goes_back_to_the_queue() -> None:
     table = table_with(("j1", ME, "stop"))
     state = NodeState(ME, table)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -19,6 +20,7 @@ from swarmcompute.state.commands import (
     SubmitJobs,
 )
 from swarmcompute.state.compact import is_stub
+from swarmcompute.state.gangs import ranks_of
 from swarmcompute.state.job import JobSpec, JobState, Reason
 from swarmcompute.state.table import JobTable, retry_backoff_s, validate_spec
 from swarmcompute.storage.details import MemoryDetails
@@ -98,6 +100,37 @@ def test_a_result_from_another_node_than_the_attempts_is_ignored() -> None:
     assert job is not None and job.state is JobState.ASSIGNED and job.node == "n2"
     table.apply(FinishAttempt("a1", 1, "n2", 0, "exited", None, b"", 5.0, 6.0))
     assert job.state is JobState.SUCCEEDED
+
+
+def test_a_gang_ranks_result_from_the_same_node_under_another_assignment_is_ignored() -> None:
+    """A kept history (`swarm recover`) can give rank 0's attempt 1 to the node that ran the given-up
+    history's rank 0 attempt 1, with other ranks: that end says when its attempt was assigned."""
+    table = JobTable()
+    specs = ranks_of(spec("g"), 2, 1)
+    table.apply(SubmitJobs(tuple(specs), 1.0))
+    table.apply(AssignJobs((Assignment("g.0", 1, "n1", 29400), Assignment("g.1", 1, "n2", 29400)), 4.0))
+    rank = table.get("g.0")
+    assert rank is not None
+    assert table.apply(replace(finish("g.0", 1), assigned_at=2.0)) == []
+    assert rank.state is JobState.ASSIGNED and rank.exit_code is None
+    assert table.apply(replace(finish("g.0", 1), assigned_at=4.0)) == ["g.0"]
+    assert rank.exit_code == 0
+
+
+def test_a_plain_jobs_result_from_the_same_node_under_another_assignment_counts() -> None:
+    """The job ran once, and succeeded: running it again would run it twice."""
+    table = JobTable()
+    table.apply(SubmitJobs((spec(),), 1.0))
+    table.apply(AssignJobs((Assignment("a1", 1, "n1"),), 4.0))
+    assert table.apply(replace(finish("a1", 1), assigned_at=2.0)) == ["a1"]
+    assert table.get("a1").state is JobState.SUCCEEDED  # type: ignore[union-attr]
+
+
+def test_a_result_that_does_not_name_its_assignment_counts_by_attempt_and_node() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec(),), 1.0))
+    table.apply(AssignJobs((Assignment("a1", 1, "n1"),), 4.0))
+    assert table.apply(finish("a1", 1)) == ["a1"]
 
 
 def test_lost_attempt_is_requeued_without_counting_a_failure() -> None:
