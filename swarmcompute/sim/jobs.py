@@ -1090,13 +1090,18 @@ class JobSim:
                 )
 
     def _apply(self, cmd: Command) -> None:
-        if isinstance(cmd, FinishAttempt):
+        # A success counts where the table takes an exit 0 for an open job (its fencing decides
+        # which ends count); a taken exit 0 that leaves the job anything but succeeded is caught
+        # at the end ("after a success"), a second one that revives it ("succeeded twice").
+        won = ""
+        if isinstance(cmd, FinishAttempt) and cmd.end == AttemptEnd.EXITED and cmd.exit_code == 0:
             job = self.table.get(cmd.job_id)
-            ok = cmd.end == AttemptEnd.EXITED and cmd.exit_code == 0
-            if job is not None and job.attempt == cmd.attempt and job.state in ACTIVE_STATES and ok:
-                if not job.spec.ranks:  # a gang rank's exit 0 is a success only with its gang's
-                    self._successes[cmd.job_id] = self._successes.get(cmd.job_id, 0) + 1
-        for job_id in self.table.apply(cmd):
+            if job is not None and not job.state.is_terminal and not job.spec.ranks:
+                won = cmd.job_id  # a gang rank's exit 0 is a success only with its gang's
+        changed = self.table.apply(cmd)
+        if won and won in changed:
+            self._successes[won] = self._successes.get(won, 0) + 1
+        for job_id in changed:
             job = self.table.get(job_id)
             if job is not None and job.spec.ranks and job.state is JobState.SUCCEEDED:
                 self._successes.setdefault(job_id, 1)

@@ -539,14 +539,16 @@ class JobTable:
 
     def _start(self, cmd: StartAttempt) -> list[str]:
         job = self._open.get(cmd.job_id)
-        if job is None or job.attempt != cmd.attempt or job.state is not JobState.ASSIGNED:
-            return []
+        if job is None or job.attempt != cmd.attempt or job.state is not JobState.ASSIGNED or cmd.node_id != job.node:
+            return []  # a stale attempt, or one of the same number a given-up history gave another node
         job.started_at = cmd.at
         self._move(job, Move.START, Reason.RUNNING, f"attempt {cmd.attempt} running on node {cmd.node_id}")
         return [job.id]
 
     def _finish(self, cmd: FinishAttempt) -> list[str]:
         job = self._jobs.get(cmd.job_id)
+        if job is not None and self._given_up_attempt(job, cmd):
+            self._adopt(job, cmd)
         if job is None or job.attempt != cmd.attempt:
             return []  # fencing: a result from a stale attempt
         if job.node is not None and cmd.node_id != job.node:
@@ -598,6 +600,40 @@ class JobTable:
             self._move(job, Move.FAIL, reason, message)
             return [job.id, *self._cascade(job, cmd.finished_at)]
         return [job.id]
+
+    @staticmethod
+    def _given_up_attempt(job: Job, cmd: FinishAttempt) -> bool:
+        """Whether ``cmd`` ends a plain job's attempt that a history given up by `swarm recover`
+        gave, and that the kept history has not started: it never gave that attempt (the job is
+        pending at a lower one), or gave the same number to another node that has not started it.
+
+        Within one history a node runs attempt k only after applying the assignment of k, so only
+        a replaced history's attempt reaches here. Its process ran (to this end) while nobody
+        could record it; taking its end runs the job once where a re-run would be twice (whole-
+        cluster simulator, seeds 6868, 7815, 9460: a job succeeded on a node during the outage
+        and again after the recover). A stopped end carries nothing worth adopting; a gang rank's
+        end never speaks for the new gang (its other ranks ran elsewhere); an attempt the kept
+        history already runs runs on (stopping it would lose its work)."""
+        if job.spec.ranks or cmd.assigned_at is None or cmd.end == AttemptEnd.STOPPED:
+            return False
+        if job.state is JobState.PENDING:
+            return cmd.attempt > job.attempt
+        return (
+            job.state is JobState.ASSIGNED
+            and cmd.attempt == job.attempt
+            and cmd.node_id != job.node
+            and cmd.assigned_at != job.assigned_at
+        )
+
+    def _adopt(self, job: Job, cmd: FinishAttempt) -> None:
+        """Make ``cmd``'s attempt the job's current one, on the node that ran it (the node the
+        kept history assigned drops its queued copy when it applies the end)."""
+        job.attempt, job.node, job.assigned_at = cmd.attempt, cmd.node_id, cmd.assigned_at
+        job.attempt_nodes = _set_at(job.attempt_nodes, cmd.attempt, cmd.node_id)
+        if job.state is JobState.PENDING:
+            self._move(job, Move.ASSIGN, Reason.ASSIGNED, f"attempt {cmd.attempt} ran on node {cmd.node_id}")
+        else:
+            self._track_active(job)  # counted on its new node
 
     def _rank_finished(self, job: Job, cmd: FinishAttempt) -> list[str]:
         """An attempt of a gang rank ended (``state.gangs``): the gang succeeds with its last rank

@@ -71,6 +71,8 @@ REGRESSION_SEEDS = [
     (45, "a voter kept by `recover` reported an end the old leader committed only with the voters given up"),
     (5175, "a cut-off leader's own result, cut from its log, was forgotten when it led again: running for good"),
     (158, "after `recover` a node's end of the given-up history's attempt 1 ended the new attempt 1 elsewhere"),
+    (6868, "a job that succeeded while no leader could record it ran again after `recover`: twice"),
+    (9460, "...and one whose attempt the kept history never gave (the checker counted ends the table took)"),
 ]
 PLANTED_WITHIN = 1000
 FIRST_CAUGHT_WITHOUT_A_LEASE = 2

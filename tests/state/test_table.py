@@ -102,6 +102,54 @@ def test_a_result_from_another_node_than_the_attempts_is_ignored() -> None:
     assert job.state is JobState.SUCCEEDED
 
 
+def test_a_given_up_historys_end_is_taken_while_the_kept_historys_same_attempt_has_not_started() -> None:
+    """n1 ran attempt 1 (assigned at 2.0) while nobody could record it; `swarm recover` kept a
+    history that gave attempt 1 to n2 at 4.0. n2 has not started it: n1's end is the job's, once."""
+    table = JobTable()
+    table.apply(SubmitJobs((spec(),), 1.0))
+    table.apply(AssignJobs((Assignment("a1", 1, "n2"),), 4.0))
+    assert table.apply(StartAttempt("a1", 1, "n1", 2.5)) == []  # n1's start notice names another node
+    assert table.apply(replace(finish("a1", 1), assigned_at=2.0)) == ["a1"]
+    job = table.get("a1")
+    assert job is not None and job.state is JobState.SUCCEEDED
+    assert (job.node, job.attempt_nodes, job.assigned_at) == ("n1", ("n1",), 2.0)
+    assert table.apply(FinishAttempt("a1", 1, "n2", 137, "stopped", None, b"", 5.0, 6.0)) == []
+    assert table.active_jobs() == [] and list(table.pending_jobs()) == []
+
+
+def test_a_given_up_historys_end_is_ignored_once_the_kept_historys_attempt_runs() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec(),), 1.0))
+    table.apply(AssignJobs((Assignment("a1", 1, "n2"),), 4.0))
+    table.apply(StartAttempt("a1", 1, "n2", 4.5))
+    assert table.apply(replace(finish("a1", 1), assigned_at=2.0)) == []
+    job = table.get("a1")
+    assert job is not None and job.state is JobState.RUNNING and job.node == "n2"
+
+
+def test_a_given_up_historys_end_of_an_attempt_the_kept_history_never_gave_is_taken() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec("a1", retries=1), spec("a2"), spec("a3")), 1.0))
+    assert table.apply(replace(finish("a1", 1, exit_code=3), assigned_at=2.0)) == ["a1"]
+    a1 = table.get("a1")
+    assert a1 is not None and (a1.state, a1.attempt, a1.failures) == (JobState.PENDING, 1, 1)
+    assert table.apply(AssignJobs((Assignment("a1", 2, "n2"),), 4.0)) == ["a1"]  # numbered on from it
+    assert table.apply(replace(finish("a2", 2), assigned_at=2.0)) == ["a2"]
+    a2 = table.get("a2")
+    assert a2 is not None and (a2.state, a2.attempt, a2.node) == (JobState.SUCCEEDED, 2, "n1")
+    # A stopped end carries nothing to take, and one that does not name its assignment is not trusted.
+    assert table.apply(replace(finish("a3", 1, exit_code=None, end="stopped"), assigned_at=2.0)) == []
+    assert table.apply(finish("a3", 1)) == []
+    assert table.get("a3").state is JobState.PENDING  # type: ignore[union-attr]
+
+
+def test_a_given_up_historys_end_of_a_gang_rank_is_never_taken() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs(tuple(ranks_of(spec("g"), 2, 1)), 1.0))
+    assert table.apply(replace(finish("g.0", 1), assigned_at=2.0)) == []
+    assert table.get("g.0").state is JobState.PENDING  # type: ignore[union-attr]
+
+
 def test_a_gang_ranks_result_from_the_same_node_under_another_assignment_is_ignored() -> None:
     """A kept history (`swarm recover`) can give rank 0's attempt 1 to the node that ran the given-up
     history's rank 0 attempt 1, with other ranks: that end says when its attempt was assigned."""
