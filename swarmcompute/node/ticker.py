@@ -18,12 +18,17 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
+STALLED_AFTER_TICKS = 2
+"""A wake-up more than this many ticks late (and later than the timer's slack) follows a stall."""
+
+
 class Clock:
     """Calls ``tick`` once per ``interval_s``: from a timer of the event loop that fires up to
-    ``slack()`` seconds after a tick is due, or sooner, from ``catch_up``, whenever the loop is
-    awake anyway (the peer link calls it after each burst it read). Ticks keep their count: a
-    wake-up runs every tick due since the last, in a row; only a loop stalled past
-    ``max_late_ticks`` loses the ticks it slept through, as a late timer did.
+    ``slack()`` seconds (at most ``max_late_ticks`` ticks) after a tick is due, or sooner, from
+    ``catch_up``, whenever the loop is awake anyway (the peer link calls it after each burst it
+    read). Ticks keep their count: a wake-up runs every tick due since the last, in a row; only a
+    loop stalled past the slack it was armed with (and past ``STALLED_AFTER_TICKS``) loses the
+    ticks it slept through, as a late timer did.
 
     Why: on a 2-core VM every wake-up of an idle process costs about 200 us of CPU before any
     Python runs (an asyncio loop that wakes ten times a second and does nothing uses 0.20 % of a
@@ -46,7 +51,9 @@ class Clock:
         self.interval_s = interval_s
         self._tick = tick
         self._slack = slack
-        self._max_batch = max_late_ticks + 1
+        self._max_late_s = max_late_ticks * interval_s
+        self._late_s = 0.0
+        """The slack the timer was last armed with: a wake-up within it is no stall."""
         self._now = now
         self._due = now() + interval_s
         self._timer: asyncio.TimerHandle | None = None
@@ -75,7 +82,8 @@ class Clock:
         if now < self._due:
             return 0
         due = 1 + int((now - self._due) // self.interval_s)
-        if due > self._max_batch:  # the loop stalled: one tick now, as a late timer's
+        if due > 1 + max(STALLED_AFTER_TICKS, round(self._late_s / self.interval_s)):
+            # the loop stalled: one tick now, as a late timer's
             due, self._due = 1, now + self.interval_s
         else:
             self._due += due * self.interval_s
@@ -92,7 +100,7 @@ class Clock:
     def _arm(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        late = min(max(self._slack(), 0.0), (self._max_batch - 1) * self.interval_s)
+        self._late_s = late = min(max(self._slack(), 0.0), self._max_late_s)
         self.armed_at = self._due + late
         loop = asyncio.get_running_loop()
         self._timer = loop.call_at(loop.time() + (self.armed_at - self._now()), self._fire)
@@ -117,14 +125,15 @@ def tick_slack(
 
     - a leader with peers: its heartbeat's ticks in one wake-up, ``heartbeat_ticks - 1`` ticks
       late at most, so heartbeats still leave every ``heartbeat_ticks`` ticks;
-    - a follower that heard a peer within two heartbeat intervals: two ticks, so its ticks ride
-      on the next heartbeat's wake-up (they arrive one interval after the last);
+    - a follower that heard a peer within two of its heartbeat intervals (``heartbeat_ticks``:
+      a voter's, or a learner's longer one): one interval, so its ticks ride on the next
+      heartbeat's wake-up (they arrive one interval after the last);
     - a node alone, leading only itself: two ticks (nobody waits for it);
     - a follower that hears nothing: none. Its election timer counts on time, as before."""
     if is_leader:
         late = (heartbeat_ticks - 1) * interval_s if leads_peers else 2 * interval_s
     elif heard_ago_s < 2 * heartbeat_ticks * interval_s:
-        late = 2 * interval_s
+        late = heartbeat_ticks * interval_s
     else:
         late = 0.0
     return max(0.0, min(late, lease_left_s))

@@ -20,6 +20,10 @@ class RaftConfig:
     election_timeout_ticks: int = 10
     """Base election timeout; each node draws its timeout from [T, 2T) with its own RNG."""
     heartbeat_interval_ticks: int = 2
+    learner_heartbeat_every: int = 1
+    """Learners hear an idle leader's heartbeat every this many heartbeat intervals. They never
+    vote, so no election waits on them; a heartbeat tells them the commit index and carries their
+    lease, which holds for many intervals. New entries still go to them at once."""
     max_voters: int = 5
     """Learners beyond this stay non-voting workers."""
     max_entries_per_append: int = 64
@@ -40,6 +44,8 @@ class RaftConfig:
             raise ConfigError("election_timeout_ticks must be at least 2")
         if not 1 <= self.heartbeat_interval_ticks < self.election_timeout_ticks:
             raise ConfigError("heartbeat_interval_ticks must be at least 1 and below election_timeout_ticks")
+        if self.learner_heartbeat_every < 1:
+            raise ConfigError("learner_heartbeat_every must be at least 1")
         if self.max_voters < 1:
             raise ConfigError("max_voters must be at least 1")
         if self.max_entries_per_append < 1 or self.max_inflight_appends < 1:

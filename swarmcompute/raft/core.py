@@ -183,6 +183,7 @@ class RaftNode(Replication, MembershipOps):
         self._events: list[RaftEvent] = []
         self._election_elapsed = 0
         self._heartbeat_elapsed = 0
+        self._heartbeat_rounds = 0
         self._lease_ticks = config.election_timeout_ticks - config.heartbeat_interval_ticks
         self._randomized_timeout = self._draw_timeout()
         self._votes: dict[str, bool] = {}
@@ -460,10 +461,14 @@ class RaftNode(Replication, MembershipOps):
                 pr.recent_active = False
         if self._heartbeat_elapsed >= self.cfg.heartbeat_interval_ticks:
             self._heartbeat_elapsed = 0
+            self._heartbeat_rounds += 1
+            learners_too = self._heartbeat_rounds % self.cfg.learner_heartbeat_every == 0
             for peer, pr in self.progress.items():
                 sent = pr.snapshot_sent_tick
                 if sent is not None and self.ticks - sent < self.cfg.election_timeout_ticks:
                     continue  # a snapshot may be large: give it time rather than resend it
+                if not learners_too and peer in self.membership.learners:
+                    continue
                 pr.paused = False
                 self._send_append(peer)
             for departed in sorted(self._departed):

@@ -62,7 +62,13 @@ from swarmcompute.membership.messages import Gossip
 from swarmcompute.membership.meta import NodeMeta
 from swarmcompute.node.cluster_messages import ForwardCommands, ForwardReply
 from swarmcompute.node.committer import ReplicatedJobLog
-from swarmcompute.node.daemon import RAFT_ELECTION_TIMEOUT_TICKS, RAFT_HEARTBEAT_TICKS, TICK_S, view_of
+from swarmcompute.node.daemon import (
+    RAFT_ELECTION_TIMEOUT_TICKS,
+    RAFT_HEARTBEAT_TICKS,
+    RAFT_LEARNER_HEARTBEAT_EVERY,
+    TICK_S,
+    view_of,
+)
 from swarmcompute.node.lease_host import LeaseHost
 from swarmcompute.node.logging_setup import silenced
 from swarmcompute.node.placement_rounds import PlacementRounds
@@ -106,7 +112,10 @@ from swarmcompute.storage.details import Details, MemoryDetails
 from swarmcompute.transport.outbox import LAZY_S
 
 RAFT_CONFIG = RaftConfig(
-    election_timeout_ticks=RAFT_ELECTION_TIMEOUT_TICKS, heartbeat_interval_ticks=RAFT_HEARTBEAT_TICKS, max_voters=5
+    election_timeout_ticks=RAFT_ELECTION_TIMEOUT_TICKS,
+    heartbeat_interval_ticks=RAFT_HEARTBEAT_TICKS,
+    learner_heartbeat_every=RAFT_LEARNER_HEARTBEAT_EVERY,
+    max_voters=5,
 )
 """What ``Daemon.run`` gives Raft."""
 GOSSIP_CONFIG = GossipConfig.lan()

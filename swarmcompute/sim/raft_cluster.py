@@ -95,6 +95,9 @@ class RaftSim:
         # Small append batches exercise back-off and old-term entries reaching a majority alone.
         batch = master.choice((1, 3, self.opts.raft.max_entries_per_append))
         self.raft = replace(self.opts.raft, max_entries_per_append=batch) if self.opts.faults else self.opts.raft
+        if seed % 2:  # half the seeds give learners the daemon's slower heartbeat (drawn without the RNG:
+            # a seed's scenario stays the one it was)
+            self.raft = replace(self.raft, learner_heartbeat_every=3)
         self.partition_rate = master.choice((0.005, 0.02, 0.05))
         self.trace: list[str] = []
         self.nodes: dict[str, SimNode] = {}
@@ -143,7 +146,7 @@ class RaftSim:
         tick = self.opts.tick_ms
         self._t(
             f"seed {self.seed} nodes {self.opts.nodes} faults {self.faults} compact_every {self.compact_every} "
-            f"batch {self.raft.max_entries_per_append} crash_rate {self.crash_rate} partition_rate {self.partition_rate} proposals_per_tick {self.proposals_per_tick}"
+            f"batch {self.raft.max_entries_per_append} learner_heartbeat_every {self.raft.learner_heartbeat_every} crash_rate {self.crash_rate} partition_rate {self.partition_rate} proposals_per_tick {self.proposals_per_tick}"
         )
         for node_id in sorted(self.nodes):
             self.clock.call_at(self.rng.randrange(tick), self._tick, node_id)

@@ -324,8 +324,9 @@ class PeerTransport:
     def post(self, address: str, msg: object, *, lazy: bool = False) -> None:
         """Send ``msg`` at the end of this loop turn, in one frame with whatever else goes to
         ``address`` then (``outbox``); ``lazy``: with the next such frame, at most ``LAZY_S``
-        later. Whether it was dropped is told to ``on_flushed``. Raises as ``send``."""
-        self._outbox.post(_normalize(address), address, self._encode(msg), lazy=lazy)
+        later, in place of a lazy message of the same type still waiting for ``address``. Whether
+        it was dropped is told to ``on_flushed``. Raises as ``send``."""
+        self._outbox.post(_normalize(address), address, self._encode(msg), lazy=lazy, kind=type(msg))
 
     @property
     def frames_sent(self) -> int:

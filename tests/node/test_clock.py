@@ -64,6 +64,31 @@ def test_a_loop_stalled_past_the_late_ticks_runs_one_tick_and_loses_the_rest() -
     _with_clock(scenario)
 
 
+def test_a_wake_up_within_a_long_slack_runs_every_tick_due_and_past_it_loses_them() -> None:
+    """A learner's ticks wait up to 0.6 s for its heartbeat: that is no stall."""
+
+    async def scenario(clock: Clock, time: FakeTime) -> None:
+        time.now = 0.75  # seven ticks due, all within the slack the timer was armed with
+        assert clock.catch_up() == 7
+        time.now = 2.0  # thirteen due: past the slack, a stall
+        assert clock.catch_up() == 1 and clock.ticks == 8
+
+    async def main() -> None:
+        time = FakeTime()
+        clock = Clock(0.1, lambda: None, lambda: 0.6, max_late_ticks=6, now=time)
+        runner = asyncio.create_task(clock.run())
+        await asyncio.sleep(0)
+        try:
+            assert clock.armed_at == pytest.approx(0.7)
+            await scenario(clock, time)
+        finally:
+            runner.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await runner
+
+    asyncio.run(main())
+
+
 def test_the_timer_is_armed_the_slack_after_the_next_tick_and_moves_on_with_each_catch_up() -> None:
     async def scenario(clock: Clock, time: FakeTime) -> None:
         assert clock.armed_at == pytest.approx(0.3)  # the tick due at 0.1, 0.2 late
@@ -120,10 +145,13 @@ def test_a_tick_that_raises_ends_run_with_its_exception() -> None:
         ({"is_leader": False, "leads_peers": False, "heard_ago_s": 0.4}, 0.0),  # silence: the election timer on time
         ({"is_leader": False, "leads_peers": False, "heard_ago_s": 0.0, "lease_left_s": 0.05}, 0.05),
         ({"is_leader": True, "leads_peers": True, "heard_ago_s": 0.0, "lease_left_s": -1.0}, 0.0),
+        # a learner hears a heartbeat every 6 ticks: its ticks wait for the next one
+        ({"is_leader": False, "leads_peers": False, "heard_ago_s": 0.5, "heartbeat_ticks": 6}, 0.6),
+        ({"is_leader": False, "leads_peers": False, "heard_ago_s": 1.3, "heartbeat_ticks": 6}, 0.0),
     ],
 )
 def test_tick_slack_lets_ticks_wait_for_a_wake_up_only_where_nothing_waits_on_them(
     case: dict[str, object], expected: float
 ) -> None:
-    args = {"lease_left_s": float("inf"), **case}
-    assert tick_slack(0.1, heartbeat_ticks=2, **args) == pytest.approx(expected)  # type: ignore[arg-type]
+    args = {"lease_left_s": float("inf"), "heartbeat_ticks": 2, **case}
+    assert tick_slack(0.1, **args) == pytest.approx(expected)  # type: ignore[arg-type]

@@ -35,6 +35,22 @@ def test_a_learner_receives_the_log_but_does_not_count_for_quorum() -> None:
     assert a.commit < index  # ...which does not make a majority of {a, b}
 
 
+def test_an_idle_learner_hears_a_heartbeat_every_few_intervals_and_new_entries_and_commits_at_once() -> None:
+    config = RaftConfig(auto_promote=False, learner_heartbeat_every=3)  # heartbeat every 2 ticks
+    c = _leader_cluster("abl", "ab", config)
+    c.nodes["a"].add_learner("l")
+    c.process("a")
+    c.run(6)
+    c.delivered.clear()
+    c.run(12)  # six heartbeat intervals, nothing new
+    heard = [m.dst for m in c.delivered if type(m).__name__ == "AppendRequest"]
+    assert heard.count("b") == 6 and heard.count("l") == 2
+    c.delivered.clear()
+    index = c.propose("a", b"x")
+    c.deliver()
+    assert c.nodes["l"].commit >= index  # the entry and its commit at once, not at a heartbeat
+
+
 def test_one_membership_change_at_a_time() -> None:
     c = _leader_cluster("abcde", "abc")
     a = c.nodes["a"]

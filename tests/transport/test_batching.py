@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 from swarmcompute import codec
 from swarmcompute.transport import PeerTransport, new_cluster_key
-from swarmcompute.transport.outbox import LAZY_S, Batch
+from swarmcompute.transport.outbox import LAZY_GATHER_S, LAZY_S, Batch, Outbox
 
 from .helpers import Inbox, Ping, deliver, transport, until
 
@@ -82,7 +82,7 @@ def test_an_immediate_send_goes_after_what_was_posted_before_it() -> None:
     asyncio.run(main())
 
 
-def test_a_lazy_message_rides_with_the_next_one_and_goes_alone_when_none_comes() -> None:
+def test_a_lazy_message_rides_with_the_next_one_goes_alone_when_none_comes_and_gives_way_to_a_newer_one() -> None:
     async def main() -> None:
         async with connected_pair() as (a, b, inbox_a, inbox_b):
             to_b, to_a = f"127.0.0.1:{b.port}", f"127.0.0.1:{a.port}"
@@ -108,6 +108,12 @@ def test_a_lazy_message_rides_with_the_next_one_and_goes_alone_when_none_comes()
             assert await until(lambda: seqs(inbox_b, "node-a")[-1] == 4)
             assert loop.time() - start >= LAZY_S * 0.9
             assert a.frames_sent == frames + 2
+
+            a.post(to_b, Ping(5), lazy=True)
+            a.post(to_b, Ping(6), lazy=True)  # a newer renewal of the same kind: the older is moot
+            a.post(to_b, Ping(7))
+            assert await until(lambda: seqs(inbox_b, "node-a")[-2:] == [6, 7])
+            assert 5 not in seqs(inbox_b, "node-a") and a.frames_sent == frames + 3
 
     asyncio.run(main())
 
@@ -147,5 +153,29 @@ def test_a_bad_message_in_a_batch_is_dropped_alone() -> None:
             assert a.send(f"127.0.0.1:{b.port}", batch)
             assert await until(lambda: seqs(inbox_b, "node-a") == [7, 8])
             assert b.stats.dropped_bad == 2  # the garbage and the batch inside the batch
+
+    asyncio.run(main())
+
+
+def test_lazy_messages_to_several_nodes_due_close_together_leave_in_one_wake_up() -> None:
+    """A leader's renewals to many learners, each alone between their heartbeats: one timer."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        pushed: list[tuple[str, float]] = []
+        outbox = Outbox(lambda address, data, count: pushed.append((address, loop.time())) or True, codec.encode)
+        start = loop.time()
+        outbox.post("e1", "a1", b"1", lazy=True, kind=Ping)
+        await asyncio.sleep(LAZY_GATHER_S / 2)
+        outbox.post("e2", "a2", b"2", lazy=True, kind=Ping)
+        await asyncio.sleep(LAZY_S + LAZY_GATHER_S)
+        assert [address for address, _ in pushed] == ["a1", "a2"]
+        assert pushed[1][1] - pushed[0][1] < 0.01 and pushed[0][1] - start >= LAZY_S * 0.9  # one wake-up, on time
+        outbox.post("e3", "a3", b"3", lazy=True, kind=Ping)
+        await asyncio.sleep(LAZY_GATHER_S * 2)
+        outbox.post("e4", "a4", b"4", lazy=True, kind=Ping)  # not due soon after e3's: its own
+        await asyncio.sleep(LAZY_S + LAZY_GATHER_S * 2)
+        assert [address for address, _ in pushed[2:]] == ["a3", "a4"] and pushed[3][1] - pushed[2][1] > LAZY_GATHER_S
+        outbox.close()
 
     asyncio.run(main())
