@@ -102,6 +102,7 @@ def test_regression_seeds(seed: int, found: str) -> None:
 
 
 @pytest.mark.slow  # deselected unless SWARM_SLOW=1 (root conftest); SWARM_CLUSTER_SEEDS scales it
+@pytest.mark.timeout(3600)  # 10,000 seeds with two workers took 772 s on this 2-core VM
 def test_long_cluster_sweep() -> None:
     seeds = int(os.environ.get("SWARM_CLUSTER_SEEDS", "10000"))
     summary = cluster_sweep(seeds, 0, 5, workers=os.cpu_count() or 1)
