@@ -30,13 +30,19 @@ def proposed(instructions: list[object]) -> list[object]:
     return [c for i in instructions if isinstance(i, Propose) for c in i.commands]
 
 
-def test_a_running_rank_told_to_stop_is_stopped_as_lost() -> None:
-    table = JobTable()
+def _rank_0_running_here(table: JobTable) -> NodeState:
+    """The gang's rank 0 assigned here and started."""
     _gang(table)
     state = NodeState(ME, table)
     _applied(state, ["g.0", "g.1"])
     [start] = state.to_start(ROOM, 3.0, may_start=True)
     state.started(start, running=True, holds=True, now_wall=3.0)
+    return state
+
+
+def test_a_running_rank_told_to_stop_is_stopped_as_lost() -> None:
+    table = JobTable()
+    state = _rank_0_running_here(table)
     changed = table.apply(RequeueLost("g.1", 1, "its node stopped answering", 4.0, node_id="b"))
     assert Stop("g.0", 1, lost=True) in _applied(state, changed, {"g.0": [1]})
 
@@ -93,11 +99,7 @@ def test_a_rank_running_here_under_an_assignment_a_kept_history_replaced_stops_a
     and the table's attempt is re-queued, which breaks the gang (it would otherwise wait for an
     end that does not count: ``FinishAttempt.assigned_at``)."""
     table = JobTable()
-    _gang(table)
-    state = NodeState(ME, table)
-    _applied(state, ["g.0", "g.1"])
-    [start] = state.to_start(ROOM, 3.0, may_start=True)
-    state.started(start, running=True, holds=True, now_wall=3.0)
+    state = _rank_0_running_here(table)
     table.clear()  # the kept history: the same gang, attempt 1 given at 4.0, rank 0 here again
     specs = ranks_of(JobSpec(id="g", argv=("x",)), 2, 1)
     table.apply(SubmitJobs(tuple(specs), 1.0))
