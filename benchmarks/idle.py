@@ -132,7 +132,21 @@ def start_cluster(root: Path, n: int, http: bool, env: dict[str, str]) -> list[D
         extra_args=("--new-cluster",), extra_env=env,
     )  # fmt: skip
     nodes.append(first)
-    first.start()
+    try:
+        first.start()
+        _start_the_rest(root, n, http_port, env, first, nodes)
+    except BaseException:  # one that never came up: stop the others, which would outlive the run
+        for node in nodes:
+            node.stop()
+            node.kill()
+        raise
+    return nodes
+
+
+def _start_the_rest(
+    root: Path, n: int, http_port: int | str, env: dict[str, str], first: DaemonProcess, nodes: list[DaemonProcess]
+) -> None:
+    first_port = first.port
     token = first.token_from_disk()
     for start in range(1, n, START_TOGETHER):
         group = [
@@ -153,7 +167,6 @@ def start_cluster(root: Path, n: int, http: bool, env: dict[str, str]) -> list[D
             node.start(wait=False)
         for node in group:
             node.wait_ready()
-    return nodes
 
 
 def formed(nodes: list[DaemonProcess]) -> bool:
