@@ -68,7 +68,7 @@ Push = Callable[[str, bytes, int], bool]
 
 
 class _Queue:
-    __slots__ = ("endpoint", "address", "frames", "size", "due", "lazy_until", "lazy")
+    __slots__ = ("endpoint", "address", "frames", "size", "due", "lazy")
 
     def __init__(self, endpoint: str, address: str) -> None:
         self.endpoint = endpoint
@@ -77,8 +77,6 @@ class _Queue:
         self.size = 0
         self.due = False
         """A flush at the end of this loop turn is scheduled."""
-        self.lazy_until: float | None = None
-        """Only lazy messages wait: until ``LAZY_S`` after the first of them (loop time)."""
         self.lazy: dict[object, int] = {}
         """The kind of each lazy message waiting -> its place in ``frames``."""
 
@@ -102,8 +100,9 @@ class Outbox:
         """Endpoint -> when we last sent it an empty batch."""
         self.frames = 0
         """Frames handed to ZeroMQ, batches counted once (for the tests and benchmarks)."""
-        self._lazy: dict[str, _Queue] = {}
-        """Queues holding only lazy messages, each flushed by ``LAZY_S`` after its first."""
+        self._lazy: dict[str, float] = {}
+        """Endpoint -> when its queue, holding only lazy messages, goes at the latest (loop time:
+        ``LAZY_S`` after the first of them)."""
         self._lazy_timer: asyncio.TimerHandle | None = None
         self._lazy_timer_at = float("inf")
 
@@ -127,25 +126,20 @@ class Outbox:
                 self._due.append(queue)
                 if self._flush_handle is None:
                     self._flush_handle = asyncio.get_running_loop().call_soon(self._flush_due)
-        elif not queue.due and queue.lazy_until is None:
-            loop = asyncio.get_running_loop()
-            queue.lazy_until = loop.time() + LAZY_S
-            self._lazy[endpoint] = queue
-            if queue.lazy_until < self._lazy_timer_at:
-                self._arm_lazy(loop, queue.lazy_until)
+        elif not queue.due and endpoint not in self._lazy:
+            self._lazy[endpoint] = until = asyncio.get_running_loop().time() + LAZY_S
+            if until < self._lazy_timer_at:
+                self._arm_lazy(until)
 
-    def _arm_lazy(self, loop: asyncio.AbstractEventLoop, at: float) -> None:
-        if self._lazy_timer is not None:
-            self._lazy_timer.cancel()
-        self._lazy_timer, self._lazy_timer_at = loop.call_at(at, self._flush_lazy), at
-
-    def _rearm_lazy(self) -> None:
+    def _arm_lazy(self, at: float | None = None) -> None:
+        """Set the one timer of the lazy queues: at ``at``, or at the nearest deadline (none: off)."""
         if self._lazy_timer is not None:
             self._lazy_timer.cancel()
         self._lazy_timer, self._lazy_timer_at = None, float("inf")
-        nearest = min((q.lazy_until for q in self._lazy.values() if q.lazy_until is not None), default=None)
-        if nearest is not None:
-            self._arm_lazy(asyncio.get_running_loop(), nearest)
+        if at is None:
+            at = min(self._lazy.values(), default=None)
+        if at is not None:
+            self._lazy_timer, self._lazy_timer_at = asyncio.get_running_loop().call_at(at, self._flush_lazy), at
 
     def _flush_lazy(self) -> None:
         """One timer for every queue of lazy messages: when it fires, every queue due within
@@ -153,10 +147,10 @@ class Outbox:
         between two of their heartbeats) leave in one wake-up, not one each."""
         self._lazy_timer, self._lazy_timer_at = None, float("inf")
         soon = asyncio.get_running_loop().time() + LAZY_GATHER_S
-        for endpoint, queue in list(self._lazy.items()):
-            if queue.lazy_until is None or queue.lazy_until <= soon:
+        for endpoint, until in list(self._lazy.items()):
+            if until <= soon:
                 self.flush(endpoint)
-        self._rearm_lazy()
+        self._arm_lazy()
 
     def pending(self, endpoint: str) -> bool:
         return endpoint in self._queues
@@ -188,8 +182,8 @@ class Outbox:
         queue = self._queues.pop(endpoint, None)
         if queue is None:
             return
-        if self._lazy.pop(endpoint, None) is not None and queue.lazy_until == self._lazy_timer_at:
-            self._rearm_lazy()  # it left with company: the timer waits for the next one, if any
+        if self._lazy.pop(endpoint, None) == self._lazy_timer_at:
+            self._arm_lazy()  # it left with company: the timer waits for the next one, if any
         frames = queue.frames
         if len(frames) == 1:
             self._send(queue.address, frames[0], 1)
@@ -241,9 +235,7 @@ class Outbox:
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
-        if self._lazy_timer is not None:
-            self._lazy_timer.cancel()
-            self._lazy_timer, self._lazy_timer_at = None, float("inf")
         self._lazy.clear()
+        self._arm_lazy()  # off: nothing waits
         self._queues.clear()
         self._due.clear()
