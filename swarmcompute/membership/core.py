@@ -254,8 +254,14 @@ class Membership:
         self._suspicions.pop(node_id, None)
         return True
 
-    def tick(self) -> list[Effect]:
-        """Advance one tick: probes, suspicion timeouts, gossip, push-pull, reconnects."""
+    def tick(self, behind: int = 0) -> list[Effect]:
+        """Advance one tick: probes, suspicion timeouts, gossip, push-pull, reconnects.
+
+        ``behind``: this tick runs late, in a row with that many more (the daemon's clock runs
+        the ticks it let slip in one wake-up). A probe sent now leaves when the last of them has
+        run, so its ack timeout counts from that tick: counted from this one, it would pass
+        within the same wake-up, before any ack could be read, and send needless indirect
+        probes to three peers."""
         self._tick += 1
         t = self._tick
         c = self.config
@@ -264,7 +270,7 @@ class Membership:
             for node_id, deadline in list(self._suspicions.items()):
                 if deadline <= t:
                     self._declare_dead(node_id, out)
-            self._advance_probe(out)
+            self._advance_probe(out, behind)
             if t >= self._next_push_pull:
                 self._push_pull_gap = min(c.push_pull_gap_ticks(self.num_live), self._push_pull_gap * 2)
                 self._next_push_pull = t + self._push_pull_gap
@@ -345,12 +351,12 @@ class Membership:
 
     # ---------------------------------------------------------------- probing
 
-    def _advance_probe(self, out: list[Effect]) -> None:
+    def _advance_probe(self, out: list[Effect], behind: int) -> None:
         c = self.config
         t = self._tick
         probe = self._probe
         if probe is not None and not probe.acked:
-            waited = t - probe.sent_tick
+            waited = t - probe.sent_tick  # negative while the ticks before its sending run
             if waited == c.probe_timeout_ticks:
                 self.counters["indirect_probes"] += 1
                 for node_id in self._table.live.sample(self._rng, c.indirect_checks, exclude=probe.target_id):
@@ -365,7 +371,8 @@ class Membership:
                 if target is not None and target.state is ALIVE and target.incarnation == probe.incarnation:
                     self._suspect(target, out)
         if t >= self._next_probe:
-            self._next_probe = t + c.probe_interval_ticks
+            sent = t + behind  # the tick it leaves at, and the next one's interval counts from
+            self._next_probe = sent + c.probe_interval_ticks
             if self._probe is not None and not self._probe.acked:
                 return  # the previous probe ends at this very tick above; never overlap
             target = self._next_probe_target()
@@ -374,7 +381,7 @@ class Membership:
                 return
             self._seq += 1
             self.counters["probes"] += 1
-            self._probe = _Probe(target.node_id, target.address, target.incarnation, self._seq, t)
+            self._probe = _Probe(target.node_id, target.address, target.incarnation, self._seq, sent)
             out.append(
                 Send(
                     target.address,

@@ -1090,7 +1090,7 @@ class Daemon:
             if raft.leader_id != self._last_leader:  # counted for /metrics
                 self._last_leader = raft.leader_id
                 self._leader_changes += raft.leader_id is not None
-            gossip.tick()
+            gossip.tick(clock.behind)  # a probe sent in a catch-up leaves with its last tick
             lease.tick(ask=ticks % per_ask == 0)
             if raft.is_leader:
                 view = self._view()

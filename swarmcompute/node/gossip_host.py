@@ -75,10 +75,11 @@ class GossipHost:
         self._ticks_per_member_swing = max(1, round(SWING_GAP_PER_NODE_S * 1000.0 / self.config.tick_ms))
         self._advertised_tick = 0
 
-    def tick(self) -> None:
-        """One gossip tick; every ``META_INTERVAL_S`` look whether our resources changed enough
-        to be worth a round of gossip (every update costs a dozen retransmissions)."""
-        self._carry(self.core.tick())
+    def tick(self, behind: int = 0) -> None:
+        """One gossip tick (``behind``: ``Membership.tick``'s); every ``META_INTERVAL_S`` look
+        whether our resources changed enough to be worth a round of gossip (every update costs a
+        dozen retransmissions)."""
+        self._carry(self.core.tick(behind))
         self._ticks += 1
         if self._ticks % self._ticks_per_meta:
             return

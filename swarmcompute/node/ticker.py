@@ -59,6 +59,8 @@ class Clock:
         self._timer: asyncio.TimerHandle | None = None
         self._failed: asyncio.Future[None] | None = None
         self.ticks = 0
+        self.behind = 0
+        """While a tick runs: how many more of this wake-up's ticks run right after it."""
         self.armed_at = float("inf")
         """When (on ``now``'s clock) the timer will wake the loop for the next tick."""
 
@@ -88,12 +90,15 @@ class Clock:
         else:
             self._due += due * self.interval_s
         try:
-            for _ in range(due):
+            for behind in range(due - 1, -1, -1):
                 self.ticks += 1
+                self.behind = behind
                 self._tick()
         except BaseException as exc:  # the awaiting task raises it, as its own code would have
             self._failed.set_exception(exc)
             return due
+        finally:
+            self.behind = 0
         self._arm()
         return due
 

@@ -68,6 +68,24 @@ def test_missed_ack_triggers_indirect_probe_whose_forwarded_ack_counts() -> None
     assert [f.address for f in forwarded] == ["a:7946"] and forwarded[0].msg.seq == ping.msg.seq
 
 
+def test_a_probe_sent_in_a_catch_up_times_out_counted_from_the_wake_ups_last_tick() -> None:
+    """The daemon's clock runs the ticks it let slip in one wake-up (a learner's six); a probe sent
+    at one of the first leaves only after the last, and no ack can be read before then."""
+    a = node("a")
+    know(a, "b", "c", "d", "e")
+    batch = CFG.probe_timeout_ticks + 1
+    for _ in range(100):
+        outs = [a.tick(behind) for behind in range(batch - 1, -1, -1)]
+        sent = [i for i, out in enumerate(outs) if sends(out, Ping)]
+        if sent and sent[0] < batch - 1:
+            break
+    else:
+        raise AssertionError("no probe sent before a wake-up's last tick")
+    assert not any(sends(out, PingReq) for out in outs)
+    later = [bool(sends(a.tick(), PingReq)) for _ in range(CFG.probe_timeout_ticks)]
+    assert later == [False] * (CFG.probe_timeout_ticks - 1) + [True]
+
+
 def test_no_ack_at_all_makes_the_target_suspect_and_tells_it() -> None:
     a = node("a")
     know(a, "b")

@@ -20,14 +20,17 @@ class FakeTime:
 
 
 def _with_clock(
-    scenario: Callable[[Clock, FakeTime], Awaitable[None]], slack: float = 0.0, max_late_ticks: int = 2
+    scenario: Callable[[Clock, FakeTime], Awaitable[None]],
+    slack: float = 0.0,
+    max_late_ticks: int = 2,
+    on_tick: Callable[[], None] = lambda: None,
 ) -> None:
     """Run ``scenario`` against a running Clock on a fake clock (its timer is on the loop's real
     clock, far in the future in loop time: only ``catch_up`` runs ticks)."""
 
     async def main() -> None:
         time = FakeTime()
-        clock = Clock(0.1, lambda: None, lambda: slack, max_late_ticks=max_late_ticks, now=time)
+        clock = Clock(0.1, on_tick, lambda: slack, max_late_ticks=max_late_ticks, now=time)
         runner = asyncio.create_task(clock.run())
         await asyncio.sleep(0)  # run() armed the timer
         try:
@@ -52,6 +55,21 @@ def test_a_wake_up_runs_every_tick_due_since_the_last_in_a_row() -> None:
         assert clock.catch_up() == 1 and clock.ticks == 3
 
     _with_clock(scenario)
+
+
+def test_each_tick_of_a_wake_up_knows_how_many_more_run_right_after_it() -> None:
+    clocks: list[Clock] = []
+    seen: list[int] = []
+
+    async def scenario(clock: Clock, time: FakeTime) -> None:
+        clocks.append(clock)
+        time.now = 0.35  # ticks due at 0.1, 0.2 and 0.3
+        assert clock.catch_up() == 3
+        assert seen == [2, 1, 0] and clock.behind == 0
+        time.now = 0.41
+        assert clock.catch_up() == 1 and seen == [2, 1, 0, 0]
+
+    _with_clock(scenario, slack=0.3, max_late_ticks=3, on_tick=lambda: seen.append(clocks[0].behind))
 
 
 def test_a_loop_stalled_past_the_late_ticks_runs_one_tick_and_loses_the_rest() -> None:
