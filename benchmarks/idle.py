@@ -8,8 +8,8 @@ Each daemon is a real process bound to 127.0.0.1 in a temporary state directory,
 is formed, every node runs one `true` job (pinned to it), so each daemon has the guardian it keeps
 from its first job on; then, after a settling pause, CPU is read from ``/proc/<pid>/stat``
 (utime + stime of the daemon and its live children: its guardian) at the start and the end of a
-``--seconds`` window, and RSS from ``/proc/<pid>/status`` (daemon + guardian) at its end, with
-PSS beside it (RSS counts the interpreter's shared pages once in the daemon and again in its
+``--seconds`` window, and RSS from ``/proc/<pid>/status`` (daemon + guardian) just before it
+(before anything scrapes /metrics: its first scrape imports prometheus_client), with PSS beside it (RSS counts the interpreter's shared pages once in the daemon and again in its
 guardian; PSS shares them out).
 
 ``--tree DIR`` runs this tree's daemons from a copy (a snapshot, while the tree is being edited);
@@ -17,7 +17,10 @@ guardian; PSS shares them out).
 e.g. ``git archive <commit> swarmcompute | tar -x -C DIR``), run with ``PYTHONPATH=DIR``, in
 alternating rounds (base, this tree; this tree, base; ...): both see the same load, and the
 ratios are paired. The machine may be shared: every window prints the load average and how busy
-the whole machine was, and the summary gives ranges over rounds, not one figure.
+the whole machine was, and the summary gives ranges over rounds, not one figure. With HTTP on, a
+window also prints the peer messages a daemon received a second, and how many of its probes a
+second went unanswered in time and were retried through other nodes (read from each daemon's
+/metrics just outside the window).
 
 Targets (issue 15, item 3): CPU <= 0.3 % of a core per daemon at 3 nodes, <= 0.5 % at 20;
 RSS <= 35 MiB for a daemon and its guardian together.
@@ -30,8 +33,11 @@ import os
 import statistics
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from swarmcompute.client import Client
 from swarmcompute.testing.daemons import DaemonProcess, free_port, wait_until
@@ -121,6 +127,29 @@ class Window:
     load: float
     machine_busy: float
     """% of the whole machine busy during the window (all processes, all cores)."""
+    received: list[float]
+    """Peer messages each daemon received a second (from its /metrics; empty with HTTP off)."""
+    indirect: list[float]
+    """Probes each daemon retried through other nodes a second (``swarm_gossip_indirect_probes``;
+    empty where the daemons do not count them)."""
+
+
+def _counters(node: DaemonProcess) -> dict[str, float]:
+    """The peer and gossip counters of ``node``'s /metrics."""
+    with urllib.request.urlopen(f"{node.http_url}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name in ("swarm_peer_messages_received_total", "swarm_gossip_indirect_probes_total")
+    }
+
+
+def _rates(before: list[dict[str, float]], after: list[dict[str, float]], name: str, seconds: float) -> list[float]:
+    if not all(name in a for a in after):
+        return []
+    return [(a[name] - b[name]) / seconds for a, b in zip(after, before, strict=True)]
 
 
 def start_cluster(root: Path, n: int, http: bool, env: dict[str, str]) -> list[DaemonProcess]:
@@ -205,6 +234,9 @@ def measure(root: Path, variant: str, n: int, seconds: float, http: bool, env: d
         leader = nodes[0].status()["leader"]
         leader_index = next(i for i, node in enumerate(nodes) if node.status()["node_id"] == leader)
         families = [_family(node.pid) for node in nodes]
+        rss = [sum(_rss_mib(p) for p in fam) for fam in families]  # before the first scrape, which
+        pss = [sum(_pss_mib(p) for p in fam) for fam in families]  # imports prometheus_client (+5 MiB)
+        counted = [_counters(node) for node in nodes] if http else []  # read outside the window
         before = [sum(_stat_ticks(p) for p in fam) for fam in families]
         busy0, total0 = _busy_ticks()
         start = time.monotonic()
@@ -213,11 +245,12 @@ def measure(root: Path, variant: str, n: int, seconds: float, http: bool, env: d
         after = [sum(_stat_ticks(p) for p in fam) for fam in families]
         busy1, total1 = _busy_ticks()
         cpu = [100.0 * (a - b) / CLK_TCK / elapsed for a, b in zip(after, before, strict=True)]
-        rss = [sum(_rss_mib(p) for p in fam) for fam in families]
-        pss = [sum(_pss_mib(p) for p in fam) for fam in families]
+        now = [_counters(node) for node in nodes] if http else []
         return Window(
             variant, n, cpu, cpu[leader_index], rss, pss, sum(len(f) - 1 for f in families),
             os.getloadavg()[0], 100.0 * (busy1 - busy0) / max(total1 - total0, 1),
+            _rates(counted, now, "swarm_peer_messages_received_total", elapsed),
+            _rates(counted, now, "swarm_gossip_indirect_probes_total", elapsed),
         )  # fmt: skip
     finally:
         for node in nodes:
@@ -266,7 +299,9 @@ def main() -> None:
                         f" (max {max(w.cpu):.2f}, leader {w.leader_cpu:.2f}), all {sum(w.cpu):.1f} %;"
                         f" RSS mean {statistics.mean(w.rss):.1f} MiB (max {max(w.rss):.1f}, PSS"
                         f" {statistics.mean(w.pss):.1f}), {w.guardians} guardians;"
-                        f" load {w.load:.1f}, machine {w.machine_busy:.0f} % busy",
+                        f" load {w.load:.1f}, machine {w.machine_busy:.0f} % busy"
+                        + (f"; peer messages received {statistics.mean(w.received):.1f}/s" if w.received else "")
+                        + (f", indirect probes {statistics.mean(w.indirect):.2f}/s" if w.indirect else ""),
                         flush=True,
                     )
     print(f"\nsummary over {args.rounds} rounds of {args.seconds:g} s, HTTP {args.http} (ranges over rounds):")
@@ -278,6 +313,12 @@ def main() -> None:
                 f" (leader {_range([w.leader_cpu for w in ws])} %); RSS per daemon+guardian"
                 f" {_range([statistics.mean(w.rss) for w in ws], '.1f')} MiB (max {_range([max(w.rss) for w in ws], '.1f')};"
                 f" PSS {_range([statistics.mean(w.pss) for w in ws], '.1f')} MiB)"
+                + (
+                    f"; per daemon a second: {_range([statistics.mean(w.received) for w in ws], '.1f')} peer messages"
+                    f" received, {_range([statistics.mean(w.indirect) for w in ws])} indirect probes"
+                    if all(w.received and w.indirect for w in ws)
+                    else ""
+                )
             )
         if len(variants) == 2:
             ours = [statistics.mean(w.cpu) for w in windows if w.nodes == n and w.variant == "this tree"]

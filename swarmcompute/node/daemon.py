@@ -1443,6 +1443,7 @@ class Daemon:
             "peer_bytes_sent": stats.sent_bytes,
             "peer_bytes_received": stats.received_bytes,
             "peer_connections": stats.peers,
+            "gossip": dict(self.gossip.core.counters),
         }
 
     def status(self) -> dict[str, Any]:

@@ -15,7 +15,9 @@ to a node) and ``swarm_job_run_seconds`` (started to ended). This node's view: `
 ``swarm_peer_messages_sent_total``, ``swarm_peer_frames_posted_total`` (the frames that carried the
 batched ones: ``transport.outbox``), ``swarm_peer_messages_received_total``,
 ``swarm_peer_messages_dropped_total``, ``swarm_peer_bytes_sent_total``, ``swarm_peer_bytes_received_total``,
-``swarm_peer_connections``; and the process's own
+``swarm_peer_connections``; the failure detector's ``swarm_gossip_probes_total``,
+``swarm_gossip_indirect_probes_total``, ``swarm_gossip_suspicions_total`` and
+``swarm_gossip_declared_dead_total``; and the process's own
 (``process_resident_memory_bytes``, ...).
 
 A scrape walks the job table once. Imported at the first scrape: prometheus_client costs an idle
@@ -50,6 +52,14 @@ NODE_GAUGES = (
     ("swarm_node_memory_available_bytes", "memory available", "mem_available"),
     ("swarm_node_disk_free_bytes", "free space where the state directory is", "disk_free"),
     ("swarm_node_running_jobs", "jobs assigned to or running on the node", "running_jobs"),
+)
+
+
+GOSSIP_COUNTERS = (
+    ("swarm_gossip_probes", "failure-detector probes this node sent", "probes"),
+    ("swarm_gossip_indirect_probes", "probes unanswered in time, retried through other nodes", "indirect_probes"),
+    ("swarm_gossip_suspicions", "nodes this node suspected (no answer to a probe)", "suspected"),
+    ("swarm_gossip_declared_dead", "suspects this node declared dead", "declared_dead"),
 )
 
 
@@ -165,3 +175,5 @@ def _node_view(status: dict[str, Any], view: dict[str, Any]) -> Iterator[Metric]
         "swarm_peer_bytes_received", "bytes of peer messages received", value=view["peer_bytes_received"]
     )
     yield GaugeMetricFamily("swarm_peer_connections", "open connections to peers", value=view["peer_connections"])
+    for name, text, key in GOSSIP_COUNTERS:
+        yield CounterMetricFamily(name, text, value=view["gossip"][key])

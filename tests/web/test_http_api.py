@@ -236,6 +236,9 @@ def test_metrics_parse_as_prometheus_text_and_every_grafana_query_names_an_expor
         assert name in samples, name
     assert samples["swarm_jobs_submitted_total"].value >= 1
     assert samples["swarm_peer_bytes_sent_total"].value > samples["swarm_peer_messages_sent_total"].value > 0
+    gossip = {k: samples[f"swarm_gossip_{k}_total"].value for k in ("probes", "indirect_probes", "suspicions")}
+    assert gossip["probes"] >= gossip["indirect_probes"] and gossip["probes"] >= gossip["suspicions"]
+    assert "swarm_gossip_declared_dead_total" in samples
     up = [s for f in text_string_to_metric_families(response.text) for s in f.samples if s.name == "swarm_node_up"]
     assert {s.labels["node"] for s in up} == {"n0", "n1", "n2"}
     dashboard = json.loads((ROOT / "examples" / "grafana-dashboard.json").read_text())
