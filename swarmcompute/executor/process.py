@@ -56,6 +56,7 @@ from swarmcompute.executor.guardian import GuardianLink, start_ticks
 from swarmcompute.executor.logfile import DEFAULT_MAX_LOG_BYTES, STDERR, STDOUT, LogWriter
 from swarmcompute.executor.registry import (
     RegistryEntry,
+    create_time_of,
     kill_stale_group,
     process_create_time,
     read_registry,
@@ -434,10 +435,15 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
         entries = []
         for a in self._attempts.values():
             if a.create_time is None:
-                # Read here, not at spawn: most attempts end before their first registry write.
-                # An unreaped leader's pid is still its own; a reaped one's is recorded as 0.0,
+                # From the start ticks read at spawn (for the guardian), else read now. An
+                # unreaped leader's pid is still its own; a reaped one's is recorded as 0.0,
                 # which makes reap_stale check each group member's SWARM_JOB_ID instead.
-                a.create_time = 0.0 if a.reaped else (process_create_time(a.pid) or 0.0)
+                if a.reaped:
+                    a.create_time = 0.0
+                elif a.start_ticks is not None:
+                    a.create_time = create_time_of(a.start_ticks)
+                else:
+                    a.create_time = process_create_time(a.pid) or 0.0
             entries.append(RegistryEntry(a.spec.job_id, a.spec.attempt, a.pid, a.pgid, a.create_time))
         try:
             self._registry_path.parent.mkdir(parents=True, exist_ok=True)

@@ -87,6 +87,15 @@ _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _boot_time: float | None = None
 
 
+def create_time_of(start_ticks: int) -> float:
+    """psutil's create_time of a process that started ``start_ticks`` clock ticks after boot
+    (``/proc/<pid>/stat`` field 22, which the executor reads at spawn for its guardian anyway)."""
+    global _boot_time
+    if _boot_time is None:
+        _boot_time = psutil.boot_time()
+    return start_ticks / _CLOCK_TICKS + _boot_time
+
+
 def process_create_time(pid: int) -> float | None:
     """psutil's create_time for ``pid``, or None when no such process exists.
 
@@ -94,7 +103,6 @@ def process_create_time(pid: int) -> float | None:
     (start ticks / CLK_TCK + boot time): building a ``psutil.Process`` cost a third of
     every job spawn. Elsewhere psutil answers.
     """
-    global _boot_time
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
@@ -105,9 +113,7 @@ def process_create_time(pid: int) -> float | None:
     if stat:
         fields = stat[stat.rfind(b")") + 2 :].split()
         if len(fields) > 19:
-            if _boot_time is None:
-                _boot_time = psutil.boot_time()
-            return int(fields[19]) / _CLOCK_TICKS + _boot_time
+            return create_time_of(int(fields[19]))
     try:
         return psutil.Process(pid).create_time()
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):

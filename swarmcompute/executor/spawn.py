@@ -45,6 +45,16 @@ __all__ = ["SECRET_ENV", "SpawnFailed", "job_environment", "set_job_umask", "spa
 _SHELL = "/bin/sh"
 
 _job_umask = -1  # -1: the job inherits the daemon's umask
+_devnull = -1
+"""One descriptor of /dev/null, the stdin of every job (``Popen``'s ``DEVNULL`` opens and closes
+one per spawn: 2 % of a 1-node daemon's samples at 780 jobs/s)."""
+
+
+def _stdin() -> int:
+    global _devnull
+    if _devnull < 0:
+        _devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    return _devnull
 
 
 def set_job_umask(umask: int) -> None:
@@ -107,7 +117,7 @@ def _popen(
 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         argv,
-        stdin=subprocess.DEVNULL,
+        stdin=_stdin(),
         stdout=stdout_fd,
         stderr=stderr_fd,
         env=env,
