@@ -95,7 +95,7 @@ from swarmcompute.state.commands import (
     SubmitJobs,
 )
 from swarmcompute.state.compact import is_stub
-from swarmcompute.state.history import DEFAULT_KEEP_JOBS, DEFAULT_KEEP_S, PruneJobs, prunable
+from swarmcompute.state.history import DEFAULT_KEEP_JOBS, DEFAULT_KEEP_S, MAX_PRUNE_BATCH, PruneJobs, prunable
 from swarmcompute.state.job import Job, JobSpec, JobState
 from swarmcompute.state.policy import CommandPolicy, SetPolicy, check_policy, policy_problem, policy_toml
 from swarmcompute.state.table import JobTable, submit_chunks, validate_batch, validate_spec
@@ -983,8 +983,10 @@ class Daemon:
         )
 
     async def _propose_prune(self, ids: list[str], why: str) -> int:
-        """Propose removing ``ids``, then the next batch, until nothing is left to remove (or this
-        node stops leading); returns how many were removed."""
+        """Propose removing ``ids``, then the next batch while the last one was full (or until
+        this node stops leading); returns how many were removed. What ends meanwhile waits for
+        the next second's look: going on with the few jobs that ended during each proposal cut
+        a busy history into a prune per Raft round, each paying its fixed costs."""
         removed = 0
         while ids:
             before = len(self.table)
@@ -994,7 +996,8 @@ class Daemon:
                 log.info("prune_deferred", jobs=len(ids), reason=str(exc))
                 break
             removed += before - len(self.table)
-            ids = self.prunable() if self.committer.raft.is_leader else []
+            full = len(ids) >= MAX_PRUNE_BATCH
+            ids = self.prunable() if full and self.committer.raft.is_leader else []
         if removed:
             log.info("jobs_pruned", jobs=removed, why=why, finished_kept=self.table.finished_count)
         return removed

@@ -14,7 +14,7 @@ than ``keep_s`` ago (default 7 days), or once more than ``keep_jobs`` finished j
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -52,7 +52,7 @@ def to_prune(
     keep_jobs: int,
     keep_s: float,
     now: float,
-    held: frozenset[str] | set[str],
+    held: Container[str],
     limit: int = MAX_PRUNE_BATCH,
 ) -> list[str]:
     """Which finished jobs go now, oldest first, at most ``limit``.

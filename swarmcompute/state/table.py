@@ -13,7 +13,7 @@ from __future__ import annotations
 import bisect
 import heapq
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 
 from sortedcontainers import SortedDict
 
@@ -139,6 +139,19 @@ def weightless(spec: JobSpec) -> bool:
     of these instead of a list to walk (20,000 `--cpus 0` jobs assigned at once: every round
     walked them all, 14 % of the node's time in the batch)."""
     return not (spec.cpus or spec.mem_bytes or spec.gpus or spec.array_limit)
+
+
+class _WaitedOn(Container[str]):
+    """``JobTable.held_parents``: the ids with an unfinished child."""
+
+    __slots__ = ("_children", "_open")
+
+    def __init__(self, children: Mapping[str, list[str]], open_jobs: Mapping[str, Job]) -> None:
+        self._children = children
+        self._open = open_jobs
+
+    def __contains__(self, job_id: object) -> bool:
+        return isinstance(job_id, str) and any(c in self._open for c in self._children.get(job_id, ()))
 
 
 class JobTable:
@@ -302,9 +315,12 @@ class JobTable:
     def finished_count(self) -> int:
         return len(self._finished)
 
-    def held_parents(self) -> set[str]:
-        """Ids that some unfinished job still waits on (``--after``/``--after-any``)."""
-        return {p for j in self._open.values() for p in (*j.spec.after, *j.spec.after_any)}
+    def held_parents(self) -> Container[str]:
+        """Ids that some unfinished job still waits on (``--after``/``--after-any``): a view whose
+        lookup walks that id's children. Built as a set of every open job's parents, it cost each
+        prune a walk of the whole queue: at 8,000 queued jobs and a history past ``--keep-jobs``,
+        which prunes every second, 18 % of a one-node daemon's samples."""
+        return _WaitedOn(self._children, self._open)
 
     def order_finished(self) -> None:
         """Put the finished-jobs index in ending order (after a snapshot loaded jobs in submission
