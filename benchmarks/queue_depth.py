@@ -15,10 +15,10 @@ may be shared: run several rounds and quote the range.
 
 With ``--keep-jobs 1000`` (2 rounds, quiet): 0.94-1.05 ms per job and 713-828 jobs/s at 1,000,
 1.02-1.24 ms and 622-756 jobs/s at 16,000 (1.08-1.18x); the 100,000-job backlog with the default
-``--keep-jobs 10000`` drained at 614 jobs/s (1.27 ms per job). Before each prune looked up held
-parents in O(1) and waited for a full batch to go on, a history past its bound cost 1.82-1.99 ms
-per job against 0.88-0.95 with nothing to remove (8,000 jobs, paired rounds), and that backlog had
-not drained in 15 minutes.
+``--keep-jobs 10000`` drained at 614 jobs/s (1.27 ms per job). Before a prune looked up held
+parents per id (not by walking the queue) and went on only after a full batch, a history past its
+bound cost 1.82-1.99 ms per job against 0.88-0.95 with nothing to remove (8,000 jobs, paired
+rounds), and that backlog had not drained in 15 minutes.
 
 Issue 15's target: CPU per job at 16,000 queued <= 1.25x that at 1,000; a 100,000-job backlog
 drains at >= 500 jobs/s on one node.
