@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,3 +83,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # `swarm join` reads ~/.config/swarmcompute/config.toml (/etc/... as root): the machine's own
     # settings must not reach the daemons tests start. An empty file is no settings.
     os.environ.setdefault("SWARM_CONFIG", os.devnull)
+    # A suite started in the background by a non-interactive shell (`sh -c '... &'`) has SIGINT
+    # ignored, and every `swarm run` it starts would inherit that and never see its Ctrl-C (the
+    # Ctrl-C tests hung 20 s each). Catching it here gives the processes tests start the default.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
