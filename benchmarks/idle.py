@@ -9,8 +9,9 @@ is formed, every node runs one `true` job (pinned to it), so each daemon has the
 from its first job on; then, after a settling pause, CPU is read from ``/proc/<pid>/stat``
 (utime + stime of the daemon and its live children: its guardian) at the start and the end of a
 ``--seconds`` window, and RSS from ``/proc/<pid>/status`` (daemon + guardian) just before it
-(before anything scrapes /metrics: its first scrape imports prometheus_client), with PSS beside it (RSS counts the interpreter's shared pages once in the daemon and again in its
-guardian; PSS shares them out).
+(before anything scrapes /metrics: its first scrape imports prometheus_client), with PSS beside
+it (RSS counts the interpreter's shared pages once in the daemon and again in its guardian; PSS
+shares them out).
 
 ``--tree DIR`` runs this tree's daemons from a copy (a snapshot, while the tree is being edited);
 ``--base DIR`` measures another copy of the package too (a directory holding ``swarmcompute/``,
@@ -33,11 +34,8 @@ import os
 import statistics
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-
-from prometheus_client.parser import text_string_to_metric_families
 
 from swarmcompute.client import Client
 from swarmcompute.testing.daemons import DaemonProcess, free_port, wait_until
@@ -134,18 +132,6 @@ class Window:
     empty where the daemons do not count them)."""
 
 
-def _counters(node: DaemonProcess) -> dict[str, float]:
-    """The peer and gossip counters of ``node``'s /metrics."""
-    with urllib.request.urlopen(f"{node.http_url}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    return {
-        sample.name: sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name in ("swarm_peer_messages_received_total", "swarm_gossip_indirect_probes_total")
-    }
-
-
 def _rates(before: list[dict[str, float]], after: list[dict[str, float]], name: str, seconds: float) -> list[float]:
     if not all(name in a for a in after):
         return []
@@ -236,7 +222,7 @@ def measure(root: Path, variant: str, n: int, seconds: float, http: bool, env: d
         families = [_family(node.pid) for node in nodes]
         rss = [sum(_rss_mib(p) for p in fam) for fam in families]  # before the first scrape, which
         pss = [sum(_pss_mib(p) for p in fam) for fam in families]  # imports prometheus_client (+5 MiB)
-        counted = [_counters(node) for node in nodes] if http else []  # read outside the window
+        counted = [node.metrics() for node in nodes] if http else []  # read outside the window
         before = [sum(_stat_ticks(p) for p in fam) for fam in families]
         busy0, total0 = _busy_ticks()
         start = time.monotonic()
@@ -245,7 +231,7 @@ def measure(root: Path, variant: str, n: int, seconds: float, http: bool, env: d
         after = [sum(_stat_ticks(p) for p in fam) for fam in families]
         busy1, total1 = _busy_ticks()
         cpu = [100.0 * (a - b) / CLK_TCK / elapsed for a, b in zip(after, before, strict=True)]
-        now = [_counters(node) for node in nodes] if http else []
+        now = [node.metrics() for node in nodes] if http else []
         return Window(
             variant, n, cpu, cpu[leader_index], rss, pss, sum(len(f) - 1 for f in families),
             os.getloadavg()[0], 100.0 * (busy1 - busy0) / max(total1 - total0, 1),

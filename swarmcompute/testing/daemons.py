@@ -12,6 +12,7 @@ import socket
 import struct
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,19 @@ class DaemonProcess(LocalDaemon):
         url = self.status().get("http")
         assert url, f"the daemon in {self.state_dir} serves no HTTP (start it with http_port=0)"
         return str(url)
+
+    def metrics(self, prefix: str = "swarm_") -> dict[str, float]:
+        """The samples of the node's /metrics whose names start with ``prefix``, by name."""
+        from prometheus_client.parser import text_string_to_metric_families  # only where asked
+
+        with urllib.request.urlopen(f"{self.http_url}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        return {
+            sample.name: sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name.startswith(prefix)
+        }
 
     def swarm(self, *args: str, timeout_s: float = 60.0, **kwargs: Any) -> subprocess.CompletedProcess[str]:
         """Run the `swarm` CLI against this daemon and capture its output."""

@@ -10,34 +10,20 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import requests
-from prometheus_client.parser import text_string_to_metric_families
-
 from swarmcompute.testing.clusters import formed_cluster
-from swarmcompute.testing.daemons import DaemonProcess
 
 TICK_S = 0.1
 WINDOW_S = 2.0
 """The length of the measurement, not a wait for an outcome."""
 
 
-def peer_counters(node: DaemonProcess) -> dict[str, float]:
-    text = requests.get(f"{node.http_url}/metrics", timeout=10).text
-    return {
-        s.name: s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name.startswith("swarm_peer_")
-    }
-
-
 def test_an_idle_cluster_sends_one_frame_per_peer_per_tick_at_most_and_still_runs_jobs(tmp_path: Path) -> None:
     with formed_cluster(tmp_path, 2, http_port=0) as nodes:
         leader_id = nodes[0].status()["leader"]
-        before = [peer_counters(n) for n in nodes]
+        before = [n.metrics("swarm_peer_") for n in nodes]
         start = time.monotonic()
         time.sleep(WINDOW_S)
-        after = [peer_counters(n) for n in nodes]
+        after = [n.metrics("swarm_peer_") for n in nodes]
         ticks = (time.monotonic() - start) / TICK_S
         for node, b, a in zip(nodes, before, after, strict=True):
             assert a["swarm_peer_messages_dropped_total"] == b["swarm_peer_messages_dropped_total"]
