@@ -43,9 +43,9 @@ if TYPE_CHECKING:
 READ_BYTES = 1024 * 1024
 """One local read; the next one waits until the client took this one."""
 REMOTE_POLL_S = 0.2
+"""How often a follower of an attempt running on another node asks it for new output."""
 PENDING_NOTICE_S = 1.0
 """A first attempt not started after this long: `swarm run` is told why the job waits."""
-"""How often a follower of an attempt running on another node asks it for new output."""
 UNREACHABLE_TRIES = 3
 """Fetches (of up to 2 s each) before the log of an ended attempt on a live node counts as missing."""
 
@@ -141,18 +141,18 @@ class OutputStream:
             if local:
                 chunks, new_offset = self._read_local(daemon.log_path(self._job_id, n), offset)
                 reached = True
-            elif node is not None and self._alive(node) and copy is None:
+            elif node is not None and not self._gone(node) and copy is None:
                 chunks, new_offset, reached = await self._fetch(node, n, offset)
                 if not reached:  # gone (before gossip says so, or since), or slow: a whole copy will do
                     found = await daemon.find_copy(job, n)
-                    gone = not self._alive(node) or misses + 1 >= UNREACHABLE_TRIES
+                    gone = self._gone(node) or misses + 1 >= UNREACHABLE_TRIES
                     if found is not None and (found[1] or gone):
                         copy = found[0]
                         continue
-                    if not self._alive(node):
+                    if self._gone(node):
                         continue  # no copy: the next round says what is missing
             else:
-                if copy is None or not self._alive(copy):
+                if copy is None or self._gone(copy):
                     found = await daemon.find_copy(job, n)
                     copy = None if found is None else found[0]
                 if copy is None:
@@ -172,7 +172,7 @@ class OutputStream:
                 return
             if not reached:
                 misses += 1
-                if not (running and follow) and (misses >= UNREACHABLE_TRIES or not self._alive(node)):
+                if not (running and follow) and (misses >= UNREACHABLE_TRIES or self._gone(node)):
                     await self._missing(job, n, node or "", offset, delivered)
                     return
             elif not (running and follow):
@@ -268,8 +268,9 @@ class OutputStream:
         after = f" (after {how})" if how else ""
         return m.AttemptStart(self._job_id, n, name, f"--- attempt {n} on {name}{after} ---")
 
-    def _alive(self, node_id: str | None) -> bool:
-        return node_id is None or self._daemon.node_alive(node_id)
+    def _gone(self, node_id: str | None) -> bool:
+        """Whether ``node_id`` is gone (``NodeAPI.node_gone``); a suspected node is asked, and may answer."""
+        return node_id is not None and self._daemon.node_gone(node_id)
 
     def _node_name(self, node_id: str) -> str:
         return self._daemon.node_name(node_id)

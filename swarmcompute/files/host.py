@@ -380,7 +380,7 @@ class FilesHost:
         """Copy what the job's last attempt left from ``runner`` to this node (its origin)."""
         n = job.attempt
         for _ in range(ORIGIN_PULL_TRIES):
-            if not self._daemon.node_alive(runner):
+            if self._daemon.node_gone(runner):
                 return
             reply = await self._request(runner, KeptFetch(_rid(), job.id, n), KEPT_WAIT_S + FETCH_TIMEOUT_S)
             if isinstance(reply, KeptList):

@@ -50,7 +50,7 @@ from swarmcompute.executor.spec import AttemptResult
 from swarmcompute.files.host import FilesHost
 from swarmcompute.membership.config import GossipConfig
 from swarmcompute.membership.effects import MemberDead, MemberEvent, MemberLeft, MemberUp, MemberUpdated
-from swarmcompute.membership.members import ALIVE, Member
+from swarmcompute.membership.members import ALIVE, DEAD, LEFT, Member
 from swarmcompute.membership.meta import NodeMeta
 from swarmcompute.node.cluster import ClusterLink
 from swarmcompute.node.cluster_messages import LogData
@@ -1324,6 +1324,16 @@ class Daemon:
 
     def node_alive(self, node_id: str) -> bool:
         return self._is_alive(node_id)
+
+    def node_gone(self, node_id: str) -> bool:
+        """Gossip holds ``node_id`` dead or left, or does not know it: not worth asking for what it
+        holds. A suspected node is not gone: it may only be slow (a busy loop that missed a probe,
+        seen on a loaded 2-core machine), and asking it costs at most a timeout, where taking it
+        for gone had `swarm run` call a whole attempt's output missing."""
+        if node_id == self.node_id:
+            return False
+        member = self.gossip.member(node_id)
+        return member is None or member.state is DEAD or member.state is LEFT
 
     def log_path(self, job_id: str, attempt: int) -> Path:
         """Where an attempt that ran here keeps its output."""

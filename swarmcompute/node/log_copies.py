@@ -312,7 +312,7 @@ class LogCopies:
             job = daemon.table.get(job_id)
             if job is None:
                 return files, True  # the record is gone: so will the copy be (``sweep``)
-            if not daemon.node_alive(runner):
+            if daemon.node_gone(runner):
                 return files, False  # keep what we have; go on if it comes back while the job runs
             bound = (job.spec.max_output_bytes or DEFAULT_MAX_LOG_BYTES) + SLACK_BYTES
             ended = n < job.attempt or job.state not in (JobState.ASSIGNED, JobState.RUNNING)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+from typing import Any
+
+import pytest
 
 from swarmcompute.testing.clusters import formed, start_cluster
 from swarmcompute.testing.daemons import DaemonProcess, swarm_executable, wait_until
@@ -60,3 +64,41 @@ def test_output_kept_only_on_nodes_that_are_gone_is_said_missing_and_logs_exits_
         "swarm: output of attempt 1 is incomplete: node n2, which holds it, cannot be reached;"
         " only its last 4096 bytes, kept in the job record, are shown\n"
     )
+
+
+def test_a_node_only_suspected_of_being_down_is_still_asked_for_the_output_it_holds(
+    daemon_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A busy node can miss a probe and be suspected for a moment; taken for gone, it had `swarm run`
+    lose a whole attempt's output on a loaded machine. Here the node is frozen until another one
+    suspects it, `swarm logs` is asked there, and the node runs on before it would be declared dead."""
+    monkeypatch.setenv("SWARM_LOG_COPIES", "off")  # no copy elsewhere: n2 alone holds the output
+    nodes = _cluster(daemon_factory)
+    job_id = nodes[0].client.submit(["sh", "-c", "seq 1 3000"], node="n2")  # more than the record's 4 KiB tail
+    assert nodes[0].client.wait(job_id, timeout=30)["state"] == "succeeded"
+    n2 = nodes[2].status()["node_id"]
+    env = {**os.environ, "SWARM_STATE_DIR": str(nodes[0].state_dir)}
+    os.kill(nodes[2].pid, signal.SIGSTOP)
+    reader: subprocess.Popen[bytes] | None = None
+    try:
+        wait_until(lambda: _state_seen(nodes[0], n2) == "suspect", 10, "n0 to suspect the frozen n2")
+        reader = subprocess.Popen(
+            [swarm_executable(), "logs", job_id], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        with pytest.raises(subprocess.TimeoutExpired):  # it waits for n2 (before: "incomplete", exit 3, at once)
+            reader.wait(timeout=1.0)
+    finally:
+        os.kill(nodes[2].pid, signal.SIGCONT)
+        if reader is not None:
+            try:
+                out, err = reader.communicate(timeout=30)
+            finally:
+                if reader.poll() is None:
+                    reader.kill()
+                    reader.wait()
+    assert (reader.returncode, err.decode()) == (0, "")
+    assert out.decode() == "".join(f"{i}\n" for i in range(1, 3001))
+
+
+def _state_seen(node: DaemonProcess, node_id: str) -> str:
+    return str(next(v["state"] for v in node.status()["nodes"] if v["id"] == node_id))
