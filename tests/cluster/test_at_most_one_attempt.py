@@ -106,6 +106,7 @@ def check_exactly_once(marks: Path, jobs: list[dict[str, Any]], fault_at: float)
         if len(done) != 1:
             problems.append(f"job {job['id']} finished {len(done)} times (attempts {sorted(done)})")
         spans = []
+        last = {a: lines[-1][1] for a, lines in attempts.items() if lines}
         for a, lines in sorted(attempts.items()):
             if not lines:
                 continue
@@ -117,7 +118,11 @@ def check_exactly_once(marks: Path, jobs: list[dict[str, Any]], fault_at: float)
             smallest_gap = min(smallest_gap, s2 - e1)
             rerun_after.append(round(s2 - fault_at, 2))
             if s2 < e1:
-                problems.append(f"job {job['id']}: attempt {a2} started {e1 - s2:.2f} s before attempt {a1} stopped")
+                problems.append(
+                    f"job {job['id']}: attempt {a2} started {e1 - s2:.2f} s before attempt {a1} stopped"
+                    f" ({s2 - fault_at:.2f} s after the fault; attempt {a1}'s last line {last[a1] - fault_at:.2f} s"
+                    f" after it; attempts: {job['attempts']})"
+                )
     assert not problems, "\n".join(problems)
     return {"reruns": reruns, "smallest_gap_s": round(smallest_gap, 3), "rerun_after_fault_s": sorted(rerun_after)}
 
