@@ -134,7 +134,7 @@ class OutputStream:
             # Read after deciding whether the attempt still runs: an ended attempt whose read
             # found nothing new has been sent whole.
             running = n == job.attempt and job.state in ACTIVE_STATES
-            node = _node_of(job, n)
+            node = job.node_of(n)
             local = node is None or node == me
             if running and follow and not delivered and job.state is JobState.ASSIGNED and job.spec.image:
                 await self._pull_news(job, n, local)
@@ -261,7 +261,7 @@ class OutputStream:
         )
 
     def _attempt_start(self, job: Job, n: int) -> m.AttemptStart:
-        node = _node_of(job, n) or ""
+        node = job.node_of(n) or ""
         name = self._node_name(node) if node else "?"
         ends = self._daemon.whole_job(job).attempt_ends
         how = ends[n - 2] if 2 <= n <= len(ends) + 1 else ""
@@ -278,12 +278,3 @@ class OutputStream:
     async def _send(self, msg: object) -> None:
         self._writer.write(frame(msg))
         await self._writer.drain()
-
-
-def _node_of(job: Job, n: int) -> str | None:
-    """The node attempt ``n`` was given to, if the job record knows it."""
-    if n == job.attempt and job.node:
-        return job.node
-    if n <= len(job.attempt_nodes) and job.attempt_nodes[n - 1]:
-        return job.attempt_nodes[n - 1]
-    return None

@@ -261,7 +261,7 @@ class LogCopies:
             self._maybe_copy(job, n - 1, alive, me)
 
     def _maybe_copy(self, job: Job, n: int, alive: list[str], me: str) -> None:
-        runner = _node_of(job, n)
+        runner = job.node_of(n)
         key = (job.id, n)
         if not runner or runner == me or key in self._tasks or key in self._done or runner not in alive:
             return
@@ -358,7 +358,7 @@ class LogCopies:
         that copy is complete; None if there is none."""
         daemon = self._daemon
         me = daemon.node_id
-        runner = _node_of(job, n)
+        runner = job.node_of(n)
         size, complete = log_state(self.copy_path(job.id, n))
         if complete:
             return me, True
@@ -424,11 +424,3 @@ def _delete_copies(copies_dir: Path, job_ids: list[str]) -> None:
     for job_id in job_ids:
         if job_id and "/" not in job_id and job_id not in (".", ".."):
             shutil.rmtree(copies_dir / job_id, ignore_errors=True)
-
-
-def _node_of(job: Job, n: int) -> str | None:
-    if n == job.attempt and job.node:
-        return job.node
-    if 1 <= n <= len(job.attempt_nodes) and job.attempt_nodes[n - 1]:
-        return job.attempt_nodes[n - 1]
-    return None

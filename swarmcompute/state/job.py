@@ -220,6 +220,14 @@ class Job:
     def id(self) -> str:
         return self.spec.id
 
+    def node_of(self, attempt: int) -> str | None:
+        """The node attempt ``attempt`` was given to (where its log is), if the record knows it."""
+        if attempt == self.attempt and self.node:
+            return self.node
+        if 1 <= attempt <= len(self.attempt_nodes) and self.attempt_nodes[attempt - 1]:
+            return self.attempt_nodes[attempt - 1]
+        return None
+
     def view(self, *, with_output: bool = False) -> dict[str, Any]:
         """The stable JSON shape of a job (keys documented in the README)."""
         spec = self.spec
