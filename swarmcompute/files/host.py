@@ -171,7 +171,7 @@ class FilesHost:
 
     def _holders(self, job: Job, n: int) -> list[str]:
         daemon = self._daemon
-        runner = job.attempt_nodes[n - 1] if 1 <= n <= len(job.attempt_nodes) else job.node
+        runner = job.node_of(n)
         alive = self._alive()
         first = [x for x in (runner, job.origin) if x and x != daemon.node_id and x in alive]
         return list(dict.fromkeys(first + [x for x in alive if x != daemon.node_id]))
@@ -360,7 +360,7 @@ class FilesHost:
                     self._pulled[key] = None
                     self._spawn(self._pull_inputs(job))
             if job.state.is_terminal and job.origin == me and job.attempt >= 1:
-                runner = job.attempt_nodes[job.attempt - 1] if len(job.attempt_nodes) >= job.attempt else job.node
+                runner = job.node_of(job.attempt)
                 key = (job.id, job.attempt)
                 if runner and runner != me and key not in self._pulled:
                     self._pulled[key] = None
