@@ -1367,7 +1367,8 @@ class Daemon:
         """Voters, the missing ones, and whether a quorum holds (what `swarm status` shows)."""
         raft = self.committer.raft.status()
         alive = {v for v in raft.voters if self._is_alive(v)}
-        return quorum_view(raft, alive, {v: self.node_name(v) for v in raft.voters})
+        suspect = {v for v in raft.voters if v not in alive and not self.node_gone(v)}
+        return quorum_view(raft, alive, {v: self.node_name(v) for v in raft.voters}, suspect)
 
     def recover(self) -> list[str]:
         """`swarm recover`: make the voters `swarm status` does not call missing the whole

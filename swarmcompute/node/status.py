@@ -4,7 +4,7 @@ Sources: the Raft status (roles, term, which voters the leader hears from),
 the gossip view (liveness, addresses, advertised resources) and the job table
 (running jobs per node). On a follower, a voter counts as missing when gossip
 does not see it alive; on the leader, when Raft has not heard from it within
-an election timeout. ``quorum["reason"]`` says in one line why quorum is not
+an election timeout or gossip holds it gone. ``quorum["reason"]`` says in one line why quorum is not
 healthy: missing voters, an election under way, or this node being outside the
 cluster's configuration (removed, or replaced by `swarm recover`) while it asks
 to rejoin.
@@ -12,6 +12,7 @@ to rejoin.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from swarmcompute.membership.members import Member
@@ -37,14 +38,27 @@ def role_of(node_id: str, raft: Status) -> str:
 RECOVER_HINT = "if they are gone for good: swarm recover"
 
 
-def quorum_view(raft: Status, alive: set[str], names: dict[str, str] | None = None) -> dict[str, Any]:
-    """A voter is missing when gossip does not see it alive, or, on the leader, when Raft has
-    not heard from it within an election timeout (the faster of the two signals). ``names``: node
-    id -> name, for the ``reason`` a person reads (``missing`` keeps the ids)."""
+def quorum_view(
+    raft: Status,
+    alive: set[str],
+    names: dict[str, str] | None = None,
+    suspect: Collection[str] = (),
+) -> dict[str, Any]:
+    """Voters, the missing ones, and whether a quorum holds. ``alive``: the voters gossip sees
+    alive; ``suspect``: those it only suspects; ``names``: node id -> name, for the ``reason`` a
+    person reads (``missing`` keeps the ids).
+
+    On a follower a voter is missing when gossip does not see it alive: the faster signal, and
+    the only one it has. On the leader a voter is missing when Raft has not heard from it within
+    an election timeout, or gossip holds it gone (neither alive nor suspect); a voter gossip
+    only suspects but Raft has just heard from is present. Counting a suspect as missing there
+    had a leader fresh from its election, holding the survivor's vote, report quorum unhealthy
+    for a moment because gossip suspected that survivor (a loaded 2-core machine)."""
     voters = list(raft.voters)
-    missing = {v for v in voters if v not in alive}
     if raft.role is Role.LEADER:
-        missing |= set(raft.missing_voters)
+        missing = {v for v in voters if v not in alive and v not in suspect} | set(raft.missing_voters)
+    else:
+        missing = {v for v in voters if v not in alive}
     missing.discard(raft.node_id)
     missing_sorted = sorted(missing)
     needed = len(voters) // 2 + 1

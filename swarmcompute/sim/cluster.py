@@ -57,7 +57,7 @@ from swarmcompute.errors import MembershipChangeError, NotLeaderError
 from swarmcompute.membership.config import GossipConfig
 from swarmcompute.membership.core import Membership
 from swarmcompute.membership.effects import MemberDead, MemberEvent, MemberLeft, MemberUp, MemberUpdated, Send
-from swarmcompute.membership.members import ALIVE
+from swarmcompute.membership.members import ALIVE, SUSPECT
 from swarmcompute.membership.messages import Gossip
 from swarmcompute.membership.meta import NodeMeta
 from swarmcompute.node.cluster_messages import ForwardCommands, ForwardReply
@@ -1050,7 +1050,8 @@ class ClusterSim(JobSim):
             if node_id not in status.voters or status.excluded:
                 continue
             alive = {m.node_id for m in host.gossip.members() if m.state is ALIVE} | {node_id}
-            quorum = quorum_view(status, alive)
+            suspect = {m.node_id for m in host.gossip.members() if m.state is SUSPECT}
+            quorum = quorum_view(status, alive, suspect=suspect)
             if len(quorum["voters"]) - len(quorum["missing"]) >= quorum["needed"]:
                 break  # the operator runs it once `swarm status` says voters are missing, not before
             if set(quorum["missing"]) != {v for v in quorum["voters"] if not self.nodes[v].alive}:
