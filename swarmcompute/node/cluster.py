@@ -45,7 +45,7 @@ import collections
 import json
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,8 @@ from swarmcompute.files.messages import PEER_MESSAGES as FILE_MESSAGES
 from swarmcompute.membership.members import ALIVE
 from swarmcompute.membership.messages import Ack, Gossip, Ping, PingReq, PushPull
 from swarmcompute.node.cluster_messages import (
+    DetailsData,
+    DetailsFetch,
     ForwardCommands,
     ForwardReply,
     JoinReply,
@@ -296,13 +298,15 @@ class ClusterLink:
         self.on_join_refused: Callable[[str], None] | None = None
         """A member refused this node for good (its name is taken): the reason, for its user."""
         self.on_log_fetch: Callable[[str, LogFetch], None] | None = None
+        self.on_details_fetch: Callable[[str, DetailsFetch], None] | None = None
         self.on_files: Callable[[str, Any], None] | None = None
         """Messages of file shipping (``files.messages.PEER_MESSAGES``), for ``files.host.FilesHost``."""
         self.on_lease: Callable[[str, LeaseAsk | LeaseGrant], None] | None = None
         self.drained_at = float("-inf")
         """When a burst from peers was last read (``time.monotonic``)."""
         self.after_drained: Callable[[], object] | None = None
-        self._log_waiters: dict[str, asyncio.Future[LogData]] = {}
+        self._waiters: dict[str, asyncio.Future[Any]] = {}
+        """Request id -> the future its answer (``LogData``, ``DetailsData``) completes."""
         self._failing_since: dict[str, float] = {}
         self._reset_at: dict[str, float] = {}
         self._leave_reply: LeaveReply | None = None
@@ -450,7 +454,7 @@ class ClusterLink:
             self.gossip.set_address(self.address)
         log.warning("address_changed", old=old, new=self.address, connections_closed=closed)
 
-    # -- output of attempts that ran elsewhere --------------------------------------
+    # -- asking a peer: output of attempts that ran elsewhere, finished jobs' details ----
 
     async def fetch_log(
         self,
@@ -467,13 +471,25 @@ class ClusterLink:
         when it does not answer in time. ``wait_s``: a long poll (see ``LogFetch``); the answer
         may then take that long, on top of ``timeout_s``."""
         request = LogFetch(os.urandom(8).hex(), job_id, attempt, offset, max_bytes, wait_s)
-        future: asyncio.Future[LogData] = asyncio.get_running_loop().create_future()
-        self._log_waiters[request.request_id] = future
+        data: LogData | None = await self._ask(node_id, request, timeout_s + wait_s, min(0.25, timeout_s))
+        return data
+
+    async def fetch_details(self, node_id: str, ids: Sequence[str], timeout_s: float = 2.0) -> DetailsData | None:
+        """Finished jobs' details from a node's disk (``DetailsFetch``); None when it does not
+        answer in time."""
+        data: DetailsData | None = await self._ask(node_id, DetailsFetch(os.urandom(8).hex(), tuple(ids)), timeout_s)
+        return data
+
+    async def _ask(self, node_id: str, request: LogFetch | DetailsFetch, timeout_s: float, resend: float = 0.25) -> Any:
+        """Send ``request`` to ``node_id`` and return its answer, or None after ``timeout_s``; sent
+        again after ``resend`` seconds, then twice as long each time up to 2 s (the first send to a
+        new peer can be dropped while it connects; asking again is harmless)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._waiters[request.request_id] = future
         try:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + timeout_s + wait_s
-            resend = min(0.25, timeout_s)
-            while True:  # the first send to a new peer can be dropped while it connects
+            deadline = loop.time() + timeout_s
+            while True:
                 self.send_to(node_id, request)  # a resent long poll is not parked twice
                 try:
                     return await asyncio.wait_for(asyncio.shield(future), min(resend, deadline - loop.time()))
@@ -482,7 +498,7 @@ class ClusterLink:
                         return None
                     resend = min(resend * 2, 2.0)
         finally:
-            self._log_waiters.pop(request.request_id, None)
+            self._waiters.pop(request.request_id, None)
             if not future.done():
                 future.cancel()
 
@@ -714,10 +730,13 @@ class ClusterLink:
         elif isinstance(msg, LogFetch):
             if self.on_log_fetch is not None:
                 self.on_log_fetch(sender, msg)
-        elif isinstance(msg, LogData):
-            waiter = self._log_waiters.get(msg.request_id)
+        elif isinstance(msg, (LogData, DetailsData)):
+            waiter = self._waiters.get(msg.request_id)
             if waiter is not None and not waiter.done():
                 waiter.set_result(msg)
+        elif isinstance(msg, DetailsFetch):
+            if self.on_details_fetch is not None:
+                self.on_details_fetch(sender, msg)
         elif isinstance(msg, FILE_MESSAGES):
             if self.on_files is not None:
                 self.on_files(sender, msg)

@@ -107,3 +107,23 @@ class LogData:
     pull: PullProgress | None = None
     """The attempt's image pull on the answering node, while it is being started there (a
     ``LogFetch`` of ``max_bytes`` 0 asks only for this: `swarm show` of a job whose image is pulled)."""
+
+
+@codec.message("cluster.details_fetch")
+@dataclass(frozen=True, slots=True)
+class DetailsFetch:
+    """Ask a node for finished jobs' details from its disk (``storage.details``): a node that
+    installed a Raft snapshot holds none for the jobs it carried (``node.details_backfill``)."""
+
+    request_id: str
+    ids: tuple[str, ...]
+
+
+@codec.message("cluster.details_data")
+@dataclass(frozen=True, slots=True)
+class DetailsData:
+    request_id: str
+    records: tuple[tuple[str, bytes], ...]
+    """(job id, its ``JobRecord`` as the codec encodes it), as many as fit one answer."""
+    lacking: tuple[str, ...] = ()
+    """The asked ids the answering node holds no details of (the rest did not fit: ask again)."""

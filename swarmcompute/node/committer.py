@@ -110,6 +110,8 @@ class ReplicatedJobLog:
         """Told when the Raft log cannot be written (the error), and when it can again (None)."""
         self.on_compacted: Callable[[], None] | None = None
         """Told after the log was folded into a snapshot (the daemon gives the freed heap back)."""
+        self.on_restored: Callable[[], None] | None = None
+        """Told after a snapshot from the leader replaced the table (``node.details_backfill``)."""
         self.on_new_epoch: Callable[[int], None] | None = None
         """Called with the epoch when this node applies the configuration `swarm recover` forced
         (the first entry of a newer epoch), outside the replay at start: what it reported to the
@@ -613,6 +615,8 @@ class ReplicatedJobLog:
             if not self._replaying:
                 kept = [j.id for j in self._table.jobs()]
                 self._on_applied(kept + sorted(before.difference(kept)))  # the gone ones too
+                if self.on_restored is not None:
+                    self.on_restored()
         elif snapshot.index == 0 and len(self._table):
             # Raft dropped a history that `swarm recover` replaced: the table starts over from the
             # new epoch's log (see "Configuration epochs" in raft/core.py).

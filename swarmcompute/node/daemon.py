@@ -55,6 +55,7 @@ from swarmcompute.membership.meta import NodeMeta
 from swarmcompute.node.cluster import ClusterLink
 from swarmcompute.node.cluster_messages import LogData
 from swarmcompute.node.committer import ReplicatedJobLog
+from swarmcompute.node.details_backfill import DetailsBackfill
 from swarmcompute.node.end_watch import EndWatch
 from swarmcompute.node.gang_env import GangEnv, gang_view
 from swarmcompute.node.gossip_host import GossipHost
@@ -234,6 +235,7 @@ class Daemon:
         self._gossip: GossipHost | None = None
         self._lease: LeaseHost | None = None
         self._copies: LogCopies | None = None
+        self._backfill: DetailsBackfill | None = None
         self._files: FilesHost | None = None
         self._labels: Any = None
         self._housekeeping: Any = None
@@ -449,6 +451,12 @@ class Daemon:
             link.attach(self.committer, self.gossip)
             copies = self._copies = LogCopies(self)
             link.on_log_fetch = copies.serve
+            if self.details is not None:
+                backfill = self._backfill = DetailsBackfill(
+                    self.table, self.details, link.fetch_details, self._peers_to_ask, link.send_to
+                )
+                link.on_details_fetch = backfill.serve
+                self.committer.on_restored = backfill.restored
             self.on_jobs_removed.append(copies.jobs_removed)
             files = self._files = self.executor.files = FilesHost(self)
             link.on_files = files.on_peer
@@ -496,6 +504,8 @@ class Daemon:
                     tasks.create_task(self.inventory.run()),
                     tasks.create_task(self._reap_stale_containers()),
                 ]
+                if self._backfill is not None:
+                    workers.append(tasks.create_task(self._backfill.run()))
                 self.rounds.request()
                 await self._stop.wait()
                 log.info("node_stopping", running=len(self.executor.running()))
@@ -1324,6 +1334,12 @@ class Daemon:
 
     def node_alive(self, node_id: str) -> bool:
         return self._is_alive(node_id)
+
+    def _peers_to_ask(self) -> list[str]:
+        """Alive peers, voters first (a voter applied nearly every entry): ``DetailsBackfill``."""
+        voters = self.committer.raft.status().voters
+        alive = [m.node_id for m in self.gossip.members() if m.state is ALIVE and m.node_id != self.node_id]
+        return sorted(alive, key=lambda n: (n not in voters, n))
 
     def node_gone(self, node_id: str) -> bool:
         """Gossip holds ``node_id`` dead or left, or does not know it: not worth asking for what it

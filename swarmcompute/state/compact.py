@@ -23,7 +23,8 @@ reader that wants them to fetch them (``Daemon.job_view``). Writing to a stub ra
 
 A Raft snapshot carries the compact form of each finished job (``FinishedSegment``), never the
 details: a node that installs one (a new node, or one far behind) holds those jobs compact and
-without details, and says so (see the README's *Compact history*).
+without details, says so, and fetches the details from its peers (``node.details_backfill``; the
+README's *Compact history*).
 
 Measured (``benchmarks/history.py --sweep``; the README's *Compact history*): see there.
 """

@@ -311,6 +311,10 @@ class JobTable:
         """Finished jobs, oldest first (in the order they ended)."""
         return iter(self._finished.values())
 
+    def compacted_ids(self) -> list[str]:
+        """Finished jobs held compact (``state.compact``), oldest first: their details are on disk."""
+        return [i for i, held in self._finished.items() if not isinstance(held, Job)]
+
     @property
     def finished_count(self) -> int:
         return len(self._finished)

@@ -10,8 +10,9 @@ from are in the Raft log, which replays them after a crash; ``sync`` makes them 
 snapshot lets the log drop those entries. A row leaves with its job (pruned by the history bound,
 or gone with a replaced history), and rows of jobs the table no longer holds are deleted at start.
 
-A write that fails (a full disk) is logged and skipped: the table is unharmed, and `swarm show`
-says those details are not kept on this node.
+A write that fails (a full disk) is logged and skipped: the table is unharmed, `swarm show`
+says those details are not kept on this node, and at its next start the node fetches them from a
+peer (``node.details_backfill``, which also fills what a Raft snapshot left out).
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ class DetailsStore:
         except sqlite3.Error as exc:
             log.warning("job_details_unreadable", job_id=job_id, error=str(exc))
             return None
-        return None if row is None else _decoded(job_id, row[0])
+        return None if row is None else decoded(job_id, row[0])
 
     def delete(self, job_ids: Iterable[str]) -> None:
         ids = list(job_ids)
@@ -130,6 +131,41 @@ class DetailsStore:
                     self._db.execute(f"DELETE FROM details WHERE id IN ({','.join('?' * len(chunk))})", chunk)  # noqa: S608 - placeholders only
         except sqlite3.Error as exc:
             log.warning("job_details_not_deleted", jobs=len(ids), error=str(exc))
+
+    def records(self, job_ids: Sequence[str], max_bytes: int) -> tuple[list[tuple[str, bytes]], list[str]]:
+        """The stored records of ``job_ids`` (as written, for a peer: ``node.details_backfill``),
+        in that order, as many as fit ``max_bytes`` (the first always does), and the ids held
+        here no record of. Ids in neither did not fit."""
+        found: dict[str, bytes] = {}
+        try:
+            for start in range(0, len(job_ids), _CHUNK):
+                chunk = list(job_ids[start : start + _CHUNK])
+                query = f"SELECT id, record FROM details WHERE id IN ({','.join('?' * len(chunk))})"  # noqa: S608 - placeholders only
+                found.update(self._db.execute(query, chunk).fetchall())
+        except sqlite3.Error as exc:
+            log.warning("job_details_unreadable", jobs=len(job_ids), error=str(exc))
+            return [], []
+        records: list[tuple[str, bytes]] = []
+        size = 0
+        for job_id in job_ids:
+            blob = found.get(job_id)
+            if blob is not None and (not records or size + len(blob) <= max_bytes):
+                records.append((job_id, blob))
+                size += len(blob)
+        return records, [i for i in job_ids if i not in found]
+
+    def lacking(self, job_ids: Sequence[str]) -> list[str]:
+        """Those of ``job_ids`` this node holds no details of, in that order ([] when unreadable)."""
+        held: set[str] = set()
+        try:
+            for start in range(0, len(job_ids), _CHUNK):
+                chunk = list(job_ids[start : start + _CHUNK])
+                query = f"SELECT id FROM details WHERE id IN ({','.join('?' * len(chunk))})"  # noqa: S608 - placeholders only
+                held.update(row[0] for row in self._db.execute(query, chunk))
+        except sqlite3.Error as exc:
+            log.warning("job_details_unreadable", jobs=len(job_ids), error=str(exc))
+            return []
+        return [i for i in job_ids if i not in held]
 
     def ids(self) -> list[str]:
         """Every job id with details here (the start's sweep)."""
@@ -159,7 +195,7 @@ class DetailsStore:
         self._db.execute("COMMIT")
 
 
-def _decoded(job_id: str, blob: bytes) -> Job | None:
+def decoded(job_id: str, blob: bytes) -> Job | None:
     try:
         record = codec.decode(blob)
     except Exception as exc:  # a row from another version, or a damaged file: said, not raised
@@ -180,7 +216,7 @@ class MemoryDetails:
 
     def get(self, job_id: str) -> Job | None:
         blob = self.rows.get(job_id)
-        return None if blob is None else _decoded(job_id, blob)
+        return None if blob is None else decoded(job_id, blob)
 
     def delete(self, job_ids: Iterable[str]) -> None:
         for job_id in job_ids:

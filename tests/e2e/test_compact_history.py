@@ -1,7 +1,7 @@
 """Compact history on real daemons (``state.compact``, ``storage.details``): a finished job's
 details (argv, env, message, output tail) live on the node's disk and `swarm show` reads them
-there; a Raft snapshot carries none of them; a node that joined from a snapshot says plainly that
-it does not keep them; pruning removes them from disk with the job."""
+there; a Raft snapshot carries none of them; a node that joined from a snapshot fetches them from
+its peers, and says plainly which ones no peer holds; pruning removes them from disk with the job."""
 
 from __future__ import annotations
 
@@ -66,24 +66,54 @@ def test_a_restarted_node_shows_a_finished_jobs_details_from_disk_and_its_snapsh
     assert "out-of-the-job" in daemon.swarm("show", job).stdout
 
 
-def test_a_node_that_joined_from_a_snapshot_says_it_does_not_keep_the_details(daemon_factory: Any) -> None:
-    first = daemon_factory("a", port=free_port(), extra_args=FAST_GOSSIP).start()
-    job = ran_and_folded(first)
+def joined_later(first: DaemonProcess, daemon_factory: Any) -> DaemonProcess:
+    """A second node that joins ``first`` once its log is folded: it catches up from the snapshot."""
     later = daemon_factory(
         "b", port=free_port(), token=first.token_from_disk(), peers=(f"127.0.0.1:{first.port}",), extra_args=FAST_GOSSIP
     ).start()
     wait_until(lambda: later.status()["jobs"]["cancelled"] == FILLER, 30, "the joiner to hold the table")
+    return later
+
+
+def backfilled(daemon: DaemonProcess) -> str:
+    """The line the node logs once it asked its peers for the details it lacked."""
+    return wait_until(
+        lambda: next((ln for ln in daemon.log_path.read_text().splitlines() if "job_details_backfill_done" in ln), ""),
+        30,
+        "the node to ask its peers for the details it lacks",
+    )  # type: ignore[no-any-return]
+
+
+def test_a_node_that_joined_from_a_snapshot_fetches_the_details_from_a_peer(daemon_factory: Any) -> None:
+    first = daemon_factory("a", port=free_port(), extra_args=FAST_GOSSIP).start()
+    job = ran_and_folded(first)
+    later = joined_later(first, daemon_factory)
+    wait_until(lambda: job in details_ids(later), 30, "the joiner to fetch the details from its peer")
     there = shown(later, job)
-    assert (there["state"], there["exit_code"], there["attempt"]) == ("failed", 3, 1)
-    assert "not kept on this node" in there["details_missing"] and "node a, which ran it" in there["details_missing"]
-    text = later.swarm("show", job).stdout
-    assert "not kept on this node" in text
-    assert job not in details_ids(later) and job in details_ids(first)
-    assert shown(first, job)["env"] == {"FOO": "in-the-env"}  # the node that applied the entry keeps them
-    new = later.client.submit(["sh", "-c", "echo later"], cpus=0)  # what ends after it joined, it keeps
+    assert there["argv"] == ["sh", "-c", "echo out-of-the-job; exit 3"] and there["env"] == {"FOO": "in-the-env"}
+    assert (there["state"], there["exit_code"], there["message"]) == ("failed", 3, "exited with code 3")
+    assert there["details_missing"] is None and later.client.job(job)["output_tail"] == "out-of-the-job\n"
+    assert "not kept on this node" not in later.swarm("show", job).stdout
+    assert details_ids(later) >= {j["id"] for j in first.client.jobs(limit=1000)}  # the filler's too, 4.8 MB
+    assert "not_found=0" in backfilled(later)
+    new = later.client.submit(["sh", "-c", "echo later"], cpus=0)  # what ends after it joined, it writes itself
     assert later.client.wait(new, timeout=30)["state"] == "succeeded"
     wait_until(lambda: new in details_ids(later), 10, "the joiner to write what it applied itself")
     assert shown(later, new)["argv"] == ["sh", "-c", "echo later"]
+
+
+def test_details_no_peer_holds_are_said_to_be_missing_on_the_node_that_joined(daemon_factory: Any) -> None:
+    first = daemon_factory("a", port=free_port(), extra_args=FAST_GOSSIP).start()
+    job = ran_and_folded(first)
+    with sqlite3.connect(first.state_dir / "details.sqlite") as db:  # as a write that failed (a full disk)
+        db.execute("DELETE FROM details WHERE id = ?", (job,))
+    later = joined_later(first, daemon_factory)
+    assert "not_found=1" in backfilled(later)
+    there = shown(later, job)
+    assert (there["state"], there["exit_code"], there["attempt"]) == ("failed", 3, 1)
+    assert "not kept on this node" in there["details_missing"] and "node a, which ran it" in there["details_missing"]
+    assert "not kept on this node" in later.swarm("show", job).stdout
+    assert job not in details_ids(later) and len(details_ids(later)) == FILLER  # the rest came from its peer
 
 
 def test_pruned_jobs_leave_the_details_on_disk_too(daemon_factory: Any) -> None:
