@@ -481,11 +481,11 @@ class FinishedSegment:
     """Each row a list (as msgpack reads it), checked by ``compact_of_row``, not the codec."""
 
 
-def segments_of(jobs: Iterable[Job]) -> Iterator[bytes]:
-    """``jobs`` (finished, oldest first) as encoded ``FinishedSegment`` s of ``SEGMENT_JOBS``."""
+def segments_of(jobs: Iterable[CompactJob]) -> Iterator[bytes]:
+    """``jobs`` (finished, oldest first, compact) as encoded ``FinishedSegment`` s of ``SEGMENT_JOBS``."""
     rows: list[tuple[Any, ...]] = []
     for job in jobs:
-        rows.append(row_of(compact_of(job)))
+        rows.append(row_of(job))
         if len(rows) == SEGMENT_JOBS:
             yield codec.encode(FinishedSegment(tuple(rows)))
             rows = []

@@ -9,12 +9,16 @@ which each node keeps on its own disk.
 
 from __future__ import annotations
 
+import dataclasses
+import gc
+import operator
 from dataclasses import dataclass
+from typing import Any
 
 from swarmcompute import codec
 from swarmcompute.state.api_tokens import ApiToken
 from swarmcompute.state.cluster_key import ClusterKeyState
-from swarmcompute.state.compact import segments_of, stubs_of
+from swarmcompute.state.compact import CompactJob, segments_of, stubs_of
 from swarmcompute.state.drain import LabelNode, label_changes_after
 from swarmcompute.state.forgotten import ForgetNode, forgotten_after
 from swarmcompute.state.job import Job, JobSpec, JobState, Reason
@@ -63,28 +67,14 @@ class TableSnapshot:
     (older snapshots carry them in ``jobs``)."""
 
 
+_record_fields = operator.attrgetter(*(f.name for f in dataclasses.fields(JobRecord)))
+"""A job's ``JobRecord`` fields as a tuple, in one call: 0.2 us a job, where building the frozen
+``JobRecord`` itself takes 3.7 us."""
+
+
 def job_record(j: Job) -> JobRecord:
     """Every field of ``j`` (a snapshot's open job; a finished job's details on disk)."""
-    return JobRecord(
-        j.spec,
-        j.submitted_at,
-        j.state,
-        j.reason,
-        j.message,
-        j.attempt,
-        j.node,
-        j.failures,
-        j.exit_code,
-        j.assigned_at,
-        j.started_at,
-        j.finished_at,
-        j.not_before,
-        j.output_tail,
-        j.attempt_nodes,
-        j.attempt_ends,
-        j.truncated_attempts,
-        j.origin,
-    )
+    return JobRecord(*_record_fields(j))
 
 
 def job_of(r: JobRecord) -> Job:
@@ -115,25 +105,64 @@ def snapshot_table(table: JobTable) -> bytes:
     return codec.encode(table_snapshot(table))
 
 
-def table_snapshot(table: JobTable) -> TableSnapshot:
-    """The table as immutable records (every value in them is immutable too): what
-    ``snapshot_table`` encodes, safe to encode in another thread while the table moves on."""
-    records = tuple(job_record(j) for j in sorted(table.open_jobs(), key=lambda j: (j.submitted_at, j.id)))
-    finished = tuple(segments_of(table.finished_jobs()))
-    key = table.cluster_key if table.cluster_key.generation else None
-    drained = tuple(sorted(table.drained))
-    labels = tuple(c for node in sorted(table.label_changes) for c in table.label_changes[node])
-    forgotten = tuple(ForgetNode(n, at) for n, at in table.forgotten.items())
-    return TableSnapshot(
-        records,
+@dataclass(frozen=True, slots=True)
+class TableParts:
+    """What a snapshot takes of the table in the event loop: immutable values only (each open
+    job's ``JobRecord`` fields, each finished job's ``CompactJob``), so that ``snapshot_of`` can
+    build the records and segments in another thread while the table moves on."""
+
+    jobs: list[tuple[Any, ...]]
+    finished: list[CompactJob]
+    policy: CommandPolicy | None
+    api_tokens: tuple[ApiToken, ...]
+    cluster_key: ClusterKeyState | None
+    drained: tuple[str, ...]
+    label_changes: tuple[LabelNode, ...]
+    forgotten: tuple[ForgetNode, ...]
+
+
+def table_parts(table: JobTable) -> TableParts:
+    """The table's parts at this moment (in the loop). Measured in-process, 4 paired rounds: 98-110 ms
+    for 100,000 open jobs (against 398-419 ms when the records were built here too), 5-8 ms for
+    100,000 finished ones (100-185 ms with their segments encoded here)."""
+    collecting = gc.isenabled()
+    gc.disable()  # every tuple made here is kept: collections while making them free nothing (3-4x the time)
+    try:
+        open_jobs = sorted(table.open_jobs(), key=lambda j: (j.submitted_at, j.id))
+        jobs = [_record_fields(j) for j in open_jobs]
+    finally:
+        if collecting:
+            gc.enable()
+    return TableParts(
+        jobs,
+        table.finished_compact(),
         table.policy,
         tuple(table.api_tokens),
-        cluster_key=key,
-        drained=drained,
-        label_changes=labels,
-        forgotten=forgotten,
-        finished=finished,
+        table.cluster_key if table.cluster_key.generation else None,
+        tuple(sorted(table.drained)),
+        tuple(c for node in sorted(table.label_changes) for c in table.label_changes[node]),
+        tuple(ForgetNode(n, at) for n, at in table.forgotten.items()),
     )
+
+
+def snapshot_of(parts: TableParts) -> TableSnapshot:
+    """The snapshot of ``parts`` (safe in another thread: it reads only their immutable values)."""
+    return TableSnapshot(
+        tuple(JobRecord(*fields) for fields in parts.jobs),
+        parts.policy,
+        parts.api_tokens,
+        cluster_key=parts.cluster_key,
+        drained=parts.drained,
+        label_changes=parts.label_changes,
+        forgotten=parts.forgotten,
+        finished=tuple(segments_of(parts.finished)),
+    )
+
+
+def table_snapshot(table: JobTable) -> TableSnapshot:
+    """The table as immutable records (every value in them is immutable too): what
+    ``snapshot_table`` encodes."""
+    return snapshot_of(table_parts(table))
 
 
 def restore_table(data: bytes, into: JobTable | None = None) -> JobTable:

@@ -33,7 +33,7 @@ from swarmcompute.state.commands import (
     StartAttempt,
     SubmitJobs,
 )
-from swarmcompute.state.compact import WINDOW, AllJobs, FinishedJobs, linked
+from swarmcompute.state.compact import WINDOW, AllJobs, CompactJob, FinishedJobs, compact_of, linked
 from swarmcompute.state.drain import LabelNode, SetDrained, drained_after, label_changes_after
 from swarmcompute.state.forgotten import ForgetNode, forgotten_after
 from swarmcompute.state.gangs import batch_problem
@@ -310,6 +310,11 @@ class JobTable:
     def finished_jobs(self) -> Iterator[Job]:
         """Finished jobs, oldest first (in the order they ended)."""
         return iter(self._finished.values())
+
+    def finished_compact(self) -> list[CompactJob]:
+        """Every finished job in its compact form, oldest first (a snapshot's): those held compact
+        as they are, whole ones compacted now."""
+        return [held if not isinstance(held, Job) else compact_of(held) for _, held in self._finished.items()]
 
     def compacted_ids(self) -> list[str]:
         """Finished jobs held compact (``state.compact``), oldest first: their details are on disk."""

@@ -501,3 +501,25 @@ def test_a_leaders_rerun_decision_is_proposed_only_in_its_own_term_and_never_for
     assert decided_in(decided, 4)
     assert not decided_in(decided, 5) and not decided_in(decided, -1)  # -1: forwarding to a leader
     assert decided_in(SubmitJobs((), 1.0), -1)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_snapshots_parts_are_the_table_when_they_were_taken_whatever_it_applies_after(seed: int) -> None:
+    """``table_parts`` runs in the loop and ``snapshot_of`` in a thread while the table moves on:
+    what the table applies in between must not reach the snapshot."""
+    from swarmcompute import codec
+    from swarmcompute.state.snapshot import snapshot_of, snapshot_table, table_parts
+
+    commands = _random_commands(random.Random(seed), 200)
+    table = JobTable()
+    kept = MemoryDetails()
+    for cmd in commands[:60]:
+        table.apply(cmd)  # type: ignore[arg-type]
+        kept.write(table.take_finished(window=seed % 3))
+    then = snapshot_table(table)
+    parts = table_parts(table)
+    for cmd in commands[60:]:  # jobs assigned, started, finished, cancelled, pruned, thawed meanwhile
+        table.apply(cmd)  # type: ignore[arg-type]
+        kept.write(table.take_finished(window=seed % 3))
+    assert snapshot_table(table) != then
+    assert codec.encode(snapshot_of(parts)) == then
