@@ -576,13 +576,13 @@ class ReplicatedJobLog:
         finished are durable (the snapshot carries none, and the log that would replay them goes).
 
         The table's parts are taken in the loop, at the applied index (``table_parts``: each open
-        job's fields, each finished job's compact form; 98-110 ms for 100,000 open jobs); building
-        the records and segments and encoding them runs in a thread, and the log is folded at that
-        index once it is done, unless a snapshot replaced the table meanwhile or a later
-        compaction got there first. Encoded in the loop, the whole of it stalled every node's
-        loop for 1.8-2.1 s at once (3 nodes, a 50,000-job backlog), past the election timeout;
-        with the records built in the loop, 0.4 s at 100,000 open jobs; a thread holds the GIL
-        from the loop at most a switch interval (5 ms) at a time."""
+        job's record, each finished job's compact form); encoding them, the larger part (0.48 of
+        1.0 s for 50,000 open jobs, in-process), and the finished jobs' segments run in a thread,
+        and the log is folded at that index once it is done, unless a snapshot replaced the table
+        meanwhile or a later compaction got there first. Encoded in the loop, the whole of it
+        stalled every node's loop for 1.8-2.1 s at once (3 nodes, a 50,000-job backlog), past the
+        election timeout; a thread holds the GIL from the loop at most a switch interval (5 ms)
+        at a time."""
         try:
             if self._closed or (self._details is not None and not self._details.sync()):
                 return  # a failed sync is logged; the log keeps its entries, and the next one tries again
