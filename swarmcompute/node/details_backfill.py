@@ -13,7 +13,8 @@ for every job the table holds compact whose details are not on this node's disk.
 ``DetailsFetch`` at a time, ``BATCH`` ids each, answered with as many records as fit
 ``ANSWER_BYTES``; alive peers in turn, voters first (a voter applied nearly everything), each
 asked for what the ones before it lacked; a peer that does not answer is passed over. Ids that
-no peer holds are given up until the next snapshot or start. A record is written only for a job
+no peer holds are given up until the next snapshot or start; when no peer answered at all (none
+known yet), the pass runs again later (``RETRY_S``, backing off). A record is written only for a job
 the table still holds compact, with the exit code and truncated attempts the table holds (a late
 result applied here after the peer answered is not undone).
 
@@ -46,6 +47,10 @@ BATCH = 256
 """Ids per ``DetailsFetch``."""
 ANSWER_BYTES = 1024 * 1024
 """The most record bytes in one ``DetailsData`` (far below the transport's 16 MiB frame)."""
+RETRY_S = 5.0
+MAX_RETRY_S = 600.0
+"""A pass that found no peer to answer (at start, before gossip found any) runs again after
+``RETRY_S``, then twice as long each time, up to this."""
 SCAN = 2000
 """Ids looked up on disk between two turns of the loop (about 4 ms)."""
 
@@ -75,6 +80,9 @@ class DetailsBackfill:
         """Jobs whose details this node took from a peer."""
         self.unfound = 0
         """Jobs no peer held details of, in the last pass."""
+        self.retry_s = RETRY_S
+        """How long after a pass no peer answered (none known yet at start, say) the next one runs."""
+        self._answered = False
 
     def serve(self, sender: str, msg: DetailsFetch) -> None:
         records, lacking = self._store.records(msg.ids[:BATCH], ANSWER_BYTES)
@@ -111,11 +119,18 @@ class DetailsBackfill:
             return
         log.info("job_details_backfill_started", jobs=len(missing))
         fetched = self.fetched
+        self._answered = False
         for peer in self._peers():
             missing = await self._from(peer, missing)
             if not missing:
                 break
         self.unfound = len(missing)
+        if missing and not self._answered:  # nobody to ask yet: again later, less often each time
+            asyncio.get_running_loop().call_later(self.retry_s, self._wanted.set)
+            log.info("job_details_backfill_waiting", jobs=len(missing), no_peer_answered=True, retry_in_s=self.retry_s)
+            self.retry_s = min(self.retry_s * 2, MAX_RETRY_S)
+            return
+        self.retry_s = RETRY_S
         log.info("job_details_backfill_done", fetched=self.fetched - fetched, not_found=len(missing))
 
     async def _from(self, peer: str, ids: list[str]) -> list[str]:
@@ -131,6 +146,7 @@ class DetailsBackfill:
             lacked = set(data.lacking)
             if not (sent or lacked):
                 return lacking + batch + list(pending)  # it cannot read its own store: the next peer
+            self._answered = True
             self._keep(data.records)
             lacking += [i for i in batch if i in lacked]
             pending.extendleft(reversed([i for i in batch if i not in sent and i not in lacked]))

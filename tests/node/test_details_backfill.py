@@ -98,3 +98,29 @@ def test_jobs_no_peer_holds_stay_missing_and_a_job_pruned_meanwhile_is_not_writt
     table.apply(PruneJobs((ids[3],), 3.0, "swarm prune"))  # gone while its details were on the way
     backfill._keep(late.records(ids[3:], 1 << 20)[0])
     assert mine.get(ids[3]) is None and mine.get(ids[4]) is not None
+
+
+def test_with_no_peer_to_ask_yet_it_asks_again_later_once_one_is_there(tmp_path: Path) -> None:
+    table = JobTable()
+    ids, whole = _compacted(table, 5)
+    every, mine = DetailsStore(tmp_path / "every.sqlite"), DetailsStore(tmp_path / "mine.sqlite")
+    every.write(whole)
+    alive: list[str] = []  # at start, before gossip found anyone
+    peers = Peers(table, {"every": every})
+    backfill = DetailsBackfill(table, mine, peers.fetch, lambda: list(alive), peers.reply)
+    backfill.retry_s = 0.05
+
+    async def scenario() -> list[str]:
+        task = asyncio.get_running_loop().create_task(backfill.run())
+        while backfill.retry_s == 0.05:  # the first pass found nobody and set its retry
+            await asyncio.sleep(0.01)
+        assert backfill.unfound == 5 and peers.asked == []
+        alive.append("every")
+        for _ in range(500):
+            if backfill.fetched:
+                break
+            await asyncio.sleep(0.01)
+        task.cancel()
+        return await backfill.missing()
+
+    assert asyncio.run(scenario()) == [] and backfill.fetched == 5 and peers.asked == [("every", 5)]
