@@ -122,7 +122,7 @@ class TableParts:
 def table_parts(table: JobTable) -> TableParts:
     """The table's parts at this moment (in the loop). Measured in-process, 4 paired rounds: 5-8 ms
     for 100,000 finished jobs, against 100-185 ms when their segments were encoded here too. The
-    open jobs' records are still built here: 0.3-0.4 s at 100,000 open jobs. (Taking only their
+    open jobs' records are still built here: 0.4-0.6 s at 100,000 open jobs. (Taking only their
     fields as tuples here, 0.1 s, and building the records in the thread, drained a 100,000-job
     backlog at 498-499 jobs/s against 523-548, 2 paired rounds: not kept.)"""
     return TableParts(
