@@ -19,8 +19,9 @@ the table still holds compact, with the exit code and truncated attempts the tab
 result applied here after the peer answered is not undone).
 
 Measured: a node joining a one-node cluster that had run 20,000 jobs installed a snapshot holding
-3,887 of them compact and took their details in 2.0 s (16 answers); in-process, keeping 4,000
-records costs 0.49 s of CPU (decoding each to patch it, and writing it), about 30 ms per answer.
+3,887 of them compact and took their details in 2.0 s (16 answers). In-process, keeping 4,000
+records costs 0.14-0.16 s of CPU (about 10 ms per answer: each is decoded to compare its exit code
+with the table's, and written as the peer sent it); re-encoding every one took 0.30-0.32 s.
 
 The bytes are the peer's own record of the job: every node that applied the entry that finished
 it wrote the same (``storage.details``). Peers are key holders of the cluster, each of which
@@ -36,8 +37,10 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 
+from swarmcompute import codec
 from swarmcompute.node.cluster_messages import DetailsData, DetailsFetch
 from swarmcompute.state.compact import is_stub
+from swarmcompute.state.snapshot import job_record
 from swarmcompute.state.table import JobTable
 from swarmcompute.storage.details import DetailsStore, decoded
 
@@ -153,7 +156,7 @@ class DetailsBackfill:
         return lacking
 
     def _keep(self, records: Sequence[tuple[str, bytes]]) -> None:
-        jobs = []
+        rows: list[tuple[str, bytes]] = []
         for job_id, blob in records:
             held = self._table.get(job_id)
             if held is None or not is_stub(held):
@@ -161,9 +164,11 @@ class DetailsBackfill:
             job = decoded(job_id, blob)
             if job is None or job.id != job_id:
                 continue
-            job.exit_code = held.exit_code
-            job.truncated_attempts = held.truncated_attempts
-            jobs.append(job)
-        if jobs:
-            self._store.write(jobs)
-            self.fetched += len(jobs)
+            if (job.exit_code, job.truncated_attempts) != (held.exit_code, held.truncated_attempts):
+                job.exit_code = held.exit_code  # a late result the peer had not applied yet
+                job.truncated_attempts = held.truncated_attempts
+                blob = codec.encode(job_record(job))
+            rows.append((job_id, blob))  # else the peer's bytes as they are
+        if rows:
+            self._store.write_rows(rows)
+            self.fetched += len(rows)

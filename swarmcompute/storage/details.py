@@ -101,7 +101,10 @@ class DetailsStore:
     def write(self, jobs: Sequence[Job]) -> None:
         """Keep the details of these finished jobs: whole ones replace any row, thawed ones
         (``is_partial``) patch theirs (none: nothing to patch, nothing written)."""
-        rows = rows_to_write(jobs, self.get)
+        self.write_rows(rows_to_write(jobs, self.get))
+
+    def write_rows(self, rows: Sequence[tuple[str, bytes]]) -> None:
+        """Keep these (job id, encoded ``JobRecord``) rows as they are (a peer's: ``node.details_backfill``)."""
         if not rows:
             return
         try:

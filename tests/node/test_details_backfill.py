@@ -6,6 +6,7 @@ over real daemons)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -124,3 +125,19 @@ def test_with_no_peer_to_ask_yet_it_asks_again_later_once_one_is_there(tmp_path:
         return await backfill.missing()
 
     assert asyncio.run(scenario()) == [] and backfill.fetched == 5 and peers.asked == [("every", 5)]
+
+
+def test_a_record_is_kept_as_the_peer_sent_it_unless_the_table_holds_a_later_exit_code(tmp_path: Path) -> None:
+    table = JobTable()
+    ids, whole = _compacted(table, 3)
+    stale = dataclasses.replace(whole[0])
+    stale.exit_code, stale.truncated_attempts = 99, (1,)  # as the peer had it before a late result
+    every, mine = DetailsStore(tmp_path / "every.sqlite"), DetailsStore(tmp_path / "mine.sqlite")
+    every.write([stale, *whole[1:]])
+    peers = Peers(table, {"every": every})
+    backfill = DetailsBackfill(table, mine, peers.fetch, lambda: ["every"], peers.reply)
+    asyncio.run(backfill.fill())
+    patched = mine.get(ids[0])
+    assert patched is not None and (patched.exit_code, patched.truncated_attempts) == (None, ())
+    assert patched.spec.env == {"K": ids[0] * 40}
+    assert mine.records(ids[1:], 1 << 20)[0] == every.records(ids[1:], 1 << 20)[0]  # the peer's bytes
