@@ -21,7 +21,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 
@@ -129,9 +129,7 @@ class DetailsStore:
             return
         try:
             with self._transaction():
-                for start in range(0, len(ids), _CHUNK):
-                    chunk = ids[start : start + _CHUNK]
-                    self._db.execute(f"DELETE FROM details WHERE id IN ({','.join('?' * len(chunk))})", chunk)  # noqa: S608 - placeholders only
+                self._by_ids("DELETE FROM details WHERE id IN", ids)
         except sqlite3.Error as exc:
             log.warning("job_details_not_deleted", jobs=len(ids), error=str(exc))
 
@@ -139,12 +137,8 @@ class DetailsStore:
         """The stored records of ``job_ids`` (as written, for a peer: ``node.details_backfill``),
         in that order, as many as fit ``max_bytes`` (the first always does), and the ids held
         here no record of. Ids in neither did not fit."""
-        found: dict[str, bytes] = {}
         try:
-            for start in range(0, len(job_ids), _CHUNK):
-                chunk = list(job_ids[start : start + _CHUNK])
-                query = f"SELECT id, record FROM details WHERE id IN ({','.join('?' * len(chunk))})"  # noqa: S608 - placeholders only
-                found.update(self._db.execute(query, chunk).fetchall())
+            found: dict[str, bytes] = dict(self._by_ids("SELECT id, record FROM details WHERE id IN", job_ids))
         except sqlite3.Error as exc:
             log.warning("job_details_unreadable", jobs=len(job_ids), error=str(exc))
             return [], []
@@ -159,16 +153,21 @@ class DetailsStore:
 
     def lacking(self, job_ids: Sequence[str]) -> list[str]:
         """Those of ``job_ids`` this node holds no details of, in that order ([] when unreadable)."""
-        held: set[str] = set()
         try:
-            for start in range(0, len(job_ids), _CHUNK):
-                chunk = list(job_ids[start : start + _CHUNK])
-                query = f"SELECT id FROM details WHERE id IN ({','.join('?' * len(chunk))})"  # noqa: S608 - placeholders only
-                held.update(row[0] for row in self._db.execute(query, chunk))
+            held = {row[0] for row in self._by_ids("SELECT id FROM details WHERE id IN", job_ids)}
         except sqlite3.Error as exc:
             log.warning("job_details_unreadable", jobs=len(job_ids), error=str(exc))
             return []
         return [i for i in job_ids if i not in held]
+
+    def _by_ids(self, statement: str, job_ids: Sequence[str]) -> list[Any]:
+        """``statement`` (ending in ``IN``) run over ``job_ids``, ``_CHUNK`` at a time, and every
+        row it gave."""
+        rows: list[Any] = []
+        for start in range(0, len(job_ids), _CHUNK):
+            chunk = list(job_ids[start : start + _CHUNK])
+            rows += self._db.execute(f"{statement} ({','.join('?' * len(chunk))})", chunk).fetchall()  # noqa: S608 - placeholders only
+        return rows
 
     def ids(self) -> list[str]:
         """Every job id with details here (the start's sweep)."""
