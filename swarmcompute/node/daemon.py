@@ -386,6 +386,7 @@ class Daemon:
             link.versions.on_refused = self._version_refused
             await link.start()
             self.details = DetailsStore(self.paths.root / DETAILS_FILE)
+            self.details.report_to(self.disk)
             self._committer = ReplicatedJobLog(
                 identity.node_id,
                 self.paths.raft_dir,

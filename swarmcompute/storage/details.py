@@ -10,18 +10,23 @@ from are in the Raft log, which replays them after a crash; ``sync`` makes them 
 snapshot lets the log drop those entries. A row leaves with its job (pruned by the history bound,
 or gone with a replaced history), and rows of jobs the table no longer holds are deleted at start.
 
-A write that fails (a full disk) is logged and skipped: the table is unharmed, `swarm show`
-says those details are not kept on this node, and at its next start the node fetches them from a
-peer (``node.details_backfill``, which also fills what a Raft snapshot left out).
+A write that fails (a full disk) loses nothing: its rows stay in memory, where `swarm show` and
+peers read them, until ``retry`` writes them. The daemon's ``DiskWatch`` is told (``report_to``):
+the node says ``disk full in ...`` and refuses new jobs meanwhile, and once space is back it runs
+``retry`` (once a second) before it clears the problem. ``sync`` is False while rows are unwritten,
+so no snapshot drops the Raft log entries that would write them again after a crash. Only the
+first failed write tries the disk; later ones are held until ``retry`` (10,000 jobs ending on a
+full disk would otherwise each try all the rows held before them).
 """
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
@@ -29,6 +34,9 @@ from swarmcompute import codec
 from swarmcompute.state.compact import is_partial, is_stub
 from swarmcompute.state.job import Job
 from swarmcompute.state.snapshot import JobRecord, job_of, job_record
+
+if TYPE_CHECKING:
+    from swarmcompute.storage.disk import DiskWatch
 
 log = structlog.get_logger(__name__)
 
@@ -96,7 +104,15 @@ class DetailsStore:
         self._db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         self._db.execute("CREATE TABLE IF NOT EXISTS details (id TEXT PRIMARY KEY, record BLOB NOT NULL) WITHOUT ROWID")
         self.failures = 0
-        """Writes that failed (each logged): details some jobs lack on this node."""
+        """Writes that failed (the first of a run logged)."""
+        self._unwritten: dict[str, bytes] = {}
+        """Rows a failed write left to ``retry``, by job id (read as if written meanwhile)."""
+        self._disk: DiskWatch | None = None
+        self._failures_logged = 0
+
+    def report_to(self, disk: DiskWatch) -> None:
+        """Tell ``disk`` of each failed write, and have it ``retry`` once the disk takes writes."""
+        self._disk = disk
 
     def write(self, jobs: Sequence[Job]) -> None:
         """Keep the details of these finished jobs: whole ones replace any row, thawed ones
@@ -107,15 +123,39 @@ class DetailsStore:
         """Keep these (job id, encoded ``JobRecord``) rows as they are (a peer's: ``node.details_backfill``)."""
         if not rows:
             return
+        held = bool(self._unwritten)
+        self._unwritten.update(rows)
+        if not held or self._disk is None:  # else the disk is known to fail: ``retry`` writes them all
+            self.retry()
+
+    def retry(self) -> bool:
+        """Write the rows a failed write left; True once none is left (``DiskWatch.owe``)."""
+        if not self._unwritten:
+            return True
         try:
             with self._transaction():
-                self._db.executemany("INSERT OR REPLACE INTO details (id, record) VALUES (?, ?)", rows)
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO details (id, record) VALUES (?, ?)", self._unwritten.items()
+                )
         except sqlite3.Error as exc:
             self.failures += 1
-            log.warning("job_details_not_written", jobs=len(rows), error=str(exc))
+            if self.failures == self._failures_logged + 1:  # the first of a run
+                log.warning(
+                    "job_details_not_written", jobs=len(self._unwritten), error=str(exc), action="kept in memory"
+                )
+            if self._disk is not None:
+                self._disk.failed(_os_error(exc), self.path)
+                self._disk.owe(self, self.retry)
+            return False
+        self._unwritten.clear()
+        self._failures_logged = self.failures
+        return True
 
     def get(self, job_id: str) -> Job | None:
         """A finished job whole, as it ended here; None if this node does not hold its details."""
+        blob = self._unwritten.get(job_id)
+        if blob is not None:
+            return decoded(job_id, blob)
         try:
             row = self._db.execute("SELECT record FROM details WHERE id = ?", (job_id,)).fetchone()
         except sqlite3.Error as exc:
@@ -127,6 +167,8 @@ class DetailsStore:
         ids = list(job_ids)
         if not ids:
             return
+        for job_id in ids:
+            self._unwritten.pop(job_id, None)
         try:
             with self._transaction():
                 self._by_ids("DELETE FROM details WHERE id IN", ids)
@@ -142,6 +184,7 @@ class DetailsStore:
         except sqlite3.Error as exc:
             log.warning("job_details_unreadable", jobs=len(job_ids), error=str(exc))
             return [], []
+        found.update((i, self._unwritten[i]) for i in job_ids if i in self._unwritten)
         records: list[tuple[str, bytes]] = []
         size = 0
         for job_id in job_ids:
@@ -158,7 +201,7 @@ class DetailsStore:
         except sqlite3.Error as exc:
             log.warning("job_details_unreadable", jobs=len(job_ids), error=str(exc))
             return []
-        return [i for i in job_ids if i not in held]
+        return [i for i in job_ids if i not in held and i not in self._unwritten]
 
     def _by_ids(self, statement: str, job_ids: Sequence[str]) -> list[Any]:
         """``statement`` (ending in ``IN``) run over ``job_ids``, ``_CHUNK`` at a time, and every
@@ -171,10 +214,13 @@ class DetailsStore:
 
     def ids(self) -> list[str]:
         """Every job id with details here (the start's sweep)."""
-        return [row[0] for row in self._db.execute("SELECT id FROM details")]
+        return [row[0] for row in self._db.execute("SELECT id FROM details")] + list(self._unwritten)
 
     def sync(self) -> bool:
-        """Make every write so far durable (a checkpoint of the WAL, synced); False if it failed."""
+        """Make every write so far durable (a checkpoint of the WAL, synced); False if it failed,
+        or if rows are still unwritten."""
+        if not self.retry():
+            return False
         try:
             self._db.execute("PRAGMA wal_checkpoint(FULL)").fetchone()
         except sqlite3.Error as exc:
@@ -192,9 +238,17 @@ class DetailsStore:
         try:
             yield
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:  # SQLite rolls back by itself on some errors (SQLITE_FULL may)
+                self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+
+def _os_error(exc: sqlite3.Error) -> OSError:
+    """SQLite's error as the ``OSError`` a ``DiskWatch`` reads (``disk full in ...`` for SQLITE_FULL)."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    number = {sqlite3.SQLITE_FULL: errno.ENOSPC, sqlite3.SQLITE_READONLY: errno.EROFS}.get(code, errno.EIO)
+    return OSError(number, str(exc))
 
 
 def decoded(job_id: str, blob: bytes) -> Job | None:

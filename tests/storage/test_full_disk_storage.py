@@ -17,6 +17,11 @@ from swarmcompute.node.raft_host import RaftHost
 from swarmcompute.raft.config import RaftConfig
 from swarmcompute.raft.messages import Entry, EntryKind, HardState, Snapshot
 from swarmcompute.raft.ready import Ready
+from swarmcompute.state.commands import CancelJobs, SubmitJobs
+from swarmcompute.state.job import Job, JobSpec
+from swarmcompute.state.table import JobTable
+from swarmcompute.storage.details import FILE_NAME as DETAILS_FILE
+from swarmcompute.storage.details import DetailsStore
 from swarmcompute.storage.disk import DiskWatch, check_writable
 from swarmcompute.storage.raft_log import SNAPSHOT_FILE, RaftStorage
 from swarmcompute.storage.records import MAGIC, RecordFile, encode_record
@@ -153,3 +158,61 @@ def test_a_raft_host_that_cannot_write_stops_leading_and_resumes_without_applyin
         host.close()
 
     asyncio.run(scenario())
+
+
+def _finished_jobs(prefix: str, n: int, env_bytes: int) -> list[Job]:
+    table = JobTable()
+    ids = [f"{prefix}{i}" for i in range(n)]
+    table.apply(
+        SubmitJobs(tuple(JobSpec(i, ("echo", i), env={"K": "v" * env_bytes}, node="nowhere") for i in ids), 1.0)
+    )
+    table.apply(CancelJobs(tuple(ids), "no longer wanted", 2.0))
+    return table.take_finished(window=0)
+
+
+def test_job_details_a_full_disk_refuses_are_kept_readable_and_written_once_space_is_back(tiny_fs: Path) -> None:
+    watch = DiskWatch(tiny_fs, min_free_bytes=0, probe_bytes=4096)
+    store = DetailsStore(tiny_fs / DETAILS_FILE)
+    store.report_to(watch)
+    store.write(_finished_jobs("before", 2, 100))
+    assert store.sync()
+    ballast = fill(tiny_fs)
+
+    late = _finished_jobs("late", 10, 20_000)  # 200 KB: past any slack the file has
+    store.write(late[:5])
+    assert watch.problem is not None
+    assert watch.problem.startswith(f"disk full in {tiny_fs} (cannot write {DETAILS_FILE}: ")
+    store.write(late[5:])  # the disk is known to fail: held for the retry, not tried again
+    assert store.failures == 1
+    kept = store.get("late7")
+    assert kept is not None and kept.spec.env == {"K": "v" * 20_000}  # readable meanwhile, from memory
+    assert store.lacking(["before0", "late0", "late9", "never"]) == ["never"]
+    records, lacking = store.records(["late3", "never"], 1 << 20)
+    assert [i for i, _ in records] == ["late3"] and lacking == ["never"]
+    assert not store.sync()  # no snapshot may drop the log entries that would write them again
+    assert not watch.check() and watch.problem is not None
+
+    ballast.unlink()
+    assert watch.check() and watch.problem is None
+    assert store.sync()
+    store.close()
+    reopened = DetailsStore(tiny_fs / DETAILS_FILE)
+    assert sorted(reopened.ids()) == sorted(["before0", "before1"] + [j.id for j in late])
+    again = reopened.get("late9")
+    assert again is not None and again.spec.env == {"K": "v" * 20_000}
+    reopened.close()
+
+
+def test_a_job_deleted_while_its_details_wait_for_space_is_not_written_later(tiny_fs: Path) -> None:
+    watch = DiskWatch(tiny_fs, min_free_bytes=0, probe_bytes=4096)
+    store = DetailsStore(tiny_fs / DETAILS_FILE)
+    store.report_to(watch)
+    ballast = fill(tiny_fs)
+    store.write(_finished_jobs("j", 10, 20_000))
+    assert watch.problem is not None and store.get("j4") is not None
+    store.delete(["j4"])  # pruned by the history bound meanwhile
+    assert store.get("j4") is None
+    ballast.unlink()
+    assert watch.check()
+    assert sorted(store.ids()) == [f"j{i}" for i in range(10) if i != 4]
+    store.close()
