@@ -54,6 +54,18 @@ import sys
 import time
 
 _READ_BYTES = 64 * 1024
+GATHER_S = 0.02
+"""After each read, the guardian waits this long before it reads again: a daemon starting jobs
+sends two lines per job, and a write to a pipe whose reader waits in ``select`` wakes it, each
+time. Asleep, it is not woken: the lines wait in the pipe (in the kernel, safe from a daemon that
+dies or freezes meanwhile) and the next read takes them together. The cost: end of file (the
+daemon gone) is seen up to this much later; the lease deadline is kept to the moment, as the wait
+never passes it. The pipe holds 64 KiB, about 2,000 lines: 100,000 lines a second before a write
+would find it full. Measured, 500 `true` jobs on 3 loopback nodes, 4 paired rounds: the three
+guardians' CPU 0.009-0.016 ms per job against 0.058-0.083 when woken per line, the batch 946-1205
+jobs/s before and 1012-1232 after (paired ratios 0.97-1.15); a test's 400 lines 0.4 ms apart woke
+it 11 times against 400.
+"""
 _MAX_LINE_BYTES = 64  # "+<pgid> <ticks>" is at most about 30
 
 
@@ -114,7 +126,15 @@ def serve(stdin_fd: int = 0) -> None:
         for line in lines:
             if not lease.apply_line(line):
                 apply_line(held, line)
+        _gather(lease)
     kill_held(held)
+
+
+def _gather(lease: Lease) -> None:
+    """Let lines gather in the pipe for up to ``GATHER_S`` (never past the lease deadline), so that
+    the next read takes them all in one wake-up."""
+    timeout = lease.timeout_s(boottime_ns())
+    time.sleep(GATHER_S if timeout is None else min(GATHER_S, timeout))
 
 
 def boottime_ns() -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from swarmcompute.executor import AttemptSpec, EndReason
-from swarmcompute.executor.guardian import GuardianLink, Lease, apply_line, boottime_ns, start_ticks
+from swarmcompute.executor.guardian import GATHER_S, GuardianLink, Lease, apply_line, boottime_ns, start_ticks
 
 from .helpers import Harness, ProcessTracker, Standin, is_gone, sh, wait_until, wait_until_async
 
@@ -301,3 +301,33 @@ def test_shutdown_stops_the_guardian_and_a_quiet_executor_never_starts_one(harne
         assert is_gone(pid)
 
     harness.run_async(body)
+
+
+def test_lines_sent_one_by_one_in_a_burst_wake_the_guardian_a_few_times_not_once_each(
+    guardian: GuardianLink, group: Callable[[str], tuple[int, int]]
+) -> None:
+    pid = guardian.pid
+    assert pid is not None
+    assert wait_until(lambda: sorted(os.listdir(f"/proc/{pid}/fd")) == ["0", "1", "2"])  # up and waiting
+    before = _wake_ups(pid)
+    started = time.monotonic()
+    for pgid in range(NO_SUCH_GROUP, NO_SUCH_GROUP + 200):  # as a daemon starting and reaping 200 jobs
+        assert guardian.hold(pgid, None)
+        time.sleep(0.0004)  # the lines come apart, as spawns space them (about 0.4 ms each)
+        assert guardian.release(pgid)
+        time.sleep(0.0004)
+    elapsed = time.monotonic() - started
+    woken = _wake_ups(pid) - before
+    # Each read, then at most one wait for input and one GATHER_S pause: never one per line.
+    bound = 2 * (2 + elapsed / GATHER_S)
+    print(f"\n400 lines in {elapsed * 1000:.1f} ms: {woken} wake-ups (bound {bound:.0f})")
+    assert woken <= bound
+    leader, member = group("sleep 1000 & echo $!; wait")
+    assert guardian.hold(leader, start_ticks(leader))  # and it still holds what it is told
+    guardian.close()
+    assert wait_until(lambda: is_gone(leader) and is_gone(member), PROMPT_S)
+
+
+def _wake_ups(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("voluntary_ctxt_switches:"))
