@@ -126,7 +126,8 @@ def serve(stdin_fd: int = 0) -> None:
         for line in lines:
             if not lease.apply_line(line):
                 apply_line(held, line)
-        _gather(lease)
+        if len(data) < _READ_BYTES:  # the pipe is drained (a full read: more waits, as when spawned)
+            _gather(lease)
     kill_held(held)
 
 
