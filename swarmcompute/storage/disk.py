@@ -7,9 +7,9 @@ the state directory catches its own failure and tells the ``DiskWatch``, which t
   (``problem``); the daemon refuses new submissions while it is set;
 * once a second (``check``, from the daemon's maintenance) looks whether space came back: at
   least ``MIN_FREE_BYTES`` free (``statvfs``) *and* a probe file of ``PROBE_BYTES`` written,
-  fsynced and removed. Then it runs the recovery steps it was given (owed writes first:
-  job logs' truncation lines, finished jobs' details; then the Raft log's ``resume``), and clears the problem only if they all
-  succeeded;
+  fsynced and removed. Then it runs the recovery steps it was given (owed writes first: job
+  logs' truncation lines, finished jobs' details; then the Raft log's ``resume``), and clears the
+  problem only if they all succeeded;
 * also notices a disk that fills without any write failing yet: under ``MIN_FREE_BYTES`` free
   is a problem too, so submissions are refused before the Raft log has to fail.
 
