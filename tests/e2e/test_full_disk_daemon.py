@@ -1,7 +1,8 @@
 """A node whose state directory fills up (a real 5 MiB tmpfs): the daemon stays up, a job whose
 output could not be kept whole says so, new jobs are refused while the disk is full, running
 ones run on, and everything recovers by itself once space is freed. A read-only state dir is
-one line and exit 2 at `swarm join`."""
+one line and exit 2 at `swarm join`. Job details the store could not write are kept, said and
+written later."""
 
 from __future__ import annotations
 
@@ -137,3 +138,51 @@ def test_a_first_start_on_a_full_disk_is_one_line_and_exit_2(tmp_path: Path) -> 
     errors = [line for line in done.stderr.splitlines() if line.startswith("swarm: ")]
     assert errors == [f"swarm: cannot start: disk full in {disk / 'node'} (No space left on device)"]
     assert "Traceback" not in done.stderr
+
+
+def test_job_details_the_disk_refuses_are_kept_refuse_new_jobs_and_are_written_once_it_takes_them(
+    tmp_path: Path,
+) -> None:
+    """The details store's file cannot be written (its WAL made immutable: ``chattr +i``, a real
+    EPERM from the kernel) while everything else can: the daemon says so, refuses new jobs, shows
+    the job whole meanwhile, and writes its details once the file takes writes again."""
+    state = tmp_path / "state"
+    node = DaemonProcess(state, name="details", log_level="info").start()
+    wal = state / "details.sqlite-wal"
+    try:
+        client = node.client
+        client.wait([client.submit(["true"], cpus=0)], timeout=30)  # the store and its WAL exist
+        locked = subprocess.run(["chattr", "+i", str(wal)], capture_output=True, text=True)
+        if locked.returncode != 0:
+            pytest.skip(f"chattr +i is not supported here: {locked.stderr.strip()}")
+        job = client.submit(["sh", "-c", "echo kept"], env={"WHO": "me"}, cpus=0, job_id="kept")
+        assert client.wait([job], timeout=30)[0]["state"] == "succeeded"
+        wait_until(lambda: "details.sqlite" in (client.status()["disk_problem"] or ""), 20, "the failed write")
+        problem = client.status()["disk_problem"]
+        assert problem.startswith(f"cannot write in {state} (cannot write details.sqlite: ")
+        refused = node.swarm("run", "--", "true")
+        assert refused.returncode == 2 and "details.sqlite" in refused.stderr
+        shown = client.job("kept")
+        assert shown["env"] == {"WHO": "me"} and "kept" in shown["output_tail"]
+        assert "kept" not in _stored_ids(state)  # held in memory, not on disk yet
+
+        subprocess.run(["chattr", "-i", str(wal)], check=True)
+        wait_until(lambda: client.status()["disk_problem"] is None, 20, "the node to write them")
+        assert "kept" in _stored_ids(state)
+        ok = node.swarm("run", "--", "echo", "accepted again")
+        assert ok.returncode == 0 and ok.stdout == "accepted again\n"
+    finally:
+        subprocess.run(["chattr", "-i", str(wal)], capture_output=True, check=False)
+        node.stop()
+        node.kill()
+
+
+def _stored_ids(state: Path) -> set[str]:
+    """The job ids with a row in the node's details store, read by a second connection."""
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{state / 'details.sqlite'}?mode=ro", uri=True)
+    try:
+        return {row[0] for row in db.execute("SELECT id FROM details")}
+    finally:
+        db.close()
