@@ -7,6 +7,7 @@ written later."""
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -184,8 +185,6 @@ def test_job_details_the_disk_refuses_are_kept_refuse_new_jobs_and_are_written_o
 
 def _stored_ids(state: Path) -> set[str]:
     """The job ids with a row in the node's details store, read by a second connection."""
-    import sqlite3
-
     db = sqlite3.connect(f"file:{state / 'details.sqlite'}?mode=ro", uri=True)
     try:
         return {row[0] for row in db.execute("SELECT id FROM details")}
