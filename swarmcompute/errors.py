@@ -98,9 +98,16 @@ class JobError(SwarmError):
 
 
 class JobNotFoundError(JobError):
-    def __init__(self, job_ref: str) -> None:
+    def __init__(self, job_ref: str, ended: str = "") -> None:
+        """``ended``: how the job ended, for one the history bound removed (``state.history``)."""
         self.job_ref = job_ref
-        super().__init__(f"no job matches {job_ref!r}: see `swarm jobs`")
+        if ended:
+            super().__init__(
+                f"job {job_ref} {ended} and was removed by the history bound: "
+                "raise --keep-jobs or --keep-history to keep jobs longer"
+            )
+        else:
+            super().__init__(f"no job matches {job_ref!r}: see `swarm jobs`")
 
 
 class AttemptNotFoundError(JobError):

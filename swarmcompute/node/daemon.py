@@ -1162,7 +1162,9 @@ class Daemon:
         batch_ids = {s.id for s in specs}
 
         def parent(ref: str) -> str:  # an id, a unique prefix or a name, as everywhere else
-            return ref if ref in batch_ids else self.table.resolve(ref).id
+            if ref in batch_ids or ref in self.table.pruned:  # a pruned parent: the table knows its end
+                return ref
+            return self.table.resolve(ref).id
 
         resolved = []
         async for spec in sliced(specs, SLICE_S):
@@ -1177,6 +1179,10 @@ class Daemon:
             existing = self.table.get(spec.id)
             if existing is not None and existing.spec != spec:
                 raise JobAlreadyExistsError(f"job id {spec.id} is taken by a different job")
+            if spec.id in self.table.pruned:
+                raise JobAlreadyExistsError(
+                    f"job id {spec.id} was used by a job the history bound removed: choose another id"
+                )
             resolved.append(spec)
         specs = tuple(resolved)
         validate_batch(specs)  # a dependency cycle inside one submission would pend forever

@@ -19,6 +19,7 @@ from swarmcompute.state.cluster_key import ClusterKeyState
 from swarmcompute.state.compact import CompactJob, segments_of, stubs_of
 from swarmcompute.state.drain import LabelNode, label_changes_after
 from swarmcompute.state.forgotten import ForgetNode, forgotten_after
+from swarmcompute.state.history import pruned_from, pruned_wire
 from swarmcompute.state.job import Job, JobSpec, JobState, Reason
 from swarmcompute.state.policy import CommandPolicy
 from swarmcompute.state.table import JobTable
@@ -63,6 +64,11 @@ class TableSnapshot:
     finished: tuple[bytes, ...] = ()
     """The finished jobs, compact, in the order they ended: encoded ``state.compact.FinishedSegment`` s
     (older snapshots carry them in ``jobs``)."""
+    pruned: str = ""
+    """The ids the history bound removed, oldest first (``JobTable.pruned``), space-separated:
+    ``state.history.pruned_wire``."""
+    pruned_ended: str = ""
+    """How each of them ended, one letter each."""
 
 
 _record_fields = operator.attrgetter(*(f.name for f in dataclasses.fields(JobRecord)))
@@ -117,6 +123,7 @@ class TableParts:
     drained: tuple[str, ...]
     label_changes: tuple[LabelNode, ...]
     forgotten: tuple[ForgetNode, ...]
+    pruned: tuple[str, str]
 
 
 def table_parts(table: JobTable) -> TableParts:
@@ -134,6 +141,7 @@ def table_parts(table: JobTable) -> TableParts:
         tuple(sorted(table.drained)),
         tuple(c for node in sorted(table.label_changes) for c in table.label_changes[node]),
         tuple(ForgetNode(n, at) for n, at in table.forgotten.items()),
+        pruned_wire(table.pruned),
     )
 
 
@@ -148,6 +156,8 @@ def snapshot_of(parts: TableParts) -> TableSnapshot:
         label_changes=parts.label_changes,
         forgotten=parts.forgotten,
         finished=tuple(segments_of(parts.finished)),
+        pruned=parts.pruned[0],
+        pruned_ended=parts.pruned[1],
     )
 
 
@@ -164,6 +174,9 @@ def restore_table(data: bytes, into: JobTable | None = None) -> JobTable:
         raise TypeError(f"expected a table snapshot, got {type(snap).__name__}")
     table = into if into is not None else JobTable()
     table.clear()
+    table.pruned = pruned_from(
+        snap.pruned, snap.pruned_ended
+    )  # before the jobs: a child pending on a pruned parent reads its end here
     for r in snap.jobs:
         table.load(job_of(r))
     table.load_finished(stubs_of(snap.finished))

@@ -37,7 +37,7 @@ from swarmcompute.state.compact import WINDOW, AllJobs, CompactJob, FinishedJobs
 from swarmcompute.state.drain import LabelNode, SetDrained, drained_after, label_changes_after
 from swarmcompute.state.forgotten import ForgetNode, forgotten_after
 from swarmcompute.state.gangs import batch_problem
-from swarmcompute.state.history import PruneJobs
+from swarmcompute.state.history import PruneJobs, remember_pruned
 from swarmcompute.state.job import ACTIVE_STATES, TRANSITIONS, AttemptEnd, Job, JobSpec, JobState, Move, Reason
 from swarmcompute.state.pending import Key, PendingIndex
 from swarmcompute.state.policy import CommandPolicy, SetPolicy, policy_problem
@@ -186,6 +186,9 @@ class JobTable:
         """Node id -> its last label changes (``state.drain``: `swarm label`), for it to apply."""
         self.forgotten: dict[str, float] = {}
         """Node id -> when `swarm forget` named it (``state.forgotten``), oldest first."""
+        self.pruned: dict[str, JobState] = {}
+        """Id -> how it ended, of the last jobs the history bound removed, oldest first
+        (``state.history.remember_pruned``): a submission naming one is a duplicate."""
 
     # -- reading ---------------------------------------------------------------
 
@@ -221,7 +224,8 @@ class JobTable:
         named = self._jobs.named(ref)
         if named:
             return max(named, key=lambda j: j.submitted_at)
-        raise JobNotFoundError(ref)
+        ended = self.pruned.get(ref)
+        raise JobNotFoundError(ref, ended.value if ended is not None else "")
 
     def jobs(self) -> Iterator[Job]:
         return iter(self._jobs.values())
@@ -294,14 +298,18 @@ class JobTable:
         """Parents that still hold ``job`` back: `after` ones not yet succeeded, `after_any` ones not ended."""
         waiting = []
         for parent_id in job.spec.after:
-            parent = self._jobs.get(parent_id)
-            if parent is None or parent.state is not JobState.SUCCEEDED:
+            if self._ended_as(parent_id) is not JobState.SUCCEEDED:
                 waiting.append(parent_id)
         for parent_id in job.spec.after_any:
-            parent = self._jobs.get(parent_id)
-            if parent is None or not parent.state.is_terminal:
+            ended = self._ended_as(parent_id)
+            if ended is None or not ended.is_terminal:
                 waiting.append(parent_id)
         return waiting
+
+    def _ended_as(self, job_id: str) -> JobState | None:
+        """The job's state; for one the history bound removed, how it ended (None: unknown)."""
+        job = self._jobs.get(job_id)
+        return job.state if job is not None else self.pruned.get(job_id)
 
     def gang(self, gang_id: str) -> list[Job]:
         """The ranks of a gang (``--ranks``), by rank; [] for an unknown id."""
@@ -368,6 +376,7 @@ class JobTable:
         self.drained = frozenset()
         self.label_changes = {}
         self.forgotten = {}
+        self.pruned = {}
 
     def load(self, job: Job) -> None:
         """Insert a job exactly as it is (restoring a snapshot); not a command."""
@@ -447,8 +456,8 @@ class JobTable:
     def _submit(self, cmd: SubmitJobs) -> list[str]:
         changed = []
         for spec in cmd.jobs:
-            if spec.id in self._jobs:
-                continue  # idempotent: the first submission wins
+            if spec.id in self._jobs or spec.id in self.pruned:
+                continue  # idempotent: the first submission wins, even once it was pruned
             job = Job(spec=spec, submitted_at=cmd.at, origin=cmd.origin)
             self._jobs[spec.id] = job
             self._opened(job)
@@ -461,9 +470,9 @@ class JobTable:
                 job.reason = Reason.WAITING_DEPENDENCIES
                 job.message = "waiting for " + ", ".join(spec.after + spec.after_any)
                 for parent_id in spec.after:  # a parent that already failed dooms the child now
-                    parent = self._jobs.get(parent_id)
-                    if parent is not None and parent.state in (JobState.FAILED, JobState.CANCELLED):
-                        changed.extend(self._cancel_for_parent(job, parent, cmd.at))
+                    ended = self._ended_as(parent_id)
+                    if ended in (JobState.FAILED, JobState.CANCELLED):
+                        changed.extend(self._cancel_for_parent(job, parent_id, ended, cmd.at))
                         break
         return changed
 
@@ -493,12 +502,12 @@ class JobTable:
         for parent_id in (*job.spec.after, *job.spec.after_any):
             self._children.setdefault(parent_id, []).append(job.id)
 
-    def _cancel_for_parent(self, child: Job, parent: Job, at: float) -> list[str]:
+    def _cancel_for_parent(self, child: Job, parent_id: str, ended: JobState, at: float) -> list[str]:
         """A failed or cancelled `after` parent cancels the child, and so on down the DAG."""
         if child.state.is_terminal:
             return []
         child.finished_at = at
-        self._move(child, Move.CANCEL, Reason.DEPENDENCY_FAILED, f"parent job {parent.id} {parent.state.value}")
+        self._move(child, Move.CANCEL, Reason.DEPENDENCY_FAILED, f"parent job {parent_id} {ended.value}")
         return [child.id, *self._cascade(child, at)]
 
     def _cascade(self, parent: Job, at: float) -> list[str]:
@@ -508,7 +517,7 @@ class JobTable:
         for child_id in self._children.get(parent.id, ()):
             child = self._jobs.get(child_id)
             if child is not None and parent.id in child.spec.after:
-                changed.extend(self._cancel_for_parent(child, parent, at))
+                changed.extend(self._cancel_for_parent(child, parent.id, parent.state, at))
         return changed
 
     def _assign(self, cmd: AssignJobs) -> list[str]:
@@ -756,7 +765,7 @@ class JobTable:
         ``state.history``); return the ids removed (gone from the table: the shell deletes their
         output)."""
         held = self.held_parents()
-        removed: list[str] = []
+        removed: list[Job] = []
         for job_id in cmd.job_ids:
             job = self._jobs.get(job_id)
             if job is None or not job.state.is_terminal or job_id in held:
@@ -774,11 +783,12 @@ class JobTable:
                     siblings.remove(job_id)
                     if not siblings:
                         del self._children[parent_id]
-            removed.append(job_id)
+            removed.append(job)
         if removed:
-            gone = set(removed)
+            gone = {j.id for j in removed}
             self._ids = [i for i in self._ids if i not in gone]
-        return removed
+            self.pruned = remember_pruned(self.pruned, removed)
+        return [j.id for j in removed]
 
     def _cancel(self, cmd: CancelJobs) -> list[str]:
         changed = []

@@ -63,3 +63,25 @@ def test_bad_prune_bounds_are_one_line_and_exit_2(tmp_path: Path) -> None:
         result = daemon.swarm("prune", *args)
         assert result.returncode == 2, result.stdout
         assert result.stderr.count("\n") == 1 and result.stderr.startswith("swarm: "), result.stderr
+
+
+def test_a_pruned_job_id_is_refused_for_a_new_job_named_as_pruned_and_still_a_parent(daemon_factory: Any) -> None:
+    daemon: DaemonProcess = daemon_factory("t").start()
+    client = daemon.client
+    first = client.submit(["true"], cpus=0, job_id="nightly-1")
+    assert client.wait(first, timeout=30)["state"] == "succeeded"
+    assert client.prune(keep=0)["removed"] == 1
+
+    again = daemon.swarm("run", "--id", "nightly-1", "--", "true")
+    assert again.returncode != 0
+    assert again.stderr == (
+        "swarm: job id nightly-1 was used by a job the history bound removed: choose another id\n"
+    ), again.stderr
+    shown = daemon.swarm("show", "nightly-1")
+    assert shown.returncode != 0
+    assert shown.stderr == (
+        "swarm: job nightly-1 succeeded and was removed by the history bound: "
+        "raise --keep-jobs or --keep-history to keep jobs longer\n"
+    ), shown.stderr
+    child = client.submit(["true"], cpus=0, after=["nightly-1"])  # it succeeded: the child may run
+    assert client.wait(child, timeout=30)["state"] == "succeeded"

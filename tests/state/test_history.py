@@ -7,7 +7,7 @@ import pytest
 from swarmcompute import codec
 from swarmcompute.errors import JobNotFoundError
 from swarmcompute.state.commands import AssignJobs, Assignment, CancelJobs, CommandBatch, FinishAttempt, SubmitJobs
-from swarmcompute.state.history import PruneJobs, prunable, to_prune
+from swarmcompute.state.history import PruneJobs, prunable, pruned_from, pruned_wire, remember_pruned, to_prune
 from swarmcompute.state.job import JobSpec, JobState
 from swarmcompute.state.snapshot import restore_table, snapshot_table
 from swarmcompute.state.table import JobTable
@@ -106,3 +106,81 @@ def test_a_restored_table_lists_finished_jobs_in_ending_order_not_submission_ord
 def test_one_command_names_at_most_the_batch_limit() -> None:
     table = finished_table(30)
     assert len(to_prune(table.finished_jobs(), 30, keep_jobs=0, keep_s=DAY, now=0.0, held=set(), limit=7)) == 7
+
+
+# -- the ids the history bound removed ----------------------------------------------------------
+
+
+def test_a_submission_of_a_pruned_job_is_a_duplicate_and_does_not_run_it_again() -> None:
+    table = finished_table(3)
+    table.apply(PruneJobs(("j000",), 1200.0))
+    # the same SubmitJobs again, as a forward resent through a new leader commits it a second time
+    assert table.apply(SubmitJobs((spec("j000"),), 1000.0)) == []
+    assert table.get("j000") is None and not any(table.open_jobs())
+    assert table.pruned == {"j000": JobState.SUCCEEDED}
+
+
+def test_a_child_whose_parent_was_pruned_reads_how_the_parent_ended() -> None:
+    table = finished_table(2)
+    table.apply(SubmitJobs((spec("bad"),), 1100.0))
+    table.apply(CancelJobs(("bad",), "no", 1101.0))
+    table.apply(PruneJobs(("j000", "j001", "bad"), 1200.0))
+    table.apply(
+        SubmitJobs(
+            (spec("ok", after=("j000",)), spec("any", after_any=("bad",)), spec("doomed", after=("j001", "bad"))),
+            1201.0,
+        )
+    )
+    assert table.waiting_on(table.get("ok")) == [] and table.waiting_on(table.get("any")) == []  # type: ignore[arg-type]
+    assert [j.id for j in table.pending_jobs()] == ["ok", "any"]
+    assert table.pending_key("ok") is not None and table.pending_key("any") is not None
+    doomed = table.get("doomed")
+    assert doomed is not None and doomed.state is JobState.CANCELLED
+    assert doomed.message == "parent job bad cancelled"
+
+
+def test_a_parent_never_submitted_is_still_waited_for() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec("child", after=("later",)),), 1.0))
+    assert table.waiting_on(table.get("child")) == ["later"]  # type: ignore[arg-type]
+    table.apply(SubmitJobs((spec("later"),), 2.0))
+    assert table.get("child").state is JobState.PENDING  # type: ignore[union-attr]
+
+
+def test_a_pruned_id_is_named_as_pruned_when_looked_up() -> None:
+    table = finished_table(2)
+    table.apply(PruneJobs(("j000",), 1200.0))
+    with pytest.raises(JobNotFoundError, match="j000 succeeded and was removed by the history bound"):
+        table.resolve("j000")
+    with pytest.raises(JobNotFoundError, match="no job matches 'j00x'"):
+        table.resolve("j00x")
+
+
+def test_the_pruned_ids_are_bounded_oldest_dropped_the_same_way_on_every_replica() -> None:
+    pruned: dict[str, JobState] = {}
+    jobs = finished_table(30)
+    for job in list(jobs.finished_jobs()):
+        pruned = remember_pruned(pruned, [job], limit=8)
+        assert len(pruned) <= 10  # a quarter over, then cut back in one copy
+    assert list(pruned) == [f"j{i:03d}" for i in range(21, 30)]  # cut back to 8 at the 29th
+    assert list(remember_pruned(pruned, [], limit=7)) == [f"j{i:03d}" for i in range(23, 30)]
+
+
+def test_a_snapshot_carries_the_pruned_ids_and_a_restored_replica_still_refuses_them() -> None:
+    table = finished_table(4)
+    table.apply(SubmitJobs((spec("gone", after_any=("j000",)),), 1100.0))
+    table.apply(CancelJobs(("gone",), "x", 1101.0))
+    table.apply(PruneJobs(("j000", "gone"), 1200.0))
+    table.apply(SubmitJobs((spec("child", after=("j000",)),), 1201.0))
+    restored = restore_table(snapshot_table(table))
+    assert restored.pruned == {"j000": JobState.SUCCEEDED, "gone": JobState.CANCELLED}
+    assert snapshot_table(restored) == snapshot_table(table)
+    assert restored.apply(SubmitJobs((spec("j000"),), 1000.0)) == []
+    assert restored.pending_key("child") is not None  # loaded ready: its parent's end is known
+
+
+def test_the_pruned_ids_travel_as_two_strings_and_a_malformed_pair_gives_none() -> None:
+    pruned = {"a1": JobState.SUCCEEDED, "b.2": JobState.FAILED, "c_3": JobState.CANCELLED}
+    assert pruned_wire(pruned) == ("a1 b.2 c_3", "sfc")
+    assert pruned_from(*pruned_wire(pruned)) == pruned and pruned_from("", "") == {}
+    assert pruned_from("a1 b2", "s") == {} and pruned_from("a1", "x") == {}
