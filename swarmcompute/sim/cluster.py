@@ -105,6 +105,7 @@ from swarmcompute.sim.jobs import (
 )
 from swarmcompute.state.commands import CancelJobs, CommandBatch, RequeueLost, StartAttempt, SubmitJobs
 from swarmcompute.state.gangs import ranks_of
+from swarmcompute.state.history import PruneJobs, prunable
 from swarmcompute.state.job import AttemptEnd, Job, JobSpec, JobState
 from swarmcompute.state.snapshot import job_record
 from swarmcompute.state.table import JobTable
@@ -130,6 +131,10 @@ CLIENT_RETRY_S = 3.0
 submit is idempotent by id)."""
 RECOVER_WAIT_S = 15.0
 """How long the simulated operator waits for `swarm status` to show a `recover` it may run."""
+KEEP_JOBS = 12
+KEEP_S = 20.0
+"""The history bound the simulated leaders keep (``--keep-jobs``, ``--keep-s``): small, so that
+every seed prunes finished jobs while attempts end, leaders change and snapshots are installed."""
 GANGS = 3
 """Gangs (``--ranks``) per seed, besides the plain jobs: 2-4 ranks each, some of them with
 ``ranks_per_node``; a rank fails as often as any job, and one gang in ten has a rank cancelled."""
@@ -312,6 +317,11 @@ class _SimJobLog(ReplicatedJobLog):
     def submit(self, specs: tuple[JobSpec, ...], now: float) -> None:
         """``Daemon.submit``: proposed; the client learns of its commit from the table."""
         self._queue.append((SubmitJobs(specs, now, self.node_id), None))
+
+    def propose_prune(self, job_ids: tuple[str, ...], now: float) -> None:
+        """``Daemon._propose_prune``: once a second while past the bound (a repeat is re-checked
+        on apply, as any prune)."""
+        self._queue.append((PruneJobs(job_ids, now, "history bound"), None))
 
 
 @dataclass(slots=True)
@@ -546,13 +556,15 @@ class ClusterSim(JobSim):
         before = {j.id for j in self.table.jobs()}
         self.table = JobTable()
         self._successes = {}
+        self._pruned = set()
+        self.late_resubmits = 0
         self._global = []
         self._config_index = {}
         for entry in self.checker.committed:
             self._global.append(entry)
             self._apply_global(entry)
         self.index = len(self._global)
-        gone = (before - {j.id for j in self.table.jobs()}) & self._acked
+        gone = (before - {j.id for j in self.table.jobs()} - self._pruned) & self._acked
         if gone:
             self._log(f"recover gave up acknowledged jobs {sorted(gone)} (the survivors never had them)")
             self._given_up |= gone
@@ -753,6 +765,9 @@ class ClusterSim(JobSim):
             ),
         )
         if view.is_leader:
+            pruned = prunable(node.table, keep_jobs=KEEP_JOBS, keep_s=KEEP_S, now=self.now)
+            if pruned:  # ``Daemon._prune_history``: the finished jobs past the history bound
+                host.log.propose_prune(tuple(pruned), self.now)
             voter = node.state.dead_voter_to_replace(view, raft.node.membership.quorum, self.now, VOTER_GRACE_S)
             if voter is not None:
                 try:
@@ -1220,7 +1235,7 @@ class ClusterSim(JobSim):
     def _check_end(self) -> None:
         super()._check_end()
         final = {j.id for j in self.table.jobs()}
-        lost = sorted(self._acked - final)
+        lost = sorted(self._acked - final - self._pruned)  # a pruned one was checked as it went
         if lost:
             self._fail(f"acknowledged jobs lost: {lost[:10]}")
         self._check_details()
@@ -1262,6 +1277,10 @@ class ClusterResult:
     leaves: int
     readdresses: int
     given_up: int
+    pruned: int = 0
+    """Jobs the history bound removed."""
+    late_resubmits: int = 0
+    """Submissions that committed after their job was pruned (duplicates, skipped)."""
     trace: list[str] = field(default_factory=list)
 
     @property
@@ -1296,5 +1315,7 @@ def run_cluster_seed(
         run.leaves,
         run.readdresses,
         len(run._given_up),
+        len(run._pruned),
+        run.late_resubmits,
         run.trace or [],
     )

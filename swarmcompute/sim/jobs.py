@@ -133,6 +133,7 @@ from swarmcompute.state.commands import (
     StartAttempt,
     SubmitJobs,
 )
+from swarmcompute.state.history import PruneJobs
 from swarmcompute.state.job import ACTIVE_STATES, AttemptEnd, Job, JobSpec, JobState
 from swarmcompute.state.table import JobTable
 
@@ -293,6 +294,11 @@ class JobSim:
         self._seq = 0
         self._batch: list[Command] = []
         self._successes: dict[str, int] = {}
+        self._pruned: set[str] = set()
+        """Jobs the history bound removed from the committed table (``PruneJobs``), each checked
+        as it went (finished, and succeeded once if it succeeded)."""
+        self.late_resubmits = 0
+        """Committed submissions of jobs already pruned: duplicates the table skips."""
         self.gangs = GangWatch()
         """The gang checks (``sim.gangs``), on the processes' ground truth."""
         self._cut: dict[tuple[str, str], int] = {}
@@ -1098,7 +1104,16 @@ class JobSim:
             job = self.table.get(cmd.job_id)
             if job is not None and not job.state.is_terminal and not job.spec.ranks:
                 won = cmd.job_id  # a gang rank's exit 0 is a success only with its gang's
+        going = {i: self.table.get(i) for i in cmd.job_ids} if isinstance(cmd, PruneJobs) else {}
+        if isinstance(cmd, SubmitJobs):
+            self.late_resubmits += sum(spec.id in self.table.pruned for spec in cmd.jobs)
         changed = self.table.apply(cmd)
+        for job_id, job in going.items():
+            if job is not None and job_id not in self.table:
+                if not job.state.is_terminal:
+                    self._fail(f"job {job_id} was pruned while {job.state.value}")
+                self._check_wins(job)
+                self._pruned.add(job_id)
         if won and won in changed:
             self._successes[won] = self._successes.get(won, 0) + 1
         for job_id in changed:
@@ -1155,7 +1170,11 @@ class JobSim:
                     )
 
     def _all_done(self) -> bool:
-        return len(self.table) > 0 and not any(self.table.open_jobs()) and not self._pending_submits()
+        return (
+            (len(self.table) > 0 or bool(self._pruned))
+            and not any(self.table.open_jobs())
+            and not self._pending_submits()
+        )
 
     def _pending_submits(self) -> bool:
         return any(kind == "submit" for _, _, kind, _ in self._events)
@@ -1172,11 +1191,15 @@ class JobSim:
         if broken:
             self._fail(broken)
         for job in self.table.jobs():
-            wins = self._successes.get(job.id, 0)
-            if job.state is JobState.SUCCEEDED and wins != 1:
-                self._fail(f"job {job.id} succeeded {wins} times")
-            if job.state is not JobState.SUCCEEDED and wins:
-                self._fail(f"job {job.id} is {job.state.value} after a success")
+            self._check_wins(job)
+
+    def _check_wins(self, job: Job) -> None:
+        """A finished job succeeded exactly once if it succeeded, else never."""
+        wins = self._successes.get(job.id, 0)
+        if job.state is JobState.SUCCEEDED and wins != 1:
+            self._fail(f"job {job.id} succeeded {wins} times")
+        if job.state is not JobState.SUCCEEDED and wins:
+            self._fail(f"job {job.id} is {job.state.value} after a success")
 
 
 @dataclass(slots=True)

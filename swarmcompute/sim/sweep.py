@@ -126,6 +126,8 @@ class ClusterSweepSummary:
     leaves: int = 0
     readdresses: int = 0
     given_up: int = 0
+    pruned: int = 0
+    late_resubmits: int = 0
     sim_s: float = 0.0
     failures: list[ClusterResult] = field(default_factory=list)
 
@@ -139,6 +141,8 @@ class ClusterSweepSummary:
         self.leaves += result.leaves
         self.readdresses += result.readdresses
         self.given_up += result.given_up
+        self.pruned += result.pruned
+        self.late_resubmits += result.late_resubmits
         self.sim_s += result.sim_s
         if not result.ok:
             self.failures.append(result)
@@ -148,7 +152,8 @@ class ClusterSweepSummary:
             f"seeds={self.seeds} violations={len(self.failures)} failed_seeds={len(self.failures)} "
             f"starts={self.starts} reruns={self.reruns} elections={self.elections} "
             f"lease_kills={self.lease_kills} recovers={self.recovers} leaves={self.leaves} "
-            f"readdresses={self.readdresses} given_up_by_recover={self.given_up} simulated_s={self.sim_s:.0f}"
+            f"readdresses={self.readdresses} given_up_by_recover={self.given_up} "
+            f"pruned={self.pruned} late_resubmits={self.late_resubmits} simulated_s={self.sim_s:.0f}"
         )
 
 

@@ -73,6 +73,9 @@ REGRESSION_SEEDS = [
     (158, "after `recover` a node's end of the given-up history's attempt 1 ended the new attempt 1 elsewhere"),
     (6868, "a job that succeeded while no leader could record it ran again after `recover`: twice"),
     (9460, "...and one whose attempt the kept history never gave (the checker counted ends the table took)"),
+    (10, "a submission resent through a new leader committed after its job ran and was pruned: twice"),
+    (30, "...the same, another leader change"),
+    (59, "a child submitted --after a parent pruned before its entry applied waited for ever"),
 ]
 PLANTED_WITHIN = 1000
 FIRST_CAUGHT_WITHOUT_A_LEASE = 2
@@ -93,6 +96,7 @@ def test_twenty_seeds_of_five_node_clusters_hold_every_invariant_under_every_fau
     assert not summary.failures, _report(summary)
     assert summary.starts > 20 * 30 and summary.elections >= 20 and summary.reruns > 0, summary.line()
     assert summary.recovers > 0 and summary.leaves > 0 and summary.readdresses > 0, summary.line()
+    assert summary.pruned > 20 * 10 and summary.late_resubmits > 0, summary.line()  # the history bound acts
 
 
 @pytest.mark.parametrize(("seed", "found"), REGRESSION_SEEDS, ids=[str(s) for s, _ in REGRESSION_SEEDS])
