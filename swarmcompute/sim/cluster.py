@@ -553,7 +553,7 @@ class ClusterSim(JobSim):
 
     def _rebuild_global(self) -> None:
         """`recover` replaced history: the table starts over from the new epoch's log."""
-        before = {j.id for j in self.table.jobs()}
+        before = {j.id for j in self.table.jobs()} | self._pruned  # a pruned one was acknowledged too
         self.table = JobTable()
         self._successes = {}
         self._pruned = set()
