@@ -210,7 +210,7 @@ def nodes_table(nodes: Sequence[dict[str, Any]]) -> str:
         (
             n["name"],
             n["role"],
-            n["state"] + (" (drained)" if n.get("drained") else ""),
+            n["state"] + (" (drained)" if n.get("drained") else "") + (" (disk full)" if n.get("disk_full") else ""),
             n["cpus"],
             f"{format_size(n['mem_available'])} / {format_size(n['mem_total'])}",
             _gpus(n.get("gpus") or []),

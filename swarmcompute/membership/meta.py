@@ -56,6 +56,9 @@ class NodeMeta:
     """Its Docker engine answered the last probe: only such a node is given image jobs."""
     protocol: str = ""
     """The peer protocol version it speaks, ``MAJOR.MINOR`` (``swarmcompute.versions``; "": 1.0)."""
+    disk_full: bool = False
+    """Its state directory takes no writes (``storage.disk.DiskWatch``: full, over a quota,
+    read-only): it is given no new jobs, whose output and records it could not keep."""
 
     def capped(self) -> NodeMeta:
         """The same meta within the advertised bounds (long lists and strings cut)."""

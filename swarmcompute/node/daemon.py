@@ -242,6 +242,8 @@ class Daemon:
         """``Housekeeping`` (``node.housekeeping``: prune, forget, fading), once run() made the parts."""
         """``LabelsHost`` (``node.labels``), once run() loaded the identity."""
         self._drained_seen: frozenset[str] = frozenset()
+        self._disk_full_told = False
+        """Whether gossip and placement were last told that the state directory takes no writes."""
         self.executor = JobRunners(
             self.paths.job_output_dir,
             self.paths.process_registry,
@@ -439,6 +441,7 @@ class Daemon:
                 labels=self._labels.labels,
                 on_change=lambda: self.rounds.request(),
                 versions=versions,
+                disk_problem=lambda: self.disk.problem,
             )
             self._gossip = GossipHost(
                 identity.node_id,
@@ -1122,6 +1125,10 @@ class Daemon:
                     self.disk.check()  # a full state dir: retry what failed once space is back
                 except Exception:
                     log.exception("disk_check_failed")
+                if (self.disk.problem is not None) != self._disk_full_told:  # placement learns it now
+                    self._disk_full_told = self.disk.problem is not None
+                    self.gossip.advertise_now()
+                    self.rounds.request()
             if ticks % per_sample == 0:
                 resources.sample()
             transport.flush()  # this tick's heartbeats, probes and asks leave now, batched per peer
@@ -1543,6 +1550,7 @@ def _capacity(node_id: str, meta: NodeMeta) -> NodeCapacity:
         gpu_cards=tuple((g.index, g.mem_total) for g in meta.gpus),
         labels=meta.labels,
         docker=meta.docker,
+        disk_full=meta.disk_full,
     )
 
 

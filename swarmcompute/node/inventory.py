@@ -37,6 +37,7 @@ class Inventory:
         labels: tuple[tuple[str, str], ...] = (),
         on_change: Callable[[], None] | None = None,
         versions: Versions = CURRENT,
+        disk_problem: Callable[[], str | None] = lambda: None,
     ) -> None:
         self._name = name
         self._versions = versions
@@ -52,6 +53,8 @@ class Inventory:
         """Called when the GPUs, the engine's answer or its images changed (a leader then places
         again: gossip tells the others, but nothing else tells this node about itself)."""
         self._users = LocalUsers()
+        self._disk_problem = disk_problem
+        """What keeps the state directory from taking writes now (``DiskWatch.problem``)."""
 
     def meta(self) -> NodeMeta:
         last = self._resources.last
@@ -70,6 +73,7 @@ class Inventory:
             users=self._users.names(),
             labels=self.labels,
             docker=self.docker,
+            disk_full=self._disk_problem() is not None,
         ).capped()
 
     async def run(self) -> None:

@@ -109,6 +109,7 @@ def node_view(
         "mem_total": meta.mem_total if meta else 0,
         "mem_available": meta.mem_available if meta else 0,
         "disk_free": meta.disk_free if meta else 0,
+        "disk_full": meta.disk_full if meta else False,
         "gpus": [{"index": g.index, "uuid": g.uuid, "name": g.name, "mem_total": g.mem_total} for g in meta.gpus]
         if meta
         else [],

@@ -12,8 +12,8 @@ Rules, in order:
    runs each job as its submitter, so the name must exist there; a node run by a normal user
    runs every job as itself: ``users`` None); its labels meet the job's ``constraints``
    (``scheduler.constraints``); it has enough cards of the job's ``gpu_mem``; its Docker
-   engine answers, for an image job; and it is not drained (``JobTable.drained``). An array
-   element (``--array 0-99%10``) waits while ``array_limit`` elements of its array are assigned
+   engine answers, for an image job; it is not drained (``JobTable.drained``); and its state
+   directory takes writes (``disk_full``). An array element (``--array 0-99%10``) waits while ``array_limit`` elements of its array are assigned
    or running (counting this round's placements).
 4. Among fitting nodes: a bonus for holding the job's image, only while that node
    could start it at once (room beyond its queue-ahead budget: a busy holder that
@@ -101,6 +101,8 @@ class NodeCapacity:
     """Its labels (``swarm join --label``): what ``--constraint`` matches."""
     docker: bool = True
     """Its Docker engine answered (from gossip; image jobs go only where it did)."""
+    disk_full: bool = False
+    """Its state directory takes no writes (from gossip): no new jobs go there until it does."""
 
 
 @dataclass(slots=True)
@@ -473,7 +475,7 @@ def _reserve(slot: _Free, job: Job) -> None:
 def _fits(job: Job, slot: _Free) -> bool:
     spec = job.spec
     node = slot.node
-    if slot.drained or not may_run_on(spec, node):
+    if slot.drained or node.disk_full or not may_run_on(spec, node):
         return False
     return (
         spec.cpus <= min(slot.cpus, node.cpus) + _EPSILON
@@ -575,7 +577,11 @@ def _why_not(job: Job, slots: Iterable[_Free]) -> str:
     if not open_nodes:
         names = ", ".join(sorted(s.node.name for s in nodes))
         return f"every node that could run it is drained ({names}): `swarm undrain NODE`"
-    nodes = open_nodes
+    writable = [s for s in open_nodes if not s.node.disk_full]
+    if not writable:
+        names = ", ".join(sorted(s.node.name for s in open_nodes))
+        return f"every node that could run it has a full state directory ({names}): free space there"
+    nodes = writable
     largest_cpus = max(s.node.cpus for s in nodes)
     if spec.cpus > largest_cpus:
         return f"needs {spec.cpus:g} cpus; the largest node has {largest_cpus:g}"

@@ -75,3 +75,15 @@ def test_an_address_change_is_told_to_each_member_at_once_and_rumours_ride_lazil
         gossip.tick()
     assert at_once.count("n2:7946") >= CFG.announce_ticks // CFG.gossip_interval_ticks  # repeated while it lasts
     assert lazily  # the rumour of the new incarnation spreads as rumours do
+
+
+def test_a_full_state_directory_is_advertised_at_once_when_asked_and_nothing_else_is() -> None:
+    machine = Machine()
+    gossip = host(machine)
+    start = gossip.core.incarnation
+    machine.meta = replace(machine.meta, cpu_percent=90.0)  # a swing: it waits for its gap
+    gossip.advertise_now()
+    assert gossip.core.incarnation == start
+    machine.meta = replace(machine.meta, disk_full=True)  # inventory: the scheduler places by it
+    gossip.advertise_now()
+    assert gossip.core.incarnation == start + 1 and gossip.core.member("n1").meta.disk_full  # type: ignore[union-attr]

@@ -3,6 +3,8 @@ that end and re-run a gang as a whole."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from swarmcompute.errors import InvalidJobSpecError
@@ -73,6 +75,14 @@ def test_a_gang_is_placed_whole_with_one_attempt_number_port_and_local_ranks() -
     assert [r.local_rank for r in ranks] == [0, 1, 0, 1]
     assert ranks[0].node == ranks[1].node != ranks[2].node == ranks[3].node
     assert table.resolve("g") is ranks[0]  # the gang's id finds rank 0
+
+
+def test_no_rank_of_a_gang_goes_to_a_node_whose_state_directory_is_full() -> None:
+    table = _gang_table()
+    nodes = _nodes(4, 2, 2)
+    nodes[0] = dataclasses.replace(nodes[0], disk_full=True)  # the roomiest one
+    got = _place_and_apply(table, nodes)
+    assert len(got) == 4 and {a.node_id for a in got} == {"n1", "n2"}
 
 
 def test_a_gang_that_does_not_fit_now_waits_whole_and_says_why() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from swarmcompute.scheduler.constraints import constraint_problem, label_problem, satisfies
 from swarmcompute.scheduler.placement import NodeCapacity, place
 from swarmcompute.state.commands import AssignJobs, Assignment, ReleaseQueued, StartAttempt, SubmitJobs
@@ -65,6 +67,16 @@ def test_a_drained_node_gets_no_new_job_and_undrain_lifts_it() -> None:
     assert result.waiting["a"] == "every node that could run it is drained (one, two): `swarm undrain NODE`"
     table.apply(SetDrained("n1", False, 4.0))
     assert where(table, nodes) == {"a": "n1"}
+
+
+def test_a_node_whose_state_directory_is_full_gets_no_new_job_and_the_wait_says_so() -> None:
+    table = table_of(JobSpec(id="a", argv=("true",)), JobSpec(id="b", argv=("true",), node="one"))
+    full = NodeCapacity("n1", "one", cpus=8, mem_bytes=GIB, disk_full=True)
+    nodes = [full, NodeCapacity("n2", "two", cpus=1, mem_bytes=GIB)]
+    result = place(table, nodes, now=10.0)
+    assert {a.job_id: a.node_id for a in result.assignments} == {"a": "n2"}
+    assert result.waiting["b"] == "every node that could run it has a full state directory (one): free space there"
+    assert where(table, [dataclasses.replace(full, disk_full=False), nodes[1]]) == {"a": "n1", "b": "n1"}
 
 
 def test_drained_nodes_survive_a_snapshot() -> None:
