@@ -461,6 +461,7 @@ class Daemon:
                 )
                 link.on_details_fetch = backfill.serve
                 self.committer.on_restored = backfill.restored
+                self.details.on_written = backfill.written_again
             self.on_jobs_removed.append(copies.jobs_removed)
             files = self._files = self.executor.files = FilesHost(self)
             link.on_files = files.on_peer

@@ -8,7 +8,8 @@ so and named a node to ask instead. Now the node asks its peers itself, in the b
 writes what they hold to its own disk, so that `swarm show`, `--json` and the REST API read them
 there as on any other node; until then (and for a job no peer holds) the line stays.
 
-When: at start, and after each snapshot the node installs (``ReplicatedJobLog.on_restored``),
+When: at start, after each snapshot the node installs (``ReplicatedJobLog.on_restored``), and
+once its disk takes writes again after the store dropped rows it could not hold (``written_again``),
 for every job the table holds compact whose details are not on this node's disk. How: one
 ``DetailsFetch`` at a time, ``BATCH`` ids each, answered with as many records as fit
 ``ANSWER_BYTES``; alive peers in turn, voters first (a voter applied nearly everything), each
@@ -94,6 +95,12 @@ class DetailsBackfill:
     def restored(self) -> None:
         """A snapshot was installed: look for gaps again."""
         self._wanted.set()
+
+    def written_again(self, dropped: int) -> None:
+        """The store writes again after a failing disk (``DetailsStore.on_written``): fetch the
+        ``dropped`` rows it could not hold meanwhile (``MAX_HELD_BYTES``)."""
+        if dropped:
+            self._wanted.set()
 
     async def run(self) -> None:
         while True:

@@ -43,6 +43,11 @@ log = structlog.get_logger(__name__)
 FILE_NAME = "details.sqlite"
 CACHE_KIB = 512
 """SQLite's page cache (its default is 2,000 KiB): reads are by id, one page each."""
+MAX_HELD_BYTES = 64 * 1024 * 1024
+"""The most bytes of rows a failing disk leaves in memory (``DetailsStore.write_rows``): past it
+the oldest are dropped, and fetched back from peers once the disk takes writes again. A node whose
+state directory takes no writes is given no new jobs, but every job that ends in the cluster ends
+in its table too."""
 _CHUNK = 500
 """Ids per ``IN (...)`` query (SQLite's bound on host parameters is 999 on old builds)."""
 
@@ -106,7 +111,14 @@ class DetailsStore:
         self.failures = 0
         """Writes that failed (the first of a run logged)."""
         self._unwritten: dict[str, bytes] = {}
-        """Rows a failed write left to ``retry``, by job id (read as if written meanwhile)."""
+        """Rows a failed write left to ``retry``, by job id, oldest first (read as if written meanwhile)."""
+        self._held_bytes = 0
+        """The bytes of ``_unwritten``'s rows."""
+        self.max_held_bytes = MAX_HELD_BYTES
+        self.dropped = 0
+        """Held rows dropped past ``max_held_bytes`` since the last write that succeeded."""
+        self.on_written: Callable[[int], None] | None = None
+        """Told, after a ``retry`` wrote every held row, how many were dropped before it (0: none)."""
         self._disk: DiskWatch | None = None
         self._failures_logged = 0
 
@@ -124,9 +136,38 @@ class DetailsStore:
         if not rows:
             return
         held = bool(self._unwritten)
-        self._unwritten.update(rows)
+        for job_id, blob in rows:
+            self._held_bytes += len(blob) - len(self._unwritten.pop(job_id, b""))
+            self._unwritten[job_id] = blob
         if not held or self._disk is None:  # else the disk is known to fail: ``retry`` writes them all
             self.retry()
+        if self._held_bytes > self.max_held_bytes:
+            self._shed()
+
+    def _shed(self) -> None:
+        """Drop the oldest held rows, down to three quarters of ``max_held_bytes`` (in one copy:
+        popping a dict's first key one at a time rescans the holes before it). Every peer that
+        applied the same entries holds them: ``node.details_backfill`` fetches them back once this
+        disk takes writes (``on_written``)."""
+        budget = self.max_held_bytes * 3 // 4
+        kept: list[tuple[str, bytes]] = []
+        size = 0
+        for job_id, blob in reversed(self._unwritten.items()):
+            if size + len(blob) > budget:
+                break
+            kept.append((job_id, blob))
+            size += len(blob)
+        dropped = len(self._unwritten) - len(kept)
+        if not self.dropped:
+            log.warning(
+                "job_details_dropped",
+                jobs=dropped,
+                held_bytes=self._held_bytes,
+                action="fetched from peers once the disk takes writes again",
+            )
+        self.dropped += dropped
+        self._unwritten = dict(reversed(kept))
+        self._held_bytes = size
 
     def retry(self) -> bool:
         """Write the rows a failed write left; True once none is left (``DiskWatch.owe``)."""
@@ -148,7 +189,12 @@ class DetailsStore:
                 self._disk.owe(self, self.retry)
             return False
         self._unwritten.clear()
+        self._held_bytes = 0
+        recovered = self.failures != self._failures_logged  # the first write to succeed after a run of failures
         self._failures_logged = self.failures
+        dropped, self.dropped = self.dropped, 0
+        if recovered and self.on_written is not None:
+            self.on_written(dropped)
         return True
 
     def get(self, job_id: str) -> Job | None:
@@ -168,7 +214,7 @@ class DetailsStore:
         if not ids:
             return
         for job_id in ids:
-            self._unwritten.pop(job_id, None)
+            self._held_bytes -= len(self._unwritten.pop(job_id, b""))
         try:
             with self._transaction():
                 self._by_ids("DELETE FROM details WHERE id IN", ids)

@@ -141,3 +141,36 @@ def test_a_record_is_kept_as_the_peer_sent_it_unless_the_table_holds_a_later_exi
     assert patched is not None and (patched.exit_code, patched.truncated_attempts) == (None, ())
     assert patched.spec.env == {"K": ids[0] * 40}
     assert mine.records(ids[1:], 1 << 20)[0] == every.records(ids[1:], 1 << 20)[0]  # the peer's bytes
+
+
+def test_rows_the_store_dropped_while_its_disk_failed_are_fetched_once_it_writes_again(tmp_path: Path) -> None:
+    table = JobTable()
+    ids, whole = _compacted(table, 20)
+    every, mine = DetailsStore(tmp_path / "every.sqlite"), DetailsStore(tmp_path / "mine.sqlite")
+    every.write(whole)
+    mine.write(whole)
+    peers = Peers(table, {"every": every})
+    backfill = DetailsBackfill(table, mine, peers.fetch, lambda: ["every"], peers.reply)
+    mine.on_written = backfill.written_again
+
+    async def scenario() -> None:
+        task = asyncio.create_task(backfill.run())
+        try:
+            for _ in range(500):  # the pass at start: nothing is missing
+                if not backfill._wanted.is_set():
+                    break
+                await asyncio.sleep(0.01)
+            assert peers.asked == []
+            mine.delete(ids[:5])  # as ``DetailsStore._shed`` drops the oldest held rows
+            backfill.written_again(0)
+            assert not backfill._wanted.is_set()  # nothing was dropped: nothing to ask
+            backfill.written_again(5)
+            for _ in range(500):
+                if backfill.fetched == 5:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            task.cancel()
+
+    asyncio.run(scenario())
+    assert backfill.fetched == 5 and asyncio.run(backfill.missing()) == [] and peers.asked == [("every", 5)]

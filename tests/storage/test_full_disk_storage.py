@@ -216,3 +216,30 @@ def test_a_job_deleted_while_its_details_wait_for_space_is_not_written_later(tin
     assert watch.check()
     assert sorted(store.ids()) == [f"j{i}" for i in range(10) if i != 4]
     store.close()
+
+
+def test_held_details_are_bounded_the_oldest_dropped_and_fetching_them_back_asked_for(tiny_fs: Path) -> None:
+    watch = DiskWatch(tiny_fs, min_free_bytes=0, probe_bytes=4096)
+    store = DetailsStore(tiny_fs / DETAILS_FILE)
+    store.report_to(watch)
+    told: list[int] = []
+    store.on_written = told.append
+    store.write(_finished_jobs("ok", 2, 100))
+    assert told == []  # writes that succeed tell nobody
+    store.max_held_bytes = 100_000
+    ballast = fill(tiny_fs)
+    jobs = _finished_jobs("j", 12, 20_000)  # 240 KB, against a bound of 100 KB
+    for job in jobs:
+        store.write([job])
+    assert watch.problem is not None and 0 < store.dropped < 12
+    held = [j.id for j in jobs if store.get(j.id) is not None]
+    assert held == [j.id for j in jobs[store.dropped :]]  # the newest are kept, the oldest dropped
+    assert 20_000 * len(held) <= 100_000
+    assert store.lacking([j.id for j in jobs]) == [j.id for j in jobs[: store.dropped]]  # for the backfill
+    dropped = store.dropped
+
+    ballast.unlink()
+    assert watch.check() and watch.problem is None
+    assert told == [dropped] and store.dropped == 0
+    assert sorted(store.ids()) == sorted(["ok0", "ok1", *held])
+    store.close()
