@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from swarmcompute.testing.clusters import formed_cluster
-from swarmcompute.testing.daemons import DaemonProcess
+from swarmcompute.testing.daemons import DaemonProcess, wait_until
+from swarmcompute.testing.tmpfs import TmpfsUnavailable, fill, mounted
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
@@ -64,3 +65,31 @@ def test_the_dashboard_lists_nodes_shows_a_job_finish_live_and_cancels_a_job(clu
             assert page.evaluate("document.documentElement.scrollWidth") <= 390 + 1  # no sideways page scroll
         finally:
             browser.close()
+
+
+def test_the_dashboard_marks_a_node_whose_state_directory_is_full(tmp_path: Path) -> None:
+    try:
+        with mounted(tmp_path / "n2", "8m") as state, formed_cluster(tmp_path, 3, http_port=0) as nodes:
+            token = nodes[0].swarm("api-token", "create", "browser").stdout.strip().splitlines()[-1]
+            fill(state)
+            wait_until(
+                lambda: any(row["disk_full"] for row in nodes[0].client.nodes()), 20, "n0 to hear n2's disk is full"
+            )
+            with sync_api.sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
+                try:
+                    page = browser.new_page()
+                    page.set_default_timeout(UI_TIMEOUT_MS)
+                    page.goto(nodes[0].http_url + "/")
+                    page.fill("#token", token)
+                    page.click("#login-form button")
+                    page.wait_for_selector("#nodes tbody tr >> nth=2")
+                    rows = {
+                        r.locator("td").nth(0).inner_text(): r.locator("td").nth(2).inner_text()
+                        for r in page.locator("#nodes tbody tr").all()
+                    }
+                    assert rows == {"n0": "alive", "n1": "alive", "n2": "alive, disk full"}
+                finally:
+                    browser.close()
+    except TmpfsUnavailable as exc:
+        pytest.skip(str(exc))

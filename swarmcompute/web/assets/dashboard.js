@@ -117,7 +117,7 @@ function render(status) {
   $("leader").textContent = `leader ${leader ? leader.name : status.leader || "none"} · term ${status.term}`;
   const nodes = $("nodes").tBodies[0];
   nodes.replaceChildren(...status.nodes.map((n) => el("tr", { "data-node": n.id },
-    el("td", {}, n.name || n.id), el("td", {}, n.role), el("td", {}, n.drained ? `${n.state}, drained` : n.state),
+    el("td", {}, n.name || n.id), el("td", {}, n.role), el("td", {}, [n.state, n.drained && "drained", n.disk_full && "disk full"].filter(Boolean).join(", ")),
     el("td", {}, n.cpu_percent == null ? "" : `${n.cpu_percent.toFixed(0)}% of ${n.cpus}`),
     el("td", {}, n.load_1m == null ? "" : n.load_1m.toFixed(2)),
     el("td", {}, `${bytes(n.mem_available)} / ${bytes(n.mem_total)}`),
