@@ -146,16 +146,33 @@ class LocalQueue:
 
     # -- handing back --------------------------------------------------------------------
 
+    def leaving(self, table: JobTable, nodes: Iterable[NodeCapacity]) -> str:
+        """Why every attempt queued here should go where there is room now, without waiting its
+        turn ("": no reason): this node is drained, or its state directory takes no writes
+        (``nodes``: every live node's capacity, this one's included)."""
+        if self.node_id in table.drained:
+            return "its node is drained"
+        if any(n.node_id == self.node_id and n.disk_full for n in nodes):
+            return "its node's state directory is full"
+        return ""
+
     def to_hand_back(self, table: JobTable, others: Iterable[NodeCapacity], now: float) -> list[Job]:
-        """Queued attempts that waited ``HAND_BACK_AFTER_S`` here while another node could run them now."""
-        drained = self.node_id in table.drained  # all of it goes, at once
+        """Queued attempts that waited ``HAND_BACK_AFTER_S`` here while another node could run them
+        now; all of them at once while this node is ``leaving``. Never to a node that is drained or
+        whose state directory is full, as placement."""
+        others = list(others)
+        leaving = bool(self.leaving(table, others))
         overdue = [
             j for j in self._queued.values()
-            if drained or now - self._queued_since.get(j.id, now) >= HAND_BACK_AFTER_S
+            if leaving or now - self._queued_since.get(j.id, now) >= HAND_BACK_AFTER_S
         ]  # fmt: skip
         if not overdue:
             return []
-        rooms = {n.node_id: _Room(n) for n in others if n.node_id != self.node_id and n.node_id not in table.drained}
+        rooms = {
+            n.node_id: _Room(n)
+            for n in others
+            if n.node_id != self.node_id and n.node_id not in table.drained and not n.disk_full
+        }
         for job in table.open_jobs():
             room = rooms.get(job.node) if job.node is not None else None
             if room is not None and job.state in ACTIVE_STATES:

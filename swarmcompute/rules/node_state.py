@@ -553,10 +553,10 @@ class NodeState:
         if gang:
             out.append(Propose(tuple(gang)))
         if len(self.queue):
-            moved = self.queue.to_hand_back(self.table, capacities(), now_mono)
+            nodes = capacities()
+            moved = self.queue.to_hand_back(self.table, nodes, now_mono)
             if moved:
-                drained = self.node_id in self.table.drained
-                why = "its node is drained" if drained else "it was busy while another node was free"
+                why = self.queue.leaving(self.table, nodes) or "it was busy while another node was free"
                 out.append(Say("queued_attempts_handed_back", (("count", len(moved)),)))
                 out.append(Propose(tuple(ReleaseQueued(j.id, j.attempt, self.node_id, why, now_wall) for j in moved)))
         if view.is_leader:

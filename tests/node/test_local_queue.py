@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from swarmcompute.rules.local_queue import HAND_BACK_AFTER_S, LocalQueue
 from swarmcompute.scheduler.placement import NodeCapacity
 from swarmcompute.state.commands import AssignJobs, Assignment, SubmitJobs
@@ -72,6 +74,19 @@ def test_a_higher_priority_job_waiting_on_parents_or_a_backoff_holds_nothing() -
     queue = LocalQueue("n1")
     give(table, queue, "low")
     assert [j.id for j in queue.to_start(table, ME, now_wall=10.0)] == ["low"]
+
+
+def test_a_node_whose_state_directory_is_full_hands_back_its_queue_at_once_but_never_to_a_full_one() -> None:
+    table = table_with(spec("run1"), spec("run2"), spec("q1"), spec("q2"))
+    queue = LocalQueue("n1")
+    give(table, queue, "run1", "run2", "q1", "q2")
+    assert [j.id for j in queue.to_start(table, ME, now_wall=10.0)] == ["run1", "run2"]
+    full_me = dataclasses.replace(ME, disk_full=True)
+    assert queue.leaving(table, [full_me, OTHER]) == "its node's state directory is full"
+    assert queue.to_hand_back(table, [full_me, dataclasses.replace(OTHER, disk_full=True)], now=0.0) == []
+    assert queue.to_hand_back(table, [ME, OTHER], now=0.0) == []  # not overdue, and not leaving
+    assert queue.to_hand_back(table, [ME, dataclasses.replace(OTHER, disk_full=True)], now=HAND_BACK_AFTER_S) == []
+    assert [j.id for j in queue.to_hand_back(table, [full_me, OTHER], now=0.0)] == ["q1", "q2"]  # without waiting
 
 
 def test_hands_back_overdue_work_only_when_another_node_has_room() -> None:
