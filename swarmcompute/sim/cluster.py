@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 from swarmcompute import codec
@@ -366,6 +366,7 @@ class ClusterSim(JobSim):
         recover_share: float = 0.2,
         leave_share: float = 0.3,
         readdress_share: float = 0.35,
+        disk_full_share: float = 0.5,
         gangs: int = GANGS,
         trace: bool = False,
     ) -> None:
@@ -392,6 +393,7 @@ class ClusterSim(JobSim):
         self.recovers = 0
         self.leaves = 0
         self.readdresses = 0
+        self.disk_fills = 0
         self.raft_messages = 0
         super().__init__(seed, nodes=nodes, jobs=jobs, trace=trace)
         self.leader = None
@@ -416,6 +418,13 @@ class ClusterSim(JobSim):
             self._at(self.rng.uniform(0.5, 3.0), "recover_begin", None)
         elif roll < recover_share + leave_share:
             self._at(self.rng.uniform(0.5, 5.0), "leave", None)
+        # A node's state directory fills, then is freed (it gossips ``disk_full``: no new jobs go
+        # there, and what is queued there goes back at once). Drawn from its own generator, so the
+        # seeds' other faults fall where they did before this fault existed.
+        disk = random.Random(f"disk-{seed}")
+        if disk.random() < disk_full_share:
+            at = disk.uniform(0.5, 4.0)
+            self._at(at, "disk_full", (disk.choice(ids), at + disk.uniform(1.0, 6.0)))
 
     # -- one daemon's life -------------------------------------------------------------
 
@@ -440,7 +449,7 @@ class ClusterSim(JobSim):
         )
         node.lease = lease.lease
         rounds = PlacementRounds(node.table, log, lambda: self._capacities(node), clock=lambda: self.now)
-        meta = NodeMeta(name=node.id, cpus=int(node.capacity.cpus), mem_total=node.capacity.mem_bytes)
+        meta = self._meta(node)
         gossip = Membership(node.id, peer.address, GOSSIP_CONFIG, rng, meta=meta)
         host = _Host(log, lease, rounds, gossip)
         self.hosts[node.id] = host
@@ -452,6 +461,26 @@ class ClusterSim(JobSim):
         self._carry(node, node.state.restarted(self.now))
         rounds.request()
         self._pump(node)
+
+    def _meta(self, node: _Node) -> NodeMeta:
+        """What ``Inventory.meta`` advertises of the node (its state directory's state included)."""
+        cap = node.capacity
+        return NodeMeta(name=node.id, cpus=int(cap.cpus), mem_total=cap.mem_bytes, disk_full=cap.disk_full)
+
+    def _on_disk_full(self, arg: tuple[str, float]) -> None:
+        node_id, until = arg
+        self._set_disk_full(self.nodes[node_id], True)
+        self.disk_fills += 1
+        self._at(until, "disk_freed", node_id)
+
+    def _on_disk_freed(self, node_id: str) -> None:
+        self._set_disk_full(self.nodes[node_id], False)
+
+    def _set_disk_full(self, node: _Node, full: bool) -> None:
+        """The state directory fills (or is freed): ``DiskWatch`` sees it at the daemon's next
+        maintenance, which advertises it (``_maintenance``)."""
+        node.capacity = replace(node.capacity, disk_full=full)
+        self._log(f"FAULT {node.id} state directory {'full' if full else 'writable again'}")
 
     def _node_host(self, node: _Node) -> _Host:
         host = self.hosts[node.id]
@@ -707,7 +736,9 @@ class ClusterSim(JobSim):
             if member.node_id in barred:
                 continue
             meta = member.meta
-            out.append(NodeCapacity(member.node_id, meta.name, float(meta.cpus), meta.mem_total))
+            out.append(
+                NodeCapacity(member.node_id, meta.name, float(meta.cpus), meta.mem_total, disk_full=meta.disk_full)
+            )
         return out
 
     # -- the daemon's clock loop ---------------------------------------------------------
@@ -751,6 +782,9 @@ class ClusterSim(JobSim):
         """``Daemon._maintenance``: join retries, placement rounds for waiting jobs, the rules'
         maintenance, and on the leader the replacement of voters dead past the grace period."""
         self._join_step(node, host)
+        if host.gossip.local.meta.disk_full != node.capacity.disk_full:  # ``GossipHost.advertise_now``
+            host.gossip.set_meta(self._meta(node))
+            host.rounds.request()
         raft = host.log.raft
         if raft.is_leader and node.table.highest_pending_priority() is not None:
             host.rounds.request()
@@ -1277,6 +1311,8 @@ class ClusterResult:
     leaves: int
     readdresses: int
     given_up: int
+    disk_fills: int = 0
+    """Nodes whose state directory filled for a while."""
     pruned: int = 0
     """Jobs the history bound removed."""
     late_resubmits: int = 0
@@ -1315,6 +1351,7 @@ def run_cluster_seed(
         run.leaves,
         run.readdresses,
         len(run._given_up),
+        run.disk_fills,
         len(run._pruned),
         run.late_resubmits,
         run.trace or [],

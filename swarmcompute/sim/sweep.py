@@ -126,6 +126,7 @@ class ClusterSweepSummary:
     leaves: int = 0
     readdresses: int = 0
     given_up: int = 0
+    disk_fills: int = 0
     pruned: int = 0
     late_resubmits: int = 0
     sim_s: float = 0.0
@@ -141,6 +142,7 @@ class ClusterSweepSummary:
         self.leaves += result.leaves
         self.readdresses += result.readdresses
         self.given_up += result.given_up
+        self.disk_fills += result.disk_fills
         self.pruned += result.pruned
         self.late_resubmits += result.late_resubmits
         self.sim_s += result.sim_s
@@ -153,7 +155,7 @@ class ClusterSweepSummary:
             f"starts={self.starts} reruns={self.reruns} elections={self.elections} "
             f"lease_kills={self.lease_kills} recovers={self.recovers} leaves={self.leaves} "
             f"readdresses={self.readdresses} given_up_by_recover={self.given_up} "
-            f"pruned={self.pruned} late_resubmits={self.late_resubmits} simulated_s={self.sim_s:.0f}"
+            f"disk_fills={self.disk_fills} pruned={self.pruned} late_resubmits={self.late_resubmits} simulated_s={self.sim_s:.0f}"
         )
 
 
