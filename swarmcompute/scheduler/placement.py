@@ -13,8 +13,9 @@ Rules, in order:
    runs every job as itself: ``users`` None); its labels meet the job's ``constraints``
    (``scheduler.constraints``); it has enough cards of the job's ``gpu_mem``; its Docker
    engine answers, for an image job; it is not drained (``JobTable.drained``); and its state
-   directory takes writes (``disk_full``). An array element (``--array 0-99%10``) waits while ``array_limit`` elements of its array are assigned
-   or running (counting this round's placements).
+   directory takes writes (``disk_full``). An array element (``--array 0-99%10``) waits while
+   ``array_limit`` elements of its array are assigned or running (counting this round's
+   placements).
 4. Among fitting nodes: a bonus for holding the job's image, only while that node
    could start it at once (room beyond its queue-ahead budget: a busy holder that
    drew the job would hand it back after ``HAND_BACK_AFTER_S`` and draw it again,

@@ -147,8 +147,8 @@ class PendingIndex:
 
     def _put(self, job: Job) -> None:
         """Into its bucket. ``_where`` holds the bucket's one key object, not the job's own: the
-        job's freshly built shape and key tuples (176 bytes) are freed, a third of what the index
-        held per pending job (tracemalloc, 50,000 pending jobs)."""
+        job's freshly built shape and key tuples (176 bytes) are freed. The table then holds 546
+        bytes per pending job against 722 (tracemalloc, 50,000 pending jobs)."""
         made = bucket_of(job.spec)
         bucket = self._keys.setdefault(made, made)
         self._where[job.id] = bucket

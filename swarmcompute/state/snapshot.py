@@ -174,9 +174,8 @@ def restore_table(data: bytes, into: JobTable | None = None) -> JobTable:
         raise TypeError(f"expected a table snapshot, got {type(snap).__name__}")
     table = into if into is not None else JobTable()
     table.clear()
-    table.pruned = pruned_from(
-        snap.pruned, snap.pruned_ended
-    )  # before the jobs: a child pending on a pruned parent reads its end here
+    # before the jobs: a child pending on a pruned parent reads its end here
+    table.pruned = pruned_from(snap.pruned, snap.pruned_ended)
     for r in snap.jobs:
         table.load(job_of(r))
     table.load_finished(stubs_of(snap.finished))
