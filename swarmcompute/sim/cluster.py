@@ -421,10 +421,10 @@ class ClusterSim(JobSim):
         # A node's state directory fills, then is freed (it gossips ``disk_full``: no new jobs go
         # there, and what is queued there goes back at once). Drawn from its own generator, so the
         # seeds' other faults fall where they did before this fault existed.
-        disk = random.Random(f"disk-{seed}")
-        if disk.random() < disk_full_share:
-            at = disk.uniform(0.5, 4.0)
-            self._at(at, "disk_full", (disk.choice(ids), at + disk.uniform(1.0, 6.0)))
+        draws = random.Random(f"disk-{seed}")
+        if draws.random() < disk_full_share:
+            at = draws.uniform(0.5, 4.0)
+            self._at(at, "disk_full", (draws.choice(ids), at + draws.uniform(1.0, 6.0)))
 
     # -- one daemon's life -------------------------------------------------------------
 
@@ -782,7 +782,8 @@ class ClusterSim(JobSim):
         """``Daemon._maintenance``: join retries, placement rounds for waiting jobs, the rules'
         maintenance, and on the leader the replacement of voters dead past the grace period."""
         self._join_step(node, host)
-        if host.gossip.local.meta.disk_full != node.capacity.disk_full:  # ``GossipHost.advertise_now``
+        advertised = host.gossip.local.meta
+        if (advertised is not None and advertised.disk_full) != node.capacity.disk_full:  # ``GossipHost.advertise_now``
             host.gossip.set_meta(self._meta(node))
             host.rounds.request()
         raft = host.log.raft
