@@ -82,8 +82,9 @@ class LocalQueue:
 
     def to_start(self, table: JobTable, capacity: NodeCapacity, now_wall: float) -> list[Job]:
         """The queued attempts to start now, in order; each is moved to "in use". None while this
-        node is drained (`swarm drain`): what it had queued waits to be handed back."""
-        if not self._queued or self.node_id in table.drained:
+        node is drained (`swarm drain`) or its state directory takes no writes (``disk_full``: their
+        output could not be kept): what it had queued waits to be handed back, or for space."""
+        if not self._queued or self.node_id in table.drained or capacity.disk_full:
             return []
         free_cpus = capacity.cpus - sum(s.cpus for s in self._in_use.values())
         free_mem = capacity.mem_bytes - sum(s.mem_bytes for s in self._in_use.values())

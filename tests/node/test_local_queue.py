@@ -89,6 +89,16 @@ def test_a_node_whose_state_directory_is_full_hands_back_its_queue_at_once_but_n
     assert [j.id for j in queue.to_hand_back(table, [full_me, OTHER], now=0.0)] == ["q1", "q2"]  # without waiting
 
 
+def test_nothing_queued_starts_while_the_state_directory_is_full_and_it_starts_once_freed() -> None:
+    table = table_with(spec("a"))
+    queue = LocalQueue("n1")
+    give(table, queue, "a")
+    assert (
+        queue.to_start(table, dataclasses.replace(ME, disk_full=True), now_wall=10.0) == []
+    )  # its output would be cut
+    assert [j.id for j in queue.to_start(table, ME, now_wall=11.0)] == ["a"]
+
+
 def test_hands_back_overdue_work_only_when_another_node_has_room() -> None:
     table = table_with(spec("run1"), spec("run2"), spec("q1"), spec("q2"), spec("q3"))
     queue = LocalQueue("n1")
