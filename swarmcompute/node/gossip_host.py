@@ -93,16 +93,18 @@ class GossipHost:
                 and changed_noticeably(self._advertised, meta)
             )
         ):
-            self._advertised, self._advertised_tick = meta, self._ticks
-            self._carry(self.core.set_meta(meta))
+            self._advertise(meta)
 
     def advertise_now(self) -> None:
         """Advertise our meta at once if what the scheduler places by changed (a full state
         directory: the leader should stop giving us jobs within a second, not ``META_INTERVAL_S``)."""
         meta = self._sample_meta()
         if inventory_changed(self._advertised, meta):
-            self._advertised, self._advertised_tick = meta, self._ticks
-            self._carry(self.core.set_meta(meta))
+            self._advertise(meta)
+
+    def _advertise(self, meta: NodeMeta) -> None:
+        self._advertised, self._advertised_tick = meta, self._ticks
+        self._carry(self.core.set_meta(meta))
 
     def step(self, sender: str, msg: object) -> None:
         self._carry(self.core.step(sender, msg))  # type: ignore[arg-type]

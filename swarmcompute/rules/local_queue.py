@@ -84,7 +84,7 @@ class LocalQueue:
         """The queued attempts to start now, in order; each is moved to "in use". None while this
         node is drained (`swarm drain`) or its state directory takes no writes (``disk_full``: their
         output could not be kept): what it had queued waits to be handed back, or for space."""
-        if not self._queued or self.node_id in table.drained or capacity.disk_full:
+        if not self._queued or self.leaving(table, (capacity,)):
             return []
         free_cpus = capacity.cpus - sum(s.cpus for s in self._in_use.values())
         free_mem = capacity.mem_bytes - sum(s.mem_bytes for s in self._in_use.values())
@@ -169,11 +169,7 @@ class LocalQueue:
         ]  # fmt: skip
         if not overdue:
             return []
-        rooms = {
-            n.node_id: _Room(n)
-            for n in others
-            if n.node_id != self.node_id and n.node_id not in table.drained and not n.disk_full
-        }
+        rooms = {n.node_id: _Room(n) for n in others if n.node_id != self.node_id and n.takes_work(table.drained)}
         for job in table.open_jobs():
             room = rooms.get(job.node) if job.node is not None else None
             if room is not None and job.state in ACTIVE_STATES:

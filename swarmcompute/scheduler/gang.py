@@ -115,7 +115,7 @@ class GangRound:
     ) -> None:
         self.table = table
         self.now = now
-        self.nodes = [n for n in nodes if n.node_id not in table.drained and not n.disk_full]
+        self.nodes = [n for n in nodes if n.takes_work(table.drained)]
         self.may_run_on = may_run_on
         self.ending = ending
         self.incoming = {j.id: j for j in incoming}

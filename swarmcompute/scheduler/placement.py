@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from swarmcompute.scheduler.constraints import satisfies, unmet
@@ -104,6 +104,12 @@ class NodeCapacity:
     """Its Docker engine answered (from gossip; image jobs go only where it did)."""
     disk_full: bool = False
     """Its state directory takes no writes (from gossip): no new jobs go there until it does."""
+
+    def takes_work(self, drained: Container[str]) -> bool:
+        """New work may go here: the node is not drained (``drained``: ``JobTable.drained``) and
+        its state directory takes writes. What gangs and a hand-back ask (``_fits`` reads the same
+        two flags off its round's slot, where the drain was looked up once)."""
+        return self.node_id not in drained and not self.disk_full
 
 
 @dataclass(slots=True)
