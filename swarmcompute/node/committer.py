@@ -25,7 +25,14 @@ from pathlib import Path
 import structlog
 
 from swarmcompute import codec
-from swarmcompute.errors import DiskFullError, NoQuorumError, NotLeaderError, StorageError, SwarmError
+from swarmcompute.errors import (
+    DiskFullError,
+    FrameTooLargeError,
+    NoQuorumError,
+    NotLeaderError,
+    StorageError,
+    SwarmError,
+)
 from swarmcompute.node.cluster_messages import ForwardCommands, ForwardReply
 from swarmcompute.node.raft_host import COMPACT_AFTER_ENTRIES, RaftHost
 from swarmcompute.raft.config import RaftConfig
@@ -35,8 +42,10 @@ from swarmcompute.state.compact import WINDOW
 from swarmcompute.state.snapshot import restore_table, snapshot_of, table_parts
 from swarmcompute.state.table import JobTable
 from swarmcompute.storage.details import Details
+from swarmcompute.transport.ratelimit import LogLimiter
 
 log = structlog.get_logger(__name__)
+_too_large = LogLimiter(burst=1, window_s=60.0)
 
 MAX_BATCH_COMMANDS = 4096
 COMPACT_AFTER_BYTES = 4 * 1024 * 1024
@@ -640,7 +649,15 @@ class ReplicatedJobLog:
         if self._send_to is None:
             log.warning("raft_message_unsent", to=msg.dst, type=type(msg).__name__)
             return
-        self._send_to(msg.dst, msg)
+        try:
+            self._send_to(msg.dst, msg)
+        except FrameTooLargeError as exc:
+            # Dropped, as Raft lets any message be: raised, it would leave this Ready half done
+            # and every later one refused the same way (appends are bounded by bytes,
+            # ``RaftConfig.max_append_bytes``; only an entry near the transport's bound alone gets here).
+            _too_large.warning(
+                log, "raft_message_too_large", "raft", to=msg.dst, type=type(msg).__name__, error=str(exc)
+            )
 
 
 @dataclass(slots=True)

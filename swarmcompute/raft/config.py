@@ -28,6 +28,11 @@ class RaftConfig:
     """Learners beyond this stay non-voting workers."""
     max_entries_per_append: int = 64
     """Bound on one AppendRequest; a lagging follower catches up over several."""
+    max_append_bytes: int = 4 * 1024 * 1024
+    """...and on the entries' bytes in it (one entry bigger than this still travels, alone): a
+    follower that fell behind by a few large submissions (1,000 jobs with an 8 KiB environment
+    each are an 8 MB entry) was sent them in one request over the peer transport's 16 MiB bound,
+    which refused it in the leader's Ready loop."""
     max_inflight_appends: int = 8
     """AppendRequests the leader pipelines to a follower on each acknowledgement while it catches up."""
     auto_promote: bool = True
@@ -48,8 +53,8 @@ class RaftConfig:
             raise ConfigError("learner_heartbeat_every must be at least 1")
         if self.max_voters < 1:
             raise ConfigError("max_voters must be at least 1")
-        if self.max_entries_per_append < 1 or self.max_inflight_appends < 1:
-            raise ConfigError("max_entries_per_append and max_inflight_appends must be at least 1")
+        if self.max_entries_per_append < 1 or self.max_inflight_appends < 1 or self.max_append_bytes < 1:
+            raise ConfigError("max_entries_per_append, max_append_bytes and max_inflight_appends must be at least 1")
         if self.snapshot_chunk_bytes < 1:
             raise ConfigError("snapshot_chunk_bytes must be at least 1")
 

@@ -135,7 +135,7 @@ class Replication:
             pr.probing = pr.paused = True
             return
         last = min(self.log.last_index, pr.next + self.cfg.max_entries_per_append - 1)
-        entries = self.log.slice(pr.next, last)
+        entries = _within_bytes(self.log.slice(pr.next, last), self.cfg.max_append_bytes)
         self._send(AppendRequest(self.term, self.id, peer, prev_index, prev_term, entries, self.commit))
         if pr.probing:
             pr.paused = True
@@ -338,3 +338,13 @@ class Replication:
                 return Snapshot(snap.index, snap.term, snap.voters, snap.learners, bytes(incoming.data))
         self._send(SnapshotAck(self.term, self.id, msg.src, snap.index, len(incoming.data)))
         return None
+
+
+def _within_bytes(entries: tuple[Entry, ...], budget: int) -> tuple[Entry, ...]:
+    """The longest prefix of ``entries`` whose data fits ``budget`` bytes; the first one always."""
+    total = 0
+    for n, entry in enumerate(entries):
+        total += len(entry.data)
+        if total > budget and n:
+            return entries[:n]
+    return entries

@@ -98,6 +98,10 @@ class RaftSim:
         if seed % 2:  # half the seeds give learners the daemon's slower heartbeat (drawn without the RNG:
             # a seed's scenario stays the one it was)
             self.raft = replace(self.raft, learner_heartbeat_every=3)
+        if self.opts.faults:  # a byte bound on appends that cuts batches (commands are 5-9 bytes), from a
+            # generator of its own, so every other draw of a seed stays the one it was
+            cut = random.Random(f"append-bytes-{seed}").choice((1, 20, self.raft.max_append_bytes))
+            self.raft = replace(self.raft, max_append_bytes=cut)
         self.partition_rate = master.choice((0.005, 0.02, 0.05))
         self.trace: list[str] = []
         self.nodes: dict[str, SimNode] = {}
@@ -146,7 +150,7 @@ class RaftSim:
         tick = self.opts.tick_ms
         self._t(
             f"seed {self.seed} nodes {self.opts.nodes} faults {self.faults} compact_every {self.compact_every} "
-            f"batch {self.raft.max_entries_per_append} learner_heartbeat_every {self.raft.learner_heartbeat_every} crash_rate {self.crash_rate} partition_rate {self.partition_rate} proposals_per_tick {self.proposals_per_tick}"
+            f"batch {self.raft.max_entries_per_append} append_bytes {self.raft.max_append_bytes} learner_heartbeat_every {self.raft.learner_heartbeat_every} crash_rate {self.crash_rate} partition_rate {self.partition_rate} proposals_per_tick {self.proposals_per_tick}"
         )
         for node_id in sorted(self.nodes):
             self.clock.call_at(self.rng.randrange(tick), self._tick, node_id)

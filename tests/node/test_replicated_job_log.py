@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from swarmcompute.errors import FrameTooLargeError
 from swarmcompute.node.committer import HOLD_MAX_S, ReplicatedJobLog
 from swarmcompute.state.commands import AssignJobs, Assignment, SubmitJobs
 from swarmcompute.state.job import JobSpec, JobState
@@ -135,3 +136,31 @@ def test_held_commands_go_once_the_run_has_held_them_for_hold_max_s(tmp_path: Pa
         await _run(log, body)
 
     asyncio.run(main())
+
+
+def test_a_raft_message_the_transport_refuses_as_too_large_is_dropped_and_the_ready_still_completes(
+    tmp_path: Path,
+) -> None:
+    sent: list[object] = []
+
+    def send(dst: str, msg: object) -> bool:
+        if not sent:
+            sent.append("refused")
+            raise FrameTooLargeError(f"{type(msg).__name__} is 17000000 bytes, above the 16777216-byte limit")
+        sent.append(msg)
+        return True
+
+    async def body() -> None:
+        log = ReplicatedJobLog("n1", tmp_path, JobTable(), lambda _: None, send_to=send)
+        log.open(bootstrap_voters=["n1", "n2"])
+        try:
+            log.raft.campaign()
+            log.raft.process_pending()  # the refused vote request: dropped, not raised
+            assert sent == ["refused"] and not log.raft.node.has_ready()  # this Ready was advanced
+            log.raft.campaign()
+            log.raft.process_pending()
+            assert len(sent) == 2 and type(sent[1]).__name__.startswith(("Vote", "PreVote"))  # Raft sends again
+        finally:
+            log.shutdown()
+
+    asyncio.run(body())

@@ -95,6 +95,25 @@ def test_a_lagging_follower_is_told_where_its_log_ends() -> None:
     assert (reply.index, reply.conflict_index, reply.conflict_term) == (9, 4, 0)
 
 
+def test_a_lagging_follower_catches_up_in_requests_of_bounded_bytes() -> None:
+    c = LockstepCluster("abc", RaftConfig(max_append_bytes=1000))
+    c.elect("a")
+    c.run(2)
+    c.crash("c")
+    for i in range(6):
+        c.propose("a", bytes([65 + i]) * 400)
+    c.propose("a", b"x" * 3000)  # bigger than the bound: it still travels, alone
+    c.deliver()
+    c.restart("c")
+    c.delivered.clear()
+    c.run(10)
+    to_c = [m for m in c.delivered if isinstance(m, AppendRequest) and m.dst == "c" and m.entries]
+    sizes = [[len(e.data) for e in m.entries] for m in to_c]
+    assert [400, 400] in sizes and [3000] in sizes, sizes  # two 400-byte entries fit in 1,000; three do not
+    assert all(sum(s) <= 1000 or len(s) == 1 for s in sizes), sizes
+    assert c.commands("c") == c.commands("a")
+
+
 def test_committed_entries_are_never_truncated() -> None:
     node = RaftNode("b", CFG, random.Random(0), PersistedState(HardState(2, None, 3), None, _log("ab", [1, 1])))
     try:
