@@ -16,8 +16,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from swarmcompute.errors import FrameTooLargeError
+
 WAIT_PAGE = 5_000
-"""Records per page: 3.3 MB at 0.65 KiB each, room for large environments under 16 MiB."""
+"""Records per page: 3.3 MB at 0.65 KiB each; records of 8 KiB environments (42 MB a page) are
+asked for in pages of 1,250 after two refusals (``in_pages``)."""
 
 
 KEEP_S = 300.0
@@ -32,11 +35,19 @@ def new_cursor() -> str:
 
 def in_pages(ask: Callable[[int, int], list[Any]], page: int | None = None) -> list[Any]:
     """``ask(offset, limit)`` until a page comes back short: every record, in order. Only the
-    first page waits: the daemon reads the later ones from what it kept (``KeptPages``)."""
+    first page waits: the daemon reads the later ones from what it kept (``KeptPages``). A page
+    too large for a frame (records with big environments or command lines) is asked for again
+    with half as many records, and so are the pages after it."""
     page = page or WAIT_PAGE
     records: list[Any] = []
     while True:
-        got = ask(len(records), page)
+        try:
+            got = ask(len(records), page)
+        except FrameTooLargeError:
+            if page == 1:
+                raise
+            page //= 2
+            continue
         records += got
         if len(got) < page:
             return records

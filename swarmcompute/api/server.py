@@ -178,6 +178,13 @@ class ControlServer:
             case m.Shutdown():
                 check_admin(_peer_uid(writer), "stop the daemon")
                 await _send(writer, m.Reply(None))
+            case m.Wait(limit=limit, cursor=cursor) if cursor and limit > 0:
+                page = await self.answer(request, uid=_peer_uid(writer))
+                # A page over the frame's bound raises here (FrameTooLargeError): the client asks
+                # for a smaller one at the same offset, read from the kept jobs.
+                await _send(writer, m.Reply(page))
+                if len(page) < limit:  # the last page went out: the client asks no more
+                    del self._pages[cursor]
             case _ if type(request) in ANSWERED:
                 await _send(writer, m.Reply(await self.answer(request, uid=_peer_uid(writer))))
             case _:
@@ -293,15 +300,14 @@ class ControlServer:
         self, refs: tuple[str, ...], timeout_s: float | None, offset: int, limit: int, cursor: str
     ) -> list[Job]:
         """The jobs of ``refs`` once each has ended, records ``offset`` to ``offset + limit`` (0:
-        all). A later page of a wait with a ``cursor`` is read from what its first page kept."""
+        all). A paged wait (a ``cursor``, ``limit`` > 0) keeps its jobs under the cursor: its later
+        pages, and a page asked for again (smaller, when one did not fit in a frame), are read
+        from there; ``_dispatch`` lets them go once the last page went out."""
+        kept = self._pages.get(cursor) if cursor else None
+        if kept is not None:
+            return kept[offset : offset + limit] if limit > 0 else kept[offset:]
         if offset and cursor:
-            kept = self._pages.get(cursor)
-            if kept is None:
-                raise SwarmError(f"this wait's later pages expired (kept {KEEP_S:g} s): wait for the jobs again")
-            page = kept[offset : offset + limit] if limit > 0 else kept[offset:]
-            if limit <= 0 or len(page) < limit:  # the last page: the client asks no more
-                del self._pages[cursor]
-            return page
+            raise SwarmError(f"this wait's later pages expired (kept {KEEP_S:g} s): wait for the jobs again")
         daemon = self._daemon
         ids = [(await self.resolve(r)).id for r in self._arrays_expanded(refs)]
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
@@ -316,7 +322,7 @@ class ControlServer:
         finally:
             daemon.ends.forget(ends)
         jobs = [ends.ended.get(i) or daemon.table.resolve(i) for i in ids]  # ended: even if pruned since
-        if limit > 0 and cursor and len(jobs) >= offset + limit:  # a full page: the client asks again
+        if limit > 0 and cursor:
             self._pages.keep(cursor, jobs)
         return jobs[offset : offset + limit] if limit > 0 else jobs[offset:]
 

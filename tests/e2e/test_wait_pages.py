@@ -45,6 +45,21 @@ def test_both_clients_wait_on_more_jobs_than_a_page_holds_and_get_every_record_i
     assert {r["state"] for r in elements} == {"succeeded"}
 
 
+def test_records_too_large_for_one_frame_come_in_smaller_pages_to_both_clients(
+    daemon: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Jobs with a 1.4 MB environment each: 16 records (23 MB) are over a control frame's 16 MiB,
+    and a wait on 20 of them failed with FrameTooLargeError after every job had run."""
+    monkeypatch.setattr(pages, "WAIT_PAGE", 16)
+    env = {f"BIG{i}": "x" * 120_000 for i in range(12)}
+    ids = [j for _ in range(4) for j in daemon.client.submit_many([{"argv": ["true"], "cpus": 0, "env": env}] * 5)]
+    for client in (daemon.client, LeanClient(str(daemon.state_dir))):
+        records = client.wait(ids, timeout=60)
+        assert [r["id"] for r in records] == ids and {r["state"] for r in records} == {"succeeded"}
+        assert all(r["env"]["BIG11"] == env["BIG11"] for r in records)
+    assert daemon.client.wait(ids[:3], timeout=60)[2]["id"] == ids[2]  # fewer than a page: one frame, as before
+
+
 def test_a_later_page_the_daemon_no_longer_keeps_says_to_wait_again(daemon: Any) -> None:
     with pytest.raises(SwarmError, match="later pages expired .* wait for the jobs again"):
         daemon.client._call(m.Wait((), None, 5, 5, pages.new_cursor()))
