@@ -19,7 +19,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import structlog
@@ -37,10 +37,10 @@ from swarmcompute.node.cluster_messages import ForwardCommands, ForwardReply
 from swarmcompute.node.raft_host import COMPACT_AFTER_ENTRIES, RaftHost
 from swarmcompute.raft.config import RaftConfig
 from swarmcompute.raft.messages import Entry, EntryKind, Message, Snapshot, epoch_of
-from swarmcompute.state.commands import Command, CommandBatch, decided_in, own_results
+from swarmcompute.state.commands import Command, CommandBatch, FinishAttempt, SubmitJobs, decided_in, own_results
 from swarmcompute.state.compact import WINDOW
 from swarmcompute.state.snapshot import restore_table, snapshot_of, table_parts
-from swarmcompute.state.table import JobTable
+from swarmcompute.state.table import JobTable, submit_chunks
 from swarmcompute.storage.details import Details
 from swarmcompute.transport.ratelimit import LogLimiter
 
@@ -48,6 +48,12 @@ log = structlog.get_logger(__name__)
 _too_large = LogLimiter(burst=1, window_s=60.0)
 
 MAX_BATCH_COMMANDS = 4096
+MAX_BATCH_BYTES = 4 * 1024 * 1024
+"""...and about this many bytes (``command_bytes``) in one entry, or one forward to the leader; one
+command bigger still goes alone, and ``propose`` cuts a submission bigger than this where its jobs
+may be split. The peer transport carries 16 MiB a message: 4,096 ends of attempts with a 4 KiB
+output tail each were an 18 MB entry, as were two submissions of 1,000 jobs with an 8 KiB
+environment each that met in one batch, and no follower could be sent it (nor anything after it)."""
 COMPACT_AFTER_BYTES = 4 * 1024 * 1024
 """Also fold the log into a snapshot once the entries since the last one hold this many bytes, or
 as many as that snapshot, if more (big batches: 100,000 submissions are a few entries, and
@@ -104,6 +110,8 @@ class ReplicatedJobLog:
         self._snapshot_bytes = 0
         self._on_applied = on_applied
         self._send_to = send_to
+        self._sizes: dict[int, tuple[Command, int]] = {}
+        """Queued submissions' sizes, measured once by ``propose`` (``_take`` pops them)."""
         self.raft = RaftHost(
             node_id,
             directory,
@@ -172,13 +180,41 @@ class ReplicatedJobLog:
         """Return once ``commands`` are committed and applied here."""
         loop = asyncio.get_running_loop()
         futures = []
-        for cmd in commands:
+        for piece in (p for cmd in commands for p in self._within_batch(cmd)):
             fut: asyncio.Future[None] = loop.create_future()
-            self._queue.append((cmd, fut))
+            self._queue.append((piece, fut))
             futures.append(fut)
         self._urgent = True
         self._wakeup.set()
         await asyncio.gather(*futures)
+
+    def _within_batch(self, cmd: Command) -> list[Command]:
+        """``cmd``, or a submission over ``MAX_BATCH_BYTES`` in pieces under it, in order, where its
+        jobs may be split (``submit_chunks``: not those that wait on each other, nor a gang's);
+        their sizes are kept for ``_take``."""
+        size = command_bytes(cmd)
+        if size > MAX_BATCH_BYTES and isinstance(cmd, SubmitJobs) and len(cmd.jobs) > 1:
+            halves = submit_chunks(cmd.jobs, (len(cmd.jobs) + 1) // 2)
+            if len(halves) > 1:
+                return [p for half in halves for p in self._within_batch(replace(cmd, jobs=half))]
+        if isinstance(cmd, SubmitJobs):
+            self._sizes[id(cmd)] = (cmd, size)
+        return [cmd]
+
+    def _take(self) -> list[tuple[Command, asyncio.Future[None] | None]]:
+        """The queue's head for one batch: up to ``MAX_BATCH_COMMANDS`` commands and about
+        ``MAX_BATCH_BYTES``, one at least."""
+        n = total = 0
+        for cmd, _ in self._queue[:MAX_BATCH_COMMANDS]:
+            known = self._sizes.pop(id(cmd), None)
+            total += known[1] if known is not None and known[0] is cmd else command_bytes(cmd)
+            if total > MAX_BATCH_BYTES and n:
+                break
+            n += 1
+        batch = self._queue[:n]
+        del self._queue[:n]
+        self._urgent = bool(self._queue) and self._urgent
+        return batch
 
     def request_plan(self) -> None:
         """Run ``plan`` at the next batch, even if nothing else is queued (the leader only)."""
@@ -289,10 +325,7 @@ class ReplicatedJobLog:
         """On the leader: the queued commands (and the placements that ride with them) as one
         entry. True: proposed; None: nothing to propose; False: not the leader after all (the
         commands wait in the queue: leadership is moving, a transfer or a step-down)."""
-        batch = self._queue[:MAX_BATCH_COMMANDS]
-        del self._queue[:MAX_BATCH_COMMANDS]
-        self._urgent = bool(self._queue) and self._urgent
-        batch = self._decided_here(batch, self.raft.node.term)
+        batch = self._decided_here(self._take(), self.raft.node.term)
         commands = [cmd for cmd, _ in batch]
         self._plan_wanted = False
         planned = self.plan(commands) if self.plan is not None else []
@@ -341,9 +374,7 @@ class ReplicatedJobLog:
 
     def _forward(self, leader: str) -> None:
         """Hand the queued commands to the leader; ``forward_reply`` resolves them."""
-        batch = self._decided_here(self._queue[:MAX_BATCH_COMMANDS], -1)
-        del self._queue[:MAX_BATCH_COMMANDS]
-        self._urgent = bool(self._queue) and self._urgent
+        batch = self._decided_here(self._take(), -1)
         if not batch:
             return
         forward = _Forward(
@@ -682,3 +713,13 @@ def _fail(futures: list[asyncio.Future[None]], error: BaseException | None) -> N
 
 def _settle(futures: list[asyncio.Future[None]], done: asyncio.Future[None]) -> None:
     _fail(futures, None if done.cancelled() or done.exception() is None else done.exception())
+
+
+def command_bytes(cmd: Command) -> int:
+    """About how many bytes ``cmd`` takes in an entry: a submission's measured (encoded: 4-5 us a
+    job), an attempt's end from its output tail, anything else a small constant."""
+    if isinstance(cmd, SubmitJobs):
+        return len(codec.encode(cmd))
+    if isinstance(cmd, FinishAttempt):
+        return 256 + len(cmd.output_tail) + len(cmd.error or "")
+    return 256

@@ -6,9 +6,9 @@ import asyncio
 from pathlib import Path
 
 from swarmcompute.errors import FrameTooLargeError
-from swarmcompute.node.committer import HOLD_MAX_S, ReplicatedJobLog
-from swarmcompute.state.commands import AssignJobs, Assignment, SubmitJobs
-from swarmcompute.state.job import JobSpec, JobState
+from swarmcompute.node.committer import HOLD_MAX_S, MAX_BATCH_BYTES, ReplicatedJobLog
+from swarmcompute.state.commands import AssignJobs, Assignment, FinishAttempt, SubmitJobs
+from swarmcompute.state.job import AttemptEnd, JobSpec, JobState
 from swarmcompute.state.table import JobTable
 
 
@@ -164,3 +164,32 @@ def test_a_raft_message_the_transport_refuses_as_too_large_is_dropped_and_the_re
             log.shutdown()
 
     asyncio.run(body())
+
+
+def test_a_burst_of_large_commands_goes_in_entries_of_a_bounded_size_and_a_big_submission_in_pieces(
+    tmp_path: Path,
+) -> None:
+    """4,096 ends with a 4 KiB output tail each were one 18 MB entry, over the peer transport's
+    16 MiB: no follower could be sent it, nor anything after it."""
+
+    async def main() -> None:
+        table = JobTable()
+        log = open_log(tmp_path, table, [], compact_after_bytes=1 << 40)
+
+        async def body() -> None:
+            tail = b"t" * 4096
+            log.enqueue(
+                [FinishAttempt(f"gone-{i}", 1, "n1", 0, AttemptEnd.EXITED, None, tail, 0.0, 1.0) for i in range(4096)]
+            )
+            env = {"BIG": "e" * 8000}
+            big = SubmitJobs(tuple(JobSpec(id=f"big-{i:04d}", argv=("true",), env=env) for i in range(1000)), 1.0)
+            await log.propose([big, submit(1)])
+            node_log = log.raft.node.log
+            sizes = [len(e.data) for e in node_log.slice(1, node_log.last_index)]
+            assert sum(sizes) > 4096 * 4096 + 1000 * 8000  # all of it went in...
+            assert max(sizes) <= MAX_BATCH_BYTES + 64 * 1024, sizes  # ...in entries of about 4 MiB at most
+            assert len(table) == 1001 and table.get("big-0999") is not None and table.get("job-1") is not None
+
+        await _run(log, body)
+
+    asyncio.run(main())
