@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from swarmcompute import errors
@@ -28,7 +28,7 @@ from swarmcompute.api.protocol import BlockingChannel
 from swarmcompute.limits import MAX_BATCH, MAX_CPUS, check_job, printable
 from swarmcompute.paths import StatePaths
 from swarmcompute.state.job import JobSpec
-from swarmcompute.state.table import validate_batch
+from swarmcompute.state.table import submit_chunks, validate_batch
 from swarmcompute.units import parse_duration, parse_size
 
 _SPEC_OPTIONS = frozenset(
@@ -265,6 +265,43 @@ def job_specs(specs: Iterable[Mapping[str, Any]]) -> list[JobSpec]:
     return built
 
 
+SUBMIT_REQUEST_JOBS = 10_000
+"""Jobs per submit request of an array (``Client.submit``, `swarm run --array`)."""
+
+
+def submit_framed(
+    call: Callable[[tuple[JobSpec, ...]], list[str]], specs: Sequence[JobSpec], size: int = SUBMIT_REQUEST_JOBS
+) -> list[str]:
+    """Submit ``specs`` in requests of at most ``size`` jobs (``state.table.submit_chunks``: jobs
+    that wait on each other, or a gang's ranks, go in one); a request over a control frame's 16 MiB
+    (``FrameTooLargeError``, raised before anything is sent: long command lines or environments)
+    goes as two halves where its jobs may be split. Returns what each ``call`` returned, in order."""
+    ids: list[str] = []
+    todo = submit_chunks(specs, size)
+    while todo:
+        part = todo.pop(0)
+        try:
+            ids += call(part)
+        except errors.FrameTooLargeError:
+            halves = submit_chunks(part, (len(part) + 1) // 2) if len(part) > 1 else [part]
+            if len(halves) == 1:
+                raise errors.FrameTooLargeError(_too_large_to_submit(part)) from None
+            todo[:0] = halves
+    return ids
+
+
+def _too_large_to_submit(part: Sequence[JobSpec]) -> str:
+    if len(part) == 1:
+        return (
+            f"job {part[0].id} is over the 16 MiB one submission may carry: pass its big inputs as files"
+            " (upload=, --upload) rather than in its command line or environment"
+        )
+    return (
+        f"these {len(part)} jobs go in one submission (they wait on each other or are a gang's ranks), and it is"
+        " over the 16 MiB one submission may carry: pass big inputs as files (upload=, --upload)"
+    )
+
+
 class Client:
     """A connection to the daemon of one state directory; with ``url`` (or ``$SWARM_URL`` when no
     ``state_dir`` is given), to a cluster through a node's HTTP API (``web.remote.RemoteClient``,
@@ -331,12 +368,12 @@ class Client:
                 specs = ranks_of(spec, ranks, ranks_per_node or 0)
         except ValueError as exc:
             raise errors.InvalidJobSpecError(str(exc)) from None
-        for start in range(0, len(specs), 10_000):
-            self._call(m.Submit(tuple(specs[start : start + 10_000])))
+        submit_framed(self._submit, specs)
         return spec.id
 
     def submit_many(self, specs: Iterable[Mapping[str, Any]]) -> list[str]:
-        """Submit many jobs in one round trip; each spec is ``{"argv": ..., **options}``.
+        """Submit many jobs in one round trip (more when they are over a control frame's 16 MiB:
+        ``submit_framed``); each spec is ``{"argv": ..., **options}``.
 
         ``upload`` (paths, each a file or directory, shipped under the same relative name),
         ``workdir`` (a directory shipped as the job's working directory, less what its
@@ -345,8 +382,10 @@ class Client:
         built = job_specs(self._ship(spec) for spec in specs)
         if not built:
             return []
-        reply = self._call(m.Submit(tuple(built)))
-        return list(reply)
+        return submit_framed(self._submit, built, len(built))  # one round trip, unless over a frame
+
+    def _submit(self, specs: tuple[JobSpec, ...]) -> list[str]:
+        return list(self._call(m.Submit(specs)))
 
     def wait(self, job_ids: str | Sequence[str], timeout: float | str | None = None) -> Any:
         """Block until the jobs end; return the job (or list of jobs, for a list of ids).

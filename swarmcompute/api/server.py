@@ -186,7 +186,11 @@ class ControlServer:
                 if len(page) < limit:  # the last page went out: the client asks no more
                     del self._pages[cursor]
             case _ if type(request) in ANSWERED:
-                await _send(writer, m.Reply(await self.answer(request, uid=_peer_uid(writer))))
+                answer = await self.answer(request, uid=_peer_uid(writer))
+                try:
+                    await _send(writer, m.Reply(answer))
+                except FrameTooLargeError as exc:  # nothing was written: the error goes instead
+                    raise FrameTooLargeError(_too_large(request, answer, exc)) from None
             case _:
                 self._limiter.warning(
                     log,
@@ -325,6 +329,20 @@ class ControlServer:
         if limit > 0 and cursor:
             self._pages.keep(cursor, jobs)
         return jobs[offset : offset + limit] if limit > 0 else jobs[offset:]
+
+
+def _too_large(request: Any, answer: Any, exc: FrameTooLargeError) -> str:
+    """What to do about an answer over a control frame's 16 MiB (records of jobs with long command
+    lines or environments): ``Wait`` is asked for in pages (``api.pages``); these are not."""
+    n = len(answer) if isinstance(answer, list) else 0
+    if isinstance(request, m.ListJobs):
+        return f"the records of {n} jobs are over the 16 MiB one answer may carry: ask for fewer (swarm jobs -n)"
+    if isinstance(request, m.Cancel):
+        return (
+            f"{n} jobs were cancelled, but their records are over the 16 MiB one answer may carry:"
+            " `swarm jobs --state cancelled` lists them"
+        )
+    return str(exc)
 
 
 def _shown_to(uid: int, job: Job, view: dict[str, Any]) -> dict[str, Any]:

@@ -293,8 +293,8 @@ def _run_array(spec: dict[str, Any], array: str, state_dir: str, *, detach: bool
     """`swarm run --array`: submit one job per index (``swarmcompute.arrays``), print the array id;
     then, unless detached, wait for every element and say how they ended."""
     from swarmcompute import Client
-    from swarmcompute.api import messages as m
     from swarmcompute.arrays import elements
+    from swarmcompute.client import submit_framed
     from swarmcompute.errors import SwarmError
     from swarmcompute.state.job import JobSpec
 
@@ -305,8 +305,7 @@ def _run_array(spec: dict[str, Any], array: str, state_dir: str, *, detach: bool
     try:
         specs = elements(JobSpec(**fields), array)
         client = Client(state_dir)
-        for start in range(0, len(specs), 10_000):
-            client._call(m.Submit(tuple(specs[start : start + 10_000])))
+        submit_framed(client._submit, specs)
         print(spec["id"], flush=True)
         if detach:
             return 0

@@ -1,0 +1,54 @@
+"""Submissions over a control frame's 16 MiB: jobs with large environments (or command lines) go
+in as many requests as they need, where their jobs may be split; one that may not be split says
+what to do. Before, `submit_many` of 20 jobs with a 1.4 MB environment each failed with "message
+of 28810127 bytes exceeds 16777216", and so did an array of them, from Python and from `swarm run`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from swarmcompute.errors import FrameTooLargeError
+
+ENV = {f"BIG{i}": "x" * 120_000 for i in range(12)}  # 1.4 MB: 12 of them pass 16 MiB
+
+
+def test_many_jobs_with_large_environments_are_submitted_in_as_many_requests_as_they_need(daemon: Any) -> None:
+    ids = daemon.client.submit_many([{"argv": ["sh", "-c", f"echo {i}"], "cpus": 0, "env": ENV} for i in range(20)])
+    assert len(set(ids)) == 20
+    records = daemon.client.wait(ids, timeout=60)
+    assert [r["id"] for r in records] == ids and {r["state"] for r in records} == {"succeeded"}
+    assert [daemon.client.job(i)["output_tail"] for i in ids[:3]] == ["0\n", "1\n", "2\n"]  # in order
+
+
+def test_an_array_of_jobs_with_large_environments_is_submitted_whole_from_python_and_the_cli(daemon: Any) -> None:
+    array = daemon.client.submit(["true"], array="0-19", cpus=0, env=ENV)
+    assert len(daemon.client.wait(array, timeout=60)) == 20
+    env_args = [a for k, v in ENV.items() for a in ("-e", f"{k}={v}")]
+    result = daemon.swarm("run", "-d", "--array", "0-19", "--cpus", "0", *env_args, "--", "true")
+    assert result.returncode == 0, result.stderr
+    elements = daemon.client.wait(result.stdout.strip(), timeout=60)
+    assert len(elements) == 20 and {r["state"] for r in elements} == {"succeeded"}
+
+
+def test_jobs_that_wait_on_each_other_are_not_split_and_the_refusal_says_what_to_do(daemon: Any) -> None:
+    specs = [{"argv": ["true"], "job_id": f"linked{i}", "env": ENV} for i in range(12)]
+    for i in range(1, 12):
+        specs[i]["after"] = [f"linked{i - 1}"]
+    with pytest.raises(FrameTooLargeError, match=r"these 12 jobs go in one submission .* pass big inputs as files"):
+        daemon.client.submit_many(specs)
+    assert daemon.client.jobs() == []  # nothing of it went in
+
+
+def test_a_list_or_cancel_answer_over_a_frame_says_what_happened_and_what_to_do(daemon: Any) -> None:
+    array = daemon.client.submit(["sleep", "60"], array="0-13", cpus=0, env=ENV)  # 14 records: 20 MB
+    with pytest.raises(
+        FrameTooLargeError, match=r"^the records of 14 jobs are over .* ask for fewer \(swarm jobs -n\)$"
+    ):
+        daemon.client.jobs(limit=14)
+    with pytest.raises(
+        FrameTooLargeError, match=r"^14 jobs were cancelled, but .* `swarm jobs --state cancelled` lists"
+    ):
+        daemon.client.cancel(array)
+    assert {r["state"] for r in daemon.client.wait(array, timeout=60)} == {"cancelled"}  # as it said
