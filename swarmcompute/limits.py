@@ -15,6 +15,10 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
+MAX_REQUEST_BYTES = 16 * 1024 * 1024
+"""The most one HTTP API request's body may hold (the control socket's frame holds as much: the
+daemon reads no more); a client splits a bigger submission where its jobs may be split."""
+
 MAX_JOB_ID = 64
 """Job ids are 1-64 ASCII letters, digits, '.', '_' or '-', starting with a letter or digit
 (they name a directory in the state dir and must be typeable)."""

@@ -32,7 +32,7 @@ from swarmcompute import codec, errors
 from swarmcompute.api import messages as m
 from swarmcompute.api import tokens
 from swarmcompute.api.streaming import OutputStream
-from swarmcompute.limits import MAX_BATCH
+from swarmcompute.limits import MAX_BATCH, MAX_REQUEST_BYTES
 from swarmcompute.state.api_tokens import ApiToken
 from swarmcompute.state.job import JobState
 from swarmcompute.users import check_owner
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from swarmcompute.api.node_api import NodeAPI
     from swarmcompute.api.server import ControlServer
 
-MAX_BODY_BYTES = 16 * 1024 * 1024
+MAX_BODY_BYTES = MAX_REQUEST_BYTES
 MAX_PAGE = 1000
 SUBMIT_CHUNK = 10_000
 """Jobs per committed batch, as ``Client.submit`` sends a large array."""

@@ -26,7 +26,9 @@ from typing import Any, cast
 
 from swarmcompute import errors
 from swarmcompute.api import messages as m
-from swarmcompute.client import Client, error_from_reply, job_spec, job_specs, prune_bounds
+from swarmcompute.client import Client, error_from_reply, job_spec, job_specs, prune_bounds, submit_framed
+from swarmcompute.limits import MAX_REQUEST_BYTES
+from swarmcompute.state.job import JobSpec
 from swarmcompute.units import parse_duration
 
 PAGE = 1000
@@ -78,8 +80,12 @@ class RemoteClient(Client):
         built = job_specs(specs)  # every check the local client makes, before the round trip
         if not built:
             return []
-        bodies = [{**dict(s), "job_id": b.id} for s, b in zip(specs, built, strict=True)]
-        return list(self._json("POST", "/api/v1/jobs", {"jobs": bodies})["ids"])
+        bodies = {b.id: {**dict(s), "job_id": b.id} for s, b in zip(specs, built, strict=True)}
+
+        def post(part: tuple[JobSpec, ...]) -> list[str]:
+            return list(self._json("POST", "/api/v1/jobs", {"jobs": [bodies[b.id] for b in part]})["ids"])
+
+        return submit_framed(post, built, len(built))  # one request, unless over the body's bound
 
     def wait(self, job_ids: str | Sequence[str], timeout: float | str | None = None) -> Any:
         single = isinstance(job_ids, str)
@@ -207,6 +213,8 @@ class RemoteClient(Client):
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
+            if len(data) > MAX_REQUEST_BYTES:  # refused here, before anything is sent
+                raise errors.FrameTooLargeError(f"the request is {len(data)} bytes, over the {MAX_REQUEST_BYTES}")
         conn = self._connection(timeout_s)
         try:
             conn.request(method, path, body=data, headers=headers)

@@ -410,6 +410,26 @@ def test_swarm_run_on_a_node_imports_nothing_of_the_http_side(cluster: list[Daem
     assert not {m for m in imported if m.startswith("swarmcompute.web")}
 
 
+def test_client_with_url_submits_jobs_over_a_request_s_16_mib_in_as_many_requests_as_they_need(
+    cluster: list[DaemonProcess], tokens: dict[str, str]
+) -> None:
+    """As the local client does (tests/e2e/test_large_submissions.py): before, the daemon refused
+    the one 28 MB body ("split the submission up")."""
+    from swarmcompute import Client, errors
+
+    env = {f"BIG{i}": "x" * 120_000 for i in range(12)}  # 1.4 MB a job
+    client = Client(url=cluster[2].http_url, token=tokens["rw"])
+    ids = client.submit_many([{"argv": f"echo {i}", "cpus": 0, "env": env} for i in range(20)])
+    assert [j["state"] for j in client.wait(ids, timeout=60)] == ["succeeded"] * 20
+    assert client.logs(ids[19]) == "19\n"
+    linked = [
+        {"argv": "true", "job_id": f"url-linked{i}", "env": env, "after": [f"url-linked{i - 1}"]} for i in range(12)
+    ]
+    linked[0].pop("after")
+    with pytest.raises(errors.FrameTooLargeError, match="these 12 jobs go in one submission"):
+        client.submit_many(linked)
+
+
 def test_client_with_url_submits_waits_reads_and_cancels_like_the_local_client(
     cluster: list[DaemonProcess], tokens: dict[str, str]
 ) -> None:
