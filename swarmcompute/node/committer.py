@@ -52,8 +52,9 @@ MAX_BATCH_BYTES = 4 * 1024 * 1024
 """...and about this many bytes (``command_bytes``) in one entry, or one forward to the leader; one
 command bigger still goes alone, and ``propose`` cuts a submission bigger than this where its jobs
 may be split. The peer transport carries 16 MiB a message: 4,096 ends of attempts with a 4 KiB
-output tail each were an 18 MB entry, as were two submissions of 1,000 jobs with an 8 KiB
-environment each that met in one batch, and no follower could be sent it (nor anything after it)."""
+output tail each were a 17 MB entry, as were three submissions of 1,000 jobs with an 8 KiB
+environment each (7.9 MB apiece) that met in one batch, and no follower could be sent it (nor
+anything after it)."""
 COMPACT_AFTER_BYTES = 4 * 1024 * 1024
 """Also fold the log into a snapshot once the entries since the last one hold this many bytes, or
 as many as that snapshot, if more (big batches: 100,000 submissions are a few entries, and

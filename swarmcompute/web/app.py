@@ -43,7 +43,6 @@ if TYPE_CHECKING:
     from swarmcompute.api.node_api import NodeAPI
     from swarmcompute.api.server import ControlServer
 
-MAX_BODY_BYTES = MAX_REQUEST_BYTES
 MAX_PAGE = 1000
 SUBMIT_CHUNK = 10_000
 """Jobs per committed batch, as ``Client.submit`` sends a large array."""
@@ -445,13 +444,13 @@ def _asset(name: str) -> bytes:
 
 async def _read_json(request: Request) -> Any:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise errors.ConfigError(f"the body is over {MAX_BODY_BYTES} bytes: split the submission up")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+        raise errors.ConfigError(f"the body is over {MAX_REQUEST_BYTES} bytes: split the submission up")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise errors.ConfigError(f"the body is over {MAX_BODY_BYTES} bytes: split the submission up")
+        if size > MAX_REQUEST_BYTES:
+            raise errors.ConfigError(f"the body is over {MAX_REQUEST_BYTES} bytes: split the submission up")
         chunks.append(chunk)
     try:
         return json.loads(b"".join(chunks) or b"null")

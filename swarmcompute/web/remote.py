@@ -214,7 +214,9 @@ class RemoteClient(Client):
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
             if len(data) > MAX_REQUEST_BYTES:  # refused here, before anything is sent
-                raise errors.FrameTooLargeError(f"the request is {len(data)} bytes, over the {MAX_REQUEST_BYTES}")
+                raise errors.FrameTooLargeError(
+                    f"the request is {len(data)} bytes, over the {MAX_REQUEST_BYTES} one request may carry"
+                )
         conn = self._connection(timeout_s)
         try:
             conn.request(method, path, body=data, headers=headers)
