@@ -43,6 +43,7 @@ from swarmcompute.users import (
 
 if TYPE_CHECKING:
     from swarmcompute.api.node_api import NodeAPI
+    from swarmcompute.state.table import JobTable
 
 log = structlog.get_logger(__name__)
 
@@ -313,7 +314,11 @@ class ControlServer:
         if offset and cursor:
             raise SwarmError(f"this wait's later pages expired (kept {KEEP_S:g} s): wait for the jobs again")
         daemon = self._daemon
-        ids = [(await self.resolve(r)).id for r in self._arrays_expanded(refs)]
+        table = daemon.table
+        ids = [
+            r if r not in table and r in table.pruned else (await self.resolve(r)).id  # removed: answered as it ended
+            for r in self._arrays_expanded(refs)
+        ]
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         ends = daemon.ends.watch(ids)  # woken by the jobs that end: O(ids) once, not per entry
         try:
@@ -325,10 +330,17 @@ class ControlServer:
                 await ends.wait(left)
         finally:
             daemon.ends.forget(ends)
-        jobs = [ends.ended.get(i) or daemon.table.resolve(i) for i in ids]  # ended: even if pruned since
+        jobs = [ends.ended.get(i) or table.get(i) or _removed(table, i) for i in ids]  # ended: even if pruned since
         if limit > 0 and cursor:
             self._pages.keep(cursor, jobs)
         return jobs[offset : offset + limit] if limit > 0 else jobs[offset:]
+
+
+def _removed(table: JobTable, job_id: str) -> Job:
+    record = table.removed_record(job_id)
+    if record is None:
+        raise JobNotFoundError(job_id)
+    return record
 
 
 def _too_large(request: Any, answer: Any, exc: FrameTooLargeError) -> str:

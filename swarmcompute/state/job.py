@@ -102,6 +102,7 @@ class Reason(StrEnum):
     DEPENDENCY_FAILED = "dependency_failed"
     RANK_DONE = "rank_done"
     RANK_FAILED = "rank_failed"
+    REMOVED = "removed"  # the history bound removed it before a `wait` began: how it ended is all that is kept
 
 
 @codec.message("job.spec")
@@ -242,7 +243,7 @@ class Job:
             "message": self.message,
             "command": spec.command,
             "argv": list(spec.argv),
-            "submitted_at": self.submitted_at,
+            "submitted_at": None if self.reason is Reason.REMOVED else self.submitted_at,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "failures": self.failures,

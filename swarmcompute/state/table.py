@@ -201,6 +201,16 @@ class JobTable:
     def get(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)
 
+    def removed_record(self, job_id: str) -> Job | None:
+        """A record of a job the history bound removed (``pruned``) that says how it ended and
+        nothing more (reason ``removed``; empty command, no times): a `wait` that began after the
+        removal answers it so, not with an error that loses the rest of its jobs."""
+        ended = self.pruned.get(job_id)
+        if ended is None:
+            return None
+        message = f"{ended.value}; removed since by the history bound (--keep-jobs, --keep-history)"
+        return Job(JobSpec(id=job_id, argv=()), 0.0, ended, Reason.REMOVED, message)
+
     def resolve(self, ref: str) -> Job:
         """Find a job by full id, unique id prefix, or exact name (newest wins); a gang's id
         (``--ranks``) finds its rank 0."""

@@ -91,3 +91,38 @@ def test_a_wait_on_more_jobs_than_the_table_keeps_still_says_how_each_ended(
         go.touch()
         records = waiting.result(60)
     assert [r["id"] for r in records] == first + late and {r["state"] for r in records} == {"succeeded"}
+
+
+def test_a_wait_begun_after_the_history_bound_removed_some_of_its_jobs_answers_them_as_they_ended(
+    daemon_factory: Any,
+) -> None:
+    """It failed whole with "job X succeeded and was removed by the history bound", the records of
+    all its other jobs lost with it."""
+    daemon = daemon_factory("r", extra_args=("--keep-jobs", "3")).start()
+    client = daemon.client
+    first = client.submit_many([{"argv": ["true"], "cpus": 0} for _ in range(3)])
+    failed = client.submit(["false"], cpus=0)
+    client.wait([*first, failed], timeout=60)
+    newer = client.submit_many([{"argv": ["true"], "cpus": 0} for _ in range(3)])
+    client.wait(newer, timeout=60)
+
+    def removed(job_id: str) -> bool:
+        try:
+            client.job(job_id)
+        except JobNotFoundError:
+            return True
+        return False
+
+    wait_until(lambda: all(removed(j) for j in [*first, failed]), 30, "the older jobs to leave the table")
+    ids = [*first, failed, *newer]
+    for waiter in (client, LeanClient(str(daemon.state_dir))):
+        records = waiter.wait(ids, timeout=60)
+        assert [r["id"] for r in records] == ids
+        assert [r["state"] for r in records] == ["succeeded"] * 3 + ["failed"] + ["succeeded"] * 3
+        assert [r["reason"] for r in records[:4]] == ["removed"] * 4 and records[4]["reason"] == "exited"
+        assert records[3]["message"] == "failed; removed since by the history bound (--keep-jobs, --keep-history)"
+        assert records[0]["submitted_at"] is None and records[4]["submitted_at"] is not None
+    said = daemon.swarm("wait", failed, newer[0])
+    assert said.returncode == 1 and said.stdout.startswith(f"{failed} failed (failed; removed since"), said.stdout
+    with pytest.raises(JobNotFoundError, match="no job matches 'no-such-job'"):
+        client.wait([newer[0], "no-such-job"], timeout=10)
