@@ -28,7 +28,7 @@ from swarmcompute.api.protocol import BlockingChannel
 from swarmcompute.limits import MAX_BATCH, MAX_CPUS, check_job, printable
 from swarmcompute.paths import StatePaths
 from swarmcompute.state.job import JobSpec
-from swarmcompute.state.table import submit_chunks, validate_batch
+from swarmcompute.state.table import halves, submit_chunks, validate_batch
 from swarmcompute.units import parse_duration, parse_size
 
 _SPEC_OPTIONS = frozenset(
@@ -283,10 +283,10 @@ def submit_framed(
         try:
             ids += call(part)
         except errors.FrameTooLargeError:
-            halves = submit_chunks(part, (len(part) + 1) // 2) if len(part) > 1 else [part]
-            if len(halves) == 1:
+            pieces = halves(part)
+            if len(pieces) == 1:
                 raise errors.FrameTooLargeError(_too_large_to_submit(part)) from None
-            todo[:0] = halves
+            todo[:0] = pieces
     return ids
 
 

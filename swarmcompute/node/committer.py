@@ -40,7 +40,7 @@ from swarmcompute.raft.messages import Entry, EntryKind, Message, Snapshot, epoc
 from swarmcompute.state.commands import Command, CommandBatch, FinishAttempt, SubmitJobs, decided_in, own_results
 from swarmcompute.state.compact import WINDOW
 from swarmcompute.state.snapshot import restore_table, snapshot_of, table_parts
-from swarmcompute.state.table import JobTable, submit_chunks
+from swarmcompute.state.table import JobTable, halves
 from swarmcompute.storage.details import Details
 from swarmcompute.transport.ratelimit import LogLimiter
 
@@ -191,13 +191,13 @@ class ReplicatedJobLog:
 
     def _within_batch(self, cmd: Command) -> list[Command]:
         """``cmd``, or a submission over ``MAX_BATCH_BYTES`` in pieces under it, in order, where its
-        jobs may be split (``submit_chunks``: not those that wait on each other, nor a gang's);
+        jobs may be split (``state.table.halves``: not those that wait on each other, nor a gang's);
         their sizes are kept for ``_take``."""
         size = command_bytes(cmd)
-        if size > MAX_BATCH_BYTES and isinstance(cmd, SubmitJobs) and len(cmd.jobs) > 1:
-            halves = submit_chunks(cmd.jobs, (len(cmd.jobs) + 1) // 2)
-            if len(halves) > 1:
-                return [p for half in halves for p in self._within_batch(replace(cmd, jobs=half))]
+        if size > MAX_BATCH_BYTES and isinstance(cmd, SubmitJobs):
+            pieces = halves(cmd.jobs)
+            if len(pieces) > 1:
+                return [p for half in pieces for p in self._within_batch(replace(cmd, jobs=half))]
         if isinstance(cmd, SubmitJobs):
             self._sizes[id(cmd)] = (cmd, size)
         return [cmd]

@@ -133,6 +133,14 @@ def submit_chunks(specs: Sequence[JobSpec], size: int) -> list[tuple[JobSpec, ..
     return [whole[i : i + size] for i in range(0, len(whole), size)]
 
 
+def halves(specs: Sequence[JobSpec]) -> list[tuple[JobSpec, ...]]:
+    """``specs`` as two halves, in order, to submit one after the other; whole (one piece) where
+    ``submit_chunks`` keeps them together or there is one job: what a client does with a request
+    over a frame's bound (``client.submit_framed``) and the leader with a submission over an
+    entry's (``node.committer``)."""
+    return submit_chunks(specs, (len(specs) + 1) // 2) if len(specs) > 1 else [tuple(specs)]
+
+
 def weightless(spec: JobSpec) -> bool:
     """A job that holds no room on its node (no cpus, memory or GPUs) and no place in an array's
     ``%`` limit: a placement round counts it on its node, nothing more, so the table keeps counts
