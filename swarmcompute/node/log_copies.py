@@ -117,6 +117,19 @@ def copy_holder(job_id: str, attempt: int, runner: str, origin: str, alive: Iter
     return max(others, key=lambda n: (zlib.crc32(key + n.encode()), n))
 
 
+def copies_here(
+    job_id: str, attempt: int, runner: str, origin: str, me: str, alive: Iterable[str], *, runner_gone: bool
+) -> bool:
+    """Whether node ``me`` copies the attempt's log: it did not run it, the runner is not gone (a
+    merely suspected runner counts: a node busy for a moment, often one that just joined, misses
+    a probe while its short job starts and ends; were its attempt skipped then, nothing would
+    copy it later, as only running jobs are looked at again), and ``me`` is its holder among the
+    live nodes (``copy_holder``)."""
+    if not runner or runner == me or runner_gone:
+        return False
+    return copy_holder(job_id, attempt, runner, origin, alive) == me
+
+
 class LogCopies:
     """This node's side of the copies: the copiers it runs, and the logs it serves to others."""
 
@@ -263,9 +276,9 @@ class LogCopies:
     def _maybe_copy(self, job: Job, n: int, alive: list[str], me: str) -> None:
         runner = job.node_of(n)
         key = (job.id, n)
-        if not runner or runner == me or key in self._tasks or key in self._done or runner not in alive:
+        if not runner or key in self._tasks or key in self._done:
             return
-        if copy_holder(job.id, n, runner, job.origin, alive) != me:
+        if not copies_here(job.id, n, runner, job.origin, me, alive, runner_gone=self._daemon.node_gone(runner)):
             return
         self._tasks[key] = asyncio.get_running_loop().create_task(self._copy(job.id, n, runner))
 

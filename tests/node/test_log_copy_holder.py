@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from swarmcompute.node.log_copies import copy_holder
+from swarmcompute.node.log_copies import copies_here, copy_holder
 
 NODES = ["a", "b", "c", "d"]
 
@@ -30,3 +30,16 @@ def test_the_choice_depends_on_the_view_not_its_order_and_spreads_over_the_nodes
         assert holder == copy_holder(f"job-{n}", 1, runner="a", origin="", alive=list(reversed(NODES)))
         picks[holder] += 1
     assert set(picks) == {"b", "c", "d"} and min(picks.values()) > 60
+
+
+def test_an_attempt_whose_runner_is_only_suspected_is_still_copied_by_its_holder() -> None:
+    # Seen in the suite: a node that had just joined missed a probe while its 30 ms job started
+    # and ended; both commits applied while the others suspected it, so neither copied the log
+    # then, and an ended attempt is never looked at again.
+    alive = ["a", "b"]  # c runs the job and is suspected: not among the live members
+    holder = copy_holder("job", 1, runner="c", origin="", alive=alive)
+    assert copies_here("job", 1, "c", "", holder, alive, runner_gone=False)
+    other = "b" if holder == "a" else "a"
+    assert not copies_here("job", 1, "c", "", other, alive, runner_gone=False)
+    assert not copies_here("job", 1, "c", "", holder, alive, runner_gone=True)  # dead or left: nothing to fetch
+    assert not copies_here("job", 1, "c", "", "c", alive + ["c"], runner_gone=False)  # never the runner
