@@ -44,6 +44,7 @@ from typing import Annotated, Any, TypeVar
 import msgpack
 
 from swarmcompute.errors import ProtocolError, ProtocolVersionError
+from swarmcompute.limits import MAX_STRING_BYTES
 
 PROTOCOL_VERSION = 1
 _EXT_MESSAGE = 1
@@ -54,7 +55,7 @@ MAX_INT = 2**53 - 1
 """Every int field, both signs: exact in every JSON reader, and far from what msgpack can encode."""
 MAX_COUNT = 2**52
 """The bound of ``Count`` fields (terms, log indexes, incarnations): half of ``MAX_INT``."""
-MAX_STR_BYTES = 4 * 1024 * 1024
+MAX_STR_BYTES = MAX_STRING_BYTES
 MAX_ARRAY_LEN = 1_000_000
 MAX_MAP_LEN = 100_000
 
@@ -195,6 +196,8 @@ def decode(data: bytes, *, max_bytes: int = 64 * 1024 * 1024, version: int = PRO
         raw = _unpack(data, 0)
     except ProtocolError:
         raise
+    except ValueError as exc:  # a bound (max_str_len, max_array_len...) or garbage: say which
+        raise ProtocolError(f"undecodable msgpack: {str(exc)[:100] or type(exc).__name__}") from None
     except Exception as exc:  # msgpack raises several unrelated types on garbage
         raise ProtocolError(f"undecodable msgpack: {type(exc).__name__}") from None
     if not (isinstance(raw, list) and len(raw) == 3):

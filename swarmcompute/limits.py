@@ -19,6 +19,19 @@ MAX_REQUEST_BYTES = 16 * 1024 * 1024
 """The most one HTTP API request's body may hold (the control socket's frame holds as much: the
 daemon reads no more); a client splits a bigger submission where its jobs may be split."""
 
+MAX_PEER_MESSAGE_BYTES = 16 * 1024 * 1024
+"""The most one message between nodes may hold (``transport.peer``): an entry of the Raft log, a
+forward of commands to the leader."""
+MAX_COMMAND_BYTES = MAX_PEER_MESSAGE_BYTES - 64 * 1024
+"""The most one command may take in the log, leaving room for the envelopes it travels in to the
+other nodes: a submission over it that cannot be cut (one job; jobs that wait on each other; a
+gang's ranks) is refused. Before, one that fitted a request but not a peer message (a 16 MiB
+environment) could be sent to no follower: the leader lost them, and a node forwarding it to the
+next leader stopped with "cluster.forward is 16777217 bytes, above the 16777216-byte limit"."""
+MAX_STRING_BYTES = 4 * 1024 * 1024
+"""The most one string of a message may hold (``codec.MAX_STR_BYTES``): a command argument, an
+environment variable's value. (Linux itself starts no command with more than 128 KiB in one.)"""
+
 MAX_JOB_ID = 64
 """Job ids are 1-64 ASCII letters, digits, '.', '_' or '-', starting with a letter or digit
 (they name a directory in the state dir and must be typeable)."""
@@ -97,10 +110,17 @@ def _text(name: str, value: object, *, limit: int = MAX_NAME, printable_only: bo
 
 
 def _no_nul(name: str, value: object) -> None:
+    """Text a command is started with: no NUL, and within one message string's bound."""
     if not isinstance(value, str):
         raise ValueError(f"{name} must be text, got {type(value).__name__}")
     if "\0" in value:
         raise ValueError(f"{name} must not contain a NUL character")
+    if len(value) > MAX_STRING_BYTES // 4 and len(value.encode("utf-8", "surrogatepass")) > MAX_STRING_BYTES:
+        raise ValueError(
+            f"{name} is {len(value.encode('utf-8', 'surrogatepass')) / 2**20:.1f} MiB, over the 4 MiB one"
+            " argument or variable may hold (Linux starts no command with more than 128 KiB in one):"
+            " pass big inputs as files (--upload)"
+        )
 
 
 def check_job(fields: Mapping[str, Any]) -> None:

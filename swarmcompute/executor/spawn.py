@@ -181,6 +181,13 @@ def _from_exception(exc: BaseException, spec: AttemptSpec) -> SpawnFailed:
             return SpawnFailed(None, f"cannot use working directory {spec.cwd}: {why}")
         if exc.errno in (errno.ENOENT, errno.ENOTDIR):
             return SpawnFailed(127, f"command not found: {cmd}")
+        if exc.errno == errno.E2BIG:
+            return SpawnFailed(
+                None,
+                f"cannot start {cmd}: its command line and environment are too long for Linux (at most 128 KiB"
+                " in one argument or variable, about a quarter of `ulimit -s` in all): pass big inputs as files"
+                " (--upload)",
+            )
         if exc.errno in (errno.EACCES, errno.EPERM, errno.ENOEXEC, errno.EISDIR):
             if "/" in cmd and os.path.isdir(os.path.join(spec.cwd or "", cmd)):
                 reason = "is a directory"  # execve says EACCES

@@ -33,6 +33,7 @@ from swarmcompute.errors import (
     StorageError,
     SwarmError,
 )
+from swarmcompute.limits import MAX_COMMAND_BYTES
 from swarmcompute.node.cluster_messages import ForwardCommands, ForwardReply
 from swarmcompute.node.raft_host import COMPACT_AFTER_ENTRIES, RaftHost
 from swarmcompute.raft.config import RaftConfig
@@ -181,7 +182,8 @@ class ReplicatedJobLog:
         """Return once ``commands`` are committed and applied here."""
         loop = asyncio.get_running_loop()
         futures = []
-        for piece in (p for cmd in commands for p in self._within_batch(cmd)):
+        pieces = [p for cmd in commands for p in self._within_batch(cmd)]  # raises before any is queued
+        for piece in pieces:
             fut: asyncio.Future[None] = loop.create_future()
             self._queue.append((piece, fut))
             futures.append(fut)
@@ -198,6 +200,8 @@ class ReplicatedJobLog:
             pieces = halves(cmd.jobs)
             if len(pieces) > 1:
                 return [p for half in pieces for p in self._within_batch(replace(cmd, jobs=half))]
+        if size > MAX_COMMAND_BYTES:
+            raise FrameTooLargeError(_too_large_to_send(cmd, size))
         if isinstance(cmd, SubmitJobs):
             self._sizes[id(cmd)] = (cmd, size)
         return [cmd]
@@ -389,8 +393,16 @@ class ReplicatedJobLog:
 
     def _resend(self, forward: _Forward, leader: str) -> None:
         forward.sent_at = self._clock()
-        if self._send_to is not None:
+        if self._send_to is None:
+            return
+        try:
             self._send_to(leader, forward.msg)
+        except FrameTooLargeError as exc:
+            # Commands are bounded (``MAX_COMMAND_BYTES``) and batches too, so this is a bug; it
+            # fails what waits on the forward rather than the daemon (raised, it stopped it).
+            del self._forwarded[forward.msg.request_id]
+            log.error("forward_too_large", commands=len(forward.msg.commands), error=str(exc))
+            _fail(forward.futures, FrameTooLargeError(f"the commands could not be sent to the leader: {exc}"))
 
     def check_forwards(self) -> None:
         """Resend forwards whose reply is late (to the current leader); fail the expired ones."""
@@ -714,6 +726,18 @@ def _fail(futures: list[asyncio.Future[None]], error: BaseException | None) -> N
 
 def _settle(futures: list[asyncio.Future[None]], done: asyncio.Future[None]) -> None:
     _fail(futures, None if done.cancelled() or done.exception() is None else done.exception())
+
+
+def _too_large_to_send(cmd: Command, size: int) -> str:
+    over = f"{size / 2**20:.1f} MiB in the log, over the {MAX_COMMAND_BYTES / 2**20:.1f} MiB a node can send the others"
+    if isinstance(cmd, SubmitJobs) and len(cmd.jobs) == 1:
+        return f"job {cmd.jobs[0].id} is {over}: pass its big inputs as files (upload=, --upload)"
+    if isinstance(cmd, SubmitJobs):
+        return (
+            f"these {len(cmd.jobs)} jobs go in one submission (they wait on each other or are a gang's ranks)"
+            f" and are {over}: pass big inputs as files (upload=, --upload)"
+        )
+    return f"a {type(cmd).__name__} command is {over}"
 
 
 def command_bytes(cmd: Command) -> int:

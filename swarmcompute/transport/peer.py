@@ -67,6 +67,7 @@ import zmq.asyncio
 
 from swarmcompute import codec
 from swarmcompute.errors import ConfigError, FrameTooLargeError, ProtocolError, ProtocolVersionError
+from swarmcompute.limits import MAX_PEER_MESSAGE_BYTES
 from swarmcompute.paths import DEFAULT_PORT
 from swarmcompute.transport.handshake import (
     DEFAULT_MAX_PENDING_PER_ADDRESS,
@@ -83,7 +84,7 @@ log = structlog.get_logger(__name__)
 OnMessage = Callable[[str, Any], None]
 """``on_message(sender_node_id, msg)``: called on the loop for each good frame; must not block."""
 
-DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+DEFAULT_MAX_MESSAGE_BYTES = MAX_PEER_MESSAGE_BYTES
 _CURVE_OVERHEAD_BYTES = 64  # a CURVE MESSAGE command adds 33 bytes to the frame on the wire
 MAX_NODE_ID_BYTES = 255
 _NOBLOCK = int(zmq.NOBLOCK)  # plain ints: IntFlag arithmetic per send shows up in profiles

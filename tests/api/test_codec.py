@@ -136,8 +136,8 @@ def test_collection_and_string_sizes_are_bounded() -> None:
         codec.decode(msgpack.packb([1, "api.wait", [["x"] * (codec.MAX_ARRAY_LEN + 1), None]]))
     with pytest.raises(ProtocolError):
         codec.decode(msgpack.packb([1, "api.reply", [{i: 0 for i in range(codec.MAX_MAP_LEN + 1)}]]))
-    with pytest.raises(ProtocolError):
-        codec.decode(msgpack.packb([1, "api.get_job", ["x" * (codec.MAX_STR_BYTES + 1), True]]))
+    with pytest.raises(ProtocolError, match=r"^undecodable msgpack: 4194305 exceeds max_str_len\(4194304\)$"):
+        codec.decode(msgpack.packb([1, "api.get_job", ["x" * (codec.MAX_STR_BYTES + 1), True]]))  # says which bound
 
 
 def test_error_messages_stay_short_for_huge_values() -> None:

@@ -9,6 +9,9 @@ whose leader lost office before committing it is committed again through the nex
 
 from __future__ import annotations
 
+import pytest
+
+from swarmcompute.errors import FrameTooLargeError
 from swarmcompute.node.daemon import SUBMIT_CHUNK_JOBS
 from swarmcompute.state.job import JobSpec
 from swarmcompute.state.table import submit_chunks
@@ -55,3 +58,28 @@ def test_a_big_submission_whose_jobs_wait_on_each_other_or_form_a_gang_is_commit
     assert len(submit_chunks(elsewhere, 2)) == 3
     gang = [*plain, _spec("g.0", gang_id="g", rank=0), _spec("g.1", gang_id="g", rank=1)]
     assert submit_chunks(gang, 2) == [tuple(gang)]
+
+
+MIB = 1024 * 1024
+# Four values within a string's 4 MiB bound: the request fits a control frame (16 MiB), the entry
+# does not fit what a node may send the others with its envelopes (``limits.MAX_COMMAND_BYTES``).
+NEAR_16_MIB = {**{f"BIG{i}": "x" * (4 * MIB - 64) for i in range(3)}, "BIG3": "x" * (4 * MIB - 32 * 1024)}
+
+
+def test_a_job_too_big_to_send_to_the_other_nodes_is_refused_and_the_cluster_carries_on(daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    # Before: the leader appended it and could send no follower anything more ("raft.append is
+    # 16777353 bytes, above the 16777216-byte limit"); they elected another leader, and the old
+    # one, forwarding the submission to it, stopped with "cluster.forward is 16777217 bytes".
+    nodes = start_cluster(daemon_factory, 3)
+    wait_until(lambda: formed(nodes, 3), 30, "the cluster to form")
+    leader_id = leader_of(nodes)
+    assert leader_id is not None
+    leader = node_by_id(nodes, leader_id)
+    follower = next(n for n in nodes if n is not leader)
+    for node in (leader, follower):  # proposed there, or forwarded to the leader from there
+        with pytest.raises(FrameTooLargeError, match=r"^job \S+ is .*over .* pass its big inputs as files"):
+            node.client.submit(["true"], env=NEAR_16_MIB, cpus=0)
+    job = follower.client.submit(["true"], cpus=0)
+    assert follower.client.wait(job, timeout=30)["state"] == "succeeded"
+    assert all(n.alive() for n in nodes) and leader_of(nodes) == leader_id  # nobody stopped, no election
+    assert [j["id"] for j in leader.client.jobs()] == [job]  # nothing of the refused ones went in

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from swarmcompute.errors import FrameTooLargeError
+from swarmcompute.errors import FrameTooLargeError, InvalidJobSpecError
 
 ENV = {f"BIG{i}": "x" * 120_000 for i in range(12)}  # 1.4 MB: 12 of them pass 16 MiB
 
@@ -52,3 +52,14 @@ def test_a_list_or_cancel_answer_over_a_frame_says_what_happened_and_what_to_do(
     ):
         daemon.client.cancel(array)
     assert {r["state"] for r in daemon.client.wait(array, timeout=60)} == {"cancelled"}  # as it said
+
+
+def test_an_argument_or_variable_over_a_strings_4_mib_is_refused_before_it_is_sent(daemon: Any) -> None:
+    # Before: the daemon could not decode the request and the client heard "undecodable msgpack: ValueError".
+    with pytest.raises(
+        InvalidJobSpecError, match=r"^environment variable 'BIG' is 5\.0 MiB, over the 4 MiB .*\(--upload\)$"
+    ):
+        daemon.client.submit(["true"], env={"BIG": "x" * (5 * 1024 * 1024)})
+    with pytest.raises(InvalidJobSpecError, match=r"^a command argument is 5\.0 MiB, over the 4 MiB"):
+        daemon.client.submit_many([{"argv": ["echo", "x" * (5 * 1024 * 1024)]}])  # (no shell passes it to `swarm run`)
+    assert daemon.client.jobs() == []

@@ -130,6 +130,18 @@ def test_command_not_found_is_127_spawn_failed(harness: Harness) -> None:
     harness.run_async(body)
 
 
+def test_a_command_line_too_long_for_linux_says_so_and_what_to_do(harness: Harness) -> None:
+    async def body(h: Harness) -> None:
+        result = await h.run(AttemptSpec("big", 1, ("true",), env={"BIG": "x" * 200_000}))  # over 128 KiB
+        assert result.reason is EndReason.SPAWN_FAILED
+        assert result.error == (
+            "cannot start true: its command line and environment are too long for Linux (at most 128 KiB in one"
+            " argument or variable, about a quarter of `ulimit -s` in all): pass big inputs as files (--upload)"
+        )
+
+    harness.run_async(body)
+
+
 def test_not_executable_is_126(harness: Harness, tmp_path: Path) -> None:
     script = tmp_path / "script.sh"
     script.write_text("#!/bin/sh\necho hi\n")
