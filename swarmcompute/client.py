@@ -501,7 +501,8 @@ class Client:
     def cancel(self, job_id: str) -> Any:
         """Cancel a job (its processes are stopped); return its record (for an array id, the
         list of its elements' records)."""
-        records = self._call(m.Cancel((_job_ref(job_id),)))
+        ref, cursor = _job_ref(job_id), new_cursor()
+        records = in_pages(lambda offset, limit: self._call(m.Cancel(() if offset else (ref,), offset, limit, cursor)))
         return records[0] if len(records) == 1 else records
 
     # -- API tokens (the HTTP API's; they act as the user calling these) ---------

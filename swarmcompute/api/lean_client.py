@@ -107,7 +107,10 @@ class LeanClient:
         return self._call("api.get_job", [job_ref(ref), True])  # type: ignore[no-any-return]
 
     def cancel(self, ref: str) -> Any:
-        records = self._call("api.cancel", [(job_ref(ref),)])
+        refs, cursor = (job_ref(ref),), new_cursor()
+        records = in_pages(
+            lambda offset, limit: self._call("api.cancel", [() if offset else refs, offset, limit, cursor])
+        )
         return records[0] if len(records) == 1 else records
 
     def wait(self, job_ids: str | Sequence[str], timeout: float | str | None = None) -> Any:

@@ -72,6 +72,12 @@ class Logs:
 @dataclass(frozen=True, slots=True)
 class Cancel:
     refs: tuple[str, ...]
+    offset: int = 0
+    limit: int = 0
+    """Answer with records ``offset`` to ``offset + limit`` of the jobs cancelled (0: all), as
+    ``Wait`` does: a client asks for pages (``api.pages``), as the records of a 50,000-job array
+    (17 MB) do not fit in one frame."""
+    cursor: str = ""
 
 
 @codec.message("api.status")

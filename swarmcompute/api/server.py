@@ -179,7 +179,7 @@ class ControlServer:
             case m.Shutdown():
                 check_admin(_peer_uid(writer), "stop the daemon")
                 await _send(writer, m.Reply(None))
-            case m.Wait(limit=limit, cursor=cursor) if cursor and limit > 0:
+            case m.Wait(limit=limit, cursor=cursor) | m.Cancel(limit=limit, cursor=cursor) if cursor and limit > 0:
                 page = await self.answer(request, uid=_peer_uid(writer))
                 # A page over the frame's bound raises here (FrameTooLargeError): the client asks
                 # for a smaller one at the same offset, read from the kept jobs.
@@ -227,13 +227,8 @@ class ControlServer:
                 wanted = [JobState(s) for s in states if s in JobState._value2member_map_]
                 recent = daemon.table.recent(max(0, min(limit, MAX_LIST_LIMIT)), wanted or None)
                 return [_shown_to(uid, j, daemon.job_view(j)) for j in recent]
-            case m.Cancel(refs=refs):
-                cancelled = [await self.resolve(r) for r in self._arrays_expanded(refs)]
-                for j in cancelled:
-                    check_owner(uid, j.spec.user, "cancel", j.id)
-                ids = [j.id for j in cancelled]
-                await daemon.cancel(ids)
-                return [daemon.job_view(daemon.table.resolve(i)) for i in ids]
+            case m.Cancel(refs=refs, offset=offset, limit=limit, cursor=cursor):
+                return [daemon.job_view(j) for j in await self._cancel(refs, uid, offset, limit, cursor)]
             case m.Status():
                 return daemon.status()
             case m.Recover():
@@ -331,6 +326,29 @@ class ControlServer:
         finally:
             daemon.ends.forget(ends)
         jobs = [ends.ended.get(i) or table.get(i) or _removed(table, i) for i in ids]  # ended: even if pruned since
+        if limit > 0 and cursor:
+            self._pages.keep(cursor, jobs)
+        return jobs[offset : offset + limit] if limit > 0 else jobs[offset:]
+
+    async def _cancel(self, refs: tuple[str, ...], uid: int, offset: int, limit: int, cursor: str) -> list[Job]:
+        """Cancel the jobs of ``refs``; their records ``offset`` to ``offset + limit`` (0: all),
+        kept for the later pages of a paged answer as ``_wait``'s are."""
+        kept = self._pages.get(cursor) if cursor else None
+        if kept is not None:
+            return kept[offset : offset + limit] if limit > 0 else kept[offset:]
+        if offset and cursor:
+            raise SwarmError(
+                f"this cancel's later pages expired (kept {KEEP_S:g} s): the jobs were cancelled;"
+                " `swarm jobs --state cancelled` lists them"
+            )
+        daemon = self._daemon
+        cancelled = [await self.resolve(r) for r in self._arrays_expanded(refs)]
+        for j in cancelled:
+            check_owner(uid, j.spec.user, "cancel", j.id)
+        ids = [j.id for j in cancelled]
+        await daemon.cancel(ids)
+        table = daemon.table
+        jobs = [table.get(i) or _removed(table, i) for i in ids]  # cancelled: even if pruned since
         if limit > 0 and cursor:
             self._pages.keep(cursor, jobs)
         return jobs[offset : offset + limit] if limit > 0 else jobs[offset:]

@@ -32,7 +32,7 @@ def test_submit_frame_is_byte_identical() -> None:
 
 
 def test_cancel_frame_is_byte_identical() -> None:
-    assert lean.request_frame("api.cancel", [["abc"]]) == frame(m.Cancel(("abc",)))
+    assert lean.request_frame("api.cancel", [["abc"], 0, 5000, "c1"]) == frame(m.Cancel(("abc",), 0, 5000, "c1"))
 
 
 def test_protocol_versions_agree() -> None:
