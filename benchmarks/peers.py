@@ -159,6 +159,10 @@ def bench_batch(jobs: int, nodes: int, rounds: int, cores: int, cpus: float, war
                 rates[name].append(runners[name](jobs))
             print(f"  round {r + 1}: " + ", ".join(f"{n} {rates[n][-1]:.0f}" for n in names), flush=True)
     print(f"{jobs} x `true` on {nodes} swarm node(s), {cores} cores, {rounds} rounds (jobs/s):")
+    print(
+        f"  (swarm jobs with --cpus {cpus:g}, `swarm run`'s default being 1; its daemons at their defaults, so a"
+        " batch past --keep-jobs 10000 prunes the oldest records as it runs, where Ray and Dask keep none)"
+    )
     for name, values in rates.items():
         print(f"  {name:>10}: {_range(values)}")
     for name, values in rates.items():
