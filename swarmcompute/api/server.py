@@ -303,11 +303,9 @@ class ControlServer:
         all). A paged wait (a ``cursor``, ``limit`` > 0) keeps its jobs under the cursor: its later
         pages, and a page asked for again (smaller, when one did not fit in a frame), are read
         from there; ``_dispatch`` lets them go once the last page went out."""
-        kept = self._pages.get(cursor) if cursor else None
+        kept = self._kept_page(cursor, offset, limit, "this wait's later pages expired ({}): wait for the jobs again")
         if kept is not None:
-            return kept[offset : offset + limit] if limit > 0 else kept[offset:]
-        if offset and cursor:
-            raise SwarmError(f"this wait's later pages expired (kept {KEEP_S:g} s): wait for the jobs again")
+            return kept
         daemon = self._daemon
         table = daemon.table
         ids = [
@@ -326,21 +324,17 @@ class ControlServer:
         finally:
             daemon.ends.forget(ends)
         jobs = [ends.ended.get(i) or table.get(i) or _removed(table, i) for i in ids]  # ended: even if pruned since
-        if limit > 0 and cursor:
-            self._pages.keep(cursor, jobs)
-        return jobs[offset : offset + limit] if limit > 0 else jobs[offset:]
+        return self._first_page(cursor, offset, limit, jobs)
 
     async def _cancel(self, refs: tuple[str, ...], uid: int, offset: int, limit: int, cursor: str) -> list[Job]:
         """Cancel the jobs of ``refs``; their records ``offset`` to ``offset + limit`` (0: all),
         kept for the later pages of a paged answer as ``_wait``'s are."""
-        kept = self._pages.get(cursor) if cursor else None
+        expired = (
+            "this cancel's later pages expired ({}): the jobs were cancelled; `swarm jobs --state cancelled` lists them"
+        )
+        kept = self._kept_page(cursor, offset, limit, expired)
         if kept is not None:
-            return kept[offset : offset + limit] if limit > 0 else kept[offset:]
-        if offset and cursor:
-            raise SwarmError(
-                f"this cancel's later pages expired (kept {KEEP_S:g} s): the jobs were cancelled;"
-                " `swarm jobs --state cancelled` lists them"
-            )
+            return kept
         daemon = self._daemon
         cancelled = [await self.resolve(r) for r in self._arrays_expanded(refs)]
         for j in cancelled:
@@ -349,6 +343,21 @@ class ControlServer:
         await daemon.cancel(ids)
         table = daemon.table
         jobs = [table.get(i) or _removed(table, i) for i in ids]  # cancelled: even if pruned since
+        return self._first_page(cursor, offset, limit, jobs)
+
+    def _kept_page(self, cursor: str, offset: int, limit: int, expired: str) -> list[Job] | None:
+        """A later page (or one asked for again, smaller) of a paged answer, from the jobs kept
+        under its cursor; None for a first page. ``expired``: what to say when they are gone."""
+        kept = self._pages.get(cursor) if cursor else None
+        if kept is not None:
+            return kept[offset : offset + limit] if limit > 0 else kept[offset:]
+        if offset and cursor:
+            raise SwarmError(expired.format(f"kept {KEEP_S:g} s"))
+        return None
+
+    def _first_page(self, cursor: str, offset: int, limit: int, jobs: list[Job]) -> list[Job]:
+        """The page asked for of ``jobs``, kept under the cursor for the later ones if paged;
+        ``_dispatch`` lets them go once the last page went out."""
         if limit > 0 and cursor:
             self._pages.keep(cursor, jobs)
         return jobs[offset : offset + limit] if limit > 0 else jobs[offset:]
@@ -363,7 +372,7 @@ def _removed(table: JobTable, job_id: str) -> Job:
 
 def _too_large(request: Any, answer: Any, exc: FrameTooLargeError) -> str:
     """What to do about an answer over a control frame's 16 MiB (records of jobs with long command
-    lines or environments): ``Wait`` is asked for in pages (``api.pages``); these are not."""
+    lines or environments): ``Wait`` and ``Cancel`` are asked for in pages (``api.pages``); these are not."""
     n = len(answer) if isinstance(answer, list) else 0
     if isinstance(request, m.ListJobs):
         return f"the records of {n} jobs are over the 16 MiB one answer may carry: ask for fewer (swarm jobs -n)"
