@@ -215,7 +215,10 @@ class ControlServer:
             case m.GetJob(ref=ref, with_output=with_output):
                 elements = self._array_elements(ref)
                 if elements:  # an array id (`swarm show ARRAY`): the array, with its elements' states
-                    return array_view(ref, [daemon.job_view(j) for j in elements])
+                    # Details (on disk for a finished job) only for the first, whose command and
+                    # image the array shows: a 20,000-element array's answer read each element's.
+                    first = min(elements, key=lambda j: j.spec.array_index)
+                    return array_view(ref, [daemon.job_view(j, details=j is first) for j in elements])
                 job = await self.resolve(ref)
                 view = _shown_to(uid, job, daemon.job_view(job, with_output=with_output))
                 pull = await daemon.pull_progress(job)  # its image, being pulled for it now

@@ -1420,12 +1420,15 @@ class Daemon:
         log.warning("configuration_forced", voters=voters, epoch=status.epoch)
         return voters
 
-    def job_view(self, job: Job, *, with_output: bool = False) -> dict[str, Any]:
+    def job_view(self, job: Job, *, with_output: bool = False, details: bool = True) -> dict[str, Any]:
         """A job as clients see it: node names for people next to the ids (``node_name``, and in
-        ``message`` the names replace the ids the table wrote there)."""
-        job = self.whole_job(job)
+        ``message`` the names replace the ids the table wrote there). ``details`` False: a
+        finished job's as memory holds it (what `swarm jobs` shows; its command, environment and
+        output tail are on disk), for the elements of an array's summary."""
+        if details:
+            job = self.whole_job(job)
         view = job.view(with_output=with_output)
-        view["details_missing"] = details_missing(job, self.node_name)
+        view["details_missing"] = details_missing(job, self.node_name) if details else None
         if job.state is JobState.PENDING:
             waiting = self.rounds.waiting_reason(job.id)
             if waiting:

@@ -30,6 +30,12 @@ def test_an_array_of_30_with_at_most_4_at_once(daemon: DaemonProcess, tmp_path: 
     jobs = client.wait(array_id, timeout=10)  # the array id stands for all its elements
     assert [j["name"] for j in jobs] == [f"sweep[{i}]" for i in range(30)]
     assert {j["array_id"] for j in jobs} == {array_id}
+    shown = client.job(array_id)  # its command from the first element's details (on disk once ended)
+    assert (shown["kind"], shown["counts"], shown["name"]) == ("array", {"succeeded": 30}, "sweep")
+    assert "SWARM_ARRAY_INDEX" in shown["command"]
+    assert [(e["index"], e["state"], e["exit_code"]) for e in shown["elements"]] == [
+        (i, "succeeded", 0) for i in range(30)
+    ]
     table = daemon.swarm("jobs").stdout
     assert f"{array_id}  sweep[30]  30 succeeded" in table  # one line per array
     assert "sweep[7]" in daemon.swarm("jobs", "--elements").stdout
