@@ -27,6 +27,7 @@ _STATUS: tuple[tuple[type[errors.SwarmError], int], ...] = (
     (errors.AmbiguousJobIdError, 400),
     (errors.InvalidJobSpecError, 400),
     (errors.ConfigError, 400),
+    (errors.FrameTooLargeError, 413),  # a job or group too big to go to the other nodes
     (errors.ProtocolError, 400),
     (errors.WaitTimeoutError, 504),
     (errors.ClusterError, 503),

@@ -178,6 +178,11 @@ def test_every_api_request_needs_a_token_and_a_read_only_token_may_only_read(
     assert missing.status_code == 404 and missing.json()["code"] == "JobNotFoundError"
     bad = _post(a, "/api/v1/jobs", tokens["rw"], {"argv": ["true"], "cpus": "many"})
     assert bad.status_code == 400 and bad.json()["code"] == "InvalidJobSpecError"
+    mib = 1024 * 1024  # a body under the request's 16 MiB, a job over what a node may send the others
+    env = {**{f"BIG{i}": "x" * (4 * mib - 64) for i in range(3)}, "BIG3": "x" * (4 * mib - 32 * 1024)}
+    big = _post(a, "/api/v1/jobs", tokens["rw"], {"argv": ["true"], "env": env})
+    assert big.status_code == 413 and big.json()["code"] == "FrameTooLargeError", big.text[:300]
+    assert "pass its big inputs as files" in big.json()["detail"]
 
 
 def test_a_revoked_token_is_refused_by_every_node(cluster: list[DaemonProcess]) -> None:
