@@ -28,7 +28,7 @@ from swarmcompute.api.protocol import BlockingChannel
 from swarmcompute.limits import MAX_BATCH, MAX_CPUS, check_job, printable
 from swarmcompute.paths import StatePaths
 from swarmcompute.state.job import JobSpec
-from swarmcompute.state.table import halves, submit_chunks, validate_batch
+from swarmcompute.state.table import halves, submit_chunks, too_big_to_cut, validate_batch
 from swarmcompute.units import parse_duration, parse_size
 
 _SPEC_OPTIONS = frozenset(
@@ -285,21 +285,11 @@ def submit_framed(
         except errors.FrameTooLargeError:
             pieces = halves(part)
             if len(pieces) == 1:
-                raise errors.FrameTooLargeError(_too_large_to_submit(part)) from None
+                raise errors.FrameTooLargeError(
+                    too_big_to_cut(part, "over the 16 MiB one submission may carry")
+                ) from None
             todo[:0] = pieces
     return ids
-
-
-def _too_large_to_submit(part: Sequence[JobSpec]) -> str:
-    if len(part) == 1:
-        return (
-            f"job {part[0].id} is over the 16 MiB one submission may carry: pass its big inputs as files"
-            " (upload=, --upload) rather than in its command line or environment"
-        )
-    return (
-        f"these {len(part)} jobs go in one submission (they wait on each other or are a gang's ranks), and it is"
-        " over the 16 MiB one submission may carry: pass big inputs as files (upload=, --upload)"
-    )
 
 
 class Client:

@@ -16,8 +16,9 @@ from typing import Any
 
 from swarmcompute import codec
 from swarmcompute.errors import FrameTooLargeError, ProtocolError
+from swarmcompute.limits import MAX_REQUEST_BYTES
 
-MAX_FRAME_BYTES = 16 * 1024 * 1024
+MAX_FRAME_BYTES = MAX_REQUEST_BYTES
 LENGTH_PREFIX = struct.Struct(">I")
 _MAX_UNIX_PATH = 100
 

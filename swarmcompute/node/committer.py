@@ -41,7 +41,7 @@ from swarmcompute.raft.messages import Entry, EntryKind, Message, Snapshot, epoc
 from swarmcompute.state.commands import Command, CommandBatch, FinishAttempt, SubmitJobs, decided_in, own_results
 from swarmcompute.state.compact import WINDOW
 from swarmcompute.state.snapshot import restore_table, snapshot_of, table_parts
-from swarmcompute.state.table import JobTable, halves
+from swarmcompute.state.table import JobTable, halves, too_big_to_cut
 from swarmcompute.storage.details import Details
 from swarmcompute.transport.ratelimit import LogLimiter
 
@@ -201,7 +201,11 @@ class ReplicatedJobLog:
             if len(pieces) > 1:
                 return [p for half in pieces for p in self._within_batch(replace(cmd, jobs=half))]
         if size > MAX_COMMAND_BYTES:
-            raise FrameTooLargeError(_too_large_to_send(cmd, size))
+            over = f"{size / 2**20:.1f} MiB in the log, over the {MAX_COMMAND_BYTES / 2**20:.1f} MiB a node can send the others"
+            jobs = cmd.jobs if isinstance(cmd, SubmitJobs) else ()
+            raise FrameTooLargeError(
+                too_big_to_cut(jobs, over) if jobs else f"a {type(cmd).__name__} command is {over}"
+            )
         if isinstance(cmd, SubmitJobs):
             self._sizes[id(cmd)] = (cmd, size)
         return [cmd]
@@ -726,18 +730,6 @@ def _fail(futures: list[asyncio.Future[None]], error: BaseException | None) -> N
 
 def _settle(futures: list[asyncio.Future[None]], done: asyncio.Future[None]) -> None:
     _fail(futures, None if done.cancelled() or done.exception() is None else done.exception())
-
-
-def _too_large_to_send(cmd: Command, size: int) -> str:
-    over = f"{size / 2**20:.1f} MiB in the log, over the {MAX_COMMAND_BYTES / 2**20:.1f} MiB a node can send the others"
-    if isinstance(cmd, SubmitJobs) and len(cmd.jobs) == 1:
-        return f"job {cmd.jobs[0].id} is {over}: pass its big inputs as files (upload=, --upload)"
-    if isinstance(cmd, SubmitJobs):
-        return (
-            f"these {len(cmd.jobs)} jobs go in one submission (they wait on each other or are a gang's ranks)"
-            f" and are {over}: pass big inputs as files (upload=, --upload)"
-        )
-    return f"a {type(cmd).__name__} command is {over}"
 
 
 def command_bytes(cmd: Command) -> int:

@@ -141,6 +141,20 @@ def halves(specs: Sequence[JobSpec]) -> list[tuple[JobSpec, ...]]:
     return submit_chunks(specs, (len(specs) + 1) // 2) if len(specs) > 1 else [tuple(specs)]
 
 
+def too_big_to_cut(specs: Sequence[JobSpec], over: str) -> str:
+    """What to say of a submission over a bound (``over``: by how much, and which) that ``halves``
+    cannot cut: a client's over a request's bound, the leader's over an entry's."""
+    if len(specs) == 1:
+        return (
+            f"job {specs[0].id} is {over}: pass its big inputs as files (upload=, --upload) rather than in its"
+            " command line or environment"
+        )
+    return (
+        f"these {len(specs)} jobs go in one submission (they wait on each other or are a gang's ranks), and are"
+        f" {over}: pass big inputs as files (upload=, --upload)"
+    )
+
+
 def weightless(spec: JobSpec) -> bool:
     """A job that holds no room on its node (no cpus, memory or GPUs) and no place in an array's
     ``%`` limit: a placement round counts it on its node, nothing more, so the table keeps counts
