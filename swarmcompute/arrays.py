@@ -10,11 +10,13 @@ name), with ``SWARM_ARRAY_ID`` and ``SWARM_ARRAY_INDEX`` in its environment; the
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from swarmcompute.limits import MAX_BATCH, MAX_JOB_ID
-from swarmcompute.state.job import JobSpec
+
+if TYPE_CHECKING:  # the CLI's `swarm jobs` imports this module for ``group_summary``: kept light
+    from swarmcompute.state.job import JobSpec
 
 MAX_INDEX = 10_000_000
 
@@ -46,6 +48,8 @@ def parse_array(text: str) -> tuple[list[int], int]:
 
 def elements(spec: JobSpec, array: str) -> list[JobSpec]:
     """The elements of an array of ``spec`` (whose id becomes the array id). Raises ``ValueError``."""
+    from dataclasses import replace
+
     indices, limit = parse_array(array)
     longest = len(spec.id) + 1 + len(str(indices[-1]))
     if longest > MAX_JOB_ID:
@@ -111,6 +115,34 @@ def array_view(array_id: str, elements: list[dict[str, Any]]) -> dict[str, Any]:
             }
             for j in members
         ],
+    }
+
+
+def group_summary(kind: str, group_id: str, members: Iterable[tuple[str, float, int, str | None]]) -> dict[str, Any]:
+    """One line of `swarm jobs` for an array's elements or a gang's ranks (``kind`` "array" or
+    "gang"), from each one's (state, submitted_at, attempt, node name or None): how many, how many
+    in each state, when the first was submitted, the highest attempt (a gang's ranks share one)
+    and the nodes they are on. The daemon sends it with the line, over all of them
+    (``Daemon.row_view``); from a daemon of an older version the CLI gets the members themselves
+    and folds those it got (``cli.format``)."""
+    counts: dict[str, int] = {}
+    submitted: list[float] = []
+    attempt = 0
+    nodes: set[str] = set()
+    for state, submitted_at, tried, node in members:
+        counts[state] = counts.get(state, 0) + 1
+        submitted.append(submitted_at)
+        attempt = max(attempt, tried)
+        if node:
+            nodes.add(node)
+    return {
+        "kind": kind,
+        "id": group_id,
+        "size": len(submitted),
+        "counts": counts,
+        "submitted_at": min(submitted, default=None),
+        "attempt": attempt,
+        "nodes": sorted(nodes),
     }
 
 

@@ -402,9 +402,12 @@ class Client:
         record: dict[str, Any] = self._call(m.GetJob(_job_ref(job_id)))
         return record
 
-    def jobs(self, limit: int = 50, states: Sequence[str] = ()) -> list[dict[str, Any]]:
-        """The most recent jobs, newest first, optionally only in ``states``."""
-        records: list[dict[str, Any]] = self._call(m.ListJobs(*list_request(limit, states)))
+    def jobs(self, limit: int = 50, states: Sequence[str] = (), *, grouped: bool = False) -> list[dict[str, Any]]:
+        """The most recent jobs, newest first, optionally only in ``states``. ``grouped``: `swarm
+        jobs`'s lines, ``limit`` of them: an array or a gang as its first member's record with
+        ``group`` (``kind``, ``id``, ``size``, ``counts`` by state, ``submitted_at``, ``attempt``,
+        ``nodes``), over all its members in ``states``."""
+        records: list[dict[str, Any]] = self._call(m.ListJobs(*list_request(limit, states), bool(grouped)))
         return records
 
     def logs(self, job_id: str, attempt: int | None = None) -> str:

@@ -99,9 +99,9 @@ class LeanClient:
     def status(self) -> dict[str, Any]:
         return self._call("api.status", [])  # type: ignore[no-any-return]
 
-    def jobs(self, limit: int = 50, states: Sequence[str] = ()) -> list[dict[str, Any]]:
+    def jobs(self, limit: int = 50, states: Sequence[str] = (), *, grouped: bool = False) -> list[dict[str, Any]]:
         limit, states = list_request(limit, states)
-        return self._call("api.list_jobs", [limit, states])  # type: ignore[no-any-return]
+        return self._call("api.list_jobs", [limit, states, bool(grouped)])  # type: ignore[no-any-return]
 
     def job(self, ref: str) -> dict[str, Any]:
         return self._call("api.get_job", [job_ref(ref), True])  # type: ignore[no-any-return]

@@ -58,6 +58,9 @@ class GetJob:
 class ListJobs:
     limit: int = 50
     states: tuple[str, ...] = ()
+    grouped: bool = False
+    """`swarm jobs`'s lines: ``limit`` counts an array or a gang once, sent as its first member's
+    record with ``group``, the counts of all of them (``JobTable.newest_rows``, ``Daemon.row_view``)."""
 
 
 @codec.message("api.logs")

@@ -226,10 +226,12 @@ class ControlServer:
                 if pull is not None and not pull.done:
                     view["message"] = pull.text(daemon.node_name(job.node or ""))
                 return view
-            case m.ListJobs(limit=limit, states=states):
+            case m.ListJobs(limit=limit, states=states, grouped=grouped):
                 wanted = [JobState(s) for s in states if s in JobState._value2member_map_]
-                recent = daemon.table.recent(max(0, min(limit, MAX_LIST_LIMIT)), wanted or None)
-                return [_shown_to(uid, j, daemon.job_view(j)) for j in recent]
+                n = max(0, min(limit, MAX_LIST_LIMIT))
+                if grouped:
+                    return [_shown_to(uid, r[0], daemon.row_view(r)) for r in daemon.table.newest_rows(n, wanted)]
+                return [_shown_to(uid, j, daemon.job_view(j)) for j in daemon.table.recent(n, wanted or None)]
             case m.Cancel(refs=refs, offset=offset, limit=limit, cursor=cursor):
                 return [daemon.job_view(j) for j in await self._cancel(refs, uid, offset, limit, cursor)]
             case m.Status():
@@ -295,9 +297,7 @@ class ControlServer:
     def _array_elements(self, ref: str) -> list[Job]:
         """The elements of array ``ref`` in index order; none when ``ref`` is a job id, or no array's."""
         table = self._daemon.table
-        if ref in table:
-            return []
-        return sorted((j for j in table.jobs() if j.spec.array_id == ref), key=lambda j: j.spec.array_index)
+        return [] if ref in table else table.array(ref)
 
     async def _wait(
         self, refs: tuple[str, ...], timeout_s: float | None, offset: int, limit: int, cursor: str

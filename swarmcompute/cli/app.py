@@ -593,7 +593,14 @@ ElementsOpt = Annotated[
 ]
 
 
-LimitOpt = Annotated[int, typer.Option("--limit", "-n", help="How many of the newest jobs.")]
+LimitOpt = Annotated[
+    int,
+    typer.Option(
+        "--limit",
+        "-n",
+        help="How many lines, newest first (an array or a gang is one; with --elements or --json, how many jobs).",
+    ),
+]
 StateOpt = Annotated[list[str] | None, typer.Option("--state", help="Only jobs in this state (repeatable).")]
 
 

@@ -69,7 +69,10 @@ def _group_of(j: dict[str, Any]) -> tuple[str, str] | None:
 
 def _groups_folded(jobs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """An array's elements as ``NAME[N]``, a gang's ranks as ``NAME[N ranks]`` (with the attempt
-    they share and how many nodes they run on): each line where its newest member was."""
+    they share and how many nodes they run on): each line where its newest member was. A line the
+    daemon sent with ``group`` counts all of them (``arrays.group_summary``); else the members here."""
+    from swarmcompute.arrays import group_summary
+
     out: list[dict[str, Any] | tuple[str, str]] = []
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for j in jobs:
@@ -88,29 +91,32 @@ def _groups_folded(jobs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         kind, group_id = item
         members = groups[item]
-        counts: dict[str, int] = {}
-        for m in members:
-            counts[m["state"]] = counts.get(m["state"], 0) + 1
         index = "array_index" if kind == "array" else "rank"
         first = min(members, key=lambda m: m[index])
+        summary = first.get("group") or group_summary(
+            kind,
+            group_id,
+            ((m["state"], m["submitted_at"], m["attempt"], m.get("node_name") or m.get("node")) for m in members),
+        )
         name = str(first["name"]).rsplit("[", 1)[0]
+        size = summary["size"]
         line = {
             **first,
             "id": group_id,
-            "name": f"{name}[{len(members)}]" if kind == "array" else f"{name}[{len(members)} ranks]",
-            "state": " ".join(f"{n} {s}" for s, n in sorted(counts.items())),
+            "name": f"{name}[{size}]" if kind == "array" else f"{name}[{size} ranks]",
+            "state": " ".join(f"{n} {s}" for s, n in sorted(summary["counts"].items())),
             "exit_code": None,
             "attempt": None,
             "node": None,
             "node_name": None,
             "started_at": None,
             "finished_at": None,
-            "submitted_at": min(m["submitted_at"] for m in members),
+            "submitted_at": summary["submitted_at"],
         }
         if kind == "gang":  # its ranks run together: one attempt, on these nodes
-            nodes = {m.get("node_name") or m.get("node") for m in members} - {None, ""}
-            line["attempt"] = max(m["attempt"] for m in members)
-            line["node_name"] = next(iter(nodes)) if len(nodes) == 1 else (f"{len(nodes)} nodes" if nodes else None)
+            nodes = summary["nodes"]
+            line["attempt"] = summary["attempt"]
+            line["node_name"] = nodes[0] if len(nodes) == 1 else (f"{len(nodes)} nodes" if nodes else None)
         folded.append(line)
     return folded
 

@@ -193,7 +193,7 @@ def jobs(
         for s in states:
             if s not in JOB_STATES:
                 return _fail(f"--state {s[:40]!r} is not a job state: use one of {', '.join(JOB_STATES)}")
-        result = _client(state_dir).jobs(limit, states)
+        result = _client(state_dir).jobs(limit, states, grouped=not (elements or as_json))
         if as_json:
             _print_json(result)
         else:

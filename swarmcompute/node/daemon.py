@@ -33,6 +33,7 @@ from typing import Any
 
 import structlog
 
+from swarmcompute.arrays import group_summary
 from swarmcompute.errors import (
     ClusterError,
     ConfigError,
@@ -1441,6 +1442,24 @@ class Daemon:
             if node_id in message:
                 message = message.replace(f"node {node_id}", f"node {self.node_name(node_id)}")
         view["message"] = message
+        return view
+
+    def row_view(self, row: list[Job]) -> dict[str, Any]:
+        """A line of `swarm jobs` (``JobTable.newest_rows``): a job's record; for an array or a gang,
+        its first element's or rank's, with ``group`` counting all of them (``arrays.group_summary``)."""
+        first = row[0]
+        view = self.job_view(first)
+        group = first.spec.array_id or first.spec.gang_id
+        if group:
+            gang = not first.spec.array_id
+            view["group"] = group_summary(
+                "gang" if gang else "array",
+                group,
+                (
+                    (j.state.value, j.submitted_at, j.attempt, self.node_name(j.node) if gang and j.node else None)
+                    for j in row
+                ),
+            )
         return view
 
     def whole_job(self, job: Job) -> Job:

@@ -34,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 import operator
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -592,6 +592,13 @@ def compact_of_row(row: Any, memo: dict[Any, Any] | None = None) -> CompactJob:
     )
 
 
+def array_of(job: Job) -> str:
+    """The id of the array ``job`` is an element of ("": none), cheaply for a stub."""
+    if isinstance(job, StubJob):
+        return next((value for name, value in job._compact.extra if name == "array_id"), "")
+    return job.spec.array_id
+
+
 def linked(job: Job) -> bool:
     """Whether ``job`` waits on others (``after``, ``after_any``) or is a gang's rank, cheaply for a stub."""
     if isinstance(job, StubJob):
@@ -649,13 +656,15 @@ class AllJobs:
     def named(self, name: str) -> list[Job]:
         return [j for j in self._open.values() if j.spec.name == name] + self._finished.named(name)
 
-    def newest(self, limit: int, wanted: set[JobState] | None) -> list[Job]:
-        """Up to ``limit`` jobs in ``wanted`` states (None: any), newest submitted first (ties: open
-        ones in submission order, then finished ones in the order they ended)."""
+    def newest(self, limit: int, wanted: set[JobState] | None, skip: Container[str] = frozenset()) -> list[Job]:
+        """Up to ``limit`` jobs in ``wanted`` states (None: any) and not in ``skip``, newest submitted
+        first (ties: open ones in submission order, then finished ones in the order they ended)."""
         import heapq
         from itertools import chain, count
 
         seq = count()
         held: Iterable[tuple[str, Job | CompactJob]] = chain(self._open.items(), self._finished.items())
-        picked = ((-j.submitted_at, next(seq), i) for i, j in held if wanted is None or j.state in wanted)
+        picked = (
+            (-j.submitted_at, next(seq), i) for i, j in held if (wanted is None or j.state in wanted) and i not in skip
+        )
         return [self[i] for _, _, i in heapq.nsmallest(limit, picked)]

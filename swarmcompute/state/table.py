@@ -33,7 +33,7 @@ from swarmcompute.state.commands import (
     StartAttempt,
     SubmitJobs,
 )
-from swarmcompute.state.compact import WINDOW, AllJobs, CompactJob, FinishedJobs, compact_of, linked
+from swarmcompute.state.compact import WINDOW, AllJobs, CompactJob, FinishedJobs, array_of, compact_of, linked
 from swarmcompute.state.drain import LabelNode, SetDrained, drained_after, label_changes_after
 from swarmcompute.state.forgotten import ForgetNode, forgotten_after
 from swarmcompute.state.gangs import batch_problem
@@ -196,6 +196,7 @@ class JobTable:
         self._finished = FinishedJobs()  # finished jobs, oldest first (``state.history``), compact (``state.compact``)
         self._jobs = AllJobs(self._open, self._finished)  # every job: ``_open`` and ``_finished``
         self._gangs: dict[str, list[str]] = {}  # gang id -> its ranks' job ids, by rank (``state.gangs``)
+        self._arrays: dict[str, dict[str, int]] = {}  # array id -> its elements' job ids -> index (``arrays``)
         self.policy = CommandPolicy()
         """The cluster's command policy (``state.policy``): the shipped one until ``SetPolicy``."""
         self.api_tokens = ApiTokens()
@@ -347,6 +348,41 @@ class JobTable:
         """The ranks of a gang (``--ranks``), by rank; [] for an unknown id."""
         return [self._jobs[i] for i in self._gangs.get(gang_id, ())]
 
+    def array(self, array_id: str) -> list[Job]:
+        """The elements of an array (``--array``) the table still holds, by index; [] for an unknown id."""
+        indexes = self._arrays.get(array_id, {})
+        return [self._jobs[i] for i in sorted(indexes, key=indexes.__getitem__)]
+
+    def newest_rows(self, limit: int, states: Iterable[JobState] | None = None) -> list[list[Job]]:
+        """`swarm jobs`'s lines: up to ``limit``, newest first, each one job, or every element of an
+        array or rank of a gang (those in ``states``, by index or rank) where its newest one is.
+        A 50,000-element array is one line with all its elements, not the 50 newest of them. It
+        looks at the newest few times ``limit`` jobs, then, leaving out those it has put in a line,
+        at four times as many, and so on; each look's lines are older than the last one's. A
+        50,000-element pending array between two jobs: 53-57 ms here, `swarm jobs` 0.09 s in all
+        (0.04-0.06 s for the 50 newest elements, folded into a line that said "50 pending")."""
+        wanted = set(states) if states else None
+        rows: list[list[Job]] = []
+        shown: set[str] = set()  # the ids in a line so far
+        k = limit * 4
+        while len(rows) < limit:
+            recent = self._jobs.newest(k, wanted, shown)
+            for job in recent:
+                if job.id in shown:  # a member of a group this look already put in a line
+                    continue
+                group = job.spec.array_id or job.spec.gang_id
+                if not group:
+                    shown.add(job.id)
+                    rows.append([job])
+                    continue
+                members = self.array(group) if job.spec.array_id else self.gang(group)
+                shown.update(self._arrays[group] if job.spec.array_id else self._gangs[group])
+                rows.append([j for j in members if wanted is None or j.state in wanted])
+            if len(recent) < k:
+                break
+            k *= 4
+        return rows[:limit]
+
     def finished_jobs(self) -> Iterator[Job]:
         """Finished jobs, oldest first (in the order they ended)."""
         return iter(self._finished.values())
@@ -402,6 +438,7 @@ class JobTable:
         self._children.clear()
         self._finished.clear()
         self._gangs.clear()
+        self._arrays.clear()
         self.policy = CommandPolicy()
         self.api_tokens.clear()
         self.cluster_key = ClusterKeyState()
@@ -432,7 +469,7 @@ class JobTable:
         for job in jobs:
             self._finished[job.id] = job
             added.append(job.id)
-            if linked(job):
+            if linked(job) or array_of(job):
                 self._link_parents(job)
                 self._index_rank(job)
         added.sort()
@@ -509,6 +546,9 @@ class JobTable:
         return changed
 
     def _index_rank(self, job: Job) -> None:
+        """Index ``job`` under its gang and its array."""
+        if job.spec.array_id:
+            self._arrays.setdefault(job.spec.array_id, {})[job.id] = job.spec.array_index
         if job.spec.gang_id:
             ids = self._gangs.setdefault(job.spec.gang_id, [])
             ids.append(job.id)
@@ -808,6 +848,11 @@ class JobTable:
                 ranks = [i for i in self._gangs.pop(job.spec.gang_id) if i != job_id]
                 if ranks:
                     self._gangs[job.spec.gang_id] = ranks
+            elements = self._arrays.get(job.spec.array_id) if job.spec.array_id else None
+            if elements is not None:
+                elements.pop(job_id, None)
+                if not elements:
+                    del self._arrays[job.spec.array_id]
             self._children.pop(job_id, None)
             for parent_id in (*job.spec.after, *job.spec.after_any):
                 siblings = self._children.get(parent_id)

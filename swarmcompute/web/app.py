@@ -34,7 +34,7 @@ from swarmcompute.api import tokens
 from swarmcompute.api.streaming import OutputStream
 from swarmcompute.limits import MAX_BATCH, MAX_REQUEST_BYTES
 from swarmcompute.state.api_tokens import ApiToken
-from swarmcompute.state.job import JobState
+from swarmcompute.state.job import Job, JobState
 from swarmcompute.users import check_owner
 from swarmcompute.web import problems
 from swarmcompute.web.load import LoadHistory
@@ -203,11 +203,18 @@ class Api:
         offset = _int_param(q.get("offset"), "offset", 0, 0, 2**53)
         node, name = q.get("node"), q.get("name")
         daemon = self.daemon
-        jobs = daemon.table.recent(len(daemon.table), [JobState(s) for s in states] or None)
-        if node:
-            jobs = [j for j in jobs if j.node == node or (j.node and daemon.node_name(j.node) == node)]
-        if name:
-            jobs = [j for j in jobs if name in j.spec.name]
+
+        def shown(j: Job) -> bool:
+            on = not node or j.node == node or bool(j.node and daemon.node_name(j.node) == node)
+            return on and (not name or name in j.spec.name)
+
+        wanted = [JobState(s) for s in states]
+        if q.get("grouped", "") in ("1", "true", "yes"):  # `swarm jobs` over --url: an array is one line
+            rows = [[j for j in row if shown(j)] for row in daemon.table.newest_rows(len(daemon.table), wanted)]
+            rows = [row for row in rows if row]
+            views = [daemon.row_view(row) for row in rows[offset : offset + limit]]
+            return JSONResponse({"jobs": views, "total": len(rows), "offset": offset, "limit": limit})
+        jobs = [j for j in daemon.table.recent(len(daemon.table), wanted or None) if shown(j)]
         page = jobs[offset : offset + limit]
         return JSONResponse(
             {"jobs": [daemon.job_view(j) for j in page], "total": len(jobs), "offset": offset, "limit": limit}

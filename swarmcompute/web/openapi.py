@@ -182,6 +182,12 @@ def openapi_document() -> dict[str, Any]:
                     _query("name", {"type": "string"}, "only jobs whose name contains this"),
                     _query("limit", {"type": "integer", "minimum": 0, "maximum": 1000, "default": 50}, "page size"),
                     _query("offset", {"type": "integer", "minimum": 0, "default": 0}, "jobs to skip"),
+                    _query(
+                        "grouped",
+                        {"type": "boolean", "default": False},
+                        "`swarm jobs`'s lines: an array or a gang counts once, as its first member with `group`"
+                        " (`kind`, `id`, `size`, `counts` by state, `submitted_at`, `attempt`, `nodes`)",
+                    ),
                 ],
             ),
             "post": _op(

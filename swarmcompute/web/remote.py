@@ -100,7 +100,7 @@ class RemoteClient(Client):
     def job(self, job_id: str) -> dict[str, Any]:
         return dict(self._json("GET", f"/api/v1/jobs/{_quote(job_id)}"))
 
-    def jobs(self, limit: int = 50, states: Sequence[str] = ()) -> list[dict[str, Any]]:
+    def jobs(self, limit: int = 50, states: Sequence[str] = (), *, grouped: bool = False) -> list[dict[str, Any]]:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit:
             raise errors.ConfigError(f"limit must be a whole number, got {limit!r}"[:120])
         found: list[dict[str, Any]] = []
@@ -108,6 +108,8 @@ class RemoteClient(Client):
         while len(found) < limit:
             size = min(PAGE, limit - len(found))
             query: dict[str, Any] = {"limit": size, "offset": len(found), **({"state": state} if state else {})}
+            if grouped:
+                query["grouped"] = 1
             page = self._json("GET", "/api/v1/jobs?" + urllib.parse.urlencode(query))
             found.extend(page["jobs"])
             if len(page["jobs"]) < size:

@@ -38,6 +38,10 @@ def test_an_array_of_30_with_at_most_4_at_once(daemon: DaemonProcess, tmp_path: 
     ]
     table = daemon.swarm("jobs").stdout
     assert f"{array_id}  sweep[30]  30 succeeded" in table  # one line per array
+    newest = daemon.swarm("jobs", "-n", "1").stdout.splitlines()  # -n counts lines: all 30, not the newest one
+    assert len(newest) == 2 and f"{array_id}  sweep[30]  30 succeeded" in newest[1]
+    (line,) = client.jobs(limit=1, grouped=True)
+    assert (line["id"], line["group"]["size"], line["group"]["counts"]) == (f"{array_id}.0", 30, {"succeeded": 30})
     assert "sweep[7]" in daemon.swarm("jobs", "--elements").stdout
 
     held = client.submit(["sleep", "30"], array="0-2", cpus=0)

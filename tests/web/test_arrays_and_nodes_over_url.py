@@ -74,6 +74,7 @@ def test_an_array_is_run_shown_listed_waited_for_and_cancelled_over_url(
         f"sweep[{i}]" for i in range(6)
     ]
     assert f"{array_id}  sweep[6]  6 succeeded" in swarm("jobs").stdout  # one line per array
+    assert f"{array_id}  sweep[6]  6 succeeded" in swarm("jobs", "-n", "1").stdout  # -n counts lines, not jobs
     assert "sweep[3]" in swarm("jobs", "--elements").stdout
 
     held = swarm("run", "-d", "--array", "0-2", "--cpus", "0", "--", "sleep", "30")

@@ -1,0 +1,41 @@
+"""`swarm jobs`'s table folds an array into one line: from the daemon's ``group`` (all of its
+elements), or, from a daemon of an older version that sends elements, from those it sent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from swarmcompute.cli.format import jobs_table
+
+
+def _element(index: int, state: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": f"arr.{index}",
+        "name": f"sweep[{index}]",
+        "state": state,
+        "exit_code": None,
+        "attempt": 1,
+        "node": "n1",
+        "node_name": "n1",
+        "submitted_at": 100.0,
+        "started_at": None,
+        "finished_at": None,
+        "command": "true",
+        "array_id": "arr",
+        "array_index": index,
+        **extra,
+    }
+
+
+def test_a_line_the_daemon_grouped_counts_every_element_not_only_the_one_it_sent() -> None:
+    group = {"kind": "array", "id": "arr", "size": 5000, "counts": {"pending": 4000, "succeeded": 1000}}
+    row = _element(0, "succeeded", group={**group, "submitted_at": 100.0, "attempt": 1, "nodes": []})
+    (header, line) = jobs_table([row]).splitlines()
+    assert line.split()[:5] == ["arr", "sweep[5000]", "4000", "pending", "1000"]
+
+
+def test_elements_from_an_older_daemon_are_folded_into_the_counts_of_those_sent() -> None:
+    rows = [_element(2, "pending"), _element(1, "running"), _element(0, "running")]
+    (header, line) = jobs_table(rows).splitlines()
+    assert line.split()[:6] == ["arr", "sweep[3]", "1", "pending", "2", "running"]
+    assert len(jobs_table(rows, elements=True).splitlines()) == 4
