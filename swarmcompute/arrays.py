@@ -72,7 +72,8 @@ def elements(spec: JobSpec, array: str) -> list[JobSpec]:
 def array_view(array_id: str, elements: list[dict[str, Any]]) -> dict[str, Any]:
     """What `swarm show ARRAY` (``Client.job``, ``GET /api/v1/jobs/{id}``) answers for an array id:
     its counts by state, the %limit, and each element's index, state, exit code and node;
-    ``elements`` are the elements' job records (``Job.view``, with ``node_name``), any order."""
+    ``elements`` are the elements' records, any order: the first's whole (``Daemon.job_view``: its
+    command and image are the array's), the others' as ``Daemon.element_view`` makes them."""
     members = sorted(elements, key=lambda j: j["array_index"])
     counts: dict[str, int] = {}
     for j in members:

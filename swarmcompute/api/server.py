@@ -217,8 +217,8 @@ class ControlServer:
                 if elements:  # an array id (`swarm show ARRAY`): the array, with its elements' states
                     # Details (on disk for a finished job) only for the first, whose command and
                     # image the array shows: a 20,000-element array's answer read each element's.
-                    first = min(elements, key=lambda j: j.spec.array_index)
-                    return array_view(ref, [daemon.job_view(j, details=j is first) for j in elements])
+                    first, rest = elements[0], elements[1:]  # by index
+                    return array_view(ref, [daemon.job_view(first), *map(daemon.element_view, rest)])
                 job = await self.resolve(ref)
                 view = _shown_to(uid, job, daemon.job_view(job, with_output=with_output))
                 pull = await daemon.pull_progress(job)  # its image, being pulled for it now

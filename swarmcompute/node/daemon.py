@@ -1421,22 +1421,47 @@ class Daemon:
         log.warning("configuration_forced", voters=voters, epoch=status.epoch)
         return voters
 
-    def job_view(self, job: Job, *, with_output: bool = False, details: bool = True) -> dict[str, Any]:
+    def job_view(self, job: Job, *, with_output: bool = False) -> dict[str, Any]:
         """A job as clients see it: node names for people next to the ids (``node_name``, and in
-        ``message`` the names replace the ids the table wrote there). ``details`` False: a
-        finished job's as memory holds it (what `swarm jobs` shows; its command, environment and
-        output tail are on disk), for the elements of an array's summary."""
-        if details:
-            job = self.whole_job(job)
+        ``message`` the names replace the ids the table wrote there), and a finished job's details
+        read from this node's disk (``whole_job``)."""
+        job = self.whole_job(job)
         view = job.view(with_output=with_output)
-        view["details_missing"] = details_missing(job, self.node_name) if details else None
+        view["details_missing"] = details_missing(job, self.node_name)
+        if job.spec.ranks:
+            view["gang"] = gang_view(self.table, job, self.node_name)
+        return self._explained(job, view)
+
+    def element_view(self, job: Job) -> dict[str, Any]:
+        """What an array's summary reads of each element but its first (``arrays.array_view``):
+        ``job_view``'s keys it shows, not the 50 others. `swarm show` of a 50,000-element pending
+        array took 1.4-1.5 s with ``job_view`` for each."""
+        spec = job.spec
+        view = {
+            "id": job.id,
+            "name": spec.name,
+            "state": job.state.value,
+            "exit_code": job.exit_code,
+            "attempt": job.attempt,
+            "node": job.node,
+            "reason": job.reason.value,
+            "message": job.message,
+            "submitted_at": job.submitted_at,
+            "started_at": job.started_at,
+            "finished_at": job.finished_at,
+            "array_index": spec.array_index,
+            "array_limit": spec.array_limit,
+        }
+        return self._explained(job, view)
+
+    def _explained(self, job: Job, view: dict[str, Any]) -> dict[str, Any]:
+        """``view`` with people's names: why a pending job waits, its node's name, and in its message
+        node names for the ids the table wrote there."""
         if job.state is JobState.PENDING:
             waiting = self.rounds.waiting_reason(job.id)
             if waiting:
                 view["reason"], view["message"] = waiting
         view["node_name"] = self.node_name(job.node) if job.node else None
-        if job.spec.ranks:
-            view["gang"] = gang_view(self.table, job, self.node_name)
         message = view.get("message") or ""
         for node_id in {n for n in (job.node, *job.attempt_nodes) if n}:
             if node_id in message:

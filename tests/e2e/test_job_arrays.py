@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from swarmcompute import Client
-from swarmcompute.testing.daemons import DaemonProcess
+from swarmcompute.testing.daemons import DaemonProcess, wait_until
 
 
 def test_an_array_of_30_with_at_most_4_at_once(daemon: DaemonProcess, tmp_path: Path) -> None:
@@ -44,6 +44,11 @@ def test_an_array_of_30_with_at_most_4_at_once(daemon: DaemonProcess, tmp_path: 
     assert (line["id"], line["group"]["size"], line["group"]["counts"]) == (f"{array_id}.0", 30, {"succeeded": 30})
     assert "sweep[7]" in daemon.swarm("jobs", "--elements").stdout
 
+    too_big = client.submit(["true"], array="0-2", cpus=1000)  # each element says why it waits
+    wait_until(lambda: client.job(too_big)["elements"][2]["message"].startswith("needs 1000 cpus"), 10, "reasons")
+    whys = {e["message"] for e in client.job(too_big)["elements"]}
+    assert len(whys) == 1 and whys.pop().startswith("needs 1000 cpus")  # the first's record and the others' agree
+    client.cancel(too_big)
     held = client.submit(["sleep", "30"], array="0-2", cpus=0)
     cancelled = daemon.swarm("cancel", held)
     assert cancelled.stdout.splitlines() == [f"{held}.{i} cancelled" for i in range(3)]
