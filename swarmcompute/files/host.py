@@ -401,9 +401,15 @@ class FilesHost:
 
     def jobs_removed(self, job_ids: list[str]) -> None:
         """Jobs left the table (history retention): their kept lists go now, their blobs at the
-        next ``sweep``."""
+        next ``sweep``. Only those there are looked for: pruning 40,000 cancelled array elements
+        (which kept nothing) stalled the loop on one failed ``lstat`` each (1.1 s under cProfile)."""
+        try:
+            present = set(os.listdir(self.store.kept))
+        except OSError:  # no kept lists at all yet
+            return
         for job_id in job_ids:
-            shutil.rmtree(self.store.kept / job_id, ignore_errors=True)
+            if job_id in present:
+                shutil.rmtree(self.store.kept / job_id, ignore_errors=True)
 
     async def _sweep_loop(self) -> None:
         while True:

@@ -3,16 +3,21 @@ are untrusted), and what a node keeps of what a job left: the rules, without dae
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
+import shutil
 import time
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from swarmcompute import codec
 from swarmcompute.client import job_spec
 from swarmcompute.errors import FilesError, FilesTooLargeError, InvalidJobSpecError
+from swarmcompute.files.host import FilesHost
 from swarmcompute.files.manifest import auto_upload, build
 from swarmcompute.files.store import QUIET_S, BlobStore, KeptFiles
 from swarmcompute.limits import MAX_FILES, check_files
@@ -196,3 +201,31 @@ def test_a_sweep_deletes_only_what_no_job_in_the_table_needs_and_nothing_recent(
     assert store.has(in_a) and store.has(left_by_a) and not store.has(in_gone) and not store.has(stray)
     assert store.load_kept("a", 1) is not None and store.load_kept("gone", 1) is None
     assert store.work_dir("a", 2).exists() and not store.work_dir("gone", 1).exists()
+
+
+def test_removed_jobs_lose_their_kept_lists_and_those_that_kept_nothing_are_not_looked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deleted: list[Path] = []
+    rmtree = shutil.rmtree
+
+    def counted(path: Path, **kw: Any) -> None:
+        deleted.append(Path(path))
+        rmtree(path, **kw)
+
+    monkeypatch.setattr(shutil, "rmtree", counted)
+
+    async def removing() -> None:
+        host = FilesHost(SimpleNamespace(paths=SimpleNamespace(root=tmp_path)))  # type: ignore[arg-type]
+        try:
+            host.jobs_removed(["a"])  # nothing kept yet: no directory to look in
+            for job_id in ("a", "b"):
+                host.store.save_kept(KeptFiles(job_id, 1, "n", []))
+            host.jobs_removed(["a", *(f"elem.{i}" for i in range(1000))])
+            assert host.store.load_kept("a", 1) is None and host.store.load_kept("b", 1) is not None
+            assert sorted(p.name for p in host.store.kept.iterdir()) == ["b"]
+            assert deleted == [host.store.kept / "a"]  # not one failed lstat per array element
+        finally:
+            host.close()
+
+    asyncio.run(removing())
