@@ -47,23 +47,27 @@ def parse_array(text: str) -> tuple[list[int], int]:
 
 
 def elements(spec: JobSpec, array: str) -> list[JobSpec]:
-    """The elements of an array of ``spec`` (whose id becomes the array id). Raises ``ValueError``."""
-    from dataclasses import replace
+    """The elements of an array of ``spec`` (whose id becomes the array id). Raises ``ValueError``.
+    Each is built from ``spec``'s fields read once (``dataclasses.replace`` reads all 45 again for
+    each: 0.69-0.76 s of the CLI's time for 50,000 elements, 0.43 s this way)."""
+    from dataclasses import fields
 
     indices, limit = parse_array(array)
     longest = len(spec.id) + 1 + len(str(indices[-1]))
     if longest > MAX_JOB_ID:
         raise ValueError(f"array id {spec.id[:20]!r} is too long for {len(indices)} elements: choose a shorter --id")
-    base = spec.name or spec.id
+    name = spec.name or spec.id
+    varied = ("id", "name", "env", "array_index")
+    same = {f.name: getattr(spec, f.name) for f in fields(spec) if f.init and f.name not in varied}
+    same.update(array_id=spec.id, array_limit=limit)
+    kind = type(spec)
     return [
-        replace(
-            spec,
+        kind(
+            **same,
             id=f"{spec.id}.{i}",
-            name=f"{base}[{i}]",
+            name=f"{name}[{i}]",
             env={**spec.env, "SWARM_ARRAY_ID": spec.id, "SWARM_ARRAY_INDEX": str(i)},
-            array_id=spec.id,
             array_index=i,
-            array_limit=limit,
         )
         for i in indices
     ]

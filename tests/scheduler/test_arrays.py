@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from swarmcompute.arrays import elements, parse_array
@@ -24,13 +26,16 @@ def test_array_syntax() -> None:
 
 
 def test_each_element_is_a_job_named_and_told_its_index() -> None:
-    specs = elements(JobSpec(id="arr1", argv=("true",), name="sweep", env={"A": "1"}), "0-2%2")
+    spec = JobSpec(id="arr1", argv=("true",), name="sweep", env={"A": "1"}, cpus=2.0, retries=3, priority=5)
+    specs = elements(spec, "0-2%2")
     assert [(s.id, s.name, s.array_index, s.array_limit) for s in specs] == [
         ("arr1.0", "sweep[0]", 0, 2),
         ("arr1.1", "sweep[1]", 1, 2),
         ("arr1.2", "sweep[2]", 2, 2),
     ]
     assert specs[2].env == {"A": "1", "SWARM_ARRAY_ID": "arr1", "SWARM_ARRAY_INDEX": "2"}
+    unique = {"id": "arr1", "name": "sweep", "env": {"A": "1"}, "array_id": "", "array_index": 0, "array_limit": 0}
+    assert all(replace(s, **unique) == spec for s in specs)  # type: ignore[arg-type]  # the rest is the array's
 
 
 def test_at_most_n_elements_are_placed_while_n_are_assigned_or_running() -> None:
