@@ -27,6 +27,7 @@ from swarmcompute.api.streaming import OutputStream
 from swarmcompute.arrays import array_view
 from swarmcompute.errors import FrameTooLargeError, JobNotFoundError, ProtocolError, SwarmError, WaitTimeoutError
 from swarmcompute.files.messages import CONTROL_REQUESTS as FILE_REQUESTS
+from swarmcompute.node.ticker import SLICE_S, sliced
 from swarmcompute.state.job import Job, JobState
 from swarmcompute.state.policy import policy_toml
 from swarmcompute.transport.ratelimit import LogLimiter
@@ -78,7 +79,7 @@ ANSWERED = (
 
 DECODE_IN_THREAD_BYTES = 256 * 1024
 """A bigger frame is decoded in a thread: a 10,000-job ``Submit`` (0.8 MB) took 0.28 s to decode,
-in one turn of the loop, while its heartbeats waited (``node.daemon.SLICE_S``)."""
+in one turn of the loop, while its heartbeats waited (``node.ticker.SLICE_S``)."""
 
 
 async def read_message(reader: asyncio.StreamReader) -> Any | None:
@@ -211,14 +212,15 @@ class ControlServer:
                 return await daemon.submit(jobs, user=submitter(uid))
             case m.Wait(job_ids=refs, timeout_s=timeout_s, offset=offset, limit=limit, cursor=cursor):
                 waited = await self._wait(refs, timeout_s, offset, limit, cursor)
-                return [_shown_to(uid, j, daemon.job_view(j, with_output=False)) for j in waited]
+                return [_shown_to(uid, j, daemon.job_view(j)) async for j in sliced(waited, SLICE_S)]
             case m.GetJob(ref=ref, with_output=with_output):
                 elements = self._array_elements(ref)
                 if elements:  # an array id (`swarm show ARRAY`): the array, with its elements' states
                     # Details (on disk for a finished job) only for the first, whose command and
                     # image the array shows: a 20,000-element array's answer read each element's.
                     first, rest = elements[0], elements[1:]  # by index
-                    return array_view(ref, [daemon.job_view(first), *map(daemon.element_view, rest)])
+                    views = [daemon.element_view(j) async for j in sliced(rest, SLICE_S)]
+                    return array_view(ref, [daemon.job_view(first), *views])
                 job = await self.resolve(ref)
                 view = _shown_to(uid, job, daemon.job_view(job, with_output=with_output))
                 pull = await daemon.pull_progress(job)  # its image, being pulled for it now
@@ -230,10 +232,13 @@ class ControlServer:
                 wanted = [JobState(s) for s in states if s in JobState._value2member_map_]
                 n = max(0, min(limit, MAX_LIST_LIMIT))
                 if grouped:
-                    return [_shown_to(uid, r[0], daemon.row_view(r)) for r in daemon.table.newest_rows(n, wanted)]
-                return [_shown_to(uid, j, daemon.job_view(j)) for j in daemon.table.recent(n, wanted or None)]
+                    rows = daemon.table.newest_rows(n, wanted)
+                    return [_shown_to(uid, r[0], daemon.row_view(r)) async for r in sliced(rows, SLICE_S)]
+                recent = daemon.table.recent(n, wanted or None)
+                return [_shown_to(uid, j, daemon.job_view(j)) async for j in sliced(recent, SLICE_S)]
             case m.Cancel(refs=refs, offset=offset, limit=limit, cursor=cursor):
-                return [daemon.job_view(j) for j in await self._cancel(refs, uid, offset, limit, cursor)]
+                cancelled = await self._cancel(refs, uid, offset, limit, cursor)
+                return [daemon.job_view(j) async for j in sliced(cancelled, SLICE_S)]
             case m.Status():
                 return daemon.status()
             case m.Recover():
@@ -313,7 +318,7 @@ class ControlServer:
         table = daemon.table
         ids = [
             r if r not in table and r in table.pruned else (await self.resolve(r)).id  # removed: answered as it ended
-            for r in self._arrays_expanded(refs)
+            async for r in sliced(self._arrays_expanded(refs), SLICE_S)  # 50,000 of them: 0.5 s
         ]
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         ends = daemon.ends.watch(ids)  # woken by the jobs that end: O(ids) once, not per entry
@@ -326,7 +331,9 @@ class ControlServer:
                 await ends.wait(left)
         finally:
             daemon.ends.forget(ends)
-        jobs = [ends.ended.get(i) or table.get(i) or _removed(table, i) for i in ids]  # ended: even if pruned since
+        jobs = [  # ended: even if pruned since
+            ends.ended.get(i) or table.get(i) or _removed(table, i) async for i in sliced(ids, SLICE_S)
+        ]
         return self._first_page(cursor, offset, limit, jobs)
 
     async def _cancel(self, refs: tuple[str, ...], uid: int, offset: int, limit: int, cursor: str) -> list[Job]:
@@ -339,13 +346,15 @@ class ControlServer:
         if kept is not None:
             return kept
         daemon = self._daemon
-        cancelled = [await self.resolve(r) for r in self._arrays_expanded(refs)]
+        cancelled = [await self.resolve(r) async for r in sliced(self._arrays_expanded(refs), SLICE_S)]
         for j in cancelled:
             check_owner(uid, j.spec.user, "cancel", j.id)
         ids = [j.id for j in cancelled]
         await daemon.cancel(ids)
         table = daemon.table
-        jobs = [table.get(i) or _removed(table, i) for i in ids]  # cancelled: even if pruned since
+        jobs = [
+            table.get(i) or _removed(table, i) async for i in sliced(ids, SLICE_S)
+        ]  # cancelled: even if pruned since
         return self._first_page(cursor, offset, limit, jobs)
 
     def _kept_page(self, cursor: str, offset: int, limit: int, expired: str) -> list[Job] | None:

@@ -70,7 +70,7 @@ from swarmcompute.node.raft_host import RaftHost
 from swarmcompute.node.resources import ResourceMonitor
 from swarmcompute.node.runners import JobRunners
 from swarmcompute.node.status import node_view, quorum_view
-from swarmcompute.node.ticker import Clock, sliced, tick_slack
+from swarmcompute.node.ticker import SLICE_S, Clock, sliced, tick_slack
 from swarmcompute.paths import DEFAULT_PORT, StatePaths
 from swarmcompute.raft.config import RaftConfig
 from swarmcompute.rules.lease import ASK_INTERVAL_S, KILL_GRACE_S
@@ -92,6 +92,7 @@ from swarmcompute.rules.start_notices import StartNotices
 from swarmcompute.scheduler.placement import NodeCapacity
 from swarmcompute.state.commands import (
     CancelJobs,
+    Command,
     FinishAttempt,
     StartAttempt,
     SubmitJobs,
@@ -133,23 +134,11 @@ TRIM_AFTER_REMOVED = 1000
 TRIM_DELAY_S = 2.0
 """Once this many jobs left the table, this long after the last removal, memory is given back
 (``Daemon._give_memory_back``); a steady trickle of prunes costs a collection per thousand jobs."""
-SLICE_S = 0.05
-"""A long run of work gives the event loop a turn after this long (the start loop, a big
-submission's checks). Heartbeats wait while the loop works: a leader silent for 0.4-0.6 s can
-lose an election (a follower times out after 0.6-1.2 s, counted from the last heartbeat, which
-can be 0.2 s older). Measured before, 3 loopback nodes: a node given 1,000 `true` jobs started
-them all in one turn, 0.6-0.7 s of nothing else (1.5-1.9 s at 10,000), and a 10,000-job
-submission spent 0.5-0.6 s in its checks; 2 of 3 such submissions ended in an election and
-NotLeaderError for the client. Longest stall on every node at 1,000 / 3,000 / 10,000 jobs: 20 ms
-slices: none over 0.15 s / 0.18 / 0.48 s; 50 ms: 0.15 / 0.36 / 0.55 s; 100 ms: 0.21 / 0.44 /
-0.77 s; 200 ms: 0.41 / 0.60 s (10,000 not run). What the turns cost: each let the notice timer
-fire ahead of the exits (``rules.start_notices``) and each follower forward its results so far
-(``ReplicatedJobLog.holding``). With both mended, 500-job batches on 3 nodes ran at 0.81-1.32x
-(median 1.08) the rate of the earlier slices in 10 paired rounds, and no slices at all at
-0.87-1.07x (median 0.99) the rate of these in 8: the cost is gone."""
-SUBMIT_CHUNK_JOBS = 1000
-"""A submission of more jobs is committed in entries of this many, one after another: a 10,000-job
-entry cost every node 0.27 s to decode and 0.2 s to apply, in one turn of its loop."""
+CHUNK_JOBS = 1000
+"""A submission or a cancel of more jobs is committed in entries of this many, one after another:
+a 10,000-job submission cost every node 0.27 s to decode and 0.2 s to apply, in one turn of its
+loop, and cancelling a 50,000-element array in one entry stalled every node for seconds (apply,
+then compacting and writing the details of the jobs it ended): on 3 nodes, two elections."""
 START_NOTICE_DELAY_S = 0.02
 """"Started" notices wait one to two of these to share a log entry; an attempt that ends sooner
 needs none (its result says when it started), which spares short jobs a third of their commands
@@ -1196,19 +1185,21 @@ class Daemon:
         specs = tuple(resolved)
         validate_batch(specs)  # a dependency cycle inside one submission would pend forever
         self.files.check_submit(specs)  # shipped files must be here before the job is
-        for chunk in submit_chunks(specs, SUBMIT_CHUNK_JOBS):
-            await self._commit_submission(chunk)
+        for chunk in submit_chunks(specs, CHUNK_JOBS):
+            await self.commit([SubmitJobs(chunk, time.time(), self.node_id)])
         return [s.id for s in specs]
 
-    async def _commit_submission(self, specs: tuple[JobSpec, ...]) -> None:
-        """Commit one ``SubmitJobs``, again through the next leader when leadership moved before it
-        was committed (``NotLeaderError``: it may or may not be in the log; submitting is
-        idempotent by id, so a second commit of it is harmless), for as long as a quorum can be
-        waited for. A submission committed in chunks so ends with all of its jobs, not some."""
+    async def commit(self, commands: list[Command]) -> None:
+        """Commit what a user asked for (a submission, a cancel, a drain...), again through the
+        next leader when leadership moved before it was committed (``NotLeaderError``: it may or
+        may not be in the log; every such command is idempotent, so a second commit of it is
+        harmless), for as long as a quorum can be waited for. A submission committed in chunks so
+        ends with all of its jobs, not some; a cancel of a 50,000-element array on 3 nodes, which
+        stalled the leader into an election, said "this node is not the leader" and cancelled some."""
         deadline = time.monotonic() + QUORUM_WAIT_S
         while True:
             try:
-                await self.committer.propose([SubmitJobs(specs, time.time(), self.node_id)])
+                await self.committer.propose(commands)
                 return
             except NotLeaderError:
                 if time.monotonic() >= deadline:
@@ -1241,7 +1232,7 @@ class Daemon:
             now,
             None if expires_s is None else now + expires_s,
         )
-        await self.committer.propose([CreateApiToken(token)])
+        await self.commit([CreateApiToken(token)])
         if self.table.api_tokens.get(name) != token:
             raise ConfigError(f"an API token named {name} was created meanwhile: pick another name")
         return {**token.view(), "token": secret}
@@ -1252,7 +1243,7 @@ class Daemon:
 
         if self.table.api_tokens.get(name) is None:
             raise ConfigError(f"no API token named {name[:64]!r}: see `swarm api-token list`")
-        await self.committer.propose([RevokeApiToken(name, time.time())])
+        await self.commit([RevokeApiToken(name, time.time())])
 
     async def set_policy(self, policy: CommandPolicy, *, by: str) -> str:
         """Replace the cluster's command policy (committed before this returns); the new one as TOML."""
@@ -1261,7 +1252,7 @@ class Daemon:
         problem = policy_problem(policy)
         if problem is not None:
             raise ConfigError(f"invalid policy: {problem}")
-        await self.committer.propose([SetPolicy(policy, time.time(), by)])
+        await self.commit([SetPolicy(policy, time.time(), by)])
         log.info("policy_set", by=by, **policy.summary())
         self._write_policy_copy()
         return policy_toml(self.table.policy)
@@ -1302,8 +1293,8 @@ class Daemon:
 
     async def cancel(self, job_ids: list[str], why: str = "cancelled by user") -> None:
         open_ids = tuple(j for j in job_ids if (job := self.table.get(j)) and not job.state.is_terminal)
-        if open_ids:
-            await self.committer.propose([CancelJobs(open_ids, why, time.time())])
+        for i in range(0, len(open_ids), CHUNK_JOBS):
+            await self.commit([CancelJobs(open_ids[i : i + CHUNK_JOBS], why, time.time())])
 
     async def set_drained(self, ref: str, drained: bool) -> dict[str, Any]:
         """`swarm drain` / `swarm undrain` (``node.labels``): the node's row once committed."""

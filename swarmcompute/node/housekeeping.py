@@ -68,7 +68,7 @@ class Housekeeping:
             sizes = await asyncio.to_thread(
                 _output_sizes, daemon.paths.job_output_dir, daemon.paths.job_copies_dir, ids
             )
-            await daemon.committer.propose([PruneJobs(tuple(ids), time.time(), "swarm prune")])
+            await daemon.commit([PruneJobs(tuple(ids), time.time(), "swarm prune")])
             gone = [i for i in ids if i not in daemon.table]
             if not gone:
                 break  # whatever is left of them is re-checked on apply and kept (held since)
@@ -111,7 +111,7 @@ class Housekeeping:
             f"{name} cannot be forgotten"
             + ("; a lost voter that leaves no quorum is replaced with `swarm recover`" if was_voter else "")
         )
-        await daemon.committer.propose([ForgetNode(node_id, time.time())])
+        await daemon.commit([ForgetNode(node_id, time.time())])
         self.applied()  # here now; the others within a second (their maintenance looks)
         deadline = time.monotonic() + FORGET_WAIT_S
         while was_member and time.monotonic() < deadline and not self._out_of_configuration(node_id):

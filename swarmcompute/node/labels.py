@@ -121,7 +121,7 @@ def resolve_node(daemon: Daemon, ref: str) -> tuple[str, str]:
 async def set_drained(daemon: Daemon, ref: str, drained: bool) -> dict[str, Any]:
     """Drain or undrain a node (committed before this returns); its row of ``swarm nodes``."""
     node_id, name = resolve_node(daemon, ref)
-    await daemon.committer.propose([SetDrained(node_id, drained, time.time())])
+    await daemon.commit([SetDrained(node_id, drained, time.time())])
     log.info("node_drained" if drained else "node_undrained", node=name)
     return node_row(daemon, node_id)
 
@@ -132,7 +132,7 @@ async def label_node(daemon: Daemon, ref: str, texts: tuple[str, ...]) -> dict[s
     if not changes:
         raise ConfigError("give at least one K=V (K= removes K)")
     node_id, _ = resolve_node(daemon, ref)
-    await daemon.committer.propose([LabelNode(node_id, changes, time.time())])
+    await daemon.commit([LabelNode(node_id, changes, time.time())])
     return node_row(daemon, node_id)
 
 
