@@ -407,8 +407,11 @@ class Client:
         jobs`'s lines, ``limit`` of them: an array or a gang as its first member's record with
         ``group`` (``kind``, ``id``, ``size``, ``counts`` by state, ``submitted_at``, ``attempt``,
         ``nodes``), over all its members in ``states``."""
-        records: list[dict[str, Any]] = self._call(m.ListJobs(*list_request(limit, states), bool(grouped)))
-        return records
+        limit, states = list_request(limit, states)
+        cursor = new_cursor()
+        return in_pages(
+            lambda offset, page: self._call(m.ListJobs(limit, tuple(states), bool(grouped), offset, page, cursor))
+        )
 
     def logs(self, job_id: str, attempt: int | None = None) -> str:
         """The job's output so far (stdout and stderr interleaved) as text."""

@@ -101,7 +101,10 @@ class LeanClient:
 
     def jobs(self, limit: int = 50, states: Sequence[str] = (), *, grouped: bool = False) -> list[dict[str, Any]]:
         limit, states = list_request(limit, states)
-        return self._call("api.list_jobs", [limit, states, bool(grouped)])  # type: ignore[no-any-return]
+        cursor = new_cursor()
+        return in_pages(
+            lambda offset, page: self._call("api.list_jobs", [limit, states, bool(grouped), offset, page, cursor])
+        )
 
     def job(self, ref: str) -> dict[str, Any]:
         return self._call("api.get_job", [job_ref(ref), True])  # type: ignore[no-any-return]

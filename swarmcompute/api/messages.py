@@ -61,6 +61,11 @@ class ListJobs:
     grouped: bool = False
     """`swarm jobs`'s lines: ``limit`` counts an array or a gang once, sent as its first member's
     record with ``group``, the counts of all of them (``JobTable.newest_rows``, ``Daemon.row_view``)."""
+    offset: int = 0
+    page: int = 0
+    """Answer with records ``offset`` to ``offset + page`` of the ``limit`` (0: all), as ``Wait``
+    does: 10,000 records of jobs with 4 KiB environments are 40 MB, over a frame's 16 MiB."""
+    cursor: str = ""
 
 
 @codec.message("api.logs")

@@ -49,7 +49,7 @@ def in_pages(ask: Callable[[int, int], list[Any]], page: int | None = None) -> l
             page //= 2
             continue
         records += got
-        if len(got) < page:
+        if len(got) < page or len(got) > page:  # more: a daemon of an older version sent all at once
             return records
 
 

@@ -14,7 +14,7 @@ import socket
 import struct
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
+T = TypeVar("T")
 MAX_LIST_LIMIT = 10_000
 _NOT_SERVED = (
     "this daemon serves only its own user ({}): start your own with `swarm join`, or ask for a "
@@ -180,7 +181,11 @@ class ControlServer:
             case m.Shutdown():
                 check_admin(_peer_uid(writer), "stop the daemon")
                 await _send(writer, m.Reply(None))
-            case m.Wait(limit=limit, cursor=cursor) | m.Cancel(limit=limit, cursor=cursor) if cursor and limit > 0:
+            case (
+                m.Wait(limit=limit, cursor=cursor)
+                | m.Cancel(limit=limit, cursor=cursor)
+                | m.ListJobs(page=limit, cursor=cursor)
+            ) if cursor and limit > 0:
                 page = await self.answer(request, uid=_peer_uid(writer))
                 # A page over the frame's bound raises here (FrameTooLargeError): the client asks
                 # for a smaller one at the same offset, read from the kept jobs.
@@ -228,14 +233,16 @@ class ControlServer:
                 if pull is not None and not pull.done:
                     view["message"] = pull.text(daemon.node_name(job.node or ""))
                 return view
-            case m.ListJobs(limit=limit, states=states, grouped=grouped):
-                wanted = [JobState(s) for s in states if s in JobState._value2member_map_]
-                n = max(0, min(limit, MAX_LIST_LIMIT))
-                if grouped:
-                    rows = daemon.table.newest_rows(n, wanted)
-                    return [_shown_to(uid, r[0], daemon.row_view(r)) async for r in sliced(rows, SLICE_S)]
-                recent = daemon.table.recent(n, wanted or None)
-                return [_shown_to(uid, j, daemon.job_view(j)) async for j in sliced(recent, SLICE_S)]
+            case m.ListJobs(grouped=grouped, offset=offset, page=page, cursor=cursor):
+                rows: list[list[Job]] | None = self._kept_page(
+                    cursor, offset, page, "this listing's later pages expired ({}): list again"
+                )
+                if rows is None:
+                    rows = self._first_page(cursor, offset, page, self._listed(request))
+                return [
+                    _shown_to(uid, r[0], daemon.row_view(r) if grouped else daemon.job_view(r[0]))
+                    async for r in sliced(rows, SLICE_S)
+                ]
             case m.Cancel(refs=refs, offset=offset, limit=limit, cursor=cursor):
                 cancelled = await self._cancel(refs, uid, offset, limit, cursor)
                 return [daemon.job_view(j) async for j in sliced(cancelled, SLICE_S)]
@@ -357,7 +364,17 @@ class ControlServer:
         ]  # cancelled: even if pruned since
         return self._first_page(cursor, offset, limit, jobs)
 
-    def _kept_page(self, cursor: str, offset: int, limit: int, expired: str) -> list[Job] | None:
+    def _listed(self, request: m.ListJobs) -> list[list[Job]]:
+        """`swarm jobs`'s lines (``grouped``: an array or a gang as one, ``JobTable.newest_rows``)
+        or its records, one job each, newest first."""
+        table = self._daemon.table
+        wanted = [JobState(s) for s in request.states if s in JobState._value2member_map_]
+        n = max(0, min(request.limit, MAX_LIST_LIMIT))
+        if request.grouped:
+            return table.newest_rows(n, wanted)
+        return [[j] for j in table.recent(n, wanted or None)]
+
+    def _kept_page(self, cursor: str, offset: int, limit: int, expired: str) -> list[Any] | None:
         """A later page (or one asked for again, smaller) of a paged answer, from the jobs kept
         under its cursor; None for a first page. ``expired``: what to say when they are gone."""
         kept = self._pages.get(cursor) if cursor else None
@@ -367,7 +384,7 @@ class ControlServer:
             raise SwarmError(expired.format(f"kept {KEEP_S:g} s"))
         return None
 
-    def _first_page(self, cursor: str, offset: int, limit: int, jobs: list[Job]) -> list[Job]:
+    def _first_page(self, cursor: str, offset: int, limit: int, jobs: list[T]) -> list[T]:
         """The page asked for of ``jobs``, kept under the cursor for the later ones if paged;
         ``_dispatch`` lets them go once the last page went out."""
         if limit > 0 and cursor:
@@ -384,7 +401,8 @@ def _removed(table: JobTable, job_id: str) -> Job:
 
 def _too_large(request: Any, answer: Any, exc: FrameTooLargeError) -> str:
     """What to do about an answer over a control frame's 16 MiB (records of jobs with long command
-    lines or environments): ``Wait`` and ``Cancel`` are asked for in pages (``api.pages``); these are not."""
+    lines or environments): ``Wait``, ``Cancel`` and ``ListJobs`` are asked for in pages (``api.pages``),
+    but not by a client of an older version."""
     n = len(answer) if isinstance(answer, list) else 0
     if isinstance(request, m.ListJobs):
         return f"the records of {n} jobs are over the 16 MiB one answer may carry: ask for fewer (swarm jobs -n)"

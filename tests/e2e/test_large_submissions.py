@@ -5,6 +5,7 @@ of 28810127 bytes exceeds 16777216", and so did an array of them, from Python an
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -41,12 +42,16 @@ def test_jobs_that_wait_on_each_other_are_not_split_and_the_refusal_says_what_to
     assert daemon.client.jobs() == []  # nothing of it went in
 
 
-def test_a_list_answer_over_a_frame_says_what_to_do_and_a_cancel_answer_comes_in_pages(daemon: Any) -> None:
+def test_list_and_cancel_answers_over_a_frame_come_in_pages(daemon: Any) -> None:
     array = daemon.client.submit(["sleep", "60"], array="0-13", cpus=0, env=ENV)  # 14 records: 20 MB
-    with pytest.raises(
-        FrameTooLargeError, match=r"^the records of 14 jobs are over .* ask for fewer \(swarm jobs -n\)$"
-    ):
-        daemon.client.jobs(limit=14)
+    # Before: "the records of 14 jobs are over the 16 MiB one answer may carry: ask for fewer".
+    listed = daemon.client.jobs(limit=14)
+    assert sorted(r["array_index"] for r in listed) == list(range(14)) and ENV.items() <= listed[0]["env"].items()
+    result = daemon.swarm("jobs", "--json", "-n", "14")
+    assert result.returncode == 0, result.stderr
+    assert sorted(r["id"] for r in json.loads(result.stdout)) == sorted(r["id"] for r in listed)
+    (line,) = daemon.client.jobs(limit=5, grouped=True)
+    assert (line["group"]["size"], line["group"]["counts"]) == (14, {line["state"]: 14})
     # Before: "14 jobs were cancelled, but their records are over the 16 MiB one answer may carry",
     # and from `swarm cancel` exit 2; an array of 50,000 small jobs (17 MB of records) too.
     records = daemon.client.cancel(array)

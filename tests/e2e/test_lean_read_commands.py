@@ -330,7 +330,9 @@ def test_the_lean_client_asks_and_answers_as_client_does(node: dict[str, str]) -
 
 def test_the_lean_requests_are_the_codecs_frames_byte_for_byte() -> None:
     assert lean.request_frame("api.status", []) == frame(m.Status())
-    assert lean.request_frame("api.list_jobs", [50, ("running",), True]) == frame(m.ListJobs(50, ("running",), True))
+    assert lean.request_frame("api.list_jobs", [50, ("running",), True, 0, 5000, "c"]) == frame(
+        m.ListJobs(50, ("running",), True, 0, 5000, "c")
+    )
     assert lean.request_frame("api.get_job", ["a1", True]) == frame(m.GetJob("a1"))
     assert lean.request_frame("api.cancel", [("a1",), 5, 10, "c"]) == frame(m.Cancel(("a1",), 5, 10, "c"))
     assert lean.request_frame("api.wait", [("a", "b"), 2.5, 0, 5000, "c1"]) == frame(

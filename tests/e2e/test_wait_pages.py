@@ -28,6 +28,14 @@ def test_pages_are_asked_for_until_one_comes_back_short_and_keep_their_order() -
 
     assert pages.in_pages(ask, 5) == records
     assert asked == [(0, 5), (5, 5), (10, 5)]  # a full last page: one more ask finds it empty
+    asked.clear()
+
+    def ask_all(offset: int, limit: int) -> list[Any]:
+        asked.append((offset, limit))
+        return records
+
+    assert pages.in_pages(ask_all, 5) == records
+    assert asked == [(0, 5)]  # a daemon of an older version answers all at once: asked once
 
 
 @pytest.mark.parametrize("jobs", [12, 10])  # 10: the last page is full, and one more finds none
