@@ -173,16 +173,20 @@ class LocalQueue:
         for job in table.open_jobs():
             room = rooms.get(job.node) if job.node is not None else None
             if room is not None and job.state in ACTIVE_STATES:
-                room.take(job.spec)
+                room.take(job.spec, queued=job.state is JobState.ASSIGNED)
+        for room in rooms.values():  # what this node handed back and the table still has here may go anywhere
+            room.queued += len(self._handed_back)
         moved = []
+        left = len(self._queued)
         for job in sorted(overdue, key=lambda j: (-j.spec.priority, j.submitted_at)):
             if job.spec.ranks:  # a gang rank that cannot start here holds its gang up: placed again, whole
                 moved.append(job)
                 continue
-            room = next((r for r in rooms.values() if r.fits(job.spec)), None)
+            room = next((r for r in rooms.values() if r.fits(job.spec, None if leaving else left)), None)
             if room is not None:
-                room.take(job.spec)
+                room.take(job.spec, queued=True)
                 moved.append(job)
+                left -= 1
         for job in moved:
             self._queued.pop(job.id, None)
             self._queued_since.pop(job.id, None)
@@ -191,23 +195,34 @@ class LocalQueue:
 
 
 class _Room:
-    """What another node has free right now: its capacity minus everything active there."""
+    """What another node has free right now: its capacity minus everything active there, and how
+    many attempts it has queued (assigned, not started)."""
 
-    __slots__ = ("node", "cpus", "mem_bytes", "gpus")
+    __slots__ = ("node", "cpus", "mem_bytes", "gpus", "queued")
 
     def __init__(self, node: NodeCapacity) -> None:
         self.node = node
         self.cpus, self.mem_bytes, self.gpus = node.cpus, node.mem_bytes, node.gpus
+        self.queued = 0
 
-    def fits(self, spec: JobSpec) -> bool:
+    def fits(self, spec: JobSpec, queued_here: int | None) -> bool:
+        """Whether a job queued here (``queued_here`` attempts, it included; None: this node is
+        leaving, so anywhere is better) could start there now. A job that holds no room (no cpus,
+        memory or GPUs) fits any node, so what holds it up is the queue in front of it: it moves
+        only while the other node's queue would stay at most half what is left here. Before, such jobs moved whenever another node was up: 20,000
+        `--cpus 0` jobs on 3 nodes were handed back to and fro, most of them 2 to 10 attempts
+        each (a third of them started on their first), at 327-509 jobs/s."""
         if not may_run_on(spec, self.node):
             return False
+        if not (spec.cpus or spec.mem_bytes or spec.gpus) and queued_here is not None:
+            return 2 * (self.queued + 1) <= queued_here - 1
         return spec.cpus <= self.cpus + _EPSILON and spec.mem_bytes <= self.mem_bytes and spec.gpus <= self.gpus
 
-    def take(self, spec: JobSpec) -> None:
+    def take(self, spec: JobSpec, *, queued: bool) -> None:
         self.cpus -= spec.cpus
         self.mem_bytes -= spec.mem_bytes
         self.gpus -= spec.gpus
+        self.queued += queued
 
 
 def _higher_priority_waits(table: JobTable, priority: int, capacity: NodeCapacity, now: float) -> bool:

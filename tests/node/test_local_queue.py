@@ -113,3 +113,22 @@ def test_hands_back_overdue_work_only_when_another_node_has_room() -> None:
     job = table.get("q1")
     assert job is not None
     assert not queue.offer(job, now=5.0)  # handed back: never started here, even if offered again
+
+
+def test_work_that_holds_no_room_moves_only_to_a_node_whose_queue_would_stay_under_half_this_ones() -> None:
+    # Before: it moved whenever another node was up, as it "fits" anywhere: 20,000 `--cpus 0`
+    # jobs on 3 nodes were handed back to and fro, most of them 2 to 10 attempts each.
+    ids = [f"q{i}" for i in range(6)]
+    table = table_with(*(spec(i, cpus=0.0) for i in [*ids, "there1", "there2", "there3"]))
+    queue = LocalQueue("n1")
+    give(table, queue, *ids)
+    moved = queue.to_hand_back(table, [ME, OTHER], now=HAND_BACK_AFTER_S)
+    assert [j.id for j in moved] == ["q0", "q1"]  # 4 left here, 2 there: no more
+    assert queue.to_hand_back(table, [ME, OTHER], now=HAND_BACK_AFTER_S) == []
+    give(table, LocalQueue("n2"), "there1", "there2", "there3", node="n2")  # n2 queues 3 of its own
+    fresh = LocalQueue("n1")
+    for job_id in ids[2:]:
+        job = table.get(job_id)
+        assert job is not None
+        fresh.offer(job, 0.0)
+    assert fresh.to_hand_back(table, [ME, OTHER], now=HAND_BACK_AFTER_S) == []  # 4 here, 3 there
