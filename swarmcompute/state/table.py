@@ -353,6 +353,14 @@ class JobTable:
         indexes = self._arrays.get(array_id, {})
         return [self._jobs[i] for i in sorted(indexes, key=indexes.__getitem__)]
 
+    def pruned_elements(self, array_id: str) -> list[tuple[int, str]]:
+        """(index, id) of the elements of ``array_id`` that the history bound removed, as far as
+        ``pruned`` remembers them, by index. An element's id is ``ARRAY.INDEX`` (``arrays``), and
+        no other job can hold that id."""
+        prefix = array_id + "."
+        n = len(prefix)
+        return sorted((int(i[n:]), i) for i in self.pruned if i.startswith(prefix) and i[n:].isdigit())
+
     def newest_rows(self, limit: int, states: Iterable[JobState] | None = None) -> list[list[Job]]:
         """`swarm jobs`'s lines: up to ``limit``, newest first, each one job, or every element of an
         array or rank of a gang (those in ``states``, by index or rank) where its newest one is.

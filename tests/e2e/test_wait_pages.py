@@ -134,3 +134,25 @@ def test_a_wait_begun_after_the_history_bound_removed_some_of_its_jobs_answers_t
     assert said.returncode == 1 and said.stdout.startswith(f"{failed} failed (failed; removed since"), said.stdout
     with pytest.raises(JobNotFoundError, match="no job matches 'no-such-job'"):
         client.wait([newer[0], "no-such-job"], timeout=10)
+
+
+def test_a_wait_on_an_array_counts_the_elements_the_history_bound_already_removed(daemon_factory: Any) -> None:
+    """`swarm run --array 0-19999` on 3 nodes counted 19,050-19,235 elements: the rest had ended
+    and been removed (past --keep-jobs) while the submission was still going in."""
+    daemon = daemon_factory("a", extra_args=("--keep-jobs", "3")).start()
+    client = daemon.client
+    array = client.submit(["true"], array="0-9", cpus=0)
+
+    def removed() -> bool:
+        try:
+            client.job(f"{array}.0")
+        except JobNotFoundError:
+            return True
+        return False
+
+    wait_until(removed, 30, "the first elements to leave the table")
+    records = client.wait(array, timeout=60)
+    assert [r["id"] for r in records] == [f"{array}.{i}" for i in range(10)]
+    assert {r["state"] for r in records} == {"succeeded"}
+    result = daemon.swarm("wait", array)
+    assert result.returncode == 0 and len(result.stdout.splitlines()) == 10, result.stderr

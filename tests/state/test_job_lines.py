@@ -63,3 +63,12 @@ def test_pruned_elements_leave_the_array_and_a_restored_snapshot_finds_the_rest(
     assert _ids(restored.newest_rows(5)) == [["newer"], members[4:], ["older"]]
     restored.apply(PruneJobs(tuple(members[4:]), 200.0))
     assert restored.array("arr") == [] and _ids(restored.newest_rows(5)) == [["newer"], ["older"]]
+
+
+def test_the_pruned_elements_of_an_array_are_found_by_index_and_no_other_job_is() -> None:
+    table, members = _table_with_an_array_between_two_jobs(12)
+    for i, job_id in enumerate(members):
+        _run_to_end(table, job_id, 0, 5.0 + i)
+    table.apply(PruneJobs(("older", *members[:11]), 100.0))
+    assert table.pruned_elements("arr") == [(i, f"arr.{i}") for i in range(11)]  # 10 after 9, as numbers
+    assert table.pruned_elements("ar") == [] and table.pruned_elements("older") == []
