@@ -34,10 +34,11 @@ def new_cursor() -> str:
 
 
 def in_pages(ask: Callable[[int, int], list[Any]], page: int | None = None) -> list[Any]:
-    """``ask(offset, limit)`` until a page comes back short: every record, in order. Only the
-    first page waits: the daemon reads the later ones from what it kept (``KeptPages``). A page
-    too large for a frame (records with big environments or command lines) is asked for again
-    with half as many records, and so are the pages after it."""
+    """``ask(offset, limit)`` until a page comes back short (or long: a daemon of an older version
+    answers all at once): every record, in order. Only the first page waits: the daemon reads the
+    later ones from what it kept (``KeptPages``). A page too large for a frame (records with big
+    environments or command lines) is asked for again with half as many records, and so are the
+    pages after it."""
     page = page or WAIT_PAGE
     records: list[Any] = []
     while True:
@@ -49,7 +50,7 @@ def in_pages(ask: Callable[[int, int], list[Any]], page: int | None = None) -> l
             page //= 2
             continue
         records += got
-        if len(got) < page or len(got) > page:  # more: a daemon of an older version sent all at once
+        if len(got) != page:
             return records
 
 

@@ -13,6 +13,7 @@ import os
 import socket
 import struct
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -216,7 +217,8 @@ class ControlServer:
             case m.Submit(jobs=jobs):
                 return await daemon.submit(jobs, user=submitter(uid))
             case m.Wait(job_ids=refs, timeout_s=timeout_s, offset=offset, limit=limit, cursor=cursor):
-                waited = await self._wait(refs, timeout_s, offset, limit, cursor)
+                expired = "this wait's later pages expired ({}): wait for the jobs again"
+                waited = await self._paged(cursor, offset, limit, expired, lambda: self._waited(refs, timeout_s))
                 return [_shown_to(uid, j, daemon.job_view(j)) async for j in sliced(waited, SLICE_S)]
             case m.GetJob(ref=ref, with_output=with_output):
                 elements = self._array_elements(ref)
@@ -234,17 +236,18 @@ class ControlServer:
                     view["message"] = pull.text(daemon.node_name(job.node or ""))
                 return view
             case m.ListJobs(grouped=grouped, offset=offset, page=page, cursor=cursor):
-                rows: list[list[Job]] | None = self._kept_page(
-                    cursor, offset, page, "this listing's later pages expired ({}): list again"
-                )
-                if rows is None:
-                    rows = self._first_page(cursor, offset, page, self._listed(request))
+                expired = "this listing's later pages expired ({}): list again"
+                rows = await self._paged(cursor, offset, page, expired, lambda: self._listed(request))
                 return [
                     _shown_to(uid, r[0], daemon.row_view(r) if grouped else daemon.job_view(r[0]))
                     async for r in sliced(rows, SLICE_S)
                 ]
             case m.Cancel(refs=refs, offset=offset, limit=limit, cursor=cursor):
-                cancelled = await self._cancel(refs, uid, offset, limit, cursor)
+                expired = (
+                    "this cancel's later pages expired ({}): the jobs were cancelled;"
+                    " `swarm jobs --state cancelled` lists them"
+                )
+                cancelled = await self._paged(cursor, offset, limit, expired, lambda: self._cancelled(refs, uid))
                 return [daemon.job_view(j) async for j in sliced(cancelled, SLICE_S)]
             case m.Status():
                 return daemon.status()
@@ -319,16 +322,8 @@ class ControlServer:
         table = self._daemon.table
         return [] if ref in table else table.array(ref)
 
-    async def _wait(
-        self, refs: tuple[str, ...], timeout_s: float | None, offset: int, limit: int, cursor: str
-    ) -> list[Job]:
-        """The jobs of ``refs`` once each has ended, records ``offset`` to ``offset + limit`` (0:
-        all). A paged wait (a ``cursor``, ``limit`` > 0) keeps its jobs under the cursor: its later
-        pages, and a page asked for again (smaller, when one did not fit in a frame), are read
-        from there; ``_dispatch`` lets them go once the last page went out."""
-        kept = self._kept_page(cursor, offset, limit, "this wait's later pages expired ({}): wait for the jobs again")
-        if kept is not None:
-            return kept
+    async def _waited(self, refs: tuple[str, ...], timeout_s: float | None) -> list[Job]:
+        """The jobs of ``refs`` once each has ended."""
         daemon = self._daemon
         table = daemon.table
         ids = [
@@ -346,20 +341,11 @@ class ControlServer:
                 await ends.wait(left)
         finally:
             daemon.ends.forget(ends)
-        jobs = [  # ended: even if pruned since
-            ends.ended.get(i) or table.get(i) or _removed(table, i) async for i in sliced(ids, SLICE_S)
-        ]
-        return self._first_page(cursor, offset, limit, jobs)
+        # ended: even if pruned since
+        return [ends.ended.get(i) or table.get(i) or _removed(table, i) async for i in sliced(ids, SLICE_S)]
 
-    async def _cancel(self, refs: tuple[str, ...], uid: int, offset: int, limit: int, cursor: str) -> list[Job]:
-        """Cancel the jobs of ``refs``; their records ``offset`` to ``offset + limit`` (0: all),
-        kept for the later pages of a paged answer as ``_wait``'s are."""
-        expired = (
-            "this cancel's later pages expired ({}): the jobs were cancelled; `swarm jobs --state cancelled` lists them"
-        )
-        kept = self._kept_page(cursor, offset, limit, expired)
-        if kept is not None:
-            return kept
+    async def _cancelled(self, refs: tuple[str, ...], uid: int) -> list[Job]:
+        """Cancel the jobs of ``refs`` (local user ``uid`` asks); their records."""
         daemon = self._daemon
         cancelled = [await self.resolve(r) async for r in sliced(self._arrays_expanded(refs), SLICE_S)]
         for j in cancelled:
@@ -367,12 +353,10 @@ class ControlServer:
         ids = [j.id for j in cancelled]
         await daemon.cancel(ids)
         table = daemon.table
-        jobs = [
-            table.get(i) or _removed(table, i) async for i in sliced(ids, SLICE_S)
-        ]  # cancelled: even if pruned since
-        return self._first_page(cursor, offset, limit, jobs)
+        # cancelled: even if pruned since
+        return [table.get(i) or _removed(table, i) async for i in sliced(ids, SLICE_S)]
 
-    def _listed(self, request: m.ListJobs) -> list[list[Job]]:
+    async def _listed(self, request: m.ListJobs) -> list[list[Job]]:
         """`swarm jobs`'s lines (``grouped``: an array or a gang as one, ``JobTable.newest_rows``)
         or its records, one job each, newest first."""
         table = self._daemon.table
@@ -382,22 +366,23 @@ class ControlServer:
             return table.newest_rows(n, wanted)
         return [[j] for j in table.recent(n, wanted or None)]
 
-    def _kept_page(self, cursor: str, offset: int, limit: int, expired: str) -> list[Any] | None:
-        """A later page (or one asked for again, smaller) of a paged answer, from the jobs kept
-        under its cursor; None for a first page. ``expired``: what to say when they are gone."""
+    async def _paged(
+        self, cursor: str, offset: int, limit: int, expired: str, first: Callable[[], Awaitable[list[T]]]
+    ) -> list[T]:
+        """Records ``offset`` to ``offset + limit`` (0: all) of a ``Wait``, ``Cancel`` or
+        ``ListJobs`` answer (``api.pages``). The first page runs ``first``; a paged answer (a
+        ``cursor``, ``limit`` > 0) keeps what it returned under the cursor, and its later pages,
+        and a page asked for again (smaller, when one did not fit in a frame), are read from there;
+        ``_dispatch`` lets them go once the last page went out. ``expired``: what a later page says
+        when they are gone."""
         kept = self._pages.get(cursor) if cursor else None
-        if kept is not None:
-            return kept[offset : offset + limit] if limit > 0 else kept[offset:]
-        if offset and cursor:
+        if kept is None and offset and cursor:
             raise SwarmError(expired.format(f"kept {KEEP_S:g} s"))
-        return None
-
-    def _first_page(self, cursor: str, offset: int, limit: int, jobs: list[T]) -> list[T]:
-        """The page asked for of ``jobs``, kept under the cursor for the later ones if paged;
-        ``_dispatch`` lets them go once the last page went out."""
-        if limit > 0 and cursor:
-            self._pages.keep(cursor, jobs)
-        return jobs[offset : offset + limit] if limit > 0 else jobs[offset:]
+        if kept is None:
+            kept = await first()
+            if limit > 0 and cursor:
+                self._pages.keep(cursor, kept)
+        return kept[offset : offset + limit] if limit > 0 else kept[offset:]
 
 
 def _removed(table: JobTable, job_id: str) -> Job:

@@ -460,7 +460,7 @@ class JobTable:
         self._jobs[job.id] = job
         bisect.insort(self._ids, job.id)
         self._link_parents(job)
-        self._index_rank(job)
+        self._index_groups(job)
         if not job.state.is_terminal:
             self._opened(job)
         else:
@@ -479,7 +479,7 @@ class JobTable:
             added.append(job.id)
             if linked(job) or array_of(job):
                 self._link_parents(job)
-                self._index_rank(job)
+                self._index_groups(job)
         added.sort()
         self._ids = list(heapq.merge(self._ids, added))
         for job_id in added:
@@ -541,7 +541,7 @@ class JobTable:
             self._add_pending(job)
             bisect.insort(self._ids, spec.id)
             self._link_parents(job)
-            self._index_rank(job)
+            self._index_groups(job)
             changed.append(spec.id)
             if spec.after or spec.after_any:
                 job.reason = Reason.WAITING_DEPENDENCIES
@@ -553,7 +553,7 @@ class JobTable:
                         break
         return changed
 
-    def _index_rank(self, job: Job) -> None:
+    def _index_groups(self, job: Job) -> None:
         """Index ``job`` under its gang and its array."""
         if job.spec.array_id:
             self._arrays.setdefault(job.spec.array_id, {})[job.id] = job.spec.array_index
