@@ -699,12 +699,15 @@ class ClusterLink:
     def _on_message(self, sender: str, msg: Any) -> None:
         job_log, gossip = self.job_log, self.gossip
         self._heard_from(sender)
+        if isinstance(msg, GOSSIP_TYPES):
+            if gossip is not None:
+                gossip.step(sender, msg)
+            return
+        if gossip is not None:
+            gossip.core.heard(sender)  # as good as an ack: spares its failure-detector probe
         if isinstance(msg, RAFT_TYPES):
             if job_log is not None and msg.src == sender:
                 job_log.raft.step(msg)
-        elif isinstance(msg, GOSSIP_TYPES):
-            if gossip is not None:
-                gossip.step(sender, msg)
         elif isinstance(msg, ForwardCommands):
             if job_log is not None:
                 job_log.serve_forward(sender, msg)

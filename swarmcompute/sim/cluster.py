@@ -917,6 +917,8 @@ class ClusterSim(JobSim):
         host = self.hosts.get(node.id)
         if host is None:
             return
+        if not (isinstance(msg, tuple) and msg[0] == "gossip"):
+            host.gossip.heard(src)  # as the shell: any message spares the sender's probe
         if isinstance(msg, Message):
             self.raft_messages += 1
             if isinstance(msg, VoteResponse) and msg.granted and not msg.pre_vote:

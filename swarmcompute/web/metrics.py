@@ -16,7 +16,7 @@ to a node) and ``swarm_job_run_seconds`` (started to ended). This node's view: `
 batched ones: ``transport.outbox``), ``swarm_peer_messages_received_total``,
 ``swarm_peer_messages_dropped_total``, ``swarm_peer_bytes_sent_total``, ``swarm_peer_bytes_received_total``,
 ``swarm_peer_connections``; the failure detector's ``swarm_gossip_probes_total``,
-``swarm_gossip_indirect_probes_total``, ``swarm_gossip_suspicions_total`` and
+``swarm_gossip_probes_spared_total``, ``swarm_gossip_indirect_probes_total``, ``swarm_gossip_suspicions_total`` and
 ``swarm_gossip_declared_dead_total``; and the process's own
 (``process_resident_memory_bytes``, ...).
 
@@ -57,6 +57,7 @@ NODE_GAUGES = (
 
 GOSSIP_COUNTERS = (
     ("swarm_gossip_probes", "failure-detector probes this node sent", "probes"),
+    ("swarm_gossip_probes_spared", "probes not sent: the member was heard from just before", "probes_spared"),
     ("swarm_gossip_indirect_probes", "probes unanswered in time, retried through other nodes", "indirect_probes"),
     ("swarm_gossip_suspicions", "nodes this node suspected (no answer to a probe)", "suspected"),
     ("swarm_gossip_declared_dead", "suspects this node declared dead", "declared_dead"),

@@ -39,3 +39,22 @@ def test_an_idle_cluster_sends_one_frame_per_peer_per_tick_at_most_and_still_run
         follower = next(n for n in nodes if n.status()["node_id"] != leader_id)
         job = follower.client.wait(follower.client.submit(["true"]), timeout=30)
         assert job["state"] == "succeeded"
+
+
+def test_an_idle_leader_spares_its_probes_of_the_followers_it_hears_through_raft(tmp_path: Path) -> None:
+    """Raft heartbeats and their answers are signs of life the failure detector counts: the leader
+    spares its probes of both followers (it hears each every 200 ms), and a follower spares its
+    probes of the leader; the followers still probe each other, which no Raft traffic links."""
+    with formed_cluster(tmp_path, 3, http_port=0) as nodes:
+        leader_id = nodes[0].status()["leader"]
+        before = [n.metrics("swarm_gossip_") for n in nodes]
+        time.sleep(3 * WINDOW_S)  # three probe turns a node at least (one a second)
+        after = [n.metrics("swarm_gossip_") for n in nodes]
+        for node, b, a in zip(nodes, before, after, strict=True):
+            sent, spared = (
+                a[f"swarm_gossip_{k}_total"] - b[f"swarm_gossip_{k}_total"] for k in ("probes", "probes_spared")
+            )
+            if node.status()["node_id"] == leader_id:
+                assert spared >= 3 and sent < spared, f"the leader sent {sent} probes and spared {spared}"
+            else:
+                assert spared >= 1 and sent >= 1, f"{node.name} sent {sent} probes and spared {spared}"

@@ -86,6 +86,46 @@ def test_a_probe_sent_in_a_catch_up_times_out_counted_from_the_wake_ups_last_tic
     assert later == [False] * (CFG.probe_timeout_ticks - 1) + [True]
 
 
+def test_a_member_heard_through_other_traffic_is_spared_its_ping_and_pinged_once_it_falls_silent() -> None:
+    """A Raft leader and its followers hear each other every heartbeat (every 2 ticks): the shell
+    reports it (``heard``) and no ping goes between them; once the traffic stops, the member is
+    pinged on its next turn and, silent, suspected as before."""
+    a = node("a")
+    know(a, "b")
+    for t in range(5 * CFG.probe_interval_ticks):
+        if t % 2 == 0:
+            a.heard("b")
+        out = a.tick()
+        assert not sends(out, Ping) and not events(out, MemberSuspect)
+    assert a.counters["probes_spared"] >= 4 and a.counters["probes"] == 0
+    ping = _first_ping(a)  # silent from here on
+    assert ping.msg.target_id == "b"
+    out = tick_until(a, lambda o: bool(events(o, MemberSuspect)), limit=CFG.probe_interval_ticks)
+    assert a.member("b").state is MemberState.SUSPECT and events(out, MemberSuspect)
+
+
+def test_traffic_from_the_target_after_its_ping_left_is_as_good_as_an_ack() -> None:
+    a = node("a")
+    know(a, "b", "c", "d", "e")
+    ping = _first_ping(a)
+    target = ping.msg.target_id
+    a.heard(target)  # a heartbeat of it, read after the ping left
+    for _ in range(2 * CFG.probe_interval_ticks):  # the next probes go to others, unanswered
+        out = a.tick()
+        assert not [r for r in sends(out, PingReq) if r.msg.target_id == target]
+        assert not [e for e in events(out, MemberSuspect) if e.node_id == target]  # type: ignore[attr-defined]
+    assert a.member(target).state is MemberState.ALIVE
+
+
+def test_only_members_and_not_itself_are_remembered_as_heard() -> None:
+    a = node("a")
+    know(a, "b")
+    a.heard("stranger")
+    a.heard("a")
+    a.heard("b")
+    assert set(a._heard) == {"b"}  # a stranger's traffic cannot grow the table of heard nodes
+
+
 def test_no_ack_at_all_makes_the_target_suspect_and_tells_it() -> None:
     a = node("a")
     know(a, "b")
