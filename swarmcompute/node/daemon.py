@@ -1100,6 +1100,8 @@ class Daemon:
                 self._leader_changes += raft.leader_id is not None
             gossip.tick(clock.behind)  # a probe sent in a catch-up leaves with its last tick
             lease.tick(ask=ticks % per_ask == 0)
+            if state.blocked_on_fence:
+                self._carry(state.fence_tick(lease.may_start()))
             if raft.is_leader:
                 view = self._view()
                 grantor = self.lease.grantor

@@ -306,12 +306,24 @@ class NodeState:
             out.append(Propose(tuple(earlier)))
         if reschedule:
             out.append(Reschedule())
-        if self.blocked_on_fence and may_start:
-            self.blocked_on_fence = False
-            wake = True
-        if wake:
+        if self._unblocked(may_start) or wake:
             out.append(WakeStarts())
         return out
+
+    def fence_tick(self, may_start: bool) -> list[Instruction]:
+        """Every tick while starts wait for the lease's fence (``blocked_on_fence``): it is passed
+        by applying any entry, also one that changes no job (a configuration change, a leader's
+        no-op), which ``applied`` never hears of; once it is, the queue starts. (A job pinned to
+        a node that rejoined after `swarm recover` stayed assigned there for good: its fence was
+        the entry that made the node a member again.)"""
+        return [WakeStarts()] if self._unblocked(may_start) else []
+
+    def _unblocked(self, may_start: bool) -> bool:
+        """Whether starts that waited for the lease or its fence may go now (once)."""
+        if self.blocked_on_fence and may_start:
+            self.blocked_on_fence = False
+            return True
+        return False
 
     # -- starting and ending attempts ----------------------------------------------------------
 

@@ -762,6 +762,8 @@ class ClusterSim(JobSim):
         if self.hosts.get(node_id) is not host:
             return  # it left meanwhile
         host.lease.tick(ask=node.ticks % PER_ASK == 0)
+        if node.state.blocked_on_fence:
+            self._carry(node, node.state.fence_tick(self._may_start(node)))
         if host.log._forwarded:  # the proposal loop's wait times out every FORWARD_RESEND_S / 2
             host.log.check_forwards()
         state, now = node.state, self.now

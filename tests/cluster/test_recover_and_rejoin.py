@@ -77,8 +77,8 @@ def _watch_until_rejoined(survivor: DaemonProcess, nodes: list[DaemonProcess], i
     return time.monotonic() - started
 
 
-def _runs_a_job_through(node: DaemonProcess, word: str) -> None:
-    result = node.swarm("run", "--cpus", "0", "--", "echo", word, timeout_s=60)
+def _runs_a_job_through(node: DaemonProcess, word: str, *options: str) -> None:
+    result = node.swarm("run", "--cpus", "0", *options, "--", "echo", word, timeout_s=60)
     assert result.returncode == 0 and result.stdout.strip() == word, (result.returncode, result.stdout, result.stderr)
 
 
@@ -97,6 +97,9 @@ def test_the_old_leader_of_two_rejoins_after_recover_on_the_survivor(daemon_fact
     status = old.status()
     assert "LOST: missing voters \n" not in old.swarm("status").stdout
     assert status["leader"] == survivor.status()["node_id"]
+    # pinned: it cannot be handed to the survivor, so it runs only if the old leader starts it
+    # (it stayed assigned there for good when the entry that made it a member again was its fence)
+    _runs_a_job_through(old, "on-the-old-leader", "--node", old.name)
     _runs_a_job_through(old, "from-the-old-leader")
     _runs_a_job_through(survivor, "from-the-survivor")
     wait_until(  # the daemon's log is block-buffered: give it a moment to reach the file

@@ -53,6 +53,20 @@ def test_an_attempt_given_to_this_node_is_queued_and_started_once_it_may_start()
     assert start.job.id == "j1" and start.attempt == 1 and start.leased
 
 
+def test_a_start_waiting_for_the_fence_goes_once_a_tick_finds_it_passed_with_no_job_changed() -> None:
+    """The entry that passes the fence may change no job (a configuration change: the node is a
+    member again after `swarm recover`); ``applied`` never hears of it, the tick does."""
+    table = table_with(("j1", ME, "stop"))
+    state = NodeState(ME, table)
+    state.applied(["j1"], {}, from_earlier_life=False, now_mono=0.0, now_wall=0.0, may_start=False)
+    assert state.to_start(ROOM, 0.0, may_start=False) == [] and state.blocked_on_fence
+    assert state.fence_tick(False) == []  # the fence is still ahead
+    assert state.fence_tick(True) == [WakeStarts()]
+    assert state.fence_tick(True) == [] and not state.blocked_on_fence  # once
+    [start] = state.to_start(ROOM, 0.2, may_start=True)
+    assert start.job.id == "j1" and start.attempt == 1
+
+
 def test_an_attempt_running_here_that_the_table_moved_elsewhere_is_stopped() -> None:
     table = table_with(("j1", ME, "stop"))
     state = NodeState(ME, table)
