@@ -49,6 +49,7 @@ def test_the_faults_exercise_the_lease() -> None:
 
 
 @pytest.mark.slow  # deselected unless SWARM_SLOW=1 (root conftest); SWARM_JOB_SEEDS scales it
+@pytest.mark.timeout(3600)  # 5,000 of these seeds took about 10 min on one core of this 2-core VM
 def test_long_job_sweep() -> None:
     summary = job_sweep(int(os.environ.get("SWARM_JOB_SEEDS", "10000")), 100_000, 5)
     assert not summary.failures, _report(summary)
