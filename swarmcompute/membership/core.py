@@ -8,13 +8,17 @@ and injects a ``random.Random``.
 Failure detection, per probe interval: ping the next member (round-robin over a
 shuffled order); no ack within ``probe_timeout_ticks`` -> ask ``indirect_checks``
 random peers to ping it for us; still no ack when the interval ends -> suspect
-it. Any message from a member is as good as an ack (``heard``: the shell reports its Raft
-traffic too): a member heard within half a probe interval before its turn counts as probed
-(one that dies in that half interval is found a round later, as one that dies right after
-answering its ping is), so a leader
-and its followers, which hear each other every heartbeat, never ping each other (3 idle
-loopback daemons, ``benchmarks/idle.py``, 2 paired rounds: 14.0-14.4 peer messages received a
-second per daemon instead of 15.4-15.6, CPU 0.49-0.51 % of a core instead of 0.54-0.56). A
+it. Any answer from a member is as good as an ack (``heard``: the shell reports the answers
+to its Raft and lease messages too): a member that answered within half a probe interval
+before its turn counts as probed (one that dies in that half interval is found a round later,
+as one that dies right after acking its ping is), so a leader, answered every heartbeat, and
+its followers, granted a lease every 200 ms, never ping each other (3 idle loopback daemons,
+``benchmarks/idle.py``, 2 paired rounds: 14.2 peer messages received a second per daemon instead
+of 15.2-15.4; CPU 0.93-1.00x, within the VM's noise). Only answers count: a
+request proves the way here, not back, and a leader cut off one way (nothing reaches it) went
+unsuspected while its heartbeats still arrived; its followers elected a new leader after 2.1 s
+instead of 0.9-1.1 s, past their leases, and every job in the cluster ran again (the 5-host
+one-way-cut test). A
 suspect that does not refute (bump its incarnation) within the suspicion
 timeout is declared dead. One missed ack never kills a node: that is the point
 of indirect probes and suspicion (a Wi-Fi blip must not move work around).
@@ -266,9 +270,10 @@ class Membership:
         return True
 
     def heard(self, node_id: str) -> None:
-        """A message of ``node_id`` arrived, through any layer (the shell calls this for Raft
-        and lease traffic; ``step`` notes gossip itself): it is alive now, as an ack would say.
-        Its probe, due or awaiting its ack, is spared (``_advance_probe``)."""
+        """``node_id`` answered a message of this node, through any layer (the shell calls this
+        for answers to its Raft and lease messages; ``step`` notes acks itself): it is alive and
+        reachable both ways now, as an ack says. Its probe, due or awaiting its ack, is spared
+        (``_advance_probe``)."""
         if node_id in self._table.by_id and node_id != self.node_id:
             self._heard[node_id] = self._tick
 
@@ -324,7 +329,8 @@ class Membership:
             self.counters["dropped_spoofed"] += 1
             return out
         self._note_sender(sender, msg.sender_addr, out)
-        self.heard(sender)
+        if isinstance(msg, Ack):
+            self.heard(sender)  # an answer: the way there and back works (a ping proves only one)
         if isinstance(msg, PushPull):
             self.counters["push_pulls"] += 1
             if not msg.want_reply and msg.sender_addr in self._seeds:

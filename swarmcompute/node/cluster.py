@@ -119,6 +119,10 @@ RAFT_TYPES = (
     NotMember,
 )
 GOSSIP_TYPES = (Ping, Ack, PingReq, Gossip, PushPull)
+ANSWER_TYPES = (AppendResponse, VoteResponse, SnapshotAck, LeaseGrant)
+"""Answers to what this node sent: each proves the way there and back, as a gossip ack does, so
+gossip spares the sender's probe (``Membership.heard``). A request proves only the way here: a
+leader cut off one way (nothing reaches it, it reaches everyone) must still be suspected."""
 JOIN_ALIVE_TARGETS = 3
 """A node that is not (or no longer) in the configuration also asks this many members gossip
 says are alive, besides its seeds: one of them leads or knows who does."""
@@ -703,7 +707,7 @@ class ClusterLink:
             if gossip is not None:
                 gossip.step(sender, msg)
             return
-        if gossip is not None:
+        if gossip is not None and isinstance(msg, ANSWER_TYPES):
             gossip.core.heard(sender)  # as good as an ack: spares its failure-detector probe
         if isinstance(msg, RAFT_TYPES):
             if job_log is not None and msg.src == sender:

@@ -60,6 +60,7 @@ from swarmcompute.membership.effects import MemberDead, MemberEvent, MemberLeft,
 from swarmcompute.membership.members import ALIVE, SUSPECT
 from swarmcompute.membership.messages import Gossip
 from swarmcompute.membership.meta import NodeMeta
+from swarmcompute.node.cluster import ANSWER_TYPES
 from swarmcompute.node.cluster_messages import ForwardCommands, ForwardReply
 from swarmcompute.node.committer import ReplicatedJobLog
 from swarmcompute.node.daemon import (
@@ -919,8 +920,8 @@ class ClusterSim(JobSim):
         host = self.hosts.get(node.id)
         if host is None:
             return
-        if not (isinstance(msg, tuple) and msg[0] == "gossip"):
-            host.gossip.heard(src)  # as the shell: any message spares the sender's probe
+        if isinstance(msg, ANSWER_TYPES):
+            host.gossip.heard(src)  # as the shell: an answer spares the sender's probe
         if isinstance(msg, Message):
             self.raft_messages += 1
             if isinstance(msg, VoteResponse) and msg.granted and not msg.pre_vote:

@@ -57,7 +57,11 @@ NODE_GAUGES = (
 
 GOSSIP_COUNTERS = (
     ("swarm_gossip_probes", "failure-detector probes this node sent", "probes"),
-    ("swarm_gossip_probes_spared", "probes not sent: the member was heard from just before", "probes_spared"),
+    (
+        "swarm_gossip_probes_spared",
+        "probes not sent: the member had just answered (Raft, lease, gossip)",
+        "probes_spared",
+    ),
     ("swarm_gossip_indirect_probes", "probes unanswered in time, retried through other nodes", "indirect_probes"),
     ("swarm_gossip_suspicions", "nodes this node suspected (no answer to a probe)", "suspected"),
     ("swarm_gossip_declared_dead", "suspects this node declared dead", "declared_dead"),

@@ -3,10 +3,12 @@ home LAN really has: the leader's host cut off (cable pulled) and healed, the le
 (SIGSTOP) and thawed.
 
 Every job is a marker job: it writes ``start``, a heartbeat every 0.1 s and ``done`` lines, each with
-the wall-clock time (one machine, so one clock), into a file named by job and attempt. Afterwards
-the files are compared with the job table: every job succeeded, exactly one attempt wrote ``done``,
-and no two attempts of a job were ever running at the same time (an attempt that was killed counts
-as running until one heartbeat interval after its last line).
+the wall-clock time (one machine, so one clock), into a file named by job and attempt, and a
+``term`` line as it exits on SIGTERM. Afterwards the files are compared with the job table: every
+job succeeded, exactly one attempt wrote ``done``, and no two attempts of a job were ever running
+at the same time (an attempt SIGKILLed, which writes no last line, counts as running until one
+heartbeat interval after its last line; counting a SIGTERMed one so too flagged attempts reaped
+before their re-run started, under a loaded suite).
 
 The suite runs short versions; ``SWARM_SLOW=1`` adds the issue's full ones (a 20 s cut, jobs of
 4-30 s).
@@ -30,6 +32,7 @@ from swarmcompute.testing.netns import CutMode, Host, Lan, nft_unavailable_reaso
 HEARTBEAT_S = 0.1
 MARKER_JOB = r"""
 f="$MARKS/$SWARM_JOB_ID.$SWARM_ATTEMPT"
+trap 'echo "term $(date +%s.%N)" >> "$f"; exit 143' TERM
 echo "start $(date +%s.%N)" >> "$f"
 end=$(( $(date +%s) + DURATION ))
 while [ "$(date +%s)" -lt "$end" ]; do echo "hb $(date +%s.%N)" >> "$f"; sleep HEARTBEAT; done
@@ -84,7 +87,7 @@ def read_marks(marks: Path, job_id: str) -> dict[int, list[tuple[str, float]]]:
         lines = []
         for line in path.read_text().splitlines():
             word, _, when = line.partition(" ")
-            if word in ("start", "hb", "done") and when:
+            if word in ("start", "hb", "done", "term") and when:
                 lines.append((word, float(when)))
         attempts[int(path.suffix[1:])] = lines
     return attempts
@@ -110,8 +113,10 @@ def check_exactly_once(marks: Path, jobs: list[dict[str, Any]], fault_at: float)
         for a, lines in sorted(attempts.items()):
             if not lines:
                 continue
-            finished = lines[-1][0] == "done"
-            spans.append((lines[0][1], lines[-1][1] + (0.0 if finished else HEARTBEAT_S), a))
+            # done, or SIGTERMed (its trap wrote the moment it exits): it ended at its last line;
+            # SIGKILLed (no last word): it may have run until the next heartbeat was due
+            ended = lines[-1][0] in ("done", "term")
+            spans.append((lines[0][1], lines[-1][1] + (0.0 if ended else HEARTBEAT_S), a))
         spans.sort()
         reruns += max(len(spans) - 1, 0)
         for (_s1, e1, a1), (s2, _e2, a2) in zip(spans, spans[1:], strict=False):

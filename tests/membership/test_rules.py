@@ -86,10 +86,10 @@ def test_a_probe_sent_in_a_catch_up_times_out_counted_from_the_wake_ups_last_tic
     assert later == [False] * (CFG.probe_timeout_ticks - 1) + [True]
 
 
-def test_a_member_heard_through_other_traffic_is_spared_its_ping_and_pinged_once_it_falls_silent() -> None:
-    """A Raft leader and its followers hear each other every heartbeat (every 2 ticks): the shell
-    reports it (``heard``) and no ping goes between them; once the traffic stops, the member is
-    pinged on its next turn and, silent, suspected as before."""
+def test_a_member_that_answers_other_traffic_is_spared_its_ping_and_pinged_once_it_falls_silent() -> None:
+    """A Raft leader hears its followers answer every heartbeat (every 2 ticks): the shell reports
+    each answer (``heard``) and no ping goes to them; once the answers stop, the member is pinged on
+    its next turn and, silent, suspected as before."""
     a = node("a")
     know(a, "b")
     for t in range(5 * CFG.probe_interval_ticks):
@@ -109,12 +109,22 @@ def test_traffic_from_the_target_after_its_ping_left_is_as_good_as_an_ack() -> N
     know(a, "b", "c", "d", "e")
     ping = _first_ping(a)
     target = ping.msg.target_id
-    a.heard(target)  # a heartbeat of it, read after the ping left
+    a.heard(target)  # its answer to a heartbeat, read after the ping left
     for _ in range(2 * CFG.probe_interval_ticks):  # the next probes go to others, unanswered
         out = a.tick()
         assert not [r for r in sends(out, PingReq) if r.msg.target_id == target]
         assert not [e for e in events(out, MemberSuspect) if e.node_id == target]  # type: ignore[attr-defined]
     assert a.member(target).state is MemberState.ALIVE
+
+
+def test_a_ping_proves_only_the_way_here_and_spares_nothing() -> None:
+    """A member whose pings reach us may not hear us (a one-way cut): only answers spare a probe."""
+    a = node("a")
+    know(a, "b")
+    for _ in range(3 * CFG.probe_interval_ticks):
+        a.step("b", Ping("b", "b:7946", 1, "a"))
+        a.tick()
+    assert a.counters["probes_spared"] == 0 and a.counters["probes"] >= 2
 
 
 def test_only_members_and_not_itself_are_remembered_as_heard() -> None:

@@ -128,9 +128,10 @@ def check_no_false_positives(seed: int, ticks: int) -> None:
         sim.run(1)
         sim.set_faults(LOSSY)
         sim.run(300)
+    # a suspicion the last ticks raised may still be on its way to be refuted (seed 23: 10 ticks)
+    assert sim.run(100, until=sim.converged, check_every=5) is not None, "the views never agreed again"
     bad = [(t, obs, e) for t, obs, e in sim.events if isinstance(e, (MemberDead, MemberLeft))]
     assert not bad, f"healthy nodes declared dead under 5% loss: {bad[:3]}"
-    assert sim.converged()
     suspicions = sum(1 for _, _, e in sim.events if isinstance(e, MemberSuspect))
     assert suspicions <= len(ids) * ticks / 300, f"{suspicions} suspicions: the detector is too jumpy"
 

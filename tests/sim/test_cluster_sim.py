@@ -78,7 +78,7 @@ REGRESSION_SEEDS = [
     (59, "a child submitted --after a parent pruned before its entry applied waited for ever"),
 ]
 PLANTED_WITHIN = 1000
-FIRST_CAUGHT_WITHOUT_A_LEASE = 50
+FIRST_CAUGHT_WITHOUT_A_LEASE = 8
 """The first seed (from 0) at which the planted start-without-a-lease bug breaks at-most-one."""
 
 
