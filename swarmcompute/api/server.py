@@ -312,8 +312,8 @@ class ControlServer:
         out: list[str] = []
         for ref in refs:
             elements = [(j.spec.array_index, j.id) for j in self._array_elements(ref)]
-            if pruned and ref not in table:
-                elements = sorted(elements + table.pruned_elements(ref))
+            if pruned and ref not in table and ref not in table.pruned:  # a removed job is no array
+                elements = sorted(elements + table.pruned_elements(ref))  # a look through all of pruned
             out.extend([job_id for _, job_id in elements] or [ref])
         return tuple(out)
 
