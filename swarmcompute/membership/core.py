@@ -84,7 +84,7 @@ class Membership:
         self._probe: _Probe | None = None
         self._probe_order: list[str] = []
         self._heard: dict[str, int] = {}
-        """Member node_id -> the last tick any message of it arrived (``heard``)."""
+        """Member node_id -> the last tick it answered this node (``heard``)."""
         self._forwards: dict[int, tuple[str, int, int]] = {}
         """Relayed ping seq -> (requester address, requester's seq, expiry tick)."""
         self._suspicions: dict[str, int] = {}
@@ -263,11 +263,15 @@ class Membership:
         m = self._table.get(node_id)
         if m is None or node_id == self.node_id or m.state is ALIVE or m.state is SUSPECT:
             return False
+        self._drop(node_id)
+        return True
+
+    def _drop(self, node_id: str) -> None:
+        """Remove a member's record and everything this node keeps about it (`swarm forget`, the reap)."""
         self._table.remove(node_id)
         self._dead.pop(node_id, None)
         self._suspicions.pop(node_id, None)
         self._heard.pop(node_id, None)
-        return True
 
     def heard(self, node_id: str) -> None:
         """``node_id`` answered a message of this node, through any layer (the shell calls this
@@ -381,7 +385,7 @@ class Membership:
         t = self._tick
         probe = self._probe
         if probe is not None and not probe.acked and self._heard.get(probe.target_id, -1) >= probe.sent_tick:
-            probe.acked = True  # its target spoke since the ping left: no ping-req, no suspicion
+            probe.acked = True  # its target answered since the ping left: no ping-req, no suspicion
         if probe is not None and not probe.acked:
             waited = t - probe.sent_tick  # negative while the ticks before its sending run
             if waited == c.probe_timeout_ticks:
@@ -408,7 +412,7 @@ class Membership:
                 return
             spare = c.probe_interval_ticks // 2
             if t - self._heard.get(target.node_id, -spare) < spare:
-                # heard within half an interval: as fresh a sign of life as an ack; its turn is taken
+                # answered within half an interval: as fresh a sign of life as an ack; its turn is taken
                 self._probe = None
                 self.counters["probes_spared"] += 1
                 return
@@ -576,6 +580,4 @@ class Membership:
         reap = self.config.reap_ticks
         for m in list(self._table.by_id.values()):
             if (m.state is DEAD or m.state is LEFT) and t - m.state_changed_tick >= reap:
-                self._table.remove(m.node_id)
-                self._dead.pop(m.node_id, None)
-                self._heard.pop(m.node_id, None)
+                self._drop(m.node_id)
