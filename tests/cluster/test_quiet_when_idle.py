@@ -41,10 +41,11 @@ def test_an_idle_cluster_sends_one_frame_per_peer_per_tick_at_most_and_still_run
         assert job["state"] == "succeeded"
 
 
-def test_an_idle_leader_spares_its_probes_of_the_followers_it_hears_through_raft(tmp_path: Path) -> None:
-    """Raft heartbeats and their answers are signs of life the failure detector counts: the leader
-    spares its probes of both followers (it hears each every 200 ms), and a follower spares its
-    probes of the leader; the followers still probe each other, which no Raft traffic links."""
+def test_an_idle_leader_spares_its_probes_of_the_followers_that_answer_its_heartbeats(tmp_path: Path) -> None:
+    """Answers are signs of life the failure detector counts: the leader spares its probes of both
+    followers (each answers its heartbeat every 200 ms), and a follower spares its probes of the
+    leader (which grants it a lease as often); the followers still probe each other, which nothing
+    but gossip links."""
     with formed_cluster(tmp_path, 3, http_port=0) as nodes:
         leader_id = nodes[0].status()["leader"]
         before = [n.metrics("swarm_gossip_") for n in nodes]
