@@ -149,6 +149,10 @@ def test_a_job_pinned_to_a_host_without_its_user_waits_and_its_message_says_why(
     assert waiting.returncode == 0, waiting.stderr
     job = waiting.stdout.strip()
     why = f"user {user.name} does not exist on node 'h2': it runs only where its submitter has an account"
-    wait_until(lambda: h0.client.job(job)["message"] == why, 20, "the reason it waits")
+    seen: list[dict[str, object]] = []
+    try:
+        wait_until(lambda: seen.append(h0.client.job(job)) or seen[-1]["message"] == why, 20, "the reason it waits")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the job last read {seen[-1:]}") from None
     assert h0.client.job(job)["state"] == "pending"
     assert user.swarm("cancel", job, env=env).returncode == 0
