@@ -215,29 +215,46 @@ class NodeState:
         )
         return [Propose(lost)] if lost else []
 
-    def recovered(self, running: Iterable[Key], now_wall: float, epoch: int) -> list[Instruction]:
+    def recovered(self, running: Iterable[Key], now_wall: float, epoch: int, *, now_mono: float) -> list[Instruction]:
         """`swarm recover` forced configuration ``epoch``: this node forced it, or applied it as one
         of its voters or learners. What this node reported to the old leader may have been committed
         only in the history the recover gave up, so an attempt the table gives to this node but
         that no longer runs here runs again (found by the whole-cluster simulator: a job whose end
         the forcer had reported stayed running; later, one whose end a voter that stayed in the
         forced configuration had reported to the old leader, which committed it with the voters
-        the recover gave up). Once per epoch: the forcer is told at once and when it applies it."""
+        the recover gave up). An attempt it handed back that the table gives it again is queued
+        here again (seed 300357: the kept history assigned the same attempt to the node whose
+        hand-back of it only the given-up one held; the node, remembering it had handed it back,
+        neither started it nor handed it back again, and the job stayed assigned for good). Any
+        other attempt the table gives it that is not queued here is an earlier life's, whose loss
+        this life reported at its start: reported again (seed 300873: a gang's ranks, assigned to
+        the node before its daemon crashed, re-queued as lost in the given-up history only).
+        Once per epoch: the forcer is told at once and when it applies it."""
         if epoch <= self.recovered_epoch:
             return []
         self.recovered_epoch = epoch
+        queued = [
+            job_id
+            for job_id in self.queue.forget_hand_backs()
+            if (job := self.table.get(job_id)) is not None and self.queue.offer(job, now_mono)
+        ]
         here = set(running)
         started, self.started_here = self.started_here, {}
-        lost = tuple(
-            RequeueLost(
-                j.id, j.attempt, LOST_WITH_THE_RECOVER, now_wall, node_id=self.node_id, assigned_at=j.assigned_at
-            )
-            for j in self.table.active_jobs()
-            if j.node == self.node_id
-            and (j.id, j.attempt) not in here
-            and (j.state is JobState.RUNNING or started.get(j.id) == j.attempt)  # or started, and ended
-        )
-        return [Propose(lost)] if lost else []
+        lost: list[Command] = []
+        for j in self.table.active_jobs():
+            if j.node != self.node_id or (j.id, j.attempt) in here:
+                continue
+            if j.state is JobState.RUNNING or started.get(j.id) == j.attempt:  # or started, and ended
+                why = LOST_WITH_THE_RECOVER
+            elif not j.gang_stop and j.id not in self.queue:  # an earlier life's
+                why = LOST_WITH_THE_DAEMON
+            else:
+                continue
+            lost.append(RequeueLost(j.id, j.attempt, why, now_wall, node_id=self.node_id, assigned_at=j.assigned_at))
+        out: list[Instruction] = [Propose(tuple(lost))] if lost else []
+        if queued:
+            out.append(WakeStarts())
+        return out
 
     def applied(
         self,

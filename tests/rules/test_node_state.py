@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from swarmcompute.rules.lease import NO_STAMP, RERUN_AFTER_S, LeaseAsk, LeaseGrantor
+from swarmcompute.rules.local_queue import HAND_BACK_AFTER_S
 from swarmcompute.rules.node_state import (
     LOST_WITH_THE_DAEMON,
     LOST_WITH_THE_LEASE,
@@ -15,7 +16,7 @@ from swarmcompute.rules.node_state import (
     WakeStarts,
 )
 from swarmcompute.scheduler.placement import NodeCapacity
-from swarmcompute.state.commands import AssignJobs, Assignment, FinishAttempt, RequeueLost, SubmitJobs
+from swarmcompute.state.commands import AssignJobs, Assignment, FinishAttempt, ReleaseQueued, RequeueLost, SubmitJobs
 from swarmcompute.state.job import AttemptEnd, JobSpec
 from swarmcompute.state.table import JobTable
 
@@ -83,6 +84,54 @@ def test_an_attempt_from_an_earlier_life_runs_again_as_a_new_attempt() -> None:
     assert proposed(out) == [RequeueLost("j1", 1, LOST_WITH_THE_DAEMON, 5.0, node_id=ME, assigned_at=2.0)]
     assert [p.commands for p in state.restarted(6.0) if isinstance(p, Propose)] == [
         (RequeueLost("j1", 1, LOST_WITH_THE_DAEMON, 6.0, node_id=ME, assigned_at=2.0),)
+    ]
+
+
+def kept_history(*job_ids: str) -> JobTable:
+    """What `swarm recover` keeps: each job submitted and given to this node as attempt 1."""
+    table = JobTable()
+    table.apply(SubmitJobs(tuple(JobSpec(id=j, argv=("true",)) for j in job_ids), at=1.0))
+    table.apply(AssignJobs(tuple(Assignment(j, 1, ME) for j in job_ids), at=2.0))
+    return table
+
+
+def test_after_recover_an_attempt_handed_back_only_in_the_given_up_history_is_queued_here_again() -> None:
+    """Whole-cluster simulator seed 300357: the node handed attempt 1 back; the entry that did it
+    was in the history `swarm recover` gave up, and the kept one gives the node attempt 1 again."""
+    follower = ClusterView(is_leader=False, voters=VIEW.voters, members=VIEW.members)
+    free = NodeCapacity("b", "b", 4.0, 1 << 30)
+    for recover_first in (False, True):  # the forcer hears of the recover before its table is the kept one
+        table = kept_history("j1")
+        state = NodeState(ME, table)
+        state.applied(["j1"], {}, from_earlier_life=False, now_mono=0.0, now_wall=0.0, may_start=False)
+        out = state.maintenance(follower, None, lambda: [ROOM, free], HAND_BACK_AFTER_S, 0.0, 0.0)
+        [back] = proposed(out)
+        assert isinstance(back, ReleaseQueued) and (back.job_id, back.attempt) == ("j1", 1)
+        if recover_first:
+            table.apply(back)  # the given-up history, where it was committed
+            assert state.recovered([], 5.0, 1, now_mono=5.0) == []  # it waits for the kept one
+        table.clear()
+        table.apply(SubmitJobs((JobSpec(id="j1", argv=("true",)),), at=1.0))
+        table.apply(AssignJobs((Assignment("j1", 1, ME),), at=2.0))
+        out = state.applied(["j1"], {}, from_earlier_life=False, now_mono=6.0, now_wall=6.0, may_start=True)
+        if not recover_first:
+            assert out == [Notify("j1")] and state.to_start(ROOM, 6.0, may_start=True) == []  # remembered
+            assert state.recovered([], 7.0, 1, now_mono=7.0) == [WakeStarts()]
+        [start] = state.to_start(ROOM, 8.0, may_start=True)
+        assert (start.job.id, start.attempt) == ("j1", 1)
+
+
+def test_after_recover_an_earlier_lifes_attempt_the_kept_history_gives_this_node_is_reported_lost_again() -> None:
+    """Seed 300873: this life reported attempt 1 lost at its start (``applied`` of an earlier
+    life's entry); the report was committed only in the history `swarm recover` gave up. An
+    attempt this life queued is not reported."""
+    table = kept_history("old", "new")
+    state = NodeState(ME, table)
+    out = state.applied(["old"], {}, from_earlier_life=True, now_mono=0.0, now_wall=3.0, may_start=True)
+    assert proposed(out) == [RequeueLost("old", 1, LOST_WITH_THE_DAEMON, 3.0, node_id=ME, assigned_at=2.0)]
+    state.applied(["new"], {}, from_earlier_life=False, now_mono=0.0, now_wall=3.0, may_start=False)
+    assert proposed(state.recovered([], 5.0, 1, now_mono=5.0)) == [
+        RequeueLost("old", 1, LOST_WITH_THE_DAEMON, 5.0, node_id=ME, assigned_at=2.0)
     ]
 
 
