@@ -1122,6 +1122,10 @@ class Daemon:
                     self._disk_full_told = self.disk.problem is not None
                     self.gossip.advertise_now()
                     self.rounds.request()
+                    # What is queued here waited while the disk was full (``LocalQueue.to_start``):
+                    # without a wake-up, a job pinned here waited for good once it was freed
+                    # (found by the whole-cluster simulator once it pinned jobs, seed 390).
+                    self._start_wakeup.set()
             if ticks % per_sample == 0:
                 resources.sample()
             transport.flush()  # this tick's heartbeats, probes and asks leave now, batched per peer

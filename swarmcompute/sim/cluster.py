@@ -789,6 +789,7 @@ class ClusterSim(JobSim):
         if (advertised is not None and advertised.disk_full) != node.capacity.disk_full:  # ``GossipHost.advertise_now``
             host.gossip.set_meta(self._meta(node))
             host.rounds.request()
+            self._carry(node, [WakeStarts()])  # the daemon's ``_start_wakeup``
         raft = host.log.raft
         if raft.is_leader and node.table.highest_pending_priority() is not None:
             host.rounds.request()
