@@ -53,6 +53,9 @@ class LocalQueue:
         self._assigned_at: dict[Key, float | None] = {}  # when each of those was assigned
         self._handed_back: dict[str, int] = {}  # job id -> the attempt handed back, until the table moves on
         self._cards: dict[Key, tuple[int, ...]] = {}  # GPU indices each started attempt holds
+        self.held_at: int | None = None
+        """The priority from which the last ``to_start`` held attempts back for a pending job of a
+        higher one (None: it held nothing back): one of those leaving the line may free them."""
 
     def __len__(self) -> int:
         return len(self._queued)
@@ -95,6 +98,7 @@ class LocalQueue:
         """The queued attempts to start now, in order; each is moved to "in use". None while this
         node is drained (`swarm drain`) or its state directory takes no writes (``disk_full``: their
         output could not be kept): what it had queued waits to be handed back, or for space."""
+        self.held_at = None
         if not self._queued or self.leaving(table, (capacity,)):
             return []
         free_cpus = capacity.cpus - sum(s.cpus for s in self._in_use.values())
@@ -112,6 +116,7 @@ class LocalQueue:
             outranked = highest_pending is not None and highest_pending > spec.priority and not spec.ranks
             if outranked and cleared != spec.priority:
                 if _higher_priority_waits(table, spec.priority, capacity, now_wall):
+                    self.held_at = spec.priority
                     break  # everything after this one has the same or a lower priority
                 cleared = spec.priority
             cards = [i for i, mem in free_cards if mem >= spec.gpu_mem][: spec.gpus]

@@ -274,6 +274,13 @@ class NodeState:
         earlier: list[Command] = []
         for job_id in changed:
             job = self.table.get(job_id)
+            if queue.held_at is not None and (
+                job is None or (job.state is not JobState.PENDING and job.spec.priority > queue.held_at)
+            ):
+                # A job this node's queue made way for left the line (placed, ended, gone): what it
+                # held back may start (found by the whole-cluster simulator once it pinned jobs,
+                # seed 667: a job pinned here waited for good behind one placed elsewhere).
+                wake = True
             if job is None:
                 # Gone from the table (`swarm recover` replaced the history that held it): nothing
                 # of it may start or keep running here (found by the whole-cluster simulator: a

@@ -135,6 +135,24 @@ def test_after_recover_an_earlier_lifes_attempt_the_kept_history_gives_this_node
     ]
 
 
+def test_an_attempt_held_back_for_a_higher_priority_job_starts_once_that_job_leaves_the_line() -> None:
+    """Whole-cluster simulator seed 667, once it pinned jobs: a job pinned here waited for good,
+    held back for a job of a higher priority that was then placed elsewhere."""
+    table = JobTable()
+    specs = (JobSpec(id="low", argv=("true",), node=ME), JobSpec(id="high", argv=("true",), priority=5))
+    table.apply(SubmitJobs(specs, at=1.0))
+    table.apply(AssignJobs((Assignment("low", 1, ME),), at=2.0))
+    state = NodeState(ME, table)
+    state.applied(["low"], {}, from_earlier_life=False, now_mono=0.0, now_wall=2.0, may_start=True)
+    assert state.to_start(ROOM, 2.0, may_start=True) == []  # "high" could run here: its room is kept
+    table.apply(AssignJobs((Assignment("high", 1, "b"),), at=3.0))
+    assert WakeStarts() in state.applied(
+        ["high"], {}, from_earlier_life=False, now_mono=1.0, now_wall=3.0, may_start=True
+    )
+    [start] = state.to_start(ROOM, 3.0, may_start=True)
+    assert start.job.id == "low"
+
+
 def test_a_lapsed_lease_stops_leased_attempts_only_and_an_exit_without_a_lease_is_lost_not_failed() -> None:
     table = table_with(("stop1", ME, "stop"), ("keep1", ME, "keep"))
     state = NodeState(ME, table)
