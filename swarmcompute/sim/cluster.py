@@ -24,7 +24,8 @@ messages go to *addresses* (a node restarted on a new address is unreachable unt
 it from gossip); crashes and restarts from the fake disk (a third of them on a new address);
 nodes cut off from everyone; one-way cuts; paused daemons (SIGSTOP: the processes and the
 guardian run on); drifting clocks; `swarm recover` after a majority of the voters died (the dead
-come back later with their old state); `swarm leave` of a voter (the leader too).
+come back later with their old state, while the new epoch's leader can reach them); `swarm leave`
+of a voter (the leader too); full state directories; plain jobs, gangs, and jobs pinned to n0.
 
 Checked after every event (``InvariantBroken`` names the seed and the instant):
 
@@ -139,6 +140,11 @@ every seed prunes finished jobs while attempts end, leaders change and snapshots
 GANGS = 3
 """Gangs (``--ranks``) per seed, besides the plain jobs: 2-4 ranks each, some of them with
 ``ranks_per_node``; a rank fails as often as any job, and one gang in ten has a rank cancelled."""
+PINNED = 4
+"""Jobs per seed pinned to n0 (``--node``), besides the others, submitted while the faults strike:
+they wait out its crashes, cuts and pauses and its return after `swarm recover`, and must still
+end (a start that waited for the lease's fence after such a return once kept a pinned job assigned
+for good, ``NodeState.fence_tick``: a job free to go elsewhere was handed back, which hid it)."""
 
 
 DETAILS_WINDOW = 4
@@ -369,6 +375,7 @@ class ClusterSim(JobSim):
         readdress_share: float = 0.35,
         disk_full_share: float = 0.5,
         gangs: int = GANGS,
+        pinned: int = PINNED,
         trace: bool = False,
     ) -> None:
         self.checker = RaftChecker()
@@ -391,6 +398,7 @@ class ClusterSim(JobSim):
         """Epoch -> the index of its latest committed CONFIG entry."""
         self._readdress_share = readdress_share
         self._gangs = gangs
+        self._pinned = pinned
         self.recovers = 0
         self.leaves = 0
         self.readdresses = 0
@@ -962,9 +970,16 @@ class ClusterSim(JobSim):
     # -- clients -----------------------------------------------------------------------
 
     def _schedule_jobs(self, count: int, keep_share: float) -> None:
-        """``JobSim``'s jobs, then the gangs (drawn from their own stream: the plain jobs of a seed
-        stay what they were)."""
+        """``JobSim``'s jobs, then the pinned jobs and the gangs (each drawn from a stream of its
+        own: the plain jobs of a seed stay what they were)."""
         super()._schedule_jobs(count, keep_share)
+        pins = random.Random(f"{self.seed}/pins")
+        for i in range(self._pinned):
+            spec = JobSpec(
+                id=f"p{i}", argv=("sim",), node="n0", cpus=pins.choice((0.0, 0.5, 1.0)), retries=pins.choice((0, 1)),
+                on_disconnect="keep" if pins.random() < keep_share else "stop",
+            )  # fmt: skip
+            self._at(pins.uniform(0.0, 4.0), "submit", spec)
         rng = random.Random(f"{self.seed}/gangs")
         for i in range(self._gangs):
             ranks = rng.choice((2, 3, 4))
@@ -1085,7 +1100,8 @@ class ClusterSim(JobSim):
 
         The operator runs it where the dead are really dead: on a node that can talk to every
         other running node, once `swarm status` there calls exactly the dead voters missing; and
-        brings the dead back once every survivor has heard of the new configuration epoch.
+        brings the dead back once every survivor has heard of the new configuration epoch, each
+        while the new epoch's leader can reach it (``_on_operator_restart``).
         (Otherwise live voters the new configuration leaves out, or that have not heard of it,
         can elect a leader of the old one with the dead until the sides meet: unsafe by design,
         see ``RaftNode.force_config``, and not checked.)"""
@@ -1153,7 +1169,27 @@ class ClusterSim(JobSim):
             return
         down, self._kept_down = sorted(self._kept_down), set()
         for node_id in down:
-            self._at(self.now + self.rng.uniform(0.5, 3.0), "restart", node_id)
+            self._at(self.now + self.rng.uniform(0.5, 3.0), "operator_restart", node_id)
+
+    def _on_operator_restart(self, node_id: str) -> None:
+        """The operator brings a dead voter back while a leader of the new epoch runs and can
+        reach it both ways (the new epoch reaches it before it could campaign in the old one);
+        else later. Brought back into a partition that holds the new leader apart, the dead and
+        the old configuration's other voters can elect a leader of the old epoch: unsafe by
+        design (README, `swarm recover`), as seed 1896 did once pinned jobs shifted its timing."""
+        leaders = [
+            n
+            for n, host in sorted(self.hosts.items())
+            if host is not None
+            and self.nodes[n].alive
+            and not self.nodes[n].paused
+            and host.log.raft.is_leader
+            and epoch_of(host.log.raft.node.term) == self._forced_epoch
+        ]
+        if any(self.linked(node_id, n) and self.linked(n, node_id) for n in leaders):
+            self._on_restart(node_id)
+        else:
+            self._at(self.now + 0.5, "operator_restart", node_id)
 
     # `swarm leave` of a voter.
     def _on_leave(self, _: Any) -> None:
@@ -1332,11 +1368,11 @@ class ClusterResult:
 
 
 def run_cluster_seed(
-    seed: int, nodes: int = 5, *, trace: bool = False, sim: type[ClusterSim] = ClusterSim
+    seed: int, nodes: int = 5, *, trace: bool = False, sim: type[ClusterSim] = ClusterSim, pinned: int = PINNED
 ) -> ClusterResult:
     """One seed of the whole-cluster simulation with every fault kind; never raises on a violation."""
     with silenced():
-        run = sim(seed, nodes=nodes, trace=trace)
+        run = sim(seed, nodes=nodes, trace=trace, pinned=pinned)
         violation = None
         try:
             run.run()
