@@ -223,7 +223,7 @@ class NodeState:
         the forcer had reported stayed running; later, one whose end a voter that stayed in the
         forced configuration had reported to the old leader, which committed it with the voters
         the recover gave up). An attempt it handed back that the table gives it again is queued
-        here again (seed 300357: the kept history assigned the same attempt to the node whose
+        here again (seed 300357, before the simulator pinned jobs: the kept history assigned the same attempt to the node whose
         hand-back of it only the given-up one held; the node, remembering it had handed it back,
         neither started it nor handed it back again, and the job stayed assigned for good). Any
         other attempt the table gives it that is not queued here is an earlier life's, whose loss
