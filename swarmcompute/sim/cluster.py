@@ -1165,6 +1165,17 @@ class ClusterSim(JobSim):
             if host is not None and self.nodes[n].alive and epoch_of(host.log.raft.node.term) != epoch
         ]
         if behind:
+            leaders = self._epoch_leaders()
+            if leaders and self.now >= self._recover_by:
+                # Past ``RECOVER_WAIT_S`` a survivor still has not heard: it and the new leader
+                # restarted on new addresses and neither knows the other's (no mDNS here: seeds
+                # 5622 and 5805 waited for good once pinned jobs shifted their timing). The
+                # operator tells each the other's address, as `swarm join ADDRESS` would.
+                for node_id in behind:
+                    self._learn(node_id, leaders[0], self.peers[leaders[0]].address)
+                    self._learn(leaders[0], node_id, self.peers[node_id].address)
+                self._log(f"the operator points {behind} and {leaders[0]} at each other's addresses")
+                self._recover_by = self.now + RECOVER_WAIT_S
             self._at(self.now + 0.5, "recovered", None)
             return
         down, self._kept_down = sorted(self._kept_down), set()
@@ -1177,7 +1188,14 @@ class ClusterSim(JobSim):
         else later. Brought back into a partition that holds the new leader apart, the dead and
         the old configuration's other voters can elect a leader of the old epoch: unsafe by
         design (README, `swarm recover`), as seed 1896 did once pinned jobs shifted its timing."""
-        leaders = [
+        if any(self.linked(node_id, n) and self.linked(n, node_id) for n in self._epoch_leaders()):
+            self._on_restart(node_id)
+        else:
+            self._at(self.now + 0.5, "operator_restart", node_id)
+
+    def _epoch_leaders(self) -> list[str]:
+        """The running, unpaused nodes that lead in the epoch `recover` forced."""
+        return [
             n
             for n, host in sorted(self.hosts.items())
             if host is not None
@@ -1186,10 +1204,6 @@ class ClusterSim(JobSim):
             and host.log.raft.is_leader
             and epoch_of(host.log.raft.node.term) == self._forced_epoch
         ]
-        if any(self.linked(node_id, n) and self.linked(n, node_id) for n in leaders):
-            self._on_restart(node_id)
-        else:
-            self._at(self.now + 0.5, "operator_restart", node_id)
 
     # `swarm leave` of a voter.
     def _on_leave(self, _: Any) -> None:
