@@ -932,7 +932,7 @@ class Daemon:
         )
 
     def _on_new_epoch(self, epoch: int) -> None:
-        self._carry(self.state.recovered(self.executor.running(), time.time(), epoch, now_mono=time.monotonic()))
+        self._carry(self.state.recovered(self.executor.running(), time.time(), epoch))
 
     def _on_lease_change(self, held: bool) -> None:
         self._carry(self.state.lease_changed(held, self.executor.running()))

@@ -60,10 +60,6 @@ class LocalQueue:
     def __len__(self) -> int:
         return len(self._queued)
 
-    def __contains__(self, job_id: object) -> bool:
-        """Whether ``job_id`` is queued here (assigned, not started)."""
-        return job_id in self._queued
-
     # -- following the table -----------------------------------------------------------
 
     def offer(self, job: Job, now: float) -> bool:
@@ -85,12 +81,9 @@ class LocalQueue:
         self._queued_since.pop(job_id, None)
         self._handed_back.pop(job_id, None)
 
-    def forget_hand_backs(self) -> list[str]:
-        """Forget every attempt this node handed back (``NodeState.recovered``: the entries that
-        committed them may be in the history `swarm recover` gave up); return their job ids."""
-        job_ids = list(self._handed_back)
-        self._handed_back.clear()
-        return job_ids
+    def handed_back(self, job_id: str) -> int | None:
+        """The attempt of ``job_id`` this node handed back, until the table moves on (None: none)."""
+        return self._handed_back.get(job_id)
 
     # -- starting ------------------------------------------------------------------------
 

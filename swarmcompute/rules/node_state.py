@@ -47,6 +47,7 @@ LOST_WITH_THE_DAEMON = "the daemon running it stopped"
 """Why an attempt an earlier life of this daemon held runs again, whenever the restart learns of it."""
 LOST_WITH_THE_LEASE = "its node lost its lease"
 LOST_WITH_THE_RECOVER = "its end may be in the history `swarm recover` gave up"
+HANDED_BACK_BEFORE_RECOVER = "handed back before `swarm recover`, which may have given that up"
 SILENT_NODE_S = 2.0
 """A node suspected by gossip and silent to Raft this long loses its ``keep`` attempts."""
 
@@ -196,6 +197,10 @@ class NodeState:
         """Node -> its leased attempts this leader re-queued, until applied here (lease rule 4)."""
         self.blocked_on_fence = False
         self.started_here: dict[str, int] = {}
+        self.lost_earlier: dict[str, int] = {}
+        """Job id -> the attempt this life reported lost with an earlier daemon (``restarted``,
+        ``applied`` of an earlier life's entry), until the table moves on: ``recovered`` reports it
+        again."""
         """Job id -> the attempt of it this daemon started (in this life, in this history)."""
         self.gang_unstarted: set[str] = set()
         self.recovered_epoch = 0
@@ -206,55 +211,48 @@ class NodeState:
 
     def restarted(self, now_wall: float) -> list[Instruction]:
         """At start: attempts the log says ran here died with the previous daemon."""
-        lost = tuple(
-            RequeueLost(
-                j.id, j.attempt, LOST_WITH_THE_DAEMON, now_wall, node_id=self.node_id, assigned_at=j.assigned_at
-            )
-            for j in self.table.active_jobs()
-            if j.node == self.node_id
-        )
-        return [Propose(lost)] if lost else []
+        mine = [j for j in self.table.active_jobs() if j.node == self.node_id]
+        self.lost_earlier.update((j.id, j.attempt) for j in mine)
+        return [Propose(tuple(_lost_here(j, self.node_id, now_wall) for j in mine))] if mine else []
 
-    def recovered(self, running: Iterable[Key], now_wall: float, epoch: int, *, now_mono: float) -> list[Instruction]:
+    def recovered(self, running: Iterable[Key], now_wall: float, epoch: int) -> list[Instruction]:
         """`swarm recover` forced configuration ``epoch``: this node forced it, or applied it as one
         of its voters or learners. What this node reported to the old leader may have been committed
-        only in the history the recover gave up, so an attempt the table gives to this node but
-        that no longer runs here runs again (found by the whole-cluster simulator: a job whose end
-        the forcer had reported stayed running; later, one whose end a voter that stayed in the
-        forced configuration had reported to the old leader, which committed it with the voters
-        the recover gave up). An attempt it handed back that the table gives it again is queued
-        here again (seed 300357, before the simulator pinned jobs: the kept history assigned the same attempt to the node whose
-        hand-back of it only the given-up one held; the node, remembering it had handed it back,
-        neither started it nor handed it back again, and the job stayed assigned for good). Any
-        other attempt the table gives it that is not queued here is an earlier life's, whose loss
-        this life reported at its start: reported again (seed 300873: a gang's ranks, assigned to
-        the node before its daemon crashed, re-queued as lost in the given-up history only).
-        Once per epoch: the forcer is told at once and when it applies it."""
+        only in the history the recover gave up, so it reports it again:
+
+        - an attempt the table gives to this node that no longer runs here runs again (found by the
+          whole-cluster simulator: a job whose end the forcer had reported stayed running; later,
+          one whose end a voter that stayed in the forced configuration had reported to the old
+          leader, which committed it with the voters the recover gave up);
+        - an attempt it handed back that the table still gives it is handed back again (seed
+          300357, before the simulator pinned jobs: the kept history gave the node the attempt
+          whose hand-back only the given-up one held, and the node, which never starts what it
+          handed back, left it assigned for good). Queuing it here again instead started it while
+          the hand-back, still on its way, was committed after all, and its next attempt started
+          here while the first was still being stopped (seed 7181, a first version of this fix);
+        - an earlier life's attempt whose loss this life reported at its start is reported lost
+          again (seed 300873: a gang's ranks, assigned to the node before its daemon crashed,
+          re-queued as lost in the given-up history only).
+
+        A second report of something committed after all changes nothing (the table checks the
+        attempt each names). Once per epoch: the forcer is told at once and when it applies it."""
         if epoch <= self.recovered_epoch:
             return []
         self.recovered_epoch = epoch
-        queued = [
-            job_id
-            for job_id in self.queue.forget_hand_backs()
-            if (job := self.table.get(job_id)) is not None and self.queue.offer(job, now_mono)
-        ]
         here = set(running)
         started, self.started_here = self.started_here, {}
-        lost: list[Command] = []
+        queue = self.queue
+        again: list[Command] = []
         for j in self.table.active_jobs():
             if j.node != self.node_id or (j.id, j.attempt) in here:
                 continue
             if j.state is JobState.RUNNING or started.get(j.id) == j.attempt:  # or started, and ended
-                why = LOST_WITH_THE_RECOVER
-            elif not j.gang_stop and j.id not in self.queue:  # an earlier life's
-                why = LOST_WITH_THE_DAEMON
-            else:
-                continue
-            lost.append(RequeueLost(j.id, j.attempt, why, now_wall, node_id=self.node_id, assigned_at=j.assigned_at))
-        out: list[Instruction] = [Propose(tuple(lost))] if lost else []
-        if queued:
-            out.append(WakeStarts())
-        return out
+                again.append(_lost_here(j, self.node_id, now_wall, LOST_WITH_THE_RECOVER))
+            elif queue.handed_back(j.id) == j.attempt:
+                again.append(ReleaseQueued(j.id, j.attempt, self.node_id, HANDED_BACK_BEFORE_RECOVER, now_wall))
+            elif self.lost_earlier.get(j.id) == j.attempt:
+                again.append(_lost_here(j, self.node_id, now_wall))
+        return [Propose(tuple(again))] if again else []
 
     def applied(
         self,
@@ -287,16 +285,20 @@ class NodeState:
                 # rejoining node started the queued attempts of jobs the new history never had).
                 queue.forget(job_id)
                 self.started_here.pop(job_id, None)
+                self.lost_earlier.pop(job_id, None)
                 out.extend(Stop(job_id, attempt, lost=False) for attempt in running.get(job_id, ()))
                 out.append(Notify(job_id))
                 continue
             mine = job.state in ACTIVE_STATES and job.node == node_id
             if not mine or self.started_here.get(job_id, job.attempt) != job.attempt:
                 self.started_here.pop(job_id, None)
+            if not mine or self.lost_earlier.get(job_id, job.attempt) != job.attempt:
+                self.lost_earlier.pop(job_id, None)
             if from_earlier_life and mine:
                 queue.forget(job.id)
                 if job.attempt not in running.get(job.id, ()):
                     earlier.append(_lost_here(job, node_id, now_wall))
+                    self.lost_earlier[job.id] = job.attempt
             elif job.state is JobState.ASSIGNED and job.node == node_id and job.gang_stop:
                 if job.attempt not in running.get(job_id, ()):
                     self.gang_unstarted.add(job_id)  # handed back below, unless it started after all

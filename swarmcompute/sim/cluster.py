@@ -632,7 +632,7 @@ class ClusterSim(JobSim):
     def _on_new_epoch(self, node_id: str, epoch: int) -> None:
         """``Daemon._on_new_epoch``."""
         node = self.nodes[node_id]
-        self._carry(node, node.state.recovered(self._running_keys(node), self.now, epoch, now_mono=self.now))
+        self._carry(node, node.state.recovered(self._running_keys(node), self.now, epoch))
 
     def on_applied(self, node_id: str, changed: list[str]) -> None:
         """``Daemon._on_applied``."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from swarmcompute.rules.lease import NO_STAMP, RERUN_AFTER_S, LeaseAsk, LeaseGrantor
 from swarmcompute.rules.local_queue import HAND_BACK_AFTER_S
 from swarmcompute.rules.node_state import (
+    HANDED_BACK_BEFORE_RECOVER,
     LOST_WITH_THE_DAEMON,
     LOST_WITH_THE_LEASE,
     ClusterView,
@@ -95,42 +96,38 @@ def kept_history(*job_ids: str) -> JobTable:
     return table
 
 
-def test_after_recover_an_attempt_handed_back_only_in_the_given_up_history_is_queued_here_again() -> None:
-    """Whole-cluster simulator seed 300357: the node handed attempt 1 back; the entry that did it
-    was in the history `swarm recover` gave up, and the kept one gives the node attempt 1 again."""
+def test_after_recover_an_attempt_this_node_handed_back_is_handed_back_again_never_started_here() -> None:
+    """Whole-cluster simulator seed 300357 (before it pinned jobs): the hand-back was committed
+    only in the history `swarm recover` gave up; the kept one gives the node attempt 1 again.
+    Seed 7181: queued here again instead, it started while the hand-back, still on its way,
+    was committed after all."""
     follower = ClusterView(is_leader=False, voters=VIEW.voters, members=VIEW.members)
     free = NodeCapacity("b", "b", 4.0, 1 << 30)
-    for recover_first in (False, True):  # the forcer hears of the recover before its table is the kept one
-        table = kept_history("j1")
-        state = NodeState(ME, table)
-        state.applied(["j1"], {}, from_earlier_life=False, now_mono=0.0, now_wall=0.0, may_start=False)
-        out = state.maintenance(follower, None, lambda: [ROOM, free], HAND_BACK_AFTER_S, 0.0, 0.0)
-        [back] = proposed(out)
-        assert isinstance(back, ReleaseQueued) and (back.job_id, back.attempt) == ("j1", 1)
-        if recover_first:
-            table.apply(back)  # the given-up history, where it was committed
-            assert state.recovered([], 5.0, 1, now_mono=5.0) == []  # it waits for the kept one
-        table.clear()
-        table.apply(SubmitJobs((JobSpec(id="j1", argv=("true",)),), at=1.0))
-        table.apply(AssignJobs((Assignment("j1", 1, ME),), at=2.0))
-        out = state.applied(["j1"], {}, from_earlier_life=False, now_mono=6.0, now_wall=6.0, may_start=True)
-        if not recover_first:
-            assert out == [Notify("j1")] and state.to_start(ROOM, 6.0, may_start=True) == []  # remembered
-            assert state.recovered([], 7.0, 1, now_mono=7.0) == [WakeStarts()]
-        [start] = state.to_start(ROOM, 8.0, may_start=True)
-        assert (start.job.id, start.attempt) == ("j1", 1)
+    table = kept_history("j1")
+    state = NodeState(ME, table)
+    state.applied(["j1"], {}, from_earlier_life=False, now_mono=0.0, now_wall=0.0, may_start=False)
+    [back] = proposed(state.maintenance(follower, None, lambda: [ROOM, free], HAND_BACK_AFTER_S, 0.0, 0.0))
+    assert isinstance(back, ReleaseQueued) and (back.job_id, back.attempt) == ("j1", 1)
+    out = state.recovered([], 5.0, 1)
+    assert proposed(out) == [ReleaseQueued("j1", 1, ME, HANDED_BACK_BEFORE_RECOVER, 5.0)]
+    assert WakeStarts() not in out and state.to_start(ROOM, 6.0, may_start=True) == []
+    table.apply(back)  # the first one, committed after all: the second changes nothing
+    assert table.apply(ReleaseQueued("j1", 1, ME, HANDED_BACK_BEFORE_RECOVER, 5.0)) == []
 
 
 def test_after_recover_an_earlier_lifes_attempt_the_kept_history_gives_this_node_is_reported_lost_again() -> None:
-    """Seed 300873: this life reported attempt 1 lost at its start (``applied`` of an earlier
-    life's entry); the report was committed only in the history `swarm recover` gave up. An
-    attempt this life queued is not reported."""
-    table = kept_history("old", "new")
+    """Seed 300873 (before the simulator pinned jobs): this life reported attempt 1 lost at its
+    start (``applied`` of an earlier life's entry); the report was committed only in the history
+    `swarm recover` gave up. An attempt this life queued, or is starting, is not reported."""
+    table = kept_history("old", "new", "starting")
     state = NodeState(ME, table)
     out = state.applied(["old"], {}, from_earlier_life=True, now_mono=0.0, now_wall=3.0, may_start=True)
     assert proposed(out) == [RequeueLost("old", 1, LOST_WITH_THE_DAEMON, 3.0, node_id=ME, assigned_at=2.0)]
+    state.applied(["starting"], {}, from_earlier_life=False, now_mono=0.0, now_wall=3.0, may_start=True)
+    [start] = state.to_start(ROOM, 3.0, may_start=True)  # its process is being made (a container's: awaited)
+    assert start.job.id == "starting"
     state.applied(["new"], {}, from_earlier_life=False, now_mono=0.0, now_wall=3.0, may_start=False)
-    assert proposed(state.recovered([], 5.0, 1, now_mono=5.0)) == [
+    assert proposed(state.recovered([], 5.0, 1)) == [
         RequeueLost("old", 1, LOST_WITH_THE_DAEMON, 5.0, node_id=ME, assigned_at=2.0)
     ]
 

@@ -299,10 +299,10 @@ def test_after_recover_a_node_reruns_what_its_table_runs_here_but_no_longer_runs
     for job_id, node in (("ended", ME), ("runs", ME), ("elsewhere", "b")):
         table.apply(StartAttempt(job_id, 1, node, 3.0))
     state = NodeState(ME, table)
-    out = state.recovered([("runs", 1)], 5.0, 1, now_mono=5.0)
+    out = state.recovered([("runs", 1)], 5.0, 1)
     lost = [c for i in out if isinstance(i, Propose) for c in i.commands]
     assert lost == [RequeueLost("ended", 1, LOST_WITH_THE_RECOVER, 5.0, node_id=ME, assigned_at=2.0)]
-    assert state.recovered([("runs", 1)], 6.0, 1, now_mono=6.0) == []  # applied after it was forced here
-    assert [c for i in state.recovered([], 7.0, 2, now_mono=7.0) if isinstance(i, Propose) for c in i.commands] == [
+    assert state.recovered([("runs", 1)], 6.0, 1) == []  # applied after it was forced here
+    assert [c for i in state.recovered([], 7.0, 2) if isinstance(i, Propose) for c in i.commands] == [
         RequeueLost(j, 1, LOST_WITH_THE_RECOVER, 7.0, node_id=ME, assigned_at=2.0) for j in ("ended", "runs")
     ]
