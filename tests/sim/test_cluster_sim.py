@@ -79,6 +79,8 @@ REGRESSION_SEEDS = [
     (390, "a job pinned to a node queued there as its disk filled never started once it was freed"),
     (667, "a job pinned to a node, held back there for a higher priority placed elsewhere, waited for ever"),
     (1896, "the simulated operator brought the dead back while the new epoch's leader was cut off (unsafe)"),
+    (3398, "...and never brought them back: a survivor and the new leader had both moved address"),
+    (7181, "after `recover` a node queued again an attempt whose hand-back was still on its way: twice"),
 ]
 UNPINNED_REGRESSION_SEEDS = [
     # (seed, what it found) before the simulator pinned jobs (``cluster.PINNED``), run so.
