@@ -66,7 +66,7 @@ def _scenario(base: Path, full_state: Path) -> None:
         assert {j["node"] for j in ended} == {n0.status()["node_id"], nodes[1].status()["node_id"]}
         assert n0.client.job(pinned)["state"] == "pending"
 
-        n0.client.cancel(pinned)  # nothing new goes to n2 now, to wake its queue but the space itself
+        n0.client.cancel(pinned)  # nothing new goes to n2 now: only the freed space can wake its queue
         assert n0.client.job(queued)["state"] == "assigned"
         ballast.unlink()
         assert n0.client.wait(queued, timeout=30)["state"] == "succeeded"  # it starts once space is back

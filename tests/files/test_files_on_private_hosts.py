@@ -3,8 +3,11 @@ network namespace on one LAN and a mount namespace of its own, in which the othe
 directories (their staged job directories and kept files) are hidden under empty tmpfs mounts,
 and ``PRIVATE`` is a tmpfs of its own. The submitter works in h0's ``PRIVATE``: a script it runs
 on h2 reaches h2 only by being shipped, and what the job wrote comes back to h0 only through
-`swarm cp`. h2 also has a passwd of its own, without the test's local user (made with useradd,
-removed after): a job of that user's pinned there waits, and says why."""
+`swarm cp`. h2 also has an /etc of its own, whose passwd lacks the test's local user (made with
+useradd, removed after): a job of that user's pinned there waits, and says why. (A copy of /etc
+bound over /etc, not a file bound over /etc/passwd: the kernel drops a mount on a file that another
+mount namespace replaces, and another test's useradd or userdel replaces the host's passwd. In
+the whole suite h2 then saw the user and ran the job as it.)"""
 
 from __future__ import annotations
 
@@ -29,11 +32,11 @@ with open("out.txt", "w") as f:
     f.write("result " + sys.argv[1] + "\\n")
 """
 
-# host.sh PRIVATE PASSWD HIDDEN... -- CMD: a tmpfs of its own at PRIVATE, PASSWD (unless "-") as
-# /etc/passwd, empty tmpfs over each HIDDEN, then CMD (exec: the daemon keeps this pid).
+# host.sh PRIVATE ETC HIDDEN... -- CMD: a tmpfs of its own at PRIVATE, ETC (unless "-") as /etc,
+# empty tmpfs over each HIDDEN, then CMD (exec: the daemon keeps this pid).
 HOST_SH = """set -e
 mount -t tmpfs -o size=64m,mode=0755 swarm-private "$1"; shift
-if [ "$1" != "-" ]; then mount --bind "$1" /etc/passwd; fi; shift
+if [ "$1" != "-" ]; then mount --bind "$1" /etc; fi; shift
 while [ "$1" != "--" ]; do mount -t tmpfs -o size=1m,mode=0700 swarm-hidden "$1"; shift; done
 shift
 exec "$@"
@@ -72,10 +75,10 @@ def hosts() -> Iterator[Hosts]:
     user = LocalUser.create()
     nodes: list[DaemonProcess] = []
     try:
-        without = root / "passwd-without-user"
-        lines = Path("/etc/passwd").read_text().splitlines(keepends=True)
-        without.write_text("".join(line for line in lines if not line.startswith(f"{user.name}:")))
-        without.chmod(0o644)
+        etc = root / "etc-without-user"
+        shutil.copytree("/etc", etc, symlinks=True)
+        lines = (etc / "passwd").read_text().splitlines(keepends=True)
+        (etc / "passwd").write_text("".join(line for line in lines if not line.startswith(f"{user.name}:")))
         (root / "host.sh").write_text(HOST_SH)
         private = root / "private"
         private.mkdir()
@@ -85,7 +88,7 @@ def hosts() -> Iterator[Hosts]:
                 hidden = [str(root / other) for other in NAMES if other != name]
                 for d in hidden:
                     Path(d).mkdir(exist_ok=True)
-                passwd = str(without) if name == "h2" else "-"
+                own_etc = str(etc) if name == "h2" else "-"
                 inside = ("ip", "netns", "exec", host.netns, "unshare", "--mount", "--propagation", "private")
                 token = None if i == 0 else nodes[0].token_from_disk()
                 nodes.append(
@@ -97,7 +100,7 @@ def hosts() -> Iterator[Hosts]:
                         token=token,
                         peers=() if i == 0 else (f"{lan.hosts['h0'].ip}:{PORT}",),
                         extra_args=("--gossip", "local"),
-                        wrap=(*inside, "sh", str(root / "host.sh"), str(private), passwd, *hidden, "--"),
+                        wrap=(*inside, "sh", str(root / "host.sh"), str(private), own_etc, *hidden, "--"),
                     ).start()
                 )
             wait_until(lambda: formed(nodes), 30, "3 private hosts to form a cluster")
