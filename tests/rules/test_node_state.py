@@ -88,14 +88,6 @@ def test_an_attempt_from_an_earlier_life_runs_again_as_a_new_attempt() -> None:
     ]
 
 
-def kept_history(*job_ids: str) -> JobTable:
-    """What `swarm recover` keeps: each job submitted and given to this node as attempt 1."""
-    table = JobTable()
-    table.apply(SubmitJobs(tuple(JobSpec(id=j, argv=("true",)) for j in job_ids), at=1.0))
-    table.apply(AssignJobs(tuple(Assignment(j, 1, ME) for j in job_ids), at=2.0))
-    return table
-
-
 def test_after_recover_an_attempt_this_node_handed_back_is_handed_back_again_never_started_here() -> None:
     """Whole-cluster simulator seed 300357 (before it pinned jobs): the hand-back was committed
     only in the history `swarm recover` gave up; the kept one gives the node attempt 1 again.
@@ -103,7 +95,7 @@ def test_after_recover_an_attempt_this_node_handed_back_is_handed_back_again_nev
     was committed after all."""
     follower = ClusterView(is_leader=False, voters=VIEW.voters, members=VIEW.members)
     free = NodeCapacity("b", "b", 4.0, 1 << 30)
-    table = kept_history("j1")
+    table = table_with(("j1", ME, "stop"))  # what `swarm recover` keeps
     state = NodeState(ME, table)
     state.applied(["j1"], {}, from_earlier_life=False, now_mono=0.0, now_wall=0.0, may_start=False)
     [back] = proposed(state.maintenance(follower, None, lambda: [ROOM, free], HAND_BACK_AFTER_S, 0.0, 0.0))
@@ -119,7 +111,7 @@ def test_after_recover_an_earlier_lifes_attempt_the_kept_history_gives_this_node
     """Seed 300873 (before the simulator pinned jobs): this life reported attempt 1 lost at its
     start (``applied`` of an earlier life's entry); the report was committed only in the history
     `swarm recover` gave up. An attempt this life queued, or is starting, is not reported."""
-    table = kept_history("old", "new", "starting")
+    table = table_with(("old", ME, "stop"), ("new", ME, "stop"), ("starting", ME, "stop"))
     state = NodeState(ME, table)
     out = state.applied(["old"], {}, from_earlier_life=True, now_mono=0.0, now_wall=3.0, may_start=True)
     assert proposed(out) == [RequeueLost("old", 1, LOST_WITH_THE_DAEMON, 3.0, node_id=ME, assigned_at=2.0)]
