@@ -52,7 +52,7 @@ import structlog
 
 from swarmcompute.executor.attempts import AttemptRunner, Key
 from swarmcompute.executor.cgroups import JobCgroups
-from swarmcompute.executor.guardian import GuardianLink, start_ticks
+from swarmcompute.executor.guardian import GuardianLink, boottime_ns, start_ticks_between
 from swarmcompute.executor.logfile import DEFAULT_MAX_LOG_BYTES, STDERR, STDOUT, LogWriter
 from swarmcompute.executor.registry import (
     RegistryEntry,
@@ -260,7 +260,9 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
                 )  # fmt: skip
             except OSError as exc:
                 raise SpawnFailed(None, f"cannot make the job's cgroup: {exc.strerror or exc}") from None
+            forked_after = boottime_ns()
             proc = spawn_job(spec, out_w, err_w, cgroup)
+            forked_before = boottime_ns()
         except BaseException:
             os.close(out_r)
             os.close(err_r)
@@ -274,7 +276,7 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
         att.cgroup = cgroup
         att.streams = {out_r: STDOUT, err_r: STDERR}
         # The child is not reaped until we say so, so its start time is always readable here.
-        att.start_ticks = start_ticks(proc.pid)
+        att.start_ticks = start_ticks_between(proc.pid, forked_after, forked_before)
         return att
 
     def _watch(self, att: _Attempt, loop: asyncio.AbstractEventLoop) -> None:

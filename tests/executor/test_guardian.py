@@ -16,7 +16,16 @@ from pathlib import Path
 import pytest
 
 from swarmcompute.executor import AttemptSpec, EndReason
-from swarmcompute.executor.guardian import GATHER_S, GuardianLink, Lease, apply_line, boottime_ns, start_ticks
+from swarmcompute.executor.guardian import (
+    CLOCK_TICK_NS,
+    GATHER_S,
+    GuardianLink,
+    Lease,
+    apply_line,
+    boottime_ns,
+    start_ticks,
+    start_ticks_between,
+)
 
 from .helpers import Harness, ProcessTracker, Standin, is_gone, sh, wait_until, wait_until_async
 
@@ -77,6 +86,35 @@ def test_protocol_lines() -> None:
     for line in (b"+100 5", b"+200", b"+0 1", b"+1 1", b"+-7 1", b"+x 1", b"bogus", b"", b"-300", b"-100"):
         apply_line(held, line)
     assert held == {200: None}  # never group 0 (the guardian's own) or 1; junk is ignored
+
+
+def test_a_spawn_bracketed_within_one_clock_tick_gives_the_start_ticks_proc_shows() -> None:
+    answered = 0
+    for _ in range(300):
+        before = boottime_ns()
+        proc = subprocess.Popen(["true"], process_group=0)
+        after = boottime_ns()
+        try:
+            told = start_ticks_between(proc.pid, before, after)
+            assert told == start_ticks(proc.pid)  # not reaped yet: /proc still has its start
+            answered += (before - 100_000) // CLOCK_TICK_NS == (after + 100_000) // CLOCK_TICK_NS
+        finally:
+            proc.wait()
+    assert answered  # some (here about 95 %) were answered from the clock alone, not /proc
+
+
+def test_the_start_ticks_come_from_the_clock_inside_one_tick_and_from_proc_across_an_edge() -> None:
+    tick = boottime_ns() // CLOCK_TICK_NS
+    inside = tick * CLOCK_TICK_NS + CLOCK_TICK_NS // 2
+    assert start_ticks_between(0, inside, inside + 1_000) == tick  # no /proc/0/stat: the clock said
+    edge = (tick + 1) * CLOCK_TICK_NS
+    assert start_ticks_between(0, edge - 50_000, edge - 40_000) is None  # too near the edge: /proc
+    assert start_ticks_between(0, edge - 1_000, edge + 1_000) is None
+    proc = subprocess.Popen(["true"], process_group=0)
+    try:
+        assert start_ticks_between(proc.pid, edge - 1_000, edge + 1_000) == start_ticks(proc.pid)
+    finally:
+        proc.wait()
 
 
 def test_end_of_file_kills_held_groups_whole_then_the_guardian_exits(
