@@ -260,9 +260,9 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
                 )  # fmt: skip
             except OSError as exc:
                 raise SpawnFailed(None, f"cannot make the job's cgroup: {exc.strerror or exc}") from None
-            forked_after = boottime_ns()
+            spawn_began_ns = boottime_ns()
             proc = spawn_job(spec, out_w, err_w, cgroup)
-            forked_before = boottime_ns()
+            spawn_ended_ns = boottime_ns()
         except BaseException:
             os.close(out_r)
             os.close(err_r)
@@ -276,7 +276,7 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
         att.cgroup = cgroup
         att.streams = {out_r: STDOUT, err_r: STDERR}
         # The child is not reaped until we say so, so its start time is always readable here.
-        att.start_ticks = start_ticks_between(proc.pid, forked_after, forked_before)
+        att.start_ticks = start_ticks_between(proc.pid, spawn_began_ns, spawn_ended_ns)
         return att
 
     def _watch(self, att: _Attempt, loop: asyncio.AbstractEventLoop) -> None:
