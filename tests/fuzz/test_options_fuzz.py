@@ -4,9 +4,11 @@ check accepts, so the three agree."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import os
+import shutil
 import tempfile
 from typing import Any
 
@@ -21,7 +23,9 @@ from swarmcompute.errors import SwarmError
 from swarmcompute.state.job import JobSpec
 from swarmcompute.state.table import validate_batch, validate_spec
 
-NO_DAEMON = os.path.join(tempfile.mkdtemp(prefix="swarm-fuzz-"), "none")
+_EMPTY = tempfile.mkdtemp(prefix="swarm-fuzz-")
+atexit.register(shutil.rmtree, _EMPTY, True)  # at the worker's exit: tests of this module may run until then
+NO_DAEMON = os.path.join(_EMPTY, "none")
 OPTIONS = [o for o in run_cmd._OPTIONS if o != "--state-dir"]
 NUMBERS = st.sampled_from(
     ["nan", "inf", "-inf", "1e999", "-1", "0", "1.5", "18446744073709551616", "9" * 5000, "1_0", " 3", "0x10", ""]

@@ -4,7 +4,9 @@ byte offset, never another exception."""
 
 from __future__ import annotations
 
+import atexit
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from .strategies import mutated
 
 PAYLOADS = st.lists(st.binary(max_size=40), min_size=1, max_size=6)
 DIR = Path(tempfile.mkdtemp(prefix="swarm-records-fuzz-"))
+atexit.register(shutil.rmtree, DIR, True)  # at the worker's exit: tests of this module may run until then
 
 
 def _file(payloads: list[bytes]) -> bytes:
