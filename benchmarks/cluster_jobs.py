@@ -4,7 +4,9 @@
 
 Targets (issue "Jobs across the cluster"): p50 of `swarm run -- true` from a
 shell <= 50 ms; 500 `true` jobs through submit_many + wait >= 900 jobs/s;
-kill -9 of a node to its jobs running elsewhere <= 3 s.
+kill -9 of a node to its jobs running elsewhere <= 3 s. That last one predates leases (issue "At
+most one running attempt"): a silent node's jobs now run elsewhere only once its lease has surely
+run out, ``rules.lease.RERUN_AFTER_S`` (3.6 s) after its last grant, and the figure is that wait.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from swarmcompute.rules.lease import RERUN_AFTER_S
 from swarmcompute.testing.clusters import formed, start_cluster
 from swarmcompute.testing.daemons import DaemonProcess, compile_package, swarm_executable, wait_until
 
@@ -110,7 +113,7 @@ def main() -> None:
                 k = sorted(failover_of_jobs(nodes, args.kills))
                 if k:
                     print(
-                        f"3 nodes: kill -9 of a node to its job running elsewhere ({len(k)} runs): p50 {statistics.median(k):.2f} s, max {k[-1]:.2f} s (target <= 3 s)"
+                        f"3 nodes: kill -9 of a node to its job running elsewhere ({len(k)} runs): p50 {statistics.median(k):.2f} s, max {k[-1]:.2f} s (the lease's wait: {RERUN_AFTER_S:.1f} s after the last grant)"
                     )
         finally:
             for node in made:

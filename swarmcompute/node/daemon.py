@@ -117,7 +117,7 @@ heartbeats (every 200 ms) have three chances to arrive on a busy board or a Wi-F
 pre-vote and check-quorum keep a slow node from disrupting a healthy leader."""
 RAFT_HEARTBEAT_TICKS = 2
 RAFT_LEARNER_HEARTBEAT_EVERY = 3
-"""An idle learner hears a heartbeat every 600 ms: it never votes, its lease (2.4 s) renews with
+"""An idle learner hears a heartbeat every 600 ms: it never votes, its lease (3.2 s) renews with
 them (the ask on the answer, the grant on the next one), and its ticks ride on them
 (``tick_slack``). At 20 nodes the 15 learners' heartbeats were four fifths of an idle leader's
 sends; measured there (alternating rounds, with the outbox's renewal changes): a learner

@@ -75,10 +75,16 @@ from dataclasses import dataclass
 
 from swarmcompute import codec
 
-LEASE_S = 2.4
+LEASE_S = 3.2
 """How long one grant holds. It must outlast an election (0.6-1.2 s of silence, a vote, at times a
-second round) plus the new leader's first round of grants, or every follower would stop its jobs
-whenever the leader changes; a follower's lease can start up to two ask intervals old."""
+second round of 0.6-1.2 s more) plus the new leader's first round of grants, or every follower
+would stop its jobs whenever the leader changes; a follower's lease can start up to two ask
+intervals old: 1.2 + 1.2 + 0.2 + 0.4 = 3.0 s at worst. It was 2.4 s, which covered one round
+only: on a 5-host namespace LAN under load, a one-way cut of the leader whose election split its
+first vote (two followers campaigned 3 ms apart) took 1.93 s to a new leader, and the three
+followers that held jobs lost their leases 30 ms before its first grants reached them: their jobs
+were stopped and run again, though nothing had cut them off. The cost: a lost node's jobs run
+elsewhere about 0.8 s later (``RERUN_AFTER_S``)."""
 ASK_INTERVAL_S = 0.2
 DRIFT = 0.02
 """Allowance for two machines' clocks running at different rates: real clocks differ by parts per

@@ -103,6 +103,7 @@ from swarmcompute.rules.lease import (
     ASK_INTERVAL_S,
     DRIFT,
     KILL_GRACE_S,
+    RERUN_AFTER_S,
     LeaseAsk,
     LeaseGrant,
     LeaseGrantor,
@@ -142,6 +143,10 @@ DETECT_DEAD_S = 0.5
 """Gossip: how long a node is unreachable before it is declared dead."""
 ELECTION_TIMEOUT_S = (0.15, 1.0)
 """How long a leader without a working majority stays unreplaced (seeded within this range)."""
+FAULT_LONGEST_S = RERUN_AFTER_S + 0.2
+"""A crash, cut, pause or one-way cut lasts up to this long: a little past the wait before a silent
+node's attempts run again, so that some faults outlast a lease and some end just before it does
+(3.0 s while the lease was 2.4 s)."""
 CANCEL_GRACE_S: float = DaemonConfig.__dataclass_fields__["kill_grace_s"].default  # type: ignore[assignment]
 """A cancelled (fenced) attempt: SIGTERM, then SIGKILL after the runner's grace. Nothing relies on
 it for a stop-job: by the time the table moves on, its lease killed it."""
@@ -384,9 +389,9 @@ class JobSim:
             return "leader" if self.rng.random() < 0.35 else self.rng.choice(sorted(self.nodes))
 
         for kind, end, count, longest in (
-            ("crash", "restart", crashes, 3.0),
-            ("isolate", "rejoin", cuts, 3.0),
-            ("pause", "resume", pauses, 3.0),
+            ("crash", "restart", crashes, FAULT_LONGEST_S),
+            ("isolate", "rejoin", cuts, FAULT_LONGEST_S),
+            ("pause", "resume", pauses, FAULT_LONGEST_S),
         ):
             for _ in range(count):
                 at = self.rng.uniform(0.05, 4.0)
@@ -394,7 +399,9 @@ class JobSim:
         for _ in range(one_way):
             at = self.rng.uniform(0.05, 4.0)
             self._at(
-                at, "fault", ("cut_one_way", "heal_one_way", (victim(), victim()), at + self.rng.uniform(0.1, 3.0))
+                at,
+                "fault",
+                ("cut_one_way", "heal_one_way", (victim(), victim()), at + self.rng.uniform(0.1, FAULT_LONGEST_S)),
             )
 
     # -- faults ----------------------------------------------------------------------
