@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import pytest
 
+from swarmcompute.node.daemon import RAFT_ELECTION_TIMEOUT_TICKS, TICK_S
 from swarmcompute.rules.lease import (
+    ASK_INTERVAL_S,
     KILL_GRACE_S,
     LEASE_S,
     MARGIN_S,
@@ -179,3 +181,13 @@ def test_no_work_is_placed_on_a_node_whose_lease_ran_out_or_whose_rerun_is_not_a
     assert g.unplaceable(VOTERS, VOTERS, later) == {"b", "d"}
     two = frozenset({"L", "d"})
     assert g.unplaceable(two, two, later) == set()  # d keeps its attempts: nothing would re-run them
+
+
+def test_a_lease_outlasts_an_election_that_needs_a_second_vote() -> None:
+    """Silence for the longest election timeout, a first vote that splits, another timeout, the
+    new leader's first grant an ask interval later, from a grant up to two ask intervals old:
+    the followers' leases must hold through all of it, or a leader change that needs a second
+    vote stops every job in the cluster (seen in CI with a 2.4 s lease: the new leader after
+    1.93 s, its grants 30 ms after the followers' leases lapsed)."""
+    longest_timeout_s = 2 * RAFT_ELECTION_TIMEOUT_TICKS * TICK_S  # drawn from [T, 2T)
+    assert 2 * longest_timeout_s + ASK_INTERVAL_S + 2 * ASK_INTERVAL_S <= LEASE_S
