@@ -61,6 +61,8 @@ class OutputStream:
         """Something was not delivered whole (and was said)."""
         self._pull_said: PullProgress | None = None
         self._pull_said_at = -PROGRESS_INTERVAL_S
+        self._pull_last_asked = False
+        """The pull's last word was asked for after the attempt left ``assigned`` (once only)."""
 
     async def run(self, *, follow: bool, attempt: int | None = None, from_first: bool = False) -> None:
         daemon = self._daemon
@@ -138,6 +140,13 @@ class OutputStream:
             local = node is None or node == me
             if running and follow and not delivered and job.state is JobState.ASSIGNED and job.spec.image:
                 await self._pull_news(job, n, local)
+            elif (
+                self._pull_said is not None
+                and not self._pull_said.done
+                and not self._pull_last_asked
+                and n == job.attempt
+            ):
+                await self._pull_news(job, n, local, started=True)  # its last word, once
             if local:
                 chunks, new_offset = self._read_local(daemon.log_path(self._job_id, n), offset)
                 reached = True
@@ -182,11 +191,14 @@ class OutputStream:
             except TimeoutError:
                 pass
 
-    async def _pull_news(self, job: Job, n: int, local: bool) -> None:
+    async def _pull_news(self, job: Job, n: int, local: bool, *, started: bool = False) -> None:
         """Say how far the pull of the attempt's image has got, when that changed (``Progress``):
         here, the executor wakes us at most once per ``PROGRESS_INTERVAL_S``; from another node,
-        asked at every poll, at most one change per interval is said (and the last, ``done``)."""
-        progress = await self._daemon.pull_progress(job)
+        asked at every poll, at most one change per interval is said (and the last, ``done``).
+        ``started``: the attempt left ``assigned`` before its ``done`` was said (a container that
+        ended within one poll): asked once more, whatever the answer."""
+        self._pull_last_asked = started
+        progress = await self._daemon.pull_progress(job, started=started)
         if progress is None or progress == self._pull_said:
             return
         now = asyncio.get_running_loop().time()

@@ -44,6 +44,7 @@ import asyncio
 import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -118,6 +119,10 @@ class _Attempt:
         self.pull_timer: asyncio.TimerHandle | None = None
 
 
+ENDED_PULLS_KEPT = 256
+"""Ended attempts whose last pull ``pull_progress`` still answers (a few hundred bytes each)."""
+
+
 class DockerExecutor(AttemptRunner["_Attempt"]):
     """Runs attempts as containers and reports each exactly once through ``on_exit``.
 
@@ -156,6 +161,9 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
             pull_timeout_s=pull_timeout_s, use_init=use_init, network_mode=network_mode,
         )  # fmt: skip
         self._node_id = node_id
+        self._ended_pulls: OrderedDict[Key, PullProgress] = OrderedDict()
+        """The last pull of the latest ended attempts (``ENDED_PULLS_KEPT``): a follower on another
+        node polls, and a container that ends within its poll interval would take its ``done`` with it."""
         self._api_timeout_s = api_timeout_s
         self._pool = ThreadPoolExecutor(max_workers=_API_THREADS, thread_name_prefix="swarm-docker")
 
@@ -233,10 +241,17 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
             )
 
     def pull_progress(self, job_id: str, attempt: int) -> PullProgress | None:
-        """How far the pull of a live attempt's image has got (None: no pull was needed, or the
-        attempt is not here); the last one (``done``) stays until the attempt ends."""
+        """How far the pull of an attempt's image has got (None: no pull was needed, or the attempt
+        is not here); the last one (``done``) stays after the attempt ends, for the latest
+        ``ENDED_PULLS_KEPT`` attempts."""
         att = self._attempts.get((job_id, attempt))
-        return None if att is None else att.pull
+        return self._ended_pulls.get((job_id, attempt)) if att is None else att.pull
+
+    def _keep_pull(self, att: _Attempt) -> None:
+        if att.pull is not None:
+            self._ended_pulls[att.key] = att.pull
+            while len(self._ended_pulls) > ENDED_PULLS_KEPT:
+                self._ended_pulls.popitem(last=False)
 
     def container_id(self, job_id: str, attempt: int) -> str | None:
         """The container of a running attempt (None while it is still being created)."""
@@ -409,6 +424,7 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
             att.writer.note(f"[swarm: {error}]\n".encode())
         att.writer.close()
         self._attempts.pop(att.key, None)
+        self._keep_pull(att)
         result = AttemptResult(
             job_id=att.spec.job_id,
             attempt=att.spec.attempt,
@@ -434,6 +450,7 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
         att.writer.note(f"[swarm: {error}]\n".encode())
         att.writer.close()
         self._attempts.pop(att.key, None)
+        self._keep_pull(att)
         reason = EndReason.SPAWN_FAILED if att.reason is None else att.reason
         _log.warning(self.start_failed_event, job_id=att.spec.job_id, attempt=att.spec.attempt, error=error)
         result = self._unstarted_result(att.spec, att.started_at, str(att.writer.path), reason, exit_code, error)

@@ -1373,11 +1373,12 @@ class Daemon:
         copy), from ``offset``; None if it does not answer."""
         return await self.link.fetch_log(node_id, job_id, attempt, offset)
 
-    async def pull_progress(self, job: Job) -> PullProgress | None:
+    async def pull_progress(self, job: Job, *, started: bool = False) -> PullProgress | None:
         """While ``job`` is being started (assigned) with an image: how far its node has got
         pulling it; asked of that node (a ``LogFetch`` of no bytes) when it is another one. None
-        when no pull runs for it, or its node does not answer within a second."""
-        if job.state is not JobState.ASSIGNED or not job.spec.image or not job.node:
+        when no pull runs for it, or its node does not answer within a second. ``started``: also
+        after that, for the pull's last word (its node keeps it a while after the attempt ends)."""
+        if (job.state is not JobState.ASSIGNED and not started) or not job.spec.image or not job.node:
             return None
         if job.node == self.node_id:
             return self.executor.pull_progress(job.id, job.attempt)
