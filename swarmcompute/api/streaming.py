@@ -146,6 +146,7 @@ class OutputStream:
                 and not self._pull_last_asked
                 and n == job.attempt
             ):
+                self._pull_last_asked = True
                 await self._pull_news(job, n, local, started=True)  # its last word, once
             if local:
                 chunks, new_offset = self._read_local(daemon.log_path(self._job_id, n), offset)
@@ -197,7 +198,6 @@ class OutputStream:
         asked at every poll, at most one change per interval is said (and the last, ``done``).
         ``started``: the attempt left ``assigned`` before its ``done`` was said (a container that
         ended within one poll): asked once more, whatever the answer."""
-        self._pull_last_asked = started
         progress = await self._daemon.pull_progress(job, started=started)
         if progress is None or progress == self._pull_said:
             return

@@ -247,7 +247,9 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
         att = self._attempts.get((job_id, attempt))
         return self._ended_pulls.get((job_id, attempt)) if att is None else att.pull
 
-    def _keep_pull(self, att: _Attempt) -> None:
+    def _forget(self, att: _Attempt) -> None:
+        """The attempt ended: off the live ones, its pull's last word kept a while."""
+        self._attempts.pop(att.key, None)
         if att.pull is not None:
             self._ended_pulls[att.key] = att.pull
             while len(self._ended_pulls) > ENDED_PULLS_KEPT:
@@ -423,8 +425,7 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
         if error:
             att.writer.note(f"[swarm: {error}]\n".encode())
         att.writer.close()
-        self._attempts.pop(att.key, None)
-        self._keep_pull(att)
+        self._forget(att)
         result = AttemptResult(
             job_id=att.spec.job_id,
             attempt=att.spec.attempt,
@@ -449,8 +450,7 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
     def _fail_launch(self, att: _Attempt, exit_code: int | None, error: str) -> None:
         att.writer.note(f"[swarm: {error}]\n".encode())
         att.writer.close()
-        self._attempts.pop(att.key, None)
-        self._keep_pull(att)
+        self._forget(att)
         reason = EndReason.SPAWN_FAILED if att.reason is None else att.reason
         _log.warning(self.start_failed_event, job_id=att.spec.job_id, attempt=att.spec.attempt, error=error)
         result = self._unstarted_result(att.spec, att.started_at, str(att.writer.path), reason, exit_code, error)
