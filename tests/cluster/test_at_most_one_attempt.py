@@ -29,6 +29,7 @@ import pytest
 from swarmcompute.rules.lease import KILL_GRACE_S, LEASE_S
 from swarmcompute.testing.clusters import node_by_id
 from swarmcompute.testing.daemons import DaemonProcess, wait_until
+from swarmcompute.testing.markers import marker_lines
 from swarmcompute.testing.netns import CutMode, Host, Lan, nft_unavailable_reason
 
 HEARTBEAT_S = 0.1
@@ -92,12 +93,7 @@ def submit_marker_jobs(node: DaemonProcess, marks: Path, durations: list[int]) -
 def read_marks(marks: Path, job_id: str) -> dict[int, list[tuple[str, float]]]:
     attempts: dict[int, list[tuple[str, float]]] = {}
     for path in marks.glob(f"{job_id}.*"):
-        lines = []
-        for line in path.read_text().splitlines():
-            word, _, when = line.partition(" ")
-            if word in ("start", "hb", "done", "term") and when:
-                lines.append((word, float(when)))
-        attempts[int(path.suffix[1:])] = lines
+        attempts[int(path.suffix[1:])] = marker_lines(path)
     return attempts
 
 

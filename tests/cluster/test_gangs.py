@@ -24,6 +24,7 @@ import pytest
 
 from swarmcompute.testing.clusters import formed_cluster, node_by_id
 from swarmcompute.testing.daemons import DaemonProcess, wait_until
+from swarmcompute.testing.markers import marker_lines
 from swarmcompute.testing.netns import Host, Lan
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -163,7 +164,7 @@ def _marks(marks: Path) -> dict[tuple[int, int], list[tuple[str, float]]]:
     out: dict[tuple[int, int], list[tuple[str, float]]] = {}
     for path in marks.iterdir():
         rank, attempt = (int(x) for x in path.name.split("."))
-        out[(rank, attempt)] = [(w.split()[0], float(w.split()[1])) for w in path.read_text().splitlines() if w]
+        out[(rank, attempt)] = marker_lines(path)
     return out
 
 
