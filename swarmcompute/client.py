@@ -265,6 +265,28 @@ def job_specs(specs: Iterable[Mapping[str, Any]]) -> list[JobSpec]:
     return built
 
 
+def grouped_specs(spec: JobSpec, array: str | None, ranks: int | None, ranks_per_node: int | None) -> list[JobSpec]:
+    """The jobs one submitted ``spec`` stands for: the elements of an ``array`` ("0-99%10",
+    ``swarmcompute.arrays``), the ranks of a gang of ``ranks`` (``swarmcompute.state.gangs``), or
+    itself; ``InvalidJobSpecError`` for a bad or contradictory shape. ``Client.submit`` and the HTTP
+    API's ``POST /api/v1/jobs`` both expand a submission with it."""
+    from swarmcompute.arrays import elements
+    from swarmcompute.state.gangs import ranks_of
+
+    try:
+        if array is not None and (ranks is not None or ranks_per_node is not None):
+            raise ValueError("a job is an array (--array) or a gang (--ranks), not both")
+        if array is not None:
+            return elements(spec, array)
+        if ranks is None and ranks_per_node is None:
+            return [spec]
+        if ranks is None:
+            raise ValueError("ranks_per_node needs ranks: how many ranks the gang has")
+        return ranks_of(spec, ranks, ranks_per_node or 0)
+    except ValueError as exc:
+        raise errors.InvalidJobSpecError(str(exc)) from None
+
+
 SUBMIT_REQUEST_JOBS = 10_000
 """Jobs per submit request of an array (``Client.submit``, `swarm run --array`)."""
 
@@ -343,22 +365,8 @@ class Client:
         rank 0; each rank's id is ``GANG.R``)."""
         if array is None and ranks is None and ranks_per_node is None:
             return self.submit_many([{"argv": argv, **options}])[0]
-        from swarmcompute.arrays import elements
-        from swarmcompute.state.gangs import ranks_of
-
         [spec] = job_specs(self._ship(s) for s in [{"argv": argv, **options}])
-        try:
-            if array is not None and ranks is not None:
-                raise ValueError("a job is an array (--array) or a gang (--ranks), not both")
-            if array is not None:
-                specs = elements(spec, array)
-            elif ranks is None:
-                raise ValueError("ranks_per_node needs ranks: how many ranks the gang has")
-            else:
-                specs = ranks_of(spec, ranks, ranks_per_node or 0)
-        except ValueError as exc:
-            raise errors.InvalidJobSpecError(str(exc)) from None
-        submit_framed(self._submit, specs)
+        submit_framed(self._submit, grouped_specs(spec, array, ranks, ranks_per_node))
         return spec.id
 
     def submit_many(self, specs: Iterable[Mapping[str, Any]]) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 MAX_STREAMED_RANKS = 64
@@ -35,7 +36,6 @@ def run_gang(spec: dict[str, Any], gang: tuple[int | None, int | None], state_di
     for key, value in fields.items():
         if isinstance(value, list):
             fields[key] = tuple(tuple(v) if isinstance(v, list) else v for v in value)
-    gang_id = spec["id"]
     try:
         specs = ranks_of(JobSpec(**fields), ranks, ranks_per_node or 0)
         client = Client(state_dir)
@@ -46,12 +46,21 @@ def run_gang(spec: dict[str, Any], gang: tuple[int | None, int | None], state_di
     except SwarmError as exc:
         print(f"swarm: {_safe(exc)}", file=sys.stderr)
         return 2
+    return follow_gang(client, lambda: Client(state_dir), spec["id"], ranks, detach=detach)
+
+
+def follow_gang(client: Any, client_of: Callable[[], Any], gang_id: str, ranks: int, *, detach: bool) -> int:
+    """After the gang ``gang_id`` of ``ranks`` ranks was submitted through ``client`` (on a node, or
+    ``web.remote.RemoteClient`` over `--url`): print its id (``detach``), or stream its ranks'
+    output, each rank through its own ``client_of()``, and return its exit status."""
+    from swarmcompute.errors import SwarmError
+
     if detach:
         print(gang_id, flush=True)
         return 0
     print(f"swarm: gang {gang_id}: {ranks} ranks (swarm logs {gang_id}.R for rank R)", file=sys.stderr, flush=True)
     try:
-        _stream_all(state_dir, [s.id for s in specs[:MAX_STREAMED_RANKS]])
+        _stream_all(client_of, [f"{gang_id}.{r}" for r in range(min(ranks, MAX_STREAMED_RANKS))])
         record = client.job(gang_id)
     except KeyboardInterrupt:
         return _cancelled(client, gang_id, 130)
@@ -83,13 +92,13 @@ def gang_status(record: dict[str, Any]) -> int:
     return 130 if record["state"] == "cancelled" else 1
 
 
-def _stream_all(state_dir: str, rank_ids: list[str]) -> None:
+def _stream_all(client_of: Callable[[], Any], rank_ids: list[str]) -> None:
     """Each rank's output, tagged, until every rank's stream ended (a stream follows its rank
     across the gang's attempts)."""
     lock = threading.Lock()
     errors: list[BaseException] = []
     threads = [
-        threading.Thread(target=_stream_one, args=(state_dir, job_id, lock, errors), daemon=True) for job_id in rank_ids
+        threading.Thread(target=_stream_one, args=(client_of, job_id, lock, errors), daemon=True) for job_id in rank_ids
     ]
     for t in threads:
         t.start()
@@ -100,15 +109,14 @@ def _stream_all(state_dir: str, rank_ids: list[str]) -> None:
         raise errors[0]
 
 
-def _stream_one(state_dir: str, job_id: str, lock: threading.Lock, errors: list[BaseException]) -> None:
-    from swarmcompute import Client
+def _stream_one(client_of: Callable[[], Any], job_id: str, lock: threading.Lock, errors: list[BaseException]) -> None:
     from swarmcompute.api import messages as m
 
     rank = job_id.rpartition(".")[2]
     tag = f"[{rank}] ".encode()
     partial = {m.STDOUT: b"", m.STDERR: b""}
     try:
-        for event in Client(state_dir).stream_logs(job_id, follow=True):
+        for event in client_of().stream_logs(job_id, follow=True):
             if isinstance(event, m.OutputChunk):
                 data = partial.get(event.stream, b"") + event.data
                 lines = data.split(b"\n")

@@ -242,10 +242,10 @@ def main(args: Sequence[str]) -> int:
     if parsed.state_dir is None and os.environ.get("SWARM_URL"):  # `swarm --url URL run ...`: over HTTP
         from swarmcompute.web.remote import run_main as run_remote
 
-        if gang != (None, None):
-            print("swarm: --ranks needs a local daemon (--state-dir), not --url", file=sys.stderr)
+        if array is not None and gang != (None, None):
+            print("swarm run: a job is an array (--array) or a gang (--ranks), not both", file=sys.stderr)
             return 2
-        return run_remote(parsed, array)
+        return run_remote(parsed, array, None if gang == (None, None) else gang)
     from swarmcompute.api import lean
     from swarmcompute.state_dir import CONTROL_SOCKET_NAME, state_dir_path
 

@@ -35,6 +35,7 @@ from swarmcompute.api.streaming import OutputStream
 from swarmcompute.limits import MAX_BATCH, MAX_REQUEST_BYTES
 from swarmcompute.state.api_tokens import ApiToken
 from swarmcompute.state.job import Job, JobState
+from swarmcompute.state.table import submit_chunks
 from swarmcompute.users import check_owner
 from swarmcompute.web import problems
 from swarmcompute.web.load import LoadHistory
@@ -185,8 +186,8 @@ class Api:
                 'the body is one job {"argv": [...], ...options} or {"jobs": [one or more of those]}'
             )
         specs, ids = _expanded(items)
-        for start in range(0, len(specs), SUBMIT_CHUNK):  # as the token's user, as the control socket does
-            await self.ask(m.Submit(tuple(specs[start : start + SUBMIT_CHUNK])), token)
+        for chunk in submit_chunks(specs, SUBMIT_CHUNK):  # a gang's ranks in one; as the token's user
+            await self.ask(m.Submit(chunk), token)
         body_out: dict[str, Any] = {"ids": ids}
         if not many:
             body_out["id"] = ids[0]
@@ -423,23 +424,21 @@ class Api:
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
+_GROUPING = ("array", "ranks", "ranks_per_node")
+"""Keys of a submitted item that make it stand for many jobs (``client.grouped_specs``)."""
+
+
 def _expanded(items: list[dict[str, Any]]) -> tuple[list[Any], list[str]]:
     """The job specs of a submission's items and one id per item: an item with ``"array": "0-99%10"``
-    stands for its elements (``swarmcompute.arrays``), and its id is the array id."""
-    from swarmcompute.arrays import elements
-    from swarmcompute.client import job_specs
+    stands for its elements (``swarmcompute.arrays``), one with ``"ranks": N`` (and
+    ``"ranks_per_node": K``) for its gang's ranks (``swarmcompute.state.gangs``), and its id is
+    the array's or the gang's."""
+    from swarmcompute.client import grouped_specs, job_specs
 
-    built = job_specs([{k: v for k, v in item.items() if k != "array"} for item in items])
+    built = job_specs([{k: v for k, v in item.items() if k not in _GROUPING} for item in items])
     specs: list[Any] = []
     for item, spec in zip(items, built, strict=True):
-        array = item.get("array")
-        if array is None:
-            specs.append(spec)
-            continue
-        try:
-            specs.extend(elements(spec, array))
-        except ValueError as exc:
-            raise errors.InvalidJobSpecError(str(exc)) from None
+        specs.extend(grouped_specs(spec, item.get("array"), item.get("ranks"), item.get("ranks_per_node")))
         if len(specs) > MAX_BATCH:
             raise errors.InvalidJobSpecError(f"more than {MAX_BATCH} jobs in one submission: split them up")
     return specs, [spec.id for spec in built]

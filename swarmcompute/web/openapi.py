@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from swarmcompute.state.gangs import MAX_RANKS
 from swarmcompute.state.job import JobState
 
 JOB_OPTIONS: dict[str, Any] = {
@@ -48,6 +49,18 @@ JOB_OPTIONS: dict[str, Any] = {
         "type": "string",
         "description": "one job per index: 0-99, 1,3,5 or 0-99%10 (at most 10 at once); the id answered is the "
         "array's, which GET, DELETE and wait take",
+    },
+    "ranks": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": MAX_RANKS,
+        "description": "a gang of this many ranks, run all at once or not at all; the id answered is the gang's, "
+        "which GET, DELETE and wait take (its rank R is ID.R)",
+    },
+    "ranks_per_node": {
+        "type": "integer",
+        "minimum": 0,
+        "description": "with ranks: exactly this many ranks on each node (0, the default: as many as fit)",
     },
     "keep": {
         "description": "keep only the files matching these patterns (gitignore syntax) that the job leaves",

@@ -26,7 +26,15 @@ from typing import Any, cast
 
 from swarmcompute import errors
 from swarmcompute.api import messages as m
-from swarmcompute.client import Client, error_from_reply, job_spec, job_specs, prune_bounds, submit_framed
+from swarmcompute.client import (
+    Client,
+    error_from_reply,
+    grouped_specs,
+    job_spec,
+    job_specs,
+    prune_bounds,
+    submit_framed,
+)
 from swarmcompute.limits import MAX_REQUEST_BYTES
 from swarmcompute.state.job import JobSpec
 from swarmcompute.units import parse_duration
@@ -62,17 +70,31 @@ class RemoteClient(Client):
 
     # -- jobs ---------------------------------------------------------------------------
 
-    def submit(self, argv: Sequence[str] | str, *, array: str | None = None, **options: Any) -> str:
-        if array is None:
+    def submit(
+        self,
+        argv: Sequence[str] | str,
+        *,
+        array: str | None = None,
+        ranks: int | None = None,
+        ranks_per_node: int | None = None,
+        **options: Any,
+    ) -> str:
+        if array is None and ranks is None and ranks_per_node is None:
             return self.submit_many([{"argv": argv, **options}])[0]
         from swarmcompute.arrays import parse_array
 
         spec = job_spec(argv, **options)  # every check the local client makes, before the round trip
-        try:
-            parse_array(array)
-        except ValueError as exc:
-            raise errors.InvalidJobSpecError(str(exc)) from None
-        body = {"argv": argv if isinstance(argv, str) else list(argv), **options, "job_id": spec.id, "array": array}
+        shape: dict[str, Any]
+        if array is not None and ranks is None and ranks_per_node is None:
+            try:
+                parse_array(array)  # not its elements: an array may have 100,000
+            except ValueError as exc:
+                raise errors.InvalidJobSpecError(str(exc)) from None
+            shape = {"array": array}
+        else:
+            grouped_specs(spec, array, ranks, ranks_per_node)  # a gang's shape (and not an array too)
+            shape = {"ranks": ranks, "ranks_per_node": ranks_per_node or 0}
+        body = {"argv": argv if isinstance(argv, str) else list(argv), **options, "job_id": spec.id, **shape}
         return str(self._json("POST", "/api/v1/jobs", body)["id"])
 
     def submit_many(self, specs: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -319,10 +341,12 @@ def _node(ref: object) -> str:
     return urllib.parse.quote(ref, safe="")
 
 
-def run_main(parsed: Any, array: str | None = None) -> int:
+def run_main(parsed: Any, array: str | None = None, gang: tuple[int | None, int | None] | None = None) -> int:
     """`swarm run` over the HTTP API (``parsed``: ``run_cmd.RunArgs``): stream the job's output,
     exit with its status; Ctrl-C cancels it. ``array`` (``--array``): submit the array, print its
-    id, then (unless detached) wait for every element as `swarm run --array` on a node does."""
+    id, then (unless detached) wait for every element as `swarm run --array` on a node does.
+    ``gang`` (``--ranks``, ``--ranks-per-node``): submit the gang and follow it as on a node
+    (``cli.gang_run``), each rank's output through its own connection."""
     import importlib
 
     run_cmd = importlib.import_module("swarmcompute.cli.run_cmd")  # typed loosely: the CLI is outside mypy's files
@@ -335,6 +359,15 @@ def run_main(parsed: Any, array: str | None = None) -> int:
         return 2
     try:
         client = RemoteClient()
+        if gang is not None:
+            from swarmcompute.cli.gang_run import follow_gang
+
+            ranks, per_node = gang
+            if ranks is None:
+                print("swarm run: --ranks-per-node needs --ranks N", file=sys.stderr)
+                return 2
+            gang_id = client.submit(parsed.argv, ranks=ranks, ranks_per_node=per_node, **options)
+            return follow_gang(client, RemoteClient, gang_id, ranks, detach=parsed.detach)
         if array is not None:
             array_id = client.submit(parsed.argv, array=array, **options)
             print(array_id, flush=True)

@@ -1,5 +1,6 @@
-"""Arrays and node commands from a host without a daemon (`swarm --url`, ``Client(url=...)``),
-against a real 2-node cluster on loopback: what works on a node works over HTTP too."""
+"""Arrays, gangs and node commands from a host without a daemon (`swarm --url`,
+``Client(url=...)``), against a real 2-node cluster on loopback: what works on a node works over
+HTTP too."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from swarmcompute import Client
+from swarmcompute.errors import InvalidJobSpecError
 from swarmcompute.testing.clusters import formed_cluster
 from swarmcompute.testing.daemons import DaemonProcess, swarm_executable, wait_until
 
@@ -90,6 +93,54 @@ def test_an_array_is_run_shown_listed_waited_for_and_cancelled_over_url(
     assert [j["array_index"] for j in client.wait(sweep, timeout=30)] == [1, 3, 5]
     assert client.job(sweep)["counts"] == {"succeeded": 3}
     assert [r["id"] for r in client.cancel(sweep)] == [f"{sweep}.{i}" for i in (1, 3, 5)]
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_a_gang_runs_over_url_each_rank_streamed_and_tagged(cluster: list[DaemonProcess], swarm: Swarm) -> None:
+    ran = swarm(
+        "run", "--ranks", "2", "--ranks-per-node", "1", "--cpus", "0", "--",
+        "sh", "-c", 'echo "rank $SWARM_RANK of $SWARM_WORLD_SIZE"; echo "oops $SWARM_RANK" >&2',
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    assert sorted(ran.stdout.splitlines()) == ["[0] rank 0 of 2", "[1] rank 1 of 2"]
+    said = ran.stderr.splitlines()
+    gang_id = said[0].split()[2].rstrip(":")
+    assert said[0] == f"swarm: gang {gang_id}: 2 ranks (swarm logs {gang_id}.R for rank R)"
+    assert "[0] oops 0" in said and "[1] oops 1" in said
+    shown = json.loads(swarm("show", "--json", gang_id).stdout)
+    assert [r["state"] for r in shown["gang"]] == ["succeeded", "succeeded"]
+    assert len({r["node"] for r in shown["gang"]}) == 2  # one rank on each node
+    logs = swarm("logs", f"{gang_id}.1")
+    assert (logs.stdout, logs.stderr) == ("rank 1 of 2\n", "oops 1\n")
+
+    failed = swarm("run", "--ranks", "2", "--cpus", "0", "--", "sh", "-c", 'exit "$((SWARM_RANK * 3))"')
+    assert failed.returncode == 3 and "failed: rank 1 exited 3" in failed.stderr
+
+    detached = swarm("run", "-d", "--ranks", "2", "--cpus", "0", "--", "sleep", "30")
+    assert detached.returncode == 0, detached.stderr
+    held = detached.stdout.strip()
+    assert swarm("cancel", held).returncode == 0
+    ranks = json.loads(swarm("show", "--json", held).stdout)["gang"]
+    assert [r["state"] for r in ranks] == ["cancelled", "cancelled"]  # cancelled together
+    both = swarm("run", "--ranks", "2", "--array", "0-1", "--", "true")
+    assert both.returncode == 2 and "an array (--array) or a gang (--ranks), not both" in both.stderr
+    too_many = swarm("run", "--ranks", "3", "--ranks-per-node", "4", "--", "true")
+    assert too_many.returncode == 2 and "--ranks-per-node must be a whole number from 1 to --ranks" in too_many.stderr
+
+
+def test_a_gang_is_submitted_and_waited_for_from_python_over_url(cluster: list[DaemonProcess], token: str) -> None:
+    client = Client(url=cluster[0].http_url, token=token)
+    gang = client.submit(["sh", "-c", "echo $SWARM_RANK"], ranks=2, cpus=0)
+    assert client.wait(gang, timeout=30)["state"] == "succeeded"
+    assert [r["state"] for r in client.job(gang)["gang"]] == ["succeeded", "succeeded"]
+    with pytest.raises(InvalidJobSpecError, match="ranks_per_node needs ranks"):
+        client.submit(["true"], ranks_per_node=1)
+    both = {"argv": ["true"], "ranks": 2, "array": "0-1"}  # the API checks what the client checks
+    refused = requests.post(f"{cluster[0].http_url}/api/v1/jobs", json=both, headers=_bearer(token), timeout=30)
+    assert refused.status_code == 400 and refused.json()["code"] == "InvalidJobSpecError", refused.text
 
 
 def test_nodes_are_listed_drained_labelled_and_undrained_over_url(
