@@ -458,9 +458,13 @@ def _container_coercer(hint: Any, origin: Any) -> Callable[[Any], Any]:
     item = _coercer(args[0]) if args else (lambda v: v)
     build_container: Callable[[Any], Any] = {list: list, tuple: tuple, frozenset: frozenset, set: frozenset}[origin]
 
+    empty = build_container(())
+
     def as_seq(v: Any) -> Any:
         if not isinstance(v, (list, tuple)):
             raise TypeError(f"expected an array, got {type(v).__name__}")
+        if not v:  # most of a job's sequences (after, keep, mounts, files...): no generator to run
+            return empty if origin is not list else []
         return build_container(item(x) for x in v)
 
     return as_seq
