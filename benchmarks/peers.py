@@ -130,6 +130,37 @@ def _installed(module: str) -> bool:
     return True
 
 
+def _versions() -> str:
+    """What ran, for comparing runs across days: the peers' versions move their rates (Ray's
+    20,000-job rate on this VM was 1,022-1,119 jobs/s one session and 708-749 another, swarm's
+    964-1,040 and 808-891), so a ratio is read against the versions and the CPU it was taken on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for package in ("ray", "distributed"):
+        try:
+            found.append(f"{package} {version(package)}")
+        except PackageNotFoundError:
+            found.append(f"{package} not installed")
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in _read("/proc/cpuinfo").splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown CPU",
+    )
+    return f"{', '.join(found)}; Python {sys.version.split()[0]}; {cpu}"
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
 def _range(values: list[float], fmt: str = "{:.0f}") -> str:
     low, mid, high = min(values), statistics.median(values), max(values)
     return f"{fmt.format(low)}-{fmt.format(high)} (median {fmt.format(mid)})"
@@ -179,6 +210,7 @@ def main() -> None:
     parser.add_argument("--cpus", type=float, default=0.0, help="--cpus of each swarm job (0: no reservation)")
     parser.add_argument("--warm", type=int, default=50, help="jobs each system runs before the rounds")
     args = parser.parse_args()
+    print(f"peers.py: {_versions()}", flush=True)
     for spec in args.batch or ["500x3", "5000x1", "20000x1"]:
         try:
             jobs, nodes = (int(part) for part in spec.lower().split("x"))
