@@ -19,13 +19,10 @@ MAX_STREAMED_RANKS = 64
 `swarm logs GANG.R`."""
 
 
-def run_gang(spec: dict[str, Any], gang: tuple[int | None, int | None], state_dir: str, *, detach: bool) -> int:
+def run_gang(spec: dict[str, Any], gang: tuple[int, int], state_dir: str, *, detach: bool) -> int:
     """Submit the gang of ``spec`` (the JobSpec fields `swarm run` parsed; ``gang``: --ranks and
-    --ranks-per-node) and follow it."""
+    --ranks-per-node, 0 when not given) and follow it."""
     ranks, ranks_per_node = gang
-    if ranks is None:
-        print("swarm run: --ranks-per-node needs --ranks N", file=sys.stderr)
-        return 2
     from swarmcompute import Client
     from swarmcompute.api import messages as m
     from swarmcompute.errors import SwarmError
@@ -37,7 +34,7 @@ def run_gang(spec: dict[str, Any], gang: tuple[int | None, int | None], state_di
         if isinstance(value, list):
             fields[key] = tuple(tuple(v) if isinstance(v, list) else v for v in value)
     try:
-        specs = ranks_of(JobSpec(**fields), ranks, ranks_per_node or 0)
+        specs = ranks_of(JobSpec(**fields), ranks, ranks_per_node)
         client = Client(state_dir)
         client._call(m.Submit(tuple(specs)))
     except ValueError as exc:
@@ -54,13 +51,14 @@ def follow_gang(client: Any, client_of: Callable[[], Any], gang_id: str, ranks: 
     ``web.remote.RemoteClient`` over `--url`): print its id (``detach``), or stream its ranks'
     output, each rank through its own ``client_of()``, and return its exit status."""
     from swarmcompute.errors import SwarmError
+    from swarmcompute.state.gangs import rank_id
 
     if detach:
         print(gang_id, flush=True)
         return 0
     print(f"swarm: gang {gang_id}: {ranks} ranks (swarm logs {gang_id}.R for rank R)", file=sys.stderr, flush=True)
     try:
-        _stream_all(client_of, [f"{gang_id}.{r}" for r in range(min(ranks, MAX_STREAMED_RANKS))])
+        _stream_all(client_of, [rank_id(gang_id, r) for r in range(min(ranks, MAX_STREAMED_RANKS))])
         record = client.job(gang_id)
     except KeyboardInterrupt:
         return _cancelled(client, gang_id, 130)

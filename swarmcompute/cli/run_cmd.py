@@ -239,13 +239,17 @@ def main(args: Sequence[str]) -> int:
     except (UsageError, ValueError) as exc:
         print(f"swarm run: {_safe(str(exc))}", file=sys.stderr)
         return 2
+    if array is not None and gang != (None, None):
+        print("swarm run: a job is an array (--array) or a gang (--ranks), not both", file=sys.stderr)
+        return 2
+    if gang[0] is None and gang[1] is not None:
+        print("swarm run: --ranks-per-node needs --ranks N", file=sys.stderr)
+        return 2
+    ranks = None if gang[0] is None else (gang[0], gang[1] or 0)  # a gang: (--ranks, --ranks-per-node)
     if parsed.state_dir is None and os.environ.get("SWARM_URL"):  # `swarm --url URL run ...`: over HTTP
         from swarmcompute.web.remote import run_main as run_remote
 
-        if array is not None and gang != (None, None):
-            print("swarm run: a job is an array (--array) or a gang (--ranks), not both", file=sys.stderr)
-            return 2
-        return run_remote(parsed, array, None if gang == (None, None) else gang)
+        return run_remote(parsed, array, ranks)
     from swarmcompute.api import lean
     from swarmcompute.state_dir import CONTROL_SOCKET_NAME, state_dir_path
 
@@ -263,15 +267,12 @@ def main(args: Sequence[str]) -> int:
             from swarmcompute.files.cli import ship
 
             ship(parsed, spec, state_dir)
-        if array is not None and gang != (None, None):
-            print("swarm run: a job is an array (--array) or a gang (--ranks), not both", file=sys.stderr)
-            return 2
         if array is not None:
             return _run_array(spec, array, state_dir, detach=parsed.detach)
-        if gang != (None, None):
+        if ranks is not None:
             from swarmcompute.cli.gang_run import run_gang
 
-            return run_gang(spec, gang, state_dir, detach=parsed.detach)
+            return run_gang(spec, ranks, state_dir, detach=parsed.detach)
         sock.sendall(lean.submit_frame(spec, attach=not parsed.detach))
         status = _follow(sock, lean, state_dir, spec["id"], keep=bool(spec.get("keep_on_exit")))
     except lean.LeanError as exc:

@@ -31,6 +31,11 @@ MAX_RANKS = 1024
 """The most ranks one gang may have."""
 
 
+def rank_id(gang_id: str, rank: int) -> str:
+    """The job id of rank ``rank`` of gang ``gang_id`` (README: each rank's id is ``GANG.R``)."""
+    return f"{gang_id}.{rank}"
+
+
 def ranks_of(spec: JobSpec, ranks: int, ranks_per_node: int = 0) -> list[JobSpec]:
     """The ranks of a gang of ``spec`` (whose id becomes the gang id). Raises ``ValueError``."""
     problem = shape_problem(ranks, ranks_per_node, spec.on_disconnect)
@@ -38,7 +43,7 @@ def ranks_of(spec: JobSpec, ranks: int, ranks_per_node: int = 0) -> list[JobSpec
         raise ValueError(problem)
     base = spec.name or spec.id
     return [
-        replace(spec, id=f"{spec.id}.{r}", name=f"{base}[{r}]", gang_id=spec.id, rank=r, ranks=ranks,
+        replace(spec, id=rank_id(spec.id, r), name=f"{base}[{r}]", gang_id=spec.id, rank=r, ranks=ranks,
                 ranks_per_node=ranks_per_node)
         for r in range(ranks)
     ]  # fmt: skip

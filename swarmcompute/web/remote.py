@@ -341,11 +341,11 @@ def _node(ref: object) -> str:
     return urllib.parse.quote(ref, safe="")
 
 
-def run_main(parsed: Any, array: str | None = None, gang: tuple[int | None, int | None] | None = None) -> int:
+def run_main(parsed: Any, array: str | None = None, gang: tuple[int, int] | None = None) -> int:
     """`swarm run` over the HTTP API (``parsed``: ``run_cmd.RunArgs``): stream the job's output,
     exit with its status; Ctrl-C cancels it. ``array`` (``--array``): submit the array, print its
     id, then (unless detached) wait for every element as `swarm run --array` on a node does.
-    ``gang`` (``--ranks``, ``--ranks-per-node``): submit the gang and follow it as on a node
+    ``gang`` (``--ranks``, ``--ranks-per-node`` or 0): submit the gang and follow it as on a node
     (``cli.gang_run``), each rank's output through its own connection."""
     import importlib
 
@@ -363,9 +363,6 @@ def run_main(parsed: Any, array: str | None = None, gang: tuple[int | None, int 
             from swarmcompute.cli.gang_run import follow_gang
 
             ranks, per_node = gang
-            if ranks is None:
-                print("swarm run: --ranks-per-node needs --ranks N", file=sys.stderr)
-                return 2
             gang_id = client.submit(parsed.argv, ranks=ranks, ranks_per_node=per_node, **options)
             return follow_gang(client, RemoteClient, gang_id, ranks, detach=parsed.detach)
         if array is not None:
