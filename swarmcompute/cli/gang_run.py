@@ -3,8 +3,9 @@ stream every rank's output, each line tagged with its rank (``[2] ...``, as ``mp
 --tag-output`` does), and exit 0 when every rank exited 0, else with the failing rank's status.
 
 With ``-d`` it prints the gang id and returns. Ctrl-C, SIGTERM or SIGHUP cancels the gang (its
-ranks stop) and exits 130 or 128+N; unlike a plain job's, a gang's `swarm run` killed with -9 is
-no lifeline (the gang runs on: `swarm cancel GANG`).
+ranks stop; ``--keep-on-exit`` keeps it on a signal) and exits 130 or 128+N (``cli.left_early``);
+unlike a plain job's, a gang's `swarm run` killed with -9 is no lifeline (the gang runs on:
+`swarm cancel GANG`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import sys
 import threading
 from collections.abc import Callable
 from typing import Any
+
+from swarmcompute.cli.left_early import ends_early, left_early
 
 MAX_STREAMED_RANKS = 64
 """Ranks whose output `swarm run --ranks` streams (one connection each); the others' stays in
@@ -33,6 +36,7 @@ def run_gang(spec: dict[str, Any], gang: tuple[int, int], state_dir: str, *, det
     for key, value in fields.items():
         if isinstance(value, list):
             fields[key] = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+    keep = bool(spec.get("keep_on_exit"))
     try:
         specs = ranks_of(JobSpec(**fields), ranks, ranks_per_node)
         client = Client(state_dir)
@@ -43,13 +47,21 @@ def run_gang(spec: dict[str, Any], gang: tuple[int, int], state_dir: str, *, det
     except SwarmError as exc:
         print(f"swarm: {_safe(exc)}", file=sys.stderr)
         return 2
-    return follow_gang(client, lambda: Client(state_dir), spec["id"], ranks, detach=detach)
+    except BaseException as exc:  # Ctrl-C or a signal while it was being submitted
+        if detach or not ends_early(exc):
+            raise
+        return left_early(Client(state_dir), spec["id"], "gang", exc, keep=keep)
+    return follow_gang(client, lambda: Client(state_dir), spec["id"], ranks, detach=detach, keep=keep)
 
 
-def follow_gang(client: Any, client_of: Callable[[], Any], gang_id: str, ranks: int, *, detach: bool) -> int:
+def follow_gang(
+    client: Any, client_of: Callable[[], Any], gang_id: str, ranks: int, *, detach: bool, keep: bool = False
+) -> int:
     """After the gang ``gang_id`` of ``ranks`` ranks was submitted through ``client`` (on a node, or
     ``web.remote.RemoteClient`` over `--url`): print its id (``detach``), or stream its ranks'
-    output, each rank through its own ``client_of()``, and return its exit status."""
+    output, each rank through its own ``client_of()``, and return its exit status. Ended early
+    (Ctrl-C, SIGTERM, SIGHUP), it cancels the gang, unless ``keep`` (``--keep-on-exit``) for a
+    signal: ``cli.left_early``."""
     from swarmcompute.errors import SwarmError
     from swarmcompute.state.gangs import rank_id
 
@@ -60,16 +72,13 @@ def follow_gang(client: Any, client_of: Callable[[], Any], gang_id: str, ranks: 
     try:
         _stream_all(client_of, [rank_id(gang_id, r) for r in range(min(ranks, MAX_STREAMED_RANKS))])
         record = client.job(gang_id)
-    except KeyboardInterrupt:
-        return _cancelled(client, gang_id, 130)
     except SwarmError as exc:
         print(f"swarm: {_safe(exc)}", file=sys.stderr)
         return 2
-    except BaseException as exc:  # SIGTERM / SIGHUP (``run_cmd._EndedBySignal``)
-        signum = getattr(exc, "signum", None)
-        if signum is None:
+    except BaseException as exc:  # Ctrl-C, SIGTERM / SIGHUP (``run_cmd._EndedBySignal``)
+        if not ends_early(exc):
             raise
-        return _cancelled(client, gang_id, 128 + signum)
+        return left_early(client, gang_id, "gang", exc, keep=keep)
     return gang_status(record)
 
 
@@ -139,15 +148,6 @@ def _write(lock: threading.Lock, stream: int, data: bytes) -> None:
     with lock:
         target.write(data)
         target.flush()
-
-
-def _cancelled(client: Any, gang_id: str, status: int) -> int:
-    try:
-        client.cancel(gang_id)
-        print(f"\nswarm: cancelled gang {gang_id}", file=sys.stderr)
-    except Exception:  # noqa: BLE001 - one line, and how to do it by hand
-        print(f"\nswarm: could not cancel gang {gang_id}: run `swarm cancel {gang_id}`", file=sys.stderr)
-    return status
 
 
 def _safe(text: object) -> str:

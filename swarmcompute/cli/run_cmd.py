@@ -261,8 +261,7 @@ def main(args: Sequence[str]) -> int:
         return 2
     try:
         if not parsed.detach:
-            _signal.signal(_signal.SIGTERM, _ended_by_signal)
-            _signal.signal(_signal.SIGHUP, _ended_by_signal)
+            ended_by_signals()
         if parsed.ship or _may_ship(parsed.argv):
             from swarmcompute.files.cli import ship
 
@@ -292,7 +291,8 @@ def main(args: Sequence[str]) -> int:
 
 def _run_array(spec: dict[str, Any], array: str, state_dir: str, *, detach: bool) -> int:
     """`swarm run --array`: submit one job per index (``swarmcompute.arrays``), print the array id;
-    then, unless detached, wait for every element and say how they ended."""
+    then, unless detached, wait for every element and say how they ended. Ctrl-C, SIGTERM or
+    SIGHUP meanwhile cancel the array (``cli.left_early``)."""
     from swarmcompute import Client
     from swarmcompute.arrays import elements
     from swarmcompute.client import submit_framed
@@ -311,6 +311,12 @@ def _run_array(spec: dict[str, Any], array: str, state_dir: str, *, detach: bool
         if detach:
             return 0
         jobs = client.wait(spec["id"])
+    except (KeyboardInterrupt, _EndedBySignal) as exc:
+        if detach:
+            raise
+        from swarmcompute.cli.left_early import left_early
+
+        return left_early(Client(state_dir), spec["id"], "array", exc, keep=bool(spec.get("keep_on_exit")))
     except ValueError as exc:
         print(f"swarm run: {_safe(str(exc))}", file=sys.stderr)
         return 2
@@ -405,6 +411,13 @@ class _EndedBySignal(BaseException):
 
 def _ended_by_signal(signum: int, frame: object) -> None:
     raise _EndedBySignal(signum)
+
+
+def ended_by_signals() -> None:
+    """From now on SIGTERM and SIGHUP raise ``_EndedBySignal`` (in the main thread), so that an
+    attached `swarm run` can cancel what it follows and say so (``_follow``, ``cli.left_early``)."""
+    _signal.signal(_signal.SIGTERM, _ended_by_signal)
+    _signal.signal(_signal.SIGHUP, _ended_by_signal)
 
 
 def _follow(sock: Any, lean: Any, state_dir: str, job_id: str, keep: bool = False) -> int:

@@ -32,6 +32,7 @@ from swarmcompute.client import (
     grouped_specs,
     job_spec,
     job_specs,
+    new_job_id,
     prune_bounds,
     submit_framed,
 )
@@ -341,63 +342,82 @@ def _node(ref: object) -> str:
     return urllib.parse.quote(ref, safe="")
 
 
+def _follow_job(client: RemoteClient, run_cmd: Any, argv: Any, options: dict[str, Any]) -> int:
+    """Submit one job and print its output as it comes; its exit status. Stopped early by Ctrl-C
+    or a signal, it lets the exception through: the caller (``run_main``) cancels the job and says
+    so (``cli.left_early``); the stream closes after that, with ``events``."""
+    from swarmcompute.cli.progress_line import ProgressLine
+
+    events = cast(Generator[Any, None, None], client.run(argv, **options))
+    status = 1
+    pull = ProgressLine()
+    try:
+        for event in events:
+            if isinstance(event, m.Progress):
+                pull.show(event.text, done=event.done)
+                continue
+            pull.end()
+            if isinstance(event, m.OutputChunk):
+                out = sys.stdout if event.stream == m.STDOUT else sys.stderr
+                out.buffer.write(event.data)
+                out.flush()
+            elif isinstance(event, (m.AttemptStart, m.Notice)):
+                text = event.text if isinstance(event, m.AttemptStart) else f"swarm: {event.text}"
+                print(run_cmd._safe(text), file=sys.stderr)
+            elif isinstance(event, m.StreamEnd):
+                status = run_cmd.exit_status(event.job)
+    except BrokenPipeError:
+        events.close()
+        return 141
+    return int(status)
+
+
 def run_main(parsed: Any, array: str | None = None, gang: tuple[int, int] | None = None) -> int:
     """`swarm run` over the HTTP API (``parsed``: ``run_cmd.RunArgs``): stream the job's output,
-    exit with its status; Ctrl-C cancels it. ``array`` (``--array``): submit the array, print its
+    exit with its status; Ctrl-C, SIGTERM and SIGHUP cancel it (``cli.left_early``). ``array`` (``--array``): submit the array, print its
     id, then (unless detached) wait for every element as `swarm run --array` on a node does.
     ``gang`` (``--ranks``, ``--ranks-per-node`` or 0): submit the gang and follow it as on a node
     (``cli.gang_run``), each rank's output through its own connection."""
     import importlib
 
     run_cmd = importlib.import_module("swarmcompute.cli.run_cmd")  # typed loosely: the CLI is outside mypy's files
-    _safe, exit_status = run_cmd._safe, run_cmd.exit_status
-    from swarmcompute.cli.progress_line import ProgressLine
-
+    _safe = run_cmd._safe
     options = {k: v for k, v in parsed.options.items() if k != "cwd_default"}
     if getattr(parsed, "ship", None):  # files to ship (--upload, --download, ...)
         print("swarm: shipping files (--upload, --download, ...) needs a local daemon, not --url", file=sys.stderr)
         return 2
+    keep = bool(options.get("keep_on_exit"))
+    job_id = options.get("job_id") or new_job_id()  # ours (the array's or gang's id too): a signal can
+    options["job_id"] = job_id  # cancel it even before the node answered the submission
+    kind = "array" if array is not None else "gang" if gang is not None else "job"
     try:
         client = RemoteClient()
+    except errors.SwarmError as exc:
+        print(f"swarm: {_safe(str(exc))}", file=sys.stderr)
+        return 2
+    try:
+        if not parsed.detach:
+            run_cmd.ended_by_signals()
         if gang is not None:
             from swarmcompute.cli.gang_run import follow_gang
 
             ranks, per_node = gang
             gang_id = client.submit(parsed.argv, ranks=ranks, ranks_per_node=per_node, **options)
-            return follow_gang(client, RemoteClient, gang_id, ranks, detach=parsed.detach)
+            return follow_gang(client, RemoteClient, gang_id, ranks, detach=parsed.detach, keep=keep)
         if array is not None:
             array_id = client.submit(parsed.argv, array=array, **options)
             print(array_id, flush=True)
-            return 0 if parsed.detach else run_cmd.array_ended(array_id, client.wait(array_id))
+            return 0 if parsed.detach else int(run_cmd.array_ended(array_id, client.wait(array_id)))
         if parsed.detach:
             print(client.submit(parsed.argv, **options))
             return 0
-        events = cast(Generator[Any, None, None], client.run(parsed.argv, **options))
-        status = 1
-        pull = ProgressLine()
-        try:
-            for event in events:
-                if isinstance(event, m.Progress):
-                    pull.show(event.text, done=event.done)
-                    continue
-                pull.end()
-                if isinstance(event, m.OutputChunk):
-                    out = sys.stdout if event.stream == m.STDOUT else sys.stderr
-                    out.buffer.write(event.data)
-                    out.flush()
-                elif isinstance(event, (m.AttemptStart, m.Notice)):
-                    text = event.text if isinstance(event, m.AttemptStart) else f"swarm: {event.text}"
-                    print(_safe(text), file=sys.stderr)
-                elif isinstance(event, m.StreamEnd):
-                    status = exit_status(event.job)
-        except KeyboardInterrupt:
-            events.close()  # cancels the job
-            print("swarm: interrupted: cancelled the job", file=sys.stderr)
-            return 130
-        except BrokenPipeError:
-            events.close()
-            return 141
-        return status
+        return _follow_job(client, run_cmd, parsed.argv, options)
+    except (KeyboardInterrupt, run_cmd._EndedBySignal) as exc:  # as on a node (``run_cmd._follow``)
+        if parsed.detach:
+            raise
+        from swarmcompute.cli.left_early import left_early
+
+        return left_early(client, job_id, kind, exc, keep=keep)
     except errors.SwarmError as exc:
         print(f"swarm: {_safe(str(exc))}", file=sys.stderr)
         return 2

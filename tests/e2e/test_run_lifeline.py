@@ -93,3 +93,60 @@ def test_keep_on_exit_lets_the_job_finish_after_run_was_killed_or_terminated(
         assert proc.returncode in (-signal.SIGKILL, 128 + signal.SIGTERM)
         job = daemon.client.wait(_job(daemon, name)["id"], timeout=30)
         assert job["state"] == "succeeded", job
+
+
+def _group_started(proc: subprocess.Popen[bytes], markers: list[Path]) -> bool:
+    assert proc.poll() is None, proc.communicate(timeout=10)
+    return all(m.exists() for m in markers)
+
+
+@pytest.mark.parametrize(
+    ("kind", "signum"),
+    [("array", signal.SIGINT), ("array", signal.SIGTERM), ("gang", signal.SIGINT), ("gang", signal.SIGHUP)],
+)
+def test_ctrl_c_or_a_signal_that_ends_run_of_an_array_or_gang_cancels_all_of_it_in_one_line(
+    daemon: DaemonProcess, tmp_path: Path, kind: str, signum: int
+) -> None:
+    shape = ("--array", "0-1") if kind == "array" else ("--ranks", "2")
+    script = f"touch {tmp_path}/started.$SWARM_ARRAY_INDEX$SWARM_RANK; sleep 300"
+    proc = _start_run(daemon, *shape, "--cpus", "0", "--", "sh", "-c", script)
+    try:
+        markers = [tmp_path / "started.0", tmp_path / "started.1"]
+        wait_until(lambda: _group_started(proc, markers), 20, f"both jobs of the {kind} to start")
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        _stopped(proc)
+    said = err.decode()
+    last = said.splitlines()[-1].split()
+    group_id = last[last.index(kind) + 1]  # "... cancelled KIND ID ...": the line says what it cancelled
+    assert out.decode() in ("", f"{group_id}\n" if kind == "array" else "")  # an array's id, once submitted
+    assert "Traceback" not in said
+    if signum == signal.SIGINT:
+        assert proc.returncode == 130
+        assert said.splitlines()[-1] == f"swarm: cancelled {kind} {group_id}"
+    else:
+        assert proc.returncode == 128 + signum
+        assert said.splitlines()[-1] == (
+            f"swarm: ended by signal {signum}: cancelled {kind} {group_id} (--keep-on-exit keeps it running)"
+        )
+    ended = daemon.client.wait(group_id, timeout=30)
+    jobs = ended if kind == "array" else ended["gang"]
+    assert [j["state"] for j in jobs] == ["cancelled", "cancelled"]
+
+
+def test_keep_on_exit_lets_an_array_finish_after_run_was_terminated(daemon: DaemonProcess, tmp_path: Path) -> None:
+    script = f"touch {tmp_path}/started.$SWARM_ARRAY_INDEX; sleep 3"
+    proc = _start_run(daemon, "--keep-on-exit", "--array", "0-1", "--cpus", "0", "--", "sh", "-c", script)
+    try:
+        markers = [tmp_path / "started.0", tmp_path / "started.1"]
+        wait_until(lambda: _group_started(proc, markers), 20, "both elements to start")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        _stopped(proc)
+    array_id = err.decode().split()[6]
+    assert out.decode() in ("", f"{array_id}\n")  # its id, unless the signal came before the daemon answered
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert err.decode() == f"swarm: ended by signal 15; array {array_id} keeps running (--keep-on-exit)\n"
+    assert [j["state"] for j in daemon.client.wait(array_id, timeout=30)] == ["succeeded", "succeeded"]

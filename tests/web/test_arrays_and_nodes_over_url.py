@@ -5,6 +5,7 @@ HTTP too."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -15,6 +16,7 @@ import requests
 
 from swarmcompute import Client
 from swarmcompute.errors import InvalidJobSpecError
+from swarmcompute.state.gangs import rank_id
 from swarmcompute.testing.clusters import formed_cluster
 from swarmcompute.testing.daemons import DaemonProcess, swarm_executable, wait_until
 
@@ -35,15 +37,21 @@ def token(cluster: list[DaemonProcess]) -> str:
 
 
 @pytest.fixture
-def swarm(cluster: list[DaemonProcess], token: str, tmp_path: Path) -> Swarm:
-    """`swarm` on a host with no daemon: only $SWARM_URL and $SWARM_API_TOKEN lead to the cluster."""
-    env = {
+def url_env(cluster: list[DaemonProcess], token: str, tmp_path: Path) -> dict[str, str]:
+    """The environment of a host with no daemon: only $SWARM_URL and $SWARM_API_TOKEN lead to the cluster."""
+    return {
         "PATH": "/usr/bin:/bin",
         "HOME": str(tmp_path),
         "PYTHONPATH": ":".join(sys.path),
         "SWARM_URL": cluster[1].http_url,
         "SWARM_API_TOKEN": token,
     }
+
+
+@pytest.fixture
+def swarm(url_env: dict[str, str], tmp_path: Path) -> Swarm:
+    """`swarm` on a host with no daemon (``url_env``)."""
+    env = url_env
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -129,6 +137,64 @@ def test_a_gang_runs_over_url_each_rank_streamed_and_tagged(cluster: list[Daemon
     assert both.returncode == 2 and "an array (--array) or a gang (--ranks), not both" in both.stderr
     too_many = swarm("run", "--ranks", "3", "--ranks-per-node", "4", "--", "true")
     assert too_many.returncode == 2 and "--ranks-per-node must be a whole number from 1 to --ranks" in too_many.stderr
+
+
+@pytest.mark.parametrize(
+    ("kind", "signum"),
+    [("job", signal.SIGTERM), ("job", signal.SIGINT), ("array", signal.SIGHUP), ("gang", signal.SIGTERM)],
+)
+def test_ctrl_c_or_a_signal_that_ends_run_over_url_cancels_what_it_ran_at_once_in_one_line(
+    cluster: list[DaemonProcess], token: str, url_env: dict[str, str], tmp_path: Path, kind: str, signum: int
+) -> None:
+    shape = {"job": (), "array": ("--array", "0-1"), "gang": ("--ranks", "2")}[kind]
+    script = f"touch {tmp_path}/started.$SWARM_ARRAY_INDEX$SWARM_RANK; sleep 300"
+    proc = subprocess.Popen(
+        [swarm_executable(), "run", *shape, "--cpus", "0", "--", "sh", "-c", script],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=url_env, cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        markers = [tmp_path / "started."] if kind == "job" else [tmp_path / "started.0", tmp_path / "started.1"]
+        wait_until(lambda: proc.poll() is None and all(m.exists() for m in markers), 20, f"the {kind} to start")
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+    said = err.decode()
+    client = Client(url=cluster[0].http_url, token=token)
+    try:
+        _ended_in_one_line(client, kind, signum, script, out.decode(), said, proc.returncode, len(markers))
+    finally:  # nothing of it left running for the next tests, whatever went wrong
+        for job in client.jobs(20, states=["pending", "running"]):
+            if job["argv"][-1] == script:
+                client.cancel(job["id"])
+
+
+def _ended_in_one_line(
+    client: Client, kind: str, signum: int, script: str, out: str, said: str, returncode: int | None, n: int
+) -> None:
+    assert "Traceback" not in said and returncode == (130 if signum == signal.SIGINT else 128 + signum), said
+    last = said.splitlines()[-1].split()
+    group_id = last[last.index(kind) + 1]  # "... cancelled KIND ID ...": the line says what it cancelled
+    if signum == signal.SIGINT:
+        assert said.splitlines()[-1] == f"swarm: cancelled {kind} {group_id}"
+    else:
+        assert said.splitlines()[-1] == (
+            f"swarm: ended by signal {signum}: cancelled {kind} {group_id} (--keep-on-exit keeps it running)"
+        )
+    if kind == "job":
+        [job] = [j for j in client.jobs(10) if j["argv"][-1] == script]
+        assert job["id"] == group_id
+        ended = [client.wait(group_id, timeout=30)]
+    elif kind == "array":
+        assert out in ("", f"{group_id}\n")  # its id, unless the signal came before the node answered
+        ended = client.wait(group_id, timeout=30)
+    else:
+        client.wait(group_id, timeout=30)
+        ended = [client.job(rank_id(group_id, r)) for r in range(2)]
+    assert [j["state"] for j in ended] == ["cancelled"] * n
+    assert all("its swarm run went away" not in j["message"] for j in ended)  # cancelled by `swarm run` itself
 
 
 def test_a_gang_is_submitted_and_waited_for_from_python_over_url(cluster: list[DaemonProcess], token: str) -> None:
