@@ -343,32 +343,28 @@ def _node(ref: object) -> str:
 
 
 def _follow_job(client: RemoteClient, run_cmd: Any, argv: Any, options: dict[str, Any]) -> int:
-    """Submit one job and print its output as it comes; its exit status. Stopped early by Ctrl-C
-    or a signal, it lets the exception through: the caller (``run_main``) cancels the job and says
-    so (``cli.left_early``); the stream closes after that, with ``events``."""
+    """Submit one job and print its output as it comes; its exit status. Stopped early by Ctrl-C,
+    a signal or a closed pipe, it lets the exception through: the caller (``run_main``) cancels
+    the job and says so (``cli.left_early``); the stream closes after that, with ``events``."""
     from swarmcompute.cli.progress_line import ProgressLine
 
     events = cast(Generator[Any, None, None], client.run(argv, **options))
     status = 1
     pull = ProgressLine()
-    try:
-        for event in events:
-            if isinstance(event, m.Progress):
-                pull.show(event.text, done=event.done)
-                continue
-            pull.end()
-            if isinstance(event, m.OutputChunk):
-                out = sys.stdout if event.stream == m.STDOUT else sys.stderr
-                out.buffer.write(event.data)
-                out.flush()
-            elif isinstance(event, (m.AttemptStart, m.Notice)):
-                text = event.text if isinstance(event, m.AttemptStart) else f"swarm: {event.text}"
-                print(run_cmd._safe(text), file=sys.stderr)
-            elif isinstance(event, m.StreamEnd):
-                status = run_cmd.exit_status(event.job)
-    except BrokenPipeError:
-        events.close()
-        return 141
+    for event in events:
+        if isinstance(event, m.Progress):
+            pull.show(event.text, done=event.done)
+            continue
+        pull.end()
+        if isinstance(event, m.OutputChunk):
+            out = sys.stdout if event.stream == m.STDOUT else sys.stderr
+            out.buffer.write(event.data)
+            out.flush()
+        elif isinstance(event, (m.AttemptStart, m.Notice)):
+            text = event.text if isinstance(event, m.AttemptStart) else f"swarm: {event.text}"
+            print(run_cmd._safe(text), file=sys.stderr)
+        elif isinstance(event, m.StreamEnd):
+            status = run_cmd.exit_status(event.job)
     return int(status)
 
 
@@ -412,7 +408,7 @@ def run_main(parsed: Any, array: str | None = None, gang: tuple[int, int] | None
             print(client.submit(parsed.argv, **options))
             return 0
         return _follow_job(client, run_cmd, parsed.argv, options)
-    except (KeyboardInterrupt, run_cmd._EndedBySignal) as exc:  # as on a node (``run_cmd._follow``)
+    except (KeyboardInterrupt, BrokenPipeError, run_cmd._EndedBySignal) as exc:  # as on a node (``run_cmd._follow``)
         if parsed.detach:
             raise
         from swarmcompute.cli.left_early import left_early

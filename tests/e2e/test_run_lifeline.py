@@ -150,3 +150,19 @@ def test_keep_on_exit_lets_an_array_finish_after_run_was_terminated(daemon: Daem
     assert proc.returncode == 128 + signal.SIGTERM
     assert err.decode() == f"swarm: ended by signal 15; array {array_id} keeps running (--keep-on-exit)\n"
     assert [j["state"] for j in daemon.client.wait(array_id, timeout=30)] == ["succeeded", "succeeded"]
+
+
+def test_run_of_a_gang_into_a_pipe_that_closes_cancels_the_gang(daemon: DaemonProcess) -> None:
+    env = {**os.environ, "SWARM_STATE_DIR": str(daemon.state_dir)}
+    script = (
+        f"{swarm_executable()} run --ranks 2 --cpus 0 -- sh -c 'while :; do echo tick; sleep 0.05; done'"
+        " | head -1; echo status ${PIPESTATUS[0]}"
+    )
+    result = subprocess.run(
+        script, shell=True, executable="/bin/bash", capture_output=True, text=True, env=env, timeout=60
+    )
+    assert result.stdout in ("[0] tick\nstatus 141\n", "[1] tick\nstatus 141\n")
+    said = result.stderr.splitlines()
+    gang_id = said[0].split()[2].rstrip(":")
+    assert said[1:] == [f"swarm: the output pipe closed: cancelled gang {gang_id} (--keep-on-exit keeps it running)"]
+    assert [r["state"] for r in daemon.client.wait(gang_id, timeout=30)["gang"]] == ["cancelled", "cancelled"]

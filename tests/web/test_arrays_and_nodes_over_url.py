@@ -197,6 +197,32 @@ def _ended_in_one_line(
     assert all("its swarm run went away" not in j["message"] for j in ended)  # cancelled by `swarm run` itself
 
 
+def test_run_over_url_into_a_pipe_that_closes_cancels_the_job(
+    cluster: list[DaemonProcess], token: str, url_env: dict[str, str], tmp_path: Path
+) -> None:
+    script = (
+        f"{swarm_executable()} run --name piped --cpus 0 -- sh -c 'while :; do echo tick; sleep 0.05; done'"
+        " | head -1; echo status ${PIPESTATUS[0]}"
+    )
+    result = subprocess.run(
+        script,
+        shell=True,
+        executable="/bin/bash",
+        capture_output=True,
+        text=True,
+        env=url_env,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert result.stdout == "tick\nstatus 141\n"
+    client = Client(url=cluster[0].http_url, token=token)
+    job = client.wait(client.job("piped")["id"], timeout=30)
+    assert job["state"] == "cancelled"
+    assert (
+        result.stderr == f"swarm: the output pipe closed: cancelled job {job['id']} (--keep-on-exit keeps it running)\n"
+    )
+
+
 def test_a_gang_is_submitted_and_waited_for_from_python_over_url(cluster: list[DaemonProcess], token: str) -> None:
     client = Client(url=cluster[0].http_url, token=token)
     gang = client.submit(["sh", "-c", "echo $SWARM_RANK"], ranks=2, cpus=0)
