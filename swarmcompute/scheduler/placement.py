@@ -597,7 +597,7 @@ def _why_not(job: Job, slots: Iterable[_Free]) -> str:
         return f"needs {_gib(spec.mem_bytes)} of memory; the largest node has {_gib(largest_mem)}"
     largest_gpus = max(s.node.gpus for s in nodes)
     if spec.gpus > largest_gpus:
-        return f"needs {spec.gpus} gpus; the largest node has {largest_gpus}"
+        return f"needs {spec.gpus} GPU{'s' if spec.gpus > 1 else ''}; the largest node has {largest_gpus}"
     return "waiting for free resources (all fitting nodes are busy)"
 
 

@@ -44,7 +44,7 @@ def test_too_big_for_any_node_says_why() -> None:
     assert result.assignments == []
     assert result.waiting["big"] == "needs 8 cpus; the largest node has 4"
     assert result.waiting["fat"] == "needs 64.0 GiB of memory; the largest node has 16.0 GiB"
-    assert result.waiting["gpu"] == "needs 1 gpus; the largest node has 0"
+    assert result.waiting["gpu"] == "needs 1 GPU; the largest node has 0"
 
 
 def test_spread_by_free_cpu_share_and_pins() -> None:
