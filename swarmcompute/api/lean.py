@@ -24,6 +24,10 @@ EXT_MESSAGE = 1
 MAX_FRAME_BYTES = 16 * 1024 * 1024
 _LEN = struct.Struct(">I")
 _MAX_UNIX_PATH = 100
+TIMEOUT_S = 30.0
+"""How long a client waits for a daemon to take a connection and answer a request (not an
+open-ended wait): ``Client``'s default, and `swarm run`'s for its job's submission and its cancel.
+A healthy daemon answers within ``node.committer.LEADER_WAIT_S`` even with no leader."""
 
 # JobSpec fields in declaration order (swarmcompute.state.job.JobSpec).
 SPEC_FIELDS = (

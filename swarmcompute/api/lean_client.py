@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 
 from swarmcompute import errors
+from swarmcompute.api.lean import TIMEOUT_S
 from swarmcompute.api.pages import in_pages, new_cursor
 
 TYPE_CHECKING = False
@@ -29,8 +30,6 @@ MAX_LIST = 10_000
 """The most jobs ``Client.jobs`` returns at once (the daemon's bound)."""
 JOB_STATES = ("pending", "assigned", "running", "succeeded", "failed", "cancelled")
 """``state.job.JobState``'s values in its order (that module costs 30 ms to import; a test keeps them equal)."""
-TIMEOUT_S = 30.0
-"""``Client``'s default: to connect, and for an answer to anything but an open-ended wait."""
 
 
 def shown(value: object) -> str:

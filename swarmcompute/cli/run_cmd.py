@@ -273,7 +273,8 @@ def main(args: Sequence[str]) -> int:
 
             return run_gang(spec, ranks, state_dir, detach=parsed.detach)
         sock.sendall(lean.submit_frame(spec, attach=not parsed.detach))
-        status = _follow(sock, lean, state_dir, spec["id"], keep=bool(spec.get("keep_on_exit")))
+        keep = bool(spec.get("keep_on_exit"))
+        status = _follow(sock, lean, state_dir, spec["id"], keep=keep, attached=not parsed.detach)
     except lean.LeanError as exc:
         print(f"swarm: {_safe(str(exc))}", file=sys.stderr)
         return 2
@@ -420,20 +421,36 @@ def ended_by_signals() -> None:
     _signal.signal(_signal.SIGHUP, _ended_by_signal)
 
 
-def _follow(sock: Any, lean: Any, state_dir: str, job_id: str, keep: bool = False) -> int:
+def _follow(sock: Any, lean: Any, state_dir: str, job_id: str, keep: bool = False, attached: bool = True) -> int:
     """Print the job's output as it comes and return its exit status. ``job_id`` is ours (the
     client chooses it), so Ctrl-C can cancel the job even before the daemon confirmed it.
 
     This process is the job's lifeline (as srun is): if it ends before the job, however (Ctrl-C,
     a closed pipe, SIGTERM, SIGHUP, a crash), it cancels the job, unless ``keep``
     (``--keep-on-exit``; Ctrl-C cancels even then). The daemon cancels it too, a few seconds after
-    our connection closed, for the ends we cannot see (``kill -9``)."""
+    our connection closed, for the ends we cannot see (``kill -9``). A daemon that does not take
+    the job within ``lean.TIMEOUT_S`` (stopped, stuck on its disk) is said in one line, exit 2.
+    Detached (not ``attached``), the only frame is the submission's answer, the job's id."""
     reader = lean.FrameReader(sock)
     out, err = sys.stdout.buffer, sys.stderr.buffer
     pull = None  # the image pull's updating line, once one is reported
+    sock.settimeout(lean.TIMEOUT_S)  # for the submission's answer; then the job takes what it takes
+    answered = False
     try:
         while True:
-            tag, fields = reader.next()
+            try:
+                tag, fields = reader.next()
+            except TimeoutError:  # no answer at all: a stopped or stuck daemon; say so, not hang for ever
+                later = "cancels it soon after" if attached and not keep else f"runs it (`swarm cancel {job_id}`)"
+                print(
+                    f"swarm: the daemon in {state_dir} did not take job {job_id} within {lean.TIMEOUT_S:g}s:"
+                    f" is it stopped or stuck? (`swarm status`); if it takes the job later, it {later}",
+                    file=sys.stderr,
+                )
+                return 2
+            if not answered:
+                answered = True
+                sock.settimeout(None)
             if tag == "api.progress":  # the node pulls the job's image: [job_id, attempt, text, done, pull]
                 if pull is None:
                     from swarmcompute.cli.progress_line import ProgressLine
@@ -512,7 +529,7 @@ def _cancel(lean: Any, state_dir: str, job_id: str) -> bool:
     first): a job the daemon does not know yet is asked for again, for up to ``CANCEL_RETRY_S``."""
     deadline = time.monotonic() + CANCEL_RETRY_S
     while True:
-        conn = lean.connect(os.path.join(state_dir, "control.sock"))
+        conn = lean.connect(os.path.join(state_dir, "control.sock"), lean.TIMEOUT_S)  # a stuck daemon: OSError
         try:
             conn.sendall(lean.request_frame("api.cancel", [[job_id]]))
             tag, fields = lean.FrameReader(conn).next()

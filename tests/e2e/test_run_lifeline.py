@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from swarmcompute.errors import JobNotFoundError
 from swarmcompute.testing.daemons import DaemonProcess, swarm_executable, wait_until
 
 
@@ -25,6 +26,14 @@ def _stopped(proc: subprocess.Popen[bytes]) -> None:
 
 def _job(daemon: DaemonProcess, name: str) -> dict:  # type: ignore[type-arg]
     return daemon.client.job(name)
+
+
+def _known(daemon: DaemonProcess, job_id: str) -> bool:
+    try:
+        daemon.client.job(job_id)
+    except JobNotFoundError:
+        return False
+    return True
 
 
 def test_run_into_a_pipe_that_closes_cancels_the_job(daemon: DaemonProcess) -> None:
@@ -166,3 +175,33 @@ def test_run_of_a_gang_into_a_pipe_that_closes_cancels_the_gang(daemon: DaemonPr
     gang_id = said[0].split()[2].rstrip(":")
     assert said[1:] == [f"swarm: the output pipe closed: cancelled gang {gang_id} (--keep-on-exit keeps it running)"]
     assert [r["state"] for r in daemon.client.wait(gang_id, timeout=30)["gang"]] == ["cancelled", "cancelled"]
+
+
+def test_run_against_a_stopped_daemon_says_so_within_30s_and_loses_nothing_once_it_resumes(
+    daemon: DaemonProcess, tmp_path: Path
+) -> None:
+    from swarmcompute.api.lean import TIMEOUT_S
+
+    os.kill(daemon.pid, signal.SIGSTOP)  # a daemon stuck on its disk, say: it takes connections, answers nothing
+    try:
+        attached = _start_run(daemon, "--id", "frozen-att", "--", "touch", str(tmp_path / "attached-ran"))
+        detached = _start_run(daemon, "-d", "--id", "frozen-det", "--", "touch", str(tmp_path / "detached-ran"))
+        said = [p.communicate(timeout=TIMEOUT_S + 30)[1].decode() for p in (attached, detached)]
+    finally:
+        os.kill(daemon.pid, signal.SIGCONT)
+        for proc in (attached, detached):
+            _stopped(proc)
+    root = daemon.state_dir
+    assert (attached.returncode, detached.returncode) == (2, 2)
+    assert said == [
+        f"swarm: the daemon in {root} did not take job frozen-att within 30s: is it stopped or stuck?"
+        " (`swarm status`); if it takes the job later, it cancels it soon after\n",
+        f"swarm: the daemon in {root} did not take job frozen-det within 30s: is it stopped or stuck?"
+        " (`swarm status`); if it takes the job later, it runs it (`swarm cancel frozen-det`)\n",
+    ]
+    wait_until(lambda: _known(daemon, "frozen-det"), 30, "the resumed daemon to take the detached job")
+    assert daemon.client.wait("frozen-det", timeout=30)["state"] == "succeeded"  # resumed, it took and ran it
+    assert (tmp_path / "detached-ran").exists()
+    wait_until(lambda: _known(daemon, "frozen-att"), 30, "the resumed daemon to take the attached job")
+    gone = daemon.client.wait("frozen-att", timeout=30)  # its swarm run was gone: cancelled GRACE_S later, unless
+    assert gone["state"] in ("cancelled", "succeeded"), gone  # it ended first (`touch` does)
