@@ -645,7 +645,10 @@ class Client:
                 self._send(channel, request)
                 reply = channel.receive()
             except TimeoutError:
-                raise errors.SwarmError(f"the daemon in {self.paths.root} did not answer within {timeout:g}s") from None
+                raise errors.SwarmError(
+                    f"the daemon in {self.paths.root} did not answer within {timeout:g}s: is it stopped or stuck?"
+                    " See its log"
+                ) from None
             except OSError as exc:
                 raise errors.ProtocolError(f"lost the connection to the daemon in {self.paths.root}: {exc}") from None
         return _unwrap(reply)

@@ -188,7 +188,10 @@ class LeanClient:
                 raise errors.ConfigError(f"cannot send this request: {str(exc)[:200]}") from None
             reply, values = self._next(lean.FrameReader(sock))
         except TimeoutError:
-            raise errors.SwarmError(f"the daemon in {self._shown_root()} did not answer within {timeout:g}s") from None
+            raise errors.SwarmError(
+                f"the daemon in {self._shown_root()} did not answer within {timeout:g}s: is it stopped or stuck?"
+                " See its log"
+            ) from None
         except OSError as exc:
             raise errors.ProtocolError(f"lost the connection to the daemon in {self._shown_root()}: {exc}") from None
         finally:

@@ -177,7 +177,7 @@ def test_run_of_a_gang_into_a_pipe_that_closes_cancels_the_gang(daemon: DaemonPr
     assert [r["state"] for r in daemon.client.wait(gang_id, timeout=30)["gang"]] == ["cancelled", "cancelled"]
 
 
-def test_run_against_a_stopped_daemon_says_so_within_30s_and_loses_nothing_once_it_resumes(
+def test_run_or_status_against_a_stopped_daemon_says_so_within_30s_and_loses_nothing_once_it_resumes(
     daemon: DaemonProcess, tmp_path: Path
 ) -> None:
     from swarmcompute.api.lean import TIMEOUT_S
@@ -186,18 +186,23 @@ def test_run_against_a_stopped_daemon_says_so_within_30s_and_loses_nothing_once_
     try:
         attached = _start_run(daemon, "--id", "frozen-att", "--", "touch", str(tmp_path / "attached-ran"))
         detached = _start_run(daemon, "-d", "--id", "frozen-det", "--", "touch", str(tmp_path / "detached-ran"))
-        said = [p.communicate(timeout=TIMEOUT_S + 30)[1].decode() for p in (attached, detached)]
+        status = subprocess.Popen(
+            [swarm_executable(), "status"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env={**os.environ, "SWARM_STATE_DIR": str(daemon.state_dir)},
+        )  # fmt: skip
+        said = [p.communicate(timeout=TIMEOUT_S + 30)[1].decode() for p in (attached, detached, status)]
     finally:
         os.kill(daemon.pid, signal.SIGCONT)
-        for proc in (attached, detached):
+        for proc in (attached, detached, status):
             _stopped(proc)
     root = daemon.state_dir
-    assert (attached.returncode, detached.returncode) == (2, 2)
+    assert (attached.returncode, detached.returncode, status.returncode) == (2, 2, 2)
     assert said == [
         f"swarm: the daemon in {root} did not take job frozen-att within 30s: is it stopped or stuck?"
-        " (`swarm status`); if it takes the job later, it cancels it soon after\n",
+        " See its log; if it takes the job later, it cancels it soon after\n",
         f"swarm: the daemon in {root} did not take job frozen-det within 30s: is it stopped or stuck?"
-        " (`swarm status`); if it takes the job later, it runs it (`swarm cancel frozen-det`)\n",
+        " See its log; if it takes the job later, it runs it (`swarm cancel frozen-det`)\n",
+        f"swarm: the daemon in {root} did not answer within 30s: is it stopped or stuck? See its log\n",
     ]
     wait_until(lambda: _known(daemon, "frozen-det"), 30, "the resumed daemon to take the detached job")
     assert daemon.client.wait("frozen-det", timeout=30)["state"] == "succeeded"  # resumed, it took and ran it
