@@ -345,7 +345,7 @@ def _node(ref: object) -> str:
 def _follow_job(client: RemoteClient, run_cmd: Any, argv: Any, options: dict[str, Any]) -> int:
     """Submit one job and print its output as it comes; its exit status. Stopped early by Ctrl-C,
     a signal or a closed pipe, it lets the exception through: the caller (``run_main``) cancels
-    the job and says so (``cli.left_early``); the stream closes after that, with ``events``."""
+    the job and says so (``cli.left_early``); the stream closes after that, when ``events`` goes."""
     from swarmcompute.cli.progress_line import ProgressLine
 
     events = cast(Generator[Any, None, None], client.run(argv, **options))
@@ -370,8 +370,9 @@ def _follow_job(client: RemoteClient, run_cmd: Any, argv: Any, options: dict[str
 
 def run_main(parsed: Any, array: str | None = None, gang: tuple[int, int] | None = None) -> int:
     """`swarm run` over the HTTP API (``parsed``: ``run_cmd.RunArgs``): stream the job's output,
-    exit with its status; Ctrl-C, SIGTERM and SIGHUP cancel it (``cli.left_early``). ``array`` (``--array``): submit the array, print its
-    id, then (unless detached) wait for every element as `swarm run --array` on a node does.
+    exit with its status; Ctrl-C, a closed pipe, SIGTERM and SIGHUP cancel it (``cli.left_early``).
+    ``array`` (``--array``): submit the array, print its id, then (unless detached) wait for every
+    element as `swarm run --array` on a node does.
     ``gang`` (``--ranks``, ``--ranks-per-node`` or 0): submit the gang and follow it as on a node
     (``cli.gang_run``), each rank's output through its own connection."""
     import importlib
