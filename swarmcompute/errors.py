@@ -115,11 +115,17 @@ class AttemptNotFoundError(JobError):
 
 
 class AmbiguousJobIdError(JobError):
-    def __init__(self, job_ref: str, matches: list[str]) -> None:
+    def __init__(self, job_ref: str, matches: list[str], array_size: int = 0) -> None:
+        """``array_size``: ``job_ref`` is that array's id, where one job is asked for."""
         self.job_ref = job_ref
         self.matches = matches
         shown = ", ".join(matches[:5])
-        super().__init__(f"job id prefix {job_ref!r} is ambiguous ({shown}): give more characters")
+        if array_size:
+            super().__init__(
+                f"{job_ref} is an array of {array_size} jobs: name one ({job_ref}.INDEX, e.g. {matches[0]})"
+            )
+        else:
+            super().__init__(f"job id prefix {job_ref!r} is ambiguous ({shown}): give more characters")
 
 
 class JobAlreadyExistsError(JobError):

@@ -1183,6 +1183,13 @@ class Daemon:
             existing = self.table.get(spec.id)
             if existing is not None and existing.spec != spec:
                 raise JobAlreadyExistsError(f"job id {spec.id} is taken by a different job")
+            taken_by = self.table.group_kind(spec.id)
+            if taken_by is not None:  # `swarm show`, `cancel`, `wait` of that id would mean two things
+                raise JobAlreadyExistsError(f"job id {spec.id} is the id of {taken_by} {spec.id}: choose another id")
+            group = spec.array_id or spec.gang_id
+            if group and group in self.table:
+                kind = "array" if spec.array_id else "gang"
+                raise JobAlreadyExistsError(f"{kind} id {group} is taken by job {group}: choose another id")
             if spec.id in self.table.pruned:
                 raise JobAlreadyExistsError(
                     f"job id {spec.id} was used by a job the history bound removed: choose another id"

@@ -236,12 +236,17 @@ class JobTable:
 
     def resolve(self, ref: str) -> Job:
         """Find a job by full id, unique id prefix, or exact name (newest wins); a gang's id
-        (``--ranks``) finds its rank 0."""
+        (``--ranks``) finds its rank 0, an array's id is refused (``AmbiguousJobIdError``, saying
+        how to name one of its elements)."""
         job = self._jobs.get(ref)
         if job is not None:
             return job
         if ref in self._gangs:
             return self._jobs[self._gangs[ref][0]]
+        elements = self._arrays.get(ref)
+        if elements:  # one job asked for by its array's id (`swarm logs ARRAY`): say how to name one
+            first = min(elements, key=elements.__getitem__)
+            raise AmbiguousJobIdError(ref, [first], array_size=len(elements))
         start = bisect.bisect_left(self._ids, ref)
         matches: list[str] = []
         for job_id in self._ids[start:]:
@@ -343,6 +348,10 @@ class JobTable:
         """The job's state; for one the history bound removed, how it ended (None: unknown)."""
         job = self._jobs.get(job_id)
         return job.state if job is not None else self.pruned.get(job_id)
+
+    def group_kind(self, ref: str) -> str | None:
+        """``"array"`` or ``"gang"`` when ``ref`` is the id of an array or a gang the table holds."""
+        return "array" if ref in self._arrays else "gang" if ref in self._gangs else None
 
     def gang(self, gang_id: str) -> list[Job]:
         """The ranks of a gang (``--ranks``), by rank; [] for an unknown id."""

@@ -69,3 +69,37 @@ def test_the_jobs_table_shows_a_gang_as_one_line_with_its_attempt_and_node_and_e
     assert gang[0][7] == daemon.status()["nodes"][0]["name"]  # every rank on this one node
     ranks = [line for line in daemon.swarm("jobs", "--elements").stdout.splitlines() if "trio[" in line]
     assert sorted(line.split()[1] for line in ranks) == ["trio[0]", "trio[1]", "trio[2]"]
+
+
+def test_an_array_or_gang_id_is_never_also_a_plain_jobs_and_one_job_asked_by_an_array_id_says_how_to_name_one(
+    daemon: DaemonProcess,
+) -> None:
+    client = Client(daemon.state_dir)
+    array_id = client.submit(["true"], array="0-2", cpus=0)
+    gang_id = client.submit(["true"], ranks=2, cpus=0)
+    plain = client.submit(["true"], cpus=0)
+    client.wait([array_id, gang_id, plain], timeout=30)
+
+    for taken, kind in ((array_id, "array"), (gang_id, "gang")):
+        refused = daemon.swarm("run", "--id", taken, "--", "true")
+        assert (refused.returncode, refused.stderr) == (
+            2,
+            f"swarm: job id {taken} is the id of {kind} {taken}: choose another id\n",
+        )
+    for shape in (("--array", "0-1"), ("--ranks", "2")):
+        refused = daemon.swarm("run", "--id", plain, *shape, "--cpus", "0", "--", "true")
+        kind = "array" if shape[0] == "--array" else "gang"
+        assert (refused.returncode, refused.stderr) == (
+            2,
+            f"swarm: {kind} id {plain} is taken by job {plain}: choose another id\n",
+        )
+    assert client.job(gang_id)["gang_id"] == gang_id  # still the gang: nothing shadows it
+    assert client.job(array_id)["kind"] == "array"
+
+    logs = daemon.swarm("logs", array_id)
+    assert (logs.returncode, logs.stderr) == (
+        2,
+        f"swarm: {array_id} is an array of 3 jobs: name one ({array_id}.INDEX, e.g. {array_id}.0)\n",
+    )
+    again = client.submit(["true"], array="0-2", cpus=0, job_id=array_id)  # the same array again: the same ids
+    assert again == array_id
