@@ -246,6 +246,12 @@ def main(args: Sequence[str]) -> int:
         print("swarm run: --ranks-per-node needs --ranks N", file=sys.stderr)
         return 2
     ranks = None if gang[0] is None else (gang[0], gang[1] or 0)  # a gang: (--ranks, --ranks-per-node)
+    if _input_waiting():
+        print(
+            "swarm: the job's stdin is /dev/null: what is piped into `swarm run` goes nowhere"
+            " (ship a file with --upload PATH; `< /dev/null` says nothing)",
+            file=sys.stderr,
+        )
     if parsed.state_dir is None and os.environ.get("SWARM_URL"):  # `swarm --url URL run ...`: over HTTP
         from swarmcompute.web.remote import run_main as run_remote
 
@@ -403,6 +409,35 @@ def _spec(parsed: RunArgs) -> dict[str, Any]:
     if spec.get("on_disconnect", "stop") not in ("stop", "keep"):
         raise UsageError(f"--on-disconnect must be stop or keep, got {_shown(spec['on_disconnect'])}")
     return spec
+
+
+def _input_waiting() -> bool:
+    """Whether input waits on our stdin (`data | swarm run`, `swarm run < file`): a job's stdin is
+    /dev/null (as srun's is not), so a user who sends some should hear that it goes nowhere. A
+    terminal, /dev/null or an empty pipe (a script's, a CI runner's) say nothing."""
+    try:
+        st = os.fstat(0)
+    except OSError:  # no stdin at all
+        return False
+    import stat  # loaded with os already
+
+    if stat.S_ISREG(st.st_mode):  # unread bytes left in a file
+        try:
+            return st.st_size > os.lseek(0, 0, os.SEEK_CUR)
+        except OSError:
+            return False
+    if not stat.S_ISFIFO(st.st_mode):  # a terminal, /dev/null, a socket
+        return False
+    import array
+    import fcntl
+    import termios
+
+    waiting = array.array("i", [0])
+    try:
+        fcntl.ioctl(0, termios.FIONREAD, waiting)
+    except OSError:
+        return False
+    return waiting[0] > 0
 
 
 class _EndedBySignal(BaseException):

@@ -210,3 +210,33 @@ def test_run_or_status_against_a_stopped_daemon_says_so_within_30s_and_loses_not
     wait_until(lambda: _known(daemon, "frozen-att"), 30, "the resumed daemon to take the attached job")
     gone = daemon.client.wait("frozen-att", timeout=30)  # its swarm run was gone: cancelled GRACE_S later, unless
     assert gone["state"] in ("cancelled", "succeeded"), gone  # it ended first (`touch` does)
+
+
+STDIN_LOST = (
+    "swarm: the job's stdin is /dev/null: what is piped into `swarm run` goes nowhere"
+    " (ship a file with --upload PATH; `< /dev/null` says nothing)\n"
+)
+
+
+def test_input_sent_to_run_is_said_not_to_reach_the_job_and_no_input_says_nothing(
+    daemon: DaemonProcess, tmp_path: Path
+) -> None:
+    env = {**os.environ, "SWARM_STATE_DIR": str(daemon.state_dir)}
+    data = tmp_path / "input.txt"
+    data.write_text("some input\n")
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, b"piped input\n")  # waiting in the pipe before swarm run starts
+    os.close(write_fd)
+    empty_read, empty_write = os.pipe()
+    os.close(empty_write)  # a script's stdin: a pipe with nothing in it
+    file_fd = os.open(data, os.O_RDONLY)
+    try:
+        for stdin, lost in ((file_fd, True), (read_fd, True), (empty_read, False), (subprocess.DEVNULL, False)):
+            ran = subprocess.run(
+                [swarm_executable(), "run", "--", "wc", "-c"], stdin=stdin, capture_output=True, env=env, timeout=60
+            )
+            assert (ran.returncode, ran.stdout) == (0, b"0\n")  # the job read nothing, as it always does
+            assert ran.stderr.decode() == (STDIN_LOST if lost else "")
+    finally:
+        for fd in (file_fd, read_fd, empty_read):
+            os.close(fd)
