@@ -144,21 +144,29 @@ def test_ctrl_c_or_a_signal_that_ends_run_of_an_array_or_gang_cancels_all_of_it_
     assert [j["state"] for j in jobs] == ["cancelled", "cancelled"]
 
 
-def test_keep_on_exit_lets_an_array_finish_after_run_was_terminated(daemon: DaemonProcess, tmp_path: Path) -> None:
-    script = f"touch {tmp_path}/started.$SWARM_ARRAY_INDEX; sleep 3"
-    proc = _start_run(daemon, "--keep-on-exit", "--array", "0-1", "--cpus", "0", "--", "sh", "-c", script)
+@pytest.mark.parametrize("kind", ["array", "gang"])
+def test_keep_on_exit_lets_an_array_or_gang_finish_after_run_was_terminated(
+    daemon: DaemonProcess, tmp_path: Path, kind: str
+) -> None:
+    shape = ("--array", "0-1") if kind == "array" else ("--ranks", "2")
+    script = f"touch {tmp_path}/started.$SWARM_ARRAY_INDEX$SWARM_RANK; sleep 3"
+    proc = _start_run(daemon, "--keep-on-exit", *shape, "--cpus", "0", "--", "sh", "-c", script)
     try:
         markers = [tmp_path / "started.0", tmp_path / "started.1"]
-        wait_until(lambda: _group_started(proc, markers), 20, "both elements to start")
+        wait_until(lambda: _group_started(proc, markers), 20, f"both jobs of the {kind} to start")
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=20)
     finally:
         _stopped(proc)
-    array_id = err.decode().split()[6]
-    assert out.decode() in ("", f"{array_id}\n")  # its id, unless the signal came before the daemon answered
+    said = err.decode().splitlines()
+    last = said[-1].split()
+    group_id = last[last.index(kind) + 1]
+    assert out.decode() in ("", f"{group_id}\n" if kind == "array" else "")  # an array's id, once submitted
     assert proc.returncode == 128 + signal.SIGTERM
-    assert err.decode() == f"swarm: ended by signal 15; array {array_id} keeps running (--keep-on-exit)\n"
-    assert [j["state"] for j in daemon.client.wait(array_id, timeout=30)] == ["succeeded", "succeeded"]
+    assert said[-1] == f"swarm: ended by signal 15; {kind} {group_id} keeps running (--keep-on-exit)"
+    ended = daemon.client.wait(group_id, timeout=30)
+    jobs = ended if kind == "array" else ended["gang"]
+    assert [j["state"] for j in jobs] == ["succeeded", "succeeded"]
 
 
 def test_run_of_a_gang_into_a_pipe_that_closes_cancels_the_gang(daemon: DaemonProcess) -> None:
