@@ -110,11 +110,20 @@ def _text(name: str, value: object, *, limit: int = MAX_NAME, printable_only: bo
 
 
 def _no_nul(name: str, value: object) -> None:
-    """Text a command is started with: no NUL, and within one message string's bound."""
+    """Text a command is started with: no NUL, valid UTF-8 (an argument of undecodable bytes
+    reaches Python as lone surrogates, which no message can carry), within one string's bound."""
     if not isinstance(value, str):
         raise ValueError(f"{name} must be text, got {type(value).__name__}")
     if "\0" in value:
         raise ValueError(f"{name} must not contain a NUL character")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # bytes the locale could not decode (a Latin-1 file name, say)
+            raise ValueError(
+                f"{name} {_as_bytes(value)} is not valid UTF-8: a job's command, environment and directory"
+                " must be UTF-8 text"
+            ) from None
     if len(value) > MAX_STRING_BYTES // 4 and len(value.encode("utf-8", "surrogatepass")) > MAX_STRING_BYTES:
         raise ValueError(
             f"{name} is {len(value.encode('utf-8', 'surrogatepass')) / 2**20:.1f} MiB, over the 4 MiB one"
@@ -283,6 +292,15 @@ def printable(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def _as_bytes(text: str) -> str:
+    """Text that came from undecodable bytes, shown as those bytes (``b'caf\\xe9'``), at most 40 characters."""
+    try:
+        shown = repr(text.encode("utf-8", "surrogateescape"))
+    except UnicodeEncodeError:  # a lone surrogate that no byte made
+        shown = repr(text)
+    return shown if len(shown) <= 40 else shown[:37] + "..."
 
 
 def _show(value: object) -> str:

@@ -283,3 +283,18 @@ def test_large_output_streams_completely(daemon: DaemonProcess, lines: int) -> N
     result = daemon.swarm("run", "--", "seq", str(lines))
     assert result.returncode == 0
     assert result.stdout.splitlines() == [str(i) for i in range(1, lines + 1)]
+
+
+def test_run_of_an_argument_that_is_not_utf8_is_refused_in_one_line_before_anything_is_sent(
+    daemon: DaemonProcess,
+) -> None:
+    env = {**os.environ, "SWARM_STATE_DIR": str(daemon.state_dir)}
+    ran = subprocess.run(
+        [swarm_executable().encode(), b"run", b"--", b"cat", b"caf\xe9.txt"], capture_output=True, env=env
+    )
+    assert (ran.returncode, ran.stdout) == (2, b"")
+    assert ran.stderr == (
+        b"swarm run: a command argument b'caf\\xe9.txt' is not valid UTF-8: a job's command, environment and"
+        b" directory must be UTF-8 text\n"
+    )
+    assert daemon.client.jobs(10) == []

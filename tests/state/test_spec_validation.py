@@ -41,6 +41,9 @@ def spec(job_id: str = "a1", **kw: object) -> JobSpec:
         spec(env={"A=B": "v"}),
         spec(cwd="/tmp\0x"),
         JobSpec(id="x", argv=("tr\0ue",)),
+        JobSpec(id="x", argv=("cat", "caf\udce9.txt")),  # a Latin-1 file name, as Python's argv holds it
+        spec(env={"K": "\udcff"}),
+        spec(cwd="/srv/caf\udce9"),
         spec(node="n\n1"),
         spec(after=("",)),
     ],
@@ -58,6 +61,7 @@ def test_the_daemon_refuses_what_no_node_could_run(bad: JobSpec) -> None:
         spec("x" * 64),
         spec(cpus=0.0, priority=-5, retries=3, mem_bytes=2**40, gpus=1, timeout_s=0.5),
         spec(name="nightly build — résumé ✓"),
+        JobSpec(id="x", argv=("cat", "café.txt"), env={"GREETING": "grüß dich"}, cwd="/srv/café"),
     ],
 )
 def test_ordinary_specs_pass(good: JobSpec) -> None:
@@ -73,3 +77,12 @@ def test_a_cycle_inside_one_batch_is_refused() -> None:
 
 def test_a_dag_inside_one_batch_passes() -> None:
     validate_batch([spec("a"), spec("b", after=("a",)), spec("c", after=("a", "b")), spec("d", after=("outside", "c"))])
+
+
+def test_text_that_is_not_utf8_is_refused_in_one_line_that_shows_its_bytes() -> None:
+    with pytest.raises(InvalidJobSpecError) as refused:
+        validate_spec(JobSpec(id="x", argv=("cat", "caf\udce9.txt")))
+    assert str(refused.value) == (
+        "a command argument b'caf\\xe9.txt' is not valid UTF-8: a job's command, environment and directory"
+        " must be UTF-8 text"
+    )
