@@ -36,15 +36,20 @@ def _known(daemon: DaemonProcess, job_id: str) -> bool:
     return True
 
 
-def test_run_into_a_pipe_that_closes_cancels_the_job(daemon: DaemonProcess) -> None:
+def _into_head_1(daemon: DaemonProcess, options: str) -> subprocess.CompletedProcess[str]:
+    """`swarm run OPTIONS -- (a job that ticks for ever) | head -1`, then `swarm run`'s exit status."""
     env = {**os.environ, "SWARM_STATE_DIR": str(daemon.state_dir)}
     script = (
-        f"{swarm_executable()} run --name ticks -- sh -c 'while :; do echo tick; sleep 0.05; done'"
+        f"{swarm_executable()} run {options} -- sh -c 'while :; do echo tick; sleep 0.05; done'"
         " | head -1; echo status ${PIPESTATUS[0]}"
     )
-    result = subprocess.run(
+    return subprocess.run(
         script, shell=True, executable="/bin/bash", capture_output=True, text=True, env=env, timeout=60
     )
+
+
+def test_run_into_a_pipe_that_closes_cancels_the_job(daemon: DaemonProcess) -> None:
+    result = _into_head_1(daemon, "--name ticks")
     assert result.stdout == "tick\nstatus 141\n"
     job = daemon.client.wait(_job(daemon, "ticks")["id"], timeout=30)
     assert job["state"] == "cancelled"
@@ -170,14 +175,7 @@ def test_keep_on_exit_lets_an_array_or_gang_finish_after_run_was_terminated(
 
 
 def test_run_of_a_gang_into_a_pipe_that_closes_cancels_the_gang(daemon: DaemonProcess) -> None:
-    env = {**os.environ, "SWARM_STATE_DIR": str(daemon.state_dir)}
-    script = (
-        f"{swarm_executable()} run --ranks 2 --cpus 0 -- sh -c 'while :; do echo tick; sleep 0.05; done'"
-        " | head -1; echo status ${PIPESTATUS[0]}"
-    )
-    result = subprocess.run(
-        script, shell=True, executable="/bin/bash", capture_output=True, text=True, env=env, timeout=60
-    )
+    result = _into_head_1(daemon, "--ranks 2 --cpus 0")
     assert result.stdout in ("[0] tick\nstatus 141\n", "[1] tick\nstatus 141\n")
     said = result.stderr.splitlines()
     gang_id = said[0].split()[2].rstrip(":")
