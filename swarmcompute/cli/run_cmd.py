@@ -298,8 +298,8 @@ def main(args: Sequence[str]) -> int:
 
 def _run_array(spec: dict[str, Any], array: str, state_dir: str, *, detach: bool) -> int:
     """`swarm run --array`: submit one job per index (``swarmcompute.arrays``), print the array id;
-    then, unless detached, wait for every element and say how they ended. Ctrl-C, SIGTERM or
-    SIGHUP meanwhile cancel the array (``cli.left_early``)."""
+    then, unless detached, wait for every element and say how they ended. Ctrl-C, a closed
+    output, SIGTERM or SIGHUP meanwhile cancel the array (``cli.left_early``)."""
     from swarmcompute import Client
     from swarmcompute.arrays import elements
     from swarmcompute.client import submit_framed
@@ -318,7 +318,7 @@ def _run_array(spec: dict[str, Any], array: str, state_dir: str, *, detach: bool
         if detach:
             return 0
         jobs = client.wait(spec["id"])
-    except (KeyboardInterrupt, _EndedBySignal) as exc:
+    except (KeyboardInterrupt, BrokenPipeError, _EndedBySignal) as exc:
         if detach:
             raise
         from swarmcompute.cli.left_early import left_early

@@ -246,3 +246,21 @@ def test_input_sent_to_run_is_said_not_to_reach_the_job_and_no_input_says_nothin
     finally:
         for fd in (file_fd, read_fd, empty_read):
             os.close(fd)
+
+
+def test_run_of_an_array_whose_output_is_closed_cancels_the_array(daemon: DaemonProcess) -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody will read the array id
+    try:
+        ran = subprocess.run(
+            [swarm_executable(), "run", "--id", "unread", "--array", "0-1", "--cpus", "0", "--", "sleep", "30"],
+            stdout=write_end, stderr=subprocess.PIPE, env={**os.environ, "SWARM_STATE_DIR": str(daemon.state_dir)},
+            timeout=60,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert ran.returncode == 141
+    assert ran.stderr.decode() == (
+        "swarm: the output pipe closed: cancelled array unread (--keep-on-exit keeps it running)\n"
+    )
+    assert [j["state"] for j in daemon.client.wait("unread", timeout=30)] == ["cancelled", "cancelled"]
