@@ -68,6 +68,24 @@ def new_job_id() -> str:
     return os.urandom(6).hex()
 
 
+def attached(events: Iterator[Any], spec: JobSpec, cancel: Callable[[str], Any]) -> Iterator[Any]:
+    """The ``events`` of ``spec``'s attached run (``Client.run`` on a node or over HTTP); when the
+    caller stops reading before its ``StreamEnd`` (or the stream fails), ``cancel`` the job at once,
+    unless ``keep_on_exit``, rather than leave it to the node, which cancels an attached job whose
+    client went away only ``api.lifeline.GRACE_S`` later."""
+    ended = False
+    try:
+        for event in events:
+            ended = isinstance(event, m.StreamEnd)
+            yield event
+    finally:
+        if not ended and not spec.keep_on_exit:
+            try:
+                cancel(spec.id)
+            except errors.SwarmError:  # not submitted after all, or the node is gone: nothing to add
+                pass
+
+
 def job_spec(argv: Sequence[str] | str, **options: Any) -> JobSpec:
     """Build a ``JobSpec`` from the friendly options of ``Client.submit``.
 
@@ -435,9 +453,11 @@ class Client:
         yield from self._stream(m.Logs(_job_ref(job_id), bool(follow), attempt))
 
     def run(self, argv: Sequence[str] | str, **options: Any) -> Iterator[Any]:
-        """Submit one job and stream it: ``Submitted``, then output, then ``StreamEnd``."""
+        """Submit one job and stream it: ``Submitted``, then output, then ``StreamEnd``. Stop
+        reading before its end and the job is cancelled at once, unless ``keep_on_exit``."""
         shipped = dict(self._ship({"argv": argv, **options}))
-        yield from self._stream(m.Submit((job_spec(shipped.pop("argv"), **shipped),), attach=True))
+        spec = job_spec(shipped.pop("argv"), **shipped)
+        yield from attached(self._stream(m.Submit((spec,), attach=True)), spec, self.cancel)
 
     # -- files -----------------------------------------------------------------
 

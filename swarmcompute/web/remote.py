@@ -28,6 +28,7 @@ from swarmcompute import errors
 from swarmcompute.api import messages as m
 from swarmcompute.client import (
     Client,
+    attached,
     error_from_reply,
     grouped_specs,
     job_spec,
@@ -150,17 +151,8 @@ class RemoteClient(Client):
         body = {"argv": argv if isinstance(argv, str) else list(argv), **options, "job_id": spec.id}
         self._json("POST", "/api/v1/jobs", body)
         yield m.Submitted((spec.id,))
-        ended = False
-        try:
-            for event in self._events(f"/api/v1/jobs/{_quote(spec.id)}/logs?format=sse&follow=1&from=first&attach=1"):
-                ended = isinstance(event, m.StreamEnd)
-                yield event
-        finally:
-            if not ended and not spec.keep_on_exit:  # the caller stopped reading: the job goes too
-                try:
-                    self.cancel(spec.id)
-                except errors.SwarmError:
-                    pass
+        stream = self._events(f"/api/v1/jobs/{_quote(spec.id)}/logs?format=sse&follow=1&from=first&attach=1")
+        yield from attached(stream, spec, self.cancel)
 
     def cancel(self, job_id: str) -> Any:
         answer = self._json("DELETE", f"/api/v1/jobs/{_quote(job_id)}")

@@ -264,3 +264,30 @@ def test_run_of_an_array_whose_output_is_closed_cancels_the_array(daemon: Daemon
         "swarm: the output pipe closed: cancelled array unread (--keep-on-exit keeps it running)\n"
     )
     assert [j["state"] for j in daemon.client.wait("unread", timeout=30)] == ["cancelled", "cancelled"]
+
+
+def test_client_run_streams_a_job_and_stopping_early_cancels_it_at_once_unless_kept(
+    daemon: DaemonProcess, tmp_path: Path
+) -> None:
+    from swarmcompute import Client
+    from swarmcompute.api import messages as m
+
+    client = Client(daemon.state_dir)
+    events = list(client.run(["sh", "-c", "echo out; echo err >&2"], cpus=0))
+    assert [type(e).__name__ for e in events[:1] + events[-1:]] == ["Submitted", "StreamEnd"]
+    assert {(e.stream, e.data) for e in events if isinstance(e, m.OutputChunk)} == {
+        (m.STDOUT, b"out\n"),
+        (m.STDERR, b"err\n"),
+    }
+
+    for keep in (False, True):
+        script = f"echo ready; touch {tmp_path}/ran.{keep}; sleep 2"
+        stream = client.run(["sh", "-c", script], cpus=0, keep_on_exit=keep)
+        (job_id,) = next(stream).job_ids
+        assert next(stream) == m.OutputChunk(job_id, 1, m.STDOUT, b"ready\n")
+        stream.close()  # the caller stops reading
+        job = client.wait(job_id, timeout=30)
+        if keep:
+            assert job["state"] == "succeeded"
+        else:  # cancelled by Client.run itself, not by the node's lifeline 3 s later
+            assert (job["state"], job["message"]) == ("cancelled", "cancelled by user")
