@@ -69,7 +69,8 @@ Options:
   --max-procs N         At most N processes (a cgroup's pids.max; else the
                         user's RLIMIT_NPROC, which root ignores).
   --max-file-size SIZE  No file written larger than SIZE (RLIMIT_FSIZE).
-  --after JOB           Run after JOB succeeded (repeatable).
+  --after JOB           Run after JOB succeeded (repeatable; an array or a gang:
+                        all of its jobs).
   --after-any JOB       Run after JOB ended, however (repeatable).
   --node NAME           Run only on this node (name or id).
   --image IMAGE         Run in a Docker container of IMAGE (nodes holding it are preferred).

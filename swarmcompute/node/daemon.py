@@ -38,6 +38,7 @@ from swarmcompute.errors import (
     ClusterError,
     ConfigError,
     DaemonAlreadyRunningError,
+    InvalidJobSpecError,
     InvariantViolation,
     JobAlreadyExistsError,
     MembershipChangeError,
@@ -49,6 +50,7 @@ from swarmcompute.executor.cgroups import JobCgroups
 from swarmcompute.executor.pull_progress import PullProgress
 from swarmcompute.executor.spec import AttemptResult
 from swarmcompute.files.host import FilesHost
+from swarmcompute.limits import MAX_DEPENDENCIES
 from swarmcompute.membership.config import GossipConfig
 from swarmcompute.membership.effects import MemberDead, MemberEvent, MemberLeft, MemberUp, MemberUpdated
 from swarmcompute.membership.members import ALIVE, DEAD, LEFT, Member
@@ -1165,17 +1167,34 @@ class Daemon:
         await self._require_quorum()
         batch_ids = {s.id for s in specs}
 
-        def parent(ref: str) -> str:  # an id, a unique prefix or a name, as everywhere else
-            if ref in batch_ids or ref in self.table.pruned:  # a pruned parent: the table knows its end
-                return ref
-            return self.table.resolve(ref).id
+        def parents(refs: tuple[str, ...]) -> tuple[str, ...]:
+            """Ids, unique prefixes or names, as everywhere else; an array's or a gang's id stands
+            for all of its jobs (Slurm's ``afterok:ARRAY``), those the history bound removed too."""
+            ids: list[str] = []
+            for ref in refs:
+                if ref in batch_ids or ref in self.table.pruned:  # a pruned parent: the table knows its end
+                    ids.append(ref)
+                    continue
+                kind = self.table.group_kind(ref)
+                if kind is None:
+                    ids.append(self.table.resolve(ref).id)
+                    continue
+                if kind == "array":  # by index, whichever are still held: the same ids for a retried submission
+                    held = [(j.spec.array_index, j.id) for j in self.table.array(ref)]
+                    group = [job_id for _, job_id in sorted(held + self.table.pruned_elements(ref))]
+                else:
+                    group = [j.id for j in self.table.gang(ref)]
+                if len(ids) + len(group) > MAX_DEPENDENCIES:
+                    raise InvalidJobSpecError(
+                        f"--after {ref}: its {len(group)} jobs are more than the {MAX_DEPENDENCIES} one job can wait on"
+                    )
+                ids += group
+            return tuple(dict.fromkeys(ids))
 
         resolved = []
         async for spec in sliced(specs, SLICE_S):
             if spec.after or spec.after_any:
-                spec = replace(
-                    spec, after=tuple(parent(r) for r in spec.after), after_any=tuple(parent(r) for r in spec.after_any)
-                )
+                spec = replace(spec, after=parents(spec.after), after_any=parents(spec.after_any))
             if spec.user != user:
                 spec = replace(spec, user=user)
             validate_spec(spec)

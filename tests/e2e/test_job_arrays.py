@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from swarmcompute import Client
+from swarmcompute.errors import InvalidJobSpecError
 from swarmcompute.testing.daemons import DaemonProcess, wait_until
 
 
@@ -103,3 +106,34 @@ def test_an_array_or_gang_id_is_never_also_a_plain_jobs_and_one_job_asked_by_an_
     )
     again = client.submit(["true"], array="0-2", cpus=0, job_id=array_id)  # the same array again: the same ids
     assert again == array_id
+
+
+def test_a_job_after_an_array_or_gang_waits_for_all_of_it_and_a_failed_element_cancels_it(
+    daemon: DaemonProcess, tmp_path: Path
+) -> None:
+    client = Client(daemon.state_dir)
+    done = tmp_path / "done"
+    done.mkdir()
+    mark = f"sleep 0.$SWARM_ARRAY_INDEX$SWARM_RANK; touch {done}/$SWARM_JOB_ID"
+    array_id = client.submit(["sh", "-c", mark], array="1-3", cpus=0)
+    gang_id = client.submit(["sh", "-c", mark], ranks=2, cpus=0)
+    count = f"ls {done} | wc -l > {tmp_path}/seen"
+    child = client.submit(["sh", "-c", count], after=[array_id, gang_id], cpus=0)
+    assert client.wait(child, timeout=60)["state"] == "succeeded"
+    assert (tmp_path / "seen").read_text().strip() == "5"  # every element and rank had ended before it started
+    assert len(client.job(child)["after"]) == 5
+
+    failing = client.submit(["sh", "-c", 'exit "$SWARM_ARRAY_INDEX"'], array="0-1", cpus=0)
+    orphan = client.submit(["true"], after=[failing], cpus=0)
+    ended = client.wait(orphan, timeout=60)
+    assert (ended["state"], ended["reason"]) == ("cancelled", "dependency_failed")
+    anyway = client.submit(["true"], after_any=[failing], cpus=0)
+    assert client.wait(anyway, timeout=60)["state"] == "succeeded"
+
+    huge = client.submit(["sleep", "30"], array="0-10000%1", cpus=0)  # 10,001 jobs, one at a time
+    try:
+        with pytest.raises(InvalidJobSpecError) as refused:
+            client.submit(["true"], after=[huge])
+        assert str(refused.value) == f"--after {huge}: its 10001 jobs are more than the 10000 one job can wait on"
+    finally:
+        client.cancel(huge)
