@@ -50,7 +50,7 @@ def run_gang(spec: dict[str, Any], gang: tuple[int, int], state_dir: str, *, det
     except BaseException as exc:  # Ctrl-C or a signal while it was being submitted
         if detach or not ends_early(exc):
             raise
-        return left_early(Client(state_dir), spec["id"], "gang", exc, keep=keep)
+        return left_early(Client(state_dir).cancel, spec["id"], "gang", exc, keep=keep)
     return follow_gang(client, lambda: Client(state_dir), spec["id"], ranks, detach=detach, keep=keep)
 
 
@@ -78,7 +78,7 @@ def follow_gang(
     except BaseException as exc:  # Ctrl-C, SIGTERM / SIGHUP (``run_cmd._EndedBySignal``)
         if not ends_early(exc):
             raise
-        return left_early(client, gang_id, "gang", exc, keep=keep)
+        return left_early(client.cancel, gang_id, "gang", exc, keep=keep)
     return gang_status(record)
 
 

@@ -324,7 +324,7 @@ def _run_array(spec: dict[str, Any], array: str, state_dir: str, *, detach: bool
             raise
         from swarmcompute.cli.left_early import left_early
 
-        return left_early(Client(state_dir), spec["id"], "array", exc, keep=bool(spec.get("keep_on_exit")))
+        return left_early(Client(state_dir).cancel, spec["id"], "array", exc, keep=bool(spec.get("keep_on_exit")))
     except ValueError as exc:
         print(f"swarm run: {_safe(str(exc))}", file=sys.stderr)
         return 2
@@ -516,53 +516,22 @@ def _follow(sock: Any, lean: Any, state_dir: str, job_id: str, keep: bool = Fals
             elif tag == "api.error":
                 print(f"swarm: {_safe(fields[1])}", file=sys.stderr)
                 return 2
-    except KeyboardInterrupt:
-        try:
-            cancelled = _cancel(lean, state_dir, job_id)
-        except (KeyboardInterrupt, OSError, lean.LeanError):
-            cancelled = False
-        if cancelled:
-            print(f"\nswarm: cancelled job {job_id}", file=sys.stderr)
-        else:
-            print(f"\nswarm: could not cancel job {job_id}: run `swarm cancel {job_id}`", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        # Whoever read our output went away (`swarm run ... | head`): no traceback, as `cat`.
-        _lifeline_cut(lean, state_dir, job_id, "the output pipe closed", keep)
-        return 141
-    except _EndedBySignal as exc:
-        _lifeline_cut(lean, state_dir, job_id, f"ended by signal {exc.signum}", keep)
-        return 128 + exc.signum
+    except (KeyboardInterrupt, BrokenPipeError, _EndedBySignal) as exc:  # `| head` too: no traceback, as `cat`
+        from swarmcompute.cli.left_early import left_early
+
+        return left_early(lambda ref: _cancel(lean, state_dir, ref), job_id, "job", exc, keep=keep)
     except Exception:
         if not keep:
-            _lifeline_cut(lean, state_dir, job_id, "swarm run failed", keep)
+            from swarmcompute.cli.left_early import cut
+
+            cut(lambda ref: _cancel(lean, state_dir, ref), job_id, "job", "swarm run failed", keep=keep)
         raise
 
 
-def _lifeline_cut(lean: Any, state_dir: str, job_id: str, why: str, keep: bool) -> None:
-    """We stop following before the job ended: cancel it (unless kept) and say so in one line."""
-    for signum in (_signal.SIGTERM, _signal.SIGHUP, _signal.SIGINT):
-        _signal.signal(signum, _signal.SIG_IGN)  # a second signal must not cut the cancel short
-    if keep:
-        line = f"swarm: {why}; job {job_id} keeps running (--keep-on-exit)"
-    else:
-        try:
-            cancelled = _cancel(lean, state_dir, job_id)
-        except (OSError, lean.LeanError):
-            cancelled = False
-        if cancelled:
-            line = f"swarm: {why}: cancelled job {job_id} (--keep-on-exit keeps it running)"
-        else:
-            line = f"swarm: {why}; could not cancel job {job_id}: run `swarm cancel {job_id}`"
-    try:
-        print(line, file=sys.stderr)
-    except OSError:
-        pass  # stderr went with the pipe
-
-
-def _cancel(lean: Any, state_dir: str, job_id: str) -> bool:
-    """Cancel our job. Ctrl-C may come before its submission is committed (the job can even start
-    first): a job the daemon does not know yet is asked for again, for up to ``CANCEL_RETRY_S``."""
+def _cancel(lean: Any, state_dir: str, job_id: str) -> None:
+    """Cancel our job; raise ``LeanError`` (or ``OSError``) when it cannot. Ctrl-C may come before
+    its submission is committed (the job can even start first): a job the daemon does not know
+    yet is asked for again, for up to ``CANCEL_RETRY_S``."""
     deadline = time.monotonic() + CANCEL_RETRY_S
     while True:
         conn = lean.connect(os.path.join(state_dir, "control.sock"), lean.TIMEOUT_S)  # a stuck daemon: OSError
@@ -572,9 +541,9 @@ def _cancel(lean: Any, state_dir: str, job_id: str) -> bool:
         finally:
             conn.close()
         if tag != "api.error":
-            return True
+            return
         if fields[0] != "JobNotFoundError" or time.monotonic() > deadline:
-            return False
+            raise lean.LeanError(str(fields[1]))
         time.sleep(0.05)
 
 

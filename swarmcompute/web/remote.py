@@ -406,7 +406,7 @@ def run_main(parsed: Any, array: str | None = None, gang: tuple[int, int] | None
             raise
         from swarmcompute.cli.left_early import left_early
 
-        return left_early(client, job_id, kind, exc, keep=keep)
+        return left_early(client.cancel, job_id, kind, exc, keep=keep)
     except errors.SwarmError as exc:
         print(f"swarm: {_safe(str(exc))}", file=sys.stderr)
         return 2
