@@ -72,6 +72,7 @@ from swarmcompute.state.commands import (
 from swarmcompute.state.job import ACTIVE_STATES, Job, JobSpec, JobState
 from swarmcompute.state.pending import BucketKey, Entry, Key, Shape, bucket_of, shape_of
 from swarmcompute.state.table import JobTable
+from swarmcompute.units import format_size
 
 QUEUE_AHEAD = 4.0
 """How much work, as a multiple of its capacity, a node may hold queued beyond what it runs.
@@ -578,7 +579,10 @@ def _why_not(job: Job, slots: Iterable[_Free]) -> str:
         big = [s for s in nodes if _big_cards(s.node, spec.gpu_mem) >= spec.gpus]
         if not big:
             most = max((_big_cards(s.node, spec.gpu_mem) for s in nodes), default=0)
-            return f"needs {spec.gpus} gpu(s) with at least {_gib(spec.gpu_mem)} each; the most any node has is {most}"
+            return (
+                f"needs {_gpus(spec.gpus)} with at least {format_size(spec.gpu_mem)} each;"
+                f" the most any node has is {most}"
+            )
         nodes = big
     open_nodes = [s for s in nodes if not s.drained]
     if not open_nodes:
@@ -594,12 +598,12 @@ def _why_not(job: Job, slots: Iterable[_Free]) -> str:
         return f"needs {spec.cpus:g} cpus; the largest node has {largest_cpus:g}"
     largest_mem = max(s.node.mem_bytes for s in nodes)
     if spec.mem_bytes > largest_mem:
-        return f"needs {_gib(spec.mem_bytes)} of memory; the largest node has {_gib(largest_mem)}"
+        return f"needs {format_size(spec.mem_bytes)} of memory; the largest node has {format_size(largest_mem)}"
     largest_gpus = max(s.node.gpus for s in nodes)
     if spec.gpus > largest_gpus:
-        return f"needs {spec.gpus} GPU{'s' if spec.gpus > 1 else ''}; the largest node has {largest_gpus}"
+        return f"needs {_gpus(spec.gpus)}; the largest node has {largest_gpus}"
     return "waiting for free resources (all fitting nodes are busy)"
 
 
-def _gib(n: int) -> str:
-    return f"{n / 2**30:.1f} GiB"
+def _gpus(n: int) -> str:
+    return f"{n} GPU{'s' if n > 1 else ''}"

@@ -47,5 +47,5 @@ def test_two_one_gpu_jobs_on_a_two_card_node_see_cards_0_and_1(daemon_factory, t
     why = wait_until(
         lambda: client.job(two)["message"] if "40.0 GiB" in client.job(two)["message"] else None, 20, "why"
     )
-    assert why == "needs 2 gpu(s) with at least 40.0 GiB each; the most any node has is 1"
+    assert why == "needs 2 GPUs with at least 40.0 GiB each; the most any node has is 1"
     client.cancel(two)

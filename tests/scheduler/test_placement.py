@@ -39,11 +39,14 @@ def test_reservations_of_running_jobs_count() -> None:
 
 
 def test_too_big_for_any_node_says_why() -> None:
-    table = table_with(job("big", cpus=8), job("fat", mem_bytes=64 * GIB), job("gpu", gpus=1))
+    table = table_with(
+        job("big", cpus=8), job("fat", mem_bytes=64 * GIB), job("huge", mem_bytes=100 * 1024 * GIB), job("gpu", gpus=1)
+    )
     result = place(table, [NodeCapacity("n1", "one", cpus=4, mem_bytes=16 * GIB)], now=10.0)
     assert result.assignments == []
     assert result.waiting["big"] == "needs 8 cpus; the largest node has 4"
     assert result.waiting["fat"] == "needs 64.0 GiB of memory; the largest node has 16.0 GiB"
+    assert result.waiting["huge"] == "needs 100.0 TiB of memory; the largest node has 16.0 GiB"
     assert result.waiting["gpu"] == "needs 1 GPU; the largest node has 0"
 
 

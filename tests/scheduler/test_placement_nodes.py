@@ -103,7 +103,7 @@ def test_gpu_mem_picks_a_node_with_enough_big_cards() -> None:
     big = NodeCapacity("n3", "big", cpus=1, mem_bytes=GIB, gpus=2, gpu_cards=((0, 80 * GIB), (1, 80 * GIB)))
     assert where(table, [small, mixed, big]) == {"a": "n3"}
     result = place(table, [small, mixed], now=10.0)
-    assert result.waiting["a"] == "needs 2 gpu(s) with at least 40.0 GiB each; the most any node has is 1"
+    assert result.waiting["a"] == "needs 2 GPUs with at least 40.0 GiB each; the most any node has is 1"
 
 
 def test_a_busy_image_holder_does_not_draw_the_job_back_after_a_hand_back() -> None:
