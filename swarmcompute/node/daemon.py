@@ -91,7 +91,7 @@ from swarmcompute.rules.node_state import (
     recovered_voters,
 )
 from swarmcompute.rules.start_notices import StartNotices
-from swarmcompute.scheduler.placement import NodeCapacity
+from swarmcompute.scheduler.placement import NodeCapacity, pin_matches
 from swarmcompute.state.commands import (
     CancelJobs,
     Command,
@@ -1371,6 +1371,14 @@ class Daemon:
         member = self.gossip.member(node_id)
         return member.meta.name if member is not None and member.meta is not None else node_id
 
+    def _known_node(self, pin: str) -> bool:
+        """Whether ``--node PIN`` names this node or one gossip knows, live, dead or gone."""
+        if self.identity is not None and pin_matches(pin, self.node_id, self.identity.name):
+            return True
+        return any(
+            pin_matches(pin, m.node_id, m.meta.name if m.meta is not None else m.node_id) for m in self.gossip.members()
+        )
+
     def node_alive(self, node_id: str) -> bool:
         return self._is_alive(node_id)
 
@@ -1485,6 +1493,12 @@ class Daemon:
             waiting = self.rounds.waiting_reason(job.id)
             if waiting:
                 view["reason"], view["message"] = waiting
+                pin = job.spec.node
+                if pin is not None and waiting[0] == "waiting_resources" and not self._known_node(pin):
+                    # placement sees live nodes only: a typo read "which is not live", as a node turned off
+                    view["message"] = (
+                        f"pinned to node {pin!r}, which is no node of this cluster: `swarm nodes --all` lists them"
+                    )
         view["node_name"] = self.node_name(job.node) if job.node else None
         message = view.get("message") or ""
         for node_id in {n for n in (job.node, *job.attempt_nodes) if n}:

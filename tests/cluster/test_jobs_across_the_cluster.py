@@ -57,8 +57,13 @@ def test_fifty_jobs_survive_the_loss_of_their_busiest_node_and_then_the_leader(d
         60,
         "the dead node's attempts to be re-queued",
     )
+    # A job pinned to the dead machine waits for it, saying so (a name no node had says that instead)
+    pinned = survivors[0].client.submit(["true"], cpus=0, node=busiest.name)
+    why = f"pinned to node {busiest.name!r}, which is not live"
+    wait_until(lambda: survivors[0].client.job(pinned)["message"] == why, 30, "the pinned job to say why it waits")
     busiest.start()  # the machine reboots: same identity, it rejoins
     wait_until(lambda: formed(nodes, 3), 60, "the rebooted node to rejoin")
+    assert survivors[0].client.wait(pinned, timeout=60)["node_name"] == busiest.name
 
     leader = node_by_id(nodes, leader_of(nodes))  # type: ignore[arg-type]
     kill_machine(leader)

@@ -16,7 +16,10 @@ from swarmcompute.testing.daemons import DaemonProcess, swarm_executable
     ("option", "why"),
     [
         (("--cpus", "64"), "pending: needs 64 cpus; the largest node has"),
-        (("--node", "nowhere"), "pending: pinned to node 'nowhere', which is not live"),
+        (
+            ("--node", "nowhere"),
+            "pending: pinned to node 'nowhere', which is no node of this cluster: `swarm nodes --all`",
+        ),
     ],
 )
 def test_swarm_run_says_on_stderr_why_its_job_waits(daemon: DaemonProcess, option: tuple[str, str], why: str) -> None:
