@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from swarmcompute import errors
+from swarmcompute.api import lean
 from swarmcompute.api import messages as m
 from swarmcompute.api.lean_client import check_attempt, error_from, list_request
 from swarmcompute.api.lean_client import job_ref as _job_ref
@@ -667,7 +668,7 @@ class Client:
             except TimeoutError:
                 raise errors.SwarmError(
                     f"the daemon in {self.paths.root} did not answer within {timeout:g}s: is it stopped or stuck?"
-                    " See its log"
+                    f" {lean.see_its_log(self.paths.root)}"
                 ) from None
             except OSError as exc:
                 raise errors.ProtocolError(f"lost the connection to the daemon in {self.paths.root}: {exc}") from None

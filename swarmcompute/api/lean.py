@@ -29,6 +29,17 @@ TIMEOUT_S = 30.0
 open-ended wait): ``Client``'s default, and `swarm run`'s for its job's submission and its cancel.
 A healthy daemon answers within ``node.committer.LEADER_WAIT_S`` even with no leader."""
 
+
+def see_its_log(state_dir: str | os.PathLike[str]) -> str:
+    """Where to look when the daemon of ``state_dir`` does not answer: the ``daemon.log`` of
+    `swarm join --detach` when there is one, else the journal (`swarm service`) or the terminal of
+    its `swarm join`."""
+    path = os.path.join(state_dir, "daemon.log")
+    if os.path.exists(path):
+        return f"See its log, {path}"
+    return "See its log (`journalctl -u swarmcompute` under `swarm service`, or its `swarm join`'s terminal)"
+
+
 # JobSpec fields in declaration order (swarmcompute.state.job.JobSpec).
 SPEC_FIELDS = (
     "id",

@@ -190,7 +190,7 @@ class LeanClient:
         except TimeoutError:
             raise errors.SwarmError(
                 f"the daemon in {self._shown_root()} did not answer within {timeout:g}s: is it stopped or stuck?"
-                " See its log"
+                f" {lean.see_its_log(self._shown_root())}"
             ) from None
         except OSError as exc:
             raise errors.ProtocolError(f"lost the connection to the daemon in {self._shown_root()}: {exc}") from None

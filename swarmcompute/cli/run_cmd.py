@@ -480,7 +480,8 @@ def _follow(sock: Any, lean: Any, state_dir: str, job_id: str, keep: bool = Fals
                 later = "cancels it soon after" if attached and not keep else f"runs it (`swarm cancel {job_id}`)"
                 print(
                     f"swarm: the daemon in {state_dir} did not take job {job_id} within {lean.TIMEOUT_S:g}s:"
-                    f" is it stopped or stuck? See its log; if it takes the job later, it {later}",
+                    f" is it stopped or stuck? {lean.see_its_log(state_dir)}; if it takes the job later,"
+                    f" it {later}",
                     file=sys.stderr,
                 )
                 return 2

@@ -84,3 +84,14 @@ def test_every_other_call_raises_only_swarm_errors(call: Any, tmp_path: Path) ->
     with pytest.raises(SwarmError) as info:
         call(Client(tmp_path / "none"))
     assert isinstance(info.value, (ConfigError, InvalidJobSpecError, DaemonNotRunningError))
+
+
+def test_a_daemon_that_does_not_answer_is_said_with_where_its_log_is(tmp_path: Path) -> None:
+    from swarmcompute.api.lean import see_its_log
+
+    # `swarm service` logs to the journal; a foreground `swarm join` to its terminal
+    assert see_its_log(tmp_path) == (
+        "See its log (`journalctl -u swarmcompute` under `swarm service`, or its `swarm join`'s terminal)"
+    )
+    (tmp_path / "daemon.log").touch()  # `swarm join --detach`
+    assert see_its_log(tmp_path) == f"See its log, {tmp_path / 'daemon.log'}"

@@ -202,13 +202,14 @@ def test_run_or_status_against_a_stopped_daemon_says_so_within_30s_and_loses_not
         for proc in (attached, detached, status):
             _stopped(proc)
     root = daemon.state_dir
+    log = f"See its log, {root / 'daemon.log'}"  # where it is
     assert (attached.returncode, detached.returncode, status.returncode) == (2, 2, 2)
     assert said == [
         f"swarm: the daemon in {root} did not take job frozen-att within 30s: is it stopped or stuck?"
-        " See its log; if it takes the job later, it cancels it soon after\n",
+        f" {log}; if it takes the job later, it cancels it soon after\n",
         f"swarm: the daemon in {root} did not take job frozen-det within 30s: is it stopped or stuck?"
-        " See its log; if it takes the job later, it runs it (`swarm cancel frozen-det`)\n",
-        f"swarm: the daemon in {root} did not answer within 30s: is it stopped or stuck? See its log\n",
+        f" {log}; if it takes the job later, it runs it (`swarm cancel frozen-det`)\n",
+        f"swarm: the daemon in {root} did not answer within 30s: is it stopped or stuck? {log}\n",
     ]
     wait_until(lambda: _known(daemon, "frozen-det"), 30, "the resumed daemon to take the detached job")
     assert daemon.client.wait("frozen-det", timeout=30)["state"] == "succeeded"  # resumed, it took and ran it
