@@ -107,6 +107,8 @@ class OutputStream:
             if job.attempt >= n:
                 return job
             if job.state.is_terminal or not follow:
+                if job.attempt == 0 and not follow:  # `swarm logs`: no output at all; say why, not nothing
+                    await self._send(m.Notice(self._not_started(job)))
                 return None
             if n == 1 and loop.time() - waiting_since >= PENDING_NOTICE_S:
                 message = str(self._daemon.job_view(job).get("message") or "")
@@ -117,6 +119,13 @@ class OutputStream:
                 await asyncio.wait_for(event.wait(), PENDING_NOTICE_S)
             except TimeoutError:
                 pass
+
+    def _not_started(self, job: Job) -> str:
+        """Why ``swarm logs`` of a job that never started prints no output."""
+        message = str(self._daemon.job_view(job).get("message") or job.state.value)
+        if job.state.is_terminal:
+            return f"job {job.id} never started: {message}"
+        return f"job {job.id} has not started ({job.state.value}: {message}): `swarm logs -f {job.id}` waits for it"
 
     async def _send_attempt(self, n: int, event: asyncio.Event, follow: bool) -> None:
         """Send attempt ``n``'s output; following, until the attempt ended and all of it was sent.

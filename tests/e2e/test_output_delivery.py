@@ -58,6 +58,20 @@ def test_logs_of_an_attempt_that_does_not_exist_is_an_error_in_one_line(daemon: 
     assert daemon.swarm("logs", job_id, "--attempt", "1").stdout == "hi\n"
 
 
+def test_logs_of_a_job_that_has_not_started_or_never_did_says_why_there_is_no_output(daemon: DaemonProcess) -> None:
+    waiting = daemon.client.submit(["echo", "hi"], cpus=10_000)  # no node that big: it waits
+    result = daemon.swarm("logs", waiting)
+    assert (result.returncode, result.stdout) == (0, "")
+    assert result.stderr == (
+        f"swarm: job {waiting} has not started (pending: needs 10000 cpus; the largest node has"
+        f" {daemon.status()['nodes'][0]['cpus']:g}): `swarm logs -f {waiting}` waits for it\n"
+    )
+    daemon.swarm("cancel", waiting)
+    result = daemon.swarm("logs", waiting)
+    assert (result.returncode, result.stdout) == (0, "")
+    assert result.stderr == f"swarm: job {waiting} never started: cancelled by user\n"
+
+
 def test_run_with_retries_streams_every_attempt_with_a_marker_line_between(daemon: DaemonProcess) -> None:
     result = daemon.swarm("run", "--retries", "2", "--", "sh", "-c", 'echo "try $SWARM_ATTEMPT"; echo oops >&2; exit 1')
     assert result.returncode == 1
