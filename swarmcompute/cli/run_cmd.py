@@ -28,7 +28,8 @@ Usage: swarm run [OPTIONS] [--] CMD [ARGS]...
 Options:
   -d, --detach          Print the job id and return at once.
   --name TEXT           A name to find the job by.
-  -e, --env K=V         Set an environment variable (repeatable).
+  -e, --env K=V         Set an environment variable (repeatable); --env K alone
+                        passes on this shell's value of K.
   --cwd DIR             Working directory (default: the current one; a Docker
                         job keeps its image's WORKDIR, a job that ships files
                         runs in its own staged directory).
@@ -204,8 +205,12 @@ def parse(args: Sequence[str]) -> RunArgs | None:
     env: dict[str, str] = {}
     for item in options.pop("env", []):
         key, eq, val = item.partition("=")
-        if not eq or not key:
-            raise UsageError(f"--env needs KEY=VALUE, got {_shown(item)}")
+        if not key:
+            raise UsageError(f"--env needs KEY=VALUE or KEY, got {_shown(item)}")
+        if not eq:  # as docker run -e KEY: the value this shell has
+            if key not in os.environ:
+                raise UsageError(f"--env {_shown(key)}: no such variable is set here; give --env KEY=VALUE")
+            val = os.environ[key]
         env[key] = val
     if env:
         options["env"] = env

@@ -235,12 +235,25 @@ def test_bad_run_options_are_usage_errors(daemon: DaemonProcess) -> None:
         (["run", "--bogus", "--", "true"], "no such option: --bogus"),
         (["run", "--timeout", "soon", "--", "true"], "cannot read 'soon' as a duration"),
         (["run", "--retries", "x", "--", "true"], "needs a whole number"),
-        (["run", "--env", "NOEQUALS", "--", "true"], "--env needs KEY=VALUE"),
+        (["run", "--env", "=x", "--", "true"], "--env needs KEY=VALUE or KEY, got '=x'"),
+        (
+            ["run", "--env", "SWARM_TEST_UNSET", "--", "true"],
+            "--env 'SWARM_TEST_UNSET': no such variable is set here",
+        ),
         (["run"], "nothing to run"),
     ]:
         result = daemon.swarm(*args)
         assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
     assert "Usage: swarm run" in daemon.swarm("run", "--help").stdout
+
+
+def test_env_with_a_name_alone_passes_on_this_shells_value(daemon: DaemonProcess) -> None:
+    env = {**os.environ, "SWARM_STATE_DIR": str(daemon.state_dir), "GREETING": "hello there"}
+    result = subprocess.run(
+        [swarm_executable(), "run", "-e", "GREETING", "-e", "EMPTY=", "--", "sh", "-c", 'echo "$GREETING|${EMPTY-unset}"'],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert (result.returncode, result.stdout, result.stderr) == (0, "hello there|\n", "")
 
 
 def test_join_detach_then_leave(tmp_path: Path) -> None:
