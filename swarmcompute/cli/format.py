@@ -45,7 +45,7 @@ def jobs_table(jobs: Sequence[dict[str, Any]], *, elements: bool = False) -> str
     rows = [
         (
             j["id"],
-            j["name"] or "",
+            _name(j["name"] or ""),
             j["state"],
             j["exit_code"],
             j["attempt"],
@@ -319,6 +319,19 @@ def array_text(array: dict[str, Any]) -> str:
     if len(elements) > SHOWN_ELEMENTS:
         text += f"\n... and {len(elements) - SHOWN_ELEMENTS} more (`swarm show --json`, `swarm jobs --elements`)"
     return text
+
+
+NAME_WIDTH = 32
+"""A name's room in `swarm jobs` (names may have 256 characters; `swarm show` has them whole)."""
+
+
+def _name(name: str) -> str:
+    """A name cut to ``NAME_WIDTH``, keeping an array's or gang's ``[N]`` / ``[N ranks]`` count."""
+    if len(name) <= NAME_WIDTH:
+        return name
+    base, bracket, tail = name.rpartition("[")
+    count = bracket + tail if bracket and tail.endswith("]") and len(tail) < 16 else ""
+    return _short(name[: len(name) - len(count)], NAME_WIDTH - len(count)) + count
 
 
 def _short(text: str, width: int) -> str:

@@ -39,3 +39,15 @@ def test_elements_from_an_older_daemon_are_folded_into_the_counts_of_those_sent(
     (header, line) = jobs_table(rows).splitlines()
     assert line.split()[:6] == ["arr", "sweep[3]", "1", "pending", "2", "running"]
     assert len(jobs_table(rows, elements=True).splitlines()) == 4
+
+
+def test_a_long_name_is_cut_to_its_column_keeping_an_arrays_count() -> None:
+    long = "x" * 100
+    group = {"kind": "array", "id": "arr", "size": 5000, "counts": {"pending": 5000}}
+    rows = [
+        {**_element(0, "pending", group={**group, "submitted_at": 100.0, "attempt": 1, "nodes": []}), "name": long},
+        {**_element(0, "running"), "id": "solo", "array_id": None, "name": long},
+    ]
+    (header, folded, solo) = jobs_table(rows).splitlines()
+    assert folded.split()[1] == "x" * 25 + "…[5000]"
+    assert solo.split()[1] == "x" * 31 + "…"
