@@ -30,7 +30,7 @@ from swarmcompute.limits import MAX_BATCH, MAX_CPUS, check_job, printable
 from swarmcompute.paths import StatePaths
 from swarmcompute.state.job import JobSpec
 from swarmcompute.state.table import halves, submit_chunks, too_big_to_cut, validate_batch
-from swarmcompute.units import parse_duration, parse_size
+from swarmcompute.units import counted, parse_duration, parse_size
 
 _SPEC_OPTIONS = frozenset(
     {
@@ -588,7 +588,7 @@ class Client:
             if row is None or not row.get("running_jobs"):
                 return row or {"id": node_id}
             if deadline is not None and time.monotonic() > deadline:
-                raise errors.WaitTimeoutError(f"node {row['name']} still runs {row['running_jobs']} job(s)")
+                raise errors.WaitTimeoutError(f"node {row['name']} still runs {counted(row['running_jobs'], 'job')}")
             time.sleep(0.2)
 
     def prune(self, *, older_than: float | str | None = None, keep: int | None = None) -> dict[str, Any]:

@@ -79,6 +79,11 @@ def format_duration(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
+def counted(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1: ``1 job``, ``3 jobs`` (never ``job(s)``)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def format_size(n: int | None) -> str:
     if n is None:
         return "-"

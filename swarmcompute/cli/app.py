@@ -22,6 +22,7 @@ from swarmcompute.client import Client
 from swarmcompute.errors import DaemonAlreadyRunningError, SwarmError
 from swarmcompute.local_cluster import token_pipe
 from swarmcompute.paths import DEFAULT_PORT, StatePaths
+from swarmcompute.units import counted
 
 help_style.apply()  # TEXT/INTEGER/PATH after options, nothing after flags (not typer's <str>, <bool>)
 
@@ -566,7 +567,7 @@ def drain(
     elif wait:
         typer.echo(f"{_node_shown(row)}: drained, nothing runs there")
     else:
-        typer.echo(f"{_node_shown(row)}: drained, {row.get('running_jobs', 0)} job(s) still there")
+        typer.echo(f"{_node_shown(row)}: drained, {counted(row.get('running_jobs', 0), 'job')} still there")
 
 
 @app.command()

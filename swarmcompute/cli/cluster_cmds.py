@@ -48,12 +48,12 @@ def prune(
     if as_json:
         _print_json(result)
         return
-    from swarmcompute.units import format_size
+    from swarmcompute.units import counted, format_size
 
     held = f", {result['held']} of them kept for jobs that wait on them" if result.get("held") else ""
     typer.echo(
-        f"removed {result['removed']} finished job(s) and {format_size(result['bytes'])} of their output on this "
-        f"node; {result['finished_kept']} finished job(s) kept{held}"
+        f"removed {counted(result['removed'], 'finished job')} and {format_size(result['bytes'])} of their output"
+        f" on this node; {counted(result['finished_kept'], 'finished job')} kept{held}"
     )
 
 

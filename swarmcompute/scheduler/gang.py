@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 from swarmcompute.state.commands import Assignment
 from swarmcompute.state.job import Job, JobSpec, JobState
 from swarmcompute.state.table import JobTable
+from swarmcompute.units import counted
 
 if TYPE_CHECKING:  # placement imports this module
     from swarmcompute.scheduler.placement import NodeCapacity
@@ -145,7 +146,10 @@ class GangRound:
             n = max(r.attempt for r in ranks)
             shown = ", ".join(map(str, busy[:8])) + (" ..." if len(busy) > 8 else "")
             self._wait(
-                ranks, waiting, f"attempt {n} of its gang still runs on rank(s) {shown}; it runs again once all ended"
+                ranks,
+                waiting,
+                f"attempt {n} of its gang still runs on rank{'s' if len(busy) > 1 else ''} {shown};"
+                " it runs again once all ended",
             )
             return []
         if any(r.not_before > self.now for r in ranks):
@@ -247,8 +251,8 @@ class GangRound:
                 nodes = -(-shape.ranks // shape.per_node)
                 able = sum(1 for r in empty if slots(shape, r) >= shape.per_node)
                 return (
-                    f"gang of {what}: it needs {nodes} nodes with room for {shape.per_node} rank(s) each, and "
-                    f"{able} live node(s) have it; it waits for more nodes"
+                    f"gang of {what}: it needs {nodes} nodes with room for {counted(shape.per_node, 'rank')} each,"
+                    f" and {able} live {'node has' if able == 1 else 'nodes have'} it; it waits for more nodes"
                 )
             most = _most(shape, empty)
             return f"gang of {what}: the live nodes could hold at most {most} at once; it waits for more nodes"

@@ -773,7 +773,12 @@ class JobTable:
             running = [r.spec.rank for r in others if not (r.reason is Reason.RANK_DONE and r.attempt == n)]
             if running:
                 shown = ", ".join(map(str, running[:8])) + (" ..." if len(running) > 8 else "")
-                self._move(job, Move.RANK_DONE, Reason.RANK_DONE, f"exited with code 0; waits for rank(s) {shown}")
+                self._move(
+                    job,
+                    Move.RANK_DONE,
+                    Reason.RANK_DONE,
+                    f"exited with code 0; waits for rank{'s' if len(running) > 1 else ''} {shown}",
+                )
                 return [job.id]
             self._move(job, Move.SUCCEED, Reason.EXITED, "exited with code 0, as every rank of its gang did")
             for r in others:

@@ -38,9 +38,9 @@ def test_prune_removes_the_oldest_finished_jobs_and_their_output_but_never_a_hel
     # 7 finished, keep 3: the 4 oldest go, but the parent is held, so the 4 oldest of the others
     kept = {j["id"] for j in client.jobs(limit=100) if j["state"] == "succeeded"}
     assert parent in kept and kept - {parent} == set(older[4:])
-    assert cli.stdout.startswith("removed 4 finished job(s) and ")
+    assert cli.stdout.startswith("removed 4 finished jobs and ")
     assert cli.stdout.endswith(
-        "of their output on this node; 3 finished job(s) kept, 1 of them kept for jobs that wait on them\n"
+        "of their output on this node; 3 finished jobs kept, 1 of them kept for jobs that wait on them\n"
     )
     wait_until(lambda: not set(older[:4]) & outputs(daemon), 10, "the removed jobs' output to be deleted")
     assert set(older[4:]) <= outputs(daemon)

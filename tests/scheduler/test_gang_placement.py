@@ -90,7 +90,7 @@ def test_a_gang_that_does_not_fit_now_waits_whole_and_says_why() -> None:
     placed = place(table, _nodes(2, 1), 10.0)  # room for 3 ranks, but 2 per node: no
     assert placed.assignments == []
     assert set(placed.waiting) == {"g.0", "g.1", "g.2", "g.3"}
-    assert "needs 2 nodes with room for 2 rank(s) each, and 1 live node(s) have it" in placed.waiting["g.0"]
+    assert "needs 2 nodes with room for 2 ranks each, and 1 live node has it" in placed.waiting["g.0"]
     busy = _gang_table()
     busy.apply(SubmitJobs((JobSpec(id="other", argv=("x",), cpus=2),), 1.0))
     busy.apply(AssignJobs((Assignment("other", 1, "n0"),), 2.0))
@@ -114,7 +114,7 @@ def test_a_gang_that_could_never_fit_holds_nothing_back() -> None:
     table = _gang_table(ranks=4, per_node=1)
     table.apply(SubmitJobs((JobSpec(id="later", argv=("x",), cpus=1),), 3.0))
     placed = place(table, _nodes(2, 2), 10.0)
-    assert "needs 4 nodes with room for 1 rank(s) each, and 2 live node(s) have it" in placed.waiting["g.0"]
+    assert "needs 4 nodes with room for 1 rank each, and 2 live nodes have it" in placed.waiting["g.0"]
     assert [a.job_id for a in placed.assignments] == ["later"]
 
 
