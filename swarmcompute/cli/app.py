@@ -343,6 +343,14 @@ def join(
                 f"node {me['name']} ({me['id']}) is up at {me['address']}, pid {proc.pid}; "
                 f"cluster {status['cluster_id']}; state in {paths.root}"
             )
+            if http_port is None and not status.get("http"):  # the default port, taken: said in its log only
+                from swarmcompute.node.__main__ import DEFAULT_HTTP_PORT
+
+                typer.echo(
+                    f"no dashboard or HTTP API on this node: port {DEFAULT_HTTP_PORT} is taken (by another node"
+                    " on this machine?); pass --http-port P to serve them on another",
+                    err=True,
+                )
             if token and me["role"] == "joining":
                 typer.echo(
                     f"not in the cluster yet: no member answered within {JOIN_MEMBER_WAIT_S:g}s; it keeps "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
@@ -289,6 +290,41 @@ def test_join_detach_then_leave(tmp_path: Path) -> None:
     finally:
         if pid is not None and psutil.pid_exists(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+def _held_port(port: int) -> socket.socket | None:
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", port))
+    except OSError:  # another test's node serves on it: wait until it is free, to hold it ourselves
+        holder.close()
+        return None
+    holder.listen()
+    return holder
+
+
+def test_join_says_when_the_default_http_port_is_taken_and_no_dashboard_is_served(tmp_path: Path) -> None:
+    holders: list[socket.socket] = []
+    wait_until(lambda: holders.append(h) or True if (h := _held_port(7341)) else False, 60, "port 7341 to be free")
+    state = tmp_path / "second"
+    env = {**os.environ, "SWARM_STATE_DIR": str(state)}
+    try:
+        joined = subprocess.run(
+            [swarm_executable(), "join", "--detach", "--bind", "127.0.0.1", "--port", "0", "--no-mdns"],
+            capture_output=True, text=True, env=env, timeout=60,
+        )  # fmt: skip
+        assert joined.returncode == 0, joined.stderr
+        assert joined.stderr == (
+            "no dashboard or HTTP API on this node: port 7341 is taken (by another node on this machine?);"
+            " pass --http-port P to serve them on another\n"
+        )
+    finally:
+        holders[0].close()
+        if (state / "daemon.pid").exists():
+            pid = int((state / "daemon.pid").read_text())
+            subprocess.run([swarm_executable(), "leave"], capture_output=True, env=env, timeout=60)
+            if psutil.pid_exists(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.mark.parametrize("lines", [5000])
