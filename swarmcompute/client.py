@@ -105,8 +105,7 @@ def job_spec(argv: Sequence[str] | str, **options: Any) -> JobSpec:
     """
     unknown = set(options) - _SPEC_OPTIONS
     if unknown:
-        shown = ", ".join(sorted(printable(str(k))[:40] for k in unknown)[:5])
-        raise errors.InvalidJobSpecError(f"unknown job option(s): {shown}")
+        raise errors.InvalidJobSpecError(_unknown_options(sorted(map(str, unknown))))
     try:
         return _job_spec(argv, options)
     except (ValueError, errors.ConfigError) as exc:  # ConfigError: a duration or size that does not parse
@@ -260,6 +259,19 @@ def prune_bounds(older_than: object, keep: object) -> tuple[float | None, int | 
     if not 0 <= count <= 10**9:
         raise errors.ConfigError(f"keep must be 0 to 1000000000 finished jobs, got {_shown(keep)}")
     return seconds, count
+
+
+def _unknown_options(names: list[str]) -> str:
+    """``unknown job option 'cpu' (did you mean 'cpus'?)``: at most five named."""
+    from difflib import get_close_matches
+
+    shown = []
+    for name in names[:5]:
+        close = get_close_matches(name, sorted(_SPEC_OPTIONS), n=1, cutoff=0.75)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        shown.append(f"{printable(name)[:40]!r}{hint}")
+    more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+    return f"unknown job option{'s' if len(names) > 1 else ''} {', '.join(shown)}{more}"
 
 
 def job_specs(specs: Iterable[Mapping[str, Any]]) -> list[JobSpec]:

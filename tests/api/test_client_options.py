@@ -46,6 +46,15 @@ def test_bad_options_are_invalid_job_spec_errors(options: dict[str, Any]) -> Non
     assert "\n" not in str(info.value) and len(str(info.value)) < 200
 
 
+def test_an_unknown_option_is_named_with_the_option_it_was_likely_meant_to_be() -> None:
+    with pytest.raises(InvalidJobSpecError, match=r"^unknown job option 'cpu' \(did you mean 'cpus'\?\)$"):
+        job_spec(["true"], cpu=2)
+    with pytest.raises(
+        InvalidJobSpecError, match=r"^unknown job options 'bogus', 'timout' \(did you mean 'timeout'\?\)$"
+    ):
+        job_spec(["true"], timout="5s", bogus=1)
+
+
 @pytest.mark.parametrize("argv", [5, None, b"true", [b"x"], [], [""], ["a\0b"]])
 def test_bad_commands_are_invalid_job_spec_errors(argv: Any) -> None:
     with pytest.raises(InvalidJobSpecError):
