@@ -3,9 +3,8 @@
 
     swarm run --ranks 4 --ranks-per-node 2 -- python3 examples/allreduce.py
 
-swarm gives each rank SWARM_RANK, SWARM_WORLD_SIZE, SWARM_LOCAL_RANK, SWARM_MASTER_ADDR and
-SWARM_MASTER_PORT; torch's env:// rendezvous wants them as RANK, WORLD_SIZE, MASTER_ADDR and
-MASTER_PORT, set below. Each rank prints one line, e.g. ``rank 2 of 4 (local 0) on node-b: sum
+swarm gives each rank what torchrun would (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
+MASTER_PORT; also as SWARM_RANK, ...), so torch's env:// rendezvous needs nothing more. Each rank prints one line, e.g. ``rank 2 of 4 (local 0) on node-b: sum
 6``; `swarm run` tags each rank's lines with ``[R]``. Needs torch on every node (``pip install
 torch``); ``--timeout`` bounds the rendezvous (default 60 s): a rank that never comes makes the
 others fail, and the gang runs again.
@@ -24,16 +23,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for every rank")
     args = parser.parse_args()
     env = os.environ
-    for ours, torchs in (
-        ("SWARM_RANK", "RANK"),
-        ("SWARM_WORLD_SIZE", "WORLD_SIZE"),
-        ("SWARM_LOCAL_RANK", "LOCAL_RANK"),
-        ("SWARM_MASTER_ADDR", "MASTER_ADDR"),
-        ("SWARM_MASTER_PORT", "MASTER_PORT"),
-    ):
-        if ours not in env:
-            raise SystemExit(f"{ours} is not set: run this with `swarm run --ranks N -- python3 {__file__}`")
-        env[torchs] = env[ours]
+    if "SWARM_RANK" not in env:
+        raise SystemExit(f"not a rank of a gang: run this with `swarm run --ranks N -- python3 {__file__}`")
 
     import torch
     import torch.distributed as dist

@@ -10,6 +10,9 @@ without asking anyone:
 - ``SWARM_MASTER_ADDR``: the address rank 0's node is reached at (its peer address, from gossip),
   and ``SWARM_MASTER_PORT``, chosen for the attempt from ``scheduler.gang.GANG_PORTS``: what
   ``torch.distributed``'s ``env://`` wants as ``MASTER_ADDR``/``MASTER_PORT``;
+- the same under the names ``torchrun`` gives them (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
+  ``LOCAL_WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``), so that ``torch.distributed``'s
+  ``env://`` rendezvous works as under ``torchrun``, unless the job's own ``--env`` sets them;
 - ``SWARM_HOSTFILE``: an MPI hostfile, ``HOST slots=K`` per node in rank order (``mpirun
   --hostfile``), written 0644 in the system's temporary directory (a root daemon's jobs run as
   their users, who cannot enter its state directory) and removed when the attempt ends. A rank
@@ -54,15 +57,19 @@ class GangEnv:
         for node_id in nodes:
             host = self._host(node_id)
             hosts[host] = hosts.get(host, 0) + 1
+        ours = {
+            "RANK": str(spec.rank),
+            "WORLD_SIZE": str(spec.ranks),
+            "LOCAL_RANK": str(job.local_rank),
+            "LOCAL_WORLD_SIZE": str(sum(1 for n in nodes if n == here)),
+            "MASTER_ADDR": self._host(nodes[0]) if nodes else "127.0.0.1",
+            "MASTER_PORT": str(job.gang_port),
+        }
         env = {
+            **ours,  # torchrun's names: the job's own --env may set them otherwise
             **spec.env,
             "SWARM_GANG_ID": spec.gang_id,
-            "SWARM_RANK": str(spec.rank),
-            "SWARM_WORLD_SIZE": str(spec.ranks),
-            "SWARM_LOCAL_RANK": str(job.local_rank),
-            "SWARM_LOCAL_WORLD_SIZE": str(sum(1 for n in nodes if n == here)),
-            "SWARM_MASTER_ADDR": self._host(nodes[0]) if nodes else "127.0.0.1",
-            "SWARM_MASTER_PORT": str(job.gang_port),
+            **{f"SWARM_{name}": value for name, value in ours.items()},
         }
         hostfile = self._hostfile(job.id, attempt, hosts)
         if hostfile is None:

@@ -45,6 +45,8 @@ import os, socket, time
 env = os.environ
 rank, world = int(env["SWARM_RANK"]), int(env["SWARM_WORLD_SIZE"])
 addr, port = env["SWARM_MASTER_ADDR"], int(env["SWARM_MASTER_PORT"])
+torchrun = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+assert [env[n] for n in torchrun] == [env["SWARM_" + n] for n in torchrun]  # env:// as under torchrun
 hosts = " ".join(open(env["SWARM_HOSTFILE"]).read().split())
 if rank == 0:
     server, total, peers = socket.create_server(("", port)), 0, []

@@ -18,20 +18,26 @@ ADDRESSES = {"na": "10.0.0.1:7340", "nb": "10.0.0.2:7340", "nc": "[fd00::3]:7340
 
 def _table() -> JobTable:
     table = JobTable()
-    specs = ranks_of(JobSpec(id="g", argv=("x",), env={"A": "1"}), 5, 2)
+    specs = ranks_of(JobSpec(id="g", argv=("x",), env={"A": "1", "MASTER_PORT": "1234"}), 5, 2)
     table.apply(SubmitJobs(tuple(specs), 1.0))
     nodes = ("na", "na", "nb", "nb", "nc")
     table.apply(AssignJobs(tuple(Assignment(s.id, 1, n, 29417) for s, n in zip(specs, nodes, strict=True)), 2.0))
     return table
 
 
-def test_each_rank_is_told_its_place_in_the_gang_and_where_rank_0_listens() -> None:
+def test_each_rank_is_told_its_place_in_the_gang_and_where_rank_0_listens_also_as_torchrun_says_it() -> None:
     table = _table()
     env_of = GangEnv(ADDRESSES.get)
     try:
         env = env_of.spec_to_start(table, table.get("g.3"), 1).env  # type: ignore[arg-type]
         assert {k: v for k, v in env.items() if k != "SWARM_HOSTFILE"} == {
             "A": "1",
+            "RANK": "3",
+            "WORLD_SIZE": "5",
+            "LOCAL_RANK": "1",
+            "LOCAL_WORLD_SIZE": "2",
+            "MASTER_ADDR": "10.0.0.1",
+            "MASTER_PORT": "1234",  # the job's own --env wins over torchrun's names, never over ours
             "SWARM_GANG_ID": "g",
             "SWARM_RANK": "3",
             "SWARM_WORLD_SIZE": "5",
