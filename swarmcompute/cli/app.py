@@ -724,14 +724,25 @@ def api_token_list(state_dir: StateDir = None, as_json: JsonFlag = False) -> Non
     if as_json:
         _print_json(records)
         return
-    from swarmcompute.limits import printable
+    if not records:
+        typer.echo("no API tokens: `swarm api-token create NAME` makes one", err=True)
+        return
+    from swarmcompute.cli.format import table
 
-    for r in records:
-        scope = "read-only" if r["read_only"] else "read-write"
-        until = "-" if r["expires_at"] is None else _when(r["expires_at"])
-        typer.echo(
-            printable(f"{r['name']:<24} {scope:<10} {r['user']:<12} created {_when(r['created_at'])}  expires {until}")
+    now = time.time()
+    rows = [
+        (
+            r["name"],
+            "read-only" if r["read_only"] else "read-write",
+            r["user"],
+            _when(r["created_at"]),
+            "never"
+            if r["expires_at"] is None
+            else _when(r["expires_at"]) + (" (expired)" if r["expires_at"] <= now else ""),
         )
+        for r in records
+    ]
+    typer.echo(table(["NAME", "SCOPE", "ACTS AS", "CREATED", "EXPIRES"], rows))
 
 
 @api_token_app.command("revoke")
