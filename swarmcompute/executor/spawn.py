@@ -174,8 +174,8 @@ def _from_exception(exc: BaseException, spec: AttemptSpec) -> SpawnFailed:
     if isinstance(exc, OSError):
         reason = exc.strerror or str(exc)
         if _chdir_failed(exc, spec):
-            why = {
-                errno.ENOENT: "no such directory",
+            why = {  # the submitter's directory, on a node that has no such thing: the likely case
+                errno.ENOENT: "no such directory on the node that ran it (--workdir DIR ships one; --cwd DIR names one it has)",
                 errno.ENOTDIR: "not a directory",
             }.get(exc.errno or 0, reason.lower())
             return SpawnFailed(None, f"cannot use working directory {spec.cwd}: {why}")

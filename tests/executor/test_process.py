@@ -184,7 +184,10 @@ def test_missing_cwd_is_a_spawn_failure(harness: Harness, tmp_path: Path) -> Non
         assert result.reason is EndReason.SPAWN_FAILED
         assert result.exit_code is None
         missing = tmp_path / "missing"
-        assert result.error == f"cannot use working directory {missing}: no such directory"
+        assert result.error == (
+            f"cannot use working directory {missing}: no such directory on the node that ran it"
+            " (--workdir DIR ships one; --cwd DIR names one it has)"
+        )
         assert b"no such directory" in read_streams(result.log_path)[1]
         a_file = tmp_path / "file"
         a_file.write_bytes(b"")
