@@ -563,8 +563,9 @@ def exit_status(job: dict[str, Any]) -> int:
     if state == "cancelled":
         print(f"swarm: job {job['id']} was cancelled: {_safe(job['message'])}", file=sys.stderr)
         return 130
-    if reason != "exit_code":
-        print(f"swarm: job {job['id']} failed: {_safe(job['message'])}", file=sys.stderr)
+    if reason != "exit_code":  # where: a command or directory one node lacks is the usual cause
+        where = f" on {_safe(job['node_name'])}" if job.get("node_name") else ""
+        print(f"swarm: job {job['id']} failed{where}: {_safe(job['message'])}", file=sys.stderr)
     if code is None:
         return 1
     return int(code)

@@ -139,9 +139,11 @@ def test_retries_exhausted_ends_failed(daemon: DaemonProcess) -> None:
 
 
 def test_command_not_found_is_127_with_a_clear_error(daemon: DaemonProcess) -> None:
-    result = daemon.swarm("run", "--", "definitely-not-a-command")
+    result = daemon.swarm("run", "--id", "nocmd", "--", "definitely-not-a-command")
     assert result.returncode == 127
-    assert "command not found: definitely-not-a-command" in result.stderr
+    assert result.stderr.endswith(
+        f"swarm: job nocmd failed on {daemon.name}: command not found: definitely-not-a-command\n"
+    )  # which node: the one that lacks it
 
 
 def test_cancel_by_prefix_stops_the_whole_process_group(daemon: DaemonProcess, tmp_path: Path) -> None:
