@@ -221,6 +221,8 @@ def check_job(fields: Mapping[str, Any]) -> None:
     for key, what in (("node", "the node pin"), ("image", "the image name")):
         if fields.get(key) is not None:
             _text(what, fields[key])
+    if fields.get("image") is not None:
+        _image_reference(fields["image"])
     if fields.get("files"):
         check_files(fields["files"])
     keep = fields.get("keep")
@@ -231,6 +233,29 @@ def check_job(fields: Mapping[str, Any]) -> None:
             _text("a --keep pattern", pattern)
             if not pattern.strip():
                 raise ValueError("a --keep pattern is empty")
+
+
+def _image_reference(image: str) -> None:
+    """Refuse what no Docker engine would pull or run (``NAME[:TAG][@DIGEST]``, as the distribution
+    spec's grammar has it: a lowercase path after an optional registry host), at submission rather
+    than as a failed attempt on a node with Docker."""
+    import re  # only image jobs pay for it: `swarm run`'s lean path imports nothing
+
+    component = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+    host = (
+        r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:]+\])"
+    )
+    grammar = (
+        rf"(?:{host}(?::[0-9]+)?/)?{component}(?:/{component})*"
+        r"(?::[\w][\w.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?"
+    )
+    if re.fullmatch(grammar, image) is None:
+        hint = (
+            ": repository names are lowercase"
+            if image.lower() != image and re.fullmatch(grammar, image.lower())
+            else ""
+        )
+        raise ValueError(f"{_show(image)} is not an image reference (NAME[:TAG][@DIGEST], e.g. debian:12){hint}")
 
 
 def file_path_problem(path: object) -> str | None:

@@ -46,6 +46,11 @@ def spec(job_id: str = "a1", **kw: object) -> JobSpec:
         spec(cwd="/srv/caf\udce9"),
         spec(node="n\n1"),
         spec(after=("",)),
+        spec(image="bad image!"),  # what no engine pulls is refused at submission, not as a failed attempt
+        spec(image="Alpine"),
+        spec(image="x:"),
+        spec(image="http://registry/x"),
+        spec(image="x@sha256:12"),
     ],
 )
 def test_the_daemon_refuses_what_no_node_could_run(bad: JobSpec) -> None:
@@ -62,6 +67,18 @@ def test_the_daemon_refuses_what_no_node_could_run(bad: JobSpec) -> None:
         spec(cpus=0.0, priority=-5, retries=3, mem_bytes=2**40, gpus=1, timeout_s=0.5),
         spec(name="nightly build — résumé ✓"),
         JobSpec(id="x", argv=("cat", "café.txt"), env={"GREETING": "grüß dich"}, cwd="/srv/café"),
+        *(
+            spec(image=image)
+            for image in (
+                "alpine",
+                "debian:12-slim",
+                "ghcr.io/org/app:v1.2",
+                "localhost:5000/team/x:latest",
+                "[::1]:5000/img",
+                "alpine:3.19@sha256:" + "b" * 64,
+                "3f57d9401f8d",  # an image id
+            )
+        ),
     ],
 )
 def test_ordinary_specs_pass(good: JobSpec) -> None:
@@ -86,3 +103,10 @@ def test_text_that_is_not_utf8_is_refused_in_one_line_that_shows_its_bytes() -> 
         "a command argument b'caf\\xe9.txt' is not valid UTF-8: a job's command, environment and directory"
         " must be UTF-8 text"
     )
+
+
+def test_an_image_reference_that_is_not_lowercase_says_so() -> None:
+    with pytest.raises(
+        InvalidJobSpecError, match="^'Alpine' is not an image reference .*: repository names are lowercase$"
+    ):
+        validate_spec(spec(image="Alpine"))
