@@ -111,7 +111,8 @@ def serve(stdin_fd: int = 0) -> None:
                 continue
             if not readable:
                 killed = lease.expire(held)
-                _say(f"swarm guardian: the node's lease ran out; killed {killed} job process group(s)")
+                groups = "process group" if killed == 1 else "process groups"
+                _say(f"swarm guardian: the node's lease ran out; killed {killed} job {groups}")
                 continue
         try:
             data = os.read(stdin_fd, _READ_BYTES)
