@@ -259,6 +259,12 @@ def test_env_with_a_name_alone_passes_on_this_shells_value(daemon: DaemonProcess
     assert (result.returncode, result.stdout, result.stderr) == (0, "hello there|\n", "")
 
 
+def test_api_token_list_with_none_says_how_to_make_one(daemon: DaemonProcess) -> None:
+    listed = daemon.swarm("api-token", "list")
+    assert (listed.returncode, listed.stdout) == (0, "")
+    assert listed.stderr == "no API tokens: `swarm api-token create NAME` makes one\n"
+
+
 def test_join_detach_then_leave(tmp_path: Path) -> None:
     state = tmp_path / "detached"
     env = {**os.environ, "SWARM_STATE_DIR": str(state)}

@@ -192,18 +192,14 @@ def test_a_revoked_token_is_refused_by_every_node(cluster: list[DaemonProcess]) 
     listed = cluster[1].swarm("api-token", "list", "--json")
     assert "short-lived" in {t["name"] for t in json.loads(listed.stdout)}
     assert secret not in listed.stdout
-    header, row = cluster[1].swarm("api-token", "list").stdout.splitlines()
+    header, *rows = cluster[1].swarm("api-token", "list").stdout.splitlines()
     assert header.split() == ["NAME", "SCOPE", "ACTS", "AS", "CREATED", "EXPIRES"]
+    [row] = [r for r in rows if r.startswith("short-lived ")]
     assert row.split()[:3] == ["short-lived", "read-write", "root"] and row.endswith("  never")
     assert cluster[2].swarm("api-token", "revoke", "short-lived").returncode == 0
     for node in cluster:
         wait_until(lambda node=node: _get(node, "/api/v1/nodes", secret).status_code == 401, 10, "the revocation")
-    none = cluster[2].swarm("api-token", "list")
-    assert (none.returncode, none.stdout, none.stderr) == (
-        0,
-        "",
-        "no API tokens: `swarm api-token create NAME` makes one\n",
-    )
+    assert "short-lived" not in cluster[2].swarm("api-token", "list").stdout
 
 
 def test_nodes_cluster_and_service_discovery_list_every_node(
