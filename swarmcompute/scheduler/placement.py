@@ -595,7 +595,7 @@ def _why_not(job: Job, slots: Iterable[_Free]) -> str:
     nodes = writable
     largest_cpus = max(s.node.cpus for s in nodes)
     if spec.cpus > largest_cpus:
-        return f"needs {spec.cpus:g} cpus; the largest node has {largest_cpus:g}"
+        return f"needs {spec.cpus:g} cpu{'' if spec.cpus == 1 else 's'}; the largest node has {largest_cpus:g}"
     largest_mem = max(s.node.mem_bytes for s in nodes)
     if spec.mem_bytes > largest_mem:
         return f"needs {format_size(spec.mem_bytes)} of memory; the largest node has {format_size(largest_mem)}"

@@ -45,6 +45,8 @@ def test_too_big_for_any_node_says_why() -> None:
     result = place(table, [NodeCapacity("n1", "one", cpus=4, mem_bytes=16 * GIB)], now=10.0)
     assert result.assignments == []
     assert result.waiting["big"] == "needs 8 cpus; the largest node has 4"
+    one = place(table_with(job("one", cpus=1)), [NodeCapacity("n1", "one", cpus=0.5, mem_bytes=GIB)], now=10.0)
+    assert one.waiting["one"] == "needs 1 cpu; the largest node has 0.5"
     assert result.waiting["fat"] == "needs 64.0 GiB of memory; the largest node has 16.0 GiB"
     assert result.waiting["huge"] == "needs 100.0 TiB of memory; the largest node has 16.0 GiB"
     assert result.waiting["gpu"] == "needs 1 GPU; the largest node has 0"
