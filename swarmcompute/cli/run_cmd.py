@@ -339,14 +339,31 @@ def _run_array(spec: dict[str, Any], array: str, state_dir: str, *, detach: bool
     return array_ended(spec["id"], jobs)
 
 
+SHOWN_UNSUCCESSFUL = 5
+"""Elements of an array that did not succeed named on `swarm run --array`'s last line."""
+
+
 def array_ended(array_id: str, jobs: Any) -> int:
-    """Say how an array's elements ended (``swarm: array ID: 3 failed, 97 succeeded``); 0 if all succeeded."""
+    """Say how an array's elements ended (``swarm: array ID: 3 failed, 97 succeeded``) and which did
+    not succeed, and how (``ID.4 (exit 3)``, the first few by index); 0 if all succeeded."""
     jobs = jobs if isinstance(jobs, list) else [jobs]
     counts: dict[str, int] = {}
     for job in jobs:
         counts[job["state"]] = counts.get(job["state"], 0) + 1
     print(f"swarm: array {array_id}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())), file=sys.stderr)
-    return 0 if counts.get("succeeded", 0) == len(jobs) else 1
+    bad = sorted((j for j in jobs if j["state"] != "succeeded"), key=lambda j: j.get("array_index") or 0)
+    if not bad:
+        return 0
+    shown = ", ".join(f"{j['id']} ({_how_it_ended(j)})" for j in bad[:SHOWN_UNSUCCESSFUL])
+    more = f" and {len(bad) - SHOWN_UNSUCCESSFUL} more" if len(bad) > SHOWN_UNSUCCESSFUL else ""
+    print(f"swarm: not succeeded: {shown}{more}; `swarm logs {bad[0]['id']}` shows one's output", file=sys.stderr)
+    return 1
+
+
+def _how_it_ended(job: dict[str, Any]) -> str:
+    if job["state"] == "failed" and job.get("reason") == "exit_code" and job.get("exit_code") is not None:
+        return f"exit {job['exit_code']}"
+    return _safe(f"{job['state']}: {job['message']}" if job.get("message") else job["state"])
 
 
 class _ShipError(Exception):

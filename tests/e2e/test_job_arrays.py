@@ -59,6 +59,17 @@ def test_an_array_of_30_with_at_most_4_at_once(daemon: DaemonProcess, tmp_path: 
     assert bad.returncode == 2 and "must go up" in bad.stderr
 
 
+def test_an_array_that_did_not_all_succeed_names_the_elements_that_did_not_and_how(daemon: DaemonProcess) -> None:
+    script = "case $SWARM_ARRAY_INDEX in 2|4|5|6|7|8|9) exit $SWARM_ARRAY_INDEX;; esac"
+    result = daemon.swarm("run", "--array", "0-9", "--id", "sweep", "--cpus", "0", "--", "sh", "-c", script)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "swarm: array sweep: 7 failed, 3 succeeded\n"
+        "swarm: not succeeded: sweep.2 (exit 2), sweep.4 (exit 4), sweep.5 (exit 5), sweep.6 (exit 6),"
+        " sweep.7 (exit 7) and 2 more; `swarm logs sweep.2` shows one's output\n"
+    )
+
+
 def test_the_jobs_table_shows_a_gang_as_one_line_with_its_attempt_and_node_and_elements_shows_each_rank(
     daemon: DaemonProcess,
 ) -> None:
