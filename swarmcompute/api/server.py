@@ -51,6 +51,9 @@ log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 MAX_LIST_LIMIT = 10_000
+VIEW_CHUNK = 256
+"""Records an answer builds between two looks at the clock (``sliced``), and whose compacted jobs'
+details it reads from disk in one query."""
 _NOT_SERVED = (
     "this daemon serves only its own user ({}): start your own with `swarm join`, or ask for a "
     "daemon run as root, which serves every local user"
@@ -219,7 +222,7 @@ class ControlServer:
             case m.Wait(job_ids=refs, timeout_s=timeout_s, offset=offset, limit=limit, cursor=cursor):
                 expired = "this wait's later pages expired ({}): wait for the jobs again"
                 waited = await self._paged(cursor, offset, limit, expired, lambda: self._waited(refs, timeout_s))
-                return [_shown_to(uid, j, daemon.job_view(j)) async for j in sliced(waited, SLICE_S)]
+                return await self._views(waited, uid)
             case m.GetJob(ref=ref, with_output=with_output):
                 elements = self._array_elements(ref)
                 if elements:  # an array id (`swarm show ARRAY`): the array, with its elements' states
@@ -238,17 +241,16 @@ class ControlServer:
             case m.ListJobs(grouped=grouped, offset=offset, page=page, cursor=cursor):
                 expired = "this listing's later pages expired ({}): list again"
                 rows = await self._paged(cursor, offset, page, expired, lambda: self._listed(request))
-                return [
-                    _shown_to(uid, r[0], daemon.row_view(r) if grouped else daemon.job_view(r[0]))
-                    async for r in sliced(rows, SLICE_S)
-                ]
+                if not grouped:
+                    return await self._views([r[0] for r in rows], uid)
+                return [_shown_to(uid, r[0], daemon.row_view(r)) async for r in sliced(rows, SLICE_S)]
             case m.Cancel(refs=refs, offset=offset, limit=limit, cursor=cursor):
                 expired = (
                     "this cancel's later pages expired ({}): the jobs were cancelled;"
                     " `swarm jobs --state cancelled` lists them"
                 )
                 cancelled = await self._paged(cursor, offset, limit, expired, lambda: self._cancelled(refs, uid))
-                return [daemon.job_view(j) async for j in sliced(cancelled, SLICE_S)]
+                return await self._views(cancelled, None)
             case m.Status():
                 return daemon.status()
             case m.Recover():
@@ -321,6 +323,17 @@ class ControlServer:
         """The elements of array ``ref`` in index order; none when ``ref`` is a job id, or no array's."""
         table = self._daemon.table
         return [] if ref in table else table.array(ref)
+
+    async def _views(self, jobs: list[Job], uid: int | None) -> list[dict[str, Any]]:
+        """``Daemon.job_view`` of each, as local user ``uid`` may see it (None: whole), a chunk at a
+        time: one read of the disk for the details of a chunk's compacted jobs."""
+        daemon = self._daemon
+        out: list[dict[str, Any]] = []
+        chunks = (jobs[i : i + VIEW_CHUNK] for i in range(0, len(jobs), VIEW_CHUNK))
+        async for chunk in sliced(chunks, SLICE_S):
+            views = daemon.job_views(chunk)
+            out += views if uid is None else [_shown_to(uid, j, v) for j, v in zip(chunk, views, strict=True)]
+        return out
 
     async def _waited(self, refs: tuple[str, ...], timeout_s: float | None) -> list[Job]:
         """The jobs of ``refs`` once each has ended."""

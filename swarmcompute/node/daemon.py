@@ -26,7 +26,7 @@ import asyncio
 import fcntl
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -1457,7 +1457,13 @@ class Daemon:
         """A job as clients see it: node names for people next to the ids (``node_name``, and in
         ``message`` the names replace the ids the table wrote there), and a finished job's details
         read from this node's disk (``whole_job``)."""
-        job = self.whole_job(job)
+        return self._view_of(self.whole_job(job), with_output)
+
+    def job_views(self, jobs: Sequence[Job]) -> list[dict[str, Any]]:
+        """``job_view`` of each, the details of those compacted read from disk at once."""
+        return [self._view_of(job, False) for job in self.whole_jobs(jobs)]
+
+    def _view_of(self, job: Job, with_output: bool) -> dict[str, Any]:
         view = job.view(with_output=with_output)
         view["details_missing"] = details_missing(job, self.node_name)
         if job.spec.ranks:
@@ -1531,6 +1537,14 @@ class Daemon:
         if not is_stub(job) or self.details is None:
             return job
         return self.details.get(job.id) or job
+
+    def whole_jobs(self, jobs: Sequence[Job]) -> list[Job]:
+        """``whole_job`` of each, in one read of this node's disk."""
+        stubs = [job.id for job in jobs if is_stub(job)]
+        if not stubs or self.details is None:
+            return list(jobs)
+        found = self.details.get_many(stubs)
+        return [found.get(job.id, job) for job in jobs]
 
     async def wait_changed(self, timeout_s: float | None) -> None:
         """Return after the next committed change (or the timeout)."""

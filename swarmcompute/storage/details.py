@@ -58,6 +58,7 @@ class Details(Protocol):
 
     def write(self, jobs: Sequence[Job]) -> None: ...
     def get(self, job_id: str) -> Job | None: ...
+    def get_many(self, job_ids: Sequence[str]) -> dict[str, Job]: ...
     def delete(self, job_ids: Iterable[str]) -> None: ...
     def sync(self) -> bool: ...
 
@@ -209,6 +210,27 @@ class DetailsStore:
             return None
         return None if row is None else decoded(job_id, row[0])
 
+    def get_many(self, job_ids: Sequence[str]) -> dict[str, Job]:
+        """``get`` of each (those held here), in one query per ``_CHUNK`` ids: a query each was a
+        sixth of a `swarm wait` of 10,000 finished jobs (about 0.55 s in all on the 2-core VM)."""
+        found: dict[str, Job] = {}
+        stored = []
+        for job_id in job_ids:
+            blob = self._unwritten.get(job_id)
+            if blob is None:
+                stored.append(job_id)
+            elif (job := decoded(job_id, blob)) is not None:
+                found[job_id] = job
+        try:
+            rows = self._by_ids("SELECT id, record FROM details WHERE id IN", stored) if stored else []
+        except sqlite3.Error as exc:
+            log.warning("job_details_unreadable", jobs=len(stored), error=str(exc))
+            return found
+        for job_id, blob in rows:
+            if (job := decoded(job_id, blob)) is not None:
+                found[job_id] = job
+        return found
+
     def delete(self, job_ids: Iterable[str]) -> None:
         ids = list(job_ids)
         if not ids:
@@ -319,6 +341,9 @@ class MemoryDetails:
     def get(self, job_id: str) -> Job | None:
         blob = self.rows.get(job_id)
         return None if blob is None else decoded(job_id, blob)
+
+    def get_many(self, job_ids: Sequence[str]) -> dict[str, Job]:
+        return {job_id: job for job_id in job_ids if (job := self.get(job_id)) is not None}
 
     def delete(self, job_ids: Iterable[str]) -> None:
         for job_id in job_ids:

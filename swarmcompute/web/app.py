@@ -217,9 +217,7 @@ class Api:
             return JSONResponse({"jobs": views, "total": len(rows), "offset": offset, "limit": limit})
         jobs = [j for j in daemon.table.recent(len(daemon.table), wanted or None) if shown(j)]
         page = jobs[offset : offset + limit]
-        return JSONResponse(
-            {"jobs": [daemon.job_view(j) for j in page], "total": len(jobs), "offset": offset, "limit": limit}
-        )
+        return JSONResponse({"jobs": daemon.job_views(page), "total": len(jobs), "offset": offset, "limit": limit})
 
     async def get_job(self, request: Request) -> Response:
         token = self.auth(request)
@@ -407,7 +405,7 @@ class Api:
         try:
             while not closing.done():
                 status = daemon.status()
-                status["recent_jobs"] = [daemon.job_view(j) for j in daemon.table.recent(limit)]
+                status["recent_jobs"] = daemon.job_views(daemon.table.recent(limit))
                 status["load_history"] = self.load.history()
                 yield f"event: status\ndata: {json.dumps(status)}\n\n"
                 sent = time.monotonic()

@@ -186,6 +186,8 @@ def test_job_details_a_full_disk_refuses_are_kept_readable_and_written_once_spac
     assert store.failures == 1
     kept = store.get("late7")
     assert kept is not None and kept.spec.env == {"K": "v" * 20_000}  # readable meanwhile, from memory
+    many = store.get_many(["before1", "late7", "never"])  # from the file and from memory, in one read
+    assert sorted(many) == ["before1", "late7"] and many["late7"].spec.env == kept.spec.env
     assert store.lacking(["before0", "late0", "late9", "never"]) == ["never"]
     records, lacking = store.records(["late3", "never"], 1 << 20)
     assert [i for i, _ in records] == ["late3"] and lacking == ["never"]
