@@ -528,6 +528,15 @@ class Client:
             raise errors.ConfigError(f"path must be text, not {type(path).__name__}")
         return transfer.fetch(self, _job_ref(job_id), path, dest, attempt)
 
+    def fetch_to(self, job_id: str, path: str, out: Any, attempt: int | None = None) -> None:
+        """Write a file the job left to the binary stream ``out`` (a directory, or "." for all: as a
+        tar archive), as `swarm cp JOB:PATH -` does."""
+        from swarmcompute.files import transfer
+
+        if not isinstance(path, str):
+            raise errors.ConfigError(f"path must be text, not {type(path).__name__}")
+        transfer.fetch_to(self, _job_ref(job_id), path, out, attempt)
+
     def download(self, job_id: str, patterns: Sequence[str], dest: str = ".") -> list[str]:
         """Copy the files the job left that match ``patterns`` (gitignore syntax) into ``dest``
         under their own paths (`swarm run --download`); returns the paths written."""

@@ -819,6 +819,14 @@ def cp(
         for f in listing["dropped"]:
             typer.echo(f"swarm: not kept: {f['path']}: {f['why']}", err=True)
         return
+    if dest == "-":  # to stdout, as docker cp: a file's bytes, a directory as a tar archive
+        if as_json:
+            raise _fail("--json lists the files written: it does not go with `-` (stdout) as DEST")
+        try:
+            _call(lambda: client.fetch_to(job, path, sys.stdout.buffer, attempt))
+        except BrokenPipeError:
+            raise typer.Exit(141) from None
+        return
     written = _call(lambda: client.fetch(job, path, dest, attempt))
     if as_json:
         _print_json({"written": written})

@@ -9,8 +9,9 @@ once complete.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from swarmcompute.errors import FilesError
 from swarmcompute.files.manifest import Shipment
@@ -68,14 +69,7 @@ def fetch(client: Client, ref: str, path: str, dest: str | os.PathLike[str], att
     """Copy ``path`` (a file, or a directory of files; "" or "." for all) that the job left to
     ``dest``, as ``docker cp`` does: into ``dest`` when it is a directory, else as ``dest``.
     Returns the local paths written."""
-    listing = files(client, ref, attempt)
-    want = path.strip("/")
-    want = "" if want == "." else want
-    entries = [f for f in listing["files"] if not want or f["path"] == want or f["path"].startswith(want + "/")]
-    if not entries:
-        raise FilesError(
-            f"job {listing['job_id']} attempt {listing['attempt']} left no {path!r}: `swarm cp {ref}:` lists what it left"
-        )
+    listing, want, entries = _wanted(client, ref, path, attempt)
     dest = os.fspath(dest)
     single = len(entries) == 1 and entries[0]["path"] == want
     if single:
@@ -86,6 +80,62 @@ def fetch(client: Client, ref: str, path: str, dest: str | os.PathLike[str], att
         cut = len(want) + 1 if want else 0
         plan = [(f, os.path.join(base, f["path"][cut:])) for f in entries]
     return _write_all(client, ref, listing["attempt"], plan)
+
+
+def fetch_to(client: Client, ref: str, path: str, out: BinaryIO, attempt: int | None = None) -> None:
+    """``fetch`` to a stream (`swarm cp JOB:PATH -`): a file's bytes as they are, a directory (or
+    "." for all) as a tar archive of its files under its own name, as ``docker cp ... -`` writes."""
+    import tarfile
+
+    listing, want, entries = _wanted(client, ref, path, attempt)
+    with client._connect(client.timeout_s) as channel:
+        channel.settimeout(max(client.timeout_s, 60.0))
+        if len(entries) == 1 and entries[0]["path"] == want:
+            _read(client, channel, ref, listing["attempt"], entries[0], out.write)
+            return
+        top = os.path.basename(want)
+        cut = len(want) + 1 if want else 0
+        now = int(time.time())
+        for entry in entries:
+            if file_path_problem(entry["path"]):  # the daemon checks; a peer's list is never trusted
+                raise FilesError(f"refusing a kept file named {entry['path'][:80]!r}")
+            info = tarfile.TarInfo(os.path.join(top, entry["path"][cut:]) if top else entry["path"])
+            info.size, info.mode, info.mtime = entry["size"], entry["mode"] & 0o777, now
+            out.write(info.tobuf(tarfile.PAX_FORMAT))
+            sent = _read(client, channel, ref, listing["attempt"], entry, out.write)
+            if sent != entry["size"]:  # a tar header promised the listed size
+                raise FilesError(f"{entry['path']} changed size while it was read ({sent} of {entry['size']} bytes)")
+            out.write(b"\0" * (-sent % tarfile.BLOCKSIZE))
+        out.write(b"\0" * (2 * tarfile.BLOCKSIZE))
+    out.flush()
+
+
+def _wanted(
+    client: Client, ref: str, path: str, attempt: int | None
+) -> tuple[dict[str, Any], str, list[dict[str, Any]]]:
+    """The job's listing, ``path`` as asked ("" for all) and the files it names (FilesError: none)."""
+    listing = files(client, ref, attempt)
+    want = path.strip("/")
+    want = "" if want == "." else want
+    entries = [f for f in listing["files"] if not want or f["path"] == want or f["path"].startswith(want + "/")]
+    if not entries:
+        raise FilesError(
+            f"job {listing['job_id']} attempt {listing['attempt']} left no {path!r}: `swarm cp {ref}:` lists what it left"
+        )
+    return listing, want, entries
+
+
+def _read(
+    client: Client, channel: Any, ref: str, attempt: int, entry: dict[str, Any], write: Callable[[bytes], Any]
+) -> int:
+    """Read one kept file in chunks, handing each to ``write``; returns how many bytes came."""
+    offset = 0
+    while True:
+        chunk = _call(client, channel, FileRead(ref, entry["path"], offset, attempt))
+        write(chunk["data"])
+        offset += len(chunk["data"])
+        if offset >= chunk["size"] or not chunk["data"]:
+            return offset
 
 
 def download(client: Client, ref: str, patterns: Sequence[str], dest: str = ".") -> list[str]:
@@ -112,13 +162,7 @@ def _write_all(client: Client, ref: str, attempt: int, plan: list[tuple[dict[str
             tmp = f"{target}.swarm-{os.urandom(4).hex()}"
             try:
                 with open(tmp, "wb") as out:
-                    offset = 0
-                    while True:
-                        chunk = _call(client, channel, FileRead(ref, entry["path"], offset, attempt))
-                        out.write(chunk["data"])
-                        offset += len(chunk["data"])
-                        if offset >= chunk["size"] or not chunk["data"]:
-                            break
+                    _read(client, channel, ref, attempt, entry, out.write)
                 os.chmod(tmp, entry["mode"] & 0o777)
                 os.replace(tmp, target)
             except BaseException:

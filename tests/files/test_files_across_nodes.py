@@ -5,8 +5,10 @@ also after the node that ran it is gone."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,6 +100,17 @@ def test_the_submitter_may_delete_the_script_once_run_d_returned_and_cp_fetches_
     assert (into / "res" / "a.log").read_text() == "a"
     with pytest.raises(FilesError, match="left no 'nope.txt'"):
         n0.client.fetch(job, "nope.txt", tmp_path)
+
+    # `-` as DEST: to stdout, as docker cp: a file's bytes, a directory (or all) as a tar archive
+    assert swarm(n0, "cp", f"{job}:out.txt", "-").stdout == "result Bob\n"
+    env = {**os.environ, "SWARM_STATE_DIR": str(n0.state_dir)}
+    for source, names in ((f"{job}:res", ["res/a.log"]), (f"{job}:", ["hello.py", "out.txt", "res/a.log"])):
+        piped = subprocess.run([swarm_executable(), "cp", source, "-"], env=env, capture_output=True, timeout=60)
+        assert piped.returncode == 0, piped.stderr
+        with tarfile.open(fileobj=io.BytesIO(piped.stdout)) as archive:
+            assert archive.getnames() == names
+            extracted = archive.extractfile("res/a.log")
+            assert extracted is not None and extracted.read() == b"a"
 
 
 def test_workdir_honours_swarmignore_and_download_copies_results_back(
