@@ -193,18 +193,9 @@ def join(
     never show it. In the foreground with a token the CLI execs the daemon that way, so its
     own command line (``--token T``) is gone too.
     """
-    if not 0 <= port <= 65535:
-        raise _fail(f"--port must be 0 to 65535, got {port}")
-    if not 0 < voter_grace <= 1e6:  # also false for nan
-        raise _fail(f"--voter-grace must be a positive number of seconds, got {voter_grace}")
-    if log_format not in ("console", "json"):
-        raise _fail(f"--log-format must be console or json, got {log_format[:40]!r}")
-    from swarmcompute.node.__main__ import parse_retention
-
-    keep_jobs_n, keep_s = _call(lambda: parse_retention(keep_jobs, keep_history))
-    from swarmcompute.node.__main__ import parse_forget_after
-
-    forget_after_s = _call(lambda: parse_forget_after(forget_after))
+    keep_jobs_n, keep_s, forget_after_s, http = checked_join_values(
+        port, voter_grace, log_format, keep_jobs, keep_history, forget_after, http_port
+    )
     paths = _call(lambda: StatePaths.resolve(state_dir))
     peers = tuple(peer or ())
     if token and token_file is not None and _from_config(ctx, "token_file"):
@@ -246,9 +237,6 @@ def join(
         args += ["--new-cluster"]
     if not mdns:
         args += ["--no-mdns"]
-    from swarmcompute.node.__main__ import parse_http_port
-
-    http = _call(lambda: parse_http_port(http_port))
     if http_port is not None:
         args += ["--http-port", "off" if http is None else str(http)]
     for flag, value in (("--tls-cert", tls_cert), ("--tls-key", tls_key)):
@@ -388,6 +376,31 @@ def config_(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     from swarmcompute.cli.config_cmd import show_config
 
     show_config(ctx, as_json)
+
+
+def checked_join_values(
+    port: int,
+    voter_grace: float,
+    log_format: str,
+    keep_jobs: str,
+    keep_history: str,
+    forget_after: str,
+    http_port: str | None,
+) -> tuple[int, float, float, int | None]:
+    """`swarm join`'s values checked, as join and `swarm config` both say it (exit 2, one line):
+    ``--keep-jobs`` and ``--keep-history``, ``--forget-after`` and ``--http-port`` parsed."""
+    if not 0 <= port <= 65535:
+        raise _fail(f"--port must be 0 to 65535, got {port}")
+    if not 0 < voter_grace <= 1e6:  # also false for nan
+        raise _fail(f"--voter-grace must be a positive number of seconds, got {voter_grace}")
+    if log_format not in ("console", "json"):
+        raise _fail(f"--log-format must be console or json, got {log_format[:40]!r}")
+    from swarmcompute.node.__main__ import parse_forget_after, parse_http_port, parse_retention
+
+    keep_jobs_n, keep_s = _call(lambda: parse_retention(keep_jobs, keep_history))
+    forget_after_s = _call(lambda: parse_forget_after(forget_after))
+    http = _call(lambda: parse_http_port(http_port))
+    return keep_jobs_n, keep_s, forget_after_s, http
 
 
 def _save_metrics_token(paths: StatePaths, token: str) -> Path:

@@ -59,6 +59,18 @@ def show_config(ctx: typer.Context, as_json: bool) -> None:
             sources[s.param] = source.name if source is not None else "DEFAULT"
         path, found = sub.meta[FILE_META]
         rows = effective(table, sub.params, sources, path if found else None)
+        from swarmcompute.cli.app import checked_join_values  # what join would refuse, said here too
+
+        p = sub.params
+        checked_join_values(
+            p["port"],
+            p["voter_grace"],
+            p["log_format"],
+            p["keep_jobs"],
+            p["keep_history"],
+            p["forget_after"],
+            p["http_port"],
+        )
     if as_json:
         import json
 

@@ -147,6 +147,24 @@ def test_swarm_config_and_join_refuse_a_wrong_file_in_one_line_and_join_starts_n
     assert not (tmp_path / "node").exists()  # join stopped before it made a state dir
 
 
+@pytest.mark.parametrize(
+    ("line", "said"),
+    [
+        ("keep-jobs = -5", "--keep-jobs must be a number of jobs from 0 to 1000000000, got '-5'"),
+        ('http-port = "99999"', "--http-port must be 0 to 65535 or off, got '99999'"),
+        ("port = 70000", "--port must be 0 to 65535, got 70000"),
+    ],
+)
+def test_swarm_config_refuses_a_value_join_would_refuse_as_join_does(
+    env: dict[str, str], tmp_path: Path, line: str, said: str
+) -> None:
+    (tmp_path / "config.toml").write_text(line + "\n")
+    for command in (["config"], ["join", "--detach"]):
+        result = swarm(*command, env=env)
+        assert (result.returncode, result.stdout, result.stderr) == (2, "", f"swarm: {said}\n"), command
+    assert not (tmp_path / "node").exists()
+
+
 def test_a_config_file_named_but_missing_is_an_error_and_a_missing_default_one_is_not(
     env: dict[str, str], tmp_path: Path
 ) -> None:
