@@ -4,8 +4,9 @@
     swarm run --ranks 4 --ranks-per-node 2 -- python3 examples/allreduce.py
 
 swarm gives each rank what torchrun would (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
-MASTER_PORT; also as SWARM_RANK, ...), so torch's env:// rendezvous needs nothing more. Each rank prints one line, e.g. ``rank 2 of 4 (local 0) on node-b: sum
-6``; `swarm run` tags each rank's lines with ``[R]``. Needs torch on every node (``pip install
+MASTER_PORT; also as SWARM_RANK, ...), so torch's env:// rendezvous needs nothing more. Each
+rank prints one line, e.g. ``rank 2 of 4 (local 0) on node-b: sum 6``; `swarm run` tags each
+rank's lines with ``[R]``. Needs torch on every node (``pip install
 torch``); ``--timeout`` bounds the rendezvous (default 60 s): a rank that never comes makes the
 others fail, and the gang runs again.
 """
