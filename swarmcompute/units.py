@@ -23,8 +23,9 @@ def _split_number(text: str) -> tuple[float, str] | None:
     return number, text[end:].strip().lower()
 
 
-def parse_duration(value: str | float | int | None) -> float | None:
-    """``"30s"``, ``"10m"``, ``"1.5h"``, ``"250ms"`` or a number of seconds -> seconds."""
+def parse_duration(value: str | float | int | None, *, zero: bool = False) -> float | None:
+    """``"30s"``, ``"10m"``, ``"1.5h"``, ``"250ms"`` or a number of seconds -> seconds; ``zero``: 0
+    is one too (a wait's "only look")."""
     if value is None:
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -39,7 +40,7 @@ def parse_duration(value: str | float | int | None) -> float | None:
         seconds = parts[0] * _DURATION_UNITS[parts[1]]
     if seconds != seconds or seconds == float("inf"):
         raise ConfigError(f"a duration must be a finite number of seconds, got {_shown(value)}")
-    if seconds <= 0:
+    if seconds < 0 or (seconds == 0 and not zero):
         raise ConfigError(f"a duration must be positive, got {_shown(value)}")
     return seconds
 

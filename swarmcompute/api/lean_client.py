@@ -120,7 +120,7 @@ class LeanClient:
 
         single = isinstance(job_ids, str)
         ids = (job_ids,) if isinstance(job_ids, str) else job_refs(job_ids)
-        timeout_s = parse_duration(timeout)
+        timeout_s = parse_duration(timeout, zero=True)  # 0: answer now, or say what still runs
         io_timeout = None if timeout_s is None else timeout_s + self.timeout_s
         cursor = new_cursor()
         views = in_pages(

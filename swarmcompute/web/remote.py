@@ -114,7 +114,7 @@ class RemoteClient(Client):
     def wait(self, job_ids: str | Sequence[str], timeout: float | str | None = None) -> Any:
         single = isinstance(job_ids, str)
         ids = [job_ids] if isinstance(job_ids, str) else list(job_ids)
-        timeout_s = parse_duration(timeout)
+        timeout_s = parse_duration(timeout, zero=True)
         io = None if timeout_s is None else timeout_s + self.timeout_s
         jobs = self._json(
             "POST", "/api/v1/jobs/wait", {"ids": ids, "timeout": timeout_s}, timeout_s=io, forever=io is None

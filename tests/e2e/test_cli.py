@@ -113,6 +113,20 @@ def test_detach_prints_the_id_and_wait_show_logs_follow(daemon: DaemonProcess) -
     assert "reason" in text and "exited with code 0" in text
 
 
+def test_wait_with_a_timeout_of_zero_only_looks(daemon: DaemonProcess) -> None:
+    done = daemon.client.submit(["true"], cpus=0)
+    daemon.client.wait(done, timeout=30)
+    running = daemon.client.submit(["sleep", "30"], cpus=0)
+    try:
+        looked = daemon.swarm("wait", "--timeout", "0", done)
+        assert (looked.returncode, looked.stdout) == (0, f"{done} succeeded (exited with code 0)\n")
+        still = daemon.swarm("wait", "--timeout", "0", done, running)
+        assert (still.returncode, still.stderr) == (2, "swarm: 1 of 2 jobs still running after 0s\n")
+        assert daemon.swarm("wait", "--timeout", "-1s", done).returncode == 2  # a negative one is refused
+    finally:
+        daemon.client.cancel(running)
+
+
 def test_timeout_kills_and_fails_with_reason_timeout(daemon: DaemonProcess) -> None:
     result = daemon.swarm("run", "--timeout", "1s", "--", "sleep", "30")
     assert result.returncode == 128 + signal.SIGTERM
