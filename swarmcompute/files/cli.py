@@ -47,6 +47,18 @@ def ship(parsed: RunArgs, spec: dict[str, Any], state_dir: str) -> None:
     spec["files"] = [list(e) for e in shipment.entries]
     if parsed.options.get("cwd_default"):
         spec.pop("cwd", None)  # it runs in its staged directory
+        missing = manifest.unshipped_arguments(parsed.argv, cwd, shipment.entries)
+        if missing:  # it would not find them there: said before it fails on another node
+            from swarmcompute.limits import printable
+
+            shown = ", ".join(printable(m) for m in missing[:3]) + (
+                f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+            )
+            print(
+                f"swarm: not shipped with the job, which runs in a directory of its own: {shown}"
+                " (--upload PATH ships one; --workdir . ships this directory)",
+                file=sys.stderr,
+            )
 
 
 def download(parsed: RunArgs, job_id: str, state_dir: str, status: int) -> int:

@@ -89,6 +89,23 @@ def auto_upload(argv: Sequence[str], cwd: str) -> list[str]:
     return []
 
 
+def unshipped_arguments(argv: Sequence[str], cwd: str, entries: Sequence[tuple[str, str, int, int]]) -> list[str]:
+    """The command's arguments that name a file or directory here (relative to ``cwd``) which the
+    job's own directory will not hold, shipped as ``entries`` are: ``python3 sum.py input.csv``
+    ships the script, not ``input.csv``, and the job would not find it."""
+    names = [e[0] for e in entries]
+    out = []
+    for arg in argv[1:]:
+        if not arg or arg.startswith("-") or os.path.isabs(arg) or arg.startswith("../") or "/../" in arg:
+            continue
+        path = os.path.normpath(arg)
+        if path == "." or not os.path.exists(os.path.join(cwd, path)):
+            continue
+        if not any(name == path or name.startswith(path + "/") for name in names):
+            out.append(arg)
+    return out
+
+
 def _local_file(path: str, cwd: str) -> bool:
     if os.path.isabs(path) or path.startswith("../") or "/../" in path:
         return False

@@ -127,6 +127,27 @@ def test_wait_with_a_timeout_of_zero_only_looks(daemon: DaemonProcess) -> None:
         daemon.client.cancel(running)
 
 
+def test_run_says_which_local_files_named_by_its_command_the_shipped_job_will_not_find(
+    daemon: DaemonProcess, tmp_path: Path
+) -> None:
+    (tmp_path / "count.py").write_text("import sys\nprint(len(open(sys.argv[1]).read()))\n")
+    (tmp_path / "input.txt").write_text("abc")
+    env = {**os.environ, "SWARM_STATE_DIR": str(daemon.state_dir)}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [swarm_executable(), "run", *args, "python3", "count.py", "input.txt"]
+        return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+
+    alone = run()  # the script is shipped, its input is not: the job, in a directory of its own, lacks it
+    assert alone.returncode == 1 and alone.stdout == ""
+    assert alone.stderr.startswith(
+        "swarm: not shipped with the job, which runs in a directory of its own: input.txt"
+        " (--upload PATH ships one; --workdir . ships this directory)\n"
+    )
+    shipped = run("--upload", "input.txt")
+    assert (shipped.returncode, shipped.stdout, shipped.stderr) == (0, "3\n", "")
+
+
 def test_timeout_kills_and_fails_with_reason_timeout(daemon: DaemonProcess) -> None:
     result = daemon.swarm("run", "--timeout", "1s", "--", "sleep", "30")
     assert result.returncode == 128 + signal.SIGTERM

@@ -18,7 +18,7 @@ from swarmcompute import codec
 from swarmcompute.client import job_spec
 from swarmcompute.errors import FilesError, FilesTooLargeError, InvalidJobSpecError
 from swarmcompute.files.host import FilesHost
-from swarmcompute.files.manifest import auto_upload, build
+from swarmcompute.files.manifest import auto_upload, build, unshipped_arguments
 from swarmcompute.files.store import QUIET_S, BlobStore, KeptFiles
 from swarmcompute.limits import MAX_FILES, check_files
 from swarmcompute.state.job import JobSpec
@@ -42,6 +42,18 @@ def test_the_script_a_command_names_is_shipped_but_never_an_absolute_path_or_inl
     assert auto_upload(["hello.py"], cwd) == []  # looked up on PATH, as the shell would
     assert auto_upload(["/bin/true"], cwd) == []
     assert auto_upload(["python3", str(tmp_path / "hello.py")], cwd) == []
+
+
+def test_an_argument_naming_a_local_file_the_job_will_not_have_is_found(tmp_path: Path) -> None:
+    for name in ("sum.py", "input.csv", "data/x.csv", "other.txt"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("x")
+    cwd = str(tmp_path)
+    argv = ["python3", "sum.py", "input.csv", "--data", "data", "-o", "out.csv", "./other.txt", "/etc/hosts", "7"]
+    shipped = build(auto_upload(argv, cwd), cwd=cwd).entries  # the script alone
+    assert unshipped_arguments(argv, cwd, shipped) == ["input.csv", "data", "./other.txt"]
+    everything = build(["sum.py", "input.csv", "data", "other.txt"], cwd=cwd).entries
+    assert unshipped_arguments(argv, cwd, everything) == []  # a directory is shipped with its files
 
 
 def test_uploads_keep_their_relative_names_and_a_workdir_honours_its_ignore_files(tmp_path: Path) -> None:
