@@ -92,6 +92,7 @@ def fetch_to(client: Client, ref: str, path: str, out: BinaryIO, attempt: int | 
         channel.settimeout(max(client.timeout_s, 60.0))
         if len(entries) == 1 and entries[0]["path"] == want:
             _read(client, channel, ref, listing["attempt"], entries[0], out.write)
+            out.flush()  # here, where a closed pipe is the caller's to handle, not at exit
             return
         top = os.path.basename(want)
         cut = len(want) + 1 if want else 0
