@@ -807,7 +807,12 @@ def policy_set(
 @app.command("cp")
 def cp(
     source: Annotated[str, typer.Argument(help="JOB:PATH: a file or directory the job left ('JOB:' for all).")],
-    dest: Annotated[str | None, typer.Argument(help="Where to copy it (without it: list what the job left).")] = None,
+    dest: Annotated[
+        str | None,
+        typer.Argument(
+            help="Where to copy it; - for stdout (a directory as a tar archive). Without it: list what the job left."
+        ),
+    ] = None,
     attempt: Annotated[
         int | None, typer.Option("--attempt", min=1, help="That attempt's files (default: the latest that ran).")
     ] = None,
