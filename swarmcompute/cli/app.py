@@ -331,7 +331,9 @@ def join(
                 f"node {me['name']} ({me['id']}) is up at {me['address']}, pid {proc.pid}; "
                 f"cluster {status['cluster_id']}; state in {paths.root}"
             )
-            if http_port is None and not status.get("http"):  # the default port, taken: said in its log only
+            if status.get("http"):
+                typer.echo(f"dashboard, REST API and /metrics at {status['http']}")
+            elif http_port is None:  # the default port, taken: said in its log only
                 from swarmcompute.node.__main__ import DEFAULT_HTTP_PORT
 
                 typer.echo(

@@ -158,6 +158,8 @@ def status_text(status: dict[str, Any]) -> str:
         lines.append(f"limits   cgroups not usable: {printable(str(cgroups.get('problem')))}")
     if status.get("run_as"):
         lines.append(f"users    jobs here run as {printable(str(status['run_as']))}")
+    if status.get("http"):  # where a browser, a script or Prometheus finds this node
+        lines.append(f"http     {printable(str(status['http']))}: the dashboard, the REST API and /metrics")
     lines += _incompatible(status.get("versions") or {})
     lines.append("")
     rows = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -305,7 +306,7 @@ def test_join_detach_then_leave(tmp_path: Path) -> None:
     env = {**os.environ, "SWARM_STATE_DIR": str(state)}
     local = ["--bind", "127.0.0.1", "--port", "0", "--no-mdns"]
     joined = subprocess.run(
-        [swarm_executable(), "join", "--detach", "--name", "bg", *local],
+        [swarm_executable(), "join", "--detach", "--name", "bg", "--http-port", "0", *local],
         capture_output=True,
         text=True,
         env=env,
@@ -316,6 +317,9 @@ def test_join_detach_then_leave(tmp_path: Path) -> None:
         assert joined.returncode == 0, joined.stderr
         assert "node bg" in joined.stdout and pid is not None
         assert "join other machines with:  swarm join --token swarm1-" in joined.stdout
+        [url] = re.findall(r"^dashboard, REST API and /metrics at (http://127\.0\.0\.1:\d+)$", joined.stdout, re.M)
+        status = subprocess.run([swarm_executable(), "status"], capture_output=True, text=True, env=env, timeout=60)
+        assert f"\nhttp     {url}: the dashboard, the REST API and /metrics\n" in status.stdout
         token = subprocess.run([swarm_executable(), "token"], capture_output=True, text=True, env=env, timeout=60)
         assert token.stdout.strip() in joined.stdout
         again = subprocess.run(
