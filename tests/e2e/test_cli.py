@@ -182,6 +182,14 @@ def test_command_not_found_is_127_with_a_clear_error(daemon: DaemonProcess) -> N
     )  # which node: the one that lacks it
 
 
+def test_cancel_says_whether_it_cancelled_the_job_or_found_it_ended(daemon: DaemonProcess) -> None:
+    job = daemon.client.submit(["sleep", "30"], cpus=0, job_id="sleeper")
+    first = daemon.swarm("cancel", job)
+    again = daemon.swarm("cancel", job)
+    assert (first.returncode, first.stdout) == (0, "sleeper cancelled\n")
+    assert (again.returncode, again.stdout) == (0, "sleeper had already ended: cancelled\n")
+
+
 def test_cancel_by_prefix_stops_the_whole_process_group(daemon: DaemonProcess, tmp_path: Path) -> None:
     pidfile = tmp_path / "child.pid"
     job_id = daemon.swarm("run", "-d", "--", "sh", "-c", f"sleep 300 & echo $! > {pidfile}; wait").stdout.strip()
