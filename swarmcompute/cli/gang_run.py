@@ -102,21 +102,25 @@ def gang_status(record: dict[str, Any]) -> int:
 def _stream_all(client_of: Callable[[], Any], rank_ids: list[str]) -> None:
     """Each rank's output, tagged, until every rank's stream ended (a stream follows its rank
     across the gang's attempts)."""
-    lock = threading.Lock()
+    out = _Output()
     errors: list[BaseException] = []
     threads = [
-        threading.Thread(target=_stream_one, args=(client_of, job_id, lock, errors), daemon=True) for job_id in rank_ids
+        threading.Thread(target=_stream_one, args=(client_of, job_id, out, errors), daemon=True) for job_id in rank_ids
     ]
     for t in threads:
         t.start()
-    for t in threads:
-        while t.is_alive():
-            t.join(0.2)  # short waits: Ctrl-C and signals reach the main thread
+    try:
+        for t in threads:
+            while t.is_alive():
+                t.join(0.2)  # short waits: Ctrl-C and signals reach the main thread
+    except BaseException:
+        out.closed = True  # ended early: what the cancel makes the ranks say must not follow its line
+        raise
     if errors:
         raise errors[0]
 
 
-def _stream_one(client_of: Callable[[], Any], job_id: str, lock: threading.Lock, errors: list[BaseException]) -> None:
+def _stream_one(client_of: Callable[[], Any], job_id: str, out: _Output, errors: list[BaseException]) -> None:
     from swarmcompute.api import messages as m
 
     rank = job_id.rpartition(".")[2]
@@ -129,25 +133,35 @@ def _stream_one(client_of: Callable[[], Any], job_id: str, lock: threading.Lock,
                 lines = data.split(b"\n")
                 partial[event.stream] = lines.pop()
                 if lines:
-                    _write(lock, event.stream, b"".join(tag + line + b"\n" for line in lines))
+                    out.write(event.stream, b"".join(tag + line + b"\n" for line in lines))
             elif isinstance(event, (m.Notice, m.AttemptStart)):
-                _write(lock, m.STDERR, tag + _safe(event.text).encode() + b"\n")
+                out.write(m.STDERR, tag + _safe(event.text).encode() + b"\n")
             elif isinstance(event, m.StreamEnd):
                 break
         for stream, rest in partial.items():
             if rest:
-                _write(lock, stream, tag + rest + b"\n")
+                out.write(stream, tag + rest + b"\n")
     except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which says it
         errors.append(exc)
 
 
-def _write(lock: threading.Lock, stream: int, data: bytes) -> None:
-    from swarmcompute.api import messages as m
+class _Output:
+    """The ranks' tagged lines, one writer at a time; once ``closed`` (`swarm run` ended early and
+    says so last), no more. Closing takes no lock: a rank's write may be blocked on a slow reader."""
 
-    target = sys.stdout.buffer if stream == m.STDOUT else sys.stderr.buffer
-    with lock:
-        target.write(data)
-        target.flush()
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.closed = False
+
+    def write(self, stream: int, data: bytes) -> None:
+        from swarmcompute.api import messages as m
+
+        target = sys.stdout.buffer if stream == m.STDOUT else sys.stderr.buffer
+        with self.lock:
+            if self.closed:
+                return
+            target.write(data)
+            target.flush()
 
 
 def _safe(text: object) -> str:
