@@ -30,7 +30,7 @@ from swarmcompute.limits import MAX_BATCH, MAX_CPUS, check_job, printable
 from swarmcompute.paths import StatePaths
 from swarmcompute.state.job import JobSpec
 from swarmcompute.state.table import halves, submit_chunks, too_big_to_cut, validate_batch
-from swarmcompute.units import counted, parse_duration, parse_size
+from swarmcompute.units import counted, parse_duration, parse_size, plural
 
 _SPEC_OPTIONS = frozenset(
     {
@@ -271,7 +271,7 @@ def _unknown_options(names: list[str]) -> str:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         shown.append(f"{printable(name)[:40]!r}{hint}")
     more = f" and {len(names) - 5} more" if len(names) > 5 else ""
-    return f"unknown job option{'s' if len(names) > 1 else ''} {', '.join(shown)}{more}"
+    return f"unknown {plural(len(names), 'job option')} {', '.join(shown)}{more}"
 
 
 def job_specs(specs: Iterable[Mapping[str, Any]]) -> list[JobSpec]:

@@ -80,9 +80,14 @@ def format_duration(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
+def plural(n: float, noun: str) -> str:
+    """``noun``, plural unless ``n`` is 1: ``rank 3``, ``ranks 1, 2`` (never ``rank(s)``)."""
+    return noun if n == 1 else f"{noun}s"
+
+
 def counted(n: int, noun: str) -> str:
-    """``n`` and ``noun``, plural unless ``n`` is 1: ``1 job``, ``3 jobs`` (never ``job(s)``)."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+    """``n`` and ``noun``, plural unless ``n`` is 1: ``1 job``, ``3 jobs``."""
+    return f"{n} {plural(n, noun)}"
 
 
 def format_size(n: int | None) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from swarmcompute.limits import printable
-from swarmcompute.units import format_duration, format_size
+from swarmcompute.units import format_duration, format_size, plural
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs `swarm status` 5 ms at start-up; annotations stay strings
@@ -197,8 +197,7 @@ def hidden_line(status: dict[str, Any]) -> str:
     seconds = float(status.get("forget_after_s") or 3600.0)
     fade = next((f"{seconds / u:g}{n}" for u, n in ((86400, "d"), (3600, "h"), (60, "m")) if seconds % u == 0), "")
     fade = fade or f"{seconds:g}s"
-    nodes = "node" if count == 1 else "nodes"
-    return f"{count} long-gone {nodes} hidden (left, or dead over {fade}): swarm nodes --all"
+    return f"{count} long-gone {plural(count, 'node')} hidden (left, or dead over {fade}): swarm nodes --all"
 
 
 def _incompatible(versions: dict[str, Any]) -> list[str]:
@@ -331,7 +330,7 @@ def _name(name: str) -> str:
     """A name cut to ``NAME_WIDTH``, keeping an array's or gang's ``[N]`` / ``[N ranks]`` count."""
     if len(name) <= NAME_WIDTH:
         return name
-    base, bracket, tail = name.rpartition("[")
+    _, bracket, tail = name.rpartition("[")
     count = bracket + tail if bracket and tail.endswith("]") and len(tail) < 16 else ""
     return _short(name[: len(name) - len(count)], NAME_WIDTH - len(count)) + count
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 from swarmcompute import codec
-from swarmcompute.units import format_size
+from swarmcompute.units import counted, format_size
 
 PROGRESS_INTERVAL_S = 1.0
 """The pulling node reports at most one update a second (and the last one, ``done``): one line a
@@ -58,7 +58,7 @@ class PullProgress:
         where = f" on {node}" if node else ""
         size = format_size(self.bytes_total) if self.bytes_total else ""
         if self.done:
-            what = f"{self.layers_total} layer{'' if self.layers_total == 1 else 's'}"
+            what = counted(self.layers_total, "layer")
             return f"pulled {self.image}{where}: {what}{', ' + size if size else ''} in {self.elapsed_s:.1f}s"
         if not self.layers_total:
             return f"pulling {self.image}{where}"

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 from swarmcompute.state.commands import Assignment
 from swarmcompute.state.job import Job, JobSpec, JobState
 from swarmcompute.state.table import JobTable
-from swarmcompute.units import counted
+from swarmcompute.units import counted, plural
 
 if TYPE_CHECKING:  # placement imports this module
     from swarmcompute.scheduler.placement import NodeCapacity
@@ -148,7 +148,7 @@ class GangRound:
             self._wait(
                 ranks,
                 waiting,
-                f"attempt {n} of its gang still runs on rank{'s' if len(busy) > 1 else ''} {shown};"
+                f"attempt {n} of its gang still runs on {plural(len(busy), 'rank')} {shown};"
                 " it runs again once all ended",
             )
             return []

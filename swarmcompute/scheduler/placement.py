@@ -72,7 +72,7 @@ from swarmcompute.state.commands import (
 from swarmcompute.state.job import ACTIVE_STATES, Job, JobSpec, JobState
 from swarmcompute.state.pending import BucketKey, Entry, Key, Shape, bucket_of, shape_of
 from swarmcompute.state.table import JobTable
-from swarmcompute.units import format_size
+from swarmcompute.units import counted, format_size, plural
 
 QUEUE_AHEAD = 4.0
 """How much work, as a multiple of its capacity, a node may hold queued beyond what it runs.
@@ -580,7 +580,7 @@ def _why_not(job: Job, slots: Iterable[_Free]) -> str:
         if not big:
             most = max((_big_cards(s.node, spec.gpu_mem) for s in nodes), default=0)
             return (
-                f"needs {_gpus(spec.gpus)} with at least {format_size(spec.gpu_mem)} each;"
+                f"needs {counted(spec.gpus, 'GPU')} with at least {format_size(spec.gpu_mem)} each;"
                 f" the most any node has is {most}"
             )
         nodes = big
@@ -595,15 +595,11 @@ def _why_not(job: Job, slots: Iterable[_Free]) -> str:
     nodes = writable
     largest_cpus = max(s.node.cpus for s in nodes)
     if spec.cpus > largest_cpus:
-        return f"needs {spec.cpus:g} cpu{'' if spec.cpus == 1 else 's'}; the largest node has {largest_cpus:g}"
+        return f"needs {spec.cpus:g} {plural(spec.cpus, 'cpu')}; the largest node has {largest_cpus:g}"
     largest_mem = max(s.node.mem_bytes for s in nodes)
     if spec.mem_bytes > largest_mem:
         return f"needs {format_size(spec.mem_bytes)} of memory; the largest node has {format_size(largest_mem)}"
     largest_gpus = max(s.node.gpus for s in nodes)
     if spec.gpus > largest_gpus:
-        return f"needs {_gpus(spec.gpus)}; the largest node has {largest_gpus}"
+        return f"needs {counted(spec.gpus, 'GPU')}; the largest node has {largest_gpus}"
     return "waiting for free resources (all fitting nodes are busy)"
-
-
-def _gpus(n: int) -> str:
-    return f"{n} GPU{'s' if n > 1 else ''}"

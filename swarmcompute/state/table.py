@@ -41,6 +41,7 @@ from swarmcompute.state.history import PruneJobs, remember_pruned
 from swarmcompute.state.job import ACTIVE_STATES, TRANSITIONS, AttemptEnd, Job, JobSpec, JobState, Move, Reason
 from swarmcompute.state.pending import Key, PendingIndex
 from swarmcompute.state.policy import CommandPolicy, SetPolicy, policy_problem
+from swarmcompute.units import plural
 
 ON_DISCONNECT = ("stop", "keep")
 RETRY_BACKOFF_BASE_S = 0.5
@@ -777,7 +778,7 @@ class JobTable:
                     job,
                     Move.RANK_DONE,
                     Reason.RANK_DONE,
-                    f"exited with code 0; waits for rank{'s' if len(running) > 1 else ''} {shown}",
+                    f"exited with code 0; waits for {plural(len(running), 'rank')} {shown}",
                 )
                 return [job.id]
             self._move(job, Move.SUCCEED, Reason.EXITED, "exited with code 0, as every rank of its gang did")
