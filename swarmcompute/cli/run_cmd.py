@@ -580,7 +580,9 @@ def exit_status(job: dict[str, Any]) -> int:
     if state == "cancelled":
         print(f"swarm: job {job['id']} was cancelled: {_safe(job['message'])}", file=sys.stderr)
         return 130
-    if reason != "exit_code":  # where: a command or directory one node lacks is the usual cause
+    # Not for a plain exit (the status says it all), but for a signal's or the OOM killer's, and
+    # where: a command or directory one node lacks is the usual cause.
+    if reason != "exit_code" or job["message"] != f"exited with code {code}":
         where = f" on {_safe(job['node_name'])}" if job.get("node_name") else ""
         print(f"swarm: job {job['id']} failed{where}: {_safe(job['message'])}", file=sys.stderr)
     if code is None:

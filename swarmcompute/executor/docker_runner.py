@@ -74,7 +74,7 @@ from swarmcompute.executor.docker_session import (
 from swarmcompute.executor.logfile import DEFAULT_MAX_LOG_BYTES, STDERR, STDOUT, LogWriter
 from swarmcompute.executor.pull_progress import PROGRESS_INTERVAL_S, PullProgress
 from swarmcompute.executor.spawn import SpawnFailed
-from swarmcompute.executor.spec import AttemptResult, AttemptSpec, EndReason
+from swarmcompute.executor.spec import AttemptResult, AttemptSpec, EndReason, out_of_memory
 
 _log = structlog.get_logger(__name__)
 
@@ -353,9 +353,7 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
         exit_code, wait_error = self._engine.wait(container_id)
         error = error or wait_error
         if att.spec.mem_bytes and exit_code not in (0, None) and self._engine.oom_killed(container_id):
-            error = error or (
-                f"out of memory: the kernel killed a process of the job at its limit of {att.spec.mem_bytes} bytes"
-            )
+            error = error or out_of_memory(att.spec.mem_bytes)
         removed = self._engine.remove_quietly(container_id)
         _post(loop, self._on_container_end, att, exit_code, error, removed)
 

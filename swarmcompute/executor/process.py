@@ -63,7 +63,7 @@ from swarmcompute.executor.registry import (
     write_registry,
 )
 from swarmcompute.executor.spawn import SpawnFailed, spawn_job
-from swarmcompute.executor.spec import AttemptResult, AttemptSpec, EndReason
+from swarmcompute.executor.spec import AttemptResult, AttemptSpec, EndReason, killed_by, out_of_memory
 
 _log = structlog.get_logger(__name__)
 
@@ -83,7 +83,7 @@ class _Attempt:
     __slots__ = (
         "spec", "key", "proc", "pid", "pgid", "start_ticks", "create_time", "writer", "log_path",
         "started_at", "reason", "streams", "pidfd", "reaped", "timeout_handle", "kill_handle",
-        "drain_handle", "done", "cgroup",
+        "drain_handle", "done", "cgroup", "error",
     )  # fmt: skip
 
     def __init__(
@@ -113,6 +113,7 @@ class _Attempt:
         self.drain_handle: asyncio.TimerHandle | None = None
         self.done = done
         self.cgroup: str | None = None  # its own cgroup v2 directory (``cgroups``), removed at its end
+        self.error: str | None = None  # how it ended, when its exit code alone does not say
 
 
 class ProcessExecutor(AttemptRunner["_Attempt"]):
@@ -335,7 +336,8 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
         att.reaped = True
         if att.cgroup is not None:
             if self.cgroups.oom_killed(att.cgroup):
-                att.writer.note(b"[swarm: the kernel killed a process of the job: over its --mem]\n")
+                att.error = out_of_memory(att.spec.limit_mem_bytes)
+                att.writer.note(f"[swarm: {att.error}]\n".encode())
             self._remove_cgroup(att.cgroup)  # also kills what left the process group (setsid)
             att.cgroup = None
         for handle in (att.timeout_handle, att.kill_handle):
@@ -395,12 +397,14 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
         self._registry_soon(asyncio.get_running_loop())
         code = att.proc.returncode
         exit_code = 128 - code if code < 0 else code
+        if att.error is None and code < 0 and att.reason is None:
+            att.error = killed_by(-code)  # not a timeout's or a cancel's kill: those say so themselves
         result = AttemptResult(
             job_id=att.spec.job_id,
             attempt=att.spec.attempt,
             exit_code=exit_code,
             reason=att.reason or EndReason.EXITED,
-            error=None,
+            error=att.error,
             started_at=att.started_at,
             finished_at=time.time(),
             output_tail=att.writer.tail,

@@ -7,9 +7,11 @@ holding anything that points at a live process.
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass, field
 
 from swarmcompute.state.job import AttemptEnd
+from swarmcompute.units import format_size
 
 TAIL_BYTES = 4096
 """How much of the most recent output (stdout and stderr interleaved) a result carries.
@@ -79,3 +81,17 @@ class AttemptResult:
     def succeeded(self) -> bool:
         """True when the job ran to completion with exit code 0."""
         return self.reason is EndReason.EXITED and self.exit_code == 0
+
+
+def killed_by(signum: int) -> str:
+    """How an attempt ended that a signal killed, for its job's message (its exit code, 128+N,
+    reads like an exit): ``killed by SIGKILL``, as a shell says ``Killed``."""
+    try:
+        return f"killed by {signal.Signals(signum).name}"
+    except ValueError:  # a real-time signal has no name of its own
+        return f"killed by signal {signum}"
+
+
+def out_of_memory(limit_bytes: int) -> str:
+    """How an attempt ended that the kernel's OOM killer hit at the job's ``--mem``."""
+    return f"out of memory: the kernel killed a process of the job at its --mem of {format_size(limit_bytes)}"

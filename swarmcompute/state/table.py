@@ -1005,4 +1005,6 @@ def _failure(cmd: FinishAttempt, job: Job) -> tuple[Reason, str]:
         return Reason.SPAWN_FAILED, cmd.error or "the command could not be started"
     if cmd.end == AttemptEnd.CANCELLED:
         return Reason.CANCELLED, "its process was cancelled"
+    if cmd.error:  # a signal, the OOM killer, a lost engine: the exit code alone reads like an exit
+        return Reason.EXIT_CODE, cmd.error if cmd.exit_code is None else f"{cmd.error} (exit code {cmd.exit_code})"
     return Reason.EXIT_CODE, f"exited with code {cmd.exit_code}"

@@ -66,9 +66,16 @@ def test_run_into_a_pipe_that_closes_early_exits_141_without_a_traceback_and_kee
     assert job["state"] == "succeeded"
 
 
-def test_run_exit_code_for_a_signal_is_128_plus_n(daemon: DaemonProcess) -> None:
-    result = daemon.swarm("run", "--", "sh", "-c", "kill -USR1 $$")
-    assert result.returncode == 128 + signal.SIGUSR1
+def test_run_exit_code_for_a_signal_is_128_plus_n_and_the_signal_is_named_where_an_exit_is_not(
+    daemon: DaemonProcess,
+) -> None:
+    result = daemon.swarm("run", "--name", "segv", "--", "sh", "-c", "kill -SEGV $$")
+    assert result.returncode == 128 + signal.SIGSEGV
+    job = daemon.client.job("segv")
+    assert result.stderr == f"swarm: job {job['id']} failed on {daemon.name}: killed by SIGSEGV (exit code 139)\n"
+    assert job["message"] == "killed by SIGSEGV (exit code 139)"
+    exited = daemon.swarm("run", "--", "sh", "-c", "exit 139")  # the same status, said by the status alone
+    assert (exited.returncode, exited.stderr) == (139, "")
 
 
 def test_run_without_double_dash_and_with_options(daemon: DaemonProcess, tmp_path: Path) -> None:

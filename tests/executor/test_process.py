@@ -58,11 +58,17 @@ def test_empty_command_is_a_spawn_failure(harness: Harness) -> None:
     harness.run_async(body)
 
 
-def test_signal_exit_code_is_128_plus_n(harness: Harness) -> None:
+def test_signal_exit_code_is_128_plus_n_and_the_signal_is_named(harness: Harness) -> None:
     async def body(h: Harness) -> None:
         result = await h.run(sh("sig", "kill -USR1 $$"))
-        assert result.exit_code == 128 + 10
-        assert result.reason is EndReason.EXITED
+        assert (result.exit_code, result.reason) == (128 + 10, EndReason.EXITED)
+        assert result.error == "killed by SIGUSR1"
+        realtime = await h.run(sh("rt", "kill -s 40 $$"))
+        assert (realtime.exit_code, realtime.error) == (128 + 40, "killed by signal 40")
+        exited = await h.run(sh("exit137", "exit 137"))  # the same status, but an exit
+        assert (exited.exit_code, exited.error) == (137, None)
+        timed = await h.run(AttemptSpec("timed", 1, ("sleep", "1000"), timeout_s=0.05))
+        assert (timed.reason, timed.error) == (EndReason.TIMEOUT, None)  # the timeout says it
 
     harness.run_async(body)
 

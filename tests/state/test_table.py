@@ -253,6 +253,21 @@ def test_timeout_and_spawn_failure_reasons() -> None:
     assert s1.message == "command not found: nope"
 
 
+def test_a_failure_the_exit_code_does_not_explain_says_what_ended_it() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec("k1"), spec("e1"), spec("l1")), 1.0))
+    for job_id in ("k1", "e1", "l1"):
+        running(table, job_id)
+    table.apply(FinishAttempt("k1", 1, "n1", 137, "exited", "killed by SIGKILL", b"", 2.0, 2.0))
+    table.apply(finish("e1", 1, exit_code=137))  # exit 137: an exit, nothing more to say
+    table.apply(FinishAttempt("l1", 1, "n1", None, "exited", "lost the container's output: gone", b"", 2.0, 2.0))
+    k1, e1, l1 = table.get("k1"), table.get("e1"), table.get("l1")
+    assert k1 is not None and e1 is not None and l1 is not None
+    assert (k1.reason, k1.message) == (Reason.EXIT_CODE, "killed by SIGKILL (exit code 137)")
+    assert (e1.reason, e1.message) == (Reason.EXIT_CODE, "exited with code 137")
+    assert (l1.reason, l1.message) == (Reason.EXIT_CODE, "lost the container's output: gone")
+
+
 def test_cancel_is_terminal_and_keeps_the_killed_process_result() -> None:
     table = JobTable()
     table.apply(SubmitJobs((spec("p1"), spec("r1")), 1.0))
