@@ -91,6 +91,7 @@ class ReplicatedJobLog:
         rng: random.Random | None = None,
         compact_after_entries: int = COMPACT_AFTER_ENTRIES,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
         request_id: Callable[[], str] = lambda: os.urandom(8).hex(),
         details: Details | None = None,
         whole_window: int = WINDOW,
@@ -99,6 +100,8 @@ class ReplicatedJobLog:
         self.node_id = node_id
         self._clock = clock
         """Times forwards (``time.monotonic``; the simulator's own clock there)."""
+        self._wall_clock = wall_clock
+        """Stamps the entries this node proposes as leader (``CommandBatch.at``)."""
         self._request_id = request_id
         self._table = table
         self._compact_after_entries = compact_after_entries
@@ -156,7 +159,7 @@ class ReplicatedJobLog:
         """The last log index when this life opened the log: an entry at or below it may have been
         acted on by an earlier life of this daemon, so it must not start processes again."""
         self.applying_index = 0
-        self.plan: Callable[[Sequence[Command]], list[Command]] | None = None
+        self.plan: Callable[[Sequence[Command], float], list[Command]] | None = None
         """On the leader, called with each batch about to be proposed; what it returns rides in the
         same entry (the scheduler's placements, computed with the capacity the batch frees)."""
         self.last_planned_index = 0
@@ -337,10 +340,11 @@ class ReplicatedJobLog:
         batch = self._decided_here(self._take(), self.raft.node.term)
         commands = [cmd for cmd, _ in batch]
         self._plan_wanted = False
-        planned = self.plan(commands) if self.plan is not None else []
+        at = self._wall_clock()
+        planned = self.plan(commands, at) if self.plan is not None else []
         if not commands and not planned:
             return None
-        proposed = CommandBatch(tuple(commands + planned))
+        proposed = CommandBatch(tuple(commands + planned), at)
         data = codec.encode(proposed)
         try:
             index, term = self.raft.propose(data)
@@ -574,8 +578,9 @@ class ReplicatedJobLog:
                 log.error("raft_entry_unreadable", index=entry.index, error=str(exc))
                 batch = None
             if isinstance(batch, CommandBatch):
+                at = batch.at
                 for cmd in batch.commands:
-                    changed.extend(self._table.apply(cmd))
+                    changed.extend(self._table.apply(cmd, at))
                 if self._details is not None:
                     self._keep_details(self._details, changed)
         self._log_bytes += len(entry.data)

@@ -77,17 +77,17 @@ class PlacementRounds:
         """Whether a change waits to be taken (what ``run`` waits for)."""
         return self._changed.is_set()
 
-    def plan(self, commands: Sequence[Command]) -> list[Command]:
-        """On the leader, for each batch it proposes: the placements that ride in the same entry."""
+    def plan(self, commands: Sequence[Command], now: float) -> list[Command]:
+        """On the leader, for each batch it proposes: the placements that ride in the same entry,
+        whose stamp ``now`` (``CommandBatch.at``) is the round's clock."""
         ending = ending_in(self._table, commands)
-        incoming, preferred = submitted_in(self._table, commands)
+        incoming, preferred = submitted_in(self._table, commands, now)
         if not (self._wanted or ending or incoming):
             return []
         if self._committer.raft.applied_index < self._committer.last_planned_index:
             self._wanted = True  # picked up when that entry applies (``applied``)
             return []
         self._wanted = False
-        now = self._clock()
         self._table.release_backoffs(now)
         placement = self._last = place(
             self._table, self._capacities(), now, ending=ending, incoming=incoming, preferred=preferred

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from swarmcompute.state.commands import Assignment
-from swarmcompute.state.job import Job, JobSpec, JobState
+from swarmcompute.state.job import Job, JobSpec, JobState, backing_off
 from swarmcompute.state.table import JobTable
 from swarmcompute.units import counted, plural
 
@@ -152,7 +152,7 @@ class GangRound:
                 " it runs again once all ended",
             )
             return []
-        if any(r.not_before > self.now for r in ranks):
+        if any(backing_off(r.not_before, self.now) for r in ranks):
             return []  # a retry's backoff
         self._account(assignments)
         assert self._used is not None

@@ -69,7 +69,7 @@ from swarmcompute.state.commands import (
     RequeueLost,
     SubmitJobs,
 )
-from swarmcompute.state.job import ACTIVE_STATES, Job, JobSpec, JobState
+from swarmcompute.state.job import ACTIVE_STATES, Job, JobSpec, JobState, backing_off
 from swarmcompute.state.pending import BucketKey, Entry, Key, Shape, bucket_of, shape_of
 from swarmcompute.state.table import JobTable
 from swarmcompute.units import counted, format_size, plural
@@ -174,7 +174,7 @@ def place(
         found.cut = _BEFORE_ALL
     while found.cut is None and (head := line.pop()) is not None:
         key, job = head
-        if job.not_before > now:  # its backoff outlasts a release (a clock set back)
+        if backing_off(job.not_before, now):  # its backoff outlasts a release (a clock set back)
             line.advance()
             continue
         spec = job.spec
@@ -303,7 +303,7 @@ class _Line:
         for job in self.incoming.values():
             key = self.keys[job.id] = (-job.spec.priority, job.submitted_at, seq)
             seq += 1
-            if job.not_before > now or ((job.spec.after or job.spec.after_any) and table.waiting_on(job)):
+            if backing_off(job.not_before, now) or ((job.spec.after or job.spec.after_any) and table.waiting_on(job)):
                 continue
             self.ready.append(job)
             extra.setdefault(bucket_of(job.spec), []).append((*key, job))
@@ -367,7 +367,7 @@ class _Round:
         else:
             job = self.table.get(job_id)
             key = self.table.pending_key(job_id) if job is not None else None
-        if job is None or key is None or job.not_before > self.now:
+        if job is None or key is None or backing_off(job.not_before, self.now):
             return None
         return job, key
 
@@ -458,16 +458,19 @@ def ending_in(table: JobTable, commands: Iterable[object]) -> set[str]:
     return ending
 
 
-def submitted_in(table: JobTable, commands: Iterable[object]) -> tuple[list[Job], dict[str, str]]:
-    """New jobs ``commands`` submit, as the table will hold them once applied
-    (``place(incoming=...)``), and the node each was submitted through (``preferred``)."""
+def submitted_in(
+    table: JobTable, commands: Iterable[object], at: float | None = None
+) -> tuple[list[Job], dict[str, str]]:
+    """New jobs ``commands`` submit, as the table will hold them once applied in an entry stamped
+    ``at`` (``JobTable.apply``; ``place(incoming=...)``), and the node each was submitted through
+    (``preferred``)."""
     incoming: dict[str, Job] = {}
     origin: dict[str, str] = {}
     for cmd in commands:
         if isinstance(cmd, SubmitJobs):
             for spec in cmd.jobs:
                 if spec.id not in table and spec.id not in incoming:
-                    incoming[spec.id] = Job(spec=spec, submitted_at=cmd.at)
+                    incoming[spec.id] = Job(spec=spec, submitted_at=cmd.at if at is None else at)
                     if cmd.origin:
                         origin[spec.id] = cmd.origin
     return list(incoming.values()), origin

@@ -23,7 +23,8 @@ The world (all seeded: one seed replays exactly): a lossy, delaying, duplicating
 messages go to *addresses* (a node restarted on a new address is unreachable until its peers learn
 it from gossip); crashes and restarts from the fake disk (a third of them on a new address);
 nodes cut off from everyone; one-way cuts; paused daemons (SIGSTOP: the processes and the
-guardian run on); drifting clocks; `swarm recover` after a majority of the voters died (the dead
+guardian run on); drifting clocks, and wall clocks (``time.time``) seconds or an hour apart
+(``_wall_skew``); `swarm recover` after a majority of the voters died (the dead
 come back later with their old state, while the new epoch's leader can reach them); `swarm leave`
 of a voter (the leader too); full state directories; plain jobs, gangs, and jobs pinned to n0.
 
@@ -250,6 +251,7 @@ class _SimJobLog(ReplicatedJobLog):
             rng=rng,
             compact_after_entries=10**9,
             clock=lambda: sim.now,
+            wall_clock=lambda: sim.nodes[node_id].wall(sim.now),
             request_id=sim.request_id,
             details=details,
             whole_window=DETAILS_WINDOW,
@@ -363,6 +365,18 @@ class _Peer:
     incarnation: int = 0
 
 
+def _wall_skew(rng: random.Random) -> float:
+    """A node's wall clock against real time: right for half the nodes, a few seconds off for a
+    quarter, an hour off either way for the rest (a Raspberry Pi without a clock battery, a laptop
+    off NTP). Stamps cross nodes: a failure's ``finished_at``, a leader's ``CommandBatch.at``."""
+    draw = rng.random()
+    if draw < 0.5:
+        return 0.0
+    if draw < 0.75:
+        return rng.uniform(-5.0, 5.0)
+    return rng.choice((-3600.0, 3600.0))
+
+
 class ClusterSim(JobSim):
     def __init__(
         self,
@@ -408,6 +422,9 @@ class ClusterSim(JobSim):
         self.leader = None
         self.term = 0
         ids = sorted(self.nodes)
+        skews = random.Random(f"{seed}/wall")  # its own stream: the seeds' other draws stay as they were
+        for node_id in ids:
+            self.nodes[node_id].wall_skew = _wall_skew(skews)
         for node_id in ids:
             self.peers[node_id] = _Peer(address=f"{node_id}@0", book={})
         for node_id in ids:
@@ -457,7 +474,7 @@ class ClusterSim(JobSim):
             clock=lambda: node.clock(self.now),
         )
         node.lease = lease.lease
-        rounds = PlacementRounds(node.table, log, lambda: self._capacities(node), clock=lambda: self.now)
+        rounds = PlacementRounds(node.table, log, lambda: self._capacities(node), clock=lambda: node.wall(self.now))
         meta = self._meta(node)
         gossip = Membership(node.id, peer.address, GOSSIP_CONFIG, rng, meta=meta)
         host = _Host(log, lease, rounds, gossip)
@@ -467,7 +484,7 @@ class ClusterSim(JobSim):
         node.boot_index = log.boot_index
         node.applied = log.raft.applied_index
         self._gossip_carry(node, gossip.join(sorted(peer.book.values())))
-        self._carry(node, node.state.restarted(self.now))
+        self._carry(node, node.state.restarted(node.wall(self.now)))
         rounds.request()
         self._pump(node)
 
@@ -622,7 +639,7 @@ class ClusterSim(JobSim):
         if not isinstance(batch, CommandBatch):
             return
         for cmd in batch.commands:
-            self._apply(cmd)
+            self._apply(cmd, batch.at)
             if isinstance(cmd, SubmitJobs):
                 for spec in cmd.jobs:
                     self._acked.add(spec.id)
@@ -632,7 +649,7 @@ class ClusterSim(JobSim):
     def _on_new_epoch(self, node_id: str, epoch: int) -> None:
         """``Daemon._on_new_epoch``."""
         node = self.nodes[node_id]
-        self._carry(node, node.state.recovered(self._running_keys(node), self.now, epoch))
+        self._carry(node, node.state.recovered(self._running_keys(node), node.wall(self.now), epoch))
 
     def on_applied(self, node_id: str, changed: list[str]) -> None:
         """``Daemon._on_applied``."""
@@ -645,7 +662,7 @@ class ClusterSim(JobSim):
             running,
             from_earlier_life=log.applying_index <= log.boot_index,
             now_mono=self.now,
-            now_wall=self.now,
+            now_wall=node.wall(self.now),
             may_start=self._may_start(node),
         )
         reschedule = any(isinstance(i, Reschedule) for i in instructions)
@@ -780,10 +797,10 @@ class ClusterSim(JobSim):
             view = self._view(node)
             grantor = host.lease.grantor
             lease_now = node.clock(now)
-            self._carry(node, state.leader_tick(view, grantor, raft.applied_index, lease_now, now))
+            self._carry(node, state.leader_tick(view, grantor, raft.applied_index, lease_now, node.wall(now)))
             if node.ticks % PER_FAILURE_CHECK == 0:
                 view = self._view(node, with_silent=True)
-                self._carry(node, state.failure_check(view, grantor, lease_now, now))
+                self._carry(node, state.failure_check(view, grantor, lease_now, node.wall(now)))
         if node.ticks % PER_MAINTENANCE == 0:
             self._maintenance(node, host)
         if host.leaving is not None:
@@ -808,13 +825,18 @@ class ClusterSim(JobSim):
         self._carry(
             node,
             node.state.maintenance(
-                view, host.lease.grantor, lambda: self._capacities(node), self.now, node.clock(self.now), self.now
+                view,
+                host.lease.grantor,
+                lambda: self._capacities(node),
+                self.now,
+                node.clock(self.now),
+                node.wall(self.now),
             ),
         )
         if view.is_leader:
-            pruned = prunable(node.table, keep_jobs=KEEP_JOBS, keep_s=KEEP_S, now=self.now)
+            pruned = prunable(node.table, keep_jobs=KEEP_JOBS, keep_s=KEEP_S, now=node.wall(self.now))
             if pruned:  # ``Daemon._prune_history``: the finished jobs past the history bound
-                host.log.propose_prune(tuple(pruned), self.now)
+                host.log.propose_prune(tuple(pruned), node.wall(self.now))
             voter = node.state.dead_voter_to_replace(view, raft.node.membership.quorum, self.now, VOTER_GRACE_S)
             if voter is not None:
                 try:
@@ -871,7 +893,7 @@ class ClusterSim(JobSim):
         self._carry(
             node,
             node.state.member_changed(
-                event.node_id, alive, self._view(node), host.lease.grantor, now, node.clock(now), now
+                event.node_id, alive, self._view(node), host.lease.grantor, now, node.clock(now), node.wall(now)
             ),
         )
 
@@ -1011,14 +1033,15 @@ class ClusterSim(JobSim):
         up = [n for n in sorted(self.nodes) if self._serving(n)]
         if up:
             node_id = self.rng.choice(up)
-            self._node_host(self.nodes[node_id]).log.submit(specs, self.now)
+            self._node_host(self.nodes[node_id]).log.submit(specs, self.nodes[node_id].wall(self.now))
         self._at(self.now + CLIENT_RETRY_S, "submit", specs)
 
     def _on_cancel(self, job_id: str) -> None:
         up = [n for n in sorted(self.nodes) if self._serving(n)]
         if up:
-            host = self._node_host(self.nodes[self.rng.choice(up)])
-            host.log.enqueue([CancelJobs((job_id,), "cancelled by user", self.now)])
+            node_id = self.rng.choice(up)
+            host = self._node_host(self.nodes[node_id])
+            host.log.enqueue([CancelJobs((job_id,), "cancelled by user", self.nodes[node_id].wall(self.now))])
 
     def _serving(self, node_id: str) -> bool:
         node, host = self.nodes[node_id], self.hosts.get(node_id)

@@ -197,6 +197,9 @@ class _Node:
     """Its clock's rate against real time, within DRIFT / 2 of 1."""
     origin: float
     """Its clock's reading at real time zero (a reboot picks a new one)."""
+    wall_skew: float = 0.0
+    """How far its wall clock (``time.time``) is ahead of real time (the whole-cluster simulator
+    skews some: a Raspberry Pi without a clock battery, a laptop off NTP); 0 in this one."""
     lease: NodeLease = field(default_factory=lambda: NodeLease(float("-inf")))
     """Replaced at once by one that started on this node's clock."""
     grantor: LeaseGrantor | None = None
@@ -244,6 +247,10 @@ class _Node:
 
     def clock(self, real: float) -> float:
         return self.origin + self.rate * real
+
+    def wall(self, real: float) -> float:
+        """Its wall clock at real time ``real``: what it stamps and what it compares stamps with."""
+        return real + self.wall_skew
 
     def real(self, local: float) -> float:
         return (local - self.origin) / self.rate
@@ -460,7 +467,7 @@ class JobSim:
                 node.table.apply(cmd)
         node.state = self._node_state(node_id, node.table)
         self._log(f"{node_id} restarts (log to {node.boot_index}, committed to {node.applied}; new lease clock)")
-        self._carry(node, node.state.restarted(self.now))
+        self._carry(node, node.state.restarted(node.wall(self.now)))
         node.ticks = 0
         self._at(self.now + self.rng.uniform(0.0, TICK_S) / node.rate, "tick", (node_id, node.life))
         self._sync(node)
@@ -541,15 +548,18 @@ class JobSim:
         if node.leads():
             view = self._view(node)
             lease_now = node.clock(now)
-            self._carry(node, state.leader_tick(view, node.grantor, node.applied, lease_now, now), duty=True)
+            wall = node.wall(now)
+            self._carry(node, state.leader_tick(view, node.grantor, node.applied, lease_now, wall), duty=True)
             if node.ticks % PER_FAILURE_CHECK == 0:
                 view = self._view(node, with_silent=True)
-                self._carry(node, state.failure_check(view, node.grantor, lease_now, now), duty=True)
+                self._carry(node, state.failure_check(view, node.grantor, lease_now, wall), duty=True)
         if node.ticks % PER_MAINTENANCE == 0:
             view = self._view(node)
             self._carry(
                 node,
-                state.maintenance(view, node.grantor, lambda: self._capacities(node), now, node.clock(now), now),
+                state.maintenance(
+                    view, node.grantor, lambda: self._capacities(node), now, node.clock(now), node.wall(now)
+                ),
                 duty=True,
             )
 
@@ -778,7 +788,15 @@ class JobSim:
         """``Daemon._on_attempt_exit``."""
         node.notices.drop(key)  # the result says it all
         finish = FinishAttempt(
-            key[0], key[1], node.id, proc.code, proc.reason or AttemptEnd.EXITED, None, b"", proc.started, self.now
+            key[0],
+            key[1],
+            node.id,
+            proc.code,
+            proc.reason or AttemptEnd.EXITED,
+            None,
+            b"",
+            node.wall(proc.started),
+            node.wall(self.now),
         )
         self._carry(node, node.state.attempt_exited(finish, holds=self._holds(node)))
 
@@ -857,7 +875,7 @@ class JobSim:
                 continue
             key = (start.job.id, start.attempt)
             self._spawn(node, key, start.job.spec.cpus, start.leased)
-            self._carry(node, state.started(start, running=True, holds=self._holds(node), now_wall=self.now))
+            self._carry(node, state.started(start, running=True, holds=self._holds(node), now_wall=node.wall(self.now)))
 
     def _view(self, node: _Node, *, with_silent: bool = False) -> ClusterView:
         """``Daemon._view``: Raft's and gossip's picture, as this node has it."""
@@ -987,7 +1005,7 @@ class JobSim:
                         running,
                         from_earlier_life=i <= node.boot_index,
                         now_mono=self.now,
-                        now_wall=self.now,
+                        now_wall=node.wall(self.now),
                         may_start=may_start,
                     ),
                 )
@@ -1097,12 +1115,13 @@ class JobSim:
                 self._carry(
                     node,
                     node.state.member_changed(
-                        node_id, alive, self._view(node), node.grantor, now, node.clock(now), now
+                        node_id, alive, self._view(node), node.grantor, now, node.clock(now), node.wall(now)
                     ),
                     duty=True,
                 )
 
-    def _apply(self, cmd: Command) -> None:
+    def _apply(self, cmd: Command, at: float | None = None) -> None:
+        """Apply a committed command to the committed table (``at``: its entry's ``CommandBatch.at``)."""
         # A success counts where the table takes an exit 0 for an open job (its fencing decides
         # which ends count); a taken exit 0 that leaves the job anything but succeeded is caught
         # at the end ("after a success"), a second one that revives it ("succeeded twice").
@@ -1114,7 +1133,7 @@ class JobSim:
         going = {i: self.table.get(i) for i in cmd.job_ids} if isinstance(cmd, PruneJobs) else {}
         if isinstance(cmd, SubmitJobs):
             self.late_resubmits += sum(spec.id in self.table.pruned for spec in cmd.jobs)
-        changed = self.table.apply(cmd)
+        changed = self.table.apply(cmd, at)
         for job_id, job in going.items():
             if job is not None and job_id not in self.table:
                 if not job.state.is_terminal:

@@ -180,6 +180,10 @@ class CommandBatch:
     """
 
     commands: tuple[Any, ...]
+    at: float | None = None
+    """The proposing leader's wall clock (``time.time``): what a retry's backoff counts from, so
+    that the clock that stamps a backoff is the clock that ends it (``JobTable.apply``). None in
+    entries of versions before it."""
 
 
 def own_results(batch: CommandBatch, node_id: str) -> list[Command]:

@@ -181,6 +181,21 @@ class JobSpec:
         return shlex.join(self.argv)
 
 
+RETRY_BACKOFF_MAX_S = 60.0
+"""The longest retry backoff (``state.table.retry_backoff_s``)."""
+
+
+def backing_off(not_before: float, now: float) -> bool:
+    """Whether a retry's backoff that ends at ``not_before`` still runs at ``now`` (both wall-clock).
+
+    ``not_before`` is stamped by the leader's clock when the failure is committed; a reader's
+    clock may disagree (a new leader, a Raspberry Pi without a clock battery, a laptop off NTP).
+    A ``not_before`` further ahead than the longest backoff was stamped by a clock ahead of this
+    one, by how much this clock cannot tell: the backoff counts as over, since a retry a backoff
+    early is better than one an hour late (the whole-cluster simulator's skewed wall clocks)."""
+    return now < not_before <= now + RETRY_BACKOFF_MAX_S
+
+
 @dataclass(slots=True)
 class Job:
     """One row of the replicated job table. Mutated only by ``JobTable.apply``."""

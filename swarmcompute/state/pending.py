@@ -25,7 +25,7 @@ from collections.abc import Iterator
 
 from sortedcontainers import SortedList
 
-from swarmcompute.state.job import Job, JobSpec
+from swarmcompute.state.job import RETRY_BACKOFF_MAX_S, Job, JobSpec
 
 Key = tuple[int, float, int]
 """(-priority, submitted_at, sequence): a pending job's place in line (smaller first)."""
@@ -105,9 +105,11 @@ class PendingIndex:
             self._leave(job)
 
     def release(self, now: float) -> None:
-        """Move the jobs whose retry backoff ended by ``now`` into their buckets."""
-        while self._backoff and self._backoff[0][0] <= now:
-            _, seq = self._backoff.pop(0)
+        """Move the jobs whose retry backoff ended by ``now`` into their buckets: those whose
+        ``not_before`` passed, and those stamped by a clock too far ahead (``job.backing_off``)."""
+        ahead = now + RETRY_BACKOFF_MAX_S
+        while self._backoff and (self._backoff[0][0] <= now or self._backoff[-1][0] > ahead):
+            _, seq = self._backoff.pop(0 if self._backoff[0][0] <= now else -1)
             job = self._waiting.pop(seq)
             del self._waits[job.id]
             self._put(job)
@@ -119,12 +121,15 @@ class PendingIndex:
     def due(self, now: float) -> list[Job]:
         """Ready jobs still in the backoff list whose backoff ended by ``now`` (not yet released)."""
         end = self._backoff.bisect_right((now, _LAST))
-        return [self._waiting[seq] for _, seq in self._backoff.islice(0, end)]
+        ahead = self._backoff.bisect_right((now + RETRY_BACKOFF_MAX_S, _LAST))
+        return [self._waiting[seq] for _, seq in (*self._backoff.islice(0, end), *self._backoff.islice(ahead))]
 
     def next_backoff_end(self, now: float) -> float | None:
         """When the first backoff still running at ``now`` ends (None: none runs)."""
         i = self._backoff.bisect_right((now, _LAST))
-        return self._backoff[i][0] if i < len(self._backoff) else None
+        if i == len(self._backoff) or self._backoff[i][0] > now + RETRY_BACKOFF_MAX_S:
+            return None  # none, or only ones a clock ahead stamped: over, for the next ``release``
+        return self._backoff[i][0]
 
     def clear(self) -> None:
         self._entries.clear()

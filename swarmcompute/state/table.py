@@ -38,14 +38,23 @@ from swarmcompute.state.drain import LabelNode, SetDrained, drained_after, label
 from swarmcompute.state.forgotten import ForgetNode, forgotten_after
 from swarmcompute.state.gangs import batch_problem
 from swarmcompute.state.history import PruneJobs, remember_pruned
-from swarmcompute.state.job import ACTIVE_STATES, TRANSITIONS, AttemptEnd, Job, JobSpec, JobState, Move, Reason
+from swarmcompute.state.job import (
+    ACTIVE_STATES,
+    RETRY_BACKOFF_MAX_S,
+    TRANSITIONS,
+    AttemptEnd,
+    Job,
+    JobSpec,
+    JobState,
+    Move,
+    Reason,
+)
 from swarmcompute.state.pending import Key, PendingIndex
 from swarmcompute.state.policy import CommandPolicy, SetPolicy, policy_problem
 from swarmcompute.units import plural
 
 ON_DISCONNECT = ("stop", "keep")
 RETRY_BACKOFF_BASE_S = 0.5
-RETRY_BACKOFF_MAX_S = 60.0
 
 
 def retry_backoff_s(failures: int) -> float:
@@ -498,18 +507,23 @@ class JobTable:
 
     # -- applying --------------------------------------------------------------
 
-    def apply(self, cmd: Command) -> list[str]:
-        """Apply one committed command; return the ids of jobs it changed."""
+    def apply(self, cmd: Command, at: float | None = None) -> list[str]:
+        """Apply one committed command; return the ids of jobs it changed. ``at``: the wall clock
+        of the leader that proposed the command's entry (``CommandBatch.at``; None in entries of
+        older versions). A retry's backoff counts from it, and a job's ``submitted_at`` (its place
+        in line within its priority) is it: the clocks of the node that ran a failed attempt or
+        took a submission need not agree with the leader's (a node an hour behind put its
+        submissions ahead of every other node's hour of them)."""
         self._finished.before(cmd)
         match cmd:
             case SubmitJobs():
-                return self._submit(cmd)
+                return self._submit(cmd, cmd.at if at is None else at)
             case AssignJobs():
                 return self._assign(cmd)
             case StartAttempt():
                 return self._start(cmd)
             case FinishAttempt():
-                return self._finish(cmd)
+                return self._finish(cmd, cmd.finished_at if at is None else at)
             case RequeueLost():
                 return self._requeue(cmd)
             case ReleaseQueued():
@@ -540,12 +554,12 @@ class JobTable:
                     self.label_changes = {n: c for n, c in self.label_changes.items() if n != cmd.node_id}
         return []
 
-    def _submit(self, cmd: SubmitJobs) -> list[str]:
+    def _submit(self, cmd: SubmitJobs, at: float) -> list[str]:
         changed = []
         for spec in cmd.jobs:
             if spec.id in self._jobs or spec.id in self.pruned:
                 continue  # idempotent: the first submission wins, even once it was pruned
-            job = Job(spec=spec, submitted_at=cmd.at, origin=cmd.origin)
+            job = Job(spec=spec, submitted_at=at, origin=cmd.origin)
             self._jobs[spec.id] = job
             self._opened(job)
             self._add_pending(job)
@@ -669,7 +683,7 @@ class JobTable:
         self._move(job, Move.START, Reason.RUNNING, f"attempt {cmd.attempt} running on node {cmd.node_id}")
         return [job.id]
 
-    def _finish(self, cmd: FinishAttempt) -> list[str]:
+    def _finish(self, cmd: FinishAttempt, at: float) -> list[str]:
         job = self._jobs.get(cmd.job_id)
         if job is not None and self._given_up_attempt(job, cmd):
             self._adopt(job, cmd)
@@ -699,7 +713,7 @@ class JobTable:
         job.started_at = job.started_at or cmd.started_at
         job.finished_at = cmd.finished_at
         if job.spec.ranks:
-            return self._rank_finished(job, cmd)
+            return self._rank_finished(job, cmd, at)
         if cmd.end == AttemptEnd.STOPPED:
             why = cmd.error or "its daemon stopped"
             _ended(job, why)
@@ -713,7 +727,7 @@ class JobTable:
         _ended(job, _END_WORDS.get(reason, f"exit {cmd.exit_code}"))
         job.failures += 1
         if job.failures <= job.spec.retries:
-            job.not_before = cmd.finished_at + retry_backoff_s(job.failures)
+            job.not_before = at + retry_backoff_s(job.failures)
             self._move(
                 job,
                 Move.RETRY,
@@ -759,7 +773,7 @@ class JobTable:
         else:
             self._track_active(job)  # counted on its new node
 
-    def _rank_finished(self, job: Job, cmd: FinishAttempt) -> list[str]:
+    def _rank_finished(self, job: Job, cmd: FinishAttempt, at: float) -> list[str]:
         """An attempt of a gang rank ended (``state.gangs``): the gang succeeds with its last rank
         that exits 0; any other end breaks the attempt, or fails the gang."""
         rank, n = job.spec.rank, job.attempt
@@ -792,7 +806,7 @@ class JobTable:
         failures = sum(r.failures for r in self.gang(job.spec.gang_id))
         why = f"rank {rank} failed ({message})"
         if failures <= job.spec.retries:
-            job.not_before = cmd.finished_at + retry_backoff_s(failures)
+            job.not_before = at + retry_backoff_s(failures)
             self._move(
                 job, Move.RETRY, Reason.RETRY_BACKOFF,
                 f"attempt {n} failed ({message}); the gang's retry {failures} of {job.spec.retries}",

@@ -23,12 +23,17 @@ def node_by_id(nodes: list[DaemonProcess], node_id: str) -> DaemonProcess:
 
 
 @contextmanager
-def formed_cluster(base: Path, n: int, **daemon_kwargs: Any) -> Iterator[list[DaemonProcess]]:
+def formed_cluster(
+    base: Path, n: int, *, extra_env_of: dict[str, dict[str, str]] | None = None, **daemon_kwargs: Any
+) -> Iterator[list[DaemonProcess]]:
     """``n`` daemons under ``base`` (``start_cluster``), formed with ``n`` voters, each stopped by
-    PID on leaving; ``daemon_kwargs`` go to every ``DaemonProcess`` (``http_port=0``, ...)."""
+    PID on leaving; ``daemon_kwargs`` go to every ``DaemonProcess`` (``http_port=0``, ...), and
+    ``extra_env_of[name]`` to that node's environment only."""
     started: list[DaemonProcess] = []
 
     def make(name: str, **kwargs: Any) -> DaemonProcess:
+        if extra_env_of and name in extra_env_of:
+            kwargs["extra_env"] = {**kwargs.get("extra_env", {}), **extra_env_of[name]}
         node = DaemonProcess(base / name, name=name, **daemon_kwargs, **kwargs)
         started.append(node)
         return node

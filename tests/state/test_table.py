@@ -21,7 +21,7 @@ from swarmcompute.state.commands import (
 )
 from swarmcompute.state.compact import is_stub
 from swarmcompute.state.gangs import ranks_of
-from swarmcompute.state.job import JobSpec, JobState, Reason
+from swarmcompute.state.job import RETRY_BACKOFF_MAX_S, JobSpec, JobState, Reason, backing_off
 from swarmcompute.state.table import JobTable, retry_backoff_s, validate_spec
 from swarmcompute.storage.details import MemoryDetails
 
@@ -232,6 +232,41 @@ def test_retries_with_backoff_then_failure() -> None:
     table.apply(finish("a1", 3, exit_code=3))
     assert job.state is JobState.FAILED and job.failures == 3 and job.exit_code == 3
     assert job.reason is Reason.EXIT_CODE and job.message == "exited with code 3"
+
+
+def test_a_retry_backoff_counts_from_the_leaders_stamp_not_the_clock_of_the_node_that_failed() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec("a1", retries=2), spec("old", retries=2)), 1.0))
+    running(table, "a1")
+    running(table, "old")
+    node_clock = 3700.0  # the node that ran it is an hour ahead of the leader (no clock battery)
+    table.apply(finish("a1", 1, exit_code=1, at=node_clock), at=100.0)
+    table.apply(finish("old", 1, exit_code=1, at=node_clock))  # an entry of an older version: no stamp
+    a1, old = table.get("a1"), table.get("old")
+    assert a1 is not None and old is not None
+    assert (a1.not_before, a1.finished_at) == (100.0 + retry_backoff_s(1), node_clock)  # shown as it ran
+    assert old.not_before == node_clock + retry_backoff_s(1)
+
+
+def test_a_backoff_stamped_further_ahead_than_the_longest_backoff_is_over() -> None:
+    # A new leader whose clock is an hour behind the one that stamped the backoff (or a clock
+    # set back) cannot tell when it ends: the retry goes now, not an hour late.
+    assert backing_off(100.5, 100.0) and backing_off(100.0 + RETRY_BACKOFF_MAX_S, 100.0)
+    assert not backing_off(100.0, 100.0) and not backing_off(100.1 + RETRY_BACKOFF_MAX_S, 100.0)
+    table = JobTable()
+    table.apply(SubmitJobs((spec("late", retries=1), spec("soon", retries=1)), 1.0))
+    running(table, "late")
+    running(table, "soon")
+    table.apply(finish("late", 1, exit_code=1), at=3700.0)
+    table.apply(finish("soon", 1, exit_code=1), at=100.0)
+    assert table.next_backoff_end(100.0) == 100.5
+    table.release_backoffs(100.0)
+    assert [j.id for j in table.pending_index.due(100.0)] == []
+    ready = [entry[3].id for bucket in table.pending_index.buckets() for entry in bucket]
+    assert ready == ["late"]  # released at once; "soon" still in its half-second backoff
+    assert table.next_backoff_end(100.0) == 100.5
+    table.release_backoffs(100.5)
+    assert table.next_backoff_end(100.5) is None
 
 
 def test_retry_backoff_doubles_up_to_its_cap_and_never_overflows() -> None:

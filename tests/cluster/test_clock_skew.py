@@ -1,0 +1,70 @@
+"""Nodes whose wall clocks disagree, as on a home LAN: a Raspberry Pi without a clock battery, a
+laptop off NTP. A real 3-node loopback cluster with one daemon's ``time.time`` an hour ahead
+(libfaketime, Debian's ``libfaketime``; its monotonic clock, which leases and timeouts use, left
+alone). The rules under skew, leader changes included, are swept by the whole-cluster simulator
+(``sim.cluster._wall_skew``); this checks the daemon as it runs."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from swarmcompute.state.table import retry_backoff_s
+from swarmcompute.testing.clusters import formed_cluster, leader_of
+from swarmcompute.testing.daemons import wait_until
+
+LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+AN_HOUR_AHEAD = {"LD_PRELOAD": str(LIBFAKETIME), "FAKETIME": "+1h", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+
+pytestmark = pytest.mark.skipif(
+    not LIBFAKETIME.exists(), reason=f"libfaketime is not installed ({LIBFAKETIME}): apt-get install libfaketime"
+)
+
+
+def test_a_failed_job_on_a_node_an_hour_ahead_is_retried_after_its_backoff_not_an_hour_later(
+    tmp_path: Path,
+) -> None:
+    with formed_cluster(tmp_path, 3, extra_env_of={"n2": AN_HOUR_AHEAD}) as nodes:
+        client = nodes[0].client
+        assert client.status()["leader"] != nodes[2].client.status()["node_id"]
+        began = time.monotonic()
+        job_id = client.submit("exit 1", node="n2", retries=1)  # fails on n2 twice
+        job = client.wait(job_id, timeout=30)  # an hour, before: n2's clock stamped the failure
+        took = time.monotonic() - began
+        assert (job["state"], job["attempt"], job["failures"]) == ("failed", 2, 2)
+        assert took < 10 * retry_backoff_s(1), took
+        assert job["finished_at"] - time.time() > 3000  # the record shows n2's own clock, as it ran
+
+
+def test_a_retry_whose_backoff_an_hour_ahead_leader_stamped_runs_under_the_next_leader(tmp_path: Path) -> None:
+    with formed_cluster(tmp_path, 3, extra_env_of={"n0": AN_HOUR_AHEAD}) as nodes:
+        ahead = nodes[0]
+        assert leader_of(nodes) == ahead.client.status()["node_id"]
+        client = nodes[1].client
+        # Fails on n1 until its fourth retry waits 8 s: the leader, an hour ahead, is killed then.
+        job_id = client.submit("exit 1", node="n1", retries=5)
+        wait_until(lambda: client.job(job_id)["failures"] == 4, 30, "the fourth failure")
+        ahead.kill()
+        job = client.job(job_id)
+        assert (job["state"], job["reason"], job["failures"]) == ("pending", "retry_backoff", 4)
+        began = time.monotonic()
+        job = client.wait(job_id, timeout=60)  # an hour, before: the next leader waited for n0's clock
+        assert (job["state"], job["attempt"], job["failures"]) == ("failed", 6, 6)
+        assert time.monotonic() - began < 40, "two more attempts, under a new leader"
+
+
+def test_first_come_first_served_holds_for_a_submission_through_a_node_an_hour_behind(tmp_path: Path) -> None:
+    behind = {**AN_HOUR_AHEAD, "FAKETIME": "-1h"}
+    with formed_cluster(tmp_path, 3, extra_env_of={"n2": behind}) as nodes:
+        blocker = nodes[0].client.submit("sleep 2", node="n1", cpus=2)
+        wait_until(lambda: nodes[0].client.job(blocker)["state"] == "running", 30, "the blocker to run")
+        first = nodes[0].client.submit("true", node="n1", cpus=2)
+        wait_until(lambda: nodes[0].client.job(first)["state"] != "pending", 30, "the first job to be given to n1")
+        second = nodes[2].client.submit("true", node="n1", cpus=2)  # later, by a clock an hour behind
+        done = nodes[0].client.wait([first, second], timeout=30)
+        assert [j["state"] for j in done] == ["succeeded", "succeeded"]
+        assert done[0]["started_at"] < done[1]["started_at"], "the later submission went first"
+        # The order in line is the leader's stamp (the entry's), not the clock of the node it came through.
+        assert 0 <= done[1]["submitted_at"] - done[0]["submitted_at"] < 30
