@@ -510,10 +510,14 @@ class JobTable:
     def apply(self, cmd: Command, at: float | None = None) -> list[str]:
         """Apply one committed command; return the ids of jobs it changed. ``at``: the wall clock
         of the leader that proposed the command's entry (``CommandBatch.at``; None in entries of
-        older versions). A retry's backoff counts from it, and a job's ``submitted_at`` (its place
-        in line within its priority) is it: the clocks of the node that ran a failed attempt or
-        took a submission need not agree with the leader's (a node an hour behind put its
-        submissions ahead of every other node's hour of them)."""
+        older versions, whose commands' own times stand). The times the table keeps are on that
+        clock: when a job was submitted (its place in line within its priority) or cancelled,
+        and when a retry's backoff ends; an attempt's start and end as its node stamped them
+        unless that is over ``NODE_CLOCK_TRUSTED_S`` off (then moved onto it, the runtime kept:
+        the history bound counts from the end). The clocks of the nodes that took a submission or
+        ran an attempt need not agree with the leader's: a node an hour ahead held its failed
+        jobs' retries an hour, one an hour behind put its submissions ahead of the others', and
+        one a week behind had its jobs removed by the history bound as soon as they ended."""
         self._finished.before(cmd)
         match cmd:
             case SubmitJobs():
@@ -521,7 +525,7 @@ class JobTable:
             case AssignJobs():
                 return self._assign(cmd)
             case StartAttempt():
-                return self._start(cmd)
+                return self._start(cmd, cmd.at if at is None else at)
             case FinishAttempt():
                 return self._finish(cmd, cmd.finished_at if at is None else at)
             case RequeueLost():
@@ -529,7 +533,7 @@ class JobTable:
             case ReleaseQueued():
                 return self._release(cmd)
             case CancelJobs():
-                return self._cancel(cmd)
+                return self._cancel(cmd, cmd.at if at is None else at)
             case OutputTruncated():
                 return self._truncated(cmd)
             case PruneJobs():
@@ -573,7 +577,7 @@ class JobTable:
                 for parent_id in spec.after:  # a parent that already failed dooms the child now
                     ended = self._ended_as(parent_id)
                     if ended in (JobState.FAILED, JobState.CANCELLED):
-                        changed.extend(self._cancel_for_parent(job, parent_id, ended, cmd.at))
+                        changed.extend(self._cancel_for_parent(job, parent_id, ended, at))
                         break
         return changed
 
@@ -675,11 +679,11 @@ class JobTable:
             whole[gang_id] = local
         return whole
 
-    def _start(self, cmd: StartAttempt) -> list[str]:
+    def _start(self, cmd: StartAttempt, at: float) -> list[str]:
         job = self._open.get(cmd.job_id)
         if job is None or job.attempt != cmd.attempt or job.state is not JobState.ASSIGNED or cmd.node_id != job.node:
             return []  # a stale attempt, or one of the same number a given-up history gave another node
-        job.started_at = cmd.at
+        job.started_at = cmd.at + _onto_leader_clock(cmd.at, at)
         self._move(job, Move.START, Reason.RUNNING, f"attempt {cmd.attempt} running on node {cmd.node_id}")
         return [job.id]
 
@@ -710,8 +714,10 @@ class JobTable:
             return []
         job.exit_code = cmd.exit_code
         job.output_tail = cmd.output_tail
-        job.started_at = job.started_at or cmd.started_at
-        job.finished_at = cmd.finished_at
+        # A node's clock far off the leader's: its times move onto the leader's, its runtime kept.
+        shift = _onto_leader_clock(cmd.finished_at, at)
+        job.started_at = cmd.started_at + shift if shift else job.started_at or cmd.started_at
+        job.finished_at = cmd.finished_at + shift
         if job.spec.ranks:
             return self._rank_finished(job, cmd, at)
         if cmd.end == AttemptEnd.STOPPED:
@@ -736,7 +742,7 @@ class JobTable:
             )
         else:
             self._move(job, Move.FAIL, reason, message)
-            return [job.id, *self._cascade(job, cmd.finished_at)]
+            return [job.id, *self._cascade(job, at)]
         return [job.id]
 
     @staticmethod
@@ -813,10 +819,10 @@ class JobTable:
             )  # fmt: skip
             return [job.id, *self._break_gang(job, why)]
         self._move(job, Move.FAIL, reason, message)
-        changed = [job.id, *self._cascade(job, cmd.finished_at)]
+        changed = [job.id, *self._cascade(job, at)]
         for r in self.gang(job.spec.gang_id):
             if r is not job and not r.state.is_terminal:
-                changed += self._cancel_one(r, Reason.RANK_FAILED, f"{why}: the gang failed", cmd.finished_at)
+                changed += self._cancel_one(r, Reason.RANK_FAILED, f"{why}: the gang failed", at)
         return changed
 
     def _break_gang(self, job: Job, why: str) -> list[str]:
@@ -904,16 +910,16 @@ class JobTable:
             self.pruned = remember_pruned(self.pruned, removed)
         return [j.id for j in removed]
 
-    def _cancel(self, cmd: CancelJobs) -> list[str]:
+    def _cancel(self, cmd: CancelJobs, at: float) -> list[str]:
         changed = []
         for job_id in cmd.job_ids:
             job = self._open.get(job_id)
             if job is None:
                 continue
-            changed += self._cancel_one(job, Reason.CANCELLED, cmd.why, cmd.at)
+            changed += self._cancel_one(job, Reason.CANCELLED, cmd.why, at)
             for rank in self.gang(job.spec.gang_id) if job.spec.ranks else ():  # a gang ends whole
                 if not rank.state.is_terminal:
-                    changed += self._cancel_one(rank, Reason.CANCELLED, f"rank {job.spec.rank}: {cmd.why}", cmd.at)
+                    changed += self._cancel_one(rank, Reason.CANCELLED, f"rank {job.spec.rank}: {cmd.why}", at)
         return changed
 
     def _cancel_one(self, job: Job, reason: Reason, why: str, at: float) -> list[str]:
@@ -997,6 +1003,19 @@ class JobTable:
 
 
 _END_WORDS = {Reason.TIMEOUT: "timeout", Reason.SPAWN_FAILED: "could not start", Reason.CANCELLED: "cancelled"}
+
+
+NODE_CLOCK_TRUSTED_S = 60.0
+"""How far a node's own time (an attempt's start or end) may be from the leader's stamp of the entry
+that carries it and still be kept as it is, to the microsecond and in the node's order."""
+
+
+def _onto_leader_clock(own: float, at: float) -> float:
+    """What to add to a node's own time ``own`` carried by an entry the leader stamped ``at``: 0
+    within ``NODE_CLOCK_TRUSTED_S``; further off, the node's clock is wrong (a Raspberry Pi a week
+    behind: its jobs were past `--keep-history` as they ended) or its result waited out a lost
+    quorum, and the time becomes the entry's."""
+    return 0.0 if abs(at - own) <= NODE_CLOCK_TRUSTED_S else at - own
 
 
 def _set_at(items: tuple[str, ...], attempt: int, value: str) -> tuple[str, ...]:

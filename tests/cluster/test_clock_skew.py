@@ -1,7 +1,7 @@
 """Nodes whose wall clocks disagree, as on a home LAN: a Raspberry Pi without a clock battery, a
 laptop off NTP. A real 3-node loopback cluster with one daemon's ``time.time`` an hour ahead
 (libfaketime, Debian's ``libfaketime``; its monotonic clock, which leases and timeouts use, left
-alone). The rules under skew, leader changes included, are swept by the whole-cluster simulator
+alone). Every time a job record keeps is the leader's (``JobTable.apply``). The rules under skew, leader changes included, are swept by the whole-cluster simulator
 (``sim.cluster._wall_skew``); this checks the daemon as it runs."""
 
 from __future__ import annotations
@@ -35,7 +35,22 @@ def test_a_failed_job_on_a_node_an_hour_ahead_is_retried_after_its_backoff_not_a
         took = time.monotonic() - began
         assert (job["state"], job["attempt"], job["failures"]) == ("failed", 2, 2)
         assert took < 10 * retry_backoff_s(1), took
-        assert job["finished_at"] - time.time() > 3000  # the record shows n2's own clock, as it ran
+        assert abs(job["finished_at"] - time.time()) < 60  # the leader's clock, not n2's
+
+
+def test_a_job_that_ran_on_a_node_a_week_behind_is_kept_by_the_history_bound_and_dated_by_the_leader(
+    tmp_path: Path,
+) -> None:
+    a_week_behind = {**AN_HOUR_AHEAD, "FAKETIME": "-8d"}  # past the default --keep-history 7d
+    with formed_cluster(tmp_path, 3, extra_env_of={"n2": a_week_behind}) as nodes:
+        client = nodes[0].client
+        job = client.wait(client.submit("sleep 0.3", node="n2"), timeout=30)
+        assert job["state"] == "succeeded"
+        assert abs(job["finished_at"] - time.time()) < 60  # not eight days ago
+        assert 0.3 <= job["finished_at"] - job["started_at"] < 5  # n2's own measure of its runtime
+        assert client.prune()["removed"] == 0  # it was removed as it ended, before
+        assert client.job(job["id"])["state"] == "succeeded"
+        assert client.logs(job["id"]) == ""
 
 
 def test_a_retry_whose_backoff_an_hour_ahead_leader_stamped_runs_under_the_next_leader(tmp_path: Path) -> None:

@@ -244,8 +244,31 @@ def test_a_retry_backoff_counts_from_the_leaders_stamp_not_the_clock_of_the_node
     table.apply(finish("old", 1, exit_code=1, at=node_clock))  # an entry of an older version: no stamp
     a1, old = table.get("a1"), table.get("old")
     assert a1 is not None and old is not None
-    assert (a1.not_before, a1.finished_at) == (100.0 + retry_backoff_s(1), node_clock)  # shown as it ran
-    assert old.not_before == node_clock + retry_backoff_s(1)
+    assert (a1.not_before, a1.finished_at) == (100.0 + retry_backoff_s(1), 100.0)  # the leader's clock
+    assert (old.not_before, old.finished_at) == (node_clock + retry_backoff_s(1), node_clock)
+
+
+def test_the_table_keeps_times_on_the_leaders_clock_and_a_runtime_as_the_node_measured_it() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec("q"), spec("s"), spec("c"), spec("t")), 3700.0), at=100.0)  # via a node an hour ahead
+    assert [j.submitted_at for j in (table.get("q"), table.get("s"), table.get("c"))] == [100.0] * 3
+    table.apply(AssignJobs(tuple(Assignment(j, 1, "n1") for j in ("q", "s", "t")), 101.0), at=101.0)
+    table.apply(StartAttempt("s", 1, "n1", 3702.0), at=102.0)
+    s = table.get("s")
+    assert s is not None and s.started_at == 102.0  # while it runs: when its start was committed
+    # "q" ended before its start was committed: its start is the node's, moved onto the leader's clock
+    table.apply(FinishAttempt("q", 1, "n1", 0, "exited", None, b"", 3701.5, 3703.0), at=103.0)
+    table.apply(FinishAttempt("s", 1, "n1", 0, "exited", None, b"", 3701.75, 3710.0), at=110.0)
+    table.apply(CancelJobs(("c",), "cancelled by user", 3711.0), at=111.0)
+    q, s, c = table.get("q"), table.get("s"), table.get("c")
+    assert q is not None and s is not None and c is not None
+    assert (q.started_at, q.finished_at) == (101.5, 103.0)  # its 1.5 s, as the node measured it
+    assert (s.started_at, s.finished_at) == (101.75, 110.0)  # then: its 8.25 s, as the node measured it
+    assert c.finished_at == 111.0
+    # A node within NODE_CLOCK_TRUSTED_S of the leader keeps its own times, to the microsecond.
+    table.apply(FinishAttempt("t", 1, "n1", 0, "exited", None, b"", 112.25, 112.5), at=111.0)
+    t = table.get("t")
+    assert t is not None and (t.started_at, t.finished_at) == (112.25, 112.5)
 
 
 def test_a_backoff_stamped_further_ahead_than_the_longest_backoff_is_over() -> None:
