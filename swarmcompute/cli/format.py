@@ -161,6 +161,7 @@ def status_text(status: dict[str, Any]) -> str:
     if status.get("http"):  # where a browser, a script or Prometheus finds this node
         lines.append(f"http     {printable(str(status['http']))}: the dashboard, the REST API and /metrics")
     lines += _incompatible(status.get("versions") or {})
+    lines += clock_lines(status["nodes"])
     lines.append("")
     rows = [
         (
@@ -198,6 +199,20 @@ def hidden_line(status: dict[str, Any]) -> str:
     fade = next((f"{seconds / u:g}{n}" for u, n in ((86400, "d"), (3600, "h"), (60, "m")) if seconds % u == 0), "")
     fade = fade or f"{seconds:g}s"
     return f"{count} long-gone {plural(count, 'node')} hidden (left, or dead over {fade}): swarm nodes --all"
+
+
+def clock_lines(nodes: Sequence[dict[str, Any]]) -> list[str]:
+    """One line per node whose wall clock is over a minute off the leader's (``node.clock_check``)."""
+    lines = []
+    for n in nodes:
+        off = n.get("clock_off_s") or 0
+        if off:
+            how = f"{format_duration(abs(off))} {'ahead of' if off > 0 else 'behind'}"
+            lines.append(
+                f"clock    {printable(n['name'] or n['id'])}'s clock is {how} the leader's: set its time (NTP);"
+                " jobs' times are kept on the leader's"
+            )
+    return lines
 
 
 def _incompatible(versions: dict[str, Any]) -> list[str]:

@@ -59,6 +59,9 @@ class NodeMeta:
     disk_full: bool = False
     """Its state directory takes no writes (``storage.disk.DiskWatch``: full, over a quota,
     read-only): it is given no new jobs, whose output and records it could not keep."""
+    clock_off_s: int = 0
+    """How far its wall clock is ahead of the leader's (negative: behind), in seconds, when that is
+    over a minute (``node.clock_check``); 0: within a minute, or not known."""
 
     def capped(self) -> NodeMeta:
         """The same meta within the advertised bounds (long lists and strings cut)."""

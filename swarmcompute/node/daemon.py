@@ -55,6 +55,7 @@ from swarmcompute.membership.config import GossipConfig
 from swarmcompute.membership.effects import MemberDead, MemberEvent, MemberLeft, MemberUp, MemberUpdated
 from swarmcompute.membership.members import ALIVE, DEAD, LEFT, Member
 from swarmcompute.membership.meta import NodeMeta
+from swarmcompute.node.clock_check import clock_off_to_tell
 from swarmcompute.node.cluster import ClusterLink
 from swarmcompute.node.cluster_messages import LogData
 from swarmcompute.node.committer import ReplicatedJobLog
@@ -235,6 +236,8 @@ class Daemon:
         """``LabelsHost`` (``node.labels``), once run() loaded the identity."""
         self._drained_seen: frozenset[str] = frozenset()
         self._disk_full_told = False
+        self._clock_off = 0
+        """How far this node's clock is off the leader's, as gossiped (``node.clock_check``)."""
         """Whether gossip and placement were last told that the state directory takes no writes."""
         self.executor = JobRunners(
             self.paths.job_output_dir,
@@ -434,6 +437,7 @@ class Daemon:
                 on_change=lambda: self.rounds.request(),
                 versions=versions,
                 disk_problem=lambda: self.disk.problem,
+                clock_off=lambda: self._clock_off,
             )
             self._gossip = GossipHost(
                 identity.node_id,
@@ -939,6 +943,19 @@ class Daemon:
     def _on_lease_change(self, held: bool) -> None:
         self._carry(self.state.lease_changed(held, self.executor.running()))
 
+    def _check_clock(self) -> None:
+        """Once a second: tell the cluster (gossip) and the log when this node's wall clock is
+        over a minute off the leader's, and when it is back (``node.clock_check``)."""
+        off = clock_off_to_tell(self.lease.clock_offset, self._clock_off)
+        if off == self._clock_off:
+            return
+        self._clock_off = off
+        if off:
+            log.warning("clock_off_leader", seconds=off, hint="set this machine's time (NTP)")
+        else:
+            log.info("clock_off_leader", seconds=0)
+        self.gossip.advertise_now()
+
     def _maintenance(self) -> None:
         """Once a second: join retries; retry backoffs that ended; the rules' maintenance (hand
         back, dead nodes' work); and on the leader, replace voters dead past the grace period."""
@@ -1128,6 +1145,7 @@ class Daemon:
                     # without a wake-up, a job pinned here waited for good once it was freed
                     # (found by the whole-cluster simulator once it pinned jobs, seed 390).
                     self._start_wakeup.set()
+                self._check_clock()
             if ticks % per_sample == 0:
                 resources.sample()
             transport.flush()  # this tick's heartbeats, probes and asks leave now, batched per peer

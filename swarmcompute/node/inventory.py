@@ -38,6 +38,7 @@ class Inventory:
         on_change: Callable[[], None] | None = None,
         versions: Versions = CURRENT,
         disk_problem: Callable[[], str | None] = lambda: None,
+        clock_off: Callable[[], int] = lambda: 0,
     ) -> None:
         self._name = name
         self._versions = versions
@@ -55,6 +56,8 @@ class Inventory:
         self._users = LocalUsers()
         self._disk_problem = disk_problem
         """What keeps the state directory from taking writes now (``DiskWatch.problem``)."""
+        self._clock_off = clock_off
+        """How far this node's clock is off the leader's, as gossiped (``node.clock_check``)."""
 
     def meta(self) -> NodeMeta:
         last = self._resources.last
@@ -74,6 +77,7 @@ class Inventory:
             labels=self.labels,
             docker=self.docker,
             disk_full=self._disk_problem() is not None,
+            clock_off_s=self._clock_off(),
         ).capped()
 
     async def run(self) -> None:

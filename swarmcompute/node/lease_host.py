@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import structlog
 
@@ -53,6 +54,7 @@ class LeaseHost:
         on_change: Callable[[bool], None],
         clock: Callable[[], float] = lease_clock,
         send_lazily: Callable[[str, object], bool] | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.node_id = node_id
         self.raft = raft
@@ -71,6 +73,10 @@ class LeaseHost:
         self._on_change = on_change
         self._held = False
         self._deadline_ns = -1
+        self._wall_clock = wall_clock
+        self.clock_offset: float | None = None
+        """How far this node's wall clock is ahead of its leader's, read off the leader's last grant
+        (its one-way delay included: milliseconds); 0 while it leads, None before a grant."""
 
     @property
     def grantor(self) -> LeaseGrantor | None:
@@ -134,6 +140,7 @@ class LeaseHost:
                 self._grantor.quorum_lease_until(self.voters(), now), self._grantor.term_index, term=node.term, now=now
             )
             self._asked = None
+            self.clock_offset = 0.0
         else:
             self._grantor = None
             leader = node.leader_id
@@ -153,16 +160,19 @@ class LeaseHost:
             voters = self.voters()
             if self._granted_term != grantor.term:
                 self._granted, self._granted_term = {}, grantor.term
+            wall = self._wall_clock()
             for node, grant in grantor.on_ask(sender, msg, voters, now):
                 renewal = grant.remaining > LEASE_S / 2 and now - self._granted.get(node, float("-inf")) < LEASE_S / 2
                 if grant.remaining > 0:
                     self._granted[node] = now
-                (self._send_lazily if renewal else self._send_to)(node, grant)
+                (self._send_lazily if renewal else self._send_to)(node, replace(grant, wall=wall))
             self.lease.grant_self(
                 grantor.quorum_lease_until(voters, now), grantor.term_index, term=grantor.term, now=now
             )
             self.check(now)  # the guardian follows the leader's own lease too, even if we freeze now
         else:
+            if msg.wall is not None and msg.term == self.raft.node.term and sender == self.raft.leader_id:
+                self.clock_offset = self._wall_clock() - msg.wall
             if self.lease.on_grant(msg, now):
                 self.check(now)
             if self.lease.ask_again and msg.term == self.raft.node.term and not self.raft.is_leader:

@@ -128,6 +128,10 @@ class LeaseGrant:
     """What is left of the leader's quorum lease, in seconds; zero or less grants nothing."""
     fence: int = 0
     """Start nothing under this grant before the log is applied up to this index (rule 4)."""
+    wall: float | None = None
+    """The leader's wall clock (``time.time``) when it sent the grant, put on by its shell
+    (``LeaseHost``); no rule reads it: the asker tells how far its own clock is off the leader's
+    (``node.clock_check``). None from a version before it."""
 
 
 def keeps_past_lease(node_id: str, voters: frozenset[str] | set[str]) -> bool:

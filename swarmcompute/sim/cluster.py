@@ -472,6 +472,7 @@ class ClusterSim(JobSim):
             set_deadline=lambda ns: self._set_deadline(node, ns),
             on_change=lambda held: self._carry(node, node.state.lease_changed(held, self._running_keys(node))),
             clock=lambda: node.clock(self.now),
+            wall_clock=lambda: node.wall(self.now),
         )
         node.lease = lease.lease
         rounds = PlacementRounds(node.table, log, lambda: self._capacities(node), clock=lambda: node.wall(self.now))

@@ -36,6 +36,12 @@ def test_a_failed_job_on_a_node_an_hour_ahead_is_retried_after_its_backoff_not_a
         assert (job["state"], job["attempt"], job["failures"]) == ("failed", 2, 2)
         assert took < 10 * retry_backoff_s(1), took
         assert abs(job["finished_at"] - time.time()) < 60  # the leader's clock, not n2's
+        # And every node's `swarm status` says which clock is off, and what to do.
+        line = "clock    n2's clock is 60.0m ahead of the leader's: set its time (NTP); jobs' times are kept on the leader's"
+        for node in nodes:
+            wait_until(lambda node=node: line in node.swarm("status").stdout, 30, f"the clock line on {node.name}")  # type: ignore[misc]
+            offsets = {n["name"]: n["clock_off_s"] for n in node.client.status()["nodes"]}
+            assert offsets["n0"] == offsets["n1"] == 0 and abs(offsets["n2"] - 3600) < 5, offsets
 
 
 def test_a_job_that_ran_on_a_node_a_week_behind_is_kept_by_the_history_bound_and_dated_by_the_leader(
