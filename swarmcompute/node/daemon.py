@@ -104,7 +104,7 @@ from swarmcompute.state.compact import is_stub
 from swarmcompute.state.history import DEFAULT_KEEP_JOBS, DEFAULT_KEEP_S, MAX_PRUNE_BATCH, PruneJobs, prunable
 from swarmcompute.state.job import Job, JobSpec, JobState
 from swarmcompute.state.policy import CommandPolicy, SetPolicy, check_policy, policy_problem, policy_toml
-from swarmcompute.state.table import JobTable, submit_chunks, validate_batch, validate_spec
+from swarmcompute.state.table import NODE_CLOCK_TRUSTED_S, JobTable, submit_chunks, validate_batch, validate_spec
 from swarmcompute.storage.details import FILE_NAME as DETAILS_FILE
 from swarmcompute.storage.details import DetailsStore, details_missing
 from swarmcompute.users import daemon_user, serves_every_user
@@ -403,7 +403,7 @@ class Daemon:
             self.committer.on_compacted = _malloc_trim  # the entries and the encoding just freed
             self.committer.on_new_epoch = self._on_new_epoch
             self.disk.on_recovery(self.committer.raft.resume)
-            self._rounds = PlacementRounds(self.table, self.committer, self.capacities)
+            self._rounds = PlacementRounds(self.table, self.committer, self.capacities, clock=self.leader_time)
             self._lease = LeaseHost(
                 identity.node_id,
                 self.committer.raft,
@@ -855,7 +855,7 @@ class Daemon:
         while True:
             await self._start_wakeup.wait()
             self._start_wakeup.clear()
-            starts = state.to_start(self.own_capacity(), time.time(), may_start=self.lease.may_start())
+            starts = state.to_start(self.own_capacity(), self.leader_time(), may_start=self.lease.may_start())
             with self.committer.holding():  # the results of the run so far: one entry, not one a turn
                 async for start in sliced(starts, SLICE_S):
                     if not state.still_to_start(start, may_start=self.lease.may_start(), now_mono=time.monotonic()):
@@ -942,6 +942,13 @@ class Daemon:
 
     def _on_lease_change(self, held: bool) -> None:
         self._carry(self.state.lease_changed(held, self.executor.running()))
+
+    def leader_time(self) -> float:
+        """This machine's wall clock, moved onto the leader's when it is over a minute off
+        (``node.clock_check``): what the job table's and the API tokens' times compare with."""
+        offset = self.lease.clock_offset if self._lease is not None else None
+        now = time.time()
+        return now - offset if offset is not None and abs(offset) > NODE_CLOCK_TRUSTED_S else now
 
     def _check_clock(self) -> None:
         """Once a second: tell the cluster (gossip) and the log when this node's wall clock is
@@ -1272,7 +1279,7 @@ class Daemon:
         if len(self.table.api_tokens) >= MAX_TOKENS:
             raise ConfigError(f"the cluster holds {MAX_TOKENS} API tokens: revoke some first")
         secret = tokens.new_secret()
-        now = time.time()
+        now = self.leader_time()  # so that every node sees it expire at once
         token = ApiToken(
             name,
             tokens.digest(secret),

@@ -108,7 +108,7 @@ class Api:
 
     def auth(self, request: Request, *, write: bool = False) -> ApiToken:
         return tokens.authenticate(
-            self.daemon.table.api_tokens, request.headers.get("authorization"), time.time(), write=write
+            self.daemon.table.api_tokens, request.headers.get("authorization"), self.daemon.leader_time(), write=write
         )
 
     def open_check(self, request: Request) -> None:

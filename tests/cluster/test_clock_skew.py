@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from swarmcompute.client import Client
 from swarmcompute.state.table import retry_backoff_s
 from swarmcompute.testing.clusters import formed_cluster, leader_of
 from swarmcompute.testing.daemons import wait_until
@@ -89,3 +90,15 @@ def test_first_come_first_served_holds_for_a_submission_through_a_node_an_hour_b
         assert done[0]["started_at"] < done[1]["started_at"], "the later submission went first"
         # The order in line is the leader's stamp (the entry's), not the clock of the node it came through.
         assert 0 <= done[1]["submitted_at"] - done[0]["submitted_at"] < 30
+
+
+def test_an_api_token_made_on_a_node_an_hour_behind_lasts_what_it_says_on_every_node(tmp_path: Path) -> None:
+    behind = {**AN_HOUR_AHEAD, "FAKETIME": "-1h"}
+    with formed_cluster(tmp_path, 3, extra_env_of={"n2": behind}, http_port=0) as nodes:
+        lagging = nodes[2]
+        # Once n2 knows its offset (it says so in status), it makes tokens on the leader's clock.
+        wait_until(lambda: "clock    n2's clock is 60.0m behind" in lagging.swarm("status").stdout, 30, "n2's offset")
+        made = lagging.client.create_api_token("half-hour", expires="30m")
+        assert abs(made["expires_at"] - (time.time() + 1800)) < 60  # expired an hour ago everywhere else, before
+        for node in nodes:  # a node an hour behind still checks expiry on the leader's clock
+            assert Client(url=node.http_url, token=made["token"]).status()["cluster_id"]
