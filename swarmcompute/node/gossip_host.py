@@ -157,8 +157,10 @@ _INVENTORY = (
     "users",
     "roles",
     "disk_full",
+    "clock_off_s",
 )
-"""What the scheduler and `swarm status` care about (``users``: a new account is placeable)."""
+"""What the scheduler and `swarm status` care about (``users``: a new account is placeable;
+``clock_off_s``: a clock over a minute off the leader's, told at most every half minute of drift)."""
 
 
 def inventory_changed(old: NodeMeta, new: NodeMeta) -> bool:

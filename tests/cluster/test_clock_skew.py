@@ -1,8 +1,9 @@
 """Nodes whose wall clocks disagree, as on a home LAN: a Raspberry Pi without a clock battery, a
-laptop off NTP. A real 3-node loopback cluster with one daemon's ``time.time`` an hour ahead
-(libfaketime, Debian's ``libfaketime``; its monotonic clock, which leases and timeouts use, left
-alone). Every time a job record keeps is the leader's (``JobTable.apply``). The rules under skew, leader changes included, are swept by the whole-cluster simulator
-(``sim.cluster._wall_skew``); this checks the daemon as it runs."""
+laptop off NTP. A real 3-node loopback cluster with one daemon's ``time.time`` off by an hour or a
+week (``testing.clocks``: libfaketime; its monotonic clock, which leases and timeouts use, left
+alone). Every time a job record keeps is the leader's (``JobTable.apply``). The rules under skew,
+leader changes included, are swept by the whole-cluster simulator (``sim.cluster._wall_skew``);
+this checks the daemon as it runs."""
 
 from __future__ import annotations
 
@@ -13,15 +14,13 @@ import pytest
 
 from swarmcompute.client import Client
 from swarmcompute.state.table import retry_backoff_s
+from swarmcompute.testing.clocks import LIBFAKETIME, MISSING, clock_off
 from swarmcompute.testing.clusters import formed_cluster, leader_of
 from swarmcompute.testing.daemons import wait_until
 
-LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
-AN_HOUR_AHEAD = {"LD_PRELOAD": str(LIBFAKETIME), "FAKETIME": "+1h", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+AN_HOUR_AHEAD = clock_off("+1h")
 
-pytestmark = pytest.mark.skipif(
-    not LIBFAKETIME.exists(), reason=f"libfaketime is not installed ({LIBFAKETIME}): apt-get install libfaketime"
-)
+pytestmark = pytest.mark.skipif(not LIBFAKETIME.exists(), reason=MISSING)
 
 
 def test_a_failed_job_on_a_node_an_hour_ahead_is_retried_after_its_backoff_not_an_hour_later(
@@ -48,7 +47,7 @@ def test_a_failed_job_on_a_node_an_hour_ahead_is_retried_after_its_backoff_not_a
 def test_a_job_that_ran_on_a_node_a_week_behind_is_kept_by_the_history_bound_and_dated_by_the_leader(
     tmp_path: Path,
 ) -> None:
-    a_week_behind = {**AN_HOUR_AHEAD, "FAKETIME": "-8d"}  # past the default --keep-history 7d
+    a_week_behind = clock_off("-8d")  # past the default --keep-history 7d
     with formed_cluster(tmp_path, 3, extra_env_of={"n2": a_week_behind}) as nodes:
         client = nodes[0].client
         job = client.wait(client.submit("sleep 0.3", node="n2"), timeout=30)
@@ -78,7 +77,7 @@ def test_a_retry_whose_backoff_an_hour_ahead_leader_stamped_runs_under_the_next_
 
 
 def test_first_come_first_served_holds_for_a_submission_through_a_node_an_hour_behind(tmp_path: Path) -> None:
-    behind = {**AN_HOUR_AHEAD, "FAKETIME": "-1h"}
+    behind = clock_off("-1h")
     with formed_cluster(tmp_path, 3, extra_env_of={"n2": behind}) as nodes:
         blocker = nodes[0].client.submit("sleep 2", node="n1", cpus=2)
         wait_until(lambda: nodes[0].client.job(blocker)["state"] == "running", 30, "the blocker to run")
@@ -93,7 +92,7 @@ def test_first_come_first_served_holds_for_a_submission_through_a_node_an_hour_b
 
 
 def test_an_api_token_made_on_a_node_an_hour_behind_lasts_what_it_says_on_every_node(tmp_path: Path) -> None:
-    behind = {**AN_HOUR_AHEAD, "FAKETIME": "-1h"}
+    behind = clock_off("-1h")
     with formed_cluster(tmp_path, 3, extra_env_of={"n2": behind}, http_port=0) as nodes:
         lagging = nodes[2]
         # Once n2 knows its offset (it says so in status), it makes tokens on the leader's clock.

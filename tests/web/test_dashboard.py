@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from swarmcompute.testing.clocks import LIBFAKETIME, MISSING, clock_off
 from swarmcompute.testing.clusters import formed_cluster
 from swarmcompute.testing.daemons import DaemonProcess, wait_until
 from swarmcompute.testing.tmpfs import TmpfsUnavailable, fill, mounted
@@ -93,3 +94,28 @@ def test_the_dashboard_marks_a_node_whose_state_directory_is_full(tmp_path: Path
                     browser.close()
     except TmpfsUnavailable as exc:
         pytest.skip(str(exc))
+
+
+@pytest.mark.skipif(not LIBFAKETIME.exists(), reason=MISSING)
+def test_the_dashboard_marks_a_node_whose_clock_is_an_hour_ahead(tmp_path: Path) -> None:
+    with formed_cluster(tmp_path, 3, extra_env_of={"n2": clock_off("+1h")}, http_port=0) as nodes:
+        token = nodes[0].swarm("api-token", "create", "browser").stdout.strip().splitlines()[-1]
+        wait_until(
+            lambda: any(row["clock_off_s"] for row in nodes[0].client.nodes()), 30, "n0 to hear n2's clock is off"
+        )
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
+            try:
+                page = browser.new_page()
+                page.set_default_timeout(UI_TIMEOUT_MS)
+                page.goto(nodes[0].http_url + "/")
+                page.fill("#token", token)
+                page.click("#login-form button")
+                page.wait_for_selector("#nodes tbody tr >> nth=2")
+                rows = {
+                    r.locator("td").nth(0).inner_text(): r.locator("td").nth(2).inner_text()
+                    for r in page.locator("#nodes tbody tr").all()
+                }
+                assert rows == {"n0": "alive", "n1": "alive", "n2": "alive, clock 60.0m ahead"}
+            finally:
+                browser.close()

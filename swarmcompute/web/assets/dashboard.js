@@ -36,6 +36,14 @@ function ago(ts) {
   return `${(s / 3600).toFixed(1)}h ago`;
 }
 
+function clockOff(s) {
+  // A node's wall clock over a minute off the leader's (clock_off_s), as `swarm status` says it.
+  if (!s) return "";
+  const a = Math.abs(s);
+  const size = a < 120 ? `${a.toFixed(1)}s` : a < 7200 ? `${(a / 60).toFixed(1)}m` : `${(a / 3600).toFixed(1)}h`;
+  return `clock ${size} ${s > 0 ? "ahead" : "behind"}`;
+}
+
 function took(job) {
   if (!job.started_at) return "";
   const end = job.finished_at || Date.now() / 1000;
@@ -117,7 +125,7 @@ function render(status) {
   $("leader").textContent = `leader ${leader ? leader.name : status.leader || "none"} · term ${status.term}`;
   const nodes = $("nodes").tBodies[0];
   nodes.replaceChildren(...status.nodes.map((n) => el("tr", { "data-node": n.id },
-    el("td", {}, n.name || n.id), el("td", {}, n.role), el("td", {}, [n.state, n.drained && "drained", n.disk_full && "disk full"].filter(Boolean).join(", ")),
+    el("td", {}, n.name || n.id), el("td", {}, n.role), el("td", {}, [n.state, n.drained && "drained", n.disk_full && "disk full", clockOff(n.clock_off_s)].filter(Boolean).join(", ")),
     el("td", {}, n.cpu_percent == null ? "" : `${n.cpu_percent.toFixed(0)}% of ${n.cpus}`),
     el("td", {}, n.load_1m == null ? "" : n.load_1m.toFixed(2)),
     el("td", {}, `${bytes(n.mem_available)} / ${bytes(n.mem_total)}`),
