@@ -9,6 +9,7 @@ here, and zeroconf cost it 3.2 MiB of RSS.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -82,22 +83,33 @@ def advertised_addresses(bind: str | None) -> list[str]:
     return found or ["127.0.0.1"]
 
 
-def pick_host(addresses: list[str], networks: list[ipaddress.IPv4Network]) -> str | None:
-    """The address of a peer to dial: the first one on a subnet we share, else the first.
+def pick_host(
+    addresses: list[str], networks: list[ipaddress.IPv4Network], own: Collection[str] = ()
+) -> str | None:
+    """The address of a peer to dial: the first one on a subnet we share, else the first; in
+    both, first one that is not an address of this machine (``own``).
 
     zeroconf lists the newest addresses first, so after a peer's address changes the new
-    one wins while the old record is still being flushed.
+    one wins while the old record is still being flushed. An address this machine has too is
+    the last choice: Docker gives every host 172.17.0.1 on its ``docker0`` bridge, a subnet every
+    Docker host shares, and a node that dialled a peer there reached itself: on a LAN of Docker
+    hosts no node joined another by mDNS (a node on this machine has only such addresses, and
+    any of them reaches it).
     """
     if not addresses:
         return None
+    shared = []
     for address in addresses:
         try:
             ip = ipaddress.ip_address(address)
         except ValueError:
             continue
         if any(ip in net for net in networks if net.version == ip.version):
-            return address
-    return addresses[0]
+            shared.append(address)
+    for choice in (*shared, *addresses):
+        if choice not in own:
+            return choice
+    return shared[0] if shared else addresses[0]
 
 
 def loopback_has_multicast_flag() -> bool | None:

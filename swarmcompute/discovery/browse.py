@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -38,7 +38,7 @@ from zeroconf._protocol.outgoing import DNSOutgoing
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo
 from zeroconf.const import _CLASS_IN, _FLAGS_QR_QUERY, _TYPE_PTR, _TYPE_SRV
 
-from swarmcompute.discovery.addresses import local_ipv4_networks, pick_host
+from swarmcompute.discovery.addresses import local_addresses, local_ipv4_networks, pick_host
 from swarmcompute.transport.ratelimit import LogLimiter
 
 log = structlog.get_logger(__name__)
@@ -68,7 +68,9 @@ class PeerAd:
     port: int
 
 
-def ad_from_info(info: AsyncServiceInfo, networks: list[ipaddress.IPv4Network]) -> PeerAd | None:
+def ad_from_info(
+    info: AsyncServiceInfo, networks: list[ipaddress.IPv4Network], own: Collection[str] = ()
+) -> PeerAd | None:
     """A ``PeerAd`` from a resolved service, or None for an ad we cannot use.
 
     Ads of another protocol version, without ids, or without an address are skipped
@@ -79,7 +81,9 @@ def ad_from_info(info: AsyncServiceInfo, networks: list[ipaddress.IPv4Network]) 
     if proto != PROTO_VERSION or not node_id or not cluster_id or not info.port:
         log.debug("mdns_ad_skipped", name=info.name, proto=proto, node=node_id, cluster=cluster_id)
         return None
-    host = pick_host(info.parsed_addresses(IPVersion.V4Only) + info.parsed_addresses(IPVersion.V6Only), networks)
+    host = pick_host(
+        info.parsed_addresses(IPVersion.V4Only) + info.parsed_addresses(IPVersion.V6Only), networks, own
+    )
     if host is None:
         return None
     return PeerAd(node_id=node_id, cluster_id=cluster_id, host=host, port=int(info.port))
@@ -109,6 +113,8 @@ class PeerBrowser:
         self.peers: dict[str, PeerAd] = {}
         self.heard_self = asyncio.Event()
         self._networks = local_ipv4_networks()
+        self._own = local_addresses()
+        """This machine's addresses: a peer's that equals one of them is dialled last (``pick_host``)."""
         self._resolving: dict[str, asyncio.Task[None]] = {}
         self._dirty: set[str] = set()
         self._browser: AsyncServiceBrowser | None = None
@@ -144,6 +150,7 @@ class PeerBrowser:
         """
         now = current_time_millis()
         self._networks = local_ipv4_networks()
+        self._own = local_addresses()
         pointers = self._pointers(now)
         query = DNSOutgoing(_FLAGS_QR_QUERY, True)
         query.add_question(DNSQuestion(SERVICE_TYPE, _TYPE_PTR, _CLASS_IN))
@@ -173,7 +180,7 @@ class PeerBrowser:
         for pointer in pointers:
             name = pointer.alias
             info = AsyncServiceInfo(SERVICE_TYPE, name)
-            ad = ad_from_info(info, self._networks) if info.load_from_cache(self._zc, now) else None
+            ad = ad_from_info(info, self._networks, self._own) if info.load_from_cache(self._zc, now) else None
             if ad is not None:
                 self._upsert(name, ad)
             elif name in self.peers:
@@ -218,7 +225,7 @@ class PeerBrowser:
                 if not info.load_from_cache(self._zc) and not await info.async_request(self._zc, RESOLVE_TIMEOUT_MS):
                     log.debug("mdns_resolve_timeout", name=name)
                     return
-                ad = ad_from_info(info, self._networks)
+                ad = ad_from_info(info, self._networks, self._own)
                 if ad is not None:
                     self._upsert(name, ad)
         except asyncio.CancelledError:

@@ -94,3 +94,31 @@ def test_lan_of_three_hosts_by_mdns_survives_a_cut(lan: Lan, daemon_factory) -> 
 
     hosts[2].heal()
     wait_until(lambda: formed(nodes, 3), 45, "the healed host to be alive again everywhere")
+
+
+def test_a_lan_of_docker_hosts_forms_by_mdns_with_every_interface_bound(lan: Lan, daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    # Docker gives every host a docker0 bridge at 172.17.0.1/16: a subnet all the hosts "share". A
+    # node that picked a peer's ad address there dialled itself, and no node joined another.
+    hosts = [lan.add_host(f"d{i}") for i in range(3)]
+    for host in hosts:
+        host.run(["ip", "link", "add", "docker0", "type", "bridge"])
+        host.run(["ip", "addr", "add", "172.17.0.1/16", "dev", "docker0"])
+        host.run(["ip", "link", "set", "docker0", "up"])
+
+    def node(i: int, token: str | None) -> DaemonProcess:
+        return daemon_factory(
+            f"d{i}",
+            bind="0.0.0.0",  # swarm join's default: every interface of its namespace
+            port=7340,
+            mdns=True,
+            token=token,
+            extra_args=FAST,
+            wrap=("ip", "netns", "exec", hosts[i].netns),
+        ).start()
+
+    first = node(0, None)
+    token = first.token_from_disk()
+    nodes = [first, node(1, token), node(2, token)]
+    wait_until(lambda: formed(nodes, 3), 30, "3 Docker hosts to find each other by mDNS")
+    addresses = sorted(v["address"] for v in first.status()["nodes"])
+    assert addresses == sorted(f"{h.ip}:7340" for h in hosts)

@@ -37,3 +37,12 @@ def test_pick_host_prefers_a_shared_subnet_in_the_given_order() -> None:
     assert pick_host(["172.16.0.1", "192.168.5.5"], NETS) == "172.16.0.1"
     assert pick_host(["fe80::1", "10.9.8.7"], NETS) == "10.9.8.7"
     assert pick_host([], NETS) is None
+
+
+def test_pick_host_dials_an_address_this_machine_has_too_only_when_it_is_all_there_is() -> None:
+    docker_host = [*NETS, ipaddress.IPv4Network("172.17.0.0/16")]  # every Docker host has 172.17.0.1
+    own = {"10.9.8.2", "172.17.0.1", "127.0.0.1"}
+    assert pick_host(["172.17.0.1", "10.9.8.7"], docker_host, own) == "10.9.8.7"  # it dialled itself, before
+    assert pick_host(["172.17.0.1", "192.168.5.5"], docker_host, own) == "192.168.5.5"  # routed, but not this machine
+    assert pick_host(["10.9.8.2", "172.17.0.1"], docker_host, own) == "10.9.8.2"  # a node on this machine
+    assert pick_host(["127.0.0.1"], NETS, own) == "127.0.0.1"
