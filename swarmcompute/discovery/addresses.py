@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from zeroconf import InterfaceChoice, IPVersion
 
 _IFF_MULTICAST = 0x1000
+MDNS_GROUP = "224.0.0.251"
+MDNS_PORT = 5353
 _WILDCARDS = {"", "0.0.0.0", "::"}
 
 
@@ -71,21 +73,43 @@ def local_ipv4_networks() -> list[ipaddress.IPv4Network]:
 
 
 def advertised_addresses(bind: str | None) -> list[str]:
-    """The addresses to put in our mDNS answer.
+    """The addresses to put in our mDNS answer; the first is the one the node answers at.
 
     A specific bind address is advertised alone. With a wildcard bind every non-loopback
-    IPv4 address is advertised (a peer picks the one on its own subnet); a machine with no
-    network at all advertises 127.0.0.1 so nodes on it still find each other.
+    IPv4 address is advertised (a peer picks the one on its own subnet), the one this machine
+    sends to the mDNS group from first (``multicast_source_address``), then in interface order;
+    a machine with no network at all advertises 127.0.0.1 so nodes on it still find each other.
     """
     if bind is not None and bind not in _WILDCARDS:
         return [bind]
     found = [a for a in local_ipv4_addresses() if not ipaddress.IPv4Address(a).is_loopback]
+    routed = multicast_source_address()
+    if routed in found:
+        found.remove(routed)
+        found.insert(0, routed)
     return found or ["127.0.0.1"]
 
 
-def pick_host(
-    addresses: list[str], networks: list[ipaddress.IPv4Network], own: Collection[str] = ()
-) -> str | None:
+def multicast_source_address() -> str | None:
+    """The IPv4 address this machine sends to the mDNS group from: the kernel's choice of route,
+    the LAN's interface, where interface order may put a bridge first (Docker's ``docker0`` made
+    before a USB Ethernet adapter or a late Wi-Fi link: the node answered at 172.17.0.1, an
+    address every Docker host has). None when no route leads there. Connecting a UDP socket
+    sends nothing."""
+    import socket
+
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect((MDNS_GROUP, MDNS_PORT))
+        address = probe.getsockname()[0]
+    except OSError:
+        return None
+    finally:
+        probe.close()
+    return address if isinstance(address, str) and address != "0.0.0.0" else None
+
+
+def pick_host(addresses: list[str], networks: list[ipaddress.IPv4Network], own: Collection[str] = ()) -> str | None:
     """The address of a peer to dial: the first one on a subnet we share, else the first; in
     both, first one that is not an address of this machine (``own``).
 

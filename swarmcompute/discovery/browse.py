@@ -81,9 +81,7 @@ def ad_from_info(
     if proto != PROTO_VERSION or not node_id or not cluster_id or not info.port:
         log.debug("mdns_ad_skipped", name=info.name, proto=proto, node=node_id, cluster=cluster_id)
         return None
-    host = pick_host(
-        info.parsed_addresses(IPVersion.V4Only) + info.parsed_addresses(IPVersion.V6Only), networks, own
-    )
+    host = pick_host(info.parsed_addresses(IPVersion.V4Only) + info.parsed_addresses(IPVersion.V6Only), networks, own)
     if host is None:
         return None
     return PeerAd(node_id=node_id, cluster_id=cluster_id, host=host, port=int(info.port))

@@ -7,7 +7,15 @@ import ipaddress
 import pytest
 from zeroconf import InterfaceChoice, IPVersion
 
-from swarmcompute.discovery.addresses import advertised_addresses, interfaces_for, is_wildcard, pick_host
+from swarmcompute.discovery import addresses
+from swarmcompute.discovery.addresses import (
+    advertised_addresses,
+    interfaces_for,
+    is_wildcard,
+    local_ipv4_addresses,
+    multicast_source_address,
+    pick_host,
+)
 
 
 @pytest.mark.parametrize("bind", [None, "", "0.0.0.0", "::"])
@@ -46,3 +54,21 @@ def test_pick_host_dials_an_address_this_machine_has_too_only_when_it_is_all_the
     assert pick_host(["172.17.0.1", "192.168.5.5"], docker_host, own) == "192.168.5.5"  # routed, but not this machine
     assert pick_host(["10.9.8.2", "172.17.0.1"], docker_host, own) == "10.9.8.2"  # a node on this machine
     assert pick_host(["127.0.0.1"], NETS, own) == "127.0.0.1"
+
+
+def test_a_node_answers_at_the_address_it_sends_to_the_lan_from_not_the_first_bridge(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # docker0 made before the LAN's interface came up (a USB Ethernet adapter): first in order.
+    monkeypatch.setattr(addresses, "local_ipv4_addresses", lambda: ["172.17.0.1", "10.9.8.2", "127.0.0.1"])
+    monkeypatch.setattr(addresses, "multicast_source_address", lambda: "10.9.8.2")
+    assert advertised_addresses(None) == ["10.9.8.2", "172.17.0.1"]
+    monkeypatch.setattr(addresses, "multicast_source_address", lambda: None)  # no route to the group
+    assert advertised_addresses(None) == ["172.17.0.1", "10.9.8.2"]
+
+
+def test_the_address_toward_the_mdns_group_is_one_of_this_machines() -> None:
+    routed = multicast_source_address()  # this machine's real routing table; nothing is sent
+    assert routed is None or routed in local_ipv4_addresses()
+    if routed is not None and not ipaddress.IPv4Address(routed).is_loopback:
+        assert advertised_addresses(None)[0] == routed
