@@ -77,7 +77,9 @@ def format_duration(seconds: float | None) -> str:
         return f"{seconds:.1f}s"
     if seconds < 7200:
         return f"{seconds / 60:.1f}m"
-    return f"{seconds / 3600:.1f}h"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
 
 
 def plural(n: float, noun: str) -> str:

@@ -34,5 +34,5 @@ def test_status_says_which_clocks_are_off_and_what_to_do() -> None:
     ]
     assert clock_lines(nodes) == [
         "clock    pi's clock is 60.0m ahead of the leader's: set its time (NTP); jobs' times are kept on the leader's",
-        "clock    c's clock is 192.0h behind the leader's: set its time (NTP); jobs' times are kept on the leader's",
+        "clock    c's clock is 8.0d behind the leader's: set its time (NTP); jobs' times are kept on the leader's",
     ]

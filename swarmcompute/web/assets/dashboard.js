@@ -40,7 +40,8 @@ function clockOff(s) {
   // A node's wall clock over a minute off the leader's (clock_off_s), as `swarm status` says it.
   if (!s) return "";
   const a = Math.abs(s);
-  const size = a < 120 ? `${a.toFixed(1)}s` : a < 7200 ? `${(a / 60).toFixed(1)}m` : `${(a / 3600).toFixed(1)}h`;
+  const size = a < 120 ? `${a.toFixed(1)}s` : a < 7200 ? `${(a / 60).toFixed(1)}m`
+    : a < 172800 ? `${(a / 3600).toFixed(1)}h` : `${(a / 86400).toFixed(1)}d`;
   return `clock ${size} ${s > 0 ? "ahead" : "behind"}`;
 }
 

@@ -1,0 +1,16 @@
+"""How durations, sizes and counts read, everywhere the CLI, the daemon and the dashboard say them."""
+
+from __future__ import annotations
+
+from swarmcompute.units import counted, format_duration, format_size
+
+
+def test_a_duration_reads_in_the_unit_that_keeps_it_short() -> None:
+    assert [format_duration(s) for s in (None, 0.0123, 5, 119.9, 3600, 7199, 7200, 86400, 8 * 86400)] == [
+        "-", "12ms", "5.0s", "119.9s", "60.0m", "120.0m", "2.0h", "24.0h", "8.0d",
+    ]  # fmt: skip
+
+
+def test_sizes_and_counts_read_as_english() -> None:
+    assert [format_size(n) for n in (None, 0, 1023, 1024, 3 * 2**30)] == ["-", "0 B", "1023 B", "1.0 KiB", "3.0 GiB"]
+    assert (counted(1, "job"), counted(3, "job")) == ("1 job", "3 jobs")
