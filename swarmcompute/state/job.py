@@ -192,7 +192,8 @@ def backing_off(not_before: float, now: float) -> bool:
     clock may disagree (a new leader, a Raspberry Pi without a clock battery, a laptop off NTP).
     A ``not_before`` further ahead than the longest backoff was stamped by a clock ahead of this
     one, by how much this clock cannot tell: the backoff counts as over, since a retry a backoff
-    early is better than one an hour late (the whole-cluster simulator's skewed wall clocks)."""
+    early is better than one an hour late (whole-cluster simulator, seed 1: a new leader an hour
+    behind the one that stamped it held the retry an hour)."""
     return now < not_before <= now + RETRY_BACKOFF_MAX_S
 
 

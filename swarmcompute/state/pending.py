@@ -119,7 +119,8 @@ class PendingIndex:
         return iter(self._buckets.values())
 
     def due(self, now: float) -> list[Job]:
-        """Ready jobs still in the backoff list whose backoff ended by ``now`` (not yet released)."""
+        """Ready jobs still in the backoff list whose backoff ended by ``now`` (not yet released),
+        those stamped by a clock too far ahead included (``job.backing_off``)."""
         end = self._backoff.bisect_right((now, _LAST))
         ahead = self._backoff.bisect_right((now + RETRY_BACKOFF_MAX_S, _LAST))
         return [self._waiting[seq] for _, seq in (*self._backoff.islice(0, end), *self._backoff.islice(ahead))]
