@@ -203,16 +203,17 @@ def hidden_line(status: dict[str, Any]) -> str:
 
 def clock_lines(nodes: Sequence[dict[str, Any]]) -> list[str]:
     """One line per node whose wall clock is over a minute off the leader's (``node.clock_check``)."""
-    lines = []
-    for n in nodes:
-        off = n.get("clock_off_s") or 0
-        if off:
-            how = f"{format_duration(abs(off))} {'ahead of' if off > 0 else 'behind'}"
-            lines.append(
-                f"clock    {printable(n['name'] or n['id'])}'s clock is {how} the leader's: set its time (NTP);"
-                " jobs' times are kept on the leader's"
-            )
-    return lines
+    return [
+        f"clock    {printable(n['name'] or n['id'])}'s clock is {clock_off(n['clock_off_s'])}"
+        f"{' of' if n['clock_off_s'] > 0 else ''} the leader's: set its time (NTP); jobs' times are kept on the leader's"
+        for n in nodes
+        if n.get("clock_off_s")
+    ]
+
+
+def clock_off(seconds: float) -> str:
+    """``60.0m ahead``, ``8.0d behind``: a node's clock against the leader's (the dashboard's words)."""
+    return f"{format_duration(abs(seconds))} {'ahead' if seconds > 0 else 'behind'}"
 
 
 def _incompatible(versions: dict[str, Any]) -> list[str]:
@@ -232,7 +233,10 @@ def nodes_table(nodes: Sequence[dict[str, Any]]) -> str:
         (
             n["name"],
             n["role"],
-            n["state"] + (" (drained)" if n.get("drained") else "") + (" (disk full)" if n.get("disk_full") else ""),
+            n["state"]
+            + (" (drained)" if n.get("drained") else "")
+            + (" (disk full)" if n.get("disk_full") else "")
+            + (f" (clock {clock_off(n['clock_off_s'])})" if n.get("clock_off_s") else ""),
             n["cpus"],
             f"{format_size(n['mem_available'])} / {format_size(n['mem_total'])}",
             _gpus(n.get("gpus") or []),

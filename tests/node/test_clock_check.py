@@ -3,7 +3,7 @@ round of gossip for every millisecond of jitter; `swarm status` says it in one l
 
 from __future__ import annotations
 
-from swarmcompute.cli.format import clock_lines
+from swarmcompute.cli.format import clock_lines, nodes_table
 from swarmcompute.node.clock_check import RETELL_S, clock_off_to_tell
 from swarmcompute.state.table import NODE_CLOCK_TRUSTED_S
 
@@ -36,3 +36,11 @@ def test_status_says_which_clocks_are_off_and_what_to_do() -> None:
         "clock    pi's clock is 60.0m ahead of the leader's: set its time (NTP); jobs' times are kept on the leader's",
         "clock    c's clock is 8.0d behind the leader's: set its time (NTP); jobs' times are kept on the leader's",
     ]
+
+
+def test_swarm_nodes_marks_the_node_in_its_state_column() -> None:
+    row = {
+        "name": "pi", "id": "b", "role": "follower", "state": "alive", "cpus": 4, "mem_available": 0,
+        "mem_total": 0, "running_jobs": 0, "clock_off_s": -691200,
+    }  # fmt: skip
+    assert "alive (clock 8.0d behind)" in nodes_table([row])
