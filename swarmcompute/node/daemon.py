@@ -236,9 +236,9 @@ class Daemon:
         """``LabelsHost`` (``node.labels``), once run() loaded the identity."""
         self._drained_seen: frozenset[str] = frozenset()
         self._disk_full_told = False
+        """Whether gossip and placement were last told that the state directory takes no writes."""
         self._clock_off = 0
         """How far this node's clock is off the leader's, as gossiped (``node.clock_check``)."""
-        """Whether gossip and placement were last told that the state directory takes no writes."""
         self.executor = JobRunners(
             self.paths.job_output_dir,
             self.paths.process_registry,
@@ -1152,7 +1152,10 @@ class Daemon:
                     # without a wake-up, a job pinned here waited for good once it was freed
                     # (found by the whole-cluster simulator once it pinned jobs, seed 390).
                     self._start_wakeup.set()
-                self._check_clock()
+                try:
+                    self._check_clock()
+                except Exception:
+                    log.exception("clock_check_failed")
             if ticks % per_sample == 0:
                 resources.sample()
             transport.flush()  # this tick's heartbeats, probes and asks leave now, batched per peer
