@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+LIBFAKETIME = next(
+    Path("/usr/lib").glob("*/faketime/libfaketime.so.1"), Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+)
+"""Where Debian puts it (its multiarch directory: ``x86_64-linux-gnu``, ``aarch64-linux-gnu``, ...)."""
 MISSING = f"libfaketime is not installed ({LIBFAKETIME}): apt-get install libfaketime"
 
 
