@@ -1407,6 +1407,16 @@ class Daemon:
             pin_matches(pin, m.node_id, m.meta.name if m.meta is not None else m.node_id) for m in self.gossip.members()
         )
 
+    def _pin_hint(self, pin: str) -> str:
+        """`` (did you mean 'DESKTOP-4F2'?)`` for a pin no node has: a name that differs only in
+        case (a hostname's), else a close one; "" when none is close."""
+        import difflib  # only for this message
+
+        names = [self.identity.name] if self.identity is not None else []
+        names += [m.meta.name for m in self.gossip.members() if m.meta is not None and m.meta.name not in names]
+        close = [n for n in names if n.casefold() == pin.casefold()] or difflib.get_close_matches(pin, names, n=1)
+        return f" (did you mean {close[0]!r}?)" if close else ""
+
     def node_alive(self, node_id: str) -> bool:
         return self._is_alive(node_id)
 
@@ -1531,7 +1541,8 @@ class Daemon:
                 if pin is not None and waiting[0] == "waiting_resources" and not self._known_node(pin):
                     # placement sees live nodes only: a typo read "which is not live", as a node turned off
                     view["message"] = (
-                        f"pinned to node {pin!r}, which is no node of this cluster: `swarm nodes --all` lists them"
+                        f"pinned to node {pin!r}, which is no node of this cluster{self._pin_hint(pin)}:"
+                        " `swarm nodes --all` lists them"
                     )
         view["node_name"] = self.node_name(job.node) if job.node else None
         message = view.get("message") or ""

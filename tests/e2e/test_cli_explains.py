@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from swarmcompute.testing.daemons import DaemonProcess, swarm_executable
+from swarmcompute.testing.daemons import DaemonProcess, swarm_executable, wait_until
 
 
 @pytest.mark.parametrize(
@@ -38,6 +38,18 @@ def test_swarm_run_says_on_stderr_why_its_job_waits(daemon: DaemonProcess, optio
         proc.wait(timeout=20)
         proc.stderr.close()
     assert proc.returncode == 130
+
+
+def test_a_pin_to_a_name_no_node_has_names_the_one_likely_meant(daemon: DaemonProcess) -> None:
+    for typed in (daemon.name.upper(), daemon.name + "x"):
+        job = daemon.client.submit(["true"], node=typed, cpus=0)
+        message = wait_until(
+            lambda job=job: "no node" in (m := daemon.client.job(job)["message"]) and m,  # type: ignore[misc]
+            10,
+            "the pin's reason",
+        )
+        assert f"which is no node of this cluster (did you mean {daemon.name!r}?)" in message
+        daemon.client.cancel(job)
 
 
 def test_the_jobs_table_and_show_name_the_node(daemon: DaemonProcess) -> None:
