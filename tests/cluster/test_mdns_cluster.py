@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from swarmcompute.testing.daemons import DaemonProcess, free_port, wait_until
-from swarmcompute.testing.netns import Lan
+from swarmcompute.testing.netns import Host, Lan
 
 FAST = ("--gossip", "local")
 
@@ -57,22 +57,8 @@ def test_join_without_token_refuses_when_a_cluster_answers(daemon_factory, tmp_p
 
 def test_lan_of_three_hosts_by_mdns_survives_a_cut(lan: Lan, daemon_factory) -> None:  # type: ignore[no-untyped-def]
     hosts = [lan.add_host(f"h{i}") for i in range(3)]
-
-    def node(i: int, token: str | None) -> DaemonProcess:
-        host = hosts[i]
-        return daemon_factory(
-            f"h{i}",
-            bind=host.ip,
-            port=7340,
-            mdns=True,
-            token=token,
-            extra_args=FAST,
-            wrap=("ip", "netns", "exec", host.netns),
-        ).start()
-
-    first = node(0, None)
-    token = first.token_from_disk()
-    nodes = [first, node(1, token), node(2, token)]
+    nodes = _one_on_each(daemon_factory, hosts)
+    first = nodes[0]
     wait_until(lambda: formed(nodes, 3), 30, "3 hosts to form a cluster with no address given")
     addresses = sorted(v["address"] for v in first.status()["nodes"])
     assert addresses == sorted(f"{h.ip}:7340" for h in hosts)
@@ -104,21 +90,28 @@ def test_a_lan_of_docker_hosts_forms_by_mdns_with_every_interface_bound(lan: Lan
         host.run(["ip", "link", "add", "docker0", "type", "bridge"])
         host.run(["ip", "addr", "add", "172.17.0.1/16", "dev", "docker0"])
         host.run(["ip", "link", "set", "docker0", "up"])
+    nodes = _one_on_each(daemon_factory, hosts, bind="0.0.0.0")  # swarm join's default: every interface
+    first = nodes[0]
+    wait_until(lambda: formed(nodes, 3), 30, "3 Docker hosts to find each other by mDNS")
+    addresses = sorted(v["address"] for v in first.status()["nodes"])
+    assert addresses == sorted(f"{h.ip}:7340" for h in hosts)
 
-    def node(i: int, token: str | None) -> DaemonProcess:
+
+def _one_on_each(daemon_factory, hosts: list[Host], bind: str | None = None) -> list[DaemonProcess]:  # type: ignore[no-untyped-def]
+    """A node found by mDNS on each host (bound to its address, or ``bind``), named after it: the
+    first makes the cluster, the others join it with its token and no address."""
+
+    def node(host: Host, token: str | None) -> DaemonProcess:
         return daemon_factory(
-            f"d{i}",
-            bind="0.0.0.0",  # swarm join's default: every interface of its namespace
+            host.name,
+            bind=bind or host.ip,
             port=7340,
             mdns=True,
             token=token,
             extra_args=FAST,
-            wrap=("ip", "netns", "exec", hosts[i].netns),
+            wrap=("ip", "netns", "exec", host.netns),
         ).start()
 
-    first = node(0, None)
+    first = node(hosts[0], None)
     token = first.token_from_disk()
-    nodes = [first, node(1, token), node(2, token)]
-    wait_until(lambda: formed(nodes, 3), 30, "3 Docker hosts to find each other by mDNS")
-    addresses = sorted(v["address"] for v in first.status()["nodes"])
-    assert addresses == sorted(f"{h.ip}:7340" for h in hosts)
+    return [first, *(node(host, token) for host in hosts[1:])]

@@ -76,22 +76,7 @@ def test_the_dashboard_marks_a_node_whose_state_directory_is_full(tmp_path: Path
             wait_until(
                 lambda: any(row["disk_full"] for row in nodes[0].client.nodes()), 20, "n0 to hear n2's disk is full"
             )
-            with sync_api.sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
-                try:
-                    page = browser.new_page()
-                    page.set_default_timeout(UI_TIMEOUT_MS)
-                    page.goto(nodes[0].http_url + "/")
-                    page.fill("#token", token)
-                    page.click("#login-form button")
-                    page.wait_for_selector("#nodes tbody tr >> nth=2")
-                    rows = {
-                        r.locator("td").nth(0).inner_text(): r.locator("td").nth(2).inner_text()
-                        for r in page.locator("#nodes tbody tr").all()
-                    }
-                    assert rows == {"n0": "alive", "n1": "alive", "n2": "alive, disk full"}
-                finally:
-                    browser.close()
+            assert _node_states(nodes[0].http_url, token, 3) == {"n0": "alive", "n1": "alive", "n2": "alive, disk full"}
     except TmpfsUnavailable as exc:
         pytest.skip(str(exc))
 
@@ -103,19 +88,24 @@ def test_the_dashboard_marks_a_node_whose_clock_is_an_hour_ahead(tmp_path: Path)
         wait_until(
             lambda: any(row["clock_off_s"] for row in nodes[0].client.nodes()), 30, "n0 to hear n2's clock is off"
         )
-        with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
-            try:
-                page = browser.new_page()
-                page.set_default_timeout(UI_TIMEOUT_MS)
-                page.goto(nodes[0].http_url + "/")
-                page.fill("#token", token)
-                page.click("#login-form button")
-                page.wait_for_selector("#nodes tbody tr >> nth=2")
-                rows = {
-                    r.locator("td").nth(0).inner_text(): r.locator("td").nth(2).inner_text()
-                    for r in page.locator("#nodes tbody tr").all()
-                }
-                assert rows == {"n0": "alive", "n1": "alive", "n2": "alive, clock 60.0m ahead"}
-            finally:
-                browser.close()
+        states = _node_states(nodes[0].http_url, token, 3)
+        assert states == {"n0": "alive", "n1": "alive", "n2": "alive, clock 60.0m ahead"}
+
+
+def _node_states(url: str, token: str, count: int) -> dict[str, str]:
+    """The dashboard's nodes as a fresh browser shows them, once it lists ``count``: name -> state."""
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(UI_TIMEOUT_MS)
+            page.goto(url + "/")
+            page.fill("#token", token)
+            page.click("#login-form button")
+            page.wait_for_selector(f"#nodes tbody tr >> nth={count - 1}")
+            return {
+                r.locator("td").nth(0).inner_text(): r.locator("td").nth(2).inner_text()
+                for r in page.locator("#nodes tbody tr").all()
+            }
+        finally:
+            browser.close()
