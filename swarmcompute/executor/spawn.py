@@ -94,6 +94,10 @@ def spawn_job(spec: AttemptSpec, stdout_fd: int, stderr_fd: int, cgroup: str | N
     try:
         return _popen(list(spec.argv), spec, env, stdout_fd, stderr_fd, child)
     except OSError as exc:
+        if exc.errno == errno.ENOENT and not _chdir_failed(exc, spec):
+            bad = _bad_interpreter(spec, env)
+            if bad is not None:
+                raise SpawnFailed(127, bad) from None
         if exc.errno != errno.ENOEXEC or _chdir_failed(exc, spec):
             raise _from_exception(exc, spec) from None
         script = _script_path(spec.argv[0], env)
@@ -156,6 +160,10 @@ def _in_child(spec: AttemptSpec, run_as: RunAs | None, cgroup: str | None) -> Ca
     return child
 
 
+_SHEBANG_BYTES = 256
+"""The most of a script's first line read to explain a failed exec (Linux reads 256 bytes too)."""
+
+
 def _chdir_failed(exc: OSError, spec: AttemptSpec) -> bool:
     # Popen names the working directory as the failing file when chdir, not exec, failed.
     return spec.cwd is not None and exc.filename == spec.cwd
@@ -167,6 +175,32 @@ def _script_path(cmd: str, env: dict[bytes, bytes]) -> str | None:
         return cmd  # relative to the job's working directory, where the shell runs
     path = env.get(b"PATH")  # as ``os.get_exec_path``: the default path without one
     return shutil.which(cmd, path=os.defpath if path is None else os.fsdecode(path))
+
+
+def _bad_interpreter(spec: AttemptSpec, env: dict[bytes, bytes]) -> str | None:
+    """Why exec found no such file although the command is there: the ``#!`` line of the script
+    names a program this node lacks, or ends in a Windows carriage return (a script saved on
+    Windows: ``#!/bin/sh\\r`` names no program), where it said ``command not found`` of a file
+    that was there. None when that is not it (the command is missing: ``command not found``)."""
+    cmd = spec.argv[0]
+    path = _script_path(cmd, env)
+    if path is None:
+        return None
+    try:
+        with open(os.path.join(spec.cwd or "", path), "rb") as script:
+            first = script.readline(_SHEBANG_BYTES)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    line = first[2:].rstrip(b"\n")
+    if line.endswith(b"\r"):
+        return (
+            f"bad interpreter: {cmd} has Windows line ends (its #! line ends in \\r): convert it, e.g. dos2unix {cmd}"
+        )
+    words = line.split()
+    program = os.fsdecode(words[0]) if words else ""
+    return f"bad interpreter: {cmd} is run by {program or 'no program'} (its #! line), which this node does not have"
 
 
 def _from_exception(exc: BaseException, spec: AttemptSpec) -> SpawnFailed:

@@ -189,6 +189,18 @@ def test_command_not_found_is_127_with_a_clear_error(daemon: DaemonProcess) -> N
     )  # which node: the one that lacks it
 
 
+def test_a_shipped_script_saved_on_windows_says_so_not_command_not_found(daemon: DaemonProcess, tmp_path: Path) -> None:
+    script = tmp_path / "win.sh"
+    script.write_bytes(b"#!/bin/sh\r\necho hi\r\n")
+    script.chmod(0o755)
+    result = daemon.swarm("run", "--id", "crlf", "--", "./win.sh", cwd=tmp_path)  # shipped, as a script is
+    assert result.returncode == 127
+    assert result.stderr.endswith(
+        f"swarm: job crlf failed on {daemon.name}: bad interpreter: ./win.sh has Windows line ends"
+        " (its #! line ends in \\r): convert it, e.g. dos2unix ./win.sh\n"
+    )
+
+
 def test_cancel_says_whether_it_cancelled_the_job_or_found_it_ended(daemon: DaemonProcess) -> None:
     job = daemon.client.submit(["sleep", "30"], cpus=0, job_id="sleeper")
     first = daemon.swarm("cancel", job)

@@ -136,6 +136,32 @@ def test_command_not_found_is_127_spawn_failed(harness: Harness) -> None:
     harness.run_async(body)
 
 
+def test_a_script_whose_interpreter_is_missing_says_so_not_command_not_found(harness: Harness, tmp_path: Path) -> None:
+    windows = tmp_path / "saved-on-windows.sh"
+    windows.write_bytes(b"#!/bin/sh\r\necho hi\r\n")
+    elsewhere = tmp_path / "needs-python9"
+    elsewhere.write_text("#!/usr/bin/python9 -u\nprint('hi')\n")
+    for script in (windows, elsewhere):
+        script.chmod(0o755)
+
+    async def body(h: Harness) -> None:
+        crlf = await h.run(AttemptSpec("crlf", 1, ("./saved-on-windows.sh",), cwd=str(tmp_path)))
+        assert (crlf.exit_code, crlf.reason) == (127, EndReason.SPAWN_FAILED)
+        assert crlf.error == (
+            "bad interpreter: ./saved-on-windows.sh has Windows line ends (its #! line ends in \\r):"
+            " convert it, e.g. dos2unix ./saved-on-windows.sh"
+        )
+        missing = await h.run(AttemptSpec("py9", 1, (str(elsewhere),)))
+        assert (missing.exit_code, missing.error) == (
+            127,
+            f"bad interpreter: {elsewhere} is run by /usr/bin/python9 (its #! line), which this node does not have",
+        )
+        on_path = await h.run(AttemptSpec("path", 1, ("needs-python9",), env={"PATH": str(tmp_path)}))
+        assert on_path.error is not None and on_path.error.startswith("bad interpreter: needs-python9 is run by")
+
+    harness.run_async(body)
+
+
 def test_a_command_line_too_long_for_linux_says_so_and_what_to_do(harness: Harness) -> None:
     async def body(h: Harness) -> None:
         result = await h.run(AttemptSpec("big", 1, ("true",), env={"BIG": "x" * 200_000}))  # over 128 KiB
