@@ -30,7 +30,7 @@ from swarmcompute.limits import MAX_BATCH, MAX_CPUS, check_job, printable
 from swarmcompute.paths import StatePaths
 from swarmcompute.state.job import JobSpec
 from swarmcompute.state.table import halves, submit_chunks, too_big_to_cut, validate_batch
-from swarmcompute.units import counted, parse_duration, parse_size, plural
+from swarmcompute.units import counted, likely_meant, parse_duration, parse_size, plural
 
 _SPEC_OPTIONS = frozenset(
     {
@@ -263,12 +263,10 @@ def prune_bounds(older_than: object, keep: object) -> tuple[float | None, int | 
 
 def _unknown_options(names: list[str]) -> str:
     """``unknown job option 'cpu' (did you mean 'cpus'?)``: at most five named."""
-    from difflib import get_close_matches
-
     shown = []
     for name in names[:5]:
-        close = get_close_matches(name, sorted(_SPEC_OPTIONS), n=1, cutoff=0.75)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        close = likely_meant(name, sorted(_SPEC_OPTIONS), cutoff=0.75)
+        hint = f" (did you mean {close!r}?)" if close else ""
         shown.append(f"{printable(name)[:40]!r}{hint}")
     more = f" and {len(names) - 5} more" if len(names) > 5 else ""
     return f"unknown {plural(len(names), 'job option')} {', '.join(shown)}{more}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from swarmcompute.errors import ConfigError
 
 # No regular expressions: `swarm run` imports this module and `re` costs start-up time.
@@ -101,3 +103,17 @@ def format_size(n: int | None) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{n} B"
+
+
+def likely_meant(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """The one of ``choices`` that ``word`` most likely meant (for a ``did you mean`` hint): one
+    that differs only in case (a hostname typed in lowercase), else difflib's closest at
+    ``cutoff``; None when none is close."""
+    options = list(choices)
+    same = [c for c in options if c.casefold() == word.casefold()]
+    if same:
+        return same[0]
+    from difflib import get_close_matches  # only for a message
+
+    close = get_close_matches(word, options, n=1, cutoff=cutoff)
+    return close[0] if close else None

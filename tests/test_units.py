@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from swarmcompute.units import counted, format_duration, format_size
+from swarmcompute.units import counted, format_duration, format_size, likely_meant
 
 
 def test_a_duration_reads_in_the_unit_that_keeps_it_short() -> None:
@@ -14,3 +14,11 @@ def test_a_duration_reads_in_the_unit_that_keeps_it_short() -> None:
 def test_sizes_and_counts_read_as_english() -> None:
     assert [format_size(n) for n in (None, 0, 1023, 1024, 3 * 2**30)] == ["-", "0 B", "1023 B", "1.0 KiB", "3.0 GiB"]
     assert (counted(1, "job"), counted(3, "job")) == ("1 job", "3 jobs")
+
+
+def test_the_name_likely_meant_is_one_that_differs_in_case_else_the_closest() -> None:
+    names = ["DESKTOP-4F2", "pi", "pi-zero"]
+    assert likely_meant("desktop-4f2", names) == "DESKTOP-4F2"  # a hostname's case, however far difflib puts it
+    assert likely_meant("pi-zer0", names) == "pi-zero"
+    assert likely_meant("laptop", names) is None
+    assert likely_meant("cpu", ["cpus", "mem"], cutoff=0.75) == "cpus"

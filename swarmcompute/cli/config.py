@@ -183,10 +183,10 @@ def parse_settings(data: Mapping[str, object], path: Path, table: Sequence[Setti
     for key, value in data.items():
         setting = by_key.get(key)
         if setting is None:
-            import difflib
+            from swarmcompute.units import likely_meant
 
-            close = difflib.get_close_matches(key.replace("_", "-"), list(by_key), n=1, cutoff=0.6)
-            hint = f"did you mean {close[0]}?" if close else f"the keys are: {', '.join(sorted(by_key))}"
+            close = likely_meant(key.replace("_", "-"), by_key)
+            hint = f"did you mean {close}?" if close else f"the keys are: {', '.join(sorted(by_key))}"
             raise ConfigError(f"{path}: unknown key {_shown(key)}: {hint}")
         if setting.secret:
             raise ConfigError(

@@ -107,6 +107,7 @@ from swarmcompute.state.policy import CommandPolicy, SetPolicy, check_policy, po
 from swarmcompute.state.table import NODE_CLOCK_TRUSTED_S, JobTable, submit_chunks, validate_batch, validate_spec
 from swarmcompute.storage.details import FILE_NAME as DETAILS_FILE
 from swarmcompute.storage.details import DetailsStore, details_missing
+from swarmcompute.units import likely_meant
 from swarmcompute.users import daemon_user, serves_every_user
 
 log = structlog.get_logger(__name__)
@@ -1409,13 +1410,11 @@ class Daemon:
 
     def _pin_hint(self, pin: str) -> str:
         """`` (did you mean 'DESKTOP-4F2'?)`` for a pin no node has: a name that differs only in
-        case (a hostname's), else a close one; "" when none is close."""
-        import difflib  # only for this message
-
+        case (a hostname's), else a close one (``units.likely_meant``); "" when none is close."""
         names = [self.identity.name] if self.identity is not None else []
-        names += [m.meta.name for m in self.gossip.members() if m.meta is not None and m.meta.name not in names]
-        close = [n for n in names if n.casefold() == pin.casefold()] or difflib.get_close_matches(pin, names, n=1)
-        return f" (did you mean {close[0]!r}?)" if close else ""
+        names += [m.meta.name for m in self.gossip.members() if m.meta is not None]
+        close = likely_meant(pin, names)
+        return f" (did you mean {close!r}?)" if close else ""
 
     def node_alive(self, node_id: str) -> bool:
         return self._is_alive(node_id)
