@@ -104,7 +104,7 @@ from swarmcompute.state.compact import is_stub
 from swarmcompute.state.history import DEFAULT_KEEP_JOBS, DEFAULT_KEEP_S, MAX_PRUNE_BATCH, PruneJobs, prunable
 from swarmcompute.state.job import Job, JobSpec, JobState
 from swarmcompute.state.policy import CommandPolicy, SetPolicy, check_policy, policy_problem, policy_toml
-from swarmcompute.state.table import NODE_CLOCK_TRUSTED_S, JobTable, submit_chunks, validate_batch, validate_spec
+from swarmcompute.state.table import JobTable, submit_chunks, validate_batch, validate_spec
 from swarmcompute.storage.details import FILE_NAME as DETAILS_FILE
 from swarmcompute.storage.details import DetailsStore, details_missing
 from swarmcompute.units import likely_meant
@@ -945,11 +945,9 @@ class Daemon:
         self._carry(self.state.lease_changed(held, self.executor.running()))
 
     def leader_time(self) -> float:
-        """This machine's wall clock, moved onto the leader's when it is over a minute off
-        (``node.clock_check``): what the job table's and the API tokens' times compare with."""
-        offset = self.lease.clock_offset if self._lease is not None else None
-        now = time.time()
-        return now - offset if offset is not None and abs(offset) > NODE_CLOCK_TRUSTED_S else now
+        """This machine's wall clock moved onto the leader's by the offset this node tells (0 within
+        a minute: ``node.clock_check``): what the job table's and the API tokens' times compare with."""
+        return time.time() - self._clock_off
 
     def _check_clock(self) -> None:
         """Once a second: tell the cluster (gossip) and the log when this node's wall clock is
