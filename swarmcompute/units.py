@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from swarmcompute.errors import ConfigError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the read commands' lean path imports this module: typing costs it start-up time
+    from collections.abc import Iterable
 
 # No regular expressions: `swarm run` imports this module and `re` costs start-up time.
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "": 1.0}
