@@ -60,6 +60,7 @@ from swarmcompute.executor.registry import (
     kill_stale_group,
     process_create_time,
     read_registry,
+    running_owner,
     write_registry,
 )
 from swarmcompute.executor.spawn import SpawnFailed, spawn_job
@@ -140,6 +141,8 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
     ) -> None:
         super().__init__(logs_dir, on_exit, max_log_bytes)
         self._registry_path = Path(registry_path)
+        self.copy_of: int | None = None
+        """The pid of a running daemon whose registry ``reap_stale`` found here (a copied state dir)."""
         self._on_output = on_output
         self._kill_grace_s = kill_grace_s
         self._registry_handle: asyncio.TimerHandle | None = None
@@ -224,6 +227,16 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
         killed processes are gone (at most a few seconds).
         """
         killed = 0
+        owner = self.copy_of = running_owner(self._registry_path)
+        if owner is not None:
+            _log.warning(
+                "stale_reap_skipped",
+                path=str(self._registry_path),
+                owner_pid=owner,
+                why="the daemon that recorded these jobs still runs: this state directory is a copy of that one's",
+            )
+            self._write_registry()
+            return 0
         for entry in read_registry(self._registry_path):
             att = self._attempts.get((entry.job_id, entry.attempt))
             if att is not None and att.pid == entry.pid:
@@ -453,7 +466,7 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
             entries.append(RegistryEntry(a.spec.job_id, a.spec.attempt, a.pid, a.pgid, a.create_time))
         try:
             self._registry_path.parent.mkdir(parents=True, exist_ok=True)
-            write_registry(self._registry_path, entries)
+            write_registry(self._registry_path, entries, owner=_owner())
         except OSError as exc:
             # Jobs still run; only cleanup after a daemon crash is weakened. Say so loudly.
             _log.error("job_registry_write_failed", path=str(self._registry_path), error=str(exc))
@@ -548,6 +561,19 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
                 return
             await asyncio.sleep(delay_s)
             delay_s = min(delay_s * 2, 0.05)
+
+
+_OWNER: tuple[int, float] | None = None
+
+
+def _owner() -> tuple[int, float] | None:
+    """This process's pid and create time, named in the registry it writes (``running_owner``)."""
+    global _OWNER
+    pid = os.getpid()
+    if _OWNER is None or _OWNER[0] != pid:  # read once, again in a forked child
+        created = process_create_time(pid)
+        _OWNER = None if created is None else (pid, created)
+    return _OWNER
 
 
 def _signal_group(pgid: int, sig: int) -> None:

@@ -13,6 +13,11 @@ PID reuse safety: a recorded group is killed as a group only if its leader pid s
 the recorded psutil ``create_time``; otherwise only processes that are both in the recorded
 process group and carry ``SWARM_JOB_ID=<that job>`` in their environment are killed, one by one.
 Nothing is ever killed by name.
+
+The file also names the daemon that wrote it (``owner``: pid and create time). A daemon that
+finds it written by another one still running reaps nothing: its state directory is a copy of
+that one's (two nodes started on one machine from one directory copied), whose jobs are not
+stale but that daemon's, running.
 """
 
 from __future__ import annotations
@@ -45,12 +50,13 @@ class RegistryEntry:
     create_time: float
 
 
-def write_registry(path: Path, entries: list[RegistryEntry]) -> None:
-    """Replace the registry with ``entries`` atomically (readers see the old or the new list)."""
-    body = json.dumps(
-        {"version": REGISTRY_VERSION, "attempts": [asdict(e) for e in entries]},
-        separators=(",", ":"),
-    ).encode()
+def write_registry(path: Path, entries: list[RegistryEntry], owner: tuple[int, float] | None = None) -> None:
+    """Replace the registry with ``entries`` atomically (readers see the old or the new list);
+    ``owner``: the writing daemon's pid and create time (``running_owner``)."""
+    doc: dict[str, object] = {"version": REGISTRY_VERSION, "attempts": [asdict(e) for e in entries]}
+    if owner is not None:
+        doc["owner"] = list(owner)
+    body = json.dumps(doc, separators=(",", ":")).encode()
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
@@ -81,6 +87,20 @@ def read_registry(path: Path) -> list[RegistryEntry]:
     except (ValueError, KeyError, TypeError) as exc:
         _log.warning("job_registry_unreadable", path=str(path), error=str(exc))
         return []
+
+
+def running_owner(path: Path) -> int | None:
+    """The pid of the daemon that wrote the registry when it is another process still running
+    (the same pid with the same create time), else None."""
+    try:
+        pid, create_time = json.loads(path.read_bytes())["owner"]
+        pid, create_time = int(pid), float(create_time)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if pid == os.getpid():
+        return None
+    now = process_create_time(pid)
+    return pid if now is not None and abs(now - create_time) <= _CREATE_TIME_TOLERANCE_S else None
 
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100

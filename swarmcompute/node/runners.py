@@ -186,8 +186,9 @@ class JobRunners:
         return self.processes.reap_stale()
 
     async def reap_stale_containers(self) -> int:
-        """Containers labelled with this node that a previous life left, when an engine answers."""
-        if not await asyncio.to_thread(engine_socket_answers):
+        """Containers labelled with this node that a previous life left, when an engine answers
+        (none when the process registry is another running daemon's: see ``reap_stale``)."""
+        if self.processes.copy_of is not None or not await asyncio.to_thread(engine_socket_answers):
             return 0
         return await asyncio.to_thread(self.docker().reap_stale)
 

@@ -99,3 +99,27 @@ def test_reap_stale_kills_tagged_processes_of_the_recorded_group(
 
     assert harness.executor.reap_stale() == 1
     assert tagged.wait(timeout=20) == -9
+
+
+def test_reap_stale_leaves_the_jobs_of_another_daemon_still_running_from_a_copy_of_this_state_dir(
+    tmp_path: Path, tracker: ProcessTracker, session_leader: Any
+) -> None:
+    # Two nodes on one machine, one state dir copied from the other: its registry names a job
+    # group that is not stale, but the other daemon's (here a stand-in process), running now.
+    job = session_leader(["sleep", "1000"], env={"SWARM_JOB_ID": "theirs"})
+    other_daemon = session_leader(["sleep", "1000"])
+    harness = Harness(tmp_path, tracker)
+    harness.registry_path.parent.mkdir(parents=True, exist_ok=True)
+    owner = (other_daemon.pid, psutil.Process(other_daemon.pid).create_time())
+    entry = RegistryEntry("theirs", 1, job.pid, job.pid, psutil.Process(job.pid).create_time())
+    write_registry(harness.registry_path, [entry], owner=owner)
+
+    assert harness.executor.reap_stale() == 0
+    assert job.poll() is None
+    assert read_registry(harness.registry_path) == []  # now this daemon's own (empty) list
+    # Once that daemon is gone, what it left is stale again.
+    write_registry(harness.registry_path, [entry], owner=owner)
+    other_daemon.kill()
+    other_daemon.wait()
+    assert harness.executor.reap_stale() == 1
+    assert job.wait(timeout=20) == -9
