@@ -61,6 +61,9 @@ class GossipConfig:
     """...and their estimated bytes; one oversized update still travels alone."""
     max_push_pull_bytes: int = 64 * 1024
     """A full-state sync is chunked into messages of at most this many estimated bytes."""
+    settle_max_ticks: int = 20
+    """A starting node takes part in the cluster once it has had a peer's full state and checked
+    it (``Membership.settled``), or after this long when no peer answers."""
 
     def __post_init__(self) -> None:
         positive = (

@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 
 from swarmcompute.membership.broadcasts import BroadcastQueue
 from swarmcompute.membership.config import GossipConfig
-from swarmcompute.membership.effects import Effect, Send
+from swarmcompute.membership.effects import Effect, Send, TwinFound
 from swarmcompute.membership.members import ALIVE, DEAD, LEFT, SUSPECT, Member, MemberTable
 from swarmcompute.membership.messages import (
     Ack,
@@ -47,8 +47,16 @@ from swarmcompute.membership.messages import (
     Ping,
     PingReq,
     PushPull,
+    TwinCheck,
 )
 from swarmcompute.membership.meta import NodeMeta
+
+TWIN_CHECK_TRIES = 3
+"""Checks sent to a place a peer says this node runs (``Membership._check_twin``) before it is
+taken for a past run's: a starting node waits that many probe timeouts (1.5 s on a LAN) at most."""
+TWIN_AGE_MARGIN_MS = 1000
+"""Two processes of one node id whose ages differ by less than this cannot tell which started
+first (the ages cross the network): the one at the higher address steps aside."""
 
 
 @dataclass(slots=True)
@@ -107,6 +115,11 @@ class Membership:
         """Grows from 2 ticks to ``join_retry_ticks`` after a join (see ``join``)."""
         self._announce_until = -1
         """Re-announce our address to every live member until this tick (see ``set_address``)."""
+        self._twin_checks: dict[str, tuple[int, int]] = {}
+        """Address a peer said we are at -> (tick the ``TwinCheck`` sent there expires, tries left)."""
+        self._full_state_seen = False
+        self._settled = False
+        self._stepping_aside = False
         self.counters: dict[str, int] = dict.fromkeys(
             (
                 "probes",
@@ -118,6 +131,8 @@ class Membership:
                 "dropped_spoofed",
                 "dropped_wrong_target",
                 "push_pulls",
+                "twin_checks",
+                "twins_found",
             ),
             0,
         )
@@ -154,6 +169,15 @@ class Membership:
     @property
     def leaving(self) -> bool:
         return self._leaving
+
+    @property
+    def settled(self) -> bool:
+        """Whether this node may take part in the cluster (the shell holds Raft, lease and forwarded
+        messages until then): it has had a peer's full state and every place a peer said it runs
+        was checked (``_check_twin``), or ``settle_max_ticks`` passed (no peer answered: nothing
+        to learn). A process that found itself a copy never settles. A node's first moments only:
+        once settled it stays so."""
+        return self._settled
 
     def member(self, node_id: str) -> Member | None:
         return self._table.get(node_id)
@@ -293,6 +317,18 @@ class Membership:
         t = self._tick
         c = self.config
         out: list[Effect] = []
+        if self._stepping_aside:
+            return out  # a copy of a running node says nothing more as it (the shell stops it)
+        if self._twin_checks:
+            for address, (expiry, tries) in list(self._twin_checks.items()):
+                if expiry > t:
+                    continue
+                if tries:
+                    self._send_twin_check(address, tries - 1, out)
+                else:
+                    del self._twin_checks[address]  # nobody there: a past run of ours, long gone
+        if not self._settled:
+            self._settled = (self._full_state_seen and not self._twin_checks) or t >= c.settle_max_ticks
         if not self._leaving:
             for node_id, deadline in list(self._suspicions.items()):
                 if deadline <= t:
@@ -329,10 +365,16 @@ class Membership:
         """Handle one message. ``from_node_id`` is who the transport says sent it (or None)."""
         out: list[Effect] = []
         sender = msg.sender
+        if self._stepping_aside:
+            return out
+        if isinstance(msg, TwinCheck):
+            if (from_node_id is None or from_node_id == sender) and sender == self.node_id:
+                self._twin_found(msg, out)
+            return out  # one for another id: that node no longer runs at this address
         if sender == self.node_id or (from_node_id is not None and from_node_id != sender):
             self.counters["dropped_spoofed"] += 1
             return out
-        self._note_sender(sender, msg.sender_addr, out)
+        self._note_sender(sender, msg.sender_addr, out, moved=not (isinstance(msg, PushPull) and msg.join))
         if isinstance(msg, Ack):
             self.heard(sender)  # an answer: the way there and back works (a ping proves only one)
         if isinstance(msg, PushPull):
@@ -348,6 +390,7 @@ class Membership:
                 if m is not None and u.state is ALIVE and u.incarnation <= m.incarnation and u.node_id != me:
                     continue
                 self._merge(u, out, from_full_state=True)
+            self._full_state_seen = True
             if msg.want_reply:
                 self._send_state(msg.sender_addr, sender, out, want_reply=False)
             return out
@@ -456,7 +499,7 @@ class Membership:
 
     def _merge(self, u: MemberUpdate, out: list[Effect], *, from_full_state: bool = False) -> None:
         if u.node_id == self.node_id:
-            self._maybe_refute(u)
+            self._maybe_refute(u, out)
             return
         if from_full_state and u.state is DEAD:
             u = replace(u, state=SUSPECT)  # a peer's stale "dead" must not kill without our own timeout
@@ -482,10 +525,12 @@ class Membership:
         if m.state is ALIVE:
             self._retarget_probe(m.node_id, m.address, out)
 
-    def _maybe_refute(self, u: MemberUpdate) -> None:
+    def _maybe_refute(self, u: MemberUpdate, out: list[Effect]) -> None:
         local = self.local
-        if self._leaving or u.incarnation < local.incarnation:
+        if self._leaving or self._stepping_aside or u.incarnation < local.incarnation:
             return
+        if u.address != local.address:
+            self._check_twin(u.address, out)
         if (
             u.state is ALIVE
             and u.incarnation == local.incarnation
@@ -497,12 +542,63 @@ class Membership:
         self._table.set_local(replace(local, incarnation=u.incarnation + 1))
         self._enqueue_self()
 
+    def _check_twin(self, address: str, out: list[Effect]) -> None:
+        """A peer says this node runs at ``address``, where it does not (at an incarnation ours
+        has not passed): a past run of this node that was there (restarted on a new address), or
+        another machine running now with a copy of this state directory, whose claims and ours
+        would otherwise refute each other for ever while both count as one Raft voter. Ask there
+        (``TWIN_CHECK_TRIES`` times, a probe timeout apart, while no answer comes): a copy answers
+        (``_twin_found``, at both ends); a past run is gone, and whoever holds the address now
+        ignores a check for another id."""
+        if address in self._twin_checks or self._leaving:
+            return
+        self.counters["twin_checks"] += 1
+        self._send_twin_check(address, TWIN_CHECK_TRIES - 1, out)
+
+    def _send_twin_check(self, address: str, tries_left: int, out: list[Effect]) -> None:
+        """Asked again after a probe timeout: the shell drops what it sends on a connection not
+        made yet, as the first message to a new address often is."""
+        self._twin_checks[address] = (self._tick + self.config.probe_timeout_ticks, tries_left)
+        age = self._tick * self.config.tick_ms
+        out.append(Send(address, TwinCheck(self.node_id, self.address, age, self.incarnation), urgent=True))
+
+    def _twin_found(self, msg: TwinCheck, out: list[Effect]) -> None:
+        """A process at ``msg.sender_addr`` signed a check with our id: it runs this node too."""
+        if msg.sender_addr == self.address:
+            return  # our own check, come back by another way
+        self._twin_checks.pop(msg.sender_addr, None)
+        ours = self._tick * self.config.tick_ms
+        if abs(ours - msg.age_ms) < TWIN_AGE_MARGIN_MS:
+            step_aside = self.address > msg.sender_addr
+        else:
+            step_aside = ours < msg.age_ms
+        self.counters["twins_found"] += 1
+        if msg.reply:
+            reply = TwinCheck(self.node_id, self.address, ours, self.incarnation, reply=False)
+            out.append(Send(msg.sender_addr, reply, urgent=True))
+        if step_aside:
+            self._stepping_aside = True  # and refutes no more (``_maybe_refute``)
+            self._settled = False
+        else:  # the members that last heard the copy have us there: tell them all where we are
+            local = self.local
+            self._table.set_local(replace(local, incarnation=max(local.incarnation, msg.incarnation) + 1))
+            self._enqueue_self()
+            self._announce_until = self._tick + self.config.announce_ticks
+            self._announce(out)
+        out.append(TwinFound(msg.sender_addr, ours, msg.age_ms, step_aside))
+
     def _enqueue_self(self) -> None:
         self._queue.enqueue(*self._table.record(self.local))
 
-    def _note_sender(self, sender: str, address: str, out: list[Effect]) -> None:
-        """Learn a live member's new address; tell a node we hold as not alive what we think."""
-        updated = self._table.set_address(sender, address)
+    def _note_sender(self, sender: str, address: str, out: list[Effect], *, moved: bool = True) -> None:
+        """Learn a live member's new address; tell a node we hold as not alive what we think.
+
+        A join is no such evidence (``moved`` False): a node joins as it starts, and one that
+        starts at another address than we have it at is a past run of it come back there, which
+        learns where we had it from our answer and refutes it with its new address, or a copy of
+        a running node, which must learn where the other runs: it checks there (``_check_twin``)
+        before it takes part. Taken as a move, our answer named its own address back to it."""
+        updated = self._table.set_address(sender, address) if moved else None
         if updated is not None:
             out.append(updated)
             self._retarget_probe(sender, address, out)

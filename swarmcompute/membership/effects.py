@@ -68,5 +68,18 @@ class MemberUpdated:
     changed: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class TwinFound:
+    """Another process runs this node's id at ``address`` (a copy of its state directory).
+    ``step_aside``: this one is the younger (or, started within ``TWIN_AGE_MARGIN_MS`` of each
+    other, the one at the higher address) and must stop before it takes part in the cluster;
+    the other keeps the id. Both ends decide alike from the same two ages."""
+
+    address: str
+    our_age_ms: int
+    their_age_ms: int
+    step_aside: bool
+
+
 MemberEvent = MemberUp | MemberSuspect | MemberDead | MemberLeft | MemberUpdated
-Effect = Send | MemberEvent
+Effect = Send | MemberEvent | TwinFound

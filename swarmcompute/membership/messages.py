@@ -108,4 +108,21 @@ class PushPull:
     join: bool = False
 
 
-GossipMessage = Ping | Ack | PingReq | Gossip | PushPull
+@codec.message("gossip.twin_check")
+@dataclass(frozen=True, slots=True)
+class TwinCheck:
+    """Sent to an address where a peer says this node is, when that is not where it is: a
+    process that answers it (a message signed with its own id) is another machine running the
+    same node id (its state directory copied: a cloned SD card or disk image). ``age_ms`` is how
+    long the sender's gossip has run, on its own clock: the younger process steps aside
+    (``Membership._twin_found``)."""
+
+    sender: str
+    sender_addr: str
+    age_ms: codec.Count
+    incarnation: codec.Count
+    """The sender's: the one that stays announces itself above it."""
+    reply: bool = True
+
+
+GossipMessage = Ping | Ack | PingReq | Gossip | PushPull | TwinCheck

@@ -20,13 +20,14 @@ from typing import Any
 from swarmcompute import codec
 from swarmcompute.membership.config import GossipConfig
 from swarmcompute.membership.core import Membership
-from swarmcompute.membership.effects import Effect, MemberEvent, Send
+from swarmcompute.membership.effects import Effect, MemberEvent, Send, TwinFound
 from swarmcompute.membership.messages import Ack, Gossip, MemberState, MemberUpdate, Ping, PingReq, PushPull
 from swarmcompute.membership.meta import NodeMeta
 from swarmcompute.sim.clock import SimClock
 from swarmcompute.sim.network import NetworkFaults, SimNetwork
 
-Observer = Callable[[int, str, MemberEvent], None]
+Event = MemberEvent | TwinFound
+Observer = Callable[[int, str, Event], None]
 
 
 def node_name(i: int) -> str:
@@ -175,7 +176,7 @@ class GossipSim:
         self._restarts: dict[str, int] = {}
         self.tick_no = 0
         self.record_events = record_events
-        self.events: list[tuple[int, str, MemberEvent]] = []
+        self.events: list[tuple[int, str, Event]] = []
         self.observers: list[Observer] = []
         self.messages_sent = 0
         self.bytes_sent = 0
@@ -212,6 +213,24 @@ class GossipSim:
             picks = self.rng.sample(earlier, min(seeds_per_node, len(earlier)))
             self.add_node(node_id, seeds=[self.nodes[p].address for p in picks])
         return ids
+
+    def add_twin(self, node_id: str, address: str, *, seeds: int = 2) -> str:
+        """Start a second process of ``node_id`` at ``address`` (its state directory copied to
+        another machine), joining through live nodes; returns the name the simulator knows it by
+        (``crash`` and ``nodes`` take it), ``node_id~1`` for the first copy."""
+        n = 1
+        while f"{node_id}~{n}" in self.nodes:
+            n += 1
+        key = f"{node_id}~{n}"
+        live = sorted(self.up)
+        picks = self.rng.sample(live, min(seeds, len(live)))
+        node = Membership(node_id, address, self.config, random.Random(f"{self.seed}/{key}"), meta=NodeMeta(name=key))
+        self.nodes[key] = node
+        self._owner[address] = key
+        self.up.add(key)
+        self._order = sorted(self.up)
+        self._handle(key, node.join([self.nodes[p].address for p in picks]))
+        return key
 
     def crash(self, node_id: str) -> None:
         """Stop a node at once: nothing more is sent or received; its state is lost."""
@@ -280,7 +299,7 @@ class GossipSim:
         if dst not in self.up or src not in self.up:
             return  # a crashed sender's in-flight messages are lost with it
         msg = codec.decode(payload) if self.wire else payload
-        self._handle(dst, self.nodes[dst].step(src, msg))
+        self._handle(dst, self.nodes[dst].step(self.nodes[src].node_id, msg))  # a twin signs with its id
 
     # ---------------------------------------------------------------- checks
 
@@ -309,7 +328,9 @@ class GossipSim:
         return True
 
     def count_events(self, kind: type, about: str | None = None) -> int:
-        return sum(1 for _, _, e in self.events if type(e) is kind and (about is None or e.node_id == about))
+        return sum(
+            1 for _, _, e in self.events if type(e) is kind and (about is None or getattr(e, "node_id", None) == about)
+        )
 
     @property
     def seconds(self) -> float:
