@@ -161,6 +161,10 @@ class VersionRefusedError(ClusterError):
     """A member refused this node: their protocol versions are not compatible (``swarmcompute.versions``)."""
 
 
+class DuplicateNodeError(ClusterError):
+    """Another machine runs this node's id: its state directory is a copy of this one's."""
+
+
 class NodeAliveError(ClusterError):
     """`swarm forget` named a node that is not gone: alive, suspect, or the node asked."""
 

@@ -56,7 +56,7 @@ from swarmcompute import codec
 from swarmcompute.errors import MembershipChangeError, NotLeaderError
 from swarmcompute.files.messages import PEER_MESSAGES as FILE_MESSAGES
 from swarmcompute.membership.members import ALIVE
-from swarmcompute.membership.messages import Ack, Gossip, Ping, PingReq, PushPull
+from swarmcompute.membership.messages import Ack, Gossip, Ping, PingReq, PushPull, TwinCheck
 from swarmcompute.node.cluster_messages import (
     DetailsData,
     DetailsFetch,
@@ -118,11 +118,18 @@ RAFT_TYPES = (
     TimeoutNow,
     NotMember,
 )
-GOSSIP_TYPES = (Ping, Ack, PingReq, Gossip, PushPull)
+GOSSIP_TYPES = (Ping, Ack, PingReq, Gossip, PushPull, TwinCheck)
 ANSWER_TYPES = (AppendResponse, VoteResponse, SnapshotAck, LeaseGrant)
 """Answers to what this node sent: each proves the way there and back, as a gossip ack does, so
 gossip spares the sender's probe (``Membership.heard``). A request proves only the way here: a
 leader cut off one way (nothing reaches it, it reaches everyone) must still be suspected."""
+HELD_TYPES = (*RAFT_TYPES, ForwardCommands, ForwardReply, LeaseAsk, LeaseGrant)
+"""What a starting node neither reads nor sends until gossip has settled (``Membership.settled``:
+a peer's full state had, and any other place it was said to run checked): a process whose state
+directory is a copy of a running node's is found then, and stops, before it voted, acknowledged an
+entry or took a lease as that node, or drew the others' Raft traffic for it to its address. Raft
+takes the hold as lost messages; it costs a restarted node a round trip with a peer (or checks of
+where it ran before, 3 probe timeouts; 2 s at most with no peer answering)."""
 JOIN_ALIVE_TARGETS = 3
 """A node that is not (or no longer) in the configuration also asks this many members gossip
 says are alive, besides its seeds: one of them leads or knows who does."""
@@ -318,6 +325,8 @@ class ClusterLink:
         self._exclusion_logged = ""
         self._leaving = False
         self._limiter = LogLimiter()
+        self.held = 0
+        """Messages left unread while gossip settled at start (``HELD_TYPES``)."""
 
     @property
     def address(self) -> str:
@@ -338,6 +347,8 @@ class ClusterLink:
 
     def send_to(self, node_id: str, msg: object) -> bool:
         """Send to a node by id (its address from gossip, else the address book)."""
+        if self._held(msg):
+            return True
         address = None
         if self.gossip is not None:
             member = self.gossip.member(node_id)
@@ -357,10 +368,19 @@ class ClusterLink:
         """As ``send_to``, but at the end of this loop turn, in one frame with whatever else goes
         to that node then (``PeerTransport.post``; ``lazy``: with the next such frame). Raft,
         gossip and lease traffic go this way. False only when no address is known."""
+        if self._held(msg):
+            return True
         address = self._address_of(node_id)
         if address is None:
             return False
         self.transport.post(address, msg, lazy=lazy)
+        return True
+
+    def _held(self, msg: object) -> bool:
+        """Not settled yet (``HELD_TYPES``): what it would send is dropped, as lost on the way."""
+        if self.gossip is None or self.gossip.core.settled or not isinstance(msg, HELD_TYPES):
+            return False
+        self.held += 1
         return True
 
     def post_lazily(self, node_id: str, msg: object) -> bool:
@@ -707,6 +727,8 @@ class ClusterLink:
             if gossip is not None:
                 gossip.step(sender, msg)
             return
+        if self._held(msg):
+            return  # a copy of a running node must not vote or run its jobs: see HELD_TYPES
         if gossip is not None and isinstance(msg, ANSWER_TYPES):
             gossip.core.heard(sender)  # as good as an ack: spares its failure-detector probe
         if isinstance(msg, RAFT_TYPES):

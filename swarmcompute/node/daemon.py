@@ -38,6 +38,7 @@ from swarmcompute.errors import (
     ClusterError,
     ConfigError,
     DaemonAlreadyRunningError,
+    DuplicateNodeError,
     InvalidJobSpecError,
     InvariantViolation,
     JobAlreadyExistsError,
@@ -52,7 +53,7 @@ from swarmcompute.executor.spec import AttemptResult
 from swarmcompute.files.host import FilesHost
 from swarmcompute.limits import MAX_DEPENDENCIES
 from swarmcompute.membership.config import GossipConfig
-from swarmcompute.membership.effects import MemberDead, MemberEvent, MemberLeft, MemberUp, MemberUpdated
+from swarmcompute.membership.effects import MemberDead, MemberEvent, MemberLeft, MemberUp, MemberUpdated, TwinFound
 from swarmcompute.membership.members import ALIVE, DEAD, LEFT, Member
 from swarmcompute.membership.meta import NodeMeta
 from swarmcompute.node.clock_check import clock_off_to_tell
@@ -518,9 +519,10 @@ class Daemon:
                 if leave:  # the ends of its attempts are committed while it is still a member
                     await self.executor.shutdown()  # ends report STOPPED: re-queued as lost
                     await self.committer.drain(LEAVE_TRANSFER_TIMEOUT_S)
-                await self._hand_over_leadership(leave=leave)
-                self.gossip.leave()
-                await asyncio.sleep(LEAVE_BROADCAST_S)  # let the goodbye leave before the sockets close
+                if not isinstance(self._fatal, DuplicateNodeError):  # a copy's goodbye would be the other's
+                    await self._hand_over_leadership(leave=leave)
+                    self.gossip.leave()
+                    await asyncio.sleep(LEAVE_BROADCAST_S)  # let the goodbye leave before the sockets close
                 if not leave:
                     await self.executor.shutdown()  # ends report STOPPED: re-queued as lost
                 self.committer.close()
@@ -911,7 +913,10 @@ class Daemon:
             nodes.append(_capacity(member.node_id, member.meta))
         return nodes
 
-    def _on_member_event(self, event: MemberEvent) -> None:
+    def _on_member_event(self, event: MemberEvent | TwinFound) -> None:
+        if isinstance(event, TwinFound):
+            self._twin_found(event)
+            return
         alive = isinstance(event, (MemberUp, MemberUpdated))
         if isinstance(event, (MemberUp, MemberUpdated)):
             self.link.learn(event.node_id, event.address, verified=True)
@@ -937,6 +942,31 @@ class Daemon:
                 time.time(),
             )
         )
+
+    def _twin_found(self, event: TwinFound) -> None:
+        """Another machine runs this node's id (``Membership._check_twin``): its state directory
+        is a copy of ours, or ours of its. Two processes would be one Raft voter with two minds
+        (each could vote once in a term: two leaders) and one job's runner twice over, so the
+        younger stops before it takes part (gossip holds its Raft until then), without a goodbye:
+        the other keeps the id and every job on it."""
+        name = self.identity.name if self.identity is not None else self.node_id
+        if not event.step_aside:
+            log.error(
+                "duplicate_node",
+                address=event.address,
+                hint=f"another machine at {event.address} runs this node ({name}) from a copy of its state "
+                "directory; it stops itself (give it a state directory of its own); this one keeps the node",
+            )
+            return
+        if self._fatal is not None:
+            return
+        self._fatal = DuplicateNodeError(
+            f"another machine ({event.address}) runs node {name} ({self.node_id}) too, from a copy of this state "
+            f"directory ({self.paths.root}; a cloned disk or SD card?). This one stopped, so that the cluster does not "
+            "count one node twice: move the directory away and `swarm join` again to make this machine a node of its own"
+        )
+        log.error("duplicate_node", address=event.address, stepped_aside=True, reason=str(self._fatal))
+        self.stop()
 
     def _on_new_epoch(self, epoch: int) -> None:
         self._carry(self.state.recovered(self.executor.running(), time.time(), epoch))

@@ -16,7 +16,7 @@ import structlog
 
 from swarmcompute.membership.config import GossipConfig
 from swarmcompute.membership.core import Membership
-from swarmcompute.membership.effects import Effect, MemberEvent, Send
+from swarmcompute.membership.effects import Effect, MemberEvent, Send, TwinFound
 from swarmcompute.membership.members import Member
 from swarmcompute.membership.messages import Gossip
 from swarmcompute.membership.meta import NodeMeta
@@ -48,7 +48,7 @@ class GossipHost:
         address: str,
         *,
         send: Callable[[str, object], bool],
-        on_event: Callable[[MemberEvent], None],
+        on_event: Callable[[MemberEvent | TwinFound], None],
         sample_meta: Callable[[], NodeMeta],
         config: GossipConfig | None = None,
         rng: random.Random | None = None,

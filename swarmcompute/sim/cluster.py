@@ -62,7 +62,7 @@ from swarmcompute.membership.effects import MemberDead, MemberEvent, MemberLeft,
 from swarmcompute.membership.members import ALIVE, SUSPECT
 from swarmcompute.membership.messages import Gossip
 from swarmcompute.membership.meta import NodeMeta
-from swarmcompute.node.cluster import ANSWER_TYPES
+from swarmcompute.node.cluster import ANSWER_TYPES, HELD_TYPES
 from swarmcompute.node.cluster_messages import ForwardCommands, ForwardReply
 from swarmcompute.node.committer import ReplicatedJobLog
 from swarmcompute.node.daemon import (
@@ -912,6 +912,9 @@ class ClusterSim(JobSim):
         """``ClusterLink.send_to``: by the address this node's book has for ``dst``. ``lazy``:
         ``ClusterLink.post_lazily`` (the lease host's renewals), which the transport's outbox holds
         for the next frame to that address, at most ``LAZY_S``: up to that much later."""
+        host = self.hosts.get(src)
+        if host is not None and isinstance(msg, HELD_TYPES) and not host.gossip.settled:
+            return True  # ``ClusterLink._held``
         address = self.peers[src].book.get(dst)
         if address is None:
             return False
@@ -952,6 +955,8 @@ class ClusterSim(JobSim):
         host = self.hosts.get(node.id)
         if host is None:
             return
+        if isinstance(msg, HELD_TYPES) and not host.gossip.settled:
+            return  # as the shell: Raft, forwards and leases wait until gossip settled
         if isinstance(msg, ANSWER_TYPES):
             host.gossip.heard(src)  # as the shell: an answer spares the sender's probe
         if isinstance(msg, Message):
