@@ -9,7 +9,10 @@ Timing, chosen for ``swarm join`` to see its peers within about a second on a LA
 
 - The instance name is the node id, unique by construction (a state dir holds one node
   id and one daemon), so the three 250 ms RFC 6762 probes are skipped
-  (``cooperating_responders``): the first announcement goes out at once.
+  (``cooperating_responders``): the first announcement goes out at once. A state dir
+  copied to a second machine is the exception: gossip finds it and stops the copy before
+  it takes part (``membership.core.Membership._check_twin``); mDNS would not have, since
+  the probes are skipped.
 - SRV/TXT/A records carry a short TTL (``ttl_s``, 30 s), and every
   ``refresh_interval_s`` (5 s) the node sends one known-answer query (see ``browse``):
   a peer that vanished without a goodbye is reported gone after at most TTL + one

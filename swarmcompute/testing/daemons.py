@@ -8,6 +8,7 @@ PID and stopped (SIGTERM, then SIGKILL) by ``stop()``/``kill()``. Nothing is eve
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -23,6 +24,7 @@ from swarmcompute.local_cluster import LocalDaemon, free_port, poll_until
 __all__ = [
     "DaemonProcess",
     "compile_package",
+    "copy_of",
     "free_port",
     "length_prefixed",
     "send_raw_control",
@@ -95,6 +97,15 @@ class DaemonProcess(LocalDaemon):
         return subprocess.run(
             [swarm_executable(), *args], capture_output=True, text=True, timeout=timeout_s, env=env, **kwargs
         )
+
+
+def copy_of(node: LocalDaemon, to: Path) -> Path:
+    """A copy of a running node's state directory, as a disk image of its machine holds it (a
+    cloned SD card): everything but the daemon's socket, lock, pid file and log."""
+    shutil.copytree(
+        node.state_dir, to, ignore=shutil.ignore_patterns("*.sock", "daemon.lock", "daemon.pid", "daemon.log")
+    )
+    return to
 
 
 def send_raw_control(daemon: DaemonProcess, payload: bytes) -> bytes:

@@ -6,21 +6,12 @@ minds. Real loopback daemons; the copy is a real copy of a running node's direct
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
 from swarmcompute.local_cluster import FAST_GOSSIP, free_port, stop_all
 from swarmcompute.testing.clusters import formed_cluster, leader_of
-from swarmcompute.testing.daemons import DaemonProcess, wait_until
-
-
-def copy_of(node: DaemonProcess, to: Path) -> Path:
-    """What a disk image holds: everything but the running daemon's socket, lock, pid and log."""
-    shutil.copytree(
-        node.state_dir, to, ignore=shutil.ignore_patterns("*.sock", "daemon.lock", "daemon.pid", "daemon.log")
-    )
-    return to
+from swarmcompute.testing.daemons import DaemonProcess, copy_of, wait_until
 
 
 def test_a_copy_of_a_running_node_stops_in_one_line_and_the_node_keeps_its_place_and_its_jobs(

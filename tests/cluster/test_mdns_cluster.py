@@ -5,7 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from swarmcompute.testing.daemons import DaemonProcess, free_port, wait_until
+from swarmcompute.local_cluster import stop_all
+from swarmcompute.testing.daemons import DaemonProcess, copy_of, free_port, wait_until
 from swarmcompute.testing.netns import Host, Lan
 
 FAST = ("--gossip", "local")
@@ -95,6 +96,39 @@ def test_a_lan_of_docker_hosts_forms_by_mdns_with_every_interface_bound(lan: Lan
     wait_until(lambda: formed(nodes, 3), 30, "3 Docker hosts to find each other by mDNS")
     addresses = sorted(v["address"] for v in first.status()["nodes"])
     assert addresses == sorted(f"{h.ip}:7340" for h in hosts)
+
+
+def test_a_cloned_sd_card_on_a_fourth_host_stops_and_the_node_it_copied_keeps_its_place(  # type: ignore[no-untyped-def]
+    lan: Lan, daemon_factory, tmp_path
+) -> None:
+    # The card of h2 imaged (while it ran) into a fourth machine, which boots it: same node id,
+    # same port, its own IP; it finds the cluster by mDNS and its copied peer book.
+    hosts = [lan.add_host(f"h{i}") for i in range(4)]
+    nodes = _one_on_each(daemon_factory, hosts[:3])
+    wait_until(lambda: formed(nodes, 3), 30, "3 hosts to form a cluster by mDNS")
+    original, spare = nodes[2], hosts[3]
+    copy = DaemonProcess(
+        copy_of(original, tmp_path / "card"),
+        name="h2",
+        bind=spare.ip,
+        port=7340,
+        mdns=True,
+        extra_args=FAST,
+        wrap=("ip", "netns", "exec", spare.netns),
+    )
+    try:
+        copy.start(wait=False)
+        assert copy.proc is not None
+        assert copy.proc.wait(timeout=30) == 2
+        said = [line for line in copy.log_tail(200).splitlines() if line.startswith("swarm: ")]
+    finally:
+        stop_all([copy])
+    assert len(said) == 1 and said[0].startswith(f"swarm: another machine ({hosts[2].ip}:7340) runs node h2 ("), said
+    wait_until(lambda: formed(nodes, 3), 20, "the three hosts' cluster as before")
+    for node in nodes:
+        assert {v["name"]: v["address"] for v in node.status()["nodes"]}["h2"] == f"{hosts[2].ip}:7340"
+    job = nodes[0].client.submit(["echo", "on h2"], node="h2")
+    assert nodes[0].client.wait(job, timeout=30)["state"] == "succeeded"
 
 
 def _one_on_each(daemon_factory, hosts: list[Host], bind: str | None = None) -> list[DaemonProcess]:  # type: ignore[no-untyped-def]
