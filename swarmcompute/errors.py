@@ -181,6 +181,10 @@ class CorruptRecordError(StorageError):
     """A record failed its CRC or length check somewhere other than the tail."""
 
 
+class RaftStateLostError(StorageError):
+    """This node's Raft log is damaged or gone: it must not vote or acknowledge with what it lost."""
+
+
 class ExecutorError(SwarmError):
     """A job process could not be started or controlled."""
 

@@ -45,6 +45,7 @@ from swarmcompute.errors import (
     MembershipChangeError,
     NoQuorumError,
     NotLeaderError,
+    RaftStateLostError,
     SwarmError,
 )
 from swarmcompute.executor.cgroups import JobCgroups
@@ -64,7 +65,7 @@ from swarmcompute.node.details_backfill import DetailsBackfill
 from swarmcompute.node.end_watch import EndWatch
 from swarmcompute.node.gang_env import GangEnv, gang_view
 from swarmcompute.node.gossip_host import GossipHost
-from swarmcompute.node.identity import Identity, load_or_create
+from swarmcompute.node.identity import Identity, load_or_create, mark_raft_kept
 from swarmcompute.node.inventory import Inventory
 from swarmcompute.node.joining import ClusterPlan, plan_cluster
 from swarmcompute.node.lease_host import LeaseHost, lease_clock
@@ -415,7 +416,7 @@ class Daemon:
                 on_change=self._on_lease_change,
             )
             link.on_lease = self.lease.on_message
-            applied = self.committer.open(bootstrap_voters=[identity.node_id] if plan.bootstrap else None)
+            applied = self._open_raft(identity, plan.bootstrap)
             from swarmcompute.node.key_rotation import KeyRotation
 
             self._keys = KeyRotation(
@@ -555,6 +556,32 @@ class Daemon:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def _open_raft(self, identity: Identity, bootstrap: bool) -> int:
+        """Open the Raft log (``ReplicatedJobLog.open``), unless this id's log is missing or
+        damaged: a node must not vote or acknowledge as the voter it was with what it lost (Raft's
+        safety rests on each voter's log and vote surviving), so it stops and says how to come back
+        as a new node. The first open marks the identity (``raft_kept``)."""
+        from swarmcompute.errors import CorruptRecordError
+        from swarmcompute.storage.raft_log import LOG_FILE, SNAPSHOT_FILE
+
+        raft_dir = self.paths.raft_dir
+        if identity.raft_kept and not (raft_dir / LOG_FILE).exists() and not (raft_dir / SNAPSHOT_FILE).exists():
+            raise self._raft_state_lost(identity, f"is gone ({raft_dir / LOG_FILE} was removed)")
+        try:
+            applied = self.committer.open(bootstrap_voters=[identity.node_id] if bootstrap else None)
+        except CorruptRecordError as exc:
+            raise self._raft_state_lost(identity, f"is damaged ({exc}: a failing disk or SD card?)") from None
+        self.identity = mark_raft_kept(self.paths.identity, identity)
+        return applied
+
+    def _raft_state_lost(self, identity: Identity, what: str) -> RaftStateLostError:
+        return RaftStateLostError(
+            f"this node's Raft log {what}; it must not vote or acknowledge with what it lost. On another member "
+            f"run `swarm forget {identity.name}` (once it is seen dead), then move {self.paths.root} away and "
+            "`swarm join` again (with the token `swarm token` prints on a member) to come back as a new node; its "
+            "jobs' output stays in the moved directory"
+        )
 
     def _web_server(self, control: Any) -> Any:
         """The HTTP server, its socket bound (``web.server``: the HTTP stack, 4.8 MiB and 0.2 s of
