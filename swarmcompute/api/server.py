@@ -267,7 +267,8 @@ class ControlServer:
             case m.ApiTokenCreate(name=name, read_only=read_only, expires_s=expires_s):
                 return await daemon.create_api_token(name, read_only=read_only, expires_s=expires_s, uid=uid)
             case m.ApiTokenList():
-                return [t.view() for t in daemon.table.api_tokens]
+                now = daemon.leader_time()
+                return [t.view(now) for t in daemon.table.api_tokens]
             case m.DrainNode(node=node, drained=drained):
                 check_admin(uid, "drain or undrain a node")
                 return await daemon.set_drained(node, drained)

@@ -744,16 +744,13 @@ def api_token_list(state_dir: StateDir = None, as_json: JsonFlag = False) -> Non
         return
     from swarmcompute.cli.format import table
 
-    now = time.time()
     rows = [
         (
             r["name"],
             "read-only" if r["read_only"] else "read-write",
             r["user"],
             _when(r["created_at"]),
-            "never"
-            if r["expires_at"] is None
-            else _when(r["expires_at"]) + (" (expired)" if r["expires_at"] <= now else ""),
+            "never" if r["expires_at"] is None else _when(r["expires_at"]) + (" (expired)" if r["expired"] else ""),
         )
         for r in records
     ]

@@ -1351,7 +1351,7 @@ class Daemon:
         await self.commit([CreateApiToken(token)])
         if self.table.api_tokens.get(name) != token:
             raise ConfigError(f"an API token named {name} was created meanwhile: pick another name")
-        return {**token.view(), "token": secret}
+        return {**token.view(self.leader_time()), "token": secret}
 
     async def revoke_api_token(self, name: str) -> None:
         """Revoke a token on every node (committed before this returns)."""

@@ -35,8 +35,10 @@ class ApiToken:
     expires_at: float | None = None
     """Wall-clock end (Unix seconds), or None: never."""
 
-    def view(self) -> dict[str, object]:
-        """What `swarm api-token list --json` shows (never the digest)."""
+    def view(self, now: float) -> dict[str, object]:
+        """What `swarm api-token list --json` shows (never the digest); ``expired`` by ``now``, the
+        leader's clock as this node reads it (``Daemon.leader_time``), which checks it too: not
+        the clock of the machine the list is printed on."""
         return {
             "name": self.name,
             "read_only": self.read_only,
@@ -44,6 +46,7 @@ class ApiToken:
             "user": self.user,
             "created_at": self.created_at,
             "expires_at": self.expires_at,
+            "expired": self.expires_at is not None and self.expires_at <= now,
         }
 
 

@@ -7,6 +7,8 @@ this checks the daemon as it runs."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from swarmcompute.client import Client
 from swarmcompute.state.table import retry_backoff_s
 from swarmcompute.testing.clocks import LIBFAKETIME, MISSING, clock_off
 from swarmcompute.testing.clusters import formed_cluster, leader_of
-from swarmcompute.testing.daemons import wait_until
+from swarmcompute.testing.daemons import swarm_executable, wait_until
 
 AN_HOUR_AHEAD = clock_off("+1h")
 
@@ -101,3 +103,8 @@ def test_an_api_token_made_on_a_node_an_hour_behind_lasts_what_it_says_on_every_
         assert abs(made["expires_at"] - (time.time() + 1800)) < 60  # expired an hour ago everywhere else, before
         for node in nodes:  # a node an hour behind still checks expiry on the leader's clock
             assert Client(url=node.http_url, token=made["token"]).status()["cluster_id"]
+        # The list says what the daemons check: not expired, though printed on a machine an hour ahead.
+        env = {**os.environ, "SWARM_STATE_DIR": str(nodes[0].state_dir), **AN_HOUR_AHEAD}
+        listed = subprocess.run([swarm_executable(), "api-token", "list"], capture_output=True, text=True, env=env)
+        assert listed.returncode == 0 and "half-hour" in listed.stdout and "(expired)" not in listed.stdout, listed
+        assert [t["expired"] for t in nodes[0].client.api_tokens()] == [False]
