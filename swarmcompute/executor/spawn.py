@@ -38,6 +38,7 @@ import subprocess
 from collections.abc import Callable
 
 from swarmcompute.executor.spec import AttemptSpec
+from swarmcompute.files.manifest import SHEBANG_BYTES, windows_line_ends
 from swarmcompute.users import SECRET_ENV, RunAs, daemon_user, job_environment, serves_every_user
 
 __all__ = ["SECRET_ENV", "SpawnFailed", "job_environment", "set_job_umask", "spawn_job"]
@@ -160,10 +161,6 @@ def _in_child(spec: AttemptSpec, run_as: RunAs | None, cgroup: str | None) -> Ca
     return child
 
 
-_SHEBANG_BYTES = 256
-"""The most of a script's first line read to explain a failed exec (Linux reads 256 bytes too)."""
-
-
 def _chdir_failed(exc: OSError, spec: AttemptSpec) -> bool:
     # Popen names the working directory as the failing file when chdir, not exec, failed.
     return spec.cwd is not None and exc.filename == spec.cwd
@@ -188,17 +185,15 @@ def _bad_interpreter(spec: AttemptSpec, env: dict[bytes, bytes]) -> str | None:
         return None
     try:
         with open(os.path.join(spec.cwd or "", path), "rb") as script:
-            first = script.readline(_SHEBANG_BYTES)
+            first = script.readline(SHEBANG_BYTES)
     except OSError:
         return None
     if not first.startswith(b"#!"):
         return None
-    line = first[2:].rstrip(b"\n")
-    if line.endswith(b"\r"):
-        return (
-            f"bad interpreter: {cmd} has Windows line ends (its #! line ends in \\r): convert it, e.g. dos2unix {cmd}"
-        )
-    words = line.split()
+    crlf = windows_line_ends(cmd, first)
+    if crlf is not None:
+        return crlf
+    words = first[2:].split()
     program = os.fsdecode(words[0]) if words else ""
     return f"bad interpreter: {cmd} is run by {program or 'no program'} (its #! line), which this node does not have"
 

@@ -30,6 +30,9 @@ def ship(parsed: RunArgs, spec: dict[str, Any], state_dir: str) -> None:
     uploads = list(options.get("upload", []))
     if not options.get("no_upload"):
         uploads += [p for p in manifest.auto_upload(parsed.argv, cwd) if p not in uploads]
+        problem = manifest.script_problem(parsed.argv, cwd)
+        if problem is not None:  # it would fail on every node: said before anything is shipped
+            raise _ShipError(problem)
     workdir = options.get("workdir")
     if not uploads and workdir is None:
         return  # `python3 -c ...`, a script given by absolute path: nothing to ship

@@ -67,6 +67,34 @@ def sha256_file(path: str) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+SHEBANG_BYTES = 256
+"""The most of a script's first line read for its ``#!`` line (Linux reads 256 bytes too)."""
+
+
+def windows_line_ends(cmd: str, first_line: bytes) -> str | None:
+    """The one line for a script saved on Windows: its ``#!/bin/sh\r`` names no program, and
+    exec says "no such file" of a file that is there. ``swarm run`` refuses to ship one (``cli``),
+    and a node that finds one it was not shipped says so for ``command not found`` (``spawn``)."""
+    if first_line.startswith(b"#!") and first_line.rstrip(b"\n").endswith(b"\r"):
+        return (
+            f"bad interpreter: {cmd} has Windows line ends (its #! line ends in \\r): convert it, e.g. dos2unix {cmd}"
+        )
+    return None
+
+
+def script_problem(argv: Sequence[str], cwd: str) -> str | None:
+    """Why the script ``argv[0]`` names here (a relative path, shipped as ``auto_upload`` ships
+    it) cannot run on any node, or None: read before the submit, so no node tries it."""
+    if not argv or "/" not in argv[0] or not _local_file(argv[0], cwd):
+        return None
+    try:
+        with open(os.path.join(cwd, argv[0]), "rb") as script:
+            first = script.readline(SHEBANG_BYTES)
+    except OSError:
+        return None
+    return windows_line_ends(argv[0], first)
+
+
 def auto_upload(argv: Sequence[str], cwd: str) -> list[str]:
     """The local script a command names, to ship without being asked: ``argv[0]`` when it is a
     relative path with a '/' to a regular file (``./hello.py``), or the script argument of an

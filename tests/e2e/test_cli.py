@@ -189,16 +189,20 @@ def test_command_not_found_is_127_with_a_clear_error(daemon: DaemonProcess) -> N
     )  # which node: the one that lacks it
 
 
-def test_a_shipped_script_saved_on_windows_says_so_not_command_not_found(daemon: DaemonProcess, tmp_path: Path) -> None:
+def test_a_script_saved_on_windows_is_refused_before_it_is_shipped_and_said_by_a_node_that_finds_one(
+    daemon: DaemonProcess, tmp_path: Path
+) -> None:
     script = tmp_path / "win.sh"
     script.write_bytes(b"#!/bin/sh\r\necho hi\r\n")
     script.chmod(0o755)
-    result = daemon.swarm("run", "--id", "crlf", "--", "./win.sh", cwd=tmp_path)  # shipped, as a script is
-    assert result.returncode == 127
-    assert result.stderr.endswith(
-        f"swarm: job crlf failed on {daemon.name}: bad interpreter: ./win.sh has Windows line ends"
-        " (its #! line ends in \\r): convert it, e.g. dos2unix ./win.sh\n"
-    )
+    said = " has Windows line ends (its #! line ends in \\r): convert it, e.g. dos2unix ./win.sh\n"
+    shipped = daemon.swarm("run", "--id", "crlf", "--", "./win.sh", cwd=tmp_path)  # shipped, as a script is
+    assert (shipped.returncode, shipped.stderr) == (2, "swarm: bad interpreter: ./win.sh" + said)
+    assert daemon.client.jobs() == []  # no node tried it
+    # Not shipped (--no-upload: the node has it at that path), the node that runs it says the same.
+    found = daemon.swarm("run", "--id", "crlf2", "--no-upload", "--cwd", str(tmp_path), "--", "./win.sh", cwd=tmp_path)
+    assert found.returncode == 127
+    assert found.stderr.endswith(f"swarm: job crlf2 failed on {daemon.name}: bad interpreter: ./win.sh" + said)
 
 
 def test_cancel_says_whether_it_cancelled_the_job_or_found_it_ended(daemon: DaemonProcess) -> None:
