@@ -250,7 +250,10 @@ class ControlServer:
                     " `swarm jobs --state cancelled` lists them"
                 )
                 cancelled = await self._paged(cursor, offset, limit, expired, lambda: self._cancelled(refs, uid))
-                return await self._views(cancelled, None)
+                views = await self._views([job for job, _ in cancelled], None)
+                for view, (_, before) in zip(views, cancelled, strict=True):
+                    view["ended_before"] = before
+                return views
             case m.Status():
                 return daemon.status()
             case m.Recover():
@@ -358,17 +361,20 @@ class ControlServer:
         # ended: even if pruned since
         return [ends.ended.get(i) or table.get(i) or _removed(table, i) async for i in sliced(ids, SLICE_S)]
 
-    async def _cancelled(self, refs: tuple[str, ...], uid: int) -> list[Job]:
-        """Cancel the jobs of ``refs`` (local user ``uid`` asks); their records."""
+    async def _cancelled(self, refs: tuple[str, ...], uid: int) -> list[tuple[Job, bool]]:
+        """Cancel the jobs of ``refs`` (local user ``uid`` asks); their records, each with whether
+        it had ended before (`swarm cancel`'s "had already ended": told by the table, as no clock
+        can tell it, the CLI's being another machine's or off the leader's, which stamps the end)."""
         daemon = self._daemon
         cancelled = [await self.resolve(r) async for r in sliced(self._arrays_expanded(refs), SLICE_S)]
         for j in cancelled:
             check_owner(uid, j.spec.user, "cancel", j.id)
         ids = [j.id for j in cancelled]
+        ended = {j.id for j in cancelled if j.state.is_terminal}
         await daemon.cancel(ids)
         table = daemon.table
         # cancelled: even if pruned since
-        return [table.get(i) or _removed(table, i) async for i in sliced(ids, SLICE_S)]
+        return [(table.get(i) or _removed(table, i), i in ended) async for i in sliced(ids, SLICE_S)]
 
     async def _listed(self, request: m.ListJobs) -> list[list[Job]]:
         """`swarm jobs`'s lines (``grouped``: an array or a gang as one, ``JobTable.newest_rows``)

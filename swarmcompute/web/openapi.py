@@ -111,7 +111,8 @@ def openapi_document() -> dict[str, Any]:
     )
     job_or_array = _json({"oneOf": [_ref("Job"), _ref("Array")]}, "the job; for an array id, the array")
     cancelled = _json(
-        {"oneOf": [_ref("Job"), {"type": "array", "items": _ref("Job")}]}, "the job; for an array id, its elements"
+        {"oneOf": [_ref("Job"), {"type": "array", "items": _ref("Job")}]},
+        "the job; for an array id, its elements; each with `ended_before`: it had ended before this cancel",
     )
     node_ref = _path_param("ref", "a node id or name")
     node_row = {"200": _json(_ref("Node"))}

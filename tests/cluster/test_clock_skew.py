@@ -93,6 +93,19 @@ def test_first_come_first_served_holds_for_a_submission_through_a_node_an_hour_b
         assert 0 <= done[1]["submitted_at"] - done[0]["submitted_at"] < 30
 
 
+def test_swarm_cancel_on_a_node_an_hour_ahead_says_it_cancelled_the_job_not_that_it_had_ended(tmp_path: Path) -> None:
+    with formed_cluster(tmp_path, 3, extra_env_of={"n2": AN_HOUR_AHEAD}) as nodes:
+        ahead = nodes[2]
+        job_id = ahead.client.submit(["sleep", "30"], cpus=0)
+        wait_until(lambda: ahead.client.job(job_id)["state"] == "running", 20, "the job to start")
+        env = {**os.environ, "SWARM_STATE_DIR": str(ahead.state_dir), **AN_HOUR_AHEAD}  # its machine's CLI
+        first = subprocess.run([swarm_executable(), "cancel", job_id], capture_output=True, text=True, env=env)
+        again = subprocess.run([swarm_executable(), "cancel", job_id], capture_output=True, text=True, env=env)
+        # Before: the cancel, stamped on the leader's clock, read as an hour before the CLI asked.
+        assert (first.returncode, first.stdout) == (0, f"{job_id} cancelled\n"), first
+        assert (again.returncode, again.stdout) == (0, f"{job_id} had already ended: cancelled\n"), again
+
+
 def test_an_api_token_made_on_a_node_an_hour_behind_lasts_what_it_says_on_every_node(tmp_path: Path) -> None:
     behind = clock_off("-1h")
     with formed_cluster(tmp_path, 3, extra_env_of={"n2": behind}, http_port=0) as nodes:

@@ -93,6 +93,8 @@ def test_an_array_is_run_shown_listed_waited_for_and_cancelled_over_url(
     held_id = held.stdout.strip()
     cancelled = swarm("cancel", held_id)
     assert cancelled.stdout.splitlines() == [f"{held_id}.{i} cancelled" for i in range(3)], cancelled.stderr
+    again = swarm("cancel", held_id)  # the node says which had ended: no clock compared across machines
+    assert again.stdout.splitlines() == [f"{held_id}.{i} had already ended: cancelled" for i in range(3)]
     bad = swarm("run", "--array", "9-1", "--", "true")
     assert bad.returncode == 2 and "must go up" in bad.stderr
 
