@@ -97,13 +97,15 @@ class Housekeeping:
         if node_id == daemon.node_id:
             raise NodeAliveError(f"{name} is this node: stop it with `swarm leave` (forget it from another node)")
         member = daemon.gossip.member(node_id)
-        if member is not None and member.state is ALIVE:
+        if member is not None and member.state in (ALIVE, SUSPECT):
+            gossip = daemon.gossip
+            c = gossip.config
+            within = c.seconds(c.probe_interval_ticks + c.suspicion_timeout_ticks(gossip.core.num_live))
+            seen = "is alive at" if member.state is ALIVE else "is suspect, maybe alive, at"
             raise NodeAliveError(
-                f"{name} is alive at {member.address}: only a node gone for good can be forgotten; "
-                "run `swarm leave` on it first"
+                f"{name} {seen} {member.address}: only a node gone for good can be forgotten. Run `swarm leave` "
+                f"on it; if it is down, it shows dead in `swarm nodes` within about {within:.0f} s: forget it then"
             )
-        if member is not None and member.state is SUSPECT:
-            raise NodeAliveError(f"{name} is suspect, maybe alive: wait until it is declared dead, then forget it")
         raft = daemon.committer.raft.node
         was_voter = node_id in raft.membership.voters
         was_member = node_id in raft.membership.members

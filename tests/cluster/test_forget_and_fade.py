@@ -6,6 +6,7 @@ refused in one line), and a dead non-voter fades from `swarm status`/`swarm node
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,9 @@ def test_a_dead_voter_is_forgotten_by_every_node_while_quorum_holds_and_a_live_n
         assert alive.returncode == 2 and alive.stderr.count("\n") == 1, alive.stderr
         assert "is alive at" in alive.stderr and "swarm leave" in alive.stderr
         victim.kill()
+        early = follower.swarm("forget", victim.name or "")  # down, not yet seen so: says when to try
+        assert early.returncode == 2 and early.stderr.count("\n") == 1, early.stderr
+        assert re.search(r"it shows dead in `swarm nodes` within about \d+ s: forget it then$", early.stderr), early
         for node in survivors:
             wait_until(
                 lambda node=node: any(n["id"] == victim_id and n["state"] == "dead" for n in node.status()["nodes"]),
