@@ -328,7 +328,7 @@ class ClusterLink:
         self._leaving = False
         self._limiter = LogLimiter()
         self.held = 0
-        """Messages left unread while gossip settled at start (``HELD_TYPES``)."""
+        """Messages not read or not sent while gossip settled at start (``HELD_TYPES``)."""
 
     @property
     def address(self) -> str:
