@@ -563,10 +563,10 @@ class Daemon:
         safety rests on each voter's log and vote surviving), so it stops and says how to come back
         as a new node. The first open marks the identity (``raft_kept``)."""
         from swarmcompute.errors import CorruptRecordError
-        from swarmcompute.storage.raft_log import LOG_FILE, SNAPSHOT_FILE
+        from swarmcompute.storage.raft_log import LOG_FILE
 
         raft_dir = self.paths.raft_dir
-        if identity.raft_kept and not (raft_dir / LOG_FILE).exists() and not (raft_dir / SNAPSHOT_FILE).exists():
+        if identity.raft_kept and not (raft_dir / LOG_FILE).exists():  # a snapshot keeps no vote or term
             raise self._raft_state_lost(identity, f"is gone ({raft_dir / LOG_FILE} was removed)")
         try:
             applied = self.committer.open(bootstrap_voters=[identity.node_id] if bootstrap else None)

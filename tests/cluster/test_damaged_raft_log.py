@@ -10,6 +10,8 @@ import re
 import shutil
 from pathlib import Path
 
+import pytest
+
 from swarmcompute.local_cluster import FAST_GOSSIP, stop_all
 from swarmcompute.testing.clusters import formed_cluster
 from swarmcompute.testing.daemons import DaemonProcess, wait_until
@@ -69,11 +71,18 @@ def test_a_damaged_raft_log_stops_the_node_in_one_line_and_doing_what_it_says_br
             stop_all([again])
 
 
-def test_a_node_whose_raft_log_was_removed_is_refused_rather_than_voting_with_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("removed", ["raft", "raft/raft.log"])
+def test_a_node_whose_raft_log_was_removed_is_refused_rather_than_voting_with_nothing(
+    tmp_path: Path, removed: str
+) -> None:
     with formed_cluster(tmp_path / "c", 3) as nodes:
         n2 = nodes[2]
         n2.kill()
-        shutil.rmtree(n2.state_dir / "raft")
+        gone = n2.state_dir / removed
+        if gone.is_dir():
+            shutil.rmtree(gone)
+        else:
+            gone.unlink()  # the snapshot, when there is one, keeps no vote or term
         line = refused(n2)
         assert line == (
             f"swarm: this node's Raft log is gone ({n2.state_dir / 'raft' / 'raft.log'} was removed); "
