@@ -174,10 +174,10 @@ class Membership:
     @property
     def settled(self) -> bool:
         """Whether this node may take part in the cluster (the shell holds Raft, lease and forwarded
-        messages until then): it has had a peer's full state and every place a peer said it runs
-        was checked (``_check_twin``), or ``settle_max_ticks`` passed (no peer answered: nothing
-        to learn). A process that found itself a copy never settles. A node's first moments only:
-        once settled it stays so."""
+        messages until then): it has had a peer's full state, or ``settle_max_ticks`` passed (no
+        peer answered: nothing to learn), and every place a peer said it runs was checked
+        (``_check_twin``). A process that found itself a copy never settles. A node's first
+        moments only: once settled it stays so."""
         return self._settled
 
     def member(self, node_id: str) -> Member | None:
@@ -328,8 +328,8 @@ class Membership:
                     self._send_twin_check(address, tries - 1, out)
                 else:
                     del self._twin_checks[address]  # nobody there: a past run of ours, long gone
-        if not self._settled:
-            self._settled = (self._full_state_seen and not self._twin_checks) or t >= c.settle_max_ticks
+        if not self._settled:  # a check under way is waited for (3 tries: under a second) in any case
+            self._settled = not self._twin_checks and (self._full_state_seen or t >= c.settle_max_ticks)
         if not self._leaving:
             for node_id, deadline in list(self._suspicions.items()):
                 if deadline <= t:
