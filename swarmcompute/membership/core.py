@@ -319,7 +319,7 @@ class Membership:
         c = self.config
         out: list[Effect] = []
         if self._stepping_aside:
-            return out  # a copy of a running node says nothing more as it (the shell stops it)
+            return out  # a copy that steps aside sends nothing more in the node's name (the shell stops it)
         if self._twin_checks:
             for address, (expiry, tries) in list(self._twin_checks.items()):
                 if expiry > t:
