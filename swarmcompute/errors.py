@@ -161,6 +161,13 @@ class VersionRefusedError(ClusterError):
     """A member refused this node: their protocol versions are not compatible (``swarmcompute.versions``)."""
 
 
+EXIT_MUST_NOT_RUN = 78
+"""The exit status of a node that must not run as it is until a person acts: a copy of another
+node's state directory (``DuplicateNodeError``), a damaged or missing Raft log
+(``RaftStateLostError``). sysexits' EX_CONFIG; the systemd unit does not restart on it
+(``RestartPreventExitStatus``): a copy was started again every 5 s, to be found and stop again."""
+
+
 class DuplicateNodeError(ClusterError):
     """Another machine runs this node's id: its state directory is a copy of this one's."""
 

@@ -36,6 +36,8 @@ from typing import Annotated, Any
 
 import typer
 
+from swarmcompute.errors import EXIT_MUST_NOT_RUN
+
 
 def _fail(message: str) -> typer.Exit:
     from swarmcompute.cli.app import _fail as fail  # the CLI's one-line error (app imports this module)
@@ -160,6 +162,7 @@ def unit_text(*, user: bool, swarm: str, state_dir: Path, token_file: Path | Non
         lines.append(f"LoadCredential={CREDENTIAL}:{_unit_path(token_file)}")
     lines += [
         "Restart=on-failure",
+        f"RestartPreventExitStatus={EXIT_MUST_NOT_RUN}",
         "RestartSec=5s",
         "KillMode=mixed",
         "TimeoutStopSec=30s",

@@ -324,11 +324,14 @@ def run_daemon(
             loop.add_signal_handler(sig, daemon.stop)
         await daemon.run()
 
+    from swarmcompute.errors import EXIT_MUST_NOT_RUN, DuplicateNodeError, RaftStateLostError
+
+    must_not_run = (DuplicateNodeError, RaftStateLostError)
     try:
         asyncio.run(serve())
     except SwarmError as exc:
         print(f"swarm: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_MUST_NOT_RUN if isinstance(exc, must_not_run) else 2
     except OSError as exc:  # a write while starting (identity, key) on a full or broken disk
         from swarmcompute.storage.disk import describe
 

@@ -83,6 +83,7 @@ def test_system_unit_passes_systemd_analyze_and_hands_the_token_over_only_as_a_c
     for line in (
         "LoadCredential=swarm-token:/etc/swarmcompute/join.token",
         "Restart=on-failure",
+        "RestartPreventExitStatus=78",
         "KillMode=mixed",
         "Delegate=yes",
         "After=network-online.target docker.service",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from swarmcompute.errors import EXIT_MUST_NOT_RUN
 from swarmcompute.local_cluster import FAST_GOSSIP, free_port, stop_all
 from swarmcompute.testing.clusters import formed_cluster, leader_of
 from swarmcompute.testing.daemons import DaemonProcess, copy_of, wait_until
@@ -37,7 +38,7 @@ def test_a_copy_of_a_running_node_stops_in_one_line_and_the_node_keeps_its_place
             said = [line for line in copy.log_tail(200).splitlines() if line.startswith("swarm: ")]
         finally:
             stop_all([copy])
-        assert rc == 2
+        assert rc == EXIT_MUST_NOT_RUN  # 78: the systemd unit does not start it again
         assert said == [
             f"swarm: another machine ({address}) runs node n2 ({original.status()['node_id']}) too, from a copy of "
             f"this state directory ({copy.state_dir}; a cloned disk or SD card?). This one stopped, so that the cluster "

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from swarmcompute.errors import EXIT_MUST_NOT_RUN
 from swarmcompute.local_cluster import FAST_GOSSIP, stop_all
 from swarmcompute.testing.clusters import formed_cluster
 from swarmcompute.testing.daemons import DaemonProcess, wait_until
@@ -24,10 +25,11 @@ REMEDY = (
 
 
 def refused(node: DaemonProcess) -> str:
-    """Start ``node`` and return the one line it exits 2 with."""
+    """Start ``node`` and return the one line it exits with: ``EXIT_MUST_NOT_RUN`` (78), on which
+    the systemd unit does not start it again."""
     node.start(wait=False)
     assert node.proc is not None
-    assert node.proc.wait(timeout=30) == 2
+    assert node.proc.wait(timeout=30) == EXIT_MUST_NOT_RUN
     said = [line for line in node.log_tail(200).splitlines() if line.startswith("swarm: ")]
     assert len(said) == 1, node.log_tail(60)
     return said[0]
@@ -89,4 +91,4 @@ def test_a_node_whose_raft_log_was_removed_is_refused_rather_than_voting_with_no
             + REMEDY.format(root=n2.state_dir)
         )
         n2.start(wait=False)  # and again: it stays refused
-        assert n2.proc is not None and n2.proc.wait(timeout=30) == 2
+        assert n2.proc is not None and n2.proc.wait(timeout=30) == EXIT_MUST_NOT_RUN

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from swarmcompute.errors import EXIT_MUST_NOT_RUN
 from swarmcompute.local_cluster import stop_all
 from swarmcompute.testing.daemons import DaemonProcess, copy_of, free_port, wait_until
 from swarmcompute.testing.netns import Host, Lan
@@ -119,7 +120,7 @@ def test_a_cloned_sd_card_on_a_fourth_host_stops_and_the_node_it_copied_keeps_it
     try:
         copy.start(wait=False)
         assert copy.proc is not None
-        assert copy.proc.wait(timeout=30) == 2
+        assert copy.proc.wait(timeout=30) == EXIT_MUST_NOT_RUN
         said = [line for line in copy.log_tail(200).splitlines() if line.startswith("swarm: ")]
     finally:
         stop_all([copy])
