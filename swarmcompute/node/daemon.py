@@ -576,11 +576,16 @@ class Daemon:
         return applied
 
     def _raft_state_lost(self, identity: Identity, what: str) -> RaftStateLostError:
+        lost = f"this node's Raft log {what}; it must not vote or acknowledge with what it lost. "
+        if not self.link.book.items():  # it never knew another member: its cluster was itself
+            return RaftStateLostError(
+                lost + f"It knew no other member: move {self.paths.root} away and `swarm join` to start a new "
+                "cluster (the job history was in that log; its jobs' output stays in the moved directory)"
+            )
         return RaftStateLostError(
-            f"this node's Raft log {what}; it must not vote or acknowledge with what it lost. On another member "
-            f"run `swarm forget {identity.name}` (once it is seen dead), then move {self.paths.root} away and "
-            "`swarm join` again (with the token `swarm token` prints on a member) to come back as a new node; its "
-            "jobs' output stays in the moved directory"
+            lost + f"On another member run `swarm forget {identity.name}` (once it is seen dead), then move "
+            f"{self.paths.root} away and `swarm join` again (with the token `swarm token` prints on a member) to "
+            "come back as a new node; its jobs' output stays in the moved directory"
         )
 
     def _web_server(self, control: Any) -> Any:

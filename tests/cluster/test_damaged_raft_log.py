@@ -92,3 +92,17 @@ def test_a_node_whose_raft_log_was_removed_is_refused_rather_than_voting_with_no
         )
         n2.start(wait=False)  # and again: it stays refused
         assert n2.proc is not None and n2.proc.wait(timeout=30) == EXIT_MUST_NOT_RUN
+
+
+def test_a_one_node_cluster_whose_raft_log_is_damaged_is_told_to_start_a_new_cluster(tmp_path: Path) -> None:
+    with formed_cluster(tmp_path / "c", 1) as nodes:
+        (only,) = nodes
+        only.client.wait(only.client.submit("echo kept"), timeout=30)
+        only.kill()
+        (only.state_dir / "raft" / "raft.log").unlink()
+        assert refused(only) == (
+            f"swarm: this node's Raft log is gone ({only.state_dir / 'raft' / 'raft.log'} was removed); it must not "
+            f"vote or acknowledge with what it lost. It knew no other member: move {only.state_dir} away and "
+            "`swarm join` to start a new cluster (the job history was in that log; its jobs' output stays in the "
+            "moved directory)"
+        )
