@@ -20,7 +20,7 @@ import resource
 import signal
 import sys
 
-from swarmcompute.errors import ConfigError, SwarmError
+from swarmcompute.errors import EXIT_MUST_NOT_RUN, ConfigError, DuplicateNodeError, RaftStateLostError, SwarmError
 from swarmcompute.paths import DEFAULT_PORT, StatePaths
 
 SECRET_ENV = ("SWARM_TOKEN",)
@@ -324,14 +324,11 @@ def run_daemon(
             loop.add_signal_handler(sig, daemon.stop)
         await daemon.run()
 
-    from swarmcompute.errors import EXIT_MUST_NOT_RUN, DuplicateNodeError, RaftStateLostError
-
-    must_not_run = (DuplicateNodeError, RaftStateLostError)
     try:
         asyncio.run(serve())
     except SwarmError as exc:
         print(f"swarm: {exc}", file=sys.stderr)
-        return EXIT_MUST_NOT_RUN if isinstance(exc, must_not_run) else 2
+        return EXIT_MUST_NOT_RUN if isinstance(exc, (DuplicateNodeError, RaftStateLostError)) else 2
     except OSError as exc:  # a write while starting (identity, key) on a full or broken disk
         from swarmcompute.storage.disk import describe
 
