@@ -143,6 +143,9 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
         self._registry_path = Path(registry_path)
         self.copy_of: int | None = None
         """The pid of a running daemon whose registry ``reap_stale`` found here (a copied state dir)."""
+        created = process_create_time(os.getpid())
+        self._owner = None if created is None else (os.getpid(), created)
+        """This daemon's pid and create time, named in the registry it writes (``running_owner``)."""
         self._on_output = on_output
         self._kill_grace_s = kill_grace_s
         self._registry_handle: asyncio.TimerHandle | None = None
@@ -466,7 +469,7 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
             entries.append(RegistryEntry(a.spec.job_id, a.spec.attempt, a.pid, a.pgid, a.create_time))
         try:
             self._registry_path.parent.mkdir(parents=True, exist_ok=True)
-            write_registry(self._registry_path, entries, owner=_owner())
+            write_registry(self._registry_path, entries, owner=self._owner)
         except OSError as exc:
             # Jobs still run; only cleanup after a daemon crash is weakened. Say so loudly.
             _log.error("job_registry_write_failed", path=str(self._registry_path), error=str(exc))
@@ -561,19 +564,6 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
                 return
             await asyncio.sleep(delay_s)
             delay_s = min(delay_s * 2, 0.05)
-
-
-_OWNER: tuple[int, float] | None = None
-
-
-def _owner() -> tuple[int, float] | None:
-    """This process's pid and create time, named in the registry it writes (``running_owner``)."""
-    global _OWNER
-    pid = os.getpid()
-    if _OWNER is None or _OWNER[0] != pid:  # read once, again in a forked child
-        created = process_create_time(pid)
-        _OWNER = None if created is None else (pid, created)
-    return _OWNER
 
 
 def _signal_group(pgid: int, sig: int) -> None:

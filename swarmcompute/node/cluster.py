@@ -327,8 +327,6 @@ class ClusterLink:
         self._exclusion_logged = ""
         self._leaving = False
         self._limiter = LogLimiter()
-        self.held = 0
-        """Messages not read or not sent while gossip settled at start (``HELD_TYPES``)."""
 
     @property
     def address(self) -> str:
@@ -379,11 +377,8 @@ class ClusterLink:
         return True
 
     def _held(self, msg: object) -> bool:
-        """Not settled yet (``HELD_TYPES``): what it would send is dropped, as lost on the way."""
-        if self.gossip is None or self.gossip.core.settled or not isinstance(msg, HELD_TYPES):
-            return False
-        self.held += 1
-        return True
+        """Not settled yet (``HELD_TYPES``): what it would send or read is dropped, as lost on the way."""
+        return self.gossip is not None and not self.gossip.core.settled and isinstance(msg, HELD_TYPES)
 
     def post_lazily(self, node_id: str, msg: object) -> bool:
         return self.post_to(node_id, msg, lazy=True)

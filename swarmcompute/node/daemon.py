@@ -37,6 +37,7 @@ from swarmcompute.arrays import group_summary
 from swarmcompute.errors import (
     ClusterError,
     ConfigError,
+    CorruptRecordError,
     DaemonAlreadyRunningError,
     DuplicateNodeError,
     InvalidJobSpecError,
@@ -109,6 +110,7 @@ from swarmcompute.state.policy import CommandPolicy, SetPolicy, check_policy, po
 from swarmcompute.state.table import JobTable, submit_chunks, validate_batch, validate_spec
 from swarmcompute.storage.details import FILE_NAME as DETAILS_FILE
 from swarmcompute.storage.details import DetailsStore, details_missing
+from swarmcompute.storage.raft_log import LOG_FILE as RAFT_LOG_FILE
 from swarmcompute.units import likely_meant
 from swarmcompute.users import daemon_user, serves_every_user
 
@@ -562,12 +564,9 @@ class Daemon:
         damaged: a node must not vote or acknowledge as the voter it was with what it lost (Raft's
         safety rests on each voter's log and vote surviving), so it stops and says how to come back
         as a new node. The first open marks the identity (``raft_kept``)."""
-        from swarmcompute.errors import CorruptRecordError
-        from swarmcompute.storage.raft_log import LOG_FILE
-
-        raft_dir = self.paths.raft_dir
-        if identity.raft_kept and not (raft_dir / LOG_FILE).exists():  # a snapshot keeps no vote or term
-            raise self._raft_state_lost(identity, f"is gone ({raft_dir / LOG_FILE} was removed)")
+        raft_log = self.paths.raft_dir / RAFT_LOG_FILE
+        if identity.raft_kept and not raft_log.exists():  # a snapshot keeps no vote or term
+            raise self._raft_state_lost(identity, f"is gone ({raft_log} was removed)")
         try:
             applied = self.committer.open(bootstrap_voters=[identity.node_id] if bootstrap else None)
         except CorruptRecordError as exc:
@@ -982,10 +981,12 @@ class Daemon:
         younger stops before it takes part (gossip holds its Raft until then), without a goodbye:
         the other keeps the id and every job on it."""
         name = self.identity.name if self.identity is not None else self.node_id
+        ages = {"age_s": event.our_age_ms / 1000, "other_age_s": event.their_age_ms / 1000}  # who started later
         if not event.step_aside:
             log.error(
                 "duplicate_node",
                 address=event.address,
+                **ages,
                 hint=f"another machine at {event.address} runs this node ({name}) from a copy of its state "
                 "directory; it stops itself (give it a state directory of its own); this one keeps the node",
             )
@@ -997,7 +998,7 @@ class Daemon:
             f"directory ({self.paths.root}; a cloned disk or SD card?). This one stopped, so that the cluster does not "
             "count one node twice: move the directory away and `swarm join` again to make this machine a node of its own"
         )
-        log.error("duplicate_node", address=event.address, stepped_aside=True, reason=str(self._fatal))
+        log.error("duplicate_node", address=event.address, stepped_aside=True, **ages, reason=str(self._fatal))
         self.stop()
 
     def _on_new_epoch(self, epoch: int) -> None:
