@@ -59,8 +59,8 @@ Options:
                         repeatable; see swarm join --label, swarm label).
   --array SPEC          One job per index: 0-99, 1,3,5 or 0-99%10 (at most 10
                         at once); each sees SWARM_ARRAY_ID and SWARM_ARRAY_INDEX.
-                        Prints the array id, waits for all (not with -d) and
-                        exits 0 if every one succeeded, else 1.
+                        Prints each one's output in index order (-d: the
+                        array id) and exits 0 if every one succeeded, else 1.
   --ranks N             A gang: N ranks placed all at once or not at all, run
                         again together when one is lost; each sees SWARM_RANK,
                         SWARM_LOCAL_RANK, SWARM_WORLD_SIZE, SWARM_MASTER_ADDR,
@@ -303,11 +303,13 @@ def main(args: Sequence[str]) -> int:
 
 
 def _run_array(spec: dict[str, Any], array: str, state_dir: str, *, detach: bool) -> int:
-    """`swarm run --array`: submit one job per index (``swarmcompute.arrays``), print the array id;
-    then, unless detached, wait for every element and say how they ended. Ctrl-C, a closed
-    output, SIGTERM or SIGHUP meanwhile cancel the array (``cli.left_early``)."""
+    """`swarm run --array`: submit one job per index (``swarmcompute.arrays``). Detached, print the
+    array id; else say it on stderr, print every element's output in index order
+    (``cli.array_run``) and say how they ended. Ctrl-C, a closed output, SIGTERM or SIGHUP
+    meanwhile cancel the array (``cli.left_early``)."""
     from swarmcompute import Client
     from swarmcompute.arrays import elements
+    from swarmcompute.cli.array_run import announce, print_elements
     from swarmcompute.client import submit_framed
     from swarmcompute.errors import SwarmError
     from swarmcompute.state.job import JobSpec
@@ -320,9 +322,11 @@ def _run_array(spec: dict[str, Any], array: str, state_dir: str, *, detach: bool
         specs = elements(JobSpec(**fields), array)
         client = Client(state_dir)
         submit_framed(client._submit, specs)
-        print(spec["id"], flush=True)
         if detach:
+            print(spec["id"], flush=True)
             return 0
+        announce(spec["id"], len(specs))
+        print_elements(client, spec["id"], [s.array_index for s in specs if s.array_index is not None])
         jobs = client.wait(spec["id"])
     except (KeyboardInterrupt, BrokenPipeError, _EndedBySignal) as exc:
         if detach:

@@ -363,8 +363,8 @@ def _follow_job(client: RemoteClient, run_cmd: Any, argv: Any, options: dict[str
 def run_main(parsed: Any, array: str | None = None, gang: tuple[int, int] | None = None) -> int:
     """`swarm run` over the HTTP API (``parsed``: ``run_cmd.RunArgs``): stream the job's output,
     exit with its status; Ctrl-C, a closed pipe, SIGTERM and SIGHUP cancel it (``cli.left_early``).
-    ``array`` (``--array``): submit the array, print its id, then (unless detached) wait for every
-    element as `swarm run --array` on a node does.
+    ``array`` (``--array``): submit the array, then (unless detached, which prints its id) print
+    every element's output and say how they ended, as `swarm run --array` on a node does.
     ``gang`` (``--ranks``, ``--ranks-per-node`` or 0): submit the gang and follow it as on a node
     (``cli.gang_run``), each rank's output through its own connection."""
     import importlib
@@ -395,8 +395,16 @@ def run_main(parsed: Any, array: str | None = None, gang: tuple[int, int] | None
             return follow_gang(client, RemoteClient, gang_id, ranks, detach=parsed.detach, keep=keep)
         if array is not None:
             array_id = client.submit(parsed.argv, array=array, **options)
-            print(array_id, flush=True)
-            return 0 if parsed.detach else int(run_cmd.array_ended(array_id, client.wait(array_id)))
+            if parsed.detach:
+                print(array_id, flush=True)
+                return 0
+            from swarmcompute.arrays import parse_array
+            from swarmcompute.cli.array_run import announce, print_elements
+
+            indices = parse_array(array)[0]
+            announce(array_id, len(indices))
+            print_elements(client, array_id, indices)
+            return int(run_cmd.array_ended(array_id, client.wait(array_id)))
         if parsed.detach:
             print(client.submit(parsed.argv, **options))
             return 0

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from swarmcompute import Client
-from swarmcompute.errors import InvalidJobSpecError
-from swarmcompute.testing.daemons import DaemonProcess, wait_until
+from swarmcompute.errors import InvalidJobSpecError, JobNotFoundError
+from swarmcompute.testing.daemons import DaemonProcess, swarm_executable, wait_until
 
 
 def test_an_array_of_30_with_at_most_4_at_once(daemon: DaemonProcess, tmp_path: Path) -> None:
@@ -21,9 +24,10 @@ def test_an_array_of_30_with_at_most_4_at_once(daemon: DaemonProcess, tmp_path: 
         f" sleep 0.2; rm {live}/$SWARM_ARRAY_INDEX"
     )
     result = daemon.swarm("run", "--array", "0-29%4", "--cpus", "0", "--name", "sweep", "--", "sh", "-c", script)
-    assert result.returncode == 0, result.stderr
-    array_id = result.stdout.strip()
-    assert result.stderr.strip() == f"swarm: array {array_id}: 30 succeeded"
+    assert (result.returncode, result.stdout) == (0, ""), result.stderr  # the elements print nothing
+    said = result.stderr.splitlines()
+    array_id = said[0].split()[2].rstrip(":")
+    assert said[1:] == [f"swarm: array {array_id}: 30 succeeded"]
     lines = [line.split() for line in seen.read_text().splitlines()]
     assert sorted(int(i) for _, i, _ in lines) == list(range(30))
     assert {a for a, _, _ in lines} == {array_id}
@@ -62,12 +66,80 @@ def test_an_array_of_30_with_at_most_4_at_once(daemon: DaemonProcess, tmp_path: 
 def test_an_array_that_did_not_all_succeed_names_the_elements_that_did_not_and_how(daemon: DaemonProcess) -> None:
     script = "case $SWARM_ARRAY_INDEX in 2|4|5|6|7|8|9) exit $SWARM_ARRAY_INDEX;; esac"
     result = daemon.swarm("run", "--array", "0-9", "--id", "sweep", "--cpus", "0", "--", "sh", "-c", script)
-    assert result.returncode == 1
+    assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr == (
+        "swarm: array sweep: 10 jobs; their output follows, in index order (`swarm cancel sweep` stops them)\n"
         "swarm: array sweep: 7 failed, 3 succeeded\n"
         "swarm: not succeeded: sweep.2 (exit 2), sweep.4 (exit 4), sweep.5 (exit 5), sweep.6 (exit 6),"
         " sweep.7 (exit 7) and 2 more; `swarm logs sweep.2` shows one's output\n"
     )
+
+
+def test_an_attached_array_prints_each_elements_output_in_index_order_whatever_order_they_end_in(
+    daemon: DaemonProcess,
+) -> None:
+    # Element 0 ends last and element 3 first; element 2 fails its first attempt and is retried.
+    script = (
+        "echo out $SWARM_ARRAY_INDEX try $SWARM_ATTEMPT; echo err $SWARM_ARRAY_INDEX >&2;"
+        " sleep 0.$((4 - SWARM_ARRAY_INDEX)); [ $SWARM_ARRAY_INDEX != 2 ] || [ $SWARM_ATTEMPT = 2 ]"
+    )
+    result = daemon.swarm(
+        "run", "--array", "0-3", "--id", "fan", "--retries", "1", "--cpus", "0", "--", "sh", "-c", script
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "out 0 try 1\nout 1 try 1\nout 2 try 1\nout 2 try 2\nout 3 try 1\n"
+    node = daemon.status()["nodes"][0]["name"]
+    assert result.stderr.splitlines() == [
+        "swarm: array fan: 4 jobs; their output follows, in index order (`swarm cancel fan` stops them)",
+        "err 0",
+        "err 1",
+        "err 2",
+        f"fan.2: --- attempt 2 on {node} (after exit 1) ---",
+        "err 2",
+        "err 3",
+        "swarm: array fan: 4 succeeded",
+    ]
+    detached = daemon.swarm("run", "-d", "--array", "0-1", "--cpus", "0", "--", "echo", "hi")
+    assert (detached.returncode, detached.stderr) == (0, "")
+    assert daemon.client.wait(detached.stdout.strip(), timeout=30)[1]["state"] == "succeeded"  # -d: the id alone
+
+
+def test_an_attached_array_counts_the_elements_removed_before_their_output_was_printed(
+    daemon_factory: Any, tmp_path: Path
+) -> None:
+    daemon = daemon_factory("a", extra_args=("--keep-jobs", "3")).start()
+    go = tmp_path / "go"
+    script = f"[ $SWARM_ARRAY_INDEX != 0 ] || until [ -e {go} ]; do sleep 0.05; done; echo $SWARM_ARRAY_INDEX"
+    proc = subprocess.Popen(
+        [swarm_executable(), "run", "--array", "0-9", "--id", "held", "--cpus", "0", "--", "sh", "-c", script],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "SWARM_STATE_DIR": str(daemon.state_dir)},
+    )  # fmt: skip
+    try:
+
+        def state_of(job_id: str) -> str:
+            try:
+                return str(daemon.client.job(job_id)["state"])
+            except JobNotFoundError:
+                return "removed"
+
+        wait_until(lambda: state_of("held.0") == "running", 30, "element 0 to run (it waits for the go)")
+        # Element 0 still runs, so the command has printed no element's output but some of its.
+        wait_until(lambda: state_of("held.1") == "removed", 30, "the first ended elements to leave the table")
+        go.touch()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    printed = [int(line) for line in out.splitlines()]
+    assert printed[0] == 0 and printed == sorted(printed) and 1 not in printed
+    assert err.splitlines()[1:] == [
+        f"swarm: array held: {10 - len(printed)} jobs had been removed by the history bound (--keep-jobs,"
+        " --keep-history) before their output was printed, and their output with them",
+        "swarm: array held: 10 succeeded",
+    ]
+    assert proc.returncode == 0
 
 
 def test_the_jobs_table_shows_a_gang_as_one_line_with_its_attempt_and_node_and_elements_shows_each_rank(

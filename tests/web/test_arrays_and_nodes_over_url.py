@@ -64,12 +64,17 @@ def swarm(url_env: dict[str, str], tmp_path: Path) -> Swarm:
 def test_an_array_is_run_shown_listed_waited_for_and_cancelled_over_url(
     cluster: list[DaemonProcess], token: str, swarm: Swarm
 ) -> None:
-    ran = swarm(
-        "run", "--array", "0-5%2", "--name", "sweep", "--cpus", "0", "--", "sh", "-c", "echo $SWARM_ARRAY_INDEX"
-    )
+    script = "echo $SWARM_ARRAY_INDEX; echo e$SWARM_ARRAY_INDEX >&2"
+    ran = swarm("run", "--array", "0-5%2", "--name", "sweep", "--cpus", "0", "--", "sh", "-c", script)
     assert ran.returncode == 0, ran.stderr
-    array_id = ran.stdout.strip()
-    assert ran.stderr == f"swarm: array {array_id}: 6 succeeded\n"
+    assert ran.stdout == "0\n1\n2\n3\n4\n5\n"  # each element's output, in index order, from both nodes
+    said = ran.stderr.splitlines()
+    array_id = said[0].split()[2].rstrip(":")
+    assert said == [
+        f"swarm: array {array_id}: 6 jobs; their output follows, in index order (`swarm cancel {array_id}` stops them)",
+        *(f"e{i}" for i in range(6)),
+        f"swarm: array {array_id}: 6 succeeded",
+    ]
 
     shown = swarm("show", array_id)
     assert shown.returncode == 0, shown.stderr
