@@ -160,6 +160,8 @@ class OutputStream:
             if local:
                 chunks, new_offset = self._read_local(daemon.log_path(self._job_id, n), offset)
                 reached = True
+            elif offset == 0 and self._said_nothing(job, n):
+                return
             elif node is not None and not self._gone(node) and copy is None:
                 chunks, new_offset, reached = await self._fetch(node, n, offset)
                 if not reached:  # gone (before gossip says so, or since), or slow: a whole copy will do
@@ -200,6 +202,15 @@ class OutputStream:
                 await asyncio.wait_for(event.wait(), None if local else REMOTE_POLL_S)
             except TimeoutError:
                 pass
+
+    def _said_nothing(self, job: Job, n: int) -> bool:
+        """Whether attempt ``n`` ended, its last, and wrote nothing at all: the job record's tail
+        of its output is empty, so there is nothing to ask its node for. A `swarm run --array` of
+        1,000 `true` jobs on 3 nodes asks for 1,000 logs in turn, and asking the node that ran one
+        cost 1.0 ms a job against 0.4 for one that ran here."""
+        if n != job.attempt or not job.state.is_terminal or job.exit_code is None or n in job.truncated_attempts:
+            return False
+        return not self._daemon.whole_job(job).output_tail
 
     async def _pull_news(self, job: Job, n: int, local: bool, *, started: bool = False) -> None:
         """Say how far the pull of the attempt's image has got, when that changed (``Progress``):

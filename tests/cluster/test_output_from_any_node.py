@@ -46,6 +46,24 @@ def test_every_attempt_streams_through_another_node_and_logs_attempt_n_comes_fro
     for n in (1, 2, 3):
         asked = nodes[1].swarm("logs", "flaky", "--attempt", str(n))
         assert (asked.returncode, asked.stdout) == (0, f"attempt {n}\n")
+    # An attempt that wrote nothing (the record's tail is empty) is not asked of its node; one
+    # before the last, whose tail the record does not hold, is.
+    quiet = [
+        "--name",
+        "quiet",
+        "--node",
+        "n2",
+        "--retries",
+        "1",
+        "--",
+        "sh",
+        "-c",
+        '[ "$SWARM_ATTEMPT" = 2 ] || exit 1',
+    ]
+    assert nodes[0].swarm("run", *quiet).returncode == 0
+    for attempt in (["--attempt", "1"], []):
+        asked = nodes[1].swarm("logs", "quiet", *attempt)
+        assert (asked.returncode, asked.stdout, asked.stderr) == (0, "", ""), attempt
     missing = nodes[1].swarm("logs", "flaky", "--attempt", "4")
     assert missing.returncode == 2 and missing.stdout == "" and missing.stderr.count("\n") == 1
     assert "has no attempt 4: it has had 3" in missing.stderr
