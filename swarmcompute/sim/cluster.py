@@ -746,8 +746,8 @@ class ClusterSim(JobSim):
         return view_of(node.id, host.log.raft, host.gossip.members(), with_silent=with_silent)
 
     def _capacities(self, node: _Node) -> list[NodeCapacity]:
-        """``Daemon.capacities``: this node, and every node its gossip calls alive, less the nodes
-        its grantor bars."""
+        """``Daemon.capacities``: this node (not once it leaves), and every node its gossip calls
+        alive, less the nodes its grantor bars."""
         host = self._node_host(node)
         members = host.gossip.members()
         grantor = host.lease.grantor
@@ -756,7 +756,7 @@ class ClusterSim(JobSim):
             if grantor is not None
             else set()
         )
-        out = [node.capacity]
+        out = [] if host.leaving is not None else [node.capacity]
         for member in members:
             if member.node_id == node.id or member.state is not ALIVE or member.meta is None:
                 continue
