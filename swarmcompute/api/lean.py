@@ -115,6 +115,10 @@ class LeanError(Exception):
     """The daemon cannot be reached or spoke something unexpected."""
 
 
+class ClosedError(LeanError):
+    """The daemon closed the connection (it stopped, or restarts)."""
+
+
 def spec_fields(values: dict[str, object]) -> list[object]:
     """Positional JobSpec fields from a mapping (defaults filled in)."""
     return [values[name] if name in values else SPEC_DEFAULTS[name] for name in SPEC_FIELDS]
@@ -178,7 +182,7 @@ class FrameReader:
         while len(self._buf) < n:
             chunk = self._sock.recv(65536)
             if not chunk:
-                raise LeanError("the daemon closed the connection")
+                raise ClosedError("the daemon closed the connection")
             self._buf += chunk
         data = bytes(self._buf[:n])
         del self._buf[:n]

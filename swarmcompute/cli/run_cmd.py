@@ -155,6 +155,10 @@ OUTPUT_INCOMPLETE = 3
 """The job succeeded but some of its output could not be delivered (the stream said what)."""
 CANCEL_RETRY_S = 5.0
 """How long Ctrl-C keeps asking to cancel a job whose submission is not committed yet."""
+REATTACH_S = 30.0
+"""How long an attached `swarm run` whose daemon closed the connection (restarted by an upgrade or
+`systemctl restart`, crashed and restarted by systemd 5 s later) waits for it to be back."""
+REATTACH_POLL_S = 0.2
 
 
 def parse(args: Sequence[str]) -> RunArgs | None:
@@ -284,9 +288,11 @@ def main(args: Sequence[str]) -> int:
             from swarmcompute.cli.gang_run import run_gang
 
             return run_gang(spec, ranks, state_dir, detach=parsed.detach)
-        sock.sendall(lean.submit_frame(spec, attach=not parsed.detach))
+        submission = lean.submit_frame(spec, attach=not parsed.detach)
+        sock.sendall(submission)
         keep = bool(spec.get("keep_on_exit"))
-        status = _follow(sock, lean, state_dir, spec["id"], keep=keep, attached=not parsed.detach)
+        again = None if parsed.detach else submission
+        status = _follow(sock, lean, state_dir, spec["id"], keep=keep, attached=not parsed.detach, again=again)
     except lean.LeanError as exc:
         print(f"swarm: {_safe(str(exc))}", file=sys.stderr)
         return 2
@@ -483,9 +489,25 @@ def ended_by_signals() -> None:
     _signal.signal(_signal.SIGHUP, _ended_by_signal)
 
 
-def _follow(sock: Any, lean: Any, state_dir: str, job_id: str, keep: bool = False, attached: bool = True) -> int:
+def _follow(
+    sock: Any,
+    lean: Any,
+    state_dir: str,
+    job_id: str,
+    keep: bool = False,
+    attached: bool = True,
+    again: bytes | None = None,
+) -> int:
     """Print the job's output as it comes and return its exit status. ``job_id`` is ours (the
     client chooses it), so Ctrl-C can cancel the job even before the daemon confirmed it.
+
+    A daemon that closes the connection (it restarts: an upgrade, `systemctl restart`, a crash
+    systemd restarts) does not end `swarm run`: it says so, waits up to ``REATTACH_S`` for the
+    daemon to be back, sends ``again`` (the same submission: a no-op for a job the cluster has,
+    which attaches to it) and goes on where it was, skipping what it already printed (``_Replay``).
+    Before, it said `the daemon closed the connection` and exit 2 while the job ran on, its output
+    and exit status lost to the user. The job is never cancelled for this: the daemon stopping
+    hands its jobs on, and one killed cannot have meant it.
 
     This process is the job's lifeline (as srun is): if it ends before the job, however (Ctrl-C,
     a closed pipe, SIGTERM, SIGHUP, a crash), it cancels the job, unless ``keep``
@@ -498,10 +520,23 @@ def _follow(sock: Any, lean: Any, state_dir: str, job_id: str, keep: bool = Fals
     pull = None  # the image pull's updating line, once one is reported
     sock.settimeout(lean.TIMEOUT_S)  # for the submission's answer; then the job takes what it takes
     answered = False
+    replay = None if again is None else _Replay()  # what was printed, for a stream from the start again
     try:
         while True:
             try:
                 tag, fields = reader.next()
+            except (lean.ClosedError, ConnectionResetError):
+                if again is None or replay is None:
+                    raise
+                replay.lost(state_dir, job_id)
+                sock.close()
+                try:
+                    sock = _reattach(lean, state_dir, again, replay)
+                except OSError:
+                    print(replay.not_back(state_dir, job_id), file=sys.stderr)
+                    return 2
+                reader, answered = lean.FrameReader(sock), False
+                continue
             except TimeoutError:  # no answer at all: a stopped or stuck daemon; say so, not hang for ever
                 later = "cancels it soon after" if attached and not keep else f"runs it (`swarm cancel {job_id}`)"
                 print(
@@ -514,6 +549,10 @@ def _follow(sock: Any, lean: Any, state_dir: str, job_id: str, keep: bool = Fals
             if not answered:
                 answered = True
                 sock.settimeout(None)
+                if replay is not None:
+                    replay.back(job_id)
+            if replay is not None and not replay.new(tag, fields):
+                continue  # printed before the daemon closed the connection
             if tag == "api.progress":  # the node pulls the job's image: [job_id, attempt, text, done, pull]
                 if pull is None:
                     from swarmcompute.cli.progress_line import ProgressLine
@@ -553,6 +592,100 @@ def _follow(sock: Any, lean: Any, state_dir: str, job_id: str, keep: bool = Fals
 
             cut(lambda ref: _cancel(lean, state_dir, ref), job_id, "job", "swarm run failed", keep=keep)
         raise
+
+
+class _Replay:
+    """What an attached `swarm run` printed, so that after its daemon came back (and streams the
+    job from its first attempt again) nothing is printed twice: output bytes counted per attempt
+    and stream, the highest attempt announced, the notices said."""
+
+    def __init__(self) -> None:
+        self.printed: dict[tuple[int, int], int] = {}
+        self.seen: dict[tuple[int, int], int] = {}
+        self.attempts = 0
+        self.notices: set[str] = set()
+        self.since: float | None = None
+        """When the daemon closed the connection, until a new one answered."""
+
+    def lost(self, state_dir: str, job_id: str) -> None:
+        if self.since is None:
+            self.since = time.monotonic()
+            sys.stdout.flush()
+            print(
+                f"swarm: lost the daemon in {state_dir} (restarting?): following job {job_id} again once it is back",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def back(self, job_id: str) -> None:
+        if self.since is not None:
+            self.since = None
+            print(f"swarm: the daemon is back; following job {job_id} again", file=sys.stderr, flush=True)
+        self.seen = {}
+
+    def not_back(self, state_dir: str, job_id: str) -> str:
+        return (
+            f"swarm: the daemon in {state_dir} is not back after {REATTACH_S:g}s; job {job_id} was not cancelled:"
+            f" `swarm logs -f {job_id}` follows it (on any node), `swarm cancel {job_id}` stops it."
+            f" {_see_log(state_dir)}"
+        )
+
+    def deadline(self) -> float:
+        return (self.since or time.monotonic()) + REATTACH_S
+
+    def new(self, tag: str, fields: list[Any]) -> bool:
+        """Whether this frame of the stream from the start holds anything not printed yet; an
+        output frame's data is cut to what is new."""
+        if tag == "api.output":
+            key = (int(fields[1]), int(fields[2]))
+            data = fields[3]
+            start = self.seen.get(key, 0)
+            end = self.seen[key] = start + len(data)
+            done = self.printed.get(key, 0)
+            if end <= done:
+                return False
+            fields[3] = data[done - start :] if done > start else data
+            self.printed[key] = end
+            return True
+        if tag == "api.attempt":
+            if int(fields[1]) <= self.attempts:
+                return False
+            self.attempts = int(fields[1])
+        elif tag == "api.notice":
+            if fields[0] in self.notices:
+                return False
+            self.notices.add(fields[0])
+        return True
+
+
+def _see_log(state_dir: str) -> str:
+    from swarmcompute.api.lean import see_its_log
+
+    return see_its_log(state_dir)
+
+
+def _reattach(lean: Any, state_dir: str, again: bytes, replay: _Replay) -> Any:
+    """A connection to the daemon once it is back, the submission sent again on it; ``OSError``
+    when it is not back by ``replay.deadline()``."""
+    path = os.path.join(state_dir, "control.sock")
+    while True:
+        try:
+            sock = lean.connect(path, lean.TIMEOUT_S)
+        except OSError:
+            if time.monotonic() >= replay.deadline():
+                raise
+            time.sleep(REATTACH_POLL_S)
+            continue
+        try:
+            sock.settimeout(lean.TIMEOUT_S)
+            sock.sendall(again)
+        except OSError:
+            sock.close()
+            if time.monotonic() >= replay.deadline():
+                raise
+            time.sleep(REATTACH_POLL_S)
+            continue
+        return sock
 
 
 def _cancel(lean: Any, state_dir: str, job_id: str) -> None:
