@@ -1490,14 +1490,19 @@ class Daemon:
         return sorted(alive, key=lambda n: (n not in voters, n))
 
     def node_gone(self, node_id: str) -> bool:
-        """Gossip holds ``node_id`` dead or left, or does not know it: not worth asking for what it
-        holds. A suspected node is not gone: it may only be slow (a busy loop that missed a probe,
-        seen on a loaded 2-core machine), and asking it costs at most a timeout, where taking it
-        for gone had `swarm run` call a whole attempt's output missing."""
+        """Gossip holds ``node_id`` dead or left, or, once it has settled, does not know it: not
+        worth asking for what it holds. A suspected node is not gone: it may only be slow (a busy
+        loop that missed a probe, seen on a loaded 2-core machine), and asking it costs at most a
+        timeout, where taking it for gone had `swarm run` call a whole attempt's output missing.
+        Nor is a node this one has not heard of yet because it has just started: a `swarm run`
+        that followed its job again after its daemon restarted was told the output of an attempt
+        on a live node was missing, asked before the first push-pull named that node."""
         if node_id == self.node_id:
             return False
         member = self.gossip.member(node_id)
-        return member is None or member.state is DEAD or member.state is LEFT
+        if member is None:
+            return self.gossip.core.settled
+        return member.state is DEAD or member.state is LEFT
 
     def log_path(self, job_id: str, attempt: int) -> Path:
         """Where an attempt that ran here keeps its output."""
