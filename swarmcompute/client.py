@@ -465,10 +465,16 @@ class Client:
 
     def run(self, argv: Sequence[str] | str, **options: Any) -> Iterator[Any]:
         """Submit one job and stream it: ``Submitted``, then output, then ``StreamEnd``. Stop
-        reading before its end and the job is cancelled at once, unless ``keep_on_exit``."""
+        reading before its end and the job is cancelled at once, unless ``keep_on_exit``. A
+        daemon that restarts meanwhile is waited for (``api.replay.reattached``: a ``Notice``
+        says so) and the stream goes on where it was."""
+        from swarmcompute.api.replay import reattached
+
         shipped = dict(self._ship({"argv": argv, **options}))
         spec = job_spec(shipped.pop("argv"), **shipped)
-        yield from attached(self._stream(m.Submit((spec,), attach=True)), spec, self.cancel)
+        submit = m.Submit((spec,), attach=True)  # again after a restart: a no-op that attaches
+        events = reattached(lambda: self._stream(submit), spec.id, f"the daemon in {self.paths.root}")
+        yield from attached(events, spec, self.cancel)
 
     # -- files -----------------------------------------------------------------
 

@@ -155,10 +155,6 @@ OUTPUT_INCOMPLETE = 3
 """The job succeeded but some of its output could not be delivered (the stream said what)."""
 CANCEL_RETRY_S = 5.0
 """How long Ctrl-C keeps asking to cancel a job whose submission is not committed yet."""
-REATTACH_S = 30.0
-"""How long an attached `swarm run` whose daemon closed the connection (restarted by an upgrade or
-`systemctl restart`, crashed and restarted by systemd 5 s later) waits for it to be back."""
-REATTACH_POLL_S = 0.2
 
 
 def parse(args: Sequence[str]) -> RunArgs | None:
@@ -502,9 +498,10 @@ def _follow(
     client chooses it), so Ctrl-C can cancel the job even before the daemon confirmed it.
 
     A daemon that closes the connection (it restarts: an upgrade, `systemctl restart`, a crash
-    systemd restarts) does not end `swarm run`: it says so, waits up to ``REATTACH_S`` for the
-    daemon to be back, sends ``again`` (the same submission: a no-op for a job the cluster has,
-    which attaches to it) and goes on where it was, skipping what it already printed (``_Replay``).
+    systemd restarts) does not end `swarm run`: it says so, waits up to ``api.replay.REATTACH_S``
+    for the daemon to be back, sends ``again`` (the same submission: a no-op for a job the cluster
+    has, which attaches to it) and goes on where it was, skipping what it already printed
+    (``_Reattach``, over ``api.replay.Replay``).
     Before, it said `the daemon closed the connection` and exit 2 while the job ran on, its output
     and exit status lost to the user. The job is never cancelled for this: the daemon stopping
     hands its jobs on, and one killed cannot have meant it.
@@ -520,7 +517,7 @@ def _follow(
     pull = None  # the image pull's updating line, once one is reported
     sock.settimeout(lean.TIMEOUT_S)  # for the submission's answer; then the job takes what it takes
     answered = False
-    replay = None if again is None else _Replay()  # what was printed, for a stream from the start again
+    replay = None if again is None else _Reattach(state_dir, job_id)  # what was printed, for a stream again
     try:
         while True:
             try:
@@ -528,12 +525,12 @@ def _follow(
             except (lean.ClosedError, ConnectionResetError):
                 if again is None or replay is None:
                     raise
-                replay.lost(state_dir, job_id)
+                replay.lost()
                 sock.close()
                 try:
-                    sock = _reattach(lean, state_dir, again, replay)
+                    sock = replay.connect(lean, again)
                 except OSError:
-                    print(replay.not_back(state_dir, job_id), file=sys.stderr)
+                    print(replay.not_back(), file=sys.stderr)
                     return 2
                 reader, answered = lean.FrameReader(sock), False
                 continue
@@ -550,7 +547,7 @@ def _follow(
                 answered = True
                 sock.settimeout(None)
                 if replay is not None:
-                    replay.back(job_id)
+                    replay.back()
             if replay is not None and not replay.new(tag, fields):
                 continue  # printed before the daemon closed the connection
             if tag == "api.progress":  # the node pulls the job's image: [job_id, attempt, text, done, pull]
@@ -594,98 +591,76 @@ def _follow(
         raise
 
 
-class _Replay:
-    """What an attached `swarm run` printed, so that after its daemon came back (and streams the
-    job from its first attempt again) nothing is printed twice: output bytes counted per attempt
-    and stream, the highest attempt announced, the notices said."""
+class _Reattach:
+    """`swarm run`'s lean path following its job again after its daemon closed the connection:
+    what it says, the connection it makes, and the frames it lets through (``api.replay``)."""
 
-    def __init__(self) -> None:
-        self.printed: dict[tuple[int, int], int] = {}
-        self.seen: dict[tuple[int, int], int] = {}
-        self.attempts = 0
-        self.notices: set[str] = set()
+    def __init__(self, state_dir: str, job_id: str) -> None:
+        from swarmcompute.api.replay import Replay
+
+        self.state_dir = state_dir
+        self.job_id = job_id
+        self.replay = Replay()
         self.since: float | None = None
         """When the daemon closed the connection, until a new one answered."""
 
-    def lost(self, state_dir: str, job_id: str) -> None:
+    def lost(self) -> None:
+        from swarmcompute.api.replay import lost_line
+
         if self.since is None:
             self.since = time.monotonic()
             sys.stdout.flush()
-            print(
-                f"swarm: lost the daemon in {state_dir} (restarting?): following job {job_id} again once it is back",
-                file=sys.stderr,
-                flush=True,
-            )
+            print(f"swarm: {lost_line(self._where(), self.job_id)}", file=sys.stderr, flush=True)
 
-    def back(self, job_id: str) -> None:
+    def back(self) -> None:
+        from swarmcompute.api.replay import back_line
+
         if self.since is not None:
             self.since = None
-            print(f"swarm: the daemon is back; following job {job_id} again", file=sys.stderr, flush=True)
-        self.seen = {}
+            print(f"swarm: {back_line(self._where(), self.job_id)}", file=sys.stderr, flush=True)
+        self.replay.again()
 
-    def not_back(self, state_dir: str, job_id: str) -> str:
-        return (
-            f"swarm: the daemon in {state_dir} is not back after {REATTACH_S:g}s; job {job_id} was not cancelled:"
-            f" `swarm logs -f {job_id}` follows it (on any node), `swarm cancel {job_id}` stops it."
-            f" {_see_log(state_dir)}"
-        )
+    def not_back(self) -> str:
+        from swarmcompute.api.lean import see_its_log
+        from swarmcompute.api.replay import not_back_line
 
-    def deadline(self) -> float:
-        return (self.since or time.monotonic()) + REATTACH_S
+        return f"swarm: {not_back_line(self._where(), self.job_id)}. {see_its_log(self.state_dir)}"
+
+    def _where(self) -> str:
+        return f"the daemon in {self.state_dir}"
+
+    def connect(self, lean: Any, again: bytes) -> Any:
+        """A connection to the daemon once it is back, the submission sent again on it; ``OSError``
+        when it is not back within ``REATTACH_S`` of the loss."""
+        from swarmcompute.api.replay import REATTACH_POLL_S, REATTACH_S
+
+        deadline = (self.since or time.monotonic()) + REATTACH_S
+        path = os.path.join(self.state_dir, "control.sock")
+        while True:
+            sock = None
+            try:
+                sock = lean.connect(path, lean.TIMEOUT_S)
+                sock.sendall(again)
+                return sock
+            except OSError:
+                if sock is not None:
+                    sock.close()
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(REATTACH_POLL_S)
 
     def new(self, tag: str, fields: list[Any]) -> bool:
-        """Whether this frame of the stream from the start holds anything not printed yet; an
-        output frame's data is cut to what is new."""
+        """Whether this frame of the stream from the start again holds anything not printed yet;
+        an output frame's data is cut to what is new."""
+        replay = self.replay
         if tag == "api.output":
-            key = (int(fields[1]), int(fields[2]))
-            data = fields[3]
-            start = self.seen.get(key, 0)
-            end = self.seen[key] = start + len(data)
-            done = self.printed.get(key, 0)
-            if end <= done:
-                return False
-            fields[3] = data[done - start :] if done > start else data
-            self.printed[key] = end
-            return True
+            fields[3] = replay.output(int(fields[1]), int(fields[2]), fields[3])
+            return bool(fields[3])
         if tag == "api.attempt":
-            if int(fields[1]) <= self.attempts:
-                return False
-            self.attempts = int(fields[1])
-        elif tag == "api.notice":
-            if fields[0] in self.notices:
-                return False
-            self.notices.add(fields[0])
+            return replay.attempt(int(fields[1]))
+        if tag == "api.notice":
+            return replay.notice(str(fields[0]))
         return True
-
-
-def _see_log(state_dir: str) -> str:
-    from swarmcompute.api.lean import see_its_log
-
-    return see_its_log(state_dir)
-
-
-def _reattach(lean: Any, state_dir: str, again: bytes, replay: _Replay) -> Any:
-    """A connection to the daemon once it is back, the submission sent again on it; ``OSError``
-    when it is not back by ``replay.deadline()``."""
-    path = os.path.join(state_dir, "control.sock")
-    while True:
-        try:
-            sock = lean.connect(path, lean.TIMEOUT_S)
-        except OSError:
-            if time.monotonic() >= replay.deadline():
-                raise
-            time.sleep(REATTACH_POLL_S)
-            continue
-        try:
-            sock.settimeout(lean.TIMEOUT_S)
-            sock.sendall(again)
-        except OSError:
-            sock.close()
-            if time.monotonic() >= replay.deadline():
-                raise
-            time.sleep(REATTACH_POLL_S)
-            continue
-        return sock
 
 
 def _cancel(lean: Any, state_dir: str, job_id: str) -> None:

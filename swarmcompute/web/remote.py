@@ -26,6 +26,7 @@ from typing import Any, cast
 
 from swarmcompute import errors
 from swarmcompute.api import messages as m
+from swarmcompute.api.replay import reattached
 from swarmcompute.client import (
     Client,
     attached,
@@ -151,7 +152,8 @@ class RemoteClient(Client):
         body = {"argv": argv if isinstance(argv, str) else list(argv), **options, "job_id": spec.id}
         self._json("POST", "/api/v1/jobs", body)
         yield m.Submitted((spec.id,))
-        stream = self._events(f"/api/v1/jobs/{_quote(spec.id)}/logs?format=sse&follow=1&from=first&attach=1")
+        path = f"/api/v1/jobs/{_quote(spec.id)}/logs?format=sse&follow=1&from=first&attach=1"
+        stream = reattached(lambda: self._events(path), spec.id, f"the node at {self.url}")
         yield from attached(stream, spec, self.cancel)
 
     def cancel(self, job_id: str) -> Any:

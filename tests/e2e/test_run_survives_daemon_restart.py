@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from swarmcompute.cli.run_cmd import REATTACH_S
-from swarmcompute.testing.clusters import formed_cluster
-from swarmcompute.testing.daemons import DaemonProcess, swarm_executable, wait_until
+from swarmcompute import Client
+from swarmcompute.api import messages as m
+from swarmcompute.api.replay import REATTACH_S
+from swarmcompute.testing.clusters import formed, formed_cluster
+from swarmcompute.testing.daemons import DaemonProcess, free_port, swarm_executable, wait_until
 
 GATED = (
     'echo "tick 1 of attempt $SWARM_ATTEMPT"; echo "err 1" >&2; touch {marks}/started.$SWARM_ATTEMPT;'
@@ -29,13 +32,15 @@ def trio(tmp_path: Path) -> Iterator[list[DaemonProcess]]:
         yield nodes
 
 
-def _run(node: DaemonProcess, tmp_path: Path, *args: str) -> tuple[subprocess.Popen[bytes], Path, Path]:
-    """`swarm run ARGS` through ``node``, its stdout and stderr in files (read while it runs)."""
+def _run(
+    node: DaemonProcess, tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], Path, Path]:
+    """`swarm run ARGS` through ``node`` (or as ``env`` says), its stdout and stderr in files."""
     out, err = tmp_path / "out", tmp_path / "err"
     with open(out, "wb") as o, open(err, "wb") as e:
         proc = subprocess.Popen(
             [swarm_executable(), "run", *args], stdout=o, stderr=e,
-            env={**os.environ, "SWARM_STATE_DIR": str(node.state_dir)},
+            env=env or {**os.environ, "SWARM_STATE_DIR": str(node.state_dir)},
         )  # fmt: skip
     return proc, out, err
 
@@ -59,7 +64,7 @@ def test_a_run_whose_daemon_crashed_and_restarted_goes_on_where_it_was_and_exits
         wait_until(lambda: out.read_text() == "tick 1 of attempt 1\n", 30, "the job's first line, through n0")
         n0.kill()  # the daemon `swarm run` talks to crashes; the job runs on n1
         n0.start()  # and is back, as systemd brings it back
-        wait_until(lambda: "the daemon is back" in err.read_text(), 30, "swarm run to follow the job again")
+        wait_until(lambda: "is back;" in err.read_text(), 30, "swarm run to follow the job again")
         (tmp_path / "go").touch()
         status = _ended(proc)
     finally:
@@ -70,7 +75,7 @@ def test_a_run_whose_daemon_crashed_and_restarted_goes_on_where_it_was_and_exits
     assert err.read_text().splitlines() == [
         "err 1",
         f"swarm: lost the daemon in {n0.state_dir} (restarting?): following job gated again once it is back",
-        "swarm: the daemon is back; following job gated again",
+        f"swarm: the daemon in {n0.state_dir} is back; following job gated again",
         "err 2",
     ]
     job = trio[1].client.job("gated")
@@ -97,7 +102,7 @@ def test_a_run_whose_daemon_restarted_with_the_job_on_it_follows_the_attempt_it_
     said = err.read_text().splitlines()
     assert said[-5:] == [
         f"swarm: lost the daemon in {daemon.state_dir} (restarting?): following job moved again once it is back",
-        "swarm: the daemon is back; following job moved again",
+        f"swarm: the daemon in {daemon.state_dir} is back; following job moved again",
         f"--- attempt 2 on {daemon.name} (after its daemon stopped) ---",
         "err 1",
         "err 2",
@@ -126,10 +131,66 @@ def test_a_run_whose_daemon_is_not_back_says_so_in_one_line_and_leaves_the_job_r
         f"swarm: lost the daemon in {n0.state_dir} (restarting?): following job orphan again once it is back",
     ]
     assert said[2].startswith(
-        f"swarm: the daemon in {n0.state_dir} is not back after {REATTACH_S:g}s; job orphan was not cancelled:"
-        " `swarm logs -f orphan` follows it (on any node), `swarm cancel orphan` stops it. See its log"
+        f"swarm: the daemon in {n0.state_dir} is not back after {REATTACH_S:g}s: `swarm logs -f orphan` follows"
+        " job orphan (on any node), `swarm cancel orphan` stops it. See its log"
     )
     assert len(said) == 3
     assert trio[1].client.job("orphan")["state"] == "running"  # it was not cancelled: it runs on
     (tmp_path / "go").touch()
     assert trio[1].client.wait("orphan", timeout=30)["exit_code"] == 3
+
+
+def test_a_run_over_url_whose_node_restarted_goes_on_where_it_was(trio: list[DaemonProcess], tmp_path: Path) -> None:
+    n0 = trio[0]
+    n0.stop()  # the node --url names, serving HTTP on a port that stays its own across restarts
+    n0.http_port = free_port()
+    n0.start()
+    wait_until(lambda: formed(trio, 3), 30, "the cluster to form again")
+    token = n0.swarm("api-token", "create", "remote").stdout.strip().splitlines()[-1]
+    url = n0.http_url
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": ":".join(sys.path)}
+    env.update(SWARM_URL=url, SWARM_API_TOKEN=token)  # a machine with no daemon
+    script = GATED.format(marks=tmp_path)
+    args = ("--id", "far", "--node", "n1", "--cpus", "0", "--", "sh", "-c", script)
+    proc, out, err = _run(n0, tmp_path, *args, env=env)
+    try:
+        wait_until(lambda: out.read_text() == "tick 1 of attempt 1\n", 30, "the job's first line, over HTTP")
+        n0.kill()
+        n0.start()
+        wait_until(lambda: "is back;" in err.read_text(), 30, "swarm run to follow the job again")
+        (tmp_path / "go").touch()
+        status = _ended(proc)
+    finally:
+        (tmp_path / "go").touch()
+        _ended(proc, 10)
+    assert status == 3, err.read_text()
+    assert out.read_text() == "tick 1 of attempt 1\ntick 2\n", (err.read_text(), n0.client.job("far"))
+    assert err.read_text().splitlines() == [
+        "err 1",
+        f"swarm: lost the node at {url} (restarting?): following job far again once it is back",
+        f"swarm: the node at {url} is back; following job far again",
+        "err 2",
+    ]
+
+
+def test_client_run_follows_its_job_again_when_its_daemon_restarts(trio: list[DaemonProcess], tmp_path: Path) -> None:
+    n0 = trio[0]
+    events = Client(n0.state_dir).run(["sh", "-c", GATED.format(marks=tmp_path)], node="n1", cpus=0, job_id="api")
+    before: list[object] = []
+    while {b"tick 1 of attempt 1\n", b"err 1\n"} - {e.data for e in before if isinstance(e, m.OutputChunk)}:
+        before.append(next(events))
+    n0.kill()
+    n0.start()
+    (tmp_path / "go").touch()
+    after = list(events)
+    where = f"the daemon in {n0.state_dir}"
+    assert [e.text for e in after if isinstance(e, m.Notice)] == [
+        f"lost {where} (restarting?): following job api again once it is back",
+        f"{where} is back; following job api again",
+    ]
+    assert [(e.stream, e.data) for e in after if isinstance(e, m.OutputChunk)] in (
+        [(m.STDOUT, b"tick 2\n"), (m.STDERR, b"err 2\n")],
+        [(m.STDERR, b"err 2\n"), (m.STDOUT, b"tick 2\n")],
+    )
+    assert not [e for e in after if isinstance(e, m.Submitted)]  # said once, before
+    assert isinstance(after[-1], m.StreamEnd) and after[-1].job["exit_code"] == 3
