@@ -457,11 +457,19 @@ class Client:
         ]
         return b"".join(parts).decode("utf-8", "replace")
 
-    def stream_logs(self, job_id: str, *, follow: bool = False, attempt: int | None = None) -> Iterator[Any]:
+    def stream_logs(
+        self, job_id: str, *, follow: bool = False, attempt: int | None = None, from_first: bool = False
+    ) -> Iterator[Any]:
         """Yield ``OutputChunk``, ``Notice`` and ``AttemptStart`` events (following: ``Progress`` too,
-        while the node pulls the job's image), ending with a ``StreamEnd``."""
+        while the node pulls the job's image), ending with a ``StreamEnd``; from the latest attempt,
+        or ``attempt``, or (``from_first``) every attempt from the first."""
         check_attempt(attempt)
-        yield from self._stream(m.Logs(_job_ref(job_id), bool(follow), attempt))
+        yield from self._stream(m.Logs(_job_ref(job_id), bool(follow), attempt, bool(from_first)))
+
+    @property
+    def where(self) -> str:
+        """The daemon this client talks to, for a line that says it went away."""
+        return f"the daemon in {self.paths.root}"
 
     def run(self, argv: Sequence[str] | str, **options: Any) -> Iterator[Any]:
         """Submit one job and stream it: ``Submitted``, then output, then ``StreamEnd``. Stop
@@ -473,7 +481,7 @@ class Client:
         shipped = dict(self._ship({"argv": argv, **options}))
         spec = job_spec(shipped.pop("argv"), **shipped)
         submit = m.Submit((spec,), attach=True)  # again after a restart: a no-op that attaches
-        events = reattached(lambda: self._stream(submit), spec.id, f"the daemon in {self.paths.root}")
+        events = reattached(lambda: self._stream(submit), spec.id, self.where)
         yield from attached(events, spec, self.cancel)
 
     # -- files -----------------------------------------------------------------

@@ -143,7 +143,7 @@ class LeanClient:
         sock = self._connect()
         try:
             sock.settimeout(None)
-            sock.sendall(lean.request_frame("api.logs", [ref, bool(follow), attempt]))
+            sock.sendall(lean.request_frame("api.logs", [ref, bool(follow), attempt, False]))
             reader = lean.FrameReader(sock)
             while True:
                 tag, fields = self._next(reader)

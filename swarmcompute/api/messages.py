@@ -74,6 +74,8 @@ class Logs:
     ref: str
     follow: bool = False
     attempt: int | None = None
+    from_first: bool = False
+    """Start at the job's first attempt, not its latest (an attached follower: every attempt)."""
 
 
 @codec.message("api.cancel")

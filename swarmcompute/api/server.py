@@ -178,10 +178,10 @@ class ControlServer:
             case m.Submit(jobs=jobs, attach=True):
                 await daemon.submit(jobs, user=submitter(_peer_uid(writer)))
                 await self.lifelines.attach(jobs[0], reader, writer)
-            case m.Logs(ref=ref, follow=follow, attempt=attempt):
+            case m.Logs(ref=ref, follow=follow, attempt=attempt, from_first=from_first):
                 job = await self.resolve(ref)
                 check_owner(_peer_uid(writer), job.spec.user, "read the output of", job.id)
-                await OutputStream(daemon, writer, job.id).run(follow=follow, attempt=attempt)
+                await OutputStream(daemon, writer, job.id).run(follow=follow, attempt=attempt, from_first=from_first)
             case m.Shutdown():
                 check_admin(_peer_uid(writer), "stop the daemon")
                 await _send(writer, m.Reply(None))

@@ -10,7 +10,9 @@ stdout carries nothing else, so `swarm run --array 0-9 -- ./f.sh | sort` sorts t
 array id goes to stderr (`-d` still prints it on stdout, alone).
 
 One connection at a time, the way `swarm logs -f` follows one job, so an array of 20,000 costs the
-command 20,000 short requests in turn, not 20,000 open streams. An element the history bound
+command 20,000 short requests in turn, not 20,000 open streams. Each element's every attempt is
+printed (an element retried before its turn too), and a node that restarts meanwhile is waited
+for as `swarm run` waits for it (``api.replay``). An element the history bound
 (``--keep-jobs``) removed before its turn has no output left to print: they are counted and said
 in one line. Ctrl-C, a closed output pipe, SIGTERM and SIGHUP meanwhile are the caller's to handle
 (``cli.left_early``: they cancel the array).
@@ -57,10 +59,12 @@ def print_elements(client: Any, array_id: str, indices: list[int]) -> None:
 
 def _print_one(client: Any, job_id: str) -> None:
     from swarmcompute.api import messages as m
+    from swarmcompute.api.replay import reattached
     from swarmcompute.limits import printable
 
     out, err = sys.stdout.buffer, sys.stderr.buffer
-    for event in client.stream_logs(job_id, follow=True):
+    events = reattached(lambda: client.stream_logs(job_id, follow=True, from_first=True), job_id, client.where)
+    for event in events:
         if isinstance(event, m.OutputChunk):
             target = out if event.stream == m.STDOUT else err
             target.write(event.data)

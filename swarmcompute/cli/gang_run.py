@@ -127,7 +127,11 @@ def _stream_one(client_of: Callable[[], Any], job_id: str, out: _Output, errors:
     tag = f"[{rank}] ".encode()
     partial = {m.STDOUT: b"", m.STDERR: b""}
     try:
-        for event in client_of().stream_logs(job_id, follow=True):
+        from swarmcompute.api.replay import reattached
+
+        client = client_of()
+        events = reattached(lambda: client.stream_logs(job_id, follow=True, from_first=True), job_id, client.where)
+        for event in events:
             if isinstance(event, m.OutputChunk):
                 data = partial.get(event.stream, b"") + event.data
                 lines = data.split(b"\n")

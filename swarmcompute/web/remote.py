@@ -141,10 +141,14 @@ class RemoteClient(Client):
                 break
         return found
 
-    def stream_logs(self, job_id: str, *, follow: bool = False, attempt: int | None = None) -> Iterator[Any]:
+    def stream_logs(
+        self, job_id: str, *, follow: bool = False, attempt: int | None = None, from_first: bool = False
+    ) -> Iterator[Any]:
         query: dict[str, Any] = {"format": "sse", "follow": "1" if follow else "0"}
         if attempt is not None:
             query["attempt"] = attempt
+        if from_first:
+            query["from"] = "first"
         yield from self._events(f"/api/v1/jobs/{_quote(job_id)}/logs?" + urllib.parse.urlencode(query))
 
     def run(self, argv: Sequence[str] | str, **options: Any) -> Iterator[Any]:
@@ -153,8 +157,13 @@ class RemoteClient(Client):
         self._json("POST", "/api/v1/jobs", body)
         yield m.Submitted((spec.id,))
         path = f"/api/v1/jobs/{_quote(spec.id)}/logs?format=sse&follow=1&from=first&attach=1"
-        stream = reattached(lambda: self._events(path), spec.id, f"the node at {self.url}")
+        stream = reattached(lambda: self._events(path), spec.id, self.where)
         yield from attached(stream, spec, self.cancel)
+
+    @property
+    def where(self) -> str:
+        """The node this client talks to, for a line that says it went away."""
+        return f"the node at {self.url}"
 
     def cancel(self, job_id: str) -> Any:
         answer = self._json("DELETE", f"/api/v1/jobs/{_quote(job_id)}")

@@ -104,6 +104,25 @@ def test_an_attached_array_prints_each_elements_output_in_index_order_whatever_o
     assert daemon.client.wait(detached.stdout.strip(), timeout=30)[1]["state"] == "succeeded"  # -d: the id alone
 
 
+def test_an_attached_array_prints_every_attempt_of_an_element_retried_before_its_turn(
+    daemon: DaemonProcess, tmp_path: Path
+) -> None:
+    # Element 0 holds the printing until element 1 has failed once and run again.
+    script = (
+        f"if [ $SWARM_ARRAY_INDEX = 0 ]; then until [ -e {tmp_path}/one.2 ]; do sleep 0.05; done; echo zero;"
+        f" else echo one try $SWARM_ATTEMPT; touch {tmp_path}/one.$SWARM_ATTEMPT; [ $SWARM_ATTEMPT = 2 ]; fi"
+    )
+    args = ("--array", "0-1", "--id", "late", "--retries", "1", "--cpus", "0", "--", "sh", "-c", script)
+    result = daemon.swarm("run", *args)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "zero\none try 1\none try 2\n"
+    node = daemon.status()["nodes"][0]["name"]
+    assert result.stderr.splitlines()[1:] == [
+        f"late.1: --- attempt 2 on {node} (after exit 1) ---",
+        "swarm: array late: 2 succeeded",
+    ]
+
+
 def test_an_attached_array_counts_the_elements_removed_before_their_output_was_printed(
     daemon_factory: Any, tmp_path: Path
 ) -> None:

@@ -339,8 +339,8 @@ def test_the_lean_requests_are_the_codecs_frames_byte_for_byte() -> None:
         m.Wait(("a", "b"), 2.5, 0, 5000, "c1")
     )
     assert lean.request_frame("api.wait", [(), None, 5000, 5000, "c1"]) == frame(m.Wait((), None, 5000, 5000, "c1"))
-    assert lean.request_frame("api.logs", ["a", True, None]) == frame(m.Logs("a", True))
-    assert lean.request_frame("api.logs", ["a", False, 2]) == frame(m.Logs("a", False, 2))
+    assert lean.request_frame("api.logs", ["a", True, None, False]) == frame(m.Logs("a", True))
+    assert lean.request_frame("api.logs", ["a", False, 2, False]) == frame(m.Logs("a", False, 2))
 
 
 def test_the_job_states_the_lean_path_knows_are_the_tables() -> None:

@@ -194,3 +194,35 @@ def test_client_run_follows_its_job_again_when_its_daemon_restarts(trio: list[Da
     )
     assert not [e for e in after if isinstance(e, m.Submitted)]  # said once, before
     assert isinstance(after[-1], m.StreamEnd) and after[-1].job["exit_code"] == 3
+
+
+def test_an_attached_array_whose_daemon_restarted_prints_every_elements_output_once(
+    trio: list[DaemonProcess], tmp_path: Path
+) -> None:
+    n0 = trio[0]
+    script = GATED.format(marks=tmp_path)
+    args = ("--array", "0-1", "--id", "arr", "--node", "n1", "--cpus", "0", "--", "sh", "-c", script)
+    proc, out, err = _run(n0, tmp_path, *args)
+    try:
+        wait_until(lambda: out.read_text() == "tick 1 of attempt 1\n", 30, "element 0's first line, through n0")
+        n0.kill()
+        n0.start()
+        wait_until(lambda: "is back;" in err.read_text(), 30, "swarm run to follow the array again")
+        (tmp_path / "go").touch()
+        status = _ended(proc)
+    finally:
+        (tmp_path / "go").touch()
+        _ended(proc, 10)
+    assert status == 1, err.read_text()
+    assert out.read_text() == "tick 1 of attempt 1\ntick 2\n" * 2
+    where = f"the daemon in {n0.state_dir}"
+    assert err.read_text().splitlines()[1:] == [
+        "err 1",
+        f"swarm: arr.0: lost {where} (restarting?): following job arr.0 again once it is back",
+        f"swarm: arr.0: {where} is back; following job arr.0 again",
+        "err 2",
+        "err 1",
+        "err 2",
+        "swarm: array arr: 2 failed",
+        "swarm: not succeeded: arr.0 (exit 3), arr.1 (exit 3); `swarm logs arr.0` shows one's output",
+    ]
