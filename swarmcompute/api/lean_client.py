@@ -116,21 +116,26 @@ class LeanClient:
         return records[0] if len(records) == 1 else records
 
     def wait(self, job_ids: str | Sequence[str], timeout: float | str | None = None) -> Any:
+        from swarmcompute.api.replay import again_when_back
         from swarmcompute.units import parse_duration
 
         single = isinstance(job_ids, str)
         ids = (job_ids,) if isinstance(job_ids, str) else job_refs(job_ids)
         timeout_s = parse_duration(timeout, zero=True)  # 0: answer now, or say what still runs
-        io_timeout = None if timeout_s is None else timeout_s + self.timeout_s
-        cursor = new_cursor()
-        views = in_pages(
-            lambda offset, limit: self._call(
-                "api.wait",
-                [() if offset else ids, timeout_s, offset, limit, cursor],
-                io_timeout_s=io_timeout,
-                wait_forever=timeout_s is None,
+
+        def wait(left_s: float | None) -> list[Any]:
+            io_timeout = None if left_s is None else left_s + self.timeout_s
+            cursor = new_cursor()
+            return in_pages(
+                lambda offset, limit: self._call(
+                    "api.wait",
+                    [() if offset else ids, left_s, offset, limit, cursor],
+                    io_timeout_s=io_timeout,
+                    wait_forever=left_s is None,
+                )
             )
-        )
+
+        views = again_when_back(wait, timeout_s, f"the daemon in {self._shown_root()}")  # as ``Client.wait``
         return views[0] if single and len(views) == 1 else views
 
     def stream_logs(

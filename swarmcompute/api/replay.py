@@ -9,14 +9,17 @@ stream, the attempts announced, the notices said) and lets through only what is 
 
 Two followers use it: the lean path of `swarm run` on a node (``cli.run_cmd._follow``, raw
 frames), and ``reattached`` here, for ``Client.run`` on a node and over HTTP (typed events,
-``web.remote.RemoteClient``), which `swarm --url ... run` prints.
+``web.remote.RemoteClient``), which `swarm --url ... run` prints. A wait (`swarm wait`,
+``Client.wait``) is simply asked again (``again_when_back``).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 REATTACH_S = 30.0
 """How long a follower whose node closed the connection waits for it to be back (as long as
@@ -153,3 +156,27 @@ def _reopen(open_stream: Callable[[], Iterator[Any]], job_id: str, where: str) -
 def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
     yield first
     yield from rest
+
+
+def again_when_back(call: Callable[[float | None], T], timeout_s: float | None, where: str) -> T:
+    """``call(timeout)``, a request that waits (`swarm wait`); when its connection is lost (the
+    daemon restarts: an upgrade, `systemctl restart`), the same request again once the daemon is
+    back, within ``REATTACH_S`` of the loss, with what is left of ``timeout_s``. Before, a script's
+    `swarm wait` on a night's jobs failed with exit 2 when an upgrade restarted the daemon. A
+    daemon not there at the first call is the caller's to say, as before."""
+    from swarmcompute import errors
+
+    started = time.monotonic()
+    lost_at: float | None = None
+    while True:
+        left = None if timeout_s is None else max(0.0, timeout_s - (time.monotonic() - started))
+        try:
+            return call(left)
+        except Exception as exc:
+            if isinstance(exc, errors.ProtocolError) and _lost(exc):  # it answered, then went away
+                lost_at = time.monotonic()
+            elif lost_at is None or not (_lost(exc) or type(exc) is errors.SwarmError or isinstance(exc, OSError)):
+                raise
+            if time.monotonic() - lost_at >= REATTACH_S:
+                raise errors.ProtocolError(f"{where} went away and is not back after {REATTACH_S:g}s") from None
+            time.sleep(REATTACH_POLL_S)

@@ -226,3 +226,37 @@ def test_an_attached_array_whose_daemon_restarted_prints_every_elements_output_o
         "swarm: array arr: 2 failed",
         "swarm: not succeeded: arr.0 (exit 3), arr.1 (exit 3); `swarm logs arr.0` shows one's output",
     ]
+
+
+def _has_socket(pid: int) -> bool:
+    """Whether process ``pid`` holds a socket (the CLI's connection to its daemon)."""
+    fds = Path(f"/proc/{pid}/fd")
+    try:
+        return any(os.readlink(fd).startswith("socket:") for fd in fds.iterdir())
+    except OSError:
+        return False
+
+
+def test_a_wait_whose_daemon_restarted_is_asked_again_and_ends_with_the_jobs_state(
+    trio: list[DaemonProcess], tmp_path: Path
+) -> None:
+    n0 = trio[0]
+    job = n0.client.submit(["sh", "-c", GATED.format(marks=tmp_path)], node="n1", cpus=0, job_id="waited")
+    wait_until(lambda: (tmp_path / "started.1").exists(), 30, "the job to start")
+    out, err = tmp_path / "out", tmp_path / "err"
+    with open(out, "wb") as o, open(err, "wb") as e:
+        waiting = subprocess.Popen(
+            [swarm_executable(), "wait", job], stdout=o, stderr=e,
+            env={**os.environ, "SWARM_STATE_DIR": str(n0.state_dir)},
+        )  # fmt: skip
+    try:
+        wait_until(lambda: _has_socket(waiting.pid), 30, "swarm wait to connect to its daemon")
+        n0.kill()
+        n0.start()
+        (tmp_path / "go").touch()
+        status = _ended(waiting)
+    finally:
+        (tmp_path / "go").touch()
+        _ended(waiting, 10)
+    assert (status, err.read_text()) == (1, "")
+    assert out.read_text().startswith("waited failed (")
