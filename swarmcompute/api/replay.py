@@ -169,7 +169,9 @@ def again_when_back(call: Callable[[float | None], T], timeout_s: float | None, 
     started = time.monotonic()
     lost_at: float | None = None
     while True:
-        left = None if timeout_s is None else max(0.0, timeout_s - (time.monotonic() - started))
+        left = timeout_s  # whole, as asked, until a loss; then what is left of it
+        if timeout_s is not None and lost_at is not None:
+            left = max(0.0, timeout_s - (time.monotonic() - started))
         try:
             return call(left)
         except Exception as exc:

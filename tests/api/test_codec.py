@@ -60,7 +60,9 @@ def test_fields_a_newer_minor_version_added_at_the_end_are_read_past() -> None:
     newer_spec = msgpack.ExtType(1, msgpack.packb(["job.spec", [*codec.to_msgpack_obj(spec)[1], "new", 7]]))
     frame = msgpack.packb([1, "api.submit", [[newer_spec], True, {"a": "field"}, [1, 2]]])
     assert codec.decode(frame) == m.Submit((spec,), attach=True)
-    assert codec.decode(msgpack.packb([1, "api.logs", ["x", False, None, True, 1, 2]])) == m.Logs("x", False, None, True)
+    assert codec.decode(msgpack.packb([1, "api.logs", ["x", False, None, True, 1, 2]])) == m.Logs(
+        "x", False, None, True
+    )
 
 
 def test_only_the_handshake_messages_are_read_from_another_major_version() -> None:
