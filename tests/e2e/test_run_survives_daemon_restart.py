@@ -54,25 +54,37 @@ def _ended(proc: subprocess.Popen[bytes], timeout_s: float = 60) -> int:
             proc.wait()
 
 
-def test_a_run_whose_daemon_crashed_and_restarted_goes_on_where_it_was_and_exits_with_the_jobs_status(
-    trio: list[DaemonProcess], tmp_path: Path
-) -> None:
-    n0 = trio[0]
-    script = GATED.format(marks=tmp_path)
-    proc, out, err = _run(n0, tmp_path, "--id", "gated", "--node", "n1", "--cpus", "0", "--", "sh", "-c", script)
+def _through_a_crash(
+    node: DaemonProcess, tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
+    """`swarm run ARGS` (of ``GATED`` jobs) through ``node``: once the first line is out, ``node``
+    is killed (-9) and started again, as systemd brings a crashed daemon back; once `swarm run`
+    follows again, the jobs are let go. Its exit status, stdout and stderr."""
+    proc, out, err = _run(node, tmp_path, *args, env=env)
     try:
-        wait_until(lambda: out.read_text() == "tick 1 of attempt 1\n", 30, "the job's first line, through n0")
-        n0.kill()  # the daemon `swarm run` talks to crashes; the job runs on n1
-        n0.start()  # and is back, as systemd brings it back
-        wait_until(lambda: "is back;" in err.read_text(), 30, "swarm run to follow the job again")
+        wait_until(lambda: out.read_text().startswith("tick 1 of attempt 1\n"), 30, "the first line")
+        node.kill()
+        node.start()
+        wait_until(lambda: "is back;" in err.read_text(), 30, "swarm run to follow again")
         (tmp_path / "go").touch()
         status = _ended(proc)
     finally:
         (tmp_path / "go").touch()
         _ended(proc, 10)
-    assert status == 3, err.read_text()
-    assert out.read_text() == "tick 1 of attempt 1\ntick 2\n"  # nothing twice, nothing missing
-    assert err.read_text().splitlines() == [
+    return status, out.read_text(), err.read_text()
+
+
+def test_a_run_whose_daemon_crashed_and_restarted_goes_on_where_it_was_and_exits_with_the_jobs_status(
+    trio: list[DaemonProcess], tmp_path: Path
+) -> None:
+    n0 = trio[0]  # the daemon `swarm run` talks to crashes and is back; the job runs on n1
+    script = GATED.format(marks=tmp_path)
+    status, out, err = _through_a_crash(
+        n0, tmp_path, "--id", "gated", "--node", "n1", "--cpus", "0", "--", "sh", "-c", script
+    )
+    assert status == 3, err
+    assert out == "tick 1 of attempt 1\ntick 2\n"  # nothing twice, nothing missing
+    assert err.splitlines() == [
         "err 1",
         f"swarm: lost the daemon in {n0.state_dir} (restarting?): following job gated again once it is back",
         f"swarm: the daemon in {n0.state_dir} is back; following job gated again",
@@ -150,22 +162,11 @@ def test_a_run_over_url_whose_node_restarted_goes_on_where_it_was(trio: list[Dae
     url = n0.http_url
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": ":".join(sys.path)}
     env.update(SWARM_URL=url, SWARM_API_TOKEN=token)  # a machine with no daemon
-    script = GATED.format(marks=tmp_path)
-    args = ("--id", "far", "--node", "n1", "--cpus", "0", "--", "sh", "-c", script)
-    proc, out, err = _run(n0, tmp_path, *args, env=env)
-    try:
-        wait_until(lambda: out.read_text() == "tick 1 of attempt 1\n", 30, "the job's first line, over HTTP")
-        n0.kill()
-        n0.start()
-        wait_until(lambda: "is back;" in err.read_text(), 30, "swarm run to follow the job again")
-        (tmp_path / "go").touch()
-        status = _ended(proc)
-    finally:
-        (tmp_path / "go").touch()
-        _ended(proc, 10)
-    assert status == 3, err.read_text()
-    assert out.read_text() == "tick 1 of attempt 1\ntick 2\n", (err.read_text(), n0.client.job("far"))
-    assert err.read_text().splitlines() == [
+    args = ("--id", "far", "--node", "n1", "--cpus", "0", "--", "sh", "-c", GATED.format(marks=tmp_path))
+    status, out, err = _through_a_crash(n0, tmp_path, *args, env=env)
+    assert status == 3, err
+    assert out == "tick 1 of attempt 1\ntick 2\n", (err, n0.client.job("far"))
+    assert err.splitlines() == [
         "err 1",
         f"swarm: lost the node at {url} (restarting?): following job far again once it is back",
         f"swarm: the node at {url} is back; following job far again",
@@ -200,23 +201,25 @@ def test_an_attached_array_whose_daemon_restarted_prints_every_elements_output_o
     trio: list[DaemonProcess], tmp_path: Path
 ) -> None:
     n0 = trio[0]
-    script = GATED.format(marks=tmp_path)
-    args = ("--array", "0-1", "--id", "arr", "--node", "n1", "--cpus", "0", "--", "sh", "-c", script)
-    proc, out, err = _run(n0, tmp_path, *args)
-    try:
-        wait_until(lambda: out.read_text() == "tick 1 of attempt 1\n", 30, "element 0's first line, through n0")
-        n0.kill()
-        n0.start()
-        wait_until(lambda: "is back;" in err.read_text(), 30, "swarm run to follow the array again")
-        (tmp_path / "go").touch()
-        status = _ended(proc)
-    finally:
-        (tmp_path / "go").touch()
-        _ended(proc, 10)
-    assert status == 1, err.read_text()
-    assert out.read_text() == "tick 1 of attempt 1\ntick 2\n" * 2
+    args = (
+        "--array",
+        "0-1",
+        "--id",
+        "arr",
+        "--node",
+        "n1",
+        "--cpus",
+        "0",
+        "--",
+        "sh",
+        "-c",
+        GATED.format(marks=tmp_path),
+    )
+    status, out, err = _through_a_crash(n0, tmp_path, *args)
+    assert status == 1, err
+    assert out == "tick 1 of attempt 1\ntick 2\n" * 2
     where = f"the daemon in {n0.state_dir}"
-    assert err.read_text().splitlines()[1:] == [
+    assert err.splitlines()[1:] == [
         "err 1",
         f"swarm: arr.0: lost {where} (restarting?): following job arr.0 again once it is back",
         f"swarm: arr.0: {where} is back; following job arr.0 again",
