@@ -443,16 +443,18 @@ def _spec(parsed: RunArgs) -> dict[str, Any]:
 def _input_waiting() -> bool:
     """Whether input waits on our stdin (`data | swarm run`, `swarm run < file`): a job's stdin is
     /dev/null (as srun's is not), so a user who sends some should hear that it goes nowhere. A
-    terminal, /dev/null or an empty pipe (a script's, a CI runner's) say nothing."""
+    terminal, /dev/null or an empty pipe (a script's, a CI runner's) say nothing, and so does a
+    file someone has begun to read: `while read host; do swarm run ...; done < hosts.txt`, where
+    the shell's `read` leaves the offset after each line it took, said so once per line before."""
     try:
         st = os.fstat(0)
     except OSError:  # no stdin at all
         return False
     import stat  # loaded with os already
 
-    if stat.S_ISREG(st.st_mode):  # unread bytes left in a file
+    if stat.S_ISREG(st.st_mode):  # unread bytes left in a file nobody has read from yet
         try:
-            return st.st_size > os.lseek(0, 0, os.SEEK_CUR)
+            return os.lseek(0, 0, os.SEEK_CUR) == 0 < st.st_size
         except OSError:
             return False
     if not stat.S_ISFIFO(st.st_mode):  # a terminal, /dev/null, a socket

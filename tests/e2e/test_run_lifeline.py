@@ -237,15 +237,20 @@ def test_input_sent_to_run_is_said_not_to_reach_the_job_and_no_input_says_nothin
     empty_read, empty_write = os.pipe()
     os.close(empty_write)  # a script's stdin: a pipe with nothing in it
     file_fd = os.open(data, os.O_RDONLY)
+    begun = tmp_path / "hosts.txt"  # the file of a `while read` loop, its first line taken by `read`
+    begun.write_text("pi1\npi2\n")
+    begun_fd = os.open(begun, os.O_RDONLY)
+    os.lseek(begun_fd, 4, os.SEEK_SET)
     try:
-        for stdin, lost in ((file_fd, True), (read_fd, True), (empty_read, False), (subprocess.DEVNULL, False)):
+        cases = ((file_fd, True), (read_fd, True), (empty_read, False), (subprocess.DEVNULL, False), (begun_fd, False))
+        for stdin, lost in cases:
             ran = subprocess.run(
                 [swarm_executable(), "run", "--", "wc", "-c"], stdin=stdin, capture_output=True, env=env, timeout=60
             )
             assert (ran.returncode, ran.stdout) == (0, b"0\n")  # the job read nothing, as it always does
             assert ran.stderr.decode() == (STDIN_LOST if lost else "")
     finally:
-        for fd in (file_fd, read_fd, empty_read):
+        for fd in (file_fd, read_fd, empty_read, begun_fd):
             os.close(fd)
 
 
