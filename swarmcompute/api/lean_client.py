@@ -138,8 +138,13 @@ class LeanClient:
         views = again_when_back(wait, timeout_s, f"the daemon in {self._shown_root()}")  # as ``Client.wait``
         return views[0] if single and len(views) == 1 else views
 
+    @property
+    def where(self) -> str:
+        """As ``Client.where``."""
+        return f"the daemon in {self._shown_root()}"
+
     def stream_logs(
-        self, ref: str, *, follow: bool = False, attempt: int | None = None
+        self, ref: str, *, follow: bool = False, attempt: int | None = None, from_first: bool = False
     ) -> Iterator[tuple[str, list[Any]]]:
         check_attempt(attempt)
         ref = job_ref(ref)
@@ -148,7 +153,7 @@ class LeanClient:
         sock = self._connect()
         try:
             sock.settimeout(None)
-            sock.sendall(lean.request_frame("api.logs", [ref, bool(follow), attempt, False]))
+            sock.sendall(lean.request_frame("api.logs", [ref, bool(follow), attempt, bool(from_first)]))
             reader = lean.FrameReader(sock)
             while True:
                 tag, fields = self._next(reader)

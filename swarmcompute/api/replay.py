@@ -7,8 +7,9 @@ to ``REATTACH_S`` for the node to be back and asks for the job's stream again. T
 at the job's first attempt, so ``Replay`` counts what was delivered (output bytes per attempt and
 stream, the attempts announced, the notices said) and lets through only what is new.
 
-Two followers use it: the lean path of `swarm run` on a node (``cli.run_cmd._follow``, raw
-frames), and ``reattached`` here, for ``Client.run`` on a node and over HTTP (typed events,
+Three followers use it: the lean path of `swarm run` on a node (``cli.run_cmd._follow``, raw
+frames), `swarm logs -f` (``cli.read_cmds._followed``, raw frames, from either client), and
+``reattached`` here, for ``Client.run`` on a node and over HTTP (typed events,
 ``web.remote.RemoteClient``), which `swarm --url ... run` prints. A wait (`swarm wait`,
 ``Client.wait``) is simply asked again (``again_when_back``).
 """
@@ -113,18 +114,18 @@ def reattached(open_stream: Callable[[], Iterator[Any]], job_id: str, where: str
                 if isinstance(event, m.StreamEnd):
                     return
         except Exception as exc:
-            if not _lost(exc):
+            if not lost(exc):
                 raise
         else:
             return  # a stream that ended without its end: the caller's own check says so
         yield m.Notice(lost_line(where, job_id))
-        events = _reopen(open_stream, job_id, where)
+        events = reopen(open_stream, job_id, where)
         replay.again()
         again = True
         yield m.Notice(back_line(where, job_id))
 
 
-def _lost(exc: BaseException) -> bool:
+def lost(exc: BaseException) -> bool:
     """Whether ``exc`` says the connection to the node was lost (not a refusal, not a bug)."""
     from swarmcompute import errors
 
@@ -133,7 +134,7 @@ def _lost(exc: BaseException) -> bool:
     return isinstance(exc, (errors.ProtocolError, errors.DaemonNotRunningError, ConnectionError))
 
 
-def _reopen(open_stream: Callable[[], Iterator[Any]], job_id: str, where: str) -> Iterator[Any]:
+def reopen(open_stream: Callable[[], Iterator[Any]], job_id: str, where: str) -> Iterator[Any]:
     """The stream opened again and its first event read (so the node is back), within ``REATTACH_S``."""
     from swarmcompute import errors
 
@@ -144,7 +145,7 @@ def _reopen(open_stream: Callable[[], Iterator[Any]], job_id: str, where: str) -
             first = next(events)
         except Exception as exc:
             # Not there yet: no socket, refused, or not answering (the clients' plain SwarmError).
-            if not (_lost(exc) or type(exc) is errors.SwarmError or isinstance(exc, OSError)):
+            if not (lost(exc) or type(exc) is errors.SwarmError or isinstance(exc, OSError)):
                 raise  # it is back and answered: a refusal, which is the caller's to say
             if time.monotonic() >= deadline:
                 raise errors.ProtocolError(not_back_line(where, job_id)) from None
@@ -175,9 +176,9 @@ def again_when_back(call: Callable[[float | None], T], timeout_s: float | None, 
         try:
             return call(left)
         except Exception as exc:
-            if isinstance(exc, errors.ProtocolError) and _lost(exc):  # it answered, then went away
+            if isinstance(exc, errors.ProtocolError) and lost(exc):  # it answered, then went away
                 lost_at = time.monotonic()
-            elif lost_at is None or not (_lost(exc) or type(exc) is errors.SwarmError or isinstance(exc, OSError)):
+            elif lost_at is None or not (lost(exc) or type(exc) is errors.SwarmError or isinstance(exc, OSError)):
                 raise
             if time.monotonic() - lost_at >= REATTACH_S:
                 raise errors.ProtocolError(f"{where} went away and is not back after {REATTACH_S:g}s") from None

@@ -248,7 +248,8 @@ def logs(
                 _echo(path)
             return 0
         out, err = sys.stdout.buffer, sys.stderr.buffer
-        for tag, fields in _log_events(client, job, follow, attempt):
+        events = _followed(client, job) if follow and attempt is None else _log_events(client, job, follow, attempt)
+        for tag, fields in events:
             if tag == "api.output":
                 target = out if fields[2] == 1 else err  # api.messages.STDOUT
                 target.write(fields[3])
@@ -330,19 +331,65 @@ def _client(state_dir: str | None) -> LeanClient | Client:
 
 
 def _log_events(
-    client: LeanClient | Client, job: str, follow: bool, attempt: int | None
+    client: LeanClient | Client, job: str, follow: bool, attempt: int | None, from_first: bool = False
 ) -> Iterator[tuple[str, Sequence[Any]]]:
     """``(tag, fields)`` of the log stream, from either client."""
     from swarmcompute.api.lean_client import LeanClient
 
     if isinstance(client, LeanClient):
-        yield from client.stream_logs(job, follow=follow, attempt=attempt)
+        yield from client.stream_logs(job, follow=follow, attempt=attempt, from_first=from_first)
         return
     from swarmcompute import codec
 
-    for event in client.stream_logs(job, follow=follow, attempt=attempt):
+    for event in client.stream_logs(job, follow=follow, attempt=attempt, from_first=from_first):
         tag, fields = codec.to_msgpack_obj(event)
         yield tag, fields
+
+
+def _followed(client: LeanClient | Client, job: str) -> Iterator[tuple[str, Sequence[Any]]]:
+    """`swarm logs -f`'s frames. A restart of the node it asks (an upgrade, `systemctl restart`)
+    is waited out as `swarm run` waits (``api.replay``; before, it ended with `the daemon closed
+    the connection`): the stream is asked again from the job's first attempt, and what was
+    printed, or came before the attempt the first stream began with, is left out."""
+    import functools
+
+    from swarmcompute.api.replay import Replay, back_line, lost, lost_line, reopen
+
+    replay = Replay()
+    first: int | None = None  # the attempt the first stream began with
+    where = client.where
+    events: Iterator[tuple[str, Sequence[Any]]] = _log_events(client, job, True, None)
+    while True:
+        try:
+            for tag, fields in events:
+                if tag in ("api.output", "api.progress", "api.attempt"):
+                    n = int(fields[1])
+                    if first is None:  # an attempt's start comes between it and the one before
+                        first = n - 1 if tag == "api.attempt" else n
+                        replay.attempt(first)  # where the stream began: not news again
+                    if n < first:
+                        continue
+                if tag == "api.output":
+                    data = replay.output(int(fields[1]), int(fields[2]), fields[3])
+                    if not data:
+                        continue
+                    fields = [*fields[:3], data]
+                elif tag == "api.attempt" and not replay.attempt(int(fields[1])):
+                    continue
+                elif tag == "api.notice" and not replay.notice(str(fields[0])):
+                    continue
+                yield tag, fields
+                if tag == "api.end":
+                    return
+            return
+        except Exception as exc:
+            if not lost(exc):
+                raise
+        _echo(f"swarm: {lost_line(where, job)}", err=True)
+        # From the first attempt; a stream that began with nothing yet: the latest, as asked.
+        events = reopen(functools.partial(_log_events, client, job, True, None, first is not None), job, where)
+        replay.again()
+        _echo(f"swarm: {back_line(where, job)}", err=True)
 
 
 def _raw_paths(client: LeanClient | Client, state_dir: str | None, ref: str, attempt: int | None) -> list[str]:

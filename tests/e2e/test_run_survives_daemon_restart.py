@@ -33,13 +33,14 @@ def trio(tmp_path: Path) -> Iterator[list[DaemonProcess]]:
 
 
 def _run(
-    node: DaemonProcess, tmp_path: Path, *args: str, env: dict[str, str] | None = None
+    node: DaemonProcess, tmp_path: Path, *args: str, env: dict[str, str] | None = None, command: str = "run"
 ) -> tuple[subprocess.Popen[bytes], Path, Path]:
-    """`swarm run ARGS` through ``node`` (or as ``env`` says), its stdout and stderr in files."""
+    """`swarm run ARGS` (or another ``command``) through ``node`` (or as ``env`` says), its stdout
+    and stderr in files."""
     out, err = tmp_path / "out", tmp_path / "err"
     with open(out, "wb") as o, open(err, "wb") as e:
         proc = subprocess.Popen(
-            [swarm_executable(), "run", *args], stdout=o, stderr=e,
+            [swarm_executable(), command, *args], stdout=o, stderr=e,
             env=env or {**os.environ, "SWARM_STATE_DIR": str(node.state_dir)},
         )  # fmt: skip
     return proc, out, err
@@ -55,17 +56,17 @@ def _ended(proc: subprocess.Popen[bytes], timeout_s: float = 60) -> int:
 
 
 def _through_a_crash(
-    node: DaemonProcess, tmp_path: Path, *args: str, env: dict[str, str] | None = None
+    node: DaemonProcess, tmp_path: Path, *args: str, env: dict[str, str] | None = None, command: str = "run"
 ) -> tuple[int, str, str]:
-    """`swarm run ARGS` (of ``GATED`` jobs) through ``node``: once the first line is out, ``node``
-    is killed (-9) and started again, as systemd brings a crashed daemon back; once `swarm run`
-    follows again, the jobs are let go. Its exit status, stdout and stderr."""
-    proc, out, err = _run(node, tmp_path, *args, env=env)
+    """`swarm run ARGS` (or another ``command``; of ``GATED`` jobs) through ``node``: once the first
+    line is out, ``node`` is killed (-9) and started again, as systemd brings a crashed daemon
+    back; once the command follows again, the jobs are let go. Its exit status, stdout and stderr."""
+    proc, out, err = _run(node, tmp_path, *args, env=env, command=command)
     try:
-        wait_until(lambda: out.read_text().startswith("tick 1 of attempt 1\n"), 30, "the first line")
+        wait_until(lambda: "tick 1 of attempt" in out.read_text(), 30, "the first line")
         node.kill()
         node.start()
-        wait_until(lambda: "is back;" in err.read_text(), 30, "swarm run to follow again")
+        wait_until(lambda: "is back;" in err.read_text(), 30, "the command to follow again")
         (tmp_path / "go").touch()
         status = _ended(proc)
     finally:
@@ -263,3 +264,22 @@ def test_a_wait_whose_daemon_restarted_is_asked_again_and_ends_with_the_jobs_sta
         _ended(waiting, 10)
     assert (status, err.read_text()) == (1, "")
     assert out.read_text().startswith("waited failed (")
+
+
+def test_logs_f_whose_daemon_restarted_follows_the_job_on_where_it_was(
+    trio: list[DaemonProcess], tmp_path: Path
+) -> None:
+    n0 = trio[0]
+    # A job on n1 that failed once, so that `swarm logs -f` begins at its attempt 2 (the latest).
+    script = '[ "$SWARM_ATTEMPT" = 2 ] || { echo first try; exit 1; }; ' + GATED.format(marks=tmp_path)
+    n0.client.submit(["sh", "-c", script], node="n1", cpus=0, retries=1, job_id="watched")
+    wait_until(lambda: (tmp_path / "started.2").exists(), 30, "attempt 2 to start")
+    status, out, err = _through_a_crash(n0, tmp_path, "-f", "watched", command="logs")
+    assert status == 0, err
+    assert out == "tick 1 of attempt 2\ntick 2\n"  # attempt 1's line was never asked for: not printed after
+    assert err.splitlines() == [
+        "err 1",
+        f"swarm: lost the daemon in {n0.state_dir} (restarting?): following job watched again once it is back",
+        f"swarm: the daemon in {n0.state_dir} is back; following job watched again",
+        "err 2",
+    ]
