@@ -17,7 +17,7 @@ frames), `swarm logs -f` (``cli.read_cmds._followed``, raw frames, from either c
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -65,6 +65,18 @@ class Replay:
             return False
         self._notices.add(text)
         return True
+
+    def frame(self, tag: str, fields: Sequence[Any]) -> Sequence[Any] | None:
+        """A raw frame of the stream (``(tag, fields)``, as the lean client reads them): its
+        fields, an output frame's data cut to what is new; None when it holds nothing new."""
+        if tag == "api.output":
+            data = self.output(int(fields[1]), int(fields[2]), fields[3])
+            return None if not data else fields if len(data) == len(fields[3]) else [*fields[:3], data]
+        if tag == "api.attempt":
+            return fields if self.attempt(int(fields[1])) else None
+        if tag == "api.notice":
+            return fields if self.notice(str(fields[0])) else None
+        return fields
 
 
 def lost_line(where: str, job_id: str) -> str:
@@ -134,24 +146,47 @@ def lost(exc: BaseException) -> bool:
     return isinstance(exc, (errors.ProtocolError, errors.DaemonNotRunningError, ConnectionError))
 
 
-def reopen(open_stream: Callable[[], Iterator[Any]], job_id: str, where: str) -> Iterator[Any]:
-    """The stream opened again and its first event read (so the node is back), within ``REATTACH_S``."""
+def not_there_yet(exc: BaseException) -> bool:
+    """Whether ``exc`` says the node is not back yet: no socket, refused, not answering (the
+    clients' plain ``SwarmError``), or gone again. Anything else is an answer: a refusal, which is
+    the caller's to say."""
     from swarmcompute import errors
 
-    deadline = time.monotonic() + REATTACH_S
+    return lost(exc) or type(exc) is errors.SwarmError or isinstance(exc, OSError)
+
+
+def when_back(call: Callable[[], T], since: float, job_id: str, where: str) -> T:
+    """``call()`` again and again, ``REATTACH_POLL_S`` apart, until it does not fail for want of
+    the node (``not_there_yet``); ``ProtocolError`` with the one line (``not_back_line``) once
+    ``REATTACH_S`` have passed ``since`` (``time.monotonic``) the connection was lost."""
+    from swarmcompute import errors
+
     while True:
-        events = open_stream()
         try:
-            first = next(events)
+            return call()
         except Exception as exc:
-            # Not there yet: no socket, refused, or not answering (the clients' plain SwarmError).
-            if not (lost(exc) or type(exc) is errors.SwarmError or isinstance(exc, OSError)):
-                raise  # it is back and answered: a refusal, which is the caller's to say
-            if time.monotonic() >= deadline:
+            if not not_there_yet(exc):
+                raise
+            if time.monotonic() >= since + REATTACH_S:
                 raise errors.ProtocolError(not_back_line(where, job_id)) from None
             time.sleep(REATTACH_POLL_S)
-            continue
-        return _chain(first, events)
+
+
+def reopen(open_stream: Callable[[], Iterator[Any]], job_id: str, where: str) -> Iterator[Any]:
+    """The stream opened again and its first event read (so the node is back), within ``REATTACH_S``."""
+
+    def opened() -> Iterator[Any]:
+        events = open_stream()
+        return _chain(next(events), events)
+
+    return when_back(opened, time.monotonic(), job_id, where)
+
+
+def followed(client: Any, job_id: str) -> Iterator[Any]:
+    """Every attempt of ``job_id``, followed to its end (``client.stream_logs``, ``from_first``),
+    a restart of ``client``'s node meanwhile waited out (``reattached``): an attached array's
+    element, a gang's rank."""
+    return reattached(lambda: client.stream_logs(job_id, follow=True, from_first=True), job_id, client.where)
 
 
 def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
@@ -178,7 +213,7 @@ def again_when_back(call: Callable[[float | None], T], timeout_s: float | None, 
         except Exception as exc:
             if isinstance(exc, errors.ProtocolError) and lost(exc):  # it answered, then went away
                 lost_at = time.monotonic()
-            elif lost_at is None or not (lost(exc) or type(exc) is errors.SwarmError or isinstance(exc, OSError)):
+            elif lost_at is None or not not_there_yet(exc):
                 raise
             if time.monotonic() - lost_at >= REATTACH_S:
                 raise errors.ProtocolError(f"{where} went away and is not back after {REATTACH_S:g}s") from None

@@ -59,12 +59,11 @@ def print_elements(client: Any, array_id: str, indices: list[int]) -> None:
 
 def _print_one(client: Any, job_id: str) -> None:
     from swarmcompute.api import messages as m
-    from swarmcompute.api.replay import reattached
+    from swarmcompute.api.replay import followed
     from swarmcompute.limits import printable
 
     out, err = sys.stdout.buffer, sys.stderr.buffer
-    events = reattached(lambda: client.stream_logs(job_id, follow=True, from_first=True), job_id, client.where)
-    for event in events:
+    for event in followed(client, job_id):
         if isinstance(event, m.OutputChunk):
             target = out if event.stream == m.STDOUT else err
             target.write(event.data)

@@ -127,11 +127,9 @@ def _stream_one(client_of: Callable[[], Any], job_id: str, out: _Output, errors:
     tag = f"[{rank}] ".encode()
     partial = {m.STDOUT: b"", m.STDERR: b""}
     try:
-        from swarmcompute.api.replay import reattached
+        from swarmcompute.api.replay import followed
 
-        client = client_of()
-        events = reattached(lambda: client.stream_logs(job_id, follow=True, from_first=True), job_id, client.where)
-        for event in events:
+        for event in followed(client_of(), job_id):
             if isinstance(event, m.OutputChunk):
                 data = partial.get(event.stream, b"") + event.data
                 lines = data.split(b"\n")

@@ -369,16 +369,10 @@ def _followed(client: LeanClient | Client, job: str) -> Iterator[tuple[str, Sequ
                         replay.attempt(first)  # where the stream began: not news again
                     if n < first:
                         continue
-                if tag == "api.output":
-                    data = replay.output(int(fields[1]), int(fields[2]), fields[3])
-                    if not data:
-                        continue
-                    fields = [*fields[:3], data]
-                elif tag == "api.attempt" and not replay.attempt(int(fields[1])):
+                new = replay.frame(tag, fields)
+                if new is None:
                     continue
-                elif tag == "api.notice" and not replay.notice(str(fields[0])):
-                    continue
-                yield tag, fields
+                yield tag, new
                 if tag == "api.end":
                     return
             return

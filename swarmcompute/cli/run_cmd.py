@@ -328,7 +328,7 @@ def _run_array(spec: dict[str, Any], array: str, state_dir: str, *, detach: bool
             print(spec["id"], flush=True)
             return 0
         announce(spec["id"], len(specs))
-        print_elements(client, spec["id"], [s.array_index for s in specs if s.array_index is not None])
+        print_elements(client, spec["id"], [s.array_index for s in specs])
         jobs = client.wait(spec["id"])
     except (KeyboardInterrupt, BrokenPipeError, _EndedBySignal) as exc:
         if detach:
@@ -519,19 +519,18 @@ def _follow(
     pull = None  # the image pull's updating line, once one is reported
     sock.settimeout(lean.TIMEOUT_S)  # for the submission's answer; then the job takes what it takes
     answered = False
-    replay = None if again is None else _Reattach(state_dir, job_id)  # what was printed, for a stream again
+    replay = None if again is None else _Reattach(state_dir, job_id, again)  # what was printed, for a stream again
     try:
         while True:
             try:
                 tag, fields = reader.next()
             except (lean.ClosedError, ConnectionResetError):
-                if again is None or replay is None:
+                if replay is None:
                     raise
                 replay.lost()
                 sock.close()
-                try:
-                    sock = replay.connect(lean, again)
-                except OSError:
+                sock = replay.connect(lean)
+                if sock is None:
                     print(replay.not_back(), file=sys.stderr)
                     return 2
                 reader, answered = lean.FrameReader(sock), False
@@ -550,8 +549,11 @@ def _follow(
                 sock.settimeout(None)
                 if replay is not None:
                     replay.back()
-            if replay is not None and not replay.new(tag, fields):
-                continue  # printed before the daemon closed the connection
+            if replay is not None:
+                new = replay.replay.frame(tag, fields)
+                if new is None:
+                    continue  # printed before the daemon closed the connection
+                fields = new
             if tag == "api.progress":  # the node pulls the job's image: [job_id, attempt, text, done, pull]
                 if pull is None:
                     from swarmcompute.cli.progress_line import ProgressLine
@@ -595,13 +597,15 @@ def _follow(
 
 class _Reattach:
     """`swarm run`'s lean path following its job again after its daemon closed the connection:
-    what it says, the connection it makes, and the frames it lets through (``api.replay``)."""
+    what it says, the connection it makes (``again``: the same submission), and what was printed
+    (``replay``, whose ``frame`` lets through only what is new)."""
 
-    def __init__(self, state_dir: str, job_id: str) -> None:
+    def __init__(self, state_dir: str, job_id: str, again: bytes) -> None:
         from swarmcompute.api.replay import Replay
 
         self.state_dir = state_dir
         self.job_id = job_id
+        self.again = again
         self.replay = Replay()
         self.since: float | None = None
         """When the daemon closed the connection, until a new one answered."""
@@ -631,38 +635,27 @@ class _Reattach:
     def _where(self) -> str:
         return f"the daemon in {self.state_dir}"
 
-    def connect(self, lean: Any, again: bytes) -> Any:
-        """A connection to the daemon once it is back, the submission sent again on it; ``OSError``
-        when it is not back within ``REATTACH_S`` of the loss."""
-        from swarmcompute.api.replay import REATTACH_POLL_S, REATTACH_S
+    def connect(self, lean: Any) -> Any:
+        """A connection to the daemon once it is back, the submission sent again on it; None when
+        it is not back within ``REATTACH_S`` of the loss (``api.replay.when_back``)."""
+        from swarmcompute.api.replay import when_back
+        from swarmcompute.errors import ProtocolError
 
-        deadline = (self.since or time.monotonic()) + REATTACH_S
         path = os.path.join(self.state_dir, "control.sock")
-        while True:
-            sock = None
-            try:
-                sock = lean.connect(path, lean.TIMEOUT_S)
-                sock.sendall(again)
-                return sock
-            except OSError:
-                if sock is not None:
-                    sock.close()
-                if time.monotonic() >= deadline:
-                    raise
-                time.sleep(REATTACH_POLL_S)
 
-    def new(self, tag: str, fields: list[Any]) -> bool:
-        """Whether this frame of the stream from the start again holds anything not printed yet;
-        an output frame's data is cut to what is new."""
-        replay = self.replay
-        if tag == "api.output":
-            fields[3] = replay.output(int(fields[1]), int(fields[2]), fields[3])
-            return bool(fields[3])
-        if tag == "api.attempt":
-            return replay.attempt(int(fields[1]))
-        if tag == "api.notice":
-            return replay.notice(str(fields[0]))
-        return True
+        def submitted() -> Any:
+            sock = lean.connect(path, lean.TIMEOUT_S)
+            try:
+                sock.sendall(self.again)
+            except BaseException:
+                sock.close()
+                raise
+            return sock
+
+        try:
+            return when_back(submitted, self.since or time.monotonic(), self.job_id, self._where())
+        except ProtocolError:
+            return None
 
 
 def _cancel(lean: Any, state_dir: str, job_id: str) -> None:
