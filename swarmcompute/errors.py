@@ -23,6 +23,7 @@ exactly what happened and what to do. A broken invariant is an
     │   ├── ClusterFoundError        a cluster answers on the LAN and no token was given
     │   ├── NotLeaderError           carries the leader hint for forwarding
     │   ├── NoQuorumError
+    │   ├── NodeStoppingError        the node stopped (a restart, an upgrade) before it answered: ask again
     │   ├── TokenRefusedError        the peers a joining node dials refuse its cluster key
     │   ├── VersionRefusedError      the cluster speaks a protocol version this node's is not compatible with
     │   ├── NodeNotFoundError        swarm drain/label named no known node (or an ambiguous one)
@@ -151,6 +152,11 @@ class NotLeaderError(ClusterError):
 
 class NoQuorumError(ClusterError):
     """A majority of voters cannot be reached."""
+
+
+class NodeStoppingError(ClusterError):
+    """The node stopped (a restart, an upgrade) before it answered a request that waits: the
+    same request, asked again once it is back, loses nothing (the clients do so)."""
 
 
 class TokenRefusedError(ClusterError):

@@ -143,7 +143,9 @@ def lost(exc: BaseException) -> bool:
 
     if isinstance(exc, (errors.FrameTooLargeError, errors.ProtocolVersionError)):
         return False
-    return isinstance(exc, (errors.ProtocolError, errors.DaemonNotRunningError, ConnectionError))
+    return isinstance(
+        exc, (errors.ProtocolError, errors.DaemonNotRunningError, errors.NodeStoppingError, ConnectionError)
+    )
 
 
 def not_there_yet(exc: BaseException) -> bool:
@@ -211,7 +213,9 @@ def again_when_back(call: Callable[[float | None], T], timeout_s: float | None, 
         try:
             return call(left)
         except Exception as exc:
-            if isinstance(exc, errors.ProtocolError) and lost(exc):  # it answered, then went away
+            if isinstance(exc, (errors.ProtocolError, errors.NodeStoppingError)) and lost(
+                exc
+            ):  # it answered, then went away
                 lost_at = time.monotonic()
             elif lost_at is None or not not_there_yet(exc):
                 raise

@@ -240,8 +240,16 @@ class Api:
             isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout <= 1e9
         ):
             raise errors.ConfigError("timeout must be a number of seconds or null")
-        views = await self.ask(m.Wait(tuple(ids), None if timeout is None else float(timeout)), token)
-        return JSONResponse({"jobs": views})
+        asked = asyncio.ensure_future(self.ask(m.Wait(tuple(ids), None if timeout is None else float(timeout)), token))
+        closing = asyncio.ensure_future(self.closing.wait())
+        try:
+            await asyncio.wait({asked, closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closing.cancel()
+        if not asked.done():  # the node stops: said now, not cut at the grace's end with a 500
+            asked.cancel()
+            raise errors.NodeStoppingError("the node is stopping (a restart?): ask again once it is back")
+        return JSONResponse({"jobs": asked.result()})
 
     async def logs(self, request: Request) -> Response:
         token = self.auth(request)

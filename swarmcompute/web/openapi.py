@@ -212,7 +212,8 @@ def openapi_document() -> dict[str, Any]:
         },
         "/api/v1/jobs/wait": {
             "post": _op(
-                "wait until the jobs end",
+                "wait until the jobs end (503 NodeStoppingError, with Retry-After, when the node stops meanwhile:"
+                " ask again)",
                 {"200": _json({"type": "object", "properties": {"jobs": {"type": "array", "items": _ref("Job")}}})},
                 requestBody={
                     "required": True,

@@ -14,6 +14,8 @@ from starlette.responses import Response
 from swarmcompute import errors
 
 MEDIA_TYPE = "application/problem+json"
+RETRY_STOPPING_S = 2
+"""``Retry-After`` on a 503 from a stopping node: a restarted daemon serves again in about a second."""
 
 _STATUS: tuple[tuple[type[errors.SwarmError], int], ...] = (
     (errors.ApiForbiddenError, 403),
@@ -51,6 +53,8 @@ def problem(status: int, code: str, detail: str, **extra: object) -> Response:
         **extra,
     }
     headers = {"WWW-Authenticate": 'Bearer realm="swarm"'} if status == 401 else None
+    if code == "NodeStoppingError":
+        headers = {"Retry-After": str(RETRY_STOPPING_S)}
     return Response(json.dumps(body), status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 

@@ -26,7 +26,7 @@ from typing import Any, cast
 
 from swarmcompute import errors
 from swarmcompute.api import messages as m
-from swarmcompute.api.replay import reattached
+from swarmcompute.api.replay import again_when_back, reattached
 from swarmcompute.client import (
     Client,
     attached,
@@ -116,10 +116,13 @@ class RemoteClient(Client):
         single = isinstance(job_ids, str)
         ids = [job_ids] if isinstance(job_ids, str) else list(job_ids)
         timeout_s = parse_duration(timeout, zero=True)
-        io = None if timeout_s is None else timeout_s + self.timeout_s
-        jobs = self._json(
-            "POST", "/api/v1/jobs/wait", {"ids": ids, "timeout": timeout_s}, timeout_s=io, forever=io is None
-        )
+
+        def wait(left_s: float | None) -> Any:
+            io = None if left_s is None else left_s + self.timeout_s
+            body = {"ids": ids, "timeout": left_s}
+            return self._json("POST", "/api/v1/jobs/wait", body, timeout_s=io, forever=io is None)
+
+        jobs = again_when_back(wait, timeout_s, self.where)  # its node restarted meanwhile: asked again
         return jobs["jobs"][0] if single and len(jobs["jobs"]) == 1 else jobs["jobs"]  # an array id: all of it
 
     def job(self, job_id: str) -> dict[str, Any]:
@@ -247,14 +250,22 @@ class RemoteClient(Client):
                 )
         conn = self._connection(timeout_s)
         try:
+            conn.connect()
+        except TimeoutError:
+            conn.close()
+            raise errors.SwarmError(f"{self.url} did not answer within {timeout_s:g}s") from None
+        except OSError as exc:
+            conn.close()
+            raise errors.SwarmError(f"cannot reach {self.url}: {exc}; check --url or $SWARM_URL") from None
+        try:
             conn.request(method, path, body=data, headers=headers)
             response = conn.getresponse()
         except TimeoutError:
             conn.close()
             raise errors.SwarmError(f"{self.url} did not answer within {timeout_s:g}s") from None
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, http.client.HTTPException) as exc:  # reached, then gone: the node restarts?
             conn.close()
-            raise errors.SwarmError(f"cannot reach {self.url}: {exc}; check --url or $SWARM_URL") from None
+            raise errors.ProtocolError(f"lost the connection to {self.url} before its answer: {exc}") from None
         if response.status >= 400:
             raw = response.read()
             conn.close()

@@ -8,10 +8,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from swarmcompute import Client
 from swarmcompute.api import messages as m
@@ -241,8 +243,9 @@ def _has_socket(pid: int) -> bool:
         return False
 
 
+@pytest.mark.parametrize("restart", ["kill -9", "graceful"])
 def test_a_wait_whose_daemon_restarted_is_asked_again_and_ends_with_the_jobs_state(
-    trio: list[DaemonProcess], tmp_path: Path
+    trio: list[DaemonProcess], tmp_path: Path, restart: str
 ) -> None:
     n0 = trio[0]
     job = n0.client.submit(["sh", "-c", GATED.format(marks=tmp_path)], node="n1", cpus=0, job_id="waited")
@@ -255,7 +258,10 @@ def test_a_wait_whose_daemon_restarted_is_asked_again_and_ends_with_the_jobs_sta
         )  # fmt: skip
     try:
         wait_until(lambda: _has_socket(waiting.pid), 30, "swarm wait to connect to its daemon")
-        n0.kill()
+        if restart == "kill -9":
+            n0.kill()
+        else:
+            n0.stop()
         n0.start()
         (tmp_path / "go").touch()
         status = _ended(waiting)
@@ -283,3 +289,72 @@ def test_logs_f_whose_daemon_restarted_follows_the_job_on_where_it_was(
         f"swarm: the daemon in {n0.state_dir} is back; following job watched again",
         "err 2",
     ]
+
+
+@pytest.mark.parametrize("restart", ["kill -9", "graceful"])
+def test_a_wait_over_url_whose_node_restarted_is_asked_again_and_ends_with_the_jobs_state(
+    trio: list[DaemonProcess], tmp_path: Path, restart: str
+) -> None:
+    n0 = trio[0]
+    n0.stop()  # the node --url names, serving HTTP on a port that stays its own across restarts
+    n0.http_port = free_port()
+    n0.start()
+    wait_until(lambda: formed(trio, 3), 30, "the cluster to form again")
+    token = n0.swarm("api-token", "create", "remote").stdout.strip().splitlines()[-1]
+    job = n0.client.submit(["sh", "-c", GATED.format(marks=tmp_path)], node="n1", cpus=0, job_id="far")
+    wait_until(lambda: (tmp_path / "started.1").exists(), 30, "the job to start")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": ":".join(sys.path)}
+    env.update(SWARM_URL=n0.http_url, SWARM_API_TOKEN=token)  # a machine with no daemon
+    waiting, out, err = _run(n0, tmp_path, job, env=env, command="wait")
+    try:
+        wait_until(lambda: _has_socket(waiting.pid), 30, "swarm wait to connect to the node")
+        if restart == "kill -9":
+            n0.kill()
+        else:
+            n0.stop()
+        n0.start()
+        (tmp_path / "go").touch()
+        status = _ended(waiting)
+    finally:
+        (tmp_path / "go").touch()
+        _ended(waiting, 10)
+    assert (status, err.read_text()) == (1, "")
+    assert out.read_text().startswith("far failed (")
+
+
+def _connected_to(port: int) -> bool:
+    """Whether a TCP connection to local ``port`` is established (``/proc/net/tcp``)."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return any(r.split()[1].endswith(f":{port:04X}") and r.split()[3] == "01" for r in rows)
+
+
+def test_a_rest_wait_on_a_node_that_stops_is_answered_503_node_stopping_with_retry_after(
+    daemon: DaemonProcess, tmp_path: Path
+) -> None:
+    daemon.stop()
+    daemon.http_port = free_port()
+    daemon.start()
+    token = daemon.swarm("api-token", "create", "rest").stdout.strip().splitlines()[-1]
+    job = daemon.client.submit(["sh", "-c", GATED.format(marks=tmp_path)], cpus=0, job_id="held")
+    answer: list[requests.Response] = []
+    asking = threading.Thread(
+        target=lambda: answer.append(
+            requests.post(
+                f"{daemon.http_url}/api/v1/jobs/wait",
+                json={"ids": [job]},
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=60,
+            )  # fmt: skip
+        )
+    )
+    asking.start()
+    try:
+        wait_until(lambda: (tmp_path / "started.1").exists(), 30, "the job to start")
+        wait_until(lambda: _connected_to(daemon.http_port), 30, "the wait to reach the node")
+        daemon.stop()  # graceful: the wait is answered now, not cut with a 500 at the grace's end
+    finally:
+        asking.join(60)
+    response = answer[0]
+    assert (response.status_code, response.headers.get("Retry-After")) == (503, "2")
+    assert response.json()["code"] == "NodeStoppingError"
+    assert "ask again once it is back" in response.json()["detail"]
