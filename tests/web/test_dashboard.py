@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from swarmcompute.testing.clocks import LIBFAKETIME, MISSING, clock_off
-from swarmcompute.testing.clusters import formed_cluster
-from swarmcompute.testing.daemons import DaemonProcess, wait_until
+from swarmcompute.testing.clusters import formed, formed_cluster
+from swarmcompute.testing.daemons import DaemonProcess, free_port, wait_until
 from swarmcompute.testing.tmpfs import TmpfsUnavailable, fill, mounted
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -109,3 +109,50 @@ def _node_states(url: str, token: str, count: int) -> dict[str, str]:
             }
         finally:
             browser.close()
+
+
+@pytest.mark.parametrize("restart", ["kill -9", "graceful"])
+def test_the_dashboard_log_of_a_job_follows_it_again_once_its_node_restarts_nothing_twice(
+    cluster: list[DaemonProcess], tmp_path: Path, restart: str
+) -> None:
+    a, b = cluster
+    a.stop()  # the node the browser talks to, serving HTTP on a port that stays its own across restarts
+    a.http_port = free_port()
+    a.start()
+    wait_until(lambda: formed(cluster, 2), 30, "the cluster to form again")
+    token = a.swarm("api-token", "create", "browser").stdout.strip().splitlines()[-1]
+    gated = 'echo "tick 1"; echo "err 1" >&2; until [ -e {go} ]; do sleep 0.05; done; echo tick 2; exit 3'
+    job_id = a.client.submit(["sh", "-c", gated.format(go=tmp_path / "go")], node="n1", cpus=0, name="gated")
+    log = "document.getElementById('log').textContent"
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(UI_TIMEOUT_MS)
+            page.goto(a.http_url + "/")
+            page.fill("#token", token)
+            page.click("#login-form button")
+            page.wait_for_selector(f'#jobs tr[data-job="{job_id}"]').click()
+            page.wait_for_function(f"{log}.includes('tick 1') && {log}.includes('err 1')")
+            if restart == "kill -9":
+                a.kill()  # as systemd brings a crashed daemon back
+            else:
+                a.stop()  # `systemctl restart`, an upgrade
+            a.start()
+            page.wait_for_function(f"{log}.includes('is back')")
+            (tmp_path / "go").touch()
+            page.wait_for_function(f"{log}.includes('---')")
+            text = page.evaluate(log)
+        finally:
+            (tmp_path / "go").touch()
+            browser.close()
+    lines = text.splitlines()
+    assert lines[-1] == "--- failed (exit 3) ---"
+    assert [line for line in lines if line.startswith(("tick", "err"))] in (
+        ["tick 1", "err 1", "tick 2"],
+        ["err 1", "tick 1", "tick 2"],
+    )  # nothing twice, nothing missing
+    assert [line for line in lines if line.startswith("swarm:")] == [
+        f"swarm: lost the node (restarting?): following job {job_id} again once it is back",
+        f"swarm: the node is back; following job {job_id} again",
+    ]

@@ -186,6 +186,9 @@ async function cancelJob(id) {
   catch (err) { alert(`cancel ${id}: ${err.message}`); }
 }
 
+// A job's log, followed to its end. When its node goes away meanwhile (a restart, an upgrade),
+// the log is asked again from the first attempt once the node is back, and what was shown is left
+// out, as `swarm logs -f` does (api.replay): nothing twice, nothing missing.
 async function openLog(id) {
   if (logAbort) logAbort.abort();
   const abort = logAbort = new AbortController();
@@ -194,16 +197,41 @@ async function openLog(id) {
   $("log-job").textContent = id;
   $("log-section").hidden = false;
   const add = (cls, text) => pre.append(el("span", { class: cls }, text));
-  try {
-    await sse(`/api/v1/jobs/${encodeURIComponent(id)}/logs?format=sse&follow=1&from=first`, (name, data) => {
-      if (name === "output") add(data.stream, data.text);
-      else if (name === "attempt") add("meta", data.text + "\n");
-      else if (name === "notice") add("meta", `swarm: ${data.text}\n`);
-      else if (name === "end") add("meta", `--- ${data.state}${data.exit_code == null ? "" : ` (exit ${data.exit_code})`} ---\n`);
-      else if (name === "error") add("stderr", `swarm: ${data.detail}\n`);
-    }, abort.signal);
-  } catch (err) {
-    if (!abort.signal.aborted) add("stderr", `swarm: ${err.message}\n`);
+  const shown = new Map();  // "attempt/stream" -> characters shown; "attempt N", "notice T" -> times shown
+  const again = new Map();  // what this stream has delivered so far, counted as `shown` is
+  let lost = false, ended = false;
+  const lose = () => {
+    if (!lost) add("meta", `swarm: lost the node (restarting?): following job ${id} again once it is back\n`);
+    lost = true;
+  };
+  while (!ended && !abort.signal.aborted) {
+    again.clear();
+    try {
+      await sse(`/api/v1/jobs/${encodeURIComponent(id)}/logs?format=sse&follow=1&from=first`, (name, data) => {
+        if (lost) { add("meta", `swarm: the node is back; following job ${id} again\n`); lost = false; }
+        if (name === "output") {
+          const key = `${data.attempt}/${data.stream}`;
+          const had = again.get(key) || 0;
+          again.set(key, had + data.text.length);
+          const skip = Math.max(0, (shown.get(key) || 0) - had);
+          if (skip < data.text.length) { add(data.stream, data.text.slice(skip)); shown.set(key, had + data.text.length); }
+        } else if (name === "attempt" || name === "notice") {
+          const key = name === "attempt" ? `attempt ${data.attempt}` : `notice ${data.text}`;
+          const n = (again.get(key) || 0) + 1;
+          again.set(key, n);
+          if (n > (shown.get(key) || 0)) { shown.set(key, n); add("meta", name === "attempt" ? data.text + "\n" : `swarm: ${data.text}\n`); }
+        } else if (name === "end") {
+          ended = true;
+          add("meta", `--- ${data.state}${data.exit_code == null ? "" : ` (exit ${data.exit_code})`} ---\n`);
+        } else if (name === "error") { ended = true; add("stderr", `swarm: ${data.detail}\n`); }
+      }, abort.signal);
+      if (!ended && !abort.signal.aborted) lose();  // it ended without the job's end: the node stopped
+    } catch (err) {
+      if (abort.signal.aborted) return;
+      if (err.status && err.status < 500) { add("stderr", `swarm: ${err.message}\n`); return; }  // an answer: said, not asked again
+      lose();
+    }
+    if (!ended && !abort.signal.aborted) await new Promise((r) => setTimeout(r, 1000));
   }
 }
 
