@@ -58,6 +58,7 @@ _SPEC_OPTIONS = frozenset(
         "gpu_mem",
         "constraints",
         "mounts",
+        "stdin",
     }
 )
 _SHIP_OPTIONS = ("upload", "workdir", "max_upload")
@@ -101,7 +102,9 @@ def job_spec(argv: Sequence[str] | str, **options: Any) -> JobSpec:
     much memory, "10G" or bytes; implies gpus=1 when gpus is not given), constraints
     ("K=V" or "K!=V", or a list of them: node labels to match), mounts ("SRC:DST" or "SRC:DST:ro",
     or a list of them: absolute host paths of the node that runs an ``image`` job, bind-mounted
-    into its container where its user may read them, and write them unless ":ro").
+    into its container where its user may read them, and write them unless ":ro"), stdin (text,
+    bytes, or a binary file read to its end: what every attempt reads as its stdin, shipped with
+    the job; not for an ``image`` job).
     """
     unknown = set(options) - _SPEC_OPTIONS
     if unknown:
@@ -151,6 +154,7 @@ def _job_spec(argv: Sequence[str] | str, options: Mapping[str, Any]) -> JobSpec:
             options.get("constraints"), "constraints must be KEY=VALUE (or KEY!=VALUE) or a list of them"
         ),
         "mounts": _strings(options.get("mounts"), "mounts must be SRC:DST (or SRC:DST:ro) or a list of them"),
+        "stdin": _stdin_ref(options.get("stdin")),
     }
     if fields["gpu_mem"] and not fields["gpus"]:
         fields["gpus"] = 1
@@ -158,6 +162,19 @@ def _job_spec(argv: Sequence[str] | str, options: Mapping[str, Any]) -> JobSpec:
     if fields["on_disconnect"] not in ("stop", "keep"):
         raise ValueError(f"on_disconnect must be stop or keep, got {printable(fields['on_disconnect'])[:40]!r}")
     return JobSpec(**fields)
+
+
+def _stdin_data(value: object) -> bool:
+    """Whether ``stdin=`` holds the input itself (text, bytes or a binary file), to upload."""
+    return isinstance(value, (str, bytes, bytearray, memoryview)) or hasattr(value, "read")
+
+
+def _readable(value: Any) -> Any:
+    import io
+
+    if isinstance(value, str):
+        return io.BytesIO(value.encode())
+    return io.BytesIO(bytes(value)) if isinstance(value, (bytes, bytearray, memoryview)) else value
 
 
 def _arg(value: object) -> str:
@@ -234,6 +251,16 @@ def _manifest(value: object) -> tuple[tuple[str, str, int, int], ...]:
     if not isinstance(value, (list, tuple)) or not all(isinstance(f, (list, tuple)) and len(f) == 4 for f in value):
         raise ValueError("files must be a list of (path, sha256, size, mode), as Client.upload returns")
     return tuple((f[0], f[1], f[2], f[3]) for f in value)
+
+
+def _stdin_ref(value: object) -> tuple[str, int] | None:
+    """``stdin=``: None, or (sha256, size) of bytes uploaded already (``Client.submit(stdin=b"...")``
+    uploads them and passes this)."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)) and len(value) == 2 and isinstance(value[0], str):
+        return (value[0], value[1])
+    raise ValueError("stdin must be text, bytes or a binary file: what the job reads as its stdin")
 
 
 def _strings(value: object, refusal: str) -> tuple[str, ...]:
@@ -495,7 +522,18 @@ class Client:
     def _ship(self, spec: Mapping[str, Any]) -> Mapping[str, Any]:
         """``spec`` with its ``upload``/``workdir`` turned into a ``files`` manifest, whose blobs
         the daemon then holds."""
-        if not isinstance(spec, Mapping) or not any(k in spec for k in _SHIP_OPTIONS):
+        if not isinstance(spec, Mapping):
+            return spec
+        if _stdin_data(spec.get("stdin")):
+            from swarmcompute.files import manifest, transfer
+
+            cap = spec.get("max_upload")
+            try:
+                max_bytes = manifest.DEFAULT_MAX_UPLOAD if cap is None else _size(cap, "max_upload")
+            except (ValueError, errors.ConfigError) as exc:
+                raise errors.InvalidJobSpecError(str(exc)) from None
+            spec = {**spec, "stdin": transfer.upload_stdin(self, _readable(spec["stdin"]), max_bytes)}
+        if not any(k in spec for k in _SHIP_OPTIONS):
             return spec
         from swarmcompute.files import manifest, transfer
 

@@ -75,6 +75,7 @@ SPEC_FIELDS = (
     "ranks",
     "ranks_per_node",
     "mounts",
+    "stdin",
 )
 SPEC_DEFAULTS: dict[str, object] = {
     "name": "",
@@ -108,6 +109,7 @@ SPEC_DEFAULTS: dict[str, object] = {
     "ranks": 0,
     "ranks_per_node": 0,
     "mounts": [],
+    "stdin": None,
 }
 
 

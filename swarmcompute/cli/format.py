@@ -281,6 +281,8 @@ def job_text(job: dict[str, Any]) -> str:
         ("priority", job["priority"]),
         ("cwd", job["cwd"] or "-"),
     ]
+    if job.get("stdin_bytes") is not None:  # `swarm run --stdin`
+        fields.append(("stdin", f"{format_size(job['stdin_bytes'])} shipped (every attempt reads it from the start)"))
     if job.get("gang"):
         per_node = f", {job['ranks_per_node']} per node" if job["ranks_per_node"] else ""
         fields.append(("gang", f"{job['gang_id']}: rank {job['rank']} of {job['ranks']}{per_node}"))

@@ -40,6 +40,9 @@ Options:
   --max-upload SIZE     Refuse to ship more than SIZE (default 256M).
   --no-upload           Do not ship the script the command names (./run.sh,
                         python3 x.py): for a filesystem every node shares.
+  --stdin               Ship what is piped or redirected into swarm run (read to
+                        its end, up to --max-upload) as the job's stdin: every
+                        attempt reads it from the start (default: /dev/null).
   --keep PATTERN        Keep only the files matching PATTERN (gitignore syntax)
                         that the job leaves in its staged directory (repeatable;
                         default: every new or changed file, up to 256 MiB).
@@ -105,6 +108,7 @@ _OPTIONS: dict[str, tuple[str, bool, bool]] = {
     "--workdir": ("workdir", True, False),
     "--max-upload": ("max_upload", True, False),
     "--no-upload": ("no_upload", False, False),
+    "--stdin": ("stdin", False, False),
     "--keep": ("keep", True, True),
     "--download": ("download", True, True),
     "--timeout": ("timeout", True, False),
@@ -132,7 +136,7 @@ _OPTIONS: dict[str, tuple[str, bool, bool]] = {
     "--state-dir": ("state_dir", True, False),
 }
 _INTS = {"retries", "priority", "gpus", "max_procs", "ranks", "ranks_per_node"}
-_SHIPPING = ("upload", "workdir", "max_upload", "no_upload", "download")
+_SHIPPING = ("upload", "workdir", "max_upload", "no_upload", "download", "stdin")
 
 
 class UsageError(Exception):
@@ -147,7 +151,7 @@ class RunArgs:
         self.detach = detach
         self.state_dir = state_dir
         self.ship = {k: options.pop(k) for k in _SHIPPING if k in options}
-        """--upload, --workdir, --max-upload, --no-upload, --download: read here, not JobSpec fields."""
+        """--upload, --workdir, --max-upload, --no-upload, --download, --stdin: read here, not JobSpec fields."""
         self.options = options
 
 
@@ -252,10 +256,10 @@ def main(args: Sequence[str]) -> int:
         print("swarm run: --ranks-per-node needs --ranks N", file=sys.stderr)
         return 2
     ranks = None if gang[0] is None else (gang[0], gang[1] or 0)  # a gang: (--ranks, --ranks-per-node)
-    if _input_waiting():
+    if not parsed.ship.get("stdin") and _input_waiting():
         print(
             "swarm: the job's stdin is /dev/null: what is piped into `swarm run` goes nowhere"
-            " (ship a file with --upload PATH; `< /dev/null` says nothing)",
+            " (--stdin ships it with the job; `< /dev/null` says nothing)",
             file=sys.stderr,
         )
     if parsed.state_dir is None and os.environ.get("SWARM_URL"):  # `swarm --url URL run ...`: over HTTP

@@ -92,8 +92,31 @@ def spawn_job(spec: AttemptSpec, stdout_fd: int, stderr_fd: int, cgroup: str | N
     run_as = run_as_of(spec)
     env = job_environment(spec.env, spec.job_id, spec.attempt, run_as)
     child = _in_child(spec, run_as, cgroup)
+    stdin = _stdin()
+    if spec.stdin_path is not None:  # opened by the daemon: the job's user need not read the node's store
+        try:
+            stdin = os.open(spec.stdin_path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise SpawnFailed(None, f"cannot open its stdin here: {exc.strerror or exc}") from None
     try:
-        return _popen(list(spec.argv), spec, env, stdout_fd, stderr_fd, child)
+        return _spawned(list(spec.argv), spec, env, stdin, stdout_fd, stderr_fd, child)
+    finally:
+        if stdin != _devnull:
+            os.close(stdin)
+
+
+def _spawned(
+    argv: list[str],
+    spec: AttemptSpec,
+    env: dict[bytes, bytes],
+    stdin: int,
+    stdout_fd: int,
+    stderr_fd: int,
+    child: Callable[[], None] | None,
+) -> subprocess.Popen[bytes]:
+    """``_popen``, again through ``/bin/sh`` for a script without a ``#!`` line; ``SpawnFailed``."""
+    try:
+        return _popen(argv, spec, env, stdin, stdout_fd, stderr_fd, child)
     except OSError as exc:
         if exc.errno == errno.ENOENT and not _chdir_failed(exc, spec):
             bad = _bad_interpreter(spec, env)
@@ -105,7 +128,7 @@ def spawn_job(spec: AttemptSpec, stdout_fd: int, stderr_fd: int, cgroup: str | N
         if script is None:
             raise _from_exception(exc, spec) from None
         try:
-            return _popen([_SHELL, script, *spec.argv[1:]], spec, env, stdout_fd, stderr_fd, child)
+            return _popen([_SHELL, script, *spec.argv[1:]], spec, env, stdin, stdout_fd, stderr_fd, child)
         except (OSError, ValueError, TypeError, subprocess.SubprocessError) as retry_exc:
             raise _from_exception(retry_exc, spec) from None
     except (ValueError, TypeError, subprocess.SubprocessError) as exc:
@@ -116,13 +139,14 @@ def _popen(
     argv: list[str],
     spec: AttemptSpec,
     env: dict[bytes, bytes],
+    stdin: int,
     stdout_fd: int,
     stderr_fd: int,
     child: Callable[[], None] | None,
 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         argv,
-        stdin=_stdin(),
+        stdin=stdin,
         stdout=stdout_fd,
         stderr=stderr_fd,
         env=env,

@@ -51,6 +51,8 @@ class AttemptSpec:
     """``memory.max`` of the attempt's cgroup where cgroups are usable (0: none)."""
     max_output_bytes: int = 0
     """The bound on the attempt's log (``swarm run --max-output``); 0: the runner's default."""
+    stdin_path: str | None = None
+    """A file the job reads as its stdin (``swarm run --stdin``: its blob on this node); None: ``/dev/null``."""
 
 
 EndReason = AttemptEnd

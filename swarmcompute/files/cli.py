@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from swarmcompute.errors import SwarmError
 
@@ -26,6 +26,8 @@ def ship(parsed: RunArgs, spec: dict[str, Any], state_dir: str) -> None:
     options = parsed.ship
     if options.get("download") and parsed.detach:
         raise _ShipError("--download waits for the job to end: drop -d/--detach, or use `swarm cp JOB:PATH .` later")
+    if options.get("stdin"):
+        spec["stdin"] = _shipped_stdin(spec, options, state_dir)
     cwd = os.getcwd()
     uploads = list(options.get("upload", []))
     if not options.get("no_upload"):
@@ -62,6 +64,58 @@ def ship(parsed: RunArgs, spec: dict[str, Any], state_dir: str) -> None:
                 " (--upload PATH ships one; --workdir . ships this directory)",
                 file=sys.stderr,
             )
+
+
+STDIN_SLOW_S = 2.0
+"""``--stdin`` still reading after this long: said once (a pipe that never ends, a terminal's typing)."""
+
+
+def _shipped_stdin(spec: dict[str, Any], options: dict[str, Any], state_dir: str) -> list[object]:
+    """``--stdin``: what is piped or redirected into `swarm run`, read to its end and uploaded;
+    the job's ``stdin`` (sha256, size). Raises ``run_cmd._ShipError`` with one line."""
+    from swarmcompute.client import Client
+    from swarmcompute.files import manifest, transfer
+    from swarmcompute.units import parse_size
+
+    try:
+        cap = parse_size(options["max_upload"]) if "max_upload" in options else manifest.DEFAULT_MAX_UPLOAD
+        spooled, sha, size = piped_stdin(spec, cap, "ship it as a file (--upload PATH) or raise --max-upload")
+        with spooled:
+            transfer.upload_spooled(Client(state_dir), spooled, sha)
+    except SwarmError as exc:
+        raise _ship_error(str(exc)) from None
+    return [sha, size]
+
+
+def piped_stdin(spec: dict[str, Any], max_bytes: int, instead: str) -> tuple[BinaryIO, str, int]:
+    """``--stdin``: ``sys.stdin`` read to its end (``transfer.spool``: the file, sha256, size),
+    once checked: not for a Docker job, nor a terminal; a read still going after ``STDIN_SLOW_S``
+    is said once (a pipe that never ends). ``run_cmd._ShipError`` or ``FilesTooLargeError`` (past
+    ``max_bytes``, saying ``instead``) with one line."""
+    import threading
+
+    from swarmcompute.files import transfer
+
+    if spec.get("image"):
+        raise _ship_error("--stdin is for plain commands: a Docker job reads a file it ships (--upload FILE)")
+    if os.isatty(0):
+        raise _ship_error("--stdin ships what is piped or redirected into swarm run: `swarm run --stdin -- CMD < FILE`")
+    slow = threading.Timer(
+        STDIN_SLOW_S,
+        lambda: print("swarm: --stdin: reading stdin to its end before the job is submitted", file=sys.stderr),
+    )
+    slow.daemon = True
+    slow.start()
+    try:
+        return transfer.spool(sys.stdin.buffer, max_bytes, instead)
+    finally:
+        slow.cancel()
+
+
+def _ship_error(text: str) -> Exception:
+    from swarmcompute.cli.run_cmd import _ShipError
+
+    return _ShipError(text)
 
 
 def download(parsed: RunArgs, job_id: str, state_dir: str, status: int) -> int:

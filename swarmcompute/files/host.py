@@ -97,10 +97,10 @@ class FilesHost:
     def check_submit(self, specs: Iterable[JobSpec]) -> None:
         """Refuse jobs whose shipped files this node does not hold (upload them first)."""
         for spec in specs:
-            for path, sha, _size, _mode in spec.files:
+            for path, sha in blobs_of(spec):
                 if not self.store.has(sha):
                     raise InvalidJobSpecError(
-                        f"job {spec.id}: file {path[:80]!r} was not uploaded to this node first (Client.upload)"
+                        f"job {spec.id}: {path[:80]!r} was not uploaded to this node first (Client.upload)"
                     )
 
     async def answer(self, request: Any, uid: int, resolve: Callable[[str], Awaitable[Job]]) -> Any:
@@ -313,6 +313,18 @@ class FilesHost:
         self._inputs[(job_id, attempt)] = (spec, work)
         return work
 
+    async def stdin_of(self, job_id: str, spec: JobSpec) -> Path:
+        """The file of the bytes ``spec``'s attempts read as their stdin, fetched (from the job's
+        origin first) unless held here; ``FilesError`` when no live node holds them."""
+        assert spec.stdin is not None
+        sha = spec.stdin[0]
+        job = self._daemon.table.get(job_id)
+        try:
+            await self.ensure_blob(sha, [job.origin if job else ""])
+        except FilesError:
+            raise FilesError(f"its stdin ({sha[:12]}) is held by no live node: submit the job again") from None
+        return self.store.path(sha)
+
     def attempt_ended(self, job_id: str, attempt: int) -> None:
         """An attempt with a staged directory ended here: keep what it left (in a worker thread)."""
         staged = self._inputs.pop((job_id, attempt), None)
@@ -345,7 +357,7 @@ class FilesHost:
         alive: list[str] | None = None
         for job_id in changed:
             job = table.get(job_id)
-            if job is None or not job.spec.files:
+            if job is None or not (job.spec.files or job.spec.stdin):
                 continue
             if alive is None:
                 alive = self._alive()
@@ -369,7 +381,7 @@ class FilesHost:
             del self._pulled[next(iter(self._pulled))]
 
     async def _pull_inputs(self, job: Job) -> None:
-        for _path, sha, _size, _mode in job.spec.files:
+        for _path, sha in blobs_of(job.spec):
             try:
                 await self.ensure_blob(sha, [job.origin])
             except FilesError as exc:
@@ -426,7 +438,7 @@ class FilesHost:
         raft = daemon.committer.raft
         if raft.leader_id is None or raft.applied_index < raft.node.commit:
             return None
-        jobs = {job.id: {f[1] for f in job.spec.files} for job in daemon.table.jobs()}
+        jobs = {job.id: {sha for _path, sha in blobs_of(job.spec)} for job in daemon.table.jobs()}
         busy = set(self._inputs) | set(self._collecting)
         removed = await asyncio.to_thread(self.store.sweep, jobs, busy)
         if any(removed.values()):
@@ -448,6 +460,18 @@ class FilesHost:
     def close(self) -> None:
         for task in list(self._tasks) + list(self._fetching.values()):
             task.cancel()
+
+
+STDIN_LABEL = "(stdin)"
+"""How a job's stdin is named where its blobs are listed with its files' paths."""
+
+
+def blobs_of(spec: JobSpec) -> list[tuple[str, str]]:
+    """(path, sha256) of every blob ``spec`` needs: its shipped files and its stdin."""
+    found = [(path, sha) for path, sha, _size, _mode in spec.files]
+    if spec.stdin is not None:
+        found.append((STDIN_LABEL, spec.stdin[0]))
+    return found
 
 
 def replica_of(job_id: str, origin: str, alive: Iterable[str]) -> str | None:

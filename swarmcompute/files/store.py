@@ -166,6 +166,18 @@ class BlobStore:
         sha256 and size."""
         return self.put_fd(os.open(src, os.O_RDONLY | os.O_NOFOLLOW))
 
+    def put_bytes(self, data: bytes) -> tuple[str, int]:
+        """Store ``data`` as a blob; returns its sha256 and size."""
+        sha = hashlib.sha256(data).hexdigest()
+        if not self.has(sha):
+            tmp = self.incoming / f"put-{os.getpid()}-{os.urandom(6).hex()}"
+            try:
+                tmp.write_bytes(data)
+                self._install(tmp, sha)
+            finally:
+                tmp.unlink(missing_ok=True)
+        return sha, len(data)
+
     def put_fd(self, fd: int) -> tuple[str, int]:
         """``put_file`` of an open file (closed here)."""
         tmp = self.incoming / f"put-{os.getpid()}-{os.urandom(6).hex()}"

@@ -13,10 +13,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from swarmcompute.errors import FilesError
-from swarmcompute.files.manifest import Shipment
+from swarmcompute.errors import FilesError, FilesTooLargeError
+from swarmcompute.files.manifest import DEFAULT_MAX_UPLOAD, Shipment
 from swarmcompute.files.messages import CHUNK_BYTES, BlobPut, BlobsMissing, FileRead, JobFiles
 from swarmcompute.limits import file_path_problem
+from swarmcompute.units import format_size
 
 if TYPE_CHECKING:
     from swarmcompute.client import Client
@@ -40,23 +41,77 @@ def upload(client: Client, shipment: Shipment) -> int:
         missing = _call(client, channel, BlobsMissing(tuple(shas)))
         for sha in missing:
             path = shipment.sources[sha]
-            upload_id = os.urandom(8).hex()
             try:
                 with open(path, "rb") as f:
-                    offset = 0
-                    while True:
-                        data = f.read(CHUNK_BYTES)
-                        final = len(data) < CHUNK_BYTES
-                        _call(client, channel, BlobPut(upload_id, sha, offset, data, final))
-                        offset += len(data)
-                        sent += len(data)
-                        if final:
-                            break
+                    sent += _put(client, channel, sha, f)
             except OSError as exc:
                 raise FilesError(f"cannot read {path}: {exc.strerror or exc}") from None
             except FilesError as exc:
                 raise FilesError(f"{path}: {exc} (did it change while it was sent?)") from None
     return sent
+
+
+def _put(client: Client, channel: Any, sha: str, f: BinaryIO) -> int:
+    """Send the daemon one blob, read from ``f``, in ``CHUNK_BYTES`` chunks; how many bytes went."""
+    upload_id = os.urandom(8).hex()
+    offset = 0
+    while True:
+        data = f.read(CHUNK_BYTES)
+        final = len(data) < CHUNK_BYTES
+        _call(client, channel, BlobPut(upload_id, sha, offset, data, final))
+        offset += len(data)
+        if final:
+            return offset
+
+
+def spool(
+    readable: BinaryIO, max_bytes: int, what: str = "ship it as a file (--upload PATH) or raise --max-upload"
+) -> tuple[BinaryIO, str, int]:
+    """Read ``readable`` to its end into an unnamed temporary file (a pipe is read once), hashed as
+    it is read: the file (at its start), the sha256 and the size. ``FilesTooLargeError`` past
+    ``max_bytes``, saying ``what`` to do instead."""
+    import hashlib
+    import tempfile
+
+    digest = hashlib.sha256()
+    size = 0
+    spooled = tempfile.TemporaryFile()
+    try:
+        while True:
+            try:
+                data = readable.read(CHUNK_BYTES)
+            except OSError as exc:
+                raise FilesError(f"cannot read stdin: {exc.strerror or exc}") from None
+            if not data:
+                break
+            size += len(data)
+            if size > max_bytes:
+                raise FilesTooLargeError(f"stdin holds more than {format_size(max_bytes)}: {what}")
+            digest.update(data)
+            spooled.write(data)
+        spooled.seek(0)
+    except BaseException:
+        spooled.close()
+        raise
+    return spooled, digest.hexdigest(), size
+
+
+def upload_stdin(client: Client, readable: BinaryIO, max_bytes: int = DEFAULT_MAX_UPLOAD) -> tuple[str, int]:
+    """``readable`` read to its end (``spool``) and sent to the daemon unless it holds those bytes:
+    the (sha256, size) a job's ``stdin`` names. ``FilesTooLargeError`` past ``max_bytes``, before
+    anything is sent."""
+    spooled, sha, size = spool(readable, max_bytes)
+    with spooled:
+        upload_spooled(client, spooled, sha)
+    return sha, size
+
+
+def upload_spooled(client: Client, spooled: BinaryIO, sha: str) -> None:
+    """Send the daemon blob ``sha``, read from ``spooled`` (``spool``'s), unless it holds it."""
+    with client._connect(client.timeout_s) as channel:
+        channel.settimeout(client.timeout_s)
+        if _call(client, channel, BlobsMissing((sha,))):
+            _put(client, channel, sha, spooled)
 
 
 def files(client: Client, ref: str, attempt: int | None = None) -> dict[str, Any]:

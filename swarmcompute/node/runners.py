@@ -111,6 +111,13 @@ class JobRunners:
             except (SwarmError, SpawnFailed, OSError) as exc:
                 self.processes.refuse(plain, f"cannot stage its files here: {exc}")
                 return
+        if spec.stdin is not None and self.files is not None:
+            try:
+                stdin = await self.files.stdin_of(job_id, spec)
+            except (SwarmError, OSError) as exc:
+                self.processes.refuse(plain, f"cannot stage its stdin here: {exc}")
+                return
+            plain = replace(plain, stdin_path=str(stdin))
         if spec.image is None:
             await self.processes.start(plain)
             return

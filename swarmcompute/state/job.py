@@ -172,6 +172,9 @@ class JobSpec:
     mounts: tuple[str, ...] = ()
     """``SRC:DST[:ro]`` each (``--mount``; ``swarmcompute.mounts``): host paths of the node that runs
     this Docker job, bind-mounted into its container; checked there, as the job's user."""
+    stdin: tuple[str, int] | None = None
+    """(sha256, size) of the bytes every attempt reads as its stdin (``swarm run --stdin``), shipped
+    as the files are (``swarmcompute.files``: only the hash is replicated); None: ``/dev/null``."""
 
     @property
     def command(self) -> str:
@@ -283,6 +286,7 @@ class Job:
             "max_file_size": spec.max_file_size,
             "files": len(spec.files),
             "files_bytes": sum(f[2] for f in spec.files),
+            "stdin_bytes": None if spec.stdin is None else spec.stdin[1],
             "keep": list(spec.keep),
             "gpu_mem": spec.gpu_mem,
             "constraints": list(spec.constraints),

@@ -88,6 +88,7 @@ def validate_spec(spec: JobSpec) -> None:
                 "image": spec.image,
                 "max_output_bytes": spec.max_output_bytes,
                 "files": spec.files,
+                "stdin": spec.stdin,
                 "keep": spec.keep,
                 "mounts": spec.mounts,
             }

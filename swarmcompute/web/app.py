@@ -185,6 +185,7 @@ class Api:
             raise errors.InvalidJobSpecError(
                 'the body is one job {"argv": [...], ...options} or {"jobs": [one or more of those]}'
             )
+        items = [await self._with_stdin(item) for item in items]
         specs, ids = _expanded(items)
         for chunk in submit_chunks(specs, SUBMIT_CHUNK):  # a gang's ranks in one; as the token's user
             await self.ask(m.Submit(chunk), token)
@@ -192,6 +193,20 @@ class Api:
         if not many:
             body_out["id"] = ids[0]
         return JSONResponse(body_out, status_code=201, headers={"Location": f"/api/v1/jobs/{ids[0]}"})
+
+    async def _with_stdin(self, item: dict[str, Any]) -> dict[str, Any]:
+        """An item whose ``stdin`` is text (what its job reads as its stdin, `swarm run --stdin`
+        over ``--url``): the text stored here as a blob, as a node's client uploads it, and the
+        item naming it (sha256, size)."""
+        text = item.get("stdin")
+        if not isinstance(text, str):
+            return item
+        data = text.encode("utf-8", "surrogateescape")
+        try:
+            stored = await asyncio.to_thread(self.daemon.files.store.put_bytes, data)
+        except OSError as exc:  # a full disk: said, as a client's upload would say it
+            raise errors.FilesError(f"cannot keep the job's stdin on this node: {exc.strerror or exc}") from None
+        return {**item, "stdin": list(stored)}
 
     async def list_jobs(self, request: Request) -> Response:
         self.auth(request)

@@ -19,6 +19,11 @@ JOB_OPTIONS: dict[str, Any] = {
     "name": {"type": "string"},
     "env": {"type": "object", "additionalProperties": {"type": "string"}},
     "cwd": {"type": "string"},
+    "stdin": {
+        "type": "string",
+        "description": "text the job reads as its stdin, every attempt from its first byte (swarm run --stdin;"
+        " within the request's 16 MiB); without it, /dev/null",
+    },
     "timeout": {"description": "30s, 10m, 2h or seconds", "oneOf": [{"type": "string"}, {"type": "number"}]},
     "retries": {"type": "integer", "minimum": 0},
     "priority": {"type": "integer"},
@@ -411,7 +416,7 @@ def openapi_document() -> dict[str, Any]:
             "id name state reason message node attempt failures retries exit_code command argv cwd env timeout_s "
             "priority cpus mem_bytes gpus after after_any pinned_node image on_disconnect keep_on_exit submitted_at "
             "started_at finished_at output_truncated attempts output_tail gpu_mem constraints array_id array_index "
-            "array_limit user max_procs max_file_size max_output_bytes files files_bytes keep node_name pull mounts"
+            "array_limit user max_procs max_file_size max_output_bytes files files_bytes stdin_bytes keep node_name pull mounts"
         ).split()
     }
     job_props["pull"] = {

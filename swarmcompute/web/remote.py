@@ -86,7 +86,8 @@ class RemoteClient(Client):
             return self.submit_many([{"argv": argv, **options}])[0]
         from swarmcompute.arrays import parse_array
 
-        spec = job_spec(argv, **options)  # every check the local client makes, before the round trip
+        checked, options = _stdin_apart(options)
+        spec = job_spec(argv, **checked)  # every check the local client makes, before the round trip
         shape: dict[str, Any]
         if array is not None and ranks is None and ranks_per_node is None:
             try:
@@ -102,10 +103,11 @@ class RemoteClient(Client):
 
     def submit_many(self, specs: Iterable[Mapping[str, Any]]) -> list[str]:
         specs = list(specs) if not isinstance(specs, (str, bytes, Mapping)) else specs
-        built = job_specs(specs)  # every check the local client makes, before the round trip
+        apart = [_stdin_apart(s) if isinstance(s, Mapping) else (s, s) for s in specs]
+        built = job_specs(checked for checked, _sent in apart)  # every check the local client makes, first
         if not built:
             return []
-        bodies = {b.id: {**dict(s), "job_id": b.id} for s, b in zip(specs, built, strict=True)}
+        bodies = {b.id: {**dict(sent), "job_id": b.id} for (_checked, sent), b in zip(apart, built, strict=True)}
 
         def post(part: tuple[JobSpec, ...]) -> list[str]:
             return list(self._json("POST", "/api/v1/jobs", {"jobs": [bodies[b.id] for b in part]})["ids"])
@@ -155,7 +157,8 @@ class RemoteClient(Client):
         yield from self._events(f"/api/v1/jobs/{_quote(job_id)}/logs?" + urllib.parse.urlencode(query))
 
     def run(self, argv: Sequence[str] | str, **options: Any) -> Iterator[Any]:
-        spec = job_spec(argv, **options)
+        checked, options = _stdin_apart(options)
+        spec = job_spec(argv, **checked)
         body = {"argv": argv if isinstance(argv, str) else list(argv), **options, "job_id": spec.id}
         self._json("POST", "/api/v1/jobs", body)
         yield m.Submitted((spec.id,))
@@ -314,6 +317,28 @@ class RemoteClient(Client):
             conn.close()
 
 
+STDIN_OVER_URL = MAX_REQUEST_BYTES // 4
+"""``swarm --url URL run --stdin`` takes at most this much (4 MiB): its bytes go in the request's
+JSON, where each byte that is not UTF-8 takes six."""
+
+
+def _stdin_apart(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``options`` without ``stdin``, for the local checks, and with it as the text the node
+    stores (``web.app``): bytes that are not UTF-8 go as surrogates JSON escapes, and come back
+    the same bytes there."""
+    if options.get("stdin") is None:
+        return dict(options), dict(options)
+    value = options["stdin"]
+    data = bytes(value) if isinstance(value, (bytes, bytearray, memoryview)) else value
+    if hasattr(data, "read"):
+        data = data.read()
+    if isinstance(data, bytes):
+        data = data.decode("utf-8", "surrogateescape")
+    if not isinstance(data, str):
+        raise errors.InvalidJobSpecError("stdin must be text, bytes or a binary file: what the job reads as its stdin")
+    return {k: v for k, v in options.items() if k != "stdin"}, {**options, "stdin": data}
+
+
 def _event(name: str, data: dict[str, Any]) -> Any:
     if name == "output":
         return m.OutputChunk("", int(data["attempt"]), _STREAMS.get(data["stream"], m.STDOUT), data["text"].encode())
@@ -394,7 +419,22 @@ def run_main(parsed: Any, array: str | None = None, gang: tuple[int, int] | None
     run_cmd = importlib.import_module("swarmcompute.cli.run_cmd")  # typed loosely: the CLI is outside mypy's files
     _safe = run_cmd._safe
     options = {k: v for k, v in parsed.options.items() if k != "cwd_default"}
-    if getattr(parsed, "ship", None):  # files to ship (--upload, --download, ...)
+    ship = dict(getattr(parsed, "ship", None) or {})
+    if ship.pop("stdin", None):  # within the request's bound: the node stores it as a client's upload
+        from swarmcompute.files.cli import piped_stdin
+
+        instead = "over --url at most that goes with the job; run it on a node to ship up to --max-upload"
+        try:
+            spooled, _sha, _size = piped_stdin(options, STDIN_OVER_URL, instead)
+        except errors.SwarmError as exc:
+            print(f"swarm: {_safe(str(exc))}", file=sys.stderr)
+            return 2
+        except run_cmd._ShipError as exc:
+            print(f"swarm: {_safe(str(exc))}", file=sys.stderr)
+            return 2
+        with spooled:
+            options["stdin"] = spooled.read()
+    if ship:  # files to ship (--upload, --download, ...)
         print("swarm: shipping files (--upload, --download, ...) needs a local daemon, not --url", file=sys.stderr)
         return 2
     keep = bool(options.get("keep_on_exit"))

@@ -36,6 +36,7 @@ RUN_OPTIONS: dict[str, tuple[str | None, str | None]] = {
     "--mount": ("mounts", "mounts"),
     "--ranks": ("ranks", "ranks"),
     "--ranks-per-node": ("ranks_per_node", "ranks_per_node"),
+    "--stdin": ("stdin", "stdin_bytes"),
 }
 COMMANDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # command: (its issue-11 options, the Client methods that do the same)

@@ -221,7 +221,7 @@ def test_run_or_status_against_a_stopped_daemon_says_so_within_30s_and_loses_not
 
 STDIN_LOST = (
     "swarm: the job's stdin is /dev/null: what is piped into `swarm run` goes nowhere"
-    " (ship a file with --upload PATH; `< /dev/null` says nothing)\n"
+    " (--stdin ships it with the job; `< /dev/null` says nothing)\n"
 )
 
 

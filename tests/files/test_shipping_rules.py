@@ -17,7 +17,7 @@ import pytest
 from swarmcompute import codec
 from swarmcompute.client import job_spec
 from swarmcompute.errors import FilesError, FilesTooLargeError, InvalidJobSpecError
-from swarmcompute.files.host import FilesHost
+from swarmcompute.files.host import FilesHost, blobs_of
 from swarmcompute.files.manifest import auto_upload, build, unshipped_arguments
 from swarmcompute.files.store import QUIET_S, BlobStore, KeptFiles
 from swarmcompute.limits import MAX_FILES, check_files
@@ -144,6 +144,30 @@ def test_the_spec_carries_only_the_manifest_and_survives_the_codec() -> None:
         job_spec(["x"], files="x")
     with pytest.raises(InvalidJobSpecError):
         job_spec(["x"], keep=[""])
+
+
+@pytest.mark.parametrize(
+    ("stdin", "why"),
+    [
+        ((SHA[:-1], 3), "sha256"),
+        (("A" * 64, 3), "sha256"),
+        ((SHA, -1), "size of stdin"),
+        ((SHA, True), "whole number"),
+        ((SHA,), "(sha256, size)"),
+    ],
+)
+def test_the_daemon_refuses_a_stdin_that_names_no_blob_or_lies_about_its_size(stdin: object, why: str) -> None:
+    with pytest.raises(InvalidJobSpecError, match=__import__("re").escape(why)):
+        validate_spec(JobSpec("j1", ("cat",), stdin=stdin))  # type: ignore[arg-type]
+
+
+def test_a_stdin_travels_as_its_hash_and_size_and_is_refused_for_a_docker_job() -> None:
+    spec = job_spec(["cat"], stdin=(SHA, 5))
+    assert spec.stdin == (SHA, 5) and codec.decode(codec.encode(spec)) == spec
+    assert blobs_of(spec) == [("(stdin)", SHA)]  # replicated, staged and kept from sweeps as a file's blob
+    assert job_spec(["cat"]).stdin is None
+    with pytest.raises(InvalidJobSpecError, match="--stdin is for plain commands"):
+        job_spec(["cat"], stdin=(SHA, 5), image="busybox")
 
 
 def test_a_node_keeps_new_and_changed_files_within_the_cap_and_never_follows_links(tmp_path: Path) -> None:
