@@ -104,7 +104,7 @@ def job_spec(argv: Sequence[str] | str, **options: Any) -> JobSpec:
     or a list of them: absolute host paths of the node that runs an ``image`` job, bind-mounted
     into its container where its user may read them, and write them unless ":ro"), stdin (text,
     bytes, or a binary file read to its end: what every attempt reads as its stdin, shipped with
-    the job; not for an ``image`` job).
+    the job; an ``image`` job's container reads it too).
     """
     unknown = set(options) - _SPEC_OPTIONS
     if unknown:

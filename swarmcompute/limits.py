@@ -233,11 +233,6 @@ def check_job(fields: Mapping[str, Any]) -> None:
         if not isinstance(sha, str) or len(sha) != 64 or not _HEX.issuperset(sha):
             raise ValueError("stdin: the sha256 must be 64 lowercase hex digits")
         _int("the size of stdin", size, 0, MAX_FILES_BYTES)
-        if fields.get("image"):
-            raise ValueError(
-                "--stdin is for plain commands: a Docker job reads a file it ships instead"
-                " (--upload FILE, then sh -c 'CMD < FILE')"
-            )
     keep = fields.get("keep")
     if keep:
         if not isinstance(keep, (list, tuple)) or len(keep) > MAX_KEEP_PATTERNS:

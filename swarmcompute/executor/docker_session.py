@@ -125,12 +125,19 @@ class EngineSession:
         except LAUNCH_ERRORS as exc:
             self.remove_quietly(container.id)
             raise SpawnFailed(None, f"cannot attach to the container: {explain(exc)}") from exc
+        feed = None
         try:
+            if spec.stdin_path is not None:  # attached before the start: no byte is read before it is there
+                feed = self.stream_client().api.attach_socket(container.id, params={"stdin": 1, "stream": 1})
             container.start()
         except ENGINE_ERRORS as exc:
             close_stream(stream)
+            if feed is not None:
+                feed.close()
             self.remove_quietly(container.id)
             raise SpawnFailed(*start_error(exc)) from exc
+        if feed is not None:
+            threading.Thread(target=_feed, args=(feed, spec.stdin_path), name="swarm-stdin", daemon=True).start()
         return str(container.id), stream
 
     def _create(
@@ -169,7 +176,7 @@ class EngineSession:
             "stop_signal": "SIGTERM",
             "auto_remove": False,  # removed by us after the exit code and logs are collected
             "init": self._use_init,
-            "stdin_open": False,
+            "stdin_open": spec.stdin_path is not None,  # `swarm run --stdin`; StdinOnce with it (not detached)
             "tty": False,
         }
         if spec.cwd:
@@ -309,6 +316,24 @@ class EngineSession:
         """SIGTERM (the container's stop signal), SIGKILL after ``grace_s`` whole seconds."""
         check_engine_socket(self.docker_host)
         self.client().api.stop(container_id, timeout=grace_s)
+
+
+def _feed(feed: Any, path: str) -> None:
+    """Write the file at ``path`` to a container's attached stdin, then half-close it: the engine
+    closes the container's stdin (``stdin_once``), which reads its end there. A container that
+    ends first (it read none, or part) ends the feed with it."""
+    import socket
+
+    raw = getattr(feed, "_sock", feed)  # the SocketIO the engine's client hands out, or a socket
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 16):
+                raw.sendall(chunk)
+        raw.shutdown(socket.SHUT_WR)
+    except OSError as exc:  # gone, or the engine closed it: the job's exit says the rest
+        _log.debug("container_stdin_ended", error=str(exc))
+    finally:
+        feed.close()
 
 
 def gpu_request(indices: tuple[str, ...]) -> Any:

@@ -79,7 +79,7 @@ def _shipped_stdin(spec: dict[str, Any], options: dict[str, Any], state_dir: str
 
     try:
         cap = parse_size(options["max_upload"]) if "max_upload" in options else manifest.DEFAULT_MAX_UPLOAD
-        spooled, sha, size = piped_stdin(spec, cap, "ship it as a file (--upload PATH) or raise --max-upload")
+        spooled, sha, size = piped_stdin(cap, "ship it as a file (--upload PATH) or raise --max-upload")
         with spooled:
             transfer.upload_spooled(Client(state_dir), spooled, sha)
     except SwarmError as exc:
@@ -87,17 +87,15 @@ def _shipped_stdin(spec: dict[str, Any], options: dict[str, Any], state_dir: str
     return [sha, size]
 
 
-def piped_stdin(spec: dict[str, Any], max_bytes: int, instead: str) -> tuple[BinaryIO, str, int]:
+def piped_stdin(max_bytes: int, instead: str) -> tuple[BinaryIO, str, int]:
     """``--stdin``: ``sys.stdin`` read to its end (``transfer.spool``: the file, sha256, size),
-    once checked: not for a Docker job, nor a terminal; a read still going after ``STDIN_SLOW_S``
+    once checked: not a terminal; a read still going after ``STDIN_SLOW_S``
     is said once (a pipe that never ends). ``run_cmd._ShipError`` or ``FilesTooLargeError`` (past
     ``max_bytes``, saying ``instead``) with one line."""
     import threading
 
     from swarmcompute.files import transfer
 
-    if spec.get("image"):
-        raise _ship_error("--stdin is for plain commands: a Docker job reads a file it ships (--upload FILE)")
     if os.isatty(0):
         raise _ship_error("--stdin ships what is piped or redirected into swarm run: `swarm run --stdin -- CMD < FILE`")
     slow = threading.Timer(

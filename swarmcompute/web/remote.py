@@ -425,7 +425,7 @@ def run_main(parsed: Any, array: str | None = None, gang: tuple[int, int] | None
 
         instead = "over --url at most that goes with the job; run it on a node to ship up to --max-upload"
         try:
-            spooled, _sha, _size = piped_stdin(options, STDIN_OVER_URL, instead)
+            spooled, _sha, _size = piped_stdin(STDIN_OVER_URL, instead)
         except errors.SwarmError as exc:
             print(f"swarm: {_safe(str(exc))}", file=sys.stderr)
             return 2

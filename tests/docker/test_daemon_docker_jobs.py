@@ -23,6 +23,21 @@ def test_run_in_a_container_streams_output_and_keeps_the_exit_code(daemon_factor
     assert job["image"] == BUSYBOX_TAG and job["state"] == "failed" and job["exit_code"] == 5
 
 
+def test_a_container_reads_the_stdin_shipped_with_its_job_from_the_start_on_each_attempt(
+    daemon_factory, engine: Engine
+) -> None:  # type: ignore[no-untyped-def]
+    node = docker_daemon(daemon_factory, engine)
+    lines = "".join(f"line {i}\n" for i in range(1, 20001))  # 208 KiB: more than a pipe holds
+    script = 'read first; echo "attempt $SWARM_ATTEMPT: $first"; [ "$SWARM_ATTEMPT" = 2 ] && wc -l || exit 1'
+    result = node.swarm(
+        "run", "--stdin", "--retries", "1", "--image", BUSYBOX_TAG, "--", "sh", "-c", script, input=lines
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "attempt 1: line 1\nattempt 2: line 1\n19999\n"
+    unread = node.swarm("run", "--stdin", "--image", BUSYBOX_TAG, "--", "true", input=lines)  # reads none of it
+    assert (unread.returncode, unread.stderr) == (0, "")
+
+
 def test_the_node_advertises_its_images(daemon_factory, engine: Engine) -> None:  # type: ignore[no-untyped-def]
     node = docker_daemon(daemon_factory, engine)
     wait_until(lambda: BUSYBOX_TAG in node.status()["nodes"][0]["images"], 30, "the image in swarm status")

@@ -161,13 +161,11 @@ def test_the_daemon_refuses_a_stdin_that_names_no_blob_or_lies_about_its_size(st
         validate_spec(JobSpec("j1", ("cat",), stdin=stdin))  # type: ignore[arg-type]
 
 
-def test_a_stdin_travels_as_its_hash_and_size_and_is_refused_for_a_docker_job() -> None:
+def test_a_stdin_travels_as_its_hash_and_size() -> None:
     spec = job_spec(["cat"], stdin=(SHA, 5))
     assert spec.stdin == (SHA, 5) and codec.decode(codec.encode(spec)) == spec
     assert blobs_of(spec) == [("(stdin)", SHA)]  # replicated, staged and kept from sweeps as a file's blob
     assert job_spec(["cat"]).stdin is None
-    with pytest.raises(InvalidJobSpecError, match="--stdin is for plain commands"):
-        job_spec(["cat"], stdin=(SHA, 5), image="busybox")
 
 
 def test_a_node_keeps_new_and_changed_files_within_the_cap_and_never_follows_links(tmp_path: Path) -> None:
