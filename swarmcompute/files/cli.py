@@ -96,7 +96,7 @@ def piped_stdin(max_bytes: int, instead: str) -> tuple[BinaryIO, str, int]:
 
     from swarmcompute.files import transfer
 
-    if os.isatty(0):
+    if sys.stdin is None or os.isatty(0):  # a terminal, or closed (`<&-`)
         raise _ship_error("--stdin ships what is piped or redirected into swarm run: `swarm run --stdin -- CMD < FILE`")
     slow = threading.Timer(
         STDIN_SLOW_S,

@@ -66,13 +66,23 @@ def test_every_element_of_an_array_reads_the_same_stdin(trio: list[DaemonProcess
     assert (run.returncode, run.stdout) == (0, "0 1000\n1 1000\n2 1000\n"), run.stderr
 
 
-def test_stdin_over_the_upload_cap_is_refused_in_one_line_and_nothing_is_submitted(trio: list[DaemonProcess]) -> None:
+def test_stdin_over_the_upload_cap_or_closed_is_refused_in_one_line_and_nothing_is_submitted(
+    trio: list[DaemonProcess],
+) -> None:
     n0 = trio[0]
     before = len(n0.client.jobs(limit=10_000))
     big = swarm(n0, "run", "--stdin", "--max-upload", "1K", "--", "wc", "-c", stdin="x" * 2048)
     assert (big.returncode, big.stdout) == (2, "")
     assert big.stderr == (
         "swarm: stdin holds more than 1.0 KiB: ship it as a file (--upload PATH) or raise --max-upload\n"
+    )
+    closed = subprocess.run(
+        ["sh", "-c", f"{swarm_executable()} run --stdin -- cat <&-"], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "SWARM_STATE_DIR": str(n0.state_dir)},
+    )  # fmt: skip
+    assert (closed.returncode, closed.stderr) == (
+        2,
+        "swarm: --stdin ships what is piped or redirected into swarm run: `swarm run --stdin -- CMD < FILE`\n",
     )
     assert len(n0.client.jobs(limit=10_000)) == before
 
