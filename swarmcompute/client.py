@@ -466,6 +466,19 @@ class Client:
         views = again_when_back(wait, timeout_s, self.where)  # a daemon restarted meanwhile: asked again
         return views[0] if single and len(views) == 1 else views  # an array id: all its elements
 
+    def rerun(self, job_id: str, *, every: bool = False, new_id: str | None = None) -> str:
+        """Run an ended job again as a new job, with its command and options (its shipped files and
+        stdin too), as the user who asks; return the new id (`swarm rerun`, ``swarmcompute.rerun``).
+        An array id: a new array of its elements that did not succeed (``every``: all of them); a
+        gang id: a new gang of the same shape. ``new_id``: the id to give it (asking again with it is
+        a no-op, as a submission's)."""
+        answer = self._call(m.Rerun(_job_ref(job_id), new_id or new_job_id(), bool(every)))
+        spec, ranks = answer["spec"], answer["ranks"]
+        submit_framed(
+            self._submit, grouped_specs(spec, answer["array"], ranks, answer["ranks_per_node"] if ranks else None)
+        )
+        return str(spec.id)
+
     def job(self, job_id: str) -> dict[str, Any]:
         """One job's record (id, a unique prefix, or a name), with ``pull`` (how far its node has got
         pulling its image, or None); for an array id, the array (``arrays.array_view``)."""

@@ -90,6 +90,19 @@ class Cancel:
     cursor: str = ""
 
 
+@codec.message("api.rerun")
+@dataclass(frozen=True, slots=True)
+class Rerun:
+    """What to submit to run an ended job (or an array's, or a gang's) again (``swarmcompute.rerun``),
+    answered with ``Recipe.answer``: nothing is submitted."""
+
+    ref: str
+    job_id: str
+    """The new job's id (or the new array's or gang's), chosen by the client as a submission's is."""
+    every: bool = False
+    """An array: every element, not only those that did not succeed."""
+
+
 @codec.message("api.status")
 @dataclass(frozen=True, slots=True)
 class Status:

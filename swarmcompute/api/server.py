@@ -45,6 +45,7 @@ from swarmcompute.users import (
 
 if TYPE_CHECKING:
     from swarmcompute.api.node_api import NodeAPI
+    from swarmcompute.rerun import Recipe
     from swarmcompute.state.table import JobTable
 
 log = structlog.get_logger(__name__)
@@ -65,6 +66,7 @@ ANSWERED = (
     m.GetJob,
     m.ListJobs,
     m.Cancel,
+    m.Rerun,
     m.Status,
     m.Recover,
     m.RotateKey,
@@ -254,6 +256,8 @@ class ControlServer:
                 for view, (_, before) in zip(views, cancelled, strict=True):
                     view["ended_before"] = before
                 return views
+            case m.Rerun(ref=ref, job_id=job_id, every=every):
+                return (await self.rerun(ref, job_id, uid, every=every)).answer()
             case m.Status():
                 return daemon.status()
             case m.Recover():
@@ -307,6 +311,45 @@ class ControlServer:
                 if daemon.is_leader() or left <= 0:
                     raise
                 await daemon.wait_changed(left)
+
+    async def rerun(self, ref: str, job_id: str, uid: int, *, every: bool = False) -> Recipe:
+        """What to submit as ``job_id`` to run ``ref`` again (``swarmcompute.rerun``), for local user
+        ``uid``, who must own it; its shipped files and stdin fetched here first, where the
+        submission of it will be checked for them."""
+        from swarmcompute.errors import FilesError, InvalidJobSpecError, JobError
+        from swarmcompute.files.host import blobs_of
+        from swarmcompute.limits import job_id_problem
+        from swarmcompute.rerun import recipe
+        from swarmcompute.state.compact import is_stub
+
+        daemon = self._daemon
+        problem = job_id_problem(job_id)
+        if problem:
+            raise InvalidJobSpecError(problem)
+        group, jobs = "array", self._array_elements(ref)
+        if not jobs and ref not in daemon.table:
+            group, jobs = "gang", daemon.table.gang(ref)
+        if not jobs:
+            group, jobs = "", [await self.resolve(ref)]
+        whole = [daemon.whole_job(jobs[0]), *jobs[1:]]  # the details of the one the rerun is made of
+        if is_stub(whole[0]):
+            raise JobError(
+                f"this node joined after {ref} ended and does not hold its command: rerun it on another node"
+            )
+        check_owner(uid, jobs[0].spec.user, "rerun", jobs[0].id)
+        try:
+            made = recipe(ref, whole, job_id, group=group, every=every)
+        except ValueError as exc:
+            raise InvalidJobSpecError(str(exc)) from None
+        origin = whole[0].origin
+        for path, sha in blobs_of(made.spec):
+            try:
+                await daemon.files.ensure_blob(sha, [origin])
+            except FilesError:
+                raise FilesError(
+                    f"{path[:200]!r} of {ref} is held by no live node: run it with `swarm run` again"
+                ) from None
+        return made
 
     def _arrays_expanded(self, refs: tuple[str, ...], *, pruned: bool = False) -> tuple[str, ...]:
         """``refs`` with each array id (``swarm run --array``) replaced by its elements, in index

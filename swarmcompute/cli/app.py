@@ -548,6 +548,17 @@ def run(ctx: typer.Context) -> None:
     raise typer.Exit(run_main(ctx.args))
 
 
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+    add_help_option=False,
+)
+def rerun(ctx: typer.Context) -> None:
+    """Run an ended job again as a new job (an array: its elements that did not succeed): swarm rerun JOB."""
+    from swarmcompute.cli.rerun_cmd import main as rerun_main
+
+    raise typer.Exit(rerun_main(ctx.args))
+
+
 @app.command()
 def status(state_dir: StateDir = None, as_json: JsonFlag = False) -> None:
     """The cluster: nodes, leader, resources and job counts."""

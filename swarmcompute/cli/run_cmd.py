@@ -282,17 +282,7 @@ def main(args: Sequence[str]) -> int:
             from swarmcompute.files.cli import ship
 
             ship(parsed, spec, state_dir)
-        if array is not None:
-            return _run_array(spec, array, state_dir, detach=parsed.detach)
-        if ranks is not None:
-            from swarmcompute.cli.gang_run import run_gang
-
-            return run_gang(spec, ranks, state_dir, detach=parsed.detach)
-        submission = lean.submit_frame(spec, attach=not parsed.detach)
-        sock.sendall(submission)
-        keep = bool(spec.get("keep_on_exit"))
-        again = None if parsed.detach else submission
-        status = _follow(sock, lean, state_dir, spec["id"], keep=keep, attached=not parsed.detach, again=again)
+        status = _launched(sock, lean, spec, array, ranks, state_dir, detach=parsed.detach)
     except lean.LeanError as exc:
         print(f"swarm: {_safe(str(exc))}", file=sys.stderr)
         return 2
@@ -306,6 +296,32 @@ def main(args: Sequence[str]) -> int:
 
         return download(parsed, spec["id"], state_dir, status)
     return status
+
+
+def _launched(
+    sock: Any,
+    lean: Any,
+    spec: dict[str, Any],
+    array: str | None,
+    ranks: tuple[int, int] | None,
+    state_dir: str,
+    *,
+    detach: bool,
+) -> int:
+    """Submit ``spec`` (JobSpec fields) through ``sock``, alone, as the elements of ``array`` or
+    as a gang of ``ranks``, and follow it unless ``detach``: the exit status. Raises ``LeanError``."""
+    if array is not None:
+        return _run_array(spec, array, state_dir, detach=detach)
+    if ranks is not None:
+        from swarmcompute.cli.gang_run import run_gang
+
+        return run_gang(spec, ranks, state_dir, detach=detach)
+    submission = lean.submit_frame(spec, attach=not detach)
+    sock.sendall(submission)
+    keep = bool(spec.get("keep_on_exit"))
+    return _follow(
+        sock, lean, state_dir, spec["id"], keep=keep, attached=not detach, again=None if detach else submission
+    )
 
 
 def _run_array(spec: dict[str, Any], array: str, state_dir: str, *, detach: bool) -> int:

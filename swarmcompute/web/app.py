@@ -244,6 +244,26 @@ class Api:
         views = await self.ask(m.Cancel((request.path_params["ref"],)), token)
         return JSONResponse(views[0] if len(views) == 1 else views)
 
+    async def rerun(self, request: Request) -> Response:
+        """Run an ended job again (`swarm rerun`, ``swarmcompute.rerun``) as the token's user."""
+        from swarmcompute.client import grouped_specs, new_job_id
+
+        token = self.auth(request, write=True)
+        body = await _read_json(request)
+        body = {} if body is None else body
+        if not isinstance(body, dict) or not isinstance(body.get("all", False), bool):
+            raise errors.ConfigError('the body is empty or {"all": true|false, "job_id": "new id"}')
+        new_id = body.get("job_id") or new_job_id()
+        if not isinstance(new_id, str):
+            raise errors.ConfigError("job_id must be text")
+        made = await self.control.rerun(request.path_params["ref"], new_id, token.uid, every=body.get("all", False))
+        specs = grouped_specs(made.spec, made.array, made.ranks, made.ranks_per_node if made.ranks else None)
+        for chunk in submit_chunks(specs, SUBMIT_CHUNK):  # as the token's user, as a submission's
+            await self.ask(m.Submit(chunk), token)
+        return JSONResponse(
+            {"id": new_id, "ids": [new_id]}, status_code=201, headers={"Location": f"/api/v1/jobs/{new_id}"}
+        )
+
     async def wait(self, request: Request) -> Response:
         token = self.auth(request)
         body = await _read_json(request)
@@ -586,6 +606,7 @@ def build_app(
         route("/api/v1/jobs/{ref}", api.get_job),
         route("/api/v1/jobs/{ref}", api.cancel, ["DELETE"]),
         route("/api/v1/jobs/{ref}/cancel", api.cancel, ["POST"]),
+        route("/api/v1/jobs/{ref}/rerun", api.rerun, ["POST"]),
         route("/api/v1/jobs/{ref}/logs", api.logs),
         route("/api/v1/nodes", api.nodes),
         route("/api/v1/nodes/{ref}", api.node),

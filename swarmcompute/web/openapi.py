@@ -291,6 +291,25 @@ def openapi_document() -> dict[str, Any]:
         "/api/v1/jobs/{ref}/cancel": {
             "post": _op("cancel the job (an array: every element)", {"200": cancelled}, params=[job_ref])
         },
+        "/api/v1/jobs/{ref}/rerun": {
+            "post": _op(
+                "run an ended job again as a new job (swarm rerun): an array, its elements that did not succeed"
+                " (all: every one); a gang, the same shape",
+                {"201": submitted},
+                params=[job_ref],
+                requestBody={
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"all": {"type": "boolean"}, "job_id": {"type": "string"}},
+                            }
+                        }
+                    },
+                },
+            )
+        },
         "/api/v1/jobs/{ref}/logs": {
             "get": _op(
                 "the job's output: plain text, or Server-Sent Events (Accept: text/event-stream or format=sse): "

@@ -127,6 +127,10 @@ class RemoteClient(Client):
         jobs = again_when_back(wait, timeout_s, self.where)  # its node restarted meanwhile: asked again
         return jobs["jobs"][0] if single and len(jobs["jobs"]) == 1 else jobs["jobs"]  # an array id: all of it
 
+    def rerun(self, job_id: str, *, every: bool = False, new_id: str | None = None) -> str:
+        body = {"all": bool(every), "job_id": new_id or new_job_id()}
+        return str(self._json("POST", f"/api/v1/jobs/{_quote(job_id)}/rerun", body)["id"])
+
     def job(self, job_id: str) -> dict[str, Any]:
         return dict(self._json("GET", f"/api/v1/jobs/{_quote(job_id)}"))
 
@@ -385,9 +389,21 @@ def _follow_job(client: RemoteClient, run_cmd: Any, argv: Any, options: dict[str
     """Submit one job and print its output as it comes; its exit status. Stopped early by Ctrl-C,
     a signal or a closed pipe, it lets the exception through: the caller (``run_main``) cancels
     the job and says so (``cli.left_early``); the stream closes after that, when ``events`` goes."""
+    return _printed(cast(Generator[Any, None, None], client.run(argv, **options)), run_cmd)
+
+
+def _followed_job(client: RemoteClient, run_cmd: Any, job_id: str) -> int:
+    """Print a submitted job's output from its first attempt as it comes, its node's restarts
+    waited out (``api.replay.followed``); its exit status, as ``_follow_job``."""
+    from swarmcompute.api.replay import followed
+
+    return _printed(followed(client, job_id), run_cmd)
+
+
+def _printed(events: Iterator[Any], run_cmd: Any) -> int:
+    """Print a job's stream (``Client.run``'s events) as `swarm run` does; its exit status."""
     from swarmcompute.cli.progress_line import ProgressLine
 
-    events = cast(Generator[Any, None, None], client.run(argv, **options))
     status = 1
     pull = ProgressLine()
     for event in events:
@@ -477,6 +493,48 @@ def run_main(parsed: Any, array: str | None = None, gang: tuple[int, int] | None
         from swarmcompute.cli.left_early import left_early
 
         return left_early(client.cancel, job_id, kind, exc, keep=keep)
+    except errors.SwarmError as exc:
+        print(f"swarm: {_safe(str(exc))}", file=sys.stderr)
+        return 2
+
+
+def rerun_main(ref: str, new_id: str, *, every: bool, detach: bool) -> int:
+    """`swarm --url URL rerun JOB` (``cli.rerun_cmd``): the node submits the rerun; this prints its
+    id (``detach``), or follows it as `swarm run` over ``--url`` does: a job's output and exit
+    code, an array's elements in index order, a gang's ranks. Ctrl-C, a closed pipe, SIGTERM and
+    SIGHUP cancel it (``cli.left_early``)."""
+    import importlib
+
+    run_cmd = importlib.import_module("swarmcompute.cli.run_cmd")  # typed loosely, as ``run_main``
+    _safe = run_cmd._safe
+    kind = "job"
+    try:
+        client = RemoteClient()
+        if not detach:
+            run_cmd.ended_by_signals()
+        job_id = client.rerun(ref, every=every, new_id=new_id)
+        if detach:
+            print(job_id, flush=True)
+            return 0
+        record = client.job(job_id)
+        if record.get("kind") == "array":
+            from swarmcompute.cli.array_run import announce, print_elements
+
+            kind, indices = "array", [e["index"] for e in record["elements"]]
+            announce(job_id, len(indices))
+            print_elements(client, job_id, indices)
+            return int(run_cmd.array_ended(job_id, client.wait(job_id)))
+        if record.get("gang"):
+            from swarmcompute.cli.gang_run import follow_gang
+
+            kind = "gang"
+            return follow_gang(client, RemoteClient, job_id, len(record["gang"]), detach=False)
+        print(f"swarm: rerun of {_safe(ref)} as job {job_id}", file=sys.stderr)
+        return _followed_job(client, run_cmd, job_id)
+    except (KeyboardInterrupt, BrokenPipeError, run_cmd._EndedBySignal) as exc:
+        from swarmcompute.cli.left_early import left_early
+
+        return left_early(client.cancel, new_id, kind, exc, keep=False)
     except errors.SwarmError as exc:
         print(f"swarm: {_safe(str(exc))}", file=sys.stderr)
         return 2

@@ -51,8 +51,10 @@ def shared() -> Iterator[Shared]:
 
 
 def test_another_users_swarm_run_runs_as_that_user(shared: Shared) -> None:
-    out = shared.user.swarm("run", "--state-dir", str(shared.state), "--", "id", "-un")
+    out = shared.user.swarm("run", "--state-dir", str(shared.state), "--id", "whoami", "--", "id", "-un")
     assert (out.returncode, out.stdout, out.stderr) == (0, f"{shared.user.name}\n", "")
+    again = shared.user.swarm("rerun", "--state-dir", str(shared.state), "--id", "whoami2", "whoami")
+    assert (again.returncode, again.stdout) == (0, f"{shared.user.name}\n")  # as the user who asks
 
 
 def test_that_users_job_cannot_read_the_cluster_key_or_list_the_state_dir(shared: Shared) -> None:
@@ -136,6 +138,11 @@ def test_users_act_only_on_their_own_jobs_and_only_root_stops_the_daemon(shared:
         assert denied.returncode == 2
         assert (
             denied.stderr == f"swarm: cannot cancel job {root_job}: it belongs to user root (only they and root may)\n"
+        )
+        rerun = shared.other.swarm("rerun", "--state-dir", str(shared.state), root_job)
+        assert (rerun.returncode, rerun.stderr) == (
+            2,
+            f"swarm: cannot rerun job {root_job}: it belongs to user root (only they and root may)\n",
         )
         out = shared.other.run([shared.other.python(), "-c", AS_OTHER, str(shared.state), root_job])
         seen = json.loads(out.stdout)

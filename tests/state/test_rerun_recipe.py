@@ -1,0 +1,40 @@
+"""``swarmcompute.rerun.recipe``, pure: what a rerun submits, from the jobs it names."""
+
+from __future__ import annotations
+
+import pytest
+
+from swarmcompute.arrays import elements, parse_array
+from swarmcompute.client import job_spec
+from swarmcompute.rerun import _ranges, recipe
+from swarmcompute.state.job import Job, JobSpec, JobState
+
+
+def _ended(spec: object, state: JobState) -> Job:
+    job = Job(spec, 0.0)  # type: ignore[arg-type]
+    job.state = state
+    return job
+
+
+@pytest.mark.parametrize("indices", [[0], [0, 1, 2, 5, 7, 8], [3, 17, 18, 19, 40], list(range(100))])
+def test_indices_go_as_ranges_the_array_parser_reads_back(indices: list[int]) -> None:
+    assert parse_array(_ranges(indices))[0] == indices
+
+
+def test_an_unnamed_arrays_rerun_is_the_plain_spec_it_was_made_from_with_the_failed_indices() -> None:
+    spec = job_spec(["sh", "-c", "work"], job_id="arr", env={"K": "V"}, cpus=2)
+    members = elements(spec, "0-4%3")
+    jobs = [_ended(s, JobState.FAILED if s.array_index in (1, 4) else JobState.SUCCEEDED) for s in members]
+    made = recipe("arr", jobs, "new", group="array")
+    assert made.array == "1,4%3" and made.ranks is None
+    assert (made.spec.id, made.spec.name, made.spec.env, made.spec.cpus) == ("new", "", {"K": "V"}, 2.0)
+    assert (made.spec.array_id, made.spec.array_index, made.spec.array_limit, made.spec.user) == ("", 0, 0, "")
+
+
+def test_what_has_not_ended_or_a_rank_alone_is_not_rerun() -> None:
+    running = _ended(job_spec(["sleep", "9"], job_id="busy"), JobState.RUNNING)
+    with pytest.raises(ValueError, match="has not ended"):
+        recipe("busy", [running], "new")
+    rank = _ended(JobSpec(id="g.1", argv=("x",), gang_id="g", rank=1, ranks=2), JobState.FAILED)
+    with pytest.raises(ValueError, match="a rank runs with its gang"):
+        recipe("g.1", [rank], "new")
