@@ -551,6 +551,7 @@ def run(ctx: typer.Context) -> None:
 @app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
     add_help_option=False,
+    cls=complete.RerunCompletion,
 )
 def rerun(ctx: typer.Context) -> None:
     """Run an ended job again as a new job (an array: its elements that did not succeed): swarm rerun JOB."""

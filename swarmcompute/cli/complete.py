@@ -20,6 +20,7 @@ ASK_TIMEOUT_S = 0.25
 JOBS_LISTED = 500
 """The newest jobs offered."""
 OPEN_STATES = ("pending", "assigned", "running")
+ENDED_STATES = ("succeeded", "failed", "cancelled")
 
 
 def _ask(ctx: Any, question: Callable[[Any], Any]) -> Any:
@@ -79,6 +80,17 @@ class RunCompletion(TyperCommand):
         words = [w for w in ctx.args if w != "="]  # bash hands `--node=x` over as `--node`, `=`, `x`
         answer = {"--node": nodes, "--after": jobs, "--after-any": jobs}.get(_option_wanting_a_value(words) or "")
         return [CompletionItem(v, help=h) for v, h in answer(ctx, incomplete)] if answer else []
+
+
+class RerunCompletion(TyperCommand):
+    """`swarm rerun` parses its own options (``rerun_cmd``); completion offers the ended jobs'
+    ids and names for its JOB, never after ``--id`` or ``--state-dir``."""
+
+    def shell_complete(self, ctx: Any, incomplete: str) -> list[CompletionItem]:
+        words = [w for w in ctx.args if w != "="]
+        if words and words[-1] in ("--id", "--state-dir"):
+            return []
+        return [CompletionItem(v, help=h) for v, h in _jobs(ctx, incomplete, ENDED_STATES)]
 
 
 def _option_wanting_a_value(words: list[str]) -> str | None:

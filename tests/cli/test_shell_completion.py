@@ -40,6 +40,9 @@ def test_completion_offers_the_jobs_ids_and_names_and_the_nodes_names_from_the_d
         assert complete("swarm logs ren", daemon.state_dir)[0] == ["render-frames"]
         offered, _ = complete("swarm cancel ", daemon.state_dir)
         assert {running, "render-frames"} <= set(offered) and not {ended, "warmup"} & set(offered)  # open jobs only
+        offered, _ = complete("swarm rerun ", daemon.state_dir)
+        assert {ended, "warmup"} <= set(offered) and not {running, "render-frames"} & set(offered)  # ended only
+        assert complete("swarm rerun --id ", daemon.state_dir)[0] == []
         assert complete("swarm drain ", daemon.state_dir)[0] == ["node"]
         assert complete("swarm run --cpus 1 --node n", daemon.state_dir)[0] == ["node"]
         assert complete("swarm run -- sh --node ", daemon.state_dir)[0] == []  # the job's own arguments
