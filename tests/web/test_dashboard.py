@@ -29,7 +29,9 @@ def cluster(tmp_path: Path) -> Iterator[list[DaemonProcess]]:
         yield nodes
 
 
-def test_the_dashboard_lists_nodes_shows_a_job_finish_live_and_cancels_a_job(cluster: list[DaemonProcess]) -> None:
+def test_the_dashboard_lists_nodes_shows_a_job_finish_live_reruns_it_and_cancels_a_job(
+    cluster: list[DaemonProcess],
+) -> None:
     a, b = cluster
     token = a.swarm("api-token", "create", "browser").stdout.strip().splitlines()[-1]
     with sync_api.sync_playwright() as playwright:
@@ -53,6 +55,15 @@ def test_the_dashboard_lists_nodes_shows_a_job_finish_live_and_cancels_a_job(clu
             page.wait_for_selector(f'#jobs tr[data-job="{job_id}"][data-state="succeeded"]')
             row.click()
             page.wait_for_function("document.getElementById('log').textContent.includes('done')")
+
+            # Run it again from the page: a new job, its log open, which finishes as the first did.
+            row.locator("button.rerun").click()
+            page.wait_for_function("document.getElementById('submit-result').textContent.startsWith('rerun')")
+            rerun_id = page.inner_text("#submit-result").split()[-1]
+            assert page.inner_text("#submit-result") == f"rerun {job_id} as {rerun_id}"
+            page.wait_for_function(f"document.getElementById('log-job').textContent === '{rerun_id}'")
+            page.wait_for_function("document.getElementById('log').textContent.includes('--- succeeded')")
+            assert a.client.job(rerun_id)["command"] == "sleep 1; echo done"
 
             # Submit from the page, then cancel it from the page.
             page.fill("#submit-cmd", "sleep 300")

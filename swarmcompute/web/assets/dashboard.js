@@ -152,7 +152,8 @@ function renderJobs() {
     (!name || (j.name || "").includes(name)));
   $("jobs").tBodies[0].replaceChildren(...jobs.map((j) => {
     const open = !["succeeded", "failed", "cancelled"].includes(j.state);
-    const cancel = open ? el("button", { type: "button", class: "cancel", onclick: (e) => { e.stopPropagation(); cancelJob(j.id); } }, "cancel") : "";
+    const cancel = open ? el("button", { type: "button", class: "cancel", onclick: (e) => { e.stopPropagation(); cancelJob(j.id); } }, "cancel")
+      : el("button", { type: "button", class: "rerun", title: "run it again as a new job (swarm rerun)", onclick: (e) => { e.stopPropagation(); rerunJob(j.id); } }, "rerun");
     return el("tr", { class: "clickable", "data-job": j.id, "data-state": j.state, onclick: () => openLog(j.id) },
       el("td", {}, j.id), el("td", {}, j.name || ""), el("td", { class: `state state-${j.state}` }, j.state),
       el("td", {}, names[j.node] || j.node || ""), el("td", {}, ago(j.submitted_at)), el("td", {}, took(j)),
@@ -189,6 +190,14 @@ async function cancelJob(id) {
 // A job's log, followed to its end. When its node goes away meanwhile (a restart, an upgrade),
 // the log is asked again from the first attempt once the node is back, and what was shown is left
 // out, as `swarm logs -f` does (api.replay): nothing twice, nothing missing.
+async function rerunJob(id) {
+  try {
+    const res = await api("POST", `/api/v1/jobs/${encodeURIComponent(id)}/rerun`, {});
+    $("submit-result").textContent = `rerun ${id} as ${res.id}`;
+    openLog(res.id);
+  } catch (err) { alert(`rerun ${id}: ${err.message}`); }
+}
+
 async function openLog(id) {
   if (logAbort) logAbort.abort();
   const abort = logAbort = new AbortController();
