@@ -140,3 +140,13 @@ def test_the_python_clients_the_rest_api_and_url_rerun_alike(
     env.update(SWARM_URL=n0.http_url, SWARM_API_TOKEN=token)  # a machine with no daemon
     cli = swarm(n0, "rerun", "--id", "api5", "api", env=env)
     assert (cli.returncode, cli.stdout, cli.stderr) == (3, "api\n", "swarm: rerun of api as job api5\n")
+    n0.client.submit(
+        ["sh", "-c", "echo el $SWARM_ARRAY_INDEX; exit $SWARM_ARRAY_INDEX"], array="0-2", job_id="far", cpus=0
+    )
+    n0.client.wait("far", timeout=30)
+    array = swarm(n0, "rerun", "--id", "far2", "far", env=env)
+    assert (array.returncode, array.stdout) == (1, "el 1\nel 2\n"), array.stderr
+    assert (
+        array.stderr.splitlines()[0]
+        == "swarm: array far2: 2 jobs; their output follows, in index order (`swarm cancel far2` stops them)"
+    )
