@@ -213,9 +213,8 @@ def again_when_back(call: Callable[[float | None], T], timeout_s: float | None, 
         try:
             return call(left)
         except Exception as exc:
-            if isinstance(exc, (errors.ProtocolError, errors.NodeStoppingError)) and lost(
-                exc
-            ):  # it answered, then went away
+            answered_then_gone = isinstance(exc, (errors.ProtocolError, errors.NodeStoppingError)) and lost(exc)
+            if answered_then_gone:  # a connection, or a stopping node's answer
                 lost_at = time.monotonic()
             elif lost_at is None or not not_there_yet(exc):
                 raise

@@ -27,7 +27,7 @@ def ship(parsed: RunArgs, spec: dict[str, Any], state_dir: str) -> None:
     if options.get("download") and parsed.detach:
         raise _ShipError("--download waits for the job to end: drop -d/--detach, or use `swarm cp JOB:PATH .` later")
     if options.get("stdin"):
-        spec["stdin"] = _shipped_stdin(spec, options, state_dir)
+        spec["stdin"] = _shipped_stdin(options, state_dir)
     cwd = os.getcwd()
     uploads = list(options.get("upload", []))
     if not options.get("no_upload"):
@@ -70,7 +70,7 @@ STDIN_SLOW_S = 2.0
 """``--stdin`` still reading after this long: said once (a pipe that never ends, a terminal's typing)."""
 
 
-def _shipped_stdin(spec: dict[str, Any], options: dict[str, Any], state_dir: str) -> list[object]:
+def _shipped_stdin(options: dict[str, Any], state_dir: str) -> list[object]:
     """``--stdin``: what is piped or redirected into `swarm run`, read to its end and uploaded;
     the job's ``stdin`` (sha256, size). Raises ``run_cmd._ShipError`` with one line."""
     from swarmcompute.client import Client

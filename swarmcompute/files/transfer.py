@@ -64,9 +64,7 @@ def _put(client: Client, channel: Any, sha: str, f: BinaryIO) -> int:
             return offset
 
 
-def spool(
-    readable: BinaryIO, max_bytes: int, what: str = "ship it as a file (--upload PATH) or raise --max-upload"
-) -> tuple[BinaryIO, str, int]:
+def spool(readable: BinaryIO, max_bytes: int, what: str) -> tuple[BinaryIO, str, int]:
     """Read ``readable`` to its end into an unnamed temporary file (a pipe is read once), hashed as
     it is read: the file (at its start), the sha256 and the size. ``FilesTooLargeError`` past
     ``max_bytes``, saying ``what`` to do instead."""
@@ -100,7 +98,7 @@ def upload_stdin(client: Client, readable: BinaryIO, max_bytes: int = DEFAULT_MA
     """``readable`` read to its end (``spool``) and sent to the daemon unless it holds those bytes:
     the (sha256, size) a job's ``stdin`` names. ``FilesTooLargeError`` past ``max_bytes``, before
     anything is sent."""
-    spooled, sha, size = spool(readable, max_bytes)
+    spooled, sha, size = spool(readable, max_bytes, "ship it as a file (upload=PATH) or raise max_upload")
     with spooled:
         upload_spooled(client, spooled, sha)
     return sha, size

@@ -201,7 +201,12 @@ class Api:
         text = item.get("stdin")
         if not isinstance(text, str):
             return item
-        data = text.encode("utf-8", "surrogateescape")
+        try:
+            data = text.encode("utf-8", "surrogateescape")  # bytes that are not UTF-8 come as \udcXX
+        except UnicodeEncodeError:
+            raise errors.ConfigError(
+                "stdin is text, or bytes escaped as \\udc80-\\udcff (as RemoteClient sends them)"
+            ) from None
         try:
             stored = await asyncio.to_thread(self.daemon.files.store.put_bytes, data)
         except OSError as exc:  # a full disk: said, as a client's upload would say it
