@@ -99,40 +99,27 @@ def spawn_job(spec: AttemptSpec, stdout_fd: int, stderr_fd: int, cgroup: str | N
         except OSError as exc:
             raise SpawnFailed(None, f"cannot open its stdin here: {exc.strerror or exc}") from None
     try:
-        return _spawned(list(spec.argv), spec, env, stdin, stdout_fd, stderr_fd, child)
+        try:
+            return _popen(list(spec.argv), spec, env, stdin, stdout_fd, stderr_fd, child)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT and not _chdir_failed(exc, spec):
+                bad = _bad_interpreter(spec, env)
+                if bad is not None:
+                    raise SpawnFailed(127, bad) from None
+            if exc.errno != errno.ENOEXEC or _chdir_failed(exc, spec):
+                raise _from_exception(exc, spec) from None
+            script = _script_path(spec.argv[0], env)
+            if script is None:
+                raise _from_exception(exc, spec) from None
+            try:
+                return _popen([_SHELL, script, *spec.argv[1:]], spec, env, stdin, stdout_fd, stderr_fd, child)
+            except (OSError, ValueError, TypeError, subprocess.SubprocessError) as retry_exc:
+                raise _from_exception(retry_exc, spec) from None
+        except (ValueError, TypeError, subprocess.SubprocessError) as exc:
+            raise _from_exception(exc, spec) from None
     finally:
         if stdin != _devnull:
             os.close(stdin)
-
-
-def _spawned(
-    argv: list[str],
-    spec: AttemptSpec,
-    env: dict[bytes, bytes],
-    stdin: int,
-    stdout_fd: int,
-    stderr_fd: int,
-    child: Callable[[], None] | None,
-) -> subprocess.Popen[bytes]:
-    """``_popen``, again through ``/bin/sh`` for a script without a ``#!`` line; ``SpawnFailed``."""
-    try:
-        return _popen(argv, spec, env, stdin, stdout_fd, stderr_fd, child)
-    except OSError as exc:
-        if exc.errno == errno.ENOENT and not _chdir_failed(exc, spec):
-            bad = _bad_interpreter(spec, env)
-            if bad is not None:
-                raise SpawnFailed(127, bad) from None
-        if exc.errno != errno.ENOEXEC or _chdir_failed(exc, spec):
-            raise _from_exception(exc, spec) from None
-        script = _script_path(spec.argv[0], env)
-        if script is None:
-            raise _from_exception(exc, spec) from None
-        try:
-            return _popen([_SHELL, script, *spec.argv[1:]], spec, env, stdin, stdout_fd, stderr_fd, child)
-        except (OSError, ValueError, TypeError, subprocess.SubprocessError) as retry_exc:
-            raise _from_exception(retry_exc, spec) from None
-    except (ValueError, TypeError, subprocess.SubprocessError) as exc:
-        raise _from_exception(exc, spec) from None
 
 
 def _popen(

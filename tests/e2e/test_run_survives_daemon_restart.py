@@ -48,6 +48,26 @@ def _run(
     return proc, out, err
 
 
+def _serving_http(node: DaemonProcess, cluster: list[DaemonProcess]) -> str:
+    """``node`` restarted to serve HTTP on a port that stays its own across its restarts (the node
+    ``--url`` names), ``cluster`` formed again; an API token for it."""
+    node.stop()
+    node.http_port = free_port()
+    node.start()
+    wait_until(lambda: formed(cluster, len(cluster)), 30, "the cluster to form again")
+    return node.swarm("api-token", "create", "remote").stdout.strip().splitlines()[-1]
+
+
+def _restart(node: DaemonProcess, how: str) -> None:
+    """``node`` stopped as ``how`` says (``kill -9``, or ``graceful``: SIGTERM) and started again,
+    as systemd brings a crashed daemon back, or `systemctl restart` does."""
+    if how == "kill -9":
+        node.kill()
+    else:
+        node.stop()
+    node.start()
+
+
 def _ended(proc: subprocess.Popen[bytes], timeout_s: float = 60) -> int:
     try:
         return proc.wait(timeout=timeout_s)
@@ -157,11 +177,7 @@ def test_a_run_whose_daemon_is_not_back_says_so_in_one_line_and_leaves_the_job_r
 
 def test_a_run_over_url_whose_node_restarted_goes_on_where_it_was(trio: list[DaemonProcess], tmp_path: Path) -> None:
     n0 = trio[0]
-    n0.stop()  # the node --url names, serving HTTP on a port that stays its own across restarts
-    n0.http_port = free_port()
-    n0.start()
-    wait_until(lambda: formed(trio, 3), 30, "the cluster to form again")
-    token = n0.swarm("api-token", "create", "remote").stdout.strip().splitlines()[-1]
+    token = _serving_http(n0, trio)
     url = n0.http_url
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": ":".join(sys.path)}
     env.update(SWARM_URL=url, SWARM_API_TOKEN=token)  # a machine with no daemon
@@ -243,35 +259,6 @@ def _has_socket(pid: int) -> bool:
         return False
 
 
-@pytest.mark.parametrize("restart", ["kill -9", "graceful"])
-def test_a_wait_whose_daemon_restarted_is_asked_again_and_ends_with_the_jobs_state(
-    trio: list[DaemonProcess], tmp_path: Path, restart: str
-) -> None:
-    n0 = trio[0]
-    job = n0.client.submit(["sh", "-c", GATED.format(marks=tmp_path)], node="n1", cpus=0, job_id="waited")
-    wait_until(lambda: (tmp_path / "started.1").exists(), 30, "the job to start")
-    out, err = tmp_path / "out", tmp_path / "err"
-    with open(out, "wb") as o, open(err, "wb") as e:
-        waiting = subprocess.Popen(
-            [swarm_executable(), "wait", job], stdout=o, stderr=e,
-            env={**os.environ, "SWARM_STATE_DIR": str(n0.state_dir)},
-        )  # fmt: skip
-    try:
-        wait_until(lambda: _has_socket(waiting.pid), 30, "swarm wait to connect to its daemon")
-        if restart == "kill -9":
-            n0.kill()
-        else:
-            n0.stop()
-        n0.start()
-        (tmp_path / "go").touch()
-        status = _ended(waiting)
-    finally:
-        (tmp_path / "go").touch()
-        _ended(waiting, 10)
-    assert (status, err.read_text()) == (1, "")
-    assert out.read_text().startswith("waited failed (")
-
-
 def test_logs_f_whose_daemon_restarted_follows_the_job_on_where_it_was(
     trio: list[DaemonProcess], tmp_path: Path
 ) -> None:
@@ -291,35 +278,30 @@ def test_logs_f_whose_daemon_restarted_follows_the_job_on_where_it_was(
     ]
 
 
+@pytest.mark.parametrize("via", ["node", "--url"])
 @pytest.mark.parametrize("restart", ["kill -9", "graceful"])
-def test_a_wait_over_url_whose_node_restarted_is_asked_again_and_ends_with_the_jobs_state(
-    trio: list[DaemonProcess], tmp_path: Path, restart: str
+def test_a_wait_whose_daemon_restarted_is_asked_again_and_ends_with_the_jobs_state(
+    trio: list[DaemonProcess], tmp_path: Path, restart: str, via: str
 ) -> None:
     n0 = trio[0]
-    n0.stop()  # the node --url names, serving HTTP on a port that stays its own across restarts
-    n0.http_port = free_port()
-    n0.start()
-    wait_until(lambda: formed(trio, 3), 30, "the cluster to form again")
-    token = n0.swarm("api-token", "create", "remote").stdout.strip().splitlines()[-1]
-    job = n0.client.submit(["sh", "-c", GATED.format(marks=tmp_path)], node="n1", cpus=0, job_id="far")
+    env = None
+    if via == "--url":
+        token = _serving_http(n0, trio)
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": ":".join(sys.path)}
+        env.update(SWARM_URL=n0.http_url, SWARM_API_TOKEN=token)  # a machine with no daemon
+    job = n0.client.submit(["sh", "-c", GATED.format(marks=tmp_path)], node="n1", cpus=0, job_id="waited")
     wait_until(lambda: (tmp_path / "started.1").exists(), 30, "the job to start")
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": ":".join(sys.path)}
-    env.update(SWARM_URL=n0.http_url, SWARM_API_TOKEN=token)  # a machine with no daemon
     waiting, out, err = _run(n0, tmp_path, job, env=env, command="wait")
     try:
-        wait_until(lambda: _has_socket(waiting.pid), 30, "swarm wait to connect to the node")
-        if restart == "kill -9":
-            n0.kill()
-        else:
-            n0.stop()
-        n0.start()
+        wait_until(lambda: _has_socket(waiting.pid), 30, "swarm wait to connect to its daemon")
+        _restart(n0, restart)
         (tmp_path / "go").touch()
         status = _ended(waiting)
     finally:
         (tmp_path / "go").touch()
         _ended(waiting, 10)
     assert (status, err.read_text()) == (1, "")
-    assert out.read_text().startswith("far failed (")
+    assert out.read_text().startswith("waited failed (")
 
 
 def _connected_to(port: int) -> bool:
@@ -331,10 +313,7 @@ def _connected_to(port: int) -> bool:
 def test_a_rest_wait_on_a_node_that_stops_is_answered_503_node_stopping_with_retry_after(
     daemon: DaemonProcess, tmp_path: Path
 ) -> None:
-    daemon.stop()
-    daemon.http_port = free_port()
-    daemon.start()
-    token = daemon.swarm("api-token", "create", "rest").stdout.strip().splitlines()[-1]
+    token = _serving_http(daemon, [daemon])
     job = daemon.client.submit(["sh", "-c", GATED.format(marks=tmp_path)], cpus=0, job_id="held")
     answer: list[requests.Response] = []
     asking = threading.Thread(
