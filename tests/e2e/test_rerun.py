@@ -150,3 +150,7 @@ def test_the_python_clients_the_rest_api_and_url_rerun_alike(
         array.stderr.splitlines()[0]
         == "swarm: array far2: 2 jobs; their output follows, in index order (`swarm cancel far2` stops them)"
     )
+    n0.client.submit(["sh", "-c", "echo r$SWARM_RANK"], ranks=2, job_id="farg", cpus=0)
+    n0.client.wait("farg", timeout=30)
+    gang = swarm(n0, "rerun", "--id", "farg2", "farg", env=env)
+    assert (gang.returncode, sorted(gang.stdout.splitlines())) == (0, ["[0] r0", "[1] r1"]), gang.stderr
