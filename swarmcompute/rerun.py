@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from swarmcompute.state.job import Job, JobSpec
+    from swarmcompute.state.job import Job, JobSpec, JobState
 
 ARRAY_ENV = ("SWARM_ARRAY_ID", "SWARM_ARRAY_INDEX")
 """What an array's elements find in their environment (``arrays.elements``): set again by the new array."""
@@ -40,10 +40,19 @@ class Recipe:
         return {"spec": self.spec, "array": self.array, "ranks": self.ranks, "ranks_per_node": self.ranks_per_node}
 
 
-def recipe(ref: str, jobs: Sequence[Job], new_id: str, *, group: str = "", every: bool = False) -> Recipe:
+def recipe(
+    ref: str,
+    jobs: Sequence[Job],
+    new_id: str,
+    *,
+    group: str = "",
+    every: bool = False,
+    removed: Sequence[tuple[int, JobState]] = (),
+) -> Recipe:
     """The rerun of ``ref``: ``jobs`` are the job it names (``group`` ""), or the elements of the
-    array it names (``group`` "array"; index order), or the ranks of the gang it names ("gang";
-    rank order). ``ValueError`` with the line to say when it cannot be rerun (yet)."""
+    array it names (``group`` "array"; index order) and ``removed`` (index, how it ended) those the
+    history bound removed, which are rerun alike, or the ranks of the gang it names ("gang"; rank
+    order). ``ValueError`` with the line to say when it cannot be rerun (yet)."""
     spec = jobs[0].spec
     if not group and spec.gang_id:
         raise ValueError(
@@ -54,11 +63,12 @@ def recipe(ref: str, jobs: Sequence[Job], new_id: str, *, group: str = "", every
         what = f"job {ref} has" if not group else f"{len(unended)} of the {len(jobs)} jobs of {group} {ref} have"
         raise ValueError(f"{what} not ended: `swarm wait {ref}` first (a rerun runs again what ended)")
     if group == "array":
-        chosen = [j for j in jobs if every or j.state.value != "succeeded"]
+        ended = [(j.spec.array_index, j.state) for j in jobs] + list(removed)
+        chosen = sorted({i for i, state in ended if every or state.value != "succeeded"})
         if not chosen:
             raise ValueError(f"every element of array {ref} succeeded: nothing to rerun (--all runs them all again)")
         limit = spec.array_limit
-        indices = _ranges(sorted(j.spec.array_index for j in chosen))
+        indices = _ranges(chosen)
         return Recipe(
             _plain(spec, new_id, _base_name(spec, spec.array_index)), f"{indices}%{limit}" if limit else indices
         )

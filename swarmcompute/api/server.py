@@ -337,8 +337,10 @@ class ControlServer:
                 f"this node joined after {ref} ended and does not hold its command: rerun it on another node"
             )
         check_owner(uid, jobs[0].spec.user, "rerun", jobs[0].id)
+        table = daemon.table
+        removed = [(i, table.pruned[e]) for i, e in table.pruned_elements(ref)] if group == "array" else []
         try:
-            made = recipe(ref, whole, job_id, group=group, every=every)
+            made = recipe(ref, whole, job_id, group=group, every=every, removed=removed)
         except ValueError as exc:
             raise InvalidJobSpecError(str(exc)) from None
         origin = whole[0].origin

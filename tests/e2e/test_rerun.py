@@ -154,3 +154,14 @@ def test_the_python_clients_the_rest_api_and_url_rerun_alike(
     n0.client.wait("farg", timeout=30)
     gang = swarm(n0, "rerun", "--id", "farg2", "farg", env=env)
     assert (gang.returncode, sorted(gang.stdout.splitlines())) == (0, ["[0] r0", "[1] r1"]), gang.stderr
+
+
+def test_a_rerun_of_an_array_takes_in_the_failed_elements_the_history_bound_removed(trio: list[DaemonProcess]) -> None:
+    n0 = trio[0]
+    n0.client.submit(["sh", "-c", "exit $((SWARM_ARRAY_INDEX % 2))"], array="0-5%1", job_id="old", cpus=0)
+    n0.client.wait("old", timeout=60)
+    n0.client.prune(keep=3)  # the oldest finished go: elements 0-2 (one at a time, in index order)
+    assert [e["index"] for e in n0.client.job("old")["elements"]] == [3, 4, 5]
+    again = swarm(n0, "rerun", "-d", "--id", "old2", "old")
+    assert again.returncode == 0, again.stderr
+    assert [e["index"] for e in n0.client.job("old2")["elements"]] == [1, 3, 5]

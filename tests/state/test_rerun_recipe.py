@@ -38,3 +38,11 @@ def test_what_has_not_ended_or_a_rank_alone_is_not_rerun() -> None:
     rank = _ended(JobSpec(id="g.1", argv=("x",), gang_id="g", rank=1, ranks=2), JobState.FAILED)
     with pytest.raises(ValueError, match="a rank runs with its gang"):
         recipe("g.1", [rank], "new")
+
+
+def test_elements_the_history_bound_removed_are_rerun_by_index_as_the_held_ones() -> None:
+    members = elements(job_spec(["work"], job_id="arr"), "0-5")
+    held = [_ended(s, JobState.SUCCEEDED) for s in members[3:]]
+    removed = [(0, JobState.FAILED), (1, JobState.SUCCEEDED), (2, JobState.CANCELLED)]
+    assert recipe("arr", held, "new", group="array", removed=removed).array == "0,2"
+    assert recipe("arr", held, "new", group="array", removed=removed, every=True).array == "0-5"
