@@ -68,7 +68,7 @@ def recipe(
         if not chosen:
             raise ValueError(f"every element of array {ref} succeeded: nothing to rerun (--all runs them all again)")
         limit = spec.array_limit
-        indices = _ranges(chosen)
+        indices = index_ranges(chosen)
         return Recipe(
             _plain(spec, new_id, _base_name(spec, spec.array_index)), f"{indices}%{limit}" if limit else indices
         )
@@ -98,7 +98,7 @@ def _base_name(spec: JobSpec, index: int) -> str:
     return "" if name == group else name
 
 
-def _ranges(indices: list[int]) -> str:
+def index_ranges(indices: list[int]) -> str:
     """``[0, 1, 2, 5, 7, 8]`` -> ``"0-2,5,7-8"``: what ``arrays.parse_array`` reads back."""
     parts: list[str] = []
     start = prev = indices[0]

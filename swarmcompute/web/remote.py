@@ -519,8 +519,10 @@ def rerun_main(ref: str, new_id: str, *, every: bool, detach: bool) -> int:
         record = client.job(job_id)
         if record.get("kind") == "array":
             from swarmcompute.cli.array_run import announce, print_elements
+            from swarmcompute.rerun import index_ranges
 
             kind, indices = "array", [e["index"] for e in record["elements"]]
+            print(f"swarm: rerun of {_safe(ref)}: elements {index_ranges(indices)}", file=sys.stderr)  # as on a node
             announce(job_id, len(indices))
             print_elements(client, job_id, indices)
             return int(run_cmd.array_ended(job_id, client.wait(job_id)))
@@ -528,6 +530,7 @@ def rerun_main(ref: str, new_id: str, *, every: bool, detach: bool) -> int:
             from swarmcompute.cli.gang_run import follow_gang
 
             kind = "gang"
+            print(f"swarm: rerun of {_safe(ref)}: {len(record['gang'])} ranks", file=sys.stderr)
             return follow_gang(client, RemoteClient, job_id, len(record["gang"]), detach=False)
         print(f"swarm: rerun of {_safe(ref)} as job {job_id}", file=sys.stderr)
         return _followed_job(client, run_cmd, job_id)

@@ -146,10 +146,10 @@ def test_the_python_clients_the_rest_api_and_url_rerun_alike(
     n0.client.wait("far", timeout=30)
     array = swarm(n0, "rerun", "--id", "far2", "far", env=env)
     assert (array.returncode, array.stdout) == (1, "el 1\nel 2\n"), array.stderr
-    assert (
-        array.stderr.splitlines()[0]
-        == "swarm: array far2: 2 jobs; their output follows, in index order (`swarm cancel far2` stops them)"
-    )
+    assert array.stderr.splitlines()[:2] == [
+        "swarm: rerun of far: elements 1-2",
+        "swarm: array far2: 2 jobs; their output follows, in index order (`swarm cancel far2` stops them)",
+    ]
     n0.client.submit(["sh", "-c", "echo r$SWARM_RANK"], ranks=2, job_id="farg", cpus=0)
     n0.client.wait("farg", timeout=30)
     gang = swarm(n0, "rerun", "--id", "farg2", "farg", env=env)

@@ -6,7 +6,7 @@ import pytest
 
 from swarmcompute.arrays import elements, parse_array
 from swarmcompute.client import job_spec
-from swarmcompute.rerun import _ranges, recipe
+from swarmcompute.rerun import index_ranges, recipe
 from swarmcompute.state.job import Job, JobSpec, JobState
 
 
@@ -18,7 +18,7 @@ def _ended(spec: object, state: JobState) -> Job:
 
 @pytest.mark.parametrize("indices", [[0], [0, 1, 2, 5, 7, 8], [3, 17, 18, 19, 40], list(range(100))])
 def test_indices_go_as_ranges_the_array_parser_reads_back(indices: list[int]) -> None:
-    assert parse_array(_ranges(indices))[0] == indices
+    assert parse_array(index_ranges(indices))[0] == indices
 
 
 def test_an_unnamed_arrays_rerun_is_the_plain_spec_it_was_made_from_with_the_failed_indices() -> None:
