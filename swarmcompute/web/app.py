@@ -284,10 +284,12 @@ class Api:
         closing = asyncio.ensure_future(self.closing.wait())
         try:
             await asyncio.wait({asked, closing}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
+        finally:  # the node stops, or the client went away (this handler is cancelled): the wait goes
             closing.cancel()
-        if not asked.done():  # the node stops: said now, not cut at the grace's end with a 500
-            asked.cancel()
+            stopping = not asked.done()
+            if stopping:
+                asked.cancel()
+        if stopping:  # the node stops: said now, not cut at the grace's end with a 500
             raise errors.NodeStoppingError("the node is stopping (a restart?): ask again once it is back")
         return JSONResponse({"jobs": asked.result()})
 
