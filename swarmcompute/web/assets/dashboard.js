@@ -187,9 +187,7 @@ async function cancelJob(id) {
   catch (err) { alert(`cancel ${id}: ${err.message}`); }
 }
 
-// A job's log, followed to its end. When its node goes away meanwhile (a restart, an upgrade),
-// the log is asked again from the first attempt once the node is back, and what was shown is left
-// out, as `swarm logs -f` does (api.replay): nothing twice, nothing missing.
+// Run an ended job again (swarm rerun) and open the new job's log.
 async function rerunJob(id) {
   try {
     const res = await api("POST", `/api/v1/jobs/${encodeURIComponent(id)}/rerun`, {});
@@ -198,6 +196,9 @@ async function rerunJob(id) {
   } catch (err) { alert(`rerun ${id}: ${err.message}`); }
 }
 
+// A job's log, followed to its end. When its node goes away meanwhile (a restart, an upgrade),
+// the log is asked again from the first attempt once the node is back, and what was shown is left
+// out, as `swarm logs -f` does (api.replay): nothing twice, nothing missing.
 async function openLog(id) {
   if (logAbort) logAbort.abort();
   const abort = logAbort = new AbortController();
