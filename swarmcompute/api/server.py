@@ -326,18 +326,17 @@ class ControlServer:
         problem = job_id_problem(job_id)
         if problem:
             raise InvalidJobSpecError(problem)
-        group, jobs = "array", self._array_elements(ref)
-        if not jobs and ref not in daemon.table:
-            group, jobs = "gang", daemon.table.gang(ref)
-        if not jobs:
-            group, jobs = "", [await self.resolve(ref)]
+        table = daemon.table
+        group = table.group_kind(ref) or ""
+        jobs = (
+            table.array(ref) if group == "array" else table.gang(ref) if group == "gang" else [await self.resolve(ref)]
+        )
         whole = [daemon.whole_job(jobs[0]), *jobs[1:]]  # the details of the one the rerun is made of
         if is_stub(whole[0]):
             raise JobError(
                 f"this node joined after {ref} ended and does not hold its command: rerun it on another node"
             )
         check_owner(uid, jobs[0].spec.user, "rerun", jobs[0].id)
-        table = daemon.table
         removed = [(i, table.pruned[e]) for i, e in table.pruned_elements(ref)] if group == "array" else []
         try:
             made = recipe(ref, whole, job_id, group=group, every=every, removed=removed)

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 
-from swarmcompute.cli import complete, help_style, read_cmds
+from swarmcompute.cli import complete, help_style, read_cmds, rerun_cmd
 from swarmcompute.client import Client
 from swarmcompute.errors import DaemonAlreadyRunningError, SwarmError
 from swarmcompute.local_cluster import token_pipe
@@ -548,18 +548,6 @@ def run(ctx: typer.Context) -> None:
     raise typer.Exit(run_main(ctx.args))
 
 
-@app.command(
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
-    add_help_option=False,
-    cls=complete.RerunCompletion,
-)
-def rerun(ctx: typer.Context) -> None:
-    """Run an ended job again as a new job (an array: its elements that did not succeed): swarm rerun JOB."""
-    from swarmcompute.cli.rerun_cmd import main as rerun_main
-
-    raise typer.Exit(rerun_main(ctx.args))
-
-
 @app.command()
 def status(state_dir: StateDir = None, as_json: JsonFlag = False) -> None:
     """The cluster: nodes, leader, resources and job counts."""
@@ -709,6 +697,24 @@ def wait(
 ) -> None:
     """Wait for jobs to end; exit 0 only if all succeeded."""
     _exit(read_cmds.wait(state_dir, jobs, timeout, as_json))
+
+
+@app.command()
+def rerun(
+    job: Annotated[str, typer.Argument(autocompletion=complete.ended_jobs)],
+    state_dir: StateDir = None,
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="Print the new job id and return at once.")] = False,
+    every: Annotated[
+        bool, typer.Option("--all", help="An array: rerun every element, not only those that did not succeed.")
+    ] = False,
+    job_id: Annotated[
+        str | None, typer.Option("--id", help="Choose the new job id (asking again with it is a no-op).")
+    ] = None,
+) -> None:
+    """Run an ended job again as a new job with its command and options (its shipped files and
+    stdin too), streamed as swarm run does; an array id: its elements that did not succeed, as a
+    new array; a gang id: a new gang of its shape."""
+    _exit(rerun_cmd.rerun(state_dir, job, detach, every, job_id))
 
 
 def _exit(status: int) -> None:

@@ -61,6 +61,11 @@ def open_jobs(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
     return _jobs(ctx, incomplete, OPEN_STATES)
 
 
+def ended_jobs(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
+    """Ids and names of the jobs that have ended (swarm rerun)."""
+    return _jobs(ctx, incomplete, ENDED_STATES)
+
+
 def nodes(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
     """Node names (swarm drain, undrain, label; swarm run --node)."""
     rows = _ask(ctx, lambda c: c.nodes()) or []
@@ -80,17 +85,6 @@ class RunCompletion(TyperCommand):
         words = [w for w in ctx.args if w != "="]  # bash hands `--node=x` over as `--node`, `=`, `x`
         answer = {"--node": nodes, "--after": jobs, "--after-any": jobs}.get(_option_wanting_a_value(words) or "")
         return [CompletionItem(v, help=h) for v, h in answer(ctx, incomplete)] if answer else []
-
-
-class RerunCompletion(TyperCommand):
-    """`swarm rerun` parses its own options (``rerun_cmd``); completion offers the ended jobs'
-    ids and names for its JOB, never after ``--id`` or ``--state-dir``."""
-
-    def shell_complete(self, ctx: Any, incomplete: str) -> list[CompletionItem]:
-        words = [w for w in ctx.args if w != "="]
-        if words and words[-1] in ("--id", "--state-dir"):
-            return []
-        return [CompletionItem(v, help=h) for v, h in _jobs(ctx, incomplete, ENDED_STATES)]
 
 
 def _option_wanting_a_value(words: list[str]) -> str | None:

@@ -17,10 +17,6 @@ def main() -> None:
         from swarmcompute.cli.run_cmd import main as run_main
 
         _exit_now(run_main(args[1:]))
-    if args and args[0] == "rerun":
-        from swarmcompute.cli.rerun_cmd import main as rerun_main
-
-        _exit_now(rerun_main(args[1:]))
     from swarmcompute.cli.read_cmds import main as read_main
 
     status = read_main(args)

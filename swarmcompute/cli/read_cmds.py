@@ -1,4 +1,4 @@
-"""`swarm status`, `jobs` (and `ps`), `show`, `logs`, `wait` and `cancel`: one body each, run by
+"""`swarm status`, `jobs` (and `ps`), `show`, `logs`, `wait`, `cancel` and `rerun`: one body each, run by
 the lean path here and by the typer commands of ``cli.app`` alike.
 
 The `swarm` entry point hands these commands to ``main`` before it imports typer (as it hands
@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import os
 import sys
+
+from swarmcompute.cli.rerun_cmd import rerun
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs start-up time on this path; annotations stay strings
@@ -57,6 +59,17 @@ GRAMMAR: dict[str, tuple[dict[str, tuple[str, str, bool]], str | None, bool]] = 
     "logs": ({**_STATE_DIR, **_LOGS}, "job", False),
     "wait": ({**_STATE_DIR, "--timeout": ("timeout", "text", False), **_JSON}, "jobs", True),
     "cancel": (_STATE_DIR, "jobs", True),
+    "rerun": (
+        {
+            **_STATE_DIR,
+            "--detach": ("detach", "flag", False),
+            "-d": ("detach", "flag", False),
+            "--all": ("every", "flag", False),
+            "--id": ("job_id", "text", False),
+        },
+        "job",
+        False,
+    ),
 }
 _GLOBAL = {"--url": "SWARM_URL", "--api-token": "SWARM_API_TOKEN"}
 """The app's own options before the command (``cli.app._remote``): each sets its variable."""
@@ -312,6 +325,7 @@ COMMANDS: dict[str, Callable[..., int]] = {
     "logs": logs,
     "wait": wait,
     "cancel": cancel,
+    "rerun": rerun,
 }
 
 

@@ -29,6 +29,8 @@ from swarmcompute.api import messages as m
 from swarmcompute.api.replay import again_when_back, reattached
 from swarmcompute.client import (
     Client,
+    _readable,
+    _stdin_data,
     attached,
     error_from_reply,
     grouped_specs,
@@ -332,14 +334,9 @@ def _stdin_apart(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, 
     the same bytes there."""
     if options.get("stdin") is None:
         return dict(options), dict(options)
-    value = options["stdin"]
-    data = bytes(value) if isinstance(value, (bytes, bytearray, memoryview)) else value
-    if hasattr(data, "read"):
-        data = data.read()
-    if isinstance(data, bytes):
-        data = data.decode("utf-8", "surrogateescape")
-    if not isinstance(data, str):
+    if not _stdin_data(options["stdin"]):
         raise errors.InvalidJobSpecError("stdin must be text, bytes or a binary file: what the job reads as its stdin")
+    data = _readable(options["stdin"]).read().decode("utf-8", "surrogateescape")
     return {k: v for k, v in options.items() if k != "stdin"}, {**options, "stdin": data}
 
 

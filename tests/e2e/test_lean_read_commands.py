@@ -251,6 +251,10 @@ def test_the_installed_swarm_status_imports_no_typer(node: dict[str, str]) -> No
         ["logs", "a", "--attempt", "1.0"],
         ["wait"],
         ["cancel", "--state-dir"],
+        ["rerun"],
+        ["rerun", "a", "b"],
+        ["rerun", "--bogus", "a"],
+        ["rerun", "-h"],
         ["--version", "status"],
         ["--url"],
     ],
@@ -296,6 +300,13 @@ def test_the_grammar_reads_options_as_click_does(monkeypatch: pytest.MonkeyPatch
     assert read_cmds.parse("wait", ["a", "--timeout", "1m", "b", "--", "--json"]) == {
         "jobs": ["a", "b", "--json"],
         "timeout": "1m",
+        "state_dir": "/from/env",
+    }
+    assert read_cmds.parse("rerun", ["-d", "arr", "--all", "--id=new"]) == {
+        "detach": True,
+        "job": "arr",
+        "every": True,
+        "job_id": "new",
         "state_dir": "/from/env",
     }
     monkeypatch.setenv("SWARM_STATE_DIR", "")  # as click: an empty variable is no value
