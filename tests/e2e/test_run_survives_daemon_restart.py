@@ -80,12 +80,14 @@ def _ended(proc: subprocess.Popen[bytes], timeout_s: float = 60) -> int:
 def _through_a_crash(
     node: DaemonProcess, tmp_path: Path, *args: str, env: dict[str, str] | None = None, command: str = "run"
 ) -> tuple[int, str, str]:
-    """`swarm run ARGS` (or another ``command``; of ``GATED`` jobs) through ``node``: once the first
-    line is out, ``node`` is killed (-9) and started again, as systemd brings a crashed daemon
+    """`swarm run ARGS` (or another ``command``; of ``GATED`` jobs) through ``node``: once its first
+    lines are out, ``node`` is killed (-9) and started again, as systemd brings a crashed daemon
     back; once the command follows again, the jobs are let go. Its exit status, stdout and stderr."""
     proc, out, err = _run(node, tmp_path, *args, env=env, command=command)
     try:
-        wait_until(lambda: "tick 1 of attempt" in out.read_text(), 30, "the first line")
+        # both first lines: each stream's chunk comes on its own, and one not yet out when the node
+        # dies comes after the lost and back lines (nothing lost, but in another order)
+        wait_until(lambda: "tick 1 of attempt" in out.read_text() and "err 1" in err.read_text(), 30, "the first lines")
         node.kill()
         node.start()
         wait_until(lambda: "is back;" in err.read_text(), 30, "the command to follow again")
