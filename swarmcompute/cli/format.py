@@ -277,6 +277,7 @@ def job_text(job: dict[str, Any]) -> str:
         ("started", ago(job["started_at"])),
         ("finished", ago(job["finished_at"])),
         ("runtime", runtime(job)),
+        *usage_fields(job),
         ("timeout", format_duration(job["timeout_s"]) if job["timeout_s"] else "-"),
         ("priority", job["priority"]),
         ("cwd", job["cwd"] or "-"),
@@ -297,6 +298,23 @@ def job_text(job: dict[str, Any]) -> str:
         # the job's own output, as `swarm logs` prints it; only escape sequences are defused
         text += "\n\noutput (last lines):\n" + "\n".join(printable(line) for line in tail.splitlines()[-10:])
     return text
+
+
+def usage_fields(job: dict[str, Any]) -> list[tuple[str, str]]:
+    """`swarm show`'s lines of what the job's latest attempt used, beside what it reserved (to size
+    --cpus and --mem by); none while it runs or where its node did not measure (a Docker job)."""
+    fields = []
+    cpu_s, rss = job.get("cpu_s"), job.get("max_rss_bytes")
+    if cpu_s is not None:
+        reserved = f"--cpus {job['cpus']:g}" if job.get("cpus") else "no --cpus reserved"
+        start, end = job.get("started_at"), job.get("finished_at")
+        average = f"{cpu_s / (end - start):.2f} cores on average, " if start and end and end > start else ""
+        fields.append(("cpu used", f"{format_duration(cpu_s)} ({average}{reserved})"))
+    if rss is not None:
+        reserved = f"--mem {format_size(job['mem_bytes'])}" if job.get("mem_bytes") else "no --mem reserved"
+        at_most = "at most " if job.get("max_rss_at_most") else ""  # under the daemon's own: see README
+        fields.append(("peak memory", f"{at_most}{format_size(rss)} (its largest process; {reserved})"))
+    return fields
 
 
 def gang_text(ranks: list[dict[str, Any]]) -> str:

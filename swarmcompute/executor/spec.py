@@ -78,6 +78,17 @@ class AttemptResult:
     finished_at: float
     output_tail: bytes
     log_path: str
+    cpu_s: float | None = None
+    """CPU seconds the attempt used, user and system (None: not measured, as for a Docker job):
+    its cgroup's ``cpu.stat`` where it had one (every process in it), else ``wait4``'s rusage of
+    its leader and every descendant the leader waited for."""
+    max_rss_bytes: int | None = None
+    """The peak resident memory of its largest process (``wait4``'s ``ru_maxrss``, of the leader
+    and every descendant the leader waited for): what ``/usr/bin/time -v`` and ``sacct``'s MaxRSS
+    say; None: not measured."""
+    max_rss_at_most: bool = False
+    """``max_rss_bytes`` is only a bound: the job peaked at or under it, the daemon's own peak,
+    which Linux folds into the job's (``process._reap``)."""
 
     @property
     def succeeded(self) -> bool:

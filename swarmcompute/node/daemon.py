@@ -879,6 +879,9 @@ class Daemon:
             output_tail=result.output_tail,
             started_at=result.started_at,
             finished_at=result.finished_at,
+            cpu_s=result.cpu_s,
+            max_rss_bytes=result.max_rss_bytes,
+            max_rss_at_most=result.max_rss_at_most,
         )
         self._carry(self.state.attempt_exited(finish, holds=self.lease.holds()))
 

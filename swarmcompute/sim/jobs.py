@@ -79,7 +79,8 @@ Checked as it goes (invariants 3-5 in docs/architecture.md, plus capacity):
   no longer gives it (fencing), and every gang rank the table told to stop (``gang_stop``);
 - the gang checks of ``sim.gangs`` (one attempt of a gang at a time, distinct slots, no partial
   run past the lease, success only when every rank exited 0), where the simulation has gangs;
-- at the end every job is terminal, and a succeeded job succeeded in its final attempt once.
+- at the end every job is terminal, and a succeeded job succeeded in its final attempt once; what
+  the table says each attempt used is what the node that ran that attempt reported.
 
 ``python -m swarmcompute.sim --jobs`` sweeps seeds and prints a failing seed's trace;
 ``tests/sim/test_job_sim.py`` and ``tests/sim/test_job_lease_sim.py`` run it in the suite.
@@ -307,6 +308,8 @@ class JobSim:
         self._batch: list[Command] = []
         self._successes: dict[str, int] = {}
         self._pruned: set[str] = set()
+        self._reported: dict[tuple[str, int], set[tuple[str, float, int]]] = {}
+        """(job, attempt) -> (node, cpu_s, max_rss_bytes) of each end a node reported for it."""
         """Jobs the history bound removed from the committed table (``PruneJobs``), each checked
         as it went (finished, and succeeded once if it succeeded)."""
         self.late_resubmits = 0
@@ -787,6 +790,10 @@ class JobSim:
     def _report_exit(self, node: _Node, key: Key, proc: _Proc) -> None:
         """``Daemon._on_attempt_exit``."""
         node.notices.drop(key)  # the result says it all
+        # What it used: its runtime, and a figure no other process reports (its start instant),
+        # so that the end check sees whose figures the table kept (``_check_wins``).
+        cpu_s, rss = self.now - proc.started, int(proc.started * 1e6)
+        self._reported.setdefault(key, set()).add((node.id, cpu_s, rss))
         finish = FinishAttempt(
             key[0],
             key[1],
@@ -797,6 +804,8 @@ class JobSim:
             b"",
             node.wall(proc.started),
             node.wall(self.now),
+            cpu_s=cpu_s,
+            max_rss_bytes=rss,
         )
         self._carry(node, node.state.attempt_exited(finish, holds=self._holds(node)))
 
@@ -1220,12 +1229,17 @@ class JobSim:
             self._check_wins(job)
 
     def _check_wins(self, job: Job) -> None:
-        """A finished job succeeded exactly once if it succeeded, else never."""
+        """A finished job succeeded exactly once if it succeeded, else never; and what the table
+        says each attempt used is what the node it names reported for that attempt (never a stale
+        or another node's attempt's)."""
         wins = self._successes.get(job.id, 0)
         if job.state is JobState.SUCCEEDED and wins != 1:
             self._fail(f"job {job.id} succeeded {wins} times")
         if job.state is not JobState.SUCCEEDED and wins:
             self._fail(f"job {job.id} is {job.state.value} after a success")
+        for n, (cpu_s, rss, _) in enumerate(job.attempt_usage, start=1):
+            if rss >= 0 and (job.node_of(n), cpu_s, rss) not in self._reported.get((job.id, n), ()):
+                self._fail(f"job {job.id} attempt {n} on {job.node_of(n)} keeps usage no such attempt reported")
 
 
 @dataclass(slots=True)

@@ -85,6 +85,13 @@ class FinishAttempt:
     history can give the same attempt number to the same node again. A gang rank's end from the
     given-up history must not end the new attempt, whose other ranks it never ran with; a plain
     job's still does (it ran once: running it again would run it twice)."""
+    cpu_s: float | None = None
+    """CPU seconds the attempt used (``executor.spec.AttemptResult``; None: not measured, or an
+    older node)."""
+    max_rss_bytes: int | None = None
+    """The peak resident memory of its largest process (None: not measured, or an older node)."""
+    max_rss_at_most: bool = False
+    """``max_rss_bytes`` is only a bound: the attempt peaked at or under it."""
 
 
 @codec.message("cmd.lost")

@@ -184,6 +184,19 @@ class JobSpec:
         return shlex.join(self.argv)
 
 
+UNMEASURED = (-1.0, -1, False)
+"""``Job.attempt_usage``'s entry for an attempt whose usage its node did not say."""
+
+
+def merged_usage(
+    stored: tuple[tuple[float, int, bool], ...], patch: tuple[tuple[float, int, bool], ...]
+) -> tuple[tuple[float, int, bool], ...]:
+    """``stored`` with the entries ``patch`` measured (a late end of a compacted job's attempt)."""
+    n = max(len(stored), len(patch))
+    padded = stored + (UNMEASURED,) * (n - len(stored))
+    return tuple(p if p != UNMEASURED else s for s, p in zip(padded, patch + padded[len(patch) :], strict=True))
+
+
 RETRY_BACKOFF_MAX_S = 60.0
 """The longest retry backoff (``state.table.retry_backoff_s``)."""
 
@@ -235,10 +248,24 @@ class Job:
     gang_stop: str = ""
     """Why this gang rank's attempt must stop ("": it need not): another rank of the attempt ended
     without success; its node stops or hands back the attempt, which is then re-queued."""
+    attempt_usage: tuple[tuple[float, int, bool], ...] = ()
+    """What each ended attempt used, ``(cpu_s, max_rss_bytes, max_rss_at_most)``, indexed as
+    ``attempt_nodes``; ``UNMEASURED`` where its node did not say (a Docker job, an older node, one
+    still running), -1 for either figure it did not measure."""
 
     @property
     def id(self) -> str:
         return self.spec.id
+
+    def usage(self, attempt: int) -> dict[str, Any]:
+        """What attempt ``attempt`` used, as the view says it: ``cpu_s``, ``max_rss_bytes`` (None
+        where not measured) and ``max_rss_at_most``."""
+        cpu_s, rss, at_most = self.attempt_usage[attempt - 1] if 1 <= attempt <= len(self.attempt_usage) else UNMEASURED
+        return {
+            "cpu_s": None if cpu_s < 0 else round(cpu_s, 3),
+            "max_rss_bytes": None if rss < 0 else rss,
+            "max_rss_at_most": at_most,
+        }
 
     def node_of(self, attempt: int) -> str | None:
         """The node attempt ``attempt`` was given to (where its log is), if the record knows it."""
@@ -301,8 +328,9 @@ class Job:
             "local_rank": self.local_rank if spec.ranks and self.attempt else None,
             "master_port": self.gang_port or None,
             "output_truncated": self.attempt in self.truncated_attempts,
+            **self.usage(self.attempt),
             "attempts": [
-                {"attempt": n, "node": node or None, "ended": how or None}
+                {"attempt": n, "node": node or None, "ended": how or None, **self.usage(n)}
                 for n, (node, how) in enumerate(_padded(self.attempt_nodes, self.attempt_ends), start=1)
             ],
         }

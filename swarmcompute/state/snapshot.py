@@ -46,6 +46,7 @@ class JobRecord:
     attempt_ends: tuple[str, ...] = ()
     truncated_attempts: tuple[int, ...] = ()
     origin: str = ""
+    attempt_usage: tuple[tuple[float, int, bool], ...] = ()
 
 
 @codec.message("state.table_snapshot")
@@ -102,6 +103,7 @@ def job_of(r: JobRecord) -> Job:
         attempt_ends=r.attempt_ends,
         truncated_attempts=r.truncated_attempts,
         origin=r.origin,
+        attempt_usage=r.attempt_usage,
     )
 
 

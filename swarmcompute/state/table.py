@@ -14,6 +14,7 @@ import bisect
 import heapq
 from collections import Counter
 from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
+from typing import TypeVar
 
 from sortedcontainers import SortedDict
 
@@ -42,6 +43,7 @@ from swarmcompute.state.job import (
     ACTIVE_STATES,
     RETRY_BACKOFF_MAX_S,
     TRANSITIONS,
+    UNMEASURED,
     AttemptEnd,
     Job,
     JobSpec,
@@ -52,6 +54,8 @@ from swarmcompute.state.job import (
 from swarmcompute.state.pending import Key, PendingIndex
 from swarmcompute.state.policy import CommandPolicy, SetPolicy, policy_problem
 from swarmcompute.units import plural
+
+_T = TypeVar("_T")
 
 ON_DISCONNECT = ("stop", "keep")
 RETRY_BACKOFF_BASE_S = 0.5
@@ -641,7 +645,7 @@ class JobTable:
             job.gang_port, job.gang_stop, job.local_rank = a.port, "", whole.get(job.spec.gang_id, {}).get(job.id, 0)
             job.attempt = a.attempt
             job.node = a.node_id
-            job.attempt_nodes = _set_at(job.attempt_nodes, a.attempt, a.node_id)
+            job.attempt_nodes = _set_at(job.attempt_nodes, a.attempt, a.node_id, "")
             job.assigned_at = cmd.at
             job.started_at = None
             self._move(
@@ -709,12 +713,14 @@ class JobTable:
             if job.exit_code is None:  # keep what the killed process left behind
                 job.exit_code = cmd.exit_code
                 job.output_tail = cmd.output_tail
+                _used(job, cmd)
                 return [job.id]
             return []
         if job.state not in ACTIVE_STATES:
             return []
         job.exit_code = cmd.exit_code
         job.output_tail = cmd.output_tail
+        _used(job, cmd)
         # A node's clock far off the leader's: its times move onto the leader's, its runtime kept.
         shift = _onto_leader_clock(cmd.finished_at, at)
         job.started_at = cmd.started_at + shift if shift else job.started_at or cmd.started_at
@@ -774,7 +780,7 @@ class JobTable:
         """Make ``cmd``'s attempt the job's current one, on the node that ran it (the node the
         kept history assigned drops its queued copy when it applies the end)."""
         job.attempt, job.node, job.assigned_at = cmd.attempt, cmd.node_id, cmd.assigned_at
-        job.attempt_nodes = _set_at(job.attempt_nodes, cmd.attempt, cmd.node_id)
+        job.attempt_nodes = _set_at(job.attempt_nodes, cmd.attempt, cmd.node_id, "")
         if job.state is JobState.PENDING:
             self._move(job, Move.ASSIGN, Reason.ASSIGNED, f"attempt {cmd.attempt} ran on node {cmd.node_id}")
         else:
@@ -1019,16 +1025,27 @@ def _onto_leader_clock(own: float, at: float) -> float:
     return 0.0 if abs(at - own) <= NODE_CLOCK_TRUSTED_S else at - own
 
 
-def _set_at(items: tuple[str, ...], attempt: int, value: str) -> tuple[str, ...]:
-    """``items`` with attempt ``attempt``'s entry (index attempt - 1) set, padded with "" as needed."""
-    padded = items + ("",) * max(0, attempt - len(items))
+def _set_at(items: tuple[_T, ...], attempt: int, value: _T, fill: _T) -> tuple[_T, ...]:
+    """``items`` with attempt ``attempt``'s entry (index attempt - 1) set, padded with ``fill`` as needed."""
+    padded = items + (fill,) * max(0, attempt - len(items))
     return (*padded[: attempt - 1], value, *padded[attempt:])
+
+
+def _used(job: Job, cmd: FinishAttempt) -> None:
+    """Record what the attempt that ended used, where its node said (``Job.attempt_usage``)."""
+    if cmd.attempt >= 1 and (cmd.cpu_s is not None or cmd.max_rss_bytes is not None):
+        usage = (
+            UNMEASURED[0] if cmd.cpu_s is None else cmd.cpu_s,
+            UNMEASURED[1] if cmd.max_rss_bytes is None else cmd.max_rss_bytes,
+            cmd.max_rss_at_most,
+        )
+        job.attempt_usage = _set_at(job.attempt_usage, cmd.attempt, usage, UNMEASURED)
 
 
 def _ended(job: Job, how: str) -> None:
     """Record how the job's current attempt ended (shown between attempts' output)."""
     if job.attempt >= 1:
-        job.attempt_ends = _set_at(job.attempt_ends, job.attempt, how)
+        job.attempt_ends = _set_at(job.attempt_ends, job.attempt, how, "")
 
 
 def _failure(cmd: FinishAttempt, job: Job) -> tuple[Reason, str]:

@@ -32,7 +32,7 @@ import structlog
 
 from swarmcompute import codec
 from swarmcompute.state.compact import is_partial, is_stub
-from swarmcompute.state.job import Job
+from swarmcompute.state.job import Job, merged_usage
 from swarmcompute.state.snapshot import JobRecord, job_of, job_record
 
 if TYPE_CHECKING:
@@ -68,6 +68,7 @@ def merged(stored: Job, patch: Job) -> Job:
     stored.exit_code = patch.exit_code
     stored.output_tail = patch.output_tail
     stored.truncated_attempts = patch.truncated_attempts
+    stored.attempt_usage = merged_usage(stored.attempt_usage, patch.attempt_usage)
     return stored
 
 

@@ -6,6 +6,7 @@ command is one line naming the rule at submission, the policy set on one node ho
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -154,6 +155,36 @@ def test_memory_max_kills_a_job_that_allocates_over_its_mem(pair: Pair) -> None:
     assert out.returncode == 128 + 9, out.stderr  # the kernel's OOM killer: SIGKILL
     fits = pair.a.swarm("run", "--mem", "512M", "--node", "n0", "--", python, "-c", script)
     assert fits.returncode == 0, fits.stderr
+
+
+def test_swarm_show_says_what_a_job_used_beside_what_it_reserved_from_any_node(pair: Pair) -> None:
+    daemon_peak = max(psutil.Process(d.pid).memory_info().rss for d in (pair.a, pair.b)) >> 20
+    mib = daemon_peak + 128  # over the daemon's own peak, which Linux counts in what it starts
+    burn = (
+        f"b = bytearray({mib} << 20); import time; t = time.process_time()\nwhile time.process_time() - t < 0.3: pass"
+    )
+    python = shutil.which("python3") or "python3"
+    out = pair.a.swarm("run", "--node", "n1", "--mem", "2G", "--name", "sized", "--", python, "-c", burn)
+    assert out.returncode == 0, out.stderr
+    small = pair.b.swarm("run", "--node", "n0", "--name", "small", "--", "true")
+    assert small.returncode == 0, small.stderr
+    for node in (pair.a, pair.b):  # it ran on n1: the figures travel with its end, to every node
+        job = json.loads(node.swarm("show", "sized", "--json").stdout)
+        assert job["cpu_s"] >= 0.3 and job["max_rss_bytes"] >= mib << 20 and job["max_rss_at_most"] is False
+        [attempt] = job["attempts"]
+        assert (attempt["cpu_s"], attempt["max_rss_bytes"]) == (job["cpu_s"], job["max_rss_bytes"])
+        text = node.swarm("show", "sized").stdout
+        assert re.search(r"^cpu used     \S+ \(\d+\.\d\d cores on average, --cpus 1\)$", text, re.M), text
+        assert re.search(r"^peak memory  \d+\.\d MiB \(its largest process; --mem 2\.0 GiB\)$", text, re.M), text
+        under = node.swarm("show", "small").stdout
+        assert re.search(r"^peak memory  at most \d+\.\d MiB \(its largest process; no --mem reserved\)$", under, re.M)
+    running = pair.a.swarm("run", "-d", "--", "sleep", "30").stdout.strip()
+    try:
+        view = json.loads(pair.a.swarm("show", running, "--json").stdout)
+        assert (view["cpu_s"], view["max_rss_bytes"]) == (None, None)  # measured when it ends
+        assert "cpu used" not in pair.a.swarm("show", running).stdout
+    finally:
+        pair.a.swarm("cancel", running)
 
 
 def _processes_of(uid: int) -> list[int]:

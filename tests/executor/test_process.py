@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import resource
 import stat
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -42,6 +44,52 @@ def test_exit_is_seen_without_pidfds(harness: Harness, tracker: ProcessTracker) 
         assert wait_until(lambda: is_gone(child))
         timed = await h.run(AttemptSpec("thread-timeout", 1, ("sleep", "1000"), timeout_s=0.05))
         assert (timed.exit_code, timed.reason) == (128 + 15, EndReason.TIMEOUT)
+
+    harness.run_async(body)
+
+
+def burn(mib: int) -> str:
+    """A Python program that keeps ``mib`` MiB resident and uses 0.3 s of CPU (by its own clock:
+    on a busy machine too)."""
+    return (
+        f"b = bytearray({mib} << 20); import time; t = time.process_time()\nwhile time.process_time() - t < 0.3: pass"
+    )
+
+
+def over_this_process_mib() -> int:
+    """A peak this process (the executor's, as the daemon's) never reached: 64 MiB over its own."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024 + 64
+
+
+def test_an_attempt_says_the_cpu_and_peak_memory_it_used_its_shells_commands_included(harness: Harness) -> None:
+    async def body(h: Harness) -> None:
+        mib = over_this_process_mib()
+        env = {"PY": sys.executable, "BURN": burn(mib)}
+        used = await h.run(sh("used", '"$PY" -c "$BURN"; true', env=env))  # a child of the shell, waited for
+        assert used.succeeded and used.cpu_s is not None and used.cpu_s >= 0.3
+        assert used.max_rss_bytes is not None and used.max_rss_bytes >= mib << 20 and not used.max_rss_at_most
+
+    harness.run_async(body)
+
+
+def test_a_job_that_stays_under_the_daemons_own_peak_memory_reads_at_most_that(harness: Harness) -> None:
+    async def body(h: Harness) -> None:
+        small = await h.run(sh("small", "true"))
+        own_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        assert small.succeeded and small.cpu_s is not None and small.cpu_s < 0.3
+        assert small.max_rss_at_most and small.max_rss_bytes is not None and 0 < small.max_rss_bytes <= own_peak
+
+    harness.run_async(body)
+
+
+def test_usage_is_measured_without_pidfds_too(harness: Harness) -> None:
+    harness.executor.use_pidfd = False
+
+    async def body(h: Harness) -> None:
+        mib = over_this_process_mib()
+        used = await h.run(AttemptSpec("used", 1, (sys.executable, "-c", burn(mib))))
+        assert used.cpu_s is not None and used.cpu_s >= 0.3
+        assert used.max_rss_bytes is not None and used.max_rss_bytes >= mib << 20 and not used.max_rss_at_most
 
     harness.run_async(body)
 

@@ -72,15 +72,20 @@ def test_a_late_result_for_a_compacted_cancelled_job_patches_its_details() -> No
     _cancelled(table, 5)
     kept.write(table.take_finished(window=0))
     assert is_stub(table.get("late"))  # type: ignore[arg-type]
-    table.apply(FinishAttempt("late", 1, "n1", 143, AttemptEnd.CANCELLED, None, b"bye\n", 1.2, 2.5))
+    table.apply(
+        FinishAttempt(
+            "late", 1, "n1", 143, AttemptEnd.CANCELLED, None, b"bye\n", 1.2, 2.5, cpu_s=0.5, max_rss_bytes=8 << 20
+        )
+    )
     taken = table.take_finished(window=0)
     assert [j.id for j in taken] == ["late"] and is_partial(taken[0])
     kept.write(taken)
     whole = kept.get("late")
-    assert whole is not None and (whole.exit_code, whole.output_tail, whole.spec.argv) == (
+    assert whole is not None and (whole.exit_code, whole.output_tail, whole.spec.argv, whole.usage(1)) == (
         143,
         b"bye\n",
         ("sleep", "9"),
+        {"cpu_s": 0.5, "max_rss_bytes": 8 << 20, "max_rss_at_most": False},
     )
     assert table.get("late").exit_code == 143  # type: ignore[union-attr]
 

@@ -292,6 +292,41 @@ def test_a_backoff_stamped_further_ahead_than_the_longest_backoff_is_over() -> N
     assert table.next_backoff_end(100.5) is None
 
 
+def test_each_attempts_cpu_and_peak_memory_are_kept_as_its_node_said_them() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec(retries=2),), 1.0))
+    job = table.get("a1")
+    assert job is not None
+    running(table, attempt=1)
+    table.apply(replace(finish("a1", 1, exit_code=3), cpu_s=1.5, max_rss_bytes=100 << 20))
+    view = job.view()
+    assert (view["cpu_s"], view["max_rss_bytes"]) == (1.5, 100 << 20)
+    running(table, attempt=2)  # it runs: nothing measured yet
+    assert (job.view()["cpu_s"], job.view()["max_rss_bytes"]) == (None, None)
+    table.apply(finish("a1", 2, exit_code=3))  # a node that did not measure (a Docker job, an older node)
+    running(table, attempt=3)
+    table.apply(replace(finish("a1", 3), cpu_s=0.25, max_rss_bytes=40 << 20, max_rss_at_most=True))
+    view = job.view()
+    assert job.state is JobState.SUCCEEDED
+    assert (view["cpu_s"], view["max_rss_bytes"], view["max_rss_at_most"]) == (0.25, 40 << 20, True)
+    assert [(a["attempt"], a["cpu_s"], a["max_rss_bytes"], a["max_rss_at_most"]) for a in view["attempts"]] == [
+        (1, 1.5, 100 << 20, False),
+        (2, None, None, False),
+        (3, 0.25, 40 << 20, True),
+    ]
+
+
+def test_a_stale_attempts_usage_is_not_taken() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec(),), 1.0))
+    running(table, attempt=1)
+    table.apply(RequeueLost("a1", 1, "its node went away", 4.0))
+    running(table, attempt=2)
+    table.apply(replace(finish("a1", 1), cpu_s=9.0, max_rss_bytes=9))  # the lost attempt reports late
+    job = table.get("a1")
+    assert job is not None and job.attempt_usage == () and job.state is JobState.RUNNING
+
+
 def test_retry_backoff_doubles_up_to_its_cap_and_never_overflows() -> None:
     assert [retry_backoff_s(n) for n in range(1, 10)] == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
     assert retry_backoff_s(0) == 0.5 and retry_backoff_s(5000) == 60.0
@@ -411,6 +446,9 @@ def _random_commands(rng: random.Random, n: int) -> list[object]:
                         b"x",
                         0.0,
                         float(step),
+                        cpu_s=rng.choice([None, 0.5, float(step)]),
+                        max_rss_bytes=rng.choice([None, 4096 * step]),
+                        max_rss_at_most=rng.random() < 0.5,
                     ),
                     RequeueLost(job_id, attempt, "gone", float(step)),
                     ReleaseQueued(job_id, attempt, rng.choice(["n1", "n2"]), "busy", float(step)),

@@ -4,6 +4,7 @@ log, and cancels a job. On a phone-sized screen."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,7 +159,10 @@ def test_the_dashboard_log_of_a_job_follows_it_again_once_its_node_restarts_noth
             (tmp_path / "go").touch()
             browser.close()
     lines = text.splitlines()
-    assert lines[-1] == "--- failed (exit 3) ---"
+    # how it ended and what it used (`swarm show`'s cpu used and peak memory)
+    assert re.fullmatch(
+        r"--- failed \(exit 3; cpu \d+\.\d\ds, peak memory (at most )?[\d.]+ (KiB|MiB)\) ---", lines[-1]
+    )
     assert [line for line in lines if line.startswith(("tick", "err"))] in (
         ["tick 1", "err 1", "tick 2"],
         ["err 1", "tick 1", "tick 2"],

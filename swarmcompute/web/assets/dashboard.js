@@ -51,6 +51,14 @@ function took(job) {
   return `${(end - job.started_at).toFixed(1)}s`;
 }
 
+function used(job) {
+  // What the job's last attempt used (`swarm show`'s cpu used and peak memory), where measured.
+  const parts = [];
+  if (job.cpu_s != null) parts.push(`cpu ${job.cpu_s.toFixed(2)}s`);
+  if (job.max_rss_bytes != null) parts.push(`peak memory ${job.max_rss_at_most ? "at most " : ""}${bytes(job.max_rss_bytes)}`);
+  return parts.join(", ");
+}
+
 async function api(method, path, body) {
   const res = await fetch(path, {
     method,
@@ -232,7 +240,8 @@ async function openLog(id) {
           if (n > (shown.get(key) || 0)) { shown.set(key, n); add("meta", name === "attempt" ? data.text + "\n" : `swarm: ${data.text}\n`); }
         } else if (name === "end") {
           ended = true;
-          add("meta", `--- ${data.state}${data.exit_code == null ? "" : ` (exit ${data.exit_code})`} ---\n`);
+          const how = [data.exit_code == null ? "" : `exit ${data.exit_code}`, used(data)].filter(Boolean).join("; ");
+          add("meta", `--- ${data.state}${how ? ` (${how})` : ""} ---\n`);
         } else if (name === "error") { ended = true; add("stderr", `swarm: ${data.detail}\n`); }
       }, abort.signal);
       if (!ended && !abort.signal.aborted) lose();  // it ended without the job's end: the node stopped
