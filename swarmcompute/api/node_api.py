@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from swarmcompute.executor.pull_progress import PullProgress
+    from swarmcompute.executor.usage import UsageNow
     from swarmcompute.files.host import FilesHost
     from swarmcompute.node.cluster_messages import LogData
     from swarmcompute.node.end_watch import EndWatch
@@ -84,6 +85,11 @@ class NodeAPI(Protocol):
     async def pull_progress(self, job: Job, *, started: bool = False) -> PullProgress | None:
         """The pull of the image of ``job``'s attempt on the node starting it (None: no pull);
         ``started``: also once the attempt left ``assigned`` (its last word, ``done``)."""
+        ...
+
+    async def usage_now(self, job: Job) -> UsageNow | None:
+        """What ``job``'s running attempt uses now, read by its node (None: not running, a Docker
+        job, or its node did not answer)."""
         ...
 
     def copy_path(self, job_id: str, attempt: int) -> Path: ...

@@ -237,6 +237,8 @@ class ControlServer:
                 view = _shown_to(uid, job, daemon.job_view(job, with_output=with_output))
                 pull = await daemon.pull_progress(job)  # its image, being pulled for it now
                 view["pull"] = None if pull is None else pull.view()
+                usage = await daemon.usage_now(job)  # while it runs: asked of its node, as `sstat`
+                view["usage_now"] = None if usage is None else usage.view()
                 if pull is not None and not pull.done:
                     view["message"] = pull.text(daemon.node_name(job.node or ""))
                 return view

@@ -301,20 +301,35 @@ def job_text(job: dict[str, Any]) -> str:
 
 
 def usage_fields(job: dict[str, Any]) -> list[tuple[str, str]]:
-    """`swarm show`'s lines of what the job's latest attempt used, beside what it reserved (to size
-    --cpus and --mem by); none while it runs or where its node did not measure (a Docker job)."""
+    """`swarm show`'s lines of what the job uses, beside what it reserved (to size --cpus and --mem
+    by): its latest attempt's once it ended, what it uses now while it runs (``usage_now``, read by
+    its node); none where its node did not measure (a Docker job)."""
+    cpus = f"--cpus {job['cpus']:g}" if job.get("cpus") else "no --cpus reserved"
+    mem = f"--mem {format_size(job['mem_bytes'])}" if job.get("mem_bytes") else "no --mem reserved"
+    start, end = job.get("started_at"), job.get("finished_at")
+    now = job.get("usage_now")
+    if now is not None and job.get("cpu_s") is None:
+        return [
+            ("cpu used", f"{format_duration(now['cpu_s'])} so far ({_cores(now['cpu_s'], start, time.time())}{cpus})"),
+            (
+                "memory",
+                f"{format_size(now['rss_bytes'])} now in {now['processes']} process{'es' if now['processes'] != 1 else ''}; "
+                f"the largest's peak "
+                f"{format_size(now['max_rss_bytes'])} ({mem})",
+            ),
+        ]
     fields = []
     cpu_s, rss = job.get("cpu_s"), job.get("max_rss_bytes")
     if cpu_s is not None:
-        reserved = f"--cpus {job['cpus']:g}" if job.get("cpus") else "no --cpus reserved"
-        start, end = job.get("started_at"), job.get("finished_at")
-        average = f"{cpu_s / (end - start):.2f} cores on average, " if start and end and end > start else ""
-        fields.append(("cpu used", f"{format_duration(cpu_s)} ({average}{reserved})"))
+        fields.append(("cpu used", f"{format_duration(cpu_s)} ({_cores(cpu_s, start, end)}{cpus})"))
     if rss is not None:
-        reserved = f"--mem {format_size(job['mem_bytes'])}" if job.get("mem_bytes") else "no --mem reserved"
         at_most = "at most " if job.get("max_rss_at_most") else ""  # under the daemon's own: see README
-        fields.append(("peak memory", f"{at_most}{format_size(rss)} (its largest process; {reserved})"))
+        fields.append(("peak memory", f"{at_most}{format_size(rss)} (its largest process; {mem})"))
     return fields
+
+
+def _cores(cpu_s: float, start: float | None, end: float | None) -> str:
+    return f"{cpu_s / (end - start):.2f} cores on average, " if start and end and end > start else ""
 
 
 def gang_text(ranks: list[dict[str, Any]]) -> str:

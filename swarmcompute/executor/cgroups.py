@@ -110,19 +110,6 @@ class JobCgroups:
             return False
         return any(line.split()[:1] == ["oom_kill"] and line.split()[1] != "0" for line in text.splitlines())
 
-    def cpu_seconds(self, path: str) -> float | None:
-        """CPU time every process of this cgroup used, user and system (``cpu.stat``'s
-        ``usage_usec``); None when it cannot be read."""
-        try:
-            text = (Path(path) / "cpu.stat").read_text()
-        except OSError:
-            return None
-        for line in text.splitlines():
-            key, _, value = line.partition(" ")
-            if key == "usage_usec" and value.strip().isdigit():
-                return int(value) / 1e6
-        return None
-
     def remove(self, path: str, *, tries: int = 100) -> bool:
         """Kill whatever is left in the attempt's cgroup and remove it; True once it is gone.
 
@@ -149,6 +136,20 @@ class JobCgroups:
         if tries > 1:
             _log.warning("cgroup_not_removed", path=path)
         return False
+
+
+def cpu_seconds(path: str) -> float | None:
+    """CPU time every process of the cgroup ``path`` used, user and system (``cpu.stat``'s
+    ``usage_usec``); None when it cannot be read."""
+    try:
+        text = (Path(path) / "cpu.stat").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        if key == "usage_usec" and value.strip().isdigit():
+            return int(value) / 1e6
+    return None
 
 
 class _Unusable(Exception):

@@ -15,6 +15,7 @@ from typing import Any
 
 from swarmcompute import codec
 from swarmcompute.executor.pull_progress import PullProgress
+from swarmcompute.executor.usage import UsageNow
 
 
 @codec.message("cluster.join", any_version=True)
@@ -107,6 +108,9 @@ class LogData:
     pull: PullProgress | None = None
     """The attempt's image pull on the answering node, while it is being started there (a
     ``LogFetch`` of ``max_bytes`` 0 asks only for this: `swarm show` of a job whose image is pulled)."""
+    usage: UsageNow | None = None
+    """What the attempt uses now on the answering node, while it runs there (read only for a
+    ``LogFetch`` of ``max_bytes`` 0: `swarm show` of a running job)."""
 
 
 @codec.message("cluster.details_fetch")

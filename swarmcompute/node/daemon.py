@@ -52,6 +52,7 @@ from swarmcompute.errors import (
 from swarmcompute.executor.cgroups import JobCgroups
 from swarmcompute.executor.pull_progress import PullProgress
 from swarmcompute.executor.spec import AttemptResult
+from swarmcompute.executor.usage import UsageNow
 from swarmcompute.files.host import FilesHost
 from swarmcompute.limits import MAX_DEPENDENCIES
 from swarmcompute.membership.config import GossipConfig
@@ -1527,6 +1528,17 @@ class Daemon:
             return self.executor.pull_progress(job.id, job.attempt)
         data = await self.link.fetch_log(job.node, job.id, job.attempt, 0, timeout_s=1.0, max_bytes=0)
         return None if data is None else data.pull
+
+    async def usage_now(self, job: Job) -> UsageNow | None:
+        """What ``job``'s running attempt uses now, read by its node (``executor.usage``); asked of
+        that node (a ``LogFetch`` of no bytes) when it is another one. None when it does not run,
+        is a Docker job, or its node does not answer within a second."""
+        if job.state is not JobState.RUNNING or not job.node:
+            return None
+        if job.node == self.node_id:
+            return self.executor.usage_now(job.id, job.attempt)
+        data = await self.link.fetch_log(job.node, job.id, job.attempt, 0, timeout_s=1.0, max_bytes=0)
+        return None if data is None else data.usage
 
     def copy_path(self, job_id: str, attempt: int) -> Path:
         """Where this node keeps its copy of an attempt that ran elsewhere (``node.log_copies``)."""

@@ -178,16 +178,18 @@ class LogCopies:
 
     def _reply(self, msg: LogFetch) -> LogData:
         pull = self._daemon.executor.pull_progress(msg.job_id, msg.attempt)  # its image's pull, if any
+        # What it uses now, only for an ask of no bytes (`swarm show` of a running job): a /proc scan
+        usage = self._daemon.executor.usage_now(msg.job_id, msg.attempt) if msg.max_bytes <= 0 else None
         try:
             path = self._held_path(msg.job_id, msg.attempt)
             if path is None:
-                return LogData(msg.request_id, (), msg.offset, found=False, pull=pull)
+                return LogData(msg.request_id, (), msg.offset, found=False, pull=pull, usage=usage)
             size, complete = log_state(path)
-            if msg.max_bytes <= 0:  # asked only for the pull
-                return LogData(msg.request_id, (), msg.offset, size=size, complete=complete, pull=pull)
+            if msg.max_bytes <= 0:  # asked only for the pull, or what it uses now
+                return LogData(msg.request_id, (), msg.offset, size=size, complete=complete, pull=pull, usage=usage)
             chunks, offset = read_chunks(path, msg.offset, limit_bytes=min(msg.max_bytes, FETCH_BYTES))
         except (FileNotFoundError, ExecutorError, ValueError):
-            return LogData(msg.request_id, (), msg.offset, found=False, pull=pull)
+            return LogData(msg.request_id, (), msg.offset, found=False, pull=pull, usage=usage)
         return LogData(msg.request_id, tuple(chunks), offset, size=size, complete=complete, pull=pull)
 
     async def _park(self, sender: str, msg: LogFetch) -> None:

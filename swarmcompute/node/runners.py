@@ -21,6 +21,7 @@ from swarmcompute.executor.logfile import LogWriter
 from swarmcompute.executor.process import ProcessExecutor
 from swarmcompute.executor.spawn import SpawnFailed
 from swarmcompute.executor.spec import AttemptResult, AttemptSpec
+from swarmcompute.executor.usage import UsageNow
 from swarmcompute.files.host import CONTAINER_WORKDIR
 from swarmcompute.state.job import JobSpec
 from swarmcompute.state.policy import CommandPolicy
@@ -177,6 +178,11 @@ class JobRunners:
     def pull_progress(self, job_id: str, attempt: int) -> PullProgress | None:
         """How far the pull of the image of an attempt being started here has got (None: none)."""
         return None if self._docker is None else self._docker.pull_progress(job_id, attempt)
+
+    def usage_now(self, job_id: str, attempt: int) -> UsageNow | None:
+        """What an attempt running here uses now (None: not a process job running here; a Docker
+        job's is not read)."""
+        return self.processes.usage_now(job_id, attempt)
 
     def log_writer(self, job_id: str, attempt: int) -> LogWriter | None:
         """The log writer of an attempt running here, or None."""

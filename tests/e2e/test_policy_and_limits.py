@@ -11,6 +11,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -178,13 +179,35 @@ def test_swarm_show_says_what_a_job_used_beside_what_it_reserved_from_any_node(p
         assert re.search(r"^peak memory  \d+\.\d MiB \(its largest process; --mem 2\.0 GiB\)$", text, re.M), text
         under = node.swarm("show", "small").stdout
         assert re.search(r"^peak memory  at most \d+\.\d MiB \(its largest process; no --mem reserved\)$", under, re.M)
-    running = pair.a.swarm("run", "-d", "--", "sleep", "30").stdout.strip()
+
+
+def test_swarm_show_of_a_running_job_asks_its_node_what_it_uses_now(pair: Pair) -> None:
+    hold = "import time; b = bytearray(96 << 20); time.sleep(60)"
+    python = shutil.which("python3") or "python3"
+    script = f'"{python}" -c "{hold}" & "{python}" -c "{hold}"; wait'
+    job_id = pair.a.swarm("run", "-d", "--node", "n1", "--mem", "1G", "--", "sh", "-c", script).stdout.strip()
     try:
-        view = json.loads(pair.a.swarm("show", running, "--json").stdout)
-        assert (view["cpu_s"], view["max_rss_bytes"]) == (None, None)  # measured when it ends
-        assert "cpu used" not in pair.a.swarm("show", running).stdout
+
+        def now() -> dict[str, Any]:
+            return dict(json.loads(pair.a.swarm("show", job_id, "--json").stdout))  # asked on n0, runs on n1
+
+        wait_until(lambda: (now()["usage_now"] or {}).get("rss_bytes", 0) >= 2 * (96 << 20), 30, "both to hold 96 MiB")
+        view = now()
+        usage = view["usage_now"]
+        assert usage["processes"] == 3 and usage["max_rss_bytes"] >= 96 << 20 and usage["cpu_s"] >= 0
+        assert (view["cpu_s"], view["max_rss_bytes"]) == (None, None)  # the attempt's own: once it ends
+        text = pair.a.swarm("show", job_id).stdout
+        assert re.search(r"^cpu used   \S+ so far \(\d+\.\d\d cores on average, --cpus 1\)$", text, re.M), text
+        memory = r"^memory     \d+\.\d MiB now in 3 processes; the largest's peak \d+\.\d MiB \(--mem 1\.0 GiB\)$"
+        assert re.search(memory, text, re.M), text
     finally:
-        pair.a.swarm("cancel", running)
+        pair.a.swarm("cancel", job_id)
+    wait_until(
+        lambda: json.loads(pair.a.swarm("show", job_id, "--json").stdout)["exit_code"] is not None, 30, "its end"
+    )
+    ended = json.loads(pair.a.swarm("show", job_id, "--json").stdout)
+    # a cancel kills the whole group at once: what the shell never waited for is not counted, so nothing is said
+    assert (ended["usage_now"], ended["cpu_s"], ended["max_rss_bytes"]) == (None, None, None)
 
 
 def _processes_of(uid: int) -> list[int]:

@@ -11,7 +11,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from swarmcompute.executor.cgroups import JobCgroups
+from swarmcompute.executor.cgroups import JobCgroups, cpu_seconds
 
 
 def fake_hierarchy(tmp_path: Path, own: str, controllers: str = "cpuset cpu io memory pids") -> tuple[Path, Path]:
@@ -96,11 +96,10 @@ def test_a_root_daemon_sharing_its_cgroup_makes_a_subtree_of_its_own_at_the_top(
 
 
 def test_an_attempts_cpu_time_is_read_from_its_cgroups_cpu_stat(tmp_path: Path) -> None:
-    cgroups = JobCgroups(tmp_path, None)
     attempt = tmp_path / "job1.1"
     attempt.mkdir()
     (attempt / "cpu.stat").write_text("usage_usec 2345678\nuser_usec 2000000\nsystem_usec 345678\n")
-    assert cgroups.cpu_seconds(str(attempt)) == 2.345678
-    assert cgroups.cpu_seconds(str(tmp_path / "gone")) is None  # removed, or never made: not measured
+    assert cpu_seconds(str(attempt)) == 2.345678
+    assert cpu_seconds(str(tmp_path / "gone")) is None  # removed, or never made: not measured
     (attempt / "cpu.stat").write_text("nr_periods 0\n")
-    assert cgroups.cpu_seconds(str(attempt)) is None
+    assert cpu_seconds(str(attempt)) is None

@@ -94,6 +94,33 @@ def test_usage_is_measured_without_pidfds_too(harness: Harness) -> None:
     harness.run_async(body)
 
 
+def test_a_running_attempt_says_what_its_processes_use_now_and_nothing_once_it_ended(harness: Harness) -> None:
+    async def body(h: Harness) -> None:
+        hold = "import time; b = bytearray(48 << 20); print('held', flush=True); time.sleep(30)"
+        spec = sh("holds", '"$PY" -c "$HOLD" & "$PY" -c "$HOLD"; wait', env={"PY": sys.executable, "HOLD": hold})
+        fut = await h.start(spec)
+        await h.wait_output(spec, lambda out, err: out.count(b"held") == 2)
+        now = h.executor.usage_now("holds", 1)
+        assert now is not None and now.processes == 3  # the shell and its two commands: its group
+        assert now.rss_bytes >= 2 * (48 << 20) and now.max_rss_bytes >= 48 << 20 and now.cpu_s >= 0
+        assert now.max_rss_bytes < now.rss_bytes  # each process's own peak, exact: not the daemon's
+        assert h.executor.usage_now("holds", 2) is None and h.executor.usage_now("other", 1) is None
+        assert h.executor.cancel("holds", 1)
+        ended = await fut
+        assert h.executor.usage_now("holds", 1) is None
+        assert (ended.cpu_s, ended.max_rss_bytes) == (None, None)  # killed with its group: not measured
+
+    harness.run_async(body)
+
+
+def test_a_timed_out_attempt_is_not_measured(harness: Harness) -> None:
+    async def body(h: Harness) -> None:
+        timed = await h.run(AttemptSpec("slow", 1, ("sleep", "1000"), timeout_s=0.05))
+        assert timed.reason is EndReason.TIMEOUT and (timed.cpu_s, timed.max_rss_bytes) == (None, None)
+
+    harness.run_async(body)
+
+
 def test_empty_command_is_a_spawn_failure(harness: Harness) -> None:
     async def body(h: Harness) -> None:
         result = await h.run(AttemptSpec("empty", 1, ()))

@@ -1,0 +1,103 @@
+"""What a running attempt uses now, read from ``/proc``: `swarm show` of a running job, as `sstat`.
+
+An attempt's processes are its process group (the executor starts each attempt as a group of its
+own), or its cgroup's ``cgroup.procs`` where it has one (which also holds what left the group).
+For each: ``/proc/PID/stat`` (its group, CPU time, resident pages) and, for the peak, ``VmHWM``
+of ``/proc/PID/status``: the peak of the memory it exec'd into, so exact for small processes too
+(unlike the ``wait4`` figure at the end, which Linux raises to the daemon's own peak:
+``process._reap``). CPU counts the live processes, and the leader's children it has already
+reaped (``cutime``/``cstime``); its cgroup's ``cpu.stat`` where it has one.
+
+Asked only by `swarm show` (and ``GET /api/v1/jobs/{id}``) of a running job: without a cgroup it
+scans ``/proc`` for the group's processes (about 3 ms with 300 processes on the 2-core VM).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from swarmcompute import codec
+from swarmcompute.executor.cgroups import cpu_seconds
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+@codec.message("exec.usage_now")
+@dataclass(frozen=True, slots=True)
+class UsageNow:
+    """What a running attempt uses, as its node read it."""
+
+    cpu_s: float
+    """CPU seconds (user and system) its processes used so far."""
+    rss_bytes: int
+    """Resident memory of its live processes now, summed (pages two of them share count twice)."""
+    max_rss_bytes: int
+    """The peak resident memory of its largest live process so far."""
+    processes: int
+    """How many processes it has now."""
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "cpu_s": round(self.cpu_s, 3),
+            "rss_bytes": self.rss_bytes,
+            "max_rss_bytes": self.max_rss_bytes,
+            "processes": self.processes,
+        }
+
+
+def usage_now(pgid: int, cgroup: str | None = None, proc: Path = Path("/proc")) -> UsageNow | None:
+    """What the process group ``pgid`` (or the cgroup ``cgroup``) uses now; None when none of its
+    processes is left to read."""
+    if cgroup is not None:
+        try:
+            pids = [int(p) for p in (Path(cgroup) / "cgroup.procs").read_text().split()]
+        except (OSError, ValueError):
+            pids = []
+    else:
+        pids = [int(name) for name in os.listdir(proc) if name.isdigit()]
+    cpu_ticks = rss_pages = 0
+    peak = found = 0
+    for pid in pids:
+        stat = _stat(proc / str(pid) / "stat")
+        if stat is None or (cgroup is None and stat[0] != pgid):
+            continue
+        group, utime, stime, cutime, cstime, rss = stat
+        found += 1
+        cpu_ticks += utime + stime + (cutime + cstime if pid == pgid else 0)
+        rss_pages += rss
+        peak = max(peak, _hwm(proc / str(pid) / "status"))
+    if not found:
+        return None
+    cpu_s = cpu_ticks / _CLK_TCK
+    if cgroup is not None:
+        cpu_s = cpu_seconds(cgroup) or cpu_s
+    return UsageNow(cpu_s, rss_pages * _PAGE, peak, found)
+
+
+def _stat(path: Path) -> tuple[int, int, int, int, int, int] | None:
+    """(process group, utime, stime, cutime, cstime, rss pages) of ``/proc/PID/stat``."""
+    try:
+        raw = path.read_bytes()
+    except OSError:  # gone meanwhile
+        return None
+    fields = raw[raw.rfind(b")") + 2 :].split()  # past the command name, which may hold spaces
+    try:
+        # fields[0] is field 3 (state): pgrp is field 5, utime..cstime 14-17, rss 24
+        return (int(fields[2]), int(fields[11]), int(fields[12]), int(fields[13]), int(fields[14]), int(fields[21]))
+    except (IndexError, ValueError):
+        return None
+
+
+def _hwm(path: Path) -> int:
+    """``VmHWM`` of ``/proc/PID/status`` in bytes (0: a kernel thread, or gone)."""
+    try:
+        for line in path.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
