@@ -9,7 +9,8 @@ of ``/proc/PID/status``: the peak of the memory it exec'd into, so exact for sma
 reaped (``cutime``/``cstime``); its cgroup's ``cpu.stat`` where it has one.
 
 Asked only by `swarm show` (and ``GET /api/v1/jobs/{id}``) of a running job: without a cgroup it
-scans ``/proc`` for the group's processes (about 3 ms with 300 processes on the 2-core VM).
+scans ``/proc`` for the group's processes: 0.91-0.93 ms with 71 processes on the 2-core VM
+(about 13 us a process, so 4 ms with 300), on the event loop, once per `swarm show`.
 """
 
 from __future__ import annotations
