@@ -20,7 +20,7 @@ from typing import Any
 from swarmcompute import errors
 from swarmcompute.api import lean
 from swarmcompute.api import messages as m
-from swarmcompute.api.lean_client import check_attempt, error_from, list_request
+from swarmcompute.api.lean_client import check_attempt, error_from, list_request, selectors
 from swarmcompute.api.lean_client import job_ref as _job_ref
 from swarmcompute.api.lean_client import job_refs as _job_refs
 from swarmcompute.api.lean_client import shown as _shown
@@ -485,15 +485,28 @@ class Client:
         record: dict[str, Any] = self._call(m.GetJob(_job_ref(job_id)))
         return record
 
-    def jobs(self, limit: int = 50, states: Sequence[str] = (), *, grouped: bool = False) -> list[dict[str, Any]]:
-        """The most recent jobs, newest first, optionally only in ``states``. ``grouped``: `swarm
-        jobs`'s lines, ``limit`` of them: an array or a gang as its first member's record with
-        ``group`` (``kind``, ``id``, ``size``, ``counts`` by state, ``submitted_at``, ``attempt``,
-        ``nodes``), over all its members in ``states``."""
+    def jobs(
+        self,
+        limit: int = 50,
+        states: Sequence[str] = (),
+        *,
+        grouped: bool = False,
+        name: str = "",
+        node: str = "",
+        user: str = "",
+    ) -> list[dict[str, Any]]:
+        """The most recent jobs, newest first, optionally only in ``states``, whose name the shell
+        pattern ``name`` matches (``sweep-*``), whose current attempt is on ``node`` and that
+        ``user`` submitted. ``grouped``: `swarm jobs`'s lines, ``limit`` of them: an array or a gang
+        as its first member's record with ``group`` (``kind``, ``id``, ``size``, ``counts`` by
+        state, ``submitted_at``, ``attempt``, ``nodes``), over all its members in ``states``."""
         limit, states = list_request(limit, states)
+        name, node, user = selectors(name, node, user)
         cursor = new_cursor()
         return in_pages(
-            lambda offset, page: self._call(m.ListJobs(limit, tuple(states), bool(grouped), offset, page, cursor))
+            lambda offset, page: self._call(
+                m.ListJobs(limit, tuple(states), bool(grouped), offset, page, cursor, name, node, user)
+            )
         )
 
     def logs(self, job_id: str, attempt: int | None = None) -> str:
@@ -619,6 +632,18 @@ class Client:
         ref, cursor = _job_ref(job_id), new_cursor()
         records = in_pages(lambda offset, limit: self._call(m.Cancel(() if offset else (ref,), offset, limit, cursor)))
         return records[0] if len(records) == 1 else records
+
+    def cancel_selected(
+        self, states: Sequence[str] = (), *, name: str = "", node: str = "", user: str = "", every: bool = False
+    ) -> list[dict[str, Any]]:
+        """Cancel the open jobs of yours (every user's, for root) in ``states`` whose name the shell
+        pattern ``name`` matches, whose current attempt is on ``node`` and that ``user`` submitted,
+        or (``every``) all of them; their records (`swarm cancel --state/--name/--node/--user/--all`)."""
+        _, states = list_request(0, states)
+        name, node, user = selectors(name, node, user)
+        cursor = new_cursor()
+        asked = (tuple(states), name, node, user, bool(every))
+        return in_pages(lambda offset, limit: self._call(m.Cancel((), offset, limit, cursor, *asked)))
 
     # -- API tokens (the HTTP API's; they act as the user calling these) ---------
 

@@ -67,6 +67,18 @@ def list_request(limit: object, states: object) -> tuple[int, tuple[str, ...]]:
     return limit, tuple(states)
 
 
+NO_SELECTION = ((), "", "", "", False)
+"""``Cancel``'s states, name, node, user and every, for a cancel of named jobs."""
+
+
+def selectors(name: object, node: object, user: object) -> tuple[str, str, str]:
+    """``ListJobs``'s and ``Cancel``'s ``name``, ``node`` and ``user`` from a client's arguments, checked."""
+    for what, value in (("name", name), ("node", node), ("user", user)):
+        if not isinstance(value, str):
+            raise errors.ConfigError(f"{what} must be text, got {shown(value)}")
+    return name, node, user  # type: ignore[return-value]
+
+
 def check_attempt(attempt: object) -> None:
     if attempt is not None and (isinstance(attempt, bool) or not isinstance(attempt, int) or not 0 < attempt < 2**53):
         raise errors.ConfigError(f"attempt must be a positive whole number, got {shown(attempt)}")
@@ -98,11 +110,23 @@ class LeanClient:
     def status(self) -> dict[str, Any]:
         return self._call("api.status", [])  # type: ignore[no-any-return]
 
-    def jobs(self, limit: int = 50, states: Sequence[str] = (), *, grouped: bool = False) -> list[dict[str, Any]]:
+    def jobs(
+        self,
+        limit: int = 50,
+        states: Sequence[str] = (),
+        *,
+        grouped: bool = False,
+        name: str = "",
+        node: str = "",
+        user: str = "",
+    ) -> list[dict[str, Any]]:
         limit, states = list_request(limit, states)
+        asked = selectors(name, node, user)
         cursor = new_cursor()
         return in_pages(
-            lambda offset, page: self._call("api.list_jobs", [limit, states, bool(grouped), offset, page, cursor])
+            lambda offset, page: self._call(
+                "api.list_jobs", [limit, states, bool(grouped), offset, page, cursor, *asked]
+            )
         )
 
     def job(self, ref: str) -> dict[str, Any]:
@@ -111,9 +135,19 @@ class LeanClient:
     def cancel(self, ref: str) -> Any:
         refs, cursor = (job_ref(ref),), new_cursor()
         records = in_pages(
-            lambda offset, limit: self._call("api.cancel", [() if offset else refs, offset, limit, cursor])
+            lambda offset, limit: self._call(
+                "api.cancel", [() if offset else refs, offset, limit, cursor, *NO_SELECTION]
+            )
         )
         return records[0] if len(records) == 1 else records
+
+    def cancel_selected(
+        self, states: Sequence[str] = (), *, name: str = "", node: str = "", user: str = "", every: bool = False
+    ) -> list[dict[str, Any]]:
+        _, states = list_request(0, states)
+        asked = [states, *selectors(name, node, user), bool(every)]
+        cursor = new_cursor()
+        return in_pages(lambda offset, limit: self._call("api.cancel", [(), offset, limit, cursor, *asked]))
 
     def wait(self, job_ids: str | Sequence[str], timeout: float | str | None = None) -> Any:
         from swarmcompute.api.replay import again_when_back

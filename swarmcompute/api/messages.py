@@ -66,6 +66,12 @@ class ListJobs:
     """Answer with records ``offset`` to ``offset + page`` of the ``limit`` (0: all), as ``Wait``
     does: 10,000 records of jobs with 4 KiB environments are 40 MB, over a frame's 16 MiB."""
     cursor: str = ""
+    name: str = ""
+    """Only jobs whose name this shell pattern matches (``sweep-*``; without ``*?[``: that name)."""
+    node: str = ""
+    """Only jobs whose current attempt is on this node: a name, an id or an id prefix."""
+    user: str = ""
+    """Only jobs this user submitted."""
 
 
 @codec.message("api.logs")
@@ -88,6 +94,13 @@ class Cancel:
     ``Wait`` does: a client asks for pages (``api.pages``), as the records of a 50,000-job array
     (17 MB) do not fit in one frame."""
     cursor: str = ""
+    states: tuple[str, ...] = ()
+    name: str = ""
+    node: str = ""
+    user: str = ""
+    every: bool = False
+    """With no ``refs``: cancel the open jobs of the asker (every user's for root) that ``states``,
+    ``name``, ``node`` and ``user`` select (as ``ListJobs``'s), or (``every``) all of them."""
 
 
 @codec.message("api.rerun")

@@ -87,6 +87,10 @@ class NodeAPI(Protocol):
         ``started``: also once the attempt left ``assigned`` (its last word, ``done``)."""
         ...
 
+    def node_id_of(self, ref: str) -> str:
+        """The id of the node ``ref`` names: a name, an id or an id prefix (``NodeNotFoundError``)."""
+        ...
+
     async def usage_now(self, job: Job) -> UsageNow | None:
         """What ``job``'s running attempt uses now, read by its node (None: not running, a Docker
         job, or its node did not answer)."""

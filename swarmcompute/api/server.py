@@ -26,11 +26,19 @@ from swarmcompute.api.pages import KEEP_S, KeptPages
 from swarmcompute.api.protocol import LENGTH_PREFIX, MAX_FRAME_BYTES, frame, socket_address
 from swarmcompute.api.streaming import OutputStream
 from swarmcompute.arrays import array_view
-from swarmcompute.errors import FrameTooLargeError, JobNotFoundError, ProtocolError, SwarmError, WaitTimeoutError
+from swarmcompute.errors import (
+    ConfigError,
+    FrameTooLargeError,
+    JobNotFoundError,
+    ProtocolError,
+    SwarmError,
+    WaitTimeoutError,
+)
 from swarmcompute.files.messages import CONTROL_REQUESTS as FILE_REQUESTS
 from swarmcompute.node.ticker import SLICE_S, sliced
 from swarmcompute.state.job import Job, JobState
 from swarmcompute.state.policy import policy_toml
+from swarmcompute.state.table import job_matcher
 from swarmcompute.transport.ratelimit import LogLimiter
 from swarmcompute.users import (
     admits,
@@ -248,12 +256,16 @@ class ControlServer:
                 if not grouped:
                     return await self._views([r[0] for r in rows], uid)
                 return [_shown_to(uid, r[0], daemon.row_view(r)) async for r in sliced(rows, SLICE_S)]
-            case m.Cancel(refs=refs, offset=offset, limit=limit, cursor=cursor):
+            case m.Cancel(refs=refs, offset=offset, limit=limit, cursor=cursor) as asked:
                 expired = (
                     "this cancel's later pages expired ({}): the jobs were cancelled;"
                     " `swarm jobs --state cancelled` lists them"
                 )
-                cancelled = await self._paged(cursor, offset, limit, expired, lambda: self._cancelled(refs, uid))
+                if refs and (asked.states or asked.name or asked.node or asked.user or asked.every):
+                    raise ConfigError("give job ids, or select jobs (states, name, node, user, all): not both")
+                cancelled = await self._paged(
+                    cursor, offset, limit, expired, lambda: self._cancelled(refs or self._selected(asked, uid), uid)
+                )
                 views = await self._views([job for job, _ in cancelled], None)
                 for view, (_, before) in zip(views, cancelled, strict=True):
                     view["ended_before"] = before
@@ -428,9 +440,28 @@ class ControlServer:
         table = self._daemon.table
         wanted = [JobState(s) for s in request.states if s in JobState._value2member_map_]
         n = max(0, min(request.limit, MAX_LIST_LIMIT))
+        match = job_matcher(request.name, request.node, request.user, self._daemon.node_id_of)
         if request.grouped:
-            return table.newest_rows(n, wanted)
-        return [[j] for j in table.recent(n, wanted or None)]
+            return table.newest_rows(n, wanted, match)
+        return [[j] for j in table.recent(n, wanted or None, match)]
+
+    def _selected(self, request: m.Cancel, uid: int) -> tuple[str, ...]:
+        """`swarm cancel` without ids: the open jobs of ``uid`` (every user's for root) that the
+        request's states and filter select, or all of them (``every``), oldest first."""
+        selecting = bool(request.states or request.name or request.node or request.user) or request.every
+        if not selecting:
+            raise ConfigError("name the jobs to cancel, or select them: --state, --name, --node, --user, or --all")
+        states = set(request.states)
+        if not states <= _OPEN_STATES:
+            raise ConfigError(f"--state: only open jobs are cancelled: {', '.join(sorted(_OPEN_STATES))}")
+        match = job_matcher(request.name, request.node, request.user, self._daemon.node_id_of)
+        return tuple(
+            j.id
+            for j in self._daemon.table.open_jobs()
+            if (not states or j.state.value in states)
+            and (match is None or match(j.spec.name, j.spec.user, j.node))
+            and owns(uid, j.spec.user)
+        )
 
     async def _paged(
         self, cursor: str, offset: int, limit: int, expired: str, first: Callable[[], Awaitable[list[T]]]
@@ -449,6 +480,9 @@ class ControlServer:
             if limit > 0 and cursor:
                 self._pages.keep(cursor, kept)
         return kept[offset : offset + limit] if limit > 0 else kept[offset:]
+
+
+_OPEN_STATES = frozenset(s.value for s in JobState if not s.is_terminal)
 
 
 def _removed(table: JobTable, job_id: str) -> Job:

@@ -628,6 +628,14 @@ LimitOpt = Annotated[
 StateOpt = Annotated[list[str] | None, typer.Option("--state", help="Only jobs in this state (repeatable).")]
 
 
+NameOpt = Annotated[
+    str,
+    typer.Option("--name", help="Only jobs whose name this shell pattern matches (sweep-*; without *?[: that name)."),
+]
+NodeOpt = Annotated[str, typer.Option("--node", help="Only jobs whose current attempt is on this node (name or id).")]
+UserOpt = Annotated[str, typer.Option("--user", help="Only jobs this user submitted.")]
+
+
 @app.command()
 def jobs(
     state_dir: StateDir = None,
@@ -635,9 +643,12 @@ def jobs(
     limit: LimitOpt = 50,
     state: StateOpt = None,
     elements: ElementsOpt = False,
+    name: NameOpt = "",
+    node: NodeOpt = "",
+    user: UserOpt = "",
 ) -> None:
     """Recent jobs, newest first (an array as one line with its counts)."""
-    _exit(read_cmds.jobs(state_dir, as_json, limit, state, elements))
+    _exit(read_cmds.jobs(state_dir, as_json, limit, state, elements, name, node, user))
 
 
 @app.command("ps")
@@ -647,9 +658,12 @@ def ps(
     limit: LimitOpt = 50,
     state: StateOpt = None,
     elements: ElementsOpt = False,
+    name: NameOpt = "",
+    node: NodeOpt = "",
+    user: UserOpt = "",
 ) -> None:
     """Alias of `swarm jobs`."""
-    _exit(read_cmds.jobs(state_dir, as_json, limit, state, elements))
+    _exit(read_cmds.jobs(state_dir, as_json, limit, state, elements, name, node, user))
 
 
 @app.command()
@@ -681,11 +695,24 @@ def logs(
 
 @app.command()
 def cancel(
-    jobs: Annotated[list[str], typer.Argument(help="Job ids, prefixes or names.", autocompletion=complete.open_jobs)],
+    jobs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Job ids, prefixes or names (or select them with the options).", autocompletion=complete.open_jobs
+        ),
+    ] = None,
     state_dir: StateDir = None,
+    state: Annotated[
+        list[str] | None, typer.Option("--state", help="Only open jobs in this state (repeatable).")
+    ] = None,
+    name: NameOpt = "",
+    node: NodeOpt = "",
+    user: UserOpt = "",
+    every: Annotated[bool, typer.Option("--all", help="Every open job of yours (every user's, for root).")] = False,
 ) -> None:
-    """Cancel jobs; their processes are stopped (SIGTERM, then SIGKILL)."""
-    _exit(read_cmds.cancel(state_dir, jobs))
+    """Cancel jobs; their processes are stopped (SIGTERM, then SIGKILL). Without ids: the open jobs
+    of yours (every user's for root) that --state, --name, --node and --user select, or --all."""
+    _exit(read_cmds.cancel(state_dir, jobs or (), state, name, node, user, every))
 
 
 @app.command()

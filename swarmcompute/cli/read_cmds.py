@@ -43,6 +43,12 @@ _LIST = {
     "--state": ("state", "text", True),
     "--elements": ("elements", "flag", False),
 }
+_SELECT = {
+    "--name": ("name", "text", False),
+    "--node": ("node", "text", False),
+    "--user": ("user", "text", False),
+}
+_CANCEL = {**_SELECT, "--state": ("state", "text", True), "--all": ("every", "flag", False)}
 _LOGS = {
     "--follow": ("follow", "flag", False),
     "-f": ("follow", "flag", False),
@@ -53,12 +59,12 @@ _LOGS = {
 GRAMMAR: dict[str, tuple[dict[str, tuple[str, str, bool]], str | None, bool]] = {
     # command: (options, the argument's name or None, whether it takes one or more values)
     "status": ({**_STATE_DIR, **_JSON}, None, False),
-    "jobs": ({**_STATE_DIR, **_JSON, **_LIST}, None, False),
-    "ps": ({**_STATE_DIR, **_JSON, **_LIST}, None, False),
+    "jobs": ({**_STATE_DIR, **_JSON, **_LIST, **_SELECT}, None, False),
+    "ps": ({**_STATE_DIR, **_JSON, **_LIST, **_SELECT}, None, False),
     "show": ({**_STATE_DIR, **_JSON}, "job", False),
     "logs": ({**_STATE_DIR, **_LOGS}, "job", False),
     "wait": ({**_STATE_DIR, "--timeout": ("timeout", "text", False), **_JSON}, "jobs", True),
-    "cancel": (_STATE_DIR, "jobs", True),
+    "cancel": ({**_STATE_DIR, **_CANCEL}, "jobs", True),
     "rerun": (
         {
             **_STATE_DIR,
@@ -71,6 +77,8 @@ GRAMMAR: dict[str, tuple[dict[str, tuple[str, str, bool]], str | None, bool]] = 
         False,
     ),
 }
+OPTIONAL = frozenset({"cancel"})
+"""Commands whose argument may be left out (`swarm cancel --all`)."""
 _GLOBAL = {"--url": "SWARM_URL", "--api-token": "SWARM_API_TOKEN"}
 """The app's own options before the command (``cli.app._remote``): each sets its variable."""
 
@@ -155,9 +163,9 @@ def parse(command: str, args: Sequence[str]) -> dict[str, Any] | None:
     if argument is None:
         if positional:
             return None
-    elif not positional or (len(positional) > 1 and not many):
+    elif (not positional and command not in OPTIONAL) or (len(positional) > 1 and not many):
         return None
-    else:
+    elif positional:
         values[argument] = positional if many else positional[0]
     if "state_dir" not in values:
         values["state_dir"] = os.environ.get("SWARM_STATE_DIR") or None  # as click: empty is unset
@@ -197,16 +205,18 @@ def jobs(
     limit: int = 50,
     state: Sequence[str] | None = None,
     elements: bool = False,
+    name: str = "",
+    node: str = "",
+    user: str = "",
 ) -> int:
     """Recent jobs, newest first (an array as one line with its counts)."""
-    from swarmcompute.api.lean_client import JOB_STATES
 
     def body() -> int:
-        states = [s.strip().lower() for s in state or ()]
-        for s in states:
-            if s not in JOB_STATES:
-                return _fail(f"--state {s[:40]!r} is not a job state: use one of {', '.join(JOB_STATES)}")
-        result = _client(state_dir).jobs(limit, states, grouped=not (elements or as_json))
+        states, bad = _states(state)
+        if bad:
+            return _fail(bad)
+        grouped = not (elements or as_json)
+        result = _client(state_dir).jobs(limit, states, grouped=grouped, name=name, node=node, user=user)
         if as_json:
             _print_json(result)
         else:
@@ -300,21 +310,60 @@ def wait(state_dir: str | None, jobs: Sequence[str], timeout: str | None = None,
     return _guarded(body)
 
 
-def cancel(state_dir: str | None, jobs: Sequence[str]) -> int:
-    """Cancel jobs (an array id: each of its elements); stops at the first that fails."""
+def cancel(
+    state_dir: str | None,
+    jobs: Sequence[str] = (),
+    state: Sequence[str] | None = None,
+    name: str = "",
+    node: str = "",
+    user: str = "",
+    every: bool = False,
+) -> int:
+    """Cancel jobs (an array id: each of its elements); stops at the first that fails. Without
+    ids: the open jobs of yours (every user's for root) that --state, --name, --node and --user
+    select, or --all of them."""
 
     def body() -> int:
+        selecting = bool(state or name or node or user or every)
+        if jobs and selecting:
+            return _fail("give job ids, or select jobs with --state, --name, --node, --user or --all: not both")
+        if not jobs and not selecting:
+            return _fail("name the jobs to cancel, or select them with --state, --name, --node, --user or --all")
+        states, bad = _states(state)
+        if bad:
+            return _fail(bad)
         client = _client(state_dir)
+        if not jobs:
+            records = client.cancel_selected(states, name=name, node=node, user=user, every=every)
+            if not records:
+                _echo("swarm: no open job of yours matches: nothing cancelled", err=True)
+            _said_cancelled(records)
+            return 0
         for ref in jobs:
             answer = client.cancel(ref)
-            for record in answer if isinstance(answer, list) else [answer]:
-                if record["state"] == "cancelled" and not record.get("ended_before"):
-                    _echo(f"{record['id']} cancelled")
-                else:
-                    _echo(f"{record['id']} had already ended: {record['state']}")  # ids are ASCII by rule
+            _said_cancelled(answer if isinstance(answer, list) else [answer])
         return 0
 
     return _guarded(body)
+
+
+def _said_cancelled(records: Sequence[dict[str, Any]]) -> None:
+    for record in records:
+        if record["state"] == "cancelled" and not record.get("ended_before"):
+            _echo(f"{record['id']} cancelled")
+        else:
+            _echo(f"{record['id']} had already ended: {record['state']}")  # ids are ASCII by rule
+
+
+def _states(state: Sequence[str] | None) -> tuple[list[str], str | None]:
+    """``--state`` values, lower-cased, and what is wrong with one that names no job state."""
+    from swarmcompute.api.lean_client import JOB_STATES
+
+    states = [s.strip().lower() for s in state or ()]
+    for s in states:
+        if s not in JOB_STATES:
+            return states, f"--state {s[:40]!r} is not a job state: use one of {', '.join(JOB_STATES)}"
+    return states, None
 
 
 COMMANDS: dict[str, Callable[..., int]] = {

@@ -1425,6 +1425,12 @@ class Daemon:
         for i in range(0, len(open_ids), CHUNK_JOBS):
             await self.commit([CancelJobs(open_ids[i : i + CHUNK_JOBS], why, time.time())])
 
+    def node_id_of(self, ref: str) -> str:
+        """The id of the node ``ref`` names (``node.labels.resolve_node``); ``NodeNotFoundError``."""
+        from swarmcompute.node.labels import resolve_node
+
+        return resolve_node(self, ref)[0]
+
     async def set_drained(self, ref: str, drained: bool) -> dict[str, Any]:
         """`swarm drain` / `swarm undrain` (``node.labels``): the node's row once committed."""
         from swarmcompute.node.labels import set_drained

@@ -34,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 import operator
 from collections import Counter, deque
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -463,6 +463,15 @@ def _name(j: Job | CompactJob) -> str:
     return j.name if isinstance(j, CompactJob) else j.spec.name
 
 
+Matcher = Callable[[str, str, "str | None"], bool]
+"""Whether a job is one asked for, by its name, user and node (`swarm jobs --name`, ``JobFilter``)."""
+
+
+def _who(j: Job | CompactJob) -> tuple[str, str, str | None]:
+    """The name, user and node of a job, held whole or compact."""
+    return (j.name, j.user, j.node) if isinstance(j, CompactJob) else (j.spec.name, j.spec.user, j.node)
+
+
 _ENDED = {s.value: s for s in JobState if s.is_terminal}
 _REASONS = {r.value: r for r in Reason}
 SEGMENT_JOBS = 4096
@@ -656,15 +665,24 @@ class AllJobs:
     def named(self, name: str) -> list[Job]:
         return [j for j in self._open.values() if j.spec.name == name] + self._finished.named(name)
 
-    def newest(self, limit: int, wanted: set[JobState] | None, skip: Container[str] = frozenset()) -> list[Job]:
-        """Up to ``limit`` jobs in ``wanted`` states (None: any) and not in ``skip``, newest submitted
-        first (ties: open ones in submission order, then finished ones in the order they ended)."""
+    def newest(
+        self,
+        limit: int,
+        wanted: set[JobState] | None,
+        skip: Container[str] = frozenset(),
+        match: Matcher | None = None,
+    ) -> list[Job]:
+        """Up to ``limit`` jobs in ``wanted`` states (None: any), not in ``skip`` and that ``match``
+        takes (None: any), newest submitted first (ties: open ones in submission order, then
+        finished ones in the order they ended)."""
         import heapq
         from itertools import chain, count
 
         seq = count()
         held: Iterable[tuple[str, Job | CompactJob]] = chain(self._open.items(), self._finished.items())
         picked = (
-            (-j.submitted_at, next(seq), i) for i, j in held if (wanted is None or j.state in wanted) and i not in skip
+            (-j.submitted_at, next(seq), i)
+            for i, j in held
+            if (wanted is None or j.state in wanted) and i not in skip and (match is None or match(*_who(j)))
         )
         return [self[i] for _, _, i in heapq.nsmallest(limit, picked)]

@@ -11,9 +11,10 @@ start or stop processes, and stream output.
 from __future__ import annotations
 
 import bisect
+import fnmatch
 import heapq
 from collections import Counter
-from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from typing import TypeVar
 
 from sortedcontainers import SortedDict
@@ -34,7 +35,16 @@ from swarmcompute.state.commands import (
     StartAttempt,
     SubmitJobs,
 )
-from swarmcompute.state.compact import WINDOW, AllJobs, CompactJob, FinishedJobs, array_of, compact_of, linked
+from swarmcompute.state.compact import (
+    WINDOW,
+    AllJobs,
+    CompactJob,
+    FinishedJobs,
+    Matcher,
+    array_of,
+    compact_of,
+    linked,
+)
 from swarmcompute.state.drain import LabelNode, SetDrained, drained_after, label_changes_after
 from swarmcompute.state.forgotten import ForgetNode, forgotten_after
 from swarmcompute.state.gangs import batch_problem
@@ -339,9 +349,10 @@ class JobTable:
         """The highest priority among pending jobs (None when none is pending), in O(levels)."""
         return max(self._pending_priorities) if self._pending_priorities else None
 
-    def recent(self, limit: int, states: Iterable[JobState] | None = None) -> list[Job]:
+    def recent(self, limit: int, states: Iterable[JobState] | None = None, match: Matcher | None = None) -> list[Job]:
+        """Up to ``limit`` jobs, newest first: those in ``states`` (None: any) that ``match`` takes."""
         wanted = set(states) if states else None
-        return self._jobs.newest(limit, wanted)
+        return self._jobs.newest(limit, wanted, match=match)
 
     def active_on(self, node_id: str) -> list[Job]:
         """Jobs assigned to or running on ``node_id``."""
@@ -385,7 +396,9 @@ class JobTable:
         n = len(prefix)
         return sorted((int(i[n:]), i) for i in self.pruned if i.startswith(prefix) and i[n:].isdigit())
 
-    def newest_rows(self, limit: int, states: Iterable[JobState] | None = None) -> list[list[Job]]:
+    def newest_rows(
+        self, limit: int, states: Iterable[JobState] | None = None, match: Matcher | None = None
+    ) -> list[list[Job]]:
         """`swarm jobs`'s lines: up to ``limit``, newest first, each one job, or every element of an
         array or rank of a gang (those in ``states``, by index or rank) where its newest one is.
         A 50,000-element array is one line with all its elements, not the 50 newest of them. It
@@ -398,7 +411,7 @@ class JobTable:
         shown: set[str] = set()  # the ids in a line so far
         k = limit * 4
         while len(rows) < limit:
-            recent = self._jobs.newest(k, wanted, shown)
+            recent = self._jobs.newest(k, wanted, shown, match)
             for job in recent:
                 if job.id in shown:  # a member of a group this look already put in a line
                     continue
@@ -409,7 +422,7 @@ class JobTable:
                     continue
                 members = self.array(group) if job.spec.array_id else self.gang(group)
                 shown.update(self._arrays[group] if job.spec.array_id else self._gangs[group])
-                rows.append([j for j in members if wanted is None or j.state in wanted])
+                rows.append([j for j in members if (wanted is None or j.state in wanted) and _matches(match, j)])
             if len(recent) < k:
                 break
             k *= 4
@@ -1023,6 +1036,29 @@ def _onto_leader_clock(own: float, at: float) -> float:
     behind: its jobs were past `--keep-history` as they ended) or its result waited out a lost
     quorum, and the time becomes the entry's."""
     return 0.0 if abs(at - own) <= NODE_CLOCK_TRUSTED_S else at - own
+
+
+def job_matcher(name: str, node: str, user: str, node_id_of: Callable[[str], str]) -> Matcher | None:
+    """Which jobs `swarm jobs --name/--node/--user` (and `swarm cancel` with them, and the REST
+    API's ``?name=&node=&user=``) ask for, by name, user and node; None: any. ``name`` is a shell
+    pattern (``fnmatch``: ``sweep-*``; one without ``*?[`` is the name itself), ``node`` a name,
+    an id or an id prefix (``node_id_of`` raises for one no node has); "" asks nothing."""
+    if not (name or node or user):
+        return None
+    node_id = node_id_of(node) if node else None
+
+    def match(job_name: str, owner: str, on: str | None) -> bool:
+        return (
+            (not name or fnmatch.fnmatchcase(job_name, name))
+            and (not user or owner == user)
+            and (node_id is None or on == node_id)
+        )
+
+    return match
+
+
+def _matches(match: Matcher | None, job: Job) -> bool:
+    return match is None or match(job.spec.name, job.spec.user, job.node)
 
 
 def _set_at(items: tuple[_T, ...], attempt: int, value: _T, fill: _T) -> tuple[_T, ...]:

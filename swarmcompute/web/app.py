@@ -34,8 +34,8 @@ from swarmcompute.api import tokens
 from swarmcompute.api.streaming import OutputStream
 from swarmcompute.limits import MAX_BATCH, MAX_REQUEST_BYTES
 from swarmcompute.state.api_tokens import ApiToken
-from swarmcompute.state.job import Job, JobState
-from swarmcompute.state.table import submit_chunks
+from swarmcompute.state.job import JobState
+from swarmcompute.state.table import job_matcher, submit_chunks
 from swarmcompute.users import check_owner
 from swarmcompute.web import problems
 from swarmcompute.web.load import LoadHistory
@@ -222,20 +222,14 @@ class Api:
             raise errors.ConfigError(f"unknown state {bad[0][:40]!r}: one of {', '.join(s.value for s in JobState)}")
         limit = _int_param(q.get("limit"), "limit", 50, 0, MAX_PAGE)
         offset = _int_param(q.get("offset"), "offset", 0, 0, 2**53)
-        node, name = q.get("node"), q.get("name")
         daemon = self.daemon
-
-        def shown(j: Job) -> bool:
-            on = not node or j.node == node or bool(j.node and daemon.node_name(j.node) == node)
-            return on and (not name or name in j.spec.name)
-
+        match = job_matcher(q.get("name", ""), q.get("node", ""), q.get("user", ""), daemon.node_id_of)
         wanted = [JobState(s) for s in states]
         if q.get("grouped", "") in ("1", "true", "yes"):  # `swarm jobs` over --url: an array is one line
-            rows = [[j for j in row if shown(j)] for row in daemon.table.newest_rows(len(daemon.table), wanted)]
-            rows = [row for row in rows if row]
+            rows = daemon.table.newest_rows(len(daemon.table), wanted, match)
             views = [daemon.row_view(row) for row in rows[offset : offset + limit]]
             return JSONResponse({"jobs": views, "total": len(rows), "offset": offset, "limit": limit})
-        jobs = [j for j in daemon.table.recent(len(daemon.table), wanted or None) if shown(j)]
+        jobs = daemon.table.recent(len(daemon.table), wanted or None, match)
         page = jobs[offset : offset + limit]
         return JSONResponse({"jobs": daemon.job_views(page), "total": len(jobs), "offset": offset, "limit": limit})
 
@@ -248,6 +242,25 @@ class Api:
         token = self.auth(request, write=True)
         views = await self.ask(m.Cancel((request.path_params["ref"],)), token)
         return JSONResponse(views[0] if len(views) == 1 else views)
+
+    async def cancel_selected(self, request: Request) -> Response:
+        """`swarm cancel --state/--name/--node/--user/--all`: the open jobs of the token's user (every
+        user's for root's) that the body selects, cancelled; their records under ``jobs``."""
+        token = self.auth(request, write=True)
+        body = await _read_json(request)
+        texts = ("name", "node", "user")
+        if (
+            not isinstance(body, dict)
+            or not all(isinstance(body.get(k, ""), str) for k in texts)
+            or not isinstance(body.get("all", False), bool)
+            or not isinstance(body.get("state", []), list)
+            or not all(isinstance(x, str) for x in body.get("state", []))
+        ):
+            raise errors.ConfigError('the body is {"state": [...], "name": "", "node": "", "user": "", "all": false}')
+        asked = m.Cancel(
+            (), states=tuple(body.get("state", [])), every=body.get("all", False), **{k: body.get(k, "") for k in texts}
+        )
+        return JSONResponse({"jobs": await self.ask(asked, token)})
 
     async def rerun(self, request: Request) -> Response:
         """Run an ended job again (`swarm rerun`, ``swarmcompute.rerun``) as the token's user."""
@@ -610,6 +623,7 @@ def build_app(
         route("/api/v1/jobs", api.submit, ["POST"]),
         route("/api/v1/jobs/wait", api.wait, ["POST"]),
         route("/api/v1/jobs/prune", api.prune, ["POST"]),
+        route("/api/v1/jobs/cancel", api.cancel_selected, ["POST"]),
         route("/api/v1/jobs/{ref}", api.get_job),
         route("/api/v1/jobs/{ref}", api.cancel, ["DELETE"]),
         route("/api/v1/jobs/{ref}/cancel", api.cancel, ["POST"]),

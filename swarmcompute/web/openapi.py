@@ -197,8 +197,17 @@ def openapi_document() -> dict[str, Any]:
                         "only jobs in these states (comma-separated or repeated): "
                         + ", ".join(s.value for s in JobState),
                     ),
-                    _query("node", {"type": "string"}, "only jobs whose current attempt is on this node (id or name)"),
-                    _query("name", {"type": "string"}, "only jobs whose name contains this"),
+                    _query(
+                        "node",
+                        {"type": "string"},
+                        "only jobs whose current attempt is on this node (name, id or id prefix)",
+                    ),
+                    _query(
+                        "name",
+                        {"type": "string"},
+                        "only jobs whose name this shell pattern matches (sweep-*; without *?[: that name)",
+                    ),
+                    _query("user", {"type": "string"}, "only jobs this user submitted"),
                     _query("limit", {"type": "integer", "minimum": 0, "maximum": 1000, "default": 50}, "page size"),
                     _query("offset", {"type": "integer", "minimum": 0, "default": 0}, "jobs to skip"),
                     _query(
@@ -273,6 +282,34 @@ def openapi_document() -> dict[str, Any]:
                                         "type": ["integer", "null"],
                                         "minimum": 0,
                                     },
+                                },
+                            }
+                        }
+                    },
+                },
+            )
+        },
+        "/api/v1/jobs/cancel": {
+            "post": _op(
+                "cancel the open jobs of the token's user (every user's for root's) that the body selects, as"
+                " `swarm cancel --state/--name/--node/--user/--all` does (at least one of them)",
+                {"200": _json({"type": "object", "properties": {"jobs": {"type": "array", "items": _ref("Job")}}})},
+                requestBody={
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "properties": {
+                                    "state": {
+                                        "type": "array",
+                                        "items": {"type": "string", "enum": ["pending", "assigned", "running"]},
+                                    },
+                                    "name": {"type": "string", "description": "a shell pattern of the name"},
+                                    "node": {"type": "string"},
+                                    "user": {"type": "string"},
+                                    "all": {"type": "boolean", "description": "every open job (no other selection)"},
                                 },
                             }
                         }

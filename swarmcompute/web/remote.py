@@ -26,6 +26,7 @@ from typing import Any, cast
 
 from swarmcompute import errors
 from swarmcompute.api import messages as m
+from swarmcompute.api.lean_client import list_request, selectors
 from swarmcompute.api.replay import again_when_back, reattached
 from swarmcompute.client import (
     Client,
@@ -136,14 +137,29 @@ class RemoteClient(Client):
     def job(self, job_id: str) -> dict[str, Any]:
         return dict(self._json("GET", f"/api/v1/jobs/{_quote(job_id)}"))
 
-    def jobs(self, limit: int = 50, states: Sequence[str] = (), *, grouped: bool = False) -> list[dict[str, Any]]:
+    def jobs(
+        self,
+        limit: int = 50,
+        states: Sequence[str] = (),
+        *,
+        grouped: bool = False,
+        name: str = "",
+        node: str = "",
+        user: str = "",
+    ) -> list[dict[str, Any]]:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit:
             raise errors.ConfigError(f"limit must be a whole number, got {limit!r}"[:120])
         found: list[dict[str, Any]] = []
         state = ",".join(states or ())
+        asked = {k: v for k, v in zip(("name", "node", "user"), selectors(name, node, user), strict=True) if v}
         while len(found) < limit:
             size = min(PAGE, limit - len(found))
-            query: dict[str, Any] = {"limit": size, "offset": len(found), **({"state": state} if state else {})}
+            query: dict[str, Any] = {
+                "limit": size,
+                "offset": len(found),
+                **({"state": state} if state else {}),
+                **asked,
+            }
             if grouped:
                 query["grouped"] = 1
             page = self._json("GET", "/api/v1/jobs?" + urllib.parse.urlencode(query))
@@ -180,6 +196,14 @@ class RemoteClient(Client):
     def cancel(self, job_id: str) -> Any:
         answer = self._json("DELETE", f"/api/v1/jobs/{_quote(job_id)}")
         return answer if isinstance(answer, list) else dict(answer)  # an array id: its elements
+
+    def cancel_selected(
+        self, states: Sequence[str] = (), *, name: str = "", node: str = "", user: str = "", every: bool = False
+    ) -> list[dict[str, Any]]:
+        _, states = list_request(0, states)
+        name, node, user = selectors(name, node, user)
+        body = {"state": list(states), "name": name, "node": node, "user": user, "all": bool(every)}
+        return list(self._json("POST", "/api/v1/jobs/cancel", body)["jobs"])
 
     # -- nodes --------------------------------------------------------------------------
 

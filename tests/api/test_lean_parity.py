@@ -6,6 +6,7 @@ import dataclasses
 
 from swarmcompute.api import lean
 from swarmcompute.api import messages as m
+from swarmcompute.api.lean_client import NO_SELECTION
 from swarmcompute.api.protocol import frame
 from swarmcompute.client import job_spec
 from swarmcompute.state.job import JobSpec
@@ -32,7 +33,9 @@ def test_submit_frame_is_byte_identical() -> None:
 
 
 def test_cancel_frame_is_byte_identical() -> None:
-    assert lean.request_frame("api.cancel", [["abc"], 0, 5000, "c1"]) == frame(m.Cancel(("abc",), 0, 5000, "c1"))
+    assert lean.request_frame("api.cancel", [["abc"], 0, 5000, "c1", *NO_SELECTION]) == frame(
+        m.Cancel(("abc",), 0, 5000, "c1")
+    )
 
 
 def test_protocol_versions_agree() -> None:

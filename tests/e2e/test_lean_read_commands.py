@@ -18,7 +18,7 @@ import pytest
 
 from swarmcompute.api import lean
 from swarmcompute.api import messages as m
-from swarmcompute.api.lean_client import JOB_STATES, MAX_LIST, LeanClient
+from swarmcompute.api.lean_client import JOB_STATES, MAX_LIST, NO_SELECTION, LeanClient
 from swarmcompute.api.protocol import frame
 from swarmcompute.cli import read_cmds
 from swarmcompute.cli.app import app
@@ -117,6 +117,15 @@ ARGUMENTS = [
     ["cancel", "{ok}"],
     ["cancel", "{array}", "{bad}"],
     ["cancel", "{ok}", "no-such-job", "{bad}"],
+    ["cancel", "--name", "no-such-name*", "--state", "pending"],
+    ["cancel", "{ok}", "--all"],
+    ["cancel"],
+    ["cancel", "--state", "succeeded"],
+    ["jobs", "--name", "fail*", "--state", "failed"],
+    ["jobs", "--node", "no-such-node"],
+    ["jobs", "--json", "--name", "fails", "--user", "no-such-user"],
+    ["--url", "{url}", "--api-token", "{token}", "jobs", "--name", "fail*"],
+    ["--url", "{url}", "--api-token", "{token}", "cancel", "--name", "no-such-name*"],
     ["--url", "{url}", "--api-token", "{token}", "jobs", "--json", "-n", "3"],
     ["--url={url}", "--api-token={token}", "show", "{ok}"],
     ["--url", "{url}", "--api-token", "{token}", "logs", "{ok}"],
@@ -297,6 +306,17 @@ def test_the_grammar_reads_options_as_click_does(monkeypatch: pytest.MonkeyPatch
         "state_dir": "/from/env",
     }
     assert read_cmds.parse("show", ["--state-dir=", "x"]) == {"job": "x", "state_dir": ""}
+    assert read_cmds.parse("jobs", ["--name", "x*", "--node=n1", "--user", "ann"]) == {
+        "name": "x*",
+        "node": "n1",
+        "user": "ann",
+        "state_dir": "/from/env",
+    }
+    assert read_cmds.parse("cancel", ["--all", "--state", "pending", "--state=running"]) == {
+        "every": True,
+        "state": ["pending", "running"],
+        "state_dir": "/from/env",
+    }
     assert read_cmds.parse("wait", ["a", "--timeout", "1m", "b", "--", "--json"]) == {
         "jobs": ["a", "b", "--json"],
         "timeout": "1m",
@@ -341,11 +361,16 @@ def test_the_lean_client_asks_and_answers_as_client_does(node: dict[str, str]) -
 
 def test_the_lean_requests_are_the_codecs_frames_byte_for_byte() -> None:
     assert lean.request_frame("api.status", []) == frame(m.Status())
-    assert lean.request_frame("api.list_jobs", [50, ("running",), True, 0, 5000, "c"]) == frame(
-        m.ListJobs(50, ("running",), True, 0, 5000, "c")
+    assert lean.request_frame("api.list_jobs", [50, ("running",), True, 0, 5000, "c", "x*", "n1", "ann"]) == frame(
+        m.ListJobs(50, ("running",), True, 0, 5000, "c", "x*", "n1", "ann")
     )
     assert lean.request_frame("api.get_job", ["a1", True]) == frame(m.GetJob("a1"))
-    assert lean.request_frame("api.cancel", [("a1",), 5, 10, "c"]) == frame(m.Cancel(("a1",), 5, 10, "c"))
+    assert lean.request_frame("api.cancel", [("a1",), 5, 10, "c", *NO_SELECTION]) == frame(
+        m.Cancel(("a1",), 5, 10, "c")
+    )
+    assert lean.request_frame("api.cancel", [(), 0, 10, "c", ("pending",), "x*", "n1", "ann", True]) == frame(
+        m.Cancel((), 0, 10, "c", ("pending",), "x*", "n1", "ann", True)
+    )
     assert lean.request_frame("api.wait", [("a", "b"), 2.5, 0, 5000, "c1"]) == frame(
         m.Wait(("a", "b"), 2.5, 0, 5000, "c1")
     )

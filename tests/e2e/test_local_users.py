@@ -166,6 +166,29 @@ def test_users_act_only_on_their_own_jobs_and_only_root_stops_the_daemon(shared:
         shared.daemon.client.cancel(root_job)
 
 
+def test_cancel_all_cancels_only_the_askers_own_open_jobs_and_root_picks_a_user(shared: Shared) -> None:
+    state = str(shared.state)
+    roots = shared.daemon.swarm("run", "-d", "--name", "roots-nap", "--", "sleep", "60").stdout.strip()
+    mine = shared.user.swarm("run", "--state-dir", state, "-d", "--name", "users-nap", "--", "sleep", "60")
+    assert mine.returncode == 0, mine.stderr
+    users_job = mine.stdout.strip()
+    try:
+        none = shared.other.swarm("cancel", "--state-dir", state, "--all")  # owns nothing open: touches nothing
+        assert (none.returncode, none.stdout, none.stderr) == (
+            0,
+            "",
+            "swarm: no open job of yours matches: nothing cancelled\n",
+        )
+        listed = shared.other.swarm("jobs", "--state-dir", state, "--json", "--user", shared.user.name)
+        assert [j["id"] for j in json.loads(listed.stdout)] == [users_job]  # listing others' jobs is allowed
+        picked = shared.daemon.swarm("cancel", "--user", shared.user.name)  # root: any user's
+        assert (picked.returncode, picked.stdout) == (0, f"{users_job} cancelled\n"), picked.stderr
+        assert shared.daemon.client.job(roots)["state"] in ("pending", "assigned", "running")
+    finally:
+        shared.daemon.client.cancel(roots)
+        shared.daemon.client.cancel(users_job)
+
+
 def test_a_daemon_run_by_a_normal_user_serves_only_that_user_and_root(shared: Shared) -> None:
     state = shared.root / "user-daemon"
     state.mkdir(mode=0o700)

@@ -22,7 +22,7 @@ from swarmcompute.state.commands import (
 from swarmcompute.state.compact import is_stub
 from swarmcompute.state.gangs import ranks_of
 from swarmcompute.state.job import RETRY_BACKOFF_MAX_S, JobSpec, JobState, Reason, backing_off
-from swarmcompute.state.table import JobTable, retry_backoff_s, validate_spec
+from swarmcompute.state.table import JobTable, job_matcher, retry_backoff_s, validate_spec
 from swarmcompute.storage.details import MemoryDetails
 
 
@@ -394,6 +394,34 @@ def test_counts_and_recent() -> None:
     assert table.counts()["running"] == 1 and table.counts()["pending"] == 1
     assert [j.id for j in table.recent(10)] == ["b", "a"]
     assert [j.id for j in table.recent(10, [JobState.RUNNING])] == ["a"]
+
+
+def test_jobs_are_picked_by_a_name_pattern_their_user_and_their_node_whole_or_compact() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec("s1", name="sweep-1", user="ann"), spec("s2", name="sweep-2", user="bob")), 1.0))
+    table.apply(SubmitJobs((spec("x", name="sweep", user="ann"),), 2.0))
+    table.apply(
+        SubmitJobs(
+            tuple(spec(f"arr.{i}", name="arr", array_id="arr", array_index=i, user="ann") for i in range(3)), 3.0
+        )
+    )
+    running(table, "s1")  # on n1
+    table.apply(CancelJobs(("s2",), "no longer wanted", 4.0))
+    table.take_finished(window=0)
+    table.take_finished(window=0)  # s2 is finished and compact: matched by what memory holds of it
+    assert is_stub(table.get("s2"))  # type: ignore[arg-type]
+    nodes = {"n1": "n1", "desk": "n1"}
+
+    def ids(name: str = "", node: str = "", user: str = "", states: list[JobState] | None = None) -> list[str]:
+        return [j.id for j in table.recent(10, states, job_matcher(name, node, user, nodes.__getitem__))]
+
+    assert ids("sweep-*") == ["s1", "s2"] and ids("sweep") == ["x"] and ids("sweep*", user="ann") == ["x", "s1"]
+    assert ids(node="desk") == ["s1"] and ids("sweep-?", states=[JobState.CANCELLED]) == ["s2"]
+    assert ids() == [j.id for j in table.recent(10)]  # nothing asked: every job
+    with pytest.raises(KeyError):
+        job_matcher("", "nowhere", "", nodes.__getitem__)  # the caller's lookup says what is wrong
+    rows = table.newest_rows(10, None, job_matcher("arr", "", "ann", nodes.__getitem__))
+    assert [[j.id for j in row] for row in rows] == [["arr.0", "arr.1", "arr.2"]]  # an array stays one line
 
 
 @pytest.mark.parametrize(

@@ -153,12 +153,43 @@ def test_many_jobs_go_in_one_submission_and_the_list_filters_and_pages(
     waited = _post(b, "/api/v1/jobs/wait", rw, {"ids": ids, "timeout": 30})
     assert waited.status_code == 200, waited.text
     assert {j["state"] for j in waited.json()["jobs"]} == {"succeeded"}
-    page1 = _get(b, "/api/v1/jobs?state=succeeded&name=batch-&limit=3", rw).json()
-    page2 = _get(b, "/api/v1/jobs?state=succeeded&name=batch-&limit=3&offset=3", rw).json()
+    page1 = _get(b, "/api/v1/jobs?state=succeeded&name=batch-*&limit=3", rw).json()
+    page2 = _get(b, "/api/v1/jobs?state=succeeded&name=batch-*&limit=3&offset=3", rw).json()
     assert page1["total"] == 5 and len(page1["jobs"]) == 3 and len(page2["jobs"]) == 2
     assert {j["id"] for j in page1["jobs"] + page2["jobs"]} == set(ids)
+    one = _get(b, "/api/v1/jobs?name=batch-3", rw).json()  # no wildcard: that name itself
+    assert [j["name"] for j in one["jobs"]] == ["batch-3"]
+    theirs = _get(b, f"/api/v1/jobs?name=batch-*&user={one['jobs'][0]['user']}", rw).json()
+    assert theirs["total"] == 5 and _get(b, "/api/v1/jobs?name=batch-*&user=nobody-here", rw).json()["total"] == 0
     seed_shape = _get(a, f"/jobs/{ids[0]}", rw)
     assert seed_shape.status_code == 200 and seed_shape.json()["state"] == "succeeded"
+
+
+def test_open_jobs_are_cancelled_by_name_state_and_node_and_nothing_without_a_selection(
+    cluster: list[DaemonProcess], tokens: dict[str, str]
+) -> None:
+    a, b, _ = cluster
+    rw = tokens["rw"]
+    made = _post(
+        a,
+        "/api/v1/jobs",
+        rw,
+        {"jobs": [{"argv": ["sleep", "60"], "name": f"drop-{i}", "node": "n1"} for i in range(3)]},
+    )
+    kept = _post(a, "/api/v1/jobs", rw, {"argv": ["sleep", "60"], "name": "keep-me", "node": "n1"}).json()["id"]
+    assert made.status_code == 201, made.text
+    refused = _post(b, "/api/v1/jobs/cancel", rw, {})
+    assert refused.status_code == 400 and "select them" in refused.json()["detail"]
+    assert _post(b, "/api/v1/jobs/cancel", rw, {"state": ["succeeded"], "name": "drop-*"}).status_code == 400
+    assert _post(b, "/api/v1/jobs/cancel", rw, {"name": "drop-*", "node": "nowhere"}).status_code == 404
+    assert _post(b, "/api/v1/jobs/cancel", tokens["ro"], {"name": "drop-*"}).status_code == 403
+    done = _post(b, "/api/v1/jobs/cancel", rw, {"name": "drop-*", "node": "n1"})
+    assert done.status_code == 200, done.text
+    assert sorted(j["id"] for j in done.json()["jobs"]) == sorted(made.json()["ids"])
+    assert {j["state"] for j in done.json()["jobs"]} == {"cancelled"}
+    assert _get(a, f"/api/v1/jobs/{kept}", rw).json()["state"] in ("pending", "assigned", "running")
+    assert _post(b, "/api/v1/jobs/cancel", rw, {"name": "drop-*"}).json()["jobs"] == []  # none open is left
+    assert [j["id"] for j in _post(b, "/api/v1/jobs/cancel", rw, {"name": "keep-me"}).json()["jobs"]] == [kept]
 
 
 def test_every_api_request_needs_a_token_and_a_read_only_token_may_only_read(
