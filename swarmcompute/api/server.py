@@ -450,10 +450,10 @@ class ControlServer:
         request's states and filter select, or all of them (``every``), oldest first."""
         selecting = bool(request.states or request.name or request.node or request.user) or request.every
         if not selecting:
-            raise ConfigError("name the jobs to cancel, or select them: --state, --name, --node, --user, or --all")
+            raise ConfigError("name the jobs to cancel, or select them: by state, name, node or user, or all")
         states = set(request.states)
         if not states <= _OPEN_STATES:
-            raise ConfigError(f"--state: only open jobs are cancelled: {', '.join(sorted(_OPEN_STATES))}")
+            raise ConfigError(f"only open jobs are cancelled: select a state of {', '.join(sorted(_OPEN_STATES))}")
         match = job_matcher(request.name, request.node, request.user, self._daemon.node_id_of)
         return tuple(
             j.id

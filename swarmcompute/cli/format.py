@@ -322,9 +322,9 @@ def usage_fields(job: dict[str, Any]) -> list[tuple[str, str]]:
     cpu_s, rss = job.get("cpu_s"), job.get("max_rss_bytes")
     if cpu_s is not None:
         fields.append(("cpu used", f"{format_duration(cpu_s)} ({_cores(cpu_s, start, end)}{cpus})"))
-    if rss is not None:
+    if rss is not None:  # (keys of at most 9 characters: `swarm show`'s column stays as wide)
         at_most = "at most " if job.get("max_rss_at_most") else ""  # under the daemon's own: see README
-        fields.append(("peak memory", f"{at_most}{format_size(rss)} (its largest process; {mem})"))
+        fields.append(("memory", f"{at_most}{format_size(rss)} at peak, its largest process ({mem})"))
     return fields
 
 

@@ -590,7 +590,9 @@ def _reap(att: _Attempt) -> None:
     Linux folds into a process's peak RSS the peak of the memory it exec'd from (``exec_mmap``):
     the daemon's, for a job the daemon starts (measured: ``true`` read 211 MiB under a 200 MiB
     parent). So a peak at or under the daemon's own when the job was exec'd says only that the
-    job stayed under it (``max_rss_at_most``); one above it is the job's own.
+    job stayed under it (``max_rss_at_most``); one above it is the job's own. The daemon's own is
+    read with ``getrusage`` (0.45 us), which also counts what the command that started the daemon
+    peaked at before its exec: a bigger parent (a test runner) only makes the bound looser.
 
     Only an attempt that ended by itself is measured: one its timeout, a cancel or a lost lease
     stopped had its whole group killed at once, and a shell's commands that died with it were never

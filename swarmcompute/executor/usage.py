@@ -66,7 +66,7 @@ def usage_now(pgid: int, cgroup: str | None = None, proc: Path = Path("/proc")) 
         stat = _stat(proc / str(pid) / "stat")
         if stat is None or (cgroup is None and stat[0] != pgid):
             continue
-        group, utime, stime, cutime, cstime, rss = stat
+        _, utime, stime, cutime, cstime, rss = stat
         found += 1
         cpu_ticks += utime + stime + (cutime + cstime if pid == pgid else 0)
         rss_pages += rss

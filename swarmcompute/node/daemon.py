@@ -1539,8 +1539,8 @@ class Daemon:
         """What ``job``'s running attempt uses now, read by its node (``executor.usage``); asked of
         that node (a ``LogFetch`` of no bytes) when it is another one. None when it does not run,
         is a Docker job, or its node does not answer within a second."""
-        if job.state is not JobState.RUNNING or not job.node:
-            return None
+        if job.state is not JobState.RUNNING or not job.node or not self._is_alive(job.node):
+            return None  # (a node cut off would hold `swarm show` a second for nothing)
         if job.node == self.node_id:
             return self.executor.usage_now(job.id, job.attempt)
         data = await self.link.fetch_log(job.node, job.id, job.attempt, 0, timeout_s=1.0, max_bytes=0)

@@ -464,7 +464,7 @@ def _name(j: Job | CompactJob) -> str:
 
 
 Matcher = Callable[[str, str, "str | None"], bool]
-"""Whether a job is one asked for, by its name, user and node (`swarm jobs --name`, ``JobFilter``)."""
+"""Whether a job is one asked for, by its name, user and node (`swarm jobs --name`: ``table.job_matcher``)."""
 
 
 def _who(j: Job | CompactJob) -> tuple[str, str, str | None]:

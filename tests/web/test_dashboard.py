@@ -159,7 +159,7 @@ def test_the_dashboard_log_of_a_job_follows_it_again_once_its_node_restarts_noth
             (tmp_path / "go").touch()
             browser.close()
     lines = text.splitlines()
-    # how it ended and what it used (`swarm show`'s cpu used and peak memory)
+    # how it ended and what it used (`swarm show`'s cpu used and memory)
     assert re.fullmatch(
         r"--- failed \(exit 3; cpu \d+\.\d\ds, peak memory (at most )?[\d.]+ (KiB|MiB)\) ---", lines[-1]
     )

@@ -52,7 +52,7 @@ function took(job) {
 }
 
 function used(job) {
-  // What the job's last attempt used (`swarm show`'s cpu used and peak memory), where measured.
+  // What the job's last attempt used (`swarm show`'s cpu used and memory), where measured.
   const parts = [];
   if (job.cpu_s != null) parts.push(`cpu ${job.cpu_s.toFixed(2)}s`);
   if (job.max_rss_bytes != null) parts.push(`peak memory ${job.max_rss_at_most ? "at most " : ""}${bytes(job.max_rss_bytes)}`);
