@@ -4,13 +4,16 @@ queue-ahead, hand-back, leases and fencing) under crashes, partitions and pauses
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from swarmcompute.rules.local_queue import LocalQueue
 from swarmcompute.scheduler.placement import NodeCapacity
 from swarmcompute.sim.jobs import InvariantBroken, JobSim
-from swarmcompute.state.job import Job
-from swarmcompute.state.table import JobTable
+from swarmcompute.state.commands import FinishAttempt
+from swarmcompute.state.job import ACTIVE_STATES, Job
+from swarmcompute.state.table import JobTable, _used
 
 SEEDS_PER_CHUNK = 10
 
@@ -42,3 +45,24 @@ def test_the_capacity_check_catches_a_node_that_overcommits() -> None:
     with pytest.raises(InvariantBroken, match="runs .* cpus on"):
         for seed in range(20):
             JobSim(seed, queue_type=_Greedy).run()
+
+
+USAGE_PLANTED_WITHIN = 60
+"""The planted usage bug is caught within this many seeds from 0 (first at seed 32 when written)."""
+
+
+def test_the_usage_check_catches_a_table_that_files_a_late_attempts_figures_under_the_current_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    finish = JobTable._finish
+
+    def planted(table: JobTable, cmd: FinishAttempt, at: float) -> list[str]:
+        job = table.get(cmd.job_id)
+        if job is not None and job.state in ACTIVE_STATES and 1 <= job.attempt != cmd.attempt:
+            _used(job, replace(cmd, attempt=job.attempt))  # the stale end's figures, filed as the current one's
+        return finish(table, cmd, at)
+
+    monkeypatch.setattr(JobTable, "_finish", planted)
+    with pytest.raises(InvariantBroken, match="keeps usage no such attempt reported"):
+        for seed in range(USAGE_PLANTED_WITHIN):
+            JobSim(seed).run()
