@@ -52,7 +52,7 @@ from swarmcompute.errors import (
 from swarmcompute.executor.cgroups import JobCgroups
 from swarmcompute.executor.pull_progress import PullProgress
 from swarmcompute.executor.spec import AttemptResult
-from swarmcompute.executor.usage import UsageNow
+from swarmcompute.executor.usage import UsageNow, UsageTally
 from swarmcompute.files.host import FilesHost
 from swarmcompute.limits import MAX_DEPENDENCIES
 from swarmcompute.membership.config import GossipConfig
@@ -228,6 +228,8 @@ class Daemon:
         self._start_wakeup = asyncio.Event()
         self._start_notices = StartNotices(START_NOTICE_DELAY_S)
         self._gang_env: GangEnv | None = None  # gang ranks' variables and hostfiles (``node.gang_env``)
+        self.executed = UsageTally()
+        """What the attempts that ended here used since this daemon started (``/metrics``)."""
         self._rounds: PlacementRounds | None = None
         self._committer: ReplicatedJobLog | None = None
         self._link: ClusterLink | None = None
@@ -867,6 +869,7 @@ class Daemon:
         return self._gang_env.spec_to_start(self.table, job, attempt)
 
     def _on_attempt_exit(self, result: AttemptResult) -> None:
+        self.executed.add(result.cpu_s, result.max_rss_bytes)
         if self._gang_env is not None:
             self._gang_env.ended(result.job_id, result.attempt)
         self._start_notices.drop((result.job_id, result.attempt))  # the result says it all
@@ -1716,6 +1719,8 @@ class Daemon:
             "peer_bytes_received": stats.received_bytes,
             "peer_connections": stats.peers,
             "gossip": dict(self.gossip.core.counters),
+            "executed_cpu_s": self.executed.cpu_s,
+            "executed_peaks": (list(self.executed.peaks), self.executed.peak_sum),
         }
 
     def status(self) -> dict[str, Any]:

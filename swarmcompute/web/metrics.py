@@ -17,7 +17,9 @@ batched ones: ``transport.outbox``), ``swarm_peer_messages_received_total``,
 ``swarm_peer_messages_dropped_total``, ``swarm_peer_bytes_sent_total``, ``swarm_peer_bytes_received_total``,
 ``swarm_peer_connections``; the failure detector's ``swarm_gossip_probes_total``,
 ``swarm_gossip_probes_spared_total``, ``swarm_gossip_indirect_probes_total``, ``swarm_gossip_suspicions_total`` and
-``swarm_gossip_declared_dead_total``; and the process's own
+``swarm_gossip_declared_dead_total``; what the jobs that ended on this node used,
+``swarm_executed_cpu_seconds_total`` and the histogram ``swarm_executed_peak_memory_bytes``
+(process jobs that ended by themselves: ``executor.usage.UsageTally``); and the process's own
 (``process_resident_memory_bytes``, ...).
 
 A scrape walks the job table once. Imported at the first scrape: prometheus_client costs an idle
@@ -36,6 +38,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
+from swarmcompute.executor.usage import PEAK_BUCKETS
 from swarmcompute.state.job import JobState
 
 if TYPE_CHECKING:
@@ -182,3 +185,17 @@ def _node_view(status: dict[str, Any], view: dict[str, Any]) -> Iterator[Metric]
     yield GaugeMetricFamily("swarm_peer_connections", "open connections to peers", value=view["peer_connections"])
     for name, text, key in GOSSIP_COUNTERS:
         yield CounterMetricFamily(name, text, value=view["gossip"][key])
+    yield CounterMetricFamily(
+        "swarm_executed_cpu_seconds",
+        "CPU seconds the jobs that ended on this node used (process jobs that ended by themselves)",
+        value=view["executed_cpu_s"],
+    )
+    peaks, peak_sum = view["executed_peaks"]
+    buckets = [(f"{b:g}", float(sum(peaks[: i + 1]))) for i, b in enumerate(PEAK_BUCKETS)]
+    buckets.append(("+Inf", float(sum(peaks))))
+    yield HistogramMetricFamily(
+        "swarm_executed_peak_memory_bytes",
+        "peak memory of the largest process of each job that ended on this node (at most: its bound)",
+        buckets=buckets,
+        sum_value=float(peak_sum),
+    )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from swarmcompute.executor.usage import usage_now
+from swarmcompute.executor.usage import PEAK_BUCKETS, UsageTally, usage_now
 
 TICK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -73,3 +73,13 @@ def test_with_a_cgroup_its_processes_and_its_cpu_stat_are_read(tmp_path: Path) -
     (cgroup / "cpu.stat").write_text("usage_usec 7500000\n")
     used = usage_now(100, str(cgroup), proc=proc)
     assert used is not None and (used.processes, used.cpu_s, used.rss_bytes) == (2, 7.5, 30 * PAGE)
+
+
+def test_the_tally_counts_cpu_and_files_each_peak_under_the_first_bound_it_is_at_or_under() -> None:
+    tally = UsageTally()
+    tally.add(None, None)  # not measured (a Docker job, a cancelled one): nothing
+    tally.add(1.5, 16 << 20)  # exactly a bound: "le" it
+    tally.add(0.25, (16 << 20) + 1)
+    tally.add(None, 1 << 40)  # past the last bound
+    assert tally.cpu_s == 1.75 and tally.peak_sum == (32 << 20) + 1 + (1 << 40)
+    assert tally.peaks == [1, 1, 0, 0, 0, 0, 0, 1] and len(tally.peaks) == len(PEAK_BUCKETS) + 1

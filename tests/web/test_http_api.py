@@ -269,7 +269,7 @@ def test_metrics_parse_as_prometheus_text_and_every_grafana_query_names_an_expor
 ) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
-    cluster[0].client.wait(cluster[0].client.submit(["true"]), timeout=30)
+    cluster[1].client.wait(cluster[1].client.submit(["true"], node="n1"), timeout=30)
     response = _get(cluster[1], "/metrics")
     assert response.status_code == 200
     samples = {s.name: s for family in text_string_to_metric_families(response.text) for s in family.samples}
@@ -280,6 +280,10 @@ def test_metrics_parse_as_prometheus_text_and_every_grafana_query_names_an_expor
     gossip = {k: samples[f"swarm_gossip_{k}_total"].value for k in ("probes", "indirect_probes", "suspicions")}
     assert gossip["probes"] >= gossip["indirect_probes"] and gossip["probes"] >= gossip["suspicions"]
     assert "swarm_gossip_declared_dead_total" in samples
+    # what the jobs that ended on this node used: the `true` above (n1), and those of other tests
+    assert samples["swarm_executed_cpu_seconds_total"].value > 0
+    peaks = samples["swarm_executed_peak_memory_bytes_count"].value
+    assert peaks >= 1 and samples["swarm_executed_peak_memory_bytes_sum"].value >= peaks * (1 << 20)
     up = [s for f in text_string_to_metric_families(response.text) for s in f.samples if s.name == "swarm_node_up"]
     assert {s.labels["node"] for s in up} == {"n0", "n1", "n2"}
     dashboard = json.loads((ROOT / "examples" / "grafana-dashboard.json").read_text())
