@@ -102,6 +102,19 @@ def _op(
     return op
 
 
+def _body(
+    properties: dict[str, Any], *, required: tuple[str, ...] = (), optional: bool = False, closed: bool = False
+) -> dict[str, Any]:
+    """A JSON object request body of ``properties`` (``required`` ones; ``closed``: no others)."""
+    schema: dict[str, Any] = {"type": "object"}
+    if closed:
+        schema["additionalProperties"] = False
+    if required:
+        schema["required"] = list(required)
+    schema["properties"] = properties
+    return {"required": not optional, "content": {"application/json": {"schema": schema}}}
+
+
 def _path_param(name: str, description: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "description": description, "schema": {"type": "string"}}
 
@@ -114,6 +127,7 @@ def openapi_document() -> dict[str, Any]:
     job_ref = _path_param(
         "ref", "a job id, a unique prefix of one, a job name (the newest wins), or an array id (`array`)"
     )
+    jobs_answer = _json({"type": "object", "properties": {"jobs": {"type": "array", "items": _ref("Job")}}})
     job_or_array = _json({"oneOf": [_ref("Job"), _ref("Array")]}, "the job; for an array id, the array")
     cancelled = _json(
         {"oneOf": [_ref("Job"), {"type": "array", "items": _ref("Job")}]},
@@ -228,22 +242,11 @@ def openapi_document() -> dict[str, Any]:
             "post": _op(
                 "wait until the jobs end (503 NodeStoppingError, with Retry-After, when the node stops meanwhile:"
                 " ask again)",
-                {"200": _json({"type": "object", "properties": {"jobs": {"type": "array", "items": _ref("Job")}}})},
-                requestBody={
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["ids"],
-                                "properties": {
-                                    "ids": {"type": "array", "items": {"type": "string"}},
-                                    "timeout": {"type": ["number", "null"]},
-                                },
-                            }
-                        }
-                    },
-                },
+                {"200": jobs_answer},
+                requestBody=_body(
+                    {"ids": {"type": "array", "items": {"type": "string"}}, "timeout": {"type": ["number", "null"]}},
+                    required=("ids",),
+                ),
             )
         },
         "/api/v1/jobs/prune": {
@@ -293,28 +296,20 @@ def openapi_document() -> dict[str, Any]:
             "post": _op(
                 "cancel the open jobs of the token's user (every user's for root's) that the body selects, as"
                 " `swarm cancel --state/--name/--node/--user/--all` does (at least one of them)",
-                {"200": _json({"type": "object", "properties": {"jobs": {"type": "array", "items": _ref("Job")}}})},
-                requestBody={
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "additionalProperties": False,
-                                "properties": {
-                                    "state": {
-                                        "type": "array",
-                                        "items": {"type": "string", "enum": ["pending", "assigned", "running"]},
-                                    },
-                                    "name": {"type": "string", "description": "a shell pattern of the name"},
-                                    "node": {"type": "string"},
-                                    "user": {"type": "string"},
-                                    "all": {"type": "boolean", "description": "every open job (no other selection)"},
-                                },
-                            }
-                        }
+                {"200": jobs_answer},
+                requestBody=_body(
+                    {
+                        "state": {
+                            "type": "array",
+                            "items": {"type": "string", "enum": ["pending", "assigned", "running"]},
+                        },
+                        "name": {"type": "string", "description": "a shell pattern of the name"},
+                        "node": {"type": "string"},
+                        "user": {"type": "string"},
+                        "all": {"type": "boolean", "description": "every open job (no other selection)"},
                     },
-                },
+                    closed=True,
+                ),
             )
         },
         "/api/v1/jobs/{ref}": {
@@ -334,17 +329,7 @@ def openapi_document() -> dict[str, Any]:
                 " (all: every one); a gang, the same shape",
                 {"201": submitted},
                 params=[job_ref],
-                requestBody={
-                    "required": False,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "properties": {"all": {"type": "boolean"}, "job_id": {"type": "string"}},
-                            }
-                        }
-                    },
-                },
+                requestBody=_body({"all": {"type": "boolean"}, "job_id": {"type": "string"}}, optional=True),
             )
         },
         "/api/v1/jobs/{ref}/logs": {
@@ -422,18 +407,7 @@ def openapi_document() -> dict[str, Any]:
                 "set the node's labels (`swarm label`): K=V sets K, K= removes it",
                 node_row,
                 params=[node_ref],
-                requestBody={
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["labels"],
-                                "properties": {"labels": {"type": "array", "items": {"type": "string"}}},
-                            }
-                        }
-                    },
-                },
+                requestBody=_body({"labels": {"type": "array", "items": {"type": "string"}}}, required=("labels",)),
             )
         },
         "/api/v1/cluster": {"get": _op("the cluster's status (`swarm status --json`)", {"200": _json(_ref("Status"))})},
