@@ -153,6 +153,12 @@ def status_text(status: dict[str, Any]) -> str:
     ]
     if status.get("disk_problem"):  # this node's state dir takes no writes: new jobs are refused
         lines.append(f"disk     {printable(str(status['disk_problem']))}; new jobs refused here")
+    copy = status.get("copy_seen")
+    if copy:  # a cloned disk or SD card ran this node too; it stopped itself, this one kept the node
+        lines.append(
+            f"copy     a copy of this node's state directory ran at {printable(str(copy['address']))} {ago(copy['at'])}"
+            " and stopped itself: give that machine a state directory of its own"
+        )
     cgroups = status.get("cgroups") or {}
     if cgroups and not cgroups.get("enforced"):  # --cpus and --mem are reservations only here
         lines.append(f"limits   cgroups not usable: {printable(str(cgroups.get('problem')))}")

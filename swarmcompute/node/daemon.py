@@ -269,6 +269,8 @@ class Daemon:
         self._discovery: Any = None
         self._address_watch: Any = None
         self._fatal: SwarmError | None = None
+        self.copy_seen: dict[str, Any] | None = None
+        """The last copy of this node found running elsewhere (``_twin_found``): `swarm status` says it."""
         """Why the daemon stopped itself (raised by ``run`` once it closed everything)."""
         self._refusals: Any = None
         self.on_jobs_removed: list[Callable[[list[str]], None]] = []
@@ -993,6 +995,7 @@ class Daemon:
         name = self.identity.name if self.identity is not None else self.node_id
         ages = {"age_s": event.our_age_ms / 1000, "other_age_s": event.their_age_ms / 1000}  # who started later
         if not event.step_aside:
+            self.copy_seen = {"address": event.address, "at": time.time()}
             log.error(
                 "duplicate_node",
                 address=event.address,
@@ -1761,6 +1764,7 @@ class Daemon:
             "uptime_s": time.monotonic() - self.started_monotonic,
             "lease": self.lease.may_start(),
             "disk_problem": self.disk.problem,
+            "copy_seen": self.copy_seen,
             "cgroups": self.executor.processes.cgroups.view(),
             "run_as": "their submitters" if serves_every_user() else daemon_user(),
             "policy": self.table.policy.summary(),

@@ -48,6 +48,14 @@ def test_a_copy_of_a_running_node_stops_in_one_line_and_the_node_keeps_its_place
         log = copy.log_path.read_text()
         assert "raft_became_leader" not in log and "lease_gained" not in log, "the copy took part before it stopped"
         assert "this one keeps the node" in original.log_path.read_text()
+        seen = original.status()["copy_seen"]  # said where a person looks, not only in a log
+        assert seen is not None and seen["address"] == f"127.0.0.1:{copy.port}" and seen["at"] <= time.time()
+        said_in_status = original.swarm("status").stdout
+        assert (
+            f"copy     a copy of this node's state directory ran at 127.0.0.1:{copy.port} " in said_in_status
+            and "and stopped itself: give that machine a state directory of its own" in said_in_status
+        ), said_in_status
+        assert n0.status()["copy_seen"] is None
         # The original keeps its place, its address everywhere, and its job: never run twice.
         for node in nodes:
             wait_until(
