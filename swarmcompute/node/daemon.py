@@ -1269,24 +1269,32 @@ class Daemon:
             raise DiskFullError(f"{self.disk.problem}: this node takes no new jobs until space is freed there")
         await self._require_quorum()
         batch_ids = {s.id for s in specs}
+        batch_groups: dict[str, list[tuple[int, str]]] = {}
+        """The arrays and gangs this batch brings, by id: their members' (index or rank, id)."""
+        for s in specs:
+            if s.array_id or s.gang_id:
+                batch_groups.setdefault(s.array_id or s.gang_id, []).append((s.array_index or s.rank, s.id))
 
         def parents(refs: tuple[str, ...]) -> tuple[str, ...]:
             """Ids, unique prefixes or names, as everywhere else; an array's or a gang's id stands
-            for all of its jobs (Slurm's ``afterok:ARRAY``), those the history bound removed too."""
+            for all of its jobs (Slurm's ``afterok:ARRAY``), those the history bound removed too,
+            and those of one submitted in this same batch (a pipeline's steps in one submission)."""
             ids: list[str] = []
             for ref in refs:
                 if ref in batch_ids or ref in self.table.pruned:  # a pruned parent: the table knows its end
                     ids.append(ref)
                     continue
                 kind = self.table.group_kind(ref)
-                if kind is None:
+                if kind is None and ref not in batch_groups:
                     ids.append(self.table.resolve(ref).id)
                     continue
                 if kind == "array":  # by index, whichever are still held: the same ids for a retried submission
-                    held = [(j.spec.array_index, j.id) for j in self.table.array(ref)]
-                    group = [job_id for _, job_id in sorted(held + self.table.pruned_elements(ref))]
+                    held = [(j.spec.array_index, j.id) for j in self.table.array(ref)] + self.table.pruned_elements(ref)
+                elif kind == "gang":
+                    held = [(j.spec.rank, j.id) for j in self.table.gang(ref)]
                 else:
-                    group = [j.id for j in self.table.gang(ref)]
+                    held = []
+                group = list(dict.fromkeys(job_id for _, job_id in sorted(held + batch_groups.get(ref, []))))
                 if len(ids) + len(group) > MAX_DEPENDENCIES:
                     raise InvalidJobSpecError(
                         f"--after {ref}: its {len(group)} jobs are more than the {MAX_DEPENDENCIES} one job can wait on"

@@ -165,6 +165,28 @@ def test_many_jobs_go_in_one_submission_and_the_list_filters_and_pages(
     assert seed_shape.status_code == 200 and seed_shape.json()["state"] == "succeeded"
 
 
+def test_a_pipeline_in_one_submission_waits_on_an_array_and_a_gang_of_the_same_batch(
+    cluster: list[DaemonProcess], tokens: dict[str, str]
+) -> None:
+    a, b, _ = cluster
+    rw = tokens["rw"]
+    steps = [
+        {"argv": "echo reduced", "after": ["sweep-a"], "job_id": "reduce-a", "cpus": 0},  # before the array it names
+        {"argv": "echo part $SWARM_ARRAY_INDEX", "array": "0-3", "job_id": "sweep-a", "cpus": 0},
+        {"argv": "echo rank $SWARM_RANK", "ranks": 2, "job_id": "gang-a", "cpus": 0},
+        {"argv": "echo after the gang", "after": ["gang-a"], "job_id": "after-gang-a", "cpus": 0},
+    ]
+    made = _post(a, "/api/v1/jobs", rw, {"jobs": steps})
+    assert made.status_code == 201, made.text  # it was refused: "no job sweep-a"
+    waited = _post(b, "/api/v1/jobs/wait", rw, {"ids": ["reduce-a", "after-gang-a"], "timeout": 60}).json()["jobs"]
+    assert [(j["id"], j["state"]) for j in waited] == [("reduce-a", "succeeded"), ("after-gang-a", "succeeded")]
+    assert [j["after"] for j in waited] == [[f"sweep-a.{i}" for i in range(4)], ["gang-a.0", "gang-a.1"]]
+    parts = _post(b, "/api/v1/jobs/wait", rw, {"ids": ["sweep-a"], "timeout": 5}).json()["jobs"]
+    assert max(p["finished_at"] for p in parts) <= waited[0]["started_at"]  # it ran after every element
+    again = _post(a, "/api/v1/jobs", rw, {"jobs": steps})  # the same submission again: nothing new
+    assert again.status_code == 201 and again.json()["ids"] == made.json()["ids"]
+
+
 def test_open_jobs_are_cancelled_by_name_state_and_node_and_nothing_without_a_selection(
     cluster: list[DaemonProcess], tokens: dict[str, str]
 ) -> None:
