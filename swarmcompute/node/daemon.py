@@ -1270,10 +1270,18 @@ class Daemon:
         await self._require_quorum()
         batch_ids = {s.id for s in specs}
         batch_groups: dict[str, list[tuple[int, str]]] = {}
-        """The arrays and gangs this batch brings, by id: their members' (index or rank, id)."""
-        for s in specs:
-            if s.array_id or s.gang_id:
-                batch_groups.setdefault(s.array_id or s.gang_id, []).append((s.array_index or s.rank, s.id))
+        """The arrays and gangs this batch brings, by id: their members' (index or rank, id); read
+        once a job of the batch names a parent (most batches name none)."""
+
+        def in_batch(ref: str) -> list[tuple[int, str]]:
+            if not batch_groups:
+                for s in specs:
+                    if s.array_id:
+                        batch_groups.setdefault(s.array_id, []).append((s.array_index, s.id))
+                    elif s.gang_id:
+                        batch_groups.setdefault(s.gang_id, []).append((s.rank, s.id))
+                batch_groups.setdefault("", [])  # read: a batch without groups is not read again
+            return batch_groups.get(ref, []) if ref else []
 
         def parents(refs: tuple[str, ...]) -> tuple[str, ...]:
             """Ids, unique prefixes or names, as everywhere else; an array's or a gang's id stands
@@ -1285,7 +1293,7 @@ class Daemon:
                     ids.append(ref)
                     continue
                 kind = self.table.group_kind(ref)
-                if kind is None and ref not in batch_groups:
+                if kind is None and not in_batch(ref):
                     ids.append(self.table.resolve(ref).id)
                     continue
                 if kind == "array":  # by index, whichever are still held: the same ids for a retried submission
@@ -1294,7 +1302,7 @@ class Daemon:
                     held = [(j.spec.rank, j.id) for j in self.table.gang(ref)]
                 else:
                     held = []
-                group = list(dict.fromkeys(job_id for _, job_id in sorted(held + batch_groups.get(ref, []))))
+                group = list(dict.fromkeys(job_id for _, job_id in sorted(held + in_batch(ref))))
                 if len(ids) + len(group) > MAX_DEPENDENCIES:
                     raise InvalidJobSpecError(
                         f"--after {ref}: its {len(group)} jobs are more than the {MAX_DEPENDENCIES} one job can wait on"
