@@ -6,6 +6,7 @@ and exit status lost to the user."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -306,10 +307,19 @@ def test_a_wait_whose_daemon_restarted_is_asked_again_and_ends_with_the_jobs_sta
     assert out.read_text().startswith("waited failed (")
 
 
-def _connected_to(port: int) -> bool:
-    """Whether a TCP connection to local ``port`` is established (``/proc/net/tcp``)."""
-    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
-    return any(r.split()[1].endswith(f":{port:04X}") and r.split()[3] == "01" for r in rows)
+def _request_read_by(port: int) -> bool:
+    """Whether a connection to local ``port`` brought the server bytes and the server has read
+    them all (``ss``: the server side's Recv-Q is 0, its ``bytes_received`` is not): the request is
+    in the server's hands. (A connection merely established is not: the node loads its HTTP stack
+    at the first connection, and a stop before the request is read resets it, as it should.)"""
+    out = subprocess.run(
+        ["ss", "-tinH", "state", "established", "sport", "=", f":{port}"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    for header, info in zip(out[::2], out[1::2], strict=False):
+        received = re.search(r"\bbytes_received:(\d+)", info)
+        if header.split()[0] == "0" and received and int(received.group(1)) > 0:
+            return True
+    return False
 
 
 def test_a_rest_wait_on_a_node_that_stops_is_answered_503_node_stopping_with_retry_after(
@@ -331,7 +341,7 @@ def test_a_rest_wait_on_a_node_that_stops_is_answered_503_node_stopping_with_ret
     asking.start()
     try:
         wait_until(lambda: (tmp_path / "started.1").exists(), 30, "the job to start")
-        wait_until(lambda: _connected_to(daemon.http_port), 30, "the wait to reach the node")
+        wait_until(lambda: _request_read_by(daemon.http_port), 30, "the wait to reach the node")
         daemon.stop()  # graceful: the wait is answered now, not cut with a 500 at the grace's end
     finally:
         asking.join(60)
