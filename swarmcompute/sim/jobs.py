@@ -308,10 +308,10 @@ class JobSim:
         self._batch: list[Command] = []
         self._successes: dict[str, int] = {}
         self._pruned: set[str] = set()
-        self._reported: dict[tuple[str, int], set[tuple[str, float, int]]] = {}
-        """(job, attempt) -> (node, cpu_s, max_rss_bytes) of each end a node reported for it."""
         """Jobs the history bound removed from the committed table (``PruneJobs``), each checked
         as it went (finished, and succeeded once if it succeeded)."""
+        self._reported: dict[tuple[str, int], set[tuple[str, float, int]]] = {}
+        """(job, attempt) -> (node, cpu_s, max_rss_bytes) of each end a node reported for it."""
         self.late_resubmits = 0
         """Committed submissions of jobs already pruned: duplicates the table skips."""
         self.gangs = GangWatch()

@@ -192,9 +192,13 @@ def merged_usage(
     stored: tuple[tuple[float, int, bool], ...], patch: tuple[tuple[float, int, bool], ...]
 ) -> tuple[tuple[float, int, bool], ...]:
     """``stored`` with the entries ``patch`` measured (a late end of a compacted job's attempt)."""
-    n = max(len(stored), len(patch))
-    padded = stored + (UNMEASURED,) * (n - len(stored))
-    return tuple(p if p != UNMEASURED else s for s, p in zip(padded, patch + padded[len(patch) :], strict=True))
+
+    def at(usage: tuple[tuple[float, int, bool], ...], i: int) -> tuple[float, int, bool]:
+        return usage[i] if i < len(usage) else UNMEASURED
+
+    return tuple(
+        at(patch, i) if at(patch, i) != UNMEASURED else at(stored, i) for i in range(max(len(stored), len(patch)))
+    )
 
 
 RETRY_BACKOFF_MAX_S = 60.0
