@@ -36,6 +36,7 @@ from swarmcompute.errors import (
 )
 from swarmcompute.files.messages import CONTROL_REQUESTS as FILE_REQUESTS
 from swarmcompute.node.ticker import SLICE_S, sliced
+from swarmcompute.state.compact import matches
 from swarmcompute.state.job import Job, JobState
 from swarmcompute.state.policy import policy_toml
 from swarmcompute.state.table import job_matcher
@@ -458,9 +459,7 @@ class ControlServer:
         return tuple(
             j.id
             for j in self._daemon.table.open_jobs()
-            if (not states or j.state.value in states)
-            and (match is None or match(j.spec.name, j.spec.user, j.node))
-            and owns(uid, j.spec.user)
+            if (not states or j.state.value in states) and matches(match, j) and owns(uid, j.spec.user)
         )
 
     async def _paged(

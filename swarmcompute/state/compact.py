@@ -467,9 +467,11 @@ Matcher = Callable[[str, str, "str | None"], bool]
 """Whether a job is one asked for, by its name, user and node (`swarm jobs --name`: ``table.job_matcher``)."""
 
 
-def _who(j: Job | CompactJob) -> tuple[str, str, str | None]:
-    """The name, user and node of a job, held whole or compact."""
-    return (j.name, j.user, j.node) if isinstance(j, CompactJob) else (j.spec.name, j.spec.user, j.node)
+def matches(match: Matcher | None, j: Job | CompactJob) -> bool:
+    """Whether ``match`` (None: any job) takes the job, held whole or compact, by its name, user and node."""
+    if match is None:
+        return True
+    return match(j.name, j.user, j.node) if isinstance(j, CompactJob) else match(j.spec.name, j.spec.user, j.node)
 
 
 _ENDED = {s.value: s for s in JobState if s.is_terminal}
@@ -683,6 +685,6 @@ class AllJobs:
         picked = (
             (-j.submitted_at, next(seq), i)
             for i, j in held
-            if (wanted is None or j.state in wanted) and i not in skip and (match is None or match(*_who(j)))
+            if (wanted is None or j.state in wanted) and i not in skip and (match is None or matches(match, j))
         )
         return [self[i] for _, _, i in heapq.nsmallest(limit, picked)]

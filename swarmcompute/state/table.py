@@ -44,6 +44,7 @@ from swarmcompute.state.compact import (
     array_of,
     compact_of,
     linked,
+    matches,
 )
 from swarmcompute.state.drain import LabelNode, SetDrained, drained_after, label_changes_after
 from swarmcompute.state.forgotten import ForgetNode, forgotten_after
@@ -422,7 +423,7 @@ class JobTable:
                     continue
                 members = self.array(group) if job.spec.array_id else self.gang(group)
                 shown.update(self._arrays[group] if job.spec.array_id else self._gangs[group])
-                rows.append([j for j in members if (wanted is None or j.state in wanted) and _matches(match, j)])
+                rows.append([j for j in members if (wanted is None or j.state in wanted) and matches(match, j)])
             if len(recent) < k:
                 break
             k *= 4
@@ -1055,10 +1056,6 @@ def job_matcher(name: str, node: str, user: str, node_id_of: Callable[[str], str
         )
 
     return match
-
-
-def _matches(match: Matcher | None, job: Job) -> bool:
-    return match is None or match(job.spec.name, job.spec.user, job.node)
 
 
 def _set_at(items: tuple[_T, ...], attempt: int, value: _T, fill: _T) -> tuple[_T, ...]:
