@@ -56,15 +56,15 @@ _LOGS = {
     "--raw-path": ("raw_path", "flag", False),
     "--rank": ("rank", "int", False),
 }
-GRAMMAR: dict[str, tuple[dict[str, tuple[str, str, bool]], str | None, bool]] = {
-    # command: (options, the argument's name or None, whether it takes one or more values)
-    "status": ({**_STATE_DIR, **_JSON}, None, False),
-    "jobs": ({**_STATE_DIR, **_JSON, **_LIST, **_SELECT}, None, False),
-    "ps": ({**_STATE_DIR, **_JSON, **_LIST, **_SELECT}, None, False),
-    "show": ({**_STATE_DIR, **_JSON}, "job", False),
-    "logs": ({**_STATE_DIR, **_LOGS}, "job", False),
-    "wait": ({**_STATE_DIR, "--timeout": ("timeout", "text", False), **_JSON}, "jobs", True),
-    "cancel": ({**_STATE_DIR, **_CANCEL}, "jobs", True),
+GRAMMAR: dict[str, tuple[dict[str, tuple[str, str, bool]], str | None, str]] = {
+    # command: (options, the argument's name or None, how many values it takes: "0", "1", "1+", "0+")
+    "status": ({**_STATE_DIR, **_JSON}, None, "0"),
+    "jobs": ({**_STATE_DIR, **_JSON, **_LIST, **_SELECT}, None, "0"),
+    "ps": ({**_STATE_DIR, **_JSON, **_LIST, **_SELECT}, None, "0"),
+    "show": ({**_STATE_DIR, **_JSON}, "job", "1"),
+    "logs": ({**_STATE_DIR, **_LOGS}, "job", "1"),
+    "wait": ({**_STATE_DIR, "--timeout": ("timeout", "text", False), **_JSON}, "jobs", "1+"),
+    "cancel": ({**_STATE_DIR, **_CANCEL}, "jobs", "0+"),  # none: `swarm cancel --all`
     "rerun": (
         {
             **_STATE_DIR,
@@ -74,11 +74,9 @@ GRAMMAR: dict[str, tuple[dict[str, tuple[str, str, bool]], str | None, bool]] = 
             "--id": ("job_id", "text", False),
         },
         "job",
-        False,
+        "1",
     ),
 }
-OPTIONAL = frozenset({"cancel"})
-"""Commands whose argument may be left out (`swarm cancel --all`)."""
 _GLOBAL = {"--url": "SWARM_URL", "--api-token": "SWARM_API_TOKEN"}
 """The app's own options before the command (``cli.app._remote``): each sets its variable."""
 
@@ -121,7 +119,7 @@ def main(args: Sequence[str]) -> int | None:
 
 def parse(command: str, args: Sequence[str]) -> dict[str, Any] | None:
     """``command``'s keyword arguments from ``args``; None for anything typer should answer."""
-    options, argument, many = GRAMMAR[command]
+    options, argument, arity = GRAMMAR[command]
     values: dict[str, Any] = {}
     positional: list[str] = []
     i = 0
@@ -163,10 +161,10 @@ def parse(command: str, args: Sequence[str]) -> dict[str, Any] | None:
     if argument is None:
         if positional:
             return None
-    elif (not positional and command not in OPTIONAL) or (len(positional) > 1 and not many):
+    elif (not positional and arity != "0+") or (len(positional) > 1 and arity == "1"):
         return None
     elif positional:
-        values[argument] = positional if many else positional[0]
+        values[argument] = positional if arity != "1" else positional[0]
     if "state_dir" not in values:
         values["state_dir"] = os.environ.get("SWARM_STATE_DIR") or None  # as click: empty is unset
     return values
