@@ -661,7 +661,7 @@ class JobTable:
             job.node = a.node_id
             job.attempt_nodes = _set_at(job.attempt_nodes, a.attempt, a.node_id, "")
             job.assigned_at = cmd.at
-            job.started_at = None
+            job.started_at = job.finished_at = job.exit_code = None  # the earlier attempt's, if any
             self._move(
                 job,
                 Move.ASSIGN,

@@ -375,6 +375,23 @@ def test_cancel_is_terminal_and_keeps_the_killed_process_result() -> None:
     assert table.apply(CancelJobs(("r1",), "again", 6.0)) == []
 
 
+def test_a_new_attempt_clears_the_previous_attempts_exit_code_and_end() -> None:
+    """A job re-run after its daemon stopped read `running 143` with a runtime of -1.4 s in
+    `swarm jobs`: the new attempt's start against the old attempt's end."""
+    table = JobTable()
+    table.apply(SubmitJobs((spec("a1", retries=1),), 1.0))
+    running(table)
+    table.apply(finish("a1", 1, exit_code=143, end="stopped"))
+    table.apply(AssignJobs((Assignment("a1", 2, "n1"),), 20.0))
+    table.apply(StartAttempt("a1", 2, "n1", 21.0))
+    job = table.get("a1")
+    assert job is not None and job.state is JobState.RUNNING
+    assert (job.exit_code, job.finished_at, job.started_at) == (None, None, 21.0)
+    table.apply(CancelJobs(("a1",), "cancelled by user", 22.0))
+    table.apply(finish("a1", 2, exit_code=-15, at=22.5))
+    assert job.exit_code == -15  # what the killed process left behind, not the earlier attempt's
+
+
 def test_resolve_by_id_prefix_and_name() -> None:
     table = JobTable()
     table.apply(SubmitJobs((spec("abc123"), spec("abd456"), spec("ff0000", name="train")), 1.0))
