@@ -76,6 +76,7 @@ SPEC_FIELDS = (
     "ranks_per_node",
     "mounts",
     "stdin",
+    "hold",
 )
 SPEC_DEFAULTS: dict[str, object] = {
     "name": "",
@@ -110,6 +111,7 @@ SPEC_DEFAULTS: dict[str, object] = {
     "ranks_per_node": 0,
     "mounts": [],
     "stdin": None,
+    "hold": False,
 }
 
 

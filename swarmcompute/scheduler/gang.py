@@ -152,8 +152,8 @@ class GangRound:
                 " it runs again once all ended",
             )
             return []
-        if any(backing_off(r.not_before, self.now) for r in ranks):
-            return []  # a retry's backoff
+        if any(r.held or backing_off(r.not_before, self.now) for r in ranks):
+            return []  # held (`swarm hold`), or a retry's backoff
         self._account(assignments)
         assert self._used is not None
         shape = GangShape.of(spec)

@@ -2,7 +2,7 @@
 
 Rules, in order:
 
-1. Runnable jobs only: pending, past their retry backoff, and with every
+1. Runnable jobs only: pending, not held (`swarm hold`), past their retry backoff, and with every
    ``after`` parent succeeded and every ``after_any`` parent ended.
 2. Higher ``priority`` first, first-submitted first within a level.
 3. A node fits when the job fits its capacity at all, and its *budget* (its
@@ -303,7 +303,11 @@ class _Line:
         for job in self.incoming.values():
             key = self.keys[job.id] = (-job.spec.priority, job.submitted_at, seq)
             seq += 1
-            if backing_off(job.not_before, now) or ((job.spec.after or job.spec.after_any) and table.waiting_on(job)):
+            if (
+                job.held
+                or backing_off(job.not_before, now)
+                or ((job.spec.after or job.spec.after_any) and table.waiting_on(job))
+            ):
                 continue
             self.ready.append(job)
             extra.setdefault(bucket_of(job.spec), []).append((*key, job))
@@ -367,7 +371,7 @@ class _Round:
         else:
             job = self.table.get(job_id)
             key = self.table.pending_key(job_id) if job is not None else None
-        if job is None or key is None or backing_off(job.not_before, self.now):
+        if job is None or key is None or job.held or backing_off(job.not_before, self.now):
             return None
         return job, key
 
@@ -470,7 +474,7 @@ def submitted_in(
         if isinstance(cmd, SubmitJobs):
             for spec in cmd.jobs:
                 if spec.id not in table and spec.id not in incoming:
-                    incoming[spec.id] = Job(spec=spec, submitted_at=cmd.at if at is None else at)
+                    incoming[spec.id] = Job(spec=spec, submitted_at=cmd.at if at is None else at, held=spec.hold)
                     if cmd.origin:
                         origin[spec.id] = cmd.origin
     return list(incoming.values()), origin

@@ -1,6 +1,6 @@
 """The reference placement: what ``placement.place`` decides, written the obvious way.
 
-Each round it gathers every pending job, drops those in a retry backoff or held by a parent,
+Each round it gathers every pending job, drops those held, in a retry backoff or held by a parent,
 sorts the rest (higher priority first, then first submitted, then the order they became pending)
 and walks the whole line, reserving room as it goes: the rules of ``scheduler.placement``, with
 nothing indexed. It is the cost the index saves (every round O(pending log pending): 57 % of the
@@ -50,7 +50,7 @@ def reference_place(
     blocked: dict[str, str] = {}
     waiting: dict[str, str] = {}
     for j in itertools.chain(table.pending_jobs(), incoming):
-        if backing_off(j.not_before, now):
+        if j.held or backing_off(j.not_before, now):
             continue
         if j.spec.after or j.spec.after_any:
             parents = table.waiting_on(j)

@@ -3,8 +3,9 @@
 Runs the whole-cluster simulator (``swarmcompute.sim.cluster``: Raft, gossip, leases, every
 node's rules and the scheduler, on 5 nodes unless ``--nodes`` says otherwise) over many seeds and
 prints one summary line; ``--raft`` runs the Raft cluster alone, ``--jobs`` the job simulation
-over an abstract log. Exits 1 on any violation, after printing ``SWARM_SEED=<n>`` for every
-failing seed and the event trace of the first one (replayed from its seed alone).
+over an abstract log (``--holds``: with users holding and releasing jobs). Exits 1 on any
+violation, after printing ``SWARM_SEED=<n>`` for every failing seed and the event trace of the
+first one (replayed from its seed alone).
 This is a shell: it may read the wall clock to report throughput.
 """
 
@@ -42,12 +43,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--raft", action="store_true", help="sweep the Raft cluster alone")
     mode.add_argument("--jobs", action="store_true", help="sweep the job simulation over an abstract log")
+    parser.add_argument("--holds", action="store_true", help="with --jobs: users hold and release jobs too")
     defaults = SimOptions()
     parser.add_argument("--safety-ticks", type=int, default=defaults.safety_ticks, help="with --raft")
     parser.add_argument("--liveness-ticks", type=int, default=defaults.liveness_ticks, help="with --raft")
     args = parser.parse_args(argv)
     if args.jobs:
-        return _jobs(args.seeds, args.start, args.nodes or 5, args.trace)
+        return _jobs(args.seeds, args.start, args.nodes or 5, args.trace, args.holds)
     if args.raft:
         return _raft(args, replace(defaults, safety_ticks=args.safety_ticks, liveness_ticks=args.liveness_ticks))
     return _cluster(args.seeds, args.start, args.nodes or 5, args.trace, args.workers)
@@ -92,18 +94,18 @@ def _raft(args: argparse.Namespace, options: SimOptions) -> int:
     )
 
 
-def _jobs(seeds: int, start: int, nodes: int, trace: int | None) -> int:
+def _jobs(seeds: int, start: int, nodes: int, trace: int | None, holds: bool = False) -> int:
     if trace is not None:
-        one = run_job_seed(trace, nodes, trace=True)
+        one = run_job_seed(trace, nodes, trace=True, holds=holds)
         return _traced(one.trace, one.seed, one.nodes, 0 if one.ok else 1)
     started = time.monotonic()
-    summary = job_sweep(seeds, start, nodes)
+    summary = job_sweep(seeds, start, nodes, holds=holds)
     wall_s = time.monotonic() - started
     return _reported(
         f"{summary.line()} wall_s={wall_s:.1f} seeds_per_s={summary.seeds / max(wall_s, 1e-9):.1f}",
         [(f.seed, f.nodes, str(f.violation)) for f in summary.failures],
-        lambda seed, n: run_job_seed(seed, n, trace=True).trace,
-        "--jobs ",
+        lambda seed, n: run_job_seed(seed, n, trace=True, holds=holds).trace,
+        "--jobs --holds " if holds else "--jobs ",
     )
 
 

@@ -131,6 +131,7 @@ from swarmcompute.state.commands import (
     CancelJobs,
     Command,
     FinishAttempt,
+    HoldJobs,
     RequeueLost,
     StartAttempt,
     SubmitJobs,
@@ -276,8 +277,12 @@ class JobSim:
         queue_type: type[LocalQueue] = LocalQueue,
         deposed_log: str = DEPOSED_LOG,
         trace: bool = False,
+        holds: bool = False,
     ) -> None:
         self.seed = seed
+        self.holds = holds
+        """Users hold jobs (some at submission) and release them later (`swarm hold`, `swarm
+        release`). Off by default: the seeds and traces the lease tests name were found without."""
         self.deposed_log = deposed_log
         self._queue_type = queue_type
         self.rng = random.Random(seed)
@@ -378,18 +383,27 @@ class JobSim:
             self.trace.append(f"{self.now:10.6f} {text}")
 
     def _schedule_jobs(self, count: int, keep_share: float) -> None:
+        # Holds draw from their own generator: each seed's jobs and faults are the same with them.
+        holds = random.Random(self.seed * 7919 + 1)
         made: list[str] = []
         for i in range(count):
             job_id = f"j{i:03d}"
             after = (self.rng.choice(made),) if made and self.rng.random() < 0.15 else ()
+            held = self.holds and holds.random() < 0.05
             spec = JobSpec(
                 id=job_id, argv=("sim",), priority=self.rng.choice((0, 0, 0, 5)),
                 cpus=self.rng.choice((0.0, 0.5, 1.0, 1.0, 2.0)), retries=self.rng.choice((0, 1, 2)), after=after,
-                on_disconnect="keep" if self.rng.random() < keep_share else "stop",
+                on_disconnect="keep" if self.rng.random() < keep_share else "stop", hold=held,
             )  # fmt: skip
-            self._at(self.rng.uniform(0.0, 3.0), "submit", spec)
+            when = self.rng.uniform(0.0, 3.0)
+            self._at(when, "submit", spec)
             if self.rng.random() < 0.08:
                 self._at(self.rng.uniform(0.0, 4.0), "cancel", job_id)
+            if held or (self.holds and holds.random() < 0.12):  # held at submission, or a moment later
+                if not held:
+                    when += holds.uniform(0.0, 0.05)  # often while a round places it
+                    self._at(when, "hold", (job_id, True))
+                self._at(when + holds.uniform(0.1, 3.0), "hold", (job_id, False))  # released later
             made.append(job_id)
 
     def _schedule_faults(self, crashes: int, cuts: int, pauses: int, one_way: int) -> None:
@@ -1143,6 +1157,10 @@ class JobSim:
         if isinstance(cmd, SubmitJobs):
             self.late_resubmits += sum(spec.id in self.table.pruned for spec in cmd.jobs)
         changed = self.table.apply(cmd, at)
+        for job_id in changed:
+            job = self.table.get(job_id)
+            if job is not None and job.held and job.state is not JobState.PENDING:
+                self._fail(f"held job {job_id} is {job.state.value} (attempt {job.attempt} on {job.node})")
         for job_id, job in going.items():
             if job is not None and job_id not in self.table:
                 if not job.state.is_terminal:
@@ -1161,6 +1179,10 @@ class JobSim:
 
     def _on_cancel(self, job_id: str) -> None:
         self._batch.append(CancelJobs((job_id,), "cancelled by user", self.now))
+
+    def _on_hold(self, arg: tuple[str, bool]) -> None:
+        job_id, held = arg
+        self._batch.append(HoldJobs((job_id,), held, "user", self.now))
 
     # -- checks ----------------------------------------------------------------------
 
@@ -1259,9 +1281,12 @@ class JobResult:
         return self.violation is None
 
 
-def run_job_seed(seed: int, nodes: int = 5, *, trace: bool = False, sim: type[JobSim] = JobSim) -> JobResult:
-    """One seed of the job simulation with every fault kind; never raises on a violation."""
-    run = sim(seed, nodes=nodes, trace=trace)
+def run_job_seed(
+    seed: int, nodes: int = 5, *, trace: bool = False, sim: type[JobSim] = JobSim, holds: bool = False
+) -> JobResult:
+    """One seed of the job simulation with every fault kind (``holds``: users hold and release jobs
+    too); never raises on a violation."""
+    run = sim(seed, nodes=nodes, trace=trace, holds=holds)
     violation = None
     try:
         run.run()

@@ -94,12 +94,18 @@ class JobSweepSummary:
 
 
 def job_sweep(
-    seeds: int, start: int = 0, nodes: int = 5, on_result: Callable[[JobResult], None] | None = None
+    seeds: int,
+    start: int = 0,
+    nodes: int = 5,
+    on_result: Callable[[JobResult], None] | None = None,
+    *,
+    holds: bool = False,
 ) -> JobSweepSummary:
-    """Run job-simulation seeds ``start .. start+seeds-1`` with every fault kind; never stops early."""
+    """Run job-simulation seeds ``start .. start+seeds-1`` with every fault kind (``holds``: users
+    hold and release jobs too); never stops early."""
     summary = JobSweepSummary()
     for seed in range(start, start + seeds):
-        result = run_job_seed(seed, nodes)
+        result = run_job_seed(seed, nodes, holds=holds)
         summary.seeds += 1
         summary.starts += result.starts
         summary.reruns += result.reruns

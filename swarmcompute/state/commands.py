@@ -146,6 +146,20 @@ class CancelJobs:
     at: float
 
 
+@codec.message("cmd.hold")
+@dataclass(frozen=True, slots=True)
+class HoldJobs:
+    """Hold pending jobs (``held``), or release held ones: a held job is never placed. A job
+    that is not pending is left as it is (a placement that came first stands; `swarm cancel`
+    stops it); a gang rank's hold or release is its whole gang's, as the gang is placed whole."""
+
+    job_ids: tuple[str, ...]
+    held: bool
+    by: str
+    """Who asked (a user name; "" unknown): said in the held job's message."""
+    at: float
+
+
 @codec.message("cmd.truncated")
 @dataclass(frozen=True, slots=True)
 class OutputTruncated:
@@ -165,6 +179,7 @@ Command = (
     | RequeueLost
     | ReleaseQueued
     | CancelJobs
+    | HoldJobs
     | OutputTruncated
     | PruneJobs
     | SetPolicy

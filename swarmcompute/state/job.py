@@ -102,6 +102,7 @@ class Reason(StrEnum):
     DEPENDENCY_FAILED = "dependency_failed"
     RANK_DONE = "rank_done"
     RANK_FAILED = "rank_failed"
+    HELD = "held"  # pending, held (`swarm hold`, `swarm run --hold`) until `swarm release`
     REMOVED = "removed"  # the history bound removed it before a `wait` began: how it ended is all that is kept
 
 
@@ -175,6 +176,8 @@ class JobSpec:
     stdin: tuple[str, int] | None = None
     """(sha256, size) of the bytes every attempt reads as its stdin (``swarm run --stdin``), shipped
     as the files are (``swarmcompute.files``: only the hash is replicated); None: ``/dev/null``."""
+    hold: bool = False
+    """Submitted held (``swarm run --hold``): it waits, pending, until released (``Job.held``)."""
 
     @property
     def command(self) -> str:
@@ -256,6 +259,9 @@ class Job:
     """What each ended attempt used, ``(cpu_s, max_rss_bytes, max_rss_at_most)``, indexed as
     ``attempt_nodes``; ``UNMEASURED`` where its node did not say (a Docker job, an older node, one
     still running), -1 for either figure it did not measure."""
+    held: bool = False
+    """A pending job that is never placed until released (`swarm hold`, ``JobSpec.hold``;
+    ``state.table``): a placement decided before the hold committed is stale when it comes."""
 
     @property
     def id(self) -> str:
@@ -332,6 +338,7 @@ class Job:
             "local_rank": self.local_rank if spec.ranks and self.attempt else None,
             "master_port": self.gang_port or None,
             "output_truncated": self.attempt in self.truncated_attempts,
+            "held": self.held,
             **self.usage(self.attempt),
             "attempts": [
                 {"attempt": n, "node": node or None, "ended": how or None, **self.usage(n)}

@@ -47,6 +47,7 @@ class JobRecord:
     truncated_attempts: tuple[int, ...] = ()
     origin: str = ""
     attempt_usage: tuple[tuple[float, int, bool], ...] = ()
+    held: bool = False
 
 
 @codec.message("state.table_snapshot")
@@ -104,6 +105,7 @@ def job_of(r: JobRecord) -> Job:
         truncated_attempts=r.truncated_attempts,
         origin=r.origin,
         attempt_usage=r.attempt_usage,
+        held=r.held,
     )
 
 

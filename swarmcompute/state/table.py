@@ -29,6 +29,7 @@ from swarmcompute.state.commands import (
     CancelJobs,
     Command,
     FinishAttempt,
+    HoldJobs,
     OutputTruncated,
     ReleaseQueued,
     RequeueLost,
@@ -553,6 +554,8 @@ class JobTable:
                 return self._release(cmd)
             case CancelJobs():
                 return self._cancel(cmd, cmd.at if at is None else at)
+            case HoldJobs():
+                return self._hold(cmd)
             case OutputTruncated():
                 return self._truncated(cmd)
             case PruneJobs():
@@ -582,7 +585,7 @@ class JobTable:
         for spec in cmd.jobs:
             if spec.id in self._jobs or spec.id in self.pruned:
                 continue  # idempotent: the first submission wins, even once it was pruned
-            job = Job(spec=spec, submitted_at=at, origin=cmd.origin)
+            job = Job(spec=spec, submitted_at=at, origin=cmd.origin, held=spec.hold)
             self._jobs[spec.id] = job
             self._opened(job)
             self._add_pending(job)
@@ -598,6 +601,8 @@ class JobTable:
                     if ended in (JobState.FAILED, JobState.CANCELLED):
                         changed.extend(self._cancel_for_parent(job, parent_id, ended, at))
                         break
+            if job.held and job.state is JobState.PENDING:
+                job.reason, job.message = Reason.HELD, _held_message(job, None)
         return changed
 
     def _index_groups(self, job: Job) -> None:
@@ -615,8 +620,8 @@ class JobTable:
         self._next_open += 1
 
     def _ready(self, job: Job) -> bool:
-        """No parent holds ``job`` back (``waiting_on`` is empty)."""
-        return not (job.spec.after or job.spec.after_any) or not self.waiting_on(job)
+        """Neither a hold nor a parent holds ``job`` back (``waiting_on`` is empty)."""
+        return not job.held and (not (job.spec.after or job.spec.after_any) or not self.waiting_on(job))
 
     def _parent_moved(self, parent: Job) -> None:
         """``parent`` ended (or was loaded): its pending children may be ready now."""
@@ -652,8 +657,8 @@ class JobTable:
         whole = self._whole_gangs(cmd.assignments)
         for a in cmd.assignments:
             job = self._open.get(a.job_id)
-            if job is None or job.state is not JobState.PENDING or a.attempt != job.attempt + 1:
-                continue  # a stale scheduling decision
+            if job is None or job.state is not JobState.PENDING or a.attempt != job.attempt + 1 or job.held:
+                continue  # a stale scheduling decision (a hold committed after it was made, too)
             if job.spec.ranks and job.spec.gang_id not in whole:
                 continue  # a gang is placed whole or not at all
             job.gang_port, job.gang_stop, job.local_rank = a.port, "", whole.get(job.spec.gang_id, {}).get(job.id, 0)
@@ -683,7 +688,7 @@ class JobTable:
         for gang_id, chosen in placed.items():
             ranks = self.gang(gang_id)
             if len(ranks) != len(chosen) or any(
-                r.id not in chosen or r.state is not JobState.PENDING or chosen[r.id].attempt != r.attempt + 1
+                r.id not in chosen or r.state is not JobState.PENDING or r.held or chosen[r.id].attempt != r.attempt + 1
                 for r in ranks
             ):
                 continue
@@ -931,6 +936,28 @@ class JobTable:
             self.pruned = remember_pruned(self.pruned, removed)
         return [j.id for j in removed]
 
+    def _hold(self, cmd: HoldJobs) -> list[str]:
+        """Hold or release the named pending jobs (a gang rank: its whole gang)."""
+        changed: list[str] = []
+        for job_id in cmd.job_ids:
+            job = self._open.get(job_id)
+            if job is None:
+                continue
+            for one in self.gang(job.spec.gang_id) if job.spec.ranks else (job,):
+                if one.state is not JobState.PENDING or one.held == cmd.held or one.id in changed:
+                    continue
+                one.held = cmd.held
+                if cmd.held:
+                    one.reason, one.message = Reason.HELD, _held_message(one, cmd.by)
+                elif self._ready(one):
+                    one.reason, one.message = Reason.SUBMITTED, "waiting to be scheduled" + _by(cmd.by, "released")
+                else:
+                    one.reason = Reason.WAITING_DEPENDENCIES
+                    one.message = "waiting for " + ", ".join(self.waiting_on(one)) + _by(cmd.by, "released")
+                self._index.set_ready(one, self._ready(one))
+                changed.append(one.id)
+        return changed
+
     def _cancel(self, cmd: CancelJobs, at: float) -> list[str]:
         changed = []
         for job_id in cmd.job_ids:
@@ -966,6 +993,7 @@ class JobTable:
             self._drop_pending(job)
         self._track_active(job)
         if state.is_terminal:
+            job.held = False  # a held job cancelled (a hold reaches pending jobs only)
             self._open.pop(job.id, None)
             self._open_seq.pop(job.id, None)
             self._finished[job.id] = job
@@ -1021,6 +1049,17 @@ class JobTable:
                 self._pending_priorities[job.spec.priority] = left
             else:
                 del self._pending_priorities[job.spec.priority]
+
+
+def _held_message(job: Job, by: str | None) -> str:
+    """A held job's message; ``by``: who held it (None: it was submitted held)."""
+    what = job.spec.gang_id if job.spec.ranks else job.id
+    return f"`swarm release {what}` lets it run" + (" (submitted held)" if by is None else _by(by, "held"))
+
+
+def _by(user: str, done: str) -> str:
+    """ " (held by ann)"; " (held)" when no one is named."""
+    return f" ({done} by {user})" if user else f" ({done})"
 
 
 _END_WORDS = {Reason.TIMEOUT: "timeout", Reason.SPAWN_FAILED: "could not start", Reason.CANCELLED: "cancelled"}

@@ -11,7 +11,7 @@ import pytest
 from swarmcompute.rules.local_queue import LocalQueue
 from swarmcompute.scheduler.placement import NodeCapacity
 from swarmcompute.sim.jobs import InvariantBroken, JobSim
-from swarmcompute.state.commands import FinishAttempt
+from swarmcompute.state.commands import AssignJobs, FinishAttempt
 from swarmcompute.state.job import ACTIVE_STATES, Job
 from swarmcompute.state.table import JobTable, _used
 
@@ -22,6 +22,12 @@ SEEDS_PER_CHUNK = 10
 def test_invariants_hold_over_many_seeds(chunk: int) -> None:
     for seed in range(chunk * SEEDS_PER_CHUNK, (chunk + 1) * SEEDS_PER_CHUNK):
         JobSim(seed).run()
+
+
+@pytest.mark.parametrize("chunk", range(2))
+def test_invariants_hold_while_users_hold_and_release_jobs(chunk: int) -> None:
+    for seed in range(chunk * SEEDS_PER_CHUNK, (chunk + 1) * SEEDS_PER_CHUNK):
+        JobSim(seed, holds=True).run()
 
 
 def test_a_seed_replays_exactly() -> None:
@@ -66,3 +72,26 @@ def test_the_usage_check_catches_a_table_that_files_a_late_attempts_figures_unde
     with pytest.raises(InvariantBroken, match="keeps usage no such attempt reported"):
         for seed in range(USAGE_PLANTED_WITHIN):
             JobSim(seed).run()
+
+
+def test_the_hold_check_catches_a_table_that_takes_a_placement_decided_before_a_hold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Users hold jobs while the leader's rounds place them: a placement in the same entry as the
+    hold, after it, must be stale (``JobTable._assign``). Planted: the table forgets to check."""
+    assign = JobTable._assign
+
+    def planted(table: JobTable, cmd: AssignJobs) -> list[str]:
+        held = [j for a in cmd.assignments if (j := table.get(a.job_id)) is not None and j.held]
+        for job in held:
+            job.held = False  # the check does not see it
+        try:
+            return assign(table, cmd)
+        finally:
+            for job in held:
+                job.held = True  # nothing released it
+
+    monkeypatch.setattr(JobTable, "_assign", planted)
+    with pytest.raises(InvariantBroken, match="held job .* is assigned"):
+        for seed in range(5):  # caught at each of seeds 0-3 when written
+            JobSim(seed, holds=True).run()

@@ -14,6 +14,7 @@ from swarmcompute.state.commands import (
     Assignment,
     CancelJobs,
     FinishAttempt,
+    HoldJobs,
     ReleaseQueued,
     RequeueLost,
     StartAttempt,
@@ -375,6 +376,94 @@ def test_cancel_is_terminal_and_keeps_the_killed_process_result() -> None:
     assert table.apply(CancelJobs(("r1",), "again", 6.0)) == []
 
 
+def _placeable(table: JobTable) -> set[str]:
+    """The ids in the pending index's buckets: what a placement round may place."""
+    return {entry[3].id for bucket in table.pending_index.buckets() for entry in bucket}
+
+
+def test_a_held_job_is_never_placeable_until_released_and_says_how_to_release_it() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec("a1"), spec("a2")), 1.0))
+    assert table.apply(HoldJobs(("a1",), True, "ann", 2.0)) == ["a1"]
+    job = table.get("a1")
+    assert job is not None and job.held and job.state is JobState.PENDING and job.reason is Reason.HELD
+    assert job.message == "`swarm release a1` lets it run (held by ann)"
+    assert job.view()["held"] is True
+    assert _placeable(table) == {"a2"}
+    assert table.apply(HoldJobs(("a1",), True, "bob", 3.0)) == []  # already held: nothing changes
+    assert table.apply(HoldJobs(("a1",), False, "bob", 4.0)) == ["a1"]
+    assert (
+        not job.held and job.reason is Reason.SUBMITTED and job.message == "waiting to be scheduled (released by bob)"
+    )
+    assert _placeable(table) == {"a1", "a2"}
+
+
+def test_an_assignment_decided_before_a_hold_committed_is_stale() -> None:
+    """The leader's round may place a job while a hold of it is on its way through the log: the
+    hold, applied first, wins, and the placement changes nothing."""
+    table = JobTable()
+    table.apply(SubmitJobs((spec("a1"),), 1.0))
+    table.apply(HoldJobs(("a1",), True, "ann", 2.0))
+    assert table.apply(AssignJobs((Assignment("a1", 1, "n1"),), 2.5)) == []
+    job = table.get("a1")
+    assert job is not None and job.state is JobState.PENDING and job.attempt == 0 and job.node is None
+
+
+def test_a_hold_leaves_a_job_that_is_not_pending_as_it_is() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec("a1"),), 1.0))
+    running(table)
+    assert table.apply(HoldJobs(("a1",), True, "ann", 4.0)) == []
+    job = table.get("a1")
+    assert job is not None and not job.held and job.state is JobState.RUNNING
+    table.apply(finish("a1", 1))
+    assert table.apply(HoldJobs(("a1",), True, "ann", 11.0)) == [] and not job.held
+
+
+def test_a_job_submitted_held_waits_and_a_held_child_stays_held_when_its_parent_ends() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec("p"), spec("c", after=("p",), hold=True), spec("h", hold=True)), 1.0))
+    held = table.get("h")
+    assert held is not None and held.held and held.reason is Reason.HELD
+    assert held.message == "`swarm release h` lets it run (submitted held)"
+    assert _placeable(table) == {"p"}
+    running(table, "p")
+    table.apply(finish("p", 1))
+    assert _placeable(table) == set()  # the parent let the child go, its hold did not
+    table.apply(HoldJobs(("c", "h"), False, "", 12.0))
+    assert _placeable(table) == {"c", "h"}
+    child = table.get("c")
+    assert child is not None and child.message == "waiting to be scheduled (released)"
+
+
+def test_a_held_child_released_while_its_parent_runs_waits_for_the_parent() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec("p"), spec("c", after=("p",), hold=True)), 1.0))
+    table.apply(HoldJobs(("c",), False, "ann", 2.0))
+    child = table.get("c")
+    assert child is not None and child.reason is Reason.WAITING_DEPENDENCIES
+    assert child.message == "waiting for p (released by ann)" and _placeable(table) == {"p"}
+
+
+def test_a_gang_is_held_and_released_whole_and_never_placed_in_part() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs(tuple(ranks_of(spec("g"), 3, 1)), 1.0))
+    assert sorted(table.apply(HoldJobs(("g.1",), True, "ann", 2.0))) == ["g.0", "g.1", "g.2"]
+    assert all(r.held and r.message.startswith("`swarm release g` ") for r in table.gang("g"))
+    placed = (Assignment("g.0", 1, "n1"), Assignment("g.1", 1, "n1"), Assignment("g.2", 1, "n2"))
+    assert table.apply(AssignJobs(placed, 3.0)) == []
+    assert sorted(table.apply(HoldJobs(("g.0",), False, "ann", 4.0))) == ["g.0", "g.1", "g.2"]
+    assert sorted(table.apply(AssignJobs(placed, 5.0))) == ["g.0", "g.1", "g.2"]
+
+
+def test_a_held_job_cancelled_is_not_held_any_more() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec("a1", hold=True),), 1.0))
+    table.apply(CancelJobs(("a1",), "cancelled by user", 2.0))
+    job = table.get("a1")
+    assert job is not None and job.state is JobState.CANCELLED and not job.held
+
+
 def test_a_new_attempt_clears_the_previous_attempts_exit_code_and_end() -> None:
     """A job re-run after its daemon stopped read `running 143` with a runtime of -1.4 s in
     `swarm jobs`: the new attempt's start against the old attempt's end."""
@@ -475,6 +564,7 @@ def _random_commands(rng: random.Random, n: int) -> list[object]:
                                 retries=rng.randint(0, 2),
                                 after=(rng.choice(ids),) if rng.random() < 0.3 else (),
                                 after_any=(rng.choice(ids),) if rng.random() < 0.2 else (),
+                                hold=rng.random() < 0.1,
                             ),
                         ),
                         float(step),
@@ -498,6 +588,7 @@ def _random_commands(rng: random.Random, n: int) -> list[object]:
                     RequeueLost(job_id, attempt, "gone", float(step)),
                     ReleaseQueued(job_id, attempt, rng.choice(["n1", "n2"]), "busy", float(step)),
                     CancelJobs((job_id,), "cancelled by user", float(step)),
+                    HoldJobs((job_id,), rng.random() < 0.5, "ann", float(step)),
                 ]
             )
         )
