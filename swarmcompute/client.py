@@ -20,7 +20,7 @@ from typing import Any
 from swarmcompute import errors
 from swarmcompute.api import lean
 from swarmcompute.api import messages as m
-from swarmcompute.api.lean_client import check_attempt, error_from, list_request, selectors
+from swarmcompute.api.lean_client import check_attempt, error_from, hold_request, list_request, selectors
 from swarmcompute.api.lean_client import job_ref as _job_ref
 from swarmcompute.api.lean_client import job_refs as _job_refs
 from swarmcompute.api.lean_client import shown as _shown
@@ -59,6 +59,7 @@ _SPEC_OPTIONS = frozenset(
         "constraints",
         "mounts",
         "stdin",
+        "hold",
     }
 )
 _SHIP_OPTIONS = ("upload", "workdir", "max_upload")
@@ -104,7 +105,8 @@ def job_spec(argv: Sequence[str] | str, **options: Any) -> JobSpec:
     or a list of them: absolute host paths of the node that runs an ``image`` job, bind-mounted
     into its container where its user may read them, and write them unless ":ro"), stdin (text,
     bytes, or a binary file read to its end: what every attempt reads as its stdin, shipped with
-    the job; an ``image`` job's container reads it too).
+    the job; an ``image`` job's container reads it too), hold (submit it held: it waits until
+    ``release``).
     """
     unknown = set(options) - _SPEC_OPTIONS
     if unknown:
@@ -155,6 +157,7 @@ def _job_spec(argv: Sequence[str] | str, options: Mapping[str, Any]) -> JobSpec:
         ),
         "mounts": _strings(options.get("mounts"), "mounts must be SRC:DST (or SRC:DST:ro) or a list of them"),
         "stdin": _stdin_ref(options.get("stdin")),
+        "hold": bool(options.get("hold")),
     }
     if fields["gpu_mem"] and not fields["gpus"]:
         fields["gpus"] = 1
@@ -644,6 +647,19 @@ class Client:
         cursor = new_cursor()
         asked = (tuple(states), name, node, user, bool(every))
         return in_pages(lambda offset, limit: self._call(m.Cancel((), offset, limit, cursor, *asked)))
+
+    def hold(self, *jobs: str, name: str = "", user: str = "", every: bool = False) -> list[dict[str, Any]]:
+        """Hold pending jobs: they wait, never placed, until ``release`` (an array id: each of its
+        elements; a gang's id: its ranks). Without ``jobs``: the pending jobs of yours (every user's,
+        for root) whose name the shell pattern ``name`` matches and that ``user`` submitted, or
+        (``every``) all of them. One ``{"id", "state", "held", "outcome"}`` a job; ``outcome`` is
+        "held", "already" (held before) or "not_pending" (it was placed already: left as it is)."""
+        return list(self._call(m.Hold(*hold_request(True, jobs, name, user, every))))
+
+    def release(self, *jobs: str, name: str = "", user: str = "", every: bool = False) -> list[dict[str, Any]]:
+        """Release held jobs (as ``hold`` selects them): they are placed as any pending job;
+        ``outcome`` "released", "already" (not held) or "not_pending"."""
+        return list(self._call(m.Hold(*hold_request(False, jobs, name, user, every))))
 
     # -- API tokens (the HTTP API's; they act as the user calling these) ---------
 

@@ -79,6 +79,14 @@ def selectors(name: object, node: object, user: object) -> tuple[str, str, str]:
     return name, node, user  # type: ignore[return-value]
 
 
+def hold_request(
+    held: bool, jobs: Sequence[object], name: object, user: object, every: object
+) -> tuple[tuple[str, ...], bool, str, str, bool]:
+    """``Hold``'s fields from ``Client.hold``'s or ``release``'s arguments, checked."""
+    name, _, user = selectors(name, "", user)
+    return job_refs(tuple(jobs)), held, name, user, bool(every)
+
+
 def check_attempt(attempt: object) -> None:
     if attempt is not None and (isinstance(attempt, bool) or not isinstance(attempt, int) or not 0 < attempt < 2**53):
         raise errors.ConfigError(f"attempt must be a positive whole number, got {shown(attempt)}")

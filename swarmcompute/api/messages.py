@@ -103,6 +103,27 @@ class Cancel:
     ``name``, ``node`` and ``user`` select (as ``ListJobs``'s), or (``every``) all of them."""
 
 
+@codec.message("api.hold")
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Hold pending jobs (``held``: a held job is never placed) or release held ones (`swarm hold`,
+    `swarm release`), answered with one ``{"id", "state", "held", "outcome"}`` a job (``outcome``:
+    ``HOLD_OUTCOMES``); an array id names its elements, a gang's id its ranks."""
+
+    refs: tuple[str, ...]
+    held: bool = True
+    name: str = ""
+    user: str = ""
+    every: bool = False
+    """With no ``refs``: the pending jobs of the asker (every user's for root) that ``name`` (a
+    shell pattern) and ``user`` select, or (``every``) all of them: those not held, to hold; the
+    held ones, to release."""
+
+
+HOLD_OUTCOMES = ("held", "released", "already", "not_pending")
+"""``Hold``'s outcome for a job: held or released now, already so, or not pending (left as it is)."""
+
+
 @codec.message("api.rerun")
 @dataclass(frozen=True, slots=True)
 class Rerun:

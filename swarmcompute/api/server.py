@@ -75,6 +75,7 @@ ANSWERED = (
     m.GetJob,
     m.ListJobs,
     m.Cancel,
+    m.Hold,
     m.Rerun,
     m.Status,
     m.Recover,
@@ -271,6 +272,10 @@ class ControlServer:
                 for view, (_, before) in zip(views, cancelled, strict=True):
                     view["ended_before"] = before
                 return views
+            case m.Hold(refs=refs, held=held) as holding:
+                if refs and (holding.name or holding.user or holding.every):
+                    raise ConfigError("give job ids, or select jobs (name, user, all): not both")
+                return await self._held(refs or self._pending_selected(holding, uid), held, uid)
             case m.Rerun(ref=ref, job_id=job_id, every=every):
                 return (await self.rerun(ref, job_id, uid, every=every)).answer()
             case m.Status():
@@ -434,6 +439,41 @@ class ControlServer:
         table = daemon.table
         # cancelled: even if pruned since
         return [(table.get(i) or _removed(table, i), i in ended) async for i in sliced(ids, SLICE_S)]
+
+    async def _held(self, refs: tuple[str, ...], held: bool, uid: int) -> list[dict[str, Any]]:
+        """Hold (``held``) or release the jobs of ``refs`` (local user ``uid`` asks): an array id
+        names its elements, a gang's id (or any rank's) its ranks; what became of each."""
+        daemon = self._daemon
+        found: dict[str, Job] = {}
+        async for ref in sliced(self._arrays_expanded(refs), SLICE_S):
+            job = await self.resolve(ref)
+            for one in daemon.table.gang(job.spec.gang_id) if job.spec.ranks else (job,):
+                check_owner(uid, one.spec.user, "hold" if held else "release", one.id)
+                found.setdefault(one.id, one)
+        before = {job_id: job.held for job_id, job in found.items()}
+        await daemon.hold(list(found), held, by=submitter(uid) if uid >= 0 else "")
+        out = []
+        for job_id, job in found.items():
+            now = daemon.table.get(job_id) or job
+            if now.state is not JobState.PENDING or now.held != held:
+                outcome = "not_pending"
+            else:
+                outcome = "already" if before[job_id] == held else "held" if held else "released"
+            out.append({"id": job_id, "state": now.state.value, "held": now.held, "outcome": outcome})
+        return out
+
+    def _pending_selected(self, request: m.Hold, uid: int) -> tuple[str, ...]:
+        """`swarm hold` / `swarm release` without ids: the pending jobs of ``uid`` (every user's for
+        root) not held (to hold) or held (to release) that ``name`` and ``user`` select, or all."""
+        if not (request.name or request.user or request.every):
+            verb = "hold" if request.held else "release"
+            raise ConfigError(f"name the jobs to {verb}, or select them: by name or user, or all")
+        match = job_matcher(request.name, "", request.user, self._daemon.node_id_of)
+        return tuple(
+            j.id
+            for j in self._daemon.table.pending_jobs()
+            if j.held != request.held and matches(match, j) and owns(uid, j.spec.user)
+        )
 
     async def _listed(self, request: m.ListJobs) -> list[list[Job]]:
         """`swarm jobs`'s lines (``grouped``: an array or a gang as one, ``JobTable.newest_rows``)

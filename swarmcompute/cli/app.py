@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -713,6 +713,73 @@ def cancel(
     """Cancel jobs; their processes are stopped (SIGTERM, then SIGKILL). Without ids: the open jobs
     of yours (every user's for root) that --state, --name, --node and --user select, or --all."""
     _exit(read_cmds.cancel(state_dir, jobs or (), state, name, node, user, every))
+
+
+PendingJobsArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Job ids, prefixes or names; an array's id: its elements; a gang's id: its ranks (or select them).",
+        autocompletion=complete.pending_jobs,
+    ),
+]
+
+
+@app.command()
+def hold(
+    jobs: PendingJobsArg = None,
+    state_dir: StateDir = None,
+    name: NameOpt = "",
+    user: UserOpt = "",
+    every: Annotated[bool, typer.Option("--all", help="Every pending job of yours (every user's, for root).")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Hold pending jobs: they wait, never started, until swarm release (scontrol hold). Without
+    ids: the pending jobs of yours (every user's for root) that --name and --user select, or --all."""
+    _exit(_held(True, state_dir, jobs or (), name, user, every, as_json))
+
+
+@app.command()
+def release(
+    jobs: PendingJobsArg = None,
+    state_dir: StateDir = None,
+    name: NameOpt = "",
+    user: UserOpt = "",
+    every: Annotated[bool, typer.Option("--all", help="Every held job of yours (every user's, for root).")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Release held jobs: they are placed as any pending job. Without ids: the held jobs of yours
+    (every user's for root) that --name and --user select, or --all."""
+    _exit(_held(False, state_dir, jobs or (), name, user, every, as_json))
+
+
+def _held(
+    held: bool, state_dir: str | None, jobs: Sequence[str], name: str, user: str, every: bool, as_json: bool
+) -> int:
+    """`swarm hold` / `swarm release`: a line a job; exit 1 if one could not be (it was not pending)."""
+    from swarmcompute.limits import printable
+
+    verb = "hold" if held else "release"
+    if jobs and (name or user or every):
+        raise _fail("give job ids, or select jobs with --name, --user or --all: not both")
+    if not jobs and not (name or user or every):
+        raise _fail(f"name the jobs to {verb}, or select them with --name, --user or --all")
+    client = _client(state_dir)
+    call = client.hold if held else client.release
+    records = _call(lambda: call(*jobs, name=name, user=user, every=every))
+    if as_json:
+        _print_json(records)
+    elif not records:
+        which = "pending job of yours that is not held" if held else "held job of yours"
+        typer.echo(f"swarm: no {which} matches: nothing to {verb}", err=True)
+    for r in [] if as_json else records:
+        job_id = printable(str(r["id"]))
+        if r["outcome"] == "not_pending":
+            typer.echo(f"{job_id} is {r['state']}: only a pending job is {'held' if held else 'released'}", err=True)
+        elif r["outcome"] == "already":
+            typer.echo(f"{job_id} was {'already held' if held else 'not held'}")
+        else:
+            typer.echo(f"{job_id} {r['outcome']}")
+    return 1 if any(r["outcome"] == "not_pending" for r in records) else 0
 
 
 @app.command()

@@ -61,6 +61,11 @@ def open_jobs(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
     return _jobs(ctx, incomplete, OPEN_STATES)
 
 
+def pending_jobs(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
+    """Ids and names of the pending jobs (swarm hold, swarm release)."""
+    return _jobs(ctx, incomplete, ("pending",))
+
+
 def ended_jobs(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
     """Ids and names of the jobs that have ended (swarm rerun)."""
     return _jobs(ctx, incomplete, ENDED_STATES)

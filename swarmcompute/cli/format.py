@@ -46,7 +46,7 @@ def jobs_table(jobs: Sequence[dict[str, Any]], *, elements: bool = False) -> str
         (
             j["id"],
             _name(j["name"] or ""),
-            j["state"],
+            "held" if j.get("held") else j["state"],  # pending, held (`swarm hold`): --json says both
             j["exit_code"],
             j["attempt"],
             j.get("node_name") or (j["node"] or "")[:12],

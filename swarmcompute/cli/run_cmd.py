@@ -87,6 +87,8 @@ Options:
   --keep-on-exit        Keep the job running when this command ends without it
                         (closed pipe, SIGTERM, SIGHUP, kill); by default that
                         cancels the job, as Ctrl-C does.
+  --hold                Submit it held: it waits until `swarm release JOB` (an
+                        array's or gang's id: all of it).
   --max-output SIZE     Output kept per attempt, e.g. 1G (default 64M); past it
                         the rest is dropped and said (exit 3).
   --id ID               Choose the job id (resubmitting the same id is a no-op).
@@ -131,6 +133,7 @@ _OPTIONS: dict[str, tuple[str, bool, bool]] = {
     "--mount": ("mounts", True, True),
     "--on-disconnect": ("on_disconnect", True, False),
     "--keep-on-exit": ("keep_on_exit", False, False),
+    "--hold": ("hold", False, False),
     "--max-output": ("max_output", True, False),
     "--id": ("job_id", True, False),
     "--state-dir": ("state_dir", True, False),
@@ -270,6 +273,8 @@ def main(args: Sequence[str]) -> int:
     from swarmcompute.state_dir import CONTROL_SOCKET_NAME, state_dir_path
 
     state_dir = state_dir_path(parsed.state_dir, client=True)
+    if spec.get("hold") and not parsed.detach and array is None and ranks is None:
+        print(held_note(spec["id"]), file=sys.stderr)
     try:
         sock = lean.connect(os.path.join(state_dir, CONTROL_SOCKET_NAME))
     except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
@@ -296,6 +301,11 @@ def main(args: Sequence[str]) -> int:
 
         return download(parsed, spec["id"], state_dir, status)
     return status
+
+
+def held_note(job_id: str) -> str:
+    """What an attached `swarm run --hold` says first."""
+    return f"swarm: job {job_id} is held: it starts once `swarm release {job_id}` lets it"
 
 
 def _launched(

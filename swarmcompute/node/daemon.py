@@ -101,6 +101,7 @@ from swarmcompute.state.commands import (
     CancelJobs,
     Command,
     FinishAttempt,
+    HoldJobs,
     StartAttempt,
     SubmitJobs,
 )
@@ -1446,6 +1447,12 @@ class Daemon:
         open_ids = tuple(j for j in job_ids if (job := self.table.get(j)) and not job.state.is_terminal)
         for i in range(0, len(open_ids), CHUNK_JOBS):
             await self.commit([CancelJobs(open_ids[i : i + CHUNK_JOBS], why, time.time())])
+
+    async def hold(self, job_ids: list[str], held: bool, by: str = "") -> None:
+        """Hold (``held``) or release the pending ones of ``job_ids`` (``HoldJobs``)."""
+        pending = tuple(j for j in job_ids if (job := self.table.get(j)) and job.state is JobState.PENDING)
+        for i in range(0, len(pending), CHUNK_JOBS):
+            await self.commit([HoldJobs(pending[i : i + CHUNK_JOBS], held, by, time.time())])
 
     def node_id_of(self, ref: str) -> str:
         """The id of the node ``ref`` names (``node.labels.resolve_node``); ``NodeNotFoundError``."""

@@ -262,6 +262,35 @@ class Api:
         )
         return JSONResponse({"jobs": await self.ask(asked, token)})
 
+    async def hold(self, request: Request) -> Response:
+        """`swarm hold`: ``POST /api/v1/jobs/{ref}/hold``, or ``/api/v1/jobs/hold`` with a body
+        that names jobs or selects them; what became of each under ``jobs``."""
+        return await self._held(request, True)
+
+    async def release(self, request: Request) -> Response:
+        """`swarm release`: as ``hold``."""
+        return await self._held(request, False)
+
+    async def _held(self, request: Request, held: bool) -> Response:
+        token = self.auth(request, write=True)
+        ref = request.path_params.get("ref")
+        if ref is not None:
+            return JSONResponse({"jobs": await self.ask(m.Hold((ref,), held), token)})
+        body = await _read_json(request)
+        texts = ("name", "user")
+        if (
+            not isinstance(body, dict)
+            or not all(isinstance(body.get(k, ""), str) for k in texts)
+            or not isinstance(body.get("all", False), bool)
+            or not isinstance(body.get("jobs", []), list)
+            or not all(isinstance(x, str) and x for x in body.get("jobs", []))
+        ):
+            raise errors.ConfigError('the body is {"jobs": ["ID", ...]} or {"name": "", "user": "", "all": false}')
+        asked = m.Hold(
+            tuple(body.get("jobs", [])), held, every=body.get("all", False), **{k: body.get(k, "") for k in texts}
+        )
+        return JSONResponse({"jobs": await self.ask(asked, token)})
+
     async def rerun(self, request: Request) -> Response:
         """Run an ended job again (`swarm rerun`, ``swarmcompute.rerun``) as the token's user."""
         from swarmcompute.client import grouped_specs, new_job_id
@@ -624,10 +653,14 @@ def build_app(
         route("/api/v1/jobs/wait", api.wait, ["POST"]),
         route("/api/v1/jobs/prune", api.prune, ["POST"]),
         route("/api/v1/jobs/cancel", api.cancel_selected, ["POST"]),
+        route("/api/v1/jobs/hold", api.hold, ["POST"]),
+        route("/api/v1/jobs/release", api.release, ["POST"]),
         route("/api/v1/jobs/{ref}", api.get_job),
         route("/api/v1/jobs/{ref}", api.cancel, ["DELETE"]),
         route("/api/v1/jobs/{ref}/cancel", api.cancel, ["POST"]),
         route("/api/v1/jobs/{ref}/rerun", api.rerun, ["POST"]),
+        route("/api/v1/jobs/{ref}/hold", api.hold, ["POST"]),
+        route("/api/v1/jobs/{ref}/release", api.release, ["POST"]),
         route("/api/v1/jobs/{ref}/logs", api.logs),
         route("/api/v1/nodes", api.nodes),
         route("/api/v1/nodes/{ref}", api.node),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from swarmcompute.api.messages import HOLD_OUTCOMES
 from swarmcompute.state.gangs import MAX_RANKS
 from swarmcompute.state.job import JobState
 
@@ -72,6 +73,7 @@ JOB_OPTIONS: dict[str, Any] = {
         "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
     },
     "keep_on_exit": {"type": "boolean", "description": "an attached stream that ends early does not cancel it"},
+    "hold": {"type": "boolean", "description": "submit it held: it waits until released (swarm release)"},
     "max_procs": {"type": "integer", "minimum": 0},
     "max_file_size": {"description": "64M or bytes", "oneOf": [{"type": "string"}, {"type": "integer"}]},
     "max_output": {
@@ -132,6 +134,26 @@ def openapi_document() -> dict[str, Any]:
     cancelled = _json(
         {"oneOf": [_ref("Job"), {"type": "array", "items": _ref("Job")}]},
         "the job; for an array id, its elements; each with `ended_before`: it had ended before this cancel",
+    )
+    held_answer = _json(
+        {
+            "type": "object",
+            "properties": {
+                "jobs": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "id": {"type": "string"},
+                            "state": {"type": "string", "enum": [s.value for s in JobState]},
+                            "held": {"type": "boolean"},
+                            "outcome": {"type": "string", "enum": list(HOLD_OUTCOMES)},
+                        },
+                    },
+                }
+            },
+        },
+        "what became of each job: held or released now, already so, or not pending (left as it is)",
     )
     node_ref = _path_param("ref", "a node id or name")
     node_row = {"200": _json(_ref("Node"))}
@@ -312,6 +334,35 @@ def openapi_document() -> dict[str, Any]:
                 ),
             )
         },
+        **{
+            f"/api/v1/jobs/{verb}": {
+                "post": _op(
+                    f"{verb} the jobs the body names (an array id: its elements; a gang's: its ranks), or the"
+                    f" pending jobs of the token's user (every user's for root's) that it selects, as `swarm {verb}`",
+                    {"200": held_answer},
+                    requestBody=_body(
+                        {
+                            "jobs": {"type": "array", "items": {"type": "string"}},
+                            "name": {"type": "string", "description": "a shell pattern of the name"},
+                            "user": {"type": "string"},
+                            "all": {"type": "boolean", "description": "every pending job (no other selection)"},
+                        },
+                        closed=True,
+                    ),
+                )
+            }
+            for verb in ("hold", "release")
+        },
+        **{
+            f"/api/v1/jobs/{{ref}}/{verb}": {
+                "post": _op(
+                    f"{verb} the job (an array: its elements; a gang: its ranks)",
+                    {"200": held_answer},
+                    params=[job_ref],
+                )
+            }
+            for verb in ("hold", "release")
+        },
         "/api/v1/jobs/{ref}": {
             "get": _op(
                 "one job, with the tail of its output and, while its image is pulled, `pull`; or an array",
@@ -446,7 +497,7 @@ def openapi_document() -> dict[str, Any]:
             "id name state reason message node attempt failures retries exit_code command argv cwd env timeout_s "
             "priority cpus mem_bytes gpus after after_any pinned_node image on_disconnect keep_on_exit submitted_at "
             "started_at finished_at output_truncated attempts output_tail gpu_mem constraints array_id array_index "
-            "array_limit user max_procs max_file_size max_output_bytes files files_bytes stdin_bytes keep node_name pull mounts cpu_s max_rss_bytes max_rss_at_most usage_now"
+            "array_limit user max_procs max_file_size max_output_bytes files files_bytes stdin_bytes keep node_name pull mounts cpu_s max_rss_bytes max_rss_at_most usage_now held"
         ).split()
     }
     job_props["pull"] = {

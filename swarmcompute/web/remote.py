@@ -26,7 +26,7 @@ from typing import Any, cast
 
 from swarmcompute import errors
 from swarmcompute.api import messages as m
-from swarmcompute.api.lean_client import list_request, selectors
+from swarmcompute.api.lean_client import hold_request, list_request, selectors
 from swarmcompute.api.replay import again_when_back, reattached
 from swarmcompute.client import (
     Client,
@@ -204,6 +204,17 @@ class RemoteClient(Client):
         name, node, user = selectors(name, node, user)
         body = {"state": list(states), "name": name, "node": node, "user": user, "all": bool(every)}
         return list(self._json("POST", "/api/v1/jobs/cancel", body)["jobs"])
+
+    def hold(self, *jobs: str, name: str = "", user: str = "", every: bool = False) -> list[dict[str, Any]]:
+        return self._held("hold", hold_request(True, jobs, name, user, every))
+
+    def release(self, *jobs: str, name: str = "", user: str = "", every: bool = False) -> list[dict[str, Any]]:
+        return self._held("release", hold_request(False, jobs, name, user, every))
+
+    def _held(self, verb: str, asked: tuple[tuple[str, ...], bool, str, str, bool]) -> list[dict[str, Any]]:
+        refs, _, name, user, every = asked
+        body = {"jobs": list(refs), "name": name, "user": user, "all": every}
+        return list(self._json("POST", f"/api/v1/jobs/{verb}", body)["jobs"])
 
     # -- nodes --------------------------------------------------------------------------
 
@@ -478,6 +489,8 @@ def run_main(parsed: Any, array: str | None = None, gang: tuple[int, int] | None
     job_id = options.get("job_id") or new_job_id()  # ours (the array's or gang's id too): a signal can
     options["job_id"] = job_id  # cancel it even before the node answered the submission
     kind = "array" if array is not None else "gang" if gang is not None else "job"
+    if options.get("hold") and not parsed.detach and kind == "job":
+        print(run_cmd.held_note(job_id), file=sys.stderr)
     try:
         client = RemoteClient()
     except errors.SwarmError as exc:

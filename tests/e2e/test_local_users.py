@@ -191,6 +191,29 @@ def test_cancel_all_cancels_only_the_askers_own_open_jobs_and_root_picks_a_user(
         shared.daemon.client.cancel(users_job)
 
 
+def test_a_user_holds_and_releases_only_their_own_jobs_and_root_any(shared: Shared) -> None:
+    state = str(shared.state)
+    roots = shared.daemon.swarm("run", "-d", "--hold", "--", "true").stdout.strip()
+    mine = shared.user.swarm("run", "--state-dir", state, "-d", "--hold", "--", "true")
+    assert mine.returncode == 0, mine.stderr
+    users_job = mine.stdout.strip()
+    try:
+        denied = shared.other.swarm("release", "--state-dir", state, roots)
+        assert (denied.returncode, denied.stderr) == (
+            2,
+            f"swarm: cannot release job {roots}: it belongs to user root (only they and root may)\n",
+        )
+        none = shared.other.swarm("release", "--state-dir", state, "--all")  # holds nothing: touches nothing
+        assert (none.returncode, none.stderr) == (0, "swarm: no held job of yours matches: nothing to release\n")
+        assert shared.daemon.client.job(users_job)["held"] and shared.daemon.client.job(roots)["held"]
+        picked = shared.daemon.swarm("release", "--user", shared.user.name)  # root: any user's
+        assert (picked.returncode, picked.stdout) == (0, f"{users_job} released\n"), picked.stderr
+        assert shared.daemon.client.job(roots)["held"]
+    finally:
+        shared.daemon.client.cancel(roots)
+        shared.daemon.client.cancel(users_job)
+
+
 def test_a_daemon_run_by_a_normal_user_serves_only_that_user_and_root(shared: Shared) -> None:
     state = shared.root / "user-daemon"
     state.mkdir(mode=0o700)

@@ -37,6 +37,7 @@ RUN_OPTIONS: dict[str, tuple[str | None, str | None]] = {
     "--ranks": ("ranks", "ranks"),
     "--ranks-per-node": ("ranks_per_node", "ranks_per_node"),
     "--stdin": ("stdin", "stdin_bytes"),
+    "--hold": ("hold", "held"),
 }
 COMMANDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # command: (its issue-11 options, the Client methods that do the same)
@@ -49,6 +50,8 @@ COMMANDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "jobs": (("--elements", "--json"), ()),  # Client.jobs lists every element: --elements is the table's
     "show": (("--json",), ("job",)),
     "logs": (("--rank",), ("logs",)),
+    "hold": (("--name", "--user", "--all", "--json"), ("hold",)),
+    "release": (("--name", "--user", "--all", "--json"), ("release",)),
 }
 
 

@@ -5,6 +5,7 @@ One cluster for the module (about 5 s to form); the test that takes quorum away 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -212,6 +213,46 @@ def test_open_jobs_are_cancelled_by_name_state_and_node_and_nothing_without_a_se
     assert _get(a, f"/api/v1/jobs/{kept}", rw).json()["state"] in ("pending", "assigned", "running")
     assert _post(b, "/api/v1/jobs/cancel", rw, {"name": "drop-*"}).json()["jobs"] == []  # none open is left
     assert [j["id"] for j in _post(b, "/api/v1/jobs/cancel", rw, {"name": "keep-me"}).json()["jobs"]] == [kept]
+
+
+def test_pending_jobs_are_held_and_released_by_id_or_selection_over_rest_and_with_url(
+    cluster: list[DaemonProcess], tokens: dict[str, str], tmp_path: Path
+) -> None:
+    from swarmcompute.testing.daemons import swarm_executable
+
+    a, b, _ = cluster
+    rw = tokens["rw"]
+    made = _post(
+        a, "/api/v1/jobs", rw, {"jobs": [{"argv": ["true"], "name": f"later-{i}", "hold": True} for i in range(2)]}
+    )
+    assert made.status_code == 201, made.text
+    first, second = made.json()["ids"]
+    assert _get(b, f"/api/v1/jobs/{first}", rw).json()["held"] is True
+    assert _post(b, f"/api/v1/jobs/{first}/release", tokens["ro"], {}).status_code == 403
+    assert _post(b, "/api/v1/jobs/release", rw, {}).status_code == 400  # nothing named, nothing selected
+    assert _post(b, "/api/v1/jobs/release", rw, {"jobs": [first], "all": True}).status_code == 400
+    assert _post(b, "/api/v1/jobs/release", rw, {"jobs": "x"}).status_code == 400
+    again = _post(b, f"/api/v1/jobs/{first}/hold", rw, {})
+    assert again.status_code == 200 and again.json()["jobs"] == [
+        {"id": first, "state": "pending", "held": True, "outcome": "already"}
+    ]
+    released = _post(b, "/api/v1/jobs/release", rw, {"name": "later-*"})
+    assert sorted((j["id"], j["outcome"]) for j in released.json()["jobs"]) == sorted(
+        [(first, "released"), (second, "released")]
+    )
+    waited = _post(a, "/api/v1/jobs/wait", rw, {"ids": [first, second], "timeout": 30}).json()
+    assert [j["state"] for j in waited["jobs"]] == ["succeeded", "succeeded"]
+    ended = _post(b, f"/api/v1/jobs/{first}/hold", rw, {}).json()["jobs"]
+    assert ended == [{"id": first, "state": "succeeded", "held": False, "outcome": "not_pending"}]
+
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": ":".join(sys.path)}
+    url = ["--url", b.http_url, "--api-token", rw]
+    run = functools.partial(subprocess.run, capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    job_id = run([swarm_executable(), *url, "run", "-d", "--hold", "--", "true"]).stdout.strip()
+    assert _get(a, f"/api/v1/jobs/{job_id}", rw).json()["held"] is True
+    said = run([swarm_executable(), *url, "release", job_id])
+    assert (said.returncode, said.stdout) == (0, f"{job_id} released\n"), said.stderr
+    assert _post(a, "/api/v1/jobs/wait", rw, {"ids": [job_id], "timeout": 30}).json()["jobs"][0]["state"] == "succeeded"
 
 
 def test_every_api_request_needs_a_token_and_a_read_only_token_may_only_read(

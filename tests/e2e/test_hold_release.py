@@ -1,0 +1,110 @@
+"""`swarm hold` / `swarm release` and `swarm run --hold` on a real daemon (`scontrol hold`,
+`sbatch --hold`): a held job waits, pending, while everything else runs; released, it runs as any
+other; a job that is not pending is left as it is, and said so in one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+from swarmcompute.testing.daemons import DaemonProcess, swarm_executable, wait_until
+
+
+def test_a_job_submitted_held_waits_while_others_run_and_runs_once_released(daemon: DaemonProcess) -> None:
+    held = daemon.swarm("run", "-d", "--hold", "--name", "later", "--", "echo", "done")
+    assert held.returncode == 0, held.stderr
+    job_id = held.stdout.strip()
+    other = daemon.swarm("run", "--", "echo", "meanwhile")
+    assert other.returncode == 0 and other.stdout == "meanwhile\n"  # a held job holds nothing else back
+    view = daemon.client.job(job_id)
+    assert (view["state"], view["held"], view["reason"], view["attempt"]) == ("pending", True, "held", 0)
+    assert view["message"] == f"`swarm release {job_id}` lets it run (submitted held)"
+    line = next(x for x in daemon.swarm("jobs").stdout.splitlines() if x.startswith(job_id))
+    assert line.split()[1:3] == ["later", "held"]
+    shown = daemon.swarm("show", job_id).stdout
+    assert f"reason     held: `swarm release {job_id}` lets it run (submitted held)" in shown
+
+    released = daemon.swarm("release", "later")
+    assert (released.returncode, released.stdout, released.stderr) == (0, f"{job_id} released\n", "")
+    done = daemon.client.wait([job_id], timeout=30)[0]
+    assert (done["state"], done["held"], done["attempt"]) == ("succeeded", False, 1)
+    assert daemon.swarm("logs", job_id).stdout == "done\n"
+
+
+def test_a_running_job_is_left_running_and_said_so_and_a_second_hold_changes_nothing(daemon: DaemonProcess) -> None:
+    running = daemon.client.submit(["sleep", "30"], cpus=0)
+    wait_until(lambda: daemon.client.job(running)["state"] == "running", 30, "the job runs")
+    pending = daemon.client.submit(["true"], cpus=0, hold=True)
+    result = daemon.swarm("hold", running, pending)
+    assert result.returncode == 1
+    assert result.stdout == f"{pending} was already held\n"
+    assert result.stderr == f"{running} is running: only a pending job is held\n"
+    assert daemon.client.job(running)["state"] == "running" and not daemon.client.job(running)["held"]
+    assert daemon.swarm("release", running).stderr == f"{running} is running: only a pending job is released\n"
+    daemon.client.cancel(running)
+    cancelled = daemon.swarm("cancel", pending)
+    assert cancelled.stdout == f"{pending} cancelled\n"
+    view = daemon.client.job(pending)
+    assert (view["state"], view["held"]) == ("cancelled", False)
+
+
+def test_hold_and_release_select_by_name_and_all_and_say_when_nothing_matches(daemon: DaemonProcess) -> None:
+    blocker = daemon.client.submit(["sleep", "30"], cpus=0, name="blocker")
+    # A job too big for the node stays pending: the ones a selection can hold.
+    big = [daemon.client.submit(["true"], cpus=10**4, name=f"sweep-{i}") for i in range(3)]
+    keep = daemon.client.submit(["true"], cpus=10**4, name="keep-me")
+    held = daemon.swarm("hold", "--name", "sweep-*", "--json")
+    assert held.returncode == 0, held.stderr
+    records = json.loads(held.stdout)
+    assert sorted(r["id"] for r in records) == sorted(big)
+    assert all(r["outcome"] == "held" and r["held"] and r["state"] == "pending" for r in records)
+    assert not daemon.client.job(keep)["held"] and not daemon.client.job(blocker)["held"]
+    again = daemon.swarm("hold", "--name", "sweep-*")
+    assert again.returncode == 0 and again.stdout == ""
+    assert again.stderr == "swarm: no pending job of yours that is not held matches: nothing to hold\n"
+    everything = daemon.swarm("release", "--all")
+    assert sorted(everything.stdout.split()) == sorted([*big, *["released"] * 3])
+    assert daemon.swarm("release", "--all").stderr == "swarm: no held job of yours matches: nothing to release\n"
+    both = daemon.swarm("hold", big[0], "--all")
+    assert (
+        both.returncode == 2
+        and both.stderr == "swarm: give job ids, or select jobs with --name, --user or --all: not both\n"
+    )
+    neither = daemon.swarm("release")
+    assert neither.returncode == 2 and "name the jobs to release" in neither.stderr
+    for job_id in (*big, keep, blocker):
+        daemon.client.cancel(job_id)
+
+
+def test_an_array_is_held_and_released_by_its_id(daemon: DaemonProcess) -> None:
+    array_id = daemon.swarm("run", "-d", "--hold", "--array", "0-3", "--cpus", "0", "--", "true").stdout.strip()
+    elements = [j for j in daemon.client.jobs() if j.get("array_id") == array_id]
+    assert len(elements) == 4 and all(j["held"] for j in elements)
+    released = daemon.swarm("release", array_id)
+    assert released.returncode == 0 and released.stdout.count(" released\n") == 4
+    ended = daemon.client.wait([array_id], timeout=30)
+    assert [j["state"] for j in ended] == ["succeeded"] * 4
+
+
+def test_an_attached_run_submitted_held_says_so_and_streams_once_released(daemon: DaemonProcess) -> None:
+    env = {**os.environ, "SWARM_STATE_DIR": str(daemon.state_dir)}
+    run = subprocess.Popen(
+        [swarm_executable(), "run", "--hold", "--id", "attached1", "--", "echo", "hello"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        listed = lambda: [j for j in daemon.client.jobs() if j["id"] == "attached1" and j["held"]]  # noqa: E731
+        wait_until(listed, 30, "the held job is in the table")
+        assert run.poll() is None  # it waits with its job
+        assert daemon.swarm("release", "attached1").returncode == 0
+        out, err = run.communicate(timeout=30)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert run.returncode == 0 and out == "hello\n"
+    assert err.startswith("swarm: job attached1 is held: it starts once `swarm release attached1` lets it\n")
