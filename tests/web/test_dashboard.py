@@ -1,6 +1,6 @@
 """The dashboard in a real headless browser (Playwright driving Debian's chromium) against a real
 two-node cluster: it loads, lists the nodes, shows a job finishing without a reload, follows its
-log, and cancels a job. On a phone-sized screen."""
+log, holds, releases and cancels a job. On a phone-sized screen."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def cluster(tmp_path: Path) -> Iterator[list[DaemonProcess]]:
         yield nodes
 
 
-def test_the_dashboard_lists_nodes_shows_a_job_finish_live_reruns_it_and_cancels_a_job(
+def test_the_dashboard_lists_nodes_shows_a_job_finish_live_reruns_it_holds_releases_and_cancels_a_job(
     cluster: list[DaemonProcess],
 ) -> None:
     a, b = cluster
@@ -65,6 +65,17 @@ def test_the_dashboard_lists_nodes_shows_a_job_finish_live_reruns_it_and_cancels
             page.wait_for_function(f"document.getElementById('log-job').textContent === '{rerun_id}'")
             page.wait_for_function("document.getElementById('log').textContent.includes('--- succeeded')")
             assert a.client.job(rerun_id)["command"] == "sleep 1; echo done"
+
+            # A held job shows as held; released from the page, it runs; held again, it waits.
+            held_id = a.client.submit("echo released", name="later", hold=True)
+            page.wait_for_selector(f'#jobs tr[data-job="{held_id}"][data-state="held"] button.release').click()
+            page.wait_for_selector(f'#jobs tr[data-job="{held_id}"][data-state="succeeded"]')
+            assert a.client.job(held_id)["held"] is False
+            waiting = a.client.submit("true", name="too-big", cpus=10**4)  # pending: no node is that big
+            page.wait_for_selector(f'#jobs tr[data-job="{waiting}"][data-state="pending"] button.hold').click()
+            page.wait_for_selector(f'#jobs tr[data-job="{waiting}"][data-state="held"]')
+            assert a.client.job(waiting)["held"] is True
+            a.client.cancel(waiting)
 
             # Submit from the page, then cancel it from the page.
             page.fill("#submit-cmd", "sleep 300")

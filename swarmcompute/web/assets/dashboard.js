@@ -155,17 +155,21 @@ function renderJobs() {
   const names = Object.fromEntries(lastStatus.nodes.map((n) => [n.id, n.name || n.id]));
   const state = $("filter-state").value, node = $("filter-node").value.trim(), name = $("filter-name").value.trim();
   const jobs = lastStatus.recent_jobs.filter((j) =>
-    (!state || j.state === state) &&
+    (!state || j.state === state || (state === "held" && j.held)) &&
     (!node || names[j.node] === node || j.node === node) &&
     (!name || (j.name || "").includes(name)));
   $("jobs").tBodies[0].replaceChildren(...jobs.map((j) => {
     const open = !["succeeded", "failed", "cancelled"].includes(j.state);
     const cancel = open ? el("button", { type: "button", class: "cancel", onclick: (e) => { e.stopPropagation(); cancelJob(j.id); } }, "cancel")
       : el("button", { type: "button", class: "rerun", title: "run it again as a new job (swarm rerun)", onclick: (e) => { e.stopPropagation(); rerunJob(j.id); } }, "rerun");
-    return el("tr", { class: "clickable", "data-job": j.id, "data-state": j.state, onclick: () => openLog(j.id) },
-      el("td", {}, j.id), el("td", {}, j.name || ""), el("td", { class: `state state-${j.state}` }, j.state),
+    // A pending job can be held (it waits until released: swarm hold / swarm release).
+    const verb = j.held ? "release" : "hold";
+    const hold = j.state === "pending" ? el("button", { type: "button", class: verb, title: `swarm ${verb}`, onclick: (e) => { e.stopPropagation(); holdJob(j.id, verb); } }, verb) : "";
+    const shown = j.held ? "held" : j.state;
+    return el("tr", { class: "clickable", "data-job": j.id, "data-state": shown, onclick: () => openLog(j.id) },
+      el("td", {}, j.id), el("td", {}, j.name || ""), el("td", { class: `state state-${shown}` }, shown),
       el("td", {}, names[j.node] || j.node || ""), el("td", {}, ago(j.submitted_at)), el("td", {}, took(j)),
-      el("td", { class: "reason" }, j.message || j.reason), el("td", {}, cancel));
+      el("td", { class: "reason" }, j.message || j.reason), el("td", {}, hold, cancel));
   }));
 }
 
@@ -193,6 +197,11 @@ function renderChart(history) {
 async function cancelJob(id) {
   try { await api("DELETE", `/api/v1/jobs/${encodeURIComponent(id)}`); }
   catch (err) { alert(`cancel ${id}: ${err.message}`); }
+}
+
+async function holdJob(id, verb) {
+  try { await api("POST", `/api/v1/jobs/${encodeURIComponent(id)}/${verb}`, {}); }
+  catch (err) { alert(`${verb} ${id}: ${err.message}`); }
 }
 
 // Run an ended job again (swarm rerun) and open the new job's log.
