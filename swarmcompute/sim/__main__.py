@@ -3,7 +3,7 @@
 Runs the whole-cluster simulator (``swarmcompute.sim.cluster``: Raft, gossip, leases, every
 node's rules and the scheduler, on 5 nodes unless ``--nodes`` says otherwise) over many seeds and
 prints one summary line; ``--raft`` runs the Raft cluster alone, ``--jobs`` the job simulation
-over an abstract log (``--holds``: with users holding and releasing jobs). Exits 1 on any
+over an abstract log; ``--holds`` adds users holding and releasing jobs. Exits 1 on any
 violation, after printing ``SWARM_SEED=<n>`` for every failing seed and the event trace of the
 first one (replayed from its seed alone).
 This is a shell: it may read the wall clock to report throughput.
@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--raft", action="store_true", help="sweep the Raft cluster alone")
     mode.add_argument("--jobs", action="store_true", help="sweep the job simulation over an abstract log")
-    parser.add_argument("--holds", action="store_true", help="with --jobs: users hold and release jobs too")
+    parser.add_argument("--holds", action="store_true", help="users hold and release jobs too (not with --raft)")
     defaults = SimOptions()
     parser.add_argument("--safety-ticks", type=int, default=defaults.safety_ticks, help="with --raft")
     parser.add_argument("--liveness-ticks", type=int, default=defaults.liveness_ticks, help="with --raft")
@@ -52,12 +52,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _jobs(args.seeds, args.start, args.nodes or 5, args.trace, args.holds)
     if args.raft:
         return _raft(args, replace(defaults, safety_ticks=args.safety_ticks, liveness_ticks=args.liveness_ticks))
-    return _cluster(args.seeds, args.start, args.nodes or 5, args.trace, args.workers)
+    return _cluster(args.seeds, args.start, args.nodes or 5, args.trace, args.workers, args.holds)
 
 
-def _cluster(seeds: int, start: int, nodes: int, trace: int | None, workers: int) -> int:
+def _cluster(seeds: int, start: int, nodes: int, trace: int | None, workers: int, holds: bool = False) -> int:
     if trace is not None:
-        one = run_cluster_seed(trace, nodes, trace=True)
+        one = run_cluster_seed(trace, nodes, trace=True, holds=holds)
         return _traced(one.trace, one.seed, one.nodes, 0 if one.ok else 1)
     started = time.monotonic()
 
@@ -69,13 +69,13 @@ def _cluster(seeds: int, start: int, nodes: int, trace: int | None, workers: int
             took = time.monotonic() - started
             print(f"progress: {done} seeds in {took:.0f} s", file=sys.stderr, flush=True)
 
-    summary = cluster_sweep(seeds, start, nodes, on_result=progress, workers=workers)
+    summary = cluster_sweep(seeds, start, nodes, on_result=progress, workers=workers, holds=holds)
     wall_s = time.monotonic() - started
     return _reported(
         f"{summary.line()} wall_s={wall_s:.1f} seeds_per_s={summary.seeds / max(wall_s, 1e-9):.2f}",
         [(f.seed, f.nodes, str(f.violation)) for f in summary.failures],
-        lambda seed, n: run_cluster_seed(seed, n, trace=True).trace,
-        "",
+        lambda seed, n: run_cluster_seed(seed, n, trace=True, holds=holds).trace,
+        "--holds " if holds else "",
     )
 
 

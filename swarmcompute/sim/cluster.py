@@ -106,7 +106,7 @@ from swarmcompute.sim.jobs import (
     JobSim,
     _Node,
 )
-from swarmcompute.state.commands import CancelJobs, CommandBatch, RequeueLost, StartAttempt, SubmitJobs
+from swarmcompute.state.commands import CancelJobs, CommandBatch, HoldJobs, RequeueLost, StartAttempt, SubmitJobs
 from swarmcompute.state.gangs import ranks_of
 from swarmcompute.state.history import PruneJobs, prunable
 from swarmcompute.state.job import AttemptEnd, Job, JobSpec, JobState
@@ -391,6 +391,7 @@ class ClusterSim(JobSim):
         gangs: int = GANGS,
         pinned: int = PINNED,
         trace: bool = False,
+        holds: bool = False,
     ) -> None:
         self.checker = RaftChecker()
         self._dirty: set[str] = set()
@@ -418,7 +419,7 @@ class ClusterSim(JobSim):
         self.readdresses = 0
         self.disk_fills = 0
         self.raft_messages = 0
-        super().__init__(seed, nodes=nodes, jobs=jobs, trace=trace)
+        super().__init__(seed, nodes=nodes, jobs=jobs, trace=trace, holds=holds)
         self.leader = None
         self.term = 0
         ids = sorted(self.nodes)
@@ -1049,6 +1050,23 @@ class ClusterSim(JobSim):
             host = self._node_host(self.nodes[node_id])
             host.log.enqueue([CancelJobs((job_id,), "cancelled by user", self.nodes[node_id].wall(self.now))])
 
+    def _on_hold(self, arg: tuple[str, bool]) -> None:
+        """`swarm hold` / `swarm release` through a random node's daemon. A release is asked again
+        whenever the job is held, as a user would: a hold that reached the log late (through a
+        node cut off meanwhile), or a job submitted held again after `swarm recover` gave it up
+        (seed 237), must not keep its job waiting for good."""
+        job_id, held = arg
+        if not held:
+            self._at(self.now + CLIENT_RETRY_S, "hold", arg)
+            job = self.table.get(job_id)
+            if job is None or not job.held:
+                return  # not committed yet, ended, or not held: look again later
+        up = [n for n in sorted(self.nodes) if self._serving(n)]
+        if up:
+            node_id = self.rng.choice(up)
+            host = self._node_host(self.nodes[node_id])
+            host.log.enqueue([HoldJobs((job_id,), held, "user", self.nodes[node_id].wall(self.now))])
+
     def _serving(self, node_id: str) -> bool:
         node, host = self.nodes[node_id], self.hosts.get(node_id)
         return node.alive and not node.paused and host is not None and host.leaving is None
@@ -1411,11 +1429,18 @@ class ClusterResult:
 
 
 def run_cluster_seed(
-    seed: int, nodes: int = 5, *, trace: bool = False, sim: type[ClusterSim] = ClusterSim, pinned: int = PINNED
+    seed: int,
+    nodes: int = 5,
+    *,
+    trace: bool = False,
+    sim: type[ClusterSim] = ClusterSim,
+    pinned: int = PINNED,
+    holds: bool = False,
 ) -> ClusterResult:
-    """One seed of the whole-cluster simulation with every fault kind; never raises on a violation."""
+    """One seed of the whole-cluster simulation with every fault kind (``holds``: users hold and
+    release jobs too); never raises on a violation."""
     with silenced():
-        run = sim(seed, nodes=nodes, trace=trace, pinned=pinned)
+        run = sim(seed, nodes=nodes, trace=trace, pinned=pinned, holds=holds)
         violation = None
         try:
             run.run()

@@ -165,12 +165,13 @@ class ClusterSweepSummary:
         )
 
 
-def _cluster_seed(args: tuple[int, int]) -> ClusterResult:
-    return run_cluster_seed(*args)
+def _cluster_seed(args: tuple[int, int, bool]) -> ClusterResult:
+    seed, nodes, holds = args
+    return run_cluster_seed(seed, nodes, holds=holds)
 
 
-def _cluster_results(seeds: int, start: int, nodes: int, workers: int) -> Iterator[ClusterResult]:
-    jobs = ((seed, nodes) for seed in range(start, start + seeds))
+def _cluster_results(seeds: int, start: int, nodes: int, workers: int, holds: bool) -> Iterator[ClusterResult]:
+    jobs = ((seed, nodes, holds) for seed in range(start, start + seeds))
     if workers <= 1:
         yield from map(_cluster_seed, jobs)
         return
@@ -184,11 +185,14 @@ def cluster_sweep(
     nodes: int = 5,
     on_result: Callable[[ClusterResult], None] | None = None,
     workers: int = 1,
+    *,
+    holds: bool = False,
 ) -> ClusterSweepSummary:
-    """Run whole-cluster seeds ``start .. start+seeds-1`` with every fault kind; never stops early.
-    ``workers`` processes share the seeds (the results, in seed order, are the same)."""
+    """Run whole-cluster seeds ``start .. start+seeds-1`` with every fault kind (``holds``: users
+    hold and release jobs too); never stops early. ``workers`` processes share the seeds (the
+    results, in seed order, are the same)."""
     summary = ClusterSweepSummary()
-    for result in _cluster_results(seeds, start, nodes, workers):
+    for result in _cluster_results(seeds, start, nodes, workers, holds):
         summary.add(result)
         if on_result is not None:
             on_result(result)

@@ -112,6 +112,31 @@ def test_twenty_seeds_of_five_node_clusters_hold_every_invariant_under_every_fau
     assert summary.disk_fills > 0, summary.line()
 
 
+def test_twenty_seeds_with_users_holding_and_releasing_jobs_hold_every_invariant() -> None:
+    summary = cluster_sweep(20, 0, 5, holds=True)
+    assert not summary.failures, _report(summary)
+    assert summary.starts > 20 * 30 and summary.recovers > 0, summary.line()
+
+
+def test_a_table_that_takes_a_placement_decided_before_a_hold_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Planted: ``JobTable._assign`` without its held check (caught at 7 of seeds 0-19 when written)."""
+    assign = JobTable._assign
+
+    def planted(table: JobTable, cmd: AssignJobs) -> list[str]:
+        held = [j for a in cmd.assignments if (j := table.get(a.job_id)) is not None and j.held]
+        for job in held:
+            job.held = False
+        try:
+            return assign(table, cmd)
+        finally:
+            for job in held:
+                job.held = True
+
+    monkeypatch.setattr(JobTable, "_assign", planted)
+    violations = [run_cluster_seed(seed, 5, holds=True).violation for seed in range(12)]
+    assert any(v and "held job" in v and "is assigned" in v for v in violations), violations
+
+
 @pytest.mark.parametrize(("seed", "found"), REGRESSION_SEEDS, ids=[str(s) for s, _ in REGRESSION_SEEDS])
 def test_regression_seeds(seed: int, found: str) -> None:
     result = run_cluster_seed(seed, 5)
