@@ -450,15 +450,20 @@ class ControlServer:
             for one in daemon.table.gang(job.spec.gang_id) if job.spec.ranks else (job,):
                 check_owner(uid, one.spec.user, "hold" if held else "release", one.id)
                 found.setdefault(one.id, one)
-        before = {job_id: job.held for job_id, job in found.items()}
+        before = {job_id: (job.state, job.held) for job_id, job in found.items()}
         await daemon.hold(list(found), held, by=submitter(uid) if uid >= 0 else "")
         out = []
         for job_id, job in found.items():
             now = daemon.table.get(job_id) or job
-            if now.state is not JobState.PENDING or now.held != held:
+            was, was_held = before[job_id]
+            if was is not JobState.PENDING:
                 outcome = "not_pending"
+            elif was_held == held:
+                outcome = "already"
+            elif now.held == held:  # a released job may be placed by now: released all the same
+                outcome = "held" if held else "released"
             else:
-                outcome = "already" if before[job_id] == held else "held" if held else "released"
+                outcome = "not_pending"  # placed in the entry before the hold (``JobTable._assign``)
             out.append({"id": job_id, "state": now.state.value, "held": now.held, "outcome": outcome})
         return out
 
