@@ -30,7 +30,7 @@ from swarmcompute.limits import MAX_BATCH, MAX_CPUS, check_job, printable
 from swarmcompute.paths import StatePaths
 from swarmcompute.state.job import JobSpec
 from swarmcompute.state.table import halves, submit_chunks, too_big_to_cut, validate_batch
-from swarmcompute.units import counted, likely_meant, parse_duration, parse_size, plural
+from swarmcompute.units import counted, likely_meant, parse_begin, parse_duration, parse_size, plural
 
 _SPEC_OPTIONS = frozenset(
     {
@@ -60,6 +60,7 @@ _SPEC_OPTIONS = frozenset(
         "mounts",
         "stdin",
         "hold",
+        "begin",
     }
 )
 _SHIP_OPTIONS = ("upload", "workdir", "max_upload")
@@ -106,7 +107,8 @@ def job_spec(argv: Sequence[str] | str, **options: Any) -> JobSpec:
     into its container where its user may read them, and write them unless ":ro"), stdin (text,
     bytes, or a binary file read to its end: what every attempt reads as its stdin, shipped with
     the job; an ``image`` job's container reads it too), hold (submit it held: it waits until
-    ``release``).
+    ``release``), begin (not before then: "30m", "now+2h", "03:00", "2026-12-24T18:00", a
+    ``datetime`` or Unix seconds).
     """
     unknown = set(options) - _SPEC_OPTIONS
     if unknown:
@@ -158,6 +160,7 @@ def _job_spec(argv: Sequence[str] | str, options: Mapping[str, Any]) -> JobSpec:
         "mounts": _strings(options.get("mounts"), "mounts must be SRC:DST (or SRC:DST:ro) or a list of them"),
         "stdin": _stdin_ref(options.get("stdin")),
         "hold": bool(options.get("hold")),
+        "begin_at": parse_begin(options.get("begin"), time.time()),
     }
     if fields["gpu_mem"] and not fields["gpus"]:
         fields["gpus"] = 1

@@ -1,4 +1,4 @@
-"""Parsing of the human units the CLI and API accept: durations and sizes."""
+"""Parsing of the human units the CLI and API accept: durations, sizes and start times."""
 
 from __future__ import annotations
 
@@ -47,6 +47,49 @@ def parse_duration(value: str | float | int | None, *, zero: bool = False) -> fl
     if seconds < 0 or (seconds == 0 and not zero):
         raise ConfigError(f"a duration must be positive, got {_shown(value)}")
     return seconds
+
+
+BEGIN_FORMS = "30m, now+2h, 03:00, 2026-12-24 or 2026-12-24T18:00"
+
+
+def parse_begin(value: object, now: float) -> float:
+    """When a job may start (``swarm run --begin``), as Unix seconds: a duration from ``now``
+    (``30m``, ``now+2h``), the next ``HH:MM[:SS]`` in local time (today, else tomorrow), a local
+    date (its midnight) or date and time (``2026-12-24T18:00``, ``2026-12-24 18:00``, an offset
+    such as ``+01:00`` allowed), or Unix seconds as a number; "" or 0: at once (0)."""
+    if value is None or value == "" or (isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0):
+        return 0.0
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    import datetime  # only where a --begin is given: not on swarm run's every path
+
+    if isinstance(value, datetime.datetime):
+        return value.timestamp()
+    text = str(value).strip()
+    shown = _shown(value)
+    lowered = text.lower()
+    if lowered.startswith("now"):
+        rest = lowered[3:].strip()
+        if not rest:
+            return now
+        if not rest.startswith("+"):
+            raise ConfigError(f"cannot read {shown} as a start time: use e.g. {BEGIN_FORMS}")
+        lowered = rest[1:]
+    parts = _split_number(lowered)
+    if parts is not None and parts[1] in _DURATION_UNITS and ":" not in lowered and "-" not in lowered:
+        seconds = parse_duration(lowered, zero=True)
+        return now + (seconds or 0.0)
+    try:
+        if ":" in text and "-" not in text:  # a time of day: the next one
+            clock = datetime.time.fromisoformat(text)
+            today = datetime.datetime.fromtimestamp(now).replace(
+                hour=clock.hour, minute=clock.minute, second=clock.second, microsecond=clock.microsecond
+            )
+            at = today if today.timestamp() > now else today + datetime.timedelta(days=1)
+            return at.timestamp()
+        return datetime.datetime.fromisoformat(text).timestamp()
+    except (ValueError, OverflowError, OSError):
+        raise ConfigError(f"cannot read {shown} as a start time: use e.g. {BEGIN_FORMS}") from None
 
 
 def parse_size(value: str | int | None) -> int:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from swarmcompute.units import counted, format_duration, format_size, likely_meant
+import datetime
+
+import pytest
+
+from swarmcompute.errors import ConfigError
+from swarmcompute.units import counted, format_duration, format_size, likely_meant, parse_begin
 
 
 def test_a_duration_reads_in_the_unit_that_keeps_it_short() -> None:
@@ -22,3 +27,27 @@ def test_the_name_likely_meant_is_one_that_differs_in_case_else_the_closest() ->
     assert likely_meant("pi-zer0", names) == "pi-zero"
     assert likely_meant("laptop", names) is None
     assert likely_meant("cpu", ["cpus", "mem"], cutoff=0.75) == "cpus"
+
+
+def test_a_begin_time_reads_as_a_delay_a_time_of_day_a_date_or_unix_seconds() -> None:
+    now = datetime.datetime(2026, 12, 5, 10, 30).timestamp()  # local time, as a user types it
+    assert parse_begin("30m", now) == now + 1800
+    assert parse_begin("now+2h", now) == parse_begin("NOW + 2h", now) == now + 7200
+    assert parse_begin("now", now) == now
+    assert parse_begin("03:00", now) == datetime.datetime(2026, 12, 6, 3, 0).timestamp()  # passed today: tomorrow's
+    assert parse_begin("18:15:30", now) == datetime.datetime(2026, 12, 5, 18, 15, 30).timestamp()
+    assert parse_begin("2026-12-24", now) == datetime.datetime(2026, 12, 24).timestamp()
+    assert parse_begin("2026-12-24T18:00", now) == parse_begin("2026-12-24 18:00", now)
+    utc = datetime.datetime(2026, 12, 24, 17, 0, tzinfo=datetime.UTC).timestamp()
+    assert parse_begin("2026-12-24T18:00+01:00", now) == utc
+    assert parse_begin(1_800_000_000, now) == 1_800_000_000.0
+    assert parse_begin(datetime.datetime(2027, 1, 1), now) == datetime.datetime(2027, 1, 1).timestamp()
+    assert parse_begin(None, now) == parse_begin("", now) == parse_begin(0, now) == 0.0
+
+
+@pytest.mark.parametrize("bad", ["soon", "now-5m", "25:00", "2026-13-01", "12:00pm", "-5m"])
+def test_a_begin_time_that_does_not_read_says_the_forms_it_takes(bad: str) -> None:
+    with pytest.raises(
+        ConfigError, match=r"as a start time: use e.g. 30m, now\+2h, 03:00, 2026-12-24 or 2026-12-24T18:00"
+    ):
+        parse_begin(bad, 0.0)

@@ -77,6 +77,7 @@ SPEC_FIELDS = (
     "mounts",
     "stdin",
     "hold",
+    "begin_at",
 )
 SPEC_DEFAULTS: dict[str, object] = {
     "name": "",
@@ -112,6 +113,7 @@ SPEC_DEFAULTS: dict[str, object] = {
     "mounts": [],
     "stdin": None,
     "hold": False,
+    "begin_at": 0.0,
 }
 
 

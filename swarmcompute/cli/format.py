@@ -30,6 +30,13 @@ def ago(ts: float | None) -> str:
     return format_duration(max(0.0, time.time() - ts)) + " ago"
 
 
+def begins(at: float) -> str:
+    """A ``--begin`` time in local time, and how far off it is (``2026-12-06 03:00:00, in 16.4h``)."""
+    left = at - time.time()
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
+    return f"{when}, in {format_duration(left)}" if left > 0 else f"{when} ({format_duration(-left)} ago)"
+
+
 def runtime(job: dict[str, Any]) -> str:
     start, end = job.get("started_at"), job.get("finished_at")
     if start is None:
@@ -280,6 +287,7 @@ def job_text(job: dict[str, Any]) -> str:
         ("attempt", f"{job['attempt']} (failures {job['failures']} of {job['retries']} retries)"),
         ("exit code", job["exit_code"] if job["exit_code"] is not None else "-"),
         ("submitted", ago(job["submitted_at"])),
+        *([("begins", begins(job["begin_at"]))] if job.get("begin_at") else []),
         ("started", ago(job["started_at"])),
         ("finished", ago(job["finished_at"])),
         ("runtime", runtime(job)),

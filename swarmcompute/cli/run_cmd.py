@@ -89,6 +89,8 @@ Options:
                         cancels the job, as Ctrl-C does.
   --hold                Submit it held: it waits until `swarm release JOB` (an
                         array's or gang's id: all of it).
+  --begin WHEN          Start it no sooner than WHEN: 30m, now+2h, 03:00 (the
+                        next), 2026-12-24 or 2026-12-24T18:00 (local time).
   --max-output SIZE     Output kept per attempt, e.g. 1G (default 64M); past it
                         the rest is dropped and said (exit 3).
   --id ID               Choose the job id (resubmitting the same id is a no-op).
@@ -134,6 +136,7 @@ _OPTIONS: dict[str, tuple[str, bool, bool]] = {
     "--on-disconnect": ("on_disconnect", True, False),
     "--keep-on-exit": ("keep_on_exit", False, False),
     "--hold": ("hold", False, False),
+    "--begin": ("begin", True, False),
     "--max-output": ("max_output", True, False),
     "--id": ("job_id", True, False),
     "--state-dir": ("state_dir", True, False),
@@ -273,8 +276,6 @@ def main(args: Sequence[str]) -> int:
     from swarmcompute.state_dir import CONTROL_SOCKET_NAME, state_dir_path
 
     state_dir = state_dir_path(parsed.state_dir, client=True)
-    if spec.get("hold") and not parsed.detach and array is None and ranks is None:
-        print(held_note(spec["id"]), file=sys.stderr)
     try:
         sock = lean.connect(os.path.join(state_dir, CONTROL_SOCKET_NAME))
     except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
@@ -287,6 +288,9 @@ def main(args: Sequence[str]) -> int:
             from swarmcompute.files.cli import ship
 
             ship(parsed, spec, state_dir)
+        if not parsed.detach and array is None and ranks is None:
+            for note in waiting_notes(spec["id"], bool(spec.get("hold")), float(spec.get("begin_at") or 0)):
+                print(note, file=sys.stderr)
         status = _launched(sock, lean, spec, array, ranks, state_dir, detach=parsed.detach)
     except lean.LeanError as exc:
         print(f"swarm: {_safe(str(exc))}", file=sys.stderr)
@@ -303,9 +307,14 @@ def main(args: Sequence[str]) -> int:
     return status
 
 
-def held_note(job_id: str) -> str:
-    """What an attached `swarm run --hold` says first."""
-    return f"swarm: job {job_id} is held: it starts once `swarm release {job_id}` lets it"
+def waiting_notes(job_id: str, held: bool, begin_at: float) -> list[str]:
+    """What an attached `swarm run --hold` or `--begin` says first."""
+    notes = [f"swarm: job {job_id} is held: it starts once `swarm release {job_id}` lets it"] if held else []
+    if begin_at > time.time():
+        from swarmcompute.cli.format import begins
+
+        notes.append(f"swarm: job {job_id} waits for its start time, {begins(begin_at)} (--begin)")
+    return notes
 
 
 def _launched(
@@ -437,10 +446,11 @@ def _spec(parsed: RunArgs) -> dict[str, Any]:
     against the bounds of ``swarmcompute.limits`` before anything is sent."""
     from swarmcompute.errors import SwarmError
     from swarmcompute.limits import check_job
-    from swarmcompute.units import parse_duration, parse_size
+    from swarmcompute.units import parse_begin, parse_duration, parse_size
 
     opts = parsed.options
     try:
+        begin_at = parse_begin(opts.get("begin"), time.time())
         timeout_s = parse_duration(opts.get("timeout"))
         mem_bytes = parse_size(opts.get("mem"))
         max_file_size = parse_size(opts.get("max_file_size"))
@@ -450,8 +460,10 @@ def _spec(parsed: RunArgs) -> dict[str, Any]:
         raise UsageError(str(exc)) from None
     # Options map onto JobSpec fields of the same name; lean.spec_fields fills the defaults.
     spec: dict[str, Any] = {
-        k: v for k, v in opts.items() if k not in ("job_id", "timeout", "mem", "max_output", "cwd_default")
+        k: v for k, v in opts.items() if k not in ("job_id", "timeout", "mem", "max_output", "cwd_default", "begin")
     }
+    if begin_at:
+        spec["begin_at"] = begin_at
     spec.update(
         id=opts.get("job_id") or os.urandom(6).hex(), argv=list(parsed.argv), timeout_s=timeout_s, mem_bytes=mem_bytes
     )

@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from swarmcompute.scheduler.placement import NodeCapacity, may_run_on, pin_matches
-from swarmcompute.state.job import ACTIVE_STATES, Job, JobSpec, JobState, backing_off
+from swarmcompute.state.job import ACTIVE_STATES, Job, JobSpec, JobState, waits
 from swarmcompute.state.table import JobTable
 
 HAND_BACK_AFTER_S = 1.0
@@ -251,7 +251,7 @@ def _higher_priority_waits(table: JobTable, priority: int, capacity: NodeCapacit
         for neg_priority, _, _, job in bucket:
             if -neg_priority <= priority:
                 break
-            if not backing_off(job.not_before, now):
+            if not waits(job, now):
                 return True
     return any(j.spec.priority > priority and _could_run(j.spec, capacity) for j in table.pending_index.due(now))
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from swarmcompute.state.commands import Assignment
-from swarmcompute.state.job import Job, JobSpec, JobState, backing_off
+from swarmcompute.state.job import Job, JobSpec, JobState, waits
 from swarmcompute.state.table import JobTable
 from swarmcompute.units import counted, plural
 
@@ -152,7 +152,7 @@ class GangRound:
                 " it runs again once all ended",
             )
             return []
-        if any(r.held or backing_off(r.not_before, self.now) for r in ranks):
+        if any(r.held or waits(r, self.now) for r in ranks):
             return []  # held (`swarm hold`), or a retry's backoff
         self._account(assignments)
         assert self._used is not None

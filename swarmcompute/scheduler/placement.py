@@ -69,7 +69,7 @@ from swarmcompute.state.commands import (
     RequeueLost,
     SubmitJobs,
 )
-from swarmcompute.state.job import ACTIVE_STATES, Job, JobSpec, JobState, backing_off
+from swarmcompute.state.job import ACTIVE_STATES, Job, JobSpec, JobState, waits
 from swarmcompute.state.pending import BucketKey, Entry, Key, Shape, bucket_of, shape_of
 from swarmcompute.state.table import JobTable
 from swarmcompute.units import counted, format_size, plural
@@ -174,7 +174,7 @@ def place(
         found.cut = _BEFORE_ALL
     while found.cut is None and (head := line.pop()) is not None:
         key, job = head
-        if backing_off(job.not_before, now):  # its backoff outlasts a release (a clock set back)
+        if waits(job, now):  # its backoff outlasts a release (a clock set back)
             line.advance()
             continue
         spec = job.spec
@@ -303,11 +303,7 @@ class _Line:
         for job in self.incoming.values():
             key = self.keys[job.id] = (-job.spec.priority, job.submitted_at, seq)
             seq += 1
-            if (
-                job.held
-                or backing_off(job.not_before, now)
-                or ((job.spec.after or job.spec.after_any) and table.waiting_on(job))
-            ):
+            if job.held or waits(job, now) or ((job.spec.after or job.spec.after_any) and table.waiting_on(job)):
                 continue
             self.ready.append(job)
             extra.setdefault(bucket_of(job.spec), []).append((*key, job))
@@ -371,7 +367,7 @@ class _Round:
         else:
             job = self.table.get(job_id)
             key = self.table.pending_key(job_id) if job is not None else None
-        if job is None or key is None or job.held or backing_off(job.not_before, self.now):
+        if job is None or key is None or job.held or waits(job, self.now):
             return None
         return job, key
 

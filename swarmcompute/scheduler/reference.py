@@ -28,7 +28,7 @@ from swarmcompute.scheduler.placement import (
     may_run_on,
 )
 from swarmcompute.state.commands import Assignment
-from swarmcompute.state.job import Job, backing_off
+from swarmcompute.state.job import Job, waits
 from swarmcompute.state.pending import shape_of
 from swarmcompute.state.table import JobTable
 
@@ -50,7 +50,7 @@ def reference_place(
     blocked: dict[str, str] = {}
     waiting: dict[str, str] = {}
     for j in itertools.chain(table.pending_jobs(), incoming):
-        if j.held or backing_off(j.not_before, now):
+        if j.held or waits(j, now):
             continue
         if j.spec.after or j.spec.after_any:
             parents = table.waiting_on(j)

@@ -90,7 +90,7 @@ from __future__ import annotations
 
 import heapq
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from swarmcompute.node.daemon import (
@@ -263,6 +263,9 @@ class _Node:
 
 
 class JobSim:
+    BEGINS = True
+    """With ``holds``, some jobs have a ``--begin`` time, a few seconds after they are submitted."""
+
     def __init__(
         self,
         seed: int,
@@ -282,7 +285,8 @@ class JobSim:
         self.seed = seed
         self.holds = holds
         """Users hold jobs (some at submission) and release them later (`swarm hold`, `swarm
-        release`). Off by default: the seeds and traces the lease tests name were found without."""
+        release`), and submit some with a start time (``--begin``, where ``BEGINS``). Off by
+        default: the seeds and traces the lease tests name were found without."""
         self.deposed_log = deposed_log
         self._queue_type = queue_type
         self.rng = random.Random(seed)
@@ -396,6 +400,8 @@ class JobSim:
                 on_disconnect="keep" if self.rng.random() < keep_share else "stop", hold=held,
             )  # fmt: skip
             when = self.rng.uniform(0.0, 3.0)
+            if self.holds and self.BEGINS and holds.random() < 0.1:
+                spec = replace(spec, begin_at=when + holds.uniform(0.0, 3.0))  # the leader's clock decides
             self._at(when, "submit", spec)
             if self.rng.random() < 0.08:
                 self._at(self.rng.uniform(0.0, 4.0), "cancel", job_id)
@@ -1161,6 +1167,11 @@ class JobSim:
             job = self.table.get(job_id)
             if job is not None and job.held and job.state is not JobState.PENDING:
                 self._fail(f"held job {job_id} is {job.state.value} (attempt {job.attempt} on {job.node})")
+            if isinstance(cmd, AssignJobs) and job is not None and job.attempt == 1 and job.assigned_at is not None:
+                if 0 < job.spec.begin_at and job.assigned_at < job.spec.begin_at:
+                    self._fail(
+                        f"job {job_id} placed at {job.assigned_at:.3f}, before its --begin {job.spec.begin_at:.3f}"
+                    )
         for job_id, job in going.items():
             if job is not None and job_id not in self.table:
                 if not job.state.is_terminal:

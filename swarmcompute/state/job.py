@@ -102,6 +102,7 @@ class Reason(StrEnum):
     DEPENDENCY_FAILED = "dependency_failed"
     RANK_DONE = "rank_done"
     RANK_FAILED = "rank_failed"
+    BEGIN_TIME = "begin_time"  # pending until its --begin time
     HELD = "held"  # pending, held (`swarm hold`, `swarm run --hold`) until `swarm release`
     REMOVED = "removed"  # the history bound removed it before a `wait` began: how it ended is all that is kept
 
@@ -178,6 +179,9 @@ class JobSpec:
     as the files are (``swarmcompute.files``: only the hash is replicated); None: ``/dev/null``."""
     hold: bool = False
     """Submitted held (``swarm run --hold``): it waits, pending, until released (``Job.held``)."""
+    begin_at: float = 0.0
+    """Not placed before this wall-clock time (Unix seconds, ``swarm run --begin``), by the clock of
+    the leader that places it; 0: at once. Only its first attempt waits for it."""
 
     @property
     def command(self) -> str:
@@ -218,6 +222,13 @@ def backing_off(not_before: float, now: float) -> bool:
     early is better than one an hour late (whole-cluster simulator, seed 1: a new leader an hour
     behind the one that stamped it held the retry an hour)."""
     return now < not_before <= now + RETRY_BACKOFF_MAX_S
+
+
+def waits(job: Job, now: float) -> bool:
+    """Whether ``job`` may not be placed at ``now`` (wall clock) for its time alone: a retry's
+    backoff still runs, or its first attempt's ``--begin`` time has not come."""
+    begin_at = job.spec.begin_at
+    return backing_off(job.not_before, now) or (begin_at > 0 and now < begin_at and not job.attempt)
 
 
 @dataclass(slots=True)
@@ -339,6 +350,7 @@ class Job:
             "master_port": self.gang_port or None,
             "output_truncated": self.attempt in self.truncated_attempts,
             "held": self.held,
+            "begin_at": spec.begin_at or None,
             **self.usage(self.attempt),
             "attempts": [
                 {"attempt": n, "node": node or None, "ended": how or None, **self.usage(n)}

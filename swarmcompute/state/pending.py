@@ -6,9 +6,10 @@ which the jobs became pending (``Key``): exactly the order of ``scheduler.refere
 sorts every pending job each round. A job is *ready* when no ``after``/``after_any`` parent holds
 it back (``JobTable.waiting_on``); the table says when that changes (a parent ends, a job is
 loaded). A ready job waits in its bucket, or, while a retry's backoff may still run
-(``not_before`` set), in the backoff list ordered by ``not_before``: ``release(now)`` (the shell,
-before a round) moves the jobs whose backoff ended into their buckets, so that jobs still in
-backoff cost a round nothing.
+(``not_before`` set), in the backoff list ordered by ``not_before``, or, before its first attempt
+while it has a ``--begin`` time (``JobSpec.begin_at``), in the begin list ordered by it:
+``release(now)`` (the shell, before a round) moves the jobs whose wait ended into their buckets,
+so that jobs still waiting cost a round nothing.
 
 A bucket holds jobs that every placement rule treats alike (``bucket_of``): the same resources,
 pin, user, GPU memory, constraints and image (``shape_of`` is the part the fit check reads), the
@@ -55,7 +56,7 @@ def bucket_of(spec: JobSpec) -> BucketKey:
 
 
 class PendingIndex:
-    """Every pending job's ``Key``; the ready ones in buckets or in the backoff list."""
+    """Every pending job's ``Key``; the ready ones in buckets, the backoff list or the begin list."""
 
     def __init__(self) -> None:
         self._seq = 0
@@ -65,7 +66,9 @@ class PendingIndex:
         self._keys: dict[BucketKey, BucketKey] = {}  # a bucket's key -> the one object ``_where`` holds for it
         self._backoff: SortedList[tuple[float, int]] = SortedList()  # (not_before, sequence)
         self._waits: dict[str, tuple[float, int]] = {}  # a job in the backoff list -> its item there
-        self._waiting: dict[int, Job] = {}  # sequence -> the job in the backoff list
+        self._waiting: dict[int, Job] = {}  # sequence -> the job in the backoff or the begin list
+        self._begins: SortedList[tuple[float, int]] = SortedList()  # (begin_at, sequence)
+        self._begin_waits: dict[str, tuple[float, int]] = {}  # a job in the begin list -> its item there
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -105,13 +108,19 @@ class PendingIndex:
             self._leave(job)
 
     def release(self, now: float) -> None:
-        """Move the jobs whose retry backoff ended by ``now`` into their buckets: those whose
-        ``not_before`` passed, and those stamped by a clock too far ahead (``job.backing_off``)."""
+        """Move the jobs whose retry backoff ended by ``now`` into their buckets (those whose
+        ``not_before`` passed, and those stamped by a clock too far ahead: ``job.backing_off``),
+        and those whose ``--begin`` time came."""
         ahead = now + RETRY_BACKOFF_MAX_S
         while self._backoff and (self._backoff[0][0] <= now or self._backoff[-1][0] > ahead):
             _, seq = self._backoff.pop(0 if self._backoff[0][0] <= now else -1)
             job = self._waiting.pop(seq)
             del self._waits[job.id]
+            self._put(job)
+        while self._begins and self._begins[0][0] <= now:  # no clock ahead to allow for: the user's time
+            _, seq = self._begins.pop(0)
+            job = self._waiting.pop(seq)
+            del self._begin_waits[job.id]
             self._put(job)
 
     def buckets(self) -> Iterator[SortedList[Entry]]:
@@ -120,17 +129,23 @@ class PendingIndex:
 
     def due(self, now: float) -> list[Job]:
         """Ready jobs still in the backoff list whose backoff ended by ``now`` (not yet released),
-        those stamped by a clock too far ahead included (``job.backing_off``)."""
+        those stamped by a clock too far ahead included (``job.backing_off``), and those in the
+        begin list whose time came."""
         end = self._backoff.bisect_right((now, _LAST))
         ahead = self._backoff.bisect_right((now + RETRY_BACKOFF_MAX_S, _LAST))
-        return [self._waiting[seq] for _, seq in (*self._backoff.islice(0, end), *self._backoff.islice(ahead))]
+        begun = self._begins.islice(0, self._begins.bisect_right((now, _LAST)))
+        return [self._waiting[seq] for _, seq in (*self._backoff.islice(0, end), *self._backoff.islice(ahead), *begun)]
 
     def next_backoff_end(self, now: float) -> float | None:
-        """When the first backoff still running at ``now`` ends (None: none runs)."""
+        """When the first backoff still running at ``now`` ends, or the first ``--begin`` time after
+        ``now`` comes (None: neither)."""
         i = self._backoff.bisect_right((now, _LAST))
-        if i == len(self._backoff) or self._backoff[i][0] > now + RETRY_BACKOFF_MAX_S:
-            return None  # none, or only ones a clock ahead stamped: over, for the next ``release``
-        return self._backoff[i][0]
+        backoff = None
+        if i < len(self._backoff) and self._backoff[i][0] <= now + RETRY_BACKOFF_MAX_S:
+            backoff = self._backoff[i][0]  # else none, or only ones a clock ahead stamped: over
+        j = self._begins.bisect_right((now, _LAST))
+        begin = self._begins[j][0] if j < len(self._begins) else None
+        return min(backoff, begin) if backoff is not None and begin is not None else backoff or begin
 
     def clear(self) -> None:
         self._entries.clear()
@@ -140,6 +155,8 @@ class PendingIndex:
         self._backoff.clear()
         self._waits.clear()
         self._waiting.clear()
+        self._begins.clear()
+        self._begin_waits.clear()
 
     def _enter(self, job: Job) -> None:
         if job.not_before > 0:
@@ -148,6 +165,12 @@ class PendingIndex:
             self._waits[job.id] = (job.not_before, seq)
             self._waiting[seq] = job
             self._backoff.add((job.not_before, seq))
+        elif job.spec.begin_at > 0 and not job.attempt:
+            self._where[job.id] = None
+            seq = self._entries[job.id][2]
+            self._begin_waits[job.id] = (job.spec.begin_at, seq)
+            self._waiting[seq] = job
+            self._begins.add((job.spec.begin_at, seq))
         else:
             self._put(job)
 
@@ -168,8 +191,9 @@ class PendingIndex:
             return
         bucket = self._where.pop(job.id)
         if bucket is None:
-            item = self._waits.pop(job.id)
-            self._backoff.remove(item)
+            waits, items = (self._waits, self._backoff) if job.id in self._waits else (self._begin_waits, self._begins)
+            item = waits.pop(job.id)
+            items.remove(item)
             del self._waiting[item[1]]
             return
         lane = self._buckets[bucket]

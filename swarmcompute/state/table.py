@@ -79,6 +79,10 @@ def retry_backoff_s(failures: int) -> float:
     return min(RETRY_BACKOFF_BASE_S * 2.0 ** min(max(failures - 1, 0), 64), RETRY_BACKOFF_MAX_S)
 
 
+MAX_BEGIN_AT = 7_258_118_400.0
+"""The latest ``--begin`` (2200-01-01 UTC): a typo's year 20260, refused."""
+
+
 def validate_spec(spec: JobSpec) -> None:
     """Reject specs no node could run; raised to the submitter before anything is logged.
 
@@ -115,6 +119,8 @@ def validate_spec(spec: JobSpec) -> None:
         raise InvalidJobSpecError(f"--on-disconnect must be stop or keep, got {printable(spec.on_disconnect)!r}")
     if spec.id in spec.after or spec.id in spec.after_any:
         raise InvalidJobSpecError(f"job {spec.id} cannot run after itself")
+    if not (isinstance(spec.begin_at, (int, float)) and 0 <= spec.begin_at <= MAX_BEGIN_AT):
+        raise InvalidJobSpecError(f"--begin must be a time from 1970 to 2200, got {printable(repr(spec.begin_at))}")
 
 
 def validate_batch(specs: Sequence[JobSpec]) -> None:
@@ -319,12 +325,14 @@ class JobTable:
         return self._index.key(job_id)
 
     def release_backoffs(self, now: float) -> None:
-        """Jobs whose retry backoff ended by ``now`` join their buckets (the shell asks, before a
-        placement round, with its clock: the table itself never reads one)."""
+        """Jobs whose retry backoff ended, or whose ``--begin`` time came, by ``now`` join their
+        buckets (the shell asks, before a placement round, with its clock: the table itself
+        never reads one)."""
         self._index.release(now)
 
     def next_backoff_end(self, now: float) -> float | None:
-        """When the first retry backoff still running at ``now`` ends (None: none)."""
+        """When the first retry backoff still running at ``now`` ends, or the first ``--begin``
+        time comes (None: neither)."""
         return self._index.next_backoff_end(now)
 
     def active_jobs(self) -> list[Job]:
@@ -601,8 +609,12 @@ class JobTable:
                     if ended in (JobState.FAILED, JobState.CANCELLED):
                         changed.extend(self._cancel_for_parent(job, parent_id, ended, at))
                         break
-            if job.held and job.state is JobState.PENDING:
+            if job.state is not JobState.PENDING:
+                continue
+            if job.held:
                 job.reason, job.message = Reason.HELD, _held_message(job, None)
+            elif 0 < at < spec.begin_at:
+                job.reason, job.message = Reason.BEGIN_TIME, "waits for its start time (--begin)"
         return changed
 
     def _index_groups(self, job: Job) -> None:
@@ -949,6 +961,9 @@ class JobTable:
                 one.held = cmd.held
                 if cmd.held:
                     one.reason, one.message = Reason.HELD, _held_message(one, cmd.by)
+                elif self._ready(one) and 0 < cmd.at < one.spec.begin_at and not one.attempt:
+                    one.reason = Reason.BEGIN_TIME
+                    one.message = "waits for its start time (--begin)" + _by(cmd.by, "released")
                 elif self._ready(one):
                     one.reason, one.message = Reason.SUBMITTED, "waiting to be scheduled" + _by(cmd.by, "released")
                 else:

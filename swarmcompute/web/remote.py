@@ -20,6 +20,7 @@ import http.client
 import json
 import os
 import sys
+import time
 import urllib.parse
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from typing import Any, cast
@@ -43,7 +44,7 @@ from swarmcompute.client import (
 )
 from swarmcompute.limits import MAX_REQUEST_BYTES
 from swarmcompute.state.job import JobSpec
-from swarmcompute.units import parse_duration
+from swarmcompute.units import parse_begin, parse_duration
 
 PAGE = 1000
 """The server's largest page of ``GET /api/v1/jobs``."""
@@ -489,8 +490,13 @@ def run_main(parsed: Any, array: str | None = None, gang: tuple[int, int] | None
     job_id = options.get("job_id") or new_job_id()  # ours (the array's or gang's id too): a signal can
     options["job_id"] = job_id  # cancel it even before the node answered the submission
     kind = "array" if array is not None else "gang" if gang is not None else "job"
-    if options.get("hold") and not parsed.detach and kind == "job":
-        print(run_cmd.held_note(job_id), file=sys.stderr)
+    if not parsed.detach and kind == "job":
+        try:
+            begin_at = parse_begin(options.get("begin"), time.time())
+        except errors.SwarmError:
+            begin_at = 0.0  # the submission says what is wrong with it
+        for note in run_cmd.waiting_notes(job_id, bool(options.get("hold")), begin_at):
+            print(note, file=sys.stderr)
     try:
         client = RemoteClient()
     except errors.SwarmError as exc:

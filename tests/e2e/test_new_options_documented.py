@@ -38,6 +38,7 @@ RUN_OPTIONS: dict[str, tuple[str | None, str | None]] = {
     "--ranks-per-node": ("ranks_per_node", "ranks_per_node"),
     "--stdin": ("stdin", "stdin_bytes"),
     "--hold": ("hold", "held"),
+    "--begin": ("begin", "begin_at"),
 }
 COMMANDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # command: (its issue-11 options, the Client methods that do the same)

@@ -36,7 +36,7 @@ from swarmcompute.state.commands import (
 from swarmcompute.state.drain import SetDrained
 from swarmcompute.state.gangs import ranks_of
 from swarmcompute.state.history import PruneJobs
-from swarmcompute.state.job import ACTIVE_STATES, AttemptEnd, Job, JobSpec, JobState
+from swarmcompute.state.job import ACTIVE_STATES, AttemptEnd, Job, JobSpec, JobState, waits
 from swarmcompute.state.snapshot import restore_table, snapshot_table
 from swarmcompute.state.table import JobTable, weightless
 
@@ -73,6 +73,8 @@ def _spec(rng: random.Random, job_id: str, parents: list[str]) -> JobSpec:
         retries=rng.randint(0, 2),
         after=after,
         after_any=after_any,
+        hold=rng.random() < 0.05,  # never released here: it must simply never be placed
+        begin_at=rng.choice((0.0, 0.0, 0.0, 0.0, 0.0, 5.0, 20.0, 60.0)),  # the world's clock starts at 1
     )
 
 
@@ -230,7 +232,7 @@ def _scanned(table: JobTable, priority: int, capacity: NodeCapacity, now: float)
     on this node wait?) asked of every pending job, as it was before the buckets."""
     for job in table.pending_jobs():
         spec = job.spec
-        if spec.priority <= priority or job.not_before > now or spec.ranks:
+        if spec.priority <= priority or waits(job, now) or job.held or spec.ranks:
             continue
         if spec.node is not None and not pin_matches(spec.node, capacity.node_id, capacity.name):
             continue

@@ -95,3 +95,25 @@ def test_the_hold_check_catches_a_table_that_takes_a_placement_decided_before_a_
     with pytest.raises(InvariantBroken, match="held job .* is assigned"):
         for seed in range(5):  # caught at each of seeds 0-3 when written
             JobSim(seed, holds=True).run()
+
+
+def test_a_scheduler_that_places_a_job_before_its_begin_time_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Planted: the index and both placements (indexed and reference, which are compared) ignore
+    ``--begin`` (caught at seed 1, and at most seeds of 0-39, when written)."""
+    import swarmcompute.scheduler.placement as placement
+    import swarmcompute.scheduler.reference as reference
+    from swarmcompute.state.job import backing_off
+    from swarmcompute.state.pending import PendingIndex
+
+    def ignoring(job: Job, now: float) -> bool:
+        return backing_off(job.not_before, now)
+
+    def entered(index: PendingIndex, job: Job) -> None:
+        index._put(job)  # straight into its bucket: no backoff, no begin list (attempt 1 has neither)
+
+    monkeypatch.setattr(placement, "waits", ignoring)
+    monkeypatch.setattr(reference, "waits", ignoring)
+    monkeypatch.setattr(PendingIndex, "_enter", entered)
+    with pytest.raises(InvariantBroken, match=r"placed at .*, before its --begin"):
+        for seed in range(5):
+            JobSim(seed, holds=True).run()

@@ -22,7 +22,7 @@ from swarmcompute.state.commands import (
 )
 from swarmcompute.state.compact import is_stub
 from swarmcompute.state.gangs import ranks_of
-from swarmcompute.state.job import RETRY_BACKOFF_MAX_S, JobSpec, JobState, Reason, backing_off
+from swarmcompute.state.job import RETRY_BACKOFF_MAX_S, JobSpec, JobState, Reason, backing_off, waits
 from swarmcompute.state.table import JobTable, job_matcher, retry_backoff_s, validate_spec
 from swarmcompute.storage.details import MemoryDetails
 
@@ -462,6 +462,52 @@ def test_a_held_job_cancelled_is_not_held_any_more() -> None:
     table.apply(CancelJobs(("a1",), "cancelled by user", 2.0))
     job = table.get("a1")
     assert job is not None and job.state is JobState.CANCELLED and not job.held
+
+
+def test_a_job_with_a_begin_time_is_placeable_from_that_time_on_by_the_clock_that_asks() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec("later", begin_at=100.0), spec("now")), 10.0))
+    job = table.get("later")
+    assert job is not None and job.reason is Reason.BEGIN_TIME and job.message == "waits for its start time (--begin)"
+    assert job.view()["begin_at"] == 100.0 and table.get("now").view()["begin_at"] is None  # type: ignore[union-attr]
+    assert _placeable(table) == {"now"} and table.next_backoff_end(10.0) == 100.0
+    table.release_backoffs(99.9)
+    assert _placeable(table) == {"now"} and table.pending_index.due(99.9) == []
+    assert [j.id for j in table.pending_index.due(100.0)] == ["later"]
+    table.release_backoffs(100.0)
+    assert _placeable(table) == {"now", "later"} and table.next_backoff_end(100.0) is None
+
+
+def test_only_the_first_attempt_waits_for_the_begin_time() -> None:
+    """A clock set back after the first attempt (a new leader behind) does not hold its retry."""
+    table = JobTable()
+    table.apply(SubmitJobs((spec("a1", begin_at=50.0),), 10.0))
+    job = table.get("a1")
+    assert job is not None and waits(job, 49.0)
+    table.release_backoffs(60.0)
+    running(table)
+    table.apply(RequeueLost("a1", 1, "its node went away", 61.0))  # lost: no failure, no backoff
+    assert job.state is JobState.PENDING and job.attempt == 1
+    assert _placeable(table) == {"a1"} and not waits(job, 30.0)  # a leader whose clock reads 30
+
+
+def test_a_held_job_with_a_begin_time_released_before_it_waits_for_it() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec("a1", begin_at=100.0, hold=True),), 10.0))
+    assert table.get("a1").reason is Reason.HELD  # type: ignore[union-attr]
+    table.apply(HoldJobs(("a1",), False, "ann", 20.0))
+    job = table.get("a1")
+    assert job is not None and job.reason is Reason.BEGIN_TIME and job.message.endswith("(released by ann)")
+    table.release_backoffs(20.0)
+    assert _placeable(table) == set()
+    table.release_backoffs(100.0)
+    assert _placeable(table) == {"a1"}
+
+
+@pytest.mark.parametrize("begin_at", [float("nan"), float("inf"), -1.0, 400_000_000_000.0])
+def test_a_begin_time_out_of_reason_is_refused(begin_at: float) -> None:
+    with pytest.raises(InvalidJobSpecError, match="--begin must be a time from 1970 to 2200"):
+        validate_spec(spec(begin_at=begin_at))
 
 
 def test_a_new_attempt_clears_the_previous_attempts_exit_code_and_end() -> None:

@@ -1,0 +1,49 @@
+"""`swarm run --begin` on a real daemon (`sbatch --begin`): the job waits, pending, until its
+start time by the leader's clock, says so, then runs as any other; a start time that does not
+read is one line on stderr before anything is sent."""
+
+from __future__ import annotations
+
+import time
+
+from swarmcompute.testing.daemons import DaemonProcess
+
+
+def test_a_job_with_a_begin_time_waits_for_it_says_so_and_then_runs(daemon: DaemonProcess) -> None:
+    asked_at = time.time()
+    made = daemon.swarm("run", "-d", "--begin", "3s", "--cpus", "0", "--", "echo", "on time")
+    assert made.returncode == 0, made.stderr
+    job_id = made.stdout.strip()
+    view = daemon.client.job(job_id)
+    assert view["state"] == "pending" and asked_at + 3 <= view["begin_at"] <= time.time() + 3
+    if time.time() < view["begin_at"] - 0.5:  # still well before it (a slow machine may be past it)
+        assert (view["reason"], view["message"]) == ("begin_time", "waits for its start time (--begin)")
+        shown = daemon.swarm("show", job_id).stdout
+        assert "begins     " + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(view["begin_at"])) in shown
+    done = daemon.client.wait([job_id], timeout=30)[0]
+    assert done["state"] == "succeeded" and done["started_at"] >= view["begin_at"]
+    assert daemon.swarm("logs", job_id).stdout == "on time\n"
+
+
+def test_an_attached_run_with_a_begin_time_says_when_and_streams_its_output_then(daemon: DaemonProcess) -> None:
+    run = daemon.swarm("run", "--begin", "now+1s", "--id", "soon1", "--", "echo", "hello")
+    assert (run.returncode, run.stdout) == (0, "hello\n"), run.stderr
+    assert run.stderr.startswith("swarm: job soon1 waits for its start time, ")
+    assert run.stderr.splitlines()[0].endswith(" (--begin)")
+    view = daemon.client.job("soon1")
+    assert view["started_at"] >= view["begin_at"]
+
+
+def test_a_begin_time_that_does_not_read_is_refused_in_one_line_before_anything_is_sent(
+    daemon: DaemonProcess,
+) -> None:
+    for args, said in (
+        (("--begin", "tomorrowish"), "swarm run: cannot read 'tomorrowish' as a start time: use e.g. 30m, now+2h,"),
+        (("--begin", "20260-01-01"), "swarm run: cannot read '20260-01-01' as a start time"),
+    ):
+        refused = daemon.swarm("run", "-d", *args, "--", "true")
+        assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+        assert refused.stderr.startswith(said), refused.stderr
+    assert daemon.client.jobs() == []
+    through_api = daemon.client.submit(["true"], begin=time.time() - 5, cpus=0)  # a time passed: at once
+    assert daemon.client.wait([through_api], timeout=30)[0]["state"] == "succeeded"
