@@ -4,7 +4,8 @@ What it reruns: a job as it was asked for (its command, environment, directory, 
 shipped files and stdin, pins, dependencies), under a new id, as the user who asks (a root daemon
 runs it as them); an array's elements that did not succeed (``every``: all of them) as a new
 array of those indices, with its ``%N``; a gang as a new gang of the same shape; an array's element
-named alone (``ARRAY.I``) as a plain job that sees the same ``SWARM_ARRAY_INDEX``. Nothing is
+named alone (``ARRAY.I``) as a plain job that sees the same ``SWARM_ARRAY_INDEX``. It runs now:
+not held (``--hold``), nor at the first run's ``--begin`` time. Nothing is
 rerun that has not ended: a rerun is another run of what finished, not a second copy of what runs.
 
 ``recipe`` is pure: the daemon gives it the group's jobs (whole: their details read from disk) and
@@ -15,7 +16,7 @@ is attached, followed, cancelled by Ctrl-C and printed as a `swarm run` is.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -77,8 +78,12 @@ def recipe(
             _plain(spec, new_id, _base_name(spec, spec.rank)), ranks=spec.ranks, ranks_per_node=spec.ranks_per_node
         )
     if spec.array_id:  # one element: a plain job that sees the same index
-        return Recipe(replace(spec, id=new_id, user="", array_id="", array_index=0, array_limit=0))
-    return Recipe(replace(spec, id=new_id, user=""))
+        return Recipe(replace(spec, id=new_id, user="", array_id="", array_index=0, array_limit=0, **_NOW))
+    return Recipe(replace(spec, id=new_id, user="", **_NOW))
+
+
+_NOW: dict[str, Any] = {"hold": False, "begin_at": 0.0}
+"""A rerun runs now: not held, nor waiting for the first run's ``--begin`` time."""
 
 
 def _plain(spec: JobSpec, new_id: str, name: str) -> JobSpec:
@@ -86,7 +91,7 @@ def _plain(spec: JobSpec, new_id: str, name: str) -> JobSpec:
     env = {k: v for k, v in spec.env.items() if k not in ARRAY_ENV}
     return replace(
         spec, id=new_id, name=name, user="", env=env, array_id="", array_index=0, array_limit=0, gang_id="", rank=0,
-        ranks=0, ranks_per_node=0,
+        ranks=0, ranks_per_node=0, **_NOW,
     )  # fmt: skip
 
 

@@ -46,3 +46,19 @@ def test_elements_the_history_bound_removed_are_rerun_by_index_as_the_held_ones(
     removed = [(0, JobState.FAILED), (1, JobState.SUCCEEDED), (2, JobState.CANCELLED)]
     assert recipe("arr", held, "new", group="array", removed=removed).array == "0,2"
     assert recipe("arr", held, "new", group="array", removed=removed, every=True).array == "0-5"
+
+
+@pytest.mark.parametrize("group", ["", "array", "gang"])
+def test_a_rerun_runs_now_not_held_nor_at_the_first_runs_begin_time(group: str) -> None:
+    spec = job_spec(["true"], job_id="first", hold=True, begin=1_800_000_000)
+    assert (spec.hold, spec.begin_at) == (True, 1_800_000_000.0)
+    if group == "array":
+        jobs = [_ended(s, JobState.FAILED) for s in elements(spec, "0-1")]
+    elif group == "gang":
+        from swarmcompute.state.gangs import ranks_of
+
+        jobs = [_ended(s, JobState.FAILED) for s in ranks_of(spec, 2, 0)]
+    else:
+        jobs = [_ended(spec, JobState.FAILED)]
+    made = recipe("first", jobs, "again", group=group)
+    assert (made.spec.hold, made.spec.begin_at) == (False, 0.0)
