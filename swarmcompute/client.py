@@ -349,6 +349,30 @@ def grouped_specs(spec: JobSpec, array: str | None, ranks: int | None, ranks_per
         raise errors.InvalidJobSpecError(str(exc)) from None
 
 
+GROUPING = ("array", "ranks", "ranks_per_node")
+"""Keys of a submitted item that make it stand for many jobs (``grouped_specs``)."""
+
+
+def expanded_specs(items: Iterable[Mapping[str, Any]]) -> tuple[list[JobSpec], list[str]]:
+    """The job specs of a submission's items (``submit_many``'s, the HTTP API's ``POST
+    /api/v1/jobs``) and one id per item: an item with ``"array": "0-99%10"`` stands for its
+    elements (``swarmcompute.arrays``), one with ``"ranks": N`` (and ``"ranks_per_node": K``) for
+    its gang's ranks (``swarmcompute.state.gangs``), and its id is the array's or the gang's. A
+    job of the same submission may run ``after`` such an array or gang (a pipeline in one go)."""
+    if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
+        raise errors.InvalidJobSpecError("submit_many takes a list of specs, each {'argv': ..., **options}")
+    items = list(items)
+    built = job_specs(
+        [{k: v for k, v in item.items() if k not in GROUPING} if isinstance(item, Mapping) else item for item in items]
+    )
+    specs: list[JobSpec] = []
+    for item, spec in zip(items, built, strict=True):
+        specs.extend(grouped_specs(spec, item.get("array"), item.get("ranks"), item.get("ranks_per_node")))
+        if len(specs) > MAX_BATCH:
+            raise errors.InvalidJobSpecError(f"more than {MAX_BATCH} jobs in one submission: split them up")
+    return specs, [spec.id for spec in built]
+
+
 SUBMIT_REQUEST_JOBS = 10_000
 """Jobs per submit request of an array (``Client.submit``, `swarm run --array`)."""
 
@@ -438,11 +462,15 @@ class Client:
         ``upload`` (paths, each a file or directory, shipped under the same relative name),
         ``workdir`` (a directory shipped as the job's working directory, less what its
         ``.gitignore``/``.swarmignore`` exclude) and ``max_upload`` (the cap, default 256 MiB) ship
-        files with a job: the job then runs in a directory of its own on its node (README, *Files*)."""
-        built = job_specs(self._ship(spec) for spec in specs)
+        files with a job: the job then runs in a directory of its own on its node (README, *Files*).
+        ``array`` ("0-99%10") or ``ranks`` (and ``ranks_per_node``) make a spec an array or a gang
+        (``expanded_specs``); one id is returned for each spec, the array's or the gang's for those,
+        and a later spec may run ``after`` one of them: a pipeline in one submission."""
+        built, ids = expanded_specs([self._ship(spec) for spec in specs])
         if not built:
             return []
-        return submit_framed(self._submit, built, len(built))  # one round trip, unless over a frame
+        submit_framed(self._submit, built, len(built))  # one round trip, unless over a frame
+        return ids
 
     def _submit(self, specs: tuple[JobSpec, ...]) -> list[str]:
         return list(self._call(m.Submit(specs)))

@@ -32,7 +32,7 @@ from swarmcompute import codec, errors
 from swarmcompute.api import messages as m
 from swarmcompute.api import tokens
 from swarmcompute.api.streaming import OutputStream
-from swarmcompute.limits import MAX_BATCH, MAX_REQUEST_BYTES
+from swarmcompute.limits import MAX_REQUEST_BYTES
 from swarmcompute.state.api_tokens import ApiToken
 from swarmcompute.state.job import JobState
 from swarmcompute.state.table import job_matcher, submit_chunks
@@ -186,7 +186,9 @@ class Api:
                 'the body is one job {"argv": [...], ...options} or {"jobs": [one or more of those]}'
             )
         items = [await self._with_stdin(item) for item in items]
-        specs, ids = _expanded(items)
+        from swarmcompute.client import expanded_specs
+
+        specs, ids = expanded_specs(items)
         for chunk in submit_chunks(specs, SUBMIT_CHUNK):  # a gang's ranks in one; as the token's user
             await self.ask(m.Submit(chunk), token)
         body_out: dict[str, Any] = {"ids": ids}
@@ -512,26 +514,6 @@ class Api:
 
 
 _NO_STORE = {"Cache-Control": "no-store"}
-
-
-_GROUPING = ("array", "ranks", "ranks_per_node")
-"""Keys of a submitted item that make it stand for many jobs (``client.grouped_specs``)."""
-
-
-def _expanded(items: list[dict[str, Any]]) -> tuple[list[Any], list[str]]:
-    """The job specs of a submission's items and one id per item: an item with ``"array": "0-99%10"``
-    stands for its elements (``swarmcompute.arrays``), one with ``"ranks": N`` (and
-    ``"ranks_per_node": K``) for its gang's ranks (``swarmcompute.state.gangs``), and its id is
-    the array's or the gang's."""
-    from swarmcompute.client import grouped_specs, job_specs
-
-    built = job_specs([{k: v for k, v in item.items() if k not in _GROUPING} for item in items])
-    specs: list[Any] = []
-    for item, spec in zip(items, built, strict=True):
-        specs.extend(grouped_specs(spec, item.get("array"), item.get("ranks"), item.get("ranks_per_node")))
-        if len(specs) > MAX_BATCH:
-            raise errors.InvalidJobSpecError(f"more than {MAX_BATCH} jobs in one submission: split them up")
-    return specs, [spec.id for spec in built]
 
 
 def _asset(name: str) -> bytes:

@@ -30,11 +30,13 @@ from swarmcompute.api import messages as m
 from swarmcompute.api.lean_client import hold_request, list_request, selectors
 from swarmcompute.api.replay import again_when_back, reattached
 from swarmcompute.client import (
+    GROUPING,
     Client,
     _readable,
     _stdin_data,
     attached,
     error_from_reply,
+    expanded_specs,
     grouped_specs,
     job_spec,
     job_specs,
@@ -108,6 +110,10 @@ class RemoteClient(Client):
     def submit_many(self, specs: Iterable[Mapping[str, Any]]) -> list[str]:
         specs = list(specs) if not isinstance(specs, (str, bytes, Mapping)) else specs
         apart = [_stdin_apart(s) if isinstance(s, Mapping) else (s, s) for s in specs]
+        if any(isinstance(s, Mapping) and any(k in s for k in GROUPING) for s in specs):  # arrays, gangs
+            _, ids = expanded_specs(checked for checked, _sent in apart)  # every check the node makes, first
+            items = [{**dict(sent), "job_id": i} for (_checked, sent), i in zip(apart, ids, strict=True)]
+            return list(self._json("POST", "/api/v1/jobs", {"jobs": items})["ids"])  # one submission: a pipeline
         built = job_specs(checked for checked, _sent in apart)  # every check the local client makes, first
         if not built:
             return []

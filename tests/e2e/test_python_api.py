@@ -33,6 +33,32 @@ def test_submit_many_is_one_round_trip_and_wait_returns_in_order(daemon: DaemonP
     assert [j["exit_code"] for j in jobs] == [i % 3 for i in range(30)]
 
 
+PIPELINE = [
+    {"argv": "echo reduce", "job_id": "reduce", "after": ["sweep", "pair"], "cpus": 0},  # named before them
+    {"argv": "echo $SWARM_ARRAY_INDEX", "job_id": "sweep", "array": "0-2", "cpus": 0},
+    {"argv": "echo $SWARM_RANK", "job_id": "pair", "ranks": 2, "cpus": 0},
+]
+"""A pipeline in one submission: a job after an array and a gang of the same batch."""
+
+
+def _ran_after_its_parents(client: Client) -> None:
+    reduce = client.wait("reduce", timeout=60)
+    parents = [*client.wait("sweep", timeout=30), *client.job("pair")["gang"]]
+    assert reduce["state"] == "succeeded" and len(parents) == 5
+    assert all(p["state"] == "succeeded" for p in parents)
+    assert reduce["started_at"] >= max(client.job(p["id"])["finished_at"] for p in parents)
+
+
+def test_submit_many_takes_arrays_and_gangs_so_a_pipeline_goes_in_one_submission(daemon: DaemonProcess) -> None:
+    client = Client(daemon.state_dir)
+    assert client.submit_many(PIPELINE) == ["reduce", "sweep", "pair"]  # one id a spec: the array's, the gang's
+    _ran_after_its_parents(client)
+    assert client.submit_many(PIPELINE) == ["reduce", "sweep", "pair"]  # the same again: nothing new
+    assert len(client.jobs(100)) == 1 + 3 + 2
+    with pytest.raises(InvalidJobSpecError, match="an array .* or a gang .*, not both"):
+        client.submit_many([{"argv": "true", "array": "0-1", "ranks": 2}])
+
+
 def test_resubmitting_the_same_id_is_idempotent(daemon: DaemonProcess) -> None:
     client = Client(daemon.state_dir)
     first = client.submit(["echo", "once"], job_id="fixed-id-1")

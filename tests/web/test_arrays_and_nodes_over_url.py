@@ -242,6 +242,20 @@ def test_a_gang_is_submitted_and_waited_for_from_python_over_url(cluster: list[D
     assert refused.status_code == 400 and refused.json()["code"] == "InvalidJobSpecError", refused.text
 
 
+def test_a_pipeline_goes_in_one_submit_many_over_url(cluster: list[DaemonProcess], token: str) -> None:
+    client = Client(url=cluster[0].http_url, token=token)
+    pipeline = [
+        {"argv": "echo reduce", "job_id": "url-reduce", "after": ["url-sweep", "url-pair"], "cpus": 0},
+        {"argv": "echo $SWARM_ARRAY_INDEX", "job_id": "url-sweep", "array": "0-2", "cpus": 0},
+        {"argv": "echo $SWARM_RANK", "job_id": "url-pair", "ranks": 2, "cpus": 0},
+    ]
+    assert client.submit_many(pipeline) == ["url-reduce", "url-sweep", "url-pair"]  # one id a spec
+    reduce = client.wait("url-reduce", timeout=60)
+    sweep = client.wait("url-sweep", timeout=30)
+    assert reduce["state"] == "succeeded" and [j["state"] for j in sweep] == ["succeeded"] * 3
+    assert reduce["started_at"] >= max(j["finished_at"] for j in sweep)
+
+
 def test_nodes_are_listed_drained_labelled_and_undrained_over_url(
     cluster: list[DaemonProcess], token: str, swarm: Swarm
 ) -> None:
