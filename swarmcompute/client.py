@@ -61,6 +61,7 @@ _SPEC_OPTIONS = frozenset(
         "stdin",
         "hold",
         "begin",
+        "every",
     }
 )
 _SHIP_OPTIONS = ("upload", "workdir", "max_upload")
@@ -108,7 +109,8 @@ def job_spec(argv: Sequence[str] | str, **options: Any) -> JobSpec:
     bytes, or a binary file read to its end: what every attempt reads as its stdin, shipped with
     the job; an ``image`` job's container reads it too), hold (submit it held: it waits until
     ``release``), begin (not before then: "30m", "now+2h", "03:00", "2026-12-24T18:00", a
-    ``datetime`` or Unix seconds).
+    ``datetime`` or Unix seconds), every (run it again every "1d", "6h" or seconds, from its start
+    time: ``ID.1``, ``ID.2``, ... each once the one before ended; a cancel ends the series).
     """
     unknown = set(options) - _SPEC_OPTIONS
     if unknown:
@@ -161,6 +163,7 @@ def _job_spec(argv: Sequence[str] | str, options: Mapping[str, Any]) -> JobSpec:
         "stdin": _stdin_ref(options.get("stdin")),
         "hold": bool(options.get("hold")),
         "begin_at": parse_begin(options.get("begin"), time.time()),
+        "every_s": parse_duration(options.get("every")) or 0.0,
     }
     if fields["gpu_mem"] and not fields["gpus"]:
         fields["gpus"] = 1

@@ -4,9 +4,10 @@ What it reruns: a job as it was asked for (its command, environment, directory, 
 shipped files and stdin, pins, dependencies), under a new id, as the user who asks (a root daemon
 runs it as them); an array's elements that did not succeed (``every``: all of them) as a new
 array of those indices, with its ``%N``; a gang as a new gang of the same shape; an array's element
-named alone (``ARRAY.I``) as a plain job that sees the same ``SWARM_ARRAY_INDEX``. It runs now:
-not held (``--hold``), nor at the first run's ``--begin`` time. Nothing is
-rerun that has not ended: a rerun is another run of what finished, not a second copy of what runs.
+named alone (``ARRAY.I``) as a plain job that sees the same ``SWARM_ARRAY_INDEX``. It runs now
+and once: not held (``--hold``), nor at the first run's ``--begin`` time, nor as a new
+``--every`` series. Nothing is rerun that has not ended: a rerun is another run of what
+finished, not a second copy of what runs.
 
 ``recipe`` is pure: the daemon gives it the group's jobs (whole: their details read from disk) and
 submits nothing; the client submits what it answers through its own `swarm run` path, so a rerun
@@ -82,8 +83,9 @@ def recipe(
     return Recipe(replace(spec, id=new_id, user="", **_NOW))
 
 
-_NOW: dict[str, Any] = {"hold": False, "begin_at": 0.0}
-"""A rerun runs now: not held, nor waiting for the first run's ``--begin`` time."""
+_NOW: dict[str, Any] = {"hold": False, "begin_at": 0.0, "every_s": 0.0, "occurrence": 0}
+"""A rerun runs now, once: not held, nor waiting for the first run's ``--begin`` time, nor again
+every ``--every`` period (a series goes on by itself)."""
 
 
 def _plain(spec: JobSpec, new_id: str, name: str) -> JobSpec:

@@ -129,6 +129,14 @@ def format_duration(seconds: float | None) -> str:
     return f"{seconds / 86400:.1f}d"
 
 
+def format_period(seconds: float) -> str:
+    """A period as typed (``--every``): ``1d``, ``6h``, ``90m``, ``45s`` (else ``format_duration``)."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size and float(seconds / size).is_integer():
+            return f"{seconds / size:.0f}{unit}"
+    return format_duration(seconds)
+
+
 def plural(n: float, noun: str) -> str:
     """``noun``, plural unless ``n`` is 1: ``rank 3``, ``ranks 1, 2`` (never ``rank(s)``)."""
     return noun if n == 1 else f"{noun}s"

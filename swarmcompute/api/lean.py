@@ -78,6 +78,8 @@ SPEC_FIELDS = (
     "stdin",
     "hold",
     "begin_at",
+    "every_s",
+    "occurrence",
 )
 SPEC_DEFAULTS: dict[str, object] = {
     "name": "",
@@ -114,6 +116,8 @@ SPEC_DEFAULTS: dict[str, object] = {
     "stdin": None,
     "hold": False,
     "begin_at": 0.0,
+    "every_s": 0.0,
+    "occurrence": 0,
 }
 
 

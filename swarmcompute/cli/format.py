@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from swarmcompute.limits import printable
-from swarmcompute.units import format_duration, format_size, plural
+from swarmcompute.units import format_duration, format_period, format_size, plural
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs `swarm status` 5 ms at start-up; annotations stay strings
@@ -35,6 +35,12 @@ def begins(at: float) -> str:
     left = at - time.time()
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
     return f"{when}, in {format_duration(left)}" if left > 0 else f"{when} ({format_duration(-left)} ago)"
+
+
+def every(job: dict[str, Any]) -> str:
+    """``--every``: the period and which run of its series this is."""
+    root = job["id"].rsplit(".", 1)[0] if job["occurrence"] else job["id"]
+    return f"{format_period(job['every_s'])}: run {job['occurrence']} of {root} (the next is added when it ends)"
 
 
 def runtime(job: dict[str, Any]) -> str:
@@ -288,6 +294,7 @@ def job_text(job: dict[str, Any]) -> str:
         ("exit code", job["exit_code"] if job["exit_code"] is not None else "-"),
         ("submitted", ago(job["submitted_at"])),
         *([("begins", begins(job["begin_at"]))] if job.get("begin_at") else []),
+        *([("every", every(job))] if job.get("every_s") else []),
         ("started", ago(job["started_at"])),
         ("finished", ago(job["finished_at"])),
         ("runtime", runtime(job)),

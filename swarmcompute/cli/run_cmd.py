@@ -91,6 +91,9 @@ Options:
                         array's or gang's id: all of it).
   --begin WHEN          Start it no sooner than WHEN: 30m, now+2h, 03:00 (the
                         next), 2026-12-24 or 2026-12-24T18:00 (local time).
+  --every DURATION      Run it again every DURATION (e.g. 1d, 6h) from its start:
+                        ID.1, ID.2, ... each once the one before ended (missed
+                        times skipped); `swarm cancel` the next one to stop.
   --max-output SIZE     Output kept per attempt, e.g. 1G (default 64M); past it
                         the rest is dropped and said (exit 3).
   --id ID               Choose the job id (resubmitting the same id is a no-op).
@@ -137,6 +140,7 @@ _OPTIONS: dict[str, tuple[str, bool, bool]] = {
     "--keep-on-exit": ("keep_on_exit", False, False),
     "--hold": ("hold", False, False),
     "--begin": ("begin", True, False),
+    "--every": ("every", True, False),
     "--max-output": ("max_output", True, False),
     "--id": ("job_id", True, False),
     "--state-dir": ("state_dir", True, False),
@@ -289,7 +293,8 @@ def main(args: Sequence[str]) -> int:
 
             ship(parsed, spec, state_dir)
         if not parsed.detach and array is None and ranks is None:
-            for note in waiting_notes(spec["id"], bool(spec.get("hold")), float(spec.get("begin_at") or 0)):
+            waits = bool(spec.get("hold")), float(spec.get("begin_at") or 0), float(spec.get("every_s") or 0)
+            for note in waiting_notes(spec["id"], *waits):
                 print(note, file=sys.stderr)
         status = _launched(sock, lean, spec, array, ranks, state_dir, detach=parsed.detach)
     except lean.LeanError as exc:
@@ -307,13 +312,20 @@ def main(args: Sequence[str]) -> int:
     return status
 
 
-def waiting_notes(job_id: str, held: bool, begin_at: float) -> list[str]:
-    """What an attached `swarm run --hold` or `--begin` says first."""
+def waiting_notes(job_id: str, held: bool, begin_at: float, every_s: float = 0.0) -> list[str]:
+    """What an attached `swarm run --hold`, `--begin` or `--every` says first."""
     notes = [f"swarm: job {job_id} is held: it starts once `swarm release {job_id}` lets it"] if held else []
     if begin_at > time.time():
         from swarmcompute.cli.format import begins
 
         notes.append(f"swarm: job {job_id} waits for its start time, {begins(begin_at)} (--begin)")
+    if every_s:
+        from swarmcompute.units import format_period
+
+        notes.append(
+            f"swarm: job {job_id} runs every {format_period(every_s)}: this follows its first run;"
+            f" the next are {job_id}.1, {job_id}.2, ... (`swarm cancel` the pending one stops them)"
+        )
     return notes
 
 
@@ -451,6 +463,7 @@ def _spec(parsed: RunArgs) -> dict[str, Any]:
     opts = parsed.options
     try:
         begin_at = parse_begin(opts.get("begin"), time.time())
+        every_s = parse_duration(opts.get("every"))
         timeout_s = parse_duration(opts.get("timeout"))
         mem_bytes = parse_size(opts.get("mem"))
         max_file_size = parse_size(opts.get("max_file_size"))
@@ -460,10 +473,14 @@ def _spec(parsed: RunArgs) -> dict[str, Any]:
         raise UsageError(str(exc)) from None
     # Options map onto JobSpec fields of the same name; lean.spec_fields fills the defaults.
     spec: dict[str, Any] = {
-        k: v for k, v in opts.items() if k not in ("job_id", "timeout", "mem", "max_output", "cwd_default", "begin")
+        k: v
+        for k, v in opts.items()
+        if k not in ("job_id", "timeout", "mem", "max_output", "cwd_default", "begin", "every")
     }
     if begin_at:
         spec["begin_at"] = begin_at
+    if every_s:
+        spec["every_s"] = every_s
     spec.update(
         id=opts.get("job_id") or os.urandom(6).hex(), argv=list(parsed.argv), timeout_s=timeout_s, mem_bytes=mem_bytes
     )

@@ -402,6 +402,9 @@ class JobSim:
             when = self.rng.uniform(0.0, 3.0)
             if self.holds and self.BEGINS and holds.random() < 0.1:
                 spec = replace(spec, begin_at=when + holds.uniform(0.0, 3.0))  # the leader's clock decides
+            if self.holds and self.BEGINS and holds.random() < 0.06:  # a series: runs again until stopped
+                spec = replace(spec, every_s=holds.uniform(1.0, 3.0))
+                self._at(when + holds.uniform(4.0, 10.0), "stop_series", job_id)
             self._at(when, "submit", spec)
             if self.rng.random() < 0.08:
                 self._at(self.rng.uniform(0.0, 4.0), "cancel", job_id)
@@ -1167,6 +1170,11 @@ class JobSim:
             job = self.table.get(job_id)
             if job is not None and job.held and job.state is not JobState.PENDING:
                 self._fail(f"held job {job_id} is {job.state.value} (attempt {job.attempt} on {job.node})")
+            if job is not None and job.spec.every_s and not job.state.is_terminal:
+                root = job.id.rsplit(".", 1)[0] if job.spec.occurrence else job.id
+                runs = [j.id for j in self.table.open_jobs() if j.id == root or j.id.startswith(root + ".")]
+                if len(runs) > 1:
+                    self._fail(f"series {root} has {len(runs)} open runs at once: {runs}")
             if isinstance(cmd, AssignJobs) and job is not None and job.attempt == 1 and job.assigned_at is not None:
                 if 0 < job.spec.begin_at and job.assigned_at < job.spec.begin_at:
                     self._fail(
@@ -1190,6 +1198,14 @@ class JobSim:
 
     def _on_cancel(self, job_id: str) -> None:
         self._batch.append(CancelJobs((job_id,), "cancelled by user", self.now))
+
+    def _on_stop_series(self, root: str) -> None:
+        """`swarm cancel` of a series' open run, asked again until none is open (a run may end
+        and its next be added while the cancel is on its way)."""
+        running = [j.id for j in self.table.open_jobs() if j.id == root or j.id.startswith(root + ".")]
+        if running or root not in self.table:
+            self._batch.append(CancelJobs(tuple(running), "series stopped by user", self.now))
+            self._at(self.now + 1.0, "stop_series", root)
 
     def _on_hold(self, arg: tuple[str, bool]) -> None:
         job_id, held = arg

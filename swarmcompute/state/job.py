@@ -182,6 +182,13 @@ class JobSpec:
     begin_at: float = 0.0
     """Not placed before this wall-clock time (Unix seconds, ``swarm run --begin``), by the clock of
     the leader that places it; 0: at once. Only its first attempt waits for it."""
+    every_s: float = 0.0
+    """Run it again every this many seconds (``swarm run --every``): when it ends (succeeded, or
+    failed after its retries), the table adds its next run, ``ID.N``, at the first time after the
+    end that is a whole number of periods after this run's start time (``state.table``); a cancel
+    ends the series. 0: once."""
+    occurrence: int = 0
+    """Its run number in its ``every_s`` series (0: the first, whose id names the series)."""
 
     @property
     def command(self) -> str:
@@ -351,6 +358,8 @@ class Job:
             "output_truncated": self.attempt in self.truncated_attempts,
             "held": self.held,
             "begin_at": spec.begin_at or None,
+            "every_s": spec.every_s or None,
+            "occurrence": spec.occurrence,
             **self.usage(self.attempt),
             "attempts": [
                 {"attempt": n, "node": node or None, "ended": how or None, **self.usage(n)}

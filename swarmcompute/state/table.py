@@ -13,8 +13,10 @@ from __future__ import annotations
 import bisect
 import fnmatch
 import heapq
+import math
 from collections import Counter
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import TypeVar
 
 from sortedcontainers import SortedDict
@@ -65,7 +67,7 @@ from swarmcompute.state.job import (
 )
 from swarmcompute.state.pending import Key, PendingIndex
 from swarmcompute.state.policy import CommandPolicy, SetPolicy, policy_problem
-from swarmcompute.units import plural
+from swarmcompute.units import format_period, plural
 
 _T = TypeVar("_T")
 
@@ -79,6 +81,10 @@ def retry_backoff_s(failures: int) -> float:
     return min(RETRY_BACKOFF_BASE_S * 2.0 ** min(max(failures - 1, 0), 64), RETRY_BACKOFF_MAX_S)
 
 
+MIN_EVERY_S = 1.0
+MAX_EVERY_S = 10 * 365 * 86400.0
+MAX_SERIES_ID = 52
+"""A series' id and its runs' (``ID.N``, up to 11 more characters) stay within a job id's 64."""
 MAX_BEGIN_AT = 7_258_118_400.0
 """The latest ``--begin`` (2200-01-01 UTC): a typo's year 20260, refused."""
 
@@ -121,6 +127,15 @@ def validate_spec(spec: JobSpec) -> None:
         raise InvalidJobSpecError(f"job {spec.id} cannot run after itself")
     if not (isinstance(spec.begin_at, (int, float)) and 0 <= spec.begin_at <= MAX_BEGIN_AT):
         raise InvalidJobSpecError(f"--begin must be a time from 1970 to 2200, got {printable(repr(spec.begin_at))}")
+    if spec.every_s or spec.occurrence:
+        if not (isinstance(spec.every_s, (int, float)) and MIN_EVERY_S <= spec.every_s <= MAX_EVERY_S):
+            raise InvalidJobSpecError(
+                f"--every must be from {MIN_EVERY_S:g}s to 10 years, got {printable(repr(spec.every_s))}"
+            )
+        if spec.array_id or spec.ranks:
+            raise InvalidJobSpecError("--every runs one job again and again: not an array or a gang")
+        if len(spec.id) > MAX_SERIES_ID:
+            raise InvalidJobSpecError(f"--every needs an id of at most {MAX_SERIES_ID} characters (its runs add .N)")
 
 
 def validate_batch(specs: Sequence[JobSpec]) -> None:
@@ -766,7 +781,7 @@ class JobTable:
         if cmd.end == AttemptEnd.EXITED and cmd.exit_code == 0:
             _ended(job, "exit 0")
             self._move(job, Move.SUCCEED, Reason.EXITED, "exited with code 0")
-            return [job.id]
+            return [job.id, *self._next_run(job, at)]
         reason, message = _failure(cmd, job)
         _ended(job, _END_WORDS.get(reason, f"exit {cmd.exit_code}"))
         job.failures += 1
@@ -780,8 +795,34 @@ class JobTable:
             )
         else:
             self._move(job, Move.FAIL, reason, message)
-            return [job.id, *self._cascade(job, at)]
+            return [job.id, *self._cascade(job, at), *self._next_run(job, at)]
         return [job.id]
+
+    def _next_run(self, job: Job, at: float) -> list[str]:
+        """The next run of ``job``'s ``--every`` series, which ended (succeeded or failed) at ``at``
+        by the leader's clock: ``ROOT.N``, at the first whole number of periods after this run's
+        start time that is later than ``at`` (missed periods are skipped, never run late). Every
+        replica adds the same job in the same entry: the table is the only one that adds it."""
+        spec = job.spec
+        if not spec.every_s:
+            return []
+        root = spec.id.rsplit(".", 1)[0] if spec.occurrence else spec.id
+        run = spec.occurrence + 1
+        next_id = f"{root}.{run}"
+        if next_id in self._jobs or next_id in self.pruned:
+            return []  # added already (a replay), or added and removed since
+        start = spec.begin_at or job.submitted_at
+        periods = max(1, math.floor((at - start) / spec.every_s) + 1)
+        spec = replace(spec, id=next_id, occurrence=run, begin_at=start + periods * spec.every_s, hold=False)
+        new = Job(spec=spec, submitted_at=at, origin=job.origin)
+        self._jobs[next_id] = new
+        self._opened(new)
+        self._add_pending(new)
+        bisect.insort(self._ids, next_id)
+        self._link_parents(new)
+        new.reason = Reason.BEGIN_TIME
+        new.message = f"run {run} of {root} (--every {format_period(spec.every_s)}): waits for its start time"
+        return [next_id]
 
     @staticmethod
     def _given_up_attempt(job: Job, cmd: FinishAttempt) -> bool:

@@ -74,6 +74,10 @@ JOB_OPTIONS: dict[str, Any] = {
     },
     "keep_on_exit": {"type": "boolean", "description": "an attached stream that ends early does not cancel it"},
     "hold": {"type": "boolean", "description": "submit it held: it waits until released (swarm release)"},
+    "every": {
+        "description": "run it again every 1d, 6h, ... or seconds from its start: ID.1, ID.2, ... (a cancel ends it)",
+        "oneOf": [{"type": "string"}, {"type": "number"}],
+    },
     "begin": {
         "description": "not placed before: 30m, now+2h, 03:00, 2026-12-24T18:00 (the node's local time) or Unix seconds",
         "oneOf": [{"type": "string"}, {"type": "number"}],
@@ -501,7 +505,7 @@ def openapi_document() -> dict[str, Any]:
             "id name state reason message node attempt failures retries exit_code command argv cwd env timeout_s "
             "priority cpus mem_bytes gpus after after_any pinned_node image on_disconnect keep_on_exit submitted_at "
             "started_at finished_at output_truncated attempts output_tail gpu_mem constraints array_id array_index "
-            "array_limit user max_procs max_file_size max_output_bytes files files_bytes stdin_bytes keep node_name pull mounts cpu_s max_rss_bytes max_rss_at_most usage_now held begin_at"
+            "array_limit user max_procs max_file_size max_output_bytes files files_bytes stdin_bytes keep node_name pull mounts cpu_s max_rss_bytes max_rss_at_most usage_now held begin_at every_s occurrence"
         ).split()
     }
     job_props["pull"] = {

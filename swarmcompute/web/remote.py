@@ -499,9 +499,10 @@ def run_main(parsed: Any, array: str | None = None, gang: tuple[int, int] | None
     if not parsed.detach and kind == "job":
         try:
             begin_at = parse_begin(options.get("begin"), time.time())
+            every_s = parse_duration(options.get("every")) or 0.0
         except errors.SwarmError:
-            begin_at = 0.0  # the submission says what is wrong with it
-        for note in run_cmd.waiting_notes(job_id, bool(options.get("hold")), begin_at):
+            begin_at = every_s = 0.0  # the submission says what is wrong with it
+        for note in run_cmd.waiting_notes(job_id, bool(options.get("hold")), begin_at, every_s):
             print(note, file=sys.stderr)
     try:
         client = RemoteClient()

@@ -1,12 +1,13 @@
 """`swarm run --begin` on a real daemon (`sbatch --begin`): the job waits, pending, until its
 start time by the leader's clock, says so, then runs as any other; a start time that does not
-read is one line on stderr before anything is sent."""
+read is one line on stderr before anything is sent. `swarm run --every` (a cron line, Nomad's
+periodic jobs): each run added once the one before ended, until its pending run is cancelled."""
 
 from __future__ import annotations
 
 import time
 
-from swarmcompute.testing.daemons import DaemonProcess
+from swarmcompute.testing.daemons import DaemonProcess, wait_until
 
 
 def test_a_job_with_a_begin_time_waits_for_it_says_so_and_then_runs(daemon: DaemonProcess) -> None:
@@ -47,3 +48,37 @@ def test_a_begin_time_that_does_not_read_is_refused_in_one_line_before_anything_
     assert daemon.client.jobs() == []
     through_api = daemon.client.submit(["true"], begin=time.time() - 5, cpus=0)  # a time passed: at once
     assert daemon.client.wait([through_api], timeout=30)[0]["state"] == "succeeded"
+
+
+def test_a_job_run_every_period_runs_again_once_each_run_ended_until_its_next_run_is_cancelled(
+    daemon: DaemonProcess,
+) -> None:
+    made = daemon.swarm("run", "-d", "--every", "1s", "--id", "tick", "--cpus", "0", "--", "echo", "tock")
+    assert made.returncode == 0 and made.stdout == "tick\n", made.stderr
+    third = wait_until(lambda: [j for j in daemon.client.jobs() if j["id"] == "tick.2"], 30, "the third run")[0]
+    first, second = daemon.client.wait(["tick", "tick.1"], timeout=30)
+    assert (first["state"], second["state"]) == ("succeeded", "succeeded")
+    start = first["submitted_at"]  # no --begin: the series starts when it was submitted
+    for before, run in ((first, second), (second, third)):  # each at the first whole period after the end
+        periods = run["begin_at"] - start
+        # (the leader stamps the end a little after the node measured it: a period's edge may fall between)
+        assert periods == round(periods) >= 1 and run["begin_at"] - 1.5 <= before["finished_at"] < run["begin_at"]
+    assert second["started_at"] >= second["begin_at"]
+    assert (second["every_s"], second["occurrence"], second["name"]) == (1.0, 1, "")
+    assert daemon.swarm("logs", "tick.1").stdout == "tock\n"
+    shown = daemon.swarm("show", "tick.1").stdout
+    assert "every      1s: run 1 of tick (the next is added when it ends)" in shown
+
+
+def test_a_series_stops_when_its_pending_run_is_cancelled(daemon: DaemonProcess) -> None:
+    made = daemon.swarm("run", "--every", "1h", "--id", "hourly", "--", "echo", "on the hour")
+    assert (made.returncode, made.stdout) == (0, "on the hour\n"), made.stderr
+    assert "swarm: job hourly runs every 1h: this follows its first run; the next are hourly.1," in made.stderr
+    first = daemon.client.job("hourly")
+    nxt = wait_until(lambda: [j for j in daemon.client.jobs() if j["id"] == "hourly.1"], 30, "the next run")[0]
+    assert (nxt["state"], nxt["reason"], nxt["begin_at"]) == ("pending", "begin_time", first["submitted_at"] + 3600)
+    assert nxt["message"] == "run 1 of hourly (--every 1h): waits for its start time"
+    stopped = daemon.swarm("cancel", "hourly.1")
+    assert stopped.stdout == "hourly.1 cancelled\n"
+    assert sorted(j["id"] for j in daemon.client.jobs()) == ["hourly", "hourly.1"]
+    assert not [j for j in daemon.client.jobs() if j["state"] not in ("succeeded", "cancelled")]

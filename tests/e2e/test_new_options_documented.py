@@ -39,6 +39,7 @@ RUN_OPTIONS: dict[str, tuple[str | None, str | None]] = {
     "--stdin": ("stdin", "stdin_bytes"),
     "--hold": ("hold", "held"),
     "--begin": ("begin", "begin_at"),
+    "--every": ("every", "every_s"),
 }
 COMMANDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # command: (its issue-11 options, the Client methods that do the same)

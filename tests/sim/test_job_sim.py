@@ -11,8 +11,8 @@ import pytest
 from swarmcompute.rules.local_queue import LocalQueue
 from swarmcompute.scheduler.placement import NodeCapacity
 from swarmcompute.sim.jobs import InvariantBroken, JobSim
-from swarmcompute.state.commands import AssignJobs, FinishAttempt
-from swarmcompute.state.job import ACTIVE_STATES, Job
+from swarmcompute.state.commands import AssignJobs, FinishAttempt, StartAttempt
+from swarmcompute.state.job import ACTIVE_STATES, Job, JobState
 from swarmcompute.state.table import JobTable, _used
 
 SEEDS_PER_CHUNK = 10
@@ -115,5 +115,23 @@ def test_a_scheduler_that_places_a_job_before_its_begin_time_is_caught(monkeypat
     monkeypatch.setattr(reference, "waits", ignoring)
     monkeypatch.setattr(PendingIndex, "_enter", entered)
     with pytest.raises(InvariantBroken, match=r"placed at .*, before its --begin"):
+        for seed in range(5):
+            JobSim(seed, holds=True).run()
+
+
+def test_a_table_that_adds_a_series_next_run_before_its_run_ended_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Planted: ``--every``'s next run added when a run starts, not when it ends (caught at each
+    of seeds 0-2 when written): two runs of one series open at once."""
+    start, next_run = JobTable._start, JobTable._next_run
+
+    def planted(table: JobTable, cmd: StartAttempt, at: float) -> list[str]:
+        changed = start(table, cmd, at)
+        job = table.get(cmd.job_id)
+        if job is not None and job.spec.every_s and job.state is JobState.RUNNING:
+            changed += next_run(table, job, at)
+        return changed
+
+    monkeypatch.setattr(JobTable, "_start", planted)
+    with pytest.raises(InvariantBroken, match=r"series .* has 2 open runs at once"):
         for seed in range(5):
             JobSim(seed, holds=True).run()

@@ -49,9 +49,11 @@ def test_elements_the_history_bound_removed_are_rerun_by_index_as_the_held_ones(
 
 
 @pytest.mark.parametrize("group", ["", "array", "gang"])
-def test_a_rerun_runs_now_not_held_nor_at_the_first_runs_begin_time(group: str) -> None:
+def test_a_rerun_runs_now_and_once_not_held_nor_at_the_first_runs_begin_time(group: str) -> None:
     spec = job_spec(["true"], job_id="first", hold=True, begin=1_800_000_000)
     assert (spec.hold, spec.begin_at) == (True, 1_800_000_000.0)
+    if not group:
+        spec = job_spec(["true"], job_id="first", hold=True, begin=1_800_000_000, every="1d")
     if group == "array":
         jobs = [_ended(s, JobState.FAILED) for s in elements(spec, "0-1")]
     elif group == "gang":
@@ -61,4 +63,4 @@ def test_a_rerun_runs_now_not_held_nor_at_the_first_runs_begin_time(group: str) 
     else:
         jobs = [_ended(spec, JobState.FAILED)]
     made = recipe("first", jobs, "again", group=group)
-    assert (made.spec.hold, made.spec.begin_at) == (False, 0.0)
+    assert (made.spec.hold, made.spec.begin_at, made.spec.every_s, made.spec.occurrence) == (False, 0.0, 0.0, 0)

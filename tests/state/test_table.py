@@ -510,6 +510,51 @@ def test_a_begin_time_out_of_reason_is_refused(begin_at: float) -> None:
         validate_spec(spec(begin_at=begin_at))
 
 
+def test_a_series_adds_its_next_run_when_a_run_ends_at_the_next_period_after_its_start() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec("a1", every_s=10.0),), 1.0))  # no --begin: it starts at its submission, 1
+    running(table)
+    assert table.apply(finish("a1", 1, at=5.0)) == ["a1", "a1.1"]
+    nxt = table.get("a1.1")
+    assert nxt is not None and nxt.state is JobState.PENDING and nxt.reason is Reason.BEGIN_TIME
+    assert (nxt.spec.begin_at, nxt.spec.occurrence, nxt.spec.every_s, nxt.submitted_at) == (11.0, 1, 10.0, 5.0)
+    assert nxt.message == "run 1 of a1 (--every 10s): waits for its start time"
+    assert nxt.view()["every_s"] == 10.0 and nxt.view()["occurrence"] == 1
+    table.release_backoffs(11.0)
+    running(table, "a1.1")
+    assert table.apply(finish("a1.1", 1, exit_code=3, at=30.0)) == ["a1.1", "a1.2"]  # a failure goes on too
+    assert table.get("a1.2").spec.begin_at == 31.0  # type: ignore[union-attr]  # 11 + 2 periods: 21 was missed
+    assert table.apply(finish("a1.1", 1, exit_code=3, at=30.0)) == []  # the same end again adds nothing
+    assert table.apply(CancelJobs(("a1.2",), "cancelled by user", 32.0)) == ["a1.2"]  # a cancel ends it
+    assert "a1.3" not in table and len(table) == 3
+
+
+def test_a_series_run_that_fails_retries_first_and_the_next_run_comes_after_its_last_try() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec("s", every_s=60.0, retries=1, begin_at=100.0),), 1.0))
+    table.release_backoffs(100.0)
+    running(table, "s")
+    assert table.apply(finish("s", 1, exit_code=1, at=101.0)) == ["s"]  # a retry: no next run yet
+    table.release_backoffs(200.0)
+    running(table, "s", attempt=2)
+    assert table.apply(finish("s", 2, exit_code=1, at=201.0)) == ["s", "s.1"]
+    assert table.get("s.1").spec.begin_at == 220.0  # type: ignore[union-attr]  # 100 + 2 periods
+
+
+@pytest.mark.parametrize(
+    ("bad", "said"),
+    [
+        (spec(every_s=0.5), "--every must be from 1s to 10 years"),
+        (spec(every_s=float("nan")), "--every must be from 1s to 10 years"),
+        (spec(every_s=60.0, array_id="arr", array_index=1), "not an array or a gang"),
+        (spec("x" * 53, every_s=60.0), "at most 52 characters"),
+    ],
+)
+def test_a_series_that_cannot_be_is_refused(bad: JobSpec, said: str) -> None:
+    with pytest.raises(InvalidJobSpecError, match=said):
+        validate_spec(bad)
+
+
 def test_a_new_attempt_clears_the_previous_attempts_exit_code_and_end() -> None:
     """A job re-run after its daemon stopped read `running 143` with a runtime of -1.4 s in
     `swarm jobs`: the new attempt's start against the old attempt's end."""
@@ -611,6 +656,7 @@ def _random_commands(rng: random.Random, n: int) -> list[object]:
                                 after=(rng.choice(ids),) if rng.random() < 0.3 else (),
                                 after_any=(rng.choice(ids),) if rng.random() < 0.2 else (),
                                 hold=rng.random() < 0.1,
+                                every_s=5.0 if step % 7 == 3 else 0.0,  # no draw: the sequences stay
                             ),
                         ),
                         float(step),
