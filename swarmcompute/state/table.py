@@ -807,10 +807,12 @@ class JobTable:
         if not spec.every_s:
             return []
         root = spec.id.rsplit(".", 1)[0] if spec.occurrence else spec.id
+        # A run ends once (nothing leaves a terminal state), so its next run is never there yet; an
+        # id that is taken was taken by a user for a job of their own: the series goes on past it.
         run = spec.occurrence + 1
+        while f"{root}.{run}" in self._jobs or f"{root}.{run}" in self.pruned:
+            run += 1
         next_id = f"{root}.{run}"
-        if next_id in self._jobs or next_id in self.pruned:
-            return []  # added already (a replay), or added and removed since
         start = spec.begin_at or job.submitted_at
         periods = max(1, math.floor((at - start) / spec.every_s) + 1)
         spec = replace(spec, id=next_id, occurrence=run, begin_at=start + periods * spec.every_s, hold=False)

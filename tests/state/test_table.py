@@ -529,6 +529,14 @@ def test_a_series_adds_its_next_run_when_a_run_ends_at_the_next_period_after_its
     assert "a1.3" not in table and len(table) == 3
 
 
+def test_a_series_goes_on_past_an_id_a_user_took_for_a_job_of_their_own() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec("s", every_s=10.0), spec("s.1"), spec("s.2")), 1.0))
+    running(table, "s")
+    assert table.apply(finish("s", 1, at=5.0)) == ["s", "s.3"]
+    assert table.get("s.3").spec.occurrence == 3 and not table.get("s.1").spec.every_s  # type: ignore[union-attr]
+
+
 def test_a_series_run_that_fails_retries_first_and_the_next_run_comes_after_its_last_try() -> None:
     table = JobTable()
     table.apply(SubmitJobs((spec("s", every_s=60.0, retries=1, begin_at=100.0),), 1.0))
