@@ -81,8 +81,12 @@ Checked as it goes (invariants 3-5 in docs/architecture.md, plus capacity):
   run past the lease, success only when every rank exited 0), where the simulation has gangs;
 - at the end every job is terminal, and a succeeded job succeeded in its final attempt once; what
   the table says each attempt used is what the node that ran that attempt reported.
+- with ``holds`` (users holding and releasing jobs, start times and ``--every`` series that users
+  stop): a held job is pending after every entry, no first attempt is placed before its
+  ``--begin`` time by the clock of the leader that placed it, and a series never has two runs
+  open at once.
 
-``python -m swarmcompute.sim --jobs`` sweeps seeds and prints a failing seed's trace;
+``python -m swarmcompute.sim --jobs [--holds]`` sweeps seeds and prints a failing seed's trace;
 ``tests/sim/test_job_sim.py`` and ``tests/sim/test_job_lease_sim.py`` run it in the suite.
 """
 
