@@ -13,7 +13,7 @@ from __future__ import annotations
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from typing import Any
+    from typing import Any, TypeGuard
 
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
 """The most one HTTP API request's body may hold (the control socket's frame holds as much: the
@@ -66,6 +66,12 @@ MAX_KEEP_PATTERNS = 64
 _HEX = frozenset("0123456789abcdef")
 MAX_DEPENDENCIES = 10_000
 MAX_BATCH = 100_000
+MAX_BEGIN_AT = 7_258_118_400.0
+"""The latest ``--begin`` (2200-01-01 UTC): a typo's year 20260, refused."""
+MIN_EVERY_S = 1.0
+MAX_EVERY_S = 10 * 365 * 86400.0
+MAX_SERIES_ID = 52
+"""A series' id and its runs' (``ID.N``, up to 11 more characters) stay within a job id's 64."""
 """Jobs in one ``submit_many``."""
 
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
@@ -201,6 +207,17 @@ def check_job(fields: Mapping[str, Any]) -> None:
             )
     if "max_output_bytes" in fields:
         _int("max output", fields["max_output_bytes"], 0, MAX_OUTPUT_BYTES)
+    begin_at = fields.get("begin_at")
+    if begin_at is not None and not (_finite(begin_at) and 0 <= begin_at <= MAX_BEGIN_AT):
+        raise ValueError(f"--begin must be a time from 1970 to 2200, got {_show(begin_at)}")
+    if fields.get("every_s") or fields.get("occurrence"):
+        every_s = fields.get("every_s", 0.0)
+        if not (_finite(every_s) and MIN_EVERY_S <= every_s <= MAX_EVERY_S):
+            raise ValueError(f"--every must be from {MIN_EVERY_S:g}s to 10 years, got {_show(every_s)}")
+        if fields.get("array_id") or fields.get("ranks"):
+            raise ValueError("--every runs one job again and again: not an array or a gang")
+        if len(str(fields.get("id", ""))) > MAX_SERIES_ID:
+            raise ValueError(f"--every needs an id of at most {MAX_SERIES_ID} characters (its runs add .N)")
     for key in ("after", "after_any"):
         refs = fields.get(key) or ()
         if not isinstance(refs, (list, tuple)) or len(refs) > MAX_DEPENDENCIES:
@@ -334,6 +351,11 @@ def _as_bytes(text: str) -> str:
     except UnicodeEncodeError:  # a lone surrogate that no byte made
         shown = repr(text)
     return shown if len(shown) <= 40 else shown[:37] + "..."
+
+
+def _finite(value: object) -> TypeGuard[float]:
+    """A number (not a bool), neither NaN nor infinite."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) < float("inf")
 
 
 def _show(value: object) -> str:

@@ -41,6 +41,8 @@ def test_a_begin_time_that_does_not_read_is_refused_in_one_line_before_anything_
     for args, said in (
         (("--begin", "tomorrowish"), "swarm run: cannot read 'tomorrowish' as a start time: use e.g. 30m, now+2h,"),
         (("--begin", "20260-01-01"), "swarm run: cannot read '20260-01-01' as a start time"),
+        (("--begin", "2300-01-01"), "swarm run: --begin must be a time from 1970 to 2200"),  # checked here too
+        (("--every", "500ms"), "swarm run: --every must be from 1s to 10 years"),
     ):
         refused = daemon.swarm("run", "-d", *args, "--", "true")
         assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
