@@ -292,10 +292,6 @@ def main(args: Sequence[str]) -> int:
             from swarmcompute.files.cli import ship
 
             ship(parsed, spec, state_dir)
-        if not parsed.detach and array is None and ranks is None:
-            waits = bool(spec.get("hold")), float(spec.get("begin_at") or 0), float(spec.get("every_s") or 0)
-            for note in waiting_notes(spec["id"], *waits):
-                print(note, file=sys.stderr)
         status = _launched(sock, lean, spec, array, ranks, state_dir, detach=parsed.detach)
     except lean.LeanError as exc:
         print(f"swarm: {_safe(str(exc))}", file=sys.stderr)
@@ -350,9 +346,10 @@ def _launched(
     submission = lean.submit_frame(spec, attach=not detach)
     sock.sendall(submission)
     keep = bool(spec.get("keep_on_exit"))
-    return _follow(
-        sock, lean, state_dir, spec["id"], keep=keep, attached=not detach, again=None if detach else submission
-    )
+    waits = bool(spec.get("hold")), float(spec.get("begin_at") or 0), float(spec.get("every_s") or 0)
+    notes = () if detach else waiting_notes(spec["id"], *waits)
+    again = None if detach else submission
+    return _follow(sock, lean, state_dir, spec["id"], keep=keep, attached=not detach, again=again, notes=notes)
 
 
 def _run_array(spec: dict[str, Any], array: str, state_dir: str, *, detach: bool) -> int:
@@ -554,6 +551,7 @@ def _follow(
     keep: bool = False,
     attached: bool = True,
     again: bytes | None = None,
+    notes: Sequence[str] = (),
 ) -> int:
     """Print the job's output as it comes and return its exit status. ``job_id`` is ours (the
     client chooses it), so Ctrl-C can cancel the job even before the daemon confirmed it.
@@ -572,7 +570,8 @@ def _follow(
     (``--keep-on-exit``; Ctrl-C cancels even then). The daemon cancels it too, a few seconds after
     our connection closed, for the ends we cannot see (``kill -9``). A daemon that does not take
     the job within ``lean.TIMEOUT_S`` (stopped, stuck on its disk) is said in one line, exit 2.
-    Detached (not ``attached``), the only frame is the submission's answer, the job's id."""
+    Detached (not ``attached``), the only frame is the submission's answer, the job's id.
+    ``notes`` go to stderr once the daemon took the job (``waiting_notes``)."""
     reader = lean.FrameReader(sock)
     out, err = sys.stdout.buffer, sys.stderr.buffer
     pull = None  # the image pull's updating line, once one is reported
@@ -626,8 +625,10 @@ def _follow(
                 stream = out if fields[2] == 1 else err
                 stream.write(fields[3])
                 stream.flush()
-            elif tag == "api.submitted":
-                pass  # it names our own job id
+            elif tag == "api.submitted":  # it names our own job id: taken (a refusal says only itself)
+                for note in notes:  # `--hold`, `--begin`, `--every`: why nothing runs yet
+                    print(note, file=sys.stderr)
+                notes = ()
             elif tag == "api.reply":  # detached submit: the ids
                 print(fields[0][0])
                 return 0

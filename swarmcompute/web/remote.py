@@ -424,11 +424,11 @@ def _node(ref: object) -> str:
     return urllib.parse.quote(ref, safe="")
 
 
-def _follow_job(client: RemoteClient, run_cmd: Any, argv: Any, options: dict[str, Any]) -> int:
+def _follow_job(client: RemoteClient, run_cmd: Any, argv: Any, options: dict[str, Any], notes: list[str]) -> int:
     """Submit one job and print its output as it comes; its exit status. Stopped early by Ctrl-C,
     a signal or a closed pipe, it lets the exception through: the caller (``run_main``) cancels
     the job and says so (``cli.left_early``); the stream closes after that, when ``events`` goes."""
-    return _printed(cast(Generator[Any, None, None], client.run(argv, **options)), run_cmd)
+    return _printed(cast(Generator[Any, None, None], client.run(argv, **options)), run_cmd, notes)
 
 
 def _followed_job(client: RemoteClient, run_cmd: Any, job_id: str) -> int:
@@ -439,8 +439,9 @@ def _followed_job(client: RemoteClient, run_cmd: Any, job_id: str) -> int:
     return _printed(followed(client, job_id), run_cmd)
 
 
-def _printed(events: Iterator[Any], run_cmd: Any) -> int:
-    """Print a job's stream (``Client.run``'s events) as `swarm run` does; its exit status."""
+def _printed(events: Iterator[Any], run_cmd: Any, notes: Sequence[str] = ()) -> int:
+    """Print a job's stream (``Client.run``'s events) as `swarm run` does; its exit status.
+    ``notes`` go to stderr once the node took the job (``run_cmd.waiting_notes``)."""
     from swarmcompute.cli.progress_line import ProgressLine
 
     status = 1
@@ -459,6 +460,9 @@ def _printed(events: Iterator[Any], run_cmd: Any) -> int:
             print(run_cmd._safe(text), file=sys.stderr)
         elif isinstance(event, m.StreamEnd):
             status = run_cmd.exit_status(event.job)
+        elif isinstance(event, m.Submitted):
+            for note in notes:
+                print(note, file=sys.stderr)
     return int(status)
 
 
@@ -496,14 +500,6 @@ def run_main(parsed: Any, array: str | None = None, gang: tuple[int, int] | None
     job_id = options.get("job_id") or new_job_id()  # ours (the array's or gang's id too): a signal can
     options["job_id"] = job_id  # cancel it even before the node answered the submission
     kind = "array" if array is not None else "gang" if gang is not None else "job"
-    if not parsed.detach and kind == "job":
-        try:
-            begin_at = parse_begin(options.get("begin"), time.time())
-            every_s = parse_duration(options.get("every")) or 0.0
-        except errors.SwarmError:
-            begin_at = every_s = 0.0  # the submission says what is wrong with it
-        for note in run_cmd.waiting_notes(job_id, bool(options.get("hold")), begin_at, every_s):
-            print(note, file=sys.stderr)
     try:
         client = RemoteClient()
     except errors.SwarmError as exc:
@@ -533,7 +529,11 @@ def run_main(parsed: Any, array: str | None = None, gang: tuple[int, int] | None
         if parsed.detach:
             print(client.submit(parsed.argv, **options))
             return 0
-        return _follow_job(client, run_cmd, parsed.argv, options)
+        begin_at = parse_begin(options.get("begin"), time.time())  # read again by the submission: valid then
+        notes = run_cmd.waiting_notes(
+            job_id, bool(options.get("hold")), begin_at, parse_duration(options.get("every")) or 0.0
+        )
+        return _follow_job(client, run_cmd, parsed.argv, options, notes)
     except (KeyboardInterrupt, BrokenPipeError, run_cmd._EndedBySignal) as exc:  # as on a node (``run_cmd._follow``)
         if parsed.detach:
             raise

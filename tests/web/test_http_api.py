@@ -253,6 +253,11 @@ def test_pending_jobs_are_held_and_released_by_id_or_selection_over_rest_and_wit
     said = run([swarm_executable(), *url, "release", job_id])
     assert (said.returncode, said.stdout) == (0, f"{job_id} released\n"), said.stderr
     assert _post(a, "/api/v1/jobs/wait", rw, {"ids": [job_id], "timeout": 30}).json()["jobs"][0]["state"] == "succeeded"
+    refused = run([swarm_executable(), *url, "run", "--hold", "--every", "500ms", "--", "true"])  # no note first
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "--every must be from 1s to 10 years" in refused.stderr
+    tokenless = run([swarm_executable(), "--url", b.http_url, "run", "--hold", "--", "true"])
+    assert tokenless.returncode == 2 and tokenless.stderr.count("\n") == 1, tokenless.stderr
 
 
 def test_every_api_request_needs_a_token_and_a_read_only_token_may_only_read(
