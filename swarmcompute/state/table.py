@@ -594,29 +594,43 @@ class JobTable:
         for spec in cmd.jobs:
             if spec.id in self._jobs or spec.id in self.pruned:
                 continue  # idempotent: the first submission wins, even once it was pruned
-            job = Job(spec=spec, submitted_at=at, origin=cmd.origin, held=spec.hold)
-            self._jobs[spec.id] = job
-            self._opened(job)
-            self._add_pending(job)
-            bisect.insort(self._ids, spec.id)
-            self._link_parents(job)
-            self._index_groups(job)
+            job = self._added(spec, at, cmd.origin)
             changed.append(spec.id)
-            if spec.after or spec.after_any:
-                job.reason = Reason.WAITING_DEPENDENCIES
-                job.message = "waiting for " + ", ".join(spec.after + spec.after_any)
-                for parent_id in spec.after:  # a parent that already failed dooms the child now
-                    ended = self._ended_as(parent_id)
-                    if ended in (JobState.FAILED, JobState.CANCELLED):
-                        changed.extend(self._cancel_for_parent(job, parent_id, ended, at))
-                        break
+            for parent_id in spec.after:  # a parent that already failed dooms the child now
+                ended = self._ended_as(parent_id)
+                if ended in (JobState.FAILED, JobState.CANCELLED):
+                    changed.extend(self._cancel_for_parent(job, parent_id, ended, at))
+                    break
             if job.state is not JobState.PENDING:
                 continue
             if job.held:
                 job.reason, job.message = Reason.HELD, _held_message(job, None)
-            elif 0 < at < spec.begin_at:
-                job.reason, job.message = Reason.BEGIN_TIME, "waits for its start time (--begin)"
+            else:
+                self._say_waiting(job, at)
         return changed
+
+    def _added(self, spec: JobSpec, at: float, origin: str) -> Job:
+        """A new job in the table, pending: submitted, or a series' next run (``_next_run``)."""
+        job = Job(spec=spec, submitted_at=at, origin=origin, held=spec.hold)
+        self._jobs[spec.id] = job
+        self._opened(job)
+        self._add_pending(job)
+        bisect.insort(self._ids, spec.id)
+        self._link_parents(job)
+        self._index_groups(job)
+        return job
+
+    def _say_waiting(self, job: Job, at: float, note: str = "") -> None:
+        """A pending job's reason and message from what holds it back at ``at``, a hold aside: its
+        parents, else its ``--begin`` time, else nothing yet (the scheduler's round says more when
+        asked: ``placement.waiting``). ``note`` ends the message (`` (released by ann)``)."""
+        parents = self.waiting_on(job) if job.spec.after or job.spec.after_any else []
+        if parents:
+            job.reason, job.message = Reason.WAITING_DEPENDENCIES, "waiting for " + ", ".join(parents) + note
+        elif 0 < at < job.spec.begin_at and not job.attempt:
+            job.reason, job.message = Reason.BEGIN_TIME, "waits for its start time (--begin)" + note
+        else:
+            job.reason, job.message = Reason.SUBMITTED, "waiting to be scheduled" + note
 
     def _index_groups(self, job: Job) -> None:
         """Index ``job`` under its gang and its array."""
@@ -802,12 +816,7 @@ class JobTable:
         start = spec.begin_at or job.submitted_at
         periods = max(1, math.floor((at - start) / spec.every_s) + 1)
         spec = replace(spec, id=next_id, occurrence=run, begin_at=start + periods * spec.every_s, hold=False)
-        new = Job(spec=spec, submitted_at=at, origin=job.origin)
-        self._jobs[next_id] = new
-        self._opened(new)
-        self._add_pending(new)
-        bisect.insort(self._ids, next_id)
-        self._link_parents(new)
+        new = self._added(spec, at, job.origin)
         new.reason = Reason.BEGIN_TIME
         new.message = f"run {run} of {root} (--every {format_period(spec.every_s)}): waits for its start time"
         return [next_id]
@@ -990,14 +999,8 @@ class JobTable:
                 one.held = cmd.held
                 if cmd.held:
                     one.reason, one.message = Reason.HELD, _held_message(one, cmd.by)
-                elif self._ready(one) and 0 < cmd.at < one.spec.begin_at and not one.attempt:
-                    one.reason = Reason.BEGIN_TIME
-                    one.message = "waits for its start time (--begin)" + _by(cmd.by, "released")
-                elif self._ready(one):
-                    one.reason, one.message = Reason.SUBMITTED, "waiting to be scheduled" + _by(cmd.by, "released")
                 else:
-                    one.reason = Reason.WAITING_DEPENDENCIES
-                    one.message = "waiting for " + ", ".join(self.waiting_on(one)) + _by(cmd.by, "released")
+                    self._say_waiting(one, cmd.at, _by(cmd.by, "released"))
                 self._index.set_ready(one, self._ready(one))
                 changed.append(one.id)
         return changed
