@@ -504,6 +504,22 @@ def test_a_held_job_with_a_begin_time_released_before_it_waits_for_it() -> None:
     assert _placeable(table) == {"a1"}
 
 
+def test_a_pending_job_says_the_same_why_when_submitted_and_when_released() -> None:
+    """Its parents first, then its start time: the same rule at submission and at a release."""
+    table = JobTable()
+    table.apply(SubmitJobs((spec("p"), spec("done")), 1.0))
+    running(table, "done")
+    table.apply(finish("done", 1, at=5.0))
+    table.apply(SubmitJobs((spec("c", after=("p", "done"), begin_at=100.0), spec("d", after=("done",))), 6.0))
+    child, free = table.get("c"), table.get("d")
+    assert child is not None and free is not None
+    assert (child.reason, child.message) == (Reason.WAITING_DEPENDENCIES, "waiting for p")  # not "done": it ended
+    assert (free.reason, free.message) == (Reason.SUBMITTED, "waiting to be scheduled")
+    table.apply(HoldJobs(("c",), True, "ann", 7.0))
+    table.apply(HoldJobs(("c",), False, "ann", 8.0))
+    assert (child.reason, child.message) == (Reason.WAITING_DEPENDENCIES, "waiting for p (released by ann)")
+
+
 @pytest.mark.parametrize("begin_at", [float("nan"), float("inf"), -1.0, 400_000_000_000.0])
 def test_a_begin_time_out_of_reason_is_refused(begin_at: float) -> None:
     with pytest.raises(InvalidJobSpecError, match="--begin must be a time from 1970 to 2200"):
