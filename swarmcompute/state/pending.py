@@ -160,19 +160,21 @@ class PendingIndex:
 
     def _enter(self, job: Job) -> None:
         if job.not_before > 0:
-            self._where[job.id] = None
-            seq = self._entries[job.id][2]
-            self._waits[job.id] = (job.not_before, seq)
-            self._waiting[seq] = job
-            self._backoff.add((job.not_before, seq))
+            self._wait(job, job.not_before, self._backoff, self._waits)
         elif job.spec.begin_at > 0 and not job.attempt:
-            self._where[job.id] = None
-            seq = self._entries[job.id][2]
-            self._begin_waits[job.id] = (job.spec.begin_at, seq)
-            self._waiting[seq] = job
-            self._begins.add((job.spec.begin_at, seq))
+            self._wait(job, job.spec.begin_at, self._begins, self._begin_waits)
         else:
             self._put(job)
+
+    def _wait(
+        self, job: Job, until: float, items: SortedList[tuple[float, int]], waits: dict[str, tuple[float, int]]
+    ) -> None:
+        """Into the backoff or the begin list (``items``, with its ``waits``), until ``until``."""
+        self._where[job.id] = None
+        seq = self._entries[job.id][2]
+        waits[job.id] = (until, seq)
+        self._waiting[seq] = job
+        items.add((until, seq))
 
     def _put(self, job: Job) -> None:
         """Into its bucket. ``_where`` holds the bucket's one key object, not the job's own: the
