@@ -175,7 +175,7 @@ class GangRound:
             self._wait(ranks, waiting, f"every gang port ({GANG_PORTS.start}-{GANG_PORTS.stop - 1}) is in use")
             return []
         self._ports.add(port)
-        out = [Assignment(r.id, attempt, node, port) for r, node in zip(ranks, nodes, strict=True)]
+        out = [Assignment(r.id, attempt, node, port, r.revision) for r, node in zip(ranks, nodes, strict=True)]
         for r, node in zip(ranks, nodes, strict=True):
             self._take(node, r.spec)
         self._counted += len(out)  # the caller appends them to ``assignments``

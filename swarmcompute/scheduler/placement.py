@@ -203,7 +203,7 @@ def place(
             found.failed[shape] = (key, _why_not(job, free.values()))
             continue
         _reserve(best, job)
-        assignments.append(Assignment(job.id, job.attempt + 1, best.node.node_id))
+        assignments.append(Assignment(job.id, job.attempt + 1, best.node.node_id, revision=job.revision))
         found.placed.add(job.id)
         if spec.array_limit:
             in_flight[spec.array_id] = in_flight.get(spec.array_id, 0) + 1

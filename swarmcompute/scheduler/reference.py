@@ -92,7 +92,7 @@ def reference_place(
             waiting[job.id] = unplaceable[shape] = _why_not(job, free.values())
             continue
         _reserve(best, job)
-        assignments.append(Assignment(job.id, job.attempt + 1, best.node.node_id))
+        assignments.append(Assignment(job.id, job.attempt + 1, best.node.node_id, revision=job.revision))
         if spec.array_limit:
             in_flight[spec.array_id] = in_flight.get(spec.array_id, 0) + 1
     return Placement(assignments, waiting, blocked)

@@ -106,10 +106,18 @@ from swarmcompute.sim.jobs import (
     JobSim,
     _Node,
 )
-from swarmcompute.state.commands import CancelJobs, CommandBatch, HoldJobs, RequeueLost, StartAttempt, SubmitJobs
+from swarmcompute.state.commands import (
+    CancelJobs,
+    CommandBatch,
+    HoldJobs,
+    RequeueLost,
+    StartAttempt,
+    SubmitJobs,
+    UpdateJobs,
+)
 from swarmcompute.state.gangs import ranks_of
 from swarmcompute.state.history import PruneJobs, prunable
-from swarmcompute.state.job import AttemptEnd, Job, JobSpec, JobState
+from swarmcompute.state.job import AttemptEnd, Job, JobChanges, JobSpec, JobState
 from swarmcompute.state.snapshot import job_record
 from swarmcompute.state.table import JobTable
 from swarmcompute.storage.details import Details, MemoryDetails
@@ -1070,6 +1078,16 @@ class ClusterSim(JobSim):
             node_id = self.rng.choice(up)
             host = self._node_host(self.nodes[node_id])
             host.log.enqueue([HoldJobs((job_id,), held, "user", self.nodes[node_id].wall(self.now))])
+
+    def _on_update(self, arg: tuple[str, JobChanges]) -> None:
+        """`swarm update` through a random node's daemon (asked once: a lost update is the user's
+        to ask again, and no check rests on it)."""
+        job_id, changes = arg
+        up = [n for n in sorted(self.nodes) if self._serving(n)]
+        if up:
+            node_id = random.Random(f"{self.seed}/update/{job_id}").choice(up)  # the seed's other draws stay
+            host = self._node_host(self.nodes[node_id])
+            host.log.enqueue([UpdateJobs((job_id,), changes, "user", self.nodes[node_id].wall(self.now))])
 
     def _serving(self, node_id: str) -> bool:
         node, host = self.nodes[node_id], self.hosts.get(node_id)

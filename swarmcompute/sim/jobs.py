@@ -139,9 +139,10 @@ from swarmcompute.state.commands import (
     RequeueLost,
     StartAttempt,
     SubmitJobs,
+    UpdateJobs,
 )
 from swarmcompute.state.history import PruneJobs
-from swarmcompute.state.job import ACTIVE_STATES, AttemptEnd, Job, JobSpec, JobState
+from swarmcompute.state.job import ACTIVE_STATES, AttemptEnd, Job, JobChanges, JobSpec, JobState
 from swarmcompute.state.table import JobTable
 
 BATCH_S = 0.005
@@ -393,6 +394,7 @@ class JobSim:
     def _schedule_jobs(self, count: int, keep_share: float) -> None:
         # Holds draw from their own generator: each seed's jobs and faults are the same with them.
         holds = random.Random(self.seed * 7919 + 1)
+        updates = random.Random(self.seed * 7919 + 2)
         made: list[str] = []
         for i in range(count):
             job_id = f"j{i:03d}"
@@ -417,6 +419,9 @@ class JobSim:
                     when += holds.uniform(0.0, 0.05)  # often while a round places it
                     self._at(when, "hold", (job_id, True))
                 self._at(when + holds.uniform(0.1, 3.0), "hold", (job_id, False))  # released later
+            if self.holds and updates.random() < 0.1:  # `swarm update`, often while a round places it
+                at = when + updates.uniform(0.0, 0.3)
+                self._at(at, "update", (job_id, self._changes(updates, at)))
             made.append(job_id)
 
     def _schedule_faults(self, crashes: int, cuts: int, pauses: int, one_way: int) -> None:
@@ -1179,6 +1184,8 @@ class JobSim:
                 runs = [j.id for j in self.table.open_jobs() if j.id == root or j.id.startswith(root + ".")]
                 if len(runs) > 1:
                     self._fail(f"series {root} has {len(runs)} open runs at once: {runs}")
+            if isinstance(cmd, AssignJobs) and job is not None and job.spec.node and job.node != job.spec.node:
+                self._fail(f"job {job_id} placed on {job.node}, though pinned to {job.spec.node}")
             if isinstance(cmd, AssignJobs) and job is not None and job.attempt == 1 and job.assigned_at is not None:
                 if 0 < job.spec.begin_at and job.assigned_at < job.spec.begin_at:
                     self._fail(
@@ -1214,6 +1221,20 @@ class JobSim:
     def _on_hold(self, arg: tuple[str, bool]) -> None:
         job_id, held = arg
         self._batch.append(HoldJobs((job_id,), held, "user", self.now))
+
+    def _changes(self, rng: random.Random, at: float) -> JobChanges:
+        """What a user's `swarm update` changes: priority, size, a pin to n0 (or none), and where
+        ``BEGINS``, a start time a little later."""
+        return JobChanges(
+            priority=rng.choice((None, 0, 5, 9)),
+            cpus=rng.choice((None, 0.5, 1.0, 2.0)),
+            node=rng.choice((None, None, "", "n0")),
+            begin_at=at + rng.uniform(0.5, 3.0) if self.BEGINS and rng.random() < 0.3 else None,
+        )
+
+    def _on_update(self, arg: tuple[str, JobChanges]) -> None:
+        job_id, changes = arg
+        self._batch.append(UpdateJobs((job_id,), changes, "user", self.now))
 
     # -- checks ----------------------------------------------------------------------
 

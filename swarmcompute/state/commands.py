@@ -18,7 +18,7 @@ from swarmcompute.state.cluster_key import RotateClusterKey
 from swarmcompute.state.drain import LabelNode, SetDrained
 from swarmcompute.state.forgotten import ForgetNode
 from swarmcompute.state.history import PruneJobs
-from swarmcompute.state.job import AttemptEnd, JobSpec
+from swarmcompute.state.job import AttemptEnd, JobChanges, JobSpec
 from swarmcompute.state.policy import SetPolicy
 
 
@@ -43,6 +43,8 @@ class Assignment:
     node_id: str
     port: int = 0
     """A gang rank's ``SWARM_MASTER_PORT`` (``scheduler.gang``), the same in each rank's; 0 otherwise."""
+    revision: int = 0
+    """The job's ``Job.revision`` the placement was decided on: stale once `swarm update` moved it."""
 
 
 @codec.message("cmd.assign")
@@ -160,6 +162,21 @@ class HoldJobs:
     at: float
 
 
+@codec.message("cmd.update")
+@dataclass(frozen=True, slots=True)
+class UpdateJobs:
+    """Change pending jobs' placement, priority and limits (`swarm update`): each job's spec with
+    ``changes`` applied, checked on apply as a submission is (``validate_spec``; a job it would make
+    invalid is left as it is). A job that is not pending is left as it is (a placement that came
+    first stands); a gang rank's update is its whole gang's, as the gang is placed whole."""
+
+    job_ids: tuple[str, ...]
+    changes: JobChanges
+    by: str
+    """Who asked (a user name; "" unknown): said in the job's message."""
+    at: float
+
+
 @codec.message("cmd.truncated")
 @dataclass(frozen=True, slots=True)
 class OutputTruncated:
@@ -180,6 +197,7 @@ Command = (
     | ReleaseQueued
     | CancelJobs
     | HoldJobs
+    | UpdateJobs
     | OutputTruncated
     | PruneJobs
     | SetPolicy

@@ -19,7 +19,7 @@ one human line that explains it.
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -198,6 +198,58 @@ class JobSpec:
         return shlex.join(self.argv)
 
 
+@codec.message("job.changes")
+@dataclass(frozen=True, slots=True)
+class JobChanges:
+    """What `swarm update` changes in a pending job's spec (``scontrol update``); None: as it is.
+
+    Only what says how and where a job is placed or how long it may take: its command, files and
+    identity stay as submitted. ``node`` "" unpins it, ``timeout_s`` 0 lifts its limit,
+    ``begin_at`` 0 lets it start at once."""
+
+    priority: int | None = None
+    cpus: float | None = None
+    mem_bytes: int | None = None
+    gpus: int | None = None
+    gpu_mem: int | None = None
+    constraints: tuple[str, ...] | None = None
+    node: str | None = None
+    timeout_s: float | None = None
+    retries: int | None = None
+    begin_at: float | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """The ``JobSpec`` fields these changes set, with their new values."""
+        out = {name: getattr(self, name) for name in JOB_CHANGE_FIELDS if getattr(self, name) is not None}
+        if "node" in out:
+            out["node"] = out["node"] or None
+        if "timeout_s" in out:
+            out["timeout_s"] = out["timeout_s"] or None
+        return out
+
+    def applied(self, spec: JobSpec) -> JobSpec:
+        """``spec`` with these changes (itself when they change nothing)."""
+        fields = {k: v for k, v in self.fields().items() if getattr(spec, k) != v}
+        if fields.get("gpu_mem") and self.gpus is None and not spec.gpus:
+            fields["gpus"] = 1  # as a submission's --gpu-mem implies --gpus 1
+        return replace(spec, **fields) if fields else spec
+
+
+JOB_CHANGE_FIELDS = (
+    "priority",
+    "cpus",
+    "mem_bytes",
+    "gpus",
+    "gpu_mem",
+    "constraints",
+    "node",
+    "timeout_s",
+    "retries",
+    "begin_at",
+)
+"""``JobChanges``' fields, each a ``JobSpec`` field of the same name."""
+
+
 UNMEASURED = (-1.0, -1, False)
 """``Job.attempt_usage``'s entry for an attempt whose usage its node did not say."""
 
@@ -280,6 +332,10 @@ class Job:
     held: bool = False
     """A pending job that is never placed until released (`swarm hold`, ``JobSpec.hold``;
     ``state.table``): a placement decided before the hold committed is stale when it comes."""
+    revision: int = 0
+    """How many times `swarm update` changed where or when this job may be placed (its shape, its
+    ``--begin`` time): an ``Assignment`` carries the revision it was decided on, and one decided
+    before the update committed is stale when it comes (``state.table``)."""
 
     @property
     def id(self) -> str:

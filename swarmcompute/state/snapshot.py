@@ -48,6 +48,7 @@ class JobRecord:
     origin: str = ""
     attempt_usage: tuple[tuple[float, int, bool], ...] = ()
     held: bool = False
+    revision: int = 0
 
 
 @codec.message("state.table_snapshot")
@@ -106,6 +107,7 @@ def job_of(r: JobRecord) -> Job:
         origin=r.origin,
         attempt_usage=r.attempt_usage,
         held=r.held,
+        revision=r.revision,
     )
 
 

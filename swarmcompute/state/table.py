@@ -37,6 +37,7 @@ from swarmcompute.state.commands import (
     RequeueLost,
     StartAttempt,
     SubmitJobs,
+    UpdateJobs,
 )
 from swarmcompute.state.compact import (
     WINDOW,
@@ -65,7 +66,7 @@ from swarmcompute.state.job import (
     Move,
     Reason,
 )
-from swarmcompute.state.pending import Key, PendingIndex
+from swarmcompute.state.pending import Key, PendingIndex, shape_of
 from swarmcompute.state.policy import CommandPolicy, SetPolicy, policy_problem
 from swarmcompute.units import format_period, plural
 
@@ -565,6 +566,8 @@ class JobTable:
                 return self._cancel(cmd, cmd.at if at is None else at)
             case HoldJobs():
                 return self._hold(cmd)
+            case UpdateJobs():
+                return self._update(cmd)
             case OutputTruncated():
                 return self._truncated(cmd)
             case PruneJobs():
@@ -684,8 +687,14 @@ class JobTable:
         whole = self._whole_gangs(cmd.assignments)
         for a in cmd.assignments:
             job = self._open.get(a.job_id)
-            if job is None or job.state is not JobState.PENDING or a.attempt != job.attempt + 1 or job.held:
-                continue  # a stale scheduling decision (a hold committed after it was made, too)
+            if (
+                job is None
+                or job.state is not JobState.PENDING
+                or a.attempt != job.attempt + 1
+                or job.held
+                or a.revision != job.revision
+            ):
+                continue  # a stale scheduling decision (a hold or an update committed after it was made, too)
             if job.spec.ranks and job.spec.gang_id not in whole:
                 continue  # a gang is placed whole or not at all
             job.gang_port, job.gang_stop, job.local_rank = a.port, "", whole.get(job.spec.gang_id, {}).get(job.id, 0)
@@ -715,7 +724,11 @@ class JobTable:
         for gang_id, chosen in placed.items():
             ranks = self.gang(gang_id)
             if len(ranks) != len(chosen) or any(
-                r.id not in chosen or r.state is not JobState.PENDING or r.held or chosen[r.id].attempt != r.attempt + 1
+                r.id not in chosen
+                or r.state is not JobState.PENDING
+                or r.held
+                or chosen[r.id].attempt != r.attempt + 1
+                or chosen[r.id].revision != r.revision
                 for r in ranks
             ):
                 continue
@@ -1002,6 +1015,36 @@ class JobTable:
                 else:
                     self._say_waiting(one, cmd.at, _by(cmd.by, "released"))
                 self._index.set_ready(one, self._ready(one))
+                changed.append(one.id)
+        return changed
+
+    def _update(self, cmd: UpdateJobs) -> list[str]:
+        """Apply ``cmd.changes`` to the named pending jobs (a gang rank: its whole gang); a job the
+        changes would make invalid is left as it is. A job whose shape or ``--begin`` time changed
+        gets a new ``revision``, so that a placement decided before is stale (``_assign``); it keeps
+        its place in line within its (new) priority."""
+        changed: list[str] = []
+        for job_id in cmd.job_ids:
+            job = self._open.get(job_id)
+            if job is None:
+                continue
+            for one in self.gang(job.spec.gang_id) if job.spec.ranks else (job,):
+                if one.state is not JobState.PENDING or one.id in changed:
+                    continue
+                spec = cmd.changes.applied(one.spec)
+                if spec is one.spec:
+                    continue
+                try:
+                    validate_spec(spec)
+                except InvalidJobSpecError:
+                    continue  # checked before it was proposed; never trusted
+                self._drop_pending(one)
+                if shape_of(spec) != shape_of(one.spec) or spec.begin_at != one.spec.begin_at:
+                    one.revision += 1
+                one.spec = spec
+                self._add_pending(one)
+                if not one.held:
+                    self._say_waiting(one, cmd.at, _by(cmd.by, "updated"))
                 changed.append(one.id)
         return changed
 

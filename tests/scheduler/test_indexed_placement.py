@@ -32,11 +32,12 @@ from swarmcompute.state.commands import (
     RequeueLost,
     StartAttempt,
     SubmitJobs,
+    UpdateJobs,
 )
 from swarmcompute.state.drain import SetDrained
 from swarmcompute.state.gangs import ranks_of
 from swarmcompute.state.history import PruneJobs
-from swarmcompute.state.job import ACTIVE_STATES, AttemptEnd, Job, JobSpec, JobState, waits
+from swarmcompute.state.job import ACTIVE_STATES, AttemptEnd, Job, JobChanges, JobSpec, JobState, waits
 from swarmcompute.state.snapshot import restore_table, snapshot_table
 from swarmcompute.state.table import JobTable, weightless
 
@@ -165,8 +166,16 @@ class _World:
         elif op == 11:
             table.apply(SetDrained(rng.choice(NODE_IDS), rng.random() < 0.5, self.at))
         else:
-            what = rng.randint(0, 2)
-            if what == 0:
+            what = rng.randint(0, 3)
+            if what == 3 and pending:  # `swarm update`: a new priority, size, pin or start time
+                changes = JobChanges(
+                    priority=rng.choice((None, -1, 0, 1, 2)),
+                    cpus=rng.choice((None, 0.0, 0.5, 2.0)),
+                    node=rng.choice((None, "", "n1", "node2")),
+                    begin_at=rng.choice((None, 0.0, self.at + 2.0)),
+                )
+                table.apply(UpdateJobs((rng.choice(pending),), changes, "", self.at))
+            elif what == 0:
                 finished = [j.id for j in table.finished_jobs()]
                 if finished:
                     table.apply(PruneJobs(tuple(rng.sample(finished, min(len(finished), rng.randint(0, 3)))), self.at))

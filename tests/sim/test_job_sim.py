@@ -97,6 +97,27 @@ def test_the_hold_check_catches_a_table_that_takes_a_placement_decided_before_a_
             JobSim(seed, holds=True).run()
 
 
+def test_the_update_check_catches_a_table_that_takes_a_placement_decided_before_an_update(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Users update pending jobs (`swarm update`: a pin, a size, a start time) while the leader's
+    rounds place them: a placement decided on the job as it was must be stale (``Job.revision``).
+    Planted: the table takes any placement as if decided on the current revision."""
+    assign = JobTable._assign
+
+    def planted(table: JobTable, cmd: AssignJobs) -> list[str]:
+        current = tuple(
+            replace(a, revision=job.revision) if (job := table.get(a.job_id)) is not None else a
+            for a in cmd.assignments
+        )
+        return assign(table, AssignJobs(current, cmd.at))
+
+    monkeypatch.setattr(JobTable, "_assign", planted)
+    with pytest.raises(InvariantBroken, match="though pinned to|before its --begin"):
+        for seed in range(6):  # caught at seeds 3, 4 and 5 when written
+            JobSim(seed, holds=True).run()
+
+
 def test_a_scheduler_that_places_a_job_before_its_begin_time_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     """Planted: the index and both placements (indexed and reference, which are compared) ignore
     ``--begin`` (caught at seed 1, and at most seeds of 0-39, when written)."""

@@ -19,10 +19,11 @@ from swarmcompute.state.commands import (
     RequeueLost,
     StartAttempt,
     SubmitJobs,
+    UpdateJobs,
 )
 from swarmcompute.state.compact import is_stub
 from swarmcompute.state.gangs import ranks_of
-from swarmcompute.state.job import RETRY_BACKOFF_MAX_S, JobSpec, JobState, Reason, backing_off, waits
+from swarmcompute.state.job import RETRY_BACKOFF_MAX_S, JobChanges, JobSpec, JobState, Reason, backing_off, waits
 from swarmcompute.state.table import JobTable, job_matcher, retry_backoff_s, validate_spec
 from swarmcompute.storage.details import MemoryDetails
 
@@ -464,6 +465,88 @@ def test_a_held_job_cancelled_is_not_held_any_more() -> None:
     assert job is not None and job.state is JobState.CANCELLED and not job.held
 
 
+def _bucket_order(table: JobTable) -> list[str]:
+    """Every placeable job, in placement order (the buckets merged by their keys)."""
+    return [e[3].id for e in sorted(e for bucket in table.pending_index.buckets() for e in bucket)]
+
+
+def test_an_update_changes_a_pending_jobs_shape_and_priority_and_it_is_placed_in_its_new_line() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec("a1"), spec("a2"), spec("a3")), 1.0))
+    assert _bucket_order(table) == ["a1", "a2", "a3"]
+    changes = JobChanges(priority=5, cpus=4.0, mem_bytes=2**30, constraints=("disk=ssd",), node="n2")
+    assert table.apply(UpdateJobs(("a3",), changes, "ann", 2.0)) == ["a3"]
+    job = table.get("a3")
+    assert job is not None and job.state is JobState.PENDING and job.submitted_at == 1.0
+    assert (job.spec.priority, job.spec.cpus, job.spec.mem_bytes) == (5, 4.0, 2**30)
+    assert (job.spec.constraints, job.spec.node, job.revision) == (("disk=ssd",), "n2", 1)
+    assert job.message == "waiting to be scheduled (updated by ann)"
+    assert _bucket_order(table) == ["a3", "a1", "a2"]
+    assert table.highest_pending_priority() == 5
+    table.apply(UpdateJobs(("a3",), JobChanges(priority=0, node=""), "ann", 3.0))
+    assert job.spec.node is None and job.revision == 2
+    assert _bucket_order(table) == ["a1", "a2", "a3"]  # its place in line within priority 0: its submission's
+    assert table.highest_pending_priority() == 0
+
+
+def test_an_update_that_changes_nothing_or_only_limits_keeps_the_revision() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec("a1", timeout_s=60.0),), 1.0))
+    assert table.apply(UpdateJobs(("a1",), JobChanges(cpus=1.0), "ann", 2.0)) == []  # as it was
+    assert table.apply(UpdateJobs(("a1",), JobChanges(timeout_s=0.0, retries=3, priority=1), "ann", 2.0)) == ["a1"]
+    job = table.get("a1")
+    assert job is not None and job.spec.timeout_s is None and job.spec.retries == 3 and job.revision == 0
+    assert table.apply(AssignJobs((Assignment("a1", 1, "n1"),), 2.5)) == ["a1"]  # its placement still stands
+
+
+def test_an_assignment_decided_before_an_update_committed_is_stale() -> None:
+    """A round that placed a 1-CPU job on a node with one CPU free must not place it there once
+    an update made it an 8-CPU job (nor a pinned job on another node, nor before a new start time)."""
+    table = JobTable()
+    table.apply(SubmitJobs((spec("a1"), spec("b1")), 1.0))
+    table.apply(UpdateJobs(("a1",), JobChanges(cpus=8.0), "ann", 2.0))
+    table.apply(UpdateJobs(("b1",), JobChanges(begin_at=50.0), "ann", 2.0))
+    stale = (Assignment("a1", 1, "n1"), Assignment("b1", 1, "n1"))
+    assert table.apply(AssignJobs(stale, 2.5)) == []
+    fresh = (Assignment("a1", 1, "n1", revision=1), Assignment("b1", 1, "n1", revision=1))
+    assert sorted(table.apply(AssignJobs(fresh, 60.0))) == ["a1", "b1"]
+
+
+def test_an_update_leaves_a_job_that_is_not_pending_or_that_it_would_make_invalid_as_it_is() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec("a1"), spec("a2")), 1.0))
+    running(table)
+    assert table.apply(UpdateJobs(("a1",), JobChanges(priority=9), "ann", 4.0)) == []
+    assert table.apply(UpdateJobs(("a2",), JobChanges(cpus=-1.0), "ann", 4.0)) == []  # checked on apply
+    assert table.apply(UpdateJobs(("a2",), JobChanges(gpus=10**9), "ann", 4.0)) == []
+    for job_id in ("a1", "a2"):
+        job = table.get(job_id)
+        assert job is not None and job.spec == spec(job_id)
+
+
+def test_a_held_job_is_updated_and_stays_held_and_a_gang_is_updated_whole() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec("h", hold=True), *ranks_of(spec("g"), 3, 1)), 1.0))
+    assert table.apply(UpdateJobs(("h",), JobChanges(mem_bytes=2**20), "ann", 2.0)) == ["h"]
+    held = table.get("h")
+    assert held is not None and held.held and held.reason is Reason.HELD and _placeable(table) == {"g.0", "g.1", "g.2"}
+    assert sorted(table.apply(UpdateJobs(("g.2",), JobChanges(cpus=2.0), "ann", 2.0))) == ["g.0", "g.1", "g.2"]
+    assert all(r.spec.cpus == 2.0 and r.revision == 1 for r in table.gang("g"))
+    placed = tuple(Assignment(f"g.{i}", 1, "n1", revision=1 if i else 0) for i in range(3))
+    assert table.apply(AssignJobs(placed, 3.0)) == []  # one rank's placement is stale: none is placed
+
+
+def test_an_update_is_kept_in_a_snapshot() -> None:
+    from swarmcompute.state.snapshot import restore_table, snapshot_table
+
+    table = JobTable()
+    table.apply(SubmitJobs((spec("a1"),), 1.0))
+    table.apply(UpdateJobs(("a1",), JobChanges(cpus=2.0, priority=3), "ann", 2.0))
+    copy = restore_table(snapshot_table(table))
+    job = copy.get("a1")
+    assert job is not None and job.spec.cpus == 2.0 and job.spec.priority == 3 and job.revision == 1
+
+
 def test_a_job_with_a_begin_time_is_placeable_from_that_time_on_by_the_clock_that_asks() -> None:
     table = JobTable()
     table.apply(SubmitJobs((spec("later", begin_at=100.0), spec("now")), 10.0))
@@ -685,7 +768,10 @@ def _random_commands(rng: random.Random, n: int) -> list[object]:
                         ),
                         float(step),
                     ),
-                    AssignJobs((Assignment(job_id, attempt, rng.choice(["n1", "n2"])),), float(step)),
+                    AssignJobs(
+                        (Assignment(job_id, attempt, rng.choice(["n1", "n2"]), revision=rng.randint(0, 1)),),
+                        float(step),
+                    ),
                     StartAttempt(job_id, attempt, "n1", float(step)),
                     FinishAttempt(
                         job_id,
@@ -705,6 +791,9 @@ def _random_commands(rng: random.Random, n: int) -> list[object]:
                     ReleaseQueued(job_id, attempt, rng.choice(["n1", "n2"]), "busy", float(step)),
                     CancelJobs((job_id,), "cancelled by user", float(step)),
                     HoldJobs((job_id,), rng.random() < 0.5, "ann", float(step)),
+                    UpdateJobs(
+                        (job_id,), JobChanges(priority=rng.randint(0, 3), cpus=rng.choice([None, 2.0])), "", 0.0
+                    ),
                 ]
             )
         )
