@@ -24,11 +24,12 @@ from swarmcompute.api.lean_client import check_attempt, error_from, hold_request
 from swarmcompute.api.lean_client import job_ref as _job_ref
 from swarmcompute.api.lean_client import job_refs as _job_refs
 from swarmcompute.api.lean_client import shown as _shown
+from swarmcompute.api.messages import UPDATE_OPTIONS
 from swarmcompute.api.pages import in_pages, new_cursor
 from swarmcompute.api.protocol import BlockingChannel
 from swarmcompute.limits import MAX_BATCH, MAX_CPUS, check_job, printable
 from swarmcompute.paths import StatePaths
-from swarmcompute.state.job import JobSpec
+from swarmcompute.state.job import JobChanges, JobSpec
 from swarmcompute.state.table import halves, submit_chunks, too_big_to_cut, validate_batch
 from swarmcompute.units import counted, likely_meant, parse_begin, parse_duration, parse_size, plural
 
@@ -171,6 +172,53 @@ def _job_spec(argv: Sequence[str] | str, options: Mapping[str, Any]) -> JobSpec:
     if fields["on_disconnect"] not in ("stop", "keep"):
         raise ValueError(f"on_disconnect must be stop or keep, got {printable(fields['on_disconnect'])[:40]!r}")
     return JobSpec(**fields)
+
+
+def job_changes(**options: Any) -> JobChanges:
+    """A ``JobChanges`` from ``Client.update``'s friendly options (``UPDATE_OPTIONS``; None or left
+    out: as it is), checked as a submission's: node "" unpins the job, timeout 0 (or "none") lifts
+    its limit, begin "" or 0 lets it start at once; constraints replace the job's (``[]``: none)."""
+    unknown = set(options) - set(UPDATE_OPTIONS)
+    if unknown:
+        raise errors.InvalidJobSpecError(_unknown_options(sorted(map(str, unknown))))
+    given = {k: v for k, v in options.items() if v is not None}
+    if not given:
+        raise errors.ConfigError(f"say what to change: {', '.join(UPDATE_OPTIONS)}")
+    try:
+        timeout = given.get("timeout")
+        if isinstance(timeout, str) and timeout.strip().lower() == "none":
+            timeout = 0
+        fields: dict[str, Any] = {
+            "priority": _whole("priority", given["priority"]) if "priority" in given else None,
+            "cpus": _number("cpus", given["cpus"], 1.0) if "cpus" in given else None,
+            "mem_bytes": _size(given["mem"]) if "mem" in given else None,
+            "gpus": _whole("gpus", given["gpus"]) if "gpus" in given else None,
+            "gpu_mem": _size(given["gpu_mem"], "gpu_mem") if "gpu_mem" in given else None,
+            "constraints": (
+                _strings(given["constraints"], "constraints must be KEY=VALUE (or KEY!=VALUE) or a list of them")
+                if "constraints" in given
+                else None
+            ),
+            "node": _text("node", given["node"]) if "node" in given else None,
+            "timeout_s": parse_duration(timeout, zero=True) if timeout is not None else None,
+            "retries": _whole("retries", given["retries"]) if "retries" in given else None,
+            "begin_at": parse_begin(given["begin"], time.time()) if "begin" in given else None,
+        }
+        check_job({k: v for k, v in fields.items() if v is not None and not (k == "timeout_s" and v == 0)})
+    except (ValueError, errors.ConfigError) as exc:
+        raise errors.InvalidJobSpecError(str(exc)) from None
+    return JobChanges(**fields)
+
+
+def changes_body(changes: JobChanges) -> dict[str, Any]:
+    """The HTTP API's fields for ``changes`` (``Client.update``'s options; ``job_changes`` reads
+    them back): numbers, so that a start time is the asking machine's, as with ``submit``."""
+    named = {
+        "priority": changes.priority, "cpus": changes.cpus, "mem": changes.mem_bytes, "gpus": changes.gpus,
+        "gpu_mem": changes.gpu_mem, "constraints": changes.constraints, "node": changes.node,
+        "timeout": changes.timeout_s, "retries": changes.retries, "begin": changes.begin_at,
+    }  # fmt: skip
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in named.items() if v is not None}
 
 
 def _stdin_data(value: object) -> bool:
@@ -694,6 +742,20 @@ class Client:
         """Release held jobs (as ``hold`` selects them): they are placed as any pending job;
         ``outcome`` "released", "already" (not held) or "not_pending"."""
         return list(self._call(m.Hold(*hold_request(False, jobs, name, user, every))))
+
+    def update(
+        self, *jobs: str, name: str = "", user: str = "", every: bool = False, **changes: Any
+    ) -> list[dict[str, Any]]:
+        """Change pending jobs (`swarm update`, ``scontrol update``): ``changes`` are ``submit``'s
+        options of ``UPDATE_OPTIONS`` (priority, cpus, mem, gpus, gpu_mem, constraints, node, timeout,
+        retries, begin), checked as a submission's; node "" unpins, timeout 0 lifts the limit,
+        begin 0 starts at once. A job keeps its place in line within its priority; a held job stays
+        held. Jobs are chosen as ``hold`` chooses them (an array id: its elements; a gang's id: its
+        ranks, changed together). One ``{"id", "state", "outcome"}`` a job; ``outcome`` is "updated",
+        "unchanged" (it already was so) or "not_pending" (placed already: left as it is)."""
+        asked = job_changes(**changes)
+        refs, _, name, user, every = hold_request(True, jobs, name, user, every)
+        return list(self._call(m.Update(refs, asked, name, user, every)))
 
     # -- API tokens (the HTTP API's; they act as the user calling these) ---------
 

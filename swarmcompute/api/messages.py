@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from swarmcompute import codec
-from swarmcompute.state.job import JobSpec
+from swarmcompute.state.job import JobChanges, JobSpec
 from swarmcompute.state.policy import CommandPolicy
 
 STDOUT = 1
@@ -122,6 +122,27 @@ class Hold:
 
 HOLD_OUTCOMES = ("held", "released", "already", "not_pending")
 """``Hold``'s outcome for a job: held or released now, already so, or not pending (left as it is)."""
+
+
+@codec.message("api.update")
+@dataclass(frozen=True, slots=True)
+class Update:
+    """Change pending jobs' priority, size, placement and limits (`swarm update`), answered with
+    one ``{"id", "state", "outcome"}`` a job (``outcome``: ``UPDATE_OUTCOMES``); jobs chosen as
+    ``Hold`` chooses them (``name``, ``user``, ``every``: among the asker's pending jobs)."""
+
+    refs: tuple[str, ...]
+    changes: JobChanges
+    name: str = ""
+    user: str = ""
+    every: bool = False
+
+
+UPDATE_OPTIONS = ("priority", "cpus", "mem", "gpus", "gpu_mem", "constraints", "node", "timeout", "retries", "begin")
+"""What `swarm update` (``Client.update``, the HTTP API's body) changes in a pending job:
+``Client.submit``'s options of the same names, with the same values (``client.job_changes``)."""
+UPDATE_OUTCOMES = ("updated", "unchanged", "not_pending")
+"""``Update``'s outcome for a job: changed now, already so, or not pending (left as it is)."""
 
 
 @codec.message("api.rerun")

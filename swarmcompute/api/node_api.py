@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from swarmcompute.files.host import FilesHost
     from swarmcompute.node.cluster_messages import LogData
     from swarmcompute.node.end_watch import EndWatch
-    from swarmcompute.state.job import Job, JobSpec
+    from swarmcompute.state.job import Job, JobChanges, JobSpec
     from swarmcompute.state.policy import CommandPolicy
     from swarmcompute.state.table import JobTable
 
@@ -53,6 +53,7 @@ class NodeAPI(Protocol):
     async def set_policy(self, policy: CommandPolicy, *, by: str) -> str: ...
     async def cancel(self, job_ids: list[str], why: str = ...) -> None: ...
     async def hold(self, job_ids: list[str], held: bool, by: str = ...) -> None: ...
+    async def update(self, job_ids: list[str], changes: JobChanges, by: str = ...) -> None: ...
     async def create_api_token(
         self, name: str, *, read_only: bool, expires_s: float | None, uid: int
     ) -> dict[str, Any]: ...

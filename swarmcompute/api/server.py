@@ -29,6 +29,7 @@ from swarmcompute.arrays import array_view
 from swarmcompute.errors import (
     ConfigError,
     FrameTooLargeError,
+    InvalidJobSpecError,
     JobNotFoundError,
     ProtocolError,
     SwarmError,
@@ -37,9 +38,9 @@ from swarmcompute.errors import (
 from swarmcompute.files.messages import CONTROL_REQUESTS as FILE_REQUESTS
 from swarmcompute.node.ticker import SLICE_S, sliced
 from swarmcompute.state.compact import matches
-from swarmcompute.state.job import Job, JobState
+from swarmcompute.state.job import Job, JobChanges, JobState
 from swarmcompute.state.policy import policy_toml
-from swarmcompute.state.table import job_matcher
+from swarmcompute.state.table import job_matcher, validate_spec
 from swarmcompute.transport.ratelimit import LogLimiter
 from swarmcompute.users import (
     admits,
@@ -76,6 +77,7 @@ ANSWERED = (
     m.ListJobs,
     m.Cancel,
     m.Hold,
+    m.Update,
     m.Rerun,
     m.Status,
     m.Recover,
@@ -276,6 +278,10 @@ class ControlServer:
                 if refs and (holding.name or holding.user or holding.every):
                     raise ConfigError("give job ids, or select jobs (name, user, all): not both")
                 return await self._held(refs or self._pending_selected(holding, uid), held, uid)
+            case m.Update(refs=refs, changes=changes) as updating:
+                if refs and (updating.name or updating.user or updating.every):
+                    raise ConfigError("give job ids, or select jobs (name, user, all): not both")
+                return await self._updated(refs or self._pending_selected(updating, uid), changes, uid)
             case m.Rerun(ref=ref, job_id=job_id, every=every):
                 return (await self.rerun(ref, job_id, uid, every=every)).answer()
             case m.Status():
@@ -467,18 +473,54 @@ class ControlServer:
             out.append({"id": job_id, "state": now.state.value, "held": now.held, "outcome": outcome})
         return out
 
-    def _pending_selected(self, request: m.Hold, uid: int) -> tuple[str, ...]:
-        """`swarm hold` / `swarm release` without ids: the pending jobs of ``uid`` (every user's for
-        root) not held (to hold) or held (to release) that ``name`` and ``user`` select, or all."""
+    def _pending_selected(self, request: m.Hold | m.Update, uid: int) -> tuple[str, ...]:
+        """`swarm hold` / `release` / `update` without ids: the pending jobs of ``uid`` (every
+        user's for root) that ``name`` and ``user`` select, or all; to hold, those not held, to
+        release, the held ones."""
+        held = request.held if isinstance(request, m.Hold) else None
         if not (request.name or request.user or request.every):
-            verb = "hold" if request.held else "release"
+            verb = "update" if held is None else "hold" if held else "release"
             raise ConfigError(f"name the jobs to {verb}, or select them: by name or user, or all")
         match = job_matcher(request.name, "", request.user, self._daemon.node_id_of)
         return tuple(
             j.id
             for j in self._daemon.table.pending_jobs()
-            if j.held != request.held and matches(match, j) and owns(uid, j.spec.user)
+            if j.held != held and matches(match, j) and owns(uid, j.spec.user)
         )
+
+    async def _updated(self, refs: tuple[str, ...], changes: JobChanges, uid: int) -> list[dict[str, Any]]:
+        """Apply ``changes`` to the pending jobs of ``refs`` (local user ``uid`` asks), chosen as
+        ``_held`` chooses them; each job's new spec checked as a submission's first (one line
+        naming the job and the bound); what became of each."""
+        daemon = self._daemon
+        found: dict[str, Job] = {}
+        async for ref in sliced(self._arrays_expanded(refs), SLICE_S):
+            job = await self.resolve(ref)
+            for one in daemon.table.gang(job.spec.gang_id) if job.spec.ranks else (job,):
+                check_owner(uid, one.spec.user, "update", one.id)
+                found.setdefault(one.id, one)
+        before = {job_id: (job.state, job.spec) for job_id, job in found.items()}
+        for job_id, (state, spec) in before.items():
+            if state is JobState.PENDING:
+                try:
+                    validate_spec(changes.applied(spec))
+                except InvalidJobSpecError as exc:
+                    raise InvalidJobSpecError(f"job {job_id}: {exc}") from None
+        await daemon.update(list(found), changes, by=submitter(uid) if uid >= 0 else "")
+        out = []
+        for job_id, job in found.items():
+            now = daemon.table.get(job_id) or job
+            was, spec = before[job_id]
+            if was is not JobState.PENDING:
+                outcome = "not_pending"
+            elif changes.applied(spec) is spec:
+                outcome = "unchanged"
+            elif now.spec is not spec:  # placed by now, maybe: updated all the same
+                outcome = "updated"
+            else:
+                outcome = "not_pending"  # placed in the entry before the update (``JobTable._update``)
+            out.append({"id": job_id, "state": now.state.value, "outcome": outcome})
+        return out
 
     async def _listed(self, request: m.ListJobs) -> list[list[Job]]:
         """`swarm jobs`'s lines (``grouped``: an array or a gang as one, ``JobTable.newest_rows``)

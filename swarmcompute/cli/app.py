@@ -783,6 +783,69 @@ def _held(
 
 
 @app.command()
+def update(
+    jobs: PendingJobsArg = None,
+    state_dir: StateDir = None,
+    priority: Annotated[int | None, typer.Option(help="Its new priority (higher runs first).")] = None,
+    cpus: Annotated[float | None, typer.Option(help="CPUs it needs.")] = None,
+    mem: Annotated[str | None, typer.Option(help="Memory it needs, e.g. 4G.")] = None,
+    gpus: Annotated[int | None, typer.Option(help="GPUs it needs.")] = None,
+    gpu_mem: Annotated[str | None, typer.Option("--gpu-mem", help="Memory each of its GPUs has, e.g. 10G.")] = None,
+    constraint: Annotated[
+        list[str] | None, typer.Option(help="Run only on nodes labelled K=V (K!=V: not): replaces its constraints.")
+    ] = None,
+    no_constraints: Annotated[bool, typer.Option("--no-constraints", help="Drop its constraints.")] = False,
+    node: Annotated[str | None, typer.Option(help="Pin it to this node (name or id).")] = None,
+    any_node: Annotated[bool, typer.Option("--any-node", help="Unpin it: any node may run it.")] = False,
+    timeout: Annotated[str | None, typer.Option(help="Its time limit, e.g. 2h (0 or none: no limit).")] = None,
+    retries: Annotated[int | None, typer.Option(help="How often it is run again after a failure.")] = None,
+    begin: Annotated[str | None, typer.Option(help="Start it no sooner than this (as swarm run --begin; now).")] = None,
+    name: NameOpt = "",
+    user: UserOpt = "",
+    every: Annotated[bool, typer.Option("--all", help="Every pending job of yours (every user's, for root).")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Change pending jobs (scontrol update): priority, size, where they may run, time limit,
+    retries, start time. A job keeps its place in line within its priority; a held one stays held.
+    Without ids: the pending jobs of yours (every user's for root) that --name and --user select, or --all."""
+    from swarmcompute.limits import printable
+
+    if jobs and (name or user or every):
+        raise _fail("give job ids, or select jobs with --name, --user or --all: not both")
+    if not jobs and not (name or user or every):
+        raise _fail("name the jobs to update, or select them with --name, --user or --all")
+    if constraint and no_constraints:
+        raise _fail("give --constraint or --no-constraints, not both")
+    if node is not None and any_node:
+        raise _fail("give --node or --any-node, not both")
+    changes = {
+        "priority": priority, "cpus": cpus, "mem": mem, "gpus": gpus, "gpu_mem": gpu_mem,
+        "constraints": () if no_constraints else constraint or None, "node": "" if any_node else node,
+        "timeout": timeout, "retries": retries, "begin": begin,
+    }  # fmt: skip
+    if all(v is None for v in changes.values()):
+        raise _fail(
+            "say what to change: --priority, --cpus, --mem, --gpus, --gpu-mem, --constraint,"
+            " --no-constraints, --node, --any-node, --timeout, --retries or --begin"
+        )
+    client = _client(state_dir)
+    records = _call(lambda: client.update(*(jobs or ()), name=name, user=user, every=every, **changes))
+    if as_json:
+        _print_json(records)
+    elif not records:
+        typer.echo("swarm: no pending job of yours matches: nothing to update", err=True)
+    for r in [] if as_json else records:
+        job_id = printable(str(r["id"]))
+        if r["outcome"] == "not_pending":
+            typer.echo(f"{job_id} is {r['state']}: only a pending job is updated", err=True)
+        elif r["outcome"] == "unchanged":
+            typer.echo(f"{job_id} unchanged: it already was so")
+        else:
+            typer.echo(f"{job_id} updated")
+    _exit(1 if any(r["outcome"] == "not_pending" for r in records) else 0)
+
+
+@app.command()
 def wait(
     jobs: Annotated[list[str], typer.Argument(help="Job ids, prefixes or names.", autocompletion=complete.jobs)],
     state_dir: StateDir = None,

@@ -104,10 +104,11 @@ from swarmcompute.state.commands import (
     HoldJobs,
     StartAttempt,
     SubmitJobs,
+    UpdateJobs,
 )
 from swarmcompute.state.compact import is_stub
 from swarmcompute.state.history import DEFAULT_KEEP_JOBS, DEFAULT_KEEP_S, MAX_PRUNE_BATCH, PruneJobs, prunable
-from swarmcompute.state.job import Job, JobSpec, JobState
+from swarmcompute.state.job import Job, JobChanges, JobSpec, JobState
 from swarmcompute.state.policy import CommandPolicy, SetPolicy, check_policy, policy_problem, policy_toml
 from swarmcompute.state.table import JobTable, submit_chunks, validate_batch, validate_spec
 from swarmcompute.storage.details import FILE_NAME as DETAILS_FILE
@@ -1453,6 +1454,12 @@ class Daemon:
         pending = tuple(j for j in job_ids if (job := self.table.get(j)) and job.state is JobState.PENDING)
         for i in range(0, len(pending), CHUNK_JOBS):
             await self.commit([HoldJobs(pending[i : i + CHUNK_JOBS], held, by, time.time())])
+
+    async def update(self, job_ids: list[str], changes: JobChanges, by: str = "") -> None:
+        """Apply ``changes`` to the pending ones of ``job_ids`` (``UpdateJobs``)."""
+        pending = tuple(j for j in job_ids if (job := self.table.get(j)) and job.state is JobState.PENDING)
+        for i in range(0, len(pending), CHUNK_JOBS):
+            await self.commit([UpdateJobs(pending[i : i + CHUNK_JOBS], changes, by, time.time())])
 
     def node_id_of(self, ref: str) -> str:
         """The id of the node ``ref`` names (``node.labels.resolve_node``); ``NodeNotFoundError``."""

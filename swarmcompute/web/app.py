@@ -293,6 +293,31 @@ class Api:
         )
         return JSONResponse({"jobs": await self.ask(asked, token)})
 
+    async def update(self, request: Request) -> Response:
+        """`swarm update`: ``POST /api/v1/jobs/{ref}/update`` with the changes (``Client.update``'s
+        options), or ``/api/v1/jobs/update`` with them and jobs named or selected as ``hold``'s."""
+        from swarmcompute.api.messages import UPDATE_OPTIONS
+        from swarmcompute.client import job_changes
+
+        token = self.auth(request, write=True)
+        ref = request.path_params.get("ref")
+        body = await _read_json(request)
+        picks = () if ref is not None else ("jobs", "name", "user", "all")
+        if (
+            not isinstance(body, dict)
+            or not set(body) <= {*UPDATE_OPTIONS, *picks}
+            or not all(isinstance(body.get(k, ""), str) for k in ("name", "user"))
+            or not isinstance(body.get("all", False), bool)
+            or not isinstance(body.get("jobs", []), list)
+            or not all(isinstance(x, str) and x for x in body.get("jobs", []))
+        ):
+            which = "" if ref is not None else ', with {"jobs": ["ID", ...]} or {"name": "", "user": "", "all": false}'
+            raise errors.ConfigError(f"the body is the changes: {', '.join(UPDATE_OPTIONS)}{which}")
+        changes = job_changes(**{k: v for k, v in body.items() if k in UPDATE_OPTIONS})
+        jobs = (ref,) if ref is not None else tuple(body.get("jobs", []))
+        asked = m.Update(jobs, changes, body.get("name", ""), body.get("user", ""), body.get("all", False))
+        return JSONResponse({"jobs": await self.ask(asked, token)})
+
     async def rerun(self, request: Request) -> Response:
         """Run an ended job again (`swarm rerun`, ``swarmcompute.rerun``) as the token's user."""
         from swarmcompute.client import grouped_specs, new_job_id
@@ -637,12 +662,14 @@ def build_app(
         route("/api/v1/jobs/cancel", api.cancel_selected, ["POST"]),
         route("/api/v1/jobs/hold", api.hold, ["POST"]),
         route("/api/v1/jobs/release", api.release, ["POST"]),
+        route("/api/v1/jobs/update", api.update, ["POST"]),
         route("/api/v1/jobs/{ref}", api.get_job),
         route("/api/v1/jobs/{ref}", api.cancel, ["DELETE"]),
         route("/api/v1/jobs/{ref}/cancel", api.cancel, ["POST"]),
         route("/api/v1/jobs/{ref}/rerun", api.rerun, ["POST"]),
         route("/api/v1/jobs/{ref}/hold", api.hold, ["POST"]),
         route("/api/v1/jobs/{ref}/release", api.release, ["POST"]),
+        route("/api/v1/jobs/{ref}/update", api.update, ["POST"]),
         route("/api/v1/jobs/{ref}/logs", api.logs),
         route("/api/v1/nodes", api.nodes),
         route("/api/v1/nodes/{ref}", api.node),

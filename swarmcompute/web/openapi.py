@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from swarmcompute.api.messages import HOLD_OUTCOMES
+from swarmcompute.api.messages import HOLD_OUTCOMES, UPDATE_OPTIONS, UPDATE_OUTCOMES
 from swarmcompute.state.gangs import MAX_RANKS
 from swarmcompute.state.job import JobState
 
@@ -143,6 +143,39 @@ def openapi_document() -> dict[str, Any]:
         {"oneOf": [_ref("Job"), {"type": "array", "items": _ref("Job")}]},
         "the job; for an array id, its elements; each with `ended_before`: it had ended before this cancel",
     )
+    updated_answer = _json(
+        {
+            "type": "object",
+            "properties": {
+                "jobs": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "id": {"type": "string"},
+                            "state": {"type": "string", "enum": [s.value for s in JobState]},
+                            "outcome": {"type": "string", "enum": list(UPDATE_OUTCOMES)},
+                        },
+                    },
+                }
+            },
+        },
+        "what became of each job: updated, unchanged (it already was so) or not_pending (left as it is)",
+    )
+    update_changes = {
+        **{k: JOB_OPTIONS[k] for k in UPDATE_OPTIONS},
+        "node": {"type": "string", "description": "pin to a node (name or id); empty: unpin"},
+        "timeout": {
+            "description": "30s, 10m, 2h or seconds; 0 or none: no limit",
+            "oneOf": [{"type": "string"}, {"type": "number"}],
+        },
+    }
+    picked = {
+        "jobs": {"type": "array", "items": {"type": "string"}},
+        "name": {"type": "string", "description": "a shell pattern of the name"},
+        "user": {"type": "string"},
+        "all": {"type": "boolean", "description": "every pending job (no other selection)"},
+    }
     held_answer = _json(
         {
             "type": "object",
@@ -360,6 +393,23 @@ def openapi_document() -> dict[str, Any]:
                 )
             }
             for verb in ("hold", "release")
+        },
+        "/api/v1/jobs/update": {
+            "post": _op(
+                "change the pending jobs the body names (an array id: its elements; a gang's: its ranks), or"
+                " those of the token's user (every user's for root's) that it selects, as `swarm update`: a job"
+                " keeps its place in line within its priority, a held one stays held",
+                {"200": updated_answer},
+                requestBody=_body({**update_changes, **picked}, closed=True),
+            )
+        },
+        "/api/v1/jobs/{ref}/update": {
+            "post": _op(
+                "change the pending job (an array: its elements; a gang: its ranks), as `swarm update`",
+                {"200": updated_answer},
+                params=[job_ref],
+                requestBody=_body(update_changes, closed=True),
+            )
         },
         **{
             f"/api/v1/jobs/{{ref}}/{verb}": {

@@ -223,6 +223,16 @@ class RemoteClient(Client):
         body = {"jobs": list(refs), "name": name, "user": user, "all": every}
         return list(self._json("POST", f"/api/v1/jobs/{verb}", body)["jobs"])
 
+    def update(
+        self, *jobs: str, name: str = "", user: str = "", every: bool = False, **changes: Any
+    ) -> list[dict[str, Any]]:
+        from swarmcompute.client import changes_body, job_changes
+
+        body = changes_body(job_changes(**changes))  # a start time read here, as for a submission
+        refs, _, name, user, every = hold_request(True, jobs, name, user, every)
+        body.update({"jobs": list(refs), "name": name, "user": user, "all": every})
+        return list(self._json("POST", "/api/v1/jobs/update", body)["jobs"])
+
     # -- nodes --------------------------------------------------------------------------
 
     def drain(self, node: str, *, wait: bool | float | str = False) -> dict[str, Any]:

@@ -214,6 +214,36 @@ def test_a_user_holds_and_releases_only_their_own_jobs_and_root_any(shared: Shar
         shared.daemon.client.cancel(users_job)
 
 
+def test_a_user_updates_only_their_own_jobs_and_root_any(shared: Shared) -> None:
+    state = str(shared.state)
+    roots = shared.daemon.swarm("run", "-d", "--hold", "--", "true").stdout.strip()
+    mine = shared.user.swarm("run", "--state-dir", state, "-d", "--hold", "--", "true")
+    assert mine.returncode == 0, mine.stderr
+    users_job = mine.stdout.strip()
+    try:
+        denied = shared.other.swarm("update", "--state-dir", state, roots, "--priority", "9")
+        assert (denied.returncode, denied.stderr) == (
+            2,
+            f"swarm: cannot update job {roots}: it belongs to user root (only they and root may)\n",
+        )
+        none = shared.other.swarm("update", "--state-dir", state, "--all", "--priority", "9")
+        assert (none.returncode, none.stderr) == (0, "swarm: no pending job of yours matches: nothing to update\n")
+        own = shared.user.swarm("update", "--state-dir", state, "--all", "--priority", "3")
+        assert (own.returncode, own.stdout) == (0, f"{users_job} updated\n"), own.stderr
+        picked = shared.daemon.swarm("update", "--user", shared.user.name, "--cpus", "0")  # root: any user's
+        assert (picked.returncode, picked.stdout) == (0, f"{users_job} updated\n"), picked.stderr
+        view = shared.daemon.client.job(users_job)
+        assert (view["priority"], view["cpus"], view["message"]) == (
+            3,
+            0.0,
+            f"`swarm release {users_job}` lets it run (submitted held)",
+        )
+        assert shared.daemon.client.job(roots)["priority"] == 0
+    finally:
+        shared.daemon.client.cancel(roots)
+        shared.daemon.client.cancel(users_job)
+
+
 def test_a_daemon_run_by_a_normal_user_serves_only_that_user_and_root(shared: Shared) -> None:
     state = shared.root / "user-daemon"
     state.mkdir(mode=0o700)

@@ -54,6 +54,27 @@ COMMANDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "logs": (("--rank",), ("logs",)),
     "hold": (("--name", "--user", "--all", "--json"), ("hold",)),
     "release": (("--name", "--user", "--all", "--json"), ("release",)),
+    "update": (
+        (
+            "--priority",
+            "--cpus",
+            "--mem",
+            "--gpus",
+            "--gpu-mem",
+            "--constraint",
+            "--no-constraints",
+            "--node",
+            "--any-node",
+            "--timeout",
+            "--retries",
+            "--begin",
+            "--name",
+            "--user",
+            "--all",
+            "--json",
+        ),
+        ("update",),
+    ),  # fmt: skip
 }
 
 
@@ -94,3 +115,15 @@ def test_each_new_command_and_option_is_in_its_help_the_readme_and_the_client(co
 def test_the_download_option_and_the_array_record_are_in_the_client_too() -> None:
     assert "patterns" in inspect.signature(Client.download).parameters
     assert "array" in inspect.signature(RemoteClient.submit).parameters  # over --url as well
+
+
+def test_every_change_swarm_update_makes_is_an_option_of_swarm_run_client_submit_and_remote_update() -> None:
+    """`swarm update`'s changes are `swarm run`'s options of the same names, with the same values."""
+    from swarmcompute.api.messages import UPDATE_OPTIONS
+
+    for keyword in UPDATE_OPTIONS:
+        option = "--constraint" if keyword == "constraints" else "--" + keyword.replace("_", "-")
+        assert f"  {option} " in USAGE, f"swarm run --help lacks {option}"
+        assert keyword in client_module._SPEC_OPTIONS and keyword in JOB_OPTIONS
+        assert option in COMMANDS["update"][0]
+    assert callable(getattr(RemoteClient, "update", None))

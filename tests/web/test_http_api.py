@@ -215,6 +215,52 @@ def test_open_jobs_are_cancelled_by_name_state_and_node_and_nothing_without_a_se
     assert [j["id"] for j in _post(b, "/api/v1/jobs/cancel", rw, {"name": "keep-me"}).json()["jobs"]] == [kept]
 
 
+def test_pending_jobs_are_updated_by_id_or_selection_over_rest_and_with_url(
+    cluster: list[DaemonProcess], tokens: dict[str, str], tmp_path: Path
+) -> None:
+    from swarmcompute.testing.daemons import swarm_executable
+
+    a, b, _ = cluster
+    rw = tokens["rw"]
+    made = _post(
+        a, "/api/v1/jobs", rw, {"jobs": [{"argv": ["true"], "name": f"big-{i}", "cpus": 10**4} for i in range(2)]}
+    )
+    assert made.status_code == 201, made.text
+    first, second = made.json()["ids"]
+    assert _post(b, f"/api/v1/jobs/{first}/update", tokens["ro"], {"cpus": 1}).status_code == 403
+    for bad in (
+        {},
+        {"cpus": "many"},
+        {"bogus": 1},
+        {"jobs": [first], "all": True, "cpus": 1},
+        {"jobs": "x", "cpus": 1},
+    ):
+        assert _post(b, "/api/v1/jobs/update", rw, bad).status_code == 400, bad
+    assert _post(b, f"/api/v1/jobs/{first}/update", rw, {"jobs": [second], "cpus": 1}).status_code == 400
+    one = _post(b, f"/api/v1/jobs/{first}/update", rw, {"priority": 4, "mem": "1M", "timeout": "1h"})
+    assert one.status_code == 200 and one.json()["jobs"] == [{"id": first, "state": "pending", "outcome": "updated"}]
+    view = _get(a, f"/api/v1/jobs/{first}", rw).json()
+    assert (view["priority"], view["mem_bytes"], view["timeout_s"], view["state"]) == (4, 2**20, 3600.0, "pending")
+    fitted = _post(b, "/api/v1/jobs/update", rw, {"name": "big-*", "cpus": 0})
+    assert sorted((j["id"], j["outcome"]) for j in fitted.json()["jobs"]) == sorted(
+        [(first, "updated"), (second, "updated")]
+    )
+    waited = _post(a, "/api/v1/jobs/wait", rw, {"ids": [first, second], "timeout": 30}).json()
+    assert [j["state"] for j in waited["jobs"]] == ["succeeded", "succeeded"]
+    ended = _post(b, f"/api/v1/jobs/{first}/update", rw, {"cpus": 2}).json()["jobs"]
+    assert ended == [{"id": first, "state": "succeeded", "outcome": "not_pending"}]
+
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": ":".join(sys.path)}
+    url = ["--url", b.http_url, "--api-token", rw]
+    run = functools.partial(subprocess.run, capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    job_id = run([swarm_executable(), *url, "run", "-d", "--cpus", "9999", "--", "true"]).stdout.strip()
+    said = run([swarm_executable(), *url, "update", job_id, "--cpus", "0", "--begin", "2s"])
+    assert (said.returncode, said.stdout) == (0, f"{job_id} updated\n"), said.stderr
+    view = _get(a, f"/api/v1/jobs/{job_id}", rw).json()
+    assert view["cpus"] == 0.0 and view["begin_at"] > time.time()  # the start time read on this machine
+    assert _post(a, "/api/v1/jobs/wait", rw, {"ids": [job_id], "timeout": 30}).json()["jobs"][0]["state"] == "succeeded"
+
+
 def test_pending_jobs_are_held_and_released_by_id_or_selection_over_rest_and_with_url(
     cluster: list[DaemonProcess], tokens: dict[str, str], tmp_path: Path
 ) -> None:
