@@ -63,6 +63,7 @@ _SPEC_OPTIONS = frozenset(
         "hold",
         "begin",
         "every",
+        "notify",
     }
 )
 _SHIP_OPTIONS = ("upload", "workdir", "max_upload")
@@ -111,7 +112,9 @@ def job_spec(argv: Sequence[str] | str, **options: Any) -> JobSpec:
     the job; an ``image`` job's container reads it too), hold (submit it held: it waits until
     ``release``), begin (not before then: "30m", "now+2h", "03:00", "2026-12-24T18:00", a
     ``datetime`` or Unix seconds), every (run it again every "1d", "6h" or seconds, from its start
-    time: ``ID.1``, ``ID.2``, ... each once the one before ended; a cancel ends the series).
+    time: ``ID.1``, ``ID.2``, ... each once the one before ended; a cancel ends the series),
+    notify (an http(s) URL the leader POSTs a JSON summary to when the job ends: ntfy, a chat
+    webhook; see ``node.notices``).
     """
     unknown = set(options) - _SPEC_OPTIONS
     if unknown:
@@ -165,6 +168,7 @@ def _job_spec(argv: Sequence[str] | str, options: Mapping[str, Any]) -> JobSpec:
         "hold": bool(options.get("hold")),
         "begin_at": parse_begin(options.get("begin"), time.time()),
         "every_s": parse_duration(options.get("every")) or 0.0,
+        "notify": _text("notify", options.get("notify")) or "",
     }
     if fields["gpu_mem"] and not fields["gpus"]:
         fields["gpus"] = 1

@@ -138,6 +138,23 @@ def _no_nul(name: str, value: object) -> None:
         )
 
 
+MAX_NOTIFY_URL = 2048
+
+
+def notify_problem(url: object) -> str | None:
+    """Why ``url`` is no ``--notify`` URL (an http or https URL with a host, at most
+    ``MAX_NOTIFY_URL`` characters, no spaces or control characters), or None."""
+    if not isinstance(url, str):
+        return f"--notify must be a URL, got {_show(url)}"
+    if len(url) > MAX_NOTIFY_URL or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        return f"--notify must be one URL of at most {MAX_NOTIFY_URL} characters, no spaces, got {_show(url)}"
+    scheme, sep, rest = url.partition("://")
+    host = rest.split("/", 1)[0].rpartition("@")[2]
+    if not sep or scheme.lower() not in ("http", "https") or not host or host.startswith(":"):
+        return f"--notify must be an http:// or https:// URL with a host (e.g. https://ntfy.sh/topic), got {_show(url)}"
+    return None
+
+
 def check_job(fields: Mapping[str, Any]) -> None:
     """Check the ``JobSpec`` fields present in ``fields``; raise ``ValueError`` naming the first
     problem. Types are checked too, so this is safe on anything a caller passed in."""
@@ -210,6 +227,15 @@ def check_job(fields: Mapping[str, Any]) -> None:
     begin_at = fields.get("begin_at")
     if begin_at is not None and not (_finite(begin_at) and 0 <= begin_at <= MAX_BEGIN_AT):
         raise ValueError(f"--begin must be a time from 1970 to 2200, got {_show(begin_at)}")
+    if fields.get("notify"):
+        problem = notify_problem(fields["notify"])
+        if problem:
+            raise ValueError(problem)
+        if fields.get("array_id") or fields.get("ranks"):
+            raise ValueError(
+                "--notify tells of one job's end: for an array or a gang, notify from a job after it"
+                " (swarm run --after-any ID --notify URL -- true)"
+            )
     if fields.get("every_s") or fields.get("occurrence"):
         every_s = fields.get("every_s", 0.0)
         if not (_finite(every_s) and MIN_EVERY_S <= every_s <= MAX_EVERY_S):

@@ -80,6 +80,7 @@ SPEC_FIELDS = (
     "begin_at",
     "every_s",
     "occurrence",
+    "notify",
 )
 SPEC_DEFAULTS: dict[str, object] = {
     "name": "",
@@ -118,6 +119,7 @@ SPEC_DEFAULTS: dict[str, object] = {
     "begin_at": 0.0,
     "every_s": 0.0,
     "occurrence": 0,
+    "notify": "",
 }
 
 

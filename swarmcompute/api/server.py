@@ -604,11 +604,13 @@ def _too_large(request: Any, answer: Any, exc: FrameTooLargeError) -> str:
 
 def _shown_to(uid: int, job: Job, view: dict[str, Any]) -> dict[str, Any]:
     """A job's record as local user ``uid`` may see it: another user's job without its output and
-    with its environment's values hidden (``-e`` may carry a password); its command stays, as ``ps``
-    shows it on the node anyway."""
+    with its environment's values and its ``--notify`` URL hidden (``-e`` may carry a password, a
+    webhook's URL is its secret); its command stays, as ``ps`` shows it on the node anyway."""
     if not owns(uid, job.spec.user):
         view["env"] = dict.fromkeys(view.get("env") or {}, "(hidden)")
         view.pop("output_tail", None)
+        if view.get("notify"):
+            view["notify"] = "(hidden)"  # a webhook's URL is its secret
     return view
 
 

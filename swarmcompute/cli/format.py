@@ -37,6 +37,17 @@ def begins(at: float) -> str:
     return f"{when}, in {format_duration(left)}" if left > 0 else f"{when} ({format_duration(-left)} ago)"
 
 
+def notified(job: dict[str, Any]) -> str:
+    """``--notify``: the URL and whether the job's end went out (``node.notices``)."""
+    ended = job.get("finished_at") is not None or job["state"] in ("succeeded", "failed", "cancelled")
+    said = {
+        "pending": "being told" if ended else "told when it ends",
+        "sent": "told",
+        "failed": f"not told: {job.get('notify_error')}",
+    }.get(str(job.get("notify_state")), "")
+    return f"{job['notify']} ({said})" if said else str(job["notify"])
+
+
 def every(job: dict[str, Any]) -> str:
     """``--every``: the period and which run of its series this is."""
     root = job["id"].rsplit(".", 1)[0] if job["occurrence"] else job["id"]
@@ -295,6 +306,7 @@ def job_text(job: dict[str, Any]) -> str:
         ("submitted", ago(job["submitted_at"])),
         *([("begins", begins(job["begin_at"]))] if job.get("begin_at") else []),
         *([("every", every(job))] if job.get("every_s") else []),
+        *([("notify", notified(job))] if job.get("notify") else []),
         ("started", ago(job["started_at"])),
         ("finished", ago(job["finished_at"])),
         ("runtime", runtime(job)),

@@ -94,6 +94,8 @@ Options:
   --every DURATION      Run it again every DURATION (e.g. 1d, 6h) from its start:
                         ID.1, ID.2, ... each once the one before ended (missed
                         times skipped); `swarm cancel` the next one to stop.
+  --notify URL          When it ends, POST a JSON summary to URL (http or https:
+                        ntfy, a chat webhook); `swarm show` says if it went out.
   --max-output SIZE     Output kept per attempt, e.g. 1G (default 64M); past it
                         the rest is dropped and said (exit 3).
   --id ID               Choose the job id (resubmitting the same id is a no-op).
@@ -141,6 +143,7 @@ _OPTIONS: dict[str, tuple[str, bool, bool]] = {
     "--hold": ("hold", False, False),
     "--begin": ("begin", True, False),
     "--every": ("every", True, False),
+    "--notify": ("notify", True, False),
     "--max-output": ("max_output", True, False),
     "--id": ("job_id", True, False),
     "--state-dir": ("state_dir", True, False),

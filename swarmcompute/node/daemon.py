@@ -241,9 +241,11 @@ class Daemon:
         self._backfill: DetailsBackfill | None = None
         self._files: FilesHost | None = None
         self._labels: Any = None
+        """``LabelsHost`` (``node.labels``), once run() loaded the identity."""
         self._housekeeping: Any = None
         """``Housekeeping`` (``node.housekeeping``: prune, forget, fading), once run() made the parts."""
-        """``LabelsHost`` (``node.labels``), once run() loaded the identity."""
+        self._notices: Any = None
+        """``Notices`` (``node.notices``: the leader's ``--notify`` POSTs), once run() made the parts."""
         self._drained_seen: frozenset[str] = frozenset()
         self._disk_full_told = False
         """Whether gossip and placement were last told that the state directory takes no writes."""
@@ -441,6 +443,9 @@ class Daemon:
             from swarmcompute.node.housekeeping import Housekeeping
 
             self._housekeeping = Housekeeping(self)
+            from swarmcompute.node.notices import Notices
+
+            self._notices = Notices(self)
             self.inventory = Inventory(
                 identity.name,
                 self.resources,
@@ -539,6 +544,8 @@ class Daemon:
                 await committer
                 for task in workers:
                     task.cancel()
+                if self._notices is not None:
+                    await self._notices.stop()
         finally:
             if self._address_watch:
                 self._address_watch.close()
@@ -835,6 +842,8 @@ class Daemon:
         if self._files is not None:
             self._files.applied(changed)
         self._node_settings_applied()
+        if self.table.owed_notices and self._notices is not None:
+            self._notices.maintenance()  # a job with --notify ended: tell its URL now (on the leader)
         self.ends.applied(changed)
         self._changed.set()
         self._changed = asyncio.Event()
@@ -1066,6 +1075,8 @@ class Daemon:
             self._prune_history()
             if self._housekeeping is not None:
                 self._housekeeping.maintenance()  # forgotten members out of the configuration
+            if self._notices is not None:
+                self._notices.maintenance()  # --notify notices still owed (a new leader's too)
         if self._copies is not None:
             self._copies.maintenance()
 
@@ -1629,6 +1640,14 @@ class Daemon:
     def _view_of(self, job: Job, with_output: bool) -> dict[str, Any]:
         view = job.view(with_output=with_output)
         view["details_missing"] = details_missing(job, self.node_name)
+        if view["notify"] is not None:
+            table = self.table
+            view["notify_state"] = (
+                "failed" if job.id in table.notice_errors
+                else "pending" if job.id in table.owed_notices or not job.state.is_terminal
+                else "sent"
+            )  # fmt: skip
+            view["notify_error"] = table.notice_errors.get(job.id)
         if job.spec.ranks:
             view["gang"] = gang_view(self.table, job, self.node_name)
         return self._explained(job, view)

@@ -387,6 +387,7 @@ def _wall_skew(rng: random.Random) -> float:
 
 class ClusterSim(JobSim):
     BEGINS = False
+    NOTICES = False  # no simulated leader tells them here: the job simulation's does
     """No ``--begin`` times: the nodes' wall clocks are up to an hour off here (``_wall_skew``), and
     a start time waits for the leader's clock, so a job could wait past the end of the run."""
 

@@ -81,10 +81,12 @@ Checked as it goes (invariants 3-5 in docs/architecture.md, plus capacity):
   run past the lease, success only when every rank exited 0), where the simulation has gangs;
 - at the end every job is terminal, and a succeeded job succeeded in its final attempt once; what
   the table says each attempt used is what the node that ran that attempt reported.
-- with ``holds`` (users holding and releasing jobs, start times and ``--every`` series that users
-  stop): a held job is pending after every entry, no first attempt is placed before its
-  ``--begin`` time by the clock of the leader that placed it, and a series never has two runs
-  open at once.
+- with ``holds`` (users holding, releasing and updating jobs, start times, ``--every`` series that
+  users stop, ``--notify`` URLs that leaders tell): a held job is pending after every entry, no
+  first attempt is placed before its ``--begin`` time by the clock of the leader that placed it,
+  nor on another node than its pin (a placement decided before an update is stale), a series
+  never has two runs open at once, and an ended job with ``--notify`` owes one notice until a
+  ``NoticesSent`` records it (then none), all told by the end.
 
 ``python -m swarmcompute.sim --jobs [--holds]`` sweeps seeds and prints a failing seed's trace;
 ``tests/sim/test_job_sim.py`` and ``tests/sim/test_job_lease_sim.py`` run it in the suite.
@@ -136,6 +138,7 @@ from swarmcompute.state.commands import (
     Command,
     FinishAttempt,
     HoldJobs,
+    NoticesSent,
     RequeueLost,
     StartAttempt,
     SubmitJobs,
@@ -270,6 +273,9 @@ class _Node:
 class JobSim:
     BEGINS = True
     """With ``holds``, some jobs have a ``--begin`` time, a few seconds after they are submitted."""
+    NOTICES = True
+    """With ``holds``, some jobs have a ``--notify`` URL, and the leader tells it (``node.notices``):
+    each ended one is owed until told, once, across leader changes."""
 
     def __init__(
         self,
@@ -328,6 +334,11 @@ class JobSim:
         """(job, attempt) -> (node, cpu_s, max_rss_bytes) of each end a node reported for it."""
         self.late_resubmits = 0
         """Committed submissions of jobs already pruned: duplicates the table skips."""
+        self._telling: set[str] = set()
+        """Owed notices a leader is sending now (``_on_told`` ends each)."""
+        self._told: set[str] = set()
+        """Jobs whose notice a committed ``NoticesSent`` recorded."""
+        self._notice_delays = random.Random(seed * 7919 + 4)
         self.gangs = GangWatch()
         """The gang checks (``sim.gangs``), on the processes' ground truth."""
         self._cut: dict[tuple[str, str], int] = {}
@@ -395,6 +406,7 @@ class JobSim:
         # Holds draw from their own generator: each seed's jobs and faults are the same with them.
         holds = random.Random(self.seed * 7919 + 1)
         updates = random.Random(self.seed * 7919 + 2)
+        notices = random.Random(self.seed * 7919 + 3)
         made: list[str] = []
         for i in range(count):
             job_id = f"j{i:03d}"
@@ -411,6 +423,8 @@ class JobSim:
             if self.holds and self.BEGINS and holds.random() < 0.06:  # a series: runs again until stopped
                 spec = replace(spec, every_s=holds.uniform(1.0, 3.0))
                 self._at(when + holds.uniform(4.0, 10.0), "stop_series", job_id)
+            if self.holds and self.NOTICES and notices.random() < 0.2:
+                spec = replace(spec, notify="http://hook/")
             self._at(when, "submit", spec)
             if self.rng.random() < 0.08:
                 self._at(self.rng.uniform(0.0, 4.0), "cancel", job_id)
@@ -1110,9 +1124,22 @@ class JobSim:
                     self._fail(differs)
                 if placement.assignments:
                     commands.append(AssignJobs(tuple(placement.assignments), self.now))
+        if leader.applied == self.index:
+            for job_id in leader.table.owed_notices:  # ``node.notices``: POSTed, then recorded as told
+                if job_id not in self._telling:
+                    self._telling.add(job_id)
+                    self._at(self.now + self._notice_delays.uniform(0.01, 0.3), "told", (job_id, leader.id))
         if commands:
             self._commit(commands, leader)
         self._sync_all(catch_up=False)
+
+    def _on_told(self, arg: tuple[str, str]) -> None:
+        """A leader's POST answered: it proposes ``NoticesSent``, which a leader that lost its
+        leadership meanwhile cannot (the next one sends the notice again)."""
+        job_id, sender = arg
+        self._telling.discard(job_id)
+        if self.leader == sender:
+            self._batch.append(NoticesSent((job_id,), "", self.now))
 
     def _commit(self, commands: list[Command], leader: _Node) -> None:
         """One log entry: applied at once on the leader, on the others when its append arrives."""
@@ -1175,8 +1202,14 @@ class JobSim:
         if isinstance(cmd, SubmitJobs):
             self.late_resubmits += sum(spec.id in self.table.pruned for spec in cmd.jobs)
         changed = self.table.apply(cmd, at)
+        if isinstance(cmd, NoticesSent):
+            self._told.update(changed)
         for job_id in changed:
             job = self.table.get(job_id)
+            if job is not None and job.spec.notify and job.state.is_terminal:
+                owed = job_id in self.table.owed_notices
+                if owed == (job_id in self._told):
+                    self._fail(f"job {job_id} ended with --notify: {'owed once told' if owed else 'owes no notice'}")
             if job is not None and job.held and job.state is not JobState.PENDING:
                 self._fail(f"held job {job_id} is {job.state.value} (attempt {job.attempt} on {job.node})")
             if job is not None and job.spec.every_s and not job.state.is_terminal:
@@ -1283,6 +1316,7 @@ class JobSim:
             (len(self.table) > 0 or bool(self._pruned))
             and not any(self.table.open_jobs())
             and not self._pending_submits()
+            and not (self.NOTICES and self.table.owed_notices)
         )
 
     def _pending_submits(self) -> bool:
@@ -1296,6 +1330,8 @@ class JobSim:
         open_jobs = [j.id for j in self.table.open_jobs() if not self._never_placeable(j)]
         if open_jobs or self._pending_submits():
             self._fail(f"jobs never ended: {open_jobs[:10]}")
+        if self.NOTICES and self.table.owed_notices:
+            self._fail(f"--notify notices never told: {list(self.table.owed_notices)[:10]}")
         broken = self.gangs.check_end(self.table)
         if broken:
             self._fail(broken)

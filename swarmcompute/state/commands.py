@@ -177,6 +177,17 @@ class UpdateJobs:
     at: float
 
 
+@codec.message("cmd.notices_sent")
+@dataclass(frozen=True, slots=True)
+class NoticesSent:
+    """The leader POSTed the end of these jobs to their ``--notify`` URLs (``node.notices``), or
+    gave up (``error``, kept for `swarm show`): they are no longer owed."""
+
+    job_ids: tuple[str, ...]
+    error: str
+    at: float
+
+
 @codec.message("cmd.truncated")
 @dataclass(frozen=True, slots=True)
 class OutputTruncated:
@@ -198,6 +209,7 @@ Command = (
     | CancelJobs
     | HoldJobs
     | UpdateJobs
+    | NoticesSent
     | OutputTruncated
     | PruneJobs
     | SetPolicy

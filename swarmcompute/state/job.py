@@ -189,6 +189,9 @@ class JobSpec:
     ends the series. 0: once."""
     occurrence: int = 0
     """Its run number in its ``every_s`` series (0: the first, whose id names the series)."""
+    notify: str = ""
+    """An http(s) URL the leader POSTs to when the job ends (``swarm run --notify``; ``node.notices``);
+    "" for none."""
 
     @property
     def command(self) -> str:
@@ -416,6 +419,7 @@ class Job:
             "begin_at": spec.begin_at or None,
             "every_s": spec.every_s or None,
             "occurrence": spec.occurrence,
+            "notify": spec.notify or None,
             **self.usage(self.attempt),
             "attempts": [
                 {"attempt": n, "node": node or None, "ended": how or None, **self.usage(n)}

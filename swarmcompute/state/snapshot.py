@@ -72,6 +72,10 @@ class TableSnapshot:
     ``state.history.pruned_wire``."""
     pruned_ended: str = ""
     """How each of them ended, one letter each."""
+    owed_notices: tuple[tuple[str, str], ...] = ()
+    """``JobTable.owed_notices``: (job id, URL), in the order the jobs ended."""
+    notice_errors: tuple[tuple[str, str], ...] = ()
+    """``JobTable.notice_errors``: (job id, why its notice was given up)."""
 
 
 _record_fields = operator.attrgetter(*(f.name for f in dataclasses.fields(JobRecord)))
@@ -130,6 +134,8 @@ class TableParts:
     label_changes: tuple[LabelNode, ...]
     forgotten: tuple[ForgetNode, ...]
     pruned: tuple[str, str]
+    owed_notices: tuple[tuple[str, str], ...] = ()
+    notice_errors: tuple[tuple[str, str], ...] = ()
 
 
 def table_parts(table: JobTable) -> TableParts:
@@ -148,6 +154,8 @@ def table_parts(table: JobTable) -> TableParts:
         tuple(c for node in sorted(table.label_changes) for c in table.label_changes[node]),
         tuple(ForgetNode(n, at) for n, at in table.forgotten.items()),
         pruned_wire(table.pruned),
+        tuple(table.owed_notices.items()),
+        tuple(table.notice_errors.items()),
     )
 
 
@@ -164,6 +172,8 @@ def snapshot_of(parts: TableParts) -> TableSnapshot:
         finished=tuple(segments_of(parts.finished)),
         pruned=parts.pruned[0],
         pruned_ended=parts.pruned[1],
+        owed_notices=parts.owed_notices,
+        notice_errors=parts.notice_errors,
     )
 
 
@@ -198,4 +208,6 @@ def restore_table(data: bytes, into: JobTable | None = None) -> JobTable:
         table.label_changes = label_changes_after(table.label_changes, change)
     for forget in snap.forgotten:
         table.forgotten = forgotten_after(table.forgotten, forget)
+    table.owed_notices = dict(snap.owed_notices)
+    table.notice_errors = dict(snap.notice_errors)
     return table

@@ -32,6 +32,7 @@ from swarmcompute.state.commands import (
     Command,
     FinishAttempt,
     HoldJobs,
+    NoticesSent,
     OutputTruncated,
     ReleaseQueued,
     RequeueLost,
@@ -74,6 +75,8 @@ _T = TypeVar("_T")
 
 ON_DISCONNECT = ("stop", "keep")
 RETRY_BACKOFF_BASE_S = 0.5
+MAX_NOTICE_ERROR = 200
+"""The characters kept of why a ``--notify`` notice was given up."""
 
 
 def retry_backoff_s(failures: int) -> float:
@@ -113,6 +116,7 @@ def validate_spec(spec: JobSpec) -> None:
                 "begin_at": spec.begin_at,
                 "every_s": spec.every_s,
                 "occurrence": spec.occurrence,
+                "notify": spec.notify,
                 "array_id": spec.array_id,
                 "ranks": spec.ranks,
             }
@@ -230,6 +234,11 @@ class JobTable:
         self._children: dict[str, list[str]] = {}  # parent id -> ids of jobs that depend on it
         self._finished = FinishedJobs()  # finished jobs, oldest first (``state.history``), compact (``state.compact``)
         self._jobs = AllJobs(self._open, self._finished)  # every job: ``_open`` and ``_finished``
+        self.owed_notices: dict[str, str] = {}
+        """Ended jobs whose ``--notify`` URL the leader has yet to tell (job id -> URL), in the order
+        they ended (``node.notices``); a ``NoticesSent`` takes them out."""
+        self.notice_errors: dict[str, str] = {}
+        """Why a job's notice was given up (job id -> reason), for `swarm show`."""
         self._gangs: dict[str, list[str]] = {}  # gang id -> its ranks' job ids, by rank (``state.gangs``)
         self._arrays: dict[str, dict[str, int]] = {}  # array id -> its elements' job ids -> index (``arrays``)
         self.policy = CommandPolicy()
@@ -494,6 +503,8 @@ class JobTable:
         self._ids.clear()
         self._children.clear()
         self._finished.clear()
+        self.owed_notices.clear()
+        self.notice_errors.clear()
         self._gangs.clear()
         self._arrays.clear()
         self.policy = CommandPolicy()
@@ -568,6 +579,8 @@ class JobTable:
                 return self._hold(cmd)
             case UpdateJobs():
                 return self._update(cmd)
+            case NoticesSent():
+                return self._notices_sent(cmd)
             case OutputTruncated():
                 return self._truncated(cmd)
             case PruneJobs():
@@ -976,6 +989,8 @@ class JobTable:
                 continue
             del self._jobs[job_id]
             self._finished.pop(job_id, None)
+            self.owed_notices.pop(job_id, None)
+            self.notice_errors.pop(job_id, None)
             if job.spec.gang_id in self._gangs:
                 ranks = [i for i in self._gangs.pop(job.spec.gang_id) if i != job_id]
                 if ranks:
@@ -1048,6 +1063,16 @@ class JobTable:
                 changed.append(one.id)
         return changed
 
+    def _notices_sent(self, cmd: NoticesSent) -> list[str]:
+        """The named jobs' notices went out (or were given up: ``error``)."""
+        changed = []
+        for job_id in cmd.job_ids:
+            if self.owed_notices.pop(job_id, None) is not None:
+                if cmd.error:
+                    self.notice_errors[job_id] = cmd.error[:MAX_NOTICE_ERROR]
+                changed.append(job_id)
+        return changed
+
     def _cancel(self, cmd: CancelJobs, at: float) -> list[str]:
         changed = []
         for job_id in cmd.job_ids:
@@ -1087,6 +1112,8 @@ class JobTable:
             self._open.pop(job.id, None)
             self._open_seq.pop(job.id, None)
             self._finished[job.id] = job
+            if job.spec.notify:
+                self.owed_notices[job.id] = job.spec.notify
             self._parent_moved(job)
 
     def _track_active(self, job: Job) -> None:

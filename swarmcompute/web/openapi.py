@@ -74,6 +74,10 @@ JOB_OPTIONS: dict[str, Any] = {
     },
     "keep_on_exit": {"type": "boolean", "description": "an attached stream that ends early does not cancel it"},
     "hold": {"type": "boolean", "description": "submit it held: it waits until released (swarm release)"},
+    "notify": {
+        "type": "string",
+        "description": "an http(s) URL the leader POSTs a JSON summary of the job to when it ends",
+    },
     "every": {
         "description": "run it again every 1d, 6h, ... or seconds from its start: ID.1, ID.2, ... (a cancel ends it)",
         "oneOf": [{"type": "string"}, {"type": "number"}],

@@ -130,7 +130,10 @@ print(json.dumps(seen))
 
 
 def test_users_act_only_on_their_own_jobs_and_only_root_stops_the_daemon(shared: Shared) -> None:
-    roots = shared.daemon.swarm("run", "-d", "--name", "roots-sleeper", "-e", "PASSWORD=hunter2", "--", "sleep", "60")
+    roots = shared.daemon.swarm(
+        "run", "-d", "--name", "roots-sleeper", "-e", "PASSWORD=hunter2", "--notify", "https://hooks.example/s3cr3t",
+        "--", "sleep", "60",
+    )  # fmt: skip
     assert roots.returncode == 0, roots.stderr
     root_job = roots.stdout.strip()
     try:
@@ -152,8 +155,10 @@ def test_users_act_only_on_their_own_jobs_and_only_root_stops_the_daemon(shared:
         ]
         shown = seen["show"][1]  # another user's record: never its output, nor its environment's values
         assert shown["user"] == "root" and "output_tail" not in shown and shown["env"] == {"PASSWORD": "(hidden)"}
+        assert shown["notify"] == "(hidden)"  # a webhook's URL is its secret
         assert seen["listed"] == ["ok", [{"PASSWORD": "(hidden)"}]]
         assert shared.daemon.client.job(root_job)["env"] == {"PASSWORD": "hunter2"}  # root sees it
+        assert shared.daemon.client.job(root_job)["notify"] == "https://hooks.example/s3cr3t"
         for name, what in (
             ("leave", "stop the daemon"),
             ("policy", "set the command policy"),

@@ -38,6 +38,7 @@ RUN_OPTIONS: dict[str, tuple[str | None, str | None]] = {
     "--ranks-per-node": ("ranks_per_node", "ranks_per_node"),
     "--stdin": ("stdin", "stdin_bytes"),
     "--hold": ("hold", "held"),
+    "--notify": ("notify", "notify"),
     "--begin": ("begin", "begin_at"),
     "--every": ("every", "every_s"),
 }

@@ -5,6 +5,7 @@ queue-ahead, hand-back, leases and fencing) under crashes, partitions and pauses
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -115,6 +116,23 @@ def test_the_update_check_catches_a_table_that_takes_a_placement_decided_before_
     monkeypatch.setattr(JobTable, "_assign", planted)
     with pytest.raises(InvariantBroken, match="though pinned to|before its --begin"):
         for seed in range(6):  # caught at seeds 3, 4 and 5 when written
+            JobSim(seed, holds=True).run()
+
+
+def test_a_table_that_owes_no_notice_for_a_cancelled_job_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Jobs with ``--notify`` end every way, users cancel some, leaders change while notices are on
+    their way: each ended job owes one notice until a ``NoticesSent`` records it. Planted: the
+    table forgets the notice of a job that ends cancelled."""
+    move = JobTable._move
+
+    def planted(table: JobTable, job: Job, *args: Any) -> None:
+        move(table, job, *args)
+        if job.state is JobState.CANCELLED:
+            table.owed_notices.pop(job.id, None)
+
+    monkeypatch.setattr(JobTable, "_move", planted)
+    with pytest.raises(InvariantBroken, match="ended with --notify: owes no notice"):
+        for seed in range(5):  # caught at each of seeds 0-5 when written
             JobSim(seed, holds=True).run()
 
 

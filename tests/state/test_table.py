@@ -15,6 +15,7 @@ from swarmcompute.state.commands import (
     CancelJobs,
     FinishAttempt,
     HoldJobs,
+    NoticesSent,
     ReleaseQueued,
     RequeueLost,
     StartAttempt,
@@ -547,6 +548,48 @@ def test_an_update_is_kept_in_a_snapshot() -> None:
     assert job is not None and job.spec.cpus == 2.0 and job.spec.priority == 3 and job.revision == 1
 
 
+def test_a_job_with_a_notify_url_owes_one_notice_once_it_ends_until_it_is_sent() -> None:
+    from swarmcompute.state.history import PruneJobs
+    from swarmcompute.state.snapshot import restore_table, snapshot_table
+
+    table = JobTable()
+    url = "https://ntfy.example/topic"
+    table.apply(SubmitJobs((spec("a1", notify=url, retries=1), spec("a2", notify=url), spec("a3")), 1.0))
+    running(table, "a1")
+    table.apply(finish("a1", 1, exit_code=1))  # a retry follows: not ended yet
+    assert table.owed_notices == {}
+    running(table, "a1", attempt=2)
+    table.apply(finish("a1", 2, exit_code=0))
+    table.apply(CancelJobs(("a2", "a3"), "cancelled by user", 12.0))
+    assert table.owed_notices == {"a1": url, "a2": url}  # in the order they ended; a3 has no URL
+    copy = restore_table(snapshot_table(table))
+    assert copy.owed_notices == table.owed_notices
+    assert table.apply(NoticesSent(("a1",), "", 13.0)) == ["a1"]
+    assert table.apply(NoticesSent(("a2",), "HTTP 404 Not Found", 13.0)) == ["a2"]
+    assert table.apply(NoticesSent(("a2",), "", 14.0)) == []  # sent twice (a new leader): nothing more
+    assert table.owed_notices == {} and table.notice_errors == {"a2": "HTTP 404 Not Found"}
+    assert restore_table(snapshot_table(table)).notice_errors == {"a2": "HTTP 404 Not Found"}
+    table.apply(PruneJobs(("a2",), 15.0))
+    assert table.notice_errors == {}
+
+
+def test_a_notify_url_is_checked_and_not_taken_for_an_array_or_a_gang() -> None:
+    validate_spec(spec("a1", notify="http://host:8080/x?y=1"))
+    for bad in (
+        "ftp://host/",
+        "https://",
+        "http:///path",
+        "host/x",
+        "http://a b",
+        "http://x/\n",
+        "http://" + "h" * 3000,
+    ):
+        with pytest.raises(InvalidJobSpecError, match="--notify must be"):
+            validate_spec(spec("a1", notify=bad))
+    with pytest.raises(InvalidJobSpecError, match="--notify tells of one job's end"):
+        validate_spec(spec("a1", notify="https://x/", array_id="arr"))
+
+
 def test_a_job_with_a_begin_time_is_placeable_from_that_time_on_by_the_clock_that_asks() -> None:
     table = JobTable()
     table.apply(SubmitJobs((spec("later", begin_at=100.0), spec("now")), 10.0))
@@ -764,6 +807,7 @@ def _random_commands(rng: random.Random, n: int) -> list[object]:
                                 after_any=(rng.choice(ids),) if rng.random() < 0.2 else (),
                                 hold=rng.random() < 0.1,
                                 every_s=5.0 if step % 7 == 3 else 0.0,  # no draw: the sequences stay
+                                notify="http://hook/" if step % 3 == 0 else "",
                             ),
                         ),
                         float(step),
@@ -794,6 +838,7 @@ def _random_commands(rng: random.Random, n: int) -> list[object]:
                     UpdateJobs(
                         (job_id,), JobChanges(priority=rng.randint(0, 3), cpus=rng.choice([None, 2.0])), "", 0.0
                     ),
+                    NoticesSent((job_id,), rng.choice(["", "HTTP 500"]), float(step)),
                 ]
             )
         )
