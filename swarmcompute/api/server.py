@@ -459,12 +459,7 @@ class ControlServer:
         """Hold (``held``) or release the jobs of ``refs`` (local user ``uid`` asks): an array id
         names its elements, a gang's id (or any rank's) its ranks; what became of each."""
         daemon = self._daemon
-        found: dict[str, Job] = {}
-        async for ref in sliced(self._arrays_expanded(refs), SLICE_S):
-            job = await self.resolve(ref)
-            for one in daemon.table.gang(job.spec.gang_id) if job.spec.ranks else (job,):
-                check_owner(uid, one.spec.user, "hold" if held else "release", one.id)
-                found.setdefault(one.id, one)
+        found = await self._chosen(refs, uid, "hold" if held else "release")
         before = {job_id: (job.state, job.held) for job_id, job in found.items()}
         await daemon.hold(list(found), held, by=submitter(uid) if uid >= 0 else "")
         out = []
@@ -481,6 +476,17 @@ class ControlServer:
                 outcome = "not_pending"  # placed in the entry before the hold (``JobTable._assign``)
             out.append({"id": job_id, "state": now.state.value, "held": now.held, "outcome": outcome})
         return out
+
+    async def _chosen(self, refs: tuple[str, ...], uid: int, verb: str) -> dict[str, Job]:
+        """The jobs ``refs`` name for `swarm hold`, `release` or `update` (``verb``), each once: an
+        array id its elements, a gang's id (or any rank's) its ranks, all of them ``uid``'s to act on."""
+        found: dict[str, Job] = {}
+        async for ref in sliced(self._arrays_expanded(refs), SLICE_S):
+            job = await self.resolve(ref)
+            for one in self._daemon.table.gang(job.spec.gang_id) if job.spec.ranks else (job,):
+                check_owner(uid, one.spec.user, verb, one.id)
+                found.setdefault(one.id, one)
+        return found
 
     def _pending_selected(self, request: m.Hold | m.Update, uid: int) -> tuple[str, ...]:
         """`swarm hold` / `release` / `update` without ids: the pending jobs of ``uid`` (every
@@ -502,12 +508,7 @@ class ControlServer:
         ``_held`` chooses them; each job's new spec checked as a submission's first (one line
         naming the job and the bound); what became of each."""
         daemon = self._daemon
-        found: dict[str, Job] = {}
-        async for ref in sliced(self._arrays_expanded(refs), SLICE_S):
-            job = await self.resolve(ref)
-            for one in daemon.table.gang(job.spec.gang_id) if job.spec.ranks else (job,):
-                check_owner(uid, one.spec.user, "update", one.id)
-                found.setdefault(one.id, one)
+        found = await self._chosen(refs, uid, "update")
         before = {job_id: (job.state, job.spec) for job_id, job in found.items()}
         for job_id, (state, spec) in before.items():
             if state is JobState.PENDING:

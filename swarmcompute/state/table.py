@@ -1014,23 +1014,32 @@ class JobTable:
             self.pruned = remember_pruned(self.pruned, removed)
         return [j.id for j in removed]
 
-    def _hold(self, cmd: HoldJobs) -> list[str]:
-        """Hold or release the named pending jobs (a gang rank: its whole gang)."""
-        changed: list[str] = []
-        for job_id in cmd.job_ids:
+    def _pending_named(self, job_ids: Iterable[str]) -> Iterator[Job]:
+        """The pending jobs of ``job_ids``, each once (a gang rank: its whole gang, as a gang is held,
+        updated and placed whole)."""
+        seen: set[str] = set()
+        for job_id in job_ids:
             job = self._open.get(job_id)
             if job is None:
                 continue
             for one in self.gang(job.spec.gang_id) if job.spec.ranks else (job,):
-                if one.state is not JobState.PENDING or one.held == cmd.held or one.id in changed:
-                    continue
-                one.held = cmd.held
-                if cmd.held:
-                    one.reason, one.message = Reason.HELD, _held_message(one, cmd.by)
-                else:
-                    self._say_waiting(one, cmd.at, _by(cmd.by, "released"))
-                self._index.set_ready(one, self._ready(one))
-                changed.append(one.id)
+                if one.state is JobState.PENDING and one.id not in seen:
+                    seen.add(one.id)
+                    yield one
+
+    def _hold(self, cmd: HoldJobs) -> list[str]:
+        """Hold or release the named pending jobs (a gang rank: its whole gang)."""
+        changed: list[str] = []
+        for one in self._pending_named(cmd.job_ids):
+            if one.held == cmd.held:
+                continue
+            one.held = cmd.held
+            if cmd.held:
+                one.reason, one.message = Reason.HELD, _held_message(one, cmd.by)
+            else:
+                self._say_waiting(one, cmd.at, _by(cmd.by, "released"))
+            self._index.set_ready(one, self._ready(one))
+            changed.append(one.id)
         return changed
 
     def _update(self, cmd: UpdateJobs) -> list[str]:
@@ -1039,28 +1048,22 @@ class JobTable:
         gets a new ``revision``, so that a placement decided before is stale (``_assign``); it keeps
         its place in line within its (new) priority."""
         changed: list[str] = []
-        for job_id in cmd.job_ids:
-            job = self._open.get(job_id)
-            if job is None:
+        for one in self._pending_named(cmd.job_ids):
+            spec = cmd.changes.applied(one.spec)
+            if spec is one.spec:
                 continue
-            for one in self.gang(job.spec.gang_id) if job.spec.ranks else (job,):
-                if one.state is not JobState.PENDING or one.id in changed:
-                    continue
-                spec = cmd.changes.applied(one.spec)
-                if spec is one.spec:
-                    continue
-                try:
-                    validate_spec(spec)
-                except InvalidJobSpecError:
-                    continue  # checked before it was proposed; never trusted
-                self._drop_pending(one)
-                if shape_of(spec) != shape_of(one.spec) or spec.begin_at != one.spec.begin_at:
-                    one.revision += 1
-                one.spec = spec
-                self._add_pending(one)
-                if not one.held:
-                    self._say_waiting(one, cmd.at, _by(cmd.by, "updated"))
-                changed.append(one.id)
+            try:
+                validate_spec(spec)
+            except InvalidJobSpecError:
+                continue  # checked before it was proposed; never trusted
+            self._drop_pending(one)
+            if shape_of(spec) != shape_of(one.spec) or spec.begin_at != one.spec.begin_at:
+                one.revision += 1
+            one.spec = spec
+            self._add_pending(one)
+            if not one.held:
+                self._say_waiting(one, cmd.at, _by(cmd.by, "updated"))
+            changed.append(one.id)
         return changed
 
     def _notices_sent(self, cmd: NoticesSent) -> list[str]:

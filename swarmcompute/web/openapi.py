@@ -129,6 +129,18 @@ def _body(
     return {"required": not optional, "content": {"application/json": {"schema": schema}}}
 
 
+def _outcomes(extra: dict[str, Any], outcomes: tuple[str, ...], description: str) -> dict[str, Any]:
+    """``{"jobs": [{"id", "state", ..., "outcome"}]}``: what `swarm hold`, `release` or `update` did."""
+    item = {
+        "id": {"type": "string"},
+        "state": {"type": "string", "enum": [s.value for s in JobState]},
+        **extra,
+        "outcome": {"type": "string", "enum": list(outcomes)},
+    }
+    jobs = {"type": "array", "items": {"type": "object", "properties": item}}
+    return _json({"type": "object", "properties": {"jobs": jobs}}, description)
+
+
 def _path_param(name: str, description: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "description": description, "schema": {"type": "string"}}
 
@@ -147,23 +159,9 @@ def openapi_document() -> dict[str, Any]:
         {"oneOf": [_ref("Job"), {"type": "array", "items": _ref("Job")}]},
         "the job; for an array id, its elements; each with `ended_before`: it had ended before this cancel",
     )
-    updated_answer = _json(
-        {
-            "type": "object",
-            "properties": {
-                "jobs": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "id": {"type": "string"},
-                            "state": {"type": "string", "enum": [s.value for s in JobState]},
-                            "outcome": {"type": "string", "enum": list(UPDATE_OUTCOMES)},
-                        },
-                    },
-                }
-            },
-        },
+    updated_answer = _outcomes(
+        {},
+        UPDATE_OUTCOMES,
         "what became of each job: updated, unchanged (it already was so) or not_pending (left as it is)",
     )
     update_changes = {
@@ -180,24 +178,9 @@ def openapi_document() -> dict[str, Any]:
         "user": {"type": "string"},
         "all": {"type": "boolean", "description": "every pending job (no other selection)"},
     }
-    held_answer = _json(
-        {
-            "type": "object",
-            "properties": {
-                "jobs": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "id": {"type": "string"},
-                            "state": {"type": "string", "enum": [s.value for s in JobState]},
-                            "held": {"type": "boolean"},
-                            "outcome": {"type": "string", "enum": list(HOLD_OUTCOMES)},
-                        },
-                    },
-                }
-            },
-        },
+    held_answer = _outcomes(
+        {"held": {"type": "boolean"}},
+        HOLD_OUTCOMES,
         "what became of each job: held or released now, already so, or not pending (left as it is)",
     )
     node_ref = _path_param("ref", "a node id or name")
