@@ -5,10 +5,10 @@ added as it ends, on every replica) until a ``NoticesSent`` entry says it went o
 up. Only the leader sends: once a second (and as entries apply) it starts a POST for each owed
 notice not already on its way, at most ``MAX_AT_ONCE`` at a time, each in a thread of its own
 (``urllib``: no event-loop time while a slow server answers, and no wait for it when the daemon
-stops). A notice that fails is tried again after
-``RETRY_DELAYS_S`` and then given up (at once when the server refused it: an HTTP 4xx other than
-429, which no retry mends); either way the leader proposes ``NoticesSent``, and a given
-up one keeps its reason (``JobTable.notice_errors``: `swarm show` says it).
+stops). A notice that fails is tried again after ``RETRY_DELAYS_S`` and then given up (at once
+when the server refused it: an HTTP 4xx other than 429, which no retry mends); either way the
+leader proposes ``NoticesSent``, and a given up one keeps its reason (``JobTable.notice_errors``:
+`swarm show` says it). Should that proposal fail, the leader proposes it again, not the POST.
 
 At least once: a leader that sent a notice and lost its leadership before ``NoticesSent``
 committed leaves it owed, and the next leader sends it again. Nothing is lost with a node, and a

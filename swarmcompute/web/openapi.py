@@ -368,15 +368,7 @@ def openapi_document() -> dict[str, Any]:
                     f"{verb} the jobs the body names (an array id: its elements; a gang's: its ranks), or the"
                     f" pending jobs of the token's user (every user's for root's) that it selects, as `swarm {verb}`",
                     {"200": held_answer},
-                    requestBody=_body(
-                        {
-                            "jobs": {"type": "array", "items": {"type": "string"}},
-                            "name": {"type": "string", "description": "a shell pattern of the name"},
-                            "user": {"type": "string"},
-                            "all": {"type": "boolean", "description": "every pending job (no other selection)"},
-                        },
-                        closed=True,
-                    ),
+                    requestBody=_body(picked, closed=True),
                 )
             }
             for verb in ("hold", "release")
