@@ -754,7 +754,7 @@ class Client:
         options of ``UPDATE_OPTIONS`` (priority, cpus, mem, gpus, gpu_mem, constraints, node, timeout,
         retries, begin), checked as a submission's; node "" unpins, timeout 0 lifts the limit,
         begin 0 starts at once. A job keeps its place in line within its priority; a held job stays
-        held. Jobs are chosen as ``hold`` chooses them (an array id: its elements; a gang's id: its
+        held; a job placed already takes ``timeout`` and ``retries`` alone. Jobs are chosen as ``hold`` chooses them (an array id: its elements; a gang's id: its
         ranks, changed together). One ``{"id", "state", "outcome"}`` a job; ``outcome`` is "updated",
         "unchanged" (it already was so) or "not_pending" (placed already: left as it is)."""
         asked = job_changes(**changes)

@@ -504,14 +504,16 @@ class ControlServer:
         )
 
     async def _updated(self, refs: tuple[str, ...], changes: JobChanges, uid: int) -> list[dict[str, Any]]:
-        """Apply ``changes`` to the pending jobs of ``refs`` (local user ``uid`` asks), chosen as
+        """Apply ``changes`` to the pending jobs of ``refs`` (local user ``uid`` asks), and to the
+        assigned or running ones when they change only ``--timeout`` and ``--retries``, chosen as
         ``_held`` chooses them; each job's new spec checked as a submission's first (one line
         naming the job and the bound); what became of each."""
         daemon = self._daemon
         found = await self._chosen(refs, uid, "update")
+        placed = changes.limits_only()  # what a job placed already still takes
         before = {job_id: (job.state, job.spec) for job_id, job in found.items()}
         for job_id, (state, spec) in before.items():
-            if state is JobState.PENDING:
+            if state is JobState.PENDING or (placed and not state.is_terminal):
                 try:
                     validate_spec(changes.applied(spec))
                 except InvalidJobSpecError as exc:
@@ -521,7 +523,7 @@ class ControlServer:
         for job_id, job in found.items():
             now = daemon.table.get(job_id) or job
             was, spec = before[job_id]
-            if was is not JobState.PENDING:
+            if was.is_terminal or (was is not JobState.PENDING and not placed):
                 outcome = "not_pending"
             elif changes.applied(spec) is spec:
                 outcome = "unchanged"

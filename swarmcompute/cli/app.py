@@ -806,7 +806,8 @@ def update(
     as_json: JsonFlag = False,
 ) -> None:
     """Change pending jobs (scontrol update): priority, size, where they may run, time limit,
-    retries, start time. A job keeps its place in line within its priority; a held one stays held.
+    retries, start time; and the time limit and retries of running ones. A job keeps its place in
+    line within its priority; a held one stays held.
     Without ids: the pending jobs of yours (every user's for root) that --name and --user select, or --all."""
     from swarmcompute.limits import printable
 
@@ -836,8 +837,10 @@ def update(
         typer.echo("swarm: no pending job of yours matches: nothing to update", err=True)
     for r in [] if as_json else records:
         job_id = printable(str(r["id"]))
-        if r["outcome"] == "not_pending":
-            typer.echo(f"{job_id} is {r['state']}: only a pending job is updated", err=True)
+        if r["outcome"] == "not_pending" and r["state"] in ("assigned", "running"):
+            typer.echo(f"{job_id} is {r['state']}: a placed job takes only --timeout and --retries", err=True)
+        elif r["outcome"] == "not_pending":
+            typer.echo(f"{job_id} is {r['state']}: it has ended", err=True)
         elif r["outcome"] == "unchanged":
             typer.echo(f"{job_id} unchanged: it already was so")
         else:

@@ -47,6 +47,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -234,11 +235,27 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
         )  # fmt: skip
         if att.reason is not None:  # cancelled or shut down while the container was created
             self._send_stop(att)
-        elif spec.timeout_s is not None:
-            elapsed_s = time.time() - att.started_at
-            att.timeout_handle = loop.call_later(
-                max(spec.timeout_s - elapsed_s, 0.0), self._terminate, att, EndReason.TIMEOUT
-            )
+        else:
+            self._arm(att, att.spec.timeout_s)  # `swarm update --timeout` may have moved it meanwhile
+
+    def retime(self, job_id: str, attempt: int, timeout_s: float | None) -> bool:
+        """Move an attempt's time limit to ``timeout_s`` after it started (None: none); one already
+        past stops it as timed out. While its container is created, it is armed once it runs."""
+        att = self._attempts.get((job_id, attempt))
+        if att is None:
+            return False
+        att.spec = replace(att.spec, timeout_s=timeout_s)
+        if att.container_id is not None and att.reason is None:
+            self._arm(att, timeout_s)
+        return True
+
+    def _arm(self, att: _Attempt, timeout_s: float | None) -> None:
+        if att.timeout_handle is not None:
+            att.timeout_handle.cancel()
+            att.timeout_handle = None
+        if timeout_s is not None:
+            left = max(timeout_s - (time.time() - att.started_at), 0.0)
+            att.timeout_handle = asyncio.get_running_loop().call_later(left, self._terminate, att, EndReason.TIMEOUT)
 
     def pull_progress(self, job_id: str, attempt: int) -> PullProgress | None:
         """How far the pull of an attempt's image has got (None: no pull was needed, or the attempt

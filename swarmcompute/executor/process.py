@@ -196,6 +196,23 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
             timeout_s=spec.timeout_s,
         )  # fmt: skip
 
+    def retime(self, job_id: str, attempt: int, timeout_s: float | None) -> bool:
+        """Move a running attempt's time limit to ``timeout_s`` after it started (None: none); one
+        already past stops it as timed out. False when it does not run here."""
+        att = self._attempts.get((job_id, attempt))
+        if att is None or att.reaped:
+            return False
+        if att.reason is None:  # not being stopped already
+            if att.timeout_handle is not None:
+                att.timeout_handle.cancel()
+                att.timeout_handle = None
+            if timeout_s is not None:
+                left = max(timeout_s - (time.time() - att.started_at), 0.0)
+                att.timeout_handle = asyncio.get_running_loop().call_later(
+                    left, self._terminate, att, EndReason.TIMEOUT
+                )
+        return True
+
     def refuse(self, spec: AttemptSpec, error: str) -> None:
         """Report an attempt this node will not start (its command policy refuses it) as a spawn
         failure, through ``on_exit`` like any other."""

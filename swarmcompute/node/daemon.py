@@ -89,6 +89,7 @@ from swarmcompute.rules.node_state import (
     Notify,
     Propose,
     Reschedule,
+    Retime,
     Say,
     Stop,
     WakeStarts,
@@ -811,6 +812,8 @@ class Daemon:
                 self.rounds.request()
             elif isinstance(ins, Say):
                 log.warning(ins.event, **dict(ins.fields))
+            elif isinstance(ins, Retime):
+                self.executor.retime(ins.job_id, ins.attempt, ins.timeout_s)
         if proposals:
             self.committer.enqueue(proposals)
 
@@ -1467,10 +1470,16 @@ class Daemon:
             await self.commit([HoldJobs(pending[i : i + CHUNK_JOBS], held, by, time.time())])
 
     async def update(self, job_ids: list[str], changes: JobChanges, by: str = "") -> None:
-        """Apply ``changes`` to the pending ones of ``job_ids`` (``UpdateJobs``)."""
-        pending = tuple(j for j in job_ids if (job := self.table.get(j)) and job.state is JobState.PENDING)
-        for i in range(0, len(pending), CHUNK_JOBS):
-            await self.commit([UpdateJobs(pending[i : i + CHUNK_JOBS], changes, by, time.time())])
+        """Apply ``changes`` to the pending ones of ``job_ids``, and to the placed ones when they
+        change only the time limit and retries (``UpdateJobs``)."""
+        placed = changes.limits_only()
+        taken = tuple(
+            j
+            for j in job_ids
+            if (job := self.table.get(j)) and (job.state is JobState.PENDING or (placed and not job.state.is_terminal))
+        )
+        for i in range(0, len(taken), CHUNK_JOBS):
+            await self.commit([UpdateJobs(taken[i : i + CHUNK_JOBS], changes, by, time.time())])
 
     def node_id_of(self, ref: str) -> str:
         """The id of the node ``ref`` names (``node.labels.resolve_node``); ``NodeNotFoundError``."""

@@ -165,6 +165,12 @@ class JobRunners:
             return True
         return self._docker is not None and self._docker.cancel(job_id, attempt)
 
+    def retime(self, job_id: str, attempt: int, timeout_s: float | None) -> bool:
+        """`swarm update --timeout` of an attempt running here (``rules.node_state.Retime``)."""
+        if self.processes.retime(job_id, attempt, timeout_s):
+            return True
+        return self._docker is not None and self._docker.retime(job_id, attempt, timeout_s)
+
     def stop(self, job_id: str, attempt: int, grace_s: float) -> bool:
         """Stop an attempt as lost (its node lost its lease): SIGTERM, SIGKILL after ``grace_s``."""
         if self.processes.stop(job_id, attempt, grace_s):

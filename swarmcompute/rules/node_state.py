@@ -66,6 +66,19 @@ class Start:
     leased: bool
     gpus: tuple[int, ...] = ()
     """The GPU indices it is given on this node (``LocalQueue``: no two attempts share one)."""
+    timeout_s: float | None = None
+    """Its time limit as it starts (the job's ``--timeout`` now; `swarm update` may change it later:
+    ``Retime``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Retime:
+    """`swarm update --timeout` changed the time limit of an attempt running here: its deadline is
+    now ``timeout_s`` after it started (None: no limit; one already past stops it as timed out)."""
+
+    job_id: str
+    attempt: int
+    timeout_s: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +121,7 @@ class Say:
     fields: tuple[tuple[str, object], ...] = ()
 
 
-Instruction = Start | Stop | Propose | Notify | Reschedule | WakeStarts | Say
+Instruction = Start | Stop | Propose | Notify | Reschedule | WakeStarts | Say | Retime
 
 
 # -- what the node knows of its cluster, per call ------------------------------------------------
@@ -197,6 +210,8 @@ class NodeState:
         """Node -> its leased attempts this leader re-queued, until applied here (lease rule 4)."""
         self.blocked_on_fence = False
         self.started_here: dict[str, int] = {}
+        self.armed: dict[str, float | None] = {}
+        """The time limit each attempt that started here runs under (``Retime`` moves it)."""
         self.lost_earlier: dict[str, int] = {}
         """Job id -> the attempt this life reported lost with an earlier daemon (``restarted``,
         ``applied`` of an earlier life's entry), until the table moves on: ``recovered`` reports it
@@ -292,6 +307,12 @@ class NodeState:
             mine = job.state in ACTIVE_STATES and job.node == node_id
             if not mine or self.started_here.get(job_id, job.attempt) != job.attempt:
                 self.started_here.pop(job_id, None)
+            if job_id in self.armed:
+                if job_id not in self.started_here:
+                    del self.armed[job_id]
+                elif self.armed[job_id] != job.spec.timeout_s:  # `swarm update --timeout` of a job running here
+                    self.armed[job_id] = job.spec.timeout_s
+                    out.append(Retime(job_id, job.attempt, job.spec.timeout_s))
             if not mine or self.lost_earlier.get(job_id, job.attempt) != job.attempt:
                 self.lost_earlier.pop(job_id, None)
             if from_earlier_life and mine:
@@ -366,7 +387,7 @@ class NodeState:
                     self.gang_unstarted.add(job.id)
                 continue
             leased = job.spec.on_disconnect == "stop"
-            starts.append(Start(job, job.attempt, leased, self.queue.gpus_of(job.id, job.attempt)))
+            starts.append(Start(job, job.attempt, leased, self.queue.gpus_of(job.id, job.attempt), job.spec.timeout_s))
         return starts
 
     def still_to_start(self, start: Start, *, may_start: bool, now_mono: float) -> bool:
@@ -399,7 +420,11 @@ class NodeState:
         self.started_here[job.id] = attempt
         if start.leased and not holds:
             return [Stop(job.id, attempt, lost=True)]  # the lease lapsed while it started
-        return [Propose((StartAttempt(job.id, attempt, self.node_id, now_wall),))]
+        self.armed[job.id] = job.spec.timeout_s
+        started: list[Instruction] = [Propose((StartAttempt(job.id, attempt, self.node_id, now_wall),))]
+        if job.spec.timeout_s != start.timeout_s:  # `swarm update --timeout` while it was being started
+            started.append(Retime(job.id, attempt, job.spec.timeout_s))
+        return started
 
     def _hand_back_gang(self, now_wall: float) -> list[Command]:
         """Gang ranks assigned here, marked ``gang_stop``, that this daemon has not started: handed

@@ -124,6 +124,7 @@ from swarmcompute.rules.node_state import (
     Instruction,
     NodeState,
     Propose,
+    Retime,
     Say,
     Stop,
     WakeStarts,
@@ -893,6 +894,8 @@ class JobSim:
                 self._wake_starts(node)
             elif isinstance(ins, Say):
                 self._log(f"{node.id} says {ins.event} {dict(ins.fields)}")
+            elif isinstance(ins, Retime):
+                self._log(f"{node.id} retimes {ins.job_id}.{ins.attempt} to {ins.timeout_s}")  # no time limits here
 
     def _notice_start(self, node: _Node, notice: StartAttempt) -> None:
         delay = node.notices.hold(notice)
@@ -1257,7 +1260,10 @@ class JobSim:
 
     def _changes(self, rng: random.Random, at: float) -> JobChanges:
         """What a user's `swarm update` changes: priority, size, a pin to n0 (or none), and where
-        ``BEGINS``, a start time a little later."""
+        ``BEGINS``, a start time a little later; or only its retries and time limit (which a job
+        placed or running takes too: its node re-arms the limit, ``Retime``)."""
+        if rng.random() < 0.25:
+            return JobChanges(retries=rng.choice((0, 1, 3)), timeout_s=rng.choice((None, 0.0, 30.0)))
         return JobChanges(
             priority=rng.choice((None, 0, 5, 9)),
             cpus=rng.choice((None, 0.5, 1.0, 2.0)),

@@ -204,7 +204,8 @@ class JobSpec:
 @codec.message("job.changes")
 @dataclass(frozen=True, slots=True)
 class JobChanges:
-    """What `swarm update` changes in a pending job's spec (``scontrol update``); None: as it is.
+    """What `swarm update` changes in a job's spec (``scontrol update``); None: as it is. A pending
+    job takes any of them; an assigned or running one only ``timeout_s`` and ``retries``.
 
     Only what says how and where a job is placed or how long it may take: its command, files and
     identity stay as submitted. ``node`` "" unpins it, ``timeout_s`` 0 lifts its limit,
@@ -229,6 +230,10 @@ class JobChanges:
         if "timeout_s" in out:
             out["timeout_s"] = out["timeout_s"] or None
         return out
+
+    def limits_only(self) -> bool:
+        """Whether these change only a job's time limit and retries: what a placed job still takes."""
+        return set(self.fields()) <= {"timeout_s", "retries"}
 
     def applied(self, spec: JobSpec) -> JobSpec:
         """``spec`` with these changes (itself when they change nothing)."""

@@ -1014,8 +1014,8 @@ class JobTable:
             self.pruned = remember_pruned(self.pruned, removed)
         return [j.id for j in removed]
 
-    def _pending_named(self, job_ids: Iterable[str]) -> Iterator[Job]:
-        """The pending jobs of ``job_ids``, each once (a gang rank: its whole gang, as a gang is held,
+    def _open_named(self, job_ids: Iterable[str]) -> Iterator[Job]:
+        """The open jobs of ``job_ids``, each once (a gang rank: its whole gang, as a gang is held,
         updated and placed whole)."""
         seen: set[str] = set()
         for job_id in job_ids:
@@ -1023,15 +1023,15 @@ class JobTable:
             if job is None:
                 continue
             for one in self.gang(job.spec.gang_id) if job.spec.ranks else (job,):
-                if one.state is JobState.PENDING and one.id not in seen:
+                if not one.state.is_terminal and one.id not in seen:
                     seen.add(one.id)
                     yield one
 
     def _hold(self, cmd: HoldJobs) -> list[str]:
         """Hold or release the named pending jobs (a gang rank: its whole gang)."""
         changed: list[str] = []
-        for one in self._pending_named(cmd.job_ids):
-            if one.held == cmd.held:
+        for one in self._open_named(cmd.job_ids):
+            if one.state is not JobState.PENDING or one.held == cmd.held:
                 continue
             one.held = cmd.held
             if cmd.held:
@@ -1043,12 +1043,15 @@ class JobTable:
         return changed
 
     def _update(self, cmd: UpdateJobs) -> list[str]:
-        """Apply ``cmd.changes`` to the named pending jobs (a gang rank: its whole gang); a job the
-        changes would make invalid is left as it is. A job whose shape or ``--begin`` time changed
+        """Apply ``cmd.changes`` to the named pending jobs (a gang rank: its whole gang), and to the
+        named assigned or running ones when they change only the time limit and retries (``--timeout``,
+        ``--retries``); a job the changes would make invalid is left as it is. A job whose shape or ``--begin`` time changed
         gets a new ``revision``, so that a placement decided before is stale (``_assign``); it keeps
         its place in line within its (new) priority."""
         changed: list[str] = []
-        for one in self._pending_named(cmd.job_ids):
+        for one in self._open_named(cmd.job_ids):
+            if one.state is not JobState.PENDING and not cmd.changes.limits_only():
+                continue  # placed: only its time limit and retries may change
             spec = cmd.changes.applied(one.spec)
             if spec is one.spec:
                 continue
@@ -1056,6 +1059,10 @@ class JobTable:
                 validate_spec(spec)
             except InvalidJobSpecError:
                 continue  # checked before it was proposed; never trusted
+            if one.state is not JobState.PENDING:
+                one.spec = spec  # its node re-arms a running attempt's time limit (``rules.node_state.Retime``)
+                changed.append(one.id)
+                continue
             self._drop_pending(one)
             if shape_of(spec) != shape_of(one.spec) or spec.begin_at != one.spec.begin_at:
                 one.revision += 1

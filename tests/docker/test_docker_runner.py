@@ -134,6 +134,25 @@ def test_timeout_stops_the_container(harness: Harness, engine: Engine) -> None:
     harness.run_async(body)
 
 
+def test_a_time_limit_moved_while_the_container_runs_or_starts_is_the_one_kept(harness: Harness) -> None:
+    """`swarm update --timeout`: a container started with 0.5 s to live, given an hour while it
+    starts, outlives the first limit; cut to 1 s, it is stopped as timed out at once."""
+
+    async def body(h: Harness) -> None:
+        ex = h.executor(kill_grace_s=1.0)
+        starting = asyncio.ensure_future(ex.start(h.spec("moved", ("sleep", "60"), timeout_s=0.5)))
+        await wait_for(lambda: ex.retime("moved", 1, 3600.0), 30, "the attempt known")  # as its container is made
+        await bounded(starting, 60, "start")
+        await asyncio.sleep(1.5)  # past the first limit: it must still run
+        assert ex.is_running("moved", 1)
+        assert ex.retime("moved", 1, 1.0)
+        result = await h.result("moved")
+        assert result.reason is EndReason.TIMEOUT
+        assert not ex.retime("moved", 1, 5.0)  # ended: nothing to move
+
+    harness.run_async(body)
+
+
 def test_sigterm_ignored_means_sigkill_after_grace(harness: Harness) -> None:
     async def body(h: Harness) -> None:
         ex = h.executor(kill_grace_s=1.0)

@@ -5,6 +5,7 @@ longer pending is left as it is and said so in one line; what cannot be is refus
 from __future__ import annotations
 
 import json
+import time
 
 from swarmcompute.testing.daemons import DaemonProcess, wait_until
 
@@ -29,7 +30,7 @@ def test_a_running_job_is_left_as_it_is_and_a_second_update_changes_nothing(daem
     result = daemon.swarm("update", running, pending, "--priority", "2")
     assert result.returncode == 1
     assert result.stdout == f"{pending} unchanged: it already was so\n"
-    assert result.stderr == f"{running} is running: only a pending job is updated\n"
+    assert result.stderr == f"{running} is running: a placed job takes only --timeout and --retries\n"
     assert daemon.client.job(running)["priority"] == 0
     moved = daemon.swarm("update", pending, "--priority", "7", "--json")
     assert moved.returncode == 0 and json.loads(moved.stdout) == [
@@ -82,3 +83,21 @@ def test_a_start_time_set_later_is_kept_and_now_lifts_it(daemon: DaemonProcess) 
     assert (view["state"], view["reason"]) == ("pending", "begin_time")
     assert daemon.swarm("update", job, "--begin", "now").returncode == 0
     assert daemon.client.wait([job], timeout=30)[0]["state"] == "succeeded"
+
+
+def test_a_running_jobs_time_limit_is_extended_and_then_cut_short(daemon: DaemonProcess) -> None:
+    """`scontrol update TimeLimit=`: a job started with 2 s to live runs past them once given an
+    hour, and is stopped as timed out at once when its limit is cut below what it already ran."""
+    job_id = daemon.client.submit(["sleep", "60"], cpus=0, timeout="2s")
+    wait_until(lambda: daemon.client.job(job_id)["state"] == "running", 30, "the job runs")
+    extended = daemon.swarm("update", job_id, "--timeout", "1h", "--retries", "0")
+    assert (extended.returncode, extended.stdout) == (0, f"{job_id} updated\n"), extended.stderr
+    started = daemon.client.job(job_id)["started_at"]
+    wait_until(lambda: time.time() > started + 4.0, 10, "past its first time limit and the kill grace")
+    view = daemon.client.job(job_id)
+    assert (view["state"], view["timeout_s"]) == ("running", 3600.0)
+    cut = daemon.swarm("update", job_id, "--timeout", "1s")
+    assert cut.returncode == 0, cut.stderr
+    ended = daemon.client.wait(job_id, timeout=30)
+    assert (ended["state"], ended["reason"], ended["attempt"]) == ("failed", "timeout", 1), ended
+    assert daemon.swarm("update", job_id, "--timeout", "1h").stderr == f"{job_id} is failed: it has ended\n"

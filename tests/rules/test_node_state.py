@@ -12,13 +12,22 @@ from swarmcompute.rules.node_state import (
     NodeState,
     Notify,
     Propose,
+    Retime,
     Start,
     Stop,
     WakeStarts,
 )
 from swarmcompute.scheduler.placement import NodeCapacity
-from swarmcompute.state.commands import AssignJobs, Assignment, FinishAttempt, ReleaseQueued, RequeueLost, SubmitJobs
-from swarmcompute.state.job import AttemptEnd, JobSpec
+from swarmcompute.state.commands import (
+    AssignJobs,
+    Assignment,
+    FinishAttempt,
+    ReleaseQueued,
+    RequeueLost,
+    SubmitJobs,
+    UpdateJobs,
+)
+from swarmcompute.state.job import AttemptEnd, JobChanges, JobSpec
 from swarmcompute.state.table import JobTable
 
 ME = "me"
@@ -53,6 +62,29 @@ def test_an_attempt_given_to_this_node_is_queued_and_started_once_it_may_start()
     assert out == [WakeStarts()]  # the lease (or the fence) came: try again
     [start] = state.to_start(ROOM, 0.2, may_start=True)
     assert start.job.id == "j1" and start.attempt == 1 and start.leased
+
+
+def test_a_time_limit_updated_while_an_attempt_starts_or_runs_here_is_moved_once() -> None:
+    """`swarm update --timeout` of a job whose attempt is being started here (the limit it started
+    under is the one it had then) or runs here: one ``Retime`` each time the limit changes."""
+    table = table_with(("j1", ME, "stop"))
+    state = NodeState(ME, table)
+    state.applied(["j1"], {}, from_earlier_life=False, now_mono=0.0, now_wall=0.0, may_start=True)
+    [start] = state.to_start(ROOM, 0.1, may_start=True)
+    assert start.timeout_s is None
+    table.apply(UpdateJobs(("j1",), JobChanges(timeout_s=60.0), "ann", 0.2))  # while it is being started
+    out = state.started(start, running=True, holds=True, now_wall=0.3)
+    assert Retime("j1", 1, 60.0) in out
+    running = {"j1": [1]}
+    changed = table.apply(UpdateJobs(("j1",), JobChanges(timeout_s=90.0), "ann", 0.4))
+    out = state.applied(changed, running, from_earlier_life=False, now_mono=0.4, now_wall=0.4, may_start=True)
+    assert [i for i in out if isinstance(i, Retime)] == [Retime("j1", 1, 90.0)]
+    changed = table.apply(UpdateJobs(("j1",), JobChanges(retries=2), "ann", 0.5))  # the limit as it was
+    out = state.applied(changed, running, from_earlier_life=False, now_mono=0.5, now_wall=0.5, may_start=True)
+    assert not [i for i in out if isinstance(i, Retime)]
+    changed = table.apply(UpdateJobs(("j1",), JobChanges(timeout_s=0.0), "ann", 0.6))  # no limit
+    out = state.applied(changed, running, from_earlier_life=False, now_mono=0.6, now_wall=0.6, may_start=True)
+    assert [i for i in out if isinstance(i, Retime)] == [Retime("j1", 1, None)]
 
 
 def test_a_start_waiting_for_the_fence_goes_once_a_tick_finds_it_passed_with_no_job_changed() -> None:

@@ -513,7 +513,7 @@ def test_an_assignment_decided_before_an_update_committed_is_stale() -> None:
     assert sorted(table.apply(AssignJobs(fresh, 60.0))) == ["a1", "b1"]
 
 
-def test_an_update_leaves_a_job_that_is_not_pending_or_that_it_would_make_invalid_as_it_is() -> None:
+def test_an_update_leaves_a_placed_job_but_its_time_limit_and_retries_and_an_invalid_one_as_they_are() -> None:
     table = JobTable()
     table.apply(SubmitJobs((spec("a1"), spec("a2")), 1.0))
     running(table)
@@ -523,6 +523,12 @@ def test_an_update_leaves_a_job_that_is_not_pending_or_that_it_would_make_invali
     for job_id in ("a1", "a2"):
         job = table.get(job_id)
         assert job is not None and job.spec == spec(job_id)
+    # A running job takes a new time limit and retries alone: nothing that places it.
+    assert table.apply(UpdateJobs(("a1",), JobChanges(timeout_s=60.0, retries=2), "ann", 5.0)) == ["a1"]
+    job = table.get("a1")
+    assert job is not None and (job.spec.timeout_s, job.spec.retries, job.revision) == (60.0, 2, 0)
+    table.apply(finish("a1", 1))
+    assert table.apply(UpdateJobs(("a1",), JobChanges(timeout_s=90.0), "ann", 11.0)) == []  # ended
 
 
 def test_a_held_job_is_updated_and_stays_held_and_a_gang_is_updated_whole() -> None:
