@@ -110,8 +110,9 @@ class Reason(StrEnum):
 @codec.message("job.spec")
 @dataclass(frozen=True, slots=True)
 class JobSpec:
-    """Everything a submitter asks for. Immutable once submitted; the id is client-chosen
-    so that a retried submission is idempotent."""
+    """Everything a submitter asks for. Frozen: `swarm update` gives a job a new one (``JobChanges``),
+    its command, files and identity as submitted. The id is client-chosen so that a retried
+    submission is idempotent."""
 
     id: str
     argv: tuple[str, ...]
