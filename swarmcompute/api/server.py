@@ -37,7 +37,7 @@ from swarmcompute.errors import (
 )
 from swarmcompute.files.messages import CONTROL_REQUESTS as FILE_REQUESTS
 from swarmcompute.node.ticker import SLICE_S, sliced
-from swarmcompute.state.compact import matches
+from swarmcompute.state.compact import HELD, in_states, matches
 from swarmcompute.state.job import Job, JobChanges, JobState
 from swarmcompute.state.policy import policy_toml
 from swarmcompute.state.table import job_matcher, validate_spec
@@ -538,7 +538,7 @@ class ControlServer:
         """`swarm jobs`'s lines (``grouped``: an array or a gang as one, ``JobTable.newest_rows``)
         or its records, one job each, newest first."""
         table = self._daemon.table
-        wanted = [JobState(s) for s in request.states if s in JobState._value2member_map_]
+        wanted = [s for s in request.states if s in _LISTED_STATES]
         n = max(0, min(request.limit, MAX_LIST_LIMIT))
         match = job_matcher(request.name, request.node, request.user, self._daemon.node_id_of)
         if request.grouped:
@@ -558,7 +558,7 @@ class ControlServer:
         return tuple(
             j.id
             for j in self._daemon.table.open_jobs()
-            if (not states or j.state.value in states) and matches(match, j) and owns(uid, j.spec.user)
+            if in_states(states or None, j) and matches(match, j) and owns(uid, j.spec.user)
         )
 
     async def _paged(
@@ -580,7 +580,8 @@ class ControlServer:
         return kept[offset : offset + limit] if limit > 0 else kept[offset:]
 
 
-_OPEN_STATES = frozenset(s.value for s in JobState if not s.is_terminal)
+_OPEN_STATES = frozenset({*(s.value for s in JobState if not s.is_terminal), HELD})
+_LISTED_STATES = frozenset({*(s.value for s in JobState), HELD})
 
 
 def _removed(table: JobTable, job_id: str) -> Job:

@@ -625,7 +625,9 @@ LimitOpt = Annotated[
         help="How many lines, newest first (an array or a gang is one; with --elements or --json, how many jobs).",
     ),
 ]
-StateOpt = Annotated[list[str] | None, typer.Option("--state", help="Only jobs in this state (repeatable).")]
+StateOpt = Annotated[
+    list[str] | None, typer.Option("--state", help="Only jobs in this state, or held ones (repeatable).")
+]
 
 
 NameOpt = Annotated[

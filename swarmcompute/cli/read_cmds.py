@@ -355,12 +355,12 @@ def _said_cancelled(records: Sequence[dict[str, Any]]) -> None:
 
 def _states(state: Sequence[str] | None) -> tuple[list[str], str | None]:
     """``--state`` values, lower-cased, and what is wrong with one that names no job state."""
-    from swarmcompute.api.lean_client import JOB_STATES
+    from swarmcompute.api.lean_client import SELECTED_STATES
 
     states = [s.strip().lower() for s in state or ()]
     for s in states:
-        if s not in JOB_STATES:
-            return states, f"--state {s[:40]!r} is not a job state: use one of {', '.join(JOB_STATES)}"
+        if s not in SELECTED_STATES:
+            return states, f"--state {s[:40]!r} is not a job state: use one of {', '.join(SELECTED_STATES)}"
     return states, None
 
 

@@ -467,6 +467,16 @@ Matcher = Callable[[str, str, "str | None"], bool]
 """Whether a job is one asked for, by its name, user and node (`swarm jobs --name`: ``table.job_matcher``)."""
 
 
+HELD = "held"
+"""`swarm jobs --state held`, `swarm cancel --state held`: the held pending jobs (``Job.held``), a
+selection among the states, not a state of its own (`--state pending` takes them too)."""
+
+
+def in_states(wanted: Container[str] | None, j: Job | CompactJob) -> bool:
+    """Whether the job is in one of ``wanted`` (``JobState`` values, or ``HELD``; None: any)."""
+    return wanted is None or j.state in wanted or (HELD in wanted and isinstance(j, Job) and j.held)
+
+
 def matches(match: Matcher | None, j: Job | CompactJob) -> bool:
     """Whether ``match`` (None: any job) takes the job, held whole or compact, by its name, user and node."""
     if match is None:
@@ -670,11 +680,11 @@ class AllJobs:
     def newest(
         self,
         limit: int,
-        wanted: set[JobState] | None,
+        wanted: set[str] | None,
         skip: Container[str] = frozenset(),
         match: Matcher | None = None,
     ) -> list[Job]:
-        """Up to ``limit`` jobs in ``wanted`` states (None: any), not in ``skip`` and that ``match``
+        """Up to ``limit`` jobs in ``wanted`` states (``in_states``; None: any), not in ``skip`` and that ``match``
         takes (None: any), newest submitted first (ties: open ones in submission order, then
         finished ones in the order they ended)."""
         import heapq
@@ -685,6 +695,6 @@ class AllJobs:
         picked = (
             (-j.submitted_at, next(seq), i)
             for i, j in held
-            if (wanted is None or j.state in wanted) and i not in skip and (match is None or matches(match, j))
+            if in_states(wanted, j) and i not in skip and (match is None or matches(match, j))
         )
         return [self[i] for _, _, i in heapq.nsmallest(limit, picked)]

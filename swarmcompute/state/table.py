@@ -48,6 +48,7 @@ from swarmcompute.state.compact import (
     Matcher,
     array_of,
     compact_of,
+    in_states,
     linked,
     matches,
 )
@@ -370,8 +371,9 @@ class JobTable:
         """The highest priority among pending jobs (None when none is pending), in O(levels)."""
         return max(self._pending_priorities) if self._pending_priorities else None
 
-    def recent(self, limit: int, states: Iterable[JobState] | None = None, match: Matcher | None = None) -> list[Job]:
-        """Up to ``limit`` jobs, newest first: those in ``states`` (None: any) that ``match`` takes."""
+    def recent(self, limit: int, states: Iterable[str] | None = None, match: Matcher | None = None) -> list[Job]:
+        """Up to ``limit`` jobs, newest first: those in ``states`` (``JobState`` values or
+        ``compact.HELD``; None: any) that ``match`` takes."""
         wanted = set(states) if states else None
         return self._jobs.newest(limit, wanted, match=match)
 
@@ -418,7 +420,7 @@ class JobTable:
         return sorted((int(i[n:]), i) for i in self.pruned if i.startswith(prefix) and i[n:].isdigit())
 
     def newest_rows(
-        self, limit: int, states: Iterable[JobState] | None = None, match: Matcher | None = None
+        self, limit: int, states: Iterable[str] | None = None, match: Matcher | None = None
     ) -> list[list[Job]]:
         """`swarm jobs`'s lines: up to ``limit``, newest first, each one job, or every element of an
         array or rank of a gang (those in ``states``, by index or rank) where its newest one is.
@@ -443,7 +445,7 @@ class JobTable:
                     continue
                 members = self.array(group) if job.spec.array_id else self.gang(group)
                 shown.update(self._arrays[group] if job.spec.array_id else self._gangs[group])
-                rows.append([j for j in members if (wanted is None or j.state in wanted) and matches(match, j)])
+                rows.append([j for j in members if in_states(wanted, j) and matches(match, j)])
             if len(recent) < k:
                 break
             k *= 4

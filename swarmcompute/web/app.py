@@ -34,6 +34,7 @@ from swarmcompute.api import tokens
 from swarmcompute.api.streaming import OutputStream
 from swarmcompute.limits import MAX_REQUEST_BYTES
 from swarmcompute.state.api_tokens import ApiToken
+from swarmcompute.state.compact import HELD
 from swarmcompute.state.job import JobState
 from swarmcompute.state.table import job_matcher, submit_chunks
 from swarmcompute.users import check_owner
@@ -219,14 +220,15 @@ class Api:
         self.auth(request)
         q = request.query_params
         states = [s for v in q.getlist("state") for s in v.split(",") if s]
-        bad = [s for s in states if s not in JobState._value2member_map_]
+        known = (*(s.value for s in JobState), HELD)
+        bad = [s for s in states if s not in known]
         if bad:
-            raise errors.ConfigError(f"unknown state {bad[0][:40]!r}: one of {', '.join(s.value for s in JobState)}")
+            raise errors.ConfigError(f"unknown state {bad[0][:40]!r}: one of {', '.join(known)}")
         limit = _int_param(q.get("limit"), "limit", 50, 0, MAX_PAGE)
         offset = _int_param(q.get("offset"), "offset", 0, 0, 2**53)
         daemon = self.daemon
         match = job_matcher(q.get("name", ""), q.get("node", ""), q.get("user", ""), daemon.node_id_of)
-        wanted = [JobState(s) for s in states]
+        wanted = states
         if q.get("grouped", "") in ("1", "true", "yes"):  # `swarm jobs` over --url: an array is one line
             rows = daemon.table.newest_rows(len(daemon.table), wanted, match)
             views = [daemon.row_view(row) for row in rows[offset : offset + limit]]

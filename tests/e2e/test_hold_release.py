@@ -77,6 +77,30 @@ def test_hold_and_release_select_by_name_and_all_and_say_when_nothing_matches(da
         daemon.client.cancel(job_id)
 
 
+def test_held_jobs_are_listed_and_cancelled_by_state_held(daemon: DaemonProcess) -> None:
+    """`--state held`: the held pending jobs, in `swarm jobs` (its table and --json), `swarm cancel`
+    and the HTTP API's list; `--state pending` takes them too."""
+    held = [daemon.client.submit(["true"], cpus=10**4, hold=True, name=f"h{i}") for i in range(2)]
+    waiting = daemon.client.submit(["true"], cpus=10**4, name="waiting")
+    listed = daemon.swarm("jobs", "--state", "held", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert sorted(j["id"] for j in json.loads(listed.stdout)) == sorted(held)
+    table = daemon.swarm("jobs", "--state", "HELD").stdout.splitlines()
+    assert len(table) == 3 and all(line.split()[2] == "held" for line in table[1:])
+    pending = json.loads(daemon.swarm("jobs", "--state", "pending", "--json").stdout)
+    assert sorted(j["id"] for j in pending) == sorted([*held, waiting])
+    assert [j["id"] for j in daemon.client.jobs(states=["held"], name="h1")] == [held[1]]
+    refused = daemon.swarm("jobs", "--state", "parked")
+    assert refused.returncode == 2 and refused.stderr == (
+        "swarm: --state 'parked' is not a job state: use one of pending, assigned, running, succeeded, failed,"
+        " cancelled, held\n"
+    )
+    cancelled = daemon.swarm("cancel", "--state", "held")
+    assert cancelled.returncode == 0 and sorted(cancelled.stdout.split()) == sorted([*held, "cancelled", "cancelled"])
+    assert daemon.client.job(waiting)["state"] == "pending"
+    daemon.client.cancel(waiting)
+
+
 def test_an_array_is_held_and_released_by_its_id(daemon: DaemonProcess) -> None:
     array_id = daemon.swarm("run", "-d", "--hold", "--array", "0-3", "--cpus", "0", "--", "true").stdout.strip()
     elements = [j for j in daemon.client.jobs() if j.get("array_id") == array_id]

@@ -274,6 +274,9 @@ def test_pending_jobs_are_held_and_released_by_id_or_selection_over_rest_and_wit
     assert made.status_code == 201, made.text
     first, second = made.json()["ids"]
     assert _get(b, f"/api/v1/jobs/{first}", rw).json()["held"] is True
+    listed = _get(b, "/api/v1/jobs?state=held&name=later-*", rw).json()
+    assert sorted(j["id"] for j in listed["jobs"]) == sorted([first, second]) and listed["total"] == 2
+    assert _get(b, "/api/v1/jobs?state=parked", rw).status_code == 400
     assert _post(b, f"/api/v1/jobs/{first}/release", tokens["ro"], {}).status_code == 403
     assert _post(b, "/api/v1/jobs/release", rw, {}).status_code == 400  # nothing named, nothing selected
     assert _post(b, "/api/v1/jobs/release", rw, {"jobs": [first], "all": True}).status_code == 400
