@@ -1046,10 +1046,10 @@ class JobTable:
 
     def _update(self, cmd: UpdateJobs) -> list[str]:
         """Apply ``cmd.changes`` to the named pending jobs (a gang rank: its whole gang), and to the
-        named assigned or running ones when they change only the time limit and retries (``--timeout``,
-        ``--retries``); a job the changes would make invalid is left as it is. A job whose shape or ``--begin`` time changed
-        gets a new ``revision``, so that a placement decided before is stale (``_assign``); it keeps
-        its place in line within its (new) priority."""
+        named assigned or running ones when they change only the time limit and retries
+        (``--timeout``, ``--retries``); a job the changes would make invalid is left as it is. A
+        job whose shape or ``--begin`` time changed gets a new ``revision``, so that a placement
+        decided before is stale (``_assign``); it keeps its place in line within its (new) priority."""
         changed: list[str] = []
         for one in self._open_named(cmd.job_ids):
             if one.state is not JobState.PENDING and not cmd.changes.limits_only():
