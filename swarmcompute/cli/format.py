@@ -217,8 +217,12 @@ def status_text(status: dict[str, Any]) -> str:
     if status.get("hidden_nodes"):
         lines.append(hidden_line(status))
     counts = status["jobs"]
+    held = status.get("held_jobs") or 0
     lines.append("")
-    lines.append("jobs     " + "  ".join(f"{k} {v}" for k, v in counts.items()))
+    lines.append(
+        "jobs     "
+        + "  ".join(f"{k} {v}" + (f" ({held} held)" if k == "pending" and held else "") for k, v in counts.items())
+    )
     return "\n".join(lines)
 
 

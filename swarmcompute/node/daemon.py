@@ -1817,6 +1817,7 @@ class Daemon:
             "hidden_nodes": hidden,
             "forget_after_s": self.config.forget_after_s,
             "jobs": self.table.counts(),
+            "held_jobs": self.table.held_count(),
             "state_dir": str(self.paths.root),
             "pid": os.getpid(),
             "uptime_s": time.monotonic() - self.started_monotonic,

@@ -79,7 +79,7 @@ def test_hold_and_release_select_by_name_and_all_and_say_when_nothing_matches(da
 
 def test_held_jobs_are_listed_and_cancelled_by_state_held(daemon: DaemonProcess) -> None:
     """`--state held`: the held pending jobs, in `swarm jobs` (its table and --json), `swarm cancel`
-    and the HTTP API's list; `--state pending` takes them too."""
+    and the HTTP API's list; `--state pending` takes them too; `swarm status` counts them."""
     held = [daemon.client.submit(["true"], cpus=10**4, hold=True, name=f"h{i}") for i in range(2)]
     waiting = daemon.client.submit(["true"], cpus=10**4, name="waiting")
     listed = daemon.swarm("jobs", "--state", "held", "--json")
@@ -95,6 +95,8 @@ def test_held_jobs_are_listed_and_cancelled_by_state_held(daemon: DaemonProcess)
         "swarm: --state 'parked' is not a job state: use one of pending, assigned, running, succeeded, failed,"
         " cancelled, held\n"
     )
+    assert json.loads(daemon.swarm("status", "--json").stdout)["held_jobs"] == 2
+    assert "pending 3 (2 held)" in daemon.swarm("status").stdout
     cancelled = daemon.swarm("cancel", "--state", "held")
     assert cancelled.returncode == 0 and sorted(cancelled.stdout.split()) == sorted([*held, "cancelled", "cancelled"])
     assert daemon.client.job(waiting)["state"] == "pending"
