@@ -152,8 +152,8 @@ class GangRound:
                 " it runs again once all ended",
             )
             return []
-        if any(r.held or waits(r, self.now) for r in ranks):
-            return []  # held (`swarm hold`), or a retry's backoff
+        if any(waits(r, self.now) for r in ranks):
+            return []  # held (`swarm hold`), a retry's backoff or a --begin time
         self._account(assignments)
         assert self._used is not None
         shape = GangShape.of(spec)

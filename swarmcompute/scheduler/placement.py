@@ -303,7 +303,7 @@ class _Line:
         for job in self.incoming.values():
             key = self.keys[job.id] = (-job.spec.priority, job.submitted_at, seq)
             seq += 1
-            if job.held or waits(job, now) or ((job.spec.after or job.spec.after_any) and table.waiting_on(job)):
+            if waits(job, now) or ((job.spec.after or job.spec.after_any) and table.waiting_on(job)):
                 continue
             self.ready.append(job)
             extra.setdefault(bucket_of(job.spec), []).append((*key, job))
@@ -367,7 +367,7 @@ class _Round:
         else:
             job = self.table.get(job_id)
             key = self.table.pending_key(job_id) if job is not None else None
-        if job is None or key is None or job.held or waits(job, self.now):
+        if job is None or key is None or waits(job, self.now):
             return None
         return job, key
 

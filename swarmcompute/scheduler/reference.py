@@ -50,7 +50,7 @@ def reference_place(
     blocked: dict[str, str] = {}
     waiting: dict[str, str] = {}
     for j in itertools.chain(table.pending_jobs(), incoming):
-        if j.held or waits(j, now):
+        if waits(j, now):
             continue
         if j.spec.after or j.spec.after_any:
             parents = table.waiting_on(j)

@@ -293,10 +293,12 @@ def backing_off(not_before: float, now: float) -> bool:
 
 
 def waits(job: Job, now: float) -> bool:
-    """Whether ``job`` may not be placed at ``now`` (wall clock) for its time alone: a retry's
-    backoff still runs, or its first attempt's ``--begin`` time has not come."""
+    """Whether ``job``, pending and its parents aside, may not be placed at ``now`` (wall clock):
+    it is held (`swarm hold`), a retry's backoff still runs, or its first attempt's ``--begin``
+    time has not come. The one check every placement path makes (the index, the reference, gangs,
+    a node's queue)."""
     begin_at = job.spec.begin_at
-    return backing_off(job.not_before, now) or (begin_at > 0 and now < begin_at and not job.attempt)
+    return job.held or backing_off(job.not_before, now) or (begin_at > 0 and now < begin_at and not job.attempt)
 
 
 @dataclass(slots=True)
