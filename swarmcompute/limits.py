@@ -66,13 +66,13 @@ MAX_KEEP_PATTERNS = 64
 _HEX = frozenset("0123456789abcdef")
 MAX_DEPENDENCIES = 10_000
 MAX_BATCH = 100_000
+"""Jobs in one ``submit_many``."""
 MAX_BEGIN_AT = 7_258_118_400.0
 """The latest ``--begin`` (2200-01-01 UTC): a typo's year 20260, refused."""
 MIN_EVERY_S = 1.0
 MAX_EVERY_S = 10 * 365 * 86400.0
 MAX_SERIES_ID = 52
 """A series' id and its runs' (``ID.N``, up to 11 more characters) stay within a job id's 64."""
-"""Jobs in one ``submit_many``."""
 
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 _ID_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")

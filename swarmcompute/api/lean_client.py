@@ -29,10 +29,10 @@ if TYPE_CHECKING:  # typing costs start-up time on this path; annotations stay s
 MAX_LIST = 10_000
 """The most jobs ``Client.jobs`` returns at once (the daemon's bound)."""
 JOB_STATES = ("pending", "assigned", "running", "succeeded", "failed", "cancelled")
+"""``state.job.JobState``'s values in its order (that module costs 30 ms to import; a test keeps them equal)."""
 SELECTED_STATES = (*JOB_STATES, "held")
 """What `swarm jobs --state` and `swarm cancel --state` take: the states, and ``held`` (the held
 pending jobs: ``state.compact.HELD``)."""
-"""``state.job.JobState``'s values in its order (that module costs 30 ms to import; a test keeps them equal)."""
 
 
 def shown(value: object) -> str:
