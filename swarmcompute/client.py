@@ -27,7 +27,7 @@ from swarmcompute.api.lean_client import shown as _shown
 from swarmcompute.api.messages import UPDATE_OPTIONS
 from swarmcompute.api.pages import in_pages, new_cursor
 from swarmcompute.api.protocol import BlockingChannel
-from swarmcompute.limits import MAX_BATCH, MAX_CPUS, check_job, printable
+from swarmcompute.limits import MAX_BATCH, MAX_CPUS, check_job, printable, signal_number
 from swarmcompute.paths import StatePaths
 from swarmcompute.state.job import JobChanges, JobSpec
 from swarmcompute.state.table import halves, submit_chunks, too_big_to_cut, validate_batch
@@ -212,6 +212,14 @@ def job_changes(**options: Any) -> JobChanges:
     except (ValueError, errors.ConfigError) as exc:
         raise errors.InvalidJobSpecError(str(exc)) from None
     return JobChanges(**fields)
+
+
+def signal_of(signal: object) -> int:
+    """The number of the signal ``signal`` names (``limits.signal_number``); ``ConfigError``."""
+    try:
+        return signal_number(signal)
+    except ValueError as exc:
+        raise errors.ConfigError(str(exc)) from None
 
 
 def changes_body(changes: JobChanges) -> dict[str, Any]:
@@ -760,6 +768,23 @@ class Client:
         asked = job_changes(**changes)
         refs, _, name, user, every = hold_request(True, jobs, name, user, every)
         return list(self._call(m.Update(refs, asked, name, user, every)))
+
+    def signal(
+        self,
+        *jobs: str,
+        signal: str | int = "TERM",
+        group: bool = False,
+        name: str = "",
+        user: str = "",
+        every: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Send ``signal`` (``USR1``, ``SIGHUP``, ``10``; default TERM) to running jobs (`swarm
+        signal`: ``docker kill -s``, ``scancel --signal``): their node sends it to the running
+        attempt's main process, or (``group``) its whole process group (a Docker job's: its
+        container's main process). Jobs are chosen as ``hold`` chooses them, among the running jobs. One ``{"id", "state", "attempt", "outcome"}`` a job; ``outcome``
+        is "signalled", "not_running" (left as it is) or "too_many" (``MAX_SIGNALS`` this attempt)."""
+        refs, _, name, user, every = hold_request(True, jobs, name, user, every)
+        return list(self._call(m.Signal(refs, signal_of(signal), bool(group), name, user, every)))
 
     # -- API tokens (the HTTP API's; they act as the user calling these) ---------
 

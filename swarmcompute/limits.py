@@ -138,6 +138,50 @@ def _no_nul(name: str, value: object) -> None:
         )
 
 
+SIGNALS = {
+    "HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "TRAP": 5, "ABRT": 6, "BUS": 7, "FPE": 8, "KILL": 9,
+    "USR1": 10, "SEGV": 11, "USR2": 12, "PIPE": 13, "ALRM": 14, "TERM": 15, "STKFLT": 16,
+    "CHLD": 17, "CONT": 18, "STOP": 19, "TSTP": 20, "TTIN": 21, "TTOU": 22, "URG": 23, "XCPU": 24,
+    "XFSZ": 25, "VTALRM": 26, "PROF": 27, "WINCH": 28, "IO": 29, "PWR": 30, "SYS": 31,
+}  # fmt: skip
+"""`swarm signal`'s names and their numbers: Linux's, the same on x86 and ARM, so that a number in the
+job table means one signal on every node; ``RTMIN+N`` names 34 + N, ``RTMAX-N`` 64 - N."""
+SIGRTMIN, SIGRTMAX = 34, 64
+MAX_SIGNALS = 64
+"""The most signals one attempt of a job is sent (`swarm signal`); more are refused."""
+
+
+def signal_number(value: object) -> int:
+    """The signal ``value`` names: a name as ``kill -l`` lists them, with or without ``SIG``, any
+    case (``USR1``, ``sigterm``, ``RTMIN+2``), or its number; ``ValueError`` in one line."""
+    text = str(value).strip().upper() if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+    name = text[3:] if text.startswith("SIG") else text
+    if name.isdigit() and 1 <= int(name) <= SIGRTMAX and int(name) not in (32, 33):
+        return int(name)
+    if name in SIGNALS:
+        return SIGNALS[name]
+    for base, sign, at in (("RTMIN", "+", SIGRTMIN), ("RTMAX", "-", SIGRTMAX)):
+        rest = name[len(base) :] if name.startswith(base) else None
+        if rest == "" or (rest and rest[0] == sign and rest[1:].isdigit() and int(rest[1:]) <= SIGRTMAX - SIGRTMIN):
+            return at + (int(rest[1:]) if rest else 0) * (1 if sign == "+" else -1)
+    raise ValueError(
+        f"unknown signal {_show(value)}: give a name as `kill -l` lists them (TERM, USR1, HUP, INT, KILL) or a number 1-64"
+    )
+
+
+def signal_name(number: int) -> str:
+    """``signal_number``'s inverse, without ``SIG``, as ``kill -l`` names it: ``USR1``, ``RTMIN+2``,
+    ``RTMAX-1``."""
+    for name, n in SIGNALS.items():
+        if n == number:
+            return name
+    if not SIGRTMIN <= number <= SIGRTMAX:
+        return str(number)
+    if number - SIGRTMIN <= (SIGRTMAX - SIGRTMIN) // 2:
+        return f"RTMIN+{number - SIGRTMIN}" if number > SIGRTMIN else "RTMIN"
+    return f"RTMAX-{SIGRTMAX - number}" if number < SIGRTMAX else "RTMAX"
+
+
 MAX_NOTIFY_URL = 2048
 
 

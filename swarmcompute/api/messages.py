@@ -145,6 +145,29 @@ UPDATE_OUTCOMES = ("updated", "unchanged", "not_pending")
 """``Update``'s outcome for a job: changed now, already so, or not pending (left as it is)."""
 
 
+@codec.message("api.signal")
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """Send a signal to running jobs (`swarm signal`: ``scancel --signal``, ``docker kill -s``),
+    answered with one ``{"id", "state", "attempt", "outcome"}`` a job (``outcome``:
+    ``SIGNAL_OUTCOMES``); an array id names its elements, a gang's id its ranks. With no ``refs``:
+    the running jobs of the asker (every user's for root) that ``name`` and ``user`` select, or
+    (``every``) all of them."""
+
+    refs: tuple[str, ...]
+    signum: int
+    group: bool = False
+    """To each job's whole process group (`swarm signal --group`), not its main process alone."""
+    name: str = ""
+    user: str = ""
+    every: bool = False
+
+
+SIGNAL_OUTCOMES = ("signalled", "not_running", "too_many")
+"""``Signal``'s outcome for a job: sent to its running attempt (its node delivers it), not running
+(pending, assigned, ended: left as it is), or sent ``limits.MAX_SIGNALS`` already this attempt."""
+
+
 @codec.message("api.rerun")
 @dataclass(frozen=True, slots=True)
 class Rerun:

@@ -36,6 +36,7 @@ from swarmcompute.errors import (
     WaitTimeoutError,
 )
 from swarmcompute.files.messages import CONTROL_REQUESTS as FILE_REQUESTS
+from swarmcompute.limits import MAX_SIGNALS, signal_number
 from swarmcompute.node.ticker import SLICE_S, sliced
 from swarmcompute.state.compact import HELD, in_states, matches
 from swarmcompute.state.job import Job, JobChanges, JobState
@@ -78,6 +79,7 @@ ANSWERED = (
     m.Cancel,
     m.Hold,
     m.Update,
+    m.Signal,
     m.Rerun,
     m.Status,
     m.Recover,
@@ -282,6 +284,10 @@ class ControlServer:
                 if refs and (updating.name or updating.user or updating.every):
                     raise ConfigError("give job ids, or select jobs (name, user, all): not both")
                 return await self._updated(refs or self._pending_selected(updating, uid), changes, uid)
+            case m.Signal(refs=refs, signum=signum, group=group) as signalling:
+                if refs and (signalling.name or signalling.user or signalling.every):
+                    raise ConfigError("give job ids, or select jobs (name, user, all): not both")
+                return await self._signalled(refs or self._running_selected(signalling, uid), signum, group, uid)
             case m.Rerun(ref=ref, job_id=job_id, every=every):
                 return (await self.rerun(ref, job_id, uid, every=every)).answer()
             case m.Status():
@@ -478,7 +484,7 @@ class ControlServer:
         return out
 
     async def _chosen(self, refs: tuple[str, ...], uid: int, verb: str) -> dict[str, Job]:
-        """The jobs ``refs`` name for `swarm hold`, `release` or `update` (``verb``), each once: an
+        """The jobs ``refs`` name for `swarm hold`, `release`, `update` or `signal` (``verb``), each once: an
         array id its elements, a gang's id (or any rank's) its ranks, all of them ``uid``'s to act on."""
         found: dict[str, Job] = {}
         async for ref in sliced(self._arrays_expanded(refs), SLICE_S):
@@ -532,6 +538,45 @@ class ControlServer:
             else:
                 outcome = "not_pending"  # placed in the entry before the update (``JobTable._update``)
             out.append({"id": job_id, "state": now.state.value, "outcome": outcome})
+        return out
+
+    def _running_selected(self, request: m.Signal, uid: int) -> tuple[str, ...]:
+        """`swarm signal` without ids: the running jobs of ``uid`` (every user's for root) that
+        ``name`` and ``user`` select, or all."""
+        if not (request.name or request.user or request.every):
+            raise ConfigError("name the jobs to signal, or select them: by name or user, or all")
+        match = job_matcher(request.name, "", request.user, self._daemon.node_id_of)
+        return tuple(
+            j.id
+            for j in self._daemon.table.active_jobs()
+            if j.state is JobState.RUNNING and matches(match, j) and owns(uid, j.spec.user)
+        )
+
+    async def _signalled(self, refs: tuple[str, ...], signum: int, group: bool, uid: int) -> list[dict[str, Any]]:
+        """Send ``signum`` to the running jobs of ``refs`` (local user ``uid`` asks; ``group``: to
+        each one's process group), chosen as ``_held`` chooses them; what became of each."""
+        try:
+            signum = signal_number(signum)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        daemon = self._daemon
+        found = await self._chosen(refs, uid, "signal")
+        before = {i: (j.attempt, len(j.signals)) for i, j in found.items() if j.state is JobState.RUNNING}
+        targets = {i: attempt for i, (attempt, sent) in before.items() if sent < MAX_SIGNALS}
+        await daemon.signal(targets, signum, group, by=submitter(uid) if uid >= 0 else "")
+        out = []
+        for job_id, job in found.items():
+            now = daemon.table.get(job_id) or job
+            attempt, sent = before.get(job_id, (job.attempt, 0))
+            if job_id not in before:
+                outcome = "not_running"
+            elif sent >= MAX_SIGNALS:
+                outcome = "too_many"
+            elif now.attempt == attempt and len(now.signals) > sent:  # ended since, maybe: signalled all the same
+                outcome = "signalled"
+            else:
+                outcome = "not_running"  # it ended, or ran again, in the entry before the signal
+            out.append({"id": job_id, "state": now.state.value, "attempt": attempt, "outcome": outcome})
         return out
 
     async def _listed(self, request: m.ListJobs) -> list[list[Job]]:

@@ -851,6 +851,58 @@ def update(
 
 
 @app.command()
+def signal(
+    jobs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Job ids, prefixes or names; an array's id: its elements; a gang's id: its ranks (or select them).",
+            autocompletion=complete.running_jobs,
+        ),
+    ] = None,
+    state_dir: StateDir = None,
+    signal: Annotated[
+        str, typer.Option("--signal", "-s", help="The signal: a name as kill -l lists them (USR1, HUP) or a number.")
+    ] = "TERM",
+    group: Annotated[
+        bool, typer.Option("--group", help="To the job's whole process group, not its main process alone.")
+    ] = False,
+    name: NameOpt = "",
+    user: UserOpt = "",
+    every: Annotated[bool, typer.Option("--all", help="Every running job of yours (every user's, for root).")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Send a signal to running jobs (docker kill -s, scancel --signal): their node sends it to the
+    job's main process (--group: its whole process group; a Docker job's: its container's main
+    process), e.g. USR1 to make it checkpoint. Without ids: the running jobs of yours (every user's
+    for root) that --name and --user select, or --all."""
+    from swarmcompute.limits import MAX_SIGNALS, printable, signal_name, signal_number
+
+    if jobs and (name or user or every):
+        raise _fail("give job ids, or select jobs with --name, --user or --all: not both")
+    if not jobs and not (name or user or every):
+        raise _fail("name the jobs to signal, or select them with --name, --user or --all")
+    try:
+        signum = signal_number(signal)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    client = _client(state_dir)
+    records = _call(lambda: client.signal(*(jobs or ()), signal=signum, group=group, name=name, user=user, every=every))
+    if as_json:
+        _print_json(records)
+    elif not records:
+        typer.echo("swarm: no running job of yours matches: nothing to signal", err=True)
+    for r in [] if as_json else records:
+        job_id = printable(str(r["id"]))
+        if r["outcome"] == "not_running":
+            typer.echo(f"{job_id} is {r['state']}: only a running job takes a signal", err=True)
+        elif r["outcome"] == "too_many":
+            typer.echo(f"{job_id} was sent {MAX_SIGNALS} signals already this attempt: cancel it instead", err=True)
+        else:
+            typer.echo(f"{job_id} sent SIG{signal_name(signum)} (attempt {r['attempt']})")
+    _exit(1 if any(r["outcome"] != "signalled" for r in records) else 0)
+
+
+@app.command()
 def wait(
     jobs: Annotated[list[str], typer.Argument(help="Job ids, prefixes or names.", autocompletion=complete.jobs)],
     state_dir: StateDir = None,

@@ -66,6 +66,11 @@ def pending_jobs(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
     return _jobs(ctx, incomplete, ("pending",))
 
 
+def running_jobs(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
+    """Ids and names of the running jobs (swarm signal)."""
+    return _jobs(ctx, incomplete, ("running",))
+
+
 def ended_jobs(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
     """Ids and names of the jobs that have ended (swarm rerun)."""
     return _jobs(ctx, incomplete, ENDED_STATES)

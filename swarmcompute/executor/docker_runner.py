@@ -76,6 +76,7 @@ from swarmcompute.executor.logfile import DEFAULT_MAX_LOG_BYTES, STDERR, STDOUT,
 from swarmcompute.executor.pull_progress import PROGRESS_INTERVAL_S, PullProgress
 from swarmcompute.executor.spawn import SpawnFailed
 from swarmcompute.executor.spec import AttemptResult, AttemptSpec, EndReason, out_of_memory
+from swarmcompute.limits import signal_name
 
 _log = structlog.get_logger(__name__)
 
@@ -92,7 +93,7 @@ class _Attempt:
 
     __slots__ = (
         "spec", "key", "writer", "started_at", "reason", "container_id", "stop_sent", "grace_s",
-        "timeout_handle", "done", "credits", "pull", "pull_told", "pull_timer",
+        "timeout_handle", "done", "credits", "pull", "pull_told", "pull_timer", "signals",
     )  # fmt: skip
 
     def __init__(
@@ -118,6 +119,8 @@ class _Attempt:
         self.pull_told = -PROGRESS_INTERVAL_S
         """When followers were last told of a change of ``pull`` (monotonic)."""
         self.pull_timer: asyncio.TimerHandle | None = None
+        self.signals: tuple[int, ...] = ()
+        """`swarm signal`'s signals sent while its container was created: sent once it runs."""
 
 
 ENDED_PULLS_KEPT = 256
@@ -237,6 +240,8 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
             self._send_stop(att)
         else:
             self._arm(att, att.spec.timeout_s)  # `swarm update --timeout` may have moved it meanwhile
+            if att.signals:
+                self.signal(spec.job_id, spec.attempt, ())  # those sent while it was created
 
     def retime(self, job_id: str, attempt: int, timeout_s: float | None) -> bool:
         """Move an attempt's time limit to ``timeout_s`` after it started (None: none); one already
@@ -247,6 +252,24 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
         att.spec = replace(att.spec, timeout_s=timeout_s)
         if att.container_id is not None and att.reason is None:
             self._arm(att, timeout_s)
+        return True
+
+    def signal(self, job_id: str, attempt: int, signals: tuple[tuple[int, bool], ...]) -> bool:
+        """Send ``signals`` to an attempt's container, in order (`swarm signal`), as ``docker kill
+        -s`` does: to its main process (with ``--init``, the init passes it on to the command), also
+        when sent to the group, each said in its output; while its container is created, once it runs.
+        False when it does not run here."""
+        att = self._attempts.get((job_id, attempt))
+        if att is None:
+            return False
+        att.signals += tuple(signum for signum, _ in signals)
+        if att.container_id is None or att.stop_sent:
+            return True
+        signums, att.signals = att.signals, ()
+        for signum in signums:
+            att.writer.note(f"[swarm: sending SIG{signal_name(signum)} to the container (swarm signal)]\n".encode())
+        future = asyncio.get_running_loop().run_in_executor(self._pool, self._engine.kill, att.container_id, signums)
+        future.add_done_callback(lambda f: _log_engine_failure(f, att, "container_signal_failed"))
         return True
 
     def _arm(self, att: _Attempt, timeout_s: float | None) -> None:
@@ -432,7 +455,7 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
         container_id = att.container_id
 
         future = asyncio.get_running_loop().run_in_executor(self._pool, self._engine.stop, container_id, grace_s)
-        future.add_done_callback(lambda f: _log_stop_failure(f, att))
+        future.add_done_callback(lambda f: _log_engine_failure(f, att, "container_stop_failed"))
 
     def _on_container_end(self, att: _Attempt, exit_code: int | None, error: str | None, removed: bool) -> None:
         if att.timeout_handle is not None:
@@ -482,9 +505,10 @@ def _post(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args:
         return False  # the loop is closed: nobody is left to report to
 
 
-def _log_stop_failure(future: asyncio.Future[None], att: _Attempt) -> None:
+def _log_engine_failure(future: asyncio.Future[None], att: _Attempt, event: str) -> None:
+    """Log the failure of an engine call about ``att`` (a stop, a signal) as ``event``."""
     if future.cancelled():
         return
     exc = future.exception()
     if exc is not None and not isinstance(exc, docker.errors.NotFound):  # NotFound: it just ended
-        _log.warning("container_stop_failed", job_id=att.spec.job_id, attempt=att.spec.attempt, error=explain(exc))
+        _log.warning(event, job_id=att.spec.job_id, attempt=att.spec.attempt, error=explain(exc))

@@ -312,6 +312,12 @@ class EngineSession:
             return False
         return bool(state.get("OOMKilled"))
 
+    def kill(self, container_id: str, signums: tuple[int, ...]) -> None:
+        """Send each of ``signums`` to the container's main process, in order (``docker kill -s``)."""
+        check_engine_socket(self.docker_host)
+        for signum in signums:
+            self.client().api.kill(container_id, signal=signum)
+
     def stop(self, container_id: str, grace_s: int) -> None:
         """SIGTERM (the container's stop signal), SIGKILL after ``grace_s`` whole seconds."""
         check_engine_socket(self.docker_host)

@@ -40,6 +40,7 @@ per second then): one exec per job instead of two, and no log file for a job wit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import resource
 import signal
@@ -67,6 +68,7 @@ from swarmcompute.executor.registry import (
 from swarmcompute.executor.spawn import SpawnFailed, spawn_job
 from swarmcompute.executor.spec import AttemptResult, AttemptSpec, EndReason, killed_by, out_of_memory
 from swarmcompute.executor.usage import UsageNow, usage_now
+from swarmcompute.limits import signal_name
 
 _log = structlog.get_logger(__name__)
 
@@ -211,6 +213,23 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
                 att.timeout_handle = asyncio.get_running_loop().call_later(
                     left, self._terminate, att, EndReason.TIMEOUT
                 )
+        return True
+
+    def signal(self, job_id: str, attempt: int, signals: tuple[tuple[int, bool], ...]) -> bool:
+        """Send ``signals`` to a running attempt, in order (`swarm signal`): each ``(number, to its
+        process group)``, to its main process otherwise; each said in its output. False when it
+        does not run here."""
+        att = self._attempts.get((job_id, attempt))
+        if att is None or att.reaped:
+            return False
+        for signum, group in signals:
+            whom = "process group" if group else "main process"
+            att.writer.note(f"[swarm: sending SIG{signal_name(signum)} to the job's {whom} (swarm signal)]\n".encode())
+            if group:
+                _signal_group(att.pgid, signum)
+            else:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(att.pid, signum)  # not reaped, so the pid is still the job's
         return True
 
     def refuse(self, spec: AttemptSpec, error: str) -> None:

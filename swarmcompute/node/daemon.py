@@ -91,6 +91,7 @@ from swarmcompute.rules.node_state import (
     Reschedule,
     Retime,
     Say,
+    SendSignal,
     Stop,
     WakeStarts,
     cluster_view,
@@ -103,6 +104,7 @@ from swarmcompute.state.commands import (
     Command,
     FinishAttempt,
     HoldJobs,
+    SignalJobs,
     StartAttempt,
     SubmitJobs,
     UpdateJobs,
@@ -814,6 +816,8 @@ class Daemon:
                 log.warning(ins.event, **dict(ins.fields))
             elif isinstance(ins, Retime):
                 self.executor.retime(ins.job_id, ins.attempt, ins.timeout_s)
+            elif isinstance(ins, SendSignal):
+                self.executor.signal(ins.job_id, ins.attempt, ins.signals)
         if proposals:
             self.committer.enqueue(proposals)
 
@@ -1479,11 +1483,20 @@ class Daemon:
             lambda ids: UpdateJobs(ids, changes, by, time.time()),
         )
 
+    async def signal(self, targets: dict[str, int], signum: int, group: bool, by: str = "") -> None:
+        """Send ``signum`` to the running attempts ``targets`` names (job id -> attempt; ``group``:
+        to each one's process group; ``SignalJobs``)."""
+        await self._commit_each(
+            list(targets),
+            lambda j: j.state is JobState.RUNNING and j.attempt == targets[j.id],
+            lambda ids: SignalJobs(tuple((i, targets[i]) for i in ids), signum, group, by, time.time()),
+        )
+
     async def _commit_each(
         self, job_ids: list[str], takes: Callable[[Job], bool], command: Callable[[tuple[str, ...]], Command]
     ) -> None:
         """Commit ``command`` of the jobs of ``job_ids`` it ``takes`` (as this node's table reads
-        them now), ``CHUNK_JOBS`` a command: a cancel, hold or update of a 50,000-element array."""
+        them now), ``CHUNK_JOBS`` a command: a cancel, hold, update or signal of a 50,000-element array."""
         taken = tuple(i for i in job_ids if (job := self.table.get(i)) is not None and takes(job))
         for i in range(0, len(taken), CHUNK_JOBS):
             await self.commit([command(taken[i : i + CHUNK_JOBS])])

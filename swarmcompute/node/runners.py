@@ -171,6 +171,12 @@ class JobRunners:
             return True
         return self._docker is not None and self._docker.retime(job_id, attempt, timeout_s)
 
+    def signal(self, job_id: str, attempt: int, signals: tuple[tuple[int, bool], ...]) -> bool:
+        """`swarm signal` of an attempt running here (``rules.node_state.SendSignal``)."""
+        if self.processes.signal(job_id, attempt, signals):
+            return True
+        return self._docker is not None and self._docker.signal(job_id, attempt, signals)
+
     def stop(self, job_id: str, attempt: int, grace_s: float) -> bool:
         """Stop an attempt as lost (its node lost its lease): SIGTERM, SIGKILL after ``grace_s``."""
         if self.processes.stop(job_id, attempt, grace_s):

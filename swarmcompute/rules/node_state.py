@@ -82,6 +82,16 @@ class Retime:
 
 
 @dataclass(frozen=True, slots=True)
+class SendSignal:
+    """`swarm signal` sent ``signals`` to an attempt running here: deliver them, in order, each
+    ``(number, to its process group)`` (a Docker job's: to its container)."""
+
+    job_id: str
+    attempt: int
+    signals: tuple[tuple[int, bool], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Stop:
     """Stop an attempt running here: ``lost`` (its lease lapsed: SIGTERM, SIGKILL after the lease's
     kill grace, reported lost) or not (fenced: the table moved on; cancel as usual)."""
@@ -121,7 +131,7 @@ class Say:
     fields: tuple[tuple[str, object], ...] = ()
 
 
-Instruction = Start | Stop | Propose | Notify | Reschedule | WakeStarts | Say | Retime
+Instruction = Start | Stop | Propose | Notify | Reschedule | WakeStarts | Say | Retime | SendSignal
 
 
 # -- what the node knows of its cluster, per call ------------------------------------------------
@@ -212,6 +222,8 @@ class NodeState:
         self.started_here: dict[str, int] = {}
         self.armed: dict[str, float | None] = {}
         """The time limit each attempt that started here runs under (``Retime`` moves it)."""
+        self.signalled: dict[str, int] = {}
+        """How many of its ``Job.signals`` each attempt that started here was sent (``SendSignal``)."""
         self.lost_earlier: dict[str, int] = {}
         """Job id -> the attempt this life reported lost with an earlier daemon (``restarted``,
         ``applied`` of an earlier life's entry), until the table moves on: ``recovered`` reports it
@@ -313,6 +325,11 @@ class NodeState:
                 elif self.armed[job_id] != job.spec.timeout_s:  # `swarm update --timeout` of a job running here
                     self.armed[job_id] = job.spec.timeout_s
                     out.append(Retime(job_id, job.attempt, job.spec.timeout_s))
+            if job_id not in self.started_here:
+                self.signalled.pop(job_id, None)
+            elif len(job.signals) > (sent := self.signalled.get(job_id, 0)):  # `swarm signal`, committed
+                self.signalled[job_id] = len(job.signals)
+                out.append(SendSignal(job_id, job.attempt, job.signals[sent:]))
             if not mine or self.lost_earlier.get(job_id, job.attempt) != job.attempt:
                 self.lost_earlier.pop(job_id, None)
             if from_earlier_life and mine:

@@ -85,8 +85,10 @@ Checked as it goes (invariants 3-5 in docs/architecture.md, plus capacity):
   users stop, ``--notify`` URLs that leaders tell): a held job is pending after every entry, no
   first attempt is placed before its ``--begin`` time by the clock of the leader that placed it,
   nor on another node than its pin (a placement decided before an update is stale), a series
-  never has two runs open at once, and an ended job with ``--notify`` owes one notice until a
-  ``NoticesSent`` records it (then none), all told by the end.
+  never has two runs open at once, an ended job with ``--notify`` owes one notice until a
+  ``NoticesSent`` records it (then none), all told by the end, and a signal (`swarm signal`,
+  sent through a random node to the attempt its table says runs, reaching a leader up to 2 s
+  later) is taken only by that attempt and delivered once, in order, by the node that started it.
 
 ``python -m swarmcompute.sim --jobs [--holds]`` sweeps seeds and prints a failing seed's trace;
 ``tests/sim/test_job_sim.py`` and ``tests/sim/test_job_lease_sim.py`` run it in the suite.
@@ -126,6 +128,7 @@ from swarmcompute.rules.node_state import (
     Propose,
     Retime,
     Say,
+    SendSignal,
     Stop,
     WakeStarts,
 )
@@ -141,6 +144,7 @@ from swarmcompute.state.commands import (
     HoldJobs,
     NoticesSent,
     RequeueLost,
+    SignalJobs,
     StartAttempt,
     SubmitJobs,
     UpdateJobs,
@@ -340,6 +344,14 @@ class JobSim:
         self._told: set[str] = set()
         """Jobs whose notice a committed ``NoticesSent`` recorded."""
         self._notice_delays = random.Random(seed * 7919 + 4)
+        self._signals_sent: dict[Key, tuple[tuple[int, bool], ...]] = {}
+        """(job, attempt) -> the signals committed for it (``SignalJobs``), in order."""
+        self._signals_got: dict[tuple[str, Key], tuple[tuple[int, bool], ...]] = {}
+        """(node, (job, attempt)) -> the signals that node delivered to it (``SendSignal``), in order."""
+        self._spawned: set[tuple[str, Key]] = set()
+        """(node, (job, attempt)): every process a node started."""
+        self.signals_delivered = 0
+        self._signal_nodes = random.Random(seed * 7919 + 6)
         self.gangs = GangWatch()
         """The gang checks (``sim.gangs``), on the processes' ground truth."""
         self._cut: dict[tuple[str, str], int] = {}
@@ -408,6 +420,7 @@ class JobSim:
         holds = random.Random(self.seed * 7919 + 1)
         updates = random.Random(self.seed * 7919 + 2)
         notices = random.Random(self.seed * 7919 + 3)
+        signals = random.Random(self.seed * 7919 + 5)
         made: list[str] = []
         for i in range(count):
             job_id = f"j{i:03d}"
@@ -437,6 +450,10 @@ class JobSim:
             if self.holds and updates.random() < 0.1:  # `swarm update`, often while a round places it
                 at = when + updates.uniform(0.0, 0.3)
                 self._at(at, "update", (job_id, self._changes(updates, at)))
+            if self.holds and signals.random() < 0.3:  # `swarm signal`, a few times, to whatever attempt runs
+                for _ in range(signals.randint(1, 4)):
+                    how = (signals.choice((10, 10, 12, 15)), signals.random() < 0.5)
+                    self._at(when + signals.uniform(0.05, 4.0), "signal", (job_id, *how))
             made.append(job_id)
 
     def _schedule_faults(self, crashes: int, cuts: int, pauses: int, one_way: int) -> None:
@@ -773,6 +790,7 @@ class JobSim:
             if broken:
                 self._fail(broken)
         node.running[key] = _Proc(cpus, leased, self.now)
+        self._spawned.add((node.id, key))
         length = self.rng.expovariate(1 / 0.1) if self.rng.random() < 0.7 else self.rng.uniform(0.5, 3.0)
         self._at(self.now + length, "exit", (node.id, node.life, key, self.now, 1 if self.rng.random() < 0.2 else 0))
         self._arm_guardian(node)
@@ -896,6 +914,27 @@ class JobSim:
                 self._log(f"{node.id} says {ins.event} {dict(ins.fields)}")
             elif isinstance(ins, Retime):
                 self._log(f"{node.id} retimes {ins.job_id}.{ins.attempt} to {ins.timeout_s}")  # no time limits here
+            elif isinstance(ins, SendSignal):
+                self._deliver(node, ins)
+
+    def _deliver(self, node: _Node, ins: SendSignal) -> None:
+        """``JobRunners.signal``: each signal goes once, in order, only to an attempt this node
+        started, and only one that was sent to that attempt; a SIGTERM ends a process that runs
+        (as a job that does not trap it: exit 143), whose node reports it, and it may run again."""
+        key = (ins.job_id, ins.attempt)
+        if (node.id, key) not in self._spawned:
+            self._fail(f"{node.id} signals {ins.job_id}.{ins.attempt}, an attempt it never started")
+        got = self._signals_got.get((node.id, key), ()) + ins.signals
+        if self._signals_sent.get(key, ())[: len(got)] != got:
+            self._fail(
+                f"{node.id} delivered {got} to {ins.job_id}.{ins.attempt}, sent {self._signals_sent.get(key, ())}"
+            )
+        self._signals_got[(node.id, key)] = got
+        self.signals_delivered += len(ins.signals)
+        self._log(f"{node.id} signals {ins.job_id}.{ins.attempt}: {ins.signals}")
+        proc = node.running.get(key)
+        if proc is not None and proc.reason is None and any(signum == 15 for signum, _ in ins.signals):
+            self._at(self.now, "exit", (node.id, node.life, key, proc.started, 143))
 
     def _notice_start(self, node: _Node, notice: StartAttempt) -> None:
         delay = node.notices.hold(notice)
@@ -1207,6 +1246,15 @@ class JobSim:
         changed = self.table.apply(cmd, at)
         if isinstance(cmd, NoticesSent):
             self._told.update(changed)
+        if isinstance(cmd, SignalJobs):
+            aimed = dict(cmd.targets)
+            for job_id in changed:
+                job = self.table.get(job_id)
+                key = (job_id, aimed.get(job_id, -1))
+                sent = self._signals_sent[key] = self._signals_sent.get(key, ()) + ((cmd.signum, cmd.group),)
+                if job is None or job.attempt != key[1] or job.signals != sent:
+                    took = "none" if job is None else f"attempt {job.attempt}'s, {job.signals}"
+                    self._fail(f"signals {sent} sent to {job_id}.{key[1]}; the table took them as {took}")
         for job_id in changed:
             job = self.table.get(job_id)
             if job is not None and job.spec.notify and job.state.is_terminal:
@@ -1274,6 +1322,20 @@ class JobSim:
     def _on_update(self, arg: tuple[str, JobChanges]) -> None:
         job_id, changes = arg
         self._batch.append(UpdateJobs((job_id,), changes, "user", self.now))
+
+    def _on_signal(self, arg: tuple[str, int, bool]) -> None:
+        """`swarm signal` through a random node: to the attempt that node's table says runs (the
+        CLI sends nothing to a job that is not running), which may lag the committed table; its
+        command reaches a leader up to 2 s later (a cut-off node's, once it is back), when that
+        attempt may have ended and the next one run."""
+        job_id, signum, group = arg
+        job = self.nodes[f"n{self._signal_nodes.randrange(len(self.nodes))}"].table.get(job_id)
+        if job is not None and job.state is JobState.RUNNING:
+            cmd = SignalJobs(((job_id, job.attempt),), signum, group, "user", self.now)
+            self._at(self.now + self._signal_nodes.uniform(0.0, 2.0), "signal_sent", cmd)
+
+    def _on_signal_sent(self, cmd: SignalJobs) -> None:
+        self._batch.append(cmd)
 
     # -- checks ----------------------------------------------------------------------
 

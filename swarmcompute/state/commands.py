@@ -177,6 +177,23 @@ class UpdateJobs:
     at: float
 
 
+@codec.message("cmd.signal")
+@dataclass(frozen=True, slots=True)
+class SignalJobs:
+    """Send signal ``signum`` to running attempts (`swarm signal`): each of ``targets`` names a job
+    and the attempt the asker saw running. The table adds it to that attempt's ``Job.signals``,
+    whose node delivers it (``rules.node_state.SendSignal``); a job that has moved on since (ended,
+    or another attempt) is left as it is, so a signal never reaches an attempt it was not sent to."""
+
+    targets: tuple[tuple[str, int], ...]
+    signum: int
+    group: bool
+    """To the attempt's whole process group (`swarm signal --group`), not its main process alone."""
+    by: str
+    """Who asked (a user name; "" unknown): said in the job's message."""
+    at: float
+
+
 @codec.message("cmd.notices_sent")
 @dataclass(frozen=True, slots=True)
 class NoticesSent:
@@ -209,6 +226,7 @@ Command = (
     | CancelJobs
     | HoldJobs
     | UpdateJobs
+    | SignalJobs
     | NoticesSent
     | OutputTruncated
     | PruneJobs

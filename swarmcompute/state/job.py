@@ -24,6 +24,7 @@ from enum import StrEnum
 from typing import Any
 
 from swarmcompute import codec
+from swarmcompute.limits import signal_name
 
 
 class JobState(StrEnum):
@@ -347,6 +348,10 @@ class Job:
     """How many times `swarm update` changed where or when this job may be placed (its shape, its
     ``--begin`` time): an ``Assignment`` carries the revision it was decided on, and one decided
     before the update committed is stale when it comes (``state.table``)."""
+    signals: tuple[tuple[int, bool], ...] = ()
+    """The signals `swarm signal` sent this attempt, ``(number, to its process group)``, in the
+    order they were committed (a new attempt starts with none): its node delivers each once
+    (``rules.node_state.SendSignal``)."""
 
     @property
     def id(self) -> str:
@@ -428,6 +433,7 @@ class Job:
             "every_s": spec.every_s or None,
             "occurrence": spec.occurrence,
             "notify": spec.notify or None,
+            "signals": [{"signal": signal_name(n), "group": group} for n, group in self.signals],
             **self.usage(self.attempt),
             "attempts": [
                 {"attempt": n, "node": node or None, "ended": how or None, **self.usage(n)}

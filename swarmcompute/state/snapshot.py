@@ -49,6 +49,7 @@ class JobRecord:
     attempt_usage: tuple[tuple[float, int, bool], ...] = ()
     held: bool = False
     revision: int = 0
+    signals: tuple[tuple[int, bool], ...] = ()
 
 
 @codec.message("state.table_snapshot")
@@ -112,6 +113,7 @@ def job_of(r: JobRecord) -> Job:
         attempt_usage=r.attempt_usage,
         held=r.held,
         revision=r.revision,
+        signals=r.signals,
     )
 
 

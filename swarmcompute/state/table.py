@@ -22,7 +22,7 @@ from typing import TypeVar
 from sortedcontainers import SortedDict
 
 from swarmcompute.errors import AmbiguousJobIdError, InvalidJobSpecError, InvariantViolation, JobNotFoundError
-from swarmcompute.limits import MAX_BATCH, check_job, printable
+from swarmcompute.limits import MAX_BATCH, MAX_SIGNALS, SIGRTMAX, check_job, printable, signal_name
 from swarmcompute.state.api_tokens import ApiTokens, CreateApiToken, RevokeApiToken
 from swarmcompute.state.cluster_key import ClusterKeyState, RotateClusterKey, rotated
 from swarmcompute.state.commands import (
@@ -36,6 +36,7 @@ from swarmcompute.state.commands import (
     OutputTruncated,
     ReleaseQueued,
     RequeueLost,
+    SignalJobs,
     StartAttempt,
     SubmitJobs,
     UpdateJobs,
@@ -585,6 +586,8 @@ class JobTable:
                 return self._hold(cmd)
             case UpdateJobs():
                 return self._update(cmd)
+            case SignalJobs():
+                return self._signal(cmd)
             case NoticesSent():
                 return self._notices_sent(cmd)
             case OutputTruncated():
@@ -722,6 +725,7 @@ class JobTable:
             job.attempt_nodes = _set_at(job.attempt_nodes, a.attempt, a.node_id, "")
             job.assigned_at = cmd.at
             job.started_at = job.finished_at = job.exit_code = None  # the earlier attempt's, if any
+            job.signals = ()
             self._move(
                 job,
                 Move.ASSIGN,
@@ -1077,6 +1081,23 @@ class JobTable:
             if not one.held:
                 self._say_waiting(one, cmd.at, _by(cmd.by, "updated"))
             changed.append(one.id)
+        return changed
+
+    def _signal(self, cmd: SignalJobs) -> list[str]:
+        """Add ``cmd.signum`` to the signals of each named attempt still running (its node delivers
+        it); one that has moved on, or has had ``MAX_SIGNALS``, is left as it is."""
+        if not 1 <= cmd.signum <= SIGRTMAX:
+            return []  # checked before it was proposed; never trusted
+        changed: list[str] = []
+        for job_id, attempt in cmd.targets:
+            job = self._open.get(job_id)
+            if job is None or job.state is not JobState.RUNNING or job.attempt != attempt:
+                continue
+            if len(job.signals) < MAX_SIGNALS:
+                job.signals += ((cmd.signum, cmd.group),)
+                job.message = f"attempt {attempt} running on node {job.node}; sent SIG{signal_name(cmd.signum)}"
+                job.message += f" by {cmd.by}" if cmd.by else ""
+                changed.append(job_id)
         return changed
 
     def _notices_sent(self, cmd: NoticesSent) -> list[str]:

@@ -320,6 +320,37 @@ class Api:
         asked = m.Update(jobs, changes, body.get("name", ""), body.get("user", ""), body.get("all", False))
         return JSONResponse({"jobs": await self.ask(asked, token)})
 
+    async def signal(self, request: Request) -> Response:
+        """`swarm signal`: ``POST /api/v1/jobs/{ref}/signal`` with ``{"signal": "USR1"}`` (no body:
+        TERM), or ``/api/v1/jobs/signal`` with it and jobs named or selected as ``hold``'s."""
+        from swarmcompute.client import signal_of
+
+        token = self.auth(request, write=True)
+        ref = request.path_params.get("ref")
+        body = await _read_json(request)
+        body = {} if body is None and ref is not None else body
+        picks = () if ref is not None else ("jobs", "name", "user", "all")
+        if (
+            not isinstance(body, dict)
+            or not set(body) <= {"signal", "group", *picks}
+            or not isinstance(body.get("signal", "TERM"), (str, int))
+            or not isinstance(body.get("group", False), bool)
+            or not all(isinstance(body.get(k, ""), str) for k in ("name", "user"))
+            or not isinstance(body.get("all", False), bool)
+            or not isinstance(body.get("jobs", []), list)
+            or not all(isinstance(x, str) and x for x in body.get("jobs", []))
+        ):
+            which = "" if ref is not None else ', with {"jobs": ["ID", ...]} or {"name": "", "user": "", "all": false}'
+            raise errors.ConfigError(
+                f'the body is {{"signal": "USR1", "group": false}} (a name or a number; default TERM){which}'
+            )
+        jobs = (ref,) if ref is not None else tuple(body.get("jobs", []))
+        signum = signal_of(body.get("signal", "TERM"))
+        asked = m.Signal(
+            jobs, signum, body.get("group", False), body.get("name", ""), body.get("user", ""), body.get("all", False)
+        )
+        return JSONResponse({"jobs": await self.ask(asked, token)})
+
     async def rerun(self, request: Request) -> Response:
         """Run an ended job again (`swarm rerun`, ``swarmcompute.rerun``) as the token's user."""
         from swarmcompute.client import grouped_specs, new_job_id
@@ -665,6 +696,7 @@ def build_app(
         route("/api/v1/jobs/hold", api.hold, ["POST"]),
         route("/api/v1/jobs/release", api.release, ["POST"]),
         route("/api/v1/jobs/update", api.update, ["POST"]),
+        route("/api/v1/jobs/signal", api.signal, ["POST"]),
         route("/api/v1/jobs/{ref}", api.get_job),
         route("/api/v1/jobs/{ref}", api.cancel, ["DELETE"]),
         route("/api/v1/jobs/{ref}/cancel", api.cancel, ["POST"]),
@@ -672,6 +704,7 @@ def build_app(
         route("/api/v1/jobs/{ref}/hold", api.hold, ["POST"]),
         route("/api/v1/jobs/{ref}/release", api.release, ["POST"]),
         route("/api/v1/jobs/{ref}/update", api.update, ["POST"]),
+        route("/api/v1/jobs/{ref}/signal", api.signal, ["POST"]),
         route("/api/v1/jobs/{ref}/logs", api.logs),
         route("/api/v1/nodes", api.nodes),
         route("/api/v1/nodes/{ref}", api.node),

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from swarmcompute.api.messages import HOLD_OUTCOMES, UPDATE_OPTIONS, UPDATE_OUTCOMES
+from swarmcompute.api.messages import HOLD_OUTCOMES, SIGNAL_OUTCOMES, UPDATE_OPTIONS, UPDATE_OUTCOMES
+from swarmcompute.limits import MAX_SIGNALS
 from swarmcompute.state.gangs import MAX_RANKS
 from swarmcompute.state.job import JobState
 
@@ -183,6 +184,22 @@ def openapi_document() -> dict[str, Any]:
         HOLD_OUTCOMES,
         "what became of each job: held or released now, already so, or not pending (left as it is)",
     )
+    signalled_answer = _outcomes(
+        {"attempt": {"type": "integer"}},
+        SIGNAL_OUTCOMES,
+        "what became of each job: signalled (its node sends it to the running attempt), not_running"
+        f" (left as it is) or too_many (it was sent {MAX_SIGNALS} signals this attempt)",
+    )
+    signal_fields = {
+        "signal": {
+            "description": "a signal's name as `kill -l` lists it (USR1, SIGHUP, RTMIN+2) or its number; default TERM",
+            "oneOf": [{"type": "string"}, {"type": "integer"}],
+        },
+        "group": {
+            "type": "boolean",
+            "description": "to the job's whole process group, not its main process alone (a Docker job's: its main process)",
+        },
+    }
     node_ref = _path_param("ref", "a node id or name")
     node_row = {"200": _json(_ref("Node"))}
     open_: dict[str, Any] = {"security": []}
@@ -380,6 +397,23 @@ def openapi_document() -> dict[str, Any]:
                 " keeps its place in line within its priority, a held one stays held",
                 {"200": updated_answer},
                 requestBody=_body({**update_changes, **picked}, closed=True),
+            )
+        },
+        "/api/v1/jobs/signal": {
+            "post": _op(
+                "send a signal to the running jobs the body names (an array id: its elements; a gang's: its"
+                " ranks), or those of the token's user (every user's for root's) that it selects, as"
+                " `swarm signal`: their node sends it to the running attempt's main process or process group",
+                {"200": signalled_answer},
+                requestBody=_body({**signal_fields, **picked}, closed=True),
+            )
+        },
+        "/api/v1/jobs/{ref}/signal": {
+            "post": _op(
+                "send a signal to the running job (an array: its elements; a gang: its ranks), as `swarm signal`",
+                {"200": signalled_answer},
+                params=[job_ref],
+                requestBody=_body(signal_fields, closed=True, optional=True),
             )
         },
         "/api/v1/jobs/{ref}/update": {

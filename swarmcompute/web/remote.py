@@ -233,6 +233,22 @@ class RemoteClient(Client):
         body.update({"jobs": list(refs), "name": name, "user": user, "all": every})
         return list(self._json("POST", "/api/v1/jobs/update", body)["jobs"])
 
+    def signal(
+        self,
+        *jobs: str,
+        signal: str | int = "TERM",
+        group: bool = False,
+        name: str = "",
+        user: str = "",
+        every: bool = False,
+    ) -> list[dict[str, Any]]:
+        from swarmcompute.client import signal_of
+
+        refs, _, name, user, every = hold_request(True, jobs, name, user, every)
+        body = {"signal": signal_of(signal), "group": bool(group), "jobs": list(refs), "name": name, "user": user}
+        body["all"] = every
+        return list(self._json("POST", "/api/v1/jobs/signal", body)["jobs"])
+
     # -- nodes --------------------------------------------------------------------------
 
     def drain(self, node: str, *, wait: bool | float | str = False) -> dict[str, Any]:

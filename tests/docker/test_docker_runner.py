@@ -153,6 +153,29 @@ def test_a_time_limit_moved_while_the_container_runs_or_starts_is_the_one_kept(h
     harness.run_async(body)
 
 
+def test_a_signal_reaches_the_containers_main_process_also_one_sent_while_it_was_created(harness: Harness) -> None:
+    """`swarm signal` of a Docker job, as ``docker kill -s``: one sent while the container is made
+    goes once it runs; the trap the job set ends it as it chose."""
+
+    async def body(h: Harness) -> None:
+        ex = h.executor()
+        script = "trap 'echo got USR1; exit 3' USR1; echo ready; while true; do sleep 0.1; done"
+        starting = asyncio.ensure_future(ex.start(_sh(h, "sig", script)))
+        await wait_for(lambda: ex.signal("sig", 1, ((18, False),)), 30, "the attempt known")  # CONT: harmless
+        await bounded(starting, 60, "start")
+        await wait_for(lambda: ("sig", 1) in h.outputs, 60, "the trap to be set")
+        assert ex.signal("sig", 1, ((10, True),))  # to the group: a container's main process all the same
+        result = await h.result("sig")
+        assert (result.reason, result.exit_code) == (EndReason.EXITED, 3)
+        chunks, _ = read_chunks(result.log_path)
+        said = b"".join(data for _, data in chunks)
+        assert said.count(b"[swarm: sending SIGCONT to the container (swarm signal)]\n") == 1
+        assert b"[swarm: sending SIGUSR1 to the container (swarm signal)]\n" in said and b"got USR1\n" in said
+        assert not ex.signal("sig", 1, ((10, False),))  # ended: nothing to signal
+
+    harness.run_async(body)
+
+
 def test_sigterm_ignored_means_sigkill_after_grace(harness: Harness) -> None:
     async def body(h: Harness) -> None:
         ex = h.executor(kill_grace_s=1.0)

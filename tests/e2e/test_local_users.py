@@ -249,6 +249,34 @@ def test_a_user_updates_only_their_own_jobs_and_root_any(shared: Shared) -> None
         shared.daemon.client.cancel(users_job)
 
 
+def test_a_user_signals_only_their_own_running_jobs_and_root_any(shared: Shared) -> None:
+    state = str(shared.state)
+    roots = shared.daemon.swarm("run", "-d", "--cpus", "0", "--", "sleep", "60").stdout.strip()
+    mine = shared.user.swarm("run", "--state-dir", state, "-d", "--cpus", "0", "--", "sleep", "60")
+    assert mine.returncode == 0, mine.stderr
+    users_job = mine.stdout.strip()
+    try:
+        for job_id in (roots, users_job):
+            wait_until(lambda j=job_id: shared.daemon.client.job(j)["state"] == "running", 30, "it runs")
+        denied = shared.other.swarm("signal", "--state-dir", state, "-s", "USR1", roots)
+        assert (denied.returncode, denied.stderr) == (
+            2,
+            f"swarm: cannot signal job {roots}: it belongs to user root (only they and root may)\n",
+        )
+        none = shared.other.swarm("signal", "--state-dir", state, "--all")
+        assert (none.returncode, none.stderr) == (0, "swarm: no running job of yours matches: nothing to signal\n")
+        own = shared.user.swarm("signal", "--state-dir", state, "--all", "-s", "CONT")
+        assert (own.returncode, own.stdout) == (0, f"{users_job} sent SIGCONT (attempt 1)\n"), own.stderr
+        picked = shared.daemon.swarm("signal", "--user", shared.user.name, "-s", "CONT")  # root: any user's
+        assert (picked.returncode, picked.stdout) == (0, f"{users_job} sent SIGCONT (attempt 1)\n"), picked.stderr
+        assert shared.daemon.client.job(roots)["signals"] == []
+        view = shared.daemon.client.job(users_job)
+        assert (len(view["signals"]), view["message"].endswith("; sent SIGCONT by root")) == (2, True)
+    finally:
+        shared.daemon.client.cancel(roots)
+        shared.daemon.client.cancel(users_job)
+
+
 def test_a_daemon_run_by_a_normal_user_serves_only_that_user_and_root(shared: Shared) -> None:
     state = shared.root / "user-daemon"
     state.mkdir(mode=0o700)

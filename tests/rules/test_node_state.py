@@ -13,6 +13,7 @@ from swarmcompute.rules.node_state import (
     Notify,
     Propose,
     Retime,
+    SendSignal,
     Start,
     Stop,
     WakeStarts,
@@ -24,6 +25,8 @@ from swarmcompute.state.commands import (
     FinishAttempt,
     ReleaseQueued,
     RequeueLost,
+    SignalJobs,
+    StartAttempt,
     SubmitJobs,
     UpdateJobs,
 )
@@ -85,6 +88,39 @@ def test_a_time_limit_updated_while_an_attempt_starts_or_runs_here_is_moved_once
     changed = table.apply(UpdateJobs(("j1",), JobChanges(timeout_s=0.0), "ann", 0.6))  # no limit
     out = state.applied(changed, running, from_earlier_life=False, now_mono=0.6, now_wall=0.6, may_start=True)
     assert [i for i in out if isinstance(i, Retime)] == [Retime("j1", 1, None)]
+
+
+def test_each_signal_sent_to_an_attempt_running_here_is_delivered_once_in_order_and_not_to_its_next_attempt() -> None:
+    """`swarm signal`: the node delivers what the table added since it last looked, once each;
+    an attempt it did not start (another node's, an earlier life's) gets nothing from it."""
+    table = table_with(("j1", ME, "stop"), ("j2", "b", "stop"))
+    state = NodeState(ME, table)
+    state.applied(["j1"], {}, from_earlier_life=False, now_mono=0.0, now_wall=0.0, may_start=True)
+    [start] = state.to_start(ROOM, 0.1, may_start=True)
+    state.started(start, running=True, holds=True, now_wall=0.2)
+    table.apply(StartAttempt("j1", 1, ME, 0.2))
+    table.apply(StartAttempt("j2", 1, "b", 0.2))
+    running = {"j1": [1]}
+
+    def signalled(*commands: SignalJobs) -> list[object]:
+        changed = [j for c in commands for j in table.apply(c)]
+        out = state.applied(changed, running, from_earlier_life=False, now_mono=0.3, now_wall=0.3, may_start=True)
+        return [i for i in out if isinstance(i, SendSignal)]
+
+    assert signalled(SignalJobs((("j1", 1), ("j2", 1)), 10, False, "ann", 0.3)) == [SendSignal("j1", 1, ((10, False),))]
+    two = (SignalJobs((("j1", 1),), 12, True, "ann", 0.4), SignalJobs((("j1", 1),), 15, False, "ann", 0.4))
+    assert signalled(*two) == [SendSignal("j1", 1, ((12, True), (15, False)))]  # one entry: both, in order
+    out = state.applied(["j1"], running, from_earlier_life=False, now_mono=0.5, now_wall=0.5, may_start=True)
+    assert not [i for i in out if isinstance(i, SendSignal)]  # applied again: nothing twice
+    # Its next attempt, here again: what attempt 1 was sent is not sent to it.
+    table.apply(finish("j1", AttemptEnd.STOPPED))  # lost: it runs again
+    table.apply(AssignJobs((Assignment("j1", 2, ME),), at=3.0))
+    out = state.applied(["j1"], {}, from_earlier_life=False, now_mono=0.6, now_wall=3.0, may_start=True)
+    [start] = state.to_start(ROOM, 0.7, may_start=True)
+    state.started(start, running=True, holds=True, now_wall=3.1)
+    table.apply(StartAttempt("j1", 2, ME, 3.1))
+    running = {"j1": [2]}
+    assert signalled(SignalJobs((("j1", 2),), 1, False, "", 3.2)) == [SendSignal("j1", 2, ((1, False),))]
 
 
 def test_a_start_waiting_for_the_fence_goes_once_a_tick_finds_it_passed_with_no_job_changed() -> None:

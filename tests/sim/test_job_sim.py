@@ -10,13 +10,16 @@ from typing import Any
 import pytest
 
 from swarmcompute.rules.local_queue import LocalQueue
+from swarmcompute.rules.node_state import Instruction, NodeState
 from swarmcompute.scheduler.placement import NodeCapacity
 from swarmcompute.sim.jobs import InvariantBroken, JobSim
-from swarmcompute.state.commands import AssignJobs, FinishAttempt, StartAttempt
+from swarmcompute.state.commands import AssignJobs, FinishAttempt, SignalJobs, StartAttempt
 from swarmcompute.state.job import ACTIVE_STATES, Job, JobState
 from swarmcompute.state.table import JobTable, _used
 
 SEEDS_PER_CHUNK = 10
+SIGNAL_SEEDS = 14
+"""The planted signal bugs are caught within this many seeds from 0 (first at seeds 10 and 6 when written)."""
 
 
 @pytest.mark.parametrize("chunk", range(3))
@@ -173,4 +176,35 @@ def test_a_table_that_adds_a_series_next_run_before_its_run_ended_is_caught(monk
     monkeypatch.setattr(JobTable, "_start", planted)
     with pytest.raises(InvariantBroken, match=r"series .* has 2 open runs at once"):
         for seed in range(5):
+            JobSim(seed, holds=True).run()
+
+
+def test_a_table_that_gives_a_signal_to_whichever_attempt_runs_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Users send signals (`swarm signal`) to the attempt they see running, while attempts fail,
+    are lost and run again: a signal committed once its attempt moved on must reach none. Planted:
+    the table gives it to whatever attempt runs by then."""
+    signal = JobTable._signal
+
+    def planted(table: JobTable, cmd: SignalJobs) -> list[str]:
+        now = tuple((i, job.attempt if (job := table.get(i)) is not None else a) for i, a in cmd.targets)
+        return signal(table, replace(cmd, targets=now))
+
+    monkeypatch.setattr(JobTable, "_signal", planted)
+    with pytest.raises(InvariantBroken, match="the table took them as attempt"):
+        for seed in range(SIGNAL_SEEDS):
+            JobSim(seed, holds=True).run()
+
+
+def test_a_node_that_delivers_a_signal_again_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each signal goes to its attempt once. Planted: the node's rules forget what they delivered
+    when the attempt is applied again (a later signal, an update, its end), and send it all again."""
+    applied = NodeState.applied
+
+    def planted(state: NodeState, *args: Any, **kwargs: Any) -> list[Instruction]:
+        state.signalled.clear()
+        return applied(state, *args, **kwargs)
+
+    monkeypatch.setattr(NodeState, "applied", planted)
+    with pytest.raises(InvariantBroken, match=r"delivered .* sent"):
+        for seed in range(SIGNAL_SEEDS):
             JobSim(seed, holds=True).run()

@@ -18,6 +18,7 @@ from swarmcompute.state.commands import (
     NoticesSent,
     ReleaseQueued,
     RequeueLost,
+    SignalJobs,
     StartAttempt,
     SubmitJobs,
     UpdateJobs,
@@ -552,6 +553,47 @@ def test_an_update_is_kept_in_a_snapshot() -> None:
     copy = restore_table(snapshot_table(table))
     job = copy.get("a1")
     assert job is not None and job.spec.cpus == 2.0 and job.spec.priority == 3 and job.revision == 1
+
+
+def test_a_signal_reaches_only_the_running_attempt_it_was_sent_to_and_a_new_attempt_starts_with_none() -> None:
+    """`swarm signal`: the asker saw attempt 1 running; a signal committed after that attempt
+    ended, or once attempt 2 runs, is left out, so it never reaches an attempt it was not sent to."""
+    table = JobTable()
+    table.apply(SubmitJobs((spec("a1", retries=1), spec("p1")), 1.0))
+    assert table.apply(SignalJobs((("p1", 0),), 10, False, "ann", 2.0)) == []  # pending
+    running(table)
+    table.apply(AssignJobs((Assignment("p1", 1, "n1"),), 2.0))
+    assert table.apply(SignalJobs((("p1", 1),), 10, False, "ann", 2.5)) == []  # assigned, not started
+    assert table.apply(SignalJobs((("a1", 1),), 10, False, "ann", 4.0)) == ["a1"]
+    assert table.apply(SignalJobs((("a1", 1),), 15, True, "", 4.5)) == ["a1"]
+    job = table.get("a1")
+    assert job is not None and job.signals == ((10, False), (15, True))
+    assert job.message == "attempt 1 running on node n1; sent SIGTERM" and job.state is JobState.RUNNING
+    assert job.view()["signals"] == [{"signal": "USR1", "group": False}, {"signal": "TERM", "group": True}]
+    assert table.apply(SignalJobs((("a1", 1),), 0, False, "ann", 4.6)) == []  # no such signal: never trusted
+    table.apply(finish("a1", 1, exit_code=143))  # failed; its retry is attempt 2
+    assert table.apply(SignalJobs((("a1", 1),), 10, False, "ann", 11.0)) == []
+    running(table, "a1", 2)
+    job = table.get("a1")
+    assert job is not None and job.signals == ()
+    assert table.apply(SignalJobs((("a1", 1),), 10, False, "ann", 12.0)) == []  # sent to attempt 1
+    assert table.apply(SignalJobs((("a1", 2),), 12, False, "ann", 12.0)) == ["a1"]
+    assert job.signals == ((12, False),) and job.message == "attempt 2 running on node n1; sent SIGUSR2 by ann"
+
+
+def test_an_attempt_takes_at_most_max_signals_and_they_are_kept_in_a_snapshot() -> None:
+    from swarmcompute.limits import MAX_SIGNALS
+    from swarmcompute.state.snapshot import restore_table, snapshot_table
+
+    table = JobTable()
+    table.apply(SubmitJobs((spec("a1"),), 1.0))
+    running(table)
+    for i in range(MAX_SIGNALS):
+        assert table.apply(SignalJobs((("a1", 1),), 10, i % 2 == 0, "ann", 4.0 + i)) == ["a1"]
+    assert table.apply(SignalJobs((("a1", 1),), 10, False, "ann", 99.0)) == []
+    copy = restore_table(snapshot_table(table))
+    job, kept = table.get("a1"), copy.get("a1")
+    assert job is not None and kept is not None and kept.signals == job.signals and len(kept.signals) == MAX_SIGNALS
 
 
 def test_a_job_with_a_notify_url_owes_one_notice_once_it_ends_until_it_is_sent() -> None:

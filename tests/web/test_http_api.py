@@ -261,6 +261,55 @@ def test_pending_jobs_are_updated_by_id_or_selection_over_rest_and_with_url(
     assert _post(a, "/api/v1/jobs/wait", rw, {"ids": [job_id], "timeout": 30}).json()["jobs"][0]["state"] == "succeeded"
 
 
+def test_running_jobs_are_signalled_by_id_or_selection_over_rest_and_with_url(
+    cluster: list[DaemonProcess], tokens: dict[str, str], tmp_path: Path
+) -> None:
+    from swarmcompute.testing.daemons import swarm_executable
+
+    a, b, _ = cluster
+    rw = tokens["rw"]
+    made = _post(
+        a, "/api/v1/jobs", rw, {"jobs": [{"argv": ["sleep", "60"], "name": f"s-{i}", "cpus": 0} for i in range(2)]}
+    )
+    assert made.status_code == 201, made.text
+    first, second = made.json()["ids"]
+    wait_until(
+        lambda: all(_get(a, f"/api/v1/jobs/{j}", rw).json()["state"] == "running" for j in (first, second)),
+        30,
+        "both run",
+    )
+    assert _post(b, f"/api/v1/jobs/{first}/signal", tokens["ro"], {"signal": "USR1"}).status_code == 403
+    for bad in (
+        {},
+        {"signal": "FOO", "all": True},
+        {"bogus": 1, "all": True},
+        {"jobs": [first], "all": True},
+        {"group": 1, "all": True},
+    ):
+        assert _post(b, "/api/v1/jobs/signal", rw, bad).status_code == 400, bad
+    one = _post(b, f"/api/v1/jobs/{first}/signal", rw, {"signal": "SIGCONT", "group": True})
+    assert one.status_code == 200 and one.json()["jobs"] == [
+        {"id": first, "state": "running", "attempt": 1, "outcome": "signalled"}
+    ]
+    assert _get(a, f"/api/v1/jobs/{first}", rw).json()["signals"] == [{"signal": "CONT", "group": True}]
+    picked = _post(b, "/api/v1/jobs/signal", rw, {"name": "s-*", "signal": 18})
+    assert sorted((j["id"], j["outcome"]) for j in picked.json()["jobs"]) == sorted(
+        [(first, "signalled"), (second, "signalled")]
+    )
+
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": ":".join(sys.path)}
+    url = ["--url", b.http_url, "--api-token", rw]
+    run = functools.partial(subprocess.run, capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    said = run([swarm_executable(), *url, "signal", second])  # no body: TERM
+    assert (said.returncode, said.stdout) == (0, f"{second} sent SIGTERM (attempt 1)\n"), said.stderr
+    ended = _post(a, "/api/v1/jobs/wait", rw, {"ids": [second], "timeout": 30}).json()["jobs"][0]
+    assert (ended["state"], ended["exit_code"]) == ("failed", 143)
+    bare = _post(b, f"/api/v1/jobs/{first}/signal", rw, None)  # no body: TERM
+    assert bare.json()["jobs"][0]["outcome"] == "signalled", bare.text
+    gone = _post(b, f"/api/v1/jobs/{second}/signal", rw, {"signal": "USR1"}).json()["jobs"]
+    assert gone == [{"id": second, "state": "failed", "attempt": 1, "outcome": "not_running"}]
+
+
 def test_pending_jobs_are_held_and_released_by_id_or_selection_over_rest_and_with_url(
     cluster: list[DaemonProcess], tokens: dict[str, str], tmp_path: Path
 ) -> None:

@@ -1,0 +1,101 @@
+"""`swarm signal` on a real daemon (`docker kill -s`, `scancel --signal`): a running job's main
+process gets the signal, or with ``--group`` its whole process group, each said in its output; a
+job that is not running is left as it is and said so in one line; what cannot be is refused in one
+line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from swarmcompute.testing.daemons import DaemonProcess, wait_until
+
+SCRIPT = """
+trap 'echo main >> {out}/got' USR1
+sh -c 'trap "echo child >> {out}/got" USR1; touch {out}/ready; while [ ! -e {out}/stop ]; do sleep 0.05; done' &
+while [ ! -e {out}/stop ]; do sleep 0.05; done
+wait
+"""
+"""A job whose main shell and a child shell each write a line to ``got`` on SIGUSR1, until ``stop``."""
+
+
+def _got(out: Path) -> list[str]:
+    got = out / "got"
+    return got.read_text().split() if got.exists() else []
+
+
+def test_a_signal_reaches_the_main_process_and_with_group_every_process_of_the_job(
+    daemon: DaemonProcess, tmp_path: Path
+) -> None:
+    job_id = daemon.client.submit(["sh", "-c", SCRIPT.format(out=tmp_path)], cpus=0, name="trapper")
+    wait_until(lambda: (tmp_path / "ready").exists(), 30, "the job and its child run")
+    sent = daemon.swarm("signal", "-s", "usr1", "trapper")
+    assert (sent.returncode, sent.stdout, sent.stderr) == (0, f"{job_id} sent SIGUSR1 (attempt 1)\n", "")
+    wait_until(lambda: _got(tmp_path) == ["main"], 10, "the main shell got it, the child did not")
+    grouped = daemon.swarm("signal", "--signal", "SIGUSR1", "--group", job_id, "--json")
+    assert grouped.returncode == 0, grouped.stderr
+    assert json.loads(grouped.stdout) == [{"id": job_id, "state": "running", "attempt": 1, "outcome": "signalled"}]
+    wait_until(lambda: sorted(_got(tmp_path)) == ["child", "main", "main"], 10, "both shells got the second")
+    view = daemon.client.job(job_id)
+    assert view["signals"] == [{"signal": "USR1", "group": False}, {"signal": "USR1", "group": True}]
+    assert view["message"] == "attempt 1 running on node node; sent SIGUSR1 by root"  # the node's name
+    (tmp_path / "stop").touch()
+    assert daemon.client.wait([job_id], timeout=30)[0]["state"] == "succeeded"  # it trapped them: it ran on
+    said = daemon.swarm("logs", job_id).stderr
+    assert "[swarm: sending SIGUSR1 to the job's main process (swarm signal)]\n" in said
+    assert "[swarm: sending SIGUSR1 to the job's process group (swarm signal)]\n" in said
+
+
+def test_a_term_ends_a_job_that_does_not_trap_it_and_its_retry_starts_with_no_signals(daemon: DaemonProcess) -> None:
+    job_id = daemon.client.submit(["sleep", "60"], cpus=0, retries=1)
+    wait_until(lambda: daemon.client.job(job_id)["state"] == "running", 30, "the job runs")
+    sent = daemon.swarm("signal", job_id)  # TERM, as kill(1)
+    assert (sent.returncode, sent.stdout) == (0, f"{job_id} sent SIGTERM (attempt 1)\n"), sent.stderr
+    wait_until(lambda: daemon.client.job(job_id)["attempt"] == 2, 30, "it failed and runs again")
+    wait_until(lambda: daemon.client.job(job_id)["state"] == "running", 30, "its retry runs")
+    view = daemon.client.job(job_id)
+    assert (view["signals"], view["attempts"][0]["ended"], view["failures"]) == ([], "exit 143", 1)
+    daemon.client.cancel(job_id)
+
+
+def test_a_job_not_running_is_left_as_it_is_and_what_cannot_be_is_refused_in_one_line(
+    daemon: DaemonProcess,
+) -> None:
+    held = daemon.client.submit(["true"], cpus=0, hold=True, name="later")
+    done = daemon.client.submit(["true"], cpus=0)
+    daemon.client.wait([done], timeout=30)
+    result = daemon.swarm("signal", "-s", "HUP", held, done)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"{held} is pending: only a running job takes a signal\n{done} is succeeded: only a running job takes a signal\n"
+    )
+    assert daemon.client.job(held)["signals"] == []
+    for args, said in [
+        (["signal", "-s", "FOO", held], "swarm: unknown signal 'FOO': give a name as `kill -l` lists them"),
+        (["signal", "-s", "0", held], "swarm: unknown signal '0'"),
+        (["signal"], "swarm: name the jobs to signal, or select them with --name, --user or --all"),
+        (["signal", held, "--all"], "swarm: give job ids, or select jobs with --name, --user or --all: not both"),
+        (["signal", "no-such-job"], "swarm: no job matches 'no-such-job': see `swarm jobs`"),
+    ]:
+        refused = daemon.swarm(*args)
+        assert refused.returncode == 2 and refused.stderr.startswith(said), (args, refused.stderr)
+        assert refused.stderr.count("\n") == 1, refused.stderr
+    nothing = daemon.swarm("signal", "--name", "later")
+    assert (nothing.returncode, nothing.stderr) == (0, "swarm: no running job of yours matches: nothing to signal\n")
+    daemon.client.cancel(held)
+
+
+def test_an_array_id_or_a_selection_signals_each_running_element(daemon: DaemonProcess) -> None:
+    array = daemon.client.submit(["sleep", "60"], cpus=0, array="0-1", name="sweep")
+    elements = [f"{array}.0", f"{array}.1"]
+    wait_until(lambda: all(daemon.client.job(e)["state"] == "running" for e in elements), 30, "both run")
+    result = daemon.swarm("signal", "-s", "CONT", array)
+    assert result.returncode == 0, result.stderr
+    assert sorted(result.stdout.splitlines()) == [f"{e} sent SIGCONT (attempt 1)" for e in elements]
+    picked = daemon.client.signal(name="sweep*", signal="usr2")  # its elements are sweep[0] and sweep[1]
+    assert sorted((r["id"], r["outcome"]) for r in picked) == [(e, "signalled") for e in elements]
+    assert daemon.client.job(elements[0])["signals"] == [
+        {"signal": "CONT", "group": False},
+        {"signal": "USR2", "group": False},
+    ]
+    daemon.client.cancel(array)
