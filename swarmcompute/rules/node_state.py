@@ -438,6 +438,7 @@ class NodeState:
         if start.leased and not holds:
             return [Stop(job.id, attempt, lost=True)]  # the lease lapsed while it started
         self.armed[job.id] = job.spec.timeout_s
+        self.signalled[job.id] = 0  # an attempt is sent signals once it runs by the table: after this
         started: list[Instruction] = [Propose((StartAttempt(job.id, attempt, self.node_id, now_wall),))]
         if job.spec.timeout_s != start.timeout_s:  # `swarm update --timeout` while it was being started
             started.append(Retime(job.id, attempt, job.spec.timeout_s))

@@ -38,6 +38,9 @@ Checked after every event (``InvariantBroken`` names the seed and the instant):
 - a removed voter never counts in a quorum: every leader was elected by a majority of the voters
   of its own configuration, which is never older than a committed configuration of its epoch, and
   after a `recover` no leader of the replaced configuration epoch is ever elected;
+- with ``holds``, users' signals (`swarm signal`, through a random daemon) as ``JobSim`` checks
+  them: each taken only by the attempt it was sent to, and delivered once, in order, by the node
+  that started that attempt (a `recover` starts the record over, as the nodes' rules do);
 - for the ``GANGS`` gangs of each seed (``sim.gangs``): never two attempts of a gang at once,
   distinct slots for an attempt's ranks, and once a rank of an attempt ended without exiting 0,
   every other rank told to stop within ``PARTIAL_MAX_S``;
@@ -89,6 +92,7 @@ from swarmcompute.rules.node_state import (
     Propose,
     Reschedule,
     Say,
+    SendSignal,
     Stop,
     WakeStarts,
     recovered_voters,
@@ -111,6 +115,7 @@ from swarmcompute.state.commands import (
     CommandBatch,
     HoldJobs,
     RequeueLost,
+    SignalJobs,
     StartAttempt,
     SubmitJobs,
     UpdateJobs,
@@ -627,6 +632,7 @@ class ClusterSim(JobSim):
         self.table = JobTable()
         self._successes = {}
         self._pruned = set()
+        self._signals_sent, self._signals_got = {}, {}  # what each node delivered: the rules forget it too
         self.late_resubmits = 0
         self._global = []
         self._config_index = {}
@@ -720,6 +726,8 @@ class ClusterSim(JobSim):
                 self._pump(node)
             elif isinstance(ins, Say):
                 self._log(f"{node.id} says {ins.event} {dict(ins.fields)}")
+            elif isinstance(ins, SendSignal):
+                self._deliver(node, ins)
         if proposals:
             host.log.enqueue(proposals)
 
@@ -1089,6 +1097,16 @@ class ClusterSim(JobSim):
             node_id = random.Random(f"{self.seed}/update/{job_id}").choice(up)  # the seed's other draws stay
             host = self._node_host(self.nodes[node_id])
             host.log.enqueue([UpdateJobs((job_id,), changes, "user", self.nodes[node_id].wall(self.now))])
+
+    def _on_signal_sent(self, cmd: SignalJobs) -> None:
+        """`swarm signal`'s command through a random node's daemon (asked once: a lost signal is
+        the user's to send again, as ``_on_update``'s)."""
+        up = [n for n in sorted(self.nodes) if self._serving(n)]
+        if up:
+            node_id = random.Random(f"{self.seed}/signal/{cmd.targets}/{cmd.at}").choice(
+                up
+            )  # the seed's other draws stay
+            self._node_host(self.nodes[node_id]).log.enqueue([cmd])
 
     def _serving(self, node_id: str) -> bool:
         node, host = self.nodes[node_id], self.hosts.get(node_id)
