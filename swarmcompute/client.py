@@ -31,7 +31,7 @@ from swarmcompute.limits import MAX_BATCH, MAX_CPUS, check_job, printable, signa
 from swarmcompute.paths import StatePaths
 from swarmcompute.state.job import JobChanges, JobSpec
 from swarmcompute.state.table import halves, submit_chunks, too_big_to_cut, validate_batch
-from swarmcompute.units import counted, likely_meant, parse_begin, parse_duration, parse_size, plural
+from swarmcompute.units import counted, likely_meant, parse_begin, parse_duration, parse_size, parse_warning, plural
 
 _SPEC_OPTIONS = frozenset(
     {
@@ -64,6 +64,7 @@ _SPEC_OPTIONS = frozenset(
         "begin",
         "every",
         "notify",
+        "signal",
     }
 )
 _SHIP_OPTIONS = ("upload", "workdir", "max_upload")
@@ -114,7 +115,8 @@ def job_spec(argv: Sequence[str] | str, **options: Any) -> JobSpec:
     ``datetime`` or Unix seconds), every (run it again every "1d", "6h" or seconds, from its start
     time: ``ID.1``, ``ID.2``, ... each once the one before ended; a cancel ends the series),
     notify (an http(s) URL the leader POSTs a JSON summary to when the job ends: ntfy, a chat
-    webhook; see ``node.notices``).
+    webhook; see ``node.notices``), signal ("USR1@5m": sent to each attempt's main process that
+    long before its time limit, 60 s without ``@``, to checkpoint; it needs a timeout).
     """
     unknown = set(options) - _SPEC_OPTIONS
     if unknown:
@@ -170,9 +172,10 @@ def _job_spec(argv: Sequence[str] | str, options: Mapping[str, Any]) -> JobSpec:
         "every_s": parse_duration(options.get("every")) or 0.0,
         "notify": _text("notify", options.get("notify")) or "",
     }
+    fields["warn_signal"], fields["warn_before_s"] = parse_warning(options.get("signal"))
     if fields["gpu_mem"] and not fields["gpus"]:
         fields["gpus"] = 1
-    check_job(fields)
+    check_job(fields, submitted=True)
     if fields["on_disconnect"] not in ("stop", "keep"):
         raise ValueError(f"on_disconnect must be stop or keep, got {printable(fields['on_disconnect'])[:40]!r}")
     return JobSpec(**fields)

@@ -199,9 +199,11 @@ def notify_problem(url: object) -> str | None:
     return None
 
 
-def check_job(fields: Mapping[str, Any]) -> None:
+def check_job(fields: Mapping[str, Any], *, submitted: bool = False) -> None:
     """Check the ``JobSpec`` fields present in ``fields``; raise ``ValueError`` naming the first
-    problem. Types are checked too, so this is safe on anything a caller passed in."""
+    problem. Types are checked too, so this is safe on anything a caller passed in. ``submitted``:
+    a whole new job, as a client submits it (a ``--signal`` needs a ``--timeout`` to precede; one
+    lifted later by `swarm update` leaves the signal unsent)."""
     if "id" in fields:
         problem = job_id_problem(fields["id"])
         if problem:
@@ -280,6 +282,11 @@ def check_job(fields: Mapping[str, Any]) -> None:
                 "--notify tells of one job's end: for an array or a gang, notify from a job after it"
                 " (swarm run --after-any ID --notify URL -- true)"
             )
+    if fields.get("warn_signal") or fields.get("warn_before_s"):
+        _int("--signal", fields.get("warn_signal"), 1, SIGRTMAX)
+        _number("--signal's time before the limit", fields.get("warn_before_s", 0.0), 0.0, MAX_TIMEOUT_S)
+        if submitted and fields.get("timeout_s") is None:
+            raise ValueError("--signal SIG@TIME is sent TIME before the job's time limit: give it --timeout too")
     if fields.get("every_s") or fields.get("occurrence"):
         every_s = fields.get("every_s", 0.0)
         if not (_finite(every_s) and MIN_EVERY_S <= every_s <= MAX_EVERY_S):

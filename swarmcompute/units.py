@@ -49,6 +49,32 @@ def parse_duration(value: str | float | int | None, *, zero: bool = False) -> fl
     return seconds
 
 
+WARN_BEFORE_S = 60.0
+"""How long before its time limit ``swarm run --signal SIG`` sends SIG when it names no time (Slurm's)."""
+
+
+def parse_warning(value: object) -> tuple[int, float]:
+    """``swarm run --signal SIG[@BEFORE]`` (Slurm's ``--signal``): the signal's number and how many
+    seconds before the job's time limit it is sent (``USR1@5m``, ``SIGTERM@90``; without ``@``:
+    ``WARN_BEFORE_S``); "" or None: none, ``(0, 0.0)``."""
+    from swarmcompute.limits import signal_number
+
+    if value is None or value == "":
+        return 0, 0.0
+    name, at, before = str(value).partition("@")
+    try:
+        signum = signal_number(name)
+    except ValueError as exc:
+        raise ConfigError(f"--signal {_shown(value)}: {exc}") from None
+    if not at:
+        return signum, WARN_BEFORE_S
+    try:
+        seconds = parse_duration(before.strip())
+    except ConfigError as exc:
+        raise ConfigError(f"--signal {_shown(value)}: {exc}") from None
+    return signum, float(seconds or 0.0)
+
+
 BEGIN_FORMS = "30m, now+2h, 03:00, 2026-12-24 or 2026-12-24T18:00"
 
 

@@ -7,7 +7,7 @@ import datetime
 import pytest
 
 from swarmcompute.errors import ConfigError
-from swarmcompute.units import counted, format_duration, format_size, likely_meant, parse_begin
+from swarmcompute.units import counted, format_duration, format_size, likely_meant, parse_begin, parse_warning
 
 
 def test_a_duration_reads_in_the_unit_that_keeps_it_short() -> None:
@@ -51,3 +51,20 @@ def test_a_begin_time_that_does_not_read_says_the_forms_it_takes(bad: str) -> No
         ConfigError, match=r"as a start time: use e.g. 30m, now\+2h, 03:00, 2026-12-24 or 2026-12-24T18:00"
     ):
         parse_begin(bad, 0.0)
+
+
+def test_a_warning_signal_reads_as_a_signal_and_how_long_before_the_time_limit() -> None:
+    assert parse_warning("USR1@5m") == (10, 300.0)
+    assert parse_warning("sigterm@90") == (15, 90.0)
+    assert parse_warning("RTMIN+2") == (36, 60.0)  # Slurm's 60 s when no time is named
+    assert parse_warning(None) == parse_warning("") == (0, 0.0)
+    for bad, said in [
+        ("FOO@5m", "--signal 'FOO@5m': unknown signal 'FOO'"),
+        ("USR1@soon", "--signal 'USR1@soon': cannot read 'soon' as a duration"),
+        ("USR1@", "--signal 'USR1@': cannot read '' as a duration"),
+        ("USR1@-5", "--signal 'USR1@-5': cannot read '-5' as a duration"),
+        ("USR1@0", "--signal 'USR1@0': a duration must be positive"),
+    ]:
+        with pytest.raises(ConfigError) as caught:
+            parse_warning(bad)
+        assert str(caught.value).startswith(said), str(caught.value)

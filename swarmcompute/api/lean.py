@@ -81,6 +81,8 @@ SPEC_FIELDS = (
     "every_s",
     "occurrence",
     "notify",
+    "warn_signal",
+    "warn_before_s",
 )
 SPEC_DEFAULTS: dict[str, object] = {
     "name": "",
@@ -120,6 +122,8 @@ SPEC_DEFAULTS: dict[str, object] = {
     "every_s": 0.0,
     "occurrence": 0,
     "notify": "",
+    "warn_signal": 0,
+    "warn_before_s": 0.0,
 }
 
 

@@ -50,6 +50,8 @@ Options:
                         into the current directory (repeatable).
   --timeout DURATION    e.g. 30s, 10m, 2h: SIGTERM then SIGKILL; the job fails
                         with reason `timeout`.
+  --signal SIG[@TIME]   Send SIG (USR1, ...) to the job TIME (default 60s) before
+                        its --timeout: time to checkpoint.
   --retries N           Run again up to N times after a failure (with backoff).
   --priority N          Higher runs first (default 0).
   --cpus N              CPUs to reserve (default 1; 0 reserves none).
@@ -144,6 +146,7 @@ _OPTIONS: dict[str, tuple[str, bool, bool]] = {
     "--begin": ("begin", True, False),
     "--every": ("every", True, False),
     "--notify": ("notify", True, False),
+    "--signal": ("signal", True, False),
     "--max-output": ("max_output", True, False),
     "--id": ("job_id", True, False),
     "--state-dir": ("state_dir", True, False),
@@ -458,10 +461,11 @@ def _spec(parsed: RunArgs) -> dict[str, Any]:
     against the bounds of ``swarmcompute.limits`` before anything is sent."""
     from swarmcompute.errors import SwarmError
     from swarmcompute.limits import check_job
-    from swarmcompute.units import parse_begin, parse_duration, parse_size
+    from swarmcompute.units import parse_begin, parse_duration, parse_size, parse_warning
 
     opts = parsed.options
     try:
+        warn_signal, warn_before_s = parse_warning(opts.get("signal"))
         begin_at = parse_begin(opts.get("begin"), time.time())
         every_s = parse_duration(opts.get("every"))
         timeout_s = parse_duration(opts.get("timeout"))
@@ -475,8 +479,10 @@ def _spec(parsed: RunArgs) -> dict[str, Any]:
     spec: dict[str, Any] = {
         k: v
         for k, v in opts.items()
-        if k not in ("job_id", "timeout", "mem", "max_output", "cwd_default", "begin", "every")
+        if k not in ("job_id", "timeout", "mem", "max_output", "cwd_default", "begin", "every", "signal")
     }
+    if warn_signal:
+        spec.update(warn_signal=warn_signal, warn_before_s=warn_before_s)
     if begin_at:
         spec["begin_at"] = begin_at
     if every_s:
@@ -493,7 +499,7 @@ def _spec(parsed: RunArgs) -> dict[str, Any]:
         spec["gpus"] = spec.get("gpus") or 1
     else:
         spec.pop("gpu_mem", None)
-    check_job(spec)
+    check_job(spec, submitted=True)
     if spec.get("on_disconnect", "stop") not in ("stop", "keep"):
         raise UsageError(f"--on-disconnect must be stop or keep, got {_shown(spec['on_disconnect'])}")
     return spec

@@ -8,6 +8,7 @@ attempts that never started. Each runner supplies ``_terminate``.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,49 @@ _log = structlog.get_logger(__name__)
 
 Key = tuple[str, int]
 A = TypeVar("A")
+
+
+class TimeLimit:
+    """An attempt's time limit (``--timeout``) and the signal sent before it (``--signal
+    SIG@TIME``): two timers on the daemon's loop, counted from the attempt's start, armed when it
+    runs and moved together by `swarm update --timeout` (``retime``). The warning goes once an
+    attempt, and not once the limit has passed."""
+
+    __slots__ = ("_timeout", "_warning", "warned")
+
+    def __init__(self) -> None:
+        self._timeout: asyncio.TimerHandle | None = None
+        self._warning: asyncio.TimerHandle | None = None
+        self.warned = False
+
+    def arm(
+        self,
+        started_at: float,
+        timeout_s: float | None,
+        on_timeout: Callable[[], None],
+        warn_before_s: float = 0.0,
+        on_warning: Callable[[], None] | None = None,
+    ) -> None:
+        """(Re)arm for a limit of ``timeout_s`` after ``started_at`` (wall clock; None: none); a
+        limit already past times out at once."""
+        self.cancel()
+        if timeout_s is None:
+            return
+        loop = asyncio.get_running_loop()
+        left = max(timeout_s - (time.time() - started_at), 0.0)
+        if on_warning is not None and not self.warned and left > 0:
+            self._warning = loop.call_later(max(left - warn_before_s, 0.0), self._warn, on_warning)
+        self._timeout = loop.call_later(left, on_timeout)
+
+    def _warn(self, on_warning: Callable[[], None]) -> None:
+        self.warned, self._warning = True, None
+        on_warning()
+
+    def cancel(self) -> None:
+        for handle in (self._timeout, self._warning):
+            if handle is not None:
+                handle.cancel()
+        self._timeout = self._warning = None
 
 
 class AttemptRunner(Generic[A]):

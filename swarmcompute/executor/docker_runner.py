@@ -56,7 +56,7 @@ import docker.errors  # type: ignore[import-untyped]
 import structlog
 
 from swarmcompute.errors import ExecutorError
-from swarmcompute.executor.attempts import AttemptRunner, Key
+from swarmcompute.executor.attempts import AttemptRunner, Key, TimeLimit
 from swarmcompute.executor.docker_engine import (
     ENGINE_ERRORS,
     LABEL_ATTEMPT,
@@ -75,7 +75,7 @@ from swarmcompute.executor.docker_session import (
 from swarmcompute.executor.logfile import DEFAULT_MAX_LOG_BYTES, STDERR, STDOUT, LogWriter
 from swarmcompute.executor.pull_progress import PROGRESS_INTERVAL_S, PullProgress
 from swarmcompute.executor.spawn import SpawnFailed
-from swarmcompute.executor.spec import AttemptResult, AttemptSpec, EndReason, out_of_memory
+from swarmcompute.executor.spec import AttemptResult, AttemptSpec, EndReason, out_of_memory, warning_why
 from swarmcompute.limits import signal_name
 
 _log = structlog.get_logger(__name__)
@@ -93,7 +93,7 @@ class _Attempt:
 
     __slots__ = (
         "spec", "key", "writer", "started_at", "reason", "container_id", "stop_sent", "grace_s",
-        "timeout_handle", "done", "credits", "pull", "pull_told", "pull_timer", "signals",
+        "limit", "done", "credits", "pull", "pull_told", "pull_timer", "signals",
     )  # fmt: skip
 
     def __init__(
@@ -111,7 +111,7 @@ class _Attempt:
         self.container_id: str | None = None  # None while the container is being created
         self.stop_sent = False
         self.grace_s: float | None = None
-        self.timeout_handle: asyncio.TimerHandle | None = None
+        self.limit = TimeLimit()
         self.done = done
         self.credits = threading.BoundedSemaphore(_CHUNKS_IN_FLIGHT)
         self.pull: PullProgress | None = None
@@ -240,8 +240,8 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
             self._send_stop(att)
         else:
             self._arm(att, att.spec.timeout_s)  # `swarm update --timeout` may have moved it meanwhile
-            if att.signals:
-                self.signal(spec.job_id, spec.attempt, ())  # those sent while it was created
+            signums, att.signals = att.signals, ()
+            self._send(att, signums, "swarm signal")  # those sent while it was created
 
     def retime(self, job_id: str, attempt: int, timeout_s: float | None) -> bool:
         """Move an attempt's time limit to ``timeout_s`` after it started (None: none); one already
@@ -262,23 +262,27 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
         att = self._attempts.get((job_id, attempt))
         if att is None:
             return False
-        att.signals += tuple(signum for signum, _ in signals)
-        if att.container_id is None or att.stop_sent:
-            return True
-        signums, att.signals = att.signals, ()
-        for signum in signums:
-            att.writer.note(f"[swarm: sending SIG{signal_name(signum)} to the container (swarm signal)]\n".encode())
-        future = asyncio.get_running_loop().run_in_executor(self._pool, self._engine.kill, att.container_id, signums)
-        future.add_done_callback(lambda f: _log_engine_failure(f, att, "container_signal_failed"))
+        if att.container_id is None:
+            att.signals += tuple(signum for signum, _ in signals)
+        else:
+            self._send(att, tuple(signum for signum, _ in signals), "swarm signal")
         return True
 
+    def _send(self, att: _Attempt, signums: tuple[int, ...], why: str) -> None:
+        if att.container_id is None or att.stop_sent or not signums:
+            return
+        for signum in signums:
+            att.writer.note(f"[swarm: sending SIG{signal_name(signum)} to the container ({why})]\n".encode())
+        future = asyncio.get_running_loop().run_in_executor(self._pool, self._engine.kill, att.container_id, signums)
+        future.add_done_callback(lambda f: _log_engine_failure(f, att, "container_signal_failed"))
+
     def _arm(self, att: _Attempt, timeout_s: float | None) -> None:
-        if att.timeout_handle is not None:
-            att.timeout_handle.cancel()
-            att.timeout_handle = None
-        if timeout_s is not None:
-            left = max(timeout_s - (time.time() - att.started_at), 0.0)
-            att.timeout_handle = asyncio.get_running_loop().call_later(left, self._terminate, att, EndReason.TIMEOUT)
+        """Its time limit, ``timeout_s`` after it started, and the ``--signal`` warning before it."""
+        spec = att.spec
+        warning = (lambda: self._send(att, (spec.warn_signal,), warning_why(spec))) if spec.warn_signal else None
+        att.limit.arm(
+            att.started_at, timeout_s, lambda: self._terminate(att, EndReason.TIMEOUT), spec.warn_before_s, warning
+        )
 
     def pull_progress(self, job_id: str, attempt: int) -> PullProgress | None:
         """How far the pull of an attempt's image has got (None: no pull was needed, or the attempt
@@ -458,8 +462,7 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
         future.add_done_callback(lambda f: _log_engine_failure(f, att, "container_stop_failed"))
 
     def _on_container_end(self, att: _Attempt, exit_code: int | None, error: str | None, removed: bool) -> None:
-        if att.timeout_handle is not None:
-            att.timeout_handle.cancel()
+        att.limit.cancel()
         if error:
             att.writer.note(f"[swarm: {error}]\n".encode())
         att.writer.close()

@@ -52,7 +52,7 @@ from pathlib import Path
 
 import structlog
 
-from swarmcompute.executor.attempts import AttemptRunner, Key
+from swarmcompute.executor.attempts import AttemptRunner, Key, TimeLimit
 from swarmcompute.executor.cgroups import JobCgroups, cpu_seconds
 from swarmcompute.executor.guardian import GuardianLink, boottime_ns, start_ticks_between
 from swarmcompute.executor.logfile import DEFAULT_MAX_LOG_BYTES, STDERR, STDOUT, LogWriter
@@ -66,7 +66,14 @@ from swarmcompute.executor.registry import (
     write_registry,
 )
 from swarmcompute.executor.spawn import SpawnFailed, spawn_job
-from swarmcompute.executor.spec import AttemptResult, AttemptSpec, EndReason, killed_by, out_of_memory
+from swarmcompute.executor.spec import (
+    AttemptResult,
+    AttemptSpec,
+    EndReason,
+    killed_by,
+    out_of_memory,
+    warning_why,
+)
 from swarmcompute.executor.usage import UsageNow, usage_now
 from swarmcompute.limits import signal_name
 
@@ -87,7 +94,7 @@ class _Attempt:
 
     __slots__ = (
         "spec", "key", "proc", "pid", "pgid", "start_ticks", "create_time", "writer", "log_path",
-        "started_at", "reason", "streams", "pidfd", "reaped", "timeout_handle", "kill_handle",
+        "started_at", "reason", "streams", "pidfd", "reaped", "limit", "kill_handle",
         "drain_handle", "done", "cgroup", "error", "cpu_s", "max_rss_bytes", "rss_floor_kib", "max_rss_at_most",
     )  # fmt: skip
 
@@ -113,7 +120,7 @@ class _Attempt:
         self.streams: dict[int, int] = {}  # read fd -> STDOUT/STDERR, while open
         self.pidfd: int | None = None
         self.reaped = False
-        self.timeout_handle: asyncio.TimerHandle | None = None
+        self.limit = TimeLimit()
         self.kill_handle: asyncio.TimerHandle | None = None
         self.drain_handle: asyncio.TimerHandle | None = None
         self.done = done
@@ -205,15 +212,18 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
         if att is None or att.reaped:
             return False
         if att.reason is None:  # not being stopped already
-            if att.timeout_handle is not None:
-                att.timeout_handle.cancel()
-                att.timeout_handle = None
-            if timeout_s is not None:
-                left = max(timeout_s - (time.time() - att.started_at), 0.0)
-                att.timeout_handle = asyncio.get_running_loop().call_later(
-                    left, self._terminate, att, EndReason.TIMEOUT
-                )
+            self._arm(att, timeout_s)
         return True
+
+    def _arm(self, att: _Attempt, timeout_s: float | None) -> None:
+        """Its time limit, ``timeout_s`` after it started, and the ``--signal`` warning before it."""
+        spec = att.spec
+        warning = (
+            (lambda: self._send(att, ((spec.warn_signal, False),), warning_why(spec))) if spec.warn_signal else None
+        )
+        att.limit.arm(
+            att.started_at, timeout_s, lambda: self._terminate(att, EndReason.TIMEOUT), spec.warn_before_s, warning
+        )
 
     def signal(self, job_id: str, attempt: int, signals: tuple[tuple[int, bool], ...]) -> bool:
         """Send ``signals`` to a running attempt, in order (`swarm signal`): each ``(number, to its
@@ -222,15 +232,20 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
         att = self._attempts.get((job_id, attempt))
         if att is None or att.reaped:
             return False
+        self._send(att, signals, "swarm signal")
+        return True
+
+    def _send(self, att: _Attempt, signals: tuple[tuple[int, bool], ...], why: str) -> None:
+        if att.reaped:
+            return
         for signum, group in signals:
             whom = "process group" if group else "main process"
-            att.writer.note(f"[swarm: sending SIG{signal_name(signum)} to the job's {whom} (swarm signal)]\n".encode())
+            att.writer.note(f"[swarm: sending SIG{signal_name(signum)} to the job's {whom} ({why})]\n".encode())
             if group:
                 _signal_group(att.pgid, signum)
             else:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(att.pid, signum)  # not reaped, so the pid is still the job's
-        return True
 
     def refuse(self, spec: AttemptSpec, error: str) -> None:
         """Report an attempt this node will not start (its command policy refuses it) as a spawn
@@ -361,8 +376,7 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
                 target=_wait_exit_thread, args=(att.pid, loop, self._on_leader_exit, att),
                 name=f"swarm-wait-{att.pid}", daemon=True,
             ).start()  # fmt: skip
-        if att.spec.timeout_s is not None:
-            att.timeout_handle = loop.call_later(max(att.spec.timeout_s, 0.0), self._terminate, att, EndReason.TIMEOUT)
+        self._arm(att, att.spec.timeout_s)
 
     # -- loop callbacks -----------------------------------------------------------------------
 
@@ -406,9 +420,9 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
                 att.writer.note(f"[swarm: {att.error}]\n".encode())
             self._remove_cgroup(att.cgroup)  # also kills what left the process group (setsid)
             att.cgroup = None
-        for handle in (att.timeout_handle, att.kill_handle):
-            if handle is not None:
-                handle.cancel()
+        att.limit.cancel()
+        if att.kill_handle is not None:
+            att.kill_handle.cancel()
         if att.streams:
             att.drain_handle = loop.call_later(_DRAIN_TIMEOUT_S, self._abandon_streams, att)
         self._maybe_finish(att)

@@ -53,6 +53,16 @@ class AttemptSpec:
     """The bound on the attempt's log (``swarm run --max-output``); 0: the runner's default."""
     stdin_path: str | None = None
     """A file the job reads as its stdin (``swarm run --stdin``: its blob on this node); None: ``/dev/null``."""
+    warn_signal: int = 0
+    """Sent to its main process ``warn_before_s`` before its time limit (``swarm run --signal``); 0: none."""
+    warn_before_s: float = 0.0
+
+
+def warning_why(spec: AttemptSpec) -> str:
+    """What the job's output says of its ``--signal`` warning: ``--signal, 5m before its time limit``."""
+    from swarmcompute.units import format_period
+
+    return f"--signal, {format_period(spec.warn_before_s)} before its time limit"
 
 
 EndReason = AttemptEnd

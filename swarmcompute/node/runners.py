@@ -93,6 +93,7 @@ class JobRunners:
             max_output_bytes=spec.max_output_bytes,
             user=spec.user, max_procs=spec.max_procs, max_file_size=spec.max_file_size,
             limit_cpus=spec.cpus, limit_mem_bytes=spec.mem_bytes,
+            warn_signal=spec.warn_signal, warn_before_s=spec.warn_before_s,
         )  # fmt: skip
         problem = self._policy().problem(spec.command) if self._policy is not None else None
         if problem is not None:

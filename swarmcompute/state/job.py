@@ -194,6 +194,11 @@ class JobSpec:
     notify: str = ""
     """An http(s) URL the leader POSTs to when the job ends (``swarm run --notify``; ``node.notices``);
     "" for none."""
+    warn_signal: int = 0
+    """Sent to each attempt's main process ``warn_before_s`` before its time limit (``swarm run
+    --signal USR1@5m``, Slurm's ``--signal``): time to checkpoint before the SIGTERM; 0: none."""
+    warn_before_s: float = 0.0
+    """How long before the time limit ``warn_signal`` is sent (seconds)."""
 
     @property
     def command(self) -> str:
@@ -433,6 +438,8 @@ class Job:
             "every_s": spec.every_s or None,
             "occurrence": spec.occurrence,
             "notify": spec.notify or None,
+            "warn_signal": signal_name(spec.warn_signal) if spec.warn_signal else None,
+            "warn_before_s": spec.warn_before_s if spec.warn_signal else None,
             "signals": [{"signal": signal_name(n), "group": group} for n, group in self.signals],
             **self.usage(self.attempt),
             "attempts": [

@@ -79,6 +79,11 @@ JOB_OPTIONS: dict[str, Any] = {
         "type": "string",
         "description": "an http(s) URL the leader POSTs a JSON summary of the job to when it ends",
     },
+    "signal": {
+        "type": "string",
+        "description": "SIG[@TIME], e.g. USR1@5m: sent to each attempt's main process TIME (default 60s) before its"
+        " time limit (it needs a timeout), to checkpoint",
+    },
     "every": {
         "description": "run it again every 1d, 6h, ... or seconds from its start: ID.1, ID.2, ... (a cancel ends it)",
         "oneOf": [{"type": "string"}, {"type": "number"}],

@@ -176,6 +176,23 @@ def test_a_signal_reaches_the_containers_main_process_also_one_sent_while_it_was
     harness.run_async(body)
 
 
+def test_a_warning_signal_reaches_the_container_before_its_time_limit(harness: Harness) -> None:
+    """``swarm run --image ... --timeout 5s --signal USR1@4s``: the container's main process gets
+    USR1 before the SIGTERM of its limit, and ends as its trap chose."""
+
+    async def body(h: Harness) -> None:
+        ex = h.executor()
+        script = "trap 'echo checkpoint; exit 0' USR1; while true; do sleep 0.1; done"
+        result = await h.run(ex, _sh(h, "warned", script, timeout_s=5.0, warn_signal=10, warn_before_s=4.0))
+        assert (result.reason, result.exit_code) == (EndReason.EXITED, 0)
+        chunks, _ = read_chunks(result.log_path)
+        said = b"".join(data for _, data in chunks)
+        assert b"[swarm: sending SIGUSR1 to the container (--signal, 4s before its time limit)]\n" in said
+        assert b"checkpoint\n" in said
+
+    harness.run_async(body)
+
+
 def test_sigterm_ignored_means_sigkill_after_grace(harness: Harness) -> None:
     async def body(h: Harness) -> None:
         ex = h.executor(kill_grace_s=1.0)

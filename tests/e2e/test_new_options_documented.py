@@ -39,6 +39,7 @@ RUN_OPTIONS: dict[str, tuple[str | None, str | None]] = {
     "--stdin": ("stdin", "stdin_bytes"),
     "--hold": ("hold", "held"),
     "--notify": ("notify", "notify"),
+    "--signal": ("signal", "warn_signal"),
     "--begin": ("begin", "begin_at"),
     "--every": ("every", "every_s"),
 }

@@ -99,3 +99,36 @@ def test_an_array_id_or_a_selection_signals_each_running_element(daemon: DaemonP
         {"signal": "USR2", "group": False},
     ]
     daemon.client.cancel(array)
+
+
+def test_swarm_run_signal_warns_the_job_before_its_time_limit_so_it_checkpoints_and_ends_well(
+    daemon: DaemonProcess,
+) -> None:
+    """`swarm run --timeout 3s --signal USR1@2s` (Slurm's ``--signal``): USR1 a second in, time
+    for the job to save its work and end as it chooses, before the SIGTERM of its time limit."""
+    script = "trap 'echo checkpoint; exit 0' USR1; while :; do sleep 0.05; done"
+    result = daemon.swarm("run", "--name", "warned", "--timeout", "3s", "--signal", "USR1@2s", "--", "sh", "-c", script)
+    assert (result.returncode, result.stdout) == (0, "checkpoint\n"), result.stderr
+    assert "[swarm: sending SIGUSR1 to the job's main process (--signal, 2s before its time limit)]\n" in result.stderr
+    view = daemon.client.job("warned")
+    assert (view["state"], view["warn_signal"], view["warn_before_s"], view["signals"]) == (
+        "succeeded",
+        "USR1",
+        2.0,
+        [],
+    )
+    by_api = daemon.client.job(daemon.client.submit(["true"], timeout="1h", signal="SIGHUP", hold=True))
+    assert (by_api["warn_signal"], by_api["warn_before_s"]) == ("HUP", 60.0)  # Slurm's 60 s by default
+    daemon.client.cancel(by_api["id"])
+    for args, said in [
+        (
+            ["--signal", "USR1", "--", "true"],
+            "swarm run: --signal SIG@TIME is sent TIME before the job's time limit: give it --timeout too\n",
+        ),
+        (
+            ["--timeout", "1m", "--signal", "FOO@5s", "--", "true"],
+            "swarm run: --signal 'FOO@5s': unknown signal 'FOO': give a name",
+        ),
+    ]:
+        refused = daemon.swarm("run", *args)
+        assert refused.returncode == 2 and refused.stderr.startswith(said), (args, refused.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import resource
 import stat
@@ -17,7 +18,7 @@ from swarmcompute.executor import TAIL_BYTES, AttemptSpec, EndReason, read_chunk
 from swarmcompute.executor.logfile import END, STDERR, STDOUT, TRUNCATED, truncation_marker
 from swarmcompute.executor.registry import read_registry
 
-from .helpers import Harness, ProcessTracker, is_gone, sh, wait_until
+from .helpers import WAIT_S, Harness, ProcessTracker, is_gone, sh, wait_until
 
 
 def test_exit_code_and_success(harness: Harness) -> None:
@@ -109,6 +110,40 @@ def test_a_running_attempt_says_what_its_processes_use_now_and_nothing_once_it_e
         ended = await fut
         assert h.executor.usage_now("holds", 1) is None
         assert (ended.cpu_s, ended.max_rss_bytes) == (None, None)  # killed with its group: not measured
+
+    harness.run_async(body)
+
+
+def test_a_warning_signal_goes_its_time_before_the_limit_once_also_when_the_limit_moves(harness: Harness) -> None:
+    """``swarm run --timeout 2s --signal USR1@1.5s``: USR1 at 0.5 s, the job checkpoints and ends
+    as it chose; a limit moved later (`swarm update --timeout`) moves the warning, which goes once."""
+    script = "trap 'echo checkpoint; exit 0' USR1; while :; do sleep 0.02; done"
+
+    async def body(h: Harness) -> None:
+        started = time.monotonic()
+        warned = await h.run(sh("warned", script, timeout_s=2.0, warn_signal=10, warn_before_s=1.5))
+        took = time.monotonic() - started
+        assert (warned.reason, warned.exit_code) == (EndReason.EXITED, 0) and took >= 0.45, took  # not at once
+        out, err = read_streams(warned.log_path)
+        assert out == b"checkpoint\n"
+        assert err == b"[swarm: sending SIGUSR1 to the job's main process (--signal, 1.5s before its time limit)]\n"
+        spec = sh(
+            "moved",
+            "trap 'echo warned' USR1; while :; do sleep 0.02; done",
+            timeout_s=1.0,
+            warn_signal=10,
+            warn_before_s=0.5,
+        )
+        started = time.monotonic()
+        fut = await h.start(spec)
+        assert h.executor.retime("moved", 1, 3.0)  # the warning now at 2.5 s, not 0.5 s
+        await h.wait_output(spec, lambda out, _: out == b"warned\n")
+        assert time.monotonic() - started >= 2.4
+        assert h.executor.retime("moved", 1, 60.0)  # it went: moved again, it goes no more
+        h.executor.cancel("moved", 1)
+        async with asyncio.timeout(WAIT_S):
+            result = await fut
+        assert result.reason is EndReason.CANCELLED and read_streams(result.log_path)[0] == b"warned\n"
 
     harness.run_async(body)
 
