@@ -295,6 +295,16 @@ def _gpus(gpus: Sequence[dict[str, Any]]) -> str:
     return ", ".join(f"{n}x {label}" for label, n in models.items())
 
 
+def warned(job: dict[str, Any]) -> str:
+    """``swarm run --signal``: ``USR1, 5m before its time limit``."""
+    return f"SIG{job['warn_signal']}, {format_period(float(job['warn_before_s'] or 0))} before its time limit"
+
+
+def signalled(job: dict[str, Any]) -> str:
+    """What `swarm signal` sent this attempt: ``SIGUSR1, SIGTERM (to its process group)``."""
+    return ", ".join(f"SIG{s['signal']}" + (" (to its process group)" if s["group"] else "") for s in job["signals"])
+
+
 def job_text(job: dict[str, Any]) -> str:
     if job.get("kind") == "array":
         return array_text(job)
@@ -316,6 +326,8 @@ def job_text(job: dict[str, Any]) -> str:
         ("runtime", runtime(job)),
         *usage_fields(job),
         ("timeout", format_duration(job["timeout_s"]) if job["timeout_s"] else "-"),
+        *([("signal", warned(job))] if job.get("warn_signal") else []),
+        *([("signals", signalled(job))] if job.get("signals") else []),
         ("priority", job["priority"]),
         ("cwd", job["cwd"] or "-"),
     ]

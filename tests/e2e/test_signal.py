@@ -39,6 +39,8 @@ def test_a_signal_reaches_the_main_process_and_with_group_every_process_of_the_j
     view = daemon.client.job(job_id)
     assert view["signals"] == [{"signal": "USR1", "group": False}, {"signal": "USR1", "group": True}]
     assert view["message"] == "attempt 1 running on node node; sent SIGUSR1 by root"  # the node's name
+    shown = daemon.swarm("show", job_id).stdout
+    assert "\nsignals    SIGUSR1, SIGUSR1 (to its process group)\n" in shown, shown
     (tmp_path / "stop").touch()
     assert daemon.client.wait([job_id], timeout=30)[0]["state"] == "succeeded"  # it trapped them: it ran on
     said = daemon.swarm("logs", job_id).stderr
@@ -119,6 +121,7 @@ def test_swarm_run_signal_warns_the_job_before_its_time_limit_so_it_checkpoints_
     )
     by_api = daemon.client.job(daemon.client.submit(["true"], timeout="1h", signal="SIGHUP", hold=True))
     assert (by_api["warn_signal"], by_api["warn_before_s"]) == ("HUP", 60.0)  # Slurm's 60 s by default
+    assert "\nsignal     SIGHUP, 1m before its time limit\n" in daemon.swarm("show", by_api["id"]).stdout
     daemon.client.cancel(by_api["id"])
     for args, said in [
         (
