@@ -50,6 +50,12 @@ class JobRecord:
     held: bool = False
     revision: int = 0
     signals: tuple[tuple[int, bool], ...] = ()
+    local_rank: int = 0
+    gang_port: int = 0
+    gang_stop: str = ""
+    """A gang rank's attempt as placed (``SWARM_LOCAL_RANK``, ``SWARM_MASTER_PORT``) and whether it
+    must stop: older snapshots lacked them, and a node restored from one started an assigned rank
+    with port 0 and never stopped one whose gang had failed."""
 
 
 @codec.message("state.table_snapshot")
@@ -114,6 +120,9 @@ def job_of(r: JobRecord) -> Job:
         held=r.held,
         revision=r.revision,
         signals=r.signals,
+        local_rank=r.local_rank,
+        gang_port=r.gang_port,
+        gang_stop=r.gang_stop,
     )
 
 

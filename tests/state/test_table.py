@@ -169,6 +169,32 @@ def test_a_gang_ranks_result_from_the_same_node_under_another_assignment_is_igno
     assert rank.exit_code == 0
 
 
+def test_a_snapshot_keeps_a_gang_ranks_port_local_rank_and_the_word_to_stop() -> None:
+    """A node that restores a snapshot (a lagging follower's InstallSnapshot, a restart) starts
+    the ranks it holds as the log said: the same ``SWARM_MASTER_PORT`` and ``SWARM_LOCAL_RANK`` as
+    their gang's other ranks, and stops one the table told to stop (another rank ended)."""
+    from swarmcompute.state.snapshot import restore_table, snapshot_table
+
+    table = JobTable()
+    table.apply(SubmitJobs(tuple(ranks_of(spec("g", retries=1), 3, 0)), 1.0))
+    nodes = ("n2", "n1", "n1")
+    table.apply(AssignJobs(tuple(Assignment(f"g.{i}", 1, node, 29400) for i, node in enumerate(nodes)), 2.0))
+    for i, node in enumerate(nodes):
+        table.apply(StartAttempt(f"g.{i}", 1, node, 3.0))
+    table.apply(finish("g.2", 1, exit_code=1))  # rank 2 failed: ranks 0 and 1 are told to stop, to run again
+    copy = restore_table(snapshot_table(table))
+    for i in range(3):
+        job, kept = table.get(f"g.{i}"), copy.get(f"g.{i}")
+        assert job is not None and kept is not None
+        assert (kept.gang_port, kept.local_rank, kept.gang_stop) == (job.gang_port, job.local_rank, job.gang_stop)
+    rank1 = copy.get("g.1")
+    assert rank1 is not None and (rank1.gang_port, rank1.local_rank, rank1.gang_stop) == (
+        29400,
+        0,
+        "rank 2 failed (exited with code 1)",
+    )
+
+
 def test_a_plain_jobs_result_from_the_same_node_under_another_assignment_counts() -> None:
     """The job ran once, and succeeded: running it again would run it twice."""
     table = JobTable()
