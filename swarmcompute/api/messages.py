@@ -145,6 +145,26 @@ UPDATE_OUTCOMES = ("updated", "unchanged", "not_pending")
 """``Update``'s outcome for a job: changed now, already so, or not pending (left as it is)."""
 
 
+@codec.message("api.requeue")
+@dataclass(frozen=True, slots=True)
+class Requeue:
+    """Send placed jobs back to be placed again (`swarm requeue`, ``scontrol requeue``), answered
+    with one ``{"id", "state", "attempt", "outcome"}`` a job (``outcome``: ``REQUEUE_OUTCOMES``;
+    ``attempt``: the one told to stop); an array id names its elements, a gang's id its ranks. With
+    no ``refs``: the assigned and running jobs of the asker (every user's for root) that ``name``
+    and ``user`` select, or (``every``) all of them."""
+
+    refs: tuple[str, ...]
+    name: str = ""
+    user: str = ""
+    every: bool = False
+
+
+REQUEUE_OUTCOMES = ("requeued", "already", "not_placed")
+"""``Requeue``'s outcome for a job: told to stop and run again, told so already (a requeue, or its
+gang's other rank ended), or not placed (pending, or ended: left as it is)."""
+
+
 @codec.message("api.signal")
 @dataclass(frozen=True, slots=True)
 class Signal:

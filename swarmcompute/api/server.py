@@ -13,7 +13,7 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Container
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -39,7 +39,7 @@ from swarmcompute.files.messages import CONTROL_REQUESTS as FILE_REQUESTS
 from swarmcompute.limits import MAX_SIGNALS, signal_number
 from swarmcompute.node.ticker import SLICE_S, sliced
 from swarmcompute.state.compact import HELD, in_states, matches
-from swarmcompute.state.job import Job, JobChanges, JobState
+from swarmcompute.state.job import ACTIVE_STATES, Job, JobChanges, JobState
 from swarmcompute.state.policy import policy_toml
 from swarmcompute.state.table import job_matcher, validate_spec
 from swarmcompute.transport.ratelimit import LogLimiter
@@ -80,6 +80,7 @@ ANSWERED = (
     m.Hold,
     m.Update,
     m.Signal,
+    m.Requeue,
     m.Rerun,
     m.Status,
     m.Recover,
@@ -284,10 +285,16 @@ class ControlServer:
                 if refs and (updating.name or updating.user or updating.every):
                     raise ConfigError("give job ids, or select jobs (name, user, all): not both")
                 return await self._updated(refs or self._pending_selected(updating, uid), changes, uid)
+            case m.Requeue(refs=refs) as requeueing:
+                if refs and (requeueing.name or requeueing.user or requeueing.every):
+                    raise ConfigError("give job ids, or select jobs (name, user, all): not both")
+                picked = refs or self._placed_selected(requeueing, uid, ACTIVE_STATES, "requeue")
+                return await self._requeued(picked, uid)
             case m.Signal(refs=refs, signum=signum, group=group) as signalling:
                 if refs and (signalling.name or signalling.user or signalling.every):
                     raise ConfigError("give job ids, or select jobs (name, user, all): not both")
-                return await self._signalled(refs or self._running_selected(signalling, uid), signum, group, uid)
+                picked = refs or self._placed_selected(signalling, uid, (JobState.RUNNING,), "signal")
+                return await self._signalled(picked, signum, group, uid)
             case m.Rerun(ref=ref, job_id=job_id, every=every):
                 return (await self.rerun(ref, job_id, uid, every=every)).answer()
             case m.Status():
@@ -540,17 +547,41 @@ class ControlServer:
             out.append({"id": job_id, "state": now.state.value, "outcome": outcome})
         return out
 
-    def _running_selected(self, request: m.Signal, uid: int) -> tuple[str, ...]:
-        """`swarm signal` without ids: the running jobs of ``uid`` (every user's for root) that
-        ``name`` and ``user`` select, or all."""
+    def _placed_selected(
+        self, request: m.Signal | m.Requeue, uid: int, states: Container[JobState], verb: str
+    ) -> tuple[str, ...]:
+        """`swarm signal` / `requeue` (``verb``) without ids: the placed jobs in ``states`` of
+        ``uid`` (every user's for root) that ``name`` and ``user`` select, or all."""
         if not (request.name or request.user or request.every):
-            raise ConfigError("name the jobs to signal, or select them: by name or user, or all")
+            raise ConfigError(f"name the jobs to {verb}, or select them: by name or user, or all")
         match = job_matcher(request.name, "", request.user, self._daemon.node_id_of)
         return tuple(
             j.id
             for j in self._daemon.table.active_jobs()
-            if j.state is JobState.RUNNING and matches(match, j) and owns(uid, j.spec.user)
+            if j.state in states and matches(match, j) and owns(uid, j.spec.user)
         )
+
+    async def _requeued(self, refs: tuple[str, ...], uid: int) -> list[dict[str, Any]]:
+        """Send the placed jobs of ``refs`` (local user ``uid`` asks) back to be placed again,
+        chosen as ``_held`` chooses them; what became of each."""
+        daemon = self._daemon
+        found = await self._chosen(refs, uid, "requeue")
+        before = {i: (j.state, j.attempt, j.stop_why) for i, j in found.items()}
+        await daemon.requeue(list(found), by=submitter(uid) if uid >= 0 else "")
+        out = []
+        for job_id, job in found.items():
+            now = daemon.table.get(job_id) or job
+            state, attempt, told = before[job_id]
+            if state not in ACTIVE_STATES:
+                outcome = "not_placed"
+            elif told:
+                outcome = "already"
+            elif now.attempt > attempt or now.stop_why:  # stopped and placed again by now, maybe
+                outcome = "requeued"
+            else:
+                outcome = "not_placed"  # it ended in the entry before the requeue
+            out.append({"id": job_id, "state": now.state.value, "attempt": attempt, "outcome": outcome})
+        return out
 
     async def _signalled(self, refs: tuple[str, ...], signum: int, group: bool, uid: int) -> list[dict[str, Any]]:
         """Send ``signum`` to the running jobs of ``refs`` (local user ``uid`` asks; ``group``: to

@@ -851,6 +851,51 @@ def update(
 
 
 @app.command()
+def requeue(
+    jobs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Job ids, prefixes or names; an array's id: its elements; a gang's id: its ranks (or select them).",
+            autocompletion=complete.open_jobs,
+        ),
+    ] = None,
+    state_dir: StateDir = None,
+    name: NameOpt = "",
+    user: UserOpt = "",
+    every: Annotated[
+        bool, typer.Option("--all", help="Every assigned and running job of yours (every user's, for root).")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Send placed jobs back to be placed again (scontrol requeue): each one's attempt is stopped as
+    lost, not failed, and it runs again, once, wherever there is room. Without ids: the assigned and
+    running jobs of yours (every user's for root) that --name and --user select, or --all."""
+    from swarmcompute.limits import printable
+
+    if jobs and (name or user or every):
+        raise _fail("give job ids, or select jobs with --name, --user or --all: not both")
+    if not jobs and not (name or user or every):
+        raise _fail("name the jobs to requeue, or select them with --name, --user or --all")
+    client = _client(state_dir)
+    records = _call(lambda: client.requeue(*(jobs or ()), name=name, user=user, every=every))
+    if as_json:
+        _print_json(records)
+    elif not records:
+        typer.echo("swarm: no assigned or running job of yours matches: nothing to requeue", err=True)
+    for r in [] if as_json else records:
+        job_id = printable(str(r["id"]))
+        if r["outcome"] == "not_placed" and r["state"] == "pending":
+            typer.echo(f"{job_id} is pending: only an assigned or running job is requeued", err=True)
+        elif r["outcome"] == "not_placed":
+            typer.echo(f"{job_id} is {r['state']}: it has ended (swarm rerun runs it again)", err=True)
+        elif r["outcome"] == "already":
+            typer.echo(f"{job_id} was already stopping, to run again")
+        else:
+            typer.echo(f"{job_id} requeued: attempt {r['attempt']} stops, and it runs again")
+    _exit(1 if any(r["outcome"] == "not_placed" for r in records) else 0)
+
+
+@app.command()
 def signal(
     jobs: Annotated[
         list[str] | None,

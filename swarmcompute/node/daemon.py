@@ -104,6 +104,7 @@ from swarmcompute.state.commands import (
     Command,
     FinishAttempt,
     HoldJobs,
+    RequeueJobs,
     SignalJobs,
     StartAttempt,
     SubmitJobs,
@@ -111,7 +112,7 @@ from swarmcompute.state.commands import (
 )
 from swarmcompute.state.compact import is_stub
 from swarmcompute.state.history import DEFAULT_KEEP_JOBS, DEFAULT_KEEP_S, MAX_PRUNE_BATCH, PruneJobs, prunable
-from swarmcompute.state.job import Job, JobChanges, JobSpec, JobState
+from swarmcompute.state.job import ACTIVE_STATES, Job, JobChanges, JobSpec, JobState
 from swarmcompute.state.policy import CommandPolicy, SetPolicy, check_policy, policy_problem, policy_toml
 from swarmcompute.state.table import JobTable, submit_chunks, validate_batch, validate_spec
 from swarmcompute.storage.details import FILE_NAME as DETAILS_FILE
@@ -1483,6 +1484,14 @@ class Daemon:
             lambda ids: UpdateJobs(ids, changes, by, time.time()),
         )
 
+    async def requeue(self, job_ids: list[str], by: str = "") -> None:
+        """Send the placed ones of ``job_ids`` back to be placed again (``RequeueJobs``)."""
+        await self._commit_each(
+            job_ids,
+            lambda j: j.state in ACTIVE_STATES and not j.stop_why,
+            lambda ids: RequeueJobs(ids, by, time.time()),
+        )
+
     async def signal(self, targets: dict[str, int], signum: int, group: bool, by: str = "") -> None:
         """Send ``signum`` to the running attempts ``targets`` names (job id -> attempt; ``group``:
         to each one's process group; ``SignalJobs``)."""
@@ -1496,7 +1505,8 @@ class Daemon:
         self, job_ids: list[str], takes: Callable[[Job], bool], command: Callable[[tuple[str, ...]], Command]
     ) -> None:
         """Commit ``command`` of the jobs of ``job_ids`` it ``takes`` (as this node's table reads
-        them now), ``CHUNK_JOBS`` a command: a cancel, hold, update or signal of a 50,000-element array."""
+        them now), ``CHUNK_JOBS`` a command: a cancel, hold, update, requeue or signal of a
+        50,000-element array."""
         taken = tuple(i for i in job_ids if (job := self.table.get(i)) is not None and takes(job))
         for i in range(0, len(taken), CHUNK_JOBS):
             await self.commit([command(taken[i : i + CHUNK_JOBS])])

@@ -26,9 +26,10 @@ The rules, each in the method that applies it:
   node is gone.
 * **Hand back** (``maintenance``): attempts queued here too long while another node is free go
   back to be placed again.
-* **Gangs** (``applied``, ``to_start``, ``started``): a gang rank whose attempt the table marks
-  ``gang_stop`` (another rank of it ended without success, ``state.gangs``) is stopped here as
-  lost, or handed back if it has not started, never started.
+* **Told to stop** (``applied``, ``to_start``, ``started``): an attempt the table marks
+  ``stop_why`` (a gang rank whose other rank ended without success, ``state.gangs``; a job `swarm
+  requeue` sends back) is stopped here as lost, or handed back if it has not started, never
+  started; the table runs it again once its end or hand-back is committed, so it never runs twice.
 """
 
 from __future__ import annotations
@@ -220,6 +221,7 @@ class NodeState:
         """Node -> its leased attempts this leader re-queued, until applied here (lease rule 4)."""
         self.blocked_on_fence = False
         self.started_here: dict[str, int] = {}
+        """Job id -> the attempt of it this daemon started (in this life, in this history)."""
         self.armed: dict[str, float | None] = {}
         """The time limit each attempt that started here runs under (``Retime`` moves it)."""
         self.signalled: dict[str, int] = {}
@@ -228,11 +230,11 @@ class NodeState:
         """Job id -> the attempt this life reported lost with an earlier daemon (``restarted``,
         ``applied`` of an earlier life's entry), until the table moves on: ``recovered`` reports it
         again."""
-        """Job id -> the attempt of it this daemon started (in this life, in this history)."""
-        self.gang_unstarted: set[str] = set()
+        self.unstarted_stops: set[str] = set()
+        """Attempts the start loop dropped for their ``stop_why`` (a gang's other rank ended, `swarm
+        requeue`): to hand back (``_hand_back_stopped``)."""
         self.recovered_epoch = 0
         """The newest configuration epoch ``recovered`` handled."""
-        """Gang ranks the start loop dropped for their ``gang_stop``: to hand back (``_hand_back_gang``)."""
 
     # -- committed changes --------------------------------------------------------------
 
@@ -337,9 +339,9 @@ class NodeState:
                 if job.attempt not in running.get(job.id, ()):
                     earlier.append(_lost_here(job, node_id, now_wall))
                     self.lost_earlier[job.id] = job.attempt
-            elif job.state is JobState.ASSIGNED and job.node == node_id and job.gang_stop:
+            elif job.state is JobState.ASSIGNED and job.node == node_id and job.stop_why:
                 if job.attempt not in running.get(job_id, ()):
-                    self.gang_unstarted.add(job_id)  # handed back below, unless it started after all
+                    self.unstarted_stops.add(job_id)  # handed back below, unless it started after all
             elif job.state is JobState.ASSIGNED and job.node == node_id:
                 wake = queue.offer(job, now_mono) or wake
             elif mine and job_id not in self.started_here and job.attempt not in running.get(job_id, ()):
@@ -355,8 +357,8 @@ class NodeState:
             for attempt in running.get(job_id, ()):
                 if not (attempt == job.attempt and job.node == node_id and job.state in ACTIVE_STATES):
                     out.append(Stop(job_id, attempt, lost=False))
-                elif job.gang_stop:
-                    out.append(Stop(job_id, attempt, lost=True))  # another rank ended: lost, not failed
+                elif job.stop_why:
+                    out.append(Stop(job_id, attempt, lost=True))  # another rank ended, a requeue: lost, not failed
                 elif job.spec.ranks and queue.assigned_at(job_id, attempt) not in (None, job.assigned_at):
                     # A kept history (`swarm recover`) gave this node a gang rank's attempt number
                     # again: what runs here is the given-up history's rank, with other ranks. It
@@ -365,7 +367,7 @@ class NodeState:
                     out.append(Stop(job_id, attempt, lost=False))
                     earlier.append(_lost_here(job, node_id, now_wall, LOST_WITH_THE_RECOVER))
             out.append(Notify(job_id))
-        earlier += self._hand_back_gang(now_wall)
+        earlier += self._hand_back_stopped(now_wall)
         if earlier:
             out.append(Propose(tuple(earlier)))
         if reschedule:
@@ -398,10 +400,10 @@ class NodeState:
             return []
         starts = []
         for job in self.queue.to_start(self.table, capacity, now_wall):
-            if job.state is not JobState.ASSIGNED or job.node != self.node_id or job.gang_stop:
+            if job.state is not JobState.ASSIGNED or job.node != self.node_id or job.stop_why:
                 self.queue.ended(job.id, job.attempt)  # moved on while earlier ones started
-                if job.gang_stop:
-                    self.gang_unstarted.add(job.id)
+                if job.stop_why:
+                    self.unstarted_stops.add(job.id)
                 continue
             leased = job.spec.on_disconnect == "stop"
             starts.append(Start(job, job.attempt, leased, self.queue.gpus_of(job.id, job.attempt), job.spec.timeout_s))
@@ -413,9 +415,9 @@ class NodeState:
         if job.state is not JobState.ASSIGNED or job.node != self.node_id or job.attempt != start.attempt:
             self.queue.ended(job.id, start.attempt)
             return False
-        if job.gang_stop:
+        if job.stop_why:
             self.queue.ended(job.id, start.attempt)
-            self.gang_unstarted.add(job.id)  # handed back by the next ``applied`` or ``maintenance``
+            self.unstarted_stops.add(job.id)  # handed back by the next ``applied`` or ``maintenance``
             return False
         if start.leased and not may_start:
             self.queue.ended(job.id, start.attempt)
@@ -431,9 +433,9 @@ class NodeState:
             return []
         if job.attempt != attempt or job.node != self.node_id or job.state not in ACTIVE_STATES:
             return [Stop(job.id, attempt, lost=False)]  # cancelled or moved while a container started
-        if job.gang_stop:
+        if job.stop_why:
             self.started_here[job.id] = attempt
-            return [Stop(job.id, attempt, lost=True)]  # another rank ended while a container started
+            return [Stop(job.id, attempt, lost=True)]  # told to stop while a container started
         self.started_here[job.id] = attempt
         if start.leased and not holds:
             return [Stop(job.id, attempt, lost=True)]  # the lease lapsed while it started
@@ -444,23 +446,23 @@ class NodeState:
             started.append(Retime(job.id, attempt, job.spec.timeout_s))
         return started
 
-    def _hand_back_gang(self, now_wall: float) -> list[Command]:
-        """Gang ranks assigned here, marked ``gang_stop``, that this daemon has not started: handed
-        back (the table then places the gang again). One that started reports its own end."""
+    def _hand_back_stopped(self, now_wall: float) -> list[Command]:
+        """Attempts assigned here, marked ``stop_why``, that this daemon has not started: handed
+        back (the table then places the job, or the gang, again). One that started reports its own end."""
         out: list[Command] = []
-        for job_id in sorted(self.gang_unstarted):
+        for job_id in sorted(self.unstarted_stops):
             job = self.table.get(job_id)
             if (
                 job is not None
                 and job.state is JobState.ASSIGNED
                 and job.node == self.node_id
-                and job.gang_stop
+                and job.stop_why
                 and self.started_here.get(job_id) != job.attempt
                 and not self.queue.is_started(job_id, job.attempt)
             ):
                 self.queue.forget(job_id)
-                out.append(ReleaseQueued(job_id, job.attempt, self.node_id, job.gang_stop, now_wall))
-        self.gang_unstarted.clear()
+                out.append(ReleaseQueued(job_id, job.attempt, self.node_id, job.stop_why, now_wall))
+        self.unstarted_stops.clear()
         return out
 
     def attempt_exited(self, finish: FinishAttempt, *, holds: bool) -> list[Instruction]:
@@ -630,9 +632,9 @@ class NodeState:
         """Once a second: hand back attempts queued here too long while another node is free; on
         the leader, re-queue the work of nodes gossip declared dead."""
         out: list[Instruction] = []
-        gang = self._hand_back_gang(now_wall)
-        if gang:
-            out.append(Propose(tuple(gang)))
+        stopped = self._hand_back_stopped(now_wall)
+        if stopped:
+            out.append(Propose(tuple(stopped)))
         if len(self.queue):
             nodes = capacities()
             moved = self.queue.to_hand_back(self.table, nodes, now_mono)

@@ -114,6 +114,7 @@ from swarmcompute.state.commands import (
     CancelJobs,
     CommandBatch,
     HoldJobs,
+    RequeueJobs,
     RequeueLost,
     SignalJobs,
     StartAttempt,
@@ -1098,14 +1099,12 @@ class ClusterSim(JobSim):
             host = self._node_host(self.nodes[node_id])
             host.log.enqueue([UpdateJobs((job_id,), changes, "user", self.nodes[node_id].wall(self.now))])
 
-    def _on_signal_sent(self, cmd: SignalJobs) -> None:
-        """`swarm signal`'s command through a random node's daemon (asked once: a lost signal is
-        the user's to send again, as ``_on_update``'s)."""
+    def _on_asked(self, cmd: SignalJobs | RequeueJobs) -> None:
+        """`swarm signal`'s or `swarm requeue`'s command through a random node's daemon (asked
+        once: a lost one is the user's to ask again, as ``_on_update``'s)."""
         up = [n for n in sorted(self.nodes) if self._serving(n)]
         if up:
-            node_id = random.Random(f"{self.seed}/signal/{cmd.targets}/{cmd.at}").choice(
-                up
-            )  # the seed's other draws stay
+            node_id = random.Random(f"{self.seed}/asked/{cmd}").choice(up)  # the seed's other draws stay
             self._node_host(self.nodes[node_id]).log.enqueue([cmd])
 
     def _serving(self, node_id: str) -> bool:

@@ -76,7 +76,7 @@ Checked as it goes (invariants 3-5 in docs/architecture.md, plus capacity):
   the real timeline, and an attempt that starts while another of its job runs breaks this;
 - a node never runs more than its capacity, except one job larger than the node alone;
 - a node that has applied every committed entry has stopped (SIGTERMed) every attempt the table
-  no longer gives it (fencing), and every gang rank the table told to stop (``gang_stop``);
+  no longer gives it (fencing), and every gang rank the table told to stop (``stop_why``);
 - the gang checks of ``sim.gangs`` (one attempt of a gang at a time, distinct slots, no partial
   run past the lease, success only when every rank exited 0), where the simulation has gangs;
 - at the end every job is terminal, and a succeeded job succeeded in its final attempt once; what
@@ -88,7 +88,9 @@ Checked as it goes (invariants 3-5 in docs/architecture.md, plus capacity):
   never has two runs open at once, an ended job with ``--notify`` owes one notice until a
   ``NoticesSent`` records it (then none), all told by the end, and a signal (`swarm signal`,
   sent through a random node to the attempt its table says runs, reaching a leader up to 2 s
-  later) is taken only by that attempt and delivered once, in order, by the node that started it.
+  later) is taken only by that attempt and delivered once, in order, by the node that started it;
+  users also requeue placed jobs (`swarm requeue`, as late), which the first check above covers:
+  a requeued job never runs twice at once.
 
 ``python -m swarmcompute.sim --jobs [--holds]`` sweeps seeds and prints a failing seed's trace;
 ``tests/sim/test_job_sim.py`` and ``tests/sim/test_job_lease_sim.py`` run it in the suite.
@@ -143,6 +145,7 @@ from swarmcompute.state.commands import (
     FinishAttempt,
     HoldJobs,
     NoticesSent,
+    RequeueJobs,
     RequeueLost,
     SignalJobs,
     StartAttempt,
@@ -421,6 +424,7 @@ class JobSim:
         updates = random.Random(self.seed * 7919 + 2)
         notices = random.Random(self.seed * 7919 + 3)
         signals = random.Random(self.seed * 7919 + 5)
+        requeues = random.Random(self.seed * 7919 + 7)
         made: list[str] = []
         for i in range(count):
             job_id = f"j{i:03d}"
@@ -450,6 +454,11 @@ class JobSim:
             if self.holds and updates.random() < 0.1:  # `swarm update`, often while a round places it
                 at = when + updates.uniform(0.0, 0.3)
                 self._at(at, "update", (job_id, self._changes(updates, at)))
+            if self.holds and requeues.random() < 0.1:  # `swarm requeue`, while it runs, or is about to
+                at = when + requeues.uniform(0.05, 4.0)
+                self._at(at, "requeue", job_id)
+                # A signal soon after, through a node that may still see the attempt requeued.
+                self._at(at + requeues.uniform(0.0, 1.0), "signal", (job_id, requeues.choice((10, 12)), False))
             if self.holds and signals.random() < 0.3:  # `swarm signal`, a few times, to whatever attempt runs
                 for _ in range(signals.randint(1, 4)):
                     how = (signals.choice((10, 10, 12, 15)), signals.random() < 0.5)
@@ -1332,10 +1341,17 @@ class JobSim:
         job = self.nodes[f"n{self._signal_nodes.randrange(len(self.nodes))}"].table.get(job_id)
         if job is not None and job.state is JobState.RUNNING:
             cmd = SignalJobs(((job_id, job.attempt),), signum, group, "user", self.now)
-            self._at(self.now + self._signal_nodes.uniform(0.0, 2.0), "signal_sent", cmd)
+            self._at(self.now + self._signal_nodes.uniform(0.0, 2.0), "asked", cmd)
 
-    def _on_signal_sent(self, cmd: SignalJobs) -> None:
+    def _on_asked(self, cmd: SignalJobs | RequeueJobs) -> None:
         self._batch.append(cmd)
+
+    def _on_requeue(self, job_id: str) -> None:
+        """`swarm requeue` through a random node, of a job that node's table says is placed; its
+        command reaches a leader up to 2 s later, as a signal's does."""
+        job = self.nodes[f"n{self._signal_nodes.randrange(len(self.nodes))}"].table.get(job_id)
+        if job is not None and job.state in ACTIVE_STATES:
+            self._at(self.now + self._signal_nodes.uniform(0.0, 2.0), "asked", RequeueJobs((job_id,), "user", self.now))
 
     # -- checks ----------------------------------------------------------------------
 
@@ -1352,7 +1368,7 @@ class JobSim:
             and job.attempt == attempt
             and job.node == node_id
             and job.state in ACTIVE_STATES
-            and not job.gang_stop
+            and not job.stop_why
         )
 
     def _check_gangs(self) -> None:

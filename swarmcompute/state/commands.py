@@ -177,6 +177,20 @@ class UpdateJobs:
     at: float
 
 
+@codec.message("cmd.requeue")
+@dataclass(frozen=True, slots=True)
+class RequeueJobs:
+    """Send placed jobs back to be placed again (`swarm requeue`, ``scontrol requeue``): each
+    assigned or running one is told to stop (``Job.stop_why``); its node stops it as lost, not
+    failed, or hands it back, and only once that is committed is it placed again, so it never runs
+    twice. A gang rank's requeue is its whole gang's; a pending or ended job is left as it is."""
+
+    job_ids: tuple[str, ...]
+    by: str
+    """Who asked (a user name; "" unknown): said in the job's message."""
+    at: float
+
+
 @codec.message("cmd.signal")
 @dataclass(frozen=True, slots=True)
 class SignalJobs:
@@ -227,6 +241,7 @@ Command = (
     | HoldJobs
     | UpdateJobs
     | SignalJobs
+    | RequeueJobs
     | NoticesSent
     | OutputTruncated
     | PruneJobs

@@ -9,7 +9,7 @@ as any job. What makes them a gang:
   start it at once; the table applies such an assignment whole or not at all.
 * **Ended together** (``JobTable``): a rank whose attempt is lost, stopped, handed back or failed
   with a retry left breaks the attempt: every other rank still assigned or running is marked
-  ``gang_stop`` and its node stops it (or hands it back, not started) as lost, not failed; once
+  ``stop_why`` and its node stops it (or hands it back, not started) as lost, not failed; once
   every rank is pending again the gang is placed again, a new attempt number for all. A rank that
   exits 0 while others run waits, pending (reason ``rank_done``): it runs again if the attempt
   breaks, and succeeds with the last rank that exits 0. A rank that fails with no retry left

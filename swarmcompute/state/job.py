@@ -339,9 +339,10 @@ class Job:
     """A gang rank's index among its gang's ranks on its node, this attempt (``SWARM_LOCAL_RANK``)."""
     gang_port: int = 0
     """A gang rank's ``SWARM_MASTER_PORT`` this attempt: chosen with the placement."""
-    gang_stop: str = ""
-    """Why this gang rank's attempt must stop ("": it need not): another rank of the attempt ended
-    without success; its node stops or hands back the attempt, which is then re-queued."""
+    stop_why: str = ""
+    """Why this attempt must stop ("": it need not): a gang rank's other rank ended without
+    success, or `swarm requeue` sends the job back; its node stops it (as lost, not failed) or
+    hands it back, and once that is committed the job is placed again."""
     attempt_usage: tuple[tuple[float, int, bool], ...] = ()
     """What each ended attempt used, ``(cpu_s, max_rss_bytes, max_rss_at_most)``, indexed as
     ``attempt_nodes``; ``UNMEASURED`` where its node did not say (a Docker job, an older node, one

@@ -52,7 +52,7 @@ class JobRecord:
     signals: tuple[tuple[int, bool], ...] = ()
     local_rank: int = 0
     gang_port: int = 0
-    gang_stop: str = ""
+    stop_why: str = ""
     """A gang rank's attempt as placed (``SWARM_LOCAL_RANK``, ``SWARM_MASTER_PORT``) and whether it
     must stop: older snapshots lacked them, and a node restored from one started an assigned rank
     with port 0 and never stopped one whose gang had failed."""
@@ -122,7 +122,7 @@ def job_of(r: JobRecord) -> Job:
         signals=r.signals,
         local_rank=r.local_rank,
         gang_port=r.gang_port,
-        gang_stop=r.gang_stop,
+        stop_why=r.stop_why,
     )
 
 

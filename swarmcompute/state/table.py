@@ -35,6 +35,7 @@ from swarmcompute.state.commands import (
     NoticesSent,
     OutputTruncated,
     ReleaseQueued,
+    RequeueJobs,
     RequeueLost,
     SignalJobs,
     StartAttempt,
@@ -588,6 +589,8 @@ class JobTable:
                 return self._update(cmd)
             case SignalJobs():
                 return self._signal(cmd)
+            case RequeueJobs():
+                return self._requeue_asked(cmd)
             case NoticesSent():
                 return self._notices_sent(cmd)
             case OutputTruncated():
@@ -719,7 +722,7 @@ class JobTable:
                 continue  # a stale scheduling decision (a hold or an update committed after it was made, too)
             if job.spec.ranks and job.spec.gang_id not in whole:
                 continue  # a gang is placed whole or not at all
-            job.gang_port, job.gang_stop, job.local_rank = a.port, "", whole.get(job.spec.gang_id, {}).get(job.id, 0)
+            job.gang_port, job.stop_why, job.local_rank = a.port, "", whole.get(job.spec.gang_id, {}).get(job.id, 0)
             job.attempt = a.attempt
             job.node = a.node_id
             job.attempt_nodes = _set_at(job.attempt_nodes, a.attempt, a.node_id, "")
@@ -810,7 +813,7 @@ class JobTable:
         if job.spec.ranks:
             return self._rank_finished(job, cmd, at)
         if cmd.end == AttemptEnd.STOPPED:
-            why = cmd.error or "its daemon stopped"
+            why = cmd.error or job.stop_why or "its daemon stopped"
             _ended(job, why)
             self._move(job, Move.LOSE, Reason.LOST, f"attempt {job.attempt} stopped: {why}; re-queued")
             return [job.id]
@@ -896,7 +899,7 @@ class JobTable:
         that exits 0; any other end breaks the attempt, or fails the gang."""
         rank, n = job.spec.rank, job.attempt
         if cmd.end == AttemptEnd.STOPPED:
-            why = cmd.error or job.gang_stop or "its daemon stopped"
+            why = cmd.error or job.stop_why or "its daemon stopped"
             _ended(job, why)
             self._move(job, Move.LOSE, Reason.LOST, f"attempt {n} stopped: {why}; the gang runs again")
             return [job.id, *self._break_gang(job, f"rank {rank} stopped")]
@@ -939,13 +942,13 @@ class JobTable:
 
     def _break_gang(self, job: Job, why: str) -> list[str]:
         """``job``'s attempt ended without success: every other rank of that attempt stops (its
-        node is told by ``gang_stop``) or, already ended with 0, runs again with the gang."""
+        node is told by ``stop_why``) or, already ended with 0, runs again with the gang."""
         changed = []
         for r in self.gang(job.spec.gang_id):
             if r is job or r.attempt != job.attempt:
                 continue
-            if r.state in ACTIVE_STATES and not r.gang_stop:
-                r.gang_stop = why
+            if r.state in ACTIVE_STATES and not r.stop_why:
+                r.stop_why = why
                 r.message = f"attempt {r.attempt} stopping: {why}; the gang runs again"
                 changed.append(r.id)
             elif r.state is JobState.PENDING and r.reason is Reason.RANK_DONE:
@@ -1081,6 +1084,19 @@ class JobTable:
             if not one.held:
                 self._say_waiting(one, cmd.at, _by(cmd.by, "updated"))
             changed.append(one.id)
+        return changed
+
+    def _requeue_asked(self, cmd: RequeueJobs) -> list[str]:
+        """Tell the named placed jobs' attempts to stop, to run again (a gang rank: its whole gang);
+        their nodes stop them as lost or hand them back (``rules.node_state``), and the end or the
+        hand-back re-queues each."""
+        changed: list[str] = []
+        why = "requeued" + (f" by {cmd.by}" if cmd.by else "")
+        for one in self._open_named(cmd.job_ids):
+            if one.state in ACTIVE_STATES and not one.stop_why:
+                one.stop_why = why
+                one.message = f"attempt {one.attempt} stopping: {why}; it runs again"
+                changed.append(one.id)
         return changed
 
     def _signal(self, cmd: SignalJobs) -> list[str]:

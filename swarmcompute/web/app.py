@@ -269,17 +269,23 @@ class Api:
     async def hold(self, request: Request) -> Response:
         """`swarm hold`: ``POST /api/v1/jobs/{ref}/hold``, or ``/api/v1/jobs/hold`` with a body
         that names jobs or selects them; what became of each under ``jobs``."""
-        return await self._held(request, True)
+        return await self._picked(request, lambda refs, **picks: m.Hold(refs, True, **picks))
 
     async def release(self, request: Request) -> Response:
         """`swarm release`: as ``hold``."""
-        return await self._held(request, False)
+        return await self._picked(request, lambda refs, **picks: m.Hold(refs, False, **picks))
 
-    async def _held(self, request: Request, held: bool) -> Response:
+    async def requeue(self, request: Request) -> Response:
+        """`swarm requeue`: as ``hold``."""
+        return await self._picked(request, m.Requeue)
+
+    async def _picked(self, request: Request, asking: Callable[..., Any]) -> Response:
+        """A request about the jobs ``{ref}`` names, or the body names (``jobs``) or selects
+        (``name``, ``user``, ``all``): ``asking(refs, name=, user=, every=)`` is its message."""
         token = self.auth(request, write=True)
         ref = request.path_params.get("ref")
         if ref is not None:
-            return JSONResponse({"jobs": await self.ask(m.Hold((ref,), held), token)})
+            return JSONResponse({"jobs": await self.ask(asking((ref,)), token)})
         body = await _read_json(request)
         texts = ("name", "user")
         if (
@@ -290,9 +296,7 @@ class Api:
             or not all(isinstance(x, str) and x for x in body.get("jobs", []))
         ):
             raise errors.ConfigError('the body is {"jobs": ["ID", ...]} or {"name": "", "user": "", "all": false}')
-        asked = m.Hold(
-            tuple(body.get("jobs", [])), held, every=body.get("all", False), **{k: body.get(k, "") for k in texts}
-        )
+        asked = asking(tuple(body.get("jobs", [])), every=body.get("all", False), **{k: body.get(k, "") for k in texts})
         return JSONResponse({"jobs": await self.ask(asked, token)})
 
     async def update(self, request: Request) -> Response:
@@ -697,6 +701,7 @@ def build_app(
         route("/api/v1/jobs/release", api.release, ["POST"]),
         route("/api/v1/jobs/update", api.update, ["POST"]),
         route("/api/v1/jobs/signal", api.signal, ["POST"]),
+        route("/api/v1/jobs/requeue", api.requeue, ["POST"]),
         route("/api/v1/jobs/{ref}", api.get_job),
         route("/api/v1/jobs/{ref}", api.cancel, ["DELETE"]),
         route("/api/v1/jobs/{ref}/cancel", api.cancel, ["POST"]),
@@ -705,6 +710,7 @@ def build_app(
         route("/api/v1/jobs/{ref}/release", api.release, ["POST"]),
         route("/api/v1/jobs/{ref}/update", api.update, ["POST"]),
         route("/api/v1/jobs/{ref}/signal", api.signal, ["POST"]),
+        route("/api/v1/jobs/{ref}/requeue", api.requeue, ["POST"]),
         route("/api/v1/jobs/{ref}/logs", api.logs),
         route("/api/v1/nodes", api.nodes),
         route("/api/v1/nodes/{ref}", api.node),

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from swarmcompute.api.messages import HOLD_OUTCOMES, SIGNAL_OUTCOMES, UPDATE_OPTIONS, UPDATE_OUTCOMES
+from swarmcompute.api.messages import (
+    HOLD_OUTCOMES,
+    REQUEUE_OUTCOMES,
+    SIGNAL_OUTCOMES,
+    UPDATE_OPTIONS,
+    UPDATE_OUTCOMES,
+)
 from swarmcompute.limits import MAX_SIGNALS
 from swarmcompute.state.gangs import MAX_RANKS
 from swarmcompute.state.job import JobState
@@ -188,6 +194,12 @@ def openapi_document() -> dict[str, Any]:
         {"held": {"type": "boolean"}},
         HOLD_OUTCOMES,
         "what became of each job: held or released now, already so, or not pending (left as it is)",
+    )
+    requeued_answer = _outcomes(
+        {"attempt": {"type": "integer", "description": "the attempt told to stop"}},
+        REQUEUE_OUTCOMES,
+        "what became of each job: requeued (its attempt stops, as lost, and it runs again), already (told to"
+        " stop already) or not_placed (pending or ended: left as it is)",
     )
     signalled_answer = _outcomes(
         {"attempt": {"type": "integer"}},
@@ -382,6 +394,23 @@ def openapi_document() -> dict[str, Any]:
                     },
                     closed=True,
                 ),
+            )
+        },
+        "/api/v1/jobs/requeue": {
+            "post": _op(
+                "send the placed jobs the body names (an array id: its elements; a gang's: its ranks), or the"
+                " assigned and running jobs of the token's user (every user's for root's) that it selects, back"
+                " to be placed again, as `swarm requeue`: each attempt is stopped as lost, not failed",
+                {"200": requeued_answer},
+                requestBody=_body(picked, closed=True),
+            )
+        },
+        "/api/v1/jobs/{ref}/requeue": {
+            "post": _op(
+                "send the placed job (an array: its elements; a gang: its ranks) back to be placed again,"
+                " as `swarm requeue`",
+                {"200": requeued_answer},
+                params=[job_ref],
             )
         },
         **{

@@ -233,6 +233,9 @@ class RemoteClient(Client):
         body.update({"jobs": list(refs), "name": name, "user": user, "all": every})
         return list(self._json("POST", "/api/v1/jobs/update", body)["jobs"])
 
+    def requeue(self, *jobs: str, name: str = "", user: str = "", every: bool = False) -> list[dict[str, Any]]:
+        return self._held("requeue", hold_request(True, jobs, name, user, every))
+
     def signal(
         self,
         *jobs: str,

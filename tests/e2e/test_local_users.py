@@ -249,7 +249,7 @@ def test_a_user_updates_only_their_own_jobs_and_root_any(shared: Shared) -> None
         shared.daemon.client.cancel(users_job)
 
 
-def test_a_user_signals_only_their_own_running_jobs_and_root_any(shared: Shared) -> None:
+def test_a_user_signals_and_requeues_only_their_own_running_jobs_and_root_any(shared: Shared) -> None:
     state = str(shared.state)
     roots = shared.daemon.swarm("run", "-d", "--cpus", "0", "--", "sleep", "60").stdout.strip()
     mine = shared.user.swarm("run", "--state-dir", state, "-d", "--cpus", "0", "--", "sleep", "60")
@@ -270,6 +270,11 @@ def test_a_user_signals_only_their_own_running_jobs_and_root_any(shared: Shared)
         picked = shared.daemon.swarm("signal", "--user", shared.user.name, "-s", "CONT")  # root: any user's
         assert (picked.returncode, picked.stdout) == (0, f"{users_job} sent SIGCONT (attempt 1)\n"), picked.stderr
         assert shared.daemon.client.job(roots)["signals"] == []
+        moved = shared.other.swarm("requeue", "--state-dir", state, roots)
+        assert (moved.returncode, moved.stderr) == (
+            2,
+            f"swarm: cannot requeue job {roots}: it belongs to user root (only they and root may)\n",
+        )
         view = shared.daemon.client.job(users_job)
         assert (len(view["signals"]), view["message"].endswith("; sent SIGCONT by root")) == (2, True)
     finally:

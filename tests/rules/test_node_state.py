@@ -24,6 +24,7 @@ from swarmcompute.state.commands import (
     Assignment,
     FinishAttempt,
     ReleaseQueued,
+    RequeueJobs,
     RequeueLost,
     SignalJobs,
     StartAttempt,
@@ -88,6 +89,20 @@ def test_a_time_limit_updated_while_an_attempt_starts_or_runs_here_is_moved_once
     changed = table.apply(UpdateJobs(("j1",), JobChanges(timeout_s=0.0), "ann", 0.6))  # no limit
     out = state.applied(changed, running, from_earlier_life=False, now_mono=0.6, now_wall=0.6, may_start=True)
     assert [i for i in out if isinstance(i, Retime)] == [Retime("j1", 1, None)]
+
+
+def test_a_requeued_attempt_running_here_is_stopped_as_lost_and_a_queued_one_handed_back_unstarted() -> None:
+    table = table_with(("j1", ME, "stop"), ("j2", ME, "keep"))
+    state = NodeState(ME, table)
+    state.applied(["j1", "j2"], {}, from_earlier_life=False, now_mono=0.0, now_wall=0.0, may_start=True)
+    [first] = state.to_start(NodeCapacity(ME, "me", 1.0, 1 << 30), 0.1, may_start=True)  # room for j1 alone
+    state.started(first, running=True, holds=True, now_wall=0.2)
+    table.apply(StartAttempt("j1", 1, ME, 0.2))
+    changed = table.apply(RequeueJobs(("j1", "j2"), "ann", 0.3))
+    out = state.applied(changed, {"j1": [1]}, from_earlier_life=False, now_mono=0.3, now_wall=0.3, may_start=True)
+    assert Stop("j1", 1, lost=True) in out
+    assert proposed(out) == [ReleaseQueued("j2", 1, ME, "requeued by ann", 0.3)]
+    assert state.to_start(ROOM, 0.4, may_start=True) == []  # nothing told to stop starts
 
 
 def test_each_signal_sent_to_an_attempt_running_here_is_delivered_once_in_order_and_not_to_its_next_attempt() -> None:

@@ -156,14 +156,14 @@ def test_a_lost_rank_stops_the_others_and_the_whole_gang_runs_again_as_a_new_att
     r0, r1, r2 = table.gang("g")
     changed = table.apply(RequeueLost("g.1", 1, "its node stopped answering", 5.0, node_id=r1.node or ""))
     assert set(changed) == {"g.0", "g.1", "g.2"}
-    assert r0.state is JobState.RUNNING and "rank 1 was lost" in r0.gang_stop  # its node stops it
+    assert r0.state is JobState.RUNNING and "rank 1 was lost" in r0.stop_why  # its node stops it
     assert r2.state is JobState.PENDING and r2.reason is Reason.LOST
     assert place(table, _nodes(1, 1, 1, 1), 20.0).assignments == []  # rank 0 still runs
     _finish(table, 0, 143, AttemptEnd.STOPPED)  # its node stopped it: lost, not failed
     assert r0.state is JobState.PENDING and r0.failures == 0
     again = _place_and_apply(table, _nodes(1, 1, 1, 1), 20.0)
     assert sorted(a.job_id for a in again) == ["g.0", "g.1", "g.2"] and {a.attempt for a in again} == {2}
-    assert all(not r.gang_stop for r in table.gang("g"))
+    assert all(not r.stop_why for r in table.gang("g"))
 
 
 def test_a_handed_back_rank_breaks_the_attempt_too() -> None:
@@ -171,7 +171,7 @@ def test_a_handed_back_rank_breaks_the_attempt_too() -> None:
     _place_and_apply(table, _nodes(1, 1))
     r0, r1 = table.gang("g")
     table.apply(ReleaseQueued("g.1", 1, r1.node or "", "busy", 5.0))
-    assert r1.state is JobState.PENDING and r0.gang_stop
+    assert r1.state is JobState.PENDING and r0.stop_why
 
 
 def test_a_failed_rank_with_retries_left_reruns_the_gang_and_without_fails_it() -> None:
@@ -180,7 +180,7 @@ def test_a_failed_rank_with_retries_left_reruns_the_gang_and_without_fails_it() 
     _start_all(table, 1)
     _finish(table, 0, 1)
     r0, r1 = table.gang("g")
-    assert r0.state is JobState.PENDING and r0.reason is Reason.RETRY_BACKOFF and r1.gang_stop
+    assert r0.state is JobState.PENDING and r0.reason is Reason.RETRY_BACKOFF and r1.stop_why
     _finish(table, 1, 143, AttemptEnd.STOPPED)
     assert place(table, _nodes(1, 1), r0.not_before - 0.01).assignments == []  # the backoff holds all
     _place_and_apply(table, _nodes(1, 1), r0.not_before + 0.01)

@@ -13,13 +13,15 @@ from swarmcompute.rules.local_queue import LocalQueue
 from swarmcompute.rules.node_state import Instruction, NodeState
 from swarmcompute.scheduler.placement import NodeCapacity
 from swarmcompute.sim.jobs import InvariantBroken, JobSim
-from swarmcompute.state.commands import AssignJobs, FinishAttempt, SignalJobs, StartAttempt
+from swarmcompute.state.commands import AssignJobs, FinishAttempt, RequeueJobs, RequeueLost, SignalJobs, StartAttempt
 from swarmcompute.state.job import ACTIVE_STATES, Job, JobState
 from swarmcompute.state.table import JobTable, _used
 
 SEEDS_PER_CHUNK = 10
 SIGNAL_SEEDS = 14
 """The planted signal bugs are caught within this many seeds from 0 (first at seeds 10 and 6 when written)."""
+REQUEUE_SEEDS = 14
+"""The planted requeue bug is caught within this many seeds from 0 (first at seed 10 when written)."""
 
 
 @pytest.mark.parametrize("chunk", range(3))
@@ -207,4 +209,26 @@ def test_a_node_that_delivers_a_signal_again_is_caught(monkeypatch: pytest.Monke
     monkeypatch.setattr(NodeState, "applied", planted)
     with pytest.raises(InvariantBroken, match=r"delivered .* sent"):
         for seed in range(SIGNAL_SEEDS):
+            JobSim(seed, holds=True).run()
+
+
+def test_a_table_that_places_a_requeued_job_before_its_node_stopped_it_is_caught(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Users requeue placed jobs (`swarm requeue`) through any node: the attempt must stop, and be
+    said stopped, before the job is placed again. Planted: the table re-queues the job at once, as
+    if its node had reported it lost, while the attempt still runs."""
+
+    def planted(table: JobTable, cmd: RequeueJobs) -> list[str]:
+        changed = []
+        for job_id in cmd.job_ids:
+            job = table.get(job_id)
+            if job is not None and job.state in ACTIVE_STATES and not job.spec.ranks:
+                table.apply(RequeueLost(job_id, job.attempt, "requeued", cmd.at))
+                changed.append(job_id)
+        return changed
+
+    monkeypatch.setattr(JobTable, "_requeue_asked", planted)
+    with pytest.raises(InvariantBroken, match="starts on .* while it runs as"):
+        for seed in range(REQUEUE_SEEDS):
             JobSim(seed, holds=True).run()

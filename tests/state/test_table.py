@@ -17,6 +17,7 @@ from swarmcompute.state.commands import (
     HoldJobs,
     NoticesSent,
     ReleaseQueued,
+    RequeueJobs,
     RequeueLost,
     SignalJobs,
     StartAttempt,
@@ -186,9 +187,9 @@ def test_a_snapshot_keeps_a_gang_ranks_port_local_rank_and_the_word_to_stop() ->
     for i in range(3):
         job, kept = table.get(f"g.{i}"), copy.get(f"g.{i}")
         assert job is not None and kept is not None
-        assert (kept.gang_port, kept.local_rank, kept.gang_stop) == (job.gang_port, job.local_rank, job.gang_stop)
+        assert (kept.gang_port, kept.local_rank, kept.stop_why) == (job.gang_port, job.local_rank, job.stop_why)
     rank1 = copy.get("g.1")
-    assert rank1 is not None and (rank1.gang_port, rank1.local_rank, rank1.gang_stop) == (
+    assert rank1 is not None and (rank1.gang_port, rank1.local_rank, rank1.stop_why) == (
         29400,
         0,
         "rank 2 failed (exited with code 1)",
@@ -579,6 +580,48 @@ def test_an_update_is_kept_in_a_snapshot() -> None:
     copy = restore_table(snapshot_table(table))
     job = copy.get("a1")
     assert job is not None and job.spec.cpus == 2.0 and job.spec.priority == 3 and job.revision == 1
+
+
+def test_a_requeued_job_runs_again_only_once_its_node_stopped_it_and_no_retry_is_spent() -> None:
+    """`swarm requeue`: the table tells the attempt to stop (``stop_why``) and keeps it running
+    until its node's end comes (as lost, not failed), or its hand-back of one not started; only
+    then is the job pending, to be placed again: never two attempts at once."""
+    table = JobTable()
+    table.apply(SubmitJobs((spec("a1"), spec("a2"), spec("p1")), 1.0))
+    running(table)
+    table.apply(AssignJobs((Assignment("a2", 1, "n1"),), 2.0))
+    assert table.apply(RequeueJobs(("a1", "a2", "p1"), "ann", 4.0)) == ["a1", "a2"]  # p1 is pending: as it is
+    a1, a2 = table.get("a1"), table.get("a2")
+    assert a1 is not None and a2 is not None
+    assert (a1.state, a1.stop_why, a1.message) == (
+        JobState.RUNNING,
+        "requeued by ann",
+        "attempt 1 stopping: requeued by ann; it runs again",
+    )
+    assert table.apply(AssignJobs((Assignment("a1", 2, "n2"),), 4.5)) == []  # still running: not placed again
+    assert table.apply(RequeueJobs(("a1",), "bob", 4.6)) == []  # told already
+    table.apply(finish("a1", 1, exit_code=None, end="stopped"))
+    assert (a1.state, a1.reason, a1.failures, a1.attempt_ends) == (
+        JobState.PENDING,
+        Reason.LOST,
+        0,
+        ("requeued by ann",),
+    )
+    assert a1.message == "attempt 1 stopped: requeued by ann; re-queued"
+    table.apply(ReleaseQueued("a2", 1, "n1", a2.stop_why, 5.0))  # not started: handed back
+    assert (a2.state, a2.message) == (JobState.PENDING, "attempt 1 handed back by node n1: requeued by ann")
+    assert table.apply(AssignJobs((Assignment("a1", 2, "n2"),), 6.0)) == ["a1"]
+    assert a1.stop_why == ""  # a new attempt need not stop
+    table.apply(replace(finish("a1", 2, at=7.0), node_id="n2"))
+    assert a1.state is JobState.SUCCEEDED and table.apply(RequeueJobs(("a1",), "ann", 8.0)) == []  # ended
+
+
+def test_a_gang_is_requeued_whole() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs(tuple(ranks_of(spec("g"), 2, 0)), 1.0))
+    table.apply(AssignJobs((Assignment("g.0", 1, "n1", 29400), Assignment("g.1", 1, "n1", 29400)), 2.0))
+    assert sorted(table.apply(RequeueJobs(("g.1",), "", 3.0))) == ["g.0", "g.1"]
+    assert {r.stop_why for r in table.gang("g")} == {"requeued"}
 
 
 def test_a_signal_reaches_only_the_running_attempt_it_was_sent_to_and_a_new_attempt_starts_with_none() -> None:

@@ -261,7 +261,7 @@ def test_pending_jobs_are_updated_by_id_or_selection_over_rest_and_with_url(
     assert _post(a, "/api/v1/jobs/wait", rw, {"ids": [job_id], "timeout": 30}).json()["jobs"][0]["state"] == "succeeded"
 
 
-def test_running_jobs_are_signalled_by_id_or_selection_over_rest_and_with_url(
+def test_running_jobs_are_signalled_and_requeued_by_id_or_selection_over_rest_and_with_url(
     cluster: list[DaemonProcess], tokens: dict[str, str], tmp_path: Path
 ) -> None:
     from swarmcompute.testing.daemons import swarm_executable
@@ -304,6 +304,11 @@ def test_running_jobs_are_signalled_by_id_or_selection_over_rest_and_with_url(
     assert (said.returncode, said.stdout) == (0, f"{second} sent SIGTERM (attempt 1)\n"), said.stderr
     ended = _post(a, "/api/v1/jobs/wait", rw, {"ids": [second], "timeout": 30}).json()["jobs"][0]
     assert (ended["state"], ended["exit_code"]) == ("failed", 143)
+    requeued = _post(b, "/api/v1/jobs/requeue", rw, {"jobs": [first]}).json()["jobs"]
+    assert requeued == [{"id": first, "state": "running", "attempt": 1, "outcome": "requeued"}]
+    wait_until(lambda: _get(a, f"/api/v1/jobs/{first}", rw).json()["attempt"] == 2, 30, "it runs again")
+    wait_until(lambda: _get(a, f"/api/v1/jobs/{first}", rw).json()["state"] == "running", 30, "it runs again")
+    assert _post(b, f"/api/v1/jobs/{first}/requeue", tokens["ro"], None).status_code == 403
     bare = _post(b, f"/api/v1/jobs/{first}/signal", rw, None)  # no body: TERM
     assert bare.json()["jobs"][0]["outcome"] == "signalled", bare.text
     gone = _post(b, f"/api/v1/jobs/{second}/signal", rw, {"signal": "USR1"}).json()["jobs"]

@@ -1,0 +1,72 @@
+"""`swarm requeue` on a real daemon (`scontrol requeue`): a running job's attempt is stopped as
+lost, not failed, and the job runs again only after it stopped; a job not placed is left as it
+is and said so in one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from swarmcompute.testing.daemons import DaemonProcess, wait_until
+
+SCRIPT = """
+echo "start $SWARM_ATTEMPT $(date +%s.%N)" >> {out}/log
+trap 'echo "stop $SWARM_ATTEMPT $(date +%s.%N)" >> {out}/log; exit 143' TERM
+if [ "$SWARM_ATTEMPT" = 1 ]; then while :; do sleep 0.05; done; fi
+echo "done $SWARM_ATTEMPT $(date +%s.%N)" >> {out}/log
+"""
+"""Attempt 1 runs until stopped; attempt 2 ends at once; each writes when it starts and ends."""
+
+
+def _log(out: Path) -> list[tuple[str, int, float]]:
+    path = out / "log"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [(what, int(attempt), float(at)) for what, attempt, at in (line.split() for line in lines)]
+
+
+def test_a_requeued_job_stops_then_runs_again_once_and_no_retry_is_spent(daemon: DaemonProcess, tmp_path: Path) -> None:
+    job_id = daemon.client.submit(["sh", "-c", SCRIPT.format(out=tmp_path)], cpus=0, name="moved")
+    wait_until(lambda: _log(tmp_path)[:1] and daemon.client.job(job_id)["state"] == "running", 30, "attempt 1 runs")
+    result = daemon.swarm("requeue", "moved")
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0,
+        f"{job_id} requeued: attempt 1 stops, and it runs again\n",
+        "",
+    )
+    view = daemon.client.wait([job_id], timeout=30)[0]
+    assert (view["state"], view["attempt"], view["failures"], view["retries"]) == ("succeeded", 2, 0, 0)
+    assert [a["ended"] for a in view["attempts"]] == ["requeued by root", "exit 0"]
+    log = _log(tmp_path)
+    assert [(what, attempt) for what, attempt, _ in log] == [("start", 1), ("stop", 1), ("start", 2), ("done", 2)]
+    assert log[1][2] <= log[2][2]  # attempt 2 started after attempt 1 had stopped: never both at once
+
+
+def test_a_job_not_placed_is_left_as_it_is_and_said_so_in_one_line(daemon: DaemonProcess) -> None:
+    held = daemon.client.submit(["true"], cpus=0, hold=True, name="later")
+    done = daemon.client.submit(["true"], cpus=0)
+    daemon.client.wait([done], timeout=30)
+    result = daemon.swarm("requeue", held, done)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"{held} is pending: only an assigned or running job is requeued\n"
+        f"{done} is succeeded: it has ended (swarm rerun runs it again)\n"
+    )
+    running = daemon.client.submit(["sleep", "60"], cpus=0, name="sweep-1")
+    wait_until(lambda: daemon.client.job(running)["state"] == "running", 30, "it runs")
+    picked = daemon.swarm("requeue", "--name", "sweep-*", "--json")
+    assert picked.returncode == 0, picked.stderr
+    assert json.loads(picked.stdout) == [{"id": running, "state": "running", "attempt": 1, "outcome": "requeued"}]
+    wait_until(lambda: daemon.client.job(running)["attempt"] == 2, 30, "it runs again")
+    nothing = daemon.swarm("requeue", "--name", "later")
+    assert (nothing.returncode, nothing.stderr) == (
+        0,
+        "swarm: no assigned or running job of yours matches: nothing to requeue\n",
+    )
+    for args, said in [
+        (["requeue"], "swarm: name the jobs to requeue, or select them with --name, --user or --all\n"),
+        (["requeue", held, "--all"], "swarm: give job ids, or select jobs with --name, --user or --all: not both\n"),
+    ]:
+        refused = daemon.swarm(*args)
+        assert (refused.returncode, refused.stderr) == (2, said)
+    for job_id in (held, running):
+        daemon.client.cancel(job_id)
