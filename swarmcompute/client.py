@@ -772,15 +772,18 @@ class Client:
         refs, _, name, user, every = hold_request(True, jobs, name, user, every)
         return list(self._call(m.Update(refs, asked, name, user, every)))
 
-    def requeue(self, *jobs: str, name: str = "", user: str = "", every: bool = False) -> list[dict[str, Any]]:
+    def requeue(
+        self, *jobs: str, hold: bool = False, name: str = "", user: str = "", every: bool = False
+    ) -> list[dict[str, Any]]:
         """Send placed jobs back to be placed again (`swarm requeue`, ``scontrol requeue``): each
         assigned or running attempt is stopped, as lost, not failed (its retries are not spent),
-        and once its node said so the job is placed again, so it never runs twice. Jobs are chosen
+        and once its node said so the job is placed again, so it never runs twice (``hold``: it
+        waits, held, until ``release``: ``scontrol requeuehold``). Jobs are chosen
         as ``hold`` chooses them, among the assigned and running ones. One ``{"id", "state",
         "attempt", "outcome"}`` a job; ``outcome`` is "requeued", "already" (told to stop already)
         or "not_placed" (pending or ended: left as it is)."""
         refs, _, name, user, every = hold_request(True, jobs, name, user, every)
-        return list(self._call(m.Requeue(refs, name, user, every)))
+        return list(self._call(m.Requeue(refs, name, user, every, bool(hold))))
 
     def signal(
         self,

@@ -158,6 +158,8 @@ class Requeue:
     name: str = ""
     user: str = ""
     every: bool = False
+    hold: bool = False
+    """Held once back (`swarm requeue --hold`): pending until `swarm release`."""
 
 
 REQUEUE_OUTCOMES = ("requeued", "already", "not_placed")

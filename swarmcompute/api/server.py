@@ -289,7 +289,7 @@ class ControlServer:
                 if refs and (requeueing.name or requeueing.user or requeueing.every):
                     raise ConfigError("give job ids, or select jobs (name, user, all): not both")
                 picked = refs or self._placed_selected(requeueing, uid, ACTIVE_STATES, "requeue")
-                return await self._requeued(picked, uid)
+                return await self._requeued(picked, requeueing.hold, uid)
             case m.Signal(refs=refs, signum=signum, group=group) as signalling:
                 if refs and (signalling.name or signalling.user or signalling.every):
                     raise ConfigError("give job ids, or select jobs (name, user, all): not both")
@@ -561,20 +561,20 @@ class ControlServer:
             if j.state in states and matches(match, j) and owns(uid, j.spec.user)
         )
 
-    async def _requeued(self, refs: tuple[str, ...], uid: int) -> list[dict[str, Any]]:
-        """Send the placed jobs of ``refs`` (local user ``uid`` asks) back to be placed again,
-        chosen as ``_held`` chooses them; what became of each."""
+    async def _requeued(self, refs: tuple[str, ...], hold: bool, uid: int) -> list[dict[str, Any]]:
+        """Send the placed jobs of ``refs`` (local user ``uid`` asks) back to be placed again
+        (``hold``: held once back), chosen as ``_held`` chooses them; what became of each."""
         daemon = self._daemon
         found = await self._chosen(refs, uid, "requeue")
-        before = {i: (j.state, j.attempt, j.stop_why) for i, j in found.items()}
-        await daemon.requeue(list(found), by=submitter(uid) if uid >= 0 else "")
+        before = {i: (j.state, j.attempt, j.stop_why, j.hold_on_stop) for i, j in found.items()}
+        await daemon.requeue(list(found), hold, by=submitter(uid) if uid >= 0 else "")
         out = []
         for job_id, job in found.items():
             now = daemon.table.get(job_id) or job
-            state, attempt, told = before[job_id]
+            state, attempt, told, held_after = before[job_id]
             if state not in ACTIVE_STATES:
                 outcome = "not_placed"
-            elif told:
+            elif told and (held_after or not hold):
                 outcome = "already"
             elif now.attempt > attempt or now.stop_why:  # stopped and placed again by now, maybe
                 outcome = "requeued"

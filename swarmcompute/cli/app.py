@@ -860,6 +860,9 @@ def requeue(
         ),
     ] = None,
     state_dir: StateDir = None,
+    hold: Annotated[
+        bool, typer.Option("--hold", help="Hold it once back: it waits until swarm release (scontrol requeuehold).")
+    ] = False,
     name: NameOpt = "",
     user: UserOpt = "",
     every: Annotated[
@@ -868,8 +871,9 @@ def requeue(
     as_json: JsonFlag = False,
 ) -> None:
     """Send placed jobs back to be placed again (scontrol requeue): each one's attempt is stopped as
-    lost, not failed, and it runs again, once, wherever there is room. Without ids: the assigned and
-    running jobs of yours (every user's for root) that --name and --user select, or --all."""
+    lost, not failed, and it runs again, once, wherever there is room (--hold: once released).
+    Without ids: the assigned and running jobs of yours (every user's for root) that --name and
+    --user select, or --all."""
     from swarmcompute.limits import printable
 
     if jobs and (name or user or every):
@@ -877,7 +881,7 @@ def requeue(
     if not jobs and not (name or user or every):
         raise _fail("name the jobs to requeue, or select them with --name, --user or --all")
     client = _client(state_dir)
-    records = _call(lambda: client.requeue(*(jobs or ()), name=name, user=user, every=every))
+    records = _call(lambda: client.requeue(*(jobs or ()), hold=hold, name=name, user=user, every=every))
     if as_json:
         _print_json(records)
     elif not records:
@@ -890,6 +894,8 @@ def requeue(
             typer.echo(f"{job_id} is {r['state']}: it has ended (swarm rerun runs it again)", err=True)
         elif r["outcome"] == "already":
             typer.echo(f"{job_id} was already stopping, to run again")
+        elif hold:
+            typer.echo(f"{job_id} requeued: attempt {r['attempt']} stops, and it waits, held, until swarm release")
         else:
             typer.echo(f"{job_id} requeued: attempt {r['attempt']} stops, and it runs again")
     _exit(1 if any(r["outcome"] == "not_placed" for r in records) else 0)

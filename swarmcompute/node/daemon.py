@@ -1484,12 +1484,13 @@ class Daemon:
             lambda ids: UpdateJobs(ids, changes, by, time.time()),
         )
 
-    async def requeue(self, job_ids: list[str], by: str = "") -> None:
-        """Send the placed ones of ``job_ids`` back to be placed again (``RequeueJobs``)."""
+    async def requeue(self, job_ids: list[str], hold: bool, by: str = "") -> None:
+        """Send the placed ones of ``job_ids`` back to be placed again (``hold``: held once back;
+        ``RequeueJobs``)."""
         await self._commit_each(
             job_ids,
-            lambda j: j.state in ACTIVE_STATES and not j.stop_why,
-            lambda ids: RequeueJobs(ids, by, time.time()),
+            lambda j: j.state in ACTIVE_STATES and (not j.stop_why or (hold and not j.hold_on_stop)),
+            lambda ids: RequeueJobs(ids, by, time.time(), hold),
         )
 
     async def signal(self, targets: dict[str, int], signum: int, group: bool, by: str = "") -> None:

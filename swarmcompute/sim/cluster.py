@@ -634,6 +634,7 @@ class ClusterSim(JobSim):
         self._successes = {}
         self._pruned = set()
         self._signals_sent, self._signals_got = {}, {}  # what each node delivered: the rules forget it too
+        self._held_back = set()
         self.late_resubmits = 0
         self._global = []
         self._config_index = {}

@@ -354,6 +354,8 @@ class JobSim:
         self._spawned: set[tuple[str, Key]] = set()
         """(node, (job, attempt)): every process a node started."""
         self.signals_delivered = 0
+        self._held_back: set[str] = set()
+        """Jobs `swarm requeue --hold` sent back, until a release is committed (or they ended)."""
         self._signal_nodes = random.Random(seed * 7919 + 6)
         self.gangs = GangWatch()
         """The gang checks (``sim.gangs``), on the processes' ground truth."""
@@ -455,8 +457,10 @@ class JobSim:
                 at = when + updates.uniform(0.0, 0.3)
                 self._at(at, "update", (job_id, self._changes(updates, at)))
             if self.holds and requeues.random() < 0.1:  # `swarm requeue`, while it runs, or is about to
-                at = when + requeues.uniform(0.05, 4.0)
-                self._at(at, "requeue", job_id)
+                at, held = when + requeues.uniform(0.05, 4.0), requeues.random() < 0.35
+                self._at(at, "requeue", (job_id, held))
+                if held:  # `swarm requeue --hold`, released a while later
+                    self._at(at + requeues.uniform(1.0, 4.0), "release_held", job_id)
                 # A signal soon after, through a node that may still see the attempt requeued.
                 self._at(at + requeues.uniform(0.0, 1.0), "signal", (job_id, requeues.choice((10, 12)), False))
             if self.holds and signals.random() < 0.3:  # `swarm signal`, a few times, to whatever attempt runs
@@ -1255,6 +1259,12 @@ class JobSim:
         changed = self.table.apply(cmd, at)
         if isinstance(cmd, NoticesSent):
             self._told.update(changed)
+        if isinstance(cmd, RequeueJobs) and cmd.hold:
+            self._held_back.update(changed)  # each waits, held, until released
+        elif isinstance(cmd, HoldJobs) and not cmd.held:
+            self._held_back.difference_update(changed)
+        elif isinstance(cmd, AssignJobs) and self._held_back.intersection(changed):
+            self._fail(f"requeued held, placed before released: {sorted(self._held_back.intersection(changed))}")
         if isinstance(cmd, SignalJobs):
             aimed = dict(cmd.targets)
             for job_id in changed:
@@ -1346,12 +1356,23 @@ class JobSim:
     def _on_asked(self, cmd: SignalJobs | RequeueJobs) -> None:
         self._batch.append(cmd)
 
-    def _on_requeue(self, job_id: str) -> None:
-        """`swarm requeue` through a random node, of a job that node's table says is placed; its
-        command reaches a leader up to 2 s later, as a signal's does."""
+    def _on_requeue(self, arg: tuple[str, bool]) -> None:
+        """`swarm requeue [--hold]` through a random node, of a job that node's table says is
+        placed; its command reaches a leader up to 2 s later, as a signal's does."""
+        job_id, held = arg
         job = self.nodes[f"n{self._signal_nodes.randrange(len(self.nodes))}"].table.get(job_id)
         if job is not None and job.state in ACTIVE_STATES:
-            self._at(self.now + self._signal_nodes.uniform(0.0, 2.0), "asked", RequeueJobs((job_id,), "user", self.now))
+            cmd = RequeueJobs((job_id,), "user", self.now, held)
+            self._at(self.now + self._signal_nodes.uniform(0.0, 2.0), "asked", cmd)
+
+    def _on_release_held(self, job_id: str) -> None:
+        """`swarm release` of a job requeued held, asked until it is released or ended (the requeue
+        may land after the first ask)."""
+        job = self.table.get(job_id)
+        if job is not None and job.held:
+            self._on_hold((job_id, False))
+        if job is not None and not job.state.is_terminal:
+            self._at(self.now + 1.0, "release_held", job_id)
 
     # -- checks ----------------------------------------------------------------------
 

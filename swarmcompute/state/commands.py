@@ -189,6 +189,9 @@ class RequeueJobs:
     by: str
     """Who asked (a user name; "" unknown): said in the job's message."""
     at: float
+    hold: bool = False
+    """Held once it is back (`swarm requeue --hold`, ``scontrol requeuehold``): it waits, pending,
+    until `swarm release`; also asked of a job told to stop already."""
 
 
 @codec.message("cmd.signal")

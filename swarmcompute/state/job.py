@@ -343,6 +343,8 @@ class Job:
     """Why this attempt must stop ("": it need not): a gang rank's other rank ended without
     success, or `swarm requeue` sends the job back; its node stops it (as lost, not failed) or
     hands it back, and once that is committed the job is placed again."""
+    hold_on_stop: bool = False
+    """Held as soon as it is pending again (`swarm requeue --hold`): its attempt is stopping."""
     attempt_usage: tuple[tuple[float, int, bool], ...] = ()
     """What each ended attempt used, ``(cpu_s, max_rss_bytes, max_rss_at_most)``, indexed as
     ``attempt_nodes``; ``UNMEASURED`` where its node did not say (a Docker job, an older node, one

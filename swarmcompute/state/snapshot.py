@@ -56,6 +56,7 @@ class JobRecord:
     """A gang rank's attempt as placed (``SWARM_LOCAL_RANK``, ``SWARM_MASTER_PORT``) and whether it
     must stop: older snapshots lacked them, and a node restored from one started an assigned rank
     with port 0 and never stopped one whose gang had failed."""
+    hold_on_stop: bool = False
 
 
 @codec.message("state.table_snapshot")
@@ -123,6 +124,7 @@ def job_of(r: JobRecord) -> Job:
         local_rank=r.local_rank,
         gang_port=r.gang_port,
         stop_why=r.stop_why,
+        hold_on_stop=r.hold_on_stop,
     )
 
 

@@ -1093,10 +1093,13 @@ class JobTable:
         changed: list[str] = []
         why = "requeued" + (f" by {cmd.by}" if cmd.by else "")
         for one in self._open_named(cmd.job_ids):
-            if one.state in ACTIVE_STATES and not one.stop_why:
-                one.stop_why = why
-                one.message = f"attempt {one.attempt} stopping: {why}; it runs again"
-                changed.append(one.id)
+            if one.state not in ACTIVE_STATES or (one.stop_why and (one.hold_on_stop or not cmd.hold)):
+                continue  # not placed, or told so already
+            one.stop_why = one.stop_why or why
+            one.hold_on_stop = one.hold_on_stop or cmd.hold
+            then = "it waits, held, until `swarm release`" if one.hold_on_stop else "it runs again"
+            one.message = f"attempt {one.attempt} stopping: {one.stop_why}; {then}"
+            changed.append(one.id)
         return changed
 
     def _signal(self, cmd: SignalJobs) -> list[str]:
@@ -1155,13 +1158,17 @@ class JobTable:
             raise InvariantViolation(f"job {job.id}: no move {move.value} from {job.state.value}")
         job.state, job.reason, job.message = state, reason, message
         if state is JobState.PENDING:
+            if job.hold_on_stop:  # `swarm requeue --hold`: back, and held
+                job.held, job.hold_on_stop = True, False
+                what = job.spec.gang_id if job.spec.ranks else job.id
+                job.reason, job.message = Reason.HELD, f"`swarm release {what}` lets it run ({message})"
             self._add_pending(job)
             job.node = None
         else:
             self._drop_pending(job)
         self._track_active(job)
         if state.is_terminal:
-            job.held = False  # a held job cancelled (a hold reaches pending jobs only)
+            job.held = job.hold_on_stop = False  # a held job cancelled (a hold reaches pending jobs only)
             self._open.pop(job.id, None)
             self._open_seq.pop(job.id, None)
             self._finished[job.id] = job

@@ -276,27 +276,36 @@ class Api:
         return await self._picked(request, lambda refs, **picks: m.Hold(refs, False, **picks))
 
     async def requeue(self, request: Request) -> Response:
-        """`swarm requeue`: as ``hold``."""
-        return await self._picked(request, m.Requeue)
+        """`swarm requeue`: as ``hold``, and ``{"hold": true}`` holds them once back."""
+        return await self._picked(request, m.Requeue, flags=("hold",))
 
-    async def _picked(self, request: Request, asking: Callable[..., Any]) -> Response:
+    async def _picked(self, request: Request, asking: Callable[..., Any], flags: tuple[str, ...] = ()) -> Response:
         """A request about the jobs ``{ref}`` names, or the body names (``jobs``) or selects
-        (``name``, ``user``, ``all``): ``asking(refs, name=, user=, every=)`` is its message."""
+        (``name``, ``user``, ``all``): ``asking(refs, name=, user=, every=, **flags)`` is its
+        message; ``flags``: the body's booleans it takes besides (both forms)."""
         token = self.auth(request, write=True)
         ref = request.path_params.get("ref")
-        if ref is not None:
-            return JSONResponse({"jobs": await self.ask(asking((ref,)), token)})
         body = await _read_json(request)
+        body = {} if body is None and ref is not None else body
+        picks = () if ref is not None else ("jobs", "name", "user", "all")
         texts = ("name", "user")
         if (
             not isinstance(body, dict)
+            or not set(body) <= {*picks, *flags}
             or not all(isinstance(body.get(k, ""), str) for k in texts)
-            or not isinstance(body.get("all", False), bool)
+            or not all(isinstance(body.get(k, False), bool) for k in ("all", *flags))
             or not isinstance(body.get("jobs", []), list)
             or not all(isinstance(x, str) and x for x in body.get("jobs", []))
         ):
-            raise errors.ConfigError('the body is {"jobs": ["ID", ...]} or {"name": "", "user": "", "all": false}')
-        asked = asking(tuple(body.get("jobs", [])), every=body.get("all", False), **{k: body.get(k, "") for k in texts})
+            which = "" if ref is None else " (or none)"
+            shape = '{"jobs": ["ID", ...]} or {"name": "", "user": "", "all": false}' if ref is None else "{}"
+            more = "".join(f', with "{f}": false' for f in flags)
+            raise errors.ConfigError(f"the body is {shape}{which}{more}")
+        extra = {f: body.get(f, False) for f in flags}
+        if ref is not None:
+            return JSONResponse({"jobs": await self.ask(asking((ref,), **extra), token)})
+        named = {k: body.get(k, "") for k in texts}
+        asked = asking(tuple(body.get("jobs", [])), every=body.get("all", False), **named, **extra)
         return JSONResponse({"jobs": await self.ask(asked, token)})
 
     async def update(self, request: Request) -> Response:

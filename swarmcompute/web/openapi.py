@@ -201,6 +201,7 @@ def openapi_document() -> dict[str, Any]:
         "what became of each job: requeued (its attempt stops, as lost, and it runs again), already (told to"
         " stop already) or not_placed (pending or ended: left as it is)",
     )
+    requeue_hold = {"hold": {"type": "boolean", "description": "held once back, until released (swarm requeue --hold)"}}
     signalled_answer = _outcomes(
         {"attempt": {"type": "integer"}},
         SIGNAL_OUTCOMES,
@@ -402,7 +403,7 @@ def openapi_document() -> dict[str, Any]:
                 " assigned and running jobs of the token's user (every user's for root's) that it selects, back"
                 " to be placed again, as `swarm requeue`: each attempt is stopped as lost, not failed",
                 {"200": requeued_answer},
-                requestBody=_body(picked, closed=True),
+                requestBody=_body({**picked, **requeue_hold}, closed=True),
             )
         },
         "/api/v1/jobs/{ref}/requeue": {
@@ -411,6 +412,7 @@ def openapi_document() -> dict[str, Any]:
                 " as `swarm requeue`",
                 {"200": requeued_answer},
                 params=[job_ref],
+                requestBody=_body(requeue_hold, closed=True, optional=True),
             )
         },
         **{

@@ -218,9 +218,11 @@ class RemoteClient(Client):
     def release(self, *jobs: str, name: str = "", user: str = "", every: bool = False) -> list[dict[str, Any]]:
         return self._held("release", hold_request(False, jobs, name, user, every))
 
-    def _held(self, verb: str, asked: tuple[tuple[str, ...], bool, str, str, bool]) -> list[dict[str, Any]]:
+    def _held(
+        self, verb: str, asked: tuple[tuple[str, ...], bool, str, str, bool], more: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         refs, _, name, user, every = asked
-        body = {"jobs": list(refs), "name": name, "user": user, "all": every}
+        body = {"jobs": list(refs), "name": name, "user": user, "all": every, **(more or {})}
         return list(self._json("POST", f"/api/v1/jobs/{verb}", body)["jobs"])
 
     def update(
@@ -233,8 +235,10 @@ class RemoteClient(Client):
         body.update({"jobs": list(refs), "name": name, "user": user, "all": every})
         return list(self._json("POST", "/api/v1/jobs/update", body)["jobs"])
 
-    def requeue(self, *jobs: str, name: str = "", user: str = "", every: bool = False) -> list[dict[str, Any]]:
-        return self._held("requeue", hold_request(True, jobs, name, user, every))
+    def requeue(
+        self, *jobs: str, hold: bool = False, name: str = "", user: str = "", every: bool = False
+    ) -> list[dict[str, Any]]:
+        return self._held("requeue", hold_request(True, jobs, name, user, every), {"hold": bool(hold)})
 
     def signal(
         self,

@@ -70,3 +70,20 @@ def test_a_job_not_placed_is_left_as_it_is_and_said_so_in_one_line(daemon: Daemo
         assert (refused.returncode, refused.stderr) == (2, said)
     for job_id in (held, running):
         daemon.client.cancel(job_id)
+
+
+def test_requeue_hold_stops_a_job_and_keeps_it_until_released(daemon: DaemonProcess) -> None:
+    """`swarm requeue --hold` (``scontrol requeuehold``): a node freed now, the job kept for later."""
+    job_id = daemon.client.submit(["sleep", "60"], cpus=0)
+    wait_until(lambda: daemon.client.job(job_id)["state"] == "running", 30, "it runs")
+    result = daemon.swarm("requeue", "--hold", job_id)
+    assert (result.returncode, result.stdout) == (
+        0,
+        f"{job_id} requeued: attempt 1 stops, and it waits, held, until swarm release\n",
+    ), result.stderr
+    wait_until(lambda: daemon.client.job(job_id)["state"] == "pending", 30, "it stopped")
+    view = daemon.client.job(job_id)
+    assert (view["held"], view["reason"], view["attempt"], view["failures"]) == (True, "held", 1, 0)
+    assert daemon.swarm("release", job_id).stdout == f"{job_id} released\n"
+    wait_until(lambda: daemon.client.job(job_id)["attempt"] == 2, 30, "it runs again once released")
+    daemon.client.cancel(job_id)

@@ -232,3 +232,17 @@ def test_a_table_that_places_a_requeued_job_before_its_node_stopped_it_is_caught
     with pytest.raises(InvariantBroken, match="starts on .* while it runs as"):
         for seed in range(REQUEUE_SEEDS):
             JobSim(seed, holds=True).run()
+
+
+def test_a_table_that_forgets_a_requeue_hold_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`swarm requeue --hold`: the job, once back, waits held until released. Planted: the table
+    takes the requeue and drops the hold."""
+    requeue = JobTable._requeue_asked
+
+    def planted(table: JobTable, cmd: RequeueJobs) -> list[str]:
+        return requeue(table, replace(cmd, hold=False)) if cmd.hold else requeue(table, cmd)
+
+    monkeypatch.setattr(JobTable, "_requeue_asked", planted)
+    with pytest.raises(InvariantBroken, match="requeued held, placed before released"):
+        for seed in range(REQUEUE_SEEDS):
+            JobSim(seed, holds=True).run()

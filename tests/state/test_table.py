@@ -616,6 +616,35 @@ def test_a_requeued_job_runs_again_only_once_its_node_stopped_it_and_no_retry_is
     assert a1.state is JobState.SUCCEEDED and table.apply(RequeueJobs(("a1",), "ann", 8.0)) == []  # ended
 
 
+def test_a_job_requeued_held_waits_held_once_back_and_a_snapshot_keeps_the_word() -> None:
+    """`swarm requeue --hold` (``scontrol requeuehold``), also of a job told to stop already: held
+    the moment it is pending again, never placed in between."""
+    from swarmcompute.state.snapshot import restore_table, snapshot_table
+
+    table = JobTable()
+    table.apply(SubmitJobs((spec("a1"),), 1.0))
+    running(table)
+    table.apply(RequeueJobs(("a1",), "ann", 4.0))
+    assert table.apply(RequeueJobs(("a1",), "ann", 4.1, hold=True)) == ["a1"]  # held too, now
+    assert table.apply(RequeueJobs(("a1",), "ann", 4.2, hold=True)) == []
+    a1 = table.get("a1")
+    assert a1 is not None and a1.message == "attempt 1 stopping: requeued by ann; it waits, held, until `swarm release`"
+    copy = restore_table(snapshot_table(table))
+    for t in (table, copy):
+        t.apply(finish("a1", 1, exit_code=None, end="stopped"))
+        job = t.get("a1")
+        assert job is not None and (job.state, job.held, job.reason, job.failures) == (
+            JobState.PENDING,
+            True,
+            Reason.HELD,
+            0,
+        )
+        assert job.message == "`swarm release a1` lets it run (attempt 1 stopped: requeued by ann; re-queued)"
+        assert _placeable(t) == set()
+        t.apply(HoldJobs(("a1",), False, "ann", 5.0))
+        assert _placeable(t) == {"a1"}
+
+
 def test_a_gang_is_requeued_whole() -> None:
     table = JobTable()
     table.apply(SubmitJobs(tuple(ranks_of(spec("g"), 2, 0)), 1.0))

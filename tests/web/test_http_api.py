@@ -309,6 +309,15 @@ def test_running_jobs_are_signalled_and_requeued_by_id_or_selection_over_rest_an
     wait_until(lambda: _get(a, f"/api/v1/jobs/{first}", rw).json()["attempt"] == 2, 30, "it runs again")
     wait_until(lambda: _get(a, f"/api/v1/jobs/{first}", rw).json()["state"] == "running", 30, "it runs again")
     assert _post(b, f"/api/v1/jobs/{first}/requeue", tokens["ro"], None).status_code == 403
+    for bad in ({"hold": "yes"}, {"jobs": [first]}):
+        assert _post(b, f"/api/v1/jobs/{first}/requeue", rw, bad).status_code == 400, bad
+    held = _post(b, f"/api/v1/jobs/{first}/requeue", rw, {"hold": True}).json()["jobs"]
+    assert held == [{"id": first, "state": "running", "attempt": 2, "outcome": "requeued"}]
+    wait_until(lambda: _get(a, f"/api/v1/jobs/{first}", rw).json()["held"], 30, "it stopped and is held")
+    assert [j["outcome"] for j in _post(b, "/api/v1/jobs/release", rw, {"jobs": [first]}).json()["jobs"]] == [
+        "released"
+    ]
+    wait_until(lambda: _get(a, f"/api/v1/jobs/{first}", rw).json()["state"] == "running", 30, "it runs again")
     bare = _post(b, f"/api/v1/jobs/{first}/signal", rw, None)  # no body: TERM
     assert bare.json()["jobs"][0]["outcome"] == "signalled", bare.text
     gone = _post(b, f"/api/v1/jobs/{second}/signal", rw, {"signal": "USR1"}).json()["jobs"]
