@@ -1,6 +1,6 @@
 """The dashboard in a real headless browser (Playwright driving Debian's chromium) against a real
 two-node cluster: it loads, lists the nodes, shows a job finishing without a reload, follows its
-log, holds, releases and cancels a job. On a phone-sized screen."""
+log, holds, releases, requeues and cancels a job. On a phone-sized screen."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def cluster(tmp_path: Path) -> Iterator[list[DaemonProcess]]:
         yield nodes
 
 
-def test_the_dashboard_lists_nodes_shows_a_job_finish_live_reruns_it_holds_releases_and_cancels_a_job(
+def test_the_dashboard_lists_nodes_shows_a_job_finish_live_reruns_it_holds_releases_requeues_and_cancels_a_job(
     cluster: list[DaemonProcess],
 ) -> None:
     a, b = cluster
@@ -77,12 +77,15 @@ def test_the_dashboard_lists_nodes_shows_a_job_finish_live_reruns_it_holds_relea
             assert a.client.job(waiting)["held"] is True
             a.client.cancel(waiting)
 
-            # Submit from the page, then cancel it from the page.
+            # Submit from the page, requeue it from the page (it runs again), then cancel it from the page.
             page.fill("#submit-cmd", "sleep 300")
             page.fill("#submit-name", "to-cancel")
             page.click("#submit-form button")
             page.wait_for_function("document.getElementById('submit-result').textContent.startsWith('submitted')")
             long_id = page.inner_text("#submit-result").split()[-1]
+            page.wait_for_selector(f'#jobs tr[data-job="{long_id}"][data-state="running"] button.requeue').click()
+            wait_until(lambda: a.client.job(long_id)["attempt"] == 2, 30, "it runs again")
+            assert a.client.job(long_id)["attempts"][0]["ended"].startswith("requeued")
             page.wait_for_selector(f'#jobs tr[data-job="{long_id}"] button.cancel').click()
             page.wait_for_selector(f'#jobs tr[data-job="{long_id}"][data-state="cancelled"]')
             assert a.client.job(long_id)["state"] == "cancelled"

@@ -164,12 +164,14 @@ function renderJobs() {
       : el("button", { type: "button", class: "rerun", title: "run it again as a new job (swarm rerun)", onclick: (e) => { e.stopPropagation(); rerunJob(j.id); } }, "rerun");
     // A pending job can be held (it waits until released: swarm hold / swarm release).
     const verb = j.held ? "release" : "hold";
-    const hold = j.state === "pending" ? el("button", { type: "button", class: verb, title: `swarm ${verb}`, onclick: (e) => { e.stopPropagation(); holdJob(j.id, verb); } }, verb) : "";
+    const hold = j.state === "pending" ? el("button", { type: "button", class: verb, title: `swarm ${verb}`, onclick: (e) => { e.stopPropagation(); jobAction(j.id, verb); } }, verb) : "";
+    // A placed job can be sent back: its attempt stops, as lost, and it runs again (swarm requeue).
+    const requeue = ["assigned", "running"].includes(j.state) ? el("button", { type: "button", class: "requeue", title: "stop it and run it again (swarm requeue)", onclick: (e) => { e.stopPropagation(); jobAction(j.id, "requeue"); } }, "requeue") : "";
     const shown = j.held ? "held" : j.state;
     return el("tr", { class: "clickable", "data-job": j.id, "data-state": shown, onclick: () => openLog(j.id) },
       el("td", {}, j.id), el("td", {}, j.name || ""), el("td", { class: `state state-${shown}` }, shown),
       el("td", {}, names[j.node] || j.node || ""), el("td", {}, ago(j.submitted_at)), el("td", {}, took(j)),
-      el("td", { class: "reason" }, j.message || j.reason), el("td", {}, hold, cancel));
+      el("td", { class: "reason" }, j.message || j.reason), el("td", {}, hold, requeue, cancel));
   }));
 }
 
@@ -199,7 +201,7 @@ async function cancelJob(id) {
   catch (err) { alert(`cancel ${id}: ${err.message}`); }
 }
 
-async function holdJob(id, verb) {
+async function jobAction(id, verb) {
   try { await api("POST", `/api/v1/jobs/${encodeURIComponent(id)}/${verb}`, {}); }
   catch (err) { alert(`${verb} ${id}: ${err.message}`); }
 }
