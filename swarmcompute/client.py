@@ -778,8 +778,8 @@ class Client:
         """Send placed jobs back to be placed again (`swarm requeue`, ``scontrol requeue``): each
         assigned or running attempt is stopped, as lost, not failed (its retries are not spent),
         and once its node said so the job is placed again, so it never runs twice (``hold``: it
-        waits, held, until ``release``: ``scontrol requeuehold``). Jobs are chosen
-        as ``hold`` chooses them, among the assigned and running ones. One ``{"id", "state",
+        waits, held, until ``release``: ``scontrol requeuehold``). Jobs are chosen as ``hold``
+        chooses them, among the assigned and running ones. One ``{"id", "state",
         "attempt", "outcome"}`` a job; ``outcome`` is "requeued", "already" (told to stop already)
         or "not_placed" (pending or ended: left as it is)."""
         refs, _, name, user, every = hold_request(True, jobs, name, user, every)
@@ -797,7 +797,8 @@ class Client:
         """Send ``signal`` (``USR1``, ``SIGHUP``, ``10``; default TERM) to running jobs (`swarm
         signal`: ``docker kill -s``, ``scancel --signal``): their node sends it to the running
         attempt's main process, or (``group``) its whole process group (a Docker job's: its
-        container's main process). Jobs are chosen as ``hold`` chooses them, among the running jobs. One ``{"id", "state", "attempt", "outcome"}`` a job; ``outcome``
+        container's main process). Jobs are chosen as ``hold`` chooses them, among the running
+        jobs. One ``{"id", "state", "attempt", "outcome"}`` a job; ``outcome``
         is "signalled", "not_running" (left as it is) or "too_many" (``MAX_SIGNALS`` this attempt)."""
         refs, _, name, user, every = hold_request(True, jobs, name, user, every)
         return list(self._call(m.Signal(refs, signal_of(signal), bool(group), name, user, every)))

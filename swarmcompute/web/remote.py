@@ -213,14 +213,16 @@ class RemoteClient(Client):
         return list(self._json("POST", "/api/v1/jobs/cancel", body)["jobs"])
 
     def hold(self, *jobs: str, name: str = "", user: str = "", every: bool = False) -> list[dict[str, Any]]:
-        return self._held("hold", hold_request(True, jobs, name, user, every))
+        return self._picked("hold", hold_request(True, jobs, name, user, every))
 
     def release(self, *jobs: str, name: str = "", user: str = "", every: bool = False) -> list[dict[str, Any]]:
-        return self._held("release", hold_request(False, jobs, name, user, every))
+        return self._picked("release", hold_request(False, jobs, name, user, every))
 
-    def _held(
+    def _picked(
         self, verb: str, asked: tuple[tuple[str, ...], bool, str, str, bool], more: dict[str, Any] | None = None
     ) -> list[dict[str, Any]]:
+        """``POST /api/v1/jobs/VERB`` of the jobs ``asked`` names or selects (``hold_request``),
+        with ``more`` in the body: hold, release, requeue, signal."""
         refs, _, name, user, every = asked
         body = {"jobs": list(refs), "name": name, "user": user, "all": every, **(more or {})}
         return list(self._json("POST", f"/api/v1/jobs/{verb}", body)["jobs"])
@@ -238,7 +240,7 @@ class RemoteClient(Client):
     def requeue(
         self, *jobs: str, hold: bool = False, name: str = "", user: str = "", every: bool = False
     ) -> list[dict[str, Any]]:
-        return self._held("requeue", hold_request(True, jobs, name, user, every), {"hold": bool(hold)})
+        return self._picked("requeue", hold_request(True, jobs, name, user, every), {"hold": bool(hold)})
 
     def signal(
         self,
@@ -251,10 +253,8 @@ class RemoteClient(Client):
     ) -> list[dict[str, Any]]:
         from swarmcompute.client import signal_of
 
-        refs, _, name, user, every = hold_request(True, jobs, name, user, every)
-        body = {"signal": signal_of(signal), "group": bool(group), "jobs": list(refs), "name": name, "user": user}
-        body["all"] = every
-        return list(self._json("POST", "/api/v1/jobs/signal", body)["jobs"])
+        asked = hold_request(True, jobs, name, user, every)
+        return self._picked("signal", asked, {"signal": signal_of(signal), "group": bool(group)})
 
     # -- nodes --------------------------------------------------------------------------
 
