@@ -491,8 +491,9 @@ class ControlServer:
         return out
 
     async def _chosen(self, refs: tuple[str, ...], uid: int, verb: str) -> dict[str, Job]:
-        """The jobs ``refs`` name for `swarm hold`, `release`, `update` or `signal` (``verb``), each once: an
-        array id its elements, a gang's id (or any rank's) its ranks, all of them ``uid``'s to act on."""
+        """The jobs ``refs`` name for `swarm hold`, `release`, `update`, `requeue` or `signal` (``verb``),
+        each once: an array id its elements, a gang's id (or any rank's) its ranks, all of them
+        ``uid``'s to act on."""
         found: dict[str, Job] = {}
         async for ref in sliced(self._arrays_expanded(refs), SLICE_S):
             job = await self.resolve(ref)
