@@ -40,7 +40,8 @@ Checked after every event (``InvariantBroken`` names the seed and the instant):
   after a `recover` no leader of the replaced configuration epoch is ever elected;
 - with ``holds``, users' signals (`swarm signal`, through a random daemon) as ``JobSim`` checks
   them: each taken only by the attempt it was sent to, and delivered once, in order, by the node
-  that started that attempt (a `recover` starts the record over, as the nodes' rules do);
+  that started that attempt (a `recover` starts the record over, as the nodes' rules do); users
+  requeue plain jobs and gangs too (`swarm requeue [--hold]`), under every check above;
 - for the ``GANGS`` gangs of each seed (``sim.gangs``): never two attempts of a gang at once,
   distinct slots for an attempt's ranks, and once a rank of an attempt ended without exiting 0,
   every other rank told to stop within ``PARTIAL_MAX_S``;
@@ -1033,6 +1034,7 @@ class ClusterSim(JobSim):
             )  # fmt: skip
             self._at(pins.uniform(0.0, 4.0), "submit", spec)
         rng = random.Random(f"{self.seed}/gangs")
+        requeues = random.Random(f"{self.seed}/gang-requeues")  # the gangs' own draws stay
         for i in range(self._gangs):
             ranks = rng.choice((2, 3, 4))
             spec = JobSpec(
@@ -1046,6 +1048,11 @@ class ClusterSim(JobSim):
             self._at(rng.uniform(0.0, 3.0), "submit", specs)
             if rng.random() < 0.1:
                 self._at(rng.uniform(0.0, 4.0), "cancel", rng.choice(specs).id)
+            if self.holds and requeues.random() < 0.2:  # `swarm requeue [--hold]` of a rank: the whole gang
+                held = requeues.random() < 0.3
+                self._at(requeues.uniform(0.5, 5.0), "requeue", (requeues.choice(specs).id, held))
+                if held:
+                    self._at(requeues.uniform(5.0, 8.0), "release_held", specs[0].id)
 
     def _fits_always(self, shape: GangShape) -> bool:
         """Whether a gang fits the empty cluster whichever one node leaves it (``_on_leave``)."""

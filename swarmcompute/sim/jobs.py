@@ -1366,12 +1366,15 @@ class JobSim:
             self._at(self.now + self._signal_nodes.uniform(0.0, 2.0), "asked", cmd)
 
     def _on_release_held(self, job_id: str) -> None:
-        """`swarm release` of a job requeued held, asked until it is released or ended (the requeue
-        may land after the first ask)."""
+        """`swarm release` of a job requeued held (a gang rank: of its gang, whose ranks that had
+        ended by then are not held), asked until it is released or ended (the requeue may land
+        after the first ask)."""
         job = self.table.get(job_id)
-        if job is not None and job.held:
-            self._on_hold((job_id, False))
-        if job is not None and not job.state.is_terminal:
+        whole = [] if job is None else self.table.gang(job.spec.gang_id) if job.spec.ranks else [job]
+        held = [one.id for one in whole if one.held]
+        if held:
+            self._on_hold((held[0], False))  # a rank's release is its gang's
+        if any(not one.state.is_terminal for one in whole):
             self._at(self.now + 1.0, "release_held", job_id)
 
     # -- checks ----------------------------------------------------------------------
