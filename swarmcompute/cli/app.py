@@ -754,6 +754,15 @@ def release(
     _exit(_held(False, state_dir, jobs or (), name, user, every, as_json))
 
 
+def _named_or_selected(jobs: Sequence[str] | None, selecting: object, verb: str) -> None:
+    """`swarm hold`, `release`, `update`, `requeue`, `signal`: job ids or a selection (--name,
+    --user, --all), one of the two; else one line, exit 2."""
+    if jobs and selecting:
+        raise _fail("give job ids, or select jobs with --name, --user or --all: not both")
+    if not jobs and not selecting:
+        raise _fail(f"name the jobs to {verb}, or select them with --name, --user or --all")
+
+
 def _held(
     held: bool, state_dir: str | None, jobs: Sequence[str], name: str, user: str, every: bool, as_json: bool
 ) -> int:
@@ -761,10 +770,7 @@ def _held(
     from swarmcompute.limits import printable
 
     verb = "hold" if held else "release"
-    if jobs and (name or user or every):
-        raise _fail("give job ids, or select jobs with --name, --user or --all: not both")
-    if not jobs and not (name or user or every):
-        raise _fail(f"name the jobs to {verb}, or select them with --name, --user or --all")
+    _named_or_selected(jobs, name or user or every, verb)
     client = _client(state_dir)
     call = client.hold if held else client.release
     records = _call(lambda: call(*jobs, name=name, user=user, every=every))
@@ -813,10 +819,7 @@ def update(
     Without ids: the pending jobs of yours (every user's for root) that --name and --user select, or --all."""
     from swarmcompute.limits import printable
 
-    if jobs and (name or user or every):
-        raise _fail("give job ids, or select jobs with --name, --user or --all: not both")
-    if not jobs and not (name or user or every):
-        raise _fail("name the jobs to update, or select them with --name, --user or --all")
+    _named_or_selected(jobs, name or user or every, "update")
     if constraint and no_constraints:
         raise _fail("give --constraint or --no-constraints, not both")
     if node is not None and any_node:
@@ -876,10 +879,7 @@ def requeue(
     --user select, or --all."""
     from swarmcompute.limits import printable
 
-    if jobs and (name or user or every):
-        raise _fail("give job ids, or select jobs with --name, --user or --all: not both")
-    if not jobs and not (name or user or every):
-        raise _fail("name the jobs to requeue, or select them with --name, --user or --all")
+    _named_or_selected(jobs, name or user or every, "requeue")
     client = _client(state_dir)
     records = _call(lambda: client.requeue(*(jobs or ()), hold=hold, name=name, user=user, every=every))
     if as_json:
@@ -928,10 +928,7 @@ def signal(
     for root) that --name and --user select, or --all."""
     from swarmcompute.limits import MAX_SIGNALS, printable, signal_name, signal_number
 
-    if jobs and (name or user or every):
-        raise _fail("give job ids, or select jobs with --name, --user or --all: not both")
-    if not jobs and not (name or user or every):
-        raise _fail("name the jobs to signal, or select them with --name, --user or --all")
+    _named_or_selected(jobs, name or user or every, "signal")
     try:
         signum = signal_number(signal)
     except ValueError as exc:
