@@ -277,31 +277,45 @@ class Api:
 
     async def requeue(self, request: Request) -> Response:
         """`swarm requeue`: as ``hold``, and ``{"hold": true}`` holds them once back."""
-        return await self._picked(request, m.Requeue, flags=("hold",))
+        return await self._picked(request, m.Requeue, {"hold": (bool, False)})
 
-    async def _picked(self, request: Request, asking: Callable[..., Any], flags: tuple[str, ...] = ()) -> Response:
+    async def signal(self, request: Request) -> Response:
+        """`swarm signal`: as ``hold``, with ``{"signal": "USR1", "group": false}`` (no body: TERM
+        to the main process)."""
+        from swarmcompute.client import signal_of
+
+        def asking(refs: tuple[str, ...], signal: str | int, **rest: Any) -> m.Signal:
+            return m.Signal(refs, signal_of(signal), **rest)
+
+        return await self._picked(request, asking, {"signal": ((str, int), "TERM"), "group": (bool, False)})
+
+    async def _picked(
+        self, request: Request, asking: Callable[..., Any], extras: dict[str, tuple[Any, Any]] | None = None
+    ) -> Response:
         """A request about the jobs ``{ref}`` names, or the body names (``jobs``) or selects
-        (``name``, ``user``, ``all``): ``asking(refs, name=, user=, every=, **flags)`` is its
-        message; ``flags``: the body's booleans it takes besides (both forms)."""
+        (``name``, ``user``, ``all``): ``asking(refs, name=, user=, every=, **extras)`` is its
+        message; ``extras``: the other keys it takes in either form, each ``(type, default)``."""
         token = self.auth(request, write=True)
         ref = request.path_params.get("ref")
         body = await _read_json(request)
         body = {} if body is None and ref is not None else body
         picks = () if ref is not None else ("jobs", "name", "user", "all")
         texts = ("name", "user")
+        extras = extras or {}
         if (
             not isinstance(body, dict)
-            or not set(body) <= {*picks, *flags}
+            or not set(body) <= {*picks, *extras}
             or not all(isinstance(body.get(k, ""), str) for k in texts)
-            or not all(isinstance(body.get(k, False), bool) for k in ("all", *flags))
+            or not isinstance(body.get("all", False), bool)
+            or not all(isinstance(body.get(k, default), kind) for k, (kind, default) in extras.items())
             or not isinstance(body.get("jobs", []), list)
             or not all(isinstance(x, str) and x for x in body.get("jobs", []))
         ):
             which = "" if ref is None else " (or none)"
             shape = '{"jobs": ["ID", ...]} or {"name": "", "user": "", "all": false}' if ref is None else "{}"
-            more = "".join(f', with "{f}": false' for f in flags)
+            more = "".join(f', with "{k}": {json.dumps(default)}' for k, (_, default) in extras.items())
             raise errors.ConfigError(f"the body is {shape}{which}{more}")
-        extra = {f: body.get(f, False) for f in flags}
+        extra = {k: body.get(k, default) for k, (_, default) in extras.items()}
         if ref is not None:
             return JSONResponse({"jobs": await self.ask(asking((ref,), **extra), token)})
         named = {k: body.get(k, "") for k in texts}
@@ -331,37 +345,6 @@ class Api:
         changes = job_changes(**{k: v for k, v in body.items() if k in UPDATE_OPTIONS})
         jobs = (ref,) if ref is not None else tuple(body.get("jobs", []))
         asked = m.Update(jobs, changes, body.get("name", ""), body.get("user", ""), body.get("all", False))
-        return JSONResponse({"jobs": await self.ask(asked, token)})
-
-    async def signal(self, request: Request) -> Response:
-        """`swarm signal`: ``POST /api/v1/jobs/{ref}/signal`` with ``{"signal": "USR1"}`` (no body:
-        TERM), or ``/api/v1/jobs/signal`` with it and jobs named or selected as ``hold``'s."""
-        from swarmcompute.client import signal_of
-
-        token = self.auth(request, write=True)
-        ref = request.path_params.get("ref")
-        body = await _read_json(request)
-        body = {} if body is None and ref is not None else body
-        picks = () if ref is not None else ("jobs", "name", "user", "all")
-        if (
-            not isinstance(body, dict)
-            or not set(body) <= {"signal", "group", *picks}
-            or not isinstance(body.get("signal", "TERM"), (str, int))
-            or not isinstance(body.get("group", False), bool)
-            or not all(isinstance(body.get(k, ""), str) for k in ("name", "user"))
-            or not isinstance(body.get("all", False), bool)
-            or not isinstance(body.get("jobs", []), list)
-            or not all(isinstance(x, str) and x for x in body.get("jobs", []))
-        ):
-            which = "" if ref is not None else ', with {"jobs": ["ID", ...]} or {"name": "", "user": "", "all": false}'
-            raise errors.ConfigError(
-                f'the body is {{"signal": "USR1", "group": false}} (a name or a number; default TERM){which}'
-            )
-        jobs = (ref,) if ref is not None else tuple(body.get("jobs", []))
-        signum = signal_of(body.get("signal", "TERM"))
-        asked = m.Signal(
-            jobs, signum, body.get("group", False), body.get("name", ""), body.get("user", ""), body.get("all", False)
-        )
         return JSONResponse({"jobs": await self.ask(asked, token)})
 
     async def rerun(self, request: Request) -> Response:
