@@ -52,6 +52,13 @@ class LocalQueue:
         self._in_use: dict[Key, JobSpec] = {}  # attempts started here that have not ended
         self._assigned_at: dict[Key, float | None] = {}  # when each of those was assigned
         self._handed_back: dict[str, int] = {}  # job id -> the attempt handed back, until the table moves on
+        self._ended: dict[str, int] = {}
+        """Job id -> the attempt that ran here and ended, until the table moves on. Its start may
+        never reach the table (a start notice is dropped when the end comes first), so the job is
+        still assigned here by it until the end is committed; an entry that touches the job before
+        that (`swarm update`, `swarm signal`, a paused daemon catching up) must not queue that
+        attempt again: it would run twice (found by the job simulator, seed 43 with holds: a
+        daemon paused while its job ended re-ran it on resume, when an update applied)."""
         self._cards: dict[Key, tuple[int, ...]] = {}  # GPU indices each started attempt holds
         self.held_at: int | None = None
         """The priority from which the last ``to_start`` held attempts back for a pending job of a
@@ -68,7 +75,7 @@ class LocalQueue:
         if job.state is not JobState.ASSIGNED or job.node != self.node_id or key in self._in_use:
             self.forget(job.id)
             return False
-        if self._handed_back.get(job.id) == job.attempt:
+        if self._handed_back.get(job.id) == job.attempt or self._ended.get(job.id) == job.attempt:
             return False
         if job.id not in self._queued:
             self._queued[job.id] = job
@@ -80,6 +87,7 @@ class LocalQueue:
         self._queued.pop(job_id, None)
         self._queued_since.pop(job_id, None)
         self._handed_back.pop(job_id, None)
+        self._ended.pop(job_id, None)
 
     def handed_back(self, job_id: str) -> int | None:
         """The attempt of ``job_id`` this node handed back, until the table moves on (None: none)."""
@@ -149,8 +157,11 @@ class LocalQueue:
         not started here in this daemon's life)."""
         return self._assigned_at.get((job_id, attempt))
 
-    def ended(self, job_id: str, attempt: int) -> None:
-        self._in_use.pop((job_id, attempt), None)
+    def ended(self, job_id: str, attempt: int, *, ran: bool = False) -> None:
+        """The attempt is no longer in use here: its process ended (``ran``: it is never queued
+        again, ``_ended``), or it was taken to start and did not (it may be queued again)."""
+        if self._in_use.pop((job_id, attempt), None) is not None and ran:
+            self._ended[job_id] = attempt
         self._assigned_at.pop((job_id, attempt), None)
         self._cards.pop((job_id, attempt), None)
 

@@ -474,7 +474,7 @@ class NodeState:
         if finish.end == AttemptEnd.EXITED and job is not None and job.spec.on_disconnect == "stop" and not holds:
             # Killed by the guardian at the lease deadline while this daemon was frozen: lost, not failed.
             finish = replace(finish, end=AttemptEnd.STOPPED, error=LOST_WITH_THE_LEASE)
-        self.queue.ended(finish.job_id, finish.attempt)
+        self.queue.ended(finish.job_id, finish.attempt, ran=True)
         return [Propose((finish,)), WakeStarts()]
 
     def lease_changed(self, held: bool, running: Iterable[Key]) -> list[Instruction]:

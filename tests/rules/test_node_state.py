@@ -91,6 +91,27 @@ def test_a_time_limit_updated_while_an_attempt_starts_or_runs_here_is_moved_once
     assert [i for i in out if isinstance(i, Retime)] == [Retime("j1", 1, None)]
 
 
+def test_an_attempt_that_ended_here_before_its_start_reached_the_table_is_never_started_again() -> None:
+    """A short attempt's start notice is dropped when its end comes first, so the table still has
+    it assigned here until the end is committed. An entry that touches the job meanwhile (`swarm
+    update`, `swarm signal`, a paused daemon catching up) must not queue that attempt again (found
+    by the job simulator, seed 43 with holds: it ran twice, the second time beside the next
+    attempt). The next attempt given here starts as any."""
+    table = table_with(("j1", ME, "stop"))
+    state = NodeState(ME, table)
+    state.applied(["j1"], {}, from_earlier_life=False, now_mono=0.0, now_wall=0.0, may_start=True)
+    [start] = state.to_start(ROOM, 0.1, may_start=True)
+    state.started(start, running=True, holds=True, now_wall=0.1)  # its notice waits, and is dropped
+    state.attempt_exited(finish("j1"), holds=True)
+    changed = table.apply(UpdateJobs(("j1",), JobChanges(retries=2), "ann", 0.3))  # before the end commits
+    out = state.applied(changed, {}, from_earlier_life=False, now_mono=0.3, now_wall=0.3, may_start=True)
+    assert WakeStarts() not in out and state.to_start(ROOM, 0.4, may_start=True) == []
+    table.apply(finish("j1", AttemptEnd.STOPPED))  # lost: it runs again, as attempt 2, here
+    changed = table.apply(AssignJobs((Assignment("j1", 2, ME),), 0.5))
+    state.applied(changed, {}, from_earlier_life=False, now_mono=0.5, now_wall=0.5, may_start=True)
+    assert [(s.job.id, s.attempt) for s in state.to_start(ROOM, 0.6, may_start=True)] == [("j1", 2)]
+
+
 def test_a_requeued_attempt_running_here_is_stopped_as_lost_and_a_queued_one_handed_back_unstarted() -> None:
     table = table_with(("j1", ME, "stop"), ("j2", ME, "keep"))
     state = NodeState(ME, table)
