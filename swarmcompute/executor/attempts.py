@@ -94,7 +94,7 @@ class AttemptRunner(Generic[A]):
         self._terminate(att, EndReason.CANCELLED)
         return True
 
-    def stop(self, job_id: str, attempt: int, grace_s: float) -> bool:
+    def stop(self, job_id: str, attempt: int, grace_s: float | None = None) -> bool:
         """Stop the attempt as lost, not failed (SIGTERM, SIGKILL after ``grace_s``): its node
         lost its lease. False if it is not running here."""
         att = self._attempts.get((job_id, attempt))

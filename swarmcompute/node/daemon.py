@@ -806,7 +806,7 @@ class Daemon:
                         proposals.append(cmd)
             elif isinstance(ins, Stop):
                 if ins.lost:
-                    self.executor.stop(ins.job_id, ins.attempt, KILL_GRACE_S)
+                    self.executor.stop(ins.job_id, ins.attempt, None if ins.asked else KILL_GRACE_S)
                 else:
                     self.executor.cancel(ins.job_id, ins.attempt)
             elif isinstance(ins, WakeStarts):

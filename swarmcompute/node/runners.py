@@ -178,8 +178,9 @@ class JobRunners:
             return True
         return self._docker is not None and self._docker.signal(job_id, attempt, signals)
 
-    def stop(self, job_id: str, attempt: int, grace_s: float) -> bool:
-        """Stop an attempt as lost (its node lost its lease): SIGTERM, SIGKILL after ``grace_s``."""
+    def stop(self, job_id: str, attempt: int, grace_s: float | None = None) -> bool:
+        """Stop an attempt as lost, not failed: SIGTERM, SIGKILL after ``grace_s`` (None: the
+        runner's kill grace, as a cancel's)."""
         if self.processes.stop(job_id, attempt, grace_s):
             return True
         return self._docker is not None and self._docker.stop(job_id, attempt, grace_s)

@@ -100,6 +100,11 @@ class Stop:
     job_id: str
     attempt: int
     lost: bool
+    asked: bool = False
+    """Lost because the table told it to stop (``Job.stop_why``: a requeue, a preemption, a gang
+    whose rank ended), not because the lease lapsed: the process gets a cancel's kill grace
+    (5 s), time to save its work. The job is placed again only once this end is committed, so
+    the grace costs no safety; a lapsed lease cannot wait that long."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,7 +363,9 @@ class NodeState:
                 if not (attempt == job.attempt and job.node == node_id and job.state in ACTIVE_STATES):
                     out.append(Stop(job_id, attempt, lost=False))
                 elif job.stop_why:
-                    out.append(Stop(job_id, attempt, lost=True))  # another rank ended, a requeue: lost, not failed
+                    out.append(
+                        Stop(job_id, attempt, lost=True, asked=True)
+                    )  # another rank ended, a requeue: lost, not failed
                 elif job.spec.ranks and queue.assigned_at(job_id, attempt) not in (None, job.assigned_at):
                     # A kept history (`swarm recover`) gave this node a gang rank's attempt number
                     # again: what runs here is the given-up history's rank, with other ranks. It
@@ -435,7 +442,7 @@ class NodeState:
             return [Stop(job.id, attempt, lost=False)]  # cancelled or moved while a container started
         if job.stop_why:
             self.started_here[job.id] = attempt
-            return [Stop(job.id, attempt, lost=True)]  # told to stop while a container started
+            return [Stop(job.id, attempt, lost=True, asked=True)]  # told to stop while a container started
         self.started_here[job.id] = attempt
         if start.leased and not holds:
             return [Stop(job.id, attempt, lost=True)]  # the lease lapsed while it started

@@ -719,7 +719,8 @@ class ClusterSim(JobSim):
                     proposals.append(cmd)
             elif isinstance(ins, Stop):
                 if ins.lost:
-                    self._terminate(node, (ins.job_id, ins.attempt), AttemptEnd.STOPPED, KILL_GRACE_S)
+                    grace_s = CANCEL_GRACE_S if ins.asked else KILL_GRACE_S
+                    self._terminate(node, (ins.job_id, ins.attempt), AttemptEnd.STOPPED, grace_s)
                 else:
                     self._terminate(node, (ins.job_id, ins.attempt), AttemptEnd.CANCELLED, CANCEL_GRACE_S)
             elif isinstance(ins, WakeStarts):

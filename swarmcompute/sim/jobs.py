@@ -27,7 +27,8 @@ What the shell does, as the daemon does it:
   ``NodeState.attempt_exited``. "Started" notices are held (``rules.start_notices``) and dropped
   when the result comes first.
 - **Instructions** (``Daemon._carry``): ``Start`` spawns a simulated process (a leased one is held
-  by the guardian); ``Stop(lost=True)`` SIGTERMs it and SIGKILLs it ``KILL_GRACE_S`` later;
+  by the guardian); ``Stop(lost=True)`` SIGTERMs it and SIGKILLs it ``KILL_GRACE_S`` later (the cancel's
+  grace when the table ``asked`` it to stop: a requeue, a preemption, a gang's stop);
   ``Stop(lost=False)`` cancels it, SIGKILL after the runner's ``CANCEL_GRACE_S``; a second stop
   changes neither the reason nor the SIGKILL's time (``ProcessRunner._terminate``); ``Propose``
   sends the commands towards the leader; ``WakeStarts`` runs the start loop; ``Say`` goes to the
@@ -918,7 +919,8 @@ class JobSim:
                     )
             elif isinstance(ins, Stop):
                 if ins.lost:
-                    self._terminate(node, (ins.job_id, ins.attempt), AttemptEnd.STOPPED, KILL_GRACE_S)
+                    grace_s = CANCEL_GRACE_S if ins.asked else KILL_GRACE_S
+                    self._terminate(node, (ins.job_id, ins.attempt), AttemptEnd.STOPPED, grace_s)
                 else:
                     self._terminate(node, (ins.job_id, ins.attempt), AttemptEnd.CANCELLED, CANCEL_GRACE_S)
             elif isinstance(ins, WakeStarts):

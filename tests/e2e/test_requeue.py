@@ -11,11 +11,12 @@ from swarmcompute.testing.daemons import DaemonProcess, wait_until
 
 SCRIPT = """
 echo "start $SWARM_ATTEMPT $(date +%s.%N)" >> {out}/log
-trap 'echo "stop $SWARM_ATTEMPT $(date +%s.%N)" >> {out}/log; exit 143' TERM
+trap 'sleep 1; echo "stop $SWARM_ATTEMPT $(date +%s.%N)" >> {out}/log; exit 143' TERM
 if [ "$SWARM_ATTEMPT" = 1 ]; then while :; do sleep 0.05; done; fi
 echo "done $SWARM_ATTEMPT $(date +%s.%N)" >> {out}/log
 """
-"""Attempt 1 runs until stopped; attempt 2 ends at once; each writes when it starts and ends."""
+"""Attempt 1 runs until stopped, and takes a second after its SIGTERM to save its work (a cancel's
+grace: 5 s); attempt 2 ends at once; each writes when it starts and ends."""
 
 
 def _log(out: Path) -> list[tuple[str, int, float]]:

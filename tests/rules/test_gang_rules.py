@@ -44,7 +44,7 @@ def test_a_running_rank_told_to_stop_is_stopped_as_lost() -> None:
     table = JobTable()
     state = _rank_0_running_here(table)
     changed = table.apply(RequeueLost("g.1", 1, "its node stopped answering", 4.0, node_id="b"))
-    assert Stop("g.0", 1, lost=True) in _applied(state, changed, {"g.0": [1]})
+    assert Stop("g.0", 1, lost=True, asked=True) in _applied(state, changed, {"g.0": [1]})
 
 
 def test_a_queued_rank_told_to_stop_is_handed_back_and_never_started() -> None:

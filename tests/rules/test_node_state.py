@@ -121,7 +121,7 @@ def test_a_requeued_attempt_running_here_is_stopped_as_lost_and_a_queued_one_han
     table.apply(StartAttempt("j1", 1, ME, 0.2))
     changed = table.apply(RequeueJobs(("j1", "j2"), "ann", 0.3))
     out = state.applied(changed, {"j1": [1]}, from_earlier_life=False, now_mono=0.3, now_wall=0.3, may_start=True)
-    assert Stop("j1", 1, lost=True) in out
+    assert Stop("j1", 1, lost=True, asked=True) in out  # a cancel's grace: time to save its work
     assert proposed(out) == [ReleaseQueued("j2", 1, ME, "requeued by ann", 0.3)]
     assert state.to_start(ROOM, 0.4, may_start=True) == []  # nothing told to stop starts
 
