@@ -7,7 +7,10 @@ committer's hook), so its assignments share the log entry with the commands that
 - results, losses and cancels in the batch free their room first (``ending``), so a slot that
   ends is refilled in the same entry that reports it: one Raft round per refill, not two;
 - jobs submitted in the batch are placed in it too (``incoming``): a `swarm run` waits one
-  Raft round less.
+  Raft round less;
+- the preemptions the round's placements call for (``scheduler.preemption``) ride with them, so
+  a job of a higher priority queued on a node full of ``--preemptible`` work has it stopped in the
+  entry that placed it there.
 
 A round waits while the previous round's entry is not applied yet, so no job is placed twice
 from a stale table. Other nodes never place; they work a round out only to explain why a job
@@ -22,6 +25,7 @@ from collections.abc import Callable, Sequence
 
 from swarmcompute.node.committer import ReplicatedJobLog
 from swarmcompute.scheduler.placement import NodeCapacity, Placement, ending_in, place, submitted_in
+from swarmcompute.scheduler.preemption import preemptions
 from swarmcompute.state.commands import AssignJobs, Command
 from swarmcompute.state.table import JobTable
 
@@ -89,10 +93,13 @@ class PlacementRounds:
             return []
         self._wanted = False
         self._table.release_backoffs(now)
-        placement = self._last = place(
-            self._table, self._capacities(), now, ending=ending, incoming=incoming, preferred=preferred
+        nodes = self._capacities()
+        placement = self._last = place(self._table, nodes, now, ending=ending, incoming=incoming, preferred=preferred)
+        stops = preemptions(
+            self._table, nodes, assignments=placement.assignments, incoming=incoming, ending=ending, at=now
         )
-        return [AssignJobs(tuple(placement.assignments), now)] if placement.assignments else []
+        out: list[Command] = [AssignJobs(tuple(placement.assignments), now)] if placement.assignments else []
+        return out + stops
 
     def waiting_reason(self, job_id: str) -> tuple[str, str] | None:
         """Why a pending job waits: the leader's last round, or (on another node) a round worked

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from swarmcompute.scheduler.placement import NodeCapacity, may_run_on, pin_matches
+from swarmcompute.scheduler.placement import NodeCapacity, NodeRoom, pin_matches
 from swarmcompute.state.job import ACTIVE_STATES, Job, JobSpec, JobState, waits
 from swarmcompute.state.table import JobTable
 
@@ -189,7 +189,7 @@ class LocalQueue:
         ]  # fmt: skip
         if not overdue:
             return []
-        rooms = {n.node_id: _Room(n) for n in others if n.node_id != self.node_id and n.takes_work(table.drained)}
+        rooms = {n.node_id: NodeRoom(n) for n in others if n.node_id != self.node_id and n.takes_work(table.drained)}
         for job in table.open_jobs():
             room = rooms.get(job.node) if job.node is not None else None
             if room is not None and job.state in ACTIVE_STATES:
@@ -212,41 +212,6 @@ class LocalQueue:
             self._queued_since.pop(job.id, None)
             self._handed_back[job.id] = job.attempt
         return moved
-
-
-class _Room:
-    """What another node has free right now: its capacity minus everything active there, and how
-    many attempts it has queued (assigned, not started)."""
-
-    __slots__ = ("node", "cpus", "mem_bytes", "gpus", "queued")
-
-    def __init__(self, node: NodeCapacity) -> None:
-        self.node = node
-        self.cpus, self.mem_bytes, self.gpus = node.cpus, node.mem_bytes, node.gpus
-        self.queued = 0
-
-    def fits(self, spec: JobSpec, queued_here: int | None) -> bool:
-        """Whether a job queued here (``queued_here`` attempts, it included; None: this node is
-        leaving, so anywhere is better) could start there now. A job that holds no room (no cpus,
-        memory or GPUs) fits any node, so what holds it up is the queue in front of it: it moves
-        to a node with nothing queued, or while the other node's queue would stay at most half
-        what is left here (without the first, a lone job a node did not start stayed there for
-        good: `test_the_old_leader_of_two_rejoins_after_recover_on_the_survivor`). Before, such
-        jobs moved whenever another node was up: 20,000 `--cpus 0` `true` jobs on 3 nodes were
-        handed to and fro, 31-64 % of them starting on their first attempt and the rest on their
-        2nd to 10th, at 327-763 jobs/s; after, all on their first, 748 and 1,057 jobs/s in the
-        same 2 paired rounds as 446 and 763 before."""
-        if not may_run_on(spec, self.node):
-            return False
-        if not (spec.cpus or spec.mem_bytes or spec.gpus) and queued_here is not None:
-            return self.queued == 0 or 2 * (self.queued + 1) <= queued_here - 1
-        return spec.cpus <= self.cpus + _EPSILON and spec.mem_bytes <= self.mem_bytes and spec.gpus <= self.gpus
-
-    def take(self, spec: JobSpec, *, queued: bool) -> None:
-        self.cpus -= spec.cpus
-        self.mem_bytes -= spec.mem_bytes
-        self.gpus -= spec.gpus
-        self.queued += queued
 
 
 def _higher_priority_waits(table: JobTable, priority: int, capacity: NodeCapacity, now: float) -> bool:

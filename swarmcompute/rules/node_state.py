@@ -357,8 +357,10 @@ class NodeState:
                 earlier.append(_lost_here(job, node_id, now_wall))
             else:
                 queue.forget(job_id)
-            # Only a new or re-queued job, or freed capacity, can change the placement.
+            # Only a new or re-queued job, or freed capacity, can change the placement; and a
+            # preemptible job that started may hold room a queued one of a higher priority needs.
             reschedule = reschedule or job.state is JobState.PENDING or job.state.is_terminal
+            reschedule = reschedule or (job.spec.preemptible and job.state is JobState.RUNNING)
             for attempt in running.get(job_id, ()):
                 if not (attempt == job.attempt and job.node == node_id and job.state in ACTIVE_STATES):
                     out.append(Stop(job_id, attempt, lost=False))

@@ -1471,6 +1471,8 @@ class ClusterResult:
     late_resubmits: int = 0
     """Submissions that committed after their job was pruned (duplicates, skipped)."""
     trace: list[str] = field(default_factory=list)
+    preempted: int = 0
+    """Attempts told to stop for a job of a higher priority (``scheduler.preemption``)."""
 
     @property
     def ok(self) -> bool:
@@ -1515,4 +1517,5 @@ def run_cluster_seed(
         len(run._pruned),
         run.late_resubmits,
         run.trace or [],
+        run.preempted,
     )

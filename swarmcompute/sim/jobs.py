@@ -91,7 +91,10 @@ Checked as it goes (invariants 3-5 in docs/architecture.md, plus capacity):
   sent through a random node to the attempt its table says runs, reaching a leader up to 2 s
   later) is taken only by that attempt and delivered once, in order, by the node that started it;
   users also requeue placed jobs (`swarm requeue`, as late), which the first check above covers:
-  a requeued job never runs twice at once.
+  a requeued job never runs twice at once; and a third of the jobs are ``--preemptible``: each
+  attempt a leader's round preempts (``scheduler.preemption``, as ``PlacementRounds.plan``) was
+  submitted so, has a lower priority than the job it made room for, which is placed on its node,
+  and the first check covers it as a requeued job.
 
 ``python -m swarmcompute.sim --jobs [--holds]`` sweeps seeds and prints a failing seed's trace;
 ``tests/sim/test_job_sim.py`` and ``tests/sim/test_job_lease_sim.py`` run it in the suite.
@@ -137,15 +140,18 @@ from swarmcompute.rules.node_state import (
 )
 from swarmcompute.rules.start_notices import StartNotices
 from swarmcompute.scheduler.placement import NodeCapacity, ending_in, submitted_in
+from swarmcompute.scheduler.preemption import preemptions
 from swarmcompute.sim.gangs import GangWatch
 from swarmcompute.sim.placement_check import checked_place
 from swarmcompute.state.commands import (
     AssignJobs,
+    Assignment,
     CancelJobs,
     Command,
     FinishAttempt,
     HoldJobs,
     NoticesSent,
+    PreemptJobs,
     RequeueJobs,
     RequeueLost,
     SignalJobs,
@@ -370,6 +376,7 @@ class JobSim:
         self.elections = 0
         self.messages = 0
         self.lease_kills = 0
+        self.preempted = 0
         self._drop = self.rng.choice((0.0, 0.02, 0.1))
         self._spike = self.rng.choice((0.0, 0.02, 0.05))
         # The first leader, elected before anything else happens; it makes its grantor at its first tick.
@@ -428,6 +435,7 @@ class JobSim:
         notices = random.Random(self.seed * 7919 + 3)
         signals = random.Random(self.seed * 7919 + 5)
         requeues = random.Random(self.seed * 7919 + 7)
+        preempts = random.Random(self.seed * 7919 + 11)
         made: list[str] = []
         for i in range(count):
             job_id = f"j{i:03d}"
@@ -438,6 +446,8 @@ class JobSim:
                 cpus=self.rng.choice((0.0, 0.5, 1.0, 1.0, 2.0)), retries=self.rng.choice((0, 1, 2)), after=after,
                 on_disconnect="keep" if self.rng.random() < keep_share else "stop", hold=held,
             )  # fmt: skip
+            if self.holds and preempts.random() < 0.3:  # `swarm run --preemptible`
+                spec = replace(spec, preemptible=True)
             when = self.rng.uniform(0.0, 3.0)
             if self.holds and self.BEGINS and holds.random() < 0.1:
                 spec = replace(spec, begin_at=when + holds.uniform(0.0, 3.0))  # the leader's clock decides
@@ -1168,19 +1178,20 @@ class JobSim:
         commands, self._batch = self._batch, []
         if leader.applied == self.index and (commands or self.table.highest_pending_priority() is not None):
             incoming, preferred = submitted_in(leader.table, commands)
+            capacities, ending = self._capacities(leader), ending_in(leader.table, commands)
+            assignments: list[Assignment] = []
             if incoming or leader.table.highest_pending_priority() is not None:
                 placement, differs = checked_place(
-                    leader.table,
-                    self._capacities(leader),
-                    self.now,
-                    ending=ending_in(leader.table, commands),
-                    incoming=incoming,
-                    preferred=preferred,
+                    leader.table, capacities, self.now, ending=ending, incoming=incoming, preferred=preferred
                 )
                 if differs:
                     self._fail(differs)
-                if placement.assignments:
-                    commands.append(AssignJobs(tuple(placement.assignments), self.now))
+                assignments = placement.assignments
+                if assignments:
+                    commands.append(AssignJobs(tuple(assignments), self.now))
+            commands += preemptions(  # as ``PlacementRounds.plan``
+                leader.table, capacities, assignments=assignments, incoming=incoming, ending=ending, at=self.now
+            )
         if leader.applied == self.index:
             for job_id in leader.table.owed_notices:  # ``node.notices``: POSTed, then recorded as told
                 if job_id not in self._telling:
@@ -1256,6 +1267,7 @@ class JobSim:
             if job is not None and not job.state.is_terminal and not job.spec.ranks:
                 won = cmd.job_id  # a gang rank's exit 0 is a success only with its gang's
         going = {i: self.table.get(i) for i in cmd.job_ids} if isinstance(cmd, PruneJobs) else {}
+        placed = {i: j.node for i, _ in cmd.targets if (j := self.table.get(i))} if isinstance(cmd, PreemptJobs) else {}
         if isinstance(cmd, SubmitJobs):
             self.late_resubmits += sum(spec.id in self.table.pruned for spec in cmd.jobs)
         changed = self.table.apply(cmd, at)
@@ -1267,6 +1279,8 @@ class JobSim:
             self._held_back.difference_update(changed)
         elif isinstance(cmd, AssignJobs) and self._held_back.intersection(changed):
             self._fail(f"requeued held, placed before released: {sorted(self._held_back.intersection(changed))}")
+        if isinstance(cmd, PreemptJobs):
+            self._check_preempted(cmd, changed, placed)
         if isinstance(cmd, SignalJobs):
             aimed = dict(cmd.targets)
             for job_id in changed:
@@ -1308,6 +1322,20 @@ class JobSim:
             job = self.table.get(job_id)
             if job is not None and job.spec.ranks and job.state is JobState.SUCCEEDED:
                 self._successes.setdefault(job_id, 1)
+
+    def _check_preempted(self, cmd: PreemptJobs, changed: list[str], placed: dict[str, str | None]) -> None:
+        """Each attempt a preemption stopped was submitted ``--preemptible``, of a lower priority
+        than the job it made room for, which is placed on its node (``placed``: each target's node
+        before the command; the job made room for is queued there, or started)."""
+        self.preempted += len(changed)
+        made_room = self.table.get(cmd.for_job)
+        for job_id in changed:
+            job = self.table.get(job_id)
+            if made_room is None or made_room.state not in ACTIVE_STATES or made_room.node != placed.get(job_id):
+                where = "nowhere" if made_room is None else f"{made_room.state.value} on {made_room.node}"
+                self._fail(f"job {job_id} on {placed.get(job_id)} preempted for {cmd.for_job}, which is {where}")
+            elif job is None or not job.spec.preemptible or job.spec.priority >= made_room.spec.priority:
+                self._fail(f"job {job_id} preempted for {cmd.for_job}, though not preemptible below its priority")
 
     def _on_submit(self, spec: JobSpec) -> None:
         self._batch.append(SubmitJobs((spec,), self.now, self.rng.choice(sorted(self.nodes))))
@@ -1473,6 +1501,8 @@ class JobResult:
     elections: int
     lease_kills: int
     trace: list[str] = field(default_factory=list)
+    preempted: int = 0
+    """Attempts told to stop for a job of a higher priority (``scheduler.preemption``)."""
 
     @property
     def ok(self) -> bool:
@@ -1491,5 +1521,6 @@ def run_job_seed(
     except InvariantBroken as exc:
         violation = str(exc)
     return JobResult(
-        seed, nodes, violation, run.now, run.starts, run.reruns, run.elections, run.lease_kills, run.trace or []
-    )
+        seed, nodes, violation, run.now, run.starts, run.reruns, run.elections, run.lease_kills, run.trace or [],
+        run.preempted,
+    )  # fmt: skip

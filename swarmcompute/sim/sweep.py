@@ -82,6 +82,7 @@ class JobSweepSummary:
     reruns: int = 0
     elections: int = 0
     lease_kills: int = 0
+    preempted: int = 0
     sim_s: float = 0.0
     failures: list[JobResult] = field(default_factory=list)
 
@@ -89,7 +90,7 @@ class JobSweepSummary:
         return (
             f"seeds={self.seeds} violations={len(self.failures)} failed_seeds={len(self.failures)} "
             f"starts={self.starts} reruns={self.reruns} elections={self.elections} "
-            f"lease_kills={self.lease_kills} simulated_s={self.sim_s:.0f}"
+            f"lease_kills={self.lease_kills} preempted={self.preempted} simulated_s={self.sim_s:.0f}"
         )
 
 
@@ -111,6 +112,7 @@ def job_sweep(
         summary.reruns += result.reruns
         summary.elections += result.elections
         summary.lease_kills += result.lease_kills
+        summary.preempted += result.preempted
         summary.sim_s += result.sim_s
         if not result.ok:
             summary.failures.append(result)
@@ -135,6 +137,7 @@ class ClusterSweepSummary:
     disk_fills: int = 0
     pruned: int = 0
     late_resubmits: int = 0
+    preempted: int = 0
     sim_s: float = 0.0
     failures: list[ClusterResult] = field(default_factory=list)
 
@@ -151,6 +154,7 @@ class ClusterSweepSummary:
         self.disk_fills += result.disk_fills
         self.pruned += result.pruned
         self.late_resubmits += result.late_resubmits
+        self.preempted += result.preempted
         self.sim_s += result.sim_s
         if not result.ok:
             self.failures.append(result)
@@ -161,7 +165,8 @@ class ClusterSweepSummary:
             f"starts={self.starts} reruns={self.reruns} elections={self.elections} "
             f"lease_kills={self.lease_kills} recovers={self.recovers} leaves={self.leaves} "
             f"readdresses={self.readdresses} given_up_by_recover={self.given_up} "
-            f"disk_fills={self.disk_fills} pruned={self.pruned} late_resubmits={self.late_resubmits} simulated_s={self.sim_s:.0f}"
+            f"disk_fills={self.disk_fills} pruned={self.pruned} late_resubmits={self.late_resubmits}"
+            f" preempted={self.preempted} simulated_s={self.sim_s:.0f}"
         )
 
 

@@ -211,6 +211,21 @@ class SignalJobs:
     at: float
 
 
+@codec.message("cmd.preempt")
+@dataclass(frozen=True, slots=True)
+class PreemptJobs:
+    """The leader stops running ``--preemptible`` attempts to make room for ``for_job``, queued on
+    their node with room nowhere else (``scheduler.preemption``). Each target names a job and the
+    attempt the leader saw running; the table tells that attempt to stop (``Job.stop_why``, as
+    `swarm requeue` does) only if it still runs, is preemptible, and ``for_job`` is placed on its
+    node with a higher priority (an entry's earlier command, a hold or a cancel, may have kept it
+    from being placed); so the attempt runs again, once, after its node's end of it is committed."""
+
+    targets: tuple[tuple[str, int], ...]
+    for_job: str
+    at: float
+
+
 @codec.message("cmd.notices_sent")
 @dataclass(frozen=True, slots=True)
 class NoticesSent:
@@ -245,6 +260,7 @@ Command = (
     | UpdateJobs
     | SignalJobs
     | RequeueJobs
+    | PreemptJobs
     | NoticesSent
     | OutputTruncated
     | PruneJobs

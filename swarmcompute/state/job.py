@@ -199,6 +199,11 @@ class JobSpec:
     --signal USR1@5m``, Slurm's ``--signal``): time to checkpoint before the SIGTERM; 0: none."""
     warn_before_s: float = 0.0
     """How long before the time limit ``warn_signal`` is sent (seconds)."""
+    preemptible: bool = False
+    """A running attempt of it may be stopped to make room for a job of a higher priority queued
+    on its node that nowhere else has room for (``swarm run --preemptible``; Slurm's preemption by
+    requeue, ``scheduler.preemption``): stopped as lost (SIGTERM, SIGKILL after the grace), it runs
+    again from the start, no retry spent. Never a gang rank."""
 
     @property
     def command(self) -> str:
@@ -443,6 +448,7 @@ class Job:
             "notify": spec.notify or None,
             "warn_signal": signal_name(spec.warn_signal) if spec.warn_signal else None,
             "warn_before_s": spec.warn_before_s if spec.warn_signal else None,
+            "preemptible": spec.preemptible,
             "signals": [{"signal": signal_name(n), "group": group} for n, group in self.signals],
             **self.usage(self.attempt),
             "attempts": [

@@ -34,6 +34,7 @@ from swarmcompute.state.commands import (
     HoldJobs,
     NoticesSent,
     OutputTruncated,
+    PreemptJobs,
     ReleaseQueued,
     RequeueJobs,
     RequeueLost,
@@ -122,6 +123,7 @@ def validate_spec(spec: JobSpec) -> None:
                 "notify": spec.notify,
                 "array_id": spec.array_id,
                 "ranks": spec.ranks,
+                "preemptible": spec.preemptible,
             }
         )
     except ValueError as exc:
@@ -231,6 +233,7 @@ class JobTable:
         self._weightless: dict[str, tuple[str, bool, int]] = {}  # active weightless job -> (node, running, priority)
         self._weightless_running: Counter[str] = Counter()  # node -> its running weightless jobs
         self._weightless_queued: dict[str, Counter[int]] = {}  # node -> priority -> its assigned ones
+        self._preemptible: dict[str, Job] = {}  # running ``--preemptible`` jobs that hold room on a node
         self._open_seq: dict[str, int] = {}  # an open job -> its place in ``_open`` (submission order)
         self._next_open = 0
         self._ids: list[str] = []  # sorted, for prefix lookup
@@ -359,6 +362,11 @@ class JobTable:
         """``active_jobs`` less the ``weightless`` ones that are on a node (``weightless_on``
         counts those): what a placement round reserves room for, one by one."""
         return list(self._sized.values())
+
+    def preemptible_running(self) -> list[Job]:
+        """The running ``--preemptible`` jobs that hold room on their node (``scheduler.preemption``:
+        none, the common case, and a round looks no further)."""
+        return list(self._preemptible.values())
 
     def weightless_on(self, node_id: str) -> tuple[int, Mapping[int, int]]:
         """How many ``weightless`` jobs run on ``node_id``, and how many are assigned there, by
@@ -507,6 +515,7 @@ class JobTable:
         self._weightless.clear()
         self._weightless_running.clear()
         self._weightless_queued.clear()
+        self._preemptible.clear()
         self._open_seq.clear()
         self._ids.clear()
         self._children.clear()
@@ -591,6 +600,8 @@ class JobTable:
                 return self._signal(cmd)
             case RequeueJobs():
                 return self._requeue_asked(cmd)
+            case PreemptJobs():
+                return self._preempt(cmd)
             case NoticesSent():
                 return self._notices_sent(cmd)
             case OutputTruncated():
@@ -1102,6 +1113,31 @@ class JobTable:
             changed.append(one.id)
         return changed
 
+    def _preempt(self, cmd: PreemptJobs) -> list[str]:
+        """Tell each named attempt to stop, to run again (as ``_requeue_asked``), if it still runs,
+        was submitted ``--preemptible``, and ``cmd.for_job`` is placed on its node with a higher
+        priority; one that has moved on, or was told to stop already, is left as it is."""
+        made_room = self._open.get(cmd.for_job)
+        if made_room is None or made_room.state not in ACTIVE_STATES:
+            return []
+        priority = made_room.spec.priority
+        changed: list[str] = []
+        for job_id, attempt in cmd.targets:
+            job = self._open.get(job_id)
+            if job is None or job.state is not JobState.RUNNING or job.attempt != attempt or job.stop_why:
+                continue
+            if (
+                not job.spec.preemptible
+                or job.spec.ranks
+                or job.spec.priority >= priority
+                or job.node != made_room.node
+            ):
+                continue  # checked before it was proposed; never trusted
+            job.stop_why = f"preempted by job {cmd.for_job} (priority {priority})"
+            job.message = f"attempt {attempt} stopping: {job.stop_why}; it runs again"
+            changed.append(job_id)
+        return changed
+
     def _signal(self, cmd: SignalJobs) -> list[str]:
         """Add ``cmd.signum`` to the signals of each named attempt still running (its node delivers
         it); one that has moved on, or has had ``MAX_SIGNALS``, is left as it is."""
@@ -1193,6 +1229,11 @@ class JobTable:
                     del queued[priority]
                     if not queued:
                         del self._weightless_queued[node]
+        if job.spec.preemptible:
+            if job.state is JobState.RUNNING and job.node is not None and not weightless(job.spec):
+                self._preemptible[job.id] = job
+            else:
+                self._preemptible.pop(job.id, None)
         seq = self._open_seq.get(job.id)
         if seq is None:
             return

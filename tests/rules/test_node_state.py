@@ -12,6 +12,7 @@ from swarmcompute.rules.node_state import (
     NodeState,
     Notify,
     Propose,
+    Reschedule,
     Retime,
     SendSignal,
     Start,
@@ -110,6 +111,21 @@ def test_an_attempt_that_ended_here_before_its_start_reached_the_table_is_never_
     changed = table.apply(AssignJobs((Assignment("j1", 2, ME),), 0.5))
     state.applied(changed, {}, from_earlier_life=False, now_mono=0.5, now_wall=0.5, may_start=True)
     assert [(s.job.id, s.attempt) for s in state.to_start(ROOM, 0.6, may_start=True)] == [("j1", 2)]
+
+
+def test_a_preemptible_attempt_that_starts_asks_the_leader_for_a_round() -> None:
+    """A preemptible job started from a node's queue (a backfill) may hold room that a job of a
+    higher priority queued there needs: its start asks for a round, which preempts
+    (``scheduler.preemption``); a plain job's start changes no placement and asks for none."""
+    table = JobTable()
+    table.apply(SubmitJobs((JobSpec(id="bg", argv=("x",), preemptible=True), JobSpec(id="fg", argv=("x",))), 1.0))
+    table.apply(AssignJobs((Assignment("bg", 1, ME), Assignment("fg", 1, ME)), 2.0))
+    state = NodeState(ME, table)
+    state.applied(["bg", "fg"], {}, from_earlier_life=False, now_mono=0.0, now_wall=0.0, may_start=True)
+    for job_id, asks in (("fg", False), ("bg", True)):
+        changed = table.apply(StartAttempt(job_id, 1, ME, 3.0))
+        out = state.applied(changed, {job_id: [1]}, from_earlier_life=False, now_mono=0.1, now_wall=3.0, may_start=True)
+        assert (Reschedule() in out) is asks
 
 
 def test_a_requeued_attempt_running_here_is_stopped_as_lost_and_a_queued_one_handed_back_unstarted() -> None:

@@ -13,7 +13,15 @@ from swarmcompute.rules.local_queue import LocalQueue
 from swarmcompute.rules.node_state import Instruction, NodeState
 from swarmcompute.scheduler.placement import NodeCapacity
 from swarmcompute.sim.jobs import InvariantBroken, JobSim
-from swarmcompute.state.commands import AssignJobs, FinishAttempt, RequeueJobs, RequeueLost, SignalJobs, StartAttempt
+from swarmcompute.state.commands import (
+    AssignJobs,
+    FinishAttempt,
+    PreemptJobs,
+    RequeueJobs,
+    RequeueLost,
+    SignalJobs,
+    StartAttempt,
+)
 from swarmcompute.state.job import ACTIVE_STATES, Job, JobState
 from swarmcompute.state.table import JobTable, _used
 
@@ -22,6 +30,8 @@ SIGNAL_SEEDS = 14
 """The planted signal bugs are caught within this many seeds from 0 (first at seeds 10 and 6 when written)."""
 REQUEUE_SEEDS = 14
 """The planted requeue bug is caught within this many seeds from 0 (first at seed 10 when written)."""
+PREEMPT_SEEDS = 10
+"""Preemptions happen, and the planted preemption bugs are caught, within this many seeds from 0."""
 
 
 @pytest.mark.parametrize("chunk", range(3))
@@ -245,4 +255,61 @@ def test_a_table_that_forgets_a_requeue_hold_is_caught(monkeypatch: pytest.Monke
     monkeypatch.setattr(JobTable, "_requeue_asked", planted)
     with pytest.raises(InvariantBroken, match="requeued held, placed before released"):
         for seed in range(REQUEUE_SEEDS):
+            JobSim(seed, holds=True).run()
+
+
+def test_the_simulators_preemptible_jobs_are_preempted_for_higher_priority_ones_and_run_again() -> None:
+    """With holds, a third of the jobs are ``--preemptible``: the leader's rounds stop some of them
+    for jobs of priority 5 queued on their node (``scheduler.preemption``), under every fault, and
+    the checks above hold (each ran at most once at a time, and to its end)."""
+    preempted = 0
+    for seed in range(PREEMPT_SEEDS):
+        run = JobSim(seed, holds=True)
+        run.run()
+        preempted += run.preempted
+    assert preempted > 0
+
+
+def test_a_table_that_places_a_preempted_job_before_its_node_stopped_it_is_caught(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A preempted attempt must stop, and be said stopped, before its job is placed again. Planted:
+    the table re-queues each preempted job at once, while its attempt still runs."""
+
+    def planted(table: JobTable, cmd: PreemptJobs) -> list[str]:
+        changed = []
+        for job_id, attempt in cmd.targets:
+            job = table.get(job_id)
+            if job is not None and job.state is JobState.RUNNING and job.attempt == attempt:
+                changed += table.apply(RequeueLost(job_id, attempt, "preempted", cmd.at))
+        return changed
+
+    monkeypatch.setattr(JobTable, "_preempt", planted)
+    with pytest.raises(InvariantBroken, match="starts on .* while it runs as"):
+        for seed in range(PREEMPT_SEEDS):
+            JobSim(seed, holds=True).run()
+
+
+def test_a_leader_and_table_that_preempt_jobs_not_submitted_preemptible_are_caught(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only ``--preemptible`` work is ever stopped for another job. Planted: the leader counts every
+    running job as preemptible, and the table takes it."""
+
+    def every_running(table: JobTable) -> list[Job]:
+        return [j for j in table.sized_active_jobs() if j.state is JobState.RUNNING]
+
+    def planted(table: JobTable, cmd: PreemptJobs) -> list[str]:
+        changed = []
+        for job_id, attempt in cmd.targets:
+            job = table.get(job_id)
+            if job is not None and job.state is JobState.RUNNING and job.attempt == attempt and not job.stop_why:
+                job.stop_why = f"preempted by job {cmd.for_job}"
+                changed.append(job_id)
+        return changed
+
+    monkeypatch.setattr(JobTable, "preemptible_running", every_running)
+    monkeypatch.setattr(JobTable, "_preempt", planted)
+    with pytest.raises(InvariantBroken, match="not preemptible below its priority"):
+        for seed in range(PREEMPT_SEEDS):
             JobSim(seed, holds=True).run()

@@ -16,6 +16,7 @@ from swarmcompute.state.commands import (
     FinishAttempt,
     HoldJobs,
     NoticesSent,
+    PreemptJobs,
     ReleaseQueued,
     RequeueJobs,
     RequeueLost,
@@ -614,6 +615,37 @@ def test_a_requeued_job_runs_again_only_once_its_node_stopped_it_and_no_retry_is
     assert a1.stop_why == ""  # a new attempt need not stop
     table.apply(replace(finish("a1", 2, at=7.0), node_id="n2"))
     assert a1.state is JobState.SUCCEEDED and table.apply(RequeueJobs(("a1",), "ann", 8.0)) == []  # ended
+
+
+def test_a_preempted_job_stops_as_requeued_only_if_preemptible_below_a_job_placed_on_its_node() -> None:
+    """``PreemptJobs`` (``scheduler.preemption``): the table tells the named running attempt to stop
+    only if it was submitted ``--preemptible``, is still that attempt, and the job it makes room for
+    is placed on its node with a higher priority (an earlier command of the entry, a hold or a
+    cancel, may have kept that one from being placed); it then runs again as a requeued job does."""
+    table = JobTable()
+    table.apply(
+        SubmitJobs((spec("bg", preemptible=True), spec("mine"), spec("same", priority=5, preemptible=True)), 1.0)
+    )
+    table.apply(SubmitJobs((spec("urgent", priority=5), spec("elsewhere", priority=9), spec("held", priority=9)), 1.5))
+    for job_id in ("bg", "mine", "same"):
+        running(table, job_id)
+    table.apply(AssignJobs((Assignment("urgent", 1, "n1"), Assignment("elsewhere", 1, "n2")), 2.0))
+    aim = (("bg", 1), ("mine", 1), ("same", 1))
+    assert table.apply(PreemptJobs(aim, "held", 4.0)) == []  # pending: placed nowhere
+    assert table.apply(PreemptJobs(aim, "elsewhere", 4.0)) == []  # placed on another node
+    assert table.apply(PreemptJobs((("bg", 2),), "urgent", 4.0)) == []  # not the attempt that runs
+    assert table.apply(PreemptJobs(aim, "urgent", 4.0)) == ["bg"]  # not `mine`, not one of priority 5
+    bg = table.get("bg")
+    assert bg is not None
+    assert (bg.state, bg.message) == (
+        JobState.RUNNING,
+        "attempt 1 stopping: preempted by job urgent (priority 5); it runs again",
+    )
+    assert table.apply(PreemptJobs(aim, "urgent", 4.5)) == []  # told already
+    table.apply(finish("bg", 1, exit_code=143, end="stopped"))
+    assert (bg.state, bg.failures, bg.attempt_ends) == (JobState.PENDING, 0, ("preempted by job urgent (priority 5)",))
+    assert table.apply(AssignJobs((Assignment("bg", 2, "n2"),), 6.0)) == ["bg"]
+    assert bg.stop_why == ""
 
 
 def test_a_job_requeued_held_waits_held_once_back_and_a_snapshot_keeps_the_word() -> None:

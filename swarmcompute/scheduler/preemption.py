@@ -1,0 +1,162 @@
+"""Preemption: which ``--preemptible`` attempts the leader stops to make room for higher priority.
+
+A job of a higher priority is placed on a busy node in front of its queued work (queue-ahead,
+``scheduler.placement``), and starts there when room frees. Where what holds the room is
+``--preemptible`` work of a lower priority, it need not wait for that to end: this rule, run by
+the leader with each placement round, names the running attempts to stop for it
+(``PreemptJobs``). The table tells each to stop as ``swarm requeue`` does (``Job.stop_why``):
+its node stops it as lost (SIGTERM, then SIGKILL after the grace), and once that end is committed
+it is pending again, from the start, no retry spent; so a preempted job never runs twice at once.
+
+Rules, per node that runs preemptible work:
+
+1. The attempts queued there (assigned, not started; this round's placements too) are taken in
+   the order the node starts them: higher priority first, first-submitted first. Each takes the
+   room it fits in: the node's capacity less its running attempts. An attempt told to stop
+   already (a requeue, an earlier preemption) counts as gone: its room is on its way, so a later
+   round does not stop more for the same job.
+2. One that does not fit is preempted for when all of these hold: it asks for room (cpus,
+   memory or GPUs: one that asks for none starts anyway), it is not a gang rank (a gang is placed
+   on room to start at once, whole), no other live node that takes work has room for it now (it
+   would be handed back there, ``rules.local_queue``: stopping work for it here would be waste),
+   and stopping running preemptible attempts there of a strictly lower priority makes it fit.
+3. Victims: the lowest priority first, then the latest started (the least work lost), then by
+   id; only as many as make it fit. Their room is then its own, and the next queued attempt
+   goes on from what is left.
+
+A job is never preempted for one of its own priority or lower, so preemption cannot go round in
+a circle: each stop makes room for strictly higher priority. What the rule does not weigh: which
+GPU cards a victim frees (it counts cards, as placement does), and a job larger than its node
+(it starts there once the node is empty, as ``rules.local_queue`` says; nothing is stopped for
+it).
+
+Cost: nothing when no preemptible attempt runs (``JobTable.preemptible_running``, the common
+case); else one pass over the active jobs, as a placement round's budgets make.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+
+from swarmcompute.scheduler.placement import NodeCapacity, NodeRoom
+from swarmcompute.state.commands import Assignment, PreemptJobs
+from swarmcompute.state.job import Job, JobSpec, JobState
+from swarmcompute.state.table import JobTable
+
+_EPSILON = 1e-9
+
+
+@dataclass(slots=True)
+class _Free:
+    """A node's room for what it queued: its capacity less what runs there."""
+
+    cpus: float
+    mem_bytes: int
+    gpus: int
+
+    def fits(self, spec: JobSpec) -> bool:
+        return spec.cpus <= self.cpus + _EPSILON and spec.mem_bytes <= self.mem_bytes and spec.gpus <= self.gpus
+
+    def add(self, spec: JobSpec, sign: int) -> None:
+        self.cpus += sign * spec.cpus
+        self.mem_bytes += sign * spec.mem_bytes
+        self.gpus += sign * spec.gpus
+
+
+def preemptions(
+    table: JobTable,
+    nodes: Iterable[NodeCapacity],
+    *,
+    assignments: Iterable[Assignment] = (),
+    incoming: Iterable[Job] = (),
+    ending: Collection[str] = (),
+    at: float = 0.0,
+) -> list[PreemptJobs]:
+    """The preemptions a round decides (the module's rules): one ``PreemptJobs`` per job made
+    room for. ``nodes``: the live nodes placement may use; ``assignments``: the round's placements
+    (of table jobs or ``incoming`` ones), queued on their node once applied; ``ending``: active jobs
+    whose attempt ends in the same entry (``place(ending=...)``), their room free."""
+    running = [j for j in table.preemptible_running() if not j.stop_why and j.id not in ending]
+    if not running:
+        return []
+    lowest = min(j.spec.priority for j in running)
+    live = {n.node_id: n for n in nodes if n.takes_work(table.drained)}
+    victims: dict[str, list[Job]] = {}
+    for job in running:
+        if job.node in live:
+            victims.setdefault(job.node, []).append(job)
+    if not victims:
+        return []
+    free = {node_id: _Free(live[node_id].cpus, live[node_id].mem_bytes, live[node_id].gpus) for node_id in victims}
+    rooms = {node_id: NodeRoom(node) for node_id, node in live.items()}
+    queued: dict[str, list[Job]] = {}
+    for job in table.sized_active_jobs():
+        if job.id in ending or job.node is None:
+            continue
+        if (room := rooms.get(job.node)) is not None:
+            room.take(job.spec, queued=job.state is JobState.ASSIGNED)
+        if job.node not in free or job.stop_why:
+            continue
+        if job.state is JobState.RUNNING:
+            free[job.node].add(job.spec, -1)
+        else:
+            queued.setdefault(job.node, []).append(job)
+    new = {j.id: j for j in incoming}
+    for a in assignments:
+        placed = table.get(a.job_id) or new.get(a.job_id)
+        if placed is None:
+            continue
+        if (room := rooms.get(a.node_id)) is not None:
+            room.take(placed.spec, queued=True)
+        if a.node_id in free:
+            queued.setdefault(a.node_id, []).append(placed)
+    out: list[PreemptJobs] = []
+    for node_id in sorted(victims):
+        others = [r for other, r in rooms.items() if other != node_id]
+        out += _for_node(node_id, queued.get(node_id, []), free[node_id], victims[node_id], others, lowest, at)
+    return out
+
+
+def _for_node(
+    node_id: str, queued: list[Job], free: _Free, victims: list[Job], others: list[NodeRoom], lowest: int, at: float
+) -> list[PreemptJobs]:
+    out: list[PreemptJobs] = []
+    left = sorted(victims, key=lambda v: (v.spec.priority, -(v.started_at or 0.0), v.id))
+    for job in sorted(queued, key=lambda j: (-j.spec.priority, j.submitted_at, j.id)):
+        spec = job.spec
+        if free.fits(spec):
+            free.add(spec, -1)
+            continue
+        if spec.priority <= lowest or spec.ranks or not (spec.cpus or spec.mem_bytes or spec.gpus):
+            continue
+        if any(r.fits(spec, None) for r in others):
+            continue  # room elsewhere now: its node hands it back there (``rules.local_queue``)
+        taken = _enough(spec, free, [v for v in left if v.spec.priority < spec.priority])
+        if taken is None:
+            continue
+        for v in taken:
+            left.remove(v)
+            free.add(v.spec, +1)
+        free.add(spec, -1)
+        out.append(PreemptJobs(tuple((v.id, v.attempt) for v in taken), job.id, at))
+    return out
+
+
+def _enough(spec: JobSpec, free: _Free, candidates: list[Job]) -> list[Job] | None:
+    """The fewest of ``candidates``, taken in order, whose room with ``free`` fits ``spec`` (None:
+    all of them do not)."""
+    room = _Free(free.cpus, free.mem_bytes, free.gpus)
+    taken: list[Job] = []
+    for v in candidates:
+        taken.append(v)
+        room.add(v.spec, +1)
+        if room.fits(spec):
+            for early in taken[:-1]:  # one taken before a larger one that alone makes room: spared
+                room.add(early.spec, -1)
+                if room.fits(spec):
+                    taken.remove(early)
+                else:
+                    room.add(early.spec, +1)
+            return taken
+    return None
