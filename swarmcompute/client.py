@@ -65,6 +65,7 @@ _SPEC_OPTIONS = frozenset(
         "every",
         "notify",
         "signal",
+        "preemptible",
     }
 )
 _SHIP_OPTIONS = ("upload", "workdir", "max_upload")
@@ -116,7 +117,9 @@ def job_spec(argv: Sequence[str] | str, **options: Any) -> JobSpec:
     time: ``ID.1``, ``ID.2``, ... each once the one before ended; a cancel ends the series),
     notify (an http(s) URL the leader POSTs a JSON summary to when the job ends: ntfy, a chat
     webhook; see ``node.notices``), signal ("USR1@5m": sent to each attempt's main process that
-    long before its time limit, 60 s without ``@``, to checkpoint; it needs a timeout).
+    long before its time limit, 60 s without ``@``, to checkpoint; it needs a timeout), preemptible
+    (a job of a higher priority that finds no room elsewhere may stop it, to run first; it runs
+    again from the start, no retry spent: ``scheduler.preemption``).
     """
     unknown = set(options) - _SPEC_OPTIONS
     if unknown:
@@ -168,6 +171,7 @@ def _job_spec(argv: Sequence[str] | str, options: Mapping[str, Any]) -> JobSpec:
         "mounts": _strings(options.get("mounts"), "mounts must be SRC:DST (or SRC:DST:ro) or a list of them"),
         "stdin": _stdin_ref(options.get("stdin")),
         "hold": bool(options.get("hold")),
+        "preemptible": bool(options.get("preemptible")),
         "begin_at": parse_begin(options.get("begin"), time.time()),
         "every_s": parse_duration(options.get("every")) or 0.0,
         "notify": _text("notify", options.get("notify")) or "",

@@ -83,6 +83,7 @@ SPEC_FIELDS = (
     "notify",
     "warn_signal",
     "warn_before_s",
+    "preemptible",
 )
 SPEC_DEFAULTS: dict[str, object] = {
     "name": "",
@@ -124,6 +125,7 @@ SPEC_DEFAULTS: dict[str, object] = {
     "notify": "",
     "warn_signal": 0,
     "warn_before_s": 0.0,
+    "preemptible": False,
 }
 
 

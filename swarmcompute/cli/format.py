@@ -328,7 +328,7 @@ def job_text(job: dict[str, Any]) -> str:
         ("timeout", format_duration(job["timeout_s"]) if job["timeout_s"] else "-"),
         *([("signal", warned(job))] if job.get("warn_signal") else []),
         *([("signals", signalled(job))] if job.get("signals") else []),
-        ("priority", job["priority"]),
+        ("priority", f"{job['priority']}" + (", preemptible" if job.get("preemptible") else "")),
         ("cwd", job["cwd"] or "-"),
     ]
     if job.get("stdin_bytes") is not None:  # `swarm run --stdin`

@@ -54,6 +54,9 @@ Options:
                         its --timeout: time to checkpoint.
   --retries N           Run again up to N times after a failure (with backoff).
   --priority N          Higher runs first (default 0).
+  --preemptible         Let a job of a higher priority that finds no room elsewhere
+                        stop this one (SIGTERM, then SIGKILL) to run first; it runs
+                        again from the start, no retry spent.
   --cpus N              CPUs to reserve (default 1; 0 reserves none).
   --mem SIZE            Memory to reserve, e.g. 512M, 2G.
   --gpus N              GPUs to reserve: N cards of the node, its own for the
@@ -143,6 +146,7 @@ _OPTIONS: dict[str, tuple[str, bool, bool]] = {
     "--on-disconnect": ("on_disconnect", True, False),
     "--keep-on-exit": ("keep_on_exit", False, False),
     "--hold": ("hold", False, False),
+    "--preemptible": ("preemptible", False, False),
     "--begin": ("begin", True, False),
     "--every": ("every", True, False),
     "--notify": ("notify", True, False),

@@ -81,6 +81,11 @@ JOB_OPTIONS: dict[str, Any] = {
     },
     "keep_on_exit": {"type": "boolean", "description": "an attached stream that ends early does not cancel it"},
     "hold": {"type": "boolean", "description": "submit it held: it waits until released (swarm release)"},
+    "preemptible": {
+        "type": "boolean",
+        "description": "a job of a higher priority that finds no room elsewhere may stop it (SIGTERM, then SIGKILL)"
+        " to run first; it runs again from the start, no retry spent",
+    },
     "notify": {
         "type": "string",
         "description": "an http(s) URL the leader POSTs a JSON summary of the job to when it ends",

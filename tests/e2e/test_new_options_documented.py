@@ -40,6 +40,7 @@ RUN_OPTIONS: dict[str, tuple[str | None, str | None]] = {
     "--hold": ("hold", "held"),
     "--notify": ("notify", "notify"),
     "--signal": ("signal", "warn_signal"),
+    "--preemptible": ("preemptible", "preemptible"),
     "--begin": ("begin", "begin_at"),
     "--every": ("every", "every_s"),
 }

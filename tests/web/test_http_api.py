@@ -667,6 +667,11 @@ def test_client_with_url_submits_waits_reads_and_cancels_like_the_local_client(
     jobs = client.wait(ids, timeout=30)
     assert [j["state"] for j in jobs] == ["succeeded"] * 3
     assert client.logs(ids[1]) == "1\n"
+    background = _post(cluster[0], "/api/v1/jobs", tokens["rw"], {"argv": ["true"], "preemptible": True})
+    assert background.status_code == 201, background.text
+    via_rest = client.wait(background.json()["id"], timeout=30)
+    via_url = client.job(client.submit("true", preemptible=True))  # RemoteClient: as Client.submit
+    assert (via_rest["state"], via_rest["preemptible"], via_url["preemptible"]) == ("succeeded", True, True)
     long = client.submit(["sleep", "60"])
     assert client.cancel(long)["id"] == long
     assert client.wait(long, timeout=30)["state"] == "cancelled"

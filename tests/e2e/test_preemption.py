@@ -1,0 +1,80 @@
+"""Preemption on a real daemon (Slurm's preemption by requeue): a job of a higher priority that
+finds the node full of ``--preemptible`` work has it stopped (SIGTERM, the job's chance to save its
+work), runs, and the preempted job runs again from the start, once, no retry spent; work not
+submitted preemptible is never stopped for another."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from swarmcompute.testing.daemons import DaemonProcess, wait_until
+
+SCRIPT = """
+echo "start {name} $SWARM_ATTEMPT $(date +%s.%N)" >> {out}/log
+trap 'sleep 1; echo "stop {name} $SWARM_ATTEMPT $(date +%s.%N)" >> {out}/log; exit 143' TERM
+if [ "{name}" = bg ] && [ "$SWARM_ATTEMPT" = 1 ]; then while :; do sleep 0.05; done; fi
+if [ "{name}" = plain ]; then sleep 2; fi
+echo "done {name} $SWARM_ATTEMPT $(date +%s.%N)" >> {out}/log
+"""
+"""The first attempt of ``bg`` runs until stopped, ``plain`` 2 s; each writes when it starts, stops
+(a second after its SIGTERM: saving its work takes time) and ends."""
+
+
+def _log(out: Path) -> list[tuple[str, str, int, float]]:
+    path = out / "log"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [(what, name, int(attempt), float(at)) for what, name, attempt, at in (line.split() for line in lines)]
+
+
+def _script(name: str, out: Path) -> list[str]:
+    return ["sh", "-c", SCRIPT.format(name=name, out=out)]
+
+
+def test_a_higher_priority_job_stops_preemptible_work_which_runs_again_after_it(
+    daemon: DaemonProcess, tmp_path: Path
+) -> None:
+    whole = next(row["cpus"] for row in daemon.client.nodes())  # each job takes the whole node
+    bg = daemon.client.submit(_script("bg", tmp_path), cpus=whole, preemptible=True, name="bg")
+    wait_until(lambda: _log(tmp_path)[:1] and daemon.client.job(bg)["state"] == "running", 30, "bg runs")
+    made = daemon.swarm(
+        "run", "-d", "--priority", "5", "--cpus", str(whole), "--name", "urgent", "--", *_script("urgent", tmp_path)
+    )
+    assert made.returncode == 0, made.stderr
+    urgent = made.stdout.strip()
+    ended = daemon.client.wait([urgent, bg], timeout=60)
+    assert [(v["state"], v["attempt"], v["failures"]) for v in ended] == [("succeeded", 1, 0), ("succeeded", 2, 0)]
+    assert [a["ended"] for a in ended[1]["attempts"]] == [f"preempted by job {urgent} (priority 5)", "exit 0"]
+    steps = [(what, name, attempt) for what, name, attempt, _ in _log(tmp_path)]
+    assert steps == [
+        ("start", "bg", 1),
+        ("stop", "bg", 1),  # SIGTERM, and the time its trap took to save its work (a cancel's grace)
+        ("start", "urgent", 1),
+        ("done", "urgent", 1),
+        ("start", "bg", 2),  # from the start, after the job it gave way to: never two at once
+        ("done", "bg", 2),
+    ]
+    assert "\npriority   0, preemptible\n" in daemon.swarm("show", bg).stdout
+    views = [json.loads(daemon.swarm("show", job_id, "--json").stdout) for job_id in (bg, urgent)]
+    assert [v["preemptible"] for v in views] == [True, False]
+
+
+def test_work_not_submitted_preemptible_is_never_stopped_for_a_higher_priority_job(
+    daemon: DaemonProcess, tmp_path: Path
+) -> None:
+    whole = next(row["cpus"] for row in daemon.client.nodes())
+    plain = daemon.client.submit(_script("plain", tmp_path), cpus=whole, name="plain")
+    wait_until(lambda: _log(tmp_path)[:1], 30, "plain runs")
+    urgent = daemon.client.submit(_script("urgent", tmp_path), cpus=whole, priority=5)
+    ended = daemon.client.wait([plain, urgent], timeout=60)
+    assert [(v["state"], v["attempt"]) for v in ended] == [("succeeded", 1), ("succeeded", 1)]
+    steps = [(what, name) for what, name, _, _ in _log(tmp_path)]
+    assert steps == [("start", "plain"), ("done", "plain"), ("start", "urgent"), ("done", "urgent")]
+
+
+def test_a_gang_is_refused_preemptible_in_one_line(daemon: DaemonProcess) -> None:
+    refused = daemon.swarm("run", "--preemptible", "--ranks", "2", "--cpus", "0", "--", "true")
+    assert (refused.returncode, refused.stderr) == (
+        2,
+        "swarm: --preemptible stops one job to make room: a gang (--ranks) runs whole and is never preempted\n",
+    )
