@@ -171,7 +171,7 @@ def _job_spec(argv: Sequence[str] | str, options: Mapping[str, Any]) -> JobSpec:
         "mounts": _strings(options.get("mounts"), "mounts must be SRC:DST (or SRC:DST:ro) or a list of them"),
         "stdin": _stdin_ref(options.get("stdin")),
         "hold": bool(options.get("hold")),
-        "preemptible": bool(options.get("preemptible")),
+        "preemptible": _flag("preemptible", options.get("preemptible")),
         "begin_at": parse_begin(options.get("begin"), time.time()),
         "every_s": parse_duration(options.get("every")) or 0.0,
         "notify": _text("notify", options.get("notify")) or "",
@@ -214,6 +214,7 @@ def job_changes(**options: Any) -> JobChanges:
             "timeout_s": parse_duration(timeout, zero=True) if timeout is not None else None,
             "retries": _whole("retries", given["retries"]) if "retries" in given else None,
             "begin_at": parse_begin(given["begin"], time.time()) if "begin" in given else None,
+            "preemptible": _flag("preemptible", given["preemptible"]) if "preemptible" in given else None,
         }
         check_job({k: v for k, v in fields.items() if v is not None and not (k == "timeout_s" and v == 0)})
     except (ValueError, errors.ConfigError) as exc:
@@ -236,6 +237,7 @@ def changes_body(changes: JobChanges) -> dict[str, Any]:
         "priority": changes.priority, "cpus": changes.cpus, "mem": changes.mem_bytes, "gpus": changes.gpus,
         "gpu_mem": changes.gpu_mem, "constraints": changes.constraints, "node": changes.node,
         "timeout": changes.timeout_s, "retries": changes.retries, "begin": changes.begin_at,
+        "preemptible": changes.preemptible,
     }  # fmt: skip
     return {k: list(v) if isinstance(v, tuple) else v for k, v in named.items() if v is not None}
 
@@ -272,6 +274,13 @@ def _text(name: str, value: object) -> Any:
     if name == "cwd" and isinstance(value, os.PathLike):
         return os.fspath(value)
     raise ValueError(f"{name} must be text, not {type(value).__name__}")
+
+
+def _flag(name: str, value: object) -> bool:
+    """A yes or no (JSON's true or false): never a string's truth ("false" is not true)."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    raise ValueError(f"{name} must be true or false, got {_shown(value)}")
 
 
 def _whole(name: str, value: object) -> int:
@@ -767,9 +776,9 @@ class Client:
     ) -> list[dict[str, Any]]:
         """Change pending jobs (`swarm update`, ``scontrol update``): ``changes`` are ``submit``'s
         options of ``UPDATE_OPTIONS`` (priority, cpus, mem, gpus, gpu_mem, constraints, node, timeout,
-        retries, begin), checked as a submission's; node "" unpins, timeout 0 lifts the limit,
-        begin 0 starts at once. A job keeps its place in line within its priority; a held job stays
-        held; a job placed already takes ``timeout`` and ``retries`` alone. Jobs are chosen as ``hold`` chooses them (an array id: its elements; a gang's id: its
+        retries, begin, preemptible), checked as a submission's; node "" unpins, timeout 0 lifts the
+        limit, begin 0 starts at once. A job keeps its place in line within its priority; a held job
+        stays held; a job placed already takes ``timeout``, ``retries`` and ``preemptible`` alone. Jobs are chosen as ``hold`` chooses them (an array id: its elements; a gang's id: its
         ranks, changed together). One ``{"id", "state", "outcome"}`` a job; ``outcome`` is "updated",
         "unchanged" (it already was so) or "not_pending" (placed already: left as it is)."""
         asked = job_changes(**changes)

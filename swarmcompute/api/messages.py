@@ -138,7 +138,9 @@ class Update:
     every: bool = False
 
 
-UPDATE_OPTIONS = ("priority", "cpus", "mem", "gpus", "gpu_mem", "constraints", "node", "timeout", "retries", "begin")
+UPDATE_OPTIONS = (
+    "priority", "cpus", "mem", "gpus", "gpu_mem", "constraints", "node", "timeout", "retries", "begin", "preemptible",
+)  # fmt: skip
 """What `swarm update` (``Client.update``, the HTTP API's body) changes in a pending job:
 ``Client.submit``'s options of the same names, with the same values (``client.job_changes``)."""
 UPDATE_OUTCOMES = ("updated", "unchanged", "not_pending")

@@ -808,13 +808,22 @@ def update(
     timeout: Annotated[str | None, typer.Option(help="Its time limit, e.g. 2h (0 or none: no limit).")] = None,
     retries: Annotated[int | None, typer.Option(help="How often it is run again after a failure.")] = None,
     begin: Annotated[str | None, typer.Option(help="Start it no sooner than this (as swarm run --begin; now).")] = None,
+    preemptible: Annotated[
+        bool | None,
+        typer.Option(
+            "--preemptible/--no-preemptible",
+            help="A job of a higher priority may stop it, to run first (as swarm run --preemptible), or no longer.",
+            show_default=False,
+        ),
+    ] = None,
     name: NameOpt = "",
     user: UserOpt = "",
     every: Annotated[bool, typer.Option("--all", help="Every pending job of yours (every user's, for root).")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Change pending jobs (scontrol update): priority, size, where they may run, time limit,
-    retries, start time; and the time limit and retries of running ones. A job keeps its place in
+    retries, start time, whether they may be preempted; and the time limit, retries and
+    preemptibility of running ones. A job keeps its place in
     line within its priority; a held one stays held.
     Without ids: the pending jobs of yours (every user's for root) that --name and --user select, or --all."""
     from swarmcompute.limits import printable
@@ -827,12 +836,12 @@ def update(
     changes = {
         "priority": priority, "cpus": cpus, "mem": mem, "gpus": gpus, "gpu_mem": gpu_mem,
         "constraints": () if no_constraints else constraint or None, "node": "" if any_node else node,
-        "timeout": timeout, "retries": retries, "begin": begin,
+        "timeout": timeout, "retries": retries, "begin": begin, "preemptible": preemptible,
     }  # fmt: skip
     if all(v is None for v in changes.values()):
         raise _fail(
             "say what to change: --priority, --cpus, --mem, --gpus, --gpu-mem, --constraint,"
-            " --no-constraints, --node, --any-node, --timeout, --retries or --begin"
+            " --no-constraints, --node, --any-node, --timeout, --retries, --begin, --preemptible or --no-preemptible"
         )
     client = _client(state_dir)
     records = _call(lambda: client.update(*(jobs or ()), name=name, user=user, every=every, **changes))
@@ -843,7 +852,10 @@ def update(
     for r in [] if as_json else records:
         job_id = printable(str(r["id"]))
         if r["outcome"] == "not_pending" and r["state"] in ("assigned", "running"):
-            typer.echo(f"{job_id} is {r['state']}: a placed job takes only --timeout and --retries", err=True)
+            typer.echo(
+                f"{job_id} is {r['state']}: a placed job takes only --timeout, --retries and --preemptible",
+                err=True,
+            )
         elif r["outcome"] == "not_pending":
             typer.echo(f"{job_id} is {r['state']}: it has ended", err=True)
         elif r["outcome"] == "unchanged":

@@ -114,13 +114,15 @@ def preemptions(
     out: list[PreemptJobs] = []
     for node_id in sorted(victims):
         others = [r for other, r in rooms.items() if other != node_id]
-        out += _for_node(node_id, queued.get(node_id, []), free[node_id], victims[node_id], others, lowest, at)
+        out += _for_node(queued.get(node_id, []), free[node_id], victims[node_id], others, lowest, at)
     return out
 
 
 def _for_node(
-    node_id: str, queued: list[Job], free: _Free, victims: list[Job], others: list[NodeRoom], lowest: int, at: float
+    queued: list[Job], free: _Free, victims: list[Job], others: list[NodeRoom], lowest: int, at: float
 ) -> list[PreemptJobs]:
+    """One node's preemptions (rules 1-3): ``queued`` there, ``free`` its room, ``victims`` its
+    running preemptible attempts, ``others`` the other nodes' room now."""
     out: list[PreemptJobs] = []
     left = sorted(victims, key=lambda v: (v.spec.priority, -(v.started_at or 0.0), v.id))
     for job in sorted(queued, key=lambda j: (-j.spec.priority, j.submitted_at, j.id)):

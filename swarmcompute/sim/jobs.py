@@ -364,6 +364,9 @@ class JobSim:
         self._held_back: set[str] = set()
         """Jobs `swarm requeue --hold` sent back, until a release is committed (or they ended)."""
         self._signal_nodes = random.Random(seed * 7919 + 6)
+        self._toggles = random.Random(seed * 7919 + 13)
+        """Whether a user's update makes a job preemptible, or no longer (its own draws: the other
+        changes of a seed stay what they were)."""
         self.gangs = GangWatch()
         """The gang checks (``sim.gangs``), on the processes' ground truth."""
         self._cut: dict[tuple[str, str], int] = {}
@@ -1358,14 +1361,19 @@ class JobSim:
     def _changes(self, rng: random.Random, at: float) -> JobChanges:
         """What a user's `swarm update` changes: priority, size, a pin to n0 (or none), and where
         ``BEGINS``, a start time a little later; or only its retries and time limit (which a job
-        placed or running takes too: its node re-arms the limit, ``Retime``)."""
+        placed or running takes too: its node re-arms the limit, ``Retime``); either of them at
+        times whether it may be preempted (a running job too: the next round may stop it)."""
+        preemptible = self._toggles.choice((None, None, None, True, False))
         if rng.random() < 0.25:
-            return JobChanges(retries=rng.choice((0, 1, 3)), timeout_s=rng.choice((None, 0.0, 30.0)))
+            return JobChanges(
+                retries=rng.choice((0, 1, 3)), timeout_s=rng.choice((None, 0.0, 30.0)), preemptible=preemptible
+            )
         return JobChanges(
             priority=rng.choice((None, 0, 5, 9)),
             cpus=rng.choice((None, 0.5, 1.0, 2.0)),
             node=rng.choice((None, None, "", "n0")),
             begin_at=at + rng.uniform(0.5, 3.0) if self.BEGINS and rng.random() < 0.3 else None,
+            preemptible=preemptible,
         )
 
     def _on_update(self, arg: tuple[str, JobChanges]) -> None:

@@ -217,7 +217,8 @@ class JobSpec:
 @dataclass(frozen=True, slots=True)
 class JobChanges:
     """What `swarm update` changes in a job's spec (``scontrol update``); None: as it is. A pending
-    job takes any of them; an assigned or running one only ``timeout_s`` and ``retries``.
+    job takes any of them; an assigned or running one only ``timeout_s``, ``retries`` and
+    ``preemptible``.
 
     Only what says how and where a job is placed or how long it may take: its command, files and
     identity stay as submitted. ``node`` "" unpins it, ``timeout_s`` 0 lifts its limit,
@@ -233,6 +234,9 @@ class JobChanges:
     timeout_s: float | None = None
     retries: int | None = None
     begin_at: float | None = None
+    preemptible: bool | None = None
+    """Let a job of a higher priority stop it (``JobSpec.preemptible``), or no longer; a running
+    job too: the leader's next round may stop it then (``scheduler.preemption``)."""
 
     def fields(self) -> dict[str, Any]:
         """The ``JobSpec`` fields these changes set, with their new values."""
@@ -244,8 +248,9 @@ class JobChanges:
         return out
 
     def limits_only(self) -> bool:
-        """Whether these change only a job's time limit and retries: what a placed job still takes."""
-        return set(self.fields()) <= {"timeout_s", "retries"}
+        """Whether these change only a job's time limit, retries and whether it may be preempted:
+        what a placed job still takes."""
+        return set(self.fields()) <= {"timeout_s", "retries", "preemptible"}
 
     def applied(self, spec: JobSpec) -> JobSpec:
         """``spec`` with these changes (itself when they change nothing)."""
@@ -266,6 +271,7 @@ JOB_CHANGE_FIELDS = (
     "timeout_s",
     "retries",
     "begin_at",
+    "preemptible",
 )
 """``JobChanges``' fields, each a ``JobSpec`` field of the same name."""
 

@@ -1085,6 +1085,7 @@ class JobTable:
                 continue  # checked before it was proposed; never trusted
             if one.state is not JobState.PENDING:
                 one.spec = spec  # its node re-arms a running attempt's time limit (``rules.node_state.Retime``)
+                self._track_active(one)  # preemptible now, or no longer
                 changed.append(one.id)
                 continue
             self._drop_pending(one)
@@ -1229,11 +1230,10 @@ class JobTable:
                     del queued[priority]
                     if not queued:
                         del self._weightless_queued[node]
-        if job.spec.preemptible:
-            if job.state is JobState.RUNNING and job.node is not None and not weightless(job.spec):
-                self._preemptible[job.id] = job
-            else:
-                self._preemptible.pop(job.id, None)
+        if job.spec.preemptible and job.state is JobState.RUNNING and job.node is not None and not weightless(job.spec):
+            self._preemptible[job.id] = job
+        elif self._preemptible:
+            self._preemptible.pop(job.id, None)  # ended, or no longer preemptible (`swarm update`)
         seq = self._open_seq.get(job.id)
         if seq is None:
             return

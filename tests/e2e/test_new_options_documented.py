@@ -71,6 +71,8 @@ COMMANDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "--timeout",
             "--retries",
             "--begin",
+            "--preemptible",
+            "--no-preemptible",
             "--name",
             "--user",
             "--all",

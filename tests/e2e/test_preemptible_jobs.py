@@ -8,6 +8,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from swarmcompute.errors import InvalidJobSpecError
 from swarmcompute.testing.daemons import DaemonProcess, wait_until
 
 SCRIPT = """
@@ -78,3 +81,29 @@ def test_a_gang_is_refused_preemptible_in_one_line(daemon: DaemonProcess) -> Non
         2,
         "swarm: --preemptible stops one job to make room: a gang (--ranks) runs whole and is never preempted\n",
     )
+
+
+def test_a_running_job_made_preemptible_by_swarm_update_gives_way_from_then_on(
+    daemon: DaemonProcess, tmp_path: Path
+) -> None:
+    whole = next(row["cpus"] for row in daemon.client.nodes())
+    bg = daemon.client.submit(_script("bg", tmp_path), cpus=whole, name="bg")
+    wait_until(lambda: _log(tmp_path)[:1] and daemon.client.job(bg)["state"] == "running", 30, "bg runs")
+    made = daemon.swarm("update", bg, "--preemptible")
+    assert (made.returncode, made.stdout, made.stderr) == (0, f"{bg} updated\n", "")
+    urgent = daemon.client.submit(_script("urgent", tmp_path), cpus=whole, priority=5)
+    ended = daemon.client.wait([urgent, bg], timeout=60)
+    assert [(v["state"], v["attempt"], v["preemptible"]) for v in ended] == [
+        ("succeeded", 1, False),
+        ("succeeded", 2, True),
+    ]
+    assert [(what, name, attempt) for what, name, attempt, _ in _log(tmp_path)] == [
+        ("start", "bg", 1),
+        ("stop", "bg", 1),
+        ("start", "urgent", 1),
+        ("done", "urgent", 1),
+        ("start", "bg", 2),
+        ("done", "bg", 2),
+    ]
+    with pytest.raises(InvalidJobSpecError, match="preemptible must be true or false, got 'no'"):
+        daemon.client.update(bg, preemptible="no")

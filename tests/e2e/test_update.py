@@ -30,7 +30,7 @@ def test_a_running_job_is_left_as_it_is_and_a_second_update_changes_nothing(daem
     result = daemon.swarm("update", running, pending, "--priority", "2")
     assert result.returncode == 1
     assert result.stdout == f"{pending} unchanged: it already was so\n"
-    assert result.stderr == f"{running} is running: a placed job takes only --timeout and --retries\n"
+    assert result.stderr == f"{running} is running: a placed job takes only --timeout, --retries and --preemptible\n"
     assert daemon.client.job(running)["priority"] == 0
     moved = daemon.swarm("update", pending, "--priority", "7", "--json")
     assert moved.returncode == 0 and json.loads(moved.stdout) == [

@@ -648,6 +648,21 @@ def test_a_preempted_job_stops_as_requeued_only_if_preemptible_below_a_job_place
     assert bg.stop_why == ""
 
 
+def test_an_update_makes_a_running_job_preemptible_or_no_longer_but_never_a_gang_rank() -> None:
+    """`swarm update --preemptible` reaches a placed job (as its time limit does): the leader's
+    next round may stop it (``JobTable.preemptible_running``); ``--no-preemptible`` takes that
+    back; a gang rank is never preemptible, so the change is refused for it."""
+    table = JobTable()
+    table.apply(SubmitJobs((spec("a1"), *ranks_of(spec("g"), 2, 0)), 1.0))
+    running(table)
+    table.apply(AssignJobs((Assignment("g.0", 1, "n1", port=29500), Assignment("g.1", 1, "n1", port=29500)), 2.0))
+    assert table.preemptible_running() == []
+    assert table.apply(UpdateJobs(("a1", "g.0"), JobChanges(preemptible=True), "ann", 4.0)) == ["a1"]
+    assert [j.id for j in table.preemptible_running()] == ["a1"]
+    assert table.apply(UpdateJobs(("a1",), JobChanges(preemptible=False), "ann", 5.0)) == ["a1"]
+    assert table.preemptible_running() == []
+
+
 def test_a_job_requeued_held_waits_held_once_back_and_a_snapshot_keeps_the_word() -> None:
     """`swarm requeue --hold` (``scontrol requeuehold``), also of a job told to stop already: held
     the moment it is pending again, never placed in between."""
