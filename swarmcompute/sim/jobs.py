@@ -1330,9 +1330,10 @@ class JobSim:
         """Each attempt a preemption stopped was submitted ``--preemptible``, of a lower priority
         than the job it made room for, which is placed on its node (``placed``: each target's node
         before the command; the job made room for is queued there, or started)."""
-        self.preempted += len(changed)
+        stopped = [j for j in changed if j != cmd.for_job]  # the table names the job made room for too
+        self.preempted += len(stopped)
         made_room = self.table.get(cmd.for_job)
-        for job_id in changed:
+        for job_id in stopped:
             job = self.table.get(job_id)
             if made_room is None or made_room.state not in ACTIVE_STATES or made_room.node != placed.get(job_id):
                 where = "nowhere" if made_room is None else f"{made_room.state.value} on {made_room.node}"

@@ -1137,6 +1137,12 @@ class JobTable:
             job.stop_why = f"preempted by job {cmd.for_job} (priority {priority})"
             job.message = f"attempt {attempt} stopping: {job.stop_why}; it runs again"
             changed.append(job_id)
+        if changed and made_room.state is JobState.ASSIGNED:
+            made_room.message = (
+                f"attempt {made_room.attempt} given to node {made_room.node}; it starts once"
+                f" {', '.join(changed)} {'stops' if len(changed) == 1 else 'stop'} (preempted for it)"
+            )
+            changed.append(made_room.id)
         return changed
 
     def _signal(self, cmd: SignalJobs) -> list[str]:

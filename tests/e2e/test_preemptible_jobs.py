@@ -45,6 +45,13 @@ def test_a_higher_priority_job_stops_preemptible_work_which_runs_again_after_it(
     )
     assert made.returncode == 0, made.stderr
     urgent = made.stdout.strip()
+    # While bg saves its work (its trap's second), each says why:
+    waits = f"it starts once {bg} stops (preempted for it)"
+    wait_until(
+        lambda: daemon.client.job(urgent)["message"].endswith(waits), 30, "the urgent job to say what it waits for"
+    )
+    stopping = f"attempt 1 stopping: preempted by job {urgent} (priority 5); it runs again"
+    assert daemon.client.job(bg)["message"] == stopping
     ended = daemon.client.wait([urgent, bg], timeout=60)
     assert [(v["state"], v["attempt"], v["failures"]) for v in ended] == [("succeeded", 1, 0), ("succeeded", 2, 0)]
     assert [a["ended"] for a in ended[1]["attempts"]] == [f"preempted by job {urgent} (priority 5)", "exit 0"]

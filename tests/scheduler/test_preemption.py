@@ -93,7 +93,7 @@ def test_an_attempt_told_to_stop_already_counts_as_room_so_a_later_round_stops_n
     running(table, job("b", cpus=1, preemptible=True), "n1", 2.0)
     queued(table, job("urgent", cpus=1, priority=5), "n1", 3.0)
     first = preemptions(table, [N1], at=4.0)
-    assert table.apply(first[0]) == ["b"]
+    assert table.apply(first[0]) == ["b", "urgent"]  # urgent: "it starts once b stops"
     assert preemptions(table, [N1], at=5.0) == []
     table.apply(RequeueJobs(("a",), "ann", 5.0))  # a requeue frees room on its way too
     queued(table, job("second", cpus=1, priority=5), "n1", 6.0)

@@ -634,9 +634,10 @@ def test_a_preempted_job_stops_as_requeued_only_if_preemptible_below_a_job_place
     assert table.apply(PreemptJobs(aim, "held", 4.0)) == []  # pending: placed nowhere
     assert table.apply(PreemptJobs(aim, "elsewhere", 4.0)) == []  # placed on another node
     assert table.apply(PreemptJobs((("bg", 2),), "urgent", 4.0)) == []  # not the attempt that runs
-    assert table.apply(PreemptJobs(aim, "urgent", 4.0)) == ["bg"]  # not `mine`, not one of priority 5
-    bg = table.get("bg")
-    assert bg is not None
+    assert table.apply(PreemptJobs(aim, "urgent", 4.0)) == ["bg", "urgent"]  # not `mine`, not one of priority 5
+    bg, urgent = table.get("bg"), table.get("urgent")
+    assert bg is not None and urgent is not None
+    assert urgent.message == "attempt 1 given to node n1; it starts once bg stops (preempted for it)"
     assert (bg.state, bg.message) == (
         JobState.RUNNING,
         "attempt 1 stopping: preempted by job urgent (priority 5); it runs again",
