@@ -364,10 +364,8 @@ class NodeState:
             for attempt in running.get(job_id, ()):
                 if not (attempt == job.attempt and job.node == node_id and job.state in ACTIVE_STATES):
                     out.append(Stop(job_id, attempt, lost=False))
-                elif job.stop_why:
-                    out.append(
-                        Stop(job_id, attempt, lost=True, asked=True)
-                    )  # another rank ended, a requeue: lost, not failed
+                elif job.stop_why:  # another rank ended, a requeue, a preemption: lost, not failed
+                    out.append(Stop(job_id, attempt, lost=True, asked=True))
                 elif job.spec.ranks and queue.assigned_at(job_id, attempt) not in (None, job.assigned_at):
                     # A kept history (`swarm recover`) gave this node a gang rank's attempt number
                     # again: what runs here is the given-up history's rank, with other ranks. It
