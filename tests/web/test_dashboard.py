@@ -68,11 +68,11 @@ def test_the_dashboard_lists_nodes_shows_a_job_finish_live_reruns_it_holds_relea
 
             # A held job shows as held; released from the page, it runs; held again, it waits.
             held_id = a.client.submit("echo released", name="later", hold=True)
-            page.wait_for_selector(f'#jobs tr[data-job="{held_id}"][data-state="held"] button.release').click()
+            page.locator(f'#jobs tr[data-job="{held_id}"][data-state="held"] button.release').click()
             page.wait_for_selector(f'#jobs tr[data-job="{held_id}"][data-state="succeeded"]')
             assert a.client.job(held_id)["held"] is False
             waiting = a.client.submit("true", name="too-big", cpus=10**4)  # pending: no node is that big
-            page.wait_for_selector(f'#jobs tr[data-job="{waiting}"][data-state="pending"] button.hold').click()
+            page.locator(f'#jobs tr[data-job="{waiting}"][data-state="pending"] button.hold').click()
             page.wait_for_selector(f'#jobs tr[data-job="{waiting}"][data-state="held"]')
             assert a.client.job(waiting)["held"] is True
             a.client.cancel(waiting)
@@ -83,10 +83,10 @@ def test_the_dashboard_lists_nodes_shows_a_job_finish_live_reruns_it_holds_relea
             page.click("#submit-form button")
             page.wait_for_function("document.getElementById('submit-result').textContent.startsWith('submitted')")
             long_id = page.inner_text("#submit-result").split()[-1]
-            page.wait_for_selector(f'#jobs tr[data-job="{long_id}"][data-state="running"] button.requeue').click()
+            page.locator(f'#jobs tr[data-job="{long_id}"][data-state="running"] button.requeue').click()
             wait_until(lambda: a.client.job(long_id)["attempt"] == 2, 30, "it runs again")
             assert a.client.job(long_id)["attempts"][0]["ended"].startswith("requeued")
-            page.wait_for_selector(f'#jobs tr[data-job="{long_id}"] button.cancel').click()
+            page.locator(f'#jobs tr[data-job="{long_id}"] button.cancel').click()
             page.wait_for_selector(f'#jobs tr[data-job="{long_id}"][data-state="cancelled"]')
             assert a.client.job(long_id)["state"] == "cancelled"
             assert page.evaluate("document.documentElement.scrollWidth") <= 390 + 1  # no sideways page scroll
@@ -158,7 +158,7 @@ def test_the_dashboard_log_of_a_job_follows_it_again_once_its_node_restarts_noth
             page.goto(a.http_url + "/")
             page.fill("#token", token)
             page.click("#login-form button")
-            page.wait_for_selector(f'#jobs tr[data-job="{job_id}"]').click()
+            page.locator(f'#jobs tr[data-job="{job_id}"]').click()
             page.wait_for_function(f"{log}.includes('tick 1') && {log}.includes('err 1')")
             if restart == "kill -9":
                 a.kill()  # as systemd brings a crashed daemon back
