@@ -13,7 +13,7 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Awaitable, Callable, Container
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -278,22 +278,18 @@ class ControlServer:
                     view["ended_before"] = before
                 return views
             case m.Hold(refs=refs, held=held) as holding:
-                if refs and (holding.name or holding.user or holding.every):
-                    raise ConfigError("give job ids, or select jobs (name, user, all): not both")
-                return await self._held(refs or self._pending_selected(holding, uid), held, uid)
+                verb = "hold" if held else "release"
+                pending = self._daemon.table.pending_jobs
+                picked = self._picked(refs, holding, uid, verb, lambda: (j for j in pending() if j.held != held))
+                return await self._held(picked, held, uid)
             case m.Update(refs=refs, changes=changes) as updating:
-                if refs and (updating.name or updating.user or updating.every):
-                    raise ConfigError("give job ids, or select jobs (name, user, all): not both")
-                return await self._updated(refs or self._pending_selected(updating, uid), changes, uid)
+                picked = self._picked(refs, updating, uid, "update", self._daemon.table.pending_jobs)
+                return await self._updated(picked, changes, uid)
             case m.Requeue(refs=refs) as requeueing:
-                if refs and (requeueing.name or requeueing.user or requeueing.every):
-                    raise ConfigError("give job ids, or select jobs (name, user, all): not both")
-                picked = refs or self._placed_selected(requeueing, uid, ACTIVE_STATES, "requeue")
+                picked = self._picked(refs, requeueing, uid, "requeue", self._daemon.table.active_jobs)
                 return await self._requeued(picked, requeueing.hold, uid)
             case m.Signal(refs=refs, signum=signum, group=group) as signalling:
-                if refs and (signalling.name or signalling.user or signalling.every):
-                    raise ConfigError("give job ids, or select jobs (name, user, all): not both")
-                picked = refs or self._placed_selected(signalling, uid, (JobState.RUNNING,), "signal")
+                picked = self._picked(refs, signalling, uid, "signal", self._running)
                 return await self._signalled(picked, signum, group, uid)
             case m.Rerun(ref=ref, job_id=job_id, every=every):
                 return (await self.rerun(ref, job_id, uid, every=every)).answer()
@@ -502,20 +498,30 @@ class ControlServer:
                 found.setdefault(one.id, one)
         return found
 
-    def _pending_selected(self, request: m.Hold | m.Update, uid: int) -> tuple[str, ...]:
-        """`swarm hold` / `release` / `update` without ids: the pending jobs of ``uid`` (every
-        user's for root) that ``name`` and ``user`` select, or all; to hold, those not held, to
-        release, the held ones."""
-        held = request.held if isinstance(request, m.Hold) else None
-        if not (request.name or request.user or request.every):
-            verb = "update" if held is None else "hold" if held else "release"
+    def _picked(
+        self,
+        refs: tuple[str, ...],
+        request: m.Hold | m.Update | m.Requeue | m.Signal,
+        uid: int,
+        verb: str,
+        candidates: Callable[[], Iterable[Job]],
+    ) -> tuple[str, ...]:
+        """The jobs a `swarm hold`, `release`, `update`, `requeue` or `signal` (``verb``) is about:
+        ``refs``, or without them the ``candidates`` of ``uid`` (every user's for root) that
+        ``name`` and ``user`` select, or all; one of the two, else one line that says so."""
+        selecting = request.name or request.user or request.every
+        if refs and selecting:
+            raise ConfigError("give job ids, or select jobs (name, user, all): not both")
+        if refs:
+            return refs
+        if not selecting:
             raise ConfigError(f"name the jobs to {verb}, or select them: by name or user, or all")
         match = job_matcher(request.name, "", request.user, self._daemon.node_id_of)
-        return tuple(
-            j.id
-            for j in self._daemon.table.pending_jobs()
-            if j.held != held and matches(match, j) and owns(uid, j.spec.user)
-        )
+        return tuple(j.id for j in candidates() if matches(match, j) and owns(uid, j.spec.user))
+
+    def _running(self) -> Iterator[Job]:
+        """The running jobs (what `swarm signal` selects among)."""
+        return (j for j in self._daemon.table.active_jobs() if j.state is JobState.RUNNING)
 
     async def _updated(self, refs: tuple[str, ...], changes: JobChanges, uid: int) -> list[dict[str, Any]]:
         """Apply ``changes`` to the pending jobs of ``refs`` (local user ``uid`` asks), and to the
@@ -547,20 +553,6 @@ class ControlServer:
                 outcome = "not_pending"  # placed in the entry before the update (``JobTable._update``)
             out.append({"id": job_id, "state": now.state.value, "outcome": outcome})
         return out
-
-    def _placed_selected(
-        self, request: m.Signal | m.Requeue, uid: int, states: Container[JobState], verb: str
-    ) -> tuple[str, ...]:
-        """`swarm signal` / `requeue` (``verb``) without ids: the placed jobs in ``states`` of
-        ``uid`` (every user's for root) that ``name`` and ``user`` select, or all."""
-        if not (request.name or request.user or request.every):
-            raise ConfigError(f"name the jobs to {verb}, or select them: by name or user, or all")
-        match = job_matcher(request.name, "", request.user, self._daemon.node_id_of)
-        return tuple(
-            j.id
-            for j in self._daemon.table.active_jobs()
-            if j.state in states and matches(match, j) and owns(uid, j.spec.user)
-        )
 
     async def _requeued(self, refs: tuple[str, ...], hold: bool, uid: int) -> list[dict[str, Any]]:
         """Send the placed jobs of ``refs`` (local user ``uid`` asks) back to be placed again
