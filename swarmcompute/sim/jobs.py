@@ -1301,6 +1301,11 @@ class JobSim:
                     self._fail(f"job {job_id} ended with --notify: {'owed once told' if owed else 'owes no notice'}")
             if job is not None and job.held and job.state is not JobState.PENDING:
                 self._fail(f"held job {job_id} is {job.state.value} (attempt {job.attempt} on {job.node})")
+            if job is not None and job.spec.ranks and job.state is JobState.PENDING:
+                ranks = self.table.gang(job.spec.gang_id)
+                if all(r.state is JobState.PENDING for r in ranks) and len({r.held for r in ranks}) > 1:
+                    held = [r.spec.rank for r in ranks if r.held]
+                    self._fail(f"gang {job.spec.gang_id} waits held in part: ranks {held} of {len(ranks)}")
             if job is not None and job.spec.every_s and not job.state.is_terminal:
                 root = job.id.rsplit(".", 1)[0] if job.spec.occurrence else job.id
                 runs = [j.id for j in self.table.open_jobs() if j.id == root or j.id.startswith(root + ".")]
@@ -1405,9 +1410,9 @@ class JobSim:
             self._at(self.now + self._signal_nodes.uniform(0.0, 2.0), "asked", cmd)
 
     def _on_release_held(self, job_id: str) -> None:
-        """`swarm release` of a job requeued held (a gang rank: of its gang, whose ranks that had
-        ended by then are not held), asked until it is released or ended (the requeue may land
-        after the first ask)."""
+        """`swarm release` of a job requeued held (a gang rank: of its gang, held whole, its ranks
+        that had exited 0 too), asked until it is released or ended (the requeue may land after
+        the first ask)."""
         job = self.table.get(job_id)
         whole = [] if job is None else self.table.gang(job.spec.gang_id) if job.spec.ranks else [job]
         held = [one.id for one in whole if one.held]

@@ -917,6 +917,12 @@ class JobTable:
         if cmd.end == AttemptEnd.EXITED and cmd.exit_code == 0:
             _ended(job, "exit 0")
             others = [r for r in self.gang(job.spec.gang_id) if r is not job]
+            if any(r.state is JobState.PENDING and r.reason is not Reason.RANK_DONE for r in others):
+                # its gang's attempt broke before it ended (it was told to stop): it runs again with it
+                self._move(
+                    job, Move.LOSE, Reason.LOST, f"exited with code 0, but attempt {n} of its gang broke: it runs again"
+                )
+                return [job.id]
             running = [r.spec.rank for r in others if not (r.reason is Reason.RANK_DONE and r.attempt == n)]
             if running:
                 shown = ", ".join(map(str, running[:8])) + (" ..." if len(running) > 8 else "")
@@ -964,6 +970,9 @@ class JobTable:
                 changed.append(r.id)
             elif r.state is JobState.PENDING and r.reason is Reason.RANK_DONE:
                 r.reason, r.message = Reason.LOST, f"exited with code 0, but {why}: the gang runs again"
+                if r.hold_on_stop:  # its gang was requeued held: it waits with them
+                    _held_back(r, r.message)
+                    self._index.set_ready(r, self._ready(r))
                 changed.append(r.id)
         return changed
 
@@ -1052,10 +1061,17 @@ class JobTable:
                     yield one
 
     def _hold(self, cmd: HoldJobs) -> list[str]:
-        """Hold or release the named pending jobs (a gang rank: its whole gang)."""
+        """Hold or release the named pending jobs (a gang rank: its whole gang); a release also
+        takes back a `swarm requeue --hold` whose stop has not ended: the job runs again, not held."""
         changed: list[str] = []
         for one in self._open_named(cmd.job_ids):
-            if one.state is not JobState.PENDING or one.held == cmd.held:
+            if not cmd.held and one.hold_on_stop:
+                one.hold_on_stop = False
+                if one.state in ACTIVE_STATES:
+                    one.message = f"attempt {one.attempt} stopping: {one.stop_why}; it runs again"
+                changed.append(one.id)
+                continue
+            if one.state is not JobState.PENDING or one.held == cmd.held or one.reason is Reason.RANK_DONE:
                 continue
             one.held = cmd.held
             if cmd.held:
@@ -1074,7 +1090,8 @@ class JobTable:
         decided before is stale (``_assign``); it keeps its place in line within its (new) priority."""
         changed: list[str] = []
         for one in self._open_named(cmd.job_ids):
-            if one.state is not JobState.PENDING and not cmd.changes.limits_only():
+            placed = one.state is not JobState.PENDING or one.reason is Reason.RANK_DONE  # (exited 0 in its gang's)
+            if placed and not cmd.changes.limits_only():
                 continue  # placed: only its time limit and retries may change
             spec = cmd.changes.applied(one.spec)
             if spec is one.spec:
@@ -1083,7 +1100,7 @@ class JobTable:
                 validate_spec(spec)
             except InvalidJobSpecError:
                 continue  # checked before it was proposed; never trusted
-            if one.state is not JobState.PENDING:
+            if placed:
                 one.spec = spec  # its node re-arms a running attempt's time limit (``rules.node_state.Retime``)
                 self._track_active(one)  # preemptible now, or no longer
                 changed.append(one.id)
@@ -1104,7 +1121,20 @@ class JobTable:
         hand-back re-queues each."""
         changed: list[str] = []
         why = "requeued" + (f" by {cmd.by}" if cmd.by else "")
+        placed: dict[str, bool] = {}  # gang id -> whether a rank of it is placed (so it is requeued)
         for one in self._open_named(cmd.job_ids):
+            if one.state is JobState.PENDING and one.spec.ranks and cmd.hold and not (one.held or one.hold_on_stop):
+                gang = one.spec.gang_id
+                if gang not in placed:
+                    placed[gang] = any(r.state in ACTIVE_STATES for r in self.gang(gang))
+                if placed[gang]:  # a gang is held whole: its ranks back already wait held too
+                    if one.reason is Reason.RANK_DONE:
+                        one.hold_on_stop = True  # exited 0, waits for its gang: held with it once it breaks
+                    else:
+                        _held_back(one, one.message)
+                        self._index.set_ready(one, self._ready(one))
+                    changed.append(one.id)
+                continue
             if one.state not in ACTIVE_STATES or (one.stop_why and (one.hold_on_stop or not cmd.hold)):
                 continue  # not placed, or told so already
             one.stop_why = one.stop_why or why
@@ -1201,10 +1231,8 @@ class JobTable:
             raise InvariantViolation(f"job {job.id}: no move {move.value} from {job.state.value}")
         job.state, job.reason, job.message = state, reason, message
         if state is JobState.PENDING:
-            if job.hold_on_stop:  # `swarm requeue --hold`: back, and held
-                job.held, job.hold_on_stop = True, False
-                what = job.spec.gang_id if job.spec.ranks else job.id
-                job.reason, job.message = Reason.HELD, f"`swarm release {what}` lets it run ({message})"
+            if job.hold_on_stop and move is not Move.RANK_DONE:  # `swarm requeue --hold`: back, and held
+                _held_back(job, message)  # (a rank that exited 0 waits for its gang: held if it breaks)
             self._add_pending(job)
             job.node = None
         else:
@@ -1273,6 +1301,13 @@ class JobTable:
                 self._pending_priorities[job.spec.priority] = left
             else:
                 del self._pending_priorities[job.spec.priority]
+
+
+def _held_back(job: Job, message: str) -> None:
+    """`swarm requeue --hold`: a job pending again waits, held, until `swarm release`."""
+    job.held, job.hold_on_stop = True, False
+    what = job.spec.gang_id if job.spec.ranks else job.id
+    job.reason, job.message = Reason.HELD, f"`swarm release {what}` lets it run ({message})"
 
 
 def _held_message(job: Job, by: str | None) -> str:

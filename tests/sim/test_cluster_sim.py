@@ -42,7 +42,7 @@ from swarmcompute.state.commands import (
     SubmitJobs,
     own_results,
 )
-from swarmcompute.state.job import JobSpec, JobState
+from swarmcompute.state.job import Job, JobSpec, JobState
 from swarmcompute.state.table import JobTable
 
 ME = "me"
@@ -88,6 +88,12 @@ UNPINNED_REGRESSION_SEEDS = [
     # (seed, what it found) before the simulator pinned jobs (``cluster.PINNED``), run so.
     (300357, "after `recover` a node left assigned for good an attempt whose hand-back only the old history held"),
     (300873, "...nor ran again its earlier life's gang ranks, whose loss only the old history held"),
+]
+HOLD_REGRESSION_SEEDS = [
+    # (seed, what it found), with users' holds (``holds=True``).
+    (91, "a gang requeued held: its rank that had exited 0 waited unheld, or held alone once it exited late"),
+    (102, "a gang requeued held after it broke: its ranks back already waited unheld beside the held one"),
+    (222, "...the same, a gang of 3"),
 ]
 PLANTED_WITHIN = 1000
 FIRST_CAUGHT_WITHOUT_A_LEASE = 32
@@ -141,6 +147,31 @@ def test_a_table_that_takes_a_placement_decided_before_a_hold_is_caught(monkeypa
 def test_regression_seeds(seed: int, found: str) -> None:
     result = run_cluster_seed(seed, 5)
     assert result.ok, f"SWARM_SEED={seed} ({found}): {result.violation}"
+
+
+@pytest.mark.parametrize(("seed", "found"), HOLD_REGRESSION_SEEDS, ids=[str(s) for s, _ in HOLD_REGRESSION_SEEDS])
+def test_regression_seeds_with_holds(seed: int, found: str) -> None:
+    result = run_cluster_seed(seed, 5, holds=True)
+    assert result.ok, f"SWARM_SEED={seed} holds ({found}): {result.violation}"
+
+
+def test_a_table_that_holds_a_gang_requeued_held_in_part_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`swarm requeue --hold` of a gang: every rank waits held once back, so that `swarm release`
+    runs it whole. Planted: the table never holds rank 0 (as it once left the rank that had exited
+    0 unheld); the check that a gang's pending ranks are all held or none catches it."""
+    from swarmcompute.state import table as table_module
+
+    held_back = table_module._held_back
+
+    def planted(job: Job, message: str) -> None:
+        if job.spec.ranks and job.spec.rank == 0:
+            job.hold_on_stop = False
+        else:
+            held_back(job, message)
+
+    monkeypatch.setattr(table_module, "_held_back", planted)
+    violations = [run_cluster_seed(seed, 5, holds=True).violation for seed, _ in HOLD_REGRESSION_SEEDS]
+    assert any(v and "waits held in part" in v for v in violations), violations
 
 
 @pytest.mark.parametrize(

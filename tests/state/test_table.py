@@ -1214,3 +1214,90 @@ def test_a_snapshots_parts_are_the_table_when_they_were_taken_whatever_it_applie
         kept.write(table.take_finished(window=seed % 3))
     assert snapshot_table(table) != then
     assert codec.encode(snapshot_of(parts)) == then
+
+
+def test_a_gang_requeued_held_is_held_whole_with_its_rank_that_exited_0_and_waited() -> None:
+    """`swarm requeue --hold` of a gang whose rank 0 had exited 0 (pending, ``rank_done``, waiting
+    for the others): once the gang breaks, every rank waits held, rank 0 too, until `swarm
+    release` of the gang places it whole; a rank that waits keeps its ``rank_done`` until then, so
+    ranks that exit 0 before their stop still make the gang succeed."""
+    table = JobTable()
+    table.apply(SubmitJobs(tuple(ranks_of(spec("g"), 3, 0)), 1.0))
+    table.apply(AssignJobs(tuple(Assignment(f"g.{i}", 1, "n1", 29400) for i in range(3)), 2.0))
+    for i in range(3):
+        table.apply(StartAttempt(f"g.{i}", 1, "n1", 2.5))
+    table.apply(finish("g.0", 1, exit_code=0))
+    assert table.apply(RequeueJobs(("g.1",), "ann", 3.0, hold=True)) == ["g.0", "g.1", "g.2"]
+    assert table.apply(RequeueJobs(("g.2",), "ann", 3.1, hold=True)) == []  # told already
+    g0 = table.get("g.0")
+    assert g0 is not None and g0.reason is Reason.RANK_DONE and not g0.held
+    table.apply(finish("g.1", 1, exit_code=None, end="stopped"))
+    table.apply(finish("g.2", 1, exit_code=None, end="stopped"))
+    assert [(r.state, r.held, r.reason) for r in table.gang("g")] == [(JobState.PENDING, True, Reason.HELD)] * 3
+    assert g0.message == "`swarm release g` lets it run (exited with code 0, but rank 1 stopped: the gang runs again)"
+    assert _placeable(table) == set()
+    table.apply(HoldJobs(("g.2",), False, "ann", 5.0))
+    assert _placeable(table) == {"g.0", "g.1", "g.2"}
+
+
+def test_a_gang_requeued_held_whose_ranks_all_exit_0_before_their_stop_succeeds() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs(tuple(ranks_of(spec("g"), 2, 0)), 1.0))
+    table.apply(AssignJobs(tuple(Assignment(f"g.{i}", 1, "n1", 29400) for i in range(2)), 2.0))
+    table.apply(finish("g.0", 1, exit_code=0))
+    table.apply(RequeueJobs(("g.1",), "ann", 3.0, hold=True))
+    table.apply(finish("g.1", 1, exit_code=0))
+    assert [(r.state, r.held, r.hold_on_stop) for r in table.gang("g")] == [(JobState.SUCCEEDED, False, False)] * 2
+
+
+def test_a_gang_rank_that_exited_0_is_neither_held_nor_updated_alone_and_the_gang_still_succeeds() -> None:
+    """A rank that exited 0 waits, pending, for the others of its attempt: `swarm hold` and a
+    `swarm update` of more than limits pass it by (a gang is held and changed whole, and its other
+    ranks run), where holding it once made the gang run again after every rank had exited 0."""
+    table = JobTable()
+    table.apply(SubmitJobs(tuple(ranks_of(spec("g"), 2, 0)), 1.0))
+    table.apply(AssignJobs(tuple(Assignment(f"g.{i}", 1, "n1", 29400) for i in range(2)), 2.0))
+    table.apply(finish("g.0", 1, exit_code=0))
+    assert table.apply(HoldJobs(("g.1",), True, "ann", 3.0)) == []
+    assert table.apply(UpdateJobs(("g.1",), JobChanges(priority=3), "ann", 3.0)) == []
+    assert sorted(table.apply(UpdateJobs(("g.1",), JobChanges(timeout_s=60.0), "ann", 3.0))) == ["g.0", "g.1"]
+    g0 = table.get("g.0")
+    assert g0 is not None and (g0.reason, g0.held, g0.spec.priority, g0.spec.timeout_s) == (
+        Reason.RANK_DONE,
+        False,
+        0,
+        60.0,
+    )
+    table.apply(finish("g.1", 1, exit_code=0))
+    assert [(r.state, r.attempt) for r in table.gang("g")] == [(JobState.SUCCEEDED, 1)] * 2
+
+
+def test_a_release_before_a_requeue_holds_stop_ended_lets_the_job_run_again_not_held() -> None:
+    """`swarm requeue --hold`, then `swarm release` while the attempt still stops: the job runs
+    again once stopped (not held), as a gang whose ranks stop at different times runs whole."""
+    table = JobTable()
+    table.apply(SubmitJobs((spec("a1"), *ranks_of(spec("g"), 2, 0)), 1.0))
+    running(table)
+    table.apply(AssignJobs(tuple(Assignment(f"g.{i}", 1, "n1", 29400) for i in range(2)), 2.0))
+    table.apply(RequeueJobs(("a1", "g.0"), "ann", 3.0, hold=True))
+    table.apply(finish("g.0", 1, exit_code=None, end="stopped"))
+    assert [(r.held, r.hold_on_stop) for r in table.gang("g")] == [(True, False), (False, True)]
+    assert sorted(table.apply(HoldJobs(("a1", "g.0"), False, "ann", 4.0))) == ["a1", "g.0", "g.1"]
+    a1 = table.get("a1")
+    assert a1 is not None and a1.message == "attempt 1 stopping: requeued by ann; it runs again"
+    table.apply(finish("a1", 1, exit_code=None, end="stopped"))
+    table.apply(finish("g.1", 1, exit_code=0))  # exit 0 after its gang broke: it runs again with it
+    g1 = table.get("g.1")
+    assert g1 is not None and g1.message == "exited with code 0, but attempt 1 of its gang broke: it runs again"
+    assert _placeable(table) == {"a1", "g.0", "g.1"}
+
+
+def test_a_rank_that_exits_0_after_its_gang_broke_under_a_requeue_hold_waits_held_with_it() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs(tuple(ranks_of(spec("g"), 2, 0)), 1.0))
+    table.apply(AssignJobs(tuple(Assignment(f"g.{i}", 1, "n1", 29400) for i in range(2)), 2.0))
+    table.apply(RequeueJobs(("g.0",), "ann", 3.0, hold=True))
+    table.apply(finish("g.0", 1, exit_code=None, end="stopped"))
+    table.apply(finish("g.1", 1, exit_code=0))
+    assert [(r.state, r.held, r.reason) for r in table.gang("g")] == [(JobState.PENDING, True, Reason.HELD)] * 2
+    assert _placeable(table) == set()
