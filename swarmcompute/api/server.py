@@ -9,6 +9,7 @@ every other connection carry on.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import socket
 import struct
@@ -279,8 +280,7 @@ class ControlServer:
                 return views
             case m.Hold(refs=refs, held=held) as holding:
                 verb = "hold" if held else "release"
-                pending = self._daemon.table.pending_jobs
-                picked = self._picked(refs, holding, uid, verb, lambda: (j for j in pending() if j.held != held))
+                picked = self._picked(refs, holding, uid, verb, lambda: self._holdable(held))
                 return await self._held(picked, held, uid)
             case m.Update(refs=refs, changes=changes) as updating:
                 picked = self._picked(refs, updating, uid, "update", self._daemon.table.pending_jobs)
@@ -469,13 +469,15 @@ class ControlServer:
         names its elements, a gang's id (or any rank's) its ranks; what became of each."""
         daemon = self._daemon
         found = await self._chosen(refs, uid, "hold" if held else "release")
-        before = {job_id: (job.state, job.held) for job_id, job in found.items()}
+        before = {job_id: (job.state, job.held, job.hold_on_stop) for job_id, job in found.items()}
         await daemon.hold(list(found), held, by=submitter(uid) if uid >= 0 else "")
         out = []
         for job_id, job in found.items():
             now = daemon.table.get(job_id) or job
-            was, was_held = before[job_id]
-            if was is not JobState.PENDING:
+            was, was_held, held_once_stopped = before[job_id]
+            if not held and held_once_stopped:  # requeued --hold: it runs again once stopped, not held
+                outcome = "released" if not (now.held or now.hold_on_stop) else "not_pending"
+            elif was is not JobState.PENDING:
                 outcome = "not_pending"
             elif was_held == held:
                 outcome = "already"
@@ -519,6 +521,15 @@ class ControlServer:
         match = job_matcher(request.name, "", request.user, self._daemon.node_id_of)
         return tuple(j.id for j in candidates() if matches(match, j) and owns(uid, j.spec.user))
 
+    def _holdable(self, held: bool) -> Iterator[Job]:
+        """What `swarm hold` selects among (``held``): the pending jobs not held; what `swarm
+        release` does: the held ones, and the placed ones that `swarm requeue --hold` holds once
+        they stopped."""
+        table = self._daemon.table
+        if held:
+            return (j for j in table.pending_jobs() if not j.held)
+        return (j for j in itertools.chain(table.pending_jobs(), table.active_jobs()) if j.held or j.hold_on_stop)
+
     def _running(self) -> Iterator[Job]:
         """The running jobs (what `swarm signal` selects among)."""
         return (j for j in self._daemon.table.active_jobs() if j.state is JobState.RUNNING)
@@ -560,21 +571,34 @@ class ControlServer:
         daemon = self._daemon
         found = await self._chosen(refs, uid, "requeue")
         before = {i: (j.state, j.attempt, j.stop_why, j.hold_on_stop) for i, j in found.items()}
+        # A gang's ranks not placed (exited 0 and waiting, or back already) run again with it.
+        waiting = {i for i, j in found.items() if j.spec.ranks and j.state is JobState.PENDING}
         await daemon.requeue(list(found), hold, by=submitter(uid) if uid >= 0 else "")
-        out = []
+        outcomes: dict[str, str] = {}
         for job_id, job in found.items():
             now = daemon.table.get(job_id) or job
             state, attempt, told, held_after = before[job_id]
             if state not in ACTIVE_STATES:
-                outcome = "not_placed"
+                outcomes[job_id] = "not_placed"
             elif told and (held_after or not hold):
-                outcome = "already"
+                outcomes[job_id] = "already"
             elif now.attempt > attempt or now.stop_why:  # stopped and placed again by now, maybe
-                outcome = "requeued"
+                outcomes[job_id] = "requeued"
             else:
-                outcome = "not_placed"  # it ended in the entry before the requeue
-            out.append({"id": job_id, "state": now.state.value, "attempt": attempt, "outcome": outcome})
-        return out
+                outcomes[job_id] = "not_placed"  # it ended in the entry before the requeue
+        gangs = {(o, found[i].spec.gang_id) for i, o in outcomes.items() if i not in waiting}
+        for job_id in waiting:  # the gang's outcome
+            gang = found[job_id].spec.gang_id
+            outcomes[job_id] = next((o for o in ("requeued", "already") if (o, gang) in gangs), "not_placed")
+        return [
+            {
+                "id": job_id,
+                "state": (daemon.table.get(job_id) or job).state.value,
+                "attempt": before[job_id][1],
+                "outcome": outcomes[job_id],
+            }
+            for job_id, job in found.items()
+        ]
 
     async def _signalled(self, refs: tuple[str, ...], signum: int, group: bool, uid: int) -> list[dict[str, Any]]:
         """Send ``signum`` to the running jobs of ``refs`` (local user ``uid`` asks; ``group``: to

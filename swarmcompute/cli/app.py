@@ -754,6 +754,12 @@ def release(
     _exit(_held(False, state_dir, jobs or (), name, user, every, as_json))
 
 
+def _is(state: str) -> str:
+    """ "is running", as a hold, update or requeue answer says a job's state; a pending job it
+    left as it was is a gang rank that exited 0 while the other ranks of its gang run."""
+    return "exited 0 and waits for the other ranks of its gang" if state == "pending" else f"is {state}"
+
+
 def _named_or_selected(jobs: Sequence[str] | None, selecting: object, verb: str) -> None:
     """`swarm hold`, `release`, `update`, `requeue`, `signal`: job ids or a selection (--name,
     --user, --all), one of the two; else one line, exit 2."""
@@ -782,7 +788,7 @@ def _held(
     for r in [] if as_json else records:
         job_id = printable(str(r["id"]))
         if r["outcome"] == "not_pending":
-            typer.echo(f"{job_id} is {r['state']}: only a pending job is {'held' if held else 'released'}", err=True)
+            typer.echo(f"{job_id} {_is(r['state'])}: only a pending job is {'held' if held else 'released'}", err=True)
         elif r["outcome"] == "already":
             typer.echo(f"{job_id} was {'already held' if held else 'not held'}")
         else:
@@ -851,9 +857,9 @@ def update(
         typer.echo("swarm: no pending job of yours matches: nothing to update", err=True)
     for r in [] if as_json else records:
         job_id = printable(str(r["id"]))
-        if r["outcome"] == "not_pending" and r["state"] in ("assigned", "running"):
+        if r["outcome"] == "not_pending" and r["state"] in ("assigned", "running", "pending"):
             typer.echo(
-                f"{job_id} is {r['state']}: a placed job takes only --timeout, --retries and --preemptible",
+                f"{job_id} {_is(r['state'])}: a placed job takes only --timeout, --retries and --preemptible",
                 err=True,
             )
         elif r["outcome"] == "not_pending":
@@ -906,10 +912,10 @@ def requeue(
             typer.echo(f"{job_id} is {r['state']}: it has ended (swarm rerun runs it again)", err=True)
         elif r["outcome"] == "already":
             typer.echo(f"{job_id} was already stopping, to run again")
-        elif hold:
-            typer.echo(f"{job_id} requeued: attempt {r['attempt']} stops, and it waits, held, until swarm release")
-        else:
-            typer.echo(f"{job_id} requeued: attempt {r['attempt']} stops, and it runs again")
+        else:  # a pending one's attempt ended already (a gang rank that exited 0 runs again with its gang)
+            stops = "ended" if r["state"] == "pending" else "stops"
+            then = "it waits, held, until swarm release" if hold else "it runs again"
+            typer.echo(f"{job_id} requeued: attempt {r['attempt']} {stops}, and {then}")
     _exit(1 if any(r["outcome"] == "not_placed" for r in records) else 0)
 
 

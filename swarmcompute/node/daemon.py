@@ -112,7 +112,7 @@ from swarmcompute.state.commands import (
 )
 from swarmcompute.state.compact import is_stub
 from swarmcompute.state.history import DEFAULT_KEEP_JOBS, DEFAULT_KEEP_S, MAX_PRUNE_BATCH, PruneJobs, prunable
-from swarmcompute.state.job import ACTIVE_STATES, Job, JobChanges, JobSpec, JobState
+from swarmcompute.state.job import ACTIVE_STATES, Job, JobChanges, JobSpec, JobState, Reason
 from swarmcompute.state.policy import CommandPolicy, SetPolicy, check_policy, policy_problem, policy_toml
 from swarmcompute.state.table import JobTable, submit_chunks, validate_batch, validate_spec
 from swarmcompute.storage.details import FILE_NAME as DETAILS_FILE
@@ -1469,9 +1469,12 @@ class Daemon:
         )
 
     async def hold(self, job_ids: list[str], held: bool, by: str = "") -> None:
-        """Hold (``held``) or release the pending ones of ``job_ids`` (``HoldJobs``)."""
+        """Hold (``held``) or release the pending ones of ``job_ids`` (``HoldJobs``); a release
+        reaches the placed ones `swarm requeue --hold` holds once they stopped too."""
         await self._commit_each(
-            job_ids, lambda j: j.state is JobState.PENDING, lambda ids: HoldJobs(ids, held, by, time.time())
+            job_ids,
+            lambda j: j.state is JobState.PENDING or (not held and j.hold_on_stop),
+            lambda ids: HoldJobs(ids, held, by, time.time()),
         )
 
     async def update(self, job_ids: list[str], changes: JobChanges, by: str = "") -> None:
@@ -1717,7 +1720,7 @@ class Daemon:
     def _explained(self, job: Job, view: dict[str, Any]) -> dict[str, Any]:
         """``view`` with people's names: why a pending job waits, its node's name, and in its message
         node names for the ids the table wrote there."""
-        if job.state is JobState.PENDING:
+        if job.state is JobState.PENDING and job.reason is not Reason.RANK_DONE:  # that one says it exited 0
             waiting = self.rounds.waiting_reason(job.id)
             if waiting:
                 view["reason"], view["message"] = waiting

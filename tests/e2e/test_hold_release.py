@@ -134,3 +134,33 @@ def test_an_attached_run_submitted_held_says_so_and_streams_once_released(daemon
             run.wait()
     assert run.returncode == 0 and out == "hello\n"
     assert err.startswith("swarm: job attached1 is held: it starts once `swarm release attached1` lets it\n")
+
+
+def test_a_running_gang_whose_rank_exited_0_is_not_held_in_part_and_succeeds_once(daemon: DaemonProcess) -> None:
+    """`swarm hold` of a gang while rank 0 has exited 0 and rank 1 runs: nothing is held (a gang
+    is held whole, and it runs), each rank said so; when rank 1 exits 0 the gang has succeeded,
+    once. Holding rank 0 alone once made the whole gang run again after both had exited 0."""
+    gang = daemon.client.submit(["sh", "-c", 'if [ "$SWARM_RANK" = 1 ]; then sleep 2; fi'], ranks=2, cpus=0)
+    wait_until(lambda: daemon.client.job(f"{gang}.0")["reason"] == "rank_done", 30, "rank 0 exited 0")
+    result = daemon.swarm("hold", gang)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"{gang}.0 exited 0 and waits for the other ranks of its gang: only a pending job is held\n"
+        f"{gang}.1 is running: only a pending job is held\n"
+    )
+    views = daemon.client.wait([f"{gang}.0", f"{gang}.1"], timeout=30)
+    assert [(v["state"], v["attempt"], v["held"]) for v in views] == [("succeeded", 1, False)] * 2
+
+
+def test_a_release_while_a_requeue_hold_still_stops_the_job_lets_it_run_again(daemon: DaemonProcess) -> None:
+    """`swarm requeue --hold` then, changing one's mind, `swarm release` while the job still takes
+    its grace to stop: it runs again once stopped, not held."""
+    job_id = daemon.client.submit(["sh", "-c", "trap 'sleep 1; exit 143' TERM; sleep 60 & wait"], cpus=0)
+    wait_until(lambda: daemon.client.job(job_id)["state"] == "running", 30, "it runs")
+    assert daemon.swarm("requeue", "--hold", job_id).returncode == 0
+    released = daemon.swarm("release", job_id)
+    assert (released.returncode, released.stdout, released.stderr) == (0, f"{job_id} released\n", "")
+    wait_until(lambda: daemon.client.job(job_id)["attempt"] == 2, 30, "it runs again, not held")
+    view = daemon.client.job(job_id)
+    assert (view["held"], view["failures"]) == (False, 0)
+    daemon.client.cancel(job_id)

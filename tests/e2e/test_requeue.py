@@ -88,3 +88,30 @@ def test_requeue_hold_stops_a_job_and_keeps_it_until_released(daemon: DaemonProc
     assert daemon.swarm("release", job_id).stdout == f"{job_id} released\n"
     wait_until(lambda: daemon.client.job(job_id)["attempt"] == 2, 30, "it runs again once released")
     daemon.client.cancel(job_id)
+
+
+def test_a_gang_requeued_held_waits_whole_with_its_rank_that_had_exited_0(daemon: DaemonProcess) -> None:
+    """`swarm requeue --hold GANG` while rank 0 has exited 0 and waits for the others: the gang is
+    requeued, rank 0 with it (exit 0, not `rank 0 is pending`), every rank then waits held, and
+    `swarm release` runs the whole gang again."""
+    gang = daemon.client.submit(
+        ["sh", "-c", 'if [ "$SWARM_ATTEMPT$SWARM_RANK" = 11 ]; then sleep 60; fi'], ranks=2, cpus=0
+    )
+    ranks = [f"{gang}.0", f"{gang}.1"]
+
+    def rank_done_and_running() -> bool:
+        views = [daemon.client.job(r) for r in ranks]
+        return (views[0]["reason"], views[1]["state"]) == ("rank_done", "running")
+
+    wait_until(rank_done_and_running, 30, "rank 0 exited 0 and waits for rank 1")
+    result = daemon.swarm("requeue", "--hold", gang)
+    assert (result.returncode, result.stderr) == (0, ""), result.stdout
+    assert result.stdout == (
+        f"{gang}.0 requeued: attempt 1 ended, and it waits, held, until swarm release\n"
+        f"{gang}.1 requeued: attempt 1 stops, and it waits, held, until swarm release\n"
+    )
+    wait_until(lambda: all(daemon.client.job(r)["held"] for r in ranks), 30, "both ranks held")
+    assert [daemon.client.job(r)["state"] for r in ranks] == ["pending", "pending"]
+    assert daemon.swarm("release", gang).returncode == 0
+    views = daemon.client.wait(ranks, timeout=30)
+    assert [(v["state"], v["attempt"], v["failures"]) for v in views] == [("succeeded", 2, 0)] * 2
