@@ -40,7 +40,7 @@ from swarmcompute.files.messages import CONTROL_REQUESTS as FILE_REQUESTS
 from swarmcompute.limits import MAX_SIGNALS, signal_number
 from swarmcompute.node.ticker import SLICE_S, sliced
 from swarmcompute.state.compact import HELD, in_states, matches
-from swarmcompute.state.job import ACTIVE_STATES, Job, JobChanges, JobState
+from swarmcompute.state.job import ACTIVE_STATES, Job, JobChanges, JobState, Reason
 from swarmcompute.state.policy import policy_toml
 from swarmcompute.state.table import job_matcher, validate_spec
 from swarmcompute.transport.ratelimit import LogLimiter
@@ -608,7 +608,9 @@ class ControlServer:
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         daemon = self._daemon
-        found = await self._chosen(refs, uid, "signal")
+        chosen = await self._chosen(refs, uid, "signal")
+        # A gang's rank that exited 0, while the others run, is done: left out, not refused.
+        found = {i: j for i, j in chosen.items() if j.reason is not Reason.RANK_DONE}
         before = {i: (j.attempt, len(j.signals)) for i, j in found.items() if j.state is JobState.RUNNING}
         targets = {i: attempt for i, (attempt, sent) in before.items() if sent < MAX_SIGNALS}
         await daemon.signal(targets, signum, group, by=submitter(uid) if uid >= 0 else "")

@@ -135,3 +135,14 @@ def test_swarm_run_signal_warns_the_job_before_its_time_limit_so_it_checkpoints_
     ]:
         refused = daemon.swarm("run", *args)
         assert refused.returncode == 2 and refused.stderr.startswith(said), (args, refused.stderr)
+
+
+def test_a_gangs_id_signals_its_running_ranks_and_leaves_out_one_that_exited_0(daemon: DaemonProcess) -> None:
+    """`swarm signal GANG` while rank 0 has exited 0 and waits for rank 1: rank 1 gets it, rank 0
+    is done and left out, not refused (exit 0)."""
+    gang = daemon.client.submit(["sh", "-c", 'if [ "$SWARM_RANK" = 1 ]; then sleep 60; fi'], ranks=2, cpus=0)
+    wait_until(lambda: daemon.client.job(f"{gang}.0")["reason"] == "rank_done", 30, "rank 0 exited 0")
+    wait_until(lambda: daemon.client.job(f"{gang}.1")["state"] == "running", 30, "rank 1 runs")
+    result = daemon.swarm("signal", "-s", "CONT", gang)
+    assert (result.returncode, result.stdout, result.stderr) == (0, f"{gang}.1 sent SIGCONT (attempt 1)\n", "")
+    daemon.client.cancel(gang)
