@@ -1436,6 +1436,9 @@ class ClusterSim(JobSim):
                 continue
             node, details = self.nodes[node_id], self.peers[node_id].details
             caught_up = host.log.raft.applied_index == self.index
+            if caught_up and node.table.totals != self.table.totals:  # /metrics' counters: one on every node
+                self._fail(f"{node_id} counts {node.table.totals}; the committed history {self.table.totals}")
+                return
             for job in node.table.finished_jobs():
                 kept = details.get(job.id)
                 if kept is None:

@@ -84,6 +84,8 @@ class TableSnapshot:
     """``JobTable.owed_notices``: (job id, URL), in the order the jobs ended."""
     notice_errors: tuple[tuple[str, str], ...] = ()
     """``JobTable.notice_errors``: (job id, why its notice was given up)."""
+    totals: tuple[tuple[str, int], ...] = ()
+    """``JobTable.totals``: (name, count) (older snapshots: none; the jobs kept are counted)."""
 
 
 _record_fields = operator.attrgetter(*(f.name for f in dataclasses.fields(JobRecord)))
@@ -149,6 +151,7 @@ class TableParts:
     pruned: tuple[str, str]
     owed_notices: tuple[tuple[str, str], ...] = ()
     notice_errors: tuple[tuple[str, str], ...] = ()
+    totals: tuple[tuple[str, int], ...] = ()
 
 
 def table_parts(table: JobTable) -> TableParts:
@@ -169,6 +172,7 @@ def table_parts(table: JobTable) -> TableParts:
         pruned_wire(table.pruned),
         tuple(table.owed_notices.items()),
         tuple(table.notice_errors.items()),
+        tuple(table.totals.items()),
     )
 
 
@@ -187,6 +191,7 @@ def snapshot_of(parts: TableParts) -> TableSnapshot:
         pruned_ended=parts.pruned[1],
         owed_notices=parts.owed_notices,
         notice_errors=parts.notice_errors,
+        totals=parts.totals,
     )
 
 
@@ -223,4 +228,9 @@ def restore_table(data: bytes, into: JobTable | None = None) -> JobTable:
         table.forgotten = forgotten_after(table.forgotten, forget)
     table.owed_notices = dict(snap.owed_notices)
     table.notice_errors = dict(snap.notice_errors)
+    if snap.totals:
+        table.totals.update((name, count) for name, count in snap.totals if name in table.totals)
+    else:  # an older snapshot: what its jobs kept say
+        counts = table.counts()
+        table.totals.update({s.value: counts[s.value] for s in JobState if s.is_terminal}, submitted=len(table))
     return table

@@ -240,6 +240,10 @@ class JobTable:
         self._children: dict[str, list[str]] = {}  # parent id -> ids of jobs that depend on it
         self._finished = FinishedJobs()  # finished jobs, oldest first (``state.history``), compact (``state.compact``)
         self._jobs = AllJobs(self._open, self._finished)  # every job: ``_open`` and ``_finished``
+        self.totals: dict[str, int] = dict.fromkeys(TOTALS, 0)
+        """Counts since the cluster began (``TOTALS``), kept by every command that moves a job and
+        carried in snapshots: unlike counting the jobs kept, they never go down as history is
+        pruned (Prometheus counters: ``web.metrics``)."""
         self.owed_notices: dict[str, str] = {}
         """Ended jobs whose ``--notify`` URL the leader has yet to tell (job id -> URL), in the order
         they ended (``node.notices``); a ``NoticesSent`` takes them out."""
@@ -520,6 +524,7 @@ class JobTable:
         self._ids.clear()
         self._children.clear()
         self._finished.clear()
+        self.totals = dict.fromkeys(TOTALS, 0)
         self.owed_notices.clear()
         self.notice_errors.clear()
         self._gangs.clear()
@@ -651,6 +656,7 @@ class JobTable:
     def _added(self, spec: JobSpec, at: float, origin: str) -> Job:
         """A new job in the table, pending: submitted, or a series' next run (``_next_run``)."""
         job = Job(spec=spec, submitted_at=at, origin=origin, held=spec.hold)
+        self.totals["submitted"] += 1
         self._jobs[spec.id] = job
         self._opened(job)
         self._add_pending(job)
@@ -1165,6 +1171,7 @@ class JobTable:
             ):
                 continue  # checked before it was proposed; never trusted
             job.stop_why = f"preempted by job {cmd.for_job} (priority {priority})"
+            self.totals["preempted"] += 1
             job.message = f"attempt {attempt} stopping: {job.stop_why}; it runs again"
             changed.append(job_id)
         if changed and made_room.state is JobState.ASSIGNED:
@@ -1230,6 +1237,10 @@ class JobTable:
         if state is None:
             raise InvariantViolation(f"job {job.id}: no move {move.value} from {job.state.value}")
         job.state, job.reason, job.message = state, reason, message
+        if move in _COUNTED:
+            self.totals[_COUNTED[move]] += 1
+        elif state.is_terminal:
+            self.totals[state.value] += 1
         if state is JobState.PENDING:
             if job.hold_on_stop and move is not Move.RANK_DONE:  # `swarm requeue --hold`: back, and held
                 _held_back(job, message)  # (a rank that exited 0 waits for its gang: held if it breaks)
@@ -1301,6 +1312,14 @@ class JobTable:
                 self._pending_priorities[job.spec.priority] = left
             else:
                 del self._pending_priorities[job.spec.priority]
+
+
+TOTALS = ("submitted", "succeeded", "failed", "cancelled", "retried", "lost", "preempted")
+"""``JobTable.totals``: jobs submitted (a series' runs too) and ended by their end; attempts
+re-run after a failure (``--retries``), attempts that ended lost and ran again (a node lost, cut
+off or left, a requeue, a preemption, a gang's attempt broken); attempts told to stop for a job of
+a higher priority (``--preemptible``)."""
+_COUNTED = {Move.RETRY: "retried", Move.LOSE: "lost"}
 
 
 def _held_back(job: Job, message: str) -> None:

@@ -7,8 +7,11 @@ Per node (label ``node``, the node's name; every node reports every node, as gos
 ``swarm_node_disk_free_bytes``, ``swarm_node_gpus``, ``swarm_node_running_jobs``.
 
 The cluster (from the replicated job table, so every node says the same): ``swarm_jobs{state}``,
-``swarm_queue_depth``, ``swarm_jobs_submitted_total``, ``swarm_jobs_finished_total``,
-``swarm_jobs_failed_total``, the histograms ``swarm_job_placement_seconds`` (submitted to given
+``swarm_queue_depth``; counted since the cluster began (``JobTable.totals``, kept in snapshots, so
+they never go down as history is pruned): ``swarm_jobs_submitted_total``,
+``swarm_jobs_finished_total``, ``swarm_jobs_succeeded_total``, ``swarm_jobs_failed_total``,
+``swarm_jobs_cancelled_total``, ``swarm_job_retries_total``, ``swarm_job_attempts_lost_total``,
+``swarm_job_preemptions_total``; the histograms ``swarm_job_placement_seconds`` (submitted to given
 to a node) and ``swarm_job_run_seconds`` (started to ended). This node's view: ``swarm_raft_term``,
 ``swarm_raft_commit_index``, ``swarm_raft_applied_index``, ``swarm_raft_leader_changes_total``,
 ``swarm_raft_is_leader``, ``swarm_quorum_healthy``, ``swarm_members{state}``,
@@ -112,6 +115,24 @@ def _nodes(nodes: Sequence[dict[str, Any]]) -> Iterator[Metric]:
         yield family
 
 
+JOB_COUNTERS = (
+    ("swarm_jobs_succeeded", "jobs succeeded", "succeeded"),
+    ("swarm_jobs_failed", "jobs failed", "failed"),
+    ("swarm_jobs_cancelled", "jobs cancelled", "cancelled"),
+    ("swarm_job_retries", "attempts run again after a failure (--retries)", "retried"),
+    (
+        "swarm_job_attempts_lost",
+        "attempts that ended lost and ran again: a node lost or left, a requeue, a preemption",
+        "lost",
+    ),
+    (
+        "swarm_job_preemptions",
+        "running --preemptible attempts told to stop for a job of a higher priority",
+        "preempted",
+    ),
+)
+
+
 def _jobs(daemon: NodeAPI) -> Iterator[Metric]:
     counts = daemon.table.counts()
     by_state = GaugeMetricFamily("swarm_jobs", "jobs by state", labels=["state"])
@@ -119,10 +140,12 @@ def _jobs(daemon: NodeAPI) -> Iterator[Metric]:
         by_state.add_metric([state], float(count))
     yield by_state
     yield GaugeMetricFamily("swarm_queue_depth", "jobs waiting for a node", value=counts.get("pending", 0))
-    finished = sum(counts.get(s.value, 0) for s in JobState if s.is_terminal)
-    yield CounterMetricFamily("swarm_jobs_submitted", "jobs submitted", value=len(daemon.table))
+    totals = daemon.table.totals  # since the cluster began: never down as history is pruned
+    finished = sum(totals[s.value] for s in JobState if s.is_terminal)
+    yield CounterMetricFamily("swarm_jobs_submitted", "jobs submitted", value=totals["submitted"])
     yield CounterMetricFamily("swarm_jobs_finished", "jobs ended (succeeded, failed, cancelled)", value=finished)
-    yield CounterMetricFamily("swarm_jobs_failed", "jobs failed", value=counts.get("failed", 0))
+    for name, text, key in JOB_COUNTERS:
+        yield CounterMetricFamily(name, text, value=totals[key])
     placement: list[float] = []
     run: list[float] = []
     for job in daemon.table.jobs():

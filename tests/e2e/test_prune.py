@@ -88,3 +88,40 @@ def test_a_pruned_job_id_is_refused_for_a_new_job_named_as_pruned_and_still_a_pa
     ), shown.stderr
     child = client.submit(["true"], cpus=0, after=["nightly-1"])  # it succeeded: the child may run
     assert client.wait(child, timeout=30)["state"] == "succeeded"
+
+
+def test_the_job_counters_in_metrics_never_go_down_when_history_is_pruned_nor_at_a_restart(
+    daemon_factory: Any,
+) -> None:
+    """`/metrics`' job counters count since the cluster began (``JobTable.totals``): a prune that
+    removes every finished job leaves them as they were (they counted the jobs kept, so a
+    Prometheus `rate()` saw a reset), and so does a restart of the daemon."""
+    daemon: DaemonProcess = daemon_factory("m", http_port=0).start()
+    client = daemon.client
+    ok = client.submit(["true"], cpus=0)
+    bad = client.submit(["false"], cpus=0, retries=1)
+    gone = client.submit(["true"], cpus=0, hold=True)
+    client.cancel(gone)
+    client.wait([ok, bad], timeout=60)
+    wanted = {
+        "swarm_jobs_submitted_total": 3.0,
+        "swarm_jobs_finished_total": 3.0,
+        "swarm_jobs_succeeded_total": 1.0,
+        "swarm_jobs_failed_total": 1.0,
+        "swarm_jobs_cancelled_total": 1.0,
+        "swarm_job_retries_total": 1.0,
+        "swarm_job_attempts_lost_total": 0.0,
+        "swarm_job_preemptions_total": 0.0,
+    }
+
+    def counters() -> dict[str, float]:
+        metrics = daemon.metrics()
+        return {name: metrics[name] for name in wanted}
+
+    assert counters() == wanted
+    assert client.prune(keep=0)["removed"] == 3
+    assert client.jobs(limit=10) == []  # nothing kept, all counted
+    assert counters() == wanted
+    daemon.stop()
+    daemon.start()
+    assert counters() == wanted

@@ -1301,3 +1301,37 @@ def test_a_rank_that_exits_0_after_its_gang_broke_under_a_requeue_hold_waits_hel
     table.apply(finish("g.1", 1, exit_code=0))
     assert [(r.state, r.held, r.reason) for r in table.gang("g")] == [(JobState.PENDING, True, Reason.HELD)] * 2
     assert _placeable(table) == set()
+
+
+def test_the_tables_totals_count_since_the_cluster_began_and_a_snapshot_keeps_them() -> None:
+    """``JobTable.totals`` (`/metrics`' counters): submissions, ends by state, retries, lost
+    attempts and preemptions, each once, kept when the jobs are pruned and in a snapshot; an older
+    snapshot, without them, counts the jobs it keeps."""
+    from swarmcompute.state.history import PruneJobs
+    from swarmcompute.state.snapshot import restore_table, snapshot_table, table_snapshot
+
+    table = JobTable()
+    table.apply(
+        SubmitJobs((spec("ok"), spec("bad", retries=1), spec("gone"), spec("bg", preemptible=True), spec("hi")), 1.0)
+    )
+    table.apply(SubmitJobs((spec("ok"),), 1.5))  # the same again: not a new job
+    running(table, "ok")
+    table.apply(finish("ok", 1, exit_code=0))
+    running(table, "bad")
+    table.apply(finish("bad", 1, exit_code=1))
+    running(table, "bad", 2)
+    table.apply(finish("bad", 2, exit_code=1))
+    table.apply(CancelJobs(("gone",), "cancelled by user", 3.0))
+    running(table, "bg")
+    table.apply(UpdateJobs(("hi",), JobChanges(priority=5), "ann", 3.5))
+    table.apply(AssignJobs((Assignment("hi", 1, "n1"),), 4.0))
+    table.apply(PreemptJobs((("bg", 1),), "hi", 4.5))
+    table.apply(finish("bg", 1, exit_code=143, end="stopped"))
+    counted = {"submitted": 5, "succeeded": 1, "failed": 1, "cancelled": 1, "retried": 1, "lost": 1, "preempted": 1}
+    assert table.totals == counted
+    copy = restore_table(snapshot_table(table))
+    assert copy.totals == counted
+    table.apply(PruneJobs(("ok", "bad", "gone"), 9.0))
+    assert table.get("ok") is None and table.totals == counted
+    older = restore_table(codec.encode(replace(table_snapshot(copy), totals=())))
+    assert older.totals == {**dict.fromkeys(counted, 0), "submitted": 5, "succeeded": 1, "failed": 1, "cancelled": 1}

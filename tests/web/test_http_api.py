@@ -469,6 +469,9 @@ def test_metrics_parse_as_prometheus_text_and_every_grafana_query_names_an_expor
     dashboard = json.loads((ROOT / "examples" / "grafana-dashboard.json").read_text())
     queries = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
     assert queries
+    grid = [p["gridPos"] for p in dashboard["panels"]]
+    cells = [(x, y) for g in grid for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])]
+    assert len(cells) == len(set(cells)), "two panels of the Grafana dashboard overlap"
     for query in queries:
         names = set(re.findall(r"\b(?:swarm|process)_[a-z0-9_]+", query))
         assert names, query
