@@ -281,16 +281,16 @@ class ControlServer:
             case m.Hold(refs=refs, held=held) as holding:
                 verb = "hold" if held else "release"
                 picked = self._picked(refs, holding, uid, verb, lambda: self._holdable(held))
-                return await self._held(picked, held, uid)
+                return self._of_arrays(picked, await self._held(picked, held, uid), "not_pending")
             case m.Update(refs=refs, changes=changes) as updating:
                 picked = self._picked(refs, updating, uid, "update", self._daemon.table.pending_jobs)
-                return await self._updated(picked, changes, uid)
+                return self._of_arrays(picked, await self._updated(picked, changes, uid), "not_pending")
             case m.Requeue(refs=refs) as requeueing:
                 picked = self._picked(refs, requeueing, uid, "requeue", self._daemon.table.active_jobs)
-                return await self._requeued(picked, requeueing.hold, uid)
+                return self._of_arrays(picked, await self._requeued(picked, requeueing.hold, uid), "not_placed")
             case m.Signal(refs=refs, signum=signum, group=group) as signalling:
                 picked = self._picked(refs, signalling, uid, "signal", self._running)
-                return await self._signalled(picked, signum, group, uid)
+                return self._of_arrays(picked, await self._signalled(picked, signum, group, uid), "not_running")
             case m.Rerun(ref=ref, job_id=job_id, every=every):
                 return (await self.rerun(ref, job_id, uid, every=every)).answer()
             case m.Status():
@@ -410,6 +410,21 @@ class ControlServer:
                 elements = sorted(elements + table.pruned_elements(ref))  # a look through all of pruned
             out.extend([job_id for _, job_id in elements] or [ref])
         return tuple(out)
+
+    def _of_arrays(self, refs: tuple[str, ...], records: list[dict[str, Any]], passed_by: str) -> list[dict[str, Any]]:
+        """A hold's, update's, requeue's or signal's ``records`` with an array id of ``refs``
+        standing for those of its elements the command applies to: an element whose outcome is
+        ``passed_by`` (`ID is running: only a pending job is held`) is left out, unless no element
+        of its array had another (then each says why). Without it, `swarm hold` of an array of
+        which two elements ran said so twice and exited 1, and `swarm update` of a 10,000-element
+        array that was half done said it 5,000 times."""
+        table = self._daemon.table
+        arrays = {ref for ref in refs if ref not in table and table.array(ref)}
+        if not arrays:
+            return records
+        array_of = {str(r["id"]): (j.spec.array_id if (j := table.get(str(r["id"]))) else "") for r in records}
+        done = {array_of[str(r["id"])] for r in records if r["outcome"] != passed_by} & arrays
+        return [r for r in records if not (r["outcome"] == passed_by and array_of[str(r["id"])] in done)]
 
     def _array_elements(self, ref: str) -> list[Job]:
         """The elements of array ``ref`` in index order; none when ``ref`` is a job id, or no array's."""

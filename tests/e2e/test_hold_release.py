@@ -164,3 +164,35 @@ def test_a_release_while_a_requeue_hold_still_stops_the_job_lets_it_run_again(da
     view = daemon.client.job(job_id)
     assert (view["held"], view["failures"]) == (False, 0)
     daemon.client.cancel(job_id)
+
+
+def test_an_array_id_stands_for_the_elements_a_command_applies_to_and_the_rest_are_left_out(
+    daemon: DaemonProcess,
+) -> None:
+    """An array of 4 at most 2 at once (`%2`): elements 0 and 1 run, 2 and 3 wait. `swarm hold`,
+    `update` and `release` of its id act on the waiting two, `signal` and `requeue` on the running
+    two; each exits 0 and says nothing of the others. With nothing to act on, each element says why."""
+    array = daemon.client.submit(["sleep", "60"], cpus=0, array="0-3%2")
+    elements = [f"{array}.{i}" for i in range(4)]
+    wait_until(lambda: [daemon.client.job(e)["state"] for e in elements[:2]] == ["running"] * 2, 30, "two run")
+
+    def said(*args: str) -> tuple[int, list[str], str]:
+        result = daemon.swarm(*args)
+        return result.returncode, sorted(result.stdout.splitlines()), result.stderr
+
+    assert said("hold", array) == (0, [f"{e} held" for e in elements[2:]], "")
+    assert said("update", "--priority", "2", array) == (0, [f"{e} updated" for e in elements[2:]], "")
+    assert said("release", array) == (0, [f"{e} released" for e in elements[2:]], "")
+    assert said("signal", "-s", "CONT", array) == (0, [f"{e} sent SIGCONT (attempt 1)" for e in elements[:2]], "")
+    daemon.client.hold(*elements[2:])
+    requeued = said("requeue", "--hold", array)
+    assert requeued == (
+        0,
+        [f"{e} requeued: attempt 1 stops, and it waits, held, until swarm release" for e in elements[:2]],
+        "",
+    )
+    wait_until(lambda: all(daemon.client.job(e)["held"] for e in elements), 30, "every element held")
+    nothing = daemon.swarm("signal", array)  # none runs: each says why
+    assert (nothing.returncode, nothing.stdout) == (1, "")
+    assert nothing.stderr == "".join(f"{e} is pending: only a running job takes a signal\n" for e in elements)
+    daemon.client.cancel(array)
