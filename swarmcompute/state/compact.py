@@ -473,8 +473,14 @@ selection among the states, not a state of its own (`--state pending` takes them
 
 
 def in_states(wanted: Container[str] | None, j: Job | CompactJob) -> bool:
-    """Whether the job is in one of ``wanted`` (``JobState`` values, or ``HELD``; None: any)."""
-    return wanted is None or j.state in wanted or (HELD in wanted and isinstance(j, Job) and j.held)
+    """Whether the job is in one of ``wanted`` (``JobState`` values, or ``HELD``; None: any). A
+    gang's rank that exited 0 and waits for the others (``rank_done``) is in none: it is pending
+    but waits for no node, and `swarm cancel --state pending` took it, and so its running gang."""
+    if wanted is None:
+        return True
+    if isinstance(j, Job) and j.reason is Reason.RANK_DONE:
+        return False
+    return j.state in wanted or (HELD in wanted and isinstance(j, Job) and j.held)
 
 
 def matches(match: Matcher | None, j: Job | CompactJob) -> bool:

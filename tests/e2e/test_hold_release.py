@@ -196,3 +196,16 @@ def test_an_array_id_stands_for_the_elements_a_command_applies_to_and_the_rest_a
     assert (nothing.returncode, nothing.stdout) == (1, "")
     assert nothing.stderr == "".join(f"{e} is pending: only a running job takes a signal\n" for e in elements)
     daemon.client.cancel(array)
+
+
+def test_cancel_by_state_pending_leaves_a_running_gang_whose_rank_exited_0_alone(daemon: DaemonProcess) -> None:
+    """A gang's rank that exited 0 waits, pending, for the others; it is in no state's selection,
+    so `swarm cancel --state pending` (clearing the queue) no longer cancels its running gang."""
+    gang = daemon.client.submit(["sh", "-c", 'if [ "$SWARM_RANK" = 1 ]; then sleep 2; fi'], ranks=2, cpus=0)
+    waiting = daemon.client.submit(["true"], cpus=0, hold=True)
+    wait_until(lambda: daemon.client.job(f"{gang}.0")["reason"] == "rank_done", 30, "rank 0 exited 0")
+    assert [j["id"] for j in daemon.client.jobs(states=["pending"])] == [waiting]
+    cancelled = daemon.swarm("cancel", "--state", "pending")
+    assert (cancelled.returncode, cancelled.stdout) == (0, f"{waiting} cancelled\n"), cancelled.stderr
+    views = daemon.client.wait([f"{gang}.0", f"{gang}.1"], timeout=30)
+    assert [v["state"] for v in views] == ["succeeded"] * 2
