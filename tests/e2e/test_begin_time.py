@@ -69,7 +69,7 @@ def test_a_job_run_every_period_runs_again_once_each_run_ended_until_its_next_ru
     assert (second["every_s"], second["occurrence"], second["name"]) == (1.0, 1, "")
     assert daemon.swarm("logs", "tick.1").stdout == "tock\n"
     shown = daemon.swarm("show", "tick.1").stdout
-    assert "every      1s: run 1 of tick (the next is added when it ends)" in shown
+    assert "every      1s: run 1 of tick (tick.2 came after it)" in shown
 
 
 def test_a_series_stops_when_its_pending_run_is_cancelled(daemon: DaemonProcess) -> None:
@@ -83,4 +83,9 @@ def test_a_series_stops_when_its_pending_run_is_cancelled(daemon: DaemonProcess)
     stopped = daemon.swarm("cancel", "hourly.1")
     assert stopped.stdout == "hourly.1 cancelled\n"
     assert sorted(j["id"] for j in daemon.client.jobs()) == ["hourly", "hourly.1"]
+    assert (
+        "every      1h: run 1 of hourly (cancelled: the series ended with it)"
+        in daemon.swarm("show", "hourly.1").stdout
+    )
+    assert "every      1h: run 0 of hourly (hourly.1 came after it)" in daemon.swarm("show", "hourly").stdout
     assert not [j for j in daemon.client.jobs() if j["state"] not in ("succeeded", "cancelled")]

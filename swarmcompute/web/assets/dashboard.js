@@ -162,9 +162,10 @@ function renderJobs() {
     const open = !["succeeded", "failed", "cancelled"].includes(j.state);
     const cancel = open ? el("button", { type: "button", class: "cancel", onclick: (e) => { e.stopPropagation(); cancelJob(j.id); } }, "cancel")
       : el("button", { type: "button", class: "rerun", title: "run it again as a new job (swarm rerun)", onclick: (e) => { e.stopPropagation(); rerunJob(j.id); } }, "rerun");
-    // A pending job can be held (it waits until released: swarm hold / swarm release).
+    // A pending job can be held (it waits until released: swarm hold / swarm release); a gang's
+    // rank that exited 0 (rank_done) is pending too, but its gang runs: it is held with its gang.
     const verb = j.held ? "release" : "hold";
-    const hold = j.state === "pending" ? el("button", { type: "button", class: verb, title: `swarm ${verb}`, onclick: (e) => { e.stopPropagation(); jobAction(j.id, verb); } }, verb) : "";
+    const hold = j.state === "pending" && j.reason !== "rank_done" ? el("button", { type: "button", class: verb, title: `swarm ${verb}`, onclick: (e) => { e.stopPropagation(); jobAction(j.id, verb); } }, verb) : "";
     // A placed job can be sent back: its attempt stops, as lost, and it runs again (swarm requeue).
     const requeue = ["assigned", "running"].includes(j.state) ? el("button", { type: "button", class: "requeue", title: "stop it and run it again (swarm requeue)", onclick: (e) => { e.stopPropagation(); jobAction(j.id, "requeue"); } }, "requeue") : "";
     const shown = j.held ? "held" : j.state;
