@@ -42,7 +42,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from swarmcompute.executor.usage import PEAK_BUCKETS
-from swarmcompute.state.job import JobState
+from swarmcompute.state.job import JobState, Reason
 
 if TYPE_CHECKING:
     from swarmcompute.api.node_api import NodeAPI
@@ -139,7 +139,8 @@ def _jobs(daemon: NodeAPI) -> Iterator[Metric]:
     for state, count in counts.items():
         by_state.add_metric([state], float(count))
     yield by_state
-    yield GaugeMetricFamily("swarm_queue_depth", "jobs waiting for a node", value=counts.get("pending", 0))
+    done = sum(1 for j in daemon.table.pending_jobs() if j.reason is Reason.RANK_DONE)  # they wait for no node
+    yield GaugeMetricFamily("swarm_queue_depth", "jobs waiting for a node", value=counts.get("pending", 0) - done)
     totals = daemon.table.totals  # since the cluster began: never down as history is pruned
     finished = sum(totals[s.value] for s in JobState if s.is_terminal)
     yield CounterMetricFamily("swarm_jobs_submitted", "jobs submitted", value=totals["submitted"])

@@ -125,3 +125,14 @@ def test_the_job_counters_in_metrics_never_go_down_when_history_is_pruned_nor_at
     daemon.stop()
     daemon.start()
     assert counters() == wanted
+
+
+def test_the_queue_depth_leaves_out_a_gangs_rank_that_exited_0_and_waits_for_the_others(daemon_factory: Any) -> None:
+    """`swarm_queue_depth` is the jobs waiting for a node: a rank that exited 0 is pending while its
+    gang's others run, but waits for none (a gang of 64 whose 63 ranks were done read 63)."""
+    daemon: DaemonProcess = daemon_factory("q", http_port=0).start()
+    gang = daemon.client.submit(["sh", "-c", 'if [ "$SWARM_RANK" = 1 ]; then sleep 60; fi'], ranks=2, cpus=0)
+    daemon.client.submit(["true"], cpus=0, hold=True)
+    wait_until(lambda: daemon.client.job(f"{gang}.0")["reason"] == "rank_done", 30, "rank 0 exited 0")
+    assert daemon.metrics()["swarm_queue_depth"] == 1.0  # the held job
+    daemon.client.cancel(gang)
