@@ -287,8 +287,6 @@ def check_job(fields: Mapping[str, Any], *, submitted: bool = False) -> None:
         _number("--signal's time before the limit", fields.get("warn_before_s", 0.0), 0.0, MAX_TIMEOUT_S)
         if submitted and fields.get("timeout_s") is None:
             raise ValueError("--signal SIG@TIME is sent TIME before the job's time limit: give it --timeout too")
-    if fields.get("preemptible") and fields.get("ranks"):
-        raise ValueError("--preemptible stops one job to make room: a gang (--ranks) runs whole and is never preempted")
     if fields.get("every_s") or fields.get("occurrence"):
         every_s = fields.get("every_s", 0.0)
         if not (_finite(every_s) and MIN_EVERY_S <= every_s <= MAX_EVERY_S):

@@ -17,12 +17,14 @@ Rules, per node that runs preemptible work:
    round does not stop more for the same job.
 2. One that does not fit is preempted for when all of these hold: it asks for room (cpus,
    memory or GPUs: one that asks for none starts anyway), it is not a gang rank (a gang is placed
-   on room to start at once, whole), no other live node that takes work has room for it now (it
+   on room to start at once, whole: it preempts nothing), no other live node that takes work has room for it now (it
    would be handed back there, ``rules.local_queue``: stopping work for it here would be waste),
    and stopping running preemptible attempts there of a strictly lower priority makes it fit.
-3. Victims: the lowest priority first, then the latest started (the least work lost), then by
-   id; only as many as make it fit. Their room is then its own, and the next queued attempt
-   goes on from what is left.
+3. Victims: the lowest priority first, then a plain job before a gang's rank (stopping one rank
+   stops its whole gang: ``JobTable._preempt``), then the latest started (the least work lost),
+   then by id; only as many as make it fit. Their room is then its own, and the next queued
+   attempt goes on from what is left; a gang stopped frees its other ranks' room too, on the
+   nodes the round looks at after this one.
 
 A job is never preempted for one of its own priority or lower, so preemption cannot go round in
 a circle: each stop makes room for strictly higher priority. What the rule does not weigh: which
@@ -77,7 +79,12 @@ def preemptions(
     room for. ``nodes``: the live nodes placement may use; ``assignments``: the round's placements
     (of table jobs or ``incoming`` ones), queued on their node once applied; ``ending``: active jobs
     whose attempt ends in the same entry (``place(ending=...)``), their room free."""
-    running = [j for j in table.preemptible_running() if not j.stop_why and j.id not in ending]
+    told = {j.spec.gang_id for j in table.preemptible_running() if j.spec.ranks and j.stop_why}
+
+    def stopping(j: Job) -> bool:  # told to stop, or a rank of a gang one of whose ranks was: all of it stops
+        return bool(j.stop_why) or (bool(j.spec.ranks) and j.spec.gang_id in told)
+
+    running = [j for j in table.preemptible_running() if not stopping(j) and j.id not in ending]
     if not running:
         return []
     lowest = min(j.spec.priority for j in running)
@@ -96,7 +103,7 @@ def preemptions(
             continue
         if (room := rooms.get(job.node)) is not None:
             room.take(job.spec, queued=job.state is JobState.ASSIGNED)
-        if job.node not in free or job.stop_why:
+        if job.node not in free or stopping(job):
             continue
         if job.state is JobState.RUNNING:
             free[job.node].add(job.spec, -1)
@@ -112,9 +119,15 @@ def preemptions(
         if a.node_id in free:
             queued.setdefault(a.node_id, []).append(placed)
     out: list[PreemptJobs] = []
+    going: set[str] = set()  # gangs a preemption stops: all their ranks' room comes free
     for node_id in sorted(victims):
+        for v in [v for v in victims[node_id] if v.spec.gang_id in going]:
+            victims[node_id].remove(v)
+            free[node_id].add(v.spec, +1)
         others = [r for other, r in rooms.items() if other != node_id]
-        out += _for_node(queued.get(node_id, []), free[node_id], victims[node_id], others, lowest, at)
+        stops = _for_node(queued.get(node_id, []), free[node_id], victims[node_id], others, lowest, at)
+        going.update(j.spec.gang_id for p in stops for i, _ in p.targets if (j := table.get(i)) and j.spec.ranks)
+        out += stops
     return out
 
 
@@ -124,7 +137,7 @@ def _for_node(
     """One node's preemptions (rules 1-3): ``queued`` there, ``free`` its room, ``victims`` its
     running preemptible attempts, ``others`` the other nodes' room now."""
     out: list[PreemptJobs] = []
-    left = sorted(victims, key=lambda v: (v.spec.priority, -(v.started_at or 0.0), v.id))
+    left = _units(victims)
     for job in sorted(queued, key=lambda j: (-j.spec.priority, j.submitted_at, j.id)):
         spec = job.spec
         if free.fits(spec):
@@ -134,31 +147,54 @@ def _for_node(
             continue
         if any(r.fits(spec, None) for r in others):
             continue  # room elsewhere now: its node hands it back there (``rules.local_queue``)
-        taken = _enough(spec, free, [v for v in left if v.spec.priority < spec.priority])
+        taken = _enough(spec, free, [u for u in left if u[0].spec.priority < spec.priority])
         if taken is None:
             continue
-        for v in taken:
-            left.remove(v)
-            free.add(v.spec, +1)
+        for unit in taken:
+            left.remove(unit)
+            for v in unit:
+                free.add(v.spec, +1)
         free.add(spec, -1)
-        out.append(PreemptJobs(tuple((v.id, v.attempt) for v in taken), job.id, at))
+        out.append(PreemptJobs(tuple((v.id, v.attempt) for unit in taken for v in unit), job.id, at))
     return out
 
 
-def _enough(spec: JobSpec, free: _Free, candidates: list[Job]) -> list[Job] | None:
-    """The fewest of ``candidates``, taken in order, whose room with ``free`` fits ``spec`` (None:
-    all of them do not)."""
+def _units(victims: list[Job]) -> list[list[Job]]:
+    """The victims as what stops together, in the order they are taken (rule 3): a plain job
+    alone, a gang's ranks on the node together (one rank's stop stops them all)."""
+    gangs: dict[str, list[Job]] = {}
+    units: list[list[Job]] = []
+    for v in victims:
+        if not v.spec.ranks:
+            units.append([v])
+        elif v.spec.gang_id in gangs:
+            gangs[v.spec.gang_id].append(v)
+        else:
+            units.append(gangs.setdefault(v.spec.gang_id, [v]))
+    return sorted(
+        units, key=lambda u: (u[0].spec.priority, bool(u[0].spec.ranks), -max(v.started_at or 0.0 for v in u), u[0].id)
+    )
+
+
+def _enough(spec: JobSpec, free: _Free, candidates: list[list[Job]]) -> list[list[Job]] | None:
+    """The fewest of ``candidates`` (units that stop together), taken in order, whose room with
+    ``free`` fits ``spec`` (None: all of them do not)."""
     room = _Free(free.cpus, free.mem_bytes, free.gpus)
-    taken: list[Job] = []
-    for v in candidates:
-        taken.append(v)
-        room.add(v.spec, +1)
+    taken: list[list[Job]] = []
+    for unit in candidates:
+        taken.append(unit)
+        _add(room, unit, +1)
         if room.fits(spec):
             for early in taken[:-1]:  # one taken before a larger one that alone makes room: spared
-                room.add(early.spec, -1)
+                _add(room, early, -1)
                 if room.fits(spec):
                     taken.remove(early)
                 else:
-                    room.add(early.spec, +1)
+                    _add(room, early, +1)
             return taken
     return None
+
+
+def _add(room: _Free, unit: list[Job], sign: int) -> None:
+    for v in unit:
+        room.add(v.spec, sign)

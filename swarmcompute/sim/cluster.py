@@ -41,7 +41,8 @@ Checked after every event (``InvariantBroken`` names the seed and the instant):
 - with ``holds``, users' signals (`swarm signal`, through a random daemon) as ``JobSim`` checks
   them: each taken only by the attempt it was sent to, and delivered once, in order, by the node
   that started that attempt (a `recover` starts the record over, as the nodes' rules do); users
-  requeue plain jobs and gangs too (`swarm requeue [--hold]`), under every check above;
+  requeue plain jobs and gangs too (`swarm requeue [--hold]`), and some gangs are preemptible
+  (a preempted rank stops its gang), under every check above;
 - for the ``GANGS`` gangs of each seed (``sim.gangs``): never two attempts of a gang at once,
   distinct slots for an attempt's ranks, and once a rank of an attempt ended without exiting 0,
   every other rank told to stop within ``PARTIAL_MAX_S``;
@@ -1036,12 +1037,15 @@ class ClusterSim(JobSim):
             self._at(pins.uniform(0.0, 4.0), "submit", spec)
         rng = random.Random(f"{self.seed}/gangs")
         requeues = random.Random(f"{self.seed}/gang-requeues")  # the gangs' own draws stay
+        preempts = random.Random(f"{self.seed}/gang-preempts")
         for i in range(self._gangs):
             ranks = rng.choice((2, 3, 4))
             spec = JobSpec(
                 id=f"g{i}", argv=("sim",), priority=rng.choice((0, 0, 5)), cpus=rng.choice((0.5, 1.0)),
                 retries=rng.choice((0, 1, 2)),
             )  # fmt: skip
+            if self.holds and preempts.random() < 0.4:  # `swarm run --ranks N --preemptible`
+                spec = replace(spec, preemptible=True)
             per_node = rng.choice((0, 1, 2))
             if per_node and not self._fits_always(GangShape(ranks, min(per_node, ranks), spec.cpus, 0, 0)):
                 per_node = 0  # every gang fits on n0 alone: 4 cpus

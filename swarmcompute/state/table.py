@@ -1153,7 +1153,8 @@ class JobTable:
     def _preempt(self, cmd: PreemptJobs) -> list[str]:
         """Tell each named attempt to stop, to run again (as ``_requeue_asked``), if it still runs,
         was submitted ``--preemptible``, and ``cmd.for_job`` is placed on its node with a higher
-        priority; one that has moved on, or was told to stop already, is left as it is."""
+        priority; one that has moved on, or was told to stop already, is left as it is. A gang
+        rank's stop breaks its gang's attempt (``_rank_finished``): the gang runs again, whole."""
         made_room = self._open.get(cmd.for_job)
         if made_room is None or made_room.state not in ACTIVE_STATES:
             return []
@@ -1163,13 +1164,8 @@ class JobTable:
             job = self._open.get(job_id)
             if job is None or job.state is not JobState.RUNNING or job.attempt != attempt or job.stop_why:
                 continue
-            if (
-                not job.spec.preemptible
-                or job.spec.ranks
-                or job.spec.priority >= priority
-                or job.node != made_room.node
-            ):
-                continue  # checked before it was proposed; never trusted
+            if not job.spec.preemptible or job.spec.priority >= priority or job.node != made_room.node:
+                continue  # checked before it was proposed; never trusted (a gang rank: its gang stops)
             job.stop_why = f"preempted by job {cmd.for_job} (priority {priority})"
             self.totals["preempted"] += 1
             job.message = f"attempt {attempt} stopping: {job.stop_why}; it runs again"

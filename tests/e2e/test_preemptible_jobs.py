@@ -82,12 +82,40 @@ def test_work_not_submitted_preemptible_is_never_stopped_for_a_higher_priority_j
     assert steps == [("start", "plain"), ("done", "plain"), ("start", "urgent"), ("done", "urgent")]
 
 
-def test_a_gang_is_refused_preemptible_in_one_line(daemon: DaemonProcess) -> None:
-    refused = daemon.swarm("run", "--preemptible", "--ranks", "2", "--cpus", "0", "--", "true")
-    assert (refused.returncode, refused.stderr) == (
-        2,
-        "swarm: --preemptible stops one job to make room: a gang (--ranks) runs whole and is never preempted\n",
-    )
+GANG = """
+echo "start rank$SWARM_RANK $SWARM_ATTEMPT $(date +%s.%N)" >> {out}/log
+trap 'echo "stop rank$SWARM_RANK $SWARM_ATTEMPT $(date +%s.%N)" >> {out}/log; exit 143' TERM
+if [ "$SWARM_ATTEMPT" = 1 ]; then while :; do sleep 0.05; done; fi
+echo "done rank$SWARM_RANK $SWARM_ATTEMPT $(date +%s.%N)" >> {out}/log
+"""
+
+
+def test_a_preemptible_gang_gives_way_whole_and_runs_again_whole_after_the_urgent_job(
+    daemon: DaemonProcess, tmp_path: Path
+) -> None:
+    """A gang of 2 ranks, half the node each (a distributed training run that checkpoints), and a
+    priority-5 job of half the node: one rank is preempted, so the whole gang stops (one rank
+    cannot run on alone), the urgent job runs, and the gang runs again, both ranks, from the start."""
+    half = next(row["cpus"] for row in daemon.client.nodes()) / 2
+    gang = daemon.client.submit(["sh", "-c", GANG.format(out=tmp_path)], ranks=2, cpus=half, preemptible=True)
+    wait_until(lambda: len(_log(tmp_path)) == 2, 30, "both ranks run")
+    urgent = daemon.client.submit(_script("urgent", tmp_path), cpus=half, priority=5)
+    ended = daemon.client.wait([urgent, f"{gang}.0", f"{gang}.1"], timeout=60)
+    assert [(v["state"], v["attempt"], v["failures"]) for v in ended] == [
+        ("succeeded", 1, 0),
+        ("succeeded", 2, 0),
+        ("succeeded", 2, 0),
+    ]
+    firsts = [v["attempts"][0]["ended"] for v in ended[1:]]
+    assert f"preempted by job {urgent} (priority 5)" in firsts, firsts
+    log = _log(tmp_path)
+    stops = [at for what, name, attempt, at in log if what == "stop" and attempt == 1]
+    again = [at for what, name, attempt, at in log if what == "start" and name.startswith("rank") and attempt == 2]
+    urgent_start = next(at for what, name, _, at in log if (what, name) == ("start", "urgent"))
+    assert len(stops) == 2 and len(again) == 2
+    assert min(stops) <= urgent_start and max(stops) <= min(again)  # never a rank of each attempt at once
+    shown = daemon.swarm("show", f"{gang}.0").stdout
+    assert "\npriority   0, preemptible\n" in shown
 
 
 def test_a_running_job_made_preemptible_by_swarm_update_gives_way_from_then_on(

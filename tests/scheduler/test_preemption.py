@@ -137,3 +137,40 @@ def test_a_drained_node_stops_nothing_its_queue_is_handed_back() -> None:
     queued(table, job("urgent", cpus=1, priority=5), "n1", 2.0)
     table.apply(SetDrained("n1", True, 3.0))
     assert preemptions(table, [N1]) == []
+
+
+def gang_running(table: JobTable, spec: JobSpec, nodes: list[str], at: float) -> None:
+    """A preemptible gang of ``len(nodes)`` ranks, rank i running on ``nodes[i]``."""
+    from swarmcompute.state.gangs import ranks_of
+
+    ranks = ranks_of(spec, len(nodes), 0)
+    table.apply(SubmitJobs(tuple(ranks), at))
+    table.apply(AssignJobs(tuple(Assignment(r.id, 1, n, 29400) for r, n in zip(ranks, nodes, strict=True)), at))
+    for r, n in zip(ranks, nodes, strict=True):
+        table.apply(StartAttempt(r.id, 1, n, at))
+
+
+def test_a_preemptible_gang_gives_way_after_plain_work_and_its_ranks_on_the_node_stop_together() -> None:
+    """Stopping one rank stops its whole gang: a plain preemptible job of the same priority goes
+    first, even one started earlier; a gang's ranks on the node are one victim, their room summed."""
+    table = JobTable()
+    gang_running(table, job("train", cpus=0.5, preemptible=True), ["n1", "n1"], 5.0)
+    running(table, job("render", cpus=1, preemptible=True), "n1", 1.0)
+    queued(table, job("urgent", cpus=1, priority=5), "n1", 6.0)
+    assert stopped(preemptions(table, [N1])) == {"urgent": ["render"]}
+    queued(table, job("more", cpus=1, priority=5), "n1", 7.0)
+    assert stopped(preemptions(table, [N1])) == {"urgent": ["render"], "more": ["train.0", "train.1"]}
+
+
+def test_a_gang_stopped_for_one_node_frees_its_ranks_room_on_the_next_so_nothing_more_stops_there() -> None:
+    table = JobTable()
+    gang_running(table, job("train", cpus=1, preemptible=True), ["n1", "n2"], 1.0)
+    running(table, job("render", cpus=1, preemptible=True), "n1", 2.0)
+    running(table, job("bake", cpus=1, preemptible=True), "n2", 2.0)
+    queued(table, job("wide", cpus=2, priority=5), "n1", 3.0)  # needs both: render and the rank
+    queued(table, job("other", cpus=1, priority=5), "n2", 3.0)  # the rank stopping on n2 makes room
+    assert stopped(preemptions(table, [N1, N2])) == {"wide": ["render", "train.0"]}
+    table.apply(preemptions(table, [N1, N2])[0])
+    train1 = table.get("train.1")
+    assert train1 is not None and not train1.stop_why  # told once rank 0's end breaks the gang: its room is
+    assert preemptions(table, [N1, N2]) == []  # on its way, so a later round stops nothing on n2 for it

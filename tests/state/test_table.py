@@ -649,19 +649,37 @@ def test_a_preempted_job_stops_as_requeued_only_if_preemptible_below_a_job_place
     assert bg.stop_why == ""
 
 
-def test_an_update_makes_a_running_job_preemptible_or_no_longer_but_never_a_gang_rank() -> None:
+def test_an_update_makes_a_running_job_or_gang_preemptible_or_no_longer() -> None:
     """`swarm update --preemptible` reaches a placed job (as its time limit does): the leader's
     next round may stop it (``JobTable.preemptible_running``); ``--no-preemptible`` takes that
-    back; a gang rank is never preemptible, so the change is refused for it."""
+    back; a gang's rank changes its whole gang."""
     table = JobTable()
     table.apply(SubmitJobs((spec("a1"), *ranks_of(spec("g"), 2, 0)), 1.0))
     running(table)
     table.apply(AssignJobs((Assignment("g.0", 1, "n1", port=29500), Assignment("g.1", 1, "n1", port=29500)), 2.0))
+    table.apply(StartAttempt("g.0", 1, "n1", 2.5))
     assert table.preemptible_running() == []
-    assert table.apply(UpdateJobs(("a1", "g.0"), JobChanges(preemptible=True), "ann", 4.0)) == ["a1"]
-    assert [j.id for j in table.preemptible_running()] == ["a1"]
+    changed = table.apply(UpdateJobs(("a1", "g.0"), JobChanges(preemptible=True), "ann", 4.0))
+    assert sorted(changed) == ["a1", "g.0", "g.1"]
+    assert sorted(j.id for j in table.preemptible_running()) == ["a1", "g.0"]  # g.1 has not started
     assert table.apply(UpdateJobs(("a1",), JobChanges(preemptible=False), "ann", 5.0)) == ["a1"]
-    assert table.preemptible_running() == []
+    assert [j.id for j in table.preemptible_running()] == ["g.0"]
+
+
+def test_a_preempted_gang_rank_stops_its_whole_gang_which_runs_again_whole() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((*ranks_of(spec("g", preemptible=True), 2, 0), spec("hi", priority=5)), 1.0))
+    table.apply(AssignJobs((Assignment("g.0", 1, "n1", 29500), Assignment("g.1", 1, "n2", 29500)), 2.0))
+    for i, node in enumerate(("n1", "n2")):
+        table.apply(StartAttempt(f"g.{i}", 1, node, 2.5))
+    table.apply(AssignJobs((Assignment("hi", 1, "n1"),), 3.0))
+    assert table.apply(PreemptJobs((("g.0", 1),), "hi", 3.5)) == ["g.0", "hi"]
+    table.apply(FinishAttempt("g.0", 1, "n1", None, "stopped", None, b"", 1.0, 4.0))
+    g1 = table.get("g.1")
+    assert g1 is not None and g1.stop_why == "rank 0 stopped"  # its node stops it too
+    table.apply(FinishAttempt("g.1", 1, "n2", None, "stopped", None, b"", 1.0, 4.5))
+    assert [(r.state, r.failures) for r in table.gang("g")] == [(JobState.PENDING, 0)] * 2
+    assert table.totals["preempted"] == 1 and table.totals["lost"] == 2
 
 
 def test_a_job_requeued_held_waits_held_once_back_and_a_snapshot_keeps_the_word() -> None:
