@@ -1731,7 +1731,7 @@ class Daemon:
                         f"pinned to node {pin!r}, which is no node of this cluster{self._pin_hint(pin)}:"
                         " `swarm nodes --all` lists them"
                     )
-        view["node_name"] = self.node_name(job.node) if job.node else None
+        view["node_name"] = self.node_name(view["node"]) if view.get("node") else None
         message = view.get("message") or ""
         for node_id in {n for n in (job.node, *job.attempt_nodes) if n}:
             if node_id in message:
@@ -1751,7 +1751,12 @@ class Daemon:
                 "gang" if gang else "array",
                 group,
                 (
-                    (j.state.value, j.submitted_at, j.attempt, self.node_name(j.node) if gang and j.node else None)
+                    (
+                        j.state.value,
+                        j.submitted_at,
+                        j.attempt,
+                        self.node_name(n) if gang and (n := j.shown_node) else None,
+                    )
                     for j in row
                 ),
             )

@@ -124,8 +124,8 @@ def gang_view(table: JobTable, job: Job, name_of: Callable[[str], str]) -> list[
             "id": r.id,
             "state": r.state.value,
             "attempt": r.attempt,
-            "node": r.node,
-            "node_name": name_of(r.node) if r.node else None,
+            "node": r.shown_node,
+            "node_name": name_of(node) if (node := r.shown_node) else None,
             "local_rank": r.local_rank if r.attempt else None,
             "exit_code": r.exit_code,
         }

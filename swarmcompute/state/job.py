@@ -394,6 +394,12 @@ class Job:
             return self.attempt_nodes[attempt - 1]
         return None
 
+    @property
+    def shown_node(self) -> str | None:
+        """The node a view says the job is on: its current attempt's (``node``), or where a gang's
+        rank that exited 0 and waits for the others ran (pending, it is on none)."""
+        return self.node_of(self.attempt) if self.reason is Reason.RANK_DONE else self.node
+
     def view(self, *, with_output: bool = False) -> dict[str, Any]:
         """The stable JSON shape of a job (keys documented in the README)."""
         spec = self.spec
@@ -401,7 +407,7 @@ class Job:
             "id": spec.id,
             "name": spec.name,
             "state": self.state.value,
-            "node": self.node,
+            "node": self.shown_node,
             "attempt": self.attempt,
             "exit_code": self.exit_code,
             "reason": self.reason.value,

@@ -142,6 +142,9 @@ def test_a_running_gang_whose_rank_exited_0_is_not_held_in_part_and_succeeds_onc
     once. Holding rank 0 alone once made the whole gang run again after both had exited 0."""
     gang = daemon.client.submit(["sh", "-c", 'if [ "$SWARM_RANK" = 1 ]; then sleep 2; fi'], ranks=2, cpus=0)
     wait_until(lambda: daemon.client.job(f"{gang}.0")["reason"] == "rank_done", 30, "rank 0 exited 0")
+    done, runs = daemon.client.job(f"{gang}.0"), daemon.client.job(f"{gang}.1")
+    assert done["node"] == runs["node"] is not None  # where it ran, pending as it is
+    assert done["node_name"] == runs["node_name"] and done["gang"][0]["node"] == runs["node"]
     result = daemon.swarm("hold", gang)
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr == (
