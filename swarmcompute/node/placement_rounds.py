@@ -96,8 +96,9 @@ class PlacementRounds:
         nodes = self._capacities()
         placement = self._last = place(self._table, nodes, now, ending=ending, incoming=incoming, preferred=preferred)
         stops = preemptions(
-            self._table, nodes, assignments=placement.assignments, incoming=incoming, ending=ending, at=now
-        )
+            self._table, nodes, assignments=placement.assignments, incoming=incoming, ending=ending, at=now,
+            gang=placement.gang_waits,
+        )  # fmt: skip
         out: list[Command] = [AssignJobs(tuple(placement.assignments), now)] if placement.assignments else []
         return out + stops
 

@@ -126,6 +126,9 @@ class GangRound:
         (``placement.place`` stops there), so that room comes free for it."""
         self.behind = ""
         """Then: why every job after it in line waits (``placement.place`` says it for them)."""
+        self.waiting_for_room: tuple[Job, tuple[Room, ...]] | None = None
+        """Then: its rank 0 and the room of each node that may run it (``scheduler.preemption``
+        may stop preemptible work of a lower priority for it)."""
         self.seen: set[str] = set()
         self._used: dict[str, list[float]] | None = None  # node -> [cpus, mem, gpus] held now
         self._queued: dict[str, list[JobSpec]] = {}  # node -> attempts assigned there, not started
@@ -165,6 +168,7 @@ class GangRound:
             self._wait(ranks, waiting, why)
             if why.endswith(_NO_ROOM_NOW):
                 self.ahead = True
+                self.waiting_for_room = (ranks[0], tuple(rooms))
                 self.behind = (
                     f"waits behind gang {spec.gang_id}, which starts first once room for all its ranks is free"
                 )

@@ -60,7 +60,7 @@ from collections.abc import Collection, Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from swarmcompute.scheduler.constraints import satisfies, unmet
-from swarmcompute.scheduler.gang import GangRound
+from swarmcompute.scheduler.gang import GangRound, Room
 from swarmcompute.state.commands import (
     Assignment,
     CancelJobs,
@@ -120,6 +120,9 @@ class Placement:
     """job id -> why no node can take it now (resources, pins); worked out when asked, in O(1)."""
     blocked: Mapping[str, str] = field(default_factory=dict)
     """job id -> the parent jobs it still waits for (worked out when asked)."""
+    gang_waits: tuple[Job, tuple[Room, ...]] | None = None
+    """The gang that waits for room to start whole, ahead of everything after it (its rank 0),
+    and the room of each node that may run it (``GangRound.waiting_for_room``)."""
 
 
 @dataclass(slots=True)
@@ -213,7 +216,7 @@ def place(
             found.cut = key
             break
         line.advance()
-    return Placement(assignments, _Waiting(found), _Blocked(found))
+    return Placement(assignments, _Waiting(found), _Blocked(found), gangs.waiting_for_room if gangs.ahead else None)
 
 
 def _budgets(

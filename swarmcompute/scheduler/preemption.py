@@ -17,7 +17,7 @@ Rules, per node that runs preemptible work:
    round does not stop more for the same job.
 2. One that does not fit is preempted for when all of these hold: it asks for room (cpus,
    memory or GPUs: one that asks for none starts anyway), it is not a gang rank (a gang is placed
-   on room to start at once, whole: it preempts nothing), no other live node that takes work has room for it now (it
+   only on room to start at once, whole: rule 4), no other live node that takes work has room for it now (it
    would be handed back there, ``rules.local_queue``: stopping work for it here would be waste),
    and stopping running preemptible attempts there of a strictly lower priority makes it fit.
 3. Victims: the lowest priority first, then a plain job before a gang's rank (stopping one rank
@@ -25,6 +25,14 @@ Rules, per node that runs preemptible work:
    then by id; only as many as make it fit. Their room is then its own, and the next queued
    attempt goes on from what is left; a gang stopped frees its other ranks' room too, on the
    nodes the round looks at after this one.
+4. A gang that waits for room to start whole, ahead of everything after it (``placement.place``
+   stops there: ``Placement.gang_waits``), is made room for on the nodes that may run it, when
+   the room of what was told to stop does not already make it fit: its ranks go first where room
+   is free now, then where stopping running preemptible attempts of a strictly lower priority
+   (not its own) makes room, and on each node just enough of them stop, in rule 3's order;
+   nothing when even all of them would not do. Its ranks are placed once their room is free, as
+   any gang's. (A lower-priority job already queued on a node may start in that room first; the
+   next round then looks again.)
 
 A job is never preempted for one of its own priority or lower, so preemption cannot go round in
 a circle: each stop makes room for strictly higher priority. What the rule does not weigh: which
@@ -38,15 +46,26 @@ case); else one pass over the active jobs, as a placement round's budgets make.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
+from swarmcompute.scheduler.gang import GangShape, Room, slots
 from swarmcompute.scheduler.placement import NodeCapacity, NodeRoom
 from swarmcompute.state.commands import Assignment, PreemptJobs
-from swarmcompute.state.job import Job, JobSpec, JobState
+from swarmcompute.state.job import Job, JobState
 from swarmcompute.state.table import JobTable
 
 _EPSILON = 1e-9
+
+
+class _Sized(Protocol):
+    @property
+    def cpus(self) -> float: ...
+    @property
+    def mem_bytes(self) -> int: ...
+    @property
+    def gpus(self) -> int: ...
 
 
 @dataclass(slots=True)
@@ -57,10 +76,10 @@ class _Free:
     mem_bytes: int
     gpus: int
 
-    def fits(self, spec: JobSpec) -> bool:
+    def fits(self, spec: _Sized) -> bool:
         return spec.cpus <= self.cpus + _EPSILON and spec.mem_bytes <= self.mem_bytes and spec.gpus <= self.gpus
 
-    def add(self, spec: JobSpec, sign: int) -> None:
+    def add(self, spec: _Sized, sign: int) -> None:
         self.cpus += sign * spec.cpus
         self.mem_bytes += sign * spec.mem_bytes
         self.gpus += sign * spec.gpus
@@ -74,11 +93,13 @@ def preemptions(
     incoming: Iterable[Job] = (),
     ending: Collection[str] = (),
     at: float = 0.0,
+    gang: tuple[Job, Sequence[Room]] | None = None,
 ) -> list[PreemptJobs]:
     """The preemptions a round decides (the module's rules): one ``PreemptJobs`` per job made
     room for. ``nodes``: the live nodes placement may use; ``assignments``: the round's placements
     (of table jobs or ``incoming`` ones), queued on their node once applied; ``ending``: active jobs
-    whose attempt ends in the same entry (``place(ending=...)``), their room free."""
+    whose attempt ends in the same entry (``place(ending=...)``), their room free; ``gang``: the
+    gang the round left waiting for room, ahead of the rest (``Placement.gang_waits``: rule 4)."""
     told = {j.spec.gang_id for j in table.preemptible_running() if j.spec.ranks and j.stop_why}
 
     def stopping(j: Job) -> bool:  # told to stop, or a rank of a gang one of whose ranks was: all of it stops
@@ -98,11 +119,14 @@ def preemptions(
     free = {node_id: _Free(live[node_id].cpus, live[node_id].mem_bytes, live[node_id].gpus) for node_id in victims}
     rooms = {node_id: NodeRoom(node) for node_id, node in live.items()}
     queued: dict[str, list[Job]] = {}
+    coming: dict[str, _Free] = {}  # the room of running attempts told to stop, node by node
     for job in table.sized_active_jobs():
         if job.id in ending or job.node is None:
             continue
         if (room := rooms.get(job.node)) is not None:
             room.take(job.spec, queued=job.state is JobState.ASSIGNED)
+        if stopping(job) and job.state is JobState.RUNNING:
+            coming.setdefault(job.node, _Free(0.0, 0, 0)).add(job.spec, +1)
         if job.node not in free or stopping(job):
             continue
         if job.state is JobState.RUNNING:
@@ -128,7 +152,76 @@ def preemptions(
         stops = _for_node(queued.get(node_id, []), free[node_id], victims[node_id], others, lowest, at)
         going.update(j.spec.gang_id for p in stops for i, _ in p.targets if (j := table.get(i)) and j.spec.ranks)
         out += stops
+    if gang is not None:
+        taken = {job_id for p in out for job_id, _ in p.targets}
+        left: dict[str, list[Job]] = {}
+        for job in running:
+            if job.node in live and job.id not in taken and job.spec.gang_id not in going:
+                left.setdefault(job.node, []).append(job)
+        out += _for_gang(gang, left, coming, at)
     return out
+
+
+def _for_gang(
+    gang: tuple[Job, Sequence[Room]], victims: dict[str, list[Job]], coming: dict[str, _Free], at: float
+) -> list[PreemptJobs]:
+    """Rule 4: the gang that waits for room to start whole (its rank 0 and the room now of each
+    node that may run it). Nothing when the room of what was told to stop already makes it fit;
+    else its ranks go first where room is free now, then where stopping preemptible work of a
+    lower priority makes room, and on each such node just enough of it is stopped (rule 3's
+    order); nothing when even all of it would not do."""
+    job, rooms = gang
+    spec = job.spec
+    shape = GangShape.of(spec)
+    none = _Free(0.0, 0, 0)
+    now = {
+        r.node_id: Room(r.node_id, r.cpus + c.cpus, r.mem_bytes + c.mem_bytes, r.gpus + c.gpus)
+        for r in rooms
+        for c in (coming.get(r.node_id, none),)
+    }
+    units = {node: _units([v for v in victims.get(node, []) if v.spec.priority < spec.priority]) for node in now}
+    most = {
+        node: Room(
+            node,
+            r.cpus + sum(v.spec.cpus for u in units[node] for v in u),
+            r.mem_bytes + sum(v.spec.mem_bytes for u in units[node] for v in u),
+            r.gpus + sum(v.spec.gpus for u in units[node] for v in u),
+        )
+        for node, r in now.items()
+    }
+    left = shape.ranks
+    plan: dict[str, int] = {}
+    for node in sorted(now, key=lambda n: (-slots(shape, now[n]), -slots(shape, most[n]), n)):
+        if left == 0:
+            break
+        room_for = slots(shape, most[node])
+        take = min(shape.per_node, left) if shape.per_node else min(room_for, left)
+        if take <= 0 or room_for < take:
+            continue
+        plan[node] = take
+        left -= take
+    if left:
+        return []  # it does not fit even with all of it stopped
+    targets: list[tuple[str, int]] = []
+    for node, k in sorted(plan.items()):
+        need = _Need(k * spec.cpus, k * spec.mem_bytes, k * spec.gpus)
+        free = _Free(now[node].cpus, now[node].mem_bytes, now[node].gpus)
+        if free.fits(need):
+            continue
+        taken = _enough(need, free, units[node])
+        if taken is None:
+            return []
+        targets += [(v.id, v.attempt) for unit in taken for v in unit]
+    return [PreemptJobs(tuple(targets), job.id, at)] if targets else []
+
+
+@dataclass(frozen=True, slots=True)
+class _Need:
+    """What ranks of a gang on one node need, together."""
+
+    cpus: float
+    mem_bytes: int
+    gpus: int
 
 
 def _for_node(
@@ -176,7 +269,7 @@ def _units(victims: list[Job]) -> list[list[Job]]:
     )
 
 
-def _enough(spec: JobSpec, free: _Free, candidates: list[list[Job]]) -> list[list[Job]] | None:
+def _enough(spec: _Sized, free: _Free, candidates: list[list[Job]]) -> list[list[Job]] | None:
     """The fewest of ``candidates`` (units that stop together), taken in order, whose room with
     ``free`` fits ``spec`` (None: all of them do not)."""
     room = _Free(free.cpus, free.mem_bytes, free.gpus)

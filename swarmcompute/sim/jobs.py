@@ -1183,18 +1183,20 @@ class JobSim:
             incoming, preferred = submitted_in(leader.table, commands)
             capacities, ending = self._capacities(leader), ending_in(leader.table, commands)
             assignments: list[Assignment] = []
+            gang_waits = None
             if incoming or leader.table.highest_pending_priority() is not None:
                 placement, differs = checked_place(
                     leader.table, capacities, self.now, ending=ending, incoming=incoming, preferred=preferred
                 )
                 if differs:
                     self._fail(differs)
-                assignments = placement.assignments
+                assignments, gang_waits = placement.assignments, placement.gang_waits
                 if assignments:
                     commands.append(AssignJobs(tuple(assignments), self.now))
             commands += preemptions(  # as ``PlacementRounds.plan``
-                leader.table, capacities, assignments=assignments, incoming=incoming, ending=ending, at=self.now
-            )
+                leader.table, capacities, assignments=assignments, incoming=incoming, ending=ending, at=self.now,
+                gang=gang_waits,
+            )  # fmt: skip
         if leader.applied == self.index:
             for job_id in leader.table.owed_notices:  # ``node.notices``: POSTed, then recorded as told
                 if job_id not in self._telling:
@@ -1334,16 +1336,31 @@ class JobSim:
     def _check_preempted(self, cmd: PreemptJobs, changed: list[str], placed: dict[str, str | None]) -> None:
         """Each attempt a preemption stopped was submitted ``--preemptible``, of a lower priority
         than the job it made room for, which is placed on its node (``placed``: each target's node
-        before the command; the job made room for is queued there, or started)."""
+        before the command; the job made room for is queued there, or started), or is a gang that
+        waits, not held, to start whole (then not one of its own ranks)."""
         stopped = [j for j in changed if j != cmd.for_job]  # the table names the job made room for too
         self.preempted += len(stopped)
         made_room = self.table.get(cmd.for_job)
+        gang = made_room is not None and made_room.spec.ranks and made_room.state is JobState.PENDING
         for job_id in stopped:
             job = self.table.get(job_id)
-            if made_room is None or made_room.state not in ACTIVE_STATES or made_room.node != placed.get(job_id):
+            if (
+                gang
+                and made_room is not None
+                and (made_room.held or job is None or job.spec.gang_id == made_room.spec.gang_id)
+            ):
+                self._fail(f"job {job_id} preempted for gang {made_room.spec.gang_id}, held or its own")
+            elif not gang and (
+                made_room is None or made_room.state not in ACTIVE_STATES or made_room.node != placed.get(job_id)
+            ):
                 where = "nowhere" if made_room is None else f"{made_room.state.value} on {made_room.node}"
                 self._fail(f"job {job_id} on {placed.get(job_id)} preempted for {cmd.for_job}, which is {where}")
-            elif job is None or not job.spec.preemptible or job.spec.priority >= made_room.spec.priority:
+            elif (
+                made_room is None
+                or job is None
+                or not job.spec.preemptible
+                or job.spec.priority >= made_room.spec.priority
+            ):
                 self._fail(f"job {job_id} preempted for {cmd.for_job}, though not preemptible below its priority")
 
     def _on_submit(self, spec: JobSpec) -> None:

@@ -1154,19 +1154,28 @@ class JobTable:
         """Tell each named attempt to stop, to run again (as ``_requeue_asked``), if it still runs,
         was submitted ``--preemptible``, and ``cmd.for_job`` is placed on its node with a higher
         priority; one that has moved on, or was told to stop already, is left as it is. A gang
-        rank's stop breaks its gang's attempt (``_rank_finished``): the gang runs again, whole."""
+        rank's stop breaks its gang's attempt (``_rank_finished``): the gang runs again, whole.
+        ``cmd.for_job`` may be a gang's rank 0 waiting, pending, for room to start whole (rule 4 of
+        ``scheduler.preemption``): then on any node, if the gang is not held."""
         made_room = self._open.get(cmd.for_job)
-        if made_room is None or made_room.state not in ACTIVE_STATES:
+        if made_room is None:
             return []
-        priority = made_room.spec.priority
+        spec = made_room.spec
+        gang = spec.ranks and made_room.state is JobState.PENDING and made_room.reason is not Reason.RANK_DONE
+        if not (gang and not made_room.held) and made_room.state not in ACTIVE_STATES:
+            return []
+        priority = spec.priority
+        by = f"gang {spec.gang_id}" if gang else f"job {cmd.for_job}"
         changed: list[str] = []
         for job_id, attempt in cmd.targets:
             job = self._open.get(job_id)
             if job is None or job.state is not JobState.RUNNING or job.attempt != attempt or job.stop_why:
                 continue
-            if not job.spec.preemptible or job.spec.priority >= priority or job.node != made_room.node:
+            if not job.spec.preemptible or job.spec.priority >= priority:
                 continue  # checked before it was proposed; never trusted (a gang rank: its gang stops)
-            job.stop_why = f"preempted by job {cmd.for_job} (priority {priority})"
+            if (job.spec.gang_id == spec.gang_id) if gang else job.node != made_room.node:
+                continue
+            job.stop_why = f"preempted by {by} (priority {priority})"
             self.totals["preempted"] += 1
             job.message = f"attempt {attempt} stopping: {job.stop_why}; it runs again"
             changed.append(job_id)

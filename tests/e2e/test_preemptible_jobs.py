@@ -142,3 +142,26 @@ def test_a_running_job_made_preemptible_by_swarm_update_gives_way_from_then_on(
     ]
     with pytest.raises(InvalidJobSpecError, match="preemptible must be true or false, got 'no'"):
         daemon.client.update(bg, preemptible="no")
+
+
+def test_a_priority_gang_has_preemptible_work_stopped_to_start_whole_and_that_work_runs_again(
+    daemon: DaemonProcess, tmp_path: Path
+) -> None:
+    """A node full of preemptible work (two jobs of half the node) and a gang of 2 ranks of half
+    the node, priority 5: no room for all its ranks at once, so the leader stops both jobs (their
+    traps save), the gang starts whole, and the work runs again after it, from the start."""
+    half = next(row["cpus"] for row in daemon.client.nodes()) / 2
+    bgs = [daemon.client.submit(_script("bg", tmp_path), cpus=half, preemptible=True) for _ in range(2)]
+    wait_until(lambda: [daemon.client.job(b)["state"] for b in bgs] == ["running"] * 2, 30, "both bg jobs run")
+    gang = daemon.client.submit(_script("urgent", tmp_path), cpus=half, priority=5, ranks=2)
+    ended = daemon.client.wait([f"{gang}.0", f"{gang}.1", *bgs], timeout=60)
+    assert [(v["state"], v["attempt"], v["failures"]) for v in ended] == [("succeeded", 1, 0)] * 2 + [
+        ("succeeded", 2, 0)
+    ] * 2
+    assert {v["attempts"][0]["ended"] for v in ended[2:]} == {f"preempted by gang {gang} (priority 5)"}
+    log = _log(tmp_path)
+    stops = [at for what, name, _, at in log if (what, name) == ("stop", "bg")]
+    ranks = [at for what, name, _, at in log if (what, name) == ("start", "urgent")]
+    again = [at for what, name, attempt, at in log if (what, name, attempt) == ("start", "bg", 2)]
+    assert len(stops) == len(ranks) == len(again) == 2
+    assert max(stops) <= min(ranks) and max(ranks) <= min(again)  # never more than the node at once

@@ -174,3 +174,34 @@ def test_a_gang_stopped_for_one_node_frees_its_ranks_room_on_the_next_so_nothing
     train1 = table.get("train.1")
     assert train1 is not None and not train1.stop_why  # told once rank 0's end breaks the gang: its room is
     assert preemptions(table, [N1, N2]) == []  # on its way, so a later round stops nothing on n2 for it
+
+
+def test_a_priority_gang_waiting_for_room_stops_just_enough_preemptible_work_where_its_ranks_go() -> None:
+    """Rule 4: a gang of 3 ranks of 1 cpu, priority 5, on two 2-cpu nodes of preemptible work (n1
+    runs one job, 1 cpu free; n2 runs two): 1 cpu is free and 3 are needed, so two jobs stop, not
+    three: n1 (with room now) takes 2 ranks for its job, n2 takes 1 for its latest started. Once
+    told, their room is on its way: a later round stops nothing more."""
+    from swarmcompute.state.gangs import ranks_of
+
+    table = JobTable()
+    running(table, job("a", cpus=1, preemptible=True), "n1", 1.0)
+    running(table, job("b", cpus=1, preemptible=True), "n2", 1.0)
+    running(table, job("c", cpus=1, preemptible=True), "n2", 2.0)
+    table.apply(SubmitJobs(tuple(ranks_of(job("g", cpus=1, priority=5), 3, 0)), 3.0))
+    placement = place(table, [N1, N2], now=4.0)
+    assert placement.assignments == [] and placement.gang_waits is not None
+    decided = preemptions(table, [N1, N2], at=4.0, gang=placement.gang_waits)
+    assert decided == [PreemptJobs((("a", 1), ("c", 1)), "g.0", 4.0)]
+    table.apply(decided[0])
+    assert preemptions(table, [N1, N2], at=5.0, gang=place(table, [N1, N2], now=5.0).gang_waits) == []  # on its way
+
+
+def test_a_gang_stops_nothing_of_its_own_priority_nor_what_it_would_not_fit_in_anyway() -> None:
+    from swarmcompute.state.gangs import ranks_of
+
+    table = JobTable()
+    running(table, job("a", cpus=2, priority=5, preemptible=True), "n1", 1.0)
+    running(table, job("b", cpus=2, preemptible=True), "n2", 1.0)
+    table.apply(SubmitJobs(tuple(ranks_of(job("g", cpus=1, priority=5), 4, 0)), 3.0))
+    waits = place(table, [N1, N2], now=4.0).gang_waits
+    assert waits is not None and preemptions(table, [N1, N2], gang=waits) == []  # n2 alone holds 2 of 4

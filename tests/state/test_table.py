@@ -1353,3 +1353,20 @@ def test_the_tables_totals_count_since_the_cluster_began_and_a_snapshot_keeps_th
     assert table.get("ok") is None and table.totals == counted
     older = restore_table(codec.encode(replace(table_snapshot(copy), totals=())))
     assert older.totals == {**dict.fromkeys(counted, 0), "submitted": 5, "succeeded": 1, "failed": 1, "cancelled": 1}
+
+
+def test_a_gang_waiting_for_room_has_lower_priority_preemptible_work_stopped_on_any_node_never_its_own() -> None:
+    """``PreemptJobs`` for a gang's rank 0, pending (rule 4 of ``scheduler.preemption``): its
+    victims may run on any node; a held gang, or a gang's own ranks, are never made room for."""
+    table = JobTable()
+    table.apply(SubmitJobs((spec("bg", preemptible=True), spec("other", preemptible=True)), 1.0))
+    running(table, "bg")
+    table.apply(AssignJobs((Assignment("other", 1, "n2"),), 2.0))
+    table.apply(StartAttempt("other", 1, "n2", 2.5))
+    table.apply(SubmitJobs(tuple(ranks_of(spec("g", priority=5), 2, 0)), 3.0))
+    table.apply(HoldJobs(("g.0",), True, "ann", 3.5))
+    assert table.apply(PreemptJobs((("bg", 1),), "g.0", 4.0)) == []  # held: it is not placed
+    table.apply(HoldJobs(("g.0",), False, "ann", 4.5))
+    assert table.apply(PreemptJobs((("bg", 1), ("other", 1)), "g.0", 5.0)) == ["bg", "other"]
+    bg = table.get("bg")
+    assert bg is not None and bg.message == "attempt 1 stopping: preempted by gang g (priority 5); it runs again"
