@@ -16,10 +16,11 @@ Rules, per node that runs preemptible work:
    already (a requeue, an earlier preemption) counts as gone: its room is on its way, so a later
    round does not stop more for the same job.
 2. One that does not fit is preempted for when all of these hold: it asks for room (cpus,
-   memory or GPUs: one that asks for none starts anyway), it is not a gang rank (a gang is placed
-   only on room to start at once, whole: rule 4), no other live node that takes work has room for it now (it
-   would be handed back there, ``rules.local_queue``: stopping work for it here would be waste),
-   and stopping running preemptible attempts there of a strictly lower priority makes it fit.
+   memory or GPUs: one that asks for none starts anyway), it is not a gang rank (a gang is
+   placed only on room to start at once, whole: rule 4), no other live node that takes work has
+   room for it now (it would be handed back there, ``rules.local_queue``: stopping work for it
+   here would be waste), and stopping running preemptible attempts there of a strictly lower
+   priority makes it fit.
 3. Victims: the lowest priority first, then a plain job before a gang's rank (stopping one rank
    stops its whole gang: ``JobTable._preempt``), then the latest started (the least work lost),
    then by id; only as many as make it fit. Their room is then its own, and the next queued
@@ -189,18 +190,8 @@ def _for_gang(
         )
         for node, r in now.items()
     }
-    left = shape.ranks
-    plan: dict[str, int] = {}
-    for node in sorted(now, key=lambda n: (-slots(shape, now[n]), -slots(shape, most[n]), n)):
-        if left == 0:
-            break
-        room_for = slots(shape, most[node])
-        take = min(shape.per_node, left) if shape.per_node else min(room_for, left)
-        if take <= 0 or room_for < take:
-            continue
-        plan[node] = take
-        left -= take
-    if left:
+    plan = _plan(shape, now, most)
+    if plan is None:
         return []  # it does not fit even with all of it stopped
     targets: list[tuple[str, int]] = []
     for node, k in sorted(plan.items()):
@@ -213,6 +204,25 @@ def _for_gang(
             return []
         targets += [(v.id, v.attempt) for unit in taken for v in unit]
     return [PreemptJobs(tuple(targets), job.id, at)] if targets else []
+
+
+def _plan(shape: GangShape, now: dict[str, Room], most: dict[str, Room]) -> dict[str, int] | None:
+    """How many ranks go on each node: first where room is free ``now`` (the nodes with the most
+    first), then where room would be with every victim stopped (``most``); None: they do not fit."""
+    plan: dict[str, int] = {}
+    left = shape.ranks
+    for node in sorted(now, key=lambda n: (-slots(shape, now[n]), n)):
+        take = min(shape.per_node, left) if shape.per_node else min(slots(shape, now[node]), left)
+        if left and take > 0 and slots(shape, now[node]) >= take:
+            plan[node], left = take, left - take
+    for node in sorted(now, key=lambda n: (-(slots(shape, most[n]) - plan.get(n, 0)), n)):
+        if not left or (shape.per_node and node in plan):
+            continue
+        had = plan.get(node, 0)
+        take = min(shape.per_node, left) if shape.per_node else min(slots(shape, most[node]) - had, left)
+        if take > 0 and slots(shape, most[node]) >= had + take:
+            plan[node], left = had + take, left - take
+    return None if left else plan
 
 
 @dataclass(frozen=True, slots=True)

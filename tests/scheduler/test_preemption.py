@@ -178,9 +178,9 @@ def test_a_gang_stopped_for_one_node_frees_its_ranks_room_on_the_next_so_nothing
 
 def test_a_priority_gang_waiting_for_room_stops_just_enough_preemptible_work_where_its_ranks_go() -> None:
     """Rule 4: a gang of 3 ranks of 1 cpu, priority 5, on two 2-cpu nodes of preemptible work (n1
-    runs one job, 1 cpu free; n2 runs two): 1 cpu is free and 3 are needed, so two jobs stop, not
-    three: n1 (with room now) takes 2 ranks for its job, n2 takes 1 for its latest started. Once
-    told, their room is on its way: a later round stops nothing more."""
+    runs one job, 1 cpu free; n2 runs two): a rank goes in n1's free room first, and the two
+    others where both of n2's jobs stop: two stops, not three. Once told, their room is on its
+    way: a later round stops nothing more."""
     from swarmcompute.state.gangs import ranks_of
 
     table = JobTable()
@@ -191,7 +191,7 @@ def test_a_priority_gang_waiting_for_room_stops_just_enough_preemptible_work_whe
     placement = place(table, [N1, N2], now=4.0)
     assert placement.assignments == [] and placement.gang_waits is not None
     decided = preemptions(table, [N1, N2], at=4.0, gang=placement.gang_waits)
-    assert decided == [PreemptJobs((("a", 1), ("c", 1)), "g.0", 4.0)]
+    assert decided == [PreemptJobs((("c", 1), ("b", 1)), "g.0", 4.0)]
     table.apply(decided[0])
     assert preemptions(table, [N1, N2], at=5.0, gang=place(table, [N1, N2], now=5.0).gang_waits) == []  # on its way
 
