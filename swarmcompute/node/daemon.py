@@ -886,7 +886,9 @@ class Daemon:
         if not job.spec.ranks:
             return job.spec
         if self._gang_env is None:
-            self._gang_env = GangEnv(lambda n: m.address if (m := self.gossip.member(n)) is not None else None)
+            self._gang_env = GangEnv(
+                lambda n: m.address if (m := self.gossip.member(n)) is not None else None, self.node_id
+            )
         return self._gang_env.spec_to_start(self.table, job, attempt)
 
     def _on_attempt_exit(self, result: AttemptResult) -> None:

@@ -15,8 +15,9 @@ without asking anyone:
   ``env://`` rendezvous works as under ``torchrun``, unless the job's own ``--env`` sets them;
 - ``SWARM_HOSTFILE``: an MPI hostfile, ``HOST slots=K`` per node in rank order (``mpirun
   --hostfile``), written 0644 in the system's temporary directory (a root daemon's jobs run as
-  their users, who cannot enter its state directory) and removed when the attempt ends. A rank
-  in a container (``--image``) gets it bind-mounted read-only at the same path.
+  their users, who cannot enter its state directory) and removed when the attempt ends, or
+  (named by the node's id) when the node next starts a gang rank, after a kill -9 left it. A
+  rank in a container (``--image``) gets it bind-mounted read-only at the same path.
 """
 
 from __future__ import annotations
@@ -41,10 +42,17 @@ def host_of(address: str) -> str:
 class GangEnv:
     """The environment of gang ranks started on this node, and their hostfiles."""
 
-    def __init__(self, address_of: Callable[[str], str | None]) -> None:
+    def __init__(self, address_of: Callable[[str], str | None], node_id: str = "") -> None:
+        """``node_id``: this node's, in its hostfiles' names; those an earlier life of the node
+        left (killed -9 while ranks ran: its job processes died with it) are removed now."""
         self._address_of = address_of
         """Node id -> its peer address (``host:port``), or None when gossip does not know it."""
         self._hostfiles: dict[tuple[str, int], Path] = {}
+        self._prefix = f"swarm-{node_id}-" if node_id else "swarm-"
+        if node_id:
+            for stale in Path(tempfile.gettempdir()).glob(f"{self._prefix}*.hosts"):
+                with contextlib.suppress(OSError):
+                    stale.unlink()
 
     def spec_to_start(self, table: JobTable, job: Job, attempt: int) -> JobSpec:
         """``job``'s spec with its rank's variables (any other job's spec as it is)."""
@@ -97,7 +105,7 @@ class GangEnv:
         """Write the attempt's hostfile; None when it cannot be written (a full disk: the job
         starts without ``SWARM_HOSTFILE`` rather than not at all)."""
         try:
-            fd, name = tempfile.mkstemp(prefix=f"swarm-{job_id}-{attempt}-", suffix=".hosts")
+            fd, name = tempfile.mkstemp(prefix=f"{self._prefix}{job_id}-{attempt}-", suffix=".hosts")
             with os.fdopen(fd, "w") as out:
                 out.write("".join(f"{host} slots={n}\n" for host, n in hosts.items()))
             os.chmod(name, 0o644)  # host addresses only: the job's user reads it

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 from swarmcompute.node.gang_env import GangEnv, gang_view, host_of
@@ -69,3 +70,22 @@ def test_a_plain_job_starts_with_its_own_spec_and_the_record_lists_every_rank() 
         (4, "NC", 0, "assigned"),
     ]
     assert host_of("10.1.2.3:7340") == "10.1.2.3" and host_of("[::1]:7340") == "::1"
+
+
+def test_a_nodes_hostfiles_left_by_an_earlier_life_go_when_it_next_starts_a_rank_and_no_one_elses() -> None:
+    """A daemon killed -9 while ranks ran leaves their hostfiles (its job processes died with it);
+    they carry its node id, and go when the node next starts a gang rank. Another node's stay."""
+    tmp = Path(tempfile.gettempdir())
+    mine = tmp / "swarm-nodeaaaa-g.0-1-x1.hosts"
+    theirs = tmp / "swarm-nodebbbb-g.0-1-x2.hosts"
+    for path in (mine, theirs):
+        path.write_text("10.0.0.1 slots=1\n")
+    env_of = GangEnv(ADDRESSES.get, "nodeaaaa")
+    try:
+        assert not mine.exists() and theirs.exists()
+        table = _table()
+        hostfile = Path(env_of.spec_to_start(table, table.get("g.0"), 1).env["SWARM_HOSTFILE"])  # type: ignore[arg-type]
+        assert hostfile.name.startswith("swarm-nodeaaaa-g.0-1-")
+    finally:
+        env_of.close()
+        theirs.unlink()
