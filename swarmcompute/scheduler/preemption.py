@@ -174,28 +174,15 @@ def _for_gang(
     job, rooms = gang
     spec = job.spec
     shape = GangShape.of(spec)
-    none = _Free(0.0, 0, 0)
-    now = {
-        r.node_id: Room(r.node_id, r.cpus + c.cpus, r.mem_bytes + c.mem_bytes, r.gpus + c.gpus)
-        for r in rooms
-        for c in (coming.get(r.node_id, none),)
-    }
+    now = {r.node_id: _grown(r, *([coming[r.node_id]] if r.node_id in coming else [])) for r in rooms}
     units = {node: _units([v for v in victims.get(node, []) if v.spec.priority < spec.priority]) for node in now}
-    most = {
-        node: Room(
-            node,
-            r.cpus + sum(v.spec.cpus for u in units[node] for v in u),
-            r.mem_bytes + sum(v.spec.mem_bytes for u in units[node] for v in u),
-            r.gpus + sum(v.spec.gpus for u in units[node] for v in u),
-        )
-        for node, r in now.items()
-    }
+    most = {node: _grown(r, *(v.spec for u in units[node] for v in u)) for node, r in now.items()}
     plan = _plan(shape, now, most)
     if plan is None:
         return []  # it does not fit even with all of it stopped
     targets: list[tuple[str, int]] = []
     for node, k in sorted(plan.items()):
-        need = _Need(k * spec.cpus, k * spec.mem_bytes, k * spec.gpus)
+        need = _Free(k * spec.cpus, k * spec.mem_bytes, k * spec.gpus)  # its ranks there, together
         free = _Free(now[node].cpus, now[node].mem_bytes, now[node].gpus)
         if free.fits(need):
             continue
@@ -225,13 +212,14 @@ def _plan(shape: GangShape, now: dict[str, Room], most: dict[str, Room]) -> dict
     return None if left else plan
 
 
-@dataclass(frozen=True, slots=True)
-class _Need:
-    """What ranks of a gang on one node need, together."""
-
-    cpus: float
-    mem_bytes: int
-    gpus: int
+def _grown(room: Room, *more: _Sized) -> Room:
+    """``room`` with the room of ``more`` added (what stops there)."""
+    return Room(
+        room.node_id,
+        room.cpus + sum(m.cpus for m in more),
+        room.mem_bytes + sum(m.mem_bytes for m in more),
+        room.gpus + sum(m.gpus for m in more),
+    )
 
 
 def _for_node(

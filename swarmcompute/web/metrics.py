@@ -139,8 +139,6 @@ def _jobs(daemon: NodeAPI) -> Iterator[Metric]:
     for state, count in counts.items():
         by_state.add_metric([state], float(count))
     yield by_state
-    done = sum(1 for j in daemon.table.pending_jobs() if j.reason is Reason.RANK_DONE)  # they wait for no node
-    yield GaugeMetricFamily("swarm_queue_depth", "jobs waiting for a node", value=counts.get("pending", 0) - done)
     totals = daemon.table.totals  # since the cluster began: never down as history is pruned
     finished = sum(totals[s.value] for s in JobState if s.is_terminal)
     yield CounterMetricFamily("swarm_jobs_submitted", "jobs submitted", value=totals["submitted"])
@@ -149,12 +147,15 @@ def _jobs(daemon: NodeAPI) -> Iterator[Metric]:
         yield CounterMetricFamily(name, text, value=totals[key])
     placement: list[float] = []
     run: list[float] = []
+    done = 0  # gang ranks that exited 0 and wait for the others: pending, but for no node
     for job in daemon.table.jobs():
+        done += job.state is JobState.PENDING and job.reason is Reason.RANK_DONE
         placed = job.assigned_at if job.assigned_at is not None else job.started_at
         if placed is not None and job.attempt <= 1:
             placement.append(max(0.0, placed - job.submitted_at))
         if job.state.is_terminal and job.started_at is not None and job.finished_at is not None:
             run.append(max(0.0, job.finished_at - job.started_at))
+    yield GaugeMetricFamily("swarm_queue_depth", "jobs waiting for a node", value=counts.get("pending", 0) - done)
     yield _histogram(
         "swarm_job_placement_seconds", "from submission to a node (first attempts)", placement, PLACEMENT_BUCKETS
     )
