@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from swarmcompute import errors
 from swarmcompute.api import lean
@@ -32,6 +32,9 @@ from swarmcompute.paths import StatePaths
 from swarmcompute.state.job import JobChanges, JobSpec
 from swarmcompute.state.table import halves, submit_chunks, too_big_to_cut, validate_batch
 from swarmcompute.units import counted, likely_meant, parse_begin, parse_duration, parse_size, parse_warning, plural
+
+if TYPE_CHECKING:
+    from swarmcompute.files.transfer import FilesLink
 
 _SPEC_OPTIONS = frozenset(
     {
@@ -927,6 +930,12 @@ class Client:
             return False
 
     # -- plumbing --------------------------------------------------------------
+
+    def _files_link(self) -> FilesLink:
+        """How this client moves files (``files.transfer``): its daemon's control socket."""
+        from swarmcompute.files.transfer import SocketLink
+
+        return SocketLink(self)
 
     def _connect(self, timeout_s: float | None) -> BlockingChannel:
         try:

@@ -301,7 +301,7 @@ def main(args: Sequence[str]) -> int:
         if parsed.ship or _may_ship(parsed.argv):
             from swarmcompute.files.cli import ship
 
-            ship(parsed, spec, state_dir)
+            ship(parsed, spec, lambda: _client(state_dir))
         status = _launched(sock, lean, spec, array, ranks, state_dir, detach=parsed.detach)
     except lean.LeanError as exc:
         print(f"swarm: {_safe(str(exc))}", file=sys.stderr)
@@ -314,7 +314,7 @@ def main(args: Sequence[str]) -> int:
     if parsed.ship.get("download") and not parsed.detach:
         from swarmcompute.files.cli import download
 
-        return download(parsed, spec["id"], state_dir, status)
+        return download(parsed, spec["id"], lambda: _client(state_dir), status)
     return status
 
 
@@ -432,6 +432,13 @@ def _how_it_ended(job: dict[str, Any]) -> str:
 
 class _ShipError(Exception):
     """Files could not be shipped (``files.cli.ship``): one line, exit 2."""
+
+
+def _client(state_dir: str) -> Any:
+    """The Python client of the daemon in ``state_dir``, for what the lean path does not do (files)."""
+    from swarmcompute.client import Client
+
+    return Client(state_dir)
 
 
 def _may_ship(argv: list[str]) -> bool:

@@ -8,26 +8,30 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from swarmcompute.errors import SwarmError
 
 if TYPE_CHECKING:
     from swarmcompute.cli.run_cmd import RunArgs
+    from swarmcompute.client import Client
 
 
-def ship(parsed: RunArgs, spec: dict[str, Any], state_dir: str) -> None:
+def ship(parsed: RunArgs, spec: dict[str, Any], connect: Callable[[], Client], *, stdin: bool = True) -> None:
     """Hash and upload what the job ships (``--upload``, ``--workdir``, the script its command
-    names unless ``--no-upload``) and put the manifest in ``spec``; the job then runs in its own
-    staged directory unless ``--cwd`` was given. Raises ``run_cmd._ShipError`` with one line."""
+    names unless ``--no-upload``; ``--stdin`` too, unless ``stdin`` is false) and put the manifest
+    in ``spec``; the job then runs in its own staged directory unless ``--cwd`` was given.
+    ``connect`` makes the client the bytes go through (a node's, or ``RemoteClient`` for
+    ``--url``), once there is something to send. Raises ``run_cmd._ShipError`` with one line."""
     from swarmcompute.cli.run_cmd import _ShipError
     from swarmcompute.files import manifest
 
     options = parsed.ship
     if options.get("download") and parsed.detach:
         raise _ShipError("--download waits for the job to end: drop -d/--detach, or use `swarm cp JOB:PATH .` later")
-    if options.get("stdin"):
-        spec["stdin"] = _shipped_stdin(options, state_dir)
+    if options.get("stdin") and stdin:
+        spec["stdin"] = _shipped_stdin(options, connect)
     cwd = os.getcwd()
     uploads = list(options.get("upload", []))
     if not options.get("no_upload"):
@@ -38,15 +42,13 @@ def ship(parsed: RunArgs, spec: dict[str, Any], state_dir: str) -> None:
     workdir = options.get("workdir")
     if not uploads and workdir is None:
         return  # `python3 -c ...`, a script given by absolute path: nothing to ship
-    from swarmcompute.client import Client
     from swarmcompute.files import transfer
     from swarmcompute.units import parse_size
 
     try:
         cap = parse_size(options["max_upload"]) if "max_upload" in options else manifest.DEFAULT_MAX_UPLOAD
         shipment = manifest.build(uploads, workdir, cwd=cwd, max_bytes=cap)
-        client = Client(state_dir)
-        transfer.upload(client, shipment)
+        transfer.upload(connect(), shipment)
     except SwarmError as exc:
         raise _ShipError(str(exc)) from None
     spec["files"] = [list(e) for e in shipment.entries]
@@ -70,10 +72,9 @@ STDIN_SLOW_S = 2.0
 """``--stdin`` still reading after this long: said once (a pipe that never ends, a terminal's typing)."""
 
 
-def _shipped_stdin(options: dict[str, Any], state_dir: str) -> list[object]:
+def _shipped_stdin(options: dict[str, Any], connect: Callable[[], Client]) -> list[object]:
     """``--stdin``: what is piped or redirected into `swarm run`, read to its end and uploaded;
     the job's ``stdin`` (sha256, size). Raises ``run_cmd._ShipError`` with one line."""
-    from swarmcompute.client import Client
     from swarmcompute.files import manifest, transfer
     from swarmcompute.units import parse_size
 
@@ -81,7 +82,7 @@ def _shipped_stdin(options: dict[str, Any], state_dir: str) -> list[object]:
         cap = parse_size(options["max_upload"]) if "max_upload" in options else manifest.DEFAULT_MAX_UPLOAD
         spooled, sha, size = piped_stdin(cap, "ship it as a file (--upload PATH) or raise --max-upload")
         with spooled:
-            transfer.upload_spooled(Client(state_dir), spooled, sha)
+            transfer.upload_spooled(connect(), spooled, sha)
     except SwarmError as exc:
         raise _ship_error(str(exc)) from None
     return [sha, size]
@@ -116,14 +117,14 @@ def _ship_error(text: str) -> Exception:
     return _ShipError(text)
 
 
-def download(parsed: RunArgs, job_id: str, state_dir: str, status: int) -> int:
+def download(parsed: RunArgs, job_id: str, connect: Callable[[], Client], status: int) -> int:
     """After the job ended: copy the kept files matching ``--download`` into the current
-    directory; returns ``status``, or 2 with one line when they cannot be copied."""
-    from swarmcompute.client import Client
+    directory (through the client ``connect`` makes); returns ``status``, or 2 with one line when
+    they cannot be copied."""
     from swarmcompute.limits import printable
 
     try:
-        client = Client(state_dir)
+        client = connect()
         if client.job(job_id)["state"] not in ("succeeded", "failed", "cancelled"):
             return status  # the job runs on (`swarm run` was cut off): nothing to copy yet
         written = client.download(job_id, parsed.ship["download"], ".")

@@ -1,9 +1,10 @@
 """The client's side of moving files: uploading a shipment's blobs to its daemon, listing and
 fetching what a job left (``Client.upload``, ``files``, ``fetch``, ``download``).
 
-Everything goes over one control-socket connection per call, in ``CHUNK_BYTES`` chunks, so a big
-file never sits whole in a message; a fetched file is written under a temporary name and renamed
-once complete.
+Both clients move them through a ``FilesLink`` (``Client._files_link``): a node's client over one
+control-socket connection per call (``SocketLink``), ``RemoteClient`` over a node's HTTP API
+(``web.remote.HttpLink``). Bytes go in ``CHUNK_BYTES`` chunks, so a big file never sits whole in a
+message; a fetched file is written under a temporary name and renamed once complete.
 """
 
 from __future__ import annotations
@@ -22,12 +23,86 @@ from swarmcompute.units import format_size
 if TYPE_CHECKING:
     from swarmcompute.client import Client
 
+Write = Callable[[bytes], Any]
 
-def _call(client: Client, channel: Any, request: object) -> Any:
-    from swarmcompute.client import _unwrap
 
-    client._send(channel, request)
-    return _unwrap(channel.receive())
+class FilesLink:
+    """How a client moves files: which blobs the node lacks (``missing``), one blob's bytes to it
+    (``put``), what a job's attempt left (``listing``) and one such file's bytes (``read``). A
+    context manager: what it opened is closed at its end."""
+
+    def missing(self, shas: Sequence[str]) -> list[str]:
+        raise NotImplementedError
+
+    def put(self, sha: str, f: BinaryIO) -> int:
+        """Send blob ``sha``, read from ``f`` to its end; how many bytes went."""
+        raise NotImplementedError
+
+    def listing(self, ref: str, attempt: int | None) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def read(self, ref: str, attempt: int, entry: dict[str, Any], write: Write) -> int:
+        """Read one kept file (``entry`` of ``listing``), handing its bytes to ``write``; how many came."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> FilesLink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SocketLink(FilesLink):
+    """A node's client: requests over one control-socket connection, opened at the first."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._channel: Any = None
+
+    def _ask(self, request: object) -> Any:
+        from swarmcompute.client import _unwrap
+
+        client = self._client
+        if self._channel is None:
+            self._channel = client._connect(client.timeout_s)
+            self._channel.settimeout(max(client.timeout_s, 60.0))
+        client._send(self._channel, request)
+        return _unwrap(self._channel.receive())
+
+    def missing(self, shas: Sequence[str]) -> list[str]:
+        return list(self._ask(BlobsMissing(tuple(shas))))
+
+    def put(self, sha: str, f: BinaryIO) -> int:
+        upload_id = os.urandom(8).hex()
+        offset = 0
+        while True:
+            data = f.read(CHUNK_BYTES)
+            final = len(data) < CHUNK_BYTES
+            self._ask(BlobPut(upload_id, sha, offset, data, final))
+            offset += len(data)
+            if final:
+                return offset
+
+    def listing(self, ref: str, attempt: int | None) -> dict[str, Any]:
+        client = self._client
+        return client._call(JobFiles(ref, attempt), io_timeout_s=max(client.timeout_s, 60.0))  # type: ignore[no-any-return]
+
+    def read(self, ref: str, attempt: int, entry: dict[str, Any], write: Write) -> int:
+        offset = 0
+        while True:
+            chunk = self._ask(FileRead(ref, entry["path"], offset, attempt))
+            write(chunk["data"])
+            offset += len(chunk["data"])
+            if offset >= chunk["size"] or not chunk["data"]:
+                return offset
+
+    def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
 
 
 def upload(client: Client, shipment: Shipment) -> int:
@@ -36,32 +111,17 @@ def upload(client: Client, shipment: Shipment) -> int:
     if not shas:
         return 0
     sent = 0
-    with client._connect(client.timeout_s) as channel:
-        channel.settimeout(client.timeout_s)
-        missing = _call(client, channel, BlobsMissing(tuple(shas)))
-        for sha in missing:
+    with client._files_link() as link:
+        for sha in link.missing(shas):
             path = shipment.sources[sha]
             try:
                 with open(path, "rb") as f:
-                    sent += _put(client, channel, sha, f)
+                    sent += link.put(sha, f)
             except OSError as exc:
                 raise FilesError(f"cannot read {path}: {exc.strerror or exc}") from None
             except FilesError as exc:
                 raise FilesError(f"{path}: {exc} (did it change while it was sent?)") from None
     return sent
-
-
-def _put(client: Client, channel: Any, sha: str, f: BinaryIO) -> int:
-    """Send the daemon one blob, read from ``f``, in ``CHUNK_BYTES`` chunks; how many bytes went."""
-    upload_id = os.urandom(8).hex()
-    offset = 0
-    while True:
-        data = f.read(CHUNK_BYTES)
-        final = len(data) < CHUNK_BYTES
-        _call(client, channel, BlobPut(upload_id, sha, offset, data, final))
-        offset += len(data)
-        if final:
-            return offset
 
 
 def spool(readable: BinaryIO, max_bytes: int, what: str) -> tuple[BinaryIO, str, int]:
@@ -106,16 +166,16 @@ def upload_stdin(client: Client, readable: BinaryIO, max_bytes: int = DEFAULT_MA
 
 def upload_spooled(client: Client, spooled: BinaryIO, sha: str) -> None:
     """Send the daemon blob ``sha``, read from ``spooled`` (``spool``'s), unless it holds it."""
-    with client._connect(client.timeout_s) as channel:
-        channel.settimeout(client.timeout_s)
-        if _call(client, channel, BlobsMissing((sha,))):
-            _put(client, channel, sha, spooled)
+    with client._files_link() as link:
+        if link.missing([sha]):
+            link.put(sha, spooled)
 
 
 def files(client: Client, ref: str, attempt: int | None = None) -> dict[str, Any]:
     """What the job's latest attempt (or ``attempt``) left: ``job_id``, ``attempt``, ``node``,
     ``files`` (path, size, mode, sha256) and ``dropped`` (path, size, why)."""
-    return client._call(JobFiles(ref, attempt), io_timeout_s=max(client.timeout_s, 60.0))  # type: ignore[no-any-return]
+    with client._files_link() as link:
+        return link.listing(ref, attempt)
 
 
 def fetch(client: Client, ref: str, path: str, dest: str | os.PathLike[str], attempt: int | None = None) -> list[str]:
@@ -141,10 +201,9 @@ def fetch_to(client: Client, ref: str, path: str, out: BinaryIO, attempt: int | 
     import tarfile
 
     listing, want, entries = _wanted(client, ref, path, attempt)
-    with client._connect(client.timeout_s) as channel:
-        channel.settimeout(max(client.timeout_s, 60.0))
+    with client._files_link() as link:
         if len(entries) == 1 and entries[0]["path"] == want:
-            _read(client, channel, ref, listing["attempt"], entries[0], out.write)
+            link.read(ref, listing["attempt"], entries[0], out.write)
             out.flush()  # here, where a closed pipe is the caller's to handle, not at exit
             return
         top = os.path.basename(want)
@@ -156,7 +215,7 @@ def fetch_to(client: Client, ref: str, path: str, out: BinaryIO, attempt: int | 
             info = tarfile.TarInfo(os.path.join(top, entry["path"][cut:]) if top else entry["path"])
             info.size, info.mode, info.mtime = entry["size"], entry["mode"] & 0o777, now
             out.write(info.tobuf(tarfile.PAX_FORMAT))
-            sent = _read(client, channel, ref, listing["attempt"], entry, out.write)
+            sent = link.read(ref, listing["attempt"], entry, out.write)
             if sent != entry["size"]:  # a tar header promised the listed size
                 raise FilesError(f"{entry['path']} changed size while it was read ({sent} of {entry['size']} bytes)")
             out.write(b"\0" * (-sent % tarfile.BLOCKSIZE))
@@ -179,19 +238,6 @@ def _wanted(
     return listing, want, entries
 
 
-def _read(
-    client: Client, channel: Any, ref: str, attempt: int, entry: dict[str, Any], write: Callable[[bytes], Any]
-) -> int:
-    """Read one kept file in chunks, handing each to ``write``; returns how many bytes came."""
-    offset = 0
-    while True:
-        chunk = _call(client, channel, FileRead(ref, entry["path"], offset, attempt))
-        write(chunk["data"])
-        offset += len(chunk["data"])
-        if offset >= chunk["size"] or not chunk["data"]:
-            return offset
-
-
 def download(client: Client, ref: str, patterns: Sequence[str], dest: str = ".") -> list[str]:
     """Copy the files the job left that match ``patterns`` (gitignore syntax) into ``dest`` under
     their own relative paths (`swarm run --download`)."""
@@ -205,8 +251,7 @@ def download(client: Client, ref: str, patterns: Sequence[str], dest: str = ".")
 
 def _write_all(client: Client, ref: str, attempt: int, plan: list[tuple[dict[str, Any], str]]) -> list[str]:
     written = []
-    with client._connect(client.timeout_s) as channel:
-        channel.settimeout(max(client.timeout_s, 60.0))
+    with client._files_link() as link:
         for entry, target in plan:
             if file_path_problem(entry["path"]):  # the daemon checks; a peer's list is never trusted
                 raise FilesError(f"refusing a kept file named {entry['path'][:80]!r}")
@@ -216,7 +261,7 @@ def _write_all(client: Client, ref: str, attempt: int, plan: list[tuple[dict[str
             tmp = f"{target}.swarm-{os.urandom(4).hex()}"
             try:
                 with open(tmp, "wb") as out:
-                    _read(client, channel, ref, attempt, entry, out.write)
+                    link.read(ref, attempt, entry, out.write)
                 os.chmod(tmp, entry["mode"] & 0o777)
                 os.replace(tmp, target)
             except BaseException:

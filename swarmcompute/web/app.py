@@ -16,6 +16,7 @@ import asyncio
 import codecs
 import hmac
 import json
+import os
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
@@ -32,7 +33,9 @@ from swarmcompute import codec, errors
 from swarmcompute.api import messages as m
 from swarmcompute.api import tokens
 from swarmcompute.api.streaming import OutputStream
-from swarmcompute.limits import MAX_REQUEST_BYTES
+from swarmcompute.files.messages import CHUNK_BYTES, BlobPut, BlobsMissing, FileRead, JobFiles
+from swarmcompute.files.store import valid_sha
+from swarmcompute.limits import MAX_FILES, MAX_REQUEST_BYTES
 from swarmcompute.state.api_tokens import ApiToken
 from swarmcompute.state.compact import HELD
 from swarmcompute.state.job import JobState
@@ -215,6 +218,73 @@ class Api:
         except OSError as exc:  # a full disk: said, as a client's upload would say it
             raise errors.FilesError(f"cannot keep the job's stdin on this node: {exc.strerror or exc}") from None
         return {**item, "stdin": list(stored)}
+
+    # -- files (`swarm run --upload` and `swarm cp` over --url) --------------------------
+
+    async def files_missing(self, request: Request) -> Response:
+        """Which of these blobs (sha256s) this node lacks: a client uploads only those."""
+        token = self.auth(request, write=True)
+        body = await _read_json(request)
+        shas = body.get("sha256") if isinstance(body, dict) else None
+        if not isinstance(shas, list) or not all(isinstance(s, str) for s in shas) or len(shas) > MAX_FILES:
+            raise errors.ConfigError(f'the body is {{"sha256": [...]}}: at most {MAX_FILES} sha256s')
+        return JSONResponse({"missing": await self.ask(BlobsMissing(tuple(shas)), token)})
+
+    async def files_put(self, request: Request) -> Response:
+        """The body is blob ``sha``'s bytes: stored on this node once they hash to it (a job
+        submitted through this node may then name it), in the control socket's chunks."""
+        token = self.auth(request, write=True)
+        sha = request.path_params["sha"]
+        if not valid_sha(sha):
+            raise errors.FilesError("a blob is named by the sha256 of its bytes (64 lowercase hex digits)")
+        upload_id, offset, pending = os.urandom(8).hex(), 0, bytearray()
+        try:
+            async for data in request.stream():
+                pending += data
+                while len(pending) >= CHUNK_BYTES:
+                    await self.ask(BlobPut(upload_id, sha, offset, bytes(pending[:CHUNK_BYTES])), token)
+                    offset += CHUNK_BYTES
+                    del pending[:CHUNK_BYTES]
+            await self.ask(BlobPut(upload_id, sha, offset, bytes(pending), final=True), token)
+        except BaseException as exc:  # the client went away, the bytes were wrong, a full disk: no part stays
+            self.daemon.files.store.discard_part(sha, upload_id)
+            if isinstance(exc, OSError):  # said, as a client's upload over the control socket says it
+                raise errors.FilesError(f"cannot keep the file on this node: {exc.strerror or exc}") from None
+            raise
+        return JSONResponse({"sha256": sha, "size": offset + len(pending)}, status_code=201)
+
+    async def job_files(self, request: Request) -> Response:
+        """What a job's attempt left (`swarm cp JOB:`, ``Client.files``)."""
+        token = self.auth(request)
+        attempt = _int_param(request.query_params.get("attempt"), "attempt", 0, 1, 2**53) or None
+        return JSONResponse(await self.ask(JobFiles(request.path_params["ref"], attempt), token))
+
+    async def job_file(self, request: Request) -> Response:
+        """One file a job's attempt left, its bytes (``?attempt=N``), read in the control socket's
+        chunks from whichever node holds it; ``X-File-Mode`` says its mode (octal)."""
+        token = self.auth(request)
+        ref, path = request.path_params["ref"], request.path_params["path"]
+        attempt = _int_param(request.query_params.get("attempt"), "attempt", 0, 1, 2**53) or None
+        first = await self.ask(FileRead(ref, path, 0, attempt), token)  # errors before the status line
+        size: int = first["size"]
+
+        async def body() -> AsyncIterator[bytes]:
+            chunk, offset = first, 0
+            while True:
+                yield chunk["data"]
+                offset += len(chunk["data"])
+                if offset >= size or not chunk["data"]:
+                    return
+                chunk = await self.ask(FileRead(ref, path, offset, attempt), token)
+
+        name = path.rsplit("/", 1)[-1].replace('"', "")
+        headers = {
+            "Content-Length": str(size),
+            "X-File-Mode": format(first["mode"] & 0o7777, "04o"),
+            "Content-Disposition": f'attachment; filename="{name}"',
+            **_NO_STORE,
+        }
+        return StreamingResponse(body(), media_type="application/octet-stream", headers=headers)
 
     async def list_jobs(self, request: Request) -> Response:
         self.auth(request)
@@ -704,6 +774,10 @@ def build_app(
         route("/api/v1/jobs/{ref}/signal", api.signal, ["POST"]),
         route("/api/v1/jobs/{ref}/requeue", api.requeue, ["POST"]),
         route("/api/v1/jobs/{ref}/logs", api.logs),
+        route("/api/v1/jobs/{ref}/files", api.job_files),
+        route("/api/v1/jobs/{ref}/files/{path:path}", api.job_file),
+        route("/api/v1/files/missing", api.files_missing, ["POST"]),
+        route("/api/v1/files/{sha}", api.files_put, ["PUT"]),
         route("/api/v1/nodes", api.nodes),
         route("/api/v1/nodes/{ref}", api.node),
         route("/api/v1/nodes/{ref}/drain", api.drain, ["POST"]),

@@ -32,6 +32,16 @@ JOB_OPTIONS: dict[str, Any] = {
         "description": "text the job reads as its stdin, every attempt from its first byte (swarm run --stdin;"
         " within the request's 16 MiB); without it, /dev/null",
     },
+    "files": {
+        "description": "files shipped with the job, each [path, sha256, size, mode]: their blobs uploaded to "
+        "this node first (POST /api/v1/files/missing, PUT /api/v1/files/{sha}); the job runs in a "
+        "directory of its own holding them, unless cwd is given",
+        "type": "array",
+        "items": {
+            "type": "array",
+            "prefixItems": [{"type": "string"}, {"type": "string"}, {"type": "integer"}, {"type": "integer"}],
+        },
+    },
     "timeout": {"description": "30s, 10m, 2h or seconds", "oneOf": [{"type": "string"}, {"type": "number"}]},
     "retries": {"type": "integer", "minimum": 0},
     "priority": {"type": "integer"},
@@ -176,6 +186,34 @@ def openapi_document() -> dict[str, Any]:
         {"oneOf": [_ref("Job"), {"type": "array", "items": _ref("Job")}]},
         "the job; for an array id, its elements; each with `ended_before`: it had ended before this cancel",
     )
+    sha_list = {"type": "array", "items": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}
+    kept_files = {
+        "type": "object",
+        "properties": {
+            "job_id": {"type": "string"},
+            "attempt": {"type": "integer"},
+            "node": {"type": "string"},
+            "files": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "path": {"type": "string"},
+                        "size": {"type": "integer"},
+                        "mode": {"type": "integer"},
+                        "sha256": {"type": "string"},
+                    },
+                },
+            },
+            "dropped": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"path": {"type": "string"}, "size": {"type": "integer"}, "why": {"type": "string"}},
+                },
+            },
+        },
+    }
     updated_answer = _outcomes(
         {},
         UPDATE_OUTCOMES,
@@ -527,6 +565,55 @@ def openapi_document() -> dict[str, Any]:
                     ),
                     _query("format", {"type": "string", "enum": ["text", "sse"]}, "sse: Server-Sent Events"),
                 ],
+            )
+        },
+        "/api/v1/jobs/{ref}/files": {
+            "get": _op(
+                "what the job's latest attempt that ran (or `attempt`) left in its staged directory, "
+                "as `swarm cp JOB: --json` says it (a job that shipped no files keeps none: 409)",
+                {"200": _json(kept_files)},
+                params=[job_ref, _query("attempt", {"type": "integer", "minimum": 1}, "this attempt")],
+            )
+        },
+        "/api/v1/jobs/{ref}/files/{path}": {
+            "get": _op(
+                "the bytes of one file the job left (`swarm cp JOB:PATH`), from whichever node holds "
+                "them; `X-File-Mode` says its mode, in octal",
+                {
+                    "200": {
+                        "description": "the file",
+                        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+                    }
+                },
+                params=[
+                    job_ref,
+                    _path_param("path", "the file's path in the listing (`files[].path`)"),
+                    _query("attempt", {"type": "integer", "minimum": 1}, "this attempt"),
+                ],
+            )
+        },
+        "/api/v1/files/missing": {
+            "post": _op(
+                "which of these blobs (a file's sha256) this node lacks: upload only those, then submit "
+                "a job whose `files` name them, through this node",
+                {"200": _json({"type": "object", "properties": {"missing": sha_list}})},
+                requestBody=_body({"sha256": sha_list}, required=("sha256",)),
+            )
+        },
+        "/api/v1/files/{sha}": {
+            "put": _op(
+                "upload a blob: the body is the file's bytes, kept by this node once they hash to `sha` "
+                "(a job submitted through this node may then ship it; `swarm --url URL run --upload`)",
+                {
+                    "201": _json(
+                        {"type": "object", "properties": {"sha256": {"type": "string"}, "size": {"type": "integer"}}}
+                    )
+                },
+                params=[_path_param("sha", "the sha256 of the bytes, 64 lowercase hex digits")],
+                requestBody={
+                    "required": True,
+                    "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+                },
             )
         },
         "/api/v1/nodes": {

@@ -30,6 +30,8 @@ _STATUS: tuple[tuple[type[errors.SwarmError], int], ...] = (
     (errors.InvalidJobSpecError, 400),
     (errors.ConfigError, 400),
     (errors.FrameTooLargeError, 413),  # a job or group too big to go to the other nodes
+    (errors.FilesTooLargeError, 413),
+    (errors.FilesError, 409),  # a shipped file's bytes wrong, a kept file not there (yet), ...
     (errors.ProtocolError, 400),
     (errors.WaitTimeoutError, 504),
     (errors.ClusterError, 503),

@@ -22,8 +22,8 @@ import os
 import sys
 import time
 import urllib.parse
-from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
-from typing import Any, cast
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from typing import Any, BinaryIO, cast
 
 from swarmcompute import errors
 from swarmcompute.api import messages as m
@@ -44,7 +44,9 @@ from swarmcompute.client import (
     prune_bounds,
     submit_framed,
 )
-from swarmcompute.limits import MAX_REQUEST_BYTES
+from swarmcompute.files.messages import CHUNK_BYTES
+from swarmcompute.files.transfer import FilesLink
+from swarmcompute.limits import MAX_FILES, MAX_REQUEST_BYTES
 from swarmcompute.state.job import JobSpec
 from swarmcompute.units import parse_begin, parse_duration
 
@@ -92,7 +94,7 @@ class RemoteClient(Client):
             return self.submit_many([{"argv": argv, **options}])[0]
         from swarmcompute.arrays import parse_array
 
-        checked, options = _stdin_apart(options)
+        checked, options = self._apart(options)
         spec = job_spec(argv, **checked)  # every check the local client makes, before the round trip
         shape: dict[str, Any]
         if array is not None and ranks is None and ranks_per_node is None:
@@ -109,7 +111,7 @@ class RemoteClient(Client):
 
     def submit_many(self, specs: Iterable[Mapping[str, Any]]) -> list[str]:
         specs = list(specs) if not isinstance(specs, (str, bytes, Mapping)) else specs
-        apart = [_stdin_apart(s) if isinstance(s, Mapping) else (s, s) for s in specs]
+        apart = [self._apart(s) if isinstance(s, Mapping) else (s, s) for s in specs]
         if any(isinstance(s, Mapping) and any(k in s for k in GROUPING) for s in specs):  # arrays, gangs
             _, ids = expanded_specs(checked for checked, _sent in apart)  # every check the node makes, first
             items = [{**dict(sent), "job_id": i} for (_checked, sent), i in zip(apart, ids, strict=True)]
@@ -186,7 +188,7 @@ class RemoteClient(Client):
         yield from self._events(f"/api/v1/jobs/{_quote(job_id)}/logs?" + urllib.parse.urlencode(query))
 
     def run(self, argv: Sequence[str] | str, **options: Any) -> Iterator[Any]:
-        checked, options = _stdin_apart(options)
+        checked, options = self._apart(options)
         spec = job_spec(argv, **checked)
         body = {"argv": argv if isinstance(argv, str) else list(argv), **options, "job_id": spec.id}
         self._json("POST", "/api/v1/jobs", body)
@@ -316,16 +318,37 @@ class RemoteClient(Client):
     def _stream(self, request: object) -> Iterator[Any]:
         raise errors.ConfigError(f"{_what(request)} needs a local daemon: run it on a node, not with --url")
 
+    def _files_link(self) -> FilesLink:
+        return HttpLink(self)
+
+    def _ship(self, spec: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``upload``/``workdir`` shipped as on a node (``Client._ship``), the blobs through this
+        node's HTTP API; ``stdin`` stays the text the request carries (``_stdin_apart``)."""
+        if not isinstance(spec, Mapping) or "stdin" not in spec:
+            return super()._ship(spec)
+        shipped = super()._ship({k: v for k, v in spec.items() if k != "stdin"})
+        return {**shipped, "stdin": spec["stdin"]}
+
+    def _apart(self, options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``options`` with their files shipped, apart as ``_stdin_apart`` gives them."""
+        return _stdin_apart(self._ship(options))
+
     def _connection(self, timeout_s: float | None) -> http.client.HTTPConnection:
         cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
         return cls(self._host or "", self._port, timeout=timeout_s)
 
-    def _http(self, method: str, path: str, body: Any, timeout_s: float | None, accept: str) -> tuple[Any, Any]:
+    def _http(
+        self, method: str, path: str, body: Any, timeout_s: float | None, accept: str, *, raw: Any = None, size: int = 0
+    ) -> tuple[Any, Any]:
+        """``raw``: a binary file sent as the body, ``size`` bytes from where it stands (a blob)."""
         headers = {"Accept": accept}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        data = None
-        if body is not None:
+        data = raw
+        if raw is not None:
+            headers["Content-Type"] = "application/octet-stream"
+            headers["Content-Length"] = str(size)
+        elif body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
             if len(data) > MAX_REQUEST_BYTES:  # refused here, before anything is sent
@@ -396,6 +419,57 @@ class RemoteClient(Client):
             raise errors.ProtocolError(f"lost the stream from {self.url}: {exc}") from None
         finally:
             conn.close()
+
+
+class HttpLink(FilesLink):
+    """``RemoteClient``'s files: ``POST /api/v1/files/missing``, ``PUT /api/v1/files/{sha256}``,
+    ``GET /api/v1/jobs/{id}/files`` and ``.../files/{path}``. A blob goes in one request, streamed
+    from its file; a kept file comes back the same way."""
+
+    def __init__(self, client: RemoteClient) -> None:
+        self._client = client
+
+    def missing(self, shas: Sequence[str]) -> list[str]:
+        missing: list[str] = []
+        for start in range(0, len(shas), MAX_FILES):  # the request's bound
+            body = {"sha256": list(shas[start : start + MAX_FILES])}
+            missing += self._client._json("POST", "/api/v1/files/missing", body)["missing"]
+        return missing
+
+    def put(self, sha: str, f: BinaryIO) -> int:
+        client = self._client
+        size = os.fstat(f.fileno()).st_size - f.tell()
+        timeout = max(client.timeout_s, 60.0)
+        conn, response = client._http(
+            "PUT", f"/api/v1/files/{sha}", None, timeout, "application/json", raw=f, size=size
+        )
+        try:
+            response.read()
+        finally:
+            conn.close()
+        return size
+
+    def listing(self, ref: str, attempt: int | None) -> dict[str, Any]:
+        query = f"?attempt={attempt}" if attempt else ""
+        timeout = max(self._client.timeout_s, 60.0)  # the node may wait for the attempt's files to be kept
+        return dict(self._client._json("GET", f"/api/v1/jobs/{_quote(ref)}/files{query}", timeout_s=timeout))
+
+    def read(self, ref: str, attempt: int, entry: dict[str, Any], write: Callable[[bytes], Any]) -> int:
+        client = self._client
+        path = f"/api/v1/jobs/{_quote(ref)}/files/{urllib.parse.quote(entry['path'])}?attempt={attempt}"
+        conn, response = client._http("GET", path, None, max(client.timeout_s, 60.0), "application/octet-stream")
+        got = 0
+        try:
+            while data := response.read(CHUNK_BYTES):
+                write(data)
+                got += len(data)
+        except (OSError, http.client.HTTPException) as exc:
+            raise errors.ProtocolError(
+                f"lost the connection to {client.url} while reading {entry['path']}: {exc}"
+            ) from None
+        finally:
+            conn.close()
+        return got
 
 
 STDIN_OVER_URL = MAX_REQUEST_BYTES // 4
@@ -526,9 +600,30 @@ def run_main(parsed: Any, array: str | None = None, gang: tuple[int, int] | None
             return 2
         with spooled:
             options["stdin"] = spooled.read()
-    if ship:  # files to ship (--upload, --download, ...)
-        print("swarm: shipping files (--upload, --download, ...) needs a local daemon, not --url", file=sys.stderr)
-        return 2
+    if ship or run_cmd._may_ship(parsed.argv):  # through the node's HTTP API, as on a node
+        from swarmcompute.files.cli import ship as ship_files
+
+        try:
+            ship_files(parsed, options, RemoteClient, stdin=False)
+        except errors.SwarmError as exc:  # --url, the token, the node's answer
+            print(f"swarm: {_safe(str(exc))}", file=sys.stderr)
+            return 2
+        except run_cmd._ShipError as exc:
+            print(f"swarm: {_safe(str(exc))}", file=sys.stderr)
+            return 2
+    status = _submitted(parsed, run_cmd, options, array, gang)
+    if ship.get("download") and not parsed.detach:
+        from swarmcompute.files.cli import download
+
+        return download(parsed, options["job_id"], RemoteClient, status)
+    return status
+
+
+def _submitted(
+    parsed: Any, run_cmd: Any, options: dict[str, Any], array: str | None, gang: tuple[int, int] | None
+) -> int:
+    """``run_main``'s submission and what follows it: the job's (array's, gang's) exit status."""
+    _safe = run_cmd._safe
     keep = bool(options.get("keep_on_exit"))
     job_id = options.get("job_id") or new_job_id()  # ours (the array's or gang's id too): a signal can
     options["job_id"] = job_id  # cancel it even before the node answered the submission

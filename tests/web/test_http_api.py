@@ -84,7 +84,12 @@ def test_the_openapi_document_declares_every_route_the_server_has_except_its_pag
     from swarmcompute.web.app import build_app
 
     app = build_app(cast(Any, None), cast(Any, None))
-    served = {(r.path, method.lower()) for r in app.routes for method in r.methods or () if method != "HEAD"}
+    served = {
+        (re.sub(r":\w+}", "}", r.path), method.lower())
+        for r in app.routes
+        for method in r.methods or ()
+        if method != "HEAD"
+    }  # /files/{path:path} is /files/{path}
     pages = {("/", "get"), ("/assets/{name}", "get"), ("/api/docs", "get"), ("/api/v1/openapi.json", "get")}
     declared = {(path, method) for path, item in openapi_document()["paths"].items() for method in item}
     assert served - pages == declared
@@ -582,6 +587,96 @@ def test_swarm_with_url_runs_commands_from_a_host_without_a_daemon(
         local_only.returncode == 2
         and local_only.stderr == "swarm: policy get needs a local daemon: run it on a node, not with --url\n"
     )
+
+
+def test_swarm_with_url_ships_the_script_its_files_and_a_workdir_and_copies_back_what_the_job_left(
+    cluster: list[DaemonProcess], tokens: dict[str, str], tmp_path: Path
+) -> None:
+    """A laptop with no daemon: the files go to the node behind --url through the HTTP API, the
+    job runs on another node, and what it left comes back from any node."""
+    import hashlib
+    import io
+    import tarfile
+
+    from swarmcompute.testing.daemons import swarm_executable
+
+    laptop = tmp_path / "laptop"
+    (laptop / "data").mkdir(parents=True)
+    (laptop / "data" / "in.txt").write_text("abc\n")
+    (laptop / "shout.py").write_text(
+        "import os, sys\n"
+        "os.makedirs('out', exist_ok=True)\n"
+        "open('out/res.txt', 'w').write(open(sys.argv[1]).read().upper())\n"
+        "print(os.getcwd() != sys.argv[2], sys.argv[1])\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": ":".join(sys.path)}
+    env |= {"SWARM_URL": cluster[1].http_url, "SWARM_API_TOKEN": tokens["rw"]}
+
+    def swarm(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [swarm_executable(), *args], capture_output=True, text=True, timeout=60, env=env, cwd=laptop
+        )
+
+    ran = swarm(
+        "run",
+        "--node",
+        cluster[2].name,
+        "--upload",
+        "data",
+        "--download",
+        "out/*",
+        "python3",
+        "shout.py",
+        "data/in.txt",
+        str(laptop),
+    )
+    assert (ran.returncode, ran.stdout, ran.stderr) == (0, "True data/in.txt\n", "")
+    assert (laptop / "out" / "res.txt").read_text() == "ABC\n"
+    job = swarm("jobs", "--json", "-n", "1")
+    record = json.loads(job.stdout)[0]
+    assert (record["node"], record["files"]) == (cluster[2].status()["node_id"], 2)
+
+    detached = swarm(
+        "run", "-d", "--node", cluster[0].name, "--workdir", ".", "python3", "shout.py", "data/in.txt", str(laptop)
+    )
+    job_id = detached.stdout.strip()
+    assert detached.returncode == 0 and swarm("wait", job_id).returncode == 0
+    listed = json.loads(swarm("cp", f"{job_id}:", "--json").stdout)
+    assert {f["path"] for f in listed["files"]} == {"data/in.txt", "out/res.txt", "shout.py"}
+    assert listed["node"] == cluster[0].status()["node_id"]
+    one = swarm("cp", f"{job_id}:out/res.txt", "-")
+    assert (one.returncode, one.stdout) == (0, "ABC\n")
+    assert swarm("cp", f"{job_id}:out", str(tmp_path / "got")).returncode == 0
+    assert (tmp_path / "got" / "res.txt").read_text() == "ABC\n"
+    archive = subprocess.run(
+        [swarm_executable(), "cp", f"{job_id}:", "-"], capture_output=True, timeout=60, env=env, cwd=laptop
+    )
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        assert sorted(tar.getnames()) == ["data/in.txt", "out/res.txt", "shout.py"]
+    missing = swarm("cp", f"{job_id}:nope", str(tmp_path))
+    assert missing.returncode != 0 and "left no 'nope'" in missing.stderr and len(missing.stderr.splitlines()) == 1
+
+    no_upload = swarm("run", "--no-upload", "--", "echo", "as it is")  # once refused over --url
+    assert (no_upload.returncode, no_upload.stdout) == (0, "as it is\n"), no_upload.stderr
+
+    data = b"bytes of a blob"
+    sha = hashlib.sha256(data).hexdigest()
+    url = f"{cluster[0].http_url}/api/v1/files/{sha}"
+    assert _post(cluster[0], "/api/v1/files/missing", tokens["rw"], {"sha256": [sha]}).json() == {"missing": [sha]}
+    wrong = requests.put(url, data=b"other bytes", headers=_h(tokens["rw"]), timeout=HTTP_TIMEOUT_S)
+    assert wrong.status_code == 409 and "hash to" in wrong.json()["detail"]
+    read_only = requests.put(url, data=data, headers=_h(tokens["ro"]), timeout=HTTP_TIMEOUT_S)
+    assert read_only.status_code == 403
+    put = requests.put(url, data=data, headers=_h(tokens["rw"]), timeout=HTTP_TIMEOUT_S)
+    assert (put.status_code, put.json()) == (201, {"sha256": sha, "size": len(data)})
+    assert _post(cluster[0], "/api/v1/files/missing", tokens["rw"], {"sha256": [sha]}).json() == {"missing": []}
+    assert not list((cluster[0].state_dir / "files" / "incoming").iterdir())  # no part left of the wrong one
+    body = {"argv": ["cat", "blob.txt"], "files": [["blob.txt", sha, len(data), 0o644]]}
+    shipped = _post(cluster[0], "/api/v1/jobs", tokens["rw"], body).json()["id"]
+    _post(cluster[0], "/api/v1/jobs/wait", tokens["rw"], {"ids": [shipped], "timeout": 30})
+    assert _get(cluster[2], f"/api/v1/jobs/{shipped}/logs", tokens["ro"]).content == data
+    got = _get(cluster[2], f"/api/v1/jobs/{shipped}/files/blob.txt", tokens["ro"])
+    assert (got.content, got.headers["x-file-mode"]) == (data, "0644")
 
 
 def test_a_remote_swarm_run_killed_outright_has_its_job_cancelled_unless_keep_on_exit(
