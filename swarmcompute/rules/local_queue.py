@@ -20,7 +20,9 @@ holds the node's side of that bargain, as plain rules with no I/O:
   room to start at once, and the gang's other ranks wait on it. A pending gang holds nothing back
   here (the leader places nothing behind a gang that waits for room: ``scheduler.gang``).
 - A drained node (``JobTable.drained``) starts nothing more and hands back
-  everything queued as soon as another node can run it.
+  everything queued as soon as another node can run it, and at once what no other node may
+  run (pinned here, or by its constraints): it waits pending, its reason naming the drain, and
+  `swarm drain --wait` no longer waits on it (it waited for the undrain, counted as running).
 - Hand an attempt back (``ReleaseQueued``) when it has waited here for
   ``HAND_BACK_AFTER_S`` and another live node could run it now; a gang rank, whose gang
   waits on it, whenever it has waited that long (its gang is then placed again, whole). Only the node
@@ -32,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from swarmcompute.scheduler.placement import NodeCapacity, NodeRoom, pin_matches
+from swarmcompute.scheduler.placement import NodeCapacity, NodeRoom, may_run_on, pin_matches
 from swarmcompute.state.job import ACTIVE_STATES, Job, JobSpec, JobState, waits
 from swarmcompute.state.table import JobTable
 
@@ -207,6 +209,8 @@ class LocalQueue:
                 room.take(job.spec, queued=True)
                 moved.append(job)
                 left -= 1
+            elif leaving and not any(may_run_on(job.spec, r.node) for r in rooms.values()):
+                moved.append(job)  # pinned here, or no other node has its labels: it waits pending, saying why
         for job in moved:
             self._queued.pop(job.id, None)
             self._queued_since.pop(job.id, None)

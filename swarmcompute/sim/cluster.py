@@ -123,6 +123,7 @@ from swarmcompute.state.commands import (
     SubmitJobs,
     UpdateJobs,
 )
+from swarmcompute.state.drain import SetDrained
 from swarmcompute.state.gangs import ranks_of
 from swarmcompute.state.history import PruneJobs, prunable
 from swarmcompute.state.job import AttemptEnd, Job, JobChanges, JobSpec, JobState
@@ -409,6 +410,7 @@ class ClusterSim(JobSim):
         leave_share: float = 0.3,
         readdress_share: float = 0.35,
         disk_full_share: float = 0.5,
+        drain_share: float = 0.5,
         gangs: int = GANGS,
         pinned: int = PINNED,
         trace: bool = False,
@@ -433,6 +435,8 @@ class ClusterSim(JobSim):
         self._config_index: dict[int, int] = {}
         """Epoch -> the index of its latest committed CONFIG entry."""
         self._readdress_share = readdress_share
+        self._drain_wanted: dict[str, bool] = {}
+        self.drains = 0
         self._gangs = gangs
         self._pinned = pinned
         self.recovers = 0
@@ -473,6 +477,14 @@ class ClusterSim(JobSim):
         if draws.random() < disk_full_share:
             at = draws.uniform(0.5, 4.0)
             self._at(at, "disk_full", (draws.choice(ids), at + draws.uniform(1.0, 6.0)))
+        # `swarm drain NODE`, then `swarm undrain NODE`, through random daemons: it starts nothing
+        # more, and hands back what it had queued (what no other node may run, pinned work, at once).
+        drains = random.Random(f"drain-{seed}")
+        if drains.random() < drain_share:
+            at = drains.uniform(0.5, 4.0)
+            target = drains.choice(ids)
+            self._at(at, "drain", (target, True))
+            self._at(at + drains.uniform(1.0, 6.0), "drain", (target, False))
 
     # -- one daemon's life -------------------------------------------------------------
 
@@ -521,6 +533,30 @@ class ClusterSim(JobSim):
         self._set_disk_full(self.nodes[node_id], True)
         self.disk_fills += 1
         self._at(until, "disk_freed", node_id)
+
+    def _on_drain(self, arg: tuple[str, bool] | tuple[str, bool, bool]) -> None:
+        """`swarm drain` / `swarm undrain` through a random node's daemon. A drain is asked again
+        until committed, as a user whose command failed would; after an undrain the user keeps an
+        eye on `swarm nodes` and undrains again whenever the node shows drained (a drain asked
+        through a node cut off meanwhile may commit after the undrain: it would strand the work
+        pinned to that node for good)."""
+        node_id, drained, *again = arg
+        if not again:  # the user's command; what is asked again after it is the latest one's
+            self._drain_wanted[node_id] = drained
+            self.drains += drained
+            self._log(f"USER swarm {'drain' if drained else 'undrain'} {node_id}")
+        if self._drain_wanted.get(node_id) != drained:
+            return
+        is_drained = node_id in self.table.drained
+        if drained and is_drained:
+            return
+        self._at(self.now + CLIENT_RETRY_S, "drain", (node_id, drained, True))
+        if not drained and not is_drained:
+            return
+        up = [n for n in sorted(self.nodes) if self._serving(n)]
+        if up:
+            via = random.Random(f"{self.seed}/drain/{self.now}").choice(up)  # the seed's other draws stay
+            self._node_host(self.nodes[via]).log.enqueue([SetDrained(node_id, drained, self.nodes[via].wall(self.now))])
 
     def _on_disk_freed(self, node_id: str) -> None:
         self._set_disk_full(self.nodes[node_id], False)
@@ -1480,6 +1516,8 @@ class ClusterResult:
     trace: list[str] = field(default_factory=list)
     preempted: int = 0
     """Attempts told to stop for a job of a higher priority (``scheduler.preemption``)."""
+    drains: int = 0
+    """Nodes drained (`swarm drain`) for a while."""
 
     @property
     def ok(self) -> bool:
@@ -1525,4 +1563,5 @@ def run_cluster_seed(
         run.late_resubmits,
         run.trace or [],
         run.preempted,
+        run.drains,
     )

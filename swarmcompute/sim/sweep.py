@@ -83,6 +83,7 @@ class JobSweepSummary:
     elections: int = 0
     lease_kills: int = 0
     preempted: int = 0
+    drains: int = 0
     sim_s: float = 0.0
     failures: list[JobResult] = field(default_factory=list)
 
@@ -138,6 +139,7 @@ class ClusterSweepSummary:
     pruned: int = 0
     late_resubmits: int = 0
     preempted: int = 0
+    drains: int = 0
     sim_s: float = 0.0
     failures: list[ClusterResult] = field(default_factory=list)
 
@@ -155,6 +157,7 @@ class ClusterSweepSummary:
         self.pruned += result.pruned
         self.late_resubmits += result.late_resubmits
         self.preempted += result.preempted
+        self.drains += result.drains
         self.sim_s += result.sim_s
         if not result.ok:
             self.failures.append(result)
@@ -166,7 +169,7 @@ class ClusterSweepSummary:
             f"lease_kills={self.lease_kills} recovers={self.recovers} leaves={self.leaves} "
             f"readdresses={self.readdresses} given_up_by_recover={self.given_up} "
             f"disk_fills={self.disk_fills} pruned={self.pruned} late_resubmits={self.late_resubmits}"
-            f" preempted={self.preempted} simulated_s={self.sim_s:.0f}"
+            f" preempted={self.preempted} drains={self.drains} simulated_s={self.sim_s:.0f}"
         )
 
 

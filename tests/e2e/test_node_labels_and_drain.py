@@ -59,8 +59,13 @@ def test_constraints_labels_and_drain_place_work_only_where_they_allow(daemon_fa
     assert unknown.returncode == 2 and "no node 'nope' in this cluster" in unknown.stderr
 
     # Drain n1 while a job runs there: it finishes, a new a100 job waits, `--wait` returns once n1 is empty.
-    running = client.submit(["sleep", "2"], constraints=["gpu=a100"], cpus=0)
+    # A job pinned to n1 and queued there behind it goes back to wait, pending: `--wait` waited
+    # for it (counted as running) until an undrain let it start.
+    n1_cpus = next(n["cpus"] for n in client.nodes() if n["name"] == "n1")
+    running = client.submit(["sleep", "2"], constraints=["gpu=a100"], cpus=n1_cpus)
     wait_until(lambda: client.job(running)["state"] == "running", 20, "the job on n1 to run")
+    pinned = client.submit(["true"], node="n1", cpus=1)
+    wait_until(lambda: client.job(pinned)["state"] == "assigned", 20, "the pinned job queued on n1")
     waiter = subprocess.Popen(
         [swarm_executable(), "drain", "n1", "--wait"],
         env={**os.environ, "SWARM_STATE_DIR": str(n0.state_dir)},
@@ -73,6 +78,8 @@ def test_constraints_labels_and_drain_place_work_only_where_they_allow(daemon_fa
         later = client.submit(["true"], constraints=["gpu=a100"], cpus=0)
         why = wait_until(lambda: message_of(client, later, "drained"), 20, "the reason it waits")
         assert why == "every node that could run it is drained (n1): `swarm undrain NODE`"
+        back = wait_until(lambda: message_of(client, pinned, "drained"), 20, "the pinned job handed back")
+        assert back == "every node that could run it is drained (n1): `swarm undrain NODE`"
         out, err = waiter.communicate(timeout=60)
     finally:
         if waiter.poll() is None:
@@ -80,5 +87,7 @@ def test_constraints_labels_and_drain_place_work_only_where_they_allow(daemon_fa
     assert waiter.returncode == 0, err
     assert out.strip() == "n1: drained, nothing runs there"
     assert client.job(running)["state"] == "succeeded" and client.job(later)["state"] == "pending"
+    assert client.job(pinned)["state"] == "pending"
     assert n0.swarm("undrain", "n1").stdout.strip() == "n1: back in service"
     assert ran_on(client, client.wait(later, timeout=30)) == "n1"
+    assert ran_on(client, client.wait(pinned, timeout=30)) == "n1"

@@ -38,6 +38,24 @@ def test_a_drained_node_starts_nothing_and_hands_its_queue_back_at_once() -> Non
     }
 
 
+def test_a_drained_node_hands_back_at_once_what_no_other_node_may_run_and_keeps_what_waits_for_room() -> None:
+    table = JobTable()
+    specs = (
+        JobSpec(id="pinned", argv=("true",), node=ME),
+        JobSpec(id="labelled", argv=("true",), constraints=("disk=ssd",)),
+        JobSpec(id="waits", argv=("true",), cpus=2.0),
+    )
+    filler = JobSpec(id="filler", argv=("true",), cpus=4.0)  # the other node is full
+    table.apply(SubmitJobs((*specs, filler), at=1.0))
+    table.apply(AssignJobs((*(Assignment(s.id, 1, ME) for s in specs), Assignment("filler", 1, "other")), at=2.0))
+    state = NodeState(ME, table)
+    state.applied([s.id for s in specs], {}, from_earlier_life=False, now_mono=0.0, now_wall=0.0, may_start=True)
+    table.apply(SetDrained(ME, True, 3.0))
+    out = state.maintenance(VIEW, None, lambda: [MINE, OTHER], 0.1, 0.1, 3.1)
+    [released] = [i for i in out if isinstance(i, Propose)]
+    assert {c.job_id for c in released.commands if isinstance(c, ReleaseQueued)} == {"pinned", "labelled"}
+
+
 def test_an_undrained_node_starts_its_queue_again() -> None:
     state = queued_here("a")
     state.table.apply(SetDrained(ME, True, 3.0))
