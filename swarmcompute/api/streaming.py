@@ -36,7 +36,7 @@ from swarmcompute.executor.logfile import END, TRUNCATED, read_chunks
 from swarmcompute.executor.pull_progress import PROGRESS_INTERVAL_S, PullProgress
 from swarmcompute.executor.spec import TAIL_BYTES
 from swarmcompute.state.compact import is_stub
-from swarmcompute.state.job import ACTIVE_STATES, Job, JobState
+from swarmcompute.state.job import ACTIVE_STATES, Job, JobState, Reason
 
 if TYPE_CHECKING:
     from swarmcompute.api.node_api import NodeAPI
@@ -47,6 +47,8 @@ REMOTE_POLL_S = 0.2
 """How often a follower of an attempt running on another node asks it for new output."""
 PENDING_NOTICE_S = 1.0
 """A first attempt not started after this long: `swarm run` is told why the job waits."""
+_PLAIN_EXITS = (Reason.EXITED, Reason.EXIT_CODE)
+"""Ends after which an attempt's log holds only what the job wrote (no line of swarm's own)."""
 UNREACHABLE_TRIES = 3
 """Fetches (of up to 2 s each) before the log of an ended attempt on a live node counts as missing."""
 
@@ -211,6 +213,8 @@ class OutputStream:
         cost 1.0 ms a job against 0.4 for one that ran here."""
         if n != job.attempt or not job.state.is_terminal or job.exit_code is None or n in job.truncated_attempts:
             return False
+        if job.reason not in _PLAIN_EXITS or job.signals or job.spec.warn_signal:
+            return False  # swarm's own lines in its log (a timeout's SIGTERM, a signal sent) are no tail
         whole = self._daemon.whole_job(job)
         return not is_stub(whole) and not whole.output_tail  # a stub's details (its tail) are not here
 

@@ -50,3 +50,15 @@ def test_cancel_and_timeout_from_another_node(daemon_factory) -> None:  # type: 
     timed = b.client.submit(["sleep", "300"], node="n1", timeout="1s", cpus=0)
     job = a.client.wait(timed, timeout=30)
     assert job["state"] == "failed" and job["reason"] == "timeout"
+    # `swarm run` on n0 of a job that times out on n1 shows the node's line about it, as for a job
+    # run here; it was skipped because the job wrote nothing (its output tail empty).
+    env = {**os.environ, "SWARM_STATE_DIR": str(a.state_dir)}
+    for node in ("n1", "n0"):
+        ran = subprocess.run(
+            [swarm_executable(), "run", "--node", node, "--timeout", "1s", "--", "sleep", "300"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        assert ran.returncode == 143 and ran.stderr.splitlines()[0] == "[swarm: timeout: sending SIGTERM to the job]"
