@@ -376,7 +376,7 @@ class RemoteClient(Client):
         if response.status >= 400:
             raw = response.read()
             conn.close()
-            raise _problem(response.status, raw)
+            raise _problem(response.status, raw, f"{method} {path.split('?')[0]}")
         return conn, response
 
     def _json(
@@ -506,9 +506,15 @@ def _event(name: str, data: dict[str, Any]) -> Any:
     return m.Notice(f"unexpected event {name[:40]!r}")
 
 
-def _problem(status: int, raw: bytes) -> errors.SwarmError:
+def _problem(status: int, raw: bytes, asked: str = "") -> errors.SwarmError:
+    """The node's problem as its ``SwarmError``; a route it lacks (``asked``, ``METHOD /path``: a
+    node of an older release) said so."""
     try:
         problem = json.loads(raw)
+        if problem["code"] in ("NotFound", "MethodNotAllowed") and asked:
+            return errors.ConfigError(
+                f"the node does not serve {asked} (an older release?): upgrade it, or run this on a node"
+            )
         return error_from_reply(m.ErrorReply(str(problem["code"]), str(problem["detail"])))
     except (ValueError, KeyError, TypeError):
         return errors.SwarmError(f"HTTP {status}: {raw[:200].decode('utf-8', 'replace')}")

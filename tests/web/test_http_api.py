@@ -679,6 +679,24 @@ def test_swarm_with_url_ships_the_script_its_files_and_a_workdir_and_copies_back
     assert (got.content, got.headers["x-file-mode"]) == (data, "0644")
 
 
+def test_a_remote_client_asking_a_route_the_node_lacks_is_told_it_may_be_an_older_release(
+    cluster: list[DaemonProcess], tokens: dict[str, str]
+) -> None:
+    from swarmcompute import errors
+    from swarmcompute.web.remote import RemoteClient
+
+    client = RemoteClient(url=cluster[0].http_url, token=tokens["rw"])
+    with pytest.raises(errors.ConfigError) as raised:
+        client._json("GET", "/api/v1/later-things?x=1")
+    assert str(raised.value) == (
+        "the node does not serve GET /api/v1/later-things (an older release?): upgrade it, or run this on a node"
+    )
+    with pytest.raises(errors.ConfigError, match="does not serve POST /api/v1/files/abc"):
+        client._json("POST", "/api/v1/files/abc", {})  # a path it has, not for this method
+    with pytest.raises(errors.JobNotFoundError):  # a route it has, for something it has not
+        client.job("no-such-job")
+
+
 def test_a_remote_swarm_run_killed_outright_has_its_job_cancelled_unless_keep_on_exit(
     cluster: list[DaemonProcess], tokens: dict[str, str], tmp_path: Path
 ) -> None:
