@@ -94,6 +94,41 @@ def test_the_dashboard_lists_nodes_shows_a_job_finish_live_reruns_it_holds_relea
             browser.close()
 
 
+def test_the_dashboard_lists_the_files_a_job_left_and_downloads_one(
+    cluster: list[DaemonProcess], tmp_path: Path
+) -> None:
+    a, b = cluster
+    token = a.swarm("api-token", "create", "browser").stdout.strip().splitlines()[-1]
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "make.sh").write_text("mkdir -p out; printf 'result 42' > out/res.txt\n")
+    job_id = a.client.submit(["sh", "make.sh"], workdir=str(work), node="n1")
+    assert a.client.wait(job_id, timeout=30)["state"] == "succeeded"
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
+        try:
+            page = browser.new_page(accept_downloads=True)
+            page.set_default_timeout(UI_TIMEOUT_MS)
+            page.goto(b.http_url + "/")
+            page.fill("#token", token)
+            page.click("#login-form button")
+            page.locator(f'#jobs tr[data-job="{job_id}"]').click()
+            item = page.locator('#files-list li[data-path="out/res.txt"]')
+            item.wait_for()
+            assert item.inner_text().startswith("out/res.txt (9 B)")
+            assert page.locator('#files-list li[data-path="make.sh"]').count() == 1  # shipped, kept unchanged
+            with page.expect_download() as downloading:
+                item.locator("button.download").click()
+            download = downloading.value
+            assert download.suggested_filename == "res.txt"
+            assert Path(download.path()).read_text() == "result 42"
+            page.locator(f'#jobs tr[data-job="{a.client.submit("true")}"]').click()  # a job that shipped nothing
+            page.wait_for_function("document.getElementById('log').textContent.includes('--- succeeded')")
+            assert page.locator("#files").is_hidden()
+        finally:
+            browser.close()
+
+
 def test_the_dashboard_marks_a_node_whose_state_directory_is_full(tmp_path: Path) -> None:
     try:
         with mounted(tmp_path / "n2", "8m") as state, formed_cluster(tmp_path, 3, http_port=0) as nodes:

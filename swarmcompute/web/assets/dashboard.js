@@ -226,6 +226,7 @@ async function openLog(id) {
   pre.replaceChildren();
   $("log-job").textContent = id;
   $("log-section").hidden = false;
+  $("files").hidden = true;
   const add = (cls, text) => pre.append(el("span", { class: cls }, text));
   const shown = new Map();  // "attempt/stream" -> characters shown; "attempt N", "notice T" -> times shown
   const again = new Map();  // what this stream has delivered so far, counted as `shown` is
@@ -254,6 +255,7 @@ async function openLog(id) {
           ended = true;
           const how = [data.exit_code == null ? "" : `exit ${data.exit_code}`, used(data)].filter(Boolean).join("; ");
           add("meta", `--- ${data.state}${how ? ` (${how})` : ""} ---\n`);
+          if (data.files) showFiles(id, abort.signal);
         } else if (name === "error") { ended = true; add("stderr", `swarm: ${data.detail}\n`); }
       }, abort.signal);
       if (!ended && !abort.signal.aborted) lose();  // it ended without the job's end: the node stopped
@@ -264,6 +266,32 @@ async function openLog(id) {
     }
     if (!ended && !abort.signal.aborted) await new Promise((r) => setTimeout(r, 1000));
   }
+}
+
+// What a job that shipped files left in its directory (swarm cp JOB:), each to download: fetched
+// with the token, as every API request is, and handed to the browser as a file.
+async function showFiles(id, signal) {
+  let listing;
+  try { listing = await api("GET", `/api/v1/jobs/${encodeURIComponent(id)}/files`); }
+  catch (err) { $("files-list").replaceChildren(el("li", { class: "error" }, err.message)); $("files").hidden = false; return; }
+  if (signal.aborted) return;
+  const items = listing.files.map((f) => el("li", { "data-path": f.path }, `${f.path} (${bytes(f.size)})`,
+    el("button", { type: "button", class: "download", onclick: () => download(id, listing.attempt, f.path) }, "download")));
+  for (const d of listing.dropped) items.push(el("li", { class: "hint" }, `${d.path}: not kept (${d.why})`));
+  if (!items.length) items.push(el("li", { class: "hint" }, "nothing"));
+  $("files-list").replaceChildren(...items);
+  $("files").hidden = false;
+}
+
+async function download(id, attempt, path) {
+  const url = `/api/v1/jobs/${encodeURIComponent(id)}/files/${path.split("/").map(encodeURIComponent).join("/")}?attempt=${attempt}`;
+  const res = await fetch(url, { headers: { "Authorization": `Bearer ${token}` } });
+  if (!res.ok) { alert(`download ${path}: ${(await res.json().catch(() => ({}))).detail || res.statusText}`); return; }
+  const link = el("a", { href: URL.createObjectURL(await res.blob()), download: path.split("/").pop() });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
 }
 
 $("login-form").addEventListener("submit", (e) => {
