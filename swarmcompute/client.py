@@ -796,8 +796,9 @@ class Client:
         and once its node said so the job is placed again, so it never runs twice (``hold``: it
         waits, held, until ``release``: ``scontrol requeuehold``). Jobs are chosen as ``hold``
         chooses them, among the assigned and running ones. One ``{"id", "state",
-        "attempt", "outcome"}`` a job; ``outcome`` is "requeued", "already" (told to stop already)
-        or "not_placed" (pending or ended: left as it is)."""
+        "attempt", "outcome"}`` a job; ``outcome`` is "requeued", "already" (told to stop already),
+        "held" (a pending element of an array requeued with ``hold``: held with it) or "not_placed"
+        (pending or ended: left as it is)."""
         refs, _, name, user, every = hold_request(True, jobs, name, user, every)
         return list(self._call(m.Requeue(refs, name, user, every, bool(hold))))
 

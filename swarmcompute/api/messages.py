@@ -164,7 +164,7 @@ class Requeue:
     """Held once back (`swarm requeue --hold`): pending until `swarm release`."""
 
 
-REQUEUE_OUTCOMES = ("requeued", "already", "not_placed")
+REQUEUE_OUTCOMES = ("requeued", "already", "held", "not_placed")
 """``Requeue``'s outcome for a job: told to stop and run again, told so already (a requeue, or its
 gang's other rank ended), or not placed (pending, or ended: left as it is)."""
 

@@ -588,12 +588,26 @@ class ControlServer:
         before = {i: (j.state, j.attempt, j.stop_why, j.hold_on_stop) for i, j in found.items()}
         # A gang's ranks not placed (exited 0 and waiting, or back already) run again with it.
         waiting = {i for i, j in found.items() if j.spec.ranks and j.state is JobState.PENDING}
-        await daemon.requeue(list(found), hold, by=submitter(uid) if uid >= 0 else "")
+        by = submitter(uid) if uid >= 0 else ""
+        # An array held back whole: its pending elements are held first, or they would start in
+        # the room its stopping ones free (`swarm requeue --hold ARRAY` held the running few only).
+        table = daemon.table
+        arrays = {ref for ref in refs if ref not in table and table.array(ref)} if hold else set()
+        held_now = [
+            i
+            for i, j in found.items()
+            if j.spec.array_id in arrays and j.state is JobState.PENDING and not j.held and not j.spec.ranks
+        ]
+        if held_now:
+            await daemon.hold(held_now, True, by=by)
+        await daemon.requeue(list(found), hold, by=by)
         outcomes: dict[str, str] = {}
         for job_id, job in found.items():
             now = daemon.table.get(job_id) or job
             state, attempt, told, held_after = before[job_id]
-            if state not in ACTIVE_STATES:
+            if job_id in held_now and now.held:
+                outcomes[job_id] = "held"
+            elif state not in ACTIVE_STATES:
                 outcomes[job_id] = "not_placed"
             elif told and (held_after or not hold):
                 outcomes[job_id] = "already"

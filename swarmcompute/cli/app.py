@@ -912,6 +912,8 @@ def requeue(
             typer.echo(f"{job_id} is {r['state']}: it has ended (swarm rerun runs it again)", err=True)
         elif r["outcome"] == "already":
             typer.echo(f"{job_id} was already stopping, to run again")
+        elif r["outcome"] == "held":  # a pending element of an array requeued --hold: it waits with it
+            typer.echo(f"{job_id} held: it waits with its array until swarm release")
         else:  # a pending one's attempt ended already (a gang rank that exited 0 runs again with its gang)
             stops = "ended" if r["state"] == "pending" else "stops"
             then = "it waits, held, until swarm release" if hold else "it runs again"

@@ -242,7 +242,8 @@ def openapi_document() -> dict[str, Any]:
         {"attempt": {"type": "integer", "description": "the attempt told to stop"}},
         REQUEUE_OUTCOMES,
         "what became of each job: requeued (its attempt stops, as lost, and it runs again), already (told to"
-        " stop already) or not_placed (pending or ended: left as it is)",
+        " stop already), held (a pending element of an array requeued with hold: held with it) or"
+        " not_placed (pending or ended: left as it is)",
     )
     requeue_hold = {"hold": {"type": "boolean", "description": "held once back, until released (swarm requeue --hold)"}}
     signalled_answer = _outcomes(

@@ -115,3 +115,30 @@ def test_a_gang_requeued_held_waits_whole_with_its_rank_that_had_exited_0(daemon
     assert daemon.swarm("release", gang).returncode == 0
     views = daemon.client.wait(ranks, timeout=30)
     assert [(v["state"], v["attempt"], v["failures"]) for v in views] == [("succeeded", 2, 0)] * 2
+
+
+def test_an_array_requeued_held_holds_its_pending_elements_too_so_none_starts_in_the_room_freed(
+    daemon: DaemonProcess,
+) -> None:
+    array = daemon.client.submit(["sleep", "60"], array="0-3%2", cpus=0)
+    elements = [f"{array}.{i}" for i in range(4)]
+
+    def states() -> list[str]:
+        return [daemon.client.job(e)["state"] for e in elements]
+
+    wait_until(lambda: sorted(states()) == ["pending", "pending", "running", "running"], 30, "two elements run")
+    running = [e for e, s in zip(elements, states(), strict=True) if s == "running"]
+    waiting = [e for e in elements if e not in running]
+    result = daemon.swarm("requeue", "--hold", array)
+    assert result.returncode == 0, result.stderr
+    assert sorted(result.stdout.splitlines()) == sorted(
+        [f"{e} requeued: attempt 1 stops, and it waits, held, until swarm release" for e in running]
+        + [f"{e} held: it waits with its array until swarm release" for e in waiting]
+    )
+    assert all(daemon.client.job(e)["held"] for e in waiting)  # before the room was freed
+    wait_until(lambda: states() == ["pending"] * 4, 30, "the running two stopped")
+    views = [daemon.client.job(e) for e in elements]
+    assert all(v["held"] for v in views) and sorted(v["attempt"] for v in views) == [0, 0, 1, 1]
+    assert daemon.swarm("release", array).returncode == 0
+    wait_until(lambda: sorted(states()) == ["pending", "pending", "running", "running"], 30, "it runs again")
+    daemon.client.cancel(array)
