@@ -276,6 +276,14 @@ def main(args: Sequence[str]) -> int:
         print("swarm run: --ranks-per-node needs --ranks N", file=sys.stderr)
         return 2
     ranks = None if gang[0] is None else (gang[0], gang[1] or 0)  # a gang: (--ranks, --ranks-per-node)
+    if parsed.ship.get("download") and (array is not None or ranks is not None):  # said before it runs
+        kind, one = ("array", "ARRAY.INDEX") if array is not None else ("gang", "GANG.RANK")
+        print(
+            f"swarm run: --download copies one job's files, and each job of the {kind} leaves its own"
+            f" (the same paths): copy them with `swarm cp {one}:PATH DEST` once it ended",
+            file=sys.stderr,
+        )
+        return 2
     if not parsed.ship.get("stdin") and _input_waiting():
         print(
             "swarm: the job's stdin is /dev/null: what is piped into `swarm run` goes nowhere"

@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -263,3 +264,27 @@ def test_removed_jobs_lose_their_kept_lists_and_those_that_kept_nothing_are_not_
             host.close()
 
     asyncio.run(removing())
+
+
+@pytest.mark.parametrize(("shape", "one"), [(("--array", "0-1"), "ARRAY.INDEX"), (("--ranks", "2"), "GANG.RANK")])
+def test_download_is_refused_for_an_array_or_a_gang_before_anything_runs(
+    shape: tuple[str, str], one: str, tmp_path: Path
+) -> None:
+    """Each of their jobs leaves files at the same paths: after the array had run, --download
+    failed with exit 2 (`... is an array of 2 jobs: name one`)."""
+    from swarmcompute.testing.daemons import swarm_executable
+
+    env = {**os.environ, "SWARM_STATE_DIR": str(tmp_path / "no-daemon-here")}
+    env.pop("SWARM_URL", None)
+    ran = subprocess.run(
+        [swarm_executable(), "run", *shape, "--download", "out/*", "true"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert ran.returncode == 2 and ran.stdout == ""
+    assert (
+        ran.stderr.startswith("swarm run: --download copies one job's files") and f"swarm cp {one}:PATH" in ran.stderr
+    )
