@@ -674,7 +674,7 @@ class Client:
                 max_bytes = manifest.DEFAULT_MAX_UPLOAD if cap is None else _size(cap, "max_upload")
             except (ValueError, errors.ConfigError) as exc:
                 raise errors.InvalidJobSpecError(str(exc)) from None
-            spec = {**spec, "stdin": transfer.upload_stdin(self, _readable(spec["stdin"]), max_bytes)}
+            spec = {**spec, "stdin": self._stdin_shipped(_readable(spec["stdin"]), max_bytes)}
         if not any(k in spec for k in _SHIP_OPTIONS):
             return spec
         from swarmcompute.files import manifest, transfer
@@ -699,6 +699,12 @@ class Client:
         transfer.upload(self, shipment)
         options["files"] = [*shipment.entries, *(options.get("files") or ())]
         return options
+
+    def _stdin_shipped(self, readable: Any, max_bytes: int) -> Any:
+        """``stdin=``'s bytes uploaded (unless the daemon holds them): the (sha256, size) a job names."""
+        from swarmcompute.files import transfer
+
+        return transfer.upload_stdin(self, readable, max_bytes)
 
     def upload(self, paths: Sequence[str], *, workdir: str | None = None) -> list[tuple[str, str, int, int]]:
         """Send these files to the daemon (only the contents it lacks) and return their manifest,

@@ -28,9 +28,13 @@ JOB_OPTIONS: dict[str, Any] = {
     "env": {"type": "object", "additionalProperties": {"type": "string"}},
     "cwd": {"type": "string"},
     "stdin": {
-        "type": "string",
-        "description": "text the job reads as its stdin, every attempt from its first byte (swarm run --stdin;"
-        " within the request's 16 MiB); without it, /dev/null",
+        "description": "what the job reads as its stdin, every attempt from its first byte (swarm run --stdin):"
+        " text (within the request's 16 MiB), or [sha256, size] of a blob uploaded to this node first"
+        " (PUT /api/v1/files/{sha}); without it, /dev/null",
+        "oneOf": [
+            {"type": "string"},
+            {"type": "array", "prefixItems": [{"type": "string"}, {"type": "integer"}], "minItems": 2, "maxItems": 2},
+        ],
     },
     "files": {
         "description": "files shipped with the job, each [path, sha256, size, mode]: their blobs uploaded to "

@@ -321,16 +321,16 @@ class RemoteClient(Client):
     def _files_link(self) -> FilesLink:
         return HttpLink(self)
 
-    def _ship(self, spec: Mapping[str, Any]) -> Mapping[str, Any]:
-        """``upload``/``workdir`` shipped as on a node (``Client._ship``), the blobs through this
-        node's HTTP API; ``stdin`` stays the text the request carries (``_stdin_apart``)."""
-        if not isinstance(spec, Mapping) or "stdin" not in spec:
-            return super()._ship(spec)
-        shipped = super()._ship({k: v for k, v in spec.items() if k != "stdin"})
-        return {**shipped, "stdin": spec["stdin"]}
+    def _stdin_shipped(self, readable: BinaryIO, max_bytes: int) -> Any:
+        """``stdin=``'s bytes as the submission carries them (``stdin_sent``)."""
+        from swarmcompute.files import transfer
+
+        spooled, sha, size = transfer.spool(readable, max_bytes, "ship it as a file (upload=PATH) or raise max_upload")
+        with spooled:
+            return stdin_sent(self, spooled, sha, size)
 
     def _apart(self, options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """``options`` with their files shipped, apart as ``_stdin_apart`` gives them."""
+        """``options`` with their files and stdin shipped, apart as ``_stdin_apart`` gives them."""
         return _stdin_apart(self._ship(options))
 
     def _connection(self, timeout_s: float | None) -> http.client.HTTPConnection:
@@ -473,8 +473,20 @@ class HttpLink(FilesLink):
 
 
 STDIN_OVER_URL = MAX_REQUEST_BYTES // 4
-"""``swarm --url URL run --stdin`` takes at most this much (4 MiB): its bytes go in the request's
-JSON, where each byte that is not UTF-8 takes six."""
+"""A job's stdin up to this much (4 MiB) goes in the submission's JSON (where each byte that is not
+UTF-8 takes six), which a node of any release takes; more is uploaded first, as a file is."""
+
+
+def stdin_sent(client: RemoteClient, spooled: BinaryIO, sha: str, size: int) -> Any:
+    """What a submission over HTTP says of a job's stdin, read to its end into ``spooled``
+    (``transfer.spool``): its bytes, or once over ``STDIN_OVER_URL`` the blob's (sha256, size),
+    the blob uploaded to the node behind the URL first (``PUT /api/v1/files/{sha256}``)."""
+    if size <= STDIN_OVER_URL:
+        return spooled.read()
+    from swarmcompute.files import transfer
+
+    transfer.upload_spooled(client, spooled, sha)
+    return [sha, size]
 
 
 def _stdin_apart(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -483,10 +495,11 @@ def _stdin_apart(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, 
     the same bytes there."""
     if options.get("stdin") is None:
         return dict(options), dict(options)
-    if not _stdin_data(options["stdin"]):
-        raise errors.InvalidJobSpecError("stdin must be text, bytes or a binary file: what the job reads as its stdin")
+    rest = {k: v for k, v in options.items() if k != "stdin"}
+    if not _stdin_data(options["stdin"]):  # a blob's (sha256, size), uploaded already: the node checks it
+        return rest, dict(options)
     data = _readable(options["stdin"]).read().decode("utf-8", "surrogateescape")
-    return {k: v for k, v in options.items() if k != "stdin"}, {**options, "stdin": data}
+    return rest, {**options, "stdin": data}
 
 
 def _event(name: str, data: dict[str, Any]) -> Any:
@@ -592,20 +605,22 @@ def run_main(parsed: Any, array: str | None = None, gang: tuple[int, int] | None
     _safe = run_cmd._safe
     options = {k: v for k, v in parsed.options.items() if k != "cwd_default"}
     ship = dict(getattr(parsed, "ship", None) or {})
-    if ship.pop("stdin", None):  # within the request's bound: the node stores it as a client's upload
+    if ship.pop("stdin", None):  # in the submission, or uploaded first when large (``stdin_sent``)
         from swarmcompute.files.cli import piped_stdin
+        from swarmcompute.files.manifest import DEFAULT_MAX_UPLOAD
+        from swarmcompute.units import parse_size
 
-        instead = "over --url at most that goes with the job; run it on a node to ship up to --max-upload"
         try:
-            spooled, _sha, _size = piped_stdin(STDIN_OVER_URL, instead)
+            cap = parse_size(ship["max_upload"]) if "max_upload" in ship else DEFAULT_MAX_UPLOAD
+            spooled, sha, size = piped_stdin(cap, "ship it as a file (--upload PATH) or raise --max-upload")
+            with spooled:
+                options["stdin"] = stdin_sent(RemoteClient(), spooled, sha, size)
         except errors.SwarmError as exc:
             print(f"swarm: {_safe(str(exc))}", file=sys.stderr)
             return 2
         except run_cmd._ShipError as exc:
             print(f"swarm: {_safe(str(exc))}", file=sys.stderr)
             return 2
-        with spooled:
-            options["stdin"] = spooled.read()
     if ship or run_cmd._may_ship(parsed.argv):  # through the node's HTTP API, as on a node
         from swarmcompute.files.cli import ship as ship_files
 

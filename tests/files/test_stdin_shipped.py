@@ -160,14 +160,22 @@ def test_the_rest_api_takes_a_jobs_stdin_as_text(trio: list[DaemonProcess], toke
     assert trio[2].client.logs(job).strip() == "2"
 
 
-def test_over_url_stdin_past_its_bound_is_refused_in_one_line(
+def test_over_url_a_stdin_past_what_a_submission_carries_is_uploaded_first_and_past_max_upload_refused(
     trio: list[DaemonProcess], token: str, tmp_path: Path
 ) -> None:
+    """It was refused past 4 MiB (`over --url at most that goes with the job`)."""
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": ":".join(sys.path)}
     env.update(SWARM_URL=trio[0].http_url, SWARM_API_TOKEN=token)
-    run = swarm(trio[0], "run", "--stdin", "--", "wc", "-c", stdin="x" * (STDIN_OVER_URL + 1), env=env)
-    assert (run.returncode, run.stdout) == (2, "")
-    assert run.stderr == (
-        "swarm: stdin holds more than 4.0 MiB: over --url at most that goes with the job;"
-        " run it on a node to ship up to --max-upload\n"
+    data = "x" * (STDIN_OVER_URL + 1)
+    run = swarm(trio[0], "run", "--stdin", "--node", "n2", "--", "wc", "-c", stdin=data, env=env)
+    assert (run.returncode, run.stdout.strip(), run.stderr) == (0, str(len(data)), "")
+    capped = swarm(trio[0], "run", "--stdin", "--max-upload", "1M", "--", "wc", "-c", stdin=data, env=env)
+    assert (capped.returncode, capped.stdout) == (2, "")
+    assert (
+        capped.stderr
+        == "swarm: stdin holds more than 1.0 MiB: ship it as a file (--upload PATH) or raise --max-upload\n"
     )
+    remote = RemoteClient(url=trio[1].http_url, token=token)
+    job = remote.submit(["sha256sum"], stdin=BINARY * 300, cpus=0)  # 4.7 MiB, past the bound too
+    assert remote.wait(job, timeout=30)["stdin_bytes"] == 300 * len(BINARY) > STDIN_OVER_URL
+    assert remote.logs(job).split()[0] == hashlib.sha256(BINARY * 300).hexdigest()
