@@ -22,7 +22,8 @@ holds the node's side of that bargain, as plain rules with no I/O:
 - A drained node (``JobTable.drained``) starts nothing more and hands back
   everything queued as soon as another node can run it, and at once what no other node may
   run (pinned here, or by its constraints): it waits pending, its reason naming the drain, and
-  `swarm drain --wait` no longer waits on it (it waited for the undrain, counted as running).
+  `swarm drain --wait` no longer waits on it (it waited for the undrain, counted as running). A
+  node whose state directory is full keeps that work, and starts it itself once space is freed.
 - Hand an attempt back (``ReleaseQueued``) when it has waited here for
   ``HAND_BACK_AFTER_S`` and another live node could run it now; a gang rank, whose gang
   waits on it, whenever it has waited that long (its gang is then placed again, whole). Only the node
@@ -185,6 +186,7 @@ class LocalQueue:
         whose state directory is full, as placement."""
         others = list(others)
         leaving = bool(self.leaving(table, others))
+        drained = self.node_id in table.drained  # a full state directory keeps what no other node may run
         overdue = [
             j for j in self._queued.values()
             if leaving or now - self._queued_since.get(j.id, now) >= HAND_BACK_AFTER_S
@@ -209,7 +211,7 @@ class LocalQueue:
                 room.take(job.spec, queued=True)
                 moved.append(job)
                 left -= 1
-            elif leaving and not any(may_run_on(job.spec, r.node) for r in rooms.values()):
+            elif drained and not any(may_run_on(job.spec, r.node) for r in rooms.values()):
                 moved.append(job)  # pinned here, or no other node has its labels: it waits pending, saying why
         for job in moved:
             self._queued.pop(job.id, None)
