@@ -129,6 +129,39 @@ def test_the_dashboard_lists_the_files_a_job_left_and_downloads_one(
             browser.close()
 
 
+def test_the_dashboard_marks_a_preemptible_job_and_sends_a_running_job_the_signal_asked(
+    cluster: list[DaemonProcess],
+) -> None:
+    a, b = cluster
+    token = a.swarm("api-token", "create", "browser").stdout.strip().splitlines()[-1]
+    script = "trap 'echo got usr1' USR1; while :; do sleep 0.1; done"
+    job_id = a.client.submit(["sh", "-c", script], preemptible=True, cpus=0)
+    plain = a.client.submit(["sleep", "300"], cpus=0)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(UI_TIMEOUT_MS)
+            page.goto(b.http_url + "/")
+            page.fill("#token", token)
+            page.click("#login-form button")
+            row = page.locator(f'#jobs tr[data-job="{job_id}"][data-state="running"]')
+            row.wait_for()
+            assert row.locator(".tag").inner_text() == "preemptible"
+            assert page.locator(f'#jobs tr[data-job="{plain}"] .tag').count() == 0
+            page.once("dialog", lambda dialog: dialog.accept("usr1"))
+            row.locator("button.signal").click()
+            page.wait_for_function(
+                f"document.getElementById('submit-result').textContent === 'sent SIGUSR1 to {job_id}'"
+            )
+            wait_until(lambda: "got usr1" in a.client.logs(job_id), 20, "the job to get SIGUSR1")
+            assert a.client.job(job_id)["state"] == "running"  # it handled it
+        finally:
+            browser.close()
+    a.client.cancel(job_id)
+    a.client.cancel(plain)
+
+
 def test_the_dashboard_marks_a_node_whose_state_directory_is_full(tmp_path: Path) -> None:
     try:
         with mounted(tmp_path / "n2", "8m") as state, formed_cluster(tmp_path, 3, http_port=0) as nodes:

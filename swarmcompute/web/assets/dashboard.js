@@ -168,11 +168,15 @@ function renderJobs() {
     const hold = j.state === "pending" && j.reason !== "rank_done" ? el("button", { type: "button", class: verb, title: `swarm ${verb}`, onclick: (e) => { e.stopPropagation(); jobAction(j.id, verb); } }, verb) : "";
     // A placed job can be sent back: its attempt stops, as lost, and it runs again (swarm requeue).
     const requeue = ["assigned", "running"].includes(j.state) ? el("button", { type: "button", class: "requeue", title: "stop it and run it again (swarm requeue)", onclick: (e) => { e.stopPropagation(); jobAction(j.id, "requeue"); } }, "requeue") : "";
+    // A running job takes a signal (swarm signal), e.g. USR1 to make it checkpoint.
+    const signal = j.state === "running" && j.reason !== "rank_done" ? el("button", { type: "button", class: "signal", title: "send it a signal (swarm signal)", onclick: (e) => { e.stopPropagation(); signalJob(j.id); } }, "signal") : "";
+    // It may be stopped, and run again later, for a job of a higher priority (swarm run --preemptible).
+    const preemptible = j.preemptible ? el("span", { class: "tag", title: "stopped for a job of a higher priority when room is short, and run again (--preemptible)" }, "preemptible") : "";
     const shown = j.held ? "held" : j.state;
     return el("tr", { class: "clickable", "data-job": j.id, "data-state": shown, onclick: () => openLog(j.id) },
-      el("td", {}, j.id), el("td", {}, j.name || ""), el("td", { class: `state state-${shown}` }, shown),
+      el("td", {}, j.id), el("td", {}, j.name || "", preemptible), el("td", { class: `state state-${shown}` }, shown),
       el("td", {}, names[j.node] || j.node || ""), el("td", {}, ago(j.submitted_at)), el("td", {}, took(j)),
-      el("td", { class: "reason" }, j.message || j.reason), el("td", {}, hold, requeue, cancel));
+      el("td", { class: "reason" }, j.message || j.reason), el("td", {}, hold, requeue, signal, cancel));
   }));
 }
 
@@ -205,6 +209,16 @@ async function cancelJob(id) {
 async function jobAction(id, verb) {
   try { await api("POST", `/api/v1/jobs/${encodeURIComponent(id)}/${verb}`, {}); }
   catch (err) { alert(`${verb} ${id}: ${err.message}`); }
+}
+
+async function signalJob(id) {
+  const name = prompt(`signal to send to ${id} (swarm signal -s): a name or a number`, "USR1");
+  if (!name) return;
+  try {
+    const res = await api("POST", `/api/v1/jobs/${encodeURIComponent(id)}/signal`, { signal: name.trim() });
+    const outcome = res.jobs.map((j) => j.outcome).join(", ");
+    $("submit-result").textContent = outcome === "signalled" ? `sent SIG${name.trim().toUpperCase().replace(/^SIG/, "")} to ${id}` : `${id}: ${outcome}`;
+  } catch (err) { alert(`signal ${id}: ${err.message}`); }
 }
 
 // Run an ended job again (swarm rerun) and open the new job's log.
