@@ -113,7 +113,11 @@ class WebServer:
     def bind(self) -> str:
         """Bind the listening socket; return ``http(s)://HOST:PORT``. Raises ``ConfigError``."""
         family = socket.AF_INET6 if ":" in self._bind else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # TCP by name: asyncio sets TCP_NODELAY only on a socket whose proto says so (an accepted
+        # one inherits it). Without it every answer on a kept-alive connection (a browser, a
+        # Prometheus scrape, a REST session) waited 40 ms for the client's delayed ACK: uvicorn
+        # writes a response's head and body apart (44 ms a request against 1 ms, measured here).
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((self._bind, self._port))

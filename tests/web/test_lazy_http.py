@@ -59,3 +59,40 @@ def _wake_ups_a_second(pid: int, seconds: float = 3.0) -> float:
     start = switches()
     time.sleep(seconds)  # a window to count in, not a wait for anything
     return (switches() - start) / seconds
+
+
+def test_a_connection_the_http_port_accepts_sends_without_nagles_delay() -> None:
+    """asyncio sets TCP_NODELAY only on a socket whose proto is TCP, as an accepted socket inherits
+    from its listener: the listener was made without it, and every answer on a kept-alive
+    connection (a browser's, a Prometheus scrape's, a REST session's) waited 40 ms for the
+    client's delayed ACK (uvicorn writes a response's head and body apart)."""
+    import asyncio
+    import socket
+    from typing import cast
+
+    from swarmcompute.web.server import WebServer
+
+    server = WebServer(cast(Any, None), cast(Any, None), bind="127.0.0.1", port=0)
+    port = int(server.bind().rsplit(":", 1)[1])
+    listener = server._sock
+    assert listener is not None
+
+    async def accepted() -> int:
+        loop = asyncio.get_running_loop()
+        with socket.create_connection(("127.0.0.1", port)):
+            while True:
+                try:
+                    sock, _ = listener.accept()
+                    break
+                except BlockingIOError:
+                    await asyncio.sleep(0.01)
+            transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, sock)
+            try:
+                return int(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            finally:
+                transport.close()
+
+    try:
+        assert asyncio.run(accepted()) == 1
+    finally:
+        listener.close()
