@@ -338,9 +338,19 @@ class RemoteClient(Client):
         return cls(self._host or "", self._port, timeout=timeout_s)
 
     def _http(
-        self, method: str, path: str, body: Any, timeout_s: float | None, accept: str, *, raw: Any = None, size: int = 0
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        timeout_s: float | None,
+        accept: str,
+        *,
+        raw: Any = None,
+        size: int = 0,
+        conn: http.client.HTTPConnection | None = None,
     ) -> tuple[Any, Any]:
-        """``raw``: a binary file sent as the body, ``size`` bytes from where it stands (a blob)."""
+        """``raw``: a binary file sent as the body, ``size`` bytes from where it stands (a blob);
+        ``conn``: a connection kept from an earlier request, whose answer was read to its end."""
         headers = {"Accept": accept}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
@@ -355,9 +365,15 @@ class RemoteClient(Client):
                 raise errors.FrameTooLargeError(
                     f"the request is {len(data)} bytes, over the {MAX_REQUEST_BYTES} one request may carry"
                 )
-        conn = self._connection(timeout_s)
+        if conn is not None:
+            conn.timeout = timeout_s
+            if conn.sock is not None:
+                conn.sock.settimeout(timeout_s)
+        else:
+            conn = self._connection(timeout_s)
         try:
-            conn.connect()
+            if conn.sock is None:
+                conn.connect()
         except TimeoutError:
             conn.close()
             raise errors.SwarmError(f"{self.url} did not answer within {timeout_s:g}s") from None
@@ -424,10 +440,15 @@ class RemoteClient(Client):
 class HttpLink(FilesLink):
     """``RemoteClient``'s files: ``POST /api/v1/files/missing``, ``PUT /api/v1/files/{sha256}``,
     ``GET /api/v1/jobs/{id}/files`` and ``.../files/{path}``. A blob goes in one request, streamed
-    from its file; a kept file comes back the same way."""
+    from its file; a kept file comes back the same way. The blobs and files of one shipment or
+    copy go over one kept-alive connection, so that HTTPS makes one TLS handshake, not one a file
+    (over plain HTTP on loopback, 2,000 small files took 2.9-3.9 s against 2.3-4.2 with a
+    connection each, 3 alternating rounds: within noise); one the node closed meanwhile is opened
+    again, once."""
 
     def __init__(self, client: RemoteClient) -> None:
         self._client = client
+        self._conn: http.client.HTTPConnection | None = None
 
     def missing(self, shas: Sequence[str]) -> list[str]:
         missing: list[str] = []
@@ -437,16 +458,19 @@ class HttpLink(FilesLink):
         return missing
 
     def put(self, sha: str, f: BinaryIO) -> int:
-        client = self._client
-        size = os.fstat(f.fileno()).st_size - f.tell()
-        timeout = max(client.timeout_s, 60.0)
-        conn, response = client._http(
-            "PUT", f"/api/v1/files/{sha}", None, timeout, "application/json", raw=f, size=size
-        )
-        try:
-            response.read()
-        finally:
-            conn.close()
+        start = f.tell()
+        size = os.fstat(f.fileno()).st_size - start
+
+        def send(conn: http.client.HTTPConnection | None) -> tuple[Any, Any]:
+            f.seek(start)
+            timeout = max(self._client.timeout_s, 60.0)
+            return self._client._http(
+                "PUT", f"/api/v1/files/{sha}", None, timeout, "application/json", raw=f, size=size, conn=conn
+            )
+
+        conn, response = self._kept(send)
+        response.read()
+        self._keep(conn, response)
         return size
 
     def listing(self, ref: str, attempt: int | None) -> dict[str, Any]:
@@ -457,19 +481,46 @@ class HttpLink(FilesLink):
     def read(self, ref: str, attempt: int, entry: dict[str, Any], write: Callable[[bytes], Any]) -> int:
         client = self._client
         path = f"/api/v1/jobs/{_quote(ref)}/files/{urllib.parse.quote(entry['path'])}?attempt={attempt}"
-        conn, response = client._http("GET", path, None, max(client.timeout_s, 60.0), "application/octet-stream")
+        timeout = max(client.timeout_s, 60.0)
+        conn, response = self._kept(
+            lambda kept: client._http("GET", path, None, timeout, "application/octet-stream", conn=kept)
+        )
         got = 0
         try:
             while data := response.read(CHUNK_BYTES):
                 write(data)
                 got += len(data)
         except (OSError, http.client.HTTPException) as exc:
+            conn.close()
             raise errors.ProtocolError(
                 f"lost the connection to {client.url} while reading {entry['path']}: {exc}"
             ) from None
-        finally:
+        except BaseException:  # the reader's own failure (a closed pipe): the answer was not read to its end
             conn.close()
+            raise
+        self._keep(conn, response)
         return got
+
+    def _kept(self, ask: Callable[[http.client.HTTPConnection | None], tuple[Any, Any]]) -> tuple[Any, Any]:
+        """``ask`` over the kept connection, and once more over a new one if the node had closed it."""
+        kept, self._conn = self._conn, None
+        if kept is None:
+            return ask(None)
+        try:
+            return ask(kept)
+        except errors.ProtocolError:  # lost before the answer: closed while idle, most likely
+            return ask(None)
+
+    def _keep(self, conn: http.client.HTTPConnection, response: http.client.HTTPResponse) -> None:
+        if response.will_close:
+            conn.close()
+        else:
+            self._conn = conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 STDIN_OVER_URL = MAX_REQUEST_BYTES // 4

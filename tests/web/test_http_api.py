@@ -679,6 +679,34 @@ def test_swarm_with_url_ships_the_script_its_files_and_a_workdir_and_copies_back
     assert (got.content, got.headers["x-file-mode"]) == (data, "0644")
 
 
+def test_a_remote_shipment_goes_over_one_kept_connection_and_a_new_one_once_the_node_closed_it(
+    cluster: list[DaemonProcess], tokens: dict[str, str], tmp_path: Path
+) -> None:
+    import hashlib
+
+    from swarmcompute.web.remote import HttpLink, RemoteClient
+
+    client = RemoteClient(url=cluster[0].http_url, token=tokens["rw"])
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"blob{i}")
+        paths[-1].write_bytes(os.urandom(1000) + bytes([i]))
+    shas = [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
+    with client._files_link() as link:
+        assert isinstance(link, HttpLink) and link.missing(shas) == shas
+        with open(paths[0], "rb") as f:
+            assert link.put(shas[0], f) == 1001
+        kept = link._conn
+        with open(paths[1], "rb") as f:
+            link.put(shas[1], f)
+        assert kept is not None and link._conn is kept  # the same connection
+        kept.sock.shutdown(socket.SHUT_RDWR)  # as a node that closed it while idle
+        with open(paths[2], "rb") as f:
+            assert link.put(shas[2], f) == 1001
+        assert link._conn is not None and link._conn is not kept
+        assert link.missing(shas) == []
+
+
 def test_a_remote_client_asking_a_route_the_node_lacks_is_told_it_may_be_an_older_release(
     cluster: list[DaemonProcess], tokens: dict[str, str]
 ) -> None:
