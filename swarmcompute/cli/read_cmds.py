@@ -454,6 +454,11 @@ def _raw_paths(client: LeanClient | Client, state_dir: str | None, ref: str, att
     from swarmcompute.executor.logfile import attempt_log_path, log_files
     from swarmcompute.paths import StatePaths
 
+    if getattr(client, "url", None):  # `swarm --url URL logs --raw-path`: paths of this machine are no answer
+        raise SwarmError(
+            "--raw-path prints where a node keeps a job's output files: run it on that node, not with --url"
+            " (`swarm logs JOB` prints the output itself)"
+        )
     record = client.job(ref)
     job_id, had = record["id"], record["attempt"]
     n = had if attempt is None else attempt

@@ -587,6 +587,9 @@ def test_swarm_with_url_runs_commands_from_a_host_without_a_daemon(
         local_only.returncode == 2
         and local_only.stderr == "swarm: policy get needs a local daemon: run it on a node, not with --url\n"
     )
+    job_id = json.loads(listed.stdout)[0]["id"]
+    raw = swarm("--url", url, "--api-token", tokens["ro"], "logs", "--raw-path", job_id)  # this machine's paths: none
+    assert (raw.returncode, raw.stdout) == (2, "") and raw.stderr.startswith("swarm: --raw-path prints where a node")
 
 
 def test_swarm_with_url_ships_the_script_its_files_and_a_workdir_and_copies_back_what_the_job_left(
