@@ -19,7 +19,7 @@ import typer
 
 from swarmcompute.cli import complete, help_style, read_cmds, rerun_cmd
 from swarmcompute.client import Client
-from swarmcompute.errors import DaemonAlreadyRunningError, SwarmError
+from swarmcompute.errors import DaemonAlreadyRunningError, DaemonNotRunningError, SwarmError
 from swarmcompute.local_cluster import token_pipe
 from swarmcompute.paths import DEFAULT_PORT, StatePaths
 from swarmcompute.units import counted
@@ -96,6 +96,14 @@ def _remote(
 
 def _client(state_dir: str | None) -> Client:
     return _call(lambda: Client(state_dir))  # type: ignore[no-any-return]
+
+
+def _here_only(state_dir: str | None, command: str) -> str:
+    """What to add when a command that only a node's own daemon answers found none here while
+    ``--url`` (``$SWARM_URL``) names a node: it does not go there."""
+    if state_dir is not None or not os.environ.get("SWARM_URL"):
+        return ""
+    return f" (`swarm {command}` runs on the node itself, never over --url)"
 
 
 def _print_json(value: Any) -> None:
@@ -481,7 +489,7 @@ def token(
         return
     paths = StatePaths.resolve(state_dir)
     if not paths.cluster_key.exists():
-        raise _fail(f"no cluster key in {paths.root}: run `swarm join` first")
+        raise _fail(f"no cluster key in {paths.root}: run `swarm join` first{_here_only(state_dir, 'token')}")
     typer.echo(_call(lambda: ClusterKey.load(paths.cluster_key)).token)
 
 
@@ -527,7 +535,9 @@ def leave(
     try:
         client.shutdown()
     except SwarmError as exc:
-        raise _fail(str(exc)) from None
+        raise _fail(
+            f"{exc}{_here_only(state_dir, 'leave') if isinstance(exc, DaemonNotRunningError) else ''}"
+        ) from None
     deadline = time.monotonic() + timeout
     while not _lock_free(paths) and time.monotonic() < deadline:
         time.sleep(0.05)
