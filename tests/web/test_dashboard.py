@@ -7,7 +7,9 @@ from __future__ import annotations
 import re
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +26,23 @@ if not Path(CHROMIUM).exists():
 UI_TIMEOUT_MS = 20_000
 
 
+@contextmanager
+def logged_in(url: str, token: str, **page_options: Any) -> Iterator[Any]:
+    """A headless Chromium page (``page_options``: ``viewport``, ``accept_downloads``, ...) on the
+    dashboard at ``url``, the token given at its login; closed at the end."""
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
+        try:
+            page = browser.new_page(**page_options)
+            page.set_default_timeout(UI_TIMEOUT_MS)
+            page.goto(url + "/")
+            page.fill("#token", token)
+            page.click("#login-form button")
+            yield page
+        finally:
+            browser.close()
+
+
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[list[DaemonProcess]]:
     with formed_cluster(tmp_path, 2, http_port=0) as nodes:
@@ -35,63 +54,54 @@ def test_the_dashboard_lists_nodes_shows_a_job_finish_live_reruns_it_holds_relea
 ) -> None:
     a, b = cluster
     token = a.swarm("api-token", "create", "browser").stdout.strip().splitlines()[-1]
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
-            page.set_default_timeout(UI_TIMEOUT_MS)
-            page.goto(b.http_url + "/")
-            page.fill("#token", token)
-            page.click("#login-form button")
-            page.wait_for_selector("#nodes tbody tr >> nth=1")
-            names = page.locator("#nodes tbody tr td:first-child").all_inner_texts()
-            assert sorted(names) == ["n0", "n1"]
-            assert "healthy" in page.inner_text("#health")
-            assert page.locator("#chart polyline").count() == 2  # one CPU line per node
+    with logged_in(b.http_url, token, viewport={"width": 390, "height": 844}) as page:  # a phone
+        page.wait_for_selector("#nodes tbody tr >> nth=1")
+        names = page.locator("#nodes tbody tr td:first-child").all_inner_texts()
+        assert sorted(names) == ["n0", "n1"]
+        assert "healthy" in page.inner_text("#health")
+        assert page.locator("#chart polyline").count() == 2  # one CPU line per node
 
-            # A job submitted elsewhere (the CLI on the other node) appears, then finishes, without a reload.
-            job_id = a.client.submit("sleep 1; echo done", name="live")
-            row = page.locator(f'#jobs tr[data-job="{job_id}"]')
-            row.wait_for()
-            page.wait_for_selector(f'#jobs tr[data-job="{job_id}"][data-state="succeeded"]')
-            row.click()
-            page.wait_for_function("document.getElementById('log').textContent.includes('done')")
+        # A job submitted elsewhere (the CLI on the other node) appears, then finishes, without a reload.
+        job_id = a.client.submit("sleep 1; echo done", name="live")
+        row = page.locator(f'#jobs tr[data-job="{job_id}"]')
+        row.wait_for()
+        page.wait_for_selector(f'#jobs tr[data-job="{job_id}"][data-state="succeeded"]')
+        row.click()
+        page.wait_for_function("document.getElementById('log').textContent.includes('done')")
 
-            # Run it again from the page: a new job, its log open, which finishes as the first did.
-            row.locator("button.rerun").click()
-            page.wait_for_function("document.getElementById('submit-result').textContent.startsWith('rerun')")
-            rerun_id = page.inner_text("#submit-result").split()[-1]
-            assert page.inner_text("#submit-result") == f"rerun {job_id} as {rerun_id}"
-            page.wait_for_function(f"document.getElementById('log-job').textContent === '{rerun_id}'")
-            page.wait_for_function("document.getElementById('log').textContent.includes('--- succeeded')")
-            assert a.client.job(rerun_id)["command"] == "sleep 1; echo done"
+        # Run it again from the page: a new job, its log open, which finishes as the first did.
+        row.locator("button.rerun").click()
+        page.wait_for_function("document.getElementById('submit-result').textContent.startsWith('rerun')")
+        rerun_id = page.inner_text("#submit-result").split()[-1]
+        assert page.inner_text("#submit-result") == f"rerun {job_id} as {rerun_id}"
+        page.wait_for_function(f"document.getElementById('log-job').textContent === '{rerun_id}'")
+        page.wait_for_function("document.getElementById('log').textContent.includes('--- succeeded')")
+        assert a.client.job(rerun_id)["command"] == "sleep 1; echo done"
 
-            # A held job shows as held; released from the page, it runs; held again, it waits.
-            held_id = a.client.submit("echo released", name="later", hold=True)
-            page.locator(f'#jobs tr[data-job="{held_id}"][data-state="held"] button.release').click()
-            page.wait_for_selector(f'#jobs tr[data-job="{held_id}"][data-state="succeeded"]')
-            assert a.client.job(held_id)["held"] is False
-            waiting = a.client.submit("true", name="too-big", cpus=10**4)  # pending: no node is that big
-            page.locator(f'#jobs tr[data-job="{waiting}"][data-state="pending"] button.hold').click()
-            page.wait_for_selector(f'#jobs tr[data-job="{waiting}"][data-state="held"]')
-            assert a.client.job(waiting)["held"] is True
-            a.client.cancel(waiting)
+        # A held job shows as held; released from the page, it runs; held again, it waits.
+        held_id = a.client.submit("echo released", name="later", hold=True)
+        page.locator(f'#jobs tr[data-job="{held_id}"][data-state="held"] button.release').click()
+        page.wait_for_selector(f'#jobs tr[data-job="{held_id}"][data-state="succeeded"]')
+        assert a.client.job(held_id)["held"] is False
+        waiting = a.client.submit("true", name="too-big", cpus=10**4)  # pending: no node is that big
+        page.locator(f'#jobs tr[data-job="{waiting}"][data-state="pending"] button.hold').click()
+        page.wait_for_selector(f'#jobs tr[data-job="{waiting}"][data-state="held"]')
+        assert a.client.job(waiting)["held"] is True
+        a.client.cancel(waiting)
 
-            # Submit from the page, requeue it from the page (it runs again), then cancel it from the page.
-            page.fill("#submit-cmd", "sleep 300")
-            page.fill("#submit-name", "to-cancel")
-            page.click("#submit-form button")
-            page.wait_for_function("document.getElementById('submit-result').textContent.startsWith('submitted')")
-            long_id = page.inner_text("#submit-result").split()[-1]
-            page.locator(f'#jobs tr[data-job="{long_id}"][data-state="running"] button.requeue').click()
-            wait_until(lambda: a.client.job(long_id)["attempt"] == 2, 30, "it runs again")
-            assert a.client.job(long_id)["attempts"][0]["ended"].startswith("requeued")
-            page.locator(f'#jobs tr[data-job="{long_id}"] button.cancel').click()
-            page.wait_for_selector(f'#jobs tr[data-job="{long_id}"][data-state="cancelled"]')
-            assert a.client.job(long_id)["state"] == "cancelled"
-            assert page.evaluate("document.documentElement.scrollWidth") <= 390 + 1  # no sideways page scroll
-        finally:
-            browser.close()
+        # Submit from the page, requeue it from the page (it runs again), then cancel it from the page.
+        page.fill("#submit-cmd", "sleep 300")
+        page.fill("#submit-name", "to-cancel")
+        page.click("#submit-form button")
+        page.wait_for_function("document.getElementById('submit-result').textContent.startsWith('submitted')")
+        long_id = page.inner_text("#submit-result").split()[-1]
+        page.locator(f'#jobs tr[data-job="{long_id}"][data-state="running"] button.requeue').click()
+        wait_until(lambda: a.client.job(long_id)["attempt"] == 2, 30, "it runs again")
+        assert a.client.job(long_id)["attempts"][0]["ended"].startswith("requeued")
+        page.locator(f'#jobs tr[data-job="{long_id}"] button.cancel').click()
+        page.wait_for_selector(f'#jobs tr[data-job="{long_id}"][data-state="cancelled"]')
+        assert a.client.job(long_id)["state"] == "cancelled"
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390 + 1  # no sideways page scroll
 
 
 def test_the_dashboard_lists_the_files_a_job_left_and_downloads_one(
@@ -104,29 +114,20 @@ def test_the_dashboard_lists_the_files_a_job_left_and_downloads_one(
     (work / "make.sh").write_text("mkdir -p out; printf 'result 42' > out/res.txt\n")
     job_id = a.client.submit(["sh", "make.sh"], workdir=str(work), node="n1")
     assert a.client.wait(job_id, timeout=30)["state"] == "succeeded"
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
-        try:
-            page = browser.new_page(accept_downloads=True)
-            page.set_default_timeout(UI_TIMEOUT_MS)
-            page.goto(b.http_url + "/")
-            page.fill("#token", token)
-            page.click("#login-form button")
-            page.locator(f'#jobs tr[data-job="{job_id}"]').click()
-            item = page.locator('#files-list li[data-path="out/res.txt"]')
-            item.wait_for()
-            assert item.inner_text().startswith("out/res.txt (9 B)")
-            assert page.locator('#files-list li[data-path="make.sh"]').count() == 1  # shipped, kept unchanged
-            with page.expect_download() as downloading:
-                item.locator("button.download").click()
-            download = downloading.value
-            assert download.suggested_filename == "res.txt"
-            assert Path(download.path()).read_text() == "result 42"
-            page.locator(f'#jobs tr[data-job="{a.client.submit("true")}"]').click()  # a job that shipped nothing
-            page.wait_for_function("document.getElementById('log').textContent.includes('--- succeeded')")
-            assert page.locator("#files").is_hidden()
-        finally:
-            browser.close()
+    with logged_in(b.http_url, token, accept_downloads=True) as page:
+        page.locator(f'#jobs tr[data-job="{job_id}"]').click()
+        item = page.locator('#files-list li[data-path="out/res.txt"]')
+        item.wait_for()
+        assert item.inner_text().startswith("out/res.txt (9 B)")
+        assert page.locator('#files-list li[data-path="make.sh"]').count() == 1  # shipped, kept unchanged
+        with page.expect_download() as downloading:
+            item.locator("button.download").click()
+        download = downloading.value
+        assert download.suggested_filename == "res.txt"
+        assert Path(download.path()).read_text() == "result 42"
+        page.locator(f'#jobs tr[data-job="{a.client.submit("true")}"]').click()  # a job that shipped nothing
+        page.wait_for_function("document.getElementById('log').textContent.includes('--- succeeded')")
+        assert page.locator("#files").is_hidden()
 
 
 def test_the_dashboard_marks_a_preemptible_job_and_sends_a_running_job_the_signal_asked(
@@ -137,27 +138,16 @@ def test_the_dashboard_marks_a_preemptible_job_and_sends_a_running_job_the_signa
     script = "trap 'echo got usr1' USR1; while :; do sleep 0.1; done"
     job_id = a.client.submit(["sh", "-c", script], preemptible=True, cpus=0)
     plain = a.client.submit(["sleep", "300"], cpus=0)
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(UI_TIMEOUT_MS)
-            page.goto(b.http_url + "/")
-            page.fill("#token", token)
-            page.click("#login-form button")
-            row = page.locator(f'#jobs tr[data-job="{job_id}"][data-state="running"]')
-            row.wait_for()
-            assert row.locator(".tag").inner_text() == "preemptible"
-            assert page.locator(f'#jobs tr[data-job="{plain}"] .tag').count() == 0
-            page.once("dialog", lambda dialog: dialog.accept("usr1"))
-            row.locator("button.signal").click()
-            page.wait_for_function(
-                f"document.getElementById('submit-result').textContent === 'sent SIGUSR1 to {job_id}'"
-            )
-            wait_until(lambda: "got usr1" in a.client.logs(job_id), 20, "the job to get SIGUSR1")
-            assert a.client.job(job_id)["state"] == "running"  # it handled it
-        finally:
-            browser.close()
+    with logged_in(b.http_url, token) as page:
+        row = page.locator(f'#jobs tr[data-job="{job_id}"][data-state="running"]')
+        row.wait_for()
+        assert row.locator(".tag").inner_text() == "preemptible"
+        assert page.locator(f'#jobs tr[data-job="{plain}"] .tag').count() == 0
+        page.once("dialog", lambda dialog: dialog.accept("usr1"))
+        row.locator("button.signal").click()
+        page.wait_for_function(f"document.getElementById('submit-result').textContent === 'sent SIGUSR1 to {job_id}'")
+        wait_until(lambda: "got usr1" in a.client.logs(job_id), 20, "the job to get SIGUSR1")
+        assert a.client.job(job_id)["state"] == "running"  # it handled it
     a.client.cancel(job_id)
     a.client.cancel(plain)
 
@@ -188,21 +178,12 @@ def test_the_dashboard_marks_a_node_whose_clock_is_an_hour_ahead(tmp_path: Path)
 
 def _node_states(url: str, token: str, count: int) -> dict[str, str]:
     """The dashboard's nodes as a fresh browser shows them, once it lists ``count``: name -> state."""
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(UI_TIMEOUT_MS)
-            page.goto(url + "/")
-            page.fill("#token", token)
-            page.click("#login-form button")
-            page.wait_for_selector(f"#nodes tbody tr >> nth={count - 1}")
-            return {
-                r.locator("td").nth(0).inner_text(): r.locator("td").nth(2).inner_text()
-                for r in page.locator("#nodes tbody tr").all()
-            }
-        finally:
-            browser.close()
+    with logged_in(url, token) as page:
+        page.wait_for_selector(f"#nodes tbody tr >> nth={count - 1}")
+        return {
+            r.locator("td").nth(0).inner_text(): r.locator("td").nth(2).inner_text()
+            for r in page.locator("#nodes tbody tr").all()
+        }
 
 
 @pytest.mark.parametrize("restart", ["kill -9", "graceful"])
@@ -218,14 +199,8 @@ def test_the_dashboard_log_of_a_job_follows_it_again_once_its_node_restarts_noth
     gated = 'echo "tick 1"; echo "err 1" >&2; until [ -e {go} ]; do sleep 0.05; done; echo tick 2; exit 3'
     job_id = a.client.submit(["sh", "-c", gated.format(go=tmp_path / "go")], node="n1", cpus=0, name="gated")
     log = "document.getElementById('log').textContent"
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
+    with logged_in(a.http_url, token) as page:
         try:
-            page = browser.new_page()
-            page.set_default_timeout(UI_TIMEOUT_MS)
-            page.goto(a.http_url + "/")
-            page.fill("#token", token)
-            page.click("#login-form button")
             page.locator(f'#jobs tr[data-job="{job_id}"]').click()
             page.wait_for_function(f"{log}.includes('tick 1') && {log}.includes('err 1')")
             if restart == "kill -9":
@@ -239,7 +214,6 @@ def test_the_dashboard_log_of_a_job_follows_it_again_once_its_node_restarts_noth
             text = page.evaluate(log)
         finally:
             (tmp_path / "go").touch()
-            browser.close()
     lines = text.splitlines()
     # how it ended and what it used (`swarm show`'s cpu used and memory)
     assert re.fullmatch(
