@@ -419,12 +419,17 @@ class ControlServer:
         which two elements ran said so twice and exited 1, and `swarm update` of a 10,000-element
         array that was half done said it 5,000 times."""
         table = self._daemon.table
-        arrays = {ref for ref in refs if ref not in table and table.array(ref)}
+        arrays = self._array_refs(refs)
         if not arrays:
             return records
         array_of = {str(r["id"]): (j.spec.array_id if (j := table.get(str(r["id"]))) else "") for r in records}
         done = {array_of[str(r["id"])] for r in records if r["outcome"] != passed_by} & arrays
         return [r for r in records if not (r["outcome"] == passed_by and array_of[str(r["id"])] in done)]
+
+    def _array_refs(self, refs: tuple[str, ...]) -> set[str]:
+        """Those of ``refs`` that are array ids (not a job's)."""
+        table = self._daemon.table
+        return {ref for ref in refs if ref not in table and table.array(ref)}
 
     def _array_elements(self, ref: str) -> list[Job]:
         """The elements of array ``ref`` in index order; none when ``ref`` is a job id, or no array's."""
@@ -591,8 +596,7 @@ class ControlServer:
         by = submitter(uid) if uid >= 0 else ""
         # An array held back whole: its pending elements are held first, or they would start in
         # the room its stopping ones free (`swarm requeue --hold ARRAY` held the running few only).
-        table = daemon.table
-        arrays = {ref for ref in refs if ref not in table and table.array(ref)} if hold else set()
+        arrays = self._array_refs(refs) if hold else set()
         held_now = [
             i
             for i, j in found.items()

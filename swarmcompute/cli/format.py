@@ -51,11 +51,12 @@ def notified(job: dict[str, Any]) -> str:
 def every(job: dict[str, Any]) -> str:
     """``--every``: the period, which run of its series this is, and what follows it."""
     root = job["id"].rsplit(".", 1)[0] if job["occurrence"] else job["id"]
-    then = {
-        "succeeded": f"{root}.{job['occurrence'] + 1} came after it",
-        "failed": f"{root}.{job['occurrence'] + 1} came after it",
-        "cancelled": "cancelled: the series ended with it",
-    }.get(job["state"], "the next is added when it ends")
+    if job["state"] in ("succeeded", "failed"):
+        then = f"{root}.{job['occurrence'] + 1} came after it"
+    else:
+        then = (
+            "cancelled: the series ended with it" if job["state"] == "cancelled" else "the next is added when it ends"
+        )
     return f"{format_period(job['every_s'])}: run {job['occurrence']} of {root} ({then})"
 
 

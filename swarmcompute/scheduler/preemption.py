@@ -101,12 +101,13 @@ def preemptions(
     (of table jobs or ``incoming`` ones), queued on their node once applied; ``ending``: active jobs
     whose attempt ends in the same entry (``place(ending=...)``), their room free; ``gang``: the
     gang the round left waiting for room, ahead of the rest (``Placement.gang_waits``: rule 4)."""
-    told = {j.spec.gang_id for j in table.preemptible_running() if j.spec.ranks and j.stop_why}
+    preemptible = table.preemptible_running()
+    told = {j.spec.gang_id for j in preemptible if j.spec.ranks and j.stop_why}
 
     def stopping(j: Job) -> bool:  # told to stop, or a rank of a gang one of whose ranks was: all of it stops
         return bool(j.stop_why) or (bool(j.spec.ranks) and j.spec.gang_id in told)
 
-    running = [j for j in table.preemptible_running() if not stopping(j) and j.id not in ending]
+    running = [j for j in preemptible if not stopping(j) and j.id not in ending]
     if not running:
         return []
     lowest = min(j.spec.priority for j in running)

@@ -977,8 +977,7 @@ class JobTable:
             elif r.state is JobState.PENDING and r.reason is Reason.RANK_DONE:
                 r.reason, r.message = Reason.LOST, f"exited with code 0, but {why}: the gang runs again"
                 if r.hold_on_stop:  # its gang was requeued held: it waits with them
-                    _held_back(r, r.message)
-                    self._index.set_ready(r, self._ready(r))
+                    self._hold_back(r)
                 changed.append(r.id)
         return changed
 
@@ -1137,8 +1136,7 @@ class JobTable:
                     if one.reason is Reason.RANK_DONE:
                         one.hold_on_stop = True  # exited 0, waits for its gang: held with it once it breaks
                     else:
-                        _held_back(one, one.message)
-                        self._index.set_ready(one, self._ready(one))
+                        self._hold_back(one)
                     changed.append(one.id)
                 continue
             if one.state not in ACTIVE_STATES or (one.stop_why and (one.hold_on_stop or not cmd.hold)):
@@ -1149,6 +1147,11 @@ class JobTable:
             one.message = f"attempt {one.attempt} stopping: {one.stop_why}; {then}"
             changed.append(one.id)
         return changed
+
+    def _hold_back(self, job: Job) -> None:
+        """A pending job (a gang's rank) held, for `swarm requeue --hold`, where it waits (``_held_back``)."""
+        _held_back(job, job.message)
+        self._index.set_ready(job, self._ready(job))
 
     def _preempt(self, cmd: PreemptJobs) -> list[str]:
         """Tell each named attempt to stop, to run again (as ``_requeue_asked``), if it still runs,
