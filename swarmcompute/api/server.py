@@ -347,6 +347,14 @@ class ControlServer:
                     raise
                 await daemon.wait_changed(left)
 
+    async def _named(self, ref: str) -> Job:
+        """The job a cancel, hold, release, update, requeue or signal of ``ref`` acts on: the one it
+        resolves to, but for the id of a ``--every`` series whose first run ended, the series' open
+        run (``JobTable.series_run``), as an array's id names its elements. `swarm run --every -d`
+        prints that id, and `swarm cancel` of it said `had already ended` while the series ran on."""
+        job = await self.resolve(ref)
+        return self._daemon.table.series_run(job) or job
+
     async def rerun(self, ref: str, job_id: str, uid: int, *, every: bool = False) -> Recipe:
         """What to submit as ``job_id`` to run ``ref`` again (``swarmcompute.rerun``), for local user
         ``uid``, who must own it; its shipped files and stdin fetched here first, where the
@@ -474,7 +482,7 @@ class ControlServer:
         it had ended before (`swarm cancel`'s "had already ended": told by the table, as no clock
         can tell it, the CLI's being another machine's or off the leader's, which stamps the end)."""
         daemon = self._daemon
-        cancelled = [await self.resolve(r) async for r in sliced(self._arrays_expanded(refs), SLICE_S)]
+        cancelled = [await self._named(r) async for r in sliced(self._arrays_expanded(refs), SLICE_S)]
         for j in cancelled:
             check_owner(uid, j.spec.user, "cancel", j.id)
         ids = [j.id for j in cancelled]
@@ -514,7 +522,7 @@ class ControlServer:
         ``uid``'s to act on."""
         found: dict[str, Job] = {}
         async for ref in sliced(self._arrays_expanded(refs), SLICE_S):
-            job = await self.resolve(ref)
+            job = await self._named(ref)
             for one in self._daemon.table.gang(job.spec.gang_id) if job.spec.ranks else (job,):
                 check_owner(uid, one.spec.user, verb, one.id)
                 found.setdefault(one.id, one)

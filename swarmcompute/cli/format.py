@@ -51,7 +51,9 @@ def notified(job: dict[str, Any]) -> str:
 def every(job: dict[str, Any]) -> str:
     """``--every``: the period, which run of its series this is, and what follows it."""
     root = job["id"].rsplit(".", 1)[0] if job["occurrence"] else job["id"]
-    if job["state"] in ("succeeded", "failed"):
+    if job.get("every_next"):  # run 0 ended, and the series goes on
+        then = f"now at {job['every_next']}: `swarm cancel {root}` ends the series"
+    elif job["state"] in ("succeeded", "failed"):
         then = f"{root}.{job['occurrence'] + 1} came after it"
     else:
         then = (

@@ -98,7 +98,7 @@ Options:
                         next), 2026-12-24 or 2026-12-24T18:00 (local time).
   --every DURATION      Run it again every DURATION (e.g. 1d, 6h) from its start:
                         ID.1, ID.2, ... each once the one before ended (missed
-                        times skipped); `swarm cancel` the next one to stop.
+                        times skipped); `swarm cancel ID` stops them.
   --notify URL          When it ends, POST a JSON summary to URL (http or https:
                         ntfy, a chat webhook); `swarm show` says if it went out.
   --max-output SIZE     Output kept per attempt, e.g. 1G (default 64M); past it
@@ -338,7 +338,7 @@ def waiting_notes(job_id: str, held: bool, begin_at: float, every_s: float = 0.0
 
         notes.append(
             f"swarm: job {job_id} runs every {format_period(every_s)}: this follows its first run;"
-            f" the next are {job_id}.1, {job_id}.2, ... (`swarm cancel` the pending one stops them)"
+            f" the next are {job_id}.1, {job_id}.2, ... (`swarm cancel {job_id}` stops them)"
         )
     return notes
 

@@ -425,6 +425,18 @@ class JobTable:
         indexes = self._arrays.get(array_id, {})
         return [self._jobs[i] for i in sorted(indexes, key=indexes.__getitem__)]
 
+    def series_run(self, job: Job) -> Job | None:
+        """The open run of the ``--every`` series ``job`` began (run 0, whose id names the series),
+        once ``job`` itself has ended; None when it has not, or the series ended. The newest open
+        job is looked at first: a run is added when the one before it ends, so it is seldom deep."""
+        spec = job.spec
+        if not spec.every_s or spec.occurrence or not job.state.is_terminal:
+            return None
+        for run in reversed(self._open.values()):
+            if run.spec.occurrence and run.spec.every_s and run.id.rsplit(".", 1)[0] == spec.id:
+                return run
+        return None
+
     def pruned_elements(self, array_id: str) -> list[tuple[int, str]]:
         """(index, id) of the elements of ``array_id`` that the history bound removed, as far as
         ``pruned`` remembers them, by index. An element's id is ``ARRAY.INDEX`` (``arrays``), and

@@ -701,7 +701,7 @@ def openapi_document() -> dict[str, Any]:
             "id name state reason message node attempt failures retries exit_code command argv cwd env timeout_s "
             "priority cpus mem_bytes gpus after after_any pinned_node image on_disconnect keep_on_exit submitted_at "
             "started_at finished_at output_truncated attempts output_tail gpu_mem constraints array_id array_index "
-            "array_limit user max_procs max_file_size max_output_bytes files files_bytes stdin_bytes keep node_name pull mounts cpu_s max_rss_bytes max_rss_at_most usage_now held begin_at every_s occurrence"
+            "array_limit user max_procs max_file_size max_output_bytes files files_bytes stdin_bytes keep node_name pull mounts cpu_s max_rss_bytes max_rss_at_most usage_now held begin_at every_s occurrence every_next"
         ).split()
     }
     job_props["pull"] = {

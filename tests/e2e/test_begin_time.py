@@ -89,3 +89,28 @@ def test_a_series_stops_when_its_pending_run_is_cancelled(daemon: DaemonProcess)
     )
     assert "every      1h: run 0 of hourly (hourly.1 came after it)" in daemon.swarm("show", "hourly").stdout
     assert not [j for j in daemon.client.jobs() if j["state"] not in ("succeeded", "cancelled")]
+
+
+def test_the_series_id_names_its_open_run_once_its_first_run_ended(daemon: DaemonProcess) -> None:
+    """`swarm run --every -d` prints the series' id; a cancel of it, once run 0 ended, said `had
+    already ended` while the series ran on. It now acts on the open run, as an array's id on its
+    elements: held, released, updated and cancelled through that id."""
+    made = daemon.swarm("run", "--every", "1h", "--id", "nightly", "--cpus", "0", "--", "echo", "backup")
+    assert (made.returncode, made.stdout) == (0, "backup\n"), made.stderr
+    assert "(`swarm cancel nightly` stops them)" in made.stderr
+    wait_until(lambda: [j for j in daemon.client.jobs() if j["id"] == "nightly.1"], 30, "the next run")
+    assert daemon.client.job("nightly")["every_next"] == "nightly.1"
+    shown = daemon.swarm("show", "nightly").stdout
+    assert "every      1h: run 0 of nightly (now at nightly.1: `swarm cancel nightly` ends the series)" in shown
+    assert daemon.swarm("hold", "nightly").stdout == "nightly.1 held\n"
+    assert daemon.swarm("update", "nightly", "--priority", "5").stdout == "nightly.1 updated\n"
+    assert daemon.swarm("release", "nightly").stdout == "nightly.1 released\n"
+    assert (daemon.client.job("nightly.1")["priority"], daemon.client.job("nightly.1")["held"]) == (5, False)
+    stopped = daemon.swarm("cancel", "nightly")
+    assert (stopped.returncode, stopped.stdout) == (0, "nightly.1 cancelled\n"), stopped.stderr
+    assert daemon.client.job("nightly.1")["state"] == "cancelled"
+    assert daemon.client.job("nightly")["every_next"] is None
+    assert "(nightly.1 came after it)" in daemon.swarm("show", "nightly").stdout
+    again = daemon.swarm("cancel", "nightly")  # the series ended: the job itself, as before
+    assert again.stdout == "nightly had already ended: succeeded\n"
+    assert sorted(j["id"] for j in daemon.client.jobs()) == ["nightly", "nightly.1"]

@@ -883,6 +883,20 @@ def test_a_series_adds_its_next_run_when_a_run_ends_at_the_next_period_after_its
     assert "a1.3" not in table and len(table) == 3
 
 
+def test_a_series_first_run_once_ended_names_its_open_run_and_none_once_the_series_ended() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec("a1", every_s=10.0), spec("a1.x", every_s=10.0), spec("b")), 1.0))
+    first = table.get("a1")
+    assert first is not None and table.series_run(first) is None  # open itself: it is the open run
+    running(table, "a1")
+    table.apply(finish("a1", 1, at=5.0))
+    table.apply(SubmitJobs((spec("later"),), 6.0))  # the open run need not be the newest open job
+    assert table.series_run(first).id == "a1.1"  # type: ignore[union-attr]
+    assert table.series_run(table.get("b")) is None  # type: ignore[arg-type]  # not a series
+    table.apply(CancelJobs(("a1.1",), "cancelled by user", 7.0))
+    assert table.series_run(first) is None  # the series ended; a1.x, a series of its own, is no run of a1
+
+
 def test_a_series_goes_on_past_an_id_a_user_took_for_a_job_of_their_own() -> None:
     table = JobTable()
     table.apply(SubmitJobs((spec("s", every_s=10.0), spec("s.1"), spec("s.2")), 1.0))
