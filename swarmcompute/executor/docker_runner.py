@@ -29,6 +29,12 @@ Lifecycle of one attempt:
 The engine calls themselves (connection, create, pull, attach, wait, remove, and the wording of
 their failures) are in ``docker_session``; this module keeps the lifecycle on the loop.
 
+The guardian: between create and start, the container's id is handed to the node's guardian
+(``ContainerGuard``, the ``ProcessExecutor``'s), which SIGKILLs every process of it when the daemon
+dies or, leased, past the lease deadline while the daemon is frozen, as it does a process job's
+group; the container then ends (137) and is left for ``reap_stale``. Before, a killed daemon's
+containers ran on while the cluster ran their jobs again elsewhere (two completions in the test).
+
 Registry: the labels are the registry. ``reap_stale`` removes every container labelled with this
 node id that is not one of this executor's live attempts, running or exited, which is what a
 previous daemon life left behind.
@@ -49,7 +55,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import docker  # type: ignore[import-untyped]
 import docker.errors  # type: ignore[import-untyped]
@@ -80,6 +86,17 @@ from swarmcompute.limits import signal_name
 
 _log = structlog.get_logger(__name__)
 
+
+class ContainerGuard(Protocol):
+    """Who hands containers to the node's guardian (``ProcessExecutor``), which SIGKILLs every
+    process of each when the daemon dies or, leased, past the lease deadline, as it does a process
+    job's group."""
+
+    def guard_container(self, container_id: str, *, leased: bool) -> None: ...
+
+    def unguard_container(self, container_id: str) -> None: ...
+
+
 _API_THREADS = 4
 _CHUNKS_IN_FLIGHT = 64  # reader thread -> loop; each chunk is one engine frame (<= 32 KiB or so)
 _SHUTDOWN_SLACK_S = 10.0
@@ -93,7 +110,7 @@ class _Attempt:
 
     __slots__ = (
         "spec", "key", "writer", "started_at", "reason", "container_id", "stop_sent", "grace_s",
-        "limit", "done", "credits", "pull", "pull_told", "pull_timer", "signals",
+        "limit", "done", "credits", "pull", "pull_told", "pull_timer", "signals", "guarded",
     )  # fmt: skip
 
     def __init__(
@@ -121,6 +138,8 @@ class _Attempt:
         self.pull_timer: asyncio.TimerHandle | None = None
         self.signals: tuple[int, ...] = ()
         """`swarm signal`'s signals sent while its container was created: sent once it runs."""
+        self.guarded: str | None = None
+        """Its container's id while the guardian holds it (from before it starts to its end)."""
 
 
 ENDED_PULLS_KEPT = 256
@@ -154,6 +173,7 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
         pull_timeout_s: float = 20.0,
         use_init: bool = True,
         network_mode: str | None = None,
+        guard: ContainerGuard | None = None,
     ) -> None:
         if not node_id:
             raise ExecutorError("the Docker executor needs a node id to label its containers")
@@ -165,6 +185,7 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
             pull_timeout_s=pull_timeout_s, use_init=use_init, network_mode=network_mode,
         )  # fmt: skip
         self._node_id = node_id
+        self._guard = guard
         self._ended_pulls: OrderedDict[Key, PullProgress] = OrderedDict()
         """The last pull of the latest ended attempts (``ENDED_PULLS_KEPT``): a follower on another
         node polls, and a container that ends within its poll interval would take its ``done`` with it."""
@@ -195,7 +216,16 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
         def pulled(progress: PullProgress) -> None:  # in the worker thread
             _post(loop, self._pulled, att, progress)
 
-        launch = loop.run_in_executor(self._pool, self._engine.launch, spec, pulled, lambda: att.reason is not None)
+        def created(container_id: str) -> None:  # in the worker thread, before the container starts
+            if self._guard is None:
+                return
+            held = threading.Event()
+            if _post(loop, self._hold, att, container_id, held):
+                held.wait(self._api_timeout_s)
+
+        launch = loop.run_in_executor(
+            self._pool, self._engine.launch, spec, pulled, lambda: att.reason is not None, created
+        )
         try:
             await asyncio.shield(launch)
         except asyncio.CancelledError:
@@ -242,6 +272,23 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
             self._arm(att, att.spec.timeout_s)  # `swarm update --timeout` may have moved it meanwhile
             signums, att.signals = att.signals, ()
             self._send(att, signums, "swarm signal")  # those sent while it was created
+
+    def _hold(self, att: _Attempt, container_id: str, held: threading.Event) -> None:
+        """Hand a created container to the guardian before it starts, so that it never runs
+        without one: a daemon killed (or frozen past its lease) after this takes it along. Before,
+        its containers ran on while the cluster ran their jobs again elsewhere: twice at once."""
+        try:
+            if self._guard is not None:
+                self._guard.guard_container(container_id, leased=att.spec.leased)
+                att.guarded = container_id
+        finally:
+            held.set()
+
+    def _unhold(self, att: _Attempt) -> None:
+        """The container ended (or never started): the guardian lets it go."""
+        if att.guarded is not None and self._guard is not None:
+            self._guard.unguard_container(att.guarded)
+        att.guarded = None
 
     def retime(self, job_id: str, attempt: int, timeout_s: float | None) -> bool:
         """Move an attempt's time limit to ``timeout_s`` after it started (None: none); one already
@@ -463,6 +510,7 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
 
     def _on_container_end(self, att: _Attempt, exit_code: int | None, error: str | None, removed: bool) -> None:
         att.limit.cancel()
+        self._unhold(att)
         if error:
             att.writer.note(f"[swarm: {error}]\n".encode())
         att.writer.close()
@@ -489,6 +537,7 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
     # -- helpers ------------------------------------------------------------------------------
 
     def _fail_launch(self, att: _Attempt, exit_code: int | None, error: str) -> None:
+        self._unhold(att)
         att.writer.note(f"[swarm: {error}]\n".encode())
         att.writer.close()
         self._forget(att)

@@ -105,13 +105,18 @@ class EngineSession:
         return f"no Docker engine reachable at {self.address}: start dockerd or run the job without --image"
 
     def launch(
-        self, spec: ContainerSpec, on_pull: OnPull | None = None, stopped: Callable[[], bool] | None = None
+        self,
+        spec: ContainerSpec,
+        on_pull: OnPull | None = None,
+        stopped: Callable[[], bool] | None = None,
+        created: Callable[[str], None] | None = None,
     ) -> tuple[str, OutputStream]:
         """Create, attach to and start the container; raise ``SpawnFailed`` with one clear line.
 
         A missing image is pulled first, its progress handed to ``on_pull``; ``stopped`` is asked
         between the pull's events: once it says yes the pull is abandoned (a job cancelled while
-        its image downloads does not wait for the download)."""
+        its image downloads does not wait for the download). ``created`` is told the container's
+        id before it starts (it returns once the guardian holds it)."""
         try:
             client = self.client()
             container = self._create(client, spec, on_pull, stopped)
@@ -120,6 +125,8 @@ class EngineSession:
         except ENGINE_ERRORS as exc:
             self.forget_if_lost(exc)
             raise SpawnFailed(None, f"cannot create the container: {explain(exc)}") from exc
+        if created is not None:
+            created(str(container.id))
         try:
             stream = self.stream_client().api.attach(container.id, stdout=True, stderr=True, stream=True, demux=True)
         except LAUNCH_ERRORS as exc:

@@ -267,8 +267,10 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
         """The pid of the running guardian process, if one runs (see ``guardian``)."""
         return self._guardian.pid
 
-    async def shutdown(self) -> None:
-        """Stop every attempt (reason STOPPED) and wait, bounded, until each is reported."""
+    async def shutdown(self, *, keep_guardian: bool = False) -> None:
+        """Stop every attempt (reason STOPPED) and wait, bounded, until each is reported; then stop
+        the guardian, unless ``keep_guardian`` (it holds containers still: ``guard_container``;
+        ``stop_guardian`` once they are gone)."""
         self._stopping = True
         pending = list(self._attempts.values())
         for att in pending:
@@ -281,7 +283,8 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
                 stuck = [f"{a.spec.job_id}.{a.spec.attempt}" for a in pending if not a.done.done()]
                 _log.error("job_process_stuck", attempts=stuck)
         self._write_registry()
-        await self._stop_guardian()  # it SIGKILLs any group still held (a stuck one), then exits
+        if not keep_guardian:
+            await self.stop_guardian()  # it SIGKILLs any group still held (a stuck one), then exits
 
     def reap_stale(self) -> int:
         """Kill the process groups a previous daemon life left running; return how many.
@@ -549,6 +552,19 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
             self._guardian_lost("its pipe is broken")
         self._ensure_guardian()
 
+    def guard_container(self, container_id: str, *, leased: bool) -> None:
+        """Have the guardian hold a Docker container (``DockerExecutor``: created, not yet
+        started) besides the job groups: every process of it SIGKILLed as they are, when the
+        daemon dies and, ``leased``, past the lease deadline."""
+        if not self._guardian.hold(container_id, None, leased=leased):
+            self._guardian_lost("its pipe is broken")
+        self._ensure_guardian()
+
+    def unguard_container(self, container_id: str) -> None:
+        """Let the guardian forget a container ``guard_container`` handed it (it ended)."""
+        if not self._guardian.release(container_id):
+            self._guardian_lost("its pipe is broken")
+
     def set_lease_deadline(self, deadline_ns: int) -> None:
         """The node's lease deadline for the guardian (``CLOCK_BOOTTIME`` ns; 0: none): past it,
         the guardian SIGKILLs every leased attempt's group, even if this daemon is frozen."""
@@ -612,7 +628,7 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
             os.close(self._guardian_pidfd)
             self._guardian_pidfd = None
 
-    async def _stop_guardian(self) -> None:
+    async def stop_guardian(self) -> None:
         """Close the guardian's pipe and reap it, bounded (it exits at once, holding nothing)."""
         if self._guardian_retry is not None:
             self._guardian_retry.cancel()

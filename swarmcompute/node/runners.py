@@ -76,6 +76,7 @@ class JobRunners:
             self._docker = DockerExecutor(
                 self._logs_dir, self._node_id, node_name=self._node_name, on_exit=self._exited,
                 on_output=self._on_output, kill_grace_s=self._kill_grace_s, max_log_bytes=self._max_log_bytes,
+                guard=self.processes,
             )  # fmt: skip
         return self._docker
 
@@ -220,10 +221,14 @@ class JobRunners:
         return await asyncio.to_thread(self.docker().reap_stale)
 
     async def shutdown(self) -> None:
-        await self.processes.shutdown()
-        if self._docker is not None:
-            await self._docker.shutdown()
-            self._docker.close()
+        docker = self._docker
+        await self.processes.shutdown(keep_guardian=docker is not None)
+        if docker is not None:
+            try:
+                await docker.shutdown()  # gracefully: the guardian, stopped only then, holds them too
+                docker.close()
+            finally:
+                await self.processes.stop_guardian()
 
 
 def engine_socket_answers(timeout_s: float = 0.5) -> bool:

@@ -369,3 +369,16 @@ def test_lines_sent_one_by_one_in_a_burst_wake_the_guardian_a_few_times_not_once
 def _wake_ups(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("voluntary_ctxt_switches:"))
+
+
+def test_a_container_is_held_released_and_leased_by_its_id_and_nothing_shorter() -> None:
+    container = "0123456789abcdef" * 4
+    held: dict[int | str, int | None] = {}
+    for line in (b"#" + container.encode(), b"#abc", b"#" + container.upper().encode(), b"#" + b"z" * 64, b"#"):
+        apply_line(held, line)
+    assert held == {container: None}  # a short or non-hex id would be found in strangers' cgroups
+    lease = Lease()
+    assert lease.apply_line(b"~#" + container.encode()) and lease.groups == {container}
+    assert not lease.apply_line(b"-#" + container.encode())  # the held table's line, and the lease's
+    apply_line(held, b"-#" + container.encode())
+    assert held == {} and lease.groups == set()
