@@ -63,6 +63,11 @@ class ContainerSpec(AttemptSpec):
     mounts: tuple[tuple[str, str, bool], ...] = ()
     """(host path, container path, read-only) bind mounts (``--mount``), the host paths resolved
     and checked as the job's user (``executor.mount_check``)."""
+    host_network: bool = False
+    """In the node's network namespace (``--network host``): a gang rank's, whose peers reach it at
+    ``SWARM_MASTER_ADDR``, the node's address, and whose MPI or NCCL traffic takes the node's
+    interfaces. On a bridge network, rank 0's rendezvous port was inside its container, and every
+    other rank was refused."""
 
     @classmethod
     def of(

@@ -202,7 +202,9 @@ class EngineSession:
             kwargs["mem_limit"] = kwargs["memswap_limit"] = int(spec.mem_bytes)
         if spec.gpus:
             kwargs["device_requests"] = [gpu_request(spec.gpus)]
-        if self._network_mode:
+        if spec.host_network:
+            kwargs["network_mode"] = "host"
+        elif self._network_mode:
             kwargs["network_mode"] = self._network_mode
         run_as = run_as_of(spec)  # a root daemon: a non-root submitter's job runs as uid:gid
         if run_as is not None and run_as.uid != 0:

@@ -134,6 +134,8 @@ class JobRunners:
             container = replace(container, binds=((str(work), CONTAINER_WORKDIR),))
         if mounts:
             container = replace(container, mounts=mounts)
+        if spec.ranks:  # its peers reach it at the node's address, as a process rank
+            container = replace(container, host_network=True)
         await self.docker().start(container)
 
     def _checked_mounts(self, plain: AttemptSpec, spec: JobSpec) -> tuple[tuple[str, str, bool], ...]:

@@ -90,3 +90,16 @@ def test_gang_ranks_in_containers_read_their_hostfile(node: DaemonProcess) -> No
     assert lines == ["[0] 127.0.0.1 slots=2", "[0] read-only", "[1] 127.0.0.1 slots=2", "[1] read-only"], lines
     ranks = [j for j in node.client.jobs(limit=10) if j["name"].startswith("ganged[")]
     assert len(ranks) == 2 and all(j["mounts"] == [] for j in ranks)
+
+
+def test_gang_ranks_in_containers_reach_rank_0_at_the_master_address(node: DaemonProcess) -> None:
+    """A gang's containers share the node's network, as `docker run --network host` for mpirun or
+    torchrun: rank 1 reaches rank 0's rendezvous port at ``SWARM_MASTER_ADDR``. On a bridge
+    network the port was inside rank 0's container, and rank 1 was refused."""
+    script = (
+        'if [ "$SWARM_RANK" = 0 ]; then nc -l -p "$SWARM_MASTER_PORT" -w 30; '
+        'else i=0; until echo "hello from rank 1" | nc -w 2 "$SWARM_MASTER_ADDR" "$SWARM_MASTER_PORT"; do '
+        "i=$((i + 1)); [ $i -lt 100 ] || exit 7; sleep 0.1; done; fi"
+    )
+    ran = node.swarm("run", "--image", BUSYBOX_TAG, "--ranks", "2", "--cpus", "0", "--", "sh", "-c", script)
+    assert (ran.returncode, ran.stdout) == (0, "[0] hello from rank 1\n"), ran.stderr
