@@ -376,11 +376,16 @@ def prune_bounds(older_than: object, keep: object) -> tuple[float | None, int | 
     return seconds, count
 
 
+_CLI_NAMES = {"id": "job_id", "command": "argv", "cmd": "argv"}
+"""Options under the name `swarm run` or `swarm show` gives them, too far from the spec's for a
+close match: ``{"id": ...}`` in a REST submission said only that ``id`` is unknown."""
+
+
 def _unknown_options(names: list[str]) -> str:
     """``unknown job option 'cpu' (did you mean 'cpus'?)``: at most five named."""
     shown = []
     for name in names[:5]:
-        close = likely_meant(name, sorted(_SPEC_OPTIONS), cutoff=0.75)
+        close = _CLI_NAMES.get(name) or likely_meant(name, sorted(_SPEC_OPTIONS), cutoff=0.75)
         hint = f" (did you mean {close!r}?)" if close else ""
         shown.append(f"{printable(name)[:40]!r}{hint}")
     more = f" and {len(names) - 5} more" if len(names) > 5 else ""

@@ -53,6 +53,8 @@ def test_an_unknown_option_is_named_with_the_option_it_was_likely_meant_to_be() 
         InvalidJobSpecError, match=r"^unknown job options 'bogus', 'timout' \(did you mean 'timeout'\?\)$"
     ):
         job_spec(["true"], timout="5s", bogus=1)
+    with pytest.raises(InvalidJobSpecError, match=r"^unknown job option 'id' \(did you mean 'job_id'\?\)$"):
+        job_spec(["true"], id="nightly")  # `swarm run --id`'s name, in a REST submission
 
 
 @pytest.mark.parametrize("argv", [5, None, b"true", [b"x"], [], [""], ["a\0b"]])
