@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import signal
 import threading
 import time
 from collections import OrderedDict
@@ -73,6 +74,7 @@ from swarmcompute.executor.docker_engine import (
 )
 from swarmcompute.executor.docker_session import (
     LAUNCH_ERRORS,
+    EngineLost,
     EngineSession,
     OutputStream,
     close_stream,
@@ -96,6 +98,14 @@ class ContainerGuard(Protocol):
 
     def unguard_container(self, container_id: str) -> None: ...
 
+
+_STOP_EXITS = frozenset((128 + signal.SIGTERM, 128 + signal.SIGKILL))
+"""How a container ends that its engine stopped on the way out (Docker's init passes SIGTERM on)."""
+ENGINE_GONE_S = 3.0
+"""How long after such an end, not sent by this node, the engine is watched for going away. A
+container that something else stopped (`docker stop`, `kill` inside it) is reported that much
+later; one that its engine's shutdown stopped is lost, not failed (``EngineLost``). Under a loaded
+test run the wait answered the exit code first in two runs of three: the job failed."""
 
 _API_THREADS = 4
 _CHUNKS_IN_FLIGHT = 64  # reader thread -> loop; each chunk is one engine frame (<= 32 KiB or so)
@@ -174,6 +184,7 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
         use_init: bool = True,
         network_mode: str | None = None,
         guard: ContainerGuard | None = None,
+        on_engine_lost: Callable[[], None] | None = None,
     ) -> None:
         if not node_id:
             raise ExecutorError("the Docker executor needs a node id to label its containers")
@@ -186,6 +197,7 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
         )  # fmt: skip
         self._node_id = node_id
         self._guard = guard
+        self._on_engine_lost = on_engine_lost
         self._ended_pulls: OrderedDict[Key, PullProgress] = OrderedDict()
         """The last pull of the latest ended attempts (``ENDED_PULLS_KEPT``): a follower on another
         node polls, and a container that ends within its poll interval would take its ``done`` with it."""
@@ -250,7 +262,7 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
         exc = None if launch.cancelled() else launch.exception()
         if launch.cancelled() or exc is not None:
             if isinstance(exc, SpawnFailed):
-                self._fail_launch(att, exc.exit_code, exc.error)
+                self._fail_launch(att, exc.exit_code, exc.error, lost=isinstance(exc, EngineLost))
             else:  # task boundary: start never raises for the job's sake
                 _log.error("container_launch_crashed", job_id=spec.job_id, attempt=spec.attempt, error=repr(exc))
                 self._fail_launch(att, None, f"cannot start the container: {exc or 'cancelled'}")
@@ -272,6 +284,16 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
             self._arm(att, att.spec.timeout_s)  # `swarm update --timeout` may have moved it meanwhile
             signums, att.signals = att.signals, ()
             self._send(att, signums, "swarm signal")  # those sent while it was created
+
+    def _engine_lost(self) -> None:
+        """Tell the node its engine stopped answering (``on_engine_lost``): it looks again at once,
+        so that its gossip stops offering Docker until the engine is back, rather than for up to
+        the next periodic look (30 s) while Docker jobs are placed here and lost one after another."""
+        if self._on_engine_lost is not None:
+            try:
+                self._on_engine_lost()
+            except Exception:
+                _log.exception("on_engine_lost_callback_failed")
 
     def _hold(self, att: _Attempt, container_id: str, held: threading.Event) -> None:
         """Hand a created container to the guardian before it starts, so that it never runs
@@ -441,12 +463,15 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
             error = f"lost the container's output: {explain(exc)}"
         finally:
             close_stream(stream)
-        exit_code, wait_error = self._engine.wait(container_id)
+        exit_code, wait_error, lost = self._engine.wait(container_id)
         error = error or wait_error
         if att.spec.mem_bytes and exit_code not in (0, None) and self._engine.oom_killed(container_id):
             error = error or out_of_memory(att.spec.mem_bytes)
+        elif not lost and exit_code in _STOP_EXITS and not att.stop_sent and self._engine.went_away(ENGINE_GONE_S):
+            lost = True  # stopped by its engine on the way out, which answered the wait still
+            error = f"lost the Docker engine at {self._engine.address}: it stopped the container as it went away"
         removed = self._engine.remove_quietly(container_id)
-        _post(loop, self._on_container_end, att, exit_code, error, removed)
+        _post(loop, self._on_container_end, att, exit_code, error, removed, lost)
 
     # -- loop callbacks -----------------------------------------------------------------------
 
@@ -508,7 +533,9 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
         future = asyncio.get_running_loop().run_in_executor(self._pool, self._engine.stop, container_id, grace_s)
         future.add_done_callback(lambda f: _log_engine_failure(f, att, "container_stop_failed"))
 
-    def _on_container_end(self, att: _Attempt, exit_code: int | None, error: str | None, removed: bool) -> None:
+    def _on_container_end(
+        self, att: _Attempt, exit_code: int | None, error: str | None, removed: bool, lost: bool = False
+    ) -> None:
         att.limit.cancel()
         self._unhold(att)
         if error:
@@ -519,7 +546,7 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
             job_id=att.spec.job_id,
             attempt=att.spec.attempt,
             exit_code=exit_code,
-            reason=att.reason or EndReason.EXITED,
+            reason=att.reason or (EndReason.STOPPED if lost else EndReason.EXITED),
             error=error,
             started_at=att.started_at,
             finished_at=time.time(),
@@ -532,16 +559,22 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
             reason=result.reason.value, removed=removed,
         )  # fmt: skip
         att.done.set_result(result)
+        if lost:
+            self._engine_lost()
         self._deliver(result)
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _fail_launch(self, att: _Attempt, exit_code: int | None, error: str) -> None:
+    def _fail_launch(self, att: _Attempt, exit_code: int | None, error: str, *, lost: bool = False) -> None:
+        """Report an attempt whose container did not start; ``lost``: for want of an engine that
+        answers, which is no fault of the job's (STOPPED: it runs again, no retry spent)."""
         self._unhold(att)
         att.writer.note(f"[swarm: {error}]\n".encode())
         att.writer.close()
         self._forget(att)
-        reason = EndReason.SPAWN_FAILED if att.reason is None else att.reason
+        reason = (EndReason.STOPPED if lost else EndReason.SPAWN_FAILED) if att.reason is None else att.reason
+        if lost:
+            self._engine_lost()
         _log.warning(self.start_failed_event, job_id=att.spec.job_id, attempt=att.spec.attempt, error=error)
         result = self._unstarted_result(att.spec, att.started_at, str(att.writer.path), reason, exit_code, error)
         att.done.set_result(result)

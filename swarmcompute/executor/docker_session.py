@@ -20,6 +20,7 @@ from typing import Any
 import docker  # type: ignore[import-untyped]
 import docker.errors  # type: ignore[import-untyped]
 import docker.utils  # type: ignore[import-untyped]
+import requests
 import structlog
 import urllib3.exceptions
 
@@ -49,6 +50,21 @@ LAUNCH_ERRORS: tuple[type[BaseException], ...] = (SpawnFailed, *ENGINE_ERRORS)
 OnPull = Callable[[PullProgress], None]
 """Called (in the worker thread) with each change of a pull's progress, and with the last one
 (``done``) once the image is there; the engine says a few dozen a second at most."""
+
+
+class EngineLost(SpawnFailed):
+    """The engine stopped answering (stopped, restarting for an upgrade) before or while the
+    container ran: the attempt is lost, not failed, and runs again where an engine answers, with
+    no retry spent, as when its node is lost. Before, every Docker job running through an engine
+    restart failed (`lost the Docker engine`), and one placed on the node meanwhile too."""
+
+
+def _lost_or_failed(exc: BaseException, line: str) -> SpawnFailed:
+    """An engine call's failure: ``EngineLost`` when the engine could not be reached at all (a
+    refused or dropped connection), else the job's; a slow engine's timeout is the job's, so that an
+    engine that answers badly cannot have its node take and lose jobs for ever."""
+    lost = isinstance(exc, (requests.exceptions.ConnectionError, ConnectionError))
+    return EngineLost(None, line) if lost else SpawnFailed(None, line)
 
 
 class EngineSession:
@@ -89,7 +105,7 @@ class EngineSession:
                     self._stream_client = connect(self.docker_host, timeout_s=None)
                 except ENGINE_ERRORS as exc:
                     self._close_clients_locked()
-                    raise SpawnFailed(None, self.unreachable_line()) from exc
+                    raise EngineLost(None, self.unreachable_line()) from exc
             return self._client
 
     def stream_client(self) -> docker.DockerClient:
@@ -97,7 +113,7 @@ class EngineSession:
         self.client()
         client = self._stream_client
         if client is None:
-            raise SpawnFailed(None, self.unreachable_line())
+            raise EngineLost(None, self.unreachable_line())
         return client
 
     def unreachable_line(self) -> str:
@@ -124,14 +140,16 @@ class EngineSession:
             raise
         except ENGINE_ERRORS as exc:
             self.forget_if_lost(exc)
-            raise SpawnFailed(None, f"cannot create the container: {explain(exc)}") from exc
+            raise _lost_or_failed(exc, f"cannot create the container: {explain(exc)}") from exc
         if created is not None:
             created(str(container.id))
         try:
             stream = self.stream_client().api.attach(container.id, stdout=True, stderr=True, stream=True, demux=True)
         except LAUNCH_ERRORS as exc:
             self.remove_quietly(container.id)
-            raise SpawnFailed(None, f"cannot attach to the container: {explain(exc)}") from exc
+            if isinstance(exc, SpawnFailed):
+                raise
+            raise _lost_or_failed(exc, f"cannot attach to the container: {explain(exc)}") from exc
         feed = None
         try:
             if spec.stdin_path is not None:  # attached before the start: no byte is read before it is there
@@ -142,6 +160,8 @@ class EngineSession:
             if feed is not None:
                 feed.close()
             self.remove_quietly(container.id)
+            if not isinstance(exc, docker.errors.APIError):
+                raise _lost_or_failed(exc, f"cannot start the container: {explain(exc)}") from exc
             raise SpawnFailed(*start_error(exc)) from exc
         if feed is not None:
             threading.Thread(target=_feed, args=(feed, spec.stdin_path), name="swarm-stdin", daemon=True).start()
@@ -223,7 +243,7 @@ class EngineSession:
         try:
             puller = connect(self.docker_host, timeout_s=self._pull_timeout_s)
         except ENGINE_ERRORS as exc:
-            raise SpawnFailed(None, self.unreachable_line()) from exc
+            raise EngineLost(None, self.unreachable_line()) from exc
         tracker = PullTracker(image)
         started = time.monotonic()
         try:
@@ -299,18 +319,35 @@ class EngineSession:
                 client.close()
         self._client = self._stream_client = None
 
-    def wait(self, container_id: str) -> tuple[int | None, str | None]:
-        """Block until the container has ended; its exit code, or None and why it is unknown."""
+    def wait(self, container_id: str) -> tuple[int | None, str | None, bool]:
+        """Block until the container has ended; its exit code, or None and why it is unknown; and
+        whether the engine was lost meanwhile (``EngineLost``: the attempt is lost, not failed)."""
         try:
             check_engine_socket(self.docker_host)
             status = self.stream_client().api.wait(container_id)
         except docker.errors.NotFound:
-            return None, "the container was removed by someone else before it ended"
+            return None, "the container was removed by someone else before it ended", False
         except LAUNCH_ERRORS as exc:
             self.forget_if_lost(exc)
-            return None, f"lost the Docker engine at {self.address}: {explain(exc)}"
+            return None, f"lost the Docker engine at {self.address}: {explain(exc)}", True
         error = status.get("Error")
-        return int(status.get("StatusCode", -1)), (f"the engine reports: {error}" if error else None)
+        return int(status.get("StatusCode", -1)), (f"the engine reports: {error}" if error else None), False
+
+    def went_away(self, within_s: float) -> bool:
+        """Whether the engine stops answering within ``within_s`` (polled every 0.1 s): a container
+        that ended by SIGTERM or SIGKILL nobody here sent may have been stopped by its engine
+        shutting down (`systemctl restart docker`), whose wait can still answer the exit code."""
+        deadline = time.monotonic() + within_s
+        while True:
+            try:
+                check_engine_socket(self.docker_host)
+                self.client().ping()
+            except LAUNCH_ERRORS as exc:
+                self.forget_if_lost(exc)
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
 
     def oom_killed(self, container_id: str) -> bool:
         """Whether the kernel killed a process of the container at its memory limit."""

@@ -264,6 +264,7 @@ class Daemon:
             max_log_bytes=config.max_log_bytes,
             policy=lambda: self.table.policy,
             state_dir=self.paths.root,
+            on_engine_lost=self._engine_lost,
         )
         self.resources: ResourceMonitor | None = None
         self.inventory: Inventory | None = None
@@ -1130,6 +1131,15 @@ class Daemon:
         if removed:
             log.info("jobs_pruned", jobs=removed, why=why, finished_kept=self.table.finished_count)
         return removed
+
+    def _engine_lost(self) -> None:
+        """The Docker engine stopped answering a job: look at it again now (``Inventory.refresh``),
+        so that gossip and this node's own placement stop counting on it until it answers."""
+        if self.inventory is not None:
+            self.inventory.engine_lost()
+            task = asyncio.get_running_loop().create_task(self.inventory.refresh())
+            self._removing.add(task)
+            task.add_done_callback(self._removing.discard)
 
     def _jobs_removed(self, job_ids: list[str]) -> None:
         """Jobs left the table: delete the output this node holds of them (in a thread: thousands

@@ -80,6 +80,14 @@ class Inventory:
             clock_off_s=self._clock_off(),
         ).capped()
 
+    def engine_lost(self) -> None:
+        """A job found the engine gone: no Docker from now on, until a look finds it answering
+        (``refresh``); what this node gossips and places by changes at once."""
+        if self.docker and self._on_change is not None:
+            self.docker = False
+            self._on_change()
+        self.docker = False
+
     async def run(self) -> None:
         """Keep the GPU and image lists fresh until cancelled."""
         while True:

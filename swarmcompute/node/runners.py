@@ -44,6 +44,7 @@ class JobRunners:
         max_log_bytes: int,
         policy: Callable[[], CommandPolicy] | None = None,
         state_dir: Path | None = None,
+        on_engine_lost: Callable[[], None] | None = None,
     ) -> None:
         self._logs_dir = logs_dir
         self._state_dir = state_dir or logs_dir.parent
@@ -53,6 +54,8 @@ class JobRunners:
         self._kill_grace_s = kill_grace_s
         self._max_log_bytes = max_log_bytes
         self._policy = policy
+        self._on_engine_lost = on_engine_lost
+        """Told when the Docker engine stopped answering a job (the node looks at it again)."""
         """The command policy this node holds now: checked again before every start."""
         self.files: FilesHost | None = None
         """Stages the working directory of jobs that ship files, and keeps what they leave (the
@@ -76,7 +79,7 @@ class JobRunners:
             self._docker = DockerExecutor(
                 self._logs_dir, self._node_id, node_name=self._node_name, on_exit=self._exited,
                 on_output=self._on_output, kill_grace_s=self._kill_grace_s, max_log_bytes=self._max_log_bytes,
-                guard=self.processes,
+                guard=self.processes, on_engine_lost=self._on_engine_lost,
             )  # fmt: skip
         return self._docker
 

@@ -99,7 +99,7 @@ def test_gang_ranks_in_containers_reach_rank_0_at_the_master_address(node: Daemo
     script = (
         'if [ "$SWARM_RANK" = 0 ]; then nc -l -p "$SWARM_MASTER_PORT" -w 30; '
         'else i=0; until echo "hello from rank 1" | nc -w 2 "$SWARM_MASTER_ADDR" "$SWARM_MASTER_PORT"; do '
-        "i=$((i + 1)); [ $i -lt 100 ] || exit 7; sleep 0.1; done; fi"
+        "i=$((i + 1)); [ $i -lt 300 ] || exit 7; sleep 0.1; done; fi"
     )
     ran = node.swarm("run", "--image", BUSYBOX_TAG, "--ranks", "2", "--cpus", "0", "--", "sh", "-c", script)
     assert (ran.returncode, ran.stdout) == (0, "[0] hello from rank 1\n"), ran.stderr
