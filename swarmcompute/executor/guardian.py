@@ -12,9 +12,10 @@ Protocol, one ASCII line per message on the guardian's stdin, from the daemon's 
 
 * ``+<pgid> <ticks>``: an attempt's process group started; ``ticks`` is its leader's start time
   (field 22 of ``/proc/<pgid>/stat``, clock ticks since boot), omitted when unreadable.
-* ``-<pgid>``, ``-#<container id>``: the daemon is about to reap that group's leader (the container ended). It is sent *before* the reap: the
+* ``-<pgid>``: the daemon is about to reap that group's leader. It is sent *before* the reap: the
   daemon keeps the exited leader a zombie until then, and a zombie pins its pid and so the group
   id, so the guardian never holds a pgid that the kernel could hand to an unrelated process.
+  ``-#<container id>``: that container ended.
 * ``#<container id>``: a Docker container was created (told before it starts): held as every
   process of this machine whose cgroup names it (``/proc/<pid>/cgroup``: the engine's
   ``/docker/ID`` or ``docker-ID.scope``), found when it is killed; the kernel takes the rest of its
@@ -296,10 +297,11 @@ def kill_held(held: dict[Key, int | None]) -> None:
 
 def kill_containers(container_ids: list[str]) -> int:
     """SIGKILL every process of this machine whose cgroup names one of ``container_ids``; return
-    how many. One pass over ``/proc`` (about a millisecond per 100 processes), made only when the
-    daemon is gone or its lease ran out. A process forked meanwhile dies with the container's init
-    (its pid namespace goes with it), and one that exits meanwhile cannot hand its pid to a
-    stranger that the cgroup did not also name, but in the microseconds between read and kill."""
+    how many. One pass over ``/proc``, made only when the daemon is gone or its lease ran out:
+    0.7 ms on this 2-core VM with 81 processes. A process the container forks meanwhile dies with
+    its init (the pid namespace goes with it). The one way to hit a stranger is for a container
+    process to exit and its pid to be reused in the microseconds between reading its cgroup and
+    the kill; that is accepted, as for the groups."""
     if not container_ids:
         return 0
     needles = [c.encode() for c in container_ids]
