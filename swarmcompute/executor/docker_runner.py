@@ -84,6 +84,7 @@ from swarmcompute.executor.logfile import DEFAULT_MAX_LOG_BYTES, STDERR, STDOUT,
 from swarmcompute.executor.pull_progress import PROGRESS_INTERVAL_S, PullProgress
 from swarmcompute.executor.spawn import SpawnFailed
 from swarmcompute.executor.spec import AttemptResult, AttemptSpec, EndReason, out_of_memory, warning_why
+from swarmcompute.executor.usage import UsageNow, container_usage_now
 from swarmcompute.limits import signal_name
 
 _log = structlog.get_logger(__name__)
@@ -352,6 +353,14 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
         att.limit.arm(
             att.started_at, timeout_s, lambda: self._terminate(att, EndReason.TIMEOUT), spec.warn_before_s, warning
         )
+
+    def usage_now(self, job_id: str, attempt: int) -> UsageNow | None:
+        """What an attempt's container uses now, read from ``/proc`` (``container_usage_now``);
+        None when it does not run here, is still being created, or its engine is on another machine."""
+        att = self._attempts.get((job_id, attempt))
+        if att is None or att.container_id is None:
+            return None
+        return container_usage_now(att.container_id)
 
     def pull_progress(self, job_id: str, attempt: int) -> PullProgress | None:
         """How far the pull of an attempt's image has got (None: no pull was needed, or the attempt

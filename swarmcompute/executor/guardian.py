@@ -296,20 +296,34 @@ def kill_held(held: dict[Key, int | None]) -> None:
 
 
 def kill_containers(container_ids: list[str]) -> int:
-    """SIGKILL every process of this machine whose cgroup names one of ``container_ids``; return
-    how many. One pass over ``/proc``, made only when the daemon is gone or its lease ran out:
-    0.7 ms on this 2-core VM with 81 processes. A process the container forks meanwhile dies with
-    its init (the pid namespace goes with it). The one way to hit a stranger is for a container
-    process to exit and its pid to be reused in the microseconds between reading its cgroup and
-    the kill; that is accepted, as for the groups."""
-    if not container_ids:
-        return 0
-    needles = [c.encode() for c in container_ids]
+    """SIGKILL every process of this machine whose cgroup names one of ``container_ids``
+    (``container_pids``); return how many. Made only when the daemon is gone or its lease ran out.
+    A process the container forks meanwhile dies with its init (the pid namespace goes with it).
+    The one way to hit a stranger is for a container process to exit and its pid to be reused in
+    the microseconds between reading its cgroup and the kill; that is accepted, as for the groups."""
     killed = 0
+    for pid in container_pids(container_ids):
+        try:
+            os.kill(pid, signal.SIGKILL)
+            killed += 1
+        except OSError:
+            pass
+    return killed
+
+
+def container_pids(container_ids: list[str]) -> list[int]:
+    """The processes of this machine whose cgroup (``/proc/<pid>/cgroup``: the engine's
+    ``/docker/ID`` or ``docker-ID.scope``) names one of ``container_ids``: those containers'
+    processes, when their engine runs here. One pass over ``/proc``: 0.7 ms on this 2-core VM
+    with 81 processes."""
+    if not container_ids:
+        return []
+    needles = [c.encode() for c in container_ids]
     try:
         names = os.listdir("/proc")
     except OSError:
-        return 0
+        return []
+    found = []
     for name in names:
         if not name.isdigit():
             continue
@@ -324,12 +338,8 @@ def kill_containers(container_ids: list[str]) -> int:
         finally:
             os.close(fd)
         if any(needle in cgroups for needle in needles):
-            try:
-                os.kill(int(name), signal.SIGKILL)
-                killed += 1
-            except OSError:
-                pass
-    return killed
+            found.append(int(name))
+    return found
 
 
 # -- the daemon's side ------------------------------------------------------------------------

@@ -80,6 +80,26 @@ def usage_now(pgid: int, cgroup: str | None = None, proc: Path = Path("/proc")) 
     return UsageNow(cpu_s, rss_pages * _PAGE, peak, found)
 
 
+def container_usage_now(container_id: str, proc: Path = Path("/proc")) -> UsageNow | None:
+    """What a Docker container running on this machine uses now: its processes are those whose
+    cgroup names it (``guardian.container_pids``), their CPU counted with what the children they
+    reaped used; None when none is seen here (an engine on another machine, or it ended)."""
+    from swarmcompute.executor.guardian import container_pids
+
+    cpu_ticks = rss_pages = 0
+    peak = found = 0
+    for pid in container_pids([container_id]):
+        stat = _stat(proc / str(pid) / "stat")
+        if stat is None:
+            continue
+        _, utime, stime, cutime, cstime, rss = stat
+        found += 1
+        cpu_ticks += utime + stime + cutime + cstime
+        rss_pages += rss
+        peak = max(peak, _hwm(proc / str(pid) / "status"))
+    return UsageNow(cpu_ticks / _CLK_TCK, rss_pages * _PAGE, peak, found) if found else None
+
+
 def _stat(path: Path) -> tuple[int, int, int, int, int, int] | None:
     """(process group, utime, stime, cutime, cstime, rss pages) of ``/proc/PID/stat``."""
     try:

@@ -1640,7 +1640,8 @@ class Daemon:
     async def usage_now(self, job: Job) -> UsageNow | None:
         """What ``job``'s running attempt uses now, read by its node (``executor.usage``); asked of
         that node (a ``LogFetch`` of no bytes) when it is another one. None when it does not run,
-        is a Docker job, or its node does not answer within a second."""
+        is a Docker job whose engine is on another machine, or its node does not answer within a
+        second."""
         if job.state is not JobState.RUNNING or not job.node or not self._is_alive(job.node):
             return None  # (a node cut off would hold `swarm show` a second for nothing)
         if job.node == self.node_id:

@@ -200,9 +200,12 @@ class JobRunners:
         return None if self._docker is None else self._docker.pull_progress(job_id, attempt)
 
     def usage_now(self, job_id: str, attempt: int) -> UsageNow | None:
-        """What an attempt running here uses now (None: not a process job running here; a Docker
-        job's is not read)."""
-        return self.processes.usage_now(job_id, attempt)
+        """What an attempt running here uses now (None: it does not run here; a Docker job's whose
+        engine runs on another machine)."""
+        usage = self.processes.usage_now(job_id, attempt)
+        if usage is None and self._docker is not None:
+            usage = self._docker.usage_now(job_id, attempt)
+        return usage
 
     def log_writer(self, job_id: str, attempt: int) -> LogWriter | None:
         """The log writer of an attempt running here, or None."""

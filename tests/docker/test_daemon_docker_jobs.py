@@ -62,3 +62,20 @@ def test_cancel_stops_the_container(daemon_factory, engine: Engine) -> None:  # 
         30,
         "the container to be removed",
     )
+
+
+def test_swarm_show_says_what_a_running_container_uses_now(daemon_factory, engine: Engine) -> None:  # type: ignore[no-untyped-def]
+    """As for a process job (`sstat`): the processes in the container's cgroup, read from /proc.
+    Before, a Docker job's `swarm show` had no `cpu used` or `memory` line while it ran."""
+    node = docker_daemon(daemon_factory, engine)
+    job_id = node.client.submit(["sh", "-c", "while :; do :; done"], image=BUSYBOX_TAG, cpus=0)
+
+    def busy() -> dict | None:  # type: ignore[type-arg]
+        usage = node.client.job(job_id).get("usage_now")
+        return usage if usage and usage["cpu_s"] > 0.2 else None
+
+    usage = wait_until(busy, 60, "the container's CPU time to show")
+    assert usage["processes"] >= 2 and usage["rss_bytes"] > 0  # Docker's init and the shell
+    shown = node.swarm("show", job_id).stdout
+    assert "cpu used   " in shown and " so far (" in shown and "now in " in shown, shown
+    node.client.cancel(job_id)
