@@ -1706,8 +1706,7 @@ class Daemon:
             view["notify_error"] = table.notice_errors.get(job.id)
         if job.spec.ranks:
             view["gang"] = gang_view(self.table, job, self.node_name)
-        if job.spec.every_s:
-            view["every_next"] = run.id if (run := self.table.series_run(job)) else None
+        view["every_next"] = run.id if (run := self.table.series_run(job)) else None
         return self._explained(job, view)
 
     def element_view(self, job: Job) -> dict[str, Any]:

@@ -83,10 +83,9 @@ class Inventory:
     def engine_lost(self) -> None:
         """A job found the engine gone: no Docker from now on, until a look finds it answering
         (``refresh``); what this node gossips and places by changes at once."""
-        if self.docker and self._on_change is not None:
-            self.docker = False
+        was, self.docker = self.docker, False
+        if was and self._on_change is not None:
             self._on_change()
-        self.docker = False
 
     async def run(self) -> None:
         """Keep the GPU and image lists fresh until cancelled."""

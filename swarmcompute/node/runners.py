@@ -54,9 +54,9 @@ class JobRunners:
         self._kill_grace_s = kill_grace_s
         self._max_log_bytes = max_log_bytes
         self._policy = policy
+        """The command policy this node holds now: checked again before every start."""
         self._on_engine_lost = on_engine_lost
         """Told when the Docker engine stopped answering a job (the node looks at it again)."""
-        """The command policy this node holds now: checked again before every start."""
         self.files: FilesHost | None = None
         """Stages the working directory of jobs that ship files, and keeps what they leave (the
         daemon sets it once its peer link runs)."""
