@@ -204,6 +204,8 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
         node polls, and a container that ends within its poll interval would take its ``done`` with it."""
         self._api_timeout_s = api_timeout_s
         self._pool = ThreadPoolExecutor(max_workers=_API_THREADS, thread_name_prefix="swarm-docker")
+        self._closed = False
+        """``close`` ran: the pool takes no more engine calls (a stop or signal then sends nothing)."""
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -339,7 +341,7 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
         return True
 
     def _send(self, att: _Attempt, signums: tuple[int, ...], why: str) -> None:
-        if att.container_id is None or att.stop_sent or not signums:
+        if att.container_id is None or att.stop_sent or not signums or self._closed:
             return
         for signum in signums:
             att.writer.note(f"[swarm: sending SIG{signal_name(signum)} to the container ({why})]\n".encode())
@@ -401,7 +403,7 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
 
         Only for an executor that runs nothing (or whose loop is gone): it stops nothing.
         """
-        self._stopping = True
+        self._stopping = self._closed = True
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._engine.close()
 
@@ -533,7 +535,7 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
             self._send_stop(att)
 
     def _send_stop(self, att: _Attempt) -> None:
-        if att.stop_sent or att.container_id is None:
+        if att.stop_sent or att.container_id is None or self._closed:
             return
         att.stop_sent = True
         grace_s = max(math.ceil(self._kill_grace_s if att.grace_s is None else att.grace_s), 0)
