@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import os
 from bisect import bisect_left
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,40 +62,33 @@ def usage_now(pgid: int, cgroup: str | None = None, proc: Path = Path("/proc")) 
             pids = []
     else:
         pids = [int(name) for name in os.listdir(proc) if name.isdigit()]
-    cpu_ticks = rss_pages = 0
-    peak = found = 0
-    for pid in pids:
-        stat = _stat(proc / str(pid) / "stat")
-        if stat is None or (cgroup is None and stat[0] != pgid):
-            continue
-        _, utime, stime, cutime, cstime, rss = stat
-        found += 1
-        cpu_ticks += utime + stime + (cutime + cstime if pid == pgid else 0)
-        rss_pages += rss
-        peak = max(peak, _hwm(proc / str(pid) / "status"))
-    if not found:
-        return None
-    cpu_s = cpu_ticks / _CLK_TCK
-    if cgroup is not None:
-        cpu_s = cpu_seconds(cgroup) or cpu_s
-    return UsageNow(cpu_s, rss_pages * _PAGE, peak, found)
+    usage = _summed(pids, proc, group=None if cgroup is not None else pgid, reaped_by=lambda pid: pid == pgid)
+    if usage is not None and cgroup is not None:
+        usage = replace(usage, cpu_s=cpu_seconds(cgroup) or usage.cpu_s)
+    return usage
 
 
 def container_usage_now(container_id: str, proc: Path = Path("/proc")) -> UsageNow | None:
     """What a Docker container running on this machine uses now: its processes are those whose
-    cgroup names it (``guardian.container_pids``), their CPU counted with what the children they
+    cgroup names it (``guardian.container_pids``), their CPU counted with what the children each
     reaped used; None when none is seen here (an engine on another machine, or it ended)."""
     from swarmcompute.executor.guardian import container_pids
 
+    return _summed(container_pids([container_id]), proc, group=None, reaped_by=lambda _pid: True)
+
+
+def _summed(pids: Iterable[int], proc: Path, *, group: int | None, reaped_by: Callable[[int], bool]) -> UsageNow | None:
+    """``pids`` (those in process group ``group``, when given) summed: CPU, with the children
+    reaped by those ``reaped_by`` names, resident memory, and the largest peak; None: none read."""
     cpu_ticks = rss_pages = 0
     peak = found = 0
-    for pid in container_pids([container_id]):
+    for pid in pids:
         stat = _stat(proc / str(pid) / "stat")
-        if stat is None:
+        if stat is None or (group is not None and stat[0] != group):
             continue
         _, utime, stime, cutime, cstime, rss = stat
         found += 1
-        cpu_ticks += utime + stime + cutime + cstime
+        cpu_ticks += utime + stime + (cutime + cstime if reaped_by(pid) else 0)
         rss_pages += rss
         peak = max(peak, _hwm(proc / str(pid) / "status"))
     return UsageNow(cpu_ticks / _CLK_TCK, rss_pages * _PAGE, peak, found) if found else None
