@@ -1344,6 +1344,7 @@ class Daemon:
             return tuple(dict.fromkeys(ids))
 
         resolved = []
+        retried: dict[str, bool] = {}  # each array of the batch: is an element of it in the table (a retry)?
         async for spec in sliced(specs, SLICE_S):
             if spec.after or spec.after_any:
                 spec = replace(spec, after=parents(spec.after), after_any=parents(spec.after_any))
@@ -1365,7 +1366,12 @@ class Daemon:
                 raise JobAlreadyExistsError(
                     f"job id {spec.id} was used by a job the history bound removed: choose another id"
                 )
+            if spec.array_id:
+                retried[spec.array_id] = retried.get(spec.array_id, False) or existing is not None
             resolved.append(spec)
+        for array_id, again in retried.items():  # new elements would join another array, even an ended one
+            if not again and self.table.group_kind(array_id) == "array":
+                raise JobAlreadyExistsError(f"array id {array_id} is taken by a different array: choose another id")
         specs = tuple(resolved)
         validate_batch(specs)  # a dependency cycle inside one submission would pend forever
         self.files.check_submit(specs)  # shipped files must be here before the job is

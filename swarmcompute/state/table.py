@@ -135,12 +135,16 @@ def validate_spec(spec: JobSpec) -> None:
 
 
 def validate_batch(specs: Sequence[JobSpec]) -> None:
-    """Reject a batch (one ``submit_many``) whose jobs wait on each other in a cycle: none of
-    them could ever start. Dependencies outside the batch cannot close a cycle (a job already
+    """Reject a batch (one ``submit_many``) that gives one id to two jobs, or whose jobs wait on
+    each other in a cycle: none of them could ever start. Dependencies outside the batch cannot close a cycle (a job already
     submitted never waits on a later one). Call it after resolving references to ids."""
     if len(specs) > MAX_BATCH:
         raise InvalidJobSpecError(f"{len(specs)} jobs in one submission, over the limit of {MAX_BATCH}")
     batch = {s.id: s for s in specs}
+    if len(batch) < len(specs):  # the second would be dropped while the answer listed its id
+        counts = Counter(s.id for s in specs)
+        twice = next(s.id for s in specs if counts[s.id] > 1)
+        raise InvalidJobSpecError(f"job id {twice} is given to two jobs of one submission: give each its own id")
     waiting = {job_id: {p for p in (*s.after, *s.after_any) if p in batch} for job_id, s in batch.items()}
     children: dict[str, list[str]] = {}
     for job_id, parents in waiting.items():

@@ -210,6 +210,22 @@ def test_an_array_or_gang_id_is_never_also_a_plain_jobs_and_one_job_asked_by_an_
     assert again == array_id
 
 
+def test_an_array_id_taken_by_an_ended_array_is_refused_to_new_elements_and_the_array_stays_as_it_was(
+    daemon: DaemonProcess,
+) -> None:
+    client = Client(daemon.state_dir)
+    client.wait(client.submit(["true"], array="0-1", cpus=0, job_id="nightly"), timeout=30)
+
+    for shape in (("--array", "2"), ("--array", "5-6%1")):  # new indexes: they would join the ended array
+        refused = daemon.swarm("run", "-d", "--id", "nightly", *shape, "--cpus", "0", "--", "echo", "other")
+        assert (refused.returncode, refused.stderr) == (
+            2,
+            "swarm: array id nightly is taken by a different array: choose another id\n",
+        )
+    assert sorted(j["id"] for j in client.jobs(10)) == ["nightly.0", "nightly.1"]
+    assert client.submit(["true"], array="0-1", cpus=0, job_id="nightly") == "nightly"  # a retry: the same jobs
+
+
 def test_a_job_after_an_array_or_gang_waits_for_all_of_it_and_a_failed_element_cancels_it(
     daemon: DaemonProcess, tmp_path: Path
 ) -> None:

@@ -92,6 +92,11 @@ def test_a_cycle_inside_one_batch_is_refused() -> None:
         validate_batch([spec("a", after=("c",)), spec("b", after=("a",)), spec("c", after=("b",)), spec("d")])
 
 
+def test_one_id_given_to_two_jobs_of_one_batch_is_refused_not_one_of_them_dropped() -> None:
+    with pytest.raises(InvalidJobSpecError, match="^job id dup is given to two jobs of one submission: give each"):
+        validate_batch([spec("a"), spec("dup"), spec("b"), spec("dup", after=("a",))])
+
+
 def test_a_dag_inside_one_batch_passes() -> None:
     validate_batch([spec("a"), spec("b", after=("a",)), spec("c", after=("a", "b")), spec("d", after=("outside", "c"))])
 

@@ -191,6 +191,11 @@ def test_a_pipeline_in_one_submission_waits_on_an_array_and_a_gang_of_the_same_b
     assert max(p["finished_at"] for p in parts) <= waited[0]["started_at"]  # it ran after every element
     again = _post(a, "/api/v1/jobs", rw, {"jobs": steps})  # the same submission again: nothing new
     assert again.status_code == 201 and again.json()["ids"] == made.json()["ids"]
+    twice = [{"argv": "echo A", "job_id": "dup-a"}, {"argv": "echo B", "job_id": "dup-a"}]
+    refused = _post(a, "/api/v1/jobs", rw, {"jobs": twice})  # answered 201 with both ids, and B never was
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["detail"] == "job id dup-a is given to two jobs of one submission: give each its own id"
+    assert _get(b, "/api/v1/jobs/dup-a", rw).status_code == 404
 
 
 def test_open_jobs_are_cancelled_by_name_state_and_node_and_nothing_without_a_selection(
