@@ -347,7 +347,13 @@ class NodeState:
             elif job.state is JobState.ASSIGNED and job.node == node_id and job.stop_why:
                 if job.attempt not in running.get(job_id, ()):
                     self.unstarted_stops.add(job_id)  # handed back below, unless it started after all
-            elif job.state is JobState.ASSIGNED and job.node == node_id:
+            elif (
+                job.state is JobState.ASSIGNED and job.node == node_id and self.lost_earlier.get(job_id) != job.attempt
+            ):
+                # (Not an attempt this life reported lost at its start: that report may still commit,
+                # and the job run again elsewhere at once, while this one ran. Found by the
+                # whole-cluster simulator, seed 1162 with --holds: a leader crashed right after
+                # starting an attempt, and its next life started it again once its table caught up.)
                 wake = queue.offer(job, now_mono) or wake
             elif mine and job_id not in self.started_here and job.attempt not in running.get(job_id, ()):
                 # Running here by the table, yet neither running nor started by this daemon: an

@@ -208,6 +208,25 @@ def test_an_attempt_from_an_earlier_life_runs_again_as_a_new_attempt() -> None:
     ]
 
 
+def test_an_attempt_this_life_reported_lost_at_its_start_is_never_started_here_while_the_table_still_gives_it() -> None:
+    """Whole-cluster simulator seed 1162 (with --holds): a leader crashed right after starting
+    attempt 1; its next life reported it lost, a report still on its way while the entries it
+    applied next (a later leader's) left the attempt assigned here. Queued again, it started,
+    and when the report committed the job ran again elsewhere at once, while this one ran."""
+    table = table_with(("j1", ME, "stop"))
+    state = NodeState(ME, table)
+    assert proposed(state.restarted(6.0)) == [
+        RequeueLost("j1", 1, LOST_WITH_THE_DAEMON, 6.0, node_id=ME, assigned_at=2.0)
+    ]
+    out = state.applied(["j1"], {}, from_earlier_life=False, now_mono=7.0, now_wall=7.0, may_start=True)
+    assert WakeStarts() not in out and state.to_start(ROOM, 7.0, may_start=True) == []
+    table.apply(RequeueLost("j1", 1, LOST_WITH_THE_DAEMON, 6.0, node_id=ME, assigned_at=2.0))
+    table.apply(AssignJobs((Assignment("j1", 2, ME),), at=8.0))  # the next attempt, here again: that one starts
+    state.applied(["j1"], {}, from_earlier_life=False, now_mono=8.0, now_wall=8.0, may_start=True)
+    [start] = state.to_start(ROOM, 8.0, may_start=True)
+    assert (start.job.id, start.attempt) == ("j1", 2)
+
+
 def test_after_recover_an_attempt_this_node_handed_back_is_handed_back_again_never_started_here() -> None:
     """Whole-cluster simulator seed 300357 (before it pinned jobs): the hand-back was committed
     only in the history `swarm recover` gave up; the kept one gives the node attempt 1 again.
