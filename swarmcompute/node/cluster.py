@@ -145,6 +145,16 @@ class LeaveRequest:
     node_id: str
 
 
+@codec.message("cluster.stopping")
+@dataclass(frozen=True, slots=True)
+class StoppingNotice:
+    """A member about to stop its attempts (`swarm leave`, which commits their ends before it
+    leaves) tells the leader to give it no more: each attempt it stopped was placed on it again
+    and refused at once ("the daemon is shutting down"), 17 times over in 0.1 s."""
+
+    node_id: str
+
+
 @codec.message("cluster.leave_reply")
 @dataclass(frozen=True, slots=True)
 class LeaveReply:
@@ -315,6 +325,8 @@ class ClusterLink:
         self.on_files: Callable[[str, Any], None] | None = None
         """Messages of file shipping (``files.messages.PEER_MESSAGES``), for ``files.host.FilesHost``."""
         self.on_lease: Callable[[str, LeaseAsk | LeaseGrant], None] | None = None
+        self.on_stopping: Callable[[str], None] | None = None
+        """The leader hears that a member stops its attempts (``StoppingNotice``)."""
         self.drained_at = float("-inf")
         """When a burst from peers was last read (``time.monotonic``)."""
         self.after_drained: Callable[[], object] | None = None
@@ -675,6 +687,13 @@ class ClusterLink:
                 return "removed"
         return "timed out: it may still be listed until a leader removes it"
 
+    def announce_stopping(self) -> None:
+        """Tell the leader this node stops its attempts and takes no more, before their ends are
+        proposed (``send_to`` goes now, ahead of them on the same connection)."""
+        leader = self.job_log.raft.leader_id if self.job_log is not None else None
+        if leader is not None and leader != self.node_id:
+            self.send_to(leader, StoppingNotice(self.node_id))
+
     def _on_leave(self, sender: str, req: LeaveRequest) -> None:
         job_log = self.job_log
         if job_log is None:
@@ -747,6 +766,9 @@ class ClusterLink:
         elif isinstance(msg, LeaveRequest):
             if msg.node_id == sender:
                 self._on_leave(sender, msg)
+        elif isinstance(msg, StoppingNotice):
+            if msg.node_id == sender and self.on_stopping is not None:
+                self.on_stopping(sender)
         elif isinstance(msg, LeaveReply):
             self._leave_reply = msg
             self._leave_wakeup.set()

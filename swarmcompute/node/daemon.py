@@ -140,6 +140,10 @@ sends; measured there (alternating rounds, with the outbox's renewal changes): a
 MAINTENANCE_INTERVAL_S = 1.0
 LEAVE_TRANSFER_TIMEOUT_S = 3.0
 LEAVE_BROADCAST_S = 0.3
+STOPPING_HOLD_S = 30.0
+"""A member that said it stops its attempts (`swarm leave`) gets no work for this long at most: it
+drains, leaves the configuration and says goodbye within about ``kill_grace_s`` and twice
+``LEAVE_TRANSFER_TIMEOUT_S``."""
 FAILURE_CHECK_INTERVAL_S = 0.5
 JOIN_PROBE_INTERVAL_S = 1.0
 """A joining node asks its seeds whether they accept its token this often until it is in."""
@@ -278,9 +282,13 @@ class Daemon:
         self._discovery: Any = None
         self._address_watch: Any = None
         self._fatal: SwarmError | None = None
+        """Why the daemon stopped itself (raised by ``run`` once it closed everything)."""
         self.copy_seen: dict[str, Any] | None = None
         """The last copy of this node found running elsewhere (``_twin_found``): `swarm status` says it."""
-        """Why the daemon stopped itself (raised by ``run`` once it closed everything)."""
+        self._stopping: dict[str, float] = {}
+        """Members that told this leader they stop their attempts (`swarm leave`), and when
+        (``time.monotonic``): given no work until gossip next says they are up, dead or gone, or
+        ``STOPPING_HOLD_S`` passed."""
         self._refusals: Any = None
         self.on_jobs_removed: list[Callable[[list[str]], None]] = []
         """Called with the ids of jobs that left the table (pruned by the history bound, or dropped
@@ -432,6 +440,7 @@ class Daemon:
                 on_change=self._on_lease_change,
             )
             link.on_lease = self.lease.on_message
+            link.on_stopping = self._on_stopping
             applied = self._open_raft(identity, plan.bootstrap)
             from swarmcompute.node.key_rotation import KeyRotation
 
@@ -537,6 +546,7 @@ class Daemon:
                 await server.close()
                 leave = server.leave_requested  # `swarm leave`, not a signal: out of the configuration too
                 if leave:  # the ends of its attempts are committed while it is still a member
+                    self.link.announce_stopping()  # so the leader does not place them here again
                     await self.executor.shutdown()  # ends report STOPPED: re-queued as lost
                     await self.committer.drain(LEAVE_TRANSFER_TIMEOUT_S)
                 if not isinstance(self._fatal, DuplicateNodeError):  # a copy's goodbye would be the other's
@@ -964,6 +974,7 @@ class Daemon:
         identity = self._identity()
         nodes = [] if self._stop.is_set() else [self.own_capacity()]
         members = self.gossip.members()
+        now = time.monotonic()
         grantor = self.lease.grantor if self._lease is not None else None
         barred = (
             grantor.unplaceable((m.node_id for m in members), self.lease.voters(), lease_clock())
@@ -973,10 +984,15 @@ class Daemon:
         for member in members:
             if member.node_id == identity.node_id or member.state is not ALIVE or member.meta is None:
                 continue
-            if member.node_id in barred:
+            if member.node_id in barred or now - self._stopping.get(member.node_id, -STOPPING_HOLD_S) < STOPPING_HOLD_S:
                 continue
             nodes.append(_capacity(member.node_id, member.meta))
         return nodes
+
+    def _on_stopping(self, node_id: str) -> None:
+        if self.committer.raft.is_leader:
+            log.info("member_stopping", member=node_id)
+            self._stopping[node_id] = time.monotonic()
 
     def _on_member_event(self, event: MemberEvent | TwinFound) -> None:
         if isinstance(event, TwinFound):
@@ -989,8 +1005,10 @@ class Daemon:
             if meta is not None:  # a member restarted on a release whose minor is too far from ours
                 self.link.versions.gossiped(event.node_id, meta.name, event.address, meta.protocol, meta.version)
             if isinstance(event, MemberUp):
+                self._stopping.pop(event.node_id, None)  # back: it started again
                 log.info("member_up", member=event.node_id, address=event.address)
         elif isinstance(event, (MemberDead, MemberLeft)):
+            self._stopping.pop(event.node_id, None)  # gone: no gone member is placed on
             log.info("member_dead" if isinstance(event, MemberDead) else "member_left", member=event.node_id)
         else:
             return

@@ -74,6 +74,7 @@ from swarmcompute.node.daemon import (
     RAFT_ELECTION_TIMEOUT_TICKS,
     RAFT_HEARTBEAT_TICKS,
     RAFT_LEARNER_HEARTBEAT_EVERY,
+    STOPPING_HOLD_S,
     TICK_S,
     view_of,
 )
@@ -362,6 +363,8 @@ class _Host:
     leaving: float | None = None
     """When `swarm leave` began (None: it does not leave)."""
     left_config: bool = False
+    stopping: dict[str, float] = field(default_factory=dict)
+    """``Daemon._stopping``: members that told this leader they stop their attempts, and when."""
     leader_term: int | None = None
     commit_seen: int = 0
     app_index: int = 0
@@ -819,11 +822,12 @@ class ClusterSim(JobSim):
             if grantor is not None
             else set()
         )
+        now = node.clock(self.now)
         out = [] if host.leaving is not None else [node.capacity]
         for member in members:
             if member.node_id == node.id or member.state is not ALIVE or member.meta is None:
                 continue
-            if member.node_id in barred:
+            if member.node_id in barred or now - host.stopping.get(member.node_id, -STOPPING_HOLD_S) < STOPPING_HOLD_S:
                 continue
             meta = member.meta
             out.append(
@@ -1035,6 +1039,10 @@ class ClusterSim(JobSim):
                 self._on_join(node, host, msg[1], msg[2])
             elif kind == "leave":
                 self._on_leave_request(node, host, msg[1])
+            elif kind == "stopping":
+                if msg[1] == src and host.log.raft.is_leader:
+                    host.stopping[src] = node.clock(self.now)
+                    self._log(f"{node.id} places nothing more on {src} (it stops)")
         elif isinstance(msg, ForwardCommands):
             host.log.serve(src, msg)
         elif isinstance(msg, ForwardReply):
@@ -1358,6 +1366,9 @@ class ClusterSim(JobSim):
         host.leaving = self.now
         self.leaves += 1
         self._log(f"{node.id} LEAVE" + (" (the leader)" if host.log.raft.is_leader else ""))
+        leader = host.log.raft.leader_id
+        if leader is not None and leader != node.id:  # ``ClusterLink.announce_stopping``
+            self.send_to(node.id, leader, ("stopping", node.id))
         for key in list(node.running):  # ``executor.shutdown``: ends report STOPPED
             node.running[key].reason = AttemptEnd.STOPPED
             self._end_process(node, key, 128 + 15)

@@ -76,3 +76,24 @@ def test_leave_on_the_leader_transfers_leadership_first(daemon_factory) -> None:
         "the leaver to be shown as left",
     )
     assert states.get(new) == "alive"
+
+
+def test_leave_of_a_follower_runs_each_of_its_jobs_again_once_elsewhere(daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    nodes = start_cluster(daemon_factory, 3)
+    wait_until(lambda: leader_of(nodes) and all(len(voters(n)) == 3 for n in nodes), 30, "3 voters")
+    leader = leader_of(nodes)
+    leaving = next(n for n in nodes if n.status()["node_id"] != leader)
+    leaver_id = leaving.status()["node_id"]
+    client = next(n for n in nodes if n is not leaving).client
+    ids = [client.submit(["sh", "-c", "sleep 3; echo attempt $SWARM_ATTEMPT"], cpus=0) for _ in range(6)]
+    wait_until(lambda: all(client.job(i)["state"] == "running" for i in ids), 30, "6 running jobs")
+    moved = [i for i in ids if client.job(i)["node"] == leaver_id]
+    assert moved, "no job ran on the follower"
+
+    left = leaving.swarm("leave")
+    assert left.returncode == 0, left.stderr
+    ended = client.wait(ids, timeout=60)
+    assert {j["state"] for j in ended} == {"succeeded"}
+    # it was placed on the leaving node again and again, refused each time: attempt 9
+    assert {i: client.job(i)["attempt"] for i in moved} == {i: 2 for i in moved}
+    assert all(client.job(i)["node"] != leaver_id for i in moved)
