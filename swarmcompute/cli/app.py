@@ -297,6 +297,7 @@ def join(
         _call(lambda: check_writable(paths.root))  # read-only or unwritable: one line, exit 2
     _call(lambda: ensure_private_dir(paths.root))
     args = [sys.executable, "-m", "swarmcompute.node", *args, "--log-file", str(paths.daemon_log)]
+    created_before = paths.cluster_created.exists()  # a restart of the node that created it: no token shown
     token_fd = None
     if token is not None:
         token_fd = token_pipe(token)
@@ -355,7 +356,7 @@ def join(
                     "looking (`swarm status` shows when it joined)",
                     err=True,
                 )
-            if paths.cluster_created.exists() and not token:
+            if not created_before and paths.cluster_created.exists() and not token:
                 from swarmcompute.transport.keys import ClusterKey
 
                 typer.echo(f"join other machines with:  swarm join --token {ClusterKey.load(paths.cluster_key).token}")

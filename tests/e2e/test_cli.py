@@ -365,6 +365,12 @@ def test_join_detach_then_leave(tmp_path: Path) -> None:
         assert left.returncode == 0, left.stderr
         wait_until(lambda: not psutil.pid_exists(pid), 10, "the daemon process to exit")
         assert not (state / "control.sock").exists()
+        back = subprocess.run(  # the same node again: the token is for `swarm token`, not every start
+            [swarm_executable(), "join", "--detach", *local], capture_output=True, text=True, env=env, timeout=60
+        )
+        pid = int((state / "daemon.pid").read_text())
+        assert back.returncode == 0, back.stderr
+        assert "swarm1-" not in back.stdout + back.stderr
     finally:
         if pid is not None and psutil.pid_exists(pid):
             os.kill(pid, signal.SIGKILL)
