@@ -136,6 +136,8 @@ def job_spec(argv: Sequence[str] | str, **options: Any) -> JobSpec:
 def _job_spec(argv: Sequence[str] | str, options: Mapping[str, Any]) -> JobSpec:
     """``job_spec`` proper: every bad value is a ``ValueError`` (or a ``SwarmError`` from the units)."""
     if isinstance(argv, str):
+        if not argv.strip():  # `sh -c ''` would "succeed" having run nothing
+            raise ValueError("a job needs a command: argv is an empty shell string")
         args: tuple[str, ...] = ("/bin/sh", "-c", argv)
     elif isinstance(argv, (list, tuple)):
         args = tuple(_arg(a) for a in argv)
@@ -161,7 +163,7 @@ def _job_spec(argv: Sequence[str] | str, options: Mapping[str, Any]) -> JobSpec:
         "node": _text("node", options.get("node")),
         "image": _text("image", options.get("image")),
         "on_disconnect": _text("on_disconnect", options.get("on_disconnect")) or "stop",
-        "keep_on_exit": bool(options.get("keep_on_exit")),
+        "keep_on_exit": _flag("keep_on_exit", options.get("keep_on_exit")),
         "max_procs": _whole("max_procs", options.get("max_procs")),
         "max_file_size": _size(options.get("max_file_size"), "max_file_size"),
         "max_output_bytes": _size(options.get("max_output"), "max_output"),
@@ -173,7 +175,7 @@ def _job_spec(argv: Sequence[str] | str, options: Mapping[str, Any]) -> JobSpec:
         ),
         "mounts": _strings(options.get("mounts"), "mounts must be SRC:DST (or SRC:DST:ro) or a list of them"),
         "stdin": _stdin_ref(options.get("stdin")),
-        "hold": bool(options.get("hold")),
+        "hold": _flag("hold", options.get("hold")),
         "preemptible": _flag("preemptible", options.get("preemptible")),
         "begin_at": parse_begin(options.get("begin"), time.time()),
         "every_s": parse_duration(options.get("every")) or 0.0,

@@ -289,7 +289,7 @@ class Api:
     async def list_jobs(self, request: Request) -> Response:
         self.auth(request)
         q = request.query_params
-        states = [s for v in q.getlist("state") for s in v.split(",") if s]
+        states = [s.strip().lower() for v in q.getlist("state") for s in v.split(",") if s.strip()]  # as --state
         known = (*(s.value for s in JobState), HELD)
         bad = [s for s in states if s not in known]
         if bad:

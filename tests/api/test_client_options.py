@@ -57,10 +57,17 @@ def test_an_unknown_option_is_named_with_the_option_it_was_likely_meant_to_be() 
         job_spec(["true"], id="nightly")  # `swarm run --id`'s name, in a REST submission
 
 
-@pytest.mark.parametrize("argv", [5, None, b"true", [b"x"], [], [""], ["a\0b"]])
+@pytest.mark.parametrize("argv", [5, None, b"true", [b"x"], [], [""], ["a\0b"], "", "  \n"])
 def test_bad_commands_are_invalid_job_spec_errors(argv: Any) -> None:
     with pytest.raises(InvalidJobSpecError):
         job_spec(argv)
+
+
+@pytest.mark.parametrize("option", ["hold", "keep_on_exit", "preemptible"])
+def test_a_yes_or_no_option_given_as_a_string_is_refused_never_read_by_its_truth(option: str) -> None:
+    with pytest.raises(InvalidJobSpecError, match=f"^{option} must be true or false, got 'false'"):
+        job_spec(["true"], **{option: "false"})  # a REST body's "hold": "false" submitted the job held
+    assert job_spec(["true"], job_id="j", **{option: False}) == job_spec(["true"], job_id="j")
 
 
 def test_submit_many_refuses_a_cycle_before_sending(tmp_path: Path) -> None:
