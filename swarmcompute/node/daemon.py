@@ -118,7 +118,7 @@ from swarmcompute.state.table import JobTable, submit_chunks, validate_batch, va
 from swarmcompute.storage.details import FILE_NAME as DETAILS_FILE
 from swarmcompute.storage.details import DetailsStore, details_missing
 from swarmcompute.storage.raft_log import LOG_FILE as RAFT_LOG_FILE
-from swarmcompute.units import likely_meant
+from swarmcompute.units import counted, likely_meant
 from swarmcompute.users import daemon_user, serves_every_user
 
 log = structlog.get_logger(__name__)
@@ -1515,7 +1515,23 @@ class Daemon:
 
     async def update(self, job_ids: list[str], changes: JobChanges, by: str = "") -> None:
         """Apply ``changes`` to the pending ones of ``job_ids``, and to the placed ones when they
-        change only the time limit and retries (``UpdateJobs``)."""
+        change only the time limit and retries (``UpdateJobs``). A change that could not do what it
+        says is refused whole: a ``--begin`` for a job that ran already (it holds back first
+        attempts only: the job showed the new start time and ran on), and ``--retries`` below the
+        failures of a job waiting out its retry backoff (the retry was granted: it ran anyway)."""
+        for job_id in job_ids:
+            job = self.table.get(job_id)
+            if job is None or job.state is not JobState.PENDING:
+                continue
+            if changes.begin_at is not None and job.attempt:
+                raise InvalidJobSpecError(
+                    f"{job_id} ran already (attempt {job.attempt}): --begin holds back a job's first attempt only"
+                )
+            if changes.retries is not None and job.failures > changes.retries:
+                raise InvalidJobSpecError(
+                    f"{job_id} failed {counted(job.failures, 'time')} already, more than --retries "
+                    f"{changes.retries} allows: `swarm cancel {job_id}` stops it"
+                )
         placed = changes.limits_only()
         await self._commit_each(
             job_ids,

@@ -70,6 +70,7 @@ from swarmcompute.state.job import (
     JobState,
     Move,
     Reason,
+    backing_off,
 )
 from swarmcompute.state.pending import Key, PendingIndex, shape_of
 from swarmcompute.state.policy import CommandPolicy, SetPolicy, policy_problem
@@ -690,6 +691,9 @@ class JobTable:
             job.reason, job.message = Reason.WAITING_DEPENDENCIES, "waiting for " + ", ".join(parents) + note
         elif 0 < at < job.spec.begin_at and not job.attempt:
             job.reason, job.message = Reason.BEGIN_TIME, "waits for its start time (--begin)" + note
+        elif job.failures and backing_off(job.not_before, at):  # it said "waiting to be scheduled"
+            why = f"attempt {job.attempt} failed; it runs again once its retry backoff is over"
+            job.reason, job.message = Reason.RETRY_BACKOFF, why + note
         else:
             job.reason, job.message = Reason.SUBMITTED, "waiting to be scheduled" + note
 

@@ -101,3 +101,37 @@ def test_a_running_jobs_time_limit_is_extended_and_then_cut_short(daemon: Daemon
     ended = daemon.client.wait(job_id, timeout=30)
     assert (ended["state"], ended["reason"], ended["attempt"]) == ("failed", "timeout", 1), ended
     assert daemon.swarm("update", job_id, "--timeout", "1h").stderr == f"{job_id} is failed: it has ended\n"
+
+
+def test_a_job_that_ran_takes_no_begin_and_no_retries_below_the_failures_it_had_and_says_how_to_stop_it(
+    daemon: DaemonProcess,
+) -> None:
+    """Both were said `updated` and did nothing: the job showed its new start time and ran on,
+    or ran the retry its backoff had granted and failed with 'failures 5 of 1 retries'."""
+    job = daemon.client.submit(["sh", "-c", "exit 1"], cpus=0, retries=8)
+
+    def held_in_backoff() -> bool:  # from the third failure on, a backoff of 2 s or more
+        view = daemon.client.job(job)
+        if view["state"] != "pending" or view["failures"] < 3:
+            return False
+        daemon.client.hold(job)
+        return bool(daemon.client.job(job)["held"])
+
+    wait_until(held_in_backoff, 60, "the job held while it waits out a retry's backoff")
+    failures = daemon.client.job(job)["failures"]
+    for args, said in [
+        (
+            ["--begin", "10m"],
+            f"swarm: {job} ran already (attempt {failures}): --begin holds back a job's first attempt only",
+        ),
+        (
+            ["--retries", "1"],
+            f"swarm: {job} failed {failures} times already, more than --retries 1 allows: `swarm cancel {job}` stops it",
+        ),
+    ]:
+        refused = daemon.swarm("update", job, *args)
+        assert (refused.returncode, refused.stdout, refused.stderr) == (2, "", said + "\n")
+    view = daemon.client.job(job)
+    assert (view["retries"], view["begin_at"]) == (8, None)
+    assert daemon.swarm("update", job, "--retries", str(failures)).returncode == 0  # no retry left, and it says so
+    daemon.client.cancel(job)

@@ -1384,3 +1384,17 @@ def test_a_gang_waiting_for_room_has_lower_priority_preemptible_work_stopped_on_
     assert table.apply(PreemptJobs((("bg", 1), ("other", 1)), "g.0", 5.0)) == ["bg", "other"]
     bg = table.get("bg")
     assert bg is not None and bg.message == "attempt 1 stopping: preempted by gang g (priority 5); it runs again"
+
+
+def test_a_job_released_or_updated_while_it_waits_out_a_retry_backoff_says_so_not_waiting_to_be_scheduled() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec("a1", retries=3),), 1.0))
+    running(table)
+    table.apply(finish("a1", 1, exit_code=1, at=10.0))  # retry 1: backoff until 10.5
+    table.apply(HoldJobs(("a1",), True, "ann", 10.1))
+    table.apply(HoldJobs(("a1",), False, "ann", 10.2))
+    job = table.get("a1")
+    assert job is not None and job.reason is Reason.RETRY_BACKOFF
+    assert job.message == "attempt 1 failed; it runs again once its retry backoff is over (released by ann)"
+    table.apply(UpdateJobs(("a1",), JobChanges(priority=2), "ann", 11.0))  # past the backoff
+    assert (job.reason, job.message) == (Reason.SUBMITTED, "waiting to be scheduled (updated by ann)")
