@@ -177,7 +177,7 @@ def post_json(url: str, payload: dict[str, Any], timeout_s: float) -> str | None
         headers={
             "Content-Type": "application/json",
             "User-Agent": f"swarmcompute/{__version__}",
-            "Title": payload["text"].encode("ascii", "replace").decode(),
+            "Title": _header_text(payload["text"]),
         },
     )
     try:
@@ -189,3 +189,13 @@ def post_json(url: str, payload: dict[str, Any], timeout_s: float) -> str | None
         reason = getattr(exc, "reason", exc)
         return str(reason)[:MAX_ERROR_CHARS] or type(exc).__name__
     return None if 200 <= status < 300 else f"HTTP {status}"
+
+
+def _header_text(text: str) -> str:
+    """``text`` as an HTTP header value: itself when ASCII, else one RFC 2047 encoded word
+    (``=?UTF-8?B?...?=``, which ntfy decodes): a job named ``train-ü`` read ``train-?``."""
+    if text.isascii():
+        return text
+    import base64
+
+    return "=?UTF-8?B?" + base64.b64encode(text.encode("utf-8", "surrogateescape")).decode() + "?="

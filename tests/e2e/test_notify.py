@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from email.header import decode_header, make_header
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -66,6 +67,17 @@ def test_the_end_of_a_job_is_posted_to_its_url_once_and_swarm_show_says_it_went(
     assert "argv" not in body and "env" not in body and "command" not in body  # they may hold secrets
     shown = daemon.swarm("show", body["id"]).stdout
     assert f"notify     {receiver.url}/topic (told)" in shown
+
+
+def test_a_notice_of_a_job_named_beyond_ascii_has_its_title_encoded_whole(
+    daemon: DaemonProcess, receiver: Receiver
+) -> None:
+    run = daemon.swarm("run", "--name", "train-ü🚀", "--notify", f"{receiver.url}/t", "--", "true")
+    assert run.returncode == 0, run.stderr
+    wait_until(lambda: receiver.posts, 30, "the notice")
+    (post,) = receiver.posts
+    assert str(make_header(decode_header(post["title"]))) == post["body"]["text"]  # it read 'train-??'
+    assert post["body"]["text"].startswith("swarm: job train-ü🚀 (")
 
 
 def test_a_refused_notice_is_given_up_at_once_and_said(daemon: DaemonProcess, receiver: Receiver) -> None:
