@@ -1362,7 +1362,7 @@ class Daemon:
             return tuple(dict.fromkeys(ids))
 
         resolved = []
-        retried: dict[str, bool] = {}  # each array of the batch: is an element of it in the table (a retry)?
+        first_of: dict[str, JobSpec | None] = {}  # each array of the batch: an element, None once one was here
         async for spec in sliced(specs, SLICE_S):
             if spec.after or spec.after_any:
                 spec = replace(spec, after=parents(spec.after), after_any=parents(spec.after_any))
@@ -1384,11 +1384,12 @@ class Daemon:
                 raise JobAlreadyExistsError(
                     f"job id {spec.id} was used by a job the history bound removed: choose another id"
                 )
-            if spec.array_id:
-                retried[spec.array_id] = retried.get(spec.array_id, False) or existing is not None
+            if spec.array_id and first_of.setdefault(spec.array_id, spec) is not None and existing is not None:
+                first_of[spec.array_id] = None  # a retried submission: the same jobs
             resolved.append(spec)
-        for array_id, again in retried.items():  # new elements would join another array, even an ended one
-            if not again and self.table.group_kind(array_id) == "array":
+        for array_id, first in first_of.items():  # new elements would join another array, even an ended one
+            held = self.table.array_element(array_id)  # the rest of one submission cut in chunks is welcome
+            if first is not None and held is not None and _array_shape(held.spec) != _array_shape(first):
                 raise JobAlreadyExistsError(f"array id {array_id} is taken by a different array: choose another id")
         specs = tuple(resolved)
         validate_batch(specs)  # a dependency cycle inside one submission would pend forever
@@ -1923,6 +1924,12 @@ class Daemon:
             "http": self.http_address or None,
             "versions": self.link.versions.view() if self._link is not None else {},
         }
+
+
+def _array_shape(spec: JobSpec) -> JobSpec:
+    """An element of an array as all its elements are: its id, index, name and index variable aside."""
+    env = {k: v for k, v in spec.env.items() if k != "SWARM_ARRAY_INDEX"}
+    return replace(spec, id=spec.array_id, array_index=0, name=spec.name.rpartition("[")[0], env=env)
 
 
 def _capacity(node_id: str, meta: NodeMeta) -> NodeCapacity:

@@ -421,6 +421,12 @@ class JobTable:
         """``"array"`` or ``"gang"`` when ``ref`` is the id of an array or a gang the table holds."""
         return "array" if ref in self._arrays else "gang" if ref in self._gangs else None
 
+    def array_element(self, array_id: str) -> Job | None:
+        """One element of an array the table holds (None: no such array), without sorting them all."""
+        for job_id in self._arrays.get(array_id, ()):
+            return self._jobs[job_id]
+        return None
+
     def gang(self, gang_id: str) -> list[Job]:
         """The ranks of a gang (``--ranks``), by rank; [] for an unknown id."""
         return [self._jobs[i] for i in self._gangs.get(gang_id, ())]
