@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from swarmcompute.scheduler.placement import NodeCapacity, NodeRoom, may_run_on, pin_matches
+from swarmcompute.scheduler.placement import NodeCapacity, NodeRoom, may_run_on
 from swarmcompute.state.job import ACTIVE_STATES, Job, JobSpec, JobState, waits
 from swarmcompute.state.table import JobTable
 
@@ -227,20 +227,42 @@ def _higher_priority_waits(table: JobTable, priority: int, capacity: NodeCapacit
     highest priority first) and the jobs whose backoff ended since the last release, not every
     pending job: a node starting its queue under a 100,000-job backlog of another priority
     scanned it all for each start."""
+    running: dict[str, int] | None = None  # %-limited arrays' elements assigned or running, once asked
+
+    def at_limit(spec: JobSpec) -> bool:
+        """An element of an array that runs its ``%N`` already: the leader places none of it now
+        (a `--priority 5 --array 0-9%1` held every lower job back on every node it fitted)."""
+        nonlocal running
+        if not spec.array_limit:
+            return False
+        if running is None:
+            running = {}
+            for job in table.active_jobs():
+                if job.spec.array_limit:
+                    running[job.spec.array_id] = running.get(job.spec.array_id, 0) + 1
+        return running.get(spec.array_id, 0) >= spec.array_limit
+
     for bucket in table.pending_index.buckets():
-        if -bucket[0][0] <= priority or not _could_run(bucket[0][3].spec, capacity):
-            continue  # nothing in it outranks, or its shape cannot run here
+        head = bucket[0][3].spec
+        if -bucket[0][0] <= priority or not _could_run(head, capacity) or at_limit(head):
+            continue  # nothing in it outranks, its shape cannot run here, or its array is at its limit
         for neg_priority, _, _, job in bucket:
             if -neg_priority <= priority:
                 break
             if not waits(job, now):
                 return True
-    return any(j.spec.priority > priority and _could_run(j.spec, capacity) for j in table.pending_index.due(now))
+    return any(
+        j.spec.priority > priority and _could_run(j.spec, capacity) and not at_limit(j.spec)
+        for j in table.pending_index.due(now)
+    )
 
 
 def _could_run(spec: JobSpec, capacity: NodeCapacity) -> bool:
     """Whether a job of ``spec`` could start on this node, room aside (gang ranks never count:
-    the leader holds work back for a gang itself)."""
-    if spec.ranks or (spec.node is not None and not pin_matches(spec.node, capacity.node_id, capacity.name)):
+    the leader holds work back for a gang itself): its size, and the placement's own test of
+    pin, user, constraints, GPU memory and Docker engine. (With the pin alone, one pending job of
+    a higher priority that no node could run, a constraint no node meets, held every lower
+    one back on every node its size fitted, for good.)"""
+    if spec.ranks or not may_run_on(spec, capacity):
         return False
     return spec.cpus <= capacity.cpus + _EPSILON and spec.mem_bytes <= capacity.mem_bytes and spec.gpus <= capacity.gpus

@@ -6,7 +6,7 @@ import dataclasses
 
 from swarmcompute.rules.local_queue import HAND_BACK_AFTER_S, LocalQueue
 from swarmcompute.scheduler.placement import NodeCapacity
-from swarmcompute.state.commands import AssignJobs, Assignment, SubmitJobs
+from swarmcompute.state.commands import AssignJobs, Assignment, RequeueLost, StartAttempt, SubmitJobs
 from swarmcompute.state.job import JobSpec
 from swarmcompute.state.table import JobTable
 
@@ -74,6 +74,30 @@ def test_a_higher_priority_job_waiting_on_parents_or_a_backoff_holds_nothing() -
     queue = LocalQueue("n1")
     give(table, queue, "low")
     assert [j.id for j in queue.to_start(table, ME, now_wall=10.0)] == ["low"]
+
+
+def test_a_higher_priority_job_no_node_could_run_or_whose_array_runs_its_limit_holds_nothing() -> None:
+    """Each held every lower-priority job back on every node its size fitted, for good: a
+    constraint no node meets, an image on a node without Docker, another user's job on a node
+    without that user, and `--priority 5 --array 0-9%1` while its one element runs."""
+    table = table_with(
+        spec("nowhere", priority=9, constraints=("gpu=a100",)),
+        spec("image", priority=9, image="busybox:1"),
+        spec("theirs", priority=9, user="zoe"),
+        *(spec(f"arr.{i}", priority=9, array_id="arr", array_index=i, array_limit=1) for i in range(2)),
+        spec("low"),
+        spec("low2"),
+    )
+    mine = dataclasses.replace(ME, users=frozenset({"ann"}), docker=False)
+    queue = LocalQueue("n1")
+    table.apply(AssignJobs((Assignment("arr.0", 1, "n2"),), 2.0))  # the array's one at a time
+    table.apply(StartAttempt("arr.0", 1, "n2", 2.5))
+    give(table, queue, "low")
+    assert [j.id for j in queue.to_start(table, mine, now_wall=10.0)] == ["low"]
+    queue.ended("low", 1)
+    table.apply(RequeueLost("arr.0", 1, "its node went away", 11.0))  # the array runs nothing now
+    give(table, queue, "low2")
+    assert queue.to_start(table, mine, now_wall=12.0) == []  # its elements come first
 
 
 def test_a_node_whose_state_directory_is_full_hands_back_its_queue_at_once_but_never_to_a_full_one() -> None:

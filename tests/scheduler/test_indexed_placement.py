@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from swarmcompute.arrays import elements
 from swarmcompute.rules.local_queue import _higher_priority_waits
-from swarmcompute.scheduler.placement import NodeCapacity, Placement, pin_matches, place, submitted_in
+from swarmcompute.scheduler.placement import NodeCapacity, Placement, may_run_on, place, submitted_in
 from swarmcompute.scheduler.reference import reference_place
 from swarmcompute.state.commands import (
     AssignJobs,
@@ -243,12 +243,17 @@ def _scanned(table: JobTable, priority: int, capacity: NodeCapacity, now: float)
         spec = job.spec
         if spec.priority <= priority or waits(job, now) or job.held or spec.ranks:
             continue
-        if spec.node is not None and not pin_matches(spec.node, capacity.node_id, capacity.name):
+        if not may_run_on(spec, capacity):
             continue
         if spec.cpus > capacity.cpus + 1e-9 or spec.mem_bytes > capacity.mem_bytes or spec.gpus > capacity.gpus:
             continue
         if (spec.after or spec.after_any) and table.waiting_on(job):
             continue
+        if (
+            spec.array_limit
+            and sum(1 for j in table.active_jobs() if j.spec.array_id == spec.array_id) >= spec.array_limit
+        ):
+            continue  # its array runs its %N: none of it is placed now
         return True
     return False
 
