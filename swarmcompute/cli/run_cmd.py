@@ -309,7 +309,10 @@ def main(args: Sequence[str]) -> int:
         if parsed.ship or _may_ship(parsed.argv):
             from swarmcompute.files.cli import ship
 
-            ship(parsed, spec, lambda: _client(state_dir))
+            try:
+                ship(parsed, spec, lambda: _client(state_dir))
+            except (KeyboardInterrupt, _EndedBySignal) as exc:
+                return unsubmitted(exc)
         status = _launched(sock, lean, spec, array, ranks, state_dir, detach=parsed.detach)
     except lean.LeanError as exc:
         print(f"swarm: {_safe(str(exc))}", file=sys.stderr)
@@ -324,6 +327,18 @@ def main(args: Sequence[str]) -> int:
 
         return download(parsed, spec["id"], lambda: _client(state_dir), status)
     return status
+
+
+def unsubmitted(exc: BaseException) -> int:
+    """Ctrl-C (or SIGTERM, SIGHUP) while `swarm run` read ``--stdin`` or shipped its files, before
+    it submitted anything: one line, and 130 (128+N). Before, a traceback and death by SIGINT."""
+    signum = getattr(exc, "signum", None)
+    why = f"ended by signal {signum}" if isinstance(signum, int) else "interrupted"
+    try:
+        print(f"\nswarm: {why} before the job was submitted: nothing runs", file=sys.stderr)
+    except OSError:
+        pass  # stderr is gone too
+    return 128 + signum if isinstance(signum, int) else 130
 
 
 def waiting_notes(job_id: str, held: bool, begin_at: float, every_s: float = 0.0) -> list[str]:

@@ -672,6 +672,8 @@ def run_main(parsed: Any, array: str | None = None, gang: tuple[int, int] | None
         except run_cmd._ShipError as exc:
             print(f"swarm: {_safe(str(exc))}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt as exc:  # nothing submitted yet
+            return int(run_cmd.unsubmitted(exc))
     if ship or run_cmd._may_ship(parsed.argv):  # through the node's HTTP API, as on a node
         from swarmcompute.files.cli import ship as ship_files
 
@@ -683,6 +685,8 @@ def run_main(parsed: Any, array: str | None = None, gang: tuple[int, int] | None
         except run_cmd._ShipError as exc:
             print(f"swarm: {_safe(str(exc))}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt as exc:  # nothing submitted yet
+            return int(run_cmd.unsubmitted(exc))
     status = _submitted(parsed, run_cmd, options, array, gang)
     if ship.get("download") and not parsed.detach:
         from swarmcompute.files.cli import download

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 from pathlib import Path
@@ -112,6 +113,36 @@ def test_keep_on_exit_lets_the_job_finish_after_run_was_killed_or_terminated(
 def _group_started(proc: subprocess.Popen[bytes], markers: list[Path]) -> bool:
     assert proc.poll() is None, proc.communicate(timeout=10)
     return all(m.exists() for m in markers)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_a_signal_while_run_reads_its_stdin_says_nothing_was_submitted_in_one_line(
+    daemon: DaemonProcess, signum: int
+) -> None:
+    env = {**os.environ, "SWARM_STATE_DIR": str(daemon.state_dir)}
+    proc = subprocess.Popen(
+        [swarm_executable(), "run", "--stdin", "--id", "never", "--", "cat"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+    try:
+        assert proc.stdin is not None and proc.stderr is not None
+        proc.stdin.write(b"some input, and the pipe stays open\n")
+        proc.stdin.flush()
+        ready, _, _ = select.select([proc.stderr], [], [], 20)  # said once the read takes 2 s
+        notice = proc.stderr.readline().decode() if ready else ""
+        assert notice == "swarm: --stdin: reading stdin to its end before the job is submitted\n"
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        _stopped(proc)
+    why = "interrupted" if signum == signal.SIGINT else f"ended by signal {signum}"
+    assert (proc.returncode, out, err.decode().strip()) == (
+        130 if signum == signal.SIGINT else 128 + signum,
+        b"",
+        f"swarm: {why} before the job was submitted: nothing runs",
+    )
+    assert not _known(daemon, "never")
+    assert daemon.client.jobs() == []
 
 
 @pytest.mark.parametrize(
