@@ -60,19 +60,22 @@ def print_elements(client: Any, array_id: str, indices: list[int]) -> None:
 def _print_one(client: Any, job_id: str) -> None:
     from swarmcompute.api import messages as m
     from swarmcompute.api.replay import followed
+    from swarmcompute.cli.output import write_out
     from swarmcompute.limits import printable
 
     out, err = sys.stdout.buffer, sys.stderr.buffer
     for event in followed(client, job_id):
         if isinstance(event, m.OutputChunk):
-            target = out if event.stream == m.STDOUT else err
-            target.write(event.data)
-            target.flush()
+            if event.stream == m.STDOUT:
+                write_out(out, event.data)  # ``StdoutFailed``: the caller's, as a closed pipe
+            else:
+                err.write(event.data)
+                err.flush()
         elif isinstance(event, m.Notice):
-            out.flush()
+            write_out(out, b"")
             print(f"swarm: {job_id}: {printable(event.text)}", file=sys.stderr)
         elif isinstance(event, m.AttemptStart):
-            out.flush()
+            write_out(out, b"")
             print(f"{job_id}: {printable(event.text)}", file=sys.stderr)
         elif isinstance(event, m.StreamEnd):
             return

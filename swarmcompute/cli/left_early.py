@@ -10,7 +10,6 @@ not be reached. ``cancel``: ``Client.cancel``, ``web.remote.RemoteClient.cancel`
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 from collections.abc import Callable
@@ -63,14 +62,9 @@ def _say(line: str) -> None:
 
 
 def _quiet_stdout() -> None:
-    """Whoever read our output went away: what is still buffered for them goes nowhere, instead of
-    failing again (``Exception ignored ... BrokenPipeError``) when Python flushes it at exit."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError):  # no stdout descriptor (redirected in-process): nothing to quiet
-        pass
+    from swarmcompute.cli.output import quiet_stdout
+
+    quiet_stdout()
 
 
 def _tried(cancel: Callable[[str], object], ref: str) -> bool:

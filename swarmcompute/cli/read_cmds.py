@@ -268,13 +268,17 @@ def logs(
             for path in _raw_paths(client, state_dir, job, attempt):
                 _echo(path)
             return 0
+        from swarmcompute.cli.output import write_out
+
         out, err = sys.stdout.buffer, sys.stderr.buffer
         events = _followed(client, job) if follow and attempt is None else _log_events(client, job, follow, attempt)
         for tag, fields in events:
             if tag == "api.output":
-                target = out if fields[2] == 1 else err  # api.messages.STDOUT
-                target.write(fields[3])
-                target.flush()
+                if fields[2] == 1:  # api.messages.STDOUT
+                    write_out(out, fields[3])
+                else:
+                    err.write(fields[3])
+                    err.flush()
             elif tag == "api.notice":
                 _echo(f"swarm: {printable(fields[0])}", err=True)
             elif tag == "api.attempt":
@@ -479,13 +483,19 @@ def _raw_paths(client: LeanClient | Client, state_dir: str | None, ref: str, att
 
 
 def _guarded(body: Callable[[], int]) -> int:
-    """Run a command's body; a ``SwarmError`` is one line on stderr and exit 2."""
+    """Run a command's body; a ``SwarmError``, or stdout that cannot be written (a full disk;
+    not a closed pipe), is one line on stderr and exit 2."""
+    from swarmcompute.cli.output import StdoutFailed
     from swarmcompute.errors import SwarmError
 
     try:
         return body()
     except SwarmError as exc:  # DaemonNotRunningError included: its message says what to do
         return _fail(str(exc))
+    except StdoutFailed as exc:
+        from swarmcompute.cli.output import stdout_failed
+
+        return _fail(stdout_failed(exc))
 
 
 def _fail(message: str) -> int:
@@ -497,9 +507,13 @@ def _fail(message: str) -> int:
 
 def _echo(text: str, *, err: bool = False) -> None:
     """A line, flushed at once (as ``typer.echo``: stdout and stderr keep their order in one pipe)."""
-    stream = sys.stderr if err else sys.stdout
-    stream.write(text + "\n")
-    stream.flush()
+    if err:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+        return
+    from swarmcompute.cli.output import write_out
+
+    write_out(sys.stdout, text + "\n")
 
 
 def _print_json(value: Any) -> None:

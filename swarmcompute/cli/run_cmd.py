@@ -393,6 +393,7 @@ def _run_array(spec: dict[str, Any], array: str, state_dir: str, *, detach: bool
     from swarmcompute import Client
     from swarmcompute.arrays import elements
     from swarmcompute.cli.array_run import announce, print_elements
+    from swarmcompute.cli.output import StdoutFailed
     from swarmcompute.client import submit_framed
     from swarmcompute.errors import SwarmError
     from swarmcompute.state.job import JobSpec
@@ -417,6 +418,9 @@ def _run_array(spec: dict[str, Any], array: str, state_dir: str, *, detach: bool
         from swarmcompute.cli.left_early import left_early
 
         return left_early(Client(state_dir).cancel, spec["id"], "array", exc, keep=bool(spec.get("keep_on_exit")))
+    except StdoutFailed as exc:  # a full disk (`> /dev/full`): as a closed pipe, but exit 2
+        keep = bool(spec.get("keep_on_exit"))
+        return output_lost(Client(state_dir).cancel, spec["id"], "array", exc, keep=keep)
     except ValueError as exc:
         print(f"swarm run: {_safe(str(exc))}", file=sys.stderr)
         return 2
@@ -615,6 +619,8 @@ def _follow(
     the job within ``lean.TIMEOUT_S`` (stopped, stuck on its disk) is said in one line, exit 2.
     Detached (not ``attached``), the only frame is the submission's answer, the job's id.
     ``notes`` go to stderr once the daemon took the job (``waiting_notes``)."""
+    from swarmcompute.cli.output import StdoutFailed, write_out
+
     reader = lean.FrameReader(sock)
     out, err = sys.stdout.buffer, sys.stderr.buffer
     pull = None  # the image pull's updating line, once one is reported
@@ -665,21 +671,23 @@ def _follow(
             if pull is not None:
                 pull.end()
             if tag == "api.output":
-                stream = out if fields[2] == 1 else err
-                stream.write(fields[3])
-                stream.flush()
+                if fields[2] == 1:
+                    write_out(out, fields[3])
+                else:
+                    err.write(fields[3])
+                    err.flush()
             elif tag == "api.submitted":  # it names our own job id: taken (a refusal says only itself)
                 for note in notes:  # `--hold`, `--begin`, `--every`: why nothing runs yet
                     print(note, file=sys.stderr)
                 notes = ()
             elif tag == "api.reply":  # detached submit: the ids
-                print(fields[0][0])
+                write_out(sys.stdout, f"{fields[0][0]}\n")
                 return 0
             elif tag == "api.notice":
-                out.flush()
+                write_out(out, b"")
                 print(f"swarm: {_safe(fields[0])}", file=sys.stderr)
             elif tag == "api.attempt":  # the next attempt's output follows
-                out.flush()
+                write_out(out, b"")
                 print(_safe(fields[3]), file=sys.stderr)
             elif tag == "api.end":
                 return exit_status(fields[0])
@@ -690,12 +698,30 @@ def _follow(
         from swarmcompute.cli.left_early import left_early
 
         return left_early(lambda ref: _cancel(lean, state_dir, ref), job_id, "job", exc, keep=keep)
+    except StdoutFailed as exc:  # a full disk (`> /dev/full`): as a closed pipe, but exit 2
+        return output_lost(lambda ref: _cancel(lean, state_dir, ref), job_id, "job", exc, keep=keep, attached=attached)
     except Exception:
         if not keep:
             from swarmcompute.cli.left_early import cut
 
             cut(lambda ref: _cancel(lean, state_dir, ref), job_id, "job", "swarm run failed", keep=keep)
         raise
+
+
+def output_lost(cancel: Any, ref: str, kind: str, exc: BaseException, *, keep: bool, attached: bool = True) -> int:
+    """stdout failed while `swarm run` printed the output of the ``kind`` ``ref`` (``StdoutFailed``:
+    a full disk, not a closed pipe): as after a closed pipe, it is cancelled unless ``keep``, in one
+    line; exit 2. Detached, only its id was to be printed: the line says it was submitted."""
+    from swarmcompute.cli.output import quiet_stdout
+
+    quiet_stdout()
+    if not attached:
+        print(f"swarm: could not write to stdout: {exc}; job {ref} was submitted (`swarm show {ref}`)", file=sys.stderr)
+        return 2
+    from swarmcompute.cli.left_early import cut
+
+    cut(cancel, ref, kind, f"could not write the {kind}'s output to stdout: {exc}", keep=keep)
+    return 2
 
 
 class _Reattach:
