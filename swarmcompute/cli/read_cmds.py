@@ -271,6 +271,7 @@ def logs(
         from swarmcompute.cli.output import write_out
 
         out, err = sys.stdout.buffer, sys.stderr.buffer
+        said = ""  # the last notice
         events = _followed(client, job) if follow and attempt is None else _log_events(client, job, follow, attempt)
         for tag, fields in events:
             if tag == "api.output":
@@ -281,9 +282,12 @@ def logs(
                     err.flush()
             elif tag == "api.notice":
                 _echo(f"swarm: {printable(fields[0])}", err=True)
+                said = str(fields[0])
             elif tag == "api.attempt":
                 _echo(printable(fields[3]), err=True)
             elif tag == "api.end":
+                if follow and _never_started(fields[0]) and "never started" not in said:
+                    _echo(f"swarm: {printable(_never_started(fields[0]))}", err=True)  # as without -f
                 return OUTPUT_INCOMPLETE if fields[0].get("output_truncated") else 0
         return 0
 
@@ -293,6 +297,15 @@ def logs(
         return 130
     except BrokenPipeError:
         return 141
+
+
+def _never_started(view: dict[str, Any]) -> str:
+    """`swarm logs -f`'s last word on a job that ended before any attempt began (cancelled while
+    pending, a failed ``--after`` parent), as `swarm logs` without -f has it from the daemon
+    (``api.streaming``): before, -f ended silently after the pending notice. "" for any other."""
+    if view.get("attempt") or view.get("state") not in ("succeeded", "failed", "cancelled"):
+        return ""
+    return f"job {view['id']} never started: {view.get('message') or view['state']}"
 
 
 def wait(state_dir: str | None, jobs: Sequence[str], timeout: str | None = None, as_json: bool = False) -> int:

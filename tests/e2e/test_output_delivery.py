@@ -72,6 +72,28 @@ def test_logs_of_a_job_that_has_not_started_or_never_did_says_why_there_is_no_ou
     assert result.stderr == f"swarm: job {waiting} never started: cancelled by user\n"
 
 
+def test_logs_follow_of_a_job_cancelled_before_it_started_says_it_never_started_as_without_follow(
+    daemon: DaemonProcess,
+) -> None:
+    waiting = daemon.client.submit(["echo", "hi"], cpus=10_000)  # no node that big: it waits
+    env = {**os.environ, "SWARM_STATE_DIR": str(daemon.state_dir)}
+    follow = subprocess.Popen(
+        [swarm_executable(), "logs", "-f", waiting], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert daemon.swarm("cancel", waiting).returncode == 0  # while -f waits, or before it asked: the same end
+        out, err = follow.communicate(timeout=30)
+    finally:
+        if follow.poll() is None:
+            follow.kill()
+            follow.communicate()
+    plain = daemon.swarm("logs", waiting)
+    assert plain.stderr == f"swarm: job {waiting} never started: cancelled by user\n"
+    assert (follow.returncode, out, err.splitlines()[-1:]) == (plain.returncode, "", [plain.stderr.strip()])
+    again = daemon.swarm("logs", "-f", waiting)  # asked once it had ended
+    assert (again.returncode, again.stdout, again.stderr) == (plain.returncode, "", plain.stderr)
+
+
 def test_run_with_retries_streams_every_attempt_with_a_marker_line_between(daemon: DaemonProcess) -> None:
     result = daemon.swarm("run", "--retries", "2", "--", "sh", "-c", 'echo "try $SWARM_ATTEMPT"; echo oops >&2; exit 1')
     assert result.returncode == 1
