@@ -488,11 +488,26 @@ def _raw_paths(client: LeanClient | Client, state_dir: str | None, ref: str, att
         index = attempt_log_path(root, job_id, n)
         if index.exists():
             return [str(p) for p in log_files(index) if p.exists()]
-    node = record["attempts"][n - 1]["node"] if n <= len(record["attempts"]) else None
+    node_id = record["attempts"][n - 1]["node"] if n <= len(record["attempts"]) else None
+    node = _node_name(client, record, node_id) if node_id else None
     raise SwarmError(
         f"this node has no output files of attempt {n} of job {job_id}: it ran on node {node} (ask there),"
         " or it wrote nothing"
     )
+
+
+def _node_name(client: LeanClient | Client, record: dict[str, Any], node_id: str) -> str:
+    """The name of the node ``node_id`` (the job's current one: its record says it; else as
+    `swarm status` lists it), for people: the id only when no node of the cluster has it."""
+    from swarmcompute.errors import SwarmError
+
+    if node_id == record.get("node") and record.get("node_name"):
+        return str(record["node_name"])
+    try:
+        nodes = client.status().get("nodes") or ()
+    except SwarmError:
+        return node_id
+    return next((str(n["name"]) for n in nodes if n.get("id") == node_id and n.get("name")), node_id)
 
 
 def _guarded(body: Callable[[], int]) -> int:

@@ -41,6 +41,7 @@ def test_the_output_files_of_a_job_are_plain_text_for_cat_private_and_raw_path_p
     none = daemon.swarm("logs", "quiet", "--raw-path")
     assert none.returncode == 2 and none.stdout == "" and none.stderr.count("\n") == 1
     assert "no output files of attempt 1 of job quiet" in none.stderr
+    assert f"it ran on node {daemon.name} (ask there)" in none.stderr  # by name, as tables show nodes
     beyond = daemon.swarm("logs", "quiet", "--raw-path", "--attempt", "2")
     assert beyond.returncode == 2 and "has no attempt 2: it has had 1" in beyond.stderr
 
