@@ -309,20 +309,64 @@ def _never_started(view: dict[str, Any]) -> str:
 
 
 def wait(state_dir: str | None, jobs: Sequence[str], timeout: str | None = None, as_json: bool = False) -> int:
-    """Wait for jobs to end; exit 0 only if all succeeded, else 1."""
+    """Wait for jobs to end; exit 0 only if all succeeded, else 1; 2 if some still run after
+    ``timeout``, those that ended listed first (``as_json``: every job as it is now)."""
 
     def body() -> int:
-        records = _client(state_dir).wait(list(jobs), timeout=timeout)
+        from swarmcompute.errors import WaitTimeoutError
+        from swarmcompute.limits import printable
+
+        client = _client(state_dir)
+        try:
+            records = client.wait(list(jobs), timeout=timeout)
+        except WaitTimeoutError as exc:  # still running: what they are now, then the line, exit 2
+            now = _as_they_are(client, jobs, whole=as_json)
+            if as_json:
+                _print_json(now)
+            else:
+                for r in now:
+                    if r["state"] in _ENDED:  # as an ended wait lists them; the rest still run
+                        _echo(printable(f"{r['id']} {r['state']} ({r['message']})"))
+            return _fail(str(exc))
         if as_json:
             _print_json(records)
         else:
-            from swarmcompute.limits import printable
-
             for r in records:
                 _echo(printable(f"{r['id']} {r['state']} ({r['message']})"))
         return 0 if all(r["state"] == "succeeded" for r in records) else 1
 
     return _guarded(body)
+
+
+_ENDED = ("succeeded", "failed", "cancelled")
+_SHOWN_ONLY = ("output_tail", "pull", "usage_now")
+"""What `swarm show`'s record has and a wait's has not (its output's tail, its pull, its usage now)."""
+
+
+def _waited_shape(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k not in _SHOWN_ONLY}
+
+
+def _as_they_are(client: LeanClient | Client, refs: Sequence[str], *, whole: bool) -> list[dict[str, Any]]:
+    """`swarm wait`'s jobs as they are now, once its ``--timeout`` passed (an array id: each of its
+    elements, as a wait answers): each job's record when ``whole`` (``--json``, the shape an ended
+    wait prints), else an array's elements as its record summarizes them (id, state, message:
+    what the text lines need, in one request). A job removed meanwhile is left out."""
+    from swarmcompute.errors import JobNotFoundError
+
+    out: list[dict[str, Any]] = []
+    for ref in refs:
+        try:
+            record = client.job(ref)
+            if record.get("kind") != "array":
+                out.append(_waited_shape(record))
+            elif whole:
+                out += [_waited_shape(client.job(str(e["id"]))) for e in record["elements"]]
+            else:
+                out += record["elements"]
+        except JobNotFoundError:
+            continue
+    return out
 
 
 def cancel(

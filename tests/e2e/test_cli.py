@@ -135,6 +135,31 @@ def test_wait_with_a_timeout_of_zero_only_looks(daemon: DaemonProcess) -> None:
         daemon.client.cancel(running)
 
 
+def test_wait_that_times_out_shows_the_ended_jobs_and_with_json_every_job_as_it_is_now(daemon: DaemonProcess) -> None:
+    done = daemon.client.submit(["true"], cpus=0)
+    daemon.client.wait(done, timeout=30)
+    running = daemon.client.submit(["sleep", "30"], cpus=0)
+    array = daemon.swarm("run", "-d", "--array", "0-1", "--cpus", "0", "--", "sleep", "30").stdout.strip()
+    try:
+        line = "swarm: 3 of 4 jobs still running after 0s\n"
+        looked = daemon.swarm("wait", "--timeout", "0", running, done, array)
+        assert (looked.returncode, looked.stdout, looked.stderr) == (
+            2,
+            f"{done} succeeded (exited with code 0)\n",
+            line,
+        )
+        as_json = daemon.swarm("wait", "--timeout", "0", running, done, array, "--json")
+        assert (as_json.returncode, as_json.stderr) == (2, line)
+        now = json.loads(as_json.stdout)
+        assert [r["id"] for r in now] == [running, done, f"{array}.0", f"{array}.1"]
+        assert [r["state"] == "succeeded" for r in now] == [False, True, False, False]
+        ended = json.loads(daemon.swarm("wait", done, "--json").stdout)
+        assert [sorted(set(r) ^ set(ended[0])) for r in now] == [[]] * 4  # the shape of an ended wait's
+    finally:
+        daemon.client.cancel(running)
+        daemon.client.cancel(array)
+
+
 def test_run_says_which_local_files_named_by_its_command_the_shipped_job_will_not_find(
     daemon: DaemonProcess, tmp_path: Path
 ) -> None:
