@@ -143,14 +143,16 @@ class LeanClient:
     def job(self, ref: str) -> dict[str, Any]:
         return self._call("api.get_job", [job_ref(ref), True])  # type: ignore[no-any-return]
 
-    def cancel(self, ref: str) -> Any:
-        refs, cursor = (job_ref(ref),), new_cursor()
+    def cancel(self, ref: str | Sequence[str]) -> Any:
+        """As ``Client.cancel``; a list of refs is one request, all or nothing: each resolves (and
+        is the asker's) before any is cancelled (`swarm cancel A B C`); then always a list."""
+        refs, cursor = ((job_ref(ref),) if isinstance(ref, str) else job_refs(ref)), new_cursor()
         records = in_pages(
             lambda offset, limit: self._call(
                 "api.cancel", [() if offset else refs, offset, limit, cursor, *NO_SELECTION]
             )
         )
-        return records[0] if len(records) == 1 else records
+        return records[0] if isinstance(ref, str) and len(records) == 1 else records
 
     def cancel_selected(
         self, states: Sequence[str] = (), *, name: str = "", node: str = "", user: str = "", every: bool = False

@@ -378,7 +378,8 @@ def cancel(
     user: str = "",
     every: bool = False,
 ) -> int:
-    """Cancel jobs (an array id: each of its elements); stops at the first that fails. Without
+    """Cancel jobs (an array id: each of its elements); all or nothing: one that does not resolve
+    (or is not yours) is said and none is cancelled, as `swarm update` and `hold` do. Without
     ids: the open jobs of yours (every user's for root) that --state, --name, --node and --user
     select, or --all of them."""
 
@@ -398,6 +399,13 @@ def cancel(
                 _echo("swarm: no open job of yours matches: nothing cancelled", err=True)
             _said_cancelled(records)
             return 0
+        from swarmcompute.api.lean_client import LeanClient
+
+        if isinstance(client, LeanClient):  # one request: the daemon resolves them all before it cancels any
+            _said_cancelled(client.cancel(list(jobs)))
+            return 0
+        for ref in jobs:  # over --url, one request a job: each resolved first, so a typo cancels none
+            client.job(ref)
         for ref in jobs:
             answer = client.cancel(ref)
             _said_cancelled(answer if isinstance(answer, list) else [answer])

@@ -238,6 +238,23 @@ def test_cancel_says_whether_it_cancelled_the_job_or_found_it_ended(daemon: Daem
     assert (again.returncode, again.stdout) == (0, "sleeper had already ended: cancelled\n")
 
 
+def test_cancel_of_several_jobs_one_of_which_is_no_job_cancels_none_of_them(daemon: DaemonProcess) -> None:
+    first = daemon.client.submit(["sleep", "30"], cpus=0, job_id="first")
+    last = daemon.client.submit(["sleep", "30"], cpus=0, job_id="last")
+    try:
+        refused = daemon.swarm("cancel", first, "nosuch", last)
+        assert (refused.returncode, refused.stdout) == (2, "")
+        assert refused.stderr == "swarm: no job matches 'nosuch': see `swarm jobs`\n"
+        assert [daemon.client.job(j)["state"] in ("pending", "assigned", "running") for j in (first, last)] == [
+            True
+        ] * 2
+        both = daemon.swarm("cancel", first, last)
+        assert (both.returncode, both.stdout) == (0, "first cancelled\nlast cancelled\n")
+    finally:
+        daemon.client.cancel(first)
+        daemon.client.cancel(last)
+
+
 def test_cancel_by_prefix_stops_the_whole_process_group(daemon: DaemonProcess, tmp_path: Path) -> None:
     pidfile = tmp_path / "child.pid"
     job_id = daemon.swarm("run", "-d", "--", "sh", "-c", f"sleep 300 & echo $! > {pidfile}; wait").stdout.strip()
