@@ -36,15 +36,17 @@ def announce(array_id: str, size: int) -> None:
     )
 
 
-def print_elements(client: Any, array_id: str, indices: list[int]) -> None:
+def print_elements(client: Any, array_id: str, indices: list[int]) -> bool:
     """Each element's output in index order, until the last element ended (``client``: a
-    ``Client`` or ``web.remote.RemoteClient``)."""
+    ``Client`` or ``web.remote.RemoteClient``); whether some of it could not be delivered (cut
+    by the size bound, or held only by a node that is gone: each stream said what)."""
     from swarmcompute.errors import JobNotFoundError
 
     gone = 0
+    incomplete = False
     for index in indices:
         try:
-            _print_one(client, f"{array_id}.{index}")
+            incomplete = _print_one(client, f"{array_id}.{index}") or incomplete
         except JobNotFoundError:
             gone += 1
     if gone:
@@ -55,9 +57,11 @@ def print_elements(client: Any, array_id: str, indices: list[int]) -> None:
             " (--keep-jobs, --keep-history) before their output was printed, and their output with them",
             file=sys.stderr,
         )
+    return incomplete
 
 
-def _print_one(client: Any, job_id: str) -> None:
+def _print_one(client: Any, job_id: str) -> bool:
+    """One element's output; whether some of it is missing (its stream's end says so)."""
     from swarmcompute.api import messages as m
     from swarmcompute.api.replay import followed
     from swarmcompute.cli.output import write_out
@@ -78,4 +82,5 @@ def _print_one(client: Any, job_id: str) -> None:
             write_out(out, b"")
             print(f"{job_id}: {printable(event.text)}", file=sys.stderr)
         elif isinstance(event, m.StreamEnd):
-            return
+            return bool(event.job.get("output_truncated"))
+    return False

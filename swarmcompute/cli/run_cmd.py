@@ -68,7 +68,8 @@ Options:
   --array SPEC          One job per index: 0-99, 1,3,5 or 0-99%10 (at most 10
                         at once); each sees SWARM_ARRAY_ID and SWARM_ARRAY_INDEX.
                         Prints each one's output in index order (-d: the
-                        array id) and exits 0 if every one succeeded, else 1.
+                        array id) and exits 0 if every one succeeded (3 if
+                        some output could not be delivered), else 1.
   --ranks N             A gang: N ranks placed all at once or not at all, run
                         again together when one is lost; each sees SWARM_RANK,
                         SWARM_LOCAL_RANK, SWARM_WORLD_SIZE, SWARM_MASTER_ADDR,
@@ -410,7 +411,7 @@ def _run_array(spec: dict[str, Any], array: str, state_dir: str, *, detach: bool
             print(spec["id"], flush=True)
             return 0
         announce(spec["id"], len(specs))
-        print_elements(client, spec["id"], [s.array_index for s in specs])
+        incomplete = print_elements(client, spec["id"], [s.array_index for s in specs])
         jobs = client.wait(spec["id"])
     except (KeyboardInterrupt, BrokenPipeError, _EndedBySignal) as exc:
         if detach:
@@ -427,16 +428,18 @@ def _run_array(spec: dict[str, Any], array: str, state_dir: str, *, detach: bool
     except SwarmError as exc:
         print(f"swarm: {_safe(str(exc))}", file=sys.stderr)
         return 2
-    return array_ended(spec["id"], jobs)
+    return array_ended(spec["id"], jobs, incomplete)
 
 
 SHOWN_UNSUCCESSFUL = 5
 """Elements of an array that did not succeed named on `swarm run --array`'s last line."""
 
 
-def array_ended(array_id: str, jobs: Any) -> int:
+def array_ended(array_id: str, jobs: Any, incomplete: bool = False) -> int:
     """Say how an array's elements ended (``swarm: array ID: 3 failed, 97 succeeded``) and which did
-    not succeed, and how (``ID.4 (exit 3)``, the first few by index); 0 if all succeeded."""
+    not succeed, and how (``ID.4 (exit 3)``, the first few by index); 0 if all succeeded, 3 if all
+    did but some output could not be delivered (``incomplete``, or cut by the size bound), as
+    `swarm run` of one job. Before, 0 after `output of attempt 1 is incomplete ...`."""
     jobs = jobs if isinstance(jobs, list) else [jobs]
     counts: dict[str, int] = {}
     for job in jobs:
@@ -444,7 +447,7 @@ def array_ended(array_id: str, jobs: Any) -> int:
     print(f"swarm: array {array_id}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())), file=sys.stderr)
     bad = sorted((j for j in jobs if j["state"] != "succeeded"), key=lambda j: j.get("array_index") or 0)
     if not bad:
-        return 0
+        return OUTPUT_INCOMPLETE if incomplete or any(j.get("output_truncated") for j in jobs) else 0
     shown = ", ".join(f"{j['id']} ({_how_it_ended(j)})" for j in bad[:SHOWN_UNSUCCESSFUL])
     more = f" and {len(bad) - SHOWN_UNSUCCESSFUL} more" if len(bad) > SHOWN_UNSUCCESSFUL else ""
     print(f"swarm: not succeeded: {shown}{more}; `swarm logs {bad[0]['id']}` shows one's output", file=sys.stderr)

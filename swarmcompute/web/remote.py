@@ -728,8 +728,8 @@ def _submitted(
 
             indices = parse_array(array)[0]
             announce(array_id, len(indices))
-            print_elements(client, array_id, indices)
-            return int(run_cmd.array_ended(array_id, client.wait(array_id)))
+            incomplete = print_elements(client, array_id, indices)
+            return int(run_cmd.array_ended(array_id, client.wait(array_id), incomplete))
         if parsed.detach:
             print(client.submit(parsed.argv, **options))
             return 0
@@ -775,8 +775,8 @@ def rerun_main(ref: str, new_id: str, *, every: bool, detach: bool) -> int:
             kind, indices = "array", [e["index"] for e in record["elements"]]
             print(f"swarm: rerun of {_safe(ref)}: elements {index_ranges(indices)}", file=sys.stderr)  # as on a node
             announce(job_id, len(indices))
-            print_elements(client, job_id, indices)
-            return int(run_cmd.array_ended(job_id, client.wait(job_id)))
+            incomplete = print_elements(client, job_id, indices)
+            return int(run_cmd.array_ended(job_id, client.wait(job_id), incomplete))
         if record.get("gang"):
             from swarmcompute.cli.gang_run import follow_gang
 

@@ -104,6 +104,19 @@ def test_an_attached_array_prints_each_elements_output_in_index_order_whatever_o
     assert daemon.client.wait(detached.stdout.strip(), timeout=30)[1]["state"] == "succeeded"  # -d: the id alone
 
 
+def test_an_attached_array_whose_elements_succeeded_but_lost_some_output_exits_3_as_one_job_does(
+    daemon: DaemonProcess,
+) -> None:
+    job = ("--max-output", "1K", "--cpus", "0", "--", "sh", "-c", "head -c 5000 /dev/zero")
+    one = daemon.swarm("run", *job)
+    result = daemon.swarm("run", "--array", "0-1", *job)
+    assert (one.returncode, result.returncode, len(result.stdout)) == (3, 3, 2 * 1024)
+    assert result.stderr.count("output truncated after 1024 bytes") == 2
+    assert result.stderr.splitlines()[-1].endswith(": 2 succeeded")
+    whole = daemon.swarm("run", "--array", "0-1", "--cpus", "0", "--", "echo", "all of it")
+    assert (whole.returncode, whole.stdout) == (0, "all of it\nall of it\n")
+
+
 def test_an_attached_array_prints_every_attempt_of_an_element_retried_before_its_turn(
     daemon: DaemonProcess, tmp_path: Path
 ) -> None:
