@@ -63,10 +63,17 @@ def every(job: dict[str, Any]) -> str:
 
 
 def runtime(job: dict[str, Any]) -> str:
-    start, end = job.get("started_at"), job.get("finished_at")
+    start, end = started(job), job.get("finished_at")
     if start is None:
         return "-"
     return format_duration((end or time.time()) - start)
+
+
+def started(job: dict[str, Any]) -> float | None:
+    """When the job's current attempt started; None while it waits for one (pending), whose
+    record still holds an earlier attempt's start (lost with its node, stopped by `swarm
+    requeue`): `swarm jobs` and `show` showed `started 30s ago` and a runtime that kept growing."""
+    return None if job.get("state") == "pending" else job.get("started_at")
 
 
 def jobs_table(jobs: Sequence[dict[str, Any]], *, elements: bool = False) -> str:
@@ -329,7 +336,7 @@ def job_text(job: dict[str, Any]) -> str:
         *([("begins", begins(job["begin_at"]))] if job.get("begin_at") else []),
         *([("every", every(job))] if job.get("every_s") else []),
         *([("notify", notified(job))] if job.get("notify") else []),
-        ("started", ago(job["started_at"])),
+        ("started", ago(started(job))),
         ("finished", ago(job["finished_at"])),
         ("runtime", runtime(job)),
         *usage_fields(job),

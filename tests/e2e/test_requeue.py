@@ -142,3 +142,21 @@ def test_an_array_requeued_held_holds_its_pending_elements_too_so_none_starts_in
     assert daemon.swarm("release", array).returncode == 0
     wait_until(lambda: sorted(states()) == ["pending", "pending", "running", "running"], 30, "it runs again")
     daemon.client.cancel(array)
+
+
+def test_a_job_waiting_again_after_its_attempt_stopped_shows_no_start_or_runtime(daemon: DaemonProcess) -> None:
+    """The record keeps the earlier attempt's start (`--json`); `swarm show` and `swarm jobs` showed
+    it as the job's, `started 30s ago` and a runtime that kept growing while it waited."""
+    job_id = daemon.client.submit(["sleep", "60"], cpus=0, job_id="waits-again")
+    wait_until(lambda: daemon.client.job(job_id)["state"] == "running", 30, "it runs")
+    assert daemon.swarm("requeue", "--hold", job_id).returncode == 0
+    wait_until(lambda: daemon.client.job(job_id)["state"] == "pending", 30, "it stopped")
+    try:
+        assert json.loads(daemon.swarm("show", job_id, "--json").stdout)["started_at"] is not None  # attempt 1's
+        shown = dict(line.split(None, 1) for line in daemon.swarm("show", job_id).stdout.splitlines() if " " in line)
+        assert (shown["started"], shown["runtime"]) == ("-", "-")
+        header, line = daemon.swarm("jobs").stdout.splitlines()[:2]
+        assert line.split()[:2] == [job_id, "held"]
+        assert line[header.index("RUNTIME") :].split()[0] == "-"
+    finally:
+        daemon.client.cancel(job_id)
