@@ -396,6 +396,14 @@ class JobTable:
         wanted = set(states) if states else None
         return self._jobs.newest(limit, wanted, match=match)
 
+    def open_first(self, limit: int) -> list[Job]:
+        """Up to ``limit`` jobs for a dashboard: the open ones (pending, held, assigned, running),
+        newest submitted first, then the newest ended ones in what room is left. An open job is
+        never left out for an ended one, however many ended since it was submitted."""
+        opened = heapq.nsmallest(limit, self._open.values(), key=lambda j: -j.submitted_at)
+        room = limit - len(opened)
+        return opened + (self.recent(room, _ENDED) if room > 0 else [])
+
     def active_on(self, node_id: str) -> list[Job]:
         """Jobs assigned to or running on ``node_id``."""
         return [j for j in self.active_jobs() if j.node == node_id]
@@ -1388,6 +1396,9 @@ def _onto_leader_clock(own: float, at: float) -> float:
     behind: its jobs were past `--keep-history` as they ended) or its result waited out a lost
     quorum, and the time becomes the entry's."""
     return 0.0 if abs(at - own) <= NODE_CLOCK_TRUSTED_S else at - own
+
+
+_ENDED = frozenset(s.value for s in JobState if s.is_terminal)
 
 
 def job_matcher(name: str, node: str, user: str, node_id_of: Callable[[str], str]) -> Matcher | None:

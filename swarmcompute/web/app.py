@@ -612,7 +612,9 @@ class Api:
         return JSONResponse(groups)
 
     async def events(self, request: Request) -> Response:
-        """The dashboard's stream: ``status`` events (the cluster status and the newest jobs)."""
+        """The dashboard's stream: ``status`` events (the cluster status and up to ``?jobs=`` jobs:
+        the open ones first, newest first, then the newest ended ones; ``recent_jobs_total``: how
+        many the cluster holds, so that a view can say it shows only some)."""
         self.auth(request)
         limit = _int_param(request.query_params.get("jobs"), "jobs", 100, 0, MAX_PAGE)
         return StreamingResponse(self._status_events(limit), media_type="text/event-stream", headers=SSE_HEADERS)
@@ -623,7 +625,8 @@ class Api:
         try:
             while not closing.done():
                 status = daemon.status()
-                status["recent_jobs"] = daemon.job_views(daemon.table.recent(limit))
+                status["recent_jobs"] = daemon.job_views(daemon.table.open_first(limit))
+                status["recent_jobs_total"] = len(daemon.table)
                 status["load_history"] = self.load.history()
                 yield f"event: status\ndata: {json.dumps(status)}\n\n"
                 sent = time.monotonic()

@@ -674,7 +674,7 @@ def openapi_document() -> dict[str, Any]:
         },
         "/api/v1/events": {
             "get": _op(
-                "Server-Sent Events for dashboards: `status` (the cluster status, `recent_jobs`, `load_history`) on every change",
+                "Server-Sent Events for dashboards: `status` (the cluster status; `recent_jobs`: the open jobs, newest first, then the newest ended ones, `jobs` in all; `recent_jobs_total`: how many jobs the cluster holds; `load_history`) on every change",
                 {
                     "200": {
                         "description": "event stream",
@@ -685,7 +685,7 @@ def openapi_document() -> dict[str, Any]:
                     _query(
                         "jobs",
                         {"type": "integer", "minimum": 0, "maximum": 1000},
-                        "how many recent jobs each event carries",
+                        "how many jobs each event carries at most (open ones first)",
                     )
                 ],
             )

@@ -227,3 +227,35 @@ def test_the_dashboard_log_of_a_job_follows_it_again_once_its_node_restarts_noth
         f"swarm: lost the node (restarting?): following job {job_id} again once it is back",
         f"swarm: the node is back; following job {job_id} again",
     ]
+
+
+def test_the_dashboard_shows_open_jobs_behind_many_newer_ended_ones_and_filters_every_job_of_the_cluster(
+    cluster: list[DaemonProcess],
+) -> None:
+    a, b = cluster
+    token = a.swarm("api-token", "create", "browser").stdout.strip().splitlines()[-1]
+    noeol = a.client.submit(["printf", "from-dash\\nnoeol"], name="noeol", cpus=0)  # no newline at its end
+    assert a.client.wait(noeol, timeout=30)["state"] == "succeeded"
+    running = a.client.submit(["sleep", "300"], name="old-runner", cpus=0)
+    waiting = a.client.submit("true", name="too-big", cpus=10**4)  # pending: no node is that big
+    wait_until(lambda: a.client.job(running)["state"] == "running", 30, "the old job to run")
+    sweep = a.client.submit(["true"], array="0-219", cpus=0)  # 220 jobs, newer than all of those
+    wait_until(lambda: len(a.client.jobs(300, ["succeeded"])) == 221, 120, "the array to end")
+    assert a.client.job(running)["state"] == "running"
+    with logged_in(b.http_url, token) as page:
+        # Unfiltered: the open jobs first, then the newest ended; the view says it shows only some.
+        page.wait_for_selector(f'#jobs tr[data-job="{running}"][data-state="running"]')
+        page.wait_for_selector(f'#jobs tr[data-job="{waiting}"][data-state="pending"]')
+        assert page.locator(f'#jobs tr[data-job="{sweep}.219"]').count() == 1
+        assert page.locator("#jobs tbody tr").count() == 200
+        assert page.inner_text("#jobs-note").startswith("200 of 223 jobs")
+
+        # Filtered: every job of the cluster that matches, not only those the stream carries.
+        page.select_option("#filter-state", "running")
+        page.wait_for_function("document.querySelectorAll('#jobs tbody tr').length === 1")
+        assert page.locator(f'#jobs tr[data-job="{running}"][data-state="running"]').count() == 1
+        page.select_option("#filter-state", "")
+        page.fill("#filter-name", "noeol")  # older than the 200 jobs the stream carries
+        row = page.locator(f'#jobs tr[data-job="{noeol}"][data-state="succeeded"]')
+        row.wait_for()
+        assert page.locator("#jobs tbody tr").count() == 1

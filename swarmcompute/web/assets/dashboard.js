@@ -8,6 +8,9 @@ let token = localStorage.getItem("swarmToken") || "";
 let lastStatus = null;
 let eventsAbort = null;
 let logAbort = null;
+const JOBS_SHOWN = 200;  // the most jobs the table lists, from the stream or from a filter's list
+let filtered = null;  // {key, jobs, total, error}: GET /api/v1/jobs for the filter in `key`
+let filtering = false, filterAgain = false;
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -111,7 +114,7 @@ async function connect() {
   const abort = eventsAbort = new AbortController();
   for (;;) {
     try {
-      await sse("/api/v1/events?jobs=200", (name, data) => { if (name === "status") render(data); }, abort.signal);
+      await sse(`/api/v1/events?jobs=${JOBS_SHOWN}`, (name, data) => { if (name === "status") render(data); }, abort.signal);
     } catch (err) {
       if (abort.signal.aborted) return;
       if (err.status === 401 || err.status === 403) { showLogin(err.message); return; }
@@ -147,17 +150,69 @@ function render(status) {
   const counts = Object.entries(status.jobs).filter(([, c]) => c).map(([s, c]) => `${c} ${s}`).join(" · ");
   $("counts").textContent = counts ? `(${counts})` : "";
   renderJobs();
+  if (filterKey()) refilter();  // the filter's list asked again: jobs changed
   renderChart(status.load_history || []);
+}
+
+// The filter as GET /api/v1/jobs's query ("" when none is set). The stream carries only some jobs
+// (the open ones first, then the newest ended), so a filter asks the node for every job it
+// matches, and again on each update. A name without * ? [ matches names that contain it.
+function filterKey() {
+  const state = $("filter-state").value, node = $("filter-node").value.trim(), name = $("filter-name").value.trim();
+  if (!state && !node && !name) return "";
+  const q = new URLSearchParams({ limit: String(JOBS_SHOWN) });
+  if (state) q.set("state", state);
+  if (node) q.set("node", node);
+  if (name) q.set("name", /[*?[]/.test(name) ? name : `*${name}*`);
+  return q.toString();
+}
+
+// Ask for the filter's jobs; asked while a request is out, it asks once more after it.
+async function refilter() {
+  if (filtering) { filterAgain = true; return; }
+  filtering = true;
+  try {
+    do {
+      filterAgain = false;
+      const key = filterKey();
+      if (!key) break;
+      let got;
+      try {
+        const res = await api("GET", `/api/v1/jobs?${key}`);
+        got = { key, jobs: res.jobs, total: res.total, error: "" };
+      } catch (err) {
+        if (err.status === 401 || err.status === 403) { showLogin(err.message); return; }
+        got = { key, jobs: [], total: 0, error: err.message };
+      }
+      if (key === filterKey()) { filtered = got; renderJobs(); }
+    } while (filterAgain);
+  } finally { filtering = false; }
+}
+
+function filterChanged() {
+  renderJobs();
+  if (filterKey()) refilter();
 }
 
 function renderJobs() {
   if (!lastStatus) return;
   const names = Object.fromEntries(lastStatus.nodes.map((n) => [n.id, n.name || n.id]));
-  const state = $("filter-state").value, node = $("filter-node").value.trim(), name = $("filter-name").value.trim();
-  const jobs = lastStatus.recent_jobs.filter((j) =>
-    (!state || j.state === state || (state === "held" && j.held)) &&
-    (!node || names[j.node] === node || j.node === node) &&
-    (!name || (j.name || "").includes(name)));
+  const key = filterKey();
+  let jobs, note = "", bad = false;
+  if (!key) {
+    jobs = lastStatus.recent_jobs;
+    const total = lastStatus.recent_jobs_total;
+    if (total > jobs.length) note = `${jobs.length} of ${total} jobs: the open ones, newest first, then the newest ended; filter to find others`;
+  } else if (!filtered || filtered.key !== key) {
+    jobs = [];
+    note = "asking…";
+  } else {
+    jobs = filtered.jobs;
+    if (filtered.error) { note = filtered.error; bad = true; }
+    else if (filtered.total > jobs.length) note = `the ${jobs.length} newest of ${filtered.total} matching jobs`;
+  }
+  $("jobs-note").textContent = note;
+  $("jobs-note").className = bad ? "error" : "hint";
   $("jobs").tBodies[0].replaceChildren(...jobs.map((j) => {
     const open = !["succeeded", "failed", "cancelled"].includes(j.state);
     const cancel = open ? el("button", { type: "button", class: "cancel", onclick: (e) => { e.stopPropagation(); cancelJob(j.id); } }, "cancel")
@@ -329,6 +384,6 @@ $("submit-form").addEventListener("submit", async (e) => {
 });
 
 $("log-close").addEventListener("click", () => { if (logAbort) logAbort.abort(); $("log-section").hidden = true; });
-for (const id of ["filter-state", "filter-node", "filter-name"]) $(id).addEventListener("input", renderJobs);
+for (const id of ["filter-state", "filter-node", "filter-name"]) $(id).addEventListener("input", filterChanged);
 
 connect();
