@@ -259,3 +259,10 @@ def test_the_dashboard_shows_open_jobs_behind_many_newer_ended_ones_and_filters_
         row = page.locator(f'#jobs tr[data-job="{noeol}"][data-state="succeeded"]')
         row.wait_for()
         assert page.locator("#jobs tbody tr").count() == 1
+
+        # Its log: the end line on a line of its own, after output with no newline at its end.
+        row.click()
+        page.wait_for_function("document.getElementById('log').textContent.includes('--- succeeded')")
+        assert page.evaluate("document.getElementById('log').textContent").startswith(
+            "from-dash\nnoeol\n--- succeeded (exit 0"
+        )

@@ -296,19 +296,23 @@ async function openLog(id) {
   $("log-job").textContent = id;
   $("log-section").hidden = false;
   $("files").hidden = true;
-  const add = (cls, text) => pre.append(el("span", { class: cls }, text));
+  let atLineStart = true;  // the log shown so far ends with a newline (or is empty)
+  const add = (cls, text) => { if (text) { pre.append(el("span", { class: cls }, text)); atLineStart = text.endsWith("\n"); } };
+  // A line of the page's own (an attempt's start, a notice, the end) starts on a line of its own,
+  // after output whose last line has no newline too.
+  const line = (cls, text) => add(cls, (atLineStart ? "" : "\n") + text);
   const shown = new Map();  // "attempt/stream" -> characters shown; "attempt N", "notice T" -> times shown
   const again = new Map();  // what this stream has delivered so far, counted as `shown` is
   let lost = false, ended = false;
   const lose = () => {
-    if (!lost) add("meta", `swarm: lost the node (restarting?): following job ${id} again once it is back\n`);
+    if (!lost) line("meta", `swarm: lost the node (restarting?): following job ${id} again once it is back\n`);
     lost = true;
   };
   while (!ended && !abort.signal.aborted) {
     again.clear();
     try {
       await sse(`/api/v1/jobs/${encodeURIComponent(id)}/logs?format=sse&follow=1&from=first`, (name, data) => {
-        if (lost) { add("meta", `swarm: the node is back; following job ${id} again\n`); lost = false; }
+        if (lost) { line("meta", `swarm: the node is back; following job ${id} again\n`); lost = false; }
         if (name === "output") {
           const key = `${data.attempt}/${data.stream}`;
           const had = again.get(key) || 0;
@@ -319,18 +323,18 @@ async function openLog(id) {
           const key = name === "attempt" ? `attempt ${data.attempt}` : `notice ${data.text}`;
           const n = (again.get(key) || 0) + 1;
           again.set(key, n);
-          if (n > (shown.get(key) || 0)) { shown.set(key, n); add("meta", name === "attempt" ? data.text + "\n" : `swarm: ${data.text}\n`); }
+          if (n > (shown.get(key) || 0)) { shown.set(key, n); line("meta", name === "attempt" ? data.text + "\n" : `swarm: ${data.text}\n`); }
         } else if (name === "end") {
           ended = true;
           const how = [data.exit_code == null ? "" : `exit ${data.exit_code}`, used(data)].filter(Boolean).join("; ");
-          add("meta", `--- ${data.state}${how ? ` (${how})` : ""} ---\n`);
+          line("meta", `--- ${data.state}${how ? ` (${how})` : ""} ---\n`);
           if (data.files) showFiles(id, abort.signal);
-        } else if (name === "error") { ended = true; add("stderr", `swarm: ${data.detail}\n`); }
+        } else if (name === "error") { ended = true; line("stderr", `swarm: ${data.detail}\n`); }
       }, abort.signal);
       if (!ended && !abort.signal.aborted) lose();  // it ended without the job's end: the node stopped
     } catch (err) {
       if (abort.signal.aborted) return;
-      if (err.status && err.status < 500) { add("stderr", `swarm: ${err.message}\n`); return; }  // an answer: said, not asked again
+      if (err.status && err.status < 500) { line("stderr", `swarm: ${err.message}\n`); return; }  // an answer: said, not asked again
       lose();
     }
     if (!ended && !abort.signal.aborted) await new Promise((r) => setTimeout(r, 1000));
