@@ -13,6 +13,7 @@ by ``OutputStream`` (what `swarm logs -f` reads), through ``FrameQueue``: one me
 from __future__ import annotations
 
 import asyncio
+import base64
 import codecs
 import hmac
 import json
@@ -685,16 +686,44 @@ async def _plain_output(items: AsyncIterator[Any]) -> AsyncIterator[bytes]:
         return  # a plain body cannot say more: it ends (SSE readers get an `error` event)
 
 
+def _output_event(
+    decoders: dict[tuple[int, int], codecs.IncrementalDecoder], attempt: int, stream: int, data: bytes, final: bool
+) -> str:
+    """The ``output`` event of ``data``, the next bytes of ``stream`` of ``attempt`` ("" when it
+    holds only part of a character, kept for the next): its ``text``, decoded per stream (a
+    character split between chunks comes whole in the second), and, only where that text is not
+    the bytes it stands for (bytes that are not UTF-8, shown as U+FFFD), ``b64``: those bytes,
+    base64, which a remote client writes as they are. ``final``: the stream's end."""
+    decoder = decoders.setdefault((attempt, stream), codecs.getincrementaldecoder("utf-8")("replace"))
+    held = decoder.getstate()[0]
+    text = decoder.decode(data, final)
+    if not text:
+        return ""
+    body: dict[str, Any] = {"attempt": attempt, "stream": _STREAMS.get(stream, str(stream)), "text": text}
+    if "\ufffd" in text:
+        whole = held + data
+        raw = whole[: len(whole) - len(decoder.getstate()[0])]
+        if text.encode() != raw:
+            body["b64"] = base64.b64encode(raw).decode()
+    return f"event: output\ndata: {json.dumps(body)}\n\n"
+
+
 async def _sse_output(items: AsyncIterator[Any]) -> AsyncIterator[str]:
-    """``output`` (``attempt``, ``stream``, ``text``), ``attempt``, ``notice`` and, last, ``end``
-    (the job, as ``GET /api/v1/jobs/{id}``); a comment line after each silence of ``KEEPALIVE_S``.
-    Text is decoded per stream, split characters kept."""
+    """``output`` (``attempt``, ``stream``, ``text``, and ``b64`` where the text is not the
+    output's bytes: ``_output_event``), ``attempt``, ``notice`` and, last, ``end`` (the job, as
+    ``GET /api/v1/jobs/{id}``); a comment line after each silence of ``KEEPALIVE_S``."""
     decoders: dict[tuple[int, int], codecs.IncrementalDecoder] = {}
+
+    def rest() -> str:  # the bytes of a character cut short at an attempt's end
+        return "".join(_output_event(decoders, a, s, b"", True) for a, s in list(decoders))
+
     yield ": stream\n\n"
     while True:
         try:
             item = await anext(items)
         except StopAsyncIteration:
+            if left := rest():
+                yield left
             return
         except errors.SwarmError as exc:
             yield f"event: error\ndata: {json.dumps({'code': type(exc).__name__, 'detail': str(exc)})}\n\n"
@@ -703,12 +732,11 @@ async def _sse_output(items: AsyncIterator[Any]) -> AsyncIterator[str]:
             case None:
                 yield ": keep-alive\n\n"
             case m.OutputChunk(attempt=attempt, stream=stream, data=data):
-                decoder = decoders.setdefault((attempt, stream), codecs.getincrementaldecoder("utf-8")("replace"))
-                text = decoder.decode(data)
-                if text:
-                    body = {"attempt": attempt, "stream": _STREAMS.get(stream, str(stream)), "text": text}
-                    yield f"event: output\ndata: {json.dumps(body)}\n\n"
+                if event := _output_event(decoders, attempt, stream, data, False):
+                    yield event
             case m.AttemptStart():
+                if left := rest():  # the attempts before it have ended
+                    yield left
                 body = {"attempt": item.attempt, "node": item.node, "text": item.text}
                 yield f"event: attempt\ndata: {json.dumps(body)}\n\n"
             case m.Notice(text=text):
@@ -717,6 +745,8 @@ async def _sse_output(items: AsyncIterator[Any]) -> AsyncIterator[str]:
                 body = {"attempt": item.attempt, "text": item.text, "done": item.done, "pull": item.pull}
                 yield f"event: progress\ndata: {json.dumps(body)}\n\n"
             case m.StreamEnd(job=job):
+                if left := rest():
+                    yield left
                 yield f"event: end\ndata: {json.dumps(job)}\n\n"
 
 

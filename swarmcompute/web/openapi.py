@@ -541,7 +541,8 @@ def openapi_document() -> dict[str, Any]:
         "/api/v1/jobs/{ref}/logs": {
             "get": _op(
                 "the job's output: plain text, or Server-Sent Events (Accept: text/event-stream or format=sse): "
-                "`output` {attempt, stream, text}, `attempt` {attempt, node, text}, `notice` {text}, "
+                "`output` {attempt, stream, text; b64: the output's bytes, base64, only where the text is not them "
+                "(bytes that are not UTF-8 are U+FFFD in text)}, `attempt` {attempt, node, text}, `notice` {text}, "
                 "`progress` {attempt, text, done, pull} (the node pulls the job's image: at most one a second), "
                 "`end` (the job)",
                 {

@@ -16,6 +16,7 @@ after the stream ends early (``kill -9`` of the client included), unless ``--kee
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import os
@@ -555,7 +556,10 @@ def _stdin_apart(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, 
 
 def _event(name: str, data: dict[str, Any]) -> Any:
     if name == "output":
-        return m.OutputChunk("", int(data["attempt"]), _STREAMS.get(data["stream"], m.STDOUT), data["text"].encode())
+        # b64: the output's bytes where its text is not them (bytes that are not UTF-8), so that
+        # they are written exactly as on a node; a node of an older release sends text alone
+        raw = base64.b64decode(data["b64"]) if "b64" in data else data["text"].encode()
+        return m.OutputChunk("", int(data["attempt"]), _STREAMS.get(data["stream"], m.STDOUT), raw)
     if name == "attempt":
         return m.AttemptStart("", int(data["attempt"]), str(data["node"]), str(data["text"]))
     if name == "notice":

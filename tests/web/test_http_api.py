@@ -597,6 +597,38 @@ def test_swarm_with_url_runs_commands_from_a_host_without_a_daemon(
     assert (raw.returncode, raw.stdout) == (2, "") and raw.stderr.startswith("swarm: --raw-path prints where a node")
 
 
+def test_swarm_with_url_run_and_logs_write_output_that_is_not_utf8_byte_for_byte(
+    cluster: list[DaemonProcess], tokens: dict[str, str], tmp_path: Path
+) -> None:
+    from swarmcompute.testing.daemons import swarm_executable
+
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": ":".join(sys.path)}
+    url = ["--url", cluster[1].http_url, "--api-token", tokens["rw"]]
+    # \377\376 are no UTF-8; "é" (\303\251) is; the output ends inside a character (\342\202)
+    script = r"printf '\377\376bin\n\303\251\n'; printf '\342\202' >&2"
+    expected_out, expected_err = b"\xff\xfebin\n\xc3\xa9\n", b"\xe2\x82"
+    ran = subprocess.run(
+        [swarm_executable(), *url, "run", "--name", "not-utf8", "--", "sh", "-c", script],
+        capture_output=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert (ran.returncode, ran.stdout) == (0, expected_out), ran.stderr
+    assert ran.stderr.endswith(expected_err), ran.stderr
+    logs = subprocess.run(
+        [swarm_executable(), *url, "logs", "not-utf8"], capture_output=True, timeout=60, env=env, cwd=tmp_path
+    )
+    assert (logs.returncode, logs.stdout, logs.stderr) == (0, expected_out, expected_err)
+    with requests.get(  # a browser's text is still there, U+FFFD for what is not UTF-8
+        cluster[2].http_url + "/api/v1/jobs/not-utf8/logs?format=sse", headers=_h(tokens["ro"]), timeout=15
+    ) as stream:
+        outputs = [data for name, data in _sse(stream) if name == "output"]
+    out = [d for d in outputs if d["stream"] == "stdout"]
+    assert "".join(d["text"] for d in out) == "\ufffd\ufffdbin\né\n"
+    assert all(("b64" in d) == ("\ufffd" in d["text"]) for d in outputs)  # only where the text is not the bytes
+
+
 def test_swarm_with_url_ships_the_script_its_files_and_a_workdir_and_copies_back_what_the_job_left(
     cluster: list[DaemonProcess], tokens: dict[str, str], tmp_path: Path
 ) -> None:
