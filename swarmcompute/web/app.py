@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Send
 
 from swarmcompute import codec, errors
 from swarmcompute.api import messages as m
@@ -482,7 +483,9 @@ class Api:
             items = self._lifeline(items, job.id, job.spec.keep_on_exit)
         if sse:
             return StreamingResponse(_sse_output(items), media_type="text/event-stream", headers=SSE_HEADERS)
-        return StreamingResponse(_plain_output(items), media_type="text/plain; charset=utf-8")
+        # the job's bytes as it wrote them, which need not be UTF-8: no charset is claimed
+        headers = {"Content-Type": "text/plain", "X-Content-Type-Options": "nosniff"}
+        return CutShortResponse(_plain_output(items), headers=headers)
 
     async def _lifeline(self, items: AsyncIterator[Any], job_id: str, keep: bool) -> AsyncIterator[Any]:
         """``items``, holding the job as an attached client does (``api.lifeline``): a stream that
@@ -676,14 +679,43 @@ def _int_param(value: str | None, name: str, default: int, lo: int, hi: int) -> 
     return number
 
 
+class OutputCut(Exception):
+    """A plain log's body did not get all of the output: ``CutShortResponse`` ends the transfer
+    without its last chunk, so that the client sees it incomplete rather than a log's end."""
+
+
+class CutShortResponse(StreamingResponse):
+    """A ``StreamingResponse`` whose body may stop with ``OutputCut``: the connection closes
+    without the chunked body's end (curl: "transfer closed with outstanding read data remaining";
+    requests: ``ChunkedEncodingError``), where a body that simply ended would look whole."""
+
+    async def stream_response(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        try:
+            async for chunk in self.body_iterator:
+                data = chunk if isinstance(chunk, bytes | memoryview) else chunk.encode(self.charset)
+                await send({"type": "http.response.body", "body": data, "more_body": True})
+        except OutputCut:
+            return  # no end of the body: the server closes the connection
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
 async def _plain_output(items: AsyncIterator[Any]) -> AsyncIterator[bytes]:
-    """Only the output's bytes, stdout and stderr interleaved (``Client.logs``)."""
+    """Only the output's bytes, stdout and stderr interleaved, as the job wrote them. A plain body
+    cannot say more, so one that did not get all of the output (an error on the way, the node
+    stopping, a log its node lost part of) ends with ``OutputCut``: cut short, not whole (SSE
+    readers get an `error` event, or no `end`, or ``output_truncated`` in it)."""
     try:
         async for item in items:
             if isinstance(item, m.OutputChunk):
                 yield item.data
-    except errors.SwarmError:
-        return  # a plain body cannot say more: it ends (SSE readers get an `error` event)
+            elif isinstance(item, m.StreamEnd):
+                if item.job.get("output_truncated"):
+                    raise OutputCut("the log lacks part of the output")
+                return
+    except errors.SwarmError as exc:
+        raise OutputCut(str(exc)) from None
+    raise OutputCut("the stream ended before the job's output did (the node stops?)")
 
 
 def _output_event(

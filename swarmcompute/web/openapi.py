@@ -540,7 +540,9 @@ def openapi_document() -> dict[str, Any]:
         },
         "/api/v1/jobs/{ref}/logs": {
             "get": _op(
-                "the job's output: plain text, or Server-Sent Events (Accept: text/event-stream or format=sse): "
+                "the job's output: plain text (its bytes as the job wrote them, no charset; a body that could "
+                "not get all of the output ends without the chunked body's end: an incomplete transfer), "
+                "or Server-Sent Events (Accept: text/event-stream or format=sse): "
                 "`output` {attempt, stream, text; b64: the output's bytes, base64, only where the text is not them "
                 "(bytes that are not UTF-8 are U+FFFD in text)}, `attempt` {attempt, node, text}, `notice` {text}, "
                 "`progress` {attempt, text, done, pull} (the node pulls the job's image: at most one a second), "

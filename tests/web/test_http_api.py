@@ -629,6 +629,34 @@ def test_swarm_with_url_run_and_logs_write_output_that_is_not_utf8_byte_for_byte
     assert all(("b64" in d) == ("\ufffd" in d["text"]) for d in outputs)  # only where the text is not the bytes
 
 
+def test_the_plain_log_is_the_job_s_bytes_exactly_and_claims_no_charset(
+    cluster: list[DaemonProcess], tokens: dict[str, str]
+) -> None:
+    a, b, _ = cluster
+    script = r"printf '\377\376bin\n\303\251'"
+    job_id = _post(a, "/api/v1/jobs", tokens["rw"], {"argv": ["sh", "-c", script]}).json()["id"]
+    assert _post(a, "/api/v1/jobs/wait", tokens["rw"], {"ids": [job_id], "timeout": 30}).ok
+    plain = _get(b, f"/api/v1/jobs/{job_id}/logs", tokens["ro"])
+    assert plain.status_code == 200 and plain.content == b"\xff\xfebin\n\xc3\xa9"
+    assert plain.headers["content-type"] == "text/plain"  # not UTF-8: it says no charset
+
+
+def test_a_plain_log_followed_through_a_node_that_stops_ends_as_an_incomplete_transfer(tmp_path: Path) -> None:
+    """A plain body cannot say that the output went on: cut short, it must not look whole."""
+    with formed_cluster(tmp_path, 2, http_port=0) as (a, b):
+        token = a.swarm("api-token", "create", "cut").stdout.strip().splitlines()[-1]
+        job_id = b.client.submit(["sh", "-c", "echo first; sleep 300"], node="n1", cpus=0)
+        with requests.get(
+            a.http_url + f"/api/v1/jobs/{job_id}/logs?follow=1", headers=_h(token), stream=True, timeout=30
+        ) as stream:
+            assert stream.status_code == 200
+            chunks = stream.iter_content(None)
+            assert next(chunks) == b"first\n"
+            a.stop()  # the node answering: its streams end now
+            with pytest.raises(requests.exceptions.ChunkedEncodingError):
+                b"".join(chunks)
+
+
 def test_swarm_with_url_ships_the_script_its_files_and_a_workdir_and_copies_back_what_the_job_left(
     cluster: list[DaemonProcess], tokens: dict[str, str], tmp_path: Path
 ) -> None:
