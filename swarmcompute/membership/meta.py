@@ -62,6 +62,10 @@ class NodeMeta:
     clock_off_s: int = 0
     """How far its wall clock is ahead of the leader's (negative: behind), in seconds, when that is
     over a minute (``node.clock_check``); 0: within a minute, or not known."""
+    http_port: int = 0
+    """The port it serves its dashboard, REST API and /metrics on (``/api/v1/sd`` lists each node
+    with its own); 0: it serves none, or it is of a release that did not say (an older decoder
+    reads past this last field, ``codec``)."""
 
     def capped(self) -> NodeMeta:
         """The same meta within the advertised bounds (long lists and strings cut)."""
@@ -92,8 +96,8 @@ class NodeMeta:
         )
 
     def approx_size(self) -> int:
-        """An upper bound on the encoded bytes (msgpack ext header, tag, 15 fields)."""
+        """An upper bound on the encoded bytes (msgpack ext header, tag, 16 fields)."""
         strings = (self.name, self.version, self.protocol, *self.images, *self.roles, *(self.users or ()))
         gpu = sum(45 + len(g.name.encode()) + len(g.uuid.encode()) for g in self.gpus)
         labels = sum(12 + len(k.encode()) + len(v.encode()) for k, v in self.labels)
-        return 100 + sum(5 + len(s.encode()) for s in strings) + gpu + labels
+        return 103 + sum(5 + len(s.encode()) for s in strings) + gpu + labels

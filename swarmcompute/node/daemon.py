@@ -469,6 +469,7 @@ class Daemon:
                 versions=versions,
                 disk_problem=lambda: self.disk.problem,
                 clock_off=lambda: self._clock_off,
+                http_port=lambda: _port_of(self.http_address),
             )
             self._gossip = GossipHost(
                 identity.node_id,
@@ -1988,6 +1989,12 @@ def _docker_images() -> list[str] | None:
     if not docker_available():
         return None
     return local_images(limit=MAX_IMAGES)
+
+
+def _port_of(url: str) -> int:
+    """The port of ``http(s)://HOST:PORT`` (0 for "": no HTTP served)."""
+    port = url.rpartition(":")[2]
+    return int(port) if port.isdigit() else 0
 
 
 def _advertise_host(bind: str) -> str:

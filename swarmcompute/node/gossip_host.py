@@ -158,6 +158,7 @@ _INVENTORY = (
     "roles",
     "disk_full",
     "clock_off_s",
+    "http_port",
 )
 """What the scheduler and `swarm status` care about (``users``: a new account is placeable;
 ``clock_off_s``: a clock over a minute off the leader's, told at most every half minute of drift)."""

@@ -39,6 +39,7 @@ class Inventory:
         versions: Versions = CURRENT,
         disk_problem: Callable[[], str | None] = lambda: None,
         clock_off: Callable[[], int] = lambda: 0,
+        http_port: Callable[[], int] = lambda: 0,
     ) -> None:
         self._name = name
         self._versions = versions
@@ -58,6 +59,8 @@ class Inventory:
         """What keeps the state directory from taking writes now (``DiskWatch.problem``)."""
         self._clock_off = clock_off
         """How far this node's clock is off the leader's, as gossiped (``node.clock_check``)."""
+        self._http_port = http_port
+        """The port this node serves HTTP on (0: none)."""
 
     def meta(self) -> NodeMeta:
         last = self._resources.last
@@ -78,6 +81,7 @@ class Inventory:
             docker=self.docker,
             disk_full=self._disk_problem() is not None,
             clock_off_s=self._clock_off(),
+            http_port=self._http_port(),
         ).capped()
 
     def engine_lost(self) -> None:

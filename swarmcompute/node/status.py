@@ -111,6 +111,7 @@ def node_view(
         "disk_free": meta.disk_free if meta else 0,
         "disk_full": meta.disk_full if meta else False,
         "clock_off_s": meta.clock_off_s if meta else 0,
+        "http_port": meta.http_port if meta else 0,
         "gpus": [{"index": g.index, "uuid": g.uuid, "name": g.name, "mem_total": g.mem_total} for g in meta.gpus]
         if meta
         else [],

@@ -604,13 +604,15 @@ class Api:
         return JSONResponse(self.daemon.status())
 
     async def sd(self, request: Request) -> Response:
-        """Prometheus ``http_sd_configs``: every node's host with this node's HTTP port."""
+        """Prometheus ``http_sd_configs``: every node's host with the HTTP port it gossips it serves
+        on; a node that says none (one of an older release) with this node's port, as before."""
         self.auth(request)
         status = self.daemon.status()
-        port = (status.get("http") or "").rpartition(":")[2]
+        mine = (status.get("http") or "").rpartition(":")[2]
         groups = []
         for node in status["nodes"]:
             host = node["address"].rpartition(":")[0]
+            port = str(node.get("http_port") or mine)
             if host and port and node["state"] != "left":
                 groups.append({"targets": [f"{host}:{port}"], "labels": {"swarm_node": node["name"] or node["id"]}})
         return JSONResponse(groups)

@@ -671,7 +671,8 @@ def openapi_document() -> dict[str, Any]:
         "/api/v1/cluster": {"get": _op("the cluster's status (`swarm status --json`)", {"200": _json(_ref("Status"))})},
         "/api/v1/sd": {
             "get": _op(
-                "Prometheus http_sd targets: every node's host with this node's HTTP port",
+                "Prometheus http_sd targets: every node's host with the HTTP port it gossips "
+                "(a node that says none, of an older release: this node's port)",
                 {"200": _json({"type": "array", "items": {"type": "object"}})},
             )
         },

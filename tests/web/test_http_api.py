@@ -438,6 +438,22 @@ def test_nodes_cluster_and_service_discovery_list_every_node(
     assert len(sd) == 3 and all(len(group["targets"]) == 1 for group in sd)
 
 
+def test_service_discovery_lists_each_node_with_the_http_port_it_serves_on(
+    cluster: list[DaemonProcess], tokens: dict[str, str]
+) -> None:
+    own = {node.name: node.http_url.removeprefix("http://") for node in cluster}  # each its own port
+    assert len({url.rpartition(":")[2] for url in own.values()}) == 3
+
+    def targets(asked: DaemonProcess) -> dict[str, str]:
+        groups = _get(asked, "/api/v1/sd", tokens["ro"]).json()
+        return {g["labels"]["swarm_node"]: t for g in groups for t in g["targets"]}
+
+    for asked in cluster:
+        wait_until(lambda asked=asked: targets(asked) == own, 15, f"{asked.name} to know every node's HTTP port")
+    nodes = _get(cluster[0], "/api/v1/nodes", tokens["ro"]).json()["nodes"]
+    assert {n["name"]: n["http_port"] for n in nodes} == {k: int(v.rpartition(":")[2]) for k, v in own.items()}
+
+
 def test_a_node_is_drained_undrained_and_labelled_over_rest_with_a_token_that_may_write(
     cluster: list[DaemonProcess], tokens: dict[str, str]
 ) -> None:
