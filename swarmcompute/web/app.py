@@ -24,6 +24,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from importlib import resources
 from typing import TYPE_CHECKING, Any, cast
 
+import structlog
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -49,6 +50,8 @@ from swarmcompute.web.load import LoadHistory
 if TYPE_CHECKING:
     from swarmcompute.api.node_api import NodeAPI
     from swarmcompute.api.server import ControlServer
+
+log = structlog.get_logger(__name__)
 
 MAX_PAGE = 1000
 SUBMIT_CHUNK = 10_000
@@ -697,8 +700,11 @@ class CutShortResponse(StreamingResponse):
             async for chunk in self.body_iterator:
                 data = chunk if isinstance(chunk, bytes | memoryview) else chunk.encode(self.charset)
                 await send({"type": "http.response.body", "body": data, "more_body": True})
-        except OutputCut:
-            return  # no end of the body: the server closes the connection
+        except OutputCut as exc:
+            # no end of the body: uvicorn closes the connection (and logs "ASGI callable returned
+            # without completing response"); this line says why
+            log.warning("http_log_cut_short", why=str(exc))
+            return
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
