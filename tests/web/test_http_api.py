@@ -645,6 +645,23 @@ def test_swarm_with_url_run_and_logs_write_output_that_is_not_utf8_byte_for_byte
     assert all(("b64" in d) == ("\ufffd" in d["text"]) for d in outputs)  # only where the text is not the bytes
 
 
+def test_output_events_carry_the_exact_bytes_only_where_their_text_is_not_them() -> None:
+    import base64
+    import codecs
+
+    from swarmcompute.web.app import _output_event
+
+    decoders: dict[tuple[int, int], codecs.IncrementalDecoder] = {}
+    chunks = [b"ok \xc3", b"\xa9 \xef\xbf\xbd\n", b"\xff\xfe\xe2", b"\x82\xacbin\xe2\x82"]  # é, U+FFFD, €
+    events = [_output_event(decoders, 1, 1, data, False) for data in chunks]
+    events.append(_output_event(decoders, 1, 1, b"", True))  # the attempt's end: its cut character
+    bodies = [json.loads(e.partition("data: ")[2]) for e in events]
+    assert [b["text"] for b in bodies] == ["ok ", "é \ufffd\n", "\ufffd\ufffd", "€bin", "\ufffd"]
+    assert ["b64" in b for b in bodies] == [False, False, True, False, True]  # a real U+FFFD is its bytes
+    rebuilt = b"".join(base64.b64decode(b["b64"]) if "b64" in b else b["text"].encode() for b in bodies)
+    assert rebuilt == b"".join(chunks)
+
+
 def test_the_plain_log_is_the_job_s_bytes_exactly_and_claims_no_charset(
     cluster: list[DaemonProcess], tokens: dict[str, str]
 ) -> None:
