@@ -683,6 +683,14 @@ class AllJobs:
     def named(self, name: str) -> list[Job]:
         return [j for j in self._open.values() if j.spec.name == name] + self._finished.named(name)
 
+    def count(self, wanted: set[str] | None, match: Matcher | None = None) -> int:
+        """How many jobs ``newest`` could give (in ``wanted`` states, that ``match`` takes), none of
+        them built from its compact form."""
+        from itertools import chain
+
+        held: Iterable[tuple[str, Job | CompactJob]] = chain(self._open.items(), self._finished.items())
+        return sum(1 for _, j in held if in_states(wanted, j) and (match is None or matches(match, j)))
+
     def newest(
         self,
         limit: int,

@@ -308,9 +308,11 @@ class Api:
             rows = daemon.table.newest_rows(len(daemon.table), wanted, match)
             views = [daemon.row_view(row) for row in rows[offset : offset + limit]]
             return JSONResponse({"jobs": views, "total": len(rows), "offset": offset, "limit": limit})
-        jobs = daemon.table.recent(len(daemon.table), wanted or None, match)
-        page = jobs[offset : offset + limit]
-        return JSONResponse({"jobs": daemon.job_views(page), "total": len(jobs), "offset": offset, "limit": limit})
+        # the page alone is built (a finished job is held compact), not every job that matches: the
+        # dashboard asks this again on each update while a filter is set
+        page = daemon.table.recent(offset + limit, wanted or None, match)[offset:]
+        total = daemon.table.count(wanted or None, match)
+        return JSONResponse({"jobs": daemon.job_views(page), "total": total, "offset": offset, "limit": limit})
 
     async def get_job(self, request: Request) -> Response:
         token = self.auth(request)

@@ -969,6 +969,20 @@ def test_counts_and_recent() -> None:
     assert [j.id for j in table.recent(10, [JobState.RUNNING])] == ["a"]
 
 
+def test_a_dashboard_gets_the_open_jobs_first_then_the_newest_ended_ones_within_its_limit() -> None:
+    table = JobTable()
+    table.apply(SubmitJobs((spec("old-pending"), spec("old-running")), 1.0))
+    running(table, "old-running")
+    table.apply(SubmitJobs(tuple(spec(f"done.{i}") for i in range(5)), 2.0))
+    table.apply(CancelJobs(tuple(f"done.{i}" for i in range(5)), "ended", 3.0))
+    table.take_finished(window=0)
+    table.take_finished(window=0)  # the ended ones compact, as a long history is held
+    assert [j.id for j in table.recent(3)] == ["done.0", "done.1", "done.2"]  # the open ones left out
+    assert [j.id for j in table.open_first(4)] == ["old-pending", "old-running", "done.0", "done.1"]
+    assert [j.id for j in table.open_first(1)] == ["old-pending"]
+    assert table.count() == 7 and table.count([JobState.CANCELLED]) == 5 and table.count(["held"]) == 0
+
+
 def test_jobs_are_picked_by_a_name_pattern_their_user_and_their_node_whole_or_compact() -> None:
     table = JobTable()
     table.apply(SubmitJobs((spec("s1", name="sweep-1", user="ann"), spec("s2", name="sweep-2", user="bob")), 1.0))
