@@ -1738,6 +1738,7 @@ class Daemon:
     def _view_of(self, job: Job, with_output: bool) -> dict[str, Any]:
         view = job.view(with_output=with_output)
         view["details_missing"] = details_missing(job, self.node_name)
+        view["notify_state"] = view["notify_error"] = None  # every job has the keys, as README's table says
         if view["notify"] is not None:
             table = self.table
             view["notify_state"] = (

@@ -119,3 +119,10 @@ def test_a_notice_owed_when_the_leader_is_killed_is_sent_by_the_next_leader(daem
         assert leader_of(survivors) not in (None, old)
     finally:
         receiver.close()
+
+
+def test_a_job_without_notify_has_the_notice_keys_null_as_every_job_does(daemon: DaemonProcess) -> None:
+    job_id = daemon.client.submit(["true"], cpus=0)
+    view = daemon.client.wait(job_id, timeout=30)
+    assert (view["notify"], view["notify_state"], view["notify_error"]) == (None, None, None)  # the keys were missing
+    assert {"notify_state", "notify_error"} <= set(json.loads(daemon.swarm("show", job_id, "--json").stdout))
