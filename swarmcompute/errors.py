@@ -99,10 +99,16 @@ class JobError(SwarmError):
 
 
 class JobNotFoundError(JobError):
-    def __init__(self, job_ref: str, ended: str = "") -> None:
-        """``ended``: how the job ended, for one the history bound removed (``state.history``)."""
+    def __init__(self, job_ref: str, ended: str = "", *, removed_elements: int = 0) -> None:
+        """``ended``: how the job ended, for one the history bound removed (``state.history``);
+        ``removed_elements``: ``job_ref`` is an array whose elements it all removed."""
         self.job_ref = job_ref
-        if ended:
+        if removed_elements:
+            super().__init__(
+                f"array {job_ref}: its {removed_elements} jobs ended and were removed by the history bound: "
+                "raise --keep-jobs or --keep-history to keep jobs longer"
+            )
+        elif ended:
             super().__init__(
                 f"job {job_ref} {ended} and was removed by the history bound: "
                 "raise --keep-jobs or --keep-history to keep jobs longer"

@@ -43,6 +43,7 @@ from swarmcompute.errors import (
     InvalidJobSpecError,
     InvariantViolation,
     JobAlreadyExistsError,
+    JobNotFoundError,
     MembershipChangeError,
     NoQuorumError,
     NotLeaderError,
@@ -1346,8 +1347,13 @@ class Daemon:
                     continue
                 kind = self.table.group_kind(ref)
                 if kind is None and not in_batch(ref):
-                    ids.append(self.table.resolve(ref).id)
-                    continue
+                    try:
+                        ids.append(self.table.resolve(ref).id)
+                        continue
+                    except JobNotFoundError:
+                        if not self.table.pruned_elements(ref):
+                            raise
+                        kind = "array"  # all of it removed by the history bound: each says how it ended
                 if kind == "array":  # by index, whichever are still held: the same ids for a retried submission
                     held = [(j.spec.array_index, j.id) for j in self.table.array(ref)] + self.table.pruned_elements(ref)
                 elif kind == "gang":

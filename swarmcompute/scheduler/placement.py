@@ -72,7 +72,7 @@ from swarmcompute.state.commands import (
 from swarmcompute.state.job import ACTIVE_STATES, Job, JobSpec, JobState, waits
 from swarmcompute.state.pending import BucketKey, Entry, Key, Shape, bucket_of, shape_of
 from swarmcompute.state.table import JobTable
-from swarmcompute.units import counted, format_size, plural
+from swarmcompute.units import counted, format_size, listed, plural
 
 QUEUE_AHEAD = 4.0
 """How much work, as a multiple of its capacity, a node may hold queued beyond what it runs.
@@ -397,7 +397,7 @@ class _Round:
     def blocked(self, job_id: str) -> str | None:
         found = self.runnable(job_id)
         parents = self.parents(found[0]) if found is not None else []
-        return "waiting for parent jobs: " + ", ".join(parents) if parents else None
+        return "waiting for parent jobs: " + listed(parents) if parents else None
 
     def candidates(self) -> Iterator[str]:
         """Every job a reason may be given for (O(pending): for tests and reports, not rounds)."""

@@ -31,6 +31,7 @@ from swarmcompute.state.commands import Assignment
 from swarmcompute.state.job import Job, waits
 from swarmcompute.state.pending import shape_of
 from swarmcompute.state.table import JobTable
+from swarmcompute.units import listed
 
 
 def reference_place(
@@ -55,7 +56,7 @@ def reference_place(
         if j.spec.after or j.spec.after_any:
             parents = table.waiting_on(j)
             if parents:
-                blocked[j.id] = "waiting for parent jobs: " + ", ".join(parents)
+                blocked[j.id] = "waiting for parent jobs: " + listed(parents)
                 continue
         runnable.append(j)
     runnable.sort(key=lambda j: (-j.spec.priority, j.submitted_at))

@@ -74,7 +74,7 @@ from swarmcompute.state.job import (
 )
 from swarmcompute.state.pending import Key, PendingIndex, shape_of
 from swarmcompute.state.policy import CommandPolicy, SetPolicy, policy_problem
-from swarmcompute.units import format_period, plural
+from swarmcompute.units import format_period, listed, plural
 
 _T = TypeVar("_T")
 
@@ -322,6 +322,8 @@ class JobTable:
         if named:
             return max(named, key=lambda j: j.submitted_at)
         ended = self.pruned.get(ref)
+        if ended is None and (removed := self.pruned_elements(ref)):  # (a look through all of pruned)
+            raise JobNotFoundError(ref, removed_elements=len(removed))  # it read "no job matches"
         raise JobNotFoundError(ref, ended.value if ended is not None else "")
 
     def jobs(self) -> Iterator[Job]:
@@ -706,7 +708,7 @@ class JobTable:
         asked: ``placement.waiting``). ``note`` ends the message (`` (released by ann)``)."""
         parents = self.waiting_on(job) if job.spec.after or job.spec.after_any else []
         if parents:
-            job.reason, job.message = Reason.WAITING_DEPENDENCIES, "waiting for " + ", ".join(parents) + note
+            job.reason, job.message = Reason.WAITING_DEPENDENCIES, "waiting for " + listed(parents) + note
         elif 0 < at < job.spec.begin_at and not job.attempt:
             job.reason, job.message = Reason.BEGIN_TIME, "waits for its start time (--begin)" + note
         elif job.failures and backing_off(job.not_before, at):  # it said "waiting to be scheduled"

@@ -90,6 +90,28 @@ def test_a_pruned_job_id_is_refused_for_a_new_job_named_as_pruned_and_still_a_pa
     assert client.wait(child, timeout=30)["state"] == "succeeded"
 
 
+def test_an_array_all_of_whose_elements_were_pruned_is_said_so_and_still_a_parent(daemon_factory: Any) -> None:
+    daemon: DaemonProcess = daemon_factory("t").start()
+    client = daemon.client
+    array_id = client.submit(["sh", "-c", 'exit "$SWARM_ARRAY_INDEX"'], array="0-1", cpus=0, job_id="sweep")
+    client.wait(array_id, timeout=30)
+    assert client.prune(keep=0)["removed"] == 2
+
+    shown = daemon.swarm("show", "sweep")  # it read "no job matches 'sweep'"
+    assert (shown.returncode, shown.stderr) == (
+        2,
+        "swarm: array sweep: its 2 jobs ended and were removed by the history bound: "
+        "raise --keep-jobs or --keep-history to keep jobs longer\n",
+    )
+    child = client.submit(["true"], cpus=0, after=["sweep"])  # refused as no job before
+    ended = client.wait(child, timeout=30)
+    assert (ended["state"], ended["reason"], ended["after"]) == (
+        "cancelled",
+        "dependency_failed",
+        ["sweep.0", "sweep.1"],
+    )
+
+
 def test_the_job_counters_in_metrics_never_go_down_when_history_is_pruned_nor_at_a_restart(
     daemon_factory: Any,
 ) -> None:

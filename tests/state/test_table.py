@@ -1412,3 +1412,12 @@ def test_a_job_released_or_updated_while_it_waits_out_a_retry_backoff_says_so_no
     assert job.message == "attempt 1 failed; it runs again once its retry backoff is over (released by ann)"
     table.apply(UpdateJobs(("a1",), JobChanges(priority=2), "ann", 11.0))  # past the backoff
     assert (job.reason, job.message) == (Reason.SUBMITTED, "waiting to be scheduled (updated by ann)")
+
+
+def test_a_job_waiting_on_many_parents_names_ten_and_counts_the_rest_in_its_one_line() -> None:
+    table = JobTable()
+    parents = tuple(spec(f"p{i:02}") for i in range(12))
+    table.apply(SubmitJobs((*parents, spec("child", after=tuple(p.id for p in parents))), 1.0))
+    child = table.get("child")
+    assert child is not None and child.reason is Reason.WAITING_DEPENDENCIES
+    assert child.message == "waiting for p00, p01, p02, p03, p04, p05, p06, p07, p08, p09 and 2 more"
