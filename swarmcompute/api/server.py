@@ -31,6 +31,7 @@ from swarmcompute.errors import (
     ConfigError,
     FrameTooLargeError,
     InvalidJobSpecError,
+    JobError,
     JobNotFoundError,
     ProtocolError,
     SwarmError,
@@ -248,7 +249,7 @@ class ControlServer:
                     # image the array shows: a 20,000-element array's answer read each element's.
                     first, rest = elements[0], elements[1:]  # by index
                     views = [daemon.element_view(j) async for j in sliced(rest, SLICE_S)]
-                    return array_view(ref, [daemon.job_view(first), *views])
+                    return array_view(first.spec.array_id, [daemon.job_view(first), *views])  # (ref: maybe its name)
                 job = await self.resolve(ref)
                 view = _shown_to(uid, job, daemon.job_view(job, with_output=with_output))
                 pull = await daemon.pull_progress(job)  # its image, being pulled for it now
@@ -435,14 +436,26 @@ class ControlServer:
         return [r for r in records if not (r["outcome"] == passed_by and array_of[str(r["id"])] in done)]
 
     def _array_refs(self, refs: tuple[str, ...]) -> set[str]:
-        """Those of ``refs`` that are array ids (not a job's)."""
-        table = self._daemon.table
-        return {ref for ref in refs if ref not in table and table.array(ref)}
+        """The ids of the arrays ``refs`` name (by id or name; not a job's)."""
+        return {elements[0].spec.array_id for ref in refs if (elements := self._array_elements(ref))}
 
     def _array_elements(self, ref: str) -> list[Job]:
-        """The elements of array ``ref`` in index order; none when ``ref`` is a job id, or no array's."""
+        """The elements of array ``ref`` in index order: ``ref`` its id, or its ``--name`` where no job
+        goes by that id, prefix or name (`swarm show sweep` of `swarm run --array 0-5 --name sweep`
+        read "no job matches 'sweep'": only its elements' names, ``sweep[4]``, were known); none for
+        a job, or no array's."""
         table = self._daemon.table
-        return [] if ref in table else table.array(ref)
+        if ref in table:
+            return []
+        elements = table.array(ref)
+        if elements or ref in table.pruned:  # (a wait may name thousands of removed jobs: no look for them)
+            return elements
+        try:
+            table.resolve(ref)
+            return []
+        except JobError:
+            named = table.array_named(ref)
+            return table.array(named) if named else []
 
     async def _views(self, jobs: list[Job], uid: int | None) -> list[dict[str, Any]]:
         """``Daemon.job_view`` of each, as local user ``uid`` may see it (None: whole), a chunk at a

@@ -1351,9 +1351,12 @@ class Daemon:
                         ids.append(self.table.resolve(ref).id)
                         continue
                     except JobNotFoundError:
-                        if not self.table.pruned_elements(ref):
+                        named = self.table.array_named(ref)  # `--name` of an array
+                        if named is not None:
+                            ref = named
+                        elif not self.table.pruned_elements(ref):
                             raise
-                        kind = "array"  # all of it removed by the history bound: each says how it ended
+                        kind = "array"  # (all of it removed by the history bound: each says how it ended)
                 if kind == "array":  # by index, whichever are still held: the same ids for a retried submission
                     held = [(j.spec.array_index, j.id) for j in self.table.array(ref)] + self.table.pruned_elements(ref)
                 elif kind == "gang":

@@ -435,6 +435,17 @@ class JobTable:
         """``"array"`` or ``"gang"`` when ``ref`` is the id of an array or a gang the table holds."""
         return "array" if ref in self._arrays else "gang" if ref in self._gangs else None
 
+    def array_named(self, name: str) -> str | None:
+        """The id of the newest array whose ``--name`` is ``name`` (its elements are ``NAME[i]``);
+        None: none. A look through every array: asked only of a ref that names no job."""
+        newest: Job | None = None
+        for job_ids in self._arrays.values():
+            job = next((self._jobs[i] for i in job_ids), None)
+            if job is not None and job.spec.name.rpartition("[")[0] == name:
+                if newest is None or job.submitted_at > newest.submitted_at:
+                    newest = job
+        return newest.spec.array_id if newest is not None else None
+
     def array_element(self, array_id: str) -> Job | None:
         """One element of an array the table holds (None: no such array), without sorting them all."""
         for job_id in self._arrays.get(array_id, ()):

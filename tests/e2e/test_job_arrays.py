@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -268,3 +269,18 @@ def test_a_job_after_an_array_or_gang_waits_for_all_of_it_and_a_failed_element_c
         assert str(refused.value) == f"--after {huge}: its 10001 jobs are more than the 10000 one job can wait on"
     finally:
         client.cancel(huge)
+
+
+def test_an_array_is_named_by_its_name_as_by_its_id_unless_a_job_goes_by_that_name(daemon: DaemonProcess) -> None:
+    """`swarm show sweep` of `swarm run --array 0-2 --name sweep` read "no job matches 'sweep'"."""
+    client = Client(daemon.state_dir)
+    array_id = client.submit(["sleep", "30"], array="0-2%1", cpus=0, name="sweep")
+    child = client.submit(["true"], cpus=0, after=["sweep"])
+    assert client.job(child)["after"] == [f"{array_id}.{i}" for i in range(3)]
+    shown = json.loads(daemon.swarm("show", "sweep", "--json").stdout)
+    assert (shown["kind"], shown["id"], shown["name"]) == ("array", array_id, "sweep")
+    cancelled = daemon.swarm("cancel", "sweep")
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert {j["state"] for j in client.wait([array_id], timeout=30)} == {"cancelled"}
+    plain = client.submit(["true"], cpus=0, name="sweep")  # a job of that name: the name is its
+    assert client.job("sweep")["id"] == plain
