@@ -137,8 +137,9 @@ def validate_spec(spec: JobSpec) -> None:
 
 def validate_batch(specs: Sequence[JobSpec]) -> None:
     """Reject a batch (one ``submit_many``) that gives one id to two jobs, or whose jobs wait on
-    each other in a cycle: none of them could ever start. Dependencies outside the batch cannot close a cycle (a job already
-    submitted never waits on a later one). Call it after resolving references to ids."""
+    each other in a cycle: none of them could ever start. Dependencies outside the batch cannot
+    close a cycle (a job already submitted never waits on a later one). Call it after resolving
+    references to ids."""
     if len(specs) > MAX_BATCH:
         raise InvalidJobSpecError(f"{len(specs)} jobs in one submission, over the limit of {MAX_BATCH}")
     batch = {s.id: s for s in specs}
@@ -405,8 +406,17 @@ class JobTable:
     def open_first(self, limit: int) -> list[Job]:
         """Up to ``limit`` jobs for a dashboard: the open ones (pending, held, assigned, running),
         newest submitted first, then the newest ended ones in what room is left. An open job is
-        never left out for an ended one, however many ended since it was submitted."""
-        opened = heapq.nsmallest(limit, self._open.values(), key=lambda j: -j.submitted_at)
+        never left out for an ended one, however many ended since it was submitted. O(limit): the
+        open jobs are kept in submission order (a sort of them all cost each dashboard update of a
+        100,000-job queue a pass over it)."""
+        if limit <= 0:
+            return []
+        newest: list[Job] = []
+        for job in reversed(self._open.values()):  # and the rest of one submission cut at the limit
+            if len(newest) >= limit and job.submitted_at != newest[-1].submitted_at:
+                break
+            newest.append(job)
+        opened = sorted(newest, key=lambda j: (-j.submitted_at, self._open_seq[j.id]))[:limit]
         room = limit - len(opened)
         return opened + (self.recent(room, _ENDED) if room > 0 else [])
 
@@ -439,8 +449,8 @@ class JobTable:
         """The id of the newest array whose ``--name`` is ``name`` (its elements are ``NAME[i]``);
         None: none. A look through every array: asked only of a ref that names no job."""
         newest: Job | None = None
-        for job_ids in self._arrays.values():
-            job = next((self._jobs[i] for i in job_ids), None)
+        for array_id in self._arrays:
+            job = self.array_element(array_id)
             if job is not None and job.spec.name.rpartition("[")[0] == name:
                 if newest is None or job.submitted_at > newest.submitted_at:
                     newest = job
