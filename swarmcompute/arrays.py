@@ -46,6 +46,30 @@ def parse_array(text: str) -> tuple[list[int], int]:
     return unique, min(limit, len(unique))
 
 
+_VARIED = ("id", "name", "env", "array_index")
+"""What differs between the elements of one array (``elements``): the rest is the array's."""
+
+
+def array_name(element_name: str) -> str:
+    """The array's name (or id) from one of its elements' names, ``NAME[INDEX]`` (``elements``); a
+    gang's from a rank's, ``NAME[RANK]``, likewise."""
+    return element_name.rsplit("[", 1)[0]
+
+
+def same_array(a: JobSpec, b: JobSpec) -> bool:
+    """Whether elements ``a`` and ``b`` are of one array as ``elements`` made it: alike in all but
+    what varies per element (their id, index, name and ``SWARM_ARRAY_INDEX``)."""
+    from dataclasses import fields
+
+    if array_name(a.name) != array_name(b.name) or _env_of_array(a) != _env_of_array(b):
+        return False
+    return all(getattr(a, f.name) == getattr(b, f.name) for f in fields(a) if f.init and f.name not in _VARIED)
+
+
+def _env_of_array(spec: JobSpec) -> dict[str, str]:
+    return {k: v for k, v in spec.env.items() if k != "SWARM_ARRAY_INDEX"}
+
+
 def elements(spec: JobSpec, array: str) -> list[JobSpec]:
     """The elements of an array of ``spec`` (whose id becomes the array id). Raises ``ValueError``.
     Each is built from ``spec``'s fields read once (``dataclasses.replace`` reads all 45 again for
@@ -57,8 +81,7 @@ def elements(spec: JobSpec, array: str) -> list[JobSpec]:
     if longest > MAX_JOB_ID:
         raise ValueError(f"array id {spec.id[:20]!r} is too long for {len(indices)} elements: choose a shorter --id")
     name = spec.name or spec.id
-    varied = ("id", "name", "env", "array_index")
-    same = {f.name: getattr(spec, f.name) for f in fields(spec) if f.init and f.name not in varied}
+    same = {f.name: getattr(spec, f.name) for f in fields(spec) if f.init and f.name not in _VARIED}
     same.update(array_id=spec.id, array_limit=limit)
     kind = type(spec)
     return [
@@ -95,7 +118,7 @@ def array_view(array_id: str, elements: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "id": array_id,
         "kind": "array",
-        "name": str(first["name"]).rsplit("[", 1)[0],
+        "name": array_name(str(first["name"])),
         "state": state,
         "message": said + (f" (at most {limit} at once)" if limit else ""),
         "size": len(members),

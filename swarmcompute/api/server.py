@@ -450,12 +450,14 @@ class ControlServer:
         elements = table.array(ref)
         if elements or ref in table.pruned:  # (a wait may name thousands of removed jobs: no look for them)
             return elements
-        try:
+        named = table.array_named(ref)
+        if named is None:
+            return []
+        try:  # a job that goes by that prefix or name comes first
             table.resolve(ref)
             return []
         except JobError:
-            named = table.array_named(ref)
-            return table.array(named) if named else []
+            return table.array(named)
 
     async def _views(self, jobs: list[Job], uid: int | None) -> list[dict[str, Any]]:
         """``Daemon.job_view`` of each, as local user ``uid`` may see it (None: whole), a chunk at a

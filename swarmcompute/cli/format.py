@@ -110,7 +110,7 @@ def _groups_folded(jobs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """An array's elements as ``NAME[N]``, a gang's ranks as ``NAME[N ranks]`` (with the attempt
     they share and how many nodes they run on): each line where its newest member was. A line the
     daemon sent with ``group`` counts all of them (``arrays.group_summary``); else the members here."""
-    from swarmcompute.arrays import group_summary
+    from swarmcompute.arrays import array_name, group_summary
 
     out: list[dict[str, Any] | tuple[str, str]] = []
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -137,7 +137,7 @@ def _groups_folded(jobs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             group_id,
             ((m["state"], m["submitted_at"], m["attempt"], m.get("node_name") or m.get("node")) for m in members),
         )
-        name = str(first["name"]).rsplit("[", 1)[0]
+        name = array_name(str(first["name"]))
         size = summary["size"]
         line = {
             **first,

@@ -33,7 +33,7 @@ from typing import Any
 
 import structlog
 
-from swarmcompute.arrays import group_summary
+from swarmcompute.arrays import group_summary, same_array
 from swarmcompute.errors import (
     ClusterError,
     ConfigError,
@@ -1399,7 +1399,7 @@ class Daemon:
             resolved.append(spec)
         for array_id, first in first_of.items():  # new elements would join another array, even an ended one
             held = self.table.array_element(array_id)  # the rest of one submission cut in chunks is welcome
-            if first is not None and held is not None and _array_shape(held.spec) != _array_shape(first):
+            if first is not None and held is not None and not same_array(held.spec, first):
                 raise JobAlreadyExistsError(f"array id {array_id} is taken by a different array: choose another id")
         specs = tuple(resolved)
         validate_batch(specs)  # a dependency cycle inside one submission would pend forever
@@ -1935,12 +1935,6 @@ class Daemon:
             "http": self.http_address or None,
             "versions": self.link.versions.view() if self._link is not None else {},
         }
-
-
-def _array_shape(spec: JobSpec) -> JobSpec:
-    """An element of an array as all its elements are: its id, index, name and index variable aside."""
-    env = {k: v for k, v in spec.env.items() if k != "SWARM_ARRAY_INDEX"}
-    return replace(spec, id=spec.array_id, array_index=0, name=spec.name.rpartition("[")[0], env=env)
 
 
 def _capacity(node_id: str, meta: NodeMeta) -> NodeCapacity:

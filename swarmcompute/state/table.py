@@ -21,6 +21,7 @@ from typing import TypeVar
 
 from sortedcontainers import SortedDict
 
+from swarmcompute.arrays import array_name
 from swarmcompute.errors import AmbiguousJobIdError, InvalidJobSpecError, InvariantViolation, JobNotFoundError
 from swarmcompute.limits import MAX_BATCH, MAX_SIGNALS, SIGRTMAX, check_job, printable, signal_name
 from swarmcompute.state.api_tokens import ApiTokens, CreateApiToken, RevokeApiToken
@@ -451,7 +452,7 @@ class JobTable:
         newest: Job | None = None
         for array_id in self._arrays:
             job = self.array_element(array_id)
-            if job is not None and job.spec.name.rpartition("[")[0] == name:
+            if job is not None and array_name(job.spec.name) == name:
                 if newest is None or job.submitted_at > newest.submitted_at:
                     newest = job
         return newest.spec.array_id if newest is not None else None
