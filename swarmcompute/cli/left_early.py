@@ -33,7 +33,9 @@ def left_early(cancel: Callable[[str], object], ref: str, kind: str, exc: BaseEx
             _say(f"\nswarm: could not cancel {kind} {ref}: run `swarm cancel {ref}`")
         return 130
     if isinstance(exc, BrokenPipeError):
-        _quiet_stdout()
+        from swarmcompute.cli.output import quiet_stdout
+
+        quiet_stdout()
         cut(cancel, ref, kind, "the output pipe closed", keep=keep)
         return 141
     signum = int(getattr(exc, "signum", 0))
@@ -59,12 +61,6 @@ def _say(line: str) -> None:
         print(line, file=sys.stderr)
     except OSError:
         pass  # stderr went with the pipe
-
-
-def _quiet_stdout() -> None:
-    from swarmcompute.cli.output import quiet_stdout
-
-    quiet_stdout()
 
 
 def _tried(cancel: Callable[[str], object], ref: str) -> bool:

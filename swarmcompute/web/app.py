@@ -756,8 +756,10 @@ async def _sse_output(items: AsyncIterator[Any]) -> AsyncIterator[str]:
     ``GET /api/v1/jobs/{id}``); a comment line after each silence of ``KEEPALIVE_S``."""
     decoders: dict[tuple[int, int], codecs.IncrementalDecoder] = {}
 
-    def rest() -> str:  # the bytes of a character cut short at an attempt's end
-        return "".join(_output_event(decoders, a, s, b"", True) for a, s in list(decoders))
+    def rest() -> str:  # the bytes of a character cut short at an attempt's end; its decoders done
+        left = "".join(_output_event(decoders, a, s, b"", True) for a, s in list(decoders))
+        decoders.clear()
+        return left
 
     yield ": stream\n\n"
     while True:
