@@ -1146,6 +1146,17 @@ class ClusterSim(JobSim):
             host = self._node_host(self.nodes[node_id])
             host.log.enqueue([HoldJobs((job_id,), held, "user", self.nodes[node_id].wall(self.now))])
 
+    def _on_release_held(self, job_id: str) -> None:
+        """As ``JobSim``'s, but asked again after its job ended too, as ``_on_hold``'s release is:
+        `swarm recover` can take back a committed end, and a requeue asked while that end stood
+        then holds the job again (seed 20015 with ``--holds``: requeued held at 4.1 s as its
+        failure was committed, released at 6.1 s when it looked ended, held for good once the
+        recover's history, without that failure, took the requeue)."""
+        super()._on_release_held(job_id)
+        job = self.table.get(job_id)
+        if job is not None and job.state.is_terminal:
+            self._at(self.now + 1.0, "release_held", job_id)
+
     def _on_update(self, arg: tuple[str, JobChanges]) -> None:
         """`swarm update` through a random node's daemon (asked once: a lost update is the user's
         to ask again, and no check rests on it)."""
