@@ -336,3 +336,25 @@ def test_a_seed_that_never_answers_is_retried_forever_alone_and_given_up_once_an
     later = _join_sends_until(a, 4 * CFG.join_retry_ticks)
     assert set(later) <= {"b:7946"}
     assert _join_sends_until(a, 4 * CFG.join_retry_ticks) == []  # joined: b is a dead address now
+
+
+def test_two_nodes_that_each_hold_the_other_dead_stop_answering_claims_within_a_few_messages() -> None:
+    """Each answers a message from a node it holds dead with that claim; before, only the claim:
+    neither learnt the other's refutation (gossip goes to live members), and the two bounced
+    claims for ever (whole-cluster simulator, seed 1635: 12,000 messages in flight, and growing)."""
+    a, b = node("a"), node("b")
+    know(a, "b")
+    know(b, "a")
+    a.step(None, Gossip("c", "c:1", (MemberUpdate("b", "b:7946", 0, MemberState.DEAD),)))
+    b.step(None, Gossip("c", "c:1", (MemberUpdate("a", "a:7946", 0, MemberState.DEAD),)))
+    assert a.member("b").state is MemberState.DEAD and b.member("a").state is MemberState.DEAD
+    peers = {"a": a, "b": b}
+    flight = [("b", Gossip("b", "b:7946", ()))]  # any message of b's reaches a
+    messages = 0
+    while flight and messages < 20:
+        to, msg = flight.pop(0)
+        messages += 1
+        target = "a" if to == "b" else "b"
+        flight += [(target, s.msg) for s in sends(peers[target].step(to, msg), Gossip) if s.urgent]
+    assert not flight, f"still bouncing after {messages} messages"
+    assert a.member("b").state is MemberState.ALIVE and b.member("a").state is MemberState.ALIVE
