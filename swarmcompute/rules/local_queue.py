@@ -10,7 +10,12 @@ holds the node's side of that bargain, as plain rules with no I/O:
   still starts when nothing else runs here: it was committed to this node, and
   waiting would only strand it.
 - Hold queued work back while a higher-priority job that could run here is still
-  pending: the leader is about to place it in front of the queue.
+  pending: the leader is about to place it in front of the queue. Hold it back too where a
+  higher-priority attempt queued on another, busy node would fit this node's free room now and
+  no longer once it starts: that node hands it back (``to_hand_back``, which counts here only
+  what runs or outranks it) and the leader places it here. (Before, the lower job started in
+  the room the moment it freed, and the higher one waited on its busy node, or came here behind
+  it, for the lower one's whole run.)
 - Give each attempt that asks for GPUs its own cards: the lowest free indices
   with at least the job's ``gpu_mem``, held until the attempt's process has
   ended (``ended``), so two attempts never share a card. The daemon names them in
@@ -36,7 +41,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from swarmcompute.scheduler.placement import NodeCapacity, NodeRoom, may_run_on
-from swarmcompute.state.job import ACTIVE_STATES, Job, JobSpec, JobState, waits
+from swarmcompute.state.job import Job, JobSpec, JobState, waits
 from swarmcompute.state.table import JobTable
 
 HAND_BACK_AFTER_S = 1.0
@@ -129,6 +134,9 @@ class LocalQueue:
                 fits = False
             if not fits and (self._in_use or picked):
                 continue
+            if not spec.ranks and self._makes_way(table, spec, capacity, (free_cpus, free_mem, free_gpus)):
+                self.held_at = spec.priority
+                break  # what follows has the same or a lower priority, and would take that room too
             free_cpus -= spec.cpus
             free_mem -= spec.mem_bytes
             free_gpus -= spec.gpus
@@ -141,6 +149,25 @@ class LocalQueue:
             if chosen[key]:
                 self._cards[key] = chosen[key]
         return picked
+
+    def _makes_way(self, table: JobTable, spec: JobSpec, capacity: NodeCapacity, free: tuple[float, int, int]) -> bool:
+        """Whether starting ``spec`` here would take the room that an attempt of a higher
+        priority queued on another node (``JobTable.queued_above``) fits now: that one is
+        handed back to come here (``to_hand_back``). A job that holds no room takes none."""
+        if not (spec.cpus or spec.mem_bytes or spec.gpus):
+            return False
+        cpus, mem, gpus = free
+        for other in table.queued_above(spec.priority):
+            want = other.spec
+            if other.node == self.node_id or not _could_run(want, capacity):
+                continue
+            if not (want.cpus <= cpus + _EPSILON and want.mem_bytes <= mem and want.gpus <= gpus):
+                continue  # it does not fit here now: it waits for its own node or a freer one
+            if not (want.cpus + spec.cpus <= cpus + _EPSILON and want.mem_bytes + spec.mem_bytes <= mem):
+                return True
+            if want.gpus + spec.gpus > gpus:
+                return True
+        return False
 
     def is_started(self, job_id: str, attempt: int) -> bool:
         """Whether that attempt was taken to start here (``to_start``) and has not ended."""
@@ -193,22 +220,24 @@ class LocalQueue:
         ]  # fmt: skip
         if not overdue:
             return []
-        rooms = {n.node_id: NodeRoom(n) for n in others if n.node_id != self.node_id and n.takes_work(table.drained)}
-        for job in table.open_jobs():
-            room = rooms.get(job.node) if job.node is not None else None
-            if room is not None and job.state in ACTIVE_STATES:
-                room.take(job.spec, queued=job.state is JobState.ASSIGNED)
-        for room in rooms.values():  # what this node handed back and the table still has here may go anywhere
-            room.queued += len(self._handed_back)
-        moved = []
+        takers = [n for n in others if n.node_id != self.node_id and n.takes_work(table.drained)]
+        there = [j for j in table.active_jobs() if j.node is not None and j.node != self.node_id]
+        rooms: dict[str, NodeRoom] = {}
+        level: int | None = None
+        moved: list[Job] = []
+        taken: list[tuple[str, JobSpec]] = []  # (node, job) for each moved so far that room took
         left = len(self._queued)
         for job in sorted(overdue, key=lambda j: (-j.spec.priority, j.submitted_at)):
             if job.spec.ranks:  # a gang rank that cannot start here holds its gang up: placed again, whole
                 moved.append(job)
                 continue
+            if job.spec.priority != level:
+                level = job.spec.priority
+                rooms = self._rooms(takers, there, level, taken)
             room = next((r for r in rooms.values() if r.fits(job.spec, None if leaving else left)), None)
             if room is not None:
                 room.take(job.spec, queued=True)
+                taken.append((room.node.node_id, job.spec))
                 moved.append(job)
                 left -= 1
             elif drained and not any(may_run_on(job.spec, r.node) for r in rooms.values()):
@@ -218,6 +247,25 @@ class LocalQueue:
             self._queued_since.pop(job.id, None)
             self._handed_back[job.id] = job.attempt
         return moved
+
+    def _rooms(
+        self, takers: Iterable[NodeCapacity], there: Iterable[Job], level: int, taken: Iterable[tuple[str, JobSpec]]
+    ) -> dict[str, NodeRoom]:
+        """The other nodes' room for a job of priority ``level``: less what runs there and what
+        is queued there at that priority or above (a node starts its queue highest first and
+        holds lower work back for this job, ``_makes_way``; the leader reserves the same), less
+        what this pass already moved there (``taken``)."""
+        rooms = {n.node_id: NodeRoom(n) for n in takers}
+        for job in there:
+            room = rooms.get(job.node) if job.node is not None else None
+            queued = job.state is JobState.ASSIGNED
+            if room is not None and (not queued or job.spec.priority >= level):
+                room.take(job.spec, queued=queued)
+        for room in rooms.values():  # what this node handed back and the table still has here may go anywhere
+            room.queued += len(self._handed_back)
+        for node_id, spec in taken:
+            rooms[node_id].take(spec, queued=True)
+        return rooms
 
 
 def _higher_priority_waits(table: JobTable, priority: int, capacity: NodeCapacity, now: float) -> bool:

@@ -241,6 +241,8 @@ class JobTable:
         self._weightless_running: Counter[str] = Counter()  # node -> its running weightless jobs
         self._weightless_queued: dict[str, Counter[int]] = {}  # node -> priority -> its assigned ones
         self._preemptible: dict[str, Job] = {}  # running ``--preemptible`` jobs that hold room on a node
+        self._queued: dict[str, tuple[int, Job]] = {}  # assigned, not started -> (its priority, it): ``queued_above``
+        self._queued_priorities: Counter[int] = Counter()  # priority -> how many of those have it
         self._open_seq: dict[str, int] = {}  # an open job -> its place in ``_open`` (submission order)
         self._next_open = 0
         self._ids: list[str] = []  # sorted, for prefix lookup
@@ -393,6 +395,14 @@ class JobTable:
     def highest_pending_priority(self) -> int | None:
         """The highest priority among pending jobs (None when none is pending), in O(levels)."""
         return max(self._pending_priorities) if self._pending_priorities else None
+
+    def queued_above(self, priority: int) -> list[Job]:
+        """The attempts assigned to some node and not started yet (queued there) whose priority is
+        above ``priority``; in O(levels) when there is none, the common case (one level), and
+        O(queued) otherwise (``rules.local_queue`` makes way for them)."""
+        if not self._queued_priorities or max(self._queued_priorities) <= priority:
+            return []
+        return [job for level, job in self._queued.values() if level > priority]
 
     def recent(self, limit: int, states: Iterable[str] | None = None, match: Matcher | None = None) -> list[Job]:
         """Up to ``limit`` jobs, newest first: those in ``states`` (``JobState`` values or
@@ -579,6 +589,8 @@ class JobTable:
         self._weightless_running.clear()
         self._weightless_queued.clear()
         self._preemptible.clear()
+        self._queued.clear()
+        self._queued_priorities.clear()
         self._open_seq.clear()
         self._ids.clear()
         self._children.clear()
@@ -1345,6 +1357,16 @@ class JobTable:
                     del queued[priority]
                     if not queued:
                         del self._weightless_queued[node]
+        was_queued = self._queued.pop(job.id, None)
+        if was_queued is not None:
+            left = self._queued_priorities[was_queued[0]] - 1
+            if left:
+                self._queued_priorities[was_queued[0]] = left
+            else:
+                del self._queued_priorities[was_queued[0]]
+        if job.state is JobState.ASSIGNED and job.id in self._open_seq:
+            self._queued[job.id] = (job.spec.priority, job)
+            self._queued_priorities[job.spec.priority] += 1
         if job.spec.preemptible and job.state is JobState.RUNNING and job.node is not None and not weightless(job.spec):
             self._preemptible[job.id] = job
         elif self._preemptible:

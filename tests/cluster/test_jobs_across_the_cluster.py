@@ -169,6 +169,43 @@ def test_priorities_on_a_full_cluster(daemon_factory, tmp_path: Path) -> None:  
     assert order.read_text().split() == ["high0", "high1", "high2", "low0", "low1", "low2"]
 
 
+def test_a_freed_node_runs_a_higher_job_queued_on_a_busy_node_before_its_own_lower_one(
+    daemon_factory, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """Every node full; a low job queued on one node, a high one on another. When the low job's
+    node frees, the high job comes to it and runs first. (Before, the low one started there at
+    once, and the high one waited for the low one's whole run or for its own busy node.)"""
+    nodes = start_cluster(daemon_factory, 3)
+    wait_until(lambda: formed(nodes, 3), 30, "the cluster to form")
+    client = nodes[0].client
+    listed = nodes[0].status()["nodes"]
+    cpus = {v["id"]: v["cpus"] for v in listed}
+    gates = {v["id"]: tmp_path / f"gate-{v['name']}" for v in listed}
+    blockers = client.submit_many(
+        [
+            {"argv": f"while [ ! -e {gates[node]} ]; do sleep 0.05; done", "cpus": c, "node": node}
+            for node, c in cpus.items()
+        ]
+    )
+    wait_until(lambda: all(client.job(b)["state"] == "running" for b in blockers), 30, "every node to be full")
+    order = tmp_path / "order"
+    size = min(cpus.values())
+    (low,) = client.submit_many([{"argv": f"echo low >> {order}", "priority": 0, "cpus": size}])
+    wait_until(lambda: client.job(low)["state"] == "assigned", 10, "the low job queued on a node")
+    # Through another node: among equal nodes a job goes where it was submitted (``_best_node``).
+    (high,) = nodes[1].client.submit_many([{"argv": f"echo high >> {order}", "priority": 5, "cpus": size}])
+    wait_until(lambda: client.job(high)["state"] == "assigned", 10, "the high job queued on a node")
+    freed, busy = client.job(low)["node"], client.job(high)["node"]
+    assert freed != busy, "the high job was placed beside the low one: the case under test did not arise"
+    gates[freed].touch()  # the low job's node frees; the high job's stays busy
+    client.wait([low, high], timeout=60)
+    assert order.read_text().split() == ["high", "low"]
+    assert client.job(high)["node"] == freed
+    for gate in gates.values():
+        gate.touch()
+    client.wait(blockers, timeout=30)
+
+
 def test_placement_respects_cpus_and_memory(daemon_factory) -> None:  # type: ignore[no-untyped-def]
     nodes = start_cluster(daemon_factory, 3)
     wait_until(lambda: formed(nodes, 3), 30, "the cluster to form")

@@ -6,7 +6,7 @@ import dataclasses
 
 from swarmcompute.rules.local_queue import HAND_BACK_AFTER_S, LocalQueue
 from swarmcompute.scheduler.placement import NodeCapacity
-from swarmcompute.state.commands import AssignJobs, Assignment, RequeueLost, StartAttempt, SubmitJobs
+from swarmcompute.state.commands import AssignJobs, Assignment, ReleaseQueued, RequeueLost, StartAttempt, SubmitJobs
 from swarmcompute.state.job import JobSpec
 from swarmcompute.state.table import JobTable
 
@@ -156,3 +156,51 @@ def test_work_that_holds_no_room_moves_only_to_a_node_whose_queue_would_stay_und
         assert job is not None
         fresh.offer(job, 0.0)
     assert fresh.to_hand_back(table, [ME, OTHER], now=HAND_BACK_AFTER_S) == []  # 4 here, 3 there
+
+
+def busy_other_node_queueing(table: JobTable, *queued: JobSpec) -> LocalQueue:
+    """n2 runs two 1-cpu jobs on its 2 cpus, and ``queued`` is then placed on it, behind them."""
+    there = LocalQueue("n2")
+    table.apply(SubmitJobs((spec("busy1"), spec("busy2")), 5.0))
+    give(table, there, "busy1", "busy2", node="n2")
+    assert [j.id for j in there.to_start(table, OTHER, now_wall=10.0)] == ["busy1", "busy2"]
+    table.apply(SubmitJobs(queued, 6.0))
+    give(table, there, *(s.id for s in queued), node="n2")
+    assert there.to_start(table, OTHER, now_wall=10.0) == []
+    return there
+
+
+def test_a_freed_node_holds_lower_work_for_a_higher_job_queued_on_a_busy_node_which_hands_it_back() -> None:
+    """Before, the lower job started in the room the moment it freed, and the higher one, queued
+    on its busy node, waited there (or came here behind the lower one) for the lower one's run."""
+    table = table_with(spec("low"))
+    here = LocalQueue("n1")
+    give(table, here, "low")
+    there = busy_other_node_queueing(table, spec("urgent", priority=5))
+    small = dataclasses.replace(ME, cpus=1)  # room for one of them: the urgent one's
+    assert here.to_start(table, small, now_wall=10.0) == []
+    assert here.held_at == 0
+    # n2 hands it back: n1's queued lower-priority work does not count against it, n1 holds it
+    assert [j.id for j in there.to_hand_back(table, [small, OTHER], now=HAND_BACK_AFTER_S)] == ["urgent"]
+    table.apply(ReleaseQueued("urgent", 1, "n2", "busy", 7.0))
+    table.apply(AssignJobs((Assignment("urgent", 2, "n1"),), 7.0))  # the leader places it on n1
+    job = table.get("urgent")
+    assert job is not None
+    here.offer(job, 0.0)
+    assert [j.id for j in here.to_start(table, small, now_wall=10.0)] == ["urgent"]
+    here.ended("urgent", 2)
+    assert [j.id for j in here.to_start(table, small, now_wall=10.0)] == ["low"]
+
+
+def test_a_higher_job_queued_elsewhere_holds_nothing_here_where_both_fit_or_it_never_fits() -> None:
+    table = table_with(spec("low"))
+    here = LocalQueue("n1")
+    give(table, here, "low")
+    busy_other_node_queueing(table, spec("urgent", priority=5))
+    assert [j.id for j in here.to_start(table, ME, now_wall=10.0)] == ["low"]  # room for both
+    table = table_with(spec("low"))
+    here = LocalQueue("n1")
+    give(table, here, "low")
+    busy_other_node_queueing(table, spec("big", priority=5, cpus=2))
+    small = dataclasses.replace(ME, cpus=1)
+    assert [j.id for j in here.to_start(table, small, now_wall=10.0)] == ["low"]  # "big" never fits here
