@@ -22,6 +22,7 @@ import structlog
 
 from swarmcompute import codec
 from swarmcompute.api import messages as m
+from swarmcompute.api import tokens
 from swarmcompute.api.lifeline import Lifelines
 from swarmcompute.api.pages import KEEP_S, KeptPages
 from swarmcompute.api.protocol import LENGTH_PREFIX, MAX_FRAME_BYTES, frame, socket_address
@@ -311,7 +312,7 @@ class ControlServer:
                 return await daemon.create_api_token(name, read_only=read_only, expires_s=expires_s, uid=uid)
             case m.ApiTokenList():
                 now = daemon.leader_time()
-                return [t.view(now) for t in daemon.table.api_tokens]
+                return [t.view(now) for t in daemon.table.api_tokens if tokens.manages(uid, t)]
             case m.DrainNode(node=node, drained=drained):
                 check_admin(uid, "drain or undrain a node")
                 return await daemon.set_drained(node, drained)
@@ -325,7 +326,7 @@ class ControlServer:
                 check_admin(uid, "forget a node")
                 return await daemon.forget(node)
             case m.ApiTokenRevoke(name=name):
-                await daemon.revoke_api_token(name)
+                await daemon.revoke_api_token(name, uid=uid)
                 return None
             case _ if type(request) in FILE_REQUESTS:
                 return await daemon.files.answer(request, uid, self.resolve)

@@ -3,7 +3,8 @@
 A token is ``swarmapi1-`` and 43 URL-safe base64 characters (32 random bytes); only its SHA-256
 digest is stored, in the replicated state (``state.api_tokens``), so every node checks it and a
 revocation holds everywhere. A token acts as the local user who created it over the control
-socket (the kernel's ``SO_PEERCRED``), never as the daemon.
+socket (the kernel's ``SO_PEERCRED``), never as the daemon. A user sees (`swarm api-token list`)
+and revokes only the tokens that act as them; root every one (``manages``).
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import base64
 import hashlib
 import os
 
-from swarmcompute.errors import ApiAuthError, ApiForbiddenError, ConfigError
+from swarmcompute.errors import ApiAuthError, ApiForbiddenError, ConfigError, PermissionDeniedError
 from swarmcompute.limits import job_id_problem
 from swarmcompute.state.api_tokens import ApiToken, ApiTokens
+from swarmcompute.users import owns
 
 PREFIX = "swarmapi1-"
 MAX_TOKEN_CHARS = 200
@@ -45,6 +47,22 @@ def user_name(uid: int) -> str:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
         return str(uid)
+
+
+def manages(uid: int, token: ApiToken) -> bool:
+    """Whether local user ``uid`` may see and revoke ``token``: one that acts as them (by user name,
+    as a job's owner is known on every node), or any as root; on a daemon that is not root, anyone it
+    serves (``users.owns``, the rule for jobs). Without it any local user listed every token with
+    its owner and revoked root's."""
+    return owns(uid, token.user)
+
+
+def check_manages(uid: int, token: ApiToken) -> None:
+    """``PermissionDeniedError`` unless ``manages(uid, token)``."""
+    if not manages(uid, token):
+        raise PermissionDeniedError(
+            f"API token {token.name} belongs to another user: only its owner or root may revoke it"
+        )
 
 
 def authenticate(tokens: ApiTokens, header: str | None, now: float, *, write: bool) -> ApiToken:

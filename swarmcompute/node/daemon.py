@@ -1436,7 +1436,10 @@ class Daemon:
         name = tokens.check_name(name)
         if expires_s is not None and not 0 < expires_s <= 100 * 365 * 86400:
             raise ConfigError("--expires must be a positive duration of at most a century, e.g. 30d")
-        if self.table.api_tokens.get(name) is not None:
+        existing = self.table.api_tokens.get(name)
+        if existing is not None and not tokens.manages(uid, existing):
+            raise ConfigError(f"an API token named {name} belongs to another user: pick another name")
+        if existing is not None:
             raise ConfigError(f"an API token named {name} exists: revoke it first (`swarm api-token revoke {name}`)")
         if len(self.table.api_tokens) >= MAX_TOKENS:
             raise ConfigError(f"the cluster holds {MAX_TOKENS} API tokens: revoke some first")
@@ -1456,12 +1459,16 @@ class Daemon:
             raise ConfigError(f"an API token named {name} was created meanwhile: pick another name")
         return {**token.view(self.leader_time()), "token": secret}
 
-    async def revoke_api_token(self, name: str) -> None:
-        """Revoke a token on every node (committed before this returns)."""
+    async def revoke_api_token(self, name: str, *, uid: int) -> None:
+        """Revoke a token on every node (committed before this returns), asked by local user ``uid``,
+        who must own it or be root (``tokens.manages``)."""
+        from swarmcompute.api import tokens
         from swarmcompute.state.api_tokens import RevokeApiToken
 
-        if self.table.api_tokens.get(name) is None:
+        token = self.table.api_tokens.get(name)
+        if token is None:
             raise ConfigError(f"no API token named {name[:64]!r}: see `swarm api-token list`")
+        tokens.check_manages(uid, token)
         await self.commit([RevokeApiToken(name, time.time())])
 
     async def set_policy(self, policy: CommandPolicy, *, by: str) -> str:

@@ -311,3 +311,35 @@ def test_a_daemon_run_by_a_normal_user_serves_only_that_user_and_root(shared: Sh
         assert stranger.stderr.startswith(f"swarm: this daemon serves only its own user ({shared.user.name})")
     finally:
         daemon.stop()
+
+
+def test_a_user_lists_and_revokes_only_their_own_api_tokens_and_root_any(shared: Shared) -> None:
+    state = str(shared.state)
+    made = shared.daemon.swarm("api-token", "create", "roots-token")
+    assert made.returncode == 0, made.stderr
+    mine = shared.user.swarm("api-token", "create", "--state-dir", state, "users-token")
+    assert mine.returncode == 0, mine.stderr
+    try:
+        listed = shared.other.swarm("api-token", "list", "--state-dir", state, "--json")
+        assert (listed.returncode, json.loads(listed.stdout)) == (0, [])  # neither name nor owner of others'
+        listed = shared.user.swarm("api-token", "list", "--state-dir", state, "--json")
+        assert [(t["name"], t["user"]) for t in json.loads(listed.stdout)] == [("users-token", shared.user.name)]
+        for name in ("roots-token", "users-token"):
+            denied = shared.other.swarm("api-token", "revoke", "--state-dir", state, name)
+            assert (denied.returncode, denied.stdout, denied.stderr) == (
+                2,
+                "",
+                f"swarm: API token {name} belongs to another user: only its owner or root may revoke it\n",
+            )
+        taken = shared.other.swarm("api-token", "create", "--state-dir", state, "roots-token")
+        assert (taken.returncode, taken.stderr) == (
+            2,
+            "swarm: an API token named roots-token belongs to another user: pick another name\n",
+        )
+        names = {t["name"] for t in shared.daemon.client.api_tokens()}  # root: every one, none revoked
+        assert {"roots-token", "users-token"} <= names
+        own = shared.user.swarm("api-token", "revoke", "--state-dir", state, "users-token")
+        assert (own.returncode, own.stdout) == (0, "API token users-token revoked\n"), own.stderr
+    finally:
+        for name in ("roots-token", "users-token"):
+            shared.daemon.swarm("api-token", "revoke", name)
