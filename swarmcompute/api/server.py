@@ -14,7 +14,7 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -242,7 +242,7 @@ class ControlServer:
             case m.Wait(job_ids=refs, timeout_s=timeout_s, offset=offset, limit=limit, cursor=cursor):
                 expired = "this wait's later pages expired ({}): wait for the jobs again"
                 waited = await self._paged(cursor, offset, limit, expired, lambda: self._waited(refs, timeout_s))
-                return await self._views(waited, uid)
+                return await self.views(waited, uid)
             case m.GetJob(ref=ref, with_output=with_output):
                 elements = self._array_elements(ref)
                 if elements:  # an array id (`swarm show ARRAY`): the array, with its elements' states
@@ -264,8 +264,8 @@ class ControlServer:
                 expired = "this listing's later pages expired ({}): list again"
                 rows = await self._paged(cursor, offset, page, expired, lambda: self._listed(request))
                 if not grouped:
-                    return await self._views([r[0] for r in rows], uid)
-                return [_shown_to(uid, r[0], daemon.row_view(r)) async for r in sliced(rows, SLICE_S)]
+                    return await self.views([r[0] for r in rows], uid)
+                return await self.row_views(rows, uid)
             case m.Cancel(refs=refs, offset=offset, limit=limit, cursor=cursor) as asked:
                 expired = (
                     "this cancel's later pages expired ({}): the jobs were cancelled;"
@@ -276,7 +276,7 @@ class ControlServer:
                 cancelled = await self._paged(
                     cursor, offset, limit, expired, lambda: self._cancelled(refs or self._selected(asked, uid), uid)
                 )
-                views = await self._views([job for job, _ in cancelled], None)
+                views = await self.views([job for job, _ in cancelled], None)
                 for view, (_, before) in zip(views, cancelled, strict=True):
                     view["ended_before"] = before
                 return views
@@ -460,9 +460,12 @@ class ControlServer:
         except JobError:
             return table.array(named)
 
-    async def _views(self, jobs: list[Job], uid: int | None) -> list[dict[str, Any]]:
-        """``Daemon.job_view`` of each, as local user ``uid`` may see it (None: whole), a chunk at a
-        time: one read of the disk for the details of a chunk's compacted jobs."""
+    async def views(self, jobs: Sequence[Job], uid: int | None) -> list[dict[str, Any]]:
+        """``Daemon.job_view`` of each, as local user ``uid`` may see it (None: whole; ``_shown_to``),
+        a chunk at a time: one read of the disk for the details of a chunk's compacted jobs. Every
+        answer with jobs' records, the control socket's and the HTTP API's (its list and the
+        dashboard's stream too, which showed every user others' ``-e`` values), is made here or by
+        ``row_views``."""
         daemon = self._daemon
         out: list[dict[str, Any]] = []
         chunks = (jobs[i : i + VIEW_CHUNK] for i in range(0, len(jobs), VIEW_CHUNK))
@@ -470,6 +473,12 @@ class ControlServer:
             views = daemon.job_views(chunk)
             out += views if uid is None else [_shown_to(uid, j, v) for j, v in zip(chunk, views, strict=True)]
         return out
+
+    async def row_views(self, rows: Sequence[list[Job]], uid: int) -> list[dict[str, Any]]:
+        """``Daemon.row_view`` of each row of `swarm jobs` (``JobTable.newest_rows``), as local user
+        ``uid`` may see it (``_shown_to``)."""
+        daemon = self._daemon
+        return [_shown_to(uid, r[0], daemon.row_view(r)) async for r in sliced(rows, SLICE_S)]
 
     async def _waited(self, refs: tuple[str, ...], timeout_s: float | None) -> list[Job]:
         """The jobs of ``refs`` once each has ended."""

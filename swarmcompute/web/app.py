@@ -292,7 +292,7 @@ class Api:
         return StreamingResponse(body(), media_type="application/octet-stream", headers=headers)
 
     async def list_jobs(self, request: Request) -> Response:
-        self.auth(request)
+        token = self.auth(request)
         q = request.query_params
         states = [s.strip().lower() for v in q.getlist("state") for s in v.split(",") if s.strip()]  # as --state
         known = (*(s.value for s in JobState), HELD)
@@ -306,13 +306,14 @@ class Api:
         wanted = states
         if q.get("grouped", "") in ("1", "true", "yes"):  # `swarm jobs` over --url: an array is one line
             rows = daemon.table.newest_rows(len(daemon.table), wanted, match)
-            views = [daemon.row_view(row) for row in rows[offset : offset + limit]]
+            views = await self.control.row_views(rows[offset : offset + limit], token.uid)
             return JSONResponse({"jobs": views, "total": len(rows), "offset": offset, "limit": limit})
         # the page alone is built (a finished job is held compact), not every job that matches: the
         # dashboard asks this again on each update while a filter is set
         page = daemon.table.recent(offset + limit, wanted or None, match)[offset:]
         total = daemon.table.count(wanted or None, match)
-        return JSONResponse({"jobs": daemon.job_views(page), "total": total, "offset": offset, "limit": limit})
+        views = await self.control.views(page, token.uid)  # as the token's user may see them
+        return JSONResponse({"jobs": views, "total": total, "offset": offset, "limit": limit})
 
     async def get_job(self, request: Request) -> Response:
         token = self.auth(request)
@@ -625,18 +626,21 @@ class Api:
     async def events(self, request: Request) -> Response:
         """The dashboard's stream: ``status`` events (the cluster status and up to ``?jobs=`` jobs:
         the open ones first, newest first, then the newest ended ones; ``recent_jobs_total``: how
-        many the cluster holds, so that a view can say it shows only some)."""
-        self.auth(request)
+        many the cluster holds, so that a view can say it shows only some). The jobs' records are
+        those the token's user may see (``ControlServer.views``): others' without their output and
+        with their ``env`` values hidden, as ``GET /api/v1/jobs/{id}`` answers them."""
+        token = self.auth(request)
         limit = _int_param(request.query_params.get("jobs"), "jobs", 100, 0, MAX_PAGE)
-        return StreamingResponse(self._status_events(limit), media_type="text/event-stream", headers=SSE_HEADERS)
+        events = self._status_events(limit, token.uid)
+        return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
 
-    async def _status_events(self, limit: int) -> AsyncIterator[str]:
+    async def _status_events(self, limit: int, uid: int) -> AsyncIterator[str]:
         daemon = self.daemon
         closing = asyncio.ensure_future(self.closing.wait())
         try:
             while not closing.done():
                 status = daemon.status()
-                status["recent_jobs"] = daemon.job_views(daemon.table.open_first(limit))
+                status["recent_jobs"] = await self.control.views(daemon.table.open_first(limit), uid)
                 status["recent_jobs_total"] = len(daemon.table)
                 status["load_history"] = self.load.history()
                 yield f"event: status\ndata: {json.dumps(status)}\n\n"

@@ -12,8 +12,10 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
 
 from swarmcompute.testing.daemons import DaemonProcess, wait_until
 from swarmcompute.testing.local_users import LocalUser, unavailable
@@ -38,7 +40,7 @@ def shared() -> Iterator[Shared]:
     root.chmod(0o711)  # other users must reach the state dir inside (its own mode is the daemon's)
     user = LocalUser.create()
     other = LocalUser.create()
-    daemon = DaemonProcess(root / "state", extra_env={DAEMON_ONLY: "secret"})
+    daemon = DaemonProcess(root / "state", extra_env={DAEMON_ONLY: "secret"}, http_port=0)
     try:
         daemon.start()
         user.python()  # fail here, once, if no interpreter suits the user
@@ -342,4 +344,49 @@ def test_a_user_lists_and_revokes_only_their_own_api_tokens_and_root_any(shared:
         assert (own.returncode, own.stdout) == (0, "API token users-token revoked\n"), own.stderr
     finally:
         for name in ("roots-token", "users-token"):
+            shared.daemon.swarm("api-token", "revoke", name)
+
+
+def _first_status_event(url: str, token: str) -> dict[str, Any]:
+    """The first ``status`` event of the dashboard's stream (``GET /api/v1/events``) for ``token``."""
+    headers = {"Authorization": f"Bearer {token}"}
+    with requests.get(f"{url}/api/v1/events?jobs=1000", headers=headers, stream=True, timeout=30) as response:
+        assert response.status_code == 200, response.text
+        for line in response.iter_lines(decode_unicode=True):
+            if line.startswith("data: "):
+                event: dict[str, Any] = json.loads(line[6:])
+                return event
+    raise AssertionError("the stream ended without an event")
+
+
+def test_another_users_api_token_sees_a_jobs_env_values_hidden_in_every_listing_and_the_dashboard_stream(
+    shared: Shared,
+) -> None:
+    state = str(shared.state)
+    roots = shared.daemon.swarm(
+        "run", "-d", "-e", "TOKENX=s3cr3tval", "--notify", "https://hooks.example/s3cr3t", "--", "sleep", "60"
+    )  # fmt: skip
+    assert roots.returncode == 0, roots.stderr
+    job = roots.stdout.strip()
+    made = shared.user.swarm("api-token", "create", "--state-dir", state, "--read-only", "users-reader")
+    assert made.returncode == 0, made.stderr
+    users_token = made.stdout.strip().splitlines()[-1]
+    roots_token = shared.daemon.swarm("api-token", "create", "roots-reader").stdout.strip().splitlines()[-1]
+    url = shared.daemon.http_url
+    headers = {"Authorization": f"Bearer {users_token}"}
+    try:
+        hidden = ({"TOKENX": "(hidden)"}, "(hidden)")
+        shown = requests.get(f"{url}/api/v1/jobs/{job}", headers=headers, timeout=30).json()
+        assert (shown["env"], shown["notify"]) == hidden
+        for grouped in ("0", "1"):
+            listed = requests.get(f"{url}/api/v1/jobs?limit=1000&grouped={grouped}", headers=headers, timeout=30)
+            row = next(j for j in listed.json()["jobs"] if j["id"] == job)
+            assert (row["env"], row["notify"], "output_tail" in row) == (*hidden, False), grouped
+        row = next(j for j in _first_status_event(url, users_token)["recent_jobs"] if j["id"] == job)
+        assert (row["env"], row["notify"]) == hidden
+        row = next(j for j in _first_status_event(url, roots_token)["recent_jobs"] if j["id"] == job)
+        assert (row["env"], row["notify"]) == ({"TOKENX": "s3cr3tval"}, "https://hooks.example/s3cr3t")  # root's
+    finally:
+        shared.daemon.client.cancel(job)
+        for name in ("users-reader", "roots-reader"):
             shared.daemon.swarm("api-token", "revoke", name)
