@@ -26,6 +26,12 @@ The slow path: a job that runs as another user (a root daemon), has limits (``RL
 order, joins the cgroup (as root, before anything runs, so every process the job makes is in it),
 sets the limits, then drops to the user (groups, gid, uid), then execs. ``fork`` plus Python in
 the child instead of ``vfork``: a few milliseconds more per job, paid only by those jobs.
+
+Such a job enters its working directory again once it is that user (``Popen`` changes to it
+before ``preexec_fn``, as root): a directory its user may not enter (``--cwd /root/x``, 0700
+root) is a spawn failure, ``cannot use working directory D: user U may not enter it``, as it
+would be in that user's shell; the job started inside it. The child tells the errno of that
+``chdir`` through a pipe (``Popen`` reports any failure of ``preexec_fn`` without it).
 """
 
 from __future__ import annotations
@@ -91,13 +97,13 @@ def spawn_job(spec: AttemptSpec, stdout_fd: int, stderr_fd: int, cgroup: str | N
         raise SpawnFailed(None, "empty or malformed command")
     run_as = run_as_of(spec)
     env = job_environment(spec.env, spec.job_id, spec.attempt, run_as)
-    child = _in_child(spec, run_as, cgroup)
     stdin = _stdin()
     if spec.stdin_path is not None:  # opened by the daemon: the job's user need not read the node's store
         try:
             stdin = os.open(spec.stdin_path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
             raise SpawnFailed(None, f"cannot open its stdin here: {exc.strerror or exc}") from None
+    child = _in_child(spec, run_as, cgroup)
     try:
         try:
             return _popen(list(spec.argv), spec, env, stdin, stdout_fd, stderr_fd, child)
@@ -116,10 +122,20 @@ def spawn_job(spec: AttemptSpec, stdout_fd: int, stderr_fd: int, cgroup: str | N
             except (OSError, ValueError, TypeError, subprocess.SubprocessError) as retry_exc:
                 raise _from_exception(retry_exc, spec) from None
         except (ValueError, TypeError, subprocess.SubprocessError) as exc:
+            entered = child.entered() if isinstance(child, _Child) else None
+            if entered is not None and run_as is not None:  # its user may not enter its working directory
+                reason = (
+                    "may not enter it" if entered.errno == errno.EACCES else f"cannot enter it ({entered.strerror})"
+                )
+                raise SpawnFailed(
+                    None, f"cannot use working directory {spec.cwd}: user {run_as.name} {reason}"
+                ) from None
             raise _from_exception(exc, spec) from None
     finally:
         if stdin != _devnull:
             os.close(stdin)
+        if isinstance(child, _Child):
+            child.close()
 
 
 def _popen(
@@ -156,20 +172,64 @@ def _in_child(spec: AttemptSpec, run_as: RunAs | None, cgroup: str | None) -> Ca
     ]
     if run_as is None and cgroup_procs is None and not limits:
         return None
+    return _Child(cgroup_procs, limits, run_as, os.path.abspath(spec.cwd) if run_as and spec.cwd else None)
 
-    def child() -> None:
-        if cgroup_procs is not None:
-            fd = os.open(cgroup_procs, os.O_WRONLY)
+
+class _Child:
+    """The ``preexec_fn`` of the slow path (module docstring): joins ``cgroup_procs``' cgroup,
+    sets ``limits``, drops to ``run_as``, then enters ``cwd`` again as that user; an ``OSError``
+    of that last step is told through a pipe (``entered``). ``close`` once ``Popen`` returned."""
+
+    def __init__(
+        self,
+        cgroup_procs: str | None,
+        limits: list[tuple[int, int]],
+        run_as: RunAs | None,
+        cwd: str | None,
+    ) -> None:
+        self._cgroup_procs = cgroup_procs
+        self._limits = limits
+        self._run_as = run_as
+        self._cwd = cwd
+        self._told = os.pipe2(os.O_CLOEXEC) if cwd is not None else None
+
+    def __call__(self) -> None:
+        if self._cgroup_procs is not None:
+            fd = os.open(self._cgroup_procs, os.O_WRONLY)
             try:
                 os.write(fd, b"0")  # "0": the writing process itself
             finally:
                 os.close(fd)
-        for res, n in limits:
+        for res, n in self._limits:
             resource.setrlimit(res, (n, n))
-        if run_as is not None:
-            run_as.become()
+        if self._run_as is not None:
+            self._run_as.become()
+        if self._cwd is not None and self._told is not None:
+            try:
+                os.chdir(self._cwd)  # as the user now: each directory on its path must let them through
+            except OSError as exc:
+                os.write(self._told[1], str(exc.errno).encode())
+                raise
 
-    return child
+    def entered(self) -> OSError | None:
+        """Why the child could not enter its working directory as its user, or None (it did, or
+        failed before that)."""
+        if self._told is None:
+            return None
+        os.close(self._told[1])
+        told = os.read(self._told[0], 16)
+        os.close(self._told[0])
+        self._told = None
+        if not told.isdigit():
+            return None
+        number = int(told)
+        return OSError(number, os.strerror(number), self._cwd)
+
+    def close(self) -> None:
+        if self._told is not None:
+            os.close(self._told[0])
+            os.close(self._told[1])
+            self._told = None
 
 
 def _chdir_failed(exc: OSError, spec: AttemptSpec) -> bool:

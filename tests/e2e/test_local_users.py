@@ -390,3 +390,17 @@ def test_another_users_api_token_sees_a_jobs_env_values_hidden_in_every_listing_
         shared.daemon.client.cancel(job)
         for name in ("users-reader", "roots-reader"):
             shared.daemon.swarm("api-token", "revoke", name)
+
+
+def test_a_users_job_does_not_start_in_a_directory_that_user_may_not_enter(shared: Shared) -> None:
+    private = Path(tempfile.mkdtemp(dir=shared.root))  # 0700, root's: as /root is
+    (private / "inner").mkdir(mode=0o755)  # open itself, but reached only through the closed one
+    for cwd in (private, private / "inner"):
+        out = shared.user.swarm("run", "--state-dir", str(shared.state), "--cwd", str(cwd), "--", "pwd")
+        assert (out.returncode, out.stdout) == (1, ""), out.stderr
+        said = f"cannot use working directory {cwd}: user {shared.user.name} may not enter it"
+        assert said in out.stderr
+    own = shared.user.swarm("run", "--state-dir", str(shared.state), "--cwd", "/tmp", "--", "pwd")
+    assert (own.returncode, own.stdout) == (0, "/tmp\n"), own.stderr  # one it may enter: as before
+    mine = shared.daemon.swarm("run", "--cwd", str(private), "--", "pwd")  # root's own job: its own directory
+    assert (mine.returncode, mine.stdout) == (0, f"{private}\n"), mine.stderr
