@@ -103,10 +103,15 @@ def check_owner(uid: int, owner: str, what: str, job_id: str) -> None:
         raise PermissionDeniedError(f"cannot {what} job {job_id}: it belongs to {whose} (only they and root may)")
 
 
-def check_admin(uid: int, what: str) -> None:
+RUN_AS_SUBMITTERS = "their submitters"
+"""``run_as`` in `swarm status` of a root daemon (any other says its own user's name)."""
+
+
+def check_admin(uid: int, what: str, *, shared: bool | None = None) -> None:
     """``PermissionDeniedError`` unless ``uid`` may change the node itself: root, or anyone a
-    daemon that is not root serves."""
-    if uid != 0 and serves_every_user():
+    daemon that is not root serves. ``shared``: whether the daemon serves every user, for a
+    client that checks first by its `swarm status` (``RUN_AS_SUBMITTERS``); None: this process's."""
+    if uid != 0 and (serves_every_user() if shared is None else shared):
         raise PermissionDeniedError(f"only root may {what} on a node shared by every local user")
 
 

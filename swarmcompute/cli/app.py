@@ -491,6 +491,12 @@ def token(
     paths = StatePaths.resolve(state_dir)
     if not paths.cluster_key.exists():
         raise _fail(f"no cluster key in {paths.root}: run `swarm join` first{_here_only(state_dir, 'token')}")
+    if not os.access(paths.cluster_key, os.R_OK):  # another user of a shared node: not [Errno 13]
+        from swarmcompute.api.tokens import user_name
+
+        owner = user_name(paths.cluster_key.stat().st_uid)
+        how = "`sudo swarm token`" if owner == "root" else f"`swarm token` as {owner}"
+        raise _fail(f"only {owner} (the daemon's user) may read the cluster's join token: run {how}")
     typer.echo(_call(lambda: ClusterKey.load(paths.cluster_key)).token)
 
 
@@ -500,8 +506,12 @@ def recover(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation (scripts).")] = False,
 ) -> None:
     """Lost quorum for good? Make the live voters the whole cluster. Unsafe if the missing ones are alive."""
+    from swarmcompute.users import RUN_AS_SUBMITTERS, check_admin
+
     client = _client(state_dir)
     status = _call(client.status)
+    # who may is said first, as the daemon would: a user was told `quorum is healthy`
+    _call(lambda: check_admin(os.getuid(), "recover the cluster", shared=status.get("run_as") == RUN_AS_SUBMITTERS))
     quorum = status["quorum"]
     if quorum["healthy"]:
         raise _fail("quorum is healthy: nothing to recover (see `swarm status`)")

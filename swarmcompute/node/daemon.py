@@ -120,7 +120,7 @@ from swarmcompute.storage.details import FILE_NAME as DETAILS_FILE
 from swarmcompute.storage.details import DetailsStore, details_missing
 from swarmcompute.storage.raft_log import LOG_FILE as RAFT_LOG_FILE
 from swarmcompute.units import counted, likely_meant
-from swarmcompute.users import daemon_user, serves_every_user
+from swarmcompute.users import RUN_AS_SUBMITTERS, daemon_user, serves_every_user
 
 log = structlog.get_logger(__name__)
 
@@ -1937,7 +1937,7 @@ class Daemon:
             "disk_problem": self.disk.problem,
             "copy_seen": self.copy_seen,
             "cgroups": self.executor.processes.cgroups.view(),
-            "run_as": "their submitters" if serves_every_user() else daemon_user(),
+            "run_as": RUN_AS_SUBMITTERS if serves_every_user() else daemon_user(),
             "policy": self.table.policy.summary(),
             "http": self.http_address or None,
             "versions": self.link.versions.view() if self._link is not None else {},

@@ -404,3 +404,24 @@ def test_a_users_job_does_not_start_in_a_directory_that_user_may_not_enter(share
     assert (own.returncode, own.stdout) == (0, "/tmp\n"), own.stderr  # one it may enter: as before
     mine = shared.daemon.swarm("run", "--cwd", str(private), "--", "pwd")  # root's own job: its own directory
     assert (mine.returncode, mine.stdout) == (0, f"{private}\n"), mine.stderr
+
+
+def test_another_user_is_told_in_one_line_that_only_root_reads_the_join_token_or_recovers(shared: Shared) -> None:
+    state = str(shared.state)
+    token = shared.other.swarm("token", "--state-dir", state)
+    assert (token.returncode, token.stdout, token.stderr) == (
+        2,
+        "",
+        "swarm: only root (the daemon's user) may read the cluster's join token: run `sudo swarm token`\n",
+    )
+    recover = shared.other.swarm("recover", "--state-dir", state, "--yes")  # on a healthy cluster too
+    assert (recover.returncode, recover.stdout, recover.stderr) == (
+        2,
+        "",
+        "swarm: only root may recover the cluster on a node shared by every local user\n",
+    )
+    healthy = shared.daemon.swarm("recover", "--yes")  # root is told what there is to recover
+    assert (healthy.returncode, healthy.stderr) == (
+        2,
+        "swarm: quorum is healthy: nothing to recover (see `swarm status`)\n",
+    )
