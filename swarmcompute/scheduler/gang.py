@@ -164,7 +164,7 @@ class GangRound:
         rooms = [self._room(n, spec) for n in fitting]
         nodes = fit(shape, rooms)
         if nodes is None:
-            why = self._why_not(shape, fitting, rooms)
+            why = self._why_not(spec, shape, fitting, rooms)
             self._wait(ranks, waiting, why)
             if why.endswith(_NO_ROOM_NOW):
                 self.ahead = True
@@ -225,15 +225,14 @@ class GangRound:
         used[2] += spec.gpus
 
     def _room(self, node: NodeCapacity, spec: JobSpec) -> Room:
+        """``capacity`` less what the node holds now for ``spec``'s priority."""
         assert self._used is not None
         cpus, mem, gpus = self._used.get(node.node_id, (0.0, 0.0, 0.0))
         for queued in self._queued.get(node.node_id, ()):
             if queued.priority >= spec.priority:  # a node starts a gang rank before lower-priority work
                 cpus, mem, gpus = cpus + queued.cpus, mem + queued.mem_bytes, gpus + queued.gpus
-        cards = node.gpus
-        if spec.gpu_mem:
-            cards = min(cards, sum(1 for _, m in node.gpu_cards if m >= spec.gpu_mem))
-        return Room(node.node_id, node.cpus - cpus, int(node.mem_bytes - mem), int(cards - gpus))
+        whole = capacity(node, spec)
+        return Room(node.node_id, whole.cpus - cpus, int(whole.mem_bytes - mem), int(whole.gpus - gpus))
 
     def _port(self, gang_id: str, attempt: int) -> int | None:
         size = len(GANG_PORTS)
@@ -244,12 +243,12 @@ class GangRound:
                 return port
         return None
 
-    def _why_not(self, shape: GangShape, fitting: list[NodeCapacity], rooms: list[Room]) -> str:
+    def _why_not(self, spec: JobSpec, shape: GangShape, fitting: list[NodeCapacity], rooms: list[Room]) -> str:
         per = f", {shape.per_node} per node" if shape.per_node else ""
         what = f"{shape.ranks} ranks{per}"
         if not fitting:
             return f"gang of {what}: no live node can run its ranks (see its pins, users, constraints, image)"
-        empty = [Room(n.node_id, n.cpus, n.mem_bytes, n.gpus) for n in fitting]
+        empty = [capacity(n, spec) for n in fitting]
         if fit(shape, empty) is None:
             if shape.per_node:
                 nodes = -(-shape.ranks // shape.per_node)
@@ -261,6 +260,19 @@ class GangRound:
             most = _most(shape, empty)
             return f"gang of {what}: the live nodes could hold at most {most} at once; it waits for more nodes"
         return f"gang of {what}: {_most(shape, rooms)} fit now; {_NO_ROOM_NOW}"
+
+
+def capacity(node: NodeCapacity, spec: JobSpec) -> Room:
+    """The room ``node`` offers a rank of ``spec`` when nothing runs there: its cpus and memory,
+    and only its cards of at least ``spec.gpu_mem``. The one measure of a node for a gang: the
+    room it has now is this less what it holds, and a gang that ``fit`` finds no room for here,
+    on every node that may run it, could never start (it waits for more nodes and holds nothing
+    back; counting every card here, a ``--gpu-mem`` gang that only one node's card could hold
+    waited for room "and went first", ahead of every later job, for good)."""
+    cards = node.gpus
+    if spec.gpu_mem:
+        cards = min(cards, sum(1 for _, m in node.gpu_cards if m >= spec.gpu_mem))
+    return Room(node.node_id, node.cpus, node.mem_bytes, cards)
 
 
 _NO_ROOM_NOW = "it waits for room to start all of them at once, and goes first"

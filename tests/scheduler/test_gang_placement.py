@@ -118,6 +118,18 @@ def test_a_gang_that_could_never_fit_holds_nothing_back() -> None:
     assert [a.job_id for a in placed.assignments] == ["later"]
 
 
+def test_a_gpu_mem_gang_that_only_cards_too_small_could_hold_holds_nothing_back() -> None:
+    table = _gang_table(ranks=2, per_node=0, cpus=0, gpus=1, gpu_mem=40 * GIB)
+    table.apply(SubmitJobs((JobSpec(id="later", argv=("x",), cpus=1),), 3.0))
+    nodes = [
+        NodeCapacity("n0", "node0", cpus=4, mem_bytes=8 * GIB, gpus=2, gpu_cards=((0, 80 * GIB), (1, 16 * GIB))),
+        NodeCapacity("n1", "node1", cpus=4, mem_bytes=8 * GIB, gpus=1, gpu_cards=((0, 16 * GIB),)),
+    ]
+    placed = place(table, nodes, 10.0)
+    assert "the live nodes could hold at most 1 at once; it waits for more nodes" in placed.waiting["g.0"]
+    assert [a.job_id for a in placed.assignments] == ["later"]
+
+
 def test_an_assignment_of_part_of_a_gang_is_not_applied() -> None:
     table = _gang_table(ranks=2, per_node=1)
     table.apply(AssignJobs((Assignment("g.0", 1, "n0", 29400),), 2.0))
