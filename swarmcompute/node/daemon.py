@@ -466,7 +466,7 @@ class Daemon:
                 self.resources,
                 list_images=_docker_images,
                 labels=self._labels.labels,
-                on_change=lambda: self.rounds.request(),
+                on_change=self._inventory_changed,
                 versions=versions,
                 disk_problem=lambda: self.disk.problem,
                 clock_off=lambda: self._clock_off,
@@ -935,7 +935,10 @@ class Daemon:
             starts = state.to_start(self.own_capacity(), self.leader_time(), may_start=self.lease.may_start())
             with self.committer.holding():  # the results of the run so far: one entry, not one a turn
                 async for start in sliced(starts, SLICE_S):
-                    if not state.still_to_start(start, may_start=self.lease.may_start(), now_mono=time.monotonic()):
+                    docker = self.inventory is None or self.inventory.docker
+                    if not state.still_to_start(
+                        start, may_start=self.lease.may_start(), now_mono=time.monotonic(), docker=docker
+                    ):
                         continue
                     job = start.job
                     spec = self._spec_to_start(job, start.attempt)
@@ -1152,9 +1155,18 @@ class Daemon:
             log.info("jobs_pruned", jobs=removed, why=why, finished_kept=self.table.finished_count)
         return removed
 
+    def _inventory_changed(self) -> None:
+        """The GPUs, the engine's answer or its images changed: the leader learns it now (gossip
+        at once, not at the next periodic advertisement) and places again, and what is queued here
+        is looked at again (an image job waits queued while the engine is gone: ``still_to_start``)."""
+        if self._gossip is not None:
+            self._gossip.advertise_now()
+        self.rounds.request()
+        self._start_wakeup.set()
+
     def _engine_lost(self) -> None:
         """The Docker engine stopped answering a job: look at it again now (``Inventory.refresh``),
-        so that gossip and this node's own placement stop counting on it until it answers."""
+        so that gossip and this node's own starts and placement stop counting on it until it answers."""
         if self.inventory is not None:
             self.inventory.engine_lost()
             task = asyncio.get_running_loop().create_task(self.inventory.refresh())
