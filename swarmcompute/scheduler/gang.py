@@ -4,7 +4,8 @@
 per rank, or None. Ranks go in blocks, rank 0 on the node with the most room: with
 ``ranks_per_node`` K, exactly K ranks on each of ceil(N / K) distinct nodes (the last one holds the
 rest); without it, as many ranks on each node as fit there, fewest nodes first (so the ranks
-talk over loopback where they can). A node's room is what it has free *now* (its capacity less
+talk over loopback where they can); among nodes with room for as many ranks, those holding the
+gang's image first. A node's room is what it has free *now* (its capacity less
 every attempt running on it or queued there at the gang's priority or higher, and less what this
 round already placed there), not the queue-ahead budget of ``scheduler.placement``: every rank
 must start at once, or the others would wait on it in their first collective. (Lower-priority
@@ -72,6 +73,8 @@ class Room:
     cpus: float
     mem_bytes: int
     gpus: int
+    has_image: bool = False
+    """It holds the gang's image (``NodeCapacity.images``): it starts its ranks without a pull."""
 
 
 def slots(shape: GangShape, room: Room) -> int:
@@ -85,11 +88,16 @@ def slots(shape: GangShape, room: Room) -> int:
 
 
 def fit(shape: GangShape, rooms: Iterable[Room]) -> tuple[str, ...] | None:
-    """The node of each rank (rank order), or None when the gang does not fit whole."""
-    counts = sorted(((slots(shape, r), r.cpus, r.node_id) for r in rooms), key=lambda c: (-c[0], -c[1], c[2]))
+    """The node of each rank (rank order), or None when the gang does not fit whole. Nodes are
+    taken by how many ranks they hold (``slots``: at most ``per_node``, or all of them), then
+    those holding the gang's image first (as ``placement`` prefers them: no pull before the
+    ranks start; room here is room to start now), then by free cpus, then by node id."""
+    counts = sorted(
+        ((slots(shape, r), r.has_image, r.cpus, r.node_id) for r in rooms), key=lambda c: (-c[0], not c[1], -c[2], c[3])
+    )
     chosen: list[str] = []
     left = shape.ranks
-    for room_for, _, node_id in counts:
+    for room_for, _, _, node_id in counts:
         if left == 0:
             break
         take = min(shape.per_node, left) if shape.per_node else min(room_for, left)
@@ -232,7 +240,9 @@ class GangRound:
             if queued.priority >= spec.priority:  # a node starts a gang rank before lower-priority work
                 cpus, mem, gpus = cpus + queued.cpus, mem + queued.mem_bytes, gpus + queued.gpus
         whole = capacity(node, spec)
-        return Room(node.node_id, whole.cpus - cpus, int(whole.mem_bytes - mem), int(whole.gpus - gpus))
+        return Room(
+            node.node_id, whole.cpus - cpus, int(whole.mem_bytes - mem), int(whole.gpus - gpus), whole.has_image
+        )
 
     def _port(self, gang_id: str, attempt: int) -> int | None:
         size = len(GANG_PORTS)
@@ -272,7 +282,7 @@ def capacity(node: NodeCapacity, spec: JobSpec) -> Room:
     cards = node.gpus
     if spec.gpu_mem:
         cards = min(cards, sum(1 for _, m in node.gpu_cards if m >= spec.gpu_mem))
-    return Room(node.node_id, node.cpus, node.mem_bytes, cards)
+    return Room(node.node_id, node.cpus, node.mem_bytes, cards, spec.image is not None and spec.image in node.images)
 
 
 _NO_ROOM_NOW = "it waits for room to start all of them at once, and goes first"

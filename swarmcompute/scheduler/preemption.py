@@ -220,6 +220,7 @@ def _grown(room: Room, *more: _Sized) -> Room:
         room.cpus + sum(m.cpus for m in more),
         room.mem_bytes + sum(m.mem_bytes for m in more),
         room.gpus + sum(m.gpus for m in more),
+        room.has_image,
     )
 
 

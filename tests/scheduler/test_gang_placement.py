@@ -48,6 +48,20 @@ def test_fit_without_ranks_per_node_packs_the_fewest_nodes() -> None:
     assert fit(_shape(2, cpus=0), [Room("a", 0, 0, 0)]) == ("a", "a")  # a zero-cpu rank needs no room
 
 
+def test_fit_prefers_nodes_holding_the_image_among_those_with_room_for_as_many_ranks() -> None:
+    rooms = [Room("a", 4, GIB, 0), Room("b", 2, GIB, 0, has_image=True), Room("c", 2, GIB, 0, has_image=True)]
+    assert fit(_shape(4, per_node=2), rooms) == ("b", "b", "c", "c")
+    assert fit(_shape(3), rooms) == ("a", "a", "a")  # the fewest nodes still come first
+
+
+def test_a_gangs_ranks_go_to_the_nodes_holding_its_image() -> None:
+    table = _gang_table(ranks=2, per_node=1, image="img")
+    nodes = _nodes(4, 2, 2)
+    nodes[1] = dataclasses.replace(nodes[1], images=frozenset({"img"}))
+    nodes[2] = dataclasses.replace(nodes[2], images=frozenset({"img"}))
+    assert sorted(a.node_id for a in _place_and_apply(table, nodes)) == ["n1", "n2"]
+
+
 def _gang_table(ranks: int = 4, per_node: int = 2, **spec: object) -> JobTable:
     table = JobTable()
     table.apply(SubmitJobs(tuple(ranks_of(JobSpec(id="g", argv=("x",), **spec), ranks, per_node)), 1.0))  # type: ignore[arg-type]
