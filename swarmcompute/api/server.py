@@ -485,7 +485,7 @@ class ControlServer:
         daemon = self._daemon
         table = daemon.table
         ids = [
-            r if r not in table and r in table.pruned else (await self.resolve(r)).id  # removed: answered as it ended
+            r if _removed_for_good(table, r) else (await self.resolve(r)).id  # removed: answered as it ended
             async for r in sliced(self._arrays_expanded(refs, pruned=True), SLICE_S)  # 50,000 of them: 0.5 s
         ]
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
@@ -743,6 +743,12 @@ class ControlServer:
 
 _OPEN_STATES = frozenset({*(s.value for s in JobState if not s.is_terminal), HELD})
 _LISTED_STATES = frozenset({*(s.value for s in JobState), HELD})
+
+
+def _removed_for_good(table: JobTable, ref: str) -> bool:
+    """Whether a wait answers ``ref`` as a job the history bound removed: it is gone, and is not
+    the id of an ``--every`` series whose later runs are held (the wait is for its newest)."""
+    return ref not in table and ref in table.pruned and table.series_newest(ref) is None
 
 
 def _removed(table: JobTable, job_id: str) -> Job:

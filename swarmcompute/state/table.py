@@ -300,7 +300,8 @@ class JobTable:
     def resolve(self, ref: str) -> Job:
         """Find a job by full id, unique id prefix, or exact name (newest wins); a gang's id
         (``--ranks``) finds its rank 0, an array's id is refused (``AmbiguousJobIdError``, saying
-        how to name one of its elements)."""
+        how to name one of its elements); the id of an ``--every`` series whose run 0 the history
+        bound removed finds its newest run (``series_newest``)."""
         job = self._jobs.get(ref)
         if job is not None:
             return job
@@ -310,6 +311,9 @@ class JobTable:
         if elements:  # one job asked for by its array's id (`swarm logs ARRAY`): say how to name one
             first = min(elements, key=elements.__getitem__)
             raise AmbiguousJobIdError(ref, [first], array_size=len(elements))
+        run = self.series_newest(ref)
+        if run is not None:
+            return run
         start = bisect.bisect_left(self._ids, ref)
         matches: list[str] = []
         for job_id in self._ids[start:]:
@@ -493,6 +497,27 @@ class JobTable:
             if run.spec.occurrence and run.spec.every_s and run.id.rsplit(".", 1)[0] == spec.id:
                 return run
         return None
+
+    def series_newest(self, series_id: str) -> Job | None:
+        """The newest run the table holds of the ``--every`` series ``series_id`` (its open run while
+        the series lives), asked once its run 0, whose id names the series, is no longer held. A
+        run's id is ``SERIES.N`` with N its occurrence (``_next_run``), so the runs lie together in
+        the sorted ids, and a job a user called ``SERIES.N`` is no run. Without it, once the history
+        bound removed run 0, `swarm cancel SERIES` read "ambiguous (SERIES.2, SERIES.3)" and
+        `swarm wait SERIES` "removed since by the history bound" while the series ran on."""
+        prefix = series_id + "."
+        n = len(prefix)
+        ids = self._ids
+        newest: Job | None = None
+        for i in range(bisect.bisect_left(ids, prefix), len(ids)):
+            if not ids[i].startswith(prefix):
+                break
+            run = self._jobs[ids[i]]
+            occurrence = run.spec.occurrence
+            if run.spec.every_s and occurrence and ids[i][n:] == str(occurrence):
+                if newest is None or occurrence > newest.spec.occurrence:
+                    newest = run
+        return newest
 
     def pruned_elements(self, array_id: str) -> list[tuple[int, str]]:
         """(index, id) of the elements of ``array_id`` that the history bound removed, as far as

@@ -6,6 +6,7 @@ periodic jobs): each run added once the one before ended, until its pending run 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from swarmcompute.testing.daemons import DaemonProcess, wait_until
 
@@ -114,3 +115,26 @@ def test_the_series_id_names_its_open_run_once_its_first_run_ended(daemon: Daemo
     again = daemon.swarm("cancel", "nightly")  # the series ended: the job itself, as before
     assert again.stdout == "nightly had already ended: succeeded\n"
     assert sorted(j["id"] for j in daemon.client.jobs()) == ["nightly", "nightly.1"]
+
+
+def test_the_series_id_still_names_the_series_once_the_history_bound_removed_its_first_run(
+    daemon_factory: Any,
+) -> None:
+    """Once `--keep-jobs` removed run 0, `swarm cancel ID` and `swarm hold ID` read "job id prefix
+    'ID' is ambiguous (ID.2, ID.3)" and `swarm wait ID` "removed since by the history bound" while
+    the series ran on (a `--every 1d` job's after a week by default): the id names its open run."""
+    daemon = daemon_factory("h", extra_args=("--keep-jobs", "2")).start()
+    made = daemon.swarm("run", "-d", "--every", "1s", "--id", "hs", "--cpus", "0", "--", "true")
+    assert made.returncode == 0, made.stderr
+    wait_until(lambda: "hs" not in {j["id"] for j in daemon.client.jobs()}, 30, "run 0 to be removed")
+    held = daemon.swarm("hold", "hs")
+    assert held.returncode in (0, 1) and held.stdout.startswith("hs."), held.stderr  # (1: it ran already)
+    waited = daemon.swarm("wait", "hs", "--timeout", "0", "--json")
+    assert "removed since" not in waited.stdout + waited.stderr and waited.returncode in (0, 2), waited.stderr
+    stopped = daemon.swarm("cancel", "hs")
+    assert stopped.returncode == 0 and stopped.stdout.startswith("hs."), stopped.stderr
+    run = stopped.stdout.split()[0]
+    assert daemon.client.job(run)["state"] == "cancelled"
+    assert daemon.swarm("show", "hs", "--json").returncode == 0
+    time.sleep(2)  # no run follows a cancelled one
+    assert not [j for j in daemon.client.jobs() if j["state"] not in ("succeeded", "cancelled")]

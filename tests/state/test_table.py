@@ -897,6 +897,22 @@ def test_a_series_first_run_once_ended_names_its_open_run_and_none_once_the_seri
     assert table.series_run(first) is None  # the series ended; a1.x, a series of its own, is no run of a1
 
 
+def test_a_series_id_names_its_newest_run_once_the_history_bound_removed_run_0() -> None:
+    from swarmcompute.state.history import PruneJobs
+
+    table = JobTable()
+    table.apply(SubmitJobs((spec("hs", every_s=10.0), spec("hs.x", every_s=10.0), spec("hs.9")), 1.0))
+    for run, at in (("hs", 5.0), ("hs.1", 15.0), ("hs.2", 25.0)):
+        table.release_backoffs(at)
+        running(table, run)
+        table.apply(finish(run, 1, at=at))
+    table.apply(PruneJobs(("hs", "hs.1"), 26.0))
+    assert "hs" in table.pruned and table.resolve("hs").id == "hs.3"  # the open run, not "ambiguous"
+    assert table.series_newest("hs.x") is None and table.series_newest("nothing") is None
+    table.apply(CancelJobs(("hs.3",), "cancelled by user", 27.0))
+    assert table.resolve("hs").id == "hs.3"  # the series ended: its last run still held
+
+
 def test_a_series_goes_on_past_an_id_a_user_took_for_a_job_of_their_own() -> None:
     table = JobTable()
     table.apply(SubmitJobs((spec("s", every_s=10.0), spec("s.1"), spec("s.2")), 1.0))
