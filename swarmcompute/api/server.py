@@ -333,7 +333,10 @@ class ControlServer:
         raise ProtocolError(f"{type(request).__name__} is not a request")
 
     async def resolve(self, ref: str) -> Job:
-        """Find a job; on a follower give the replica a moment to catch up first.
+        """Find a job; on a follower give the replica a moment to catch up first. A gang's
+        ``--name``, where no job goes by that id, prefix or name, finds it as its id does (its
+        rank 0, ``JobTable.resolve``), as an array's names its elements (``_array_elements``):
+        `swarm show gang1` of `swarm run --ranks 4 --name gang1` read "no job matches 'gang1'".
 
         A job submitted through another node is committed before that node
         answers, but this replica may apply it a few milliseconds later.
@@ -344,6 +347,9 @@ class ControlServer:
             try:
                 return daemon.table.resolve(ref)
             except JobNotFoundError:
+                named = daemon.table.group_named(ref)
+                if named is not None and daemon.table.group_kind(named) == "gang":
+                    return daemon.table.resolve(named)
                 left = deadline - time.monotonic()
                 if daemon.is_leader() or left <= 0:
                     raise
@@ -451,8 +457,8 @@ class ControlServer:
         elements = table.array(ref)
         if elements or ref in table.pruned:  # (a wait may name thousands of removed jobs: no look for them)
             return elements
-        named = table.array_named(ref)
-        if named is None:
+        named = table.group_named(ref)
+        if named is None or table.group_kind(named) != "array":
             return []
         try:  # a job that goes by that prefix or name comes first
             table.resolve(ref)

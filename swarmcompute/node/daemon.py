@@ -1349,8 +1349,8 @@ class Daemon:
             return batch_groups.get(ref, []) if ref else []
 
         def parents(refs: tuple[str, ...]) -> tuple[str, ...]:
-            """Ids, unique prefixes or names, as everywhere else; an array's or a gang's id stands
-            for all of its jobs (Slurm's ``afterok:ARRAY``), those the history bound removed too,
+            """Ids, unique prefixes or names, as everywhere else; an array's or a gang's id (or
+            ``--name``) stands for all of its jobs (Slurm's ``afterok:ARRAY``), those the history bound removed too,
             and those of one submitted in this same batch (a pipeline's steps in one submission)."""
             ids: list[str] = []
             for ref in refs:
@@ -1363,12 +1363,13 @@ class Daemon:
                         ids.append(self.table.resolve(ref).id)
                         continue
                     except JobNotFoundError:
-                        named = self.table.array_named(ref)  # `--name` of an array
+                        named = self.table.group_named(ref)  # `--name` of an array or a gang
                         if named is not None:
-                            ref = named
-                        elif not self.table.pruned_elements(ref):
+                            ref, kind = named, self.table.group_kind(named)
+                        elif self.table.pruned_elements(ref):
+                            kind = "array"  # (all of it removed by the history bound: each says how it ended)
+                        else:
                             raise
-                        kind = "array"  # (all of it removed by the history bound: each says how it ended)
                 if kind == "array":  # by index, whichever are still held: the same ids for a retried submission
                     held = [(j.spec.array_index, j.id) for j in self.table.array(ref)] + self.table.pruned_elements(ref)
                 elif kind == "gang":

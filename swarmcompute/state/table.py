@@ -460,16 +460,21 @@ class JobTable:
         """``"array"`` or ``"gang"`` when ``ref`` is the id of an array or a gang the table holds."""
         return "array" if ref in self._arrays else "gang" if ref in self._gangs else None
 
-    def array_named(self, name: str) -> str | None:
-        """The id of the newest array whose ``--name`` is ``name`` (its elements are ``NAME[i]``);
-        None: none. A look through every array: asked only of a ref that names no job."""
+    def group_named(self, name: str) -> str | None:
+        """The id of the newest array or gang whose ``--name`` is ``name`` (its elements are
+        ``NAME[i]``, its ranks ``NAME[r]``); None: none. A look through every array and gang:
+        asked only of a ref that names no job. ``group_kind`` tells which it is."""
         newest: Job | None = None
         for array_id in self._arrays:
             job = self.array_element(array_id)
             if job is not None and array_name(job.spec.name) == name:
                 if newest is None or job.submitted_at > newest.submitted_at:
                     newest = job
-        return newest.spec.array_id if newest is not None else None
+        for ranks in self._gangs.values():
+            job = self._jobs[ranks[0]]
+            if array_name(job.spec.name) == name and (newest is None or job.submitted_at > newest.submitted_at):
+                newest = job
+        return (newest.spec.array_id or newest.spec.gang_id) if newest is not None else None
 
     def array_element(self, array_id: str) -> Job | None:
         """One element of an array the table holds (None: no such array), without sorting them all."""

@@ -284,3 +284,20 @@ def test_an_array_is_named_by_its_name_as_by_its_id_unless_a_job_goes_by_that_na
     assert {j["state"] for j in client.wait([array_id], timeout=30)} == {"cancelled"}
     plain = client.submit(["true"], cpus=0, name="sweep")  # a job of that name: the name is its
     assert client.job("sweep")["id"] == plain
+
+
+def test_a_gang_is_named_by_its_name_as_by_its_id(daemon: DaemonProcess) -> None:
+    """`swarm show gang1`, `logs`, `wait` and `cancel` of `swarm run --ranks 2 --name gang1` read
+    "no job matches 'gang1'", though `swarm jobs` listed `gang1[2 ranks]`."""
+    client = Client(daemon.state_dir)
+    gang_id = client.submit(["sh", "-c", "echo rank $SWARM_RANK; sleep 30"], ranks=2, cpus=0, name="gang1")
+    child = client.submit(["true"], cpus=0, after=["gang1"])
+    assert client.job(child)["after"] == [f"{gang_id}.0", f"{gang_id}.1"]
+    wait_until(lambda: client.job(f"{gang_id}.0")["state"] == "running", 30, "the gang to run")
+    shown = json.loads(daemon.swarm("show", "gang1", "--json").stdout)
+    assert (shown["id"], shown["gang_id"]) == (f"{gang_id}.0", gang_id)
+    wait_until(lambda: daemon.swarm("logs", "gang1").stdout == "rank 0\n", 30, "rank 0's output")
+    assert daemon.swarm("wait", "gang1", "--timeout", "0").returncode == 2  # it runs
+    cancelled = daemon.swarm("cancel", "gang1")
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert {j["state"] for j in client.wait([f"{gang_id}.0", f"{gang_id}.1"], timeout=30)} == {"cancelled"}
