@@ -72,6 +72,8 @@ def follow_gang(
     try:
         _stream_all(client_of, [rank_id(gang_id, r) for r in range(min(ranks, MAX_STREAMED_RANKS))])
         record = client.job(gang_id)
+        failed = [r for r in record.get("gang") or [] if r["state"] == "failed"]
+        rank = client.job(failed[0]["id"]) if failed else None  # how it failed: its record's message
     except SwarmError as exc:
         print(f"swarm: {_safe(exc)}", file=sys.stderr)
         return 2
@@ -79,21 +81,24 @@ def follow_gang(
         if not ends_early(exc):
             raise
         return left_early(client.cancel, gang_id, "gang", exc, keep=keep)
-    return gang_status(record)
+    return gang_status(record, rank)
 
 
-def gang_status(record: dict[str, Any]) -> int:
+def gang_status(record: dict[str, Any], failed: dict[str, Any] | None = None) -> int:
     """The exit status of a gang that ended, from its rank 0's record (its ``gang`` list): 0 when
-    every rank succeeded, else the status of the rank that failed (said on stderr)."""
+    every rank succeeded, else the status of the rank that failed, ``failed`` its record, said on
+    stderr with how it failed (its message: a timeout, an image that could not be pulled), not
+    only its exit code, which such a failure has none of (it read `rank 0 exited None`)."""
     ranks = record.get("gang") or []
     if ranks and all(r["state"] == "succeeded" for r in ranks):
         return 0
-    failed = [r for r in ranks if r["state"] == "failed"]
-    if failed:
-        first = failed[0]
-        print(f"swarm: gang {record.get('gang_id')} failed: rank {first['rank']} exited {first['exit_code']}",
+    if failed is not None:
+        code = failed.get("exit_code")
+        message = failed.get("message") or "failed"
+        how = f"exited {code}" if message == f"exited with code {code}" else message
+        where = f" on {failed['node_name']}" if failed.get("node_name") else ""
+        print(f"swarm: gang {record.get('gang_id')} failed: rank {failed['rank']}{where}: {_safe(how)}",
               file=sys.stderr)  # fmt: skip
-        code = first["exit_code"]
         return code if isinstance(code, int) and code > 0 else 1
     print(f"swarm: gang {record.get('gang_id')} was {record['state']}: {_safe(record['message'])}", file=sys.stderr)
     return 130 if record["state"] == "cancelled" else 1

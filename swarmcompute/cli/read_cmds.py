@@ -331,11 +331,25 @@ def wait(state_dir: str | None, jobs: Sequence[str], timeout: str | None = None,
         if as_json:
             _print_json(records)
         else:
-            for r in records:
+            for r in _with_ranks(client, records, jobs):
                 _echo(printable(f"{r['id']} {r['state']} ({r['message']})"))
         return 0 if all(r["state"] == "succeeded" for r in records) else 1
 
     return _guarded(body)
+
+
+def _with_ranks(
+    client: LeanClient | Client, records: list[dict[str, Any]], refs: Sequence[str]
+) -> list[dict[str, Any]]:
+    """``records`` with a gang's, asked by its id or name (its rank 0's record, as a wait answers
+    it), followed by every other rank's: `swarm wait GANG` printed rank 0's line alone. A rank
+    asked by its own id stands alone."""
+    out: list[dict[str, Any]] = []
+    for record in records:
+        out.append(record)
+        if record.get("gang") and record["id"] not in refs:
+            out += [client.job(str(r["id"])) for r in record["gang"] if r["id"] != record["id"]]
+    return out
 
 
 _ENDED = ("succeeded", "failed", "cancelled")
@@ -415,10 +429,19 @@ def cancel(
 
 
 def _said_cancelled(records: Sequence[dict[str, Any]]) -> None:
+    """A line for each job cancelled, or that had ended; a gang's rank cancelled (by the gang's id
+    or any rank's) stands for every rank of the gang, which the cancel ended too (its record's
+    ``gang`` list): `swarm cancel GANG.2` printed only `GANG.2 cancelled`."""
+    said: set[str] = set()
     for record in records:
         if record["state"] == "cancelled" and not record.get("ended_before"):
-            _echo(f"{record['id']} cancelled")
-        else:
+            ranks = [r for r in record.get("gang") or () if r["state"] == "cancelled"] or [record]
+            for one in ranks:
+                if one["id"] not in said:
+                    said.add(one["id"])
+                    _echo(f"{one['id']} cancelled")
+        elif record["id"] not in said:
+            said.add(record["id"])
             _echo(f"{record['id']} had already ended: {record['state']}")  # ids are ASCII by rule
 
 

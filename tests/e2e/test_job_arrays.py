@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -301,3 +303,39 @@ def test_a_gang_is_named_by_its_name_as_by_its_id(daemon: DaemonProcess) -> None
     cancelled = daemon.swarm("cancel", "gang1")
     assert cancelled.returncode == 0, cancelled.stderr
     assert {j["state"] for j in client.wait([f"{gang_id}.0", f"{gang_id}.1"], timeout=30)} == {"cancelled"}
+
+
+def test_a_gang_that_failed_says_how_its_rank_failed_and_a_cancel_or_wait_of_it_lists_every_rank(
+    daemon: DaemonProcess,
+) -> None:
+    """A gang's timeout read `failed: rank 0 exited 143`, and a rank whose image was not pulled
+    `exited None`: the rank's message says how. `swarm cancel GANG.1` printed only `GANG.1
+    cancelled` though every rank was, and `swarm wait GANG` only rank 0's line."""
+    ran = daemon.swarm("run", "--ranks", "2", "--cpus", "0", "--timeout", "1s", "--id", "tg", "--", "sleep", "30")
+    assert ran.returncode == 143
+    assert "swarm: gang tg failed: rank " in ran.stderr and "timed out" in ran.stderr, ran.stderr
+    assert "exited 143" not in ran.stderr
+    made = daemon.swarm("run", "-d", "--ranks", "2", "--cpus", "0", "--id", "cg", "--", "sleep", "30")
+    assert made.returncode == 0, made.stderr
+    cancelled = daemon.swarm("cancel", "cg.1")
+    assert (cancelled.returncode, sorted(cancelled.stdout.splitlines())) == (0, ["cg.0 cancelled", "cg.1 cancelled"])
+    waited = daemon.swarm("wait", "cg")
+    assert [line.split()[:2] for line in waited.stdout.splitlines()] == [["cg.0", "cancelled"], ["cg.1", "cancelled"]]
+
+
+def test_a_failed_gang_without_an_exit_code_says_its_ranks_message_not_none() -> None:
+    from swarmcompute.cli.gang_run import gang_status
+
+    record = {
+        "gang_id": "g",
+        "state": "cancelled",
+        "gang": [{"rank": 0, "id": "g.0", "state": "failed", "exit_code": None}],
+    }
+    failed = {"rank": 0, "exit_code": None, "node_name": "n1", "message": "image alpine:nope could not be pulled"}
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert gang_status(record, failed) == 1
+    assert err.getvalue() == "swarm: gang g failed: rank 0 on n1: image alpine:nope could not be pulled\n"
+    with contextlib.redirect_stderr(err := io.StringIO()):
+        assert gang_status(record, {**failed, "exit_code": 3, "message": "exited with code 3"}) == 3
+    assert err.getvalue() == "swarm: gang g failed: rank 0 on n1: exited 3\n"
