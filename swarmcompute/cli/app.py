@@ -6,6 +6,7 @@ and the command exits 2. `swarm run` is parsed in ``run_cmd`` (fast path).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -302,6 +303,8 @@ def join(
     if token is not None:
         token_fd = token_pipe(token)
         args += ["--token-fd", str(token_fd)]
+    said, error_fd = os.pipe()  # what the daemon says on stderr while we wait (its log may be on a full disk)
+    args += ["--error-fd", str(error_fd)]
     try:
         logfd = os.open(paths.daemon_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         try:
@@ -312,19 +315,46 @@ def join(
                 stdout=logfd,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                pass_fds=() if token_fd is None else (token_fd,),
+                pass_fds=(error_fd,) if token_fd is None else (token_fd, error_fd),
                 env=_daemon_environment(),
             )
         finally:
             os.close(logfd)
     finally:
+        os.close(error_fd)
         if token_fd is not None:
             os.close(token_fd)
+    try:
+        _wait_ready(proc, paths, said, token=token, http_port=http_port, created_before=created_before)
+    finally:
+        os.close(said)  # the daemon's writes to it fail from now on, and it drops it
+
+
+def _wait_ready(
+    proc: subprocess.Popen[bytes],
+    paths: StatePaths,
+    said: int,
+    *,
+    token: str | None,
+    http_port: str | None,
+    created_before: bool,
+) -> None:
+    """Wait for the daemon ``proc`` that `swarm join --detach` started to answer, and say it is
+    up; or say why it stopped first: its own line, read from its log or, where the log could not
+    take it (a full disk), from the pipe ``said`` its stderr also goes to."""
+    client = Client(paths.root)
+    os.set_blocking(said, False)
+    stderr = b""
     deadline = time.monotonic() + JOIN_READY_TIMEOUT_S
     joined_by = 0.0
     while time.monotonic() < deadline:
+        with contextlib.suppress(BlockingIOError):
+            while len(stderr) < 1 << 20 and (chunk := os.read(said, 65536)):
+                stderr += chunk
         if proc.poll() is not None:
-            raise _fail(_startup_failure(paths, proc.returncode), lines=True)
+            with contextlib.suppress(BlockingIOError):
+                stderr += os.read(said, 65536)
+            raise _fail(_startup_failure(paths, proc.returncode, stderr.decode(errors="replace")), lines=True)
         if client.ping(timeout_s=0.5):
             try:
                 status = client.status()
@@ -1194,10 +1224,11 @@ def _lock_free(paths: StatePaths) -> bool:
     return True
 
 
-def _startup_failure(paths: StatePaths, status: int) -> str:
-    """The daemon's own one-line error when it printed one, else the tail of its log."""
+def _startup_failure(paths: StatePaths, status: int, stderr: str = "") -> str:
+    """The daemon's own one-line error when it printed one (in its log, or on ``stderr``, which
+    the CLI read through a pipe: a log on a full disk holds nothing), else the tail of its log."""
     tail = _log_tail(paths.daemon_log)
-    errors = [line for line in tail.splitlines() if line.startswith("swarm: ")]
+    errors = [line for line in (tail + "\n" + stderr).splitlines() if line.startswith("swarm: ")]
     if errors:
         return errors[-1][len("swarm: ") :]
     return f"the daemon exited with status {status} before it was ready; its log is {paths.daemon_log}:\n{tail}"

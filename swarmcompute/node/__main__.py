@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import resource
 import signal
 import sys
+from typing import Any, TextIO
 
 from swarmcompute.errors import EXIT_MUST_NOT_RUN, ConfigError, DuplicateNodeError, RaftStateLostError, SwarmError
 from swarmcompute.paths import DEFAULT_PORT, StatePaths
@@ -94,7 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-format", choices=["console", "json"], default="console")
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--log-file", help="the file fds 1 and 2 point at, rotated past 10 MiB (detached mode)")
+    parser.add_argument("--error-fd", type=int, help="an inherited pipe that what goes to stderr goes to too")
     args = parser.parse_args(argv)
+    if args.error_fd is not None:
+        sys.stderr = _AlsoToPipe(sys.stderr, args.error_fd)
     try:
         keep_jobs, keep_s = parse_retention(args.keep_jobs, args.keep_history)
         forget_after_s = parse_forget_after(args.forget_after)
@@ -198,6 +203,37 @@ def parse_forget_after(value: str) -> float:
     if seconds is None or not 0 < seconds <= 100 * 365 * 86400:
         raise ConfigError(f"--forget-after must be a positive duration (30m, 1h, 7d), got {value[:40]!r}")
     return seconds
+
+
+class _AlsoToPipe:
+    """``sys.stderr`` that also writes to the pipe `swarm join --detach` reads while it waits for the
+    daemon to be ready (``--error-fd``): why it could not start reaches the user when the log, on a
+    full disk, could not take it (`swarm join` printed "its log is ...:" and nothing). The pipe is
+    never waited on (non-blocking): once its reader is gone, or it is full, it is dropped. A
+    stderr the disk refuses is no error of the daemon's either."""
+
+    def __init__(self, stream: TextIO, fd: int) -> None:
+        self._stream = stream
+        self._fd: int | None = fd
+        os.set_blocking(fd, False)
+
+    def write(self, text: str) -> int:
+        if self._fd is not None:
+            try:
+                os.write(self._fd, text.encode(errors="replace"))
+            except OSError:  # its reader is gone (the CLI saw the daemon ready), or it is full
+                os.close(self._fd)
+                self._fd = None
+        with contextlib.suppress(OSError):
+            self._stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError):
+            self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def read_token_fd(fd: int) -> str:

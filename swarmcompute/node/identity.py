@@ -54,6 +54,12 @@ def mark_raft_kept(path: Path, identity: Identity) -> Identity:
 
 
 def _write(path: Path, identity: Identity) -> None:
+    """Replace ``path`` through a temp file; one the disk refused is removed (a full disk left an
+    empty ``identity.json.tmp``)."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(asdict(identity), indent=2) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(asdict(identity), indent=2) + "\n")
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -190,3 +190,27 @@ def _stored_ids(state: Path) -> set[str]:
         return {row[0] for row in db.execute("SELECT id FROM details")}
     finally:
         db.close()
+
+
+def test_a_detached_first_start_on_a_full_disk_says_why_though_its_log_is_on_that_disk(tmp_path: Path) -> None:
+    """`swarm join --detach` read the daemon's reason only from its log, which a full disk kept
+    empty: "the daemon exited with status 1 before it was ready; its log is ...:" and nothing, and
+    an empty identity.json.tmp was left behind."""
+    try:
+        with mounted(tmp_path / "full", "256k") as disk:
+            state = disk / "node"
+            state.mkdir()
+            fill(disk)
+            done = subprocess.run(
+                [swarm_executable(), "join", "--detach", "--state-dir", str(state), "--new-cluster"]
+                + ["--bind", "127.0.0.1", "--port", "0", "--no-mdns"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            left = sorted(p.name for p in state.iterdir() if p.name.endswith(".tmp"))
+    except TmpfsUnavailable as exc:
+        pytest.skip(str(exc))
+    assert done.returncode == 2
+    assert done.stderr == f"swarm: cannot start: disk full in {state} (No space left on device)\n"
+    assert left == []
