@@ -425,11 +425,12 @@ class NodeState:
     def still_to_start(self, start: Start, *, may_start: bool, now_mono: float, docker: bool = True) -> bool:
         """Right before starting (earlier starts may have awaited): is it still ours to start?
         ``docker``: this node's engine answers as far as it knows (``Inventory.docker``, off at once
-        when a job finds it gone). An image job does not start while it does not: it stays queued
-        here, and starts once the engine answers again, or is handed back once another node could
-        run it (``LocalQueue.to_hand_back``). Before, each start failed at once as lost and the
-        job was placed here again, as the leader's gossip still said the engine answered: a job
-        pinned to a node whose dockerd was killed ran 290 attempts in 3.6 s."""
+        when a job finds it gone). An image job does not start while it does not: it goes back to
+        the queue, which starts none while the engine is gone (``LocalQueue.to_start``) and hands
+        them back once another node could run them. This catches an engine found gone by an
+        earlier start of the same turn. Before, each start failed at once as lost and the job was
+        placed here again, as the leader's gossip still said the engine answered: a job pinned to
+        a node whose dockerd was killed ran 290 attempts in 3.6 s."""
         job = start.job
         if job.state is not JobState.ASSIGNED or job.node != self.node_id or job.attempt != start.attempt:
             self.queue.ended(job.id, start.attempt)

@@ -204,3 +204,13 @@ def test_a_higher_job_queued_elsewhere_holds_nothing_here_where_both_fit_or_it_n
     busy_other_node_queueing(table, spec("big", priority=5, cpus=2))
     small = dataclasses.replace(ME, cpus=1)
     assert [j.id for j in here.to_start(table, small, now_wall=10.0)] == ["low"]  # "big" never fits here
+
+
+def test_an_image_job_waits_queued_while_the_engine_is_gone_and_is_handed_back_as_any_other() -> None:
+    table = table_with(spec("img", image="busybox:1"), spec("plain"))
+    queue = LocalQueue("n1")
+    give(table, queue, "img", "plain")
+    no_engine = dataclasses.replace(ME, docker=False)
+    assert [j.id for j in queue.to_start(table, no_engine, now_wall=10.0)] == ["plain"]
+    assert queue.to_start(table, no_engine, now_wall=11.0) == []  # looked at again: still waits, still queued
+    assert [j.id for j in queue.to_hand_back(table, [no_engine, OTHER], now=HAND_BACK_AFTER_S)] == ["img"]
