@@ -27,7 +27,7 @@ from swarmcompute.api.lean_client import shown as _shown
 from swarmcompute.api.messages import UPDATE_OPTIONS
 from swarmcompute.api.pages import in_pages, new_cursor
 from swarmcompute.api.protocol import BlockingChannel
-from swarmcompute.limits import MAX_BATCH, MAX_CPUS, check_job, printable, signal_number
+from swarmcompute.limits import GPU_MEM_WITHOUT_GPUS, MAX_BATCH, MAX_CPUS, check_job, printable, signal_number
 from swarmcompute.paths import StatePaths
 from swarmcompute.state.job import JobChanges, JobSpec
 from swarmcompute.state.table import halves, submit_chunks, too_big_to_cut, validate_batch
@@ -183,6 +183,8 @@ def _job_spec(argv: Sequence[str] | str, options: Mapping[str, Any]) -> JobSpec:
     }
     fields["warn_signal"], fields["warn_before_s"] = parse_warning(options.get("signal"))
     if fields["gpu_mem"] and not fields["gpus"]:
+        if options.get("gpus") is not None:  # gpus=0 said so: not taken for "any count"
+            raise ValueError(GPU_MEM_WITHOUT_GPUS)
         fields["gpus"] = 1
     check_job(fields, submitted=True)
     if fields["on_disconnect"] not in ("stop", "keep"):

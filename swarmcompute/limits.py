@@ -199,6 +199,10 @@ def notify_problem(url: object) -> str | None:
     return None
 
 
+GPU_MEM_WITHOUT_GPUS = "--gpu-mem asks for GPUs and --gpus 0 for none: leave out --gpus 0 (--gpu-mem alone means 1)"
+"""A submission with ``gpu_mem`` and ``gpus`` 0 given: it ran on a card (``gpus`` made 1) before."""
+
+
 def check_job(fields: Mapping[str, Any], *, submitted: bool = False) -> None:
     """Check the ``JobSpec`` fields present in ``fields``; raise ``ValueError`` naming the first
     problem. Types are checked too, so this is safe on anything a caller passed in. ``submitted``:

@@ -501,7 +501,7 @@ def _spec(parsed: RunArgs) -> dict[str, Any]:
     """The JobSpec fields for the lean encoder (same rules as ``client.job_spec``), checked
     against the bounds of ``swarmcompute.limits`` before anything is sent."""
     from swarmcompute.errors import SwarmError
-    from swarmcompute.limits import check_job
+    from swarmcompute.limits import GPU_MEM_WITHOUT_GPUS, check_job
     from swarmcompute.units import parse_begin, parse_duration, parse_size, parse_warning
 
     opts = parsed.options
@@ -536,6 +536,8 @@ def _spec(parsed: RunArgs) -> dict[str, Any]:
     if "max_file_size" in opts:
         spec["max_file_size"] = max_file_size
     if gpu_mem:
+        if spec.get("gpus") == 0:
+            raise UsageError(GPU_MEM_WITHOUT_GPUS)
         spec["gpu_mem"] = gpu_mem
         spec["gpus"] = spec.get("gpus") or 1
     else:

@@ -27,6 +27,7 @@ from swarmcompute.errors import ConfigError, DaemonNotRunningError, InvalidJobSp
         {"mem": "1" * 400},
         {"mem": object()},
         {"gpus": -1},
+        {"gpus": 0, "gpu_mem": "10G"},
         {"timeout": float("nan")},
         {"timeout": 10**400},
         {"job_id": "é1"},

@@ -28,6 +28,7 @@ from swarmcompute.testing.daemons import swarm_executable
         (["--retries", str(2**64)], "retries must be between"),
         (["--retries", "9" * 5000], "needs a whole number"),
         (["--gpus", "-1"], "gpus must be between"),
+        (["--gpus", "0", "--gpu-mem", "10G"], "--gpus 0 for none"),  # it ran on a card before
         (["--timeout", "nan"], "cannot read 'nan' as a duration"),
         (["--timeout", "1" * 400], "finite number of seconds"),
         (["--id", "é1"], "must be ASCII letters"),
