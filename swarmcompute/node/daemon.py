@@ -1733,7 +1733,12 @@ class Daemon:
         raft = self.committer.raft.status()
         alive = {v for v in raft.voters if self._is_alive(v)}
         suspect = {v for v in raft.voters if v not in alive and not self.node_gone(v)}
-        return quorum_view(raft, alive, {v: self.node_name(v) for v in raft.voters}, suspect)
+        full = {
+            v for v in alive if (m := self.gossip.member(v)) is not None and m.meta is not None and m.meta.disk_full
+        }
+        if self.disk.problem is not None:
+            full.add(self.node_id)
+        return quorum_view(raft, alive, {v: self.node_name(v) for v in raft.voters}, suspect, full)
 
     def recover(self) -> list[str]:
         """`swarm recover`: make the voters `swarm status` does not call missing the whole

@@ -43,10 +43,14 @@ def quorum_view(
     alive: set[str],
     names: dict[str, str] | None = None,
     suspect: Collection[str] = (),
+    cannot_vote: Collection[str] = (),
 ) -> dict[str, Any]:
     """Voters, the missing ones, and whether a quorum holds. ``alive``: the voters gossip sees
     alive; ``suspect``: those it only suspects; ``names``: node id -> name, for the ``reason`` a
-    person reads (``missing`` keeps the ids).
+    person reads (``missing`` keeps the ids); ``cannot_vote``: voters whose state directory takes
+    no writes (gossip's ``disk_full``): present, so `swarm recover` keeps them, but the reason
+    names them where quorum is short, as they neither vote nor acknowledge (it said "an election
+    is under way" while one with a full disk and one dead held a 4-voter cluster without a leader).
 
     On a follower a voter is missing when gossip does not see it alive: the faster signal, and
     the only one it has. On the leader a voter is missing when Raft has not heard from it within
@@ -73,9 +77,23 @@ def quorum_view(
     elif len(voters) - len(missing_sorted) < needed:
         shown = ", ".join(sorted((names or {}).get(v) or v for v in missing_sorted))
         reason = f"missing voters {shown} ({needed} of {len(voters)} needed); {RECOVER_HINT}"
+    elif len(voters) - len(missing_sorted) - len(full := _full(voters, missing, cannot_vote, names)) < needed:
+        shown = ", ".join(sorted((names or {}).get(v) or v for v in missing_sorted))
+        gone = f"missing voters {shown}; " if shown else ""
+        reason = (
+            f"no leader: {gone}{', '.join(full)} cannot vote while {'its' if len(full) == 1 else 'their'} state"
+            f" directory is full: free space there ({needed} of {len(voters)} needed)"
+        )
     else:
         reason = "no leader yet: an election is under way"
     return {"healthy": healthy, "voters": voters, "missing": missing_sorted, "needed": needed, "reason": reason}
+
+
+def _full(
+    voters: Collection[str], missing: Collection[str], cannot_vote: Collection[str], names: dict[str, str] | None
+) -> list[str]:
+    """The names of the voters present that cannot vote (``quorum_view``), sorted."""
+    return sorted((names or {}).get(v) or v for v in cannot_vote if v in voters and v not in missing)
 
 
 def node_view(

@@ -47,6 +47,10 @@ def _scenario(daemon_factory, state: Path) -> None:  # type: ignore[no-untyped-d
         assert third.alive()
         refused = third.swarm("run", "--", "true")
         assert refused.returncode == 2 and "disk full in" in refused.stderr
+        second.kill()  # one voter dead, one full: no quorum, and `swarm status` names both
+        wanted = "no leader: missing voters n1; n2 cannot vote while its state directory is full"
+        wait_until(lambda: first.status()["quorum"]["reason"].startswith(wanted), 30, "the quorum line to name n2")
+        second.start()
         ballast.unlink()
         wait_until(lambda: third.status()["disk_problem"] is None, 20, "n2 to see the space back")
         wait_until(lambda: third.client.job(jobs[-1])["state"] == "succeeded", 30, "n2 to catch up")

@@ -50,3 +50,21 @@ def test_on_a_follower_a_voter_gossip_suspects_is_missing_as_it_has_no_other_sig
     assert view["missing"] == ["c"] and view["healthy"] is True  # 2 of 3 still make a quorum
     view = quorum_view(status, alive={"b"}, suspect={"a", "c"})
     assert view["missing"] == ["a", "c"] and view["healthy"] is False
+
+
+def test_a_voter_whose_state_directory_is_full_is_named_where_it_leaves_quorum_short() -> None:
+    """It said "an election is under way" for as long as one voter was dead and another full."""
+    c = _cluster()
+    c.crash("a")
+    c.crash("c")  # alive to gossip, but its full disk takes no vote: as good as crashed to Raft
+    c.run(3 * CONFIG.election_timeout_ticks)
+    status = c.nodes["b"].status()
+    assert status.leader_id is None
+    names = {"a": "box-a", "b": "box-b", "c": "box-c"}
+    view = quorum_view(status, alive={"b", "c"}, names=names, cannot_vote={"c"})
+    assert view["healthy"] is False and view["missing"] == ["a"]  # `swarm recover` keeps box-c
+    assert view["reason"] == (
+        "no leader: missing voters box-a; box-c cannot vote while its state directory is full:"
+        " free space there (2 of 3 needed)"
+    )
+    assert quorum_view(status, alive={"b", "c"}, names=names)["reason"] == "no leader yet: an election is under way"
