@@ -498,6 +498,11 @@ class NodeState:
         if finish.end == AttemptEnd.EXITED and job is not None and job.spec.on_disconnect == "stop" and not holds:
             # Killed by the guardian at the lease deadline while this daemon was frozen: lost, not failed.
             finish = replace(finish, end=AttemptEnd.STOPPED, error=LOST_WITH_THE_LEASE)
+        elif (
+            finish.end == AttemptEnd.STOPPED and not finish.error and not holds and job is not None and not job.stop_why
+        ):
+            # Stopped as its lease lapsed (``lease_changed``): said so, where `swarm show` read "its daemon stopped".
+            finish = replace(finish, error=LOST_WITH_THE_LEASE)
         self.queue.ended(finish.job_id, finish.attempt, ran=True)
         return [Propose((finish,)), WakeStarts()]
 

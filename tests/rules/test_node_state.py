@@ -292,6 +292,15 @@ def test_a_lapsed_lease_stops_leased_attempts_only_and_an_exit_without_a_lease_i
     assert isinstance(kept, FinishAttempt) and kept.end == AttemptEnd.EXITED
 
 
+def test_an_attempt_stopped_as_the_lease_lapsed_says_so_not_that_its_daemon_stopped() -> None:
+    table = table_with(("stop1", ME, "stop"), ("stop2", ME, "stop"))
+    state = NodeState(ME, table)
+    [stopped] = proposed(state.attempt_exited(finish("stop1", AttemptEnd.STOPPED, 143), holds=False))
+    assert isinstance(stopped, FinishAttempt) and stopped.error == LOST_WITH_THE_LEASE
+    [shut] = proposed(state.attempt_exited(finish("stop2", AttemptEnd.STOPPED, 143), holds=True))
+    assert isinstance(shut, FinishAttempt) and shut.error is None  # its daemon stopped (the table says so)
+
+
 def test_a_result_names_the_assignment_its_attempt_started_under() -> None:
     """As the table said when the attempt started, though the table moved on since (``swarm recover``)."""
     table = table_with(("j1", ME, "stop"))
