@@ -69,6 +69,25 @@ class Lifelines:
         finally:
             self.release(job_id, cancel=not (finished or shutting_down or spec.keep_on_exit))
 
+    async def tie(self, ref: str, keep: bool, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """A gang's or an array's attached client (``m.Tie``): hold them until it closes this
+        connection; if it goes before the last of them ended (``kill -9`` of `swarm run --ranks`),
+        they are cancelled ``GRACE_S`` later, unless ``keep``. (Before, a gang's or an array's
+        `swarm run` killed with -9 left all of it running: `swarm cancel` was the only way.)"""
+        self.hold(ref)
+        shutting_down = False
+        try:
+            writer.write(frame(m.Reply(None)))
+            await writer.drain()
+            await reader.read(1)  # a client sends nothing more: any return is its end
+        except asyncio.CancelledError:
+            shutting_down = True  # the daemon stops: its jobs are handed on, not cancelled
+            raise
+        except ConnectionError:
+            pass
+        finally:
+            self.release(ref, cancel=not (shutting_down or keep))
+
     def hold(self, job_id: str) -> None:
         """A client is attached to ``job_id`` (a `swarm run` on the control socket, or over HTTP)."""
         self._attached[job_id] = self._attached.get(job_id, 0) + 1
@@ -88,11 +107,14 @@ class Lifelines:
 
     async def _cancel_later(self, job_id: str) -> None:
         await asyncio.sleep(GRACE_S)
-        job = self._daemon.table.get(job_id)
-        if job is None or job.state.is_terminal or self._attached.get(job_id):
+        table = self._daemon.table
+        job = table.get(job_id)
+        group = [job] if job is not None else table.gang(job_id) or table.array(job_id)  # (``tie``)
+        still = [j.id for j in group if not j.state.is_terminal]
+        if not still or self._attached.get(job_id):
             return
         log.info("job_client_gone", job_id=job_id, grace_s=GRACE_S)
         try:
-            await self._daemon.cancel([job_id], WHY)
+            await self._daemon.cancel(still, WHY)
         except SwarmError as exc:  # no quorum, shutting down: the client's own cancel may still come
             log.warning("job_client_gone_cancel_failed", job_id=job_id, error=str(exc))

@@ -32,6 +32,18 @@ class Submit:
     """Stream the (single) job's output and end with its final state."""
 
 
+@codec.message("api.tie")
+@dataclass(frozen=True, slots=True)
+class Tie:
+    """An attached `swarm run --ranks` or `--array` ties its gang or array (``ref``) to this
+    connection, as an attached ``Submit`` ties its job (``api.lifeline``): answered ``Reply(None)``,
+    then held until the client closes it; closed before the last of them ended, they are cancelled
+    (``keep``: `--keep-on-exit`, not)."""
+
+    ref: str
+    keep: bool = False
+
+
 @codec.message("api.wait")
 @dataclass(frozen=True, slots=True)
 class Wait:

@@ -198,6 +198,11 @@ class ControlServer:
             case m.Submit(jobs=jobs, attach=True):
                 await daemon.submit(jobs, user=submitter(_peer_uid(writer)))
                 await self.lifelines.attach(jobs[0], reader, writer)
+            case m.Tie(ref=ref, keep=keep):
+                first = await self.resolve(ref) if daemon.table.group_kind(ref) != "array" else None
+                for job in [first] if first is not None else daemon.table.array(ref)[:1]:
+                    check_owner(_peer_uid(writer), job.spec.user, "tie", job.id)
+                await self.lifelines.tie(ref, keep, reader, writer)
             case m.Logs(ref=ref, follow=follow, attempt=attempt, from_first=from_first):
                 job = await self.resolve(ref)
                 check_owner(_peer_uid(writer), job.spec.user, "read the output of", job.id)

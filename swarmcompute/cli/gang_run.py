@@ -4,8 +4,8 @@ stream every rank's output, each line tagged with its rank (``[2] ...``, as ``mp
 
 With ``-d`` it prints the gang id and returns. Ctrl-C, SIGTERM or SIGHUP cancels the gang (its
 ranks stop; ``--keep-on-exit`` keeps it on a signal) and exits 130 or 128+N (``cli.left_early``);
-unlike a plain job's, a gang's `swarm run` killed with -9 is no lifeline (the gang runs on:
-`swarm cancel GANG`).
+killed with -9, its daemon cancels the gang 3 s later, as a plain job's (``Client.tie``; through
+`--url`, `swarm cancel GANG`).
 """
 
 from __future__ import annotations
@@ -69,7 +69,9 @@ def follow_gang(
         print(gang_id, flush=True)
         return 0
     print(f"swarm: gang {gang_id}: {ranks} ranks (swarm logs {gang_id}.R for rank R)", file=sys.stderr, flush=True)
+    tie = None
     try:
+        tie = tied(client, gang_id, keep=keep)
         _stream_all(client_of, [rank_id(gang_id, r) for r in range(min(ranks, MAX_STREAMED_RANKS))])
         record = client.job(gang_id)
         failed = [r for r in record.get("gang") or [] if r["state"] == "failed"]
@@ -81,7 +83,19 @@ def follow_gang(
         if not ends_early(exc):
             raise
         return left_early(client.cancel, gang_id, "gang", exc, keep=keep)
+    finally:
+        if tie is not None:
+            tie.close()
     return gang_status(record, rank)
+
+
+def tied(client: Any, ref: str, *, keep: bool) -> Any:
+    """The connection that ties the gang or array ``ref`` to this process (``Client.tie``), so that
+    its daemon cancels them if the process is killed outright; None through `--url` (no daemon
+    here to hold it) or with ``keep`` (`--keep-on-exit`: nothing to cancel)."""
+    from swarmcompute import Client
+
+    return client.tie(ref, keep=keep) if isinstance(client, Client) and not keep else None
 
 
 def gang_status(record: dict[str, Any], failed: dict[str, Any] | None = None) -> int:

@@ -394,6 +394,7 @@ def _run_array(spec: dict[str, Any], array: str, state_dir: str, *, detach: bool
     from swarmcompute import Client
     from swarmcompute.arrays import elements
     from swarmcompute.cli.array_run import announce, print_elements
+    from swarmcompute.cli.gang_run import tied
     from swarmcompute.cli.output import StdoutFailed
     from swarmcompute.client import submit_framed
     from swarmcompute.errors import SwarmError
@@ -403,6 +404,7 @@ def _run_array(spec: dict[str, Any], array: str, state_dir: str, *, detach: bool
     for key, value in fields.items():
         if isinstance(value, list):
             fields[key] = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+    tie = None
     try:
         specs = elements(JobSpec(**fields), array)
         client = Client(state_dir)
@@ -410,6 +412,7 @@ def _run_array(spec: dict[str, Any], array: str, state_dir: str, *, detach: bool
         if detach:
             print(spec["id"], flush=True)
             return 0
+        tie = tied(client, spec["id"], keep=bool(spec.get("keep_on_exit")))  # kill -9 of this: cancelled
         announce(spec["id"], len(specs))
         incomplete = print_elements(client, spec["id"], [s.array_index for s in specs])
         jobs = client.wait(spec["id"])
@@ -428,6 +431,9 @@ def _run_array(spec: dict[str, Any], array: str, state_dir: str, *, detach: bool
     except SwarmError as exc:
         print(f"swarm: {_safe(str(exc))}", file=sys.stderr)
         return 2
+    finally:
+        if tie is not None:
+            tie.close()
     return array_ended(spec["id"], jobs, incomplete)
 
 

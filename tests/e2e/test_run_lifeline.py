@@ -181,6 +181,28 @@ def test_ctrl_c_or_a_signal_that_ends_run_of_an_array_or_gang_cancels_all_of_it_
 
 
 @pytest.mark.parametrize("kind", ["array", "gang"])
+def test_kill_9_of_run_of_an_array_or_gang_cancels_all_of_it_within_seconds(
+    daemon: DaemonProcess, tmp_path: Path, kind: str
+) -> None:
+    """As a plain job's: before, the whole array or gang ran on (`swarm cancel` was the only way)."""
+    shape = ("--array", "0-1") if kind == "array" else ("--ranks", "2")
+    script = f"touch {tmp_path}/started.$SWARM_ARRAY_INDEX$SWARM_RANK; sleep 300"
+    proc = _start_run(daemon, *shape, "--cpus", "0", "--", "sh", "-c", script)
+    try:
+        markers = [tmp_path / "started.0", tmp_path / "started.1"]
+        wait_until(lambda: _group_started(proc, markers), 20, f"both jobs of the {kind} to start")
+        proc.kill()
+        _, err = proc.communicate(timeout=10)
+    finally:
+        _stopped(proc)
+    group_id = err.decode().split()[2].rstrip(":")  # "swarm: KIND ID: ..."
+    ended = daemon.client.wait(group_id, timeout=30)
+    jobs = ended if kind == "array" else ended["gang"]
+    assert [j["state"] for j in jobs] == ["cancelled", "cancelled"]
+    assert any("swarm run went away" in daemon.client.job(j["id"])["message"] for j in jobs)
+
+
+@pytest.mark.parametrize("kind", ["array", "gang"])
 def test_keep_on_exit_lets_an_array_or_gang_finish_after_run_was_terminated(
     daemon: DaemonProcess, tmp_path: Path, kind: str
 ) -> None:
