@@ -339,7 +339,11 @@ def job_text(job: dict[str, Any]) -> str:
         ("started", ago(started(job))),
         ("finished", ago(job["finished_at"])),
         ("runtime", runtime(job)),
+        ("reserved", reserved(job)),
         *usage_fields(job),
+        *([("image", job["image"])] if job.get("image") else []),
+        *([("requires", ", ".join(job["constraints"]))] if job.get("constraints") else []),
+        *([("mounts", ", ".join(job["mounts"]))] if job.get("mounts") else []),
         ("timeout", format_duration(job["timeout_s"]) if job["timeout_s"] else "-"),
         *([("signal", warned(job))] if job.get("warn_signal") else []),
         *([("signals", signalled(job))] if job.get("signals") else []),
@@ -362,6 +366,19 @@ def job_text(job: dict[str, Any]) -> str:
         # the job's own output, as `swarm logs` prints it; only escape sequences are defused
         text += "\n\noutput (last lines):\n" + "\n".join(printable(line) for line in tail.splitlines()[-10:])
     return text
+
+
+def reserved(job: dict[str, Any]) -> str:
+    """What the job asked for, as `swarm run` takes it: ``--cpus 1 --mem 2.0 GiB --gpus 1 --gpu-mem
+    40.0 GiB`` (`swarm show` said it only beside a measured use: never for a Docker job)."""
+    asked = [f"--cpus {job['cpus']:g}"]
+    if job.get("mem_bytes"):
+        asked.append(f"--mem {format_size(job['mem_bytes'])}")
+    if job.get("gpus"):
+        asked.append(f"--gpus {job['gpus']}")
+    if job.get("gpu_mem"):
+        asked.append(f"--gpu-mem {format_size(job['gpu_mem'])}")
+    return " ".join(asked)
 
 
 def usage_fields(job: dict[str, Any]) -> list[tuple[str, str]]:

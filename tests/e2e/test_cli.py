@@ -473,3 +473,19 @@ def test_run_of_an_argument_that_is_not_utf8_is_refused_in_one_line_before_anyth
         b" directory must be UTF-8 text\n"
     )
     assert daemon.client.jobs(10) == []
+
+
+def test_show_says_what_a_job_asked_for_its_size_image_constraints_and_mounts(daemon: DaemonProcess) -> None:
+    """Before, only beside a measured use (never for a Docker job), and nothing of the rest."""
+    asked = daemon.swarm(
+        "run", "-d", "--hold", "--cpus", "0.5", "--mem", "64M", "--image", "busybox:1",
+        "--constraint", "zone=a", "--mount", "/tmp:/data:ro", "--", "true",
+    )  # fmt: skip
+    assert asked.returncode == 0, asked.stderr
+    job_id = asked.stdout.strip()
+    try:
+        lines = daemon.swarm("show", job_id).stdout.splitlines()
+        assert "reserved   --cpus 0.5 --mem 64.0 MiB" in lines
+        assert "image      busybox:1" in lines and "requires   zone=a" in lines and "mounts     /tmp:/data:ro" in lines
+    finally:
+        daemon.client.cancel(job_id)
