@@ -68,7 +68,10 @@ def follow_gang(
     if detach:
         print(gang_id, flush=True)
         return 0
-    print(f"swarm: gang {gang_id}: {ranks} ranks (swarm logs {gang_id}.R for rank R)", file=sys.stderr, flush=True)
+    from swarmcompute.units import counted
+
+    said = f"swarm: gang {gang_id}: {counted(ranks, 'rank')} (swarm logs {gang_id}.R for rank R)"
+    print(said, file=sys.stderr, flush=True)
     tie = None
     try:
         tie = tied(client, gang_id, keep=keep)
@@ -93,9 +96,7 @@ def tied(client: Any, ref: str, *, keep: bool) -> Any:
     """The connection that ties the gang or array ``ref`` to this process (``Client.tie``), so that
     its daemon cancels them if the process is killed outright; None through `--url` (no daemon
     here to hold it) or with ``keep`` (`--keep-on-exit`: nothing to cancel)."""
-    from swarmcompute import Client
-
-    return client.tie(ref, keep=keep) if isinstance(client, Client) and not keep else None
+    return None if keep else client.tie(ref, keep=keep)
 
 
 def gang_status(record: dict[str, Any], failed: dict[str, Any] | None = None) -> int:

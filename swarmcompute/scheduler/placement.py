@@ -623,7 +623,8 @@ def _why_not(job: Job, slots: Iterable[_Free]) -> str:
         if not big:
             most = max((_big_cards(s.node, spec.gpu_mem) for s in nodes), default=0)
             return (
-                f"needs {counted(spec.gpus, 'GPU')} with at least {format_size(spec.gpu_mem)} each;"
+                f"needs {counted(spec.gpus, 'GPU')} with at least {format_size(spec.gpu_mem)}"
+                f"{' each' if spec.gpus > 1 else ''};"
                 f" the most any node has is {most}"
             )
         nodes = big

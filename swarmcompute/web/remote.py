@@ -203,6 +203,11 @@ class RemoteClient(Client):
         """The node this client talks to, for a line that says it went away."""
         return f"the node at {self.url}"
 
+    def tie(self, ref: str, *, keep: bool = False) -> None:
+        """No tie over HTTP: `kill -9` of an attached `swarm run --ranks` or `--array` through
+        `--url` leaves what it ran running (README), where a node's own CLI ties it (``Client.tie``)."""
+        return None
+
     def cancel(self, job_id: str) -> Any:
         answer = self._json("DELETE", f"/api/v1/jobs/{_quote(job_id)}")
         return answer if isinstance(answer, list) else dict(answer)  # an array id: its elements

@@ -104,6 +104,10 @@ def test_gpu_mem_picks_a_node_with_enough_big_cards() -> None:
     assert where(table, [small, mixed, big]) == {"a": "n3"}
     result = place(table, [small, mixed], now=10.0)
     assert result.waiting["a"] == "needs 2 GPUs with at least 40.0 GiB each; the most any node has is 1"
+    one = table_of(JobSpec(id="b", argv=("true",), gpus=1, gpu_mem=100 * GIB))
+    assert place(one, [small, mixed], now=10.0).waiting["b"] == (
+        "needs 1 GPU with at least 100.0 GiB; the most any node has is 0"  # not "1 GPU ... each"
+    )
 
 
 def test_a_busy_image_holder_does_not_draw_the_job_back_after_a_hand_back() -> None:

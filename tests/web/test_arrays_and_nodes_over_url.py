@@ -5,6 +5,7 @@ HTTP too."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -132,7 +133,7 @@ def test_a_gang_runs_over_url_each_rank_streamed_and_tagged(cluster: list[Daemon
     assert (logs.stdout, logs.stderr) == ("rank 1 of 2\n", "oops 1\n")
 
     failed = swarm("run", "--ranks", "2", "--cpus", "0", "--", "sh", "-c", 'exit "$((SWARM_RANK * 3))"')
-    assert failed.returncode == 3 and "failed: rank 1 exited 3" in failed.stderr
+    assert failed.returncode == 3 and re.search(r"failed: rank 1 on \S+: exited 3\n", failed.stderr), failed.stderr
 
     detached = swarm("run", "-d", "--ranks", "2", "--cpus", "0", "--", "sleep", "30")
     assert detached.returncode == 0, detached.stderr
