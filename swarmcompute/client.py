@@ -672,9 +672,11 @@ class Client:
 
     def _ship(self, spec: Mapping[str, Any]) -> Mapping[str, Any]:
         """``spec`` with its ``upload``/``workdir`` turned into a ``files`` manifest, whose blobs
-        the daemon then holds."""
+        the daemon then holds; as `swarm run`, the script its command names shipped unasked, or
+        else the caller's directory its ``cwd`` (``_as_here``)."""
         if not isinstance(spec, Mapping):
             return spec
+        spec = _as_here(spec)
         if _stdin_data(spec.get("stdin")):
             from swarmcompute.files import manifest, transfer
 
@@ -1015,6 +1017,31 @@ class Client:
                         return
             except OSError as exc:
                 raise errors.ProtocolError(f"lost the connection to the daemon in {self.paths.root}: {exc}") from None
+
+
+def _as_here(spec: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A process job submitted without ``cwd``, ``upload``, ``workdir`` or ``files`` runs as
+    `swarm run` runs it: the script its command names shipped with it (``manifest.auto_upload``:
+    ``["./train.py"]``, ``["python", "train.py"]``), to run in a directory of its own, or else in
+    the caller's directory. Before, such a job ran in its daemon's directory (``/`` under systemd)
+    and shipped nothing: README's ``client.submit(["python", "train.py"])`` failed all 3 attempts
+    (``can't open file '/…/train.py'``) and ``["./train.py"]`` was "command not found".
+    ``upload=[]`` ships nothing (``--no-upload``)."""
+    if any(k in spec for k in ("cwd", "workdir", "files")) or spec.get("image") is not None:
+        return spec
+    if "upload" in spec:
+        return spec if spec["upload"] else {**spec, "cwd": os.getcwd()}
+    argv = spec.get("argv")
+    if not isinstance(argv, (list, tuple)) or not all(isinstance(a, str) for a in argv):
+        return {**spec, "cwd": os.getcwd()}  # a shell string (`sh -c`), or bad: checked later
+    from swarmcompute.files import manifest
+
+    here = os.getcwd()
+    problem = manifest.script_problem(argv, here)
+    if problem is not None:  # it would fail on every node
+        raise errors.InvalidJobSpecError(problem)
+    shipped = manifest.auto_upload(argv, here)
+    return {**spec, "upload": shipped} if shipped else {**spec, "cwd": here}
 
 
 def _unwrap(reply: Any) -> Any:

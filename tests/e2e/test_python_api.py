@@ -109,3 +109,25 @@ def test_the_example_runs(daemon: DaemonProcess) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "sum of squares 0..19 = 2470" in result.stdout
+
+
+def test_submit_ships_the_script_its_command_names_or_runs_in_the_callers_directory_as_swarm_run(
+    daemon: DaemonProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README's `client.submit(["python", "train.py"])` failed all its attempts (`can't open file
+    '/…/train.py'`, in the daemon's directory) and `["./train.py"]` was "command not found"."""
+    (tmp_path / "train.py").write_text("print('trained')\n")
+    script = tmp_path / "run.sh"
+    script.write_text('#!/bin/sh\necho ran "$@"\n')
+    script.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    client = Client(daemon.state_dir)
+    python = client.submit([sys.executable, "train.py"], cpus=0)
+    shell = client.submit(["./run.sh", "a", "b"], cpus=0)
+    where = client.submit(["pwd"], cpus=0)
+    kept = client.submit(["./run.sh"], cpus=0, upload=[])  # upload=[]: ships nothing, as --no-upload
+    for job_id in (python, shell, where):
+        assert client.wait(job_id, timeout=30)["state"] == "succeeded", client.logs(job_id)
+    assert client.logs(python) == "trained\n" and client.logs(shell) == "ran a b\n"
+    assert client.logs(where) == f"{tmp_path}\n"
+    assert client.wait(kept, timeout=30)["state"] == "succeeded" and client.job(kept)["cwd"] == str(tmp_path)
