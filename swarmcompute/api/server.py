@@ -384,6 +384,8 @@ class ControlServer:
             raise InvalidJobSpecError(problem)
         table = daemon.table
         group = table.group_kind(ref) or ""
+        if not group and (named := self._group_named(ref)) is not None:  # `swarm rerun sweep`, as show and wait
+            ref, group = named, table.group_kind(named) or ""
         jobs = (
             table.array(ref) if group == "array" else table.gang(ref) if group == "gang" else [await self.resolve(ref)]
         )
@@ -462,14 +464,21 @@ class ControlServer:
         elements = table.array(ref)
         if elements or ref in table.pruned:  # (a wait may name thousands of removed jobs: no look for them)
             return elements
+        named = self._group_named(ref)
+        return table.array(named) if named is not None and table.group_kind(named) == "array" else []
+
+    def _group_named(self, ref: str) -> str | None:
+        """The id of the array or gang whose ``--name`` is ``ref``, where no job goes by that id,
+        prefix or name (a job that does comes first); None: none."""
+        table = self._daemon.table
         named = table.group_named(ref)
-        if named is None or table.group_kind(named) != "array":
-            return []
-        try:  # a job that goes by that prefix or name comes first
+        if named is None:
+            return None
+        try:
             table.resolve(ref)
-            return []
+            return None
         except JobError:
-            return table.array(named)
+            return named
 
     async def views(self, jobs: Sequence[Job], uid: int | None) -> list[dict[str, Any]]:
         """``Daemon.job_view`` of each, as local user ``uid`` may see it (None: whole; ``_shown_to``),

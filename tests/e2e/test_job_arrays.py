@@ -284,6 +284,11 @@ def test_an_array_is_named_by_its_name_as_by_its_id_unless_a_job_goes_by_that_na
     cancelled = daemon.swarm("cancel", "sweep")
     assert cancelled.returncode == 0, cancelled.stderr
     assert {j["state"] for j in client.wait([array_id], timeout=30)} == {"cancelled"}
+    again = daemon.swarm("rerun", "-d", "sweep")  # read "no job matches 'sweep'"
+    assert again.returncode == 0, again.stderr
+    rerun = json.loads(daemon.swarm("show", again.stdout.strip(), "--json").stdout)
+    assert (rerun["kind"], rerun["size"]) == ("array", 3), rerun
+    client.cancel(rerun["id"])
     plain = client.submit(["true"], cpus=0, name="sweep")  # a job of that name: the name is its
     assert client.job("sweep")["id"] == plain
 
@@ -303,6 +308,11 @@ def test_a_gang_is_named_by_its_name_as_by_its_id(daemon: DaemonProcess) -> None
     cancelled = daemon.swarm("cancel", "gang1")
     assert cancelled.returncode == 0, cancelled.stderr
     assert {j["state"] for j in client.wait([f"{gang_id}.0", f"{gang_id}.1"], timeout=30)} == {"cancelled"}
+    again = daemon.swarm("rerun", "-d", "gang1")  # the gang, not its rank 0 alone (refused)
+    assert again.returncode == 0, again.stderr
+    rerun = again.stdout.strip()
+    assert client.job(rerun)["gang_id"] == rerun
+    client.cancel(rerun)
 
 
 def test_a_gang_that_failed_says_how_its_rank_failed_and_a_cancel_or_wait_of_it_lists_every_rank(
