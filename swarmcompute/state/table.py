@@ -1484,18 +1484,21 @@ _ENDED = frozenset(s.value for s in JobState if s.is_terminal)
 def job_matcher(name: str, node: str, user: str, node_id_of: Callable[[str], str]) -> Matcher | None:
     """Which jobs `swarm jobs --name/--node/--user` (and `swarm cancel` with them, and the REST
     API's ``?name=&node=&user=``) ask for, by name, user and node; None: any. ``name`` is a shell
-    pattern (``fnmatch``: ``sweep-*``; one without ``*?[`` is the name itself), ``node`` a name,
-    an id or an id prefix (``node_id_of`` raises for one no node has); "" asks nothing."""
+    pattern (``fnmatch``: ``sweep-*``; one without ``*?[`` is the name itself), matched against an
+    array's element or a gang's rank by its group's name too (``sweep`` takes ``sweep[4]``, as
+    `swarm show sweep` names the array), ``node`` a name, an id or an id prefix (``node_id_of``
+    raises for one no node has); "" asks nothing."""
     if not (name or node or user):
         return None
     node_id = node_id_of(node) if node else None
 
+    def named(job_name: str) -> bool:
+        if fnmatch.fnmatchcase(job_name, name):
+            return True
+        return job_name.endswith("]") and fnmatch.fnmatchcase(array_name(job_name), name)
+
     def match(job_name: str, owner: str, on: str | None) -> bool:
-        return (
-            (not name or fnmatch.fnmatchcase(job_name, name))
-            and (not user or owner == user)
-            and (node_id is None or on == node_id)
-        )
+        return (not name or named(job_name)) and (not user or owner == user) and (node_id is None or on == node_id)
 
     return match
 

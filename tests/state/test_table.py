@@ -1025,6 +1025,9 @@ def test_jobs_are_picked_by_a_name_pattern_their_user_and_their_node_whole_or_co
         job_matcher("", "nowhere", "", nodes.__getitem__)  # the caller's lookup says what is wrong
     rows = table.newest_rows(10, None, job_matcher("arr", "", "ann", nodes.__getitem__))
     assert [[j.id for j in row] for row in rows] == [["arr.0", "arr.1", "arr.2"]]  # an array stays one line
+    grid = tuple(spec(f"g.{i}", name=f"grid[{i}]", array_id="g", array_index=i) for i in range(2))
+    table.apply(SubmitJobs(grid, 5.0))
+    assert ids("grid") == ["g.0", "g.1"] and ids("gri?") == ["g.0", "g.1"]  # by the array's name, as show takes it
 
 
 @pytest.mark.parametrize(
