@@ -321,6 +321,12 @@ class RemoteClient(Client):
         """What the HTTP API does not serve (files, the policy, ...): said, never a traceback."""
         raise errors.ConfigError(f"{_what(request)} needs a local daemon: run it on a node, not with --url")
 
+    def policy(self) -> str:
+        raise errors.ConfigError("the command policy is shown and set on a node (`swarm policy`), not over --url")
+
+    def set_policy(self, text: str) -> str:
+        return self.policy()
+
     def _stream(self, request: object) -> Iterator[Any]:
         raise errors.ConfigError(f"{_what(request)} needs a local daemon: run it on a node, not with --url")
 

@@ -606,7 +606,8 @@ def test_swarm_with_url_runs_commands_from_a_host_without_a_daemon(
     local_only = swarm("--url", url, "--api-token", tokens["rw"], "policy", "show")
     assert (
         local_only.returncode == 2
-        and local_only.stderr == "swarm: policy get needs a local daemon: run it on a node, not with --url\n"
+        and local_only.stderr
+        == "swarm: the command policy is shown and set on a node (`swarm policy`), not over --url\n"
     )
     job_id = json.loads(listed.stdout)[0]["id"]
     raw = swarm("--url", url, "--api-token", tokens["ro"], "logs", "--raw-path", job_id)  # this machine's paths: none
