@@ -76,6 +76,7 @@ from swarmcompute.executor.docker_session import (
     LAUNCH_ERRORS,
     EngineLost,
     EngineSession,
+    ImageUnavailable,
     OutputStream,
     close_stream,
     explain,
@@ -186,6 +187,7 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
         network_mode: str | None = None,
         guard: ContainerGuard | None = None,
         on_engine_lost: Callable[[], None] | None = None,
+        on_image_unavailable: Callable[[str, str], bool] | None = None,
     ) -> None:
         if not node_id:
             raise ExecutorError("the Docker executor needs a node id to label its containers")
@@ -199,6 +201,9 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
         self._node_id = node_id
         self._guard = guard
         self._on_engine_lost = on_engine_lost
+        self._on_image_unavailable = on_image_unavailable
+        """Told (job id, image) when a job could not get its image here (``ImageUnavailable``);
+        True: another node holds it, and the attempt is lost (runs there, no retry spent)."""
         self._ended_pulls: OrderedDict[Key, PullProgress] = OrderedDict()
         """The last pull of the latest ended attempts (``ENDED_PULLS_KEPT``): a follower on another
         node polls, and a container that ends within its poll interval would take its ``done`` with it."""
@@ -264,7 +269,10 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
         spec = att.spec
         exc = None if launch.cancelled() else launch.exception()
         if launch.cancelled() or exc is not None:
-            if isinstance(exc, SpawnFailed):
+            if isinstance(exc, ImageUnavailable):
+                lost = self._image_unavailable(spec.job_id, exc.image)
+                self._fail_launch(att, exc.exit_code, exc.error, lost=lost, engine=False)
+            elif isinstance(exc, SpawnFailed):
                 self._fail_launch(att, exc.exit_code, exc.error, lost=isinstance(exc, EngineLost))
             else:  # task boundary: start never raises for the job's sake
                 _log.error("container_launch_crashed", job_id=spec.job_id, attempt=spec.attempt, error=repr(exc))
@@ -287,6 +295,17 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
             self._arm(att, att.spec.timeout_s)  # `swarm update --timeout` may have moved it meanwhile
             signums, att.signals = att.signals, ()
             self._send(att, signums, "swarm signal")  # those sent while it was created
+
+    def _image_unavailable(self, job_id: str, image: str) -> bool:
+        """Tell the node a job could not get ``image`` here (``on_image_unavailable``); whether
+        another node holds it (the attempt is then lost, not failed)."""
+        if self._on_image_unavailable is None:
+            return False
+        try:
+            return self._on_image_unavailable(job_id, image)
+        except Exception:
+            _log.exception("on_image_unavailable_callback_failed")
+            return False
 
     def _engine_lost(self) -> None:
         """Tell the node its engine stopped answering (``on_engine_lost``): it looks again at once,
@@ -576,15 +595,18 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _fail_launch(self, att: _Attempt, exit_code: int | None, error: str, *, lost: bool = False) -> None:
+    def _fail_launch(
+        self, att: _Attempt, exit_code: int | None, error: str, *, lost: bool = False, engine: bool = True
+    ) -> None:
         """Report an attempt whose container did not start; ``lost``: for want of an engine that
-        answers, which is no fault of the job's (STOPPED: it runs again, no retry spent)."""
+        answers (``engine``), or of an image another node holds, which is no fault of the job's
+        (STOPPED: it runs again, no retry spent)."""
         self._unhold(att)
         att.writer.note(f"[swarm: {error}]\n".encode())
         att.writer.close()
         self._forget(att)
         reason = (EndReason.STOPPED if lost else EndReason.SPAWN_FAILED) if att.reason is None else att.reason
-        if lost:
+        if lost and engine:
             self._engine_lost()
         _log.warning(self.start_failed_event, job_id=att.spec.job_id, attempt=att.spec.attempt, error=error)
         result = self._unstarted_result(att.spec, att.started_at, str(att.writer.path), reason, exit_code, error)

@@ -59,12 +59,28 @@ class EngineLost(SpawnFailed):
     restart failed (`lost the Docker engine`), and one placed on the node meanwhile too."""
 
 
+class ImageUnavailable(SpawnFailed):
+    """The job's image is not on this node and could not be pulled: no registry is reachable, or
+    the registry does not have it. The node remembers that (``node.inventory``'s ``unpulled``);
+    the attempt is lost, not failed, where another node holds the image (``on_image_unavailable``),
+    else it fails as any job that cannot start."""
+
+    def __init__(self, image: str, error: str) -> None:
+        super().__init__(None, error)
+        self.image = image
+
+
 def _lost_or_failed(exc: BaseException, line: str) -> SpawnFailed:
     """An engine call's failure: ``EngineLost`` when the engine could not be reached at all (a
     refused or dropped connection), else the job's; a slow engine's timeout is the job's, so that an
     engine that answers badly cannot have its node take and lose jobs for ever."""
     lost = isinstance(exc, (requests.exceptions.ConnectionError, ConnectionError))
     return EngineLost(None, line) if lost else SpawnFailed(None, line)
+
+
+_UNAVAILABLE = ("no registry is reachable", "the registry does not have it")
+"""The pull failures a node remembers (``ImageUnavailable``); a stalled or otherwise failed pull
+may go better on the next try."""
 
 
 class EngineSession:
@@ -273,11 +289,13 @@ class EngineSession:
             why, detail = f"the pull stalled ({self._pull_timeout_s:g}s without a word)", explain(exc)
         finally:
             puller.close()
-        raise SpawnFailed(
-            None,
+        line = (
             f"image {image} is not on node {self._node_name} and {why}: docker pull or docker load it there"
-            f" (pull failed: {detail})",
+            f" (pull failed: {detail})"
         )
+        if why in _UNAVAILABLE:
+            raise ImageUnavailable(image, line)
+        raise SpawnFailed(None, line)
 
     def _remove_name_clash(self, client: docker.DockerClient, name: str) -> None:
         """A container of ours with this name is a leftover of an earlier life (no reap_stale yet)."""

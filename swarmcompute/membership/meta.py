@@ -13,6 +13,10 @@ from swarmcompute import codec
 
 MAX_IMAGES = 64
 """Image refs advertised per node; the scheduler only needs the likely-hot ones."""
+MAX_UNPULLED = 16
+"""Images a node says it could not get (``NodeMeta.unpulled``), newest first: a node asked for
+more missing images than this within ``node.inventory.UNPULLED_FOR_S`` forgets the oldest, which
+then may be placed there, and fail there, once more."""
 MAX_GPUS = 16
 MAX_STR = 200
 MAX_LABELS = 32
@@ -65,20 +69,27 @@ class NodeMeta:
     http_port: int = 0
     """The port it serves its dashboard, REST API and /metrics on (``/api/v1/sd`` lists each node
     with its own); 0: it serves none, or it is of a release that did not say (an older decoder
-    reads past this last field, ``codec``)."""
+    reads past this field, ``codec``)."""
+    unpulled: tuple[str, ...] = ()
+    """Images a job asked for here that it could not get (no registry reachable, or the registry
+    does not have it) and that it does not hold since (``node.inventory``: at most ``MAX_UNPULLED``,
+    each for ``UNPULLED_FOR_S``): no image job of one goes here (``scheduler.placement.may_run_on``).
+    An older decoder reads past this last field; an older node's meta reads as none."""
 
     def capped(self) -> NodeMeta:
         """The same meta within the advertised bounds (long lists and strings cut)."""
         if (
             len(self.images) <= MAX_IMAGES
+            and len(self.unpulled) <= MAX_UNPULLED
             and len(self.gpus) <= MAX_GPUS
             and len(self.roles) <= 8
             and len(self.users or ()) <= MAX_USERS
             and len(self.labels) <= MAX_LABELS
             and all(
                 len(s) <= MAX_STR
-                for s in (self.name, self.version, self.protocol, *self.images, *self.roles, *(self.users or ()))
+                for s in (self.name, self.version, self.protocol, *self.images, *self.unpulled, *self.roles)
             )
+            and all(len(u) <= MAX_STR for u in self.users or ())
             and all(len(g.name) <= MAX_STR and len(g.uuid) <= MAX_STR for g in self.gpus)
             and all(len(k) <= MAX_STR and len(v) <= MAX_STR for k, v in self.labels)
         ):
@@ -89,6 +100,7 @@ class NodeMeta:
             version=self.version[:MAX_STR],
             protocol=self.protocol[:MAX_STR],
             images=tuple(i[:MAX_STR] for i in self.images[:MAX_IMAGES]),
+            unpulled=tuple(i for i in self.unpulled[:MAX_UNPULLED] if len(i) <= MAX_STR),
             gpus=tuple(replace(g, name=g.name[:MAX_STR], uuid=g.uuid[:MAX_STR]) for g in self.gpus[:MAX_GPUS]),
             roles=tuple(r[:MAX_STR] for r in self.roles[:8]),
             users=None if self.users is None else tuple(u for u in self.users[:MAX_USERS] if len(u) <= MAX_STR),
@@ -96,8 +108,10 @@ class NodeMeta:
         )
 
     def approx_size(self) -> int:
-        """An upper bound on the encoded bytes (msgpack ext header, tag, 16 fields)."""
-        strings = (self.name, self.version, self.protocol, *self.images, *self.roles, *(self.users or ()))
+        """An upper bound on the encoded bytes (msgpack ext header, tag, every field)."""
+        strings = (
+            self.name, self.version, self.protocol, *self.images, *self.unpulled, *self.roles, *(self.users or ())
+        )  # fmt: skip
         gpu = sum(45 + len(g.name.encode()) + len(g.uuid.encode()) for g in self.gpus)
         labels = sum(12 + len(k.encode()) + len(v.encode()) for k, v in self.labels)
-        return 103 + sum(5 + len(s.encode()) for s in strings) + gpu + labels
+        return 104 + sum(5 + len(s.encode()) for s in strings) + gpu + labels

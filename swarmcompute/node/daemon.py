@@ -99,7 +99,7 @@ from swarmcompute.rules.node_state import (
     recovered_voters,
 )
 from swarmcompute.rules.start_notices import StartNotices
-from swarmcompute.scheduler.placement import NodeCapacity, pin_matches
+from swarmcompute.scheduler.placement import NodeCapacity, held_elsewhere, pin_matches
 from swarmcompute.state.commands import (
     CancelJobs,
     Command,
@@ -270,6 +270,7 @@ class Daemon:
             policy=lambda: self.table.policy,
             state_dir=self.paths.root,
             on_engine_lost=self._engine_lost,
+            on_image_unavailable=self._image_unavailable,
         )
         self.resources: ResourceMonitor | None = None
         self.inventory: Inventory | None = None
@@ -1173,6 +1174,16 @@ class Daemon:
             self._removing.add(task)
             task.add_done_callback(self._removing.discard)
 
+    def _image_unavailable(self, job_id: str, image: str) -> bool:
+        """A job could not get ``image`` here (no registry reachable, or the registry does not
+        have it): remembered and gossiped at once (``Inventory.could_not_get``), so no more of its
+        jobs are placed here; True where another live node holds it and may run the job (the
+        attempt is then lost, and runs there with no retry spent), as gossip tells."""
+        if self.inventory is not None:
+            self.inventory.could_not_get(image)
+        job = self.table.get(job_id)
+        return job is not None and held_elsewhere(job.spec, self.capacities(), self._identity().node_id)
+
     def _jobs_removed(self, job_ids: list[str]) -> None:
         """Jobs left the table: delete the output this node holds of them (in a thread: thousands
         of directories), then tell ``on_jobs_removed``."""
@@ -1977,6 +1988,7 @@ def _capacity(node_id: str, meta: NodeMeta) -> NodeCapacity:
         labels=meta.labels,
         docker=meta.docker,
         disk_full=meta.disk_full,
+        unpulled=frozenset(meta.unpulled),
     )
 
 

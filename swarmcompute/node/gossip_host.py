@@ -159,6 +159,7 @@ _INVENTORY = (
     "disk_full",
     "clock_off_s",
     "http_port",
+    "unpulled",
 )
 """What the scheduler and `swarm status` care about (``users``: a new account is placeable;
 ``clock_off_s``: a clock over a minute off the leader's, told at most every half minute of drift)."""

@@ -45,6 +45,7 @@ class JobRunners:
         policy: Callable[[], CommandPolicy] | None = None,
         state_dir: Path | None = None,
         on_engine_lost: Callable[[], None] | None = None,
+        on_image_unavailable: Callable[[str, str], bool] | None = None,
     ) -> None:
         self._logs_dir = logs_dir
         self._state_dir = state_dir or logs_dir.parent
@@ -57,6 +58,9 @@ class JobRunners:
         """The command policy this node holds now: checked again before every start."""
         self._on_engine_lost = on_engine_lost
         """Told when the Docker engine stopped answering a job (the node looks at it again)."""
+        self._on_image_unavailable = on_image_unavailable
+        """Told (job id, image) when a job could not get its image here; True: lose the attempt
+        (another node holds the image), rather than fail it."""
         self.files: FilesHost | None = None
         """Stages the working directory of jobs that ship files, and keeps what they leave (the
         daemon sets it once its peer link runs)."""
@@ -80,6 +84,7 @@ class JobRunners:
                 self._logs_dir, self._node_id, node_name=self._node_name, on_exit=self._exited,
                 on_output=self._on_output, kill_grace_s=self._kill_grace_s, max_log_bytes=self._max_log_bytes,
                 guard=self.processes, on_engine_lost=self._on_engine_lost,
+                on_image_unavailable=self._on_image_unavailable,
             )  # fmt: skip
         return self._docker
 

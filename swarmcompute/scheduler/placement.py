@@ -12,10 +12,13 @@ Rules, in order:
    runs each job as its submitter, so the name must exist there; a node run by a normal user
    runs every job as itself: ``users`` None); its labels meet the job's ``constraints``
    (``scheduler.constraints``); it has enough cards of the job's ``gpu_mem``; its Docker
-   engine answers, for an image job; it is not drained (``JobTable.drained``); and its state
-   directory takes writes (``disk_full``). An array element (``--array 0-99%10``) waits while
-   ``array_limit`` elements of its array are assigned or running (counting this round's
-   placements).
+   engine answers, for an image job, and it holds the image or has not failed to get it lately
+   (``NodeCapacity.unpulled``: no registry reachable, or the registry does not have it; before,
+   with its one holder busy, an image built on one node went to an idle node that could not pull
+   it, each retry again: 3 of 3 attempts failed there in 1.7 s); it is not drained
+   (``JobTable.drained``); and its state directory takes writes (``disk_full``). An array
+   element (``--array 0-99%10``) waits while ``array_limit`` elements of its array are assigned
+   or running (counting this round's placements).
 4. Among fitting nodes: a bonus for holding the job's image, only while that node
    could start it at once (room beyond its queue-ahead budget: a busy holder that
    drew the job would hand it back after ``HAND_BACK_AFTER_S`` and draw it again,
@@ -105,6 +108,9 @@ class NodeCapacity:
     """Its Docker engine answered (from gossip; image jobs go only where it did)."""
     disk_full: bool = False
     """Its state directory takes no writes (from gossip): no new jobs go there until it does."""
+    unpulled: frozenset[str] = field(default_factory=frozenset)
+    """Images a job could not get there lately (from gossip, ``NodeMeta.unpulled``): no job of one
+    goes there while it does not hold it."""
 
     def takes_work(self, drained: Container[str]) -> bool:
         """New work may go here: the node is not drained (``drained``: ``JobTable.drained``) and
@@ -547,16 +553,30 @@ def pin_matches(pin: str, node_id: str, name: str) -> bool:
 
 def may_run_on(spec: JobSpec, node: NodeCapacity) -> bool:
     """Whether ``node`` could ever run ``spec``, load aside: its pin, user, constraints, GPU
-    memory and Docker engine (the fit check's fixed half; ``rules.local_queue`` uses it too)."""
+    memory, Docker engine and the image, where the node could not get it lately (the fit check's
+    fixed half; ``rules.local_queue`` uses it too)."""
     if spec.node is not None and not pin_matches(spec.node, node.node_id, node.name):
         return False
     if not _has_user(node, spec.user):
         return False
     if spec.constraints and not satisfies(node.labels, spec.constraints):
         return False
-    if spec.image is not None and not node.docker:
+    if spec.image is not None and (not node.docker or _could_not_get(node, spec.image)):
         return False
     return not spec.gpu_mem or _big_cards(node, spec.gpu_mem) >= spec.gpus
+
+
+def _could_not_get(node: NodeCapacity, image: str) -> bool:
+    """Whether a job could not get ``image`` on ``node`` lately, and the node does not hold it now."""
+    return image in node.unpulled and image not in node.images
+
+
+def held_elsewhere(spec: JobSpec, nodes: Iterable[NodeCapacity], here: str) -> bool:
+    """Whether a node other than ``here`` holds ``spec``'s image and may run it: the attempt that
+    could not get the image on ``here`` is then lost, not failed (it runs there, no retry spent);
+    where none does (a misspelt name), the job fails at once, as any job that cannot start."""
+    image = spec.image
+    return image is not None and any(n.node_id != here and image in n.images and may_run_on(spec, n) for n in nodes)
 
 
 def _big_cards(node: NodeCapacity, gpu_mem: int) -> int:
@@ -589,7 +609,7 @@ def _idle_for(job: Job, slot: _Free) -> bool:
     return job.spec.cpus <= slot.cpus - queue_room + _EPSILON
 
 
-def _why_not(job: Job, slots: Iterable[_Free]) -> str:
+def _why_not(job: Job, slots: Collection[_Free]) -> str:
     spec = job.spec
     nodes = [s for s in slots]
     if not nodes:
@@ -618,6 +638,13 @@ def _why_not(job: Job, slots: Iterable[_Free]) -> str:
         if not with_docker:
             return f"image job: no Docker engine answers on {where}: start dockerd there"
         nodes = with_docker
+        gettable = [s for s in nodes if not _could_not_get(s.node, spec.image)]
+        if not gettable:
+            names = ", ".join(sorted(s.node.name for s in nodes))
+            held = any(spec.image in s.node.images for s in slots)
+            holders = "no node it may run on holds it" if held else "no node holds it"
+            return f"image {spec.image}: {holders}, and {names} could not pull it: docker load it on one"
+        nodes = gettable
     if spec.gpu_mem:
         big = [s for s in nodes if _big_cards(s.node, spec.gpu_mem) >= spec.gpus]
         if not big:

@@ -37,15 +37,17 @@ Entry = tuple[int, float, int, Job]
 _LAST = 2**63
 """A sequence after every job's (to bisect the backoff list by time alone)."""
 
-Shape = tuple[float, int, int, str | None, str, int, tuple[str, ...], bool]
+Shape = tuple[float, int, int, str | None, str, int, tuple[str, ...], str | None]
 BucketKey = tuple[Shape, str | None, str, str]
 
 
 def shape_of(spec: JobSpec) -> Shape:
-    """What the fit check reads of a job: jobs of one shape fit exactly the same nodes."""
+    """What the fit check reads of a job: jobs of one shape fit exactly the same nodes. The image
+    itself, not only whether there is one: a node that could not get one image runs no job of it
+    but may run jobs of another (``NodeCapacity.unpulled``)."""
     return (
         spec.cpus, spec.mem_bytes, spec.gpus, spec.node, spec.user,
-        spec.gpu_mem, spec.constraints, spec.image is not None,
+        spec.gpu_mem, spec.constraints, spec.image,
     )  # fmt: skip
 
 

@@ -24,7 +24,7 @@ from swarmcompute.membership import (
 )
 from swarmcompute.membership.broadcasts import BroadcastQueue
 from swarmcompute.membership.members import Member, MemberTable
-from swarmcompute.membership.meta import MAX_IMAGES
+from swarmcompute.membership.meta import MAX_IMAGES, MAX_UNPULLED
 
 from .helpers import alive, know, node
 
@@ -101,6 +101,7 @@ def _big_meta(name: str) -> NodeMeta:
         images=tuple(f"registry.example.com/team/{name}-image-{i}:" + "v" * 150 for i in range(100)),
         version="0.1.0",
         roles=("voter",),
+        unpulled=tuple(f"registry.example.com/team/missing-{i}:" + "v" * 150 for i in range(40)),
     )
 
 
@@ -121,6 +122,7 @@ def test_meta_is_capped_and_size_estimates_are_upper_bounds() -> None:
     meta = _big_meta("m")
     capped = meta.capped()
     assert len(capped.images) == MAX_IMAGES and capped.capped() is capped
+    assert capped.unpulled == meta.unpulled[:MAX_UNPULLED]  # whole names only: a cut one names another image
     for m in (NodeMeta("n"), capped):
         u = MemberUpdate("node-with-a-long-id", "192.168.100.200:7946", 2**40, A, m)
         assert len(codec.encode(u)) <= u.approx_size()

@@ -110,6 +110,7 @@ def _nodes(rng: random.Random) -> list[NodeCapacity]:
                 gpu_cards=tuple((g, rng.choice((4 * GIB, 16 * GIB))) for g in range(gpus)),
                 labels=rng.choice(((), (("zone", "a"),), (("zone", "b"),))),
                 docker=rng.random() < 0.5,
+                unpulled=frozenset(rng.sample(("img:a", "img:b"), rng.randint(0, 1))),
             )
         )
     return nodes

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from swarmcompute.scheduler.constraints import constraint_problem, label_problem, satisfies
-from swarmcompute.scheduler.placement import NodeCapacity, place
+from swarmcompute.scheduler.placement import NodeCapacity, held_elsewhere, may_run_on, place
 from swarmcompute.state.commands import AssignJobs, Assignment, ReleaseQueued, StartAttempt, SubmitJobs
 from swarmcompute.state.drain import SetDrained
 from swarmcompute.state.job import JobSpec
@@ -133,3 +133,50 @@ def test_a_busy_image_holder_does_not_draw_the_job_back_after_a_hand_back() -> N
         table.apply(ReleaseQueued("img", attempt, "o", "busy", 4.5 + round_))
     idle_holder = where(table_of(JobSpec(id="x", argv=("true",), image="big:1")), nodes)
     assert idle_holder == {"x": "h"}  # an idle holder still wins: locality is kept where it helps
+
+
+def test_an_image_job_skips_a_node_that_could_not_pull_its_image_and_queues_on_the_busy_holder() -> None:
+    # The holder runs 2 of its 2 cpus; the other node is idle but could not get big:1 (no registry
+    # reachable). Before, the job went to the idle node, and each retry went back there.
+    table = table_of(
+        JobSpec(id="busy", argv=("sleep", "60"), cpus=2),
+        JobSpec(id="img", argv=("true",), image="big:1", cpus=1),
+    )
+    holder = NodeCapacity("h", "holder", cpus=2, mem_bytes=GIB, images=frozenset({"big:1"}))
+    other = NodeCapacity("o", "other", cpus=2, mem_bytes=GIB, unpulled=frozenset({"big:1"}))
+    table.apply(AssignJobs((Assignment("busy", 1, "h"),), 3.0))
+    table.apply(StartAttempt("busy", 1, "h", 3.0))
+    assert where(table, [holder, other]) == {"img": "h"}
+    assert may_run_on(JobSpec(id="x", argv=("true",), image="big:1"), holder)
+    assert not may_run_on(JobSpec(id="x", argv=("true",), image="big:1"), other)
+    assert may_run_on(JobSpec(id="x", argv=("true",), image="other:1"), other)  # only that image
+    loaded = dataclasses.replace(other, images=frozenset({"big:1"}))  # `docker load`ed since
+    assert may_run_on(JobSpec(id="x", argv=("true",), image="big:1"), loaded)
+
+
+def test_a_job_whose_image_no_node_holds_or_can_pull_waits_saying_so_and_others_of_its_shape_still_run() -> None:
+    table = table_of(
+        JobSpec(id="img", argv=("true",), image="big:1"),
+        JobSpec(id="pinned", argv=("true",), image="big:1", node="other"),
+        JobSpec(id="else", argv=("true",), image="small:1"),  # the same size, another image
+    )
+    other = NodeCapacity("o", "other", cpus=2, mem_bytes=GIB, unpulled=frozenset({"big:1"}))
+    result = place(table, [other], now=10.0)
+    assert {a.job_id: a.node_id for a in result.assignments} == {"else": "o"}
+    assert result.waiting["img"] == "image big:1: no node holds it, and other could not pull it: docker load it on one"
+    holder = NodeCapacity("h", "holder", cpus=2, mem_bytes=GIB, images=frozenset({"big:1"}))
+    result = place(table, [other, holder], now=10.0)
+    assert {a.job_id: a.node_id for a in result.assignments} == {"img": "h", "else": "o"}
+    assert result.waiting["pinned"] == (
+        "image big:1: no node it may run on holds it, and other could not pull it: docker load it on one"
+    )
+
+
+def test_an_attempt_that_could_not_get_its_image_is_lost_only_where_another_node_that_may_run_it_holds_it() -> None:
+    spec = JobSpec(id="img", argv=("true",), image="big:1", constraints=("zone=a",))
+    here = NodeCapacity("o", "other", cpus=2, mem_bytes=GIB, labels=(("zone", "a"),))
+    holder = NodeCapacity("h", "holder", cpus=2, mem_bytes=GIB, images=frozenset({"big:1"}), labels=(("zone", "a"),))
+    assert held_elsewhere(spec, [here, holder], "o")
+    assert not held_elsewhere(spec, [here], "o")  # a misspelt name: nobody holds it, it fails at once
+    assert not held_elsewhere(spec, [here, dataclasses.replace(holder, labels=())], "o")  # may not run there
+    assert not held_elsewhere(spec, [dataclasses.replace(here, images=frozenset({"big:1"}))], "o")
