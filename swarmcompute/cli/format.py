@@ -76,6 +76,15 @@ def started(job: dict[str, Any]) -> float | None:
     return None if job.get("state") == "pending" else job.get("started_at")
 
 
+def exit_shown(job: dict[str, Any]) -> int | None:
+    """The exit code of a job that ended; None while it has not (its record keeps the code an
+    earlier attempt ended with, lost or requeued: a pending job read ``EXIT 143``)."""
+    return job["exit_code"] if job["state"] not in _NOT_ENDED else None
+
+
+_NOT_ENDED = frozenset({"pending", "assigned", "running"})
+
+
 def jobs_table(jobs: Sequence[dict[str, Any]], *, elements: bool = False) -> str:
     """One line per job; the elements of an array (``--array``) and the ranks of a gang
     (``--ranks``) as one line each with their counts by state, unless ``elements``."""
@@ -86,7 +95,7 @@ def jobs_table(jobs: Sequence[dict[str, Any]], *, elements: bool = False) -> str
             j["id"],
             _name(j["name"] or ""),
             "held" if j.get("held") else j["state"],  # pending, held (`swarm hold`): --json says both
-            j["exit_code"],
+            exit_shown(j),
             j["attempt"],
             j.get("node_name") or (j["node"] or "")[:12],
             ago(j["submitted_at"]),
@@ -331,7 +340,7 @@ def job_text(job: dict[str, Any]) -> str:
         ("command", job["command"]),
         ("node", f"{job.get('node_name') or job['node']} ({job['node']})" if job["node"] else "-"),
         ("attempt", f"{job['attempt']} (failures {job['failures']} of {job['retries']} retries)"),
-        ("exit code", job["exit_code"] if job["exit_code"] is not None else "-"),
+        ("exit code", "-" if exit_shown(job) is None else exit_shown(job)),
         ("submitted", ago(job["submitted_at"])),
         *([("begins", begins(job["begin_at"]))] if job.get("begin_at") else []),
         *([("every", every(job))] if job.get("every_s") else []),
@@ -448,7 +457,7 @@ def array_text(array: dict[str, Any]) -> str:
     text = "\n".join(f"{k.ljust(width)}  {printable(str(v))}" for k, v in fields)
     elements = array["elements"]
     rows = [
-        (e["index"], e["id"], e["state"], e["exit_code"], e["attempt"], e.get("node_name") or (e["node"] or "")[:12])
+        (e["index"], e["id"], e["state"], exit_shown(e), e["attempt"], e.get("node_name") or (e["node"] or "")[:12])
         for e in elements[:SHOWN_ELEMENTS]
     ]
     text += "\n\n" + table(["INDEX", "ID", "STATE", "EXIT", "TRY", "NODE"], rows)

@@ -51,3 +51,12 @@ def test_a_long_name_is_cut_to_its_column_keeping_an_arrays_count() -> None:
     (header, folded, solo) = jobs_table(rows).splitlines()
     assert folded.split()[1] == "x" * 25 + "…[5000]"
     assert solo.split()[1] == "x" * 31 + "…"
+
+
+def test_a_job_pending_again_shows_no_exit_code_though_its_record_keeps_the_last_attempts() -> None:
+    """A requeued or lost job read `EXIT 143` while it waited to run again."""
+    again = {**_element(0, "pending", exit_code=143, attempt=2), "id": "solo", "array_id": None, "name": "s"}
+    ended = {**again, "id": "done", "state": "failed", "exit_code": 3}
+    (header, pending, failed) = jobs_table([again, ended]).splitlines()
+    assert pending.split()[:5] == ["solo", "s", "pending", "-", "2"]
+    assert failed.split()[:5] == ["done", "s", "failed", "3", "2"]
