@@ -213,6 +213,10 @@ def jobs(
         states, bad = _states(state)
         if bad:
             return _fail(bad)
+        from swarmcompute.api.lean_client import MAX_LIST
+
+        if not 0 <= limit <= MAX_LIST:  # said as the option, not as the API's `limit`
+            return _fail(f"-n must be from 0 to {MAX_LIST:,}, got {limit:,}: narrow with --state, --name or --user")
         grouped = not (elements or as_json)
         result = _client(state_dir).jobs(limit, states, grouped=grouped, name=name, node=node, user=user)
         if as_json:

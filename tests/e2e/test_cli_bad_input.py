@@ -76,3 +76,15 @@ def test_bad_options_of_the_other_commands(args: list[str], message: str, tmp_pa
     result = CliRunner().invoke(app, [*args, "--state-dir", str(tmp_path / "none")])
     assert result.exit_code == 2, result.output
     assert len(result.stderr.splitlines()) == 1 and message in result.stderr, result.stderr
+
+
+def test_jobs_with_too_many_rows_is_said_as_its_option(tmp_path: Path) -> None:
+    """It read `limit must be a whole number from 0 to 10000`: the API's name, not -n."""
+    env = {**os.environ, "SWARM_STATE_DIR": str(tmp_path / "none")}
+    result = subprocess.run(
+        [swarm_executable(), "jobs", "-n", "100000"], capture_output=True, text=True, env=env, timeout=30
+    )
+    assert (result.returncode, result.stderr) == (
+        2,
+        "swarm: -n must be from 0 to 10,000, got 100,000: narrow with --state, --name or --user\n",
+    )
