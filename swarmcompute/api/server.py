@@ -384,7 +384,7 @@ class ControlServer:
             raise InvalidJobSpecError(problem)
         table = daemon.table
         group = table.group_kind(ref) or ""
-        if not group and (named := self._group_named(ref)) is not None:  # `swarm rerun sweep`, as show and wait
+        if not group and (named := table.group_prefixed(ref) or self._group_named(ref)) is not None:  # as show
             ref, group = named, table.group_kind(named) or ""
         jobs = (
             table.array(ref) if group == "array" else table.gang(ref) if group == "gang" else [await self.resolve(ref)]
@@ -464,6 +464,9 @@ class ControlServer:
         elements = table.array(ref)
         if elements or ref in table.pruned:  # (a wait may name thousands of removed jobs: no look for them)
             return elements
+        prefixed = table.group_prefixed(ref)
+        if prefixed is not None:
+            return table.array(prefixed)
         named = self._group_named(ref)
         return table.array(named) if named is not None and table.group_kind(named) == "array" else []
 

@@ -324,6 +324,8 @@ class JobTable:
                 break
         if len(matches) == 1:
             return self._jobs[matches[0]]
+        if matches and (group := self.group_prefixed(ref)) is not None:  # a prefix of one array's or gang's id
+            return self.resolve(group)
         if matches:
             raise AmbiguousJobIdError(ref, matches)
         named = self._jobs.named(ref)
@@ -333,6 +335,22 @@ class JobTable:
         if ended is None and (removed := self.pruned_elements(ref)):  # (a look through all of pruned)
             raise JobNotFoundError(ref, removed_elements=len(removed))  # it read "no job matches"
         raise JobNotFoundError(ref, ended.value if ended is not None else "")
+
+    def group_prefixed(self, prefix: str) -> str | None:
+        """The id of the one array or gang that ``prefix`` begins, where every job whose id begins
+        with it is of that group (its ``ID.N``), as a unique prefix names a job: `swarm show
+        2f3c501ec8` of array 2f3c501ec800 read "ambiguous (2f3c501ec800.3, 2f3c501ec800.5)". In
+        O(log jobs): a group's ids lie together in the sorted ids."""
+        ids = self._ids
+        start = bisect.bisect_left(ids, prefix)
+        if start == len(ids) or not ids[start].startswith(prefix):
+            return None
+        spec = self._jobs[ids[start]].spec
+        group = spec.array_id or spec.gang_id
+        if not group or not group.startswith(prefix) or not ids[start].startswith(group + "."):
+            return None
+        end = bisect.bisect_left(ids, group + "/", start)  # "/" sorts right after "."
+        return group if end == len(ids) or not ids[end].startswith(prefix) else None
 
     def jobs(self) -> Iterator[Job]:
         return iter(self._jobs.values())

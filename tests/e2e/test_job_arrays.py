@@ -281,6 +281,8 @@ def test_an_array_is_named_by_its_name_as_by_its_id_unless_a_job_goes_by_that_na
     assert client.job(child)["after"] == [f"{array_id}.{i}" for i in range(3)]
     shown = json.loads(daemon.swarm("show", "sweep", "--json").stdout)
     assert (shown["kind"], shown["id"], shown["name"]) == ("array", array_id, "sweep")
+    by_prefix = json.loads(daemon.swarm("show", array_id[:8], "--json").stdout)  # as a job's prefix names it
+    assert (by_prefix["kind"], by_prefix["id"]) == ("array", array_id)
     cancelled = daemon.swarm("cancel", "sweep")
     assert cancelled.returncode == 0, cancelled.stderr
     assert {j["state"] for j in client.wait([array_id], timeout=30)} == {"cancelled"}

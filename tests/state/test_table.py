@@ -1440,3 +1440,21 @@ def test_a_job_waiting_on_many_parents_names_ten_and_counts_the_rest_in_its_one_
     child = table.get("child")
     assert child is not None and child.reason is Reason.WAITING_DEPENDENCIES
     assert child.message == "waiting for p00, p01, p02, p03, p04, p05, p06, p07, p08, p09 and 2 more"
+
+
+def test_a_unique_prefix_of_an_arrays_or_gangs_id_names_it_as_a_jobs_names_the_job() -> None:
+    """`swarm show 2f3c501ec8` of array 2f3c501ec800 read "ambiguous (2f3c501ec800.3, ...)"."""
+    table = JobTable()
+    table.apply(
+        SubmitJobs(tuple(spec(f"2f3c501ec800.{i}", array_id="2f3c501ec800", array_index=i) for i in (3, 5)), 1.0)
+    )
+    table.apply(SubmitJobs(tuple(spec(f"9a1b.{r}", gang_id="9a1b", rank=r, ranks=2) for r in range(2)), 2.0))
+    table.apply(SubmitJobs((spec("2f3d"), spec("9a2c")), 3.0))
+    assert table.group_prefixed("2f3c501ec8") == "2f3c501ec800" and table.group_prefixed("2f3c") == "2f3c501ec800"
+    with pytest.raises(AmbiguousJobIdError) as info:  # an array, as by its whole id: says how to name one
+        table.resolve("2f3c")
+    assert "2f3c501ec800.3" in str(info.value)
+    assert table.resolve("9a1").id == "9a1b.0"  # a gang's: its rank 0, as by its whole id
+    assert table.group_prefixed("2f3") is None  # 2f3d begins with it too: ambiguous, as it was
+    with pytest.raises(AmbiguousJobIdError):
+        table.resolve("2f3")
