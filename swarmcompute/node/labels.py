@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from swarmcompute.errors import ConfigError, NodeNotFoundError
+from swarmcompute.membership.members import ALIVE, SUSPECT
 from swarmcompute.scheduler.constraints import label_problem
 from swarmcompute.state.drain import MAX_LABELS_PER_NODE, LabelNode, SetDrained, labels_after
 
@@ -102,19 +103,28 @@ class LabelsHost:
 
 
 def resolve_node(daemon: Daemon, ref: str) -> tuple[str, str]:
-    """(id, name) of the node ``ref`` names: an id, a unique id prefix, or a name. Raises ``NodeNotFoundError``."""
+    """(id, name) of the node ``ref`` names: an id, a unique id prefix, or a name. Raises
+    ``NodeNotFoundError``. Where a name is one live node's and some gone ones' (left, dead: a
+    node that left and joined again with its name, or a join refused for taking it, which gossip
+    still lists for an hour), it is the live node's: `swarm drain n1` of the one live n1 read
+    "'n1' names 2 nodes" for that hour."""
     known: dict[str, str] = {daemon.node_id: daemon.node_name(daemon.node_id)}
+    here = {daemon.node_id, *daemon.committer.raft.node.membership.members}
     for member in daemon.gossip.members():
         known[member.node_id] = member.meta.name if member.meta is not None else member.node_id
+        if member.state in (ALIVE, SUSPECT):
+            here.add(member.node_id)
     for node_id in (*daemon.committer.raft.node.membership.members, *daemon.table.drained):
         known.setdefault(node_id, daemon.node_name(node_id))
     if ref in known:
         return ref, known[ref]
     named = [n for n, name in known.items() if name == ref] or [n for n in known if n.startswith(ref)]
+    if len(named) > 1 and len(live := [n for n in named if n in here]) == 1:
+        named = live
     if len(named) == 1:
         return named[0], known[named[0]]
     if named:
-        raise NodeNotFoundError(f"{ref!r} names {len(named)} nodes: give the node id (swarm nodes lists them)")
+        raise NodeNotFoundError(f"{ref!r} names {len(named)} nodes: give the node id (`swarm status` shows them)")
     raise NodeNotFoundError(f"no node {ref!r} in this cluster: swarm nodes lists them")
 
 
@@ -132,8 +142,10 @@ async def label_node(daemon: Daemon, ref: str, texts: tuple[str, ...]) -> dict[s
     if not changes:
         raise ConfigError("give at least one K=V (K= removes K)")
     node_id, _ = resolve_node(daemon, ref)
+    before = node_row(daemon, node_id).get("labels") or {}
     await daemon.commit([LabelNode(node_id, changes, time.time())])
-    return node_row(daemon, node_id)
+    row = node_row(daemon, node_id)  # its labels as they are once applied: gossip tells them a moment later
+    return {**row, "labels": dict(labels_after(before.items(), changes))}
 
 
 def node_row(daemon: Daemon, node_id: str) -> dict[str, Any]:

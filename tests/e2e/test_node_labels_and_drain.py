@@ -55,6 +55,10 @@ def test_constraints_labels_and_drain_place_work_only_where_they_allow(daemon_fa
     assert json.loads((n0.state_dir / "labels.json").read_text())["labels"] == {"gpu": "h100", "rack": "2"}
     assert n0.swarm("label", "n0", "rack=").returncode == 0  # K= removes K
     wait_until(lambda: "rack" not in json.loads((n0.state_dir / "labels.json").read_text())["labels"], 10, "removal")
+    seen_by_n1 = lambda: next(n["labels"] for n in Client(n1.state_dir).nodes() if n["name"] == "n0")  # noqa: E731
+    wait_until(lambda: seen_by_n1() == {"gpu": "h100"}, 10, "n1 to hear of the removal")
+    relabelled = n1.swarm("label", "n0", "zone=b", "--json")  # it read the labels before the change
+    assert json.loads(relabelled.stdout)["labels"] == {"gpu": "h100", "zone": "b"}, relabelled.stdout
     unknown = n0.swarm("label", "nope", "a=b")
     assert unknown.returncode == 2 and "no node 'nope' in this cluster" in unknown.stderr
 
