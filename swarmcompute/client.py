@@ -895,7 +895,10 @@ class Client:
             if row is None or not row.get("running_jobs"):
                 return row or {"id": node_id}
             if deadline is not None and time.monotonic() > deadline:
-                raise errors.WaitTimeoutError(f"node {row['name']} still runs {counted(row['running_jobs'], 'job')}")
+                raise errors.WaitTimeoutError(
+                    f"node {row['name']} still runs {counted(row['running_jobs'], 'job')}: it stays drained;"
+                    f" `swarm drain {row['name']} --wait` waits again, `swarm jobs --node {row['name']}` lists them"
+                )
             time.sleep(0.2)
 
     def prune(self, *, older_than: float | str | None = None, keep: int | None = None) -> dict[str, Any]:

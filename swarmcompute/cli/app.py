@@ -634,6 +634,8 @@ def drain(
     as_json: JsonFlag = False,
 ) -> None:
     """Give a node no new work; what runs there finishes, what it had queued goes elsewhere."""
+    if timeout is not None and not wait:  # it was ignored: the drain returned at once
+        raise _fail("--timeout is how long --wait waits: give --wait too, or leave --timeout out")
     client = _client(state_dir)
     row = _call(lambda: client.drain(node, wait=(timeout or True) if wait else False))
     if as_json:

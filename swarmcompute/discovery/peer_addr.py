@@ -13,7 +13,7 @@ import re
 from swarmcompute.errors import ConfigError
 
 _HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-_FORM = "expected HOST:PORT, e.g. 192.168.1.20:7946, nas.local:7946 or [fe80::1]:7946"
+_FORM = "expected HOST:PORT, e.g. 192.168.1.20:7340, nas.local:7340 or [fe80::1]:7340"
 
 
 def parse_peer(text: str) -> tuple[str, int]:

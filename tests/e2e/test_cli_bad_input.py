@@ -64,7 +64,7 @@ def test_from_a_fresh_process_too(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["jobs", "-n", str(10**30)], "limit must be a whole number"),
+        (["jobs", "-n", str(10**30)], "-n must be from 0 to 10,000"),
         (["logs", "x", "--attempt", "0"], "attempt must be a positive whole number"),
         (["join", "--port", "70000"], "--port must be 0 to 65535"),
         (["join", "--voter-grace", "nan"], "--voter-grace must be a positive number"),
@@ -87,4 +87,15 @@ def test_jobs_with_too_many_rows_is_said_as_its_option(tmp_path: Path) -> None:
     assert (result.returncode, result.stderr) == (
         2,
         "swarm: -n must be from 0 to 10,000, got 100,000: narrow with --state, --name or --user\n",
+    )
+
+
+def test_drain_with_a_timeout_but_no_wait_is_refused_not_ignored(tmp_path: Path) -> None:
+    env = {**os.environ, "SWARM_STATE_DIR": str(tmp_path / "none")}
+    result = subprocess.run(
+        [swarm_executable(), "drain", "n1", "--timeout", "2s"], capture_output=True, text=True, env=env, timeout=30
+    )
+    assert (result.returncode, result.stderr) == (
+        2,
+        "swarm: --timeout is how long --wait waits: give --wait too, or leave --timeout out\n",
     )
