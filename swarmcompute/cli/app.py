@@ -218,6 +218,10 @@ def join(
 
         token = token.strip()
         _call(lambda: ClusterKey.from_token(token))  # a typo is said here, not in the daemon's log
+        if not mdns and not peers and not paths.cluster_key.exists():  # it would look for ever
+            raise _fail(
+                "with --no-mdns a first join has no way to find the cluster: give --peer HOST:7340, or drop --no-mdns"
+            )
     args = [
         "--state-dir",
         str(paths.root),

@@ -524,7 +524,10 @@ class ReplicatedJobLog:
             log.error("commands_not_committed_at_shutdown", count=len(lost))
             return
         if self.raft.leader_id is None:
-            error = NoQuorumError("no leader could be elected: a majority of voters is unreachable")
+            error = NoQuorumError(
+                "no leader could be elected: a majority of voters is unreachable (`swarm status` names them;"
+                " if they are gone for good: swarm recover)"
+            )
             for _, fut in self._queue:
                 if fut is not None and not fut.done():
                     fut.set_exception(error)

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from swarmcompute.cli import run_cmd
 from swarmcompute.cli.app import app
-from swarmcompute.testing.daemons import swarm_executable
+from swarmcompute.testing.daemons import free_port, swarm_executable
 
 
 @pytest.mark.parametrize(
@@ -98,4 +98,21 @@ def test_drain_with_a_timeout_but_no_wait_is_refused_not_ignored(tmp_path: Path)
     assert (result.returncode, result.stderr) == (
         2,
         "swarm: --timeout is how long --wait waits: give --wait too, or leave --timeout out\n",
+    )
+
+
+def test_a_first_join_with_no_mdns_and_no_peer_is_refused_not_left_looking_for_ever(tmp_path: Path) -> None:
+    from swarmcompute.transport.keys import new_cluster_key
+
+    token = new_cluster_key().token
+    state = tmp_path / "n"
+    args = ["join", "--detach", "--state-dir", str(state), "--no-mdns", "--token", token]
+    args += ["--bind", "127.0.0.1", "--port", str(free_port()), "--http-port", "off"]
+    try:
+        result = subprocess.run([swarm_executable(), *args], capture_output=True, text=True, timeout=30)
+    finally:  # (before, a daemon started, and looked for ever)
+        subprocess.run([swarm_executable(), "leave", "--state-dir", str(state)], capture_output=True, timeout=60)
+    assert (result.returncode, result.stderr) == (
+        2,
+        "swarm: with --no-mdns a first join has no way to find the cluster: give --peer HOST:7340, or drop --no-mdns\n",
     )
