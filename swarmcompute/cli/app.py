@@ -44,6 +44,7 @@ StateDir = Annotated[
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output (keys in the README).")]
 
 F = TypeVar("F", bound=Callable[..., Any])
+_T = TypeVar("_T")
 JOIN_READY_TIMEOUT_S = 15.0
 JOIN_MEMBER_WAIT_S = 10.0
 """`swarm join --token` waits this long for the cluster to take the node in (a refused token stops
@@ -203,7 +204,7 @@ def join(
     own command line (``--token T``) is gone too.
     """
     keep_jobs_n, keep_s, forget_after_s, http = checked_join_values(
-        port, voter_grace, log_format, keep_jobs, keep_history, forget_after, http_port
+        port, voter_grace, log_format, keep_jobs, keep_history, forget_after, http_port, ctx=ctx
     )
     paths = _call(lambda: StatePaths.resolve(state_dir))
     peers = tuple(peer or ())
@@ -431,20 +432,41 @@ def checked_join_values(
     keep_history: str,
     forget_after: str,
     http_port: str | None,
+    *,
+    ctx: typer.Context | None = None,
 ) -> tuple[int, float, float, int | None]:
     """`swarm join`'s values checked, as join and `swarm config` both say it (exit 2, one line):
-    ``--keep-jobs`` and ``--keep-history``, ``--forget-after`` and ``--http-port`` parsed."""
+    ``--keep-jobs`` and ``--keep-history``, ``--forget-after`` and ``--http-port`` parsed. A value
+    from the config file (``ctx``: join's) is said as the file's key (``FILE: port``), not as a
+    flag the user never gave: `port = 99999` in the file read `--port must be 0 to 65535`."""
+    from swarmcompute.cli.config_cmd import FILE_META
+
+    def said(param: str) -> str:
+        flag = "--" + param.replace("_", "-")
+        if ctx is None or not _from_config(ctx, param):
+            return flag
+        return f"{ctx.meta[FILE_META][0]}: {flag[2:]}"
+
+    def checked(params: tuple[str, ...], parse: Callable[[], _T]) -> _T:
+        try:
+            return parse()
+        except SwarmError as exc:
+            text = str(exc)
+            for param in params:
+                text = text.replace("--" + param.replace("_", "-"), said(param), 1)
+            raise _fail(text) from None
+
     if not 0 <= port <= 65535:
-        raise _fail(f"--port must be 0 to 65535, got {port}")
+        raise _fail(f"{said('port')} must be 0 to 65535, got {port}")
     if not 0 < voter_grace <= 1e6:  # also false for nan
-        raise _fail(f"--voter-grace must be a positive number of seconds, got {voter_grace}")
+        raise _fail(f"{said('voter_grace')} must be a positive number of seconds, got {voter_grace}")
     if log_format not in ("console", "json"):
-        raise _fail(f"--log-format must be console or json, got {log_format[:40]!r}")
+        raise _fail(f"{said('log_format')} must be console or json, got {log_format[:40]!r}")
     from swarmcompute.node.__main__ import parse_forget_after, parse_http_port, parse_retention
 
-    keep_jobs_n, keep_s = _call(lambda: parse_retention(keep_jobs, keep_history))
-    forget_after_s = _call(lambda: parse_forget_after(forget_after))
-    http = _call(lambda: parse_http_port(http_port))
+    keep_jobs_n, keep_s = checked(("keep_jobs", "keep_history"), lambda: parse_retention(keep_jobs, keep_history))
+    forget_after_s = checked(("forget_after",), lambda: parse_forget_after(forget_after))
+    http = checked(("http_port",), lambda: parse_http_port(http_port))
     return keep_jobs_n, keep_s, forget_after_s, http
 
 

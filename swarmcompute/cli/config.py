@@ -185,8 +185,9 @@ def parse_settings(data: Mapping[str, object], path: Path, table: Sequence[Setti
         if setting is None:
             from swarmcompute.units import likely_meant
 
+            usable = sorted(k for k, s in by_key.items() if not s.secret)  # (a secret is refused below)
             close = likely_meant(key.replace("_", "-"), by_key)
-            hint = f"did you mean {close}?" if close else f"the keys are: {', '.join(sorted(by_key))}"
+            hint = f"did you mean {close}?" if close else f"the keys are: {', '.join(usable)}"
             raise ConfigError(f"{path}: unknown key {_shown(key)}: {hint}")
         if setting.secret:
             raise ConfigError(

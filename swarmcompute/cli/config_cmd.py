@@ -70,6 +70,7 @@ def show_config(ctx: typer.Context, as_json: bool) -> None:
             p["keep_history"],
             p["forget_after"],
             p["http_port"],
+            ctx=sub,
         )
     if as_json:
         import json

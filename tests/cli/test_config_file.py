@@ -150,19 +150,34 @@ def test_swarm_config_and_join_refuse_a_wrong_file_in_one_line_and_join_starts_n
 @pytest.mark.parametrize(
     ("line", "said"),
     [
-        ("keep-jobs = -5", "--keep-jobs must be a number of jobs from 0 to 1000000000, got '-5'"),
-        ('http-port = "99999"', "--http-port must be 0 to 65535 or off, got '99999'"),
-        ("port = 70000", "--port must be 0 to 65535, got 70000"),
+        ("keep-jobs = -5", "keep-jobs must be a number of jobs from 0 to 1000000000, got '-5'"),
+        ('http-port = "99999"', "http-port must be 0 to 65535 or off, got '99999'"),
+        ("port = 70000", "port must be 0 to 65535, got 70000"),
+        ('keep-history = "2x"', "keep-history: cannot read '2x' as a duration"),
     ],
 )
-def test_swarm_config_refuses_a_value_join_would_refuse_as_join_does(
+def test_swarm_config_refuses_a_value_join_would_refuse_as_join_does_naming_the_files_key(
     env: dict[str, str], tmp_path: Path, line: str, said: str
 ) -> None:
-    (tmp_path / "config.toml").write_text(line + "\n")
+    """Not a flag the user never gave: `port = 70000` read `--port must be 0 to 65535`."""
+    conf = tmp_path / "config.toml"
+    conf.write_text(line + "\n")
     for command in (["config"], ["join", "--detach"]):
         result = swarm(*command, env=env)
-        assert (result.returncode, result.stdout, result.stderr) == (2, "", f"swarm: {said}\n"), command
+        assert (result.returncode, result.stdout) == (2, ""), command
+        assert result.stderr.startswith(f"swarm: {conf}: {said}"), (command, result.stderr)
     assert not (tmp_path / "node").exists()
+    flagged = swarm("config", "--port", "70000", env=env)  # a flag's is said as the flag
+    assert flagged.stderr == "swarm: --port must be 0 to 65535, got 70000\n"
+
+
+def test_an_unknown_key_is_answered_with_the_keys_a_file_may_hold_not_the_secrets(tmp_path: Path) -> None:
+    conf = tmp_path / "config.toml"
+    conf.write_text("zzzzqqqq = 1\n")
+    with pytest.raises(ConfigError) as refused:
+        config.read_file(conf, join_table(join_command()))
+    keys = str(refused.value).split("the keys are: ")[1].split(", ")
+    assert "port" in keys and "token-file" in keys and "token" not in keys and "metrics-token" not in keys
 
 
 def test_a_config_file_named_but_missing_is_an_error_and_a_missing_default_one_is_not(
