@@ -347,6 +347,8 @@ def _wait_ready(
     """Wait for the daemon ``proc`` that `swarm join --detach` started to answer, and say it is
     up; or say why it stopped first: its own line, read from its log or, where the log could not
     take it (a full disk), from the pipe ``said`` its stderr also goes to."""
+    from swarmcompute.limits import printable
+
     client = Client(paths.root)
     os.set_blocking(said, False)
     stderr = b""
@@ -366,7 +368,8 @@ def _wait_ready(
             except SwarmError:  # it stopped between the ping and the question (a refused name, a
                 continue  # refused token): the poll above then says why, in the daemon's own line
             me = next(n for n in status["nodes"] if n["id"] == status["node_id"])
-            if token and me["role"] == "joining":  # not in the cluster yet: "up" would be a promise
+            apart = not status["quorum"]["healthy"]  # a restart that has not reached its cluster (yet)
+            if (token and me["role"] == "joining") or apart:  # not in the cluster yet: "up" would be a promise
                 joined_by = joined_by or time.monotonic() + JOIN_MEMBER_WAIT_S
                 if time.monotonic() < joined_by:
                     time.sleep(0.1)
@@ -389,6 +392,12 @@ def _wait_ready(
                 typer.echo(
                     f"not in the cluster yet: no member answered within {JOIN_MEMBER_WAIT_S:g}s; it keeps "
                     "looking (`swarm status` shows when it joined)",
+                    err=True,
+                )
+            elif apart:  # (it said "up" for a node that could not reach its cluster, and nothing more)
+                typer.echo(
+                    f"not in touch with its cluster after {JOIN_MEMBER_WAIT_S:g}s: "
+                    f"{printable(status['quorum']['reason'])}; it keeps trying (`swarm status` shows when)",
                     err=True,
                 )
             if not created_before and paths.cluster_created.exists() and not token:

@@ -65,3 +65,24 @@ def test_a_node_whose_name_a_live_member_holds_is_refused_in_one_line(daemon_fac
         assert [n["name"] for n in first.status()["nodes"]] == ["pi"]
     finally:
         stop_detached(twin.state_dir)
+
+
+def test_a_restart_that_cannot_reach_its_cluster_says_so_after_is_up(daemon_factory: Any, tmp_path: Path) -> None:
+    """It said `is up` and nothing more for a node that could not reach its cluster."""
+    port = free_port()
+    member: DaemonProcess = daemon_factory("m", port=port, extra_args=("--new-cluster",)).start()
+    joiner = DaemonProcess(tmp_path / "joiner", name="j")
+    joiner.state_dir.mkdir()
+    common = ("join", "--detach", "--bind", "127.0.0.1", "--port", "0", "--no-mdns", "--http-port", "off")
+    try:
+        first = joiner.swarm(*common, "--peer", f"127.0.0.1:{port}", "--token", member.token_from_disk())
+        assert first.returncode == 0 and first.stderr == "", first.stderr
+        wait_until(lambda: len(joiner.status()["quorum"]["voters"]) == 2, 30, "a second voter")
+        stop_detached(joiner.state_dir)
+        member.stop()  # the one other voter: the restart finds no quorum
+        again = joiner.swarm(*common)
+        assert again.returncode == 0 and "is up" in again.stdout, again.stderr
+        assert again.stderr.startswith("not in touch with its cluster after 10s: "), again.stderr
+        assert "it keeps trying" in again.stderr and again.stderr.count("\n") == 1
+    finally:
+        stop_detached(joiner.state_dir)
