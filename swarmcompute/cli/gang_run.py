@@ -71,10 +71,10 @@ def follow_gang(
     from swarmcompute.units import counted
 
     said = f"swarm: gang {gang_id}: {counted(ranks, 'rank')} (swarm logs {gang_id}.R for rank R)"
-    print(said, file=sys.stderr, flush=True)
     tie = None
     try:
-        tie = tied(client, gang_id, keep=keep)
+        tie = tied(client, gang_id, keep=keep)  # first: once that line is out, a kill -9 cancels the gang
+        print(said, file=sys.stderr, flush=True)
         _stream_all(client_of, [rank_id(gang_id, r) for r in range(min(ranks, MAX_STREAMED_RANKS))])
         record = client.job(gang_id)
         failed = [r for r in record.get("gang") or [] if r["state"] == "failed"]

@@ -189,13 +189,16 @@ def test_kill_9_of_run_of_an_array_or_gang_cancels_all_of_it_within_seconds(
     script = f"touch {tmp_path}/started.$SWARM_ARRAY_INDEX$SWARM_RANK; sleep 300"
     proc = _start_run(daemon, *shape, "--cpus", "0", "--", "sh", "-c", script)
     try:
+        assert proc.stderr is not None
+        ready, _, _ = select.select([proc.stderr], [], [], 20)
+        said = proc.stderr.readline().decode() if ready else ""  # said once it is tied: "swarm: KIND ID: ..."
+        assert said.startswith(f"swarm: {kind} "), said
         markers = [tmp_path / "started.0", tmp_path / "started.1"]
         wait_until(lambda: _group_started(proc, markers), 20, f"both jobs of the {kind} to start")
         proc.kill()
-        _, err = proc.communicate(timeout=10)
     finally:
         _stopped(proc)
-    group_id = err.decode().split()[2].rstrip(":")  # "swarm: KIND ID: ..."
+    group_id = said.split()[2].rstrip(":")
     ended = daemon.client.wait(group_id, timeout=30)
     jobs = ended if kind == "array" else ended["gang"]
     assert [j["state"] for j in jobs] == ["cancelled", "cancelled"]
