@@ -80,6 +80,12 @@ class StatePaths:
         return self.root / "cluster.created"
 
     @property
+    def earlier_cluster_ids(self) -> Path:
+        """The cluster ids of the keys this node held before rotations (``node.joining``), one a
+        line: a token of one of them is the same cluster's, from before a `swarm token --rotate`."""
+        return self.root / "cluster.earlier"
+
+    @property
     def peers_file(self) -> Path:
         """The address book: node id -> last known peer address."""
         return self.root / "peers.json"

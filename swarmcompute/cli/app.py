@@ -223,6 +223,12 @@ def join(
             raise _fail(
                 "with --no-mdns a first join has no way to find the cluster: give --peer HOST:7340, or drop --no-mdns"
             )
+        from swarmcompute.node.joining import EARLIER_TOKEN_ACTION, is_earlier_token
+
+        if detach and is_earlier_token(paths, token):  # in the foreground the daemon's log says it
+            typer.echo(
+                f"swarm: warning: the token is from before `swarm token --rotate`: {EARLIER_TOKEN_ACTION}", err=True
+            )
     args = [
         "--state-dir",
         str(paths.root),

@@ -6,7 +6,9 @@ How it goes (the why of each step is in ``state.cluster_key`` and ``transport.pe
    generation) through the Raft log; it answers with the new token only once that is
    committed, and only if its rotation won (two at once: one wins, the other is told).
 2. Every member, on applying it (checked every tick, 0.1 s), saves the new key to
-   ``cluster.key`` (0600, atomically), rebinds its peer port with the new keypair (the old
+   ``cluster.key`` (0600, atomically; the old key's cluster id goes to ``cluster.earlier``,
+   so that the old token, which a service unit or a config file holds, still starts this
+   node: ``node.joining``), rebinds its peer port with the new keypair (the old
    token is refused from then on: a stranger holding it cannot even finish a handshake),
    re-advertises on mDNS under the new cluster id, and keeps reaching the members that have
    not switched yet with the old key for ``KEY_GRACE_S``.
@@ -28,6 +30,7 @@ from typing import Any
 import structlog
 
 from swarmcompute.errors import ClusterError, InvalidTokenError
+from swarmcompute.node.joining import remember_earlier_key
 from swarmcompute.paths import StatePaths
 from swarmcompute.state.cluster_key import RotateClusterKey
 from swarmcompute.state.table import JobTable
@@ -135,6 +138,8 @@ class KeyRotation:
             self._unsaved = None
             return
         try:
+            if current is not None:  # its token, in a service unit or a config file, still starts this node
+                remember_earlier_key(self._paths, current.cluster_id)
             key.save(self._paths.cluster_key)
         except OSError as exc:  # a full disk: kept in memory, saved at a later tick
             if self._unsaved is None:

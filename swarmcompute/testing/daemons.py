@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -28,6 +29,7 @@ __all__ = [
     "free_port",
     "length_prefixed",
     "send_raw_control",
+    "stop_detached",
     "swarm_executable",
     "wait_until",
 ]
@@ -97,6 +99,19 @@ class DaemonProcess(LocalDaemon):
         return subprocess.run(
             [swarm_executable(), *args], capture_output=True, text=True, timeout=timeout_s, env=env, **kwargs
         )
+
+
+def stop_detached(state_dir: Path) -> None:
+    """Stop a daemon `swarm join --detach` started, by the pid it wrote (SIGTERM), and wait for it."""
+    pid_file = state_dir / "daemon.pid"
+    if not pid_file.exists():
+        return
+    pid = int(pid_file.read_text())
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    wait_until(lambda: not pid_file.exists(), 20, "the detached daemon to stop")
 
 
 def copy_of(node: LocalDaemon, to: Path) -> Path:

@@ -3,27 +3,12 @@ address that refused it), or a name a live member holds (two would make every ta
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from pathlib import Path
 from typing import Any
 
-from swarmcompute.testing.daemons import DaemonProcess, free_port, wait_until
+from swarmcompute.testing.daemons import DaemonProcess, free_port, stop_detached
 from swarmcompute.transport.keys import new_cluster_key
-
-
-def stop_detached(state_dir: Path) -> None:
-    """Stop a daemon `swarm join --detach` started, by the pid it wrote."""
-    pid_file = state_dir / "daemon.pid"
-    if not pid_file.exists():
-        return
-    pid = int(pid_file.read_text())
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    wait_until(lambda: not pid_file.exists(), 20, "the detached daemon to stop")
 
 
 def test_a_wrong_token_is_refused_by_the_peer_and_said_in_one_line_then_the_right_one_joins(

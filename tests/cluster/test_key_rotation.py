@@ -10,8 +10,8 @@ from pathlib import Path
 
 from swarmcompute.membership.messages import Ping
 from swarmcompute.testing.clusters import FAST_GOSSIP, formed, start_cluster
-from swarmcompute.testing.daemons import free_port, wait_until
-from swarmcompute.transport.keys import ClusterKey
+from swarmcompute.testing.daemons import free_port, stop_detached, wait_until
+from swarmcompute.transport.keys import ClusterKey, new_cluster_key
 from swarmcompute.transport.peer import PeerTransport
 
 
@@ -64,3 +64,42 @@ async def _old_key_gets_nothing_in(old: ClusterKey, address: str) -> None:
         while time.monotonic() < deadline:
             assert intruder.send(address, Ping("intruder", "127.0.0.1:1", 1, "x")) is False
             await asyncio.sleep(0.05)
+
+
+def test_a_member_restarted_with_its_token_from_before_a_rotation_starts_with_the_current_key_and_a_warning(
+    daemon_factory, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """What a service unit's credential or a config file's token-file holds after a rotation:
+    the node was set up with it, so it must still start (the saved key wins), not crash-loop."""
+    nodes = start_cluster(daemon_factory, 2)
+    first, second = nodes
+    wait_until(lambda: formed(nodes), 30, "a 2-node cluster")
+    old_token = first.token_from_disk()
+    rotated = first.swarm("token", "--rotate")
+    assert rotated.returncode == 0, rotated.stderr
+    new_token = rotated.stdout.strip()
+    wait_until(
+        lambda: ClusterKey.load(second.state_dir / "cluster.key").token == new_token, 10, "n1 to save the new key"
+    )
+    second.stop()
+    token_file = tmp_path / "join.token"
+    token_file.write_text(old_token + "\n")
+    token_file.chmod(0o600)
+    join = ("join", "--detach", "--bind", "127.0.0.1", "--port", str(second.port), "--no-mdns")
+    try:
+        restarted = second.swarm(*join, "--token-file", str(token_file))
+        assert restarted.returncode == 0, restarted.stderr
+        assert "is up" in restarted.stdout
+        assert restarted.stderr.count("\n") == 1 and restarted.stderr.startswith("swarm: warning: ")
+        assert "before `swarm token --rotate`" in restarted.stderr and "`swarm token`" in restarted.stderr
+        assert second.token_from_disk() == new_token  # the saved key won
+        wait_until(lambda: formed(nodes), 30, "the cluster to be whole again")
+        assert second.status()["cluster_id"] == new_token.split("-")[1]
+    finally:
+        stop_detached(second.state_dir)
+
+    other = second.swarm(*join, "--token", new_cluster_key().token)  # a truly different cluster's
+    assert other.returncode == 2 and other.stdout == ""
+    assert other.stderr.count("\n") == 1 and "--state-dir" in other.stderr and "swarm leave" not in other.stderr
+    assert f"is of cluster {new_token.split('-')[1]}" in other.stderr
+    assert not (second.state_dir / "daemon.pid").exists()
