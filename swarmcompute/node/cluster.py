@@ -58,6 +58,7 @@ from swarmcompute.files.messages import PEER_MESSAGES as FILE_MESSAGES
 from swarmcompute.membership.members import ALIVE
 from swarmcompute.membership.messages import Ack, Gossip, Ping, PingReq, PushPull, TwinCheck
 from swarmcompute.node.cluster_messages import (
+    ClusterKeyNotice,
     DetailsData,
     DetailsFetch,
     ForwardCommands,
@@ -326,6 +327,8 @@ class ClusterLink:
         """Messages of file shipping (``files.messages.PEER_MESSAGES``), for ``files.host.FilesHost``."""
         self.on_lease: Callable[[str, LeaseAsk | LeaseGrant], None] | None = None
         self.on_stopping: Callable[[str], None] | None = None
+        self.on_key_notice: Callable[[str, ClusterKeyNotice], None] | None = None
+        """A member says the cluster's key now (``node.key_rotation``)."""
         """The leader hears that a member stops its attempts (``StoppingNotice``)."""
         self.drained_at = float("-inf")
         """When a burst from peers was last read (``time.monotonic``)."""
@@ -785,6 +788,9 @@ class ClusterLink:
         elif isinstance(msg, DetailsFetch):
             if self.on_details_fetch is not None:
                 self.on_details_fetch(sender, msg)
+        elif isinstance(msg, ClusterKeyNotice):
+            if self.on_key_notice is not None:
+                self.on_key_notice(sender, msg)
         elif isinstance(msg, FILE_MESSAGES):
             if self.on_files is not None:
                 self.on_files(sender, msg)

@@ -1,4 +1,4 @@
-"""Messages between daemons that are neither Raft nor gossip: joining and forwarding.
+"""Messages between daemons that are neither Raft nor gossip: joining, forwarding, the key.
 
 Every daemon accepts client requests; the ones that change the job table must
 be committed by the leader, so a follower forwards its commands
@@ -131,3 +131,16 @@ class DetailsData:
     """(job id, its ``JobRecord`` as the codec encodes it), as many as fit one answer."""
     lacking: tuple[str, ...] = ()
     """The asked ids the answering node holds no details of (the rest did not fit: ask again)."""
+
+
+@codec.message("cluster.key_notice")
+@dataclass(frozen=True, slots=True)
+class ClusterKeyNotice:
+    """A member tells a peer it reached only with the cluster's previous key (one that was down
+    during `swarm token --rotate` and came back within the grace period) the key now: that
+    peer cannot answer anyone, so it would never get the log entry that carries it
+    (``node.key_rotation``). Sent with the old key, so only a holder of the old key reads it,
+    as the log entry reaches such a peer anyway."""
+
+    generation: int
+    token: str = field(repr=False)

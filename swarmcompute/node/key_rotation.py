@@ -16,6 +16,14 @@ How it goes (the why of each step is in ``state.cluster_key`` and ``transport.pe
    and a tick. Messages from a follower not yet switched to one that has are lost for that
    moment, as on a short network blip: far below the election timeout and the lease.
 
+4. A member that was down during the rotation comes back on the old key. Members still reach
+   it with the old key for ``KEY_GRACE_S``, but it cannot answer them (their ports let in only
+   the new key), so it would never fetch the log entry with the new key: each member that
+   reached a peer only with the old key sends it a ``ClusterKeyNotice`` (the key now) once a
+   second, and the peer switches to it ahead of its log, then catches up as any restarted
+   member does. The notice goes out with the old key, as the log entry itself does to a peer
+   that has not switched: only a holder of the old key can read it.
+
 A member that was down for the whole grace period holds only the old key: it cannot reach
 the cluster any more and must join again with the new token (a fresh state dir).
 """
@@ -30,6 +38,7 @@ from typing import Any
 import structlog
 
 from swarmcompute.errors import ClusterError, InvalidTokenError
+from swarmcompute.node.cluster_messages import ClusterKeyNotice
 from swarmcompute.node.joining import remember_earlier_key
 from swarmcompute.paths import StatePaths
 from swarmcompute.state.cluster_key import RotateClusterKey
@@ -64,6 +73,10 @@ class KeyRotation:
         self._unsaved: ClusterKey | None = None
         self._switching: asyncio.Task[None] | None = None
         self._retry_at = 0.0
+        self._noticed_generation = 0
+        """The generation a member's ``ClusterKeyNotice`` switched this node to, ahead of its log."""
+        self._told: set[str] = set()
+        link.on_key_notice = self._noticed
         if self._generation:  # a restart after a rotation: the key file may lag the log
             self._generation = -1
 
@@ -84,6 +97,8 @@ class KeyRotation:
         state = self._table.cluster_key
         if self._unsaved is not None:
             self._save(self._unsaved)
+        if state.generation < self._noticed_generation:
+            return  # the log catches up with the key a member told: an older key would undo it
         if state.generation == self._generation or (self._switching is not None and not self._switching.done()):
             return
         if time.monotonic() < self._retry_at:
@@ -126,8 +141,41 @@ class KeyRotation:
         )
 
     def expire(self) -> None:
-        """Once a second: close the old key's connections once the grace period is over."""
-        self._link.transport.expire_old_key()
+        """Once a second: tell the peers reached only with the old key the key now (step 4 of
+        the module doc); close the old key's connections once the grace period is over."""
+        transport = self._link.transport
+        peers = transport.old_key_peers()
+        state = self._table.cluster_key
+        if peers and state.token and state.token == self._link.key.token:
+            notice = ClusterKeyNotice(state.generation, state.token)
+            for address in sorted(peers):
+                if address not in self._told:
+                    self._told.add(address)
+                    log.info("cluster_key_told", address=address, generation=state.generation)
+                self._link.send_to_address(address, notice)
+        transport.expire_old_key()
+
+    def _noticed(self, sender: str, notice: ClusterKeyNotice) -> None:
+        """A member reached this node only with the key it has, which the cluster replaced: switch
+        to the key it says, ahead of the log (fetched only once this node can answer). Only a
+        holder of this node's key can send it (the ROUTER lets in no one else), and only a newer
+        generation than the log's and the last notice's is taken."""
+        if not isinstance(notice.generation, int) or not isinstance(notice.token, str):
+            return
+        if notice.generation <= self._table.cluster_key.generation or notice.generation < self._noticed_generation:
+            return
+        if self._switching is not None and not self._switching.done():
+            return
+        try:
+            key = ClusterKey.from_token(notice.token)
+        except InvalidTokenError:
+            return
+        if key.curve_public_key == self._link.key.curve_public_key:
+            return
+        log.info("cluster_key_noticed", sender=sender[:64], generation=notice.generation)
+        self._noticed_generation = self._generation = notice.generation
+        self._save(key)
+        self._switching = asyncio.get_running_loop().create_task(self._switch(key, notice.generation))
 
     def _save(self, key: ClusterKey) -> None:
         try:

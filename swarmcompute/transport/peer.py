@@ -37,6 +37,10 @@ Shape (why each part is there):
   key for ``grace_s``, used while the new one is not connected, so peers that have not
   switched yet (they switch when they apply the same log entry, within a heartbeat) are
   still reached. New DEALERs then retry every 0.5 s at most, to find a peer that switched.
+  The ROUTER cannot let the old key in too (a CURVE server has one keypair, and the port one
+  ROUTER), so a peer still on the old key is reached but cannot answer: ``old_key_peers``
+  names the addresses reached only with the old key, for the owner to send the new key to
+  (``node.key_rotation``: a member that was down during the rotation and came back).
 - Every received frame goes through ``codec.decode``; anything bad (garbage,
   truncated msgpack, another major protocol version, unknown tag, wrong types,
   a wrong frame count, no node id) is counted and logged as ``peer_message_dropped``
@@ -181,6 +185,8 @@ class PeerTransport:
         """The key before the last rotation, still used to reach peers until ``_old_until``."""
         self._old_dealers: collections.OrderedDict[str, zmq.Socket[bytes]] = collections.OrderedDict()
         self._old_until = 0.0
+        self._old_key_only: set[str] = set()
+        """Addresses a frame reached only with the old key since ``old_key_peers`` last said."""
         self.describe_sender: Callable[[str], str] | None = None
         """The address known for a node id, for log lines about what it sent (set by the owner)."""
         self.protocol_major = protocol_major
@@ -345,9 +351,15 @@ class PeerTransport:
     def _push(self, address: str, data: bytes, count: int) -> bool:
         """Hand one frame holding ``count`` messages to ZeroMQ (0: an empty batch, a probe)."""
         sent = self._push_to(self._dealer(address), data, address)
-        if not sent and self._old_key is not None:
+        if sent and self._old_dealers:  # the peer switched: its old-key connection only knocks
+            stale = self._old_dealers.pop(_normalize(address), None)
+            if stale is not None:
+                stale.close(linger=0)
+        elif not sent and self._old_key is not None:
             if time.monotonic() < self._old_until:  # a peer that has not switched keys yet
                 sent = self._push_to(self._dealer(address, old=True), data, address)
+                if sent:
+                    self._old_key_only.add(_normalize(address))
             else:
                 self._drop_old_key()
         if not sent:
@@ -415,6 +427,14 @@ class PeerTransport:
         self._start_receiver()
         log.info("peer_transport_rekeyed", cluster_id=key.cluster_id, old_key_until_s=grace_s)
 
+    def old_key_peers(self) -> set[str]:
+        """The addresses ("tcp://host:port") reached only with the old key since the last call:
+        peers that have not switched keys. A peer that is on the old key cannot answer this
+        node (its ROUTER lets in only the new key), so it never learns of the rotation by
+        itself; whoever owns the transport tells it."""
+        peers, self._old_key_only = self._old_key_only, set()
+        return peers
+
     def expire_old_key(self) -> None:
         """Close the old key's connections once its grace period is over (called now and then)."""
         if self._old_key is not None and time.monotonic() >= self._old_until:
@@ -426,6 +446,7 @@ class PeerTransport:
         for sock in self._old_dealers.values():
             sock.close(linger=0)
         self._old_dealers.clear()
+        self._old_key_only.clear()
         self._old_key = None
         log.info("peer_transport_old_key_dropped")
 

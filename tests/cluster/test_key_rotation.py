@@ -103,3 +103,28 @@ def test_a_member_restarted_with_its_token_from_before_a_rotation_starts_with_th
     assert other.stderr.count("\n") == 1 and "--state-dir" in other.stderr and "swarm leave" not in other.stderr
     assert f"is of cluster {new_token.split('-')[1]}" in other.stderr
     assert not (second.state_dir / "daemon.pid").exists()
+
+
+def test_a_member_that_was_down_during_a_rotation_and_returns_within_the_grace_period_gets_the_new_key(
+    daemon_factory,
+) -> None:  # type: ignore[no-untyped-def]
+    """It comes back on the old key, which members still reach it with but no member's port lets
+    in: told the new key by the members, it switches and is a voter of the cluster again."""
+    nodes = start_cluster(daemon_factory, 3)
+    first, _, third = nodes
+    wait_until(lambda: formed(nodes, 3), 30, "a 3-voter cluster")
+    third.stop()
+    rotated = first.swarm("token", "--rotate")
+    assert rotated.returncode == 0, rotated.stderr
+    new_token = rotated.stdout.strip()
+    time.sleep(3)
+    third.token = None  # restarted as it was set up, with nothing but its state dir
+    t0 = time.monotonic()
+    third.start()
+    wait_until(lambda: third.token_from_disk() == new_token, 20, "the returning member to get the new key")
+    wait_until(lambda: formed(nodes, 3), 30, "the cluster to be whole again, three voters")
+    print(f"the returning member was back in the cluster {time.monotonic() - t0:.2f} s after it started")
+    assert third.status()["cluster_id"] == new_token.split("-")[1]
+    assert "cluster_key_noticed" in third.log_path.read_text(errors="replace")
+    job = third.client.submit(["echo", "back"], node="n2")
+    assert third.client.wait(job, timeout=20)["state"] == "succeeded"
