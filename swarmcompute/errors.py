@@ -169,6 +169,11 @@ class TokenRefusedError(ClusterError):
     """A joining node's peers refuse its handshake: its token is not their cluster's."""
 
 
+class KeyOutdatedError(ClusterError):
+    """Every member a node knows refuses its key: the cluster's key was rotated while it was down
+    longer than the grace period (``node.key_rotation``), and it cannot get the new one."""
+
+
 class VersionRefusedError(ClusterError):
     """A member refused this node: their protocol versions are not compatible (``swarmcompute.versions``)."""
 
@@ -176,7 +181,8 @@ class VersionRefusedError(ClusterError):
 EXIT_MUST_NOT_RUN = 78
 """The exit status of a node that must not run as it is until a person acts: a copy of another
 node's state directory (``DuplicateNodeError``), a damaged or missing Raft log
-(``RaftStateLostError``). sysexits' EX_CONFIG; the systemd unit does not restart on it
+(``RaftStateLostError``), a member whose key the cluster replaced while it was down
+(``KeyOutdatedError``). sysexits' EX_CONFIG; the systemd unit does not restart on it
 (``RestartPreventExitStatus``): a copy was started again every 5 s, to be found and stop again."""
 
 

@@ -22,7 +22,14 @@ import signal
 import sys
 from typing import Any, TextIO
 
-from swarmcompute.errors import EXIT_MUST_NOT_RUN, ConfigError, DuplicateNodeError, RaftStateLostError, SwarmError
+from swarmcompute.errors import (
+    EXIT_MUST_NOT_RUN,
+    ConfigError,
+    DuplicateNodeError,
+    KeyOutdatedError,
+    RaftStateLostError,
+    SwarmError,
+)
 from swarmcompute.paths import DEFAULT_PORT, StatePaths
 
 SECRET_ENV = ("SWARM_TOKEN",)
@@ -364,7 +371,7 @@ def run_daemon(
         asyncio.run(serve())
     except SwarmError as exc:
         print(f"swarm: {exc}", file=sys.stderr)
-        return EXIT_MUST_NOT_RUN if isinstance(exc, (DuplicateNodeError, RaftStateLostError)) else 2
+        return EXIT_MUST_NOT_RUN if isinstance(exc, (DuplicateNodeError, RaftStateLostError, KeyOutdatedError)) else 2
     except OSError as exc:  # a write while starting (identity, key) on a full or broken disk
         from swarmcompute.storage.disk import describe
 

@@ -496,6 +496,7 @@ class Daemon:
             files = self._files = self.executor.files = FilesHost(self)
             link.on_files = files.on_peer
             self._watch_join_refusals()
+            self._watch_key_refusals()
             link.on_join_refused = self._join_refused
             link.add_seeds(list(plan.seeds) + list(link.book.items().values()))
             if self.config.mdns:
@@ -679,6 +680,40 @@ class Daemon:
         if self.config.token is None or self.plan is None or self.plan.bootstrap or self._is_member():
             return
         self._refusals = asyncio.get_running_loop().create_task(self._probe_join_seeds())
+
+    def _watch_key_refusals(self) -> None:
+        """A member that comes back after the cluster's key was rotated and the grace period
+        ended holds a key no member lets in, and nothing reaches it: rather than run on alone
+        (quorum lost, forever), it stops with ``KeyOutdatedError`` (exit 78: the unit does not
+        start it again) once every peer it knows refuses its key and none spoke to it for
+        ``KEY_REFUSED_AFTER_S``. The first message from a peer ends the watch."""
+        if self._refusals is not None or not self._is_member():
+            return
+        self._refusals = asyncio.get_running_loop().create_task(self._probe_members_key())
+
+    async def _probe_members_key(self) -> None:
+        from swarmcompute.errors import KeyOutdatedError
+        from swarmcompute.node.key_rotation import KEY_GRACE_S, KEY_REFUSED_AFTER_S
+        from swarmcompute.transport.refusals import probe_handshake
+
+        transport = self.link.transport
+        grace = f"{KEY_GRACE_S / 60:g} minutes" if KEY_GRACE_S >= 60 else f"{KEY_GRACE_S:g} s"
+        while not self._stop.is_set():
+            await asyncio.sleep(KEY_REFUSED_AFTER_S)
+            addresses = sorted(set(self.link.book.items(confirmed_only=True).values()) - {self.link.address})[:8]
+            if transport.stats.received or not addresses:
+                return
+            answers = [await probe_handshake(self.link.key, address) for address in addresses]
+            if transport.stats.received or not all(answer is False for answer in answers):
+                continue
+            self._fatal = KeyOutdatedError(
+                f"every member this node knows ({', '.join(addresses[:3])}) refuses its key: the cluster's "
+                f"key was rotated while it was down for over {grace}; make it a node again "
+                "with another --state-dir and the token `swarm token` prints on a member"
+            )
+            log.error("key_refused_by_members", addresses=addresses)
+            self.stop()
+            return
 
     def _join_refused(self, reason: str) -> None:
         """A member refused this node for good (``ClusterLink.on_join_refused``): say why, exit 2."""

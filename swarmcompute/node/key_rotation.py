@@ -31,6 +31,7 @@ the cluster any more and must join again with the new token (a fresh state dir).
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -47,8 +48,14 @@ from swarmcompute.transport.keys import ClusterKey, new_cluster_key
 
 log = structlog.get_logger(__name__)
 
-KEY_GRACE_S = 600.0
-"""How long a member keeps reaching members that have not switched, with the old key."""
+KEY_GRACE_S = float(os.environ.get("SWARM_TEST_KEY_GRACE_S", "600"))
+"""How long a member keeps reaching members that have not switched, with the old key (10 minutes;
+``SWARM_TEST_KEY_GRACE_S``, read once, is a test hook)."""
+KEY_REFUSED_AFTER_S = 15.0
+"""A member that has heard from no peer this long after its start, and whose key every peer it
+knows refuses, was down longer than ``KEY_GRACE_S`` across a rotation: it stops and says so
+(``KeyOutdatedError``). Within the grace members reach it in a few seconds (their connections'
+reconnect backoff is at most 5 s), and a refusal is never an unreachable peer's silence."""
 SWITCH_RETRY_S = 5.0
 
 

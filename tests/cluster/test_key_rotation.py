@@ -128,3 +128,23 @@ def test_a_member_that_was_down_during_a_rotation_and_returns_within_the_grace_p
     assert "cluster_key_noticed" in third.log_path.read_text(errors="replace")
     job = third.client.submit(["echo", "back"], node="n2")
     assert third.client.wait(job, timeout=20)["state"] == "succeeded"
+
+
+def test_a_member_that_returns_after_the_grace_period_stops_saying_it_must_join_again(daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    """No member reaches it any more and each refuses its key: it stops in one line (exit 78, which
+    the systemd unit does not restart on) instead of running on alone without a quorum."""
+    grace = {"SWARM_TEST_KEY_GRACE_S": "1"}
+    nodes = start_cluster(lambda name, **kw: daemon_factory(name, extra_env=grace, **kw), 3)
+    first, _, third = nodes
+    wait_until(lambda: formed(nodes, 3), 30, "a 3-voter cluster")
+    third.stop()
+    assert first.swarm("token", "--rotate").returncode == 0
+    wait_until(lambda: "peer_transport_old_key_dropped" in first.log_tail(200), 10, "the grace period to end")
+    third.token = None
+    third.start()
+    assert third.proc is not None
+    third.proc.wait(timeout=60)
+    said = [line for line in third.log_tail(20).splitlines() if line.startswith("swarm: ")]
+    assert third.proc.returncode == 78, third.log_tail(20)
+    assert said == [said[-1]] and said[-1].startswith("swarm: every member this node knows (127.0.0.1:")
+    assert "rotated while it was down" in said[-1] and "--state-dir" in said[-1] and "`swarm token`" in said[-1]
