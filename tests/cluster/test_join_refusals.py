@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from swarmcompute.testing.daemons import DaemonProcess, free_port, stop_detached
+from swarmcompute.testing.daemons import DaemonProcess, free_port, stop_detached, wait_until
 from swarmcompute.transport.keys import new_cluster_key
 
 
