@@ -204,7 +204,7 @@ def join(
     own command line (``--token T``) is gone too.
     """
     keep_jobs_n, keep_s, forget_after_s, http = checked_join_values(
-        port, voter_grace, log_format, keep_jobs, keep_history, forget_after, http_port, ctx=ctx
+        port, voter_grace, log_format, keep_jobs, keep_history, forget_after, http_port, ctx=ctx, bind=bind
     )
     paths = _call(lambda: StatePaths.resolve(state_dir))
     peers = tuple(peer or ())
@@ -449,6 +449,7 @@ def checked_join_values(
     http_port: str | None,
     *,
     ctx: typer.Context | None = None,
+    bind: str = "0.0.0.0",
 ) -> tuple[int, float, float, int | None]:
     """`swarm join`'s values checked, as join and `swarm config` both say it (exit 2, one line):
     ``--keep-jobs`` and ``--keep-history``, ``--forget-after`` and ``--http-port`` parsed. A value
@@ -473,6 +474,14 @@ def checked_join_values(
 
     if not 0 <= port <= 65535:
         raise _fail(f"{said('port')} must be 0 to 65535, got {port}")
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(bind)
+    except ValueError:  # the daemon said ZeroMQ's "No such device"
+        raise _fail(
+            f"{said('bind')} takes an IP address of this machine (0.0.0.0: every one), got {bind[:60]!r}"
+        ) from None
     if not 0 < voter_grace <= 1e6:  # also false for nan
         raise _fail(f"{said('voter_grace')} must be a positive number of seconds, got {voter_grace}")
     if log_format not in ("console", "json"):

@@ -71,6 +71,7 @@ def show_config(ctx: typer.Context, as_json: bool) -> None:
             p["forget_after"],
             p["http_port"],
             ctx=sub,
+            bind=p["bind"],
         )
     if as_json:
         import json

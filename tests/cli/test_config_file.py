@@ -154,6 +154,7 @@ def test_swarm_config_and_join_refuse_a_wrong_file_in_one_line_and_join_starts_n
         ('http-port = "99999"', "http-port must be 0 to 65535 or off, got '99999'"),
         ("port = 70000", "port must be 0 to 65535, got 70000"),
         ('keep-history = "2x"', "keep-history: cannot read '2x' as a duration"),
+        ('bind = "eth0"', "bind takes an IP address of this machine (0.0.0.0: every one), got 'eth0'"),
     ],
 )
 def test_swarm_config_refuses_a_value_join_would_refuse_as_join_does_naming_the_files_key(
