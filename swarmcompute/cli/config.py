@@ -28,7 +28,7 @@ import tomllib
 import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -233,6 +233,12 @@ def effective(
         if s.secret:
             value = "(set)" if value else None
         rows.append(Effective(s.key, value, source, origin))
+    by_key = {r.key: r for r in rows}
+    token, token_file = by_key.get("token"), by_key.get("token-file")
+    if token and token_file and token.value and token_file.source == "file":  # as join: --token or $SWARM_TOKEN wins
+        rows[rows.index(token_file)] = replace(
+            token_file, origin=f"{token_file.origin} (not used: {token.origin} wins)"
+        )
     return rows
 
 

@@ -199,6 +199,10 @@ def test_the_token_from_the_environment_wins_over_the_files_token_file(env: dict
     result = swarm("join", "--detach", env=env)
     assert result.returncode == 2 and "cannot read the token file" not in result.stderr
     assert "token" in result.stderr and len(result.stderr.splitlines()) == 1, result.stderr
+    shown = json.loads(swarm("config", "--json", env=env).stdout)["settings"]  # and `swarm config` says so
+    assert shown["token"]["from"] == "$SWARM_TOKEN" and shown["token-file"]["from"].endswith(
+        "(not used: $SWARM_TOKEN wins)"
+    ), shown
 
 
 def test_join_started_with_a_config_file_runs_the_node_it_describes(env: dict[str, str], tmp_path: Path) -> None:
