@@ -121,6 +121,7 @@ class LocalQueue:
         free_cards = [(i, mem) for i, mem in capacity.gpu_cards if i not in held]
         chosen: dict[Key, tuple[int, ...]] = {}
         highest_pending = table.highest_pending_priority()
+        highest_queued = table.highest_queued_priority()  # (one level, the common case: no job makes way)
         picked: list[Job] = []
         cleared: int | None = None  # a priority level no runnable pending job outranks here
         # Gang ranks first: the leader placed each on room to start at once, and the others wait on it.
@@ -140,7 +141,8 @@ class LocalQueue:
                 fits = False
             if not fits and (self._in_use or picked):
                 continue
-            if not spec.ranks and self._makes_way(table, spec, capacity, (free_cpus, free_mem, free_gpus)):
+            makes_way = highest_queued is not None and highest_queued > spec.priority and not spec.ranks
+            if makes_way and self._makes_way(table, spec, capacity, (free_cpus, free_mem, free_gpus)):
                 self.held_at = spec.priority
                 break  # what follows has the same or a lower priority, and would take that room too
             free_cpus -= spec.cpus

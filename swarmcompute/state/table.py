@@ -242,7 +242,7 @@ class JobTable:
         self._weightless_queued: dict[str, Counter[int]] = {}  # node -> priority -> its assigned ones
         self._preemptible: dict[str, Job] = {}  # running ``--preemptible`` jobs that hold room on a node
         self._queued: dict[str, tuple[int, Job]] = {}  # assigned, not started -> (its priority, it): ``queued_above``
-        self._queued_priorities: Counter[int] = Counter()  # priority -> how many of those have it
+        self._queued_priorities: dict[int, int] = {}  # priority -> how many of those have it
         self._open_seq: dict[str, int] = {}  # an open job -> its place in ``_open`` (submission order)
         self._next_open = 0
         self._ids: list[str] = []  # sorted, for prefix lookup
@@ -417,6 +417,10 @@ class JobTable:
     def highest_pending_priority(self) -> int | None:
         """The highest priority among pending jobs (None when none is pending), in O(levels)."""
         return max(self._pending_priorities) if self._pending_priorities else None
+
+    def highest_queued_priority(self) -> int | None:
+        """The highest priority among attempts assigned and not started (None: none), in O(levels)."""
+        return max(self._queued_priorities) if self._queued_priorities else None
 
     def queued_above(self, priority: int) -> list[Job]:
         """The attempts assigned to some node and not started yet (queued there) whose priority is
@@ -1391,7 +1395,8 @@ class JobTable:
     def _track_active(self, job: Job) -> None:
         """Keep the active indexes in step with ``job``'s state and node (every active job is
         open: ``_open_seq`` has it)."""
-        counted = self._weightless.pop(job.id, None)
+        job_id, spec, state = job.id, job.spec, job.state  # (``id`` is a property: read once)
+        counted = self._weightless.pop(job_id, None)
         if counted is not None:
             node, running, priority = counted
             if running:
@@ -1405,38 +1410,40 @@ class JobTable:
                     del queued[priority]
                     if not queued:
                         del self._weightless_queued[node]
-        was_queued = self._queued.pop(job.id, None)
+        levels = self._queued_priorities
+        was_queued = self._queued.pop(job_id, None)
         if was_queued is not None:
-            left = self._queued_priorities[was_queued[0]] - 1
+            left = levels[was_queued[0]] - 1
             if left:
-                self._queued_priorities[was_queued[0]] = left
+                levels[was_queued[0]] = left
             else:
-                del self._queued_priorities[was_queued[0]]
-        if job.state is JobState.ASSIGNED and job.id in self._open_seq:
-            self._queued[job.id] = (job.spec.priority, job)
-            self._queued_priorities[job.spec.priority] += 1
-        if job.spec.preemptible and job.state is JobState.RUNNING and job.node is not None and not weightless(job.spec):
-            self._preemptible[job.id] = job
+                del levels[was_queued[0]]
+        if spec.preemptible and state is JobState.RUNNING and job.node is not None and not weightless(spec):
+            self._preemptible[job_id] = job
         elif self._preemptible:
-            self._preemptible.pop(job.id, None)  # ended, or no longer preemptible (`swarm update`)
-        seq = self._open_seq.get(job.id)
+            self._preemptible.pop(job_id, None)  # ended, or no longer preemptible (`swarm update`)
+        seq = self._open_seq.get(job_id)
         if seq is None:
             return
-        if job.state not in ACTIVE_STATES:
+        if state not in ACTIVE_STATES:
             self._active.pop(seq, None)
             self._sized.pop(seq, None)
             return
+        if state is JobState.ASSIGNED:  # queued on its node (``queued_above``)
+            level = spec.priority
+            self._queued[job_id] = (level, job)
+            levels[level] = levels.get(level, 0) + 1
         self._active[seq] = job
-        if job.node is None or not weightless(job.spec):
+        if job.node is None or not weightless(spec):
             self._sized[seq] = job
             return
         self._sized.pop(seq, None)
-        running = job.state is JobState.RUNNING
-        self._weightless[job.id] = (job.node, running, job.spec.priority)
+        running = state is JobState.RUNNING
+        self._weightless[job_id] = (job.node, running, spec.priority)
         if running:
             self._weightless_running[job.node] += 1
         else:
-            self._weightless_queued.setdefault(job.node, Counter())[job.spec.priority] += 1
+            self._weightless_queued.setdefault(job.node, Counter())[spec.priority] += 1
 
     def _add_pending(self, job: Job) -> None:
         if job.id not in self._pending:
