@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from docker_helpers import BUSYBOX_TAG, Engine
@@ -16,11 +18,10 @@ from swarmcompute.testing.daemons import wait_until
 from swarmcompute.testing.dockerd import PrivateDockerd, build_busybox_image
 
 
-# The SDK's unix transport leaks the socket of a connect that fails (the engine vanishing between
-# a check and a call): collected here, so it cannot fail a later test.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-@pytest.mark.filterwarnings("ignore::ResourceWarning")
-def test_a_job_whose_engine_went_away_runs_again_elsewhere_as_lost_not_failed(engine: Engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
+@contextmanager
+def engine_that_goes() -> Iterator[PrivateDockerd]:
+    """A second private dockerd holding the test image, for a node whose engine the test stops;
+    stopped (again) and the SDK's leaked sockets collected at the end."""
     going = PrivateDockerd().start()
     try:
         client = going.client()
@@ -28,6 +29,18 @@ def test_a_job_whose_engine_went_away_runs_again_elsewhere_as_lost_not_failed(en
             build_busybox_image(client, BUSYBOX_TAG)
         finally:
             client.close()
+        yield going
+    finally:
+        going.stop()
+        gc.collect()
+
+
+# The SDK's unix transport leaks the socket of a connect that fails (the engine vanishing between
+# a check and a call): collected here, so it cannot fail a later test.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_a_job_whose_engine_went_away_runs_again_elsewhere_as_lost_not_failed(engine: Engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with engine_that_goes() as going:
         env_of = {"n0": {"DOCKER_HOST": going.host}, "n1": {"DOCKER_HOST": engine.dockerd.host}}
         with formed_cluster(tmp_path, 2, extra_env_of=env_of, log_level="info") as (n0, n1):
             n0_id = n0.status()["node_id"]
@@ -55,9 +68,6 @@ def test_a_job_whose_engine_went_away_runs_again_elsewhere_as_lost_not_failed(en
             done = n0.client.wait(job_id, timeout=90)
             assert (done["state"], done["attempt"], done["failures"]) == ("succeeded", 2, 0), done
             assert n0.swarm("logs", job_id).stdout == "attempt 2\n"
-    finally:
-        going.stop()
-        gc.collect()
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
@@ -67,13 +77,7 @@ def test_a_job_pinned_to_a_node_whose_engine_went_away_loses_one_attempt_and_wai
 ) -> None:
     """The node is not the leader, whose gossip still says its engine answers for a while: its
     image starts wait queued there, not one lost attempt after another (290 in 3.6 s before)."""
-    going = PrivateDockerd().start()
-    try:
-        client = going.client()
-        try:
-            build_busybox_image(client, BUSYBOX_TAG)
-        finally:
-            client.close()
+    with engine_that_goes() as going:
         env_of = {"n0": {"DOCKER_HOST": engine.dockerd.host}, "n1": {"DOCKER_HOST": going.host}}
         with formed_cluster(tmp_path, 2, extra_env_of=env_of, log_level="info") as (n0, n1):
             n1_id = n1.status()["node_id"]
@@ -89,6 +93,3 @@ def test_a_job_pinned_to_a_node_whose_engine_went_away_loses_one_attempt_and_wai
             time.sleep(1.0)
             job = n0.client.job(job_id)
             assert job["attempt"] <= 2 and job["failures"] == 0, (job["attempt"], job["state"])
-    finally:
-        going.stop()
-        gc.collect()

@@ -110,6 +110,23 @@ def test_keep_on_exit_lets_the_job_finish_after_run_was_killed_or_terminated(
         assert job["state"] == "succeeded", job
 
 
+def _run_group(
+    daemon: DaemonProcess, tmp_path: Path, kind: str, *options: str, runs: str = "300"
+) -> tuple[subprocess.Popen[bytes], list[Path]]:
+    """An attached `swarm run --array 0-1` or `--ranks 2` (``kind``) whose two jobs each touch a
+    marker when they start, then sleep ``runs`` seconds; the run and the markers."""
+    shape = ("--array", "0-1") if kind == "array" else ("--ranks", "2")
+    script = f"touch {tmp_path}/started.$SWARM_ARRAY_INDEX$SWARM_RANK; sleep {runs}"
+    proc = _start_run(daemon, *options, *shape, "--cpus", "0", "--", "sh", "-c", script)
+    return proc, [tmp_path / "started.0", tmp_path / "started.1"]
+
+
+def _ended_states(daemon: DaemonProcess, group_id: str, kind: str) -> list[str]:
+    """How the array's elements or the gang's ranks ended, in order, once they have."""
+    ended = daemon.client.wait(group_id, timeout=30)
+    return [j["state"] for j in (ended if kind == "array" else ended["gang"])]
+
+
 def _group_started(proc: subprocess.Popen[bytes], markers: list[Path]) -> bool:
     assert proc.poll() is None, proc.communicate(timeout=10)
     return all(m.exists() for m in markers)
@@ -152,11 +169,8 @@ def test_ctrl_c_or_a_signal_while_run_reads_its_stdin_says_nothing_was_submitted
 def test_ctrl_c_or_a_signal_that_ends_run_of_an_array_or_gang_cancels_all_of_it_in_one_line(
     daemon: DaemonProcess, tmp_path: Path, kind: str, signum: int
 ) -> None:
-    shape = ("--array", "0-1") if kind == "array" else ("--ranks", "2")
-    script = f"touch {tmp_path}/started.$SWARM_ARRAY_INDEX$SWARM_RANK; sleep 300"
-    proc = _start_run(daemon, *shape, "--cpus", "0", "--", "sh", "-c", script)
+    proc, markers = _run_group(daemon, tmp_path, kind)
     try:
-        markers = [tmp_path / "started.0", tmp_path / "started.1"]
         wait_until(lambda: _group_started(proc, markers), 20, f"both jobs of the {kind} to start")
         proc.send_signal(signum)
         out, err = proc.communicate(timeout=20)
@@ -175,9 +189,7 @@ def test_ctrl_c_or_a_signal_that_ends_run_of_an_array_or_gang_cancels_all_of_it_
         assert said.splitlines()[-1] == (
             f"swarm: ended by signal {signum}: cancelled {kind} {group_id} (--keep-on-exit keeps it running)"
         )
-    ended = daemon.client.wait(group_id, timeout=30)
-    jobs = ended if kind == "array" else ended["gang"]
-    assert [j["state"] for j in jobs] == ["cancelled", "cancelled"]
+    assert _ended_states(daemon, group_id, kind) == ["cancelled", "cancelled"]
 
 
 @pytest.mark.parametrize("kind", ["array", "gang"])
@@ -185,35 +197,28 @@ def test_kill_9_of_run_of_an_array_or_gang_cancels_all_of_it_within_seconds(
     daemon: DaemonProcess, tmp_path: Path, kind: str
 ) -> None:
     """As a plain job's: before, the whole array or gang ran on (`swarm cancel` was the only way)."""
-    shape = ("--array", "0-1") if kind == "array" else ("--ranks", "2")
-    script = f"touch {tmp_path}/started.$SWARM_ARRAY_INDEX$SWARM_RANK; sleep 300"
-    proc = _start_run(daemon, *shape, "--cpus", "0", "--", "sh", "-c", script)
+    proc, markers = _run_group(daemon, tmp_path, kind)
     try:
         assert proc.stderr is not None
         ready, _, _ = select.select([proc.stderr], [], [], 20)
         said = proc.stderr.readline().decode() if ready else ""  # said once it is tied: "swarm: KIND ID: ..."
         assert said.startswith(f"swarm: {kind} "), said
-        markers = [tmp_path / "started.0", tmp_path / "started.1"]
         wait_until(lambda: _group_started(proc, markers), 20, f"both jobs of the {kind} to start")
         proc.kill()
     finally:
         _stopped(proc)
     group_id = said.split()[2].rstrip(":")
-    ended = daemon.client.wait(group_id, timeout=30)
-    jobs = ended if kind == "array" else ended["gang"]
-    assert [j["state"] for j in jobs] == ["cancelled", "cancelled"]
-    assert any("swarm run went away" in daemon.client.job(j["id"])["message"] for j in jobs)
+    assert _ended_states(daemon, group_id, kind) == ["cancelled", "cancelled"]
+    ids = [f"{group_id}.{i}" for i in range(2)]  # elements and ranks alike: ID.N
+    assert any("swarm run went away" in daemon.client.job(i)["message"] for i in ids)
 
 
 @pytest.mark.parametrize("kind", ["array", "gang"])
 def test_keep_on_exit_lets_an_array_or_gang_finish_after_run_was_terminated(
     daemon: DaemonProcess, tmp_path: Path, kind: str
 ) -> None:
-    shape = ("--array", "0-1") if kind == "array" else ("--ranks", "2")
-    script = f"touch {tmp_path}/started.$SWARM_ARRAY_INDEX$SWARM_RANK; sleep 3"
-    proc = _start_run(daemon, "--keep-on-exit", *shape, "--cpus", "0", "--", "sh", "-c", script)
+    proc, markers = _run_group(daemon, tmp_path, kind, "--keep-on-exit", runs="3")
     try:
-        markers = [tmp_path / "started.0", tmp_path / "started.1"]
         wait_until(lambda: _group_started(proc, markers), 20, f"both jobs of the {kind} to start")
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=20)
@@ -225,9 +230,7 @@ def test_keep_on_exit_lets_an_array_or_gang_finish_after_run_was_terminated(
     assert out.decode() == ""
     assert proc.returncode == 128 + signal.SIGTERM
     assert said[-1] == f"swarm: ended by signal 15; {kind} {group_id} keeps running (--keep-on-exit)"
-    ended = daemon.client.wait(group_id, timeout=30)
-    jobs = ended if kind == "array" else ended["gang"]
-    assert [j["state"] for j in jobs] == ["succeeded", "succeeded"]
+    assert _ended_states(daemon, group_id, kind) == ["succeeded", "succeeded"]
 
 
 def test_run_of_a_gang_into_a_pipe_that_closes_cancels_the_gang(daemon: DaemonProcess) -> None:

@@ -337,7 +337,8 @@ def test_a_start_that_lost_the_lease_meanwhile_goes_back_to_the_queue() -> None:
     assert again == Start(start.job, 1, True)
 
 
-def test_an_image_job_waits_queued_while_its_nodes_engine_is_gone_and_is_handed_back_to_a_node_with_one() -> None:
+def _image_job_found_engine_gone() -> tuple[NodeState, Start]:
+    """An image job queued here, taken to start and put back: this node's engine is gone."""
     table = JobTable()
     table.apply(SubmitJobs((JobSpec(id="j1", argv=("true",), image="img"),), at=1.0))
     table.apply(AssignJobs((Assignment("j1", 1, ME),), at=2.0))
@@ -345,6 +346,11 @@ def test_an_image_job_waits_queued_while_its_nodes_engine_is_gone_and_is_handed_
     state.applied(["j1"], {}, from_earlier_life=False, now_mono=0.0, now_wall=0.0, may_start=True)
     [start] = state.to_start(ROOM, 0.0, may_start=True)
     assert not state.still_to_start(start, may_start=True, now_mono=0.0, docker=False)  # no attempt spent
+    return state, start
+
+
+def test_an_image_job_waits_queued_while_its_nodes_engine_is_gone_and_is_handed_back_to_a_node_with_one() -> None:
+    state, start = _image_job_found_engine_gone()
     [again] = state.to_start(ROOM, 0.5, may_start=True)  # still queued here: it starts once the engine answers
     assert again == start and not state.still_to_start(again, may_start=True, now_mono=0.5, docker=False)
     other = NodeCapacity("b", "b", 4.0, 1 << 30)
@@ -353,13 +359,7 @@ def test_an_image_job_waits_queued_while_its_nodes_engine_is_gone_and_is_handed_
 
 
 def test_an_image_job_queued_while_the_engine_was_gone_starts_once_it_answers() -> None:
-    table = JobTable()
-    table.apply(SubmitJobs((JobSpec(id="j1", argv=("true",), image="img"),), at=1.0))
-    table.apply(AssignJobs((Assignment("j1", 1, ME),), at=2.0))
-    state = NodeState(ME, table)
-    state.applied(["j1"], {}, from_earlier_life=False, now_mono=0.0, now_wall=0.0, may_start=True)
-    [start] = state.to_start(ROOM, 0.0, may_start=True)
-    assert not state.still_to_start(start, may_start=True, now_mono=0.0, docker=False)
+    state, _ = _image_job_found_engine_gone()
     [again] = state.to_start(ROOM, 0.5, may_start=True)
     assert state.still_to_start(again, may_start=True, now_mono=0.5, docker=True)
 
