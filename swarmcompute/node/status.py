@@ -12,7 +12,7 @@ to rejoin.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from swarmcompute.membership.members import Member
@@ -75,10 +75,15 @@ def quorum_view(
     elif not voters:
         reason = "this node is not in a configuration yet: it is joining"
     elif len(voters) - len(missing_sorted) < needed:
-        shown = ", ".join(sorted((names or {}).get(v) or v for v in missing_sorted))
+        shown = ", ".join(_named(missing_sorted, names))
         reason = f"missing voters {shown} ({needed} of {len(voters)} needed); {RECOVER_HINT}"
-    elif len(voters) - len(missing_sorted) - len(full := _full(voters, missing, cannot_vote, names)) < needed:
-        shown = ", ".join(sorted((names or {}).get(v) or v for v in missing_sorted))
+    elif (
+        len(voters)
+        - len(missing_sorted)
+        - len(full := _named([v for v in cannot_vote if v in voters and v not in missing], names))
+        < needed
+    ):
+        shown = ", ".join(_named(missing_sorted, names))
         gone = f"missing voters {shown}; " if shown else ""
         reason = (
             f"no leader: {gone}{', '.join(full)} cannot vote while {'its' if len(full) == 1 else 'their'} state"
@@ -89,11 +94,9 @@ def quorum_view(
     return {"healthy": healthy, "voters": voters, "missing": missing_sorted, "needed": needed, "reason": reason}
 
 
-def _full(
-    voters: Collection[str], missing: Collection[str], cannot_vote: Collection[str], names: dict[str, str] | None
-) -> list[str]:
-    """The names of the voters present that cannot vote (``quorum_view``), sorted."""
-    return sorted((names or {}).get(v) or v for v in cannot_vote if v in voters and v not in missing)
+def _named(node_ids: Iterable[str], names: dict[str, str] | None) -> list[str]:
+    """The names of ``node_ids`` (an id where none is known), sorted, as the quorum line says them."""
+    return sorted((names or {}).get(v) or v for v in node_ids)
 
 
 def node_view(

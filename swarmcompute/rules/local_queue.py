@@ -161,21 +161,18 @@ class LocalQueue:
     def _makes_way(self, table: JobTable, spec: JobSpec, capacity: NodeCapacity, free: tuple[float, int, int]) -> bool:
         """Whether starting ``spec`` here would take the room that an attempt of a higher
         priority queued on another node (``JobTable.queued_above``) fits now: that one is
-        handed back to come here (``to_hand_back``). A job that holds no room takes none."""
+        handed back to come here (``to_hand_back``). A job that holds no room takes none. The
+        placement's fit check (``NodeRoom.fits``) on this node's free room, before and after."""
         if not (spec.cpus or spec.mem_bytes or spec.gpus):
             return False
-        cpus, mem, gpus = free
-        for other in table.queued_above(spec.priority):
-            want = other.spec
-            if other.node == self.node_id or not _could_run(want, capacity):
-                continue
-            if not (want.cpus <= cpus + _EPSILON and want.mem_bytes <= mem and want.gpus <= gpus):
-                continue  # it does not fit here now: it waits for its own node or a freer one
-            if not (want.cpus + spec.cpus <= cpus + _EPSILON and want.mem_bytes + spec.mem_bytes <= mem):
-                return True
-            if want.gpus + spec.gpus > gpus:
-                return True
-        return False
+        now, after = NodeRoom(capacity), NodeRoom(capacity)
+        now.cpus, now.mem_bytes, now.gpus = after.cpus, after.mem_bytes, after.gpus = free
+        after.take(spec, queued=False)
+        return any(
+            other.node != self.node_id and not other.spec.ranks and now.fits(other.spec, None)
+            and not after.fits(other.spec, None)
+            for other in table.queued_above(spec.priority)
+        )  # fmt: skip
 
     def is_started(self, job_id: str, attempt: int) -> bool:
         """Whether that attempt was taken to start here (``to_start``) and has not ended."""
