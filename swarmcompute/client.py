@@ -990,15 +990,15 @@ class Client:
                 raise errors.ProtocolError(f"lost the connection to the daemon in {self.paths.root}: {exc}") from None
         return _unwrap(reply)
 
-    def tie(self, ref: str, *, keep: bool = False) -> BlockingChannel | None:
+    def tie(self, ref: str) -> BlockingChannel | None:
         """Tie the gang or array ``ref`` to a connection this process holds open (``m.Tie``): if
         the process goes before they all ended, however (``kill -9``), the daemon cancels what is
-        left of them 3 s later, unless ``keep``. Close it once they ended. (None: no tie, over
-        `--url`: ``RemoteClient``.)"""
+        left of them 3 s later. Close it once they ended. (None: no tie, over `--url`:
+        ``RemoteClient``.)"""
         channel = self._connect(self.timeout_s)
         try:
             channel.settimeout(self.timeout_s)
-            self._send(channel, m.Tie(ref, keep))
+            self._send(channel, m.Tie(ref))
             _unwrap(channel.receive())
             channel.settimeout(None)
         except BaseException:

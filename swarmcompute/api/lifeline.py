@@ -69,11 +69,11 @@ class Lifelines:
         finally:
             self.release(job_id, cancel=not (finished or shutting_down or spec.keep_on_exit))
 
-    async def tie(self, ref: str, keep: bool, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def tie(self, ref: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """A gang's or an array's attached client (``m.Tie``): hold them until it closes this
         connection; if it goes before the last of them ended (``kill -9`` of `swarm run --ranks`),
-        they are cancelled ``GRACE_S`` later, unless ``keep``. (Before, a gang's or an array's
-        `swarm run` killed with -9 left all of it running: `swarm cancel` was the only way.)"""
+        they are cancelled ``GRACE_S`` later. (Before, a gang's or an array's `swarm run` killed
+        with -9 left all of it running: `swarm cancel` was the only way.)"""
         self.hold(ref)
         shutting_down = False
         try:
@@ -86,7 +86,7 @@ class Lifelines:
         except ConnectionError:
             pass
         finally:
-            self.release(ref, cancel=not (shutting_down or keep))
+            self.release(ref, cancel=not shutting_down)
 
     def hold(self, job_id: str) -> None:
         """A client is attached to ``job_id`` (a `swarm run` on the control socket, or over HTTP)."""

@@ -38,10 +38,9 @@ class Tie:
     """An attached `swarm run --ranks` or `--array` ties its gang or array (``ref``) to this
     connection, as an attached ``Submit`` ties its job (``api.lifeline``): answered ``Reply(None)``,
     then held until the client closes it; closed before the last of them ended, they are cancelled
-    (``keep``: `--keep-on-exit`, not)."""
+    (a `--keep-on-exit` run ties nothing)."""
 
     ref: str
-    keep: bool = False
 
 
 @codec.message("api.wait")

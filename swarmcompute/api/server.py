@@ -198,11 +198,10 @@ class ControlServer:
             case m.Submit(jobs=jobs, attach=True):
                 await daemon.submit(jobs, user=submitter(_peer_uid(writer)))
                 await self.lifelines.attach(jobs[0], reader, writer)
-            case m.Tie(ref=ref, keep=keep):
-                first = await self.resolve(ref) if daemon.table.group_kind(ref) != "array" else None
-                for job in [first] if first is not None else daemon.table.array(ref)[:1]:
-                    check_owner(_peer_uid(writer), job.spec.user, "tie", job.id)
-                await self.lifelines.tie(ref, keep, reader, writer)
+            case m.Tie(ref=ref):
+                job = daemon.table.array_element(ref) or await self.resolve(ref)  # (a gang's id: its rank 0)
+                check_owner(_peer_uid(writer), job.spec.user, "tie", job.id)
+                await self.lifelines.tie(ref, reader, writer)
             case m.Logs(ref=ref, follow=follow, attempt=attempt, from_first=from_first):
                 job = await self.resolve(ref)
                 check_owner(_peer_uid(writer), job.spec.user, "read the output of", job.id)
@@ -352,7 +351,7 @@ class ControlServer:
             try:
                 return daemon.table.resolve(ref)
             except JobNotFoundError:
-                named = daemon.table.group_named(ref)
+                named = daemon.table.group_of(ref)
                 if named is not None and daemon.table.group_kind(named) == "gang":
                     return daemon.table.resolve(named)
                 left = deadline - time.monotonic()
@@ -372,7 +371,7 @@ class ControlServer:
         """What to submit as ``job_id`` to run ``ref`` again (``swarmcompute.rerun``), for local user
         ``uid``, who must own it; its shipped files and stdin fetched here first, where the
         submission of it will be checked for them."""
-        from swarmcompute.errors import FilesError, InvalidJobSpecError, JobError
+        from swarmcompute.errors import FilesError, InvalidJobSpecError
         from swarmcompute.files.host import blobs_of
         from swarmcompute.limits import job_id_problem
         from swarmcompute.rerun import recipe
@@ -383,9 +382,8 @@ class ControlServer:
         if problem:
             raise InvalidJobSpecError(problem)
         table = daemon.table
-        group = table.group_kind(ref) or ""
-        if not group and (named := table.group_prefixed(ref) or self._group_named(ref)) is not None:  # as show
-            ref, group = named, table.group_kind(named) or ""
+        named = table.group_of(ref)  # an array's or a gang's id, prefix or name, as `swarm show` takes it
+        ref, group = (named, table.group_kind(named) or "") if named is not None else (ref, "")
         jobs = (
             table.array(ref) if group == "array" else table.gang(ref) if group == "gang" else [await self.resolve(ref)]
         )
@@ -464,24 +462,8 @@ class ControlServer:
         elements = table.array(ref)
         if elements or ref in table.pruned:  # (a wait may name thousands of removed jobs: no look for them)
             return elements
-        prefixed = table.group_prefixed(ref)
-        if prefixed is not None:
-            return table.array(prefixed)
-        named = self._group_named(ref)
-        return table.array(named) if named is not None and table.group_kind(named) == "array" else []
-
-    def _group_named(self, ref: str) -> str | None:
-        """The id of the array or gang whose ``--name`` is ``ref``, where no job goes by that id,
-        prefix or name (a job that does comes first); None: none."""
-        table = self._daemon.table
-        named = table.group_named(ref)
-        if named is None:
-            return None
-        try:
-            table.resolve(ref)
-            return None
-        except JobError:
-            return named
+        group = table.group_of(ref)  # a prefix of its id, or its name
+        return table.array(group) if group is not None and table.group_kind(group) == "array" else []
 
     async def views(self, jobs: Sequence[Job], uid: int | None) -> list[dict[str, Any]]:
         """``Daemon.job_view`` of each, as local user ``uid`` may see it (None: whole; ``_shown_to``),

@@ -96,7 +96,7 @@ def tied(client: Any, ref: str, *, keep: bool) -> Any:
     """The connection that ties the gang or array ``ref`` to this process (``Client.tie``), so that
     its daemon cancels them if the process is killed outright; None through `--url` (no daemon
     here to hold it) or with ``keep`` (`--keep-on-exit`: nothing to cancel)."""
-    return None if keep else client.tie(ref, keep=keep)
+    return None if keep else client.tie(ref)
 
 
 def gang_status(record: dict[str, Any], failed: dict[str, Any] | None = None) -> int:

@@ -1405,17 +1405,17 @@ class Daemon:
                     continue
                 kind = self.table.group_kind(ref)
                 if kind is None and not in_batch(ref):
-                    try:
-                        ids.append(self.table.resolve(ref).id)
-                        continue
-                    except JobNotFoundError:
-                        named = self.table.group_named(ref)  # `--name` of an array or a gang
-                        if named is not None:
-                            ref, kind = named, self.table.group_kind(named)
-                        elif self.table.pruned_elements(ref):
+                    named = self.table.group_of(ref)  # a prefix of an array's or a gang's id, or its `--name`
+                    if named is not None:
+                        ref, kind = named, self.table.group_kind(named)
+                    else:
+                        try:
+                            ids.append(self.table.resolve(ref).id)
+                            continue
+                        except JobNotFoundError:
+                            if not self.table.pruned_elements(ref):
+                                raise
                             kind = "array"  # (all of it removed by the history bound: each says how it ended)
-                        else:
-                            raise
                 if kind == "array":  # by index, whichever are still held: the same ids for a retried submission
                     held = [(j.spec.array_index, j.id) for j in self.table.array(ref)] + self.table.pruned_elements(ref)
                 elif kind == "gang":

@@ -22,7 +22,13 @@ from typing import TypeVar
 from sortedcontainers import SortedDict
 
 from swarmcompute.arrays import array_name
-from swarmcompute.errors import AmbiguousJobIdError, InvalidJobSpecError, InvariantViolation, JobNotFoundError
+from swarmcompute.errors import (
+    AmbiguousJobIdError,
+    InvalidJobSpecError,
+    InvariantViolation,
+    JobError,
+    JobNotFoundError,
+)
 from swarmcompute.limits import MAX_BATCH, MAX_SIGNALS, SIGRTMAX, check_job, printable, signal_name
 from swarmcompute.state.api_tokens import ApiTokens, CreateApiToken, RevokeApiToken
 from swarmcompute.state.cluster_key import ClusterKeyState, RotateClusterKey, rotated
@@ -426,7 +432,8 @@ class JobTable:
         """The attempts assigned to some node and not started yet (queued there) whose priority is
         above ``priority``; in O(levels) when there is none, the common case (one level), and
         O(queued) otherwise (``rules.local_queue`` makes way for them)."""
-        if not self._queued_priorities or max(self._queued_priorities) <= priority:
+        top = self.highest_queued_priority()
+        if top is None or top <= priority:
             return []
         return [job for level, job in self._queued.values() if level > priority]
 
@@ -498,6 +505,25 @@ class JobTable:
                 newest = job
         return (newest.spec.array_id or newest.spec.gang_id) if newest is not None else None
 
+    def group_of(self, ref: str) -> str | None:
+        """The id of the array or gang ``ref`` names: its id, a unique prefix of it
+        (``group_prefixed``), or its ``--name`` where no job goes by that id, prefix or name (a job
+        that does comes first); None: a job's, or nothing's. The one look `swarm show`, `wait`,
+        `rerun` and ``--after`` share; a name costs a look through every group, asked only of a
+        ref that names no job."""
+        if ref in self._arrays or ref in self._gangs:
+            return ref
+        if ref in self._jobs:
+            return None
+        prefixed = self.group_prefixed(ref)
+        if prefixed is not None:
+            return prefixed
+        try:
+            self.resolve(ref)
+            return None
+        except JobError:
+            return self.group_named(ref)
+
     def array_element(self, array_id: str) -> Job | None:
         """One element of an array the table holds (None: no such array), without sorting them all."""
         for job_id in self._arrays.get(array_id, ()):
@@ -515,15 +541,12 @@ class JobTable:
 
     def series_run(self, job: Job) -> Job | None:
         """The open run of the ``--every`` series ``job`` began (run 0, whose id names the series),
-        once ``job`` itself has ended; None when it has not, or the series ended. The newest open
-        job is looked at first: a run is added when the one before it ends, so it is seldom deep."""
+        once ``job`` itself has ended; None when it has not, or the series ended."""
         spec = job.spec
         if not spec.every_s or spec.occurrence or not job.state.is_terminal:
             return None
-        for run in reversed(self._open.values()):
-            if run.spec.occurrence and run.spec.every_s and run.id.rsplit(".", 1)[0] == spec.id:
-                return run
-        return None
+        run = self.series_newest(spec.id)  # one run is open at a time, the newest
+        return run if run is not None and not run.state.is_terminal else None
 
     def series_newest(self, series_id: str) -> Job | None:
         """The newest run the table holds of the ``--every`` series ``series_id`` (its open run while

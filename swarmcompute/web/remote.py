@@ -203,7 +203,7 @@ class RemoteClient(Client):
         """The node this client talks to, for a line that says it went away."""
         return f"the node at {self.url}"
 
-    def tie(self, ref: str, *, keep: bool = False) -> None:
+    def tie(self, ref: str) -> None:
         """No tie over HTTP: `kill -9` of an attached `swarm run --ranks` or `--array` through
         `--url` leaves what it ran running (README), where a node's own CLI ties it (``Client.tie``)."""
         return None

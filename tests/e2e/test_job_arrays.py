@@ -302,6 +302,8 @@ def test_a_gang_is_named_by_its_name_as_by_its_id(daemon: DaemonProcess) -> None
     gang_id = client.submit(["sh", "-c", "echo rank $SWARM_RANK; sleep 30"], ranks=2, cpus=0, name="gang1")
     child = client.submit(["true"], cpus=0, after=["gang1"])
     assert client.job(child)["after"] == [f"{gang_id}.0", f"{gang_id}.1"]
+    by_prefix = client.submit(["true"], cpus=0, after=[gang_id[:8]])  # the whole gang, as its id: not its rank 0
+    assert client.job(by_prefix)["after"] == [f"{gang_id}.0", f"{gang_id}.1"]
     wait_until(lambda: client.job(f"{gang_id}.0")["state"] == "running", 30, "the gang to run")
     shown = json.loads(daemon.swarm("show", "gang1", "--json").stdout)
     assert (shown["id"], shown["gang_id"]) == (f"{gang_id}.0", gang_id)
