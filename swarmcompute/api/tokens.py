@@ -86,3 +86,13 @@ def authenticate(tokens: ApiTokens, header: str | None, now: float, *, write: bo
     if write and token.read_only:
         raise ApiForbiddenError(f"the API token {token.name!r} is read-only: use a token created without --read-only")
     return token
+
+
+def still_valid(tokens: ApiTokens, token: ApiToken, now: float) -> None:
+    """Raises ``ApiAuthError`` once ``token``, valid when a stream began, has been revoked or has
+    expired: a long stream (the dashboard's events, a followed log) asks this as it goes, so that
+    a revocation ends it within seconds rather than when the client next reconnects."""
+    if tokens.by_digest(token.digest) is None:
+        raise ApiAuthError(f"the API token {token.name!r} was revoked: see `swarm api-token list`")
+    if token.expires_at is not None and now >= token.expires_at:
+        raise ApiAuthError(f"the API token {token.name!r} has expired: create a new one with `swarm api-token create`")

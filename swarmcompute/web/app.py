@@ -65,6 +65,9 @@ FIRST_EVENT_S = 0.2
 errors at the start (no such attempt) come within it, as a problem response."""
 KEEPALIVE_S = 15.0
 """A comment line on an event stream after this long without events (proxies and NAT keep it open)."""
+TOKEN_RECHECK_S = 2.0
+"""A followed log asks at least this often whether its token still stands: a revoked or expired
+token's stream ends (an ``error`` event; a plain log cut short) within it."""
 SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 ASSETS = {
     "dashboard.js": "text/javascript; charset=utf-8",
@@ -484,7 +487,7 @@ class Api:
         if first.done() and first.exception() is not None:
             await events.aclose()
             first.result()  # an error at the start (no such attempt) is still a problem response
-        items = self._paced(first, events)
+        items = self._paced(first, events, token)
         if q.get("attach") in ("1", "true"):  # a remote `swarm run`: its stream is the job's lifeline
             items = self._lifeline(items, job.id, job.spec.keep_on_exit)
         if sse:
@@ -506,18 +509,26 @@ class Api:
         finally:
             lifelines.release(job_id, cancel=not (ended or keep or self.closing.is_set()))
 
-    async def _paced(self, pending: asyncio.Future[Any], events: AsyncGenerator[Any, None]) -> AsyncIterator[Any]:
+    async def _paced(
+        self, pending: asyncio.Future[Any], events: AsyncGenerator[Any, None], token: ApiToken
+    ) -> AsyncIterator[Any]:
         """The items of ``events`` (the first already asked for in ``pending``), with None after
-        every ``KEEPALIVE_S`` of silence; it ends early when the server closes."""
+        every ``KEEPALIVE_S`` of silence; it ends early when the server closes, and with
+        ``ApiAuthError`` within ``TOKEN_RECHECK_S`` of ``token``'s revocation or expiry."""
         closing = asyncio.ensure_future(self.closing.wait())
+        said = time.monotonic()
         try:
             while True:
-                await asyncio.wait({pending, closing}, timeout=KEEPALIVE_S, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({pending, closing}, timeout=TOKEN_RECHECK_S, return_when=asyncio.FIRST_COMPLETED)
                 if closing.done():
                     return
+                tokens.still_valid(self.daemon.table.api_tokens, token, self.daemon.leader_time())
                 if not pending.done():
-                    yield None
+                    if time.monotonic() - said >= KEEPALIVE_S:
+                        said = time.monotonic()
+                        yield None
                     continue
+                said = time.monotonic()
                 try:
                     item = pending.result()
                 except StopAsyncIteration:
@@ -631,16 +642,24 @@ class Api:
         with their ``env`` values hidden, as ``GET /api/v1/jobs/{id}`` answers them."""
         token = self.auth(request)
         limit = _int_param(request.query_params.get("jobs"), "jobs", 100, 0, MAX_PAGE)
-        events = self._status_events(limit, token.uid)
+        events = self._status_events(limit, token)
         return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
 
-    async def _status_events(self, limit: int, uid: int) -> AsyncIterator[str]:
+    async def _status_events(self, limit: int, token: ApiToken) -> AsyncIterator[str]:
+        """Ends with an ``error`` event once ``token`` is revoked or expires (at most
+        ``EVENTS_MAX_INTERVAL_S`` later): the dashboard, reconnecting, is answered 401 and asks
+        for a token, where it had gone on showing the cluster to whoever held the revoked one."""
         daemon = self.daemon
         closing = asyncio.ensure_future(self.closing.wait())
         try:
             while not closing.done():
+                try:
+                    tokens.still_valid(daemon.table.api_tokens, token, daemon.leader_time())
+                except errors.ApiAuthError as exc:
+                    yield f"event: error\ndata: {json.dumps({'code': type(exc).__name__, 'detail': str(exc)})}\n\n"
+                    return
                 status = daemon.status()
-                status["recent_jobs"] = await self.control.views(daemon.table.open_first(limit), uid)
+                status["recent_jobs"] = await self.control.views(daemon.table.open_first(limit), token.uid)
                 status["recent_jobs_total"] = len(daemon.table)
                 status["load_history"] = self.load.history()
                 yield f"event: status\ndata: {json.dumps(status)}\n\n"

@@ -6,6 +6,7 @@ One cluster for the module (about 5 s to form); the test that takes quorum away 
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 import re
@@ -421,6 +422,33 @@ def test_a_revoked_token_is_refused_by_every_node(cluster: list[DaemonProcess]) 
     for node in cluster:
         wait_until(lambda node=node: _get(node, "/api/v1/nodes", secret).status_code == 401, 10, "the revocation")
     assert "short-lived" not in cluster[2].swarm("api-token", "list").stdout
+
+
+def test_a_revoked_token_ends_the_streams_it_had_open_within_seconds(cluster: list[DaemonProcess]) -> None:
+    a, b, c = cluster
+    secret = a.swarm("api-token", "create", "streaming").stdout.strip().splitlines()[-1]
+    job_id = _post(a, "/api/v1/jobs", secret, {"argv": ["sleep", "60"]}).json()["id"]
+    sse = {**_h(secret), "Accept": "text/event-stream"}
+    with (
+        requests.get(b.http_url + "/api/v1/events?jobs=1", headers=sse, stream=True, timeout=HTTP_TIMEOUT_S) as events,
+        requests.get(
+            c.http_url + f"/api/v1/jobs/{job_id}/logs?follow=1", headers=sse, stream=True, timeout=HTTP_TIMEOUT_S
+        ) as log,
+    ):
+        assert events.status_code == 200 and log.status_code == 200
+        seen = _sse(events)
+        assert next(seen)[0] == "status"
+        assert a.swarm("api-token", "revoke", "streaming").returncode == 0
+        revoked = time.monotonic()
+        names = list(itertools.takewhile(lambda _: time.monotonic() - revoked < 20, (n for n, _ in seen)))
+        log_events = list(itertools.takewhile(lambda _: time.monotonic() - revoked < 40, _sse(log)))
+        took = time.monotonic() - revoked
+    assert names[-1] == "error" and set(names[:-1]) <= {"status"}
+    assert log_events[-1][0] == "error" and "revoked" in log_events[-1][1]["detail"]
+    assert took < 10  # TOKEN_RECHECK_S and EVENTS_MAX_INTERVAL_S are 2 s; the stream's keep-alive is 15
+    assert _get(b, "/api/v1/events", secret).status_code == 401
+    ref = a.swarm("cancel", job_id)
+    assert ref.returncode == 0, ref.stderr
 
 
 def test_nodes_cluster_and_service_discovery_list_every_node(
