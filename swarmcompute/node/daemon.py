@@ -462,6 +462,10 @@ class Daemon:
             from swarmcompute.node.notices import Notices
 
             self._notices = Notices(self)
+            server = ControlServer(self, self.paths.control_socket)
+            # bound before the first meta is sampled: a restarted node's first gossip says its HTTP
+            # port, where /api/v1/sd gave it the asked node's port until the next advertisement
+            web = self._web_server(server)
             self.inventory = Inventory(
                 identity.name,
                 self.resources,
@@ -508,8 +512,6 @@ class Daemon:
             restarted = self.state.restarted(time.time())
             self._carry(restarted)
             lost = sum(len(i.commands) for i in restarted if isinstance(i, Propose))
-            server = ControlServer(self, self.paths.control_socket)
-            web = self._web_server(server)
             await server.start()
             if web is not None:
                 web.start()

@@ -482,6 +482,29 @@ def test_service_discovery_lists_each_node_with_the_http_port_it_serves_on(
     assert {n["name"]: n["http_port"] for n in nodes} == {k: int(v.rpartition(":")[2]) for k, v in own.items()}
 
 
+def test_a_restarted_node_is_listed_with_its_own_new_http_port_from_its_first_gossip(
+    cluster: list[DaemonProcess], tokens: dict[str, str]
+) -> None:
+    a, _, c = cluster
+    old_port = c.http_url.rpartition(":")[2]
+    c.kill()
+    c.start()  # http_port=0: a new port; its first meta, gossiped on joining, must say it
+    new_port = c.http_url.rpartition(":")[2]
+    seen: list[str] = []
+
+    def listed_alive_again() -> bool:
+        groups = _get(a, "/api/v1/sd", tokens["ro"]).json()
+        ports = [t.rpartition(":")[2] for g in groups if g["labels"]["swarm_node"] == c.name for t in g["targets"]]
+        nodes = _get(a, "/api/v1/nodes", tokens["ro"]).json()["nodes"]
+        if ports and ports[0] != old_port and any(n["name"] == c.name and n["state"] == "alive" for n in nodes):
+            seen.append(ports[0])
+        return len(seen) >= 3
+
+    wait_until(listed_alive_again, 20, f"{a.name} to list {c.name} alive again", interval_s=0.05)
+    # the fallback for a node that says no port (an older release) is the asked node's own port
+    assert seen == [new_port] * len(seen), (seen, new_port, a.http_url)
+
+
 def test_a_node_is_drained_undrained_and_labelled_over_rest_with_a_token_that_may_write(
     cluster: list[DaemonProcess], tokens: dict[str, str]
 ) -> None:
