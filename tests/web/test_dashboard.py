@@ -27,13 +27,16 @@ UI_TIMEOUT_MS = 20_000
 
 
 @contextmanager
-def logged_in(url: str, token: str, **page_options: Any) -> Iterator[Any]:
+def logged_in(url: str, token: str, console_errors: list[str] | None = None, **page_options: Any) -> Iterator[Any]:
     """A headless Chromium page (``page_options``: ``viewport``, ``accept_downloads``, ...) on the
-    dashboard at ``url``, the token given at its login; closed at the end."""
+    dashboard at ``url``, the token given at its login; closed at the end. ``console_errors``
+    gathers what the page logs as errors (a failed request among them), from its first load."""
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
         try:
             page = browser.new_page(**page_options)
+            if console_errors is not None:
+                page.on("console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None)
             page.set_default_timeout(UI_TIMEOUT_MS)
             page.goto(url + "/")
             page.fill("#token", token)
@@ -242,7 +245,9 @@ def test_the_dashboard_shows_open_jobs_behind_many_newer_ended_ones_and_filters_
     sweep = a.client.submit(["true"], array="0-219", cpus=0)  # 220 jobs, newer than all of those
     wait_until(lambda: len(a.client.jobs(300, ["succeeded"])) == 221, 120, "the array to end")
     assert a.client.job(running)["state"] == "running"
-    with logged_in(b.http_url, token) as page:
+    ran_on = {n["id"]: n["name"] for n in a.status()["nodes"]}[a.client.job(running)["node"]]
+    console_errors: list[str] = []
+    with logged_in(b.http_url, token, console_errors) as page:
         # Unfiltered: the open jobs first, then the newest ended; the view says it shows only some.
         page.wait_for_selector(f'#jobs tr[data-job="{running}"][data-state="running"]')
         page.wait_for_selector(f'#jobs tr[data-job="{waiting}"][data-state="pending"]')
@@ -254,6 +259,13 @@ def test_the_dashboard_shows_open_jobs_behind_many_newer_ended_ones_and_filters_
         page.select_option("#filter-state", "running")
         page.wait_for_function("document.querySelectorAll('#jobs tbody tr').length === 1")
         assert page.locator(f'#jobs tr[data-job="{running}"][data-state="running"]').count() == 1
+        # ... by node: a choice among the nodes the cluster knows (each prefix typed was a 404)
+        assert page.locator("#filter-node option").all_inner_texts() == ["every node", "n0", "n1"]
+        page.select_option("#filter-node", "n1" if ran_on == "n0" else "n0")
+        page.wait_for_function("document.querySelectorAll('#jobs tbody tr').length === 0")
+        page.select_option("#filter-node", ran_on)
+        page.wait_for_selector(f'#jobs tr[data-job="{running}"][data-state="running"]')
+        page.select_option("#filter-node", "")
         page.select_option("#filter-state", "")
         page.fill("#filter-name", "noeol")  # older than the 200 jobs the stream carries
         row = page.locator(f'#jobs tr[data-job="{noeol}"][data-state="succeeded"]')
@@ -266,3 +278,4 @@ def test_the_dashboard_shows_open_jobs_behind_many_newer_ended_ones_and_filters_
         assert page.evaluate("document.getElementById('log').textContent").startswith(
             "from-dash\nnoeol\n--- succeeded (exit 0"
         )
+    assert console_errors == []  # no favicon 404, no filter asking for a node that is not there

@@ -49,7 +49,8 @@ function clockOff(s) {
 }
 
 function took(job) {
-  if (!job.started_at) return "";
+  // A pending job's record keeps a lost attempt's start: no runtime (as `swarm jobs`: format.started).
+  if (!job.started_at || job.state === "pending") return "";
   const end = job.finished_at || Date.now() / 1000;
   return `${(end - job.started_at).toFixed(1)}s`;
 }
@@ -147,11 +148,25 @@ function render(status) {
     el("td", { class: "wide" }, Object.entries(n.labels || {}).map(([k, v]) => `${k}=${v}`).join(" ")),
     el("td", { class: "wide" }, (n.images || []).slice(0, 3).join(", ")),
   )));
+  fillNodeFilter(status.nodes);
   const counts = Object.entries(status.jobs).filter(([, c]) => c).map(([s, c]) => `${c} ${s}`).join(" · ");
   $("counts").textContent = counts ? `(${counts})` : "";
   renderJobs();
   if (filterKey()) refilter();  // the filter's list asked again: jobs changed
   renderChart(status.load_history || []);
+}
+
+// The node filter offers the nodes the cluster knows (a typed name asked the node for every
+// prefix typed, each a 404, again on every update); the choice is kept while the list changes.
+function fillNodeFilter(nodes) {
+  const select = $("filter-node");
+  const names = nodes.map((n) => n.name || n.id).sort();
+  const shown = [...select.options].slice(1).map((o) => o.value);
+  if (names.join("\n") === shown.join("\n")) return;
+  const chosen = select.value;
+  select.replaceChildren(select.options[0], ...names.map((name) => el("option", { value: name }, name)));
+  if (chosen && !names.includes(chosen)) select.append(el("option", { value: chosen }, chosen));
+  select.value = chosen;
 }
 
 // The filter as GET /api/v1/jobs's query ("" when none is set). The stream carries only some jobs
