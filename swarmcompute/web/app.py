@@ -581,7 +581,9 @@ class Api:
         for node in self.daemon.status()["nodes"]:
             if ref in (node["id"], node["name"]):
                 return JSONResponse(node)
-        raise HTTPException(404, f"no node {ref[:64]!r}: see GET /api/v1/nodes")
+        # the CLI's error (NodeNotFoundError), not the router's NotFound, which a remote client
+        # reads as a route this node lacks (an older release)
+        raise errors.NodeNotFoundError(f"no node {ref[:64]!r}: see GET /api/v1/nodes")
 
     async def drain(self, request: Request) -> Response:
         token = self.auth(request, write=True)

@@ -459,7 +459,8 @@ def test_nodes_cluster_and_service_discovery_list_every_node(
     assert {n["name"] for n in nodes} == {"n0", "n1", "n2"}
     one = _get(cluster[1], "/api/v1/nodes/n2", ro)
     assert one.status_code == 200 and one.json()["name"] == "n2"
-    assert _get(cluster[1], "/api/v1/nodes/nope", ro).status_code == 404
+    nope = _get(cluster[1], "/api/v1/nodes/nope", ro)  # the CLI's error, as ?node=nope answers
+    assert nope.status_code == 404 and nope.json()["code"] == "NodeNotFoundError", nope.text
     status = _get(cluster[2], "/api/v1/cluster", ro).json()
     assert status["quorum"]["healthy"] and status["leader"]
     sd = _get(cluster[0], "/api/v1/sd", ro).json()
