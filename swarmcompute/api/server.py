@@ -512,13 +512,22 @@ class ControlServer:
         it had ended before (`swarm cancel`'s "had already ended": told by the table, as no clock
         can tell it, the CLI's being another machine's or off the leader's, which stamps the end)."""
         daemon = self._daemon
-        cancelled = [await self._named(r) async for r in sliced(self._arrays_expanded(refs), SLICE_S)]
+        table = daemon.table
+        cancelled, gone = [], []
+        async for r in sliced(self._arrays_expanded(refs, pruned=True), SLICE_S):
+            if r not in refs and _removed_for_good(table, r):
+                # an array's element that ended and left the history (past --keep-jobs): ended
+                # before, not "no job matches"; a cancel of 50,000 elements, asked again (its first
+                # answer took too long), named the first element the first try had cancelled
+                gone.append(r)
+            else:
+                cancelled.append(await self._named(r))
         for j in cancelled:
             check_owner(uid, j.spec.user, "cancel", j.id)
         ids = [j.id for j in cancelled]
-        ended = {j.id for j in cancelled if j.state.is_terminal}
+        ended = {j.id for j in cancelled if j.state.is_terminal} | set(gone)
         await daemon.cancel(ids)
-        table = daemon.table
+        ids += gone
         # cancelled: even if pruned since
         return [(table.get(i) or _removed(table, i), i in ended) async for i in sliced(ids, SLICE_S)]
 

@@ -177,6 +177,20 @@ def test_an_attached_array_counts_the_elements_removed_before_their_output_was_p
     assert proc.returncode == 0
 
 
+def test_cancelling_an_array_again_once_its_elements_left_the_history_says_each_had_ended(
+    daemon_factory: Any,
+) -> None:
+    daemon = daemon_factory("c", extra_args=("--keep-jobs", "3")).start()
+    held = daemon.swarm("run", "--array", "0-9", "--id", "big", "--hold", "--detach", "--", "true")
+    assert held.returncode == 0, held.stderr
+    first = daemon.swarm("cancel", "big")
+    assert first.returncode == 0 and first.stdout.count(" cancelled") == 10, first.stdout + first.stderr
+    wait_until(lambda: len(daemon.client.jobs(limit=20)) <= 3, 30, "the bound to remove all but 3")
+    again = daemon.swarm("cancel", "big")  # as a cancel asked again after its first answer was lost
+    assert again.returncode == 0, again.stderr
+    assert sorted(again.stdout.splitlines()) == sorted(f"big.{i} had already ended: cancelled" for i in range(10))
+
+
 def test_the_jobs_table_shows_a_gang_as_one_line_with_its_attempt_and_node_and_elements_shows_each_rank(
     daemon: DaemonProcess,
 ) -> None:
