@@ -50,12 +50,24 @@ def recipe(
     group: str = "",
     every: bool = False,
     removed: Sequence[tuple[int, JobState]] = (),
+    parents_ended: Sequence[tuple[str, JobState]] = (),
 ) -> Recipe:
     """The rerun of ``ref``: ``jobs`` are the job it names (``group`` ""), or the elements of the
     array it names (``group`` "array"; index order) and ``removed`` (index, how it ended) those the
     history bound removed, which are rerun alike, or the ranks of the gang it names ("gang"; rank
-    order). ``ValueError`` with the line to say when it cannot be rerun (yet)."""
+    order). ``parents_ended``: its ``--after`` parents that have ended, and how. ``ValueError``
+    with the line to say when it cannot be rerun (yet): also when a parent it runs only after did
+    not succeed, as its rerun would be cancelled at once (`swarm rerun -d` printed a new id, whose
+    job was cancelled before anyone looked)."""
     spec = jobs[0].spec
+    failed = [(p, state.value) for p, state in parents_ended if p in spec.after and state.value != "succeeded"]
+    failed = [(p, how if how == "failed" else f"was {how}") for p, how in failed]
+    if failed:
+        parent, how = failed[0]
+        raise ValueError(
+            f"{ref} runs only after {parent}, which {how}: its rerun would be cancelled at once;"
+            f" rerun {parent} first, then `swarm run --after NEW_ID` its command (see `swarm show {ref}`)"
+        )
     if not group and spec.gang_id:
         raise ValueError(
             f"{ref} is rank {spec.rank} of gang {spec.gang_id}: a rank runs with its gang (rerun {spec.gang_id})"

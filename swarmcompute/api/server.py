@@ -404,7 +404,9 @@ class ControlServer:
         check_owner(uid, jobs[0].spec.user, "rerun", jobs[0].id)
         removed = [(i, table.pruned[e]) for i, e in table.pruned_elements(ref)] if group == "array" else []
         try:
-            made = recipe(ref, whole, job_id, group=group, every=every, removed=removed)
+            parents = [(p, e.state if (e := table.get(p)) else table.pruned.get(p)) for p in whole[0].spec.after]
+            ended = [(p, state) for p, state in parents if state is not None and state.is_terminal]
+            made = recipe(ref, whole, job_id, group=group, every=every, removed=removed, parents_ended=ended)
         except ValueError as exc:
             raise InvalidJobSpecError(str(exc)) from None
         origin = whole[0].origin

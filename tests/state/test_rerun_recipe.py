@@ -64,3 +64,15 @@ def test_a_rerun_runs_now_and_once_not_held_nor_at_the_first_runs_begin_time(gro
         jobs = [_ended(spec, JobState.FAILED)]
     made = recipe("first", jobs, "again", group=group)
     assert (made.spec.hold, made.spec.begin_at, made.spec.every_s, made.spec.occurrence) == (False, 0.0, 0.0, 0)
+
+
+def test_a_job_whose_after_parent_did_not_succeed_is_not_rerun_to_be_cancelled_at_once() -> None:
+    child = _ended(JobSpec(id="b", argv=("x",), after=("a",), after_any=("c",)), JobState.CANCELLED)
+    with pytest.raises(ValueError, match=r"b runs only after a, which failed: .* rerun a first"):
+        recipe("b", [child], "new", parents_ended=[("a", JobState.FAILED), ("c", JobState.FAILED)])
+    with pytest.raises(ValueError, match="which was cancelled"):
+        recipe("b", [child], "new", parents_ended=[("a", JobState.CANCELLED)])
+    # an --after-any parent's end, however it ended, and a parent that succeeded let it run
+    assert (
+        recipe("b", [child], "new", parents_ended=[("a", JobState.SUCCEEDED), ("c", JobState.FAILED)]).spec.id == "new"
+    )
