@@ -1703,6 +1703,15 @@ class Daemon:
             pin_matches(pin, m.node_id, m.meta.name if m.meta is not None else m.node_id) for m in self.gossip.members()
         )
 
+    def _pin_left(self, pin: str) -> bool:
+        """Whether every node ``--node PIN`` names left the cluster (`swarm leave`), none is live."""
+        named = [
+            m
+            for m in self.gossip.members()
+            if pin_matches(pin, m.node_id, m.meta.name if m.meta is not None else m.node_id)
+        ]
+        return bool(named) and all(m.state.value == "left" for m in named)
+
     def _pin_hint(self, pin: str) -> str:
         """`` (did you mean 'DESKTOP-4F2'?)`` for a pin no node has: a name that differs only in
         case (a hostname's), else a close one (``units.likely_meant``); "" when none is close."""
@@ -1869,6 +1878,12 @@ class Daemon:
                     view["message"] = (
                         f"pinned to node {pin!r}, which is no node of this cluster{self._pin_hint(pin)}:"
                         " `swarm nodes --all` lists them"
+                    )
+                elif pin is not None and waiting[0] == "waiting_resources" and self._pin_left(pin):
+                    # one that `swarm leave` took out is not coming back by itself, as one down is
+                    view["message"] = (
+                        f"pinned to node {pin!r}, which left the cluster (swarm leave): it runs once that"
+                        f" node joins again; `swarm update {job.id} --any-node` lets it run elsewhere"
                     )
         view["node_name"] = self.node_name(view["node"]) if view.get("node") else None
         message = view.get("message") or ""

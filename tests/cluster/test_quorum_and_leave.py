@@ -97,3 +97,14 @@ def test_leave_of_a_follower_runs_each_of_its_jobs_again_once_elsewhere(daemon_f
     # it was placed on the leaving node again and again, refused each time: attempt 9
     assert {i: client.job(i)["attempt"] for i in moved} == {i: 2 for i in moved}
     assert all(client.job(i)["node"] != leaver_id for i in moved)
+    # A job pinned to the node that left says so, and how to run it elsewhere ("which is not live"
+    # read as a node that is down and comes back by itself)
+    name = leaving.name
+    pinned = client.submit(["true"], cpus=0, node=name)
+    why = (
+        f"pinned to node {name!r}, which left the cluster (swarm leave): it runs once that node joins"
+        f" again; `swarm update {pinned} --any-node` lets it run elsewhere"
+    )
+    wait_until(lambda: client.job(pinned)["message"] == why, 15, "the pinned job to say its node left")
+    assert client.update(pinned, node="")[0]["outcome"] == "updated"
+    assert client.wait(pinned, timeout=30)["state"] == "succeeded"
