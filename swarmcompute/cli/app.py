@@ -84,12 +84,24 @@ def _remote(
         str | None,
         typer.Option("--api-token", envvar="SWARM_API_TOKEN", help="The API token for --url.", show_default=False),
     ] = None,
+    state_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--state-dir",
+            help="The node's state directory, for every command (as each command's own --state-dir).",
+            show_default=False,
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
-    """Global options: --url and --api-token reach every command through the Client (``Client(url=...)``)."""
+    """Global options: --url and --api-token reach every command through the Client (``Client(url=...)``);
+    --state-dir before the command stands for the command's own (``swarm --state-dir D logs J``
+    read "No such option")."""
+    if state_dir:
+        os.environ["SWARM_STATE_DIR"] = state_dir
     if url:
         os.environ["SWARM_URL"] = url
     if api_token:

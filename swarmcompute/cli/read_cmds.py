@@ -77,7 +77,7 @@ GRAMMAR: dict[str, tuple[dict[str, tuple[str, str, bool]], str | None, str]] = {
         "1",
     ),
 }
-_GLOBAL = {"--url": "SWARM_URL", "--api-token": "SWARM_API_TOKEN"}
+_GLOBAL = {"--url": "SWARM_URL", "--api-token": "SWARM_API_TOKEN", "--state-dir": "SWARM_STATE_DIR"}
 """The app's own options before the command (``cli.app._remote``): each sets its variable."""
 
 

@@ -288,6 +288,34 @@ def test_the_swarm_executable_answers_help_and_usage_errors_with_typer(
     assert out.returncode == status and says in out.stdout + out.stderr, out
 
 
+@pytest.mark.parametrize(
+    "args",
+    [["logs", "{ok}"], ["show", "{ok}", "--json"], ["nodes", "--json"], ["run", "--", "echo", "hi"]],
+    ids=" ".join,
+)
+def test_state_dir_before_the_command_is_the_command_s_own(args: list[str], node: dict[str, str]) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("SWARM_STATE_DIR", "SWARM_URL")}
+    argv = [a.format(**node) for a in args]
+    before = subprocess.run(
+        [swarm_executable(), "--state-dir", node["state_dir"], *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    after = subprocess.run(
+        [swarm_executable(), argv[0], "--state-dir", node["state_dir"], *argv[1:]],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert before.returncode == 0, before.stderr
+    if argv[0] == "run":  # a new job each time: its output is the same
+        assert before.stdout == after.stdout == "hi\n"
+    elif argv[0] == "nodes":  # load and memory move between the two
+        assert [n["id"] for n in json.loads(before.stdout)] == [n["id"] for n in json.loads(after.stdout)]
+    else:
+        assert (before.returncode, before.stdout, before.stderr) == (after.returncode, after.stdout, after.stderr)
+
+
 def test_no_daemon_is_the_same_one_line_on_both_paths(
     tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
