@@ -479,9 +479,10 @@ def _client(state_dir: str) -> Any:
 
 def _may_ship(argv: list[str]) -> bool:
     """Cheaply (no imports): may ``argv`` name a local script to ship (``files.manifest.auto_upload``
-    decides)? ``./x.py``, or an interpreter followed by an argument that is a local file."""
+    decides)? ``./x.py``, or an interpreter followed by an argument that is a local file; or
+    ``./x.py`` that is not here at all, which ``ship`` says (``manifest.missing_script``)."""
     first = argv[0]
-    if "/" in first and not first.startswith("/") and os.path.isfile(first):
+    if "/" in first and not first.startswith("/") and (os.path.isfile(first) or not os.path.lexists(first)):
         return True
     if os.path.basename(first).startswith(("python", "bash", "sh", "dash", "zsh")):
         return any(not a.startswith("-") and not a.startswith("/") and os.path.isfile(a) for a in argv[1:])

@@ -39,6 +39,11 @@ def ship(parsed: RunArgs, spec: dict[str, Any], connect: Callable[[], Client], *
         problem = manifest.script_problem(parsed.argv, cwd)
         if problem is not None:  # it would fail on every node: said before anything is shipped
             raise _ShipError(problem)
+        not_here = manifest.missing_script(parsed.argv, cwd) if parsed.options.get("cwd_default") else None
+        if not_here is not None:  # likely a typo, but a node may have it: said, not refused
+            from swarmcompute.limits import printable
+
+            print(f"swarm: {printable(not_here)}", file=sys.stderr)
     workdir = options.get("workdir")
     if not uploads and workdir is None:
         return  # `python3 -c ...`, a script given by absolute path: nothing to ship

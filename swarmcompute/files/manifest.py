@@ -87,12 +87,27 @@ def script_problem(argv: Sequence[str], cwd: str) -> str | None:
     it) cannot run on any node, or None: read before the submit, so no node tries it."""
     if not argv or "/" not in argv[0] or not _local_file(argv[0], cwd):
         return None
+    path = os.path.join(cwd, argv[0])
+    if not os.access(path, os.X_OK):  # shipped with its mode: "not executable" on every node
+        return f"not executable: {argv[0]}: chmod +x {argv[0]}, or name its interpreter (sh {argv[0]})"
     try:
-        with open(os.path.join(cwd, argv[0]), "rb") as script:
+        with open(path, "rb") as script:
             first = script.readline(SHEBANG_BYTES)
     except OSError:
         return None
     return windows_line_ends(argv[0], first)
+
+
+def missing_script(argv: Sequence[str], cwd: str) -> str | None:
+    """The line to say when ``argv[0]`` is a relative path (``./run.sh``, ``bin/x``) to no file
+    here: nothing is shipped, and the job runs in this directory's path on the node, which has the
+    file only where that path is shared or the node has its own; or None."""
+    if not argv or "/" not in argv[0] or os.path.isabs(argv[0]) or os.path.lexists(os.path.join(cwd, argv[0])):
+        return None
+    return (
+        f"{argv[0]} is no file here, so nothing is shipped: it runs only on a node that has it in {cwd}"
+        " (check the path; --cwd DIR runs it from a directory the nodes have)"
+    )
 
 
 def auto_upload(argv: Sequence[str], cwd: str) -> list[str]:

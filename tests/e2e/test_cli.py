@@ -230,6 +230,25 @@ def test_a_script_saved_on_windows_is_refused_before_it_is_shipped_and_said_by_a
     assert found.stderr.endswith(f"swarm: job crlf2 failed on {daemon.name}: bad interpreter: ./win.sh" + said)
 
 
+def test_a_script_that_is_not_executable_is_refused_and_one_that_is_not_here_is_said_before_it_runs(
+    daemon: DaemonProcess, tmp_path: Path
+) -> None:
+    (tmp_path / "noexec.sh").write_text("#!/bin/sh\necho hi\n")
+    refused = daemon.swarm("run", "--", "./noexec.sh", cwd=tmp_path)  # shipped with its mode: 126 on every node
+    assert (refused.returncode, refused.stderr) == (
+        2,
+        "swarm: not executable: ./noexec.sh: chmod +x ./noexec.sh, or name its interpreter (sh ./noexec.sh)\n",
+    )
+    assert daemon.client.jobs() == []
+    typo = daemon.swarm("run", "--id", "typo", "--", "./sub/nonexist.sh", cwd=tmp_path)
+    assert typo.returncode == 127
+    first, *_ = typo.stderr.splitlines()
+    assert first == (
+        f"swarm: ./sub/nonexist.sh is no file here, so nothing is shipped: it runs only on a node that has it"
+        f" in {tmp_path} (check the path; --cwd DIR runs it from a directory the nodes have)"
+    )
+
+
 def test_cancel_says_whether_it_cancelled_the_job_or_found_it_ended(daemon: DaemonProcess) -> None:
     job = daemon.client.submit(["sleep", "30"], cpus=0, job_id="sleeper")
     first = daemon.swarm("cancel", job)
