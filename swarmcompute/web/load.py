@@ -31,10 +31,13 @@ class LoadHistory:
             await asyncio.sleep(LOAD_SAMPLE_S)
 
     def history(self) -> list[dict[str, Any]]:
-        """``[{"t": unix seconds, "cpu": {node name: percent}}]``, oldest first, ending with now."""
+        """``[{"t": unix seconds, "cpu": {node id: percent}}]``, oldest first, ending with now. By
+        id, which a node keeps across restarts, not by its name: that is not known until gossip
+        brings it, and a restarted node was two lines (its id's, then its name's) for an hour; the
+        dashboard names the lines from the status's nodes."""
         now = time.time()
         nodes = self._daemon.status()["nodes"]
-        current = {n["name"] or n["id"]: float(n.get("cpu_percent") or 0) for n in nodes}
+        current = {n["id"]: float(n.get("cpu_percent") or 0) for n in nodes}
         if not self._points or now - self._points[-1][0] >= LOAD_SAMPLE_S - 1:
             self._points.append((now, current))
         while self._points and now - self._points[0][0] > LOAD_HISTORY_S:

@@ -678,7 +678,7 @@ def openapi_document() -> dict[str, Any]:
         },
         "/api/v1/events": {
             "get": _op(
-                "Server-Sent Events for dashboards: `status` (the cluster status; `recent_jobs`: the open jobs, newest first, then the newest ended ones, `jobs` in all; `recent_jobs_total`: how many jobs the cluster holds; `load_history`) on every change",
+                "Server-Sent Events for dashboards: `status` (the cluster status; `recent_jobs`: the open jobs, newest first, then the newest ended ones, `jobs` in all; `recent_jobs_total`: how many jobs the cluster holds; `load_history`: each node's CPU use by node id, a point every 30 s for the last hour) on every change",
                 {
                     "200": {
                         "description": "event stream",

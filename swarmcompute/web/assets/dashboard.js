@@ -254,12 +254,17 @@ const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"
 
 function renderChart(history) {
   const svg = $("chart");
-  const names = [...new Set(history.flatMap((p) => Object.keys(p.cpu)))];
+  const ids = [...new Set(history.flatMap((p) => Object.keys(p.cpu)))];  // by node id: a restart keeps it
+  const nodes = Object.fromEntries(((lastStatus && lastStatus.nodes) || []).map((n) => [n.id, n.name || n.id]));
+  const label = (id) => {
+    const name = nodes[id] || id;
+    return ids.some((o) => o !== id && (nodes[o] || o) === name) ? `${name} (${id.slice(0, 6)})` : name;
+  };
   const now = Date.now() / 1000;
   const x = (t) => 600 - (now - t) / 3600 * 600;
   const y = (v) => 118 - Math.min(100, v) * 1.16;
-  svg.replaceChildren(...names.map((name, i) => {
-    const points = history.filter((p) => name in p.cpu).map((p) => `${x(p.t).toFixed(1)},${y(p.cpu[name]).toFixed(1)}`);
+  svg.replaceChildren(...ids.map((id, i) => {
+    const points = history.filter((p) => id in p.cpu).map((p) => `${x(p.t).toFixed(1)},${y(p.cpu[id]).toFixed(1)}`);
     const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
     line.setAttribute("points", points.join(" "));
     line.setAttribute("fill", "none");
@@ -268,7 +273,7 @@ function renderChart(history) {
     line.setAttribute("vector-effect", "non-scaling-stroke");
     return line;
   }));
-  $("chart-legend").replaceChildren(...names.map((name, i) => el("span", { style: `color:${COLORS[i % COLORS.length]}` }, `■ ${name}`)));
+  $("chart-legend").replaceChildren(...ids.map((id, i) => el("span", { style: `color:${COLORS[i % COLORS.length]}` }, `■ ${label(id)}`)));
 }
 
 async function cancelJob(id) {
