@@ -1501,6 +1501,9 @@ class ClusterSim(JobSim):
             if caught_up and node.table.totals != self.table.totals:  # /metrics' counters: one on every node
                 self._fail(f"{node_id} counts {node.table.totals}; the committed history {self.table.totals}")
                 return
+            if caught_up and node.table.timings != self.table.timings:  # /metrics' histograms, likewise
+                self._fail(f"{node_id} times {node.table.timings}; the committed history {self.table.timings}")
+                return
             for job in node.table.finished_jobs():
                 kept = details.get(job.id)
                 if kept is None:

@@ -23,6 +23,7 @@ from swarmcompute.state.history import pruned_from, pruned_wire
 from swarmcompute.state.job import Job, JobSpec, JobState, Reason
 from swarmcompute.state.policy import CommandPolicy
 from swarmcompute.state.table import JobTable
+from swarmcompute.state.timings import TimingWire
 
 
 @codec.message("state.job_record")
@@ -86,6 +87,11 @@ class TableSnapshot:
     """``JobTable.notice_errors``: (job id, why its notice was given up)."""
     totals: tuple[tuple[str, int], ...] = ()
     """``JobTable.totals``: (name, count) (older snapshots: none; the jobs kept are counted)."""
+    timings: tuple[TimingWire, ...] = ()
+    """``JobTable.timings``: (name, bounds, count per bucket, sum) (``state.timings``). Older
+    snapshots carry none: the histograms start from the jobs they kept (``JobTimings.seed``), as
+    ``totals`` do; a node that replays the whole log from its start counts every job instead, as it
+    does for ``totals``."""
 
 
 _record_fields = operator.attrgetter(*(f.name for f in dataclasses.fields(JobRecord)))
@@ -152,6 +158,7 @@ class TableParts:
     owed_notices: tuple[tuple[str, str], ...] = ()
     notice_errors: tuple[tuple[str, str], ...] = ()
     totals: tuple[tuple[str, int], ...] = ()
+    timings: tuple[TimingWire, ...] = ()
 
 
 def table_parts(table: JobTable) -> TableParts:
@@ -173,6 +180,7 @@ def table_parts(table: JobTable) -> TableParts:
         tuple(table.owed_notices.items()),
         tuple(table.notice_errors.items()),
         tuple(table.totals.items()),
+        table.timings.wire(),
     )
 
 
@@ -192,6 +200,7 @@ def snapshot_of(parts: TableParts) -> TableSnapshot:
         owed_notices=parts.owed_notices,
         notice_errors=parts.notice_errors,
         totals=parts.totals,
+        timings=parts.timings,
     )
 
 
@@ -233,4 +242,7 @@ def restore_table(data: bytes, into: JobTable | None = None) -> JobTable:
     else:  # an older snapshot: what its jobs kept say
         counts = table.counts()
         table.totals.update({s.value: counts[s.value] for s in JobState if s.is_terminal}, submitted=len(table))
+    missing = table.timings.load(snap.timings)
+    if missing:  # an older snapshot (or other buckets): what its jobs kept say
+        table.timings.seed(table.jobs(), missing)
     return table

@@ -81,6 +81,7 @@ from swarmcompute.state.job import (
 )
 from swarmcompute.state.pending import Key, PendingIndex, shape_of
 from swarmcompute.state.policy import CommandPolicy, SetPolicy, policy_problem
+from swarmcompute.state.timings import JobTimings
 from swarmcompute.units import format_period, listed, plural
 
 _T = TypeVar("_T")
@@ -259,6 +260,9 @@ class JobTable:
         """Counts since the cluster began (``TOTALS``), kept by every command that moves a job and
         carried in snapshots: unlike counting the jobs kept, they never go down as history is
         pruned (Prometheus counters: ``web.metrics``)."""
+        self.timings = JobTimings()
+        """Placement and run seconds since the cluster began (``state.timings``), kept the same way
+        as ``totals``: counted as the command that places or ends a job is applied."""
         self.owed_notices: dict[str, str] = {}
         """Ended jobs whose ``--notify`` URL the leader has yet to tell (job id -> URL), in the order
         they ended (``node.notices``); a ``NoticesSent`` takes them out."""
@@ -671,6 +675,7 @@ class JobTable:
         self._children.clear()
         self._finished.clear()
         self.totals = dict.fromkeys(TOTALS, 0)
+        self.timings = JobTimings()
         self.owed_notices.clear()
         self.notice_errors.clear()
         self._gangs.clear()
@@ -889,6 +894,8 @@ class JobTable:
             if job.spec.ranks and job.spec.gang_id not in whole:
                 continue  # a gang is placed whole or not at all
             job.gang_port, job.stop_why, job.local_rank = a.port, "", whole.get(job.spec.gang_id, {}).get(job.id, 0)
+            if not job.attempt:  # its first placement (``JobTimings.placement``)
+                self.timings.placement.observe(cmd.at - job.submitted_at)
             job.attempt = a.attempt
             job.node = a.node_id
             job.attempt_nodes = _set_at(job.attempt_nodes, a.attempt, a.node_id, "")
@@ -1052,7 +1059,10 @@ class JobTable:
 
     def _adopt(self, job: Job, cmd: FinishAttempt) -> None:
         """Make ``cmd``'s attempt the job's current one, on the node that ran it (the node the
-        kept history assigned drops its queued copy when it applies the end)."""
+        kept history assigned drops its queued copy when it applies the end). A job this history
+        never placed is placed now (``JobTimings.placement``)."""
+        if not job.attempt and cmd.assigned_at is not None:
+            self.timings.placement.observe(cmd.assigned_at - job.submitted_at)
         job.attempt, job.node, job.assigned_at = cmd.attempt, cmd.node_id, cmd.assigned_at
         job.attempt_nodes = _set_at(job.attempt_nodes, cmd.attempt, cmd.node_id, "")
         if job.state is JobState.PENDING:
@@ -1389,10 +1399,12 @@ class JobTable:
         return [job.id, *self._cascade(job, at)]
 
     def _move(self, job: Job, move: Move, reason: Reason, message: str) -> None:
-        """The one way a job changes state: by ``TRANSITIONS``, keeping the indexes in step."""
-        state = TRANSITIONS.get((job.state, move))
+        """The one way a job changes state: by ``TRANSITIONS``, keeping the indexes in step (and
+        ``totals`` and ``timings``: an end of a job under way counts its run, ``JobTimings.run``)."""
+        was = job.state
+        state = TRANSITIONS.get((was, move))
         if state is None:
-            raise InvariantViolation(f"job {job.id}: no move {move.value} from {job.state.value}")
+            raise InvariantViolation(f"job {job.id}: no move {move.value} from {was.value}")
         job.state, job.reason, job.message = state, reason, message
         if move in _COUNTED:
             self.totals[_COUNTED[move]] += 1
@@ -1407,6 +1419,9 @@ class JobTable:
             self._drop_pending(job)
         self._track_active(job)
         if state.is_terminal:
+            started, ended = job.started_at, job.finished_at
+            if (was in ACTIVE_STATES or move is Move.GANG_DONE) and started is not None and ended is not None:
+                self.timings.run.observe(ended - started)
             job.held = job.hold_on_stop = False  # a held job cancelled (a hold reaches pending jobs only)
             self._open.pop(job.id, None)
             self._open_seq.pop(job.id, None)

@@ -7,12 +7,14 @@ Per node (label ``node``, the node's name; every node reports every node, as gos
 ``swarm_node_disk_free_bytes``, ``swarm_node_gpus``, ``swarm_node_running_jobs``.
 
 The cluster (from the replicated job table, so every node says the same): ``swarm_jobs{state}``,
-``swarm_queue_depth``; counted since the cluster began (``JobTable.totals``, kept in snapshots, so
-they never go down as history is pruned): ``swarm_jobs_submitted_total``,
-``swarm_jobs_finished_total``, ``swarm_jobs_succeeded_total``, ``swarm_jobs_failed_total``,
-``swarm_jobs_cancelled_total``, ``swarm_job_retries_total``, ``swarm_job_attempts_lost_total``,
-``swarm_job_preemptions_total``; the histograms ``swarm_job_placement_seconds`` (submitted to given
-to a node) and ``swarm_job_run_seconds`` (started to ended). This node's view: ``swarm_raft_term``,
+``swarm_queue_depth``; counted since the cluster began (``JobTable.totals`` and
+``JobTable.timings``, kept as the commands are applied and carried in snapshots, so they never go
+down as history is pruned): ``swarm_jobs_submitted_total``, ``swarm_jobs_finished_total``,
+``swarm_jobs_succeeded_total``, ``swarm_jobs_failed_total``, ``swarm_jobs_cancelled_total``,
+``swarm_job_retries_total``, ``swarm_job_attempts_lost_total``, ``swarm_job_preemptions_total``
+and the histograms ``swarm_job_placement_seconds`` (submitted to its first attempt given to a
+node, once a job) and ``swarm_job_run_seconds`` (its last attempt's start to its end, once a job
+that ended running: ``state.timings``). This node's view: ``swarm_raft_term``,
 ``swarm_raft_commit_index``, ``swarm_raft_applied_index``, ``swarm_raft_leader_changes_total``,
 ``swarm_raft_is_leader``, ``swarm_quorum_healthy``, ``swarm_members{state}``,
 ``swarm_peer_messages_sent_total``, ``swarm_peer_frames_posted_total`` (the frames that carried the
@@ -25,13 +27,12 @@ batched ones: ``transport.outbox``), ``swarm_peer_messages_received_total``,
 (process jobs that ended by themselves: ``executor.usage.UsageTally``); and the process's own
 (``process_resident_memory_bytes``, ...).
 
-A scrape walks the job table once. Imported at the first scrape: prometheus_client costs an idle
-daemon that nobody scrapes 1.3 MiB of RSS.
+A scrape walks the pending jobs once (for the queue depth), never the finished ones. Imported at
+the first scrape: prometheus_client costs an idle daemon that nobody scrapes 1.3 MiB of RSS.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -43,12 +44,10 @@ from prometheus_client.registry import Collector
 
 from swarmcompute.executor.usage import PEAK_BUCKETS
 from swarmcompute.state.job import JobState, Reason
+from swarmcompute.state.timings import Histogram
 
 if TYPE_CHECKING:
     from swarmcompute.api.node_api import NodeAPI
-
-PLACEMENT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
-RUN_BUCKETS = (0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 24 * 3600.0)
 
 NODE_GAUGES = (
     ("swarm_node_cpus", "CPUs the node offers", "cpus"),
@@ -145,28 +144,21 @@ def _jobs(daemon: NodeAPI) -> Iterator[Metric]:
     yield CounterMetricFamily("swarm_jobs_finished", "jobs ended (succeeded, failed, cancelled)", value=finished)
     for name, text, key in JOB_COUNTERS:
         yield CounterMetricFamily(name, text, value=totals[key])
-    placement: list[float] = []
-    run: list[float] = []
-    done = 0  # gang ranks that exited 0 and wait for the others: pending, but for no node
-    for job in daemon.table.jobs():
-        done += job.state is JobState.PENDING and job.reason is Reason.RANK_DONE
-        placed = job.assigned_at if job.assigned_at is not None else job.started_at
-        if placed is not None and job.attempt <= 1:
-            placement.append(max(0.0, placed - job.submitted_at))
-        if job.state.is_terminal and job.started_at is not None and job.finished_at is not None:
-            run.append(max(0.0, job.finished_at - job.started_at))
+    # gang ranks that exited 0 and wait for the others: pending, but for no node
+    done = sum(job.reason is Reason.RANK_DONE for job in daemon.table.pending_jobs())
     yield GaugeMetricFamily("swarm_queue_depth", "jobs waiting for a node", value=counts.get("pending", 0) - done)
+    timings = daemon.table.timings  # since the cluster began, as the totals
     yield _histogram(
-        "swarm_job_placement_seconds", "from submission to a node (first attempts)", placement, PLACEMENT_BUCKETS
+        "swarm_job_placement_seconds", "from submission to a node (first attempts, once a job)", timings.placement
     )
-    yield _histogram("swarm_job_run_seconds", "run time of ended jobs (their last attempt)", run, RUN_BUCKETS)
+    yield _histogram("swarm_job_run_seconds", "run time of ended jobs (their last attempt)", timings.run)
 
 
-def _histogram(name: str, text: str, values: list[float], bounds: Sequence[float]) -> Metric:
-    values.sort()
-    buckets = [(f"{b:g}", float(bisect_left(values, b + 1e-12))) for b in bounds]
-    buckets.append(("+Inf", float(len(values))))
-    return HistogramMetricFamily(name, text, buckets=buckets, sum_value=sum(values))
+def _histogram(name: str, text: str, h: Histogram) -> Metric:
+    counts = h.cumulative()
+    buckets = [(f"{b:g}", float(n)) for b, n in zip(h.bounds, counts, strict=False)]
+    buckets.append(("+Inf", float(counts[-1])))
+    return HistogramMetricFamily(name, text, buckets=buckets, sum_value=h.total)
 
 
 def _node_view(status: dict[str, Any], view: dict[str, Any]) -> Iterator[Metric]:

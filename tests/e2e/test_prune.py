@@ -115,9 +115,10 @@ def test_an_array_all_of_whose_elements_were_pruned_is_said_so_and_still_a_paren
 def test_the_job_counters_in_metrics_never_go_down_when_history_is_pruned_nor_at_a_restart(
     daemon_factory: Any,
 ) -> None:
-    """`/metrics`' job counters count since the cluster began (``JobTable.totals``): a prune that
-    removes every finished job leaves them as they were (they counted the jobs kept, so a
-    Prometheus `rate()` saw a reset), and so does a restart of the daemon."""
+    """`/metrics`' job counters and histograms count since the cluster began (``JobTable.totals``,
+    ``JobTable.timings``): a prune that removes every finished job leaves them as they were (they
+    counted the jobs kept, so a Prometheus `rate()` saw a reset), and so does a restart of the
+    daemon."""
     daemon: DaemonProcess = daemon_factory("m", http_port=0).start()
     client = daemon.client
     ok = client.submit(["true"], cpus=0)
@@ -134,19 +135,24 @@ def test_the_job_counters_in_metrics_never_go_down_when_history_is_pruned_nor_at
         "swarm_job_retries_total": 1.0,
         "swarm_job_attempts_lost_total": 0.0,
         "swarm_job_preemptions_total": 0.0,
+        "swarm_job_placement_seconds_count": 2.0,  # ok and bad, once each; gone was never placed
+        "swarm_job_run_seconds_count": 2.0,
     }
+    sums = ("swarm_job_placement_seconds_sum", "swarm_job_run_seconds_sum")
 
     def counters() -> dict[str, float]:
         metrics = daemon.metrics()
-        return {name: metrics[name] for name in wanted}
+        return {name: metrics[name] for name in (*wanted, *sums)}
 
-    assert counters() == wanted
+    counted = counters()
+    assert {name: counted[name] for name in wanted} == wanted
+    assert counted["swarm_job_run_seconds_sum"] > 0  # placement's may be 0: placed in the entry that took them
     assert client.prune(keep=0)["removed"] == 3
     assert client.jobs(limit=10) == []  # nothing kept, all counted
-    assert counters() == wanted
+    assert counters() == counted
     daemon.stop()
     daemon.start()
-    assert counters() == wanted
+    assert counters() == counted
 
 
 def test_the_queue_depth_leaves_out_a_gangs_rank_that_exited_0_and_waits_for_the_others(daemon_factory: Any) -> None:
