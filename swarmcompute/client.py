@@ -30,7 +30,7 @@ from swarmcompute.api.protocol import BlockingChannel
 from swarmcompute.limits import GPU_MEM_WITHOUT_GPUS, MAX_BATCH, MAX_CPUS, check_job, printable, signal_number
 from swarmcompute.paths import StatePaths
 from swarmcompute.state.job import JobChanges, JobSpec
-from swarmcompute.state.table import halves, submit_chunks, too_big_to_cut, validate_batch
+from swarmcompute.state.table import halves, partly_submitted, submit_chunks, too_big_to_cut, validate_batch
 from swarmcompute.units import counted, likely_meant, parse_begin, parse_duration, parse_size, parse_warning, plural
 
 if TYPE_CHECKING:
@@ -474,7 +474,10 @@ def submit_framed(
     """Submit ``specs`` in requests of at most ``size`` jobs (``state.table.submit_chunks``: jobs
     that wait on each other, or a gang's ranks, go in one); a request over a control frame's 16 MiB
     (``FrameTooLargeError``, raised before anything is sent: long command lines or environments)
-    goes as two halves where its jobs may be split. Returns what each ``call`` returned, in order."""
+    goes as two halves where its jobs may be split. Returns what each ``call`` returned, in order.
+    A request that fails after others went in fails as ``PartlySubmittedError``, which says how
+    many went in and that the same submission again adds the rest (``state.table.partly_submitted``):
+    `swarm run --array 0-20000` that said only "array id ... is taken" had created 10,000 jobs."""
     ids: list[str] = []
     todo = submit_chunks(specs, size)
     while todo:
@@ -488,6 +491,13 @@ def submit_framed(
                     too_big_to_cut(part, "over the 16 MiB one submission may carry")
                 ) from None
             todo[:0] = pieces
+        except errors.SwarmError as exc:
+            if not ids:
+                raise
+            why = str(exc)
+            if isinstance(exc, errors.PartlySubmittedError):  # it says what to do: once is enough
+                why = why.split("; submit ", 1)[0]
+            raise errors.PartlySubmittedError(partly_submitted(len(ids), specs, why)) from None
     return ids
 
 

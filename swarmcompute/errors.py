@@ -18,6 +18,7 @@ exactly what happened and what to do. A broken invariant is an
     │   ├── AttemptNotFoundError     `swarm logs --attempt N` for an attempt that never was
     │   ├── AmbiguousJobIdError
     │   ├── JobAlreadyExistsError    idempotent submit with a different spec
+    │   ├── PartlySubmittedError     a submission sent in pieces failed after some of it went in
     │   └── InvalidJobSpecError
     ├── ClusterError
     │   ├── ClusterFoundError        a cluster answers on the LAN and no token was given
@@ -137,6 +138,12 @@ class AmbiguousJobIdError(JobError):
 
 class JobAlreadyExistsError(JobError):
     """A client-chosen job id was reused for a different job spec."""
+
+
+class PartlySubmittedError(JobError):
+    """A submission committed (or sent) in pieces failed after some of its jobs went in: the
+    message says how many, and that submitting it again with the same ids adds the rest (each
+    job once), so that nobody reads a failure, submits anew and runs the first part twice."""
 
 
 class InvalidJobSpecError(JobError):

@@ -47,6 +47,7 @@ from swarmcompute.errors import (
     MembershipChangeError,
     NoQuorumError,
     NotLeaderError,
+    PartlySubmittedError,
     RaftStateLostError,
     SwarmError,
 )
@@ -111,11 +112,11 @@ from swarmcompute.state.commands import (
     SubmitJobs,
     UpdateJobs,
 )
-from swarmcompute.state.compact import is_stub
+from swarmcompute.state.compact import is_stub, same_job
 from swarmcompute.state.history import DEFAULT_KEEP_JOBS, DEFAULT_KEEP_S, MAX_PRUNE_BATCH, PruneJobs, prunable
 from swarmcompute.state.job import ACTIVE_STATES, Job, JobChanges, JobSpec, JobState, Reason
 from swarmcompute.state.policy import CommandPolicy, SetPolicy, check_policy, policy_problem, policy_toml
-from swarmcompute.state.table import JobTable, submit_chunks, validate_batch, validate_spec
+from swarmcompute.state.table import JobTable, partly_submitted, submit_chunks, validate_batch, validate_spec
 from swarmcompute.storage.details import FILE_NAME as DETAILS_FILE
 from swarmcompute.storage.details import DetailsStore, details_missing
 from swarmcompute.storage.raft_log import LOG_FILE as RAFT_LOG_FILE
@@ -1434,6 +1435,8 @@ class Daemon:
 
         resolved = []
         first_of: dict[str, JobSpec | None] = {}  # each array of the batch: an element, None once one was here
+        pruned_of: dict[str, str] = {}  # each array of the batch: an element the history bound removed
+        whole = {j.id: j for j in self.whole_jobs(self._compacted(specs))}  # a retry's ended jobs, as submitted
         async for spec in sliced(specs, SLICE_S):
             if spec.after or spec.after_any:
                 spec = replace(spec, after=parents(spec.after), after_any=parents(spec.after_any))
@@ -1441,8 +1444,8 @@ class Daemon:
                 spec = replace(spec, user=user)
             validate_spec(spec)
             check_policy(self.table.policy, spec)
-            existing = self.table.get(spec.id)
-            if existing is not None and existing.spec != spec:
+            existing = whole.get(spec.id) or self.table.get(spec.id)
+            if existing is not None and not same_job(existing, spec):
                 raise JobAlreadyExistsError(f"job id {spec.id} is taken by a different job")
             taken_by = self.table.group_kind(spec.id)
             if taken_by is not None:  # `swarm show`, `cancel`, `wait` of that id would mean two things
@@ -1452,22 +1455,41 @@ class Daemon:
                 kind = "array" if spec.array_id else "gang"
                 raise JobAlreadyExistsError(f"{kind} id {group} is taken by job {group}: choose another id")
             if spec.id in self.table.pruned:
-                raise JobAlreadyExistsError(
-                    f"job id {spec.id} was used by a job the history bound removed: choose another id"
-                )
+                if not spec.array_id:
+                    raise JobAlreadyExistsError(
+                        f"job id {spec.id} was used by a job the history bound removed: choose another id"
+                    )
+                pruned_of.setdefault(spec.array_id, spec.id)  # a retry's, if the array held is this one
             if spec.array_id and first_of.setdefault(spec.array_id, spec) is not None and existing is not None:
                 first_of[spec.array_id] = None  # a retried submission: the same jobs
             resolved.append(spec)
         for array_id, first in first_of.items():  # new elements would join another array, even an ended one
             held = self.table.array_element(array_id)  # the rest of one submission cut in chunks is welcome
-            if first is not None and held is not None and not same_array(held.spec, first):
+            if held is None and array_id in pruned_of:  # nothing left to tell a retry from another array by
+                raise JobAlreadyExistsError(
+                    f"job id {pruned_of[array_id]} was used by a job the history bound removed: choose another id"
+                )
+            if first is not None and held is not None and not same_array(self.whole_job(held).spec, first):
                 raise JobAlreadyExistsError(f"array id {array_id} is taken by a different array: choose another id")
         specs = tuple(resolved)
         validate_batch(specs)  # a dependency cycle inside one submission would pend forever
         self.files.check_submit(specs)  # shipped files must be here before the job is
+        went = 0
         for chunk in submit_chunks(specs, CHUNK_JOBS):
-            await self.commit([SubmitJobs(chunk, time.time(), self.node_id)])
+            try:
+                await self.commit([SubmitJobs(chunk, time.time(), self.node_id)])
+            except SwarmError as exc:
+                if not went:
+                    raise
+                raise PartlySubmittedError(partly_submitted(went, specs, str(exc), request=True)) from None
+            went += len(chunk)
         return [s.id for s in specs]
+
+    def _compacted(self, specs: Sequence[JobSpec]) -> list[Job]:
+        """The jobs of ``specs`` the table holds compacted (``state.compact``): a retried submission's
+        that ended meanwhile, whose details ``submit`` reads from disk in one go to compare."""
+        get = self.table.get
+        return [j for s in specs if (j := get(s.id)) is not None and is_stub(j)]
 
     async def commit(self, commands: list[Command]) -> None:
         """Commit what a user asked for (a submission, a cancel, a drain...), again through the

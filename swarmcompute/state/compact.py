@@ -247,6 +247,32 @@ def is_stub(job: Job) -> bool:
     return isinstance(job, StubJob)
 
 
+def kept_command(command: str) -> str:
+    """``command`` as a compacted job keeps it: its first ``COMMAND_CHARS`` characters."""
+    return command if len(command) <= COMMAND_CHARS else command[: COMMAND_CHARS - 1] + "…"
+
+
+def kept_alike(held: JobSpec, spec: JobSpec, varied: Container[str] = ()) -> bool:
+    """Whether ``held``, a compacted job's spec (``StubSpec``) whose details this node does not
+    have at hand, is ``spec`` as far as it keeps it (its name, user, command and ``KEPT_SPEC``),
+    but for the fields in ``varied``. A submission retried once its first jobs ended and were
+    compacted must read as the same jobs, not as "a different job": every field a stub does not
+    keep reads as its default there (no env, no argv), so ``==`` (and ``arrays.same_array``) told
+    a retried chunk of a 20,001-element array of `true` from its own first chunk apart."""
+    if held.user != spec.user or held.command != kept_command(spec.command):
+        return False
+    if "name" not in varied and held.name != spec.name:
+        return False
+    return all(getattr(held, n) == getattr(spec, n) for n in KEPT_SPEC if n not in varied)
+
+
+def same_job(held: Job, spec: JobSpec) -> bool:
+    """Whether ``held``, a job the table holds, is the job ``spec`` submits again (a retry, which
+    adds nothing): equal specs for a whole job, ``kept_alike`` for a compacted one whose details
+    this node could not read."""
+    return kept_alike(held.spec, spec) if is_stub(held) else held.spec == spec
+
+
 def compact_of(job: Job, memo: dict[Any, Any] | None = None) -> CompactJob:
     """``job`` in its compact form (a stub's own record as it is)."""
     if isinstance(job, StubJob):
@@ -259,9 +285,7 @@ def compact_of(job: Job, memo: dict[Any, Any] | None = None) -> CompactJob:
         for name, value in ((n, getattr(spec, n)) for n in KEPT_SPEC)
         if value != _SPEC_DEFAULTS[name]
     ) + tuple((name, value) for name, value in ((n, getattr(job, n)) for n in KEPT_JOB) if value != _JOB_DEFAULTS[name])
-    command = spec.command
-    if len(command) > COMMAND_CHARS:
-        command = command[: COMMAND_CHARS - 1] + "…"
+    command = kept_command(spec.command)
     return CompactJob(
         job.id,
         share(spec.name),

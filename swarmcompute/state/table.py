@@ -213,6 +213,23 @@ def too_big_to_cut(specs: Sequence[JobSpec], over: str) -> str:
     )
 
 
+def partly_submitted(went: int, specs: Sequence[JobSpec], why: str, *, request: bool = False) -> str:
+    """What to say of a submission of ``specs`` cut in pieces (``submit_chunks``) whose first
+    ``went`` jobs went in before a piece failed with ``why``: how many went in, and what to do. The
+    same submission again (the same ids) adds the rest and none twice, as a retry is; a user told
+    only "failed" resubmitted with new ids and ran the first part twice. ``request``: ``specs`` are
+    one request of a bigger submission (a node's part of it), not all of it."""
+    array_id = specs[0].array_id if specs else ""
+    if array_id and all(s.array_id == array_id for s in specs):
+        of = f"the {len(specs)} elements of this request" if request else f"its {len(specs)} elements"
+        return (
+            f"array {array_id}: {went} of {of} went in, then: {why}; submit the array again with the same id"
+            f" (--id {array_id}) to add the rest, each element once, or `swarm cancel {array_id}`"
+        )
+    of = f"the {len(specs)} jobs of this request" if request else f"these {len(specs)} jobs"
+    return f"{went} of {of} went in, then: {why}; submit them again with the same ids to add the rest, each once"
+
+
 def weightless(spec: JobSpec) -> bool:
     """A job that holds no room on its node (no cpus, memory or GPUs) and no place in an array's
     ``%`` limit: a placement round counts it on its node, nothing more, so the table keeps counts

@@ -20,7 +20,7 @@ import json
 import os
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from importlib import resources
 from typing import TYPE_CHECKING, Any, cast
 
@@ -41,8 +41,8 @@ from swarmcompute.files.store import valid_sha
 from swarmcompute.limits import MAX_FILES, MAX_REQUEST_BYTES
 from swarmcompute.state.api_tokens import ApiToken
 from swarmcompute.state.compact import HELD
-from swarmcompute.state.job import JobState
-from swarmcompute.state.table import job_matcher, submit_chunks
+from swarmcompute.state.job import JobSpec, JobState
+from swarmcompute.state.table import job_matcher, partly_submitted, submit_chunks
 from swarmcompute.users import check_owner
 from swarmcompute.web import problems
 from swarmcompute.web.load import LoadHistory
@@ -201,12 +201,25 @@ class Api:
         from swarmcompute.client import expanded_specs
 
         specs, ids = expanded_specs(items)
-        for chunk in submit_chunks(specs, SUBMIT_CHUNK):  # a gang's ranks in one; as the token's user
-            await self.ask(m.Submit(chunk), token)
+        await self._submit_chunks(specs, token)  # a gang's ranks in one; as the token's user
         body_out: dict[str, Any] = {"ids": ids}
         if not many:
             body_out["id"] = ids[0]
         return JSONResponse(body_out, status_code=201, headers={"Location": f"/api/v1/jobs/{ids[0]}"})
+
+    async def _submit_chunks(self, specs: Sequence[JobSpec], token: ApiToken) -> None:
+        """Submit ``specs`` in pieces of ``SUBMIT_CHUNK`` jobs (``submit_chunks``); a piece that
+        fails after others went in says how many did and that the same submission adds the rest
+        (``PartlySubmittedError``), not just the piece's error, which read as if nothing went in."""
+        went = 0
+        for chunk in submit_chunks(specs, SUBMIT_CHUNK):
+            try:
+                await self.ask(m.Submit(chunk), token)
+            except errors.SwarmError as exc:
+                if not went:
+                    raise
+                raise errors.PartlySubmittedError(partly_submitted(went, specs, str(exc))) from None
+            went += len(chunk)
 
     async def _with_stdin(self, item: dict[str, Any]) -> dict[str, Any]:
         """An item whose ``stdin`` is text (what its job reads as its stdin, `swarm run --stdin`
@@ -442,8 +455,7 @@ class Api:
             raise errors.ConfigError("job_id must be text")
         made = await self.control.rerun(request.path_params["ref"], new_id, token.uid, every=body.get("all", False))
         specs = grouped_specs(made.spec, made.array, made.ranks, made.ranks_per_node if made.ranks else None)
-        for chunk in submit_chunks(specs, SUBMIT_CHUNK):  # as the token's user, as a submission's
-            await self.ask(m.Submit(chunk), token)
+        await self._submit_chunks(specs, token)  # as the token's user, as a submission's
         return JSONResponse(
             {"id": new_id, "ids": [new_id]}, status_code=201, headers={"Location": f"/api/v1/jobs/{new_id}"}
         )

@@ -34,6 +34,7 @@ _STATUS: tuple[tuple[type[errors.SwarmError], int], ...] = (
     (errors.FilesError, 409),  # a shipped file's bytes wrong, a kept file not there (yet), ...
     (errors.ProtocolError, 400),
     (errors.WaitTimeoutError, 504),
+    (errors.PartlySubmittedError, 503),  # the same submission again adds the rest
     (errors.ClusterError, 503),
 )
 

@@ -114,3 +114,30 @@ def test_a_daemon_that_does_not_answer_is_said_with_where_its_log_is(tmp_path: P
     )
     (tmp_path / "daemon.log").touch()  # `swarm join --detach`
     assert see_its_log(tmp_path) == f"See its log, {tmp_path / 'daemon.log'}"
+
+
+def test_an_array_sent_in_requests_that_fails_midway_says_how_much_went_in_and_how_to_add_the_rest() -> None:
+    """`swarm run --array 0-20000` exited 2 with the second request's error alone, and 10,000 elements
+    ran: a user who believed it submitted again and ran them twice."""
+    from swarmcompute.arrays import elements
+    from swarmcompute.client import submit_framed
+    from swarmcompute.errors import NoQuorumError, PartlySubmittedError
+    from swarmcompute.state.job import JobSpec
+
+    sent: list[int] = []
+
+    def call(part: tuple[JobSpec, ...]) -> list[str]:
+        if sent:
+            raise NoQuorumError("no quorum: 1 of 3 voters answer")
+        sent.append(len(part))
+        return [s.id for s in part]
+
+    specs = elements(JobSpec("sweep", ("true",)), "0-24")
+    with pytest.raises(PartlySubmittedError) as failed:
+        submit_framed(call, specs, size=10)
+    assert str(failed.value) == (
+        "array sweep: 10 of its 25 elements went in, then: no quorum: 1 of 3 voters answer; submit the array"
+        " again with the same id (--id sweep) to add the rest, each element once, or `swarm cancel sweep`"
+    )
+    with pytest.raises(NoQuorumError):  # nothing went in: the error as it was
+        submit_framed(call, specs, size=10)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from swarmcompute import Client
-from swarmcompute.errors import InvalidJobSpecError, JobNotFoundError
+from swarmcompute.errors import InvalidJobSpecError, JobAlreadyExistsError, JobNotFoundError
 from swarmcompute.testing.daemons import DaemonProcess, swarm_executable, wait_until
 
 
@@ -367,3 +367,26 @@ def test_a_failed_gang_without_an_exit_code_says_its_ranks_message_not_none() ->
     with contextlib.redirect_stderr(err := io.StringIO()):
         assert gang_status(record, {**failed, "exit_code": 3, "message": "exited with code 3"}) == 3
     assert err.getvalue() == "swarm: gang g failed: rank 0 on n1: exited 3\n"
+
+
+def test_the_rest_of_an_array_and_a_retry_of_it_go_in_after_its_first_elements_ended_and_were_compacted(
+    daemon: DaemonProcess,
+) -> None:
+    """`swarm run --array 0-20000` goes in requests of 10,000: once the first request's elements had
+    ended and been compacted (only the newest 256 ended jobs stay whole), the second read "array id
+    ... is taken by a different array" and exit 2, with 10,000 elements in and running."""
+    from swarmcompute.arrays import elements
+    from swarmcompute.state.job import JobSpec
+
+    client = Client(daemon.state_dir)
+    specs = elements(JobSpec("sweep", ("true",), cpus=0, env={"K": "v"}), "0-300")
+    assert client._submit(tuple(specs[:290])) == [s.id for s in specs[:290]]
+    client.wait("sweep", timeout=30)
+    assert client._submit(tuple(specs[290:])) == [s.id for s in specs[290:]]  # the rest of the submission
+    assert client._submit(tuple(specs)) == [s.id for s in specs]  # all of it again: a retry, nothing new
+    assert len(client.wait("sweep", timeout=30)) == 301
+    other = elements(JobSpec("sweep", ("false",), cpus=0, env={"K": "v"}), "301-302")
+    with pytest.raises(JobAlreadyExistsError, match="^array id sweep is taken by a different array"):
+        client._submit(tuple(other))  # still: a different array under that id
+    with pytest.raises(JobAlreadyExistsError, match=r"^job id sweep\.0 is taken by a different job$"):
+        client._submit(tuple(elements(JobSpec("sweep", ("true",), cpus=0, env={"K": "w"}), "0")))

@@ -119,3 +119,49 @@ def test_a_snapshot_row_round_trips_and_a_wrong_one_is_refused() -> None:
     ):
         with pytest.raises(ValueError):
             compact_of_row(bad)
+
+
+def _ended_array(table: JobTable, n: int) -> list[JobSpec]:
+    from swarmcompute.arrays import elements
+
+    specs = elements(JobSpec("sweep", ("true",), env={"K": "v"}, node="nowhere"), f"0-{n - 1}")
+    table.apply(SubmitJobs(tuple(specs), 1.0))
+    table.apply(CancelJobs(tuple(s.id for s in specs), "ended", 2.0))
+    table.take_finished(window=0)
+    table.take_finished(window=0)
+    return specs
+
+
+def test_an_ended_compacted_element_is_of_the_same_array_as_the_rest_of_its_submission() -> None:
+    """The second request of `swarm run --array 0-20000` read "array id ... is taken by a different
+    array" once its first elements had ended and were compacted: their env and argv read empty."""
+    from swarmcompute.arrays import elements, same_array
+
+    table = JobTable()
+    specs = _ended_array(table, 3)
+    held = table.array_element("sweep")
+    assert held is not None and is_stub(held)
+    (rest,) = elements(JobSpec("sweep", ("true",), env={"K": "v"}, node="nowhere"), "3")
+    assert same_array(held.spec, rest)
+    assert same_array(held.spec, specs[0])
+    for other in (
+        JobSpec("sweep", ("false",), env={"K": "v"}, node="nowhere"),  # another command
+        JobSpec("sweep", ("true",), env={"K": "v"}, node="nowhere", name="other"),  # another name
+        JobSpec("sweep", ("true",), env={"K": "v"}, node="nowhere", retries=2),  # a kept field
+    ):
+        assert not same_array(held.spec, elements(other, "3")[0])
+
+
+def test_a_retried_job_that_ended_and_was_compacted_is_the_same_job_and_a_different_one_is_not() -> None:
+    from swarmcompute.state.compact import same_job
+
+    table = JobTable()
+    specs = _ended_array(table, 2)
+    held = table.get(specs[0].id)
+    assert held is not None and is_stub(held)
+    assert same_job(held, specs[0])  # `!=` said "taken by a different job": its env reads empty
+    assert not same_job(held, specs[1])
+    assert not same_job(held, dataclasses.replace(specs[0], argv=("false",)))
+    assert not same_job(held, dataclasses.replace(specs[0], user="eve"))
+    whole = Job(spec=specs[0], submitted_at=1.0)
+    assert same_job(whole, specs[0]) and not same_job(whole, dataclasses.replace(specs[0], env={"K": "w"}))
