@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -12,6 +13,7 @@ from swarmcompute.policy import parse_policy
 from swarmcompute.state.job import JobSpec
 from swarmcompute.state.policy import (
     ALLOW,
+    DEFAULT_DENY,
     CommandPolicy,
     Rule,
     SetPolicy,
@@ -29,6 +31,26 @@ DENIED = {
     "rm -rf --no-preserve-root /": "rm-root",
     "rm -Rf '/'": "rm-root",
     "cd /tmp && rm -rf -- / ; ls": "rm-root",
+    "rm --recursive --force /*": "rm-root",
+    "rm --recursive --force /": "rm-root",
+    "rm --rec /": "rm-root",
+    "rm -rf /bin /*": "rm-root",
+    "rm -rf ~/ /*": "rm-root",
+    'rm -rf "/"*': "rm-root",
+    "rm -rf /**": "rm-root",
+    "rm -rf //": "rm-root",
+    "rm -rf /.": "rm-root",
+    "rm -rf /tmp/..": "rm-root",
+    "rm -rf /*/": "rm-root",
+    "cd / && rm -rf *": "rm-root",
+    "cd /usr; rm -rf ../*": "rm-root",
+    "/bin/rm -rf /": "rm-root",
+    "sudo -u root env X=1 /usr/bin/rm -Rv /": "rm-root",
+    "timeout 10 rm -rf /": "rm-root",
+    "make clean\nrm -rf / >/dev/null 2>&1": "rm-root",
+    "bash -c \"sh -c 'rm -rf /'\"": "rm-root",
+    'ssh host "rm -rf /"': "rm-root",
+    "echo $(rm -rf /)": "rm-root",
     "mkfs.ext4 /dev/sdb1": "mkfs",
     "/sbin/mkfs -t xfs /dev/nvme0n1": "mkfs",
     ":(){ :|:& };:": "fork-bomb",
@@ -46,6 +68,16 @@ ALLOWED = [
     "cat /dev/sda",
     "python train.py --epochs 3",
     "echo ':() {'",
+    "rm -rf ./build /tmp/x",
+    "rm -rf /tmp/foo/*",
+    "rm -rf ~/",
+    "rm -rf /.cache /.*",
+    "cd /tmp && rm -rf *",
+    "echo rm -rf /",  # text, not a command: it deletes nothing
+    'echo "rm -rf /"',
+    "printf 'rm -rf /'",
+    "ls  # rm -rf /",
+    'rm -rf "$DIR"/',  # what a variable holds is not known before it runs
 ]
 
 
@@ -66,6 +98,38 @@ def test_a_submitted_argv_is_checked_as_typed_shell_strings_inside_too() -> None
     with pytest.raises(PolicyViolationError, match="'fork-bomb'.*swarm policy show"):
         check_policy(CommandPolicy(), JobSpec(id="b", argv=("bash", "-c", ":(){ :|:& };:")))
     check_policy(CommandPolicy(), JobSpec(id="c", argv=("rm", "-rf", "/tmp/x")))
+
+
+def test_an_argv_is_refused_as_its_string_form_is_though_shell_quoting_nests_the_quotes() -> None:
+    """`swarm run -- sh -c "rm -rf '/'"` reaches the policy as ``sh -c 'rm -rf '"'"'/'"'"''``,
+    which the regular expression this check replaced let through while ``"rm -rf '/'"`` was refused."""
+    argv = JobSpec(id="a", argv=("sh", "-c", "rm -rf '/'"))
+    with pytest.raises(PolicyViolationError, match="'rm-root'"):
+        check_policy(CommandPolicy(), argv)
+    with pytest.raises(PolicyViolationError, match="'rm-root'"):
+        check_policy(CommandPolicy(), JobSpec(id="b", argv=("/bin/sh", "-c", "rm -rf '/'")))
+
+
+def test_the_rm_root_rule_is_a_built_in_check_with_the_old_regex_after_it_for_older_nodes() -> None:
+    """An older node reads ``(?#check:rm-root)`` as a regex comment and searches the regex after
+    it, so a rolling upgrade keeps a rule on every node; this version runs the check instead."""
+    (rule,) = [r for r in DEFAULT_DENY if r.name == "rm-root"]
+    assert rule.pattern.startswith("(?#check:rm-root)")
+    assert re.search(rule.pattern, "rm -rf /") and not re.search(rule.pattern, "rm -rf /tmp/x")
+    assert CommandPolicy(deny=(Rule("mine", "(?#check:rm-root)never-matches"),)).problem("rm -rf //") is not None
+
+
+@pytest.mark.parametrize(
+    ("policy", "says"),
+    [
+        (CommandPolicy(deny=(Rule("x", "(?#check:rm-home)rm"),)), "no built-in check 'rm-home' (there is rm-root)"),
+        (CommandPolicy(ALLOW, allow=(Rule("x", "(?#check:rm-root)"),)), "a built-in check is a deny rule"),
+    ],
+)
+def test_a_rule_naming_an_unknown_check_or_a_check_as_an_allow_rule_is_refused(
+    policy: CommandPolicy, says: str
+) -> None:
+    assert says in (policy_problem(policy) or "")
 
 
 def test_the_shipped_rules_take_linear_time_on_hostile_commands() -> None:
