@@ -274,7 +274,8 @@ class BlobStore:
         work: Path | None = None,
     ) -> KeptFiles:
         """What attempt ``attempt`` left in its working directory: every regular file (links and
-        special files are skipped, never followed) that matches ``keep`` (gitignore syntax; empty:
+        special files are not kept, never followed, and listed in ``dropped`` with what they are,
+        so `swarm cp JOB:` says why a file the job made is missing) that matches ``keep`` (gitignore syntax; empty:
         all), stored as blobs, new or changed ones up to ``max_bytes`` in path order; recorded in
         ``kept/`` and returned. The working directory (``work``, else ``work_dir``) is removed
         afterwards. Files are opened one path part at a time without following links, so a job
@@ -288,8 +289,11 @@ class BlobStore:
 
             spec = pathspec.GitIgnoreSpec.from_lines(keep)
         used = 0
-        for rel, _full in _regular_files(work):
+        for rel, not_regular in _entries(work):
             if spec is not None and not spec.match_file(rel):
+                continue
+            if not_regular is not None:
+                kept.dropped.append((rel, 0, not_regular))
                 continue
             if file_path_problem(rel) is not None:
                 kept.dropped.append((rel, 0, "its name cannot be shipped (control characters, too long)"))
@@ -305,9 +309,11 @@ class BlobStore:
                     os.close(fd)
                     if stat.S_ISREG(st.st_mode):
                         kept.dropped.append((rel, size, f"over the {max_bytes // (1024 * 1024)} MiB cap of kept files"))
+                    else:
+                        kept.dropped.append((rel, 0, _not_regular(st.st_mode) or "not a regular file when read"))
                     continue
                 sha, size = self.put_fd(fd)
-            except OSError as exc:
+            except OSError as exc:  # ELOOP: it became a link since the walk, and was not followed
                 kept.dropped.append((rel, 0, f"unreadable: {exc.strerror or exc}"))
                 continue
             if shipped.get(rel, ("",))[0] != sha:
@@ -406,19 +412,44 @@ def _open_beneath(root: Path, rel: str) -> int:
         os.close(fd)
 
 
-def _regular_files(root: Path) -> list[tuple[str, str]]:
-    """(relative path, full path) of the regular files under ``root``, sorted; links not followed."""
-    out: list[tuple[str, str]] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+def _entries(root: Path) -> list[tuple[str, str | None]]:
+    """(relative path, None) of the regular files under ``root`` and (relative path, why it is not
+    kept) of its links, FIFOs, sockets and devices, sorted. Links are never followed, to a file or
+    a directory: a job may link to what only the daemon can read (the cluster key)."""
+    out: list[tuple[str, str | None]] = []
+    for dirpath, dirnames, filenames in os.walk(root):  # does not follow links to directories
         rel_dir = os.path.relpath(dirpath, root)
         rel_dir = "" if rel_dir == "." else rel_dir + "/"
-        dirnames[:] = sorted(d for d in dirnames if not os.path.islink(os.path.join(dirpath, d)))
+        walked = []
+        for name in sorted(dirnames):
+            if os.path.islink(os.path.join(dirpath, name)):
+                out.append((rel_dir + name, _LINK))
+            else:
+                walked.append(name)
+        dirnames[:] = walked
         for name in filenames:
-            full = os.path.join(dirpath, name)
             try:
-                if stat.S_ISREG(os.lstat(full).st_mode):
-                    out.append((rel_dir + name, full))
+                mode = os.lstat(os.path.join(dirpath, name)).st_mode
             except OSError:
-                continue
+                continue  # removed meanwhile
+            out.append((rel_dir + name, _not_regular(mode)))
     out.sort()
     return out
+
+
+_LINK = "a symbolic link: links are not followed or kept"
+
+
+def _not_regular(mode: int) -> str | None:
+    """Why a file of ``mode`` (``lstat``'s) is not kept, or None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISLNK(mode):
+        return _LINK
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe): only regular files are kept"
+    if stat.S_ISSOCK(mode):
+        return "a socket: only regular files are kept"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device file: only regular files are kept"
+    return "not a regular file: only regular files are kept"

@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import os
 import shutil
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -188,13 +189,50 @@ def test_a_node_keeps_new_and_changed_files_within_the_cap_and_never_follows_lin
     kept = store.collect("job1", 1, "node-a", inputs, max_bytes=200)
     names = {e[0] for e in kept.entries}
     assert names == {"in.txt", "sub/same.txt", "new.bin"}
-    assert [d[0] for d in kept.dropped] == ["big.bin"] and "cap of kept files" in kept.dropped[0][2]
+    assert [d[0] for d in kept.dropped] == ["big.bin", "fifo", "secret"] and "cap of kept files" in kept.dropped[0][2]
     assert not work.exists()
     assert store.load_kept("job1", 1) == kept
     only = store.stage("job2", 1, inputs)
     (only / "a.out").write_text("a")
     kept = store.collect("job2", 1, "node-a", inputs, keep=("*.out",))
     assert [e[0] for e in kept.entries] == ["a.out"]
+
+
+def test_links_and_special_files_a_job_left_are_listed_as_dropped_with_what_they_are_never_followed(
+    tmp_path: Path,
+) -> None:
+    """`swarm cp JOB:` said ``"dropped": []`` for them, though the README says it names what was not
+    kept and why; the link to a secret (the cluster key, say) must not be read, to a file or a directory."""
+    store = BlobStore(tmp_path / "files")
+    secret = tmp_path / "secret-dir"
+    secret.mkdir()
+    (secret / "cluster.key").write_text("do not ship")
+    work = store.stage("job1", 1, ())
+    (work / "out.txt").write_text("result")
+    (work / "key").symlink_to(secret / "cluster.key")
+    (work / "keys").symlink_to(secret)
+    (work / "dangling").symlink_to(tmp_path / "nowhere")
+    os.mkfifo(work / "pipe")
+    os.mknod(work / "sock", 0o600 | stat.S_IFSOCK)
+    kept = store.collect("job1", 1, "node-a", ())
+    assert [e[0] for e in kept.entries] == ["out.txt"]
+    assert [(path, size) for path, size, _ in kept.dropped] == [
+        ("dangling", 0),
+        ("key", 0),
+        ("keys", 0),
+        ("pipe", 0),
+        ("sock", 0),
+    ]
+    why = {path: why for path, _, why in kept.dropped}
+    assert why["key"] == why["keys"] == why["dangling"] == "a symbolic link: links are not followed or kept"
+    assert why["pipe"].startswith("a FIFO") and why["sock"].startswith("a socket")
+    assert kept.view()["dropped"][0] == {"path": "dangling", "size": 0, "why": why["dangling"]}  # README's keys
+    assert store.load_kept("job1", 1) == kept
+    assert not store.has(hashlib.sha256(b"do not ship").hexdigest())
+    only = store.stage("job2", 1, ())
+    (only / "a.out").symlink_to(secret / "cluster.key")
+    (only / "b.log").symlink_to(secret / "cluster.key")
+    assert [d[0] for d in store.collect("job2", 1, "node-a", (), keep=("*.out",)).dropped] == ["a.out"]
 
 
 def test_a_received_blob_is_kept_only_when_its_bytes_hash_to_its_name(tmp_path: Path) -> None:
