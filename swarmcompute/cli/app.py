@@ -216,7 +216,19 @@ def join(
     own command line (``--token T``) is gone too.
     """
     keep_jobs_n, keep_s, forget_after_s, http = checked_join_values(
-        port, voter_grace, log_format, keep_jobs, keep_history, forget_after, http_port, ctx=ctx, bind=bind
+        port,
+        voter_grace,
+        log_format,
+        keep_jobs,
+        keep_history,
+        forget_after,
+        http_port,
+        ctx=ctx,
+        bind=bind,
+        name=name,
+        labels=label,
+        token=token,
+        token_file=token_file,
     )
     paths = _call(lambda: StatePaths.resolve(state_dir))
     peers = tuple(peer or ())
@@ -462,18 +474,28 @@ def checked_join_values(
     *,
     ctx: typer.Context | None = None,
     bind: str = "0.0.0.0",
+    name: str | None = None,
+    labels: list[str] | None = None,
+    token: str | None = None,
+    token_file: Path | None = None,
+    warn_missing_token_file: bool = False,
 ) -> tuple[int, float, float, int | None]:
     """`swarm join`'s values checked, as join and `swarm config` both say it (exit 2, one line):
-    ``--keep-jobs`` and ``--keep-history``, ``--forget-after`` and ``--http-port`` parsed. A value
-    from the config file (``ctx``: join's) is said as the file's key (``FILE: port``), not as a
-    flag the user never gave: `port = 99999` in the file read `--port must be 0 to 65535`."""
+    ``--keep-jobs`` and ``--keep-history``, ``--forget-after`` and ``--http-port`` parsed, the
+    name printable, the labels ``K=V``, the token file there (unless ``token`` wins over the
+    file's). One check for both, before join does anything, so `swarm config` passes only what
+    join takes, but for a missing token file (``warn_missing_token_file``): `swarm config` shows
+    settings, often written before the token is fetched, so it warns where join refuses. A value from the config file (``ctx``: join's) is said as the file's key
+    (``FILE: port``), not as a flag the user never gave: `port = 99999` in the file read
+    `--port must be 0 to 65535`, and `labels = ["gpu"]` a bare `a label is KEY=VALUE`."""
     from swarmcompute.cli.config_cmd import FILE_META
+    from swarmcompute.limits import printable
 
     def said(param: str) -> str:
         flag = "--" + param.replace("_", "-")
         if ctx is None or not _from_config(ctx, param):
             return flag
-        return f"{ctx.meta[FILE_META][0]}: {flag[2:]}"
+        return f"{ctx.meta[FILE_META][0]}: {flag[2:]}" + ("s" if param == "label" else "")  # the file's key
 
     def checked(params: tuple[str, ...], parse: Callable[[], _T]) -> _T:
         try:
@@ -498,6 +520,22 @@ def checked_join_values(
         raise _fail(f"{said('voter_grace')} must be a positive number of seconds, got {voter_grace}")
     if log_format not in ("console", "json"):
         raise _fail(f"{said('log_format')} must be console or json, got {log_format[:40]!r}")
+    if name is not None and not name.isprintable():
+        raise _fail(f"{said('name')} must be printable, without control characters or line breaks, got {name[:60]!r}")
+    if labels:
+        from swarmcompute.node.labels import parse_labels
+
+        try:
+            parse_labels(labels, removals=False)
+        except SwarmError as exc:
+            raise _fail(f"{said('label')}: {exc}") from None
+    overridden = bool(token) and ctx is not None and _from_config(ctx, "token_file")  # as join: --token wins
+    if token_file is not None and str(token_file) != "-" and not overridden and not token_file.is_file():
+        why = "is not a file" if token_file.exists() else "does not exist"
+        problem = f"{said('token_file')}: {token_file} {why}"
+        if not warn_missing_token_file:
+            raise _fail(f"{problem}: put the join token there (`swarm token` on a member) or fix the path")
+        typer.echo(f"swarm: warning: {printable(problem)}: `swarm join` refuses it until the token is there", err=True)
     from swarmcompute.node.__main__ import parse_forget_after, parse_http_port, parse_retention
 
     keep_jobs_n, keep_s = checked(("keep_jobs", "keep_history"), lambda: parse_retention(keep_jobs, keep_history))

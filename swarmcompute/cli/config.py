@@ -15,6 +15,9 @@ flag. The file's values reach click as the command's ``default_map``, which is t
 
 Refused, each as one line naming the file, the key and what is expected: an unknown key (a typo
 must not be ignored), a value of the wrong type, and a secret (``token``: use ``token-file``).
+A value of the right type that `swarm join` refuses (a label without ``=``, a name with a line
+break, a port out of range) is refused by ``cli.app.checked_join_values``, which join and
+`swarm config` both call, naming the file's key the same way.
 Relative paths in the file are relative to the file's directory.
 
 Pure: no typer, no clock, no sockets; ``read_file`` reads the one file it is given.

@@ -72,6 +72,11 @@ def show_config(ctx: typer.Context, as_json: bool) -> None:
             p["http_port"],
             ctx=sub,
             bind=p["bind"],
+            name=p["name"],
+            labels=p["label"],
+            token=p["token"],
+            token_file=p["token_file"],
+            warn_missing_token_file=True,
         )
     if as_json:
         import json

@@ -166,7 +166,8 @@ def test_swarm_config_refuses_a_value_join_would_refuse_as_join_does_naming_the_
     for command in (["config"], ["join", "--detach"]):
         result = swarm(*command, env=env)
         assert (result.returncode, result.stdout) == (2, ""), command
-        assert result.stderr.startswith(f"swarm: {conf}: {said}"), (command, result.stderr)
+        assert result.stderr.startswith(f"swarm: {conf}: {said.format(dir=tmp_path)}"), (command, result.stderr)
+        assert len(result.stderr.splitlines()) == 1, result.stderr
     assert not (tmp_path / "node").exists()
     flagged = swarm("config", "--port", "70000", env=env)  # a flag's is said as the flag
     assert flagged.stderr == "swarm: --port must be 0 to 65535, got 70000\n"
@@ -192,12 +193,65 @@ def test_a_config_file_named_but_missing_is_an_error_and_a_missing_default_one_i
     assert swarm("config", env=env).returncode == 0
 
 
+def in_process(*args: str, tmp_path: Path) -> tuple[int, str]:
+    """`swarm ARGS` run in this process (a fraction of a second, where a subprocess takes seconds):
+    the exit code and what it wrote, stderr included."""
+    from typer.testing import CliRunner
+
+    from swarmcompute.cli.app import app
+
+    result = CliRunner().invoke(app, list(args), env={"SWARM_STATE_DIR": str(tmp_path / "node"), "SWARM_TOKEN": None})
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize(
+    ("line", "said"),
+    [
+        ('labels = ["gpu"]', "labels: a label is KEY=VALUE, got 'gpu'"),
+        ('name = "a\\nb"', "name must be printable, without control characters or line breaks, got 'a\\nb'"),
+    ],
+)
+def test_swarm_config_refuses_the_labels_and_name_join_refuses_naming_the_files_key(
+    tmp_path: Path, line: str, said: str
+) -> None:
+    """`labels = ["gpu"]` passed `swarm config` (exit 0) and join said a bare `a label is KEY=VALUE`;
+    `name = "a\\nb"` passed both and printed across two lines. Both share one check now."""
+    conf = tmp_path / "config.toml"
+    conf.write_text(line + "\n")
+    assert in_process("config", "--config", str(conf), tmp_path=tmp_path) == (2, f"swarm: {conf}: {said}\n")
+    if line.startswith("labels"):  # (old code would start a daemon on the name: join is checked by the same call)
+        assert in_process("join", "--detach", "--config", str(conf), tmp_path=tmp_path) == (
+            2,
+            f"swarm: {conf}: {said}\n",
+        )
+    assert not (tmp_path / "node").exists()
+
+
+def test_a_token_file_that_is_not_there_is_refused_by_join_and_a_warning_of_swarm_config_naming_the_files_key(
+    tmp_path: Path,
+) -> None:
+    """`swarm config` said nothing of it; it shows settings, often written before the token is
+    fetched, so it warns (exit 0) where join refuses (exit 2, starting nothing)."""
+    conf = tmp_path / "config.toml"
+    conf.write_text('token-file = "no-such.token"\n')
+    problem = f"{conf}: token-file: {tmp_path / 'no-such.token'} does not exist"
+    code, said = in_process("config", "--config", str(conf), tmp_path=tmp_path)
+    assert code == 0 and said.startswith(
+        f"swarm: warning: {problem}: `swarm join` refuses it until the token is there\n"
+    )
+    code, said = in_process("join", "--detach", "--config", str(conf), tmp_path=tmp_path)
+    assert code == 2 and said.startswith(f"swarm: {problem}: put the join token there")
+    assert not (tmp_path / "node").exists()
+
+
 def test_the_token_from_the_environment_wins_over_the_files_token_file(env: dict[str, str], tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text('token-file = "no-such-file"\n')
-    assert "cannot read the token file" in swarm("join", "--detach", env=env).stderr
+    assert (
+        "token-file: " + str(tmp_path / "no-such-file") + " does not exist" in swarm("join", "--detach", env=env).stderr
+    )
     env["SWARM_TOKEN"] = "swarm1-not-a-token"
     result = swarm("join", "--detach", env=env)
-    assert result.returncode == 2 and "cannot read the token file" not in result.stderr
+    assert result.returncode == 2 and "no-such-file" not in result.stderr
     assert "token" in result.stderr and len(result.stderr.splitlines()) == 1, result.stderr
     shown = json.loads(swarm("config", "--json", env=env).stdout)["settings"]  # and `swarm config` says so
     assert shown["token"]["from"] == "$SWARM_TOKEN" and shown["token-file"]["from"].endswith(
