@@ -45,8 +45,16 @@ def deletes_root(command: str) -> bool:
     return _deletes_root(command, 0)
 
 
-@lru_cache(maxsize=256)
+_CACHED_CHARS = 4096
+"""Only commands up to this long are cached: 256 of 16 MiB each (a control frame's most) would
+hold 4 GiB; an array's one command, the case the cache is for, is far shorter."""
+
+
 def _deletes_root(command: str, depth: int) -> bool:
+    return _cached(command, depth) if len(command) <= _CACHED_CHARS else _scan(command, depth)
+
+
+def _scan(command: str, depth: int) -> bool:
     cwd: str | None = None  # where the commands so far have cd'ed to, when known
     for words in _simple_commands(command):
         if not words:
@@ -66,6 +74,9 @@ def _deletes_root(command: str, depth: int) -> bool:
                     return True
                 break
     return False
+
+
+_cached = lru_cache(maxsize=256)(_scan)
 
 
 def _simple_commands(command: str) -> list[list[str]]:

@@ -115,7 +115,14 @@ from swarmcompute.state.commands import (
 from swarmcompute.state.compact import is_stub, same_job
 from swarmcompute.state.history import DEFAULT_KEEP_JOBS, DEFAULT_KEEP_S, MAX_PRUNE_BATCH, PruneJobs, prunable
 from swarmcompute.state.job import ACTIVE_STATES, Job, JobChanges, JobSpec, JobState, Reason
-from swarmcompute.state.policy import CommandPolicy, SetPolicy, check_policy, policy_problem, policy_toml
+from swarmcompute.state.policy import (
+    CommandPolicy,
+    SetPolicy,
+    check_policy,
+    checks_problem,
+    policy_problem,
+    policy_toml,
+)
 from swarmcompute.state.table import JobTable, partly_submitted, submit_chunks, validate_batch, validate_spec
 from swarmcompute.storage.details import FILE_NAME as DETAILS_FILE
 from swarmcompute.storage.details import DetailsStore, details_missing
@@ -1558,7 +1565,7 @@ class Daemon:
         """Replace the cluster's command policy (committed before this returns); the new one as TOML."""
         from swarmcompute.errors import ConfigError
 
-        problem = policy_problem(policy)
+        problem = policy_problem(policy) or checks_problem(policy)
         if problem is not None:
             raise ConfigError(f"invalid policy: {problem}")
         await self.commit([SetPolicy(policy, time.time(), by)])

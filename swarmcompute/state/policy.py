@@ -130,16 +130,28 @@ def policy_problem(policy: CommandPolicy) -> str | None:
             seen.add((kind, rule.name))
             if len(rule.pattern) > MAX_PATTERN:
                 return f"{label}: the pattern is over {MAX_PATTERN} characters"
+            try:
+                re.compile(rule.pattern)
+            except re.error as exc:
+                return f"{label}: not a regular expression ({exc})"
+    return None
+
+
+def checks_problem(policy: CommandPolicy) -> str | None:
+    """Why ``policy`` names a built-in check it may not (one this version does not know, or one in
+    an allow rule), or None. Asked where a policy is set (`swarm policy set`, a policy file), not
+    where a ``SetPolicy`` is applied: every version must apply the same entries alike, and one
+    without a check reads its marker as a regex comment (and this version reads an unknown check's
+    rule as its regex, as they do)."""
+    for kind, rules in ((DENY, policy.deny), (ALLOW, policy.allow)):
+        for rule in rules:
+            label = f"{kind} rule {rule.name[:MAX_RULE_NAME]!r}"
             marker = _CHECK.match(rule.pattern)
             if marker is not None and marker.group(1) not in CHECKS:
                 known = ", ".join(sorted(CHECKS))
                 return f"{label}: no built-in check {marker.group(1)[:40]!r} (there is {known})"
             if marker is not None and kind == ALLOW:
                 return f"{label}: a built-in check is a deny rule"
-            try:
-                re.compile(rule.pattern)
-            except re.error as exc:
-                return f"{label}: not a regular expression ({exc})"
     return None
 
 
@@ -164,7 +176,7 @@ def policy_from_mapping(data: Any) -> CommandPolicy:
     if not isinstance(mode, str):
         raise ConfigError("mode must be deny or allow")
     policy = CommandPolicy(mode, parts[DENY], parts[ALLOW])
-    problem = policy_problem(policy)
+    problem = policy_problem(policy) or checks_problem(policy)
     if problem is not None:
         raise ConfigError(f"invalid policy: {problem}")
     return policy
