@@ -12,8 +12,8 @@ final job record then carries ``output_truncated: true``:
 - the bound on an attempt's log cut its output (the log's ``TRUNCATED`` marker frame);
 - the node that ran an attempt cannot be reached and no live node holds a whole copy of its log
   (``node.log_copies``): the longest copy is sent, and said to be incomplete; with no copy at all,
-  the job record's 4 KiB tail is sent instead when nothing else was (a tail shorter than that is
-  the whole output).
+  the job record's 4 KiB tail is sent instead when nothing else was (and said to be incomplete
+  unless the record counts the attempt's output and the tail holds all of it: ``tail_is_whole``).
 
 While a followed attempt waits for its node to pull its image, a ``Progress`` says how far the
 pull has got whenever that changed (``executor.pull_progress``).
@@ -34,9 +34,8 @@ from swarmcompute.api.protocol import frame
 from swarmcompute.errors import AttemptNotFoundError, ExecutorError
 from swarmcompute.executor.logfile import END, TRUNCATED, read_chunks
 from swarmcompute.executor.pull_progress import PROGRESS_INTERVAL_S, PullProgress
-from swarmcompute.executor.spec import TAIL_BYTES
 from swarmcompute.state.compact import is_stub
-from swarmcompute.state.job import ACTIVE_STATES, Job, JobState, Reason
+from swarmcompute.state.job import ACTIVE_STATES, Job, JobState, Reason, tail_is_whole
 
 if TYPE_CHECKING:
     from swarmcompute.api.node_api import NodeAPI
@@ -207,16 +206,17 @@ class OutputStream:
                 pass
 
     def _said_nothing(self, job: Job, n: int) -> bool:
-        """Whether attempt ``n`` ended, its last, and wrote nothing at all: the job record's tail
-        of its output is empty, so there is nothing to ask its node for. A `swarm run --array` of
-        1,000 `true` jobs on 3 nodes asks for 1,000 logs in turn, and asking the node that ran one
-        cost 1.0 ms a job against 0.4 for one that ran here."""
+        """Whether attempt ``n`` ended, its last, and wrote nothing at all: the job record counts
+        no output (``Job.output_bytes`` 0; an empty tail alone says nothing: ``tail_is_whole``), so
+        there is nothing to ask its node for. A `swarm run --array` of 1,000 `true` jobs on 3 nodes
+        asks for 1,000 logs in turn, and asking the node that ran one cost 1.0 ms a job against 0.4
+        for one that ran here."""
         if n != job.attempt or not job.state.is_terminal or job.exit_code is None or n in job.truncated_attempts:
             return False
         if job.reason not in _PLAIN_EXITS or job.signals or job.spec.warn_signal:
             return False  # swarm's own lines in its log (a timeout's SIGTERM, a signal sent) are no tail
         whole = self._daemon.whole_job(job)
-        return not is_stub(whole) and not whole.output_tail  # a stub's details (its tail) are not here
+        return not is_stub(whole) and whole.output_bytes == 0  # a stub's details (its count) are not here
 
     async def _pull_news(self, job: Job, n: int, local: bool, *, started: bool = False) -> None:
         """Say how far the pull of the attempt's image has got, when that changed (``Progress``):
@@ -288,9 +288,12 @@ class OutputStream:
         if offset == 0 and ended_here:
             if tail:
                 await self._send_chunks(n, [(m.STDOUT, tail)])
-            if len(tail) < TAIL_BYTES:
-                return  # a tail shorter than its bound is the whole output (none: there was none)
-            what = f"only its last {len(tail)} bytes, kept in the job record, are shown"
+            if tail_is_whole(job):
+                return  # the record holds all of its output (none: there was none)
+            if job.output_bytes is None:
+                what = f"the {len(tail)} bytes kept in the job record are shown, which may not be all of it"
+            else:
+                what = f"only its last {len(tail)} of {job.output_bytes} bytes, kept in the job record, are shown"
         else:
             what = f"{delivered} bytes were sent; the rest is missing"
         self.incomplete = True

@@ -161,5 +161,5 @@ class AttemptRunner(Generic[A]):
         return AttemptResult(
             job_id=spec.job_id, attempt=spec.attempt, exit_code=exit_code, reason=reason,
             error=error, started_at=started_at, finished_at=time.time(), output_tail=b"",
-            log_path=log_path,
+            log_path=log_path, output_bytes=0,
         )  # fmt: skip

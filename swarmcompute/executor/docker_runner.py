@@ -582,6 +582,7 @@ class DockerExecutor(AttemptRunner["_Attempt"]):
             finished_at=time.time(),
             output_tail=att.writer.tail,
             log_path=str(att.writer.path),
+            output_bytes=att.writer.output_bytes,
         )
         _log.info(
             "container_exited", job_id=result.job_id, attempt=result.attempt,

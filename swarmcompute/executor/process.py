@@ -495,6 +495,7 @@ class ProcessExecutor(AttemptRunner["_Attempt"]):
             cpu_s=att.cpu_s,
             max_rss_bytes=att.max_rss_bytes,
             max_rss_at_most=att.max_rss_at_most,
+            output_bytes=att.writer.output_bytes,
         )
         clean = exit_code == 0 and result.reason is EndReason.EXITED
         (_log.debug if clean else _log.info)(

@@ -99,6 +99,10 @@ class AttemptResult:
     max_rss_at_most: bool = False
     """``max_rss_bytes`` is only a bound: the job peaked at or under it, the daemon's own peak,
     which Linux folds into the job's (``process._reap``)."""
+    output_bytes: int | None = None
+    """How many bytes of output the attempt wrote in all, both streams (``LogWriter.output_bytes``;
+    None: not counted): ``output_tail`` is its whole output only when it holds this many. A reader
+    on another node trusts a short tail as all there is only then (``state.job.tail_is_whole``)."""
 
     @property
     def succeeded(self) -> bool:

@@ -968,6 +968,7 @@ class Daemon:
             cpu_s=result.cpu_s,
             max_rss_bytes=result.max_rss_bytes,
             max_rss_at_most=result.max_rss_at_most,
+            output_bytes=result.output_bytes,
         )
         self._carry(self.state.attempt_exited(finish, holds=self.lease.holds()))
 

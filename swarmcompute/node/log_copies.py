@@ -64,9 +64,8 @@ from swarmcompute.executor.logfile import (
     log_state,
     read_chunks,
 )
-from swarmcompute.executor.spec import TAIL_BYTES
 from swarmcompute.node.cluster_messages import LogData, LogFetch
-from swarmcompute.state.job import Job, JobState
+from swarmcompute.state.job import Job, JobState, tail_is_whole
 
 if TYPE_CHECKING:
     from swarmcompute.node.daemon import Daemon
@@ -265,12 +264,13 @@ class LogCopies:
 
     def _consider(self, job: Job, alive: list[str]) -> None:
         """Copy the job's running attempt; an ended one only if the job record does not hold all of
-        its output (a tail shorter than ``TAIL_BYTES`` is the whole output: a short job that ended
-        before its start was even committed costs no copy); and the attempt before it, whose tail
-        the record no longer holds."""
+        its output (``tail_is_whole``: the record counts the output and the tail holds that much;
+        so a short job that ended before its start was even committed costs no copy, while one
+        whose record does not say, or whose tail was lost, is copied); and the attempt before it,
+        whose tail the record no longer holds."""
         me = self._daemon.node_id
         n = job.attempt
-        if job.state is JobState.RUNNING or (job.state is not JobState.ASSIGNED and len(job.output_tail) >= TAIL_BYTES):
+        if job.state is JobState.RUNNING or (job.state is not JobState.ASSIGNED and not tail_is_whole(job)):
             self._maybe_copy(job, n, alive, me)
         if n >= 2:
             self._maybe_copy(job, n - 1, alive, me)

@@ -94,6 +94,9 @@ class FinishAttempt:
     """The peak resident memory of its largest process (None: not measured, or an older node)."""
     max_rss_at_most: bool = False
     """``max_rss_bytes`` is only a bound: the attempt peaked at or under it."""
+    output_bytes: int | None = None
+    """How many bytes of output the attempt wrote in all (None: an older node did not say): the
+    tail is its whole output only if it holds that many (``state.job.tail_is_whole``)."""
 
 
 @codec.message("cmd.lost")

@@ -293,6 +293,17 @@ def merged_usage(
     )
 
 
+def tail_is_whole(job: Job) -> bool:
+    """Whether the job record's output tail is all the output of its last ended attempt: only when
+    the record counts that output (``Job.output_bytes``) and the tail holds all of it. A tail is
+    never taken for the whole output by its length alone: a record whose tail was lost (a resent
+    end once wrote an empty one over it: ``FinishedJobs.after``), or one from an older node that
+    did not count, would pass a short or empty tail off as all there is, and a reader on another
+    node would print it without asking the node that holds the log (`swarm logs` printed nothing,
+    exit 0). Readers ask that node, or a copy, or say the output is incomplete."""
+    return job.output_bytes is not None and len(job.output_tail) >= job.output_bytes
+
+
 RETRY_BACKOFF_MAX_S = 60.0
 """The longest retry backoff (``state.table.retry_backoff_s``)."""
 
@@ -371,6 +382,9 @@ class Job:
     """The signals `swarm signal` sent this attempt, ``(number, to its process group)``, in the
     order they were committed (a new attempt starts with none): its node delivers each once
     (``rules.node_state.SendSignal``)."""
+    output_bytes: int | None = None
+    """How many bytes of output, both streams, the attempt whose end ``output_tail`` holds wrote in
+    all (None: not said, by an older node, or no attempt ended yet): see ``tail_is_whole``."""
 
     @property
     def id(self) -> str:

@@ -58,6 +58,8 @@ class JobRecord:
     must stop: older snapshots lacked them, and a node restored from one started an assigned rank
     with port 0 and never stopped one whose gang had failed."""
     hold_on_stop: bool = False
+    output_bytes: int | None = None
+    """``Job.output_bytes`` (older records: None, not said)."""
 
 
 @codec.message("state.table_snapshot")
@@ -133,6 +135,7 @@ def job_of(r: JobRecord) -> Job:
         gang_port=r.gang_port,
         stop_why=r.stop_why,
         hold_on_stop=r.hold_on_stop,
+        output_bytes=r.output_bytes,
     )
 
 

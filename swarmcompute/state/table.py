@@ -758,7 +758,7 @@ class JobTable:
             case StartAttempt():
                 return self._start(cmd, cmd.at if at is None else at)
             case FinishAttempt():
-                return self._finish(cmd, cmd.finished_at if at is None else at)
+                return self._finished.after(self._finish(cmd, cmd.finished_at if at is None else at))
             case RequeueLost():
                 return self._requeue(cmd)
             case ReleaseQueued():
@@ -778,7 +778,7 @@ class JobTable:
             case NoticesSent():
                 return self._notices_sent(cmd)
             case OutputTruncated():
-                return self._truncated(cmd)
+                return self._finished.after(self._truncated(cmd))
             case PruneJobs():
                 return self._prune(cmd)
             case SetPolicy():
@@ -987,14 +987,14 @@ class JobTable:
         if job.state is JobState.CANCELLED:
             if job.exit_code is None:  # keep what the killed process left behind
                 job.exit_code = cmd.exit_code
-                job.output_tail = cmd.output_tail
+                job.output_tail, job.output_bytes = cmd.output_tail, cmd.output_bytes
                 _used(job, cmd)
                 return [job.id]
             return []
         if job.state not in ACTIVE_STATES:
             return []
         job.exit_code = cmd.exit_code
-        job.output_tail = cmd.output_tail
+        job.output_tail, job.output_bytes = cmd.output_tail, cmd.output_bytes
         _used(job, cmd)
         # A node's clock far off the leader's: its times move onto the leader's, its runtime kept.
         shift = _onto_leader_clock(cmd.finished_at, at)

@@ -64,9 +64,15 @@ class Details(Protocol):
 
 
 def merged(stored: Job, patch: Job) -> Job:
-    """``stored`` with what a late command changed on a compacted job (``FinishedJobs.before``)."""
-    stored.exit_code = patch.exit_code
-    stored.output_tail = patch.output_tail
+    """``stored`` with what a late command changed on a compacted job (``FinishedJobs.before``).
+
+    A patch holds none of the details but what its command set: its output tail reads empty. Only
+    the late end of a cancelled attempt sets the tail (``JobTable._finish``: while the record has
+    no exit code), so only then is it taken; a late truncation notice kept the tail on disk."""
+    if stored.exit_code is None:
+        stored.exit_code = patch.exit_code
+        stored.output_tail = patch.output_tail
+        stored.output_bytes = patch.output_bytes
     stored.truncated_attempts = patch.truncated_attempts
     stored.attempt_usage = merged_usage(stored.attempt_usage, patch.attempt_usage)
     return stored

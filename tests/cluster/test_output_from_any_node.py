@@ -80,7 +80,7 @@ def test_output_kept_only_on_nodes_that_are_gone_is_said_missing_and_logs_exits_
     assert result.stdout.endswith("\n2999\n3000\n") and len(result.stdout) == 4096  # the job record's tail
     assert result.stderr == (
         "swarm: output of attempt 1 is incomplete: node n2, which holds it, cannot be reached;"
-        " only its last 4096 bytes, kept in the job record, are shown\n"
+        " only its last 4096 of 13893 bytes, kept in the job record, are shown\n"
     )
 
 

@@ -405,10 +405,26 @@ def test_log_bound_and_a_truncation_marker_frame_that_reads_as_stderr(tmp_path: 
         assert out == b"a" * 1000
         assert err == truncation_marker(1000)
         assert result.output_tail == (b"a" * 20000 + b"END\n")[-TAIL_BYTES:]
+        assert result.output_bytes == 20004  # all it wrote: the tail is not all of it
         chunks, _ = read_chunks(result.log_path)
         assert chunks[-2:] == [(TRUNCATED, truncation_marker(1000)), (END, b"")]  # a record of its own: a cut
 
     Harness(tmp_path, tracker, max_log_bytes=1000).run_async(body)
+
+
+def test_every_result_holds_and_counts_all_that_its_log_holds(harness: Harness) -> None:
+    # An array element's record on another node is read instead of its log when it says it holds
+    # all of the output: the result must not be made before the output was read to its end, and
+    # must say how much there was. Many at once, so that exits and reads interleave.
+    async def body(h: Harness) -> None:
+        results = await asyncio.gather(*(h.run(sh(f"rep.{i}", f"echo x{i}; echo e{i} >&2")) for i in range(40)))
+        for i, result in enumerate(results):
+            out, err = read_streams(result.log_path)
+            assert (out, err) == (f"x{i}\n".encode(), f"e{i}\n".encode())
+            assert sorted(result.output_tail.splitlines()) == sorted((out + err).splitlines())
+            assert result.output_bytes == len(out) + len(err) == len(result.output_tail)
+
+    harness.run_async(body)
 
 
 def test_output_tail_is_the_last_4_kib(harness: Harness) -> None:

@@ -8,7 +8,15 @@ import dataclasses
 import pytest
 
 from swarmcompute.errors import InvariantViolation
-from swarmcompute.state.commands import AssignJobs, Assignment, CancelJobs, FinishAttempt, StartAttempt, SubmitJobs
+from swarmcompute.state.commands import (
+    AssignJobs,
+    Assignment,
+    CancelJobs,
+    FinishAttempt,
+    OutputTruncated,
+    StartAttempt,
+    SubmitJobs,
+)
 from swarmcompute.state.compact import (
     KeptFields,
     compact_of,
@@ -17,7 +25,7 @@ from swarmcompute.state.compact import (
     is_stub,
     row_of,
 )
-from swarmcompute.state.job import AttemptEnd, Job, JobSpec, JobState
+from swarmcompute.state.job import AttemptEnd, Job, JobSpec, JobState, tail_is_whole
 from swarmcompute.state.table import JobTable
 from swarmcompute.storage.details import MemoryDetails
 
@@ -88,6 +96,59 @@ def test_a_late_result_for_a_compacted_cancelled_job_patches_its_details() -> No
         {"cpu_s": 0.5, "max_rss_bytes": 8 << 20, "max_rss_at_most": False},
     )
     assert table.get("late").exit_code == 143  # type: ignore[union-attr]
+
+
+def _succeeded_and_compacted(table: JobTable, kept: MemoryDetails, job_id: str, tail: bytes) -> FinishAttempt:
+    """``job_id`` ran on n1, wrote ``tail``, succeeded, and its details went to "disk" and the
+    table holds it compact; returns its end, for resending."""
+    table.apply(SubmitJobs((JobSpec(job_id, ("echo", "x")),), 1.0))
+    table.apply(AssignJobs((Assignment(job_id, 1, "n1"),), 1.1))
+    end = FinishAttempt(job_id, 1, "n1", 0, AttemptEnd.EXITED, None, tail, 1.2, 1.5, output_bytes=len(tail))
+    table.apply(end)
+    kept.write(table.take_finished(window=0))
+    _cancelled(table, 3, start=100)
+    kept.write(table.take_finished(window=0))
+    assert is_stub(table.get(job_id))  # type: ignore[arg-type]
+    return end
+
+
+def test_an_end_committed_twice_leaves_a_compacted_jobs_details_and_output_tail_as_they_were() -> None:
+    # A node resends its results when a forward to the leader goes unanswered for a second: under
+    # load an attempt's end is often committed twice, the second time after the job was compacted.
+    table = JobTable()
+    kept = MemoryDetails()
+    end = _succeeded_and_compacted(table, kept, "rep.18", b"x18\n")
+    before = kept.rows["rep.18"]
+    assert table.apply(end) == []  # changes nothing ...
+    assert is_stub(table.get("rep.18"))  # type: ignore[arg-type]  # ... is held compact still ...
+    kept.write(table.take_finished(window=0))  # ... and owes the shell nothing
+    assert kept.rows["rep.18"] == before
+    whole = kept.get("rep.18")
+    assert whole is not None and (whole.output_tail, whole.output_bytes) == (b"x18\n", 4) and tail_is_whole(whole)
+
+
+def test_a_late_truncation_notice_for_a_compacted_job_keeps_its_output_tail_on_disk() -> None:
+    table = JobTable()
+    kept = MemoryDetails()
+    _succeeded_and_compacted(table, kept, "big", b"y" * 100)
+    assert table.apply(OutputTruncated("big", 1, "n1")) == ["big"]
+    kept.write(table.take_finished(window=0))
+    whole = kept.get("big")
+    assert whole is not None and whole.truncated_attempts == (1,)
+    assert (whole.output_tail, whole.output_bytes) == (b"y" * 100, 100)
+
+
+def test_a_tail_is_the_whole_output_only_when_the_record_counts_that_many_bytes() -> None:
+    job = Job(JobSpec("j", ("true",)), 1.0)
+    assert not tail_is_whole(job)  # not counted (an older node's record): an empty tail says nothing
+    job.output_bytes = 0
+    assert tail_is_whole(job)  # it wrote nothing
+    job.output_tail, job.output_bytes = b"", 4
+    assert not tail_is_whole(job)  # a tail lost or cut: the log holds more
+    job.output_tail = b"x18\n"
+    assert tail_is_whole(job)
+    job.output_bytes = 5000
+    assert not tail_is_whole(job)
 
 
 def test_kept_fields_default_as_the_spec_and_the_job_do() -> None:
