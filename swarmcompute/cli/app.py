@@ -656,6 +656,8 @@ def recover(
         "are alive now, cut off from this node, and still a majority, they go on running jobs on their "
         "own until then: only do this when the missing machines are gone for good."
     )
+    if not yes and not sys.stdin.isatty():  # a script or a pipe: a prompt there reads no answer and aborts
+        raise _fail("not a terminal to confirm on: run `swarm recover --yes` to recover without asking")
     if not yes and not typer.confirm("recover now?", default=False):
         raise typer.Exit(1)
     voters = _call(client.recover)
