@@ -544,9 +544,12 @@ def _followed(client: LeanClient | Client, job: str) -> Iterator[tuple[str, Sequ
 
 
 def _raw_paths(client: LeanClient | Client, state_dir: str | None, ref: str, attempt: int | None) -> list[str]:
-    """`swarm logs --raw-path`: the attempt's output files on this node (stdout, stderr, index),
-    its own if it ran here, else the copy it keeps; exit 2 when this node has neither."""
-    from swarmcompute.errors import SwarmError
+    """`swarm logs --raw-path`: the attempt's output files on this node, always three lines in this
+    order, stdout, stderr, index (a stream the job never wrote to has no file: the writer creates
+    each on its first byte, and a script reading the second line as stderr got the index), its own
+    if it ran here, else the copy it keeps; exit 2 when this node has neither, or when its files
+    are not the caller's to read (another user's job under a root daemon: a traceback before)."""
+    from swarmcompute.errors import PermissionDeniedError, SwarmError
     from swarmcompute.executor.logfile import attempt_log_path, log_files
     from swarmcompute.paths import StatePaths
 
@@ -565,13 +568,31 @@ def _raw_paths(client: LeanClient | Client, state_dir: str | None, ref: str, att
     paths = StatePaths.resolve(state_dir)
     for root in (paths.job_output_dir, paths.job_copies_dir):
         index = attempt_log_path(root, job_id, n)
-        if index.exists():
-            return [str(p) for p in log_files(index) if p.exists()]
+        try:
+            if index.exists():
+                return [str(p) for p in log_files(index)]
+        except PermissionError:  # the daemon's files (0700 directories)
+            raise PermissionDeniedError(_not_yours(record)) from None
     node_id = record["attempts"][n - 1]["node"] if n <= len(record["attempts"]) else None
     node = _node_name(client, record, node_id) if node_id else None
     raise SwarmError(
         f"this node has no output files of attempt {n} of job {job_id}: it ran on node {node} (ask there),"
         " or it wrote nothing"
+    )
+
+
+def _not_yours(record: dict[str, Any]) -> str:
+    """Why this user cannot see where a job's output files are: another user's job is said as
+    `swarm logs` says it (``users.check_owner``); their own, where the daemon runs as another user,
+    with what works instead."""
+    import getpass
+
+    owner = str(record.get("user") or "")
+    if owner and owner != getpass.getuser():
+        return f"cannot read the output of job {record['id']}: it belongs to user {owner} (only they and root may)"
+    return (
+        f"cannot read the output files of job {record['id']}: they are the daemon's user's;"
+        " run --raw-path as that user, or `swarm logs JOB` prints the output itself"
     )
 
 
