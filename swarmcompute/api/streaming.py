@@ -61,6 +61,10 @@ class OutputStream:
         self._job_id = job_id
         self.incomplete = False
         """Something was not delivered whole (and was said)."""
+        self._said_cut: set[int] = set()
+        """The attempts said not to be whole (cut, or only partly reachable)."""
+        self._sent: dict[int, int] = {}
+        """Attempt -> the output bytes sent of it."""
         self._pull_said: PullProgress | None = None
         self._pull_said_at = -PROGRESS_INTERVAL_S
         self._pull_last_asked = False
@@ -84,6 +88,8 @@ class OutputStream:
                     await self._send(self._attempt_start(begun, n))
                 await self._send_attempt(n, event, follow)
                 job = daemon.table.resolve(self._job_id)
+                if n in job.truncated_attempts and n not in self._said_cut:
+                    await self._unmarked_cut(job, n)
                 if attempt is not None or (n >= job.attempt and (not follow or job.state.is_terminal)):
                     break
                 n += 1
@@ -255,6 +261,7 @@ class OutputStream:
     async def _partial_copy(self, n: int, node: str, copy: str, delivered: int) -> None:
         """Only an incomplete copy of attempt ``n``'s log is left: say so, once."""
         self.incomplete = True
+        self._said_cut.add(n)
         held = "this node" if copy == self._daemon.node_id else f"node {self._node_name(copy)}"
         await self._send(
             m.Notice(
@@ -271,13 +278,33 @@ class OutputStream:
                 continue
             if stream == TRUNCATED:
                 self.incomplete = True
+                self._said_cut.add(n)
                 text = data.decode("utf-8", "replace").strip().strip("[]").removeprefix("swarm: ")
                 self._writer.write(frame(m.Notice(f"attempt {n}: {text}")))
                 continue
             self._writer.write(frame(m.OutputChunk(self._job_id, n, stream, data)))
             sent += len(data)
         await self._writer.drain()
+        self._sent[n] = self._sent.get(n, 0) + sent
         return sent
+
+    async def _unmarked_cut(self, job: Job, n: int) -> None:
+        """Attempt ``n``'s output was cut (its node committed so: the job record's
+        ``output_truncated``) and the log holds no line saying why: its node could not write that
+        line either, a full (or read-only) state directory, and writes it once space is back
+        (``executor.logfile.append_marker``). Said here meanwhile: `swarm logs` exited 3 with
+        nothing on stderr while the disk stayed full."""
+        self.incomplete = True
+        self._said_cut.add(n)
+        node = job.node_of(n)
+        where = f"node {self._node_name(node)}" if node else "its node"
+        await self._send(
+            m.Notice(
+                f"attempt {n}: output truncated after {self._sent.get(n, 0)} bytes: {where} could not write the"
+                " rest to its log (its state directory is full or read-only: `swarm status` there says);"
+                " the last 4 KiB are kept in the job record"
+            )
+        )
 
     async def _missing(self, job: Job, n: int, node: str, offset: int, delivered: int) -> None:
         """The log of attempt ``n`` is out of reach: send what the job record kept, and say what is missing."""
@@ -297,6 +324,7 @@ class OutputStream:
         else:
             what = f"{delivered} bytes were sent; the rest is missing"
         self.incomplete = True
+        self._said_cut.add(n)
         await self._send(
             m.Notice(f"output of attempt {n} is incomplete: node {name}, which holds it, cannot be reached; {what}")
         )
