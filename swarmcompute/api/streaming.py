@@ -7,7 +7,9 @@ Nothing is buffered beyond one read: the next read waits until the client's sock
 one (``drain``), so a slow reader slows the stream down and never loses any of it.
 
 What cannot be delivered whole is said, once, as a ``Notice`` naming what is missing, and the
-final job record then carries ``output_truncated: true``:
+final job record then carries ``output_truncated: true`` when it is the last attempt the stream
+sent (the one a reader's exit status follows: a lost attempt whose job ran again and succeeded
+is said, but `swarm run` of it exited 3 though the result it printed was whole):
 
 - the bound on an attempt's log cut its output (the log's ``TRUNCATED`` marker frame);
 - the node that ran an attempt cannot be reached and no live node holds a whole copy of its log
@@ -59,8 +61,6 @@ class OutputStream:
         self._daemon = daemon
         self._writer = writer
         self._job_id = job_id
-        self.incomplete = False
-        """Something was not delivered whole (and was said)."""
         self._said_cut: set[int] = set()
         """The attempts said not to be whole (cut, or only partly reachable)."""
         self._sent: dict[int, int] = {}
@@ -80,6 +80,7 @@ class OutputStream:
         try:
             first = attempt if attempt is not None else 1 if from_first else max(job.attempt, 1)
             n = first
+            last = 0  # the last attempt streamed
             while True:
                 begun = await self._begun(n, event, follow)
                 if begun is None:
@@ -87,6 +88,7 @@ class OutputStream:
                 if n > first:
                     await self._send(self._attempt_start(begun, n))
                 await self._send_attempt(n, event, follow)
+                last = n
                 job = daemon.table.resolve(self._job_id)
                 if n in job.truncated_attempts and n not in self._said_cut:
                     await self._unmarked_cut(job, n)
@@ -95,8 +97,8 @@ class OutputStream:
                 n += 1
             job = daemon.table.resolve(self._job_id)
             view = daemon.job_view(job, with_output=False)
-            if self.incomplete:
-                view["output_truncated"] = True
+            if last:  # the attempt the reader ends on: an earlier one's loss was said as a note
+                view["output_truncated"] = last in self._said_cut
             await self._send(m.StreamEnd(view))
         finally:
             daemon.release_job_event(self._job_id, event)
@@ -260,7 +262,6 @@ class OutputStream:
 
     async def _partial_copy(self, n: int, node: str, copy: str, delivered: int) -> None:
         """Only an incomplete copy of attempt ``n``'s log is left: say so, once."""
-        self.incomplete = True
         self._said_cut.add(n)
         held = "this node" if copy == self._daemon.node_id else f"node {self._node_name(copy)}"
         await self._send(
@@ -277,7 +278,6 @@ class OutputStream:
             if stream == END:
                 continue
             if stream == TRUNCATED:
-                self.incomplete = True
                 self._said_cut.add(n)
                 text = data.decode("utf-8", "replace").strip().strip("[]").removeprefix("swarm: ")
                 self._writer.write(frame(m.Notice(f"attempt {n}: {text}")))
@@ -294,7 +294,6 @@ class OutputStream:
         line either, a full (or read-only) state directory, and writes it once space is back
         (``executor.logfile.append_marker``). Said here meanwhile: `swarm logs` exited 3 with
         nothing on stderr while the disk stayed full."""
-        self.incomplete = True
         self._said_cut.add(n)
         node = job.node_of(n)
         where = f"node {self._node_name(node)}" if node else "its node"
@@ -323,7 +322,6 @@ class OutputStream:
                 what = f"only its last {len(tail)} of {job.output_bytes} bytes, kept in the job record, are shown"
         else:
             what = f"{delivered} bytes were sent; the rest is missing"
-        self.incomplete = True
         self._said_cut.add(n)
         await self._send(
             m.Notice(f"output of attempt {n} is incomplete: node {name}, which holds it, cannot be reached; {what}")

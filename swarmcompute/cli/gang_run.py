@@ -1,6 +1,7 @@
 """`swarm run --ranks N [--ranks-per-node K]`: submit a gang (``swarmcompute.state.gangs``), then
 stream every rank's output, each line tagged with its rank (``[2] ...``, as ``mpirun
---tag-output`` does), and exit 0 when every rank exited 0, else with the failing rank's status.
+--tag-output`` does), and exit 0 when every rank exited 0 (3 when some rank's output was not
+delivered whole, as `swarm run` of one job), else with the failing rank's status.
 
 With ``-d`` it prints the gang id and returns. Ctrl-C, SIGTERM or SIGHUP cancels the gang (its
 ranks stop; ``--keep-on-exit`` keeps it on a signal) and exits 130 or 128+N (``cli.left_early``);
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from swarmcompute.cli.left_early import ends_early, left_early
+from swarmcompute.cli.run_cmd import OUTPUT_INCOMPLETE
 
 MAX_STREAMED_RANKS = 64
 """Ranks whose output `swarm run --ranks` streams (one connection each); the others' stays in
@@ -75,7 +77,7 @@ def follow_gang(
     try:
         tie = tied(client, gang_id, keep=keep)  # first: once that line is out, a kill -9 cancels the gang
         print(said, file=sys.stderr, flush=True)
-        _stream_all(client_of, [rank_id(gang_id, r) for r in range(min(ranks, MAX_STREAMED_RANKS))])
+        incomplete = _stream_all(client_of, [rank_id(gang_id, r) for r in range(min(ranks, MAX_STREAMED_RANKS))])
         record = client.job(gang_id)
         failed = [r for r in record.get("gang") or [] if r["state"] == "failed"]
         rank = client.job(failed[0]["id"]) if failed else None  # how it failed: its record's message
@@ -89,7 +91,7 @@ def follow_gang(
     finally:
         if tie is not None:
             tie.close()
-    return gang_status(record, rank)
+    return gang_status(record, rank, incomplete=bool(incomplete))
 
 
 def tied(client: Any, ref: str, *, keep: bool) -> Any:
@@ -99,14 +101,15 @@ def tied(client: Any, ref: str, *, keep: bool) -> Any:
     return None if keep else client.tie(ref)
 
 
-def gang_status(record: dict[str, Any], failed: dict[str, Any] | None = None) -> int:
+def gang_status(record: dict[str, Any], failed: dict[str, Any] | None = None, *, incomplete: bool = False) -> int:
     """The exit status of a gang that ended, from its rank 0's record (its ``gang`` list): 0 when
-    every rank succeeded, else the status of the rank that failed, ``failed`` its record, said on
+    every rank succeeded (3 when the output of a rank's last attempt was not delivered whole,
+    ``incomplete``, as `swarm run` of one job: it exited 0 then), else the status of the rank that failed, ``failed`` its record, said on
     stderr with how it failed (its message: a timeout, an image that could not be pulled), not
     only its exit code, which such a failure has none of (it read `rank 0 exited None`)."""
     ranks = record.get("gang") or []
     if ranks and all(r["state"] == "succeeded" for r in ranks):
-        return 0
+        return OUTPUT_INCOMPLETE if incomplete else 0
     if failed is not None:
         code = failed.get("exit_code")
         message = failed.get("message") or "failed"
@@ -119,9 +122,9 @@ def gang_status(record: dict[str, Any], failed: dict[str, Any] | None = None) ->
     return 130 if record["state"] == "cancelled" else 1
 
 
-def _stream_all(client_of: Callable[[], Any], rank_ids: list[str]) -> None:
+def _stream_all(client_of: Callable[[], Any], rank_ids: list[str]) -> list[str]:
     """Each rank's output, tagged, until every rank's stream ended (a stream follows its rank
-    across the gang's attempts)."""
+    across the gang's attempts); the ranks whose last attempt's output was not delivered whole."""
     out = _Output()
     errors: list[BaseException] = []
     threads = [
@@ -138,6 +141,7 @@ def _stream_all(client_of: Callable[[], Any], rank_ids: list[str]) -> None:
         raise
     if errors:
         raise errors[0]
+    return out.incomplete
 
 
 def _stream_one(client_of: Callable[[], Any], job_id: str, out: _Output, errors: list[BaseException]) -> None:
@@ -156,9 +160,13 @@ def _stream_one(client_of: Callable[[], Any], job_id: str, out: _Output, errors:
                 partial[event.stream] = lines.pop()
                 if lines:
                     out.write(event.stream, b"".join(tag + line + b"\n" for line in lines))
-            elif isinstance(event, (m.Notice, m.AttemptStart)):
+            elif isinstance(event, m.Notice):  # swarm's word, as any `swarm run` says it (it lacked `swarm:`)
+                out.write(m.STDERR, b"swarm: " + tag + _safe(event.text).encode() + b"\n")
+            elif isinstance(event, m.AttemptStart):
                 out.write(m.STDERR, tag + _safe(event.text).encode() + b"\n")
             elif isinstance(event, m.StreamEnd):
+                if event.job.get("output_truncated"):
+                    out.incomplete.append(job_id)
                 break
         for stream, rest in partial.items():
             if rest:
@@ -174,6 +182,8 @@ class _Output:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.closed = False
+        self.incomplete: list[str] = []
+        """The ranks whose last attempt's output was not delivered whole (each said why)."""
 
     def write(self, stream: int, data: bytes) -> None:
         from swarmcompute.api import messages as m

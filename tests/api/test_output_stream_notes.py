@@ -111,3 +111,36 @@ def test_a_log_whose_truncation_line_was_written_is_said_once(tmp_path: Path) ->
     notices, end = _streamed(node, follow=False)
     assert end["output_truncated"] is True
     assert notices == ["attempt 1: output truncated after 10 bytes; the last 4 KiB are kept in the job record"]
+
+
+def _lost_then_whole(tmp_path: Path) -> _Node:
+    """Attempt 1 ran on n0, killed mid-job: only a partial copy here; attempt 2 succeeded here."""
+    job = _job(
+        state=JobState.SUCCEEDED,
+        reason=Reason.EXITED,
+        attempt=2,
+        node=ME,
+        exit_code=0,
+        attempt_nodes=("n0gone000000", ME),
+        attempt_ends=("lost", "exit 0"),
+    )
+    node = _Node(job, tmp_path, gone=frozenset({"n0gone000000"}))
+    _log(node.copy_path("job1", 1), b"a" * 33, whole=False)
+    _log(node.log_path("job1", 2), b"b" * 50, whole=True)
+    return node
+
+
+def test_a_lost_attempts_incomplete_output_is_said_but_the_end_follows_the_attempt_that_succeeded_whole(
+    tmp_path: Path,
+) -> None:
+    notices, end = _streamed(_lost_then_whole(tmp_path), follow=True, from_first=True)  # as `swarm run`
+    assert notices == [
+        "output of attempt 1 is incomplete: node n0, which ran it, cannot be reached, and the copy on this node"
+        " ends after 33 bytes; the rest is missing"
+    ]
+    assert end["output_truncated"] is False  # `swarm run` exits 0: the result it printed is whole
+
+
+def test_the_incomplete_attempt_asked_for_itself_still_ends_output_truncated(tmp_path: Path) -> None:
+    notices, end = _streamed(_lost_then_whole(tmp_path), follow=False, attempt=1)  # `swarm logs --attempt 1`
+    assert len(notices) == 1 and end["output_truncated"] is True
