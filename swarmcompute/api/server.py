@@ -254,7 +254,9 @@ class ControlServer:
                     # image the array shows: a 20,000-element array's answer read each element's.
                     first, rest = elements[0], elements[1:]  # by index
                     views = [daemon.element_view(j) async for j in sliced(rest, SLICE_S)]
-                    return array_view(first.spec.array_id, [daemon.job_view(first), *views])  # (ref: maybe its name)
+                    shown = array_view(first.spec.array_id, [daemon.job_view(first), *views])  # (ref: maybe its name)
+                    shown["stale"] = daemon.stale()
+                    return shown
                 job = await self.resolve(ref)
                 view = _shown_to(uid, job, daemon.job_view(job, with_output=with_output))
                 pull = await daemon.pull_progress(job)  # its image, being pulled for it now
@@ -263,6 +265,7 @@ class ControlServer:
                 view["usage_now"] = None if usage is None else usage.view()
                 if pull is not None and not pull.done:
                     view["message"] = pull.text(daemon.node_name(job.node or ""))
+                view["stale"] = daemon.stale()  # `swarm show` says it: this node's record may be behind
                 return view
             case m.ListJobs(grouped=grouped, offset=offset, page=page, cursor=cursor):
                 expired = "this listing's later pages expired ({}): list again"

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from swarmcompute.cli import read_cmds
 from swarmcompute.cli.app import JsonFlag, NodeArg, StateDir, _call, _client, _print_json
 
 
@@ -68,6 +69,7 @@ def nodes(
     from swarmcompute.cli.format import hidden_line, nodes_table
 
     status = _call(lambda: _client(state_dir).status())
+    read_cmds.say_stale(status)  # its rows' states and running counts are this node's view
     rows = list(status["nodes"]) + (list(status.get("hidden_nodes") or ()) if every else [])
     if as_json:
         _print_json(rows)

@@ -218,7 +218,9 @@ def jobs(
         if not 0 <= limit <= MAX_LIST:  # said as the option, not as the API's `limit`
             return _fail(f"-n must be from 0 to {MAX_LIST:,}, got {limit:,}: narrow with --state, --name or --user")
         grouped = not (elements or as_json)
-        result = _client(state_dir).jobs(limit, states, grouped=grouped, name=name, node=node, user=user)
+        client = _client(state_dir)
+        result = client.jobs(limit, states, grouped=grouped, name=name, node=node, user=user)
+        say_stale(client.status())  # a list: its shape stays, the line goes to stderr (`--json` too)
         if as_json:
             _print_json(result)
         else:
@@ -235,6 +237,7 @@ def show(state_dir: str | None, job: str, as_json: bool = False) -> int:
 
     def body() -> int:
         record = _client(state_dir).job(job)
+        say_stale(record)  # also its `stale` key in --json
         if as_json:
             _print_json(record)
         else:
@@ -303,6 +306,16 @@ def logs(
         return 141
 
 
+def say_stale(answer: dict[str, Any]) -> None:
+    """One line on stderr when the daemon says what it shows may be out of date (its ``stale``:
+    cut off from its cluster, or unable to write its Raft log): a cut-off node's `swarm jobs`
+    showed jobs it had already killed as running, with runtime counting, and nothing said so."""
+    from swarmcompute.limits import printable
+
+    if answer.get("stale"):
+        _echo(f"swarm: {printable(str(answer['stale']))}", err=True)
+
+
 def _never_started(view: dict[str, Any]) -> str:
     """`swarm logs -f`'s last word on a job that ended before any attempt began (cancelled while
     pending, a failed ``--after`` parent), as `swarm logs` without -f has it from the daemon
@@ -321,6 +334,7 @@ def wait(state_dir: str | None, jobs: Sequence[str], timeout: str | None = None,
         from swarmcompute.limits import printable
 
         client = _client(state_dir)
+        say_stale(client.status())  # the wait reads this node's table: it may not see the jobs end
         try:
             records = client.wait(list(jobs), timeout=timeout)
         except WaitTimeoutError as exc:  # still running: what they are now, then the line, exit 2
@@ -357,8 +371,9 @@ def _with_ranks(
 
 
 _ENDED = ("succeeded", "failed", "cancelled")
-_SHOWN_ONLY = ("output_tail", "pull", "usage_now")
-"""What `swarm show`'s record has and a wait's has not (its output's tail, its pull, its usage now)."""
+_SHOWN_ONLY = ("output_tail", "pull", "usage_now", "stale")
+"""What `swarm show`'s record has and a wait's has not (its output's tail, its pull, its usage now,
+whether this node may be behind: said once on stderr)."""
 
 
 def _waited_shape(record: dict[str, Any]) -> dict[str, Any]:

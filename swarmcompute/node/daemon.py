@@ -78,7 +78,7 @@ from swarmcompute.node.placement_rounds import PlacementRounds
 from swarmcompute.node.raft_host import RaftHost
 from swarmcompute.node.resources import ResourceMonitor
 from swarmcompute.node.runners import JobRunners
-from swarmcompute.node.status import node_view, quorum_view
+from swarmcompute.node.status import node_view, quorum_view, stale_line
 from swarmcompute.node.ticker import SLICE_S, Clock, sliced, tick_slack
 from swarmcompute.paths import DEFAULT_PORT, StatePaths
 from swarmcompute.raft.config import RaftConfig
@@ -1827,6 +1827,17 @@ class Daemon:
             full.add(self.node_id)
         return quorum_view(raft, alive, {v: self.node_name(v) for v in raft.voters}, suspect, full)
 
+    def stale(self) -> str | None:
+        """Why what this node shows may be out of date, or None (``node.status.stale_line``): the
+        quorum `swarm status` shows, the lease, and whether the Raft log takes writes."""
+        if self._lease is None:
+            return None  # still starting
+        raft_problem = self.disk.problem if self.disk.raft_stalled else None
+        unleased = self.lease.unleased_s()
+        if raft_problem is None and unleased is None:
+            return None
+        return stale_line(self.quorum(), unleased, raft_problem)
+
     def recover(self) -> list[str]:
         """`swarm recover`: make the voters `swarm status` does not call missing the whole
         configuration (unsafe by design: see ``RaftNode.force_config``)."""
@@ -2046,6 +2057,7 @@ class Daemon:
             "uptime_s": time.monotonic() - self.started_monotonic,
             "lease": self.lease.may_start(),
             "disk_problem": self.disk.problem,
+            "stale": self.stale(),
             "copy_seen": self.copy_seen,
             "cgroups": self.executor.processes.cgroups.view(),
             "run_as": RUN_AS_SUBMITTERS if serves_every_user() else daemon_user(),

@@ -60,7 +60,8 @@ class LeaseHost:
         self.raft = raft
         self._clock = clock
         """``lease_clock``; the simulator gives each node its own drifting clock."""
-        self.lease = NodeLease(clock())
+        self._started = clock()
+        self.lease = NodeLease(self._started)
         self._grantor: LeaseGrantor | None = None  # this node's, while it leads; see ``grantor``
         self._asked: tuple[str, int] | None = None  # the leader and term asked last
         self._send_to = send_to
@@ -177,6 +178,17 @@ class LeaseHost:
                 self.check(now)
             if self.lease.ask_again and msg.term == self.raft.node.term and not self.raft.is_leader:
                 self._send_to(sender, self.lease.ask(msg.term, now))  # echo the new stamp at once
+
+    def unleased_s(self, now: float | None = None) -> float | None:
+        """How long this node has held no lease, None while it holds one: a lease is a leader's
+        word, backed by a quorum, that it heard from this node, so this is how long it has not been
+        in touch with one (since its last lease began, or since it started). Rule 7's keeping of
+        attempts past a lapsed lease does not count: it keeps jobs, not contact."""
+        now = self._clock() if now is None else now
+        if self.lease.valid(now):
+            return None
+        since = self.lease.until - LEASE_S if self.lease.until != float("-inf") else self._started
+        return max(0.0, now - max(since, self._started))
 
     def left(self, now: float) -> float:
         """How long this node's lease still holds (``inf`` where it keeps its attempts anyway)."""

@@ -94,6 +94,23 @@ def quorum_view(
     return {"healthy": healthy, "voters": voters, "missing": missing_sorted, "needed": needed, "reason": reason}
 
 
+def stale_line(quorum: dict[str, Any], unleased_s: float | None, raft_problem: str | None) -> str | None:
+    """Why what this node shows (its job table, its nodes' running counts) may be out of date, in
+    one line, or None. Its table moves only with the entries it writes to its Raft log: one that
+    cannot write that log (``raft_problem``), or that holds no lease (``unleased_s``: no leader
+    backed by a quorum has heard from it) while ``quorum`` is not healthy, stands still, and a
+    cut-off node showed jobs it had killed as running, for as long as the cut lasted, with only
+    `swarm status` saying so. A node briefly without a leader (an election) still holds its lease,
+    and its table is still right, so it says nothing."""
+    if raft_problem is not None:
+        return f"this node cannot write its raft log ({raft_problem}): what it shows may be out of date"
+    if unleased_s is None or quorum.get("healthy"):
+        return None
+    reason = str(quorum.get("reason") or "")
+    why = f"quorum lost: {reason}" if reason.startswith("missing voters") else reason
+    return f"this node has not heard from a leader for {unleased_s:.0f} s ({why}): what it shows may be out of date"
+
+
 def _named(node_ids: Iterable[str], names: dict[str, str] | None) -> list[str]:
     """The names of ``node_ids`` (an id where none is known), sorted, as the quorum line says them."""
     return sorted((names or {}).get(v) or v for v in node_ids)

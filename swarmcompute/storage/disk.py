@@ -79,6 +79,12 @@ class DiskWatch:
         """``disk full in <root> (...)`` (or why else it cannot be written), or None."""
         return self._problem
 
+    @property
+    def raft_stalled(self) -> bool:
+        """The Raft log could not be written: this node takes no part in the cluster's decisions
+        (no vote, no acknowledgement), so its job table stands still until space is back."""
+        return self._raft_stalled
+
     def on_recovery(self, step: Callable[[], bool]) -> None:
         """Run ``step`` when space is back; it returns False when it failed again (still full)."""
         self._recoveries.append(step)

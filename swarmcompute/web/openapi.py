@@ -714,6 +714,11 @@ def openapi_document() -> dict[str, Any]:
         "properties": {k: {"type": "integer"} for k in ("layers_done", "layers_total", "bytes_done", "bytes_total")}
         | {"image": {"type": "string"}, "done": {"type": "boolean"}, "elapsed_s": {"type": "number"}},
     }
+    job_props["stale"] = {
+        "description": "GET of one job: null, or why what this node shows may be out of date (cut off, or its"
+        " Raft log not written)",
+        "type": ["string", "null"],
+    }
     job_props["state"] = {"type": "string", "enum": [s.value for s in JobState]}
     job_props["id"] = {"type": "string"}
     return {
