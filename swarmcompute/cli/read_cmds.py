@@ -334,10 +334,12 @@ def wait(state_dir: str | None, jobs: Sequence[str], timeout: str | None = None,
         from swarmcompute.limits import printable
 
         client = _client(state_dir)
-        say_stale(client.status())  # the wait reads this node's table: it may not see the jobs end
         try:
             records = client.wait(list(jobs), timeout=timeout)
         except WaitTimeoutError as exc:  # still running: what they are now, then the line, exit 2
+            # this node's table may be why: asked now, not before the wait, whose first request a
+            # restart of the daemon must find (asked before, a restart then failed the wait)
+            say_stale(client.status())
             now = _as_they_are(client, jobs, whole=as_json)
             if as_json:
                 _print_json(now)

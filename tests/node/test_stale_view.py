@@ -1,6 +1,6 @@
 """A node cut off from its cluster, or unable to write its Raft log, says that what it shows may be
 out of date (``stale`` in `swarm status --json` and `swarm show --json`, a line on stderr from
-`swarm jobs`, `show`, `nodes` and `wait`): it showed jobs it had killed as running, with nothing
+`swarm jobs`, `show`, `nodes` and a `wait` that timed out): it showed jobs it had killed as running, with nothing
 saying so. The line rests on what the node already knows: its lease and `swarm status`'s quorum."""
 
 from __future__ import annotations
@@ -81,16 +81,22 @@ def test_jobs_and_show_of_a_cut_off_node_keep_their_json_and_say_it_on_stderr(
     assert '"id": "j1"' in said.out
 
 
-def test_wait_on_a_cut_off_node_says_it_may_not_see_its_jobs_end(
+def test_a_wait_on_a_cut_off_node_that_times_out_says_it_may_not_see_its_jobs_end(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from swarmcompute.errors import WaitTimeoutError
+
     class _Waits(_CutOff):
         def wait(self, refs: list[str], timeout: Any = None) -> list[dict[str, Any]]:
-            return [{"id": "j1", "state": "succeeded", "message": "exited with code 0"}]
+            raise WaitTimeoutError("1 of 1 jobs still running after 1s")
+
+        def jobs_of(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+            return [{"id": "j1", "state": "running", "message": ""}]
 
     monkeypatch.setattr(read_cmds, "_client", lambda state_dir: _Waits())
-    assert read_cmds.wait(None, ["j1"]) == 0
-    assert capsys.readouterr().err == f"swarm: {_CutOff.stale}\n"
+    monkeypatch.setattr(read_cmds, "_as_they_are", lambda client, jobs, whole: client.jobs_of())
+    assert read_cmds.wait(None, ["j1"], timeout="1s") == 2
+    assert capsys.readouterr().err == f"swarm: {_CutOff.stale}\nswarm: 1 of 1 jobs still running after 1s\n"
 
 
 def test_nodes_of_a_cut_off_node_say_it_on_stderr_and_keep_the_json_list(monkeypatch: pytest.MonkeyPatch) -> None:
