@@ -234,8 +234,9 @@ class _Reply:
     """A stand-in for the asyncio future a proposer waits on: the committer settles it by its own
     rule (committed in the term it was proposed in, or not)."""
 
-    def __init__(self, on_result: Callable[[], None]) -> None:
+    def __init__(self, on_result: Callable[[], None], on_error: Callable[[], None] = lambda: None) -> None:
         self._on_result = on_result
+        self._on_error = on_error
         self._done = False
 
     def done(self) -> bool:
@@ -247,6 +248,7 @@ class _Reply:
 
     def set_exception(self, _: BaseException) -> None:
         self._done = True
+        self._on_error()
 
 
 class _SimJobLog(ReplicatedJobLog):
@@ -333,13 +335,19 @@ class _SimJobLog(ReplicatedJobLog):
         if not self.raft.is_leader or not msg.commands:
             return  # the follower resends to whoever leads next
         sim = self._sim
+        new, answered = self.served.first(sender, msg.request_id)  # as ``_serve_forward``
+        if not new:
+            if answered is not None:
+                sim.send_to(self.node_id, sender, ForwardReply(msg.request_id, answered))
+            return
 
         def reply() -> None:
+            self.served.committed(sender, msg.request_id, self.raft.applied_index)
             sim.send_to(self.node_id, sender, ForwardReply(msg.request_id, self.raft.applied_index))
 
         *head, last = msg.commands
         self._queue.extend((cmd, None) for cmd in head)
-        self._queue.append((last, cast(Any, _Reply(reply))))
+        self._queue.append((last, cast(Any, _Reply(reply, lambda: self.served.failed(sender, msg.request_id)))))
 
     def submit(self, specs: tuple[JobSpec, ...], now: float) -> None:
         """``Daemon.submit``: proposed; the client learns of its commit from the table."""

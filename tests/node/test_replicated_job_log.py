@@ -193,3 +193,45 @@ def test_a_burst_of_large_commands_goes_in_entries_of_a_bounded_size_and_a_big_s
         await _run(log, body)
 
     asyncio.run(main())
+
+
+def test_a_forward_resent_to_the_leader_is_committed_once_and_answered_again(tmp_path: Path) -> None:
+    """A follower resends a forward left unanswered for a second (its reply lost, or the leader
+    slow under load): the leader commits it once, drops a resend while the first is being
+    committed, and answers one that comes after with the index the first was applied at."""
+    from swarmcompute.node.cluster_messages import ForwardCommands, ForwardReply
+
+    sent: list[tuple[str, object]] = []
+
+    async def main() -> None:
+        table = JobTable()
+        log = open_log(tmp_path, table, [], send_to=lambda to, msg: sent.append((to, msg)) or True)
+
+        async def body() -> None:
+            await log.propose([submit(0)])
+            first = log.raft.applied_index
+            forward = ForwardCommands("req-1", (submit(1),))
+            log.serve_forward("n2", forward)
+            log.serve_forward("n2", forward)  # resent while the first is being committed: dropped
+            for _ in range(500):
+                if sent:
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)  # room for a second reply, were the resend committed too
+            [(to, reply)] = [(to, m) for to, m in sent if isinstance(m, ForwardReply)]
+            assert to == "n2" and isinstance(reply, ForwardReply) and reply.applied_index > first
+            entries = log.raft.applied_index
+            log.serve_forward("n2", forward)  # resent after it was committed: its reply was lost
+            await asyncio.sleep(0.05)
+            assert [m for _, m in sent if isinstance(m, ForwardReply)] == [reply, reply]
+            assert log.raft.applied_index == entries  # nothing committed again
+            log.serve_forward("n3", ForwardCommands("req-1", (submit(2),)))  # another node's own request
+            for _ in range(500):
+                if table.get("job-2") is not None:
+                    break
+                await asyncio.sleep(0.01)
+            assert table.get("job-2") is not None
+
+        await _run(log, body)
+
+    asyncio.run(main())
