@@ -215,10 +215,11 @@ def test_the_dashboard_log_of_a_job_follows_it_again_once_its_node_restarts_noth
             (tmp_path / "go").touch()
             page.wait_for_function(f"{log}.includes('---')")
             text = page.evaluate(log)
-            legend = page.locator("#chart-legend span").all_inner_texts()
+            # a line a node, by id, named once gossip brings the name: not its id's and then its name's
+            legend = "[...document.querySelectorAll('#chart-legend span')].map((s) => s.textContent).sort().join()"
+            page.wait_for_function(f"{legend} === '■ n0,■ n1'")
         finally:
             (tmp_path / "go").touch()
-    assert sorted(legend) == ["■ n0", "■ n1"]  # a line a node, by id: not its id's and then its name's
     lines = text.splitlines()
     # how it ended and what it used (`swarm show`'s cpu used and memory)
     assert re.fullmatch(
