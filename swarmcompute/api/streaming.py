@@ -92,6 +92,8 @@ class OutputStream:
                 job = daemon.table.resolve(self._job_id)
                 if n in job.truncated_attempts and n not in self._said_cut:
                     await self._unmarked_cut(job, n)
+                if attempt is not None and not self._sent.get(n):
+                    await self._never_began(job, n)
                 if attempt is not None or (n >= job.attempt and (not follow or job.state.is_terminal)):
                     break
                 n += 1
@@ -141,8 +143,11 @@ class OutputStream:
         """Send attempt ``n``'s output; following, until the attempt ended and all of it was sent.
 
         From the node that ran it (here, from disk) while it is alive; once it is gone, from the
-        best copy of its log (``node.log_copies``), here or on a live node."""
+        best copy of its log (``node.log_copies``), here or on a live node. An attempt handed back
+        before it began has none to send (its node, if gone, is not missed)."""
         daemon = self._daemon
+        if self._handed_back(daemon.table.resolve(self._job_id), n):
+            return
         me = daemon.node_id
         offset = 0
         delivered = 0
@@ -326,6 +331,24 @@ class OutputStream:
         await self._send(
             m.Notice(f"output of attempt {n} is incomplete: node {name}, which holds it, cannot be reached; {what}")
         )
+
+    async def _never_began(self, job: Job, n: int) -> None:
+        """`swarm logs --attempt N` of an attempt its node handed back before it began (it had no
+        room yet, a higher job came first): one line says why there is no output, where it printed
+        nothing and exited 0 as if the attempt had run and been silent."""
+        if self._handed_back(job, n):
+            node = job.node_of(n)
+            by = f"node {self._node_name(node)}" if node else "its node"
+            await self._send(
+                m.Notice(f"attempt {n} never started: {by} handed it back before it began (see `swarm show {job.id}`)")
+            )
+
+    def _handed_back(self, job: Job, n: int) -> bool:
+        """Whether attempt ``n`` ended handed back by its node before it began (``attempt_ends``)."""
+        if n >= job.attempt and job.state is not JobState.CANCELLED:
+            return False  # the current attempt: under way, or it ran (a succeeded or failed job's last)
+        ends = self._daemon.whole_job(job).attempt_ends
+        return n <= len(ends) and ends[n - 1] == "handed back"
 
     def _attempt_start(self, job: Job, n: int) -> m.AttemptStart:
         node = job.node_of(n) or ""

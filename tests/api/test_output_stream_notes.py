@@ -144,3 +144,21 @@ def test_a_lost_attempts_incomplete_output_is_said_but_the_end_follows_the_attem
 def test_the_incomplete_attempt_asked_for_itself_still_ends_output_truncated(tmp_path: Path) -> None:
     notices, end = _streamed(_lost_then_whole(tmp_path), follow=False, attempt=1)  # `swarm logs --attempt 1`
     assert len(notices) == 1 and end["output_truncated"] is True
+
+
+def test_an_attempt_handed_back_before_it_began_says_so_where_it_printed_nothing(tmp_path: Path) -> None:
+    job = _job(
+        state=JobState.SUCCEEDED,
+        reason=Reason.EXITED,
+        attempt=2,
+        node=ME,
+        exit_code=0,
+        attempt_nodes=("n1busy000000", ME),
+        attempt_ends=("handed back", "exit 0"),
+    )
+    node = _Node(job, tmp_path)
+    _log(node.log_path("job1", 2), b"ran\n", whole=True)
+    notices, end = _streamed(node, follow=False, attempt=1)  # `swarm logs --attempt 1`
+    assert notices == ["attempt 1 never started: node n1 handed it back before it began (see `swarm show job1`)"]
+    assert end["output_truncated"] is False
+    assert _streamed(node, follow=False, attempt=2)[0] == []  # the one that ran: its output, nothing said
