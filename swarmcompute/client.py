@@ -1039,14 +1039,16 @@ def _as_here(spec: Mapping[str, Any]) -> Mapping[str, Any]:
     the caller's directory. Before, such a job ran in its daemon's directory (``/`` under systemd)
     and shipped nothing: README's ``client.submit(["python", "train.py"])`` failed all 3 attempts
     (``can't open file '/…/train.py'``) and ``["./train.py"]`` was "command not found".
-    ``upload=[]`` ships nothing (``--no-upload``)."""
+    ``upload=[]`` ships nothing (``--no-upload``); ``upload=["data"]`` ships the script too, as
+    `swarm run --upload data ./train.py` does (it shipped only ``data``: "command not found")."""
     if any(k in spec for k in ("cwd", "workdir", "files")) or spec.get("image") is not None:
         return spec
-    if "upload" in spec:
-        return spec if spec["upload"] else {**spec, "cwd": os.getcwd()}
+    asked = spec.get("upload")
+    if asked is not None and not asked:
+        return {**spec, "cwd": os.getcwd()}
     argv = spec.get("argv")
     if not isinstance(argv, (list, tuple)) or not all(isinstance(a, str) for a in argv):
-        return {**spec, "cwd": os.getcwd()}  # a shell string (`sh -c`), or bad: checked later
+        return spec if asked else {**spec, "cwd": os.getcwd()}  # a shell string (`sh -c`), or bad: checked later
     from swarmcompute.files import manifest
 
     here = os.getcwd()
@@ -1054,6 +1056,11 @@ def _as_here(spec: Mapping[str, Any]) -> Mapping[str, Any]:
     if problem is not None:  # it would fail on every node
         raise errors.InvalidJobSpecError(problem)
     shipped = manifest.auto_upload(argv, here)
+    if asked:
+        listed = list(asked) if isinstance(asked, (list, tuple)) else asked  # a bad one: checked later
+        if isinstance(listed, list):
+            listed += [p for p in shipped if p not in listed]
+        return {**spec, "upload": listed}
     return {**spec, "upload": shipped} if shipped else {**spec, "cwd": here}
 
 

@@ -126,8 +126,11 @@ def test_submit_ships_the_script_its_command_names_or_runs_in_the_callers_direct
     shell = client.submit(["./run.sh", "a", "b"], cpus=0)
     where = client.submit(["pwd"], cpus=0)
     kept = client.submit(["./run.sh"], cpus=0, upload=[])  # upload=[]: ships nothing, as --no-upload
-    for job_id in (python, shell, where):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "x.csv").write_text("1,2\n")
+    both = client.submit(["./run.sh", "data/x.csv"], cpus=0, upload=["data"])  # the script too, as swarm run
+    for job_id in (python, shell, where, both):
         assert client.wait(job_id, timeout=30)["state"] == "succeeded", client.logs(job_id)
     assert client.logs(python) == "trained\n" and client.logs(shell) == "ran a b\n"
-    assert client.logs(where) == f"{tmp_path}\n"
+    assert client.logs(where) == f"{tmp_path}\n" and client.logs(both) == "ran data/x.csv\n"
     assert client.wait(kept, timeout=30)["state"] == "succeeded" and client.job(kept)["cwd"] == str(tmp_path)
