@@ -764,7 +764,8 @@ class Client:
 
     def download(self, job_id: str, patterns: Sequence[str], dest: str = ".") -> list[str]:
         """Copy the files the job left that match ``patterns`` (gitignore syntax) into ``dest``
-        under their own paths (`swarm run --download`); returns the paths written."""
+        under their own paths (`swarm run --download`); returns the paths written. Matching files
+        its node did not keep (over the cap, links) are in ``files(job_id)["dropped"]``."""
         from swarmcompute.files import transfer
 
         return transfer.download(self, _job_ref(job_id), list(patterns), dest)

@@ -47,7 +47,8 @@ Options:
                         that the job leaves in its staged directory (repeatable;
                         default: every new or changed file, up to 256 MiB).
   --download PATTERN    When the job ends, copy the kept files matching PATTERN
-                        into the current directory (repeatable).
+                        into the current directory (repeatable); a matching
+                        file its node did not keep is said, and exits 3.
   --timeout DURATION    e.g. 30s, 10m, 2h: SIGTERM then SIGKILL; the job fails
                         with reason `timeout`.
   --signal SIG[@TIME]   Send SIG (USR1, ...) to the job TIME (default 60s) before

@@ -125,17 +125,22 @@ def _ship_error(text: str) -> Exception:
 def download(parsed: RunArgs, job_id: str, connect: Callable[[], Client], status: int) -> int:
     """After the job ended: copy the kept files matching ``--download`` into the current
     directory (through the client ``connect`` makes); returns ``status``, or 2 with one line when
-    they cannot be copied."""
+    they cannot be copied. A matching file the node did not keep (over the cap, a link) is lost
+    with the job's directory, so each is said as `swarm cp JOB:` says it, and a job that
+    succeeded exits 3, as for output that could not be delivered: never a silent success."""
+    from swarmcompute.files import transfer
     from swarmcompute.limits import printable
 
     try:
         client = connect()
         if client.job(job_id)["state"] not in ("succeeded", "failed", "cancelled"):
             return status  # the job runs on (`swarm run` was cut off): nothing to copy yet
-        written = client.download(job_id, parsed.ship["download"], ".")
+        written, lost = transfer.download_all(client, job_id, parsed.ship["download"], ".")
     except SwarmError as exc:
         print(f"swarm: --download: {printable(str(exc))}", file=sys.stderr)
         return 2
-    if not written:
+    for d in lost:
+        print(f"swarm: not kept: {printable(d['path'])}: {printable(d['why'])}", file=sys.stderr)
+    if not written and not lost:
         print(f"swarm: --download: job {job_id} left no file matching {parsed.ship['download']}", file=sys.stderr)
-    return status
+    return 3 if lost and status == 0 else status

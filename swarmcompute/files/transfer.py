@@ -232,6 +232,11 @@ def _wanted(
     want = "" if want == "." else want
     entries = [f for f in listing["files"] if not want or f["path"] == want or f["path"].startswith(want + "/")]
     if not entries:
+        dropped = [d for d in listing["dropped"] if not want or d["path"] == want or d["path"].startswith(want + "/")]
+        if dropped:  # the job wrote it, its node did not keep it: the reason, not "left no"
+            said = "; ".join(f"{d['path']}: {d['why']}" for d in dropped[:3])
+            more = f" (and {len(dropped) - 3} more: `swarm cp {ref}:` lists them)" if len(dropped) > 3 else ""
+            raise FilesError(f"not kept: {said}{more}")
         raise FilesError(
             f"job {listing['job_id']} attempt {listing['attempt']} left no {path!r}: `swarm cp {ref}:` lists what it left"
         )
@@ -241,12 +246,22 @@ def _wanted(
 def download(client: Client, ref: str, patterns: Sequence[str], dest: str = ".") -> list[str]:
     """Copy the files the job left that match ``patterns`` (gitignore syntax) into ``dest`` under
     their own relative paths (`swarm run --download`)."""
+    return download_all(client, ref, patterns, dest)[0]
+
+
+def download_all(
+    client: Client, ref: str, patterns: Sequence[str], dest: str = "."
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """``download``, and the files matching ``patterns`` that the job wrote but its node did not
+    keep (each ``path``, ``size``, ``why``): `swarm run --download` says those and exits 3, since
+    the job's directory is gone and they are lost, not merely left behind."""
     import pathspec
 
     listing = files(client, ref)
     spec = pathspec.GitIgnoreSpec.from_lines(list(patterns))
     plan = [(f, os.path.join(dest, f["path"])) for f in listing["files"] if spec.match_file(f["path"])]
-    return _write_all(client, ref, listing["attempt"], plan)
+    lost = [d for d in listing["dropped"] if spec.match_file(d["path"])]
+    return _write_all(client, ref, listing["attempt"], plan), lost
 
 
 def _write_all(client: Client, ref: str, attempt: int, plan: list[tuple[dict[str, Any], str]]) -> list[str]:

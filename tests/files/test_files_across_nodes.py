@@ -136,6 +136,29 @@ def test_workdir_honours_swarmignore_and_download_copies_results_back(
     assert (back / "answer.out").read_text() == "42\n"
 
 
+def test_download_says_what_the_node_did_not_keep_and_exits_3_and_cp_says_why(
+    cluster: list[DaemonProcess], tmp_path: Path
+) -> None:
+    """A link (as a file over the cap) is not kept and goes with the job's directory: `--download`
+    copied the rest and exited 0 without a word, and `swarm cp` said the job left no such file."""
+    n0 = cluster[0]
+    (tmp_path / "in.txt").write_text("x")
+    run = swarm(
+        n0, "run", "--node", "n2", "--upload", "in.txt", "--download", "out/*", "--",
+        "sh", "-c", "mkdir out; echo k > out/k.txt; ln -s k.txt out/l; ln -s k.txt elsewhere; echo done",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert (run.returncode, run.stdout) == (3, "done\n"), run.stderr
+    assert run.stderr == "swarm: not kept: out/l: a symbolic link: links are not followed or kept\n"
+    assert (tmp_path / "out" / "k.txt").read_text() == "k\n"
+    job = n0.client.jobs(limit=1)[0]["id"]
+    cp = swarm(n0, "cp", f"{job}:out/l", str(tmp_path))
+    assert (cp.returncode, cp.stderr) == (
+        2,
+        "swarm: not kept: out/l: a symbolic link: links are not followed or kept\n",
+    )
+
+
 def test_the_python_client_ships_lists_and_fetches_files(cluster: list[DaemonProcess], tmp_path: Path) -> None:
     n0, n1, _n2 = cluster
     here = script_dir(tmp_path)

@@ -22,6 +22,7 @@ from swarmcompute.errors import FilesError, FilesTooLargeError, InvalidJobSpecEr
 from swarmcompute.files.host import FilesHost, blobs_of
 from swarmcompute.files.manifest import auto_upload, build, unshipped_arguments
 from swarmcompute.files.store import QUIET_S, BlobStore, KeptFiles
+from swarmcompute.files.transfer import FilesLink
 from swarmcompute.limits import MAX_FILES, check_files
 from swarmcompute.state.job import JobSpec
 from swarmcompute.state.table import validate_spec
@@ -326,3 +327,71 @@ def test_download_is_refused_for_an_array_or_a_gang_before_anything_runs(
     assert (
         ran.stderr.startswith("swarm run: --download copies one job's files") and f"swarm cp {one}:PATH" in ran.stderr
     )
+
+
+class _LeftFiles(FilesLink):
+    """A node's answer for a job that ended: ``kept`` (path -> bytes) and ``dropped`` (path -> why)."""
+
+    def __init__(self, kept: dict[str, bytes], dropped: dict[str, str]) -> None:
+        self.kept, self.dropped = kept, dropped
+
+    def job(self, ref: str) -> dict[str, Any]:
+        return {"id": ref, "state": "succeeded"}
+
+    def _files_link(self) -> FilesLink:
+        return self
+
+    def download(self, ref: str, patterns: list[str], dest: str) -> list[str]:
+        from swarmcompute.files import transfer
+
+        return transfer.download(self, ref, patterns, dest)  # type: ignore[arg-type]
+
+    def listing(self, ref: str, attempt: int | None) -> dict[str, Any]:
+        files = [{"path": p, "size": len(b), "mode": 0o644, "sha256": SHA} for p, b in self.kept.items()]
+        dropped = [{"path": p, "size": 0, "why": w} for p, w in self.dropped.items()]
+        return {"job_id": ref, "attempt": 1, "node": "n2", "files": files, "dropped": dropped}
+
+    def read(self, ref: str, attempt: int, entry: dict[str, Any], write: Any) -> int:
+        write(self.kept[entry["path"]])
+        return len(self.kept[entry["path"]])
+
+
+CAP = "over the 256 MiB cap of kept files"
+LINK = "a symbolic link: links are not followed or kept"
+
+
+def test_download_says_each_matching_file_its_node_did_not_keep_and_a_job_that_succeeded_exits_3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The job's directory is removed once its node kept what it could: a file over the cap, or a
+    link, is lost, and `swarm run --download` copied the rest and exited 0 without a word."""
+    from swarmcompute.files.cli import download
+
+    monkeypatch.chdir(tmp_path)
+    left = _LeftFiles({"out/a.bin": b"a", "out/z.txt": b"small\n"}, {"out/b.bin": CAP, "out/l": LINK, "tmp/c": CAP})
+    parsed: Any = SimpleNamespace(ship={"download": ["out/*"]})
+    assert download(parsed, "job1", lambda: left, 0) == 3  # type: ignore[arg-type,return-value]
+    assert capsys.readouterr().err.splitlines() == [
+        f"swarm: not kept: out/b.bin: {CAP}",
+        f"swarm: not kept: out/l: {LINK}",
+    ]
+    assert (tmp_path / "out" / "a.bin").read_bytes() == b"a" and (tmp_path / "out" / "z.txt").exists()
+    assert download(parsed, "job1", lambda: left, 1) == 1  # type: ignore[arg-type,return-value]
+    assert capsys.readouterr().err.count("not kept") == 2  # a failed job keeps its own status
+    whole: Any = SimpleNamespace(ship={"download": ["*.txt"]})
+    assert download(whole, "job1", lambda: left, 0) == 0  # type: ignore[arg-type,return-value]
+    assert capsys.readouterr().err == ""
+
+
+def test_copying_a_file_its_node_did_not_keep_says_why_not_that_the_job_left_none(tmp_path: Path) -> None:
+    """The kept list records dropped files with the reason; `swarm cp JOB:out/b.bin .` said
+    "left no 'out/b.bin'", as for a file the job never wrote."""
+    from swarmcompute.files import transfer
+
+    left: Any = _LeftFiles({"out/a.bin": b"a"}, {"out/b.bin": CAP, "big/x": CAP, "big/y": LINK})
+    with pytest.raises(FilesError, match=f"^not kept: out/b.bin: {CAP}$"):
+        transfer.fetch(left, "job1", "out/b.bin", tmp_path)
+    with pytest.raises(FilesError, match=f"^not kept: big/x: {CAP}; big/y: {LINK}$"):
+        transfer.fetch(left, "job1", "big", tmp_path)
+    with pytest.raises(FilesError, match="left no 'nope'"):
+        transfer.fetch(left, "job1", "nope", tmp_path)

@@ -810,6 +810,12 @@ def test_swarm_with_url_ships_the_script_its_files_and_a_workdir_and_copies_back
     missing = swarm("cp", f"{job_id}:nope", str(tmp_path))
     assert missing.returncode != 0 and "left no 'nope'" in missing.stderr and len(missing.stderr.splitlines()) == 1
 
+    link = "swarm: not kept: out/l: a symbolic link: links are not followed or kept\n"  # lost: said, exit 3
+    lost = swarm("run", "--upload", "data", "--download", "out/*", "--", "sh", "-c", "mkdir out; ln -s x out/l")
+    assert (lost.returncode, lost.stderr) == (3, link)
+    lost_id = json.loads(swarm("jobs", "--json", "-n", "1").stdout)[0]["id"]
+    assert swarm("cp", f"{lost_id}:out/l", str(tmp_path)).stderr == link
+
     no_upload = swarm("run", "--no-upload", "--", "echo", "as it is")  # once refused over --url
     assert (no_upload.returncode, no_upload.stdout) == (0, "as it is\n"), no_upload.stderr
 
