@@ -1288,8 +1288,10 @@ def cp(
             return
         for f in listing["files"]:
             typer.echo(f"{format_size(f['size']):>8}  {f['path']}")
-        for f in listing["dropped"]:
-            typer.echo(f"swarm: not kept: {f['path']}: {f['why']}", err=True)
+        from swarmcompute.limits import printable
+
+        for f in listing["dropped"]:  # a name the job chose, escape sequences included: made safe
+            typer.echo(f"swarm: not kept: {printable(f['path'])}: {printable(f['why'])}", err=True)
         return
     if dest == "-":  # to stdout, as docker cp: a file's bytes, a directory as a tar archive
         if as_json:

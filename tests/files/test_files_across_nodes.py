@@ -159,6 +159,18 @@ def test_download_says_what_the_node_did_not_keep_and_exits_3_and_cp_says_why(
     )
 
 
+def test_swarm_cp_lists_a_dropped_file_whose_name_holds_an_escape_sequence_made_safe(
+    cluster: list[DaemonProcess], tmp_path: Path
+) -> None:
+    """A name that cannot be kept is the job's own choice: printed raw, it drove the terminal."""
+    n0 = cluster[0]
+    (tmp_path / "in.txt").write_text("x")
+    run = swarm(n0, "run", "--upload", "in.txt", "--", "sh", "-c", "touch \"$(printf 'a\\033[31mb')\"", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    listed = swarm(n0, "cp", f"{n0.client.jobs(limit=1)[0]['id']}:")
+    assert "\033" not in listed.stderr and "swarm: not kept: a\\x1b[31mb: its name cannot be shipped" in listed.stderr
+
+
 def test_the_python_client_ships_lists_and_fetches_files(cluster: list[DaemonProcess], tmp_path: Path) -> None:
     n0, n1, _n2 = cluster
     here = script_dir(tmp_path)
