@@ -34,7 +34,7 @@ from swarmcompute.errors import MembershipChangeError, NodeAliveError, NoQuorumE
 from swarmcompute.membership.members import ALIVE, DEAD, LEFT, SUSPECT, Member
 from swarmcompute.node.labels import resolve_node
 from swarmcompute.state.forgotten import ForgetNode
-from swarmcompute.state.history import PruneJobs, prunable
+from swarmcompute.state.history import PruneJobs, kept_anyway, prunable
 
 if TYPE_CHECKING:
     from swarmcompute.node.daemon import Daemon
@@ -75,7 +75,7 @@ class Housekeeping:
             removed += gone
             freed += sum(sizes.get(i, 0) for i in gone)
         table = daemon.table
-        held = table.held_parents()
+        held = kept_anyway(table)
         kept_held = sum(1 for j in table.finished_jobs() if j.id in held)
         if removed:
             log.info("jobs_pruned", jobs=len(removed), bytes=freed, why="swarm prune")

@@ -238,6 +238,26 @@ def weightless(spec: JobSpec) -> bool:
     return not (spec.cpus or spec.mem_bytes or spec.gpus or spec.array_limit)
 
 
+class _InRunningArray(Container[str]):
+    """``JobTable.running_arrays``."""
+
+    def __init__(
+        self, get: Callable[[str], Job | None], arrays: Mapping[str, Mapping[str, int]], open_: Container[str]
+    ) -> None:
+        self._get, self._arrays, self._open = get, arrays, open_
+        self._running: dict[str, bool] = {}
+
+    def __contains__(self, job_id: object) -> bool:
+        job = self._get(job_id) if isinstance(job_id, str) else None
+        array_id = job.spec.array_id if job is not None else ""
+        if not array_id:
+            return False
+        running = self._running.get(array_id)
+        if running is None:
+            running = self._running[array_id] = any(e in self._open for e in self._arrays.get(array_id, ()))
+        return running
+
+
 class _WaitedOn(Container[str]):
     """``JobTable.held_parents``: the ids with an unfinished child."""
 
@@ -653,6 +673,15 @@ class JobTable:
         prune a walk of the whole queue: at 8,000 queued jobs and a history past ``--keep-jobs``,
         which prunes every second, 18 % of a one-node daemon's samples."""
         return _WaitedOn(self._children, self._open)
+
+    def running_arrays(self) -> Container[str]:
+        """Ids of ended elements of arrays some element of which has not ended: the history bound
+        leaves them until their whole array has ended (``history.prunable``). Removed while the
+        array ran (a 20,000-element array past ``--keep-jobs``), an attached `swarm run --array`
+        lost their output and stopped ("ambiguous" for an id it had), and `swarm wait ARRAY` left
+        thousands out once the removed ids were forgotten. A view: each array is looked at once per
+        view, at its first element asked about."""
+        return _InRunningArray(self._jobs.get, self._arrays, self._open)
 
     def order_finished(self) -> None:
         """Put the finished-jobs index in ending order (after a snapshot loaded jobs in submission

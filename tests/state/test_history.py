@@ -184,3 +184,19 @@ def test_the_pruned_ids_travel_as_two_strings_and_a_malformed_pair_gives_none() 
     assert pruned_wire(pruned) == ("a1 b.2 c_3", "sfc")
     assert pruned_from(*pruned_wire(pruned)) == pruned and pruned_from("", "") == {}
     assert pruned_from("a1 b2", "s") == {} and pruned_from("a1", "x") == {}
+
+
+def test_ended_elements_of_an_array_still_running_stay_until_the_whole_array_has_ended() -> None:
+    """Removed while their array ran, an attached `swarm run --array` lost their output and
+    `swarm wait ARRAY` left them out once the removed ids were forgotten."""
+    from swarmcompute.arrays import elements
+
+    table = finished_table(2)
+    table.apply(SubmitJobs(tuple(elements(spec("arr"), "0-2")), 1100.0))
+    for job_id in ("arr.0", "arr.1", "arr.2"):
+        table.apply(AssignJobs((Assignment(job_id, 1, "n1"),), 1101.0))
+    for job_id in ("arr.0", "arr.1"):
+        table.apply(FinishAttempt(job_id, 1, "n1", 0, "exited", None, b"", 1101.0, 1102.0))
+    assert choose(table, keep_jobs=0) == ["j000", "j001"]  # arr.2 still runs
+    table.apply(FinishAttempt("arr.2", 1, "n1", 0, "exited", None, b"", 1101.0, 1103.0))
+    assert choose(table, keep_jobs=0) == ["j000", "j001", "arr.0", "arr.1", "arr.2"]
