@@ -164,7 +164,8 @@ def build(
 ) -> Shipment:
     """The files of ``--workdir`` and ``--upload`` (relative names resolved against ``cwd``),
     hashed. Raises ``FilesTooLargeError`` past ``max_bytes`` or ``limits.MAX_FILES`` files,
-    naming the biggest parts to exclude, and ``FilesError`` for a path that cannot be read."""
+    naming the biggest parts to exclude, and ``FilesError`` for a path that cannot be read or a
+    ``workdir``/``uploads`` that holds no file at all (``_nothing_to_ship``)."""
     cwd = cwd or os.getcwd()
     found: dict[str, str] = {}  # relative name -> local path
     if workdir is not None:
@@ -183,6 +184,8 @@ def build(
             raise FilesError(f"--upload {upload}: no such file or directory")
         if len(found) > MAX_FILES:
             break
+    if not found and (workdir is not None or uploads):
+        raise FilesError(_nothing_to_ship(uploads, workdir))
     shipment = Shipment()
     sizes = {name: _size_of(path) for name, path in found.items()}
     total = sum(sizes.values())
@@ -203,6 +206,19 @@ def build(
     if shipment.total_bytes > max_bytes:  # a file grew while we read it
         raise FilesTooLargeError(_too_large(sizes, shipment.total_bytes, max_bytes))
     return shipment
+
+
+def _nothing_to_ship(uploads: Sequence[str], workdir: str | None) -> str:
+    """The line refusing a ``--workdir``/``--upload`` that holds no file to ship (empty, all of
+    it ignored, only links that are not shipped). A job that ships files runs in its staged
+    directory, and an empty shipment stages none: such a job ran in its node daemon's own
+    directory (``/`` under systemd), not in this one's path nor in one of its own."""
+    named = f"--workdir {workdir}" if workdir is not None else ", ".join(f"--upload {u}" for u in uploads)
+    them = "it" if workdir is not None or len(uploads) == 1 else "them"
+    return (
+        f"{named}: nothing to ship (empty, or all of it in .swarmignore or .gitignore):"
+        f" leave {them} out to run in this directory's path on the node"
+    )
 
 
 def _upload_name(upload: str, cwd: str) -> str:

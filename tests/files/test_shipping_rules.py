@@ -395,3 +395,42 @@ def test_copying_a_file_its_node_did_not_keep_says_why_not_that_the_job_left_non
         transfer.fetch(left, "job1", "big", tmp_path)
     with pytest.raises(FilesError, match="left no 'nope'"):
         transfer.fetch(left, "job1", "nope", tmp_path)
+
+
+def test_a_workdir_or_upload_holding_nothing_to_ship_is_refused_saying_to_leave_it_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An empty shipment stages no directory: the job ran in its node daemon's own (``/``)."""
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "ignored").mkdir()
+    (tmp_path / "ignored" / "x.log").write_text("x")
+    (tmp_path / "ignored" / ".swarmignore").write_text("*\n")
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link_to_empty").symlink_to(tmp_path / "empty")
+    cwd = str(tmp_path)
+    for uploads, workdir, named in [
+        ([], "empty", "--workdir empty: nothing to ship"),
+        ([], "ignored", "--workdir ignored: nothing to ship"),
+        (["empty"], None, "--upload empty: nothing to ship"),
+        (["link_to_empty", "empty"], None, "--upload link_to_empty, --upload empty: nothing to ship"),
+    ]:
+        with pytest.raises(FilesError, match="^" + named + r" \(empty, or all of it in \.swarmignore") as caught:
+            build(uploads, workdir, cwd=cwd)
+        assert "leave" in str(caught.value) and "\n" not in str(caught.value)
+    (tmp_path / "real" / "a.txt").write_text("a")
+    assert [e[0] for e in build(["empty", "real"], cwd=cwd).entries] == ["real/a.txt"]  # something ships
+    assert build([], None, cwd=cwd).entries == []  # nothing asked for: the caller's cwd stands
+    from swarmcompute.client import Client
+
+    with pytest.raises(FilesError, match="nothing to ship"):  # the Python API (and RemoteClient) too
+        Client.__new__(Client)._ship({"argv": ["pwd"], "workdir": str(tmp_path / "empty")})
+
+    from swarmcompute.cli.run_cmd import _ShipError
+    from swarmcompute.files.cli import ship
+
+    monkeypatch.chdir(tmp_path / "empty")
+    parsed: Any = SimpleNamespace(ship={"workdir": "."}, argv=["pwd"], options={"cwd_default": True}, detach=False)
+    spec: dict[str, Any] = {"cwd": str(tmp_path / "empty")}
+    with pytest.raises(_ShipError, match=r"^--workdir \.: nothing to ship"):
+        ship(parsed, spec, lambda: pytest.fail("nothing is sent"))  # type: ignore[arg-type,return-value]
+    assert spec == {"cwd": str(tmp_path / "empty")}  # never submitted without a directory
