@@ -717,6 +717,7 @@ class Client:
         shipment = manifest.build(
             [os.fspath(u) for u in uploads], None if workdir is None else os.fspath(workdir), max_bytes=max_bytes
         )
+        _say_skipped(shipment)
         transfer.upload(self, shipment)
         options["files"] = [*shipment.entries, *(options.get("files") or ())]
         return options
@@ -733,6 +734,7 @@ class Client:
         from swarmcompute.files import manifest, transfer
 
         shipment = manifest.build(list(paths), workdir)
+        _say_skipped(shipment)
         transfer.upload(self, shipment)
         return shipment.entries
 
@@ -1063,6 +1065,17 @@ def _as_here(spec: Mapping[str, Any]) -> Mapping[str, Any]:
             listed += [p for p in shipped if p not in listed]
         return {**spec, "upload": listed}
     return {**spec, "upload": shipped} if shipped else {**spec, "cwd": here}
+
+
+def _say_skipped(shipment: Any) -> None:
+    """The links a shipment left out (``manifest.not_shipped``), as a ``UserWarning``: on stderr
+    once, as `swarm run` says them, and a caller may turn it into an error or silence it."""
+    if shipment.skipped:
+        import warnings
+
+        from swarmcompute.files import manifest
+
+        warnings.warn(manifest.not_shipped(shipment.skipped), UserWarning, stacklevel=3)
 
 
 def _unwrap(reply: Any) -> Any:

@@ -53,6 +53,8 @@ def ship(parsed: RunArgs, spec: dict[str, Any], connect: Callable[[], Client], *
     try:
         cap = parse_size(options["max_upload"]) if "max_upload" in options else manifest.DEFAULT_MAX_UPLOAD
         shipment = manifest.build(uploads, workdir, cwd=cwd, max_bytes=cap)
+        if shipment.skipped:  # said before the job runs, which may miss one
+            print(f"swarm: {manifest.not_shipped(shipment.skipped)}", file=sys.stderr)
         transfer.upload(connect(), shipment)
     except SwarmError as exc:
         raise _ShipError(str(exc)) from None

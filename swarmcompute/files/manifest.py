@@ -10,8 +10,11 @@ when it lies outside it (``../in/x.csv`` and ``/tmp/x.csv`` become ``x.csv``). T
 Ignored: ``.git/`` always, and what the ``.gitignore`` and ``.swarmignore`` at the top of a shipped
 directory say (gitignore syntax through ``pathspec``, the two files' patterns read as one list, so
 a ``!pattern`` in ``.swarmignore`` can take back a ``.gitignore`` line; ignore files deeper in the
-tree are not read). Links to files ship the file they point to; links to directories are not
-followed. Empty directories are not shipped.
+tree are not read). A link in a shipped directory ships the bytes of the file it points to only
+when that is a regular file inside the directory and not ignored; any other link (out of the
+directory, dangling, to a directory) is not shipped and is listed (``Shipment.skipped``), so a
+``key -> ~/.ssh/id_rsa`` never leaves the machine unsaid. A path named to ``--upload`` is followed.
+Empty directories are not shipped.
 
 Each file is named by its sha256 (``Shipment.entries``: path, sha256, size, mode); the bytes go to
 the local daemon once per distinct content (``Client.upload``), and the job's spec carries only
@@ -46,10 +49,12 @@ _HASH_CHUNK = 1024 * 1024
 @dataclass(slots=True)
 class Shipment:
     """What goes with one job: ``entries`` for its spec, ``sources`` (sha256 -> a local path
-    holding those bytes) for the upload."""
+    holding those bytes) for the upload; ``skipped``: the links found and not shipped, each
+    (name, why), for the one line ``not_shipped`` says."""
 
     entries: list[tuple[str, str, int, int]] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def total_bytes(self) -> int:
@@ -168,16 +173,17 @@ def build(
     ``workdir``/``uploads`` that holds no file at all (``_nothing_to_ship``)."""
     cwd = cwd or os.getcwd()
     found: dict[str, str] = {}  # relative name -> local path
+    skipped: list[tuple[str, str]] = []
     if workdir is not None:
         root = os.path.join(cwd, workdir)
         if not os.path.isdir(root):
             raise FilesError(f"--workdir {workdir}: not a directory")
-        _walk(root, "", found)
+        _walk(root, "", found, skipped)
     for upload in uploads:
         local = os.path.join(cwd, upload)
         name = _upload_name(upload, cwd)
         if os.path.isdir(local):
-            _walk(local, name + "/", found)
+            _walk(local, name + "/", found, skipped)
         elif os.path.isfile(local):
             found[name] = local
         else:
@@ -185,8 +191,8 @@ def build(
         if len(found) > MAX_FILES:
             break
     if not found and (workdir is not None or uploads):
-        raise FilesError(_nothing_to_ship(uploads, workdir))
-    shipment = Shipment()
+        raise FilesError(_nothing_to_ship(uploads, workdir, skipped))
+    shipment = Shipment(skipped=sorted(skipped))
     sizes = {name: _size_of(path) for name, path in found.items()}
     total = sum(sizes.values())
     if total > max_bytes or len(found) > MAX_FILES:
@@ -208,17 +214,19 @@ def build(
     return shipment
 
 
-def _nothing_to_ship(uploads: Sequence[str], workdir: str | None) -> str:
+def _nothing_to_ship(uploads: Sequence[str], workdir: str | None, skipped: Sequence[tuple[str, str]]) -> str:
     """The line refusing a ``--workdir``/``--upload`` that holds no file to ship (empty, all of
     it ignored, only links that are not shipped). A job that ships files runs in its staged
     directory, and an empty shipment stages none: such a job ran in its node daemon's own
     directory (``/`` under systemd), not in this one's path nor in one of its own."""
     named = f"--workdir {workdir}" if workdir is not None else ", ".join(f"--upload {u}" for u in uploads)
     them = "it" if workdir is not None or len(uploads) == 1 else "them"
-    return (
-        f"{named}: nothing to ship (empty, or all of it in .swarmignore or .gitignore):"
-        f" leave {them} out to run in this directory's path on the node"
+    why = (
+        f"only links, not shipped: {_listing(skipped)}"
+        if skipped
+        else "empty, or all of it in .swarmignore or .gitignore"
     )
+    return f"{named}: nothing to ship ({why}): leave {them} out to run in this directory's path on the node"
 
 
 def _upload_name(upload: str, cwd: str) -> str:
@@ -248,25 +256,74 @@ def _ignore_spec(root: str) -> object | None:
     return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
-def _walk(root: str, prefix: str, found: dict[str, str]) -> None:
-    """Add the files under ``root`` that the ignore rules keep, named ``prefix + relative path``."""
+def _walk(root: str, prefix: str, found: dict[str, str], skipped: list[tuple[str, str]]) -> None:
+    """Add the files under ``root`` that the ignore rules keep, named ``prefix + relative path``;
+    the links among them that are not shipped (``_link_problem``) go to ``skipped``."""
     spec = _ignore_spec(root)
+    real_root = os.path.realpath(root)
     for dirpath, dirnames, filenames in os.walk(root, onerror=_walk_error):
         rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
         rel_dir = "" if rel_dir == "." else rel_dir + "/"
         kept_dirs = []
         for d in sorted(dirnames):
-            if not os.path.islink(os.path.join(dirpath, d)) and not spec.match_file(rel_dir + d + "/"):  # type: ignore[attr-defined]
+            if spec.match_file(rel_dir + d + "/"):  # type: ignore[attr-defined]
+                continue
+            if os.path.islink(os.path.join(dirpath, d)):  # never followed: a loop, or half the disk
+                skipped.append((prefix + rel_dir + d, "a link to a directory"))
+            else:
                 kept_dirs.append(d)
         dirnames[:] = kept_dirs
         for name in filenames:
             rel = rel_dir + name
             path = os.path.join(dirpath, name)
-            if spec.match_file(rel) or not os.path.isfile(path):  # type: ignore[attr-defined]
-                continue  # ignored, or a socket, fifo or dangling link
+            if spec.match_file(rel):  # type: ignore[attr-defined]
+                continue
+            if os.path.islink(path):
+                problem = _link_problem(path, real_root, spec)
+                if problem is not None:
+                    skipped.append((prefix + rel, problem))
+                    continue
+            elif not os.path.isfile(path):
+                continue  # a socket or fifo
             found[prefix + rel] = path
             if len(found) > MAX_FILES:
                 return
+
+
+def _link_problem(path: str, real_root: str, spec: object) -> str | None:
+    """Why the link at ``path`` is not shipped, or None: only a link to a regular file inside the
+    shipped directory (``real_root``) that its ignore rules keep ships, as that file's bytes. One
+    out of it was read through: ``abs_link -> /etc/passwd`` shipped /etc/passwd's contents, and
+    one to ``~/.ssh/id_rsa`` would have been replicated to every node holding the job's files."""
+    target = os.path.realpath(path)
+    if not os.path.exists(target):
+        return "a dangling link"
+    if os.path.isdir(target):
+        return "a link to a directory"
+    if os.path.commonpath([target, real_root]) != real_root:
+        return "a link out of the directory"
+    if not os.path.isfile(target):
+        return "a link to a special file"
+    if spec.match_file(os.path.relpath(target, real_root).replace(os.sep, "/")):  # type: ignore[attr-defined]
+        return "a link to an ignored file"
+    return None
+
+
+SKIPPED_SHOWN = 3
+"""Links named in ``not_shipped``'s line; the rest are counted."""
+
+
+def not_shipped(skipped: Sequence[tuple[str, str]]) -> str:
+    """The one line listing the links a shipment left out (``Shipment.skipped``), said before
+    the submit: a job that needed one then fails on a missing file, and the line says why."""
+    return f"not shipped: {_listing(skipped)} (only a link to a file inside the shipped directory is shipped)"
+
+
+def _listing(skipped: Sequence[tuple[str, str]]) -> str:
+    from swarmcompute.limits import printable
+
+    shown = ", ".join(f"{printable(name)} ({why})" for name, why in skipped[:SKIPPED_SHOWN])
+    return shown + (f" and {len(skipped) - SKIPPED_SHOWN} more" if len(skipped) > SKIPPED_SHOWN else "")
 
 
 def _walk_error(exc: OSError) -> None:

@@ -434,3 +434,58 @@ def test_a_workdir_or_upload_holding_nothing_to_ship_is_refused_saying_to_leave_
     with pytest.raises(_ShipError, match=r"^--workdir \.: nothing to ship"):
         ship(parsed, spec, lambda: pytest.fail("nothing is sent"))  # type: ignore[arg-type,return-value]
     assert spec == {"cwd": str(tmp_path / "empty")}  # never submitted without a directory
+
+
+def test_only_links_to_files_inside_the_shipped_directory_ship_and_the_others_are_said_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A link out of a workdir was read through: ``key -> ~/.ssh/id_rsa`` shipped the key."""
+    secret = tmp_path / "secret"
+    secret.write_text("private key")
+    wd = tmp_path / "wd"
+    (wd / "sub").mkdir(parents=True)
+    (wd / "main.py").write_text("main")
+    (wd / "hidden.env").write_text("token")
+    (wd / ".swarmignore").write_text("hidden.env\n")
+    (wd / "abs_link").symlink_to(secret)
+    (wd / "rel_out").symlink_to("../secret")
+    (wd / "dangling").symlink_to("nowhere")
+    (wd / "to_dir").symlink_to(wd / "sub")
+    (wd / "to_ignored").symlink_to("hidden.env")
+    (wd / "sub" / "inside").symlink_to("../main.py")
+    shipment = build([], "wd", cwd=str(tmp_path))
+    names = {e[0]: e for e in shipment.entries}
+    assert sorted(names) == [".swarmignore", "main.py", "sub/inside"]
+    assert names["sub/inside"][1] == hashlib.sha256(b"main").hexdigest()  # its target's bytes
+    assert shipment.skipped == [
+        ("abs_link", "a link out of the directory"),
+        ("dangling", "a dangling link"),
+        ("rel_out", "a link out of the directory"),
+        ("to_dir", "a link to a directory"),
+        ("to_ignored", "a link to an ignored file"),
+    ]
+    assert build(["wd"], cwd=str(tmp_path)).skipped[0] == ("wd/abs_link", "a link out of the directory")
+
+    from swarmcompute.files.cli import ship
+
+    monkeypatch.chdir(wd)
+    parsed: Any = SimpleNamespace(ship={"workdir": "."}, argv=["true"], options={}, detach=False)
+    sent: list[Any] = []
+    monkeypatch.setattr("swarmcompute.files.transfer.upload", lambda client, shipment: sent.append(shipment))
+    ship(parsed, {}, lambda: None)  # type: ignore[arg-type,return-value]
+    said = capsys.readouterr().err
+    assert said == (
+        "swarm: not shipped: abs_link (a link out of the directory), dangling (a dangling link),"
+        " rel_out (a link out of the directory) and 2 more"
+        " (only a link to a file inside the shipped directory is shipped)\n"
+    )
+    assert all(secret.read_text() != Path(p).read_text() for p in sent[0].sources.values())
+    from swarmcompute.client import Client
+
+    with pytest.warns(UserWarning, match="^not shipped: abs_link"):  # the Python API says it too
+        Client.__new__(Client)._ship({"argv": ["true"], "workdir": str(wd)})
+
+    (tmp_path / "only_links").mkdir()
+    (tmp_path / "only_links" / "key").symlink_to(secret)
+    with pytest.raises(FilesError, match=r"^--upload only_links: nothing to ship \(only links, not shipped: "):
+        build(["only_links"], cwd=str(tmp_path))
