@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from swarmcompute.errors import FilesError, FilesTooLargeError
-from swarmcompute.limits import MAX_FILES, file_path_problem
+from swarmcompute.limits import MAX_FILES, file_path_problem, printable
 from swarmcompute.units import format_size
 
 DEFAULT_MAX_UPLOAD = 256 * 1024 * 1024
@@ -192,10 +192,12 @@ def build(
             break
     if not found and (workdir is not None or uploads):
         raise FilesError(_nothing_to_ship(uploads, workdir, skipped))
+    if len(found) > MAX_FILES:
+        raise FilesTooLargeError(_too_many(list(found)))
     shipment = Shipment(skipped=sorted(skipped))
     sizes = {name: _size_of(path) for name, path in found.items()}
     total = sum(sizes.values())
-    if total > max_bytes or len(found) > MAX_FILES:
+    if total > max_bytes:
         raise FilesTooLargeError(_too_large(sizes, total, max_bytes))
     for name in sorted(found):
         path = found[name]
@@ -320,8 +322,6 @@ def not_shipped(skipped: Sequence[tuple[str, str]]) -> str:
 
 
 def _listing(skipped: Sequence[tuple[str, str]]) -> str:
-    from swarmcompute.limits import printable
-
     shown = ", ".join(f"{printable(name)} ({why})" for name, why in skipped[:SKIPPED_SHOWN])
     return shown + (f" and {len(skipped) - SKIPPED_SHOWN} more" if len(skipped) > SKIPPED_SHOWN else "")
 
@@ -346,11 +346,31 @@ def _too_large(sizes: dict[str, int], total: int, max_bytes: int) -> str:
         parts[key] = parts.get(key, 0) + size
     biggest = sorted(parts.items(), key=lambda kv: -kv[1])[:3]
     shown = ", ".join(f"{k} ({format_size(v)})" for k, v in biggest)
-    if len(sizes) > MAX_FILES:
-        what = f"more than {MAX_FILES} files"
-    else:
-        what = f"{format_size(total)} in {len(sizes)} files, over the {format_size(max_bytes)} cap"
+    what = f"{format_size(total)} in {len(sizes)} files, over the {format_size(max_bytes)} cap"
     return (
         f"the files to ship hold {what}; biggest: {shown}: exclude them in .swarmignore "
         "(gitignore syntax), or raise --max-upload"
+    )
+
+
+def _too_many(names: Sequence[str]) -> str:
+    """One line for more than ``MAX_FILES`` files: the directories holding the most of them, to
+    exclude. Not --max-upload, which lifts the bytes cap, not this one (a job's manifest is
+    replicated, a line per file); and not the biggest parts, which a count is not about. Counted
+    below the directory all the names share (``data/`` of ``--upload data``), whose files lying
+    directly in it count as ``data/ itself``; the walk stopped at ``MAX_FILES + 1``, so the counts
+    are of those found."""
+    dirs = [name.rsplit("/", 1)[0] + "/" if "/" in name else "" for name in names]
+    shared = os.path.commonpath(dirs) if all(dirs) else ""
+    prefix = shared + "/" if shared else ""
+    counts: dict[str, int] = {}
+    for name in names:
+        head, slash, _ = name[len(prefix) :].partition("/")
+        key = prefix + head + "/" if slash else f"{prefix or './'} itself"
+        counts[key] = counts.get(key, 0) + 1
+    most = sorted(counts.items(), key=lambda kv: -kv[1])[:3]
+    shown = ", ".join(f"{printable(k)} ({v:,} file{'s' if v != 1 else ''})" for k, v in most)
+    return (
+        f"more than {MAX_FILES:,} files to ship (a job ships at most {MAX_FILES:,}); most of them in {shown}:"
+        " exclude them in .swarmignore (gitignore syntax)"
     )

@@ -489,3 +489,30 @@ def test_only_links_to_files_inside_the_shipped_directory_ship_and_the_others_ar
     (tmp_path / "only_links" / "key").symlink_to(secret)
     with pytest.raises(FilesError, match=r"^--upload only_links: nothing to ship \(only links, not shipped: "):
         build(["only_links"], cwd=str(tmp_path))
+
+
+def test_more_files_than_a_job_ships_names_the_directories_holding_most_and_not_max_upload(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--max-upload lifts the bytes cap, not the count: the line suggested it for both."""
+    monkeypatch.setattr("swarmcompute.files.manifest.MAX_FILES", 10)
+    (tmp_path / "big" / "x").mkdir(parents=True)
+    for i in range(7):
+        (tmp_path / "big" / "x" / f"f{i}").write_text("1")
+    (tmp_path / "small").mkdir()
+    for i in range(3):
+        (tmp_path / "small" / f"g{i}").write_text("1")
+    (tmp_path / "top.txt").write_text("1")
+    with pytest.raises(FilesTooLargeError) as caught:
+        build([], ".", cwd=str(tmp_path))
+    assert str(caught.value) == (
+        "more than 10 files to ship (a job ships at most 10); most of them in big/ (7 files), small/ (3 files),"
+        " ./ itself (1 file): exclude them in .swarmignore (gitignore syntax)"
+    )
+    for name in ["big/a/f0", *(f"big/f{i}" for i in range(1, 7)), "small/g0", "small/g1", "small/g2", "top.txt"]:
+        (tmp_path / "up" / "data" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "up" / "data" / name).write_text("1")
+    with pytest.raises(
+        FilesTooLargeError, match=r"in data/big/ \(7 files\), data/small/ \(3 files\), data/ itself \(1 file\):"
+    ):
+        build(["data"], cwd=str(tmp_path / "up"))  # counted below the directory they all share
