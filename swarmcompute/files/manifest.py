@@ -174,6 +174,7 @@ def build(
     cwd = cwd or os.getcwd()
     found: dict[str, str] = {}  # relative name -> local path
     skipped: list[tuple[str, str]] = []
+    named: set[str] = set()  # files given to --upload themselves: no ignore file applies to them
     if workdir is not None:
         root = os.path.join(cwd, workdir)
         if not os.path.isdir(root):
@@ -186,6 +187,7 @@ def build(
             _walk(local, name + "/", found, skipped)
         elif os.path.isfile(local):
             found[name] = local
+            named.add(name)
         else:
             raise FilesError(f"--upload {upload}: no such file or directory")
         if len(found) > MAX_FILES:
@@ -202,8 +204,9 @@ def build(
     for name in sorted(found):
         path = found[name]
         problem = file_path_problem(name)
-        if problem:
-            raise FilesError(f"cannot ship {path!r}: {problem}")
+        if problem:  # said with the path as the user would type it, not walk's "/wd/./a"
+            instead = "rename it" if name in named else "rename it, or exclude it in .swarmignore"
+            raise FilesError(f"cannot ship {os.path.normpath(path)!r}: {problem}: {instead}")
         try:
             sha, size = sha256_file(path)
             mode = stat.S_IMODE(os.stat(path).st_mode)

@@ -516,3 +516,18 @@ def test_more_files_than_a_job_ships_names_the_directories_holding_most_and_not_
         FilesTooLargeError, match=r"in data/big/ \(7 files\), data/small/ \(3 files\), data/ itself \(1 file\):"
     ):
         build(["data"], cwd=str(tmp_path / "up"))  # counted below the directory they all share
+
+
+def test_a_file_whose_name_cannot_be_shipped_is_named_as_typed_saying_to_rename_or_exclude_it(tmp_path: Path) -> None:
+    """The line read ``cannot ship '/tmp/x/wd/./a\\tb.txt': ...`` and said nothing to do."""
+    (tmp_path / "wd").mkdir()
+    (tmp_path / "wd" / "a\tb.txt").write_text("x")
+    with pytest.raises(FilesError) as caught:
+        build([], ".", cwd=str(tmp_path / "wd"))
+    typed = str(tmp_path / "wd" / "a\tb.txt")
+    assert str(caught.value) == (
+        f"cannot ship {typed!r}: file path 'a\\tb.txt' has control, unprintable"
+        " or backslash characters: rename it, or exclude it in .swarmignore"
+    )
+    with pytest.raises(FilesError, match=r"^cannot ship '[^']*/wd/a\\tb.txt': .*characters: rename it$"):
+        build(["a\tb.txt"], cwd=str(tmp_path / "wd"))  # named itself: no ignore file applies
