@@ -157,7 +157,19 @@ def _rm_deletes_root(args: list[str], cwd: str | None) -> bool:
             recursive = recursive or "recursive".startswith(arg[2:].split("=", 1)[0] or "-")
         elif "r" in arg or "R" in arg:
             recursive = True
-    return recursive and any(_is_root(op, cwd) for op in operands)
+    return recursive and (any(_is_root(op, cwd) for op in operands) or _expanded_root(operands))
+
+
+_SYSTEM_DIRS = frozenset({"bin", "boot", "dev", "etc", "lib", "proc", "sbin", "sys", "usr", "var"})
+"""Top-level directories of every Linux system: ``/*`` as the submitting shell expanded it names
+several of them (``rm -rf /*`` typed without quotes reached the check as ``rm -rf /bin /boot /dev
+/etc ...``), where a real command names one at most."""
+
+
+def _expanded_root(operands: list[str]) -> bool:
+    """Whether ``operands`` are ``/*`` as a shell expanded it: three or more of ``_SYSTEM_DIRS``."""
+    named = {op.rstrip("/")[1:] for op in operands if op.startswith("/") and "/" not in op.rstrip("/")[1:]}
+    return len(named & _SYSTEM_DIRS) >= 3
 
 
 def _is_root(operand: str, cwd: str | None) -> bool:

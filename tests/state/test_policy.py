@@ -52,6 +52,9 @@ DENIED = {
     "bash -c \"sh -c 'rm -rf /'\"": "rm-root",
     'ssh host "rm -rf /"': "rm-root",
     "echo $(rm -rf /)": "rm-root",
+    # `rm -rf /*` typed without quotes: the submitting shell expanded it before swarm saw it
+    "rm -rf /bin /boot /dev /etc /home /lib /proc /root /sbin /sys /tmp /usr /var": "rm-root",
+    "rm -r /etc/ /usr/ /var/": "rm-root",
     "mkfs.ext4 /dev/sdb1": "mkfs",
     "/sbin/mkfs -t xfs /dev/nvme0n1": "mkfs",
     ":(){ :|:& };:": "fork-bomb",
@@ -79,6 +82,8 @@ ALLOWED = [
     "printf 'rm -rf /'",
     "ls  # rm -rf /",
     'rm -rf "$DIR"/',  # what a variable holds is not known before it runs
+    "rm -rf /var/tmp/x /usr/local/build",  # under them, not them
+    "rm -rf /tmp /home/me/scratch",
 ]
 
 
