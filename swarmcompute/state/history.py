@@ -93,7 +93,7 @@ def prunable(table: JobTable, *, keep_jobs: int, keep_s: float, now: float, limi
     leader asks this once a second). Kept past the bounds: what an unfinished job waits on, and
     the ended elements of an array still running (``JobTable.running_arrays``), removed once it
     has ended, as a whole: the bound holds again then. While such an array runs, each look walks
-    its ended elements (a set lookup each: about 2 ms a second for 10,000)."""
+    its ended elements: 18-19 ms for 15,000 of a 20,001-element array, once a second."""
     oldest = next(table.finished_jobs(), None)
     if oldest is None or (table.finished_count <= keep_jobs and finished_at(oldest) >= now - keep_s):
         return []
