@@ -1300,10 +1300,28 @@ def cp(
             _call(lambda: client.fetch_to(job, path, sys.stdout.buffer, attempt))
         except BrokenPipeError:
             raise typer.Exit(141) from None
+        _not_kept_under(client, job, path, attempt)
         return
     written = _call(lambda: client.fetch(job, path, dest, attempt))
     if as_json:
         _print_json({"written": written})
+    _not_kept_under(client, job, path, attempt)
+
+
+def _not_kept_under(client: Any, job: str, path: str, attempt: int | None) -> None:
+    """After `swarm cp JOB:DIR` copied what was kept: each file under DIR that its node did not
+    keep (over the cap, a link) said in a `swarm: not kept: PATH: WHY` line, and exit 3, as
+    `swarm run --download` does: the rest was copied without a word, as if that was all of it."""
+    from swarmcompute.limits import printable
+
+    want = path.strip("/")
+    want = "" if want == "." else want
+    listing = _call(lambda: client.files(job, attempt))
+    lost = [d for d in listing["dropped"] if not want or d["path"] == want or d["path"].startswith(want + "/")]
+    for d in lost:
+        typer.echo(f"swarm: not kept: {printable(d['path'])}: {printable(d['why'])}", err=True)
+    if lost:
+        raise typer.Exit(3)
 
 
 def _call(fn: Callable[[], Any]) -> Any:

@@ -157,6 +157,13 @@ def test_download_says_what_the_node_did_not_keep_and_exits_3_and_cp_says_why(
         2,
         "swarm: not kept: out/l: a symbolic link: links are not followed or kept\n",
     )
+    # the directory: what was kept is copied, and what was not is said (it was copied without a word)
+    whole = swarm(n0, "cp", f"{job}:out", str(tmp_path / "again"))
+    assert (whole.returncode, whole.stderr) == (
+        3,
+        "swarm: not kept: out/l: a symbolic link: links are not followed or kept\n",
+    )
+    assert (tmp_path / "again" / "k.txt").read_text() == "k\n"
 
 
 def test_swarm_cp_lists_a_dropped_file_whose_name_holds_an_escape_sequence_made_safe(
