@@ -1288,39 +1288,37 @@ def cp(
             return
         for f in listing["files"]:
             typer.echo(f"{format_size(f['size']):>8}  {f['path']}")
-        from swarmcompute.limits import printable
-
-        for f in listing["dropped"]:  # a name the job chose, escape sequences included: made safe
-            typer.echo(f"swarm: not kept: {printable(f['path'])}: {printable(f['why'])}", err=True)
+        _say_not_kept(listing["dropped"], then_exit=False)
         return
+    from swarmcompute.api.lean_client import job_ref
+    from swarmcompute.files import transfer
+
+    ref = _call(lambda: job_ref(job))
     if dest == "-":  # to stdout, as docker cp: a file's bytes, a directory as a tar archive
         if as_json:
             raise _fail("--json lists the files written: it does not go with `-` (stdout) as DEST")
         try:
-            _call(lambda: client.fetch_to(job, path, sys.stdout.buffer, attempt))
+            lost = _call(lambda: transfer.fetch_to(client, ref, path, sys.stdout.buffer, attempt))
         except BrokenPipeError:
             raise typer.Exit(141) from None
-        _not_kept_under(client, job, path, attempt)
+        _say_not_kept(lost)
         return
-    written = _call(lambda: client.fetch(job, path, dest, attempt))
+    written, lost = _call(lambda: transfer.fetch_all(client, ref, path, dest, attempt))
     if as_json:
         _print_json({"written": written})
-    _not_kept_under(client, job, path, attempt)
+    _say_not_kept(lost)
 
 
-def _not_kept_under(client: Any, job: str, path: str, attempt: int | None) -> None:
-    """After `swarm cp JOB:DIR` copied what was kept: each file under DIR that its node did not
-    keep (over the cap, a link) said in a `swarm: not kept: PATH: WHY` line, and exit 3, as
-    `swarm run --download` does: the rest was copied without a word, as if that was all of it."""
+def _say_not_kept(lost: list[dict[str, Any]], *, then_exit: bool = True) -> None:
+    """Each file a job wrote that its node did not keep (over the cap, a link) in a `swarm: not
+    kept: PATH: WHY` line, names made safe (the job chose them, escape sequences included); after
+    `swarm cp JOB:DIR` copied what was kept (``then_exit``), exit 3, as `swarm run --download`
+    does: the rest was copied without a word, as if that was all of it."""
     from swarmcompute.limits import printable
 
-    want = path.strip("/")
-    want = "" if want == "." else want
-    listing = _call(lambda: client.files(job, attempt))
-    lost = [d for d in listing["dropped"] if not want or d["path"] == want or d["path"].startswith(want + "/")]
     for d in lost:
         typer.echo(f"swarm: not kept: {printable(d['path'])}: {printable(d['why'])}", err=True)
-    if lost:
+    if lost and then_exit:
         raise typer.Exit(3)
 
 

@@ -182,6 +182,14 @@ def fetch(client: Client, ref: str, path: str, dest: str | os.PathLike[str], att
     """Copy ``path`` (a file, or a directory of files; "" or "." for all) that the job left to
     ``dest``, as ``docker cp`` does: into ``dest`` when it is a directory, else as ``dest``.
     Returns the local paths written."""
+    return fetch_all(client, ref, path, dest, attempt)[0]
+
+
+def fetch_all(
+    client: Client, ref: str, path: str, dest: str | os.PathLike[str], attempt: int | None = None
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """``fetch``, and the files under ``path`` the job wrote but its node did not keep (`swarm cp`
+    says them, from the listing it copied by: no second request)."""
     listing, want, entries = _wanted(client, ref, path, attempt)
     dest = os.fspath(dest)
     single = len(entries) == 1 and entries[0]["path"] == want
@@ -192,20 +200,22 @@ def fetch(client: Client, ref: str, path: str, dest: str | os.PathLike[str], att
         base = os.path.join(dest, os.path.basename(want)) if want and os.path.isdir(dest) else dest
         cut = len(want) + 1 if want else 0
         plan = [(f, os.path.join(base, f["path"][cut:])) for f in entries]
-    return _write_all(client, ref, listing["attempt"], plan)
+    return _write_all(client, ref, listing["attempt"], plan), _under(listing["dropped"], want)
 
 
-def fetch_to(client: Client, ref: str, path: str, out: BinaryIO, attempt: int | None = None) -> None:
+def fetch_to(client: Client, ref: str, path: str, out: BinaryIO, attempt: int | None = None) -> list[dict[str, Any]]:
     """``fetch`` to a stream (`swarm cp JOB:PATH -`): a file's bytes as they are, a directory (or
-    "." for all) as a tar archive of its files under its own name, as ``docker cp ... -`` writes."""
+    "." for all) as a tar archive of its files under its own name, as ``docker cp ... -`` writes;
+    returns the files under ``path`` its node did not keep (as ``fetch_all``)."""
     import tarfile
 
     listing, want, entries = _wanted(client, ref, path, attempt)
+    lost = _under(listing["dropped"], want)
     with client._files_link() as link:
         if len(entries) == 1 and entries[0]["path"] == want:
             link.read(ref, listing["attempt"], entries[0], out.write)
             out.flush()  # here, where a closed pipe is the caller's to handle, not at exit
-            return
+            return lost
         top = os.path.basename(want)
         cut = len(want) + 1 if want else 0
         now = int(time.time())
@@ -221,6 +231,7 @@ def fetch_to(client: Client, ref: str, path: str, out: BinaryIO, attempt: int | 
             out.write(b"\0" * (-sent % tarfile.BLOCKSIZE))
         out.write(b"\0" * (2 * tarfile.BLOCKSIZE))
     out.flush()
+    return lost
 
 
 def _wanted(
@@ -230,9 +241,9 @@ def _wanted(
     listing = files(client, ref, attempt)
     want = path.strip("/")
     want = "" if want == "." else want
-    entries = [f for f in listing["files"] if not want or f["path"] == want or f["path"].startswith(want + "/")]
+    entries = _under(listing["files"], want)
     if not entries:
-        dropped = [d for d in listing["dropped"] if not want or d["path"] == want or d["path"].startswith(want + "/")]
+        dropped = _under(listing["dropped"], want)
         if dropped:  # the job wrote it, its node did not keep it: the reason, not "left no"
             said = "; ".join(f"{d['path']}: {d['why']}" for d in dropped[:3])
             more = f" (and {len(dropped) - 3} more: `swarm cp {ref}:` lists them)" if len(dropped) > 3 else ""
@@ -241,6 +252,11 @@ def _wanted(
             f"job {listing['job_id']} attempt {listing['attempt']} left no {path!r}: `swarm cp {ref}:` lists what it left"
         )
     return listing, want, entries
+
+
+def _under(listed: list[dict[str, Any]], want: str) -> list[dict[str, Any]]:
+    """The entries of ``listed`` that are ``want`` or under it (all of them for "")."""
+    return [f for f in listed if not want or f["path"] == want or f["path"].startswith(want + "/")]
 
 
 def download(client: Client, ref: str, patterns: Sequence[str], dest: str = ".") -> list[str]:
