@@ -81,8 +81,7 @@ def authenticate(tokens: ApiTokens, header: str | None, now: float, *, write: bo
     token = tokens.by_digest(digest(value))
     if token is None:
         raise ApiAuthError("unknown or revoked API token: see `swarm api-token list`")
-    if token.expires_at is not None and now >= token.expires_at:
-        raise ApiAuthError(f"the API token {token.name!r} has expired: create a new one with `swarm api-token create`")
+    _check_expiry(token, now)
     if write and token.read_only:
         raise ApiForbiddenError(f"the API token {token.name!r} is read-only: use a token created without --read-only")
     return token
@@ -94,5 +93,9 @@ def still_valid(tokens: ApiTokens, token: ApiToken, now: float) -> None:
     a revocation ends it within seconds rather than when the client next reconnects."""
     if tokens.by_digest(token.digest) is None:
         raise ApiAuthError(f"the API token {token.name!r} was revoked: see `swarm api-token list`")
+    _check_expiry(token, now)
+
+
+def _check_expiry(token: ApiToken, now: float) -> None:
     if token.expires_at is not None and now >= token.expires_at:
         raise ApiAuthError(f"the API token {token.name!r} has expired: create a new one with `swarm api-token create`")

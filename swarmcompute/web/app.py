@@ -528,13 +528,16 @@ class Api:
         every ``KEEPALIVE_S`` of silence; it ends early when the server closes, and with
         ``ApiAuthError`` within ``TOKEN_RECHECK_S`` of ``token``'s revocation or expiry."""
         closing = asyncio.ensure_future(self.closing.wait())
-        said = time.monotonic()
+        said = checked = time.monotonic()
         try:
             while True:
-                await asyncio.wait({pending, closing}, timeout=TOKEN_RECHECK_S, return_when=asyncio.FIRST_COMPLETED)
+                next_check = max(0.0, checked + TOKEN_RECHECK_S - time.monotonic())
+                await asyncio.wait({pending, closing}, timeout=next_check, return_when=asyncio.FIRST_COMPLETED)
                 if closing.done():
                     return
-                tokens.still_valid(self.daemon.table.api_tokens, token, self.daemon.leader_time())
+                if time.monotonic() - checked >= TOKEN_RECHECK_S:  # not per chunk: a log is thousands
+                    tokens.still_valid(self.daemon.table.api_tokens, token, self.daemon.leader_time())
+                    checked = time.monotonic()
                 if not pending.done():
                     if time.monotonic() - said >= KEEPALIVE_S:
                         said = time.monotonic()
@@ -670,7 +673,7 @@ class Api:
                 try:
                     tokens.still_valid(daemon.table.api_tokens, token, daemon.leader_time())
                 except errors.ApiAuthError as exc:
-                    yield f"event: error\ndata: {json.dumps({'code': type(exc).__name__, 'detail': str(exc)})}\n\n"
+                    yield _sse_error(exc)
                     return
                 status = daemon.status()
                 status["recent_jobs"] = await self.control.views(daemon.table.open_first(limit), token.uid)
@@ -787,6 +790,11 @@ def _output_event(
     return f"event: output\ndata: {json.dumps(body)}\n\n"
 
 
+def _sse_error(exc: errors.SwarmError) -> str:
+    """The ``error`` event a stream ends with: the problem's ``code`` and ``detail``."""
+    return f"event: error\ndata: {json.dumps({'code': type(exc).__name__, 'detail': str(exc)})}\n\n"
+
+
 async def _sse_output(items: AsyncIterator[Any]) -> AsyncIterator[str]:
     """``output`` (``attempt``, ``stream``, ``text``, and ``b64`` where the text is not the
     output's bytes: ``_output_event``), ``attempt``, ``notice`` and, last, ``end`` (the job, as
@@ -807,7 +815,7 @@ async def _sse_output(items: AsyncIterator[Any]) -> AsyncIterator[str]:
                 yield left
             return
         except errors.SwarmError as exc:
-            yield f"event: error\ndata: {json.dumps({'code': type(exc).__name__, 'detail': str(exc)})}\n\n"
+            yield _sse_error(exc)
             return
         match item:
             case None:
